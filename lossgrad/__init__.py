@@ -1,0 +1,27 @@
+"""lossgrad: loss functions and their gradients, as the frameworks compute them and as they truly are.
+
+    >>> import lossgrad
+    >>> r = lossgrad.bce([0, 1], [-2.0, 3.0], from_logits=True)
+    >>> r.value, r.grad
+"""
+
+from .api import Evaluator, Result, bce, ce, evaluate, mse
+from .conventions import CONVENTIONS
+from .errors import InputError, LossgradError, OptionError
+from .losses import LOSSES
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "CONVENTIONS",
+    "Evaluator",
+    "InputError",
+    "LOSSES",
+    "LossgradError",
+    "OptionError",
+    "Result",
+    "bce",
+    "ce",
+    "evaluate",
+    "mse",
+]

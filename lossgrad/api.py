@@ -1,0 +1,260 @@
+"""One path for data: arrays -> domain checks -> loss and gradient -> reduction.
+
+`Evaluator` takes a batch in chunks (the CLI streams CSV through it); `evaluate` is the one-call form the Python
+API and inline input use.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import conventions
+from .errors import InputError, OptionError
+from .losses import LOSSES, DomainError, Parts
+from .reduction import REDUCTIONS, Total, reduce
+
+DTYPES = {"float64": np.float64, "float32": np.float32}
+LABELS = ("auto", "index", "onehot")
+
+
+def _choice(option: str, value: str, choices, what: str) -> str:
+    if value not in choices:
+        raise OptionError(option, f"unknown {what} {value!r}; choose one of {', '.join(choices)}")
+    return value
+
+
+class Evaluator:
+    """A loss with its options, fed one chunk of samples at a time."""
+
+    def __init__(
+        self,
+        loss: str,
+        *,
+        from_logits: bool = False,
+        reduction: str = "mean",
+        convention: str = "exact",
+        eps: float | None = None,
+        dtype: str = "float64",
+        labels: str = "auto",
+    ):
+        self.loss = LOSSES.get(_choice("LOSS", loss, LOSSES, "loss"))
+        self.reduction = _choice("--reduction", reduction, REDUCTIONS, "reduction")
+        self.dtype_name = _choice("--dtype", dtype, DTYPES, "dtype")
+        self.dtype = DTYPES[dtype]
+        self.labels = _choice("--labels", labels, LABELS, "label layout")
+        if labels != "auto" and self.loss.kind != "rows":
+            raise OptionError("--labels", f"applies to ce only, not to {loss}")
+        if from_logits and not self.loss.has_logits:
+            raise OptionError("--from-logits", f"{loss} takes no logits; drop --from-logits")
+        self.from_logits = from_logits
+        try:
+            conv = conventions.get(convention)
+            conventions.require(conv, loss, "logits" if from_logits else "probs")
+        except conventions.UnsupportedError as e:
+            raise OptionError("--convention", str(e)) from None
+        if eps is not None:
+            if conv.eps is None:
+                clipping = [c.name for c in conventions.CONVENTIONS.values() if c.eps is not None]
+                raise OptionError("--eps", f"the {conv.name} convention does not clip; --eps applies to {', '.join(clipping)}")
+            if not (0 < eps < 0.5):
+                raise OptionError("--eps", f"must be in (0, 0.5), got {eps!r}")
+        self.conv = conventions.with_eps(conv, eps)
+        self.total = Total()
+        self.rows = 0
+        self.classes: int | None = None
+        self.first_infinite: tuple[int, int] | None = None
+        self.infinite = 0
+
+    @property
+    def rows_loss(self) -> bool:
+        return self.loss.kind == "rows"
+
+    def label_layout(self, target_cols: int, classes: int, first_column: np.ndarray | None = None) -> str:
+        """'index' or 'onehot' for ce targets with `target_cols` columns against `classes` prediction columns."""
+        if self.labels == "index" or (self.labels == "auto" and target_cols == 1 and classes != 1):
+            if target_cols != 1:
+                raise InputError("--labels", f"index labels need one target column, got {target_cols}")
+            return "index"
+        if target_cols != classes:
+            raise InputError(
+                "target",
+                f"one-hot/probability targets need one column per class ({classes}), got {target_cols}",
+            )
+        return "onehot"
+
+    def _targets(self, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray | None]:
+        """ce targets as rows of class probabilities, plus the class indexes when they were given as such."""
+        if self.label_layout(y.shape[1], classes) == "onehot":
+            return y, None
+        idx = y[:, 0]
+        bad = (idx != np.floor(idx)) | (idx < 0) | (idx >= classes)
+        if bad.any():
+            row = int(np.argmax(bad))
+            raise DomainError("target", row, 0, float(idx[row]), f"is not a class index: an integer in [0, {classes})")
+        idx = idx.astype(np.intp)
+        onehot = np.zeros((y.shape[0], classes))
+        onehot[np.arange(y.shape[0]), idx] = 1
+        return onehot, idx
+
+    def chunk(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
+        """Loss and per-element derivatives of one chunk (2-D arrays, samples x columns), not yet reduced.
+
+        Returns the parts, the targets as used (ce: probability rows), and the class indexes if given so.
+        Raises DomainError with chunk-relative row and column for values outside the loss's domain.
+        """
+        labels = None
+        if self.rows_loss:
+            y, labels = self._targets(y, p.shape[1])
+        elif y.shape != p.shape:
+            raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
+        y = y.astype(self.dtype, copy=False)
+        p = p.astype(self.dtype, copy=False)
+        self.loss.check(y, p, self.from_logits)
+        with np.errstate(over="ignore", under="ignore"):
+            parts = self.loss.compute(y, p, self.from_logits, self.conv)
+        self.total.add(parts.losses)
+        inf = np.isinf(parts.losses)
+        if inf.any():
+            self.infinite += int(inf.sum())
+            if self.first_infinite is None:
+                where = np.argwhere(inf.reshape(inf.shape[0], -1))[0]
+                self.first_infinite = (self.rows + int(where[0]), int(where[1]))
+        self.rows += p.shape[0]
+        self.classes = p.shape[1]
+        return parts, y, labels
+
+    @property
+    def n(self) -> int:
+        """The N of the mean: samples for row losses, elements otherwise."""
+        return self.total.n
+
+    def finish(self) -> tuple[float | None, int]:
+        """The reduced value and the divisor of the per-element derivatives."""
+        return reduce(self.total, self.reduction, self.n, self.dtype)
+
+    def warnings(self) -> list[str]:
+        if not self.infinite:
+            return []
+        row, col = self.first_infinite
+        hint = (
+            "pass logits with --from-logits, or reproduce a clipping framework with --convention keras"
+            if not self.from_logits
+            else "the loss overflows float range"
+        )
+        return [
+            f"{self.infinite} infinite loss{'es' if self.infinite > 1 else ''} (first at row {row}, column {col}): "
+            f"a probability of exactly 0 for a nonzero target; {hint}"
+        ]
+
+
+@dataclass
+class Result:
+    """A loss evaluated on a batch: what the CLI renders and the API returns."""
+
+    loss: str
+    convention: str
+    from_logits: bool
+    reduction: str
+    dtype: str
+    n: int
+    value: float | None
+    losses: np.ndarray
+    grad: np.ndarray
+    grad_logits: np.ndarray | None = None
+    prob: np.ndarray | None = None
+    target: np.ndarray | None = None
+    labels: np.ndarray | None = None
+    warnings: list = field(default_factory=list)
+
+    def __repr__(self) -> str:
+        return (
+            f"Result(loss={self.loss!r}, convention={self.convention!r}, reduction={self.reduction!r}, "
+            f"n={self.n}, value={self.value!r})"
+        )
+
+
+def run(ev: Evaluator, y: np.ndarray, p: np.ndarray) -> Result:
+    """Evaluate one in-memory batch (2-D arrays) and apply the reduction."""
+    parts, y_used, labels = ev.chunk(y, p)
+    value, divisor = ev.finish()
+    scale = lambda a: None if a is None else (a / a.dtype.type(divisor) if divisor != 1 else a)  # noqa: E731
+    return Result(
+        loss=ev.loss.name,
+        convention=ev.conv.name,
+        from_logits=ev.from_logits,
+        reduction=ev.reduction,
+        dtype=ev.dtype_name,
+        n=ev.n,
+        value=value,
+        losses=parts.losses,
+        grad=scale(parts.grad),
+        grad_logits=scale(parts.grad_logits),
+        prob=parts.prob,
+        target=y_used,
+        labels=labels,
+        warnings=ev.warnings(),
+    )
+
+
+def as_2d(loss: str, y, p) -> tuple[np.ndarray, np.ndarray, tuple]:
+    """Array-likes as 2-D samples x columns, and the predictions' original shape.
+
+    A 1-D vector is n samples of one output, except for row losses (ce), where a 1-D prediction is one sample's
+    row of classes and a 1-D target is class indexes (or, with as many entries as classes, that row's targets).
+    """
+    y = np.asarray(y, dtype=np.float64)
+    p = np.asarray(p, dtype=np.float64)
+    shape = p.shape
+    if p.ndim == 0 or y.ndim == 0 or p.ndim > 2 or y.ndim > 2:
+        raise InputError("pred" if p.ndim in (0,) or p.ndim > 2 else "target", "must be a vector or a matrix")
+    if LOSSES[loss].kind == "rows":
+        if p.ndim == 1:
+            p = p[None, :]
+            y = y.reshape(1, -1)
+        elif y.ndim == 1:
+            y = y[:, None]
+    else:
+        p = p.reshape(p.shape[0], -1)
+        y = y.reshape(y.shape[0], -1)
+    return y, p, shape
+
+
+def evaluate(loss: str, y, p, **options) -> Result:
+    """The loss `loss` of predictions `p` against targets `y`, with its gradient (see Evaluator for options)."""
+    ev = Evaluator(loss, **options)
+    y2, p2, shape = as_2d(loss, y, p)
+    for name, a in (("target", y2), ("pred", p2)):
+        if a.size == 0:
+            raise InputError(name, "is empty")
+        if not np.isfinite(a).all():
+            raise InputError(name, "contains NaN or infinity")
+    try:
+        result = run(ev, y2, p2)
+    except DomainError as e:
+        raise InputError(f"{e.which}[{e.row}, {e.col}]", f"{e.value!r} {e.what}") from None
+    result.grad = result.grad.reshape(shape)
+    if result.grad_logits is not None:
+        result.grad_logits = result.grad_logits.reshape(shape)
+    if ev.loss.kind != "rows":
+        result.losses = result.losses.reshape(shape)
+    return result
+
+
+def _public(name: str):
+    def fn(y, p, *, from_logits=False, reduction="mean", convention="exact", eps=None, dtype="float64", **kw):
+        return evaluate(
+            name, y, p, from_logits=from_logits, reduction=reduction, convention=convention, eps=eps, dtype=dtype, **kw
+        )
+
+    fn.__name__ = fn.__qualname__ = name
+    fn.__doc__ = f"{LOSSES[name].summary}. Returns a Result with value, losses and grad."
+    return fn
+
+
+mse = _public("mse")
+bce = _public("bce")
+ce = _public("ce")
+
+__all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce"]

@@ -1,0 +1,384 @@
+"""The command line: each loss is a command built from the registry; one boundary turns errors into one line.
+
+    lossgrad LOSS [OPTIONS]     the loss and its gradient, per element and reduced
+    lossgrad losses             the losses, their options and the conventions that support each
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import sys
+from dataclasses import dataclass
+from typing import Optional
+
+import typer
+
+from .errors import InputError, LossgradError, OptionError
+
+EXIT_USAGE = 2
+EXIT_INTERNAL = 70
+EXIT_INTERRUPT = 130
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    help="Loss functions and their gradients: per element, reduced, and as each framework computes them.",
+)
+
+
+@dataclass
+class Options:
+    target: Optional[str] = None
+    pred: Optional[str] = None
+    csv: Optional[str] = None
+    target_cols: Optional[str] = None
+    pred_cols: Optional[str] = None
+    from_logits: bool = False
+    labels: str = "auto"
+    reduction: str = "mean"
+    convention: str = "exact"
+    eps: Optional[float] = None
+    dtype: str = "float64"
+    format: Optional[str] = None
+    output: Optional[str] = None
+    explain: bool = False
+
+
+def _opt(name, annotation, default, *decls, help, logits=False, rows=False):
+    return (name, annotation, typer.Option(default, *decls, help=help), logits, rows)
+
+
+# (name, type, typer option, only for losses with logits, only for row losses)
+OPTIONS = [
+    _opt("target", Optional[str], None, "-y", "--target", help="Targets: numbers separated by commas or spaces; ';' between rows."),
+    _opt("pred", Optional[str], None, "-p", "--pred", help="Predictions (probabilities, logits with --from-logits, or values), same syntax."),
+    _opt("csv", Optional[str], None, "--csv", help="A CSV file, one sample per row; '-' reads stdin (piped stdin is read without it)."),
+    _opt("target_cols", Optional[str], None, "--target-cols", help="CSV target columns: names or 0-based indexes, comma separated, a:b ranges."),
+    _opt("pred_cols", Optional[str], None, "--pred-cols", help="CSV prediction columns, as --target-cols."),
+    _opt("from_logits", bool, False, "--from-logits", help="Predictions are logits: the sigmoid/softmax is part of the loss.", logits=True),
+    _opt("labels", str, "auto", "--labels", help="Targets are class indexes (index), rows (onehot), or decided from their shape (auto).", rows=True),
+    _opt("reduction", str, "mean", "-r", "--reduction", help="mean, sum or none."),
+    _opt("convention", str, "exact", "-c", "--convention", help="Whose numbers: exact, keras, tf-keras, torch or optax."),
+    _opt("eps", Optional[float], None, "--eps", help="The clipping epsilon of a clipping convention (Keras: 1e-7)."),
+    _opt("dtype", str, "float64", "--dtype", help="float64 or float32 arithmetic."),
+    _opt("format", Optional[str], None, "-f", "--format", help="table, json or csv [default: table on a terminal, else csv]."),
+    _opt("output", Optional[str], None, "-o", "--output", help="Write to this file (atomically) instead of stdout."),
+    _opt("explain", bool, False, "--explain", help="Print the formulas used before the results."),
+]
+
+
+def _make_loss_command(name: str, has_logits: bool, rows: bool):
+    def command(**kw):
+        run_loss(name, Options(**kw))
+
+    params = []
+    for opt_name, annotation, info, only_logits, only_rows in OPTIONS:
+        if (only_logits and not has_logits) or (only_rows and not rows):
+            continue
+        params.append(inspect.Parameter(opt_name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
+    command.__signature__ = inspect.Signature(params)
+    command.__annotations__ = {p.name: p.annotation for p in params}
+    command.__name__ = name
+    return command
+
+
+def _register_losses() -> None:
+    from .losses import LOSSES
+
+    for loss in LOSSES.values():
+        app.command(
+            loss.name,
+            help=f"{loss.summary[0].upper()}{loss.summary[1:]}.\n\nReproduces: {loss.reference}.",
+            epilog=EXAMPLES.get(loss.name),
+        )(_make_loss_command(loss.name, loss.has_logits, loss.kind == "rows"))
+
+
+EXAMPLES = {
+    "mse": "Example: lossgrad mse --target 0.11,0.01,0.59 --pred 0.12,0.35,0.61",
+    "bce": "Examples: lossgrad bce --from-logits -y 0,1,0,0 -p -18.6,0.51,2.94,-12.8 ; "
+    "lossgrad bce -c tf-keras -y 1,1,1 -p 1,1,0",
+    "ce": "Examples: lossgrad ce --from-logits -y 2,0 -p '0.3,-1.2,2.0;1.5,0.2,-0.4' ; "
+    "cat batch.csv | lossgrad ce --from-logits --format csv > per_row.csv",
+}
+
+
+@app.command("losses", help="List the losses, their options and the conventions that support each.")
+def losses_command(
+    format: Optional[str] = typer.Option(None, "-f", "--format", help="table or json [default: table]."),
+):
+    import json
+
+    from .conventions import CONVENTIONS
+    from .losses import LOSSES
+
+    rows = []
+    for loss in LOSSES.values():
+        modes = ["probs", "logits"] if loss.has_logits else ["values"]
+        support = {}
+        for mode in modes:
+            key = "probs" if mode == "values" else mode
+            support[mode] = [c.name for c in CONVENTIONS.values() if (loss.name, key) not in c.lacks]
+        rows.append({"loss": loss.name, "summary": loss.summary, "conventions": support})
+    if (format or "table") == "json":
+        sys.stdout.write(json.dumps(rows) + "\n")
+        return
+    if format not in (None, "table"):
+        raise OptionError("--format", f"unknown format {format!r}; choose table or json")
+    for row in rows:
+        sys.stdout.write(f"{row['loss']:<8}{row['summary']}\n")
+        for mode, convs in row["conventions"].items():
+            sys.stdout.write(f"{'':<8}  {mode}: {', '.join(convs)}\n")
+
+
+# ---------------------------------------------------------------- running a loss
+
+
+def _open_csv(path: Optional[str]):
+    """The CSV source: a file, '-' for stdin, or piped stdin when no input was named."""
+    from .inputs import CsvReader
+
+    if path is None or path == "-":
+        if path is None and sys.stdin.isatty():
+            raise InputError(
+                "", "no input: give --target and --pred, --csv FILE, or pipe CSV into lossgrad (see --help)"
+            )
+        return CsvReader(sys.stdin.buffer, "<stdin>")
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError:
+        raise InputError("--csv", f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError("--csv", f"{path} is a folder, not a CSV file") from None
+    except OSError as e:
+        raise InputError("--csv", f"{path}: {e.strerror}") from None
+    if os.path.isdir(path):
+        raise InputError("--csv", f"{path} is a folder, not a CSV file")
+    return CsvReader(f, path)
+
+
+def _domain_error(e, where: str):
+    return InputError(where, f"{e.value!r} {e.what}")
+
+
+def _from_inline(ev, o: Options):
+    import numpy as np
+
+    from .api import as_2d, run
+    from .inputs import inline_locator, parse_inline
+    from .losses import DomainError
+    from .render import Report
+
+    if o.target is None or o.pred is None:
+        missing, given = ("--pred", "--target") if o.pred is None else ("--target", "--pred")
+        raise InputError(missing, f"is missing ({given} was given); give both, or a CSV with --csv")
+    if o.csv is not None:
+        raise InputError("--csv", "cannot be combined with --target/--pred; use one or the other")
+    if o.target_cols or o.pred_cols:
+        raise InputError("--target-cols" if o.target_cols else "--pred-cols", "applies to CSV input only")
+    y, p = parse_inline(o.target, "--target"), parse_inline(o.pred, "--pred")
+    y2, p2, _ = as_2d(ev.loss.name, y, p)
+    if not ev.rows_loss and y2.shape != p2.shape:
+        raise InputError(
+            "--target",
+            f"has {_count(y)} but --pred has {_count(p)}; they must match, one target per prediction",
+        )
+    if ev.rows_loss and y.ndim == 1 and p.ndim == 2 and y.size != p.shape[0]:
+        raise InputError(
+            "--target",
+            f"has {y.size} class labels but --pred has {p.shape[0]} rows; give one label per row "
+            "(or ';' rows of one-hot targets)",
+        )
+    locate = inline_locator(y, p, y2, p2)
+    try:
+        result = run(ev, y2, p2)
+    except DomainError as e:
+        raise _domain_error(e, locate(e.which, e.row, e.col)) from None
+    flat = not ev.rows_loss and p.ndim == 1
+    names = [str(i) for i in range(p2.shape[1])]
+    return Report(result=result, pred=p2, pred_names=names, flat=flat, source="inline")
+
+
+def _count(a) -> str:
+    return f"{a.size} values" if a.ndim == 1 else f"{a.shape[0]} rows of {a.shape[1]}"
+
+
+def _from_csv(ev, o: Options):
+    import numpy as np
+
+    from .api import Result
+    from .inputs import _char_column, choose_layout, column_names
+    from .losses import DomainError
+    from .render import Report
+
+    reader = _open_csv(o.csv)
+    chunks = reader.chunks()
+    first = next(chunks, None)
+    if first is None:
+        raise InputError(reader.name, "has a header but no data rows")
+    layout = choose_layout(reader, first, ev.loss.kind, ev.labels, o.target_cols, o.pred_cols)
+    if layout.labels:
+        ev.labels = layout.labels
+    if ev.loss.kind == "elementwise" and len(layout.target) != len(layout.pred):
+        raise InputError(
+            "--target-cols",
+            f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
+        )
+    parts_list, ys, labels, preds = [], [], [], []
+    for chunk in _chain(first, chunks):
+        y = chunk.data[:, layout.target]
+        p = chunk.data[:, layout.pred]
+        try:
+            parts, y_used, lab = ev.chunk(y, p)
+        except DomainError as e:
+            file_col = (layout.target if e.which == "target" else layout.pred)[e.col]
+            text = chunk.texts[e.row]
+            raise _domain_error(e, reader.where(chunk.linenos[e.row], _char_column(text, file_col))) from None
+        parts_list.append(parts)
+        ys.append(y_used)
+        preds.append(p)
+        labels.append(lab)
+    value, divisor = ev.finish()
+    cat = lambda name: None if getattr(parts_list[0], name) is None else np.concatenate(  # noqa: E731
+        [getattr(x, name) for x in parts_list]
+    )
+    scale = lambda a: None if a is None else (a / a.dtype.type(divisor) if divisor != 1 else a)  # noqa: E731
+    result = Result(
+        loss=ev.loss.name,
+        convention=ev.conv.name,
+        from_logits=ev.from_logits,
+        reduction=ev.reduction,
+        dtype=ev.dtype_name,
+        n=ev.n,
+        value=value,
+        losses=cat("losses"),
+        grad=scale(cat("grad")),
+        grad_logits=scale(cat("grad_logits")),
+        prob=cat("prob"),
+        target=np.concatenate(ys),
+        labels=None if labels[0] is None else np.concatenate(labels),
+        warnings=ev.warnings(),
+    )
+    pred = np.concatenate(preds)
+    flat = not ev.rows_loss and pred.shape[1] == 1
+    return Report(result=result, pred=pred, pred_names=column_names(reader.header, layout.pred), flat=flat, source=reader.name)
+
+
+def _chain(first, rest):
+    yield first
+    yield from rest
+
+
+def run_loss(name: str, o: Options) -> None:
+    from .api import Evaluator
+    from .render import check_format, csv_header, csv_rows, default_format, open_output, to_json, to_table, value_line
+
+    fmt = check_format(o.format) if o.format else default_format(o.output)
+    ev = Evaluator(
+        name,
+        from_logits=o.from_logits,
+        reduction=o.reduction,
+        convention=o.convention,
+        eps=o.eps,
+        dtype=o.dtype,
+        labels=o.labels,
+    )
+    inline = o.target is not None or o.pred is not None
+    rep = _from_inline(ev, o) if inline else _from_csv(ev, o)
+    r = rep.result
+    for w in r.warnings:
+        sys.stderr.write(f"warning: {w}\n")
+    explain = ev.loss.formulas(ev.from_logits, ev.conv) + _reduction_formula(r) if o.explain else None
+    if explain and fmt != "table":
+        sys.stderr.write("".join(line + "\n" for line in explain))
+    with open_output(o.output) as out:
+        if fmt == "json":
+            out.write(to_json(rep))
+        elif fmt == "csv":
+            out.write(csv_header(ev.loss.kind, rep.pred_names))
+            out.write(csv_rows(ev.loss.kind, r.losses, r.grad.reshape(rep.pred.shape)))
+        else:
+            to_table(rep, out, explain)
+    if fmt == "csv":
+        sys.stderr.write(value_line(r) + "\n")
+
+
+def _reduction_formula(r) -> list[str]:
+    if r.reduction == "mean":
+        return [f"J = (1/N) Σᵢ ℓᵢ,  ∂J/∂xᵢ = (∂ℓᵢ/∂xᵢ) / N,  N = {r.n}"]
+    if r.reduction == "sum":
+        return ["J = Σᵢ ℓᵢ,  ∂J/∂xᵢ = ∂ℓᵢ/∂xᵢ"]
+    return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
+
+
+_register_losses()
+
+
+# ---------------------------------------------------------------- the one error boundary
+
+
+def main(argv: Optional[list] = None) -> None:
+    """Entry point: runs the app, turns every failure into one line and an exit status."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    if debug:
+        args.remove("--debug")
+    from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
+
+    code = 0
+    try:
+        command = typer.main.get_command(app)
+        rv = command.main(args=args, prog_name="lossgrad", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
+    except LossgradError as e:
+        code = _error(str(e))
+    except click_exc.NoArgsIsHelpError as e:
+        sys.stdout.write(e.format_message() + "\n") if hasattr(e, "format_message") else None
+        code = 0
+    except click_exc.UsageError as e:
+        code = _error(_usage_message(e))
+    except click_exc.Abort:
+        code = EXIT_INTERRUPT
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPT
+    except BrokenPipeError:
+        _quiet_stdout()
+        code = 0
+    except Exception as e:  # a bug: one line, the traceback only with --debug
+        if debug:
+            raise
+        code = EXIT_INTERNAL
+        sys.stderr.write(
+            f"error: internal failure ({type(e).__name__}: {e}); this is a bug in lossgrad: please report it "
+            "with the command line (rerun with --debug for the traceback)\n"
+        )
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _quiet_stdout()
+    sys.exit(code)
+
+
+def _error(message: str) -> int:
+    sys.stderr.write(f"error: {message}\n")
+    return EXIT_USAGE
+
+
+def _usage_message(e) -> str:
+    msg = e.format_message()
+    cmd = getattr(e, "ctx", None)
+    if cmd is not None and cmd.command_path and "No such command" not in msg:
+        return f"{msg} (see '{cmd.command_path} --help')"
+    if "No such command" in msg:
+        from .losses import LOSSES
+
+        return f"{msg.rstrip('.')}; the losses are {', '.join(LOSSES)} (and the commands: losses)"
+    return msg
+
+
+def _quiet_stdout() -> None:
+    # the reader went away (| head): point stdout at /dev/null so the interpreter's final flush is silent
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())

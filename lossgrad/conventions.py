@@ -1,0 +1,124 @@
+"""Whose numbers to reproduce: each framework's choices, as data.
+
+A convention is the full set of choices one framework makes for a loss: where it clips, what it adds inside a
+logarithm, where it clamps, how its autodiff treats a clip at the boundary. The losses read these fields; they
+never test a convention's name.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Convention:
+    name: str
+    title: str
+    # clip p to [eps, 1 - eps] before taking logs (Keras); None: no clip
+    eps: float | None = None
+    # gradient of the clip when p is exactly eps or 1 - eps: TF passes it (1), PyTorch 0, JAX 0.5
+    clip_tie_grad: float = 1.0
+    # tf-keras adds eps again inside both logs of bce: log(p + eps), log(1 - p + eps)
+    log_eps: bool = False
+    # PyTorch clamps each log of bce at -100 ...
+    log_clamp: float | None = None
+    # ... and its backward divides by max(p(1 - p), floor); the floor is the float 1e-12 (float32 in the kernel)
+    grad_floor: float | None = None
+    # bce on probabilities: "exact" (true log1p), "keras" (log(1 - p) after the clip), "torch" (log1p, clamped)
+    bce_probs: str | None = "exact"
+    # bce from logits: "exact" (split on sign, no cancellation), or the framework's own arrangement of
+    # max(z,0) - z*y + log1p(e^-|z|) and its gradient: "tf", "torch", "optax"
+    bce_logits: str | None = "exact"
+    # ce on probabilities: "exact" (-sum y log p) or "keras" (rows divided by their sum, then clipped)
+    ce_probs: str | None = "exact"
+    # ce from logits: "exact", "autodiff" (softmax * sum(y) - y) or "fused" (TF's kernel: softmax - y)
+    ce_logits: str | None = "exact"
+    # a short reason for each (loss, mode) the framework lacks, shown as the error
+    lacks: dict = field(default_factory=dict)
+
+
+EXACT = Convention(name="exact", title="exact mathematics")
+
+KERAS = Convention(
+    name="keras",
+    title="Keras 3 (keras 3.x, tf.keras in TF >= 2.16)",
+    eps=1e-7,
+    clip_tie_grad=1.0,
+    bce_probs="keras",
+    bce_logits="tf",
+    ce_probs="keras",
+    ce_logits="fused",
+)
+
+TF_KERAS = Convention(
+    name="tf-keras",
+    title="tf-keras (Keras 2, tf.keras in TF <= 2.15)",
+    eps=1e-7,
+    clip_tie_grad=1.0,
+    log_eps=True,
+    bce_probs="keras",
+    bce_logits="tf",
+    ce_probs="keras",
+    ce_logits="fused",
+)
+
+TORCH = Convention(
+    name="torch",
+    title="PyTorch (torch.nn.functional)",
+    log_clamp=-100.0,
+    grad_floor=float.fromhex("0x1.197998p-40"),  # float32(1e-12) = 9.99999996e-13, as the CPU kernel has it
+    bce_probs="torch",
+    bce_logits="torch",
+    ce_probs=None,
+    ce_logits="autodiff",
+    lacks={
+        ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
+        "pass logits with --from-logits",
+    },
+)
+
+OPTAX = Convention(
+    name="optax",
+    title="optax (JAX)",
+    bce_probs=None,
+    bce_logits="optax",
+    ce_probs=None,
+    ce_logits="autodiff",
+    lacks={
+        ("bce", "probs"): "optax has no bce on probabilities (only sigmoid_binary_cross_entropy on logits); "
+        "pass logits with --from-logits",
+        ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
+        "pass logits with --from-logits",
+    },
+)
+
+CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}
+
+
+class UnsupportedError(ValueError):
+    """The chosen convention has no such loss or mode."""
+
+
+def get(name: str) -> Convention:
+    try:
+        return CONVENTIONS[name]
+    except KeyError:
+        raise UnsupportedError(
+            f"unknown convention {name!r}; choose one of {', '.join(CONVENTIONS)}"
+        ) from None
+
+
+def require(conv: Convention, loss: str, mode: str) -> None:
+    """Raise when `conv` lacks `loss` in `mode` ('probs' or 'logits')."""
+    reason = conv.lacks.get((loss, mode))
+    if reason:
+        raise UnsupportedError(reason)
+
+
+def with_eps(conv: Convention, eps: float | None) -> Convention:
+    """`conv` with its clipping epsilon overridden by --eps."""
+    if eps is None:
+        return conv
+    from dataclasses import replace
+
+    return replace(conv, eps=eps)

@@ -1,0 +1,74 @@
+"""What every loss provides, and the registry the CLI and the API read."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+
+@dataclass
+class Parts:
+    """One batch of a loss, before reduction.
+
+    losses: per element (elementwise losses) or per sample (row losses such as ce).
+    grad: derivative of the *sum* of `losses` with respect to the predictions as given (same shape).
+    grad_logits: for losses on probabilities, the derivative with respect to the logits behind them.
+    prob: sigmoid/softmax of the logits, when the predictions are logits.
+    """
+
+    losses: np.ndarray
+    grad: np.ndarray
+    grad_logits: np.ndarray | None = None
+    prob: np.ndarray | None = None
+
+
+class DomainError(ValueError):
+    """An input value outside the loss's domain: which array, where (row, column) and what is wrong."""
+
+    def __init__(self, which: str, row: int, col: int, value: float, what: str):
+        super().__init__(what)
+        self.which, self.row, self.col, self.value, self.what = which, row, col, value, what
+
+
+def first_bad(which: str, bad: np.ndarray, values: np.ndarray, what: str) -> None:
+    """Raise DomainError at the first True of `bad` (a 2-D mask over `values`)."""
+    if bad.any():
+        row, col = np.argwhere(bad)[0]
+        raise DomainError(which, int(row), int(col), float(values[row, col]), what)
+
+
+@dataclass(frozen=True)
+class Loss:
+    """A loss as the rest of lossgrad sees it.
+
+    kind: "elementwise" (targets and predictions have the same shape, one loss per element, N = elements)
+          or "rows" (one loss per sample row over C classes, N = samples; targets may be class indexes).
+    compute(y, p, from_logits, conv) -> Parts, on 2-D arrays (samples x outputs).
+    check(y, p, from_logits) raises DomainError for inputs outside the loss's domain.
+    formulas(from_logits, conv) -> list of lines for --explain.
+    """
+
+    name: str
+    summary: str
+    kind: str
+    compute: Callable
+    check: Callable
+    formulas: Callable
+    has_logits: bool
+    reference: str
+
+
+LOSSES: dict[str, Loss] = {}
+
+
+def register(loss: Loss) -> Loss:
+    LOSSES[loss.name] = loss
+    return loss
+
+
+def xlogy(x: np.ndarray, logv: np.ndarray) -> np.ndarray:
+    """x * logv with 0 * log(0) taken as 0 (a zero-weight term contributes nothing, even at p = 0)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(x == 0, 0, x * logv)

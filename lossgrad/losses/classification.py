@@ -1,0 +1,284 @@
+"""Cross entropies: binary (bce) on probabilities or logits, softmax (ce) on probability rows or logits.
+
+The `exact` forms follow docs numerics.md: no clipping, no cancellation. The framework forms reproduce what each
+framework's kernel or autodiff computes, as selected by the fields of the Convention.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import Loss, Parts, first_bad, register, xlogy
+
+
+def _clip_grad(p: np.ndarray, lo: float, hi: float, tie: float) -> np.ndarray:
+    """Derivative of clip(p, lo, hi) as the framework's autodiff gives it: 1 inside, 0 outside, `tie` at lo or hi."""
+    inside = np.where((p > lo) & (p < hi), 1.0, 0.0)
+    return np.where((p == lo) | (p == hi), tie, inside).astype(p.dtype, copy=False)
+
+
+# ---------------------------------------------------------------- bce
+
+
+def _bce_probs_exact(y, p):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # log1p(-p) keeps log(1 - p) accurate for small p; 0 * log 0 is 0
+        losses = -(xlogy(y, np.log(p)) + xlogy(1 - y, np.log1p(-p)))
+        # one division, no difference of two large quotients; 1 - p is exact for p >= 1/2
+        grad = (p - y) / (p * (1 - p))
+    # at p = y = 0 or p = y = 1 the quotient is 0/0; the limit is 1/(1 - p) = 1 or -1/p = -1
+    grad = np.where((p == 0) & (y == 0), 1, grad)
+    grad = np.where((p == 1) & (y == 1), -1, grad).astype(p.dtype, copy=False)
+    return losses, grad, p - y
+
+
+def _bce_probs_keras(y, p, conv):
+    eps = p.dtype.type(conv.eps)
+    one = p.dtype.type(1)
+    hi = one - eps
+    pc = np.clip(p, eps, hi)
+    # tf-keras adds eps again inside both logs; Keras 3 does not
+    a = eps if conv.log_eps else p.dtype.type(0)
+    losses = -(y * np.log(pc + a) + (1 - y) * np.log(1 - pc + a))
+    dpc = -y / (pc + a) + (1 - y) / (1 - pc + a)
+    grad = dpc * _clip_grad(p, eps, hi, conv.clip_tie_grad)
+    return losses, grad, grad * p * (1 - p)
+
+
+def _bce_probs_torch(y, p, conv):
+    clamp = conv.log_clamp
+    with np.errstate(divide="ignore"):
+        # binary_cross_entropy_out_cpu: each log clamped at -100, so p = 0 with y = 1 costs 100
+        losses = (y - 1) * np.maximum(np.log1p(-p), clamp) - y * np.maximum(np.log(p), clamp)
+    # binary_cross_entropy_backward: (p - y) / max((1 - p) p, 1e-12), never infinite
+    grad = (p - y) / np.maximum((1 - p) * p, p.dtype.type(conv.grad_floor))
+    return losses, grad, grad * p * (1 - p)
+
+
+def _sigmoid_parts(z):
+    """e = exp(-|z|) once, and from it sigma(z) and sigma(-z) without cancellation."""
+    e = np.exp(-np.abs(z))
+    big = 1 / (1 + e)  # sigma(|z|)
+    small = e / (1 + e)  # sigma(-|z|)
+    pos = z >= 0
+    return e, pos, np.where(pos, big, small), np.where(pos, small, big)
+
+
+def _bce_logits_exact(y, z):
+    e, pos, sz, smz = _sigmoid_parts(z)
+    # split on the sign so that z*(1 - y) and -z*y never cancel against each other
+    losses = np.where(pos, z * (1 - y), -z * y) + np.log1p(e)
+    # sigma(z) - y cancels when sigma(z) ~ y (z = 40, y = 1 gives 0); this form keeps the -4.25e-18
+    grad = (1 - y) * sz - y * smz
+    return losses, grad, sz
+
+
+def _bce_logits_tf(y, z):
+    # tf.nn.sigmoid_cross_entropy_with_logits: relu(z) - z*y + log1p(exp(-|z|)), differentiated by autodiff
+    e, pos, sz, smz = _sigmoid_parts(z)
+    losses = np.where(pos, z, 0) - z * y + np.log1p(e)
+    grad = (np.where(pos, 1, 0) - y) + np.where(pos, -1, 1) * (e / (1 + e))
+    return losses, grad.astype(z.dtype, copy=False), sz
+
+
+def _bce_logits_torch(y, z):
+    # binary_cross_entropy_with_logits: (1 - y) z - log_sigmoid(z); backward sigma(z) - y
+    e, pos, sz, smz = _sigmoid_parts(z)
+    losses = (1 - y) * z + (np.maximum(-z, 0) + np.log1p(e))
+    return losses, sz - y, sz
+
+
+def _bce_logits_optax(y, z):
+    # sigmoid_binary_cross_entropy: -y log_sigmoid(z) - (1 - y) log_sigmoid(-z); jax's gradient of
+    # log_sigmoid(z) is sigma(-z), so autodiff gives (1 - y) sigma(z) - y sigma(-z)
+    e, pos, sz, smz = _sigmoid_parts(z)
+    sp_neg = np.maximum(-z, 0) + np.log1p(e)  # softplus(-z) = -log_sigmoid(z)
+    sp_pos = np.maximum(z, 0) + np.log1p(e)  # softplus(z) = -log_sigmoid(-z)
+    losses = y * sp_neg + (1 - y) * sp_pos
+    return losses, -y * smz + (1 - y) * sz, sz
+
+
+_BCE_LOGITS = {"exact": _bce_logits_exact, "tf": _bce_logits_tf, "torch": _bce_logits_torch, "optax": _bce_logits_optax}
+_BCE_PROBS = {"exact": lambda y, p, conv: _bce_probs_exact(y, p), "keras": _bce_probs_keras, "torch": _bce_probs_torch}
+
+
+def bce_compute(y, p, from_logits, conv) -> Parts:
+    if from_logits:
+        losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
+        return Parts(losses=losses, grad=grad, prob=prob)
+    losses, grad, grad_logits = _BCE_PROBS[conv.bce_probs](y, p, conv)
+    return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
+
+
+def bce_check(y, p, from_logits):
+    first_bad("target", (y < 0) | (y > 1), y, "is outside [0, 1]; bce targets are probabilities (hard 0/1 or soft)")
+    if not from_logits:
+        first_bad(
+            "pred",
+            (p < 0) | (p > 1),
+            p,
+            "is outside [0, 1]; bce predictions are probabilities: pass logits with --from-logits",
+        )
+
+
+def bce_formulas(from_logits, conv):
+    if from_logits:
+        return [
+            "pᵢ = σ(zᵢ) = 1 / (1 + e^−zᵢ)",
+            "ℓᵢ = max(zᵢ, 0) − zᵢ·yᵢ + log(1 + e^−|zᵢ|)",
+            "∂ℓᵢ/∂zᵢ = σ(zᵢ) − yᵢ",
+        ]
+    lines = ["ℓᵢ = −(yᵢ·log pᵢ + (1 − yᵢ)·log(1 − pᵢ))", "∂ℓᵢ/∂pᵢ = (pᵢ − yᵢ) / (pᵢ·(1 − pᵢ))"]
+    if conv.eps is not None:
+        lines.insert(0, f"pᵢ ← clip(pᵢ, ε, 1 − ε), ε = {conv.eps:g}; ∂ℓᵢ/∂pᵢ = 0 where the clip is active")
+    if conv.log_eps:
+        lines[1] = "ℓᵢ = −(yᵢ·log(pᵢ + ε) + (1 − yᵢ)·log(1 − pᵢ + ε))"
+    if conv.log_clamp is not None:
+        lines[0] = "ℓᵢ = −(yᵢ·max(log pᵢ, −100) + (1 − yᵢ)·max(log(1 − pᵢ), −100))"
+        lines[1] = "∂ℓᵢ/∂pᵢ = (pᵢ − yᵢ) / max(pᵢ·(1 − pᵢ), 1e−12)"
+    lines.append("∂ℓᵢ/∂zᵢ = pᵢ − yᵢ  (z: the logits behind p)")
+    return lines
+
+
+BCE = register(
+    Loss(
+        name="bce",
+        summary="binary cross entropy, on probabilities or (--from-logits) on logits",
+        kind="elementwise",
+        compute=bce_compute,
+        check=bce_check,
+        formulas=bce_formulas,
+        has_logits=True,
+        reference="keras.losses.binary_crossentropy, torch.nn.functional.binary_cross_entropy[_with_logits], "
+        "optax.losses.sigmoid_binary_cross_entropy",
+    )
+)
+
+
+# ---------------------------------------------------------------- ce
+
+
+def _log_softmax_exact(z):
+    """log softmax via the row max; log1p of the rest, since the max's own term is exactly 1."""
+    k = np.argmax(z, axis=1)
+    rows = np.arange(z.shape[0])
+    s = z - z[rows, k][:, None]
+    es = np.exp(s)
+    es_k = es.copy()
+    es_k[rows, k] = 0
+    rest = es_k.sum(axis=1)  # the other classes' terms; the max's own e^0 = 1 is added exactly by log1p
+    lse = np.log1p(rest)
+    return s - lse[:, None], k, rows, es, rest
+
+
+def _ce_logits_exact(y, z):
+    logp, k, rows, es, rest = _log_softmax_exact(z)
+    losses = -xlogy(y, logp).sum(axis=1)
+    sm = es / (1 + rest)[:, None]
+    sy = y.sum(axis=1)
+    grad = sm * sy[:, None] - y
+    # the class holding most of the probability: softmax_k * sum(y) - y_k cancels; write it as
+    # sum_{j != k} y_j - sum(y) * sum_{j != k} softmax_j
+    others_sm = rest / (1 + rest)
+    y_wo_k = y.copy()
+    y_wo_k[rows, k] = 0
+    others_y = y_wo_k.sum(axis=1)
+    grad[rows, k] = others_y - sy * others_sm
+    return losses, grad, sm
+
+
+def _log_softmax_framework(z):
+    s = z - z.max(axis=1, keepdims=True)
+    lse = np.log(np.exp(s).sum(axis=1, keepdims=True))
+    return s - lse
+
+
+def _ce_logits_autodiff(y, z):
+    # -sum y log_softmax(z), differentiated: softmax * sum(y) - y (torch, optax, Keras on JAX)
+    logp = _log_softmax_framework(z)
+    sm = np.exp(logp)
+    return -(y * logp).sum(axis=1), sm * y.sum(axis=1, keepdims=True) - y, sm
+
+
+def _ce_logits_fused(y, z):
+    # TF's softmax_cross_entropy_with_logits kernel: loss sum y (lse - s), backprop softmax - y even when
+    # sum(y) != 1
+    s = z - z.max(axis=1, keepdims=True)
+    es = np.exp(s)
+    se = es.sum(axis=1, keepdims=True)
+    losses = (y * (np.log(se) - s)).sum(axis=1)
+    sm = es / se
+    return losses, sm - y, sm
+
+
+def _ce_probs_exact(y, p):
+    with np.errstate(divide="ignore", invalid="ignore"):
+        losses = -xlogy(y, np.log(p)).sum(axis=1)
+        grad = np.where(y == 0, 0, -y / p).astype(p.dtype, copy=False)
+    s = p.sum(axis=1, keepdims=True)
+    # the logits behind p are log p: softmax(log p) = p / sum(p), and the chain rule gives p̂ sum(y) - y
+    grad_logits = (p / s) * y.sum(axis=1, keepdims=True) - y
+    return losses, grad, grad_logits
+
+
+def _ce_probs_keras(y, p, conv):
+    # keras categorical_crossentropy: p / sum(p), clip to [eps, 1 - eps], -sum y log p
+    eps = p.dtype.type(conv.eps)
+    hi = p.dtype.type(1) - eps
+    s = p.sum(axis=1, keepdims=True)
+    q = p / s
+    qc = np.clip(q, eps, hi)
+    losses = -(y * np.log(qc)).sum(axis=1)
+    g = -y / qc * _clip_grad(q, eps, hi, conv.clip_tie_grad)  # d loss / d q
+    # through q = p / s: d/dp_j = (g_j - sum_k g_k q_k) / s, which puts a gradient on every class
+    grad = (g - (g * q).sum(axis=1, keepdims=True)) / s
+    # logits behind p: p = softmax(z) with sum(p) = 1, so d/dz = p (grad - sum p grad)
+    grad_logits = q * (grad - (q * grad).sum(axis=1, keepdims=True))
+    return losses, grad, grad_logits
+
+
+_CE_LOGITS = {"exact": _ce_logits_exact, "autodiff": _ce_logits_autodiff, "fused": _ce_logits_fused}
+_CE_PROBS = {"exact": lambda y, p, conv: _ce_probs_exact(y, p), "keras": _ce_probs_keras}
+
+
+def ce_compute(y, p, from_logits, conv) -> Parts:
+    if from_logits:
+        losses, grad, prob = _CE_LOGITS[conv.ce_logits](y, p)
+        return Parts(losses=losses, grad=grad, prob=prob)
+    losses, grad, grad_logits = _CE_PROBS[conv.ce_probs](y, p, conv)
+    return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
+
+
+def ce_check(y, p, from_logits):
+    first_bad("target", y < 0, y, "is negative; ce targets are class indexes or probability rows")
+    if not from_logits:
+        first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
+
+
+def ce_formulas(from_logits, conv):
+    if from_logits:
+        return [
+            "sᵢₖ = softmax(zᵢ)ₖ = e^zᵢₖ / Σⱼ e^zᵢⱼ",
+            "ℓᵢ = −Σₖ yᵢₖ·log sᵢₖ",
+            "∂ℓᵢ/∂zᵢₖ = sᵢₖ·Σⱼ yᵢⱼ − yᵢₖ" if conv.ce_logits != "fused" else "∂ℓᵢ/∂zᵢₖ = sᵢₖ − yᵢₖ  (TF's fused kernel)",
+        ]
+    lines = ["ℓᵢ = −Σₖ yᵢₖ·log pᵢₖ", "∂ℓᵢ/∂pᵢₖ = −yᵢₖ / pᵢₖ"]
+    if conv.ce_probs == "keras":
+        lines.insert(0, f"pᵢ ← clip(pᵢ / Σₖ pᵢₖ, ε, 1 − ε), ε = {conv.eps:g}")
+        lines[2] = "∂ℓᵢ/∂pᵢₖ = −yᵢₖ / pᵢₖ + Σⱼ yᵢⱼ / Σⱼ pᵢⱼ  (0 from the clip where it is active)"
+    return lines
+
+
+CE = register(
+    Loss(
+        name="ce",
+        summary="softmax cross entropy, on probability rows or (--from-logits) on logits; index or one-hot targets",
+        kind="rows",
+        compute=ce_compute,
+        check=ce_check,
+        formulas=ce_formulas,
+        has_logits=True,
+        reference="keras.losses.categorical_crossentropy, torch.nn.functional.cross_entropy, "
+        "optax.losses.softmax_cross_entropy",
+    )
+)
