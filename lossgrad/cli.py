@@ -339,9 +339,7 @@ def main(argv: Optional[list] = None) -> None:
         code = 0
     except click_exc.UsageError as e:
         code = _error(_usage_message(e))
-    except click_exc.Abort:
-        code = EXIT_INTERRUPT
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, typer.Abort):
         code = EXIT_INTERRUPT
     except BrokenPipeError:
         _quiet_stdout()

@@ -106,7 +106,7 @@ class CsvReader:
         head = raw.peek(8192)[:8192] if hasattr(raw, "peek") else b""
         if b"\0" in head:
             raise InputError(name, "is a binary file, not CSV text")
-        self.text = io.TextIOWrapper(raw, encoding="utf-8", errors="strict", newline=None)
+        self.raw = raw
         self.lineno = 0
         self.header: list[str] | None = None
         self.ncols: int | None = None
@@ -117,16 +117,14 @@ class CsvReader:
         return f"{self.name}:{lineno}" + (f":{col}" if col is not None else "")
 
     def _lines(self) -> Iterator[tuple[int, str]]:
-        while True:
-            try:
-                line = self.text.readline()
-            except UnicodeDecodeError:
-                raise InputError(self.where(self.lineno + 1), "is not UTF-8 text") from None
-            if not line:
-                return
+        """(line number, text) of each non-blank line; CRLF and trailing blanks removed."""
+        for raw_line in self.raw:
             self.lineno += 1
-            s = line.rstrip("\n").strip()
-            if s:
+            try:
+                s = raw_line.decode("utf-8").rstrip()
+            except UnicodeDecodeError:
+                raise InputError(self.where(self.lineno), "is not UTF-8 text") from None
+            if s.strip():
                 yield self.lineno, s
 
     def _read_first(self) -> None:
@@ -135,13 +133,13 @@ class CsvReader:
         if first is None:
             raise InputError(self.name, "has no data (empty input)")
         lineno, text = first
+        self.header_line = lineno
         fields = [f.strip() for f in text.split(",")]
         self.ncols = len(fields)
         try:
             [float(f) for f in fields]
         except ValueError:
             self.header = [f.strip('"').strip("'") for f in fields]
-            self.header_line = lineno
         else:
             self._pending = first
 

@@ -1,0 +1,54 @@
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DATA = Path(__file__).resolve().parent / "data"
+SAMPLES = ROOT / "samples"
+
+
+class Run:
+    def __init__(self, proc):
+        self.code = proc.returncode
+        self.out = proc.stdout
+        self.err = proc.stderr
+
+    def json(self):
+        return json.loads(self.out)
+
+
+def lossgrad(*args, input=None, cwd=None, env=None):
+    """The real CLI in a subprocess (`python -m lossgrad`), as users run it."""
+    e = dict(os.environ)
+    e.pop("COLUMNS", None)
+    e.update(env or {})
+    proc = subprocess.run(
+        [sys.executable, "-m", "lossgrad", *map(str, args)],
+        input=input if input is not None else "",
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=e,
+        timeout=60,
+    )
+    return Run(proc)
+
+
+@pytest.fixture
+def cli():
+    return lossgrad
+
+
+def assert_usage_error(r, *fragments):
+    """Exit 2, nothing on stdout, exactly one `error:` line on stderr, no traceback."""
+    assert r.code == 2, (r.code, r.err)
+    assert r.out == "", r.out
+    lines = r.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), r.err
+    assert "Traceback" not in r.err
+    for f in fragments:
+        assert f in lines[0], (f, lines[0])

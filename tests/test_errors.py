@@ -1,0 +1,107 @@
+"""Every bad input of the contract's list, through the real CLI: exit 2, one `error:` line saying what and where,
+nothing on stdout, no traceback."""
+
+import pytest
+
+from conftest import DATA, assert_usage_error, lossgrad
+
+CASES = [
+    # (args, fragments the error line must contain)
+    (["bce", "-y", "0,1,0", "-p", "0.1,0.2"], ["--target", "3 values", "2 values"]),
+    (["mse", "-y", "1,2;3,4", "-p", "1,2;3"], ["--pred: row 2", "has 1 values"]),
+    (["mse", "-y", "1,x", "-p", "1,2"], ["--target: value 2", "'x' is not a number"]),
+    (["mse", "-y", "1,,2", "-p", "1,2,3"], ["--target: value 2", "empty"]),
+    (["mse", "-y", "", "-p", "1"], ["--target", "is empty"]),
+    (["mse", "-y", "1,nan", "-p", "1,2"], ["--target: value 2", "not a finite number"]),
+    (["mse", "-y", "1,2", "-p", "1,-inf"], ["--pred: value 2", "not a finite number"]),
+    (["bce", "-y", "0,1", "-p", "0.5,1.2"], ["--pred: value 2", "outside [0, 1]", "--from-logits"]),
+    (["bce", "-y", "0,-0.1", "-p", "0.5,0.2"], ["--target: value 2", "outside [0, 1]"]),
+    (["bce", "--from-logits", "-y", "2,1", "-p", "0.5,3"], ["--target: value 1", "outside [0, 1]"]),
+    (["ce", "--from-logits", "-y", "0,1.5", "-p", "1,2;3,4"], ["--target: value 2", "not a class index"]),
+    (["ce", "--from-logits", "-y", "0,3", "-p", "1,2,3;3,4,5"], ["--target: value 2", "[0, 3)"]),
+    (["ce", "-y", "0,1", "-p", "0.5,0.5;-0.2,1.2"], ["--pred: row 2, value 1", "negative"]),
+    (["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4;5,6"], ["2 class labels", "3 rows"]),
+    (["huberish", "-y", "1", "-p", "1"], ["No such command", "mse, bce, ce"]),
+    (["bce", "-c", "pytorch", "-y", "1", "-p", "0.5"], ["--convention", "unknown convention 'pytorch'"]),
+    (["bce", "-r", "avg", "-y", "1", "-p", "0.5"], ["--reduction", "mean, sum, none"]),
+    (["bce", "--dtype", "float16", "-y", "1", "-p", "0.5"], ["--dtype", "float64, float32"]),
+    (["bce", "-f", "xml", "-y", "1", "-p", "0.5"], ["--format", "table, json, csv"]),
+    (["bce", "-y", "1"], ["--pred", "is missing"]),
+    (["bce", "--eps", "1e-7", "-y", "1", "-p", "0.5"], ["--eps", "does not clip"]),
+    (["bce", "-c", "optax", "-y", "1", "-p", "0.5"], ["optax has no bce on probabilities"]),
+    (["ce", "-c", "torch", "-y", "0", "-p", "0.5,0.5"], ["PyTorch has no cross entropy on probabilities"]),
+    (["mse", "--from-logits", "-y", "1", "-p", "0.5"], ["No such option: --from-logits"]),
+    (["bce", "--csv", DATA / "bad_number.csv", "--from-logits"], ["bad_number.csv:3:3", "'abc' is not a number"]),
+    (["bce", "--csv", DATA / "ragged.csv", "--from-logits"], ["ragged.csv:3", "3 fields", "header has 2"]),
+    (["bce", "--csv", DATA / "empty.csv"], ["empty.csv", "no data"]),
+    (["bce", "--csv", DATA / "header_only.csv"], ["header_only.csv", "no data rows"]),
+    (["mse", "--csv", DATA / "nan.csv"], ["nan.csv:2:3", "not a finite number"]),
+    (["bce", "--csv", DATA / "binary.csv"], ["binary.csv", "binary file"]),
+    (["bce", "--csv", DATA / "latin1.csv"], ["latin1.csv:3", "not UTF-8"]),
+    (["bce", "--csv", DATA / "missing.csv"], ["--csv", "no such file"]),
+    (["bce", "--csv", DATA], ["--csv", "is a folder"]),
+    (["bce", "--csv", DATA / "crlf.csv", "--pred-cols", "q"], ["--pred-cols", "no column named 'q'", "y, p"]),
+]
+
+
+@pytest.mark.parametrize("args,fragments", CASES, ids=[" ".join(map(str, a))[:60] for a, _ in CASES])
+def test_bad_input_is_one_error_line(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)
+
+
+def test_bad_value_in_piped_csv_names_stdin_line_and_column():
+    r = lossgrad("bce", input="y,p\n0,0.5\n1,1.5\n")
+    assert_usage_error(r, "<stdin>:3:3", "1.5", "outside [0, 1]")
+
+
+def test_bad_label_in_csv_names_its_column():
+    r = lossgrad("ce", "--from-logits", input="label,a,b\n0,1,2\n 7,1,2\n")
+    assert_usage_error(r, "<stdin>:3:2", "not a class index")
+
+
+def test_odd_column_count_explains_the_default_layout():
+    r = lossgrad("mse", input="a,b,c\n1,2,3\n")
+    assert_usage_error(r, "<stdin>:1", "3 columns", "--target-cols")
+
+
+def test_unreadable_file(tmp_path):
+    f = tmp_path / "locked.csv"
+    f.write_text("1,0.5\n")
+    f.chmod(0)
+    r = lossgrad("bce", "--csv", f)
+    if r.code == 0:  # root reads anything
+        pytest.skip("running as root: permissions are not enforced")
+    assert_usage_error(r, "--csv")
+
+
+def test_infinite_loss_is_a_result_with_a_hint():
+    r = lossgrad("bce", "-y", "1,1,1", "-p", "1,1,0", "-f", "json")
+    assert r.code == 0
+    out = r.json()
+    assert out["value"] == "inf" and out["losses"][2] == "inf" and out["grad"][2] == "-inf"
+    warning = r.err.strip().splitlines()
+    assert len(warning) == 1 and warning[0].startswith("warning: ") and "--from-logits" in warning[0]
+
+
+def test_internal_failure_is_one_line_and_exit_70(monkeypatch, capsys):
+    from lossgrad import cli
+
+    def boom(*a, **k):
+        raise ZeroDivisionError("boom")
+
+    monkeypatch.setattr(cli, "run_loss", boom)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["mse", "-y", "1", "-p", "1"])
+    assert e.value.code == 70
+    err = capsys.readouterr().err
+    assert err.startswith("error: internal failure") and "--debug" in err and "Traceback" not in err
+
+
+def test_no_input_on_a_terminal_says_how_to_give_some(monkeypatch, capsys):
+    from lossgrad import cli
+
+    monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True, raising=False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bce"])
+    assert e.value.code == 2
+    assert "no input" in capsys.readouterr().err

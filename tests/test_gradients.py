@@ -1,0 +1,92 @@
+"""Analytic gradients against central finite differences of the reduced value, on random inputs, for every loss,
+input kind (probabilities / logits / index or one-hot targets), reduction and convention that has the loss."""
+
+import zlib
+
+import numpy as np
+import pytest
+
+import lossgrad
+from lossgrad.conventions import CONVENTIONS
+
+REDUCTIONS = ["mean", "sum", "none"]
+
+
+def _inputs(loss, kind, rng):
+    if loss == "mse":
+        return rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    if loss == "bce":
+        y = rng.uniform(0, 1, size=(6, 2))
+        y[:3] = np.round(y[:3])  # hard and soft labels
+        # probabilities kept away from Keras' clip region so the function is smooth where we differentiate
+        p = rng.uniform(0.05, 0.95, size=(6, 2)) if kind == "probs" else rng.normal(scale=3, size=(6, 2))
+        return y, p
+    # ce
+    p = rng.dirichlet(np.ones(4), size=5) * 0.9 + 0.025 if kind.startswith("probs") else rng.normal(scale=2, size=(5, 4))
+    if kind.endswith("index"):
+        return rng.integers(0, 4, size=5).astype(float), p
+    return rng.dirichlet(np.ones(4), size=5), p
+
+
+CASES = [
+    (loss, kind, conv)
+    for loss, kinds in [("mse", ["values"]), ("bce", ["probs", "logits"]),
+                        ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"])]
+    for kind in kinds
+    for conv in CONVENTIONS
+    if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
+]
+
+
+def _total(loss, y, p, **kw):
+    r = lossgrad.evaluate(loss, y, p, **kw)
+    return r.value if r.value is not None else float(np.sum(r.losses))
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("loss,kind,conv", CASES)
+def test_gradient_matches_finite_differences(loss, kind, conv, reduction):
+    rng = np.random.default_rng(zlib.crc32(f"{loss} {kind} {conv} {reduction}".encode()))
+    y, p = _inputs(loss, kind, rng)
+    kw = dict(from_logits="logits" in kind, reduction=reduction, convention=conv)
+    grad = lossgrad.evaluate(loss, y, p, **kw).grad
+    fd = np.zeros_like(p)
+    for idx in np.ndindex(p.shape):
+        h = 1e-6 * max(1.0, abs(p[idx]))
+        up, dn = p.copy(), p.copy()
+        up[idx] += h
+        dn[idx] -= h
+        fd[idx] = (_total(loss, y, up, **kw) - _total(loss, y, dn, **kw)) / (2 * h)
+    np.testing.assert_allclose(grad, fd, rtol=2e-6, atol=1e-8)
+
+
+@pytest.mark.parametrize("conv", ["exact", "keras", "tf-keras", "torch"])
+def test_grad_logits_is_the_chain_rule_through_the_sigmoid(conv):
+    # d/dz of bce(y, sigmoid(z)) computed by finite differences in z equals grad_logits
+    rng = np.random.default_rng(3)
+    y = rng.uniform(0, 1, size=6)
+    z = rng.normal(size=6)
+    p = 1 / (1 + np.exp(-z))
+    gl = lossgrad.bce(y, p, convention=conv).grad_logits
+    h = 1e-6
+    fd = [(lossgrad.bce(y, 1 / (1 + np.exp(-(z + h * e))), convention=conv).value
+           - lossgrad.bce(y, 1 / (1 + np.exp(-(z - h * e))), convention=conv).value) / (2 * h)
+          for e in np.eye(6)]
+    np.testing.assert_allclose(gl, fd, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("conv", ["exact", "keras"])
+def test_ce_grad_logits_is_the_chain_rule_through_the_softmax(conv):
+    rng = np.random.default_rng(4)
+    y = rng.dirichlet(np.ones(3), size=4)
+    z = rng.normal(size=(4, 3))
+    sm = lambda z: np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)  # noqa: E731
+    gl = lossgrad.ce(y, sm(z), convention=conv).grad_logits
+    h = 1e-6
+    fd = np.zeros_like(z)
+    for idx in np.ndindex(z.shape):
+        up, dn = z.copy(), z.copy()
+        up[idx] += h
+        dn[idx] -= h
+        fd[idx] = (lossgrad.ce(y, sm(up), convention=conv).value - lossgrad.ce(y, sm(dn), convention=conv).value) / (2 * h)
+    np.testing.assert_allclose(gl, fd, rtol=1e-6, atol=1e-10)
