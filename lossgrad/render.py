@@ -119,7 +119,7 @@ def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
     console = Console(file=out, highlight=False, soft_wrap=False, width=200 if wide else None)
     rows_loss = LOSSES[r.loss].kind == "rows"
     title = value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")
-    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("row", justify="right")
     table.add_column("class" if rows_loss else "col", justify="right")
     table.add_column("target", justify="right")
@@ -161,6 +161,7 @@ def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
         for line in explain:
             console.print(line)
         console.print()
+    console.print(title)
     console.print(table)
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
