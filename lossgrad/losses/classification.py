@@ -23,7 +23,8 @@ def _clip_grad(p: np.ndarray, lo: float, hi: float, tie: float) -> np.ndarray:
 def _bce_probs_exact(y, p):
     with np.errstate(divide="ignore", invalid="ignore"):
         # log1p(-p) keeps log(1 - p) accurate for small p; 0 * log 0 is 0
-        losses = -(xlogy(y, np.log(p)) + xlogy(1 - y, np.log1p(-p)))
+        # (+ 0 turns the -0 of a perfect prediction into 0)
+        losses = -(xlogy(y, np.log(p)) + xlogy(1 - y, np.log1p(-p))) + 0
         # one division, no difference of two large quotients; 1 - p is exact for p >= 1/2
         grad = (p - y) / (p * (1 - p))
     # at p = y = 0 or p = y = 1 the quotient is 0/0; the limit is 1/(1 - p) = 1 or -1/p = -1
@@ -213,7 +214,7 @@ def _ce_logits_fused(y, z):
 
 def _ce_probs_exact(y, p):
     with np.errstate(divide="ignore", invalid="ignore"):
-        losses = -xlogy(y, np.log(p)).sum(axis=1)
+        losses = -xlogy(y, np.log(p)).sum(axis=1) + 0
         grad = np.where(y == 0, 0, -y / p).astype(p.dtype, copy=False)
     s = p.sum(axis=1, keepdims=True)
     # the logits behind p are log p: softmax(log p) = p / sum(p), and the chain rule gives p̂ sum(y) - y
