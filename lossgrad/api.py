@@ -64,6 +64,7 @@ class Evaluator:
         self.total = Total()
         self.rows = 0
         self.classes: int | None = None
+        self.per_sample = self.rows_loss
         self.first_infinite: tuple[int, int] | None = None
         self.infinite = 0
 
@@ -113,7 +114,16 @@ class Evaluator:
         p = p.astype(self.dtype, copy=False)
         self.loss.check(y, p, self.from_logits)
         with np.errstate(over="ignore", under="ignore"):
-            parts = self.loss.compute(y, p, self.from_logits, self.conv)
+            parts = self.loss.compute(y, p, self.from_logits, self.conv, labels)
+        if self.conv.last_axis_mean and not self.rows_loss and p.shape[1] > 1:
+            # Keras reduces each sample's outputs by their mean before the batch reduction: its elements are
+            # samples, and each output's derivative carries a 1/k
+            k = p.dtype.type(p.shape[1])
+            parts.losses = parts.losses.sum(axis=1) / k
+            parts.grad = parts.grad / k
+            if parts.grad_logits is not None:
+                parts.grad_logits = parts.grad_logits / k
+            self.per_sample = True
         self.total.add(parts.losses)
         inf = np.isinf(parts.losses)
         if inf.any():
@@ -166,6 +176,7 @@ class Result:
     prob: np.ndarray | None = None
     target: np.ndarray | None = None
     labels: np.ndarray | None = None
+    per_sample: bool = False  # one loss per sample (ce; Keras' mean over each sample's outputs), not per element
     warnings: list = field(default_factory=list)
 
     def __repr__(self) -> str:
@@ -175,11 +186,17 @@ class Result:
         )
 
 
-def run(ev: Evaluator, y: np.ndarray, p: np.ndarray) -> Result:
-    """Evaluate one in-memory batch (2-D arrays) and apply the reduction."""
-    parts, y_used, labels = ev.chunk(y, p)
+def assemble(ev: Evaluator, parts: list, targets: list, labels: list) -> Result:
+    """The reduced result of the chunks `ev` has seen: concatenated, gradients divided by the mean's N."""
     value, divisor = ev.finish()
-    scale = lambda a: None if a is None else (a / a.dtype.type(divisor) if divisor != 1 else a)  # noqa: E731
+
+    def cat(name):
+        arrays = [getattr(x, name) for x in parts]
+        return None if arrays[0] is None else np.concatenate(arrays)
+
+    def scaled(a):
+        return a if a is None or divisor == 1 else a / a.dtype.type(divisor)
+
     return Result(
         loss=ev.loss.name,
         convention=ev.conv.name,
@@ -188,14 +205,21 @@ def run(ev: Evaluator, y: np.ndarray, p: np.ndarray) -> Result:
         dtype=ev.dtype_name,
         n=ev.n,
         value=value,
-        losses=parts.losses,
-        grad=scale(parts.grad),
-        grad_logits=scale(parts.grad_logits),
-        prob=parts.prob,
-        target=y_used,
-        labels=labels,
+        losses=cat("losses"),
+        grad=scaled(cat("grad")),
+        grad_logits=scaled(cat("grad_logits")),
+        prob=cat("prob"),
+        target=np.concatenate(targets),
+        labels=None if labels[0] is None else np.concatenate(labels),
+        per_sample=ev.per_sample,
         warnings=ev.warnings(),
     )
+
+
+def run(ev: Evaluator, y: np.ndarray, p: np.ndarray) -> Result:
+    """Evaluate one in-memory batch (2-D arrays) and apply the reduction."""
+    parts, y_used, labels = ev.chunk(y, p)
+    return assemble(ev, [parts], [y_used], [labels])
 
 
 def as_2d(loss: str, y, p) -> tuple[np.ndarray, np.ndarray, tuple]:
@@ -237,7 +261,7 @@ def evaluate(loss: str, y, p, **options) -> Result:
     result.grad = result.grad.reshape(shape)
     if result.grad_logits is not None:
         result.grad_logits = result.grad_logits.reshape(shape)
-    if ev.loss.kind != "rows":
+    if not result.per_sample:
         result.losses = result.losses.reshape(shape)
     return result
 

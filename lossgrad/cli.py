@@ -208,7 +208,7 @@ def _count(a) -> str:
 def _from_csv(ev, o: Options):
     import numpy as np
 
-    from .api import Result
+    from .api import assemble
     from .inputs import _char_column, choose_layout, column_names
     from .losses import DomainError
     from .render import Report
@@ -240,27 +240,7 @@ def _from_csv(ev, o: Options):
         ys.append(y_used)
         preds.append(p)
         labels.append(lab)
-    value, divisor = ev.finish()
-    cat = lambda name: None if getattr(parts_list[0], name) is None else np.concatenate(  # noqa: E731
-        [getattr(x, name) for x in parts_list]
-    )
-    scale = lambda a: None if a is None else (a / a.dtype.type(divisor) if divisor != 1 else a)  # noqa: E731
-    result = Result(
-        loss=ev.loss.name,
-        convention=ev.conv.name,
-        from_logits=ev.from_logits,
-        reduction=ev.reduction,
-        dtype=ev.dtype_name,
-        n=ev.n,
-        value=value,
-        losses=cat("losses"),
-        grad=scale(cat("grad")),
-        grad_logits=scale(cat("grad_logits")),
-        prob=cat("prob"),
-        target=np.concatenate(ys),
-        labels=None if labels[0] is None else np.concatenate(labels),
-        warnings=ev.warnings(),
-    )
+    result = assemble(ev, parts_list, ys, labels)
     pred = np.concatenate(preds)
     flat = not ev.rows_loss and pred.shape[1] == 1
     return Report(result=result, pred=pred, pred_names=column_names(reader.header, layout.pred), flat=flat, source=reader.name)
@@ -297,8 +277,8 @@ def run_loss(name: str, o: Options) -> None:
         if fmt == "json":
             out.write(to_json(rep))
         elif fmt == "csv":
-            out.write(csv_header(ev.loss.kind, rep.pred_names))
-            out.write(csv_rows(ev.loss.kind, r.losses, r.grad.reshape(rep.pred.shape)))
+            out.write(csv_header(r.per_sample, rep.pred_names))
+            out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape)))
         else:
             to_table(rep, out, explain)
     if fmt == "csv":

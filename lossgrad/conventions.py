@@ -33,6 +33,11 @@ class Convention:
     ce_probs: str | None = "exact"
     # ce from logits: "exact", "autodiff" (softmax * sum(y) - y) or "fused" (TF's kernel: softmax - y)
     ce_logits: str | None = "exact"
+    # ce on probabilities with class-index targets, where it differs from ce_probs: "keras-sparse" (Keras'
+    # sparse_categorical_crossentropy: log(clip(p)) as logits of a softmax, so renormalised after the clip)
+    ce_probs_index: str | None = None
+    # Keras takes the mean over each sample's outputs before the batch reduction
+    last_axis_mean: bool = False
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict = field(default_factory=dict)
 
@@ -47,7 +52,9 @@ KERAS = Convention(
     bce_probs="keras",
     bce_logits="tf",
     ce_probs="keras",
+    ce_probs_index="keras-sparse",
     ce_logits="fused",
+    last_axis_mean=True,
 )
 
 TF_KERAS = Convention(
@@ -59,7 +66,9 @@ TF_KERAS = Convention(
     bce_probs="keras",
     bce_logits="tf",
     ce_probs="keras",
+    ce_probs_index="keras-sparse",
     ce_logits="fused",
+    last_axis_mean=True,
 )
 
 TORCH = Convention(

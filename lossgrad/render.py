@@ -79,21 +79,21 @@ def _rows_text(m: np.ndarray) -> str:
     return "".join(",".join(map(repr, row)) + "\n" for row in m.tolist())
 
 
-def csv_header(kind: str, pred_names: list) -> str:
-    if kind == "rows":
+def csv_header(per_sample: bool, pred_names: list) -> str:
+    if per_sample:
         return ",".join(["loss"] + [f"grad_{c}" for c in pred_names]) + "\n"
     if len(pred_names) == 1:
         return "loss,grad\n"
     return ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
 
 
-def csv_rows(kind: str, losses: np.ndarray, grad: np.ndarray) -> str:
+def csv_rows(losses: np.ndarray, grad: np.ndarray) -> str:
     losses = losses.reshape(grad.shape[0], -1)
     return _rows_text(np.hstack([losses, grad]))
 
 
 def value_line(r: Result) -> str:
-    per = "samples" if LOSSES[r.loss].kind == "rows" else "elements"
+    per = "samples" if r.per_sample else "elements"
     if r.value is None:
         return f"{r.loss} ({r.convention}, reduction none, {r.n} {per}): no reduced value"
     how = f"mean over N={r.n} {per}" if r.reduction == "mean" else f"sum over {r.n} {per}"
@@ -118,6 +118,7 @@ def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
     wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
     console = Console(file=out, highlight=False, soft_wrap=False, width=200 if wide else None)
     rows_loss = LOSSES[r.loss].kind == "rows"
+    per_sample = r.per_sample
     title = value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     table.add_column("row", justify="right")
@@ -144,7 +145,7 @@ def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
             table.add_row("…", *[""] * (len(table.columns) - 1))
         i, j = divmod(flat, pred.shape[1])
         label = rep.pred_names[j]
-        if rows_loss:
+        if per_sample:
             loss_cell = _num(losses[i, 0]) if j == 0 else ""
             tgt = _num(target[i, j])
         else:

@@ -103,7 +103,7 @@ _BCE_LOGITS = {"exact": _bce_logits_exact, "tf": _bce_logits_tf, "torch": _bce_l
 _BCE_PROBS = {"exact": lambda y, p, conv: _bce_probs_exact(y, p), "keras": _bce_probs_keras, "torch": _bce_probs_torch}
 
 
-def bce_compute(y, p, from_logits, conv) -> Parts:
+def bce_compute(y, p, from_logits, conv, labels=None) -> Parts:
     if from_logits:
         losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
         return Parts(losses=losses, grad=grad, prob=prob)
@@ -233,20 +233,43 @@ def _ce_probs_keras(y, p, conv):
     g = -y / qc * _clip_grad(q, eps, hi, conv.clip_tie_grad)  # d loss / d q
     # through q = p / s: d/dp_j = (g_j - sum_k g_k q_k) / s, which puts a gradient on every class
     grad = (g - (g * q).sum(axis=1, keepdims=True)) / s
-    # logits behind p: p = softmax(z) with sum(p) = 1, so d/dz = p (grad - sum p grad)
-    grad_logits = q * (grad - (q * grad).sum(axis=1, keepdims=True))
-    return losses, grad, grad_logits
+    return losses, grad, _through_softmax(q, grad)
+
+
+def _through_softmax(q, grad):
+    """Gradient with respect to the logits behind probability rows q = softmax(z): q (grad - sum q grad)."""
+    return q * (grad - (q * grad).sum(axis=1, keepdims=True))
+
+
+def _ce_probs_keras_sparse(y, p, conv):
+    # keras sparse_categorical_crossentropy on probabilities: log(clip(p)) fed as logits to TF's
+    # sparse_softmax_cross_entropy_with_logits, so the clipped row is renormalised by the softmax
+    eps = p.dtype.type(conv.eps)
+    hi = p.dtype.type(1) - eps
+    c = np.clip(p, eps, hi)
+    z = np.log(c)
+    s = z - z.max(axis=1, keepdims=True)
+    es = np.exp(s)
+    se = es.sum(axis=1, keepdims=True)
+    losses = (y * (np.log(se) - s)).sum(axis=1)
+    g = (es / se - y) / c * _clip_grad(p, eps, hi, conv.clip_tie_grad)
+    return losses, g, _through_softmax(p / p.sum(axis=1, keepdims=True), g)
 
 
 _CE_LOGITS = {"exact": _ce_logits_exact, "autodiff": _ce_logits_autodiff, "fused": _ce_logits_fused}
-_CE_PROBS = {"exact": lambda y, p, conv: _ce_probs_exact(y, p), "keras": _ce_probs_keras}
+_CE_PROBS = {
+    "exact": lambda y, p, conv: _ce_probs_exact(y, p),
+    "keras": _ce_probs_keras,
+    "keras-sparse": _ce_probs_keras_sparse,
+}
 
 
-def ce_compute(y, p, from_logits, conv) -> Parts:
+def ce_compute(y, p, from_logits, conv, labels=None) -> Parts:
     if from_logits:
         losses, grad, prob = _CE_LOGITS[conv.ce_logits](y, p)
         return Parts(losses=losses, grad=grad, prob=prob)
-    losses, grad, grad_logits = _CE_PROBS[conv.ce_probs](y, p, conv)
+    rule = conv.ce_probs_index if labels is not None and conv.ce_probs_index else conv.ce_probs
+    losses, grad, grad_logits = _CE_PROBS[rule](y, p, conv)
     return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
 
 

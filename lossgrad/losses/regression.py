@@ -7,7 +7,7 @@ import numpy as np
 from .base import Loss, Parts, register
 
 
-def mse_compute(y: np.ndarray, p: np.ndarray, from_logits: bool, conv) -> Parts:
+def mse_compute(y: np.ndarray, p: np.ndarray, from_logits: bool, conv, labels=None) -> Parts:
     """Squared error (p - y)^2; every framework computes the same thing (Keras averages the last axis first,
     which for rectangular input is the same mean)."""
     d = p - y

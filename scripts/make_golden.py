@@ -1,0 +1,251 @@
+"""Runs the real frameworks on random and edge-case inputs and writes tests/golden/*.json.
+
+Needs the `frameworks` extra (tensorflow-cpu, tf-keras, keras, torch==2.13.0, jax, optax), never lossgrad's own
+runtime. Each file records the framework versions that produced it. Run from the project root:
+
+    python -m pip install -e ".[frameworks]" && python scripts/make_golden.py
+
+Every case is float64 end to end (jax with x64 enabled); gradients are each framework's own autodiff of the
+reduced value (for reduction none: of the sum of the per-element losses).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("JAX_PLATFORMS", "cpu")
+
+import numpy as np
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden"
+REDUCTIONS = ("mean", "sum", "none")
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def bce_prob_inputs(rng):
+    eps = 1e-7
+    p_edge = [0.0, 1.0, 1e-8, eps, 1.5e-7, 1 - eps, 1 - 1e-8, 0.5, 1e-300, 1 - 2**-53, 2e-7, 0.9999998]
+    p = np.array(p_edge * 2 + list(rng.uniform(0, 1, 12)))
+    y = np.array([0.0] * len(p_edge) + [1.0] * len(p_edge) + list(np.round(rng.uniform(0, 1, 6), 3))
+                 + [0.0, 1.0] * 3)
+    return y, p
+
+
+def bce_logit_inputs(rng):
+    z_edge = [0.0, 1e-3, -1e-3, 1.0, -1.0, 10.0, -10.0, 37.0, -37.0, 40.0, -40.0, 100.0, -100.0, 1000.0, -1000.0]
+    z = np.array(z_edge * 3 + list(rng.normal(scale=5, size=10)))
+    y = np.array([0.0] * 15 + [1.0] * 15 + [0.999] * 8 + [0.25] * 7 + list(np.round(rng.uniform(0, 1, 10), 3)))
+    return y, z
+
+
+def ce_logit_inputs(rng, labels):
+    z = rng.normal(scale=2, size=(8, 4))
+    z[5] = [1000.0, -1000.0, 0.0, 3.0]  # a spread far past exp's range
+    z[6] = [40.0, 0.0, -2.0, 1.0]  # one class holds nearly all the probability
+    z[7] = [-745.0, 745.0, 0.5, -0.5]
+    idx = rng.integers(0, 4, size=8)
+    idx[6] = 0
+    if labels == "index":
+        return idx.astype(float), z
+    y = np.eye(4)[idx]
+    y[1] = [0.1, 0.2, 0.3, 0.4]  # soft targets
+    y[2] = [0.0, 0.5, 0.5, 0.0]
+    if labels == "multihot":
+        y[3] = [1.0, 1.0, 0.0, 0.0]  # sum(y) = 2: TF's fused kernel and autodiff disagree here
+        y[4] = [0.0, 0.0, 0.0, 0.0]
+    return y, z
+
+
+def ce_prob_inputs(rng, labels):
+    p = rng.dirichlet(np.ones(4), size=8)
+    p[3] = [0.0, 0.5, 0.5, 0.0]  # exact zeros: clipped
+    p[4] = [1e-8, 1 - 1e-8, 0.0, 0.0]
+    p[5] = p[5] * 2.0  # rows that do not sum to 1 are renormalised
+    p[6] = [0.05, 0.95, 0.0, 0.0]
+    idx = rng.integers(0, 4, size=8)
+    idx[3], idx[4], idx[6] = 1, 1, 1
+    if labels == "index":
+        return idx.astype(float), p
+    y = np.eye(4)[idx]
+    y[1] = [0.1, 0.2, 0.3, 0.4]
+    return y, p
+
+
+def mse_inputs(rng, k):
+    return rng.normal(size=(10, k)), rng.normal(size=(10, k))
+
+
+# ---------------------------------------------------------------- frameworks
+
+
+def versions():
+    import jax
+    import keras
+    import optax
+    import tensorflow as tf
+    import tf_keras
+    import torch
+
+    return {"tensorflow": tf.__version__, "tf_keras": tf_keras.__version__, "keras": keras.__version__,
+            "torch": torch.__version__, "jax": jax.__version__, "optax": optax.__version__,
+            "numpy": np.__version__, "python": sys.version.split()[0]}
+
+
+def run_keras(module, loss, y, p, from_logits, labels, reduction):
+    """Keras 3 (`keras`) or Keras 2 (`tf_keras`) functional loss on float64 tensors, reduced as its Loss class
+    does (sum_over_batch_size: sum / number of samples), differentiated with GradientTape."""
+    import tensorflow as tf
+
+    losses = module.losses
+    pv = tf.Variable(p, dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        if loss == "bce":
+            per = losses.binary_crossentropy(tf.constant(y), pv, from_logits=from_logits)
+        elif loss == "mse":
+            per = losses.mean_squared_error(tf.constant(y), pv)
+        elif labels == "index":
+            per = losses.sparse_categorical_crossentropy(tf.constant(y.astype(np.int64)), pv, from_logits=from_logits)
+        else:
+            per = losses.categorical_crossentropy(tf.constant(y), pv, from_logits=from_logits)
+        total = tf.reduce_sum(per)
+        value = total / tf.cast(tf.size(per), tf.float64) if reduction == "mean" else total
+    grad = tape.gradient(value, pv)
+    return per.numpy(), (None if reduction == "none" else float(value.numpy())), grad.numpy()
+
+
+def run_torch(loss, y, p, from_logits, labels, reduction):
+    import torch
+    import torch.nn.functional as F
+
+    pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+    yt = torch.tensor(y, dtype=torch.float64)
+    if loss == "bce":
+        fn = F.binary_cross_entropy_with_logits if from_logits else F.binary_cross_entropy
+        per = fn(pt, yt, reduction="none")
+        val = fn(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
+    elif loss == "mse":
+        per = F.mse_loss(pt, yt, reduction="none")
+        val = F.mse_loss(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
+    else:
+        target = torch.tensor(y.astype(np.int64)) if labels == "index" else yt
+        per = F.cross_entropy(pt, target, reduction="none")
+        val = F.cross_entropy(pt, target, reduction=reduction) if reduction != "none" else per.sum()
+    val.backward()
+    return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
+
+
+def run_optax(loss, y, p, from_logits, labels, reduction):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    def per_fn(pp):
+        if loss == "bce":
+            return optax.losses.sigmoid_binary_cross_entropy(pp, jnp.asarray(y))
+        if loss == "mse":
+            return optax.losses.squared_error(pp, jnp.asarray(y))
+        if labels == "index":
+            return optax.losses.softmax_cross_entropy_with_integer_labels(pp, jnp.asarray(y.astype(np.int64)))
+        return optax.losses.softmax_cross_entropy(pp, jnp.asarray(y))
+
+    def reduced(pp):
+        per = per_fn(pp)
+        return jnp.mean(per) if reduction == "mean" else jnp.sum(per)
+
+    pj = jnp.asarray(p, dtype=jnp.float64)
+    per = np.asarray(per_fn(pj))
+    value, grad = jax.value_and_grad(reduced)(pj)
+    return per, (None if reduction == "none" else float(value)), np.asarray(grad)
+
+
+def run(conv, loss, y, p, from_logits, labels, reduction):
+    if conv == "keras":
+        import keras
+
+        return run_keras(keras, loss, y, p, from_logits, labels, reduction)
+    if conv == "tf-keras":
+        import tf_keras
+
+        return run_keras(tf_keras, loss, y, p, from_logits, labels, reduction)
+    if conv == "torch":
+        return run_torch(loss, y, p, from_logits, labels, reduction)
+    return run_optax(loss, y, p, from_logits, labels, reduction)
+
+
+# ---------------------------------------------------------------- cases
+
+
+def specs():
+    """(loss, convention, from_logits, labels, input maker) for every mode each framework has."""
+    out = []
+    for conv in ("keras", "tf-keras", "torch"):
+        out.append(("bce", conv, False, None, bce_prob_inputs))
+    for conv in ("keras", "tf-keras", "torch", "optax"):
+        out.append(("bce", conv, True, None, bce_logit_inputs))
+        for labels in ("index", "onehot", "multihot"):
+            out.append(("ce", conv, True, labels, lambda rng, labels=labels: ce_logit_inputs(rng, labels)))
+        for k in (1, 3):
+            out.append(("mse", conv, False, None, lambda rng, k=k: mse_inputs(rng, k)))
+    for conv in ("keras", "tf-keras"):
+        for labels in ("index", "onehot"):
+            out.append(("ce", conv, False, labels, lambda rng, labels=labels: ce_prob_inputs(rng, labels)))
+    return out
+
+
+def as_list(a):
+    return None if a is None else np.asarray(a, dtype=np.float64).tolist()
+
+
+def encode(x):
+    """JSON with non-finite floats as strings, as lossgrad's own output."""
+    if isinstance(x, list):
+        return [encode(v) for v in x]
+    if isinstance(x, float) and not np.isfinite(x):
+        return "nan" if x != x else ("inf" if x > 0 else "-inf")
+    return x
+
+
+def main():
+    OUT.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(20261123)
+    by_loss: dict[str, list] = {}
+    for loss, conv, from_logits, labels, make in specs():
+        y, p = make(rng)
+        if loss == "bce":
+            y2, p2 = y[:, None], p[:, None]  # samples x 1 output: Keras' last-axis mean is the element itself
+        else:
+            y2, p2 = y, p
+        for reduction in REDUCTIONS:
+            per, value, grad = run(conv, loss, y2, p2, from_logits, labels, reduction)
+            by_loss.setdefault(loss, []).append({
+                "convention": conv,
+                "from_logits": from_logits,
+                "labels": labels,
+                "reduction": reduction,
+                "target": as_list(y2 if labels != "index" else y),
+                "pred": as_list(p2),
+                # Keras' per-sample losses are the mean over the last axis; comparable per element when k = 1
+                "losses": encode(as_list(per)) if (loss != "mse" or p2.shape[1] == 1 or conv in ("torch", "optax"))
+                else None,
+                "value": encode(value),
+                "grad": encode(as_list(grad)),
+            })
+    meta = versions()
+    for loss, cases in by_loss.items():
+        path = OUT / f"{loss}.json"
+        path.write_text(json.dumps({"versions": meta, "made_by": "scripts/make_golden.py", "cases": cases}, indent=1)
+                        + "\n")
+        print(f"{path.relative_to(OUT.parent.parent)}: {len(cases)} cases")
+
+
+if __name__ == "__main__":
+    main()
