@@ -45,6 +45,8 @@ class Options:
     format: Optional[str] = None
     output: Optional[str] = None
     explain: bool = False
+    my_grad: Optional[str] = None
+    my_loss: Optional[str] = None
 
 
 def _opt(name, annotation, default, *decls, help, logits=False, rows=False):
@@ -70,19 +72,38 @@ OPTIONS = [
 ]
 
 
+def _signed(fn, name: str, options, leading=()):
+    """`fn(**kw)` with the signature Typer reads: `leading` parameters, then the chosen options."""
+    params = list(leading)
+    for opt_name, annotation, info, _, _ in options:
+        params.append(inspect.Parameter(opt_name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
+    fn.__signature__ = inspect.Signature(params)
+    fn.__annotations__ = {p.name: p.annotation for p in params}
+    fn.__name__ = name
+    return fn
+
+
 def _make_loss_command(name: str, has_logits: bool, rows: bool):
     def command(**kw):
         run_loss(name, Options(**kw))
 
-    params = []
-    for opt_name, annotation, info, only_logits, only_rows in OPTIONS:
-        if (only_logits and not has_logits) or (only_rows and not rows):
-            continue
-        params.append(inspect.Parameter(opt_name, inspect.Parameter.KEYWORD_ONLY, default=info, annotation=annotation))
-    command.__signature__ = inspect.Signature(params)
-    command.__annotations__ = {p.name: p.annotation for p in params}
-    command.__name__ = name
-    return command
+    chosen = [o for o in OPTIONS if not ((o[3] and not has_logits) or (o[4] and not rows))]
+    return _signed(command, name, chosen)
+
+
+LOSS_ARG = inspect.Parameter(
+    "loss", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+    default=typer.Argument(..., metavar="LOSS", help="The loss: see 'lossgrad losses'."),
+)
+_INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "from_logits", "labels", "dtype", "format", "output")
+COMPARE_OPTIONS = [o for o in OPTIONS if o[0] in _INPUTS + ("reduction",)]
+CHECK_OPTIONS = [o for o in OPTIONS if o[0] in _INPUTS] + [
+    _opt("my_grad", Optional[str], None, "--my-grad", help="Your gradient, one value per prediction (required)."),
+    _opt("my_loss", Optional[str], None, "--my-loss", help="Your loss value, if you have one."),
+    _opt("convention", Optional[str], None, "-c", "--convention",
+         help="The framework to explain your numbers against [default: each one that has the loss]."),
+    _opt("reduction", Optional[str], None, "-r", "--reduction", help="That framework's reduction [default: mean]."),
+]
 
 
 def _register_losses() -> None:
@@ -251,6 +272,107 @@ def _chain(first, rest):
     yield from rest
 
 
+def _load_arrays(loss: str, o: Options):
+    """All the input as 2-D arrays (compare and check hold it in memory), with a locator for domain errors."""
+    import numpy as np
+
+    from .api import as_2d
+    from .inputs import _char_column, choose_layout, inline_locator, parse_inline
+    from .losses import LOSSES
+
+    if loss not in LOSSES:
+        raise OptionError("LOSS", f"unknown loss {loss!r}; choose one of {', '.join(LOSSES)}")
+    kind = LOSSES[loss].kind
+    if o.target is not None or o.pred is not None:
+        if o.target is None or o.pred is None:
+            missing, given = ("--pred", "--target") if o.pred is None else ("--target", "--pred")
+            raise InputError(missing, f"is missing ({given} was given)")
+        y, p = parse_inline(o.target, "--target"), parse_inline(o.pred, "--pred")
+        y2, p2, shape = as_2d(loss, y, p)
+        if kind == "elementwise" and y2.shape != p2.shape:
+            raise InputError("--target", f"has {_count(y)} but --pred has {_count(p)}; they must match")
+        return y2, p2, shape, inline_locator(y, p, y2, p2)
+    reader = _open_csv(o.csv)
+    chunks = list(reader.chunks())
+    if not chunks:
+        raise InputError(reader.name, "has a header but no data rows")
+    layout = choose_layout(reader, chunks[0], kind, o.labels, o.target_cols, o.pred_cols)
+    data = np.concatenate([c.data for c in chunks])
+    linenos = [n for c in chunks for n in c.linenos]
+    texts = [t for c in chunks for t in c.texts]
+    if layout.labels and o.labels == "auto":
+        o.labels = layout.labels
+
+    def locate(which, row, col):
+        file_col = (layout.target if which == "target" else layout.pred)[col]
+        return reader.where(linenos[row], _char_column(texts[row], file_col))
+
+    p2 = data[:, layout.pred]
+    return data[:, layout.target], p2, p2.shape, locate
+
+
+def _domain_guard(fn, locate):
+    from .losses import DomainError
+
+    try:
+        return fn()
+    except DomainError as e:
+        raise _domain_error(e, locate(e.which, e.row, e.col)) from None
+
+
+def run_compare(o: Options, loss: str) -> None:
+    from .diagnose import compare
+    from .render import check_format, open_output, write_comparison
+
+    fmt = check_format(o.format) if o.format else ("table" if o.output in (None, "-") and sys.stdout.isatty() else "json")
+    if fmt == "csv":
+        raise OptionError("--format", "compare writes table or json")
+    y2, p2, shape, locate = _load_arrays(loss, o)
+    comp = _domain_guard(lambda: compare(loss, y2, p2, from_logits=o.from_logits, reduction=o.reduction,
+                                         labels=o.labels, dtype=o.dtype, shape=shape), locate)
+    with open_output(o.output) as out:
+        write_comparison(comp, p2, y2, fmt, out)
+
+
+def run_check(o: Options, loss: str) -> int:
+    from .diagnose import check
+    from .inputs import parse_inline
+    from .render import check_format, open_output, write_diagnosis
+
+    if o.my_grad is None:
+        raise OptionError("--my-grad", "is required: give your gradient, one value per prediction")
+    fmt = check_format(o.format) if o.format else ("table" if o.output in (None, "-") and sys.stdout.isatty() else "json")
+    if fmt == "csv":
+        raise OptionError("--format", "check writes table or json")
+    if o.convention is not None:
+        from .api import _choice
+        from .conventions import CONVENTIONS
+
+        _choice("--convention", o.convention, CONVENTIONS, "convention")
+    if o.reduction is not None:
+        from .api import _choice
+        from .reduction import REDUCTIONS
+
+        _choice("--reduction", o.reduction, REDUCTIONS, "reduction")
+    y2, p2, shape, locate = _load_arrays(loss, o)
+    grad = parse_inline(o.my_grad, "--my-grad")
+    tokens = [t for t in __import__("re").split(r"[,;\s]+", o.my_grad.strip()) if t]
+    my_loss = None
+    if o.my_loss is not None:
+        from .diagnose import tolerance
+
+        v = parse_inline(o.my_loss, "--my-loss")
+        if v.size != 1:
+            raise InputError("--my-loss", "takes one number, the reduced loss")
+        my_loss = (float(v.reshape(-1)[0]), float(tolerance([o.my_loss.strip()], v.reshape(-1))[0]))
+    diag = _domain_guard(lambda: check(loss, y2, p2, grad.reshape(-1), tokens, from_logits=o.from_logits,
+                                       labels=o.labels, against=o.convention, reduction=o.reduction,
+                                       my_loss=my_loss, dtype=o.dtype, shape=shape), locate)
+    with open_output(o.output) as out:
+        write_diagnosis(diag, fmt, out)
+    return 0 if diag.match else 1
+
+
 def run_loss(name: str, o: Options) -> None:
     from .api import Evaluator
     from .render import check_format, csv_header, csv_rows, default_format, open_output, to_json, to_table, value_line
@@ -292,6 +414,27 @@ def _reduction_formula(r) -> list[str]:
         return ["J = Σᵢ ℓᵢ,  ∂J/∂xᵢ = ∂ℓᵢ/∂xᵢ"]
     return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
 
+
+def _compare(**kw):
+    run_compare(Options(**{k: v for k, v in kw.items() if k != "loss"}), kw["loss"])
+
+
+def _check(**kw):
+    raise typer.Exit(run_check(Options(**{k: v for k, v in kw.items() if k != "loss"}), kw["loss"]))
+
+
+app.command(
+    "compare",
+    help="The same inputs under every convention, side by side: value and gradients, the cells that differ from the "
+    "exact mathematics marked *, and one line per difference saying why.",
+    epilog="Example: lossgrad compare bce -y 0,1,0,0 -p 8.4e-9,0.62,0.95,2.8e-6",
+)(_signed(_compare, "compare", COMPARE_OPTIONS, [LOSS_ARG]))
+app.command(
+    "check",
+    help="Which convention, reduction and derivative explain your hand-computed gradient (and loss), and in plain "
+    "sentences how it departs from each framework's. Exit status 0 when one explains it, 1 when none does.",
+    epilog="Example: lossgrad check bce -y 0,1,0,0 -p 8.358e-09,0.6248,0.9498,2.761e-06 --my-grad 1.0,-1.6,19.9,1.0",
+)(_signed(_check, "check", CHECK_OPTIONS, [LOSS_ARG]))
 
 _register_losses()
 

@@ -204,3 +204,99 @@ def open_output(path: str | None):
         f.close()
         os.unlink(tmp)
         raise
+
+
+# ---------------------------------------------------------------- compare and check
+
+
+def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> None:
+    from .diagnose import places
+
+    if fmt == "json":
+        out.write(json.dumps(_jsonable_tree(comp.as_dict())) + "\n")
+        return
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
+    console = Console(file=out, highlight=False, soft_wrap=False, width=200 if wide else None)
+    names = list(comp.results)
+    exact = comp.results["exact"]
+    mode = "from logits" if comp.from_logits else ("on probabilities" if comp.loss != "mse" else "")
+    console.print(f"{comp.loss} {mode}, reduction {comp.reduction}: value and gradient under each convention "
+                  "(* differs from exact by more than 1e-12 relative)".replace("  ", " "))
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("row", "col", "target", "logit" if comp.from_logits else "pred"):
+        table.add_column(col, justify="right")
+    for name in names:
+        table.add_column(name, justify="right")
+
+    def mark(v, e):
+        same = v == e or (math.isfinite(e) and abs(v - e) <= 1e-12 * abs(e)) or (v != v and e != e)
+        return _num(v) + ("" if same else "*")
+
+    values = [("" if r.value is None else mark(r.value, exact.value if exact.value is not None else r.value))
+              for r in comp.results.values()]
+    table.add_row("value", "", "", "", *values)
+    grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
+    eg = grads["exact"]
+    target = exact.target.reshape(p2.shape)
+    cells = p2.size
+    limit = cells if cells <= 60 else 40
+    for flat in range(limit):
+        i, j = divmod(flat, p2.shape[1])
+        table.add_row(str(i), str(j), _num(target[i, j]), _num(p2[i, j]),
+                      *[mark(grads[n][i, j], eg[i, j]) for n in names])
+    console.print(table)
+    if cells > limit:
+        console.print(f"({cells - limit} more elements not shown; --format json gives all)")
+    for name, reason in comp.unsupported.items():
+        console.print(f"{name}: not available: {reason}")
+    if comp.differences:
+        console.print("why they differ:")
+        groups: dict = {}
+        for d in comp.differences:
+            groups.setdefault((d["convention"], d["why"]), []).append(d)
+        for (conv, why), ds in list(groups.items())[:40]:
+            idxs = [tuple(d["element"]) for d in ds if d["element"] is not None]
+            where = ", " + places(idxs, comp.shape) if idxs else ""
+            console.print(f"  {conv}{where}: {why}")
+        if len(groups) > 40:
+            console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
+    else:
+        console.print("every convention gives the same numbers here")
+
+
+def _jsonable_tree(obj):
+    if isinstance(obj, dict):
+        return {k: _jsonable_tree(v) for k, v in obj.items()}
+    return _jsonable(obj) if isinstance(obj, (list, float, np.ndarray)) else obj
+
+
+def write_diagnosis(diag, fmt: str, out) -> None:
+    from .diagnose import describe
+
+    c = diag.match or diag.nearest
+    if fmt == "json":
+        obj = {
+            "match": None if diag.match is None else {
+                "convention": c.convention, "reduction": c.reduction,
+                "from_logits": c.wrt == "logits", "wrt": "logits" if c.wrt == "logits" else "pred",
+            },
+            "nearest": {"convention": c.convention, "reduction": c.reduction, "wrt": c.wrt,
+                        "residual": _jsonable(float(c.residual)), "grad": _jsonable(c.grad.reshape(diag.shape))},
+            "also": [{"convention": a.convention, "reduction": a.reduction, "wrt": a.wrt} for a in diag.also],
+            "findings": [f.strip() for f in diag.findings],
+        }
+        out.write(json.dumps(obj) + "\n")
+        return
+    if diag.match:
+        out.write(f"your numbers match: {describe(c)}\n")
+        if diag.also:
+            out.write("  (also within the digits given: "
+                      + "; ".join(f"{a.convention} {a.reduction} wrt {a.wrt}" for a in diag.also) + ")\n")
+    else:
+        out.write(f"no convention explains your numbers; the nearest is {describe(c)}\n")
+    for f in diag.findings:
+        out.write(f + "\n")

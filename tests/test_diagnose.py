@@ -1,0 +1,114 @@
+"""`lossgrad compare` and `lossgrad check` through the real CLI. The seed question's numbers (seeds.json, seed 000):
+TF's gradient [0, -0.40012383, 4.97895166, 0.25000067] (tf-keras, mean) against a hand-derived
+[1.00000001, -1.60049558, 19.91584631, 1.00000276]."""
+
+import pytest
+
+from conftest import assert_usage_error, lossgrad
+
+P = "8.358390031511923e-09,0.6248064744684293,0.9497887268097336,2.7607649501930464e-06"
+HAND = "1.00000001,-1.60049558,19.91584631,1.00000276"
+
+
+def test_check_diagnoses_the_seed_question():
+    r = lossgrad("check", "bce", "-y", "0,1,0,0", "-p", P, "--my-grad", HAND, "-c", "tf-keras", "-f", "json")
+    assert r.code == 0, r.err
+    out = r.json()
+    # the hand numbers are the exact per-element derivatives (no 1/N), with respect to the probabilities
+    assert out["match"]["convention"] == "exact" and out["match"]["wrt"] == "pred"
+    assert out["match"]["reduction"] in ("sum", "none")
+    text = "\n".join(out["findings"])
+    assert "4.000× tf-keras's (mean over N=4): you left out the 1/N of the mean" in text
+    assert "element 0: p = 8.36e-09 is below ε = 1e-07, so tf-keras clips it" in text
+    assert "ε = 1e-07 inside log(p + ε)" in text  # element 2's 7th digit
+
+
+def test_check_recognises_logit_gradients():
+    # p - y (the gradient with respect to the logits), summed, from the probabilities above
+    r = lossgrad("check", "bce", "-y", "0,1,0,0", "-p", P, "--my-grad", "8.358e-9,-0.3751935,0.9497887,2.76076e-6",
+                 "-f", "json")
+    out = r.json()
+    assert r.code == 0 and out["match"]["wrt"] == "logits" and out["match"]["from_logits"] is True
+    assert any("with respect to the logits (σ(z) − y)" in f for f in out["findings"])
+
+
+def test_check_matches_a_framework_mean():
+    r = lossgrad("check", "bce", "-y", "0,1,0,0", "-p", P,
+                 "--my-grad", "0,-0.40012383066342433,4.978951662060161,0.2500006651930075", "-f", "json")
+    out = r.json()
+    assert r.code == 0 and out["match"] == {"convention": "tf-keras", "reduction": "mean", "from_logits": False,
+                                            "wrt": "pred"}
+
+
+def test_check_reports_a_reversed_sign_and_exits_1():
+    r = lossgrad("check", "bce", "-y", "0,1,0,0", "-p", P, "--my-grad", "-1.0,1.6,-19.9,-1.0", "-c", "tf-keras",
+                 "-f", "json")
+    assert r.code == 1
+    out = r.json()
+    assert out["match"] is None and out["nearest"]["convention"] == "exact"
+    assert any("sign reversed" in f for f in out["findings"])
+
+
+def test_check_uses_the_loss_value_too():
+    # right gradient, wrong loss: the mean's value is 0.8654579497810972 (exact), 0.8654573847833843 (tf-keras)
+    r = lossgrad("check", "bce", "--from-logits", "-y", "0,1,0,0", "-p", "-18.6,0.51,2.94,-12.8",
+                 "--my-grad", "2.09e-9,-0.0938,0.2374,6.9e-7", "--my-loss", "0.8655", "-f", "json")
+    assert r.code == 0 and r.json()["match"]["reduction"] == "mean"
+    r = lossgrad("check", "bce", "--from-logits", "-y", "0,1,0,0", "-p", "-18.6,0.51,2.94,-12.8",
+                 "--my-grad", "2.09e-9,-0.0938,0.2374,6.9e-7", "--my-loss", "3.46", "-f", "json")
+    assert r.code == 1
+
+
+def test_check_table_output_reads_as_sentences():
+    r = lossgrad("check", "bce", "-y", "0,1,0,0", "-p", P, "--my-grad", HAND, "-c", "tf-keras", "-f", "table")
+    assert r.out.startswith("your numbers match: exact mathematics")
+    assert "against tf-keras (mean over N=4):" in r.out
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["check", "bce", "-y", "0,1", "-p", "0.5,0.5"], ["--my-grad", "required"]),
+    (["check", "bce", "-y", "0,1", "-p", "0.5,0.5", "--my-grad", "1,2,3"], ["--my-grad", "3 values"]),
+    (["check", "bce", "-y", "0,1", "-p", "0.5,0.5", "--my-grad", "1,x"], ["--my-grad: value 2"]),
+    (["check", "bce", "-y", "0,1", "-p", "0.5,0.5", "--my-grad", "1,1", "-c", "jax"], ["--convention"]),
+    (["compare", "hinge", "-y", "0", "-p", "1"], ["unknown loss 'hinge'"]),
+    (["compare", "bce", "-y", "0,1", "-p", "0.5,1.5"], ["--pred: value 2", "outside [0, 1]"]),
+    (["compare", "bce", "-y", "0,1", "-p", "0.5,0.5", "-f", "csv"], ["--format", "table or json"]),
+])
+def test_bad_usage(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)
+
+
+def test_compare_marks_and_explains_each_difference():
+    r = lossgrad("compare", "bce", "-y", "0,1,0,0,1", "-p", P + ",0", "-f", "json")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert set(out["conventions"]) == {"exact", "keras", "tf-keras", "torch"}
+    assert "optax" in out["unsupported"]
+    assert out["conventions"]["keras"]["grad"][0] == 0.0 and out["conventions"]["exact"]["value"] == "inf"
+    # torch: log(0) clamped at -100; grad (p - y) / float32(1e-12) / N
+    assert out["conventions"]["torch"]["grad"][4] == pytest.approx(-1 / 9.99999996e-13 / 5, rel=1e-9)
+    whys = {(d["convention"], tuple(d["element"])): d["why"] for d in out["differences"]}
+    assert "clips it" in whys[("keras", (0,))] and "clips it" in whys[("tf-keras", (4,))]
+    assert "inside log(p + ε)" in whys[("tf-keras", (1,))]
+    assert "clamps log(p) at -100" in whys[("torch", (4,))]
+    assert ("keras", (1,)) not in whys  # Keras 3 has no ε inside the log
+
+
+def test_compare_explains_the_fused_softmax_kernel():
+    r = lossgrad("compare", "ce", "--from-logits", "-y", "1,1,0;0,0,1", "-p", "1,2,3;0.5,0.1,-2", "-f", "json")
+    out = r.json()
+    # worked by hand for row 0 (multi-hot, sum y = 2): autodiff softmax*2 - y, TF's kernel softmax - y
+    import math
+    e = [math.exp(v) for v in (1, 2, 3)]
+    sm = [v / sum(e) for v in e]
+    assert out["conventions"]["torch"]["grad"][0] == pytest.approx([(2 * sm[0] - 1) / 2, (2 * sm[1] - 1) / 2,
+                                                                    2 * sm[2] / 2], rel=1e-12)
+    assert out["conventions"]["keras"]["grad"][0] == pytest.approx([(sm[0] - 1) / 2, (sm[1] - 1) / 2, sm[2] / 2],
+                                                                   rel=1e-12)
+    assert any("fused kernel" in d["why"] for d in out["differences"])
+
+
+def test_compare_table():
+    r = lossgrad("compare", "bce", "-y", "0,1,0,0", "-p", P, "-f", "table")
+    assert "why they differ:" in r.out and "optax: not available" in r.out
+    assert "0*" in r.out  # the clipped cell is marked

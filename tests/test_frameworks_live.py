@@ -1,0 +1,53 @@
+"""The same comparison as test_golden, live: runs the real frameworks when they are installed (the `frameworks`
+extra) on fresh random inputs. Skipped cleanly when they are not."""
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from test_golden import assert_close
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+
+NEEDS = {"keras": ["tensorflow", "keras"], "tf-keras": ["tensorflow", "tf_keras"], "torch": ["torch"],
+         "optax": ["jax", "optax"]}
+
+
+def _have(conv):
+    return all(importlib.util.find_spec(m) is not None for m in NEEDS[conv])
+
+
+def _specs():
+    if importlib.util.find_spec("numpy") is None:
+        return []
+    import make_golden
+
+    return [pytest.param(*s, id=f"{s[0]}-{s[1]}-{'logits' if s[2] else 'probs'}-{s[3] or ''}-{i}")
+            for i, s in enumerate(make_golden.specs())]
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("loss,conv,from_logits,labels,make", _specs())
+def test_live_framework_agrees(loss, conv, from_logits, labels, make):
+    if not _have(conv):
+        pytest.skip(f"{conv}: {', '.join(NEEDS[conv])} not installed")
+    import make_golden
+
+    rng = np.random.default_rng(12345)
+    y, p = make(rng)
+    if loss == "bce":
+        y, p = y[:, None], p[:, None]
+    for reduction in ("mean", "sum", "none"):
+        per, value, grad = make_golden.run(conv, loss, y, p, from_logits, labels, reduction)
+        kw = dict(convention=conv, from_logits=from_logits, reduction=reduction)
+        if loss == "ce":
+            kw["labels"] = "index" if labels == "index" else "onehot"
+        r = lossgrad.evaluate(loss, y, p, **kw)
+        n = r.n if reduction == "mean" else 1
+        assert_close(r.grad, grad, (1.0 if loss != "mse" else np.abs(p - y).max() * 2) / n, "grad")
+        if value is not None:
+            assert_close(r.value, value, abs(value) if np.isfinite(value) else 0, "value")
