@@ -112,3 +112,21 @@ def test_compare_table():
     r = lossgrad("compare", "bce", "-y", "0,1,0,0", "-p", P, "-f", "table")
     assert "why they differ:" in r.out and "optax: not available" in r.out
     assert "0*" in r.out  # the clipped cell is marked
+
+
+def test_eps_overrides_the_clip():
+    # worked by hand: with eps = 1e-3, p = 5e-4 is clipped (loss -log(1e-3), gradient 0); p = 0.5 gives
+    # -log(0.5) and 1/(1 - 0.5); the mean divides both by N = 2
+    import math
+
+    out = lossgrad("bce", "-c", "keras", "--eps", "1e-3", "-y", "1,0", "-p", "5e-4,0.5", "-f", "json").json()
+    assert out["value"] == pytest.approx((-math.log(1e-3) - math.log(0.5)) / 2, rel=1e-14)
+    assert out["grad"] == [0.0, pytest.approx(1.0, rel=1e-14)]
+    assert_usage_error(lossgrad("bce", "-c", "keras", "--eps", "0.7", "-y", "1", "-p", "0.5"), "--eps", "(0, 0.5)")
+
+
+def test_clip_bound_itself_passes_the_gradient_as_tensorflow_does():
+    # TF's clip_by_value differentiates max/min with >= and <=: at p == eps exactly the gradient is -y/p (golden
+    # files hold the same from TF 2.21); y = 1, p = 1e-7, N = 1
+    out = lossgrad("bce", "-c", "keras", "-y", "1", "-p", "1e-7", "-f", "json").json()
+    assert out["grad"] == [pytest.approx(-1e7, rel=1e-12)]
