@@ -327,8 +327,11 @@ def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="aut
         if ref is None:
             continue
         diag.findings += _explain_against(loss, targets_used, p2, from_logits, label_idx, mine, tol, ref, best)
-    if not diag.findings and match is None:
-        diag.findings.append(f"no convention explains these numbers; the nearest is {describe(best)}")
+    if match is None and loss in ("bce", "ce") and not from_logits:
+        act = "sigmoid" if loss == "bce" else "softmax"
+        diag.findings.append(
+            f"if these probabilities came straight out of Keras' {act} (a tensor, not a copy), Keras silently used "
+            f"the logits behind them: run the check again on the logits with --from-logits")
     return diag
 
 
