@@ -13,6 +13,7 @@ import numpy as np
 from . import conventions
 from .errors import InputError, OptionError
 from .losses import LOSSES, DomainError, Parts
+from .losses.base import first_bad
 from .reduction import REDUCTIONS, Total, reduce
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
@@ -110,11 +111,26 @@ class Evaluator:
             y, labels = self._targets(y, p.shape[1])
         elif y.shape != p.shape:
             raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
+        if self.dtype is not np.float64:
+            with np.errstate(over="ignore"):
+                y, p = y.astype(self.dtype), p.astype(self.dtype)
+            for which, a in (("target", y), ("pred", p)):
+                first_bad(which, ~np.isfinite(a), a, f"is too large for {self.dtype_name}")
         y = y.astype(self.dtype, copy=False)
         p = p.astype(self.dtype, copy=False)
         self.loss.check(y, p, self.from_logits)
+        wide = self.dtype is not np.float64 and self.conv.float32_via_float64
         with np.errstate(over="ignore", under="ignore"):
-            parts = self.loss.compute(y, p, self.from_logits, self.conv, labels)
+            if wide:
+                # the float32 inputs, computed in float64, rounded once at the end
+                parts = self.loss.compute(y.astype(np.float64), p.astype(np.float64), self.from_logits, self.conv,
+                                          labels)
+                for name in ("losses", "grad", "grad_logits", "prob"):
+                    a = getattr(parts, name)
+                    if a is not None:
+                        setattr(parts, name, a.astype(self.dtype))
+            else:
+                parts = self.loss.compute(y, p, self.from_logits, self.conv, labels)
         if self.conv.last_axis_mean and not self.rows_loss and p.shape[1] > 1:
             # Keras reduces each sample's outputs by their mean before the batch reduction: its elements are
             # samples, and each output's derivative carries a 1/k

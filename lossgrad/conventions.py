@@ -38,11 +38,14 @@ class Convention:
     ce_probs_index: str | None = None
     # Keras takes the mean over each sample's outputs before the batch reduction
     last_axis_mean: bool = False
+    # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
+    # exact convention); False evaluates the formulas in float32 as a float32 framework does
+    float32_via_float64: bool = False
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict = field(default_factory=dict)
 
 
-EXACT = Convention(name="exact", title="exact mathematics")
+EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True)
 
 KERAS = Convention(
     name="keras",

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from .. import precise
 from .base import Loss, Parts, first_bad, register, xlogy
 
 
@@ -69,8 +70,10 @@ def _bce_logits_exact(y, z):
     e, pos, sz, smz = _sigmoid_parts(z)
     # split on the sign so that z*(1 - y) and -z*y never cancel against each other
     losses = np.where(pos, z * (1 - y), -z * y) + np.log1p(e)
-    # sigma(z) - y cancels when sigma(z) ~ y (z = 40, y = 1 gives 0); this form keeps the -4.25e-18
-    grad = (1 - y) * sz - y * smz
+    # sigma(z) - y cancels when sigma(z) ~ y (z = 40, y = 1 gives 0); this form keeps the -4.25e-18, and the
+    # elements where the two terms still nearly agree (soft labels) are recomputed in higher precision
+    a, b = (1 - y) * sz, y * smz
+    grad = precise.sigmoid_minus_y(y, z, a - b, np.maximum(a, b))
     return losses, grad, sz
 
 
@@ -160,21 +163,29 @@ BCE = register(
 
 
 def _log_softmax_exact(z):
-    """log softmax via the row max; log1p of the rest, since the max's own term is exactly 1."""
+    """log softmax via the row max, without the rounding of z - max: s + s_err is z - max exactly (TwoSum), and
+    e^(s + s_err) = e^s (1 + s_err). The max's own term is exactly 1, added by log1p."""
     k = np.argmax(z, axis=1)
     rows = np.arange(z.shape[0])
-    s = z - z[rows, k][:, None]
+    m = z[rows, k][:, None]
+    s = z - m
+    bb = s - z
+    s_err = (z - (s - bb)) + (-m - bb)
     es = np.exp(s)
+    es = es + es * s_err
     es_k = es.copy()
     es_k[rows, k] = 0
-    rest = es_k.sum(axis=1)  # the other classes' terms; the max's own e^0 = 1 is added exactly by log1p
+    rest = es_k.sum(axis=1)
     lse = np.log1p(rest)
-    return s - lse[:, None], k, rows, es, rest
+    # -log softmax = lse - s - s_err: three non-negative parts (s <= 0), no cancellation
+    return (s + s_err) - lse[:, None], k, rows, es, rest, s, s_err, lse
 
 
 def _ce_logits_exact(y, z):
-    logp, k, rows, es, rest = _log_softmax_exact(z)
-    losses = -xlogy(y, logp).sum(axis=1)
+    logp, k, rows, es, rest, s, s_err, lse = _log_softmax_exact(z)
+    with np.errstate(invalid="ignore"):
+        neg_logp = (lse[:, None] - s) - s_err
+        losses = np.where(y == 0, 0, y * neg_logp).sum(axis=1)
     sm = es / (1 + rest)[:, None]
     sy = y.sum(axis=1)
     grad = sm * sy[:, None] - y
@@ -185,7 +196,9 @@ def _ce_logits_exact(y, z):
     y_wo_k[rows, k] = 0
     others_y = y_wo_k.sum(axis=1)
     grad[rows, k] = others_y - sy * others_sm
-    return losses, grad, sm
+    scale = np.maximum(np.abs(sm * sy[:, None]), np.abs(y))
+    scale[rows, k] = np.maximum(np.abs(others_y), np.abs(sy * others_sm))
+    return losses, precise.softmax_grad(y, z, grad, scale), sm
 
 
 def _log_softmax_framework(z):
@@ -218,7 +231,8 @@ def _ce_probs_exact(y, p):
         grad = np.where(y == 0, 0, -y / p).astype(p.dtype, copy=False)
     s = p.sum(axis=1, keepdims=True)
     # the logits behind p are log p: softmax(log p) = p / sum(p), and the chain rule gives p̂ sum(y) - y
-    grad_logits = (p / s) * y.sum(axis=1, keepdims=True) - y
+    a = (p / s) * y.sum(axis=1, keepdims=True)
+    grad_logits = precise.normalised_minus_y(y, p, a - y, np.maximum(np.abs(a), np.abs(y)))
     return losses, grad, grad_logits
 
 

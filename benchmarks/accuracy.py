@@ -1,0 +1,250 @@
+"""Worst error, in ulps, of every loss and gradient against mpmath (60 digits), over a fixed adversarial grid
+plus random samples; the same for PyTorch and optax (float64) when they are installed.
+
+    python benchmarks/accuracy.py [--random N] [--seed S]
+
+Needs mpmath (the `test` extra). Prints a Markdown table for the README.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import lossgrad  # noqa: E402
+from lossgrad import reference as R  # noqa: E402
+from lossgrad.reduction import Total  # noqa: E402
+
+
+# ---------------------------------------------------------------- inputs
+
+
+def bce_logit_pairs(rng, n):
+    grid = [(y, z) for y in R.LABELS for z in R.LOGITS]
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))
+    z = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3, n)
+    # soft labels at their own logit: the cancelling case
+    near = (rng.random(n) < 0.2) & (y > 0) & (y < 1)
+    z[near] = np.log(y[near] / (1 - y[near])) * (1 + rng.normal(scale=1e-6, size=near.sum()))
+    z = np.nan_to_num(z, posinf=50.0, neginf=-50.0)
+    return grid + list(zip(y.tolist(), z.tolist()))
+
+
+def bce_prob_pairs(rng, n):
+    grid = [(y, p) for y in R.LABELS for p in R.PROBS]
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))
+    small = 10.0 ** rng.uniform(-300, 0, n)
+    p = np.where(rng.random(n) < 0.5, small, 1 - 10.0 ** rng.uniform(-16, 0, n))
+    return grid + list(zip(y.tolist(), np.clip(p, 0, 1).tolist()))
+
+
+def mse_pairs(rng, n):
+    y = rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, n)
+    p = np.where(rng.random(n) < 0.3, y * (1 + rng.normal(scale=1e-9, size=n)), rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, n))
+    return [(0.0, 0.0), (1e-300, -1e-300), (1e150, -1e150)] + list(zip(y.tolist(), p.tolist()))
+
+
+def ce_logit_rows(rng, n):
+    rows = R.ce_rows()
+    for _ in range(n):
+        z = rng.normal(size=3) * 10.0 ** rng.uniform(-2, 3)
+        y = np.eye(3)[rng.integers(0, 3)] if rng.random() < 0.5 else rng.dirichlet(np.ones(3))
+        rows.append((y.tolist(), z.tolist()))
+    return rows
+
+
+def ce_prob_rows(rng, n):
+    rows = R.ce_prob_rows()
+    for _ in range(n):
+        p = rng.dirichlet(np.ones(3) * 0.3)
+        y = np.eye(3)[rng.integers(0, 3)] if rng.random() < 0.5 else rng.dirichlet(np.ones(3))
+        rows.append((y.tolist(), p.tolist()))
+    return rows
+
+
+# ---------------------------------------------------------------- implementations: (losses, grad, grad_logits)
+
+
+def run_lossgrad(family, y, p, dtype):
+    loss, kw = {"bce-logits": ("bce", {"from_logits": True}), "bce-probs": ("bce", {}), "mse": ("mse", {}),
+                "ce-logits": ("ce", {"from_logits": True, "labels": "onehot"}),
+                "ce-probs": ("ce", {"labels": "onehot"})}[family]
+    with np.errstate(all="ignore"):
+        r = lossgrad.evaluate(loss, y, p, reduction="none", dtype=dtype, **kw)
+    return r.losses, r.grad, r.grad_logits
+
+
+def run_torch(family, y, p):
+    import torch
+    import torch.nn.functional as F
+
+    pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+    yt = torch.tensor(y, dtype=torch.float64)
+    if family == "bce-logits":
+        per = F.binary_cross_entropy_with_logits(pt, yt, reduction="none")
+    elif family == "bce-probs":
+        per = F.binary_cross_entropy(pt, yt, reduction="none")
+    elif family == "mse":
+        per = F.mse_loss(pt, yt, reduction="none")
+    elif family == "ce-logits":
+        per = F.cross_entropy(pt, yt, reduction="none")
+    else:
+        return None
+    per.sum().backward()
+    return per.detach().numpy(), pt.grad.numpy(), None
+
+
+def run_optax(family, y, p):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    fn = {"bce-logits": optax.losses.sigmoid_binary_cross_entropy, "mse": lambda a, b: optax.losses.squared_error(a, b),
+          "ce-logits": optax.losses.softmax_cross_entropy}.get(family)
+    if fn is None:
+        return None
+    yj, pj = jnp.asarray(y), jnp.asarray(p, dtype=jnp.float64)
+    per = fn(pj, yj)
+    grad = jax.grad(lambda q: jnp.sum(fn(q, yj)))(pj)
+    return np.asarray(per), np.asarray(grad), None
+
+
+# ---------------------------------------------------------------- truth and errors
+
+
+def truths(family, y, p):
+    if family == "bce-logits":
+        out = [R.bce_logits(a, b) for a, b in zip(y, p)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family == "bce-probs":
+        out = [R.bce_probs(a, b) for a, b in zip(y, p)]
+        return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+    if family == "mse":
+        out = [R.mse(a, b) for a, b in zip(y, p)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family == "ce-logits":
+        out = [R.ce_logits(a, b) for a, b in zip(y, p)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    out = [R.ce_probs(a, b) for a, b in zip(y, p)]
+    return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+
+
+def worst(got, truth, inputs, dtype):
+    """(worst ulps, the input where it happened)."""
+    w, where = 0.0, None
+    got = np.asarray(got, dtype=np.float64)
+    for i, t in enumerate(truth):
+        if isinstance(t, list):
+            for j, tj in enumerate(t):
+                e = R.ulps(got[i][j], tj, dtype)
+                if not e <= w:
+                    w, where = e, inputs[i]
+        else:
+            e = R.ulps(got.reshape(-1)[i], t, dtype)
+            if not e <= w:
+                w, where = e, inputs[i]
+    return w, where
+
+
+FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": mse_pairs,
+            "ce-logits": ce_logit_rows, "ce-probs": ce_prob_rows}
+
+
+def _fmt(w):
+    return "inf" if math.isinf(w) else ("nan" if w != w else f"{w:.2f}")
+
+
+def reduction_table(rng):
+    """The mean of a million elements under different chunkings, against math.fsum."""
+    x = np.abs(rng.normal(size=1_000_000)) * 10.0 ** rng.uniform(-8, 8, 1_000_000)
+    truth = math.fsum(x.tolist()) / x.size
+    rows = []
+    for chunk in (1_000, 65_536, 1_000_000):
+        t = Total()
+        for k in range(0, x.size, chunk):
+            t.add(x[k:k + chunk])
+        rows.append((chunk, R.ulps(t.value / x.size, truth)))
+    naive = 0.0
+    for k in range(0, x.size, 1_000):
+        naive += float(np.sum(x[k:k + 1_000]))
+    rows.append(("1,000 (plain running sum, for scale)", R.ulps(naive / x.size, truth)))
+    return rows
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--random", type=int, default=2000, help="random samples per loss besides the grid")
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    rng = np.random.default_rng(args.seed)
+    impls = {"lossgrad float64": lambda f, y, p: run_lossgrad(f, y, p, "float64"),
+             "lossgrad float32": lambda f, y, p: run_lossgrad(f, y, p, "float32")}
+    for name, fn, mod in (("PyTorch float64", run_torch, "torch"), ("optax float64", run_optax, "optax")):
+        try:
+            __import__(mod)
+            impls[name] = fn
+        except ImportError:
+            pass
+    t0 = time.time()
+    rows = []
+    for family, make in FAMILIES.items():
+        pairs = make(rng, args.random)
+        y = [a for a, _ in pairs]
+        p = [b for _, b in pairs]
+        truth = truths(family, y, p)
+        for q, label in enumerate(("loss", "grad", "grad_logits")):
+            if truth[q] is None:
+                continue
+            cells = []
+            for name, fn in impls.items():
+                dtype = np.float32 if "float32" in name else np.float64
+                yy = np.asarray(y, dtype=np.float64)
+                pp = np.asarray(p, dtype=np.float64)
+                used = pairs
+                if dtype is np.float32:
+                    # float32 inputs are the float64 ones rounded (those that fit): the truth is taken there
+                    with np.errstate(over="ignore"):
+                        yy, pp = yy.astype(np.float32).astype(np.float64), pp.astype(np.float32).astype(np.float64)
+                    fits = np.isfinite(yy).reshape(len(pairs), -1).all(axis=1) & \
+                        np.isfinite(pp).reshape(len(pairs), -1).all(axis=1)
+                    yy, pp = yy[fits], pp[fits]
+                    used = [pr for pr, f in zip(pairs, fits) if f]
+                    tq = truths(family, yy.tolist(), pp.tolist())[q]
+                else:
+                    tq = truth[q]
+                out = fn(family, yy if family in ("ce-logits", "ce-probs") else yy.reshape(-1),
+                         pp if family in ("ce-logits", "ce-probs") else pp.reshape(-1))
+                if out is None or out[q] is None:
+                    cells.append(("—", None))
+                    continue
+                w, where = worst(out[q], tq, used, dtype)
+                cells.append((_fmt(w), where))
+            rows.append((family, label, len(pairs), cells))
+    print(f"Worst error in ulps against mpmath ({R.DIGITS} digits): the grid of lossgrad.reference plus "
+          f"{args.random} random samples per loss (seed {args.seed}); float32 in float32 ulps.\n")
+    print("| loss | quantity | inputs | " + " | ".join(impls) + " |")
+    print("|---|---|---|" + "---|" * len(impls))
+    for family, label, n, cells in rows:
+        print(f"| {family} | {label} | {n} | " + " | ".join(c for c, _ in cells) + " |")
+    print("\nWhere the worst errors are (input: y, prediction):\n")
+    for family, label, n, cells in rows:
+        for (c, where), name in zip(cells, impls):
+            if where is not None and c not in ("0.00",) and (c == "inf" or float(c) > 4):
+                print(f"- {name}, {family} {label}: {c} ulp at {where}")
+    print("\nMean of 1,000,000 positive values spanning 16 decades, by chunk size (ulps against math.fsum):\n")
+    for chunk, e in reduction_table(rng):
+        print(f"- chunks of {chunk}: {_fmt(e)}")
+    print(f"\n({time.time() - t0:.0f} s)")
+
+
+if __name__ == "__main__":
+    main()

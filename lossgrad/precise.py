@@ -1,0 +1,154 @@
+"""Recomputing the few elements where a float64 formula cancels.
+
+A gradient such as sigma(z) - y or softmax * sum(y) - y is the difference of two terms that are each right to an
+ulp or two; when the terms nearly agree, their difference keeps only the bits that survive, and its relative
+error grows by the ratio of the terms to the result. lossgrad computes everything in float64 first, then
+recomputes only the elements that lost more than one bit:
+
+- in the platform's 80-bit long double (11 more bits), where the loss is at most 2^8;
+- with Python's decimal module at 50 digits (more when even that is not enough), where it is more, or where long
+  double is no wider than double; ratios of sums are done exactly with fractions.
+
+Elements with hard labels never cancel, so they never come here; soft labels near the model's own prediction do.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, localcontext
+from fractions import Fraction
+
+import numpy as np
+
+_INFO = np.finfo(np.longdouble)
+LONG = np.longdouble if _INFO.nmant >= 63 else None
+RISKY = 0.5  # result below half its largest term: more than one bit lost
+LONG_ENOUGH = 2.0**-8  # long double's 11 extra bits cover a loss of 8 with margin
+DIGITS = (50, 200, 800)  # decimal precisions tried in turn until the result stands clear of the rounding
+
+
+def _adaptive(fn, *args):
+    """fn(prec, *args) -> (result Decimal, scale Decimal); the first precision at which the result is well above
+    the rounding error of terms of size `scale`."""
+    for prec in DIGITS:
+        with localcontext() as ctx:
+            ctx.prec = prec
+            r, scale = fn(*args)
+            if r == 0 and scale == 0 or abs(r) > scale * Decimal(10) ** (10 - prec):
+                return r
+    return r
+
+
+def _decimal(x: float) -> Decimal:
+    return Decimal(float(x))  # exact: every double is a finite decimal
+
+
+def _sigmoid_minus_y_terms(y: float, z: float):
+    e = _decimal(-abs(z)).exp()
+    yd = _decimal(y)
+    big, small = 1 / (1 + e), e / (1 + e)
+    sz, smz = (big, small) if z >= 0 else (small, big)
+    a, b = (1 - yd) * sz, yd * smz
+    return a - b, max(a, b)
+
+
+def _dec_sigmoid_minus_y(y: float, z: float) -> float:
+    return float(_adaptive(_sigmoid_minus_y_terms, y, z))
+
+
+def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Refine grad = sigma(z) - y where |grad| < RISKY * scale (scale: the larger of the two terms)."""
+    with np.errstate(invalid="ignore"):
+        risky = np.abs(grad) < RISKY * scale
+    if not risky.any():
+        return grad
+    grad = grad.copy()
+    idx = np.nonzero(risky)
+    yr, zr = y[idx], z[idx]
+    if LONG is not None:
+        yl, zl = yr.astype(LONG), zr.astype(LONG)
+        e = np.exp(-np.abs(zl))
+        big, small = 1 / (1 + e), e / (1 + e)
+        pos = zl >= 0
+        r = (1 - yl) * np.where(pos, big, small) - yl * np.where(pos, small, big)
+        grad[idx] = r.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            extreme = np.abs(r) < LONG_ENOUGH * scale[idx]
+    else:
+        extreme = np.ones(len(idx[0]), dtype=bool)
+    for k in np.nonzero(extreme)[0]:
+        where = tuple(i[k] for i in idx)
+        grad[where] = _dec_sigmoid_minus_y(y[where], z[where])
+    return grad
+
+
+def _softmax_grad_cell(y_row, z_row, j):
+    z = [_decimal(v) for v in z_row]
+    y = [_decimal(v) for v in y_row]
+    k = max(range(len(z)), key=lambda i: z[i])
+    e = [(v - z[k]).exp() for v in z]
+    rest = sum(v for i, v in enumerate(e) if i != k)
+    total = 1 + rest
+    sy = sum(y)
+    if j == k:
+        a, b = sum(a for i, a in enumerate(y) if i != k), sy * rest / total
+    else:
+        a, b = e[j] / total * sy, y[j]
+    return a - b, max(abs(a), abs(b))
+
+
+def _dec_softmax_grad_row(y_row, z_row) -> list:
+    return [float(_adaptive(_softmax_grad_cell, y_row, z_row, j)) for j in range(len(z_row))]
+
+
+def softmax_grad(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Refine grad = softmax(z) * sum(y) - y, row by row, in the rows where a cell is risky."""
+    with np.errstate(invalid="ignore"):
+        risky = np.abs(grad) < RISKY * scale
+    rows = np.nonzero(risky.any(axis=1))[0]
+    if rows.size == 0:
+        return grad
+    grad = grad.copy()
+    yr, zr = y[rows], z[rows]
+    if LONG is not None:
+        yl, zl = yr.astype(LONG), zr.astype(LONG)
+        r = np.arange(len(rows))
+        k = np.argmax(zl, axis=1)
+        s = zl - zl[r, k][:, None]
+        es = np.exp(s)
+        es_k = es.copy()
+        es_k[r, k] = 0
+        rest = es_k.sum(axis=1)
+        sy = yl.sum(axis=1)
+        g = es / (1 + rest)[:, None] * sy[:, None] - yl
+        y_wo = yl.copy()
+        y_wo[r, k] = 0
+        g[r, k] = y_wo.sum(axis=1) - sy * rest / (1 + rest)
+        grad[rows] = g.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            extreme = (np.abs(g) < LONG_ENOUGH * scale[rows]).any(axis=1)
+    else:
+        extreme = np.ones(len(rows), dtype=bool)
+    for i in rows[extreme]:
+        grad[i] = _dec_softmax_grad_row(y[i], z[i])
+    return grad
+
+
+def _exact_normalised_minus_y(y_row, p_row) -> list:
+    # rational arithmetic: (p sum(y) - y sum(p)) / sum(p) is exact, and float() rounds it once
+    y = [Fraction(float(v)) for v in y_row]
+    p = [Fraction(float(v)) for v in p_row]
+    s, sy = sum(p), sum(y)
+    return [float((b * sy - a * s) / s) for a, b in zip(y, p)]
+
+
+def normalised_minus_y(y: np.ndarray, p: np.ndarray, out: np.ndarray, scale: np.ndarray) -> np.ndarray:
+    """Refine out = p / sum(p) * sum(y) - y where it cancels (exact rational arithmetic on those rows)."""
+    with np.errstate(invalid="ignore"):
+        risky = np.abs(out) < RISKY * scale
+    rows = np.nonzero(risky.any(axis=1))[0]
+    if rows.size == 0:
+        return out
+    out = out.copy()
+    for i in rows:
+        out[i] = _exact_normalised_minus_y(y[i], p[i])
+    return out

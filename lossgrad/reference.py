@@ -1,0 +1,138 @@
+"""High-precision reference values (mpmath, 800 digits) for every loss, gradient and grad_logits of the exact
+convention, and the ulp error of a float against them. For tests and benchmarks/accuracy.py; needs mpmath
+(`pip install mpmath`, part of the `test` extra), which lossgrad itself never imports.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+DIGITS = 800  # enough for every double: a subnormal next to 1 needs about 330 digits
+
+
+def _mp():
+    import mpmath
+
+    mpmath.mp.dps = DIGITS
+    return mpmath
+
+
+def _sigmoid(mp, x):
+    return 1 / (1 + mp.exp(-x))
+
+
+def bce_logits(y: float, z: float):
+    """(loss, d loss/dz) for one element: max(z,0) - z*y + log(1 + e^-|z|) and sigma(z) - y.
+
+    Arranged so that nothing small is added to something large before the large parts cancel: the sum of
+    mpmath numbers is exact only to its 60 digits.
+    """
+    mp = _mp()
+    y, z = mp.mpf(y), mp.mpf(z)
+    one_y = mp.fsub(1, y, exact=True)
+    linear = mp.fmul(z, one_y, exact=True) if z >= 0 else mp.fmul(-z, y, exact=True)
+    loss = linear + mp.log1p(mp.exp(-abs(z)))
+    # sigma(z) - y = (1 - y) sigma(z) - y sigma(-z): no 1 - tiny that 60 digits would round to 1
+    grad = one_y * _sigmoid(mp, z) - y * _sigmoid(mp, -z)
+    return loss, grad
+
+
+def bce_probs(y: float, p: float):
+    """(loss, d/dp, d/dz of the logits behind p) for one element."""
+    mp = _mp()
+    y, p = mp.mpf(y), mp.mpf(p)
+    one_y, one_p = mp.fsub(1, y, exact=True), mp.fsub(1, p, exact=True)
+    t1 = mp.mpf(0) if y == 0 else (y * mp.log(p) if p != 0 else -mp.inf)
+    t2 = mp.mpf(0) if one_y == 0 else (one_y * mp.log1p(-p) if p != 1 else -mp.inf)
+    loss = -(t1 + t2)
+    diff = mp.fsub(p, y, exact=True)
+    if p == 0 or p == 1:
+        grad = (mp.mpf(1) if p == 0 else mp.mpf(-1)) if p == y else diff * mp.inf
+    else:
+        grad = diff / (p * one_p)
+    return loss, grad, diff
+
+
+def ce_logits(y_row, z_row):
+    """(loss, gradient row) for one sample: -sum y log softmax(z), softmax * sum(y) - y."""
+    mp = _mp()
+    y = [mp.mpf(v) for v in y_row]
+    z = [mp.mpf(v) for v in z_row]
+    k = max(range(len(z)), key=lambda i: z[i])
+    s = [mp.fsub(v, z[k], exact=True) for v in z]
+    rest = mp.fsum(mp.exp(v) for i, v in enumerate(s) if i != k)
+    lse = mp.log1p(rest)
+    loss = -mp.fsum(a * (b - lse) for a, b in zip(y, s) if a != 0)
+    sy = mp.fsum(y)
+    sm = [mp.exp(b) / (1 + rest) for b in s]
+    grad = [b * sy - a for a, b in zip(y, sm)]
+    # the dominant class: softmax_k * sum(y) - y_k without the 1 - tiny that 60 digits would lose
+    grad[k] = mp.fsum(a for i, a in enumerate(y) if i != k) - sy * rest / (1 + rest)
+    return loss, grad
+
+
+def ce_probs(y_row, p_row):
+    """(loss, gradient row, grad_logits row) for one sample: -sum y log p, -y/p, p/sum(p) * sum(y) - y."""
+    mp = _mp()
+    y = [mp.mpf(v) for v in y_row]
+    p = [mp.mpf(v) for v in p_row]
+    loss = -mp.fsum((a * mp.log(b) if b != 0 else -mp.inf) for a, b in zip(y, p) if a != 0)
+    grad = [mp.mpf(0) if a == 0 else (-a / b if b != 0 else -mp.inf) for a, b in zip(y, p)]
+    s, sy = mp.fsum(p), mp.fsum(y)
+    return loss, grad, [b / s * sy - a for a, b in zip(y, p)]
+
+
+def mse(y: float, p: float):
+    mp = _mp()
+    d = mp.fsub(mp.mpf(p), mp.mpf(y), exact=True)
+    return d * d, 2 * d
+
+
+def ulps(got: float, truth, dtype=np.float64) -> float:
+    """|got - truth| in units in the last place of truth rounded to `dtype` (0 when both are the same inf)."""
+    mp = _mp()
+    got = float(got)
+    if mp.isinf(truth) or (isinstance(truth, float) and math.isinf(truth)):
+        return 0.0 if math.isinf(got) and (got > 0) == (truth > 0) else math.inf
+    info = np.finfo(dtype)
+    t = dtype(float(truth)) if abs(truth) <= float(info.max) * (1 + float(info.eps) / 2) else dtype(math.copysign(math.inf, truth))
+    if math.isinf(float(t)):
+        # the truth overflows the type: only an infinity of the right sign is right
+        return 0.0 if math.isinf(got) and (got > 0) == (truth > 0) else math.inf
+    if math.isinf(got) or math.isnan(got):
+        return math.inf
+    unit = float(np.spacing(np.abs(t)))
+    return float(abs(mp.mpf(got) - truth) / unit)
+
+
+# ---------------------------------------------------------------- the adversarial grid
+
+LOGITS = [0.0, -0.0, 1e-300, -1e-300, 1e-20, -1e-20, 1e-8, -1e-8, 0.5, -0.5, 1.0, -1.0, 10.0, -10.0, 36.0, -36.0,
+          37.0, -37.0, 40.0, -40.0, 100.0, -100.0, 700.0, -700.0, 745.0, -745.0, 1000.0, -1000.0, 1e10, -1e10,
+          1e300, -1e300, 0.4054651081081644, 1.0986122886681098, -2.1972245773362196]
+PROBS = [5e-324, 1e-310, 1e-300, 1e-100, 1e-20, 1e-8, 0.1, 0.25, 0.5, 0.6, 0.7310585786300049, 0.9, 1 - 1e-8,
+         1 - 2**-52, 1 - 2**-53, 0.0, 1.0]
+LABELS = [0.0, 1.0, 0.5, 0.6, 0.25, 0.75, 0.9, 0.999, 1e-10, 1e-300, 1 - 2**-53, 0.7310585786300049]
+
+
+def ce_rows():
+    """(targets, logits) rows: spreads of +-745 and more, one class holding all but 1e-300, soft targets."""
+    z = [[0.0, 1.0, 2.0], [745.0, -745.0, 0.0], [1000.0, -1000.0, 3.0], [0.0, -690.7755278982137, -700.0],
+         [1e300, -1e300, 0.0], [-1e-300, 1e-300, 0.0], [40.0, 0.0, -2.0], [0.0, 0.0, 0.0], [5.0, 5.0, -5.0]]
+    ys = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.3, 0.5], [0.9, 0.05, 0.05],
+          [1 - 1e-300, 1e-300, 0.0], [1 / 3, 1 / 3, 1 / 3]]
+    rows = [(y, r) for r in z for y in ys]
+    # targets equal to the softmax itself: every gradient cell cancels
+    for r in z[:3] + z[6:]:
+        e = [math.exp(v - max(r)) for v in r]
+        rows.append(([v / sum(e) for v in e], r))
+    return rows
+
+
+def ce_prob_rows():
+    p = [[0.2, 0.3, 0.5], [1e-300, 0.5, 0.5], [5e-324, 1 - 2**-53, 1e-20], [1 / 3, 1 / 3, 1 / 3],
+         [0.9, 0.09, 0.01], [1.0, 0.0, 0.0]]
+    ys = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.3, 0.5], [0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3]]
+    return [(y, r) for r in p for y in ys]

@@ -1,0 +1,208 @@
+"""Accuracy of the exact convention against mpmath (lossgrad.reference, 800 digits): at most 4 ulp in float64 over
+the adversarial grid and property-based samples; float32 within a float32 ulp of its truth; reductions that do
+not depend on the chunking."""
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+import lossgrad
+from lossgrad import reference as R
+from lossgrad.reduction import Total
+
+pytest.importorskip("mpmath")
+
+ULP = 4
+
+
+def _bce_logits(y, z, dtype="float64"):
+    r = lossgrad.evaluate("bce", y, z, from_logits=True, reduction="none", dtype=dtype)
+    return r.losses, r.grad
+
+
+def _bce_probs(y, p, dtype="float64"):
+    r = lossgrad.evaluate("bce", y, p, reduction="none", dtype=dtype)
+    return r.losses, r.grad, r.grad_logits
+
+
+def _assert_ulps(got, truth, dtype=np.float64, limit=ULP, where=None):
+    e = R.ulps(got, truth, dtype)
+    assert e <= limit, f"{e} ulp at {where}: got {got!r}, truth {truth}"
+
+
+def test_grid_bce_logits():
+    pairs = [(y, z) for y in R.LABELS for z in R.LOGITS]
+    y, z = np.array(pairs).T
+    losses, grad = _bce_logits(y, z)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg = R.bce_logits(a, b)
+        _assert_ulps(losses[i], tl, where=(a, b))
+        _assert_ulps(grad[i], tg, where=(a, b))
+
+
+def test_grid_bce_probs():
+    pairs = [(y, p) for y in R.LABELS for p in R.PROBS]
+    y, p = np.array(pairs).T
+    with np.errstate(all="ignore"):
+        losses, grad, gl = _bce_probs(y, p)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg, tgl = R.bce_probs(a, b)
+        _assert_ulps(losses[i], tl, where=(a, b))
+        _assert_ulps(grad[i], tg, where=(a, b))
+        _assert_ulps(gl[i], tgl, where=(a, b))
+
+
+def test_grid_ce_logits():
+    for y, z in R.ce_rows():
+        r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none")
+        tl, tg = R.ce_logits(y, z)
+        _assert_ulps(r.losses[0], tl, where=(y, z))
+        for j in range(len(z)):
+            _assert_ulps(r.grad[0][j], tg[j], where=(y, z, j))
+
+
+def test_grid_ce_probs():
+    for y, p in R.ce_prob_rows():
+        with np.errstate(all="ignore"):
+            r = lossgrad.ce([y], [p], labels="onehot", reduction="none")
+        tl, tg, tgl = R.ce_probs(y, p)
+        _assert_ulps(r.losses[0], tl, where=(y, p))
+        for j in range(len(p)):
+            _assert_ulps(r.grad[0][j], tg[j], where=(y, p, j))
+            _assert_ulps(r.grad_logits[0][j], tgl[j], where=(y, p, j))
+
+
+def test_pytorch_blind_spot_is_right_here():
+    # numerics.md: PyTorch's bce-with-logits gradient at z = 40, y = 1 is 0; the truth is -sigma(-40) = -4.25e-18
+    _, grad = _bce_logits([1.0], [40.0])
+    _assert_ulps(grad[0], R.bce_logits(1.0, 40.0)[1], limit=1)
+    assert grad[0] == pytest.approx(-4.248354255291589e-18, rel=1e-15)
+
+
+labels = st.one_of(st.sampled_from([0.0, 1.0]), st.floats(0, 1))
+logits = st.floats(-1e300, 1e300, allow_nan=False)
+probs = st.floats(0, 1)
+
+
+@settings(max_examples=150, deadline=None)
+@given(y=labels, z=st.one_of(logits, st.floats(-50, 50)))
+def test_property_bce_logits(y, z):
+    losses, grad = _bce_logits([y], [z])
+    tl, tg = R.bce_logits(y, z)
+    _assert_ulps(losses[0], tl, where=(y, z))
+    _assert_ulps(grad[0], tg, where=(y, z))
+
+
+@settings(max_examples=150, deadline=None)
+@given(y=labels, p=probs)
+def test_property_bce_probs(y, p):
+    with np.errstate(all="ignore"):
+        losses, grad, gl = _bce_probs([y], [p])
+    tl, tg, tgl = R.bce_probs(y, p)
+    _assert_ulps(losses[0], tl, where=(y, p))
+    _assert_ulps(grad[0], tg, where=(y, p))
+    _assert_ulps(gl[0], tgl, where=(y, p))
+
+
+@settings(max_examples=100, deadline=None)
+@given(y=st.floats(-1e100, 1e100), p=st.floats(-1e100, 1e100))
+def test_property_mse(y, p):
+    r = lossgrad.mse([y], [p], reduction="none")
+    tl, tg = R.mse(y, p)
+    _assert_ulps(r.losses[0], tl, where=(y, p))
+    _assert_ulps(r.grad[0], tg, where=(y, p))
+
+
+@settings(max_examples=80, deadline=None)
+@given(z=st.lists(st.floats(-800, 800), min_size=2, max_size=4),
+       w=st.lists(st.floats(0, 1), min_size=4, max_size=4))
+def test_property_ce_logits(z, w):
+    y = w[: len(z)]
+    r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none")
+    tl, tg = R.ce_logits(y, z)
+    _assert_ulps(r.losses[0], tl, where=(y, z))
+    for j in range(len(z)):
+        _assert_ulps(r.grad[0][j], tg[j], where=(y, z, j))
+
+
+@settings(max_examples=80, deadline=None)
+@given(p=st.lists(st.floats(1e-300, 1), min_size=2, max_size=4),
+       w=st.lists(st.floats(0, 1), min_size=4, max_size=4))
+def test_property_ce_probs(p, w):
+    y = w[: len(p)]
+    r = lossgrad.ce([y], [p], labels="onehot", reduction="none")
+    tl, tg, tgl = R.ce_probs(y, p)
+    _assert_ulps(r.losses[0], tl, where=(y, p))
+    for j in range(len(p)):
+        _assert_ulps(r.grad[0][j], tg[j], where=(y, p, j))
+        _assert_ulps(r.grad_logits[0][j], tgl[j], where=(y, p, j))
+
+
+def test_soft_labels_at_their_own_logit():
+    # sigma(z) - y where z = logit(y) up to rounding: the float64 terms cancel to nothing; the truth is tiny
+    y = np.linspace(0.01, 0.99, 99)
+    z = np.log(y / (1 - y))
+    _, grad = _bce_logits(y, z)
+    for a, b, g in zip(y, z, grad):
+        _assert_ulps(g, R.bce_logits(a, b)[1], where=(a, b))
+
+
+@pytest.mark.parametrize("loss,kw,y,p", [
+    ("bce", {"from_logits": True}, [0.0, 1.0, 0.3, 0.999], [-18.6, 0.51, 2.94, 40.0]),
+    ("bce", {}, [0.0, 1.0, 0.3, 0.999], [1e-30, 0.6248, 0.9497, 0.5]),
+    ("mse", {}, [0.11, 0.01, 0.59], [0.12, 0.35, 0.61]),
+    ("ce", {"from_logits": True}, [[0.2, 0.8, 0.0]], [[0.3, -1.2, 2.0]]),
+])
+def test_float32_is_the_float32_rounding_of_the_truth(loss, kw, y, p):
+    # float32 inputs computed exactly and rounded once: within a float32 ulp of the truth at those inputs
+    r32 = lossgrad.evaluate(loss, y, p, dtype="float32", reduction="none", **kw)
+    y32 = np.asarray(y, dtype=np.float32).astype(np.float64)
+    p32 = np.asarray(p, dtype=np.float32).astype(np.float64)
+    r64 = lossgrad.evaluate(loss, y32, p32, reduction="none", **kw)
+    assert r32.grad.dtype == np.float32
+    np.testing.assert_array_equal(r32.grad, r64.grad.astype(np.float32))
+    np.testing.assert_array_equal(r32.losses, r64.losses.astype(np.float32))
+
+
+@pytest.mark.parametrize("conv", ["keras", "tf-keras", "torch"])
+def test_float32_framework_conventions_compute_in_float32(conv):
+    # a float32 framework rounds at every step: close to the float64 answer, not equal to its rounding
+    p = np.array([0.01, 0.3, 0.62, 0.97])
+    y = np.array([0.0, 1.0, 0.0, 1.0])
+    r32 = lossgrad.bce(y, p, convention=conv, dtype="float32")
+    r64 = lossgrad.bce(y.astype(np.float32), p.astype(np.float32).astype(np.float64), convention=conv)
+    assert r32.grad.dtype == np.float32
+    np.testing.assert_allclose(r32.grad, r64.grad, rtol=1e-5)
+
+
+def test_reduction_is_accurate_and_independent_of_chunking():
+    rng = np.random.default_rng(5)
+    x = np.abs(rng.normal(size=300_000)) * 10.0 ** rng.uniform(-8, 8, 300_000)
+    truth = math.fsum(x.tolist())
+    values = []
+    for chunk in (7, 1000, 65536, 300_000):
+        t = Total()
+        for k in range(0, x.size, chunk):
+            t.add(x[k:k + chunk])
+        values.append(t.value)
+        assert abs(t.value - truth) <= 2 * np.spacing(truth)
+    assert max(values) - min(values) <= 2 * np.spacing(truth)
+
+
+def test_batch_mean_matches_fsum_through_the_cli_reader(tmp_path):
+    # the CSV path feeds the evaluator in chunks; the mean must not depend on that
+    from lossgrad.api import Evaluator
+
+    rng = np.random.default_rng(6)
+    y = rng.integers(0, 2, 10_000).astype(float)
+    z = rng.normal(scale=4, size=10_000)
+    full = lossgrad.bce(y, z, from_logits=True).value
+    ev = Evaluator("bce", from_logits=True)
+    for k in range(0, 10_000, 333):
+        ev.chunk(y[k:k + 333, None], z[k:k + 333, None])
+    value, _ = ev.finish()
+    losses = lossgrad.bce(y, z, from_logits=True, reduction="none").losses
+    truth = math.fsum(losses.tolist()) / 10_000
+    assert abs(value - truth) <= np.spacing(truth) and abs(full - truth) <= np.spacing(truth)
