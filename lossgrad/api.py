@@ -18,6 +18,7 @@ from .reduction import REDUCTIONS, Total, reduce
 
 DTYPES = {"float64": np.float64, "float32": np.float32}
 LABELS = ("auto", "index", "onehot")
+SLICE_ROWS = 32768
 
 
 def _choice(option: str, value: str, choices, what: str) -> str:
@@ -69,6 +70,10 @@ class Evaluator:
         self.first_infinite: tuple[int, int] | None = None
         self.infinite = 0
 
+    def per_sample_for(self, outputs: int) -> bool:
+        """One loss per sample (rather than per element) for predictions with `outputs` columns."""
+        return self.rows_loss or (self.conv.last_axis_mean and outputs > 1)
+
     @property
     def rows_loss(self) -> bool:
         return self.loss.kind == "rows"
@@ -106,6 +111,26 @@ class Evaluator:
         Returns the parts, the targets as used (ce: probability rows), and the class indexes if given so.
         Raises DomainError with chunk-relative row and column for values outside the loss's domain.
         """
+        n = p.shape[0]
+        if n <= SLICE_ROWS:
+            return self._slice(y, p)
+        # a few dozen numpy passes over slices that stay in cache beat the same passes over the whole chunk
+        outs = []
+        for start in range(0, n, SLICE_ROWS):
+            try:
+                outs.append(self._slice(y[start:start + SLICE_ROWS], p[start:start + SLICE_ROWS]))
+            except DomainError as e:
+                e.row += start
+                raise
+        parts = Parts(**{
+            name: None if getattr(outs[0][0], name) is None else np.concatenate([getattr(o[0], name) for o in outs])
+            for name in ("losses", "grad", "grad_logits", "prob")
+        })
+        y_used = np.concatenate([o[1] for o in outs])
+        labels = None if outs[0][2] is None else np.concatenate([o[2] for o in outs])
+        return parts, y_used, labels
+
+    def _slice(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
         labels = None
         if self.rows_loss:
             y, labels = self._targets(y, p.shape[1])

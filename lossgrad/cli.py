@@ -168,7 +168,7 @@ def _open_csv(path: Optional[str]):
             )
         return CsvReader(sys.stdin.buffer, "<stdin>")
     try:
-        f = open(path, "rb")
+        f = open(path, "rb", buffering=0)
     except FileNotFoundError:
         raise InputError("--csv", f"{path}: no such file") from None
     except IsADirectoryError:
@@ -177,7 +177,11 @@ def _open_csv(path: Optional[str]):
         raise InputError("--csv", f"{path}: {e.strerror}") from None
     if os.path.isdir(path):
         raise InputError("--csv", f"{path} is a folder, not a CSV file")
-    return CsvReader(f, path)
+    try:
+        size = os.fstat(f.fileno()).st_size
+    except OSError:
+        size = None
+    return CsvReader(f, path, size=size if size else None)
 
 
 def _domain_error(e, where: str):
@@ -230,7 +234,7 @@ def _from_csv(ev, o: Options):
     import numpy as np
 
     from .api import assemble
-    from .inputs import _char_column, choose_layout, column_names
+    from .inputs import choose_layout, column_names
     from .losses import DomainError
     from .render import Report
 
@@ -255,8 +259,7 @@ def _from_csv(ev, o: Options):
             parts, y_used, lab = ev.chunk(y, p)
         except DomainError as e:
             file_col = (layout.target if e.which == "target" else layout.pred)[e.col]
-            text = chunk.texts[e.row]
-            raise _domain_error(e, reader.where(chunk.linenos[e.row], _char_column(text, file_col))) from None
+            raise _domain_error(e, chunk.where(e.row, file_col)) from None
         parts_list.append(parts)
         ys.append(y_used)
         preds.append(p)
@@ -277,7 +280,7 @@ def _load_arrays(loss: str, o: Options):
     import numpy as np
 
     from .api import as_2d
-    from .inputs import _char_column, choose_layout, inline_locator, parse_inline
+    from .inputs import choose_layout, inline_locator, parse_inline
     from .losses import LOSSES
 
     if loss not in LOSSES:
@@ -298,14 +301,14 @@ def _load_arrays(loss: str, o: Options):
         raise InputError(reader.name, "has a header but no data rows")
     layout = choose_layout(reader, chunks[0], kind, o.labels, o.target_cols, o.pred_cols)
     data = np.concatenate([c.data for c in chunks])
-    linenos = [n for c in chunks for n in c.linenos]
-    texts = [t for c in chunks for t in c.texts]
+    starts = np.cumsum([0] + [c.data.shape[0] for c in chunks])
     if layout.labels and o.labels == "auto":
         o.labels = layout.labels
 
     def locate(which, row, col):
         file_col = (layout.target if which == "target" else layout.pred)[col]
-        return reader.where(linenos[row], _char_column(texts[row], file_col))
+        i = int(np.searchsorted(starts, row, side="right")) - 1
+        return chunks[i].where(row - int(starts[i]), file_col)
 
     p2 = data[:, layout.pred]
     return data[:, layout.target], p2, p2.shape, locate
@@ -388,6 +391,8 @@ def run_loss(name: str, o: Options) -> None:
         labels=o.labels,
     )
     inline = o.target is not None or o.pred is not None
+    if fmt == "csv" and not inline:
+        return _stream_csv(ev, o)
     rep = _from_inline(ev, o) if inline else _from_csv(ev, o)
     r = rep.result
     for w in r.warnings:
@@ -405,6 +410,48 @@ def run_loss(name: str, o: Options) -> None:
             to_table(rep, out, explain)
     if fmt == "csv":
         sys.stderr.write(value_line(r) + "\n")
+
+
+def _stream_csv(ev, o: Options) -> None:
+    """CSV in, CSV out, block by block (batch mode)."""
+    import numpy as np
+
+    from .api import Result
+    from .batch import stream
+    from .inputs import choose_layout, column_names
+    from .render import csv_header, open_output, value_line
+
+    reader = _open_csv(o.csv)
+    chunks = reader.chunks()
+    first = next(chunks, None)
+    if first is None:
+        raise InputError(reader.name, "has a header but no data rows")
+    layout = choose_layout(reader, first, ev.loss.kind, ev.labels, o.target_cols, o.pred_cols)
+    if layout.labels:
+        ev.labels = layout.labels
+    if ev.loss.kind == "elementwise" and len(layout.target) != len(layout.pred):
+        raise InputError(
+            "--target-cols",
+            f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
+        )
+    header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
+    explain = ev.loss.formulas(ev.from_logits, ev.conv) if o.explain else None
+    rows = None
+    if ev.reduction == "mean" and o.csv not in (None, "-") and os.path.isfile(o.csv):
+        from .inputs import count_rows
+
+        rows = count_rows(o.csv, reader.header is not None)
+    with open_output(o.output, binary=True) as out:
+        stream(ev, reader, layout, out, _chain(first, chunks), header.encode(), rows)
+    value, _ = ev.finish()
+    r = Result(loss=ev.loss.name, convention=ev.conv.name, from_logits=ev.from_logits, reduction=ev.reduction,
+               dtype=ev.dtype_name, n=ev.n, value=value, losses=np.empty(0), grad=np.empty(0),
+               per_sample=ev.per_sample)
+    for w in ev.warnings():
+        sys.stderr.write(f"warning: {w}\n")
+    if explain:
+        sys.stderr.write("".join(line + "\n" for line in explain + _reduction_formula(r)))
+    sys.stderr.write(value_line(r) + "\n")
 
 
 def _reduction_formula(r) -> list[str]:

@@ -16,7 +16,6 @@ import numpy as np
 
 from .errors import InputError
 
-CHUNK_ROWS = 65536
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 
 
@@ -80,11 +79,37 @@ def inline_locator(target: np.ndarray, pred: np.ndarray, y2: np.ndarray, p2: np.
 # ---------------------------------------------------------------- CSV
 
 
-@dataclass
+BLOCK_BYTES = 4 << 20  # a block of CSV text parsed at once: memory stays flat whatever the input's length
+FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
+
+
 class Chunk:
-    data: np.ndarray  # rows x columns, float64
-    linenos: list  # the file line of each row (1-based)
-    texts: list  # the raw text of each row, for columns in error messages
+    """The rows of one block of CSV text: their numbers, and how to find a row's line when it is at fault."""
+
+    def __init__(self, data: np.ndarray, block: bytes, first_line: int, name: str):
+        self.data = data
+        self._block = block
+        self._first_line = first_line
+        self._name = name
+        self._rows = None
+
+    def _index(self):
+        if self._rows is None:
+            rows = []
+            for i, raw in enumerate(self._block.split(b"\n")):
+                text = raw.decode("utf-8", errors="replace").rstrip()
+                if text.strip():
+                    rows.append((self._first_line + i, text))
+            self._rows = rows
+        return self._rows
+
+    def line(self, row: int) -> tuple[int, str]:
+        """(line number, text) of data row `row` of this chunk."""
+        return self._index()[row]
+
+    def where(self, row: int, field: int | None = None) -> str:
+        lineno, text = self.line(row)
+        return f"{self._name}:{lineno}" + ("" if field is None else f":{_char_column(text, field)}")
 
 
 def _char_column(text: str, field: int) -> int:
@@ -96,56 +121,158 @@ def _char_column(text: str, field: int) -> int:
     return col + 1
 
 
-class CsvReader:
-    """Reads numeric CSV from a binary stream in chunks of rows; detects a header; reports bad cells precisely."""
+def _polars():
+    try:
+        import polars
+    except ImportError:  # an optional speed-up: numpy reads the same files, slower
+        return None
+    return polars
 
-    def __init__(self, stream, name: str, chunk_rows: int = CHUNK_ROWS):
+
+class CsvReader:
+    """Numeric CSV from a binary stream, in blocks of about BLOCK_BYTES cut at line ends.
+
+    The first non-blank line is a header if any field is not a number. Each block is parsed by polars when the
+    input is large (and polars is installed), else by numpy; a block either refuses is re-read line by line to
+    report the first bad cell as file:line:column.
+    """
+
+    def __init__(self, stream, name: str, block_bytes: int = BLOCK_BYTES, size: int | None = None):
         self.name = name
-        self.chunk_rows = chunk_rows
-        raw = stream if isinstance(stream, io.BufferedIOBase) else io.BufferedReader(stream)
-        head = raw.peek(8192)[:8192] if hasattr(raw, "peek") else b""
-        if b"\0" in head:
-            raise InputError(name, "is a binary file, not CSV text")
-        self.raw = raw
-        self.lineno = 0
+        self.block_bytes = block_bytes
+        self.raw = stream
+        self.bytes_read = 0
+        self.size = size
         self.header: list[str] | None = None
-        self.ncols: int | None = None
-        self._pending: tuple[int, str] | None = None
-        self._read_first()
+        buf = self._read(block_bytes)
+        if b"\0" in buf[:8192]:
+            raise InputError(name, "is a binary file, not CSV text")
+        self._eof = not buf
+        pos, line = 0, 1
+        while True:  # the first non-blank line, read whole
+            nl = buf.find(b"\n", pos)
+            if nl < 0 and not self._eof:
+                more = self._read(block_bytes)
+                self._eof = not more
+                buf += more
+                continue
+            end = len(buf) if nl < 0 else nl
+            try:
+                text = buf[pos:end].decode("utf-8").strip()
+            except UnicodeDecodeError:
+                raise InputError(self.where(line), "is not UTF-8 text") from None
+            if text:
+                break
+            if nl < 0:
+                raise InputError(name, "has no data (empty input)")
+            pos, line = nl + 1, line + 1
+        fields = [f.strip() for f in text.split(",")]
+        self.ncols = len(fields)
+        self.header_line = line
+        try:
+            [float(f) for f in fields]
+            self._buf, self._line = buf[pos:], line
+        except ValueError:
+            self.header = [f.strip('"').strip("'") for f in fields]
+            self._buf, self._line = (buf[end + 1:] if nl >= 0 else b""), line + 1
+        small = (self._eof and len(buf) <= FAST_BYTES) or (size is not None and size <= FAST_BYTES)
+        self.fast = not small and _polars() is not None
+
+    def _read(self, n: int) -> bytes:
+        b = self.raw.read(n)
+        self.bytes_read += len(b)
+        return b
 
     def where(self, lineno: int, col: int | None = None) -> str:
         return f"{self.name}:{lineno}" + (f":{col}" if col is not None else "")
 
-    def _lines(self) -> Iterator[tuple[int, str]]:
-        """(line number, text) of each non-blank line; CRLF and trailing blanks removed."""
-        for raw_line in self.raw:
-            self.lineno += 1
-            try:
-                s = raw_line.decode("utf-8").rstrip()
-            except UnicodeDecodeError:
-                raise InputError(self.where(self.lineno), "is not UTF-8 text") from None
-            if s.strip():
-                yield self.lineno, s
+    def blocks(self) -> Iterator[tuple[bytes, int]]:
+        """(block of whole lines, the line number it starts at), about block_bytes each."""
+        rest, line, eof = self._buf, self._line, self._eof
+        self._buf = b""
+        while True:
+            if eof:
+                block, rest = rest, b""
+            else:
+                more = self._read(self.block_bytes)
+                if not more:
+                    eof = True
+                    block, rest = rest, b""
+                else:
+                    data = rest + more if rest else more
+                    cut = data.rfind(b"\n")
+                    if cut < 0:  # no line end yet: a very long line
+                        rest = data
+                        continue
+                    block, rest = data[: cut + 1], data[cut + 1:]
+            if block:
+                yield block, line
+                line += block.count(b"\n")
+            if eof:
+                return
 
-    def _read_first(self) -> None:
-        self._it = self._lines()
-        first = next(self._it, None)
-        if first is None:
-            raise InputError(self.name, "has no data (empty input)")
-        lineno, text = first
-        self.header_line = lineno
-        fields = [f.strip() for f in text.split(",")]
-        self.ncols = len(fields)
+    def chunks(self) -> Iterator[Chunk]:
+        for block, line in self.blocks():
+            if block:
+                data = self._parse(block, line)
+                if data.shape[0]:
+                    yield Chunk(data, block, line, self.name)
+
+    # -------------------------------------------------------- parsing a block
+
+    def _parse(self, block: bytes, line: int) -> np.ndarray:
+        data = None
+        if self.fast:
+            data = self._parse_polars(block)
+        if data is None:
+            data = self._parse_numpy(block, line)
+        finite = np.isfinite(data)
+        if not finite.all():
+            r, c = np.argwhere(~finite)[0]
+            chunk = Chunk(data, block, line, self.name)
+            lineno, text = chunk.line(int(r))
+            raise InputError(
+                self.where(lineno, _char_column(text, int(c))),
+                f"{text.split(',')[c].strip()!r} is not a finite number; NaN and infinity are not valid inputs",
+            )
+        return data
+
+    def _parse_polars(self, block: bytes):
+        pl = _polars()
         try:
-            [float(f) for f in fields]
-        except ValueError:
-            self.header = [f.strip('"').strip("'") for f in fields]
-        else:
-            self._pending = first
+            df = pl.read_csv(
+                block, has_header=False, new_columns=[f"c{i}" for i in range(self.ncols)],
+                schema={f"c{i}": pl.Float64 for i in range(self.ncols)}, truncate_ragged_lines=False,
+            )
+        except Exception:  # anything polars will not take: numpy re-reads the block and names the fault
+            return None
+        data = df.to_numpy()
+        # an empty field is a null, which comes out as NaN: numpy re-reads the block and names the fault
+        return None if np.isnan(data).any() else data
 
-    def _locate_bad(self, linenos, texts) -> InputError:
-        """The first bad cell of a chunk that numpy refused, as file:line:column."""
-        for lineno, text in zip(linenos, texts):
+    def _parse_numpy(self, block: bytes, line: int) -> np.ndarray:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError as e:
+            raise InputError(self.where(line + block[: e.start].count(b"\n")), "is not UTF-8 text") from None
+        lines = text.split("\n")
+        rows = [(line + i, t.rstrip()) for i, t in enumerate(lines) if t.strip()]
+        texts = [t for _, t in rows]
+        if not texts:
+            return np.zeros((0, self.ncols))
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                data = np.loadtxt(texts, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
+        except ValueError:
+            raise self._locate_bad(rows) from None
+        if data.shape[1] != self.ncols:
+            raise self._locate_bad(rows)
+        return data
+
+    def _locate_bad(self, rows) -> InputError:
+        """The first bad cell of a block that numpy refused, as file:line:column."""
+        for lineno, text in rows:
             fields = text.split(",")
             if len(fields) != self.ncols:
                 return InputError(
@@ -160,39 +287,49 @@ class CsvReader:
                 _number(tok, place)
         return InputError(self.name, "could not be parsed as numeric CSV")
 
-    def chunks(self) -> Iterator[Chunk]:
-        linenos: list[int] = []
-        texts: list[str] = []
-        if self._pending is not None:
-            linenos.append(self._pending[0])
-            texts.append(self._pending[1])
-            self._pending = None
-        for lineno, text in self._it:
-            linenos.append(lineno)
-            texts.append(text)
-            if len(texts) >= self.chunk_rows:
-                yield self._parse(linenos, texts)
-                linenos, texts = [], []
-        if texts:
-            yield self._parse(linenos, texts)
 
-    def _parse(self, linenos, texts) -> Chunk:
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                data = np.loadtxt(texts, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-        except ValueError:
-            raise self._locate_bad(linenos, texts) from None
-        if data.shape[1] != self.ncols:
-            raise self._locate_bad(linenos, texts)
-        finite = np.isfinite(data)
-        if not finite.all():
-            r, c = np.argwhere(~finite)[0]
-            raise InputError(
-                self.where(linenos[r], _char_column(texts[r], int(c))),
-                f"{texts[r].split(',')[c].strip()!r} is not a finite number; NaN and infinity are not valid inputs",
-            )
-        return Chunk(data, linenos, texts)
+_BLANK = np.zeros(256, dtype=bool)
+_BLANK[[32, 9, 13, 10]] = True  # space, tab, CR, LF
+_SPACE = np.zeros(256, dtype=bool)
+_SPACE[[32, 9]] = True
+
+
+def count_rows(path: str, header: bool, block_bytes: int = 16 << 20) -> int | None:
+    """The number of data rows of a CSV file, counted from its line ends alone, or None when some line is blank
+    or starts or ends with blanks (then only parsing can tell). Lets batch mode divide by N before it has read to
+    the end. One vectorised look at the bytes around each line end."""
+    lines = 0
+    prev_last = 10  # as if a line ended just before the file: a leading blank line is irregular
+    size = 0
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(block_bytes)
+            if not block:
+                break
+            size += len(block)
+            a = np.frombuffer(block, dtype=np.uint8)
+            nl = np.flatnonzero(a == 10)
+            # the first byte of every line (after a line end, or the file's first) must not be blank ...
+            starts = a[nl[nl + 1 < a.size] + 1]
+            if _BLANK[starts].any() or (prev_last == 10 and _BLANK[a[0]]):
+                return None
+            # ... nor the last byte before a line end (CR allowed, but not blank before it)
+            before = np.where(nl > 0, a[np.maximum(nl - 1, 0)], prev_last)
+            cr = before == 13
+            if _SPACE[before].any():
+                return None
+            if cr.any():
+                idx = nl[cr] - 2
+                before2 = np.where(idx >= 0, a[np.maximum(idx, 0)], 32)
+                if _BLANK[before2].any():
+                    return None
+            lines += nl.size
+            prev_last = int(a[-1])
+    if size == 0:
+        return 0
+    if prev_last != 10:
+        lines += 1  # a last line without its line end
+    return lines - (1 if header else 0)
 
 
 # ---------------------------------------------------------------- columns and layout
@@ -241,7 +378,7 @@ def _looks_onehot(block: np.ndarray) -> bool:
 
 def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str, target_cols, pred_cols) -> Layout:
     n = reader.ncols
-    where = reader.where(reader.header_line if reader.header else (first.linenos[0] if first else 1))
+    where = reader.where(reader.header_line)
     if target_cols or pred_cols:
         t = parse_cols(target_cols, "--target-cols", reader.header, n) if target_cols else None
         p = parse_cols(pred_cols, "--pred-cols", reader.header, n) if pred_cols else None

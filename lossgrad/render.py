@@ -181,10 +181,15 @@ def check_format(fmt: str) -> str:
 
 
 @contextmanager
-def open_output(path: str | None):
+def open_output(path: str | None, binary: bool = False):
     """stdout, or a temporary file beside `path` renamed over it only when everything was written."""
     if path in (None, "-"):
-        yield sys.stdout
+        if binary:
+            sys.stdout.flush()
+            yield sys.stdout.buffer
+            sys.stdout.buffer.flush()
+        else:
+            yield sys.stdout
         return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
@@ -195,7 +200,7 @@ def open_output(path: str | None):
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lossgrad-", suffix=".tmp")
     except OSError as e:
         raise OptionError("--output", f"cannot write in {folder}: {e.strerror}") from None
-    f = os.fdopen(fd, "w", encoding="utf-8", newline="")
+    f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
     try:
         yield f
         f.close()

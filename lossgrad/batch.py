@@ -1,0 +1,157 @@
+"""Batch mode: CSV in, per-row CSV out, in constant memory.
+
+Blocks of input are parsed (polars for large inputs, numpy for small), evaluated, and written out by a second
+thread while the next block is parsed. With reduction `mean` the gradient of each row carries 1/N, and N is known
+only at the end: the unscaled losses and gradients are spooled to a temporary file and written out, divided by N,
+once the input is exhausted; so a bad row anywhere stops the run before anything is written.
+"""
+
+from __future__ import annotations
+
+import sys
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .inputs import _polars
+from .losses import DomainError
+
+
+def format_rows(losses: np.ndarray, grad: np.ndarray):
+    """CSV rows of losses then gradients (bytes-like), every float in its shortest round-trip form."""
+    losses = losses.reshape(grad.shape[0], -1)
+    pl = _polars()
+    if pl is not None and grad.shape[0] > 2000:
+        import io
+
+        cols = {f"c{i}": losses[:, i] for i in range(losses.shape[1])}
+        cols.update({f"g{i}": grad[:, i] for i in range(grad.shape[1])})
+        buf = io.BytesIO()
+        pl.DataFrame(cols).write_csv(buf, include_header=False)
+        return buf.getbuffer()  # no copy of the text
+    rows = np.hstack([losses, grad]).tolist()
+    return "".join(",".join(map(repr, row)) + "\n" for row in rows).encode()
+
+
+class _Stage:
+    """One thread that runs jobs in order, at most one behind whoever feeds it. Parsing (polars), computing
+    (numpy), formatting (polars) and writing (the kernel) all release the GIL, so stages overlap on both cores."""
+
+    def __init__(self):
+        self.pool = ThreadPoolExecutor(max_workers=1)
+        self.pending = []
+
+    def submit(self, fn, *args):
+        while len(self.pending) >= 1:
+            self.pending.pop(0).result()
+        self.pending.append(self.pool.submit(fn, *args))
+
+    def drain(self):
+        while self.pending:
+            self.pending.pop(0).result()
+
+    def close(self):
+        for f in self.pending:
+            f.cancel()
+        self.pool.shutdown(wait=True)
+
+
+class _Progress:
+    """A progress bar on stderr, only when stderr is a terminal and the input is more than a moment's work."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.bar = None
+        big = reader.size is None or reader.size > (64 << 20)
+        if not (big and sys.stderr.isatty()):
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
+
+        self.bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
+            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self.task = self.bar.add_task(reader.name, total=reader.size, rate="")
+        self.bar.start()
+
+    def update(self, rows: int, seconds: float):
+        if self.bar:
+            rate = f"{rows / max(seconds, 1e-9):,.0f} rows/s"
+            self.bar.update(self.task, completed=self.reader.bytes_read, rate=rate)
+
+    def close(self):
+        if self.bar:
+            self.bar.stop()
+
+
+def stream(ev, reader, layout, out, chunks, header: bytes, rows: int | None = None) -> None:
+    """Evaluate `chunks` (blocks of `reader`) under `ev` and write `header` and the per-row CSV to the binary
+    stream `out`. `rows`, when known beforehand, lets a mean's 1/N go into the rows as they are written."""
+    import time
+
+    from .errors import InputError
+
+    compute, write = _Stage(), _Stage()
+    progress = _Progress(reader)
+    k = 1 if ev.per_sample_for(len(layout.pred)) else len(layout.pred)
+    divisor = None if ev.reduction == "mean" else 1
+    if ev.reduction == "mean" and rows is not None:
+        divisor = rows * k
+    spool = tempfile.TemporaryFile() if divisor is None else None
+    sizes = []
+    state = {"header": header}
+    t0 = time.perf_counter()
+
+    def emit(data: bytes):
+        if state["header"]:
+            out.write(state["header"])
+            state["header"] = b""
+        out.write(data)
+
+    def process(chunk):
+        y = chunk.data[:, layout.target]
+        p = chunk.data[:, layout.pred]
+        try:
+            parts, _, _ = ev.chunk(y, p)
+        except DomainError as e:
+            file_col = (layout.target if e.which == "target" else layout.pred)[e.col]
+            raise InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.what}") from None
+        if spool is None:
+            grad = parts.grad if divisor == 1 else parts.grad / parts.grad.dtype.type(divisor)
+            write.submit(emit, format_rows(parts.losses, grad))
+        else:
+            losses = np.ascontiguousarray(parts.losses)
+            grad = np.ascontiguousarray(parts.grad)
+            spool.write(losses.tobytes())
+            spool.write(grad.tobytes())
+            sizes.append((losses.shape, grad.shape, losses.dtype))
+
+    try:
+        for chunk in chunks:
+            compute.submit(process, chunk)
+            progress.update(ev.rows, time.perf_counter() - t0)
+        compute.drain()
+        write.drain()
+        value, n = ev.finish()
+        if divisor is not None and divisor != 1 and n != divisor:
+            raise RuntimeError(f"counted {divisor} elements before reading but read {n}")
+        if spool is not None:
+            spool.seek(0)
+            for lshape, gshape, dtype in sizes:
+                ln, gn = int(np.prod(lshape)), int(np.prod(gshape))
+                losses = np.frombuffer(spool.read(ln * dtype.itemsize), dtype=dtype).reshape(lshape)
+                grad = np.frombuffer(spool.read(gn * dtype.itemsize), dtype=dtype).reshape(gshape)
+                compute.submit(lambda a, b: write.submit(emit, format_rows(a, b)), losses, grad / dtype.type(n))
+            compute.drain()
+            write.drain()
+            if state["header"]:
+                out.write(state["header"])
+    finally:
+        progress.close()
+        compute.close()
+        write.close()
+        if spool is not None:
+            spool.close()
