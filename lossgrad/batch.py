@@ -51,9 +51,16 @@ class _Stage:
         while self.pending:
             self.pending.pop(0).result()
 
-    def close(self):
+    def close(self, finish: bool = False):
+        """Stop; `finish` lets the jobs already queued complete (rows computed before an error are good rows)."""
         for f in self.pending:
-            f.cancel()
+            if finish:
+                try:
+                    f.result()
+                except Exception:  # the first error is the one being reported
+                    pass
+            else:
+                f.cancel()
         self.pool.shutdown(wait=True)
 
 
@@ -87,9 +94,10 @@ class _Progress:
             self.bar.stop()
 
 
-def stream(ev, reader, layout, out, chunks, header: bytes, rows: int | None = None) -> None:
+def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     """Evaluate `chunks` (blocks of `reader`) under `ev` and write `header` and the per-row CSV to the binary
-    stream `out`. `rows`, when known beforehand, lets a mean's 1/N go into the rows as they are written."""
+    stream `out`. `rows` (a number, or a future of one, or None) is the count of data rows when it could be
+    known beforehand: then a mean's 1/N goes into the rows as they are written; else they wait in a spool."""
     import time
 
     from .errors import InputError
@@ -97,21 +105,30 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows: int | None = No
     compute, write = _Stage(), _Stage()
     progress = _Progress(reader)
     k = 1 if ev.per_sample_for(len(layout.pred)) else len(layout.pred)
-    divisor = None if ev.reduction == "mean" else 1
-    if ev.reduction == "mean" and rows is not None:
-        divisor = rows * k
-    spool = tempfile.TemporaryFile() if divisor is None else None
     sizes = []
-    state = {"header": header}
+    state = {"header": header, "divisor": None, "spool": None}
     t0 = time.perf_counter()
 
-    def emit(data: bytes):
+    def emit(data):
         if state["header"]:
             out.write(state["header"])
             state["header"] = b""
         out.write(data)
 
+    def decide():
+        """On the first block: divide as we go (N known) or spool (N known only at the end)."""
+        if ev.reduction != "mean":
+            state["divisor"] = 1
+            return
+        n_rows = rows.result() if hasattr(rows, "result") else rows
+        if n_rows is None:
+            state["spool"] = tempfile.TemporaryFile()
+        else:
+            state["divisor"] = n_rows * k
+
     def process(chunk):
+        if state["divisor"] is None and state["spool"] is None:
+            decide()
         y = chunk.data[:, layout.target]
         p = chunk.data[:, layout.pred]
         try:
@@ -119,6 +136,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows: int | None = No
         except DomainError as e:
             file_col = (layout.target if e.which == "target" else layout.pred)[e.col]
             raise InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.what}") from None
+        spool, divisor = state["spool"], state["divisor"]
         if spool is None:
             grad = parts.grad if divisor == 1 else parts.grad / parts.grad.dtype.type(divisor)
             write.submit(emit, format_rows(parts.losses, grad))
@@ -136,6 +154,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows: int | None = No
         compute.drain()
         write.drain()
         value, n = ev.finish()
+        divisor, spool = state["divisor"], state["spool"]
         if divisor is not None and divisor != 1 and n != divisor:
             raise RuntimeError(f"counted {divisor} elements before reading but read {n}")
         if spool is not None:
@@ -147,11 +166,11 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows: int | None = No
                 compute.submit(lambda a, b: write.submit(emit, format_rows(a, b)), losses, grad / dtype.type(n))
             compute.drain()
             write.drain()
-            if state["header"]:
-                out.write(state["header"])
+        if state["header"]:
+            out.write(state["header"])
     finally:
         progress.close()
         compute.close()
-        write.close()
-        if spool is not None:
-            spool.close()
+        write.close(finish=True)
+        if state["spool"] is not None:
+            state["spool"].close()

@@ -421,28 +421,40 @@ def _stream_csv(ev, o: Options) -> None:
     from .inputs import choose_layout, column_names
     from .render import csv_header, open_output, value_line
 
-    reader = _open_csv(o.csv)
-    chunks = reader.chunks()
-    first = next(chunks, None)
-    if first is None:
-        raise InputError(reader.name, "has a header but no data rows")
-    layout = choose_layout(reader, first, ev.loss.kind, ev.labels, o.target_cols, o.pred_cols)
-    if layout.labels:
-        ev.labels = layout.labels
-    if ev.loss.kind == "elementwise" and len(layout.target) != len(layout.pred):
-        raise InputError(
-            "--target-cols",
-            f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
-        )
-    header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
-    explain = ev.loss.formulas(ev.from_logits, ev.conv) if o.explain else None
-    rows = None
+    counting = None
     if ev.reduction == "mean" and o.csv not in (None, "-") and os.path.isfile(o.csv):
-        from .inputs import count_rows
+        # count the file's lines on another thread while the reader starts: a mean's N, known before writing
+        from concurrent.futures import ThreadPoolExecutor
 
-        rows = count_rows(o.csv, reader.header is not None)
-    with open_output(o.output, binary=True) as out:
-        stream(ev, reader, layout, out, _chain(first, chunks), header.encode(), rows)
+        from .inputs import count_lines
+
+        counting = ThreadPoolExecutor(max_workers=1)
+        lines = counting.submit(count_lines, o.csv)
+    try:
+        reader = _open_csv(o.csv)
+        chunks = reader.chunks()
+        first = next(chunks, None)
+        if first is None:
+            raise InputError(reader.name, "has a header but no data rows")
+        layout = choose_layout(reader, first, ev.loss.kind, ev.labels, o.target_cols, o.pred_cols)
+        if layout.labels:
+            ev.labels = layout.labels
+        if ev.loss.kind == "elementwise" and len(layout.target) != len(layout.pred):
+            raise InputError(
+                "--target-cols",
+                f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
+            )
+        header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
+        explain = ev.loss.formulas(ev.from_logits, ev.conv) if o.explain else None
+        rows = None
+        if counting is not None:
+            skip = 1 if reader.header is not None else 0
+            rows = counting.submit(lambda: None if lines.result() is None else lines.result() - skip)
+        with open_output(o.output, binary=True) as out:
+            stream(ev, reader, layout, out, _chain(first, chunks), header.encode(), rows)
+    finally:
+        if counting is not None:
+            counting.shutdown(wait=True)
     value, _ = ev.finish()
     r = Result(loss=ev.loss.name, convention=ev.conv.name, from_logits=ev.from_logits, reduction=ev.reduction,
                dtype=ev.dtype_name, n=ev.n, value=value, losses=np.empty(0), grad=np.empty(0),

@@ -191,24 +191,28 @@ class CsvReader:
         rest, line, eof = self._buf, self._line, self._eof
         self._buf = b""
         while True:
+            if not eof and len(rest) < self.block_bytes:
+                more = self._read(self.block_bytes)
+                if more:
+                    rest = rest + more if rest else more
+                else:
+                    eof = True
             if eof:
                 block, rest = rest, b""
             else:
-                more = self._read(self.block_bytes)
-                if not more:
-                    eof = True
-                    block, rest = rest, b""
-                else:
-                    data = rest + more if rest else more
-                    cut = data.rfind(b"\n")
-                    if cut < 0:  # no line end yet: a very long line
-                        rest = data
-                        continue
-                    block, rest = data[: cut + 1], data[cut + 1:]
+                cut = rest.rfind(b"\n", 0, self.block_bytes)
+                if cut < 0:
+                    cut = rest.find(b"\n")
+                if cut < 0:  # no line end yet: a very long line
+                    more = self._read(self.block_bytes)
+                    eof = not more
+                    rest += more
+                    continue
+                block, rest = rest[: cut + 1], rest[cut + 1:]
             if block:
                 yield block, line
                 line += block.count(b"\n")
-            if eof:
+            if eof and not rest:
                 return
 
     def chunks(self) -> Iterator[Chunk]:
@@ -294,8 +298,9 @@ _SPACE = np.zeros(256, dtype=bool)
 _SPACE[[32, 9]] = True
 
 
-def count_rows(path: str, header: bool, block_bytes: int = 16 << 20) -> int | None:
-    """The number of data rows of a CSV file, counted from its line ends alone, or None when some line is blank
+def count_lines(path: str, block_bytes: int = 16 << 20) -> int | None:
+    """The number of lines of a CSV file (header and data), counted from its line ends alone, or None when some
+    line is blank
     or starts or ends with blanks (then only parsing can tell). Lets batch mode divide by N before it has read to
     the end. One vectorised look at the bytes around each line end."""
     lines = 0
@@ -329,7 +334,7 @@ def count_rows(path: str, header: bool, block_bytes: int = 16 << 20) -> int | No
         return 0
     if prev_last != 10:
         lines += 1  # a last line without its line end
-    return lines - (1 if header else 0)
+    return lines
 
 
 # ---------------------------------------------------------------- columns and layout
