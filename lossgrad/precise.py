@@ -142,13 +142,18 @@ def _exact_normalised_minus_y(y_row, p_row) -> list:
 
 
 def normalised_minus_y(y: np.ndarray, p: np.ndarray, out: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Refine out = p / sum(p) * sum(y) - y where it cancels (exact rational arithmetic on those rows)."""
-    with np.errstate(invalid="ignore"):
-        risky = np.abs(out) < RISKY * scale
-    rows = np.nonzero(risky.any(axis=1))[0]
-    if rows.size == 0:
-        return out
-    out = out.copy()
+    """Refine out = p / sum(p) * sum(y) - y: the row sums' rounding would otherwise pass into every cell, so the
+    whole thing is redone in long double, and the rows that still cancel exactly, with fractions."""
+    if LONG is not None:
+        pl, yl = p.astype(LONG), y.astype(LONG)
+        r = pl / pl.sum(axis=1, keepdims=True) * yl.sum(axis=1, keepdims=True) - yl
+        out = r.astype(np.float64)
+        with np.errstate(invalid="ignore"):
+            rows = np.nonzero((np.abs(r) < LONG_ENOUGH * scale).any(axis=1))[0]
+    else:
+        with np.errstate(invalid="ignore"):
+            rows = np.nonzero((np.abs(out) < RISKY * scale).any(axis=1))[0]
+        out = out.copy()
     for i in rows:
         out[i] = _exact_normalised_minus_y(y[i], p[i])
     return out
