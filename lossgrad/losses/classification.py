@@ -189,15 +189,17 @@ def _ce_logits_exact(y, z):
     sm = es / (1 + rest)[:, None]
     sy = y.sum(axis=1)
     grad = sm * sy[:, None] - y
-    # the class holding most of the probability: softmax_k * sum(y) - y_k cancels; write it as
-    # sum_{j != k} y_j - sum(y) * sum_{j != k} softmax_j
+    scale = np.maximum(np.abs(sm * sy[:, None]), np.abs(y))
+    # the class holding most of the probability, when its target is most of sum(y): softmax_k * sum(y) - y_k
+    # cancels; write it as sum_{j != k} y_j - sum(y) * sum_{j != k} softmax_j
     others_sm = rest / (1 + rest)
     y_wo_k = y.copy()
     y_wo_k[rows, k] = 0
     others_y = y_wo_k.sum(axis=1)
-    grad[rows, k] = others_y - sy * others_sm
-    scale = np.maximum(np.abs(sm * sy[:, None]), np.abs(y))
-    scale[rows, k] = np.maximum(np.abs(others_y), np.abs(sy * others_sm))
+    use = y[rows, k] > 0.5 * sy
+    r = rows[use]
+    grad[r, k[use]] = others_y[use] - sy[use] * others_sm[use]
+    scale[r, k[use]] = np.maximum(np.abs(others_y[use]), np.abs(sy[use] * others_sm[use]))
     return losses, precise.softmax_grad(y, z, grad, scale), sm
 
 
