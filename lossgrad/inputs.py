@@ -79,7 +79,7 @@ def inline_locator(target: np.ndarray, pred: np.ndarray, y2: np.ndarray, p2: np.
 # ---------------------------------------------------------------- CSV
 
 
-BLOCK_BYTES = 4 << 20  # a block of CSV text parsed at once: memory stays flat whatever the input's length
+BLOCK_BYTES = 2 << 20  # a block of CSV text parsed at once: memory stays flat whatever the input's length
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
 
 
