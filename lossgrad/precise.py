@@ -14,21 +14,26 @@ Elements with hard labels never cancel, so they never come here; soft labels nea
 
 from __future__ import annotations
 
-from decimal import Decimal, localcontext
-from fractions import Fraction
+import functools
 
 import numpy as np
 
-_INFO = np.finfo(np.longdouble)
-LONG = np.longdouble if _INFO.nmant >= 63 else None
 RISKY = 0.5  # result below half its largest term: more than one bit lost
 LONG_ENOUGH = 2.0**-8  # long double's 11 extra bits cover a loss of 8 with margin
 DIGITS = (50, 200, 800)  # decimal precisions tried in turn until the result stands clear of the rounding
 
 
+@functools.cache
+def _long():
+    """np.longdouble where it is wider than double (x86's 80 bits, quad elsewhere), else None."""
+    return np.longdouble if np.finfo(np.longdouble).nmant >= 63 else None
+
+
 def _adaptive(fn, *args):
     """fn(prec, *args) -> (result Decimal, scale Decimal); the first precision at which the result is well above
     the rounding error of terms of size `scale`."""
+    from decimal import Decimal, localcontext
+
     for prec in DIGITS:
         with localcontext() as ctx:
             ctx.prec = prec
@@ -38,7 +43,9 @@ def _adaptive(fn, *args):
     return r
 
 
-def _decimal(x: float) -> Decimal:
+def _decimal(x: float):
+    from decimal import Decimal
+
     return Decimal(float(x))  # exact: every double is a finite decimal
 
 
@@ -64,6 +71,7 @@ def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.nd
     grad = grad.copy()
     idx = np.nonzero(risky)
     yr, zr = y[idx], z[idx]
+    LONG = _long()
     if LONG is not None:
         yl, zl = yr.astype(LONG), zr.astype(LONG)
         e = np.exp(-np.abs(zl))
@@ -109,6 +117,7 @@ def softmax_grad(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarr
         return grad
     grad = grad.copy()
     yr, zr = y[rows], z[rows]
+    LONG = _long()
     if LONG is not None:
         yl, zl = yr.astype(LONG), zr.astype(LONG)
         r = np.arange(len(rows))
@@ -135,6 +144,8 @@ def softmax_grad(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarr
 
 def _exact_normalised_minus_y(y_row, p_row) -> list:
     # rational arithmetic: (p sum(y) - y sum(p)) / sum(p) is exact, and float() rounds it once
+    from fractions import Fraction
+
     y = [Fraction(float(v)) for v in y_row]
     p = [Fraction(float(v)) for v in p_row]
     s, sy = sum(p), sum(y)
@@ -144,6 +155,7 @@ def _exact_normalised_minus_y(y_row, p_row) -> list:
 def normalised_minus_y(y: np.ndarray, p: np.ndarray, out: np.ndarray, scale: np.ndarray) -> np.ndarray:
     """Refine out = p / sum(p) * sum(y) - y: the row sums' rounding would otherwise pass into every cell, so the
     whole thing is redone in long double, and the rows that still cancel exactly, with fractions."""
+    LONG = _long()
     if LONG is not None:
         pl, yl = p.astype(LONG), y.astype(LONG)
         r = pl / pl.sum(axis=1, keepdims=True) * yl.sum(axis=1, keepdims=True) - yl
