@@ -160,7 +160,7 @@ FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": m
 
 
 def _fmt(w):
-    return "inf" if math.isinf(w) else ("nan" if w != w else f"{w:.2f}")
+    return "inf" if math.isinf(w) else ("nan" if w != w else (f"{w:.2f}" if w < 1e4 else f"{w:.1e}"))
 
 
 def reduction_table(rng):
@@ -238,7 +238,7 @@ def main():
     print("\nWhere the worst errors are (input: y, prediction):\n")
     for family, label, n, cells in rows:
         for (c, where), name in zip(cells, impls):
-            if where is not None and c not in ("0.00",) and (c == "inf" or float(c) > 4):
+            if where is not None and c != "0.00" and (c == "inf" or float(c) > 4):
                 print(f"- {name}, {family} {label}: {c} ulp at {where}")
     print("\nMean of 1,000,000 positive values spanning 16 decades, by chunk size (ulps against math.fsum):\n")
     for chunk, e in reduction_table(rng):

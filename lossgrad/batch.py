@@ -100,8 +100,6 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     known beforehand: then a mean's 1/N goes into the rows as they are written; else they wait in a spool."""
     import time
 
-    from .errors import InputError
-
     compute, write = _Stage(), _Stage()
     progress = _Progress(reader)
     k = 1 if ev.per_sample_for(len(layout.pred)) else len(layout.pred)
@@ -134,8 +132,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
         try:
             parts, _, _ = ev.chunk(y, p)
         except DomainError as e:
-            file_col = (layout.target if e.which == "target" else layout.pred)[e.col]
-            raise InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.what}") from None
+            raise layout.error(e, chunk) from None
         spool, divisor = state["spool"], state["divisor"]
         if spool is None:
             grad = parts.grad if divisor == 1 else parts.grad / parts.grad.dtype.type(divisor)

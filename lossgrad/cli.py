@@ -184,13 +184,29 @@ def _open_csv(path: Optional[str]):
     return CsvReader(f, path, size=size if size else None)
 
 
+def _csv_layout(kind: str, labels: str, o: Options):
+    """The CSV input's reader, its chunks (the first already read, to decide the layout) and the layout."""
+    from .inputs import choose_layout
+
+    reader = _open_csv(o.csv)
+    chunks = reader.chunks()
+    first = next(chunks, None)
+    if first is None:
+        raise InputError(reader.name, "has a header but no data rows")
+    layout = choose_layout(reader, first, kind, labels, o.target_cols, o.pred_cols)
+    if kind == "elementwise" and len(layout.target) != len(layout.pred):
+        raise InputError(
+            "--target-cols",
+            f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
+        )
+    return reader, _chain(first, chunks), layout
+
+
 def _domain_error(e, where: str):
     return InputError(where, f"{e.value!r} {e.what}")
 
 
 def _from_inline(ev, o: Options):
-    import numpy as np
-
     from .api import as_2d, run
     from .inputs import inline_locator, parse_inline
     from .losses import DomainError
@@ -234,32 +250,21 @@ def _from_csv(ev, o: Options):
     import numpy as np
 
     from .api import assemble
-    from .inputs import choose_layout, column_names
+    from .inputs import column_names
     from .losses import DomainError
     from .render import Report
 
-    reader = _open_csv(o.csv)
-    chunks = reader.chunks()
-    first = next(chunks, None)
-    if first is None:
-        raise InputError(reader.name, "has a header but no data rows")
-    layout = choose_layout(reader, first, ev.loss.kind, ev.labels, o.target_cols, o.pred_cols)
+    reader, chunks, layout = _csv_layout(ev.loss.kind, ev.labels, o)
     if layout.labels:
         ev.labels = layout.labels
-    if ev.loss.kind == "elementwise" and len(layout.target) != len(layout.pred):
-        raise InputError(
-            "--target-cols",
-            f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
-        )
     parts_list, ys, labels, preds = [], [], [], []
-    for chunk in _chain(first, chunks):
+    for chunk in chunks:
         y = chunk.data[:, layout.target]
         p = chunk.data[:, layout.pred]
         try:
             parts, y_used, lab = ev.chunk(y, p)
         except DomainError as e:
-            file_col = (layout.target if e.which == "target" else layout.pred)[e.col]
-            raise _domain_error(e, chunk.where(e.row, file_col)) from None
+            raise layout.error(e, chunk) from None
         parts_list.append(parts)
         ys.append(y_used)
         preds.append(p)
@@ -280,7 +285,7 @@ def _load_arrays(loss: str, o: Options):
     import numpy as np
 
     from .api import as_2d
-    from .inputs import choose_layout, inline_locator, parse_inline
+    from .inputs import inline_locator, parse_inline
     from .losses import LOSSES
 
     if loss not in LOSSES:
@@ -295,11 +300,8 @@ def _load_arrays(loss: str, o: Options):
         if kind == "elementwise" and y2.shape != p2.shape:
             raise InputError("--target", f"has {_count(y)} but --pred has {_count(p)}; they must match")
         return y2, p2, shape, inline_locator(y, p, y2, p2)
-    reader = _open_csv(o.csv)
-    chunks = list(reader.chunks())
-    if not chunks:
-        raise InputError(reader.name, "has a header but no data rows")
-    layout = choose_layout(reader, chunks[0], kind, o.labels, o.target_cols, o.pred_cols)
+    reader, chunks, layout = _csv_layout(kind, o.labels, o)
+    chunks = list(chunks)
     data = np.concatenate([c.data for c in chunks])
     starts = np.cumsum([0] + [c.data.shape[0] for c in chunks])
     if layout.labels and o.labels == "auto":
@@ -418,7 +420,7 @@ def _stream_csv(ev, o: Options) -> None:
 
     from .api import Result
     from .batch import stream
-    from .inputs import choose_layout, column_names
+    from .inputs import column_names
     from .render import csv_header, open_output, value_line
 
     counting = None
@@ -431,19 +433,9 @@ def _stream_csv(ev, o: Options) -> None:
         counting = ThreadPoolExecutor(max_workers=1)
         lines = counting.submit(count_lines, o.csv)
     try:
-        reader = _open_csv(o.csv)
-        chunks = reader.chunks()
-        first = next(chunks, None)
-        if first is None:
-            raise InputError(reader.name, "has a header but no data rows")
-        layout = choose_layout(reader, first, ev.loss.kind, ev.labels, o.target_cols, o.pred_cols)
+        reader, chunks, layout = _csv_layout(ev.loss.kind, ev.labels, o)
         if layout.labels:
             ev.labels = layout.labels
-        if ev.loss.kind == "elementwise" and len(layout.target) != len(layout.pred):
-            raise InputError(
-                "--target-cols",
-                f"selects {len(layout.target)} columns but --pred-cols {len(layout.pred)}; one target per prediction",
-            )
         header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
         explain = ev.loss.formulas(ev.from_logits, ev.conv) if o.explain else None
         rows = None
@@ -451,7 +443,7 @@ def _stream_csv(ev, o: Options) -> None:
             skip = 1 if reader.header is not None else 0
             rows = counting.submit(lambda: None if lines.result() is None else lines.result() - skip)
         with open_output(o.output, binary=True) as out:
-            stream(ev, reader, layout, out, _chain(first, chunks), header.encode(), rows)
+            stream(ev, reader, layout, out, chunks, header.encode(), rows)
     finally:
         if counting is not None:
             counting.shutdown(wait=True)

@@ -6,7 +6,6 @@ would be right. Nothing here knows about losses beyond their kind ("elementwise"
 
 from __future__ import annotations
 
-import io
 import re
 import warnings
 from dataclasses import dataclass
@@ -374,6 +373,11 @@ class Layout:
     target: list[int]
     pred: list[int]
     labels: str | None = None  # ce: "index" or "onehot"
+
+    def error(self, e, chunk: Chunk) -> InputError:
+        """A loss's DomainError in `chunk` as an InputError at file:line:column."""
+        file_col = (self.target if e.which == "target" else self.pred)[e.col]
+        return InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.what}")
 
 
 def _looks_onehot(block: np.ndarray) -> bool:
