@@ -130,6 +130,16 @@ class Evaluator:
         labels = None if outs[0][2] is None else np.concatenate([o[2] for o in outs])
         return parts, y_used, labels
 
+    def csv_chunk(self, chunk, layout):
+        """One chunk of CSV rows (inputs.Chunk) under its layout: (parts, targets as used, class indexes,
+        predictions), a value outside the loss's domain reported at its file:line:column."""
+        p = chunk.data[:, layout.pred]
+        try:
+            parts, y_used, labels = self.chunk(chunk.data[:, layout.target], p)
+        except DomainError as e:
+            raise layout.error(e, chunk) from None
+        return parts, y_used, labels, p
+
     def _slice(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
         labels = None
         if self.rows_loss:

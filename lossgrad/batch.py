@@ -15,7 +15,6 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from .inputs import _polars
-from .losses import DomainError
 
 
 def format_rows(losses: np.ndarray, grad: np.ndarray):
@@ -127,12 +126,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     def process(chunk):
         if state["divisor"] is None and state["spool"] is None:
             decide()
-        y = chunk.data[:, layout.target]
-        p = chunk.data[:, layout.pred]
-        try:
-            parts, _, _ = ev.chunk(y, p)
-        except DomainError as e:
-            raise layout.error(e, chunk) from None
+        parts = ev.csv_chunk(chunk, layout)[0]
         spool, divisor = state["spool"], state["divisor"]
         if spool is None:
             grad = parts.grad if divisor == 1 else parts.grad / parts.grad.dtype.type(divisor)

@@ -251,7 +251,6 @@ def _from_csv(ev, o: Options):
 
     from .api import assemble
     from .inputs import column_names
-    from .losses import DomainError
     from .render import Report
 
     reader, chunks, layout = _csv_layout(ev.loss.kind, ev.labels, o)
@@ -259,12 +258,7 @@ def _from_csv(ev, o: Options):
         ev.labels = layout.labels
     parts_list, ys, labels, preds = [], [], [], []
     for chunk in chunks:
-        y = chunk.data[:, layout.target]
-        p = chunk.data[:, layout.pred]
-        try:
-            parts, y_used, lab = ev.chunk(y, p)
-        except DomainError as e:
-            raise layout.error(e, chunk) from None
+        parts, y_used, lab, p = ev.csv_chunk(chunk, layout)
         parts_list.append(parts)
         ys.append(y_used)
         preds.append(p)
