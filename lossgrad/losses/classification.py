@@ -280,9 +280,26 @@ _CE_PROBS = {
 }
 
 
+def _ce_logits_exact_index(labels, z):
+    """The exact form for class-index targets (one-hot rows): the loss is lse - s_t, the gradient softmax with 1
+    taken off the target class. Nothing cancels: 1 - softmax_t is -sum of the others when t holds the maximum,
+    and softmax_t <= 1/2 otherwise."""
+    logp, k, rows, es, rest, s, s_err, lse = _log_softmax_exact(z)
+    losses = (lse - s[rows, labels]) - s_err[rows, labels]
+    sm = es / (1 + rest)[:, None]
+    grad = sm.copy()
+    at_max = labels == k
+    grad[rows, labels] -= 1
+    grad[rows[at_max], labels[at_max]] = -(rest / (1 + rest))[at_max]
+    return losses, grad, sm
+
+
 def ce_compute(y, p, from_logits, conv, labels=None) -> Parts:
     if from_logits:
-        losses, grad, prob = _CE_LOGITS[conv.ce_logits](y, p)
+        if labels is not None and conv.ce_logits == "exact":
+            losses, grad, prob = _ce_logits_exact_index(labels, p)
+        else:
+            losses, grad, prob = _CE_LOGITS[conv.ce_logits](y, p)
         return Parts(losses=losses, grad=grad, prob=prob)
     rule = conv.ce_probs_index if labels is not None and conv.ce_probs_index else conv.ce_probs
     losses, grad, grad_logits = _CE_PROBS[rule](y, p, conv)
