@@ -5,7 +5,7 @@
     >>> r.value, r.grad
 """
 
-from .api import Evaluator, Result, bce, ce, evaluate, mse
+from .api import Evaluator, Result, bce, ce, evaluate, huber, logcosh, mae, mse, smooth_l1
 from .conventions import CONVENTIONS
 from .errors import InputError, LossgradError, OptionError
 from .losses import LOSSES
@@ -23,5 +23,9 @@ __all__ = [
     "bce",
     "ce",
     "evaluate",
+    "huber",
+    "logcosh",
+    "mae",
     "mse",
+    "smooth_l1",
 ]

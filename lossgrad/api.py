@@ -40,8 +40,10 @@ class Evaluator:
         eps: float | None = None,
         dtype: str = "float64",
         labels: str = "auto",
+        **params,
     ):
         self.loss = LOSSES.get(_choice("LOSS", loss, LOSSES, "loss"))
+        self.params = self._params(params)
         self.reduction = _choice("--reduction", reduction, REDUCTIONS, "reduction")
         self.dtype_name = _choice("--dtype", dtype, DTYPES, "dtype")
         self.dtype = DTYPES[dtype]
@@ -69,6 +71,23 @@ class Evaluator:
         self.per_sample = self.rows_loss
         self.first_infinite: tuple[int, int] | None = None
         self.infinite = 0
+
+    def _params(self, given: dict) -> dict:
+        """The loss's own numbers (huber's --delta): defaults filled in, others refused, values checked."""
+        known = {p.name: p for p in self.loss.params}
+        out = {name: p.default for name, p in known.items()}
+        for name, value in given.items():
+            if value is None:
+                continue
+            if name not in known:
+                users = [loss.name for loss in LOSSES.values() if any(p.name == name for p in loss.params)]
+                raise OptionError(f"--{name}", f"applies to {', '.join(users) or 'no loss'}, not to {self.loss.name}")
+            value = float(value)
+            if not np.isfinite(value) or value < 0 or (known[name].positive and value == 0):
+                raise OptionError(f"--{name}", f"must be {'positive' if known[name].positive else 'zero or more'}, "
+                                               f"got {value!r}")
+            out[name] = value
+        return out
 
     def per_sample_for(self, outputs: int) -> bool:
         """One loss per sample (rather than per element) for predictions with `outputs` columns."""
@@ -154,18 +173,22 @@ class Evaluator:
         y = y.astype(self.dtype, copy=False)
         p = p.astype(self.dtype, copy=False)
         self.loss.check(y, p, self.from_logits)
-        wide = self.dtype is not np.float64 and self.conv.float32_via_float64
+        # the dtype the formulas run in: float64 for the exact convention (rounded at the end), float32 where
+        # the framework casts the loss to float32 whatever its input
+        if self.dtype is not np.float64 and self.conv.float32_via_float64:
+            work = np.float64
+        elif self.loss.name in self.conv.floatx_losses:
+            work = np.float32
+        else:
+            work = self.dtype
         with np.errstate(over="ignore", under="ignore"):
-            if wide:
-                # the float32 inputs, computed in float64, rounded once at the end
-                parts = self.loss.compute(y.astype(np.float64), p.astype(np.float64), self.from_logits, self.conv,
-                                          labels)
-                for name in ("losses", "grad", "grad_logits", "prob"):
-                    a = getattr(parts, name)
-                    if a is not None:
-                        setattr(parts, name, a.astype(self.dtype))
-            else:
-                parts = self.loss.compute(y, p, self.from_logits, self.conv, labels)
+            parts = self.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), self.from_logits,
+                                      self.conv, labels, **self.params)
+        if work is not self.dtype:
+            for name in ("losses", "grad", "grad_logits", "prob"):
+                a = getattr(parts, name)
+                if a is not None:
+                    setattr(parts, name, a.astype(self.dtype))
         if self.conv.last_axis_mean and not self.rows_loss and p.shape[1] > 1:
             # Keras reduces each sample's outputs by their mean before the batch reduction: its elements are
             # samples, and each output's derivative carries a 1/k
@@ -323,7 +346,7 @@ def _public(name: str):
             name, y, p, from_logits=from_logits, reduction=reduction, convention=convention, eps=eps, dtype=dtype, **kw
         )
 
-    fn.__name__ = fn.__qualname__ = name
+    fn.__name__ = fn.__qualname__ = name.replace("-", "_")
     fn.__doc__ = f"{LOSSES[name].summary}. Returns a Result with value, losses and grad."
     return fn
 
@@ -331,5 +354,9 @@ def _public(name: str):
 mse = _public("mse")
 bce = _public("bce")
 ce = _public("ce")
+mae = _public("mae")
+huber = _public("huber")
+smooth_l1 = _public("smooth-l1")
+logcosh = _public("logcosh")
 
-__all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce"]
+__all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh"]

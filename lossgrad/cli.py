@@ -9,7 +9,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Optional
 
 import typer
@@ -47,6 +47,7 @@ class Options:
     explain: bool = False
     my_grad: Optional[str] = None
     my_loss: Optional[str] = None
+    params: dict = field(default_factory=dict)  # the loss's own numbers (--delta, --beta)
 
 
 def _opt(name, annotation, default, *decls, help, logits=False, rows=False):
@@ -83,11 +84,23 @@ def _signed(fn, name: str, options, leading=()):
     return fn
 
 
-def _make_loss_command(name: str, has_logits: bool, rows: bool):
-    def command(**kw):
-        run_loss(name, Options(**kw))
+def _param_options(params) -> list:
+    return [_opt(p.name, Optional[float], None, f"--{p.name}", help=f"{p.help} [default: {p.default:g}]")
+            for p in params]
 
-    chosen = [o for o in OPTIONS if not ((o[3] and not has_logits) or (o[4] and not rows))]
+
+def _split_params(kw: dict, names) -> tuple[dict, dict]:
+    return {k: v for k, v in kw.items() if k not in names}, {k: kw[k] for k in names if k in kw}
+
+
+def _make_loss_command(name: str, has_logits: bool, rows: bool, params=()):
+    names = [p.name for p in params]
+
+    def command(**kw):
+        kw, values = _split_params(kw, names)
+        run_loss(name, Options(**kw, params=values))
+
+    chosen = [o for o in OPTIONS if not ((o[3] and not has_logits) or (o[4] and not rows))] + _param_options(params)
     return _signed(command, name, chosen)
 
 
@@ -114,7 +127,7 @@ def _register_losses() -> None:
             loss.name,
             help=f"{loss.summary[0].upper()}{loss.summary[1:]}.\n\nReproduces: {loss.reference}.",
             epilog=EXAMPLES.get(loss.name),
-        )(_make_loss_command(loss.name, loss.has_logits, loss.kind == "rows"))
+        )(_make_loss_command(loss.name, loss.has_logits, loss.kind == "rows", loss.params))
 
 
 EXAMPLES = {
@@ -328,7 +341,7 @@ def run_compare(o: Options, loss: str) -> None:
         raise OptionError("--format", "compare writes table or json")
     y2, p2, shape, locate = _load_arrays(loss, o)
     comp = _domain_guard(lambda: compare(loss, y2, p2, from_logits=o.from_logits, reduction=o.reduction,
-                                         labels=o.labels, dtype=o.dtype, shape=shape), locate)
+                                         labels=o.labels, dtype=o.dtype, shape=shape, params=o.params), locate)
     with open_output(o.output) as out:
         write_comparison(comp, p2, y2, fmt, out)
 
@@ -366,7 +379,7 @@ def run_check(o: Options, loss: str) -> int:
         my_loss = (float(v.reshape(-1)[0]), float(tolerance([o.my_loss.strip()], v.reshape(-1))[0]))
     diag = _domain_guard(lambda: check(loss, y2, p2, grad.reshape(-1), tokens, from_logits=o.from_logits,
                                        labels=o.labels, against=o.convention, reduction=o.reduction,
-                                       my_loss=my_loss, dtype=o.dtype, shape=shape), locate)
+                                       my_loss=my_loss, dtype=o.dtype, shape=shape, params=o.params), locate)
     with open_output(o.output) as out:
         write_diagnosis(diag, fmt, out)
     return 0 if diag.match else 1
@@ -385,6 +398,7 @@ def run_loss(name: str, o: Options) -> None:
         eps=o.eps,
         dtype=o.dtype,
         labels=o.labels,
+        **o.params,
     )
     inline = o.target is not None or o.pred is not None
     if fmt == "csv" and not inline:
@@ -393,7 +407,7 @@ def run_loss(name: str, o: Options) -> None:
     r = rep.result
     for w in r.warnings:
         sys.stderr.write(f"warning: {w}\n")
-    explain = ev.loss.formulas(ev.from_logits, ev.conv) + _reduction_formula(r) if o.explain else None
+    explain = ev.loss.formulas(ev.from_logits, ev.conv, **ev.params) + _reduction_formula(r) if o.explain else None
     if explain and fmt != "table":
         sys.stderr.write("".join(line + "\n" for line in explain))
     with open_output(o.output) as out:
@@ -431,7 +445,7 @@ def _stream_csv(ev, o: Options) -> None:
         if layout.labels:
             ev.labels = layout.labels
         header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
-        explain = ev.loss.formulas(ev.from_logits, ev.conv) if o.explain else None
+        explain = ev.loss.formulas(ev.from_logits, ev.conv, **ev.params) if o.explain else None
         rows = None
         if counting is not None:
             skip = 1 if reader.header is not None else 0
@@ -460,12 +474,28 @@ def _reduction_formula(r) -> list[str]:
     return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
 
 
+def _all_params():
+    from .losses import LOSSES
+
+    seen = {}
+    for loss in LOSSES.values():
+        for p in loss.params:
+            seen.setdefault(p.name, p)
+    return list(seen.values())
+
+
+def _options_of(kw: dict) -> Options:
+    kw = {k: v for k, v in kw.items() if k != "loss"}
+    kw, values = _split_params(kw, [p.name for p in _all_params()])
+    return Options(**kw, params=values)
+
+
 def _compare(**kw):
-    run_compare(Options(**{k: v for k, v in kw.items() if k != "loss"}), kw["loss"])
+    run_compare(_options_of(kw), kw["loss"])
 
 
 def _check(**kw):
-    raise typer.Exit(run_check(Options(**{k: v for k, v in kw.items() if k != "loss"}), kw["loss"]))
+    raise typer.Exit(run_check(_options_of(kw), kw["loss"]))
 
 
 app.command(
@@ -473,13 +503,47 @@ app.command(
     help="The same inputs under every convention, side by side: value and gradients, the cells that differ from the "
     "exact mathematics marked *, and one line per difference saying why.",
     epilog="Example: lossgrad compare bce -y 0,1,0,0 -p 8.4e-9,0.62,0.95,2.8e-6",
-)(_signed(_compare, "compare", COMPARE_OPTIONS, [LOSS_ARG]))
+)(_signed(_compare, "compare", COMPARE_OPTIONS + _param_options(_all_params()), [LOSS_ARG]))
 app.command(
     "check",
     help="Which convention, reduction and derivative explain your hand-computed gradient (and loss), and in plain "
     "sentences how it departs from each framework's. Exit status 0 when one explains it, 1 when none does.",
     epilog="Example: lossgrad check bce -y 0,1,0,0 -p 8.358e-09,0.6248,0.9498,2.761e-06 --my-grad 1.0,-1.6,19.9,1.0",
-)(_signed(_check, "check", CHECK_OPTIONS, [LOSS_ARG]))
+)(_signed(_check, "check", CHECK_OPTIONS + _param_options(_all_params()), [LOSS_ARG]))
+
+@app.command("jacobian", help="An activation's values and its full Jacobian matrix ∂aᵢ/∂xⱼ (softmax: diag(s) − s·sᵀ): "
+             "the step between a gradient with respect to probabilities and one with respect to logits.",
+             epilog="Example: lossgrad jacobian softmax --x 1,2,3")
+def jacobian_command(
+    activation: str = typer.Argument(..., metavar="ACTIVATION", help="softmax, sigmoid, tanh or relu."),
+    x: Optional[str] = typer.Option(None, "--x", "-x", help="The input vector: numbers separated by commas or spaces."),
+    format: Optional[str] = typer.Option(None, "-f", "--format", help="table or json [default: table on a terminal, "
+                                         "else json]."),
+):
+    import json
+
+    from .activations import ACTIVATIONS
+    from .inputs import parse_inline
+    from .render import _jsonable, write_jacobian
+
+    if activation not in ACTIVATIONS:
+        raise OptionError("ACTIVATION", f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if x is None:
+        raise OptionError("--x", "is required: the input vector, e.g. --x 1,2,3")
+    v = parse_inline(x, "--x")
+    if v.ndim != 1:
+        raise InputError("--x", "takes one vector (no ';' rows)")
+    fmt = format or ("table" if sys.stdout.isatty() else "json")
+    if fmt not in ("table", "json"):
+        raise OptionError("--format", f"unknown format {fmt!r}; choose table or json")
+    act = ACTIVATIONS[activation]
+    values, jac = act.fn(v)
+    if fmt == "json":
+        sys.stdout.write(json.dumps({"activation": activation, "x": _jsonable(v), "values": _jsonable(values),
+                                     "jacobian": _jsonable(jac), "formulas": list(act.formulas)}) + "\n")
+    else:
+        write_jacobian(act, v, values, jac, sys.stdout)
+
 
 _register_losses()
 
@@ -538,9 +602,14 @@ def _usage_message(e) -> str:
     if cmd is not None and cmd.command_path and "No such command" not in msg:
         return f"{msg} (see '{cmd.command_path} --help')"
     if "No such command" in msg:
+        import re
+
         from .losses import LOSSES
 
-        return f"{msg.rstrip('.')}; the losses are {', '.join(LOSSES)} (and the commands: losses)"
+        m = re.match(r"No such command '([^']*)'\.?(?: Did you mean '([^']*)'\?)?", msg)
+        if m:
+            msg = f"no such loss or command {m.group(1)!r}" + (f" (did you mean {m.group(2)!r}?)" if m.group(2) else "")
+        return f"{msg}; the losses are {', '.join(LOSSES)}, the other commands compare, check, jacobian, losses"
     return msg
 
 

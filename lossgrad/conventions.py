@@ -38,6 +38,15 @@ class Convention:
     ce_probs_index: str | None = None
     # Keras takes the mean over each sample's outputs before the batch reduction
     last_axis_mean: bool = False
+    # huber: "exact", "keras" (|e| <= delta quadratic; delta |e| - delta^2/2), "torch" (|e| < delta;
+    # delta (|e| - delta/2)), "optax" (0.5 q^2 + delta (|e| - q), q = min(|e|, delta))
+    huber: str = "exact"
+    # logcosh: "exact", "keras" (x + softplus(-2x) - log 2), "optax" (logaddexp(x, -x) - log 2)
+    logcosh: str = "exact"
+    # the log 2 that logcosh subtracts: Keras computes it in float32 and casts it up
+    logcosh_log2: float | None = None
+    # losses the framework computes in float32 whatever the input's dtype (tf-keras casts huber to floatx)
+    floatx_losses: frozenset = frozenset()
     # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
@@ -58,6 +67,10 @@ KERAS = Convention(
     ce_probs_index="keras-sparse",
     ce_logits="fused",
     last_axis_mean=True,
+    huber="keras",
+    logcosh="keras",
+    logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
+    lacks={("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)"},
 )
 
 TF_KERAS = Convention(
@@ -72,6 +85,11 @@ TF_KERAS = Convention(
     ce_probs_index="keras-sparse",
     ce_logits="fused",
     last_axis_mean=True,
+    huber="keras",
+    logcosh="keras",
+    logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
+    floatx_losses=frozenset({"huber"}),
+    lacks={("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)"},
 )
 
 TORCH = Convention(
@@ -83,9 +101,11 @@ TORCH = Convention(
     bce_logits="torch",
     ce_probs=None,
     ce_logits="autodiff",
+    huber="torch",
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with --from-logits",
+        ("logcosh", "probs"): "PyTorch has no log-cosh loss",
     },
 )
 
@@ -96,7 +116,11 @@ OPTAX = Convention(
     bce_logits="optax",
     ce_probs=None,
     ce_logits="autodiff",
+    huber="optax",
+    logcosh="optax",
     lacks={
+        ("mae", "probs"): "optax has no absolute-error loss",
+        ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",
         ("bce", "probs"): "optax has no bce on probabilities (only sigmoid_binary_cross_entropy on logits); "
         "pass logits with --from-logits",
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "

@@ -28,11 +28,13 @@ def supported(loss: str, from_logits: bool) -> tuple[list[str], dict[str, str]]:
     return have, lack
 
 
-def evaluate_all(loss, y2, p2, *, from_logits, reduction, labels, dtype="float64", names=None) -> dict[str, Result]:
+def evaluate_all(loss, y2, p2, *, from_logits, reduction, labels, dtype="float64", names=None,
+                 params=None) -> dict[str, Result]:
     have, _ = supported(loss, from_logits)
     out = {}
     for name in names or have:
-        ev = Evaluator(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels)
+        ev = Evaluator(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
+                       **(params or {}))
         out[name] = run(ev, y2, p2)
     return out
 
@@ -177,11 +179,12 @@ class Comparison:
 
 
 def compare(loss: str, y, p, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            shape=None) -> Comparison:
+            shape=None, params=None) -> Comparison:
     """`loss` under every convention that has it. `shape`: the predictions' shape as the user gave them."""
     y2, p2, shape2 = as_2d(loss, y, p)
     shape = shape or shape2
-    results = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype)
+    results = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
+                           params=params)
     _, lack = supported(loss, from_logits)
     exact = results["exact"]
     diffs = []
@@ -232,11 +235,12 @@ def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
     return np.array(tol).reshape(values.shape)
 
 
-def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64") -> list[Candidate]:
+def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=None) -> list[Candidate]:
     out = []
     have, _ = supported(loss, from_logits)
     for reduction in ("mean", "sum", "none"):
-        res = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype)
+        res = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
+                           params=params)
         for name, r in res.items():
             out.append(Candidate(name, reduction, "logits" if from_logits else "pred", r.grad, r.value, r.n))
             if r.grad_logits is not None:
@@ -276,7 +280,7 @@ def describe(c: Candidate) -> str:
 
 
 def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
-          reduction=None, my_loss=None, dtype="float64", shape=None) -> Diagnosis:
+          reduction=None, my_loss=None, dtype="float64", shape=None, params=None) -> Diagnosis:
     y2, p2, shape2 = as_2d(loss, y, p)
     shape = shape or shape2
     mine = np.asarray(my_grad, dtype=np.float64)
@@ -284,8 +288,9 @@ def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="aut
         raise OptionError("--my-grad", f"has {mine.size} values but the predictions have {p2.size}")
     mine = mine.reshape(p2.shape)
     tol = tolerance(my_grad_tokens, mine)
-    cands = candidates(loss, y2, p2, from_logits=from_logits, labels=labels, dtype=dtype)
-    exact = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction="none", labels=labels, names=["exact"])
+    cands = candidates(loss, y2, p2, from_logits=from_logits, labels=labels, dtype=dtype, params=params)
+    exact = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction="none", labels=labels, names=["exact"],
+                         params=params)
     targets_used, label_idx = exact["exact"].target.reshape(p2.shape), exact["exact"].labels
     for c in cands:
         c.residual = _residual(mine, c.grad, tol)

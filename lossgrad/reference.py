@@ -90,6 +90,36 @@ def mse(y: float, p: float):
     return d * d, 2 * d
 
 
+def mae(y: float, p: float):
+    mp = _mp()
+    d = mp.fsub(mp.mpf(p), mp.mpf(y), exact=True)
+    return abs(d), mp.sign(d)
+
+
+def huber(y: float, p: float, delta: float = 1.0):
+    mp = _mp()
+    d = mp.fsub(mp.mpf(p), mp.mpf(y), exact=True)
+    delta = mp.mpf(delta)
+    if abs(d) <= delta:
+        return d * d / 2, d
+    return delta * (abs(d) - delta / 2), delta * mp.sign(d)
+
+
+def smooth_l1(y: float, p: float, beta: float = 1.0):
+    mp = _mp()
+    d = mp.fsub(mp.mpf(p), mp.mpf(y), exact=True)
+    beta = mp.mpf(beta)
+    if abs(d) < beta:
+        return d * d / (2 * beta), d / beta
+    return abs(d) - beta / 2, mp.sign(d)
+
+
+def logcosh(y: float, p: float):
+    mp = _mp()
+    d = mp.fsub(mp.mpf(p), mp.mpf(y), exact=True)
+    return mp.log(mp.cosh(d)), mp.tanh(d)
+
+
 def ulps(got: float, truth, dtype=np.float64) -> float:
     """|got - truth| in units in the last place of truth rounded to `dtype` (0 when both are the same inf)."""
     mp = _mp()

@@ -116,7 +116,7 @@ def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
     r = rep.result
     # off a terminal rich falls back to 80 columns and would cut the numbers short
     wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    console = Console(file=out, highlight=False, soft_wrap=False, width=200 if wide else None)
+    console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
     rows_loss = LOSSES[r.loss].kind == "rows"
     per_sample = r.per_sample
     title = value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")
@@ -225,7 +225,7 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     from rich.table import Table
 
     wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    console = Console(file=out, highlight=False, soft_wrap=False, width=200 if wide else None)
+    console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
     names = list(comp.results)
     exact = comp.results["exact"]
     mode = "from logits" if comp.from_logits else ("on probabilities" if comp.loss != "mse" else "")
@@ -305,3 +305,24 @@ def write_diagnosis(diag, fmt: str, out) -> None:
         out.write(f"no convention explains your numbers; the nearest is {describe(c)}\n")
     for f in diag.findings:
         out.write(f + "\n")
+
+
+def write_jacobian(act, x, values, jac, out) -> None:
+    from rich import box
+    from rich.console import Console
+    from rich.table import Table
+
+    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
+    console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
+    for line in act.formulas:
+        console.print(line)
+    console.print()
+    console.print(f"{act.name}: values a and the Jacobian J[i, j] = ∂aᵢ/∂xⱼ")
+    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
+    for col in ("i", "x", "a"):
+        table.add_column(col, justify="right")
+    for j in range(len(x)):
+        table.add_column(f"j={j}", justify="right")
+    for i in range(len(x)):
+        table.add_row(str(i), _num(x[i]), _num(values[i]), *[_num(v) for v in jac[i]])
+    console.print(table)

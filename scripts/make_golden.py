@@ -82,6 +82,14 @@ def mse_inputs(rng, k):
     return rng.normal(size=(10, k)), rng.normal(size=(10, k))
 
 
+def regression_inputs(rng, k, delta=1.0):
+    """Errors at the edges that matter: 0, exactly +-delta (the huber/smooth-l1 seam), tiny, and large."""
+    y = rng.normal(size=(12, k))
+    e = rng.normal(scale=2, size=(12, k))
+    e[0, 0], e[1, 0], e[2, 0], e[3, 0], e[4, 0], e[5, 0] = 0.0, delta, -delta, 1e-8, 50.0, -1e3
+    return y, y + e
+
+
 # ---------------------------------------------------------------- frameworks
 
 
@@ -98,7 +106,7 @@ def versions():
             "numpy": np.__version__, "python": sys.version.split()[0]}
 
 
-def run_keras(module, loss, y, p, from_logits, labels, reduction):
+def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None):
     """Keras 3 (`keras`) or Keras 2 (`tf_keras`) functional loss on float64 tensors, reduced as its Loss class
     does (sum_over_batch_size: sum / number of samples), differentiated with GradientTape."""
     import tensorflow as tf
@@ -110,17 +118,23 @@ def run_keras(module, loss, y, p, from_logits, labels, reduction):
             per = losses.binary_crossentropy(tf.constant(y), pv, from_logits=from_logits)
         elif loss == "mse":
             per = losses.mean_squared_error(tf.constant(y), pv)
+        elif loss == "mae":
+            per = losses.mean_absolute_error(tf.constant(y), pv)
+        elif loss == "huber":
+            per = losses.huber(tf.constant(y), pv, delta=param)
+        elif loss == "logcosh":
+            per = losses.log_cosh(tf.constant(y), pv)
         elif labels == "index":
             per = losses.sparse_categorical_crossentropy(tf.constant(y.astype(np.int64)), pv, from_logits=from_logits)
         else:
             per = losses.categorical_crossentropy(tf.constant(y), pv, from_logits=from_logits)
         total = tf.reduce_sum(per)
-        value = total / tf.cast(tf.size(per), tf.float64) if reduction == "mean" else total
+        value = total / tf.cast(tf.size(per), total.dtype) if reduction == "mean" else total
     grad = tape.gradient(value, pv)
     return per.numpy(), (None if reduction == "none" else float(value.numpy())), grad.numpy()
 
 
-def run_torch(loss, y, p, from_logits, labels, reduction):
+def run_torch(loss, y, p, from_logits, labels, reduction, param=None):
     import torch
     import torch.nn.functional as F
 
@@ -130,9 +144,12 @@ def run_torch(loss, y, p, from_logits, labels, reduction):
         fn = F.binary_cross_entropy_with_logits if from_logits else F.binary_cross_entropy
         per = fn(pt, yt, reduction="none")
         val = fn(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
-    elif loss == "mse":
-        per = F.mse_loss(pt, yt, reduction="none")
-        val = F.mse_loss(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
+    elif loss in ("mse", "mae", "huber", "smooth-l1"):
+        fn = {"mse": F.mse_loss, "mae": F.l1_loss,
+              "huber": lambda a, b, reduction: F.huber_loss(a, b, reduction=reduction, delta=param),
+              "smooth-l1": lambda a, b, reduction: F.smooth_l1_loss(a, b, reduction=reduction, beta=param)}[loss]
+        per = fn(pt, yt, reduction="none")
+        val = fn(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
     else:
         target = torch.tensor(y.astype(np.int64)) if labels == "index" else yt
         per = F.cross_entropy(pt, target, reduction="none")
@@ -141,7 +158,7 @@ def run_torch(loss, y, p, from_logits, labels, reduction):
     return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
 
 
-def run_optax(loss, y, p, from_logits, labels, reduction):
+def run_optax(loss, y, p, from_logits, labels, reduction, param=None):
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -153,6 +170,10 @@ def run_optax(loss, y, p, from_logits, labels, reduction):
             return optax.losses.sigmoid_binary_cross_entropy(pp, jnp.asarray(y))
         if loss == "mse":
             return optax.losses.squared_error(pp, jnp.asarray(y))
+        if loss == "huber":
+            return optax.losses.huber_loss(pp, jnp.asarray(y), delta=param)
+        if loss == "logcosh":
+            return optax.losses.log_cosh(pp, jnp.asarray(y))
         if labels == "index":
             return optax.losses.softmax_cross_entropy_with_integer_labels(pp, jnp.asarray(y.astype(np.int64)))
         return optax.losses.softmax_cross_entropy(pp, jnp.asarray(y))
@@ -167,18 +188,28 @@ def run_optax(loss, y, p, from_logits, labels, reduction):
     return per, (None if reduction == "none" else float(value)), np.asarray(grad)
 
 
-def run(conv, loss, y, p, from_logits, labels, reduction):
+def run(conv, loss, y, p, from_logits, labels, reduction, param=None):
     if conv == "keras":
         import keras
 
-        return run_keras(keras, loss, y, p, from_logits, labels, reduction)
+        return run_keras(keras, loss, y, p, from_logits, labels, reduction, param)
     if conv == "tf-keras":
         import tf_keras
 
-        return run_keras(tf_keras, loss, y, p, from_logits, labels, reduction)
+        return run_keras(tf_keras, loss, y, p, from_logits, labels, reduction, param)
     if conv == "torch":
-        return run_torch(loss, y, p, from_logits, labels, reduction)
-    return run_optax(loss, y, p, from_logits, labels, reduction)
+        return run_torch(loss, y, p, from_logits, labels, reduction, param)
+    return run_optax(loss, y, p, from_logits, labels, reduction, param)
+
+
+# the regression losses each framework has, with the parameter value(s) to try
+REGRESSION = {
+    "mae": {"keras": [None], "tf-keras": [None], "torch": [None]},
+    "huber": {"keras": [1.0, 0.7], "tf-keras": [1.0, 0.7], "torch": [1.0, 0.7], "optax": [1.0, 0.7]},
+    "smooth-l1": {"torch": [1.0, 0.5, 0.0]},
+    "logcosh": {"keras": [None], "tf-keras": [None], "optax": [None]},
+}
+PARAM_NAME = {"huber": "delta", "smooth-l1": "beta"}
 
 
 # ---------------------------------------------------------------- cases
@@ -198,6 +229,18 @@ def specs():
     for conv in ("keras", "tf-keras"):
         for labels in ("index", "onehot"):
             out.append(("ce", conv, False, labels, lambda rng, labels=labels: ce_prob_inputs(rng, labels)))
+    return out
+
+
+def regression_specs():
+    """(loss, convention, parameter, input maker) for the regression family."""
+    out = []
+    for loss, convs in REGRESSION.items():
+        for conv, values in convs.items():
+            for value in values:
+                for k in (1, 3):
+                    d = value if value else 1.0
+                    out.append((loss, conv, value, lambda rng, k=k, d=d: regression_inputs(rng, k, d)))
     return out
 
 
@@ -237,6 +280,22 @@ def main():
                 "losses": encode(as_list(per)) if (loss != "mse" or p2.shape[1] == 1 or conv in ("torch", "optax"))
                 else None,
                 "value": encode(value),
+                "grad": encode(as_list(grad)),
+            })
+    for loss, conv, value, make in regression_specs():
+        y, p = make(rng)
+        for reduction in REDUCTIONS:
+            per, val, grad = run(conv, loss, y, p, False, None, reduction, value)
+            by_loss.setdefault(loss, []).append({
+                "convention": conv,
+                "from_logits": False,
+                "labels": None,
+                "params": {} if value is None else {PARAM_NAME[loss]: value},
+                "reduction": reduction,
+                "target": as_list(y),
+                "pred": as_list(p),
+                "losses": encode(as_list(per)) if (p.shape[1] == 1 or conv in ("torch", "optax")) else None,
+                "value": encode(val),
                 "grad": encode(as_list(grad)),
             })
     meta = versions()

@@ -229,3 +229,35 @@ def test_grid_ce_logits_index_labels():
             _assert_ulps(r.losses[0], tl, where=(t, z))
             for j in range(len(z)):
                 _assert_ulps(r.grad[0][j], tg[j], where=(t, z, j))
+
+
+REGRESSION = {
+    "mae": (R.mae, {}), "huber": (R.huber, {"delta": 0.7}), "smooth-l1": (R.smooth_l1, {"beta": 0.5}),
+    "logcosh": (R.logcosh, {}),
+}
+
+
+@pytest.mark.parametrize("loss", list(REGRESSION))
+def test_grid_regression(loss):
+    ref, params = REGRESSION[loss]
+    d = params.get("delta", params.get("beta", 1.0))
+    errors = [0.0, 1e-300, -1e-300, 1e-20, 1e-8, -1e-8, 0.3, -0.3, d, -d, 1.0, 1.999, 2.0, 2.001, -5.0, 30.0, 710.0,
+              -1000.0, 1e10, 1e300]
+    for y in (0.0, 1.5, -3.25):
+        p = [y + e for e in errors]
+        r = lossgrad.evaluate(loss, [y] * len(p), p, reduction="none", **params)
+        for i, pi in enumerate(p):
+            tl, tg = ref(y, pi, **params)
+            _assert_ulps(r.losses[i], tl, where=(loss, y, pi))
+            _assert_ulps(r.grad[i], tg, where=(loss, y, pi))
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.floats(-1e6, 1e6), e=st.one_of(st.floats(-50, 50), st.floats(-1e-6, 1e-6)))
+def test_property_regression(y, e):
+    p = y + e
+    for loss, (ref, params) in REGRESSION.items():
+        r = lossgrad.evaluate(loss, [y], [p], reduction="none", **params)
+        tl, tg = ref(y, p, **params)
+        _assert_ulps(r.losses[0], tl, where=(loss, y, p))
+        _assert_ulps(r.grad[0], tg, where=(loss, y, p))

@@ -21,7 +21,7 @@ CASES = [
     (["ce", "--from-logits", "-y", "0,3", "-p", "1,2,3;3,4,5"], ["--target: value 2", "[0, 3)"]),
     (["ce", "-y", "0,1", "-p", "0.5,0.5;-0.2,1.2"], ["--pred: row 2, value 1", "negative"]),
     (["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4;5,6"], ["2 class labels", "3 rows"]),
-    (["huberish", "-y", "1", "-p", "1"], ["No such command", "mse, bce, ce"]),
+    (["huberish", "-y", "1", "-p", "1"], ["no such loss or command 'huberish' (did you mean 'huber'?)", "mse, mae, huber"]),
     (["bce", "-c", "pytorch", "-y", "1", "-p", "0.5"], ["--convention", "unknown convention 'pytorch'"]),
     (["bce", "-r", "avg", "-y", "1", "-p", "0.5"], ["--reduction", "mean, sum, none"]),
     (["bce", "--dtype", "float16", "-y", "1", "-p", "0.5"], ["--dtype", "float64, float32"]),
@@ -105,3 +105,16 @@ def test_no_input_on_a_terminal_says_how_to_give_some(monkeypatch, capsys):
         cli.main(["bce"])
     assert e.value.code == 2
     assert "no input" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["mse", "-y", "1", "-p", "2", "--delta", "2"], ["No such option: --delta"]),
+    (["huber", "-y", "1", "-p", "2", "--delta", "0"], ["--delta", "must be positive"]),
+    (["smooth-l1", "-y", "1", "-p", "2", "--beta", "-1"], ["--beta", "zero or more"]),
+    (["compare", "mse", "-y", "1", "-p", "2", "--delta", "2"], ["--delta", "applies to huber, not to mse"]),
+    (["mae", "-c", "optax", "-y", "1", "-p", "2"], ["optax has no absolute-error loss"]),
+    (["logcosh", "-c", "torch", "-y", "1", "-p", "2"], ["PyTorch has no log-cosh loss"]),
+    (["smooth-l1", "-c", "keras", "-y", "1", "-p", "2"], ["Keras has no smooth L1 loss"]),
+])
+def test_loss_parameters_and_missing_losses(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)

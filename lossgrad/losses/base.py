@@ -40,14 +40,25 @@ def first_bad(which: str, bad: np.ndarray, values: np.ndarray, what: str) -> Non
 
 
 @dataclass(frozen=True)
+class Param:
+    """A number a loss takes besides its inputs (huber's delta): its option is --NAME."""
+
+    name: str
+    default: float
+    help: str
+    positive: bool = True  # must be > 0 (else >= 0)
+
+
+@dataclass(frozen=True)
 class Loss:
     """A loss as the rest of lossgrad sees it.
 
     kind: "elementwise" (targets and predictions have the same shape, one loss per element, N = elements)
           or "rows" (one loss per sample row over C classes, N = samples; targets may be class indexes).
-    compute(y, p, from_logits, conv) -> Parts, on 2-D arrays (samples x outputs).
+    compute(y, p, from_logits, conv, labels=None, **params) -> Parts, on 2-D arrays (samples x outputs).
     check(y, p, from_logits) raises DomainError for inputs outside the loss's domain.
-    formulas(from_logits, conv) -> list of lines for --explain.
+    formulas(from_logits, conv, **params) -> list of lines for --explain.
+    params: the numbers the loss takes (Param), passed to compute and formulas by name.
     """
 
     name: str
@@ -58,6 +69,7 @@ class Loss:
     formulas: Callable
     has_logits: bool
     reference: str
+    params: tuple = ()
 
 
 LOSSES: dict[str, Loss] = {}

@@ -106,7 +106,7 @@ _BCE_LOGITS = {"exact": _bce_logits_exact, "tf": _bce_logits_tf, "torch": _bce_l
 _BCE_PROBS = {"exact": lambda y, p, conv: _bce_probs_exact(y, p), "keras": _bce_probs_keras, "torch": _bce_probs_torch}
 
 
-def bce_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def bce_compute(y, p, from_logits, conv, labels=None, **params) -> Parts:
     if from_logits:
         losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
         return Parts(losses=losses, grad=grad, prob=prob)
@@ -125,7 +125,7 @@ def bce_check(y, p, from_logits):
         )
 
 
-def bce_formulas(from_logits, conv):
+def bce_formulas(from_logits, conv, **params):
     if from_logits:
         return [
             "pᵢ = σ(zᵢ) = 1 / (1 + e^−zᵢ)",
@@ -294,7 +294,7 @@ def _ce_logits_exact_index(labels, z):
     return losses, grad, sm
 
 
-def ce_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def ce_compute(y, p, from_logits, conv, labels=None, **params) -> Parts:
     if from_logits:
         if labels is not None and conv.ce_logits == "exact":
             losses, grad, prob = _ce_logits_exact_index(labels, p)
@@ -312,12 +312,14 @@ def ce_check(y, p, from_logits):
         first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
 
 
-def ce_formulas(from_logits, conv):
+def ce_formulas(from_logits, conv, **params):
     if from_logits:
         return [
             "sᵢₖ = softmax(zᵢ)ₖ = e^zᵢₖ / Σⱼ e^zᵢⱼ",
             "ℓᵢ = −Σₖ yᵢₖ·log sᵢₖ",
-            "∂ℓᵢ/∂zᵢₖ = sᵢₖ·Σⱼ yᵢⱼ − yᵢₖ" if conv.ce_logits != "fused" else "∂ℓᵢ/∂zᵢₖ = sᵢₖ − yᵢₖ  (TF's fused kernel)",
+            "chain rule: ∂ℓᵢ/∂sᵢₖ = −yᵢₖ / sᵢₖ, and ∂sᵢₖ/∂zᵢⱼ = sᵢₖ(δₖⱼ − sᵢⱼ) (lossgrad jacobian softmax), so",
+            "∂ℓᵢ/∂zᵢⱼ = Σₖ (−yᵢₖ / sᵢₖ)·sᵢₖ(δₖⱼ − sᵢⱼ) = sᵢⱼ·Σₖ yᵢₖ − yᵢⱼ"
+            + ("" if conv.ce_logits != "fused" else "  (TF's fused kernel gives sᵢⱼ − yᵢⱼ, the same when Σₖ yᵢₖ = 1)"),
         ]
     lines = ["ℓᵢ = −Σₖ yᵢₖ·log pᵢₖ", "∂ℓᵢ/∂pᵢₖ = −yᵢₖ / pᵢₖ"]
     if conv.ce_probs == "keras":

@@ -1,10 +1,17 @@
-"""Regression losses: elementwise functions of the prediction error."""
+"""Regression losses: elementwise functions of the prediction error e = p - y."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import Loss, Parts, register
+from .base import Loss, Param, Parts, register
+
+
+def _no_check(y, p, from_logits):
+    return None
+
+
+# ---------------------------------------------------------------- mse
 
 
 def mse_compute(y: np.ndarray, p: np.ndarray, from_logits: bool, conv, labels=None) -> Parts:
@@ -15,11 +22,7 @@ def mse_compute(y: np.ndarray, p: np.ndarray, from_logits: bool, conv, labels=No
     return Parts(losses=d * d, grad=2 * d)
 
 
-def mse_check(y, p, from_logits):
-    return None
-
-
-def mse_formulas(from_logits, conv):
+def mse_formulas(from_logits, conv, **params):
     return ["ℓᵢ = (pᵢ − yᵢ)²", "∂ℓᵢ/∂pᵢ = 2 (pᵢ − yᵢ)"]
 
 
@@ -29,9 +32,177 @@ MSE = register(
         summary="mean squared error, (p − y)²",
         kind="elementwise",
         compute=mse_compute,
-        check=mse_check,
+        check=_no_check,
         formulas=mse_formulas,
         has_logits=False,
         reference="keras.losses.mean_squared_error, torch.nn.functional.mse_loss, optax.losses.squared_error",
+    )
+)
+
+
+# ---------------------------------------------------------------- mae
+
+
+def mae_compute(y, p, from_logits, conv, labels=None) -> Parts:
+    """|p - y|; its derivative sign(p - y) is taken as 0 at p = y, as TensorFlow's abs, PyTorch's l1_loss and
+    JAX all do (any value in [-1, 1] is a subgradient there)."""
+    d = p - y
+    return Parts(losses=np.abs(d), grad=np.sign(d))
+
+
+def mae_formulas(from_logits, conv, **params):
+    return ["ℓᵢ = |pᵢ − yᵢ|", "∂ℓᵢ/∂pᵢ = sign(pᵢ − yᵢ), taken as 0 at pᵢ = yᵢ"]
+
+
+MAE = register(
+    Loss(
+        name="mae",
+        summary="mean absolute error, |p − y| (gradient sign(p − y), 0 at p = y)",
+        kind="elementwise",
+        compute=mae_compute,
+        check=_no_check,
+        formulas=mae_formulas,
+        has_logits=False,
+        reference="keras.losses.mean_absolute_error, torch.nn.functional.l1_loss",
+    )
+)
+
+
+# ---------------------------------------------------------------- huber
+
+
+def huber_compute(y, p, from_logits, conv, labels=None, delta=1.0) -> Parts:
+    d = p - y
+    a = np.abs(d)
+    delta = p.dtype.type(delta)
+    half = p.dtype.type(0.5)
+    form = conv.huber
+    if form == "optax":
+        # optax: 0.5 q^2 + delta (|e| - q), q = min(|e|, delta)
+        q = np.minimum(a, delta)
+        losses = half * q * q + delta * (a - q)
+    elif form == "torch":
+        # torch huber_loss: |e| < delta ? 0.5 e^2 : delta (|e| - 0.5 delta)
+        losses = np.where(a < delta, half * d * d, delta * (a - half * delta))
+    elif form == "keras":
+        # keras: |e| <= delta ? 0.5 e^2 : delta |e| - 0.5 delta^2
+        losses = np.where(a <= delta, half * d * d, delta * a - half * (delta * delta))
+    else:
+        # exact: the linear branch as delta (|e| - delta/2): |e| > delta, so nothing cancels
+        losses = np.where(a <= delta, half * d * d, delta * (a - half * delta))
+    grad = np.where(a <= delta, d, delta * np.sign(d))
+    return Parts(losses=losses, grad=grad)
+
+
+def huber_formulas(from_logits, conv, delta=1.0):
+    return [f"eᵢ = pᵢ − yᵢ, δ = {delta:g}",
+            "ℓᵢ = ½eᵢ² if |eᵢ| ≤ δ, else δ(|eᵢ| − ½δ)",
+            "∂ℓᵢ/∂pᵢ = eᵢ if |eᵢ| ≤ δ, else δ·sign(eᵢ)"]
+
+
+HUBER = register(
+    Loss(
+        name="huber",
+        summary="Huber loss: quadratic within --delta of the target, linear beyond",
+        kind="elementwise",
+        compute=huber_compute,
+        check=_no_check,
+        formulas=huber_formulas,
+        has_logits=False,
+        reference="keras.losses.huber, torch.nn.functional.huber_loss, optax.losses.huber_loss",
+        params=(Param("delta", 1.0, "Where the loss turns from quadratic to linear."),),
+    )
+)
+
+
+# ---------------------------------------------------------------- smooth-l1
+
+
+def smooth_l1_compute(y, p, from_logits, conv, labels=None, beta=1.0) -> Parts:
+    """PyTorch's smooth_l1_loss: |e| < beta ? 0.5 e^2 / beta : |e| - 0.5 beta (= huber / beta; beta = 0 is l1)."""
+    d = p - y
+    a = np.abs(d)
+    if beta == 0:
+        return Parts(losses=a, grad=np.sign(d))
+    beta = p.dtype.type(beta)
+    half = p.dtype.type(0.5)
+    losses = np.where(a < beta, half * d * d / beta, a - half * beta)
+    grad = np.where(a < beta, d / beta, np.sign(d))
+    return Parts(losses=losses, grad=grad)
+
+
+def smooth_l1_formulas(from_logits, conv, beta=1.0):
+    return [f"eᵢ = pᵢ − yᵢ, β = {beta:g}",
+            "ℓᵢ = ½eᵢ²/β if |eᵢ| < β, else |eᵢ| − ½β",
+            "∂ℓᵢ/∂pᵢ = eᵢ/β if |eᵢ| < β, else sign(eᵢ)"]
+
+
+SMOOTH_L1 = register(
+    Loss(
+        name="smooth-l1",
+        summary="PyTorch's smooth L1: Huber divided by --beta (beta 0 is the absolute error)",
+        kind="elementwise",
+        compute=smooth_l1_compute,
+        check=_no_check,
+        formulas=smooth_l1_formulas,
+        has_logits=False,
+        reference="torch.nn.functional.smooth_l1_loss",
+        params=(Param("beta", 1.0, "Where the loss turns from quadratic to linear (0: absolute error).",
+                      positive=False),),
+    )
+)
+
+
+# ---------------------------------------------------------------- logcosh
+
+_LOG2 = np.log(2.0)
+
+
+def _softplus(x):
+    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
+
+
+def logcosh_compute(y, p, from_logits, conv, labels=None) -> Parts:
+    d = p - y
+    form = conv.logcosh
+    log2 = p.dtype.type(conv.logcosh_log2 if conv.logcosh_log2 is not None else _LOG2)
+    if form == "keras":
+        # keras: x + softplus(-2x) - log 2; autodiff: 1 - 2 sigma(-2x)
+        losses = d + _softplus(-2 * d) - log2
+        e = np.exp(-np.abs(2 * d))
+        sig_m2x = np.where(d >= 0, e / (1 + e), 1 / (1 + e))  # sigma(-2x)
+        grad = 1 - 2 * sig_m2x
+    elif form == "optax":
+        # optax: logaddexp(x, -x) - log 2; jax's logaddexp gradient weighs the two terms by their share
+        a = np.abs(d)
+        losses = a + np.log1p(np.exp(-2 * a)) - log2
+        w = np.exp(-2 * a)
+        grad = np.sign(d) * (1 - w) / (1 + w)
+    else:
+        # exact: log cosh x = log1p(2 sinh(x/2)^2) where the other form would cancel (|x| < 2), else
+        # |x| + log1p(e^-2|x|) - log 2; the gradient tanh x
+        a = np.abs(d)
+        sh = np.sinh(np.minimum(a, 2) / 2)
+        small = np.log1p(2 * sh * sh)
+        large = (a - log2) + np.log1p(np.exp(-2 * a))
+        losses = np.where(a < 2, small, large)
+        grad = np.tanh(d)
+    return Parts(losses=losses, grad=grad)
+
+
+def logcosh_formulas(from_logits, conv, **params):
+    return ["ℓᵢ = log cosh(pᵢ − yᵢ)", "∂ℓᵢ/∂pᵢ = tanh(pᵢ − yᵢ)"]
+
+
+LOGCOSH = register(
+    Loss(
+        name="logcosh",
+        summary="log-cosh: quadratic near the target, linear far from it, smooth everywhere",
+        kind="elementwise",
+        compute=logcosh_compute,
+        check=_no_check,
+        formulas=logcosh_formulas,
+        has_logits=False,
+        reference="keras.losses.log_cosh, optax.losses.log_cosh",
     )
 )
