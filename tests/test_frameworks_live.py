@@ -51,3 +51,29 @@ def test_live_framework_agrees(loss, conv, from_logits, labels, make):
         assert_close(r.grad, grad, (1.0 if loss != "mse" else np.abs(p - y).max() * 2) / n, "grad")
         if value is not None:
             assert_close(r.value, value, abs(value) if np.isfinite(value) else 0, "value")
+
+
+def _regression_specs():
+    import make_golden
+
+    return [pytest.param(*s, id=f"{s[0]}-{s[1]}-{s[2]}-{i}") for i, s in enumerate(make_golden.regression_specs())]
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("loss,conv,param,make", _regression_specs())
+def test_live_regression_agrees(loss, conv, param, make):
+    if not _have(conv):
+        pytest.skip(f"{conv}: {', '.join(NEEDS[conv])} not installed")
+    import make_golden
+
+    rng = np.random.default_rng(54321)
+    y, p = make(rng)
+    params = {} if param is None else {make_golden.PARAM_NAME[loss]: param}
+    f32 = loss in lossgrad.CONVENTIONS[conv].floatx_losses
+    for reduction in ("mean", "sum", "none"):
+        per, value, grad = make_golden.run(conv, loss, y, p, False, None, reduction, param)
+        r = lossgrad.evaluate(loss, y, p, convention=conv, reduction=reduction, **params)
+        n = r.n if reduction == "mean" else 1
+        assert_close(r.grad, grad, max(param or 1.0, 1.0) / n, "grad", f32)
+        if value is not None:
+            assert_close(r.value, value, abs(value), "value", f32)
