@@ -27,6 +27,10 @@ def _choice(option: str, value: str, choices, what: str) -> str:
     return value
 
 
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
 class Evaluator:
     """A loss with its options, fed one chunk of samples at a time."""
 
@@ -65,6 +69,8 @@ class Evaluator:
             if not (0 < eps < 0.5):
                 raise OptionError("--eps", f"must be in (0, 0.5), got {eps!r}")
         self.conv = conventions.with_eps(conv, eps)
+        if self.params.get("label_smoothing") and loss not in self.conv.smoothing:
+            raise OptionError("--label-smoothing", f"{self.conv.title} has no label smoothing for {loss}")
         self.total = Total()
         self.rows = 0
         self.classes: int | None = None
@@ -81,11 +87,13 @@ class Evaluator:
                 continue
             if name not in known:
                 users = [loss.name for loss in LOSSES.values() if any(p.name == name for p in loss.params)]
-                raise OptionError(f"--{name}", f"applies to {', '.join(users) or 'no loss'}, not to {self.loss.name}")
+                raise OptionError(_flag(name), f"applies to {', '.join(users) or 'no loss'}, not to {self.loss.name}")
             value = float(value)
             if not np.isfinite(value) or value < 0 or (known[name].positive and value == 0):
-                raise OptionError(f"--{name}", f"must be {'positive' if known[name].positive else 'zero or more'}, "
+                raise OptionError(_flag(name), f"must be {'positive' if known[name].positive else 'zero or more'}, "
                                                f"got {value!r}")
+            if name == "label_smoothing" and value > 1:
+                raise OptionError(_flag(name), f"must be in [0, 1], got {value!r}")
             out[name] = value
         return out
 
@@ -163,6 +171,9 @@ class Evaluator:
         labels = None
         if self.rows_loss:
             y, labels = self._targets(y, p.shape[1])
+            if labels is not None and self.params.get("label_smoothing") and not self.conv.sparse_smoothing:
+                raise OptionError("--label-smoothing", f"{self.conv.title} has no label smoothing with class-index "
+                                  "targets (sparse_categorical_crossentropy); give one-hot targets")
         elif y.shape != p.shape:
             raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
         if self.dtype is not np.float64:

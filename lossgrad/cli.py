@@ -85,7 +85,7 @@ def _signed(fn, name: str, options, leading=()):
 
 
 def _param_options(params) -> list:
-    return [_opt(p.name, Optional[float], None, f"--{p.name}", help=f"{p.help} [default: {p.default:g}]")
+    return [_opt(p.name, Optional[float], None, "--" + p.name.replace("_", "-"), help=f"{p.help} [default: {p.default:g}]")
             for p in params]
 
 

@@ -47,6 +47,10 @@ class Convention:
     logcosh_log2: float | None = None
     # losses the framework computes in float32 whatever the input's dtype (tf-keras casts huber to floatx)
     floatx_losses: frozenset = frozenset()
+    # losses whose label smoothing the framework has (Keras: bce and ce; PyTorch: cross_entropy only; optax:
+    # optax.smooth_labels, for ce); `sparse_smoothing`: also with class-index targets (Keras' sparse ce has none)
+    smoothing: frozenset = frozenset({"bce", "ce"})
+    sparse_smoothing: bool = True
     # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
@@ -70,6 +74,7 @@ KERAS = Convention(
     huber="keras",
     logcosh="keras",
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
+    sparse_smoothing=False,
     lacks={("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)"},
 )
 
@@ -89,6 +94,7 @@ TF_KERAS = Convention(
     logcosh="keras",
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     floatx_losses=frozenset({"huber"}),
+    sparse_smoothing=False,
     lacks={("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)"},
 )
 
@@ -102,6 +108,7 @@ TORCH = Convention(
     ce_probs=None,
     ce_logits="autodiff",
     huber="torch",
+    smoothing=frozenset({"ce"}),
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with --from-logits",
@@ -118,6 +125,7 @@ OPTAX = Convention(
     ce_logits="autodiff",
     huber="optax",
     logcosh="optax",
+    smoothing=frozenset({"ce"}),
     lacks={
         ("mae", "probs"): "optax has no absolute-error loss",
         ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",

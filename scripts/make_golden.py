@@ -106,7 +106,7 @@ def versions():
             "numpy": np.__version__, "python": sys.version.split()[0]}
 
 
-def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None):
+def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     """Keras 3 (`keras`) or Keras 2 (`tf_keras`) functional loss on float64 tensors, reduced as its Loss class
     does (sum_over_batch_size: sum / number of samples), differentiated with GradientTape."""
     import tensorflow as tf
@@ -115,7 +115,7 @@ def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None):
     pv = tf.Variable(p, dtype=tf.float64)
     with tf.GradientTape() as tape:
         if loss == "bce":
-            per = losses.binary_crossentropy(tf.constant(y), pv, from_logits=from_logits)
+            per = losses.binary_crossentropy(tf.constant(y), pv, from_logits=from_logits, label_smoothing=smoothing)
         elif loss == "mse":
             per = losses.mean_squared_error(tf.constant(y), pv)
         elif loss == "mae":
@@ -127,14 +127,15 @@ def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None):
         elif labels == "index":
             per = losses.sparse_categorical_crossentropy(tf.constant(y.astype(np.int64)), pv, from_logits=from_logits)
         else:
-            per = losses.categorical_crossentropy(tf.constant(y), pv, from_logits=from_logits)
+            per = losses.categorical_crossentropy(tf.constant(y), pv, from_logits=from_logits,
+                                                  label_smoothing=smoothing)
         total = tf.reduce_sum(per)
         value = total / tf.cast(tf.size(per), total.dtype) if reduction == "mean" else total
     grad = tape.gradient(value, pv)
     return per.numpy(), (None if reduction == "none" else float(value.numpy())), grad.numpy()
 
 
-def run_torch(loss, y, p, from_logits, labels, reduction, param=None):
+def run_torch(loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     import torch
     import torch.nn.functional as F
 
@@ -152,13 +153,14 @@ def run_torch(loss, y, p, from_logits, labels, reduction, param=None):
         val = fn(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
     else:
         target = torch.tensor(y.astype(np.int64)) if labels == "index" else yt
-        per = F.cross_entropy(pt, target, reduction="none")
-        val = F.cross_entropy(pt, target, reduction=reduction) if reduction != "none" else per.sum()
+        per = F.cross_entropy(pt, target, reduction="none", label_smoothing=smoothing)
+        val = (F.cross_entropy(pt, target, reduction=reduction, label_smoothing=smoothing) if reduction != "none"
+               else per.sum())
     val.backward()
     return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
 
 
-def run_optax(loss, y, p, from_logits, labels, reduction, param=None):
+def run_optax(loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     import jax
 
     jax.config.update("jax_enable_x64", True)
@@ -176,7 +178,8 @@ def run_optax(loss, y, p, from_logits, labels, reduction, param=None):
             return optax.losses.log_cosh(pp, jnp.asarray(y))
         if labels == "index":
             return optax.losses.softmax_cross_entropy_with_integer_labels(pp, jnp.asarray(y.astype(np.int64)))
-        return optax.losses.softmax_cross_entropy(pp, jnp.asarray(y))
+        target = jnp.asarray(y)
+        return optax.losses.softmax_cross_entropy(pp, optax.smooth_labels(target, smoothing) if smoothing else target)
 
     def reduced(pp):
         per = per_fn(pp)
@@ -188,18 +191,24 @@ def run_optax(loss, y, p, from_logits, labels, reduction, param=None):
     return per, (None if reduction == "none" else float(value)), np.asarray(grad)
 
 
-def run(conv, loss, y, p, from_logits, labels, reduction, param=None):
+def run(conv, loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     if conv == "keras":
         import keras
 
-        return run_keras(keras, loss, y, p, from_logits, labels, reduction, param)
+        return run_keras(keras, loss, y, p, from_logits, labels, reduction, param, smoothing)
     if conv == "tf-keras":
         import tf_keras
 
-        return run_keras(tf_keras, loss, y, p, from_logits, labels, reduction, param)
+        return run_keras(tf_keras, loss, y, p, from_logits, labels, reduction, param, smoothing)
     if conv == "torch":
-        return run_torch(loss, y, p, from_logits, labels, reduction, param)
-    return run_optax(loss, y, p, from_logits, labels, reduction, param)
+        return run_torch(loss, y, p, from_logits, labels, reduction, param, smoothing)
+    return run_optax(loss, y, p, from_logits, labels, reduction, param, smoothing)
+
+
+# label smoothing where each framework has it: (loss, convention, from_logits, labels)
+SMOOTHING = [("bce", c, fl, None) for c in ("keras", "tf-keras") for fl in (False, True)] + \
+    [("ce", c, fl, "onehot") for c in ("keras", "tf-keras") for fl in (False, True)] + \
+    [("ce", "torch", True, "index"), ("ce", "torch", True, "onehot"), ("ce", "optax", True, "onehot")]
 
 
 # the regression losses each framework has, with the parameter value(s) to try
@@ -281,6 +290,20 @@ def main():
                 else None,
                 "value": encode(value),
                 "grad": encode(as_list(grad)),
+            })
+    for loss, conv, from_logits, labels in SMOOTHING:
+        if loss == "bce":
+            y, p = bce_logit_inputs(rng) if from_logits else bce_prob_inputs(rng)
+            y, p = y[:, None], p[:, None]
+        else:
+            y, p = ce_logit_inputs(rng, labels) if from_logits else ce_prob_inputs(rng, labels)
+        for reduction in REDUCTIONS:
+            per, val, grad = run(conv, loss, y, p, from_logits, labels, reduction, smoothing=0.1)
+            by_loss[loss].append({
+                "convention": conv, "from_logits": from_logits, "labels": labels,
+                "params": {"label_smoothing": 0.1}, "reduction": reduction,
+                "target": as_list(y), "pred": as_list(p), "losses": encode(as_list(per)),
+                "value": encode(val), "grad": encode(as_list(grad)),
             })
     for loss, conv, value, make in regression_specs():
         y, p = make(rng)

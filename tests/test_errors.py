@@ -118,3 +118,14 @@ def test_no_input_on_a_terminal_says_how_to_give_some(monkeypatch, capsys):
 ])
 def test_loss_parameters_and_missing_losses(args, fragments):
     assert_usage_error(lossgrad(*args), *fragments)
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["bce", "-c", "torch", "-y", "1", "-p", "0.5", "--label-smoothing", "0.1"], ["--label-smoothing", "PyTorch"]),
+    (["ce", "-c", "keras", "--from-logits", "-y", "0", "-p", "1,2", "--label-smoothing", "0.1"],
+     ["--label-smoothing", "class-index targets"]),
+    (["bce", "-y", "1", "-p", "0.5", "--label-smoothing", "1.5"], ["--label-smoothing", "[0, 1]"]),
+    (["mse", "-y", "1", "-p", "0.5", "--label-smoothing", "0.1"], ["No such option: --label-smoothing"]),
+])
+def test_label_smoothing_errors(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)

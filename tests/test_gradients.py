@@ -93,3 +93,27 @@ def test_ce_grad_logits_is_the_chain_rule_through_the_softmax(conv):
         dn[idx] -= h
         fd[idx] = (lossgrad.ce(y, sm(up), convention=conv).value - lossgrad.ce(y, sm(dn), convention=conv).value) / (2 * h)
     np.testing.assert_allclose(gl, fd, rtol=1e-6, atol=1e-10)
+
+
+@pytest.mark.parametrize("loss,kind,conv", [("bce", "probs", "keras"), ("bce", "logits", "exact"),
+                                            ("ce", "logits-onehot", "torch"), ("ce", "probs-onehot", "tf-keras"),
+                                            ("ce", "logits-index", "exact")])
+def test_label_smoothing_gradient_matches_finite_differences(loss, kind, conv):
+    rng = np.random.default_rng(zlib.crc32(f"smooth {loss} {kind} {conv}".encode()))
+    y, p = _inputs(loss, kind, rng)
+    kw = dict(from_logits="logits" in kind, convention=conv, label_smoothing=0.15)
+    grad = lossgrad.evaluate(loss, y, p, **kw).grad
+    fd = np.zeros_like(p)
+    for idx in np.ndindex(p.shape):
+        up, dn = p.copy(), p.copy()
+        up[idx] += 1e-6
+        dn[idx] -= 1e-6
+        fd[idx] = (_total(loss, y, up, **kw) - _total(loss, y, dn, **kw)) / 2e-6
+    np.testing.assert_allclose(grad, fd, rtol=2e-6, atol=1e-8)
+
+
+def test_label_smoothing_is_the_smoothed_targets():
+    # worked by hand: s = 0.2 turns y = 1 into 0.9 and y = 0 into 0.1 (bce, K = 2)
+    a = lossgrad.bce([1.0, 0.0], [0.3, -0.4], from_logits=True, label_smoothing=0.2)
+    b = lossgrad.bce([0.9, 0.1], [0.3, -0.4], from_logits=True)
+    assert a.value == b.value and a.grad.tolist() == b.grad.tolist()

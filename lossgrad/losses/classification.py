@@ -9,7 +9,18 @@ from __future__ import annotations
 import numpy as np
 
 from .. import precise
-from .base import Loss, Parts, first_bad, register, xlogy
+from .base import Loss, Param, Parts, first_bad, register, xlogy
+
+SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1 − s) + s/K (K = 2 for bce, the "
+                  "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
+
+
+def _smooth(y, s: float, classes: int):
+    """Label smoothing, the frameworks' one formula: y (1 - s) + s / K."""
+    if not s:
+        return y
+    s = y.dtype.type(s)
+    return y * (1 - s) + s / classes
 
 
 def _clip_grad(p: np.ndarray, lo: float, hi: float, tie: float) -> np.ndarray:
@@ -106,7 +117,8 @@ _BCE_LOGITS = {"exact": _bce_logits_exact, "tf": _bce_logits_tf, "torch": _bce_l
 _BCE_PROBS = {"exact": lambda y, p, conv: _bce_probs_exact(y, p), "keras": _bce_probs_keras, "torch": _bce_probs_torch}
 
 
-def bce_compute(y, p, from_logits, conv, labels=None, **params) -> Parts:
+def bce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0) -> Parts:
+    y = _smooth(y, label_smoothing, 2)
     if from_logits:
         losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
         return Parts(losses=losses, grad=grad, prob=prob)
@@ -125,7 +137,15 @@ def bce_check(y, p, from_logits):
         )
 
 
-def bce_formulas(from_logits, conv, **params):
+def _smoothing_line(s, k):
+    return [f"yᵢ ← yᵢ(1 − s) + s/{k}, s = {s:g}  (label smoothing)"] if s else []
+
+
+def bce_formulas(from_logits, conv, label_smoothing=0.0):
+    return _smoothing_line(label_smoothing, 2) + _bce_formulas(from_logits, conv)
+
+
+def _bce_formulas(from_logits, conv):
     if from_logits:
         return [
             "pᵢ = σ(zᵢ) = 1 / (1 + e^−zᵢ)",
@@ -155,6 +175,7 @@ BCE = register(
         has_logits=True,
         reference="keras.losses.binary_crossentropy, torch.nn.functional.binary_cross_entropy[_with_logits], "
         "optax.losses.sigmoid_binary_cross_entropy",
+        params=(SMOOTHING,),
     )
 )
 
@@ -294,7 +315,10 @@ def _ce_logits_exact_index(labels, z):
     return losses, grad, sm
 
 
-def ce_compute(y, p, from_logits, conv, labels=None, **params) -> Parts:
+def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0) -> Parts:
+    if label_smoothing:
+        y = _smooth(y, label_smoothing, p.shape[1])
+        labels = None  # the targets are soft now
     if from_logits:
         if labels is not None and conv.ce_logits == "exact":
             losses, grad, prob = _ce_logits_exact_index(labels, p)
@@ -312,7 +336,11 @@ def ce_check(y, p, from_logits):
         first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
 
 
-def ce_formulas(from_logits, conv, **params):
+def ce_formulas(from_logits, conv, label_smoothing=0.0):
+    return _smoothing_line(label_smoothing, "C") + _ce_formulas(from_logits, conv)
+
+
+def _ce_formulas(from_logits, conv):
     if from_logits:
         return [
             "sᵢₖ = softmax(zᵢ)ₖ = e^zᵢₖ / Σⱼ e^zᵢⱼ",
@@ -339,5 +367,6 @@ CE = register(
         has_logits=True,
         reference="keras.losses.categorical_crossentropy, torch.nn.functional.cross_entropy, "
         "optax.losses.softmax_cross_entropy",
+        params=(SMOOTHING,),
     )
 )
