@@ -5,7 +5,7 @@
     >>> r.value, r.grad
 """
 
-from .api import Evaluator, Result, bce, ce, evaluate, huber, logcosh, mae, mse, smooth_l1
+from .api import Evaluator, Result, bce, ce, evaluate, hinge, huber, logcosh, mae, mse, smooth_l1, squared_hinge
 from .conventions import CONVENTIONS
 from .errors import InputError, LossgradError, OptionError
 from .losses import LOSSES
@@ -23,9 +23,11 @@ __all__ = [
     "bce",
     "ce",
     "evaluate",
+    "hinge",
     "huber",
     "logcosh",
     "mae",
     "mse",
     "smooth_l1",
+    "squared_hinge",
 ]

@@ -369,5 +369,8 @@ mae = _public("mae")
 huber = _public("huber")
 smooth_l1 = _public("smooth-l1")
 logcosh = _public("logcosh")
+hinge = _public("hinge")
+squared_hinge = _public("squared-hinge")
 
-__all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh"]
+__all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
+           "squared_hinge"]

@@ -51,6 +51,9 @@ class Convention:
     # optax.smooth_labels, for ce); `sparse_smoothing`: also with class-index targets (Keras' sparse ce has none)
     smoothing: frozenset = frozenset({"bce", "ce"})
     sparse_smoothing: bool = True
+    # the hinge's gradient at its kink (1 - y p = 0), as a fraction of -y: TF's maximum passes it all (1), JAX's
+    # splits it (0.5); exact takes 0
+    hinge_tie: float = 0.0
     # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
@@ -61,6 +64,7 @@ class Convention:
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True)
 
 KERAS = Convention(
+    hinge_tie=1.0,
     name="keras",
     title="Keras 3 (keras 3.x, tf.keras in TF >= 2.16)",
     eps=1e-7,
@@ -79,6 +83,7 @@ KERAS = Convention(
 )
 
 TF_KERAS = Convention(
+    hinge_tie=1.0,
     name="tf-keras",
     title="tf-keras (Keras 2, tf.keras in TF <= 2.15)",
     eps=1e-7,
@@ -113,10 +118,13 @@ TORCH = Convention(
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with --from-logits",
         ("logcosh", "probs"): "PyTorch has no log-cosh loss",
+        ("hinge", "probs"): "PyTorch has no hinge loss of this form (hinge_embedding_loss is another loss)",
+        ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
     },
 )
 
 OPTAX = Convention(
+    hinge_tie=0.5,
     name="optax",
     title="optax (JAX)",
     bce_probs=None,
@@ -128,6 +136,7 @@ OPTAX = Convention(
     smoothing=frozenset({"ce"}),
     lacks={
         ("mae", "probs"): "optax has no absolute-error loss",
+        ("squared-hinge", "probs"): "optax has no squared hinge loss",
         ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",
         ("bce", "probs"): "optax has no bce on probabilities (only sigmoid_binary_cross_entropy on logits); "
         "pass logits with --from-logits",

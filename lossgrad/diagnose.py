@@ -114,6 +114,11 @@ def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[
         rules.append((np.broadcast_to(np.abs(sy - 1) > 1e-12, p2.shape),
                       lambda i: f"row {i[0]}'s targets sum to {_g(sy[i[0], 0])}, not 1: TF's fused kernel gives "
                                 "softmax − y where the true gradient is softmax·Σy − y"))
+    if loss == "hinge":
+        kink = (1 - np.where(y2 == 0, -1, y2) * p2) == 0
+        rules.append((kink, lambda i: f"1 − y·p = 0, the hinge's kink: {conv.name}'s autodiff gives "
+                                      f"{conv.hinge_tie:g}·(−y) there, the exact convention 0 (any value between "
+                                      "is a subgradient)"))
     if conv.last_axis_mean and LOSSES[loss].kind == "elementwise" and p2.shape[1] > 1:
         k = p2.shape[1]
         rules.append((np.ones_like(p2, dtype=bool),

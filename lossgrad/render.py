@@ -228,7 +228,7 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
     names = list(comp.results)
     exact = comp.results["exact"]
-    mode = "from logits" if comp.from_logits else ("on probabilities" if comp.loss != "mse" else "")
+    mode = "from logits" if comp.from_logits else ("on probabilities" if LOSSES[comp.loss].has_logits else "")
     console.print(f"{comp.loss} {mode}, reduction {comp.reduction}: value and gradient under each convention "
                   "(* differs from exact by more than 1e-12 relative)".replace("  ", " "))
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)

@@ -124,6 +124,10 @@ def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None, sm
             per = losses.huber(tf.constant(y), pv, delta=param)
         elif loss == "logcosh":
             per = losses.log_cosh(tf.constant(y), pv)
+        elif loss == "hinge":
+            per = losses.hinge(tf.constant(y), pv)
+        elif loss == "squared-hinge":
+            per = losses.squared_hinge(tf.constant(y), pv)
         elif labels == "index":
             per = losses.sparse_categorical_crossentropy(tf.constant(y.astype(np.int64)), pv, from_logits=from_logits)
         else:
@@ -176,6 +180,8 @@ def run_optax(loss, y, p, from_logits, labels, reduction, param=None, smoothing=
             return optax.losses.huber_loss(pp, jnp.asarray(y), delta=param)
         if loss == "logcosh":
             return optax.losses.log_cosh(pp, jnp.asarray(y))
+        if loss == "hinge":
+            return optax.losses.hinge_loss(pp, jnp.asarray(np.where(y == 0, -1.0, y)))
         if labels == "index":
             return optax.losses.softmax_cross_entropy_with_integer_labels(pp, jnp.asarray(y.astype(np.int64)))
         target = jnp.asarray(y)
@@ -217,7 +223,18 @@ REGRESSION = {
     "huber": {"keras": [1.0, 0.7], "tf-keras": [1.0, 0.7], "torch": [1.0, 0.7], "optax": [1.0, 0.7]},
     "smooth-l1": {"torch": [1.0, 0.5, 0.0]},
     "logcosh": {"keras": [None], "tf-keras": [None], "optax": [None]},
+    "hinge": {"keras": [None], "tf-keras": [None], "optax": [None]},
+    "squared-hinge": {"keras": [None], "tf-keras": [None]},
 }
+
+
+def margin_inputs(rng, k, zero_one):
+    """Labels -1/1 (or 0/1), predictions with some exactly at the kink 1 - y p = 0."""
+    y = rng.choice([0.0, 1.0] if zero_one else [-1.0, 1.0], size=(12, k))
+    p = rng.normal(scale=1.5, size=(12, k))
+    s = np.where(y == 0, -1.0, y)
+    p[0, 0], p[1, 0], p[2, 0] = s[0, 0], s[1, 0], 0.0  # at the kink, and a zero prediction
+    return y, p
 PARAM_NAME = {"huber": "delta", "smooth-l1": "beta"}
 
 
@@ -248,6 +265,10 @@ def regression_specs():
         for conv, values in convs.items():
             for value in values:
                 for k in (1, 3):
+                    if loss in ("hinge", "squared-hinge"):
+                        for zero_one in ((False, True) if conv != "optax" else (False,)):
+                            out.append((loss, conv, value, lambda rng, k=k, z=zero_one: margin_inputs(rng, k, z)))
+                        continue
                     d = value if value else 1.0
                     out.append((loss, conv, value, lambda rng, k=k, d=d: regression_inputs(rng, k, d)))
     return out

@@ -129,3 +129,23 @@ def test_loss_parameters_and_missing_losses(args, fragments):
 ])
 def test_label_smoothing_errors(args, fragments):
     assert_usage_error(lossgrad(*args), *fragments)
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["hinge", "-y", "1,2", "-p", "1,1"], ["--target: value 2", "hinge targets are -1/1 (or 0/1)"]),
+    (["hinge", "-y", "0,-1", "-p", "1,1"], ["--target: value 2", "not both"]),
+    (["squared-hinge", "-c", "torch", "-y", "1", "-p", "1"], ["PyTorch has no squared hinge"]),
+])
+def test_hinge_errors(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)
+
+
+def test_hinge_kink_follows_each_framework():
+    # 1 - y p = 0 at p = y = 1: TF's maximum passes -y, JAX's splits it, the exact convention takes 0 (golden files
+    # hold the framework numbers)
+    import json
+
+    out = json.loads(lossgrad("compare", "hinge", "-y", "1", "-p", "1", "-r", "sum", "-f", "json").out)
+    grads = {c: v["grad"][0] for c, v in out["conventions"].items()}
+    assert grads == {"exact": 0.0, "keras": -1.0, "tf-keras": -1.0, "optax": -0.5}
+    assert any("kink" in d["why"] for d in out["differences"])

@@ -13,6 +13,8 @@ REDUCTIONS = ["mean", "sum", "none"]
 
 
 def _inputs(loss, kind, rng):
+    if loss in ("hinge", "squared-hinge"):
+        return rng.choice([-1.0, 1.0], size=(5, 3)), rng.normal(scale=2, size=(5, 3))
     if loss in ("mse", "mae", "huber", "smooth-l1", "logcosh"):
         return rng.normal(size=(5, 3)), rng.normal(size=(5, 3)) * 2
     if loss == "bce":
@@ -31,7 +33,8 @@ def _inputs(loss, kind, rng):
 CASES = [
     (loss, kind, conv)
     for loss, kinds in [("mse", ["values"]), ("mae", ["values"]), ("huber", ["values"]), ("smooth-l1", ["values"]),
-                        ("logcosh", ["values"]), ("bce", ["probs", "logits"]),
+                        ("logcosh", ["values"]), ("hinge", ["values"]), ("squared-hinge", ["values"]),
+                        ("bce", ["probs", "logits"]),
                         ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"])]
     for kind in kinds
     for conv in CONVENTIONS
