@@ -155,16 +155,20 @@ def losses_command(
         for mode in modes:
             key = "probs" if mode == "values" else mode
             support[mode] = [c.name for c in CONVENTIONS.values() if (loss.name, key) not in c.lacks]
-        rows.append({"loss": loss.name, "summary": loss.summary, "conventions": support})
+        options = (["--from-logits"] if loss.has_logits else []) + (["--labels"] if loss.kind == "rows" else []) + [
+            "--" + p.name.replace("_", "-") for p in loss.params]
+        rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support})
     if (format or "table") == "json":
         sys.stdout.write(json.dumps(rows) + "\n")
         return
     if format not in (None, "table"):
         raise OptionError("--format", f"unknown format {format!r}; choose table or json")
     for row in rows:
-        sys.stdout.write(f"{row['loss']:<8}{row['summary']}\n")
+        sys.stdout.write(f"{row['loss']:<15}{row['summary']}\n")
+        if row["options"]:
+            sys.stdout.write(f"{'':<15}  options: {' '.join(row['options'])}\n")
         for mode, convs in row["conventions"].items():
-            sys.stdout.write(f"{'':<8}  {mode}: {', '.join(convs)}\n")
+            sys.stdout.write(f"{'':<15}  {mode}: {', '.join(convs)}\n")
 
 
 # ---------------------------------------------------------------- running a loss
