@@ -5,7 +5,7 @@
     >>> r.value, r.grad
 """
 
-from .api import Evaluator, Result, bce, ce, evaluate, hinge, huber, logcosh, mae, mse, smooth_l1, squared_hinge
+from .api import Evaluator, Result, bce, ce, evaluate, hinge, huber, logcosh, mae, mse, nll, smooth_l1, squared_hinge
 from .conventions import CONVENTIONS
 from .errors import InputError, LossgradError, OptionError
 from .losses import LOSSES
@@ -28,6 +28,7 @@ __all__ = [
     "logcosh",
     "mae",
     "mse",
+    "nll",
     "smooth_l1",
     "squared_hinge",
 ]

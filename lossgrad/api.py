@@ -371,6 +371,7 @@ smooth_l1 = _public("smooth-l1")
 logcosh = _public("logcosh")
 hinge = _public("hinge")
 squared_hinge = _public("squared-hinge")
+nll = _public("nll")
 
 __all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
-           "squared_hinge"]
+           "squared_hinge", "nll"]

@@ -79,7 +79,10 @@ KERAS = Convention(
     logcosh="keras",
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     sparse_smoothing=False,
-    lacks={("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)"},
+    lacks={
+        ("nll", "probs"): "Keras has no nll loss on log-probabilities (use ce)",
+        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
+    },
 )
 
 TF_KERAS = Convention(
@@ -100,7 +103,10 @@ TF_KERAS = Convention(
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     floatx_losses=frozenset({"huber"}),
     sparse_smoothing=False,
-    lacks={("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)"},
+    lacks={
+        ("nll", "probs"): "tf-keras has no nll loss on log-probabilities (use ce)",
+        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
+    },
 )
 
 TORCH = Convention(
@@ -135,6 +141,7 @@ OPTAX = Convention(
     logcosh="optax",
     smoothing=frozenset({"ce"}),
     lacks={
+        ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",
         ("squared-hinge", "probs"): "optax has no squared hinge loss",
         ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",

@@ -155,6 +155,10 @@ def run_torch(loss, y, p, from_logits, labels, reduction, param=None, smoothing=
               "smooth-l1": lambda a, b, reduction: F.smooth_l1_loss(a, b, reduction=reduction, beta=param)}[loss]
         per = fn(pt, yt, reduction="none")
         val = fn(pt, yt, reduction=reduction) if reduction != "none" else per.sum()
+    elif loss == "nll":
+        target = torch.tensor(y.astype(np.int64))
+        per = F.nll_loss(pt, target, reduction="none")
+        val = F.nll_loss(pt, target, reduction=reduction) if reduction != "none" else per.sum()
     else:
         target = torch.tensor(y.astype(np.int64)) if labels == "index" else yt
         per = F.cross_entropy(pt, target, reduction="none", label_smoothing=smoothing)
@@ -326,6 +330,16 @@ def main():
                 "target": as_list(y), "pred": as_list(p), "losses": encode(as_list(per)),
                 "value": encode(val), "grad": encode(as_list(grad)),
             })
+    for reduction in REDUCTIONS:  # nll: PyTorch's, on log-probabilities with class-index targets
+        y, z = ce_logit_inputs(np.random.default_rng(7), "index")
+        logp = z - np.log(np.exp(z - z.max(axis=1, keepdims=True)).sum(axis=1, keepdims=True)) - z.max(axis=1,
+                                                                                                       keepdims=True)
+        per, val, grad = run("torch", "nll", y, logp, False, "index", reduction)
+        by_loss.setdefault("nll", []).append({
+            "convention": "torch", "from_logits": False, "labels": "index", "reduction": reduction,
+            "target": as_list(y), "pred": as_list(logp), "losses": encode(as_list(per)), "value": encode(val),
+            "grad": encode(as_list(grad)),
+        })
     for loss, conv, value, make in regression_specs():
         y, p = make(rng)
         for reduction in REDUCTIONS:

@@ -51,7 +51,7 @@ def test_convention_reproduces_framework(loss, case):
     labels = case["labels"]
     kw = dict(convention=case["convention"], from_logits=case["from_logits"], reduction=case["reduction"],
               **case.get("params", {}))
-    if loss == "ce":
+    if loss in ("ce", "nll"):
         kw["labels"] = "index" if labels == "index" else "onehot"
     r = lossgrad.evaluate(loss, y, p, **kw)
     f32 = loss in lossgrad.CONVENTIONS[case["convention"]].floatx_losses
@@ -64,5 +64,6 @@ def test_convention_reproduces_framework(loss, case):
         assert_close(r.value, want, 0 if math.isinf(want) else abs(want), "value", f32)
     if case["losses"] is not None:
         want = _num(case["losses"]).reshape(r.losses.shape)
-        scale = np.abs(p).max() if case["from_logits"] else (1.0 if loss in ("bce", "ce") else np.abs(p - y).max())
+        scale = np.abs(p).max() if case["from_logits"] or loss == "nll" else (
+            1.0 if loss in ("bce", "ce") else np.abs(p - y).max())
         assert_close(r.losses, want, scale, "losses", f32)

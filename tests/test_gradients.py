@@ -13,6 +13,11 @@ REDUCTIONS = ["mean", "sum", "none"]
 
 
 def _inputs(loss, kind, rng):
+    if loss == "nll":
+        z = rng.normal(size=(5, 4))
+        logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
+        y = rng.integers(0, 4, size=5).astype(float) if kind == "index" else rng.dirichlet(np.ones(4), size=5)
+        return y, logp
     if loss in ("hinge", "squared-hinge"):
         return rng.choice([-1.0, 1.0], size=(5, 3)), rng.normal(scale=2, size=(5, 3))
     if loss in ("mse", "mae", "huber", "smooth-l1", "logcosh"):
@@ -34,7 +39,7 @@ CASES = [
     (loss, kind, conv)
     for loss, kinds in [("mse", ["values"]), ("mae", ["values"]), ("huber", ["values"]), ("smooth-l1", ["values"]),
                         ("logcosh", ["values"]), ("hinge", ["values"]), ("squared-hinge", ["values"]),
-                        ("bce", ["probs", "logits"]),
+                        ("nll", ["index", "onehot"]), ("bce", ["probs", "logits"]),
                         ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"])]
     for kind in kinds
     for conv in CONVENTIONS
@@ -53,6 +58,8 @@ def test_gradient_matches_finite_differences(loss, kind, conv, reduction):
     rng = np.random.default_rng(zlib.crc32(f"{loss} {kind} {conv} {reduction}".encode()))
     y, p = _inputs(loss, kind, rng)
     kw = dict(from_logits="logits" in kind, reduction=reduction, convention=conv)
+    if loss == "nll":
+        kw["labels"] = kind
     grad = lossgrad.evaluate(loss, y, p, **kw).grad
     # a loss the framework computes in float32 (tf-keras' huber) gets float32-sized steps and tolerance
     f32 = loss in CONVENTIONS[conv].floatx_losses

@@ -161,7 +161,7 @@ def test_explain_prints_the_formulas():
 def test_losses_command_lists_support():
     out = json.loads(run("losses", "-f", "json").out)
     by = {r["loss"]: r for r in out}
-    assert set(by) == {"mse", "bce", "ce", "mae", "huber", "smooth-l1", "logcosh", "hinge", "squared-hinge"}
+    assert set(by) == {"mse", "bce", "ce", "mae", "huber", "smooth-l1", "logcosh", "hinge", "squared-hinge", "nll"}
     assert "optax" not in by["bce"]["conventions"]["probs"] and "optax" in by["bce"]["conventions"]["logits"]
 
 

@@ -370,3 +370,37 @@ CE = register(
         params=(SMOOTHING,),
     )
 )
+
+
+# ---------------------------------------------------------------- nll
+
+
+def nll_compute(y, p, from_logits, conv, labels=None) -> Parts:
+    """Negative log-likelihood of log-probability rows: -sum_k y_k logp_k, gradient -y (PyTorch's nll_loss takes
+    class indexes and gathers; the arithmetic is the same)."""
+    with np.errstate(invalid="ignore"):
+        losses = -np.where(y == 0, 0, y * p).sum(axis=1) + 0
+    return Parts(losses=losses, grad=-y + 0)
+
+
+def nll_check(y, p, from_logits):
+    first_bad("target", y < 0, y, "is negative; nll targets are class indexes or probability rows")
+    first_bad("pred", p > 0, p, "is positive; nll predictions are log-probabilities (log softmax), at most 0")
+
+
+def nll_formulas(from_logits, conv):
+    return ["ℓᵢ = −Σₖ yᵢₖ·log pᵢₖ  (the predictions are log pᵢₖ)", "∂ℓᵢ/∂(log pᵢₖ) = −yᵢₖ"]
+
+
+NLL = register(
+    Loss(
+        name="nll",
+        summary="negative log-likelihood of log-probability rows (log softmax outputs); index or one-hot targets",
+        kind="rows",
+        compute=nll_compute,
+        check=nll_check,
+        formulas=nll_formulas,
+        has_logits=False,
+        reference="torch.nn.functional.nll_loss",
+    )
+)
