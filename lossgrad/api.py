@@ -69,6 +69,8 @@ class Evaluator:
             if not (0 < eps < 0.5):
                 raise OptionError("--eps", f"must be in (0, 0.5), got {eps!r}")
         self.conv = conventions.with_eps(conv, eps)
+        if self.params.get("ignore_index") is not None and loss not in self.conv.ignoring:
+            raise OptionError("--ignore-index", f"{self.conv.title} has no ignore_index for {loss}")
         if self.params.get("label_smoothing") and loss not in self.conv.smoothing:
             raise OptionError("--label-smoothing", f"{self.conv.title} has no label smoothing for {loss}")
         self.total = Total()
@@ -84,6 +86,11 @@ class Evaluator:
         out = {name: p.default for name, p in known.items()}
         for name, value in given.items():
             if value is None:
+                continue
+            if name in known and known[name].integer:
+                if float(value) != int(float(value)):
+                    raise OptionError(_flag(name), f"must be a whole number (a class index), got {value!r}")
+                out[name] = int(float(value))
                 continue
             if name not in known:
                 users = [loss.name for loss in LOSSES.values() if any(p.name == name for p in loss.params)]
@@ -119,17 +126,28 @@ class Evaluator:
         return "onehot"
 
     def _targets(self, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray | None]:
-        """ce targets as rows of class probabilities, plus the class indexes when they were given as such."""
+        """ce targets as rows of class probabilities, plus the class indexes when they were given as such.
+        Samples whose index is --ignore-index get a row of zeros (and index 0; `self.ignored` marks them)."""
+        ignore = self.params.get("ignore_index")
+        self.ignored = None
         if self.label_layout(y.shape[1], classes) == "onehot":
+            if ignore is not None:
+                raise OptionError("--ignore-index", "applies to class-index targets, not one-hot/probability rows")
             return y, None
         idx = y[:, 0]
+        if ignore is not None:
+            self.ignored = idx == ignore
+            idx = np.where(self.ignored, 0, idx)
         bad = (idx != np.floor(idx)) | (idx < 0) | (idx >= classes)
         if bad.any():
             row = int(np.argmax(bad))
-            raise DomainError("target", row, 0, float(idx[row]), f"is not a class index: an integer in [0, {classes})")
+            raise DomainError("target", row, 0, float(idx[row]), f"is not a class index: an integer in [0, {classes})"
+                              + ("" if ignore is not None else " (--ignore-index K leaves the samples of label K out)"))
         idx = idx.astype(np.intp)
         onehot = np.zeros((y.shape[0], classes))
         onehot[np.arange(y.shape[0]), idx] = 1
+        if self.ignored is not None:
+            onehot[self.ignored] = 0
         return onehot, idx
 
     def chunk(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
@@ -209,7 +227,17 @@ class Evaluator:
             if parts.grad_logits is not None:
                 parts.grad_logits = parts.grad_logits / k
             self.per_sample = True
-        self.total.add(parts.losses)
+        count = None
+        if self.rows_loss and getattr(self, "ignored", None) is not None:
+            # left-out samples: loss and gradient 0, and not counted in the mean's N
+            keep = ~self.ignored
+            parts.losses = np.where(keep, parts.losses, 0)
+            for name in ("grad", "grad_logits"):
+                a = getattr(parts, name)
+                if a is not None:
+                    setattr(parts, name, np.where(keep[:, None], a, 0))
+            count = int(keep.sum())
+        self.total.add(parts.losses, count)
         inf = np.isinf(parts.losses)
         if inf.any():
             self.infinite += int(inf.sum())

@@ -51,6 +51,8 @@ class Convention:
     # optax.smooth_labels, for ce); `sparse_smoothing`: also with class-index targets (Keras' sparse ce has none)
     smoothing: frozenset = frozenset({"bce", "ce"})
     sparse_smoothing: bool = True
+    # losses that can leave out the samples of one class (PyTorch's ignore_index, Keras' sparse ignore_class)
+    ignoring: frozenset = frozenset({"ce", "nll"})
     # the hinge's gradient at its kink (1 - y p = 0), as a fraction of -y: TF's maximum passes it all (1), JAX's
     # splits it (0.5); exact takes 0
     hinge_tie: float = 0.0
@@ -120,6 +122,7 @@ TORCH = Convention(
     ce_logits="autodiff",
     huber="torch",
     smoothing=frozenset({"ce"}),
+    ignoring=frozenset({"ce", "nll"}),
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with --from-logits",
@@ -140,6 +143,7 @@ OPTAX = Convention(
     huber="optax",
     logcosh="optax",
     smoothing=frozenset({"ce"}),
+    ignoring=frozenset(),
     lacks={
         ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",

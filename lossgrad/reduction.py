@@ -23,8 +23,9 @@ class Total:
         self.n = 0
         self.special = 0.0  # non-finite chunk sums are kept apart: inf - inf in the compensation would be nan
 
-    def add(self, values: np.ndarray) -> None:
-        self.n += values.size
+    def add(self, values: np.ndarray, count: int | None = None) -> None:
+        """Add `values` to the sum; `count` of them count towards N (all, unless some were ignored)."""
+        self.n += values.size if count is None else count
         x = float(np.sum(values, dtype=np.float64))
         if not math.isfinite(x):
             self.special += x

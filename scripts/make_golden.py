@@ -215,6 +215,41 @@ def run(conv, loss, y, p, from_logits, labels, reduction, param=None, smoothing=
     return run_optax(loss, y, p, from_logits, labels, reduction, param, smoothing)
 
 
+# samples left out by class (PyTorch's ignore_index, Keras' ignore_class): (loss, convention, from_logits, index)
+IGNORING = [("ce", "torch", True, -100), ("nll", "torch", False, -100), ("ce", "keras", True, -1),
+            ("ce", "keras", False, -1), ("ce", "tf-keras", True, -1), ("ce", "tf-keras", False, -1)]
+
+
+def run_ignoring(conv, loss, y, p, from_logits, reduction, ignore):
+    """The frameworks' own reductions with left-out samples: PyTorch's mean divides by the samples kept, Keras'
+    loss classes weigh the mask by total/valid (the same)."""
+    if conv == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        t = torch.tensor(y.astype(np.int64))
+        fn = F.nll_loss if loss == "nll" else F.cross_entropy
+        per = fn(pt, t, reduction="none", ignore_index=ignore)
+        val = fn(pt, t, reduction=reduction, ignore_index=ignore) if reduction != "none" else per.sum()
+        val.backward()
+        return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
+    import tensorflow as tf
+
+    module = __import__("keras" if conv == "keras" else "tf_keras")
+    kw = {"dtype": "float64"} if conv == "keras" else {}
+    red = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
+    cls = module.losses.SparseCategoricalCrossentropy(from_logits=from_logits, ignore_class=ignore, reduction=red, **kw)
+    pv = tf.Variable(p, dtype=tf.float64)
+    with tf.GradientTape() as tape:
+        out = cls(tf.constant(y.astype(np.int64)), pv)
+        total = tf.reduce_sum(out)
+    grad = tape.gradient(total, pv).numpy()
+    per = module.losses.SparseCategoricalCrossentropy(from_logits=from_logits, ignore_class=ignore, reduction="none",
+                                                      **kw)(tf.constant(y.astype(np.int64)), pv).numpy()
+    return per, (None if reduction == "none" else float(out.numpy())), grad
+
+
 # label smoothing where each framework has it: (loss, convention, from_logits, labels)
 SMOOTHING = [("bce", c, fl, None) for c in ("keras", "tf-keras") for fl in (False, True)] + \
     [("ce", c, fl, "onehot") for c in ("keras", "tf-keras") for fl in (False, True)] + \
@@ -340,6 +375,22 @@ def main():
             "target": as_list(y), "pred": as_list(logp), "losses": encode(as_list(per)), "value": encode(val),
             "grad": encode(as_list(grad)),
         })
+    for loss, conv, from_logits, ignore in IGNORING:
+        y, z = ce_logit_inputs(np.random.default_rng(11), "index")
+        y[[1, 4]] = ignore  # two samples left out
+        p = z if from_logits or loss == "nll" else np.exp(z - z.max(axis=1, keepdims=True))
+        if loss == "nll":
+            p = z - z.max(axis=1, keepdims=True)
+            p = p - np.log(np.exp(p).sum(axis=1, keepdims=True))
+        elif not from_logits:
+            p = p / p.sum(axis=1, keepdims=True)
+        for reduction in REDUCTIONS:
+            per, val, grad = run_ignoring(conv, loss, y, p, from_logits, reduction, ignore)
+            by_loss.setdefault(loss, []).append({
+                "convention": conv, "from_logits": from_logits, "labels": "index",
+                "params": {"ignore_index": ignore}, "reduction": reduction, "target": as_list(y), "pred": as_list(p),
+                "losses": encode(as_list(per)), "value": encode(val), "grad": encode(as_list(grad)),
+            })
     for loss, conv, value, make in regression_specs():
         y, p = make(rng)
         for reduction in REDUCTIONS:

@@ -149,3 +149,34 @@ def test_hinge_kink_follows_each_framework():
     grads = {c: v["grad"][0] for c, v in out["conventions"].items()}
     assert grads == {"exact": 0.0, "keras": -1.0, "tf-keras": -1.0, "optax": -0.5}
     assert any("kink" in d["why"] for d in out["differences"])
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["ce", "--from-logits", "-c", "optax", "-y", "0", "-p", "1,2", "--ignore-index", "-100"],
+     ["--ignore-index", "optax"]),
+    (["ce", "--from-logits", "-y", "1,0;0,1", "-p", "1,2;3,4", "--ignore-index", "1"], ["one-hot"]),
+    (["ce", "--from-logits", "-y", "0", "-p", "1,2", "--ignore-index", "0.5"], ["--ignore-index", "whole number"]),
+    (["ce", "--from-logits", "-y", "-100,1", "-p", "1,2;3,4"], ["not a class index", "--ignore-index"]),
+    (["bce", "-y", "1", "-p", "0.5", "--ignore-index", "1"], ["No such option: --ignore-index"]),
+])
+def test_ignore_index_errors(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)
+
+
+def test_ignore_index_leaves_samples_out_of_the_mean(tmp_path):
+    # worked by hand: the second sample is left out, so the mean is that of the first and third over N = 2
+    import json
+    import math
+
+    out = json.loads(lossgrad("ce", "--from-logits", "-y", "2,-100,0", "-p", "1,2,3;0,0,0;3,1,0",
+                              "--ignore-index", "-100", "-f", "json").out)
+    lse = lambda z: math.log(sum(math.exp(v) for v in z))  # noqa: E731
+    want = ((lse([1, 2, 3]) - 3) + (lse([3, 1, 0]) - 3)) / 2
+    assert out["n"] == 2 and out["value"] == pytest.approx(want, rel=1e-15)
+    assert out["losses"][1] == 0.0 and out["grad"][1] == [0.0, 0.0, 0.0]
+    # batch mode from a file counts N after reading (the row count would be 3)
+    f = tmp_path / "t.csv"
+    f.write_text("label,a,b,c\n2,1,2,3\n-100,0,0,0\n0,3,1,0\n")
+    r = lossgrad("ce", "--from-logits", "--csv", f, "--ignore-index", "-100", "-f", "csv")
+    assert r.code == 0 and "N=2 samples" in r.err
+    assert float(r.out.splitlines()[1].split(",")[0]) == pytest.approx(lse([1, 2, 3]) - 3, rel=1e-15)

@@ -44,9 +44,10 @@ class Param:
     """A number a loss takes besides its inputs (huber's delta): its option is --NAME."""
 
     name: str
-    default: float
+    default: float | None
     help: str
     positive: bool = True  # must be > 0 (else >= 0)
+    integer: bool = False  # a class index (any sign), not a size
 
 
 @dataclass(frozen=True)

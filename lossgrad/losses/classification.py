@@ -11,6 +11,8 @@ import numpy as np
 from .. import precise
 from .base import Loss, Param, Parts, first_bad, register, xlogy
 
+IGNORE = Param("ignore_index", None, "Class index whose samples are left out: loss and gradient 0, and not counted in "
+               "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
 SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1 − s) + s/K (K = 2 for bce, the "
                   "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
 
@@ -315,7 +317,7 @@ def _ce_logits_exact_index(labels, z):
     return losses, grad, sm
 
 
-def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0) -> Parts:
+def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, ignore_index=None) -> Parts:
     if label_smoothing:
         y = _smooth(y, label_smoothing, p.shape[1])
         labels = None  # the targets are soft now
@@ -336,7 +338,7 @@ def ce_check(y, p, from_logits):
         first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
 
 
-def ce_formulas(from_logits, conv, label_smoothing=0.0):
+def ce_formulas(from_logits, conv, label_smoothing=0.0, ignore_index=None):
     return _smoothing_line(label_smoothing, "C") + _ce_formulas(from_logits, conv)
 
 
@@ -367,7 +369,7 @@ CE = register(
         has_logits=True,
         reference="keras.losses.categorical_crossentropy, torch.nn.functional.cross_entropy, "
         "optax.losses.softmax_cross_entropy",
-        params=(SMOOTHING,),
+        params=(SMOOTHING, IGNORE),
     )
 )
 
@@ -375,7 +377,7 @@ CE = register(
 # ---------------------------------------------------------------- nll
 
 
-def nll_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def nll_compute(y, p, from_logits, conv, labels=None, ignore_index=None) -> Parts:
     """Negative log-likelihood of log-probability rows: -sum_k y_k logp_k, gradient -y (PyTorch's nll_loss takes
     class indexes and gathers; the arithmetic is the same)."""
     with np.errstate(invalid="ignore"):
@@ -388,7 +390,7 @@ def nll_check(y, p, from_logits):
     first_bad("pred", p > 0, p, "is positive; nll predictions are log-probabilities (log softmax), at most 0")
 
 
-def nll_formulas(from_logits, conv):
+def nll_formulas(from_logits, conv, ignore_index=None):
     return ["ℓᵢ = −Σₖ yᵢₖ·log pᵢₖ  (the predictions are log pᵢₖ)", "∂ℓᵢ/∂(log pᵢₖ) = −yᵢₖ"]
 
 
@@ -402,5 +404,6 @@ NLL = register(
         formulas=nll_formulas,
         has_logits=False,
         reference="torch.nn.functional.nll_loss",
+        params=(IGNORE,),
     )
 )
