@@ -69,6 +69,8 @@ class Evaluator:
             if not (0 < eps < 0.5):
                 raise OptionError("--eps", f"must be in (0, 0.5), got {eps!r}")
         self.conv = conventions.with_eps(conv, eps)
+        if self.params.get("class_weights") is not None and self.conv.class_weights is None:
+            raise OptionError("--class-weights", f"{self.conv.title} has no class weights")
         if self.params.get("ignore_index") is not None and loss not in self.conv.ignoring:
             raise OptionError("--ignore-index", f"{self.conv.title} has no ignore_index for {loss}")
         if self.params.get("label_smoothing") and loss not in self.conv.smoothing:
@@ -86,6 +88,14 @@ class Evaluator:
         out = {name: p.default for name, p in known.items()}
         for name, value in given.items():
             if value is None:
+                continue
+            if name in known and known[name].vector:
+                from .inputs import parse_inline
+
+                v = parse_inline(value, _flag(name)) if isinstance(value, str) else np.asarray(value, dtype=float)
+                if v.ndim != 1 or (v < 0).any() or not np.isfinite(v).all():
+                    raise OptionError(_flag(name), "takes one non-negative number per class, comma separated")
+                out[name] = v
                 continue
             if name in known and known[name].integer:
                 if float(value) != int(float(value)):
@@ -185,10 +195,26 @@ class Evaluator:
             raise layout.error(e, chunk) from None
         return parts, y_used, labels, p
 
+    def _class_weights(self, y: np.ndarray, labels, classes: int):
+        """Each sample's weight under --class-weights (None without), and the targets to compute with: PyTorch
+        weighs probability rows inside the sum (w * y); index targets weigh the sample's loss afterwards."""
+        w = self.params.get("class_weights")
+        if w is None:
+            return None, y
+        if w.size != classes:
+            raise OptionError("--class-weights", f"has {w.size} weights but the predictions have {classes} classes")
+        if labels is not None:
+            return w[labels], y
+        if self.conv.class_weights == "n":
+            raise OptionError("--class-weights", f"{self.conv.title} weighs class-index labels only (class_weight)")
+        return None, y * w
+
     def _slice(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
         labels = None
+        weights = None
         if self.rows_loss:
             y, labels = self._targets(y, p.shape[1])
+            weights, y = self._class_weights(y, labels, p.shape[1])
             if labels is not None and self.params.get("label_smoothing") and not self.conv.sparse_smoothing:
                 raise OptionError("--label-smoothing", f"{self.conv.title} has no label smoothing with class-index "
                                   "targets (sparse_categorical_crossentropy); give one-hot targets")
@@ -237,6 +263,18 @@ class Evaluator:
                 if a is not None:
                     setattr(parts, name, np.where(keep[:, None], a, 0))
             count = int(keep.sum())
+        if weights is not None:
+            # each sample's loss times its class's weight; PyTorch's mean divides by the sum of those weights
+            if self.ignored is not None:
+                weights = np.where(self.ignored, 0, weights)
+            weights = weights.astype(parts.losses.dtype)
+            parts.losses = parts.losses * weights
+            for name in ("grad", "grad_logits"):
+                a = getattr(parts, name)
+                if a is not None:
+                    setattr(parts, name, a * weights[:, None])
+            if self.conv.class_weights == "sum-of-weights":
+                count = float(np.sum(weights, dtype=np.float64))
         self.total.add(parts.losses, count)
         inf = np.isinf(parts.losses)
         if inf.any():

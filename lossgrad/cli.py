@@ -85,7 +85,7 @@ def _signed(fn, name: str, options, leading=()):
 
 
 def _param_options(params) -> list:
-    return [_opt(p.name, Optional[float], None, "--" + p.name.replace("_", "-"),
+    return [_opt(p.name, Optional[str] if p.vector else Optional[float], None, "--" + p.name.replace("_", "-"),
                  help=p.help + ("" if p.default is None else f" [default: {p.default:g}]"))
             for p in params]
 
@@ -437,8 +437,9 @@ def _stream_csv(ev, o: Options) -> None:
     from .render import csv_header, open_output, value_line
 
     counting = None
-    # a mean's N is the row count unless rows are left out (--ignore-index): then only the end knows it
-    countable = ev.params.get("ignore_index") is None
+    # a mean's N is the row count unless rows are left out or weighted (--ignore-index, --class-weights): then
+    # only the end knows it
+    countable = ev.params.get("ignore_index") is None and ev.params.get("class_weights") is None
     if ev.reduction == "mean" and countable and o.csv not in (None, "-") and os.path.isfile(o.csv):
         # count the file's lines on another thread while the reader starts: a mean's N, known before writing
         from concurrent.futures import ThreadPoolExecutor

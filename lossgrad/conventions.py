@@ -53,6 +53,10 @@ class Convention:
     sparse_smoothing: bool = True
     # losses that can leave out the samples of one class (PyTorch's ignore_index, Keras' sparse ignore_class)
     ignoring: frozenset = frozenset({"ce", "nll"})
+    # class weights: "sum-of-weights" (each sample's loss times its class's weight; the mean divides by the sum
+    # of those weights, and probability rows are weighted inside the sum: PyTorch), "n" (Keras' class_weight:
+    # class-index labels only, the mean divides by N), None (the framework has none)
+    class_weights: str | None = "sum-of-weights"
     # the hinge's gradient at its kink (1 - y p = 0), as a fraction of -y: TF's maximum passes it all (1), JAX's
     # splits it (0.5); exact takes 0
     hinge_tie: float = 0.0
@@ -81,6 +85,7 @@ KERAS = Convention(
     logcosh="keras",
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     sparse_smoothing=False,
+    class_weights="n",
     lacks={
         ("nll", "probs"): "Keras has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
@@ -105,6 +110,7 @@ TF_KERAS = Convention(
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     floatx_losses=frozenset({"huber"}),
     sparse_smoothing=False,
+    class_weights="n",
     lacks={
         ("nll", "probs"): "tf-keras has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
@@ -144,6 +150,7 @@ OPTAX = Convention(
     logcosh="optax",
     smoothing=frozenset({"ce"}),
     ignoring=frozenset(),
+    class_weights=None,
     lacks={
         ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",

@@ -96,7 +96,10 @@ def value_line(r: Result) -> str:
     per = "samples" if r.per_sample else "elements"
     if r.value is None:
         return f"{r.loss} ({r.convention}, reduction none, {r.n} {per}): no reduced value"
-    how = f"mean over N={r.n} {per}" if r.reduction == "mean" else f"sum over {r.n} {per}"
+    if isinstance(r.n, float):  # class weights: the mean divides by the sum of the samples' weights
+        how = f"mean over N={r.n} (the sum of the class weights)" if r.reduction == "mean" else "weighted sum"
+    else:
+        how = f"mean over N={r.n} {per}" if r.reduction == "mean" else f"sum over {r.n} {per}"
     return f"{r.loss} ({r.convention}, {how}): value={_num(r.value, full=True)}"
 
 

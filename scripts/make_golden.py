@@ -250,6 +250,42 @@ def run_ignoring(conv, loss, y, p, from_logits, reduction, ignore):
     return per, (None if reduction == "none" else float(out.numpy())), grad
 
 
+# class weights: PyTorch's weight= (mean over the sum of the weights), Keras' class_weight (sample weights w[t],
+# mean over N): (loss, convention, from_logits, labels)
+WEIGHTED = [("ce", "torch", True, "index"), ("ce", "torch", True, "onehot"), ("nll", "torch", False, "index"),
+            ("ce", "keras", True, "index"), ("ce", "tf-keras", True, "index")]
+
+
+def run_weighted(conv, loss, y, p, labels, reduction, weights):
+    if conv == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        t = torch.tensor(y.astype(np.int64)) if labels == "index" else torch.tensor(y, dtype=torch.float64)
+        w = torch.tensor(weights, dtype=torch.float64)
+        fn = F.nll_loss if loss == "nll" else F.cross_entropy
+        per = fn(pt, t, weight=w, reduction="none")
+        val = fn(pt, t, weight=w, reduction=reduction) if reduction != "none" else per.sum()
+        val.backward()
+        return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
+    import tensorflow as tf
+
+    module = __import__("keras" if conv == "keras" else "tf_keras")
+    kw = {"dtype": "float64"} if conv == "keras" else {}
+    red = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
+    sw = tf.constant(weights[y.astype(int)])
+    pv = tf.Variable(p, dtype=tf.float64)
+    cls = module.losses.SparseCategoricalCrossentropy(from_logits=True, reduction=red, **kw)
+    with tf.GradientTape() as tape:
+        out = cls(tf.constant(y.astype(np.int64)), pv, sample_weight=sw)
+        total = tf.reduce_sum(out)
+    grad = tape.gradient(total, pv).numpy()
+    per = module.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="none", **kw)(
+        tf.constant(y.astype(np.int64)), pv, sample_weight=sw).numpy()
+    return per, (None if reduction == "none" else float(out.numpy())), grad
+
+
 # label smoothing where each framework has it: (loss, convention, from_logits, labels)
 SMOOTHING = [("bce", c, fl, None) for c in ("keras", "tf-keras") for fl in (False, True)] + \
     [("ce", c, fl, "onehot") for c in ("keras", "tf-keras") for fl in (False, True)] + \
@@ -390,6 +426,21 @@ def main():
                 "convention": conv, "from_logits": from_logits, "labels": "index",
                 "params": {"ignore_index": ignore}, "reduction": reduction, "target": as_list(y), "pred": as_list(p),
                 "losses": encode(as_list(per)), "value": encode(val), "grad": encode(as_list(grad)),
+            })
+    weights = np.array([2.0, 4.0, 6.0, 0.5])
+    for loss, conv, from_logits, labels in WEIGHTED:
+        y, z = ce_logit_inputs(np.random.default_rng(13), labels)
+        p = z
+        if loss == "nll":
+            p = z - z.max(axis=1, keepdims=True)
+            p = p - np.log(np.exp(p).sum(axis=1, keepdims=True))
+        for reduction in REDUCTIONS:
+            per, val, grad = run_weighted(conv, loss, y, p, labels, reduction, weights)
+            by_loss.setdefault(loss, []).append({
+                "convention": conv, "from_logits": from_logits, "labels": labels,
+                "params": {"class_weights": weights.tolist()}, "reduction": reduction, "target": as_list(y),
+                "pred": as_list(p), "losses": encode(as_list(per)), "value": encode(val),
+                "grad": encode(as_list(grad)),
             })
     for loss, conv, value, make in regression_specs():
         y, p = make(rng)

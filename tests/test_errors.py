@@ -180,3 +180,31 @@ def test_ignore_index_leaves_samples_out_of_the_mean(tmp_path):
     r = lossgrad("ce", "--from-logits", "--csv", f, "--ignore-index", "-100", "-f", "csv")
     assert r.code == 0 and "N=2 samples" in r.err
     assert float(r.out.splitlines()[1].split(",")[0]) == pytest.approx(lse([1, 2, 3]) - 3, rel=1e-15)
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["ce", "--from-logits", "-y", "0", "-p", "1,2", "--class-weights", "1,2,3"], ["--class-weights", "3 weights",
+                                                                                    "2 classes"]),
+    (["ce", "--from-logits", "-c", "optax", "-y", "0", "-p", "1,2", "--class-weights", "1,2"], ["optax"]),
+    (["ce", "--from-logits", "-c", "keras", "-y", "1,0;0,1", "-p", "1,2;3,4", "--class-weights", "1,2"],
+     ["class-index labels only"]),
+    (["ce", "--from-logits", "-y", "0", "-p", "1,2", "--class-weights", "1,-2"], ["non-negative"]),
+])
+def test_class_weight_errors(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)
+
+
+def test_class_weights_divide_by_the_sum_of_weights(tmp_path):
+    # frameworks.md's worked example (PyTorch): logits [[.2,.3,.5],[.5,.2,.3]], targets [2, 1], weights [2, 4, 6]:
+    # none [5.6390, 4.9593], mean 10.598/10 = 1.0598; Keras' class_weight divides by N: 5.2992
+    import json
+
+    args = ["-y", "2,1", "-p", ".2,.3,.5;.5,.2,.3", "--class-weights", "2,4,6", "-f", "json"]
+    torch_mean = json.loads(lossgrad("ce", "--from-logits", "-c", "torch", *args).out)
+    keras_mean = json.loads(lossgrad("ce", "--from-logits", "-c", "keras", *args).out)
+    assert torch_mean["n"] == 10.0 and torch_mean["value"] == pytest.approx(1.0598, abs=5e-5)
+    assert keras_mean["n"] == 2 and keras_mean["value"] == pytest.approx(5.2992, abs=5e-5)
+    f = tmp_path / "w.csv"
+    f.write_text("label,a,b,c\n2,.2,.3,.5\n1,.5,.2,.3\n")
+    r = lossgrad("ce", "--from-logits", "--csv", f, "--class-weights", "2,4,6", "-f", "csv")
+    assert r.code == 0 and "N=10.0" in r.err

@@ -48,6 +48,7 @@ class Param:
     help: str
     positive: bool = True  # must be > 0 (else >= 0)
     integer: bool = False  # a class index (any sign), not a size
+    vector: bool = False  # numbers separated by commas (one per class), not one number
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,9 @@ from .base import Loss, Param, Parts, first_bad, register, xlogy
 
 IGNORE = Param("ignore_index", None, "Class index whose samples are left out: loss and gradient 0, and not counted in "
                "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
+WEIGHTS = Param("class_weights", None, "One weight per class, comma separated: each sample's loss is weighted by its "
+                "class's; PyTorch's mean then divides by the sum of those weights, Keras' (class_weight) by N.",
+                vector=True)
 SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1 − s) + s/K (K = 2 for bce, the "
                   "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
 
@@ -317,7 +320,8 @@ def _ce_logits_exact_index(labels, z):
     return losses, grad, sm
 
 
-def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, ignore_index=None) -> Parts:
+def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, ignore_index=None,
+               class_weights=None) -> Parts:
     if label_smoothing:
         y = _smooth(y, label_smoothing, p.shape[1])
         labels = None  # the targets are soft now
@@ -338,7 +342,7 @@ def ce_check(y, p, from_logits):
         first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
 
 
-def ce_formulas(from_logits, conv, label_smoothing=0.0, ignore_index=None):
+def ce_formulas(from_logits, conv, label_smoothing=0.0, ignore_index=None, class_weights=None):
     return _smoothing_line(label_smoothing, "C") + _ce_formulas(from_logits, conv)
 
 
@@ -369,7 +373,7 @@ CE = register(
         has_logits=True,
         reference="keras.losses.categorical_crossentropy, torch.nn.functional.cross_entropy, "
         "optax.losses.softmax_cross_entropy",
-        params=(SMOOTHING, IGNORE),
+        params=(SMOOTHING, IGNORE, WEIGHTS),
     )
 )
 
@@ -377,7 +381,7 @@ CE = register(
 # ---------------------------------------------------------------- nll
 
 
-def nll_compute(y, p, from_logits, conv, labels=None, ignore_index=None) -> Parts:
+def nll_compute(y, p, from_logits, conv, labels=None, ignore_index=None, class_weights=None) -> Parts:
     """Negative log-likelihood of log-probability rows: -sum_k y_k logp_k, gradient -y (PyTorch's nll_loss takes
     class indexes and gathers; the arithmetic is the same)."""
     with np.errstate(invalid="ignore"):
@@ -390,7 +394,7 @@ def nll_check(y, p, from_logits):
     first_bad("pred", p > 0, p, "is positive; nll predictions are log-probabilities (log softmax), at most 0")
 
 
-def nll_formulas(from_logits, conv, ignore_index=None):
+def nll_formulas(from_logits, conv, ignore_index=None, class_weights=None):
     return ["ℓᵢ = −Σₖ yᵢₖ·log pᵢₖ  (the predictions are log pᵢₖ)", "∂ℓᵢ/∂(log pᵢₖ) = −yᵢₖ"]
 
 
@@ -404,6 +408,6 @@ NLL = register(
         formulas=nll_formulas,
         has_logits=False,
         reference="torch.nn.functional.nll_loss",
-        params=(IGNORE,),
+        params=(IGNORE, WEIGHTS),
     )
 )
