@@ -69,6 +69,12 @@ class Evaluator:
             if not (0 < eps < 0.5):
                 raise OptionError("--eps", f"must be in (0, 0.5), got {eps!r}")
         self.conv = conventions.with_eps(conv, eps)
+        if self.params.get("pos_weight") is not None:
+            if not from_logits:
+                raise OptionError("--pos-weight", "applies to bce from logits (--from-logits), as PyTorch's pos_weight")
+            if not self.conv.pos_weight:
+                raise OptionError("--pos-weight", f"{self.conv.title} has no pos_weight for bce (TF's "
+                                  "weighted_cross_entropy_with_logits is PyTorch's formula: --convention torch)")
         if self.params.get("class_weights") is not None and self.conv.class_weights is None:
             raise OptionError("--class-weights", f"{self.conv.title} has no class weights")
         if self.params.get("ignore_index") is not None and loss not in self.conv.ignoring:
@@ -220,6 +226,9 @@ class Evaluator:
                                   "targets (sparse_categorical_crossentropy); give one-hot targets")
         elif y.shape != p.shape:
             raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
+        elif self.params.get("pos_weight") is not None and self.params["pos_weight"].size not in (1, p.shape[1]):
+            raise OptionError("--pos-weight", f"has {self.params['pos_weight'].size} weights; give one, or one per "
+                                              f"output column ({p.shape[1]})")
         if self.dtype is not np.float64:
             with np.errstate(over="ignore"):
                 y, p = y.astype(self.dtype), p.astype(self.dtype)

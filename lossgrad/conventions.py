@@ -53,6 +53,8 @@ class Convention:
     sparse_smoothing: bool = True
     # losses that can leave out the samples of one class (PyTorch's ignore_index, Keras' sparse ignore_class)
     ignoring: frozenset = frozenset({"ce", "nll"})
+    # bce from logits with a positive-class weight (PyTorch's pos_weight)
+    pos_weight: bool = True
     # class weights: "sum-of-weights" (each sample's loss times its class's weight; the mean divides by the sum
     # of those weights, and probability rows are weighted inside the sum: PyTorch), "n" (Keras' class_weight:
     # class-index labels only, the mean divides by N), None (the framework has none)
@@ -70,6 +72,7 @@ class Convention:
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True)
 
 KERAS = Convention(
+    pos_weight=False,
     hinge_tie=1.0,
     name="keras",
     title="Keras 3 (keras 3.x, tf.keras in TF >= 2.16)",
@@ -93,6 +96,7 @@ KERAS = Convention(
 )
 
 TF_KERAS = Convention(
+    pos_weight=False,
     hinge_tie=1.0,
     name="tf-keras",
     title="tf-keras (Keras 2, tf.keras in TF <= 2.15)",
@@ -139,6 +143,7 @@ TORCH = Convention(
 )
 
 OPTAX = Convention(
+    pos_weight=False,
     hinge_tie=0.5,
     name="optax",
     title="optax (JAX)",

@@ -49,21 +49,23 @@ def _decimal(x: float):
     return Decimal(float(x))  # exact: every double is a finite decimal
 
 
-def _sigmoid_minus_y_terms(y: float, z: float):
+def _sigmoid_minus_y_terms(y: float, z: float, w: float = 1.0):
     e = _decimal(-abs(z)).exp()
     yd = _decimal(y)
     big, small = 1 / (1 + e), e / (1 + e)
     sz, smz = (big, small) if z >= 0 else (small, big)
-    a, b = (1 - yd) * sz, yd * smz
+    a, b = (1 - yd) * sz, _decimal(w) * yd * smz
     return a - b, max(a, b)
 
 
-def _dec_sigmoid_minus_y(y: float, z: float) -> float:
-    return float(_adaptive(_sigmoid_minus_y_terms, y, z))
+def _dec_sigmoid_minus_y(y: float, z: float, w: float = 1.0) -> float:
+    return float(_adaptive(_sigmoid_minus_y_terms, y, z, w))
 
 
-def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    """Refine grad = sigma(z) - y where |grad| < RISKY * scale (scale: the larger of the two terms)."""
+def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarray, w=None) -> np.ndarray:
+    """Refine grad = (1 - y) sigma(z) - w y sigma(-z) (w: the positive class's weight, 1 by default) where
+    |grad| < RISKY * scale (scale: the larger of the two terms)."""
+    w = np.ones_like(z) if w is None else np.broadcast_to(w, z.shape)
     with np.errstate(invalid="ignore"):
         risky = np.abs(grad) < RISKY * scale
     if not risky.any():
@@ -77,7 +79,7 @@ def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.nd
         e = np.exp(-np.abs(zl))
         big, small = 1 / (1 + e), e / (1 + e)
         pos = zl >= 0
-        r = (1 - yl) * np.where(pos, big, small) - yl * np.where(pos, small, big)
+        r = (1 - yl) * np.where(pos, big, small) - w[idx].astype(LONG) * yl * np.where(pos, small, big)
         grad[idx] = r.astype(np.float64)
         with np.errstate(invalid="ignore"):
             extreme = np.abs(r) < LONG_ENOUGH * scale[idx]
@@ -85,7 +87,7 @@ def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.nd
         extreme = np.ones(len(idx[0]), dtype=bool)
     for k in np.nonzero(extreme)[0]:
         where = tuple(i[k] for i in idx)
-        grad[where] = _dec_sigmoid_minus_y(y[where], z[where])
+        grad[where] = _dec_sigmoid_minus_y(y[where], z[where], w[where])
     return grad
 
 

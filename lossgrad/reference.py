@@ -39,6 +39,18 @@ def bce_logits(y: float, z: float):
     return loss, grad
 
 
+def bce_logits_weighted(y: float, z: float, w: float):
+    """(loss, d loss/dz) with PyTorch's pos_weight w: w y log(1 + e^-z) + (1 - y) log(1 + e^z)."""
+    mp = _mp()
+    y, z, w = mp.mpf(y), mp.mpf(z), mp.mpf(w)
+    one_y = mp.fsub(1, y, exact=True)
+
+    def softplus(x):
+        return (x if x > 0 else mp.mpf(0)) + mp.log1p(mp.exp(-abs(x)))
+
+    return w * y * softplus(-z) + one_y * softplus(z), one_y * _sigmoid(mp, z) - w * y * _sigmoid(mp, -z)
+
+
 def bce_probs(y: float, p: float):
     """(loss, d/dp, d/dz of the logits behind p) for one element."""
     mp = _mp()

@@ -427,6 +427,24 @@ def main():
                 "params": {"ignore_index": ignore}, "reduction": reduction, "target": as_list(y), "pred": as_list(p),
                 "losses": encode(as_list(per)), "value": encode(val), "grad": encode(as_list(grad)),
             })
+    for w in ([2.0], [3.0, 0.5]):  # PyTorch's pos_weight, one number or one per column
+        y, z = bce_logit_inputs(np.random.default_rng(17))
+        y, z = y[:54].reshape(27, 2), z[:54].reshape(27, 2)
+        for reduction in REDUCTIONS:
+            import torch
+            import torch.nn.functional as F
+
+            zt = torch.tensor(z, requires_grad=True)
+            pw = torch.tensor(w, dtype=torch.float64)
+            per = F.binary_cross_entropy_with_logits(zt, torch.tensor(y), pos_weight=pw, reduction="none")
+            val = (F.binary_cross_entropy_with_logits(zt, torch.tensor(y), pos_weight=pw, reduction=reduction)
+                   if reduction != "none" else per.sum())
+            val.backward()
+            by_loss["bce"].append({
+                "convention": "torch", "from_logits": True, "labels": None, "params": {"pos_weight": w},
+                "reduction": reduction, "target": as_list(y), "pred": as_list(z), "losses": encode(as_list(per.detach())),
+                "value": None if reduction == "none" else float(val.item()), "grad": encode(as_list(zt.grad)),
+            })
     weights = np.array([2.0, 4.0, 6.0, 0.5])
     for loss, conv, from_logits, labels in WEIGHTED:
         y, z = ce_logit_inputs(np.random.default_rng(13), labels)

@@ -261,3 +261,21 @@ def test_property_regression(y, e):
         tl, tg = ref(y, p, **params)
         _assert_ulps(r.losses[0], tl, where=(loss, y, p))
         _assert_ulps(r.grad[0], tg, where=(loss, y, p))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=labels, z=st.one_of(st.floats(-50, 50), st.floats(-1e300, 1e300)), w=st.floats(0.01, 100))
+def test_property_bce_pos_weight(y, z, w):
+    r = lossgrad.bce([y], [z], from_logits=True, reduction="none", pos_weight=[w])
+    tl, tg = R.bce_logits_weighted(y, z, w)
+    _assert_ulps(r.losses[0], tl, where=(y, z, w))
+    _assert_ulps(r.grad[0], tg, where=(y, z, w))
+
+
+def test_pos_weight_at_its_own_logit():
+    # (1 - y) sigma(z) = w y sigma(-z) at z = log(w y / (1 - y)): the weighted gradient cancels there
+    for y in (0.2, 0.5, 0.9):
+        for w in (0.5, 3.0):
+            z = math.log(w * y / (1 - y))
+            r = lossgrad.bce([y], [z], from_logits=True, reduction="none", pos_weight=[w])
+            _assert_ulps(r.grad[0], R.bce_logits_weighted(y, z, w)[1], where=(y, z, w))

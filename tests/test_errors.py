@@ -208,3 +208,12 @@ def test_class_weights_divide_by_the_sum_of_weights(tmp_path):
     f.write_text("label,a,b,c\n2,.2,.3,.5\n1,.5,.2,.3\n")
     r = lossgrad("ce", "--from-logits", "--csv", f, "--class-weights", "2,4,6", "-f", "csv")
     assert r.code == 0 and "N=10.0" in r.err
+
+
+@pytest.mark.parametrize("args,fragments", [
+    (["bce", "-y", "1", "-p", "0.3", "--pos-weight", "3"], ["--pos-weight", "--from-logits"]),
+    (["bce", "--from-logits", "-c", "optax", "-y", "1", "-p", "0.3", "--pos-weight", "3"], ["--pos-weight", "optax"]),
+    (["bce", "--from-logits", "-y", "1,0;0,1", "-p", "1,2;3,4", "--pos-weight", "1,2,3"], ["--pos-weight", "3 weights"]),
+])
+def test_pos_weight_errors(args, fragments):
+    assert_usage_error(lossgrad(*args), *fragments)

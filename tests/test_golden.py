@@ -53,13 +53,15 @@ def test_convention_reproduces_framework(loss, case):
               **case.get("params", {}))
     if loss in ("ce", "nll"):
         kw["labels"] = "index" if labels == "index" else "onehot"
-    if "class_weights" in kw:
-        kw["class_weights"] = np.array(kw["class_weights"])
+    for name in ("class_weights", "pos_weight"):
+        if name in kw:
+            kw[name] = np.array(kw[name])
     r = lossgrad.evaluate(loss, y, p, **kw)
     f32 = loss in lossgrad.CONVENTIONS[case["convention"]].floatx_losses
     n = r.n if case["reduction"] == "mean" else 1
-    if "class_weights" in case.get("params", {}):
-        n = n / max(case["params"]["class_weights"])  # the weights scale the terms
+    for name in ("class_weights", "pos_weight"):
+        if name in case.get("params", {}):
+            n = n / max(case["params"][name] + [1.0])  # the weights scale the terms
     # the terms a gradient element is made of are O(1) (sigma, softmax, y) per element, divided by N
     size = [v for k, v in case.get("params", {}).items() if k in ("delta", "beta")]
     gscale = (np.abs(p - y).max() * 2 if loss == "mse" else max(size + [1.0])) / n

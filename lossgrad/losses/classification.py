@@ -13,6 +13,8 @@ from .base import Loss, Param, Parts, first_bad, register, xlogy
 
 IGNORE = Param("ignore_index", None, "Class index whose samples are left out: loss and gradient 0, and not counted in "
                "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
+POS_WEIGHT = Param("pos_weight", None, "bce from logits: the positive class's weight w⁺, one number or one per "
+                   "output column (PyTorch's pos_weight, TF's weighted_cross_entropy_with_logits).", vector=True)
 WEIGHTS = Param("class_weights", None, "One weight per class, comma separated: each sample's loss is weighted by its "
                 "class's; PyTorch's mean then divides by the sum of those weights, Keras' (class_weight) by N.",
                 vector=True)
@@ -82,14 +84,20 @@ def _sigmoid_parts(z):
     return e, pos, np.where(pos, big, small), np.where(pos, small, big)
 
 
-def _bce_logits_exact(y, z):
+def _bce_logits_exact(y, z, w=None):
     e, pos, sz, smz = _sigmoid_parts(z)
-    # split on the sign so that z*(1 - y) and -z*y never cancel against each other
-    losses = np.where(pos, z * (1 - y), -z * y) + np.log1p(e)
+    if w is None:
+        # split on the sign so that z*(1 - y) and -z*y never cancel against each other
+        losses = np.where(pos, z * (1 - y), -z * y) + np.log1p(e)
+        a, b = (1 - y) * sz, y * smz
+    else:
+        # w y softplus(-z) + (1 - y) softplus(z): two non-negative terms
+        l1p = np.log1p(e)
+        losses = w * y * (np.maximum(-z, 0) + l1p) + (1 - y) * (np.maximum(z, 0) + l1p)
+        a, b = (1 - y) * sz, w * y * smz
     # sigma(z) - y cancels when sigma(z) ~ y (z = 40, y = 1 gives 0); this form keeps the -4.25e-18, and the
     # elements where the two terms still nearly agree (soft labels) are recomputed in higher precision
-    a, b = (1 - y) * sz, y * smz
-    grad = precise.sigmoid_minus_y(y, z, a - b, np.maximum(a, b))
+    grad = precise.sigmoid_minus_y(y, z, a - b, np.maximum(a, b), w)
     return losses, grad, sz
 
 
@@ -101,11 +109,14 @@ def _bce_logits_tf(y, z):
     return losses, grad.astype(z.dtype, copy=False), sz
 
 
-def _bce_logits_torch(y, z):
-    # binary_cross_entropy_with_logits: (1 - y) z - log_sigmoid(z); backward sigma(z) - y
+def _bce_logits_torch(y, z, w=None):
+    # binary_cross_entropy_with_logits: (1 - y) z + (1 + (w - 1) y)(log1p(e^-|z|) + max(-z, 0)); backward
+    # (w y + 1 - y) sigma(z) - w y, which is sigma(z) - y without pos_weight
     e, pos, sz, smz = _sigmoid_parts(z)
-    losses = (1 - y) * z + (np.maximum(-z, 0) + np.log1p(e))
-    return losses, sz - y, sz
+    if w is None:
+        return (1 - y) * z + (np.maximum(-z, 0) + np.log1p(e)), sz - y, sz
+    losses = (1 - y) * z + (1 + (w - 1) * y) * (np.log1p(e) + np.maximum(-z, 0))
+    return losses, (w * y + 1 - y) * sz - w * y, sz
 
 
 def _bce_logits_optax(y, z):
@@ -122,10 +133,14 @@ _BCE_LOGITS = {"exact": _bce_logits_exact, "tf": _bce_logits_tf, "torch": _bce_l
 _BCE_PROBS = {"exact": lambda y, p, conv: _bce_probs_exact(y, p), "keras": _bce_probs_keras, "torch": _bce_probs_torch}
 
 
-def bce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0) -> Parts:
+def bce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, pos_weight=None) -> Parts:
     y = _smooth(y, label_smoothing, 2)
     if from_logits:
-        losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
+        if pos_weight is not None:
+            w = np.broadcast_to(np.asarray(pos_weight, dtype=p.dtype), p.shape[1:])
+            losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p, w)
+        else:
+            losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
         return Parts(losses=losses, grad=grad, prob=prob)
     losses, grad, grad_logits = _BCE_PROBS[conv.bce_probs](y, p, conv)
     return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
@@ -146,8 +161,12 @@ def _smoothing_line(s, k):
     return [f"yᵢ ← yᵢ(1 − s) + s/{k}, s = {s:g}  (label smoothing)"] if s else []
 
 
-def bce_formulas(from_logits, conv, label_smoothing=0.0):
-    return _smoothing_line(label_smoothing, 2) + _bce_formulas(from_logits, conv)
+def bce_formulas(from_logits, conv, label_smoothing=0.0, pos_weight=None):
+    weighted = [] if pos_weight is None else [
+        f"w⁺ = {', '.join(f'{v:g}' for v in np.atleast_1d(pos_weight))} (pos_weight)",
+        "ℓᵢ = w⁺·yᵢ·log(1 + e^−zᵢ) + (1 − yᵢ)·log(1 + e^zᵢ)",
+        "∂ℓᵢ/∂zᵢ = (1 − yᵢ)·σ(zᵢ) − w⁺·yᵢ·σ(−zᵢ)"]
+    return _smoothing_line(label_smoothing, 2) + (weighted or _bce_formulas(from_logits, conv))
 
 
 def _bce_formulas(from_logits, conv):
@@ -180,7 +199,7 @@ BCE = register(
         has_logits=True,
         reference="keras.losses.binary_crossentropy, torch.nn.functional.binary_cross_entropy[_with_logits], "
         "optax.losses.sigmoid_binary_cross_entropy",
-        params=(SMOOTHING,),
+        params=(SMOOTHING, POS_WEIGHT),
     )
 )
 
