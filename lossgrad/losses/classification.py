@@ -93,8 +93,9 @@ def _bce_logits_exact(y, z, w=None):
     else:
         # w y softplus(-z) + (1 - y) softplus(z): two non-negative terms
         l1p = np.log1p(e)
-        losses = w * y * (np.maximum(-z, 0) + l1p) + (1 - y) * (np.maximum(z, 0) + l1p)
-        a, b = (1 - y) * sz, w * y * smz
+        # (w times y's term, not w y times the softplus: w y may be a subnormal that rounds badly)
+        losses = w * (y * (np.maximum(-z, 0) + l1p)) + (1 - y) * (np.maximum(z, 0) + l1p)
+        a, b = (1 - y) * sz, w * (y * smz)
     # sigma(z) - y cancels when sigma(z) ~ y (z = 40, y = 1 gives 0); this form keeps the -4.25e-18, and the
     # elements where the two terms still nearly agree (soft labels) are recomputed in higher precision
     grad = precise.sigmoid_minus_y(y, z, a - b, np.maximum(a, b), w)
