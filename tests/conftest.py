@@ -52,3 +52,14 @@ def assert_usage_error(r, *fragments):
     assert "Traceback" not in r.err
     for f in fragments:
         assert f in lines[0], (f, lines[0])
+
+
+# property tests draw the same examples on every run, so CI and a developer see the same thing
+try:
+    from hypothesis import settings
+
+    settings.register_profile("lossgrad", derandomize=True, print_blob=True)
+    settings.register_profile("explore", derandomize=False, print_blob=True)  # LOSSGRAD_EXPLORE=1: new examples
+    settings.load_profile("explore" if os.environ.get("LOSSGRAD_EXPLORE") else "lossgrad")
+except ImportError:  # hypothesis is in the test extra
+    pass
