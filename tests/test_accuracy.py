@@ -54,13 +54,21 @@ def test_grid_bce_probs():
         _assert_ulps(gl[i], tgl, where=(a, b))
 
 
+def _assert_ce_logits(y, z, target=None):
+    """ce from logits on one row against mpmath; `target` (a class index) takes the index path instead of y."""
+    if target is None:
+        r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none")
+    else:
+        r = lossgrad.ce([target], [z], from_logits=True, labels="index", reduction="none")
+    tl, tg = R.ce_logits(y, z)
+    _assert_ulps(r.losses[0], tl, where=(y, z, target))
+    for j in range(len(z)):
+        _assert_ulps(r.grad[0][j], tg[j], where=(y, z, target, j))
+
+
 def test_grid_ce_logits():
     for y, z in R.ce_rows():
-        r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none")
-        tl, tg = R.ce_logits(y, z)
-        _assert_ulps(r.losses[0], tl, where=(y, z))
-        for j in range(len(z)):
-            _assert_ulps(r.grad[0][j], tg[j], where=(y, z, j))
+        _assert_ce_logits(y, z)
 
 
 def test_grid_ce_probs():
@@ -119,12 +127,7 @@ def test_property_mse(y, p):
 @given(z=st.lists(st.floats(-800, 800), min_size=2, max_size=4),
        w=st.lists(st.floats(0, 1), min_size=4, max_size=4))
 def test_property_ce_logits(z, w):
-    y = w[: len(z)]
-    r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none")
-    tl, tg = R.ce_logits(y, z)
-    _assert_ulps(r.losses[0], tl, where=(y, z))
-    for j in range(len(z)):
-        _assert_ulps(r.grad[0][j], tg[j], where=(y, z, j))
+    _assert_ce_logits(w[: len(z)], z)
 
 
 @settings(max_examples=80, deadline=None)
@@ -213,22 +216,13 @@ def test_batch_mean_matches_fsum_through_the_cli_reader(tmp_path):
 def test_property_ce_logits_index_labels(z, t):
     # class-index targets take their own path (no soft-label cancellation to guard against)
     t = t % len(z)
-    y = [1.0 if j == t else 0.0 for j in range(len(z))]
-    r = lossgrad.ce([t], [z], from_logits=True, labels="index", reduction="none")
-    tl, tg = R.ce_logits(y, z)
-    _assert_ulps(r.losses[0], tl, where=(t, z))
-    for j in range(len(z)):
-        _assert_ulps(r.grad[0][j], tg[j], where=(t, z, j))
+    _assert_ce_logits([1.0 if j == t else 0.0 for j in range(len(z))], z, target=t)
 
 
 def test_grid_ce_logits_index_labels():
     for _, z in R.ce_rows():
         for t in range(len(z)):
-            r = lossgrad.ce([t], [z], from_logits=True, labels="index", reduction="none")
-            tl, tg = R.ce_logits([1.0 if j == t else 0.0 for j in range(len(z))], z)
-            _assert_ulps(r.losses[0], tl, where=(t, z))
-            for j in range(len(z)):
-                _assert_ulps(r.grad[0][j], tg[j], where=(t, z, j))
+            _assert_ce_logits([1.0 if j == t else 0.0 for j in range(len(z))], z, target=t)
 
 
 REGRESSION = {
