@@ -5,7 +5,8 @@
     >>> r.value, r.grad
 """
 
-from .api import Evaluator, Result, bce, ce, evaluate, hinge, huber, logcosh, mae, mse, nll, smooth_l1, squared_hinge
+from .api import (Evaluator, Result, bce, ce, cosine, evaluate, focal, hinge, huber, kl, logcosh, mae, mse, nll,
+                  poisson, smooth_l1, squared_hinge)
 from .conventions import CONVENTIONS
 from .errors import InputError, LossgradError, OptionError
 from .losses import LOSSES
@@ -22,13 +23,17 @@ __all__ = [
     "Result",
     "bce",
     "ce",
+    "cosine",
     "evaluate",
+    "focal",
     "hinge",
     "huber",
+    "kl",
     "logcosh",
     "mae",
     "mse",
     "nll",
+    "poisson",
     "smooth_l1",
     "squared_hinge",
 ]

@@ -69,6 +69,12 @@ class Evaluator:
             if not (0 < eps < 0.5):
                 raise OptionError("--eps", f"must be in (0, 0.5), got {eps!r}")
         self.conv = conventions.with_eps(conv, eps)
+        for param in self.loss.params:
+            if param.flag and self.params.get(param.name):
+                try:
+                    conventions.require(self.conv, loss, param.name)
+                except conventions.UnsupportedError as e:
+                    raise OptionError("--convention", str(e)) from None
         if self.params.get("pos_weight") is not None:
             if not from_logits:
                 raise OptionError("--pos-weight", "applies to bce from logits (--from-logits), as PyTorch's pos_weight")
@@ -87,13 +93,15 @@ class Evaluator:
         self.per_sample = self.rows_loss
         self.first_infinite: tuple[int, int] | None = None
         self.infinite = 0
+        self.first_nan: tuple[int, int] | None = None
+        self.nans = 0
 
     def _params(self, given: dict) -> dict:
         """The loss's own numbers (huber's --delta): defaults filled in, others refused, values checked."""
         known = {p.name: p for p in self.loss.params}
         out = {name: p.default for name, p in known.items()}
         for name, value in given.items():
-            if value is None:
+            if value is None or value is False:  # an option not given (a switch left off)
                 continue
             if name in known and known[name].vector:
                 from .inputs import parse_inline
@@ -102,6 +110,9 @@ class Evaluator:
                 if v.ndim != 1 or (v < 0).any() or not np.isfinite(v).all():
                     raise OptionError(_flag(name), "takes one non-negative number per class, comma separated")
                 out[name] = v
+                continue
+            if name in known and known[name].flag:
+                out[name] = bool(value)
                 continue
             if name in known and known[name].integer:
                 if float(value) != int(float(value)):
@@ -115,14 +126,21 @@ class Evaluator:
             if not np.isfinite(value) or value < 0 or (known[name].positive and value == 0):
                 raise OptionError(_flag(name), f"must be {'positive' if known[name].positive else 'zero or more'}, "
                                                f"got {value!r}")
-            if name == "label_smoothing" and value > 1:
+            if name in ("label_smoothing", "alpha") and value > 1:
                 raise OptionError(_flag(name), f"must be in [0, 1], got {value!r}")
             out[name] = value
         return out
 
     def per_sample_for(self, outputs: int) -> bool:
         """One loss per sample (rather than per element) for predictions with `outputs` columns."""
-        return self.rows_loss or (self.conv.last_axis_mean and outputs > 1)
+        if self.loss.last_axis == "vector" or (self.loss.last_axis == "sum" and not self.keeps_elements):
+            return True
+        return self.rows_loss or (self.conv.last_axis_mean and outputs > 1 and self.loss.last_axis is None)
+
+    @property
+    def keeps_elements(self) -> bool:
+        """The framework's mean divides a per-sample sum's terms by the element count (PyTorch's kl_div)."""
+        return self.loss.name in self.conv.elementwise_mean
 
     @property
     def rows_loss(self) -> bool:
@@ -236,7 +254,7 @@ class Evaluator:
                 first_bad(which, ~np.isfinite(a), a, f"is too large for {self.dtype_name}")
         y = y.astype(self.dtype, copy=False)
         p = p.astype(self.dtype, copy=False)
-        self.loss.check(y, p, self.from_logits)
+        self.loss.check(y, p, self.from_logits, **{q.name: self.params[q.name] for q in self.loss.params if q.flag})
         # the dtype the formulas run in: float64 for the exact convention (rounded at the end), float32 where
         # the framework casts the loss to float32 whatever its input
         if self.dtype is not np.float64 and self.conv.float32_via_float64:
@@ -253,7 +271,13 @@ class Evaluator:
                 a = getattr(parts, name)
                 if a is not None:
                     setattr(parts, name, a.astype(self.dtype))
-        if self.conv.last_axis_mean and not self.rows_loss and p.shape[1] > 1:
+        if self.loss.last_axis == "sum" and not self.keeps_elements:
+            # a divergence between two distributions: each sample's terms summed over its outputs
+            parts.losses = parts.losses.sum(axis=1) if parts.losses.ndim == 2 else parts.losses
+            self.per_sample = True
+        elif self.loss.last_axis is not None:
+            self.per_sample = self.loss.last_axis == "vector" or self.per_sample
+        elif self.conv.last_axis_mean and not self.rows_loss and p.shape[1] > 1:
             # Keras reduces each sample's outputs by their mean before the batch reduction: its elements are
             # samples, and each output's derivative carries a 1/k
             k = p.dtype.type(p.shape[1])
@@ -285,6 +309,12 @@ class Evaluator:
             if self.conv.class_weights == "sum-of-weights":
                 count = float(np.sum(weights, dtype=np.float64))
         self.total.add(parts.losses, count)
+        nan = np.isnan(parts.losses)
+        if nan.any():
+            self.nans += int(nan.sum())
+            if self.first_nan is None:
+                where = np.argwhere(nan.reshape(nan.shape[0], -1))[0]
+                self.first_nan = (self.rows + int(where[0]), int(where[1]))
         inf = np.isinf(parts.losses)
         if inf.any():
             self.infinite += int(inf.sum())
@@ -305,15 +335,21 @@ class Evaluator:
         return reduce(self.total, self.reduction, self.n, self.dtype)
 
     def warnings(self) -> list[str]:
+        out = []
+        if self.nans:
+            row, col = self.first_nan
+            out.append(f"{self.nans} NaN loss{'es' if self.nans > 1 else ''} (first at row {row}, column {col}): "
+                       f"{self.conv.title} computes NaN there (such as 0·log 0 taken as 0·(−∞)); the exact "
+                       "convention gives the limit")
         if not self.infinite:
-            return []
+            return out
         row, col = self.first_infinite
         hint = (
             "pass logits with --from-logits, or reproduce a clipping framework with --convention keras"
             if not self.from_logits
             else "the loss overflows float range"
         )
-        return [
+        return out + [
             f"{self.infinite} infinite loss{'es' if self.infinite > 1 else ''} (first at row {row}, column {col}): "
             f"a probability of exactly 0 for a nonzero target; {hint}"
         ]
@@ -447,6 +483,10 @@ logcosh = _public("logcosh")
 hinge = _public("hinge")
 squared_hinge = _public("squared-hinge")
 nll = _public("nll")
+kl = _public("kl")
+poisson = _public("poisson")
+focal = _public("focal")
+cosine = _public("cosine")
 
 __all__ = ["Evaluator", "Result", "evaluate", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
-           "squared_hinge", "nll"]
+           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine"]

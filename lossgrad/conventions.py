@@ -62,6 +62,25 @@ class Convention:
     # the hinge's gradient at its kink (1 - y p = 0), as a fraction of -y: TF's maximum passes it all (1), JAX's
     # splits it (0.5); exact takes 0
     hinge_tie: float = 0.0
+    # kl: "exact", "keras" (y and p clipped to [eps, 1], y log(y / p)), "torch" (kl_div: xlogy(y, y) - y log q),
+    # "optax" (y (log y - log q)); losses whose per-element terms the framework's mean divides by the number of
+    # elements rather than summing them per sample first (PyTorch's kl_div reduction='mean')
+    kl: str = "exact"
+    elementwise_mean: frozenset = frozenset()
+    # poisson: "exact" (p - y log p; e^z - y z from log rates), "keras" (p - y log(p + eps)), "torch"
+    # (poisson_nll_loss: p - y log(p + 1e-8); e^z - y z)
+    poisson: str = "exact"
+    # focal: "exact" (long double, no cancellation), or how the framework forms 1 - p_t: "subtract" (1 - (y p +
+    # (1 - y)(1 - p)), Keras and torchvision) or "direct" ((1 - y) p + y (1 - p), optax's log-space form); the
+    # bce under it is the convention's own
+    focal_factor: str = "exact"
+    # cosine: "exact" (1 - cos, no cancellation), "keras" (-sum of x * min(rsqrt(sum x^2), 1/eps)), "tf-keras"
+    # (-sum of x * rsqrt(max(sum x^2, 1e-12))), "torch" (cosine_embedding_loss: 1 - sum(p y) /
+    # sqrt((sum p^2 + 1e-12)(sum y^2 + 1e-12))), "optax" (cosine_distance: 1 - cos, NaN for a zero vector)
+    cosine: str = "exact"
+    # the weighted mean under --sample-weight: "sum-of-weights" (sum w l / sum w) or "n" (sum w l / N: Keras'
+    # sum_over_batch_size, and (loss * w).mean() in PyTorch and optax)
+    sample_weight_mean: str = "n"
     # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
@@ -69,7 +88,8 @@ class Convention:
     lacks: dict = field(default_factory=dict)
 
 
-EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True)
+EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
+                   sample_weight_mean="sum-of-weights")
 
 KERAS = Convention(
     pos_weight=False,
@@ -89,7 +109,14 @@ KERAS = Convention(
     logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     sparse_smoothing=False,
     class_weights="n",
+    kl="keras",
+    poisson="keras",
+    focal_factor="subtract",
+    cosine="keras",
     lacks={
+        ("kl", "log_input"): "Keras' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
+        ("kl", "log_target"): "Keras' kl_divergence takes probability targets (drop --log-target)",
+        ("poisson", "logits"): "Keras' poisson takes rates, not log rates (drop --from-logits)",
         ("nll", "probs"): "Keras has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
     },
@@ -115,7 +142,15 @@ TF_KERAS = Convention(
     floatx_losses=frozenset({"huber"}),
     sparse_smoothing=False,
     class_weights="n",
+    kl="keras",
+    poisson="keras",
+    focal_factor="subtract",
+    cosine="tf-keras",
     lacks={
+        ("kl", "log_input"): "tf-keras' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
+        ("kl", "log_target"): "tf-keras' kl_divergence takes probability targets (drop --log-target)",
+        ("poisson", "logits"): "tf-keras' poisson takes rates, not log rates (drop --from-logits; TF's "
+        "tf.nn.log_poisson_loss is PyTorch's formula: --convention torch)",
         ("nll", "probs"): "tf-keras has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
     },
@@ -131,6 +166,11 @@ TORCH = Convention(
     ce_probs=None,
     ce_logits="autodiff",
     huber="torch",
+    kl="torch",
+    elementwise_mean=frozenset({"kl"}),
+    poisson="torch",
+    focal_factor="subtract",
+    cosine="torch",
     smoothing=frozenset({"ce"}),
     ignoring=frozenset({"ce", "nll"}),
     lacks={
@@ -139,6 +179,8 @@ TORCH = Convention(
         ("logcosh", "probs"): "PyTorch has no log-cosh loss",
         ("hinge", "probs"): "PyTorch has no hinge loss of this form (hinge_embedding_loss is another loss)",
         ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
+        ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
+        "with --from-logits",
     },
 )
 
@@ -153,6 +195,9 @@ OPTAX = Convention(
     ce_logits="autodiff",
     huber="optax",
     logcosh="optax",
+    kl="optax",
+    focal_factor="direct",
+    cosine="optax",
     smoothing=frozenset({"ce"}),
     ignoring=frozenset(),
     class_weights=None,
@@ -160,6 +205,9 @@ OPTAX = Convention(
         ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",
         ("squared-hinge", "probs"): "optax has no squared hinge loss",
+        ("poisson", "probs"): "optax has no Poisson loss",
+        ("poisson", "logits"): "optax has no Poisson loss",
+        ("focal", "probs"): "optax's sigmoid_focal_loss takes logits; pass logits with --from-logits",
         ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",
         ("bce", "probs"): "optax has no bce on probabilities (only sigmoid_binary_cross_entropy on logits); "
         "pass logits with --from-logits",
@@ -185,7 +233,7 @@ def get(name: str) -> Convention:
 
 
 def require(conv: Convention, loss: str, mode: str) -> None:
-    """Raise when `conv` lacks `loss` in `mode` ('probs' or 'logits')."""
+    """Raise when `conv` lacks `loss` in `mode` ('probs', 'logits', or a switch such as 'log_input')."""
     reason = conv.lacks.get((loss, mode))
     if reason:
         raise UnsupportedError(reason)

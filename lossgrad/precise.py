@@ -171,3 +171,51 @@ def normalised_minus_y(y: np.ndarray, p: np.ndarray, out: np.ndarray, scale: np.
     for i in rows:
         out[i] = _exact_normalised_minus_y(y[i], p[i])
     return out
+
+
+def refine(out: np.ndarray, scale: np.ndarray, long_fn, dec_fn, *arrays) -> np.ndarray:
+    """Refine the elements of `out` (float64 results, any shape) that lost more than one bit against `scale` (the
+    size of the terms they came from): first all of them with long_fn(*arrays at those elements, as long double)
+    -> (result, scale); those that still cancel beyond long double's margin with dec_fn(*python floats) ->
+    (Decimal result, Decimal scale), at increasing decimal precision."""
+    with np.errstate(invalid="ignore"):
+        risky = np.abs(out) < RISKY * scale
+    if not risky.any():
+        return out
+    out = out.copy()
+    idx = np.nonzero(risky)
+    picked = [np.broadcast_to(a, out.shape)[idx] for a in arrays]
+    LONG = _long()
+    if LONG is not None:
+        with np.errstate(all="ignore"):
+            r, sc = long_fn(*[a.astype(LONG) for a in picked])
+            out[idx] = np.asarray(r).astype(np.float64)
+            extreme = np.abs(r) < LONG_ENOUGH * sc
+    else:
+        extreme = np.ones(len(idx[0]), dtype=bool)
+    for k in np.nonzero(extreme)[0]:
+        where = tuple(i[k] for i in idx)
+        out[where] = float(_adaptive(dec_fn, *[float(a[k]) for a in picked]))
+    return out
+
+
+def refine_rows(out: np.ndarray, scale: np.ndarray, long_fn, dec_fn, *arrays) -> np.ndarray:
+    """As `refine`, for one result per row of 2-D `arrays`: long_fn takes the risky rows (long double) and returns
+    (result, scale) per row; dec_fn takes one row (lists of floats)."""
+    with np.errstate(invalid="ignore"):
+        risky = np.abs(out) < RISKY * scale
+    rows = np.nonzero(risky)[0]
+    if rows.size == 0:
+        return out
+    out = out.copy()
+    LONG = _long()
+    if LONG is not None:
+        with np.errstate(all="ignore"):
+            r, sc = long_fn(*[a[rows].astype(LONG) for a in arrays])
+            out[rows] = np.asarray(r).astype(np.float64)
+            extreme = np.abs(r) < LONG_ENOUGH * sc
+    else:
+        extreme = np.ones(rows.size, dtype=bool)
+    for i in rows[extreme]:
+        out[i] = float(_adaptive(dec_fn, *[[float(v) for v in a[i]] for a in arrays]))
+    return out

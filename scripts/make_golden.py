@@ -313,6 +313,208 @@ def margin_inputs(rng, k, zero_one):
 PARAM_NAME = {"huber": "delta", "smooth-l1": "beta"}
 
 
+# ---------------------------------------------------------------- kl, poisson, focal, cosine
+
+
+def kl_inputs(rng):
+    y = rng.dirichlet(np.ones(4), size=8)
+    q = rng.dirichlet(np.ones(4), size=8)
+    y[0] = [0.0, 1.0, 0.0, 0.0]
+    y[1] = [0.5, 0.5, 0.0, 0.0]
+    q[2] = y[2] * (1 + 1e-6 * np.array([1.0, -1.0, 1.0, -1.0]))  # nearly the same distribution
+    q[3] = [1e-9, 1.0 - 2e-9, 1e-9, 0.0]  # below the clip, and 0 where the target is not 0 ... or is
+    y[3] = [0.2, 0.6, 0.2, 0.0]
+    q[4] = [0.0, 1.0, 0.0, 0.0]  # the clip's upper bound exactly, zeros where the target is positive
+    return y, q
+
+
+def poisson_inputs(rng, k, log_input):
+    y = rng.integers(0, 6, size=(10, k)).astype(float)
+    y[1, 0] = 2.5
+    if log_input:
+        z = rng.normal(scale=1.5, size=(10, k))
+        z[0, 0] = np.log(3.0)
+        y[0, 0] = 3.0
+        return y, z
+    p = rng.gamma(2.0, 1.5, size=(10, k))
+    p[0, 0], y[0, 0] = 0.0, 0.0
+    p[2, 0], y[2, 0] = 0.0, 2.0
+    p[3, 0], y[3, 0] = 3.0, 3.0
+    return y, p
+
+
+def focal_inputs(rng, from_logits, extreme=True):
+    if from_logits:
+        y, z = bce_logit_inputs(rng)
+        if not extreme:
+            keep = np.abs(z) < 50
+            y, z = y[keep], z[keep]
+        return y[:, None], z[:, None]
+    y, p = bce_prob_inputs(rng)
+    keep = (p > 0) & (p < 1) if not extreme else np.ones_like(p, dtype=bool)
+    return y[keep][:, None], p[keep][:, None]
+
+
+def cosine_inputs(rng, k, zeros):
+    y = rng.normal(size=(8, k))
+    p = rng.normal(size=(8, k))
+    p[1] = y[1] * 3.0 + 1e-7 * rng.normal(size=k)  # nearly parallel
+    p[2] = -2.0 * y[2]  # opposite
+    p[3] = y[3]  # the same
+    if zeros:
+        y[4] = 0.0  # a zero target vector: Keras gives 0
+        p[5] = 0.0
+        p[6] = 1e-9 * rng.normal(size=k)  # inside the clamps
+    return y, p
+
+
+def run_family(conv, loss, y, p, reduction, log_input=False, log_target=False, gamma=2.0, alpha=None,
+               from_logits=False):
+    """kl, poisson, focal and cosine: each framework's function, its own reduction, its autodiff."""
+    if conv in ("keras", "tf-keras"):
+        import tensorflow as tf
+
+        module = __import__("keras" if conv == "keras" else "tf_keras")
+        pv = tf.Variable(p, dtype=tf.float64)
+        yt = tf.constant(y)
+        with tf.GradientTape() as tape:
+            if loss == "kl":
+                per = module.losses.kl_divergence(yt, pv)
+            elif loss == "poisson":
+                per = module.losses.poisson(yt, pv)
+            elif loss == "cosine":
+                per = module.losses.cosine_similarity(yt, pv)
+            else:
+                per = module.losses.binary_focal_crossentropy(
+                    yt, pv, apply_class_balancing=alpha is not None, alpha=alpha if alpha is not None else 0.25,
+                    gamma=gamma, from_logits=from_logits)
+            total = tf.reduce_sum(per)
+            value = total / tf.cast(tf.size(per), total.dtype) if reduction == "mean" else total
+        grad = tape.gradient(value, pv)
+        return per.numpy(), (None if reduction == "none" else float(value.numpy())), grad.numpy()
+    if conv == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        yt = torch.tensor(y, dtype=torch.float64)
+        if loss == "kl":
+            inp = pt if log_input else torch.log(pt)
+
+            def fn(red):
+                return F.kl_div(inp, yt, reduction=red, log_target=log_target)
+        elif loss == "poisson":
+            def fn(red):
+                return F.poisson_nll_loss(pt, yt, log_input=from_logits, full=False, reduction=red)
+        elif loss == "cosine":
+            def fn(red):
+                return F.cosine_embedding_loss(pt, yt, torch.ones(p.shape[0], dtype=torch.float64), reduction=red)
+        else:
+            focal = torchvision_focal()
+
+            def fn(red):
+                return focal(pt, yt, alpha=-1 if alpha is None else alpha, gamma=gamma, reduction=red)
+        per = fn("none")
+        val = fn(reduction) if reduction != "none" else per.sum()
+        val.backward()
+        return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    def per_fn(pp):
+        if loss == "kl":
+            lq = pp if log_input else jnp.log(pp)
+            if log_target:
+                return optax.losses.kl_divergence_with_log_targets(lq, jnp.asarray(y))
+            return optax.losses.kl_divergence(lq, jnp.asarray(y))
+        if loss == "cosine":
+            return optax.losses.cosine_distance(pp, jnp.asarray(y))
+        return optax.losses.sigmoid_focal_loss(pp, jnp.asarray(y), alpha=alpha, gamma=gamma)
+
+    def reduced(pp):
+        per = per_fn(pp)
+        return jnp.mean(per) if reduction == "mean" else jnp.sum(per)
+
+    pj = jnp.asarray(p, dtype=jnp.float64)
+    per = np.asarray(per_fn(pj))
+    value, grad = jax.value_and_grad(reduced)(pj)
+    return per, (None if reduction == "none" else float(value)), np.asarray(grad)
+
+
+def torchvision_focal():
+    """torchvision.ops.sigmoid_focal_loss from the installed torchvision's source file, without importing the
+    package (its compiled ops need the CUDA build of torch; the loss itself is plain torch)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    path = Path(spec.submodule_search_locations[0]) / "ops" / "focal_loss.py"
+    source = path.read_text().replace("from ..utils import _log_api_usage_once", "")
+    space = {"_log_api_usage_once": lambda *a: None}
+    exec(compile(source, str(path), "exec"), space)
+    return space["sigmoid_focal_loss"]
+
+
+def torchvision_version():
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("torchvision")
+    except PackageNotFoundError:
+        return None
+
+
+def family_cases():
+    """(loss, convention, options, input maker) for kl, poisson, focal and cosine."""
+    out = []
+    for conv in ("keras", "tf-keras", "torch", "optax"):
+        out.append(("kl", conv, {}, kl_inputs))
+    for conv in ("torch", "optax"):
+        for opts in ({"log_input": True}, {"log_input": True, "log_target": True}, {"log_target": True}):
+            def make(rng, opts=opts):
+                y, q = kl_inputs(rng)
+                q = np.clip(q, 1e-12, 1)
+                q = q / q.sum(axis=1, keepdims=True)
+                return (np.log(np.clip(y, 1e-30, 1)) if opts.get("log_target") else y,
+                        np.log(q) if opts.get("log_input") else q)
+            out.append(("kl", conv, opts, make))
+    for k in (1, 3):
+        for conv in ("keras", "tf-keras", "torch"):
+            out.append(("poisson", conv, {}, lambda rng, k=k: poisson_inputs(rng, k, False)))
+        out.append(("poisson", "torch", {"from_logits": True}, lambda rng, k=k: poisson_inputs(rng, k, True)))
+    for conv in ("keras", "tf-keras", "torch", "optax"):
+        for gamma, alpha in ((2.0, None), (2.0, 0.25), (0.5, None)):
+            extreme = gamma >= 1
+            out.append(("focal", conv, {"from_logits": True, "gamma": gamma, "alpha": alpha},
+                        lambda rng, e=extreme: focal_inputs(rng, True, e)))
+            if conv in ("keras", "tf-keras"):
+                out.append(("focal", conv, {"gamma": gamma, "alpha": alpha},
+                            lambda rng, e=extreme: focal_inputs(rng, False, e)))
+    for conv in ("keras", "tf-keras", "torch", "optax"):
+        for k in (3, 5):
+            out.append(("cosine", conv, {}, lambda rng, k=k, z=conv != "optax": cosine_inputs(rng, k, z)))
+    return out
+
+
+def add_family(by_loss):
+    rng = np.random.default_rng(20261124)
+    for loss, conv, opts, make in family_cases():
+        y, p = make(rng)
+        params = {k: v for k, v in opts.items() if k != "from_logits" and v is not None}
+        for reduction in REDUCTIONS:
+            per, val, grad = run_family(conv, loss, y, p, reduction, **opts)
+            by_loss.setdefault(loss, []).append({
+                "convention": conv, "from_logits": bool(opts.get("from_logits")), "labels": None, "params": params,
+                "reduction": reduction, "target": as_list(y), "pred": as_list(p),
+                # Keras' per-sample values (poisson, focal: the mean over the outputs) compare when k = 1
+                "losses": encode(as_list(per)) if (loss in ("kl", "cosine") or p.shape[1] == 1
+                                                   or conv in ("torch", "optax")) else None,
+                "value": encode(val), "grad": encode(as_list(grad)),
+            })
+
+
 # ---------------------------------------------------------------- cases
 
 
@@ -476,7 +678,9 @@ def main():
                 "value": encode(val),
                 "grad": encode(as_list(grad)),
             })
+    add_family(by_loss)
     meta = versions()
+    meta["torchvision"] = torchvision_version()  # its focal loss's source (see torchvision_focal)
     for loss, cases in by_loss.items():
         path = OUT / f"{loss}.json"
         path.write_text(json.dumps({"versions": meta, "made_by": "scripts/make_golden.py", "cases": cases}, indent=1)

@@ -49,6 +49,7 @@ class Param:
     positive: bool = True  # must be > 0 (else >= 0)
     integer: bool = False  # a class index (any sign), not a size
     vector: bool = False  # numbers separated by commas (one per class), not one number
+    flag: bool = False  # an on/off switch (--log-input), not a number
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,9 @@ class Loss:
     check(y, p, from_logits) raises DomainError for inputs outside the loss's domain.
     formulas(from_logits, conv, **params) -> list of lines for --explain.
     params: the numbers the loss takes (Param), passed to compute and formulas by name.
+    last_axis: how an "elementwise" loss makes one value per sample: None (per element; Keras averages a sample's
+          outputs), "sum" (compute gives per-element terms, summed over each sample's outputs: kl) or "vector"
+          (compute gives one loss per sample from the whole row: cosine).
     """
 
     name: str
@@ -72,6 +76,7 @@ class Loss:
     has_logits: bool
     reference: str
     params: tuple = ()
+    last_axis: str | None = None
 
 
 LOSSES: dict[str, Loss] = {}

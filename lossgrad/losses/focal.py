@@ -1,0 +1,186 @@
+"""Sigmoid focal loss (Lin et al.): binary cross entropy down-weighted by (1 − p_t)^γ, optionally times α_t.
+
+The cross entropy underneath is each convention's own bce (Keras' clipped one on probabilities, the stable logits
+forms of TF, PyTorch and optax). The exact form never subtracts 1 − p_t from 1: it is (1 − y)·p + y·(1 − p), two
+non-negative terms, from σ(z) and σ(−z); it runs in long double where there is one, and the gradient cells where
+the product rule's two terms cancel (soft labels near the minimum) are recomputed in decimal.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import precise
+from .base import Loss, Param, Parts, register, xlogy
+from .classification import _BCE_LOGITS, _BCE_PROBS, bce_check
+
+GAMMA = Param("gamma", 2.0, "The focusing exponent γ of (1 − p_t)^γ (0 gives plain bce).", positive=False)
+ALPHA = Param("alpha", None, "Class balance α in [0, 1]: positives weigh α, negatives 1 − α (Keras' "
+              "apply_class_balancing; torchvision's alpha, which defaults to 0.25 there) [default: none].",
+              positive=False)
+
+
+def _alpha_t(y, alpha):
+    if alpha is None:
+        return None
+    a = y.dtype.type(alpha)
+    return a * y + (1 - a) * (1 - y)
+
+
+def _power_parts(m, gamma, dtype):
+    """(m^γ, γ·m^(γ−1)) with the limits at m = 0: 0^γ (1 for γ = 0) and a derivative 0 for γ > 1, γ at γ = 1."""
+    g = dtype.type(gamma)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        f = m ** g
+        if gamma == 0:
+            df = np.zeros_like(m)
+        else:
+            df = np.where(m == 0, g if gamma == 1 else (0 if gamma > 1 else np.inf), g * m ** (g - 1))
+    return f, df
+
+
+def _exact(y, x, from_logits, gamma, alpha):
+    """Loss, gradient and the size of the gradient's two terms, in the dtype of y and x."""
+    one = x.dtype.type(1)
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        if from_logits:
+            e = np.exp(-np.abs(x))
+            pos = x >= 0
+            big, small = one / (one + e), e / (one + e)
+            s, sn = np.where(pos, big, small), np.where(pos, small, big)  # sigma(z), sigma(-z)
+            l1p = np.log1p(e)
+            bce = y * (np.maximum(-x, 0) + l1p) + (1 - y) * (np.maximum(x, 0) + l1p)
+            m = (1 - y) * s + y * sn  # 1 - p_t
+            dm = (1 - 2 * y) * (s * sn)  # d(1 - p_t)/dz
+            a, b = (1 - y) * s, y * sn  # sigma(z) - y = a - b
+            dbce = a - b
+        else:
+            s = x
+            bce = -(xlogy(y, np.log(x)) + xlogy(1 - y, np.log1p(-x))) + 0
+            m = (1 - y) * x + y * (1 - x)
+            dm = 1 - 2 * y
+            a, b = (1 - y) / (1 - x), y / x  # d bce/dp = (1 - y)/(1 - p) - y/p
+            a = np.where(y == 1, 0, a)
+            b = np.where(y == 0, 0, b)
+            dbce = a - b
+        f, df = _power_parts(m, gamma, x.dtype)
+        losses = f * bce
+        t1 = np.where(df == 0, 0, df * dm * bce)
+        t2 = np.where(f == 0, 0, f * dbce)
+        grad = t1 + t2
+        scale = np.abs(t1) + np.where(f == 0, 0, f * np.maximum(np.abs(a), np.abs(b)))
+        # with respect to the logits behind p: p(1 - p) times the above, with its limits at p = 0 and 1
+        ds = x * (1 - x)
+        gl = np.where(ds == 0, 0, df * dm * bce * ds) + np.where(f == 0, 0, f * (x - y))
+    at = _alpha_t(y, alpha)
+    if at is not None:
+        losses, grad, scale, gl = at * losses, at * grad, at * scale, at * gl
+    return losses, grad, scale, gl
+
+
+def _dec_grad(y, x, from_logits, gamma, alpha):
+    from decimal import Decimal
+
+    y, x, g = Decimal(y), Decimal(x), Decimal(gamma)
+    if from_logits:
+        e = (-abs(x)).exp()
+        s, sn = (1 / (1 + e), e / (1 + e)) if x >= 0 else (e / (1 + e), 1 / (1 + e))
+        l1p = (1 + e).ln()
+        bce = y * (max(-x, 0) + l1p) + (1 - y) * (max(x, 0) + l1p)
+        m = (1 - y) * s + y * sn
+        dm = (1 - 2 * y) * s * sn
+        a, b = (1 - y) * s, y * sn
+    else:
+        bce = -((y * x.ln() if y else 0) + ((1 - y) * (1 - x).ln() if y != 1 else 0))
+        m = (1 - y) * x + y * (1 - x)
+        dm = 1 - 2 * y
+        a = 0 if y == 1 else (1 - y) / (1 - x)
+        b = 0 if y == 0 else y / x
+    f = m ** g if m else Decimal(0 if gamma else 1)
+    t1 = g * m ** (g - 1) * dm * bce if (gamma and m) else Decimal(0)
+    t2 = f * (a - b)
+    at = 1 if alpha is None else Decimal(alpha) * y + (1 - Decimal(alpha)) * (1 - y)
+    return at * (t1 + t2), at * (abs(t1) + f * max(abs(a), abs(b)))
+
+
+def focal_compute(y, p, from_logits, conv, labels=None, gamma=2.0, alpha=None) -> Parts:
+    if conv.focal_factor == "exact":
+        LONG = precise._long()
+        work = LONG if LONG is not None else p.dtype
+        losses, grad, scale, gl = _exact(y.astype(work), p.astype(work), from_logits, gamma, alpha)
+        finite = np.isfinite(grad)
+        grad64 = grad.astype(p.dtype)
+        with np.errstate(invalid="ignore"):
+            risky = finite & (np.abs(grad) < (precise.LONG_ENOUGH if LONG is not None else precise.RISKY) * scale)
+        for i, j in zip(*np.nonzero(risky)):
+            grad64[i, j] = float(precise._adaptive(_dec_grad, float(y[i, j]), float(p[i, j]), from_logits, gamma,
+                                                   alpha))
+        losses = losses.astype(p.dtype)
+        if from_logits:
+            return Parts(losses=losses, grad=grad64, prob=(1 / (1 + np.exp(-p.astype(work)))).astype(p.dtype))
+        return Parts(losses=losses, grad=grad64, grad_logits=gl.astype(p.dtype))
+    # a framework: its own bce, and autodiff through its 1 - p_t and the power
+    if from_logits:
+        bce, dbce, s = _BCE_LOGITS[conv.bce_logits](y, p)
+        dsig = s * (1 - s)
+    else:
+        bce, dbce, _ = _BCE_PROBS[conv.bce_probs](y, p, conv)
+        s = p
+        dsig = np.ones_like(p)
+    if conv.focal_factor == "subtract":
+        m = 1 - (y * s + (1 - y) * (1 - s))  # Keras and torchvision: 1 - p_t, p_t = y p + (1 - y)(1 - p)
+    else:
+        e = np.exp(-np.abs(p))
+        sn = np.where(p >= 0, e / (1 + e), 1 / (1 + e))
+        m = (1 - y) * s + y * sn  # optax: exp(log(1 - p_t)), from log_sigmoid of z and -z
+    f, df = _power_parts(m, gamma, p.dtype)
+    with np.errstate(invalid="ignore"):
+        losses = f * bce
+        # an infinite d(m^γ)/dm (m = 0, γ < 1) meets a 0 in autodiff's product rule for p_t: NaN
+        grad = np.where(df == 0, 0, np.where(np.isinf(df), np.nan, df * (1 - 2 * y) * dsig * bce)) + f * dbce
+    at = _alpha_t(y, alpha)
+    if at is not None:
+        losses, grad = at * losses, at * grad
+    if from_logits:
+        return Parts(losses=losses, grad=grad, prob=s)
+    with np.errstate(invalid="ignore"):
+        return Parts(losses=losses, grad=grad, grad_logits=grad * p * (1 - p))
+
+
+def focal_formulas(from_logits, conv, gamma=2.0, alpha=None):
+    p = "σ(zᵢ)" if from_logits else "pᵢ"
+    lines = [f"1 − p_t = yᵢ·(1 − {p}) + (1 − yᵢ)·{p}, γ = {gamma:g}"]
+    if conv.focal_factor == "subtract":
+        lines[0] = f"1 − p_t = 1 − (yᵢ·{p} + (1 − yᵢ)·(1 − {p})), γ = {gamma:g}  (as {conv.title} computes it)"
+    bce = "bceᵢ = max(zᵢ, 0) − zᵢ·yᵢ + log(1 + e^−|zᵢ|)" if from_logits else "bceᵢ = −(yᵢ·log pᵢ + (1 − yᵢ)·log(1 − pᵢ))"
+    if not from_logits and conv.eps is not None:
+        bce += f", pᵢ clipped to [ε, 1 − ε] inside it (ε = {conv.eps:g}" + (", and + ε in the logs)" if conv.log_eps
+                                                                          else ")")
+    lines.append(bce)
+    a = "" if alpha is None else "α_t·"
+    lines.append(f"ℓᵢ = {a}(1 − p_t)^γ·bceᵢ" + ("" if alpha is None else f", α_t = α·yᵢ + (1 − α)(1 − yᵢ), α = {alpha:g}"))
+    d = "σ(zᵢ)σ(−zᵢ)" if from_logits else "1"
+    dbce = "σ(zᵢ) − yᵢ" if from_logits else "(pᵢ − yᵢ)/(pᵢ(1 − pᵢ))"
+    x = "zᵢ" if from_logits else "pᵢ"
+    lines.append(f"∂ℓᵢ/∂{x} = {a}[γ(1 − p_t)^(γ−1)·(1 − 2yᵢ)·{d}·bceᵢ + (1 − p_t)^γ·({dbce})]")
+    return lines
+
+
+def focal_check(y, p, from_logits):
+    bce_check(y, p, from_logits)
+
+
+FOCAL = register(
+    Loss(
+        name="focal",
+        summary="sigmoid focal loss (1 − p_t)^γ·bce, --gamma and --alpha, on probabilities or (--from-logits) logits",
+        kind="elementwise",
+        compute=focal_compute,
+        check=focal_check,
+        formulas=focal_formulas,
+        has_logits=True,
+        reference="keras.losses.binary_focal_crossentropy, torchvision.ops.sigmoid_focal_loss, "
+        "optax.losses.sigmoid_focal_loss",
+        params=(GAMMA, ALPHA),
+    )
+)
