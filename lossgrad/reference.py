@@ -132,6 +132,68 @@ def logcosh(y: float, p: float):
     return mp.log(mp.cosh(d)), mp.tanh(d)
 
 
+def kl(y_row, q_row, log_input=False, log_target=False):
+    """(loss, gradient row) for one sample: sum t (log t - log q), d/dq = -t/q (or -t for log-probabilities)."""
+    mp = _mp()
+    y = [mp.mpf(v) for v in y_row]
+    q = [mp.mpf(v) for v in q_row]
+    t = [mp.exp(v) for v in y] if log_target else y
+    terms = []
+    for a, tl, b in zip(t, y, q):
+        if a == 0:
+            terms.append(mp.mpf(0))
+            continue
+        logt = tl if log_target else mp.log(a)
+        if not log_input and b == 0:
+            terms.append(mp.inf)
+            continue
+        terms.append(a * (logt - (b if log_input else mp.log(b))))
+    grad = [-a if log_input else (mp.mpf(0) if a == 0 else (-a / b if b != 0 else -mp.inf)) for a, b in zip(t, q)]
+    return mp.fsum(terms), grad
+
+
+def poisson(y: float, p: float, log_input=False):
+    """(loss, gradient): p - y log p and 1 - y/p on rates; e^z - y z and e^z - y on log rates."""
+    mp = _mp()
+    y, p = mp.mpf(y), mp.mpf(p)
+    if log_input:
+        e = mp.exp(p)
+        return e - y * p, e - y
+    if p == 0:
+        return (mp.mpf(0) if y == 0 else mp.inf), (mp.mpf(1) if y == 0 else -mp.inf)
+    return p - (y * mp.log(p) if y != 0 else 0), mp.fsub(p, y, exact=True) / p
+
+
+def focal(y: float, x: float, from_logits: bool, gamma: float = 2.0, alpha=None):
+    """(loss, gradient) of alpha_t (1 - p_t)^gamma bce for one element."""
+    mp = _mp()
+    y, x, g = mp.mpf(y), mp.mpf(x), mp.mpf(gamma)
+    if from_logits:
+        s, sn = _sigmoid(mp, x), _sigmoid(mp, -x)
+        bce, dbce = bce_logits(float(y), float(x))
+        m = (1 - y) * s + y * sn
+        dm = (1 - 2 * y) * s * sn
+    else:
+        bce, dbce, _ = bce_probs(float(y), float(x))
+        m = (1 - y) * x + y * (1 - x)
+        dm = 1 - 2 * y
+    f = m ** g
+    t1 = g * m ** (g - 1) * dm * bce if (gamma and m) else mp.mpf(0)
+    t2 = f * dbce if f else mp.mpf(0)
+    at = 1 if alpha is None else mp.mpf(alpha) * y + (1 - mp.mpf(alpha)) * (1 - y)
+    return at * f * bce, at * (t1 + t2)
+
+
+def cosine(y_row, p_row):
+    """(loss, gradient row): 1 - cos(y, p) and -(A y - C p) / (A sqrt(A B))."""
+    mp = _mp()
+    y = [mp.mpf(v) for v in y_row]
+    p = [mp.mpf(v) for v in p_row]
+    A, B, C = mp.fsum(a * a for a in p), mp.fsum(b * b for b in y), mp.fsum(a * b for a, b in zip(p, y))
+    root = mp.sqrt(A * B)
+    return 1 - C / root, [-(A * b - C * a) / (A * root) for a, b in zip(p, y)]
+
+
 def ulps(got: float, truth, dtype=np.float64) -> float:
     """|got - truth| in units in the last place of truth rounded to `dtype` (0 when both are the same inf)."""
     mp = _mp()

@@ -273,3 +273,129 @@ def test_pos_weight_at_its_own_logit():
             z = math.log(w * y / (1 - y))
             r = lossgrad.bce([y], [z], from_logits=True, reduction="none", pos_weight=[w])
             _assert_ulps(r.grad[0], R.bce_logits_weighted(y, z, w)[1], where=(y, z, w))
+
+
+# ---------------------------------------------------------------- kl, poisson, focal, cosine
+
+
+def _assert_row(r, tl, tg, where):
+    _assert_ulps(r.losses[0], tl, where=where)
+    for j, t in enumerate(tg):
+        _assert_ulps(r.grad[0][j], t, where=(where, j))
+
+
+KL_ROWS = [([0.2, 0.3, 0.5], [0.2, 0.3, 0.5]), ([0.2, 0.3, 0.5], [0.2000001, 0.2999999, 0.5]),
+           ([0.0, 1.0, 0.0], [0.05, 0.95, 0.0]), ([0.5, 0.5, 0.0], [1e-300, 1 - 1e-16, 1e-20]),
+           ([1e-300, 1 - 1e-300, 0.0], [0.5, 0.25, 0.25]), ([0.25, 0.25, 0.5], [0.5, 0.25, 0.25]),
+           ([0.1, 0.2, 0.7], [0.1 + 2**-40, 0.2 - 2**-40, 0.7])]
+
+
+@pytest.mark.parametrize("log_input,log_target", [(False, False), (True, False), (False, True), (True, True)])
+def test_grid_kl(log_input, log_target):
+    for y, q in KL_ROWS:
+        if (log_input or log_target) and 0.0 in q + y:
+            continue
+        yy = np.log(y) if log_target else y
+        qq = np.log(q) if log_input else q
+        with np.errstate(all="ignore"):
+            r = lossgrad.kl([yy], [qq], reduction="none", log_input=log_input, log_target=log_target)
+        tl, tg = R.kl(yy, qq, log_input, log_target)
+        _assert_row(r, tl, tg, (yy, qq))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=st.lists(st.floats(0, 1), min_size=2, max_size=4), q=st.lists(st.floats(1e-300, 1), min_size=4, max_size=4),
+       near=st.booleans())
+def test_property_kl(y, q, near):
+    q = q[: len(y)]
+    if near:  # the prediction a hair from the target: the row's terms cancel
+        q = [max(a * (1 + 1e-9 * (-1) ** i), 1e-300) for i, a in enumerate(y)]
+        q = [min(v, 1.0) for v in q]
+    r = lossgrad.kl([y], [q], reduction="none")
+    tl, tg = R.kl(y, q)
+    _assert_row(r, tl, tg, (y, q))
+
+
+POISSON_GRID = [(y, p) for y in (0.0, 1.0, 3.0, 2.5, 1e-10, 1e6) for p in
+                (1e-300, 1e-8, 0.5, 1.0, 2.718281828459045, 3.0, 2.5, 1e6, 1e300)]
+
+
+def test_grid_poisson():
+    y, p = np.array(POISSON_GRID).T
+    r = lossgrad.poisson(y, p, reduction="none")
+    for i, (a, b) in enumerate(POISSON_GRID):
+        tl, tg = R.poisson(a, b)
+        _assert_ulps(r.losses[i], tl, where=(a, b))
+        _assert_ulps(r.grad[i], tg, where=(a, b))
+    z = [math.log(b) for _, b in POISSON_GRID[:-1]] + [700.0]
+    yz = [a for a, _ in POISSON_GRID]
+    r = lossgrad.poisson(yz, z, from_logits=True, reduction="none")
+    for i, (a, b) in enumerate(zip(yz, z)):
+        tl, tg = R.poisson(a, b, log_input=True)
+        _assert_ulps(r.losses[i], tl, where=(a, b))
+        _assert_ulps(r.grad[i], tg, where=(a, b))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=st.floats(0, 1e6), p=st.floats(1e-300, 1e6), z=st.floats(-700, 700))
+def test_property_poisson(y, p, z):
+    r = lossgrad.poisson([y], [p], reduction="none")
+    tl, tg = R.poisson(y, p)
+    _assert_ulps(r.losses[0], tl, where=(y, p))
+    _assert_ulps(r.grad[0], tg, where=(y, p))
+    r = lossgrad.poisson([y], [z], from_logits=True, reduction="none")
+    tl, tg = R.poisson(y, z, log_input=True)
+    _assert_ulps(r.losses[0], tl, where=(y, z))
+    _assert_ulps(r.grad[0], tg, where=(y, z))
+
+
+@pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.5, 0.25), (1.0, None), (0.0, 0.75)])
+def test_grid_focal(gamma, alpha):
+    pairs = [(y, z) for y in R.LABELS for z in R.LOGITS if abs(z) < 1e10]
+    y, z = np.array(pairs).T
+    r = lossgrad.focal(y, z, from_logits=True, reduction="none", gamma=gamma, alpha=alpha)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg = R.focal(a, b, True, gamma, alpha)
+        _assert_ulps(r.losses[i], tl, where=(a, b))
+        _assert_ulps(r.grad[i], tg, where=(a, b))
+    pairs = [(y, p) for y in R.LABELS for p in R.PROBS if 0 < p < 1]
+    y, p = np.array(pairs).T
+    r = lossgrad.focal(y, p, reduction="none", gamma=gamma, alpha=alpha)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg = R.focal(a, b, False, gamma, alpha)
+        _assert_ulps(r.losses[i], tl, where=(a, b))
+        _assert_ulps(r.grad[i], tg, where=(a, b))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=labels, z=st.floats(-60, 60), gamma=st.sampled_from([2.0, 1.5, 0.5]))
+def test_property_focal(y, z, gamma):
+    r = lossgrad.focal([y], [z], from_logits=True, reduction="none", gamma=gamma)
+    tl, tg = R.focal(y, z, True, gamma)
+    _assert_ulps(r.losses[0], tl, where=(y, z))
+    _assert_ulps(r.grad[0], tg, where=(y, z))
+
+
+COSINE_ROWS = [([1.0, 2.0, 3.0], [1.0, 2.0, 3.0]), ([1.0, 2.0, 3.0], [2.0, 4.0, 6.000000001]),
+               ([1.0, 0.0, 0.0], [0.0, 1.0, 0.0]), ([1.0, 1.0, 1.0], [-1.0, -1.0, -1.0]),
+               ([1e-300, 2e-300, 0.0], [1e300, 2e300, 1.0]), ([3.0, -4.0], [3.0 + 2**-40, -4.0]),
+               ([0.1, 0.2, 0.3, 0.4, 0.5], [0.1, 0.2, 0.3, 0.4, 0.5000001])]
+
+
+def test_grid_cosine():
+    for y, p in COSINE_ROWS:
+        r = lossgrad.cosine([y], [p], reduction="none")
+        tl, tg = R.cosine(y, p)
+        _assert_row(r, tl, tg, (y, p))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=st.lists(st.floats(-1e3, 1e3), min_size=3, max_size=3), e=st.lists(st.floats(-1e-6, 1e-6), min_size=3,
+                                                                                max_size=3), s=st.floats(0.01, 100))
+def test_property_cosine(y, e, s):
+    if not any(y) or not any(a * s + b for a, b in zip(y, e)):
+        return
+    p = [a * s + b for a, b in zip(y, e)]  # nearly parallel: 1 − cos cancels in float64
+    r = lossgrad.cosine([y], [p], reduction="none")
+    tl, tg = R.cosine(y, p)
+    _assert_row(r, tl, tg, (y, p))

@@ -13,6 +13,17 @@ REDUCTIONS = ["mean", "sum", "none"]
 
 
 def _inputs(loss, kind, rng):
+    if loss == "kl":
+        y = rng.dirichlet(np.ones(4), size=5)
+        q = rng.dirichlet(np.ones(4), size=5) * 0.9 + 0.025
+        return (np.log(y) if "target" in kind else y), (np.log(q) if "input" in kind else q)
+    if loss == "poisson":
+        y = rng.integers(0, 6, size=(5, 3)).astype(float)
+        return y, (rng.normal(size=(5, 3)) if kind == "logits" else rng.gamma(2.0, 1.5, size=(5, 3)) + 0.05)
+    if loss == "cosine":
+        return rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
+    if loss == "focal":
+        return _inputs("bce", "probs" if kind.startswith("probs") else "logits", rng)
     if loss == "nll":
         z = rng.normal(size=(5, 4))
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -40,11 +51,19 @@ CASES = [
     for loss, kinds in [("mse", ["values"]), ("mae", ["values"]), ("huber", ["values"]), ("smooth-l1", ["values"]),
                         ("logcosh", ["values"]), ("hinge", ["values"]), ("squared-hinge", ["values"]),
                         ("nll", ["index", "onehot"]), ("bce", ["probs", "logits"]),
-                        ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"])]
+                        ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"]),
+                        ("kl", ["probs", "log-input", "log-target", "log-input-target"]), ("poisson", ["probs", "logits"]),
+                        ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"])]
     for kind in kinds
     for conv in CONVENTIONS
     if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
+    and not any((loss, flag) in CONVENTIONS[conv].lacks for flag in ("log_input", "log_target") if flag[4:] in kind)
 ]
+
+# the loss's own options each kind stands for
+PARAMS = {("kl", "log-input"): {"log_input": True}, ("kl", "log-target"): {"log_target": True},
+          ("kl", "log-input-target"): {"log_input": True, "log_target": True},
+          ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6}}
 
 
 def _total(loss, y, p, **kw):
@@ -57,7 +76,7 @@ def _total(loss, y, p, **kw):
 def test_gradient_matches_finite_differences(loss, kind, conv, reduction):
     rng = np.random.default_rng(zlib.crc32(f"{loss} {kind} {conv} {reduction}".encode()))
     y, p = _inputs(loss, kind, rng)
-    kw = dict(from_logits="logits" in kind, reduction=reduction, convention=conv)
+    kw = dict(from_logits="logits" in kind, reduction=reduction, convention=conv, **PARAMS.get((loss, kind), {}))
     if loss == "nll":
         kw["labels"] = kind
     grad = lossgrad.evaluate(loss, y, p, **kw).grad

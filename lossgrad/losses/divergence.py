@@ -215,52 +215,51 @@ def _cosine_exact(y, p):
     extreme = np.nonzero(np.abs(loss_l) < precise.LONG_ENOUGH * margin if LONG is not np.float64
                          else np.abs(loss_l) < margin)[0]
     for i in extreme:
-        losses[i] = float(precise._adaptive(_cosine_loss_dec, list(ys[i]), list(ps[i])))
+        losses[i] = _cosine_loss_dec(list(ys[i]), list(ps[i]))
     num = A[:, None] * yl - C[:, None] * pl
     nscale = np.maximum(np.abs(A[:, None] * yl), np.abs(C[:, None] * pl))
     factor = 1 / (A * root)
     grad = (-(num * factor[:, None])).astype(np.float64)
     bad = np.abs(num) < (precise.LONG_ENOUGH if LONG is not np.float64 else precise.RISKY) * k * nscale
+    grad = np.ldexp(grad, -ep)
     for i in np.nonzero(bad.any(axis=1))[0]:
-        grad[i] = -np.array(_cosine_num_row_dec(list(ys[i]), list(ps[i]))) * float(factor[i])
-    return losses, np.ldexp(grad, -ep) + 0  # (+ 0: no -0)
+        from fractions import Fraction
+
+        # the exact numerator times the factor and the row's power of 2, rounded once (even to a subnormal)
+        f = Fraction(float(factor[i])) / Fraction(2) ** int(ep[i, 0])
+        grad[i] = [float(-n * f) for n in _cosine_num_row_dec(list(ys[i]), list(ps[i]))]
+    return losses, grad + 0  # (+ 0: no -0)
 
 
 def _cosine_num_row_dec(y_row, p_row) -> list:
-    """A y_j - C p_j for every cell of one row, at the first decimal precision where each stands clear of the
-    rounding of its terms."""
-    from decimal import Decimal, localcontext
-
-    for prec in precise.DIGITS:
-        with localcontext() as ctx:
-            ctx.prec = prec
-            y, p, A, B, C = _cosine_sums(y_row, p_row)
-            out = [A * b - C * a for a, b in zip(p, y)]
-            tol = Decimal(10) ** (10 - prec)
-            if all(n == 0 or abs(n) > max(abs(A * b), abs(C * a)) * tol for n, a, b in zip(out, p, y)):
-                break
-    return [float(n) for n in out]
+    """A y_j - C p_j for every cell of one row, exactly (rationals)."""
+    y, p, A, B, C = _cosine_sums(y_row, p_row)
+    return [A * b - C * a for a, b in zip(p, y)]
 
 
 def _cosine_sums(y_row, p_row):
-    from decimal import Decimal
+    from fractions import Fraction
 
-    y = [Decimal(v) for v in y_row]
-    p = [Decimal(v) for v in p_row]
+    y = [Fraction(v) for v in y_row]
+    p = [Fraction(v) for v in p_row]
     return y, p, sum(a * a for a in p), sum(b * b for b in y), sum(a * b for a, b in zip(p, y))
 
 
-def _cosine_loss_dec(y_row, p_row):
-    y, p, A, B, C = _cosine_sums(y_row, p_row)
-    root = (A * B).sqrt()
-    if C <= 0:
-        return 1 - C / root, 1
-    return (A * B - C * C) / (root * (root + C)), A * B / (root * (root + C))
+def _cosine_loss_dec(y_row, p_row) -> float:
+    """1 - cos from exact sums: AB - C² exactly (rationals), the rest in 60-digit decimal (nothing cancels)."""
+    from decimal import Decimal, localcontext
 
-
-def _cosine_num_dec(y_row, p_row, j):
     y, p, A, B, C = _cosine_sums(y_row, p_row)
-    return A * y[j] - C * p[j], max(abs(A * y[j]), abs(C * p[j]))
+    with localcontext() as ctx:
+        ctx.prec = 60
+
+        def dec(f):
+            return Decimal(f.numerator) / Decimal(f.denominator)
+
+        root = (dec(A) * dec(B)).sqrt()
+        if C <= 0:
+            return float(1 - dec(C) / root)
+        return float(dec(A * B - C * C) / (root * (root + dec(C))))
 
 
 TORCH_EPS = float.fromhex("0x1.197998p-40")  # cosine_embedding_loss's EPSILON: float32(1e-12) = 9.99999996e-13
