@@ -44,6 +44,7 @@ class Evaluator:
         eps: float | None = None,
         dtype: str = "float64",
         labels: str = "auto",
+        sample_weight: bool = False,
         **params,
     ):
         self.loss = LOSSES.get(_choice("LOSS", loss, LOSSES, "loss"))
@@ -81,6 +82,16 @@ class Evaluator:
             if not self.conv.pos_weight:
                 raise OptionError("--pos-weight", f"{self.conv.title} has no pos_weight for bce (TF's "
                                   "weighted_cross_entropy_with_logits is PyTorch's formula: --convention torch)")
+        # per-sample weights (the chunks carry them): Keras' sum_over_batch_size and (loss * w).mean() divide the
+        # weighted sum by N, the exact weighted mean by the sum of the weights
+        self.sample_weight = sample_weight
+        self.weight_note = None
+        if sample_weight:
+            if self.params.get("class_weights") is not None:
+                raise OptionError("--sample-weight", "cannot be combined with --class-weights; fold the class weights "
+                                                     "into the sample weights")
+            self.weight_note = ("the sum of the sample weights" if self.conv.sample_weight_mean == "sum-of-weights"
+                                else "the weighted sum over N")
         if self.params.get("class_weights") is not None and self.conv.class_weights is None:
             raise OptionError("--class-weights", f"{self.conv.title} has no class weights")
         if self.params.get("ignore_index") is not None and loss not in self.conv.ignoring:
@@ -184,7 +195,8 @@ class Evaluator:
             onehot[self.ignored] = 0
         return onehot, idx
 
-    def chunk(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
+    def chunk(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
+              ) -> tuple[Parts, np.ndarray, np.ndarray | None]:
         """Loss and per-element derivatives of one chunk (2-D arrays, samples x columns), not yet reduced.
 
         Returns the parts, the targets as used (ce: probability rows), and the class indexes if given so.
@@ -192,12 +204,13 @@ class Evaluator:
         """
         n = p.shape[0]
         if n <= SLICE_ROWS:
-            return self._slice(y, p)
+            return self._slice(y, p, w)
         # a few dozen numpy passes over slices that stay in cache beat the same passes over the whole chunk
         outs = []
         for start in range(0, n, SLICE_ROWS):
             try:
-                outs.append(self._slice(y[start:start + SLICE_ROWS], p[start:start + SLICE_ROWS]))
+                outs.append(self._slice(y[start:start + SLICE_ROWS], p[start:start + SLICE_ROWS],
+                                        None if w is None else w[start:start + SLICE_ROWS]))
             except DomainError as e:
                 e.row += start
                 raise
@@ -214,7 +227,8 @@ class Evaluator:
         predictions), a value outside the loss's domain reported at its file:line:column."""
         p = chunk.data[:, layout.pred]
         try:
-            parts, y_used, labels = self.chunk(chunk.data[:, layout.target], p)
+            w = None if layout.weight is None else chunk.data[:, layout.weight]
+            parts, y_used, labels = self.chunk(chunk.data[:, layout.target], p, w)
         except DomainError as e:
             raise layout.error(e, chunk) from None
         return parts, y_used, labels, p
@@ -233,7 +247,17 @@ class Evaluator:
             raise OptionError("--class-weights", f"{self.conv.title} weighs class-index labels only (class_weight)")
         return None, y * w
 
-    def _slice(self, y: np.ndarray, p: np.ndarray) -> tuple[Parts, np.ndarray, np.ndarray | None]:
+    def _slice(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
+               ) -> tuple[Parts, np.ndarray, np.ndarray | None]:
+        if self.sample_weight:
+            if w is None:
+                raise OptionError("--sample-weight", "no weights came with the samples")
+            w = np.asarray(w, dtype=np.float64).reshape(-1)
+            if w.size != p.shape[0]:
+                raise InputError("--sample-weight", f"has {w.size} weights but there are {p.shape[0]} samples; "
+                                                    "give one per sample")
+            first_bad("weight", ~(np.isfinite(w) & (w >= 0))[:, None], w[:, None],
+                      "is not a sample weight: weights are finite and at least 0")
         labels = None
         weights = None
         if self.rows_loss:
@@ -308,6 +332,18 @@ class Evaluator:
                     setattr(parts, name, a * weights[:, None])
             if self.conv.class_weights == "sum-of-weights":
                 count = float(np.sum(weights, dtype=np.float64))
+        if w is not None:
+            if getattr(self, "ignored", None) is not None and self.rows_loss:
+                w = np.where(self.ignored, 0, w)
+            wt = w.astype(parts.losses.dtype)
+            parts.losses = parts.losses * (wt[:, None] if parts.losses.ndim == 2 else wt)
+            for name in ("grad", "grad_logits"):
+                a = getattr(parts, name)
+                if a is not None:
+                    setattr(parts, name, a * wt[:, None])
+            if self.conv.sample_weight_mean == "sum-of-weights":
+                per_row = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
+                count = float(np.sum(w, dtype=np.float64)) * per_row
         self.total.add(parts.losses, count)
         nan = np.isnan(parts.losses)
         if nan.any():
@@ -374,6 +410,7 @@ class Result:
     labels: np.ndarray | None = None
     per_sample: bool = False  # one loss per sample (ce; Keras' mean over each sample's outputs), not per element
     warnings: list = field(default_factory=list)
+    weight_note: str | None = None  # what the mean divides by under sample weights
 
     def __repr__(self) -> str:
         return (
@@ -409,12 +446,13 @@ def assemble(ev: Evaluator, parts: list, targets: list, labels: list) -> Result:
         labels=None if labels[0] is None else np.concatenate(labels),
         per_sample=ev.per_sample,
         warnings=ev.warnings(),
+        weight_note=ev.weight_note,
     )
 
 
-def run(ev: Evaluator, y: np.ndarray, p: np.ndarray) -> Result:
-    """Evaluate one in-memory batch (2-D arrays) and apply the reduction."""
-    parts, y_used, labels = ev.chunk(y, p)
+def run(ev: Evaluator, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> Result:
+    """Evaluate one in-memory batch (2-D arrays; `w`: per-sample weights) and apply the reduction."""
+    parts, y_used, labels = ev.chunk(y, p, w)
     return assemble(ev, [parts], [y_used], [labels])
 
 
@@ -441,19 +479,22 @@ def as_2d(loss: str, y, p) -> tuple[np.ndarray, np.ndarray, tuple]:
     return y, p, shape
 
 
-def evaluate(loss: str, y, p, **options) -> Result:
-    """The loss `loss` of predictions `p` against targets `y`, with its gradient (see Evaluator for options)."""
-    ev = Evaluator(loss, **options)
+def evaluate(loss: str, y, p, sample_weight=None, **options) -> Result:
+    """The loss `loss` of predictions `p` against targets `y`, with its gradient (see Evaluator for options);
+    `sample_weight`: one weight per sample, reduced as the convention does."""
+    ev = Evaluator(loss, sample_weight=sample_weight is not None, **options)
     y2, p2, shape = as_2d(loss, y, p)
     for name, a in (("target", y2), ("pred", p2)):
         if a.size == 0:
             raise InputError(name, "is empty")
         if not np.isfinite(a).all():
             raise InputError(name, "contains NaN or infinity")
+    w = None if sample_weight is None else np.asarray(sample_weight, dtype=np.float64)
     try:
-        result = run(ev, y2, p2)
+        result = run(ev, y2, p2, w)
     except DomainError as e:
-        raise InputError(f"{e.which}[{e.row}, {e.col}]", f"{e.value!r} {e.what}") from None
+        where = f"sample_weight[{e.row}]" if e.which == "weight" else f"{e.which}[{e.row}, {e.col}]"
+        raise InputError(where, f"{e.value!r} {e.what}") from None
     result.grad = result.grad.reshape(shape)
     if result.grad_logits is not None:
         result.grad_logits = result.grad_logits.reshape(shape)
@@ -463,10 +504,10 @@ def evaluate(loss: str, y, p, **options) -> Result:
 
 
 def _public(name: str):
-    def fn(y, p, *, from_logits=False, reduction="mean", convention="exact", eps=None, dtype="float64", **kw):
-        return evaluate(
-            name, y, p, from_logits=from_logits, reduction=reduction, convention=convention, eps=eps, dtype=dtype, **kw
-        )
+    def fn(y, p, *, from_logits=False, reduction="mean", convention="exact", eps=None, dtype="float64",
+           sample_weight=None, **kw):
+        return evaluate(name, y, p, sample_weight=sample_weight, from_logits=from_logits, reduction=reduction,
+                        convention=convention, eps=eps, dtype=dtype, **kw)
 
     fn.__name__ = fn.__qualname__ = name.replace("-", "_")
     fn.__doc__ = f"{LOSSES[name].summary}. Returns a Result with value, losses and grad."

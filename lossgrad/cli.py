@@ -47,6 +47,7 @@ class Options:
     explain: bool = False
     my_grad: Optional[str] = None
     my_loss: Optional[str] = None
+    sample_weight: Optional[str] = None
     params: dict = field(default_factory=dict)  # the loss's own numbers (--delta, --beta)
 
 
@@ -61,6 +62,9 @@ OPTIONS = [
     _opt("csv", Optional[str], None, "--csv", help="A CSV file, one sample per row; '-' reads stdin (piped stdin is read without it)."),
     _opt("target_cols", Optional[str], None, "--target-cols", help="CSV target columns: names or 0-based indexes, comma separated, a:b ranges."),
     _opt("pred_cols", Optional[str], None, "--pred-cols", help="CSV prediction columns, as --target-cols."),
+    _opt("sample_weight", Optional[str], None, "--sample-weight", help="Per-sample weights: with CSV input the "
+         "column that holds them (a name or 0-based index); inline, one number per sample. Reduced as the "
+         "convention does: exact divides the weighted sum by the sum of the weights, the frameworks by N."),
     _opt("from_logits", bool, False, "--from-logits", help="Predictions are logits: the sigmoid/softmax is part of the loss.", logits=True),
     _opt("labels", str, "auto", "--labels", help="Targets are class indexes (index), rows (onehot), or decided from their shape (auto).", rows=True),
     _opt("reduction", str, "mean", "-r", "--reduction", help="mean, sum or none."),
@@ -109,7 +113,8 @@ LOSS_ARG = inspect.Parameter(
     "loss", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
     default=typer.Argument(..., metavar="LOSS", help="The loss: see 'lossgrad losses'."),
 )
-_INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "from_logits", "labels", "dtype", "format", "output")
+_INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
+           "format", "output")
 COMPARE_OPTIONS = [o for o in OPTIONS if o[0] in _INPUTS + ("reduction",)]
 CHECK_OPTIONS = [o for o in OPTIONS if o[0] in _INPUTS] + [
     _opt("my_grad", Optional[str], None, "--my-grad", help="Your gradient, one value per prediction (required)."),
@@ -211,7 +216,7 @@ def _csv_layout(kind: str, labels: str, o: Options):
     first = next(chunks, None)
     if first is None:
         raise InputError(reader.name, "has a header but no data rows")
-    layout = choose_layout(reader, first, kind, labels, o.target_cols, o.pred_cols)
+    layout = choose_layout(reader, first, kind, labels, o.target_cols, o.pred_cols, o.sample_weight)
     if kind == "elementwise" and len(layout.target) != len(layout.pred):
         raise InputError(
             "--target-cols",
@@ -251,13 +256,28 @@ def _from_inline(ev, o: Options):
             "(or ';' rows of one-hot targets)",
         )
     locate = inline_locator(y, p, y2, p2)
+    w = _inline_weights(o.sample_weight, p2.shape[0])
     try:
-        result = run(ev, y2, p2)
+        result = run(ev, y2, p2, w)
     except DomainError as e:
-        raise _domain_error(e, locate(e.which, e.row, e.col)) from None
+        raise _domain_error(e, f"--sample-weight: value {e.row + 1}" if e.which == "weight"
+                            else locate(e.which, e.row, e.col)) from None
     flat = not ev.rows_loss and p.ndim == 1
     names = [str(i) for i in range(p2.shape[1])]
     return Report(result=result, pred=p2, pred_names=names, flat=flat, source="inline")
+
+
+def _inline_weights(spec, samples: int):
+    """--sample-weight with inline input: one number per sample."""
+    if spec is None:
+        return None
+    from .inputs import parse_inline
+
+    w = parse_inline(spec, "--sample-weight").reshape(-1)
+    if w.size != samples:
+        raise InputError("--sample-weight", f"has {w.size} weights but there are {samples} samples; give one per "
+                                            "sample")
+    return w
 
 
 def _count(a) -> str:
@@ -311,7 +331,9 @@ def _load_arrays(loss: str, o: Options):
         y2, p2, shape = as_2d(loss, y, p)
         if kind == "elementwise" and y2.shape != p2.shape:
             raise InputError("--target", f"has {_count(y)} but --pred has {_count(p)}; they must match")
-        return y2, p2, shape, inline_locator(y, p, y2, p2)
+        locate = inline_locator(y, p, y2, p2)
+        return y2, p2, shape, _weights_locator(locate, lambda r, c: f"--sample-weight: value {r + 1}"), \
+            _inline_weights(o.sample_weight, p2.shape[0])
     reader, chunks, layout = _csv_layout(kind, o.labels, o)
     chunks = list(chunks)
     data = np.concatenate([c.data for c in chunks])
@@ -320,12 +342,20 @@ def _load_arrays(loss: str, o: Options):
         o.labels = layout.labels
 
     def locate(which, row, col):
-        file_col = (layout.target if which == "target" else layout.pred)[col]
+        file_col = layout.weight if which == "weight" else (layout.target if which == "target" else layout.pred)[col]
         i = int(np.searchsorted(starts, row, side="right")) - 1
         return chunks[i].where(row - int(starts[i]), file_col)
 
     p2 = data[:, layout.pred]
-    return data[:, layout.target], p2, p2.shape, locate
+    w = None if layout.weight is None else data[:, layout.weight]
+    return data[:, layout.target], p2, p2.shape, locate, w
+
+
+def _weights_locator(locate, weight_where):
+    def where(which, row, col):
+        return weight_where(row, col) if which == "weight" else locate(which, row, col)
+
+    return where
 
 
 def _domain_guard(fn, locate):
@@ -344,9 +374,9 @@ def run_compare(o: Options, loss: str) -> None:
     fmt = check_format(o.format) if o.format else ("table" if o.output in (None, "-") and sys.stdout.isatty() else "json")
     if fmt == "csv":
         raise OptionError("--format", "compare writes table or json")
-    y2, p2, shape, locate = _load_arrays(loss, o)
+    y2, p2, shape, locate, w = _load_arrays(loss, o)
     comp = _domain_guard(lambda: compare(loss, y2, p2, from_logits=o.from_logits, reduction=o.reduction,
-                                         labels=o.labels, dtype=o.dtype, shape=shape, params=o.params), locate)
+                                         labels=o.labels, dtype=o.dtype, shape=shape, params=o.params, w=w), locate)
     with open_output(o.output) as out:
         write_comparison(comp, p2, y2, fmt, out)
 
@@ -371,7 +401,7 @@ def run_check(o: Options, loss: str) -> int:
         from .reduction import REDUCTIONS
 
         _choice("--reduction", o.reduction, REDUCTIONS, "reduction")
-    y2, p2, shape, locate = _load_arrays(loss, o)
+    y2, p2, shape, locate, w = _load_arrays(loss, o)
     grad = parse_inline(o.my_grad, "--my-grad")
     tokens = [t for t in __import__("re").split(r"[,;\s]+", o.my_grad.strip()) if t]
     my_loss = None
@@ -384,7 +414,7 @@ def run_check(o: Options, loss: str) -> int:
         my_loss = (float(v.reshape(-1)[0]), float(tolerance([o.my_loss.strip()], v.reshape(-1))[0]))
     diag = _domain_guard(lambda: check(loss, y2, p2, grad.reshape(-1), tokens, from_logits=o.from_logits,
                                        labels=o.labels, against=o.convention, reduction=o.reduction,
-                                       my_loss=my_loss, dtype=o.dtype, shape=shape, params=o.params), locate)
+                                       my_loss=my_loss, dtype=o.dtype, shape=shape, params=o.params, w=w), locate)
     with open_output(o.output) as out:
         write_diagnosis(diag, fmt, out)
     return 0 if diag.match else 1
@@ -397,6 +427,7 @@ def run_loss(name: str, o: Options) -> None:
     fmt = check_format(o.format) if o.format else default_format(o.output)
     ev = Evaluator(
         name,
+        sample_weight=o.sample_weight is not None,
         from_logits=o.from_logits,
         reduction=o.reduction,
         convention=o.convention,
@@ -437,9 +468,11 @@ def _stream_csv(ev, o: Options) -> None:
     from .render import csv_header, open_output, value_line
 
     counting = None
-    # a mean's N is the row count unless rows are left out or weighted (--ignore-index, --class-weights): then
+    # a mean's N is the row count unless rows are left out or weighted (--ignore-index, --class-weights, exact's
+    # --sample-weight): then
     # only the end knows it
-    countable = ev.params.get("ignore_index") is None and ev.params.get("class_weights") is None
+    countable = ev.params.get("ignore_index") is None and ev.params.get("class_weights") is None and not (
+        ev.sample_weight and ev.conv.sample_weight_mean == "sum-of-weights")
     if ev.reduction == "mean" and countable and o.csv not in (None, "-") and os.path.isfile(o.csv):
         # count the file's lines on another thread while the reader starts: a mean's N, known before writing
         from concurrent.futures import ThreadPoolExecutor
@@ -466,7 +499,7 @@ def _stream_csv(ev, o: Options) -> None:
     value, _ = ev.finish()
     r = Result(loss=ev.loss.name, convention=ev.conv.name, from_logits=ev.from_logits, reduction=ev.reduction,
                dtype=ev.dtype_name, n=ev.n, value=value, losses=np.empty(0), grad=np.empty(0),
-               per_sample=ev.per_sample)
+               per_sample=ev.per_sample, weight_note=ev.weight_note)
     for w in ev.warnings():
         sys.stderr.write(f"warning: {w}\n")
     if explain:
@@ -475,6 +508,14 @@ def _stream_csv(ev, o: Options) -> None:
 
 
 def _reduction_formula(r) -> list[str]:
+    if r.weight_note and r.reduction != "none":
+        lines = ["ℓᵢ ← wᵢ·ℓᵢ, ∂ℓᵢ/∂xᵢ ← wᵢ·∂ℓᵢ/∂xᵢ  (sample weights; the losses shown are the weighted ones)"]
+        if r.reduction == "sum":
+            return lines + ["J = Σᵢ wᵢℓᵢ"]
+        if "sum of the sample weights" in r.weight_note:
+            return lines + [f"J = Σᵢ wᵢℓᵢ / Σᵢ wᵢ,  ∂J/∂xᵢ = wᵢ·(∂ℓᵢ/∂xᵢ) / Σᵢ wᵢ,  Σᵢ wᵢ = {r.n}"]
+        return lines + [f"J = Σᵢ wᵢℓᵢ / N,  ∂J/∂xᵢ = wᵢ·(∂ℓᵢ/∂xᵢ) / N,  N = {r.n}  (Keras' sum_over_batch_size; "
+                        "(loss·w).mean() in PyTorch and optax)"]
     if r.reduction == "mean":
         return [f"J = (1/N) Σᵢ ℓᵢ,  ∂J/∂xᵢ = (∂ℓᵢ/∂xᵢ) / N,  N = {r.n}"]
     if r.reduction == "sum":

@@ -29,13 +29,14 @@ def supported(loss: str, from_logits: bool) -> tuple[list[str], dict[str, str]]:
 
 
 def evaluate_all(loss, y2, p2, *, from_logits, reduction, labels, dtype="float64", names=None,
-                 params=None) -> dict[str, Result]:
+                 params=None, w=None) -> dict[str, Result]:
     have, _ = supported(loss, from_logits)
     out = {}
     for name in names or have:
         ev = Evaluator(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
+                       sample_weight=w is not None,
                        **(params or {}))
-        out[name] = run(ev, y2, p2)
+        out[name] = run(ev, y2, p2, w)
     return out
 
 
@@ -184,12 +185,12 @@ class Comparison:
 
 
 def compare(loss: str, y, p, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            shape=None, params=None) -> Comparison:
+            shape=None, params=None, w=None) -> Comparison:
     """`loss` under every convention that has it. `shape`: the predictions' shape as the user gave them."""
     y2, p2, shape2 = as_2d(loss, y, p)
     shape = shape or shape2
     results = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params)
+                           params=params, w=w)
     _, lack = supported(loss, from_logits)
     exact = results["exact"]
     diffs = []
@@ -240,22 +241,32 @@ def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
     return np.array(tol).reshape(values.shape)
 
 
-def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=None) -> list[Candidate]:
+def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=None, w=None) -> list[Candidate]:
     out = []
     have, _ = supported(loss, from_logits)
     for reduction in ("mean", "sum", "none"):
         res = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params)
+                           params=params, w=w)
         for name, r in res.items():
             out.append(Candidate(name, reduction, "logits" if from_logits else "pred", r.grad, r.value, r.n))
             if r.grad_logits is not None:
                 out.append(Candidate(name, reduction, "logits", r.grad_logits, r.value, r.n))
     if from_logits and LOSSES[loss].has_logits:
-        # gradients with respect to the probabilities behind the logits: the same loss on sigma(z) / softmax(z)
-        probs = 1 / (1 + np.exp(-p2)) if loss == "bce" else _softmax(p2)
-        probs = np.clip(probs, 0, 1)
+        # gradients with respect to what the logits stand for: the same loss on sigma(z), softmax(z) or the rate e^z
+        with np.errstate(over="ignore"):
+            if loss in ("bce", "focal"):
+                probs = np.clip(1 / (1 + np.exp(-p2)), 0, 1)
+            elif loss == "poisson":
+                probs = np.exp(p2)
+            else:
+                probs = np.clip(_softmax(p2), 0, 1)
+        have_probs = [n for n in supported(loss, False)[0]]
         for reduction in ("mean", "sum", "none"):
-            res = evaluate_all(loss, y2, probs, from_logits=False, reduction=reduction, labels=labels, dtype=dtype)
+            if not np.isfinite(probs).all():
+                break
+            res = evaluate_all(loss, y2, probs, from_logits=False, reduction=reduction, labels=labels, dtype=dtype,
+                               params={k: v for k, v in (params or {}).items() if k != "pos_weight"}, w=w,
+                               names=have_probs)
             for name, r in res.items():
                 out.append(Candidate(name, reduction, "probs", r.grad, r.value, r.n))
     return out
@@ -285,7 +296,7 @@ def describe(c: Candidate) -> str:
 
 
 def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
-          reduction=None, my_loss=None, dtype="float64", shape=None, params=None) -> Diagnosis:
+          reduction=None, my_loss=None, dtype="float64", shape=None, params=None, w=None) -> Diagnosis:
     y2, p2, shape2 = as_2d(loss, y, p)
     shape = shape or shape2
     mine = np.asarray(my_grad, dtype=np.float64)
@@ -293,9 +304,9 @@ def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="aut
         raise OptionError("--my-grad", f"has {mine.size} values but the predictions have {p2.size}")
     mine = mine.reshape(p2.shape)
     tol = tolerance(my_grad_tokens, mine)
-    cands = candidates(loss, y2, p2, from_logits=from_logits, labels=labels, dtype=dtype, params=params)
+    cands = candidates(loss, y2, p2, from_logits=from_logits, labels=labels, dtype=dtype, params=params, w=w)
     exact = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction="none", labels=labels, names=["exact"],
-                         params=params)
+                         params=params, w=w)
     targets_used, label_idx = exact["exact"].target.reshape(p2.shape), exact["exact"].labels
     for c in cands:
         c.residual = _residual(mine, c.grad, tol)

@@ -373,10 +373,14 @@ class Layout:
     target: list[int]
     pred: list[int]
     labels: str | None = None  # ce: "index" or "onehot"
+    weight: int | None = None  # the column of per-sample weights (--sample-weight)
 
     def error(self, e, chunk: Chunk) -> InputError:
         """A loss's DomainError in `chunk` as an InputError at file:line:column."""
-        file_col = (self.target if e.which == "target" else self.pred)[e.col]
+        if e.which == "weight":
+            file_col = self.weight
+        else:
+            file_col = (self.target if e.which == "target" else self.pred)[e.col]
         return InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.what}")
 
 
@@ -385,16 +389,57 @@ def _looks_onehot(block: np.ndarray) -> bool:
     return bool((block >= 0).all() and np.allclose(block.sum(axis=1), 1, rtol=0, atol=1e-6))
 
 
-def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str, target_cols, pred_cols) -> Layout:
+def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str, target_cols, pred_cols,
+                  weight_col: str | None = None) -> Layout:
+    """Which columns are targets and predictions (and weights): as named, or the default layout of the loss's
+    kind over the columns left once the weight column is taken out."""
+    if weight_col is None:
+        return _choose_layout(reader, first, kind, labels, target_cols, pred_cols)
+    w = parse_cols(weight_col, "--sample-weight", reader.header, reader.ncols)
+    if len(w) != 1:
+        raise InputError("--sample-weight", "names one column (a name or a 0-based index)")
+    rest = [i for i in range(reader.ncols) if i != w[0]]
+    for option, spec in (("--target-cols", target_cols), ("--pred-cols", pred_cols)):
+        if spec and w[0] in parse_cols(spec, option, reader.header, reader.ncols):
+            raise InputError(option, "includes the --sample-weight column")
+    if target_cols or pred_cols:
+        layout = _choose_layout(reader, first, kind, labels, target_cols, pred_cols, exclude=w[0])
+    else:
+        # the default layout over the other columns, mapped back to the file's
+        sub = _Columns(reader, rest)
+        view = None if first is None else _View(first.data[:, rest])
+        layout = _choose_layout(sub, view, kind, labels, None, None)
+        layout.target = [rest[i] for i in layout.target]
+        layout.pred = [rest[i] for i in layout.pred]
+    layout.weight = w[0]
+    return layout
+
+
+class _Columns:
+    """A reader's header and column count with some columns left out (for the default layout)."""
+
+    def __init__(self, reader, keep):
+        self.ncols = len(keep)
+        self.header = None if reader.header is None else [reader.header[i] for i in keep]
+        self.header_line = reader.header_line
+        self.where = reader.where
+
+
+class _View:
+    def __init__(self, data):
+        self.data = data
+
+
+def _choose_layout(reader, first, kind: str, labels: str, target_cols, pred_cols, exclude=None) -> Layout:
     n = reader.ncols
     where = reader.where(reader.header_line)
     if target_cols or pred_cols:
         t = parse_cols(target_cols, "--target-cols", reader.header, n) if target_cols else None
         p = parse_cols(pred_cols, "--pred-cols", reader.header, n) if pred_cols else None
         if t is None:
-            t = [i for i in range(n) if i not in p]
+            t = [i for i in range(n) if i not in p and i != exclude]
         if p is None:
-            p = [i for i in range(n) if i not in t]
+            p = [i for i in range(n) if i not in t and i != exclude]
         if not t or not p:
             raise InputError("--target-cols" if not t else "--pred-cols", "selects no columns")
         if set(t) & set(p):

@@ -69,6 +69,8 @@ def to_json(rep: Report) -> str:
         "grad": _jsonable(_shaped(rep, r.grad)),
         "grad_logits": _jsonable(_shaped(rep, r.grad_logits)),
     }
+    if r.weight_note:
+        obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
     if r.warnings:
         obj["warnings"] = r.warnings
     return json.dumps(obj) + "\n"
@@ -96,8 +98,9 @@ def value_line(r: Result) -> str:
     per = "samples" if r.per_sample else "elements"
     if r.value is None:
         return f"{r.loss} ({r.convention}, reduction none, {r.n} {per}): no reduced value"
-    if isinstance(r.n, float):  # class weights: the mean divides by the sum of the samples' weights
-        how = f"mean over N={r.n} (the sum of the class weights)" if r.reduction == "mean" else "weighted sum"
+    if r.weight_note or isinstance(r.n, float):  # weights: what the mean divides by
+        note = r.weight_note or "the sum of the class weights"
+        how = f"mean over N={r.n} ({note})" if r.reduction == "mean" else "weighted sum"
     else:
         how = f"mean over N={r.n} {per}" if r.reduction == "mean" else f"sum over {r.n} {per}"
     return f"{r.loss} ({r.convention}, {how}): value={_num(r.value, full=True)}"

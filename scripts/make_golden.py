@@ -498,6 +498,88 @@ def family_cases():
     return out
 
 
+def run_sample_weighted(conv, loss, y, p, from_logits, labels, reduction, w):
+    """Per-sample weights as each framework takes them: Keras' loss classes (sample_weight, sum_over_batch_size),
+    PyTorch's bce weight= (mean over the elements), and (loss * w).mean() where the loss has no weight argument
+    (PyTorch's ce, optax)."""
+    if conv in ("keras", "tf-keras"):
+        import tensorflow as tf
+
+        module = __import__("keras" if conv == "keras" else "tf_keras")
+        kw = {"dtype": "float64"} if conv == "keras" else {}
+        red = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
+        cls = {"bce": lambda r: module.losses.BinaryCrossentropy(from_logits=from_logits, reduction=r, **kw),
+               "mse": lambda r: module.losses.MeanSquaredError(reduction=r, **kw),
+               "ce": lambda r: module.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=r,
+                                                                           **kw)}[loss]
+        target = tf.constant(y.astype(np.int64) if labels == "index" else y)
+        pv = tf.Variable(p, dtype=tf.float64)
+        sw = tf.constant(w)
+        with tf.GradientTape() as tape:
+            out = cls(red)(target, pv, sample_weight=sw)
+            total = tf.reduce_sum(out)
+        grad = tape.gradient(total, pv).numpy()
+        per = cls("none")(target, pv, sample_weight=sw).numpy()
+        return per, (None if reduction == "none" else float(out.numpy())), grad
+    if conv == "torch":
+        import torch
+        import torch.nn.functional as F
+
+        pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        wt = torch.tensor(w, dtype=torch.float64)
+        if loss == "bce":
+            per = F.binary_cross_entropy_with_logits(pt, torch.tensor(y), weight=wt[:, None], reduction="none")
+            val = (F.binary_cross_entropy_with_logits(pt, torch.tensor(y), weight=wt[:, None], reduction=reduction)
+                   if reduction != "none" else per.sum())
+        else:
+            target = torch.tensor(y.astype(np.int64))
+            per = F.cross_entropy(pt, target, reduction="none") * wt
+            val = {"mean": per.mean(), "sum": per.sum(), "none": per.sum()}[reduction]
+        val.backward()
+        return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    def per_fn(pp):
+        return optax.losses.sigmoid_binary_cross_entropy(pp, jnp.asarray(y)) * jnp.asarray(w)[:, None]
+
+    def reduced(pp):
+        return jnp.mean(per_fn(pp)) if reduction == "mean" else jnp.sum(per_fn(pp))
+
+    pj = jnp.asarray(p, dtype=jnp.float64)
+    value, grad = jax.value_and_grad(reduced)(pj)
+    return np.asarray(per_fn(pj)), (None if reduction == "none" else float(value)), np.asarray(grad)
+
+
+SAMPLE_WEIGHTED = [("bce", c, True, None) for c in ("keras", "tf-keras", "torch", "optax")] + \
+    [("mse", c, False, None) for c in ("keras", "tf-keras")] + [("ce", c, True, "index") for c in ("keras", "torch")]
+
+
+def add_sample_weighted(by_loss):
+    rng = np.random.default_rng(20261125)
+    for loss, conv, from_logits, labels in SAMPLE_WEIGHTED:
+        if loss == "bce":
+            y, p = bce_logit_inputs(rng)
+            y, p = y[:20, None], p[:20, None]
+        elif loss == "mse":
+            y, p = mse_inputs(rng, 3)
+        else:
+            y, p = ce_logit_inputs(rng, "index")
+        w = np.round(rng.uniform(0, 3, size=p.shape[0]), 2)
+        w[0] = 0.0
+        for reduction in REDUCTIONS:
+            per, val, grad = run_sample_weighted(conv, loss, y, p, from_logits, labels, reduction, w)
+            by_loss[loss].append({
+                "convention": conv, "from_logits": from_logits, "labels": labels,
+                "params": {"sample_weight": w.tolist()}, "reduction": reduction, "target": as_list(y),
+                "pred": as_list(p), "losses": encode(as_list(per)) if loss != "mse" or conv == "torch" else None,
+                "value": encode(val), "grad": encode(as_list(grad)),
+            })
+
+
 def add_family(by_loss):
     rng = np.random.default_rng(20261124)
     for loss, conv, opts, make in family_cases():
@@ -679,6 +761,7 @@ def main():
                 "grad": encode(as_list(grad)),
             })
     add_family(by_loss)
+    add_sample_weighted(by_loss)
     meta = versions()
     meta["torchvision"] = torchvision_version()  # its focal loss's source (see torchvision_focal)
     for loss, cases in by_loss.items():

@@ -137,3 +137,56 @@ def test_without_polars_batch_mode_still_works(monkeypatch, data):
     out, _ = _stream(text, fast=False)
     got = np.loadtxt(io.StringIO(out), delimiter=",", skiprows=1)
     assert got[:, 1].tolist() == lossgrad.bce(y, z, from_logits=True).grad.tolist()
+
+
+# ---------------------------------------------------------------- --sample-weight
+
+
+@pytest.mark.parametrize("conv", ["exact", "keras", "torch"])
+def test_sample_weight_column_streams_as_the_api_computes(tmp_path, conv):
+    # the weight column sits between the others: the default layout is taken over the rest
+    rng = np.random.default_rng(21)
+    n = 60_000
+    y = rng.integers(0, 2, n).astype(float)
+    z = rng.normal(scale=3, size=n)
+    w = np.round(rng.uniform(0, 2, n), 3)
+    path = tmp_path / "w.csv"
+    path.write_text("target,weight,logit\n" + "".join(f"{a},{float(c)!r},{float(b)!r}\n" for a, b, c in zip(y, z, w)))
+    r = run("bce", "--from-logits", "--csv", str(path), "--sample-weight", "weight", "-c", conv, "-f", "csv")
+    assert r.code == 0, r.err
+    got = np.loadtxt(io.StringIO(r.out), delimiter=",", skiprows=1)
+    want = lossgrad.bce(y, z, from_logits=True, convention=conv, sample_weight=w)
+    np.testing.assert_array_equal(got[:, 0], want.losses)
+    np.testing.assert_array_equal(got[:, 1], want.grad)
+    # exact divides the weighted sum by the sum of the weights, the frameworks by N
+    n_is = np.sum(w) if conv == "exact" else n
+    assert want.value == pytest.approx(np.sum(w * lossgrad.bce(y, z, from_logits=True, reduction="none").losses)
+                                       / n_is, rel=1e-13)
+    assert f"value={want.value!r}" in r.err
+
+
+def test_sample_weight_worked_by_hand():
+    # w = (1, 3): exact mean (1·1 + 3·4) / 4 = 3.25; Keras' sum_over_batch_size (1 + 12) / 2 = 6.5
+    a = lossgrad.mse([0.0, 0.0], [1.0, 2.0], sample_weight=[1.0, 3.0])
+    b = lossgrad.mse([0.0, 0.0], [1.0, 2.0], sample_weight=[1.0, 3.0], convention="keras")
+    assert (a.value, a.n, b.value, b.n) == (3.25, 4.0, 6.5, 2)
+    assert a.grad.tolist() == [2 * 1 / 4, 3 * 4 / 4] and b.grad.tolist() == [1.0, 6.0]
+
+
+def test_sample_weight_inline_and_in_compare():
+    r = run("mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1,3", "-f", "json")
+    assert r.json()["value"] == 3.25 and r.json()["n_is"] == "the sum of the sample weights"
+    r = run("compare", "mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1,3", "-f", "json")
+    assert r.code == 0 and r.json()["conventions"]["keras"]["value"] == 6.5
+
+
+@pytest.mark.parametrize("args,input,fragments", [
+    (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1"], None, ["--sample-weight", "1 weights", "2 samples"]),
+    (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1,-3"], None, ["--sample-weight: value 2", "-3.0"]),
+    (["bce", "--from-logits", "--sample-weight", "w", "-f", "csv"], "y,p,w\n0,1,1\n1,2,-1\n", ["<stdin>:3:5", "sample weight"]),
+    (["bce", "--from-logits", "--sample-weight", "v", "-f", "csv"], "y,p,w\n0,1,1\n", ["no column named 'v'"]),
+    (["ce", "--from-logits", "--sample-weight", "w", "--class-weights", "1,2", "-f", "csv"], "y,a,b,w\n0,1,1,1\n",
+     ["--class-weights"]),
+])
+def test_sample_weight_errors(args, input, fragments):
+    assert_usage_error(run(*args, input=input), *fragments)

@@ -56,13 +56,13 @@ def test_convention_reproduces_framework(loss, case):
               **case.get("params", {}))
     if loss in ("ce", "nll"):
         kw["labels"] = "index" if labels == "index" else "onehot"
-    for name in ("class_weights", "pos_weight"):
+    for name in ("class_weights", "pos_weight", "sample_weight"):
         if name in kw:
             kw[name] = np.array(kw[name])
     r = lossgrad.evaluate(loss, y, p, **kw)
     f32 = loss in lossgrad.CONVENTIONS[case["convention"]].floatx_losses
     n = r.n if case["reduction"] == "mean" else 1
-    for name in ("class_weights", "pos_weight"):
+    for name in ("class_weights", "pos_weight", "sample_weight"):
         if name in case.get("params", {}):
             n = n / max(case["params"][name] + [1.0])  # the weights scale the terms
     # the terms a gradient element is made of are O(1) (sigma, softmax, y) per element, divided by N
