@@ -77,3 +77,30 @@ def test_live_regression_agrees(loss, conv, param, make):
         assert_close(r.grad, grad, max(param or 1.0, 1.0) / n, "grad", f32)
         if value is not None:
             assert_close(r.value, value, abs(value), "value", f32)
+
+
+def _family_specs():
+    import make_golden
+
+    return [pytest.param(*s, id=f"{s[0]}-{s[1]}-{i}") for i, s in enumerate(make_golden.family_cases())]
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("loss,conv,opts,make", _family_specs())
+def test_live_family_agrees(loss, conv, opts, make):
+    if not _have(conv):
+        pytest.skip(f"{conv}: {', '.join(NEEDS[conv])} not installed")
+    if loss == "focal" and conv == "torch" and importlib.util.find_spec("torchvision") is None:
+        pytest.skip("torch focal: torchvision not installed")
+    import make_golden
+
+    rng = np.random.default_rng(777)
+    y, p = make(rng)
+    params = {k: v for k, v in opts.items() if v is not None}
+    for reduction in ("mean", "sum", "none"):
+        per, value, grad = make_golden.run_family(conv, loss, y, p, reduction, **opts)
+        r = lossgrad.evaluate(loss, y, p, convention=conv, reduction=reduction, **params)
+        n = r.n if reduction == "mean" else 1
+        assert_close(r.grad, grad, 1.0 / n, "grad")
+        if value is not None:
+            assert_close(r.value, value, abs(value) if np.isfinite(value) else 0, "value")
