@@ -69,13 +69,57 @@ def ce_prob_rows(rng, n):
     return rows
 
 
+def kl_rows(rng, n):
+    rows = [([0.2, 0.3, 0.5], [0.2000001, 0.2999999, 0.5]), ([0.0, 1.0, 0.0], [0.05, 0.95, 1e-300]),
+            ([0.5, 0.5, 0.0], [1e-300, 1 - 1e-16, 1e-20]), ([1e-300, 1 - 1e-300, 0.0], [0.5, 0.25, 0.25])]
+    for _ in range(n):
+        y = rng.dirichlet(np.ones(3) * 0.5)
+        if rng.random() < 0.3:  # a prediction a hair from the target: the row's terms cancel
+            q = y * (1 + rng.normal(scale=1e-7, size=3))
+            q = np.clip(q / q.sum(), 1e-300, 1)
+        else:
+            q = np.clip(rng.dirichlet(np.ones(3) * 0.5), 1e-300, 1)
+        rows.append((y.tolist(), q.tolist()))
+    return rows
+
+
+def poisson_pairs(rng, n):
+    grid = [(y, p) for y in (0.0, 1.0, 3.0, 2.5, 1e-10, 1e6) for p in
+            (1e-300, 1e-8, 0.5, 1.0, 2.718281828459045, 3.0, 2.5, 1e6, 1e300)]
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 20, n).astype(float), rng.random(n) * 10.0 ** rng.uniform(-3, 3, n))
+    p = np.where(rng.random(n) < 0.3, y * (1 + rng.normal(scale=1e-3, size=n)), 10.0 ** rng.uniform(-5, 5, n))
+    return grid + list(zip(y.tolist(), np.maximum(p, 1e-300).tolist()))
+
+
+def poisson_log_pairs(rng, n):
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 20, n).astype(float), rng.random(n) * 10.0 ** rng.uniform(-3, 3, n))
+    z = np.where(rng.random(n) < 0.3, np.log(np.maximum(y, 1e-3)) + rng.normal(scale=1e-9, size=n),
+                 rng.normal(scale=5, size=n))
+    return [(3.0, math.log(3.0)), (0.0, 700.0), (1e6, math.log(1e6))] + list(zip(y.tolist(), z.tolist()))
+
+
+def cosine_rows(rng, n):
+    rows = [([1.0, 2.0, 3.0], [2.0, 4.0, 6.000000001]), ([1.0, 0.0, 0.0], [1.0, 1e-10, 0.0]),
+            ([1e-300, 2e-300, 0.0], [1e300, 2e300, 1.0])]
+    for _ in range(n):
+        y = rng.normal(size=3) * 10.0 ** rng.uniform(-3, 3)
+        if rng.random() < 0.4:  # nearly parallel: 1 - cos cancels
+            p = y * rng.uniform(0.1, 10) + rng.normal(scale=10.0 ** rng.uniform(-12, -4), size=3) * np.abs(y).max()
+        else:
+            p = rng.normal(size=3)
+        rows.append((y.tolist(), p.tolist()))
+    return rows
+
+
 # ---------------------------------------------------------------- implementations: (losses, grad, grad_logits)
 
 
 def run_lossgrad(family, y, p, dtype):
     loss, kw = {"bce-logits": ("bce", {"from_logits": True}), "bce-probs": ("bce", {}), "mse": ("mse", {}),
                 "ce-logits": ("ce", {"from_logits": True, "labels": "onehot"}),
-                "ce-probs": ("ce", {"labels": "onehot"})}[family]
+                "ce-probs": ("ce", {"labels": "onehot"}), "kl": ("kl", {}), "poisson": ("poisson", {}),
+                "poisson-log": ("poisson", {"from_logits": True}), "focal-logits": ("focal", {"from_logits": True}),
+                "cosine": ("cosine", {})}[family]
     with np.errstate(all="ignore"):
         r = lossgrad.evaluate(loss, y, p, reduction="none", dtype=dtype, **kw)
     return r.losses, r.grad, r.grad_logits
@@ -95,10 +139,34 @@ def run_torch(family, y, p):
         per = F.mse_loss(pt, yt, reduction="none")
     elif family == "ce-logits":
         per = F.cross_entropy(pt, yt, reduction="none")
+    elif family == "kl":
+        per = F.kl_div(torch.log(pt), yt, reduction="none").sum(dim=1)
+    elif family in ("poisson", "poisson-log"):
+        per = F.poisson_nll_loss(pt, yt, log_input=family == "poisson-log", full=False, reduction="none")
+    elif family == "cosine":
+        per = F.cosine_embedding_loss(pt, yt, torch.ones(pt.shape[0], dtype=torch.float64), reduction="none")
+    elif family == "focal-logits":
+        focal = _torchvision_focal()
+        if focal is None:
+            return None
+        per = focal(pt, yt, alpha=-1, gamma=2.0, reduction="none")
     else:
         return None
     per.sum().backward()
     return per.detach().numpy(), pt.grad.numpy(), None
+
+
+def _torchvision_focal():
+    """torchvision.ops.sigmoid_focal_loss from the installed torchvision's source (its compiled ops are not needed)."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        return None
+    path = Path(spec.submodule_search_locations[0]) / "ops" / "focal_loss.py"
+    space = {"_log_api_usage_once": lambda *a: None}
+    exec(compile(path.read_text().replace("from ..utils import _log_api_usage_once", ""), str(path), "exec"), space)
+    return space["sigmoid_focal_loss"]
 
 
 def run_optax(family, y, p):
@@ -109,7 +177,10 @@ def run_optax(family, y, p):
     import optax
 
     fn = {"bce-logits": optax.losses.sigmoid_binary_cross_entropy, "mse": lambda a, b: optax.losses.squared_error(a, b),
-          "ce-logits": optax.losses.softmax_cross_entropy}.get(family)
+          "ce-logits": optax.losses.softmax_cross_entropy,
+          "kl": lambda a, b: optax.losses.kl_divergence(jnp.log(a), b),
+          "focal-logits": lambda a, b: optax.losses.sigmoid_focal_loss(a, b, gamma=2.0),
+          "cosine": lambda a, b: optax.losses.cosine_distance(a, b)}.get(family)
     if fn is None:
         return None
     yj, pj = jnp.asarray(y), jnp.asarray(p, dtype=jnp.float64)
@@ -134,6 +205,12 @@ def truths(family, y, p):
     if family == "ce-logits":
         out = [R.ce_logits(a, b) for a, b in zip(y, p)]
         return [o[0] for o in out], [o[1] for o in out], None
+    if family in ("kl", "cosine", "poisson", "poisson-log", "focal-logits"):
+        fn = {"kl": R.kl, "cosine": R.cosine, "poisson": R.poisson,
+              "poisson-log": lambda a, b: R.poisson(a, b, log_input=True),
+              "focal-logits": lambda a, b: R.focal(a, b, True, 2.0)}[family]
+        out = [fn(a, b) for a, b in zip(y, p)]
+        return [o[0] for o in out], [o[1] for o in out], None
     out = [R.ce_probs(a, b) for a, b in zip(y, p)]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
@@ -156,7 +233,9 @@ def worst(got, truth, inputs, dtype):
 
 
 FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": mse_pairs,
-            "ce-logits": ce_logit_rows, "ce-probs": ce_prob_rows}
+            "ce-logits": ce_logit_rows, "ce-probs": ce_prob_rows, "focal-logits": bce_logit_pairs,
+            "poisson": poisson_pairs, "poisson-log": poisson_log_pairs, "kl": kl_rows, "cosine": cosine_rows}
+ROWS = ("ce-logits", "ce-probs", "kl", "cosine")  # one loss per row of several values
 
 
 def _fmt(w):
@@ -184,6 +263,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--random", type=int, default=2000, help="random samples per loss besides the grid")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--only", help="comma-separated losses (families) to measure, e.g. kl,cosine")
     args = ap.parse_args()
     rng = np.random.default_rng(args.seed)
     impls = {"lossgrad float64": lambda f, y, p: run_lossgrad(f, y, p, "float64"),
@@ -197,6 +277,8 @@ def main():
     t0 = time.time()
     rows = []
     for family, make in FAMILIES.items():
+        if args.only and family not in args.only.split(","):
+            continue
         pairs = make(rng, args.random)
         y = [a for a, _ in pairs]
         p = [b for _, b in pairs]
@@ -221,8 +303,11 @@ def main():
                     tq = truths(family, yy.tolist(), pp.tolist())[q]
                 else:
                     tq = truth[q]
-                out = fn(family, yy if family in ("ce-logits", "ce-probs") else yy.reshape(-1),
-                         pp if family in ("ce-logits", "ce-probs") else pp.reshape(-1))
+                try:
+                    out = fn(family, yy if family in ROWS else yy.reshape(-1), pp if family in ROWS else pp.reshape(-1))
+                except Exception as e:  # a framework that refuses an input (optax's cosine of a zero vector)
+                    out = None
+                    print(f"{name} {family}: {type(e).__name__}: {e}", file=sys.stderr)
                 if out is None or out[q] is None:
                     cells.append(("—", None))
                     continue
