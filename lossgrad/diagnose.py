@@ -120,7 +120,36 @@ def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[
         rules.append((kink, lambda i: f"1 − y·p = 0, the hinge's kink: {conv.name}'s autodiff gives "
                                       f"{conv.hinge_tie:g}·(−y) there, the exact convention 0 (any value between "
                                       "is a subgradient)"))
-    if conv.last_axis_mean and LOSSES[loss].kind == "elementwise" and p2.shape[1] > 1:
+    everywhere = np.ones_like(p2, dtype=bool)
+    if loss == "kl":
+        if conv.kl == "keras":
+            eps = conv.eps
+            rules.append((np.broadcast_to(y2 < eps, p2.shape),
+                          lambda i: f"target {_g(y2[i])} is below ε = {eps:g}: {conv.name} clips it to ε, so it still "
+                                    "counts ε·log(ε/q)"))
+            rules.append((p2 < eps, lambda i: f"q = {_g(p2[i])} is below ε = {eps:g}: {conv.name} clips it, so its "
+                                              "gradient is 0"))
+        if loss in conv.elementwise_mean:
+            k = p2.shape[1]
+            rules.append((everywhere, lambda i: f"{conv.name}'s kl_div keeps one term per element: its mean divides "
+                                                f"by all N·{k} elements, not by the N samples (reduction='batchmean' "
+                                                "does)"))
+    if loss == "poisson" and not from_logits and conv.poisson in ("keras", "torch"):
+        eps = conv.eps if conv.poisson == "keras" else 1e-8
+        rules.append((everywhere, lambda i: f"{conv.name} adds ε = {eps:g} inside log(p + ε), which moves the "
+                                            "gradient by about ε·y/p²"))
+    if loss == "focal" and conv.focal_factor == "subtract":
+        rules.append((everywhere, lambda i: f"{conv.name} forms 1 − p_t as 1 − (y·p + (1 − y)(1 − p)), a subtraction "
+                                            "that loses the small value when p is close to y"))
+    if loss == "cosine" and conv.cosine != "exact":
+        how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps:g}",
+               "tf-keras": "normalises with 1/sqrt(max(‖x‖², 1e−12))",
+               "torch": "adds 1e−12 to each squared norm",
+               "optax": "forms 1 − cos by a subtraction"}[conv.cosine]
+        rules.append((everywhere, lambda i: f"{conv.name} {how}; for nearly parallel vectors its gradient, a "
+                                            "difference of nearly equal terms, keeps only a few digits"))
+    if conv.last_axis_mean and LOSSES[loss].kind == "elementwise" and LOSSES[loss].last_axis is None \
+            and p2.shape[1] > 1:
         k = p2.shape[1]
         rules.append((np.ones_like(p2, dtype=bool),
                       lambda i: f"{conv.name} averages each sample's {k} outputs before the batch reduction, so its "

@@ -130,3 +130,20 @@ def test_clip_bound_itself_passes_the_gradient_as_tensorflow_does():
     # files hold the same from TF 2.21); y = 1, p = 1e-7, N = 1
     out = lossgrad("bce", "-c", "keras", "-y", "1", "-p", "1e-7", "-f", "json").json()
     assert out["grad"] == [pytest.approx(-1e7, rel=1e-12)]
+
+
+def test_compare_explains_the_new_losses_differences():
+    r = lossgrad("compare", "kl", "-y", "0.2,0.3,0.5;0,1,0", "-p", "0.1,0.6,0.3;0.05,0.95,0.0000001", "-f", "json")
+    why = " ".join(d["why"] for d in r.json()["differences"])
+    assert "clips it to ε" in why and "N·3 elements" in why
+    # PyTorch's kl_div mean over the 6 elements is a third of the per-sample mean
+    convs = r.json()["conventions"]
+    assert convs["torch"]["n"] == 6 and convs["exact"]["n"] == 2
+
+
+def test_check_finds_pytorch_kl_mean():
+    # a gradient that divides by N·C (PyTorch's kl_div 'mean'), worked by hand: -y/q/6
+    y, q = "0.2,0.3,0.5;0.1,0.8,0.1", "0.1,0.6,0.3;0.2,0.6,0.2"
+    mine = ",".join(repr(-a / b / 6) for a, b in zip((0.2, 0.3, 0.5, 0.1, 0.8, 0.1), (0.1, 0.6, 0.3, 0.2, 0.6, 0.2)))
+    r = lossgrad("check", "kl", "-y", y, "-p", q, "--my-grad", mine, "-f", "json")
+    assert r.code == 0 and r.json()["match"]["convention"] == "torch"
