@@ -190,3 +190,31 @@ def test_sample_weight_inline_and_in_compare():
 ])
 def test_sample_weight_errors(args, input, fragments):
     assert_usage_error(run(*args, input=input), *fragments)
+
+
+@pytest.mark.parametrize("loss,conv,opts", [("kl", "exact", []), ("kl", "torch", []), ("cosine", "keras", []),
+                                            ("poisson", "exact", ["--from-logits"]), ("focal", "optax",
+                                                                                       ["--from-logits", "--alpha",
+                                                                                        "0.3"])])
+def test_new_losses_stream_as_the_api_computes(tmp_path, loss, conv, opts):
+    rng = np.random.default_rng(31)
+    n = 40_000
+    if loss in ("kl", "cosine"):
+        y, p = rng.dirichlet(np.ones(3), n), rng.dirichlet(np.ones(3), n)
+    elif loss == "poisson":
+        y, p = rng.integers(0, 5, (n, 1)).astype(float), rng.normal(size=(n, 1))
+    else:
+        y, p = rng.integers(0, 2, (n, 1)).astype(float), rng.normal(scale=3, size=(n, 1))
+    path = tmp_path / "in.csv"
+    np.savetxt(path, np.hstack([y, p]), delimiter=",", fmt="%.17g")
+    r = run(loss, "--csv", str(path), "-c", conv, "-f", "csv", *opts)
+    assert r.code == 0, r.err
+    got = np.loadtxt(io.StringIO(r.out), delimiter=",", skiprows=1, ndmin=2)
+    kw = {"alpha": 0.3} if "--alpha" in opts else {}
+    want = lossgrad.evaluate(loss, y, p, convention=conv, from_logits="--from-logits" in opts, **kw)
+    k = want.grad.shape[1]
+    np.testing.assert_array_equal(got[:, -k:], want.grad)
+    np.testing.assert_array_equal(got[:, :-k].reshape(want.losses.shape), want.losses)
+    # the same sum in other chunks: pairwise within each, compensated across them, so within an ulp or two
+    value = float(r.err.strip().rsplit("value=", 1)[1])
+    assert abs(value - want.value) <= 2 * np.spacing(want.value)
