@@ -208,9 +208,10 @@ BCE = register(
 # ---------------------------------------------------------------- ce
 
 
-def _log_softmax_exact(z):
-    """log softmax via the row max, without the rounding of z - max: s + s_err is z - max exactly (TwoSum), and
-    e^(s + s_err) = e^s (1 + s_err). The max's own term is exactly 1, added by log1p."""
+def _softmax_parts_exact(z):
+    """The pieces of log softmax via the row max, without the rounding of z - max: s + s_err is z - max exactly
+    (TwoSum), and e^(s + s_err) = e^s (1 + s_err). The max's own term is exactly 1, added by log1p:
+    log softmax = (s + s_err) - lse."""
     k = np.argmax(z, axis=1)
     rows = np.arange(z.shape[0])
     m = z[rows, k][:, None]
@@ -218,17 +219,18 @@ def _log_softmax_exact(z):
     bb = s - z
     s_err = (z - (s - bb)) + (-m - bb)
     es = np.exp(s)
-    es = es + es * s_err
-    es_k = es.copy()
-    es_k[rows, k] = 0
-    rest = es_k.sum(axis=1)
+    es += es * s_err
+    # the others' sum: the max's own term (exactly 1) left out, then put back
+    es[rows, k] = 0
+    rest = es.sum(axis=1)
+    es[rows, k] = 1
     lse = np.log1p(rest)
     # -log softmax = lse - s - s_err: three non-negative parts (s <= 0), no cancellation
-    return (s + s_err) - lse[:, None], k, rows, es, rest, s, s_err, lse
+    return k, rows, es, rest, s, s_err, lse
 
 
 def _ce_logits_exact(y, z):
-    logp, k, rows, es, rest, s, s_err, lse = _log_softmax_exact(z)
+    k, rows, es, rest, s, s_err, lse = _softmax_parts_exact(z)
     with np.errstate(invalid="ignore"):
         neg_logp = (lse[:, None] - s) - s_err
         losses = np.where(y == 0, 0, y * neg_logp).sum(axis=1)
@@ -330,7 +332,7 @@ def _ce_logits_exact_index(labels, z):
     """The exact form for class-index targets (one-hot rows): the loss is lse - s_t, the gradient softmax with 1
     taken off the target class. Nothing cancels: 1 - softmax_t is -sum of the others when t holds the maximum,
     and softmax_t <= 1/2 otherwise."""
-    logp, k, rows, es, rest, s, s_err, lse = _log_softmax_exact(z)
+    k, rows, es, rest, s, s_err, lse = _softmax_parts_exact(z)
     losses = (lse - s[rows, labels]) - s_err[rows, labels]
     sm = es / (1 + rest)[:, None]
     grad = sm.copy()
