@@ -33,6 +33,15 @@ def format_rows(losses: np.ndarray, grad: np.ndarray):
     return "".join(",".join(map(repr, row)) + "\n" for row in rows).encode()
 
 
+class Miscounted(Exception):
+    """The rows read differ from the count the output was divided by (blank lines the quick count took for
+    rows): the stream must run again, with `rows`."""
+
+    def __init__(self, rows: int):
+        super().__init__(rows)
+        self.rows = rows
+
+
 class _Stage:
     """One thread that runs jobs in order, at most one behind whoever feeds it. Parsing (polars), computing
     (numpy), formatting (polars) and writing (the kernel) all release the GIL, so stages overlap on both cores."""
@@ -147,7 +156,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
         value, n = ev.finish()
         divisor, spool = state["divisor"], state["spool"]
         if divisor is not None and divisor != 1 and n != divisor:
-            raise RuntimeError(f"counted {divisor} elements before reading but read {n}")
+            raise Miscounted(ev.rows)
         if spool is not None:
             spool.seek(0)
             for lshape, gshape, dtype in sizes:

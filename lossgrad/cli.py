@@ -204,7 +204,8 @@ def _open_csv(path: Optional[str]):
         size = os.fstat(f.fileno()).st_size
     except OSError:
         size = None
-    return CsvReader(f, path, size=size if size else None)
+    regular = size is not None and os.path.isfile(path)
+    return CsvReader(f, path, size=size if size else None, path=path if regular else None)
 
 
 def _csv_layout(kind: str, labels: str, o: Options):
@@ -425,20 +426,16 @@ def run_loss(name: str, o: Options) -> None:
     from .render import check_format, csv_header, csv_rows, default_format, open_output, to_json, to_table, value_line
 
     fmt = check_format(o.format) if o.format else default_format(o.output)
-    ev = Evaluator(
-        name,
-        sample_weight=o.sample_weight is not None,
-        from_logits=o.from_logits,
-        reduction=o.reduction,
-        convention=o.convention,
-        eps=o.eps,
-        dtype=o.dtype,
-        labels=o.labels,
-        **o.params,
-    )
+
+    def make_ev():
+        return Evaluator(name, sample_weight=o.sample_weight is not None, from_logits=o.from_logits,
+                         reduction=o.reduction, convention=o.convention, eps=o.eps, dtype=o.dtype, labels=o.labels,
+                         **o.params)
+
+    ev = make_ev()
     inline = o.target is not None or o.pred is not None
     if fmt == "csv" and not inline:
-        return _stream_csv(ev, o)
+        return _stream_csv(make_ev, o)
     rep = _from_inline(ev, o) if inline else _from_csv(ev, o)
     r = rep.result
     for w in r.warnings:
@@ -458,44 +455,33 @@ def run_loss(name: str, o: Options) -> None:
         sys.stderr.write(value_line(r) + "\n")
 
 
-def _stream_csv(ev, o: Options) -> None:
-    """CSV in, CSV out, block by block (batch mode)."""
+def _stream_csv(make_ev, o: Options) -> None:
+    """CSV in, CSV out, block by block (batch mode). `make_ev()` makes the evaluator (a fresh one if the stream
+    must be run again)."""
     import numpy as np
 
     from .api import Result
-    from .batch import stream
-    from .inputs import column_names
-    from .render import csv_header, open_output, value_line
+    from .batch import Miscounted
+    from .render import open_output, value_line
 
-    counting = None
+    ev = make_ev()
     # a mean's N is the row count unless rows are left out or weighted (--ignore-index, --class-weights, exact's
-    # --sample-weight): then
-    # only the end knows it
+    # --sample-weight): then only the end knows it
     countable = ev.params.get("ignore_index") is None and ev.params.get("class_weights") is None and not (
         ev.sample_weight and ev.conv.sample_weight_mean == "sum-of-weights")
-    if ev.reduction == "mean" and countable and o.csv not in (None, "-") and os.path.isfile(o.csv):
-        # count the file's lines on another thread while the reader starts: a mean's N, known before writing
-        from concurrent.futures import ThreadPoolExecutor
-
-        from .inputs import count_lines
-
-        counting = ThreadPoolExecutor(max_workers=1)
-        lines = counting.submit(count_lines, o.csv)
-    try:
-        reader, chunks, layout = _csv_layout(ev.loss.kind, ev.labels, o)
-        if layout.labels:
-            ev.labels = layout.labels
-        header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
-        explain = ev.loss.formulas(ev.from_logits, ev.conv, **ev.params) if o.explain else None
-        rows = None
-        if counting is not None:
-            skip = 1 if reader.header is not None else 0
-            rows = counting.submit(lambda: None if lines.result() is None else lines.result() - skip)
-        with open_output(o.output, binary=True) as out:
-            stream(ev, reader, layout, out, chunks, header.encode(), rows)
-    finally:
-        if counting is not None:
-            counting.shutdown(wait=True)
+    counted = ev.reduction == "mean" and countable and o.csv not in (None, "-") and os.path.isfile(o.csv)
+    with open_output(o.output, binary=True) as out:
+        start = _rewind_point(out)
+        # N from a quick count of the file's lines, if the output can be rewritten should blank lines make it
+        # wrong; else from a count that checks every line first (or, for stdin, from a spool)
+        how = None if not counted else ("quick" if start is not None else "checked")
+        try:
+            explain = _stream_once(ev, o, out, how)
+        except Miscounted as m:
+            out.seek(start)
+            out.truncate()
+            ev = make_ev()
+            explain = _stream_once(ev, o, out, m.rows)
     value, _ = ev.finish()
     r = Result(loss=ev.loss.name, convention=ev.conv.name, from_logits=ev.from_logits, reduction=ev.reduction,
                dtype=ev.dtype_name, n=ev.n, value=value, losses=np.empty(0), grad=np.empty(0),
@@ -505,6 +491,50 @@ def _stream_csv(ev, o: Options) -> None:
     if explain:
         sys.stderr.write("".join(line + "\n" for line in explain + _reduction_formula(r)))
     sys.stderr.write(value_line(r) + "\n")
+
+
+def _rewind_point(out):
+    """The offset to go back to if the output must be written again: a regular file's, else None (a pipe)."""
+    import stat
+
+    try:
+        if not stat.S_ISREG(os.fstat(out.fileno()).st_mode):
+            return None
+        out.flush()
+        return out.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _stream_once(ev, o: Options, out, how):
+    """One pass over the CSV input into `out`. `how`: None (no N needed beforehand, or spooled), "quick" or
+    "checked" (count the file's lines on another thread while the reader starts), or the row count itself."""
+    from .batch import stream
+    from .inputs import column_names, count_lines, quick_count_lines
+    from .render import csv_header
+
+    counting = None
+    if how in ("quick", "checked"):
+        from concurrent.futures import ThreadPoolExecutor
+
+        counting = ThreadPoolExecutor(max_workers=1)
+        lines = counting.submit(quick_count_lines if how == "quick" else count_lines, o.csv)
+    try:
+        reader, chunks, layout = _csv_layout(ev.loss.kind, ev.labels, o)
+        if layout.labels:
+            ev.labels = layout.labels
+        header = csv_header(ev.per_sample_for(len(layout.pred)), column_names(reader.header, layout.pred))
+        explain = ev.loss.formulas(ev.from_logits, ev.conv, **ev.params) if o.explain else None
+        rows = how if isinstance(how, int) else None
+        if counting is not None:
+            # the lines up to the header (or before the first data row) are not samples
+            skip = reader.header_line if reader.header is not None else reader.header_line - 1
+            rows = counting.submit(lambda: None if lines.result() is None else lines.result() - skip)
+        stream(ev, reader, layout, out, chunks, header.encode(), rows)
+    finally:
+        if counting is not None:
+            counting.shutdown(wait=True)
+    return explain
 
 
 def _reduction_formula(r) -> list[str]:

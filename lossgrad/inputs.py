@@ -85,20 +85,21 @@ FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithrea
 class Chunk:
     """The rows of one block of CSV text: their numbers, and how to find a row's line when it is at fault."""
 
-    def __init__(self, data: np.ndarray, block: bytes, first_line: int, name: str):
+    def __init__(self, data: np.ndarray, block: bytes, first_line, name: str):
         self.data = data
         self._block = block
-        self._first_line = first_line
+        self._first_line = first_line  # a line number, or a function that counts it (only errors need it)
         self._name = name
         self._rows = None
 
     def _index(self):
         if self._rows is None:
             rows = []
+            first = _resolve(self._first_line)
             for i, raw in enumerate(self._block.split(b"\n")):
                 text = raw.decode("utf-8", errors="replace").rstrip()
                 if text.strip():
-                    rows.append((self._first_line + i, text))
+                    rows.append((first + i, text))
             self._rows = rows
         return self._rows
 
@@ -109,6 +110,10 @@ class Chunk:
     def where(self, row: int, field: int | None = None) -> str:
         lineno, text = self.line(row)
         return f"{self._name}:{lineno}" + ("" if field is None else f":{_char_column(text, field)}")
+
+
+def _resolve(line) -> int:
+    return line() if callable(line) else line
 
 
 def _char_column(text: str, field: int) -> int:
@@ -136,8 +141,12 @@ class CsvReader:
     report the first bad cell as file:line:column.
     """
 
-    def __init__(self, stream, name: str, block_bytes: int = BLOCK_BYTES, size: int | None = None):
+    def __init__(self, stream, name: str, block_bytes: int = BLOCK_BYTES, size: int | None = None,
+                 path: str | None = None):
         self.name = name
+        # a file that can be read again: its blocks' line numbers are counted only when an error needs one
+        self.path = path
+        self._counted: list[tuple[int, int]] = []  # (offset, line number there) already counted
         self.block_bytes = block_bytes
         self.raw = stream
         self.bytes_read = 0
@@ -189,6 +198,9 @@ class CsvReader:
         """(block of whole lines, the line number it starts at), about block_bytes each."""
         rest, line, eof = self._buf, self._line, self._eof
         self._buf = b""
+        lazy = self.path is not None
+        start = self.bytes_read - len(rest)  # the file offset of `rest`
+        first_offset, first_line = start, line
         while True:
             if not eof and len(rest) < self.block_bytes:
                 more = self._read(self.block_bytes)
@@ -209,10 +221,35 @@ class CsvReader:
                     continue
                 block, rest = rest[: cut + 1], rest[cut + 1:]
             if block:
-                yield block, line
-                line += block.count(b"\n")
+                if lazy:
+                    yield block, self._line_at(first_offset, first_line, start)
+                else:
+                    yield block, line
+                    line += block.count(b"\n")
+                start += len(block)
             if eof and not rest:
                 return
+
+    def _line_at(self, offset0: int, line0: int, offset: int):
+        """A function giving the line number at byte `offset` of the file, counted from (offset0, line0)."""
+
+        def count() -> int:
+            # from the nearest point already counted (blocks ask in order, so the file is read once overall)
+            known = [(o, n) for o, n in self._counted if o <= offset]
+            o0, lines = max(known) if known else (offset0, line0)
+            with open(self.path, "rb") as f:
+                f.seek(o0)
+                left = offset - o0
+                while left > 0:
+                    piece = f.read(min(left, 16 << 20))
+                    if not piece:
+                        break
+                    lines += piece.count(b"\n")
+                    left -= len(piece)
+            self._counted.append((offset, lines))
+            return lines
+
+        return count
 
     def chunks(self) -> Iterator[Chunk]:
         for block, line in self.blocks():
@@ -253,7 +290,8 @@ class CsvReader:
         # an empty field is a null, which comes out as NaN: numpy re-reads the block and names the fault
         return None if np.isnan(data).any() else data
 
-    def _parse_numpy(self, block: bytes, line: int) -> np.ndarray:
+    def _parse_numpy(self, block: bytes, line) -> np.ndarray:
+        line = _resolve(line)
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError as e:
@@ -295,6 +333,26 @@ _BLANK = np.zeros(256, dtype=bool)
 _BLANK[[32, 9, 13, 10]] = True  # space, tab, CR, LF
 _SPACE = np.zeros(256, dtype=bool)
 _SPACE[[32, 9]] = True
+
+
+def quick_count_lines(path: str, block_bytes: int = 8 << 20) -> int | None:
+    """The number of lines of a file from its line ends alone (one vectorised pass, read into one reused
+    buffer). Blank lines count too, so it can exceed the samples: a stream divided by it is checked at the end
+    and run again if it was wrong."""
+    buf = bytearray(block_bytes)
+    a = np.frombuffer(buf, dtype=np.uint8)
+    lines, last = 0, 10
+    try:
+        with open(path, "rb", buffering=0) as f:
+            while True:
+                k = f.readinto(buf)
+                if not k:
+                    break
+                lines += int(np.count_nonzero(a[:k] == 10))
+                last = buf[k - 1]
+    except OSError:
+        return None
+    return lines + (last != 10)  # a last line without its line end
 
 
 def count_lines(path: str, block_bytes: int = 16 << 20) -> int | None:

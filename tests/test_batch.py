@@ -218,3 +218,41 @@ def test_new_losses_stream_as_the_api_computes(tmp_path, loss, conv, opts):
     # the same sum in other chunks: pairwise within each, compensated across them, so within an ulp or two
     value = float(r.err.strip().rsplit("value=", 1)[1])
     assert abs(value - want.value) <= 2 * abs(np.spacing(want.value))
+
+
+@pytest.mark.parametrize("where", ["-o", "stdout-file", "pipe"])
+def test_blank_lines_never_change_the_mean(tmp_path, where):
+    # the quick line count takes blank lines for rows: a file output is written again with the right N, a pipe
+    # gets N from the count that checks every line
+    rng = np.random.default_rng(41)
+    y = rng.integers(0, 2, 80_000).astype(float)
+    z = rng.normal(scale=3, size=80_000)
+    rows = [f"{a},{float(b)!r}" for a, b in zip(y, z)]
+    rows.insert(60_000, "")
+    rows.insert(100, "  ")
+    path = tmp_path / "blank.csv"
+    path.write_text("target,logit\n" + "\n".join(rows) + "\n\n")
+    want = lossgrad.bce(y, z, from_logits=True)
+    out = tmp_path / "out.csv"
+    if where == "-o":
+        r = run("bce", "--from-logits", "--csv", str(path), "-f", "csv", "-o", str(out))
+        text = out.read_text()
+    elif where == "stdout-file":
+        import subprocess
+        import sys
+
+        with open(out, "w") as f:
+            f.write("kept\n")  # what was in the file before stays; only lossgrad's part is rewritten
+            f.flush()
+            proc = subprocess.run([sys.executable, "-m", "lossgrad", "bce", "--from-logits", "--csv", str(path),
+                                   "-f", "csv"], stdout=f, stderr=subprocess.PIPE, text=True)
+        assert proc.returncode == 0, proc.stderr
+        text = out.read_text()
+        assert text.startswith("kept\n")
+        text = text[len("kept\n"):]
+    else:
+        r = run("bce", "--from-logits", "--csv", str(path), "-f", "csv")
+        text = r.out
+    got = np.loadtxt(io.StringIO(text), delimiter=",", skiprows=1)
+    np.testing.assert_array_equal(got[:, 1], want.grad)
+    assert got.shape[0] == 80_000
