@@ -20,8 +20,8 @@ from .inputs import _polars
 def format_rows(losses: np.ndarray, grad: np.ndarray):
     """CSV rows of losses then gradients (bytes-like), every float in its shortest round-trip form."""
     losses = losses.reshape(grad.shape[0], -1)
-    pl = _polars()
-    if pl is not None and grad.shape[0] > 2000:
+    pl = _polars() if grad.shape[0] > 2000 else None  # (a small batch does not pay for importing polars)
+    if pl is not None:
         import io
 
         cols = {f"c{i}": losses[:, i] for i in range(losses.shape[1])}
