@@ -235,8 +235,8 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     names = list(comp.results)
     exact = comp.results["exact"]
     mode = "from logits" if comp.from_logits else ("on probabilities" if LOSSES[comp.loss].has_logits else "")
-    console.print(f"{comp.loss} {mode}, reduction {comp.reduction}: value and gradient under each convention "
-                  "(* differs from exact by more than 1e-12 relative)".replace("  ", " "))
+    console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
+                  "each convention (* differs from exact by more than 1e-12 relative)")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
     for col in ("row", "col", "target", "logit" if comp.from_logits else "pred"):
         table.add_column(col, justify="right")
