@@ -450,6 +450,9 @@ def torchvision_focal():
     import importlib.util
 
     spec = importlib.util.find_spec("torchvision")
+    if spec is None:
+        raise SystemExit("PyTorch's focal loss comes from torchvision: python -m pip install --no-deps "
+                         "torchvision==0.28.0")
     path = Path(spec.submodule_search_locations[0]) / "ops" / "focal_loss.py"
     source = path.read_text().replace("from ..utils import _log_api_usage_once", "")
     space = {"_log_api_usage_once": lambda *a: None}
