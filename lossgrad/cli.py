@@ -441,11 +441,11 @@ def run_loss(name: str, o: Options) -> None:
     for w in r.warnings:
         sys.stderr.write(f"warning: {w}\n")
     explain = ev.loss.formulas(ev.from_logits, ev.conv, **ev.params) + _reduction_formula(r) if o.explain else None
-    if explain and fmt != "table":
+    if explain and fmt == "csv":
         sys.stderr.write("".join(line + "\n" for line in explain))
     with open_output(o.output) as out:
         if fmt == "json":
-            out.write(to_json(rep))
+            out.write(to_json(rep, explain))
         elif fmt == "csv":
             out.write(csv_header(r.per_sample, rep.pred_names))
             out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape)))

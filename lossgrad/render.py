@@ -54,7 +54,7 @@ def _shaped(rep: Report, a: np.ndarray | None):
     return a
 
 
-def to_json(rep: Report) -> str:
+def to_json(rep: Report, formulas: list | None = None) -> str:
     r = rep.result
     losses = r.losses if r.losses.ndim == 1 or not rep.flat else r.losses.reshape(-1)
     obj = {
@@ -71,6 +71,8 @@ def to_json(rep: Report) -> str:
     }
     if r.weight_note:
         obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
+    if formulas:
+        obj["formulas"] = formulas  # --explain
     if r.warnings:
         obj["warnings"] = r.warnings
     return json.dumps(obj) + "\n"

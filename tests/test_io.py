@@ -154,8 +154,9 @@ def test_explain_prints_the_formulas():
     r = run("bce", "--from-logits", "--explain", "-y", "0,1", "-p", "1,2", "-f", "table")
     assert "σ(zᵢ) − yᵢ" in r.out and "N = 2" in r.out
     r = run("bce", "--from-logits", "--explain", "-y", "0,1", "-p", "1,2", "-f", "json")
-    json.loads(r.out)  # stdout stays pure JSON
-    assert "N = 2" in r.err
+    assert any("N = 2" in line for line in json.loads(r.out)["formulas"]) and r.err == ""
+    r = run("bce", "--from-logits", "--explain", "-y", "0,1", "-p", "1,2", "-f", "csv")
+    assert r.out.startswith("loss,grad") and "N = 2" in r.err  # stdout stays data
 
 
 def test_losses_command_lists_support():
