@@ -380,14 +380,10 @@ class Evaluator:
         if not self.infinite:
             return out
         row, col = self.first_infinite
-        hint = (
-            "pass logits with --from-logits, or reproduce a clipping framework with --convention keras"
-            if not self.from_logits
-            else "the loss overflows float range"
-        )
+        why = self.loss.zero_hint if (self.loss.zero_hint and not self.from_logits) else \
+            "the loss overflows the float range"
         return out + [
-            f"{self.infinite} infinite loss{'es' if self.infinite > 1 else ''} (first at row {row}, column {col}): "
-            f"a probability of exactly 0 for a nonzero target; {hint}"
+            f"{self.infinite} infinite loss{'es' if self.infinite > 1 else ''} (first at row {row}, column {col}): {why}"
         ]
 
 
@@ -459,15 +455,17 @@ def run(ev: Evaluator, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
 def as_2d(loss: str, y, p) -> tuple[np.ndarray, np.ndarray, tuple]:
     """Array-likes as 2-D samples x columns, and the predictions' original shape.
 
-    A 1-D vector is n samples of one output, except for row losses (ce), where a 1-D prediction is one sample's
-    row of classes and a 1-D target is class indexes (or, with as many entries as classes, that row's targets).
+    A 1-D vector is n samples of one output, except for row losses (ce) and the losses of a whole row (kl, cosine),
+    where a 1-D prediction is one sample's row, and for ce a 1-D target is class indexes (or, with as many entries
+    as classes, that row's targets).
     """
     y = np.asarray(y, dtype=np.float64)
     p = np.asarray(p, dtype=np.float64)
     shape = p.shape
     if p.ndim == 0 or y.ndim == 0 or p.ndim > 2 or y.ndim > 2:
         raise InputError("pred" if p.ndim in (0,) or p.ndim > 2 else "target", "must be a vector or a matrix")
-    if LOSSES[loss].kind == "rows":
+    if LOSSES[loss].kind == "rows" or LOSSES[loss].last_axis is not None:
+        # a vector is one sample's row: ce's classes, kl's distribution, cosine's vector
         if p.ndim == 1:
             p = p[None, :]
             y = y.reshape(1, -1)

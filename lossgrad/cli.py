@@ -89,7 +89,8 @@ def _signed(fn, name: str, options, leading=()):
 
 
 def _param_options(params) -> list:
-    return [_opt(p.name, Optional[str] if p.vector else Optional[float], None, "--" + p.name.replace("_", "-"),
+    return [_opt(p.name, bool, False, "--" + p.name.replace("_", "-"), help=p.help) if p.flag else
+            _opt(p.name, Optional[str] if p.vector else Optional[float], None, "--" + p.name.replace("_", "-"),
                  help=p.help + ("" if p.default is None else f" [default: {p.default:g}]"))
             for p in params]
 

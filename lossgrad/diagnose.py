@@ -18,19 +18,20 @@ from .losses import LOSSES
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
 
 
-def supported(loss: str, from_logits: bool) -> tuple[list[str], dict[str, str]]:
-    """Conventions that have `loss` in this mode, and the reason each of the others gives."""
-    mode = "logits" if from_logits else "probs"
+def supported(loss: str, from_logits: bool, params=None) -> tuple[list[str], dict[str, str]]:
+    """Conventions that have `loss` in this mode (and with the switches in `params`, such as kl's --log-input),
+    and the reason each of the others gives."""
+    modes = ["logits" if from_logits else "probs"] + [k for k, v in (params or {}).items() if v is True]
     have, lack = [], {}
     for name, conv in conventions.CONVENTIONS.items():
-        reason = conv.lacks.get((loss, mode))
+        reason = next((conv.lacks[(loss, m)] for m in modes if (loss, m) in conv.lacks), None)
         (lack.__setitem__(name, reason) if reason else have.append(name))
     return have, lack
 
 
 def evaluate_all(loss, y2, p2, *, from_logits, reduction, labels, dtype="float64", names=None,
                  params=None, w=None) -> dict[str, Result]:
-    have, _ = supported(loss, from_logits)
+    have, _ = supported(loss, from_logits, params)
     out = {}
     for name in names or have:
         ev = Evaluator(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
@@ -142,7 +143,7 @@ def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[
         rules.append((everywhere, lambda i: f"{conv.name} forms 1 − p_t as 1 − (y·p + (1 − y)(1 − p)), a subtraction "
                                             "that loses the small value when p is close to y"))
     if loss == "cosine" and conv.cosine != "exact":
-        how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps:g}",
+        how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps or 0:g}",
                "tf-keras": "normalises with 1/sqrt(max(‖x‖², 1e−12))",
                "torch": "adds 1e−12 to each squared norm",
                "optax": "forms 1 − cos by a subtraction"}[conv.cosine]
@@ -220,7 +221,7 @@ def compare(loss: str, y, p, *, from_logits=False, reduction="mean", labels="aut
     shape = shape or shape2
     results = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
                            params=params, w=w)
-    _, lack = supported(loss, from_logits)
+    _, lack = supported(loss, from_logits, params)
     exact = results["exact"]
     diffs = []
     for name, res in results.items():
@@ -272,7 +273,7 @@ def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
 
 def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=None, w=None) -> list[Candidate]:
     out = []
-    have, _ = supported(loss, from_logits)
+    have, _ = supported(loss, from_logits, params)
     for reduction in ("mean", "sum", "none"):
         res = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
                            params=params, w=w)
@@ -289,7 +290,7 @@ def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=Non
                 probs = np.exp(p2)
             else:
                 probs = np.clip(_softmax(p2), 0, 1)
-        have_probs = [n for n in supported(loss, False)[0]]
+        have_probs = [n for n in supported(loss, False, params)[0]]
         for reduction in ("mean", "sum", "none"):
             if not np.isfinite(probs).all():
                 break
@@ -366,7 +367,7 @@ def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="aut
                 diag.also.append(c)
         diag.also = diag.also[:6]
     # against which framework to explain: the one asked for, else each framework that has the loss
-    have, _ = supported(loss, from_logits)
+    have, _ = supported(loss, from_logits, params)
     frameworks = [against] if against else [n for n in have if n != "exact"]
     wrt = best.wrt
     for name in frameworks:

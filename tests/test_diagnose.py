@@ -147,3 +147,29 @@ def test_check_finds_pytorch_kl_mean():
     mine = ",".join(repr(-a / b / 6) for a, b in zip((0.2, 0.3, 0.5, 0.1, 0.8, 0.1), (0.1, 0.6, 0.3, 0.2, 0.6, 0.2)))
     r = lossgrad("check", "kl", "-y", y, "-p", q, "--my-grad", mine, "-f", "json")
     assert r.code == 0 and r.json()["match"]["convention"] == "torch"
+
+
+def _simple_inputs(name):
+    if name in ("ce", "nll"):
+        return "1,0", ("-0.5,-1.2,-2.0;-0.3,-1.5,-2.2" if name == "nll" else "0.2,0.5,0.3;0.6,0.3,0.1")
+    if name in ("hinge", "squared-hinge"):
+        return "1,-1,1", "0.3,-2.0,1.5"
+    return "0.2,0.3,0.5", "0.1,0.6,0.3"
+
+
+@pytest.mark.parametrize("name", sorted(__import__("lossgrad").LOSSES))
+@pytest.mark.parametrize("logits", [False, True])
+def test_compare_and_check_run_for_every_loss(name, logits):
+    # every loss and mode: compare answers (exit 0) and check gives a verdict (0 or 1), in table and json
+    if logits and not __import__("lossgrad").LOSSES[name].has_logits:
+        pytest.skip("no logits")
+    y, p = _simple_inputs(name)
+    if logits:
+        p = p.replace("0.", "-0.") if name != "nll" else p
+    extra = ["--from-logits"] if logits else []
+    for fmt in ("table", "json"):
+        r = lossgrad("compare", name, "-y", y, "-p", p, "-f", fmt, *extra)
+        assert r.code == 0, r.err
+        n = len(p.replace(";", ",").split(","))
+        r = lossgrad("check", name, "-y", y, "-p", p, "--my-grad", ",".join(["0.1"] * n), "-f", fmt, *extra)
+        assert r.code in (0, 1) and "internal" not in r.err, r.err

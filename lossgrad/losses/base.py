@@ -77,6 +77,8 @@ class Loss:
     reference: str
     params: tuple = ()
     last_axis: str | None = None
+    # why a loss on probabilities (or rates) can be infinite, and what to do: the warning shown when one is
+    zero_hint: str = ""
 
 
 LOSSES: dict[str, Loss] = {}

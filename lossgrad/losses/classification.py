@@ -11,6 +11,8 @@ import numpy as np
 from .. import precise
 from .base import Loss, Param, Parts, first_bad, register, xlogy
 
+ZERO_HINT = ("a probability of exactly 0 for a nonzero target; pass logits with --from-logits, or reproduce a "
+             "clipping framework with --convention keras")
 IGNORE = Param("ignore_index", None, "Class index whose samples are left out: loss and gradient 0, and not counted in "
                "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
 POS_WEIGHT = Param("pos_weight", None, "bce from logits: the positive class's weight w⁺, one number or one per "
@@ -201,6 +203,7 @@ BCE = register(
         reference="keras.losses.binary_crossentropy, torch.nn.functional.binary_cross_entropy[_with_logits], "
         "optax.losses.sigmoid_binary_cross_entropy",
         params=(SMOOTHING, POS_WEIGHT),
+        zero_hint=ZERO_HINT,
     )
 )
 
@@ -396,6 +399,7 @@ CE = register(
         reference="keras.losses.categorical_crossentropy, torch.nn.functional.cross_entropy, "
         "optax.losses.softmax_cross_entropy",
         params=(SMOOTHING, IGNORE, WEIGHTS),
+        zero_hint=ZERO_HINT,
     )
 )
 

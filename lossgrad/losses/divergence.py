@@ -178,6 +178,7 @@ KL = register(
         reference="keras.losses.kl_divergence, torch.nn.functional.kl_div, optax.losses.kl_divergence",
         params=(LOG_INPUT, LOG_TARGET),
         last_axis="sum",
+        zero_hint="a predicted probability of exactly 0 where the target is not 0; --convention keras clips it to ε",
     )
 )
 
@@ -195,8 +196,8 @@ def _zero_rows(which, a, what):
 def _cosine_exact(y, p):
     """1 - cos and its gradient -(A y - C p) / (A sqrt(A B)), A = Σp², B = Σy², C = Σpy: sums in long double
     where there is one, the nearly parallel rows (1 - cos cancels) and cancelling gradient cells in decimal."""
-    _zero_rows("target", y, "starts a zero target vector: its cosine is undefined")
-    _zero_rows("pred", p, "starts a zero prediction vector: its cosine is undefined")
+    _zero_rows("target", y, "starts a row of zeros: the cosine of a zero target vector is undefined")
+    _zero_rows("pred", p, "starts a row of zeros: the cosine of a zero prediction vector is undefined")
     # powers of 2 scale each row to a largest element of about 1: exact, and no overflow in the sums
     ey = np.frexp(np.abs(y).max(axis=1, keepdims=True))[1]
     ep = np.frexp(np.abs(p).max(axis=1, keepdims=True))[1]
@@ -278,8 +279,8 @@ def _cosine_framework(y, p, form, conv):
         return 1 - cos, grad
     if form == "optax":
         # cosine_distance (epsilon 0): 1 - sum (p / sqrt(A)) (y / sqrt(B)); NaN for a zero vector
-        _zero_rows("target", y, "starts a zero target vector: optax's cosine_distance gives NaN for it")
-        _zero_rows("pred", p, "starts a zero prediction vector: optax's cosine_distance gives NaN for it")
+        _zero_rows("target", y, "starts a row of zeros: optax's cosine_distance gives NaN for a zero target vector")
+        _zero_rows("pred", p, "starts a row of zeros: optax's cosine_distance gives NaN for a zero prediction vector")
         an, bn = np.sqrt(A), np.sqrt(B)
         yu = y / bn[:, None]
         pu = p / an[:, None]

@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import precise
 from .base import Loss, Param, Parts, register, xlogy
-from .classification import _BCE_LOGITS, _BCE_PROBS, bce_check
+from .classification import _BCE_LOGITS, _BCE_PROBS, ZERO_HINT, bce_check
 
 GAMMA = Param("gamma", 2.0, "The focusing exponent γ of (1 − p_t)^γ (0 gives plain bce).", positive=False)
 ALPHA = Param("alpha", None, "Class balance α in [0, 1]: positives weigh α, negatives 1 − α (Keras' "
@@ -182,5 +182,6 @@ FOCAL = register(
         reference="keras.losses.binary_focal_crossentropy, torchvision.ops.sigmoid_focal_loss, "
         "optax.losses.sigmoid_focal_loss",
         params=(GAMMA, ALPHA),
+        zero_hint=ZERO_HINT,
     )
 )

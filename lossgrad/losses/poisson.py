@@ -115,5 +115,6 @@ POISSON = register(
         formulas=poisson_formulas,
         has_logits=True,
         reference="keras.losses.poisson, torch.nn.functional.poisson_nll_loss",
+        zero_hint="a rate of exactly 0 for a nonzero count; --convention keras adds ε inside the log",
     )
 )
