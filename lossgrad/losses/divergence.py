@@ -33,7 +33,8 @@ def _log_ratio(p, q):
 
 
 def _kl_terms_exact(y, q, log_input, log_target):
-    """Per-element terms t log t - t log q (t: the target probability), and the size of what they combine."""
+    """Per-element terms t log t - t log q (t: the target probability), and the size of what they combine; in the
+    arrays' dtype (long double when recomputing)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if not log_input and not log_target:
             terms = np.where(y == 0, 0, y * _log_ratio(y, q))
@@ -46,14 +47,6 @@ def _kl_terms_exact(y, q, log_input, log_target):
             return terms, np.abs(terms)
         terms = np.where(t == 0, 0, t * (tlog - qlog))
         return terms, np.where(t == 0, 0, t * (np.abs(tlog) + np.abs(qlog)))
-
-
-def _kl_terms_long(y, q, log_input, log_target):
-    if not log_input and not log_target:
-        with np.errstate(all="ignore"):
-            terms = np.where(y == 0, 0, y * _log_ratio(y, q))
-        return terms, np.abs(terms)
-    return _kl_terms_exact(y, q, log_input, log_target)
 
 
 def _kl_term_dec(y: float, q: float, log_input: bool, log_target: bool):
@@ -87,7 +80,7 @@ def _kl_exact(y, q, log_input, log_target, per_sample):
         t = np.exp(y) if log_target else y
         grad = -t if log_input else np.where(t == 0, 0, -t / q)
     if not per_sample:
-        losses = precise.refine(terms, scale, lambda a, b: _kl_terms_long(a, b, log_input, log_target),
+        losses = precise.refine(terms, scale, lambda a, b: _kl_terms_exact(a, b, log_input, log_target),
                                 lambda a, b: _kl_term_dec(a, b, log_input, log_target), y, q)
         return losses, grad
     with np.errstate(invalid="ignore"):
@@ -96,7 +89,7 @@ def _kl_exact(y, q, log_input, log_target, per_sample):
         total_scale = scale.sum(axis=1)
 
     def long_rows(a, b):
-        t_, s_ = _kl_terms_long(a, b, log_input, log_target)
+        t_, s_ = _kl_terms_exact(a, b, log_input, log_target)
         return t_.sum(axis=1), s_.sum(axis=1)
 
     return precise.refine_rows(losses, total_scale, long_rows,
