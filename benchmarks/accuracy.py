@@ -157,16 +157,15 @@ def run_torch(family, y, p):
 
 
 def _torchvision_focal():
-    """torchvision.ops.sigmoid_focal_loss from the installed torchvision's source (its compiled ops are not needed)."""
+    """torchvision's sigmoid_focal_loss, loaded from its source file as scripts/make_golden.py does; None without it."""
     import importlib.util
 
-    spec = importlib.util.find_spec("torchvision")
-    if spec is None:
+    if importlib.util.find_spec("torchvision") is None:
         return None
-    path = Path(spec.submodule_search_locations[0]) / "ops" / "focal_loss.py"
-    space = {"_log_api_usage_once": lambda *a: None}
-    exec(compile(path.read_text().replace("from ..utils import _log_api_usage_once", ""), str(path), "exec"), space)
-    return space["sigmoid_focal_loss"]
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    from make_golden import torchvision_focal
+
+    return torchvision_focal()
 
 
 def run_optax(family, y, p):

@@ -168,6 +168,20 @@ def run_torch(loss, y, p, from_logits, labels, reduction, param=None, smoothing=
     return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
 
 
+def jax_run(per_fn, p, reduction):
+    """Per-element losses, the reduced value (None for none) and jax's gradient of the mean or sum, float64."""
+    import jax
+    import jax.numpy as jnp
+
+    def reduced(pp):
+        per = per_fn(pp)
+        return jnp.mean(per) if reduction == "mean" else jnp.sum(per)
+
+    pj = jnp.asarray(p, dtype=jnp.float64)
+    value, grad = jax.value_and_grad(reduced)(pj)
+    return np.asarray(per_fn(pj)), (None if reduction == "none" else float(value)), np.asarray(grad)
+
+
 def run_optax(loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     import jax
 
@@ -191,14 +205,7 @@ def run_optax(loss, y, p, from_logits, labels, reduction, param=None, smoothing=
         target = jnp.asarray(y)
         return optax.losses.softmax_cross_entropy(pp, optax.smooth_labels(target, smoothing) if smoothing else target)
 
-    def reduced(pp):
-        per = per_fn(pp)
-        return jnp.mean(per) if reduction == "mean" else jnp.sum(per)
-
-    pj = jnp.asarray(p, dtype=jnp.float64)
-    per = np.asarray(per_fn(pj))
-    value, grad = jax.value_and_grad(reduced)(pj)
-    return per, (None if reduction == "none" else float(value)), np.asarray(grad)
+    return jax_run(per_fn, p, reduction)
 
 
 def run(conv, loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
@@ -434,14 +441,7 @@ def run_family(conv, loss, y, p, reduction, log_input=False, log_target=False, g
             return optax.losses.cosine_distance(pp, jnp.asarray(y))
         return optax.losses.sigmoid_focal_loss(pp, jnp.asarray(y), alpha=alpha, gamma=gamma)
 
-    def reduced(pp):
-        per = per_fn(pp)
-        return jnp.mean(per) if reduction == "mean" else jnp.sum(per)
-
-    pj = jnp.asarray(p, dtype=jnp.float64)
-    per = np.asarray(per_fn(pj))
-    value, grad = jax.value_and_grad(reduced)(pj)
-    return per, (None if reduction == "none" else float(value)), np.asarray(grad)
+    return jax_run(per_fn, p, reduction)
 
 
 def torchvision_focal():
@@ -549,12 +549,7 @@ def run_sample_weighted(conv, loss, y, p, from_logits, labels, reduction, w):
     def per_fn(pp):
         return optax.losses.sigmoid_binary_cross_entropy(pp, jnp.asarray(y)) * jnp.asarray(w)[:, None]
 
-    def reduced(pp):
-        return jnp.mean(per_fn(pp)) if reduction == "mean" else jnp.sum(per_fn(pp))
-
-    pj = jnp.asarray(p, dtype=jnp.float64)
-    value, grad = jax.value_and_grad(reduced)(pj)
-    return np.asarray(per_fn(pj)), (None if reduction == "none" else float(value)), np.asarray(grad)
+    return jax_run(per_fn, p, reduction)
 
 
 SAMPLE_WEIGHTED = [("bce", c, True, None) for c in ("keras", "tf-keras", "torch", "optax")] + \
