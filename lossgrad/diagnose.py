@@ -283,13 +283,10 @@ def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=Non
                 out.append(Candidate(name, reduction, "logits", r.grad_logits, r.value, r.n))
     if from_logits and LOSSES[loss].has_logits:
         # gradients with respect to what the logits stand for: the same loss on sigma(z), softmax(z) or the rate e^z
+        link = LOSSES[loss].link
         with np.errstate(over="ignore"):
-            if loss in ("bce", "focal"):
-                probs = np.clip(1 / (1 + np.exp(-p2)), 0, 1)
-            elif loss == "poisson":
-                probs = np.exp(p2)
-            else:
-                probs = np.clip(_softmax(p2), 0, 1)
+            probs = {"sigmoid": lambda z: np.clip(1 / (1 + np.exp(-z)), 0, 1), "exp": np.exp,
+                     "softmax": lambda z: np.clip(_softmax(z), 0, 1)}[link](p2)
         have_probs = [n for n in supported(loss, False, params)[0]]
         for reduction in ("mean", "sum", "none"):
             if not np.isfinite(probs).all():

@@ -19,7 +19,7 @@ def test_loss_is_complete(name):
     conv = CONVENTIONS["exact"]
     assert loss.formulas(False, conv) and loss.reference and loss.summary
     if loss.has_logits:
-        assert loss.formulas(True, conv)
+        assert loss.formulas(True, conv) and loss.link in ("sigmoid", "softmax", "exp")
     assert f"`{name}" in (ROOT / "README.md").read_text(), f"{name} is not described in the README"
     r = run(name, "--help")
     assert r.code == 0 and loss.summary.split(",")[0][:20].lower() in r.out.replace("\n", " ").lower()

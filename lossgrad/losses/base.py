@@ -79,6 +79,8 @@ class Loss:
     last_axis: str | None = None
     # why a loss on probabilities (or rates) can be infinite, and what to do: the warning shown when one is
     zero_hint: str = ""
+    # what --from-logits predictions stand for: "sigmoid" or "softmax" of them (probabilities), "exp" (rates)
+    link: str | None = None
 
 
 LOSSES: dict[str, Loss] = {}

@@ -200,6 +200,7 @@ BCE = register(
         check=bce_check,
         formulas=bce_formulas,
         has_logits=True,
+        link="sigmoid",
         reference="keras.losses.binary_crossentropy, torch.nn.functional.binary_cross_entropy[_with_logits], "
         "optax.losses.sigmoid_binary_cross_entropy",
         params=(SMOOTHING, POS_WEIGHT),
@@ -396,6 +397,7 @@ CE = register(
         check=ce_check,
         formulas=ce_formulas,
         has_logits=True,
+        link="softmax",
         reference="keras.losses.categorical_crossentropy, torch.nn.functional.cross_entropy, "
         "optax.losses.softmax_cross_entropy",
         params=(SMOOTHING, IGNORE, WEIGHTS),

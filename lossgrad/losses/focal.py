@@ -12,7 +12,7 @@ import numpy as np
 
 from .. import precise
 from .base import Loss, Param, Parts, register, xlogy
-from .classification import _BCE_LOGITS, _BCE_PROBS, ZERO_HINT, bce_check
+from .classification import _BCE_LOGITS, _BCE_PROBS, ZERO_HINT, _sigmoid_parts, bce_check
 
 GAMMA = Param("gamma", 2.0, "The focusing exponent γ of (1 − p_t)^γ (0 gives plain bce).", positive=False)
 ALPHA = Param("alpha", None, "Class balance α in [0, 1]: positives weigh α, negatives 1 − α (Keras' "
@@ -41,13 +41,9 @@ def _power_parts(m, gamma, dtype):
 
 def _exact(y, x, from_logits, gamma, alpha):
     """Loss, gradient and the size of the gradient's two terms, in the dtype of y and x."""
-    one = x.dtype.type(1)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if from_logits:
-            e = np.exp(-np.abs(x))
-            pos = x >= 0
-            big, small = one / (one + e), e / (one + e)
-            s, sn = np.where(pos, big, small), np.where(pos, small, big)  # sigma(z), sigma(-z)
+            e, pos, s, sn = _sigmoid_parts(x)  # sigma(z), sigma(-z), in x's dtype
             l1p = np.log1p(e)
             bce = y * (np.maximum(-x, 0) + l1p) + (1 - y) * (np.maximum(x, 0) + l1p)
             m = (1 - y) * s + y * sn  # 1 - p_t
@@ -130,8 +126,7 @@ def focal_compute(y, p, from_logits, conv, labels=None, gamma=2.0, alpha=None) -
     if conv.focal_factor == "subtract":
         m = 1 - (y * s + (1 - y) * (1 - s))  # Keras and torchvision: 1 - p_t, p_t = y p + (1 - y)(1 - p)
     else:
-        e = np.exp(-np.abs(p))
-        sn = np.where(p >= 0, e / (1 + e), 1 / (1 + e))
+        sn = _sigmoid_parts(p)[3]
         m = (1 - y) * s + y * sn  # optax: exp(log(1 - p_t)), from log_sigmoid of z and -z
     f, df = _power_parts(m, gamma, p.dtype)
     with np.errstate(invalid="ignore"):
@@ -179,6 +174,7 @@ FOCAL = register(
         check=focal_check,
         formulas=focal_formulas,
         has_logits=True,
+        link="sigmoid",
         reference="keras.losses.binary_focal_crossentropy, torchvision.ops.sigmoid_focal_loss, "
         "optax.losses.sigmoid_focal_loss",
         params=(GAMMA, ALPHA),

@@ -114,6 +114,7 @@ POISSON = register(
         check=poisson_check,
         formulas=poisson_formulas,
         has_logits=True,
+        link="exp",
         reference="keras.losses.poisson, torch.nn.functional.poisson_nll_loss",
         zero_hint="a rate of exactly 0 for a nonzero count; --convention keras adds ε inside the log",
     )
