@@ -7,7 +7,7 @@ never test a convention's name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,17 @@ class Convention:
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
                    sample_weight_mean="sum-of-weights")
 
+def _keras_lacks(who: str) -> dict:
+    return {
+        ("kl", "log_input"): f"{who}' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
+        ("kl", "log_target"): f"{who}' kl_divergence takes probability targets (drop --log-target)",
+        ("poisson", "logits"): f"{who}' poisson takes rates, not log rates (drop --from-logits; TF's "
+        "tf.nn.log_poisson_loss is PyTorch's formula: --convention torch)",
+        ("nll", "probs"): f"{who} has no nll loss on log-probabilities (use ce)",
+        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
+    }
+
+
 KERAS = Convention(
     pos_weight=False,
     hinge_tie=1.0,
@@ -113,47 +124,18 @@ KERAS = Convention(
     poisson="keras",
     focal_factor="subtract",
     cosine="keras",
-    lacks={
-        ("kl", "log_input"): "Keras' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
-        ("kl", "log_target"): "Keras' kl_divergence takes probability targets (drop --log-target)",
-        ("poisson", "logits"): "Keras' poisson takes rates, not log rates (drop --from-logits)",
-        ("nll", "probs"): "Keras has no nll loss on log-probabilities (use ce)",
-        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
-    },
+    lacks=_keras_lacks("Keras"),
 )
 
-TF_KERAS = Convention(
-    pos_weight=False,
-    hinge_tie=1.0,
+# Keras 2 is Keras 3 with a few differences of its own
+TF_KERAS = replace(
+    KERAS,
     name="tf-keras",
     title="tf-keras (Keras 2, tf.keras in TF <= 2.15)",
-    eps=1e-7,
-    clip_tie_grad=1.0,
     log_eps=True,
-    bce_probs="keras",
-    bce_logits="tf",
-    ce_probs="keras",
-    ce_probs_index="keras-sparse",
-    ce_logits="fused",
-    last_axis_mean=True,
-    huber="keras",
-    logcosh="keras",
-    logcosh_log2=float.fromhex("0x1.62e430p-1"),  # float32(log 2) = 0.6931471824645996
     floatx_losses=frozenset({"huber"}),
-    sparse_smoothing=False,
-    class_weights="n",
-    kl="keras",
-    poisson="keras",
-    focal_factor="subtract",
     cosine="tf-keras",
-    lacks={
-        ("kl", "log_input"): "tf-keras' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
-        ("kl", "log_target"): "tf-keras' kl_divergence takes probability targets (drop --log-target)",
-        ("poisson", "logits"): "tf-keras' poisson takes rates, not log rates (drop --from-logits; TF's "
-        "tf.nn.log_poisson_loss is PyTorch's formula: --convention torch)",
-        ("nll", "probs"): "tf-keras has no nll loss on log-probabilities (use ce)",
-        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
-    },
+    lacks=_keras_lacks("tf-keras"),
 )
 
 TORCH = Convention(
@@ -243,6 +225,4 @@ def with_eps(conv: Convention, eps: float | None) -> Convention:
     """`conv` with its clipping epsilon overridden by --eps."""
     if eps is None:
         return conv
-    from dataclasses import replace
-
     return replace(conv, eps=eps)
