@@ -24,6 +24,25 @@ class Parts:
     prob: np.ndarray | None = None
 
 
+def sign_mask(cond: np.ndarray, dtype) -> np.ndarray:
+    """`cond` as integers as wide as `dtype`'s floats: all bits set where True, none where False (for select)."""
+    m = cond.view(np.int8).astype(np.dtype(dtype).str.replace("f", "i"))
+    return np.negative(m, out=m)
+
+
+def select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """np.where(cond, a, b) for floats of one dtype, bit for bit (signed zeros too), with `mask` from sign_mask.
+
+    Branch-free: np.where branches per element, and on a sign that changes at random (z >= 0) it costs four
+    times as much as these three integer passes."""
+    ints = mask.dtype
+    bi = b.view(ints)
+    out = np.bitwise_xor(a.view(ints), bi)
+    out &= mask
+    out ^= bi
+    return out.view(a.dtype)
+
+
 class DomainError(ValueError):
     """An input value outside the loss's domain: which array, where (row, column) and what is wrong."""
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import precise
-from .base import Loss, Param, Parts, first_bad, register, xlogy
+from .base import Loss, Param, Parts, first_bad, register, select, sign_mask, xlogy
 
 ZERO_HINT = ("a probability of exactly 0 for a nonzero target; pass logits with --from-logits, or reproduce a "
              "clipping framework with --convention keras")
@@ -87,20 +87,33 @@ def _sigmoid_parts(z):
 
 
 def _bce_logits_exact(y, z, w=None):
-    e, pos, sz, smz = _sigmoid_parts(z)
+    # (the same arithmetic as _sigmoid_parts, in place and with branch-free selects: this is batch mode's
+    # inner loop)
+    m = sign_mask(z >= 0, z.dtype)
+    az = np.abs(z)
+    e = np.exp(np.negative(az))  # e^-|z|
+    d = 1 + e
+    big = np.divide(1, d)  # sigma(|z|)
+    small = np.divide(e, d, out=d)  # sigma(-|z|)
+    sz, smz = select(m, big, small), select(m, small, big)
+    l1p = np.log1p(e, out=e)
+    u = 1 - y
     if w is None:
-        # split on the sign so that z*(1 - y) and -z*y never cancel against each other
-        losses = np.where(pos, z * (1 - y), -z * y) + np.log1p(e)
-        a, b = (1 - y) * sz, y * smz
+        # z (1 - y) for z >= 0 and -z y below: |z| times one of the two, so that they never cancel
+        losses = np.multiply(az, select(m, u, y), out=az)
+        losses += l1p
+        a, b = u * sz, y * smz
     else:
         # w y softplus(-z) + (1 - y) softplus(z): two non-negative terms
-        l1p = np.log1p(e)
         # (w times y's term, not w y times the softplus: w y may be a subnormal that rounds badly)
-        losses = w * (y * (np.maximum(-z, 0) + l1p)) + (1 - y) * (np.maximum(z, 0) + l1p)
-        a, b = (1 - y) * sz, w * (y * smz)
+        losses = w * (y * (np.maximum(-z, 0) + l1p)) + u * (np.maximum(z, 0) + l1p)
+        a, b = u * sz, w * (y * smz)
+    grad = a - b
+    if w is None and not np.any(u * y):
+        return losses, grad, sz  # hard labels: one of the two terms is 0, so nothing cancels
     # sigma(z) - y cancels when sigma(z) ~ y (z = 40, y = 1 gives 0); this form keeps the -4.25e-18, and the
     # elements where the two terms still nearly agree (soft labels) are recomputed in higher precision
-    grad = precise.sigmoid_minus_y(y, z, a - b, np.maximum(a, b), w)
+    grad = precise.sigmoid_minus_y(y, z, grad, np.maximum(a, b), w)
     return losses, grad, sz
 
 
@@ -150,8 +163,9 @@ def bce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, pos_w
 
 
 def bce_check(y, p, from_logits):
-    first_bad("target", (y < 0) | (y > 1), y, "is outside [0, 1]; bce targets are probabilities (hard 0/1 or soft)")
-    if not from_logits:
+    if not (y.min(initial=0) >= 0 and y.max(initial=1) <= 1):  # (two reductions; the mask only when it is needed)
+        first_bad("target", (y < 0) | (y > 1), y, "is outside [0, 1]; bce targets are probabilities (hard 0/1 or soft)")
+    if not from_logits and not (p.min(initial=0) >= 0 and p.max(initial=1) <= 1):
         first_bad(
             "pred",
             (p < 0) | (p > 1),
