@@ -195,17 +195,18 @@ class Evaluator:
             onehot[self.ignored] = 0
         return onehot, idx
 
-    def chunk(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
-              ) -> tuple[Parts, np.ndarray, np.ndarray | None]:
-        """Loss and per-element derivatives of one chunk (2-D arrays, samples x columns), not yet reduced.
+    def slices(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
+               ) -> list[tuple[Parts, np.ndarray, np.ndarray | None]]:
+        """Loss and per-element derivatives of one chunk (2-D arrays, samples x columns), not yet reduced, in
+        slices of at most SLICE_ROWS samples: a few dozen numpy passes over slices that stay in cache beat the
+        same passes over the whole chunk.
 
-        Returns the parts, the targets as used (ce: probability rows), and the class indexes if given so.
-        Raises DomainError with chunk-relative row and column for values outside the loss's domain.
+        Each slice gives its parts, the targets as used (ce: probability rows), and the class indexes if given
+        so. Raises DomainError with chunk-relative row and column for values outside the loss's domain.
         """
         n = p.shape[0]
         if n <= SLICE_ROWS:
-            return self._slice(y, p, w)
-        # a few dozen numpy passes over slices that stay in cache beat the same passes over the whole chunk
+            return [self._slice(y, p, w)]
         outs = []
         for start in range(0, n, SLICE_ROWS):
             try:
@@ -214,6 +215,14 @@ class Evaluator:
             except DomainError as e:
                 e.row += start
                 raise
+        return outs
+
+    def chunk(self, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None
+              ) -> tuple[Parts, np.ndarray, np.ndarray | None]:
+        """The chunk's slices (see `slices`) joined: (parts, targets as used, class indexes)."""
+        outs = self.slices(y, p, w)
+        if len(outs) == 1:
+            return outs[0]
         parts = Parts(**{
             name: None if getattr(outs[0][0], name) is None else np.concatenate([getattr(o[0], name) for o in outs])
             for name in ("losses", "grad", "grad_logits", "prob")
@@ -222,13 +231,17 @@ class Evaluator:
         labels = None if outs[0][2] is None else np.concatenate([o[2] for o in outs])
         return parts, y_used, labels
 
-    def csv_chunk(self, chunk, layout):
+    def csv_chunk(self, chunk, layout, joined: bool = True):
         """One chunk of CSV rows (inputs.Chunk) under its layout: (parts, targets as used, class indexes,
-        predictions), a value outside the loss's domain reported at its file:line:column."""
+        predictions), a value outside the loss's domain reported at its file:line:column. With `joined` False,
+        just the slices' parts (batch mode writes them out as they are)."""
         p = chunk.data[:, layout.pred]
         try:
             w = None if layout.weight is None else chunk.data[:, layout.weight]
-            parts, y_used, labels = self.chunk(chunk.data[:, layout.target], p, w)
+            y = chunk.data[:, layout.target]
+            if not joined:
+                return [parts for parts, _, _ in self.slices(y, p, w)]
+            parts, y_used, labels = self.chunk(y, p, w)
         except DomainError as e:
             raise layout.error(e, chunk) from None
         return parts, y_used, labels, p

@@ -17,20 +17,54 @@ import numpy as np
 from .inputs import _polars
 
 
-def format_rows(losses: np.ndarray, grad: np.ndarray):
-    """CSV rows of losses then gradients (bytes-like), every float in its shortest round-trip form."""
-    losses = losses.reshape(grad.shape[0], -1)
-    pl = _polars() if grad.shape[0] > 2000 else None  # (a small batch does not pay for importing polars)
-    if pl is not None:
-        import io
+class _Sink:
+    """A binary stream for polars to write to that keeps the stream's own exception (polars turns a
+    BrokenPipeError into a plain OSError)."""
 
-        cols = {f"c{i}": losses[:, i] for i in range(losses.shape[1])}
-        cols.update({f"g{i}": grad[:, i] for i in range(grad.shape[1])})
-        buf = io.BytesIO()
-        pl.DataFrame(cols).write_csv(buf, include_header=False)
-        return buf.getbuffer()  # no copy of the text
-    rows = np.hstack([losses, grad]).tolist()
-    return "".join(",".join(map(repr, row)) + "\n" for row in rows).encode()
+    def __init__(self, out):
+        self.out = out
+        self.error = None
+
+    def write(self, data) -> int:
+        try:
+            return self.out.write(data)
+        except Exception as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def write_rows(out, pieces, divisor: int = 1) -> None:
+    """Write CSV rows to the binary stream `out`: for each (losses, grad) of `pieces` in turn, a row per sample
+    of its losses then its gradient divided by `divisor`, every float in its shortest round-trip form."""
+    n = sum(grad.shape[0] for _, grad in pieces)
+    nl = pieces[0][0].size // max(pieces[0][1].shape[0], 1)
+    ng = pieces[0][1].shape[1]
+    dtype = np.result_type(*(a for piece in pieces for a in piece))
+    # one C-ordered matrix: polars copies its columns out faster than it gathers strided ones
+    table = np.empty((n, nl + ng), dtype=dtype)
+    row = 0
+    for losses, grad in pieces:
+        m = grad.shape[0]
+        table[row:row + m, :nl] = losses.reshape(m, nl)
+        if divisor == 1:
+            table[row:row + m, nl:] = grad
+        else:
+            np.divide(grad, grad.dtype.type(divisor), out=table[row:row + m, nl:])
+        row += m
+    pl = _polars() if n > 2000 else None  # (a small batch does not pay for importing polars)
+    if pl is not None:
+        sink = _Sink(out)
+        try:
+            pl.from_numpy(table).write_csv(sink, include_header=False)  # into `out` itself: no intermediate bytes
+        except Exception:
+            if sink.error is not None:  # the stream's own error (a closed pipe), not polars' rewording of it
+                raise sink.error from None
+            raise
+        return
+    out.write("".join(",".join(map(repr, r)) + "\n" for r in table.tolist()).encode())
 
 
 class Miscounted(Exception):
@@ -115,11 +149,11 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     state = {"header": header, "divisor": None, "spool": None}
     t0 = time.perf_counter()
 
-    def emit(data):
+    def emit(pieces, divisor):
         if state["header"]:
             out.write(state["header"])
             state["header"] = b""
-        out.write(data)
+        write_rows(out, pieces, divisor)
 
     def decide():
         """On the first block: divide as we go (N known) or spool (N known only at the end)."""
@@ -135,17 +169,19 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     def process(chunk):
         if state["divisor"] is None and state["spool"] is None:
             decide()
-        parts = ev.csv_chunk(chunk, layout)[0]
+        pieces = [(parts.losses, parts.grad) for parts in ev.csv_chunk(chunk, layout, joined=False)]
         spool, divisor = state["spool"], state["divisor"]
         if spool is None:
-            grad = parts.grad if divisor == 1 else parts.grad / parts.grad.dtype.type(divisor)
-            write.submit(emit, format_rows(parts.losses, grad))
+            write.submit(emit, pieces, divisor)
         else:
-            losses = np.ascontiguousarray(parts.losses)
-            grad = np.ascontiguousarray(parts.grad)
-            spool.write(losses.tobytes())
-            spool.write(grad.tobytes())
-            sizes.append((losses.shape, grad.shape, losses.dtype))
+            shapes = []
+            for losses, grad in pieces:
+                losses = np.ascontiguousarray(losses)
+                grad = np.ascontiguousarray(grad)
+                spool.write(losses.tobytes())
+                spool.write(grad.tobytes())
+                shapes.append((losses.shape, grad.shape, losses.dtype))
+            sizes.append(shapes)
 
     try:
         for chunk in chunks:
@@ -159,11 +195,14 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
             raise Miscounted(ev.rows)
         if spool is not None:
             spool.seek(0)
-            for lshape, gshape, dtype in sizes:
-                ln, gn = int(np.prod(lshape)), int(np.prod(gshape))
-                losses = np.frombuffer(spool.read(ln * dtype.itemsize), dtype=dtype).reshape(lshape)
-                grad = np.frombuffer(spool.read(gn * dtype.itemsize), dtype=dtype).reshape(gshape)
-                compute.submit(lambda a, b: write.submit(emit, format_rows(a, b)), losses, grad / dtype.type(n))
+            for shapes in sizes:  # a chunk's pieces, written out together as they came
+                pieces = []
+                for lshape, gshape, dtype in shapes:
+                    ln, gn = int(np.prod(lshape)), int(np.prod(gshape))
+                    losses = np.frombuffer(spool.read(ln * dtype.itemsize), dtype=dtype).reshape(lshape)
+                    grad = np.frombuffer(spool.read(gn * dtype.itemsize), dtype=dtype).reshape(gshape)
+                    pieces.append((losses, grad))
+                write.submit(emit, pieces, n)
             compute.drain()
             write.drain()
         if state["header"]:

@@ -59,12 +59,33 @@ def test_stream_equals_in_memory(data, fast, reduction, counted):
         assert ev.finish()[0] == ref.value
 
 
-def test_stream_blocks_cut_anywhere(data):
-    # block sizes that cut lines in every place give the same rows
+@pytest.mark.parametrize("ending", ["\n", "", "\r\n"], ids=["lf", "no-final-newline", "crlf"])
+def test_stream_blocks_cut_anywhere(data, ending):
+    # block sizes that cut lines in every place (7 bytes: every line is longer than a read) give the same rows
     y, z = data
-    text = _csv(zip(y[:300].astype(int).tolist(), z[:300].tolist())).encode()
+    text = _csv(zip(y[:300].astype(int).tolist(), z[:300].tolist()))
+    text = (text.replace("\n", ending) if ending == "\r\n" else text[:len(text) - 1 + len(ending)]).encode()
     outs = {_stream(text, False, "sum", block=b)[0] for b in (7, 64, 1000, 1 << 20)}
     assert len(outs) == 1
+    assert len(outs.pop().splitlines()) == 301
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "numpy"])
+def test_stream_writes_a_chunks_slices_as_one_table(data, fast, monkeypatch):
+    # a chunk is computed in slices (cache-sized) and its rows written from them directly, divided by N
+    import lossgrad.api
+
+    if fast and inputs._polars() is None:
+        pytest.skip("polars not installed")
+    monkeypatch.setattr(lossgrad.api, "SLICE_ROWS", 700)
+    y, z = data
+    y = y.copy()
+    y[::3] = 0.25  # soft labels: the refined path too
+    text = _csv(zip(y.tolist(), z.tolist())).encode()
+    out, ev = _stream(text, fast, "mean", rows=5000, block=64 << 10)
+    got = np.loadtxt(io.StringIO(out), delimiter=",", skiprows=1)
+    ref = lossgrad.bce(y, z, from_logits=True)
+    assert got[:, 0].tolist() == ref.losses.tolist() and got[:, 1].tolist() == ref.grad.tolist()
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["polars", "numpy"])
