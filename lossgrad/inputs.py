@@ -194,41 +194,44 @@ class CsvReader:
     def where(self, lineno: int, col: int | None = None) -> str:
         return f"{self.name}:{lineno}" + (f":{col}" if col is not None else "")
 
+    def _pieces(self) -> Iterator[bytes]:
+        """The input from where the header left off, as it is read."""
+        if self._buf:
+            yield self._buf
+        self._buf = b""
+        while not self._eof:
+            more = self._read(self.block_bytes)
+            if not more:
+                self._eof = True
+                return
+            yield more
+
     def blocks(self) -> Iterator[tuple[bytes, int]]:
         """(block of whole lines, the line number it starts at), about block_bytes each."""
-        rest, line, eof = self._buf, self._line, self._eof
-        self._buf = b""
+        line = self._line
         lazy = self.path is not None
-        start = self.bytes_read - len(rest)  # the file offset of `rest`
+        start = self.bytes_read - len(self._buf)  # the file offset of the next block
         first_offset, first_line = start, line
-        while True:
-            if not eof and len(rest) < self.block_bytes:
-                more = self._read(self.block_bytes)
-                if more:
-                    rest = rest + more if rest else more
-                else:
-                    eof = True
-            if eof:
-                block, rest = rest, b""
+        pending: list[bytes] = []  # the start of a line not yet ended, in pieces
+        for piece in self._pieces():
+            cut = piece.rfind(b"\n")
+            if cut < 0:  # no line end yet: a very long line
+                pending.append(piece)
+                continue
+            if not pending and cut == len(piece) - 1:
+                block = piece  # (no copy)
+            else:  # one copy, however the lines fell across reads
+                block = b"".join([*pending, memoryview(piece)[: cut + 1]])
+                pending = [piece[cut + 1:]] if cut + 1 < len(piece) else []
+            if lazy:
+                yield block, self._line_at(first_offset, first_line, start)
             else:
-                cut = rest.rfind(b"\n", 0, self.block_bytes)
-                if cut < 0:
-                    cut = rest.find(b"\n")
-                if cut < 0:  # no line end yet: a very long line
-                    more = self._read(self.block_bytes)
-                    eof = not more
-                    rest += more
-                    continue
-                block, rest = rest[: cut + 1], rest[cut + 1:]
-            if block:
-                if lazy:
-                    yield block, self._line_at(first_offset, first_line, start)
-                else:
-                    yield block, line
-                    line += block.count(b"\n")
-                start += len(block)
-            if eof and not rest:
-                return
+                yield block, line
+                line += block.count(b"\n")
+            start += len(block)
+        block = b"".join(pending)  # a last line without a line end
+        if block:
+            yield block, (self._line_at(first_offset, first_line, start) if lazy else line)
 
     def _line_at(self, offset0: int, line0: int, offset: int):
         """A function giving the line number at byte `offset` of the file, counted from (offset0, line0)."""
@@ -266,6 +269,9 @@ class CsvReader:
             data = self._parse_polars(block)
         if data is None:
             data = self._parse_numpy(block, line)
+        # (one pass: a NaN or infinity anywhere makes the sum one; an overflowing sum is looked at closely)
+        if np.isfinite(data.sum()):
+            return data
         finite = np.isfinite(data)
         if not finite.all():
             r, c = np.argwhere(~finite)[0]
@@ -288,7 +294,7 @@ class CsvReader:
             return None
         data = df.to_numpy()
         # an empty field is a null, which comes out as NaN: numpy re-reads the block and names the fault
-        return None if np.isnan(data).any() else data
+        return None if not np.isfinite(data.sum()) and np.isnan(data).any() else data
 
     def _parse_numpy(self, block: bytes, line) -> np.ndarray:
         line = _resolve(line)
