@@ -641,8 +641,8 @@ def main(argv: Optional[list] = None) -> None:
 
     code = 0
     try:
-        command = typer.main.get_command(app)
-        rv = command.main(args=args, prog_name="lossgrad", standalone_mode=False)
+        command, prog, rest = _click_command(args)
+        rv = command.main(args=rest, prog_name=prog, standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
     except LossgradError as e:
         code = _error(str(e))
@@ -668,7 +668,27 @@ def main(argv: Optional[list] = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_stdout()
+    if argv is None:
+        # the command line's own process: everything is written and closed, so skip the interpreter's teardown
+        # (freeing polars and numpy takes a tenth of a second after a large batch)
+        sys.stderr.flush()
+        os._exit(code)
     sys.exit(code)
+
+
+def _click_command(args: list) -> tuple:
+    """The click command to run, its program name and its arguments: only the subcommand named first when
+    there is one (building all of them from their signatures takes longer than a small batch's own work),
+    else the whole group (its help, and suggestions for a misspelt command)."""
+    import copy
+
+    if args and not args[0].startswith("-"):
+        for info in app.registered_commands:
+            if info.name == args[0]:
+                one = copy.copy(app)
+                one.registered_commands = [info]  # a Typer app of one command is that command
+                return typer.main.get_command(one), f"lossgrad {args[0]}", args[1:]
+    return typer.main.get_command(app), "lossgrad", args
 
 
 def _error(message: str) -> int:
