@@ -136,12 +136,29 @@ class _Progress:
             self.bar.stop()
 
 
+def _steady_heap() -> None:
+    """Keep freed memory for the next block (glibc): every block allocates the same few arrays of a few MB, and
+    by default glibc maps large ones afresh and gives the heap's top back after each, so every block pays the
+    page faults again (ce's compute: 60% of its time). Peak memory is unchanged; nothing happens elsewhere."""
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-1, 256 << 20)  # M_TRIM_THRESHOLD: keep up to 256 MB free at the heap's top
+        libc.mallopt(-3, 32 << 20)  # M_MMAP_THRESHOLD: arrays below 32 MB come from the heap
+    except (OSError, AttributeError):  # not glibc (musl): its own allocator, left as it is
+        pass
+
+
 def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     """Evaluate `chunks` (blocks of `reader`) under `ev` and write `header` and the per-row CSV to the binary
     stream `out`. `rows` (a number, or a future of one, or None) is the count of data rows when it could be
     known beforehand: then a mean's 1/N goes into the rows as they are written; else they wait in a spool."""
     import time
 
+    _steady_heap()
     compute, write = _Stage(), _Stage()
     progress = _Progress(reader)
     k = 1 if ev.per_sample_for(len(layout.pred)) else len(layout.pred)

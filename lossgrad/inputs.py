@@ -78,7 +78,11 @@ def inline_locator(target: np.ndarray, pred: np.ndarray, y2: np.ndarray, p2: np.
 # ---------------------------------------------------------------- CSV
 
 
-BLOCK_BYTES = 2 << 20  # a block of CSV text parsed at once: memory stays flat whatever the input's length
+# A block of CSV text parsed at once: memory stays flat whatever the input's length. About BLOCK_ROWS rows, within
+# these bounds: polars' cost per call (and per column) wants many cells per block, memory wants few bytes.
+BLOCK_BYTES = 2 << 20
+BLOCK_BYTES_MAX = 4 << 20
+BLOCK_ROWS = 200_000
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
 
 
@@ -134,19 +138,22 @@ def _polars():
 
 
 class CsvReader:
-    """Numeric CSV from a binary stream, in blocks of about BLOCK_BYTES cut at line ends.
+    """Numeric CSV from a binary stream, in blocks of about `block_bytes` (by default BLOCK_ROWS rows, within
+    BLOCK_BYTES and BLOCK_BYTES_MAX) cut at line ends.
 
     The first non-blank line is a header if any field is not a number. Each block is parsed by polars when the
     input is large (and polars is installed), else by numpy; a block either refuses is re-read line by line to
     report the first bad cell as file:line:column.
     """
 
-    def __init__(self, stream, name: str, block_bytes: int = BLOCK_BYTES, size: int | None = None,
+    def __init__(self, stream, name: str, block_bytes: int | None = None, size: int | None = None,
                  path: str | None = None):
         self.name = name
         # a file that can be read again: its blocks' line numbers are counted only when an error needs one
         self.path = path
         self._counted: list[tuple[int, int]] = []  # (offset, line number there) already counted
+        fixed = block_bytes is not None
+        block_bytes = block_bytes if fixed else BLOCK_BYTES
         self.block_bytes = block_bytes
         self.raw = stream
         self.bytes_read = 0
@@ -183,6 +190,11 @@ class CsvReader:
         except ValueError:
             self.header = [f.strip('"').strip("'") for f in fields]
             self._buf, self._line = (buf[end + 1:] if nl >= 0 else b""), line + 1
+        if not fixed:  # rows as wide as the first block's
+            lines = self._buf.count(b"\n")
+            if lines:
+                width = len(self._buf) / lines
+                self.block_bytes = int(min(BLOCK_BYTES_MAX, max(BLOCK_BYTES, width * BLOCK_ROWS)))
         small = (self._eof and len(buf) <= FAST_BYTES) or (size is not None and size <= FAST_BYTES)
         self.fast = not small and _polars() is not None
 
