@@ -1,7 +1,8 @@
 """Batch mode against the obvious alternatives, in turns on the same files: end to end (parse -> loss and gradient
--> per-row CSV out), wall time and peak memory (RSS, from GNU time).
+-> per-row CSV out), wall time (the median of --repeat runs, the tools taking turns) and peak memory (the
+largest RSS of those runs, from GNU time).
 
-    python benchmarks/batch.py [--sizes 1,2,6,10] [--repeat 1] [--losses bce,ce]
+    python benchmarks/batch.py [--sizes 1,2,6,10] [--repeat 3] [--losses bce,ce]
 
 - lossgrad: `lossgrad bce --from-logits --csv FILE -f csv -o OUT` (ce: `lossgrad ce --from-logits ...`)
 - numpy script: np.loadtxt, the stable formulas, np.savetxt('%.17g')
@@ -17,6 +18,7 @@ from __future__ import annotations
 import argparse
 import os
 import platform
+import statistics
 import shutil
 import subprocess
 import sys
@@ -25,6 +27,8 @@ import time
 from pathlib import Path
 
 import numpy as np
+
+from _installed import compile_lossgrad
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -144,10 +148,11 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--sizes", default="1,2,6,10", help="millions of rows")
     ap.add_argument("--losses", default="bce,ce")
-    ap.add_argument("--repeat", type=int, default=1, help="runs per cell; the fastest is kept")
+    ap.add_argument("--repeat", type=int, default=3, help="runs per cell, the tools in turns; the median is shown")
     ap.add_argument("--skip-slow-above", type=float, default=2,
                     help="run the numpy and pandas+torch scripts only up to this many millions of rows")
     args = ap.parse_args()
+    compile_lossgrad()
     try:
         import pandas  # noqa: F401
         import torch  # noqa: F401
@@ -164,17 +169,20 @@ def main():
         print("|---|" + "---|" * len(names))
         for m in (float(s) for s in args.sizes.split(",")):
             src = make_input(loss, m)
+            cmds = {name: cmd for name, cmd in tools(loss, have_torch).items()
+                    if not (name in ("numpy script", "pandas + torch") and m > args.skip_slow_above)}
+            runs = {name: [] for name in cmds}
+            for _ in range(args.repeat):  # in turns, so that a slow spell of the machine hits every tool
+                for name, cmd in cmds.items():
+                    with tempfile.TemporaryDirectory() as d:
+                        runs[name].append(measure(cmd(src, os.path.join(d, "out.csv"))))
             cells = []
-            for name, cmd in tools(loss, have_torch).items():
-                if name in ("numpy script", "pandas + torch") and m > args.skip_slow_above:
+            for name in names:
+                if name not in runs:
                     cells.append("—")
                     continue
-                best = None
-                for _ in range(args.repeat):
-                    with tempfile.TemporaryDirectory() as d:
-                        r = measure(cmd(src, os.path.join(d, "out.csv")))
-                    best = r if best is None or r[0] < best[0] else best
-                cells.append(f"{best[0]:.2f} s / {best[1]:.0f} MB")
+                wall = statistics.median(r[0] for r in runs[name])
+                cells.append(f"{wall:.2f} s / {max(r[1] for r in runs[name]):.0f} MB")
             print(f"| {m:g} M | " + " | ".join(cells) + " |", flush=True)
         print()
 

@@ -16,6 +16,8 @@ import subprocess
 import sys
 import time
 
+from _installed import compile_lossgrad
+
 PY = sys.executable
 LG = [shutil.which("lossgrad")] if shutil.which("lossgrad") else [PY, "-m", "lossgrad"]
 ARGS = ["--target", "0,1,0,0", "--pred", "-18.6,0.51,2.94,-12.8"]
@@ -47,6 +49,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
     args = ap.parse_args()
+    compile_lossgrad()
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; fastest of "
           f"{args.runs} runs.\n")
     base = None
