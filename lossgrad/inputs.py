@@ -81,7 +81,7 @@ def inline_locator(target: np.ndarray, pred: np.ndarray, y2: np.ndarray, p2: np.
 # A block of CSV text parsed at once: memory stays flat whatever the input's length. About BLOCK_ROWS rows, within
 # these bounds: polars' cost per call (and per column) wants many cells per block, memory wants few bytes.
 BLOCK_BYTES = 2 << 20
-BLOCK_BYTES_MAX = 4 << 20
+BLOCK_BYTES_MAX = 8 << 20
 BLOCK_ROWS = 200_000
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
 

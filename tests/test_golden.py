@@ -44,7 +44,8 @@ def assert_close(got, want, scale, what, float32=False):
     # frameworks flush them)
     tol = np.where(want == 0, np.maximum(8 * eps * scale, np.finfo(np.float64).tiny),
                    np.where(np.isfinite(want), tol, 0))
-    ok = same | (np.abs(got - want) <= tol)
+    with np.errstate(invalid="ignore"):  # (NaN - NaN where both are NaN: `same` already holds those)
+        ok = same | (np.abs(got - want) <= tol)
     assert ok.all(), f"{what}: got {got[~ok][:5]} want {want[~ok][:5]} at {np.argwhere(~ok)[:5].tolist()}"
 
 
