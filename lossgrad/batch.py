@@ -36,9 +36,9 @@ class _Sink:
         self.out.flush()
 
 
-def write_rows(out, pieces, divisor: int = 1) -> None:
-    """Write CSV rows to the binary stream `out`: for each (losses, grad) of `pieces` in turn, a row per sample
-    of its losses then its gradient divided by `divisor`, every float in its shortest round-trip form."""
+def rows_table(pieces, divisor: int = 1):
+    """The CSV rows of `pieces` ((losses, grad) in turn: a row per sample of its losses then its gradient
+    divided by `divisor`) as a table for write_table: a polars DataFrame when it is large, else a numpy array."""
     n = sum(grad.shape[0] for _, grad in pieces)
     nl = pieces[0][0].size // max(pieces[0][1].shape[0], 1)
     ng = pieces[0][1].shape[1]
@@ -55,16 +55,37 @@ def write_rows(out, pieces, divisor: int = 1) -> None:
             np.divide(grad, grad.dtype.type(divisor), out=table[row:row + m, nl:])
         row += m
     pl = _polars() if n > 2000 else None  # (a small batch does not pay for importing polars)
-    if pl is not None:
-        sink = _Sink(out)
-        try:
-            pl.from_numpy(table).write_csv(sink, include_header=False)  # into `out` itself: no intermediate bytes
-        except Exception:
-            if sink.error is not None:  # the stream's own error (a closed pipe), not polars' rewording of it
-                raise sink.error from None
-            raise
+    return table if pl is None else pl.from_numpy(table)
+
+
+def write_table(out, table) -> None:
+    """Write a rows_table to the binary stream `out`, every float in its shortest round-trip form."""
+    if isinstance(table, np.ndarray):
+        out.write("".join(",".join(map(repr, r)) + "\n" for r in table.tolist()).encode())
         return
-    out.write("".join(",".join(map(repr, r)) + "\n" for r in table.tolist()).encode())
+    sink = _Sink(out)
+    try:
+        table.write_csv(sink, include_header=False)  # into `out` itself: no intermediate bytes
+    except Exception:
+        if sink.error is not None:  # the stream's own error (a closed pipe), not polars' rewording of it
+            raise sink.error from None
+        raise
+
+
+def prepare_writer() -> None:
+    """Start, on a thread of its own, what the first write_table would otherwise pay while every other stage
+    waits for it: importing polars and its first numpy conversion (which imports numpy.ma: 20-40 ms). The reader
+    parses the first block meanwhile."""
+    import threading
+
+    def warm():
+        pl = _polars()
+        if pl is not None:
+            import io
+
+            pl.from_numpy(np.zeros((1, 2))).write_csv(io.BytesIO(), include_header=False)
+
+    threading.Thread(target=warm, daemon=True).start()
 
 
 class Miscounted(Exception):
@@ -166,11 +187,11 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
     state = {"header": header, "divisor": None, "spool": None}
     t0 = time.perf_counter()
 
-    def emit(pieces, divisor):
+    def emit(table):
         if state["header"]:
             out.write(state["header"])
             state["header"] = b""
-        write_rows(out, pieces, divisor)
+        write_table(out, table)
 
     def decide():
         """On the first block: divide as we go (N known) or spool (N known only at the end)."""
@@ -189,7 +210,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
         pieces = [(parts.losses, parts.grad) for parts in ev.csv_chunk(chunk, layout, joined=False)]
         spool, divisor = state["spool"], state["divisor"]
         if spool is None:
-            write.submit(emit, pieces, divisor)
+            write.submit(emit, rows_table(pieces, divisor))
         else:
             shapes = []
             for losses, grad in pieces:
@@ -219,7 +240,7 @@ def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
                     losses = np.frombuffer(spool.read(ln * dtype.itemsize), dtype=dtype).reshape(lshape)
                     grad = np.frombuffer(spool.read(gn * dtype.itemsize), dtype=dtype).reshape(gshape)
                     pieces.append((losses, grad))
-                write.submit(emit, pieces, n)
+                compute.submit(lambda p: write.submit(emit, rows_table(p, n)), pieces)
             compute.drain()
             write.drain()
         if state["header"]:

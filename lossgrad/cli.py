@@ -209,6 +209,17 @@ def _open_csv(path: Optional[str]):
     return CsvReader(f, path, size=size if size else None, path=path if regular else None)
 
 
+def _input_size(path: Optional[str]) -> int:
+    """The CSV input's size in bytes when it is a regular file (stdin redirected from one too), else 0."""
+    import stat
+
+    try:
+        st = os.fstat(sys.stdin.fileno()) if path in (None, "-") else os.stat(path)
+    except (OSError, ValueError):
+        return 0  # (the reader says what is wrong with the input)
+    return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
 def _csv_layout(kind: str, labels: str, o: Options):
     """The CSV input's reader, its chunks (the first already read, to decide the layout) and the layout."""
     from .inputs import choose_layout
@@ -510,10 +521,12 @@ def _rewind_point(out):
 def _stream_once(ev, o: Options, out, how):
     """One pass over the CSV input into `out`. `how`: None (no N needed beforehand, or spooled), "quick" or
     "checked" (count the file's lines on another thread while the reader starts), or the row count itself."""
-    from .batch import stream
-    from .inputs import column_names, count_lines, quick_count_lines
+    from .batch import prepare_writer, stream
+    from .inputs import FAST_BYTES, column_names, count_lines, quick_count_lines
     from .render import csv_header
 
+    if _input_size(o.csv) > FAST_BYTES:  # (a pipe's size is unknown, and it may be small)
+        prepare_writer()
     counting = None
     if how in ("quick", "checked"):
         from concurrent.futures import ThreadPoolExecutor
