@@ -669,6 +669,12 @@ def main(argv: Optional[list] = None) -> None:
     except BrokenPipeError:
         _quiet_stdout()
         code = 0
+    except SystemExit as e:
+        if not isinstance(e.__context__, BrokenPipeError):
+            raise
+        # (click turns a closed pipe into exit status 1; a reader that stops early is no failure here either)
+        _quiet_stdout()
+        code = 0
     except Exception as e:  # a bug: one line, the traceback only with --debug
         if debug:
             raise

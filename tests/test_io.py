@@ -148,6 +148,12 @@ def test_head_closing_the_pipe_ends_quietly():
     )
     assert proc.stdout.splitlines()[0] == "loss,grad" and "Traceback" not in proc.stderr
     assert "Error" not in proc.stderr
+    # and lossgrad's own exit status is 0: a reader that stops early is not a failure
+    proc = subprocess.run(
+        ["bash", "-c", f"{sys.executable} -m lossgrad bce --from-logits -f csv | head -0; exit ${{PIPESTATUS[0]}}"],
+        input=big, capture_output=True, text=True, timeout=120,
+    )
+    assert proc.returncode == 0 and proc.stderr == "", proc.stderr
 
 
 def test_explain_prints_the_formulas():
