@@ -148,7 +148,7 @@ def test_label_smoothing_is_the_smoothed_targets():
     assert a.value == b.value and a.grad.tolist() == b.grad.tolist()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.longdouble])
 def test_select_is_where_bit_for_bit(dtype):
     # the branch-free select of the bce kernel: the same bits as np.where, signed zeros, infinities and NaN too
     from lossgrad.losses.base import select, sign_mask

@@ -25,8 +25,12 @@ class Parts:
 
 
 def sign_mask(cond: np.ndarray, dtype) -> np.ndarray:
-    """`cond` as integers as wide as `dtype`'s floats: all bits set where True, none where False (for select)."""
-    m = cond.view(np.int8).astype(np.dtype(dtype).str.replace("f", "i"))
+    """`cond` as integers as wide as `dtype`'s floats: all bits set where True, none where False (for select).
+    Floats with no integer of their width (long double) keep `cond` itself, and select falls back to np.where."""
+    size = np.dtype(dtype).itemsize
+    if size not in (2, 4, 8):
+        return cond
+    m = cond.view(np.int8).astype(np.dtype(f"i{size}"))
     return np.negative(m, out=m)
 
 
@@ -35,6 +39,8 @@ def select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
     Branch-free: np.where branches per element, and on a sign that changes at random (z >= 0) it costs four
     times as much as these three integer passes."""
+    if mask.dtype == bool:
+        return np.where(mask, a, b)
     ints = mask.dtype
     bi = b.view(ints)
     out = np.bitwise_xor(a.view(ints), bi)

@@ -77,25 +77,26 @@ def _bce_probs_torch(y, p, conv):
     return losses, grad, grad * p * (1 - p)
 
 
-def _sigmoid_parts(z):
-    """e = exp(-|z|) once, and from it sigma(z) and sigma(-z) without cancellation."""
-    e = np.exp(-np.abs(z))
-    big = 1 / (1 + e)  # sigma(|z|)
-    small = e / (1 + e)  # sigma(-|z|)
-    pos = z >= 0
-    return e, pos, np.where(pos, big, small), np.where(pos, small, big)
-
-
-def _bce_logits_exact(y, z, w=None):
-    # (the same arithmetic as _sigmoid_parts, in place and with branch-free selects: this is batch mode's
-    # inner loop)
+def _sigmoid_terms(z):
+    """|z|, e = exp(-|z|) once, and from it sigma(z) and sigma(-z) without cancellation; and the sign mask of
+    z >= 0 for select (branch-free: np.where mispredicts on signs that change at random)."""
     m = sign_mask(z >= 0, z.dtype)
     az = np.abs(z)
-    e = np.exp(np.negative(az))  # e^-|z|
+    e = np.exp(np.negative(az))
     d = 1 + e
     big = np.divide(1, d)  # sigma(|z|)
     small = np.divide(e, d, out=d)  # sigma(-|z|)
-    sz, smz = select(m, big, small), select(m, small, big)
+    return m, az, e, select(m, big, small), select(m, small, big)
+
+
+def _sigmoid_parts(z):
+    """e = exp(-|z|), z >= 0, sigma(z) and sigma(-z) (see _sigmoid_terms)."""
+    m, az, e, sz, smz = _sigmoid_terms(z)
+    return e, z >= 0, sz, smz
+
+
+def _bce_logits_exact(y, z, w=None):
+    m, az, e, sz, smz = _sigmoid_terms(z)
     l1p = np.log1p(e, out=e)
     u = 1 - y
     if w is None:
