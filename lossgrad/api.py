@@ -505,7 +505,7 @@ def evaluate(loss: str, y, p, sample_weight=None, **options) -> Result:
         result = run(ev, y2, p2, w)
     except DomainError as e:
         where = f"sample_weight[{e.row}]" if e.which == "weight" else f"{e.which}[{e.row}, {e.col}]"
-        raise InputError(where, f"{e.value!r} {e.what}") from None
+        raise InputError(where, f"{e.value!r} {e.reason}") from None
     result.grad = result.grad.reshape(shape)
     if result.grad_logits is not None:
         result.grad_logits = result.grad_logits.reshape(shape)

@@ -239,7 +239,7 @@ def _csv_layout(kind: str, labels: str, o: Options):
 
 
 def _domain_error(e, where: str):
-    return InputError(where, f"{e.value!r} {e.what}")
+    return InputError(where, f"{e.value!r} {e.reason}")
 
 
 def _from_inline(ev, o: Options):

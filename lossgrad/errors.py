@@ -1,22 +1,69 @@
 """The errors lossgrad reports to a user: what is wrong, where, and what would be right.
 
-The CLI prints each as one `error: ` line and exits with status 2; the API raises them (all are ValueErrors).
+Messages name the library's parameters as templates, `{from_logits}`: the Python API shows them as written in a
+call (`from_logits=True`), the command line as its options (`--from-logits`). The CLI prints each error as one
+`error: ` line and exits with status 2; the API raises them (all are ValueErrors).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
+
+# the on/off parameters: a message asks for them switched on
+SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast"})
+_NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
+
+Namer = Callable[[str], str]
+
+
+def api_name(name: str) -> str:
+    """A parameter as a Python call writes it."""
+    return f"{name}=True" if name in SWITCHES else name
+
+
+def fill(text: str, name: Namer = api_name) -> str:
+    """`text` with each `{parameter}` written by `name`."""
+    return _NAME.sub(lambda m: name(m.group(1)), text)
+
 
 class LossgradError(ValueError):
-    """Bad usage or bad input."""
+    """Bad usage or bad input: `where` it is (a parameter, an input or a file:line:column) and `what` is wrong."""
 
     def __init__(self, where: str, what: str):
-        super().__init__(f"{where}: {what}" if where else what)
         self.where, self.what = where, what
+        super().__init__(self.message())
+
+    def place(self, name: Namer) -> str:
+        return self.where
+
+    def message(self, name: Namer = api_name) -> str:
+        """The one-line message, parameters named by `name`."""
+        where, what = self.place(name), fill(self.what, name)
+        return f"{where}: {what}" if where else what
 
 
 class OptionError(LossgradError):
-    """An option value that cannot be used (unknown name, unsupported combination)."""
+    """An option value that cannot be used (unknown name, unsupported combination); `where` is the parameter."""
+
+    def place(self, name: Namer) -> str:
+        return name(self.where) if _NAME.fullmatch("{" + self.where + "}") else self.where
 
 
 class InputError(LossgradError):
-    """Data that cannot be used; `where` is the option or file:line:column."""
+    """Data that cannot be used; `where` is the input ({target}, {pred}, ...) or file:line:column."""
+
+    def place(self, name: Namer) -> str:
+        return fill(self.where, name)
+
+
+class DomainError(InputError):
+    """An input value outside the loss's domain: which array, where in it (row, column) and what is wrong.
+
+    The losses raise it with positions in the arrays they were given; whoever read the arrays turns it into the
+    place a user knows (inputs.locate)."""
+
+    def __init__(self, which: str, row: int, col: int, value: float, what: str):
+        self.which, self.row, self.col, self.value = which, row, col, value
+        self.reason = what
+        super().__init__(f"{which}[{row}, {col}]", f"{value!r} {what}")

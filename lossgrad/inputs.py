@@ -457,7 +457,7 @@ class Layout:
             file_col = self.weight
         else:
             file_col = (self.target if e.which == "target" else self.pred)[e.col]
-        return InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.what}")
+        return InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.reason}")
 
 
 def _looks_onehot(block: np.ndarray) -> bool:

@@ -7,6 +7,8 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import DomainError
+
 
 @dataclass
 class Parts:
@@ -47,14 +49,6 @@ def select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out &= mask
     out ^= bi
     return out.view(a.dtype)
-
-
-class DomainError(ValueError):
-    """An input value outside the loss's domain: which array, where (row, column) and what is wrong."""
-
-    def __init__(self, which: str, row: int, col: int, value: float, what: str):
-        super().__init__(what)
-        self.which, self.row, self.col, self.value, self.what = which, row, col, value, what
 
 
 def first_bad(which: str, bad: np.ndarray, values: np.ndarray, what: str) -> None:
