@@ -5,17 +5,17 @@
     >>> r.value, r.grad
 """
 
-from .api import (Evaluator, Result, bce, ce, cosine, evaluate, focal, hinge, huber, kl, logcosh, mae, mse, nll,
-                  poisson, smooth_l1, squared_hinge)
+from .api import (Result, bce, ce, cosine, evaluate, focal, hinge, huber, kl, logcosh, mae, mse, nll, poisson,
+                  smooth_l1, squared_hinge)
 from .conventions import CONVENTIONS
-from .errors import InputError, LossgradError, OptionError
+from .errors import DomainError, InputError, LossgradError, OptionError
 from .losses import LOSSES
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CONVENTIONS",
-    "Evaluator",
+    "DomainError",
     "InputError",
     "LOSSES",
     "LossgradError",

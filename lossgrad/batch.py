@@ -8,84 +8,26 @@ once the input is exhausted; so a bad row anywhere stops the run before anything
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 import tempfile
-from concurrent.futures import ThreadPoolExecutor
+import time
+from collections.abc import Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import IO, Any
 
 import numpy as np
 
-from .inputs import _polars
+from .api import accumulate
+from .errors import DomainError
+from .evaluation import evaluate
+from .inputs import FAST_BYTES, Chunk, CsvRequest, CsvSource, count_lines, quick_count_lines
+from .options import Reduction, Setup
+from .reduction import Accumulator
+from .render import Progress, csv_header, prepare_writer, rows_table, write_table
 
-
-class _Sink:
-    """A binary stream for polars to write to that keeps the stream's own exception (polars turns a
-    BrokenPipeError into a plain OSError)."""
-
-    def __init__(self, out):
-        self.out = out
-        self.error = None
-
-    def write(self, data) -> int:
-        try:
-            return self.out.write(data)
-        except Exception as e:
-            self.error = e
-            raise
-
-    def flush(self) -> None:
-        self.out.flush()
-
-
-def rows_table(pieces, divisor: int = 1):
-    """The CSV rows of `pieces` ((losses, grad) in turn: a row per sample of its losses then its gradient
-    divided by `divisor`) as a table for write_table: a polars DataFrame when it is large, else a numpy array."""
-    n = sum(grad.shape[0] for _, grad in pieces)
-    nl = pieces[0][0].size // max(pieces[0][1].shape[0], 1)
-    ng = pieces[0][1].shape[1]
-    dtype = np.result_type(*(a for piece in pieces for a in piece))
-    # one C-ordered matrix: polars copies its columns out faster than it gathers strided ones
-    table = np.empty((n, nl + ng), dtype=dtype)
-    row = 0
-    for losses, grad in pieces:
-        m = grad.shape[0]
-        table[row:row + m, :nl] = losses.reshape(m, nl)
-        if divisor == 1:
-            table[row:row + m, nl:] = grad
-        else:
-            np.divide(grad, grad.dtype.type(divisor), out=table[row:row + m, nl:])
-        row += m
-    pl = _polars() if n > 2000 else None  # (a small batch does not pay for importing polars)
-    return table if pl is None else pl.from_numpy(table)
-
-
-def write_table(out, table) -> None:
-    """Write a rows_table to the binary stream `out`, every float in its shortest round-trip form."""
-    if isinstance(table, np.ndarray):
-        out.write("".join(",".join(map(repr, r)) + "\n" for r in table.tolist()).encode())
-        return
-    sink = _Sink(out)
-    try:
-        table.write_csv(sink, include_header=False)  # into `out` itself: no intermediate bytes
-    except Exception:
-        if sink.error is not None:  # the stream's own error (a closed pipe), not polars' rewording of it
-            raise sink.error from None
-        raise
-
-
-def prepare_writer() -> None:
-    """Start, on a thread of its own, what the first write_table would otherwise pay while every other stage
-    waits for it: importing polars and its first numpy conversion (which imports numpy.ma: 20-40 ms). The reader
-    parses the first block meanwhile."""
-    import threading
-
-    def warm():
-        pl = _polars()
-        if pl is not None:
-            import io
-
-            pl.from_numpy(np.zeros((1, 2))).write_csv(io.BytesIO(), include_header=False)
-
-    threading.Thread(target=warm, daemon=True).start()
+Pieces = list[tuple[np.ndarray, np.ndarray]]
 
 
 class Miscounted(Exception):
@@ -101,20 +43,20 @@ class _Stage:
     """One thread that runs jobs in order, at most one behind whoever feeds it. Parsing (polars), computing
     (numpy), formatting (polars) and writing (the kernel) all release the GIL, so stages overlap on both cores."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         self.pool = ThreadPoolExecutor(max_workers=1)
-        self.pending = []
+        self.pending: list[Future[Any]] = []
 
-    def submit(self, fn, *args):
+    def submit(self, fn: Any, *args: Any) -> None:
         while len(self.pending) >= 1:
             self.pending.pop(0).result()
         self.pending.append(self.pool.submit(fn, *args))
 
-    def drain(self):
+    def drain(self) -> None:
         while self.pending:
             self.pending.pop(0).result()
 
-    def close(self, finish: bool = False):
+    def close(self, finish: bool = False) -> None:
         """Stop; `finish` lets the jobs already queued complete (rows computed before an error are good rows)."""
         for f in self.pending:
             if finish:
@@ -125,36 +67,6 @@ class _Stage:
             else:
                 f.cancel()
         self.pool.shutdown(wait=True)
-
-
-class _Progress:
-    """A progress bar on stderr, only when stderr is a terminal and the input is more than a moment's work."""
-
-    def __init__(self, reader):
-        self.reader = reader
-        self.bar = None
-        big = reader.size is None or reader.size > (64 << 20)
-        if not (big and sys.stderr.isatty()):
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn
-
-        self.bar = Progress(
-            TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-            redirect_stdout=False, redirect_stderr=False,
-        )
-        self.task = self.bar.add_task(reader.name, total=reader.size, rate="")
-        self.bar.start()
-
-    def update(self, rows: int, seconds: float):
-        if self.bar:
-            rate = f"{rows / max(seconds, 1e-9):,.0f} rows/s"
-            self.bar.update(self.task, completed=self.reader.bytes_read, rate=rate)
-
-    def close(self):
-        if self.bar:
-            self.bar.stop()
 
 
 def _steady_heap() -> None:
@@ -173,81 +85,196 @@ def _steady_heap() -> None:
         pass
 
 
-def stream(ev, reader, layout, out, chunks, header: bytes, rows=None) -> None:
-    """Evaluate `chunks` (blocks of `reader`) under `ev` and write `header` and the per-row CSV to the binary
-    stream `out`. `rows` (a number, or a future of one, or None) is the count of data rows when it could be
-    known beforehand: then a mean's 1/N goes into the rows as they are written; else they wait in a spool."""
-    import time
 
+
+class _Spool:
+    """Unscaled losses and gradients kept in a temporary file until the mean's N is known."""
+
+    def __init__(self) -> None:
+        self.file = tempfile.TemporaryFile()
+        self.shapes: list[list[tuple[tuple[int, ...], tuple[int, ...], np.dtype[Any]]]] = []
+
+    def put(self, pieces: Pieces) -> None:
+        shapes = []
+        for losses, grad in pieces:
+            losses, grad = np.ascontiguousarray(losses), np.ascontiguousarray(grad)
+            self.file.write(losses.tobytes())
+            self.file.write(grad.tobytes())
+            shapes.append((losses.shape, grad.shape, losses.dtype))
+        self.shapes.append(shapes)
+
+    def chunks(self) -> Iterator[Pieces]:
+        """Each chunk's pieces, as they were put."""
+        self.file.seek(0)
+        for shapes in self.shapes:
+            yield [(self._read(lshape, dtype), self._read(gshape, dtype)) for lshape, gshape, dtype in shapes]
+
+    def _read(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
+        n = int(np.prod(shape))
+        return np.frombuffer(self.file.read(n * dtype.itemsize), dtype=dtype).reshape(shape)
+
+
+class _Writer:
+    """The output side of a stream: the header once, then each chunk's rows, divided by N when it is known
+    (else spooled until it is)."""
+
+    def __init__(self, out: IO[bytes], header: bytes) -> None:
+        self.out, self.header = out, header
+        self.divisor: int | float | None = None
+        self.spool: _Spool | None = None
+        self.stage = _Stage()
+
+    def emit(self, table: Any) -> None:
+        self.write_header()
+        write_table(self.out, table)
+
+    def write_header(self) -> None:
+        if self.header:
+            self.out.write(self.header)
+            self.header = b""
+
+    def put(self, pieces: Pieces) -> None:
+        if self.spool is not None:
+            self.spool.put(pieces)
+        else:
+            self.stage.submit(self.emit, rows_table(pieces, self.divisor or 1))
+
+
+def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows: Any = None) -> Accumulator:
+    """Evaluate the CSV `source` block by block under `setup` and write `header` and the per-row CSV to the binary
+    stream `out`. `rows` (a number, a future of one, or None) is the count of data rows when it could be known
+    beforehand: then a mean's 1/N goes into the rows as they are written; else they wait in a spool."""
     _steady_heap()
-    compute, write = _Stage(), _Stage()
-    progress = _Progress(reader)
-    k = 1 if ev.per_sample_for(len(layout.pred)) else len(layout.pred)
-    sizes = []
-    state = {"header": header, "divisor": None, "spool": None}
+    compute, writer = _Stage(), _Writer(out, header)
+    progress = Progress(source.reader)
+    acc = Accumulator()
+    k = 1 if setup.per_sample_for(len(source.layout.pred)) else len(source.layout.pred)
     t0 = time.perf_counter()
 
-    def emit(table):
-        if state["header"]:
-            out.write(state["header"])
-            state["header"] = b""
-        write_table(out, table)
-
-    def decide():
-        """On the first block: divide as we go (N known) or spool (N known only at the end)."""
-        if ev.reduction != "mean":
-            state["divisor"] = 1
-            return
-        n_rows = rows.result() if hasattr(rows, "result") else rows
-        if n_rows is None:
-            state["spool"] = tempfile.TemporaryFile()
-        else:
-            state["divisor"] = n_rows * k
-
-    def process(chunk):
-        if state["divisor"] is None and state["spool"] is None:
-            decide()
-        pieces = [(parts.losses, parts.grad) for parts in ev.csv_chunk(chunk, layout, joined=False)]
-        spool, divisor = state["spool"], state["divisor"]
-        if spool is None:
-            write.submit(emit, rows_table(pieces, divisor))
-        else:
-            shapes = []
-            for losses, grad in pieces:
-                losses = np.ascontiguousarray(losses)
-                grad = np.ascontiguousarray(grad)
-                spool.write(losses.tobytes())
-                spool.write(grad.tobytes())
-                shapes.append((losses.shape, grad.shape, losses.dtype))
-            sizes.append(shapes)
+    def process(chunk: Chunk) -> None:
+        if writer.divisor is None and writer.spool is None:
+            _decide(setup, writer, rows, k)
+        writer.put(_evaluate_chunk(setup, source, chunk, acc))
 
     try:
-        for chunk in chunks:
+        for chunk in source.chunks:
             compute.submit(process, chunk)
-            progress.update(ev.rows, time.perf_counter() - t0)
+            progress.update(acc.rows, time.perf_counter() - t0)
         compute.drain()
-        write.drain()
-        value, n = ev.finish()
-        divisor, spool = state["divisor"], state["spool"]
-        if divisor is not None and divisor != 1 and n != divisor:
-            raise Miscounted(ev.rows)
-        if spool is not None:
-            spool.seek(0)
-            for shapes in sizes:  # a chunk's pieces, written out together as they came
-                pieces = []
-                for lshape, gshape, dtype in shapes:
-                    ln, gn = int(np.prod(lshape)), int(np.prod(gshape))
-                    losses = np.frombuffer(spool.read(ln * dtype.itemsize), dtype=dtype).reshape(lshape)
-                    grad = np.frombuffer(spool.read(gn * dtype.itemsize), dtype=dtype).reshape(gshape)
-                    pieces.append((losses, grad))
-                compute.submit(lambda p: write.submit(emit, rows_table(p, n)), pieces)
-            compute.drain()
-            write.drain()
-        if state["header"]:
-            out.write(state["header"])
+        writer.stage.drain()
+        _finish(setup, acc, writer, compute)
+        writer.write_header()
     finally:
         progress.close()
         compute.close()
-        write.close(finish=True)
-        if state["spool"] is not None:
-            state["spool"].close()
+        writer.stage.close(finish=True)
+        if writer.spool is not None:
+            writer.spool.file.close()
+    return acc
+
+
+def _decide(setup: Setup, writer: _Writer, rows: Any, k: int) -> None:
+    """On the first block: divide as we go (N known) or spool (N known only at the end)."""
+    if setup.reduction is not Reduction.MEAN:
+        writer.divisor = 1
+        return
+    n_rows = rows.result() if hasattr(rows, "result") else rows
+    if n_rows is None:
+        writer.spool = _Spool()
+    else:
+        writer.divisor = n_rows * k
+
+
+def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumulator) -> Pieces:
+    layout = source.layout
+    y = chunk.data[:, layout.target]
+    p = chunk.data[:, layout.pred]
+    w = None if layout.weight is None else chunk.data[:, layout.weight]
+    try:
+        blocks = evaluate(setup, y, p, w)
+    except DomainError as e:
+        raise layout.error(e, chunk) from None
+    accumulate(setup, acc, blocks)
+    return [(b.parts.losses, b.parts.grad) for b in blocks]
+
+
+def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
+    """Check the N the rows were divided by, or write the spooled rows divided by the N now known."""
+    _, n = acc.finish(setup.reduction.value, setup.np_dtype)
+    if writer.divisor is not None and writer.divisor != 1 and n != writer.divisor:
+        raise Miscounted(acc.rows)
+    if writer.spool is not None:
+        for pieces in writer.spool.chunks():
+            compute.submit(lambda p: writer.stage.submit(writer.emit, rows_table(p, n)), pieces)
+        compute.drain()
+        writer.stage.drain()
+
+
+# ---------------------------------------------------------------- batch mode as the command line runs it
+
+
+def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accumulator, bool]:
+    """The CSV input of `request` into `out` as per-row CSV; the setup (its label layout decided), what the
+    reduction needs, and whether the rows held one loss per sample. A mean's N is counted first where it can be (see `_how_to_count`); if blank lines made a
+    quick count wrong, the output (a regular file) is written again with the right N."""
+    start = _rewind_point(out)
+    how = _how_to_count(setup, request, start is not None)
+    try:
+        return _stream_once(setup, request, out, how)
+    except Miscounted as m:
+        assert start is not None  # (only a quick count can be wrong, and only a rewindable output gets one)
+        out.seek(start)
+        out.truncate()
+        return _stream_once(setup, request, out, m.rows)
+
+
+def _how_to_count(setup: Setup, request: CsvRequest, rewindable: bool) -> str | None:
+    """None (no N needed beforehand, or spooled), "quick" (line ends alone, checked at the end) or "checked"
+    (a count that checks every line)."""
+    # a mean's N is the row count unless rows are left out or weighted (ignore_index, class_weights, exact's
+    # sample_weight): then only the end knows it
+    countable = setup.params.get("ignore_index") is None and setup.params.get("class_weights") is None and not (
+        setup.sample_weight and setup.conv.sample_weight_mean == "sum-of-weights")
+    path = request.path
+    if not (setup.reduction is Reduction.MEAN and countable and path not in (None, "-") and os.path.isfile(path)):
+        return None
+    return "quick" if rewindable else "checked"
+
+
+def _rewind_point(out: IO[bytes]) -> int | None:
+    """The offset to go back to if the output must be written again: a regular file's, else None (a pipe)."""
+    try:
+        if not stat.S_ISREG(os.fstat(out.fileno()).st_mode):
+            return None
+        out.flush()
+        return out.tell()
+    except (OSError, ValueError, AttributeError):
+        return None
+
+
+def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | int | None
+                 ) -> tuple[Setup, Accumulator, bool]:
+    """One pass over the CSV input into `out`. `how`: None, "quick" or "checked" (count the file's lines on
+    another thread while the reader starts), or the row count itself."""
+    if request.size() > FAST_BYTES:  # (a pipe's size is unknown, and it may be small)
+        prepare_writer()
+    counting = lines = None
+    if how in ("quick", "checked"):
+        counting = ThreadPoolExecutor(max_workers=1)
+        lines = counting.submit(quick_count_lines if how == "quick" else count_lines, request.path)
+    try:
+        source = request.open(setup.loss.kind, setup.labels.value)
+        setup = setup.with_labels(source.layout.labels)
+        per_sample = setup.per_sample_for(len(source.layout.pred))
+        header = csv_header(per_sample, source.names)
+        rows: Any = how if isinstance(how, int) else None
+        if counting is not None and lines is not None:
+            # the lines up to the header (or before the first data row) are not samples
+            reader = source.reader
+            skip = reader.header_line if reader.header is not None else reader.header_line - 1
+            counted = lines
+            rows = counting.submit(lambda: None if counted.result() is None else counted.result() - skip)
+        return setup, stream(setup, source, out, header.encode(), rows), per_sample
+    finally:
+        if counting is not None:
+            counting.shutdown(wait=True)

@@ -6,14 +6,17 @@ new convention explains itself without code here.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 from . import conventions
-from .api import Evaluator, Result, as_2d, run
+from .api import Result, run
 from .errors import OptionError
+from .inputs import Batch
 from .losses import LOSSES
+from .options import setup
+from .render import WRT, places
 
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
 
@@ -29,34 +32,15 @@ def supported(loss: str, from_logits: bool, params=None) -> tuple[list[str], dic
     return have, lack
 
 
-def evaluate_all(loss, y2, p2, *, from_logits, reduction, labels, dtype="float64", names=None,
-                 params=None, w=None) -> dict[str, Result]:
+def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="float64", names=None,
+                 params=None) -> dict[str, Result]:
     have, _ = supported(loss, from_logits, params)
     out = {}
     for name in names or have:
-        ev = Evaluator(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
-                       sample_weight=w is not None,
-                       **(params or {}))
-        out[name] = run(ev, y2, p2, w)
+        s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
+                  sample_weight=batch.w is not None, **(params or {}))
+        out[name] = run(s, batch)
     return out
-
-
-def _place(idx, shape) -> str:
-    if len(shape) == 2 and shape[1] > 1:
-        return f"row {idx[0]}, column {idx[1]}"
-    return f"element {idx[0]}"
-
-
-def places(idxs: list, shape) -> str:
-    """'element 3', 'elements 1, 2, 3', 'row 0, column 2', 'cells (0, 1), (2, 0)'."""
-    flat = not (len(shape) == 2 and shape[1] > 1)
-    if len(idxs) == 1:
-        return _place(idxs[0], shape)
-    shown = idxs[:12]
-    tail = " …" if len(idxs) > 12 else ""
-    if flat:
-        return "elements " + ", ".join(str(i[0]) for i in shown) + tail
-    return "cells " + ", ".join(f"({i[0]}, {i[1]})" for i in shown) + tail
 
 
 def _g(x: float) -> str:
@@ -179,7 +163,7 @@ def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[d
             why = (f"rounding in {name}'s formulation ({rel:.1e} relative)" if rel < 1e-6
                    else f"{name} computes it differently ({_g(g[idx])} against {_g(e[idx])})")
         user_idx = tuple(int(i) for i in np.unravel_index(idx[0] * g.shape[1] + idx[1], shape))
-        found.append({"convention": name, "element": list(user_idx), "place": _place(user_idx, shape), "why": why})
+        found.append({"convention": name, "element": list(user_idx), "place": places([user_idx], shape), "why": why})
     return found
 
 
@@ -197,16 +181,15 @@ class Comparison:
     shape: tuple
 
     def as_dict(self) -> dict:
-        from .render import _jsonable
-
+        """The comparison as a tree of plain values and arrays (render writes it as JSON)."""
         return {
             "loss": self.loss,
             "from_logits": self.from_logits,
             "reduction": self.reduction,
             "conventions": {
-                name: {"n": r.n, "value": _jsonable(r.value),
-                       "losses": _jsonable(r.losses if r.per_sample else r.losses.reshape(self.shape)),
-                       "grad": _jsonable(r.grad.reshape(self.shape))}
+                name: {"n": r.n, "value": r.value,
+                       "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
+                       "grad": r.grad.reshape(self.shape)}
                 for name, r in self.results.items()
             },
             "unsupported": self.unsupported,
@@ -214,13 +197,12 @@ class Comparison:
         }
 
 
-def compare(loss: str, y, p, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            shape=None, params=None, w=None) -> Comparison:
-    """`loss` under every convention that has it. `shape`: the predictions' shape as the user gave them."""
-    y2, p2, shape2 = as_2d(loss, y, p)
-    shape = shape or shape2
-    results = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params, w=w)
+def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
+            params=None) -> Comparison:
+    """`loss` under every convention that has it."""
+    p2, shape = batch.p, batch.shape
+    results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
+                           params=params)
     _, lack = supported(loss, from_logits, params)
     exact = results["exact"]
     diffs = []
@@ -271,12 +253,12 @@ def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
     return np.array(tol).reshape(values.shape)
 
 
-def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=None, w=None) -> list[Candidate]:
+def candidates(loss, batch: Batch, *, from_logits, labels, dtype="float64", params=None) -> list[Candidate]:
     out = []
-    have, _ = supported(loss, from_logits, params)
+    p2 = batch.p
     for reduction in ("mean", "sum", "none"):
-        res = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params, w=w)
+        res = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
+                           params=params)
         for name, r in res.items():
             out.append(Candidate(name, reduction, "logits" if from_logits else "pred", r.grad, r.value, r.n))
             if r.grad_logits is not None:
@@ -291,9 +273,9 @@ def candidates(loss, y2, p2, *, from_logits, labels, dtype="float64", params=Non
         for reduction in ("mean", "sum", "none"):
             if not np.isfinite(probs).all():
                 break
-            res = evaluate_all(loss, y2, probs, from_logits=False, reduction=reduction, labels=labels, dtype=dtype,
-                               params={k: v for k, v in (params or {}).items() if k != "pos_weight"}, w=w,
-                               names=have_probs)
+            res = evaluate_all(loss, replace(batch, p=probs), from_logits=False, reduction=reduction,
+                               labels=labels, dtype=dtype, names=have_probs,
+                               params={k: v for k, v in (params or {}).items() if k != "pos_weight"})
             for name, r in res.items():
                 out.append(Candidate(name, reduction, "probs", r.grad, r.value, r.n))
     return out
@@ -311,29 +293,17 @@ def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
     return float(d.max())
 
 
-WRT = {"pred": "the predictions", "logits": "the logits", "probs": "the probabilities σ(z)/softmax(z)"}
-
-
-def describe(c: Candidate) -> str:
-    title = conventions.CONVENTIONS[c.convention].title
-    red = {"mean": f"mean over N={c.n}",
-           "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
-           "none": "reduction none (each element's own derivative)"}
-    return f"{title}, {red[c.reduction]}, with respect to {WRT[c.wrt]}"
-
-
-def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
-          reduction=None, my_loss=None, dtype="float64", shape=None, params=None, w=None) -> Diagnosis:
-    y2, p2, shape2 = as_2d(loss, y, p)
-    shape = shape or shape2
+def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
+          reduction=None, my_loss=None, dtype="float64", params=None) -> Diagnosis:
+    p2, shape = batch.p, batch.shape
     mine = np.asarray(my_grad, dtype=np.float64)
     if mine.size != p2.size:
-        raise OptionError("--my-grad", f"has {mine.size} values but the predictions have {p2.size}")
+        raise OptionError("my_grad", f"has {mine.size} values but the predictions have {p2.size}")
     mine = mine.reshape(p2.shape)
     tol = tolerance(my_grad_tokens, mine)
-    cands = candidates(loss, y2, p2, from_logits=from_logits, labels=labels, dtype=dtype, params=params, w=w)
-    exact = evaluate_all(loss, y2, p2, from_logits=from_logits, reduction="none", labels=labels, names=["exact"],
-                         params=params, w=w)
+    cands = candidates(loss, batch, from_logits=from_logits, labels=labels, dtype=dtype, params=params)
+    exact = evaluate_all(loss, batch, from_logits=from_logits, reduction="none", labels=labels, names=["exact"],
+                         params=params)
     targets_used, label_idx = exact["exact"].target.reshape(p2.shape), exact["exact"].labels
     for c in cands:
         c.residual = _residual(mine, c.grad, tol)
@@ -379,7 +349,7 @@ def check(loss, y, p, my_grad, my_grad_tokens, *, from_logits=False, labels="aut
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
             f"if these probabilities came straight out of Keras' {act} (a tensor, not a copy), Keras silently used "
-            f"the logits behind them: run the check again on the logits with --from-logits")
+            f"the logits behind them: run the check again on the logits with {from_logits}")
     return diag
 
 

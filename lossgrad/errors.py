@@ -22,6 +22,15 @@ def api_name(name: str) -> str:
     return f"{name}=True" if name in SWITCHES else name
 
 
+# parameters the command line takes as arguments rather than options
+ARGUMENTS = {"loss": "LOSS", "activation": "ACTIVATION"}
+
+
+def cli_name(name: str) -> str:
+    """A parameter as the command line writes it: its option (--from-logits) or argument (LOSS)."""
+    return ARGUMENTS.get(name) or "--" + name.replace("_", "-")
+
+
 def fill(text: str, name: Namer = api_name) -> str:
     """`text` with each `{parameter}` written by `name`."""
     return _NAME.sub(lambda m: name(m.group(1)), text)

@@ -6,14 +6,19 @@ would be right. Nothing here knows about losses beyond their kind ("elementwise"
 
 from __future__ import annotations
 
+import itertools
+import os
 import re
+import stat
 import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from .errors import DomainError, InputError
+from .losses import Loss
 
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 
@@ -60,19 +65,6 @@ def parse_inline(text: str, option: str) -> np.ndarray:
             )
         return np.array(rows, dtype=np.float64)
     return np.array(rows[0], dtype=np.float64)
-
-
-def inline_locator(target: np.ndarray, pred: np.ndarray, y2: np.ndarray, p2: np.ndarray):
-    """Maps (which, row, col) of the 2-D arrays back to the option and position the user typed."""
-    orig = {"target": (target, y2, "--target"), "pred": (pred, p2, "--pred")}
-
-    def locate(which: str, row: int, col: int) -> str:
-        a, a2, option = orig[which]
-        if a.ndim == 1:
-            return f"{option}: value {row * a2.shape[1] + col + 1}"
-        return f"{option}: row {row + 1}, value {col + 1}"
-
-    return locate
 
 
 # ---------------------------------------------------------------- CSV
@@ -451,13 +443,16 @@ class Layout:
     labels: str | None = None  # ce: "index" or "onehot"
     weight: int | None = None  # the column of per-sample weights (--sample-weight)
 
-    def error(self, e, chunk: Chunk) -> InputError:
+    def file_column(self, which: str, col: int) -> int:
+        """The file's column of column `col` of the targets, predictions or weights."""
+        if which == "weight":
+            assert self.weight is not None
+            return self.weight
+        return (self.target if which == "target" else self.pred)[col]
+
+    def error(self, e: DomainError, chunk: Chunk) -> InputError:
         """A loss's DomainError in `chunk` as an InputError at file:line:column."""
-        if e.which == "weight":
-            file_col = self.weight
-        else:
-            file_col = (self.target if e.which == "target" else self.pred)[e.col]
-        return InputError(chunk.where(e.row, file_col), f"{e.value!r} {e.reason}")
+        return located(e, chunk.where(e.row, self.file_column(e.which, e.col)))
 
 
 def _looks_onehot(block: np.ndarray) -> bool:
@@ -471,13 +466,13 @@ def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str
     kind over the columns left once the weight column is taken out."""
     if weight_col is None:
         return _choose_layout(reader, first, kind, labels, target_cols, pred_cols)
-    w = parse_cols(weight_col, "--sample-weight", reader.header, reader.ncols)
+    w = parse_cols(weight_col, "{sample_weight}", reader.header, reader.ncols)
     if len(w) != 1:
-        raise InputError("--sample-weight", "names one column (a name or a 0-based index)")
+        raise InputError("{sample_weight}", "names one column (a name or a 0-based index)")
     rest = [i for i in range(reader.ncols) if i != w[0]]
-    for option, spec in (("--target-cols", target_cols), ("--pred-cols", pred_cols)):
+    for option, spec in (("{target_cols}", target_cols), ("{pred_cols}", pred_cols)):
         if spec and w[0] in parse_cols(spec, option, reader.header, reader.ncols):
-            raise InputError(option, "includes the --sample-weight column")
+            raise InputError(option, "includes the {sample_weight} column")
     if target_cols or pred_cols:
         layout = _choose_layout(reader, first, kind, labels, target_cols, pred_cols, exclude=w[0])
     else:
@@ -510,16 +505,16 @@ def _choose_layout(reader, first, kind: str, labels: str, target_cols, pred_cols
     n = reader.ncols
     where = reader.where(reader.header_line)
     if target_cols or pred_cols:
-        t = parse_cols(target_cols, "--target-cols", reader.header, n) if target_cols else None
-        p = parse_cols(pred_cols, "--pred-cols", reader.header, n) if pred_cols else None
+        t = parse_cols(target_cols, "{target_cols}", reader.header, n) if target_cols else None
+        p = parse_cols(pred_cols, "{pred_cols}", reader.header, n) if pred_cols else None
         if t is None:
             t = [i for i in range(n) if i not in p and i != exclude]
         if p is None:
             p = [i for i in range(n) if i not in t and i != exclude]
         if not t or not p:
-            raise InputError("--target-cols" if not t else "--pred-cols", "selects no columns")
+            raise InputError("{target_cols}" if not t else "{pred_cols}", "selects no columns")
         if set(t) & set(p):
-            raise InputError("--pred-cols", "overlaps --target-cols; a column is either a target or a prediction")
+            raise InputError("{pred_cols}", "overlaps {target_cols}; a column is either a target or a prediction")
         lab = None
         if kind == "rows":
             lab = "index" if (labels == "index" or (labels == "auto" and len(t) == 1)) else "onehot"
@@ -551,3 +546,228 @@ def _choose_layout(reader, first, kind: str, labels: str, target_cols, pred_cols
 
 def column_names(reader_header: list[str] | None, cols: list[int]) -> list[str]:
     return [reader_header[i] if reader_header else str(i) for i in cols]
+
+
+# ---------------------------------------------------------------- the batch in memory
+
+
+def located(e: DomainError, where: str) -> InputError:
+    """A loss's DomainError (positions in its arrays) as an InputError at the place the user knows."""
+    return InputError(where, f"{e.value!r} {e.reason}")
+
+
+Locate = Callable[[str, int, int], str]
+
+
+@dataclass
+class Batch:
+    """Samples held in memory as 2-D arrays (samples x columns), and where each value came from."""
+
+    y: np.ndarray
+    p: np.ndarray
+    w: np.ndarray | None  # per-sample weights
+    shape: tuple[int, ...]  # the predictions' shape as given
+    names: list[str]  # the prediction columns' names (ce: classes)
+    locate: Locate  # (which array, row, column) -> the place a user would look
+    source: str = ""
+    labels: str | None = None  # ce: the label layout the input turned out to have
+
+    def error(self, e: DomainError) -> InputError:
+        return located(e, self.locate(e.which, e.row, e.col))
+
+
+def to_array(value: object, name: str) -> np.ndarray:
+    """An array-like of real numbers as a float64 array, or an InputError naming parameter `name`."""
+    if isinstance(value, (str, bytes, dict, set, frozenset)) or not hasattr(value, "__len__") and not isinstance(
+            value, (int, float, np.ndarray, np.generic)):
+        raise InputError(name, f"takes numbers (a list or an array), got {type(value).__name__}")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", np.exceptions.ComplexWarning)
+            a = np.asarray(value, dtype=np.float64)
+    except (ValueError, TypeError, OverflowError, np.exceptions.ComplexWarning):
+        raise InputError(name, "takes real numbers in a rectangular list or array (rows of equal length)") from None
+    return a
+
+
+def as_2d(loss: Loss, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions as 2-D samples x columns.
+
+    A 1-D vector is n samples of one output, except for row losses (ce) and the losses of a whole row (kl, cosine),
+    where a 1-D prediction is one sample's row, and for ce a 1-D target is class indexes (or, with as many entries
+    as classes, that row's targets).
+    """
+    if p.ndim == 0 or y.ndim == 0 or p.ndim > 2 or y.ndim > 2:
+        raise InputError("pred" if p.ndim == 0 or p.ndim > 2 else "target", "must be a vector or a matrix")
+    if loss.kind == "rows" or loss.last_axis is not None:
+        # a vector is one sample's row: ce's classes, kl's distribution, cosine's vector
+        if p.ndim == 1:
+            return y.reshape(1, -1), p[None, :]
+        return (y[:, None] if y.ndim == 1 else y), p
+    return y.reshape(y.shape[0], -1), p.reshape(p.shape[0], -1)
+
+
+def _count(a: np.ndarray) -> str:
+    return f"{a.size} values" if a.ndim == 1 else f"{a.shape[0]} rows of {a.shape[1]}"
+
+
+def _check_shapes(loss: Loss, y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray,
+                  names: tuple[str, str]) -> None:
+    """One target per prediction (elementwise), or one label or target row per sample (row losses)."""
+    if loss.kind != "rows" and y2.shape != p2.shape:
+        raise InputError(names[0], f"has {_count(y)} but {names[1]} has {_count(p)}; they must match, one target "
+                                   "per prediction")
+    if loss.kind == "rows" and y.ndim == 1 and p.ndim == 2 and y.size != p.shape[0]:
+        raise InputError(names[0], f"has {y.size} class labels but {names[1]} has {p.shape[0]} rows; give one "
+                                   "label per row (or ';' rows of one-hot targets)")
+
+
+def _typed_locator(y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray, weights: str) -> Locate:
+    """Maps (which, row, col) of the 2-D arrays back to the option and position the user typed."""
+    typed = {"target": (y, y2, "{target}"), "pred": (p, p2, "{pred}")}
+
+    def locate(which: str, row: int, col: int) -> str:
+        if which == "weight":
+            return f"{weights}: value {row + 1}"
+        a, a2, option = typed[which]
+        if a.ndim == 1:
+            return f"{option}: value {row * a2.shape[1] + col + 1}"
+        return f"{option}: row {row + 1}, value {col + 1}"
+
+    return locate
+
+
+def read_inline(loss: Loss, target: str | None, pred: str | None, weights: str | None) -> Batch:
+    """--target and --pred as typed (and --sample-weight, one number per sample)."""
+    if target is None or pred is None:
+        missing, given = ("{pred}", "{target}") if pred is None else ("{target}", "{pred}")
+        raise InputError(missing, f"is missing ({given} was given); give both, or a CSV with {{csv}}")
+    y, p = parse_inline(target, "{target}"), parse_inline(pred, "{pred}")
+    y2, p2 = as_2d(loss, y, p)
+    _check_shapes(loss, y, p, y2, p2, ("{target}", "{pred}"))
+    w = None if weights is None else _weights(parse_inline(weights, "{sample_weight}").reshape(-1), p2.shape[0],
+                                                "{sample_weight}")
+    names = [str(i) for i in range(p2.shape[1])]
+    return Batch(y2, p2, w, p.shape, names, _typed_locator(y, p, y2, p2, "{sample_weight}"), "inline")
+
+
+def read_arrays(loss: Loss, y: object, p: object, w: object = None) -> Batch:
+    """Array-likes from a Python caller; positions in errors are the 2-D arrays' (target[row, col])."""
+    ya, pa = to_array(y, "y"), to_array(p, "p")
+    y2, p2 = as_2d(loss, ya, pa)
+    for name, a in (("target", y2), ("pred", p2)):
+        if a.size == 0:
+            raise InputError(name, "is empty")
+        if not np.isfinite(a).all():
+            raise InputError(name, "contains NaN or infinity")
+    weights = None if w is None else _weights(to_array(w, "sample_weight").reshape(-1), p2.shape[0],
+                                              "sample_weight")
+
+    def locate(which: str, row: int, col: int) -> str:
+        return f"sample_weight[{row}]" if which == "weight" else f"{which}[{row}, {col}]"
+
+    return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate)
+
+
+def _weights(w: np.ndarray, samples: int, name: str) -> np.ndarray:
+    if w.size != samples:
+        raise InputError(name, f"has {w.size} weights but there are {samples} samples; give one per sample")
+    return w
+
+
+def open_csv(path: str | None, stdin: Any = None) -> CsvReader:
+    """The CSV source: a file, '-' for stdin, or piped stdin when no input was named."""
+    if path is None or path == "-":
+        if stdin is None:
+            raise InputError("", "no input: give {target} and {pred}, {csv} FILE, or pipe CSV into lossgrad "
+                                 "(see --help)")
+        return CsvReader(stdin, "<stdin>")
+    try:
+        f = open(path, "rb", buffering=0)
+    except FileNotFoundError:
+        raise InputError("{csv}", f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError("{csv}", f"{path} is a folder, not a CSV file") from None
+    except OSError as e:
+        raise InputError("{csv}", f"{path}: {e.strerror}") from None
+    if os.path.isdir(path):
+        raise InputError("{csv}", f"{path} is a folder, not a CSV file")
+    try:
+        size: int | None = os.fstat(f.fileno()).st_size
+    except OSError:
+        size = None
+    regular = size is not None and os.path.isfile(path)
+    return CsvReader(f, path, size=size if size else None, path=path if regular else None)
+
+
+@dataclass
+class CsvSource:
+    """An open CSV input: its reader, its chunks (the first already read, to decide the layout) and layout."""
+
+    reader: CsvReader
+    chunks: Iterator[Chunk]
+    layout: Layout
+
+    @property
+    def names(self) -> list[str]:
+        return column_names(self.reader.header, self.layout.pred)
+
+
+@dataclass(frozen=True)
+class CsvRequest:
+    """CSV input as the user named it: a file, '-' or None for stdin, and the columns to use."""
+
+    path: str | None = None
+    stdin: Any = None  # stdin as a binary stream when it may be read (piped or redirected), else None
+    target_cols: str | None = None
+    pred_cols: str | None = None
+    weight_col: str | None = None
+
+    def open(self, kind: str, labels: str) -> CsvSource:
+        """The reader, its chunks (the first already read, to decide the layout) and the layout."""
+        reader = open_csv(self.path, self.stdin)
+        chunks = reader.chunks()
+        first = next(chunks, None)
+        if first is None:
+            raise InputError(reader.name, "has a header but no data rows")
+        layout = choose_layout(reader, first, kind, labels, self.target_cols, self.pred_cols, self.weight_col)
+        if kind == "elementwise" and len(layout.target) != len(layout.pred):
+            raise InputError("{target_cols}", f"selects {len(layout.target)} columns but {{pred_cols}} "
+                                              f"{len(layout.pred)}; one target per prediction")
+        return CsvSource(reader, itertools.chain([first], chunks), layout)
+
+    def size(self) -> int:
+        """The input's size in bytes when it is a regular file (stdin redirected from one too), else 0."""
+        try:
+            st = os.fstat(self.stdin.fileno()) if self.path in (None, "-") else os.stat(str(self.path))
+        except (OSError, ValueError, AttributeError):
+            return 0  # (the reader says what is wrong with the input)
+        return st.st_size if stat.S_ISREG(st.st_mode) else 0
+
+
+def read_csv(source: CsvSource) -> Batch:
+    """The whole CSV input in memory, with a locator back to file:line:column."""
+    chunks = list(source.chunks)
+    layout = source.layout
+    data = np.concatenate([c.data for c in chunks])
+    starts = np.cumsum([0] + [c.data.shape[0] for c in chunks])
+
+    def locate(which: str, row: int, col: int) -> str:
+        i = int(np.searchsorted(starts, row, side="right")) - 1
+        return chunks[i].where(row - int(starts[i]), layout.file_column(which, col))
+
+    p2 = data[:, layout.pred]
+    w = None if layout.weight is None else data[:, layout.weight]
+    return Batch(data[:, layout.target], p2, w, p2.shape, source.names, locate, source.reader.name, layout.labels)
+
+
+def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | None, csv: CsvRequest,
+         labels: str = "auto") -> Batch:
+    """The command line's input, inline (target, pred, weights as typed) or CSV, as one Batch in memory."""
+    if target is not None or pred is not None:
+        if csv.path is not None:
+            raise InputError("{csv}", "cannot be combined with {target}/{pred}; use one or the other")
+        if csv.target_cols or csv.pred_cols:
+            raise InputError("{target_cols}" if csv.target_cols else "{pred_cols}", "applies to CSV input only")
+        return read_inline(loss, target, pred, weights)
+    return read_csv(csv.open(loss.kind, labels))

@@ -1,32 +1,33 @@
-"""Reductions: how element losses become one value, and the factor their gradient carries.
+"""Reduce: how the losses of every block become one value, what N is, and the factor the gradient carries.
 
-`mean` divides by N (elements for elementwise losses, samples for row losses), `sum` does not, `none` keeps the
-losses and reports each element's own derivative. The value is accumulated chunk by chunk: numpy's pairwise sum
-within a chunk, Neumaier's compensated sum across chunks, so the result does not depend on the chunk size.
+`mean` divides by N (elements for elementwise losses, samples for row losses, or a sum of weights), `sum` does
+not, `none` keeps the losses and reports each element's own derivative. An Accumulator takes blocks in order:
+numpy's pairwise sum within a block, Neumaier's compensated sum across blocks, so the result does not depend on
+the block size; two accumulators over consecutive parts of an input merge into the one over both.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 
 import numpy as np
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
+@dataclass
 class Total:
-    """A compensated (Neumaier) running sum of chunk sums, and the count of what was summed."""
+    """A compensated (Neumaier) running sum of block sums."""
 
-    def __init__(self) -> None:
-        self.s = 0.0
-        self.c = 0.0
-        self.n = 0
-        self.special = 0.0  # non-finite chunk sums are kept apart: inf - inf in the compensation would be nan
+    s: float = 0.0
+    c: float = 0.0
+    special: float = 0.0  # non-finite block sums are kept apart: inf - inf in the compensation would be nan
 
-    def add(self, values: np.ndarray, count: int | None = None) -> None:
-        """Add `values` to the sum; `count` of them count towards N (all, unless some were ignored)."""
-        self.n += values.size if count is None else count
-        x = float(np.sum(values, dtype=np.float64))
+    def add(self, values: np.ndarray) -> None:
+        self.add_sum(float(np.sum(values, dtype=np.float64)))
+
+    def add_sum(self, x: float) -> None:
         if not math.isfinite(x):
             self.special += x
             return
@@ -44,10 +45,106 @@ class Total:
         return self.s + self.c
 
 
-def reduce(total: Total, reduction: str, n: int, dtype) -> tuple[float | None, int]:
-    """The reduced value (None for `none`) and the divisor that turns per-element derivatives into its gradient."""
+@dataclass
+class Found:
+    """How many losses were NaN (or infinite), and where the first was: (row, column)."""
+
+    count: int = 0
+    first: tuple[int, int] | None = None
+
+    def add(self, mask: np.ndarray, row0: int) -> None:
+        if mask.any():
+            self.count += int(mask.sum())
+            if self.first is None:
+                where = np.argwhere(mask.reshape(mask.shape[0], -1))[0]
+                self.first = (row0 + int(where[0]), int(where[1]))
+
+    def merge(self, other: Found, row0: int) -> None:
+        self.count += other.count
+        if self.first is None and other.first is not None:
+            self.first = (row0 + other.first[0], other.first[1])
+
+
+@dataclass
+class Accumulator:
+    """What the reduction needs of the blocks seen so far: the sum of their losses, N, the rows, and the NaN and
+    infinite losses among them."""
+
+    total: Total = field(default_factory=Total)
+    n: int | float = 0  # the mean's N: a count, or a sum of weights (float)
+    rows: int = 0
+    nans: Found = field(default_factory=Found)
+    infinite: Found = field(default_factory=Found)
+
+    def add(self, losses: np.ndarray, rows: int, count: float | None = None) -> None:
+        """A block's losses (of `rows` samples); `count` of them count towards N (all, unless some were left out
+        or weighted)."""
+        self.n += losses.size if count is None else count
+        self.total.add(losses)
+        self.nans.add(np.isnan(losses), self.rows)
+        self.infinite.add(np.isinf(losses), self.rows)
+        self.rows += rows
+
+    def merge(self, other: Accumulator) -> None:
+        """Take in an accumulator over the samples that follow this one's (another block, shard or process)."""
+        self.n += other.n
+        self.total.add_sum(other.total.s)
+        self.total.add_sum(other.total.c)
+        self.total.special += other.total.special
+        self.nans.merge(other.nans, self.rows)
+        self.infinite.merge(other.infinite, self.rows)
+        self.rows += other.rows
+
+    def finish(self, reduction: str, dtype: type[np.floating]) -> tuple[float | None, int | float]:
+        """The reduced value (None for `none`) and the divisor that turns per-element derivatives into its
+        gradient."""
+        if reduction == "none":
+            return None, 1
+        if reduction == "sum":
+            return float(dtype(self.total.value)), 1
+        return float(dtype(self.total.value / self.n)), self.n
+
+
+def describe(reduction: str, n: int | float, per_sample: bool, weight_note: str | None) -> str:
+    """Which reduction, over what: 'mean over N=4 elements', 'weighted sum', 'reduction none'."""
+    per = "samples" if per_sample else "elements"
     if reduction == "none":
-        return None, 1
+        return "reduction none"
+    if weight_note or isinstance(n, float):  # weights: what the mean divides by
+        note = weight_note or "the sum of the class weights"
+        return f"mean over N={n} ({note})" if reduction == "mean" else "weighted sum"
+    return f"mean over N={n} {per}" if reduction == "mean" else f"sum over {n} {per}"
+
+
+def formulas(reduction: str, n: int | float, weight_note: str | None) -> list[str]:
+    """The reduction as formulas, for --explain."""
+    if weight_note and reduction != "none":
+        lines = ["ℓᵢ ← wᵢ·ℓᵢ, ∂ℓᵢ/∂xᵢ ← wᵢ·∂ℓᵢ/∂xᵢ  (sample weights; the losses shown are the weighted ones)"]
+        if reduction == "sum":
+            return lines + ["J = Σᵢ wᵢℓᵢ"]
+        if "sum of the sample weights" in weight_note:
+            return lines + [f"J = Σᵢ wᵢℓᵢ / Σᵢ wᵢ,  ∂J/∂xᵢ = wᵢ·(∂ℓᵢ/∂xᵢ) / Σᵢ wᵢ,  Σᵢ wᵢ = {n}"]
+        return lines + [f"J = Σᵢ wᵢℓᵢ / N,  ∂J/∂xᵢ = wᵢ·(∂ℓᵢ/∂xᵢ) / N,  N = {n}  (Keras' sum_over_batch_size; "
+                        "(loss·w).mean() in PyTorch and optax)"]
+    if reduction == "mean":
+        return [f"J = (1/N) Σᵢ ℓᵢ,  ∂J/∂xᵢ = (∂ℓᵢ/∂xᵢ) / N,  N = {n}"]
     if reduction == "sum":
-        return float(dtype(total.value)), 1
-    return float(dtype(total.value / n)), n
+        return ["J = Σᵢ ℓᵢ,  ∂J/∂xᵢ = ∂ℓᵢ/∂xᵢ"]
+    return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
+
+
+def warnings(acc: Accumulator, title: str, zero_hint: str) -> list[str]:
+    """One line each for NaN and infinite losses: how many, the first, and why (`zero_hint`: why a loss on
+    probabilities is infinite; empty: it overflowed)."""
+    out = []
+    if acc.nans.count:
+        row, col = acc.nans.first or (0, 0)
+        k = acc.nans.count
+        out.append(f"{k} NaN loss{'es' if k > 1 else ''} (first at row {row}, column {col}): {title} computes NaN "
+                   "there (such as 0·log 0 taken as 0·(−∞)); the exact convention gives the limit")
+    if acc.infinite.count:
+        row, col = acc.infinite.first or (0, 0)
+        k = acc.infinite.count
+        why = zero_hint or "the loss overflows the float range"
+        out.append(f"{k} infinite loss{'es' if k > 1 else ''} (first at row {row}, column {col}): {why}")
+    return out

@@ -1,6 +1,7 @@
-"""Results out: the rich table for people, JSON and CSV for programs, and atomic file output.
+"""Render: results out. The rich table for people, JSON and CSV for programs (batch mode's writer too), the
+progress bar, compare's and check's reports, and atomic file output.
 
-The only module that imports rich, and only inside the function that draws a table.
+The only module that imports rich, and only inside the functions that draw; polars only to write large batches.
 """
 
 from __future__ import annotations
@@ -10,14 +11,19 @@ import math
 import os
 import sys
 import tempfile
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import IO, Any
 
 import numpy as np
 
+from . import conventions
 from .api import Result
-from .errors import OptionError
+from .errors import OptionError, cli_name, fill
+from .inputs import _polars
 from .losses import LOSSES
+from .reduction import describe as describe_reduction
 
 FORMATS = ("table", "json", "csv")
 
@@ -97,15 +103,29 @@ def csv_rows(losses: np.ndarray, grad: np.ndarray) -> str:
 
 
 def value_line(r: Result) -> str:
-    per = "samples" if r.per_sample else "elements"
     if r.value is None:
+        per = "samples" if r.per_sample else "elements"
         return f"{r.loss} ({r.convention}, reduction none, {r.n} {per}): no reduced value"
-    if r.weight_note or isinstance(r.n, float):  # weights: what the mean divides by
-        note = r.weight_note or "the sum of the class weights"
-        how = f"mean over N={r.n} ({note})" if r.reduction == "mean" else "weighted sum"
-    else:
-        how = f"mean over N={r.n} {per}" if r.reduction == "mean" else f"sum over {r.n} {per}"
+    how = describe_reduction(r.reduction, r.n, r.per_sample, r.weight_note)
     return f"{r.loss} ({r.convention}, {how}): value={_num(r.value, full=True)}"
+
+
+def cli_text(text: str) -> str:
+    """A library message with its parameters named as the command line's options."""
+    return fill(text, cli_name)
+
+
+def warn(lines: list[str]) -> None:
+    for line in lines:
+        sys.stderr.write(f"warning: {cli_text(line)}\n")
+
+
+def _console(out: IO[str]) -> Any:
+    """A rich Console on `out`; off a terminal rich falls back to 80 columns and would cut the numbers short."""
+    from rich.console import Console
+
+    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
+    return Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
 
 
 def _num(v, full=False) -> str:
@@ -115,16 +135,27 @@ def _num(v, full=False) -> str:
     return repr(v) if full else f"{v:.10g}"
 
 
+def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None = None) -> None:
+    """A result as json, csv (a row per sample: its losses, then its gradient) or a table."""
+    r = rep.result
+    if fmt == "json":
+        out.write(to_json(rep, explain))
+    elif fmt == "csv":
+        if explain:
+            sys.stderr.write("".join(line + "\n" for line in explain))
+        out.write(csv_header(r.per_sample, rep.pred_names))
+        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape)))
+    else:
+        to_table(rep, out, explain)
+
+
 def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
     """A header line and one row per element; long inputs show their head and tail."""
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
     r = rep.result
-    # off a terminal rich falls back to 80 columns and would cut the numbers short
-    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
+    console = _console(out)
     rows_loss = LOSSES[r.loss].kind == "rows"
     per_sample = r.per_sample
     title = value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")
@@ -184,7 +215,7 @@ def default_format(output: str | None) -> str:
 
 def check_format(fmt: str) -> str:
     if fmt not in FORMATS:
-        raise OptionError("--format", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
+        raise OptionError("format", f"unknown format {fmt!r}; choose one of {', '.join(FORMATS)}")
     return fmt
 
 
@@ -201,13 +232,13 @@ def open_output(path: str | None, binary: bool = False):
         return
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
-        raise OptionError("--output", f"folder {folder} does not exist")
+        raise OptionError("output", f"folder {folder} does not exist")
     if os.path.isdir(path):
-        raise OptionError("--output", f"{path} is a folder; give a file name")
+        raise OptionError("output", f"{path} is a folder; give a file name")
     try:
         fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lossgrad-", suffix=".tmp")
     except OSError as e:
-        raise OptionError("--output", f"cannot write in {folder}: {e.strerror}") from None
+        raise OptionError("output", f"cannot write in {folder}: {e.strerror}") from None
     f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
     try:
         yield f
@@ -223,17 +254,13 @@ def open_output(path: str | None, binary: bool = False):
 
 
 def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> None:
-    from .diagnose import places
-
     if fmt == "json":
         out.write(json.dumps(_jsonable_tree(comp.as_dict())) + "\n")
         return
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
+    console = _console(out)
     names = list(comp.results)
     exact = comp.results["exact"]
     mode = "from logits" if comp.from_logits else ("on probabilities" if LOSSES[comp.loss].has_logits else "")
@@ -287,9 +314,37 @@ def _jsonable_tree(obj):
     return _jsonable(obj) if isinstance(obj, (list, float, np.ndarray)) else obj
 
 
-def write_diagnosis(diag, fmt: str, out) -> None:
-    from .diagnose import describe
+WRT = {"pred": "the predictions", "logits": "the logits", "probs": "the probabilities σ(z)/softmax(z)"}
 
+
+def describe(c: Any) -> str:
+    """A check candidate (convention, reduction, what the gradient is taken with respect to) in words."""
+    title = conventions.CONVENTIONS[c.convention].title
+    red = {"mean": f"mean over N={c.n}",
+           "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
+           "none": "reduction none (each element's own derivative)"}
+    return f"{title}, {red[c.reduction]}, with respect to {WRT[c.wrt]}"
+
+
+def _place(idx: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    if len(shape) == 2 and shape[1] > 1:
+        return f"row {idx[0]}, column {idx[1]}"
+    return f"element {idx[0]}"
+
+
+def places(idxs: list[tuple[int, ...]], shape: tuple[int, ...]) -> str:
+    """'element 3', 'elements 1, 2, 3', 'row 0, column 2', 'cells (0, 1), (2, 0)'."""
+    flat = not (len(shape) == 2 and shape[1] > 1)
+    if len(idxs) == 1:
+        return _place(idxs[0], shape)
+    shown = idxs[:12]
+    tail = " …" if len(idxs) > 12 else ""
+    if flat:
+        return "elements " + ", ".join(str(i[0]) for i in shown) + tail
+    return "cells " + ", ".join(f"({i[0]}, {i[1]})" for i in shown) + tail
+
+
+def write_diagnosis(diag, fmt: str, out) -> None:
     c = diag.match or diag.nearest
     if fmt == "json":
         obj = {
@@ -300,7 +355,7 @@ def write_diagnosis(diag, fmt: str, out) -> None:
             "nearest": {"convention": c.convention, "reduction": c.reduction, "wrt": c.wrt,
                         "residual": _jsonable(float(c.residual)), "grad": _jsonable(c.grad.reshape(diag.shape))},
             "also": [{"convention": a.convention, "reduction": a.reduction, "wrt": a.wrt} for a in diag.also],
-            "findings": [f.strip() for f in diag.findings],
+            "findings": [cli_text(f.strip()) for f in diag.findings],
         }
         out.write(json.dumps(obj) + "\n")
         return
@@ -312,16 +367,40 @@ def write_diagnosis(diag, fmt: str, out) -> None:
     else:
         out.write(f"no convention explains your numbers; the nearest is {describe(c)}\n")
     for f in diag.findings:
-        out.write(f + "\n")
+        out.write(cli_text(f) + "\n")
 
 
-def write_jacobian(act, x, values, jac, out) -> None:
+def write_losses(fmt: str, out: IO[str]) -> None:
+    """The losses, their options and the conventions that have each mode, as a listing or JSON."""
+    rows = []
+    for loss in LOSSES.values():
+        modes = ["probs", "logits"] if loss.has_logits else ["values"]
+        support = {mode: [c.name for c in conventions.CONVENTIONS.values()
+                          if (loss.name, "probs" if mode == "values" else mode) not in c.lacks] for mode in modes}
+        options = (["--from-logits"] if loss.has_logits else []) + (["--labels"] if loss.kind == "rows" else []) + [
+            cli_name(p.name) for p in loss.params]
+        rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support})
+    if fmt == "json":
+        out.write(json.dumps(rows) + "\n")
+        return
+    for row in rows:
+        out.write(f"{row['loss']:<15}{row['summary']}\n")
+        if row["options"]:
+            out.write(f"{'':<15}  options: {' '.join(row['options'])}\n")
+        for mode, convs in row["conventions"].items():
+            out.write(f"{'':<15}  {mode}: {', '.join(convs)}\n")
+
+
+def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:
+    """An activation's values and Jacobian, as JSON or as its formulas and a table."""
+    if fmt == "json":
+        out.write(json.dumps({"activation": act.name, "x": _jsonable(x), "values": _jsonable(values),
+                              "jacobian": _jsonable(jac), "formulas": list(act.formulas)}) + "\n")
+        return
     from rich import box
-    from rich.console import Console
     from rich.table import Table
 
-    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    console = Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
+    console = _console(out)
     for line in act.formulas:
         console.print(line)
     console.print()
@@ -334,3 +413,111 @@ def write_jacobian(act, x, values, jac, out) -> None:
     for i in range(len(x)):
         table.add_row(str(i), _num(x[i]), _num(values[i]), *[_num(v) for v in jac[i]])
     console.print(table)
+
+
+# ---------------------------------------------------------------- batch mode's writer and progress bar
+
+
+class _Sink:
+    """A binary stream for polars to write to that keeps the stream's own exception (polars turns a
+    BrokenPipeError into a plain OSError)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.error = None
+
+    def write(self, data) -> int:
+        try:
+            return self.out.write(data)
+        except Exception as e:
+            self.error = e
+            raise
+
+    def flush(self) -> None:
+        self.out.flush()
+
+
+def rows_table(pieces, divisor: int = 1):
+    """The CSV rows of `pieces` ((losses, grad) in turn: a row per sample of its losses then its gradient
+    divided by `divisor`) as a table for write_table: a polars DataFrame when it is large, else a numpy array."""
+    n = sum(grad.shape[0] for _, grad in pieces)
+    nl = pieces[0][0].size // max(pieces[0][1].shape[0], 1)
+    ng = pieces[0][1].shape[1]
+    dtype = np.result_type(*(a for piece in pieces for a in piece))
+    # one C-ordered matrix: polars copies its columns out faster than it gathers strided ones
+    table = np.empty((n, nl + ng), dtype=dtype)
+    row = 0
+    for losses, grad in pieces:
+        m = grad.shape[0]
+        table[row:row + m, :nl] = losses.reshape(m, nl)
+        if divisor == 1:
+            table[row:row + m, nl:] = grad
+        else:
+            np.divide(grad, grad.dtype.type(divisor), out=table[row:row + m, nl:])
+        row += m
+    pl = _polars() if n > 2000 else None  # (a small batch does not pay for importing polars)
+    return table if pl is None else pl.from_numpy(table)
+
+
+def write_table(out, table) -> None:
+    """Write a rows_table to the binary stream `out`, every float in its shortest round-trip form."""
+    if isinstance(table, np.ndarray):
+        out.write("".join(",".join(map(repr, r)) + "\n" for r in table.tolist()).encode())
+        return
+    sink = _Sink(out)
+    try:
+        table.write_csv(sink, include_header=False)  # into `out` itself: no intermediate bytes
+    except Exception:
+        if sink.error is not None:  # the stream's own error (a closed pipe), not polars' rewording of it
+            raise sink.error from None
+        raise
+
+
+def prepare_writer() -> None:
+    """Start, on a thread of its own, what the first write_table would otherwise pay while every other stage
+    waits for it: importing polars and its first numpy conversion (which imports numpy.ma: 20-40 ms). The reader
+    parses the first block meanwhile."""
+    import threading
+
+    def warm():
+        pl = _polars()
+        if pl is not None:
+            import io
+
+            pl.from_numpy(np.zeros((1, 2))).write_csv(io.BytesIO(), include_header=False)
+
+    threading.Thread(target=warm, daemon=True).start()
+
+
+
+
+class Progress:
+    """A progress bar on stderr, only when stderr is a terminal and the input is more than a moment's work."""
+
+    def __init__(self, reader):
+        self.reader = reader
+        self.bar = None
+        big = reader.size is None or reader.size > (64 << 20)
+        if not (big and sys.stderr.isatty()):
+            return
+        from rich import progress as rp
+        from rich.console import Console
+
+        self.bar = rp.Progress(
+            rp.TextColumn("{task.description}"), rp.BarColumn(), rp.DownloadColumn(),
+            rp.TextColumn("{task.fields[rate]}"), rp.TimeRemainingColumn(), console=Console(stderr=True), transient=True,
+            redirect_stdout=False, redirect_stderr=False,
+        )
+        self.task = self.bar.add_task(reader.name, total=reader.size, rate="")
+        self.bar.start()
+
+    def update(self, rows: int, seconds: float):
+        if self.bar:
+            rate = f"{rows / max(seconds, 1e-9):,.0f} rows/s"
+            self.bar.update(self.task, completed=self.reader.bytes_read, rate=rate)
+
+    def close(self):
+        if self.bar:
+            self.bar.stop()
+
+

@@ -196,16 +196,19 @@ def test_reduction_is_accurate_and_independent_of_chunking():
 
 def test_batch_mean_matches_fsum_through_the_cli_reader(tmp_path):
     # the CSV path feeds the evaluator in chunks; the mean must not depend on that
-    from lossgrad.api import Evaluator
+    from lossgrad.evaluation import evaluate
+    from lossgrad.options import setup
+    from lossgrad.reduction import Accumulator
 
     rng = np.random.default_rng(6)
     y = rng.integers(0, 2, 10_000).astype(float)
     z = rng.normal(scale=4, size=10_000)
     full = lossgrad.bce(y, z, from_logits=True).value
-    ev = Evaluator("bce", from_logits=True)
+    s, acc = setup("bce", from_logits=True), Accumulator()
     for k in range(0, 10_000, 333):
-        ev.chunk(y[k:k + 333, None], z[k:k + 333, None])
-    value, _ = ev.finish()
+        for block in evaluate(s, y[k:k + 333, None], z[k:k + 333, None]):
+            acc.add(block.parts.losses, block.parts.grad.shape[0], block.count)
+    value, _ = acc.finish("mean", np.float64)
     losses = lossgrad.bce(y, z, from_logits=True, reduction="none").losses
     truth = math.fsum(losses.tolist()) / 10_000
     assert abs(value - truth) <= np.spacing(truth) and abs(full - truth) <= np.spacing(truth)

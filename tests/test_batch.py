@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import batch, inputs
-from lossgrad.api import Evaluator
+from lossgrad import batch, inputs, render
+from lossgrad.options import setup
 from conftest import assert_usage_error, lossgrad as run
 
 
@@ -28,7 +28,7 @@ def data():
 def _stream(text: bytes, fast: bool, reduction="mean", rows=None, block=4096):
     reader = inputs.CsvReader(io.BytesIO(text), "t.csv", block_bytes=block)
     reader.fast = fast
-    ev = Evaluator("bce", from_logits=True, reduction=reduction)
+    s = setup("bce", from_logits=True, reduction=reduction)
     chunks = reader.chunks()
     first = next(chunks)
     layout = inputs.choose_layout(reader, first, "elementwise", "auto", None, None)
@@ -38,8 +38,18 @@ def _stream(text: bytes, fast: bool, reduction="mean", rows=None, block=4096):
         yield first
         yield from chunks
 
-    batch.stream(ev, reader, layout, out, chain(), b"loss,grad\n", rows)
-    return out.getvalue().decode(), ev
+    acc = batch.stream(s, inputs.CsvSource(reader, chain(), layout), out, b"loss,grad\n", rows)
+    return out.getvalue().decode(), Finished(s, acc)
+
+
+class Finished:
+    """A stream's set-up and accumulator: finish() gives the reduced value and the divisor."""
+
+    def __init__(self, s, acc):
+        self.s, self.acc = s, acc
+
+    def finish(self):
+        return self.acc.finish(self.s.reduction.value, self.s.np_dtype)
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["polars", "numpy"])
@@ -73,11 +83,11 @@ def test_stream_blocks_cut_anywhere(data, ending):
 @pytest.mark.parametrize("fast", [True, False], ids=["polars", "numpy"])
 def test_stream_writes_a_chunks_slices_as_one_table(data, fast, monkeypatch):
     # a chunk is computed in slices (cache-sized) and its rows written from them directly, divided by N
-    import lossgrad.api
+    import lossgrad.evaluation
 
     if fast and inputs._polars() is None:
         pytest.skip("polars not installed")
-    monkeypatch.setattr(lossgrad.api, "SLICE_ROWS", 700)
+    monkeypatch.setattr(lossgrad.evaluation, "SLICE_ROWS", 700)
     y, z = data
     y = y.copy()
     y[::3] = 0.25  # soft labels: the refined path too
@@ -152,7 +162,7 @@ def test_cli_streaming_reduction_none_keeps_complete_rows_before_an_error():
 
 def test_without_polars_batch_mode_still_works(monkeypatch, data):
     monkeypatch.setattr(inputs, "_polars", lambda: None)
-    monkeypatch.setattr(batch, "_polars", lambda: None)
+    monkeypatch.setattr(render, "_polars", lambda: None)
     y, z = data
     text = _csv(zip(y.astype(int).tolist(), z.tolist())).encode()
     out, _ = _stream(text, fast=False)

@@ -84,12 +84,12 @@ def test_infinite_loss_is_a_result_with_a_hint():
 
 
 def test_internal_failure_is_one_line_and_exit_70(monkeypatch, capsys):
-    from lossgrad import cli
+    from lossgrad import cli, commands
 
     def boom(*a, **k):
         raise ZeroDivisionError("boom")
 
-    monkeypatch.setattr(cli, "run_loss", boom)
+    monkeypatch.setattr(commands, "run_loss", boom)
     with pytest.raises(SystemExit) as e:
         cli.main(["mse", "-y", "1", "-p", "1"])
     assert e.value.code == 70

@@ -1,0 +1,185 @@
+"""What each command does, stage by stage: read -> set up -> evaluate -> reduce -> render.
+
+The functions take the command line's values by name (cli.py declares the options) and raise LossgradErrors,
+which cli.main turns into one `error:` line.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import batch, conventions, render
+from .api import Result, run, summary
+from .errors import InputError, OptionError
+from .inputs import Batch, CsvRequest, parse_inline, read
+from .options import Format, Reduction, Setup, choose, choose_loss, setup
+from .reduction import formulas
+
+EXAMPLES = {
+    "mse": "Example: lossgrad mse --target 0.11,0.01,0.59 --pred 0.12,0.35,0.61",
+    "bce": "Examples: lossgrad bce --from-logits -y 0,1,0,0 -p -18.6,0.51,2.94,-12.8 ; "
+    "lossgrad bce -c tf-keras -y 1,1,1 -p 1,1,0",
+    "ce": "Examples: lossgrad ce --from-logits -y 2,0 -p '0.3,-1.2,2.0;1.5,0.2,-0.4' ; "
+    "cat batch.csv | lossgrad ce --from-logits --format csv > per_row.csv",
+}
+# the options every loss command passes on to the set-up, the rest being the loss's own parameters
+SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
+INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
+         "my_grad", "my_loss")
+
+
+def _request(kw: dict[str, Any]) -> CsvRequest:
+    """The CSV input the options name (stdin is read when piped, or named as '-')."""
+    path = kw.get("csv")
+    stdin = None if path is None and sys.stdin.isatty() else sys.stdin.buffer
+    return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"))
+
+
+def _read(s: Setup, kw: dict[str, Any]) -> Batch:
+    return read(s.loss, target=kw.get("target"), pred=kw.get("pred"), weights=kw.get("sample_weight"),
+                csv=_request(kw), labels=s.labels.value)
+
+
+def _inline(kw: dict[str, Any]) -> bool:
+    return kw.get("target") is not None or kw.get("pred") is not None
+
+
+def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in kw.items() if k not in SETUP + INPUT}
+
+
+# ---------------------------------------------------------------- lossgrad LOSS
+
+
+def run_loss(name: str, **kw: Any) -> None:
+    s = setup(name, sample_weight=kw.get("sample_weight") is not None, **{k: kw[k] for k in SETUP if k in kw},
+              **_loss_params(kw))
+    fmt = choose(Format, "format", kw.get("format") or render.default_format(kw.get("output")), "format")
+    if fmt is Format.CSV and not _inline(kw):
+        return _run_batch(s, kw)
+    b = _read(s, kw)
+    r = run(s, b)
+    render.warn(r.warnings)
+    explain = _formulas(s, r) if kw.get("explain") else None
+    flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
+    with render.open_output(kw.get("output")) as out:
+        render.write_result(render.Report(r, b.p, b.names, flat, b.source), fmt.value, out, explain)
+    if fmt is Format.CSV:
+        sys.stderr.write(render.value_line(r) + "\n")
+
+
+def _formulas(s: Setup, r: Result) -> list[str]:
+    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note)
+
+
+def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
+    """CSV in, CSV out, block by block; the reduced value (and the formulas) on stderr."""
+    with render.open_output(kw.get("output"), binary=True) as out:
+        s, acc, per_sample = batch.run(s, _request(kw), out)
+    r = summary(s, acc, per_sample)
+    render.warn(r.warnings)
+    if kw.get("explain"):
+        sys.stderr.write("".join(line + "\n" for line in _formulas(s, r)))
+    sys.stderr.write(render.value_line(r) + "\n")
+
+
+# ---------------------------------------------------------------- compare and check
+
+
+def _report_format(kw: dict[str, Any], command: str) -> str:
+    if kw.get("format"):
+        fmt = choose(Format, "format", kw["format"], "format")
+        if fmt is Format.CSV:
+            raise OptionError("format", f"{command} writes table or json")
+        return fmt.value
+    return "table" if kw.get("output") in (None, "-") and sys.stdout.isatty() else "json"
+
+
+def _batch_for(loss: str, kw: dict[str, Any]) -> Batch:
+    s = setup(loss, from_logits=kw.get("from_logits", False), labels=kw.get("labels", "auto"),
+              sample_weight=kw.get("sample_weight") is not None)
+    return _read(s, kw)
+
+
+def compare(loss: str, **kw: Any) -> None:
+    from .diagnose import compare as compare_all
+
+    fmt = _report_format(kw, "compare")
+    b = _batch_for(loss, kw)
+    comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
+                       labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw))
+    with render.open_output(kw.get("output")) as out:
+        render.write_comparison(comp, b.p, b.y, fmt, out)
+
+
+def check(loss: str, **kw: Any) -> None:
+    from .diagnose import check as check_all
+    from .diagnose import tolerance
+
+    if kw.get("my_grad") is None:
+        raise OptionError("my_grad", "is required: give your gradient, one value per prediction")
+    fmt = _report_format(kw, "check")
+    choose_loss(loss)
+    if kw.get("convention") is not None:
+        try:
+            conventions.get(kw["convention"])
+        except conventions.UnsupportedError as e:
+            raise OptionError("convention", str(e)) from None
+    if kw.get("reduction") is not None:
+        choose(Reduction, "reduction", kw["reduction"], "reduction")
+    b = _batch_for(loss, kw)
+    grad = parse_inline(kw["my_grad"], "{my_grad}")
+    tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
+    my_loss = None
+    if kw.get("my_loss") is not None:
+        v = parse_inline(kw["my_loss"], "{my_loss}").reshape(-1)
+        if v.size != 1:
+            raise InputError("{my_loss}", "takes one number, the reduced loss")
+        my_loss = (float(v[0]), float(tolerance([kw["my_loss"].strip()], v)[0]))
+    diag = check_all(loss, b, grad.reshape(-1), tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
+                     against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
+                     params=_loss_params(kw))
+    with render.open_output(kw.get("output")) as out:
+        render.write_diagnosis(diag, fmt, out)
+    raise typer.Exit(0 if diag.match else 1)
+
+
+# ---------------------------------------------------------------- losses and jacobian
+
+
+def list_losses(format: Optional[str] = None) -> None:
+    fmt = format or "table"
+    if fmt not in ("table", "json"):
+        raise OptionError("format", f"unknown format {fmt!r}; choose table or json")
+    render.write_losses(fmt, sys.stdout)
+
+
+def jacobian(
+    activation: Annotated[str, typer.Argument(..., metavar="ACTIVATION", help="softmax, sigmoid, tanh or relu.")],
+    x: Annotated[Optional[str], typer.Option("--x", "-x", help="The input vector: numbers separated by commas or "
+                                             "spaces.")] = None,
+    format: Annotated[Optional[str], typer.Option("-f", "--format", help="table or json [default: table on a "
+                                                  "terminal, else json].")] = None,
+) -> None:
+    from .activations import ACTIVATIONS
+
+    if activation not in ACTIVATIONS:
+        raise OptionError("activation", f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+    if x is None:
+        raise OptionError("x", "is required: the input vector, e.g. --x 1,2,3")
+    v = parse_inline(x, "{x}")
+    if v.ndim != 1:
+        raise InputError("{x}", "takes one vector (no ';' rows)")
+    fmt = format or ("table" if sys.stdout.isatty() else "json")
+    if fmt not in ("table", "json"):
+        raise OptionError("format", f"unknown format {fmt!r}; choose table or json")
+    act = ACTIVATIONS[activation]
+    values, jac = act.fn(v)
+    render.write_jacobian(act, v, values, jac, fmt, sys.stdout)
+
+
+__all__ = ["EXAMPLES", "check", "compare", "jacobian", "list_losses", "run_loss"]

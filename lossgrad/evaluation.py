@@ -1,0 +1,217 @@
+"""Evaluate: one block of samples under a Setup -> its losses and gradients, not yet reduced.
+
+A pure function of (setup, targets, predictions, weights): no state between blocks, so blocks can be evaluated
+in any order, on any thread or machine, and their sums merged (reduction.Accumulator). The steps, in order:
+check the weights, lay out ce's targets (class indexes, ignore_index), weigh classes, cast to the dtype, check the
+loss's domain, compute the loss, make one loss per sample where the loss or the convention does, then leave out
+ignored samples and apply the weights.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import DomainError, InputError, OptionError
+from .losses import Parts
+from .losses.base import first_bad
+from .options import Labels, Setup
+
+# a block's samples are evaluated in slices of at most this many: a few dozen numpy passes over slices that stay
+# in cache beat the same passes over the whole block
+SLICE_ROWS = 32768
+GRADS = ("grad", "grad_logits")
+
+
+@dataclass
+class Block:
+    """A slice of samples, evaluated: its parts, the targets as used (ce: probability rows), the class indexes
+    when targets were given so, and what its samples add to the mean's N (None: one per loss)."""
+
+    parts: Parts
+    target: np.ndarray
+    labels: np.ndarray | None
+    count: float | None
+    per_sample: bool
+
+
+def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> list[Block]:
+    """A block (2-D arrays, samples x columns) in slices of at most SLICE_ROWS samples; a DomainError carries
+    the block's own row and column."""
+    n = p.shape[0]
+    out = []
+    for start in range(0, max(n, 1), SLICE_ROWS):
+        end = start + SLICE_ROWS
+        try:
+            out.append(evaluate_slice(setup, y[start:end], p[start:end], None if w is None else w[start:end]))
+        except DomainError as e:
+            e.row += start
+            raise
+    return out
+
+
+def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> Block:
+    w = checked_weights(setup, w, p.shape[0])
+    labels = ignored = class_w = None
+    if setup.rows_loss:
+        y, labels, ignored = targets(setup, y, p.shape[1])
+        class_w, y = class_weights(setup, y, labels, p.shape[1])
+    elif y.shape != p.shape:
+        raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
+    else:
+        check_pos_weight(setup, p.shape[1])
+    y, p = cast(setup, y, p)
+    setup.loss.check(y, p, setup.from_logits, **setup.switches)
+    parts = compute(setup, y, p, labels)
+    parts = per_sample(setup, parts, p.shape[1])
+    count = None
+    if ignored is not None:
+        parts, count = leave_out(parts, ignored), int((~ignored).sum())
+        class_w = None if class_w is None else np.where(ignored, 0, class_w)
+        w = None if w is None else np.where(ignored, 0, w)
+    if class_w is not None:
+        parts = weigh(parts, class_w)
+        if setup.conv.class_weights == "sum-of-weights":  # PyTorch's mean divides by the sum of those weights
+            count = float(np.sum(class_w.astype(parts.losses.dtype), dtype=np.float64))
+    if w is not None:
+        parts = weigh(parts, w)
+        if setup.conv.sample_weight_mean == "sum-of-weights":
+            per_row = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
+            count = float(np.sum(w, dtype=np.float64)) * per_row
+    return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]))
+
+
+def checked_weights(setup: Setup, w: np.ndarray | None, samples: int) -> np.ndarray | None:
+    """Per-sample weights: one per sample, finite and at least 0."""
+    if not setup.sample_weight:
+        return None
+    if w is None:
+        raise OptionError("sample_weight", "no weights came with the samples")
+    w = np.asarray(w, dtype=np.float64).reshape(-1)
+    if w.size != samples:
+        raise InputError("{sample_weight}", f"has {w.size} weights but there are {samples} samples; give one per "
+                                            "sample")
+    first_bad("weight", ~(np.isfinite(w) & (w >= 0))[:, None], w[:, None],
+              "is not a sample weight: weights are finite and at least 0")
+    return w
+
+
+def label_layout(setup: Setup, target_cols: int, classes: int) -> Labels:
+    """Index or one-hot ce targets, from `target_cols` columns against `classes` prediction columns."""
+    if setup.labels is Labels.INDEX or (setup.labels is Labels.AUTO and target_cols == 1 and classes != 1):
+        if target_cols != 1:
+            raise InputError("{labels}", f"index labels need one target column, got {target_cols}")
+        return Labels.INDEX
+    if target_cols != classes:
+        raise InputError("target", f"one-hot/probability targets need one column per class ({classes}), got "
+                                   f"{target_cols}")
+    return Labels.ONEHOT
+
+
+def targets(setup: Setup, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
+    """ce targets as rows of class probabilities, the class indexes when given as such, and the samples left out
+    by ignore_index (their rows are zeros, their index 0)."""
+    ignore = setup.params.get("ignore_index")
+    if label_layout(setup, y.shape[1], classes) is Labels.ONEHOT:
+        if ignore is not None:
+            raise OptionError("ignore_index", "applies to class-index targets, not one-hot/probability rows")
+        return y, None, None
+    idx = y[:, 0]
+    ignored = None if ignore is None else idx == ignore
+    if ignored is not None:
+        idx = np.where(ignored, 0, idx)
+    bad = (idx != np.floor(idx)) | (idx < 0) | (idx >= classes)
+    if bad.any():
+        row = int(np.argmax(bad))
+        raise DomainError("target", row, 0, float(idx[row]), f"is not a class index: an integer in [0, {classes})"
+                          + ("" if ignore is not None else " ({ignore_index} K leaves the samples of label K out)"))
+    labels = idx.astype(np.intp)
+    onehot = np.zeros((y.shape[0], classes))
+    onehot[np.arange(y.shape[0]), labels] = 1
+    if ignored is not None:
+        onehot[ignored] = 0
+    if setup.params.get("label_smoothing") and not setup.conv.sparse_smoothing:
+        raise OptionError("label_smoothing", f"{setup.conv.title} has no label smoothing with class-index "
+                          "targets (sparse_categorical_crossentropy); give one-hot targets")
+    return onehot, labels, ignored
+
+
+def class_weights(setup: Setup, y: np.ndarray, labels: np.ndarray | None,
+                  classes: int) -> tuple[np.ndarray | None, np.ndarray]:
+    """Each sample's weight under class_weights (None without), and the targets to compute with: PyTorch weighs
+    probability rows inside the sum (w * y); index targets weigh the sample's loss afterwards."""
+    w = setup.params.get("class_weights")
+    if w is None:
+        return None, y
+    if w.size != classes:
+        raise OptionError("class_weights", f"has {w.size} weights but the predictions have {classes} classes")
+    if labels is not None:
+        return w[labels], y
+    if setup.conv.class_weights == "n":
+        raise OptionError("class_weights", f"{setup.conv.title} weighs class-index labels only (class_weight)")
+    return None, y * w
+
+
+def check_pos_weight(setup: Setup, outputs: int) -> None:
+    pw = setup.params.get("pos_weight")
+    if pw is not None and pw.size not in (1, outputs):
+        raise OptionError("pos_weight", f"has {pw.size} weights; give one, or one per output column ({outputs})")
+
+
+def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs rounded to the dtype; a value too large for it is a domain error."""
+    dtype = setup.np_dtype
+    if dtype is not np.float64:
+        with np.errstate(over="ignore"):
+            y, p = y.astype(dtype), p.astype(dtype)
+        for which, a in (("target", y), ("pred", p)):
+            first_bad(which, ~np.isfinite(a), a, f"is too large for {setup.dtype.value}")
+    return y.astype(dtype, copy=False), p.astype(dtype, copy=False)
+
+
+def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None) -> Parts:
+    """The loss's parts in its working dtype, returned in the setup's dtype."""
+    work = setup.work_dtype
+    with np.errstate(over="ignore", under="ignore"):
+        parts = setup.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), setup.from_logits,
+                                   setup.conv, labels, **setup.params)
+    if work is not setup.np_dtype:
+        parts = _map(parts, ("losses", "grad", "grad_logits", "prob"), lambda a: a.astype(setup.np_dtype))
+    return parts
+
+
+def per_sample(setup: Setup, parts: Parts, outputs: int) -> Parts:
+    """One loss per sample where the loss is a divergence of whole rows (kl: the terms summed), or where the
+    convention averages a sample's outputs first (Keras: its elements are samples, each derivative carries 1/k)."""
+    if setup.loss.last_axis == "sum" and not setup.keeps_elements:
+        if parts.losses.ndim == 2:
+            parts.losses = parts.losses.sum(axis=1)
+    elif setup.loss.last_axis is None and setup.conv.last_axis_mean and not setup.rows_loss and outputs > 1:
+        k = parts.grad.dtype.type(outputs)
+        parts.losses = parts.losses.sum(axis=1) / k
+        parts = _map(parts, GRADS, lambda a: a / k)
+    return parts
+
+
+def leave_out(parts: Parts, ignored: np.ndarray) -> Parts:
+    """Samples left out (ignore_index): loss and gradient 0."""
+    keep = ~ignored
+    parts.losses = np.where(keep, parts.losses, 0)
+    return _map(parts, GRADS, lambda a: np.where(keep[:, None], a, 0))
+
+
+def weigh(parts: Parts, w: np.ndarray) -> Parts:
+    """Each sample's loss and gradient times its weight."""
+    wt = w.astype(parts.losses.dtype)
+    parts.losses = parts.losses * (wt[:, None] if parts.losses.ndim == 2 else wt)
+    return _map(parts, GRADS, lambda a: a * wt[:, None])
+
+
+def _map(parts: Parts, names: tuple[str, ...], fn: Any) -> Parts:
+    for name in names:
+        a = getattr(parts, name)
+        if a is not None:
+            setattr(parts, name, fn(a))
+    return parts

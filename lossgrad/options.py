@@ -1,0 +1,246 @@
+"""Set-up: every choice a user makes, checked once, in one frozen Setup that the later stages only read.
+
+Messages name the library's parameters as `{name}` templates (see errors.py): `from_logits=True` to a Python
+caller, `--from-logits` on the command line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from enum import Enum
+from typing import Any, TypeVar
+
+import numpy as np
+
+from . import conventions
+from .conventions import Convention
+from .errors import OptionError
+from .inputs import parse_inline, to_array
+from .losses import LOSSES, Loss, Param
+
+
+class Reduction(str, Enum):
+    MEAN = "mean"
+    SUM = "sum"
+    NONE = "none"
+
+
+class Labels(str, Enum):
+    AUTO = "auto"
+    INDEX = "index"
+    ONEHOT = "onehot"
+
+
+class Dtype(str, Enum):
+    FLOAT64 = "float64"
+    FLOAT32 = "float32"
+
+
+class Format(str, Enum):
+    TABLE = "table"
+    JSON = "json"
+    CSV = "csv"
+
+
+E = TypeVar("E", bound=Enum)
+
+
+def choose(kind: type[E], name: str, value: object, what: str) -> E:
+    """`value` as a member of `kind`, or an OptionError naming parameter `name` and the choices."""
+    for member in kind:
+        if value == member.value or value is member:
+            return member
+    choices = ", ".join(str(m.value) for m in kind)
+    raise OptionError(name, f"unknown {what} {value!r}; choose one of {choices}")
+
+
+def switch(name: str, value: object) -> bool:
+    """An on/off parameter: True or False only (a string such as 'no' is not read as either)."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise OptionError(name, f"takes True or False, got {value!r}")
+    return bool(value)
+
+
+def choose_loss(name: object) -> Loss:
+    if not isinstance(name, str) or name not in LOSSES:
+        raise OptionError("loss", f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+    return LOSSES[name]
+
+
+@dataclass(frozen=True)
+class Setup:
+    """A loss with all its options, validated: what evaluate, reduce and render read."""
+
+    loss: Loss
+    conv: Convention
+    from_logits: bool = False
+    reduction: Reduction = Reduction.MEAN
+    dtype: Dtype = Dtype.FLOAT64
+    labels: Labels = Labels.AUTO
+    sample_weight: bool = False  # per-sample weights come with the samples
+    params: Mapping[str, Any] = field(default_factory=dict)  # the loss's own numbers, defaults filled in
+
+    @property
+    def np_dtype(self) -> type[np.floating[Any]]:
+        return np.float32 if self.dtype is Dtype.FLOAT32 else np.float64
+
+    @property
+    def rows_loss(self) -> bool:
+        """One loss per sample over C classes (ce, nll), targets possibly class indexes."""
+        return self.loss.kind == "rows"
+
+    @property
+    def keeps_elements(self) -> bool:
+        """The framework's mean divides a per-sample sum's terms by the element count (PyTorch's kl_div)."""
+        return self.loss.name in self.conv.elementwise_mean
+
+    def per_sample_for(self, outputs: int) -> bool:
+        """One loss per sample (rather than per element) for predictions with `outputs` columns."""
+        if self.loss.last_axis == "vector" or (self.loss.last_axis == "sum" and not self.keeps_elements):
+            return True
+        return self.rows_loss or (self.conv.last_axis_mean and outputs > 1 and self.loss.last_axis is None)
+
+    @property
+    def work_dtype(self) -> type[np.floating[Any]]:
+        """The dtype the formulas run in: float64 for the exact convention (rounded at the end), float32 where
+        the framework casts the loss to float32 whatever its input."""
+        if self.dtype is Dtype.FLOAT32 and self.conv.float32_via_float64:
+            return np.float64
+        if self.loss.name in self.conv.floatx_losses:
+            return np.float32
+        return self.np_dtype
+
+    @property
+    def weight_note(self) -> str | None:
+        """Under sample weights, what the mean divides by."""
+        if not self.sample_weight:
+            return None
+        if self.conv.sample_weight_mean == "sum-of-weights":
+            return "the sum of the sample weights"
+        return "the weighted sum over N"
+
+    @property
+    def switches(self) -> dict[str, bool]:
+        """The loss's on/off parameters (kl's log_input), as its domain check takes them."""
+        return {p.name: self.params[p.name] for p in self.loss.params if p.flag}
+
+    def with_labels(self, labels: Labels | str | None) -> Setup:
+        """The same set-up with the label layout the input turned out to have."""
+        return self if not labels else replace(self, labels=Labels(labels))
+
+
+def setup(loss: str, *, from_logits: object = False, reduction: object = "mean", convention: object = "exact",
+          eps: object = None, dtype: object = "float64", labels: object = "auto", sample_weight: bool = False,
+          **params: Any) -> Setup:
+    """Every option checked, as one Setup; an OptionError names the first that cannot be used."""
+    the_loss = choose_loss(loss)
+    values = loss_params(the_loss, params)
+    chosen = (choose(Reduction, "reduction", reduction, "reduction"), choose(Dtype, "dtype", dtype, "dtype"),
+              choose(Labels, "labels", labels, "label layout"))
+    if chosen[2] is not Labels.AUTO and the_loss.kind != "rows":
+        raise OptionError("labels", f"applies to ce only, not to {the_loss.name}")
+    logits = switch("from_logits", from_logits)
+    s = Setup(loss=the_loss, conv=_convention(the_loss, logits, convention, eps), from_logits=logits,
+              reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values)
+    _check_combinations(s)
+    return s
+
+
+def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Convention:
+    if from_logits and not loss.has_logits:
+        raise OptionError("from_logits", f"{loss.name} takes no logits; drop {{from_logits}}")
+    try:
+        conv = conventions.get(name)  # type: ignore[arg-type]
+        conventions.require(conv, loss.name, "logits" if from_logits else "probs")
+    except conventions.UnsupportedError as e:
+        raise OptionError("convention", str(e)) from None
+    if eps is None:
+        return conv
+    if conv.eps is None:
+        clipping = [c.name for c in conventions.CONVENTIONS.values() if c.eps is not None]
+        raise OptionError("eps", f"the {conv.name} convention does not clip; {{eps}} applies to {', '.join(clipping)}")
+    if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 0.5):
+        raise OptionError("eps", f"must be in (0, 0.5), got {eps!r}")
+    return conventions.with_eps(conv, float(eps))
+
+
+def _check_combinations(s: Setup) -> None:
+    """Options that exist but not together, or not in this convention."""
+    _check_convention_has(s)
+    p, conv = s.params, s.conv
+    if p.get("pos_weight") is not None:
+        if not s.from_logits:
+            raise OptionError("pos_weight", "applies to bce from logits ({from_logits}), as PyTorch's pos_weight")
+        if not conv.pos_weight:
+            raise OptionError("pos_weight", f"{conv.title} has no pos_weight for bce (TF's "
+                              "weighted_cross_entropy_with_logits is PyTorch's formula: {convention} torch)")
+    if s.sample_weight and p.get("class_weights") is not None:
+        raise OptionError("sample_weight", "cannot be combined with {class_weights}; fold the class weights "
+                                           "into the sample weights")
+    if p.get("class_weights") is not None and conv.class_weights is None:
+        raise OptionError("class_weights", f"{conv.title} has no class weights")
+    if p.get("ignore_index") is not None and s.loss.name not in conv.ignoring:
+        raise OptionError("ignore_index", f"{conv.title} has no ignore_index for {s.loss.name}")
+    if p.get("label_smoothing") and s.loss.name not in conv.smoothing:
+        raise OptionError("label_smoothing", f"{conv.title} has no label smoothing for {s.loss.name}")
+
+
+def _check_convention_has(s: Setup) -> None:
+    """The switches that are on (kl's log_input) exist in the convention."""
+    for param in s.loss.params:
+        if param.flag and s.params.get(param.name):
+            try:
+                conventions.require(s.conv, s.loss.name, param.name)
+            except conventions.UnsupportedError as e:
+                raise OptionError("convention", str(e)) from None
+
+
+def loss_params(loss: Loss, given: Mapping[str, Any]) -> dict[str, Any]:
+    """The loss's own numbers (huber's delta): defaults filled in, others refused, values checked."""
+    known = {p.name: p for p in loss.params}
+    out: dict[str, Any] = {name: p.default for name, p in known.items()}
+    for name, value in given.items():
+        if value is None or value is False:  # an option not given (a switch left off)
+            continue
+        if name not in known:
+            users = [x.name for x in LOSSES.values() if any(p.name == name for p in x.params)]
+            raise OptionError(name, f"applies to {', '.join(users) or 'no loss'}, not to {loss.name}")
+        out[name] = param_value(known[name], value)
+    return out
+
+
+def param_value(param: Param, value: Any) -> Any:
+    """One loss parameter's value, checked: a switch, a class index, one number per class, or a size."""
+    name = param.name
+    if param.flag:
+        return switch(name, value)
+    if param.vector:
+        return _per_class(name, value)
+    number = _number(name, value)
+    if param.integer:
+        if number != int(number):
+            raise OptionError(name, f"must be a whole number (a class index), got {value!r}")
+        return int(number)
+    if not np.isfinite(number) or number < 0 or (param.positive and number == 0):
+        raise OptionError(name, f"must be {'positive' if param.positive else 'zero or more'}, got {number!r}")
+    if name in ("label_smoothing", "alpha") and number > 1:
+        raise OptionError(name, f"must be in [0, 1], got {number!r}")
+    return number
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, (bool, np.bool_)):
+        raise OptionError(name, f"takes a number, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        raise OptionError(name, f"takes a number, got {value!r}") from None
+    return number
+
+
+def _per_class(name: str, value: Any) -> np.ndarray:
+    v = parse_inline(value, "{" + name + "}") if isinstance(value, str) else to_array(value, name)
+    if v.ndim != 1 or (v < 0).any() or not np.isfinite(v).all():
+        raise OptionError(name, "takes one non-negative number per class, comma separated")
+    return v
