@@ -21,11 +21,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
-import reference as R  # noqa: E402  (found through the sys.path entries above)
-
 import lossgrad  # noqa: E402
+import reference as R  # noqa: E402  (found through the sys.path entries above)
 from lossgrad.reduction import Total  # noqa: E402
-
 
 # ---------------------------------------------------------------- inputs
 

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import lossgrad
+from conftest import assert_usage_error, lossgrad as run
 from lossgrad import batch, inputs
 from lossgrad.api import Evaluator
-from conftest import assert_usage_error, lossgrad as run
 
 
 def _csv(rows, header="target,logit"):
