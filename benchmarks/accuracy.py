@@ -1,4 +1,4 @@
-"""Worst error, in ulps, of every loss and gradient against mpmath (60 digits), over a fixed adversarial grid
+"""Worst error, in ulps, of every loss and gradient against mpmath (800 digits), over a fixed adversarial grid
 plus random samples; the same for PyTorch and optax (float64) when they are installed.
 
     python benchmarks/accuracy.py [--random N] [--seed S]
@@ -16,12 +16,14 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+ROOT = Path(__file__).resolve().parent.parent
+# lossgrad from this checkout, and the mpmath oracle, which is test code and lives in tests/ (not a package)
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
 
 import lossgrad  # noqa: E402
-from lossgrad import reference as R  # noqa: E402
+import reference as R  # noqa: E402  (found through the sys.path entries above)
 from lossgrad.reduction import Total  # noqa: E402
-
 
 # ---------------------------------------------------------------- inputs
 
@@ -34,7 +36,7 @@ def bce_logit_pairs(rng, n):
     near = (rng.random(n) < 0.2) & (y > 0) & (y < 1)
     z[near] = np.log(y[near] / (1 - y[near])) * (1 + rng.normal(scale=1e-6, size=near.sum()))
     z = np.nan_to_num(z, posinf=50.0, neginf=-50.0)
-    return grid + list(zip(y.tolist(), z.tolist()))
+    return grid + list(zip(y.tolist(), z.tolist(), strict=True))
 
 
 def bce_prob_pairs(rng, n):
@@ -42,13 +44,14 @@ def bce_prob_pairs(rng, n):
     y = np.where(rng.random(n) < 0.5, rng.integers(0, 2, n).astype(float), rng.random(n))
     small = 10.0 ** rng.uniform(-300, 0, n)
     p = np.where(rng.random(n) < 0.5, small, 1 - 10.0 ** rng.uniform(-16, 0, n))
-    return grid + list(zip(y.tolist(), np.clip(p, 0, 1).tolist()))
+    return grid + list(zip(y.tolist(), np.clip(p, 0, 1).tolist(), strict=True))
 
 
 def mse_pairs(rng, n):
     y = rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, n)
-    p = np.where(rng.random(n) < 0.3, y * (1 + rng.normal(scale=1e-9, size=n)), rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, n))
-    return [(0.0, 0.0), (1e-300, -1e-300), (1e150, -1e150)] + list(zip(y.tolist(), p.tolist()))
+    p = np.where(rng.random(n) < 0.3, y * (1 + rng.normal(scale=1e-9, size=n)),
+                 rng.normal(size=n) * 10.0 ** rng.uniform(-5, 5, n))
+    return [(0.0, 0.0), (1e-300, -1e-300), (1e150, -1e150)] + list(zip(y.tolist(), p.tolist(), strict=True))
 
 
 def ce_logit_rows(rng, n):
@@ -86,16 +89,18 @@ def kl_rows(rng, n):
 def poisson_pairs(rng, n):
     grid = [(y, p) for y in (0.0, 1.0, 3.0, 2.5, 1e-10, 1e6) for p in
             (1e-300, 1e-8, 0.5, 1.0, 2.718281828459045, 3.0, 2.5, 1e6, 1e300)]
-    y = np.where(rng.random(n) < 0.5, rng.integers(0, 20, n).astype(float), rng.random(n) * 10.0 ** rng.uniform(-3, 3, n))
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 20, n).astype(float),
+                 rng.random(n) * 10.0 ** rng.uniform(-3, 3, n))
     p = np.where(rng.random(n) < 0.3, y * (1 + rng.normal(scale=1e-3, size=n)), 10.0 ** rng.uniform(-5, 5, n))
-    return grid + list(zip(y.tolist(), np.maximum(p, 1e-300).tolist()))
+    return grid + list(zip(y.tolist(), np.maximum(p, 1e-300).tolist(), strict=True))
 
 
 def poisson_log_pairs(rng, n):
-    y = np.where(rng.random(n) < 0.5, rng.integers(0, 20, n).astype(float), rng.random(n) * 10.0 ** rng.uniform(-3, 3, n))
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 20, n).astype(float),
+                 rng.random(n) * 10.0 ** rng.uniform(-3, 3, n))
     z = np.where(rng.random(n) < 0.3, np.log(np.maximum(y, 1e-3)) + rng.normal(scale=1e-9, size=n),
                  rng.normal(scale=5, size=n))
-    return [(3.0, math.log(3.0)), (0.0, 700.0), (1e6, math.log(1e6))] + list(zip(y.tolist(), z.tolist()))
+    return [(3.0, math.log(3.0)), (0.0, 700.0), (1e6, math.log(1e6))] + list(zip(y.tolist(), z.tolist(), strict=True))
 
 
 def cosine_rows(rng, n):
@@ -193,24 +198,24 @@ def run_optax(family, y, p):
 
 def truths(family, y, p):
     if family == "bce-logits":
-        out = [R.bce_logits(a, b) for a, b in zip(y, p)]
+        out = [R.bce_logits(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
     if family == "bce-probs":
-        out = [R.bce_probs(a, b) for a, b in zip(y, p)]
+        out = [R.bce_probs(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
     if family == "mse":
-        out = [R.mse(a, b) for a, b in zip(y, p)]
+        out = [R.mse(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
     if family == "ce-logits":
-        out = [R.ce_logits(a, b) for a, b in zip(y, p)]
+        out = [R.ce_logits(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
     if family in ("kl", "cosine", "poisson", "poisson-log", "focal-logits"):
         fn = {"kl": R.kl, "cosine": R.cosine, "poisson": R.poisson,
               "poisson-log": lambda a, b: R.poisson(a, b, log_input=True),
               "focal-logits": lambda a, b: R.focal(a, b, True, 2.0)}[family]
-        out = [fn(a, b) for a, b in zip(y, p)]
+        out = [fn(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
-    out = [R.ce_probs(a, b) for a, b in zip(y, p)]
+    out = [R.ce_probs(a, b) for a, b in zip(y, p, strict=True)]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
 
@@ -298,7 +303,7 @@ def main():
                     fits = np.isfinite(yy).reshape(len(pairs), -1).all(axis=1) & \
                         np.isfinite(pp).reshape(len(pairs), -1).all(axis=1)
                     yy, pp = yy[fits], pp[fits]
-                    used = [pr for pr, f in zip(pairs, fits) if f]
+                    used = [pr for pr, f in zip(pairs, fits, strict=True) if f]
                     tq = truths(family, yy.tolist(), pp.tolist())[q]
                 else:
                     tq = truth[q]
@@ -313,15 +318,15 @@ def main():
                 w, where = worst(out[q], tq, used, dtype)
                 cells.append((_fmt(w), where))
             rows.append((family, label, len(pairs), cells))
-    print(f"Worst error in ulps against mpmath ({R.DIGITS} digits): the grid of lossgrad.reference plus "
+    print(f"Worst error in ulps against mpmath ({R.DIGITS} digits): the grid of tests/reference.py plus "
           f"{args.random} random samples per loss (seed {args.seed}); float32 in float32 ulps.\n")
     print("| loss | quantity | inputs | " + " | ".join(impls) + " |")
     print("|---|---|---|" + "---|" * len(impls))
     for family, label, n, cells in rows:
         print(f"| {family} | {label} | {n} | " + " | ".join(c for c, _ in cells) + " |")
     print("\nWhere the worst errors are (input: y, prediction):\n")
-    for family, label, n, cells in rows:
-        for (c, where), name in zip(cells, impls):
+    for family, label, _n, cells in rows:
+        for (c, where), name in zip(cells, impls, strict=True):
             if where is not None and c != "0.00" and (c == "inf" or float(c) > 4):
                 print(f"- {name}, {family} {label}: {c} ulp at {where}")
     print("\nMean of 1,000,000 positive values spanning 16 decades, by chunk size (ulps against math.fsum):\n")

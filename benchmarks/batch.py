@@ -18,8 +18,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import statistics
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile

@@ -724,7 +724,8 @@ def main():
             val.backward()
             by_loss["bce"].append({
                 "convention": "torch", "from_logits": True, "labels": None, "params": {"pos_weight": w},
-                "reduction": reduction, "target": as_list(y), "pred": as_list(z), "losses": encode(as_list(per.detach())),
+                "reduction": reduction, "target": as_list(y), "pred": as_list(z),
+                "losses": encode(as_list(per.detach())),
                 "value": None if reduction == "none" else float(val.item()), "grad": encode(as_list(zt.grad)),
             })
     weights = np.array([2.0, 4.0, 6.0, 0.5])

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 import lossgrad
+from conftest import assert_usage_error, lossgrad as run
 from lossgrad import batch, inputs, render
 from lossgrad.options import setup
-from conftest import assert_usage_error, lossgrad as run
 
 
 def _csv(rows, header="target,logit"):
@@ -58,7 +58,7 @@ def test_stream_equals_in_memory(data, fast, reduction, counted):
     if fast and inputs._polars() is None:
         pytest.skip("polars not installed")
     y, z = data
-    text = _csv(zip(y.astype(int).tolist(), z.tolist())).encode()
+    text = _csv(zip(y.astype(int).tolist(), z.tolist(), strict=True)).encode()
     out, ev = _stream(text, fast, reduction, rows=5000 if counted else None)
     got = np.loadtxt(io.StringIO(out), delimiter=",", skiprows=1)
     ref = lossgrad.bce(y, z, from_logits=True, reduction=reduction)
@@ -73,7 +73,7 @@ def test_stream_equals_in_memory(data, fast, reduction, counted):
 def test_stream_blocks_cut_anywhere(data, ending):
     # block sizes that cut lines in every place (7 bytes: every line is longer than a read) give the same rows
     y, z = data
-    text = _csv(zip(y[:300].astype(int).tolist(), z[:300].tolist()))
+    text = _csv(zip(y[:300].astype(int).tolist(), z[:300].tolist(), strict=True))
     text = (text.replace("\n", ending) if ending == "\r\n" else text[:len(text) - 1 + len(ending)]).encode()
     outs = {_stream(text, False, "sum", block=b)[0] for b in (7, 64, 1000, 1 << 20)}
     assert len(outs) == 1
@@ -91,7 +91,7 @@ def test_stream_writes_a_chunks_slices_as_one_table(data, fast, monkeypatch):
     y, z = data
     y = y.copy()
     y[::3] = 0.25  # soft labels: the refined path too
-    text = _csv(zip(y.tolist(), z.tolist())).encode()
+    text = _csv(zip(y.tolist(), z.tolist(), strict=True)).encode()
     out, ev = _stream(text, fast, "mean", rows=5000, block=64 << 10)
     got = np.loadtxt(io.StringIO(out), delimiter=",", skiprows=1)
     ref = lossgrad.bce(y, z, from_logits=True)
@@ -136,7 +136,7 @@ def test_count_lines(tmp_path, text, want):
 def test_cli_batch_mean_from_file_and_stdin_agree(tmp_path, data):
     y, z = data
     path = tmp_path / "b.csv"
-    path.write_text(_csv(zip(y.astype(int).tolist(), z.tolist())))
+    path.write_text(_csv(zip(y.astype(int).tolist(), z.tolist(), strict=True)))
     a = run("bce", "--from-logits", "--csv", path, "-f", "csv")
     b = run("bce", "--from-logits", "-f", "csv", input=path.read_text())
     assert a.code == b.code == 0 and a.out == b.out and a.err == b.err
@@ -164,7 +164,7 @@ def test_without_polars_batch_mode_still_works(monkeypatch, data):
     monkeypatch.setattr(inputs, "_polars", lambda: None)
     monkeypatch.setattr(render, "_polars", lambda: None)
     y, z = data
-    text = _csv(zip(y.astype(int).tolist(), z.tolist())).encode()
+    text = _csv(zip(y.astype(int).tolist(), z.tolist(), strict=True)).encode()
     out, _ = _stream(text, fast=False)
     got = np.loadtxt(io.StringIO(out), delimiter=",", skiprows=1)
     assert got[:, 1].tolist() == lossgrad.bce(y, z, from_logits=True).grad.tolist()
@@ -182,7 +182,8 @@ def test_sample_weight_column_streams_as_the_api_computes(tmp_path, conv):
     z = rng.normal(scale=3, size=n)
     w = np.round(rng.uniform(0, 2, n), 3)
     path = tmp_path / "w.csv"
-    path.write_text("target,weight,logit\n" + "".join(f"{a},{float(c)!r},{float(b)!r}\n" for a, b, c in zip(y, z, w)))
+    rows = "".join(f"{a},{float(c)!r},{float(b)!r}\n" for a, b, c in zip(y, z, w, strict=True))
+    path.write_text("target,weight,logit\n" + rows)
     r = run("bce", "--from-logits", "--csv", str(path), "--sample-weight", "weight", "-c", conv, "-f", "csv")
     assert r.code == 0, r.err
     got = np.loadtxt(io.StringIO(r.out), delimiter=",", skiprows=1)
@@ -214,7 +215,8 @@ def test_sample_weight_inline_and_in_compare():
 @pytest.mark.parametrize("args,input,fragments", [
     (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1"], None, ["--sample-weight", "1 weights", "2 samples"]),
     (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1,-3"], None, ["--sample-weight: value 2", "-3.0"]),
-    (["bce", "--from-logits", "--sample-weight", "w", "-f", "csv"], "y,p,w\n0,1,1\n1,2,-1\n", ["<stdin>:3:5", "sample weight"]),
+    (["bce", "--from-logits", "--sample-weight", "w", "-f", "csv"], "y,p,w\n0,1,1\n1,2,-1\n",
+     ["<stdin>:3:5", "sample weight"]),
     (["bce", "--from-logits", "--sample-weight", "v", "-f", "csv"], "y,p,w\n0,1,1\n", ["no column named 'v'"]),
     (["ce", "--from-logits", "--sample-weight", "w", "--class-weights", "1,2", "-f", "csv"], "y,a,b,w\n0,1,1,1\n",
      ["--class-weights"]),
@@ -258,7 +260,7 @@ def test_blank_lines_never_change_the_mean(tmp_path, where):
     rng = np.random.default_rng(41)
     y = rng.integers(0, 2, 80_000).astype(float)
     z = rng.normal(scale=3, size=80_000)
-    rows = [f"{a},{float(b)!r}" for a, b in zip(y, z)]
+    rows = [f"{a},{float(b)!r}" for a, b in zip(y, z, strict=True)]
     rows.insert(60_000, "")
     rows.insert(100, "  ")
     path = tmp_path / "blank.csv"

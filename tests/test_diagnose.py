@@ -144,7 +144,8 @@ def test_compare_explains_the_new_losses_differences():
 def test_check_finds_pytorch_kl_mean():
     # a gradient that divides by N·C (PyTorch's kl_div 'mean'), worked by hand: -y/q/6
     y, q = "0.2,0.3,0.5;0.1,0.8,0.1", "0.1,0.6,0.3;0.2,0.6,0.2"
-    mine = ",".join(repr(-a / b / 6) for a, b in zip((0.2, 0.3, 0.5, 0.1, 0.8, 0.1), (0.1, 0.6, 0.3, 0.2, 0.6, 0.2)))
+    yy, qq = (0.2, 0.3, 0.5, 0.1, 0.8, 0.1), (0.1, 0.6, 0.3, 0.2, 0.6, 0.2)
+    mine = ",".join(repr(-a / b / 6) for a, b in zip(yy, qq, strict=True))
     r = lossgrad("check", "kl", "-y", y, "-p", q, "--my-grad", mine, "-f", "json")
     assert r.code == 0 and r.json()["match"]["convention"] == "torch"
 

@@ -21,7 +21,8 @@ CASES = [
     (["ce", "--from-logits", "-y", "0,3", "-p", "1,2,3;3,4,5"], ["--target: value 2", "[0, 3)"]),
     (["ce", "-y", "0,1", "-p", "0.5,0.5;-0.2,1.2"], ["--pred: row 2, value 1", "negative"]),
     (["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4;5,6"], ["2 class labels", "3 rows"]),
-    (["huberish", "-y", "1", "-p", "1"], ["no such loss or command 'huberish' (did you mean 'huber'?)", "mse, mae, huber"]),
+    (["huberish", "-y", "1", "-p", "1"],
+     ["no such loss or command 'huberish' (did you mean 'huber'?)", "mse, mae, huber"]),
     (["bce", "-c", "pytorch", "-y", "1", "-p", "0.5"], ["--convention", "unknown convention 'pytorch'"]),
     (["bce", "-r", "avg", "-y", "1", "-p", "0.5"], ["--reduction", "mean, sum, none"]),
     (["bce", "--dtype", "float16", "-y", "1", "-p", "0.5"], ["--dtype", "float64, float32"]),
@@ -213,7 +214,8 @@ def test_class_weights_divide_by_the_sum_of_weights(tmp_path):
 @pytest.mark.parametrize("args,fragments", [
     (["bce", "-y", "1", "-p", "0.3", "--pos-weight", "3"], ["--pos-weight", "--from-logits"]),
     (["bce", "--from-logits", "-c", "optax", "-y", "1", "-p", "0.3", "--pos-weight", "3"], ["--pos-weight", "optax"]),
-    (["bce", "--from-logits", "-y", "1,0;0,1", "-p", "1,2;3,4", "--pos-weight", "1,2,3"], ["--pos-weight", "3 weights"]),
+    (["bce", "--from-logits", "-y", "1,0;0,1", "-p", "1,2;3,4", "--pos-weight", "1,2,3"],
+     ["--pos-weight", "3 weights"]),
 ])
 def test_pos_weight_errors(args, fragments):
     assert_usage_error(lossgrad(*args), *fragments)

@@ -1,7 +1,7 @@
 """lossgrad's conventions against the real frameworks' outputs recorded in tests/golden/ by scripts/make_golden.py
 (the versions are in each file). Values, per-element losses and gradients agree to 1e-12 relative, zeros
-(clipping) to the rounding of the terms; where a framework's own rounding makes a result that is tiny against the terms it came from,
-a few ulp of those terms are allowed."""
+(clipping) to the rounding of the terms; where a framework's own rounding makes a result that is tiny against the
+terms it came from, a few ulp of those terms are allowed."""
 
 import json
 import math

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad.activations import ACTIVATIONS
 from conftest import assert_usage_error, lossgrad as run
+from lossgrad.activations import ACTIVATIONS
 
 
 @pytest.mark.parametrize("name", list(ACTIVATIONS))

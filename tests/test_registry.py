@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 import lossgrad
+from conftest import lossgrad as run
 from lossgrad.conventions import CONVENTIONS
 from lossgrad.losses import LOSSES
-from conftest import lossgrad as run
 
 ROOT = Path(__file__).resolve().parent.parent
 

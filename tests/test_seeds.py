@@ -19,7 +19,7 @@ def _fmt(a):
 def _close(a, b):
     if isinstance(b, list):
         assert isinstance(a, list) and len(a) == len(b)
-        for x, y in zip(a, b):
+        for x, y in zip(a, b, strict=True):
             _close(x, y)
     else:
         assert abs(float(a) - float(b)) <= 1e-7 * abs(float(b)) + 1e-12, (a, b)

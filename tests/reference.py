@@ -76,10 +76,10 @@ def ce_logits(y_row, z_row):
     s = [mp.fsub(v, z[k], exact=True) for v in z]
     rest = mp.fsum(mp.exp(v) for i, v in enumerate(s) if i != k)
     lse = mp.log1p(rest)
-    loss = -mp.fsum(a * (b - lse) for a, b in zip(y, s) if a != 0)
+    loss = -mp.fsum(a * (b - lse) for a, b in zip(y, s, strict=True) if a != 0)
     sy = mp.fsum(y)
     sm = [mp.exp(b) / (1 + rest) for b in s]
-    grad = [b * sy - a for a, b in zip(y, sm)]
+    grad = [b * sy - a for a, b in zip(y, sm, strict=True)]
     # the dominant class: softmax_k * sum(y) - y_k without the 1 - tiny that 60 digits would lose
     grad[k] = mp.fsum(a for i, a in enumerate(y) if i != k) - sy * rest / (1 + rest)
     return loss, grad
@@ -90,10 +90,10 @@ def ce_probs(y_row, p_row):
     mp = _mp()
     y = [mp.mpf(v) for v in y_row]
     p = [mp.mpf(v) for v in p_row]
-    loss = -mp.fsum((a * mp.log(b) if b != 0 else -mp.inf) for a, b in zip(y, p) if a != 0)
-    grad = [mp.mpf(0) if a == 0 else (-a / b if b != 0 else -mp.inf) for a, b in zip(y, p)]
+    loss = -mp.fsum((a * mp.log(b) if b != 0 else -mp.inf) for a, b in zip(y, p, strict=True) if a != 0)
+    grad = [mp.mpf(0) if a == 0 else (-a / b if b != 0 else -mp.inf) for a, b in zip(y, p, strict=True)]
     s, sy = mp.fsum(p), mp.fsum(y)
-    return loss, grad, [b / s * sy - a for a, b in zip(y, p)]
+    return loss, grad, [b / s * sy - a for a, b in zip(y, p, strict=True)]
 
 
 def mse(y: float, p: float):
@@ -139,7 +139,7 @@ def kl(y_row, q_row, log_input=False, log_target=False):
     q = [mp.mpf(v) for v in q_row]
     t = [mp.exp(v) for v in y] if log_target else y
     terms = []
-    for a, tl, b in zip(t, y, q):
+    for a, tl, b in zip(t, y, q, strict=True):
         if a == 0:
             terms.append(mp.mpf(0))
             continue
@@ -148,7 +148,8 @@ def kl(y_row, q_row, log_input=False, log_target=False):
             terms.append(mp.inf)
             continue
         terms.append(a * (logt - (b if log_input else mp.log(b))))
-    grad = [-a if log_input else (mp.mpf(0) if a == 0 else (-a / b if b != 0 else -mp.inf)) for a, b in zip(t, q)]
+    grad = [-a if log_input else (mp.mpf(0) if a == 0 else (-a / b if b != 0 else -mp.inf))
+            for a, b in zip(t, q, strict=True)]
     return mp.fsum(terms), grad
 
 
@@ -189,9 +190,9 @@ def cosine(y_row, p_row):
     mp = _mp()
     y = [mp.mpf(v) for v in y_row]
     p = [mp.mpf(v) for v in p_row]
-    A, B, C = mp.fsum(a * a for a in p), mp.fsum(b * b for b in y), mp.fsum(a * b for a, b in zip(p, y))
+    A, B, C = mp.fsum(a * a for a in p), mp.fsum(b * b for b in y), mp.fsum(a * b for a, b in zip(p, y, strict=True))
     root = mp.sqrt(A * B)
-    return 1 - C / root, [-(A * b - C * a) / (A * root) for a, b in zip(p, y)]
+    return 1 - C / root, [-(A * b - C * a) / (A * root) for a, b in zip(p, y, strict=True)]
 
 
 def ulps(got: float, truth, dtype=np.float64) -> float:
@@ -201,7 +202,8 @@ def ulps(got: float, truth, dtype=np.float64) -> float:
     if mp.isinf(truth) or (isinstance(truth, float) and math.isinf(truth)):
         return 0.0 if math.isinf(got) and (got > 0) == (truth > 0) else math.inf
     info = np.finfo(dtype)
-    t = dtype(float(truth)) if abs(truth) <= float(info.max) * (1 + float(info.eps) / 2) else dtype(math.copysign(math.inf, truth))
+    fits = abs(truth) <= float(info.max) * (1 + float(info.eps) / 2)
+    t = dtype(float(truth)) if fits else dtype(math.copysign(math.inf, truth))
     if math.isinf(float(t)):
         # the truth overflows the type: only an infinity of the right sign is right
         return 0.0 if math.isinf(got) and (got > 0) == (truth > 0) else math.inf
