@@ -5,8 +5,24 @@
     >>> r.value, r.grad
 """
 
-from .api import (Result, bce, ce, cosine, evaluate, focal, hinge, huber, kl, logcosh, mae, mse, nll, poisson,
-                  smooth_l1, squared_hinge)
+from .api import (
+                  Result,
+                  bce,
+                  ce,
+                  cosine,
+                  evaluate,
+                  focal,
+                  hinge,
+                  huber,
+                  kl,
+                  logcosh,
+                  mae,
+                  mse,
+                  nll,
+                  poisson,
+                  smooth_l1,
+                  squared_hinge,
+)
 from .conventions import CONVENTIONS
 from .errors import DomainError, InputError, LossgradError, OptionError
 from .losses import LOSSES

@@ -215,8 +215,9 @@ def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) ->
 
 def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accumulator, bool]:
     """The CSV input of `request` into `out` as per-row CSV; the setup (its label layout decided), what the
-    reduction needs, and whether the rows held one loss per sample. A mean's N is counted first where it can be (see `_how_to_count`); if blank lines made a
-    quick count wrong, the output (a regular file) is written again with the right N."""
+    reduction needs, and whether the rows held one loss per sample. A mean's N is counted first where it can be
+    (see `_how_to_count`); if blank lines made a quick count wrong, the output (a regular file) is written again
+    with the right N."""
     start = _rewind_point(out)
     how = _how_to_count(setup, request, start is not None)
     try:

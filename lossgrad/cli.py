@@ -11,7 +11,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from typing import Annotated, Any, NamedTuple, Optional
+from typing import Annotated, Any, NamedTuple
 
 import typer
 
@@ -23,7 +23,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Loss functions and their gradients: per element, reduced, and as each framework computes them.")
 
-Text = Optional[str]
+Text = str | None
 
 
 class Opt(NamedTuple):
@@ -56,7 +56,7 @@ OPTIONS: dict[str, Opt] = {
     "reduction": _option("-r", "--reduction", kind=str, default="mean", help="mean, sum or none."),
     "convention": _option("-c", "--convention", kind=str, default="exact", help="Whose numbers: exact, keras, "
                           "tf-keras, torch or optax."),
-    "eps": _option("--eps", kind=Optional[float], help="The clipping epsilon of a clipping convention (Keras: 1e-7)."),
+    "eps": _option("--eps", kind=float | None, help="The clipping epsilon of a clipping convention (Keras: 1e-7)."),
     "dtype": _option("--dtype", kind=str, default="float64", help="float64 or float32 arithmetic."),
     "format": _option("-f", "--format", help="table, json or csv [default: table on a terminal, else csv]."),
     "output": _option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
@@ -78,7 +78,7 @@ def _param_option(p: Any) -> Opt:
     if p.flag:
         return _option(cli_name(p.name), kind=bool, default=False, help=p.help)
     default = "" if p.default is None else f" [default: {p.default:g}]"
-    return _option(cli_name(p.name), kind=Text if p.vector else Optional[float], help=p.help + default)
+    return _option(cli_name(p.name), kind=Text if p.vector else float | None, help=p.help + default)
 
 
 def _params(losses: Any) -> dict[str, Opt]:
@@ -113,12 +113,11 @@ def _register() -> None:
     from . import commands
     from .losses import LOSSES
 
-    for loss in LOSSES.values():
-        app.command(loss.name, help=f"{loss.summary[0].upper()}{loss.summary[1:]}.\n\nReproduces: {loss.reference}.",
-                    epilog=commands.EXAMPLES.get(loss.name))(
-            _command(lambda _n=loss.name, **kw: commands.run_loss(_n, **kw), loss.name, _loss_options(loss)))
     every_param = _params(LOSSES.values())
-    compare_options = {k: OPTIONS[k] for k in (*INPUTS, "reduction")} | every_param
+    compare_options = {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction")} | every_param
+    app.command("losses", help="List the losses, their options and the conventions that support each.")(
+        _command(commands.list_losses, "losses", {"format": _option("-f", "--format", help="table or json [default: "
+                                                           "table].")}))
     app.command("compare", help="The same inputs under every convention, side by side: value and gradients, the cells "
                 "that differ from the exact mathematics marked *, and one line per difference saying why.",
                 epilog="Example: lossgrad compare bce -y 0,1,0,0 -p 8.4e-9,0.62,0.95,2.8e-6")(
@@ -129,12 +128,13 @@ def _register() -> None:
                 "it, 1 when none does.",
                 epilog="Example: lossgrad check bce -y 0,1,0,0 -p 8.358e-09,0.6248,0.9498,2.761e-06 --my-grad "
                 "1.0,-1.6,19.9,1.0")(_command(commands.check, "check", check_options, LOSS_ARGUMENT))
-    app.command("losses", help="List the losses, their options and the conventions that support each.")(
-        _command(commands.list_losses, "losses", {"format": _option("-f", "--format", help="table or json [default: "
-                                                           "table].")}))
     app.command("jacobian", help="An activation's values and its full Jacobian matrix ∂aᵢ/∂xⱼ (softmax: diag(s) − "
                 "s·sᵀ): the step between a gradient with respect to probabilities and one with respect to logits.",
                 epilog="Example: lossgrad jacobian softmax --x 1,2,3")(commands.jacobian)
+    for loss in LOSSES.values():
+        app.command(loss.name, help=f"{loss.summary[0].upper()}{loss.summary[1:]}.\n\nReproduces: {loss.reference}.",
+                    epilog=commands.EXAMPLES.get(loss.name))(
+            _command(lambda _n=loss.name, **kw: commands.run_loss(_n, **kw), loss.name, _loss_options(loss)))
 
 
 _register()
@@ -143,7 +143,7 @@ _register()
 # ---------------------------------------------------------------- the one error boundary
 
 
-def main(argv: Optional[list[str]] = None) -> None:
+def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turns every failure into one line and an exit status."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args

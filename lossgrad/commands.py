@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import sys
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any
 
 import typer
 
@@ -117,8 +117,7 @@ def compare(loss: str, **kw: Any) -> None:
 
 
 def check(loss: str, **kw: Any) -> None:
-    from .diagnose import check as check_all
-    from .diagnose import tolerance
+    from .diagnose import check as check_all, tolerance
 
     if kw.get("my_grad") is None:
         raise OptionError("my_grad", "is required: give your gradient, one value per prediction")
@@ -151,7 +150,7 @@ def check(loss: str, **kw: Any) -> None:
 # ---------------------------------------------------------------- losses and jacobian
 
 
-def list_losses(format: Optional[str] = None) -> None:
+def list_losses(format: str | None = None) -> None:
     fmt = format or "table"
     if fmt not in ("table", "json"):
         raise OptionError("format", f"unknown format {fmt!r}; choose table or json")
@@ -160,9 +159,9 @@ def list_losses(format: Optional[str] = None) -> None:
 
 def jacobian(
     activation: Annotated[str, typer.Argument(..., metavar="ACTIVATION", help="softmax, sigmoid, tanh or relu.")],
-    x: Annotated[Optional[str], typer.Option("--x", "-x", help="The input vector: numbers separated by commas or "
+    x: Annotated[str | None, typer.Option("--x", "-x", help="The input vector: numbers separated by commas or "
                                              "spaces.")] = None,
-    format: Annotated[Optional[str], typer.Option("-f", "--format", help="table or json [default: table on a "
+    format: Annotated[str | None, typer.Option("-f", "--format", help="table or json [default: table on a "
                                                   "terminal, else json].")] = None,
 ) -> None:
     from .activations import ACTIVATIONS

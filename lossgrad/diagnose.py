@@ -245,7 +245,7 @@ class Diagnosis:
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
     """Per element: 1e-6 relative, or half a unit in the last digit the user typed, whichever is larger."""
     tol = []
-    for tok, v in zip(tokens, values.reshape(-1)):
+    for tok, v in zip(tokens, values.reshape(-1), strict=True):
         mant, _, exp = tok.lower().partition("e")
         digits = len(mant.split(".")[1]) if "." in mant else 0
         unit = 10.0 ** (-digits + (int(exp) if exp else 0))
@@ -349,7 +349,7 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
             f"if these probabilities came straight out of Keras' {act} (a tensor, not a copy), Keras silently used "
-            f"the logits behind them: run the check again on the logits with {from_logits}")
+            f"the logits behind them: run the check again on the logits with {{from_logits}}")
     return diag
 
 

@@ -12,6 +12,13 @@ from collections.abc import Callable
 
 # the on/off parameters: a message asks for them switched on
 SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast"})
+# every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
+# file called {x}.csv) stays as it is
+PARAMETERS = SWITCHES | {
+    "loss", "activation", "target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "labels", "reduction",
+    "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
+    "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha",
+}
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
 Namer = Callable[[str], str]
@@ -33,7 +40,7 @@ def cli_name(name: str) -> str:
 
 def fill(text: str, name: Namer = api_name) -> str:
     """`text` with each `{parameter}` written by `name`."""
-    return _NAME.sub(lambda m: name(m.group(1)), text)
+    return _NAME.sub(lambda m: name(m.group(1)) if m.group(1) in PARAMETERS else m.group(0), text)
 
 
 class LossgradError(ValueError):
@@ -56,7 +63,7 @@ class OptionError(LossgradError):
     """An option value that cannot be used (unknown name, unsupported combination); `where` is the parameter."""
 
     def place(self, name: Namer) -> str:
-        return name(self.where) if _NAME.fullmatch("{" + self.where + "}") else self.where
+        return name(self.where) if self.where in PARAMETERS else self.where
 
 
 class InputError(LossgradError):

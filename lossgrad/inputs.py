@@ -6,6 +6,7 @@ would be right. Nothing here knows about losses beyond their kind ("elementwise"
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import re
@@ -332,7 +333,7 @@ class CsvReader:
                 )
             for j, f in enumerate(fields):
                 tok = f.strip()
-                place = lambda: self.where(lineno, _char_column(text, j))  # noqa: E731
+                place = functools.partial(self.where, lineno, _char_column(text, j))
                 if not tok:
                     raise InputError(place(), "empty field; every field must be a number")
                 _number(tok, place)
@@ -540,7 +541,8 @@ def _choose_layout(reader, first, kind: str, labels: str, target_cols, pred_cols
             raise InputError(where, f"{n} column: ce with class-index labels needs 1 label column then C columns")
         return Layout([0], list(range(1, n)), "index")
     if n % 2:
-        raise InputError(where, f"{n} columns: ce with one-hot targets needs C target columns then C prediction columns")
+        raise InputError(where, f"{n} columns: ce with one-hot targets needs C target columns then C prediction "
+                                "columns")
     return Layout(list(range(n // 2)), list(range(n // 2, n)), "onehot")
 
 

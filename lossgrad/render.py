@@ -11,7 +11,6 @@ import math
 import os
 import sys
 import tempfile
-from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
@@ -505,8 +504,8 @@ class Progress:
 
         self.bar = rp.Progress(
             rp.TextColumn("{task.description}"), rp.BarColumn(), rp.DownloadColumn(),
-            rp.TextColumn("{task.fields[rate]}"), rp.TimeRemainingColumn(), console=Console(stderr=True), transient=True,
-            redirect_stdout=False, redirect_stderr=False,
+            rp.TextColumn("{task.fields[rate]}"), rp.TimeRemainingColumn(), console=Console(stderr=True),
+            transient=True, redirect_stdout=False, redirect_stderr=False,
         )
         self.task = self.bar.add_task(reader.name, total=reader.size, rate="")
         self.bar.start()

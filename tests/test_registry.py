@@ -8,6 +8,7 @@ import pytest
 import lossgrad
 from conftest import lossgrad as run
 from lossgrad.conventions import CONVENTIONS
+from lossgrad.errors import PARAMETERS
 from lossgrad.losses import LOSSES
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -27,3 +28,5 @@ def test_loss_is_complete(name):
     if frameworks:
         assert (ROOT / "tests" / "golden" / f"{name}.json").exists(), f"no golden file for {name}"
     assert callable(getattr(lossgrad, name.replace("-", "_")))
+    # messages name parameters as {templates}; only known parameters are filled in
+    assert all(p.name in PARAMETERS for p in loss.params)
