@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _installed import compile_lossgrad
+from _installed import compile_lossgrad, lossgrad_from
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -124,7 +124,7 @@ def measure(cmd: list[str]) -> tuple[float, float]:
         return wall, int(t.read().strip().splitlines()[-1]) / 1024
 
 
-def tools(loss: str, have_torch: bool):
+def tools(loss: str, have_torch: bool, baseline: str | None = None):
     py = sys.executable
     scripts = {}
     for name, text in (("numpy", NUMPY_SCRIPT), ("pandas+torch", PANDAS_TORCH_SCRIPT), ("polars", POLARS_SCRIPT)):
@@ -134,11 +134,17 @@ def tools(loss: str, have_torch: bool):
         scripts[name] = f.name
     lossgrad = shutil.which("lossgrad")
     lg = [lossgrad] if lossgrad else [py, "-m", "lossgrad"]
+    if baseline:  # two versions side by side: each run the same way, from its own source tree
+        lg = lossgrad_from(str(Path(__file__).resolve().parent.parent), py)
     out = {
         "lossgrad": lambda src, dst: [*lg, loss, "--from-logits", "--csv", str(src), "-f", "csv", "-o", dst],
         "numpy script": lambda src, dst: [py, scripts["numpy"], loss, str(src), dst],
         "polars script": lambda src, dst: [py, scripts["polars"], loss, str(src), dst],
     }
+    if baseline:
+        old = lossgrad_from(baseline, py)
+        out["lossgrad (baseline)"] = lambda src, dst: [*old, loss, "--from-logits", "--csv", str(src), "-f", "csv",
+                                                       "-o", dst]
     if have_torch:
         out["pandas + torch"] = lambda src, dst: [py, scripts["pandas+torch"], loss, str(src), dst]
     return out
@@ -151,8 +157,12 @@ def main():
     ap.add_argument("--repeat", type=int, default=3, help="runs per cell, the tools in turns; the median is shown")
     ap.add_argument("--skip-slow-above", type=float, default=2,
                     help="run the numpy and pandas+torch scripts only up to this many millions of rows")
+    ap.add_argument("--baseline", help="a source tree of another lossgrad version, timed beside this one")
+    ap.add_argument("--tools", help="only these tools, comma separated (e.g. 'lossgrad,lossgrad (baseline)')")
     args = ap.parse_args()
     compile_lossgrad()
+    if args.baseline:
+        compile_lossgrad(args.baseline)
     try:
         import pandas  # noqa: F401
         import torch  # noqa: F401
@@ -164,13 +174,14 @@ def main():
           f"{platform.platform()}\n")
     for loss in args.losses.split(","):
         print(f"### {loss} from logits ({'target,logit' if loss == 'bce' else 'label + 10 logits'})\n")
-        names = list(tools(loss, have_torch))
+        names = [n for n in tools(loss, have_torch, args.baseline)
+                 if not args.tools or n in args.tools.split(",")]
         print("| rows | " + " | ".join(f"{n} s / MB" for n in names) + " |")
         print("|---|" + "---|" * len(names))
         for m in (float(s) for s in args.sizes.split(",")):
             src = make_input(loss, m)
-            cmds = {name: cmd for name, cmd in tools(loss, have_torch).items()
-                    if not (name in ("numpy script", "pandas + torch") and m > args.skip_slow_above)}
+            cmds = {name: cmd for name, cmd in tools(loss, have_torch, args.baseline).items()
+                    if name in names and not (name in ("numpy script", "pandas + torch") and m > args.skip_slow_above)}
             runs = {name: [] for name in cmds}
             for _ in range(args.repeat):  # in turns, so that a slow spell of the machine hits every tool
                 for name, cmd in cmds.items():

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-from _installed import compile_lossgrad
+from _installed import compile_lossgrad, lossgrad_from
 
 PY = sys.executable
 LG = [shutil.which("lossgrad")] if shutil.which("lossgrad") else [PY, "-m", "lossgrad"]
@@ -48,14 +48,25 @@ def best_of(cmd, runs):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", type=int, default=15)
+    ap.add_argument("--baseline", help="a source tree of another lossgrad version, timed beside this one")
     args = ap.parse_args()
     compile_lossgrad()
+    cases = dict(CASES)
+    if args.baseline:  # two versions side by side: each run the same way, from its own source tree
+        compile_lossgrad(args.baseline)
+        here = lossgrad_from(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), PY)
+        old = lossgrad_from(args.baseline, PY)
+        cases = {"python -c \"import numpy\"": CASES['python -c "import numpy"']}
+        for name, cmd in CASES.items():
+            if name.startswith("lossgrad"):
+                cases[name] = [*here, *cmd[len(LG):]]
+                cases[name + " (baseline)"] = [*old, *cmd[len(LG):]]
     print(f"Machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}; fastest of "
           f"{args.runs} runs.\n")
     base = None
     print("| command | seconds | × import numpy |")
     print("|---|---|---|")
-    for name, cmd in CASES.items():
+    for name, cmd in cases.items():
         runs = args.runs if "torch" not in name and "tensorflow" not in name else 3
         t = best_of(cmd, runs)
         if t is None:

@@ -39,7 +39,7 @@ class Result:
     grad: np.ndarray
     grad_logits: np.ndarray | None = None
     prob: np.ndarray | None = None
-    target: np.ndarray | None = None
+    target: np.ndarray = field(default_factory=lambda: np.empty(0))  # the targets as used (ce: probability rows)
     labels: np.ndarray | None = None
     per_sample: bool = False  # one loss per sample (ce; Keras' mean over each sample's outputs), not per element
     warnings: list[str] = field(default_factory=list)
@@ -85,7 +85,7 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    r.grad = _scaled(_joined(blocks, "grad"), divisor)
+    r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
     r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])
@@ -98,8 +98,13 @@ def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
     return None if arrays[0] is None else np.concatenate(arrays)
 
 
+def _divisor(a: np.ndarray, divisor: int | float) -> Any:
+    """The mean's N in the gradient's own dtype (float32 results stay float32)."""
+    return a.dtype.type(divisor)
+
+
 def _scaled(a: np.ndarray | None, divisor: int | float) -> np.ndarray | None:
-    return a if a is None or divisor == 1 else a / a.dtype.type(divisor)
+    return a if a is None or divisor == 1 else a / _divisor(a, divisor)
 
 
 def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: Any) -> Result:

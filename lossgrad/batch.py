@@ -253,6 +253,12 @@ def _rewind_point(out: IO[bytes]) -> int | None:
         return None
 
 
+def _data_rows(lines: Future[int | None], skip: int) -> int | None:
+    """The count of data rows: the lines counted, less those up to the header."""
+    counted = lines.result()
+    return None if counted is None else counted - skip
+
+
 def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | int | None
                  ) -> tuple[Setup, Accumulator, bool]:
     """One pass over the CSV input into `out`. `how`: None, "quick" or "checked" (count the file's lines on
@@ -260,7 +266,7 @@ def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | i
     if request.size() > FAST_BYTES:  # (a pipe's size is unknown, and it may be small)
         prepare_writer()
     counting = lines = None
-    if how in ("quick", "checked"):
+    if how in ("quick", "checked") and request.path is not None:
         counting = ThreadPoolExecutor(max_workers=1)
         lines = counting.submit(quick_count_lines if how == "quick" else count_lines, request.path)
     try:
@@ -273,8 +279,7 @@ def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | i
             # the lines up to the header (or before the first data row) are not samples
             reader = source.reader
             skip = reader.header_line if reader.header is not None else reader.header_line - 1
-            counted = lines
-            rows = counting.submit(lambda: None if counted.result() is None else counted.result() - skip)
+            rows = counting.submit(_data_rows, lines, skip)
         return setup, stream(setup, source, out, header.encode(), rows), per_sample
     finally:
         if counting is not None:

@@ -25,7 +25,8 @@ def supported(loss: str, from_logits: bool, params=None) -> tuple[list[str], dic
     """Conventions that have `loss` in this mode (and with the switches in `params`, such as kl's --log-input),
     and the reason each of the others gives."""
     modes = ["logits" if from_logits else "probs"] + [k for k, v in (params or {}).items() if v is True]
-    have, lack = [], {}
+    have: list[str] = []
+    lack: dict[str, str] = {}
     for name, conv in conventions.CONVENTIONS.items():
         reason = next((conv.lacks[(loss, m)] for m in modes if (loss, m) in conv.lacks), None)
         (lack.__setitem__(name, reason) if reason else have.append(name))
@@ -228,7 +229,7 @@ class Candidate:
     wrt: str  # "pred" or "logits" (or "probs" when the inputs are logits)
     grad: np.ndarray
     value: float | None
-    n: int
+    n: int | float
     residual: float = np.inf  # worst element's difference in units of its tolerance
     flipped: float = np.inf  # the same with the sign of the user's numbers reversed
 

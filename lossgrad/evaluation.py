@@ -66,7 +66,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     setup.loss.check(y, p, setup.from_logits, **setup.switches)
     parts = compute(setup, y, p, labels)
     parts = per_sample(setup, parts, p.shape[1])
-    count = None
+    count: float | None = None
     if ignored is not None:
         parts, count = leave_out(parts, ignored), int((~ignored).sum())
         class_w = None if class_w is None else np.where(ignored, 0, class_w)

@@ -371,7 +371,7 @@ def write_diagnosis(diag, fmt: str, out) -> None:
 
 def write_losses(fmt: str, out: IO[str]) -> None:
     """The losses, their options and the conventions that have each mode, as a listing or JSON."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for loss in LOSSES.values():
         modes = ["probs", "logits"] if loss.has_logits else ["values"]
         support = {mode: [c.name for c in conventions.CONVENTIONS.values()
@@ -436,7 +436,7 @@ class _Sink:
         self.out.flush()
 
 
-def rows_table(pieces, divisor: int = 1):
+def rows_table(pieces: list[tuple[np.ndarray, np.ndarray]], divisor: int | float = 1) -> Any:
     """The CSV rows of `pieces` ((losses, grad) in turn: a row per sample of its losses then its gradient
     divided by `divisor`) as a table for write_table: a polars DataFrame when it is large, else a numpy array."""
     n = sum(grad.shape[0] for _, grad in pieces)
