@@ -63,7 +63,8 @@ class OptionError(LossgradError):
     """An option value that cannot be used (unknown name, unsupported combination); `where` is the parameter."""
 
     def place(self, name: Namer) -> str:
-        return name(self.where) if self.where in PARAMETERS else self.where
+        # (a Python caller is told the parameter's bare name: `from_logits: ...`)
+        return name(self.where) if self.where in PARAMETERS and name is not api_name else self.where
 
 
 class InputError(LossgradError):
