@@ -14,9 +14,11 @@ import stat
 import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from typing import Any
+from types import ModuleType
+from typing import IO
 
 import numpy as np
+from numpy.typing import NDArray
 
 from .errors import DomainError, InputError
 from .losses import Loss
@@ -79,17 +81,20 @@ BLOCK_ROWS = 200_000
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
 
 
+LineNo = Callable[[], int] | int  # a line number, or a function that counts it (only errors need it)
+
+
 class Chunk:
     """The rows of one block of CSV text: their numbers, and how to find a row's line when it is at fault."""
 
-    def __init__(self, data: np.ndarray, block: bytes, first_line, name: str):
+    def __init__(self, data: NDArray[np.float64], block: bytes, first_line: LineNo, name: str) -> None:
         self.data = data
         self._block = block
-        self._first_line = first_line  # a line number, or a function that counts it (only errors need it)
+        self._first_line = first_line
         self._name = name
-        self._rows = None
+        self._rows: list[tuple[int, str]] | None = None
 
-    def _index(self):
+    def _index(self) -> list[tuple[int, str]]:
         if self._rows is None:
             rows = []
             first = _resolve(self._first_line)
@@ -109,8 +114,12 @@ class Chunk:
         return f"{self._name}:{lineno}" + ("" if field is None else f":{_char_column(text, field)}")
 
 
-def _resolve(line) -> int:
+def _resolve(line: LineNo) -> int:
     return line() if callable(line) else line
+
+
+def _where(name: str, lineno: int, col: int | None = None) -> str:
+    return f"{name}:{lineno}" + (f":{col}" if col is not None else "")
 
 
 def _char_column(text: str, field: int) -> int:
@@ -122,12 +131,56 @@ def _char_column(text: str, field: int) -> int:
     return col + 1
 
 
-def _polars():
+def _polars() -> ModuleType | None:
     try:
         import polars
     except ImportError:  # an optional speed-up: numpy reads the same files, slower
         return None
     return polars
+
+
+@dataclass
+class _FirstLine:
+    """The input's first non-blank line (a header or the first row), found in the bytes read so far."""
+
+    buf: bytes  # every byte read so far
+    eof: bool  # whether that is the whole input
+    text: str  # the line, stripped
+    line: int  # its line number
+    start: int  # its offset in buf
+    end: int  # the offset of its line end (len(buf) when it has none)
+
+
+def _first_line(buf: bytes, read_more: Callable[[], bytes], name: str) -> _FirstLine:
+    """The first non-blank line of the input that starts with `buf`, read whole (calling read_more as needed)."""
+    eof = not buf
+    pos, line = 0, 1
+    while True:
+        nl = buf.find(b"\n", pos)
+        if nl < 0 and not eof:
+            more = read_more()
+            eof = not more
+            buf += more
+            continue
+        end = len(buf) if nl < 0 else nl
+        try:
+            text = buf[pos:end].decode("utf-8").strip()
+        except UnicodeDecodeError:
+            raise InputError(_where(name, line), "is not UTF-8 text") from None
+        if text:
+            return _FirstLine(buf, eof, text, line, pos, end)
+        if nl < 0:
+            raise InputError(name, "has no data (empty input)")
+        pos, line = nl + 1, line + 1
+
+
+def _is_header(fields: list[str]) -> bool:
+    """A first line is a header if any of its fields is not a number."""
+    try:
+        [float(f) for f in fields]
+    except ValueError:
+        return True
+    return False
 
 
 class CsvReader:
@@ -139,57 +192,38 @@ class CsvReader:
     report the first bad cell as file:line:column.
     """
 
-    def __init__(self, stream, name: str, block_bytes: int | None = None, size: int | None = None,
-                 path: str | None = None):
+    def __init__(self, stream: IO[bytes], name: str, block_bytes: int | None = None, size: int | None = None,
+                 path: str | None = None) -> None:
         self.name = name
         # a file that can be read again: its blocks' line numbers are counted only when an error needs one
         self.path = path
         self._counted: list[tuple[int, int]] = []  # (offset, line number there) already counted
-        fixed = block_bytes is not None
-        block_bytes = block_bytes if fixed else BLOCK_BYTES
-        self.block_bytes = block_bytes
+        self.block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
         self.raw = stream
         self.bytes_read = 0
         self.size = size
         self.header: list[str] | None = None
-        buf = self._read(block_bytes)
+        buf = self._read(self.block_bytes)
         if b"\0" in buf[:8192]:
             raise InputError(name, "is a binary file, not CSV text")
-        self._eof = not buf
-        pos, line = 0, 1
-        while True:  # the first non-blank line, read whole
-            nl = buf.find(b"\n", pos)
-            if nl < 0 and not self._eof:
-                more = self._read(block_bytes)
-                self._eof = not more
-                buf += more
-                continue
-            end = len(buf) if nl < 0 else nl
-            try:
-                text = buf[pos:end].decode("utf-8").strip()
-            except UnicodeDecodeError:
-                raise InputError(self.where(line), "is not UTF-8 text") from None
-            if text:
-                break
-            if nl < 0:
-                raise InputError(name, "has no data (empty input)")
-            pos, line = nl + 1, line + 1
-        fields = [f.strip() for f in text.split(",")]
+        first = _first_line(buf, lambda: self._read(self.block_bytes), name)
+        self._eof = first.eof
+        fields = [f.strip() for f in first.text.split(",")]
         self.ncols = len(fields)
-        self.header_line = line
-        try:
-            [float(f) for f in fields]
-            self._buf, self._line = buf[pos:], line
-        except ValueError:
+        self.header_line = first.line
+        if _is_header(fields):
             self.header = [f.strip('"').strip("'") for f in fields]
-            self._buf, self._line = (buf[end + 1:] if nl >= 0 else b""), line + 1
-        if not fixed:  # rows as wide as the first block's
+            self._buf, self._line = first.buf[first.end + 1:], first.line + 1
+        else:
+            self._buf, self._line = first.buf[first.start:], first.line
+        if block_bytes is None:  # rows as wide as the first block's
             lines = self._buf.count(b"\n")
             if lines:
                 width = len(self._buf) / lines
                 self.block_bytes = int(min(BLOCK_BYTES_MAX, max(BLOCK_BYTES, width * BLOCK_ROWS)))
-        small = (self._eof and len(buf) <= FAST_BYTES) or (size is not None and size <= FAST_BYTES)
-        self.fast = not small and _polars() is not None
+        small = (self._eof and len(first.buf) <= FAST_BYTES) or (size is not None and size <= FAST_BYTES)
+        self.fast = not small and _polars() is not None  # (read at each block: a test may set it)
+        self._parser = _BlockParser(name, self.ncols, self.header is not None)
 
     def _read(self, n: int) -> bytes:
         b = self.raw.read(n)
@@ -197,7 +231,7 @@ class CsvReader:
         return b
 
     def where(self, lineno: int, col: int | None = None) -> str:
-        return f"{self.name}:{lineno}" + (f":{col}" if col is not None else "")
+        return _where(self.name, lineno, col)
 
     def _pieces(self) -> Iterator[bytes]:
         """The input from where the header left off, as it is read."""
@@ -211,10 +245,11 @@ class CsvReader:
                 return
             yield more
 
-    def blocks(self) -> Iterator[tuple[bytes, int]]:
-        """(block of whole lines, the line number it starts at), about block_bytes each."""
+    def blocks(self) -> Iterator[tuple[bytes, LineNo]]:
+        """(block of whole lines, the line number it starts at or a function counting it), about block_bytes
+        each."""
         line = self._line
-        lazy = self.path is not None
+        path = self.path  # when set, line numbers are counted only if an error needs one
         start = self.bytes_read - len(self._buf)  # the file offset of the next block
         first_offset, first_line = start, line
         pending: list[bytes] = []  # the start of a line not yet ended, in pieces
@@ -228,24 +263,24 @@ class CsvReader:
             else:  # one copy, however the lines fell across reads
                 block = b"".join([*pending, memoryview(piece)[: cut + 1]])
                 pending = [piece[cut + 1:]] if cut + 1 < len(piece) else []
-            if lazy:
-                yield block, self._line_at(first_offset, first_line, start)
+            if path is not None:
+                yield block, self._line_at(path, first_offset, first_line, start)
             else:
                 yield block, line
                 line += block.count(b"\n")
             start += len(block)
         block = b"".join(pending)  # a last line without a line end
         if block:
-            yield block, (self._line_at(first_offset, first_line, start) if lazy else line)
+            yield block, (line if path is None else self._line_at(path, first_offset, first_line, start))
 
-    def _line_at(self, offset0: int, line0: int, offset: int):
-        """A function giving the line number at byte `offset` of the file, counted from (offset0, line0)."""
+    def _line_at(self, path: str, offset0: int, line0: int, offset: int) -> Callable[[], int]:
+        """A function giving the line number at byte `offset` of file `path`, counted from (offset0, line0)."""
 
         def count() -> int:
             # from the nearest point already counted (blocks ask in order, so the file is read once overall)
             known = [(o, n) for o, n in self._counted if o <= offset]
             o0, lines = max(known) if known else (offset0, line0)
-            with open(self.path, "rb") as f:
+            with open(path, "rb") as f:
                 f.seek(o0)
                 left = offset - o0
                 while left > 0:
@@ -262,15 +297,25 @@ class CsvReader:
     def chunks(self) -> Iterator[Chunk]:
         for block, line in self.blocks():
             if block:
-                data = self._parse(block, line)
+                data = self._parser.parse(block, line, self.fast)
                 if data.shape[0]:
                     yield Chunk(data, block, line, self.name)
 
-    # -------------------------------------------------------- parsing a block
 
-    def _parse(self, block: bytes, line: int) -> np.ndarray:
+# ---------------------------------------------------------------- parsing a block
+
+
+@dataclass(frozen=True)
+class _BlockParser:
+    """Turns a block of one input's CSV text into numbers, or an InputError at its first bad cell."""
+
+    name: str
+    ncols: int
+    has_header: bool  # (a row's field count is compared with the header's, or else the first row's)
+
+    def parse(self, block: bytes, line: LineNo, fast: bool) -> NDArray[np.float64]:
         data = None
-        if self.fast:
+        if fast:
             data = self._parse_polars(block)
         if data is None:
             data = self._parse_numpy(block, line)
@@ -283,13 +328,15 @@ class CsvReader:
             chunk = Chunk(data, block, line, self.name)
             lineno, text = chunk.line(int(r))
             raise InputError(
-                self.where(lineno, _char_column(text, int(c))),
+                _where(self.name, lineno, _char_column(text, int(c))),
                 f"{text.split(',')[c].strip()!r} is not a finite number; NaN and infinity are not valid inputs",
             )
         return data
 
-    def _parse_polars(self, block: bytes):
+    def _parse_polars(self, block: bytes) -> NDArray[np.float64] | None:
         pl = _polars()
+        if pl is None:
+            return None
         try:
             df = pl.read_csv(
                 block, has_header=False, new_columns=[f"c{i}" for i in range(self.ncols)],
@@ -297,16 +344,16 @@ class CsvReader:
             )
         except Exception:  # anything polars will not take: numpy re-reads the block and names the fault
             return None
-        data = df.to_numpy()
+        data: NDArray[np.float64] = df.to_numpy()
         # an empty field is a null, which comes out as NaN: numpy re-reads the block and names the fault
         return None if not np.isfinite(data.sum()) and np.isnan(data).any() else data
 
-    def _parse_numpy(self, block: bytes, line) -> np.ndarray:
-        line = _resolve(line)
+    def _parse_numpy(self, block: bytes, first_line: LineNo) -> NDArray[np.float64]:
+        line = _resolve(first_line)
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError as e:
-            raise InputError(self.where(line + block[: e.start].count(b"\n")), "is not UTF-8 text") from None
+            raise InputError(_where(self.name, line + block[: e.start].count(b"\n")), "is not UTF-8 text") from None
         lines = text.split("\n")
         rows = [(line + i, t.rstrip()) for i, t in enumerate(lines) if t.strip()]
         texts = [t for _, t in rows]
@@ -322,18 +369,18 @@ class CsvReader:
             raise self._locate_bad(rows)
         return data
 
-    def _locate_bad(self, rows) -> InputError:
+    def _locate_bad(self, rows: list[tuple[int, str]]) -> InputError:
         """The first bad cell of a block that numpy refused, as file:line:column."""
         for lineno, text in rows:
             fields = text.split(",")
             if len(fields) != self.ncols:
                 return InputError(
-                    self.where(lineno),
-                    f"has {len(fields)} fields but the {'header' if self.header else 'first row'} has {self.ncols}",
+                    _where(self.name, lineno),
+                    f"has {len(fields)} fields but the {'header' if self.has_header else 'first row'} has {self.ncols}",
                 )
             for j, f in enumerate(fields):
                 tok = f.strip()
-                place = functools.partial(self.where, lineno, _char_column(text, j))
+                place = functools.partial(_where, self.name, lineno, _char_column(text, j))
                 if not tok:
                     raise InputError(place(), "empty field; every field must be a number")
                 _number(tok, place)
@@ -461,8 +508,8 @@ def _looks_onehot(block: np.ndarray) -> bool:
     return bool((block >= 0).all() and np.allclose(block.sum(axis=1), 1, rtol=0, atol=1e-6))
 
 
-def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str, target_cols, pred_cols,
-                  weight_col: str | None = None) -> Layout:
+def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str, target_cols: str | None,
+                  pred_cols: str | None, weight_col: str | None = None) -> Layout:
     """Which columns are targets and predictions (and weights): as named, or the default layout of the loss's
     kind over the columns left once the weight column is taken out."""
     if weight_col is None:
@@ -490,7 +537,7 @@ def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str
 class _Columns:
     """A reader's header and column count with some columns left out (for the default layout)."""
 
-    def __init__(self, reader, keep):
+    def __init__(self, reader: CsvReader, keep: list[int]) -> None:
         self.ncols = len(keep)
         self.header = None if reader.header is None else [reader.header[i] for i in keep]
         self.header_line = reader.header_line
@@ -498,17 +545,21 @@ class _Columns:
 
 
 class _View:
-    def __init__(self, data):
+    """A chunk's numbers with some columns left out (for the default layout)."""
+
+    def __init__(self, data: NDArray[np.float64]) -> None:
         self.data = data
 
 
-def _choose_layout(reader, first, kind: str, labels: str, target_cols, pred_cols, exclude=None) -> Layout:
+def _choose_layout(reader: CsvReader | _Columns, first: Chunk | _View | None, kind: str, labels: str,
+                   target_cols: str | None, pred_cols: str | None, exclude: int | None = None) -> Layout:
     n = reader.ncols
     where = reader.where(reader.header_line)
     if target_cols or pred_cols:
         t = parse_cols(target_cols, "{target_cols}", reader.header, n) if target_cols else None
         p = parse_cols(pred_cols, "{pred_cols}", reader.header, n) if pred_cols else None
         if t is None:
+            assert p is not None  # (one of the two was named)
             t = [i for i in range(n) if i not in p and i != exclude]
         if p is None:
             p = [i for i in range(n) if i not in t and i != exclude]
@@ -677,7 +728,7 @@ def _weights(w: np.ndarray, samples: int, name: str) -> np.ndarray:
     return w
 
 
-def open_csv(path: str | None, stdin: Any = None) -> CsvReader:
+def open_csv(path: str | None, stdin: IO[bytes] | None = None) -> CsvReader:
     """The CSV source: a file, '-' for stdin, or piped stdin when no input was named."""
     if path is None or path == "-":
         if stdin is None:
@@ -720,7 +771,7 @@ class CsvRequest:
     """CSV input as the user named it: a file, '-' or None for stdin, and the columns to use."""
 
     path: str | None = None
-    stdin: Any = None  # stdin as a binary stream when it may be read (piped or redirected), else None
+    stdin: IO[bytes] | None = None  # stdin as a binary stream when it may be read (piped or redirected), else None
     target_cols: str | None = None
     pred_cols: str | None = None
     weight_col: str | None = None
@@ -741,7 +792,12 @@ class CsvRequest:
     def size(self) -> int:
         """The input's size in bytes when it is a regular file (stdin redirected from one too), else 0."""
         try:
-            st = os.fstat(self.stdin.fileno()) if self.path in (None, "-") else os.stat(str(self.path))
+            if self.path not in (None, "-"):
+                st = os.stat(str(self.path))
+            elif self.stdin is not None:
+                st = os.fstat(self.stdin.fileno())
+            else:
+                return 0
         except (OSError, ValueError, AttributeError):
             return 0  # (the reader says what is wrong with the input)
         return st.st_size if stat.S_ISREG(st.st_mode) else 0
