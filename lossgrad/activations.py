@@ -11,21 +11,16 @@ from typing import Callable
 
 import numpy as np
 
-
-def _sigmoid_parts(x):
-    e = np.exp(-np.abs(x))
-    big, small = 1 / (1 + e), e / (1 + e)
-    return np.where(x >= 0, big, small), e
+from .losses import _ops
 
 
 def softmax(x):
-    s = np.exp(x - x.max())
-    s = s / s.sum()
+    s = _ops.softmax(x)
     return s, np.diag(s) - np.outer(s, s)
 
 
 def sigmoid(x):
-    sig, e = _sigmoid_parts(x)
+    sig, _, e = _ops.sigmoid_pair(x)
     # sigma(x)(1 - sigma(x)) = e / (1 + e)^2 with e = exp(-|x|): no 1 - sigma that cancels for large x
     return sig, np.diag(e / (1 + e) ** 2)
 

@@ -18,6 +18,8 @@ import functools
 
 import numpy as np
 
+from .losses._ops import dec_sigmoid_pair, sigmoid_pair
+
 RISKY = 0.5  # result below half its largest term: more than one bit lost
 LONG_ENOUGH = 2.0**-8  # long double's 11 extra bits cover a loss of 8 with margin
 DIGITS = (50, 200, 800)  # decimal precisions tried in turn until the result stands clear of the rounding
@@ -50,10 +52,8 @@ def _decimal(x: float):
 
 
 def _sigmoid_minus_y_terms(y: float, z: float, w: float = 1.0):
-    e = _decimal(-abs(z)).exp()
     yd = _decimal(y)
-    big, small = 1 / (1 + e), e / (1 + e)
-    sz, smz = (big, small) if z >= 0 else (small, big)
+    sz, smz = dec_sigmoid_pair(_decimal(z))
     a, b = (1 - yd) * sz, _decimal(w) * yd * smz
     return a - b, max(a, b)
 
@@ -76,10 +76,8 @@ def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.nd
     LONG = _long()
     if LONG is not None:
         yl, zl = yr.astype(LONG), zr.astype(LONG)
-        e = np.exp(-np.abs(zl))
-        big, small = 1 / (1 + e), e / (1 + e)
-        pos = zl >= 0
-        r = (1 - yl) * np.where(pos, big, small) - w[idx].astype(LONG) * yl * np.where(pos, small, big)
+        sz, smz, _ = sigmoid_pair(zl)
+        r = (1 - yl) * sz - w[idx].astype(LONG) * yl * smz
         grad[idx] = r.astype(np.float64)
         with np.errstate(invalid="ignore"):
             extreme = np.abs(r) < LONG_ENOUGH * scale[idx]

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
 from ..errors import DomainError
+from ._ops import Array
 
 
 @dataclass
@@ -20,38 +21,13 @@ class Parts:
     prob: sigmoid/softmax of the logits, when the predictions are logits.
     """
 
-    losses: np.ndarray
-    grad: np.ndarray
-    grad_logits: np.ndarray | None = None
-    prob: np.ndarray | None = None
+    losses: Array
+    grad: Array
+    grad_logits: Array | None = None
+    prob: Array | None = None
 
 
-def sign_mask(cond: np.ndarray, dtype) -> np.ndarray:
-    """`cond` as integers as wide as `dtype`'s floats: all bits set where True, none where False (for select).
-    Floats with no integer of their width (long double) keep `cond` itself, and select falls back to np.where."""
-    size = np.dtype(dtype).itemsize
-    if size not in (2, 4, 8):
-        return cond
-    m = cond.view(np.int8).astype(np.dtype(f"i{size}"))
-    return np.negative(m, out=m)
-
-
-def select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.where(cond, a, b) for floats of one dtype, bit for bit (signed zeros too), with `mask` from sign_mask.
-
-    Branch-free: np.where branches per element, and on a sign that changes at random (z >= 0) it costs four
-    times as much as these three integer passes."""
-    if mask.dtype == bool:
-        return np.where(mask, a, b)
-    ints = mask.dtype
-    bi = b.view(ints)
-    out = np.bitwise_xor(a.view(ints), bi)
-    out &= mask
-    out ^= bi
-    return out.view(a.dtype)
-
-
-def first_bad(which: str, bad: np.ndarray, values: np.ndarray, what: str) -> None:
+def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
     """Raise DomainError at the first True of `bad` (a 2-D mask over `values`)."""
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -89,12 +65,12 @@ class Loss:
     name: str
     summary: str
     kind: str
-    compute: Callable
-    check: Callable
-    formulas: Callable
+    compute: Callable[..., Parts]
+    check: Callable[..., None]
+    formulas: Callable[..., list[str]]
     has_logits: bool
     reference: str
-    params: tuple = ()
+    params: tuple[Param, ...] = ()
     last_axis: str | None = None
     # why a loss on probabilities (or rates) can be infinite, and what to do: the warning shown when one is
     zero_hint: str = ""
@@ -109,8 +85,3 @@ def register(loss: Loss) -> Loss:
     LOSSES[loss.name] = loss
     return loss
 
-
-def xlogy(x: np.ndarray, logv: np.ndarray) -> np.ndarray:
-    """x * logv with 0 * log(0) taken as 0 (a zero-weight term contributes nothing, even at p = 0)."""
-    with np.errstate(invalid="ignore"):
-        return np.where(x == 0, 0, x * logv)
