@@ -4,11 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from ..errors import DomainError
 from ._ops import Array
+
+# (mask over the predictions, text(index)[, the largest relative difference it explains]): one way a
+# convention's numbers depart from the exact mathematics, for `lossgrad diagnose`
+Reason = tuple[Any, ...]
+Reasons = Callable[..., list[Reason]]
+
+SMALL = 1e-3  # a reason tagged with it explains only differences below this relative size
+
+
+def _g(x: float) -> str:
+    """A number in a reason's text."""
+    return f"{x:.3g}"
 
 
 @dataclass
@@ -56,6 +69,8 @@ class Loss:
     compute(y, p, from_logits, conv, labels=None, **params) -> Parts, on 2-D arrays (samples x outputs).
     check(y, p, from_logits) raises DomainError for inputs outside the loss's domain.
     formulas(from_logits, conv, **params) -> list of lines for --explain.
+    reasons(conv, y2, p2, from_logits, labels) -> list of Reason: where and why a convention departs from the exact
+          numbers (for diagnose; None: it never does, or not in ways worth naming).
     params: the numbers the loss takes (Param), passed to compute and formulas by name.
     last_axis: how an "elementwise" loss makes one value per sample: None (per element; Keras averages a sample's
           outputs), "sum" (compute gives per-element terms, summed over each sample's outputs: kl) or "vector"
@@ -76,6 +91,8 @@ class Loss:
     zero_hint: str = ""
     # what --from-logits predictions stand for: "sigmoid" or "softmax" of them (probabilities), "exp" (rates)
     link: str | None = None
+    # reasons(conv, y2, p2, from_logits, labels) -> [Reason]: why `conv`'s numbers differ from the exact ones
+    reasons: Reasons | None = None
 
 
 LOSSES: dict[str, Loss] = {}

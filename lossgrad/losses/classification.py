@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import precise
-from ._ops import Array, clip_grad, log_softmax, shifted_exp, sigmoid_pair, softplus, xlogy
-from .base import Loss, Param, Parts, first_bad, register
+from ._ops import Array, clip_grad, log_softmax, shifted_exp, sigmoid, sigmoid_pair, softplus, xlogy
+from .base import SMALL, Loss, Param, Parts, Reason, _g, first_bad, register
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -197,6 +197,36 @@ def _bce_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return lines
 
 
+def bce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    """Where `conv`'s bce departs from the exact one: its clip, its ε in the logs, its clamps, its σ(z) − y."""
+    rules: list[Reason] = []
+    if from_logits:
+        if conv.bce_logits in ("torch", "tf"):
+            close = np.abs(sigmoid(p2) - y2) < 1e-3
+            rules.append((close, lambda i: f"{conv.name} forms σ(z) − y by a subtraction that cancels when σ(z) is "
+                                           "this close to y, so the small true value is lost to rounding"))
+        return rules
+    if conv.eps is not None:
+        eps = conv.eps
+        rules.append((p2 < eps, lambda i: f"p = {_g(p2[i])} is below ε = {eps:g}, so {conv.name} clips it to ε: "
+                                          "its gradient is 0"))
+        rules.append((p2 > 1 - eps, lambda i: f"p = {_g(p2[i])} is above 1 − ε, so {conv.name} clips it to 1 − ε: "
+                                              "its gradient is 0"))
+        rules.append(((p2 == eps) | (p2 == 1 - eps), lambda i: f"p = {_g(p2[i])} is exactly at the clip bound: "
+                                                               f"{conv.name}'s autodiff lets the gradient through"))
+    if conv.log_eps:
+        rules.append((np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {conv.eps:g} inside "
+                                                              "log(p + ε) and log(1 − p + ε), which moves the "
+                                                              "numbers in about the 7th digit", SMALL))
+    if conv.log_clamp is not None:
+        floor = conv.grad_floor
+        rules.append((((p2 == 0) & (y2 > 0)) | ((p2 == 1) & (y2 < 1)),
+                      lambda i: f"p = {_g(p2[i])}: {conv.name} clamps log(p) at {conv.log_clamp:g}, so the loss "
+                                f"is finite and the gradient is (p − y)/{floor:.0e}"))
+        rules.append((p2 * (1 - p2) < floor, lambda i: f"p(1 − p) = {_g(p2[i] * (1 - p2[i]))} is below {floor:.0e}: "
+                                                       f"{conv.name}'s backward divides by that floor instead"))
+    return rules
+
 
 BCE = register(
     Loss(
@@ -212,6 +242,7 @@ BCE = register(
         "optax.losses.sigmoid_binary_cross_entropy",
         params=(SMOOTHING, POS_WEIGHT),
         zero_hint=ZERO_HINT,
+        reasons=bce_reasons,
     )
 )
 
@@ -390,6 +421,33 @@ def _ce_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return lines
 
 
+def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    """Where `conv`'s ce departs from the exact one: Keras' row normalisation and clip, TF's fused gradient."""
+    rules: list[Reason] = []
+    if from_logits and conv.ce_logits == "fused":
+        sy = y2.sum(axis=1, keepdims=True) if labels is None else np.ones((p2.shape[0], 1))
+        rules.append((np.broadcast_to(np.abs(sy - 1) > 1e-12, p2.shape),
+                      lambda i: f"row {i[0]}'s targets sum to {_g(sy[i[0], 0])}, not 1: TF's fused kernel gives "
+                                "softmax − y where the true gradient is softmax·Σy − y"))
+    if from_logits or conv.ce_probs != "keras":
+        return rules
+    eps = conv.eps
+    s = p2.sum(axis=1, keepdims=True)
+    q = p2 / s
+    rules.append((np.broadcast_to(np.abs(s - 1) > 1e-12, p2.shape),
+                  lambda i: f"row {i[0]} sums to {_g(s[i[0], 0])}: {conv.name} divides it by its sum first"))
+    rules.append(((q < eps) | (q > 1 - eps), lambda i: f"p = {_g(p2[i])} is outside [ε, 1 − ε] after the row "
+                                                       f"is normalised, so {conv.name} clips it: its gradient is 0"))
+    if labels is not None and conv.ce_probs_index:
+        rules.append((np.ones_like(p2, dtype=bool),
+                      lambda i: f"with class-index labels {conv.name} takes log(clip(p)) as logits of a softmax, "
+                                "so every class gets a gradient"))
+    else:
+        rules.append((np.ones_like(p2, dtype=bool),
+                      lambda i: f"{conv.name} divides each row by its sum, which adds Σy/Σp to every class's "
+                                "gradient"))
+    return rules
+
 
 CE = register(
     Loss(
@@ -405,6 +463,7 @@ CE = register(
         "optax.losses.softmax_cross_entropy",
         params=(SMOOTHING, IGNORE, WEIGHTS),
         zero_hint=ZERO_HINT,
+        reasons=ce_reasons,
     )
 )
 

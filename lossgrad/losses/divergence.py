@@ -17,7 +17,7 @@ import numpy as np
 
 from .. import precise
 from ._ops import Array, clip_grad, xlogy
-from .base import DomainError, Loss, Param, Parts, first_bad, register
+from .base import DomainError, Loss, Param, Parts, Reason, _g, first_bad, register
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -171,6 +171,23 @@ def kl_formulas(from_logits: bool, conv: Convention, log_input: bool = False, lo
     return lines
 
 
+def kl_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    """Keras' clips of both arguments; PyTorch's kl_div mean over elements rather than samples."""
+    rules: list[Reason] = []
+    if conv.kl == "keras":
+        eps = conv.eps
+        rules.append((np.broadcast_to(y2 < eps, p2.shape),
+                      lambda i: f"target {_g(y2[i])} is below ε = {eps:g}: {conv.name} clips it to ε, so it still "
+                                "counts ε·log(ε/q)"))
+        rules.append((p2 < eps, lambda i: f"q = {_g(p2[i])} is below ε = {eps:g}: {conv.name} clips it, so its "
+                                          "gradient is 0"))
+    if "kl" in conv.elementwise_mean:
+        k = p2.shape[1]
+        rules.append((np.ones_like(p2, dtype=bool),
+                      lambda i: f"{conv.name}'s kl_div keeps one term per element: its mean divides by all N·{k} "
+                                "elements, not by the N samples (reduction='batchmean' does)"))
+    return rules
+
 
 KL = register(
     Loss(
@@ -185,6 +202,7 @@ KL = register(
         params=(LOG_INPUT, LOG_TARGET),
         last_axis="sum",
         zero_hint="a predicted probability of exactly 0 where the target is not 0; --convention keras clips it to ε",
+        reasons=kl_reasons,
     )
 )
 
@@ -334,6 +352,16 @@ def cosine_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return lines
 
 
+def cosine_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    if conv.cosine == "exact":
+        return []
+    how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps or 0:g}",
+           "tf-keras": "normalises with 1/sqrt(max(‖x‖², 1e−12))",
+           "torch": "adds 1e−12 to each squared norm",
+           "optax": "forms 1 − cos by a subtraction"}[conv.cosine]
+    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {how}; for nearly parallel vectors its gradient, "
+                                                     "a difference of nearly equal terms, keeps only a few digits")]
+
 
 COSINE = register(
     Loss(
@@ -347,5 +375,6 @@ COSINE = register(
         reference="keras.losses.cosine_similarity, torch.nn.functional.cosine_embedding_loss, "
         "optax.losses.cosine_distance",
         last_axis="vector",
+        reasons=cosine_reasons,
     )
 )

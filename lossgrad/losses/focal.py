@@ -15,7 +15,7 @@ import numpy as np
 
 from .. import precise
 from ._ops import Array, dec_sigmoid_pair, sigmoid_pair, softplus, xlogy
-from .base import Loss, Param, Parts, register
+from .base import Loss, Param, Parts, Reason, register
 from .classification import ZERO_HINT, bce_check, bce_from_logits, bce_on_probs
 
 if TYPE_CHECKING:
@@ -183,6 +183,12 @@ def focal_check(y: Array, p: Array, from_logits: bool) -> None:
     bce_check(y, p, from_logits)
 
 
+def focal_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    if conv.focal_factor != "subtract":
+        return []
+    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} forms 1 − p_t as 1 − (y·p + (1 − y)(1 − p)), "
+                                                     "a subtraction that loses the small value when p is close to y")]
+
 
 FOCAL = register(
     Loss(
@@ -198,5 +204,6 @@ FOCAL = register(
         "optax.losses.sigmoid_focal_loss",
         params=(GAMMA, ALPHA),
         zero_hint=ZERO_HINT,
+        reasons=focal_reasons,
     )
 )

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ._ops import Array
-from .base import Loss, Parts, first_bad, register
+from .base import Loss, Parts, Reason, first_bad, register
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -45,6 +45,11 @@ def squared_hinge_compute(y: Array, p: Array, from_logits: bool, conv: Conventio
     return Parts(losses=m * m, grad=-2 * y * m)
 
 
+def hinge_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    kink = (1 - _signed(y2) * p2) == 0
+    return [(kink, lambda i: f"1 − y·p = 0, the hinge's kink: {conv.name}'s autodiff gives {conv.hinge_tie:g}·(−y) "
+                             "there, the exact convention 0 (any value between is a subgradient)")]
+
 
 def squared_hinge_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return ["yᵢ ∈ {−1, 1} (0 read as −1)", "ℓᵢ = max(1 − yᵢpᵢ, 0)²", "∂ℓᵢ/∂pᵢ = −2yᵢ·max(1 − yᵢpᵢ, 0)"]
@@ -59,6 +64,7 @@ HINGE = register(
         check=hinge_check,
         formulas=hinge_formulas,
         has_logits=False,
+        reasons=hinge_reasons,
         reference="keras.losses.hinge, optax.losses.hinge_loss",
     )
 )

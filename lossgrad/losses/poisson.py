@@ -14,7 +14,7 @@ import numpy as np
 
 from .. import precise
 from ._ops import Array, xlogy
-from .base import Loss, Parts, first_bad, register
+from .base import Loss, Parts, Reason, first_bad, register
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -106,6 +106,13 @@ def poisson_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return [f"ℓᵢ = pᵢ − yᵢ·log(pᵢ + ε), ε = {eps:g}", "∂ℓᵢ/∂pᵢ = 1 − yᵢ/(pᵢ + ε)"]
 
 
+def poisson_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    if from_logits or conv.poisson not in ("keras", "torch"):
+        return []
+    eps = conv.eps if conv.poisson == "keras" else 1e-8
+    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {eps:g} inside log(p + ε), which moves "
+                                                     "the gradient by about ε·y/p²")]
+
 
 POISSON = register(
     Loss(
@@ -119,5 +126,6 @@ POISSON = register(
         link="exp",
         reference="keras.losses.poisson, torch.nn.functional.poisson_nll_loss",
         zero_hint="a rate of exactly 0 for a nonzero count; --convention keras adds ε inside the log",
+        reasons=poisson_reasons,
     )
 )
