@@ -93,12 +93,12 @@ EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=
 
 def _keras_lacks(who: str) -> dict:
     return {
-        ("kl", "log_input"): f"{who}' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
-        ("kl", "log_target"): f"{who}' kl_divergence takes probability targets (drop --log-target)",
-        ("poisson", "logits"): f"{who}' poisson takes rates, not log rates (drop --from-logits; TF's "
-        "tf.nn.log_poisson_loss is PyTorch's formula: --convention torch)",
+        ("kl", "log_input"): f"{who}' kl_divergence takes probabilities, not log-probabilities (drop {{log_input}})",
+        ("kl", "log_target"): f"{who}' kl_divergence takes probability targets (drop {{log_target}})",
+        ("poisson", "logits"): f"{who}' poisson takes rates, not log rates (drop {{from_logits}}; TF's "
+        "tf.nn.log_poisson_loss is PyTorch's formula: {convention} torch)",
         ("nll", "probs"): f"{who} has no nll loss on log-probabilities (use ce)",
-        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
+        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with {delta} is the same up to a factor)",
     }
 
 
@@ -157,12 +157,12 @@ TORCH = Convention(
     ignoring=frozenset({"ce", "nll"}),
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
-        "pass logits with --from-logits",
+        "pass logits with {from_logits}",
         ("logcosh", "probs"): "PyTorch has no log-cosh loss",
         ("hinge", "probs"): "PyTorch has no hinge loss of this form (hinge_embedding_loss is another loss)",
         ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
-        "with --from-logits",
+        "with {from_logits}",
     },
 )
 
@@ -189,12 +189,12 @@ OPTAX = Convention(
         ("squared-hinge", "probs"): "optax has no squared hinge loss",
         ("poisson", "probs"): "optax has no Poisson loss",
         ("poisson", "logits"): "optax has no Poisson loss",
-        ("focal", "probs"): "optax's sigmoid_focal_loss takes logits; pass logits with --from-logits",
-        ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",
+        ("focal", "probs"): "optax's sigmoid_focal_loss takes logits; pass logits with {from_logits}",
+        ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with {delta} is the same up to a factor)",
         ("bce", "probs"): "optax has no bce on probabilities (only sigmoid_binary_cross_entropy on logits); "
-        "pass logits with --from-logits",
+        "pass logits with {from_logits}",
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
-        "pass logits with --from-logits",
+        "pass logits with {from_logits}",
     },
 )
 

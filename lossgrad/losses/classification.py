@@ -19,8 +19,8 @@ if TYPE_CHECKING:
 
 Triple = tuple[Array, Array, Array]
 
-ZERO_HINT = ("a probability of exactly 0 for a nonzero target; pass logits with --from-logits, or reproduce a "
-             "clipping framework with --convention keras")
+ZERO_HINT = ("a probability of exactly 0 for a nonzero target; pass logits with {from_logits}, or reproduce a "
+             "clipping framework with {convention} keras")
 IGNORE = Param("ignore_index", None, "Class index whose samples are left out: loss and gradient 0, and not counted in "
                "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
 POS_WEIGHT = Param("pos_weight", None, "bce from logits: the positive class's weight w⁺, one number or one per "
@@ -162,7 +162,7 @@ def bce_check(y: Array, p: Array, from_logits: bool) -> None:
             "pred",
             (p < 0) | (p > 1),
             p,
-            "is outside [0, 1]; bce predictions are probabilities: pass logits with --from-logits",
+            "is outside [0, 1]; bce predictions are probabilities: pass logits with {from_logits}",
         )
 
 
@@ -397,7 +397,7 @@ def ce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: 
 def ce_check(y: Array, p: Array, from_logits: bool) -> None:
     first_bad("target", y < 0, y, "is negative; ce targets are class indexes or probability rows")
     if not from_logits:
-        first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
+        first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with {from_logits}")
 
 
 def ce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0, ignore_index: int | None = None,

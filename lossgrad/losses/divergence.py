@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -140,15 +140,15 @@ def kl_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: 
 
 def kl_check(y: Array, p: Array, from_logits: bool, log_input: bool = False, log_target: bool = False) -> None:
     if log_target:
-        first_bad("target", y > 0, y, "is positive; with --log-target the targets are log-probabilities, at most 0")
+        first_bad("target", y > 0, y, "is positive; with {log_target} the targets are log-probabilities, at most 0")
     else:
         first_bad("target", (y < 0) | (y > 1), y, "is outside [0, 1]; kl targets are probabilities "
-                                                    "(--log-target for log-probabilities)")
+                                                    "({log_target} for log-probabilities)")
     if log_input:
-        first_bad("pred", p > 0, p, "is positive; with --log-input the predictions are log-probabilities, at most 0")
+        first_bad("pred", p > 0, p, "is positive; with {log_input} the predictions are log-probabilities, at most 0")
     else:
         first_bad("pred", (p < 0) | (p > 1), p, "is outside [0, 1]; kl predictions are probabilities "
-                                                  "(--log-input for log-probabilities)")
+                                                  "({log_input} for log-probabilities)")
 
 
 def kl_formulas(from_logits: bool, conv: Convention, log_input: bool = False, log_target: bool = False) -> list[str]:
@@ -201,7 +201,7 @@ KL = register(
         reference="keras.losses.kl_divergence, torch.nn.functional.kl_div, optax.losses.kl_divergence",
         params=(LOG_INPUT, LOG_TARGET),
         last_axis="sum",
-        zero_hint="a predicted probability of exactly 0 where the target is not 0; --convention keras clips it to ε",
+        zero_hint="a predicted probability of exactly 0 where the target is not 0; {convention} keras clips it to ε",
         reasons=kl_reasons,
     )
 )

@@ -93,7 +93,7 @@ def poisson_compute(y: Array, p: Array, from_logits: bool, conv: Convention, lab
 def poisson_check(y: Array, p: Array, from_logits: bool) -> None:
     first_bad("target", y < 0, y, "is negative; poisson targets are counts or rates, at least 0")
     if not from_logits:
-        first_bad("pred", p < 0, p, "is negative; poisson predictions are rates: pass log rates with --from-logits")
+        first_bad("pred", p < 0, p, "is negative; poisson predictions are rates: pass log rates with {from_logits}")
 
 
 def poisson_formulas(from_logits: bool, conv: Convention) -> list[str]:
@@ -125,7 +125,7 @@ POISSON = register(
         has_logits=True,
         link="exp",
         reference="keras.losses.poisson, torch.nn.functional.poisson_nll_loss",
-        zero_hint="a rate of exactly 0 for a nonzero count; --convention keras adds ε inside the log",
+        zero_hint="a rate of exactly 0 for a nonzero count; {convention} keras adds ε inside the log",
         reasons=poisson_reasons,
     )
 )
