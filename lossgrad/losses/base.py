@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, SupportsFloat
 
 import numpy as np
 
@@ -19,7 +19,7 @@ Reasons = Callable[..., list[Reason]]
 SMALL = 1e-3  # a reason tagged with it explains only differences below this relative size
 
 
-def _g(x: float) -> str:
+def _g(x: SupportsFloat) -> str:
     """A number in a reason's text."""
     return f"{x:.3g}"
 

@@ -37,7 +37,8 @@ def _smooth(y: Array, s: float, classes: int) -> Array:
     if not s:
         return y
     k = y.dtype.type(s)
-    return y * (1 - k) + k / classes
+    smoothed: Array = y * (1 - k) + k / classes
+    return smoothed
 
 
 # ---------------------------------------------------------------- bce
@@ -70,12 +71,13 @@ def _bce_probs_keras(y: Array, p: Array, conv: Convention) -> Triple:
 
 
 def _bce_probs_torch(y: Array, p: Array, conv: Convention) -> Triple:
-    clamp = conv.log_clamp
+    clamp, floor = conv.log_clamp, conv.grad_floor
+    assert clamp is not None and floor is not None  # (a convention with this form sets both)
     with np.errstate(divide="ignore"):
         # binary_cross_entropy_out_cpu: each log clamped at -100, so p = 0 with y = 1 costs 100
         losses = (y - 1) * np.maximum(np.log1p(-p), clamp) - y * np.maximum(np.log(p), clamp)
     # binary_cross_entropy_backward: (p - y) / max((1 - p) p, 1e-12), never infinite
-    grad = (p - y) / np.maximum((1 - p) * p, p.dtype.type(conv.grad_floor))
+    grad = (p - y) / np.maximum((1 - p) * p, p.dtype.type(floor))
     return losses, grad, grad * p * (1 - p)
 
 
@@ -170,7 +172,8 @@ def _smoothing_line(s: float, k: int | str) -> list[str]:
     return [f"yᵢ ← yᵢ(1 − s) + s/{k}, s = {s:g}  (label smoothing)"] if s else []
 
 
-def bce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0, pos_weight: Any = None) -> list[str]:
+def bce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0,
+                 pos_weight: Any = None) -> list[str]:
     weighted = [] if pos_weight is None else [
         f"w⁺ = {', '.join(f'{v:g}' for v in np.atleast_1d(pos_weight))} (pos_weight)",
         "ℓᵢ = w⁺·yᵢ·log(1 + e^−zᵢ) + (1 − yᵢ)·log(1 + e^zᵢ)",
@@ -336,7 +339,8 @@ def _ce_probs_keras(y: Array, p: Array, conv: Convention) -> Triple:
 
 def _through_softmax(q: Array, grad: Array) -> Array:
     """Gradient with respect to the logits behind probability rows q = softmax(z): q (grad - sum q grad)."""
-    return q * (grad - (q * grad).sum(axis=1, keepdims=True))
+    through: Array = q * (grad - (q * grad).sum(axis=1, keepdims=True))
+    return through
 
 
 def _ce_probs_keras_sparse(y: Array, p: Array, conv: Convention) -> Triple:
@@ -432,6 +436,7 @@ def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels
     if from_logits or conv.ce_probs != "keras":
         return rules
     eps = conv.eps
+    assert eps is not None  # (Keras' form clips)
     s = p2.sum(axis=1, keepdims=True)
     q = p2 / s
     rules.append((np.broadcast_to(np.abs(s - 1) > 1e-12, p2.shape),

@@ -11,13 +11,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 from decimal import Decimal
 from fractions import Fraction
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .. import precise
+from ..errors import DomainError
 from ._ops import Array, clip_grad, xlogy
-from .base import DomainError, Loss, Param, Parts, Reason, _g, first_bad, register
+from .base import Loss, Param, Parts, Reason, _g, first_bad, register
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -73,7 +74,7 @@ def _kl_term_dec(yf: float, qf: float, log_input: bool, log_target: bool) -> tup
 def _kl_row_dec(y_row: Sequence[float], q_row: Sequence[float], log_input: bool,
                 log_target: bool) -> tuple[Decimal, Decimal]:
     total, scale = Decimal(0), Decimal(0)
-    for y, q in zip(y_row, q_row):
+    for y, q in zip(y_row, q_row, strict=True):
         r, s = _kl_term_dec(y, q, log_input, log_target)
         total += r
         scale += s
@@ -164,7 +165,7 @@ def kl_formulas(from_logits: bool, conv: Convention, log_input: bool = False, lo
         lines.append(f"yᵢₖ ← clip(yᵢₖ, ε, 1), qᵢₖ ← clip(qᵢₖ, ε, 1), ε = {conv.eps:g}  (zero targets still count)")
     summed = "kl" not in conv.elementwise_mean
     lines.append(("ℓᵢ = Σₖ " if summed else "ℓᵢₖ = ") + f"{t}·({logt} − {logq})  (0 where the target is 0)")
-    lines.append(f"∂ℓ/∂qᵢₖ = −{t}" + ("" if log_input else f" / qᵢₖ"))
+    lines.append(f"∂ℓ/∂qᵢₖ = −{t}" + ("" if log_input else " / qᵢₖ"))
     if not summed:
         lines.append(f"{conv.title}'s kl_div keeps one term per element: its mean divides by every element (N·C; "
                      "reduction='batchmean' is the sum over N, as --convention exact computes)")
@@ -257,14 +258,16 @@ def _cosine_exact(y: Array, p: Array) -> tuple[Array, Array]:
 def _cosine_num_row_dec(y_row: Sequence[float], p_row: Sequence[float]) -> list[Fraction]:
     """A y_j - C p_j for every cell of one row, exactly (rationals)."""
     y, p, A, B, C = _cosine_sums(y_row, p_row)
-    return [A * b - C * a for a, b in zip(p, y)]
+    return [A * b - C * a for a, b in zip(p, y, strict=True)]
 
 
 def _cosine_sums(y_row: Sequence[float],
                  p_row: Sequence[float]) -> tuple[list[Fraction], list[Fraction], Fraction, Fraction, Fraction]:
     y = [Fraction(v) for v in y_row]
     p = [Fraction(v) for v in p_row]
-    return y, p, sum(a * a for a in p), sum(b * b for b in y), sum(a * b for a, b in zip(p, y))
+    zero = Fraction(0)
+    C = sum((a * b for a, b in zip(p, y, strict=True)), zero)
+    return y, p, sum((a * a for a in p), zero), sum((b * b for b in y), zero), C
 
 
 def _cosine_loss_dec(y_row: Sequence[float], p_row: Sequence[float]) -> float:

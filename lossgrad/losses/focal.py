@@ -31,7 +31,8 @@ def _alpha_t(y: Array, alpha: float | None) -> Array | None:
     if alpha is None:
         return None
     a = y.dtype.type(alpha)
-    return a * y + (1 - a) * (1 - y)
+    at: Array = a * y + (1 - a) * (1 - y)
+    return at
 
 
 def _power_parts(m: Array, gamma: float, dtype: np.dtype[Any]) -> tuple[Array, Array]:
@@ -46,7 +47,8 @@ def _power_parts(m: Array, gamma: float, dtype: np.dtype[Any]) -> tuple[Array, A
     return f, df
 
 
-def _exact(y: Array, x: Array, from_logits: bool, gamma: float, alpha: float | None) -> tuple[Array, Array, Array, Array]:
+def _exact(y: Array, x: Array, from_logits: bool, gamma: float,
+           alpha: float | None) -> tuple[Array, Array, Array, Array]:
     """Loss, gradient and the size of the gradient's two terms, in the dtype of y and x."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if from_logits:
@@ -80,27 +82,28 @@ def _exact(y: Array, x: Array, from_logits: bool, gamma: float, alpha: float | N
     return losses, grad, scale, gl
 
 
-def _dec_grad(yf: float, xf: float, from_logits: bool, gamma: float, alpha: float | None) -> tuple[Decimal, Decimal]:
+def _dec_grad(yf: float, xf: float, from_logits: bool, gamma: float,
+              alpha: float | None) -> tuple[Decimal, Decimal]:
+    """The exact form's gradient and the size of its terms for one cell, in decimal (for precise._adaptive)."""
     y, x, g = Decimal(yf), Decimal(xf), Decimal(gamma)
-    a: Decimal | int
-    b: Decimal | int
+    zero = Decimal(0)
     if from_logits:
         s, sn = dec_sigmoid_pair(x)
         l1p = (1 + (-abs(x)).exp()).ln()
-        bce = y * (max(-x, 0) + l1p) + (1 - y) * (max(x, 0) + l1p)
+        bce = y * (max(-x, zero) + l1p) + (1 - y) * (max(x, zero) + l1p)
         m = (1 - y) * s + y * sn
         dm = (1 - 2 * y) * s * sn
         a, b = (1 - y) * s, y * sn
     else:
-        bce = -((y * x.ln() if y else 0) + ((1 - y) * (1 - x).ln() if y != 1 else 0))
+        bce = -((y * x.ln() if y else zero) + ((1 - y) * (1 - x).ln() if y != 1 else zero))
         m = (1 - y) * x + y * (1 - x)
         dm = 1 - 2 * y
-        a = 0 if y == 1 else (1 - y) / (1 - x)
-        b = 0 if y == 0 else y / x
+        a = zero if y == 1 else (1 - y) / (1 - x)
+        b = zero if y == 0 else y / x
     f = m ** g if m else Decimal(0 if gamma else 1)
     t1 = g * m ** (g - 1) * dm * bce if (gamma and m) else Decimal(0)
     t2 = f * (a - b)
-    at = 1 if alpha is None else Decimal(alpha) * y + (1 - Decimal(alpha)) * (1 - y)
+    at = Decimal(1) if alpha is None else Decimal(alpha) * y + (1 - Decimal(alpha)) * (1 - y)
     return at * (t1 + t2), at * (abs(t1) + f * max(abs(a), abs(b)))
 
 
@@ -113,7 +116,7 @@ def _focal_exact(y: Array, p: Array, from_logits: bool, gamma: float, alpha: flo
     grad64 = grad.astype(p.dtype)
     with np.errstate(invalid="ignore"):
         risky = finite & (np.abs(grad) < (precise.LONG_ENOUGH if LONG is not None else precise.RISKY) * scale)
-    for i, j in zip(*np.nonzero(risky)):
+    for i, j in zip(*np.nonzero(risky), strict=True):
         grad64[i, j] = float(precise._adaptive(_dec_grad, float(y[i, j]), float(p[i, j]), from_logits, gamma,
                                                alpha))
     if from_logits:
@@ -165,13 +168,15 @@ def focal_formulas(from_logits: bool, conv: Convention, gamma: float = 2.0, alph
     lines = [f"1 − p_t = yᵢ·(1 − {p}) + (1 − yᵢ)·{p}, γ = {gamma:g}"]
     if conv.focal_factor == "subtract":
         lines[0] = f"1 − p_t = 1 − (yᵢ·{p} + (1 − yᵢ)·(1 − {p})), γ = {gamma:g}  (as {conv.title} computes it)"
-    bce = "bceᵢ = max(zᵢ, 0) − zᵢ·yᵢ + log(1 + e^−|zᵢ|)" if from_logits else "bceᵢ = −(yᵢ·log pᵢ + (1 − yᵢ)·log(1 − pᵢ))"
+    bce = ("bceᵢ = max(zᵢ, 0) − zᵢ·yᵢ + log(1 + e^−|zᵢ|)" if from_logits
+           else "bceᵢ = −(yᵢ·log pᵢ + (1 − yᵢ)·log(1 − pᵢ))")
     if not from_logits and conv.eps is not None:
         bce += f", pᵢ clipped to [ε, 1 − ε] inside it (ε = {conv.eps:g}" + (", and + ε in the logs)" if conv.log_eps
                                                                           else ")")
     lines.append(bce)
     a = "" if alpha is None else "α_t·"
-    lines.append(f"ℓᵢ = {a}(1 − p_t)^γ·bceᵢ" + ("" if alpha is None else f", α_t = α·yᵢ + (1 − α)(1 − yᵢ), α = {alpha:g}"))
+    balance = "" if alpha is None else f", α_t = α·yᵢ + (1 − α)(1 − yᵢ), α = {alpha:g}"
+    lines.append(f"ℓᵢ = {a}(1 − p_t)^γ·bceᵢ" + balance)
     d = "σ(zᵢ)σ(−zᵢ)" if from_logits else "1"
     dbce = "σ(zᵢ) − yᵢ" if from_logits else "(pᵢ − yᵢ)/(pᵢ(1 − pᵢ))"
     x = "zᵢ" if from_logits else "pᵢ"

@@ -37,7 +37,7 @@ def _exact_rates(y: Array, p: Array) -> tuple[Array, Array]:
 
     def dec_fn(af: float, bf: float) -> tuple[Decimal, Decimal]:
         a, b = Decimal(af), Decimal(bf)
-        t = 0 if a == 0 else a * b.ln()
+        t = Decimal(0) if a == 0 else a * b.ln()
         return b - t, abs(b) + abs(t)
 
     finite = np.isfinite(losses)

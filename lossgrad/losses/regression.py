@@ -87,6 +87,7 @@ def huber_compute(y: Array, p: Array, from_logits: bool, conv: Convention, label
 def _huber_losses(d: Array, delta: Any, form: str) -> Array:
     a = np.abs(d)
     half = d.dtype.type(0.5)
+    losses: Array
     if form == "optax":
         # optax: 0.5 q^2 + delta (|e| - q), q = min(|e|, delta)
         q = np.minimum(a, delta)
