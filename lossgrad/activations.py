@@ -6,38 +6,36 @@ Each activation: forward values, the full Jacobian matrix J[i, j] = ∂aᵢ/∂x
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 
+from .losses import _ops
+from .losses._ops import Array
 
-def _sigmoid_parts(x):
-    e = np.exp(-np.abs(x))
-    big, small = 1 / (1 + e), e / (1 + e)
-    return np.where(x >= 0, big, small), e
+Values = tuple[Array, Array]  # the activation's values and its Jacobian
 
 
-def softmax(x):
-    s = np.exp(x - x.max())
-    s = s / s.sum()
+def softmax(x: Array) -> Values:
+    s = _ops.softmax(x)
     return s, np.diag(s) - np.outer(s, s)
 
 
-def sigmoid(x):
-    sig, e = _sigmoid_parts(x)
+def sigmoid(x: Array) -> Values:
+    sig, _, e = _ops.sigmoid_pair(x)
     # sigma(x)(1 - sigma(x)) = e / (1 + e)^2 with e = exp(-|x|): no 1 - sigma that cancels for large x
     return sig, np.diag(e / (1 + e) ** 2)
 
 
-def tanh(x):
+def tanh(x: Array) -> Values:
     t = np.tanh(x)
     # 1 - tanh^2 = sech^2 = 4 e / (1 + e)^2 with e = exp(-2|x|): no 1 - t^2 that cancels for large |x|
     e = np.exp(-2 * np.abs(x))
     return t, np.diag(4 * e / (1 + e) ** 2)
 
 
-def relu(x):
+def relu(x: Array) -> Values:
     # the derivative at exactly 0 is taken as 0, as PyTorch, TensorFlow and JAX do
     return np.maximum(x, 0), np.diag((x > 0).astype(np.float64))
 
@@ -45,8 +43,8 @@ def relu(x):
 @dataclass(frozen=True)
 class Activation:
     name: str
-    fn: Callable
-    formulas: tuple
+    fn: Callable[[Array], Values]
+    formulas: tuple[str, ...]
 
 
 ACTIVATIONS = {

@@ -46,13 +46,13 @@ class Convention:
     # the log 2 that logcosh subtracts: Keras computes it in float32 and casts it up
     logcosh_log2: float | None = None
     # losses the framework computes in float32 whatever the input's dtype (tf-keras casts huber to floatx)
-    floatx_losses: frozenset = frozenset()
+    floatx_losses: frozenset[str] = frozenset()
     # losses whose label smoothing the framework has (Keras: bce and ce; PyTorch: cross_entropy only; optax:
     # optax.smooth_labels, for ce); `sparse_smoothing`: also with class-index targets (Keras' sparse ce has none)
-    smoothing: frozenset = frozenset({"bce", "ce"})
+    smoothing: frozenset[str] = frozenset({"bce", "ce"})
     sparse_smoothing: bool = True
     # losses that can leave out the samples of one class (PyTorch's ignore_index, Keras' sparse ignore_class)
-    ignoring: frozenset = frozenset({"ce", "nll"})
+    ignoring: frozenset[str] = frozenset({"ce", "nll"})
     # bce from logits with a positive-class weight (PyTorch's pos_weight)
     pos_weight: bool = True
     # class weights: "sum-of-weights" (each sample's loss times its class's weight; the mean divides by the sum
@@ -66,7 +66,7 @@ class Convention:
     # "optax" (y (log y - log q)); losses whose per-element terms the framework's mean divides by the number of
     # elements rather than summing them per sample first (PyTorch's kl_div reduction='mean')
     kl: str = "exact"
-    elementwise_mean: frozenset = frozenset()
+    elementwise_mean: frozenset[str] = frozenset()
     # poisson: "exact" (p - y log p; e^z - y z from log rates), "keras" (p - y log(p + eps)), "torch"
     # (poisson_nll_loss: p - y log(p + 1e-8); e^z - y z)
     poisson: str = "exact"
@@ -85,20 +85,20 @@ class Convention:
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
     # a short reason for each (loss, mode) the framework lacks, shown as the error
-    lacks: dict = field(default_factory=dict)
+    lacks: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
                    sample_weight_mean="sum-of-weights")
 
-def _keras_lacks(who: str) -> dict:
+def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
     return {
-        ("kl", "log_input"): f"{who}' kl_divergence takes probabilities, not log-probabilities (drop --log-input)",
-        ("kl", "log_target"): f"{who}' kl_divergence takes probability targets (drop --log-target)",
-        ("poisson", "logits"): f"{who}' poisson takes rates, not log rates (drop --from-logits; TF's "
-        "tf.nn.log_poisson_loss is PyTorch's formula: --convention torch)",
+        ("kl", "log_input"): f"{who}' kl_divergence takes probabilities, not log-probabilities (drop {{log_input}})",
+        ("kl", "log_target"): f"{who}' kl_divergence takes probability targets (drop {{log_target}})",
+        ("poisson", "logits"): f"{who}' poisson takes rates, not log rates (drop {{from_logits}}; TF's "
+        "tf.nn.log_poisson_loss is PyTorch's formula: {convention} torch)",
         ("nll", "probs"): f"{who} has no nll loss on log-probabilities (use ce)",
-        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with --delta is the same up to a factor)",
+        ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with {delta} is the same up to a factor)",
     }
 
 
@@ -157,12 +157,12 @@ TORCH = Convention(
     ignoring=frozenset({"ce", "nll"}),
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
-        "pass logits with --from-logits",
+        "pass logits with {from_logits}",
         ("logcosh", "probs"): "PyTorch has no log-cosh loss",
         ("hinge", "probs"): "PyTorch has no hinge loss of this form (hinge_embedding_loss is another loss)",
         ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
-        "with --from-logits",
+        "with {from_logits}",
     },
 )
 
@@ -189,12 +189,12 @@ OPTAX = Convention(
         ("squared-hinge", "probs"): "optax has no squared hinge loss",
         ("poisson", "probs"): "optax has no Poisson loss",
         ("poisson", "logits"): "optax has no Poisson loss",
-        ("focal", "probs"): "optax's sigmoid_focal_loss takes logits; pass logits with --from-logits",
-        ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with --delta is the same up to a factor)",
+        ("focal", "probs"): "optax's sigmoid_focal_loss takes logits; pass logits with {from_logits}",
+        ("smooth-l1", "probs"): "optax has no smooth L1 loss (huber_loss with {delta} is the same up to a factor)",
         ("bce", "probs"): "optax has no bce on probabilities (only sigmoid_binary_cross_entropy on logits); "
-        "pass logits with --from-logits",
+        "pass logits with {from_logits}",
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
-        "pass logits with --from-logits",
+        "pass logits with {from_logits}",
     },
 )
 

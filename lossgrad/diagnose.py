@@ -15,6 +15,8 @@ from .api import Result, run
 from .errors import OptionError
 from .inputs import Batch
 from .losses import LOSSES
+from .losses._ops import sigmoid, softmax
+from .losses.base import _g
 from .options import setup
 from .render import WRT, places
 
@@ -44,99 +46,15 @@ def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="f
     return out
 
 
-def _g(x: float) -> str:
-    return f"{x:.3g}"
-
-
-SMALL = 1e-3  # a reason tagged with it explains only differences below this relative size
 
 
 def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[tuple]:
     """(mask over the predictions, text(idx)[, largest relative difference it explains]) for each way `conv`'s
-    numbers depart from the exact mathematics."""
-    rules = []
-    if loss == "bce" and not from_logits:
-        if conv.eps is not None:
-            eps = conv.eps
-            rules.append((p2 < eps, lambda i: f"p = {_g(p2[i])} is below ε = {eps:g}, so {conv.name} clips it to ε: "
-                                              "its gradient is 0"))
-            rules.append((p2 > 1 - eps, lambda i: f"p = {_g(p2[i])} is above 1 − ε, so {conv.name} clips it to 1 − ε: "
-                                                  "its gradient is 0"))
-            rules.append(((p2 == eps) | (p2 == 1 - eps), lambda i: f"p = {_g(p2[i])} is exactly at the clip bound: "
-                                                                   f"{conv.name}'s autodiff lets the gradient through"))
-        if conv.log_eps:
-            rules.append((np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {conv.eps:g} inside "
-                                                                  "log(p + ε) and log(1 − p + ε), which moves the "
-                                                                  "numbers in about the 7th digit", SMALL))
-        if conv.log_clamp is not None:
-            floor = conv.grad_floor
-            rules.append((((p2 == 0) & (y2 > 0)) | ((p2 == 1) & (y2 < 1)),
-                          lambda i: f"p = {_g(p2[i])}: {conv.name} clamps log(p) at {conv.log_clamp:g}, so the loss "
-                                    f"is finite and the gradient is (p − y)/{floor:.0e}"))
-            rules.append((p2 * (1 - p2) < floor, lambda i: f"p(1 − p) = {_g(p2[i] * (1 - p2[i]))} is below {floor:.0e}: "
-                                                           f"{conv.name}'s backward divides by that floor instead"))
-    if loss == "bce" and from_logits and conv.bce_logits in ("torch", "tf"):
-        with np.errstate(over="ignore"):
-            close = np.abs(1 / (1 + np.exp(-p2)) - y2) < 1e-3
-        rules.append((close, lambda i: f"{conv.name} forms σ(z) − y by a subtraction that cancels when σ(z) is "
-                                       "this close to y, so the small true value is lost to rounding"))
-    if loss == "ce" and not from_logits and conv.ce_probs == "keras":
-        eps = conv.eps
-        s = p2.sum(axis=1, keepdims=True)
-        q = p2 / s
-        rules.append((np.broadcast_to(np.abs(s - 1) > 1e-12, p2.shape),
-                      lambda i: f"row {i[0]} sums to {_g(s[i[0], 0])}: {conv.name} divides it by its sum first"))
-        rules.append(((q < eps) | (q > 1 - eps), lambda i: f"p = {_g(p2[i])} is outside [ε, 1 − ε] after the row "
-                                                           f"is normalised, so {conv.name} clips it: its gradient is 0"))
-        if labels is not None and conv.ce_probs_index:
-            rules.append((np.ones_like(p2, dtype=bool),
-                          lambda i: f"with class-index labels {conv.name} takes log(clip(p)) as logits of a softmax, "
-                                    "so every class gets a gradient"))
-        else:
-            rules.append((np.ones_like(p2, dtype=bool),
-                          lambda i: f"{conv.name} divides each row by its sum, which adds Σy/Σp to every class's "
-                                    "gradient"))
-    if loss == "ce" and from_logits and conv.ce_logits == "fused":
-        sy = y2.sum(axis=1, keepdims=True) if labels is None else np.ones((p2.shape[0], 1))
-        rules.append((np.broadcast_to(np.abs(sy - 1) > 1e-12, p2.shape),
-                      lambda i: f"row {i[0]}'s targets sum to {_g(sy[i[0], 0])}, not 1: TF's fused kernel gives "
-                                "softmax − y where the true gradient is softmax·Σy − y"))
-    if loss == "hinge":
-        kink = (1 - np.where(y2 == 0, -1, y2) * p2) == 0
-        rules.append((kink, lambda i: f"1 − y·p = 0, the hinge's kink: {conv.name}'s autodiff gives "
-                                      f"{conv.hinge_tie:g}·(−y) there, the exact convention 0 (any value between "
-                                      "is a subgradient)"))
-    everywhere = np.ones_like(p2, dtype=bool)
-    if loss == "kl":
-        if conv.kl == "keras":
-            eps = conv.eps
-            rules.append((np.broadcast_to(y2 < eps, p2.shape),
-                          lambda i: f"target {_g(y2[i])} is below ε = {eps:g}: {conv.name} clips it to ε, so it still "
-                                    "counts ε·log(ε/q)"))
-            rules.append((p2 < eps, lambda i: f"q = {_g(p2[i])} is below ε = {eps:g}: {conv.name} clips it, so its "
-                                              "gradient is 0"))
-        if loss in conv.elementwise_mean:
-            k = p2.shape[1]
-            rules.append((everywhere, lambda i: f"{conv.name}'s kl_div keeps one term per element: its mean divides "
-                                                f"by all N·{k} elements, not by the N samples (reduction='batchmean' "
-                                                "does)"))
-    if loss == "poisson" and not from_logits and conv.poisson in ("keras", "torch"):
-        eps = conv.eps if conv.poisson == "keras" else 1e-8
-        rules.append((everywhere, lambda i: f"{conv.name} adds ε = {eps:g} inside log(p + ε), which moves the "
-                                            "gradient by about ε·y/p²"))
-    if loss == "focal" and conv.focal_factor == "subtract":
-        rules.append((everywhere, lambda i: f"{conv.name} forms 1 − p_t as 1 − (y·p + (1 − y)(1 − p)), a subtraction "
-                                            "that loses the small value when p is close to y"))
-    if loss == "cosine" and conv.cosine != "exact":
-        how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps or 0:g}",
-               "tf-keras": "normalises with 1/sqrt(max(‖x‖², 1e−12))",
-               "torch": "adds 1e−12 to each squared norm",
-               "optax": "forms 1 − cos by a subtraction"}[conv.cosine]
-        rules.append((everywhere, lambda i: f"{conv.name} {how}; for nearly parallel vectors its gradient, a "
-                                            "difference of nearly equal terms, keeps only a few digits"))
-    if conv.last_axis_mean and LOSSES[loss].kind == "elementwise" and LOSSES[loss].last_axis is None \
-            and p2.shape[1] > 1:
-        k = p2.shape[1]
+    numbers depart from the exact mathematics: the loss's own, then the per-sample mean over outputs."""
+    spec = LOSSES[loss]
+    rules = spec.reasons(conv, y2, p2, from_logits, labels) if spec.reasons else []
+    k = p2.shape[1]
+    if conv.last_axis_mean and spec.kind == "elementwise" and spec.last_axis is None and k > 1:
         rules.append((np.ones_like(p2, dtype=bool),
                       lambda i: f"{conv.name} averages each sample's {k} outputs before the batch reduction, so its "
                                 f"sum and per-sample losses carry a 1/{k}"))
@@ -268,8 +186,7 @@ def candidates(loss, batch: Batch, *, from_logits, labels, dtype="float64", para
         # gradients with respect to what the logits stand for: the same loss on sigma(z), softmax(z) or the rate e^z
         link = LOSSES[loss].link
         with np.errstate(over="ignore"):
-            probs = {"sigmoid": lambda z: np.clip(1 / (1 + np.exp(-z)), 0, 1), "exp": np.exp,
-                     "softmax": lambda z: np.clip(_softmax(z), 0, 1)}[link](p2)
+            probs = LINKS[link](p2)
         have_probs = [n for n in supported(loss, False, params)[0]]
         for reduction in ("mean", "sum", "none"):
             if not np.isfinite(probs).all():
@@ -282,9 +199,8 @@ def candidates(loss, batch: Batch, *, from_logits, labels, dtype="float64", para
     return out
 
 
-def _softmax(z):
-    e = np.exp(z - z.max(axis=1, keepdims=True))
-    return e / e.sum(axis=1, keepdims=True)
+# what --from-logits predictions stand for (Loss.link)
+LINKS = {"sigmoid": sigmoid, "softmax": softmax, "exp": np.exp}
 
 
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:

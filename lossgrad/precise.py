@@ -15,8 +15,15 @@ Elements with hard labels never cancel, so they never come here; soft labels nea
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Sequence
+from decimal import Decimal
+from typing import Any
 
 import numpy as np
+
+from .losses._ops import Array, dec_sigmoid_pair, sigmoid_pair
+
+Terms = tuple[Decimal, Decimal]  # (result, the size of the terms it came from)
 
 RISKY = 0.5  # result below half its largest term: more than one bit lost
 LONG_ENOUGH = 2.0**-8  # long double's 11 extra bits cover a loss of 8 with margin
@@ -24,15 +31,15 @@ DIGITS = (50, 200, 800)  # decimal precisions tried in turn until the result sta
 
 
 @functools.cache
-def _long():
+def _long() -> type[np.longdouble] | None:
     """np.longdouble where it is wider than double (x86's 80 bits, quad elsewhere), else None."""
     return np.longdouble if np.finfo(np.longdouble).nmant >= 63 else None
 
 
-def _adaptive(fn, *args):
+def _adaptive(fn: Callable[..., Terms], *args: Any) -> Decimal:
     """fn(prec, *args) -> (result Decimal, scale Decimal); the first precision at which the result is well above
     the rounding error of terms of size `scale`."""
-    from decimal import Decimal, localcontext
+    from decimal import localcontext
 
     for prec in DIGITS:
         with localcontext() as ctx:
@@ -43,17 +50,13 @@ def _adaptive(fn, *args):
     return r
 
 
-def _decimal(x: float):
-    from decimal import Decimal
-
+def _decimal(x: float) -> Decimal:
     return Decimal(float(x))  # exact: every double is a finite decimal
 
 
-def _sigmoid_minus_y_terms(y: float, z: float, w: float = 1.0):
-    e = _decimal(-abs(z)).exp()
+def _sigmoid_minus_y_terms(y: float, z: float, w: float = 1.0) -> Terms:
     yd = _decimal(y)
-    big, small = 1 / (1 + e), e / (1 + e)
-    sz, smz = (big, small) if z >= 0 else (small, big)
+    sz, smz = dec_sigmoid_pair(_decimal(z))
     a, b = (1 - yd) * sz, _decimal(w) * yd * smz
     return a - b, max(a, b)
 
@@ -62,7 +65,7 @@ def _dec_sigmoid_minus_y(y: float, z: float, w: float = 1.0) -> float:
     return float(_adaptive(_sigmoid_minus_y_terms, y, z, w))
 
 
-def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarray, w=None) -> np.ndarray:
+def sigmoid_minus_y(y: Array, z: Array, grad: Array, scale: Array, w: Array | None = None) -> Array:
     """Refine grad = (1 - y) sigma(z) - w y sigma(-z) (w: the positive class's weight, 1 by default) where
     |grad| < RISKY * scale (scale: the larger of the two terms)."""
     w = np.ones_like(z) if w is None else np.broadcast_to(w, z.shape)
@@ -76,10 +79,8 @@ def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.nd
     LONG = _long()
     if LONG is not None:
         yl, zl = yr.astype(LONG), zr.astype(LONG)
-        e = np.exp(-np.abs(zl))
-        big, small = 1 / (1 + e), e / (1 + e)
-        pos = zl >= 0
-        r = (1 - yl) * np.where(pos, big, small) - w[idx].astype(LONG) * yl * np.where(pos, small, big)
+        sz, smz, _ = sigmoid_pair(zl)
+        r = (1 - yl) * sz - w[idx].astype(LONG) * yl * smz
         grad[idx] = r.astype(np.float64)
         with np.errstate(invalid="ignore"):
             extreme = np.abs(r) < LONG_ENOUGH * scale[idx]
@@ -91,26 +92,27 @@ def sigmoid_minus_y(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.nd
     return grad
 
 
-def _softmax_grad_cell(y_row, z_row, j):
+def _softmax_grad_cell(y_row: Sequence[float], z_row: Sequence[float], j: int) -> Terms:
     z = [_decimal(v) for v in z_row]
     y = [_decimal(v) for v in y_row]
     k = max(range(len(z)), key=lambda i: z[i])
     e = [(v - z[k]).exp() for v in z]
-    rest = sum(v for i, v in enumerate(e) if i != k)
+    zero = Decimal(0)
+    rest = sum((v for i, v in enumerate(e) if i != k), zero)
     total = 1 + rest
-    sy = sum(y)
+    sy = sum(y, zero)
     if j == k:
-        a, b = sum(a for i, a in enumerate(y) if i != k), sy * rest / total
+        a, b = sum((v for i, v in enumerate(y) if i != k), zero), sy * rest / total
     else:
         a, b = e[j] / total * sy, y[j]
     return a - b, max(abs(a), abs(b))
 
 
-def _dec_softmax_grad_row(y_row, z_row) -> list:
+def _dec_softmax_grad_row(y_row: Sequence[float], z_row: Sequence[float]) -> list[float]:
     return [float(_adaptive(_softmax_grad_cell, y_row, z_row, j)) for j in range(len(z_row))]
 
 
-def softmax_grad(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def softmax_grad(y: Array, z: Array, grad: Array, scale: Array) -> Array:
     """Refine grad = softmax(z) * sum(y) - y, row by row, in the rows where a cell is risky."""
     with np.errstate(invalid="ignore"):
         risky = np.abs(grad) < RISKY * scale
@@ -144,17 +146,17 @@ def softmax_grad(y: np.ndarray, z: np.ndarray, grad: np.ndarray, scale: np.ndarr
     return grad
 
 
-def _exact_normalised_minus_y(y_row, p_row) -> list:
+def _exact_normalised_minus_y(y_row: Sequence[float], p_row: Sequence[float]) -> list[float]:
     # rational arithmetic: (p sum(y) - y sum(p)) / sum(p) is exact, and float() rounds it once
     from fractions import Fraction
 
     y = [Fraction(float(v)) for v in y_row]
     p = [Fraction(float(v)) for v in p_row]
     s, sy = sum(p), sum(y)
-    return [float((b * sy - a * s) / s) for a, b in zip(y, p)]
+    return [float((b * sy - a * s) / s) for a, b in zip(y, p, strict=True)]
 
 
-def normalised_minus_y(y: np.ndarray, p: np.ndarray, out: np.ndarray, scale: np.ndarray) -> np.ndarray:
+def normalised_minus_y(y: Array, p: Array, out: Array, scale: Array) -> Array:
     """Refine out = p / sum(p) * sum(y) - y: the row sums' rounding would otherwise pass into every cell, so the
     whole thing is redone in long double, and the rows that still cancel exactly, with fractions."""
     LONG = _long()
@@ -173,7 +175,8 @@ def normalised_minus_y(y: np.ndarray, p: np.ndarray, out: np.ndarray, scale: np.
     return out
 
 
-def refine(out: np.ndarray, scale: np.ndarray, long_fn, dec_fn, *arrays) -> np.ndarray:
+def refine(out: Array, scale: Array, long_fn: Callable[..., tuple[Array, Array]], dec_fn: Callable[..., Terms],
+           *arrays: Array) -> Array:
     """Refine the elements of `out` (float64 results, any shape) that lost more than one bit against `scale` (the
     size of the terms they came from): first all of them with long_fn(*arrays at those elements, as long double)
     -> (result, scale); those that still cancel beyond long double's margin with dec_fn(*python floats) ->
@@ -199,7 +202,8 @@ def refine(out: np.ndarray, scale: np.ndarray, long_fn, dec_fn, *arrays) -> np.n
     return out
 
 
-def refine_rows(out: np.ndarray, scale: np.ndarray, long_fn, dec_fn, *arrays) -> np.ndarray:
+def refine_rows(out: Array, scale: Array, long_fn: Callable[..., tuple[Array, Array]], dec_fn: Callable[..., Terms],
+                *arrays: Array) -> Array:
     """As `refine`, for one result per row of 2-D `arrays`: long_fn takes the risky rows (long double) and returns
     (result, scale) per row; dec_fn takes one row (lists of floats)."""
     with np.errstate(invalid="ignore"):

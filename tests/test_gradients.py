@@ -153,22 +153,6 @@ def test_label_smoothing_is_the_smoothed_targets():
     assert a.value == b.value and a.grad.tolist() == b.grad.tolist()
 
 
-@pytest.mark.parametrize("dtype", [np.float64, np.float32, np.longdouble])
-def test_select_is_where_bit_for_bit(dtype):
-    # the branch-free select of the bce kernel: the same bits as np.where, signed zeros, infinities and NaN too
-    from lossgrad.losses.base import select, sign_mask
-
-    rng = np.random.default_rng(5)
-    a = rng.normal(size=(1000, 3)).astype(dtype)
-    b = rng.normal(size=(1000, 3)).astype(dtype)
-    a[:4, 0] = [0.0, -0.0, np.inf, np.nan]
-    b[:4, 0] = [-0.0, 0.0, -np.inf, 1.0]
-    cond = rng.random((1000, 3)) < 0.5
-    got, want = select(sign_mask(cond, dtype), a, b), np.where(cond, a, b)
-    assert got.dtype == dtype
-    assert np.array_equal(got.view(np.uint8), want.view(np.uint8))
-
-
 def test_bce_hard_labels_take_the_unrefined_path_with_the_same_bits():
     # hard 0/1 targets skip the cancellation check; the values are those of the checked path
     from lossgrad.losses import classification

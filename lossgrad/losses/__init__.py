@@ -1,6 +1,11 @@
 """The losses, registered by name. Importing this package registers them all."""
 
-from .base import LOSSES, DomainError, Loss, Param, Parts
-from . import regression, classification, margin, poisson, divergence, focal  # noqa: F401  (each module registers its losses)
+from ..errors import DomainError
+from .base import LOSSES, Loss, Param, Parts
+
+# isort: off
+# (each module registers its losses as it is imported, in the order lossgrad lists them)
+from . import regression, classification, margin, poisson, divergence, focal  # noqa: F401
+# isort: on
 
 __all__ = ["LOSSES", "DomainError", "Loss", "Param", "Parts"]

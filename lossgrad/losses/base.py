@@ -2,12 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
+from typing import Any, SupportsFloat
 
 import numpy as np
 
 from ..errors import DomainError
+from ._ops import Array
+
+# (mask over the predictions, text(index)[, the largest relative difference it explains]): one way a
+# convention's numbers depart from the exact mathematics, for `lossgrad diagnose`
+Reason = tuple[Any, ...]
+Reasons = Callable[..., list[Reason]]
+
+SMALL = 1e-3  # a reason tagged with it explains only differences below this relative size
+
+
+def _g(x: SupportsFloat) -> str:
+    """A number in a reason's text."""
+    return f"{x:.3g}"
 
 
 @dataclass
@@ -20,38 +34,13 @@ class Parts:
     prob: sigmoid/softmax of the logits, when the predictions are logits.
     """
 
-    losses: np.ndarray
-    grad: np.ndarray
-    grad_logits: np.ndarray | None = None
-    prob: np.ndarray | None = None
+    losses: Array
+    grad: Array
+    grad_logits: Array | None = None
+    prob: Array | None = None
 
 
-def sign_mask(cond: np.ndarray, dtype) -> np.ndarray:
-    """`cond` as integers as wide as `dtype`'s floats: all bits set where True, none where False (for select).
-    Floats with no integer of their width (long double) keep `cond` itself, and select falls back to np.where."""
-    size = np.dtype(dtype).itemsize
-    if size not in (2, 4, 8):
-        return cond
-    m = cond.view(np.int8).astype(np.dtype(f"i{size}"))
-    return np.negative(m, out=m)
-
-
-def select(mask: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """np.where(cond, a, b) for floats of one dtype, bit for bit (signed zeros too), with `mask` from sign_mask.
-
-    Branch-free: np.where branches per element, and on a sign that changes at random (z >= 0) it costs four
-    times as much as these three integer passes."""
-    if mask.dtype == bool:
-        return np.where(mask, a, b)
-    ints = mask.dtype
-    bi = b.view(ints)
-    out = np.bitwise_xor(a.view(ints), bi)
-    out &= mask
-    out ^= bi
-    return out.view(a.dtype)
-
-
-def first_bad(which: str, bad: np.ndarray, values: np.ndarray, what: str) -> None:
+def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
     """Raise DomainError at the first True of `bad` (a 2-D mask over `values`)."""
     if bad.any():
         row, col = np.argwhere(bad)[0]
@@ -80,6 +69,8 @@ class Loss:
     compute(y, p, from_logits, conv, labels=None, **params) -> Parts, on 2-D arrays (samples x outputs).
     check(y, p, from_logits) raises DomainError for inputs outside the loss's domain.
     formulas(from_logits, conv, **params) -> list of lines for --explain.
+    reasons(conv, y2, p2, from_logits, labels) -> list of Reason: where and why a convention departs from the exact
+          numbers (for diagnose; None: it never does, or not in ways worth naming).
     params: the numbers the loss takes (Param), passed to compute and formulas by name.
     last_axis: how an "elementwise" loss makes one value per sample: None (per element; Keras averages a sample's
           outputs), "sum" (compute gives per-element terms, summed over each sample's outputs: kl) or "vector"
@@ -89,17 +80,19 @@ class Loss:
     name: str
     summary: str
     kind: str
-    compute: Callable
-    check: Callable
-    formulas: Callable
+    compute: Callable[..., Parts]
+    check: Callable[..., None]
+    formulas: Callable[..., list[str]]
     has_logits: bool
     reference: str
-    params: tuple = ()
+    params: tuple[Param, ...] = ()
     last_axis: str | None = None
     # why a loss on probabilities (or rates) can be infinite, and what to do: the warning shown when one is
     zero_hint: str = ""
     # what --from-logits predictions stand for: "sigmoid" or "softmax" of them (probabilities), "exp" (rates)
     link: str | None = None
+    # reasons(conv, y2, p2, from_logits, labels) -> [Reason]: why `conv`'s numbers differ from the exact ones
+    reasons: Reasons | None = None
 
 
 LOSSES: dict[str, Loss] = {}
@@ -109,8 +102,3 @@ def register(loss: Loss) -> Loss:
     LOSSES[loss.name] = loss
     return loss
 
-
-def xlogy(x: np.ndarray, logv: np.ndarray) -> np.ndarray:
-    """x * logv with 0 * log(0) taken as 0 (a zero-weight term contributes nothing, even at p = 0)."""
-    with np.errstate(invalid="ignore"):
-        return np.where(x == 0, 0, x * logv)

@@ -6,13 +6,21 @@ framework's kernel or autodiff computes, as selected by the fields of the Conven
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import precise
-from .base import Loss, Param, Parts, first_bad, register, select, sign_mask, xlogy
+from ._ops import Array, clip_grad, log_softmax, shifted_exp, sigmoid, sigmoid_pair, softplus, xlogy
+from .base import SMALL, Loss, Param, Parts, Reason, _g, first_bad, register
 
-ZERO_HINT = ("a probability of exactly 0 for a nonzero target; pass logits with --from-logits, or reproduce a "
-             "clipping framework with --convention keras")
+if TYPE_CHECKING:
+    from ..conventions import Convention
+
+Triple = tuple[Array, Array, Array]
+
+ZERO_HINT = ("a probability of exactly 0 for a nonzero target; pass logits with {from_logits}, or reproduce a "
+             "clipping framework with {convention} keras")
 IGNORE = Param("ignore_index", None, "Class index whose samples are left out: loss and gradient 0, and not counted in "
                "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
 POS_WEIGHT = Param("pos_weight", None, "bce from logits: the positive class's weight w⁺, one number or one per "
@@ -24,24 +32,19 @@ SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1
                   "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
 
 
-def _smooth(y, s: float, classes: int):
+def _smooth(y: Array, s: float, classes: int) -> Array:
     """Label smoothing, the frameworks' one formula: y (1 - s) + s / K."""
     if not s:
         return y
-    s = y.dtype.type(s)
-    return y * (1 - s) + s / classes
-
-
-def _clip_grad(p: np.ndarray, lo: float, hi: float, tie: float) -> np.ndarray:
-    """Derivative of clip(p, lo, hi) as the framework's autodiff gives it: 1 inside, 0 outside, `tie` at lo or hi."""
-    inside = np.where((p > lo) & (p < hi), 1.0, 0.0)
-    return np.where((p == lo) | (p == hi), tie, inside).astype(p.dtype, copy=False)
+    k = y.dtype.type(s)
+    smoothed: Array = y * (1 - k) + k / classes
+    return smoothed
 
 
 # ---------------------------------------------------------------- bce
 
 
-def _bce_probs_exact(y, p):
+def _bce_probs_exact(y: Array, p: Array) -> Triple:
     with np.errstate(divide="ignore", invalid="ignore"):
         # log1p(-p) keeps log(1 - p) accurate for small p; 0 * log 0 is 0
         # (+ 0 turns the -0 of a perfect prediction into 0)
@@ -54,7 +57,7 @@ def _bce_probs_exact(y, p):
     return losses, grad, p - y
 
 
-def _bce_probs_keras(y, p, conv):
+def _bce_probs_keras(y: Array, p: Array, conv: Convention) -> Triple:
     eps = p.dtype.type(conv.eps)
     one = p.dtype.type(1)
     hi = one - eps
@@ -63,51 +66,32 @@ def _bce_probs_keras(y, p, conv):
     a = eps if conv.log_eps else p.dtype.type(0)
     losses = -(y * np.log(pc + a) + (1 - y) * np.log(1 - pc + a))
     dpc = -y / (pc + a) + (1 - y) / (1 - pc + a)
-    grad = dpc * _clip_grad(p, eps, hi, conv.clip_tie_grad)
+    grad = dpc * clip_grad(p, eps, hi, conv.clip_tie_grad)
     return losses, grad, grad * p * (1 - p)
 
 
-def _bce_probs_torch(y, p, conv):
-    clamp = conv.log_clamp
+def _bce_probs_torch(y: Array, p: Array, conv: Convention) -> Triple:
+    clamp, floor = conv.log_clamp, conv.grad_floor
+    assert clamp is not None and floor is not None  # (a convention with this form sets both)
     with np.errstate(divide="ignore"):
         # binary_cross_entropy_out_cpu: each log clamped at -100, so p = 0 with y = 1 costs 100
         losses = (y - 1) * np.maximum(np.log1p(-p), clamp) - y * np.maximum(np.log(p), clamp)
     # binary_cross_entropy_backward: (p - y) / max((1 - p) p, 1e-12), never infinite
-    grad = (p - y) / np.maximum((1 - p) * p, p.dtype.type(conv.grad_floor))
+    grad = (p - y) / np.maximum((1 - p) * p, p.dtype.type(floor))
     return losses, grad, grad * p * (1 - p)
 
 
-def _sigmoid_terms(z):
-    """|z|, e = exp(-|z|) once, and from it sigma(z) and sigma(-z) without cancellation; and the sign mask of
-    z >= 0 for select (branch-free: np.where mispredicts on signs that change at random)."""
-    m = sign_mask(z >= 0, z.dtype)
-    az = np.abs(z)
-    e = np.exp(np.negative(az))
-    d = 1 + e
-    big = np.divide(1, d)  # sigma(|z|)
-    small = np.divide(e, d, out=d)  # sigma(-|z|)
-    return m, az, e, select(m, big, small), select(m, small, big)
-
-
-def _sigmoid_parts(z):
-    """e = exp(-|z|), z >= 0, sigma(z) and sigma(-z) (see _sigmoid_terms)."""
-    m, az, e, sz, smz = _sigmoid_terms(z)
-    return e, z >= 0, sz, smz
-
-
-def _bce_logits_exact(y, z, w=None):
-    m, az, e, sz, smz = _sigmoid_terms(z)
-    l1p = np.log1p(e, out=e)
+def _bce_logits_exact(y: Array, z: Array, w: Array | None = None) -> Triple:
+    sz, smz, e = sigmoid_pair(z)
     u = 1 - y
     if w is None:
         # z (1 - y) for z >= 0 and -z y below: |z| times one of the two, so that they never cancel
-        losses = np.multiply(az, select(m, u, y), out=az)
-        losses += l1p
+        losses = np.abs(z) * np.where(z >= 0, u, y) + np.log1p(e)
         a, b = u * sz, y * smz
     else:
         # w y softplus(-z) + (1 - y) softplus(z): two non-negative terms
         # (w times y's term, not w y times the softplus: w y may be a subnormal that rounds badly)
-        losses = w * (y * (np.maximum(-z, 0) + l1p)) + u * (np.maximum(z, 0) + l1p)
+        losses = w * (y * softplus(-z, e)) + u * softplus(z, e)
         a, b = u * sz, w * (y * smz)
     grad = a - b
     if w is None and not np.any(u * y):
@@ -118,52 +102,61 @@ def _bce_logits_exact(y, z, w=None):
     return losses, grad, sz
 
 
-def _bce_logits_tf(y, z):
+def _bce_logits_tf(y: Array, z: Array) -> Triple:
     # tf.nn.sigmoid_cross_entropy_with_logits: relu(z) - z*y + log1p(exp(-|z|)), differentiated by autodiff
-    e, pos, sz, smz = _sigmoid_parts(z)
+    sz, smz, e = sigmoid_pair(z)
+    pos = z >= 0
     losses = np.where(pos, z, 0) - z * y + np.log1p(e)
     grad = (np.where(pos, 1, 0) - y) + np.where(pos, -1, 1) * (e / (1 + e))
     return losses, grad.astype(z.dtype, copy=False), sz
 
 
-def _bce_logits_torch(y, z, w=None):
+def _bce_logits_torch(y: Array, z: Array, w: Array | None = None) -> Triple:
     # binary_cross_entropy_with_logits: (1 - y) z + (1 + (w - 1) y)(log1p(e^-|z|) + max(-z, 0)); backward
     # (w y + 1 - y) sigma(z) - w y, which is sigma(z) - y without pos_weight
-    e, pos, sz, smz = _sigmoid_parts(z)
+    sz, smz, e = sigmoid_pair(z)
     if w is None:
-        return (1 - y) * z + (np.maximum(-z, 0) + np.log1p(e)), sz - y, sz
-    losses = (1 - y) * z + (1 + (w - 1) * y) * (np.log1p(e) + np.maximum(-z, 0))
+        return (1 - y) * z + softplus(-z, e), sz - y, sz
+    losses = (1 - y) * z + (1 + (w - 1) * y) * softplus(-z, e)
     return losses, (w * y + 1 - y) * sz - w * y, sz
 
 
-def _bce_logits_optax(y, z):
-    # sigmoid_binary_cross_entropy: -y log_sigmoid(z) - (1 - y) log_sigmoid(-z); jax's gradient of
-    # log_sigmoid(z) is sigma(-z), so autodiff gives (1 - y) sigma(z) - y sigma(-z)
-    e, pos, sz, smz = _sigmoid_parts(z)
-    sp_neg = np.maximum(-z, 0) + np.log1p(e)  # softplus(-z) = -log_sigmoid(z)
-    sp_pos = np.maximum(z, 0) + np.log1p(e)  # softplus(z) = -log_sigmoid(-z)
-    losses = y * sp_neg + (1 - y) * sp_pos
+def _bce_logits_optax(y: Array, z: Array) -> Triple:
+    # sigmoid_binary_cross_entropy: -y log_sigmoid(z) - (1 - y) log_sigmoid(-z), log_sigmoid(z) = -softplus(-z);
+    # jax's gradient of log_sigmoid(z) is sigma(-z), so autodiff gives (1 - y) sigma(z) - y sigma(-z)
+    sz, smz, e = sigmoid_pair(z)
+    losses = y * softplus(-z, e) + (1 - y) * softplus(z, e)
     return losses, -y * smz + (1 - y) * sz, sz
 
 
-_BCE_LOGITS = {"exact": _bce_logits_exact, "tf": _bce_logits_tf, "torch": _bce_logits_torch, "optax": _bce_logits_optax}
-_BCE_PROBS = {"exact": lambda y, p, conv: _bce_probs_exact(y, p), "keras": _bce_probs_keras, "torch": _bce_probs_torch}
+def bce_from_logits(y: Array, z: Array, form: str | None, w: Array | None = None) -> Triple:
+    """bce of logits z as `form` (Convention.bce_logits) computes it: losses, gradient and sigma(z)."""
+    if form == "exact":
+        return _bce_logits_exact(y, z, w)
+    if form == "torch":
+        return _bce_logits_torch(y, z, w)
+    return _bce_logits_tf(y, z) if form == "tf" else _bce_logits_optax(y, z)
 
 
-def bce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, pos_weight=None) -> Parts:
+def bce_on_probs(y: Array, p: Array, conv: Convention) -> Triple:
+    """bce of probabilities p as `conv` computes it: losses, gradient, and the gradient for the logits behind p."""
+    if conv.bce_probs == "keras":
+        return _bce_probs_keras(y, p, conv)
+    return _bce_probs_torch(y, p, conv) if conv.bce_probs == "torch" else _bce_probs_exact(y, p)
+
+
+def bce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+                label_smoothing: float = 0.0, pos_weight: Any = None) -> Parts:
     y = _smooth(y, label_smoothing, 2)
     if from_logits:
-        if pos_weight is not None:
-            w = np.broadcast_to(np.asarray(pos_weight, dtype=p.dtype), p.shape[1:])
-            losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p, w)
-        else:
-            losses, grad, prob = _BCE_LOGITS[conv.bce_logits](y, p)
+        w = None if pos_weight is None else np.broadcast_to(np.asarray(pos_weight, dtype=p.dtype), p.shape[1:])
+        losses, grad, prob = bce_from_logits(y, p, conv.bce_logits, w)
         return Parts(losses=losses, grad=grad, prob=prob)
-    losses, grad, grad_logits = _BCE_PROBS[conv.bce_probs](y, p, conv)
+    losses, grad, grad_logits = bce_on_probs(y, p, conv)
     return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
 
 
-def bce_check(y, p, from_logits):
+def bce_check(y: Array, p: Array, from_logits: bool) -> None:
     if not (y.min(initial=0) >= 0 and y.max(initial=1) <= 1):  # (two reductions; the mask only when it is needed)
         first_bad("target", (y < 0) | (y > 1), y, "is outside [0, 1]; bce targets are probabilities (hard 0/1 or soft)")
     if not from_logits and not (p.min(initial=0) >= 0 and p.max(initial=1) <= 1):
@@ -171,15 +164,16 @@ def bce_check(y, p, from_logits):
             "pred",
             (p < 0) | (p > 1),
             p,
-            "is outside [0, 1]; bce predictions are probabilities: pass logits with --from-logits",
+            "is outside [0, 1]; bce predictions are probabilities: pass logits with {from_logits}",
         )
 
 
-def _smoothing_line(s, k):
+def _smoothing_line(s: float, k: int | str) -> list[str]:
     return [f"yᵢ ← yᵢ(1 − s) + s/{k}, s = {s:g}  (label smoothing)"] if s else []
 
 
-def bce_formulas(from_logits, conv, label_smoothing=0.0, pos_weight=None):
+def bce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0,
+                 pos_weight: Any = None) -> list[str]:
     weighted = [] if pos_weight is None else [
         f"w⁺ = {', '.join(f'{v:g}' for v in np.atleast_1d(pos_weight))} (pos_weight)",
         "ℓᵢ = w⁺·yᵢ·log(1 + e^−zᵢ) + (1 − yᵢ)·log(1 + e^zᵢ)",
@@ -187,7 +181,7 @@ def bce_formulas(from_logits, conv, label_smoothing=0.0, pos_weight=None):
     return _smoothing_line(label_smoothing, 2) + (weighted or _bce_formulas(from_logits, conv))
 
 
-def _bce_formulas(from_logits, conv):
+def _bce_formulas(from_logits: bool, conv: Convention) -> list[str]:
     if from_logits:
         return [
             "pᵢ = σ(zᵢ) = 1 / (1 + e^−zᵢ)",
@@ -206,6 +200,37 @@ def _bce_formulas(from_logits, conv):
     return lines
 
 
+def bce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    """Where `conv`'s bce departs from the exact one: its clip, its ε in the logs, its clamps, its σ(z) − y."""
+    rules: list[Reason] = []
+    if from_logits:
+        if conv.bce_logits in ("torch", "tf"):
+            close = np.abs(sigmoid(p2) - y2) < 1e-3
+            rules.append((close, lambda i: f"{conv.name} forms σ(z) − y by a subtraction that cancels when σ(z) is "
+                                           "this close to y, so the small true value is lost to rounding"))
+        return rules
+    if conv.eps is not None:
+        eps = conv.eps
+        rules.append((p2 < eps, lambda i: f"p = {_g(p2[i])} is below ε = {eps:g}, so {conv.name} clips it to ε: "
+                                          "its gradient is 0"))
+        rules.append((p2 > 1 - eps, lambda i: f"p = {_g(p2[i])} is above 1 − ε, so {conv.name} clips it to 1 − ε: "
+                                              "its gradient is 0"))
+        rules.append(((p2 == eps) | (p2 == 1 - eps), lambda i: f"p = {_g(p2[i])} is exactly at the clip bound: "
+                                                               f"{conv.name}'s autodiff lets the gradient through"))
+    if conv.log_eps:
+        rules.append((np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {conv.eps:g} inside "
+                                                              "log(p + ε) and log(1 − p + ε), which moves the "
+                                                              "numbers in about the 7th digit", SMALL))
+    if conv.log_clamp is not None:
+        floor = conv.grad_floor
+        rules.append((((p2 == 0) & (y2 > 0)) | ((p2 == 1) & (y2 < 1)),
+                      lambda i: f"p = {_g(p2[i])}: {conv.name} clamps log(p) at {conv.log_clamp:g}, so the loss "
+                                f"is finite and the gradient is (p − y)/{floor:.0e}"))
+        rules.append((p2 * (1 - p2) < floor, lambda i: f"p(1 − p) = {_g(p2[i] * (1 - p2[i]))} is below {floor:.0e}: "
+                                                       f"{conv.name}'s backward divides by that floor instead"))
+    return rules
+
+
 BCE = register(
     Loss(
         name="bce",
@@ -220,6 +245,7 @@ BCE = register(
         "optax.losses.sigmoid_binary_cross_entropy",
         params=(SMOOTHING, POS_WEIGHT),
         zero_hint=ZERO_HINT,
+        reasons=bce_reasons,
     )
 )
 
@@ -227,7 +253,7 @@ BCE = register(
 # ---------------------------------------------------------------- ce
 
 
-def _softmax_parts_exact(z):
+def _softmax_parts_exact(z: Array) -> tuple[Array, Array, Array, Array, Array, Array, Array]:
     """The pieces of log softmax via the row max, without the rounding of z - max: s + s_err is z - max exactly
     (TwoSum), and e^(s + s_err) = e^s (1 + s_err). The max's own term is exactly 1, added by log1p:
     log softmax = (s + s_err) - lse."""
@@ -248,11 +274,11 @@ def _softmax_parts_exact(z):
     return k, rows, es, rest, s, s_err, lse
 
 
-def _ce_logits_exact(y, z):
+def _ce_logits_exact(y: Array, z: Array) -> Triple:
     k, rows, es, rest, s, s_err, lse = _softmax_parts_exact(z)
     with np.errstate(invalid="ignore"):
         neg_logp = (lse[:, None] - s) - s_err
-        losses = np.where(y == 0, 0, y * neg_logp).sum(axis=1)
+        losses = xlogy(y, neg_logp).sum(axis=1)
     sm = es / (1 + rest)[:, None]
     sy = y.sum(axis=1)
     grad = sm * sy[:, None] - y
@@ -270,31 +296,23 @@ def _ce_logits_exact(y, z):
     return losses, precise.softmax_grad(y, z, grad, scale), sm
 
 
-def _log_softmax_framework(z):
-    s = z - z.max(axis=1, keepdims=True)
-    lse = np.log(np.exp(s).sum(axis=1, keepdims=True))
-    return s - lse
-
-
-def _ce_logits_autodiff(y, z):
+def _ce_logits_autodiff(y: Array, z: Array) -> Triple:
     # -sum y log_softmax(z), differentiated: softmax * sum(y) - y (torch, optax, Keras on JAX)
-    logp = _log_softmax_framework(z)
+    logp = log_softmax(z)
     sm = np.exp(logp)
     return -(y * logp).sum(axis=1), sm * y.sum(axis=1, keepdims=True) - y, sm
 
 
-def _ce_logits_fused(y, z):
+def _ce_logits_fused(y: Array, z: Array) -> Triple:
     # TF's softmax_cross_entropy_with_logits kernel: loss sum y (lse - s), backprop softmax - y even when
     # sum(y) != 1
-    s = z - z.max(axis=1, keepdims=True)
-    es = np.exp(s)
-    se = es.sum(axis=1, keepdims=True)
+    s, es, se = shifted_exp(z)
     losses = (y * (np.log(se) - s)).sum(axis=1)
     sm = es / se
     return losses, sm - y, sm
 
 
-def _ce_probs_exact(y, p):
+def _ce_probs_exact(y: Array, p: Array) -> Triple:
     with np.errstate(divide="ignore", invalid="ignore"):
         losses = -xlogy(y, np.log(p)).sum(axis=1) + 0
         grad = np.where(y == 0, 0, -y / p).astype(p.dtype, copy=False)
@@ -305,7 +323,7 @@ def _ce_probs_exact(y, p):
     return losses, grad, grad_logits
 
 
-def _ce_probs_keras(y, p, conv):
+def _ce_probs_keras(y: Array, p: Array, conv: Convention) -> Triple:
     # keras categorical_crossentropy: p / sum(p), clip to [eps, 1 - eps], -sum y log p
     eps = p.dtype.type(conv.eps)
     hi = p.dtype.type(1) - eps
@@ -313,41 +331,44 @@ def _ce_probs_keras(y, p, conv):
     q = p / s
     qc = np.clip(q, eps, hi)
     losses = -(y * np.log(qc)).sum(axis=1)
-    g = -y / qc * _clip_grad(q, eps, hi, conv.clip_tie_grad)  # d loss / d q
+    g = -y / qc * clip_grad(q, eps, hi, conv.clip_tie_grad)  # d loss / d q
     # through q = p / s: d/dp_j = (g_j - sum_k g_k q_k) / s, which puts a gradient on every class
     grad = (g - (g * q).sum(axis=1, keepdims=True)) / s
     return losses, grad, _through_softmax(q, grad)
 
 
-def _through_softmax(q, grad):
+def _through_softmax(q: Array, grad: Array) -> Array:
     """Gradient with respect to the logits behind probability rows q = softmax(z): q (grad - sum q grad)."""
-    return q * (grad - (q * grad).sum(axis=1, keepdims=True))
+    through: Array = q * (grad - (q * grad).sum(axis=1, keepdims=True))
+    return through
 
 
-def _ce_probs_keras_sparse(y, p, conv):
+def _ce_probs_keras_sparse(y: Array, p: Array, conv: Convention) -> Triple:
     # keras sparse_categorical_crossentropy on probabilities: log(clip(p)) fed as logits to TF's
     # sparse_softmax_cross_entropy_with_logits, so the clipped row is renormalised by the softmax
     eps = p.dtype.type(conv.eps)
     hi = p.dtype.type(1) - eps
     c = np.clip(p, eps, hi)
-    z = np.log(c)
-    s = z - z.max(axis=1, keepdims=True)
-    es = np.exp(s)
-    se = es.sum(axis=1, keepdims=True)
-    losses = (y * (np.log(se) - s)).sum(axis=1)
-    g = (es / se - y) / c * _clip_grad(p, eps, hi, conv.clip_tie_grad)
+    losses, g, _ = _ce_logits_fused(y, np.log(c))
+    g = g / c * clip_grad(p, eps, hi, conv.clip_tie_grad)
     return losses, g, _through_softmax(p / p.sum(axis=1, keepdims=True), g)
 
 
-_CE_LOGITS = {"exact": _ce_logits_exact, "autodiff": _ce_logits_autodiff, "fused": _ce_logits_fused}
-_CE_PROBS = {
-    "exact": lambda y, p, conv: _ce_probs_exact(y, p),
-    "keras": _ce_probs_keras,
-    "keras-sparse": _ce_probs_keras_sparse,
-}
+def ce_from_logits(y: Array, z: Array, form: str | None) -> Triple:
+    """ce of logit rows z as `form` (Convention.ce_logits) computes it: losses, gradient and softmax(z)."""
+    if form == "exact":
+        return _ce_logits_exact(y, z)
+    return _ce_logits_fused(y, z) if form == "fused" else _ce_logits_autodiff(y, z)
 
 
-def _ce_logits_exact_index(labels, z):
+def ce_on_probs(y: Array, p: Array, form: str | None, conv: Convention) -> Triple:
+    """ce of probability rows p as `form` computes it: losses, gradient, and the gradient for the logits behind p."""
+    if form == "keras":
+        return _ce_probs_keras(y, p, conv)
+    return _ce_probs_keras_sparse(y, p, conv) if form == "keras-sparse" else _ce_probs_exact(y, p)
+
+
+def _ce_logits_exact_index(labels: Array, z: Array) -> Triple:
     """The exact form for class-index targets (one-hot rows): the loss is lse - s_t, the gradient softmax with 1
     taken off the target class. Nothing cancels: 1 - softmax_t is -sum of the others when t holds the maximum,
     and softmax_t <= 1/2 otherwise."""
@@ -361,8 +382,8 @@ def _ce_logits_exact_index(labels, z):
     return losses, grad, sm
 
 
-def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, ignore_index=None,
-               class_weights=None) -> Parts:
+def ce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+               label_smoothing: float = 0.0, ignore_index: int | None = None, class_weights: Any = None) -> Parts:
     if label_smoothing:
         y = _smooth(y, label_smoothing, p.shape[1])
         labels = None  # the targets are soft now
@@ -370,24 +391,25 @@ def ce_compute(y, p, from_logits, conv, labels=None, label_smoothing=0.0, ignore
         if labels is not None and conv.ce_logits == "exact":
             losses, grad, prob = _ce_logits_exact_index(labels, p)
         else:
-            losses, grad, prob = _CE_LOGITS[conv.ce_logits](y, p)
+            losses, grad, prob = ce_from_logits(y, p, conv.ce_logits)
         return Parts(losses=losses, grad=grad, prob=prob)
     rule = conv.ce_probs_index if labels is not None and conv.ce_probs_index else conv.ce_probs
-    losses, grad, grad_logits = _CE_PROBS[rule](y, p, conv)
+    losses, grad, grad_logits = ce_on_probs(y, p, rule, conv)
     return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
 
 
-def ce_check(y, p, from_logits):
+def ce_check(y: Array, p: Array, from_logits: bool) -> None:
     first_bad("target", y < 0, y, "is negative; ce targets are class indexes or probability rows")
     if not from_logits:
-        first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with --from-logits")
+        first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with {from_logits}")
 
 
-def ce_formulas(from_logits, conv, label_smoothing=0.0, ignore_index=None, class_weights=None):
+def ce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0, ignore_index: int | None = None,
+                class_weights: Any = None) -> list[str]:
     return _smoothing_line(label_smoothing, "C") + _ce_formulas(from_logits, conv)
 
 
-def _ce_formulas(from_logits, conv):
+def _ce_formulas(from_logits: bool, conv: Convention) -> list[str]:
     if from_logits:
         return [
             "sᵢₖ = softmax(zᵢ)ₖ = e^zᵢₖ / Σⱼ e^zᵢⱼ",
@@ -401,6 +423,35 @@ def _ce_formulas(from_logits, conv):
         lines.insert(0, f"pᵢ ← clip(pᵢ / Σₖ pᵢₖ, ε, 1 − ε), ε = {conv.eps:g}")
         lines[2] = "∂ℓᵢ/∂pᵢₖ = −yᵢₖ / pᵢₖ + Σⱼ yᵢⱼ / Σⱼ pᵢⱼ  (0 from the clip where it is active)"
     return lines
+
+
+def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    """Where `conv`'s ce departs from the exact one: Keras' row normalisation and clip, TF's fused gradient."""
+    rules: list[Reason] = []
+    if from_logits and conv.ce_logits == "fused":
+        sy = y2.sum(axis=1, keepdims=True) if labels is None else np.ones((p2.shape[0], 1))
+        rules.append((np.broadcast_to(np.abs(sy - 1) > 1e-12, p2.shape),
+                      lambda i: f"row {i[0]}'s targets sum to {_g(sy[i[0], 0])}, not 1: TF's fused kernel gives "
+                                "softmax − y where the true gradient is softmax·Σy − y"))
+    if from_logits or conv.ce_probs != "keras":
+        return rules
+    eps = conv.eps
+    assert eps is not None  # (Keras' form clips)
+    s = p2.sum(axis=1, keepdims=True)
+    q = p2 / s
+    rules.append((np.broadcast_to(np.abs(s - 1) > 1e-12, p2.shape),
+                  lambda i: f"row {i[0]} sums to {_g(s[i[0], 0])}: {conv.name} divides it by its sum first"))
+    rules.append(((q < eps) | (q > 1 - eps), lambda i: f"p = {_g(p2[i])} is outside [ε, 1 − ε] after the row "
+                                                       f"is normalised, so {conv.name} clips it: its gradient is 0"))
+    if labels is not None and conv.ce_probs_index:
+        rules.append((np.ones_like(p2, dtype=bool),
+                      lambda i: f"with class-index labels {conv.name} takes log(clip(p)) as logits of a softmax, "
+                                "so every class gets a gradient"))
+    else:
+        rules.append((np.ones_like(p2, dtype=bool),
+                      lambda i: f"{conv.name} divides each row by its sum, which adds Σy/Σp to every class's "
+                                "gradient"))
+    return rules
 
 
 CE = register(
@@ -417,6 +468,7 @@ CE = register(
         "optax.losses.softmax_cross_entropy",
         params=(SMOOTHING, IGNORE, WEIGHTS),
         zero_hint=ZERO_HINT,
+        reasons=ce_reasons,
     )
 )
 
@@ -424,20 +476,22 @@ CE = register(
 # ---------------------------------------------------------------- nll
 
 
-def nll_compute(y, p, from_logits, conv, labels=None, ignore_index=None, class_weights=None) -> Parts:
+def nll_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+                ignore_index: int | None = None, class_weights: Any = None) -> Parts:
     """Negative log-likelihood of log-probability rows: -sum_k y_k logp_k, gradient -y (PyTorch's nll_loss takes
     class indexes and gathers; the arithmetic is the same)."""
     with np.errstate(invalid="ignore"):
-        losses = -np.where(y == 0, 0, y * p).sum(axis=1) + 0
+        losses = -xlogy(y, p).sum(axis=1) + 0  # (p: the log-probabilities)
     return Parts(losses=losses, grad=-y + 0)
 
 
-def nll_check(y, p, from_logits):
+def nll_check(y: Array, p: Array, from_logits: bool) -> None:
     first_bad("target", y < 0, y, "is negative; nll targets are class indexes or probability rows")
     first_bad("pred", p > 0, p, "is positive; nll predictions are log-probabilities (log softmax), at most 0")
 
 
-def nll_formulas(from_logits, conv, ignore_index=None, class_weights=None):
+def nll_formulas(from_logits: bool, conv: Convention, ignore_index: int | None = None,
+                 class_weights: Any = None) -> list[str]:
     return ["ℓᵢ = −Σₖ yᵢₖ·log pᵢₖ  (the predictions are log pᵢₖ)", "∂ℓᵢ/∂(log pᵢₖ) = −yᵢₖ"]
 
 

@@ -8,10 +8,20 @@ and where even that is not enough, in decimal.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from decimal import Decimal
+from fractions import Fraction
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import precise
-from .base import DomainError, Loss, Param, Parts, first_bad, register
+from ..errors import DomainError
+from ._ops import Array, clip_grad, xlogy
+from .base import Loss, Param, Parts, Reason, _g, first_bad, register
+
+if TYPE_CHECKING:
+    from ..conventions import Convention
 
 LOG_INPUT = Param("log_input", False, "Predictions are log-probabilities (PyTorch's kl_div input, optax's "
                   "log_predictions); the gradient is then with respect to them.", flag=True)
@@ -22,7 +32,7 @@ LOG_TARGET = Param("log_target", False, "Targets are log-probabilities (PyTorch'
 # ---------------------------------------------------------------- kl
 
 
-def _log_ratio(p, q):
+def _log_ratio(p: Array, q: Array) -> Array:
     """log(p / q) without cancellation: log1p((p - q) / q) near 1 (p - q is exact there), log of the correctly
     rounded ratio elsewhere, and log p - log q where the ratio leaves the float range."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
@@ -32,12 +42,12 @@ def _log_ratio(p, q):
         return np.where(near, np.log1p((p - q) / q), np.where(ok, np.log(r), np.log(p) - np.log(q)))
 
 
-def _kl_terms_exact(y, q, log_input, log_target):
+def _kl_terms_exact(y: Array, q: Array, log_input: bool, log_target: bool) -> tuple[Array, Array]:
     """Per-element terms t log t - t log q (t: the target probability), and the size of what they combine; in the
     arrays' dtype (long double when recomputing)."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if not log_input and not log_target:
-            terms = np.where(y == 0, 0, y * _log_ratio(y, q))
+            terms = xlogy(y, _log_ratio(y, q))
             return terms, np.abs(terms)
         t = np.exp(y) if log_target else y
         tlog = y if log_target else np.log(y)
@@ -49,10 +59,8 @@ def _kl_terms_exact(y, q, log_input, log_target):
         return terms, np.where(t == 0, 0, t * (np.abs(tlog) + np.abs(qlog)))
 
 
-def _kl_term_dec(y: float, q: float, log_input: bool, log_target: bool):
-    from decimal import Decimal
-
-    y, q = Decimal(y), Decimal(q)
+def _kl_term_dec(yf: float, qf: float, log_input: bool, log_target: bool) -> tuple[Decimal, Decimal]:
+    y, q = Decimal(yf), Decimal(qf)
     t = y.exp() if log_target else y
     if t == 0:
         return Decimal(0), Decimal(0)
@@ -63,18 +71,17 @@ def _kl_term_dec(y: float, q: float, log_input: bool, log_target: bool):
     return t * (tlog - qlog), t * (abs(tlog) + abs(qlog))
 
 
-def _kl_row_dec(y_row, q_row, log_input, log_target):
-    from decimal import Decimal
-
+def _kl_row_dec(y_row: Sequence[float], q_row: Sequence[float], log_input: bool,
+                log_target: bool) -> tuple[Decimal, Decimal]:
     total, scale = Decimal(0), Decimal(0)
-    for y, q in zip(y_row, q_row):
+    for y, q in zip(y_row, q_row, strict=True):
         r, s = _kl_term_dec(y, q, log_input, log_target)
         total += r
         scale += s
     return total, scale
 
 
-def _kl_exact(y, q, log_input, log_target, per_sample):
+def _kl_exact(y: Array, q: Array, log_input: bool, log_target: bool, per_sample: bool) -> tuple[Array, Array]:
     terms, scale = _kl_terms_exact(y, q, log_input, log_target)
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         t = np.exp(y) if log_target else y
@@ -88,7 +95,7 @@ def _kl_exact(y, q, log_input, log_target, per_sample):
         losses = terms.sum(axis=1)
         total_scale = scale.sum(axis=1)
 
-    def long_rows(a, b):
+    def long_rows(a: Array, b: Array) -> tuple[Array, Array]:
         t_, s_ = _kl_terms_exact(a, b, log_input, log_target)
         return t_.sum(axis=1), s_.sum(axis=1)
 
@@ -96,50 +103,56 @@ def _kl_exact(y, q, log_input, log_target, per_sample):
                                lambda a, b: _kl_row_dec(a, b, log_input, log_target), y, q), grad
 
 
-def kl_compute(y, p, from_logits, conv, labels=None, log_input=False, log_target=False) -> Parts:
+def _kl_keras(y: Array, p: Array, conv: Convention) -> tuple[Array, Array]:
+    # keras kl_divergence: y and p clipped to [eps, 1], sum y log(y / p); the clip's gradient is 0 outside
+    eps = p.dtype.type(conv.eps)
+    one = p.dtype.type(1)
+    yc, pc = np.clip(y, eps, one), np.clip(p, eps, one)
+    return yc * np.log(yc / pc), -yc / pc * clip_grad(p, eps, one, conv.clip_tie_grad) + 0
+
+
+def _kl_autodiff(y: Array, p: Array, form: str, log_input: bool, log_target: bool) -> tuple[Array, Array]:
+    # torch's kl_div and optax's kl_divergence, each in its own arrangement of the terms
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = np.exp(y) if log_target else y
+        lq = p if log_input else np.log(p)
+        if log_target:
+            terms = t * (y - lq)  # both: exp(t) (t - input)
+        elif form == "torch":
+            terms = xlogy(y, np.log(y)) - y * lq  # xlogy(t, t) - t input
+        else:
+            terms = y * (np.where(y == 0, 0, np.log(y)) - lq)  # optax: t (where(t == 0, 0, log t) - lq)
+        # autodiff: -t with respect to the log-probabilities, -t / q through log q
+        return terms, -t if log_input else -t / p
+
+
+def kl_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+               log_input: bool = False, log_target: bool = False) -> Parts:
     per_sample = "kl" not in conv.elementwise_mean
-    form = conv.kl
-    if form == "exact":
+    if conv.kl == "exact":
         losses, grad = _kl_exact(y, p, log_input, log_target, per_sample)
         return Parts(losses=losses, grad=grad + 0)
-    if form == "keras":
-        # keras kl_divergence: y and p clipped to [eps, 1], sum y log(y / p); the clip's gradient is 0 outside
-        from .classification import _clip_grad
-
-        eps = p.dtype.type(conv.eps)
-        one = p.dtype.type(1)
-        yc, pc = np.clip(y, eps, one), np.clip(p, eps, one)
-        terms = yc * np.log(yc / pc)
-        grad = -yc / pc * _clip_grad(p, eps, one, conv.clip_tie_grad) + 0
+    if conv.kl == "keras":
+        terms, grad = _kl_keras(y, p, conv)
     else:
-        with np.errstate(divide="ignore", invalid="ignore"):
-            t = np.exp(y) if log_target else y
-            lq = p if log_input else np.log(p)
-            if log_target:
-                terms = t * (y - lq)  # both: exp(t) (t - input)
-            elif form == "torch":
-                terms = np.where(y == 0, 0, y * np.log(y)) - y * lq  # xlogy(t, t) - t input
-            else:
-                terms = y * (np.where(y == 0, 0, np.log(y)) - lq)  # optax: t (where(t == 0, 0, log t) - lq)
-            # autodiff: -t with respect to the log-probabilities, -t / q through log q
-            grad = -t if log_input else -t / p
+        terms, grad = _kl_autodiff(y, p, conv.kl, log_input, log_target)
     return Parts(losses=terms.sum(axis=1) if per_sample else terms, grad=grad)
 
 
-def kl_check(y, p, from_logits, log_input=False, log_target=False):
+def kl_check(y: Array, p: Array, from_logits: bool, log_input: bool = False, log_target: bool = False) -> None:
     if log_target:
-        first_bad("target", y > 0, y, "is positive; with --log-target the targets are log-probabilities, at most 0")
+        first_bad("target", y > 0, y, "is positive; with {log_target} the targets are log-probabilities, at most 0")
     else:
         first_bad("target", (y < 0) | (y > 1), y, "is outside [0, 1]; kl targets are probabilities "
-                                                    "(--log-target for log-probabilities)")
+                                                    "({log_target} for log-probabilities)")
     if log_input:
-        first_bad("pred", p > 0, p, "is positive; with --log-input the predictions are log-probabilities, at most 0")
+        first_bad("pred", p > 0, p, "is positive; with {log_input} the predictions are log-probabilities, at most 0")
     else:
         first_bad("pred", (p < 0) | (p > 1), p, "is outside [0, 1]; kl predictions are probabilities "
-                                                  "(--log-input for log-probabilities)")
+                                                  "({log_input} for log-probabilities)")
 
 
-def kl_formulas(from_logits, conv, log_input=False, log_target=False):
+def kl_formulas(from_logits: bool, conv: Convention, log_input: bool = False, log_target: bool = False) -> list[str]:
     t = "e^yᵢₖ" if log_target else "yᵢₖ"
     logt = "yᵢₖ" if log_target else "log yᵢₖ"
     logq = "qᵢₖ" if log_input else "log qᵢₖ"
@@ -152,11 +165,29 @@ def kl_formulas(from_logits, conv, log_input=False, log_target=False):
         lines.append(f"yᵢₖ ← clip(yᵢₖ, ε, 1), qᵢₖ ← clip(qᵢₖ, ε, 1), ε = {conv.eps:g}  (zero targets still count)")
     summed = "kl" not in conv.elementwise_mean
     lines.append(("ℓᵢ = Σₖ " if summed else "ℓᵢₖ = ") + f"{t}·({logt} − {logq})  (0 where the target is 0)")
-    lines.append(f"∂ℓ/∂qᵢₖ = −{t}" + ("" if log_input else f" / qᵢₖ"))
+    lines.append(f"∂ℓ/∂qᵢₖ = −{t}" + ("" if log_input else " / qᵢₖ"))
     if not summed:
         lines.append(f"{conv.title}'s kl_div keeps one term per element: its mean divides by every element (N·C; "
                      "reduction='batchmean' is the sum over N, as --convention exact computes)")
     return lines
+
+
+def kl_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    """Keras' clips of both arguments; PyTorch's kl_div mean over elements rather than samples."""
+    rules: list[Reason] = []
+    if conv.kl == "keras":
+        eps = conv.eps
+        rules.append((np.broadcast_to(y2 < eps, p2.shape),
+                      lambda i: f"target {_g(y2[i])} is below ε = {eps:g}: {conv.name} clips it to ε, so it still "
+                                "counts ε·log(ε/q)"))
+        rules.append((p2 < eps, lambda i: f"q = {_g(p2[i])} is below ε = {eps:g}: {conv.name} clips it, so its "
+                                          "gradient is 0"))
+    if "kl" in conv.elementwise_mean:
+        k = p2.shape[1]
+        rules.append((np.ones_like(p2, dtype=bool),
+                      lambda i: f"{conv.name}'s kl_div keeps one term per element: its mean divides by all N·{k} "
+                                "elements, not by the N samples (reduction='batchmean' does)"))
+    return rules
 
 
 KL = register(
@@ -171,7 +202,8 @@ KL = register(
         reference="keras.losses.kl_divergence, torch.nn.functional.kl_div, optax.losses.kl_divergence",
         params=(LOG_INPUT, LOG_TARGET),
         last_axis="sum",
-        zero_hint="a predicted probability of exactly 0 where the target is not 0; --convention keras clips it to ε",
+        zero_hint="a predicted probability of exactly 0 where the target is not 0; {convention} keras clips it to ε",
+        reasons=kl_reasons,
     )
 )
 
@@ -179,14 +211,14 @@ KL = register(
 # ---------------------------------------------------------------- cosine
 
 
-def _zero_rows(which, a, what):
+def _zero_rows(which: str, a: Array, what: str) -> None:
     zero = ~(a != 0).any(axis=1)
     if zero.any():
         row = int(np.argmax(zero))
         raise DomainError(which, row, 0, 0.0, what)
 
 
-def _cosine_exact(y, p):
+def _cosine_exact(y: Array, p: Array) -> tuple[Array, Array]:
     """1 - cos and its gradient -(A y - C p) / (A sqrt(A B)), A = Σp², B = Σy², C = Σpy: sums in long double
     where there is one, the nearly parallel rows (1 - cos cancels) and cancelling gradient cells in decimal."""
     _zero_rows("target", y, "starts a row of zeros: the cosine of a zero target vector is undefined")
@@ -217,37 +249,36 @@ def _cosine_exact(y, p):
     bad = np.abs(num) < (precise.LONG_ENOUGH if LONG is not np.float64 else precise.RISKY) * k * nscale
     grad = np.ldexp(grad, -ep)
     for i in np.nonzero(bad.any(axis=1))[0]:
-        from fractions import Fraction
-
         # the exact numerator times the factor and the row's power of 2, rounded once (even to a subnormal)
         f = Fraction(float(factor[i])) / Fraction(2) ** int(ep[i, 0])
         grad[i] = [float(-n * f) for n in _cosine_num_row_dec(list(ys[i]), list(ps[i]))]
     return losses, grad + 0  # (+ 0: no -0)
 
 
-def _cosine_num_row_dec(y_row, p_row) -> list:
+def _cosine_num_row_dec(y_row: Sequence[float], p_row: Sequence[float]) -> list[Fraction]:
     """A y_j - C p_j for every cell of one row, exactly (rationals)."""
     y, p, A, B, C = _cosine_sums(y_row, p_row)
-    return [A * b - C * a for a, b in zip(p, y)]
+    return [A * b - C * a for a, b in zip(p, y, strict=True)]
 
 
-def _cosine_sums(y_row, p_row):
-    from fractions import Fraction
-
+def _cosine_sums(y_row: Sequence[float],
+                 p_row: Sequence[float]) -> tuple[list[Fraction], list[Fraction], Fraction, Fraction, Fraction]:
     y = [Fraction(v) for v in y_row]
     p = [Fraction(v) for v in p_row]
-    return y, p, sum(a * a for a in p), sum(b * b for b in y), sum(a * b for a, b in zip(p, y))
+    zero = Fraction(0)
+    C = sum((a * b for a, b in zip(p, y, strict=True)), zero)
+    return y, p, sum((a * a for a in p), zero), sum((b * b for b in y), zero), C
 
 
-def _cosine_loss_dec(y_row, p_row) -> float:
+def _cosine_loss_dec(y_row: Sequence[float], p_row: Sequence[float]) -> float:
     """1 - cos from exact sums: AB - C² exactly (rationals), the rest in 60-digit decimal (nothing cancels)."""
-    from decimal import Decimal, localcontext
+    from decimal import localcontext
 
     y, p, A, B, C = _cosine_sums(y_row, p_row)
     with localcontext() as ctx:
         ctx.prec = 60
 
-        def dec(f):
+        def dec(f: Fraction) -> Decimal:
             return Decimal(f.numerator) / Decimal(f.denominator)
 
         root = (dec(A) * dec(B)).sqrt()
@@ -259,8 +290,9 @@ def _cosine_loss_dec(y_row, p_row) -> float:
 TORCH_EPS = float.fromhex("0x1.197998p-40")  # cosine_embedding_loss's EPSILON: float32(1e-12) = 9.99999996e-13
 
 
-def _cosine_framework(y, p, form, conv):
+def _cosine_framework(y: Array, p: Array, conv: Convention) -> tuple[Array, Array]:
     """Each framework's arithmetic, in its order, and its autodiff."""
+    form = conv.cosine
     A, B, C = (p * p).sum(axis=1), (y * y).sum(axis=1), (p * y).sum(axis=1)
     if form == "torch":
         # cosine_embedding_loss(pred, target, 1): 1 - C / sqrt((A + 1e-12)(B + 1e-12))
@@ -298,19 +330,19 @@ def _cosine_framework(y, p, form, conv):
     return losses, grad
 
 
-def cosine_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def cosine_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None) -> Parts:
     if conv.cosine == "exact":
         losses, grad = _cosine_exact(y, p)
     else:
-        losses, grad = _cosine_framework(y, p, conv.cosine, conv)
+        losses, grad = _cosine_framework(y, p, conv)
     return Parts(losses=losses, grad=grad)
 
 
-def cosine_check(y, p, from_logits):
+def cosine_check(y: Array, p: Array, from_logits: bool) -> None:
     return None
 
 
-def cosine_formulas(from_logits, conv):
+def cosine_formulas(from_logits: bool, conv: Convention) -> list[str]:
     if conv.cosine in ("keras", "tf-keras"):
         clamp = (f"x̂ = x·min(1/‖x‖, 1/ε), ε = {conv.eps:g}" if conv.cosine == "keras"
                  else "x̂ = x / sqrt(max(‖x‖², 1e−12))")
@@ -321,6 +353,17 @@ def cosine_formulas(from_logits, conv):
     if conv.cosine == "torch":
         lines[0] = "cos(yᵢ, pᵢ) = Σₖ yᵢₖpᵢₖ / sqrt((‖pᵢ‖² + 1e−12)(‖yᵢ‖² + 1e−12))  (cosine_embedding_loss, target 1)"
     return lines
+
+
+def cosine_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    if conv.cosine == "exact":
+        return []
+    how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps or 0:g}",
+           "tf-keras": "normalises with 1/sqrt(max(‖x‖², 1e−12))",
+           "torch": "adds 1e−12 to each squared norm",
+           "optax": "forms 1 − cos by a subtraction"}[conv.cosine]
+    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {how}; for nearly parallel vectors its gradient, "
+                                                     "a difference of nearly equal terms, keeps only a few digits")]
 
 
 COSINE = register(
@@ -335,5 +378,6 @@ COSINE = register(
         reference="keras.losses.cosine_similarity, torch.nn.functional.cosine_embedding_loss, "
         "optax.losses.cosine_distance",
         last_axis="vector",
+        reasons=cosine_reasons,
     )
 )

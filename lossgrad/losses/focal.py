@@ -8,11 +8,18 @@ the product rule's two terms cancel (soft labels near the minimum) are recompute
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
 from .. import precise
-from .base import Loss, Param, Parts, register, xlogy
-from .classification import _BCE_LOGITS, _BCE_PROBS, ZERO_HINT, _sigmoid_parts, bce_check
+from ._ops import Array, dec_sigmoid_pair, sigmoid_pair, softplus, xlogy
+from .base import Loss, Param, Parts, Reason, register
+from .classification import ZERO_HINT, bce_check, bce_from_logits, bce_on_probs
+
+if TYPE_CHECKING:
+    from ..conventions import Convention
 
 GAMMA = Param("gamma", 2.0, "The focusing exponent γ of (1 − p_t)^γ (0 gives plain bce).", positive=False)
 ALPHA = Param("alpha", None, "Class balance α in [0, 1]: positives weigh α, negatives 1 − α (Keras' "
@@ -20,14 +27,15 @@ ALPHA = Param("alpha", None, "Class balance α in [0, 1]: positives weigh α, ne
               positive=False)
 
 
-def _alpha_t(y, alpha):
+def _alpha_t(y: Array, alpha: float | None) -> Array | None:
     if alpha is None:
         return None
     a = y.dtype.type(alpha)
-    return a * y + (1 - a) * (1 - y)
+    at: Array = a * y + (1 - a) * (1 - y)
+    return at
 
 
-def _power_parts(m, gamma, dtype):
+def _power_parts(m: Array, gamma: float, dtype: np.dtype[Any]) -> tuple[Array, Array]:
     """(m^γ, γ·m^(γ−1)) with the limits at m = 0: 0^γ (1 for γ = 0) and a derivative 0 for γ > 1, γ at γ = 1."""
     g = dtype.type(gamma)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -39,13 +47,13 @@ def _power_parts(m, gamma, dtype):
     return f, df
 
 
-def _exact(y, x, from_logits, gamma, alpha):
+def _exact(y: Array, x: Array, from_logits: bool, gamma: float,
+           alpha: float | None) -> tuple[Array, Array, Array, Array]:
     """Loss, gradient and the size of the gradient's two terms, in the dtype of y and x."""
     with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         if from_logits:
-            e, pos, s, sn = _sigmoid_parts(x)  # sigma(z), sigma(-z), in x's dtype
-            l1p = np.log1p(e)
-            bce = y * (np.maximum(-x, 0) + l1p) + (1 - y) * (np.maximum(x, 0) + l1p)
+            s, sn, e = sigmoid_pair(x)  # sigma(z), sigma(-z), in x's dtype
+            bce = y * softplus(-x, e) + (1 - y) * softplus(x, e)
             m = (1 - y) * s + y * sn  # 1 - p_t
             dm = (1 - 2 * y) * (s * sn)  # d(1 - p_t)/dz
             a, b = (1 - y) * s, y * sn  # sigma(z) - y = a - b
@@ -74,59 +82,65 @@ def _exact(y, x, from_logits, gamma, alpha):
     return losses, grad, scale, gl
 
 
-def _dec_grad(y, x, from_logits, gamma, alpha):
-    from decimal import Decimal
-
-    y, x, g = Decimal(y), Decimal(x), Decimal(gamma)
+def _dec_grad(yf: float, xf: float, from_logits: bool, gamma: float,
+              alpha: float | None) -> tuple[Decimal, Decimal]:
+    """The exact form's gradient and the size of its terms for one cell, in decimal (for precise._adaptive)."""
+    y, x, g = Decimal(yf), Decimal(xf), Decimal(gamma)
+    zero = Decimal(0)
     if from_logits:
-        e = (-abs(x)).exp()
-        s, sn = (1 / (1 + e), e / (1 + e)) if x >= 0 else (e / (1 + e), 1 / (1 + e))
-        l1p = (1 + e).ln()
-        bce = y * (max(-x, 0) + l1p) + (1 - y) * (max(x, 0) + l1p)
+        s, sn = dec_sigmoid_pair(x)
+        l1p = (1 + (-abs(x)).exp()).ln()
+        bce = y * (max(-x, zero) + l1p) + (1 - y) * (max(x, zero) + l1p)
         m = (1 - y) * s + y * sn
         dm = (1 - 2 * y) * s * sn
         a, b = (1 - y) * s, y * sn
     else:
-        bce = -((y * x.ln() if y else 0) + ((1 - y) * (1 - x).ln() if y != 1 else 0))
+        bce = -((y * x.ln() if y else zero) + ((1 - y) * (1 - x).ln() if y != 1 else zero))
         m = (1 - y) * x + y * (1 - x)
         dm = 1 - 2 * y
-        a = 0 if y == 1 else (1 - y) / (1 - x)
-        b = 0 if y == 0 else y / x
+        a = zero if y == 1 else (1 - y) / (1 - x)
+        b = zero if y == 0 else y / x
     f = m ** g if m else Decimal(0 if gamma else 1)
     t1 = g * m ** (g - 1) * dm * bce if (gamma and m) else Decimal(0)
     t2 = f * (a - b)
-    at = 1 if alpha is None else Decimal(alpha) * y + (1 - Decimal(alpha)) * (1 - y)
+    at = Decimal(1) if alpha is None else Decimal(alpha) * y + (1 - Decimal(alpha)) * (1 - y)
     return at * (t1 + t2), at * (abs(t1) + f * max(abs(a), abs(b)))
 
 
-def focal_compute(y, p, from_logits, conv, labels=None, gamma=2.0, alpha=None) -> Parts:
-    if conv.focal_factor == "exact":
-        LONG = precise._long()
-        work = LONG if LONG is not None else p.dtype
-        losses, grad, scale, gl = _exact(y.astype(work), p.astype(work), from_logits, gamma, alpha)
-        finite = np.isfinite(grad)
-        grad64 = grad.astype(p.dtype)
-        with np.errstate(invalid="ignore"):
-            risky = finite & (np.abs(grad) < (precise.LONG_ENOUGH if LONG is not None else precise.RISKY) * scale)
-        for i, j in zip(*np.nonzero(risky)):
-            grad64[i, j] = float(precise._adaptive(_dec_grad, float(y[i, j]), float(p[i, j]), from_logits, gamma,
-                                                   alpha))
-        losses = losses.astype(p.dtype)
-        if from_logits:
-            return Parts(losses=losses, grad=grad64, prob=(1 / (1 + np.exp(-p.astype(work)))).astype(p.dtype))
-        return Parts(losses=losses, grad=grad64, grad_logits=gl.astype(p.dtype))
-    # a framework: its own bce, and autodiff through its 1 - p_t and the power
+def _focal_exact(y: Array, p: Array, from_logits: bool, gamma: float, alpha: float | None) -> Parts:
+    """In long double where there is one; the gradient cells whose two terms cancel, in decimal."""
+    LONG = precise._long()
+    work = LONG if LONG is not None else p.dtype
+    losses, grad, scale, gl = _exact(y.astype(work), p.astype(work), from_logits, gamma, alpha)
+    finite = np.isfinite(grad)
+    grad64 = grad.astype(p.dtype)
+    with np.errstate(invalid="ignore"):
+        risky = finite & (np.abs(grad) < (precise.LONG_ENOUGH if LONG is not None else precise.RISKY) * scale)
+    for i, j in zip(*np.nonzero(risky), strict=True):
+        grad64[i, j] = float(precise._adaptive(_dec_grad, float(y[i, j]), float(p[i, j]), from_logits, gamma,
+                                               alpha))
     if from_logits:
-        bce, dbce, s = _BCE_LOGITS[conv.bce_logits](y, p)
+        # 1/(1 + e^-z) in long double, rounded once: not sigmoid_pair's form, whose long double bits can round to
+        # a different float64
+        prob = (1 / (1 + np.exp(-p.astype(work)))).astype(p.dtype)
+        return Parts(losses=losses.astype(p.dtype), grad=grad64, prob=prob)
+    return Parts(losses=losses.astype(p.dtype), grad=grad64, grad_logits=gl.astype(p.dtype))
+
+
+def _focal_framework(y: Array, p: Array, from_logits: bool, conv: Convention, gamma: float,
+                     alpha: float | None) -> Parts:
+    """The convention's own bce, and autodiff through its 1 - p_t and the power."""
+    if from_logits:
+        bce, dbce, s = bce_from_logits(y, p, conv.bce_logits)
         dsig = s * (1 - s)
     else:
-        bce, dbce, _ = _BCE_PROBS[conv.bce_probs](y, p, conv)
+        bce, dbce, _ = bce_on_probs(y, p, conv)
         s = p
         dsig = np.ones_like(p)
     if conv.focal_factor == "subtract":
         m = 1 - (y * s + (1 - y) * (1 - s))  # Keras and torchvision: 1 - p_t, p_t = y p + (1 - y)(1 - p)
     else:
-        sn = _sigmoid_parts(p)[3]
+        sn = sigmoid_pair(p)[1]
         m = (1 - y) * s + y * sn  # optax: exp(log(1 - p_t)), from log_sigmoid of z and -z
     f, df = _power_parts(m, gamma, p.dtype)
     with np.errstate(invalid="ignore"):
@@ -142,18 +156,27 @@ def focal_compute(y, p, from_logits, conv, labels=None, gamma=2.0, alpha=None) -
         return Parts(losses=losses, grad=grad, grad_logits=grad * p * (1 - p))
 
 
-def focal_formulas(from_logits, conv, gamma=2.0, alpha=None):
+def focal_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+                  gamma: float = 2.0, alpha: float | None = None) -> Parts:
+    if conv.focal_factor == "exact":
+        return _focal_exact(y, p, from_logits, gamma, alpha)
+    return _focal_framework(y, p, from_logits, conv, gamma, alpha)
+
+
+def focal_formulas(from_logits: bool, conv: Convention, gamma: float = 2.0, alpha: float | None = None) -> list[str]:
     p = "σ(zᵢ)" if from_logits else "pᵢ"
     lines = [f"1 − p_t = yᵢ·(1 − {p}) + (1 − yᵢ)·{p}, γ = {gamma:g}"]
     if conv.focal_factor == "subtract":
         lines[0] = f"1 − p_t = 1 − (yᵢ·{p} + (1 − yᵢ)·(1 − {p})), γ = {gamma:g}  (as {conv.title} computes it)"
-    bce = "bceᵢ = max(zᵢ, 0) − zᵢ·yᵢ + log(1 + e^−|zᵢ|)" if from_logits else "bceᵢ = −(yᵢ·log pᵢ + (1 − yᵢ)·log(1 − pᵢ))"
+    bce = ("bceᵢ = max(zᵢ, 0) − zᵢ·yᵢ + log(1 + e^−|zᵢ|)" if from_logits
+           else "bceᵢ = −(yᵢ·log pᵢ + (1 − yᵢ)·log(1 − pᵢ))")
     if not from_logits and conv.eps is not None:
         bce += f", pᵢ clipped to [ε, 1 − ε] inside it (ε = {conv.eps:g}" + (", and + ε in the logs)" if conv.log_eps
                                                                           else ")")
     lines.append(bce)
     a = "" if alpha is None else "α_t·"
-    lines.append(f"ℓᵢ = {a}(1 − p_t)^γ·bceᵢ" + ("" if alpha is None else f", α_t = α·yᵢ + (1 − α)(1 − yᵢ), α = {alpha:g}"))
+    balance = "" if alpha is None else f", α_t = α·yᵢ + (1 − α)(1 − yᵢ), α = {alpha:g}"
+    lines.append(f"ℓᵢ = {a}(1 − p_t)^γ·bceᵢ" + balance)
     d = "σ(zᵢ)σ(−zᵢ)" if from_logits else "1"
     dbce = "σ(zᵢ) − yᵢ" if from_logits else "(pᵢ − yᵢ)/(pᵢ(1 − pᵢ))"
     x = "zᵢ" if from_logits else "pᵢ"
@@ -161,8 +184,15 @@ def focal_formulas(from_logits, conv, gamma=2.0, alpha=None):
     return lines
 
 
-def focal_check(y, p, from_logits):
+def focal_check(y: Array, p: Array, from_logits: bool) -> None:
     bce_check(y, p, from_logits)
+
+
+def focal_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    if conv.focal_factor != "subtract":
+        return []
+    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} forms 1 − p_t as 1 − (y·p + (1 − y)(1 − p)), "
+                                                     "a subtraction that loses the small value when p is close to y")]
 
 
 FOCAL = register(
@@ -179,5 +209,6 @@ FOCAL = register(
         "optax.losses.sigmoid_focal_loss",
         params=(GAMMA, ALPHA),
         zero_hint=ZERO_HINT,
+        reasons=focal_reasons,
     )
 )

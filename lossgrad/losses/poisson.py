@@ -7,15 +7,22 @@ adds 1e−8 on rates, and on log rates (its default, log_input=True) computes e^
 
 from __future__ import annotations
 
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
 import numpy as np
 
 from .. import precise
-from .base import Loss, Parts, first_bad, register, xlogy
+from ._ops import Array, xlogy
+from .base import Loss, Parts, Reason, first_bad, register
+
+if TYPE_CHECKING:
+    from ..conventions import Convention
 
 TORCH_EPS = 1e-8  # poisson_nll_loss's eps (log_input=False)
 
 
-def _exact_rates(y, p):
+def _exact_rates(y: Array, p: Array) -> tuple[Array, Array]:
     with np.errstate(divide="ignore", invalid="ignore"):
         logp = np.log(p)
         ylogp = xlogy(y, logp)
@@ -24,15 +31,13 @@ def _exact_rates(y, p):
         grad = np.where((p == 0) & (y == 0), 1, (p - y) / p)
         scale = np.abs(p) + np.abs(ylogp)
 
-    def long_fn(a, b):
-        t = np.where(a == 0, 0, a * np.log(b))
+    def long_fn(a: Array, b: Array) -> tuple[Array, Array]:
+        t = xlogy(a, np.log(b))
         return b - t, np.abs(b) + np.abs(t)
 
-    def dec_fn(a, b):
-        from decimal import Decimal
-
-        a, b = Decimal(a), Decimal(b)
-        t = 0 if a == 0 else a * b.ln()
+    def dec_fn(af: float, bf: float) -> tuple[Decimal, Decimal]:
+        a, b = Decimal(af), Decimal(bf)
+        t = Decimal(0) if a == 0 else a * b.ln()
         return b - t, abs(b) + abs(t)
 
     finite = np.isfinite(losses)
@@ -40,7 +45,7 @@ def _exact_rates(y, p):
     return losses, grad
 
 
-def _exact_log_rates(y, z):
+def _exact_log_rates(y: Array, z: Array) -> tuple[Array, Array]:
     with np.errstate(over="ignore", invalid="ignore"):
         ez = np.exp(z)
         losses = ez - y * z
@@ -48,17 +53,13 @@ def _exact_log_rates(y, z):
         lscale = ez + np.abs(y * z)
         gscale = np.maximum(ez, np.abs(y))
 
-    def dec_loss(a, b):
-        from decimal import Decimal
-
-        a, b = Decimal(a), Decimal(b)
+    def dec_loss(af: float, bf: float) -> tuple[Decimal, Decimal]:
+        a, b = Decimal(af), Decimal(bf)
         e = b.exp()
         return e - a * b, e + abs(a * b)
 
-    def dec_grad(a, b):
-        from decimal import Decimal
-
-        a, b = Decimal(a), Decimal(b)
+    def dec_grad(af: float, bf: float) -> tuple[Decimal, Decimal]:
+        a, b = Decimal(af), Decimal(bf)
         e = b.exp()
         return e - a, max(e, abs(a))
 
@@ -70,7 +71,7 @@ def _exact_log_rates(y, z):
     return losses, grad
 
 
-def poisson_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def poisson_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None) -> Parts:
     form = conv.poisson
     if from_logits:
         if form == "exact":
@@ -89,13 +90,13 @@ def poisson_compute(y, p, from_logits, conv, labels=None) -> Parts:
     return Parts(losses=p - y * np.log(p + eps), grad=1 - y / (p + eps))
 
 
-def poisson_check(y, p, from_logits):
+def poisson_check(y: Array, p: Array, from_logits: bool) -> None:
     first_bad("target", y < 0, y, "is negative; poisson targets are counts or rates, at least 0")
     if not from_logits:
-        first_bad("pred", p < 0, p, "is negative; poisson predictions are rates: pass log rates with --from-logits")
+        first_bad("pred", p < 0, p, "is negative; poisson predictions are rates: pass log rates with {from_logits}")
 
 
-def poisson_formulas(from_logits, conv):
+def poisson_formulas(from_logits: bool, conv: Convention) -> list[str]:
     if from_logits:
         return ["zᵢ = log λᵢ  (log rates: PyTorch's log_input=True)", "ℓᵢ = e^zᵢ − yᵢ·zᵢ", "∂ℓᵢ/∂zᵢ = e^zᵢ − yᵢ"]
     if conv.poisson == "exact":
@@ -103,6 +104,14 @@ def poisson_formulas(from_logits, conv):
                 "∂ℓᵢ/∂pᵢ = 1 − yᵢ/pᵢ = (pᵢ − yᵢ)/pᵢ"]
     eps = conv.eps if conv.poisson == "keras" else TORCH_EPS
     return [f"ℓᵢ = pᵢ − yᵢ·log(pᵢ + ε), ε = {eps:g}", "∂ℓᵢ/∂pᵢ = 1 − yᵢ/(pᵢ + ε)"]
+
+
+def poisson_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    if from_logits or conv.poisson not in ("keras", "torch"):
+        return []
+    eps = conv.eps if conv.poisson == "keras" else 1e-8
+    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {eps:g} inside log(p + ε), which moves "
+                                                     "the gradient by about ε·y/p²")]
 
 
 POISSON = register(
@@ -116,6 +125,7 @@ POISSON = register(
         has_logits=True,
         link="exp",
         reference="keras.losses.poisson, torch.nn.functional.poisson_nll_loss",
-        zero_hint="a rate of exactly 0 for a nonzero count; --convention keras adds ε inside the log",
+        zero_hint="a rate of exactly 0 for a nonzero count; {convention} keras adds ε inside the log",
+        reasons=poisson_reasons,
     )
 )

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
+from ._ops import Array, sigmoid, softplus
 from .base import Loss, Param, Parts, register
 
+if TYPE_CHECKING:
+    from ..conventions import Convention
 
-def _no_check(y, p, from_logits):
+
+def _no_check(y: Array, p: Array, from_logits: bool) -> None:
     return None
 
 
 # ---------------------------------------------------------------- mse
 
 
-def mse_compute(y: np.ndarray, p: np.ndarray, from_logits: bool, conv, labels=None) -> Parts:
+def mse_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None) -> Parts:
     """Squared error (p - y)^2; every framework computes the same thing (Keras averages the last axis first,
     which for rectangular input is the same mean)."""
     d = p - y
@@ -22,7 +28,7 @@ def mse_compute(y: np.ndarray, p: np.ndarray, from_logits: bool, conv, labels=No
     return Parts(losses=d * d, grad=2 * d)
 
 
-def mse_formulas(from_logits, conv, **params):
+def mse_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return ["ℓᵢ = (pᵢ − yᵢ)²", "∂ℓᵢ/∂pᵢ = 2 (pᵢ − yᵢ)"]
 
 
@@ -43,14 +49,14 @@ MSE = register(
 # ---------------------------------------------------------------- mae
 
 
-def mae_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def mae_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None) -> Parts:
     """|p - y|; its derivative sign(p - y) is taken as 0 at p = y, as TensorFlow's abs, PyTorch's l1_loss and
     JAX all do (any value in [-1, 1] is a subgradient there)."""
     d = p - y
     return Parts(losses=np.abs(d), grad=np.sign(d))
 
 
-def mae_formulas(from_logits, conv, **params):
+def mae_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return ["ℓᵢ = |pᵢ − yᵢ|", "∂ℓᵢ/∂pᵢ = sign(pᵢ − yᵢ), taken as 0 at pᵢ = yᵢ"]
 
 
@@ -71,12 +77,17 @@ MAE = register(
 # ---------------------------------------------------------------- huber
 
 
-def huber_compute(y, p, from_logits, conv, labels=None, delta=1.0) -> Parts:
+def huber_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+                  delta: float = 1.0) -> Parts:
     d = p - y
+    dl = p.dtype.type(delta)
+    return Parts(losses=_huber_losses(d, dl, conv.huber), grad=np.where(np.abs(d) <= dl, d, dl * np.sign(d)))
+
+
+def _huber_losses(d: Array, delta: Any, form: str) -> Array:
     a = np.abs(d)
-    delta = p.dtype.type(delta)
-    half = p.dtype.type(0.5)
-    form = conv.huber
+    half = d.dtype.type(0.5)
+    losses: Array
     if form == "optax":
         # optax: 0.5 q^2 + delta (|e| - q), q = min(|e|, delta)
         q = np.minimum(a, delta)
@@ -90,11 +101,10 @@ def huber_compute(y, p, from_logits, conv, labels=None, delta=1.0) -> Parts:
     else:
         # exact: the linear branch as delta (|e| - delta/2): |e| > delta, so nothing cancels
         losses = np.where(a <= delta, half * d * d, delta * (a - half * delta))
-    grad = np.where(a <= delta, d, delta * np.sign(d))
-    return Parts(losses=losses, grad=grad)
+    return losses
 
 
-def huber_formulas(from_logits, conv, delta=1.0):
+def huber_formulas(from_logits: bool, conv: Convention, delta: float = 1.0) -> list[str]:
     return [f"eᵢ = pᵢ − yᵢ, δ = {delta:g}",
             "ℓᵢ = ½eᵢ² if |eᵢ| ≤ δ, else δ(|eᵢ| − ½δ)",
             "∂ℓᵢ/∂pᵢ = eᵢ if |eᵢ| ≤ δ, else δ·sign(eᵢ)"]
@@ -118,20 +128,21 @@ HUBER = register(
 # ---------------------------------------------------------------- smooth-l1
 
 
-def smooth_l1_compute(y, p, from_logits, conv, labels=None, beta=1.0) -> Parts:
+def smooth_l1_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+                      beta: float = 1.0) -> Parts:
     """PyTorch's smooth_l1_loss: |e| < beta ? 0.5 e^2 / beta : |e| - 0.5 beta (= huber / beta; beta = 0 is l1)."""
     d = p - y
     a = np.abs(d)
     if beta == 0:
         return Parts(losses=a, grad=np.sign(d))
-    beta = p.dtype.type(beta)
+    b = p.dtype.type(beta)
     half = p.dtype.type(0.5)
-    losses = np.where(a < beta, half * d * d / beta, a - half * beta)
-    grad = np.where(a < beta, d / beta, np.sign(d))
+    losses = np.where(a < b, half * d * d / b, a - half * b)
+    grad = np.where(a < b, d / b, np.sign(d))
     return Parts(losses=losses, grad=grad)
 
 
-def smooth_l1_formulas(from_logits, conv, beta=1.0):
+def smooth_l1_formulas(from_logits: bool, conv: Convention, beta: float = 1.0) -> list[str]:
     return [f"eᵢ = pᵢ − yᵢ, β = {beta:g}",
             "ℓᵢ = ½eᵢ²/β if |eᵢ| < β, else |eᵢ| − ½β",
             "∂ℓᵢ/∂pᵢ = eᵢ/β if |eᵢ| < β, else sign(eᵢ)"]
@@ -158,20 +169,14 @@ SMOOTH_L1 = register(
 _LOG2 = np.log(2.0)
 
 
-def _softplus(x):
-    return np.maximum(x, 0) + np.log1p(np.exp(-np.abs(x)))
-
-
-def logcosh_compute(y, p, from_logits, conv, labels=None) -> Parts:
+def logcosh_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None) -> Parts:
     d = p - y
     form = conv.logcosh
     log2 = p.dtype.type(conv.logcosh_log2 if conv.logcosh_log2 is not None else _LOG2)
     if form == "keras":
         # keras: x + softplus(-2x) - log 2; autodiff: 1 - 2 sigma(-2x)
-        losses = d + _softplus(-2 * d) - log2
-        e = np.exp(-np.abs(2 * d))
-        sig_m2x = np.where(d >= 0, e / (1 + e), 1 / (1 + e))  # sigma(-2x)
-        grad = 1 - 2 * sig_m2x
+        losses = d + softplus(-2 * d) - log2
+        grad = 1 - 2 * sigmoid(-2 * d)
     elif form == "optax":
         # optax: logaddexp(x, -x) - log 2; jax's logaddexp gradient weighs the two terms by their share
         a = np.abs(d)
@@ -190,7 +195,7 @@ def logcosh_compute(y, p, from_logits, conv, labels=None) -> Parts:
     return Parts(losses=losses, grad=grad)
 
 
-def logcosh_formulas(from_logits, conv, **params):
+def logcosh_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return ["ℓᵢ = log cosh(pᵢ − yᵢ)", "∂ℓᵢ/∂pᵢ = tanh(pᵢ − yᵢ)"]
 
 

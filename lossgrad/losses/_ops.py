@@ -1,0 +1,72 @@
+"""The few functions the losses are built from, each written once: the sigmoid pair, softplus, softmax and log
+softmax, xlogy, and the gradient of a clip as autodiff gives it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+Array = npt.NDArray[Any]  # float arrays of any width (float32, float64, long double); masks are bool arrays
+
+
+def sigmoid_pair(z: Array) -> tuple[Array, Array, Array]:
+    """σ(z), σ(−z) and e = exp(−|z|), with no cancellation: σ(|z|) = 1/(1 + e) and σ(−|z|) = e/(1 + e), so
+    neither is formed as 1 − the other (which would lose σ(−z) for large z)."""
+    e = np.exp(-np.abs(z))
+    big, small = 1 / (1 + e), e / (1 + e)
+    pos = z >= 0
+    return np.where(pos, big, small), np.where(pos, small, big), e
+
+
+def sigmoid(z: Array) -> Array:
+    """σ(z) = 1/(1 + e^−z), from sigmoid_pair."""
+    return sigmoid_pair(z)[0]
+
+
+def dec_sigmoid_pair(z: Decimal) -> tuple[Decimal, Decimal]:
+    """σ(z) and σ(−z) for one Decimal, as sigmoid_pair forms them (at the caller's decimal precision)."""
+    e = (-abs(z)).exp()
+    big, small = 1 / (1 + e), e / (1 + e)
+    return (big, small) if z >= 0 else (small, big)
+
+
+def softplus(x: Array, e: Array | None = None) -> Array:
+    """log(1 + e^x) = max(x, 0) + log(1 + e^−|x|): e^x cannot overflow. `e`: exp(−|x|), when the caller has it
+    already (sigmoid_pair's third value; it is the same for x and −x)."""
+    if e is None:
+        e = np.exp(-np.abs(x))
+    return np.maximum(x, 0) + np.log1p(e)
+
+
+def shifted_exp(z: Array) -> tuple[Array, Array, Array]:
+    """For rows of logits: s = z − max (so e^s cannot overflow), e^s, and the row sums Σe^s (as columns)."""
+    s = z - z.max(axis=-1, keepdims=True)
+    es = np.exp(s)
+    return s, es, es.sum(axis=-1, keepdims=True)
+
+
+def softmax(z: Array) -> Array:
+    """softmax along the last axis, as the frameworks compute it: e^s / Σe^s, s = z − max."""
+    s, es, se = shifted_exp(z)
+    return es / se
+
+
+def log_softmax(z: Array) -> Array:
+    """log softmax along the last axis, as the frameworks compute it: s − log Σe^s, s = z − max."""
+    s, es, se = shifted_exp(z)
+    return s - np.log(se)
+
+
+def xlogy(x: Array, logv: Array) -> Array:
+    """x · logv with 0 · log(0) taken as 0 (a zero-weight term contributes nothing, even at p = 0)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(x == 0, 0, x * logv)
+
+
+def clip_grad(p: Array, lo: Any, hi: Any, tie: float) -> Array:
+    """Derivative of clip(p, lo, hi) as a framework's autodiff gives it: 1 inside, 0 outside, `tie` at lo or hi."""
+    inside = np.where((p > lo) & (p < hi), 1.0, 0.0)
+    return np.where((p == lo) | (p == hi), tie, inside).astype(p.dtype, copy=False)
