@@ -6,6 +6,7 @@ new convention explains itself without code here.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -71,17 +72,19 @@ def _reason(reasons, idx, rel: float):
 
 def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[dict]:
     """Where `res` departs from `exact` (beyond 1e-12 relative), each element with the first reason that applies."""
-    g, e = res.grad.reshape(exact.grad.shape), exact.grad
+    e = exact.grad
+    g: np.ndarray = res.grad.reshape(e.shape)
     with np.errstate(invalid="ignore"):
         differ = ~((g == e) | (np.isfinite(e) & (np.abs(g - e) <= REL * np.abs(e))))
     found = []
-    for idx in map(tuple, np.argwhere(differ)):
+    for i, j in np.argwhere(differ):
+        idx = (int(i), int(j))
         rel = abs(g[idx] - e[idx]) / abs(e[idx]) if e[idx] and np.isfinite(e[idx]) else float("inf")
         why = _reason(reasons, idx, rel)
         if why is None:
             why = (f"rounding in {name}'s formulation ({rel:.1e} relative)" if rel < 1e-6
                    else f"{name} computes it differently ({_g(g[idx])} against {_g(e[idx])})")
-        user_idx = tuple(int(i) for i in np.unravel_index(idx[0] * g.shape[1] + idx[1], shape))
+        user_idx = tuple(int(k) for k in np.unravel_index(idx[0] * g.shape[-1] + idx[1], shape))
         found.append({"convention": name, "element": list(user_idx), "place": places([user_idx], shape), "why": why})
     return found
 
@@ -200,7 +203,7 @@ def candidates(loss, batch: Batch, *, from_logits, labels, dtype="float64", para
 
 
 # what --from-logits predictions stand for (Loss.link)
-LINKS = {"sigmoid": sigmoid, "softmax": softmax, "exp": np.exp}
+LINKS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {"sigmoid": sigmoid, "softmax": softmax, "exp": np.exp}
 
 
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:

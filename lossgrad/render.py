@@ -79,7 +79,7 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
     if formulas:
         obj["formulas"] = formulas  # --explain
     if r.warnings:
-        obj["warnings"] = r.warnings
+        obj["warnings"] = [cli_text(w) for w in r.warnings]
     return json.dumps(obj) + "\n"
 
 
@@ -291,6 +291,7 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     if cells > limit:
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
     for name, reason in comp.unsupported.items():
+        reason = cli_text(reason)
         console.print(f"{name}: not available: {reason}")
     if comp.differences:
         console.print("why they differ:")
@@ -300,16 +301,21 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
         for (conv, why), ds in list(groups.items())[:40]:
             idxs = [tuple(d["element"]) for d in ds if d["element"] is not None]
             where = ", " + places(idxs, comp.shape) if idxs else ""
-            console.print(f"  {conv}{where}: {why}")
+            console.print(f"  {conv}{where}: {cli_text(why)}")
         if len(groups) > 40:
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
     else:
         console.print("every convention gives the same numbers here")
 
 
-def _jsonable_tree(obj):
+def _jsonable_tree(obj: Any) -> Any:
+    """A tree of dicts, lists, arrays and floats as JSON values; messages in it name the command line's options."""
     if isinstance(obj, dict):
         return {k: _jsonable_tree(v) for k, v in obj.items()}
+    if isinstance(obj, list) and any(isinstance(v, dict) for v in obj):
+        return [_jsonable_tree(v) for v in obj]
+    if isinstance(obj, str):
+        return cli_text(obj)
     return _jsonable(obj) if isinstance(obj, (list, float, np.ndarray)) else obj
 
 
