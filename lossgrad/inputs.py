@@ -576,7 +576,7 @@ def _choose_layout(reader: CsvReader | _Columns, first: Chunk | _View | None, ki
             raise InputError(
                 where,
                 f"{n} columns: by default the first half are targets and the second half predictions, so the count "
-                "must be even; name them with --target-cols and --pred-cols",
+                "must be even; name them with {target_cols} and {pred_cols}",
             )
         k = n // 2
         return Layout(list(range(k)), list(range(k, n)))
