@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import precise
-from ._ops import Array, clip_grad, log_softmax, shifted_exp, sigmoid, sigmoid_pair, softplus, xlogy
+from ._ops import Array, clip_grad, log_softmax, shifted_exp, sigmoid, sigmoid_pair, sign_select, softplus, xlogy
 from .base import SMALL, Loss, Param, Parts, Reason, _g, first_bad, register
 
 if TYPE_CHECKING:
@@ -86,7 +86,7 @@ def _bce_logits_exact(y: Array, z: Array, w: Array | None = None) -> Triple:
     u = 1 - y
     if w is None:
         # z (1 - y) for z >= 0 and -z y below: |z| times one of the two, so that they never cancel
-        losses = np.abs(z) * np.where(z >= 0, u, y) + np.log1p(e)
+        losses = np.abs(z) * sign_select(z)(u, y) + np.log1p(e)
         a, b = u * sz, y * smz
     else:
         # w y softplus(-z) + (1 - y) softplus(z): two non-negative terms
