@@ -16,8 +16,8 @@ Array = npt.NDArray[Any]  # float arrays of any width (float32, float64, long do
 def sign_select(z: Array) -> Callable[[Array, Array], Array]:
     """A function select(a, b) = np.where(z >= 0, a, b), bit for bit (signed zeros too), for float arrays of z's
     shape and dtype. Branch-free: np.where branches per element and mispredicts on signs that change at random;
-    bce from logits on 10 M CSV rows takes 1.43 s end to end with np.where and 1.25 s with this
-    (benchmarks/batch.py). Floats with no integer of their width (long double) use np.where."""
+    the exact bce-from-logits kernel takes 34 ms per 2 M random logits with np.where and 17 ms with this, about 7%
+    of a batch run end to end. Floats with no integer of their width (long double) use np.where."""
     pos = z >= 0
     size = z.dtype.itemsize
     if size not in (2, 4, 8):
