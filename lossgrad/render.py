@@ -120,18 +120,30 @@ def warn(lines: list[str]) -> None:
 
 
 def _console(out: IO[str]) -> Any:
-    """A rich Console on `out`; off a terminal rich falls back to 80 columns and would cut the numbers short."""
+    """A rich Console on `out`, as wide as the terminal (or $COLUMNS); off a terminal 200 columns, where rich would
+    fall back to 80."""
     from rich.console import Console
 
-    wide = not (hasattr(out, "isatty") and out.isatty()) and "COLUMNS" not in os.environ
-    return Console(file=out, highlight=False, markup=False, soft_wrap=False, width=200 if wide else None)
+    return Console(file=out, highlight=False, markup=False, soft_wrap=False, width=_width(out))
 
 
-def _num(v, full=False) -> str:
+def _width(out: IO[str]) -> int:
+    terminal = hasattr(out, "isatty") and out.isatty()
+    columns = os.environ.get("COLUMNS", "")
+    if columns.strip().isdigit() and int(columns) > 0:
+        return int(columns)
+    if not terminal:
+        return 200
+    import shutil
+
+    return shutil.get_terminal_size((80, 24)).columns or 80
+
+
+def _num(v: float, full: bool = False, digits: int = 10) -> str:
     v = float(v)
     if not math.isfinite(v):
         return "nan" if v != v else ("inf" if v > 0 else "-inf")
-    return repr(v) if full else f"{v:.10g}"
+    return repr(v) if full else f"{v:.{digits}g}"
 
 
 def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None = None) -> None:
@@ -148,60 +160,39 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
         to_table(rep, out, explain)
 
 
-def to_table(rep: Report, out, explain: list[str] | None = None) -> None:
+def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> None:
     """A header line and one row per element; long inputs show their head and tail."""
-    from rich import box
-    from rich.table import Table
-
     r = rep.result
     console = _console(out)
-    rows_loss = LOSSES[r.loss].kind == "rows"
-    per_sample = r.per_sample
-    title = value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    table.add_column("row", justify="right")
-    table.add_column("class" if rows_loss else "col", justify="right")
-    table.add_column("target", justify="right")
-    table.add_column("logit" if r.from_logits else "pred", justify="right")
-    if r.prob is not None:
-        table.add_column("prob", justify="right")
-    table.add_column("loss", justify="right")
-    table.add_column("grad", justify="right")
-    if r.grad_logits is not None:
-        table.add_column("grad_logits", justify="right")
+    headers = ["row", "class" if LOSSES[r.loss].kind == "rows" else "col", "target",
+               "logit" if r.from_logits else "pred"]
     pred = rep.pred
-    grad = r.grad.reshape(pred.shape)
-    gl = None if r.grad_logits is None else r.grad_logits.reshape(pred.shape)
-    prob = None if r.prob is None else r.prob.reshape(pred.shape)
-    target = r.target.reshape(pred.shape)
+    columns: list[np.ndarray | None] = [r.target.reshape(pred.shape), pred]
+    if r.prob is not None:
+        headers.append("prob")
+        columns.append(r.prob.reshape(pred.shape))
+    headers += ["loss", "grad"]
     losses = r.losses.reshape(pred.shape[0], -1)
+    columns.append(None)  # (the loss: per element, or once per sample)
+    columns.append(r.grad.reshape(pred.shape))
+    if r.grad_logits is not None:
+        headers.append("grad_logits")
+        columns.append(r.grad_logits.reshape(pred.shape))
     cells = pred.shape[0] * pred.shape[1]
     head, tail = (cells, 0) if cells <= 60 else (40, 10)
-    order = list(range(head)) + list(range(cells - tail, cells))
-    for pos, flat in enumerate(order):
-        if tail and pos == head:
-            table.add_row("…", *[""] * (len(table.columns) - 1))
+    rows: list[list[Cell]] = []
+    for flat in list(range(head)) + list(range(cells - tail, cells)):
+        if tail and len(rows) == head:
+            rows.append(["…", *[""] * (len(headers) - 1)])
         i, j = divmod(flat, pred.shape[1])
-        label = rep.pred_names[j]
-        if per_sample:
-            loss_cell = _num(losses[i, 0]) if j == 0 else ""
-            tgt = _num(target[i, j])
-        else:
-            loss_cell = _num(losses[i, j])
-            tgt = _num(target[i, j])
-        row = [str(i), label, tgt, _num(pred[i, j])]
-        if prob is not None:
-            row.append(_num(prob[i, j]))
-        row += [loss_cell, _num(grad[i, j])]
-        if gl is not None:
-            row.append(_num(gl[i, j]))
-        table.add_row(*row)
+        loss: Cell = ("" if j else float(losses[i, 0])) if r.per_sample else float(losses[i, j])
+        rows.append([str(i), rep.pred_names[j], *(loss if a is None else float(a[i, j]) for a in columns)])
+    for line in explain or []:
+        console.print(line, overflow="fold")
     if explain:
-        for line in explain:
-            console.print(line)
         console.print()
-    console.print(title)
-    console.print(table)
+    console.print(value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]"), overflow="fold")
+    print_table(console, headers, rows, keys=2)
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
 
@@ -256,28 +247,21 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     if fmt == "json":
         out.write(json.dumps(_jsonable_tree(comp.as_dict())) + "\n")
         return
-    from rich import box
-    from rich.table import Table
-
     console = _console(out)
     names = list(comp.results)
     exact = comp.results["exact"]
     mode = "from logits" if comp.from_logits else ("on probabilities" if LOSSES[comp.loss].has_logits else "")
     console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
-                  "each convention (* differs from exact by more than 1e-12 relative)")
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("row", "col", "target", "logit" if comp.from_logits else "pred"):
-        table.add_column(col, justify="right")
-    for name in names:
-        table.add_column(name, justify="right")
+                  "each convention (* differs from exact by more than 1e-12 relative)", overflow="fold")
+    headers = ["row", "col", "target", "logit" if comp.from_logits else "pred", *names]
 
-    def mark(v, e):
+    def mark(v: float, e: float) -> Cell:
         same = v == e or (math.isfinite(e) and abs(v - e) <= 1e-12 * abs(e)) or (v != v and e != e)
-        return _num(v) + ("" if same else "*")
+        return (float(v), "" if same else "*")
 
     values = [("" if r.value is None else mark(r.value, exact.value if exact.value is not None else r.value))
               for r in comp.results.values()]
-    table.add_row("value", "", "", "", *values)
+    rows: list[list[Cell]] = [["value", "", "", "", *values]]
     grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
     eg = grads["exact"]
     target = exact.target.reshape(p2.shape)
@@ -285,9 +269,9 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     limit = cells if cells <= 60 else 40
     for flat in range(limit):
         i, j = divmod(flat, p2.shape[1])
-        table.add_row(str(i), str(j), _num(target[i, j]), _num(p2[i, j]),
-                      *[mark(grads[n][i, j], eg[i, j]) for n in names])
-    console.print(table)
+        rows.append([str(i), str(j), float(target[i, j]), float(p2[i, j]),
+                     *[mark(grads[n][i, j], eg[i, j]) for n in names]])
+    print_table(console, headers, rows, keys=2)
     if cells > limit:
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
     for name, reason in comp.unsupported.items():
@@ -402,22 +386,87 @@ def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray,
         out.write(json.dumps({"activation": act.name, "x": _jsonable(x), "values": _jsonable(values),
                               "jacobian": _jsonable(jac), "formulas": list(act.formulas)}) + "\n")
         return
+    console = _console(out)
+    for line in act.formulas:
+        console.print(line, overflow="fold")
+    console.print()
+    console.print(f"{act.name}: values a and the Jacobian J[i, j] = ∂aᵢ/∂xⱼ", overflow="fold")
+    headers = ["i", "x", "a", *(f"j={j}" for j in range(len(x)))]
+    rows: list[list[Cell]] = [[str(i), float(x[i]), float(values[i]), *(float(v) for v in jac[i])]
+                              for i in range(len(x))]
+    print_table(console, headers, rows, keys=1)
+
+
+# ---------------------------------------------------------------- tables that fit the terminal
+
+# a cell: text as it is, a number, or a number with a mark after it (compare's "*")
+Cell = str | float | tuple[float, str]
+DIGITS = (10, 8, 6, 5, 4)  # significant digits, tried in turn until the table fits (then it is split)
+
+
+def _cell(c: Cell, digits: int) -> str:
+    if isinstance(c, str):
+        return c
+    value, mark = c if isinstance(c, tuple) else (c, "")
+    return _num(value, digits=digits) + mark
+
+
+def _table(headers: list[str], rows: list[list[str]], fold: bool = False) -> Any:
     from rich import box
     from rich.table import Table
 
-    console = _console(out)
-    for line in act.formulas:
-        console.print(line)
-    console.print()
-    console.print(f"{act.name}: values a and the Jacobian J[i, j] = ∂aᵢ/∂xⱼ")
     table = Table(box=box.SIMPLE_HEAD, pad_edge=False)
-    for col in ("i", "x", "a"):
-        table.add_column(col, justify="right")
-    for j in range(len(x)):
-        table.add_column(f"j={j}", justify="right")
-    for i in range(len(x)):
-        table.add_row(str(i), _num(x[i]), _num(values[i]), *[_num(v) for v in jac[i]])
-    console.print(table)
+    for h in headers:
+        table.add_column(h, justify="right", overflow="fold" if fold else "ellipsis", no_wrap=not fold)
+    for row in rows:
+        table.add_row(*row)
+    return table
+
+
+def print_table(console: Any, headers: list[str], rows: list[list[Cell]], keys: int) -> None:
+    """The rows under their headers within the console's width, no number ever cut: with fewer significant digits
+    (the exponent kept) while that is enough, else in groups of columns (the first `keys` columns, which say which
+    element a row is, in each), else folded; and a line saying how to see every digit."""
+    width = console.width
+    for digits in DIGITS:
+        text = [[_cell(c, digits) for c in row] for row in rows]
+        table = _table(headers, text)
+        if _natural(console, table) <= width:
+            console.print(table)
+            _say_digits(console, digits, width)
+            return
+    groups = _column_groups(console, headers, text, keys, width)
+    for k, group in enumerate(groups):
+        fits = _natural(console, _table([headers[i] for i in group], [[r[i] for i in group] for r in text]))
+        console.print(_table([headers[i] for i in group], [[r[i] for i in group] for r in text], fold=fits > width))
+        if k < len(groups) - 1:
+            console.print()
+    _say_digits(console, DIGITS[-1], width)
+
+
+def _natural(console: Any, table: Any) -> int:
+    """The width `table` takes when nothing in it is cut."""
+    return int(console.measure(table, options=console.options.update_width(1 << 16)).maximum)
+
+
+def _column_groups(console: Any, headers: list[str], text: list[list[str]], keys: int, width: int) -> list[list[int]]:
+    """The value columns packed into as few tables as fit `width`, each led by the key columns."""
+    groups: list[list[int]] = []
+    group = list(range(keys))
+    for i in range(keys, len(headers)):
+        trial = group + [i]
+        table = _table([headers[k] for k in trial], [[r[k] for k in trial] for r in text])
+        if len(group) > keys and _natural(console, table) > width:
+            groups.append(group)
+            trial = list(range(keys)) + [i]
+        group = trial
+    return groups + [group]
+
+
+def _say_digits(console: Any, digits: int, width: int) -> None:
+    if digits < DIGITS[0]:
+        console.print(f"(numbers shown to {digits} significant digits to fit {width} columns; --format csv or json, "
+                      "or a wider terminal, shows them in full)", overflow="fold")
 
 
 # ---------------------------------------------------------------- batch mode's writer and progress bar
