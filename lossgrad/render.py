@@ -546,14 +546,17 @@ def prepare_writer() -> None:
 
 
 class Progress:
-    """A progress bar on stderr, only when stderr is a terminal and the input is more than a moment's work."""
+    """A progress bar on stderr, only when stderr is a terminal and the input turns out to be more than a moment's
+    work: it appears after AFTER seconds (a pipe's size is unknown until its end, and most inputs are small)."""
 
-    def __init__(self, reader):
+    AFTER = 1.0
+
+    def __init__(self, reader: Any) -> None:
         self.reader = reader
-        self.bar = None
-        big = reader.size is None or reader.size > (64 << 20)
-        if not (big and sys.stderr.isatty()):
-            return
+        self.bar: Any = None
+        self.wanted = (reader.size is None or reader.size > (64 << 20)) and sys.stderr.isatty()
+
+    def _start(self) -> None:
         from rich import progress as rp
         from rich.console import Console
 
@@ -562,10 +565,12 @@ class Progress:
             rp.TextColumn("{task.fields[rate]}"), rp.TimeRemainingColumn(), console=Console(stderr=True),
             transient=True, redirect_stdout=False, redirect_stderr=False,
         )
-        self.task = self.bar.add_task(reader.name, total=reader.size, rate="")
+        self.task = self.bar.add_task(self.reader.name, total=self.reader.size, rate="")
         self.bar.start()
 
-    def update(self, rows: int, seconds: float):
+    def update(self, rows: int, seconds: float) -> None:
+        if self.wanted and self.bar is None and seconds >= self.AFTER:
+            self._start()
         if self.bar:
             rate = f"{rows / max(seconds, 1e-9):,.0f} rows/s"
             self.bar.update(self.task, completed=self.reader.bytes_read, rate=rate)
