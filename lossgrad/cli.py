@@ -33,8 +33,9 @@ class Opt(NamedTuple):
     default: Any
 
 
-def _option(*decls: str, help: str, kind: Any = Text, default: Any = None) -> Opt:
-    return Opt(Annotated[kind, typer.Option(*decls, help=help)], default)
+def _option(*decls: str, help: str, kind: Any = Text, default: Any = None, choices: str = "") -> Opt:
+    """An option; `choices` (a|b|c) is shown in --help where Typer would show <str>."""
+    return Opt(Annotated[kind, typer.Option(*decls, help=help, metavar=f"[{choices}]" if choices else None)], default)
 
 
 # every option, declared once; a command takes those its signature names
@@ -51,14 +52,19 @@ OPTIONS: dict[str, Opt] = {
                              "does: exact divides the weighted sum by the sum of the weights, the frameworks by N."),
     "from_logits": _option("--from-logits", kind=bool, default=False, help="Predictions are logits: the "
                            "sigmoid/softmax is part of the loss."),
-    "labels": _option("--labels", kind=str, default="auto", help="Targets are class indexes (index), rows (onehot), "
+    "labels": _option("--labels", kind=str, default="auto", choices="auto|index|onehot",
+                      help="Targets are class indexes (index), rows (onehot), "
                       "or decided from their shape (auto)."),
-    "reduction": _option("-r", "--reduction", kind=str, default="mean", help="mean, sum or none."),
-    "convention": _option("-c", "--convention", kind=str, default="exact", help="Whose numbers: exact, keras, "
-                          "tf-keras, torch or optax."),
+    "reduction": _option("-r", "--reduction", kind=str, default="mean", choices="mean|sum|none",
+                         help="mean, sum or none."),
+    "convention": _option("-c", "--convention", kind=str, default="exact",
+                          choices="exact|keras|tf-keras|torch|optax",
+                          help="Whose numbers: exact, keras, tf-keras, torch or optax."),
     "eps": _option("--eps", kind=float | None, help="The clipping epsilon of a clipping convention (Keras: 1e-7)."),
-    "dtype": _option("--dtype", kind=str, default="float64", help="float64 or float32 arithmetic."),
-    "format": _option("-f", "--format", help="table, json or csv [default: table on a terminal, else csv]."),
+    "dtype": _option("--dtype", kind=str, default="float64", choices="float64|float32",
+                     help="float64 or float32 arithmetic."),
+    "format": _option("-f", "--format", choices="table|json|csv",
+                      help="table, json or csv [default: table on a terminal, else csv]."),
     "output": _option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
     "explain": _option("--explain", kind=bool, default=False, help="Print the formulas used before the results."),
 }
@@ -72,6 +78,21 @@ CHECK_OPTIONS: dict[str, Opt] = {
     "reduction": _option("-r", "--reduction", help="That framework's reduction [default: mean]."),
 }
 LOSS_ARGUMENT = Annotated[str, typer.Argument(..., metavar="LOSS", help="The loss: see 'lossgrad losses'.")]
+COMPLETE_VAR = "_LOSSGRAD_COMPLETE"  # set by the shell's completion function (see 'lossgrad completion')
+
+
+def _version(value: bool) -> None:
+    if value:
+        from . import __version__
+
+        sys.stdout.write(f"lossgrad {__version__}\n")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def _top(version: Annotated[bool, typer.Option("--version", "-V", is_eager=True, callback=_version,
+                                               help="Print lossgrad's version and exit.")] = False) -> None:
+    """(lossgrad's own options, before a command)"""
 
 
 def _param_option(p: Any) -> Opt:
@@ -128,6 +149,9 @@ def _register() -> None:
                 "it, 1 when none does.",
                 epilog="Example: lossgrad check bce -y 0,1,0,0 -p 8.358e-09,0.6248,0.9498,2.761e-06 --my-grad "
                 "1.0,-1.6,19.9,1.0")(_command(commands.check, "check", check_options, LOSS_ARGUMENT))
+    app.command("completion", help="A completion script for your shell (bash, zsh, fish or powershell): "
+                "eval \"$(lossgrad completion bash)\" in ~/.bashrc completes commands, losses and options.")(
+        commands.completion)
     app.command("jacobian", help="An activation's values and its full Jacobian matrix ∂aᵢ/∂xⱼ (softmax: diag(s) − "
                 "s·sᵀ): the step between a gradient with respect to probabilities and one with respect to logits.",
                 epilog="Example: lossgrad jacobian softmax --x 1,2,3")(commands.jacobian)
@@ -165,6 +189,10 @@ def main(argv: list[str] | None = None) -> None:
 def _run(args: list[str], debug: bool) -> int:
     from typer._click import exceptions as click_exc  # typer >= 0.26 vendors click
 
+    if os.environ.get(COMPLETE_VAR):  # the shell asks for completions: the whole group answers
+        from typer._completion_classes import completion_init
+
+        completion_init()
     try:
         command, prog, rest = _click_command(args)
         rv = command.main(args=rest, prog_name=prog, standalone_mode=False)
@@ -205,7 +233,8 @@ def _click_command(args: list[str]) -> tuple[Any, str, list[str]]:
         for info in app.registered_commands:
             if info.name == args[0]:
                 one = copy.copy(app)
-                one.registered_commands = [info]  # a Typer app of one command is that command
+                one.registered_commands = [info]  # a Typer app of one command (and no callback) is that command
+                one.registered_callback = None
                 return typer.main.get_command(one), f"lossgrad {args[0]}", args[1:]
     return typer.main.get_command(app), "lossgrad", args
 
@@ -227,7 +256,8 @@ def _usage_message(e: Any) -> str:
     m = re.match(r"No such command '([^']*)'\.?(?: Did you mean '([^']*)'\?)?", msg)
     if m:
         msg = f"no such loss or command {m.group(1)!r}" + (f" (did you mean {m.group(2)!r}?)" if m.group(2) else "")
-    return f"{msg}; the losses are {', '.join(LOSSES)}, the other commands compare, check, jacobian, losses"
+    others = "compare, check, jacobian, losses, completion"
+    return f"{msg}; the losses are {', '.join(LOSSES)}, the other commands {others}"
 
 
 def _quiet_stdout() -> None:

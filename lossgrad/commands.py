@@ -157,6 +157,17 @@ def list_losses(format: str | None = None) -> None:
     render.write_losses(fmt, sys.stdout)
 
 
+def completion(shell: Annotated[str, typer.Argument(..., metavar="SHELL", help="bash, zsh, fish or powershell.")]
+               ) -> None:
+    from typer._completion_shared import get_completion_script
+
+    shells = ("bash", "zsh", "fish", "powershell")
+    if shell not in shells:
+        raise OptionError("shell", f"unknown shell {shell!r}; choose one of {', '.join(shells)}")
+    sys.stdout.write(get_completion_script(prog_name="lossgrad", complete_var="_LOSSGRAD_COMPLETE", shell=shell)
+                     + "\n")
+
+
 def jacobian(
     activation: Annotated[str, typer.Argument(..., metavar="ACTIVATION", help="softmax, sigmoid, tanh or relu.")],
     x: Annotated[str | None, typer.Option("--x", "-x", help="The input vector: numbers separated by commas or "

@@ -15,7 +15,8 @@ SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "auto
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {
-    "loss", "activation", "target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "labels", "reduction",
+    "loss", "activation", "shell", "target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "labels",
+    "reduction",
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha",
 }
@@ -30,7 +31,7 @@ def api_name(name: str) -> str:
 
 
 # parameters the command line takes as arguments rather than options
-ARGUMENTS = {"loss": "LOSS", "activation": "ACTIVATION"}
+ARGUMENTS = {"loss": "LOSS", "activation": "ACTIVATION", "shell": "SHELL"}
 
 
 def cli_name(name: str) -> str:
