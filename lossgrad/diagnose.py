@@ -390,10 +390,11 @@ def _explain_against(q: Question, ref: Candidate, best: Candidate, pool: list[Ca
     if _residual(mine, theirs, tol) <= 1:
         return [f"{_head(ref)} your gradient matches {ref.convention}'s"]
     lines = []
-    if best.wrt != ref.wrt:
+    given = "logits" if q.from_logits else "pred"
+    if best.wrt != ref.wrt or best.wrt != given:
         lines.append(f"these look like gradients with respect to {wrt_text(q.loss, best.wrt)}"
                      + (" (σ(z) − y)" if q.loss == "bce" and best.wrt == "logits" else "")
-                     + f", not to {wrt_text(q.loss, ref.wrt)}")
+                     + f", not to {wrt_text(q.loss, ref.wrt if ref.wrt != best.wrt else given)}")
     ratio, said = _common_factor(mine, theirs, tol, ref, best)
     lines += said
     lines += _elements(q, ref, ratio, pool)
@@ -567,6 +568,9 @@ def _unknowns(q: Question) -> list[str]:
 def solve(q: Question) -> list[Candidate]:
     """Candidates that match once an option the user left out is given a value (solved for, then rounded to the
     fewest digits that still match)."""
+    equations = (0 if q.mine is None else q.mine.size) + (q.my_loss is not None)
+    if q.mine is None or equations < 2:
+        return []  # one number fits any one-parameter family: nothing would be learnt
     found = []
     for name in _unknowns(q):
         for conv in ORDER:
