@@ -119,8 +119,9 @@ def compare(loss: str, **kw: Any) -> None:
 def check(loss: str, **kw: Any) -> None:
     from .diagnose import check as check_all, tolerance
 
-    if kw.get("my_grad") is None:
-        raise OptionError("my_grad", "is required: give your gradient, one value per prediction")
+    if kw.get("my_grad") is None and kw.get("my_loss") is None:
+        raise OptionError("my_grad", "or {my_loss} is required: give your gradient (one value per prediction), "
+                                     "your loss value, or both")
     fmt = _report_format(kw, "check")
     choose_loss(loss)
     if kw.get("convention") is not None:
@@ -131,15 +132,17 @@ def check(loss: str, **kw: Any) -> None:
     if kw.get("reduction") is not None:
         choose(Reduction, "reduction", kw["reduction"], "reduction")
     b = _batch_for(loss, kw)
-    grad = parse_inline(kw["my_grad"], "{my_grad}")
-    tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
+    grad = tokens = None
+    if kw.get("my_grad") is not None:
+        grad = parse_inline(kw["my_grad"], "{my_grad}").reshape(-1)
+        tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
     my_loss = None
     if kw.get("my_loss") is not None:
         v = parse_inline(kw["my_loss"], "{my_loss}").reshape(-1)
         if v.size != 1:
             raise InputError("{my_loss}", "takes one number, the reduced loss")
         my_loss = (float(v[0]), float(tolerance([kw["my_loss"].strip()], v)[0]))
-    diag = check_all(loss, b, grad.reshape(-1), tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
+    diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
                      params=_loss_params(kw))
     with render.open_output(kw.get("output")) as out:

@@ -8,18 +8,19 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
 from . import conventions
 from .api import Result, run
-from .errors import OptionError
+from .errors import LossgradError, OptionError
 from .inputs import Batch
 from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
 from .losses.base import _g
 from .options import setup
-from .render import WRT, places
+from .render import distinct, places, wrt_text
 
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
 
@@ -142,26 +143,56 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
 
 # ---------------------------------------------------------------- check
 
+REDUCTIONS = ("mean", "sum", "none")
+ORDER = list(conventions.CONVENTIONS)
+
 
 @dataclass
 class Candidate:
+    """One way to compute the user's numbers. `wrt` is what the gradient is taken with respect to: "pred" (the
+    predictions as given, which are not logits), "logits" (the logits, given or behind given probabilities) or
+    "probs" (the probabilities σ(z) or softmax(z), or poisson's rates e^z, behind given logits). `options` holds
+    the options check solved for, which the user did not pass."""
+
     convention: str
     reduction: str
-    wrt: str  # "pred" or "logits" (or "probs" when the inputs are logits)
+    wrt: str
     grad: np.ndarray
     value: float | None
     n: int | float
-    residual: float = np.inf  # worst element's difference in units of its tolerance
-    flipped: float = np.inf  # the same with the sign of the user's numbers reversed
+    losses: np.ndarray | None = None
+    options: dict = field(default_factory=dict)
+    residual: float = np.inf  # worst difference (gradient elements, loss) in units of its tolerance
+    flipped: float = np.inf  # the same with the sign of the user's gradient reversed
 
 
 @dataclass
 class Diagnosis:
+    loss: str
+    from_logits: bool  # the input's own flag
     shape: tuple
     match: Candidate | None
     nearest: Candidate
+    given: str = "grad"  # what the user gave: "grad", "loss" or "both"
     findings: list = field(default_factory=list)
     also: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Question:
+    """What check is asked: the inputs, the user's numbers with their tolerances, the options given."""
+
+    loss: str
+    batch: Batch
+    mine: Any  # the user's gradient, shaped as the predictions (2-D), or None
+    tol: Any  # its tolerance per element
+    my_loss: Any  # the user's loss and its tolerance, or None
+    from_logits: bool
+    labels: Any
+    dtype: str
+    params: dict
+    targets: np.ndarray = field(default_factory=lambda: np.empty(0))  # as the loss uses them, shaped as p
+    label_idx: Any = None  # ce's class indexes, when given so
 
 
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
@@ -175,35 +206,56 @@ def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
     return np.array(tol).reshape(values.shape)
 
 
-def candidates(loss, batch: Batch, *, from_logits, labels, dtype="float64", params=None) -> list[Candidate]:
-    out = []
-    p2 = batch.p
-    for reduction in ("mean", "sum", "none"):
-        res = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params)
-        for name, r in res.items():
-            out.append(Candidate(name, reduction, "logits" if from_logits else "pred", r.grad, r.value, r.n))
-            if r.grad_logits is not None:
-                out.append(Candidate(name, reduction, "logits", r.grad_logits, r.value, r.n))
-    if from_logits and LOSSES[loss].has_logits:
-        # gradients with respect to what the logits stand for: the same loss on sigma(z), softmax(z) or the rate e^z
-        link = LOSSES[loss].link
-        with np.errstate(over="ignore"):
-            probs = LINKS[link](p2)
-        have_probs = [n for n in supported(loss, False, params)[0]]
-        for reduction in ("mean", "sum", "none"):
-            if not np.isfinite(probs).all():
-                break
-            res = evaluate_all(loss, replace(batch, p=probs), from_logits=False, reduction=reduction,
-                               labels=labels, dtype=dtype, names=have_probs,
-                               params={k: v for k, v in (params or {}).items() if k != "pos_weight"})
-            for name, r in res.items():
-                out.append(Candidate(name, reduction, "probs", r.grad, r.value, r.n))
+# what --from-logits predictions stand for (Loss.link)
+LINKS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {"sigmoid": sigmoid, "softmax": softmax, "exp": np.exp}
+
+
+def _paths(q: Question) -> tuple[str, ...]:
+    """"direct": the predictions as given; "probs": the probabilities (or rates) behind given logits."""
+    spec = LOSSES[q.loss]
+    return ("direct", "probs") if q.from_logits and spec.has_logits and spec.link in LINKS else ("direct",)
+
+
+def _path_inputs(q: Question, path: str) -> tuple[Batch, bool, dict]:
+    if path == "direct":
+        return q.batch, q.from_logits, q.params
+    with np.errstate(over="ignore"):
+        probs = LINKS[LOSSES[q.loss].link](q.batch.p)
+    return replace(q.batch, p=probs), False, {k: v for k, v in q.params.items() if k != "pos_weight"}
+
+
+def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) -> list[Candidate]:
+    """`name`'s candidates on `path` with `options` added; none where it lacks the loss, mode or option."""
+    batch, logits, params = _path_inputs(q, path)
+    vectors = {p.name for p in LOSSES[q.loss].params if p.vector}
+    params = {**params, **{k: np.atleast_1d(v) if k in vectors else v for k, v in options.items()}}
+    w = params.pop("sample_weight", None)
+    if w is not None:
+        batch = replace(batch, w=np.asarray(w, dtype=np.float64))
+    try:
+        with np.errstate(all="ignore"):
+            s = setup(q.loss, from_logits=logits, reduction=reduction, convention=name, dtype=q.dtype,
+                      labels=q.labels, sample_weight=batch.w is not None, **params)
+            r = run(s, batch)
+    except LossgradError:
+        return []
+    make = lambda wrt, g: _score(q, Candidate(name, reduction, wrt, g, r.value, r.n, r.losses,  # noqa: E731
+                                              dict(options)))
+    if path == "probs":
+        return [make("probs", r.grad)]
+    out = [make("logits" if logits else "pred", r.grad)]
+    if r.grad_logits is not None and q.mine is not None:  # (a loss alone cannot tell the two apart)
+        out.append(make("logits", r.grad_logits))
     return out
 
 
-# what --from-logits predictions stand for (Loss.link)
-LINKS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {"sigmoid": sigmoid, "softmax": softmax, "exp": np.exp}
+def candidates(q: Question, options: dict | None = None, names=None) -> list[Candidate]:
+    out = []
+    for path in _paths(q):
+        for reduction in REDUCTIONS:
+            for name in names or ORDER:
+                out += _evaluate(q, path, name, reduction, options or {})
+    return out
 
 
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
@@ -213,58 +265,66 @@ def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
     return float(d.max())
 
 
+def _loss_residual(q: Question, value: float | None) -> float:
+    if q.my_loss is None:
+        return 0.0
+    if value is None or not np.isfinite(value):
+        return np.inf
+    return abs(q.my_loss[0] - value) / q.my_loss[1]
+
+
+def _score(q: Question, c: Candidate) -> Candidate:
+    by_loss = _loss_residual(q, c.value)
+    if q.mine is None:
+        c.residual = c.flipped = by_loss
+    else:
+        c.residual = max(_residual(q.mine, c.grad, q.tol), by_loss)
+        c.flipped = max(_residual(-q.mine, c.grad, q.tol), by_loss)
+    return c
+
+
+def _rank(c: Candidate):
+    # the closest first; among ties, no solved options before some, the plain mathematics before a framework,
+    # the mean before sum and none
+    magnitude = -1 if c.residual <= 0.1 else (0 if c.residual <= 1 else np.log10(c.residual))
+    return magnitude, len(c.options), ORDER.index(c.convention), REDUCTIONS.index(c.reduction), c.residual
+
+
+def _key(c: Candidate) -> tuple:
+    # sum and none have the same gradient: one of them names both
+    return (c.convention, c.wrt, c.reduction in ("sum", "none"), repr(sorted(c.options.items())))
+
+
 def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
           reduction=None, my_loss=None, dtype="float64", params=None) -> Diagnosis:
-    p2, shape = batch.p, batch.shape
-    mine = np.asarray(my_grad, dtype=np.float64)
-    if mine.size != p2.size:
-        raise OptionError("my_grad", f"has {mine.size} values but the predictions have {p2.size}")
-    mine = mine.reshape(p2.shape)
-    tol = tolerance(my_grad_tokens, mine)
-    cands = candidates(loss, batch, from_logits=from_logits, labels=labels, dtype=dtype, params=params)
-    exact = evaluate_all(loss, batch, from_logits=from_logits, reduction="none", labels=labels, names=["exact"],
-                         params=params)
-    targets_used, label_idx = exact["exact"].target.reshape(p2.shape), exact["exact"].labels
-    for c in cands:
-        c.residual = _residual(mine, c.grad, tol)
-        c.flipped = _residual(-mine, c.grad, tol)
-        if my_loss is not None and c.value is not None:
-            t = max(1e-6 * abs(my_loss[0]), my_loss[1])
-            c.residual = max(c.residual, abs(my_loss[0] - c.value) / t)
-    # the closest first; among ties, the plain mathematics before a framework, the mean before sum and none
-    order = list(conventions.CONVENTIONS)
-    def rank(c):
-        magnitude = -1 if c.residual <= 0.1 else (0 if c.residual <= 1 else np.log10(c.residual))
-        return magnitude, order.index(c.convention), ("mean", "sum", "none").index(c.reduction), c.residual
-
-    cands.sort(key=rank)
-    best = cands[0]
-    match = best if best.residual <= 1 else None
-    if match is None:
-        # nothing fits as given: the nearest, allowing for a reversed sign (said in the findings)
-        best = min(cands, key=lambda c: (min(c.residual, c.flipped), order.index(c.convention)))
-    diag = Diagnosis(shape=shape, match=match, nearest=best)
+    """Which convention, reduction, derivative (and options left out) explain the user's gradient and/or loss."""
+    mine = tol = None
+    if my_grad is not None:
+        mine = np.asarray(my_grad, dtype=np.float64)
+        if mine.size != batch.p.size:
+            raise OptionError("my_grad", f"has {mine.size} values but the predictions have {batch.p.size}")
+        mine = mine.reshape(batch.p.shape)
+        tol = tolerance(my_grad_tokens, mine)
+    q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}))
+    exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
+                      sample_weight=batch.w is not None, **q.params), batch)
+    q = replace(q, targets=exact.target.reshape(batch.p.shape), label_idx=exact.labels)
+    cands = sorted(candidates(q), key=_rank)
+    if cands[0].residual > 1:
+        cands = sorted(cands + solve(q), key=_rank)
+    match = cands[0] if cands[0].residual <= 1 else None
+    # nothing fits as given: the nearest, allowing for a reversed sign (said in the findings)
+    best = match or min(cands, key=lambda c: (min(c.residual, c.flipped), ORDER.index(c.convention)))
+    given = "both" if mine is not None and my_loss is not None else ("grad" if mine is not None else "loss")
+    diag = Diagnosis(loss, from_logits, batch.shape, match, best, given)
     if match:
-        # sum and none have the same gradient: name one of them
-        seen = {(match.convention, match.wrt, match.reduction in ("sum", "none"))}
+        seen = {_key(match)}
         for c in cands[1:]:
-            key = (c.convention, c.wrt, c.reduction in ("sum", "none"))
-            if c.residual <= 1 and key not in seen:
-                seen.add(key)
+            if c.residual <= 1 and _key(c) not in seen:
+                seen.add(_key(c))
                 diag.also.append(c)
         diag.also = diag.also[:6]
-    # against which framework to explain: the one asked for, else each framework that has the loss
-    have, _ = supported(loss, from_logits, params)
-    frameworks = [against] if against else [n for n in have if n != "exact"]
-    wrt = best.wrt
-    for name in frameworks:
-        red = reduction or "mean"
-        ref = next((c for c in cands if c.convention == name and c.reduction == red and c.wrt == wrt), None)
-        if ref is None:
-            ref = next((c for c in cands if c.convention == name and c.reduction == red), None)
-        if ref is None:
-            continue
-        diag.findings += _explain_against(loss, targets_used, p2, from_logits, label_idx, mine, tol, ref, best)
+    diag.findings = _findings(q, best, cands, against, reduction or "mean")
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
@@ -273,59 +333,404 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
     return diag
 
 
-def _explain_against(loss, y2, p2, from_logits, labels, mine, tol, ref: Candidate, best: Candidate) -> list[str]:
-    """Plain sentences for how the user's gradient departs from `ref`'s."""
-    conv = conventions.CONVENTIONS[ref.convention]
-    theirs = ref.grad.reshape(mine.shape)
-    head = f"against {conv.name} ({ref.reduction}{f' over N={ref.n}' if ref.reduction == 'mean' else ''}):"
+def _findings(q: Question, best: Candidate, cands: list[Candidate], against, reduction: str) -> list[str]:
+    """Against the framework asked for, else each framework that has the loss: how the user's numbers depart."""
     lines = []
+    if best.options:
+        lines.append(f"{_options_text(best.options)}: {_without(q, best)}")
+    pool = (candidates(q, best.options) if best.options else []) + cands
+    have, _ = supported(q.loss, q.from_logits, q.params)
+    for name in [against] if against else [n for n in have if n != "exact"]:
+        mine_here = [c for c in pool if c.convention == name and c.reduction == reduction]
+        ref = next((c for c in mine_here if c.wrt == best.wrt), mine_here[0] if mine_here else None)
+        if ref is not None:
+            lines += _explain_against(q, ref, best, pool)
+    return lines
+
+
+def _options_text(options: dict) -> str:
+    said = [f"{{{k}}} = {_option_value(v)}" for k, v in options.items()]
+    return "your numbers need " + " and ".join(said) + ", which you did not pass"
+
+
+def _option_value(v) -> str:
+    if isinstance(v, (bool, np.bool_)):
+        return "on" if v else "off"
+    if isinstance(v, np.ndarray):
+        return ",".join(f"{x:.8g}" for x in v)
+    return f"{v:.8g}"
+
+
+def _without(q: Question, best: Candidate) -> str:
+    plain = _evaluate(q, "probs" if best.wrt == "probs" and q.from_logits else "direct", best.convention,
+                      best.reduction, {})
+    plain = [c for c in plain if c.wrt == best.wrt]
+    if not plain:
+        return f"{best.convention} has them only as options"
+    return (f"without it {best.convention}'s numbers are off by up to {plain[0].residual:.3g} times what your "
+            "digits allow")
+
+
+def _head(ref: Candidate) -> str:
+    over = f" over N={_n(ref.n)}" if ref.reduction == "mean" else ""
+    opts = f", {_options_text(ref.options)[len('your numbers need '):].split(', which')[0]}" if ref.options else ""
+    return f"against {ref.convention} ({ref.reduction}{over}{opts}):"
+
+
+def _n(n) -> str:
+    return f"{n:g}" if isinstance(n, float) else str(n)
+
+
+def _explain_against(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
+    """Plain sentences for how the user's numbers depart from `ref`'s."""
+    if q.mine is None:
+        return _explain_loss(q, ref, best, pool)
+    mine, tol = q.mine, q.tol
+    theirs = ref.grad.reshape(mine.shape)
     if _residual(mine, theirs, tol) <= 1:
-        return [f"{head} your gradient matches {conv.name}'s"]
-    if best.wrt != ref.wrt or (best.wrt == "logits" and not from_logits):
-        lines.append(f"these look like gradients with respect to {WRT[best.wrt]}"
-                     + (" (σ(z) − y)" if loss == "bce" and best.wrt == "logits" else "")
-                     + f", not to {WRT['logits' if from_logits else 'pred']}")
-    # a common factor over the elements both sides give as nonzero
+        return [f"{_head(ref)} your gradient matches {ref.convention}'s"]
+    lines = []
+    given = "logits" if q.from_logits else "pred"
+    if best.wrt != ref.wrt or best.wrt != given:
+        lines.append(f"these look like gradients with respect to {wrt_text(q.loss, best.wrt)}"
+                     + (" (σ(z) − y)" if q.loss == "bce" and best.wrt == "logits" else "")
+                     + f", not to {wrt_text(q.loss, ref.wrt if ref.wrt != best.wrt else given)}")
+    ratio, said = _common_factor(mine, theirs, tol, ref, best)
+    lines += said
+    lines += _elements(q, ref, ratio, pool)
+    if not lines:
+        lines.append(f"your gradient is {ref.convention}'s up to the digits given")
+    return [_head(ref)] + ["  " + s for s in lines]
+
+
+def _common_factor(mine, theirs, tol, ref: Candidate, best: Candidate) -> tuple[float, list[str]]:
+    """A factor common to the elements both sides give as nonzero (the N of a mean, a reversed sign), said."""
+    name = ref.convention
     both = (theirs != 0) & (mine != 0) & np.isfinite(theirs)
-    ratio = None
-    if both.any():
-        r = mine[both] / theirs[both]
-        med = float(np.median(r))
-        if np.all(np.abs(r - med) <= 1e-3 * abs(med) + tol[both] / np.abs(theirs[both])):
-            ratio = med
-    if ratio is not None and abs(ratio - 1) > 1e-6:
-        n = ref.n
-        sign = 1 if ratio > 0 else -1
-        if ref.reduction == "mean" and abs(abs(ratio) - n) <= 1e-3 * n:
-            ratio = sign * n  # the factor is N itself; what is left over is for the elements to explain
-            lines.append(f"your gradient is {n:.3f}× {conv.name}'s (mean over N={n}): "
-                         "you left out the 1/N of the mean")
-        elif ref.reduction != "mean" and best.reduction == "mean" and abs(abs(ratio) * best.n - 1) < 1e-3:
-            ratio = sign / best.n
-            lines.append(f"your gradient is 1/{best.n} of {conv.name}'s ({ref.reduction}): you divided by N = "
-                         f"{best.n} as a mean does")
-        elif abs(abs(ratio) - 1) > 1e-3:
-            lines.append(f"your gradient is {abs(ratio):.4g}× {conv.name}'s")
-        else:
-            ratio = float(sign)
-        if ratio < 0:
-            lines.append("sign reversed: your gradient has the opposite sign (descent direction instead of gradient?)")
-        scaled = theirs * ratio
+    if not both.any():
+        return 1.0, []
+    r = mine[both] / theirs[both]
+    med = float(np.median(r))
+    if not np.all(np.abs(r - med) <= 1e-3 * abs(med) + tol[both] / np.abs(theirs[both])) or abs(med - 1) <= 1e-6:
+        return 1.0, []
+    lines, n, sign = [], ref.n, 1.0 if med > 0 else -1.0
+    if ref.reduction == "mean" and abs(abs(med) - n) <= 1e-3 * n:
+        ratio = sign * n  # the factor is N itself; what is left over is for the elements to explain
+        lines.append(f"your gradient is {n:.3f}× {name}'s (mean over N={_n(n)}): you left out the 1/N of the mean")
+    elif ref.reduction != "mean" and best.reduction == "mean" and abs(abs(med) * best.n - 1) < 1e-3:
+        ratio = sign / best.n
+        lines.append(f"your gradient is 1/{_n(best.n)} of {name}'s ({ref.reduction}): you divided by N = "
+                     f"{_n(best.n)} as a mean does")
+    elif abs(abs(med) - 1) > 1e-3:
+        ratio = med
+        lines.append(f"your gradient is {abs(med):.4g}× {name}'s")
     else:
-        scaled = theirs
-    # element by element, what is left
-    reasons = element_reasons(conv, loss, y2, p2, from_logits, labels)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        off = np.abs(mine - scaled) > tol
+        ratio = sign
+    if ratio < 0:
+        lines.append("sign reversed: your gradient has the opposite sign (descent direction instead of gradient?)")
+    return ratio, lines
+
+
+def _elements(q: Question, ref: Candidate, ratio: float, pool: list[Candidate]) -> list[str]:
+    """Element by element, what is left once the common factor is taken out, with the reason that is true of it."""
+    mine, tol = q.mine, q.tol
+    scaled = ref.grad.reshape(mine.shape) * ratio
+    with np.errstate(invalid="ignore"):
+        off = ~(np.abs(mine - scaled) <= tol)
+    peers = [c for c in pool if c.reduction == ref.reduction and c.wrt == ref.wrt and c.options == ref.options
+             and c.convention != ref.convention]
     grouped: dict[str, list] = {}
     for idx in map(tuple, np.argwhere(off)[:12]):
-        rel = abs(mine[idx] - scaled[idx]) / abs(scaled[idx]) if scaled[idx] else float("inf")
-        why = _reason(reasons, idx, rel) or f"yours is {_g(mine[idx])}, {conv.name}'s {_g(scaled[idx])}"
-        grouped.setdefault(why, []).append(idx)
-    for why, idxs in grouped.items():
-        lines.append(f"{places(idxs, mine.shape)}: {why}")
+        grouped.setdefault(_why(q, idx, ref, ratio, peers), []).append(idx)
+    lines = [f"{places(idxs, mine.shape)}: {why}" for why, idxs in grouped.items()]
     if off.sum() > 12:
         lines.append(f"… and {int(off.sum()) - 12} more elements differ")
-    if not lines:
-        lines.append(f"your gradient is {conv.name}'s up to the digits given")
-    return [head] + ["  " + s for s in lines]
+    return lines
+
+
+def _why(q: Question, idx: tuple, ref: Candidate, ratio: float, peers: list[Candidate]) -> str:
+    """Why the user's element differs from `ref`'s: a reason only where the numbers bear it out."""
+    m, t = q.mine[idx], ref.grad.reshape(q.mine.shape)[idx] * ratio
+    exact = next((c for c in peers if c.convention == "exact"), None)
+    if ref.convention == "exact":
+        exact = ref
+    e = exact.grad.reshape(q.mine.shape)[idx] * ratio if exact is not None else None
+    if e is not None and abs(m - e) <= q.tol[idx]:
+        # yours is the mathematics: what departs is the framework
+        why = _true_reason(q, ref, idx, t, e, ratio)
+        return why or f"yours is the exact value {float(m)!r}; {ref.convention}'s is {distinct(m, t)[1]}"
+    for c in peers:
+        v = c.grad.reshape(q.mine.shape)[idx] * ratio
+        if c.convention != "exact" and abs(m - v) <= q.tol[idx]:
+            why = _true_reason(q, c, idx, v, e, ratio) if e is not None else None
+            return f"yours is {c.convention}'s value here, not {ref.convention}'s" + (f": {why}" if why else "")
+    a, b = repr(float(m)), distinct(m, t)[1]
+    scale = "" if ratio == 1 else f" (×{_n(ratio) if abs(ratio) == ref.n else f'{ratio:.4g}'})"
+    rel = f" ({abs(m - t) / abs(t):.2g} relative)" if t and np.isfinite(t) else ""
+    return f"yours is {a}, {ref.convention}'s{scale} {b}: they differ by {_g(abs(m - t))}{rel}"
+
+
+def _true_reason(q: Question, c: Candidate, idx: tuple, value: float, exact: float, ratio: float) -> str | None:
+    """The first of `c`'s reasons for departing from the exact mathematics at `idx` whose claim holds of the
+    numbers: its size bound, and for a claim of rounding, a departure within a few ulp of the operands."""
+    if value == exact:
+        return None
+    path = "probs" if c.wrt == "probs" else "direct"
+    batch, logits, _ = _path_inputs(q, path)
+    y2 = q.targets
+    conv = conventions.CONVENTIONS[c.convention]
+    rel = abs(value - exact) / abs(exact) if exact and np.isfinite(exact) else float("inf")
+    per_element = abs(ratio) / (c.n if c.reduction == "mean" else 1)
+    for rule in element_reasons(conv, q.loss, y2, batch.p, logits, q.label_idx):
+        mask, text = rule[0], rule[1]
+        if not mask[idx] or (len(rule) >= 3 and rel > rule[2]):
+            continue
+        why = text(idx)
+        bound = 16 * np.finfo(np.float32 if q.dtype == "float32" else np.float64).eps
+        if "rounding" in why and abs(value - exact) > bound * max(abs(exact), max(1.0, abs(y2[idx])) * per_element):
+            continue
+        return why
+    return None
+
+
+def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
+    """How the user's loss departs from `ref`'s: the reduction, then the per-element terms."""
+    if ref.value is None:
+        return []
+    if _loss_residual(q, ref.value) <= 1:
+        return [f"{_head(ref)} your loss matches {ref.convention}'s"]
+    my = q.my_loss[0]
+    lines = [f"yours is {my!r}, {ref.convention}'s {distinct(my, ref.value)[1]}"]
+    same = next((c for c in pool if c.convention == ref.convention and c.reduction == best.reduction
+                 and c.wrt == ref.wrt and c.options == best.options), None)
+    if best.reduction != ref.reduction and same is not None and same.value is not None:
+        kind = "a sum, not a mean" if best.reduction == "sum" else f"a mean (÷ N = {_n(best.n)}), not a sum"
+        lines.append(f"yours is {kind}: {ref.convention}'s {best.reduction} is {distinct(same.value, my)[0]}")
+    if best.residual <= 1 and (best.convention, best.wrt) != (ref.convention, ref.wrt):
+        lines += _terms(q, same or ref, best, pool)
+    return [_head(ref)] + ["  " + s for s in lines]
+
+
+def _terms(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
+    """Where `best`'s per-element loss terms (which give the user's loss) differ from `ref`'s, and why."""
+    mine, theirs = best.losses, ref.losses
+    if mine is None or theirs is None or mine.shape != theirs.shape:
+        return []
+    with np.errstate(invalid="ignore"):
+        differ = ~((mine == theirs) | (np.abs(mine - theirs) <= REL * np.abs(theirs)))
+    exact = next((c for c in pool if c.convention == "exact" and c.wrt == best.wrt and c.reduction == "none"), None)
+    lines = []
+    for idx in map(tuple, np.argwhere(differ)[:6]):
+        a, b = distinct(mine[idx], theirs[idx])
+        why = _terms_why(q, best, ref, idx, exact) if mine.shape == q.batch.p.shape else ""
+        place = places([idx], mine.shape) if mine.shape == q.batch.p.shape else f"sample {idx[0]}"
+        lines.append(f"{place}: {best.convention}'s term is {a}, {ref.convention}'s {b}{why}")
+    if differ.sum() > 6:
+        lines.append(f"… and {int(differ.sum()) - 6} more terms differ")
+    return lines
+
+
+def _terms_why(q: Question, best: Candidate, ref: Candidate, idx: tuple, exact: Candidate | None) -> str:
+    """Each side's reason for its term, where the two differ (a clip both make explains nothing between them)."""
+    if exact is None or exact.losses is None or best.losses is None or ref.losses is None:
+        return ""
+    e = exact.losses[idx]
+    terms = {best.convention: best.losses[idx], ref.convention: ref.losses[idx]}
+    whys = {c.convention: _true_reason(q, c, idx, terms[c.convention], e, 1.0) if c.convention != "exact" else None
+            for c in (best, ref)}
+    plain = {name: (w or "").replace(name, "") for name, w in whys.items()}
+    if len(set(plain.values())) < 2:
+        return ""
+    return " (" + "; ".join(f"{name}: {w}" for name, w in whys.items() if w) + ")"
+
+
+# ---------------------------------------------------------------- check: the options left out
+
+# the options check solves for when the user did not pass them. Affine: the gradient and the loss are affine in
+# the option (two evaluations give the line, least squares over the elements gives the value); factors: each
+# class's or sample's gradient is the plain one times its weight; searched: a one-dimensional search over a range
+# (geometric when `log`; None: from the data's |p − y|); flags: tried on.
+AFFINE = {"label_smoothing": (0.0, 0.5), "pos_weight": (1.0, 2.0), "alpha": (0.0, 1.0)}
+FACTORS = ("class_weights", "sample_weight")
+SEARCHED: dict[str, tuple[float, float, bool] | None] = {"eps": (1e-12, 0.3, True), "gamma": (0.0, 6.0, False),
+                                                          "delta": None, "beta": None}
+FLAGS = ("log_input", "log_target")
+
+
+def _unknowns(q: Question) -> list[str]:
+    """The options of this loss that change the numbers and that the user did not give."""
+    names = [p.name for p in LOSSES[q.loss].params] + ["eps"]
+    if q.batch.w is None and q.mine is not None:
+        names.append("sample_weight")
+    return [n for n in names if q.params.get(n) in (None, False) and n != "ignore_index"]
+
+
+def solve(q: Question) -> list[Candidate]:
+    """Candidates that match once an option the user left out is given a value (solved for, then rounded to the
+    fewest digits that still match)."""
+    equations = (0 if q.mine is None else q.mine.size) + (q.my_loss is not None)
+    if q.mine is None or equations < 2:
+        return []  # one number fits any one-parameter family: nothing would be learnt
+    found = []
+    for name in _unknowns(q):
+        for conv in ORDER:
+            for path in _paths(q):
+                for reduction in ("mean", "sum"):
+                    found += _solve_one(q, name, conv, path, reduction)
+    return found
+
+
+def _solve_one(q: Question, option: str, conv: str, path: str, reduction: str) -> list[Candidate]:
+    if option in AFFINE:
+        values = _affine(q, option, conv, path, reduction)
+    elif option in FACTORS:
+        values = _factors(q, option, conv, path, reduction)
+    elif option in SEARCHED:
+        values = _searched(q, option, conv, path, reduction)
+    else:
+        values = [(wrt, True) for wrt in ("pred", "logits", "probs")] if option in FLAGS else []
+    out = []
+    for wrt, v in values:
+        c = _settle(q, option, v, conv, path, reduction, wrt)
+        if c is not None:
+            out.append(c)
+    return out
+
+
+def _pair(q: Question, option: str, a, conv: str, path: str, reduction: str) -> dict[str, Candidate]:
+    return {c.wrt: c for c in _evaluate(q, path, conv, reduction, {option: a})}
+
+
+def _affine(q: Question, option: str, conv: str, path: str, reduction: str) -> list[tuple[str, Any]]:
+    a0, a1 = AFFINE[option]
+    c0, c1 = _pair(q, option, a0, conv, path, reduction), _pair(q, option, a1, conv, path, reduction)
+    out = []
+    for wrt in c0.keys() & c1.keys():
+        # one unknown per output column for pos_weight, else one
+        k = q.batch.p.shape[1]
+        groups = np.broadcast_to(np.arange(k), q.batch.p.shape) if option == "pos_weight" and k > 1 else None
+        t = _line_fit(q, c0[wrt], c1[wrt], groups)
+        if t is not None:
+            out.append((wrt, a0 + (a1 - a0) * t if groups is None else a0 + (a1 - a0) * np.asarray(t)))
+    return out
+
+
+def _line_fit(q: Question, c0: Candidate, c1: Candidate, groups) -> Any:
+    """t minimising the weighted squares of mine − (c0 + t·(c1 − c0)), over the elements and the loss; per group
+    when `groups` labels the elements."""
+    rows_d, rows_r = [], []
+    if q.mine is not None:
+        d = (c1.grad.reshape(q.mine.shape) - c0.grad.reshape(q.mine.shape)) / q.tol
+        r = (q.mine - c0.grad.reshape(q.mine.shape)) / q.tol
+        if groups is not None:
+            fits = [_lsq(d[groups == g], r[groups == g]) for g in range(int(groups.max()) + 1)]
+            return None if any(f is None for f in fits) else fits
+        rows_d, rows_r = list(d.reshape(-1)), list(r.reshape(-1))
+    if q.my_loss is not None and c0.value is not None and c1.value is not None:
+        rows_d.append((c1.value - c0.value) / q.my_loss[1])
+        rows_r.append((q.my_loss[0] - c0.value) / q.my_loss[1])
+    return _lsq(np.array(rows_d), np.array(rows_r))
+
+
+def _lsq(d: np.ndarray, r: np.ndarray) -> float | None:
+    with np.errstate(all="ignore"):
+        keep = np.isfinite(d) & np.isfinite(r)
+        dd = float(np.dot(d[keep], d[keep]))
+        return float(np.dot(d[keep], r[keep]) / dd) if dd > 0 and keep.sum() > 1 else None
+
+
+def _factors(q: Question, option: str, conv: str, path: str, reduction: str) -> list[tuple[str, Any]]:
+    """Per class (ce, nll with class labels) or per sample (more than one gradient element each): the factor
+    that scales the plain gradient onto the user's."""
+    shape = q.batch.p.shape
+    if option == "class_weights":
+        y2 = q.targets
+        if LOSSES[q.loss].kind != "rows" or not np.all((y2 == 0) | (y2 == 1)) or not np.all(y2.sum(1) == 1):
+            return []
+        rows_group, count = np.argmax(y2, axis=1), shape[1]
+    else:
+        if shape[1] < 2:
+            return []  # one element per sample: any gradient would fit, so nothing is learnt
+        rows_group, count = np.arange(shape[0]), shape[0]
+    groups = np.broadcast_to(rows_group[:, None], shape)
+    out = []
+    for wrt, c in _pair(q, option, None, conv, path, reduction).items():
+        g, mine = c.grad.reshape(shape) / q.tol, q.mine / q.tol
+        f = [_lsq(g[groups == k], mine[groups == k]) if (groups == k).any() else 1.0 for k in range(count)]
+        if all(v is not None and v >= 0 for v in f):
+            out.append((wrt, np.array(f)))
+    return out
+
+
+def _searched(q: Question, option: str, conv: str, path: str, reduction: str) -> list[tuple[str, Any]]:
+    """A grid over the option's range, then a golden-section search around the best point."""
+    span: Any = SEARCHED[option]
+    if span is None:
+        e = np.abs(q.batch.p - q.batch.y) if q.batch.y.shape == q.batch.p.shape else np.abs(q.batch.p)
+        e = e[e > 0]
+        if not e.size:
+            return []
+        span = (float(e.min()) / 4, float(e.max()) * 2, True)
+    lo, hi, log = span
+    to_v = (lambda u: float(np.exp(u))) if log else float
+    a, b = (np.log(lo), np.log(hi)) if log else (lo, hi)
+
+    def cost(u: float) -> tuple[float, str]:
+        cs = _evaluate(q, path, conv, reduction, {option: to_v(u)})
+        return min(((c.residual, c.wrt) for c in cs), default=(np.inf, ""))
+
+    grid = np.linspace(a, b, 33)
+    costs = [cost(u)[0] for u in grid]
+    i = int(np.argmin(costs))
+    if not np.isfinite(costs[i]):
+        return []
+    lo_u, hi_u = grid[max(i - 1, 0)], grid[min(i + 1, len(grid) - 1)]
+    u = _golden(lambda x: cost(x)[0], lo_u, hi_u)
+    return [(cost(u)[1], to_v(u))]
+
+
+def _golden(f: Callable[[float], float], a: float, b: float, steps: int = 40) -> float:
+    g = (np.sqrt(5) - 1) / 2
+    c, d = b - g * (b - a), a + g * (b - a)
+    fc, fd = f(c), f(d)
+    for _ in range(steps):
+        if fc <= fd:
+            b, d, fd = d, c, fc
+            c = b - g * (b - a)
+            fc = f(c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + g * (b - a)
+            fd = f(d)
+    return (a + b) / 2
+
+
+def _settle(q: Question, option: str, value, conv: str, path: str, reduction: str, wrt: str) -> Candidate | None:
+    """The solved value rounded to the fewest significant digits that still explain the user's numbers (or None
+    when even the full value does not, or it is the value a plain run uses)."""
+    for digits in (1, 2, 3, 4, 5, 6, 8, 10, 17):
+        v = value if isinstance(value, bool) else _round_sig(value, digits)
+        if _is_default(q, option, v, conv):
+            continue
+        c = next((c for c in _evaluate(q, path, conv, reduction, {option: v}) if c.wrt == wrt), None)
+        if c is not None and c.residual <= 1:
+            if isinstance(v, np.ndarray) and np.all(v == v.reshape(-1)[0]) and option == "pos_weight":
+                c.options = {option: float(v.reshape(-1)[0])}
+            return c
+        if isinstance(value, bool):
+            return None
+    return None
+
+
+def _round_sig(v, digits: int):
+    if isinstance(v, np.ndarray):
+        return np.array([float(f"{x:.{digits}g}") for x in v.reshape(-1)])
+    return float(f"{v:.{digits}g}")
+
+
+def _is_default(q: Question, option: str, v, conv: str) -> bool:
+    """The value a run without the option uses (so it cannot explain what a plain run did not)."""
+    neutral = {"pos_weight": 1.0, "class_weights": 1.0, "sample_weight": 1.0, "label_smoothing": 0.0,
+               "eps": conventions.CONVENTIONS[conv].eps}
+    default = neutral.get(option, next((p.default for p in LOSSES[q.loss].params if p.name == option), None))
+    return default is not None and bool(np.all(np.asarray(v) == default))

@@ -303,16 +303,52 @@ def _jsonable_tree(obj: Any) -> Any:
     return _jsonable(obj) if isinstance(obj, (list, float, np.ndarray)) else obj
 
 
-WRT = {"pred": "the predictions", "logits": "the logits", "probs": "the probabilities σ(z)/softmax(z)"}
+WRT = {"pred": "the predictions", "logits": "the logits", "probs": "the probabilities"}
+# what the probabilities behind --from-logits predictions are, per loss (Loss.link)
+_LINKED = {"sigmoid": "the probabilities σ(z)", "softmax": "the probabilities softmax(z)", "exp": "the rates e^z"}
 
 
-def describe(c: Any) -> str:
-    """A check candidate (convention, reduction, what the gradient is taken with respect to) in words."""
+def wrt_text(loss: str, wrt: str) -> str:
+    """What a gradient is taken with respect to, in words ("probs" named as the loss's link makes them)."""
+    return _LINKED.get(LOSSES[loss].link or "", WRT[wrt]) if wrt == "probs" else WRT[wrt]
+
+
+def distinct(a: float, b: float) -> tuple[str, str]:
+    """a and b with the fewest significant digits (at least 4) that tell them apart; equal numbers alike."""
+    a, b = float(a), float(b)
+    for digits in range(4, 18):
+        sa, sb = _num_digits(a, digits), _num_digits(b, digits)
+        if sa != sb or a == b:
+            return sa, sb
+    return repr(a), repr(b)
+
+
+def _num_digits(v: float, digits: int) -> str:
+    return _num(v) if not math.isfinite(v) else f"{v:.{digits}g}"
+
+
+def _options_words(options: dict) -> str:
+    said = []
+    for k, v in options.items():
+        shown = ",".join(f"{x:.8g}" for x in np.ravel(v)) if not isinstance(v, bool) else ("on" if v else "off")
+        said.append(f"{cli_name(k)} {shown}" if isinstance(v, bool) else f"{k} = {shown}")
+    return " with " + " and ".join(said) + " (you did not pass " + ", ".join(cli_name(k) for k in options) + ")"
+
+
+def describe(c: Any, loss: str = "", given: str = "grad") -> str:
+    """A check candidate (convention, reduction, what the gradient is taken with respect to, options solved for)
+    in words; for a loss alone, what the loss is computed on instead of a derivative."""
     title = conventions.CONVENTIONS[c.convention].title
-    red = {"mean": f"mean over N={c.n}",
+    n = f"{c.n:g}" if isinstance(c.n, float) else str(c.n)
+    opts = _options_words(c.options) if c.options else ""
+    if given == "loss":
+        on = f", on {wrt_text(loss, 'probs')}" if c.wrt == "probs" else ""
+        return f"{title}, {'mean over N=' + n if c.reduction == 'mean' else 'reduction sum'}{on}{opts}"
+    red = {"mean": f"mean over N={n}",
            "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
            "none": "reduction none (each element's own derivative)"}
-    return f"{title}, {red[c.reduction]}, with respect to {WRT[c.wrt]}"
+    wrt = wrt_text(loss, c.wrt) if loss else WRT[c.wrt]
+    return f"{title}, {red[c.reduction]}, with respect to {wrt}{opts}"
 
 
 def _place(idx: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -333,30 +369,41 @@ def places(idxs: list[tuple[int, ...]], shape: tuple[int, ...]) -> str:
     return "cells " + ", ".join(f"({i[0]}, {i[1]})" for i in shown) + tail
 
 
+def _candidate_json(c: Any, from_logits: bool) -> dict:
+    return {"convention": c.convention, "reduction": c.reduction, "from_logits": from_logits,
+            "wrt": c.wrt, "options": _jsonable_tree(dict(c.options))}
+
+
 def write_diagnosis(diag, fmt: str, out) -> None:
+    """check's answer: the match (or nearest) in words and the findings; as JSON with the candidates' keys."""
     c = diag.match or diag.nearest
     if fmt == "json":
+        near = _candidate_json(c, diag.from_logits) | {
+            "residual": _jsonable(float(c.residual)), "value": _jsonable(c.value),
+            "grad": _jsonable(c.grad.reshape(diag.shape))}
         obj = {
-            "match": None if diag.match is None else {
-                "convention": c.convention, "reduction": c.reduction,
-                "from_logits": c.wrt == "logits", "wrt": "logits" if c.wrt == "logits" else "pred",
-            },
-            "nearest": {"convention": c.convention, "reduction": c.reduction, "wrt": c.wrt,
-                        "residual": _jsonable(float(c.residual)), "grad": _jsonable(c.grad.reshape(diag.shape))},
-            "also": [{"convention": a.convention, "reduction": a.reduction, "wrt": a.wrt} for a in diag.also],
+            "match": None if diag.match is None else _candidate_json(c, diag.from_logits),
+            "nearest": near,
+            "also": [_candidate_json(a, diag.from_logits) for a in diag.also],
             "findings": [cli_text(f.strip()) for f in diag.findings],
         }
         out.write(json.dumps(obj) + "\n")
         return
+    what = "your loss matches" if diag.given == "loss" else "your numbers match"
     if diag.match:
-        out.write(f"your numbers match: {describe(c)}\n")
+        out.write(f"{what}: {describe(c, diag.loss, diag.given)}\n")
         if diag.also:
             out.write("  (also within the digits given: "
-                      + "; ".join(f"{a.convention} {a.reduction} wrt {a.wrt}" for a in diag.also) + ")\n")
+                      + "; ".join(_also_words(a, diag.given) for a in diag.also) + ")\n")
     else:
-        out.write(f"no convention explains your numbers; the nearest is {describe(c)}\n")
+        out.write(f"no convention explains your numbers; the nearest is {describe(c, diag.loss, diag.given)}\n")
     for f in diag.findings:
         out.write(cli_text(f) + "\n")
+
+
+def _also_words(a: Any, given: str) -> str:
+    opts = "".join(f", {k} = {_jsonable_tree(v)}" for k, v in a.options.items())
+    return f"{a.convention} {a.reduction}" + ("" if given == "loss" else f" wrt {a.wrt}") + opts
 
 
 def write_losses(fmt: str, out: IO[str]) -> None:

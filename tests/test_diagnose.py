@@ -28,7 +28,7 @@ def test_check_recognises_logit_gradients():
     r = lossgrad("check", "bce", "-y", "0,1,0,0", "-p", P, "--my-grad", "8.358e-9,-0.3751935,0.9497887,2.76076e-6",
                  "-f", "json")
     out = r.json()
-    assert r.code == 0 and out["match"]["wrt"] == "logits" and out["match"]["from_logits"] is True
+    assert r.code == 0 and out["match"]["wrt"] == "logits" and out["match"]["from_logits"] is False
     assert any("with respect to the logits (σ(z) − y)" in f for f in out["findings"])
 
 
@@ -37,7 +37,7 @@ def test_check_matches_a_framework_mean():
                  "--my-grad", "0,-0.40012383066342433,4.978951662060161,0.2500006651930075", "-f", "json")
     out = r.json()
     assert r.code == 0 and out["match"] == {"convention": "tf-keras", "reduction": "mean", "from_logits": False,
-                                            "wrt": "pred"}
+                                            "wrt": "pred", "options": {}}
 
 
 def test_check_reports_a_reversed_sign_and_exits_1():
