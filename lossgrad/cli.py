@@ -198,7 +198,9 @@ def _run(args: list[str], debug: bool) -> int:
         # (click turns a closed pipe into exit status 1; a reader that stops early is no failure here either)
         _quiet_stdout()
         return 0
-    except Exception as e:  # a bug (one line, the traceback only with --debug), or what the system refused
+    except BaseException as e:  # a bug (one line, the traceback only with --debug), or what the system refused
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":  # (polars' Rust panics)
+            raise
         fault = faults.as_fault(e)
         if fault is not None:
             return _fault(fault)

@@ -149,7 +149,8 @@ def guard_streams() -> None:
 def settle_environment() -> None:
     """What would make polars fail where lossgrad cannot report it: an invalid POLARS_MAX_THREADS (polars panics)
     is treated as unset; under an address-space limit (ulimit -v) polars is not used at all, since it aborts the
-    process on a failed allocation where numpy raises a MemoryError that can be reported."""
+    process on a failed allocation where numpy raises a MemoryError that can be reported; nor with fewer than 64
+    file descriptors (ulimit -n)."""
     threads = os.environ.get("POLARS_MAX_THREADS")
     if threads is not None and not (threads.strip().isdigit() and int(threads) > 0):
         del os.environ["POLARS_MAX_THREADS"]
@@ -157,10 +158,12 @@ def settle_environment() -> None:
     try:
         import resource
 
-        limit = resource.getrlimit(resource.RLIMIT_AS)[0]
+        memory = resource.getrlimit(resource.RLIMIT_AS)[0]
+        files = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
     except (ImportError, OSError, ValueError):
         return
-    if limit != resource.RLIM_INFINITY and "polars" not in sys.modules:
+    # (polars' runtime also needs a few descriptors of its own, and panics without them)
+    if (memory != resource.RLIM_INFINITY or files < 64) and "polars" not in sys.modules:
         sys.modules["polars"] = None  # type: ignore[assignment]  # (import polars now raises ImportError)
 
 
@@ -190,6 +193,12 @@ def _one_fault(e: BaseException, where: str) -> EnvironmentFault | None:
         return EnvironmentFault(where or (str(e.filename) if e.filename else ""), os.strerror(e.errno or 0))
     if isinstance(e, RuntimeError) and "can't start new thread" in str(e):
         return EnvironmentFault(where, "cannot start a thread (a process or memory limit)")
+    if type(e).__name__ == "PanicException":  # (polars, from Rust: what it could not get, in words)
+        text = str(e)
+        if "Too many open files" in text:
+            return EnvironmentFault(where, os.strerror(errno.EMFILE))
+        if "memory" in text or "alloc" in text:
+            return EnvironmentFault(where, "out of memory")
     if isinstance(e, ValueError) and "closed file" in str(e):
         return EnvironmentFault(where, "is closed")
     return None

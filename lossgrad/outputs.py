@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import os
-import secrets
 import stat
 import sys
 from collections.abc import Iterator, Sequence
@@ -60,8 +59,8 @@ def _refuse_an_input(st: os.stat_result, inputs: Inputs, shown: str) -> None:
         except (OSError, ValueError):
             continue
         if stat.S_ISREG(other.st_mode) and (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
-            raise OptionError("output", f"{shown} is also the input ({name}): writing it would destroy what is being "
-                                        "read; write to another file")
+            raise OptionError("" if shown == "stdout" else "output", f"{shown} is also the input ({name}): writing "
+                              "it would destroy what is being read; write to another file")
 
 
 @contextmanager
@@ -167,7 +166,7 @@ def _temporary(folder: str, path: str) -> tuple[str, int]:
     """A new hidden file in `folder`, made with the umask's mode (0666 less the umask), known to the signal
     handler before it exists."""
     while True:
-        tmp = os.path.join(folder, f".lossgrad-{secrets.token_hex(6)}.tmp")
+        tmp = os.path.join(folder, f".lossgrad-{os.urandom(6).hex()}.tmp")
         faults.remember(tmp)
         try:
             return tmp, os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
