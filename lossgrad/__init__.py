@@ -5,27 +5,47 @@
     >>> r.value, r.grad
 """
 
-from .api import (
-                  Result,
-                  bce,
-                  ce,
-                  cosine,
-                  evaluate,
-                  focal,
-                  hinge,
-                  huber,
-                  kl,
-                  logcosh,
-                  mae,
-                  mse,
-                  nll,
-                  poisson,
-                  smooth_l1,
-                  squared_hinge,
-)
-from .conventions import CONVENTIONS
-from .errors import DomainError, InputError, LossgradError, OptionError
-from .losses import LOSSES
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .api import (
+                      Result,
+                      bce,
+                      ce,
+                      cosine,
+                      evaluate,
+                      focal,
+                      hinge,
+                      huber,
+                      kl,
+                      logcosh,
+                      mae,
+                      mse,
+                      nll,
+                      poisson,
+                      smooth_l1,
+                      squared_hinge,
+    )
+    from .conventions import CONVENTIONS
+    from .errors import DomainError, InputError, LossgradError, OptionError
+    from .losses import LOSSES
+
+# each name's module, imported on first use: the command line imports the package before it can install its
+# signal handlers, so the package itself imports nothing heavy
+_HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
+                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge"], "api"),
+         "CONVENTIONS": "conventions", "LOSSES": "losses",
+         **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors")}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(f".{_HOME[name]}", __name__), name)
+    globals()[name] = value
+    return value
+
 
 __version__ = "0.1.0"
 

@@ -20,9 +20,9 @@ from typing import IO, Any
 import numpy as np
 
 from .api import accumulate
-from .errors import DomainError
+from .errors import DomainError, EnvironmentFault, InputError
 from .evaluation import evaluate
-from .inputs import FAST_BYTES, Chunk, CsvRequest, CsvSource, count_lines, quick_count_lines
+from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, count_lines, quick_count_lines
 from .options import Reduction, Setup
 from .reduction import Accumulator
 from .render import Progress, csv_header, prepare_writer, rows_table, write_table
@@ -96,11 +96,14 @@ class _Spool:
 
     def put(self, pieces: Pieces) -> None:
         shapes = []
-        for losses, grad in pieces:
-            losses, grad = np.ascontiguousarray(losses), np.ascontiguousarray(grad)
-            self.file.write(losses.tobytes())
-            self.file.write(grad.tobytes())
-            shapes.append((losses.shape, grad.shape, losses.dtype))
+        try:
+            for losses, grad in pieces:
+                losses, grad = np.ascontiguousarray(losses), np.ascontiguousarray(grad)
+                self.file.write(losses.tobytes())
+                self.file.write(grad.tobytes())
+                shapes.append((losses.shape, grad.shape, losses.dtype))
+        except OSError as e:  # (the mean's rows wait here: a full disk or a file-size limit stops them)
+            raise EnvironmentFault(f"a temporary file in {tempfile.gettempdir()}", e.strerror or str(e)) from None
         self.shapes.append(shapes)
 
     def chunks(self) -> Iterator[Pieces]:
@@ -112,6 +115,37 @@ class _Spool:
     def _read(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         n = int(np.prod(shape))
         return np.frombuffer(self.file.read(n * dtype.itemsize), dtype=dtype).reshape(shape)
+
+
+class _Watch:
+    """The size of an input that is a regular file, as it was when it was opened: a file that shrinks or grows
+    while it is read (truncated, appended to, rewritten) gives rows that are neither the old file's nor the new."""
+
+    def __init__(self, reader: CsvReader) -> None:
+        self.name = reader.name
+        self.fd: int | None = None
+        try:
+            fd = reader.raw.fileno()
+            st = os.fstat(fd)
+        except (OSError, ValueError, AttributeError):
+            return
+        if stat.S_ISREG(st.st_mode):
+            self.fd, self.size = fd, st.st_size
+
+    def changed(self) -> bool:
+        try:
+            return self.fd is not None and os.fstat(self.fd).st_size != self.size
+        except OSError:
+            return False
+
+    def check(self) -> None:
+        if self.changed():
+            raise changed_error(self.name)
+
+
+def changed_error(name: str) -> InputError:
+    return InputError(name, "changed while it was read (its size is not what it was when lossgrad opened it); "
+                            "read it once it is complete, or a copy")
 
 
 class _Writer:
@@ -156,18 +190,28 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
             _decide(setup, writer, rows, k)
         writer.put(_evaluate_chunk(setup, source, chunk, acc))
 
+    watch, changed = _Watch(source.reader), False
     try:
         for chunk in source.chunks:
+            watch.check()
             compute.submit(process, chunk)
             progress.update(acc.rows, time.perf_counter() - t0)
         compute.drain()
         writer.stage.drain()
+        watch.check()
         _finish(setup, acc, writer, compute)
         writer.write_header()
+    except (InputError, Miscounted):
+        # a bad row, or rows miscounted, in a file that changed: the change is what went wrong, and no more rows
+        # are written
+        changed = watch.changed()
+        if changed:
+            raise changed_error(watch.name) from None
+        raise
     finally:
         progress.close()
         compute.close()
-        writer.stage.close(finish=True)
+        writer.stage.close(finish=not changed)
         if writer.spool is not None:
             writer.spool.file.close()
     return acc
@@ -220,13 +264,19 @@ def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accum
     with the right N."""
     start = _rewind_point(out)
     how = _how_to_count(setup, request, start is not None)
+    name = request.path if request.path not in (None, "-") else "<stdin>"
     try:
         return _stream_once(setup, request, out, how)
     except Miscounted as m:
-        assert start is not None  # (only a quick count can be wrong, and only a rewindable output gets one)
+        if start is None:  # (a checked count is wrong only when the file changed after it was counted)
+            raise changed_error(str(name)) from None
         out.seek(start)
         out.truncate()
-        return _stream_once(setup, request, out, m.rows)
+        rows = m.rows
+    try:
+        return _stream_once(setup, request, out, rows)
+    except Miscounted:  # (the exact count, wrong: the file is changing)
+        raise changed_error(str(name)) from None
 
 
 def _how_to_count(setup: Setup, request: CsvRequest, rewindable: bool) -> str | None:

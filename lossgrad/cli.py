@@ -13,9 +13,14 @@ import os
 import sys
 from typing import Annotated, Any, NamedTuple
 
-import typer
+from . import faults
 
-from .errors import LossgradError, OptionError, cli_name
+if faults.launched_as_command():  # a signal during the imports below ends the run as quietly as one after them
+    faults.install()
+
+import typer  # noqa: E402
+
+from .errors import LossgradError, OptionError, cli_name  # noqa: E402
 
 EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPT = 2, 70, 130
 
@@ -131,6 +136,8 @@ def _loss_options(loss: Any) -> dict[str, Opt]:
 
 
 def _register() -> None:
+    if app.registered_commands:
+        return
     from . import commands
     from .losses import LOSSES
 
@@ -161,14 +168,15 @@ def _register() -> None:
             _command(lambda _n=loss.name, **kw: commands.run_loss(_n, **kw), loss.name, _loss_options(loss)))
 
 
-_register()
-
-
 # ---------------------------------------------------------------- the one error boundary
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point: runs the app, turns every failure into one line and an exit status."""
+    if argv is None:  # the command line's own process: its signals, streams and environment
+        faults.install()
+        faults.guard_streams()
+        faults.settle_environment()
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     if debug:
@@ -178,6 +186,8 @@ def main(argv: list[str] | None = None) -> None:
         sys.stdout.flush()
     except BrokenPipeError:
         _quiet_stdout()
+    except (OSError, ValueError) as e:
+        code = _fault(faults.as_fault(e, "<stdout>") or e)
     if argv is None:
         # the command line's own process: everything is written and closed, so skip the interpreter's teardown
         # (freeing polars and numpy takes a tenth of a second after a large batch)
@@ -194,6 +204,7 @@ def _run(args: list[str], debug: bool) -> int:
 
         completion_init()
     try:
+        _register()
         command, prog, rest = _click_command(args)
         rv = command.main(args=rest, prog_name=prog, standalone_mode=False)
         return rv if isinstance(rv, int) else 0
@@ -215,7 +226,12 @@ def _run(args: list[str], debug: bool) -> int:
         # (click turns a closed pipe into exit status 1; a reader that stops early is no failure here either)
         _quiet_stdout()
         return 0
-    except Exception as e:  # a bug: one line, the traceback only with --debug
+    except BaseException as e:  # a bug (one line, the traceback only with --debug), or what the system refused
+        if not isinstance(e, Exception) and type(e).__name__ != "PanicException":  # (polars' Rust panics)
+            raise
+        fault = faults.as_fault(e)
+        if fault is not None:
+            return _fault(fault)
         if debug:
             raise
         sys.stderr.write(f"error: internal failure ({type(e).__name__}: {e}); this is a bug in lossgrad: please "
@@ -240,8 +256,21 @@ def _click_command(args: list[str]) -> tuple[Any, str, list[str]]:
 
 
 def _error(message: str) -> int:
-    sys.stderr.write(f"error: {message}\n")
+    try:
+        sys.stderr.write(f"error: {message}\n")
+    except Exception as e:  # (stderr closed or full: the status alone says it)
+        return _fault(e)
     return EXIT_USAGE
+
+
+def _fault(e: BaseException) -> int:
+    """What the system refused: one line, if stderr can still take one, and exit status 74."""
+    try:
+        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.flush()
+    except Exception:  # (stderr itself is what failed)
+        pass
+    return faults.EXIT_FAULT
 
 
 def _usage_message(e: Any) -> str:

@@ -39,6 +39,19 @@ def _request(kw: dict[str, Any]) -> CsvRequest:
     return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"))
 
 
+def _inputs(kw: dict[str, Any]) -> list[tuple[str, str | int]]:
+    """The files read, which the output must not be: --csv's, or stdin's when it is read."""
+    if _inline(kw):
+        return []
+    path = kw.get("csv")
+    if path not in (None, "-"):
+        return [(f"--csv {path}", path)]
+    try:
+        return [("stdin", sys.stdin.fileno())] if not sys.stdin.isatty() else []
+    except (OSError, ValueError, AttributeError):  # (no stdin to speak of)
+        return []
+
+
 def _read(s: Setup, kw: dict[str, Any]) -> Batch:
     return read(s.loss, target=kw.get("target"), pred=kw.get("pred"), weights=kw.get("sample_weight"),
                 csv=_request(kw), labels=s.labels.value)
@@ -66,7 +79,7 @@ def run_loss(name: str, **kw: Any) -> None:
     render.warn(r.warnings)
     explain = _formulas(s, r) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
-    with render.open_output(kw.get("output")) as out:
+    with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_result(render.Report(r, b.p, b.names, flat, b.source), fmt.value, out, explain)
     if fmt is Format.CSV:
         sys.stderr.write(render.value_line(r) + "\n")
@@ -78,7 +91,7 @@ def _formulas(s: Setup, r: Result) -> list[str]:
 
 def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
     """CSV in, CSV out, block by block; the reduced value (and the formulas) on stderr."""
-    with render.open_output(kw.get("output"), binary=True) as out:
+    with render.open_output(kw.get("output"), binary=True, inputs=_inputs(kw)) as out:
         s, acc, per_sample = batch.run(s, _request(kw), out)
     r = summary(s, acc, per_sample)
     render.warn(r.warnings)
@@ -112,7 +125,7 @@ def compare(loss: str, **kw: Any) -> None:
     b = _batch_for(loss, kw)
     comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
                        labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw))
-    with render.open_output(kw.get("output")) as out:
+    with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_comparison(comp, b.p, b.y, fmt, out)
 
 
@@ -145,7 +158,7 @@ def check(loss: str, **kw: Any) -> None:
     diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
                      params=_loss_params(kw))
-    with render.open_output(kw.get("output")) as out:
+    with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_diagnosis(diag, fmt, out)
     raise typer.Exit(0 if diag.match else 1)
 
@@ -157,7 +170,8 @@ def list_losses(format: str | None = None) -> None:
     fmt = format or "table"
     if fmt not in ("table", "json"):
         raise OptionError("format", f"unknown format {fmt!r}; choose table or json")
-    render.write_losses(fmt, sys.stdout)
+    with render.open_output(None) as out:
+        render.write_losses(fmt, out)
 
 
 def completion(shell: Annotated[str, typer.Argument(..., metavar="SHELL", help="bash, zsh, fish or powershell.")]
@@ -192,7 +206,8 @@ def jacobian(
         raise OptionError("format", f"unknown format {fmt!r}; choose table or json")
     act = ACTIVATIONS[activation]
     values, jac = act.fn(v)
-    render.write_jacobian(act, v, values, jac, fmt, sys.stdout)
+    with render.open_output(None) as out:
+        render.write_jacobian(act, v, values, jac, fmt, out)
 
 
 __all__ = ["EXAMPLES", "check", "compare", "jacobian", "list_losses", "run_loss"]

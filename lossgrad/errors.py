@@ -85,3 +85,18 @@ class DomainError(InputError):
         self.which, self.row, self.col, self.value = which, row, col, value
         self.reason = what
         super().__init__(f"{which}[{row}, {col}]", f"{value!r} {what}")
+
+
+class EnvironmentFault(Exception):
+    """The system refused what lossgrad needs (a full disk, a file-size limit, a closed stream, too many open files,
+    no memory, an encoding that cannot write the output): `where` is the file or stream, `what` the system's reason.
+    The CLI prints it as one `error: ` line and exits with status 74 (sysexits' EX_IOERR)."""
+
+    exit_status = 74
+
+    def __init__(self, where: str, what: str):
+        self.where, self.what = where, what
+        super().__init__(self.message())
+
+    def message(self, name: Namer = api_name) -> str:
+        return f"{self.where}: {self.what}" if self.where else self.what

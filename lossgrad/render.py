@@ -10,18 +10,17 @@ import json
 import math
 import os
 import sys
-import tempfile
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import IO, Any
 
 import numpy as np
 
-from . import conventions
+from . import conventions, outputs
 from .api import Result
 from .errors import OptionError, cli_name, fill
 from .inputs import _polars
 from .losses import LOSSES
+from .outputs import Inputs
 from .reduction import describe as describe_reduction
 
 FORMATS = ("table", "json", "csv")
@@ -209,35 +208,10 @@ def check_format(fmt: str) -> str:
     return fmt
 
 
-@contextmanager
-def open_output(path: str | None, binary: bool = False):
-    """stdout, or a temporary file beside `path` renamed over it only when everything was written."""
-    if path in (None, "-"):
-        if binary:
-            sys.stdout.flush()
-            yield sys.stdout.buffer
-            sys.stdout.buffer.flush()
-        else:
-            yield sys.stdout
-        return
-    folder = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(folder):
-        raise OptionError("output", f"folder {folder} does not exist")
-    if os.path.isdir(path):
-        raise OptionError("output", f"{path} is a folder; give a file name")
-    try:
-        fd, tmp = tempfile.mkstemp(dir=folder, prefix=".lossgrad-", suffix=".tmp")
-    except OSError as e:
-        raise OptionError("output", f"cannot write in {folder}: {e.strerror}") from None
-    f = os.fdopen(fd, "wb") if binary else os.fdopen(fd, "w", encoding="utf-8", newline="")
-    try:
-        yield f
-        f.close()
-        os.replace(tmp, path)
-    except BaseException:
-        f.close()
-        os.unlink(tmp)
-        raise
+def open_output(path: str | None, binary: bool = False, inputs: Inputs = ()) -> Any:
+    """stdout, or the file `path`: a regular file replaced atomically, a device or FIFO written through, an input
+    or a read-only file refused (outputs.py)."""
+    return outputs.open_output(path, binary, inputs)
 
 
 # ---------------------------------------------------------------- compare and check
@@ -581,13 +555,19 @@ def prepare_writer() -> None:
     import threading
 
     def warm():
-        pl = _polars()
-        if pl is not None:
-            import io
+        try:
+            pl = _polars()
+            if pl is not None:
+                import io
 
-            pl.from_numpy(np.zeros((1, 2))).write_csv(io.BytesIO(), include_header=False)
+                pl.from_numpy(np.zeros((1, 2))).write_csv(io.BytesIO(), include_header=False)
+        except BaseException:  # only a head start: the writer meets (and reports) any failure itself
+            pass
 
-    threading.Thread(target=warm, daemon=True).start()
+    try:
+        threading.Thread(target=warm, daemon=True).start()
+    except RuntimeError:  # (no thread to spare: the writer imports polars itself)
+        pass
 
 
 
