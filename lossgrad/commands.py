@@ -201,4 +201,4 @@ def plot(loss: str, **kw: Any) -> None:
     sys.stdout.write(text)
 
 
-__all__ = ["EXAMPLES", "check", "compare", "jacobian", "list_losses", "plot", "run_loss"]
+__all__ = ["EXAMPLES", "check", "compare", "jacobian", "list_losses", "run_loss"]
