@@ -4,6 +4,7 @@ and the one boundary that turns every failure into one line and an exit status.
     lossgrad LOSS [OPTIONS]     the loss and its gradient, per element and reduced
     lossgrad compare|check      every convention side by side; which one explains your numbers
     lossgrad losses             the losses, their options and the conventions that support each
+    lossgrad plot LOSS          the loss and its gradient drawn over the prediction, one curve per convention
 """
 
 from __future__ import annotations
@@ -81,6 +82,20 @@ CHECK_OPTIONS: dict[str, Opt] = {
     "convention": _option("-c", "--convention", help="The framework to explain your numbers against [default: each "
                           "one that has the loss]."),
     "reduction": _option("-r", "--reduction", help="That framework's reduction [default: mean]."),
+}
+PLOT_OPTIONS: dict[str, Opt] = {
+    "target": _option("-y", "--target", kind=float | None, help="The target the curves are drawn for [default: 1]."),
+    "range": _option("--range", help="LO,HI: the predictions' range [default: probabilities 1e-15 to 1 - 1e-15, "
+                     "logits -20,20, values target ± 3]."),
+    "points": _option("--points", kind=int, default=401, help="How many predictions."),
+    "convention": _option("-c", "--convention", help="Conventions to draw, comma separated [default: each one that "
+                          "has the loss]."),
+    "log_x": _option("--log-x/--linear-x", kind=bool | None, help="Predictions log-spaced: log10(p/(1 - p)) for "
+                     "probabilities, log10(p) for rates [default: on for those, off for logits and values]."),
+    "what": _option("--what", kind=str, default="both", help="loss, grad or both (two plots)."),
+    "y_scale": _option("--y-scale", kind=str, default="auto", help="linear, symlog (sign·log10(1 + |v|)) or auto "
+                       "(symlog for curves beyond ±1000)."),
+    "png": _option("--png", help="Also write the picture to this PNG file (needs matplotlib: lossgrad[png])."),
 }
 LOSS_ARGUMENT = Annotated[str, typer.Argument(..., metavar="LOSS", help="The loss: see 'lossgrad losses'.")]
 COMPLETE_VAR = "_LOSSGRAD_COMPLETE"  # set by the shell's completion function (see 'lossgrad completion')
@@ -162,6 +177,11 @@ def _register() -> None:
     app.command("jacobian", help="An activation's values and its full Jacobian matrix ∂aᵢ/∂xⱼ (softmax: diag(s) − "
                 "s·sᵀ): the step between a gradient with respect to probabilities and one with respect to logits.",
                 epilog="Example: lossgrad jacobian softmax --x 1,2,3")(commands.jacobian)
+    plot_options = {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | every_param
+    app.command("plot", help="The loss and its gradient drawn over the prediction, one curve per convention: where "
+                "a framework's clip or clamp flattens the gradient, at a glance.",
+                epilog="Examples: lossgrad plot bce ; lossgrad plot bce --from-logits --range -40,40")(
+        _command(commands.plot, "plot", plot_options, LOSS_ARGUMENT))
     for loss in LOSSES.values():
         app.command(loss.name, help=f"{loss.summary[0].upper()}{loss.summary[1:]}.\n\nReproduces: {loss.reference}.",
                     epilog=commands.EXAMPLES.get(loss.name))(
@@ -285,7 +305,7 @@ def _usage_message(e: Any) -> str:
     m = re.match(r"No such command '([^']*)'\.?(?: Did you mean '([^']*)'\?)?", msg)
     if m:
         msg = f"no such loss or command {m.group(1)!r}" + (f" (did you mean {m.group(2)!r}?)" if m.group(2) else "")
-    others = "compare, check, jacobian, losses, completion"
+    others = "compare, check, plot, jacobian, losses, completion"
     return f"{msg}; the losses are {', '.join(LOSSES)}, the other commands {others}"
 
 

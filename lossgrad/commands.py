@@ -210,4 +210,24 @@ def jacobian(
         render.write_jacobian(act, v, values, jac, fmt, out)
 
 
+# ---------------------------------------------------------------- plot
+
+
+PLOT = ("range", "points", "log_x", "what", "y_scale", "png")
+
+
+def plot(loss: str, **kw: Any) -> None:
+    """The loss and its gradient over a range of predictions, one curve per convention; --png as an image too."""
+    from . import plot as plots
+
+    params = {k: v for k, v in _loss_params(kw).items() if k not in PLOT}
+    c = plots.curves(loss, target=kw["target"], range=plots.parse_range(kw["range"]), points=kw["points"],
+                     from_logits=kw["from_logits"], conventions=kw["convention"], log_x=kw["log_x"], eps=kw["eps"],
+                     dtype=kw["dtype"], params=params)
+    text = plots.terminal(c, kw["what"], kw["y_scale"])
+    if kw.get("png"):
+        plots.write_png(c, kw["png"], kw["what"], kw["y_scale"])
+    sys.stdout.write(text)
+
+
 __all__ = ["EXAMPLES", "check", "compare", "jacobian", "list_losses", "run_loss"]
