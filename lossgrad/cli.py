@@ -157,31 +157,17 @@ def _register() -> None:
     from .losses import LOSSES
 
     every_param = _params(LOSSES.values())
-    compare_options = {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction")} | every_param
-    app.command("losses", help="List the losses, their options and the conventions that support each.")(
-        _command(commands.list_losses, "losses", {"format": _option("-f", "--format", help="table or json [default: "
-                                                           "table].")}))
-    app.command("compare", help="The same inputs under every convention, side by side: value and gradients, the cells "
-                "that differ from the exact mathematics marked *, and one line per difference saying why.",
-                epilog="Example: lossgrad compare bce -y 0,1,0,0 -p 8.4e-9,0.62,0.95,2.8e-6")(
-        _command(commands.compare, "compare", compare_options, LOSS_ARGUMENT))
-    check_options = {k: OPTIONS[k] for k in INPUTS} | CHECK_OPTIONS | every_param
-    app.command("check", help="Which convention, reduction and derivative explain your hand-computed gradient (and "
-                "loss), and in plain sentences how it departs from each framework's. Exit status 0 when one explains "
-                "it, 1 when none does.",
-                epilog="Example: lossgrad check bce -y 0,1,0,0 -p 8.358e-09,0.6248,0.9498,2.761e-06 --my-grad "
-                "1.0,-1.6,19.9,1.0")(_command(commands.check, "check", check_options, LOSS_ARGUMENT))
-    app.command("completion", help="A completion script for your shell (bash, zsh, fish or powershell): "
-                "eval \"$(lossgrad completion bash)\" in ~/.bashrc completes commands, losses and options.")(
-        commands.completion)
-    app.command("jacobian", help="An activation's values and its full Jacobian matrix ∂aᵢ/∂xⱼ (softmax: diag(s) − "
-                "s·sᵀ): the step between a gradient with respect to probabilities and one with respect to logits.",
-                epilog="Example: lossgrad jacobian softmax --x 1,2,3")(commands.jacobian)
-    plot_options = {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | every_param
-    app.command("plot", help="The loss and its gradient drawn over the prediction, one curve per convention: where "
-                "a framework's clip or clamp flattens the gradient, at a glance.",
-                epilog="Examples: lossgrad plot bce ; lossgrad plot bce --from-logits --range -40,40")(
-        _command(commands.plot, "plot", plot_options, LOSS_ARGUMENT))
+    options = {
+        "losses": {"format": _option("-f", "--format", help="table or json [default: table].")},
+        "compare": {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction")} | every_param,
+        "check": {k: OPTIONS[k] for k in INPUTS} | CHECK_OPTIONS | every_param,
+        "plot": {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | every_param,
+    }
+    for name, (text, example) in commands.HELP.items():
+        run = getattr(commands, "list_losses" if name == "losses" else name)
+        command = run if name not in options else _command(run, name, options[name],
+                                                           LOSS_ARGUMENT if name != "losses" else None)
+        app.command(name, help=text, epilog=example)(command)
     for loss in LOSSES.values():
         app.command(loss.name, help=f"{loss.summary[0].upper()}{loss.summary[1:]}.\n\nReproduces: {loss.reference}.",
                     epilog=commands.EXAMPLES.get(loss.name))(
@@ -205,9 +191,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         sys.stdout.flush()
     except BrokenPipeError:
-        _quiet_stdout()
+        faults.quiet_stdout()
     except (OSError, ValueError) as e:
-        code = _fault(faults.as_fault(e, "<stdout>") or e)
+        code = faults.report(faults.as_fault(e, "<stdout>") or e)
     if argv is None:
         # the command line's own process: everything is written and closed, so skip the interpreter's teardown
         # (freeing polars and numpy takes a tenth of a second after a large batch)
@@ -238,20 +224,20 @@ def _run(args: list[str], debug: bool) -> int:
     except (KeyboardInterrupt, typer.Abort):
         return EXIT_INTERRUPT
     except BrokenPipeError:
-        _quiet_stdout()
+        faults.quiet_stdout()
         return 0
     except SystemExit as e:
         if not isinstance(e.__context__, BrokenPipeError):
             raise
         # (click turns a closed pipe into exit status 1; a reader that stops early is no failure here either)
-        _quiet_stdout()
+        faults.quiet_stdout()
         return 0
     except BaseException as e:  # a bug (one line, the traceback only with --debug), or what the system refused
         if not isinstance(e, Exception) and type(e).__name__ != "PanicException":  # (polars' Rust panics)
             raise
         fault = faults.as_fault(e)
         if fault is not None:
-            return _fault(fault)
+            return faults.report(fault)
         if debug:
             raise
         sys.stderr.write(f"error: internal failure ({type(e).__name__}: {e}); this is a bug in lossgrad: please "
@@ -279,18 +265,8 @@ def _error(message: str) -> int:
     try:
         sys.stderr.write(f"error: {message}\n")
     except Exception as e:  # (stderr closed or full: the status alone says it)
-        return _fault(e)
+        return faults.report(e)
     return EXIT_USAGE
-
-
-def _fault(e: BaseException) -> int:
-    """What the system refused: one line, if stderr can still take one, and exit status 74."""
-    try:
-        sys.stderr.write(f"error: {e}\n")
-        sys.stderr.flush()
-    except Exception:  # (stderr itself is what failed)
-        pass
-    return faults.EXIT_FAULT
 
 
 def _usage_message(e: Any) -> str:
@@ -307,12 +283,6 @@ def _usage_message(e: Any) -> str:
         msg = f"no such loss or command {m.group(1)!r}" + (f" (did you mean {m.group(2)!r}?)" if m.group(2) else "")
     others = "compare, check, plot, jacobian, losses, completion"
     return f"{msg}; the losses are {', '.join(LOSSES)}, the other commands {others}"
-
-
-def _quiet_stdout() -> None:
-    # the reader went away (| head): point stdout at /dev/null so the interpreter's final flush is silent
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
 
 
 __all__ = ["OptionError", "app", "main"]

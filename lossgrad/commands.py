@@ -19,6 +19,25 @@ from .inputs import Batch, CsvRequest, parse_inline, read
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
 from .reduction import formulas
 
+# the commands besides the losses: (help, example), in the order --help lists them
+HELP = {
+    "losses": ("List the losses, their options and the conventions that support each.", None),
+    "compare": ("The same inputs under every convention, side by side: value and gradients, the cells that differ "
+                "from the exact mathematics marked *, and one line per difference saying why.",
+                "Example: lossgrad compare bce -y 0,1,0,0 -p 8.4e-9,0.62,0.95,2.8e-6"),
+    "check": ("Which convention, reduction and derivative explain your hand-computed gradient (and loss), and in "
+              "plain sentences how it departs from each framework's. Exit status 0 when one explains it, 1 when none "
+              "does.", "Example: lossgrad check bce -y 0,1,0,0 -p 8.358e-09,0.6248,0.9498,2.761e-06 --my-grad "
+              "1.0,-1.6,19.9,1.0"),
+    "completion": ("A completion script for your shell (bash, zsh, fish or powershell): eval \"$(lossgrad "
+                   "completion bash)\" in ~/.bashrc completes commands, losses and options.", None),
+    "jacobian": ("An activation's values and its full Jacobian matrix ∂aᵢ/∂xⱼ (softmax: diag(s) − s·sᵀ): the step "
+                 "between a gradient with respect to probabilities and one with respect to logits.",
+                 "Example: lossgrad jacobian softmax --x 1,2,3"),
+    "plot": ("The loss and its gradient drawn over the prediction, one curve per convention: where a framework's clip "
+             "or clamp flattens the gradient, at a glance.",
+             "Examples: lossgrad plot bce ; lossgrad plot bce --from-logits --range -40,40"),
+}
 EXAMPLES = {
     "mse": "Example: lossgrad mse --target 0.11,0.01,0.59 --pred 0.12,0.35,0.61",
     "bce": "Examples: lossgrad bce --from-logits -y 0,1,0,0 -p -18.6,0.51,2.94,-12.8 ; "

@@ -202,3 +202,19 @@ def _one_fault(e: BaseException, where: str) -> EnvironmentFault | None:
     if isinstance(e, ValueError) and "closed file" in str(e):
         return EnvironmentFault(where, "is closed")
     return None
+
+
+def report(e: BaseException) -> int:
+    """What the system refused: one line, if stderr can still take one, and exit status 74."""
+    try:
+        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.flush()
+    except Exception:  # (stderr itself is what failed)
+        pass
+    return EXIT_FAULT
+
+
+def quiet_stdout() -> None:
+    # the reader went away (| head): point stdout at /dev/null so the interpreter's final flush is silent
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
