@@ -80,6 +80,7 @@ class Setup:
     labels: Labels = Labels.AUTO
     sample_weight: bool = False  # per-sample weights come with the samples
     params: Mapping[str, Any] = field(default_factory=dict)  # the loss's own numbers, defaults filled in
+    batchmean: bool = False  # PyTorch's kl_div reduction: the mean over samples, whatever the convention's mean
 
     @property
     def np_dtype(self) -> type[np.floating[Any]]:
@@ -93,7 +94,7 @@ class Setup:
     @property
     def keeps_elements(self) -> bool:
         """The framework's mean divides a per-sample sum's terms by the element count (PyTorch's kl_div)."""
-        return self.loss.name in self.conv.elementwise_mean
+        return self.loss.name in self.conv.elementwise_mean and not self.batchmean
 
     def per_sample_for(self, outputs: int) -> bool:
         """One loss per sample (rather than per element) for predictions with `outputs` columns."""
@@ -136,22 +137,46 @@ def setup(loss: str, *, from_logits: object = False, reduction: object = "mean",
     """Every option checked, as one Setup; an OptionError names the first that cannot be used."""
     the_loss = choose_loss(loss)
     values = loss_params(the_loss, params)
+    batchmean = reduction == "batchmean"
+    if batchmean and the_loss.name != "kl":
+        raise OptionError("reduction", f"batchmean is PyTorch's kl_div reduction (the sum over the batch size); for "
+                                       f"{the_loss.name} use mean")
+    reduction = REDUCTION_ALIASES.get(reduction, reduction) if isinstance(reduction, str) else reduction
     chosen = (choose(Reduction, "reduction", reduction, "reduction"), choose(Dtype, "dtype", dtype, "dtype"),
               choose(Labels, "labels", labels, "label layout"))
     if chosen[2] is not Labels.AUTO and the_loss.kind != "rows":
         raise OptionError("labels", f"applies to ce only, not to {the_loss.name}")
     logits = switch("from_logits", from_logits)
     s = Setup(loss=the_loss, conv=_convention(the_loss, logits, convention, eps), from_logits=logits,
-              reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values)
+              reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values,
+              batchmean=batchmean)
     _check_combinations(s)
     return s
+
+
+# what people type for a convention or a reduction, and the name lossgrad gives it
+CONVENTION_ALIASES = {"pytorch": "torch", "jax": "optax", "tf.keras": "tf-keras", "tf_keras": "tf-keras",
+                      "keras2": "tf-keras", "keras3": "keras"}
+REDUCTION_ALIASES = {"sum_over_batch_size": "mean", "batchmean": "mean"}
+
+
+def convention_name(name: object) -> str:
+    """A convention's name from what a user typed (pytorch, jax, tf.keras, keras2, keras3 ...)."""
+    if not isinstance(name, str):
+        raise OptionError("convention", f"takes a name, got {name!r}")
+    key = name.strip().lower()
+    if key in ("tensorflow", "tf"):
+        raise OptionError("convention", "TensorFlow's losses are Keras': TF 2.16 and later come with Keras 3 "
+                                        "({convention} keras), TF 2.15 and earlier (or TF_USE_LEGACY_KERAS=1) with "
+                                        "tf.keras, Keras 2 ({convention} tf-keras)")
+    return CONVENTION_ALIASES.get(key, key)
 
 
 def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Convention:
     if from_logits and not loss.has_logits:
         raise OptionError("from_logits", f"{loss.name} takes no logits; drop {{from_logits}}")
     try:
-        conv = conventions.get(name)  # type: ignore[arg-type]
+        conv = conventions.get(convention_name(name))
         conventions.require(conv, loss.name, "logits" if from_logits else "probs")
     except conventions.UnsupportedError as e:
         raise OptionError("convention", str(e)) from None

@@ -33,3 +33,27 @@ def test_help_shows_choices():
     for choices in ("[mean|sum|none]", "[exact|keras|tf-keras|torch|optax]", "[float64|float32]",
                     "[table|json|csv]", "[auto|index|onehot]"):
         assert choices in out
+
+
+def test_what_people_type_for_conventions_and_reductions():
+    y, p = "0,1,0,0", "8.4e-9,0.62,0.95,2.8e-6"
+    for alias, name in (("pytorch", "torch"), ("PyTorch", "torch"), ("jax", "optax"), ("tf.keras", "tf-keras"),
+                        ("keras2", "tf-keras"), ("keras3", "keras")):
+        if name == "optax":
+            r = run("bce", "--from-logits", "-y", y, "-p", "1,2,3,4", "-c", alias, "-f", "json")
+        else:
+            r = run("bce", "-y", y, "-p", p, "-c", alias, "-f", "json")
+        assert r.code == 0 and r.json()["convention"] == name, (alias, r.err)
+    assert_usage_error(run("bce", "-y", y, "-p", p, "-c", "tensorflow"), "TF 2.16 and later come with Keras 3",
+                       "(--convention keras)", "(--convention tf-keras)")
+    keras = run("mse", "-y", "1,2", "-p", "2,4", "-c", "keras", "-r", "sum_over_batch_size", "-f", "json").json()
+    assert keras["reduction"] == "mean" and keras["value"] == 2.5  # ((2-1)² + (4-2)²) / 2, by hand
+
+
+def test_batchmean_is_pytorchs_kl_reduction():
+    # PyTorch's kl_div: 'mean' divides the summed terms by every element (4), 'batchmean' by the batch size (2)
+    args = ["kl", "-y", "0.2,0.8;0.5,0.5", "-p", "0.3,0.7;0.6,0.4", "-c", "torch", "-f", "json"]
+    mean, batchmean = run(*args).json(), run(*args, "-r", "batchmean").json()
+    total = run(*args, "-r", "sum").json()["value"]
+    assert mean["value"] == total / 4 and batchmean["value"] == total / 2
+    assert_usage_error(run("mse", "-y", "1", "-p", "2", "-r", "batchmean"), "batchmean is PyTorch's kl_div reduction")
