@@ -22,6 +22,7 @@ from numpy.typing import NDArray
 
 from .errors import DomainError, InputError
 from .losses import Loss
+from .pasted import unpaste
 
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 
@@ -40,7 +41,9 @@ def _number(token: str, where: Callable[[], str]) -> float:
 
 
 def parse_inline(text: str, option: str) -> np.ndarray:
-    """'1, 2 3' -> 1-D array; '1,2;3,4' -> 2-D array (rows separated by ';')."""
+    """'1, 2 3' -> 1-D array; '1,2;3,4' -> 2-D array (rows separated by ';'); arrays as numpy and PyTorch print
+    them too (pasted.unpaste)."""
+    text = unpaste(text, option)
     rows_text = [r.strip() for r in text.split(";")]
     matrix = len(rows_text) > 1
     rows_text = [r for r in rows_text if r]
