@@ -90,6 +90,9 @@ class Convention:
     # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
+    # why the framework computes NaN for a loss, where it does (the result is reported, with this as the warning's
+    # reason; a loss not named here: the usual 0·log 0 taken as 0·(−∞))
+    nan_why: dict[str, str] = field(default_factory=dict)
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -130,6 +133,8 @@ KERAS = Convention(
     poisson="keras",
     focal_factor="subtract",
     pow0_grad_literal=True,
+    nan_why={"focal": "TensorFlow differentiates (1 − p_t)^γ as γ·(1 − p_t)^(γ−1): at 1 − p_t = 0 that is 0·∞ for "
+             "γ = 0, and for γ < 1 an infinity that meets a 0 in the product rule for p_t"},
     cosine="keras",
     lacks=_keras_lacks("Keras"),
 )
@@ -163,6 +168,8 @@ TORCH = Convention(
     smoothing=frozenset({"ce"}),
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
+    nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
+             "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t"},
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with {from_logits}",
@@ -191,6 +198,7 @@ OPTAX = Convention(
     smoothing=frozenset({"ce"}),
     ignoring=frozenset(),
     class_weights=None,
+    nan_why={"cosine": "cosine_distance divides a zero vector by its norm, 0/0"},
     lacks={
         ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",
