@@ -54,12 +54,12 @@ class Result:
 
 def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
     for b in blocks:
-        acc.add(b.parts.losses, b.parts.grad.shape[0], b.count)
+        acc.add(b.parts.losses, b.parts.grad.shape[0], b.count, b.parts.grad)
 
 
 def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
     hint = setup.loss.zero_hint if not setup.from_logits else ""
-    return warnings(acc, setup.conv.title, hint)
+    return warnings(acc, setup.conv.title, hint, setup.conv.nan_why.get(setup.loss.name, ""))
 
 
 def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:

@@ -53,11 +53,15 @@ class Convention:
     sparse_smoothing: bool = True
     # losses that can leave out the samples of one class (PyTorch's ignore_index, Keras' sparse ignore_class)
     ignoring: frozenset[str] = frozenset({"ce", "nll"})
+    # losses that take class-index targets only (PyTorch's nll_loss): one-hot rows are read as their class, soft
+    # rows are refused
+    index_targets: frozenset[str] = frozenset()
     # bce from logits with a positive-class weight (PyTorch's pos_weight)
     pos_weight: bool = True
-    # class weights: "sum-of-weights" (each sample's loss times its class's weight; the mean divides by the sum
-    # of those weights, and probability rows are weighted inside the sum: PyTorch), "n" (Keras' class_weight:
-    # class-index labels only, the mean divides by N), None (the framework has none)
+    # class weights: "sum-of-weights" (PyTorch's weight=: each class's term weighted inside the loss, label
+    # smoothing's too; the mean over class indexes divides by the sum of the samples' weights, over probability
+    # rows by N), "n" (Keras' fit(class_weight=...): float32 sample weights, a row's argmax class for one-hot and
+    # soft rows, the mean divides by N), None (the framework has none)
     class_weights: str | None = "sum-of-weights"
     # the hinge's gradient at its kink (1 - y p = 0), as a fraction of -y: TF's maximum passes it all (1), JAX's
     # splits it (0.5); exact takes 0
@@ -71,9 +75,11 @@ class Convention:
     # (poisson_nll_loss: p - y log(p + 1e-8); e^z - y z)
     poisson: str = "exact"
     # focal: "exact" (long double, no cancellation), or how the framework forms 1 - p_t: "subtract" (1 - (y p +
-    # (1 - y)(1 - p)), Keras and torchvision) or "direct" ((1 - y) p + y (1 - p), optax's log-space form); the
-    # bce under it is the convention's own
+    # (1 - y)(1 - p)), Keras and torchvision) or "log-space" (optax: exp(γ·logsumexp of log σ(±z)), whose
+    # gradient is finite wherever the logits are); the bce under it is the convention's own
     focal_factor: str = "exact"
+    # the gradient of x^0: TensorFlow's pow gives 0·x^(−1), NaN where x is 0; PyTorch's returns zeros
+    pow0_grad_literal: bool = False
     # cosine: "exact" (1 - cos, no cancellation), "keras" (-sum of x * min(rsqrt(sum x^2), 1/eps)), "tf-keras"
     # (-sum of x * rsqrt(max(sum x^2, 1e-12))), "torch" (cosine_embedding_loss: 1 - sum(p y) /
     # sqrt((sum p^2 + 1e-12)(sum y^2 + 1e-12))), "optax" (cosine_distance: 1 - cos, NaN for a zero vector)
@@ -84,6 +90,9 @@ class Convention:
     # --dtype float32: True computes in float64 and rounds the results (the float32-rounded truth, for the
     # exact convention); False evaluates the formulas in float32 as a float32 framework does
     float32_via_float64: bool = False
+    # why the framework computes NaN for a loss, where it does (the result is reported, with this as the warning's
+    # reason; a loss not named here: the usual 0·log 0 taken as 0·(−∞))
+    nan_why: dict[str, str] = field(default_factory=dict)
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict[tuple[str, str], str] = field(default_factory=dict)
 
@@ -123,6 +132,9 @@ KERAS = Convention(
     kl="keras",
     poisson="keras",
     focal_factor="subtract",
+    pow0_grad_literal=True,
+    nan_why={"focal": "TensorFlow differentiates (1 − p_t)^γ as γ·(1 − p_t)^(γ−1): at 1 − p_t = 0 that is 0·∞ for "
+             "γ = 0, and for γ < 1 an infinity that meets a 0 in the product rule for p_t"},
     cosine="keras",
     lacks=_keras_lacks("Keras"),
 )
@@ -155,6 +167,9 @@ TORCH = Convention(
     cosine="torch",
     smoothing=frozenset({"ce"}),
     ignoring=frozenset({"ce", "nll"}),
+    index_targets=frozenset({"nll"}),
+    nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
+             "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t"},
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with {from_logits}",
@@ -178,11 +193,12 @@ OPTAX = Convention(
     huber="optax",
     logcosh="optax",
     kl="optax",
-    focal_factor="direct",
+    focal_factor="log-space",
     cosine="optax",
     smoothing=frozenset({"ce"}),
     ignoring=frozenset(),
     class_weights=None,
+    nan_why={"cosine": "cosine_distance divides a zero vector by its norm, 0/0"},
     lacks={
         ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",

@@ -2,9 +2,9 @@
 
 A pure function of (setup, targets, predictions, weights): no state between blocks, so blocks can be evaluated
 in any order, on any thread or machine, and their sums merged (reduction.Accumulator). The steps, in order:
-check the weights, lay out ce's targets (class indexes, ignore_index), weigh classes, cast to the dtype, check the
-loss's domain, compute the loss, make one loss per sample where the loss or the convention does, then leave out
-ignored samples and apply the weights.
+check the weights, lay out ce's targets (class indexes, ignore_index), find the class weights, cast to the
+dtype, check the loss's domain, compute the loss, make one loss per sample where the loss or the convention does,
+then leave out ignored samples and apply the weights.
 """
 
 from __future__ import annotations
@@ -54,10 +54,10 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
 
 def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> Block:
     w = checked_weights(setup, w, p.shape[0])
-    labels = ignored = class_w = None
+    labels = ignored = class_w = count_w = None
     if setup.rows_loss:
         y, labels, ignored = targets(setup, y, p.shape[1])
-        class_w, y = class_weights(setup, y, labels, p.shape[1])
+        class_w, count_w = class_weights(setup, y, labels, p.shape[1])
     elif y.shape != p.shape:
         raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
     else:
@@ -69,14 +69,13 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     count: float | None = None
     if ignored is not None:
         parts, count = leave_out(parts, ignored), int((~ignored).sum())
-        class_w = None if class_w is None else np.where(ignored, 0, class_w)
-        w = None if w is None else np.where(ignored, 0, w)
+        count_w = None if count_w is None else np.where(ignored, 0, count_w)
     if class_w is not None:
         parts = weigh(parts, class_w)
-        if setup.conv.class_weights == "sum-of-weights":  # PyTorch's mean divides by the sum of those weights
-            count = float(np.sum(class_w.astype(parts.losses.dtype), dtype=np.float64))
+    if count_w is not None:  # PyTorch's mean over class indexes divides by the sum of their weights
+        count = float(np.sum(count_w.astype(parts.losses.dtype), dtype=np.float64))
     if w is not None:
-        parts = weigh(parts, w)
+        parts = weigh(parts, np.where(ignored, 0, w) if ignored is not None else w)
         if setup.conv.sample_weight_mean == "sum-of-weights":
             per_row = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
             count = float(np.sum(w, dtype=np.float64)) * per_row
@@ -117,7 +116,9 @@ def targets(setup: Setup, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.n
     if label_layout(setup, y.shape[1], classes) is Labels.ONEHOT:
         if ignore is not None:
             raise OptionError("ignore_index", "applies to class-index targets, not one-hot/probability rows")
-        return y, None, None
+        if setup.loss.name not in setup.conv.index_targets:
+            return y, None, None
+        y = rows_as_indexes(setup, y)
     idx = y[:, 0]
     ignored = None if ignore is None else idx == ignore
     if ignored is not None:
@@ -138,20 +139,38 @@ def targets(setup: Setup, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.n
     return onehot, labels, ignored
 
 
+def rows_as_indexes(setup: Setup, y: np.ndarray) -> np.ndarray:
+    """One-hot rows as the class index column of a convention whose loss takes class indexes only; a row that is
+    not one-hot is a mode the framework lacks."""
+    hot = (y == 1).sum(axis=1) == 1
+    bad = ~(((y == 0) | (y == 1)).all(axis=1) & hot)
+    if bad.any():
+        row = int(np.argmax(bad))
+        col = int(np.argmax((y[row] != 0) & (y[row] != 1))) if not hot[row] else 0
+        raise DomainError("target", row, col, float(y[row, col]),
+                          f"is in a row that is not one-hot, and {setup.conv.title} takes class indexes only for "
+                          f"{setup.loss.name} (nll_loss has no probability-target mode); give class indexes or one-hot "
+                          "rows")
+    return np.argmax(y, axis=1).astype(np.float64)[:, None]
+
+
 def class_weights(setup: Setup, y: np.ndarray, labels: np.ndarray | None,
-                  classes: int) -> tuple[np.ndarray | None, np.ndarray]:
-    """Each sample's weight under class_weights (None without), and the targets to compute with: PyTorch weighs
-    probability rows inside the sum (w * y); index targets weigh the sample's loss afterwards."""
+                  classes: int) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """The per-sample weights that class_weights make, and the weights whose sum is the mean's N (None: N).
+
+    Keras' fit(class_weight=...) turns them into sample weights in floatx (float32): a sample weighs its class's
+    weight, a one-hot or soft row its argmax class's (np.argmax and tf.argmax: the first of equal maxima).
+    PyTorch weighs each class's term inside the loss (the loss's compute does it), and its mean over class
+    indexes divides by the sum of the samples' class weights."""
     w = setup.params.get("class_weights")
     if w is None:
-        return None, y
+        return None, None
     if w.size != classes:
         raise OptionError("class_weights", f"has {w.size} weights but the predictions have {classes} classes")
-    if labels is not None:
-        return w[labels], y
     if setup.conv.class_weights == "n":
-        raise OptionError("class_weights", f"{setup.conv.title} weighs class-index labels only (class_weight)")
-    return None, y * w
+        cls = labels if labels is not None else np.argmax(y, axis=1)
+        return w.astype(np.float32).astype(np.float64)[cls], None
+    return None, None if labels is None else w[labels]
 
 
 def check_pos_weight(setup: Setup, outputs: int) -> None:
@@ -174,9 +193,12 @@ def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.nda
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype."""
     work = setup.work_dtype
+    params = setup.params
+    if params.get("class_weights") is not None and setup.conv.class_weights == "n":
+        params = {**params, "class_weights": None}  # sample weights (class_weights above), not the loss's own
     with np.errstate(over="ignore", under="ignore"):
         parts = setup.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), setup.from_logits,
-                                   setup.conv, labels, **setup.params)
+                                   setup.conv, labels, **params)
     if work is not setup.np_dtype:
         parts = _map(parts, ("losses", "grad", "grad_logits", "prob"), lambda a: a.astype(setup.np_dtype))
     return parts

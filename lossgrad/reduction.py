@@ -75,14 +75,17 @@ class Accumulator:
     rows: int = 0
     nans: Found = field(default_factory=Found)
     infinite: Found = field(default_factory=Found)
+    nan_grads: Found = field(default_factory=Found)
 
-    def add(self, losses: np.ndarray, rows: int, count: float | None = None) -> None:
-        """A block's losses (of `rows` samples); `count` of them count towards N (all, unless some were left out
-        or weighted)."""
+    def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None) -> None:
+        """A block's losses (of `rows` samples) and their gradient; `count` of them count towards N (all, unless
+        some were left out or weighted)."""
         self.n += losses.size if count is None else count
         self.total.add(losses)
         self.nans.add(np.isnan(losses), self.rows)
         self.infinite.add(np.isinf(losses), self.rows)
+        if grad is not None:
+            self.nan_grads.add(np.isnan(grad), self.rows)
         self.rows += rows
 
     def merge(self, other: Accumulator) -> None:
@@ -93,6 +96,7 @@ class Accumulator:
         self.total.special += other.total.special
         self.nans.merge(other.nans, self.rows)
         self.infinite.merge(other.infinite, self.rows)
+        self.nan_grads.merge(other.nan_grads, self.rows)
         self.rows += other.rows
 
     def finish(self, reduction: str, dtype: type[np.floating]) -> tuple[float | None, int | float]:
@@ -133,15 +137,21 @@ def formulas(reduction: str, n: int | float, weight_note: str | None) -> list[st
     return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
 
 
-def warnings(acc: Accumulator, title: str, zero_hint: str) -> list[str]:
-    """One line each for NaN and infinite losses: how many, the first, and why (`zero_hint`: why a loss on
-    probabilities is infinite; empty: it overflowed)."""
+NAN_WHY = "such as 0·log 0 taken as 0·(−∞); the exact convention gives the limit"
+
+
+def warnings(acc: Accumulator, title: str, zero_hint: str, nan_why: str = "") -> list[str]:
+    """One line for NaN results (losses or gradient elements: which convention computes NaN, where, and why;
+    `nan_why`: the loss's own reason under this convention, else the usual 0·(−∞)), one for infinite losses (how
+    many, the first, and why; `zero_hint`: why a loss on probabilities is infinite; empty: it overflowed)."""
     out = []
-    if acc.nans.count:
-        row, col = acc.nans.first or (0, 0)
-        k = acc.nans.count
-        out.append(f"{k} NaN loss{'es' if k > 1 else ''} (first at row {row}, column {col}): {title} computes NaN "
-                   "there (such as 0·log 0 taken as 0·(−∞)); the exact convention gives the limit")
+    if acc.nans.count or acc.nan_grads.count:
+        row, col = acc.nans.first or acc.nan_grads.first or (0, 0)
+        k, g = acc.nans.count, acc.nan_grads.count
+        what = [f"{k} NaN loss{'es' if k > 1 else ''}"] if k else []
+        what += [f"{g} NaN gradient element{'s' if g > 1 else ''}"] if g else []
+        out.append(f"{' and '.join(what)} (first at row {row}, column {col}): {title} computes NaN there "
+                   f"({nan_why or NAN_WHY})")
     if acc.infinite.count:
         row, col = acc.infinite.first or (0, 0)
         k = acc.infinite.count

@@ -595,6 +595,224 @@ def add_family(by_loss):
             })
 
 
+# ---------------------------------------------------------------- crossings of options
+
+
+def keras_class_sample_weights(conv, y, weights):
+    """The sample weights fit(class_weight=...) makes, by the framework's own conversion: Keras 3's
+    class_weight_to_sample_weights, tf-keras' _make_class_weight_map_fn (both: a row's argmax class, float32)."""
+    import tensorflow as tf
+
+    cw = {i: float(v) for i, v in enumerate(weights)}
+    if conv == "keras":
+        from keras.src.trainers.data_adapters.data_adapter_utils import class_weight_to_sample_weights
+
+        return np.asarray(class_weight_to_sample_weights(y, cw))
+    from tf_keras.src.engine.data_adapter import _make_class_weight_map_fn
+
+    _, _, sw = _make_class_weight_map_fn(cw)(tf.zeros((y.shape[0], 1)), tf.constant(y))
+    return sw.numpy()
+
+
+def run_keras_crossed(conv, y, p, from_logits, labels, reduction, smoothing=0.0, weights=None, ignore=None,
+                      sample_weight=None):
+    """Keras' loss classes with every option they take: label_smoothing (categorical), ignore_class (sparse),
+    sample_weight (given, or made from class weights as fit does)."""
+    import tensorflow as tf
+
+    module = __import__("keras" if conv == "keras" else "tf_keras")
+    kw = {"dtype": "float64"} if conv == "keras" else {}
+    sw = sample_weight if weights is None else keras_class_sample_weights(conv, y, weights)
+
+    def cls(red):
+        if labels == "index":
+            extra = {} if ignore is None else {"ignore_class": ignore}
+            return module.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=red, **extra, **kw)
+        return module.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=smoothing,
+                                                     reduction=red, **kw)
+
+    target = tf.constant(y.astype(np.int64) if labels == "index" else y)
+    red = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
+    pv = tf.Variable(p, dtype=tf.float64)
+    swt = None if sw is None else tf.constant(sw)
+    with tf.GradientTape() as tape:
+        out = cls(red)(target, pv, sample_weight=swt)
+        total = tf.reduce_sum(out)
+    grad = tape.gradient(total, pv).numpy()
+    per = cls("none")(target, pv, sample_weight=swt).numpy()
+    return per, (None if reduction == "none" else float(out.numpy())), grad
+
+
+def run_torch_crossed(loss, y, p, labels, reduction, smoothing=0.0, weights=None, ignore=-100, sample_weight=None):
+    """F.cross_entropy / F.nll_loss with weight=, label_smoothing=, ignore_index=; per-sample weights as
+    (loss(reduction='none') * w).mean(). nll_loss takes class indexes only: one-hot rows go in as their argmax."""
+    import torch
+    import torch.nn.functional as F
+
+    pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+    if labels == "index" or loss == "nll":
+        t = torch.tensor((y if labels == "index" else np.argmax(y, axis=1)).astype(np.int64))
+    else:
+        t = torch.tensor(y, dtype=torch.float64)
+    w = None if weights is None else torch.tensor(weights, dtype=torch.float64)
+
+    def fn(red):
+        if loss == "nll":
+            return F.nll_loss(pt, t, weight=w, ignore_index=ignore, reduction=red)
+        return F.cross_entropy(pt, t, weight=w, ignore_index=ignore, label_smoothing=smoothing, reduction=red)
+
+    per = fn("none")
+    if sample_weight is not None:
+        per = per * torch.tensor(sample_weight, dtype=torch.float64)
+        val = {"mean": per.mean(), "sum": per.sum(), "none": per.sum()}[reduction]
+    else:
+        val = fn(reduction) if reduction != "none" else per.sum()
+    val.backward()
+    return per.detach().numpy(), (None if reduction == "none" else float(val.item())), pt.grad.numpy()
+
+
+def run_optax_crossed(y, p, labels, reduction, smoothing=0.0, sample_weight=None):
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+    import optax
+
+    w = jnp.ones(p.shape[0]) if sample_weight is None else jnp.asarray(sample_weight)
+
+    def per_fn(pp):
+        if labels == "index":
+            return optax.losses.softmax_cross_entropy_with_integer_labels(pp, jnp.asarray(y.astype(np.int64))) * w
+        target = jnp.asarray(y)
+        return optax.losses.softmax_cross_entropy(pp, optax.smooth_labels(target, smoothing) if smoothing
+                                                  else target) * w
+
+    return jax_run(per_fn, p, reduction)
+
+
+def item_one_inputs():
+    """A small worked case: three classes, labels 0 1 2 1."""
+    z = np.array([[2.0, -1.0, 0.5], [0.3, 1.2, -0.7], [-1.5, 0.2, 2.2], [1.0, 1.0, -2.0]])
+    return np.array([0.0, 1.0, 2.0, 1.0]), z
+
+
+def log_softmax_rows(z):
+    s = z - z.max(axis=1, keepdims=True)
+    return s - np.log(np.exp(s).sum(axis=1, keepdims=True))
+
+
+def crossed_cases():
+    """(loss, convention, from_logits, labels, options, input maker): the options crossed with each other where
+    the framework has them together. Soft rows (one-hot targets with a row of probabilities) are in the one-hot
+    inputs."""
+    cw, odd = [2.0, 4.0, 6.0, 0.5], [0.1, 0.7, 1.3, 2.9]  # odd: weights that float32 rounds
+    out = [("ce", "torch", True, "index", {"label_smoothing": 0.2, "class_weights": [0.5, 2.0, 3.0]},
+            lambda rng: item_one_inputs())]
+    ce_idx = lambda rng: ce_logit_inputs(rng, "index")  # noqa: E731
+    ce_hot = lambda rng: ce_logit_inputs(rng, "onehot")  # noqa: E731
+    with_ignored = lambda rng: _ignored(ce_logit_inputs(rng, "index"), -100)  # noqa: E731
+    for opts in ({"label_smoothing": 0.2, "class_weights": cw}, {"label_smoothing": 0.1, "class_weights": odd}):
+        out.append(("ce", "torch", True, "index", opts, ce_idx))
+        out.append(("ce", "torch", True, "onehot", opts, ce_hot))
+    for opts in ({"label_smoothing": 0.2, "class_weights": cw}, {"label_smoothing": 0.2}, {"class_weights": cw}):
+        out.append(("ce", "torch", True, "index", {**opts, "ignore_index": -100}, with_ignored))
+    out.append(("ce", "torch", True, "index", {"label_smoothing": 0.2, "sample_weight": True}, ce_idx))
+    out.append(("ce", "torch", True, "onehot", {"label_smoothing": 0.2, "sample_weight": True}, ce_hot))
+    hot_logp = lambda rng: _hard(ce_logit_inputs(rng, "index"), log_softmax_rows)  # noqa: E731
+    out.append(("nll", "torch", False, "onehot", {"class_weights": cw}, hot_logp))
+    out.append(("nll", "torch", False, "onehot", {}, hot_logp))
+    out.append(("nll", "torch", False, "index", {"class_weights": cw, "ignore_index": -100},
+                lambda rng: _ignored(_hard(ce_logit_inputs(rng, "index"), log_softmax_rows, onehot=False), -100)))
+    for conv in ("keras", "tf-keras"):
+        for from_logits in (True, False):
+            maker = (lambda rng, lb: ce_logit_inputs(rng, lb)) if from_logits else ce_prob_inputs
+            for lb in ("index", "onehot"):
+                for w in (cw, odd):
+                    out.append(("ce", conv, from_logits, lb, {"class_weights": w},
+                                lambda rng, m=maker, lb=lb: m(rng, lb)))
+            out.append(("ce", conv, from_logits, "onehot", {"label_smoothing": 0.2, "class_weights": cw},
+                        lambda rng, m=maker: m(rng, "onehot")))
+            out.append(("ce", conv, from_logits, "onehot", {"label_smoothing": 0.2, "sample_weight": True},
+                        lambda rng, m=maker: m(rng, "onehot")))
+        out.append(("ce", conv, True, "index", {"ignore_index": -1, "sample_weight": True},
+                    lambda rng: _ignored(ce_logit_inputs(rng, "index"), -1)))
+    out.append(("ce", "keras", True, "index", {"ignore_index": -1, "class_weights": cw},
+                lambda rng: _ignored(ce_logit_inputs(rng, "index"), -1)))
+    out.append(("ce", "optax", True, "onehot", {"label_smoothing": 0.2, "sample_weight": True}, ce_hot))
+    out.append(("ce", "optax", True, "index", {"sample_weight": True}, ce_idx))
+    return out
+
+
+def _ignored(yz, ignore):
+    y, z = yz
+    y = y.copy()
+    y[[1, 4]] = ignore
+    return y, z
+
+
+def _hard(yz, fn, onehot=True):
+    y, z = yz
+    return (np.eye(z.shape[1])[y.astype(int)] if onehot else y), fn(z)
+
+
+def run_crossed(loss, conv, from_logits, labels, opts, y, p, reduction, sample_weight):
+    weights = None if opts.get("class_weights") is None else np.array(opts["class_weights"])
+    smoothing = opts.get("label_smoothing", 0.0)
+    if conv == "torch":
+        return run_torch_crossed(loss, y, p, labels, reduction, smoothing, weights, opts.get("ignore_index", -100),
+                                 sample_weight)
+    if conv == "optax":
+        return run_optax_crossed(y, p, labels, reduction, smoothing, sample_weight)
+    return run_keras_crossed(conv, y, p, from_logits, labels, reduction, smoothing, weights,
+                             opts.get("ignore_index"), sample_weight)
+
+
+def nan_cases():
+    """Where a framework itself computes NaN: focal with gamma 0 (and below 1) at 1 - p_t = 0, cosine of a zero
+    vector under optax."""
+    out = []
+    for conv in ("keras", "tf-keras", "torch", "optax"):
+        for gamma in (0.0, 0.5):
+            out.append(("focal", conv, {"from_logits": True, "gamma": gamma},
+                        lambda rng: focal_inputs(rng, True, True)))
+            if conv in ("keras", "tf-keras"):
+                out.append(("focal", conv, {"gamma": gamma}, lambda rng: focal_inputs(rng, False, True)))
+    for k in (3, 5):
+        out.append(("cosine", "optax", {}, lambda rng, k=k: cosine_inputs(rng, k, True)))
+    return out
+
+
+def add_crossed(by_loss):
+    rng = np.random.default_rng(20261126)
+    for loss, conv, from_logits, labels, opts, make in crossed_cases():
+        y, p = make(rng)
+        sw = None
+        if opts.get("sample_weight"):
+            sw = np.round(rng.uniform(0, 3, size=p.shape[0]), 2)
+            sw[0] = 0.0
+        params = {k: v for k, v in opts.items() if k != "sample_weight"}
+        if sw is not None:
+            params["sample_weight"] = sw.tolist()
+        for reduction in REDUCTIONS:
+            per, val, grad = run_crossed(loss, conv, from_logits, labels, opts, y, p, reduction, sw)
+            by_loss[loss].append({
+                "convention": conv, "from_logits": from_logits, "labels": labels, "params": params,
+                "reduction": reduction, "target": as_list(y), "pred": as_list(p), "losses": encode(as_list(per)),
+                "value": encode(val), "grad": encode(as_list(grad)),
+            })
+    rng = np.random.default_rng(20261127)
+    for loss, conv, opts, make in nan_cases():
+        y, p = make(rng)
+        params = {k: v for k, v in opts.items() if k != "from_logits" and v is not None}
+        for reduction in REDUCTIONS:
+            per, val, grad = run_family(conv, loss, y, p, reduction, **opts)
+            by_loss[loss].append({
+                "convention": conv, "from_logits": bool(opts.get("from_logits")), "labels": None, "params": params,
+                "reduction": reduction, "target": as_list(y), "pred": as_list(p), "losses": encode(as_list(per)),
+                "value": encode(val), "grad": encode(as_list(grad)),
+            })
+
+
 # ---------------------------------------------------------------- cases
 
 
@@ -761,6 +979,7 @@ def main():
             })
     add_family(by_loss)
     add_sample_weighted(by_loss)
+    add_crossed(by_loss)
     meta = versions()
     meta["torchvision"] = torchvision_version()  # its focal loss's source (see torchvision_focal)
     for loss, cases in by_loss.items():

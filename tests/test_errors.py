@@ -187,8 +187,6 @@ def test_ignore_index_leaves_samples_out_of_the_mean(tmp_path):
     (["ce", "--from-logits", "-y", "0", "-p", "1,2", "--class-weights", "1,2,3"], ["--class-weights", "3 weights",
                                                                                     "2 classes"]),
     (["ce", "--from-logits", "-c", "optax", "-y", "0", "-p", "1,2", "--class-weights", "1,2"], ["optax"]),
-    (["ce", "--from-logits", "-c", "keras", "-y", "1,0;0,1", "-p", "1,2;3,4", "--class-weights", "1,2"],
-     ["class-index labels only"]),
     (["ce", "--from-logits", "-y", "0", "-p", "1,2", "--class-weights", "1,-2"], ["non-negative"]),
 ])
 def test_class_weight_errors(args, fragments):

@@ -62,6 +62,7 @@ CASES = [
     for conv in CONVENTIONS
     if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
     and not any((loss, flag) in CONVENTIONS[conv].lacks for flag in ("log_input", "log_target") if flag[4:] in kind)
+    and not (kind == "onehot" and loss in CONVENTIONS[conv].index_targets)  # (soft rows: a mode it lacks)
 ]
 
 # the loss's own options each kind stands for

@@ -25,9 +25,10 @@ IGNORE = Param("ignore_index", None, "Class index whose samples are left out: lo
                "the mean's N (PyTorch's ignore_index, Keras' ignore_class).", integer=True)
 POS_WEIGHT = Param("pos_weight", None, "bce from logits: the positive class's weight w⁺, one number or one per "
                    "output column (PyTorch's pos_weight, TF's weighted_cross_entropy_with_logits).", vector=True)
-WEIGHTS = Param("class_weights", None, "One weight per class, comma separated: each sample's loss is weighted by its "
-                "class's; PyTorch's mean then divides by the sum of those weights, Keras' (class_weight) by N.",
-                vector=True)
+WEIGHTS = Param("class_weights", None, "One weight per class, comma separated: PyTorch's weight= (each class's term "
+                "weighted inside the loss, smoothing's too; the mean over class indexes divides by the sum of the "
+                "samples' weights), Keras' fit(class_weight=...) (each sample weighs its class's, a one-hot or soft "
+                "row its argmax class's; the mean divides by N).", vector=True)
 SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1 − s) + s/K (K = 2 for bce, the "
                   "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
 
@@ -387,15 +388,32 @@ def ce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: 
     if label_smoothing:
         y = _smooth(y, label_smoothing, p.shape[1])
         labels = None  # the targets are soft now
+    w = _weighted_targets(y, labels, class_weights)
     if from_logits:
         if labels is not None and conv.ce_logits == "exact":
             losses, grad, prob = _ce_logits_exact_index(labels, p)
-        else:
-            losses, grad, prob = ce_from_logits(y, p, conv.ce_logits)
+            return Parts(losses=losses, grad=grad, prob=prob) if w is None else _weigh(
+                Parts(losses=losses, grad=grad, prob=prob), class_weights[labels])
+        losses, grad, prob = ce_from_logits(y if w is None else w, p, conv.ce_logits)
         return Parts(losses=losses, grad=grad, prob=prob)
     rule = conv.ce_probs_index if labels is not None and conv.ce_probs_index else conv.ce_probs
-    losses, grad, grad_logits = ce_on_probs(y, p, rule, conv)
+    losses, grad, grad_logits = ce_on_probs(y if w is None else w, p, rule, conv)
     return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
+
+
+def _weighted_targets(y: Array, labels: Array | None, class_weights: Any) -> Array | None:
+    """PyTorch's class weights: each class's term inside the sum, −Σₖ wₖ·yₖ·log pₖ, on the targets as smoothed
+    (so a smoothed index target costs (1 − s)·w_y·(−log p_y) + (s/C)·Σₖ wₖ·(−log pₖ)). None: no weights."""
+    if class_weights is None:
+        return None
+    weighted: Array = y * np.asarray(class_weights, dtype=y.dtype)
+    return weighted
+
+
+def _weigh(parts: Parts, w: Array) -> Parts:
+    """Each sample's loss and gradient times its weight (one-hot targets: the same as weighing inside)."""
+    wt = w.astype(parts.losses.dtype)
+    return Parts(losses=parts.losses * wt, grad=parts.grad * wt[:, None], prob=parts.prob)
 
 
 def ce_check(y: Array, p: Array, from_logits: bool) -> None:
@@ -478,8 +496,10 @@ CE = register(
 
 def nll_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                 ignore_index: int | None = None, class_weights: Any = None) -> Parts:
-    """Negative log-likelihood of log-probability rows: -sum_k y_k logp_k, gradient -y (PyTorch's nll_loss takes
-    class indexes and gathers; the arithmetic is the same)."""
+    """Negative log-likelihood of log-probability rows: -sum_k w_k y_k logp_k, gradient -w y (PyTorch's nll_loss
+    takes class indexes and gathers; the arithmetic is the same)."""
+    w = _weighted_targets(y, labels, class_weights)
+    y = y if w is None else w
     with np.errstate(invalid="ignore"):
         losses = -xlogy(y, p).sum(axis=1) + 0  # (p: the log-probabilities)
     return Parts(losses=losses, grad=-y + 0)

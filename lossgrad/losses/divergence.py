@@ -303,13 +303,13 @@ def _cosine_framework(y: Array, p: Array, conv: Convention) -> tuple[Array, Arra
         grad = -(y / denom[:, None] - (C * m2 / denom ** 3)[:, None] * p)
         return 1 - cos, grad
     if form == "optax":
-        # cosine_distance (epsilon 0): 1 - sum (p / sqrt(A)) (y / sqrt(B)); NaN for a zero vector
-        _zero_rows("target", y, "starts a row of zeros: optax's cosine_distance gives NaN for a zero target vector")
-        _zero_rows("pred", p, "starts a row of zeros: optax's cosine_distance gives NaN for a zero prediction vector")
+        # cosine_distance (epsilon 0): 1 - sum (p / sqrt(A)) (y / sqrt(B)); a zero vector divides 0 by 0: NaN,
+        # loss and gradient, as optax computes it
         an, bn = np.sqrt(A), np.sqrt(B)
-        yu = y / bn[:, None]
-        pu = p / an[:, None]
-        grad = -(yu / an[:, None] - ((yu * p).sum(axis=1) / (an * an * an))[:, None] * p)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            yu = y / bn[:, None]
+            pu = p / an[:, None]
+            grad = -(yu / an[:, None] - ((yu * p).sum(axis=1) / (an * an * an))[:, None] * p)
         return 1 - (pu * yu).sum(axis=1), grad
     with np.errstate(divide="ignore"):
         if form == "keras":

@@ -35,13 +35,14 @@ def _alpha_t(y: Array, alpha: float | None) -> Array | None:
     return at
 
 
-def _power_parts(m: Array, gamma: float, dtype: np.dtype[Any]) -> tuple[Array, Array]:
-    """(m^γ, γ·m^(γ−1)) with the limits at m = 0: 0^γ (1 for γ = 0) and a derivative 0 for γ > 1, γ at γ = 1."""
+def _power_parts(m: Array, gamma: float, dtype: np.dtype[Any], literal: bool = False) -> tuple[Array, Array]:
+    """(m^γ, γ·m^(γ−1)) with the limits at m = 0: 0^γ (1 for γ = 0) and a derivative 0 for γ > 1, γ at γ = 1.
+    `literal`: γ = 0 differentiated as TensorFlow does, 0·m^(−1), which is NaN where m^(−1) is infinite."""
     g = dtype.type(gamma)
-    with np.errstate(divide="ignore", invalid="ignore"):
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
         f = m ** g
         if gamma == 0:
-            df = np.zeros_like(m)
+            df = g * m ** (g - 1) if literal else np.zeros_like(m)
         else:
             df = np.where(m == 0, g if gamma == 1 else (0 if gamma > 1 else np.inf), g * m ** (g - 1))
     return f, df
@@ -137,16 +138,17 @@ def _focal_framework(y: Array, p: Array, from_logits: bool, conv: Convention, ga
         bce, dbce, _ = bce_on_probs(y, p, conv)
         s = p
         dsig = np.ones_like(p)
-    if conv.focal_factor == "subtract":
-        m = 1 - (y * s + (1 - y) * (1 - s))  # Keras and torchvision: 1 - p_t, p_t = y p + (1 - y)(1 - p)
-    else:
-        sn = sigmoid_pair(p)[1]
-        m = (1 - y) * s + y * sn  # optax: exp(log(1 - p_t)), from log_sigmoid of z and -z
-    f, df = _power_parts(m, gamma, p.dtype)
-    with np.errstate(invalid="ignore"):
+    with np.errstate(invalid="ignore", over="ignore"):
+        if conv.focal_factor == "subtract":
+            # Keras and torchvision: (1 - p_t)^γ, p_t = y p + (1 - y)(1 - p); d(1 - p_t)/dx = (1 - 2y) dp/dx
+            m = 1 - (y * s + (1 - y) * (1 - s))
+            f, df = _power_parts(m, gamma, p.dtype, conv.pow0_grad_literal)
+            # an infinite or NaN d(m^γ)/dm meets a 0 in autodiff's product rule for p_t: NaN
+            dfdx = np.where(df == 0, 0, np.where(np.isfinite(df), df * (1 - 2 * y) * dsig, np.nan))
+        else:
+            f, dfdx = _log_space_factor(y, p, gamma)
         losses = f * bce
-        # an infinite d(m^γ)/dm (m = 0, γ < 1) meets a 0 in autodiff's product rule for p_t: NaN
-        grad = np.where(df == 0, 0, np.where(np.isinf(df), np.nan, df * (1 - 2 * y) * dsig * bce)) + f * dbce
+        grad = np.where(dfdx == 0, 0, dfdx * bce) + f * dbce
     at = _alpha_t(y, alpha)
     if at is not None:
         losses, grad = at * losses, at * grad
@@ -154,6 +156,23 @@ def _focal_framework(y: Array, p: Array, from_logits: bool, conv: Convention, ga
         return Parts(losses=losses, grad=grad, prob=s)
     with np.errstate(invalid="ignore"):
         return Parts(losses=losses, grad=grad, grad_logits=grad * p * (1 - p))
+
+
+def _log_space_factor(y: Array, z: Array, gamma: float) -> tuple[Array, Array]:
+    """optax: (1 - p_t)^γ = exp(γ L), L = logsumexp(log σ(z), log σ(−z); weights 1 − y, y), and its derivative
+    γ e^(γL) dL/dz: never a 0 to a negative power, so finite wherever the logits are."""
+    s, sn, e = sigmoid_pair(z)
+    log_p, log_q = -softplus(-z, e), -softplus(z, e)
+    b_p, b_q = 1 - y, y
+    # jax's logsumexp leaves out the terms whose weight is 0 (their exponent is -inf), then shifts by the max
+    a_p, a_q = np.where(b_p != 0, log_p, -np.inf), np.where(b_q != 0, log_q, -np.inf)
+    top = np.maximum(a_p, a_q)
+    ep, eq = b_p * np.exp(a_p - top), b_q * np.exp(a_q - top)
+    total = ep + eq
+    g = z.dtype.type(gamma)
+    f = np.exp(g * (np.log(total) + top))
+    dL = (ep * sn - eq * s) / total  # d log σ(z)/dz = σ(−z), d log σ(−z)/dz = −σ(z)
+    return f, g * f * dL
 
 
 def focal_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
