@@ -23,7 +23,7 @@ CASES = [
     (["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4;5,6"], ["2 class labels", "3 rows"]),
     (["huberish", "-y", "1", "-p", "1"],
      ["no such loss or command 'huberish' (did you mean 'huber'?)", "mse, mae, huber"]),
-    (["bce", "-c", "pytorch", "-y", "1", "-p", "0.5"], ["--convention", "unknown convention 'pytorch'"]),
+    (["bce", "-c", "pytorchh", "-y", "1", "-p", "0.5"], ["--convention", "unknown convention 'pytorchh'"]),
     (["bce", "-r", "avg", "-y", "1", "-p", "0.5"], ["--reduction", "mean, sum, none"]),
     (["bce", "--dtype", "float16", "-y", "1", "-p", "0.5"], ["--dtype", "float64, float32"]),
     (["bce", "-f", "xml", "-y", "1", "-p", "0.5"], ["--format", "table, json, csv"]),
