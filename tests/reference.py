@@ -179,9 +179,14 @@ def focal(y: float, x: float, from_logits: bool, gamma: float = 2.0, alpha=None)
         m = (1 - y) * x + y * (1 - x)
         dm = 1 - 2 * y
     f = m ** g
-    t1 = g * m ** (g - 1) * dm * bce if (gamma and m) else mp.mpf(0)
-    t2 = f * dbce if f else mp.mpf(0)
     at = 1 if alpha is None else mp.mpf(alpha) * y + (1 - mp.mpf(alpha)) * (1 - y)
+    if at == 0:
+        return mp.mpf(0), mp.mpf(0)  # a class weighed 0: the loss is 0 for every p
+    if mp.isinf(dbce) and f:
+        # p = 0 or 1 against a target that is not: bce's 1/p (or 1/(1 - p)) outgrows the factor's log p
+        return at * f * bce, at * f * dbce
+    t1 = g * m ** (g - 1) * dm * bce if (gamma and m and dm) else mp.mpf(0)
+    t2 = f * dbce if f else mp.mpf(0)
     return at * f * bce, at * (t1 + t2)
 
 
