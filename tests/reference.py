@@ -23,8 +23,15 @@ def _sigmoid(mp, x):
     return 1 / (1 + mp.exp(-x))
 
 
+def smoothed(y, s: float, k: int):
+    """Label smoothing's target y(1 - s) + s/K, at the oracle's precision (not rounded to a double)."""
+    mp = _mp()
+    return mp.mpf(y) * (1 - mp.mpf(s)) + mp.mpf(s) / k
+
+
 def bce_logits(y: float, z: float):
-    """(loss, d loss/dz) for one element: max(z,0) - z*y + log(1 + e^-|z|) and sigma(z) - y.
+    """(loss, d loss/dz) for one element: max(z,0) - z*y + log(1 + e^-|z|) and sigma(z) - y (y: a float, or an
+    mpf such as smoothed()'s).
 
     Arranged so that nothing small is added to something large before the large parts cancel: the sum of
     mpmath numbers is exact only to its 60 digits.

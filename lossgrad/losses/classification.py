@@ -146,9 +146,11 @@ def bce_on_probs(y: Array, p: Array, conv: Convention) -> Triple:
     return _bce_probs_torch(y, p, conv) if conv.bce_probs == "torch" else _bce_probs_exact(y, p)
 
 
-def _bce_logits_smoothed_exact(y: Array, z: Array, s: float, w: Array | None) -> Triple:
-    """The exact form with the smoothed target y(1 − s) + s/2 and its complement formed in long double from y
-    and s (not rounded to float64 first), and its gradient's cancelling elements refined with the same target."""
+def _bce_logits_long_exact(y: Array, z: Array, s: float, w: Array | None) -> Triple:
+    """The exact form in long double, for a smoothed target y(1 − s) + s/2 and its complement (formed from y and s,
+    not rounded to float64 first) or a positive-class weight (w·y·σ(−z) with no intermediate underflow: y·σ(−z)
+    is a subnormal at y = 1e−300, z = 40, and σ(−745) one at y = 1, before w = 1e300 brings them back); its
+    gradient's cancelling elements refined with the same target."""
     work = precise._long() or z.dtype
     yl, ul = precise.smoothed_pair(y.astype(work), s)
     zl = z.astype(work)
@@ -207,8 +209,8 @@ def _smoothed_quotient_dec(y: float, p: float, s: float) -> precise.Terms:
 def bce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                 label_smoothing: float = 0.0, pos_weight: Any = None) -> Parts:
     w = None if pos_weight is None else np.broadcast_to(np.asarray(pos_weight, dtype=p.dtype), p.shape[1:])
-    if label_smoothing and from_logits and conv.bce_logits == "exact":
-        losses, grad, prob = _bce_logits_smoothed_exact(y, p, label_smoothing, w)
+    if (label_smoothing or w is not None) and from_logits and conv.bce_logits == "exact":
+        losses, grad, prob = _bce_logits_long_exact(y, p, label_smoothing, w)
         return Parts(losses=losses, grad=grad, prob=prob)
     if label_smoothing and not from_logits and conv.bce_probs == "exact":
         losses, grad, grad_logits = _bce_probs_smoothed_exact(y, p, label_smoothing)
