@@ -385,6 +385,9 @@ def main():
                     # float32 inputs are the float64 ones rounded (those that fit): the truth is taken there
                     with np.errstate(over="ignore"):
                         yy, pp = yy.astype(np.float32).astype(np.float64), pp.astype(np.float32).astype(np.float64)
+                    if family in BETAS and not math.isfinite(np.float32(BETAS[family])) or \
+                            np.float32(BETAS.get(family, 1.0)) == 0:
+                        yy = pp = np.full_like(yy, np.inf)  # β itself is out of float32's range
                     fits = np.isfinite(yy).reshape(len(pairs), -1).all(axis=1) & \
                         np.isfinite(pp).reshape(len(pairs), -1).all(axis=1)
                     yy, pp = yy[fits], pp[fits]
