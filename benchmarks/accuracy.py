@@ -116,6 +116,57 @@ def cosine_rows(rng, n):
     return rows
 
 
+SMOOTHING = 0.1  # the label smoothing of the *-smoothed families
+BETAS = {"smooth-l1-big": 1e300, "smooth-l1-small": 1e-300}
+
+
+def _smooth_l1_pairs(beta):
+    def make(rng, n):
+        """Errors on both sides of β, and targets of β's size: ½e²/β with e² out of range."""
+        y = rng.normal(size=n) * beta * 10.0 ** rng.uniform(-3, 0, n)
+        ratio = rng.choice([-1, 1], n) * 10.0 ** rng.uniform(-150, 0.5, n)
+        p = y + beta * ratio
+        grid = [(0.0, beta * r) for r in (1e-100, 0.1, 0.5, 0.999, 1.0, 2.0)]
+        return grid + [(a, b) for a, b in zip(y.tolist(), p.tolist(), strict=True) if math.isfinite(b)]
+
+    return make
+
+
+def kl_log_target_rows(rng, n):
+    """Log targets, some below exp's range (t < −745), against probabilities, some near the smallest float."""
+    rows = [([-800.0, 0.0, -1e4], [1e-300, 1.0, 0.5]), ([-745.0, -1e-300, -900.0], [5e-324, 1.0, 1e-310]),
+            ([-1000.0, -0.5, -1.0], [1e-320, 0.3, 0.7])]
+    for _ in range(n):
+        t = np.log(rng.dirichlet(np.ones(3) * 0.5))
+        q = np.clip(rng.dirichlet(np.ones(3) * 0.5), 1e-300, 1)
+        if rng.random() < 0.5:
+            t[rng.integers(0, 3)] = -rng.uniform(700, 1100)
+            q[rng.integers(0, 3)] = 10.0 ** rng.uniform(-323.5, -290)
+        rows.append((t.tolist(), q.tolist()))
+    return rows
+
+
+def bce_prob_pairs_smoothed(rng, n):
+    """As bce_prob_pairs, plus predictions at the smoothed target's nearest double (the gradient cancels)."""
+    near = [float(R.smoothed(v, SMOOTHING, 2)) for v in (0.0, 1.0, 0.3)]
+    return bce_prob_pairs(rng, n) + [(y, p) for y in (0.0, 1.0, 0.3) for p in near + [0.95, 0.05]]
+
+
+def bce_logit_pairs_smoothed(rng, n):
+    pairs = bce_logit_pairs(rng, n)
+    mp = R._mp()
+    own = [float(mp.log(R.smoothed(v, SMOOTHING, 2) / (1 - R.smoothed(v, SMOOTHING, 2)))) for v in (0.0, 1.0, 0.3)]
+    return pairs + [(y, z) for y in (0.0, 1.0, 0.3) for z in own]
+
+
+def ce_logit_rows_smoothed(rng, n):
+    rows = ce_logit_rows(rng, n)
+    for t in range(3):  # logits whose softmax is the smoothed one-hot target
+        y = [1.0 if j == t else 0.0 for j in range(3)]
+        rows.append((y, [math.log(float(R.smoothed(v, SMOOTHING, 3))) for v in y]))
+    return rows
+
+
 # ---------------------------------------------------------------- implementations: (losses, grad, grad_logits)
 
 
@@ -124,7 +175,13 @@ def run_lossgrad(family, y, p, dtype):
                 "ce-logits": ("ce", {"from_logits": True, "labels": "onehot"}),
                 "ce-probs": ("ce", {"labels": "onehot"}), "kl": ("kl", {}), "poisson": ("poisson", {}),
                 "poisson-log": ("poisson", {"from_logits": True}), "focal-logits": ("focal", {"from_logits": True}),
-                "cosine": ("cosine", {})}[family]
+                "cosine": ("cosine", {}), "smooth-l1-big": ("smooth-l1", {"beta": BETAS["smooth-l1-big"]}),
+                "smooth-l1-small": ("smooth-l1", {"beta": BETAS["smooth-l1-small"]}),
+                "kl-log-target": ("kl", {"log_target": True}),
+                "bce-probs-smoothed": ("bce", {"label_smoothing": SMOOTHING}),
+                "bce-logits-smoothed": ("bce", {"from_logits": True, "label_smoothing": SMOOTHING}),
+                "ce-logits-smoothed": ("ce", {"from_logits": True, "labels": "onehot",
+                                              "label_smoothing": SMOOTHING})}[family]
     with np.errstate(all="ignore"):
         r = lossgrad.evaluate(loss, y, p, reduction="none", dtype=dtype, **kw)
     return r.losses, r.grad, r.grad_logits
@@ -146,6 +203,12 @@ def run_torch(family, y, p):
         per = F.cross_entropy(pt, yt, reduction="none")
     elif family == "kl":
         per = F.kl_div(torch.log(pt), yt, reduction="none").sum(dim=1)
+    elif family == "kl-log-target":
+        per = F.kl_div(torch.log(pt), yt, reduction="none", log_target=True).sum(dim=1)
+    elif family in BETAS:
+        per = F.smooth_l1_loss(pt, yt, reduction="none", beta=BETAS[family])
+    elif family == "ce-logits-smoothed":
+        per = F.cross_entropy(pt, yt, reduction="none", label_smoothing=SMOOTHING)
     elif family in ("poisson", "poisson-log"):
         per = F.poisson_nll_loss(pt, yt, log_input=family == "poisson-log", full=False, reduction="none")
     elif family == "cosine":
@@ -183,6 +246,8 @@ def run_optax(family, y, p):
     fn = {"bce-logits": optax.losses.sigmoid_binary_cross_entropy, "mse": lambda a, b: optax.losses.squared_error(a, b),
           "ce-logits": optax.losses.softmax_cross_entropy,
           "kl": lambda a, b: optax.losses.kl_divergence(jnp.log(a), b),
+          "kl-log-target": lambda a, b: optax.losses.kl_divergence_with_log_targets(jnp.log(a), b),
+          "ce-logits-smoothed": lambda a, b: optax.losses.softmax_cross_entropy(a, optax.smooth_labels(b, SMOOTHING)),
           "focal-logits": lambda a, b: optax.losses.sigmoid_focal_loss(a, b, gamma=2.0),
           "cosine": lambda a, b: optax.losses.cosine_distance(a, b)}.get(family)
     if fn is None:
@@ -197,6 +262,21 @@ def run_optax(family, y, p):
 
 
 def truths(family, y, p):
+    if family in BETAS:
+        out = [R.smooth_l1(a, b, BETAS[family]) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family == "kl-log-target":
+        out = [R.kl(a, b, log_target=True) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family == "bce-probs-smoothed":
+        out = [R.bce_probs(R.smoothed(a, SMOOTHING, 2), b) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
+    if family == "bce-logits-smoothed":
+        out = [R.bce_logits(R.smoothed(a, SMOOTHING, 2), b) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family == "ce-logits-smoothed":
+        out = [R.ce_logits([R.smoothed(v, SMOOTHING, len(a)) for v in a], b) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
     if family == "bce-logits":
         out = [R.bce_logits(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
@@ -238,8 +318,13 @@ def worst(got, truth, inputs, dtype):
 
 FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": mse_pairs,
             "ce-logits": ce_logit_rows, "ce-probs": ce_prob_rows, "focal-logits": bce_logit_pairs,
-            "poisson": poisson_pairs, "poisson-log": poisson_log_pairs, "kl": kl_rows, "cosine": cosine_rows}
-ROWS = ("ce-logits", "ce-probs", "kl", "cosine")  # one loss per row of several values
+            "poisson": poisson_pairs, "poisson-log": poisson_log_pairs, "kl": kl_rows, "cosine": cosine_rows,
+            "smooth-l1-big": _smooth_l1_pairs(BETAS["smooth-l1-big"]),
+            "smooth-l1-small": _smooth_l1_pairs(BETAS["smooth-l1-small"]), "kl-log-target": kl_log_target_rows,
+            "bce-probs-smoothed": bce_prob_pairs_smoothed, "bce-logits-smoothed": bce_logit_pairs_smoothed,
+            "ce-logits-smoothed": ce_logit_rows_smoothed}
+# one loss per row of several values
+ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed")
 
 
 def _fmt(w):
@@ -300,6 +385,9 @@ def main():
                     # float32 inputs are the float64 ones rounded (those that fit): the truth is taken there
                     with np.errstate(over="ignore"):
                         yy, pp = yy.astype(np.float32).astype(np.float64), pp.astype(np.float32).astype(np.float64)
+                    if family in BETAS and not math.isfinite(np.float32(BETAS[family])) or \
+                            np.float32(BETAS.get(family, 1.0)) == 0:
+                        yy = pp = np.full_like(yy, np.inf)  # β itself is out of float32's range
                     fits = np.isfinite(yy).reshape(len(pairs), -1).all(axis=1) & \
                         np.isfinite(pp).reshape(len(pairs), -1).all(axis=1)
                     yy, pp = yy[fits], pp[fits]
@@ -307,6 +395,9 @@ def main():
                     tq = truths(family, yy.tolist(), pp.tolist())[q]
                 else:
                     tq = truth[q]
+                if not used:  # no input fits float32 (β = 1e300)
+                    cells.append(("—", None))
+                    continue
                 try:
                     out = fn(family, yy if family in ROWS else yy.reshape(-1), pp if family in ROWS else pp.reshape(-1))
                 except Exception as e:  # a framework that refuses an input (optax's cosine of a zero vector)

@@ -10,6 +10,11 @@ recomputes only the elements that lost more than one bit:
   double is no wider than double; ratios of sums are done exactly with fractions.
 
 Elements with hard labels never cancel, so they never come here; soft labels near the model's own prediction do.
+
+Label smoothing's target y(1 − s) + s/K is not a float64 in general (for y = 1, s = 0.1 it is
+0.94999999999999999722, whose nearest double is 0.95000000000000006661): the functions here take the smoothing s
+and form the target in the precision they work in (long double, decimal, or exact fractions), never rounding it to
+float64 first.
 """
 
 from __future__ import annotations
@@ -45,7 +50,9 @@ def _adaptive(fn: Callable[..., Terms], *args: Any) -> Decimal:
         with localcontext() as ctx:
             ctx.prec = prec
             r, scale = fn(*args)
-            if r == 0 and scale == 0 or abs(r) > scale * Decimal(10) ** (10 - prec):
+            # the terms' rounding is a few units in their prec-th digit: the result must stand 25 digits above it
+            # to be right to far better than a double's 17
+            if r == 0 and scale == 0 or abs(r) > scale * Decimal(10) ** (25 - prec):
                 return r
     return r
 
@@ -54,20 +61,43 @@ def _decimal(x: float) -> Decimal:
     return Decimal(float(x))  # exact: every double is a finite decimal
 
 
-def _sigmoid_minus_y_terms(y: float, z: float, w: float = 1.0) -> Terms:
-    yd = _decimal(y)
+def smoothed(y: Array, s: float, k: int) -> Array:
+    """The smoothed target y(1 − s) + s/K in y's dtype (call it with long double: only 2^−64 off)."""
+    if not s:
+        return y
+    sk = y.dtype.type(s)
+    out: Array = y * (1 - sk) + sk / k
+    return out
+
+
+def smoothed_pair(y: Array, s: float) -> tuple[Array, Array]:
+    """bce's smoothed target and its complement, each from y and s: y(1 − s) + s/2 and (1 − y)(1 − s) + s/2 (the
+    complement from the rounded target would lose its digits near 1)."""
+    sk = y.dtype.type(s)
+    return y * (1 - sk) + sk / 2, (1 - y) * (1 - sk) + sk / 2
+
+
+def _dec_smoothed(yd: Decimal, s: float, k: int) -> Decimal:
+    """y(1 − s) + s/K at the decimal context's precision."""
+    sd = _decimal(s)
+    return yd * (1 - sd) + sd / k if s else yd
+
+
+def _sigmoid_minus_y_terms(y: float, z: float, w: float = 1.0, s: float = 0.0) -> Terms:
+    yd, ud = _dec_smoothed(_decimal(y), s, 2), _dec_smoothed(1 - _decimal(y), s, 2)
     sz, smz = dec_sigmoid_pair(_decimal(z))
-    a, b = (1 - yd) * sz, _decimal(w) * yd * smz
+    a, b = ud * sz, _decimal(w) * yd * smz
     return a - b, max(a, b)
 
 
-def _dec_sigmoid_minus_y(y: float, z: float, w: float = 1.0) -> float:
-    return float(_adaptive(_sigmoid_minus_y_terms, y, z, w))
+def _dec_sigmoid_minus_y(y: float, z: float, w: float = 1.0, s: float = 0.0) -> float:
+    return float(_adaptive(_sigmoid_minus_y_terms, y, z, w, s))
 
 
-def sigmoid_minus_y(y: Array, z: Array, grad: Array, scale: Array, w: Array | None = None) -> Array:
-    """Refine grad = (1 - y) sigma(z) - w y sigma(-z) (w: the positive class's weight, 1 by default) where
-    |grad| < RISKY * scale (scale: the larger of the two terms)."""
+def sigmoid_minus_y(y: Array, z: Array, grad: Array, scale: Array, w: Array | None = None,
+                    smoothing: float = 0.0) -> Array:
+    """Refine grad = (1 - y) sigma(z) - w y sigma(-z) (w: the positive class's weight, 1 by default; y smoothed
+    by `smoothing` for two classes) where |grad| < RISKY * scale (scale: the larger of the two terms)."""
     w = np.ones_like(z) if w is None else np.broadcast_to(w, z.shape)
     with np.errstate(invalid="ignore"):
         risky = np.abs(grad) < RISKY * scale
@@ -78,9 +108,9 @@ def sigmoid_minus_y(y: Array, z: Array, grad: Array, scale: Array, w: Array | No
     yr, zr = y[idx], z[idx]
     LONG = _long()
     if LONG is not None:
-        yl, zl = yr.astype(LONG), zr.astype(LONG)
-        sz, smz, _ = sigmoid_pair(zl)
-        r = (1 - yl) * sz - w[idx].astype(LONG) * yl * smz
+        yl, ul = smoothed_pair(yr.astype(LONG), smoothing)
+        sz, smz, _ = sigmoid_pair(zr.astype(LONG))
+        r = ul * sz - w[idx].astype(LONG) * yl * smz
         grad[idx] = r.astype(np.float64)
         with np.errstate(invalid="ignore"):
             extreme = np.abs(r) < LONG_ENOUGH * scale[idx]
@@ -88,13 +118,13 @@ def sigmoid_minus_y(y: Array, z: Array, grad: Array, scale: Array, w: Array | No
         extreme = np.ones(len(idx[0]), dtype=bool)
     for k in np.nonzero(extreme)[0]:
         where = tuple(i[k] for i in idx)
-        grad[where] = _dec_sigmoid_minus_y(y[where], z[where], w[where])
+        grad[where] = _dec_sigmoid_minus_y(y[where], z[where], w[where], smoothing)
     return grad
 
 
-def _softmax_grad_cell(y_row: Sequence[float], z_row: Sequence[float], j: int) -> Terms:
+def _softmax_grad_cell(y_row: Sequence[float], z_row: Sequence[float], j: int, s: float = 0.0) -> Terms:
     z = [_decimal(v) for v in z_row]
-    y = [_decimal(v) for v in y_row]
+    y = [_dec_smoothed(_decimal(v), s, len(y_row)) for v in y_row]
     k = max(range(len(z)), key=lambda i: z[i])
     e = [(v - z[k]).exp() for v in z]
     zero = Decimal(0)
@@ -108,12 +138,13 @@ def _softmax_grad_cell(y_row: Sequence[float], z_row: Sequence[float], j: int) -
     return a - b, max(abs(a), abs(b))
 
 
-def _dec_softmax_grad_row(y_row: Sequence[float], z_row: Sequence[float]) -> list[float]:
-    return [float(_adaptive(_softmax_grad_cell, y_row, z_row, j)) for j in range(len(z_row))]
+def _dec_softmax_grad_row(y_row: Sequence[float], z_row: Sequence[float], s: float = 0.0) -> list[float]:
+    return [float(_adaptive(_softmax_grad_cell, y_row, z_row, j, s)) for j in range(len(z_row))]
 
 
-def softmax_grad(y: Array, z: Array, grad: Array, scale: Array) -> Array:
-    """Refine grad = softmax(z) * sum(y) - y, row by row, in the rows where a cell is risky."""
+def softmax_grad(y: Array, z: Array, grad: Array, scale: Array, smoothing: float = 0.0) -> Array:
+    """Refine grad = softmax(z) * sum(y) - y (y smoothed by `smoothing` over the row's classes), row by row, in
+    the rows where a cell is risky."""
     with np.errstate(invalid="ignore"):
         risky = np.abs(grad) < RISKY * scale
     rows = np.nonzero(risky.any(axis=1))[0]
@@ -123,7 +154,7 @@ def softmax_grad(y: Array, z: Array, grad: Array, scale: Array) -> Array:
     yr, zr = y[rows], z[rows]
     LONG = _long()
     if LONG is not None:
-        yl, zl = yr.astype(LONG), zr.astype(LONG)
+        yl, zl = smoothed(yr.astype(LONG), smoothing, y.shape[1]), zr.astype(LONG)
         r = np.arange(len(rows))
         k = np.argmax(zl, axis=1)
         s = zl - zl[r, k][:, None]
@@ -142,26 +173,28 @@ def softmax_grad(y: Array, z: Array, grad: Array, scale: Array) -> Array:
     else:
         extreme = np.ones(len(rows), dtype=bool)
     for i in rows[extreme]:
-        grad[i] = _dec_softmax_grad_row(y[i], z[i])
+        grad[i] = _dec_softmax_grad_row(y[i], z[i], smoothing)
     return grad
 
 
-def _exact_normalised_minus_y(y_row: Sequence[float], p_row: Sequence[float]) -> list[float]:
+def _exact_normalised_minus_y(y_row: Sequence[float], p_row: Sequence[float], s: float = 0.0) -> list[float]:
     # rational arithmetic: (p sum(y) - y sum(p)) / sum(p) is exact, and float() rounds it once
     from fractions import Fraction
 
-    y = [Fraction(float(v)) for v in y_row]
+    sf, k = Fraction(float(s)), len(y_row)
+    y = [Fraction(float(v)) * (1 - sf) + sf / k for v in y_row]
     p = [Fraction(float(v)) for v in p_row]
-    s, sy = sum(p), sum(y)
-    return [float((b * sy - a * s) / s) for a, b in zip(y, p, strict=True)]
+    sp, sy = sum(p, Fraction(0)), sum(y, Fraction(0))
+    return [float((b * sy - a * sp) / sp) for a, b in zip(y, p, strict=True)]
 
 
-def normalised_minus_y(y: Array, p: Array, out: Array, scale: Array) -> Array:
-    """Refine out = p / sum(p) * sum(y) - y: the row sums' rounding would otherwise pass into every cell, so the
-    whole thing is redone in long double, and the rows that still cancel exactly, with fractions."""
+def normalised_minus_y(y: Array, p: Array, out: Array, scale: Array, smoothing: float = 0.0) -> Array:
+    """Refine out = p / sum(p) * sum(y) - y (y smoothed by `smoothing`): the row sums' rounding would otherwise
+    pass into every cell, so the whole thing is redone in long double, and the rows that still cancel exactly,
+    with fractions."""
     LONG = _long()
     if LONG is not None:
-        pl, yl = p.astype(LONG), y.astype(LONG)
+        pl, yl = p.astype(LONG), smoothed(y.astype(LONG), smoothing, y.shape[1])
         r = pl / pl.sum(axis=1, keepdims=True) * yl.sum(axis=1, keepdims=True) - yl
         out = r.astype(np.float64)
         with np.errstate(invalid="ignore"):
@@ -171,7 +204,7 @@ def normalised_minus_y(y: Array, p: Array, out: Array, scale: Array) -> Array:
             rows = np.nonzero((np.abs(out) < RISKY * scale).any(axis=1))[0]
         out = out.copy()
     for i in rows:
-        out[i] = _exact_normalised_minus_y(y[i], p[i])
+        out[i] = _exact_normalised_minus_y(y[i], p[i], smoothing)
     return out
 
 

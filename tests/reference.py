@@ -23,8 +23,15 @@ def _sigmoid(mp, x):
     return 1 / (1 + mp.exp(-x))
 
 
+def smoothed(y, s: float, k: int):
+    """Label smoothing's target y(1 - s) + s/K, at the oracle's precision (not rounded to a double)."""
+    mp = _mp()
+    return mp.mpf(y) * (1 - mp.mpf(s)) + mp.mpf(s) / k
+
+
 def bce_logits(y: float, z: float):
-    """(loss, d loss/dz) for one element: max(z,0) - z*y + log(1 + e^-|z|) and sigma(z) - y.
+    """(loss, d loss/dz) for one element: max(z,0) - z*y + log(1 + e^-|z|) and sigma(z) - y (y: a float, or an
+    mpf such as smoothed()'s).
 
     Arranged so that nothing small is added to something large before the large parts cancel: the sum of
     mpmath numbers is exact only to its 60 digits.
@@ -179,9 +186,14 @@ def focal(y: float, x: float, from_logits: bool, gamma: float = 2.0, alpha=None)
         m = (1 - y) * x + y * (1 - x)
         dm = 1 - 2 * y
     f = m ** g
-    t1 = g * m ** (g - 1) * dm * bce if (gamma and m) else mp.mpf(0)
-    t2 = f * dbce if f else mp.mpf(0)
     at = 1 if alpha is None else mp.mpf(alpha) * y + (1 - mp.mpf(alpha)) * (1 - y)
+    if at == 0:
+        return mp.mpf(0), mp.mpf(0)  # a class weighed 0: the loss is 0 for every p
+    if mp.isinf(dbce) and f:
+        # p = 0 or 1 against a target that is not: bce's 1/p (or 1/(1 - p)) outgrows the factor's log p
+        return at * f * bce, at * f * dbce
+    t1 = g * m ** (g - 1) * dm * bce if (gamma and m and dm) else mp.mpf(0)
+    t2 = f * dbce if f else mp.mpf(0)
     return at * f * bce, at * (t1 + t2)
 
 

@@ -402,3 +402,211 @@ def test_property_cosine(y, e, s):
     r = lossgrad.cosine([y], [p], reduction="none")
     tl, tg = R.cosine(y, p)
     _assert_row(r, tl, tg, (y, p))
+
+
+# ---------------------------------------------------------------- extreme parameters and intermediate range
+
+SCALES = [1e300, 1e-300, 1.7e308, 1e-310, 5e-324, 1e154, 1.0]
+RATIOS = [0.0, 1e-10, 0.1, 0.5, 0.999, 1.0, 1.001, 2.0, 1e10]  # |e| / β: both branches and the kink
+
+
+@pytest.mark.parametrize("loss", ["smooth-l1", "huber"])
+def test_grid_regression_extreme_parameters(loss):
+    # ½e²/β with e² out of range (β = 1e300, e = 1e200: truth 5e99; β = 1e−300, e = 1e−301: 5e−303), and p − y
+    # itself out of range where the linear branch is not (δ = 0.5, e = 2e308: 1e308)
+    ref, name = (R.smooth_l1, "beta") if loss == "smooth-l1" else (R.huber, "delta")
+    for b in SCALES:
+        pairs = [(y, y + r * b * sign) for r in RATIOS for sign in (1, -1) for y in (0.0, 1.5)
+                 if math.isfinite(y + r * b)]
+        pairs += [(-1e308, 1e308), (1e308, -1.7e308), (0.0, 1e200), (0.0, 1e-301)]
+        y, p = np.array(pairs).T
+        with np.errstate(over="ignore"):
+            r = lossgrad.evaluate(loss, y, p, reduction="none", **{name: b})
+        for i, (a, c) in enumerate(pairs):
+            tl, tg = ref(a, c, b)
+            _assert_ulps(r.losses[i], tl, where=(loss, b, a, c))
+            _assert_ulps(r.grad[i], tg, where=(loss, b, a, c))
+
+
+@settings(max_examples=80, deadline=None)
+@given(u=st.floats(-307, 307), r=st.floats(-3, 3), y=st.floats(-1e300, 1e300))
+def test_property_regression_any_scale(u, r, y):
+    # β and δ across the whole range, errors on both sides of them
+    b = 10.0 ** u
+    p = y + r * b
+    if not math.isfinite(p):
+        return
+    for loss, ref, name in (("smooth-l1", R.smooth_l1, "beta"), ("huber", R.huber, "delta")):
+        with np.errstate(over="ignore"):
+            res = lossgrad.evaluate(loss, [y], [p], reduction="none", **{name: b})
+        tl, tg = ref(y, p, b)
+        _assert_ulps(res.losses[0], tl, where=(loss, b, y, p))
+        _assert_ulps(res.grad[0], tg, where=(loss, b, y, p))
+    for loss, ref in (("mse", R.mse), ("logcosh", R.logcosh), ("mae", R.mae)):
+        with np.errstate(over="ignore"):
+            res = lossgrad.evaluate(loss, [y], [p], reduction="none")
+        tl, tg = ref(y, p)
+        _assert_ulps(res.losses[0], tl, where=(loss, y, p))
+        _assert_ulps(res.grad[0], tg, where=(loss, y, p))
+
+
+KL_LOG_TARGET_ROWS = [([-800.0, 0.0], [1e-300, 1.0]), ([-745.0, -1e-300], [5e-324, 1.0]),
+                      ([-1000.0, -0.5], [1e-320, 0.3]), ([-740.0, -1e4], [1e-310, 5e-324]),
+                      ([-700.0, -0.001], [1e-300, 0.999])]
+
+
+@pytest.mark.parametrize("log_input", [False, True])
+def test_grid_kl_log_target_beyond_exp_range(log_input):
+    # −e^t/q where e^t underflows and q is tiny: t = −800, q = 1e−300 gives −3.67e−48 (not 0); t = −745,
+    # q = 5e−324 gives −0.571 (not −1); the terms e^t·(t − log q) likewise
+    for y, q in KL_LOG_TARGET_ROWS:
+        qq = [math.log(v) if log_input else v for v in q]
+        if log_input:
+            qq[0] = -1e300  # a log-probability far below anything a float holds: e^t·(t + 1e300) is in range
+        with np.errstate(all="ignore"):
+            r = lossgrad.kl([y], [qq], reduction="none", log_target=True, log_input=log_input)
+        tl, tg = R.kl(y, qq, log_input, True)
+        _assert_row(r, tl, tg, (y, qq))
+
+
+@settings(max_examples=80, deadline=None)
+@given(t=st.lists(st.floats(-1200, 0), min_size=2, max_size=3), q=st.lists(st.floats(5e-324, 1), min_size=3,
+                                                                            max_size=3), log_input=st.booleans())
+def test_property_kl_log_target(t, q, log_input):
+    q = q[: len(t)]
+    qq = [math.log(v) for v in q] if log_input else q
+    r = lossgrad.kl([t], [qq], reduction="none", log_target=True, log_input=log_input)
+    tl, tg = R.kl(t, qq, log_input, True)
+    _assert_row(r, tl, tg, (t, qq))
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1e-3, 0.0, 1.0, 2.0, 50.0, 1e3])
+@pytest.mark.parametrize("alpha", [None, 0.25, 0.0, 1.0])
+def test_focal_at_the_ends_of_the_range(gamma, alpha):
+    # |z| beyond even long double's exponent range (y = 1, z = 2e4: the truth is −0, not NaN); p at 0 and 1 with
+    # targets that are and are not there (infinite bce: its 1/p outgrows the factor's log p); a class weighed 0
+    y = [0.0, 1.0, 0.5, 1e-300, 1 - 2**-53]
+    for fl, xs in ((True, [2e4, -2e4, 1e300, -1e300, 800.0, -800.0, 1e5]),
+                   (False, [0.0, 1.0, 5e-324, 1 - 2**-53, 1e-300])):
+        pairs = [(a, b) for a in y for b in xs]
+        ys, xx = np.array(pairs).T
+        with np.errstate(all="ignore"):
+            r = lossgrad.focal(ys, xx, from_logits=fl, reduction="none", gamma=gamma, alpha=alpha)
+        for i, (a, b) in enumerate(pairs):
+            tl, tg = R.focal(a, b, fl, gamma, alpha)
+            _assert_ulps(r.losses[i], tl, where=(fl, a, b))
+            _assert_ulps(r.grad[i], tg, where=(fl, a, b))
+
+
+def test_focal_gradient_keeps_its_sign_below_the_smallest_float():
+    r = lossgrad.focal([1.0, 0.0], [2e4, -2e4], from_logits=True, reduction="none", gamma=0.5, alpha=0.25)
+    assert r.grad.tolist() == [0.0, 0.0] and math.copysign(1, r.grad[0]) == -1 and math.copysign(1, r.grad[1]) == 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=labels, z=st.one_of(st.floats(-1e4, 1e4), st.floats(-60, 60)), gamma=st.floats(0, 200),
+       alpha=st.one_of(st.none(), st.floats(0, 1)))
+def test_property_focal_any_gamma_alpha(y, z, gamma, alpha):
+    r = lossgrad.focal([y], [z], from_logits=True, reduction="none", gamma=gamma, alpha=alpha)
+    tl, tg = R.focal(y, z, True, gamma, alpha)
+    _assert_ulps(r.losses[0], tl, where=(y, z, gamma, alpha))
+    _assert_ulps(r.grad[0], tg, where=(y, z, gamma, alpha))
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=labels, z=st.one_of(logits, st.floats(-800, 800)), w=st.floats(1e-300, 1e300))
+def test_property_bce_pos_weight_any_size(y, z, w):
+    # w·y·σ(−z) with y·σ(−z) subnormal (y = 1e−300, z = 40) or σ(−z) so (z = 745) before a large w
+    r = lossgrad.bce([y], [z], from_logits=True, reduction="none", pos_weight=[w])
+    tl, tg = R.bce_logits_weighted(y, z, w)
+    _assert_ulps(r.losses[0], tl, where=(y, z, w))
+    _assert_ulps(r.grad[0], tg, where=(y, z, w))
+
+
+# ---------------------------------------------------------------- label smoothing: the smoothed target, unrounded
+
+SMOOTHINGS = [0.1, 0.2, 0.3, 1e-10, 0.5, 1.0, 1e-300]
+
+
+@pytest.mark.parametrize("s", SMOOTHINGS)
+def test_grid_bce_probs_smoothed(s):
+    # y = 1, s = 0.1: the target is 0.94999999999999999722, not the double 0.95000000000000006661; at p = 0.95 the
+    # gradient is −8.8e−16, where the rounded target gives −2.3e−15
+    near = [float(R.smoothed(v, s, 2)) for v in (1.0, 0.0, 0.3)]
+    ps = [0.95, 0.05, 0.5, 0.3, 1e-300, 5e-324, 1 - 2**-53, 0.0, 1.0] + near
+    pairs = [(a, b) for a in (0.0, 1.0, 0.5, 0.3, 1e-300) for b in ps]
+    y, p = np.array(pairs).T
+    with np.errstate(all="ignore"):
+        r = lossgrad.bce(y, p, reduction="none", label_smoothing=s)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg, tgl = R.bce_probs(R.smoothed(a, s, 2), b)
+        _assert_ulps(r.losses[i], tl, where=(s, a, b))
+        _assert_ulps(r.grad[i], tg, where=(s, a, b))
+        _assert_ulps(r.grad_logits[i], tgl, where=(s, a, b))
+
+
+@pytest.mark.parametrize("s", SMOOTHINGS)
+def test_grid_bce_logits_smoothed(s):
+    own = [float(R._mp().log(R.smoothed(v, s, 2) / (1 - R.smoothed(v, s, 2)))) for v in (1.0, 0.3)]
+    pairs = [(a, b) for a in (0.0, 1.0, 0.5, 0.3, 1e-300) for b in R.LOGITS + own]
+    y, z = np.array(pairs).T
+    r = lossgrad.bce(y, z, from_logits=True, reduction="none", label_smoothing=s)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg = R.bce_logits(R.smoothed(a, s, 2), b)
+        _assert_ulps(r.losses[i], tl, where=(s, a, b))
+        _assert_ulps(r.grad[i], tg, where=(s, a, b))
+
+
+def _smoothed_row(y, s):
+    return [R.smoothed(v, s, len(y)) for v in y]
+
+
+@pytest.mark.parametrize("s", SMOOTHINGS)
+def test_grid_ce_smoothed(s):
+    rows = R.ce_rows()
+    for t in range(3):  # logits whose softmax is the smoothed one-hot target itself: every cell cancels
+        y = [1.0 if j == t else 0.0 for j in range(3)]
+        target = [float(v) for v in _smoothed_row(y, s)]
+        rows.append((y, [math.log(v) for v in target]))
+    for y, z in rows:
+        r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none", label_smoothing=s)
+        tl, tg = R.ce_logits(_smoothed_row(y, s), z)
+        _assert_row(r, tl, tg, (s, y, z))
+    for y, p in R.ce_prob_rows() + [([1.0, 0.0, 0.0], [float(v) for v in _smoothed_row([1.0, 0.0, 0.0], s)])]:
+        with np.errstate(all="ignore"):
+            r = lossgrad.ce([y], [p], labels="onehot", reduction="none", label_smoothing=s)
+        tl, tg, tgl = R.ce_probs(_smoothed_row(y, s), p)
+        _assert_row(r, tl, tg, (s, y, p))
+        for j, t in enumerate(tgl):
+            _assert_ulps(r.grad_logits[0][j], t, where=(s, y, p, j))
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=labels, p=probs, z=st.floats(-50, 50), s=st.floats(0, 1))
+def test_property_bce_smoothed(y, p, z, s):
+    with np.errstate(all="ignore"):
+        r = lossgrad.bce([y], [p], reduction="none", label_smoothing=s)
+    tl, tg, tgl = R.bce_probs(R.smoothed(y, s, 2), p)
+    _assert_ulps(r.losses[0], tl, where=(s, y, p))
+    _assert_ulps(r.grad[0], tg, where=(s, y, p))
+    _assert_ulps(r.grad_logits[0], tgl, where=(s, y, p))
+    r = lossgrad.bce([y], [z], from_logits=True, reduction="none", label_smoothing=s)
+    tl, tg = R.bce_logits(R.smoothed(y, s, 2), z)
+    _assert_ulps(r.losses[0], tl, where=(s, y, z))
+    _assert_ulps(r.grad[0], tg, where=(s, y, z))
+
+
+@settings(max_examples=60, deadline=None)
+@given(z=st.lists(st.floats(-800, 800), min_size=2, max_size=4), t=st.integers(0, 3), s=st.floats(0, 1),
+       p=st.lists(st.floats(1e-300, 1), min_size=4, max_size=4))
+def test_property_ce_smoothed(z, t, s, p):
+    y = [1.0 if j == t % len(z) else 0.0 for j in range(len(z))]
+    r = lossgrad.ce([y], [z], from_logits=True, labels="onehot", reduction="none", label_smoothing=s)
+    tl, tg = R.ce_logits(_smoothed_row(y, s), z)
+    _assert_row(r, tl, tg, (s, y, z))
+    p = p[: len(z)]
+    r = lossgrad.ce([y], [p], labels="onehot", reduction="none", label_smoothing=s)
+    tl, tg, tgl = R.ce_probs(_smoothed_row(y, s), p)
+    _assert_row(r, tl, tg, (s, y, p))
+    for j, v in enumerate(tgl):
+        _assert_ulps(r.grad_logits[0][j], v, where=(s, y, p, j))

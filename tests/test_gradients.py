@@ -148,9 +148,14 @@ def test_label_smoothing_gradient_matches_finite_differences(loss, kind, conv):
 
 
 def test_label_smoothing_is_the_smoothed_targets():
-    # worked by hand: s = 0.2 turns y = 1 into 0.9 and y = 0 into 0.1 (bce, K = 2)
-    a = lossgrad.bce([1.0, 0.0], [0.3, -0.4], from_logits=True, label_smoothing=0.2)
-    b = lossgrad.bce([0.9, 0.1], [0.3, -0.4], from_logits=True)
+    # worked by hand: s = 0.25 turns y = 1 into 0.875 and y = 0 into 0.125 (bce, K = 2), both exact in binary
+    a = lossgrad.bce([1.0, 0.0], [0.3, -0.4], from_logits=True, label_smoothing=0.25)
+    b = lossgrad.bce([0.875, 0.125], [0.3, -0.4], from_logits=True)
+    assert a.value == b.value and a.grad.tolist() == b.grad.tolist()
+    # Keras rounds the smoothed target to a float first: s = 0.2 gives it 1·0.8 + 0.1 = 0.9 and 0.1, the doubles
+    # (the exact convention takes 1 − 0.2/2 itself, 0.89999999999999999445, which is not a double)
+    a = lossgrad.bce([1.0, 0.0], [0.3, -0.4], from_logits=True, label_smoothing=0.2, convention="keras")
+    b = lossgrad.bce([0.9, 0.1], [0.3, -0.4], from_logits=True, convention="keras")
     assert a.value == b.value and a.grad.tolist() == b.grad.tolist()
 
 

@@ -94,3 +94,41 @@ def clip_grad(p: Array, lo: Any, hi: Any, tie: float) -> Array:
     """Derivative of clip(p, lo, hi) as a framework's autodiff gives it: 1 inside, 0 outside, `tie` at lo or hi."""
     inside = np.where((p > lo) & (p < hi), 1.0, 0.0)
     return np.where((p == lo) | (p == hi), tie, inside).astype(p.dtype, copy=False)
+
+
+def scaled_quotient(nums: tuple[Array, ...], dens: tuple[Array, ...] = (), exp2: Any = 0) -> Array:
+    """2^exp2 · Πnums / Πdens with no intermediate overflow or underflow: the factors' exponents are taken off
+    (frexp, exact), their fractions in [1/2, 1) multiplied and divided, and the exponents put back once (ldexp),
+    so a result in range is right to about an ulp however far outside the range the products on the way are."""
+    frac: Any = 1.0
+    exp: Any = exp2
+    for x in nums:
+        m, k = np.frexp(x)
+        frac, exp = frac * m, exp + k
+    for x in dens:
+        m, k = np.frexp(x)
+        frac, exp = frac / m, exp - k
+    # (exponents beyond any float's range give 0 or inf all the same; ldexp takes C ints)
+    out: Array = np.ldexp(frac, np.clip(exp, -20000, 20000).astype(np.int32))
+    return out
+
+
+# ln 2 in two parts (fdlibm's): k·LN2_HI is exact for |k| < 2^20, so x − k ln 2 keeps all its bits
+LN2_HI = 6.93147180369123816490e-01
+LN2_LO = 1.90821492927058770002e-10
+
+
+def exp_parts(x: Array) -> tuple[Array, Array]:
+    """e^x as (m, k) with e^x = m·2^k, m in [0.7, 1.42] and k an integer: e^x itself may be far outside the
+    floats' range (e^−800), m·2^k times or over another number is not (see exp_times)."""
+    xc = np.clip(x, -1e5, 1e5)  # beyond, e^x is 0 or infinite next to any float factor
+    k = np.rint(xc / np.log(2.0))
+    r = (xc - k * LN2_HI) - k * LN2_LO
+    return np.exp(r), k.astype(np.int64)
+
+
+def exp_times(x: Array, f: Array, dens: tuple[Array, ...] = ()) -> Array:
+    """e^x · f / Πdens, rounded about once whatever the size of e^x: e^−800 · 1e300 is 3.7e−48, not 0."""
+    m, k = exp_parts(x)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore", under="ignore"):
+        return scaled_quotient((m, f), dens, k)

@@ -6,6 +6,7 @@ framework's kernel or autodiff computes, as selected by the fields of the Conven
 
 from __future__ import annotations
 
+from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -146,11 +147,77 @@ def bce_on_probs(y: Array, p: Array, conv: Convention) -> Triple:
     return _bce_probs_torch(y, p, conv) if conv.bce_probs == "torch" else _bce_probs_exact(y, p)
 
 
+def _bce_logits_long_exact(y: Array, z: Array, s: float, w: Array | None) -> Triple:
+    """The exact form in long double, for a smoothed target y(1 − s) + s/2 and its complement (formed from y and s,
+    not rounded to float64 first) or a positive-class weight (w·y·σ(−z) with no intermediate underflow: y·σ(−z)
+    is a subnormal at y = 1e−300, z = 40, and σ(−745) one at y = 1, before w = 1e300 brings them back); its
+    gradient's cancelling elements refined with the same target."""
+    work = precise._long() or z.dtype
+    yl, ul = precise.smoothed_pair(y.astype(work), s)
+    zl = z.astype(work)
+    sz, smz, e = sigmoid_pair(zl)
+    wl = np.ones_like(zl) if w is None else np.broadcast_to(w, z.shape).astype(work)
+    losses = wl * (yl * softplus(-zl, e)) + ul * softplus(zl, e)
+    a, b = ul * sz, wl * (yl * smz)
+    grad = precise.sigmoid_minus_y(y, z, (a - b).astype(z.dtype), np.maximum(a, b).astype(z.dtype), w, s)
+    return losses.astype(z.dtype), grad, sigmoid_pair(z)[0]
+
+
+def _bce_probs_smoothed_exact(y: Array, p: Array, s: float) -> Triple:
+    """The exact form with the smoothed target and its complement formed in long double from y and s; p − y'
+    (the gradient's numerator, and the gradient for the logits) refined where it cancels."""
+    work = precise._long() or p.dtype
+    yl, ul = precise.smoothed_pair(y.astype(work), s)
+    pl = p.astype(work)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        losses = -(xlogy(yl, np.log(pl)) + xlogy(ul, np.log1p(-pl))) + 0
+        diff, size = _smoothed_diff(yl, ul, pl)
+        grad = (diff / (pl * (1 - pl))).astype(p.dtype)
+        gscale = (size / (pl * (1 - pl))).astype(p.dtype)
+    sk = np.full_like(p, s)
+    gl = precise.refine(diff.astype(p.dtype), size.astype(p.dtype), _smoothed_diff_long, _smoothed_diff_dec,
+                        y, p, sk)
+    grad = precise.refine(grad, np.where(np.isfinite(gscale), gscale, 0), _smoothed_quotient_long,
+                          _smoothed_quotient_dec, y, p, sk)
+    return losses.astype(p.dtype), grad, gl
+
+
+def _smoothed_diff(yl: Array, ul: Array, p: Array) -> tuple[Array, Array]:
+    """p − y' from whichever of y' and its complement 1 − y' is the smaller (the other lost digits when it was
+    rounded: 1 − 5e−301 is 1), and the size of its terms."""
+    return np.where(yl > 0.5, ul - (1 - p), p - yl), np.maximum(p, yl)
+
+
+def _smoothed_diff_long(y: Array, p: Array, s: Array) -> tuple[Array, Array]:
+    return _smoothed_diff(y * (1 - s) + s / 2, (1 - y) * (1 - s) + s / 2, p)
+
+
+def _smoothed_quotient_long(y: Array, p: Array, s: Array) -> tuple[Array, Array]:
+    d, size = _smoothed_diff_long(y, p, s)
+    return d / (p * (1 - p)), size / (p * (1 - p))
+
+
+def _smoothed_diff_dec(y: float, p: float, s: float) -> precise.Terms:
+    yd, ud, pd = precise._dec_smoothed(Decimal(y), s, 2), precise._dec_smoothed(1 - Decimal(y), s, 2), Decimal(p)
+    return (ud - (1 - pd) if yd > Decimal("0.5") else pd - yd), max(pd, yd)
+
+
+def _smoothed_quotient_dec(y: float, p: float, s: float) -> precise.Terms:
+    (d, size), pd = _smoothed_diff_dec(y, p, s), Decimal(p)
+    return d / (pd * (1 - pd)), size / (pd * (1 - pd))
+
+
 def bce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                 label_smoothing: float = 0.0, pos_weight: Any = None) -> Parts:
+    w = None if pos_weight is None else np.broadcast_to(np.asarray(pos_weight, dtype=p.dtype), p.shape[1:])
+    if (label_smoothing or w is not None) and from_logits and conv.bce_logits == "exact":
+        losses, grad, prob = _bce_logits_long_exact(y, p, label_smoothing, w)
+        return Parts(losses=losses, grad=grad, prob=prob)
+    if label_smoothing and not from_logits and conv.bce_probs == "exact":
+        losses, grad, grad_logits = _bce_probs_smoothed_exact(y, p, label_smoothing)
+        return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
     y = _smooth(y, label_smoothing, 2)
     if from_logits:
-        w = None if pos_weight is None else np.broadcast_to(np.asarray(pos_weight, dtype=p.dtype), p.shape[1:])
         losses, grad, prob = bce_from_logits(y, p, conv.bce_logits, w)
         return Parts(losses=losses, grad=grad, prob=prob)
     losses, grad, grad_logits = bce_on_probs(y, p, conv)
@@ -276,6 +343,12 @@ def _softmax_parts_exact(z: Array) -> tuple[Array, Array, Array, Array, Array, A
 
 
 def _ce_logits_exact(y: Array, z: Array) -> Triple:
+    losses, grad, scale, sm = _ce_logits_exact_parts(y, z)
+    return losses, precise.softmax_grad(y, z, grad, scale), sm
+
+
+def _ce_logits_exact_parts(y: Array, z: Array) -> tuple[Array, Array, Array, Array]:
+    """The exact form's losses, gradient (before refining), the size of the gradient's terms, and softmax."""
     k, rows, es, rest, s, s_err, lse = _softmax_parts_exact(z)
     with np.errstate(invalid="ignore"):
         neg_logp = (lse[:, None] - s) - s_err
@@ -294,7 +367,24 @@ def _ce_logits_exact(y: Array, z: Array) -> Triple:
     r = rows[use]
     grad[r, k[use]] = others_y[use] - sy[use] * others_sm[use]
     scale[r, k[use]] = np.maximum(np.abs(others_y[use]), np.abs(sy[use] * others_sm[use]))
-    return losses, precise.softmax_grad(y, z, grad, scale), sm
+    return losses, grad, scale, sm
+
+
+def _ce_smoothed_exact(y: Array, p: Array, s: float, from_logits: bool) -> Triple:
+    """The exact forms with the smoothed targets y(1 − s) + s/K formed in long double from y and s (not rounded to
+    float64 first), and the cancelling gradient cells refined with the same targets."""
+    work = precise._long() or p.dtype
+    yl, pl = precise.smoothed(y.astype(work), s, p.shape[1]), p.astype(work)
+    if from_logits:
+        losses, grad, scale, sm = _ce_logits_exact_parts(yl, pl)
+        grad = precise.softmax_grad(y, p, grad.astype(p.dtype), scale.astype(p.dtype), s)
+        return losses.astype(p.dtype), grad, sm.astype(p.dtype)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        losses = -xlogy(yl, np.log(pl)).sum(axis=1) + 0
+        grad = np.where(yl == 0, 0, -yl / pl)
+    a = (pl / pl.sum(axis=1, keepdims=True)) * yl.sum(axis=1, keepdims=True)
+    gl = precise.normalised_minus_y(y, p, (a - yl).astype(p.dtype), np.maximum(a, yl).astype(p.dtype), s)
+    return losses.astype(p.dtype), grad.astype(p.dtype), gl
 
 
 def _ce_logits_autodiff(y: Array, z: Array) -> Triple:
@@ -386,8 +476,12 @@ def _ce_logits_exact_index(labels: Array, z: Array) -> Triple:
 def ce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                label_smoothing: float = 0.0, ignore_index: int | None = None, class_weights: Any = None) -> Parts:
     if label_smoothing:
-        y = _smooth(y, label_smoothing, p.shape[1])
         labels = None  # the targets are soft now
+        if class_weights is None and (conv.ce_logits if from_logits else conv.ce_probs) == "exact":
+            losses, grad, other = _ce_smoothed_exact(y, p, label_smoothing, from_logits)
+            return Parts(losses=losses, grad=grad, prob=other) if from_logits else \
+                Parts(losses=losses, grad=grad, grad_logits=other)
+        y = _smooth(y, label_smoothing, p.shape[1])
     w = _weighted_targets(y, labels, class_weights)
     if from_logits:
         if labels is not None and conv.ce_logits == "exact":

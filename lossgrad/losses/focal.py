@@ -48,38 +48,54 @@ def _power_parts(m: Array, gamma: float, dtype: np.dtype[Any], literal: bool = F
     return f, df
 
 
+def _exact_power(m: Array, pt: Array, gamma: float) -> Array:
+    """m^γ (1 for γ = 0) as exp(γ log m), log m = log1p(−p_t) where m is near 1: m rounded first and raised to a
+    large γ would carry γ times its rounding error."""
+    if gamma == 0:
+        return np.ones_like(m)
+    with np.errstate(divide="ignore"):
+        logm = np.where(pt < 0.5, np.log1p(-pt), np.log(m))
+    f: Array = np.exp(m.dtype.type(gamma) * logm)
+    return f
+
+
 def _exact(y: Array, x: Array, from_logits: bool, gamma: float,
            alpha: float | None) -> tuple[Array, Array, Array, Array]:
-    """Loss, gradient and the size of the gradient's two terms, in the dtype of y and x."""
-    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+    """Loss, gradient, the size of the gradient's two terms, and (on probabilities) the gradient for the logits,
+    in the dtype of y and x."""
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore", under="ignore"):
         if from_logits:
             s, sn, e = sigmoid_pair(x)  # sigma(z), sigma(-z), in x's dtype
             bce = y * softplus(-x, e) + (1 - y) * softplus(x, e)
-            m = (1 - y) * s + y * sn  # 1 - p_t
+            m, pt = (1 - y) * s + y * sn, y * s + (1 - y) * sn  # 1 - p_t and p_t, neither from the other
             dm = (1 - 2 * y) * (s * sn)  # d(1 - p_t)/dz
             a, b = (1 - y) * s, y * sn  # sigma(z) - y = a - b
-            dbce = a - b
         else:
-            s = x
             bce = -(xlogy(y, np.log(x)) + xlogy(1 - y, np.log1p(-x))) + 0
-            m = (1 - y) * x + y * (1 - x)
+            m, pt = (1 - y) * x + y * (1 - x), y * x + (1 - y) * (1 - x)
             dm = 1 - 2 * y
-            a, b = (1 - y) / (1 - x), y / x  # d bce/dp = (1 - y)/(1 - p) - y/p
-            a = np.where(y == 1, 0, a)
-            b = np.where(y == 0, 0, b)
-            dbce = a - b
-        f, df = _power_parts(m, gamma, x.dtype)
-        losses = f * bce
-        t1 = np.where(df == 0, 0, df * dm * bce)
-        t2 = np.where(f == 0, 0, f * dbce)
-        grad = t1 + t2
+            # d bce/dp = (1 - y)/(1 - p) - y/p
+            a, b = np.where(y == 1, 0, (1 - y) / (1 - x)), np.where(y == 0, 0, y / x)
+        f = _exact_power(m, pt, gamma)
+        # p = 0 or 1 against a target that is not: bce is infinite, and so is the loss, however small the factor
+        # (m > 0; e^−40000 is 0 even in long double); its gradient is bce's, whose 1/p (or 1/(1 − p)) outgrows
+        # the factor's log p
+        infinite = np.isinf(bce) & (m > 0)
+        losses = np.where(infinite, bce, f * bce)
+        # γ m^(γ−1)·dm·bce as γ·f·bce·(dm/m): m^(γ−1) alone overflows (or meets a 0 from dm: NaN) where m is tiny;
+        # at m = 0 the term is 0 (p = y, bce 0) or below the smallest float (|z| beyond long double's range)
+        t1 = np.where((m == 0) | (gamma == 0) | infinite, 0, gamma * f * bce * (dm / m))
+        t2 = np.where(f == 0, 0, f * (a - b))
+        grad = np.where(infinite, a - b, t1 + t2)
         scale = np.abs(t1) + np.where(f == 0, 0, f * np.maximum(np.abs(a), np.abs(b)))
         # with respect to the logits behind p: p(1 - p) times the above, with its limits at p = 0 and 1
         ds = x * (1 - x)
-        gl = np.where(ds == 0, 0, df * dm * bce * ds) + np.where(f == 0, 0, f * (x - y))
+        gl = np.where(ds == 0, 0, t1 * ds) + np.where(f == 0, 0, f * (x - y))
     at = _alpha_t(y, alpha)
     if at is not None:
-        losses, grad, scale, gl = at * losses, at * grad, at * scale, at * gl
+        # a class weighed 0 has a loss of 0 for every p, infinite bce or not
+        with np.errstate(invalid="ignore"):
+            losses, grad, scale, gl = (np.where(at == 0, 0, at * v) for v in (losses, grad, scale, gl))
     return losses, grad, scale, gl
 
 
@@ -123,7 +139,10 @@ def _focal_exact(y: Array, p: Array, from_logits: bool, gamma: float, alpha: flo
     if from_logits:
         # 1/(1 + e^-z) in long double, rounded once: not sigmoid_pair's form, whose long double bits can round to
         # a different float64
-        prob = (1 / (1 + np.exp(-p.astype(work)))).astype(p.dtype)
+        with np.errstate(over="ignore"):
+            prob = (1 / (1 + np.exp(-p.astype(work)))).astype(p.dtype)
+        # a gradient below the smallest float keeps its sign: that of σ(z) − y's limit, 1 − 2y
+        grad64 = np.where(grad64 == 0, np.copysign(0, 1 - 2 * y), grad64)
         return Parts(losses=losses.astype(p.dtype), grad=grad64, prob=prob)
     return Parts(losses=losses.astype(p.dtype), grad=grad64, grad_logits=gl.astype(p.dtype))
 

@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ._ops import Array, sigmoid, softplus
+from ._ops import Array, scaled_quotient, sigmoid, softplus
 from .base import Loss, Param, Parts, register
 
 if TYPE_CHECKING:
@@ -77,11 +77,26 @@ MAE = register(
 # ---------------------------------------------------------------- huber
 
 
+def _halved_error(y: Array, p: Array, d: Array) -> Array | None:
+    """(p − y)/2 where p − y overflows (the truth of a loss linear in it may still be in range), else None."""
+    over = np.isinf(d)
+    if not over.any():
+        return None
+    return np.where(over, p / 2 - y / 2, np.nan)
+
+
 def huber_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                   delta: float = 1.0) -> Parts:
-    d = p - y
+    with np.errstate(over="ignore"):
+        d = p - y
     dl = p.dtype.type(delta)
-    return Parts(losses=_huber_losses(d, dl, conv.huber), grad=np.where(np.abs(d) <= dl, d, dl * np.sign(d)))
+    losses = _huber_losses(d, dl, conv.huber)
+    h = _halved_error(y, p, d) if conv.huber == "exact" else None
+    if h is not None:
+        # δ(|e| − δ/2) = 2δ(|e|/2 − δ/4): in range for δ < 1 although e = p − y is not
+        with np.errstate(over="ignore"):
+            losses = np.where(np.isinf(d), 2 * (dl * (np.abs(h) - dl / 4)), losses)
+    return Parts(losses=losses, grad=np.where(np.abs(d) <= dl, d, dl * np.sign(d)))
 
 
 def _huber_losses(d: Array, delta: Any, form: str) -> Array:
@@ -99,8 +114,10 @@ def _huber_losses(d: Array, delta: Any, form: str) -> Array:
         # keras: |e| <= delta ? 0.5 e^2 : delta |e| - 0.5 delta^2
         losses = np.where(a <= delta, half * d * d, delta * a - half * (delta * delta))
     else:
-        # exact: the linear branch as delta (|e| - delta/2): |e| > delta, so nothing cancels
-        losses = np.where(a <= delta, half * d * d, delta * (a - half * delta))
+        # exact: the linear branch as delta (|e| - delta/2): |e| > delta, so nothing cancels; the quadratic one
+        # as (e/2)·e, one rounding (and no overflow of e² where ½e² is in range)
+        with np.errstate(over="ignore"):
+            losses = np.where(a <= delta, (half * d) * d, delta * (a - half * delta))
     return losses
 
 
@@ -130,15 +147,27 @@ HUBER = register(
 
 def smooth_l1_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                       beta: float = 1.0) -> Parts:
-    """PyTorch's smooth_l1_loss: |e| < beta ? 0.5 e^2 / beta : |e| - 0.5 beta (= huber / beta; beta = 0 is l1)."""
-    d = p - y
+    """PyTorch's smooth_l1_loss: |e| < beta ? 0.5 e^2 / beta : |e| - 0.5 beta (= huber / beta; beta = 0 is l1).
+    It follows huber's arrangement: the frameworks' 0.5 e² / β as written, the exact one with no intermediate
+    overflow or underflow."""
+    with np.errstate(over="ignore"):
+        d = p - y
     a = np.abs(d)
     if beta == 0:
         return Parts(losses=a, grad=np.sign(d))
     b = p.dtype.type(beta)
     half = p.dtype.type(0.5)
-    losses = np.where(a < b, half * d * d / b, a - half * b)
     grad = np.where(a < b, d / b, np.sign(d))
+    if conv.huber != "exact":
+        return Parts(losses=np.where(a < b, half * d * d / b, a - half * b), grad=grad)
+    # ½e²/β as 2^−1·e·e/β with the exponents apart: e² alone overflows at β = 1e300, e = 1e200 (the truth is
+    # 5e99) and underflows at β = 1e−300, e = 1e−301 (5e−303)
+    with np.errstate(over="ignore"):
+        losses = np.where(a < b, scaled_quotient((d, d), (np.broadcast_to(b, d.shape),), -1), a - half * b)
+    h = _halved_error(y, p, d)
+    if h is not None:
+        # |e| − β/2 = 2(|e|/2 − β/4), in range although e = p − y is not
+        losses = np.where(np.isinf(d), 2 * (np.abs(h) - b / 4), losses)
     return Parts(losses=losses, grad=grad)
 
 
