@@ -75,14 +75,23 @@ class Accumulator:
     rows: int = 0
     nans: Found = field(default_factory=Found)
     infinite: Found = field(default_factory=Found)
+    overflowed: Found = field(default_factory=Found)  # weighted losses or gradients beyond the float range
+    unnormalised: Found = field(default_factory=Found)  # ce probability rows that do not sum to 1
 
-    def add(self, losses: np.ndarray, rows: int, count: float | None = None) -> None:
+    def add(self, losses: np.ndarray, rows: int, count: float | None = None,
+            overflowed: np.ndarray | None = None) -> None:
         """A block's losses (of `rows` samples); `count` of them count towards N (all, unless some were left out
-        or weighted)."""
+        or weighted); `overflowed`: the samples whose weight took a finite loss or gradient beyond the float
+        range (their infinities are the weight's, not the loss's)."""
         self.n += losses.size if count is None else count
-        self.total.add(losses)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.total.add(losses)
+        infinite = np.isinf(losses)
+        if overflowed is not None:
+            self.overflowed.add(overflowed, self.rows)
+            infinite &= ~(overflowed[:, None] if infinite.ndim == 2 else overflowed)
         self.nans.add(np.isnan(losses), self.rows)
-        self.infinite.add(np.isinf(losses), self.rows)
+        self.infinite.add(infinite, self.rows)
         self.rows += rows
 
     def merge(self, other: Accumulator) -> None:
@@ -93,6 +102,8 @@ class Accumulator:
         self.total.special += other.total.special
         self.nans.merge(other.nans, self.rows)
         self.infinite.merge(other.infinite, self.rows)
+        self.overflowed.merge(other.overflowed, self.rows)
+        self.unnormalised.merge(other.unnormalised, self.rows)
         self.rows += other.rows
 
     def finish(self, reduction: str, dtype: type[np.floating]) -> tuple[float | None, int | float]:
@@ -102,6 +113,8 @@ class Accumulator:
             return None, 1
         if reduction == "sum":
             return float(dtype(self.total.value)), 1
+        if self.n == 0:  # every sample weighs 0 or is left out: 0/0, as the frameworks give it (a NaN divisor
+            return math.nan, math.nan  # makes every gradient NaN too, without a division by zero)
         return float(dtype(self.total.value / self.n)), self.n
 
 
@@ -133,10 +146,10 @@ def formulas(reduction: str, n: int | float, weight_note: str | None) -> list[st
     return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
 
 
-def warnings(acc: Accumulator, title: str, zero_hint: str) -> list[str]:
+def warnings(acc: Accumulator, title: str, zero_hint: str, reduction: str = "mean") -> list[str]:
     """One line each for NaN and infinite losses: how many, the first, and why (`zero_hint`: why a loss on
-    probabilities is infinite; empty: it overflowed)."""
-    out = []
+    probabilities is infinite; empty: it overflowed); and for a mean whose N is 0 or overflowed."""
+    out = weight_warnings(acc, reduction)
     if acc.nans.count:
         row, col = acc.nans.first or (0, 0)
         k = acc.nans.count
@@ -147,4 +160,23 @@ def warnings(acc: Accumulator, title: str, zero_hint: str) -> list[str]:
         k = acc.infinite.count
         why = zero_hint or "the loss overflows the float range"
         out.append(f"{k} infinite loss{'es' if k > 1 else ''} (first at row {row}, column {col}): {why}")
+    return out
+
+
+def weight_warnings(acc: Accumulator, reduction: str) -> list[str]:
+    """What the weights did to the reduction: a weighted loss or gradient, or the mean's N, beyond the float
+    range, or an N of 0."""
+    out = []
+    if acc.overflowed.count:
+        row, col = acc.overflowed.first or (0, 0)
+        k = acc.overflowed.count
+        out.append(f"{k} sample{'s' if k > 1 else ''} (first at row {row}): the weight times a finite loss or "
+                   "gradient is beyond the float range (1.8e308), so it is shown as infinite; scale the weights "
+                   "down (a weighted mean does not change)")
+    if reduction == "mean" and acc.n == 0:
+        out.append("the mean's N is 0 (every sample weighs 0 or is left out): the mean is 0/0, so the value and "
+                   "the gradient are NaN, as the frameworks give them")
+    elif reduction == "mean" and math.isinf(acc.n):
+        out.append("the sum of the weights is beyond the float range (1.8e308), so the mean divides by infinity; "
+                   "scale the weights down (a weighted mean does not change)")
     return out

@@ -404,6 +404,16 @@ def ce_check(y: Array, p: Array, from_logits: bool) -> None:
         first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with {from_logits}")
 
 
+def unnormalised_rows(p: Array, divided: bool) -> Array:
+    """ce probability rows that do not sum to 1 (beyond rounding); `divided`: the convention divides each row by
+    its sum first (Keras), else an entry above 1 has no meaning as a probability (its -log p is negative)."""
+    if not divided:
+        first_bad("pred", p > 1, p, "is above 1; ce predictions are probability rows (each in [0, 1], summing to "
+                  "1): pass logits with {from_logits}")
+    mask: Array = np.abs(p.sum(axis=1, dtype=np.float64) - 1) > 1e-6
+    return mask
+
+
 def ce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0, ignore_index: int | None = None,
                 class_weights: Any = None) -> list[str]:
     return _smoothing_line(label_smoothing, "C") + _ce_formulas(from_logits, conv)
