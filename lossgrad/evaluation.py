@@ -97,8 +97,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
 def _finite_rows(parts: Parts) -> np.ndarray:
     """Per sample: whether its losses and gradient are all finite."""
     losses = parts.losses if parts.losses.ndim == 2 else parts.losses[:, None]
-    finite: np.ndarray = np.isfinite(losses).all(axis=1) & np.isfinite(parts.grad).all(axis=1)
-    return finite
+    return np.asarray(np.isfinite(losses).all(axis=1) & np.isfinite(parts.grad).all(axis=1))
 
 
 def checked_weights(setup: Setup, w: np.ndarray | None, samples: int) -> np.ndarray | None:
