@@ -726,9 +726,13 @@ def to_array(value: object, name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            a = np.asarray(value, dtype=np.float64)
+            raw = np.asarray(value)
+            if raw.dtype.kind not in "biufO":  # (text, complex numbers, dates: numpy would convert some of them)
+                raise TypeError
+            a = raw.astype(np.float64)
     except (ValueError, TypeError, OverflowError, np.exceptions.ComplexWarning):
-        raise InputError(name, "takes real numbers in a rectangular list or array (rows of equal length)") from None
+        raise InputError(name, "takes real numbers within the float range, in a rectangular list or array "
+                               "(rows of equal length)") from None
     return a
 
 
@@ -739,8 +743,11 @@ def as_2d(loss: Loss, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndar
     where a 1-D prediction is one sample's row, and for ce a 1-D target is class indexes (or, with as many entries
     as classes, that row's targets).
     """
-    if p.ndim == 0 or y.ndim == 0 or p.ndim > 2 or y.ndim > 2:
-        raise InputError("pred" if p.ndim == 0 or p.ndim > 2 else "target", "must be a vector or a matrix")
+    for name, a in (("{target}", y), ("{pred}", p)):
+        if a.ndim == 0 or a.ndim > 2:
+            raise InputError(name, f"must be a vector or a matrix, got {a.ndim} dimensions")
+        if a.size == 0:
+            raise InputError(name, "is empty")
     if loss.kind == "rows" or loss.last_axis is not None:
         # a vector is one sample's row: ce's classes, kl's distribution, cosine's vector
         if p.ndim == 1:
@@ -762,6 +769,12 @@ def _check_shapes(loss: Loss, y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: 
     if loss.kind == "rows" and y.ndim == 1 and p.ndim == 2 and y.size != p.shape[0]:
         raise InputError(names[0], f"has {y.size} class labels but {names[1]} has {p.shape[0]} rows; give one "
                                    "label per row (or ';' rows of one-hot targets)")
+    if loss.kind == "rows" and y2.shape[0] != p2.shape[0]:
+        raise InputError(names[0], f"has {y2.shape[0]} rows but {names[1]} has {p2.shape[0]}; give one target row "
+                                   "(or one label) per sample")
+    if loss.kind == "rows" and y2.shape[1] not in (1, p2.shape[1]):
+        raise InputError(names[0], f"has rows of {y2.shape[1]} but {names[1]} has {p2.shape[1]} classes; give one "
+                                   "label per sample or one target per class")
 
 
 def _typed_locator(y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray, weights: str) -> Locate:
@@ -794,19 +807,22 @@ def read_inline(loss: Loss, target: str | None, pred: str | None, weights: str |
 
 
 def read_arrays(loss: Loss, y: object, p: object, w: object = None) -> Batch:
-    """Array-likes from a Python caller; positions in errors are the 2-D arrays' (target[row, col])."""
-    ya, pa = to_array(y, "y"), to_array(p, "p")
+    """Array-likes from a Python caller; positions in errors are those of the arrays as passed (y[3], p[1, 2])."""
+    ya, pa = to_array(y, "{target}"), to_array(p, "{pred}")
     y2, p2 = as_2d(loss, ya, pa)
-    for name, a in (("target", y2), ("pred", p2)):
-        if a.size == 0:
-            raise InputError(name, "is empty")
+    _check_shapes(loss, ya, pa, y2, p2, ("{target}", "{pred}"))
+    for name, a in (("{target}", y2), ("{pred}", p2)):
         if not np.isfinite(a).all():
             raise InputError(name, "contains NaN or infinity")
-    weights = None if w is None else _weights(to_array(w, "sample_weight").reshape(-1), p2.shape[0],
-                                              "sample_weight")
+    weights = None if w is None else _weights(to_array(w, "{sample_weight}").reshape(-1), p2.shape[0],
+                                              "{sample_weight}")
+    shapes = {"target": (ya, y2), "pred": (pa, p2)}
 
     def locate(which: str, row: int, col: int) -> str:
-        return f"sample_weight[{row}]" if which == "weight" else f"{which}[{row}, {col}]"
+        if which == "weight":
+            return f"{{sample_weight}}[{row}]"
+        a, a2 = shapes[which]
+        return f"{{{which}}}[{row * a2.shape[1] + col}]" if a.ndim == 1 else f"{{{which}}}[{row}, {col}]"
 
     return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate)
 
