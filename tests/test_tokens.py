@@ -29,7 +29,7 @@ def read_csv(data: bytes, fast: bool) -> np.ndarray:
     return np.concatenate([c.data for c in _csv_reader(data, fast).chunks()])
 
 
-@pytest.mark.parametrize("text,value", list(zip(VALUES, READ)))
+@pytest.mark.parametrize("text,value", list(zip(VALUES, READ, strict=True)))
 @pytest.mark.parametrize("fast", [False, True])
 def test_a_number_reads_the_same_on_every_path(text, value, fast):
     assert inputs.parse_inline(text, "{pred}").tolist() == [value]
@@ -67,11 +67,11 @@ def test_the_plain_parsers_agree_with_the_grammar_on_every_short_token():
     parser = inputs._BlockParser("t.csv", 1, False)
     for t in tokens:
         block = f"{t}\n".encode()
-        numpy_read = _try(lambda: np.loadtxt([t], delimiter=",", dtype=np.float64, ndmin=2, comments=None))
+        numpy_read = _try(lambda t=t: np.loadtxt([t], delimiter=",", dtype=np.float64, ndmin=2, comments=None))
         assert _same(numpy_read, grammar[t]), (t, numpy_read, grammar[t])
         polars_read = parser._parse_polars(block)
         assert polars_read is None or _same(polars_read, grammar[t]), (t, polars_read, grammar[t])
-        got = _try(lambda: parser.parse(block, 1, fast=True))
+        got = _try(lambda block=block: parser.parse(block, 1, fast=True))
         assert _same(got, grammar[t]), (t, got, grammar[t])
 
 
