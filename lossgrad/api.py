@@ -71,7 +71,8 @@ def _normalising(setup: Setup, acc: Accumulator) -> list[str]:
         return []
     row = (acc.unnormalised.first or (0, 0))[0]
     it = "them" if k > 1 else "it"
-    what = (f"the {setup.conv.name} convention divides each row by its sum first" if setup.conv.ce_probs == "keras"
+    what = (f"the {setup.conv.name} convention divides each row by its sum first (with class-index labels, after "
+            "clipping each entry to [ε, 1 − ε])" if setup.conv.ce_probs == "keras"
             else f"the exact formula −Σ y·log p takes {it} as given (Keras divides each row by its sum first)")
     return [f"{k} probability row{'s' if k > 1 else ''} (first at row {row}) do{'es' if k == 1 else ''} not sum "
             f"to 1: {what}"]

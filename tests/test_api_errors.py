@@ -223,3 +223,51 @@ def test_overflowing_weights_say_what_overflowed():
     assert any("sum of the weights is beyond the float range" in w for w in r.warnings), r.warnings
     # -1e308/0.3 overflows: the weight, not the loss, made it infinite
     assert any("the weight times a finite loss or gradient" in w for w in r.warnings), r.warnings
+
+
+# ---------------------------------------------------------------- the same on the command line, in memory and streamed
+
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+@pytest.mark.parametrize("args", [
+    ["mse", "--sample-weight", "w"],
+    ["ce", "--class-weights", "0,0", "--target-cols", "y"],
+    ["ce", "--ignore-index", "0", "--target-cols", "y"],
+])
+def test_a_zero_weight_mean_is_nan_with_one_warning_line(tmp_path, args, fmt):
+    from conftest import lossgrad as run
+
+    f = tmp_path / "t.csv"
+    # mse: targets, predictions, weights; ce: labels and probability rows
+    f.write_text("y,p,w\n0,0.5,0\n0,0.25,0\n" if args[0] == "mse" else "y,a,b\n0,0.5,0.5\n0,0.25,0.75\n")
+    r = run(*args, "--csv", f, "-f", fmt)
+    assert r.code == 0, r.err
+    warnings = [line for line in r.err.splitlines() if line.startswith("warning:")]
+    assert len(warnings) == 1 and "N is 0" in warnings[0], r.err
+    assert "RuntimeWarning" not in r.err and "Error" not in r.err
+    if fmt == "json":
+        assert r.json()["value"] == "nan"
+    else:  # every gradient is 0/0
+        assert all(line.split(",")[-1] == "nan" for line in r.out.splitlines()[1:]), r.out
+
+
+def test_a_one_column_csv_with_its_column_as_weights_is_an_error(tmp_path):
+    from conftest import assert_usage_error, lossgrad as run
+
+    f = tmp_path / "t.csv"
+    f.write_text("1\n2\n")
+    assert_usage_error(run("mse", "--csv", f, "--sample-weight", "0"), "--sample-weight: names the input's only")
+
+
+def test_ce_rows_above_one_and_not_summing_to_one(tmp_path):
+    from conftest import assert_usage_error, lossgrad as run
+
+    assert_usage_error(run("ce", "-y", "0", "-p", "1.5,0.2,0.3"), "--pred: value 1: 1.5 is above 1")
+    r = run("ce", "-y", "0", "-p", "0.5,0.2,0.2", "-f", "json")
+    assert r.code == 0 and r.err.count("warning:") == 1 and "does not sum to 1" in r.err
+    r = run("ce", "-y", "0", "-p", "0,0,0", "-f", "json")
+    assert r.code == 0 and "RuntimeWarning" not in r.err and r.err.count("warning:") == 2, r.err
+    # Keras divides each row by its sum: entries above 1 mean something there
+    r = run("ce", "-y", "1,0,0", "-p", "1.5,0.2,0.3", "-c", "keras", "-f", "json")
+    assert r.code == 0 and "keras convention divides each row by its sum" in r.err
+    # by hand: Keras' row is (0.75, 0.1, 0.15), so the loss is -log 0.75
+    assert r.json()["value"] == pytest.approx(-np.log(0.75), rel=1e-12)

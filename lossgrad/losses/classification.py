@@ -448,7 +448,8 @@ def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels
     eps = conv.eps
     assert eps is not None  # (Keras' form clips)
     s = p2.sum(axis=1, keepdims=True)
-    q = p2 / s
+    with np.errstate(invalid="ignore", divide="ignore"):  # (a row of zeros: its NaNs are no reason to report)
+        q = p2 / s
     rules.append((np.broadcast_to(np.abs(s - 1) > 1e-12, p2.shape),
                   lambda i: f"row {i[0]} sums to {_g(s[i[0], 0])}: {conv.name} divides it by its sum first"))
     rules.append(((q < eps) | (q > 1 - eps), lambda i: f"p = {_g(p2[i])} is outside [ε, 1 − ε] after the row "
