@@ -54,12 +54,29 @@ class Result:
 
 def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
     for b in blocks:
-        acc.add(b.parts.losses, b.parts.grad.shape[0], b.count, b.parts.grad)
+        if b.unnormalised is not None:
+            acc.unnormalised.add(b.unnormalised, acc.rows)
+        acc.add(b.parts.losses, b.parts.grad.shape[0], b.count, b.parts.grad, b.overflowed)
 
 
 def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
     hint = setup.loss.zero_hint if not setup.from_logits else ""
-    return warnings(acc, setup.conv.title, hint, setup.conv.nan_why.get(setup.loss.name, ""))
+    return _normalising(setup, acc) + warnings(acc, setup.conv.title, hint, setup.conv.nan_why.get(setup.loss.name, ""),
+                                                setup.reduction.value)
+
+
+def _normalising(setup: Setup, acc: Accumulator) -> list[str]:
+    """One line when ce probability rows do not sum to 1: what this convention does with them."""
+    k = acc.unnormalised.count
+    if not k:
+        return []
+    row = (acc.unnormalised.first or (0, 0))[0]
+    it = "them" if k > 1 else "it"
+    what = (f"the {setup.conv.name} convention divides each row by its sum first (with class-index labels, after "
+            "clipping each entry to [ε, 1 − ε])" if setup.conv.ce_probs == "keras"
+            else f"the exact formula −Σ y·log p takes {it} as given (Keras divides each row by its sum first)")
+    return [f"{k} probability row{'s' if k > 1 else ''} (first at row {row}) do{'es' if k == 1 else ''} not sum "
+            f"to 1: {what}"]
 
 
 def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
@@ -85,8 +102,9 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
-    r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
+    with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
+        r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
+        r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])
     r.labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])  # type: ignore

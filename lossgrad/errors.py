@@ -25,9 +25,13 @@ _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 Namer = Callable[[str], str]
 
 
+# the inputs as the Python API's functions name them (lossgrad.bce(y, p))
+API_NAMES = {"target": "y", "pred": "p"}
+
+
 def api_name(name: str) -> str:
     """A parameter as a Python call writes it."""
-    return f"{name}=True" if name in SWITCHES else name
+    return f"{name}=True" if name in SWITCHES else API_NAMES.get(name, name)
 
 
 # parameters the command line takes as arguments rather than options

@@ -17,6 +17,7 @@ import numpy as np
 from .errors import DomainError, InputError, OptionError
 from .losses import Parts
 from .losses.base import first_bad
+from .losses.classification import unnormalised_rows
 from .options import Labels, Setup
 
 # a block's samples are evaluated in slices of at most this many: a few dozen numpy passes over slices that stay
@@ -35,6 +36,8 @@ class Block:
     labels: np.ndarray | None
     count: float | None
     per_sample: bool
+    overflowed: np.ndarray | None = None  # samples whose weight took a finite loss or gradient to infinity
+    unnormalised: np.ndarray | None = None  # ce on probabilities: the rows that do not sum to 1
 
 
 def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> list[Block]:
@@ -45,7 +48,9 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
     for start in range(0, max(n, 1), SLICE_ROWS):
         end = start + SLICE_ROWS
         try:
-            out.append(evaluate_slice(setup, y[start:end], p[start:end], None if w is None else w[start:end]))
+            # (no numpy warnings: infinities and NaNs are results, reported as lossgrad's own warning lines)
+            with np.errstate(all="ignore"):
+                out.append(evaluate_slice(setup, y[start:end], p[start:end], None if w is None else w[start:end]))
         except DomainError as e:
             e.row += start
             raise
@@ -64,6 +69,9 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         check_pos_weight(setup, p.shape[1])
     y, p = cast(setup, y, p)
     setup.loss.check(y, p, setup.from_logits, **setup.switches)
+    unnormalised = None
+    if setup.loss.name == "ce" and not setup.from_logits:
+        unnormalised = unnormalised_rows(p, divided=setup.conv.ce_probs == "keras")
     parts = compute(setup, y, p, labels)
     parts = per_sample(setup, parts, p.shape[1])
     count: float | None = None
@@ -74,12 +82,22 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         parts = weigh(parts, class_w)
     if count_w is not None:  # PyTorch's mean over class indexes divides by the sum of their weights
         count = float(np.sum(count_w.astype(parts.losses.dtype), dtype=np.float64))
+    overflowed = None
     if w is not None:
-        parts = weigh(parts, np.where(ignored, 0, w) if ignored is not None else w)
+        w = np.where(ignored, 0, w) if ignored is not None else w
+        finite = _finite_rows(parts)
+        parts = weigh(parts, w)
+        overflowed = finite & ~_finite_rows(parts)
         if setup.conv.sample_weight_mean == "sum-of-weights":
             per_row = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
             count = float(np.sum(w, dtype=np.float64)) * per_row
-    return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]))
+    return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]), overflowed, unnormalised)
+
+
+def _finite_rows(parts: Parts) -> np.ndarray:
+    """Per sample: whether its losses and gradient are all finite."""
+    losses = parts.losses if parts.losses.ndim == 2 else parts.losses[:, None]
+    return np.asarray(np.isfinite(losses).all(axis=1) & np.isfinite(parts.grad).all(axis=1))
 
 
 def checked_weights(setup: Setup, w: np.ndarray | None, samples: int) -> np.ndarray | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 import os
 import re
 import stat
@@ -27,23 +28,73 @@ from .pasted import unpaste
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 
 
-# ---------------------------------------------------------------- inline values
+# ---------------------------------------------------------------- the tokeniser: one grammar for every path
+
+BOM = "\ufeff"
+# a number as every path reads it: optional sign, ASCII digits with an optional point, an optional exponent
+# (Python's float() would also take '1_000', '١٢' and 'nan', which the CSV parsers do not)
+_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
+# the bytes of plain numeric CSV: numpy's and polars' parsers read a block of only these exactly as _number does
+# (tests/test_tokens.py compares them); a block with any other byte is read by _number itself
+PLAIN_BYTES = b"0123456789+-.eE, \t\r\n"
+
+
+def is_plain(block: bytes) -> bool:
+    """Only PLAIN_BYTES, and a carriage return only before a line end (one C pass: 0.3 ms per MB)."""
+    if block.translate(None, PLAIN_BYTES):
+        return False
+    return b"\r" not in block or block.count(b"\r") == block.count(b"\r\n")
+
+
+def _unquoted(text: str) -> str:
+    """A value in double quotes without them ("0.5" is 0.5, as a CSV writer may quote it)."""
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] == '"' else text
+
+
+def not_finite(text: str) -> str:
+    return f"{text!r} is not a finite number; NaN and infinity are not valid inputs"
+
+
+def _hint(text: str) -> str:
+    """Why a value that looks numeric is not read as a number."""
+    if "_" in text and _NUMBER.fullmatch(text.replace("_", "")):
+        return " (write it without '_' separators)"
+    if any(c.isdigit() and not c.isascii() for c in text):
+        return " (only the ASCII digits 0-9 are read)"
+    if '"' in text:
+        return ' (quotes may enclose a whole number only, like "0.5")'
+    return ""
 
 
 def _number(token: str, where: Callable[[], str]) -> float:
+    """One value: blanks around it, and double quotes around the number, are allowed."""
+    text = token.strip()
+    inner = _unquoted(text)
+    if _NUMBER.fullmatch(inner):
+        v = float(inner)
+        if math.isfinite(v):
+            return v
+        raise InputError(where(), not_finite(text))
+    if _NON_FINITE.fullmatch(inner):
+        raise InputError(where(), not_finite(text))
+    raise InputError(where(), f"{text!r} is not a number{_hint(inner)}")
+
+
+def _numberish(field: str) -> bool:
+    """Whether a first line's field is meant as a number (then the line is data, and a value the grammar
+    refuses is an error there, not a header's name)."""
     try:
-        v = float(token)
+        float(_unquoted(field.strip()))
     except ValueError:
-        raise InputError(where(), f"{token!r} is not a number") from None
-    if v != v or v in (float("inf"), float("-inf")):
-        raise InputError(where(), f"{token!r} is not a finite number; NaN and infinity are not valid inputs")
-    return v
+        return False
+    return True
 
 
 def parse_inline(text: str, option: str) -> np.ndarray:
     """'1, 2 3' -> 1-D array; '1,2;3,4' -> 2-D array (rows separated by ';'); arrays as numpy and PyTorch print
     them too (pasted.unpaste)."""
-    text = unpaste(text, option)
+    text = unpaste(text.removeprefix(BOM), option)
     rows_text = [r.strip() for r in text.split(";")]
     matrix = len(rows_text) > 1
     rows_text = [r for r in rows_text if r]
@@ -82,6 +133,9 @@ BLOCK_BYTES = 2 << 20
 BLOCK_BYTES_MAX = 8 << 20
 BLOCK_ROWS = 200_000
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
+# the widest input read: a longer line, or more fields, is refused before it is held whole (memory stays bounded)
+MAX_LINE_BYTES = BLOCK_BYTES_MAX
+MAX_FIELDS = 100_000
 
 
 LineNo = Callable[[], int] | int  # a line number, or a function that counts it (only errors need it)
@@ -161,29 +215,37 @@ def _first_line(buf: bytes, read_more: Callable[[], bytes], name: str) -> _First
     while True:
         nl = buf.find(b"\n", pos)
         if nl < 0 and not eof:
+            _check_length(len(buf) - pos, name, line)
             more = read_more()
             eof = not more
             buf += more
             continue
         end = len(buf) if nl < 0 else nl
+        _check_length(end - pos, name, line)
         try:
             text = buf[pos:end].decode("utf-8").strip()
         except UnicodeDecodeError:
             raise InputError(_where(name, line), "is not UTF-8 text") from None
         if text:
+            if text.count(",") >= MAX_FIELDS:
+                raise InputError(_where(name, line), f"has {text.count(',') + 1} fields; lossgrad reads at most "
+                                                     f"{MAX_FIELDS:,} per line")
             return _FirstLine(buf, eof, text, line, pos, end)
         if nl < 0:
             raise InputError(name, "has no data (empty input)")
         pos, line = nl + 1, line + 1
 
 
+def _check_length(length: int, name: str, line: LineNo) -> None:
+    if length > MAX_LINE_BYTES:
+        raise InputError(_where(name, _resolve(line)), f"is longer than {MAX_LINE_BYTES >> 20} MB, the longest line "
+                                                       "lossgrad reads (is it CSV with one sample per line?)")
+
+
 def _is_header(fields: list[str]) -> bool:
-    """A first line is a header if any of its fields is not a number."""
-    try:
-        [float(f) for f in fields]
-    except ValueError:
-        return True
-    return False
+    """A first line is a header if any of its fields is not a number (empty fields decide nothing: pandas
+    leaves the index column's name empty)."""
+    return any(f.strip() and not _numberish(f) for f in fields)
 
 
 class CsvReader:
@@ -207,6 +269,12 @@ class CsvReader:
         self.size = size
         self.header: list[str] | None = None
         buf = self._read(self.block_bytes)
+        while buf and len(buf) <= len(BOM.encode()) and BOM.encode().startswith(buf[:3]):
+            more = self._read(self.block_bytes)
+            if not more:
+                break
+            buf += more
+        buf = buf.removeprefix(BOM.encode())  # (a byte-order mark, as Excel writes: not part of the first field)
         if b"\0" in buf[:8192]:
             raise InputError(name, "is a binary file, not CSV text")
         first = _first_line(buf, lambda: self._read(self.block_bytes), name)
@@ -258,6 +326,10 @@ class CsvReader:
         pending: list[bytes] = []  # the start of a line not yet ended, in pieces
         for piece in self._pieces():
             cut = piece.rfind(b"\n")
+            if pending:  # a long line: refused once longer than any lossgrad reads, before it is held whole
+                length = sum(map(len, pending)) + (len(piece) if cut < 0 else piece.find(b"\n"))
+                _check_length(length, self.name, line if path is None else
+                              self._line_at(path, first_offset, first_line, start))
             if cut < 0:  # no line end yet: a very long line
                 pending.append(piece)
                 continue
@@ -317,83 +389,100 @@ class _BlockParser:
     has_header: bool  # (a row's field count is compared with the header's, or else the first row's)
 
     def parse(self, block: bytes, line: LineNo, fast: bool) -> NDArray[np.float64]:
+        plain = is_plain(block)
         data = None
-        if fast:
+        if fast and plain:
             data = self._parse_polars(block)
         if data is None:
-            data = self._parse_numpy(block, line)
+            data = self._parse_numpy(block, line, plain)
         # (one pass: a NaN or infinity anywhere makes the sum one; an overflowing sum is looked at closely)
-        if np.isfinite(data.sum()):
-            return data
+        with np.errstate(over="ignore", invalid="ignore"):
+            if np.isfinite(data.sum()):
+                return data
         finite = np.isfinite(data)
         if not finite.all():
             r, c = np.argwhere(~finite)[0]
             chunk = Chunk(data, block, line, self.name)
             lineno, text = chunk.line(int(r))
-            raise InputError(
-                _where(self.name, lineno, _char_column(text, int(c))),
-                f"{text.split(',')[c].strip()!r} is not a finite number; NaN and infinity are not valid inputs",
-            )
+            raise InputError(_where(self.name, lineno, _char_column(text, int(c))),
+                             not_finite(text.split(",")[c].strip()))
         return data
 
     def _parse_polars(self, block: bytes) -> NDArray[np.float64] | None:
         pl = _polars()
-        if pl is None:
+        if pl is None or not self._regular(block):
             return None
         try:
             df = pl.read_csv(
                 block, has_header=False, new_columns=[f"c{i}" for i in range(self.ncols)],
                 schema={f"c{i}": pl.Float64 for i in range(self.ncols)}, truncate_ragged_lines=False,
+                quote_char=None,
             )
         except Exception:  # anything polars will not take: numpy re-reads the block and names the fault
             return None
         data: NDArray[np.float64] = df.to_numpy()
-        # an empty field is a null, which comes out as NaN: numpy re-reads the block and names the fault
+        # an empty field (or a blank line) is a null, which comes out as NaN: numpy re-reads the block
         return None if not np.isfinite(data.sum()) and np.isnan(data).any() else data
 
-    def _parse_numpy(self, block: bytes, first_line: LineNo) -> NDArray[np.float64]:
+    def _regular(self, block: bytes) -> bool:
+        """Every line holds ncols fields, by the count of commas and line ends (0.5 ms per MB): polars is never
+        given a blank line or a row wider than the first (a line of millions of fields costs it gigabytes)."""
+        a = np.frombuffer(block, dtype=np.uint8)
+        lines = int(np.count_nonzero(a == 10)) + (not block.endswith(b"\n"))
+        return int(np.count_nonzero(a == 44)) == (self.ncols - 1) * lines
+
+    def _parse_numpy(self, block: bytes, first_line: LineNo, plain: bool) -> NDArray[np.float64]:
+        """numpy's parser for plain bytes, else (or where it refuses) _number on each field."""
         line = _resolve(first_line)
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError as e:
             raise InputError(_where(self.name, line + block[: e.start].count(b"\n")), "is not UTF-8 text") from None
-        lines = text.split("\n")
-        rows = [(line + i, t.rstrip()) for i, t in enumerate(lines) if t.strip()]
-        texts = [t for _, t in rows]
-        if not texts:
+        # blank is blank whatever the blanks: U+00A0 or U+3000 alone make no row (str.strip, as Chunk counts)
+        rows = [(line + i, t.rstrip()) for i, t in enumerate(text.split("\n")) if t.strip()]
+        if not rows:
             return np.zeros((0, self.ncols))
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore")
-                data = np.loadtxt(texts, delimiter=",", dtype=np.float64, ndmin=2, comments=None)
-        except ValueError:
-            raise self._locate_bad(rows) from None
-        if data.shape[1] != self.ncols:
-            raise self._locate_bad(rows)
-        return data
+        if plain:
+            try:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    data = np.loadtxt([t for _, t in rows], delimiter=",", dtype=np.float64, ndmin=2,
+                                      comments=None)
+                if data.shape[1] == self.ncols:
+                    return data
+            except ValueError:
+                pass
+        return self._parse_rows(rows)
 
-    def _locate_bad(self, rows: list[tuple[int, str]]) -> InputError:
-        """The first bad cell of a block that numpy refused, as file:line:column."""
+    def _parse_rows(self, rows: list[tuple[int, str]]) -> NDArray[np.float64]:
+        """Each field of each (line number, text) read by _number; the first bad one as file:line:column."""
+        out = []
         for lineno, text in rows:
-            fields = text.split(",")
-            if len(fields) != self.ncols:
-                return InputError(
+            if text.count(",") + 1 != self.ncols:  # (counted before a wide line is split)
+                raise InputError(
                     _where(self.name, lineno),
-                    f"has {len(fields)} fields but the {'header' if self.has_header else 'first row'} has {self.ncols}",
+                    f"has {text.count(',') + 1} fields but the {'header' if self.has_header else 'first row'} has "
+                    f"{self.ncols}",
                 )
-            for j, f in enumerate(fields):
-                tok = f.strip()
+            row = []
+            for j, f in enumerate(text.split(",")):
                 place = functools.partial(_where, self.name, lineno, _char_column(text, j))
-                if not tok:
+                if not f.strip():
                     raise InputError(place(), "empty field; every field must be a number")
-                _number(tok, place)
-        return InputError(self.name, "could not be parsed as numeric CSV")
+                row.append(_number(f, place))
+            out.append(row)
+        return np.array(out, dtype=np.float64).reshape(len(out), self.ncols)
 
 
 _BLANK = np.zeros(256, dtype=bool)
 _BLANK[[32, 9, 13, 10]] = True  # space, tab, CR, LF
 _SPACE = np.zeros(256, dtype=bool)
 _SPACE[[32, 9]] = True
+# bytes that may be or begin a blank the parsers strip but the ASCII tables above do not know: form feed, vertical
+# tab, the separators \x1c-\x1f, and any UTF-8 sequence (U+00A0, U+3000, ...)
+_OTHER_BLANK = np.zeros(256, dtype=bool)
+_OTHER_BLANK[[11, 12, 28, 29, 30, 31]] = True
+_OTHER_BLANK[128:] = True
 
 
 def quick_count_lines(path: str, block_bytes: int = 8 << 20) -> int | None:
@@ -418,8 +507,8 @@ def quick_count_lines(path: str, block_bytes: int = 8 << 20) -> int | None:
 
 def count_lines(path: str, block_bytes: int = 16 << 20) -> int | None:
     """The number of lines of a CSV file (header and data), counted from its line ends alone, or None when some
-    line is blank
-    or starts or ends with blanks (then only parsing can tell). Lets batch mode divide by N before it has read to
+    line is blank, starts or ends with blanks, or holds a byte that may be a blank beyond ASCII's (then only
+    parsing can tell). Lets batch mode divide by N before it has read to
     the end. One vectorised look at the bytes around each line end."""
     lines = 0
     prev_last = 10  # as if a line ended just before the file: a leading blank line is irregular
@@ -427,10 +516,14 @@ def count_lines(path: str, block_bytes: int = 16 << 20) -> int | None:
     with open(path, "rb") as f:
         while True:
             block = f.read(block_bytes)
+            if not size:
+                block = block.removeprefix(BOM.encode())
             if not block:
                 break
             size += len(block)
             a = np.frombuffer(block, dtype=np.uint8)
+            if _OTHER_BLANK[a].any():
+                return None
             nl = np.flatnonzero(a == 10)
             # the first byte of every line (after a line end, or the file's first) must not be blank ...
             starts = a[nl[nl + 1 < a.size] + 1]
@@ -521,6 +614,9 @@ def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str
     if len(w) != 1:
         raise InputError("{sample_weight}", "names one column (a name or a 0-based index)")
     rest = [i for i in range(reader.ncols) if i != w[0]]
+    if not rest:
+        raise InputError("{sample_weight}", "names the input's only column; the targets and predictions need "
+                                            "columns of their own")
     for option, spec in (("{target_cols}", target_cols), ("{pred_cols}", pred_cols)):
         if spec and w[0] in parse_cols(spec, option, reader.header, reader.ncols):
             raise InputError(option, "includes the {sample_weight} column")
@@ -640,9 +736,13 @@ def to_array(value: object, name: str) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", np.exceptions.ComplexWarning)
-            a = np.asarray(value, dtype=np.float64)
+            raw = np.asarray(value)
+            if raw.dtype.kind not in "biufO":  # (text, complex numbers, dates: numpy would convert some of them)
+                raise TypeError
+            a = raw.astype(np.float64)
     except (ValueError, TypeError, OverflowError, np.exceptions.ComplexWarning):
-        raise InputError(name, "takes real numbers in a rectangular list or array (rows of equal length)") from None
+        raise InputError(name, "takes real numbers within the float range, in a rectangular list or array "
+                               "(rows of equal length)") from None
     return a
 
 
@@ -653,8 +753,11 @@ def as_2d(loss: Loss, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndar
     where a 1-D prediction is one sample's row, and for ce a 1-D target is class indexes (or, with as many entries
     as classes, that row's targets).
     """
-    if p.ndim == 0 or y.ndim == 0 or p.ndim > 2 or y.ndim > 2:
-        raise InputError("pred" if p.ndim == 0 or p.ndim > 2 else "target", "must be a vector or a matrix")
+    for name, a in (("{target}", y), ("{pred}", p)):
+        if a.ndim == 0 or a.ndim > 2:
+            raise InputError(name, f"must be a vector or a matrix, got {a.ndim} dimensions")
+        if a.size == 0:
+            raise InputError(name, "is empty")
     if loss.kind == "rows" or loss.last_axis is not None:
         # a vector is one sample's row: ce's classes, kl's distribution, cosine's vector
         if p.ndim == 1:
@@ -676,6 +779,12 @@ def _check_shapes(loss: Loss, y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: 
     if loss.kind == "rows" and y.ndim == 1 and p.ndim == 2 and y.size != p.shape[0]:
         raise InputError(names[0], f"has {y.size} class labels but {names[1]} has {p.shape[0]} rows; give one "
                                    "label per row (or ';' rows of one-hot targets)")
+    if loss.kind == "rows" and y2.shape[0] != p2.shape[0]:
+        raise InputError(names[0], f"has {y2.shape[0]} rows but {names[1]} has {p2.shape[0]}; give one target row "
+                                   "(or one label) per sample")
+    if loss.kind == "rows" and y2.shape[1] not in (1, p2.shape[1]):
+        raise InputError(names[0], f"has rows of {y2.shape[1]} but {names[1]} has {p2.shape[1]} classes; give one "
+                                   "label per sample or one target per class")
 
 
 def _typed_locator(y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray, weights: str) -> Locate:
@@ -708,19 +817,22 @@ def read_inline(loss: Loss, target: str | None, pred: str | None, weights: str |
 
 
 def read_arrays(loss: Loss, y: object, p: object, w: object = None) -> Batch:
-    """Array-likes from a Python caller; positions in errors are the 2-D arrays' (target[row, col])."""
-    ya, pa = to_array(y, "y"), to_array(p, "p")
+    """Array-likes from a Python caller; positions in errors are those of the arrays as passed (y[3], p[1, 2])."""
+    ya, pa = to_array(y, "{target}"), to_array(p, "{pred}")
     y2, p2 = as_2d(loss, ya, pa)
-    for name, a in (("target", y2), ("pred", p2)):
-        if a.size == 0:
-            raise InputError(name, "is empty")
+    _check_shapes(loss, ya, pa, y2, p2, ("{target}", "{pred}"))
+    for name, a in (("{target}", y2), ("{pred}", p2)):
         if not np.isfinite(a).all():
             raise InputError(name, "contains NaN or infinity")
-    weights = None if w is None else _weights(to_array(w, "sample_weight").reshape(-1), p2.shape[0],
-                                              "sample_weight")
+    weights = None if w is None else _weights(to_array(w, "{sample_weight}").reshape(-1), p2.shape[0],
+                                              "{sample_weight}")
+    shapes = {"target": (ya, y2), "pred": (pa, p2)}
 
     def locate(which: str, row: int, col: int) -> str:
-        return f"sample_weight[{row}]" if which == "weight" else f"{which}[{row}, {col}]"
+        if which == "weight":
+            return f"{{sample_weight}}[{row}]"
+        a, a2 = shapes[which]
+        return f"{{{which}}}[{row * a2.shape[1] + col}]" if a.ndim == 1 else f"{{{which}}}[{row}, {col}]"
 
     return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate)
 

@@ -175,6 +175,9 @@ def convention_name(name: object) -> str:
 def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Convention:
     if from_logits and not loss.has_logits:
         raise OptionError("from_logits", f"{loss.name} takes no logits; drop {{from_logits}}")
+    if not isinstance(name, str):
+        raise OptionError("convention", f"takes a convention's name, got {name!r}; choose one of "
+                                        f"{', '.join(conventions.CONVENTIONS)}")
     try:
         conv = conventions.get(convention_name(name))
         conventions.require(conv, loss.name, "logits" if from_logits else "probs")
@@ -244,7 +247,7 @@ def param_value(param: Param, value: Any) -> Any:
         return _per_class(name, value)
     number = _number(name, value)
     if param.integer:
-        if number != int(number):
+        if not np.isfinite(number) or number != int(number):
             raise OptionError(name, f"must be a whole number (a class index), got {value!r}")
         return int(number)
     if not np.isfinite(number) or number < 0 or (param.positive and number == 0):
@@ -255,7 +258,8 @@ def param_value(param: Param, value: Any) -> Any:
 
 
 def _number(name: str, value: Any) -> float:
-    if isinstance(value, (bool, np.bool_)):
+    # (the command line passes numbers already; a string here is a caller's mistake, not text to parse)
+    if isinstance(value, (bool, np.bool_, str, bytes)):
         raise OptionError(name, f"takes a number, got {value!r}")
     try:
         number = float(value)

@@ -76,14 +76,23 @@ class Accumulator:
     nans: Found = field(default_factory=Found)
     infinite: Found = field(default_factory=Found)
     nan_grads: Found = field(default_factory=Found)
+    overflowed: Found = field(default_factory=Found)  # weighted losses or gradients beyond the float range
+    unnormalised: Found = field(default_factory=Found)  # ce probability rows that do not sum to 1
 
-    def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None) -> None:
+    def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
+            overflowed: np.ndarray | None = None) -> None:
         """A block's losses (of `rows` samples) and their gradient; `count` of them count towards N (all, unless
-        some were left out or weighted)."""
+        some were left out or weighted); `overflowed`: the samples whose weight took a finite loss or gradient
+        beyond the float range (their infinities are the weight's, not the loss's)."""
         self.n += losses.size if count is None else count
-        self.total.add(losses)
+        with np.errstate(over="ignore", invalid="ignore"):
+            self.total.add(losses)
+        infinite = np.isinf(losses)
+        if overflowed is not None:
+            self.overflowed.add(overflowed, self.rows)
+            infinite &= ~(overflowed[:, None] if infinite.ndim == 2 else overflowed)
         self.nans.add(np.isnan(losses), self.rows)
-        self.infinite.add(np.isinf(losses), self.rows)
+        self.infinite.add(infinite, self.rows)
         if grad is not None:
             self.nan_grads.add(np.isnan(grad), self.rows)
         self.rows += rows
@@ -97,6 +106,8 @@ class Accumulator:
         self.nans.merge(other.nans, self.rows)
         self.infinite.merge(other.infinite, self.rows)
         self.nan_grads.merge(other.nan_grads, self.rows)
+        self.overflowed.merge(other.overflowed, self.rows)
+        self.unnormalised.merge(other.unnormalised, self.rows)
         self.rows += other.rows
 
     def finish(self, reduction: str, dtype: type[np.floating]) -> tuple[float | None, int | float]:
@@ -106,6 +117,8 @@ class Accumulator:
             return None, 1
         if reduction == "sum":
             return float(dtype(self.total.value)), 1
+        if self.n == 0:  # every sample weighs 0 or is left out: 0/0, as the frameworks give it (a NaN divisor
+            return math.nan, math.nan  # makes every gradient NaN too, without a division by zero)
         return float(dtype(self.total.value / self.n)), self.n
 
 
@@ -140,11 +153,12 @@ def formulas(reduction: str, n: int | float, weight_note: str | None) -> list[st
 NAN_WHY = "such as 0·log 0 taken as 0·(−∞); the exact convention gives the limit"
 
 
-def warnings(acc: Accumulator, title: str, zero_hint: str, nan_why: str = "") -> list[str]:
-    """One line for NaN results (losses or gradient elements: which convention computes NaN, where, and why;
-    `nan_why`: the loss's own reason under this convention, else the usual 0·(−∞)), one for infinite losses (how
-    many, the first, and why; `zero_hint`: why a loss on probabilities is infinite; empty: it overflowed)."""
-    out = []
+def warnings(acc: Accumulator, title: str, zero_hint: str, nan_why: str = "", reduction: str = "mean") -> list[str]:
+    """One line for a mean whose N is 0 or overflowed; one for NaN results (losses or gradient elements: which
+    convention computes NaN, where, and why; `nan_why`: the loss's own reason under this convention, else the usual
+    0·(−∞)); one for infinite losses (how many, the first, and why; `zero_hint`: why a loss on probabilities is
+    infinite; empty: it overflowed)."""
+    out = weight_warnings(acc, reduction)
     if acc.nans.count or acc.nan_grads.count:
         row, col = acc.nans.first or acc.nan_grads.first or (0, 0)
         k, g = acc.nans.count, acc.nan_grads.count
@@ -157,4 +171,23 @@ def warnings(acc: Accumulator, title: str, zero_hint: str, nan_why: str = "") ->
         k = acc.infinite.count
         why = zero_hint or "the loss overflows the float range"
         out.append(f"{k} infinite loss{'es' if k > 1 else ''} (first at row {row}, column {col}): {why}")
+    return out
+
+
+def weight_warnings(acc: Accumulator, reduction: str) -> list[str]:
+    """What the weights did to the reduction: a weighted loss or gradient, or the mean's N, beyond the float
+    range, or an N of 0."""
+    out = []
+    if acc.overflowed.count:
+        row, col = acc.overflowed.first or (0, 0)
+        k = acc.overflowed.count
+        out.append(f"{k} sample{'s' if k > 1 else ''} (first at row {row}): the weight times a finite loss or "
+                   "gradient is beyond the float range (1.8e308), so it is shown as infinite; scale the weights "
+                   "down (a weighted mean does not change)")
+    if reduction == "mean" and acc.n == 0:
+        out.append("the mean's N is 0 (every sample weighs 0 or is left out): the mean is 0/0, so the value and "
+                   "the gradient are NaN, as the frameworks give them")
+    elif reduction == "mean" and math.isinf(acc.n):
+        out.append("the sum of the weights is beyond the float range (1.8e308), so the mean divides by infinity; "
+                   "scale the weights down (a weighted mean does not change)")
     return out

@@ -516,6 +516,16 @@ def ce_check(y: Array, p: Array, from_logits: bool) -> None:
         first_bad("pred", p < 0, p, "is negative; ce predictions are probability rows: pass logits with {from_logits}")
 
 
+def unnormalised_rows(p: Array, divided: bool) -> Array:
+    """ce probability rows that do not sum to 1 (beyond rounding); `divided`: the convention divides each row by
+    its sum first (Keras), else an entry above 1 has no meaning as a probability (its -log p is negative)."""
+    if not divided:
+        first_bad("pred", p > 1, p, "is above 1; ce predictions are probability rows (each in [0, 1], summing to "
+                  "1): pass logits with {from_logits}")
+    mask: Array = np.abs(p.sum(axis=1, dtype=np.float64) - 1) > 1e-6
+    return mask
+
+
 def ce_formulas(from_logits: bool, conv: Convention, label_smoothing: float = 0.0, ignore_index: int | None = None,
                 class_weights: Any = None) -> list[str]:
     return _smoothing_line(label_smoothing, "C") + _ce_formulas(from_logits, conv)
@@ -550,7 +560,8 @@ def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels
     eps = conv.eps
     assert eps is not None  # (Keras' form clips)
     s = p2.sum(axis=1, keepdims=True)
-    q = p2 / s
+    with np.errstate(invalid="ignore", divide="ignore"):  # (a row of zeros: its NaNs are no reason to report)
+        q = p2 / s
     rules.append((np.broadcast_to(np.abs(s - 1) > 1e-12, p2.shape),
                   lambda i: f"row {i[0]} sums to {_g(s[i[0], 0])}: {conv.name} divides it by its sum first"))
     rules.append(((q < eps) | (q > 1 - eps), lambda i: f"p = {_g(p2[i])} is outside [ε, 1 − ε] after the row "
