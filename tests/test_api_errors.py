@@ -97,7 +97,7 @@ BAD = [
     ("bce", {"convention": {}}, "convention"),
     ("bce", {"convention": []}, "convention"),
     ("bce", {"convention": None}, "convention"),
-    ("bce", {"convention": "pytorch"}, "convention"),
+    ("bce", {"convention": "pytorchh"}, "convention"),
     ("bce", {"convention": 1}, "convention"),
     ("bce", {"convention": "keras", "eps": "x"}, "eps"),
     ("bce", {"convention": "keras", "eps": 0}, "eps"),
