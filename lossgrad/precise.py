@@ -62,7 +62,8 @@ def _decimal(x: float) -> Decimal:
 
 
 def smoothed(y: Array, s: float, k: int) -> Array:
-    """The smoothed target y(1 − s) + s/K in y's dtype (call it with long double: only 2^−64 off)."""
+    """Label smoothing, the frameworks' one formula: the target y(1 − s) + s/K, in y's dtype (the frameworks'
+    rounding in float64 or float32; long double keeps the exact convention within 2^−64 of it)."""
     if not s:
         return y
     sk = y.dtype.type(s)

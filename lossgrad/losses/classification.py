@@ -34,14 +34,6 @@ SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1
                   "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
 
 
-def _smooth(y: Array, s: float, classes: int) -> Array:
-    """Label smoothing, the frameworks' one formula: y (1 - s) + s / K."""
-    if not s:
-        return y
-    k = y.dtype.type(s)
-    smoothed: Array = y * (1 - k) + k / classes
-    return smoothed
-
 
 # ---------------------------------------------------------------- bce
 
@@ -216,7 +208,7 @@ def bce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     if label_smoothing and not from_logits and conv.bce_probs == "exact":
         losses, grad, grad_logits = _bce_probs_smoothed_exact(y, p, label_smoothing)
         return Parts(losses=losses, grad=grad, grad_logits=grad_logits)
-    y = _smooth(y, label_smoothing, 2)
+    y = precise.smoothed(y, label_smoothing, 2)
     if from_logits:
         losses, grad, prob = bce_from_logits(y, p, conv.bce_logits, w)
         return Parts(losses=losses, grad=grad, prob=prob)
@@ -481,7 +473,7 @@ def ce_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: 
             losses, grad, other = _ce_smoothed_exact(y, p, label_smoothing, from_logits)
             return Parts(losses=losses, grad=grad, prob=other) if from_logits else \
                 Parts(losses=losses, grad=grad, grad_logits=other)
-        y = _smooth(y, label_smoothing, p.shape[1])
+        y = precise.smoothed(y, label_smoothing, p.shape[1])
     w = _weighted_targets(y, labels, class_weights)
     if from_logits:
         if labels is not None and conv.ce_logits == "exact":
