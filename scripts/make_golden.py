@@ -506,24 +506,13 @@ def run_sample_weighted(conv, loss, y, p, from_logits, labels, reduction, w):
     PyTorch's bce weight= (mean over the elements), and (loss * w).mean() where the loss has no weight argument
     (PyTorch's ce, optax)."""
     if conv in ("keras", "tf-keras"):
-        import tensorflow as tf
-
         module = __import__("keras" if conv == "keras" else "tf_keras")
         kw = {"dtype": "float64"} if conv == "keras" else {}
-        red = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
         cls = {"bce": lambda r: module.losses.BinaryCrossentropy(from_logits=from_logits, reduction=r, **kw),
                "mse": lambda r: module.losses.MeanSquaredError(reduction=r, **kw),
                "ce": lambda r: module.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=r,
                                                                            **kw)}[loss]
-        target = tf.constant(y.astype(np.int64) if labels == "index" else y)
-        pv = tf.Variable(p, dtype=tf.float64)
-        sw = tf.constant(w)
-        with tf.GradientTape() as tape:
-            out = cls(red)(target, pv, sample_weight=sw)
-            total = tf.reduce_sum(out)
-        grad = tape.gradient(total, pv).numpy()
-        per = cls("none")(target, pv, sample_weight=sw).numpy()
-        return per, (None if reduction == "none" else float(out.numpy())), grad
+        return keras_weighted_run(cls, y, p, labels, reduction, w)
     if conv == "torch":
         import torch
         import torch.nn.functional as F
@@ -618,8 +607,6 @@ def run_keras_crossed(conv, y, p, from_logits, labels, reduction, smoothing=0.0,
                       sample_weight=None):
     """Keras' loss classes with every option they take: label_smoothing (categorical), ignore_class (sparse),
     sample_weight (given, or made from class weights as fit does)."""
-    import tensorflow as tf
-
     module = __import__("keras" if conv == "keras" else "tf_keras")
     kw = {"dtype": "float64"} if conv == "keras" else {}
     sw = sample_weight if weights is None else keras_class_sample_weights(conv, y, weights)
@@ -630,6 +617,14 @@ def run_keras_crossed(conv, y, p, from_logits, labels, reduction, smoothing=0.0,
             return module.losses.SparseCategoricalCrossentropy(from_logits=from_logits, reduction=red, **extra, **kw)
         return module.losses.CategoricalCrossentropy(from_logits=from_logits, label_smoothing=smoothing,
                                                      reduction=red, **kw)
+
+    return keras_weighted_run(cls, y, p, labels, reduction, sw)
+
+
+def keras_weighted_run(cls, y, p, labels, reduction, sw):
+    """A Keras loss class `cls(reduction)` on (y, p) with sample weights `sw` (or None): the per-sample losses, the
+    reduced value, and the gradient of that value by GradientTape."""
+    import tensorflow as tf
 
     target = tf.constant(y.astype(np.int64) if labels == "index" else y)
     red = {"mean": "sum_over_batch_size", "sum": "sum", "none": "none"}[reduction]
