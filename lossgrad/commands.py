@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import batch, conventions, render
+from . import conventions, render
 from .api import Result, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
@@ -110,6 +110,8 @@ def _formulas(s: Setup, r: Result) -> list[str]:
 
 def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
     """CSV in, CSV out, block by block; the reduced value (and the formulas) on stderr."""
+    from . import batch  # (threads and the batch writer: only batch mode needs them)
+
     with render.open_output(kw.get("output"), binary=True, inputs=_inputs(kw)) as out:
         s, acc, per_sample = batch.run(s, _request(kw), out)
     r = summary(s, acc, per_sample)

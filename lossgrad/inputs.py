@@ -16,14 +16,16 @@ import warnings
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from types import ModuleType
-from typing import IO
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
-from numpy.typing import NDArray
 
 from .errors import DomainError, InputError
 from .losses import Loss
 from .pasted import unpaste
+
+if TYPE_CHECKING:  # (numpy.typing costs a millisecond of start-up)
+    from numpy.typing import NDArray
 
 _SPLIT = re.compile(r"\s*,\s*|\s+")
 

@@ -21,14 +21,17 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .losses._ops import Array, dec_sigmoid_pair, sigmoid_pair
 
-Terms = tuple[Decimal, Decimal]  # (result, the size of the terms it came from)
+if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
+    from decimal import Decimal
+
+    Terms = tuple[Decimal, Decimal]  # (result, the size of the terms it came from)
+
 
 RISKY = 0.5  # result below half its largest term: more than one bit lost
 LONG_ENOUGH = 2.0**-8  # long double's 11 extra bits cover a loss of 8 with margin
@@ -44,7 +47,7 @@ def _long() -> type[np.longdouble] | None:
 def _adaptive(fn: Callable[..., Terms], *args: Any) -> Decimal:
     """fn(prec, *args) -> (result Decimal, scale Decimal); the first precision at which the result is well above
     the rounding error of terms of size `scale`."""
-    from decimal import localcontext
+    from decimal import Decimal, localcontext
 
     for prec in DIGITS:
         with localcontext() as ctx:
@@ -58,6 +61,7 @@ def _adaptive(fn: Callable[..., Terms], *args: Any) -> Decimal:
 
 
 def _decimal(x: float) -> Decimal:
+    from decimal import Decimal
     return Decimal(float(x))  # exact: every double is a finite decimal
 
 
@@ -124,6 +128,7 @@ def sigmoid_minus_y(y: Array, z: Array, grad: Array, scale: Array, w: Array | No
 
 
 def _softmax_grad_cell(y_row: Sequence[float], z_row: Sequence[float], j: int, s: float = 0.0) -> Terms:
+    from decimal import Decimal
     z = [_decimal(v) for v in z_row]
     y = [_dec_smoothed(_decimal(v), s, len(y_row)) for v in y_row]
     k = max(range(len(z)), key=lambda i: z[i])

@@ -9,20 +9,19 @@ the block size; two accumulators over consecutive parts of an input merge into t
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
 
 import numpy as np
 
 REDUCTIONS = ("mean", "sum", "none")
 
 
-@dataclass
 class Total:
     """A compensated (Neumaier) running sum of block sums."""
 
-    s: float = 0.0
-    c: float = 0.0
-    special: float = 0.0  # non-finite block sums are kept apart: inf - inf in the compensation would be nan
+    # (plain classes here and below: a dataclass costs its module 0.5-1 ms of start-up to build)
+    def __init__(self) -> None:
+        self.s = self.c = 0.0
+        self.special = 0.0  # non-finite block sums are kept apart: inf - inf in the compensation would be nan
 
     def add(self, values: np.ndarray) -> None:
         self.add_sum(float(np.sum(values, dtype=np.float64)))
@@ -45,12 +44,12 @@ class Total:
         return self.s + self.c
 
 
-@dataclass
 class Found:
     """How many losses were NaN (or infinite), and where the first was: (row, column)."""
 
-    count: int = 0
-    first: tuple[int, int] | None = None
+    def __init__(self) -> None:
+        self.count = 0
+        self.first: tuple[int, int] | None = None
 
     def add(self, mask: np.ndarray, row0: int) -> None:
         if mask.any():
@@ -65,19 +64,17 @@ class Found:
             self.first = (row0 + other.first[0], other.first[1])
 
 
-@dataclass
 class Accumulator:
     """What the reduction needs of the blocks seen so far: the sum of their losses, N, the rows, and the NaN and
     infinite losses among them."""
 
-    total: Total = field(default_factory=Total)
-    n: int | float = 0  # the mean's N: a count, or a sum of weights (float)
-    rows: int = 0
-    nans: Found = field(default_factory=Found)
-    infinite: Found = field(default_factory=Found)
-    nan_grads: Found = field(default_factory=Found)
-    overflowed: Found = field(default_factory=Found)  # weighted losses or gradients beyond the float range
-    unnormalised: Found = field(default_factory=Found)  # ce probability rows that do not sum to 1
+    def __init__(self) -> None:
+        self.total = Total()
+        self.n: int | float = 0  # the mean's N: a count, or a sum of weights (float)
+        self.rows = 0
+        self.nans, self.infinite, self.nan_grads = Found(), Found(), Found()
+        self.overflowed = Found()  # weighted losses or gradients beyond the float range
+        self.unnormalised = Found()  # ce probability rows that do not sum to 1
 
     def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
             overflowed: np.ndarray | None = None) -> None:

@@ -4,13 +4,19 @@ softmax, xlogy, and the gradient of a clip as autodiff gives it."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import numpy.typing as npt
 
-Array = npt.NDArray[Any]  # float arrays of any width (float32, float64, long double); masks are bool arrays
+if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
+    from decimal import Decimal
+
+if TYPE_CHECKING:  # (numpy.typing costs a millisecond of start-up)
+    import numpy.typing as npt
+
+    Array = npt.NDArray[Any]  # float arrays of any width (float32, float64, long double); masks are bool arrays
+else:
+    Array = np.ndarray
 
 
 def sign_select(z: Array) -> Callable[[Array, Array], Array]:

@@ -6,7 +6,6 @@ framework's kernel or autodiff computes, as selected by the fields of the Conven
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -14,6 +13,9 @@ import numpy as np
 from .. import precise
 from ._ops import Array, clip_grad, log_softmax, shifted_exp, sigmoid, sigmoid_pair, sign_select, softplus, xlogy
 from .base import SMALL, Loss, Param, Parts, Reason, _g, first_bad, register
+
+if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
+    pass
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -190,11 +192,13 @@ def _smoothed_quotient_long(y: Array, p: Array, s: Array) -> tuple[Array, Array]
 
 
 def _smoothed_diff_dec(y: float, p: float, s: float) -> precise.Terms:
+    from decimal import Decimal
     yd, ud, pd = precise._dec_smoothed(Decimal(y), s, 2), precise._dec_smoothed(1 - Decimal(y), s, 2), Decimal(p)
     return (ud - (1 - pd) if yd > Decimal("0.5") else pd - yd), max(pd, yd)
 
 
 def _smoothed_quotient_dec(y: float, p: float, s: float) -> precise.Terms:
+    from decimal import Decimal
     (d, size), pd = _smoothed_diff_dec(y, p, s), Decimal(p)
     return d / (pd * (1 - pd)), size / (pd * (1 - pd))
 

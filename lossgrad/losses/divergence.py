@@ -9,8 +9,6 @@ and where even that is not enough, in decimal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from decimal import Decimal
-from fractions import Fraction
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -19,6 +17,10 @@ from .. import precise
 from ..errors import DomainError
 from ._ops import Array, clip_grad, exp_times, xlogy
 from .base import Loss, Param, Parts, Reason, _g, first_bad, register
+
+if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
+    from decimal import Decimal
+    from fractions import Fraction
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -59,6 +61,7 @@ def _kl_terms_exact(y: Array, q: Array, log_input: bool, log_target: bool) -> tu
 
 
 def _kl_term_dec(yf: float, qf: float, log_input: bool, log_target: bool) -> tuple[Decimal, Decimal]:
+    from decimal import Decimal
     y, q = Decimal(yf), Decimal(qf)
     t = y.exp() if log_target else y
     if t == 0:
@@ -72,6 +75,7 @@ def _kl_term_dec(yf: float, qf: float, log_input: bool, log_target: bool) -> tup
 
 def _kl_row_dec(y_row: Sequence[float], q_row: Sequence[float], log_input: bool,
                 log_target: bool) -> tuple[Decimal, Decimal]:
+    from decimal import Decimal
     total, scale = Decimal(0), Decimal(0)
     for y, q in zip(y_row, q_row, strict=True):
         r, s = _kl_term_dec(y, q, log_input, log_target)
@@ -224,6 +228,7 @@ def _zero_rows(which: str, a: Array, what: str) -> None:
 def _cosine_exact(y: Array, p: Array) -> tuple[Array, Array]:
     """1 - cos and its gradient -(A y - C p) / (A sqrt(A B)), A = Σp², B = Σy², C = Σpy: sums in long double
     where there is one, the nearly parallel rows (1 - cos cancels) and cancelling gradient cells in decimal."""
+    from fractions import Fraction
     _zero_rows("target", y, "starts a row of zeros: the cosine of a zero target vector is undefined")
     _zero_rows("pred", p, "starts a row of zeros: the cosine of a zero prediction vector is undefined")
     # powers of 2 scale each row to a largest element of about 1: exact, and no overflow in the sums
@@ -266,6 +271,7 @@ def _cosine_num_row_dec(y_row: Sequence[float], p_row: Sequence[float]) -> list[
 
 def _cosine_sums(y_row: Sequence[float],
                  p_row: Sequence[float]) -> tuple[list[Fraction], list[Fraction], Fraction, Fraction, Fraction]:
+    from fractions import Fraction
     y = [Fraction(v) for v in y_row]
     p = [Fraction(v) for v in p_row]
     zero = Fraction(0)
@@ -275,7 +281,7 @@ def _cosine_sums(y_row: Sequence[float],
 
 def _cosine_loss_dec(y_row: Sequence[float], p_row: Sequence[float]) -> float:
     """1 - cos from exact sums: AB - C² exactly (rationals), the rest in 60-digit decimal (nothing cancels)."""
-    from decimal import localcontext
+    from decimal import Decimal, localcontext
 
     y, p, A, B, C = _cosine_sums(y_row, p_row)
     with localcontext() as ctx:

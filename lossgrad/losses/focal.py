@@ -8,7 +8,6 @@ the product rule's two terms cancel (soft labels near the minimum) are recompute
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -17,6 +16,9 @@ from .. import precise
 from ._ops import Array, dec_sigmoid_pair, sigmoid_pair, softplus, xlogy
 from .base import Loss, Param, Parts, Reason, register
 from .classification import ZERO_HINT, bce_check, bce_from_logits, bce_on_probs
+
+if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
+    from decimal import Decimal
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -102,6 +104,7 @@ def _exact(y: Array, x: Array, from_logits: bool, gamma: float,
 def _dec_grad(yf: float, xf: float, from_logits: bool, gamma: float,
               alpha: float | None) -> tuple[Decimal, Decimal]:
     """The exact form's gradient and the size of its terms for one cell, in decimal (for precise._adaptive)."""
+    from decimal import Decimal
     y, x, g = Decimal(yf), Decimal(xf), Decimal(gamma)
     zero = Decimal(0)
     if from_logits:

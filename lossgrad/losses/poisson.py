@@ -7,7 +7,6 @@ adds 1e−8 on rates, and on log rates (its default, log_input=True) computes e^
 
 from __future__ import annotations
 
-from decimal import Decimal
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -16,6 +15,9 @@ from .. import precise
 from ._ops import Array, xlogy
 from .base import Loss, Parts, Reason, first_bad, register
 
+if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
+    from decimal import Decimal
+
 if TYPE_CHECKING:
     from ..conventions import Convention
 
@@ -23,6 +25,7 @@ TORCH_EPS = 1e-8  # poisson_nll_loss's eps (log_input=False)
 
 
 def _exact_rates(y: Array, p: Array) -> tuple[Array, Array]:
+    from decimal import Decimal
     with np.errstate(divide="ignore", invalid="ignore"):
         logp = np.log(p)
         ylogp = xlogy(y, logp)
@@ -46,6 +49,7 @@ def _exact_rates(y: Array, p: Array) -> tuple[Array, Array]:
 
 
 def _exact_log_rates(y: Array, z: Array) -> tuple[Array, Array]:
+    from decimal import Decimal
     with np.errstate(over="ignore", invalid="ignore"):
         ez = np.exp(z)
         losses = ez - y * z
