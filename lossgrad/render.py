@@ -548,30 +548,6 @@ def write_table(out, table) -> None:
         raise
 
 
-def prepare_writer() -> None:
-    """Start, on a thread of its own, what the first write_table would otherwise pay while every other stage
-    waits for it: importing polars and its first numpy conversion (which imports numpy.ma: 20-40 ms). The reader
-    parses the first block meanwhile."""
-    import threading
-
-    def warm():
-        try:
-            pl = _polars()
-            if pl is not None:
-                import io
-
-                pl.from_numpy(np.zeros((1, 2))).write_csv(io.BytesIO(), include_header=False)
-        except BaseException:  # only a head start: the writer meets (and reports) any failure itself
-            pass
-
-    try:
-        threading.Thread(target=warm, daemon=True).start()
-    except RuntimeError:  # (no thread to spare: the writer imports polars itself)
-        pass
-
-
-
-
 class Progress:
     """A progress bar on stderr, only when stderr is a terminal and the input turns out to be more than a moment's
     work: it appears after AFTER seconds (a pipe's size is unknown until its end, and most inputs are small)."""
