@@ -55,6 +55,9 @@ def _request(kw: dict[str, Any]) -> CsvRequest:
     """The CSV input the options name (stdin is read when piped, or named as '-')."""
     path = kw.get("csv")
     stdin = None if path is None and sys.stdin.isatty() else sys.stdin.buffer
+    if path == "-" and sys.stdin.isatty():
+        sys.stderr.write("reading CSV typed here: one sample per line (a header line first, if you like); "
+                         "Ctrl-D on an empty line ends it\n")
     return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"))
 
 

@@ -250,6 +250,13 @@ def _is_header(fields: list[str]) -> bool:
     return any(f.strip() and not _numberish(f) for f in fields)
 
 
+def _is_terminal(stream: IO[bytes]) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
 class CsvReader:
     """Numeric CSV from a binary stream, in blocks of about `block_bytes` (by default BLOCK_ROWS rows, within
     BLOCK_BYTES and BLOCK_BYTES_MAX) cut at line ends.
@@ -267,6 +274,9 @@ class CsvReader:
         self._counted: list[tuple[int, int]] = []  # (offset, line number there) already counted
         self.block_bytes = BLOCK_BYTES if block_bytes is None else block_bytes
         self.raw = stream
+        # typed at a terminal: Ctrl-D ends a read short, and that is the end (not a second Ctrl-D)
+        self._typed = _is_terminal(stream)
+        self._ended = False
         self.bytes_read = 0
         self.size = size
         self.header: list[str] | None = None
@@ -299,7 +309,10 @@ class CsvReader:
         self._parser = _BlockParser(name, self.ncols, self.header is not None)
 
     def _read(self, n: int) -> bytes:
+        if self._ended:
+            return b""
         b = self.raw.read(n)
+        self._ended = self._typed and len(b) < n
         self.bytes_read += len(b)
         return b
 

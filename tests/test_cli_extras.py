@@ -57,3 +57,46 @@ def test_batchmean_is_pytorchs_kl_reduction():
     total = run(*args, "-r", "sum").json()["value"]
     assert mean["value"] == total / 4 and batchmean["value"] == total / 2
     assert_usage_error(run("mse", "-y", "1", "-p", "2", "-r", "batchmean"), "batchmean is PyTorch's kl_div reduction")
+
+
+def test_csv_typed_at_a_terminal_ends_at_one_ctrl_d():
+    """`--csv -` on a terminal: a hint on how to end, and one Ctrl-D (not two) ends the input."""
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: lossgrad reading the terminal
+        os.execvp(sys.executable, [sys.executable, "-m", "lossgrad", "bce", "--from-logits", "--csv", "-",
+                                   "-f", "json"])
+    out = b""
+
+    def read_for(seconds: float) -> bytes:
+        got, end = b"", time.monotonic() + seconds
+        while time.monotonic() < end and select.select([fd], [], [], 0.2)[0]:
+            try:
+                chunk = os.read(fd, 65536)
+            except OSError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+    out += read_for(5)  # (the hint, once lossgrad has started)
+    os.write(fd, b"target,logit\n1,0.5\n")
+    os.write(fd, b"\x04")  # one Ctrl-D on an empty line
+    deadline = time.monotonic() + 60
+    done = 0
+    while time.monotonic() < deadline:
+        out += read_for(0.5)
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            break
+    if not done:
+        os.kill(pid, 9)
+        os.waitpid(pid, 0)
+    text = out.decode(errors="replace")
+    assert done, "a second Ctrl-D was needed: " + text
+    # bce from logits, y = 1, z = 0.5: log(1 + e^−0.5) = 0.4740769841801067 (by hand; the mean of one sample)
+    assert "Ctrl-D on an empty line ends it" in text and "\"value\": 0.4740769841801067" in text
