@@ -441,8 +441,8 @@ class _BlockParser:
         except Exception:  # anything polars will not take: numpy re-reads the block and names the fault
             return None
         data: NDArray[np.float64] = df.to_numpy()
-        # an empty field (or a blank line) is a null, which comes out as NaN: numpy re-reads the block
-        return None if not np.isfinite(data.sum()) and np.isnan(data).any() else data
+        # (an empty field or a blank line is a null, which comes out as NaN: parse() has the block read again)
+        return data
 
     def _regular(self, block: bytes) -> bool:
         """Every line holds ncols fields, by the count of commas and line ends (0.5 ms per MB): polars is never
