@@ -567,21 +567,32 @@ def add_sample_weighted(by_loss):
             })
 
 
+def golden_case(conv, from_logits, labels, params, reduction, y, p, per, val, grad):
+    """One recorded case: the inputs and options, and what the framework returned (`per` None: not compared)."""
+    return {
+        "convention": conv, "from_logits": from_logits, "labels": labels, "params": params,
+        "reduction": reduction, "target": as_list(y), "pred": as_list(p),
+        "losses": None if per is None else encode(as_list(per)), "value": encode(val), "grad": encode(as_list(grad)),
+    }
+
+
 def add_family(by_loss):
-    rng = np.random.default_rng(20261124)
-    for loss, conv, opts, make in family_cases():
+    # Keras' per-sample values (poisson, focal: the mean over the outputs) compare when k = 1
+    add_family_cases(by_loss, family_cases(), 20261124, lambda loss, conv, p: (
+        loss in ("kl", "cosine") or p.shape[1] == 1 or conv in ("torch", "optax")))
+
+
+def add_family_cases(by_loss, cases, seed, keep_losses):
+    """The cases' inputs drawn in turn from one seeded generator, run under every reduction (run_family)."""
+    rng = np.random.default_rng(seed)
+    for loss, conv, opts, make in cases:
         y, p = make(rng)
         params = {k: v for k, v in opts.items() if k != "from_logits" and v is not None}
         for reduction in REDUCTIONS:
             per, val, grad = run_family(conv, loss, y, p, reduction, **opts)
-            by_loss.setdefault(loss, []).append({
-                "convention": conv, "from_logits": bool(opts.get("from_logits")), "labels": None, "params": params,
-                "reduction": reduction, "target": as_list(y), "pred": as_list(p),
-                # Keras' per-sample values (poisson, focal: the mean over the outputs) compare when k = 1
-                "losses": encode(as_list(per)) if (loss in ("kl", "cosine") or p.shape[1] == 1
-                                                   or conv in ("torch", "optax")) else None,
-                "value": encode(val), "grad": encode(as_list(grad)),
-            })
+            keep = keep_losses(loss, conv, p)
+            by_loss.setdefault(loss, []).append(golden_case(conv, bool(opts.get("from_logits")), None, params,
+                                                            reduction, y, p, per if keep else None, val, grad))
 
 
 # ---------------------------------------------------------------- crossings of options
@@ -790,22 +801,8 @@ def add_crossed(by_loss):
             params["sample_weight"] = sw.tolist()
         for reduction in REDUCTIONS:
             per, val, grad = run_crossed(loss, conv, from_logits, labels, opts, y, p, reduction, sw)
-            by_loss[loss].append({
-                "convention": conv, "from_logits": from_logits, "labels": labels, "params": params,
-                "reduction": reduction, "target": as_list(y), "pred": as_list(p), "losses": encode(as_list(per)),
-                "value": encode(val), "grad": encode(as_list(grad)),
-            })
-    rng = np.random.default_rng(20261127)
-    for loss, conv, opts, make in nan_cases():
-        y, p = make(rng)
-        params = {k: v for k, v in opts.items() if k != "from_logits" and v is not None}
-        for reduction in REDUCTIONS:
-            per, val, grad = run_family(conv, loss, y, p, reduction, **opts)
-            by_loss[loss].append({
-                "convention": conv, "from_logits": bool(opts.get("from_logits")), "labels": None, "params": params,
-                "reduction": reduction, "target": as_list(y), "pred": as_list(p), "losses": encode(as_list(per)),
-                "value": encode(val), "grad": encode(as_list(grad)),
-            })
+            by_loss[loss].append(golden_case(conv, from_logits, labels, params, reduction, y, p, per, val, grad))
+    add_family_cases(by_loss, nan_cases(), 20261127, lambda loss, conv, p: True)
 
 
 # ---------------------------------------------------------------- cases
