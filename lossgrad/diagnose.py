@@ -6,7 +6,7 @@ new convention explains itself without code here.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -66,9 +66,14 @@ def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[
 def _reason(reasons, idx, rel: float):
     for rule in reasons:
         mask, text = rule[0], rule[1]
-        if mask[idx] and (len(rule) < 3 or rel <= rule[2]):
+        if mask[idx] and (len(rule) < 3 or rel <= _reach(rule[2], idx)):
             return text(idx)
     return None
+
+
+def _reach(bound, idx) -> float:
+    """A reason's size bound at `idx`: one number for every element, or an array of them."""
+    return float(bound[idx]) if isinstance(bound, np.ndarray) else bound
 
 
 def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[dict]:
@@ -473,24 +478,29 @@ def _why(q: Question, idx: tuple, ref: Candidate, ratio: float, peers: list[Cand
 def _true_reason(q: Question, c: Candidate, idx: tuple, value: float, exact: float, ratio: float) -> str | None:
     """The first of `c`'s reasons for departing from the exact mathematics at `idx` whose claim holds of the
     numbers: its size bound, and for a claim of rounding, a departure within a few ulp of the operands."""
-    if value == exact:
-        return None
+    return next(_true_reasons(q, c, idx, value, exact, ratio), None)
+
+
+def _true_reasons(q: Question, c: Candidate, idx: tuple, value: float, base: float, ratio: float) -> Iterator[str]:
+    """Each of `c`'s reasons at `idx` that can explain how its `value` departs from `base` (the exact value, or
+    another convention's)."""
+    if value == base:
+        return
     path = "probs" if c.wrt == "probs" else "direct"
     batch, logits, _ = _path_inputs(q, path)
     y2 = q.targets
     conv = conventions.CONVENTIONS[c.convention]
-    rel = abs(value - exact) / abs(exact) if exact and np.isfinite(exact) else float("inf")
+    rel = abs(value - base) / abs(base) if base and np.isfinite(base) else float("inf")
     per_element = abs(ratio) / (c.n if c.reduction == "mean" else 1)
     for rule in element_reasons(conv, q.loss, y2, batch.p, logits, q.label_idx):
         mask, text = rule[0], rule[1]
-        if not mask[idx] or (len(rule) >= 3 and rel > rule[2]):
+        if not mask[idx] or (len(rule) >= 3 and rel > _reach(rule[2], idx)):
             continue
         why = text(idx)
         bound = 16 * np.finfo(np.float32 if q.dtype == "float32" else np.float64).eps
-        if "rounding" in why and abs(value - exact) > bound * max(abs(exact), max(1.0, abs(y2[idx])) * per_element):
+        if "rounding" in why and abs(value - base) > bound * max(abs(base), max(1.0, abs(y2[idx])) * per_element):
             continue
-        return why
-    return None
+        yield why
 
 
 def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
@@ -531,17 +541,29 @@ def _terms(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) 
 
 
 def _terms_why(q: Question, best: Candidate, ref: Candidate, idx: tuple, exact: Candidate | None) -> str:
-    """Each side's reason for its term, where the two differ (a clip both make explains nothing between them)."""
+    """Each side's reason for its term, where the two differ: a reason both sides share (a clip both make)
+    explains nothing between them; the others are measured against the other side's term."""
     if exact is None or exact.losses is None or best.losses is None or ref.losses is None:
         return ""
     e = exact.losses[idx]
     terms = {best.convention: best.losses[idx], ref.convention: ref.losses[idx]}
-    whys = {c.convention: _true_reason(q, c, idx, terms[c.convention], e, 1.0) if c.convention != "exact" else None
+    whys = {c.convention: _term_reasons(q, c, idx, terms[c.convention],
+                                        [terms[o.convention] for o in (best, ref) if o is not c][0], e)
             for c in (best, ref)}
-    plain = {name: (w or "").replace(name, "") for name, w in whys.items()}
-    if len(set(plain.values())) < 2:
+    plain = {name: [w.replace(name, "") for w in ws] for name, ws in whys.items()}
+    said = {}
+    for name, other in ((best.convention, ref.convention), (ref.convention, best.convention)):
+        said[name] = next((w for w, p in zip(whys[name], plain[name], strict=True) if p not in plain[other]), None)
+    if not any(said.values()):
         return ""
-    return " (" + "; ".join(f"{name}: {w}" for name, w in whys.items() if w) + ")"
+    return " (" + "; ".join(w if w.startswith(name) else f"{name}: {w}" for name, w in said.items() if w) + ")"
+
+
+def _term_reasons(q: Question, c: Candidate, idx: tuple, term: float, other: float, exact: float) -> list[str]:
+    """`c`'s reasons for its term: against the other side's term, or, where none holds there, the exact one."""
+    if c.convention == "exact" or term == exact:
+        return []
+    return list(_true_reasons(q, c, idx, term, other, 1.0)) or list(_true_reasons(q, c, idx, term, exact, 1.0))
 
 
 # ---------------------------------------------------------------- check: the options left out

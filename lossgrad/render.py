@@ -298,7 +298,7 @@ def distinct(a: float, b: float) -> tuple[str, str]:
 
 
 def _num_digits(v: float, digits: int) -> str:
-    return _num(v) if not math.isfinite(v) else f"{v:.{digits}g}"
+    return _num(v) if not math.isfinite(v) else f"{v + 0.0:.{digits}g}"  # (+ 0.0: -0 reads as 0)
 
 
 def _options_words(options: dict) -> str:

@@ -95,6 +95,27 @@ def test_a_loss_alone_finds_keras_sum_for_seed_001():
     assert t.startswith("your loss matches: Keras 3") and "reduction sum" in t.splitlines()[0]
 
 
+def test_a_loss_alone_names_tf_keras_epsilon_inside_the_log():
+    # seed 001, element 2: both clip p = 0 to ε = 1e-7; Keras 3's term is −log(ε) = 16.118, tf-keras' is
+    # −log(ε + ε) = −log(2e-7) = 15.425 (by hand): the ε inside the log is the difference, the clip they share is not
+    r = lossgrad("check", "bce", "-y", "1,1,1", "-p", "1,1,0", "--my-loss", "16.118", "-c", "tf-keras", "-f", "json")
+    element2 = [f for f in r.json()["findings"] if f.startswith("element 2:")]
+    assert len(element2) == 1
+    assert "keras's term is 16.12, tf-keras's 15.42" in element2[0]
+    assert "tf-keras adds ε = 1e-07 inside log(p + ε)" in element2[0] and "15.42, 16.12 without it" in element2[0]
+    assert "clips" not in element2[0]
+
+
+def test_epsilon_inside_the_log_is_not_called_a_7th_digit_change_where_it_is_not():
+    # y = 0, p = 2.7607649501930464e-06 (seed 000, element 3): −log(1 − p + ε) = 2.6608e-06 against −log(1 − p) =
+    # 2.7608e-06 (by hand: p − ε to first order), a 4% change of the term; the other elements move by ~1e-7
+    r = lossgrad("compare", "bce", "-y", "0,1,0,0", "-p", "8.358390031511923e-09,0.6248064744684293,"
+                 "0.9497887268097336,2.7607649501930464e-06", "-f", "json")
+    why = {tuple(d["element"]): d["why"] for d in r.json()["differences"] if d["convention"] == "tf-keras"}
+    assert "7th digit" in why[(1,)] and "7th digit" in why[(2,)]
+    assert "7th digit" not in why[(3,)] and "its term here is 2.661e-06, 2.761e-06 without it" in why[(3,)]
+
+
 def test_a_loss_nothing_explains_exits_1():
     # 7.5 is no convention's mean or sum here (inf, 5.37/16.1, 5.14/15.4, 33.3/100); a loss alone is not used to
     # solve for an option (one number fits any one-parameter family)

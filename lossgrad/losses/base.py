@@ -11,8 +11,8 @@ import numpy as np
 from ..errors import DomainError
 from ._ops import Array
 
-# (mask over the predictions, text(index)[, the largest relative difference it explains]): one way a
-# convention's numbers depart from the exact mathematics, for `lossgrad diagnose`
+# (mask over the predictions, text(index)[, the largest relative difference it explains: one number, or an array
+# of one per element]): one way a convention's numbers depart from the exact mathematics, for `lossgrad check`
 Reason = tuple[Any, ...]
 Reasons = Callable[..., list[Reason]]
 

@@ -281,10 +281,8 @@ def bce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, label
                                               "its gradient is 0"))
         rules.append(((p2 == eps) | (p2 == 1 - eps), lambda i: f"p = {_g(p2[i])} is exactly at the clip bound: "
                                                                f"{conv.name}'s autodiff lets the gradient through"))
-    if conv.log_eps:
-        rules.append((np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {conv.eps:g} inside "
-                                                              "log(p + ε) and log(1 − p + ε), which moves the "
-                                                              "numbers in about the 7th digit", SMALL))
+    if conv.log_eps and conv.eps is not None:
+        rules.append(_log_eps_reason(conv.name, conv.eps, y2, p2))
     if conv.log_clamp is not None:
         floor = conv.grad_floor
         rules.append((((p2 == 0) & (y2 > 0)) | ((p2 == 1) & (y2 < 1)),
@@ -293,6 +291,39 @@ def bce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, label
         rules.append((p2 * (1 - p2) < floor, lambda i: f"p(1 − p) = {_g(p2[i] * (1 - p2[i]))} is below {floor:.0e}: "
                                                        f"{conv.name}'s backward divides by that floor instead"))
     return rules
+
+
+def _log_eps_reason(name: str, eps: float, y: Array, p: Array) -> Reason:
+    """tf-keras' ε inside both logs, with the term and gradient it gives beside those the logs alone give; it
+    explains a departure up to a few times its own relative size, ε/(p̂ + ε) at the clipped p̂, and no more."""
+    q = np.clip(p, eps, 1 - eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inside = -(y * np.log(q + eps) + (1 - y) * np.log(1 - q + eps))
+        plain = -(y * np.log(q) + (1 - y) * np.log1p(-q))
+        grads = ((1 - y) / (1 - q + eps) - y / (q + eps), (1 - y) / (1 - q) - y / q)
+    reach = 4 * np.maximum(eps / (q + eps), eps / (1 - q + eps))
+
+    def text(i: tuple[int, ...]) -> str:
+        said = f"{name} adds ε = {eps:g} inside log(p + ε) and log(1 − p + ε)"
+        if reach[i] < SMALL:
+            return said + ", which moves the numbers in about the 7th digit"
+        a, b = _apart(float(inside[i]), float(plain[i]))
+        said += f": its term here is {a}, {b} without it"
+        if q[i] == p[i]:  # (a clipped p's gradient is the clip's 0 either way)
+            ga, gb = _apart(float(grads[0][i]), float(grads[1][i]))
+            said += f"; its derivative {ga}, {gb} without it"
+        return said
+
+    return (np.ones_like(p, dtype=bool), text, reach)
+
+
+def _apart(a: float, b: float) -> tuple[str, str]:
+    """a and b with the fewest significant digits (at least 4) that tell them apart; 0 for either zero."""
+    for digits in range(4, 18):
+        sa, sb = (f"{v + 0.0:.{digits}g}" for v in (a, b))
+        if sa != sb:
+            break
+    return sa, sb
 
 
 BCE = register(
