@@ -71,6 +71,8 @@ def _hint(text: str) -> str:
         return " (only the ASCII digits 0-9 are read)"
     if '"' in text:
         return ' (quotes may enclose a whole number only, like "0.5")'
+    if "," in text and _NUMBER.fullmatch(text.replace(",", ".")):
+        return " (the decimal point is '.')"
     return ""
 
 
@@ -158,7 +160,8 @@ def delimiter(value: str | None) -> str | None:
         raise OptionError("delimiter", "a space cannot separate fields, since blanks around a number are allowed "
                                        "('1  2' would be ambiguous); use tab ('tab' or '\\t')")
     if len(sep) != 1 or not sep.isascii() or not (sep.isprintable() or sep == "\t"):
-        raise OptionError("delimiter", f"{value!r} is not one character; give one such as ',', ';', '|' or 'tab'")
+        raise OptionError("delimiter", f"{value!r} is not one ASCII character; give one such as ',', ';', '|' or "
+                                       "'tab'")
     if sep.isalnum() or sep in "+-.\"'":
         raise OptionError("delimiter", f"{sep!r} can be part of a number or a quoted value; give one such as ',', ';', "
                                        "'|' or 'tab'")
@@ -529,7 +532,8 @@ class _BlockParser:
             numeric = [i for i in range(self.ncols) if i not in self.text]
             # a kept column that is also a target or prediction: its text read as a number (a null where polars
             # refuses it, which parse() has read again)
-            frame = df.select(pl.col(names[i]).cast(pl.Float64, strict=False) for i in numeric)
+            frame = df.select(pl.col(names[i]).str.strip_chars().cast(pl.Float64, strict=False) if i in self.keep
+                              else pl.col(names[i]) for i in numeric)
             data = np.zeros((df.height, self.ncols))
             data[:, numeric] = frame.to_numpy()
         except Exception:  # anything polars will not take: numpy re-reads the block and names the fault
@@ -1055,7 +1059,7 @@ class CsvRequest:
         def cols(spec: str | None, option: str) -> list[int]:
             return parse_cols(spec, option, reader.header, reader.ncols) if spec else []
 
-        keep = cols(self.keep_cols, "{keep_cols}")
+        keep = [] if self.keep_cols is None else parse_cols(self.keep_cols, "{keep_cols}", reader.header, reader.ncols)
         twice = [i for i in keep if keep.count(i) > 1]
         if twice:
             raise InputError("{keep_cols}", f"names column {column_names(reader.header, twice[:1])[0]!r} twice")
