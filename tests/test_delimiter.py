@@ -12,8 +12,9 @@ import pytest
 
 import lossgrad
 from conftest import assert_usage_error, lossgrad as run
-from lossgrad import inputs
+from lossgrad import batch, inputs, render
 from lossgrad.errors import InputError
+from lossgrad.options import setup
 
 
 def _rows(n, seed=3):
@@ -282,3 +283,25 @@ def test_kept_json_matches_the_csv_output():
     js = run("bce", "--from-logits", "--delimiter", ";", "--keep-cols", "id", "-f", "json", input=text).json()
     out = run("bce", "--from-logits", "--delimiter", ";", "--keep-cols", "id", "-f", "csv", input=text).out
     assert js["kept"]["id"] == ids and json.dumps(js["kept"]["id"]) == json.dumps([r[0] for r in _read_out(out)[1]])
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["polars", "tokeniser"])
+@pytest.mark.parametrize("block", [4096, 200_000], ids=["repr-writer", "polars-writer"])
+@pytest.mark.parametrize("counted", [True, False], ids=["counted", "spooled"])
+def test_kept_text_stays_with_its_rows_across_blocks(fast, block, counted):
+    # many blocks, each parsed by one parser and written by one writer (polars' for blocks over 2000 rows); a mean
+    # divided as it goes (the count given) or spooled until the end
+    ids, y, z = _rows(20_000)
+    text = _text(ids, y, z, "\t").encode()
+    reader = inputs.CsvReader(io.BytesIO(text), "t.tsv", block_bytes=block, keep="id")
+    reader.fast = fast
+    reader.read_as_text({0}, [0])
+    chunks = reader.chunks()
+    first = next(chunks)
+    layout = inputs.choose_layout(reader, first, "elementwise", "auto", None, None, aside={0})
+    source = inputs.CsvSource(reader, itertools.chain([first], chunks), layout, [0])
+    out = io.BytesIO()
+    s = setup("bce", from_logits=True)
+    batch.stream(s, source, out, render.csv_header(False, source.names, source.kept_names).encode(),
+                 20_000 if counted else None)
+    _check_rows(out.getvalue().decode(), ids, y, z, "mean")
