@@ -501,7 +501,7 @@ class _BlockParser:
         parsed = self._parse_polars(block) if fast else None
         if parsed is not None and _all_finite(parsed[0]):
             return parsed
-        data, kept = self._parse_numpy(block, line, is_plain(block, self.sep) and not self.keep and not self.text)
+        data, kept = self._parse_numpy(block, line, not self.keep and not self.text and is_plain(block, self.sep))
         if _all_finite(data):
             return data, kept
         finite = np.isfinite(data)

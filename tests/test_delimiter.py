@@ -170,7 +170,9 @@ def test_kept_ids_through_the_stream(tmp_path, reduction, size, source):
     f = tmp_path / "t.tsv"
     f.write_text(text)
     if size == "large":
-        assert f.stat().st_size > inputs.FAST_BYTES and inputs.open_csv(str(f), keep="id").fast
+        reader = inputs.open_csv(str(f), keep="id")
+        reader.raw.close()
+        assert f.stat().st_size > inputs.FAST_BYTES and reader.fast
     args = ["bce", "--from-logits", "-r", reduction, "--keep-cols", "id", "-f", "csv"]
     r = run(*args, input=text) if source == "stdin" else run(*args, "--csv", f)
     assert r.code == 0, r.err
