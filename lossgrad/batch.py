@@ -23,7 +23,7 @@ from . import inputs
 from .api import accumulate
 from .errors import DomainError, EnvironmentFault, InputError
 from .evaluation import evaluate
-from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, count_lines, quick_count_lines
+from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, Kept, count_lines, quick_count_lines
 from .options import Reduction, Setup
 from .reduction import Accumulator
 from .render import Progress, csv_header, rows_table, write_table
@@ -111,29 +111,36 @@ def _steady_heap() -> None:
 
 
 class _Spool:
-    """Unscaled losses and gradients kept in a temporary file until the mean's N is known."""
+    """Unscaled losses and gradients (and the kept columns' text) kept in a temporary file until the mean's N is
+    known."""
 
     def __init__(self) -> None:
         self.file = tempfile.TemporaryFile()
         self.shapes: list[list[tuple[tuple[int, ...], tuple[int, ...], np.dtype[Any]]]] = []
+        self.texts: list[list[int]] = []  # each chunk's kept columns: their lengths in bytes
 
-    def put(self, pieces: Pieces) -> None:
-        shapes = []
+    def put(self, pieces: Pieces, kept: Kept | None = None) -> None:
+        shapes, texts = [], []
         try:
             for losses, grad in pieces:
                 losses, grad = np.ascontiguousarray(losses), np.ascontiguousarray(grad)
                 self.file.write(losses.tobytes())
                 self.file.write(grad.tobytes())
                 shapes.append((losses.shape, grad.shape, losses.dtype))
+            for column in kept or []:  # (a field holds no line end: the lines of a column are its fields)
+                texts.append(self.file.write("\n".join(column).encode()))
         except OSError as e:  # (the mean's rows wait here: a full disk or a file-size limit stops them)
             raise EnvironmentFault(f"a temporary file in {tempfile.gettempdir()}", e.strerror or str(e)) from None
         self.shapes.append(shapes)
+        self.texts.append(texts)
 
-    def chunks(self) -> Iterator[Pieces]:
-        """Each chunk's pieces, as they were put."""
+    def chunks(self) -> Iterator[tuple[Pieces, Kept | None]]:
+        """Each chunk's pieces and kept text, as they were put."""
         self.file.seek(0)
-        for shapes in self.shapes:
-            yield [(self._read(lshape, dtype), self._read(gshape, dtype)) for lshape, gshape, dtype in shapes]
+        for shapes, texts in zip(self.shapes, self.texts, strict=True):
+            pieces = [(self._read(lshape, dtype), self._read(gshape, dtype)) for lshape, gshape, dtype in shapes]
+            kept = [self.file.read(n).decode().split("\n") for n in texts]
+            yield pieces, kept or None
 
     def _read(self, shape: tuple[int, ...], dtype: np.dtype[Any]) -> np.ndarray:
         n = int(np.prod(shape))
@@ -190,11 +197,11 @@ class _Writer:
             self.out.write(self.header)
             self.header = b""
 
-    def put(self, pieces: Pieces) -> None:
+    def put(self, pieces: Pieces, kept: Kept | None) -> None:
         if self.spool is not None:
-            self.spool.put(pieces)
+            self.spool.put(pieces, kept)
         else:
-            self.stage.submit(self.emit, rows_table(pieces, self.divisor or 1))
+            self.stage.submit(self.emit, rows_table(pieces, self.divisor or 1, kept))
 
 
 def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows: Any = None) -> Accumulator:
@@ -211,7 +218,7 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
     def process(chunk: Chunk) -> None:
         if writer.divisor is None and writer.spool is None:
             _decide(setup, writer, rows, k)
-        writer.put(_evaluate_chunk(setup, source, chunk, acc))
+        writer.put(_evaluate_chunk(setup, source, chunk, acc), chunk.kept)
 
     watch, changed = _Watch(source.reader), False
     try:
@@ -271,8 +278,8 @@ def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) ->
     if writer.divisor is not None and writer.divisor != 1 and n != writer.divisor:
         raise Miscounted(acc.rows)
     if writer.spool is not None:
-        for pieces in writer.spool.chunks():
-            compute.submit(lambda p: writer.stage.submit(writer.emit, rows_table(p, n)), pieces)
+        for pieces, kept in writer.spool.chunks():
+            compute.submit(lambda p, k: writer.stage.submit(writer.emit, rows_table(p, n, k)), pieces, kept)
         compute.drain()
         writer.stage.drain()
 
@@ -346,7 +353,7 @@ def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | i
         source = request.open(setup.loss.kind, setup.labels.value)
         setup = setup.with_labels(source.layout.labels)
         per_sample = setup.per_sample_for(len(source.layout.pred))
-        header = csv_header(per_sample, source.names)
+        header = csv_header(per_sample, source.names, source.kept_names)
         rows: Any = how if isinstance(how, int) else None
         if counting is not None and lines is not None:
             # the lines up to the header (or before the first data row) are not samples

@@ -53,6 +53,11 @@ OPTIONS: dict[str, Opt] = {
     "target_cols": _option("--target-cols", help="CSV target columns: names or 0-based indexes, comma separated, a:b "
                            "ranges."),
     "pred_cols": _option("--pred-cols", help="CSV prediction columns, as --target-cols."),
+    "delimiter": _option("--delimiter", help="The CSV field separator: one character, such as ';', '|' or 'tab' "
+                         "[default: tab for .tsv and .tab files and when the first line has tabs and no commas, "
+                         "else ',']."),
+    "keep_cols": _option("--keep-cols", help="CSV columns copied, as their text, in front of each output row (ids): "
+                         "as --target-cols."),
     "sample_weight": _option("--sample-weight", help="Per-sample weights: with CSV input the column that holds them "
                              "(a name or 0-based index); inline, one number per sample. Reduced as the convention "
                              "does: exact divides the weighted sum by the sum of the weights, the frameworks by N."),
@@ -75,7 +80,7 @@ OPTIONS: dict[str, Opt] = {
     "explain": _option("--explain", kind=bool, default=False, help="Print the formulas used before the results."),
 }
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
-          "format", "output")
+          "format", "output", "delimiter")
 CHECK_OPTIONS: dict[str, Opt] = {
     "my_grad": _option("--my-grad", help="Your gradient, one value per prediction (required)."),
     "my_loss": _option("--my-loss", help="Your loss value, if you have one."),

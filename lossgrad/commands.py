@@ -48,7 +48,7 @@ EXAMPLES = {
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
-         "my_grad", "my_loss")
+         "my_grad", "my_loss", "delimiter", "keep_cols")
 
 
 def _request(kw: dict[str, Any]) -> CsvRequest:
@@ -58,7 +58,8 @@ def _request(kw: dict[str, Any]) -> CsvRequest:
     if path == "-" and sys.stdin.isatty():
         sys.stderr.write("reading CSV typed here: one sample per line (a header line first, if you like); "
                          "Ctrl-D on an empty line ends it\n")
-    return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"))
+    return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"),
+                      kw.get("delimiter"), kw.get("keep_cols"))
 
 
 def _inputs(kw: dict[str, Any]) -> list[tuple[str, str | int]]:
@@ -102,7 +103,7 @@ def run_loss(name: str, **kw: Any) -> None:
     explain = _formulas(s, r) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
-        render.write_result(render.Report(r, b.p, b.names, flat, b.source), fmt.value, out, explain)
+        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept), fmt.value, out, explain)
     if fmt is Format.CSV:
         sys.stderr.write(render.value_line(r) + "\n")
 

@@ -13,14 +13,14 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Collection, Iterator
+from dataclasses import dataclass, field
 from types import ModuleType
 from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
-from .errors import DomainError, InputError
+from .errors import DomainError, InputError, OptionError
 from .losses import Loss
 from .pasted import unpaste
 
@@ -28,6 +28,10 @@ if TYPE_CHECKING:  # (numpy.typing costs a millisecond of start-up)
     from numpy.typing import NDArray
 
 _SPLIT = re.compile(r"\s*,\s*|\s+")
+# every blank str.strip() removes but the tab: a tab-separated line loses its blanks, never an empty first or last field
+_BLANKS_NOT_TAB = ("\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008"
+                   "\u2009\u200a\u2028\u2029\u202f\u205f\u3000")
+DELIMITER_NAMES = {"tab": "\t", "\\t": "\t", "comma": ",", "semicolon": ";", "pipe": "|"}
 
 
 # ---------------------------------------------------------------- the tokeniser: one grammar for every path
@@ -42,9 +46,10 @@ _NON_FINITE = re.compile(r"[+-]?(?:inf|infinity|nan)", re.IGNORECASE)
 PLAIN_BYTES = b"0123456789+-.eE, \t\r\n"
 
 
-def is_plain(block: bytes) -> bool:
-    """Only PLAIN_BYTES, and a carriage return only before a line end (one C pass: 0.3 ms per MB)."""
-    if block.translate(None, PLAIN_BYTES):
+def is_plain(block: bytes, sep: str = ",") -> bool:
+    """Only PLAIN_BYTES (and the delimiter), and a carriage return only before a line end (one C pass: 0.3 ms
+    per MB)."""
+    if block.translate(None, PLAIN_BYTES + sep.encode()):
         return False
     return b"\r" not in block or block.count(b"\r") == block.count(b"\r\n")
 
@@ -66,6 +71,8 @@ def _hint(text: str) -> str:
         return " (only the ASCII digits 0-9 are read)"
     if '"' in text:
         return ' (quotes may enclose a whole number only, like "0.5")'
+    if "," in text and _NUMBER.fullmatch(text.replace(",", ".")):
+        return " (the decimal point is '.')"
     return ""
 
 
@@ -141,16 +148,66 @@ MAX_FIELDS = 100_000
 
 
 LineNo = Callable[[], int] | int  # a line number, or a function that counts it (only errors need it)
+Kept = list[list[str]]  # the text of each --keep-cols column, one entry per row
+
+
+def delimiter(value: str | None) -> str | None:
+    """--delimiter as typed: one ASCII character that cannot be part of a number, or a name ('tab', '\\t')."""
+    if value is None:
+        return None
+    sep = DELIMITER_NAMES.get(value.lower(), value)
+    if sep == " ":
+        raise OptionError("delimiter", "a space cannot separate fields, since blanks around a number are allowed "
+                                       "('1  2' would be ambiguous); use tab ('tab' or '\\t')")
+    if len(sep) != 1 or not sep.isascii() or not (sep.isprintable() or sep == "\t"):
+        raise OptionError("delimiter", f"{value!r} is not one ASCII character; give one such as ',', ';', '|' or "
+                                       "'tab'")
+    if sep.isalnum() or sep in "+-.\"'":
+        raise OptionError("delimiter", f"{sep!r} can be part of a number or a quoted value; give one such as ',', ';', "
+                                       "'|' or 'tab'")
+    return sep
+
+
+def sniff(name: str, first: str) -> str:
+    """The delimiter when none is given: tab for a .tsv or .tab file, or when the first line (stripped) has tabs
+    and no commas; else a comma."""
+    if name.lower().endswith((".tsv", ".tab")) or ("\t" in first and "," not in first):
+        return "\t"
+    return ","
+
+
+def _trim(text: str, sep: str) -> str:
+    """A line without the blanks around it, but a tab when tabs separate its fields (an empty first field)."""
+    return text.strip(_BLANKS_NOT_TAB) if sep == "\t" else text.strip()
+
+
+def _trim_end(text: str, sep: str) -> str:
+    return text.rstrip(_BLANKS_NOT_TAB) if sep == "\t" else text.rstrip()
+
+
+def kept_text(values: list[str | None]) -> list[str]:
+    """A kept column's fields as text: blanks around them dropped, and double quotes around a whole field
+    (a doubled quote inside is one quote)."""
+    out = []
+    for v in values:
+        t = (v or "").strip()
+        if len(t) >= 2 and t[0] == t[-1] == '"':
+            t = t[1:-1].replace('""', '"')
+        out.append(t)
+    return out
 
 
 class Chunk:
     """The rows of one block of CSV text: their numbers, and how to find a row's line when it is at fault."""
 
-    def __init__(self, data: NDArray[np.float64], block: bytes, first_line: LineNo, name: str) -> None:
+    def __init__(self, data: NDArray[np.float64], block: bytes, first_line: LineNo, name: str, sep: str = ",",
+                 kept: Kept | None = None) -> None:
         self.data = data
+        self.kept = kept  # the --keep-cols columns' text
         self._block = block
         self._first_line = first_line
         self._name = name
+        self._sep = sep
         self._rows: list[tuple[int, str]] | None = None
 
     def _index(self) -> list[tuple[int, str]]:
@@ -158,7 +215,7 @@ class Chunk:
             rows = []
             first = _resolve(self._first_line)
             for i, raw in enumerate(self._block.split(b"\n")):
-                text = raw.decode("utf-8", errors="replace").rstrip()
+                text = _trim_end(raw.decode("utf-8", errors="replace"), self._sep)
                 if text.strip():
                     rows.append((first + i, text))
             self._rows = rows
@@ -170,7 +227,7 @@ class Chunk:
 
     def where(self, row: int, field: int | None = None) -> str:
         lineno, text = self.line(row)
-        return f"{self._name}:{lineno}" + ("" if field is None else f":{_char_column(text, field)}")
+        return f"{self._name}:{lineno}" + ("" if field is None else f":{_char_column(text, field, self._sep)}")
 
 
 def _resolve(line: LineNo) -> int:
@@ -181,9 +238,9 @@ def _where(name: str, lineno: int, col: int | None = None) -> str:
     return f"{name}:{lineno}" + (f":{col}" if col is not None else "")
 
 
-def _char_column(text: str, field: int) -> int:
+def _char_column(text: str, field: int, sep: str = ",") -> int:
     """1-based character column where CSV field `field` (0-based) starts, past its leading blanks."""
-    parts = text.split(",")
+    parts = text.split(sep)
     col = sum(len(f) + 1 for f in parts[:field])
     if field < len(parts):
         col += len(parts[field]) - len(parts[field].lstrip())
@@ -229,9 +286,6 @@ def _first_line(buf: bytes, read_more: Callable[[], bytes], name: str) -> _First
         except UnicodeDecodeError:
             raise InputError(_where(name, line), "is not UTF-8 text") from None
         if text:
-            if text.count(",") >= MAX_FIELDS:
-                raise InputError(_where(name, line), f"has {text.count(',') + 1} fields; lossgrad reads at most "
-                                                     f"{MAX_FIELDS:,} per line")
             return _FirstLine(buf, eof, text, line, pos, end)
         if nl < 0:
             raise InputError(name, "has no data (empty input)")
@@ -244,10 +298,21 @@ def _check_length(length: int, name: str, line: LineNo) -> None:
                                                        "lossgrad reads (is it CSV with one sample per line?)")
 
 
-def _is_header(fields: list[str]) -> bool:
+def _is_header(fields: list[str], kept: set[int]) -> bool:
     """A first line is a header if any of its fields is not a number (empty fields decide nothing: pandas
-    leaves the index column's name empty)."""
-    return any(f.strip() and not _numberish(f) for f in fields)
+    leaves the index column's name empty; nor do columns kept by index, which may hold text ids)."""
+    return any(f.strip() and not _numberish(f) for i, f in enumerate(fields) if i not in kept)
+
+
+def _indexes(spec: str | None, ncols: int) -> set[int]:
+    """The columns a --keep-cols spec names by index or range (names need a header to mean anything)."""
+    out: set[int] = set()
+    for item in (spec or "").split(","):
+        try:
+            out.update(parse_cols(item, "", None, ncols))
+        except InputError:  # (a name, or a column out of range: reported once the layout is read)
+            pass
+    return out
 
 
 def _is_terminal(stream: IO[bytes]) -> bool:
@@ -263,11 +328,12 @@ class CsvReader:
 
     The first non-blank line is a header if any field is not a number. Each block is parsed by polars when the
     input is large (and polars is installed), else by numpy; a block either refuses is re-read line by line to
-    report the first bad cell as file:line:column.
+    report the first bad cell as file:line:column. Fields are separated by `delimiter`, or as `sniff` finds;
+    columns `keep` names by index may hold text in the first line without making it a header.
     """
 
     def __init__(self, stream: IO[bytes], name: str, block_bytes: int | None = None, size: int | None = None,
-                 path: str | None = None) -> None:
+                 path: str | None = None, delimiter: str | None = None, keep: str | None = None) -> None:
         self.name = name
         # a file that can be read again: its blocks' line numbers are counted only when an error needs one
         self.path = path
@@ -291,14 +357,8 @@ class CsvReader:
             raise InputError(name, "is a binary file, not CSV text")
         first = _first_line(buf, lambda: self._read(self.block_bytes), name)
         self._eof = first.eof
-        fields = [f.strip() for f in first.text.split(",")]
-        self.ncols = len(fields)
-        self.header_line = first.line
-        if _is_header(fields):
-            self.header = [f.strip('"').strip("'") for f in fields]
-            self._buf, self._line = first.buf[first.end + 1:], first.line + 1
-        else:
-            self._buf, self._line = first.buf[first.start:], first.line
+        self.sep = sniff(name, first.text) if delimiter is None else delimiter
+        self._first_fields(first, keep)
         if block_bytes is None:  # rows as wide as the first block's
             lines = self._buf.count(b"\n")
             if lines:
@@ -306,7 +366,28 @@ class CsvReader:
                 self.block_bytes = int(min(BLOCK_BYTES_MAX, max(BLOCK_BYTES, width * BLOCK_ROWS)))
         small = (self._eof and len(first.buf) <= FAST_BYTES) or (size is not None and size <= FAST_BYTES)
         self.fast = not small and _polars() is not None  # (read at each block: a test may set it)
-        self._parser = _BlockParser(name, self.ncols, self.header is not None)
+        self._parser = _BlockParser(name, self.ncols, self.header is not None, self.sep)
+
+    def _first_fields(self, first: _FirstLine, keep: str | None) -> None:
+        """The column count, and the header if the first line is one."""
+        text = _trim(first.buf[first.start:first.end].decode("utf-8"), self.sep)
+        if text.count(self.sep) >= MAX_FIELDS:
+            raise InputError(_where(self.name, first.line), f"has {text.count(self.sep) + 1} fields; lossgrad "
+                                                            f"reads at most {MAX_FIELDS:,} per line")
+        fields = [f.strip() for f in text.split(self.sep)]
+        self.ncols = len(fields)
+        self.header_line = first.line
+        if _is_header(fields, _indexes(keep, self.ncols)):
+            self.header = [f.strip('"').strip("'") for f in fields]
+            self._buf, self._line = first.buf[first.end + 1:], first.line + 1
+        else:
+            self._buf, self._line = first.buf[first.start:], first.line
+
+    def read_as_text(self, text: set[int], keep: list[int]) -> None:
+        """Read columns `text` as text, not numbers (their place in the data is 0), and carry the text of
+        columns `keep` with each chunk."""
+        self._parser = _BlockParser(self.name, self.ncols, self.header is not None, self.sep, frozenset(text),
+                                    tuple(keep))
 
     def _read(self, n: int) -> bytes:
         if self._ended:
@@ -387,9 +468,9 @@ class CsvReader:
     def chunks(self) -> Iterator[Chunk]:
         for block, line in self.blocks():
             if block:
-                data = self._parser.parse(block, line, self.fast)
+                data, kept = self._parser.parse(block, line, self.fast)
                 if data.shape[0]:
-                    yield Chunk(data, block, line, self.name)
+                    yield Chunk(data, block, line, self.name, self.sep, kept)
 
 
 # ---------------------------------------------------------------- parsing a block
@@ -403,55 +484,71 @@ def _all_finite(data: NDArray[np.float64]) -> bool:
 
 @dataclass(frozen=True)
 class _BlockParser:
-    """Turns a block of one input's CSV text into numbers, or an InputError at its first bad cell."""
+    """Turns a block of one input's CSV text into numbers (and the text of the kept columns), or an InputError at
+    its first bad cell."""
 
     name: str
     ncols: int
     has_header: bool  # (a row's field count is compared with the header's, or else the first row's)
+    sep: str = ","
+    text: frozenset[int] = frozenset()  # columns read as text, not numbers (0 in the data)
+    keep: tuple[int, ...] = ()  # columns whose text goes with each chunk
 
-    def parse(self, block: bytes, line: LineNo, fast: bool) -> NDArray[np.float64]:
+    def parse(self, block: bytes, line: LineNo, fast: bool) -> tuple[NDArray[np.float64], Kept | None]:
         # polars takes no token the grammar refuses but the words for infinity and NaN, which come out non-finite:
         # then (or when polars refuses the block) the block is read again here, and the grammar names the fault
         # (tests/test_tokens.py; checking every block's bytes first cost 0.55 ms per MB)
-        data = self._parse_polars(block) if fast else None
-        if data is not None and _all_finite(data):
-            return data
-        data = self._parse_numpy(block, line, is_plain(block))
+        parsed = self._parse_polars(block) if fast else None
+        if parsed is not None and _all_finite(parsed[0]):
+            return parsed
+        data, kept = self._parse_numpy(block, line, not self.keep and not self.text and is_plain(block, self.sep))
         if _all_finite(data):
-            return data
+            return data, kept
         finite = np.isfinite(data)
         if not finite.all():
             r, c = np.argwhere(~finite)[0]
-            chunk = Chunk(data, block, line, self.name)
+            chunk = Chunk(data, block, line, self.name, self.sep)
             lineno, text = chunk.line(int(r))
-            raise InputError(_where(self.name, lineno, _char_column(text, int(c))),
-                             not_finite(text.split(",")[c].strip()))
-        return data
+            raise InputError(_where(self.name, lineno, _char_column(text, int(c), self.sep)),
+                             not_finite(text.split(self.sep)[c].strip()))
+        return data, kept
 
-    def _parse_polars(self, block: bytes) -> NDArray[np.float64] | None:
+    def _parse_polars(self, block: bytes) -> tuple[NDArray[np.float64], Kept | None] | None:
         pl = _polars()
         if pl is None or not self._regular(block):
             return None
+        names = [f"c{i}" for i in range(self.ncols)]
+        as_text = self.text.union(self.keep)
         try:
             df = pl.read_csv(
-                block, has_header=False, new_columns=[f"c{i}" for i in range(self.ncols)],
-                schema={f"c{i}": pl.Float64 for i in range(self.ncols)}, truncate_ragged_lines=False,
-                quote_char=None,
+                block, has_header=False, new_columns=names, separator=self.sep,
+                schema={c: pl.String if i in as_text else pl.Float64 for i, c in enumerate(names)},
+                truncate_ragged_lines=False, quote_char=None,
             )
+            if not as_text:
+                data: NDArray[np.float64] = df.to_numpy()
+                # (an empty field or a blank line is a null, which comes out as NaN: parse() has it read again)
+                return data, None
+            numeric = [i for i in range(self.ncols) if i not in self.text]
+            # a kept column that is also a target or prediction: its text read as a number (a null where polars
+            # refuses it, which parse() has read again)
+            frame = df.select(pl.col(names[i]).str.strip_chars().cast(pl.Float64, strict=False) if i in self.keep
+                              else pl.col(names[i]) for i in numeric)
+            data = np.zeros((df.height, self.ncols))
+            data[:, numeric] = frame.to_numpy()
         except Exception:  # anything polars will not take: numpy re-reads the block and names the fault
             return None
-        data: NDArray[np.float64] = df.to_numpy()
-        # (an empty field or a blank line is a null, which comes out as NaN: parse() has the block read again)
-        return data
+        return data, [kept_text(df[names[i]].to_list()) for i in self.keep]
 
     def _regular(self, block: bytes) -> bool:
-        """Every line holds ncols fields, by the count of commas and line ends (0.5 ms per MB): polars is never
+        """Every line holds ncols fields, by the count of delimiters and line ends (0.5 ms per MB): polars is never
         given a blank line or a row wider than the first (a line of millions of fields costs it gigabytes)."""
         a = np.frombuffer(block, dtype=np.uint8)
         lines = int(np.count_nonzero(a == 10)) + (not block.endswith(b"\n"))
-        return int(np.count_nonzero(a == 44)) == (self.ncols - 1) * lines
+        return int(np.count_nonzero(a == ord(self.sep))) == (self.ncols - 1) * lines
 
-    def _parse_numpy(self, block: bytes, first_line: LineNo, plain: bool) -> NDArray[np.float64]:
+    def _parse_numpy(self, block: bytes, first_line: LineNo, plain: bool
+                     ) -> tuple[NDArray[np.float64], Kept | None]:
         """numpy's parser for plain bytes, else (or where it refuses) _number on each field."""
         line = _resolve(first_line)
         try:
@@ -459,39 +556,52 @@ class _BlockParser:
         except UnicodeDecodeError as e:
             raise InputError(_where(self.name, line + block[: e.start].count(b"\n")), "is not UTF-8 text") from None
         # blank is blank whatever the blanks: U+00A0 or U+3000 alone make no row (str.strip, as Chunk counts)
-        rows = [(line + i, t.rstrip()) for i, t in enumerate(text.split("\n")) if t.strip()]
+        rows = [(line + i, _trim_end(t, self.sep)) for i, t in enumerate(text.split("\n")) if t.strip()]
         if not rows:
-            return np.zeros((0, self.ncols))
+            return np.zeros((0, self.ncols)), [[] for _ in self.keep] if self.keep else None
         if plain:
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    data = np.loadtxt([t for _, t in rows], delimiter=",", dtype=np.float64, ndmin=2,
+                    data = np.loadtxt([t for _, t in rows], delimiter=self.sep, dtype=np.float64, ndmin=2,
                                       comments=None)
                 if data.shape[1] == self.ncols:
-                    return data
+                    return data, None
             except ValueError:
                 pass
         return self._parse_rows(rows)
 
-    def _parse_rows(self, rows: list[tuple[int, str]]) -> NDArray[np.float64]:
+    def _parse_rows(self, rows: list[tuple[int, str]]) -> tuple[NDArray[np.float64], Kept | None]:
         """Each field of each (line number, text) read by _number; the first bad one as file:line:column."""
-        out = []
+        out, kept = [], []
         for lineno, text in rows:
-            if text.count(",") + 1 != self.ncols:  # (counted before a wide line is split)
+            if text.count(self.sep) + 1 != self.ncols:  # (counted before a wide line is split)
                 raise InputError(
                     _where(self.name, lineno),
-                    f"has {text.count(',') + 1} fields but the {'header' if self.has_header else 'first row'} has "
-                    f"{self.ncols}",
+                    f"has {text.count(self.sep) + 1} fields but the {'header' if self.has_header else 'first row'} "
+                    f"has {self.ncols}{_quoted_sep(text, self.sep)}",
                 )
+            fields = text.split(self.sep)
             row = []
-            for j, f in enumerate(text.split(",")):
-                place = functools.partial(_where, self.name, lineno, _char_column(text, j))
-                if not f.strip():
+            for j, f in enumerate(fields):
+                place = functools.partial(_where, self.name, lineno, _char_column(text, j, self.sep))
+                if j in self.text:
+                    row.append(0.0)
+                elif not f.strip():
                     raise InputError(place(), "empty field; every field must be a number")
-                row.append(_number(f, place))
+                else:
+                    row.append(_number(f, place))
             out.append(row)
-        return np.array(out, dtype=np.float64).reshape(len(out), self.ncols)
+            kept.append([fields[j] for j in self.keep])
+        data = np.array(out, dtype=np.float64).reshape(len(out), self.ncols)
+        return data, [kept_text([r[k] for r in kept]) for k in range(len(self.keep))] if self.keep else None
+
+
+def _quoted_sep(text: str, sep: str) -> str:
+    """A hint when a quoted value may hold the delimiter (which lossgrad does not take as part of the value)."""
+    if re.search(f'"[^"]*{re.escape(sep)}[^"]*"', text):
+        return f" (lossgrad splits at every {sep!r}, inside double quotes too)"
+    return ""
 
 
 _BLANK = np.zeros(256, dtype=bool)
@@ -625,23 +735,30 @@ def _looks_onehot(block: np.ndarray) -> bool:
 
 
 def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str, target_cols: str | None,
-                  pred_cols: str | None, weight_col: str | None = None) -> Layout:
+                  pred_cols: str | None, weight_col: str | None = None, aside: Collection[int] = ()) -> Layout:
     """Which columns are targets and predictions (and weights): as named, or the default layout of the loss's
-    kind over the columns left once the weight column is taken out."""
-    if weight_col is None:
+    kind over the columns left once the weight column and the columns `aside` (kept text) are taken out."""
+    w = None
+    if weight_col is not None:
+        cols = parse_cols(weight_col, "{sample_weight}", reader.header, reader.ncols)
+        if len(cols) != 1:
+            raise InputError("{sample_weight}", "names one column (a name or a 0-based index)")
+        w = cols[0]
+        for option, spec in (("{target_cols}", target_cols), ("{pred_cols}", pred_cols)):
+            if spec and w in parse_cols(spec, option, reader.header, reader.ncols):
+                raise InputError(option, "includes the {sample_weight} column")
+    out = set(aside) | ({w} if w is not None else set())
+    rest = [i for i in range(reader.ncols) if i not in out]
+    if not out:
         return _choose_layout(reader, first, kind, labels, target_cols, pred_cols)
-    w = parse_cols(weight_col, "{sample_weight}", reader.header, reader.ncols)
-    if len(w) != 1:
-        raise InputError("{sample_weight}", "names one column (a name or a 0-based index)")
-    rest = [i for i in range(reader.ncols) if i != w[0]]
-    if not rest:
+    if not rest and not aside:
         raise InputError("{sample_weight}", "names the input's only column; the targets and predictions need "
                                             "columns of their own")
-    for option, spec in (("{target_cols}", target_cols), ("{pred_cols}", pred_cols)):
-        if spec and w[0] in parse_cols(spec, option, reader.header, reader.ncols):
-            raise InputError(option, "includes the {sample_weight} column")
+    if not rest:
+        raise InputError("{keep_cols}", "leaves no columns for the targets and predictions; they need columns of "
+                                        "their own")
     if target_cols or pred_cols:
-        layout = _choose_layout(reader, first, kind, labels, target_cols, pred_cols, exclude=w[0])
+        layout = _choose_layout(reader, first, kind, labels, target_cols, pred_cols, exclude=out)
     else:
         # the default layout over the other columns, mapped back to the file's
         sub = _Columns(reader, rest)
@@ -649,7 +766,7 @@ def choose_layout(reader: CsvReader, first: Chunk | None, kind: str, labels: str
         layout = _choose_layout(sub, view, kind, labels, None, None)
         layout.target = [rest[i] for i in layout.target]
         layout.pred = [rest[i] for i in layout.pred]
-    layout.weight = w[0]
+    layout.weight = w
     return layout
 
 
@@ -671,7 +788,7 @@ class _View:
 
 
 def _choose_layout(reader: CsvReader | _Columns, first: Chunk | _View | None, kind: str, labels: str,
-                   target_cols: str | None, pred_cols: str | None, exclude: int | None = None) -> Layout:
+                   target_cols: str | None, pred_cols: str | None, exclude: Collection[int] = ()) -> Layout:
     n = reader.ncols
     where = reader.where(reader.header_line)
     if target_cols or pred_cols:
@@ -679,9 +796,9 @@ def _choose_layout(reader: CsvReader | _Columns, first: Chunk | _View | None, ki
         p = parse_cols(pred_cols, "{pred_cols}", reader.header, n) if pred_cols else None
         if t is None:
             assert p is not None  # (one of the two was named)
-            t = [i for i in range(n) if i not in p and i != exclude]
+            t = [i for i in range(n) if i not in p and i not in exclude]
         if p is None:
-            p = [i for i in range(n) if i not in t and i != exclude]
+            p = [i for i in range(n) if i not in t and i not in exclude]
         if not t or not p:
             raise InputError("{target_cols}" if not t else "{pred_cols}", "selects no columns")
         if set(t) & set(p):
@@ -743,6 +860,7 @@ class Batch:
     locate: Locate  # (which array, row, column) -> the place a user would look
     source: str = ""
     labels: str | None = None  # ce: the label layout the input turned out to have
+    kept: list[tuple[str, list[str]]] = field(default_factory=list)  # --keep-cols: (name, each row's text)
 
     def error(self, e: DomainError) -> InputError:
         return located(e, self.locate(e.which, e.row, e.col))
@@ -863,13 +981,14 @@ def _weights(w: np.ndarray, samples: int, name: str) -> np.ndarray:
     return w
 
 
-def open_csv(path: str | None, stdin: IO[bytes] | None = None) -> CsvReader:
+def open_csv(path: str | None, stdin: IO[bytes] | None = None, sep: str | None = None,
+             keep: str | None = None) -> CsvReader:
     """The CSV source: a file, '-' for stdin, or piped stdin when no input was named."""
     if path is None or path == "-":
         if stdin is None:
             raise InputError("", "no input: give {target} and {pred}, {csv} FILE, or pipe CSV into lossgrad "
                                  "(see --help)")
-        return CsvReader(stdin, "<stdin>")
+        return CsvReader(stdin, "<stdin>", delimiter=sep, keep=keep)
     try:
         f = open(path, "rb", buffering=0)
     except FileNotFoundError:
@@ -885,7 +1004,7 @@ def open_csv(path: str | None, stdin: IO[bytes] | None = None) -> CsvReader:
     except OSError:
         size = None
     regular = size is not None and os.path.isfile(path)
-    return CsvReader(f, path, size=size if size else None, path=path if regular else None)
+    return CsvReader(f, path, size=size if size else None, path=path if regular else None, delimiter=sep, keep=keep)
 
 
 @dataclass
@@ -895,10 +1014,16 @@ class CsvSource:
     reader: CsvReader
     chunks: Iterator[Chunk]
     layout: Layout
+    keep: list[int] = field(default_factory=list)  # the --keep-cols columns, in the order given
 
     @property
     def names(self) -> list[str]:
         return column_names(self.reader.header, self.layout.pred)
+
+    @property
+    def kept_names(self) -> list[str]:
+        """The kept columns' names: the header's, else col<i>."""
+        return [self.reader.header[i] if self.reader.header else f"col{i}" for i in self.keep]
 
 
 @dataclass(frozen=True)
@@ -910,19 +1035,38 @@ class CsvRequest:
     target_cols: str | None = None
     pred_cols: str | None = None
     weight_col: str | None = None
+    delimiter: str | None = None  # as typed: checked by `delimiter`
+    keep_cols: str | None = None
 
     def open(self, kind: str, labels: str) -> CsvSource:
         """The reader, its chunks (the first already read, to decide the layout) and the layout."""
-        reader = open_csv(self.path, self.stdin)
+        reader = open_csv(self.path, self.stdin, delimiter(self.delimiter), self.keep_cols)
+        keep, text = self._text_columns(reader)
+        reader.read_as_text(text, keep)
         chunks = reader.chunks()
         first = next(chunks, None)
         if first is None:
             raise InputError(reader.name, "has a header but no data rows")
-        layout = choose_layout(reader, first, kind, labels, self.target_cols, self.pred_cols, self.weight_col)
+        layout = choose_layout(reader, first, kind, labels, self.target_cols, self.pred_cols, self.weight_col, text)
         if kind == "elementwise" and len(layout.target) != len(layout.pred):
             raise InputError("{target_cols}", f"selects {len(layout.target)} columns but {{pred_cols}} "
                                               f"{len(layout.pred)}; one target per prediction")
-        return CsvSource(reader, itertools.chain([first], chunks), layout)
+        return CsvSource(reader, itertools.chain([first], chunks), layout, keep)
+
+    def _text_columns(self, reader: CsvReader) -> tuple[list[int], set[int]]:
+        """The kept columns, and the columns read as text: those kept that no option names as numbers, and, when
+        both targets and predictions are named, every column no option names."""
+        def cols(spec: str | None, option: str) -> list[int]:
+            return parse_cols(spec, option, reader.header, reader.ncols) if spec else []
+
+        keep = [] if self.keep_cols is None else parse_cols(self.keep_cols, "{keep_cols}", reader.header, reader.ncols)
+        twice = [i for i in keep if keep.count(i) > 1]
+        if twice:
+            raise InputError("{keep_cols}", f"names column {column_names(reader.header, twice[:1])[0]!r} twice")
+        named = set(cols(self.target_cols, "{target_cols}") + cols(self.pred_cols, "{pred_cols}")
+                    + cols(self.weight_col, "{sample_weight}"))
+        unnamed = set(range(reader.ncols)) - named
+        return keep, unnamed if self.target_cols and self.pred_cols else set(keep) - named
 
     def size(self) -> int:
         """The input's size in bytes when it is a regular file (stdin redirected from one too), else 0."""
@@ -951,7 +1095,9 @@ def read_csv(source: CsvSource) -> Batch:
 
     p2 = data[:, layout.pred]
     w = None if layout.weight is None else data[:, layout.weight]
-    return Batch(data[:, layout.target], p2, w, p2.shape, source.names, locate, source.reader.name, layout.labels)
+    kept = [(name, [t for c in chunks if c.kept for t in c.kept[k]]) for k, name in enumerate(source.kept_names)]
+    return Batch(data[:, layout.target], p2, w, p2.shape, source.names, locate, source.reader.name, layout.labels,
+                 kept)
 
 
 def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | None, csv: CsvRequest,
@@ -960,7 +1106,9 @@ def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | Non
     if target is not None or pred is not None:
         if csv.path is not None:
             raise InputError("{csv}", "cannot be combined with {target}/{pred}; use one or the other")
-        if csv.target_cols or csv.pred_cols:
-            raise InputError("{target_cols}" if csv.target_cols else "{pred_cols}", "applies to CSV input only")
+        for option, value in (("{target_cols}", csv.target_cols), ("{pred_cols}", csv.pred_cols),
+                              ("{keep_cols}", csv.keep_cols), ("{delimiter}", csv.delimiter)):
+            if value:
+                raise InputError(option, "applies to CSV input only")
         return read_inline(loss, target, pred, weights)
     return read_csv(csv.open(loss.kind, labels))

@@ -10,7 +10,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
@@ -35,6 +35,7 @@ class Report:
     pred_names: list  # names of the prediction columns (ce: classes)
     flat: bool  # elementwise with one output per sample: losses and grads as 1-D lists
     source: str = ""
+    kept: list = field(default_factory=list)  # --keep-cols: (name, each row's text)
 
 
 def _jsonable(a):
@@ -73,6 +74,8 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "grad": _jsonable(_shaped(rep, r.grad)),
         "grad_logits": _jsonable(_shaped(rep, r.grad_logits)),
     }
+    if rep.kept:
+        obj["kept"] = dict(rep.kept)
     if r.weight_note:
         obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
     if formulas:
@@ -87,17 +90,34 @@ def _rows_text(m: np.ndarray) -> str:
     return "".join(",".join(map(repr, row)) + "\n" for row in m.tolist())
 
 
-def csv_header(per_sample: bool, pred_names: list) -> str:
+def csv_field(text: str) -> str:
+    """A text value as a CSV field: in double quotes when it is empty or holds a comma, a quote or a line end (as
+    polars writes it)."""
+    if text and not any(c in text for c in ',"\r\n'):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+def csv_header(per_sample: bool, pred_names: list, kept_names: list | None = None) -> str:
+    kept = [csv_field(k) + "," for k in kept_names or []]
     if per_sample:
-        return ",".join(["loss"] + [f"grad_{c}" for c in pred_names]) + "\n"
+        return "".join(kept) + ",".join(["loss"] + [f"grad_{c}" for c in pred_names]) + "\n"
     if len(pred_names) == 1:
-        return "loss,grad\n"
-    return ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
+        return "".join(kept) + "loss,grad\n"
+    return "".join(kept) + ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
 
 
-def csv_rows(losses: np.ndarray, grad: np.ndarray) -> str:
+def csv_rows(losses: np.ndarray, grad: np.ndarray, kept: list | None = None) -> str:
     losses = losses.reshape(grad.shape[0], -1)
+    if kept:
+        return _kept_rows(np.hstack([losses, grad]), kept)
     return _rows_text(np.hstack([losses, grad]))
+
+
+def _kept_rows(m: np.ndarray, kept: list) -> str:
+    """Rows of `m` after the kept columns' text (a list of columns)."""
+    prefix = ["".join(csv_field(t) + "," for t in row) for row in zip(*kept, strict=True)]
+    return "".join(p + ",".join(map(repr, row)) + "\n" for p, row in zip(prefix, m.tolist(), strict=True))
 
 
 def value_line(r: Result) -> str:
@@ -153,8 +173,8 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
     elif fmt == "csv":
         if explain:
             sys.stderr.write("".join(line + "\n" for line in explain))
-        out.write(csv_header(r.per_sample, rep.pred_names))
-        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape)))
+        out.write(csv_header(r.per_sample, rep.pred_names, [name for name, _ in rep.kept]))
+        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape), [text for _, text in rep.kept]))
     else:
         to_table(rep, out, explain)
 
@@ -163,8 +183,8 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     """A header line and one row per element; long inputs show their head and tail."""
     r = rep.result
     console = _console(out)
-    headers = ["row", "class" if LOSSES[r.loss].kind == "rows" else "col", "target",
-               "logit" if r.from_logits else "pred"]
+    headers = [*(name for name, _ in rep.kept), "row", "class" if LOSSES[r.loss].kind == "rows" else "col",
+               "target", "logit" if r.from_logits else "pred"]
     pred = rep.pred
     columns: list[np.ndarray | None] = [r.target.reshape(pred.shape), pred]
     if r.prob is not None:
@@ -185,13 +205,14 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
             rows.append(["…", *[""] * (len(headers) - 1)])
         i, j = divmod(flat, pred.shape[1])
         loss: Cell = ("" if j else float(losses[i, 0])) if r.per_sample else float(losses[i, j])
-        rows.append([str(i), rep.pred_names[j], *(loss if a is None else float(a[i, j]) for a in columns)])
+        rows.append([*(text[i] for _, text in rep.kept), str(i), rep.pred_names[j],
+                     *(loss if a is None else float(a[i, j]) for a in columns)])
     for line in explain or []:
         console.print(line, overflow="fold")
     if explain:
         console.print()
     console.print(value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]"), overflow="fold")
-    print_table(console, headers, rows, keys=2)
+    print_table(console, headers, rows, keys=2 + len(rep.kept))
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
 
@@ -512,9 +533,11 @@ class _Sink:
         self.out.flush()
 
 
-def rows_table(pieces: list[tuple[np.ndarray, np.ndarray]], divisor: int | float = 1) -> Any:
+def rows_table(pieces: list[tuple[np.ndarray, np.ndarray]], divisor: int | float = 1, kept: list | None = None
+               ) -> Any:
     """The CSV rows of `pieces` ((losses, grad) in turn: a row per sample of its losses then its gradient
-    divided by `divisor`) as a table for write_table: a polars DataFrame when it is large, else a numpy array."""
+    divided by `divisor`), after the text of the `kept` columns, as a table for write_table: a polars DataFrame
+    when it is large, else a numpy array (or, with kept columns, the text itself)."""
     n = sum(grad.shape[0] for _, grad in pieces)
     nl = pieces[0][0].size // max(pieces[0][1].shape[0], 1)
     ng = pieces[0][1].shape[1]
@@ -531,11 +554,19 @@ def rows_table(pieces: list[tuple[np.ndarray, np.ndarray]], divisor: int | float
             np.divide(grad, grad.dtype.type(divisor), out=table[row:row + m, nl:])
         row += m
     pl = _polars() if n > 2000 else None  # (a small batch does not pay for importing polars)
-    return table if pl is None else pl.from_numpy(table)
+    if pl is None:
+        return _kept_rows(table, kept).encode() if kept else table
+    frame = pl.from_numpy(table)
+    if kept:  # (the frame's own column names are never written: they need only be distinct)
+        frame = pl.DataFrame({f"kept_{k}": text for k, text in enumerate(kept)}).hstack(frame)
+    return frame
 
 
 def write_table(out, table) -> None:
     """Write a rows_table to the binary stream `out`, every float in its shortest round-trip form."""
+    if isinstance(table, bytes):
+        out.write(table)
+        return
     if isinstance(table, np.ndarray):
         out.write("".join(",".join(map(repr, r)) + "\n" for r in table.tolist()).encode())
         return

@@ -69,9 +69,9 @@ def test_the_plain_parsers_agree_with_the_grammar_on_every_short_token():
         block = f"{t}\n".encode()
         numpy_read = _try(lambda t=t: np.loadtxt([t], delimiter=",", dtype=np.float64, ndmin=2, comments=None))
         assert _same(numpy_read, grammar[t]), (t, numpy_read, grammar[t])
-        polars_read = parser._parse_polars(block)
-        assert polars_read is None or _same(polars_read, grammar[t]), (t, polars_read, grammar[t])
-        got = _try(lambda block=block: parser.parse(block, 1, fast=True))
+        polars_read = parser._parse_polars(block)  # (numbers, kept text) or None
+        assert polars_read is None or _same(polars_read[0], grammar[t]), (t, polars_read, grammar[t])
+        got = _try(lambda block=block: parser.parse(block, 1, fast=True)[0])
         assert _same(got, grammar[t]), (t, got, grammar[t])
 
 
