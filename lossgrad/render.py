@@ -10,7 +10,7 @@ import json
 import math
 import os
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import IO, Any
 
 import numpy as np
@@ -35,6 +35,7 @@ class Report:
     pred_names: list  # names of the prediction columns (ce: classes)
     flat: bool  # elementwise with one output per sample: losses and grads as 1-D lists
     source: str = ""
+    extra: dict = field(default_factory=dict)  # the loss's extra inputs, 2-D (their gradients: result.grads)
 
 
 def _jsonable(a):
@@ -72,7 +73,8 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "losses": _jsonable(losses),
         "grad": _jsonable(_shaped(rep, r.grad)),
         "grad_logits": _jsonable(_shaped(rep, r.grad_logits)),
-    }
+    } | {f"grad_{k}": _jsonable(_shaped(rep, g) if g.size == r.grad.size else g.reshape(-1))
+         for k, g in r.grads.items()}
     if r.weight_note:
         obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
     if formulas:
@@ -153,8 +155,11 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
     elif fmt == "csv":
         if explain:
             sys.stderr.write("".join(line + "\n" for line in explain))
-        out.write(csv_header(r.per_sample, rep.pred_names))
-        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape)))
+        extra = {k: g.reshape(rep.pred.shape[0], -1) for k, g in r.grads.items()}
+        names = [f"grad_{k}" + (f"_{c}" if g.shape[1] > 1 else "") for k, g in extra.items()
+                 for c in (rep.pred_names if g.shape[1] > 1 else [""])]
+        out.write(csv_header(r.per_sample, rep.pred_names).rstrip("\n") + "".join("," + n for n in names) + "\n")
+        out.write(csv_rows(r.losses, np.hstack([r.grad.reshape(rep.pred.shape), *extra.values()])))
     else:
         to_table(rep, out, explain)
 
@@ -177,6 +182,9 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if r.grad_logits is not None:
         headers.append("grad_logits")
         columns.append(r.grad_logits.reshape(pred.shape))
+    for name, a in rep.extra.items():  # (an extra input of one value per sample: shown at its first output)
+        headers += [name, f"grad_{name}"]
+        columns += [a, r.grads[name].reshape(a.shape)]
     cells = pred.shape[0] * pred.shape[1]
     head, tail = (cells, 0) if cells <= 60 else (40, 10)
     rows: list[list[Cell]] = []
@@ -185,7 +193,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
             rows.append(["…", *[""] * (len(headers) - 1)])
         i, j = divmod(flat, pred.shape[1])
         loss: Cell = ("" if j else float(losses[i, 0])) if r.per_sample else float(losses[i, j])
-        rows.append([str(i), rep.pred_names[j], *(loss if a is None else float(a[i, j]) for a in columns)])
+        rows.append([str(i), rep.pred_names[j], *(loss if a is None else _at(a, i, j) for a in columns)])
     for line in explain or []:
         console.print(line, overflow="fold")
     if explain:
@@ -194,6 +202,11 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     print_table(console, headers, rows, keys=2)
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
+
+
+def _at(a: np.ndarray, i: int, j: int) -> Cell:
+    """Cell (i, j) of a column; one of a value per sample (an extra input) shows at the sample's first output."""
+    return float(a[i, j]) if j < a.shape[1] else ""
 
 
 def default_format(output: str | None) -> str:
