@@ -277,8 +277,7 @@ def _margin_reasons(what: dict[str, str]) -> Any:
     def reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
         if conv.pairs == "exact":
             return []
-        return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {what[conv.pairs]}, and at the hinge's kink "
-                 f"takes {_g(conv.pairs_tie)} of the gradient (the exact convention 0)")]
+        return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {what[conv.pairs]}")]
     return reasons
 
 
