@@ -183,8 +183,11 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
         headers.append("grad_logits")
         columns.append(r.grad_logits.reshape(pred.shape))
     for name, a in rep.extra.items():  # (an extra input of one value per sample: shown at its first output)
-        headers += [name, f"grad_{name}"]
-        columns += [a, r.grads[name].reshape(a.shape)]
+        headers.append(name)
+        columns.append(a)
+    for name, g in r.grads.items():  # (with respect to an extra input, or to the target)
+        headers.append(f"grad_{name}")
+        columns.append(g.reshape(rep.extra[name].shape if name in rep.extra else pred.shape))
     cells = pred.shape[0] * pred.shape[1]
     head, tail = (cells, 0) if cells <= 60 else (40, 10)
     rows: list[list[Cell]] = []
@@ -402,16 +405,20 @@ def write_losses(fmt: str, out: IO[str]) -> None:
                           if (loss.name, "probs" if mode == "values" else mode) not in c.lacks] for mode in modes}
         options = (["--from-logits"] if loss.has_logits else []) + (["--labels"] if loss.kind == "rows" else []) + [
             cli_name(p.name) for p in loss.params]
-        rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support})
+        rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support}
+                    | ({"inputs": [cli_name(i.name) for i in loss.inputs]} if loss.inputs else {}))
     if fmt == "json":
         out.write(json.dumps(rows) + "\n")
         return
+    width = max(15, *(len(row["loss"]) + 1 for row in rows))
     for row in rows:
-        out.write(f"{row['loss']:<15}{row['summary']}\n")
+        out.write(f"{row['loss']:<{width}}{row['summary']}\n")
+        if row.get("inputs"):
+            out.write(f"{'':<{width}}  inputs: {' '.join(row['inputs'])}\n")
         if row["options"]:
-            out.write(f"{'':<15}  options: {' '.join(row['options'])}\n")
+            out.write(f"{'':<{width}}  options: {' '.join(row['options'])}\n")
         for mode, convs in row["conventions"].items():
-            out.write(f"{'':<15}  {mode}: {', '.join(convs)}\n")
+            out.write(f"{'':<{width}}  {mode}: {', '.join(convs)}\n")
 
 
 def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:
