@@ -69,6 +69,8 @@ def test_triplet_exact_within_4_ulp():
     rng = np.random.default_rng(8)
     a, pos, neg = rng.normal(size=(3, 12, 4))
     neg[:4] = pos[:4] + rng.normal(size=(4, 4)) * 1e-9  # d(a, pos) ≈ d(a, neg): the loss is the margin, nearly
+    # a − pos and a − neg pointing nearly the same way: the anchor's two unit vectors cancel
+    neg[4:8] = a[4:8] + (pos[4:8] - a[4:8]) * 1.5 + rng.normal(size=(4, 4)) * 1e-10
     r = lossgrad.triplet(pos, a, negative=neg, reduction="none", margin=0.5)
     for i in range(12):
         dp = mp.sqrt(sum((mp.mpf(x) - mp.mpf(z)) ** 2 for x, z in zip(a[i], pos[i], strict=True)))
@@ -78,6 +80,7 @@ def test_triplet_exact_within_4_ulp():
         for k in range(4):
             gp, gn = (mp.mpf(a[i, k]) - pos[i, k]) / dp, (mp.mpf(a[i, k]) - neg[i, k]) / dn
             on = 1 if x > 0 else 0
+            _assert_ulps(r.grad[i, k], (gp - gn) * on, (i, k))
             _assert_ulps(r.grads["target"][i, k], -gp * on, (i, k))
             _assert_ulps(r.grads["negative"][i, k], gn * on, (i, k))
 

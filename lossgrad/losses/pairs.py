@@ -220,7 +220,30 @@ def _triplet_exact(a: Array, p: Array, n: Array, q: float, margin: float) -> tup
     x = precise.refine_rows(x.astype(np.float64), scale.astype(np.float64), long_rows,
                             lambda u, v, w: _triplet_dec(u, v, w, q, margin), a, p, n)
     gp, gn = _norm_grad(al - pl, _norm(al - pl, q), q), _norm_grad(al - nl, _norm(al - nl, q), q)
-    return x, [(gp - gn).astype(np.float64), (-gp).astype(np.float64), gn.astype(np.float64)]
+    ga = (gp - gn).astype(np.float64)
+    # the anchor's two terms cancel where a − pos and a − neg point the same way: those rows in decimal
+    for i in np.nonzero((np.abs(gp - gn) < precise.LONG_ENOUGH * (np.abs(gp) + np.abs(gn))).any(axis=1))[0]:
+        rows = [[float(v) for v in r[i]] for r in (a, p, n)]
+        ga[i] = [float(precise._adaptive(_anchor_cell_dec, *rows, q, j)) for j in range(a.shape[1])]
+    return x, [ga, (-gp).astype(np.float64), gn.astype(np.float64)]
+
+
+def _anchor_cell_dec(a: list[float], p: list[float], n: list[float], q: float, j: int) -> tuple[Decimal, Decimal]:
+    """∂/∂aⱼ (‖a − p‖_q − ‖a − n‖_q) at the context's precision, and the size of its two terms."""
+    from decimal import Decimal
+
+    def term(v: list[float]) -> Decimal:
+        d = [Decimal(x) - Decimal(y) for x, y in zip(a, v, strict=True)]
+        s = sum((abs(x) ** Decimal(q) for x in d), Decimal(0))
+        if s == 0:
+            return Decimal(0)
+        norm = s.sqrt() if q == 2 else (s.ln() / Decimal(q)).exp()
+        x = d[j]
+        return (x / norm if q == 2 else (1 if x > 0 else -1 if x < 0 else 0) * abs(x) ** Decimal(q - 1)
+                / norm ** Decimal(q - 1))
+
+    tp, tn = term(p), term(n)
+    return tp - tn, abs(tp) + abs(tn)
 
 
 def _triplet_framework(a: Array, p: Array, n: Array, q: float, margin: float,
