@@ -52,14 +52,16 @@ INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "
          "my_grad", "my_loss")
 
 
-def _request(kw: dict[str, Any]) -> CsvRequest:
-    """The CSV input the options name (stdin is read when piped, or named as '-')."""
+def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
+    """The CSV input the options name (stdin is read when piped, or named as '-'), and the columns of the loss's
+    further inputs."""
     path = kw.get("csv")
     stdin = None if path is None and sys.stdin.isatty() else sys.stdin.buffer
     if path == "-" and sys.stdin.isatty():
         sys.stderr.write("reading CSV typed here: one sample per line (a header line first, if you like); "
                          "Ctrl-D on an empty line ends it\n")
-    return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"))
+    extra = tuple((k, str(v)) for k, v in _extra(loss, kw).items() if v is not None) if loss else ()
+    return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"), extra)
 
 
 def _inputs(kw: dict[str, Any]) -> list[tuple[str, str | int]]:
@@ -109,7 +111,7 @@ def run_loss(name: str, **kw: Any) -> None:
     s = setup(name, sample_weight=kw.get("sample_weight") is not None, **{k: kw[k] for k in SETUP if k in kw},
               **_loss_params(kw))
     fmt = choose(Format, "format", kw.get("format") or render.default_format(kw.get("output")), "format")
-    if fmt is Format.CSV and not _inline(kw) and not s.loss.inputs:  # (extra inputs: the CSV is read in memory)
+    if fmt is Format.CSV and not _inline(kw):
         return _run_batch(s, kw)
     b = _read(s, kw)
     r = run(s, b)
@@ -131,7 +133,7 @@ def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
     from . import batch  # (threads and the batch writer: only batch mode needs them)
 
     with render.open_output(kw.get("output"), binary=True, inputs=_inputs(kw)) as out:
-        s, acc, per_sample = batch.run(s, _request(kw), out)
+        s, acc, per_sample = batch.run(s, _request(kw, s.loss.name), out)
     r = summary(s, acc, per_sample)
     render.warn(r.warnings)
     if kw.get("explain"):

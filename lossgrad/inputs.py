@@ -955,6 +955,9 @@ class CsvRequest:
 
     def open(self, kind: str, labels: str) -> CsvSource:
         """The reader, its chunks (the first already read, to decide the layout) and the layout."""
+        if self.extra_cols and not (self.target_cols and self.pred_cols):
+            name = self.extra_cols[0][0]
+            raise InputError(f"{{{name}}}", "takes CSV columns when {target_cols} and {pred_cols} name theirs too")
         reader = open_csv(self.path, self.stdin)
         chunks = reader.chunks()
         first = next(chunks, None)
@@ -971,9 +974,6 @@ class CsvRequest:
         """The columns of each extra input, none of them a target, prediction or weight column."""
         if not self.extra_cols:
             return {}
-        if not (self.target_cols and self.pred_cols):
-            name = self.extra_cols[0][0]
-            raise InputError(f"{{{name}}}", "takes CSV columns when {target_cols} and {pred_cols} name theirs too")
         taken = set(layout.target) | set(layout.pred) | ({layout.weight} if layout.weight is not None else set())
         out = {}
         for name, spec in self.extra_cols:

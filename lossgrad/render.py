@@ -97,6 +97,17 @@ def csv_header(per_sample: bool, pred_names: list) -> str:
     return ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
 
 
+def grad_order(loss: Any) -> list[str]:
+    """The further gradients in the order CSV rows hold them: the target's (embeddings), then each input's."""
+    return (["target"] if loss.target_grad else []) + [i.name for i in loss.inputs if i.differentiated]
+
+
+def extra_header(widths: dict[str, int], pred_names: list) -> str:
+    """CSV header cells for the further gradients (name: how many columns), each column named as the pred's."""
+    return "".join(f",grad_{k}" + (f"_{c}" if w > 1 else "") for k, w in widths.items()
+                   for c in (pred_names if w > 1 else [""]))
+
+
 def csv_rows(losses: np.ndarray, grad: np.ndarray) -> str:
     losses = losses.reshape(grad.shape[0], -1)
     return _rows_text(np.hstack([losses, grad]))
@@ -155,10 +166,9 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
     elif fmt == "csv":
         if explain:
             sys.stderr.write("".join(line + "\n" for line in explain))
-        extra = {k: g.reshape(rep.pred.shape[0], -1) for k, g in r.grads.items()}
-        names = [f"grad_{k}" + (f"_{c}" if g.shape[1] > 1 else "") for k, g in extra.items()
-                 for c in (rep.pred_names if g.shape[1] > 1 else [""])]
-        out.write(csv_header(r.per_sample, rep.pred_names).rstrip("\n") + "".join("," + n for n in names) + "\n")
+        extra = {k: r.grads[k].reshape(rep.pred.shape[0], -1) for k in grad_order(LOSSES[r.loss])}
+        head = csv_header(r.per_sample, rep.pred_names).rstrip("\n")
+        out.write(head + extra_header({k: g.shape[1] for k, g in extra.items()}, rep.pred_names) + "\n")
         out.write(csv_rows(r.losses, np.hstack([r.grad.reshape(rep.pred.shape), *extra.values()])))
     else:
         to_table(rep, out, explain)

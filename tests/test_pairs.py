@@ -260,6 +260,24 @@ def test_csv_columns_for_the_extra_inputs(tmp_path):
     assert r.code == 2 and f"{f}:2:" in r.err and "negative" in r.err
 
 
+def test_batch_mode_streams_the_further_inputs_and_their_gradients(tmp_path):
+    # a file (N counted first) and the same piped (rows spooled until N is known), both against the API's numbers
+    rng = np.random.default_rng(11)
+    a, pos, neg = rng.normal(size=(3, 3000, 2))
+    f = tmp_path / "t.csv"
+    np.savetxt(f, np.column_stack([pos, a, neg]), delimiter=",", header="y0,y1,a0,a1,n0,n1", comments="")
+    args = ("triplet", "--target-cols", "y0,y1", "--pred-cols", "a0,a1", "--negative", "n0,n1", "-f", "csv")
+    streamed, piped = run(*args, "--csv", f), run(*args, input=f.read_text())
+    assert streamed.code == 0 and streamed.out == piped.out
+    head, *rows = streamed.out.splitlines()
+    # (each further gradient's columns named after the prediction columns they go with)
+    assert head == "loss,grad_a0,grad_a1,grad_target_a0,grad_target_a1,grad_negative_a0,grad_negative_a1"
+    got = np.array([[float(v) for v in row.split(",")] for row in rows])
+    d = np.loadtxt(f, delimiter=",", skiprows=1)
+    r = lossgrad.triplet(d[:, :2], d[:, 2:4], negative=d[:, 4:])
+    np.testing.assert_array_equal(got, np.column_stack([r.losses, r.grad, r.grads["target"], r.grads["negative"]]))
+
+
 def test_api_names_the_input_in_errors():
     with pytest.raises(lossgrad.InputError, match="var"):
         lossgrad.gaussian_nll([1.0, 2.0], [1.0, 2.0], var=[1.0, np.nan])

@@ -72,6 +72,7 @@ class Input:
     name: str
     help: str
     per_sample: bool = False
+    differentiated: bool = True  # the loss gives its gradient (a label is not differentiated)
 
 
 @dataclass(frozen=True)
@@ -110,6 +111,8 @@ class Loss:
     # the arrays it takes besides targets and predictions, shaped like the predictions (compute and check take
     # them by name, sliced with the predictions; the gradient with respect to each is Parts.extra_grads[name])
     inputs: tuple[Input, ...] = ()
+    # the loss gives the gradient with respect to its targets too (Parts.extra_grads["target"]: embeddings)
+    target_grad: bool = False
 
 
 LOSSES: dict[str, Loss] = {}

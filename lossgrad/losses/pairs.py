@@ -320,6 +320,7 @@ TRIPLET = register(
         reasons=_margin_reasons({"torch": f"adds ε = {TORCH_DIST_EPS:g} to each difference before its norm",
                                  "optax": f"adds ε = {TORCH_DIST_EPS:g} to the sum of powers under the root"}),
         inputs=(NEGATIVE,),
+        target_grad=True,
     )
 )
 
@@ -385,7 +386,7 @@ MARGIN_RANKING = register(
 # ---------------------------------------------------------------- cosine-embedding
 
 LABEL = Input("label", "The pairs' labels, one per sample: 1 (alike: 1 − cos) or −1 (unlike: max(0, cos − margin)).",
-              per_sample=True)
+              per_sample=True, differentiated=False)
 
 
 def _cos_minus_margin_dec(y: list[float], p: list[float], margin: float) -> tuple[Decimal, Decimal]:
@@ -481,5 +482,6 @@ COSINE_EMBEDDING = register(
         last_axis="vector",
         reasons=_margin_reasons({"torch": "adds 1e−12 to each squared norm"}),
         inputs=(LABEL,),
+        target_grad=True,
     )
 )
