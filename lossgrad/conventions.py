@@ -227,6 +227,7 @@ OPTAX = Convention(
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
         "pass logits with {from_logits}",
         ("gaussian-nll", "probs"): "optax has no Gaussian negative log-likelihood loss",
+        ("triplet", "swap"): "optax's triplet_margin_loss has no swap (drop {swap})",
         ("margin-ranking", "probs"): "optax has no margin ranking loss (ranking_softmax_loss is another loss)",
         ("cosine-embedding", "probs"): "optax has no cosine embedding loss (cosine_distance is cosine)",
     },

@@ -93,16 +93,19 @@ def triplet_cases(rng, dtype: str) -> list[dict]:
 
     a, pos, neg = (rng.normal(size=(6, 4)).round(3) for _ in range(3))
     pos[0] = a[0] + 0.01  # a near positive, so the loss is large
+    neg[1] = pos[1] + 0.2  # the negative nearer the positive than the anchor: swap takes d(pos, neg)
     out = []
     for reduction in REDUCTIONS:
-        for margin, q in ((1.0, 2), (0.5, 1), (2.0, 3)):
-            params = {"margin": margin, "norm_degree": float(q)}
+        for margin, q, swap in ((1.0, 2, False), (0.5, 1, False), (2.0, 3, False), (1.0, 2, True)):
+            params = {"margin": margin, "norm_degree": float(q)} | ({"swap": True} if swap else {})
             rec = _torch(lambda anchor, positive, negative, **k: F.triplet_margin_loss(anchor, positive, negative, **k),
                          {"anchor": a, "positive": pos, "negative": neg}, dtype, reduction,
-                         ("anchor", "positive", "negative"), margin=margin, p=q)
+                         ("anchor", "positive", "negative"), margin=margin, p=q, swap=swap)
             names = {"anchor": "grad", "positive": "target", "negative": "negative"}
             out.append(_case("torch", reduction, pos.tolist(), a.tolist(), {"negative": neg.tolist()}, params, rec,
                              names, dtype))
+            if swap:  # (optax has none)
+                continue
             rec = _optax_triplet({"anchor": a, "positive": pos, "negative": neg}, dtype, reduction, margin, q)
             out.append(_case("optax", reduction, pos.tolist(), a.tolist(), {"negative": neg.tolist()}, params, rec,
                              names, dtype))

@@ -85,6 +85,50 @@ def test_triplet_exact_within_4_ulp():
             _assert_ulps(r.grads["negative"][i, k], gn * on, (i, k))
 
 
+def test_triplet_swap_exact_within_4_ulp():
+    # swap: d(pos, neg) for the negative's distance where smaller; ∂/∂pos = −(a − pos)/‖a − pos‖ − (pos − neg)/‖pos −
+    # neg‖, whose two unit vectors cancel where a − pos and neg − pos point the same way (rows 0 to 3)
+    mp = R._mp()
+    rng = np.random.default_rng(12)
+    a, pos = rng.normal(size=(2, 8, 3))
+    neg = pos + rng.normal(size=(8, 3)) * 0.1
+    neg[:4] = pos[:4] + (a[:4] - pos[:4]) * 0.01 + rng.normal(size=(4, 3)) * 1e-12
+    r = lossgrad.triplet(pos, a, negative=neg, swap=True, reduction="none")
+
+    def norm(u, v):
+        return mp.sqrt(sum((mp.mpf(x) - mp.mpf(z)) ** 2 for x, z in zip(u, v, strict=True)))
+
+    for i in range(8):
+        dp, dn, ds = norm(a[i], pos[i]), norm(a[i], neg[i]), norm(pos[i], neg[i])
+        x = dp - min(dn, ds) + 1
+        _assert_ulps(r.losses[i], max(x, 0), i)
+        assert ds < dn and x > 0  # (each row swaps, above the kink)
+        for k in range(3):
+            u, s = (mp.mpf(a[i, k]) - pos[i, k]) / dp, (mp.mpf(pos[i, k]) - neg[i, k]) / ds
+            _assert_ulps(r.grad[i, k], u, (i, k))
+            _assert_ulps(r.grads["target"][i, k], -u - s, (i, k))
+            _assert_ulps(r.grads["negative"][i, k], s, (i, k))
+
+
+@pytest.mark.parametrize("conv", ["exact", "torch"])
+def test_triplet_swap_gradients_match_finite_differences(conv):
+    rng = np.random.default_rng(13)
+    a, pos = rng.normal(size=(2, 6, 3))
+    neg = pos + rng.normal(size=(6, 3)) * 0.3  # most rows swap
+    args = [pos, a, neg]
+    r = lossgrad.triplet(pos, a, negative=neg, swap=True, convention=conv, reduction="sum")
+    for k, grad in ((0, r.grads["target"]), (1, r.grad), (2, r.grads["negative"])):
+        fd = np.zeros_like(args[k])
+        for idx in np.ndindex(fd.shape):
+            up, dn = [x.copy() for x in args], [x.copy() for x in args]
+            up[k][idx] += 1e-6
+            dn[k][idx] -= 1e-6
+            fd[idx] = (lossgrad.triplet(up[0], up[1], negative=up[2], swap=True, convention=conv, reduction="sum").value
+                       - lossgrad.triplet(dn[0], dn[1], negative=dn[2], swap=True, convention=conv,
+                                          reduction="sum").value) / 2e-6
+        np.testing.assert_allclose(grad, fd, rtol=2e-6, atol=1e-8)
+
+
 def test_margin_ranking_exact_within_4_ulp():
     # −y(x1 − x2) + margin rounded once, where the two roundings of the formula as written would cancel
     mp = R._mp()

@@ -197,7 +197,8 @@ def _norm(x: Array, q: float) -> Array:
     return out
 
 
-def _triplet_dec(a: list[float], p: list[float], n: list[float], q: float, margin: float) -> tuple[Decimal, Decimal]:
+def _triplet_dec(a: list[float], p: list[float], n: list[float], q: float, margin: float,
+                 swap: bool) -> tuple[Decimal, Decimal]:
     from decimal import Decimal
 
     def norm(u: list[float], v: list[float]) -> Decimal:
@@ -205,55 +206,80 @@ def _triplet_dec(a: list[float], p: list[float], n: list[float], q: float, margi
         return s.sqrt() if q == 2 else (s.ln() / Decimal(q)).exp() if s else Decimal(0)
 
     dp, dn = norm(a, p), norm(a, n)
+    if swap:
+        dn = min(dn, norm(p, n))
     return dp - dn + Decimal(margin), dp + dn + Decimal(margin)
 
 
-def _triplet_exact(a: Array, p: Array, n: Array, q: float, margin: float) -> tuple[Array, list[Array]]:
-    """‖a − p‖ − ‖a − n‖ + margin in long double (decimal where it cancels), and the distances' gradients."""
+def _grad_diff_dec(x1: list[float], v1: list[float], x2: list[float], v2: list[float], q: float,
+                   j: int) -> tuple[Decimal, Decimal]:
+    """∇ⱼ‖x1 − v1‖_q − ∇ⱼ‖x2 − v2‖_q at the context's precision, and the size of its two terms."""
+    from decimal import Decimal
+
+    def term(x: list[float], v: list[float]) -> Decimal:
+        d = [Decimal(a) - Decimal(b) for a, b in zip(x, v, strict=True)]
+        s = sum((abs(e) ** Decimal(q) for e in d), Decimal(0))
+        if s == 0:
+            return Decimal(0)
+        norm = s.sqrt() if q == 2 else (s.ln() / Decimal(q)).exp()
+        e = d[j]
+        return (e / norm if q == 2 else (1 if e > 0 else -1 if e < 0 else 0) * abs(e) ** Decimal(q - 1)
+                / norm ** Decimal(q - 1))
+
+    t1, t2 = term(x1, v1), term(x2, v2)
+    return t1 - t2, abs(t1) + abs(t2)
+
+
+def _difference(t1: Array, t2: Array, arrays: tuple[Array, ...], rows: Array, q: float) -> Array:
+    """t1 − t2 (two norms' gradients, long double) rounded; where they cancel in `rows`, in decimal from `arrays`
+    (x1, v1, x2, v2: the two differences' ends)."""
+    out = (t1 - t2).astype(np.float64)
+    risky = (np.abs(t1 - t2) < precise.LONG_ENOUGH * (np.abs(t1) + np.abs(t2))).any(axis=1) & rows
+    for i in np.nonzero(risky)[0]:
+        ends = [[float(v) for v in a[i]] for a in arrays]
+        out[i] = [float(precise._adaptive(_grad_diff_dec, *ends, q, j)) for j in range(out.shape[1])]
+    return out
+
+
+def _triplet_exact(a: Array, p: Array, n: Array, q: float, margin: float, swap: bool) -> tuple[Array, list[Array]]:
+    """‖a − p‖ − ‖a − n‖ + margin (with swap, ‖p − n‖ for ‖a − n‖ where smaller) in long double, decimal where it
+    cancels; the gradients likewise, a sum of two unit vectors in decimal where they cancel."""
     al, pl, nl = _long(a), _long(p), _long(n)
 
     def long_rows(a_: Array, p_: Array, n_: Array) -> tuple[Array, Array]:
         dp_, dn_ = _norm(a_ - p_, q), _norm(a_ - n_, q)
+        if swap:
+            dn_ = np.minimum(dn_, _norm(p_ - n_, q))
         return dp_ - dn_ + margin, dp_ + dn_ + margin
 
     x, scale = long_rows(al, pl, nl)
     x = precise.refine_rows(x.astype(np.float64), scale.astype(np.float64), long_rows,
-                            lambda u, v, w: _triplet_dec(u, v, w, q, margin), a, p, n)
-    gp, gn = _norm_grad(al - pl, _norm(al - pl, q), q), _norm_grad(al - nl, _norm(al - nl, q), q)
-    ga = (gp - gn).astype(np.float64)
-    # the anchor's two terms cancel where a − pos and a − neg point the same way: those rows in decimal
-    for i in np.nonzero((np.abs(gp - gn) < precise.LONG_ENOUGH * (np.abs(gp) + np.abs(gn))).any(axis=1))[0]:
-        rows = [[float(v) for v in r[i]] for r in (a, p, n)]
-        ga[i] = [float(precise._adaptive(_anchor_cell_dec, *rows, q, j)) for j in range(a.shape[1])]
-    return x, [ga, (-gp).astype(np.float64), gn.astype(np.float64)]
+                            lambda u, v, w: _triplet_dec(u, v, w, q, margin, swap), a, p, n)
+    dn, ds = _norm(al - nl, q), _norm(pl - nl, q)
+    use_s = (swap & (ds < dn))[:, None]
+    u, w, s = _norm_grad(al - pl, _norm(al - pl, q), q), _norm_grad(al - nl, dn, q), _norm_grad(pl - nl, ds, q)
+    ga = np.where(use_s, u.astype(np.float64), _difference(u, w, (a, p, a, n), ~use_s[:, 0], q))
+    # with swap: ∂/∂pos = −∇‖a − pos‖ − ∇‖pos − neg‖ = −(∇‖a − pos‖ − ∇‖neg − pos‖)
+    gpos = np.where(use_s, -_difference(u, -s, (a, p, n, p), use_s[:, 0], q), -u.astype(np.float64))
+    return x, [ga, gpos, np.where(use_s, s, w).astype(np.float64)]
 
 
-def _anchor_cell_dec(a: list[float], p: list[float], n: list[float], q: float, j: int) -> tuple[Decimal, Decimal]:
-    """∂/∂aⱼ (‖a − p‖_q − ‖a − n‖_q) at the context's precision, and the size of its two terms."""
-    from decimal import Decimal
-
-    def term(v: list[float]) -> Decimal:
-        d = [Decimal(x) - Decimal(y) for x, y in zip(a, v, strict=True)]
-        s = sum((abs(x) ** Decimal(q) for x in d), Decimal(0))
-        if s == 0:
-            return Decimal(0)
-        norm = s.sqrt() if q == 2 else (s.ln() / Decimal(q)).exp()
-        x = d[j]
-        return (x / norm if q == 2 else (1 if x > 0 else -1 if x < 0 else 0) * abs(x) ** Decimal(q - 1)
-                / norm ** Decimal(q - 1))
-
-    tp, tn = term(p), term(n)
-    return tp - tn, abs(tp) + abs(tn)
-
-
-def _triplet_framework(a: Array, p: Array, n: Array, q: float, margin: float,
-                       form: str) -> tuple[Array, list[Array]]:
-    """PyTorch: ‖a − p + ε‖_q (pairwise_distance); optax: (Σ(a − p)^q + ε)^(1/q), no |.|; autodiff."""
+def _triplet_framework(a: Array, p: Array, n: Array, q: float, margin: float, form: str,
+                       swap: bool) -> tuple[Array, list[Array]]:
+    """PyTorch: ‖a − p + ε‖_q (pairwise_distance), with swap min(‖a − n + ε‖, ‖p − n + ε‖) (minimum's gradient
+    halved at a tie); optax: (Σ(a − p)^q + ε)^(1/q), no |.|; autodiff."""
     eps = a.dtype.type(TORCH_DIST_EPS)
     if form == "torch":
         u, v = a - p + eps, a - n + eps
         dp, dn = _norm(u, q), _norm(v, q)
         gp, gn = _norm_grad(u, dp, q), _norm_grad(v, dn, q)
+        if swap:
+            sv = p - n + eps
+            ds = _norm(sv, q)
+            gs = _norm_grad(sv, ds, q)
+            wn = np.where(dn < ds, 1, np.where(dn == ds, 0.5, 0)).astype(a.dtype)[:, None]
+            d_neg = np.minimum(dn, ds)
+            return dp - d_neg + a.dtype.type(margin), [gp - wn * gn, -gp - (1 - wn) * gs, wn * gn + (1 - wn) * gs]
     else:
         k = int(q)
         sp, sn = (a - p) ** k, (a - n) ** k
@@ -266,13 +292,14 @@ def _triplet_framework(a: Array, p: Array, n: Array, q: float, margin: float,
 
 
 def triplet_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
-                    margin: float = 1.0, norm_degree: float = 2.0, negative: Array | None = None) -> Parts:
+                    margin: float = 1.0, norm_degree: float = 2.0, swap: bool = False,
+                    negative: Array | None = None) -> Parts:
     """y is the positive, p the anchor: max(0, d(a, pos) − d(a, neg) + margin) per sample."""
     assert negative is not None
     if conv.pairs == "exact":
-        x, (ga, gpos, gneg) = _triplet_exact(p, y, negative, norm_degree, margin)
+        x, (ga, gpos, gneg) = _triplet_exact(p, y, negative, norm_degree, margin, swap)
     else:
-        x, (ga, gpos, gneg) = _triplet_framework(p, y, negative, norm_degree, margin, conv.pairs)
+        x, (ga, gpos, gneg) = _triplet_framework(p, y, negative, norm_degree, margin, conv.pairs, swap)
     on = _hinge_grad(x, conv.pairs_tie)[:, None]
     losses = np.maximum(x, 0).astype(p.dtype)
     # (+ 0: no −0 where the kink multiplies by 0)
@@ -280,20 +307,26 @@ def triplet_compute(y: Array, p: Array, from_logits: bool, conv: Convention, lab
                  extra_grads={"target": (gpos * on).astype(p.dtype) + 0, "negative": (gneg * on).astype(p.dtype) + 0})
 
 
-def triplet_check(y: Array, p: Array, from_logits: bool, negative: Array | None = None) -> None:
+def triplet_check(y: Array, p: Array, from_logits: bool, swap: bool = False, negative: Array | None = None) -> None:
     return None
 
 
-def triplet_formulas(from_logits: bool, conv: Convention, margin: float = 1.0, norm_degree: float = 2.0) -> list[str]:
+def triplet_formulas(from_logits: bool, conv: Convention, margin: float = 1.0, norm_degree: float = 2.0,
+                     swap: bool = False) -> list[str]:
     q = f"{norm_degree:g}"
     dist = {"exact": f"d(u, v) = ‖u − v‖_{q}",
             "torch": f"d(u, v) = ‖u − v + ε‖_{q}, ε = {TORCH_DIST_EPS:g} (pairwise_distance)",
             "optax": f"d(u, v) = (Σₖ(uₖ − vₖ)^{q} + ε)^(1/{q}), ε = {TORCH_DIST_EPS:g}"}[conv.pairs]
     tie = {0.0: "0", 1.0: "the gradient passes", 0.5: "half of it"}.get(conv.pairs_tie, _g(conv.pairs_tie))
-    return [f"aᵢ = pᵢ (anchor), posᵢ = yᵢ, negᵢ = --negative row, margin = {margin:g}", dist,
-            "ℓᵢ = max(0, d(aᵢ, posᵢ) − d(aᵢ, negᵢ) + margin)",
-            "∂ℓᵢ/∂aᵢ = ∇d(aᵢ, posᵢ) − ∇d(aᵢ, negᵢ), ∂ℓᵢ/∂posᵢ = −∇d(aᵢ, posᵢ), ∂ℓᵢ/∂negᵢ = ∇d(aᵢ, negᵢ) "
-            f"where ℓᵢ > 0 (at ℓᵢ = 0 from the kink: {tie})"]
+    neg = "min(d(aᵢ, negᵢ), d(posᵢ, negᵢ)) (swap)" if swap else "d(aᵢ, negᵢ)"
+    lines = [f"aᵢ = pᵢ (anchor), posᵢ = yᵢ, negᵢ = --negative row, margin = {margin:g}", dist,
+             f"ℓᵢ = max(0, d(aᵢ, posᵢ) − {neg} + margin)",
+             "∂ℓᵢ/∂aᵢ = ∇d(aᵢ, posᵢ) − ∇d(aᵢ, negᵢ), ∂ℓᵢ/∂posᵢ = −∇d(aᵢ, posᵢ), ∂ℓᵢ/∂negᵢ = ∇d(aᵢ, negᵢ) "
+             f"where ℓᵢ > 0 (at ℓᵢ = 0 from the kink: {tie})"]
+    if swap:
+        lines.append("where d(posᵢ, negᵢ) is the smaller: ∂ℓᵢ/∂aᵢ = ∇d(aᵢ, posᵢ), ∂ℓᵢ/∂posᵢ = −∇d(aᵢ, posᵢ) − "
+                     "∇d(posᵢ, negᵢ), ∂ℓᵢ/∂negᵢ = ∇d(posᵢ, negᵢ)")
+    return lines
 
 
 def _margin_reasons(what: dict[str, str]) -> Any:
@@ -315,7 +348,9 @@ TRIPLET = register(
         has_logits=False,
         reference="torch.nn.functional.triplet_margin_loss, optax.losses.triplet_margin_loss",
         params=(Param("margin", 1.0, "How much nearer the positive than the negative must be."),
-                Param("norm_degree", 2.0, "The distance's norm: 2 Euclidean, 1 Manhattan (PyTorch's p).")),
+                Param("norm_degree", 2.0, "The distance's norm: 2 Euclidean, 1 Manhattan (PyTorch's p)."),
+                Param("swap", False, "Take d(positive, negative) for the negative's distance where it is smaller "
+                      "(PyTorch's swap=True).", flag=True)),
         last_axis="vector",
         reasons=_margin_reasons({"torch": f"adds ε = {TORCH_DIST_EPS:g} to each difference before its norm",
                                  "optax": f"adds ε = {TORCH_DIST_EPS:g} to the sum of powers under the root"}),
