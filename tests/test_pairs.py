@@ -51,6 +51,14 @@ def test_gaussian_nll_exact_within_4_ulp(y, p, v):
     _assert_ulps(r.grads["var"][0], tv, (y, p, v))
 
 
+def test_gaussian_nll_full_exact_within_4_ulp():
+    # + ½ log 2π, where it cancels against a negative ½ log v (v near 1/(2π))
+    mp = R._mp()
+    for y, p, v in [(0.0, 0.1, 0.15915494309189535), (1.0, 1.0, 0.1591549430918953), (0.0, 2.0, 3.0)]:
+        r = lossgrad.gaussian_nll([y], [p], var=[v], full=True, reduction="sum")
+        _assert_ulps(r.losses[0], _gauss_truth(y, p, v)[0] + mp.log(2 * mp.pi) / 2, (y, p, v))
+
+
 def test_gaussian_nll_exact_random_within_4_ulp():
     rng = np.random.default_rng(7)
     y, p = rng.normal(size=40), rng.normal(size=40)
