@@ -274,6 +274,8 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     print_table(console, headers, rows, keys=2)
     if cells > limit:
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
+    for k in exact.grads:
+        _further_gradient(console, comp, k, mark)
     for name, reason in comp.unsupported.items():
         reason = cli_text(reason)
         console.print(f"{name}: not available: {reason}")
@@ -290,6 +292,16 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
     else:
         console.print("every convention gives the same numbers here")
+
+
+def _further_gradient(console: Any, comp: Any, name: str, mark: Any) -> None:
+    """compare's table of the gradient with respect to a further input (gaussian-nll's var) or the target."""
+    shape = comp.results["exact"].grads[name].reshape(len(comp.results["exact"].grads[name]), -1).shape
+    grads = {n: r.grads[name].reshape(shape) for n, r in comp.results.items()}
+    console.print(f"grad_{name} under each convention:")
+    rows: list[list[Cell]] = [[str(i), str(j), *[mark(g[i, j], grads["exact"][i, j]) for g in grads.values()]]
+                              for i, j in list(np.ndindex(shape))[:40]]
+    print_table(console, ["row", "col", *grads], rows, keys=2)
 
 
 def _jsonable_tree(obj: Any) -> Any:

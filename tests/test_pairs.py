@@ -330,6 +330,16 @@ def test_batch_mode_streams_the_further_inputs_and_their_gradients(tmp_path):
     np.testing.assert_array_equal(got, np.column_stack([r.losses, r.grad, r.grads["target"], r.grads["negative"]]))
 
 
+def test_compare_shows_the_further_gradients():
+    # var 1e-8, e = 0.5: exact ½(1/v − e²/v²) at v = 1e-8, torch at its clamp 1e-6 (hand), each over N = 1
+    r = run("compare", "gaussian-nll", "-y", "0", "-p", "0.5", "--var", "1e-8", "-f", "json")
+    convs = r.json()["conventions"]
+    assert convs["exact"]["grad_var"] == pytest.approx([[0.5 * (1e8 - 0.25e16)]], rel=1e-12)
+    assert convs["torch"]["grad_var"] == pytest.approx([[0.5 * (1e6 - 0.25e12)]], rel=1e-12)
+    r = run("compare", "gaussian-nll", "-y", "0", "-p", "0.5", "--var", "1e-8", "-f", "table")
+    assert r.code == 0 and "grad_var under each convention:" in r.out
+
+
 def test_api_names_the_input_in_errors():
     with pytest.raises(lossgrad.InputError, match="var"):
         lossgrad.gaussian_nll([1.0, 2.0], [1.0, 2.0], var=[1.0, np.nan])
