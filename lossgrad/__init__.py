@@ -10,26 +10,26 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import (
-        Result,
-        bce,
-        ce,
-        cosine,
-        cosine_embedding,
-        evaluate,
-        focal,
-        gaussian_nll,
-        hinge,
-        huber,
-        kl,
-        logcosh,
-        mae,
-        margin_ranking,
-        mse,
-        nll,
-        poisson,
-        smooth_l1,
-        squared_hinge,
-        triplet,
+                      Result,
+                      bce,
+                      ce,
+                      cosine,
+                      cosine_embedding,
+                      evaluate,
+                      focal,
+                      gaussian_nll,
+                      hinge,
+                      huber,
+                      kl,
+                      logcosh,
+                      mae,
+                      margin_ranking,
+                      mse,
+                      nll,
+                      poisson,
+                      smooth_l1,
+                      squared_hinge,
+                      triplet,
     )
     from .conventions import CONVENTIONS
     from .errors import DomainError, InputError, LossgradError, OptionError
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
                           "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge"], "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
-    **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors"),
+         **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors"),
          **dict.fromkeys(["gaussian_nll", "triplet", "margin_ranking", "cosine_embedding"], "api")}
 
 
