@@ -14,18 +14,22 @@ if TYPE_CHECKING:
                       bce,
                       ce,
                       cosine,
+                      cosine_embedding,
                       evaluate,
                       focal,
+                      gaussian_nll,
                       hinge,
                       huber,
                       kl,
                       logcosh,
                       mae,
+                      margin_ranking,
                       mse,
                       nll,
                       poisson,
                       smooth_l1,
                       squared_hinge,
+                      triplet,
     )
     from .conventions import CONVENTIONS
     from .errors import DomainError, InputError, LossgradError, OptionError
@@ -36,7 +40,8 @@ if TYPE_CHECKING:
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
                           "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge"], "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
-         **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors")}
+         **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors"),
+         **dict.fromkeys(["gaussian_nll", "triplet", "margin_ranking", "cosine_embedding"], "api")}
 
 
 def __getattr__(name: str) -> Any:
@@ -72,4 +77,8 @@ __all__ = [
     "poisson",
     "smooth_l1",
     "squared_hinge",
+    "gaussian_nll",
+    "triplet",
+    "margin_ranking",
+    "cosine_embedding",
 ]

@@ -44,6 +44,8 @@ class Result:
     per_sample: bool = False  # one loss per sample (ce; Keras' mean over each sample's outputs), not per element
     warnings: list[str] = field(default_factory=list)
     weight_note: str | None = None  # what the mean divides by under sample weights
+    # the gradient with respect to each extra input (gaussian-nll's var: grads["var"]), divided by the mean's N
+    grads: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __repr__(self) -> str:
         return (
@@ -94,7 +96,7 @@ def run(setup: Setup, batch: Batch) -> Result:
     A value outside the loss's domain is an InputError at the place the batch says it came from."""
     setup = setup.with_labels(batch.labels)
     try:
-        blocks = evaluate_block(setup, batch.y, batch.p, batch.w)
+        blocks = evaluate_block(setup, batch.y, batch.p, batch.w, batch.extra)
     except DomainError as e:
         raise batch.error(e) from None
     acc = Accumulator()
@@ -105,6 +107,8 @@ def run(setup: Setup, batch: Batch) -> Result:
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
         r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
         r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
+        r.grads = {k: np.concatenate([(b.parts.extra_grads or {})[k] for b in blocks]) / _divisor(r.grad, divisor)
+                   for k in blocks[0].parts.extra_grads or {}}
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])
     r.labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])  # type: ignore
@@ -130,15 +134,20 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
 
     Options: from_logits, reduction ('mean', 'sum', 'none'), convention ('exact', 'keras', 'tf-keras', 'torch',
     'optax'), eps, dtype ('float64', 'float32'), labels ('auto', 'index', 'onehot'), and the loss's own
-    parameters (see lossgrad.LOSSES[loss].params); `sample_weight`: one weight per sample, reduced as the
-    convention does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
+    parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs: gaussian-nll's var=;
+    their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as the convention
+    does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
+    names = {i.name for i in LOSSES[loss].inputs} if loss in LOSSES else set()
+    extra = {k: options.pop(k) for k in list(options) if k in names}
     s = make_setup(loss, sample_weight=sample_weight is not None, **options)
-    batch = read_arrays(s.loss, y, p, sample_weight)
+    batch = read_arrays(s.loss, y, p, sample_weight, extra)
     result = run(s, batch)
     result.warnings = [fill(w) for w in result.warnings]
     result.grad = result.grad.reshape(batch.shape)
     if result.grad_logits is not None:
         result.grad_logits = result.grad_logits.reshape(batch.shape)
+    given = {k: np.shape(v) for k, v in extra.items()} | {"target": np.shape(y)}
+    result.grads = {k: g.reshape(given[k]) for k, g in result.grads.items()}
     if not result.per_sample:
         result.losses = result.losses.reshape(batch.shape)
     return result
@@ -169,6 +178,11 @@ kl = _public("kl")
 poisson = _public("poisson")
 focal = _public("focal")
 cosine = _public("cosine")
+gaussian_nll = _public("gaussian-nll")
+triplet = _public("triplet")
+margin_ranking = _public("margin-ranking")
+cosine_embedding = _public("cosine-embedding")
 
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
-           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine"]
+           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "gaussian_nll", "triplet", "margin_ranking",
+           "cosine_embedding"]

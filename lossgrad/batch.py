@@ -26,7 +26,7 @@ from .evaluation import evaluate
 from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, Kept, count_lines, quick_count_lines
 from .options import Reduction, Setup
 from .reduction import Accumulator
-from .render import Progress, csv_header, rows_table, write_table
+from .render import Progress, csv_header, extra_header, grad_order, rows_table, write_table
 
 Pieces = list[tuple[np.ndarray, np.ndarray]]
 
@@ -265,11 +265,16 @@ def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumula
     p = chunk.data[:, layout.pred]
     w = None if layout.weight is None else chunk.data[:, layout.weight]
     try:
-        blocks = evaluate(setup, y, p, w)
+        blocks = evaluate(setup, y, p, w, {name: chunk.data[:, cols] for name, cols in layout.extra.items()})
     except DomainError as e:
         raise layout.error(e, chunk) from None
     accumulate(setup, acc, blocks)
-    return [(b.parts.losses, b.parts.grad) for b in blocks]
+    order = grad_order(setup.loss)
+    if not order:
+        return [(b.parts.losses, b.parts.grad) for b in blocks]
+    # the further gradients (gaussian-nll's var) as more columns of each row, divided by the same N
+    return [(b.parts.losses, np.hstack([b.parts.grad, *((b.parts.extra_grads or {})[k].reshape(len(b.parts.grad), -1)
+                                                        for k in order)])) for b in blocks]
 
 
 def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
@@ -353,7 +358,9 @@ def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | i
         source = request.open(setup.loss.kind, setup.labels.value)
         setup = setup.with_labels(source.layout.labels)
         per_sample = setup.per_sample_for(len(source.layout.pred))
-        header = csv_header(per_sample, source.names, source.kept_names)
+        widths = {k: len(source.layout.extra.get(k, source.layout.pred)) for k in grad_order(setup.loss)}
+        header = (csv_header(per_sample, source.names, source.kept_names).rstrip("\n")
+                  + extra_header(widths, source.names) + "\n")
         rows: Any = how if isinstance(how, int) else None
         if counting is not None and lines is not None:
             # the lines up to the header (or before the first data row) are not samples

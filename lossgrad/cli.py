@@ -127,11 +127,14 @@ def _param_option(p: Any) -> Opt:
     return _option(cli_name(p.name), kind=Text if p.vector else float | None, help=p.help + default)
 
 
-def _params(losses: Any) -> dict[str, Opt]:
+def _params(losses: Any, inputs: bool = True) -> dict[str, Opt]:
+    """The losses' own numbers, and (`inputs`) their extra input arrays: numbers as --pred, or CSV columns."""
     out: dict[str, Opt] = {}
     for loss in losses:
         for p in loss.params:
             out.setdefault(p.name, _param_option(p))
+        for i in loss.inputs if inputs else ():
+            out.setdefault(i.name, _option(cli_name(i.name), help=f"{i.help} Numbers as --pred, or CSV columns."))
     return out
 
 
@@ -166,7 +169,8 @@ def _register() -> None:
         "losses": {"format": _option("-f", "--format", help="table or json [default: table].")},
         "compare": {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction")} | every_param,
         "check": {k: OPTIONS[k] for k in INPUTS} | CHECK_OPTIONS | every_param,
-        "plot": {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | every_param,
+        "plot": {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | _params(LOSSES.values(),
+                                                                                                   False),
     }
     for name, (text, example) in commands.HELP.items():
         run = getattr(commands, "list_losses" if name == "losses" else name)

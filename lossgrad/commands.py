@@ -16,6 +16,7 @@ from . import conventions, render
 from .api import Result, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
+from .losses import LOSSES
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
 from .reduction import formulas
 
@@ -51,15 +52,17 @@ INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "
          "my_grad", "my_loss", "delimiter", "keep_cols")
 
 
-def _request(kw: dict[str, Any]) -> CsvRequest:
-    """The CSV input the options name (stdin is read when piped, or named as '-')."""
+def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
+    """The CSV input the options name (stdin is read when piped, or named as '-'), and the columns of the loss's
+    further inputs."""
     path = kw.get("csv")
     stdin = None if path is None and sys.stdin.isatty() else sys.stdin.buffer
     if path == "-" and sys.stdin.isatty():
         sys.stderr.write("reading CSV typed here: one sample per line (a header line first, if you like); "
                          "Ctrl-D on an empty line ends it\n")
+    extra = tuple((k, str(v)) for k, v in _extra(loss, kw).items() if v is not None) if loss else ()
     return CsvRequest(path, stdin, kw.get("target_cols"), kw.get("pred_cols"), kw.get("sample_weight"),
-                      kw.get("delimiter"), kw.get("keep_cols"))
+                      kw.get("delimiter"), kw.get("keep_cols"), extra)
 
 
 def _inputs(kw: dict[str, Any]) -> list[tuple[str, str | int]]:
@@ -77,7 +80,21 @@ def _inputs(kw: dict[str, Any]) -> list[tuple[str, str | int]]:
 
 def _read(s: Setup, kw: dict[str, Any]) -> Batch:
     return read(s.loss, target=kw.get("target"), pred=kw.get("pred"), weights=kw.get("sample_weight"),
-                csv=_request(kw), labels=s.labels.value)
+                csv=_request(kw), labels=s.labels.value, extra=_extra(s.loss.name, kw))
+
+
+def _extra(loss: str, kw: dict[str, Any]) -> dict[str, Any]:
+    """The loss's extra inputs as typed (numbers, or with --csv column names); another loss's is an error."""
+    own = {i.name for i in LOSSES[loss].inputs}
+    for name in _input_names() - own:
+        if kw.get(name) is not None:
+            users = [x.name for x in LOSSES.values() if any(i.name == name for i in x.inputs)]
+            raise OptionError(name, f"applies to {', '.join(users)}, not to {loss}")
+    return {k: kw.get(k) for k in own}
+
+
+def _input_names() -> set[str]:
+    return {i.name for loss in LOSSES.values() for i in loss.inputs}
 
 
 def _inline(kw: dict[str, Any]) -> bool:
@@ -85,7 +102,7 @@ def _inline(kw: dict[str, Any]) -> bool:
 
 
 def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in kw.items() if k not in SETUP + INPUT}
+    return {k: v for k, v in kw.items() if k not in SETUP + INPUT and k not in _input_names()}
 
 
 # ---------------------------------------------------------------- lossgrad LOSS
@@ -103,7 +120,8 @@ def run_loss(name: str, **kw: Any) -> None:
     explain = _formulas(s, r) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
-        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept), fmt.value, out, explain)
+        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra), fmt.value, out,
+                            explain)
     if fmt is Format.CSV:
         sys.stderr.write(render.value_line(r) + "\n")
 
@@ -117,7 +135,7 @@ def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
     from . import batch  # (threads and the batch writer: only batch mode needs them)
 
     with render.open_output(kw.get("output"), binary=True, inputs=_inputs(kw)) as out:
-        s, acc, per_sample = batch.run(s, _request(kw), out)
+        s, acc, per_sample = batch.run(s, _request(kw, s.loss.name), out)
     r = summary(s, acc, per_sample)
     render.warn(r.warnings)
     if kw.get("explain"):
@@ -245,6 +263,9 @@ def plot(loss: str, **kw: Any) -> None:
     """The loss and its gradient over a range of predictions, one curve per convention; --png as an image too."""
     from . import plot as plots
 
+    if loss in LOSSES and LOSSES[loss].inputs:
+        raise OptionError("loss", f"plot draws losses of one prediction against one target; {loss} takes "
+                                  f"{', '.join('{' + i.name + '}' for i in LOSSES[loss].inputs)} too")
     params = {k: v for k, v in _loss_params(kw).items() if k not in PLOT}
     c = plots.curves(loss, target=kw["target"], range=plots.parse_range(kw["range"]), points=kw["points"],
                      from_logits=kw["from_logits"], conventions=kw["convention"], log_x=kw["log_x"], eps=kw["eps"],

@@ -95,6 +95,14 @@ class Convention:
     nan_why: dict[str, str] = field(default_factory=dict)
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict[tuple[str, str], str] = field(default_factory=dict)
+    # the losses of more than a target and a prediction (gaussian-nll, triplet, margin-ranking, cosine-embedding):
+    # "exact", or the framework's arithmetic: "torch" (gaussian_nll_loss clamps var at eps and passes the gradient
+    # straight through the clamp; pairwise_distance adds eps to the difference; cosine_embedding_loss adds 1e-12 to
+    # each squared norm), "optax" (triplet_margin_loss adds eps to the sum of powers, and raises without |.|)
+    pairs: str = "exact"
+    # their gradient at a hinge's kink (max(0, x) at x = 0), as a fraction: PyTorch's clamp_min passes it (1),
+    # JAX's maximum splits it (0.5); exact takes 0
+    pairs_tie: float = 0.0
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -108,6 +116,11 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         "tf.nn.log_poisson_loss is PyTorch's formula: {convention} torch)",
         ("nll", "probs"): f"{who} has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with {delta} is the same up to a factor)",
+        ("gaussian-nll", "probs"): f"{who} has no Gaussian negative log-likelihood loss",
+        ("triplet", "probs"): f"{who} has no triplet margin loss",
+        ("margin-ranking", "probs"): f"{who} has no margin ranking loss",
+        ("cosine-embedding", "probs"): f"{who} has no cosine embedding loss with labels and a margin (cosine is "
+        "its cosine_similarity)",
     }
 
 
@@ -179,6 +192,8 @@ TORCH = Convention(
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
         "with {from_logits}",
     },
+    pairs="torch",
+    pairs_tie=1.0,
 )
 
 OPTAX = Convention(
@@ -211,7 +226,13 @@ OPTAX = Convention(
         "pass logits with {from_logits}",
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
         "pass logits with {from_logits}",
+        ("gaussian-nll", "probs"): "optax has no Gaussian negative log-likelihood loss",
+        ("triplet", "swap"): "optax's triplet_margin_loss has no swap (drop {swap})",
+        ("margin-ranking", "probs"): "optax has no margin ranking loss (ranking_softmax_loss is another loss)",
+        ("cosine-embedding", "probs"): "optax has no cosine embedding loss (cosine_distance is cosine)",
     },
+    pairs="optax",
+    pairs_tie=0.5,
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}

@@ -117,7 +117,7 @@ class Comparison:
             "conventions": {
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
-                       "grad": r.grad.reshape(self.shape)}
+                       "grad": r.grad.reshape(self.shape)} | {f"grad_{k}": g for k, g in r.grads.items()}
                 for name, r in self.results.items()
             },
             "unsupported": self.unsupported,

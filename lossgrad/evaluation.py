@@ -23,7 +23,7 @@ from .options import Labels, Setup
 # a block's samples are evaluated in slices of at most this many: a few dozen numpy passes over slices that stay
 # in cache beat the same passes over the whole block
 SLICE_ROWS = 32768
-GRADS = ("grad", "grad_logits")
+GRADS = ("grad", "grad_logits", "extra_grads")
 
 
 @dataclass
@@ -40,9 +40,10 @@ class Block:
     unnormalised: np.ndarray | None = None  # ce on probabilities: the rows that do not sum to 1
 
 
-def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> list[Block]:
-    """A block (2-D arrays, samples x columns) in slices of at most SLICE_ROWS samples; a DomainError carries
-    the block's own row and column."""
+def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,
+             extra: dict[str, np.ndarray] | None = None) -> list[Block]:
+    """A block (2-D arrays, samples x columns; the loss's extra inputs as p) in slices of at most SLICE_ROWS
+    samples; a DomainError carries the block's own row and column."""
     n = p.shape[0]
     out = []
     for start in range(0, max(n, 1), SLICE_ROWS):
@@ -50,15 +51,18 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
         try:
             # (no numpy warnings: infinities and NaNs are results, reported as lossgrad's own warning lines)
             with np.errstate(all="ignore"):
-                out.append(evaluate_slice(setup, y[start:end], p[start:end], None if w is None else w[start:end]))
+                out.append(evaluate_slice(setup, y[start:end], p[start:end], None if w is None else w[start:end],
+                                          {k: a[start:end] for k, a in (extra or {}).items()}))
         except DomainError as e:
             e.row += start
             raise
     return out
 
 
-def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None) -> Block:
+def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,
+                   extra: dict[str, np.ndarray] | None = None) -> Block:
     w = checked_weights(setup, w, p.shape[0])
+    extra = extra_inputs(setup, extra or {}, p.shape)
     labels = ignored = class_w = count_w = None
     if setup.rows_loss:
         y, labels, ignored = targets(setup, y, p.shape[1])
@@ -68,11 +72,11 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     else:
         check_pos_weight(setup, p.shape[1])
     y, p = cast(setup, y, p)
-    setup.loss.check(y, p, setup.from_logits, **setup.switches)
+    setup.loss.check(y, p, setup.from_logits, **setup.switches, **extra)
     unnormalised = None
     if setup.loss.name == "ce" and not setup.from_logits:
         unnormalised = unnormalised_rows(p, divided=setup.conv.ce_probs == "keras")
-    parts = compute(setup, y, p, labels)
+    parts = compute(setup, y, p, labels, extra)
     parts = per_sample(setup, parts, p.shape[1])
     count: float | None = None
     if ignored is not None:
@@ -191,6 +195,24 @@ def class_weights(setup: Setup, y: np.ndarray, labels: np.ndarray | None,
     return None, None if labels is None else w[labels]
 
 
+def extra_inputs(setup: Setup, extra: dict[str, np.ndarray], shape: tuple[int, ...]) -> dict[str, np.ndarray]:
+    """The loss's extra inputs, each shaped like the predictions (or one column, where one per sample may stand
+    for a sample's outputs), in the dtype; one missing, misshapen or too large for the dtype is an error."""
+    out = {}
+    for i in setup.loss.inputs:
+        a = extra.get(i.name)
+        if a is None:
+            raise OptionError(i.name, f"is required: {setup.loss.name} takes {i.help[0].lower()}{i.help[1:]}")
+        if a.shape != shape and not (i.per_sample and a.shape == (shape[0], 1)):
+            per = f" or one per sample ({shape[0]} x 1)" if i.per_sample else ""
+            raise InputError(f"{{{i.name}}}", f"has shape {a.shape} but the predictions {shape}; give one value per "
+                                              f"prediction{per}")
+        with np.errstate(over="ignore"):
+            out[i.name] = a.astype(setup.np_dtype)
+        first_bad(i.name, ~np.isfinite(out[i.name]), out[i.name], f"is too large for {setup.dtype.value}")
+    return out
+
+
 def check_pos_weight(setup: Setup, outputs: int) -> None:
     pw = setup.params.get("pos_weight")
     if pw is not None and pw.size not in (1, outputs):
@@ -208,7 +230,8 @@ def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.nda
     return y.astype(dtype, copy=False), p.astype(dtype, copy=False)
 
 
-def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None) -> Parts:
+def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None,
+            extra: dict[str, np.ndarray] | None = None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype."""
     work = setup.work_dtype
     params = setup.params
@@ -216,9 +239,11 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
         params = {**params, "class_weights": None}  # sample weights (class_weights above), not the loss's own
     with np.errstate(over="ignore", under="ignore"):
         parts = setup.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), setup.from_logits,
-                                   setup.conv, labels, **params)
+                                   setup.conv, labels, **params,
+                                   **{k: a.astype(work, copy=False) for k, a in (extra or {}).items()})
     if work is not setup.np_dtype:
-        parts = _map(parts, ("losses", "grad", "grad_logits", "prob"), lambda a: a.astype(setup.np_dtype))
+        parts = _map(parts, ("losses", "grad", "grad_logits", "prob", "extra_grads"),
+                     lambda a: a.astype(setup.np_dtype))
     return parts
 
 
@@ -250,8 +275,11 @@ def weigh(parts: Parts, w: np.ndarray) -> Parts:
 
 
 def _map(parts: Parts, names: tuple[str, ...], fn: Any) -> Parts:
+    """`fn` applied to each named array of `parts` (and to each extra input's gradient)."""
     for name in names:
         a = getattr(parts, name)
-        if a is not None:
+        if isinstance(a, dict):
+            setattr(parts, name, {k: fn(v) for k, v in a.items()})
+        elif a is not None:
             setattr(parts, name, fn(a))
     return parts

@@ -14,14 +14,15 @@ import re
 import stat
 import warnings
 from collections.abc import Callable, Collection, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from types import ModuleType
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import DomainError, InputError, OptionError
 from .losses import Loss
+from .losses.base import Input
 from .pasted import unpaste
 
 if TYPE_CHECKING:  # (numpy.typing costs a millisecond of start-up)
@@ -716,9 +717,12 @@ class Layout:
     pred: list[int]
     labels: str | None = None  # ce: "index" or "onehot"
     weight: int | None = None  # the column of per-sample weights (--sample-weight)
+    extra: dict[str, list[int]] = field(default_factory=dict)  # the columns of the loss's extra inputs
 
     def file_column(self, which: str, col: int) -> int:
-        """The file's column of column `col` of the targets, predictions or weights."""
+        """The file's column of column `col` of the targets, predictions, weights or an extra input."""
+        if which in self.extra:
+            return self.extra[which][col]
         if which == "weight":
             assert self.weight is not None
             return self.weight
@@ -861,6 +865,7 @@ class Batch:
     source: str = ""
     labels: str | None = None  # ce: the label layout the input turned out to have
     kept: list[tuple[str, list[str]]] = field(default_factory=list)  # --keep-cols: (name, each row's text)
+    extra: dict[str, np.ndarray] = field(default_factory=dict)  # the loss's extra inputs, 2-D like p (or n x 1)
 
     def error(self, e: DomainError) -> InputError:
         return located(e, self.locate(e.which, e.row, e.col))
@@ -925,9 +930,11 @@ def _check_shapes(loss: Loss, y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: 
                                    "label per sample or one target per class")
 
 
-def _typed_locator(y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray, weights: str) -> Locate:
+def _typed_locator(y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray, weights: str,
+                   given: dict[str, np.ndarray] | None = None, extras: dict[str, np.ndarray] | None = None) -> Locate:
     """Maps (which, row, col) of the 2-D arrays back to the option and position the user typed."""
     typed = {"target": (y, y2, "{target}"), "pred": (p, p2, "{pred}")}
+    typed |= {k: (a, (extras or {})[k], f"{{{k}}}") for k, a in (given or {}).items()}
 
     def locate(which: str, row: int, col: int) -> str:
         if which == "weight":
@@ -940,8 +947,37 @@ def _typed_locator(y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray,
     return locate
 
 
-def read_inline(loss: Loss, target: str | None, pred: str | None, weights: str | None) -> Batch:
-    """--target and --pred as typed (and --sample-weight, one number per sample)."""
+def _given(loss: Loss, values: dict[str, Any]) -> list[tuple[Input, Any]]:
+    """The loss's extra inputs with their values; one not given is an error naming what it takes."""
+    out = []
+    for i in loss.inputs:
+        if values.get(i.name) is None:
+            raise InputError(f"{{{i.name}}}", f"is missing: {loss.name} takes {i.help[0].lower()}{i.help[1:]}")
+        out.append((i, values[i.name]))
+    return out
+
+
+def extra_arrays(loss: Loss, given: dict[str, np.ndarray], p: np.ndarray, p2: np.ndarray) -> dict[str, np.ndarray]:
+    """Each extra input as a 2-D array: the predictions' shape, or (an input that may be per sample) one column."""
+    out: dict[str, np.ndarray] = {}
+    per_sample = {i.name for i in loss.inputs if i.per_sample}
+    for name, a in given.items():
+        option = f"{{{name}}}"
+        if a.size == 0:
+            raise InputError(option, "is empty")
+        if a.shape == p.shape or (a.size == p2.size and a.ndim == 1 and p2.shape[1] == 1):
+            out[name] = a.reshape(p2.shape)
+        elif name in per_sample and a.size == p2.shape[0] and a.ndim <= 2:
+            out[name] = a.reshape(-1, 1)
+        else:
+            per = f", or one per sample ({p2.shape[0]})" if name in per_sample else ""
+            raise InputError(option, f"has {_count(a)} but {{pred}} has {_count(p)}; give one per prediction{per}")
+    return out
+
+
+def read_inline(loss: Loss, target: str | None, pred: str | None, weights: str | None,
+                extra: dict[str, str | None] | None = None) -> Batch:
+    """--target and --pred as typed (and --sample-weight, one number per sample; the loss's extra inputs)."""
     if target is None or pred is None:
         missing, given = ("{pred}", "{target}") if pred is None else ("{target}", "{pred}")
         raise InputError(missing, f"is missing ({given} was given); give both, or a CSV with {{csv}}")
@@ -951,20 +987,25 @@ def read_inline(loss: Loss, target: str | None, pred: str | None, weights: str |
     w = None if weights is None else _weights(parse_inline(weights, "{sample_weight}").reshape(-1), p2.shape[0],
                                                 "{sample_weight}")
     names = [str(i) for i in range(p2.shape[1])]
-    return Batch(y2, p2, w, p.shape, names, _typed_locator(y, p, y2, p2, "{sample_weight}"), "inline")
+    typed = {i.name: parse_inline(v, f"{{{i.name}}}") for i, v in _given(loss, extra or {})}
+    extras = extra_arrays(loss, typed, p, p2)
+    return Batch(y2, p2, w, p.shape, names, _typed_locator(y, p, y2, p2, "{sample_weight}", typed, extras), "inline",
+                 extra=extras)
 
 
-def read_arrays(loss: Loss, y: object, p: object, w: object = None) -> Batch:
+def read_arrays(loss: Loss, y: object, p: object, w: object = None, extra: dict[str, Any] | None = None) -> Batch:
     """Array-likes from a Python caller; positions in errors are those of the arrays as passed (y[3], p[1, 2])."""
     ya, pa = to_array(y, "{target}"), to_array(p, "{pred}")
     y2, p2 = as_2d(loss, ya, pa)
     _check_shapes(loss, ya, pa, y2, p2, ("{target}", "{pred}"))
-    for name, a in (("{target}", y2), ("{pred}", p2)):
+    given = {i.name: to_array(v, f"{{{i.name}}}") for i, v in _given(loss, extra or {})}
+    extras = extra_arrays(loss, given, pa, p2)
+    for name, a in (("{target}", y2), ("{pred}", p2), *((f"{{{k}}}", v) for k, v in extras.items())):
         if not np.isfinite(a).all():
             raise InputError(name, "contains NaN or infinity")
     weights = None if w is None else _weights(to_array(w, "{sample_weight}").reshape(-1), p2.shape[0],
                                               "{sample_weight}")
-    shapes = {"target": (ya, y2), "pred": (pa, p2)}
+    shapes = {"target": (ya, y2), "pred": (pa, p2)} | {k: (given[k], extras[k]) for k in extras}
 
     def locate(which: str, row: int, col: int) -> str:
         if which == "weight":
@@ -972,7 +1013,7 @@ def read_arrays(loss: Loss, y: object, p: object, w: object = None) -> Batch:
         a, a2 = shapes[which]
         return f"{{{which}}}[{row * a2.shape[1] + col}]" if a.ndim == 1 else f"{{{which}}}[{row}, {col}]"
 
-    return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate)
+    return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate, extra=extras)
 
 
 def _weights(w: np.ndarray, samples: int, name: str) -> np.ndarray:
@@ -1037,9 +1078,13 @@ class CsvRequest:
     weight_col: str | None = None
     delimiter: str | None = None  # as typed: checked by `delimiter`
     keep_cols: str | None = None
+    extra_cols: tuple[tuple[str, str], ...] = ()  # (an extra input's name, its columns as --pred-cols takes them)
 
     def open(self, kind: str, labels: str) -> CsvSource:
         """The reader, its chunks (the first already read, to decide the layout) and the layout."""
+        if self.extra_cols and not (self.target_cols and self.pred_cols):
+            name = self.extra_cols[0][0]
+            raise InputError(f"{{{name}}}", "takes CSV columns when {target_cols} and {pred_cols} name theirs too")
         reader = open_csv(self.path, self.stdin, delimiter(self.delimiter), self.keep_cols)
         keep, text = self._text_columns(reader)
         reader.read_as_text(text, keep)
@@ -1051,6 +1096,7 @@ class CsvRequest:
         if kind == "elementwise" and len(layout.target) != len(layout.pred):
             raise InputError("{target_cols}", f"selects {len(layout.target)} columns but {{pred_cols}} "
                                               f"{len(layout.pred)}; one target per prediction")
+        layout.extra = self.extra_columns(reader, layout)
         return CsvSource(reader, itertools.chain([first], chunks), layout, keep)
 
     def _text_columns(self, reader: CsvReader) -> tuple[list[int], set[int]]:
@@ -1065,8 +1111,24 @@ class CsvRequest:
             raise InputError("{keep_cols}", f"names column {column_names(reader.header, twice[:1])[0]!r} twice")
         named = set(cols(self.target_cols, "{target_cols}") + cols(self.pred_cols, "{pred_cols}")
                     + cols(self.weight_col, "{sample_weight}"))
+        for name, spec in self.extra_cols:
+            named |= set(cols(spec, f"{{{name}}}"))
         unnamed = set(range(reader.ncols)) - named
         return keep, unnamed if self.target_cols and self.pred_cols else set(keep) - named
+
+    def extra_columns(self, reader: CsvReader, layout: Layout) -> dict[str, list[int]]:
+        """The columns of each extra input, none of them a target, prediction or weight column."""
+        if not self.extra_cols:
+            return {}
+        taken = set(layout.target) | set(layout.pred) | ({layout.weight} if layout.weight is not None else set())
+        out = {}
+        for name, spec in self.extra_cols:
+            cols = parse_cols(spec, f"{{{name}}}", reader.header, reader.ncols)
+            if taken & set(cols):
+                raise InputError(f"{{{name}}}", "names a column that is already a target, prediction or weight")
+            taken |= set(cols)
+            out[name] = cols
+        return out
 
     def size(self) -> int:
         """The input's size in bytes when it is a regular file (stdin redirected from one too), else 0."""
@@ -1096,13 +1158,19 @@ def read_csv(source: CsvSource) -> Batch:
     p2 = data[:, layout.pred]
     w = None if layout.weight is None else data[:, layout.weight]
     kept = [(name, [t for c in chunks if c.kept for t in c.kept[k]]) for k, name in enumerate(source.kept_names)]
+    extra = {name: data[:, cols] for name, cols in layout.extra.items()}
+    for name, a in extra.items():
+        if a.shape[1] not in (1, p2.shape[1]):
+            raise InputError(f"{{{name}}}", f"selects {a.shape[1]} columns but {{pred_cols}} {p2.shape[1]}; give "
+                                            "one per prediction column (or one per sample)")
     return Batch(data[:, layout.target], p2, w, p2.shape, source.names, locate, source.reader.name, layout.labels,
-                 kept)
+                 kept, extra)
 
 
 def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | None, csv: CsvRequest,
-         labels: str = "auto") -> Batch:
-    """The command line's input, inline (target, pred, weights as typed) or CSV, as one Batch in memory."""
+         labels: str = "auto", extra: dict[str, str | None] | None = None) -> Batch:
+    """The command line's input, inline (target, pred, weights and the loss's extra inputs as typed) or CSV (the
+    extra inputs as column names), as one Batch in memory."""
     if target is not None or pred is not None:
         if csv.path is not None:
             raise InputError("{csv}", "cannot be combined with {target}/{pred}; use one or the other")
@@ -1110,5 +1178,6 @@ def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | Non
                               ("{keep_cols}", csv.keep_cols), ("{delimiter}", csv.delimiter)):
             if value:
                 raise InputError(option, "applies to CSV input only")
-        return read_inline(loss, target, pred, weights)
-    return read_csv(csv.open(loss.kind, labels))
+        return read_inline(loss, target, pred, weights, extra)
+    given = tuple((i.name, str(v)) for i, v in _given(loss, extra or {}))
+    return read_csv(replace(csv, extra_cols=given).open(loss.kind, labels))

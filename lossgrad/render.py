@@ -36,6 +36,7 @@ class Report:
     flat: bool  # elementwise with one output per sample: losses and grads as 1-D lists
     source: str = ""
     kept: list = field(default_factory=list)  # --keep-cols: (name, each row's text)
+    extra: dict = field(default_factory=dict)  # the loss's extra inputs, 2-D (their gradients: result.grads)
 
 
 def _jsonable(a):
@@ -73,7 +74,8 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "losses": _jsonable(losses),
         "grad": _jsonable(_shaped(rep, r.grad)),
         "grad_logits": _jsonable(_shaped(rep, r.grad_logits)),
-    }
+    } | {f"grad_{k}": _jsonable(_shaped(rep, g) if g.size == r.grad.size else g.reshape(-1))
+         for k, g in r.grads.items()}
     if rep.kept:
         obj["kept"] = dict(rep.kept)
     if r.weight_note:
@@ -105,6 +107,17 @@ def csv_header(per_sample: bool, pred_names: list, kept_names: list | None = Non
     if len(pred_names) == 1:
         return "".join(kept) + "loss,grad\n"
     return "".join(kept) + ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
+
+
+def grad_order(loss: Any) -> list[str]:
+    """The further gradients in the order CSV rows hold them: the target's (embeddings), then each input's."""
+    return (["target"] if loss.target_grad else []) + [i.name for i in loss.inputs if i.differentiated]
+
+
+def extra_header(widths: dict[str, int], pred_names: list) -> str:
+    """CSV header cells for the further gradients (name: how many columns), each column named as the pred's."""
+    return "".join(f",grad_{k}" + (f"_{c}" if w > 1 else "") for k, w in widths.items()
+                   for c in (pred_names if w > 1 else [""]))
 
 
 def csv_rows(losses: np.ndarray, grad: np.ndarray, kept: list | None = None) -> str:
@@ -173,8 +186,11 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
     elif fmt == "csv":
         if explain:
             sys.stderr.write("".join(line + "\n" for line in explain))
-        out.write(csv_header(r.per_sample, rep.pred_names, [name for name, _ in rep.kept]))
-        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape), [text for _, text in rep.kept]))
+        extra = {k: r.grads[k].reshape(rep.pred.shape[0], -1) for k in grad_order(LOSSES[r.loss])}
+        head = csv_header(r.per_sample, rep.pred_names, [name for name, _ in rep.kept]).rstrip("\n")
+        out.write(head + extra_header({k: g.shape[1] for k, g in extra.items()}, rep.pred_names) + "\n")
+        out.write(csv_rows(r.losses, np.hstack([r.grad.reshape(rep.pred.shape), *extra.values()]),
+                           [text for _, text in rep.kept]))
     else:
         to_table(rep, out, explain)
 
@@ -197,6 +213,12 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if r.grad_logits is not None:
         headers.append("grad_logits")
         columns.append(r.grad_logits.reshape(pred.shape))
+    for name, a in rep.extra.items():  # (an extra input of one value per sample: shown at its first output)
+        headers.append(name)
+        columns.append(a)
+    for name, g in r.grads.items():  # (with respect to an extra input, or to the target)
+        headers.append(f"grad_{name}")
+        columns.append(g.reshape(rep.extra[name].shape if name in rep.extra else pred.shape))
     cells = pred.shape[0] * pred.shape[1]
     head, tail = (cells, 0) if cells <= 60 else (40, 10)
     rows: list[list[Cell]] = []
@@ -206,7 +228,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
         i, j = divmod(flat, pred.shape[1])
         loss: Cell = ("" if j else float(losses[i, 0])) if r.per_sample else float(losses[i, j])
         rows.append([*(text[i] for _, text in rep.kept), str(i), rep.pred_names[j],
-                     *(loss if a is None else float(a[i, j]) for a in columns)])
+                     *(loss if a is None else _at(a, i, j) for a in columns)])
     for line in explain or []:
         console.print(line, overflow="fold")
     if explain:
@@ -215,6 +237,11 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     print_table(console, headers, rows, keys=2 + len(rep.kept))
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
+
+
+def _at(a: np.ndarray, i: int, j: int) -> Cell:
+    """Cell (i, j) of a column; one of a value per sample (an extra input) shows at the sample's first output."""
+    return float(a[i, j]) if j < a.shape[1] else ""
 
 
 def default_format(output: str | None) -> str:
@@ -269,6 +296,8 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     print_table(console, headers, rows, keys=2)
     if cells > limit:
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
+    for k in exact.grads:
+        _further_gradient(console, comp, k, mark)
     for name, reason in comp.unsupported.items():
         reason = cli_text(reason)
         console.print(f"{name}: not available: {reason}")
@@ -285,6 +314,16 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
     else:
         console.print("every convention gives the same numbers here")
+
+
+def _further_gradient(console: Any, comp: Any, name: str, mark: Any) -> None:
+    """compare's table of the gradient with respect to a further input (gaussian-nll's var) or the target."""
+    shape = comp.results["exact"].grads[name].reshape(len(comp.results["exact"].grads[name]), -1).shape
+    grads = {n: r.grads[name].reshape(shape) for n, r in comp.results.items()}
+    console.print(f"grad_{name} under each convention:")
+    rows: list[list[Cell]] = [[str(i), str(j), *[mark(g[i, j], grads["exact"][i, j]) for g in grads.values()]]
+                              for i, j in list(np.ndindex(shape))[:40]]
+    print_table(console, ["row", "col", *grads], rows, keys=2)
 
 
 def _jsonable_tree(obj: Any) -> Any:
@@ -410,16 +449,20 @@ def write_losses(fmt: str, out: IO[str]) -> None:
                           if (loss.name, "probs" if mode == "values" else mode) not in c.lacks] for mode in modes}
         options = (["--from-logits"] if loss.has_logits else []) + (["--labels"] if loss.kind == "rows" else []) + [
             cli_name(p.name) for p in loss.params]
-        rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support})
+        rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support}
+                    | ({"inputs": [cli_name(i.name) for i in loss.inputs]} if loss.inputs else {}))
     if fmt == "json":
         out.write(json.dumps(rows) + "\n")
         return
+    width = max(15, *(len(row["loss"]) + 1 for row in rows))
     for row in rows:
-        out.write(f"{row['loss']:<15}{row['summary']}\n")
+        out.write(f"{row['loss']:<{width}}{row['summary']}\n")
+        if row.get("inputs"):
+            out.write(f"{'':<{width}}  inputs: {' '.join(row['inputs'])}\n")
         if row["options"]:
-            out.write(f"{'':<15}  options: {' '.join(row['options'])}\n")
+            out.write(f"{'':<{width}}  options: {' '.join(row['options'])}\n")
         for mode, convs in row["conventions"].items():
-            out.write(f"{'':<15}  {mode}: {', '.join(convs)}\n")
+            out.write(f"{'':<{width}}  {mode}: {', '.join(convs)}\n")
 
 
 def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:

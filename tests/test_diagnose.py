@@ -153,9 +153,14 @@ def test_check_finds_pytorch_kl_mean():
 def _simple_inputs(name):
     if name in ("ce", "nll"):
         return "1,0", ("-0.5,-1.2,-2.0;-0.3,-1.5,-2.2" if name == "nll" else "0.2,0.5,0.3;0.6,0.3,0.1")
-    if name in ("hinge", "squared-hinge"):
+    if name in ("hinge", "squared-hinge", "margin-ranking"):
         return "1,-1,1", "0.3,-2.0,1.5"
     return "0.2,0.3,0.5", "0.1,0.6,0.3"
+
+
+# the extra inputs of the losses that take more than a target and a prediction
+EXTRA = {"gaussian-nll": ["--var", "0.5,1,2"], "triplet": ["--negative", "0.4,0.1,0.2"],
+         "margin-ranking": ["--other", "0.1,0.2,0.3"], "cosine-embedding": ["--label", "-1"]}
 
 
 @pytest.mark.parametrize("name", sorted(__import__("lossgrad").LOSSES))
@@ -167,7 +172,7 @@ def test_compare_and_check_run_for_every_loss(name, logits):
     y, p = _simple_inputs(name)
     if logits:
         p = p.replace("0.", "-0.") if name != "nll" else p
-    extra = ["--from-logits"] if logits else []
+    extra = (["--from-logits"] if logits else []) + EXTRA.get(name, [])
     for fmt in ("table", "json"):
         r = lossgrad("compare", name, "-y", y, "-p", p, "-f", fmt, *extra)
         assert r.code == 0, r.err

@@ -38,6 +38,8 @@ class Parts:
     grad: Array
     grad_logits: Array | None = None
     prob: Array | None = None
+    # derivative of the sum of `losses` with respect to each extra input (Loss.inputs), by name, in its shape
+    extra_grads: dict[str, Array] | None = None
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
@@ -58,6 +60,19 @@ class Param:
     integer: bool = False  # a class index (any sign), not a size
     vector: bool = False  # numbers separated by commas (one per class), not one number
     flag: bool = False  # an on/off switch (--log-input), not a number
+
+
+@dataclass(frozen=True)
+class Input:
+    """An array a loss takes besides the targets and predictions (gaussian-nll's variances): its option is --NAME,
+    numbers as --pred takes them (or, with --csv, columns as --pred-cols); the API takes it as NAME=array.
+
+    per_sample: one value per sample may stand for all of a sample's outputs (a column that broadcasts)."""
+
+    name: str
+    help: str
+    per_sample: bool = False
+    differentiated: bool = True  # the loss gives its gradient (a label is not differentiated)
 
 
 @dataclass(frozen=True)
@@ -93,6 +108,11 @@ class Loss:
     link: str | None = None
     # reasons(conv, y2, p2, from_logits, labels) -> [Reason]: why `conv`'s numbers differ from the exact ones
     reasons: Reasons | None = None
+    # the arrays it takes besides targets and predictions, shaped like the predictions (compute and check take
+    # them by name, sliced with the predictions; the gradient with respect to each is Parts.extra_grads[name])
+    inputs: tuple[Input, ...] = ()
+    # the loss gives the gradient with respect to its targets too (Parts.extra_grads["target"]: embeddings)
+    target_grad: bool = False
 
 
 LOSSES: dict[str, Loss] = {}
