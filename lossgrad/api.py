@@ -190,6 +190,7 @@ class Micro:
     n: int | float  # the true mean's N
     grad: np.ndarray  # of `value`, shaped as the predictions (2-D)
     warnings: list[str] = field(default_factory=list)
+    grad_logits: np.ndarray | None = None  # (bce and ce on probabilities) with respect to the logits behind them
 
     @property
     def ratio(self) -> float:
@@ -212,17 +213,21 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     size = split_rows(batch.p.shape[0], k, leading)
     setup = setup.with_labels(batch.labels)
     whole = whole or run(setup, batch)
-    raw = run(replace(setup, reduction=Reduction.SUM), batch).grad
+    raw = run(replace(setup, reduction=Reduction.SUM), batch)
     groups = [run(setup, _rows(batch, i * size, (i + 1) * size)) for i in range(k)]
     counts = [r.n for r in groups]
     means = [math.nan if r.value is None else r.value for r in groups]
     dtype = setup.np_dtype
     value = float(dtype(math.fsum(means) / k)) if all(map(math.isfinite, means)) else float(np.sum(means) / k)
+    # each element's derivative over k·n of its micro-batch (0/0 where a micro-batch counts nothing: NaN)
+    per_row = np.repeat([float(k * n) if n else math.nan for n in counts], size)
+    return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, _over(raw.grad, per_row),
+                 micro_warnings(counts), None if raw.grad_logits is None else _over(raw.grad_logits, per_row))
+
+
+def _over(a: np.ndarray, per_row: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
-        per_row = np.repeat([dtype(k * n) if n else dtype(math.nan) for n in counts], size)
-        grad = raw.reshape(batch.p.shape[0], -1) / per_row.astype(raw.dtype)[:, None]
-    return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, grad.reshape(batch.p.shape),
-                 micro_warnings(counts))
+        return (a.reshape(per_row.size, -1) / per_row.astype(a.dtype)[:, None]).reshape(a.shape)
 
 
 def _rows(batch: Batch, start: int, end: int) -> Batch:

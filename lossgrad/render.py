@@ -35,6 +35,7 @@ class Report:
     pred_names: list  # names of the prediction columns (ce: classes)
     flat: bool  # elementwise with one output per sample: losses and grads as 1-D lists
     source: str = ""
+    micro: Any = None  # api.Micro: the batch split into micro-batches (--micro-batches)
 
 
 def _jsonable(a):
@@ -73,6 +74,9 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "grad": _jsonable(_shaped(rep, r.grad)),
         "grad_logits": _jsonable(_shaped(rep, r.grad_logits)),
     }
+    if rep.micro is not None:  # the loop's mean of micro-batch means, and its gradient
+        obj["micro_batches"] = _jsonable_tree(rep.micro.as_dict())
+        obj["grad_micro"] = _jsonable(_shaped(rep, rep.micro.grad.reshape(r.grad.shape)))
     if r.weight_note:
         obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
     if formulas:
@@ -87,17 +91,40 @@ def _rows_text(m: np.ndarray) -> str:
     return "".join(",".join(map(repr, row)) + "\n" for row in m.tolist())
 
 
-def csv_header(per_sample: bool, pred_names: list) -> str:
+def csv_header(per_sample: bool, pred_names: list, micro: bool = False) -> str:
+    grads = ["grad", "grad_micro"] if micro else ["grad"]
     if per_sample:
-        return ",".join(["loss"] + [f"grad_{c}" for c in pred_names]) + "\n"
+        return ",".join(["loss"] + [f"{g}_{c}" for g in grads for c in pred_names]) + "\n"
     if len(pred_names) == 1:
-        return "loss,grad\n"
-    return ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
+        return ",".join(["loss", *grads]) + "\n"
+    return ",".join([f"loss_{c}" for c in pred_names] + [f"{g}_{c}" for g in grads for c in pred_names]) + "\n"
 
 
-def csv_rows(losses: np.ndarray, grad: np.ndarray) -> str:
+def csv_rows(losses: np.ndarray, grad: np.ndarray, micro: np.ndarray | None = None) -> str:
     losses = losses.reshape(grad.shape[0], -1)
-    return _rows_text(np.hstack([losses, grad]))
+    return _rows_text(np.hstack([losses, grad] + ([] if micro is None else [micro.reshape(grad.shape)])))
+
+
+def micro_line(m: Any, r: Result) -> str:
+    """--micro-batches in a sentence: the mean of the micro-batch means beside the true mean, and their ratio."""
+    per = "samples" if m.size > 1 else "sample"
+    true = describe_reduction("mean", m.n, r.per_sample, r.weight_note)
+    return (f"micro-batches: {m.k} of {m.size} {per} each; the mean of their means is {_num(m.value, full=True)}, "
+            f"{_num(m.ratio)}× the {true} ({_num(m.true_value, full=True)}); grad_micro is its gradient: each "
+            f"element's derivative over {m.k}·n of its micro-batch")
+
+
+def micro_table(console: Any, m: Any) -> None:
+    """Each micro-batch: its rows (a:b, half-open), its N and its mean; the first 10 and last 5 of many."""
+    shown = list(range(m.k)) if m.k <= 20 else [*range(10), -1, *range(m.k - 5, m.k)]
+    rows: list[list[Cell]] = [["…", "", "", ""] if i < 0 else
+                              [str(i), f"{i * m.size}:{(i + 1) * m.size}", _count(m.counts[i]), float(m.means[i])]
+                              for i in shown]
+    print_table(console, ["micro-batch", "rows", "n", "mean"], rows, keys=2)
+
+
+def _count(n: int | float) -> str:
+    return f"{n:,}" if isinstance(n, int) else f"{n:.10g}"
 
 
 def value_line(r: Result) -> str:
@@ -153,8 +180,9 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
     elif fmt == "csv":
         if explain:
             sys.stderr.write("".join(line + "\n" for line in explain))
-        out.write(csv_header(r.per_sample, rep.pred_names))
-        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape)))
+        micro = None if rep.micro is None else rep.micro.grad
+        out.write(csv_header(r.per_sample, rep.pred_names, micro is not None))
+        out.write(csv_rows(r.losses, r.grad.reshape(rep.pred.shape), micro))
     else:
         to_table(rep, out, explain)
 
@@ -177,6 +205,9 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if r.grad_logits is not None:
         headers.append("grad_logits")
         columns.append(r.grad_logits.reshape(pred.shape))
+    if rep.micro is not None:
+        headers.append("grad_micro")
+        columns.append(rep.micro.grad.reshape(pred.shape))
     cells = pred.shape[0] * pred.shape[1]
     head, tail = (cells, 0) if cells <= 60 else (40, 10)
     rows: list[list[Cell]] = []
@@ -191,9 +222,13 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if explain:
         console.print()
     console.print(value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]"), overflow="fold")
+    if rep.micro is not None:
+        console.print(micro_line(rep.micro, r), overflow="fold")
     print_table(console, headers, rows, keys=2)
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
+    if rep.micro is not None:
+        micro_table(console, rep.micro)
 
 
 def default_format(output: str | None) -> str:
@@ -317,12 +352,19 @@ def describe(c: Any, loss: str = "", given: str = "grad") -> str:
     opts = _options_words(c.options) if c.options else ""
     if given == "loss":
         on = f", on {wrt_text(loss, 'probs')}" if c.wrt == "probs" else ""
-        return f"{title}, {'mean over N=' + n if c.reduction == 'mean' else 'reduction sum'}{on}{opts}"
-    red = {"mean": f"mean over N={n}",
+        red = {"mean": f"mean over N={n}", "sum": "reduction sum"}
+        return f"{title}, {red.get(c.reduction) or _micro_words(c, n)}{on}{opts}"
+    red = {"mean": f"mean over N={n}", "micro": _micro_words(c, n),
            "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
            "none": "reduction none (each element's own derivative)"}
     wrt = wrt_text(loss, c.wrt) if loss else WRT[c.wrt]
     return f"{title}, {red[c.reduction]}, with respect to {wrt}{opts}"
+
+
+def _micro_words(c: Any, n: str) -> str:
+    m = c.micro
+    return "" if m is None else (f"the mean of {m.k} per-micro-batch means (gradient accumulation; not the mean "
+                                 f"over N={n})")
 
 
 def _place(idx: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -344,8 +386,11 @@ def places(idxs: list[tuple[int, ...]], shape: tuple[int, ...]) -> str:
 
 
 def _candidate_json(c: Any, from_logits: bool) -> dict:
-    return {"convention": c.convention, "reduction": c.reduction, "from_logits": from_logits,
-            "wrt": c.wrt, "options": _jsonable_tree(dict(c.options))}
+    out = {"convention": c.convention, "reduction": c.reduction, "from_logits": from_logits,
+           "wrt": c.wrt, "options": _jsonable_tree(dict(c.options))}
+    if getattr(c, "micro", None) is not None:  # reduction "micro": the micro-batches' means and Ns
+        out["micro_batches"] = _jsonable_tree(c.micro.as_dict())
+    return out
 
 
 def write_diagnosis(diag, fmt: str, out) -> None:
