@@ -152,7 +152,8 @@ def compare(loss: str, **kw: Any) -> None:
     fmt = _report_format(kw, "compare")
     b = _batch_for(loss, kw)
     comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
-                       labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw))
+                       labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw),
+                       micro=kw.get("micro_batches"))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_comparison(comp, b.p, b.y, fmt, out)
 

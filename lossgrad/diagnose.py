@@ -103,6 +103,7 @@ class Comparison:
     unsupported: dict
     differences: list
     shape: tuple
+    micro: dict = field(default_factory=dict)  # each convention's Micro (--micro-batches)
 
     def as_dict(self) -> dict:
         """The comparison as a tree of plain values and arrays (render writes it as JSON)."""
@@ -114,6 +115,8 @@ class Comparison:
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
                        "grad": r.grad.reshape(self.shape)}
+                | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.micro[name].grad.reshape(
+                    self.shape)} if name in self.micro else {})
                 for name, r in self.results.items()
             },
             "unsupported": self.unsupported,
@@ -122,7 +125,7 @@ class Comparison:
 
 
 def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            params=None) -> Comparison:
+            params=None, micro=None) -> Comparison:
     """`loss` under every convention that has it."""
     p2, shape = batch.p, batch.shape
     results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
@@ -139,7 +142,13 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
         if res.n != exact.n and reduction == "mean":
             diffs.append({"convention": name, "element": None,
                           "why": f"{name}'s mean divides by N = {res.n}, exact's by N = {exact.n}"})
-    return Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
+    comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
+    if micro is not None:
+        for name in results:
+            s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
+                      sample_weight=batch.w is not None, **(params or {}))
+            comp.micro[name] = micro_batches(s, batch, micro, whole=results[name])
+    return comp
 
 
 # ---------------------------------------------------------------- check

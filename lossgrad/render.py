@@ -271,6 +271,9 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     values = [("" if r.value is None else mark(r.value, exact.value if exact.value is not None else r.value))
               for r in comp.results.values()]
     rows: list[list[Cell]] = [["value", "", "", "", *values]]
+    if comp.micro:  # the mean of the micro-batch means, beside the value
+        rows.append(["micro", "", "", "", *[("" if n not in comp.micro else
+                                             mark(comp.micro[n].value, comp.micro["exact"].value)) for n in names]])
     grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
     eg = grads["exact"]
     target = exact.target.reshape(p2.shape)
@@ -283,6 +286,12 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     print_table(console, headers, rows, keys=2)
     if cells > limit:
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
+    if comp.micro:
+        m = comp.micro["exact"]
+        console.print(f"micro: the mean of the {m.k} per-micro-batch means ({m.size} rows each), as gradient "
+                      "accumulation computes it; micro / value: " + ", ".join(
+                          f"{n} {_num(comp.micro[n].ratio)}" for n in names if n in comp.micro)
+                      + "; --format json gives grad_micro", overflow="fold")
     for name, reason in comp.unsupported.items():
         reason = cli_text(reason)
         console.print(f"{name}: not available: {reason}")
