@@ -219,8 +219,9 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     means = [math.nan if r.value is None else r.value for r in groups]
     dtype = setup.np_dtype
     value = float(dtype(math.fsum(means) / k)) if all(map(math.isfinite, means)) else float(np.sum(means) / k)
-    # each element's derivative over k·n of its micro-batch (0/0 where a micro-batch counts nothing: NaN)
-    per_row = np.repeat([float(k * n) if n else math.nan for n in counts], size)
+    # each element's derivative over k·n of its micro-batch; one that counts nothing has every element left out
+    # or weighing 0, whose derivatives stay 0 (PyTorch's backward of its NaN mean gives them 0 too)
+    per_row = np.repeat([float(k * n) if n else 1.0 for n in counts], size)
     return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, _over(raw.grad, per_row),
                  micro_warnings(counts), None if raw.grad_logits is None else _over(raw.grad_logits, per_row))
 

@@ -285,4 +285,5 @@ def micro_warnings(counts: list[int | float]) -> list[str]:
     which = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
     return [f"micro-batch{'es' if len(empty) > 1 else ''} {which} count{'s' if len(empty) == 1 else ''} no "
             f"samples (every one weighs 0 or is left out): {'their means are' if len(empty) > 1 else 'its mean is'} "
-            "0/0 = NaN, so the accumulated loss and gradient are NaN, as an accumulation loop computes them"]
+            "0/0 = NaN, so the accumulated loss is NaN, as an accumulation loop computes it (the gradient of its "
+            "elements stays 0, as PyTorch's backward gives it)"]
