@@ -209,7 +209,7 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     first axis is split; a [B, T, V] tensor's is (B, T)), each reduced by the setup's mean."""
     if setup.reduction is not Reduction.MEAN:
         raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
-                                           "does not depend on how the batch is split (use reduction mean)")
+                                           "does not depend on how the batch is split, a mean of means does")
     size = split_rows(batch.p.shape[0], k, leading)
     setup = setup.with_labels(batch.labels)
     whole = whole or run(setup, batch)
@@ -229,6 +229,16 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
 def _over(a: np.ndarray, per_row: np.ndarray) -> np.ndarray:
     with np.errstate(all="ignore"):
         return (a.reshape(per_row.size, -1) / per_row.astype(a.dtype)[:, None]).reshape(a.shape)
+
+
+def evaluate_micro(loss: str, y: Any, p: Any, k: int, sample_weight: Any = None,
+                   leading: tuple[int, ...] | None = None, **options: Any) -> Micro:
+    """`lossgrad.evaluate`'s arrays and options split into k micro-batches (see `micro_batches`); y and p as the
+    loss takes them, rows first (flatten a [B, T, V] tensor's logits to B·T rows and pass leading=(B, T))."""
+    s = make_setup(loss, sample_weight=sample_weight is not None, **options)
+    m = micro_batches(s, read_arrays(s.loss, y, p, sample_weight), k, leading)
+    m.warnings = [fill(w) for w in m.warnings]
+    return m
 
 
 def _rows(batch: Batch, start: int, end: int) -> Batch:
@@ -313,5 +323,5 @@ def finish(part: Partial) -> float:
 
 
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
-           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "Micro", "micro_batches", "Partial", "partial",
-           "merge", "finish"]
+           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "Micro", "micro_batches", "evaluate_micro",
+           "Partial", "partial", "merge", "finish"]

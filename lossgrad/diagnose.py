@@ -776,8 +776,9 @@ def micro_findings(q: Question, best: Candidate, cands: list[Candidate]) -> list
                 f"{counts}), which is {distinct(m.value, m.true_value)[0]}, {m.ratio:.4g}× it"]
     yours = ("loss is" if q.mine is None else "loss and gradient are those of" if q.my_loss is not None
              else "gradient is that of")
+    theirs = "yours" if q.mine is None else "the mean of means"
     lines = [f"your {yours} the mean of {m.k} per-micro-batch means (n = "
-             f"{counts}); {over} it is {distinct(m.true_value, m.value)[0]} (yours is {m.ratio:.4g}× it)"]
+             f"{counts}); {over} it is {distinct(m.true_value, m.value)[0]} ({theirs} is {m.ratio:.4g}× it)"]
     if q.mine is not None:
         lines.append(f"  each element's derivative is divided by {m.k}·n of its micro-batch; the true mean divides "
                      f"every one by N = {_n(m.n)}: average the losses over all counted {what} of the batch (sum "

@@ -106,12 +106,13 @@ def csv_rows(losses: np.ndarray, grad: np.ndarray, micro: np.ndarray | None = No
 
 
 def micro_line(m: Any, r: Result) -> str:
-    """--micro-batches in a sentence: the mean of the micro-batch means beside the true mean, and their ratio."""
+    """--micro-batches in two lines: the mean of the micro-batch means beside the true mean, their ratio, and what
+    its gradient divides by."""
     per = "samples" if m.size > 1 else "sample"
     true = describe_reduction("mean", m.n, r.per_sample, r.weight_note)
     return (f"micro-batches: {m.k} of {m.size} {per} each; the mean of their means is {_num(m.value, full=True)}, "
-            f"{_num(m.ratio)}× the {true} ({_num(m.true_value, full=True)}); grad_micro is its gradient: each "
-            f"element's derivative over {m.k}·n of its micro-batch")
+            f"{_num(m.ratio)}× the {true} ({_num(m.true_value, full=True)})\ngrad_micro: the gradient of the mean "
+            f"of means, each element's derivative over {m.k}·n of its micro-batch (grad's over N={m.n})")
 
 
 def micro_table(console: Any, m: Any) -> None:
@@ -421,8 +422,8 @@ def write_diagnosis(diag, fmt: str, out) -> None:
     if diag.match:
         out.write(f"{what}: {describe(c, diag.loss, diag.given)}\n")
         if diag.also:
-            out.write("  (also within the digits given: "
-                      + "; ".join(_also_words(a, diag.given) for a in diag.also) + ")\n")
+            out.write("  (also within the digits given: "  # (a loss alone names no derivative: said once)
+                      + "; ".join(dict.fromkeys(_also_words(a, diag.given) for a in diag.also)) + ")\n")
     else:
         out.write(f"no convention explains your numbers; the nearest is {describe(c, diag.loss, diag.given)}\n")
     for f in diag.findings:

@@ -101,7 +101,7 @@ def test_rows_of_several_columns_and_ce_columns():
 
 def test_errors_say_the_sizes_and_why():
     assert_usage_error(run_cli("mse", "-y", "0,0,0,0,0", "-p", "1,2,3,4,5", "--micro-batches", "2"),
-                       "--micro-batches: = 2 does not split the 5 samples into equal micro-batches (5 = 2·2 + 1); "
+                       "--micro-batches: 2 does not split the 5 samples into equal micro-batches (5 = 2·2 + 1); "
                        "choose one that divides 5 (5)")
     assert_usage_error(run_cli("mse", "-y", "0,0,0,0", "-p", "1,2,3,4", "--micro-batches", "2", "-r", "sum"),
                        "--micro-batches: compares means, and --reduction is sum")
