@@ -22,7 +22,7 @@ from .evaluation import Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays
 from .losses import LOSSES
 from .options import Reduction, Setup, setup as make_setup
-from .reduction import Accumulator, ExactSum, micro_warnings, quotient, split_rows, warnings
+from .reduction import Accumulator, ExactSum, leading_shape, micro_warnings, quotient, split_rows, warnings
 
 
 @dataclass
@@ -206,11 +206,12 @@ class Micro:
 def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] | None = None,
                   whole: Result | None = None) -> Micro:
     """The batch's rows split into k equal contiguous micro-batches (`leading`: the samples' leading shape, whose
-    first axis is split; a [B, T, V] tensor's is (B, T)), each reduced by the setup's mean."""
+    first axis is split; a [B, T, V] tensor's is (B, T), taken from the batch's shape when it has 3 or more axes),
+    each reduced by the setup's mean."""
     if setup.reduction is not Reduction.MEAN:
         raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
                                            "does not depend on how the batch is split, a mean of means does")
-    size = split_rows(batch.p.shape[0], k, leading)
+    size = split_rows(batch.p.shape[0], k, leading or leading_shape(batch.shape, batch.p.shape[0]))
     setup = setup.with_labels(batch.labels)
     whole = whole or run(setup, batch)
     raw = run(replace(setup, reduction=Reduction.SUM), batch)

@@ -20,7 +20,7 @@ from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
 from .losses.base import _g
 from .options import setup
-from .reduction import split_rows
+from .reduction import leading_shape, split_rows
 from .render import distinct, places, wrt_text
 
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
@@ -321,7 +321,7 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         mine = mine.reshape(batch.p.shape)
         tol = tolerance(my_grad_tokens, mine)
     if micro is not None:
-        split_rows(batch.p.shape[0], micro)
+        split_rows(batch.p.shape[0], micro, leading_shape(batch.shape, batch.p.shape[0]))
     q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0)
     exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
                       sample_weight=batch.w is not None, **q.params), batch)

@@ -277,6 +277,12 @@ def split_rows(rows: int, k: int, leading: tuple[int, ...] | None = None) -> int
     return rows // k
 
 
+def leading_shape(shape: tuple[int, ...], rows: int) -> tuple[int, ...] | None:
+    """The samples' leading shape when predictions of 3 or more axes were flattened into rows ([B, T, V]: (B, T),
+    whose first axis micro-batches split); None for rows as given."""
+    return tuple(shape[:-1]) if len(shape) > 2 and math.prod(shape[:-1]) == rows else None
+
+
 def micro_warnings(counts: list[int | float]) -> list[str]:
     """One line for micro-batches whose N is 0: their mean is 0/0, NaN, as an accumulation loop computes it."""
     empty = [i for i, n in enumerate(counts) if n == 0]

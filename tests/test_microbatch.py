@@ -6,6 +6,7 @@ exact rational arithmetic."""
 import json
 import math
 import pickle
+from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -44,6 +45,20 @@ def test_golden_accumulation_loop(case, convention):
     _close(run(s, batch).grad, case["grad_true"])
     if not math.isnan(case["accumulated"]):
         _close(m.ratio, case["accumulated"] / case["true_mean"])
+
+
+def test_leading_shape_from_a_tensor_batch():
+    """A batch whose predictions came as a [B, T, V] tensor (its shape says so) splits the B sequences: K = 4 of
+    B = 8 is 2 sequences of T = 5 tokens, 10 rows each (PyTorch's loop over z.chunk(4, dim=0))."""
+    case = GOLDEN["cases"][1]
+    s = setup("ce", from_logits=True, convention="torch", ignore_index=-100)
+    batch = replace(read_arrays(s.loss, case["targets"], case["logits"], None), shape=(8, 5, 7))
+    m = micro_batches(s, batch, 4)
+    assert m.size == 10
+    _close(m.means, case["means"])
+    with pytest.raises(OptionError, match=r"3 does not split the 8 sequences \(the first axis of the leading shape "
+                                          r"\[8, 5\]\) into equal micro-batches \(8 = 3·2 \+ 2\)"):
+        micro_batches(s, batch, 3)
 
 
 def test_golden_records_torch():
