@@ -77,6 +77,8 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
     if rep.micro is not None:  # the loop's mean of micro-batch means, and its gradient
         obj["micro_batches"] = _jsonable_tree(rep.micro.as_dict())
         obj["grad_micro"] = _jsonable(_shaped(rep, rep.micro.grad.reshape(r.grad.shape)))
+        gl = rep.micro.grad_logits
+        obj["grad_logits_micro"] = _jsonable(None if gl is None else _shaped(rep, gl.reshape(r.grad.shape)))
     if r.weight_note:
         obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
     if formulas:
@@ -209,6 +211,9 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if rep.micro is not None:
         headers.append("grad_micro")
         columns.append(rep.micro.grad.reshape(pred.shape))
+        if rep.micro.grad_logits is not None:
+            headers.append("grad_logits_micro")
+            columns.append(rep.micro.grad_logits.reshape(pred.shape))
     cells = pred.shape[0] * pred.shape[1]
     head, tail = (cells, 0) if cells <= 60 else (40, 10)
     rows: list[list[Cell]] = []

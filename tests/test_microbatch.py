@@ -93,6 +93,7 @@ def test_cli_json_csv_and_table():
     assert r.code == 0 and "micro_batches" not in plain and "grad_micro" not in plain
     assert {k: d[k] for k in plain} == plain  # the usual keys, unchanged
     assert d["grad_micro"] == [1.0, 0.0, 0.5, 1.5]
+    assert d["grad_logits_micro"] is None  # (mse has no logits)
     assert d["micro_batches"] == {"k": 2, "size": 2, "n": [1.0, 2.0], "means": [1.0, 5.0], "value": 3.0,
                                   "true_value": 11 / 3, "true_n": 3.0, "ratio": 3.0 / (11 / 3)}
     c = run_cli(*base, "--micro-batches", "2", "--format", "csv")
@@ -112,6 +113,18 @@ def test_rows_of_several_columns_and_ce_columns():
     rows = np.array([[float(x) for x in line.split(",")] for line in c.out.splitlines()[1:]])
     # every micro-batch counts 2 samples, so the loop's gradient, over K·n = 2·2, is the true one, over N = 4
     np.testing.assert_array_equal(rows[:, 1:4], rows[:, 4:7])
+
+
+def test_bce_on_probabilities_gives_the_logits_gradient_too():
+    # worked by hand: bce on p = 0.5, 0.5, 0.5, 0.5 with y = 1, 0, 1, 1 has ∂ℓ/∂z = p − y = −0.5, 0.5, −0.5, −0.5
+    # behind the probabilities; sample weights 1, 0, 1, 1 and K = 2: micro-batch 0 counts n = 1, micro-batch 1
+    # n = 2, so grad_logits_micro is (p − y)·w/(2·n) = −0.25, 0, −0.125, −0.125
+    d = run_cli("bce", "-y", "1,0,1,1", "-p", "0.5,0.5,0.5,0.5", "--sample-weight", "1,0,1,1", "--micro-batches", "2",
+                "--format", "json").json()
+    assert d["grad_logits_micro"] == [-0.25, 0.0, -0.125, -0.125]
+    t = run_cli("bce", "-y", "1,0,1,1", "-p", "0.5,0.5,0.5,0.5", "--sample-weight", "1,0,1,1", "--micro-batches", "2",
+                "--format", "table")
+    assert "grad_logits   grad_micro   grad_logits_micro" in t.out
 
 
 def test_errors_say_the_sizes_and_why():
