@@ -191,6 +191,23 @@ class Micro:
     grad: np.ndarray  # of `value`, shaped as the predictions (2-D)
     warnings: list[str] = field(default_factory=list)
     grad_logits: np.ndarray | None = None  # (bce and ce on probabilities) with respect to the logits behind them
+    leading: tuple[int, ...] | None = None  # the samples' leading shape ([B, T] of a [B, T, V] tensor)
+    per_sample: bool = True  # N counts samples (else elements)
+
+    @property
+    def unit(self) -> str:
+        """What N counts: tokens (rows of a [B, T, V] tensor), samples or elements."""
+        if not self.per_sample:
+            return "elements"
+        return "tokens" if self.leading is not None and len(self.leading) > 1 else "samples"
+
+    @property
+    def groups(self) -> str:
+        """What each micro-batch holds: '2 samples', '2 sequences (10 rows)'."""
+        if self.leading is None or len(self.leading) < 2:
+            return f"{self.size} sample{'s' if self.size > 1 else ''}"
+        first = self.leading[0] // self.k
+        return f"{first} sequence{'s' if first > 1 else ''} ({self.size} rows)"
 
     @property
     def ratio(self) -> float:
@@ -211,7 +228,8 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     if setup.reduction is not Reduction.MEAN:
         raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
                                            "does not depend on how the batch is split, a mean of means does")
-    size = split_rows(batch.p.shape[0], k, leading or leading_shape(batch.shape, batch.p.shape[0]))
+    leading = leading or leading_shape(batch.shape, batch.p.shape[0])
+    size = split_rows(batch.p.shape[0], k, leading)
     setup = setup.with_labels(batch.labels)
     whole = whole or run(setup, batch)
     raw = run(replace(setup, reduction=Reduction.SUM), batch)
@@ -224,7 +242,8 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     # or weighing 0, whose derivatives stay 0 (PyTorch's backward of its NaN mean gives them 0 too)
     per_row = np.repeat([float(k * n) if n else 1.0 for n in counts], size)
     return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, _over(raw.grad, per_row),
-                 micro_warnings(counts), None if raw.grad_logits is None else _over(raw.grad_logits, per_row))
+                 micro_warnings(counts), None if raw.grad_logits is None else _over(raw.grad_logits, per_row),
+                 leading, whole.per_sample)
 
 
 def _over(a: np.ndarray, per_row: np.ndarray) -> np.ndarray:

@@ -765,7 +765,7 @@ def micro_findings(q: Question, best: Candidate, cands: list[Candidate]) -> list
                             and c.wrt == best.wrt), None)
     if m is None:
         return []
-    what = "samples" if LOSSES[q.loss].kind != "elementwise" else "elements"
+    what = m.unit
     over = f"over all {m.n:,} counted {what}" if isinstance(m.n, int) else f"over the whole batch (N = {m.n:g})"
     counts = ", ".join(map(_n, m.counts[:8])) + (", …" if m.k > 8 else "")
     if m.value == m.true_value:

@@ -110,9 +110,8 @@ def csv_rows(losses: np.ndarray, grad: np.ndarray, micro: np.ndarray | None = No
 def micro_line(m: Any, r: Result) -> str:
     """--micro-batches in two lines: the mean of the micro-batch means beside the true mean, their ratio, and what
     its gradient divides by."""
-    per = "samples" if m.size > 1 else "sample"
     true = describe_reduction("mean", m.n, r.per_sample, r.weight_note)
-    return (f"micro-batches: {m.k} of {m.size} {per} each; the mean of their means is {_num(m.value, full=True)}, "
+    return (f"micro-batches: {m.k} of {m.groups} each; the mean of their means is {_num(m.value, full=True)}, "
             f"{_num(m.ratio)}× the {true} ({_num(m.true_value, full=True)})\ngrad_micro: the gradient of the mean "
             f"of means, each element's derivative over {m.k}·n of its micro-batch (grad's over N={m.n})")
 

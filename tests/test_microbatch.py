@@ -16,6 +16,7 @@ import pytest
 import lossgrad
 from conftest import assert_usage_error, lossgrad as run_cli
 from lossgrad.api import finish, merge, micro_batches, partial, run
+from lossgrad.diagnose import check, tolerance
 from lossgrad.errors import OptionError
 from lossgrad.inputs import read_arrays
 from lossgrad.options import setup
@@ -54,8 +55,18 @@ def test_leading_shape_from_a_tensor_batch():
     s = setup("ce", from_logits=True, convention="torch", ignore_index=-100)
     batch = replace(read_arrays(s.loss, case["targets"], case["logits"], None), shape=(8, 5, 7))
     m = micro_batches(s, batch, 4)
-    assert m.size == 10
+    assert (m.size, m.unit, m.groups) == (10, "tokens", "2 sequences (10 rows)")
     _close(m.means, case["means"])
+    counted = sum(t != -100 for t in case["targets"])
+    per = [sum(t != -100 for t in case["targets"][i * 10:(i + 1) * 10]) for i in range(4)]
+    loss = f"{case['accumulated']:.6g}"
+    diag = check("ce", batch, None, None, from_logits=True, labels=batch.labels or "auto", against="torch", micro=4,
+                 my_loss=(float(loss), float(tolerance([loss], np.array([float(loss)]))[0])),
+                 params={"ignore_index": -100})
+    assert diag.match is not None and diag.match.reduction == "micro"
+    assert diag.findings[0].startswith(f"your loss is the mean of 4 per-micro-batch means (n = "
+                                       f"{', '.join(map(str, per))}); over all {counted} counted tokens it is "
+                                       f"{case['true_mean']:.4g}")
     with pytest.raises(OptionError, match=r"3 does not split the 8 sequences \(the first axis of the leading shape "
                                           r"\[8, 5\]\) into equal micro-batches \(8 = 3·2 \+ 2\)"):
         micro_batches(s, batch, 3)
