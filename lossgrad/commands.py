@@ -17,7 +17,7 @@ from .api import Result, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
-from .reduction import formulas
+from .reduction import formulas, micro_formulas
 
 # the commands besides the losses: (help, example), in the order --help lists them
 HELP = {
@@ -101,7 +101,7 @@ def run_loss(name: str, **kw: Any) -> None:
     r = run(s, b)
     micro = None if k is None else micro_batches(s, b, k, whole=r)
     render.warn(r.warnings + (micro.warnings if micro else []))
-    explain = _formulas(s, r) if kw.get("explain") else None
+    explain = _formulas(s, r) + (micro_formulas(micro.k) if micro else []) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_result(render.Report(r, b.p, b.names, flat, b.source, micro), fmt.value, out, explain)

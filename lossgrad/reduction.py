@@ -277,6 +277,12 @@ def split_rows(rows: int, k: int, leading: tuple[int, ...] | None = None) -> int
     return rows // k
 
 
+def micro_formulas(k: int) -> list[str]:
+    """--micro-batches as formulas, for --explain: the loop's loss and its gradient beside the true mean."""
+    return [f"J_micro = (1/K) Σₖ (Σ_{{i∈k}} ℓᵢ / nₖ),  ∂J_micro/∂xᵢ = (∂ℓᵢ/∂xᵢ) / (K·nₖ),  K = {k}  (gradient "
+            "accumulation that averages each micro-batch k, nₖ its N; equal to J when every nₖ = N/K)"]
+
+
 def leading_shape(shape: tuple[int, ...], rows: int) -> tuple[int, ...] | None:
     """The samples' leading shape when predictions of 3 or more axes were flattened into rows ([B, T, V]: (B, T),
     whose first axis micro-batches split); None for rows as given."""
