@@ -272,8 +272,9 @@ def split_rows(rows: int, k: int, leading: tuple[int, ...] | None = None) -> int
         fits = [d for d in range(2, first + 1) if first % d == 0][:6]
         hint = f"choose one that divides {first} ({', '.join(map(str, fits))})" if fits else \
             "one sample cannot be split"
-        raise OptionError("micro_batches", f"{k} does not split the {first} {what} into equal micro-batches "
-                                           f"({first} = {k}·{first // k} + {first % k}); {hint}")
+        split = f"is more micro-batches than the {first} {what}" if k > first else \
+            f"does not split the {first} {what} into equal micro-batches ({first} = {k}·{first // k} + {first % k})"
+        raise OptionError("micro_batches", f"{k} {split}; {hint}")
     return rows // k
 
 

@@ -147,6 +147,8 @@ def test_errors_say_the_sizes_and_why():
     assert_usage_error(run_cli("mse", "-y", "0,0,0,0", "-p", "1,2,3,4", "--micro-batches", "2", "-r", "sum"),
                        "--micro-batches: compares means, and --reduction is sum")
     assert_usage_error(run_cli("mse", "-y", "0,0", "-p", "1,2", "--micro-batches", "0"), "at least 1")
+    assert_usage_error(run_cli("mse", "-y", "0,0", "-p", "1,2", "--micro-batches", "3"),
+                       "--micro-batches: 3 is more micro-batches than the 2 samples; choose one that divides 2 (2)")
     assert_usage_error(run_cli("check", "mse", "-y", "0,0,0", "-p", "1,2,3", "--my-loss", "1",
                                "--micro-batches", "2"), "does not split the 3 samples")
     with pytest.raises(OptionError, match="first axis of the leading shape"):
