@@ -115,7 +115,8 @@ def test_cli_json_csv_and_table():
     t = run_cli(*base, "--micro-batches", "2", "--format", "table")
     assert "grad_micro" in t.out and "micro-batch   rows   n   mean" in t.out and "2:4   2      5" in t.out
     e = run_cli(*base, "--micro-batches", "2", "--format", "json", "--explain").json()
-    assert e["formulas"][-1].startswith("J_micro = (1/K) Σₖ (Σ_{i∈k} ℓᵢ / nₖ),  ∂J_micro/∂xᵢ = (∂ℓᵢ/∂xᵢ) / (K·nₖ),  K = 2")
+    assert e["formulas"][-1].startswith("J_micro = (1/K) Σₖ (Σ_{i∈k} ℓᵢ / nₖ),  ∂J_micro/∂xᵢ = (∂ℓᵢ/∂xᵢ) / "
+                                        "(K·nₖ),  K = 2")
 
 
 def test_rows_of_several_columns_and_ce_columns():
