@@ -10,18 +10,19 @@ reduce, divide the gradient by the mean's N.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
 
-from .errors import DomainError, fill
+from .errors import DomainError, OptionError, fill
 from .evaluation import Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays
 from .losses import LOSSES
-from .options import Setup, setup as make_setup
-from .reduction import Accumulator, warnings
+from .options import Reduction, Setup, setup as make_setup
+from .reduction import Accumulator, ExactSum, leading_shape, micro_warnings, quotient, split_rows, warnings
 
 
 @dataclass
@@ -183,6 +184,177 @@ triplet = _public("triplet")
 margin_ranking = _public("margin-ranking")
 cosine_embedding = _public("cosine-embedding")
 
+# ---------------------------------------------------------------- gradient accumulation
+
+
+@dataclass
+class Micro:
+    """A batch split into `k` equal micro-batches of `size` rows, as gradient accumulation splits it: each one's
+    mean and N, the mean of those means (what a loop computes that averages each micro-batch and divides by k),
+    the true mean over every counted sample, and the gradient the loop's loss has (each element's derivative over
+    k·n of its micro-batch)."""
+
+    k: int
+    size: int
+    counts: list[int | float]
+    means: list[float]
+    value: float  # the mean of the k means
+    true_value: float  # the mean over all counted samples
+    n: int | float  # the true mean's N
+    grad: np.ndarray  # of `value`, shaped as the predictions (2-D)
+    warnings: list[str] = field(default_factory=list)
+    grad_logits: np.ndarray | None = None  # (bce and ce on probabilities) with respect to the logits behind them
+    leading: tuple[int, ...] | None = None  # the samples' leading shape ([B, T] of a [B, T, V] tensor)
+    per_sample: bool = True  # N counts samples (else elements)
+
+    @property
+    def unit(self) -> str:
+        """What N counts: tokens (rows of a [B, T, V] tensor), samples or elements."""
+        if not self.per_sample:
+            return "elements"
+        return "tokens" if self.leading is not None and len(self.leading) > 1 else "samples"
+
+    @property
+    def groups(self) -> str:
+        """What each micro-batch holds: '2 samples', '2 sequences (10 rows)'."""
+        if self.leading is None or len(self.leading) < 2:
+            return f"{self.size} sample{'s' if self.size > 1 else ''}"
+        first = self.leading[0] // self.k
+        return f"{first} sequence{'s' if first > 1 else ''} ({self.size} rows)"
+
+    @property
+    def ratio(self) -> float:
+        """value / true_value: how far the loop's loss is from the true mean."""
+        with np.errstate(all="ignore"):
+            return float(np.float64(self.value) / np.float64(self.true_value))
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"k": self.k, "size": self.size, "n": self.counts, "means": self.means, "value": self.value,
+                "true_value": self.true_value, "true_n": self.n, "ratio": self.ratio}
+
+
+def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] | None = None,
+                  whole: Result | None = None) -> Micro:
+    """The batch's rows split into k equal contiguous micro-batches (`leading`: the samples' leading shape, whose
+    first axis is split; a [B, T, V] tensor's is (B, T), taken from the batch's shape when it has 3 or more axes),
+    each reduced by the setup's mean."""
+    if setup.reduction is not Reduction.MEAN:
+        raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
+                                           "does not depend on how the batch is split, a mean of means does")
+    leading = leading or leading_shape(batch.shape, batch.p.shape[0])
+    size = split_rows(batch.p.shape[0], k, leading)
+    setup = setup.with_labels(batch.labels)
+    whole = whole or run(setup, batch)
+    raw = run(replace(setup, reduction=Reduction.SUM), batch)
+    groups = [run(setup, _rows(batch, i * size, (i + 1) * size)) for i in range(k)]
+    counts = [r.n for r in groups]
+    means = [math.nan if r.value is None else r.value for r in groups]
+    dtype = setup.np_dtype
+    value = float(dtype(math.fsum(means) / k)) if all(map(math.isfinite, means)) else float(np.sum(means) / k)
+    # each element's derivative over k·n of its micro-batch; one that counts nothing has every element left out
+    # or weighing 0, whose derivatives stay 0 (PyTorch's backward of its NaN mean gives them 0 too)
+    per_row = np.repeat([float(k * n) if n else 1.0 for n in counts], size)
+    return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, _over(raw.grad, per_row),
+                 micro_warnings(counts), None if raw.grad_logits is None else _over(raw.grad_logits, per_row),
+                 leading, whole.per_sample)
+
+
+def _over(a: np.ndarray, per_row: np.ndarray) -> np.ndarray:
+    with np.errstate(all="ignore"):
+        return (a.reshape(per_row.size, -1) / per_row.astype(a.dtype)[:, None]).reshape(a.shape)
+
+
+def evaluate_micro(loss: str, y: Any, p: Any, k: int, sample_weight: Any = None,
+                   leading: tuple[int, ...] | None = None, **options: Any) -> Micro:
+    """`lossgrad.evaluate`'s arrays and options split into k micro-batches (see `micro_batches`); y and p as the
+    loss takes them, rows first (flatten a [B, T, V] tensor's logits to B·T rows and pass leading=(B, T))."""
+    s = make_setup(loss, sample_weight=sample_weight is not None, **options)
+    m = micro_batches(s, read_arrays(s.loss, y, p, sample_weight), k, leading)
+    m.warnings = [fill(w) for w in m.warnings]
+    return m
+
+
+def _rows(batch: Batch, start: int, end: int) -> Batch:
+    return replace(batch, y=batch.y[start:end], p=batch.p[start:end], w=None if batch.w is None else
+                   batch.w[start:end])
+
+
+# ---------------------------------------------------------------- partial results that merge
+
+
+@dataclass(frozen=True)
+class Partial:
+    """What a reduction needs of some samples, held exactly: the sum of their losses and the mean's N as exact
+    sums (ExactSum), the samples, and how many losses were NaN, +inf or −inf. Partials of any split of a batch,
+    merged in any order or grouping, give the same result to the last bit; they pickle, so they can come from
+    other threads, processes or machines."""
+
+    key: tuple[Any, ...]  # the loss and options it was computed under: only alike partials merge
+    total: ExactSum
+    n: ExactSum
+    rows: int = 0
+    nans: int = 0
+    posinf: int = 0
+    neginf: int = 0
+
+    @property
+    def count(self) -> float:
+        """The mean's N (a count, or a sum of weights), rounded once."""
+        return self.n.value
+
+
+def partial(setup_or_loss: Setup | str, y: Any, p: Any, sample_weight: Any = None, **options: Any) -> Partial:
+    """A Partial of the samples (y, p, sample_weight), under a Setup or a loss name with the options
+    `lossgrad.evaluate` takes (`reduction` mean or sum)."""
+    s = setup_or_loss if isinstance(setup_or_loss, Setup) else make_setup(
+        setup_or_loss, sample_weight=sample_weight is not None, **options)
+    if s.reduction is Reduction.NONE:
+        raise OptionError("reduction", "is none, which keeps every loss: a partial result reduces (mean or sum)")
+    batch = read_arrays(s.loss, y, p, sample_weight)
+    s = s.with_labels(batch.labels)
+    try:
+        blocks = evaluate_block(s, batch.y, batch.p, batch.w)
+    except DomainError as e:
+        raise batch.error(e) from None
+    key = (s.loss.name, s.conv.name, s.from_logits, s.reduction.value, s.dtype.value, s.batchmean,
+           repr(sorted(s.params.items())))
+    total, n = ExactSum(), ExactSum()
+    nans = posinf = neginf = 0
+    for b in blocks:
+        losses = b.parts.losses
+        total += ExactSum.of(losses)
+        nans += int(np.isnan(losses).sum())
+        posinf, neginf = posinf + int((losses == np.inf).sum()), neginf + int((losses == -np.inf).sum())
+        if b.counts is not None:
+            part = ExactSum.of(b.counts)
+            n += ExactSum(part.num * b.count_per, part.exp)
+        else:
+            n += ExactSum(int(losses.size if b.count is None else b.count))
+    return Partial(key, total, n, batch.p.shape[0], nans, posinf, neginf)
+
+
+def merge(a: Partial, b: Partial) -> Partial:
+    """The Partial of both: exact, so merge(merge(a, b), c) == merge(a, merge(b, c)) and merge(a, b) ==
+    merge(b, a) to the last bit."""
+    if a.key != b.key:
+        raise OptionError("reduction", f"partials of different losses or options do not merge: {a.key} and {b.key}")
+    return Partial(a.key, a.total + b.total, a.n + b.n, a.rows + b.rows, a.nans + b.nans, a.posinf + b.posinf,
+                   a.neginf + b.neginf)
+
+
+def finish(part: Partial) -> float:
+    """The reduced value: the exact sum (or the exact sum over the exact N) rounded once, in the partial's dtype.
+    A NaN loss, or +inf with −inf, gives NaN; an infinite loss gives that infinity."""
+    if part.nans or (part.posinf and part.neginf):
+        return math.nan
+    value = part.total.value if part.key[3] == "sum" else quotient(part.total, part.n)
+    if part.posinf or part.neginf:
+        value = math.inf if part.posinf else -math.inf
+        if part.key[3] == "mean" and part.n == ExactSum():
+            value = math.nan
+    return float(np.float32(value)) if part.key[4] == "float32" else value
+
+
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
            "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "gaussian_nll", "triplet", "margin_ranking",
-           "cosine_embedding"]
+           "cosine_embedding", "Micro", "micro_batches", "evaluate_micro", "Partial", "partial", "merge", "finish"]

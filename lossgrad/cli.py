@@ -78,9 +78,11 @@ OPTIONS: dict[str, Opt] = {
                       help="table, json or csv [default: table on a terminal, else csv]."),
     "output": _option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
     "explain": _option("--explain", kind=bool, default=False, help="Print the formulas used before the results."),
+    "micro_batches": _option("--micro-batches", kind=int | None, help="K: also the mean of K equal micro-batches' "
+                             "means, as gradient accumulation computes it, beside the true mean, and its gradient."),
 }
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
-          "format", "output", "delimiter")
+          "format", "output", "delimiter", "micro_batches")
 CHECK_OPTIONS: dict[str, Opt] = {
     "my_grad": _option("--my-grad", help="Your gradient, one value per prediction (required)."),
     "my_loss": _option("--my-loss", help="Your loss value, if you have one."),

@@ -13,12 +13,12 @@ from typing import Annotated, Any
 import typer
 
 from . import conventions, render
-from .api import Result, run, summary
+from .api import Result, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
 from .losses import LOSSES
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
-from .reduction import formulas
+from .reduction import formulas, micro_formulas
 
 # the commands besides the losses: (help, example), in the order --help lists them
 HELP = {
@@ -49,7 +49,7 @@ EXAMPLES = {
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
-         "my_grad", "my_loss", "delimiter", "keep_cols")
+         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches")
 
 
 def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
@@ -112,18 +112,22 @@ def run_loss(name: str, **kw: Any) -> None:
     s = setup(name, sample_weight=kw.get("sample_weight") is not None, **{k: kw[k] for k in SETUP if k in kw},
               **_loss_params(kw))
     fmt = choose(Format, "format", kw.get("format") or render.default_format(kw.get("output")), "format")
-    if fmt is Format.CSV and not _inline(kw):
+    k = kw.get("micro_batches")
+    if fmt is Format.CSV and not _inline(kw) and k is None:  # (micro-batches hold the input in memory)
         return _run_batch(s, kw)
     b = _read(s, kw)
     r = run(s, b)
-    render.warn(r.warnings)
-    explain = _formulas(s, r) if kw.get("explain") else None
+    micro = None if k is None else micro_batches(s, b, k, whole=r)
+    render.warn(r.warnings + (micro.warnings if micro else []))
+    explain = _formulas(s, r) + (micro_formulas(micro.k) if micro else []) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
-        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra), fmt.value, out,
-                            explain)
+        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra, micro), fmt.value,
+                            out, explain)
     if fmt is Format.CSV:
         sys.stderr.write(render.value_line(r) + "\n")
+        if micro is not None:
+            sys.stderr.write(render.micro_line(micro, r) + "\n")
 
 
 def _formulas(s: Setup, r: Result) -> list[str]:
@@ -167,7 +171,8 @@ def compare(loss: str, **kw: Any) -> None:
     fmt = _report_format(kw, "compare")
     b = _batch_for(loss, kw)
     comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
-                       labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw))
+                       labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw),
+                       micro=kw.get("micro_batches"))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_comparison(comp, b.p, b.y, fmt, out)
 
@@ -200,7 +205,7 @@ def check(loss: str, **kw: Any) -> None:
         my_loss = (float(v[0]), float(tolerance([kw["my_loss"].strip()], v)[0]))
     diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
-                     params=_loss_params(kw))
+                     params=_loss_params(kw), micro=kw.get("micro_batches"))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_diagnosis(diag, fmt, out)
     raise typer.Exit(0 if diag.match else 1)

@@ -13,13 +13,14 @@ from typing import Any
 import numpy as np
 
 from . import conventions
-from .api import Result, run
+from .api import Micro, Result, micro_batches, run
 from .errors import LossgradError, OptionError
 from .inputs import Batch
 from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
 from .losses.base import _g
 from .options import setup
+from .reduction import leading_shape, split_rows
 from .render import distinct, places, wrt_text
 
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
@@ -107,6 +108,7 @@ class Comparison:
     unsupported: dict
     differences: list
     shape: tuple
+    micro: dict = field(default_factory=dict)  # each convention's Micro (--micro-batches)
 
     def as_dict(self) -> dict:
         """The comparison as a tree of plain values and arrays (render writes it as JSON)."""
@@ -118,6 +120,8 @@ class Comparison:
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
                        "grad": r.grad.reshape(self.shape)} | {f"grad_{k}": g for k, g in r.grads.items()}
+                | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.micro[name].grad.reshape(
+                    self.shape)} if name in self.micro else {})
                 for name, r in self.results.items()
             },
             "unsupported": self.unsupported,
@@ -126,7 +130,7 @@ class Comparison:
 
 
 def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            params=None) -> Comparison:
+            params=None, micro=None) -> Comparison:
     """`loss` under every convention that has it."""
     p2, shape = batch.p, batch.shape
     results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
@@ -143,7 +147,13 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
         if res.n != exact.n and reduction == "mean":
             diffs.append({"convention": name, "element": None,
                           "why": f"{name}'s mean divides by N = {res.n}, exact's by N = {exact.n}"})
-    return Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
+    comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
+    if micro is not None:
+        for name in results:
+            s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
+                      sample_weight=batch.w is not None, **(params or {}))
+            comp.micro[name] = micro_batches(s, batch, micro, whole=results[name])
+    return comp
 
 
 # ---------------------------------------------------------------- check
@@ -169,6 +179,7 @@ class Candidate:
     options: dict = field(default_factory=dict)
     residual: float = np.inf  # worst difference (gradient elements, loss) in units of its tolerance
     flipped: float = np.inf  # the same with the sign of the user's gradient reversed
+    micro: Micro | None = None  # reduction "micro": the mean of the micro-batch means (--micro-batches)
 
 
 @dataclass
@@ -198,6 +209,7 @@ class Question:
     params: dict
     targets: np.ndarray = field(default_factory=lambda: np.empty(0))  # as the loss uses them, shaped as p
     label_idx: Any = None  # ce's class indexes, when given so
+    micro: int = 0  # --micro-batches K: the mean of K micro-batch means is one more reduction to try
 
 
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
@@ -239,25 +251,28 @@ def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) 
         batch = replace(batch, w=np.asarray(w, dtype=np.float64))
     try:
         with np.errstate(all="ignore"):
-            s = setup(q.loss, from_logits=logits, reduction=reduction, convention=name, dtype=q.dtype,
+            s = setup(q.loss, from_logits=logits, reduction=reduction.replace("micro", "mean"), convention=name,
+                      dtype=q.dtype,
                       labels=q.labels, sample_weight=batch.w is not None, **params)
             r = run(s, batch)
+            m = micro_batches(s, batch, q.micro, whole=r) if reduction == "micro" else None
     except LossgradError:
         return []
-    make = lambda wrt, g: _score(q, Candidate(name, reduction, wrt, g, r.value, r.n, r.losses,  # noqa: E731
-                                              dict(options)))
+    make = lambda wrt, g: _score(q, Candidate(name, reduction, wrt, g, r.value if m is None else m.value,  # noqa
+                                              r.n, r.losses, dict(options), micro=m))
+    grad, grad_logits = (r.grad, r.grad_logits) if m is None else (m.grad, m.grad_logits)
     if path == "probs":
-        return [make("probs", r.grad)]
-    out = [make("logits" if logits else "pred", r.grad)]
-    if r.grad_logits is not None and q.mine is not None:  # (a loss alone cannot tell the two apart)
-        out.append(make("logits", r.grad_logits))
+        return [make("probs", grad)]
+    out = [make("logits" if logits else "pred", grad)]
+    if grad_logits is not None and q.mine is not None:  # (a loss alone cannot tell the two apart)
+        out.append(make("logits", grad_logits))
     return out
 
 
 def candidates(q: Question, options: dict | None = None, names=None) -> list[Candidate]:
     out = []
     for path in _paths(q):
-        for reduction in REDUCTIONS:
+        for reduction in REDUCTIONS + (("micro",) if q.micro else ()):
             for name in names or ORDER:
                 out += _evaluate(q, path, name, reduction, options or {})
     return out
@@ -292,16 +307,16 @@ def _rank(c: Candidate):
     # the closest first; among ties, no solved options before some, the plain mathematics before a framework,
     # the mean before sum and none
     magnitude = -1 if c.residual <= 0.1 else (0 if c.residual <= 1 else np.log10(c.residual))
-    return magnitude, len(c.options), ORDER.index(c.convention), REDUCTIONS.index(c.reduction), c.residual
+    return magnitude, len(c.options), ORDER.index(c.convention), (*REDUCTIONS, "micro").index(c.reduction), c.residual
 
 
 def _key(c: Candidate) -> tuple:
     # sum and none have the same gradient: one of them names both
-    return (c.convention, c.wrt, c.reduction in ("sum", "none"), repr(sorted(c.options.items())))
+    return (c.convention, c.wrt, c.reduction.replace("none", "sum"), repr(sorted(c.options.items())))
 
 
 def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
-          reduction=None, my_loss=None, dtype="float64", params=None) -> Diagnosis:
+          reduction=None, my_loss=None, dtype="float64", params=None, micro=None) -> Diagnosis:
     """Which convention, reduction, derivative (and options left out) explain the user's gradient and/or loss."""
     mine = tol = None
     if my_grad is not None:
@@ -310,7 +325,9 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
             raise OptionError("my_grad", f"has {mine.size} values but the predictions have {batch.p.size}")
         mine = mine.reshape(batch.p.shape)
         tol = tolerance(my_grad_tokens, mine)
-    q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}))
+    if micro is not None:
+        split_rows(batch.p.shape[0], micro, leading_shape(batch.shape, batch.p.shape[0]))
+    q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0)
     exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
                       sample_weight=batch.w is not None, **q.params), batch)
     q = replace(q, targets=exact.target.reshape(batch.p.shape), label_idx=exact.labels)
@@ -329,7 +346,8 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
                 seen.add(_key(c))
                 diag.also.append(c)
         diag.also = diag.also[:6]
-    diag.findings = _findings(q, best, cands, against, reduction or "mean")
+    diag.findings = micro_findings(q, best, cands) + _findings(
+        q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
@@ -378,8 +396,9 @@ def _without(q: Question, best: Candidate) -> str:
 
 def _head(ref: Candidate) -> str:
     over = f" over N={_n(ref.n)}" if ref.reduction == "mean" else ""
+    red = ref.reduction if ref.micro is None else f"the mean of {ref.micro.k} micro-batch means"
     opts = f", {_options_text(ref.options)[len('your numbers need '):].split(', which')[0]}" if ref.options else ""
-    return f"against {ref.convention} ({ref.reduction}{over}{opts}):"
+    return f"against {ref.convention} ({red}{over}{opts}):"
 
 
 def _n(n) -> str:
@@ -513,7 +532,8 @@ def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candi
     lines = [f"yours is {my!r}, {ref.convention}'s {distinct(my, ref.value)[1]}"]
     same = next((c for c in pool if c.convention == ref.convention and c.reduction == best.reduction
                  and c.wrt == ref.wrt and c.options == best.options), None)
-    if best.reduction != ref.reduction and same is not None and same.value is not None:
+    if best.reduction != ref.reduction and "micro" not in (best.reduction, ref.reduction) and same is not None \
+            and same.value is not None:
         kind = "a sum, not a mean" if best.reduction == "sum" else f"a mean (÷ N = {_n(best.n)}), not a sum"
         lines.append(f"yours is {kind}: {ref.convention}'s {best.reduction} is {distinct(same.value, my)[0]}")
     if best.residual <= 1 and (best.convention, best.wrt) != (ref.convention, ref.wrt):
@@ -756,3 +776,33 @@ def _is_default(q: Question, option: str, v, conv: str) -> bool:
                "eps": conventions.CONVENTIONS[conv].eps}
     default = neutral.get(option, next((p.default for p in LOSSES[q.loss].params if p.name == option), None))
     return default is not None and bool(np.all(np.asarray(v) == default))
+
+
+def micro_findings(q: Question, best: Candidate, cands: list[Candidate]) -> list[str]:
+    """--micro-batches: whether the user's numbers are the mean of the micro-batch means (gradient accumulation
+    that averages each micro-batch) or the true mean over every counted sample, and how far apart the two are."""
+    if not q.micro:
+        return []
+    m = best.micro or next((c.micro for c in cands if c.micro is not None and c.convention == best.convention
+                            and c.wrt == best.wrt), None)
+    if m is None:
+        return []
+    what = m.unit
+    over = f"over all {m.n:,} counted {what}" if isinstance(m.n, int) else f"over the whole batch (N = {m.n:g})"
+    counts = ", ".join(map(_n, m.counts[:8])) + (", …" if m.k > 8 else "")
+    if m.value == m.true_value:
+        same = f"the mean of the {m.k} micro-batch means and the mean {over} are the same here (n = {counts})"
+        return [same + ("" if m.k == 1 else ": only micro-batches of unequal n, or weights, tell them apart")]
+    if best.micro is None:
+        return [f"your numbers are the mean {over}, not the mean of the {m.k} per-micro-batch means (n = "
+                f"{counts}), which is {distinct(m.value, m.true_value)[0]}, {m.ratio:.4g}× it"]
+    yours = ("loss is" if q.mine is None else "loss and gradient are those of" if q.my_loss is not None
+             else "gradient is that of")
+    theirs = "yours" if q.mine is None else "the mean of means"
+    lines = [f"your {yours} the mean of {m.k} per-micro-batch means (n = "
+             f"{counts}); {over} it is {distinct(m.true_value, m.value)[0]} ({theirs} is {m.ratio:.4g}× it)"]
+    if q.mine is not None:
+        lines.append(f"  each element's derivative is divided by {m.k}·n of its micro-batch; the true mean divides "
+                     f"every one by N = {_n(m.n)}: average the losses over all counted {what} of the batch (sum "
+                     f"each micro-batch's losses and divide by the batch's N) to get the true mean's gradient")
+    return lines

@@ -19,7 +19,7 @@ PARAMETERS = SWITCHES | {
     "reduction",
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
-    "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap",
+    "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

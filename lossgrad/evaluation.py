@@ -38,6 +38,8 @@ class Block:
     per_sample: bool
     overflowed: np.ndarray | None = None  # samples whose weight took a finite loss or gradient to infinity
     unnormalised: np.ndarray | None = None  # ce on probabilities: the rows that do not sum to 1
+    counts: np.ndarray | None = None  # each sample's part of `count` when it is a sum of weights (times count_per)
+    count_per: int = 1
 
 
 def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,
@@ -79,13 +81,15 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     parts = compute(setup, y, p, labels, extra)
     parts = per_sample(setup, parts, p.shape[1])
     count: float | None = None
+    counts, count_per = None, 1
     if ignored is not None:
         parts, count = leave_out(parts, ignored), int((~ignored).sum())
         count_w = None if count_w is None else np.where(ignored, 0, count_w)
     if class_w is not None:
         parts = weigh(parts, class_w)
     if count_w is not None:  # PyTorch's mean over class indexes divides by the sum of their weights
-        count = float(np.sum(count_w.astype(parts.losses.dtype), dtype=np.float64))
+        counts = count_w.astype(parts.losses.dtype)
+        count = float(np.sum(counts, dtype=np.float64))
     overflowed = None
     if w is not None:
         w = np.where(ignored, 0, w) if ignored is not None else w
@@ -93,9 +97,10 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         parts = weigh(parts, w)
         overflowed = finite & ~_finite_rows(parts)
         if setup.conv.sample_weight_mean == "sum-of-weights":
-            per_row = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
-            count = float(np.sum(w, dtype=np.float64)) * per_row
-    return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]), overflowed, unnormalised)
+            count_per = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
+            counts, count = w, float(np.sum(w, dtype=np.float64)) * count_per
+    return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]), overflowed, unnormalised, counts,
+                 count_per)
 
 
 def _finite_rows(parts: Parts) -> np.ndarray:

@@ -12,6 +12,8 @@ import math
 
 import numpy as np
 
+from .errors import OptionError
+
 REDUCTIONS = ("mean", "sum", "none")
 
 
@@ -188,3 +190,113 @@ def weight_warnings(acc: Accumulator, reduction: str) -> list[str]:
         out.append("the sum of the weights is beyond the float range (1.8e308), so the mean divides by infinity; "
                    "scale the weights down (a weighted mean does not change)")
     return out
+
+
+class ExactSum:
+    """A sum of floats held exactly, as an integer times a power of two: adding and merging never round, so any
+    split of the same numbers into shards, merged in any order, gives the same sum; `value` rounds it once."""
+
+    def __init__(self, num: int = 0, exp: int = 0) -> None:
+        self.num, self.exp = num, exp  # the sum is num · 2**exp
+
+    @classmethod
+    def of(cls, values: np.ndarray) -> ExactSum:
+        """The exact sum of the finite values (non-finite ones are counted apart, by the caller)."""
+        a = np.asarray(values, dtype=np.float64).reshape(-1)
+        a = a[np.isfinite(a) & (a != 0)]
+        if a.size == 0:
+            return cls()
+        m, e = np.frexp(a)  # a = m · 2**e with 53 significant bits in m
+        mant = (m * 2.0**53).astype(np.int64)
+        e = e.astype(np.int64) - 53
+        order = np.argsort(e, kind="stable")
+        mant, e = mant[order], e[order]
+        starts = np.flatnonzero(np.r_[True, e[1:] != e[:-1]])
+        # 27-bit halves: their int64 sums cannot overflow below 2**36 values
+        hi = np.add.reduceat(mant >> 26, starts).tolist()
+        lo = np.add.reduceat(mant & ((1 << 26) - 1), starts).tolist()
+        exps = e[starts].tolist()
+        low = exps[0]
+        num = sum(((h << 26) + lw) << (x - low) for h, lw, x in zip(hi, lo, exps, strict=True))
+        return cls(num, low)
+
+    def __add__(self, other: ExactSum) -> ExactSum:
+        low = min(self.exp, other.exp)
+        return ExactSum((self.num << (self.exp - low)) + (other.num << (other.exp - low)), low)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ExactSum) and self.fraction() == other.fraction()
+
+    def __hash__(self) -> int:
+        return hash(self.fraction())
+
+    def __repr__(self) -> str:
+        return f"ExactSum({self.value!r})"
+
+    def fraction(self) -> tuple[int, int]:
+        """The sum as numerator and denominator."""
+        return (self.num << self.exp, 1) if self.exp >= 0 else (self.num, 1 << -self.exp)
+
+    @property
+    def value(self) -> float:
+        """The sum rounded once to the nearest double (±inf beyond the float range)."""
+        return quotient(self, ExactSum(1))
+
+
+def quotient(a: ExactSum, b: ExactSum) -> float:
+    """a / b rounded once to the nearest double (Python's int division rounds correctly); 0/0 is NaN."""
+    an, ad = a.fraction()
+    bn, bd = b.fraction()
+    num, den = an * bd, ad * bn
+    if den == 0:
+        return math.nan if num == 0 else math.copysign(math.inf, num)
+    try:
+        return num / den
+    except OverflowError:
+        return math.copysign(math.inf, num) * (1 if den > 0 else -1)
+
+
+def split_rows(rows: int, k: int, leading: tuple[int, ...] | None = None) -> int:
+    """How many rows each of `k` equal micro-batches holds: the first axis of the samples' leading shape
+    (`leading`, default (rows,): a [B, T, V] tensor is B·T rows of V classes) split into k equal contiguous parts,
+    as gradient accumulation splits a batch."""
+    shape = leading or (rows,)
+    first = shape[0]
+    if k < 1:
+        raise OptionError("micro_batches", f"is {k}; it takes a whole number of micro-batches, at least 1")
+    if math.prod(shape) != rows:
+        raise OptionError("micro_batches", f"the leading shape {list(shape)} holds {math.prod(shape)} rows, not "
+                                           f"the {rows} given")
+    what = "samples" if len(shape) == 1 else f"sequences (the first axis of the leading shape {list(shape)})"
+    if first % k:
+        fits = [d for d in range(2, first + 1) if first % d == 0][:6]
+        hint = f"choose one that divides {first} ({', '.join(map(str, fits))})" if fits else \
+            "one sample cannot be split"
+        split = f"is more micro-batches than the {first} {what}" if k > first else \
+            f"does not split the {first} {what} into equal micro-batches ({first} = {k}·{first // k} + {first % k})"
+        raise OptionError("micro_batches", f"{k} {split}; {hint}")
+    return rows // k
+
+
+def micro_formulas(k: int) -> list[str]:
+    """--micro-batches as formulas, for --explain: the loop's loss and its gradient beside the true mean."""
+    return [f"J_micro = (1/K) Σₖ (Σ_{{i∈k}} ℓᵢ / nₖ),  ∂J_micro/∂xᵢ = (∂ℓᵢ/∂xᵢ) / (K·nₖ),  K = {k}  (gradient "
+            "accumulation that averages each micro-batch k, nₖ its N; equal to J when every nₖ = N/K)"]
+
+
+def leading_shape(shape: tuple[int, ...], rows: int) -> tuple[int, ...] | None:
+    """The samples' leading shape when predictions of 3 or more axes were flattened into rows ([B, T, V]: (B, T),
+    whose first axis micro-batches split); None for rows as given."""
+    return tuple(shape[:-1]) if len(shape) > 2 and math.prod(shape[:-1]) == rows else None
+
+
+def micro_warnings(counts: list[int | float]) -> list[str]:
+    """One line for micro-batches whose N is 0: their mean is 0/0, NaN, as an accumulation loop computes it."""
+    empty = [i for i, n in enumerate(counts) if n == 0]
+    if not empty:
+        return []
+    which = ", ".join(map(str, empty[:5])) + (", ..." if len(empty) > 5 else "")
+    return [f"micro-batch{'es' if len(empty) > 1 else ''} {which} count{'s' if len(empty) == 1 else ''} no "
+            f"samples (every one weighs 0 or is left out): {'their means are' if len(empty) > 1 else 'its mean is'} "
+            "0/0 = NaN, so the accumulated loss is NaN, as an accumulation loop computes it (the gradient of its "
+            "elements stays 0, as PyTorch's backward gives it)"]

@@ -37,6 +37,7 @@ class Report:
     source: str = ""
     kept: list = field(default_factory=list)  # --keep-cols: (name, each row's text)
     extra: dict = field(default_factory=dict)  # the loss's extra inputs, 2-D (their gradients: result.grads)
+    micro: Any = None  # api.Micro: the batch split into micro-batches (--micro-batches)
 
 
 def _jsonable(a):
@@ -78,6 +79,11 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
          for k, g in r.grads.items()}
     if rep.kept:
         obj["kept"] = dict(rep.kept)
+    if rep.micro is not None:  # the loop's mean of micro-batch means, and its gradient
+        obj["micro_batches"] = _jsonable_tree(rep.micro.as_dict())
+        obj["grad_micro"] = _jsonable(_shaped(rep, rep.micro.grad.reshape(r.grad.shape)))
+        gl = rep.micro.grad_logits
+        obj["grad_logits_micro"] = _jsonable(None if gl is None else _shaped(rep, gl.reshape(r.grad.shape)))
     if r.weight_note:
         obj["n_is"] = r.weight_note  # sample weights: what the mean divides by
     if formulas:
@@ -100,13 +106,18 @@ def csv_field(text: str) -> str:
     return '"' + text.replace('"', '""') + '"'
 
 
-def csv_header(per_sample: bool, pred_names: list, kept_names: list | None = None) -> str:
-    kept = [csv_field(k) + "," for k in kept_names or []]
+def csv_header(per_sample: bool, pred_names: list, kept_names: list | None = None,
+               micro: bool = False) -> str:
+    """The kept columns' names, the losses', then the gradient's (and with `micro` the mean of micro-batch means'
+    gradient's)."""
+    kept = "".join(csv_field(k) + "," for k in kept_names or [])
+    grads = ["grad", "grad_micro"] if micro else ["grad"]
     if per_sample:
-        return "".join(kept) + ",".join(["loss"] + [f"grad_{c}" for c in pred_names]) + "\n"
+        return kept + ",".join(["loss"] + [f"{g}_{c}" for g in grads for c in pred_names]) + "\n"
     if len(pred_names) == 1:
-        return "".join(kept) + "loss,grad\n"
-    return "".join(kept) + ",".join([f"loss_{c}" for c in pred_names] + [f"grad_{c}" for c in pred_names]) + "\n"
+        return kept + ",".join(["loss", *grads]) + "\n"
+    losses = [f"loss_{c}" for c in pred_names]
+    return kept + ",".join(losses + [f"{g}_{c}" for g in grads for c in pred_names]) + "\n"
 
 
 def grad_order(loss: Any) -> list[str]:
@@ -120,11 +131,34 @@ def extra_header(widths: dict[str, int], pred_names: list) -> str:
                    for c in (pred_names if w > 1 else [""]))
 
 
-def csv_rows(losses: np.ndarray, grad: np.ndarray, kept: list | None = None) -> str:
-    losses = losses.reshape(grad.shape[0], -1)
+def csv_rows(losses: np.ndarray, grads: np.ndarray, kept: list | None = None) -> str:
+    """Each row's losses, then its gradient columns (`grads`: the gradient and any others beside it)."""
+    losses = losses.reshape(grads.shape[0], -1)
     if kept:
-        return _kept_rows(np.hstack([losses, grad]), kept)
-    return _rows_text(np.hstack([losses, grad]))
+        return _kept_rows(np.hstack([losses, grads]), kept)
+    return _rows_text(np.hstack([losses, grads]))
+
+
+def micro_line(m: Any, r: Result) -> str:
+    """--micro-batches in two lines: the mean of the micro-batch means beside the true mean, their ratio, and what
+    its gradient divides by."""
+    true = describe_reduction("mean", m.n, r.per_sample, r.weight_note)
+    return (f"micro-batches: {m.k} of {m.groups} each; the mean of their means is {_num(m.value, full=True)}, "
+            f"{_num(m.ratio)}× the {true} ({_num(m.true_value, full=True)})\ngrad_micro: the gradient of the mean "
+            f"of means, each element's derivative over {m.k}·n of its micro-batch (grad's over N={m.n})")
+
+
+def micro_table(console: Any, m: Any) -> None:
+    """Each micro-batch: its rows (a:b, half-open), its N and its mean; the first 10 and last 5 of many."""
+    shown = list(range(m.k)) if m.k <= 20 else [*range(10), -1, *range(m.k - 5, m.k)]
+    rows: list[list[Cell]] = [["…", "", "", ""] if i < 0 else
+                              [str(i), f"{i * m.size}:{(i + 1) * m.size}", _count(m.counts[i]), float(m.means[i])]
+                              for i in shown]
+    print_table(console, ["micro-batch", "rows", "n", "mean"], rows, keys=2)
+
+
+def _count(n: int | float) -> str:
+    return f"{n:,}" if isinstance(n, int) else f"{n:.10g}"
 
 
 def _kept_rows(m: np.ndarray, kept: list) -> str:
@@ -187,9 +221,11 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
         if explain:
             sys.stderr.write("".join(line + "\n" for line in explain))
         extra = {k: r.grads[k].reshape(rep.pred.shape[0], -1) for k in grad_order(LOSSES[r.loss])}
-        head = csv_header(r.per_sample, rep.pred_names, [name for name, _ in rep.kept]).rstrip("\n")
+        micro = [] if rep.micro is None else [rep.micro.grad.reshape(rep.pred.shape)]
+        kept = [name for name, _ in rep.kept]
+        head = csv_header(r.per_sample, rep.pred_names, kept, bool(micro)).rstrip("\n")
         out.write(head + extra_header({k: g.shape[1] for k, g in extra.items()}, rep.pred_names) + "\n")
-        out.write(csv_rows(r.losses, np.hstack([r.grad.reshape(rep.pred.shape), *extra.values()]),
+        out.write(csv_rows(r.losses, np.hstack([r.grad.reshape(rep.pred.shape), *micro, *extra.values()]),
                            [text for _, text in rep.kept]))
     else:
         to_table(rep, out, explain)
@@ -213,6 +249,12 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if r.grad_logits is not None:
         headers.append("grad_logits")
         columns.append(r.grad_logits.reshape(pred.shape))
+    if rep.micro is not None:
+        headers.append("grad_micro")
+        columns.append(rep.micro.grad.reshape(pred.shape))
+        if rep.micro.grad_logits is not None:
+            headers.append("grad_logits_micro")
+            columns.append(rep.micro.grad_logits.reshape(pred.shape))
     for name, a in rep.extra.items():  # (an extra input of one value per sample: shown at its first output)
         headers.append(name)
         columns.append(a)
@@ -234,9 +276,13 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if explain:
         console.print()
     console.print(value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]"), overflow="fold")
+    if rep.micro is not None:
+        console.print(micro_line(rep.micro, r), overflow="fold")
     print_table(console, headers, rows, keys=2 + len(rep.kept))
     if tail:
         console.print(f"({cells - head - tail} of {cells} elements not shown; --format csv or json gives all)")
+    if rep.micro is not None:
+        micro_table(console, rep.micro)
 
 
 def _at(a: np.ndarray, i: int, j: int) -> Cell:
@@ -284,6 +330,9 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     values = [("" if r.value is None else mark(r.value, exact.value if exact.value is not None else r.value))
               for r in comp.results.values()]
     rows: list[list[Cell]] = [["value", "", "", "", *values]]
+    if comp.micro:  # the mean of the micro-batch means, beside the value
+        rows.append(["micro", "", "", "", *[("" if n not in comp.micro else
+                                             mark(comp.micro[n].value, comp.micro["exact"].value)) for n in names]])
     grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
     eg = grads["exact"]
     target = exact.target.reshape(p2.shape)
@@ -298,6 +347,12 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
     for k in exact.grads:
         _further_gradient(console, comp, k, mark)
+    if comp.micro:
+        m = comp.micro["exact"]
+        console.print(f"micro: the mean of the {m.k} per-micro-batch means ({m.size} rows each), as gradient "
+                      "accumulation computes it; micro / value: " + ", ".join(
+                          f"{n} {_num(comp.micro[n].ratio)}" for n in names if n in comp.micro)
+                      + "; --format json gives grad_micro", overflow="fold")
     for name, reason in comp.unsupported.items():
         reason = cli_text(reason)
         console.print(f"{name}: not available: {reason}")
@@ -377,12 +432,19 @@ def describe(c: Any, loss: str = "", given: str = "grad") -> str:
     opts = _options_words(c.options) if c.options else ""
     if given == "loss":
         on = f", on {wrt_text(loss, 'probs')}" if c.wrt == "probs" else ""
-        return f"{title}, {'mean over N=' + n if c.reduction == 'mean' else 'reduction sum'}{on}{opts}"
-    red = {"mean": f"mean over N={n}",
+        red = {"mean": f"mean over N={n}", "sum": "reduction sum"}
+        return f"{title}, {red.get(c.reduction) or _micro_words(c, n)}{on}{opts}"
+    red = {"mean": f"mean over N={n}", "micro": _micro_words(c, n),
            "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
            "none": "reduction none (each element's own derivative)"}
     wrt = wrt_text(loss, c.wrt) if loss else WRT[c.wrt]
     return f"{title}, {red[c.reduction]}, with respect to {wrt}{opts}"
+
+
+def _micro_words(c: Any, n: str) -> str:
+    m = c.micro
+    return "" if m is None else (f"the mean of {m.k} per-micro-batch means (gradient accumulation; not the mean "
+                                 f"over N={n})")
 
 
 def _place(idx: tuple[int, ...], shape: tuple[int, ...]) -> str:
@@ -404,8 +466,11 @@ def places(idxs: list[tuple[int, ...]], shape: tuple[int, ...]) -> str:
 
 
 def _candidate_json(c: Any, from_logits: bool) -> dict:
-    return {"convention": c.convention, "reduction": c.reduction, "from_logits": from_logits,
-            "wrt": c.wrt, "options": _jsonable_tree(dict(c.options))}
+    out = {"convention": c.convention, "reduction": c.reduction, "from_logits": from_logits,
+           "wrt": c.wrt, "options": _jsonable_tree(dict(c.options))}
+    if getattr(c, "micro", None) is not None:  # reduction "micro": the micro-batches' means and Ns
+        out["micro_batches"] = _jsonable_tree(c.micro.as_dict())
+    return out
 
 
 def write_diagnosis(diag, fmt: str, out) -> None:
@@ -427,8 +492,8 @@ def write_diagnosis(diag, fmt: str, out) -> None:
     if diag.match:
         out.write(f"{what}: {describe(c, diag.loss, diag.given)}\n")
         if diag.also:
-            out.write("  (also within the digits given: "
-                      + "; ".join(_also_words(a, diag.given) for a in diag.also) + ")\n")
+            out.write("  (also within the digits given: "  # (a loss alone names no derivative: said once)
+                      + "; ".join(dict.fromkeys(_also_words(a, diag.given) for a in diag.also)) + ")\n")
     else:
         out.write(f"no convention explains your numbers; the nearest is {describe(c, diag.loss, diag.given)}\n")
     for f in diag.findings:

@@ -17,7 +17,7 @@ GOLDEN = Path(__file__).resolve().parent / "golden"
 
 def _load():
     for path in sorted(GOLDEN.glob("*.json")):
-        if path.stem not in lossgrad.LOSSES:  # (another test's format: losses_b_float32 is test_pairs.py's)
+        if path.stem not in lossgrad.LOSSES:  # (other formats, read by their own tests)
             continue
         data = json.loads(path.read_text())
         for i, case in enumerate(data["cases"]):
