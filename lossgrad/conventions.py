@@ -95,6 +95,12 @@ class Convention:
     nan_why: dict[str, str] = field(default_factory=dict)
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict[tuple[str, str], str] = field(default_factory=dict)
+    # ctc: "exact" (long double), or the framework's own, in its dtype: "torch" (its backward returns e^x − γ, the
+    # gradient with respect to the logits behind log_softmax), "tf" (tf.nn.ctc_loss under Keras), "optax"
+    ctc: str = "exact"
+    # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
+    # length first)
+    ctc_mean: str = "n"
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -108,6 +114,8 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         "tf.nn.log_poisson_loss is PyTorch's formula: {convention} torch)",
         ("nll", "probs"): f"{who} has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with {delta} is the same up to a factor)",
+        ("ctc", "probs"): f"{who}' ctc takes logits (log_softmax is applied inside); pass logits with {{from_logits}}",
+        ("ctc", "zero_infinity"): f"{who} has no zero_infinity for ctc",
     }
 
 
@@ -137,6 +145,8 @@ KERAS = Convention(
              "γ = 0, and for γ < 1 an infinity that meets a 0 in the product rule for p_t"},
     cosine="keras",
     lacks=_keras_lacks("Keras"),
+    floatx_losses=frozenset({"ctc"}),  # keras.ops.ctc_loss casts float64 to float32 for tf.nn.ctc_loss
+    ctc="tf",
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -147,7 +157,9 @@ TF_KERAS = replace(
     log_eps=True,
     floatx_losses=frozenset({"huber"}),
     cosine="tf-keras",
-    lacks=_keras_lacks("tf-keras"),
+    lacks={**_keras_lacks("tf-keras"), **dict.fromkeys([("ctc", "probs"), ("ctc", "logits")], "tf-keras' "
+           "ctc_batch_cost takes softmax probabilities with the last class as the blank, a form lossgrad does not "
+           "reproduce")},
 )
 
 TORCH = Convention(
@@ -178,7 +190,10 @@ TORCH = Convention(
         ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
         "with {from_logits}",
+        ("ctc", "logits"): "PyTorch's ctc_loss takes log-probabilities (log_softmax outputs); drop {from_logits}",
     },
+    ctc="torch",
+    ctc_mean="target-length",
 )
 
 OPTAX = Convention(
@@ -211,7 +226,11 @@ OPTAX = Convention(
         "pass logits with {from_logits}",
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
         "pass logits with {from_logits}",
+        ("ctc", "probs"): "optax's ctc_loss takes logits (log_softmax is applied inside); pass logits with "
+        "{from_logits}",
+        ("ctc", "zero_infinity"): "optax has no zero_infinity for ctc",
     },
+    ctc="optax",
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 # the on/off parameters: a message asks for them switched on
-SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast"})
+SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "zero_infinity"})
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {
@@ -19,6 +19,7 @@ PARAMETERS = SWITCHES | {
     "reduction",
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha",
+    "blank", "input_lengths", "target_lengths", "time_major",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

@@ -163,10 +163,11 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     """A header line and one row per element; long inputs show their head and tail."""
     r = rep.result
     console = _console(out)
-    headers = ["row", "class" if LOSSES[r.loss].kind == "rows" else "col", "target",
-               "logit" if r.from_logits else "pred"]
+    kind = LOSSES[r.loss].kind
+    headers = ["row", {"rows": "class", "sequence": "frame,class"}.get(kind, "col"),
+               *(["target"] if kind != "sequence" else []), "logit" if r.from_logits else "pred"]
     pred = rep.pred
-    columns: list[np.ndarray | None] = [r.target.reshape(pred.shape), pred]
+    columns: list[np.ndarray | None] = ([r.target.reshape(pred.shape)] if kind != "sequence" else []) + [pred]
     if r.prob is not None:
         headers.append("prob")
         columns.append(r.prob.reshape(pred.shape))
