@@ -167,7 +167,8 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     headers = ["row", {"rows": "class", "sequence": "frame,class"}.get(kind, "col"),
                *(["target"] if kind != "sequence" else []), "logit" if r.from_logits else "pred"]
     pred = rep.pred
-    columns: list[np.ndarray | None] = ([r.target.reshape(pred.shape)] if kind != "sequence" else []) + [pred]
+    columns: list[np.ndarray | None] = [r.target.reshape(pred.shape)] if kind != "sequence" else []
+    columns.append(pred)
     if r.prob is not None:
         headers.append("prob")
         columns.append(r.prob.reshape(pred.shape))
@@ -239,12 +240,12 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     rows: list[list[Cell]] = [["value", "", "", "", *values]]
     grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
     eg = grads["exact"]
-    target = exact.target.reshape(p2.shape)
+    target = None if LOSSES[comp.loss].kind == "sequence" else exact.target.reshape(p2.shape)
     cells = p2.size
     limit = cells if cells <= 60 else 40
     for flat in range(limit):
         i, j = divmod(flat, p2.shape[1])
-        rows.append([str(i), str(j), float(target[i, j]), float(p2[i, j]),
+        rows.append([str(i), str(j), "" if target is None else float(target[i, j]), float(p2[i, j]),
                      *[mark(grads[n][i, j], eg[i, j]) for n in names]])
     print_table(console, headers, rows, keys=2)
     if cells > limit:

@@ -2,7 +2,6 @@
 finite differences, and the mpmath oracle."""
 
 import json
-import math
 from pathlib import Path
 
 import numpy as np

@@ -179,7 +179,8 @@ def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: 
 def _logsumexp(x: Array, axis: int | None = None) -> Array:
     top = np.max(x, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0)
-    return np.asarray(np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(x - top), axis=axis)))
+    out: Array = np.squeeze(top, axis=axis) + np.log(np.sum(np.exp(x - top), axis=axis))
+    return out
 
 
 def _log_softmax(z: Array) -> tuple[Array, Array]:
@@ -215,7 +216,7 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
         labels_i = lab[i] if conv.ctc == "tf" else lab[i, :l_len[i]]  # (TensorFlow's lattice runs to the padding)
         losses[i], gamma[i, :n] = sequence(lp[i, :n], labels_i, blank, conv.ctc, l_len[i])
     dead = np.isinf(losses)
-    grad = _minus(soft, gamma) if from_logits or conv.ctc == "torch" else -gamma
+    grad = _minus(soft, gamma) if from_logits or conv.ctc == "torch" else 0 - gamma
     frames = (np.arange(pred.shape[1])[None, :] < t_len[:, None])[:, :, None]
     # no alignment: p is 0 for every input near this one, so the exact derivative is 0; PyTorch's backward divides
     # by that 0 in the sequence's frames
@@ -268,18 +269,18 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
 
 
 def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
-    """PyTorch's gradient with respect to the logits behind log_softmax, and its mean over target lengths."""
-    rules: list[Reason] = []
-    if conv.ctc == "torch" and not from_logits:
-        rules.append((np.ones_like(p2, dtype=bool),
-                      lambda i: f"{conv.name}'s ctc_loss backward returns e^x − γ (the gradient with respect to the "
-                                "logits behind log_softmax), not −γ, the gradient with respect to the log-probability"))
+    """PyTorch's mean over target lengths, and its gradient with respect to the logits behind log_softmax."""
+    why = []
     if conv.ctc_mean == "target-length":
         lengths = np.maximum(y2[:, 2], 1)
-        rules.append((np.ones_like(p2, dtype=bool),
-                      lambda i: f"{conv.name}'s mean divides sequence {i[0]}'s loss by its target length "
-                                f"{_g(lengths[i[0]])} before averaging over the batch"))
-    return rules
+        why.append(lambda i: f"{conv.name}'s mean divides sequence {i[0]}'s loss by its target length "
+                             f"{_g(lengths[i[0]])} before averaging over the batch")
+    if conv.ctc == "torch" and not from_logits:
+        why.append(lambda i: f"{conv.name}'s ctc_loss backward returns e^x − γ (the gradient with respect to the "
+                             "logits behind log_softmax), not −γ, the gradient with respect to the log-probability")
+    if not why:
+        return []
+    return [(np.ones_like(p2, dtype=bool), lambda i: "; ".join(w(i) for w in why))]
 
 
 CTC = register(
