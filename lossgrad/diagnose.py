@@ -538,11 +538,11 @@ def _per_length(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]
     conv = conventions.CONVENTIONS[ref.convention]
     if LOSSES[q.loss].kind != "sequence" or ref.reduction != "mean" or conv.ctc_mean != "target-length":
         return []
-    per = next((c for c in pool if c.convention == ref.convention and c.reduction == "none" and c.wrt == ref.wrt
-                and c.losses is not None), None)
-    if per is None or _loss_residual(q, float(np.mean(per.losses))) > 1:
+    per = next((c.losses for c in pool if c.convention == ref.convention and c.reduction == "none"
+                and c.wrt == ref.wrt and c.losses is not None), None)
+    if per is None or _loss_residual(q, float(np.mean(per))) > 1:
         return []
-    return [f"yours is the plain mean of the sequences' losses ({float(np.mean(per.losses)):.10g}); "
+    return [f"yours is the plain mean of the sequences' losses ({float(np.mean(per)):.10g}); "
             f"{ref.convention}'s mean divides each sequence's loss by its target length first (PyTorch's "
             "reduction='mean'; reduction='sum' over the batch size is yours)"]
 

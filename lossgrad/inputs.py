@@ -914,6 +914,8 @@ class CsvRequest:
 
     def open(self, kind: str, labels: str) -> CsvSource:
         """The reader, its chunks (the first already read, to decide the layout) and the layout."""
+        if kind == "sequence":
+            raise InputError("{csv}", SEQUENCE_INPUT)
         reader = open_csv(self.path, self.stdin)
         chunks = reader.chunks()
         first = next(chunks, None)
@@ -967,12 +969,14 @@ def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | Non
             return read_sequence_inline(target, pred, weights)
         return read_inline(loss, target, pred, weights)
     if loss.kind == "sequence":
-        raise InputError("{csv}", f"{loss.name} reads one sequence inline ({{target}} labels, {{pred}} one ';' row "
-                                  "per frame) or batches through the Python API (lossgrad.ctc)")
+        raise InputError("{csv}", SEQUENCE_INPUT)
     return read_csv(csv.open(loss.kind, labels))
 
 
 # ---------------------------------------------------------------- sequences (ctc)
+
+SEQUENCE_INPUT = ("a sequence loss reads one sequence inline ({target} its labels, {pred} one ';' row per frame) or "
+                  "batches through the Python API (lossgrad.ctc)")
 
 
 def read_sequence_inline(target: str | None, pred: str | None, weights: str | None) -> Batch:

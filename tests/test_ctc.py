@@ -2,6 +2,7 @@
 finite differences, and the mpmath oracle."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -49,3 +50,181 @@ def test_convention_reproduces_framework(case):
     _close(r.losses, want_losses, rtol, atol, "losses")
     if case["value"] is not None:
         _close(r.value, _num(case["value"]), rtol, atol, "value")
+
+
+# ---------------------------------------------------------------- a case worked by hand
+
+# T = 3 frames, classes (blank, 1, 2), labels 1,2. The probabilities, frame by frame:
+#   y1 = (1/4, 1/2, 1/4), y2 = (1/2, 1/4, 1/4), y3 = (1/4, 1/4, 1/2)
+# The alignments of length 3 that collapse to "1 2" (b = blank), and their probabilities:
+#   1 2 b: 1/2·1/4·1/4 = 1/32      b 1 2: 1/4·1/4·1/2 = 1/32      1 b 2: 1/2·1/2·1/2 = 4/32
+#   1 1 2: 1/2·1/4·1/2 = 2/32      1 2 2: 1/2·1/4·1/2 = 2/32
+# p(l|x) = 10/32 = 5/16, so the loss is −log(5/16) = log 3.2.
+# γ_t(k), the share of p(l|x) whose alignments emit k at frame t:
+#   t1: b 1/10 (b 1 2), 1 9/10 (the other four), 2 0
+#   t2: b 4/10 (1 b 2), 1 3/10 (b 1 2, 1 1 2), 2 3/10 (1 2 b, 1 2 2)
+#   t3: b 1/10 (1 2 b), 1 0, 2 9/10
+# ∂ℓ/∂(log y_tk) = −γ_tk; with respect to the logits (here log y: each row sums to 1) y_tk − γ_tk.
+HAND_Y = np.array([[1 / 4, 1 / 2, 1 / 4], [1 / 2, 1 / 4, 1 / 4], [1 / 4, 1 / 4, 1 / 2]])
+HAND_GAMMA = np.array([[1 / 10, 9 / 10, 0], [4 / 10, 3 / 10, 3 / 10], [1 / 10, 0, 9 / 10]])
+
+
+def test_hand_case_log_probabilities():
+    r = lossgrad.ctc([1, 2], np.log(HAND_Y))
+    assert r.value == pytest.approx(math.log(3.2), rel=1e-15)
+    np.testing.assert_allclose(r.grad, -HAND_GAMMA, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(r.grad_logits, HAND_Y - HAND_GAMMA, rtol=1e-14, atol=1e-16)
+
+
+def test_hand_case_logits_and_torch():
+    z = np.log(HAND_Y) + np.array([[3.0], [-1.0], [0.5]])  # (a constant per frame leaves the softmax as it is)
+    r = lossgrad.ctc([1, 2], z, from_logits=True)
+    assert r.value == pytest.approx(math.log(3.2), rel=1e-15)
+    np.testing.assert_allclose(r.grad, HAND_Y - HAND_GAMMA, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(r.prob, HAND_Y, rtol=1e-15)
+    # PyTorch: its backward's e^x − γ, and its mean divides by the target length, 2
+    t = lossgrad.ctc([1, 2], np.log(HAND_Y), convention="torch")
+    assert t.value == pytest.approx(math.log(3.2) / 2, rel=1e-15)
+    np.testing.assert_allclose(t.grad, (HAND_Y - HAND_GAMMA) / 2, rtol=1e-14, atol=1e-16)
+
+
+def test_hand_case_finite_differences():
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(3, 4, 5))
+    labels, il, tl = np.array([[1, 1, 3], [2, 4, 0], [3, 0, 0]]), [4, 4, 3], [3, 2, 1]
+    for logits in (True, False):
+        x = z if logits else z - np.log(np.exp(z).sum(-1, keepdims=True))
+        r = lossgrad.ctc(labels, x, input_lengths=il, target_lengths=tl, from_logits=logits, reduction="sum")
+        h = 1e-6
+        for idx in [(0, 0, 0), (0, 3, 1), (1, 2, 4), (2, 1, 3), (2, 3, 2)]:
+            up, down = x.copy(), x.copy()
+            up[idx] += h
+            down[idx] -= h
+            f = [lossgrad.ctc(labels, a, input_lengths=il, target_lengths=tl, from_logits=logits,
+                              reduction="sum").value for a in (up, down)]
+            assert r.grad[idx] == pytest.approx((f[0] - f[1]) / (2 * h), rel=1e-6, abs=1e-8), idx
+    assert (r.grad[2, 3] == 0).all()  # (a frame past the sequence's length)
+
+
+# ---------------------------------------------------------------- mpmath
+
+
+def _mp_ctc(z, labels, blank=0, log_probs=False):
+    """−log p(l|x) and its gradient with respect to the logits, by the α/β recursions in probability space at
+    800 digits (no logarithms until the end); `log_probs`: z are log-probabilities, taken as they are."""
+    import reference as R
+
+    mp = R._mp()
+    t_max = len(z)
+    y = []
+    for row in z:
+        e = [mp.exp(mp.mpf(float(v))) for v in row]
+        s = 1 if log_probs else mp.fsum(e)
+        y.append([v / s for v in e])
+    ext = [blank]
+    for lab in labels:
+        ext += [lab, blank]
+    n = len(ext)
+    skip = [s >= 2 and ext[s] != blank and ext[s] != ext[s - 2] for s in range(n)]
+    a = [[mp.mpf(0)] * n for _ in range(t_max)]
+    b = [[mp.mpf(0)] * n for _ in range(t_max)]
+    a[0][0], a[0][1] = y[0][ext[0]], y[0][ext[1]]
+    for t in range(1, t_max):
+        for s in range(n):
+            v = a[t - 1][s] + (a[t - 1][s - 1] if s else 0) + (a[t - 1][s - 2] if skip[s] else 0)
+            a[t][s] = v * y[t][ext[s]]
+    b[-1][-1], b[-1][-2] = y[-1][ext[-1]], y[-1][ext[-2]]
+    for t in range(t_max - 2, -1, -1):
+        for s in range(n):
+            v = b[t + 1][s] + (b[t + 1][s + 1] if s + 1 < n else 0) + (
+                b[t + 1][s + 2] if s + 2 < n and skip[s + 2] else 0)
+            b[t][s] = v * y[t][ext[s]]
+    p = a[-1][-1] + a[-1][-2]
+    gamma = [[mp.fsum(a[t][s] * b[t][s] for s in range(n) if ext[s] == k) / (y[t][k] * p)
+              for k in range(len(z[0]))] for t in range(t_max)]
+    if log_probs:  # ∂ℓ/∂(log y) = −γ
+        return -mp.log(p), [[-g for g in row] for row in gamma]
+    return -mp.log(p), [[y[t][k] - gamma[t][k] for k in range(len(z[0]))] for t in range(t_max)]
+
+
+def _adversarial():
+    rng = np.random.default_rng(11)
+    yield "peaked", 30 * rng.normal(size=(6, 4)), [1, 2, 3]
+    yield "very peaked", 300 * rng.normal(size=(5, 3)), [1, 2]
+    yield "repeats at the minimum T", rng.normal(size=(5, 3)), [1, 1, 1]
+    on_path = np.array([[9.0, 0, 0], [0, 9, 0], [9, 0, 0], [0, 9, 0], [0, 0, 9]])
+    yield "minimum T, peaked on the path", on_path, [1, 1, 2]
+    yield "long", rng.normal(size=(40, 5)), [1, 2, 2, 3, 4, 1, 1]
+    yield "one label, many frames", 5 * rng.normal(size=(30, 3)), [2]
+
+
+@pytest.mark.parametrize("name,z,labels", list(_adversarial()), ids=[a[0] for a in _adversarial()])
+def test_exact_within_4_ulp_of_mpmath(name, z, labels):
+    import reference as R
+
+    loss, grad = _mp_ctc(z, labels)
+    r = lossgrad.ctc(labels, z, from_logits=True, reduction="sum")
+    assert R.ulps(r.value, loss) <= 4, (r.value, loss)
+    worst = max(R.ulps(r.grad[t, k], grad[t][k]) for t in range(len(z)) for k in range(z.shape[1]))
+    assert worst <= 4, name
+    # on the log-probabilities: the same loss, and −γ = (softmax − γ) − softmax
+    lp = z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) - z.max(-1, keepdims=True)
+    lossp, gradp = _mp_ctc(lp, labels, log_probs=True)
+    rp = lossgrad.ctc(labels, lp, reduction="sum")
+    assert R.ulps(rp.value, lossp) <= 4
+    assert max(R.ulps(rp.grad[t, k], gradp[t][k]) for t in range(len(z)) for k in range(z.shape[1])) <= 4
+
+
+# ---------------------------------------------------------------- errors and the command line
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"y": [1, 3], "p": np.zeros((3, 3))}, "is not a label"),
+    ({"y": [0, 1], "p": np.zeros((3, 3))}, "is the blank (0)"),
+    ({"y": [1], "p": np.zeros((3, 3)), "blank": 3}, "must be a class index in [0, 3)"),
+    ({"y": [[1], [2]], "p": np.zeros((2, 3, 3)), "input_lengths": [3, 4]}, "input length"),
+    ({"y": [[1], [2]], "p": np.zeros((2, 3, 3)), "target_lengths": [1]}, "2 whole numbers"),
+    ({"y": [1], "p": np.zeros(3)}, "predictions [T, C]"),
+    ({"y": [1], "p": np.zeros((3, 3)), "from_logits": True, "convention": "torch"}, "log-probabilities"),
+    ({"y": [1], "p": np.zeros((3, 3)), "convention": "optax"}, "takes logits"),
+    ({"y": [1], "p": np.zeros((3, 3)), "from_logits": True, "convention": "keras", "zero_infinity": True},
+     "no zero_infinity"),
+])
+def test_bad_arguments_name_what_is_wrong(kw, message):
+    y, p = kw.pop("y"), kw.pop("p")
+    with pytest.raises(lossgrad.LossgradError) as e:
+        lossgrad.ctc(y, p, **kw)
+    assert message in str(e.value)
+
+
+def test_impossible_alignment_is_an_infinite_loss_with_a_hint():
+    r = lossgrad.ctc([1, 1], np.log(np.full((2, 3), 1 / 3)))
+    assert r.value == math.inf and (r.grad == 0).all()
+    assert any("zero_infinity" in w for w in r.warnings)
+    t = lossgrad.ctc([1, 1], np.log(np.full((2, 3), 1 / 3)), convention="torch", zero_infinity=True)
+    assert t.value == 0 and (t.grad == 0).all()
+
+
+def test_time_major_is_the_batch_transposed():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2, 4, 3))
+    a = lossgrad.ctc([[1, 2], [2, 0]], z, target_lengths=[2, 1], from_logits=True)
+    b = lossgrad.ctc([[1, 2], [2, 0]], z.transpose(1, 0, 2), target_lengths=[2, 1], from_logits=True,
+                     time_major=True)
+    assert a.value == b.value
+    np.testing.assert_array_equal(a.grad, b.grad.transpose(1, 0, 2))
+
+
+def test_command_line(tmp_path):
+    from conftest import lossgrad as run
+
+    pred = ";".join(",".join(repr(float(v)) for v in row) for row in np.log(HAND_Y))
+    r = run("ctc", "--target", "1,2", "--pred", pred, "-f", "json", "-r", "sum")
+    assert r.code == 0
+    out = json.loads(r.out)
+    assert out["value"] == pytest.approx(math.log(3.2), rel=1e-15)
+    np.testing.assert_allclose(np.reshape(out["grad"], (3, 3)), -HAND_GAMMA, rtol=1e-14, atol=1e-16)
+    bad = run("ctc", "--target", "1;2", "--pred", pred)
+    assert bad.code == 2 and bad.err.startswith("error: --target") and not bad.out
+    csv = run("ctc", "--csv", str(tmp_path / "x.csv"))
+    assert csv.code == 2 and "inline" in csv.err

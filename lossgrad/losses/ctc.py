@@ -14,15 +14,19 @@ logits with --from-logits (softmax taken inside, as Keras and optax do).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from ..errors import OptionError
+from ..precise import DIGITS
 from ._ops import Array
 from .base import Loss, Param, Parts, Reason, _g, first_bad, register
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from ..conventions import Convention
 
 BLANK = Param("blank", 0, "The blank's class index (PyTorch's blank, optax's blank_id, Keras' mask_index).",
@@ -103,7 +107,7 @@ def _extended(labels: Array, blank: int) -> tuple[Array, Array]:
 
 def _step(prev: Array, skipw: Array) -> Array:
     """One frame's transitions in log space: stay, move one state on, or skip a blank (log weight skipw)."""
-    x = prev.copy()
+    x: Array = prev.copy()
     x[1:] = np.logaddexp(x[1:], prev[:-1])
     x[2:] = np.logaddexp(x[2:], prev[:-2] + skipw[2:])
     return x
@@ -191,12 +195,80 @@ def _log_softmax(z: Array) -> tuple[Array, Array]:
     return s - np.log(total), e / total
 
 
+def _others(a: Array) -> Array:
+    """Σ_{j≠k} a_j for each k along the last axis, summed from both ends (no 1 − (1 − ε) cancellation)."""
+    zero = np.zeros_like(a[..., :1])
+    left = np.concatenate([zero, np.cumsum(a, axis=-1)[..., :-1]], axis=-1)
+    right = np.concatenate([np.cumsum(a[..., ::-1], axis=-1)[..., ::-1][..., 1:], zero], axis=-1)
+    return np.asarray(left + right)
+
+
 def _minus(soft: Array, gamma: Array) -> Array:
     """softmax − γ without cancelling two numbers near 1: where softmax > 1/2, (1 − γ) − (1 − softmax), each
     complement summed from the other classes' small terms."""
-    rest_s = soft.sum(axis=-1, keepdims=True) - soft
-    rest_g = gamma.sum(axis=-1, keepdims=True) - gamma
-    return np.where(soft > 0.5, rest_g - rest_s, soft - gamma)
+    return np.where(soft > 0.5, _others(gamma) - _others(soft), soft - gamma)
+
+
+def _decimal_sequence(x: Array, labels: Array, blank: int, from_logits: bool) -> tuple[float, Array, Array]:
+    """One sequence's loss, gradient (−γ, or softmax − γ from logits) and softmax − γ, recomputed with the α/β
+    recursions in probability space in decimal, at the first precision where every gradient element stands clear
+    of the rounding of the terms it came from (for the few sequences where the long double ones cancel)."""
+    from decimal import Decimal, localcontext
+
+    ext, skip = _extended(labels, blank)
+    t_max, c = x.shape
+    for prec in DIGITS:
+        with localcontext() as ctx:
+            ctx.prec = prec
+            rows = [[Decimal(float(v)) for v in row] for row in x]
+            top = [max(row) for row in rows]
+            e = [[(v - m).exp() for v in row] for row, m in zip(rows, top, strict=True)]
+            soft = [[v / sum(row) for v in row] for row in e]
+            y = soft if from_logits else [[(v).exp() for v in row] for row in rows]
+            a, b = _decimal_alpha_beta(y, ext, skip)
+            p = a[-1][-1] + (a[-1][-2] if ext.size > 1 else 0)
+            gamma = [[sum((a[t][s] * b[t][s] for s in range(ext.size) if ext[s] == k), Decimal(0)) / (y[t][k] * p)
+                      for k in range(c)] for t in range(t_max)]
+            diff = [[soft[t][k] - gamma[t][k] for k in range(c)] for t in range(t_max)]
+            clear = all(d == 0 or abs(d) > max(soft[t][k], gamma[t][k]) * Decimal(10) ** (25 - prec)
+                        for t in range(t_max) for k, d in enumerate(diff[t]))
+            if clear or prec == DIGITS[-1]:
+                grad = diff if from_logits else [[-g for g in row] for row in gamma]
+                return float(-p.ln()), np.array(grad, dtype=np.float64), np.array(diff, dtype=np.float64)
+    raise AssertionError("unreachable")
+
+
+def _decimal_alpha_beta(y: list[list[Decimal]], ext: Array, skip: Array) -> tuple[list[list[Decimal]], ...]:
+    """α and β in probability space (decimal's exponent range has room for any product of probabilities)."""
+    from decimal import Decimal
+
+    n, t_max, zero = ext.size, len(y), Decimal(0)
+    a = [[zero] * n for _ in range(t_max)]
+    b = [[zero] * n for _ in range(t_max)]
+    for s in range(min(2, n)):
+        a[0][s] = y[0][ext[s]]
+        b[-1][n - 1 - s] = y[-1][ext[n - 1 - s]]
+    for t in range(1, t_max):
+        for s in range(n):
+            v = a[t - 1][s] + (a[t - 1][s - 1] if s else zero) + (a[t - 1][s - 2] if skip[s] else zero)
+            a[t][s] = v * y[t][ext[s]]
+    for t in range(t_max - 2, -1, -1):
+        for s in range(n):
+            v = b[t + 1][s] + (b[t + 1][s + 1] if s + 1 < n else zero) + (
+                b[t + 1][s + 2] if s + 2 < n and skip[s + 2] else zero)
+            b[t][s] = v * y[t][ext[s]]
+    return a, b
+
+
+def _risky(lp: Array, soft: Array, gamma: Array) -> bool:
+    """Whether the long double recursions may leave a gradient element (or the loss) off by more than half an ulp
+    of a double: their log-probabilities' rounding, at most the size of the sums of them, grows by the ratio of
+    softmax and γ to their difference where the two nearly agree."""
+    size = float(np.abs(lp).max(axis=-1).sum() + lp.shape[0])
+    err = size * 2.0 ** -63
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.maximum(soft, gamma) / np.abs(soft - gamma)
+    return bool(err * np.nanmax(np.where(np.isfinite(ratio), ratio, 2.0 ** 60), initial=1.0) > 2.0 ** -54)
 
 
 def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
@@ -205,18 +277,23 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     sequence's length: 0)."""
     check_blank(y, blank)
     pred, t_len, l_len, lab = unpack(y, p)
-    exact = conv.ctc == "exact"
-    work = EXACT_DTYPE if exact else p.dtype
+    work = EXACT_DTYPE if conv.ctc == "exact" else p.dtype
     x = pred.astype(work)
-    lp, soft = _log_softmax(x) if from_logits else (x, np.exp(x))
+    lp, soft = _log_softmax(x) if from_logits else (x, _log_softmax(x)[1])
     losses = np.zeros(pred.shape[0], dtype=work)
     gamma = np.zeros_like(lp)
     for i in range(pred.shape[0]):
         n = t_len[i]
         labels_i = lab[i] if conv.ctc == "tf" else lab[i, :l_len[i]]  # (TensorFlow's lattice runs to the padding)
         losses[i], gamma[i, :n] = sequence(lp[i, :n], labels_i, blank, conv.ctc, l_len[i])
+    if conv.ctc == "torch":
+        grad, logits_grad = np.exp(x) - gamma, None
+    else:
+        logits_grad = _minus(soft, gamma) if conv.ctc == "exact" else soft - gamma
+        grad = logits_grad if from_logits else 0 - gamma
+        if conv.ctc == "exact":
+            _refine(x, lab, t_len, l_len, blank, from_logits, (losses, grad, logits_grad, soft, gamma))
     dead = np.isinf(losses)
-    grad = _minus(soft, gamma) if from_logits or conv.ctc == "torch" else 0 - gamma
     frames = (np.arange(pred.shape[1])[None, :] < t_len[:, None])[:, :, None]
     # no alignment: p is 0 for every input near this one, so the exact derivative is 0; PyTorch's backward divides
     # by that 0 in the sequence's frames
@@ -225,12 +302,27 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     grad = np.where(frames | undefined, grad, 0)
     if zero_infinity:
         losses = np.where(dead, 0, losses)
-    logits_grad = None if from_logits or conv.ctc == "torch" else np.where(frames & ~undefined,
-                                                                            _minus(soft, gamma), 0)
+    if from_logits:
+        logits_grad = None
+    elif logits_grad is not None:
+        logits_grad = np.where(frames & ~undefined, logits_grad, 0)
     out = p.dtype.type
     return Parts(losses.astype(out), grad.reshape(p.shape).astype(out),
                  None if logits_grad is None else logits_grad.reshape(p.shape).astype(out),
                  soft.reshape(p.shape).astype(out) if from_logits else None)
+
+
+def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_logits: bool,
+            arrays: tuple[Array, ...]) -> None:
+    """The sequences whose long double numbers may be off by more than half an ulp, recomputed in decimal (in
+    place)."""
+    losses, grad, logits_grad, soft, gamma = arrays
+    lp = _log_softmax(x)[0] if from_logits else x
+    for i in range(x.shape[0]):
+        n, labels_i = t_len[i], lab[i, :l_len[i]]
+        if n == 0 or n < needed_frames(labels_i) or not _risky(lp[i, :n], soft[i, :n], gamma[i, :n]):
+            continue
+        losses[i], grad[i, :n], logits_grad[i, :n] = _decimal_sequence(x[i, :n], labels_i, blank, from_logits)
 
 
 def mean_divisors(conv: Convention, y: Array) -> Array | None:
@@ -270,7 +362,7 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
 
 def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
     """PyTorch's mean over target lengths, and its gradient with respect to the logits behind log_softmax."""
-    why = []
+    why: list[Callable[[tuple[int, ...]], str]] = []
     if conv.ctc_mean == "target-length":
         lengths = np.maximum(y2[:, 2], 1)
         why.append(lambda i: f"{conv.name}'s mean divides sequence {i[0]}'s loss by its target length "
