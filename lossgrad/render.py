@@ -226,10 +226,12 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     console = _console(out)
     names = list(comp.results)
     exact = comp.results["exact"]
-    mode = "from logits" if comp.from_logits else ("on probabilities" if LOSSES[comp.loss].has_logits else "")
+    seq = LOSSES[comp.loss].kind == "sequence"
+    mode = "from logits" if comp.from_logits else (
+        ("on log-probabilities" if seq else "on probabilities") if LOSSES[comp.loss].has_logits else "")
     console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
                   "each convention (* differs from exact by more than 1e-12 relative)", overflow="fold")
-    headers = ["row", "col", "target", "logit" if comp.from_logits else "pred", *names]
+    headers = ["row", "frame,class" if seq else "col", "target", "logit" if comp.from_logits else "pred", *names]
 
     def mark(v: float, e: float) -> Cell:
         same = v == e or (math.isfinite(e) and abs(v - e) <= 1e-12 * abs(e)) or (v != v and e != e)
@@ -245,7 +247,8 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     limit = cells if cells <= 60 else 40
     for flat in range(limit):
         i, j = divmod(flat, p2.shape[1])
-        rows.append([str(i), str(j), "" if target is None else float(target[i, j]), float(p2[i, j]),
+        col = f"{j // comp.shape[-1]},{j % comp.shape[-1]}" if seq else str(j)
+        rows.append([str(i), col, "" if target is None else float(target[i, j]), float(p2[i, j]),
                      *[mark(grads[n][i, j], eg[i, j]) for n in names]])
     print_table(console, headers, rows, keys=2)
     if cells > limit:
