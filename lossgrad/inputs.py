@@ -1011,7 +1011,7 @@ def sequences(labels: NDArray[np.float64], pred: NDArray[np.float64], input_leng
             return f"{{target}}: value {col - HEAD + 1}" if typed else f"{{target}}[{row}, {col - HEAD}]"
         return f"{{{('input_lengths', 'target_lengths')[col - 1]}}}[{row}]"
 
-    names = [f"{f},{k}" for f in range(t) for k in range(c)]
+    names = [f"{f}:{k}" for f in range(t) for k in range(c)]
     shape = (t, c) if typed else ((t, b, c) if time_major else (b, t, c))
     return Batch(y2, p2, None, shape, names, locate, source)
 

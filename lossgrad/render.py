@@ -35,6 +35,7 @@ class Report:
     pred_names: list  # names of the prediction columns (ce: classes)
     flat: bool  # elementwise with one output per sample: losses and grads as 1-D lists
     source: str = ""
+    shape: tuple = ()  # the predictions' shape as given (a sequence's [T, C]: its gradients take it in JSON)
 
 
 def _jsonable(a):
@@ -55,6 +56,8 @@ def _shaped(rep: Report, a: np.ndarray | None):
         return None
     if rep.flat:
         return a.reshape(-1)
+    if rep.shape and LOSSES[rep.result.loss].kind == "sequence":
+        return a.reshape(rep.shape)
     return a
 
 
@@ -164,7 +167,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     r = rep.result
     console = _console(out)
     kind = LOSSES[r.loss].kind
-    headers = ["row", {"rows": "class", "sequence": "frame,class"}.get(kind, "col"),
+    headers = ["row", {"rows": "class", "sequence": "frame:class"}.get(kind, "col"),
                *(["target"] if kind != "sequence" else []), "logit" if r.from_logits else "pred"]
     pred = rep.pred
     columns: list[np.ndarray | None] = [r.target.reshape(pred.shape)] if kind != "sequence" else []
@@ -231,7 +234,7 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
         ("on log-probabilities" if seq else "on probabilities") if LOSSES[comp.loss].has_logits else "")
     console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
                   "each convention (* differs from exact by more than 1e-12 relative)", overflow="fold")
-    headers = ["row", "frame,class" if seq else "col", "target", "logit" if comp.from_logits else "pred", *names]
+    headers = ["row", "frame:class" if seq else "col", "target", "logit" if comp.from_logits else "pred", *names]
 
     def mark(v: float, e: float) -> Cell:
         same = v == e or (math.isfinite(e) and abs(v - e) <= 1e-12 * abs(e)) or (v != v and e != e)
@@ -247,7 +250,7 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     limit = cells if cells <= 60 else 40
     for flat in range(limit):
         i, j = divmod(flat, p2.shape[1])
-        col = f"{j // comp.shape[-1]},{j % comp.shape[-1]}" if seq else str(j)
+        col = f"{j // comp.shape[-1]}:{j % comp.shape[-1]}" if seq else str(j)
         rows.append([str(i), col, "" if target is None else float(target[i, j]), float(p2[i, j]),
                      *[mark(grads[n][i, j], eg[i, j]) for n in names]])
     print_table(console, headers, rows, keys=2)

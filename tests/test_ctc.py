@@ -228,3 +228,34 @@ def test_command_line(tmp_path):
     assert bad.code == 2 and bad.err.startswith("error: --target") and not bad.out
     csv = run("ctc", "--csv", str(tmp_path / "x.csv"))
     assert csv.code == 2 and "inline" in csv.err
+
+
+def test_check_names_pytorchs_division_by_target_length():
+    """A plain mean of the sequences' losses (Keras', optax's, exact's) checked against PyTorch's: the answer names
+    PyTorch's division by each target length, for the loss and for the gradient."""
+    from conftest import lossgrad as run
+
+    lp = np.log(HAND_Y)
+    pred = ";".join(",".join(repr(float(v)) for v in row) for row in lp)
+    mine = lossgrad.ctc([1, 2], lp, convention="torch", reduction="sum")  # e^x − γ, not divided by L = 2
+    grad = ",".join(f"{v:.8g}" for v in mine.grad.ravel())
+    for given, said in ((["--my-grad", grad], "yours is the gradient of the plain mean"),
+                        (["--my-loss", f"{math.log(3.2):.8g}"], "yours is the plain mean of the sequences' losses")):
+        r = run("check", "ctc", "--target", "1,2", "--pred", pred, *given, "-c", "torch", "-f", "json")
+        assert r.code == 0, r.err
+        findings = " ".join(json.loads(r.out)["findings"])
+        assert said in findings and "divides each sequence's loss by its target length" in findings
+
+
+def test_compare_shows_each_convention_from_logits():
+    from conftest import lossgrad as run
+
+    z = ";".join(",".join(repr(float(v)) for v in row) for row in np.log(HAND_Y) + 1)
+    r = run("compare", "ctc", "--from-logits", "--target", "1,2", "--pred", z, "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert set(out["conventions"]) == {"exact", "keras", "optax"}
+    assert "torch" in out["unsupported"] and "tf-keras" in out["unsupported"]
+    for conv, res in out["conventions"].items():
+        # Keras computes in float32
+        assert res["value"] == pytest.approx(math.log(3.2), rel=1e-7 if conv == "keras" else 1e-15), conv
