@@ -259,3 +259,26 @@ def test_compare_shows_each_convention_from_logits():
     for conv, res in out["conventions"].items():
         # Keras computes in float32
         assert res["value"] == pytest.approx(math.log(3.2), rel=1e-7 if conv == "keras" else 1e-15), conv
+
+
+def test_evaluate_by_name_is_ctc():
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(2, 5, 4))
+    kw = dict(target_lengths=[2, 1], input_lengths=[5, 3], from_logits=True, convention="optax", reduction="sum")
+    a = lossgrad.evaluate("ctc", [[1, 3], [2, 0]], z, **kw)
+    b = lossgrad.ctc([[1, 3], [2, 0]], z, **kw)
+    assert a.value == b.value and (a.grad == b.grad).all()
+    with pytest.raises(lossgrad.LossgradError, match="sample_weight"):
+        lossgrad.evaluate("ctc", [[1, 3], [2, 0]], z, sample_weight=[1, 2], **kw)
+
+
+def test_check_solves_zero_infinity():
+    """A sequence with no alignment (labels 1,1 need three frames) that the user counted as 0, gradient 0."""
+    from conftest import lossgrad as run
+
+    pred = "-1.0986122886681098,-1.0986122886681098,-1.0986122886681098;" * 1 + \
+           "-1.0986122886681098,-1.0986122886681098,-1.0986122886681098"
+    r = run("check", "ctc", "--target", "1,1", "--pred", pred, "--my-loss", "0", "--my-grad", "0,0,0,0,0,0",
+            "-f", "json")
+    assert r.code == 0, r.err
+    assert "zero_infinity" in r.out or "zero-infinity" in r.out
