@@ -181,7 +181,9 @@ TORCH = Convention(
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
-             "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t"},
+             "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t",
+             "ctc": "ctc_loss's backward divides by the probability 0 of a sequence with no alignment; "
+             "{zero_infinity} gives 0"},
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with {from_logits}",

@@ -218,7 +218,9 @@ LINKS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {"sigmoid": sigmoi
 def _paths(q: Question) -> tuple[str, ...]:
     """"direct": the predictions as given; "probs": the probabilities (or rates) behind given logits."""
     spec = LOSSES[q.loss]
-    return ("direct", "probs") if q.from_logits and spec.has_logits and spec.link in LINKS else ("direct",)
+    # (a sequence's softmax is per frame, not per row: its gradient with respect to log-probabilities is its own)
+    probs = q.from_logits and spec.has_logits and spec.link in LINKS and spec.kind != "sequence"
+    return ("direct", "probs") if probs else ("direct",)
 
 
 def _path_inputs(q: Question, path: str) -> tuple[Batch, bool, dict]:

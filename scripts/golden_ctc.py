@@ -53,7 +53,8 @@ def torch_case(z, labels, il, tl, blank, reduction, dtype, zero_infinity=False):
                                           blank=blank, reduction="none", zero_infinity=zero_infinity)
     (loss.sum() if reduction == "none" else loss).backward()
     pred = lp.detach().numpy().astype(np.float64).transpose(1, 0, 2)
-    return pred, None if reduction == "none" else float(loss), losses.numpy(), lp.grad.numpy().transpose(1, 0, 2)
+    return (pred, None if reduction == "none" else float(loss.detach()), losses.numpy(),
+            lp.grad.numpy().transpose(1, 0, 2))
 
 
 def keras_case(z, labels, il, tl, blank, reduction, dtype):
@@ -99,13 +100,30 @@ def _json(a):
     return np.array(out, dtype=object).reshape(a.shape).tolist()
 
 
-def cases():
-    import tensorflow as tf
-    import torch
+def _runs(which):
+    if which == "torch":
+        import torch
 
-    runs = [("torch", torch_case, {"float64": torch.float64, "float32": torch.float32}, False),
-            ("keras", keras_case, {"float64": tf.float64, "float32": tf.float32}, True),
-            ("optax", optax_case, {"float64": np.float64, "float32": np.float32}, True)]
+        return ("torch", torch_case, {"float64": torch.float64, "float32": torch.float32}, False)
+    if which == "keras":
+        import tensorflow as tf
+
+        return ("keras", keras_case, {"float64": tf.float64, "float32": tf.float32}, True)
+    return ("optax", optax_case, {"float64": np.float64, "float32": np.float32}, True)
+
+
+def cases(only=None):
+    """Every recorded case; `only` = (convention, dtype, reduction, logits, case): that one case, run now."""
+    if only is not None:
+        conv, dtype, reduction, z, case = only
+        _, fn, dtypes, _ = _runs(conv)
+        zz = z.astype(np.float32).astype(np.float64) if dtype == "float32" else z
+        pred, value, losses, grad = fn(zz, case["labels"], case["input_lengths"], case["target_lengths"],
+                                       case["blank"], reduction, dtypes[dtype])
+        yield {**case, "dtype": dtype, "reduction": reduction, "pred": _json(pred), "value": _json(value),
+               "losses": _json(losses), "grad": _json(grad)}
+        return
+    runs = [_runs(name) for name in ("torch", "keras", "optax")]
     for name, z, labels, il, tl, blank in inputs():
         for conv, fn, dtypes, logits in runs:
             for dtype, framework_dtype in dtypes.items():

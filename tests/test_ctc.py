@@ -282,3 +282,27 @@ def test_check_solves_zero_infinity():
             "-f", "json")
     assert r.code == 0, r.err
     assert "zero_infinity" in r.out or "zero-infinity" in r.out
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("conv,modules", [("torch", ["torch"]), ("keras", ["tensorflow", "keras"]),
+                                          ("optax", ["jax", "optax"])])
+def test_live_framework_agrees(conv, modules):
+    """scripts/golden_ctc.py's cases run live on fresh inputs, float64 and float32, each reduction."""
+    import importlib.util
+    import sys
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            pytest.skip(f"{m} is not installed")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import golden_ctc
+
+    rng = np.random.default_rng()
+    case = {"labels": [[2, 2, 1], [3, 0, 0], [1, 3, 0]], "input_lengths": [7, 6, 2], "target_lengths": [3, 1, 2],
+            "blank": 0, "from_logits": conv != "torch", "convention": conv, "zero_infinity": False, "name": "live"}
+    z = 4 * rng.normal(size=(3, 7, 4))
+    for dtype in ("float64", "float32"):
+        for reduction in ("mean", "sum", "none"):
+            want = next(golden_ctc.cases(only=(conv, dtype, reduction, z, case)))
+            test_convention_reproduces_framework({**want, "name": "live"})

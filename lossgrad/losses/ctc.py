@@ -354,6 +354,11 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
         lines.append("∂ℓ/∂x_tk = −γ_t(k)  (x: log-probabilities; the logits behind log_softmax get e^(x_tk) − γ_t(k))")
     lines.append("no alignment (T < L + repeated neighbours): p = 0, ℓ = ∞" +
                  (", counted as 0 with gradient 0 (zero_infinity)" if zero_infinity else ""))
+    if conv.ctc in ("tf", "optax"):
+        zero = "−1e5" if conv.ctc == "optax" else "log 1e−307 ≈ −706.9 (for every state but the first, and at the end "\
+            "for every state but the last two)"
+        lines.append(f"{conv.title} stands in {zero} for log 0, so a sequence with no alignment gets a large finite "
+                     "loss and gradient")
     if conv.ctc_mean == "target-length":
         lines.append(f"{conv.title}'s mean: J = (1/N) Σᵢ ℓᵢ / max(Lᵢ, 1)  (each sequence divided by its target "
                      "length first)")
@@ -370,9 +375,16 @@ def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, label
     if conv.ctc == "torch" and not from_logits:
         why.append(lambda i: f"{conv.name}'s ctc_loss backward returns e^x − γ (the gradient with respect to the "
                              "logits behind log_softmax), not −γ, the gradient with respect to the log-probability")
-    if not why:
-        return []
-    return [(np.ones_like(p2, dtype=bool), lambda i: "; ".join(w(i) for w in why))]
+    rules: list[Reason] = []
+    if conv.ctc in ("tf", "optax") and y2.ndim == 2 and y2.shape[1] >= HEAD:
+        dead = np.array([y2[i, 1] < needed_frames(y2[i, HEAD:HEAD + int(y2[i, 2])]) for i in range(y2.shape[0])])
+        zero = "−1e5" if conv.ctc == "optax" else "log 1e−307"
+        rules.append((np.broadcast_to(dead[:, None], p2.shape),
+                      lambda i: f"sequence {i[0]} has no alignment (too few frames for its labels): {conv.name} "
+                                f"stands in {zero} for log 0, so its loss and gradient are finite"))
+    if why:
+        rules.append((np.ones_like(p2, dtype=bool), lambda i: "; ".join(w(i) for w in why)))
+    return rules
 
 
 CTC = register(
