@@ -393,8 +393,10 @@ def write_losses(fmt: str, out: IO[str]) -> None:
     rows: list[dict[str, Any]] = []
     for loss in LOSSES.values():
         modes = ["probs", "logits"] if loss.has_logits else ["values"]
+        if loss.kind == "sequence":  # (a sequence loss's predictions without --from-logits are log-probabilities)
+            modes[0] = "log-probs"
         support = {mode: [c.name for c in conventions.CONVENTIONS.values()
-                          if (loss.name, "probs" if mode == "values" else mode) not in c.lacks] for mode in modes}
+                          if (loss.name, mode if mode == "logits" else "probs") not in c.lacks] for mode in modes}
         options = (["--from-logits"] if loss.has_logits else []) + (["--labels"] if loss.kind == "rows" else []) + [
             cli_name(p.name) for p in loss.params]
         rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support})

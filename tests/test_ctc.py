@@ -306,3 +306,23 @@ def test_live_framework_agrees(conv, modules):
         for reduction in ("mean", "sum", "none"):
             want = next(golden_ctc.cases(only=(conv, dtype, reduction, z, case)))
             test_convention_reproduces_framework({**want, "name": "live"})
+
+
+def test_exact_float32_is_the_float64_result_rounded():
+    rng = np.random.default_rng(21)
+    z = (3 * rng.normal(size=(2, 6, 4))).astype(np.float32).astype(np.float64)
+    kw = dict(target_lengths=[3, 2], from_logits=True, reduction="none")
+    r64 = lossgrad.ctc([[1, 2, 1], [3, 3, 0]], z, **kw)
+    r32 = lossgrad.ctc([[1, 2, 1], [3, 3, 0]], z, dtype="float32", **kw)
+    assert r32.grad.dtype == np.float32
+    np.testing.assert_array_equal(r32.losses, r64.losses.astype(np.float32))
+    np.testing.assert_array_equal(r32.grad, r64.grad.astype(np.float32))
+
+
+def test_listed_with_its_conventions():
+    from conftest import lossgrad as run
+
+    r = run("losses", "-f", "json")
+    row = next(x for x in json.loads(r.out) if x["loss"] == "ctc")
+    assert row["conventions"] == {"log-probs": ["exact", "torch"], "logits": ["exact", "keras", "optax"]}
+    assert "--blank" in row["options"] and "--zero-infinity" in row["options"]
