@@ -15,6 +15,7 @@ if TYPE_CHECKING:
                       ce,
                       cosine,
                       cosine_embedding,
+                      ctc,
                       evaluate,
                       focal,
                       gaussian_nll,
@@ -38,7 +39,7 @@ if TYPE_CHECKING:
 # each name's module, imported on first use: the command line imports the package before it can install its
 # signal handlers, so the package itself imports nothing heavy
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
-                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge"], "api"),
+                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "ctc"], "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
          **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors"),
          **dict.fromkeys(["gaussian_nll", "triplet", "margin_ranking", "cosine_embedding"], "api")}
@@ -65,6 +66,7 @@ __all__ = [
     "bce",
     "ce",
     "cosine",
+    "ctc",
     "evaluate",
     "focal",
     "hinge",

@@ -19,9 +19,9 @@ import numpy as np
 
 from .errors import DomainError, OptionError, fill
 from .evaluation import Block, evaluate as evaluate_block
-from .inputs import Batch, read_arrays
+from .inputs import Batch, read_arrays, read_sequences
 from .losses import LOSSES
-from .options import Reduction, Setup, setup as make_setup
+from .options import Reduction, Setup, setup as make_setup, switch
 from .reduction import Accumulator, ExactSum, leading_shape, micro_warnings, quotient, split_rows, warnings
 
 
@@ -63,7 +63,7 @@ def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
 
 
 def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
-    hint = setup.loss.zero_hint if not setup.from_logits else ""
+    hint = setup.loss.zero_hint if not setup.from_logits or setup.loss.kind == "sequence" else ""
     return _normalising(setup, acc) + warnings(acc, setup.conv.title, hint, setup.conv.nan_why.get(setup.loss.name, ""),
                                                 setup.reduction.value)
 
@@ -138,6 +138,10 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs: gaussian-nll's var=;
     their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as the convention
     does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
+    if LOSSES.get(loss) is not None and LOSSES[loss].kind == "sequence":
+        if sample_weight is not None:
+            raise OptionError("sample_weight", f"applies to batches of samples, not to {loss}'s sequences")
+        return ctc(y, p, **options)
     names = {i.name for i in LOSSES[loss].inputs} if loss in LOSSES else set()
     extra = {k: options.pop(k) for k in list(options) if k in names}
     s = make_setup(loss, sample_weight=sample_weight is not None, **options)
@@ -355,6 +359,28 @@ def finish(part: Partial) -> float:
     return float(np.float32(value)) if part.key[4] == "float32" else value
 
 
+
+def ctc(y: Any, p: Any, *, input_lengths: Any = None, target_lengths: Any = None, time_major: bool = False,
+        from_logits: bool = False, reduction: str = "mean", convention: str = "exact", dtype: str = "float64",
+        **kw: Any) -> Result:
+    """CTC of label sequences `y` given predictions `p` (log-probabilities, or logits with from_logits=True): one
+    sequence as labels [L] and predictions [T, C], or a batch as padded labels [B, L], predictions [B, T, C] ([T, B,
+    C] with time_major=True, as PyTorch lays them out) and each sequence's input and target lengths (default: all
+    of T and L). Also blank (default 0) and zero_infinity. Returns a Result: one loss per sequence, and grad (and
+    prob, grad_logits) in the predictions' shape."""
+    s = make_setup("ctc", from_logits=from_logits, reduction=reduction, convention=convention, dtype=dtype, **kw)
+    batch = read_sequences(y, p, input_lengths, target_lengths, switch("time_major", time_major))
+    r = run(s, batch)
+    r.warnings = [fill(w) for w in r.warnings]
+    packed = batch.shape if len(batch.shape) == 2 else (batch.p.shape[0], -1, batch.shape[-1])  # [B, T, C]
+    for name in ("grad", "grad_logits", "prob"):
+        a = getattr(r, name)
+        if a is not None:
+            a = a.reshape(packed)
+            setattr(r, name, a.transpose(1, 0, 2) if time_major and a.ndim == 3 else a)
+    return r
+
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
            "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "gaussian_nll", "triplet", "margin_ranking",
-           "cosine_embedding", "Micro", "micro_batches", "evaluate_micro", "Partial", "partial", "merge", "finish"]
+           "cosine_embedding", "ctc", "Micro", "micro_batches", "evaluate_micro", "Partial", "partial", "merge",
+           "finish"]

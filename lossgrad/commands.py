@@ -45,6 +45,8 @@ EXAMPLES = {
     "lossgrad bce -c tf-keras -y 1,1,1 -p 1,1,0",
     "ce": "Examples: lossgrad ce --from-logits -y 2,0 -p '0.3,-1.2,2.0;1.5,0.2,-0.4' ; "
     "cat batch.csv | lossgrad ce --from-logits --format csv > per_row.csv",
+    "ctc": "Examples: lossgrad ctc --from-logits --target 1,2 --pred '0,0.7,0;0.7,0,0;0,0,0.7' ; without "
+    "--from-logits the predictions are log-probabilities, as PyTorch's ctc_loss takes them: lossgrad ctc -c torch ...",
 }
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
@@ -122,8 +124,8 @@ def run_loss(name: str, **kw: Any) -> None:
     explain = _formulas(s, r) + (micro_formulas(micro.k) if micro else []) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
-        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra, micro), fmt.value,
-                            out, explain)
+        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra, micro, b.shape),
+                            fmt.value, out, explain)
     if fmt is Format.CSV:
         sys.stderr.write(render.value_line(r) + "\n")
         if micro is not None:

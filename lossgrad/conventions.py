@@ -103,6 +103,12 @@ class Convention:
     # their gradient at a hinge's kink (max(0, x) at x = 0), as a fraction: PyTorch's clamp_min passes it (1),
     # JAX's maximum splits it (0.5); exact takes 0
     pairs_tie: float = 0.0
+    # ctc: "exact" (long double), or the framework's own, in its dtype: "torch" (its backward returns e^x − γ, the
+    # gradient with respect to the logits behind log_softmax), "tf" (tf.nn.ctc_loss under Keras), "optax"
+    ctc: str = "exact"
+    # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
+    # length first)
+    ctc_mean: str = "n"
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -121,6 +127,8 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         ("margin-ranking", "probs"): f"{who} has no margin ranking loss",
         ("cosine-embedding", "probs"): f"{who} has no cosine embedding loss with labels and a margin (cosine is "
         "its cosine_similarity)",
+        ("ctc", "probs"): f"{who}' ctc takes logits (log_softmax is applied inside); pass logits with {{from_logits}}",
+        ("ctc", "zero_infinity"): f"{who} has no zero_infinity for ctc",
     }
 
 
@@ -150,6 +158,8 @@ KERAS = Convention(
              "γ = 0, and for γ < 1 an infinity that meets a 0 in the product rule for p_t"},
     cosine="keras",
     lacks=_keras_lacks("Keras"),
+    floatx_losses=frozenset({"ctc"}),  # keras.ops.ctc_loss casts float64 to float32 for tf.nn.ctc_loss
+    ctc="tf",
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -160,7 +170,9 @@ TF_KERAS = replace(
     log_eps=True,
     floatx_losses=frozenset({"huber"}),
     cosine="tf-keras",
-    lacks=_keras_lacks("tf-keras"),
+    lacks={**_keras_lacks("tf-keras"), **dict.fromkeys([("ctc", "probs"), ("ctc", "logits")], "tf-keras' "
+           "ctc_batch_cost takes softmax probabilities with the last class as the blank, a form lossgrad does not "
+           "reproduce")},
 )
 
 TORCH = Convention(
@@ -182,7 +194,9 @@ TORCH = Convention(
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
-             "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t"},
+             "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t",
+             "ctc": "ctc_loss's backward divides by the probability 0 of a sequence with no alignment; "
+             "{zero_infinity} gives 0"},
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with {from_logits}",
@@ -191,9 +205,12 @@ TORCH = Convention(
         ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
         "with {from_logits}",
+        ("ctc", "logits"): "PyTorch's ctc_loss takes log-probabilities (log_softmax outputs); drop {from_logits}",
     },
     pairs="torch",
     pairs_tie=1.0,
+    ctc="torch",
+    ctc_mean="target-length",
 )
 
 OPTAX = Convention(
@@ -230,9 +247,13 @@ OPTAX = Convention(
         ("triplet", "swap"): "optax's triplet_margin_loss has no swap (drop {swap})",
         ("margin-ranking", "probs"): "optax has no margin ranking loss (ranking_softmax_loss is another loss)",
         ("cosine-embedding", "probs"): "optax has no cosine embedding loss (cosine_distance is cosine)",
+        ("ctc", "probs"): "optax's ctc_loss takes logits (log_softmax is applied inside); pass logits with "
+        "{from_logits}",
+        ("ctc", "zero_infinity"): "optax has no zero_infinity for ctc",
     },
     pairs="optax",
     pairs_tie=0.5,
+    ctc="optax",
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}

@@ -64,6 +64,11 @@ def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[
     return rules
 
 
+def shaped_targets(loss: str, r: Result, shape: tuple) -> np.ndarray:
+    """The targets as the loss used them, shaped as the predictions (a sequence loss's rows as they are)."""
+    return r.target if LOSSES[loss].kind == "sequence" else r.target.reshape(shape)
+
+
 def _reason(reasons, idx, rel: float):
     for rule in reasons:
         mask, text = rule[0], rule[1]
@@ -142,7 +147,7 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
         if name == "exact":
             continue
         conv = conventions.CONVENTIONS[name]
-        reasons = element_reasons(conv, loss, exact.target.reshape(p2.shape), p2, from_logits, exact.labels)
+        reasons = element_reasons(conv, loss, shaped_targets(loss, exact, p2.shape), p2, from_logits, exact.labels)
         diffs += differences(name, res, exact, reasons, shape)
         if res.n != exact.n and reduction == "mean":
             diffs.append({"convention": name, "element": None,
@@ -230,7 +235,9 @@ LINKS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {"sigmoid": sigmoi
 def _paths(q: Question) -> tuple[str, ...]:
     """"direct": the predictions as given; "probs": the probabilities (or rates) behind given logits."""
     spec = LOSSES[q.loss]
-    return ("direct", "probs") if q.from_logits and spec.has_logits and spec.link in LINKS else ("direct",)
+    # (a sequence's softmax is per frame, not per row: its gradient with respect to log-probabilities is its own)
+    probs = q.from_logits and spec.has_logits and spec.link in LINKS and spec.kind != "sequence"
+    return ("direct", "probs") if probs else ("direct",)
 
 
 def _path_inputs(q: Question, path: str) -> tuple[Batch, bool, dict]:
@@ -330,7 +337,7 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
     q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0)
     exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
                       sample_weight=batch.w is not None, **q.params), batch)
-    q = replace(q, targets=exact.target.reshape(batch.p.shape), label_idx=exact.labels)
+    q = replace(q, targets=shaped_targets(loss, exact, batch.p.shape), label_idx=exact.labels)
     cands = sorted(candidates(q), key=_rank)
     if cands[0].residual > 1:
         cands = sorted(cands + solve(q), key=_rank)
@@ -420,7 +427,7 @@ def _explain_against(q: Question, ref: Candidate, best: Candidate, pool: list[Ca
                      + (" (σ(z) − y)" if q.loss == "bce" and best.wrt == "logits" else "")
                      + f", not to {wrt_text(q.loss, ref.wrt if ref.wrt != best.wrt else given)}")
     ratio, said = _common_factor(mine, theirs, tol, ref, best)
-    lines += said
+    lines += said + _per_length_grad(q, ref, pool)
     lines += _elements(q, ref, ratio, pool)
     if not lines:
         lines.append(f"your gradient is {ref.convention}'s up to the digits given")
@@ -536,9 +543,40 @@ def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candi
             and same.value is not None:
         kind = "a sum, not a mean" if best.reduction == "sum" else f"a mean (÷ N = {_n(best.n)}), not a sum"
         lines.append(f"yours is {kind}: {ref.convention}'s {best.reduction} is {distinct(same.value, my)[0]}")
+    lines += _per_length(q, ref, pool)
     if best.residual <= 1 and (best.convention, best.wrt) != (ref.convention, ref.wrt):
         lines += _terms(q, same or ref, best, pool)
     return [_head(ref)] + ["  " + s for s in lines]
+
+
+def _per_length_grad(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]:
+    """The gradient's side of _per_length: the user's is the framework's sum over the batch size."""
+    conv = conventions.CONVENTIONS[ref.convention]
+    if LOSSES[q.loss].kind != "sequence" or ref.reduction != "mean" or conv.ctc_mean != "target-length":
+        return []
+    total = next((c for c in pool if c.convention == ref.convention and c.reduction == "sum" and c.wrt == ref.wrt),
+                 None)
+    n = q.batch.p.shape[0]
+    if total is None or _residual(q.mine, total.grad / n, q.tol) > 1:
+        return []
+    return [f"yours is the gradient of the plain mean of the sequences' losses; {ref.convention}'s mean divides "
+            "each sequence's loss by its target length first (PyTorch's reduction='mean'; reduction='sum' over the "
+            "batch size is yours)"]
+
+
+def _per_length(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]:
+    """A sequence loss whose framework's mean divides each sequence's loss by its target length first (PyTorch's
+    ctc): said when the plain mean of that framework's losses is the user's."""
+    conv = conventions.CONVENTIONS[ref.convention]
+    if LOSSES[q.loss].kind != "sequence" or ref.reduction != "mean" or conv.ctc_mean != "target-length":
+        return []
+    per = next((c.losses for c in pool if c.convention == ref.convention and c.reduction == "none"
+                and c.wrt == ref.wrt and c.losses is not None), None)
+    if per is None or _loss_residual(q, float(np.mean(per))) > 1:
+        return []
+    return [f"yours is the plain mean of the sequences' losses ({float(np.mean(per)):.10g}); "
+            f"{ref.convention}'s mean divides each sequence's loss by its target length first (PyTorch's "
+            "reduction='mean'; reduction='sum' over the batch size is yours)"]
 
 
 def _terms(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
@@ -596,7 +634,7 @@ AFFINE = {"label_smoothing": (0.0, 0.5), "pos_weight": (1.0, 2.0), "alpha": (0.0
 FACTORS = ("class_weights", "sample_weight")
 SEARCHED: dict[str, tuple[float, float, bool] | None] = {"eps": (1e-12, 0.3, True), "gamma": (0.0, 6.0, False),
                                                           "delta": None, "beta": None}
-FLAGS = ("log_input", "log_target")
+FLAGS = ("log_input", "log_target", "zero_infinity")
 
 
 def _unknowns(q: Question) -> list[str]:

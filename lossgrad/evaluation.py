@@ -18,7 +18,8 @@ from .errors import DomainError, InputError, OptionError
 from .losses import Parts
 from .losses.base import first_bad
 from .losses.classification import unnormalised_rows
-from .options import Labels, Setup
+from .losses.ctc import mean_divisors
+from .options import Labels, Reduction, Setup
 
 # a block's samples are evaluated in slices of at most this many: a few dozen numpy passes over slices that stay
 # in cache beat the same passes over the whole block
@@ -69,7 +70,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     if setup.rows_loss:
         y, labels, ignored = targets(setup, y, p.shape[1])
         class_w, count_w = class_weights(setup, y, labels, p.shape[1])
-    elif y.shape != p.shape:
+    elif y.shape != p.shape and setup.loss.kind != "sequence":
         raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
     else:
         check_pos_weight(setup, p.shape[1])
@@ -80,6 +81,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         unnormalised = unnormalised_rows(p, divided=setup.conv.ce_probs == "keras")
     parts = compute(setup, y, p, labels, extra)
     parts = per_sample(setup, parts, p.shape[1])
+    parts = sequence_mean(setup, parts, y)
     count: float | None = None
     counts, count_per = None, 1
     if ignored is not None:
@@ -263,6 +265,19 @@ def per_sample(setup: Setup, parts: Parts, outputs: int) -> Parts:
         parts.losses = parts.losses.sum(axis=1) / k
         parts = _map(parts, GRADS, lambda a: a / k)
     return parts
+
+
+def sequence_mean(setup: Setup, parts: Parts, y: np.ndarray) -> Parts:
+    """Sequence losses whose convention's mean divides each loss by a length of its own first (PyTorch's ctc: the
+    target length), before the mean over the batch."""
+    if setup.loss.kind != "sequence" or setup.reduction is not Reduction.MEAN:
+        return parts
+    d = mean_divisors(setup.conv, y)
+    if d is None:
+        return parts
+    d = d.astype(parts.losses.dtype)
+    parts.losses = parts.losses / d
+    return _map(parts, GRADS, lambda a: a / d[:, None])
 
 
 def leave_out(parts: Parts, ignored: np.ndarray) -> Parts:

@@ -23,6 +23,7 @@ import numpy as np
 from .errors import DomainError, InputError, OptionError
 from .losses import Loss
 from .losses.base import Input
+from .losses.ctc import HEAD, pack
 from .pasted import unpaste
 
 if TYPE_CHECKING:  # (numpy.typing costs a millisecond of start-up)
@@ -1082,6 +1083,8 @@ class CsvRequest:
 
     def open(self, kind: str, labels: str) -> CsvSource:
         """The reader, its chunks (the first already read, to decide the layout) and the layout."""
+        if kind == "sequence":
+            raise InputError("{csv}", SEQUENCE_INPUT)
         if self.extra_cols and not (self.target_cols and self.pred_cols):
             name = self.extra_cols[0][0]
             raise InputError(f"{{{name}}}", "takes CSV columns when {target_cols} and {pred_cols} name theirs too")
@@ -1178,6 +1181,84 @@ def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | Non
                               ("{keep_cols}", csv.keep_cols), ("{delimiter}", csv.delimiter)):
             if value:
                 raise InputError(option, "applies to CSV input only")
+        if loss.kind == "sequence":
+            return read_sequence_inline(target, pred, weights)
         return read_inline(loss, target, pred, weights, extra)
+    if loss.kind == "sequence":
+        raise InputError("{csv}", SEQUENCE_INPUT)
     given = tuple((i.name, str(v)) for i, v in _given(loss, extra or {}))
     return read_csv(replace(csv, extra_cols=given).open(loss.kind, labels))
+
+
+# ---------------------------------------------------------------- sequences (ctc)
+
+SEQUENCE_INPUT = ("a sequence loss reads one sequence inline ({target} its labels, {pred} one ';' row per frame) or "
+                  "batches through the Python API (lossgrad.ctc)")
+
+
+def read_sequence_inline(target: str | None, pred: str | None, weights: str | None) -> Batch:
+    """One sequence typed: --target its labels, --pred one row per frame of one value per class."""
+    if target is None or pred is None:
+        missing, given = ("{pred}", "{target}") if pred is None else ("{target}", "{pred}")
+        raise InputError(missing, f"is missing ({given} was given); give both")
+    if weights is not None:
+        raise InputError("{sample_weight}", "applies to batches of samples; a sequence loss takes one sequence here")
+    y, p = parse_inline(target, "{target}"), parse_inline(pred, "{pred}")
+    if y.ndim != 1:
+        raise InputError("{target}", "takes one label sequence: class indexes separated by commas (no ';' rows)")
+    if p.ndim != 2:
+        raise InputError("{pred}", "takes one row per frame, one value per class, ';' between frames")
+    return sequences(y[None, :], p[None], np.array([p.shape[0]]), np.array([y.size]), "inline", False)
+
+
+def sequences(labels: NDArray[np.float64], pred: NDArray[np.float64], input_lengths: NDArray[np.float64],
+              target_lengths: NDArray[np.float64], source: str, time_major: bool) -> Batch:
+    """Padded labels [B, L], predictions [B, T, C] and the lengths as a Batch of one row per sequence; positions in
+    errors name the arrays as given ([T, B, C] when time-major)."""
+    b, t, c = pred.shape
+    y2, p2 = pack(labels, pred, input_lengths, target_lengths)
+    typed = source == "inline"
+
+    def locate(which: str, row: int, col: int) -> str:
+        if which == "pred":
+            f, k = divmod(col, c)
+            return f"{{pred}}: row {f + 1}, value {k + 1}" if typed else (
+                f"{{pred}}[{f}, {row}, {k}]" if time_major else f"{{pred}}[{row}, {f}, {k}]")
+        if col >= HEAD:
+            return f"{{target}}: value {col - HEAD + 1}" if typed else f"{{target}}[{row}, {col - HEAD}]"
+        return f"{{{('input_lengths', 'target_lengths')[col - 1]}}}[{row}]"
+
+    names = [f"{f}:{k}" for f in range(t) for k in range(c)]
+    shape = (t, c) if typed else ((t, b, c) if time_major else (b, t, c))
+    return Batch(y2, p2, None, shape, names, locate, source)
+
+
+def _lengths(value: object, name: str, count: int, default: int) -> NDArray[np.float64]:
+    if value is None:
+        return np.full(count, float(default))
+    a = to_array(value, "{" + name + "}").reshape(-1)
+    if a.size != count or not (np.isfinite(a) & (a == np.floor(a))).all():
+        raise InputError("{" + name + "}", f"takes {count} whole numbers, one per sequence")
+    return a
+
+
+def read_sequences(y: object, p: object, input_lengths: object = None, target_lengths: object = None,
+                   time_major: bool = False) -> Batch:
+    """Array-likes from a Python caller: one sequence (labels [L], predictions [T, C]) or a batch (padded labels
+    [B, L], predictions [B, T, C], or [T, B, C] time-major, and the lengths; default: all of T, all of L)."""
+    ya, pa = to_array(y, "{target}"), to_array(p, "{pred}")
+    if pa.ndim not in (2, 3) or ya.ndim != pa.ndim - 1:
+        raise InputError("{pred}", f"one sequence is labels [L] and predictions [T, C], a batch labels [B, L] and "
+                                   f"predictions [B, T, C]; got {ya.ndim} and {pa.ndim} dimensions")
+    if not np.isfinite(pa).all():
+        raise InputError("{pred}", "contains NaN or infinity")
+    single = pa.ndim == 2
+    lab, pred = (ya[None], pa[None]) if single else (ya, pa.transpose(1, 0, 2) if time_major else pa)
+    if lab.shape[0] != pred.shape[0]:
+        raise InputError("{target}", f"has {lab.shape[0]} label rows for {pred.shape[0]} sequences")
+    il = _lengths(input_lengths, "input_lengths", pred.shape[0], pred.shape[1])
+    tl = _lengths(target_lengths, "target_lengths", pred.shape[0], lab.shape[1])
+    batch = sequences(lab, pred, il, tl, "", time_major)
+    if single:
+        batch.shape = pa.shape
+    return batch

@@ -38,6 +38,7 @@ class Report:
     kept: list = field(default_factory=list)  # --keep-cols: (name, each row's text)
     extra: dict = field(default_factory=dict)  # the loss's extra inputs, 2-D (their gradients: result.grads)
     micro: Any = None  # api.Micro: the batch split into micro-batches (--micro-batches)
+    shape: tuple = ()  # the predictions' shape as given (a sequence's [T, C]: its gradients take it in JSON)
 
 
 def _jsonable(a):
@@ -58,6 +59,8 @@ def _shaped(rep: Report, a: np.ndarray | None):
         return None
     if rep.flat:
         return a.reshape(-1)
+    if rep.shape and LOSSES[rep.result.loss].kind == "sequence":
+        return a.reshape(rep.shape)
     return a
 
 
@@ -235,10 +238,12 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     """A header line and one row per element; long inputs show their head and tail."""
     r = rep.result
     console = _console(out)
-    headers = [*(name for name, _ in rep.kept), "row", "class" if LOSSES[r.loss].kind == "rows" else "col",
-               "target", "logit" if r.from_logits else "pred"]
+    kind = LOSSES[r.loss].kind
+    headers = [*(name for name, _ in rep.kept), "row", {"rows": "class", "sequence": "frame:class"}.get(kind, "col"),
+               *(["target"] if kind != "sequence" else []), "logit" if r.from_logits else "pred"]
     pred = rep.pred
-    columns: list[np.ndarray | None] = [r.target.reshape(pred.shape), pred]
+    columns: list[np.ndarray | None] = [r.target.reshape(pred.shape)] if kind != "sequence" else []
+    columns.append(pred)
     if r.prob is not None:
         headers.append("prob")
         columns.append(r.prob.reshape(pred.shape))
@@ -318,10 +323,12 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     console = _console(out)
     names = list(comp.results)
     exact = comp.results["exact"]
-    mode = "from logits" if comp.from_logits else ("on probabilities" if LOSSES[comp.loss].has_logits else "")
+    seq = LOSSES[comp.loss].kind == "sequence"
+    mode = "from logits" if comp.from_logits else (
+        ("on log-probabilities" if seq else "on probabilities") if LOSSES[comp.loss].has_logits else "")
     console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
                   "each convention (* differs from exact by more than 1e-12 relative)", overflow="fold")
-    headers = ["row", "col", "target", "logit" if comp.from_logits else "pred", *names]
+    headers = ["row", "frame:class" if seq else "col", "target", "logit" if comp.from_logits else "pred", *names]
 
     def mark(v: float, e: float) -> Cell:
         same = v == e or (math.isfinite(e) and abs(v - e) <= 1e-12 * abs(e)) or (v != v and e != e)
@@ -335,23 +342,29 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
                                              mark(comp.micro[n].value, comp.micro["exact"].value)) for n in names]])
     grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
     eg = grads["exact"]
-    target = exact.target.reshape(p2.shape)
+    target = None if LOSSES[comp.loss].kind == "sequence" else exact.target.reshape(p2.shape)
     cells = p2.size
     limit = cells if cells <= 60 else 40
     for flat in range(limit):
         i, j = divmod(flat, p2.shape[1])
-        rows.append([str(i), str(j), float(target[i, j]), float(p2[i, j]),
+        col = f"{j // comp.shape[-1]}:{j % comp.shape[-1]}" if seq else str(j)
+        rows.append([str(i), col, "" if target is None else float(target[i, j]), float(p2[i, j]),
                      *[mark(grads[n][i, j], eg[i, j]) for n in names]])
     print_table(console, headers, rows, keys=2)
     if cells > limit:
         console.print(f"({cells - limit} more elements not shown; --format json gives all)")
     for k in exact.grads:
         _further_gradient(console, comp, k, mark)
+    _comparison_notes(console, comp)
+
+
+def _comparison_notes(console: Any, comp: Any) -> None:
+    """Below compare's table: the micro-batch means, the conventions that lack the loss, and why they differ."""
     if comp.micro:
         m = comp.micro["exact"]
         console.print(f"micro: the mean of the {m.k} per-micro-batch means ({m.size} rows each), as gradient "
                       "accumulation computes it; micro / value: " + ", ".join(
-                          f"{n} {_num(comp.micro[n].ratio)}" for n in names if n in comp.micro)
+                          f"{n} {_num(comp.micro[n].ratio)}" for n in comp.results if n in comp.micro)
                       + "; --format json gives grad_micro", overflow="fold")
     for name, reason in comp.unsupported.items():
         reason = cli_text(reason)
@@ -510,8 +523,10 @@ def write_losses(fmt: str, out: IO[str]) -> None:
     rows: list[dict[str, Any]] = []
     for loss in LOSSES.values():
         modes = ["probs", "logits"] if loss.has_logits else ["values"]
+        if loss.kind == "sequence":  # (a sequence loss's predictions without --from-logits are log-probabilities)
+            modes[0] = "log-probs"
         support = {mode: [c.name for c in conventions.CONVENTIONS.values()
-                          if (loss.name, "probs" if mode == "values" else mode) not in c.lacks] for mode in modes}
+                          if (loss.name, mode if mode == "logits" else "probs") not in c.lacks] for mode in modes}
         options = (["--from-logits"] if loss.has_logits else []) + (["--labels"] if loss.kind == "rows" else []) + [
             cli_name(p.name) for p in loss.params]
         rows.append({"loss": loss.name, "summary": loss.summary, "options": options, "conventions": support}

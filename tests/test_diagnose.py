@@ -155,6 +155,8 @@ def _simple_inputs(name):
         return "1,0", ("-0.5,-1.2,-2.0;-0.3,-1.5,-2.2" if name == "nll" else "0.2,0.5,0.3;0.6,0.3,0.1")
     if name in ("hinge", "squared-hinge", "margin-ranking"):
         return "1,-1,1", "0.3,-2.0,1.5"
+    if name == "ctc":  # (one sequence: labels, and a row of log-probabilities per frame)
+        return "1,2", "-1.1,-1.6,-2.1;-1.5,-1.2,-1.7;-1.4,-2.2,-1.5"
     return "0.2,0.3,0.5", "0.1,0.6,0.3"
 
 

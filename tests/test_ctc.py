@@ -1,0 +1,328 @@
+"""ctc: the frameworks' numbers recorded by scripts/golden_ctc.py (tests/golden/ctc.json), a case worked by hand,
+finite differences, and the mpmath oracle."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+
+GOLDEN = json.loads((Path(__file__).resolve().parent / "golden" / "ctc.json").read_text())
+
+
+def _num(x):
+    return np.array(x, dtype=object).astype(np.float64) if isinstance(x, list) else float(x)
+
+
+def _close(got, want, rtol, atol, what):
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    assert got.shape == want.shape, what
+    with np.errstate(invalid="ignore"):
+        ok = (got == want) | (np.isnan(got) & np.isnan(want)) | (np.abs(got - want) <= rtol * np.abs(want) + atol)
+    assert ok.all(), f"{what}: got {got[~ok][:4]} want {want[~ok][:4]} at {np.argwhere(~ok)[:4].tolist()}"
+
+
+def _golden_id(case):
+    return f"{case['name']}-{case['convention']}-{case['dtype']}-{case['reduction']}" + (
+        "-zero_infinity" if case["zero_infinity"] else "")
+
+
+@pytest.mark.parametrize("case", GOLDEN["cases"], ids=_golden_id)
+def test_convention_reproduces_framework(case):
+    kw = {"zero_infinity": True} if case["zero_infinity"] else {}
+    r = lossgrad.ctc(np.array(case["labels"]), _num(case["pred"]), input_lengths=case["input_lengths"],
+                     target_lengths=case["target_lengths"], from_logits=case["from_logits"],
+                     convention=case["convention"], reduction=case["reduction"], dtype=case["dtype"],
+                     blank=case["blank"], **kw)
+    f32 = case["dtype"] == "float32" or case["convention"] == "keras"  # (Keras computes ctc in float32)
+    # the recursions add T log-probabilities and take exponentials of their sums: each framework rounds those sums
+    # at the size of the largest log-probability or of the loss (optax's 1e5 for an impossible alignment), T times
+    pred, losses = _num(case["pred"]), _num(case["losses"])
+    eps = np.finfo(np.float32 if f32 else np.float64).eps
+    atol = 8 * eps * pred.shape[1] * (1 + np.abs(pred).max() + np.abs(losses[np.isfinite(losses)]).max())
+    rtol = 8 * eps if f32 else 1e-12
+    _close(r.grad, _num(case["grad"]), rtol, atol, "grad")
+    want_losses = losses / (np.maximum(case["target_lengths"], 1) if case["convention"] == "torch"
+                            and case["reduction"] == "mean" else 1)
+    _close(r.losses, want_losses, rtol, atol, "losses")
+    if case["value"] is not None:
+        _close(r.value, _num(case["value"]), rtol, atol, "value")
+
+
+# ---------------------------------------------------------------- a case worked by hand
+
+# T = 3 frames, classes (blank, 1, 2), labels 1,2. The probabilities, frame by frame:
+#   y1 = (1/4, 1/2, 1/4), y2 = (1/2, 1/4, 1/4), y3 = (1/4, 1/4, 1/2)
+# The alignments of length 3 that collapse to "1 2" (b = blank), and their probabilities:
+#   1 2 b: 1/2·1/4·1/4 = 1/32      b 1 2: 1/4·1/4·1/2 = 1/32      1 b 2: 1/2·1/2·1/2 = 4/32
+#   1 1 2: 1/2·1/4·1/2 = 2/32      1 2 2: 1/2·1/4·1/2 = 2/32
+# p(l|x) = 10/32 = 5/16, so the loss is −log(5/16) = log 3.2.
+# γ_t(k), the share of p(l|x) whose alignments emit k at frame t:
+#   t1: b 1/10 (b 1 2), 1 9/10 (the other four), 2 0
+#   t2: b 4/10 (1 b 2), 1 3/10 (b 1 2, 1 1 2), 2 3/10 (1 2 b, 1 2 2)
+#   t3: b 1/10 (1 2 b), 1 0, 2 9/10
+# ∂ℓ/∂(log y_tk) = −γ_tk; with respect to the logits (here log y: each row sums to 1) y_tk − γ_tk.
+HAND_Y = np.array([[1 / 4, 1 / 2, 1 / 4], [1 / 2, 1 / 4, 1 / 4], [1 / 4, 1 / 4, 1 / 2]])
+HAND_GAMMA = np.array([[1 / 10, 9 / 10, 0], [4 / 10, 3 / 10, 3 / 10], [1 / 10, 0, 9 / 10]])
+
+
+def test_hand_case_log_probabilities():
+    r = lossgrad.ctc([1, 2], np.log(HAND_Y))
+    assert r.value == pytest.approx(math.log(3.2), rel=1e-15)
+    np.testing.assert_allclose(r.grad, -HAND_GAMMA, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(r.grad_logits, HAND_Y - HAND_GAMMA, rtol=1e-14, atol=1e-16)
+
+
+def test_hand_case_logits_and_torch():
+    z = np.log(HAND_Y) + np.array([[3.0], [-1.0], [0.5]])  # (a constant per frame leaves the softmax as it is)
+    r = lossgrad.ctc([1, 2], z, from_logits=True)
+    assert r.value == pytest.approx(math.log(3.2), rel=1e-15)
+    np.testing.assert_allclose(r.grad, HAND_Y - HAND_GAMMA, rtol=1e-14, atol=1e-16)
+    np.testing.assert_allclose(r.prob, HAND_Y, rtol=1e-15)
+    # PyTorch: its backward's e^x − γ, and its mean divides by the target length, 2
+    t = lossgrad.ctc([1, 2], np.log(HAND_Y), convention="torch")
+    assert t.value == pytest.approx(math.log(3.2) / 2, rel=1e-15)
+    np.testing.assert_allclose(t.grad, (HAND_Y - HAND_GAMMA) / 2, rtol=1e-14, atol=1e-16)
+
+
+def test_hand_case_finite_differences():
+    rng = np.random.default_rng(5)
+    z = rng.normal(size=(3, 4, 5))
+    labels, il, tl = np.array([[1, 1, 3], [2, 4, 0], [3, 0, 0]]), [4, 4, 3], [3, 2, 1]
+    for logits in (True, False):
+        x = z if logits else z - np.log(np.exp(z).sum(-1, keepdims=True))
+        r = lossgrad.ctc(labels, x, input_lengths=il, target_lengths=tl, from_logits=logits, reduction="sum")
+        h = 1e-6
+        for idx in [(0, 0, 0), (0, 3, 1), (1, 2, 4), (2, 1, 3), (2, 3, 2)]:
+            up, down = x.copy(), x.copy()
+            up[idx] += h
+            down[idx] -= h
+            f = [lossgrad.ctc(labels, a, input_lengths=il, target_lengths=tl, from_logits=logits,
+                              reduction="sum").value for a in (up, down)]
+            assert r.grad[idx] == pytest.approx((f[0] - f[1]) / (2 * h), rel=1e-6, abs=1e-8), idx
+    assert (r.grad[2, 3] == 0).all()  # (a frame past the sequence's length)
+
+
+# ---------------------------------------------------------------- mpmath
+
+
+def _mp_ctc(z, labels, blank=0, log_probs=False):
+    """−log p(l|x) and its gradient with respect to the logits, by the α/β recursions in probability space at
+    800 digits (no logarithms until the end); `log_probs`: z are log-probabilities, taken as they are."""
+    import reference as R
+
+    mp = R._mp()
+    t_max = len(z)
+    y = []
+    for row in z:
+        e = [mp.exp(mp.mpf(float(v))) for v in row]
+        s = 1 if log_probs else mp.fsum(e)
+        y.append([v / s for v in e])
+    ext = [blank]
+    for lab in labels:
+        ext += [lab, blank]
+    n = len(ext)
+    skip = [s >= 2 and ext[s] != blank and ext[s] != ext[s - 2] for s in range(n)]
+    a = [[mp.mpf(0)] * n for _ in range(t_max)]
+    b = [[mp.mpf(0)] * n for _ in range(t_max)]
+    a[0][0], a[0][1] = y[0][ext[0]], y[0][ext[1]]
+    for t in range(1, t_max):
+        for s in range(n):
+            v = a[t - 1][s] + (a[t - 1][s - 1] if s else 0) + (a[t - 1][s - 2] if skip[s] else 0)
+            a[t][s] = v * y[t][ext[s]]
+    b[-1][-1], b[-1][-2] = y[-1][ext[-1]], y[-1][ext[-2]]
+    for t in range(t_max - 2, -1, -1):
+        for s in range(n):
+            v = b[t + 1][s] + (b[t + 1][s + 1] if s + 1 < n else 0) + (
+                b[t + 1][s + 2] if s + 2 < n and skip[s + 2] else 0)
+            b[t][s] = v * y[t][ext[s]]
+    p = a[-1][-1] + a[-1][-2]
+    gamma = [[mp.fsum(a[t][s] * b[t][s] for s in range(n) if ext[s] == k) / (y[t][k] * p)
+              for k in range(len(z[0]))] for t in range(t_max)]
+    if log_probs:  # ∂ℓ/∂(log y) = −γ
+        return -mp.log(p), [[-g for g in row] for row in gamma]
+    return -mp.log(p), [[y[t][k] - gamma[t][k] for k in range(len(z[0]))] for t in range(t_max)]
+
+
+def _adversarial():
+    rng = np.random.default_rng(11)
+    yield "peaked", 30 * rng.normal(size=(6, 4)), [1, 2, 3]
+    yield "very peaked", 300 * rng.normal(size=(5, 3)), [1, 2]
+    yield "repeats at the minimum T", rng.normal(size=(5, 3)), [1, 1, 1]
+    on_path = np.array([[9.0, 0, 0], [0, 9, 0], [9, 0, 0], [0, 9, 0], [0, 0, 9]])
+    yield "minimum T, peaked on the path", on_path, [1, 1, 2]
+    yield "long", rng.normal(size=(40, 5)), [1, 2, 2, 3, 4, 1, 1]
+    yield "one label, many frames", 5 * rng.normal(size=(30, 3)), [2]
+
+
+@pytest.mark.parametrize("name,z,labels", list(_adversarial()), ids=[a[0] for a in _adversarial()])
+def test_exact_within_4_ulp_of_mpmath(name, z, labels):
+    import reference as R
+
+    loss, grad = _mp_ctc(z, labels)
+    r = lossgrad.ctc(labels, z, from_logits=True, reduction="sum")
+    assert R.ulps(r.value, loss) <= 4, (r.value, loss)
+    worst = max(R.ulps(r.grad[t, k], grad[t][k]) for t in range(len(z)) for k in range(z.shape[1]))
+    assert worst <= 4, name
+    # on the log-probabilities: the same loss, and −γ = (softmax − γ) − softmax
+    lp = z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) - z.max(-1, keepdims=True)
+    lossp, gradp = _mp_ctc(lp, labels, log_probs=True)
+    rp = lossgrad.ctc(labels, lp, reduction="sum")
+    assert R.ulps(rp.value, lossp) <= 4
+    assert max(R.ulps(rp.grad[t, k], gradp[t][k]) for t in range(len(z)) for k in range(z.shape[1])) <= 4
+
+
+# ---------------------------------------------------------------- errors and the command line
+
+
+@pytest.mark.parametrize("kw,message", [
+    ({"y": [1, 3], "p": np.zeros((3, 3))}, "is not a label"),
+    ({"y": [0, 1], "p": np.zeros((3, 3))}, "is the blank (0)"),
+    ({"y": [1], "p": np.zeros((3, 3)), "blank": 3}, "must be a class index in [0, 3)"),
+    ({"y": [[1], [2]], "p": np.zeros((2, 3, 3)), "input_lengths": [3, 4]}, "input length"),
+    ({"y": [[1], [2]], "p": np.zeros((2, 3, 3)), "target_lengths": [1]}, "2 whole numbers"),
+    ({"y": [1], "p": np.zeros(3)}, "predictions [T, C]"),
+    ({"y": [1], "p": np.zeros((3, 3)), "from_logits": True, "convention": "torch"}, "log-probabilities"),
+    ({"y": [1], "p": np.zeros((3, 3)), "convention": "optax"}, "takes logits"),
+    ({"y": [1], "p": np.zeros((3, 3)), "from_logits": True, "convention": "keras", "zero_infinity": True},
+     "no zero_infinity"),
+])
+def test_bad_arguments_name_what_is_wrong(kw, message):
+    y, p = kw.pop("y"), kw.pop("p")
+    with pytest.raises(lossgrad.LossgradError) as e:
+        lossgrad.ctc(y, p, **kw)
+    assert message in str(e.value)
+
+
+def test_impossible_alignment_is_an_infinite_loss_with_a_hint():
+    r = lossgrad.ctc([1, 1], np.log(np.full((2, 3), 1 / 3)))
+    assert r.value == math.inf and (r.grad == 0).all()
+    assert any("zero_infinity" in w for w in r.warnings)
+    t = lossgrad.ctc([1, 1], np.log(np.full((2, 3), 1 / 3)), convention="torch", zero_infinity=True)
+    assert t.value == 0 and (t.grad == 0).all()
+
+
+def test_time_major_is_the_batch_transposed():
+    rng = np.random.default_rng(3)
+    z = rng.normal(size=(2, 4, 3))
+    a = lossgrad.ctc([[1, 2], [2, 0]], z, target_lengths=[2, 1], from_logits=True)
+    b = lossgrad.ctc([[1, 2], [2, 0]], z.transpose(1, 0, 2), target_lengths=[2, 1], from_logits=True,
+                     time_major=True)
+    assert a.value == b.value
+    np.testing.assert_array_equal(a.grad, b.grad.transpose(1, 0, 2))
+
+
+def test_command_line(tmp_path):
+    from conftest import lossgrad as run
+
+    pred = ";".join(",".join(repr(float(v)) for v in row) for row in np.log(HAND_Y))
+    r = run("ctc", "--target", "1,2", "--pred", pred, "-f", "json", "-r", "sum")
+    assert r.code == 0
+    out = json.loads(r.out)
+    assert out["value"] == pytest.approx(math.log(3.2), rel=1e-15)
+    np.testing.assert_allclose(np.reshape(out["grad"], (3, 3)), -HAND_GAMMA, rtol=1e-14, atol=1e-16)
+    bad = run("ctc", "--target", "1;2", "--pred", pred)
+    assert bad.code == 2 and bad.err.startswith("error: --target") and not bad.out
+    csv = run("ctc", "--csv", str(tmp_path / "x.csv"))
+    assert csv.code == 2 and "inline" in csv.err
+
+
+def test_check_names_pytorchs_division_by_target_length():
+    """A plain mean of the sequences' losses (Keras', optax's, exact's) checked against PyTorch's: the answer names
+    PyTorch's division by each target length, for the loss and for the gradient."""
+    from conftest import lossgrad as run
+
+    lp = np.log(HAND_Y)
+    pred = ";".join(",".join(repr(float(v)) for v in row) for row in lp)
+    mine = lossgrad.ctc([1, 2], lp, convention="torch", reduction="sum")  # e^x − γ, not divided by L = 2
+    grad = ",".join(f"{v:.8g}" for v in mine.grad.ravel())
+    for given, said in ((["--my-grad", grad], "yours is the gradient of the plain mean"),
+                        (["--my-loss", f"{math.log(3.2):.8g}"], "yours is the plain mean of the sequences' losses")):
+        r = run("check", "ctc", "--target", "1,2", "--pred", pred, *given, "-c", "torch", "-f", "json")
+        assert r.code == 0, r.err
+        findings = " ".join(json.loads(r.out)["findings"])
+        assert said in findings and "divides each sequence's loss by its target length" in findings
+
+
+def test_compare_shows_each_convention_from_logits():
+    from conftest import lossgrad as run
+
+    z = ";".join(",".join(repr(float(v)) for v in row) for row in np.log(HAND_Y) + 1)
+    r = run("compare", "ctc", "--from-logits", "--target", "1,2", "--pred", z, "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert set(out["conventions"]) == {"exact", "keras", "optax"}
+    assert "torch" in out["unsupported"] and "tf-keras" in out["unsupported"]
+    for conv, res in out["conventions"].items():
+        # Keras computes in float32
+        assert res["value"] == pytest.approx(math.log(3.2), rel=1e-7 if conv == "keras" else 1e-15), conv
+
+
+def test_evaluate_by_name_is_ctc():
+    rng = np.random.default_rng(8)
+    z = rng.normal(size=(2, 5, 4))
+    kw = dict(target_lengths=[2, 1], input_lengths=[5, 3], from_logits=True, convention="optax", reduction="sum")
+    a = lossgrad.evaluate("ctc", [[1, 3], [2, 0]], z, **kw)
+    b = lossgrad.ctc([[1, 3], [2, 0]], z, **kw)
+    assert a.value == b.value and (a.grad == b.grad).all()
+    with pytest.raises(lossgrad.LossgradError, match="sample_weight"):
+        lossgrad.evaluate("ctc", [[1, 3], [2, 0]], z, sample_weight=[1, 2], **kw)
+
+
+def test_check_solves_zero_infinity():
+    """A sequence with no alignment (labels 1,1 need three frames) that the user counted as 0, gradient 0."""
+    from conftest import lossgrad as run
+
+    pred = "-1.0986122886681098,-1.0986122886681098,-1.0986122886681098;" * 1 + \
+           "-1.0986122886681098,-1.0986122886681098,-1.0986122886681098"
+    r = run("check", "ctc", "--target", "1,1", "--pred", pred, "--my-loss", "0", "--my-grad", "0,0,0,0,0,0",
+            "-f", "json")
+    assert r.code == 0, r.err
+    assert "zero_infinity" in r.out or "zero-infinity" in r.out
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("conv,modules", [("torch", ["torch"]), ("keras", ["tensorflow", "keras"]),
+                                          ("optax", ["jax", "optax"])])
+def test_live_framework_agrees(conv, modules):
+    """scripts/golden_ctc.py's cases run live on fresh inputs, float64 and float32, each reduction."""
+    import importlib.util
+    import sys
+
+    for m in modules:
+        if importlib.util.find_spec(m) is None:
+            pytest.skip(f"{m} is not installed")
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import golden_ctc
+
+    rng = np.random.default_rng()
+    case = {"labels": [[2, 2, 1], [3, 0, 0], [1, 3, 0]], "input_lengths": [7, 6, 2], "target_lengths": [3, 1, 2],
+            "blank": 0, "from_logits": conv != "torch", "convention": conv, "zero_infinity": False, "name": "live"}
+    z = 4 * rng.normal(size=(3, 7, 4))
+    for dtype in ("float64", "float32"):
+        for reduction in ("mean", "sum", "none"):
+            want = next(golden_ctc.cases(only=(conv, dtype, reduction, z, case)))
+            test_convention_reproduces_framework({**want, "name": "live"})
+
+
+def test_exact_float32_is_the_float64_result_rounded():
+    rng = np.random.default_rng(21)
+    z = (3 * rng.normal(size=(2, 6, 4))).astype(np.float32).astype(np.float64)
+    kw = dict(target_lengths=[3, 2], from_logits=True, reduction="none")
+    r64 = lossgrad.ctc([[1, 2, 1], [3, 3, 0]], z, **kw)
+    r32 = lossgrad.ctc([[1, 2, 1], [3, 3, 0]], z, dtype="float32", **kw)
+    assert r32.grad.dtype == np.float32
+    np.testing.assert_array_equal(r32.losses, r64.losses.astype(np.float32))
+    np.testing.assert_array_equal(r32.grad, r64.grad.astype(np.float32))
+
+
+def test_listed_with_its_conventions():
+    from conftest import lossgrad as run
+
+    r = run("losses", "-f", "json")
+    row = next(x for x in json.loads(r.out) if x["loss"] == "ctc")
+    assert row["conventions"] == {"log-probs": ["exact", "torch"], "logits": ["exact", "keras", "optax"]}
+    assert "--blank" in row["options"] and "--zero-infinity" in row["options"]
