@@ -73,6 +73,7 @@ OPTIONS: dict[str, Opt] = {
                       help="table, json or csv [default: table on a terminal, else csv]."),
     "output": _option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
     "explain": _option("--explain", kind=bool, default=False, help="Print the formulas used before the results."),
+    "no_grad": _option("--no-grad", kind=bool, default=False, help="Tensor files: write no gradient with -o."),
 }
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
           "format", "output")

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import conventions, render
+from . import conventions, render, tensor_run
 from .api import Result, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
@@ -48,7 +48,7 @@ EXAMPLES = {
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
-         "my_grad", "my_loss")
+         "my_grad", "my_loss", "no_grad")
 
 
 def _request(kw: dict[str, Any]) -> CsvRequest:
@@ -91,6 +91,10 @@ def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loss(name: str, **kw: Any) -> None:
+    if tensor_run.named(kw):
+        return tensor_run.run(name, kw, tensor_run.given_dtype(kw), _loss_params(kw))
+    if kw.get("no_grad"):
+        raise OptionError("no_grad", "applies to tensor file inputs ({pred} FILE.npy ... {output} FILE.npz)")
     s = setup(name, sample_weight=kw.get("sample_weight") is not None, **{k: kw[k] for k in SETUP if k in kw},
               **_loss_params(kw))
     fmt = choose(Format, "format", kw.get("format") or render.default_format(kw.get("output")), "format")
