@@ -141,6 +141,8 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
         result.grad_logits = result.grad_logits.reshape(batch.shape)
     if not result.per_sample:
         result.losses = result.losses.reshape(batch.shape)
+    elif len(batch.shape) > 2:  # one loss per row of the last axis: [B, T, C] -> [B, T]
+        result.losses = result.losses.reshape(batch.shape[:-1])
     return result
 
 
