@@ -22,7 +22,7 @@ import numpy as np
 from .errors import OptionError
 
 FORMATS = (".npz", ".npy", ".safetensors", ".parquet")
-COPY_BYTES = 32 << 20  # the block the spools are copied out in
+COPY_BYTES = 8 << 20  # the block the spools are copied out in
 ST_DTYPES = {"float64": "F64", "float32": "F32"}
 
 
@@ -165,20 +165,23 @@ def _parquet(arrays: list[Written], out: IO[bytes]) -> None:
     schema = pl.Schema({a.name: (kinds[a.dtype.name] if _per_row(a, rows) == 1 else
                                  pl.Array(kinds[a.dtype.name], _per_row(a, rows))) for a in arrays})
 
+    step = max(1, COPY_BYTES // sum(_per_row(a, rows) * a.dtype.itemsize for a in arrays))
+
     def frames(*_: Any) -> Iterator[Any]:
-        streams = [_rows_of(a, rows) for a in arrays]
+        streams = [_rows_of(a, rows, step) for a in arrays]
         for parts in zip(*streams, strict=True):
             yield pl.DataFrame({a.name: (p.reshape(-1) if _per_row(a, rows) == 1 else p)
                                 for a, p in zip(arrays, parts, strict=True)}, schema=schema)
 
-    register_io_source(frames, schema=schema).sink_parquet(out)
+    # (row groups of a few blocks: polars holds a row group whole before it writes it)
+    register_io_source(frames, schema=schema).sink_parquet(out, row_group_size=step)
 
 
 def _per_row(a: Written, rows: int) -> int:
     return math.prod(a.shape) // max(rows, 1)
 
 
-def _rows_of(a: Written, rows: int, block_rows: int = 65536) -> Iterator[np.ndarray]:
+def _rows_of(a: Written, rows: int, block_rows: int) -> Iterator[np.ndarray]:
     """The array as `rows` rows, in blocks of the same rows for every array (so the columns line up)."""
     width = _per_row(a, rows)
     pending: list[np.ndarray] = []

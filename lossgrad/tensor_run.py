@@ -26,7 +26,7 @@ from .options import Setup, setup
 from .reduction import Accumulator
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 
-BLOCK_BYTES = 48 << 20  # the float64 work arrays of one block of rows
+BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
 SHOWN = 5  # sequences (or samples) shown at each end of the table
 HALF = ("float16", "bfloat16")
 

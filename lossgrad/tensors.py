@@ -11,6 +11,7 @@ from __future__ import annotations
 import glob
 import json
 import math
+import mmap
 import os
 import struct
 import zipfile
@@ -69,7 +70,27 @@ class ArrayShard:
         self.dtype: np.dtype[Any] = a.dtype
 
     def rows(self, start: int, stop: int, width: int) -> NDArray[Any]:
-        return np.asarray(self.a.reshape(-1, width)[start:stop])
+        block = np.array(self.a.reshape(-1, width)[start:stop])
+        _release(self.a, start * width, stop * width)
+        return block
+
+
+def _release(a: NDArray[Any], first: int, last: int) -> None:
+    """Give back a memory-mapped array's pages of elements first:last once they are copied: the file stays in the
+    page cache, but the process's resident memory stays at a block however much of the file it has read."""
+    buffer = getattr(a, "_mmap", None)
+    if not isinstance(a, np.memmap) or buffer is None or not hasattr(mmap, "MADV_DONTNEED"):
+        return
+    base = a.offset - a.offset % mmap.ALLOCATIONGRANULARITY  # (np.memmap maps from an aligned offset)
+    lo = a.offset - base + first * a.itemsize
+    hi = a.offset - base + last * a.itemsize
+    lo -= lo % mmap.PAGESIZE
+    hi -= hi % mmap.PAGESIZE
+    if hi > lo:
+        try:
+            buffer.madvise(mmap.MADV_DONTNEED, lo, hi - lo)
+        except (OSError, ValueError):  # (an advice, not a need)
+            pass
 
 
 class ColumnShard:
