@@ -244,7 +244,6 @@ def write_tensor_run(run: Any, fmt: str, out: IO[str]) -> None:
     console = _console(out)
     for line in tensor_summary(run).splitlines():
         console.print(line, overflow="fold")
-    console.print()
     groups = run.groups
     if groups.size:
         rows: list[list[Cell]] = [[str(i), str(k), mean, top] for i, k, mean, top in groups.rows()]
