@@ -389,3 +389,18 @@ def test_the_table_summarises_sequences(tmp_path):
     assert int(row[1]) == kept.sum() and float(row[3]) == pytest.approx(float(api.losses[kept].max()), rel=1e-9)
     assert float(row[2]) == pytest.approx(float(api.losses[kept].mean()), rel=1e-6)
     assert math.isfinite(float(row[2]))
+
+
+def test_one_hot_rows_and_sample_weights_of_the_leading_shape(tmp_path):
+    rng = np.random.default_rng(12)
+    z, onehot, w = rng.normal(size=(3, 4, 5)), np.eye(5)[rng.integers(0, 5, (3, 4))], rng.uniform(size=(3, 4))
+    for name, a in (("z", z), ("oh", onehot), ("w", w)):
+        np.save(tmp_path / f"{name}.npy", a)
+    r = run("ce", "--from-logits", "-p", "z.npy", "-y", "oh.npy", "--sample-weight", "w.npy", "-o", "o.npz", "-f",
+            "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    flat = lossgrad.ce(onehot.reshape(-1, 5), z.reshape(-1, 5), from_logits=True, sample_weight=w.reshape(-1))
+    assert r.json()["value"] == flat.value and r.json()["n"] == flat.n
+    assert np.array_equal(np.load(tmp_path / "o.npz")["grad"].reshape(-1, 5), flat.grad)
+    assert_usage_error(run("ce", "--from-logits", "-p", "z.npy", "-y", "oh.npy", "--sample-weight", "1,2",
+                           cwd=tmp_path), "has 2 weights (shape [2]) but there are 12 samples (shape [3, 4])")
