@@ -12,12 +12,13 @@ from typing import Annotated, Any
 
 import typer
 
-from . import conventions, render, tensor_run
+from . import conventions, render
 from .api import Result, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
 from .reduction import formulas
+from .tensors import is_tensor_file
 
 # the commands besides the losses: (help, example), in the order --help lists them
 HELP = {
@@ -91,7 +92,9 @@ def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loss(name: str, **kw: Any) -> None:
-    if tensor_run.named(kw):
+    if any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight")):
+        from . import tensor_run  # (only tensor runs need it)
+
         return tensor_run.run(name, kw, tensor_run.given_dtype(kw), _loss_params(kw))
     if kw.get("no_grad"):
         raise OptionError("no_grad", "applies to tensor file inputs ({pred} FILE.npy ... {output} FILE.npz)")

@@ -31,11 +31,6 @@ SHOWN = 5  # sequences (or samples) shown at each end of the table
 HALF = ("float16", "bfloat16")
 
 
-def named(kw: dict[str, Any]) -> bool:
-    """Whether the command line names a tensor file for --pred, --target or --sample-weight."""
-    return any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight"))
-
-
 def _tensor(kw: dict[str, Any], key: str) -> Tensor:
     text = kw.get(key)
     option = "{" + key + "}"

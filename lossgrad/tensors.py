@@ -8,22 +8,27 @@ block costs its own bytes and no more.
 
 from __future__ import annotations
 
-import glob
-import json
 import math
-import mmap
 import os
-import struct
-import zipfile
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .errors import InputError
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # (zipfile, json, struct, glob and mmap are imported where a file is read: the other commands
+    # start without them)
+    import zipfile
+    from typing import Protocol
+
     from numpy.typing import NDArray
+
+    class Shard(Protocol):
+        shape: tuple[int, ...]
+        dtype: np.dtype[Any]
+
+        def rows(self, start: int, stop: int, width: int) -> NDArray[Any]: ...
 
 # the formats read, by extension; FILE:KEY picks an array (npz, safetensors) or a column (parquet, arrow)
 ARRAY_EXTS = (".npy", ".npz", ".safetensors")
@@ -54,13 +59,6 @@ def is_tensor_file(spec: str | None) -> bool:
     return path.lower().endswith(EXTS + PICKLED_EXTS)
 
 
-class Shard(Protocol):
-    shape: tuple[int, ...]
-    dtype: np.dtype[Any]
-
-    def rows(self, start: int, stop: int, width: int) -> NDArray[Any]: ...
-
-
 class ArrayShard:
     """An array in memory or memory-mapped: rows of its 2-D view are a slice, read when used."""
 
@@ -78,6 +76,8 @@ class ArrayShard:
 def _release(a: NDArray[Any], first: int, last: int) -> None:
     """Give back a memory-mapped array's pages of elements first:last once they are copied: the file stays in the
     page cache, but the process's resident memory stays at a block however much of the file it has read."""
+    import mmap
+
     buffer = getattr(a, "_mmap", None)
     if not isinstance(a, np.memmap) or buffer is None or not hasattr(mmap, "MADV_DONTNEED"):
         return
@@ -167,6 +167,8 @@ class Tensor:
 def open_tensor(spec: str, option: str) -> Tensor:
     """The tensor an input option names: a file (FILE:KEY for a member or column), or a glob of shards read in
     sorted order, whose shapes agree beyond the first axis."""
+    import glob
+
     path, key = _split(spec.strip())
     if path.lower().endswith(PICKLED_EXTS):
         raise InputError(option, f"{path}: {os.path.splitext(path)[1]} files are read by unpickling, which runs "
@@ -188,6 +190,8 @@ def open_tensor(spec: str, option: str) -> Tensor:
 
 
 def _open_one(path: str, key: str | None, option: str) -> Shard:
+    import struct
+    import zipfile
     if os.path.isdir(path):
         raise InputError(option, f"{path} is a folder, not a tensor file")
     if not os.path.exists(path):
@@ -226,6 +230,7 @@ def _numeric(a: NDArray[Any], name: str, option: str) -> NDArray[Any]:
 
 def _npz(path: str, key: str | None, option: str) -> NDArray[Any]:
     """A member of an .npz: memory-mapped when stored uncompressed (np.savez), read whole when compressed."""
+    import zipfile
     with zipfile.ZipFile(path) as z:
         members = {n.removesuffix(".npy"): z.getinfo(n) for n in z.namelist() if n.endswith(".npy")}
         info = _member(members, key, path, option)
@@ -244,6 +249,7 @@ def _npz(path: str, key: str | None, option: str) -> NDArray[Any]:
 
 def _stored(path: str, info: zipfile.ZipInfo) -> tuple[tuple[int, ...], bool, np.dtype[Any], int] | None:
     """An uncompressed member's array header (shape, Fortran order, dtype) and the file offset of its data."""
+    import struct
     with open(path, "rb") as f:
         f.seek(info.header_offset)
         name_len, extra_len = struct.unpack("<HH", f.read(30)[26:30])
@@ -270,6 +276,8 @@ def _member(members: dict[str, Any], key: str | None, path: str, option: str) ->
 
 def _safetensors(path: str, key: str | None, option: str) -> NDArray[Any]:
     """A tensor of a .safetensors file: an 8-byte little-endian header length, a JSON header, then raw data."""
+    import json
+    import struct
     with open(path, "rb") as f:
         head = f.read(8)
         size = os.fstat(f.fileno()).st_size
