@@ -23,7 +23,7 @@ from .errors import DomainError, InputError, OptionError
 from .evaluation import Block, evaluate
 from .inputs import parse_inline
 from .options import Setup, setup
-from .reduction import Accumulator
+from .reduction import Accumulator, formulas
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 
 BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
@@ -183,11 +183,12 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
         r.output = None
         r.result, _ = _evaluate(s, r, weight, None)
     else:
-        with render.open_output(out_path, binary=True, inputs=inputs) as out:
-            r.result, arrays = _evaluate(s, r, weight, _spools(s, r, out_path, kw.get("no_grad", False)))
-            names = tensor_out.write(tensor_out.output_format(out_path) or "", arrays, out)
-            r.written = [(a.name, a.shape, a.dtype.name) for a in arrays if a.name in names]
+        _write(s, r, weight, inputs, kw.get("no_grad", False))
     render.warn(r.result.warnings)
+    if kw.get("explain"):  # (on stderr: stdout has the summary, or nothing)
+        res = r.result
+        sys.stderr.write("".join(line + "\n" for line in s.loss.formulas(s.from_logits, s.conv, **s.params)
+                                 + formulas(res.reduction, res.n, res.weight_note)))
     if fmt == "table" and r.output is not None:  # (stdout is free for other things: the summary goes to stderr)
         sys.stderr.write(render.tensor_summary(r))
         return
@@ -195,13 +196,27 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
         render.write_tensor_run(r, fmt, out)
 
 
-def _spools(s: Setup, r: Run, path: str, no_grad: bool) -> list[tensor_out.Spool]:
+def _write(s: Setup, r: Run, weight: Tensor | None, inputs: list[tuple[str, str]], no_grad: bool) -> None:
+    """Evaluate into spools beside the output, then write the output file from them (atomically)."""
+    assert r.output is not None
+    spools: list[tensor_out.Spool] = []
+    try:
+        with render.open_output(r.output, binary=True, inputs=inputs) as out:
+            spools = _spools(r, r.output, no_grad)
+            r.result, arrays = _evaluate(s, r, weight, spools)
+            names = tensor_out.write(tensor_out.output_format(r.output) or "", arrays, out)
+            r.written = [(a.name, a.shape, a.dtype.name) for a in arrays if a.name in names]
+    finally:
+        for spool in spools:
+            spool.close()
+
+
+def _spools(r: Run, path: str, no_grad: bool) -> list[tensor_out.Spool]:
     folder = os.path.dirname(os.path.realpath(path))
     spools = [tensor_out.Spool("losses", r.geometry.losses_shape, folder)]
     if not no_grad and tensor_out.output_format(path) != ".npy":
         spools.append(tensor_out.Spool("grad", r.pred.shape, folder))
-        if s.loss.name in ("bce", "ce") and not s.from_logits:
-            spools.append(tensor_out.Spool("grad_logits", r.pred.shape, folder))
+        spools.append(tensor_out.Spool("grad_logits", r.pred.shape, folder))  # (kept where the loss has one)
     return spools
 
 
@@ -256,10 +271,12 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
         r.groups.add(losses, counted if per_sample else np.repeat(counted, losses.size // counted.size))
         for spool in spools or []:
             for b in blocks:
-                spool.add(getattr(b.parts, spool.name))
+                if getattr(b.parts, spool.name) is not None:
+                    spool.add(getattr(b.parts, spool.name))
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
-    return result, [tensor_out.Written(sp, 1 if sp.name == "losses" else divisor) for sp in spools or []]
+    return result, [tensor_out.Written(sp, 1 if sp.name == "losses" else divisor) for sp in spools or []
+                    if sp.dtype is not None]
 
 
 def given_dtype(kw: dict[str, Any]) -> str | None:

@@ -110,7 +110,10 @@ class ColumnShard:
 
     def _read(self, start: int, stop: int) -> NDArray[Any]:
         pl = self.pl
-        s = self.scan().select(self.column).slice(start, stop - start).collect().to_series()
+        try:
+            s = self.scan().select(self.column).slice(start, stop - start).collect().to_series()
+        except Exception as e:  # (polars' own errors for a damaged file)
+            raise InputError(self.where, f"cannot be read ({_reason(e)})") from None
         if s.null_count():
             row = start + int(s.is_null().arg_max() or 0)
             raise InputError(self.where, f"row {row} is empty (null); every sample needs a value")
@@ -322,4 +325,4 @@ def _column(path: str, key: str | None, kind: str, option: str) -> Shard:
     if key is None or key not in columns:
         what = f"has no column {key!r}" if key else "has several columns; pick one as FILE:COLUMN"
         raise InputError(option, f"{path} {what}; its columns: {', '.join(columns) or 'none'}")
-    return ColumnShard(path, key, kind, f"{path}:{key}")
+    return ColumnShard(path, key, kind, f"{option}: {path}:{key}")

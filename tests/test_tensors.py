@@ -404,3 +404,16 @@ def test_one_hot_rows_and_sample_weights_of_the_leading_shape(tmp_path):
     assert np.array_equal(np.load(tmp_path / "o.npz")["grad"].reshape(-1, 5), flat.grad)
     assert_usage_error(run("ce", "--from-logits", "-p", "z.npy", "-y", "oh.npy", "--sample-weight", "1,2",
                            cwd=tmp_path), "has 2 weights (shape [2]) but there are 12 samples (shape [3, 4])")
+
+
+def test_grad_logits_where_the_loss_has_one(tmp_path):
+    rng = np.random.default_rng(13)
+    y, p = rng.integers(0, 2, (4, 3)).astype(np.float64), rng.uniform(0.05, 0.95, (4, 3))
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "p.npy", p)
+    assert run("bce", "-p", "p.npy", "-y", "y.npy", "-o", "b.npz", cwd=tmp_path).code == 0
+    got, api = np.load(tmp_path / "b.npz"), lossgrad.bce(y, p)
+    assert sorted(got) == ["grad", "grad_logits", "losses"]
+    assert np.array_equal(got["grad_logits"], api.grad_logits) and np.array_equal(got["grad"], api.grad)
+    assert run("mse", "-p", "p.npy", "-y", "y.npy", "-o", "m.npz", cwd=tmp_path).code == 0
+    assert sorted(np.load(tmp_path / "m.npz")) == ["grad", "losses"]
