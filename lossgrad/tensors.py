@@ -221,6 +221,9 @@ def _reason(e: BaseException) -> str:
 
 
 def _npy(path: str, option: str) -> NDArray[Any]:
+    with open(path, "rb") as f:
+        if f.read(6) != b"\x93NUMPY":  # (np.load would take anything else for a pickle, and say so)
+            raise InputError(option, f"{path} is not a .npy file (it does not start with numpy's header)")
     a = np.load(path, mmap_mode="r", allow_pickle=False)
     return _numeric(a, path, option)
 

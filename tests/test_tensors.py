@@ -417,3 +417,25 @@ def test_grad_logits_where_the_loss_has_one(tmp_path):
     assert np.array_equal(got["grad_logits"], api.grad_logits) and np.array_equal(got["grad"], api.grad)
     assert run("mse", "-p", "p.npy", "-y", "y.npy", "-o", "m.npz", cwd=tmp_path).code == 0
     assert sorted(np.load(tmp_path / "m.npz")) == ["grad", "losses"]
+
+
+def test_what_a_tensor_run_does_not_take(tmp_path, tokens):
+    (tmp_path / "text.npy").write_text("0.5, 0.5\n")
+    assert_usage_error(run("ce", "-p", "text.npy", "-y", "y.npy", cwd=tmp_path), "text.npy is not a .npy file")
+    assert_usage_error(run("ce", "--from-logits", "-p", "z.npy", cwd=tmp_path), "--target: is missing")
+    assert_usage_error(run("ce", "--from-logits", "-p", "z.npy", "-y", "y.npy", "--ignore-index", IGNORE, "-f",
+                           "csv", cwd=tmp_path), "--format: tensor inputs print a summary as table or json")
+
+
+@pytest.mark.frameworks
+def test_tokens_against_live_pytorch(tmp_path):
+    torch = pytest.importorskip("torch")
+    z, y = logits_and_labels(np.float32, (3, 7, 11), seed=21)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    out = ce_json(tmp_path, "z.npy", "y.npy", "-c", "torch", "-o", "o.npz")
+    t = torch.tensor(z, requires_grad=True)
+    loss = torch.nn.functional.cross_entropy(t.reshape(-1, 11), torch.tensor(y).reshape(-1), ignore_index=IGNORE)
+    loss.backward()
+    assert ulps(out["value"], float(loss), np.float32) <= 4
+    np.testing.assert_allclose(np.load(tmp_path / "o.npz")["grad"], t.grad.numpy(), rtol=1e-6, atol=1e-8)
