@@ -437,5 +437,5 @@ def test_tokens_against_live_pytorch(tmp_path):
     t = torch.tensor(z, requires_grad=True)
     loss = torch.nn.functional.cross_entropy(t.reshape(-1, 11), torch.tensor(y).reshape(-1), ignore_index=IGNORE)
     loss.backward()
-    assert ulps(out["value"], float(loss), np.float32) <= 4
+    assert ulps(out["value"], loss.item(), np.float32) <= 4
     np.testing.assert_allclose(np.load(tmp_path / "o.npz")["grad"], t.grad.numpy(), rtol=1e-6, atol=1e-8)
