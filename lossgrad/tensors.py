@@ -212,7 +212,7 @@ def _open_one(path: str, key: str | None, option: str) -> Shard:
         return _column(path, key, "parquet" if ext == ".parquet" else "ipc", option)
     except InputError:
         raise
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, struct.error) as e:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError, EOFError, zipfile.BadZipFile, struct.error) as e:
         raise InputError(option, f"{path}: cannot be read as {ext} ({_reason(e)})") from None
 
 
