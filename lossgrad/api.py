@@ -155,6 +155,8 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     result.grads = {k: g.reshape(given[k]) for k, g in result.grads.items()}
     if not result.per_sample:
         result.losses = result.losses.reshape(batch.shape)
+    elif len(batch.shape) > 2:  # one loss per row of the last axis: [B, T, C] -> [B, T]
+        result.losses = result.losses.reshape(batch.shape[:-1])
     return result
 
 

@@ -48,7 +48,7 @@ def _option(*decls: str, help: str, kind: Any = Text, default: Any = None, choic
 OPTIONS: dict[str, Opt] = {
     "target": _option("-y", "--target", help="Targets: numbers separated by commas or spaces; ';' between rows."),
     "pred": _option("-p", "--pred", help="Predictions (probabilities, logits with --from-logits, or values), same "
-                    "syntax."),
+                    "syntax; or a tensor file: .npy, .npz:KEY, .safetensors:KEY, .parquet:COLUMN, a glob of shards."),
     "csv": _option("--csv", help="A CSV file, one sample per row; '-' reads stdin (piped stdin is read without it)."),
     "target_cols": _option("--target-cols", help="CSV target columns: names or 0-based indexes, comma separated, a:b "
                            "ranges."),
@@ -73,13 +73,14 @@ OPTIONS: dict[str, Opt] = {
                           help="Whose numbers: exact, keras, tf-keras, torch or optax."),
     "eps": _option("--eps", kind=float | None, help="The clipping epsilon of a clipping convention (Keras: 1e-7)."),
     "dtype": _option("--dtype", kind=str, default="float64", choices="float64|float32",
-                     help="float64 or float32 arithmetic."),
+                     help="float64 or float32 arithmetic (tensor files: float32 predictions give float32)."),
     "format": _option("-f", "--format", choices="table|json|csv",
                       help="table, json or csv [default: table on a terminal, else csv]."),
     "output": _option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
     "explain": _option("--explain", kind=bool, default=False, help="Print the formulas used before the results."),
     "micro_batches": _option("--micro-batches", kind=int | None, help="K: also the mean of K equal micro-batches' "
                              "means, as gradient accumulation computes it, beside the true mean, and its gradient."),
+    "no_grad": _option("--no-grad", kind=bool, default=False, help="Tensor files: write no gradient with -o."),
 }
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
           "format", "output", "delimiter", "micro_batches")

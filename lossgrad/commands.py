@@ -19,6 +19,7 @@ from .inputs import Batch, CsvRequest, parse_inline, read
 from .losses import LOSSES
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
 from .reduction import formulas, micro_formulas
+from .tensors import is_tensor_file
 
 # the commands besides the losses: (help, example), in the order --help lists them
 HELP = {
@@ -51,7 +52,7 @@ EXAMPLES = {
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
-         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches")
+         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad")
 
 
 def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
@@ -111,6 +112,12 @@ def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loss(name: str, **kw: Any) -> None:
+    if any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight")):
+        from . import tensor_run  # (only tensor runs need it)
+
+        return tensor_run.run(name, kw, tensor_run.given_dtype(kw), _loss_params(kw))
+    if kw.get("no_grad"):
+        raise OptionError("no_grad", "applies to tensor file inputs ({pred} FILE.npy ... {output} FILE.npz)")
     s = setup(name, sample_weight=kw.get("sample_weight") is not None, **{k: kw[k] for k in SETUP if k in kw},
               **_loss_params(kw))
     fmt = choose(Format, "format", kw.get("format") or render.default_format(kw.get("output")), "format")

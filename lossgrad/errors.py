@@ -21,7 +21,7 @@ PARAMETERS = SWITCHES | {
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
-    "blank", "input_lengths", "target_lengths", "time_major",
+    "blank", "input_lengths", "target_lengths", "time_major", "no_grad",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

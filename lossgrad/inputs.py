@@ -898,16 +898,30 @@ def as_2d(loss: Loss, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndar
     as classes, that row's targets).
     """
     for name, a in (("{target}", y), ("{pred}", p)):
-        if a.ndim == 0 or a.ndim > 2:
-            raise InputError(name, f"must be a vector or a matrix, got {a.ndim} dimensions")
+        if a.ndim == 0:
+            raise InputError(name, "must be an array (a vector, a matrix or any shape), got a single number")
         if a.size == 0:
             raise InputError(name, "is empty")
+    if p.ndim > 2 or y.ndim > 2:  # any leading shape: the last axis is a sample's row (ce: its classes)
+        return leading_2d(loss, y, p)
     if loss.kind == "rows" or loss.last_axis is not None:
         # a vector is one sample's row: ce's classes, kl's distribution, cosine's vector
         if p.ndim == 1:
             return y.reshape(1, -1), p[None, :]
         return (y[:, None] if y.ndim == 1 else y), p
     return y.reshape(y.shape[0], -1), p.reshape(p.shape[0], -1)
+
+
+def leading_2d(loss: Loss, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Arrays of any leading shape as rows of their last axis: ce's [B, T, C] predictions with [B, T] class
+    indexes (or [B, T, C] targets), an elementwise loss's equal shapes."""
+    rows = loss.kind == "rows"
+    if (rows and y.shape not in (p.shape[:-1], p.shape)) or (not rows and y.shape != p.shape):
+        want = f"{list(p.shape[:-1])} (class indexes) or {list(p.shape)}" if rows else f"{list(p.shape)}"
+        raise InputError("{target}", f"has shape {list(y.shape)} but {{pred}} has {list(p.shape)}; give targets "
+                                     f"of shape {want}")
+    p2 = p.reshape(-1, p.shape[-1])
+    return (y.reshape(-1, 1) if y.shape == p.shape[:-1] else y.reshape(-1, y.shape[-1])), p2
 
 
 def _count(a: np.ndarray) -> str:
@@ -1012,6 +1026,8 @@ def read_arrays(loss: Loss, y: object, p: object, w: object = None, extra: dict[
         if which == "weight":
             return f"{{sample_weight}}[{row}]"
         a, a2 = shapes[which]
+        if a.ndim > 1 and a.shape != a2.shape:  # (any leading shape, read as rows of its last axis)
+            return f"{{{which}}}[{', '.join(str(int(i)) for i in np.unravel_index(row * a2.shape[1] + col, a.shape))}]"
         return f"{{{which}}}[{row * a2.shape[1] + col}]" if a.ndim == 1 else f"{{{which}}}[{row}, {col}]"
 
     return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate, extra=extras)

@@ -313,6 +313,68 @@ def open_output(path: str | None, binary: bool = False, inputs: Inputs = ()) -> 
     return outputs.open_output(path, binary, inputs)
 
 
+# ---------------------------------------------------------------- tensor files
+
+
+def _shape(shape: tuple[int, ...]) -> str:
+    return "[" + ", ".join(map(str, shape)) + "]"
+
+
+def tensor_summary(run: Any) -> str:
+    """A tensor run in a few lines: the reduced value, the inputs' shapes, what was written, notes."""
+    r = run.result
+    lines = [value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")]
+    lines += [f"{name}: {t.spec} {_shape(t.shape)} {t.dtype.name}" + (f" ({len(t.shards)} shards)"
+                                                                       if len(t.shards) > 1 else "")
+              for name, t in (("pred", run.pred), ("target", run.target))]
+    lines += [f"losses: {_shape(run.geometry.losses_shape)}"] if not run.written else []
+    if run.written:
+        lines.append(f"wrote {run.output}: " + ", ".join(f"{n} {_shape(sh)} {dt}" for n, sh, dt in run.written))
+    lines += [f"note: {cli_text(n)}" for n in run.notes]
+    return "".join(line + "\n" for line in lines)
+
+
+def write_tensor_run(run: Any, fmt: str, out: IO[str]) -> None:
+    """A tensor run as JSON (the summary, no per-element arrays) or as the summary and a table of the first and
+    last sequences (tokens counted, mean and max loss) or samples."""
+    if fmt == "json":
+        out.write(json.dumps(_tensor_json(run)) + "\n")
+        return
+    console = _console(out)
+    for line in tensor_summary(run).splitlines():
+        console.print(line, overflow="fold")
+    groups = run.groups
+    if groups.size:
+        rows: list[list[Cell]] = [[str(i), str(k), mean, top] for i, k, mean, top in groups.rows()]
+        headers, total, what = ["seq", "tokens", "mean loss", "max loss"], groups.count.size, "sequences"
+    else:
+        rows = [[str(i), v] for i, v in groups.flat_rows()]
+        headers, total, what = ["row", "loss"], groups.seen, "losses"
+    hidden = total - len(rows)
+    if hidden:
+        rows.insert(len(rows) // 2, ["…", *[""] * (len(headers) - 1)])
+    print_table(console, headers, rows, keys=1)
+    if hidden:
+        console.print(f"({hidden} of {total} {what} not shown; -o FILE.npz writes every loss)")
+
+
+def _tensor_json(run: Any) -> dict:
+    r = run.result
+    obj = {"loss": r.loss, "convention": r.convention, "from_logits": r.from_logits, "reduction": r.reduction,
+           "dtype": r.dtype, "n": r.n, "value": _jsonable(r.value),
+           "pred": {"source": run.pred.spec, "shape": list(run.pred.shape), "dtype": run.pred.dtype.name},
+           "target": {"source": run.target.spec, "shape": list(run.target.shape), "dtype": run.target.dtype.name},
+           "losses_shape": list(run.geometry.losses_shape), "output": run.output,
+           "written": {n: {"shape": list(sh), "dtype": dt} for n, sh, dt in run.written}}
+    if r.weight_note:
+        obj["n_is"] = r.weight_note
+    if run.notes:
+        obj["notes"] = [cli_text(n) for n in run.notes]
+    if r.warnings:
+        obj["warnings"] = [cli_text(w) for w in r.warnings]
+    return obj
+
+
 # ---------------------------------------------------------------- compare and check
 
 

@@ -72,3 +72,19 @@ with open(out / "regression.csv", "w") as f:
     f.write("price,demand,price_hat,demand_hat\n")
     for r in rows:
         f.write(",".join(repr(float(v)) for v in r) + "\n")
+
+# tokens: a bigram language model over 5 tokens (softmax regression on the previous token, one-hot), fitted on a
+# Markov chain; 2 held-out sequences of 6 next-token predictions: float32 logits [2, 6, 5] and int64 labels [2, 6],
+# the second sequence padded with -100 (PyTorch's ignore_index) after its 4th token
+chain = np.array([[0.1, 0.6, 0.1, 0.1, 0.1], [0.1, 0.1, 0.6, 0.1, 0.1], [0.3, 0.1, 0.1, 0.4, 0.1],
+                  [0.1, 0.1, 0.1, 0.1, 0.6], [0.7, 0.1, 0.1, 0.05, 0.05]])
+seq = [0]
+for _ in range(413):
+    seq.append(int(rng.choice(5, p=chain[seq[-1]])))
+seq = np.array(seq)
+w = fit_softmax(np.eye(5)[seq[:400]], seq[1:401], 5)
+held = seq[400:414].reshape(2, 7)
+logits = np.round(np.eye(5)[held[:, :6]] @ w, 4).astype(np.float32)
+labels = held[:, 1:].copy()
+labels[1, 4:] = -100
+np.savez(out / "tokens.npz", logits=logits, labels=labels)

@@ -1,0 +1,290 @@
+"""A loss over tensor files: inputs of any leading shape read block by block, evaluated, reduced by one
+Accumulator, and written out as tensor files shaped like the inputs.
+
+The class axis (ce, nll) or the sample's axis (kl, cosine, and Keras' mean over a sample's outputs) is the last
+one; every other axis is a sample's place. A block is as many of those rows as fit in about BLOCK_BYTES of
+float64 work arrays, so memory stays flat however large the tensors are.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from . import render, tensor_out
+from .api import accumulate, summary
+from .errors import DomainError, InputError, OptionError
+from .evaluation import Block, evaluate
+from .inputs import parse_inline
+from .options import Setup, setup
+from .reduction import Accumulator, formulas
+from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
+
+BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
+SHOWN = 5  # sequences (or samples) shown at each end of the table
+HALF = ("float16", "bfloat16")
+
+
+def _tensor(kw: dict[str, Any], key: str) -> Tensor:
+    text = kw.get(key)
+    option = "{" + key + "}"
+    if text is None:
+        raise InputError(option, "is missing: tensor inputs need both {pred} and {target} (files, or FILE:KEY)")
+    if is_tensor_file(text):
+        return open_tensor(text, option)
+    return Tensor(text, [ArrayShard(parse_inline(text, option))], ["inline"], option)
+
+
+@dataclass
+class Geometry:
+    """How the tensors are read as rows: the predictions' rows of `width`, the targets' of `target_width`."""
+
+    rows: int
+    width: int
+    target_width: int
+    labels: str | None  # ce, nll: "index" or "onehot"
+    losses_shape: tuple[int, ...] = ()
+
+
+def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> Geometry:
+    """The layout of predictions and targets of any leading shape, or an InputError saying what would match."""
+    shape, tshape = pred.shape, target.shape
+    if not shape or pred.size == 0:
+        raise InputError("{pred}", f"{pred.spec} is {'empty' if shape else 'a single number'}; give an array")
+    row_axis = s.rows_loss or s.loss.last_axis is not None
+    width = shape[-1] if row_axis or len(shape) > 1 else 1
+    labels = None
+    if s.rows_loss:
+        if tshape == shape[:-1] or (tshape in ((), (1,)) and len(shape) == 1):
+            labels = "index"
+        elif tshape == shape:
+            labels = "onehot"
+        else:
+            raise InputError("{target}", f"has shape {list(tshape)} but {{pred}} has {list(shape)}; give one class "
+                                         f"label per row of the last axis (shape {list(shape[:-1])}) or targets "
+                                         f"shaped like the predictions")
+    elif tshape != shape:
+        raise InputError("{target}", f"has shape {list(tshape)} but {{pred}} has {list(shape)}; they must match, "
+                                     "one target per prediction")
+    rows = pred.size // width
+    if weight is not None and weight.size != rows:
+        raise InputError("{sample_weight}", f"has {weight.size} weights (shape {list(weight.shape)}) but there are "
+                                            f"{rows} samples (shape {list(shape[:-1] if width > 1 else shape)}); "
+                                            "give one per sample")
+    g = Geometry(rows, width, 1 if labels == "index" else width, labels)
+    per_sample = s.with_labels(labels).per_sample_for(width)
+    g.losses_shape = (shape[:-1] if len(shape) > 1 else (1,)) if per_sample else shape
+    return g
+
+
+def choose_dtype(pred: Tensor, given: str | None) -> tuple[str, list[str]]:
+    """The results' dtype: --dtype when given, else float32 for float32 (and half-precision) predictions; and a
+    note when half precision is computed in float32."""
+    name = pred.dtype.name
+    dtype = given or ("float32" if name in ("float32", *HALF) else "float64")
+    notes = [f"{{pred}} is {name}: computed in {dtype} (half precision is read exactly and computed wider)"] \
+        if name in HALF else []
+    return dtype, notes
+
+
+@dataclass
+class Groups:
+    """Per sequence (the first axis of the losses, when they have two or more): tokens counted, the sum and the
+    maximum of their losses; otherwise the first and last losses."""
+
+    size: int  # losses per sequence (0: no sequences)
+    count: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    total: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    top: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    head: list[float] = field(default_factory=list)
+    tail: list[float] = field(default_factory=list)
+    seen: int = 0
+
+    @classmethod
+    def of(cls, shape: tuple[int, ...]) -> Groups:
+        if len(shape) < 2:
+            return cls(0)
+        n = shape[0]
+        return cls(math.prod(shape[1:]), np.zeros(n, np.int64), np.zeros(n), np.full(n, -np.inf))
+
+    def add(self, losses: np.ndarray, counted: np.ndarray) -> None:
+        """The next losses (flat) and whether each counts (ignore_index leaves some out)."""
+        start, self.seen = self.seen, self.seen + losses.size
+        if not self.size:
+            self.head += losses[: 2 * SHOWN + 2 - len(self.head)].astype(float).tolist()
+            self.tail = (self.tail + losses[-SHOWN:].astype(float).tolist())[-SHOWN:]
+            return
+        group = (np.arange(start, self.seen) // self.size)
+        firsts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]])
+        ids = group[firsts]
+        with np.errstate(invalid="ignore"):
+            self.count[ids] += np.add.reduceat(counted.astype(np.int64), firsts)
+            self.total[ids] += np.add.reduceat(np.where(counted, losses, 0).astype(np.float64), firsts)
+            self.top[ids] = np.maximum(self.top[ids], np.maximum.reduceat(np.where(counted, losses, -np.inf),
+                                                                          firsts))
+
+    def flat_rows(self) -> list[tuple[int, float]]:
+        """(index, loss) of the first and last losses."""
+        if self.seen <= len(self.head):
+            return list(enumerate(self.head))
+        last = range(self.seen - len(self.tail), self.seen)
+        return [*enumerate(self.head[:SHOWN]), *zip(last, self.tail, strict=True)]
+
+    def rows(self) -> list[tuple[int, int, float, float]]:
+        """(sequence, tokens counted, mean loss, max loss) of the first and last sequences."""
+        n = self.count.size
+        shown = list(range(n)) if n <= 2 * SHOWN + 2 else [*range(SHOWN), *range(n - SHOWN, n)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return [(i, int(self.count[i]), float(self.total[i] / self.count[i]) if self.count[i] else math.nan,
+                     float(self.top[i]) if self.count[i] else math.nan) for i in shown]
+
+
+@dataclass
+class Run:
+    """What a tensor run read, computed and wrote: the summary render shows."""
+
+    result: Any
+    pred: Tensor
+    target: Tensor
+    geometry: Geometry
+    groups: Groups
+    notes: list[str]
+    written: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)  # (name, shape, dtype)
+    output: str | None = None
+
+
+def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str, Any]) -> None:
+    """lossgrad LOSS with tensor files: summary on stderr (or JSON on stdout), arrays to -o FILE."""
+    if kw.get("csv") is not None:
+        raise InputError("{csv}", "cannot be combined with tensor files in {pred}/{target}; use one or the other")
+    fmt = kw.get("format") or "table"
+    if fmt not in ("table", "json"):
+        raise OptionError("format", f"tensor inputs print a summary as table or json, not {fmt}; the per-element "
+                                    "losses and gradients go to -o FILE.npz (.npy, .safetensors, .parquet)")
+    out_path = kw.get("output")
+    tensor_out.check_output(out_path)
+    pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
+    weight = None if kw.get("sample_weight") is None else _tensor(kw, "sample_weight")
+    dtype, notes = choose_dtype(pred, given_dtype)
+    options = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels") if k in kw}
+    s = setup(name, sample_weight=weight is not None, dtype=dtype, **options, **params)
+    g = geometry(s, pred, target, weight)
+    s = s.with_labels(g.labels)
+    inputs = [(f"{t.option} {f}", f) for t in (pred, target, weight) if t is not None for f in t.files
+              if f != "inline"]
+    r = Run(None, pred, target, g, Groups.of(g.losses_shape), notes, output=out_path)
+    if out_path in (None, "-"):
+        r.output = None
+        r.result, _ = _evaluate(s, r, weight, None)
+    else:
+        _write(s, r, weight, inputs, kw.get("no_grad", False))
+    render.warn(r.result.warnings)
+    if kw.get("explain"):  # (on stderr: stdout has the summary, or nothing)
+        res = r.result
+        sys.stderr.write("".join(line + "\n" for line in s.loss.formulas(s.from_logits, s.conv, **s.params)
+                                 + formulas(res.reduction, res.n, res.weight_note)))
+    if fmt == "table" and r.output is not None:  # (stdout is free for other things: the summary goes to stderr)
+        sys.stderr.write(render.tensor_summary(r))
+        return
+    with render.open_output(None) as out:
+        render.write_tensor_run(r, fmt, out)
+
+
+def _write(s: Setup, r: Run, weight: Tensor | None, inputs: list[tuple[str, str]], no_grad: bool) -> None:
+    """Evaluate into spools beside the output, then write the output file from them (atomically)."""
+    assert r.output is not None
+    spools: list[tensor_out.Spool] = []
+    try:
+        with render.open_output(r.output, binary=True, inputs=inputs) as out:
+            spools = _spools(r, r.output, no_grad)
+            r.result, arrays = _evaluate(s, r, weight, spools)
+            names = tensor_out.write(tensor_out.output_format(r.output) or "", arrays, out)
+            r.written = [(a.name, a.shape, a.dtype.name) for a in arrays if a.name in names]
+    finally:
+        for spool in spools:
+            spool.close()
+
+
+def _spools(r: Run, path: str, no_grad: bool) -> list[tensor_out.Spool]:
+    folder = os.path.dirname(os.path.realpath(path))
+    spools = [tensor_out.Spool("losses", r.geometry.losses_shape, folder)]
+    if not no_grad and tensor_out.output_format(path) != ".npy":
+        spools.append(tensor_out.Spool("grad", r.pred.shape, folder))
+        spools.append(tensor_out.Spool("grad_logits", r.pred.shape, folder))  # (kept where the loss has one)
+    return spools
+
+
+def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list[Block], np.ndarray]]:
+    """(first row, evaluated slices, which samples count) for each block of rows."""
+    g = r.geometry
+    step = max(1, BLOCK_BYTES // (8 * g.width))
+    ignore = s.params.get("ignore_index")
+    wide = np.float64 if s.dtype.value == "float64" else np.float32
+    for a in range(0, g.rows, step):
+        b = min(a + step, g.rows)
+        p = _finite(r.pred, r.pred.rows(a, b, g.width).astype(wide, copy=False), a, g.width)
+        y = _finite(r.target, r.target.rows(a, b, g.target_width).astype(np.float64, copy=False), a,
+                    g.target_width)
+        w = None if weight is None else _finite(weight, weight.rows(a, b, 1).reshape(-1).astype(np.float64), a, 1)
+        try:
+            blocks = evaluate(s, y, p, w)
+        except DomainError as e:
+            t = {"target": r.target, "pred": r.pred}.get(e.which, weight)
+            width = g.target_width if e.which == "target" else g.width if e.which == "pred" else 1
+            raise InputError(_place(t, a + e.row, e.col, width), f"{e.value!r} {e.reason}") from None
+        counted = np.ones(b - a, bool) if ignore is None or g.labels != "index" else y[:, 0] != ignore
+        yield a, blocks, counted
+
+
+def _finite(t: Tensor | None, a: np.ndarray, row0: int, width: int) -> np.ndarray:
+    bad = ~np.isfinite(a)
+    if bad.any():
+        row, col = np.argwhere(bad.reshape(a.shape[0], -1))[0]
+        assert t is not None
+        raise InputError(_place(t, row0 + int(row), int(col), width), f"is {a.reshape(a.shape[0], -1)[row, col]}: "
+                                                                      "NaN and infinity are not valid inputs")
+    return a
+
+
+def _place(t: Tensor | None, row: int, col: int, width: int) -> str:
+    """Where element (row, col) of a tensor's 2-D view is, as its index in the tensor the user gave."""
+    assert t is not None
+    index = np.unravel_index(row * width + col, t.shape) if t.shape else ()
+    return f"{t.option}: {t.spec}[{', '.join(str(int(i)) for i in index)}]"
+
+
+def _evaluate(s: Setup, r: Run, weight: Tensor | None,
+              spools: list[tensor_out.Spool] | None) -> tuple[Any, list[tensor_out.Written]]:
+    """Every block evaluated and accumulated (losses and unscaled gradients into the spools); the Result of the
+    reduction, with the spools as the arrays to write (gradients divided by the mean's N)."""
+    acc = Accumulator()
+    per_sample = s.per_sample_for(r.geometry.width)
+    for _, blocks, counted in _blocks(s, r, weight):
+        accumulate(s, acc, blocks)
+        losses = np.concatenate([b.parts.losses.reshape(-1) for b in blocks])
+        r.groups.add(losses, counted if per_sample else np.repeat(counted, losses.size // counted.size))
+        for spool in spools or []:
+            for b in blocks:
+                if getattr(b.parts, spool.name) is not None:
+                    spool.add(getattr(b.parts, spool.name))
+    result = summary(s, acc, per_sample)
+    _, divisor = acc.finish(s.reduction.value, s.np_dtype)
+    return result, [tensor_out.Written(sp, 1 if sp.name == "losses" else divisor) for sp in spools or []
+                    if sp.dtype is not None]
+
+
+def given_dtype(kw: dict[str, Any]) -> str | None:
+    """--dtype as typed, or None when it was left at its default (tensor inputs then follow the predictions)."""
+    from typer._click.core import ParameterSource
+    from typer._click.globals import get_current_context
+
+    ctx = get_current_context(silent=True)
+    if ctx is not None and ctx.get_parameter_source("dtype") in (ParameterSource.DEFAULT, None):
+        return None
+    return str(kw.get("dtype") or "float64")
