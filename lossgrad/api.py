@@ -244,25 +244,43 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     """The batch's rows split into k equal contiguous micro-batches (`leading`: the samples' leading shape, whose
     first axis is split; a [B, T, V] tensor's is (B, T), taken from the batch's shape when it has 3 or more axes),
     each reduced by the setup's mean."""
-    if setup.reduction is not Reduction.MEAN:
-        raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
-                                           "does not depend on how the batch is split, a mean of means does")
+    micro_needs_mean(setup)
     leading = leading or leading_shape(batch.shape, batch.p.shape[0])
     size = split_rows(batch.p.shape[0], k, leading)
     setup = setup.with_labels(batch.labels)
     whole = whole or run(setup, batch)
     raw = run(replace(setup, reduction=Reduction.SUM), batch)
     groups = [run(setup, _rows(batch, i * size, (i + 1) * size)) for i in range(k)]
+    m = micro_summary(setup, size, groups, whole, leading)
+    per_row = micro_divisors(m)
+    m.grad = _over(raw.grad, per_row)
+    m.grad_logits = None if raw.grad_logits is None else _over(raw.grad_logits, per_row)
+    return m
+
+
+def micro_needs_mean(setup: Setup) -> None:
+    if setup.reduction is not Reduction.MEAN:
+        raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
+                                           "does not depend on how the batch is split, a mean of means does")
+
+
+def micro_summary(setup: Setup, size: int, groups: list[Result], whole: Result,
+                  leading: tuple[int, ...] | None) -> Micro:
+    """The micro-batches' means (each group's Result) beside the whole batch's mean; the gradient still empty."""
+    k = len(groups)
     counts = [r.n for r in groups]
     means = [math.nan if r.value is None else r.value for r in groups]
     dtype = setup.np_dtype
     value = float(dtype(math.fsum(means) / k)) if all(map(math.isfinite, means)) else float(np.sum(means) / k)
-    # each element's derivative over k·n of its micro-batch; one that counts nothing has every element left out
-    # or weighing 0, whose derivatives stay 0 (PyTorch's backward of its NaN mean gives them 0 too)
-    per_row = np.repeat([float(k * n) if n else 1.0 for n in counts], size)
-    return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, _over(raw.grad, per_row),
-                 micro_warnings(counts), None if raw.grad_logits is None else _over(raw.grad_logits, per_row),
-                 leading, whole.per_sample)
+    return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, np.empty(0),
+                 micro_warnings(counts), None, leading, whole.per_sample)
+
+
+def micro_divisors(m: Micro) -> np.ndarray:
+    """What each row's unscaled derivative is divided by in the loop's loss: k·n of its micro-batch. One that
+    counts nothing has every element left out or weighing 0, whose derivatives stay 0 (PyTorch's backward of its
+    NaN mean gives them 0 too)."""
+    return np.repeat([float(m.k * n) if n else 1.0 for n in m.counts], m.size)
 
 
 def _over(a: np.ndarray, per_row: np.ndarray) -> np.ndarray:

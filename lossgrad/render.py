@@ -328,6 +328,8 @@ def tensor_summary(run: Any) -> str:
                                                                        if len(t.shards) > 1 else "")
               for name, t in (("pred", run.pred), ("target", run.target))]
     lines += [f"losses: {_shape(run.geometry.losses_shape)}"] if not run.written else []
+    if run.micro is not None:
+        lines += micro_line(run.micro, r).splitlines()[:1]
     if run.written:
         lines.append(f"wrote {run.output}: " + ", ".join(f"{n} {_shape(sh)} {dt}" for n, sh, dt in run.written))
     lines += [f"note: {cli_text(n)}" for n in run.notes]
@@ -368,6 +370,8 @@ def _tensor_json(run: Any) -> dict:
            "written": {n: {"shape": list(sh), "dtype": dt} for n, sh, dt in run.written}}
     if r.weight_note:
         obj["n_is"] = r.weight_note
+    if run.micro is not None:
+        obj["micro_batches"] = _jsonable_tree(run.micro.as_dict())
     if run.notes:
         obj["notes"] = [cli_text(n) for n in run.notes]
     if r.warnings:

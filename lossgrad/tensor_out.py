@@ -57,17 +57,21 @@ class Spool:
             self.dtype = block.dtype
         self.file.write(np.ascontiguousarray(block, dtype=self.dtype).tobytes())
 
-    def blocks(self, width: int, divisor: float = 1) -> Iterator[np.ndarray]:
-        """The array as rows of `width` values, a few MB at a time, divided by `divisor` in its own dtype."""
+    def blocks(self, width: int, divisor: float | np.ndarray = 1) -> Iterator[np.ndarray]:
+        """The array as rows of `width` values, a few MB at a time, divided by `divisor` in its own dtype (one
+        number, or one per row: a micro-batch's K·n)."""
         assert self.dtype is not None
         self.file.flush()
         self.file.seek(0)
         rows = max(1, COPY_BYTES // (width * self.dtype.itemsize))
         total = math.prod(self.shape) // max(width, 1)
-        for _ in range(0, total, rows):
+        for start in range(0, total, rows):
             block = np.frombuffer(self.file.read(rows * width * self.dtype.itemsize), dtype=self.dtype)
             block = block.reshape(-1, width)
-            yield block if divisor == 1 else block / self.dtype.type(divisor)
+            if isinstance(divisor, np.ndarray):
+                yield block / divisor[start:start + block.shape[0], None].astype(self.dtype)
+            else:
+                yield block if divisor == 1 else block / self.dtype.type(divisor)
 
     def close(self) -> None:
         self.file.close()
@@ -78,11 +82,12 @@ class Written:
     """An array to write: its spool, and what its values are divided by (the mean's N for a gradient)."""
 
     spool: Spool
-    divisor: float = 1
+    divisor: float | np.ndarray = 1  # one per row for a micro-batch gradient
+    rename: str = ""  # written under this name instead of the spool's (grad_micro: grad's spool again)
 
     @property
     def name(self) -> str:
-        return self.spool.name
+        return self.rename or self.spool.name
 
     @property
     def shape(self) -> tuple[int, ...]:

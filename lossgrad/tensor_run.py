@@ -18,12 +18,12 @@ from typing import Any
 import numpy as np
 
 from . import render, tensor_out
-from .api import accumulate, summary
+from .api import accumulate, micro_divisors, micro_needs_mean, micro_summary, summary
 from .errors import DomainError, InputError, OptionError
 from .evaluation import Block, evaluate
 from .inputs import parse_inline
 from .options import Setup, setup
-from .reduction import Accumulator, formulas
+from .reduction import Accumulator, formulas, micro_formulas, split_rows
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 
 BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
@@ -157,6 +157,8 @@ class Run:
     notes: list[str]
     written: list[tuple[str, tuple[int, ...], str]] = field(default_factory=list)  # (name, shape, dtype)
     output: str | None = None
+    cut: int = 0  # --micro-batches: the rows of each micro-batch (0: none)
+    micro: Any = None  # api.Micro: the micro-batches' means beside the true mean
 
 
 def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str, Any]) -> None:
@@ -179,16 +181,20 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     inputs = [(f"{t.option} {f}", f) for t in (pred, target, weight) if t is not None for f in t.files
               if f != "inline"]
     r = Run(None, pred, target, g, Groups.of(g.losses_shape), notes, output=out_path)
+    if kw.get("micro_batches") is not None:
+        micro_needs_mean(s)
+        r.cut = split_rows(g.rows, kw["micro_batches"], tuple(pred.shape[:-1]) if len(pred.shape) > 1 else None)
     if out_path in (None, "-"):
         r.output = None
         r.result, _ = _evaluate(s, r, weight, None)
     else:
         _write(s, r, weight, inputs, kw.get("no_grad", False))
-    render.warn(r.result.warnings)
+    render.warn(r.result.warnings + (r.micro.warnings if r.micro else []))
     if kw.get("explain"):  # (on stderr: stdout has the summary, or nothing)
         res = r.result
         sys.stderr.write("".join(line + "\n" for line in s.loss.formulas(s.from_logits, s.conv, **s.params)
-                                 + formulas(res.reduction, res.n, res.weight_note)))
+                                 + formulas(res.reduction, res.n, res.weight_note)
+                                 + (micro_formulas(r.micro.k) if r.micro else [])))
     if fmt == "table" and r.output is not None:  # (stdout is free for other things: the summary goes to stderr)
         sys.stderr.write(render.tensor_summary(r))
         return
@@ -226,8 +232,9 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
     step = max(1, BLOCK_BYTES // (8 * g.width))
     ignore = s.params.get("ignore_index")
     wide = np.float64 if s.dtype.value == "float64" else np.float32
-    for a in range(0, g.rows, step):
-        b = min(a + step, g.rows)
+    cut = r.cut or g.rows  # (no block straddles two micro-batches)
+    for a, b in ((a, min(a + step, start + cut)) for start in range(0, g.rows, cut)
+                 for a in range(start, start + cut, step)):
         p = _finite(r.pred, r.pred.rows(a, b, g.width).astype(wide, copy=False), a, g.width)
         y = _finite(r.target, r.target.rows(a, b, g.target_width).astype(np.float64, copy=False), a,
                     g.target_width)
@@ -265,8 +272,11 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     reduction, with the spools as the arrays to write (gradients divided by the mean's N)."""
     acc = Accumulator()
     per_sample = s.per_sample_for(r.geometry.width)
-    for _, blocks, counted in _blocks(s, r, weight):
+    parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
+    for a, blocks, counted in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
+        if parts:
+            accumulate(s, parts[a // r.cut], blocks)
         losses = np.concatenate([b.parts.losses.reshape(-1) for b in blocks])
         r.groups.add(losses, counted if per_sample else np.repeat(counted, losses.size // counted.size))
         for spool in spools or []:
@@ -275,8 +285,14 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                     spool.add(getattr(b.parts, spool.name))
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
-    return result, [tensor_out.Written(sp, 1 if sp.name == "losses" else divisor) for sp in spools or []
-                    if sp.dtype is not None]
+    written = [tensor_out.Written(sp, 1 if sp.name == "losses" else divisor) for sp in spools or []
+               if sp.dtype is not None]
+    if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)
+        leading = tuple(r.pred.shape[:-1]) if len(r.pred.shape) > 2 else None
+        r.micro = micro_summary(s, r.cut, [summary(s, p, per_sample) for p in parts], result, leading)
+        per_row = micro_divisors(r.micro)
+        written += [tensor_out.Written(w.spool, per_row, w.name + "_micro") for w in written if w.name != "losses"]
+    return result, written
 
 
 def given_dtype(kw: dict[str, Any]) -> str | None:

@@ -439,3 +439,41 @@ def test_tokens_against_live_pytorch(tmp_path):
     loss.backward()
     assert ulps(out["value"], loss.item(), np.float32) <= 4
     np.testing.assert_allclose(np.load(tmp_path / "o.npz")["grad"], t.grad.numpy(), rtol=1e-6, atol=1e-8)
+
+
+# ---------------------------------------------------------------- micro-batches over tensor files
+
+
+MICRO = json.loads((Path(__file__).resolve().parent / "golden" / "microbatch.json").read_text())
+
+
+@pytest.mark.parametrize("case", [c for c in MICRO["cases"] if len(c["leading"]) == 2 and not c["class_weights"]],
+                         ids=lambda c: c["name"])
+def test_micro_batches_of_token_files_as_a_pytorch_accumulation_loop(tmp_path, case):
+    # the loop recorded by scripts/golden_microbatch.py: F.cross_entropy per micro-batch of sequences, / K, backward
+    b, t = case["leading"]
+    z = np.array(case["logits"], dtype=np.float64).reshape(b, t, case["classes"])
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", np.array(case["targets"], dtype=np.int64).reshape(b, t))
+    out = tmp_path / "out.npz"
+    j = ce_json(tmp_path, "z.npy", "y.npy", "-c", "torch", "--micro-batches", case["k"], "-o", out)
+    m = j["micro_batches"]
+    assert float(m["value"]) == pytest.approx(float(case["accumulated"]), rel=1e-12, nan_ok=True)
+    assert m["true_value"] == pytest.approx(case["true_mean"], rel=1e-12) == j["value"]
+    assert [float(v) for v in m["means"]] == pytest.approx([float(v) for v in case["means"]], rel=1e-12, nan_ok=True)
+    got = np.load(out)
+    assert np.allclose(got["grad_micro"], np.reshape(case["grad_micro"], z.shape), rtol=1e-12, atol=1e-15)
+    assert np.allclose(got["grad"], np.reshape(case["grad_true"], z.shape), rtol=1e-12, atol=1e-15)
+
+
+def test_micro_batches_of_token_files_split_sequences_not_rows(tmp_path):
+    z, y = logits_and_labels(np.float64, (4, 3, 5))
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    j = ce_json(tmp_path, "z.npy", "y.npy", "--micro-batches", "2")
+    want = lossgrad.api.evaluate_micro("ce", y.reshape(-1), z.reshape(-1, 5), 2, leading=(4, 3), from_logits=True,
+                                       ignore_index=IGNORE)
+    assert j["micro_batches"]["means"] == want.means and j["micro_batches"]["value"] == want.value
+    assert j["micro_batches"]["size"] == 6  # two sequences of three tokens
+    r = run("ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "--micro-batches", "3", cwd=tmp_path)
+    assert_usage_error(r, "--micro-batches: 3 does not split the 4 sequences")
