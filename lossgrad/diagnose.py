@@ -14,7 +14,7 @@ import numpy as np
 
 from . import conventions
 from .api import Micro, Result, micro_batches, run
-from .errors import LossgradError, OptionError
+from .errors import PARAMETERS, LossgradError, OptionError
 from .inputs import Batch
 from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
@@ -26,29 +26,38 @@ from .render import distinct, places, wrt_text
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
 
 
-def supported(loss: str, from_logits: bool, params=None) -> tuple[list[str], dict[str, str]]:
-    """Conventions that have `loss` in this mode (and with the switches in `params`, such as kl's --log-input),
-    and the reason each of the others gives."""
+def supported(loss: str, from_logits: bool, params=None, **setup_kw) -> tuple[list[str], dict[str, str]]:
+    """Conventions that have `loss` in this mode with these options (kl's --log-input, ce's --ignore-index, ...),
+    and the reason each of the others gives. An option no convention can take is the exact convention's error."""
     modes = ["logits" if from_logits else "probs"] + [k for k, v in (params or {}).items() if v is True]
     have: list[str] = []
     lack: dict[str, str] = {}
     for name, conv in conventions.CONVENTIONS.items():
         reason = next((conv.lacks[(loss, m)] for m in modes if (loss, m) in conv.lacks), None)
+        if reason is None:
+            try:
+                setup(loss, from_logits=from_logits, convention=name, **setup_kw, **(params or {}))
+            except OptionError as e:
+                if name == "exact":
+                    raise
+                reason = "{" + e.where + "}: " + e.what if e.where in PARAMETERS else e.message()
         (lack.__setitem__(name, reason) if reason else have.append(name))
     return have, lack
 
 
 def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="float64", names=None,
                  params=None) -> dict[str, Result]:
-    have, _ = supported(loss, from_logits, params)
+    have, _ = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
     out = {}
     for name in names or have:
-        s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
-                  sample_weight=batch.w is not None, **(params or {}))
+        s = setup(loss, from_logits=from_logits, convention=name, **_setup_kw(batch, reduction, labels, dtype),
+                  **(params or {}))
         out[name] = run(s, batch)
     return out
 
 
+def _setup_kw(batch: Batch, reduction: str, labels: str, dtype: str) -> dict:
+    return {"reduction": reduction, "dtype": dtype, "labels": labels, "sample_weight": batch.w is not None}
 
 
 def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[tuple]:
@@ -140,7 +149,7 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
     p2, shape = batch.p, batch.shape
     results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
                            params=params)
-    _, lack = supported(loss, from_logits, params)
+    _, lack = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
     exact = results["exact"]
     diffs = []
     for name, res in results.items():

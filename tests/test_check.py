@@ -167,3 +167,14 @@ def test_a_solved_option_must_fit_the_digits():
     r = lossgrad("check", "ce", "--from-logits", "-y", ",".join(str(int(v)) for v in c["target"]),
                  "-p", _text(c["pred"]), "--my-grad", _text(g), "-f", "json")
     assert r.code == 1 and r.json()["match"] is None
+
+
+def test_compare_lists_a_convention_without_the_option_as_unavailable():
+    # optax's softmax_cross_entropy_with_integer_labels has no ignore_index: compare shows the others, and says so
+    r = lossgrad("compare", "ce", "--from-logits", "-y", "1,-100,0", "-p", "0.3,-1.2,2.0;1.5,0.2,-0.4;-2.0,3.1,0.5",
+                 "--ignore-index", "-100", "-f", "json")
+    assert r.code == 0, r.err
+    j = r.json()
+    assert "optax" not in j["conventions"] and {"exact", "torch", "keras"} <= set(j["conventions"])
+    assert j["unsupported"]["optax"] == "--ignore-index: optax (JAX) has no ignore_index for ce"
+    assert j["conventions"]["torch"]["n"] == 2  # the ignored sample is left out of the mean
