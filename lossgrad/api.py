@@ -102,8 +102,13 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
+    if r.value is not None and len(blocks) == 1 and blocks[0].parts.mean_value is not None:
+        r.value = blocks[0].parts.mean_value(divisor)  # (summed in the kernel's order, not lossgrad's)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
-        r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
+        if blocks[0].parts.mean_grad is not None:  # (a kernel that brings 1/N in before it rounds)
+            r.grad = np.concatenate([b.parts.mean_grad(divisor) for b in blocks if b.parts.mean_grad is not None])
+        else:
+            r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
         r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])

@@ -1,0 +1,409 @@
+"""PyTorch's CPU kernels in float32, float16 and bfloat16, reproduced bit for bit.
+
+A float32 result differs from the float64 truth by rounding; to tell a user's number apart from a wrong formula
+lossgrad must round exactly where the framework rounds. PyTorch's vectorised CPU kernels take e^x, log x and
+log(1 + x) from SLEEF (the 1-ulp `u10` functions, with fused multiply-adds), not from the C library, and sum a
+row in lanes of a SIMD register (16 floats with AVX-512, 8 with AVX2) that are then added pairwise: both are
+reproduced here, in numpy, on float32 arrays. Half-precision values are carried in float32 arrays (every float16
+and bfloat16 is a float32) and rounded to the half dtype where the kernel stores one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .losses import Parts
+from .losses._ops import Array
+
+F32 = np.float32
+# the SIMD widths the sums follow under torch.backends.cpu.get_cpu_capability() "AVX512": log_softmax's row sums
+# run in registers of 16 floats, torch.sum (SumKernel) in registers of 8 (AVX2 width) all the same; under "AVX2"
+# both are 8
+LANES = 16
+SUM_LANES = 8
+# the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
+SUPPORTED = ("ce (from logits; class indexes or probability rows)", "bce (from logits)", "mse",
+             "kl (with log-probability predictions)")
+
+
+def fma(a: Any, b: Any, c: Any) -> Array:
+    """a·b + c rounded once to float32, as an FMA instruction gives it. a·b is exact in float64; the sum is rounded
+    to float64 towards an odd last bit when inexact (round to odd), which a second rounding to float32 turns into
+    the correctly rounded result."""
+    a64, b64, c64 = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
+    p = a64 * b64
+    s = p + c64
+    bb = s - p
+    err = (p - (s - bb)) + (c64 - bb)
+    even = (s.view(np.int64) & 1) == 0
+    with np.errstate(invalid="ignore"):
+        odd = np.where((err != 0) & even & np.isfinite(s), np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
+    return odd.astype(F32)
+
+
+def _ldexp2(u: Array, q: Array) -> Array:
+    """u·2^q as SLEEF's vldexp2 forms it: two multiplications by powers of two, each rounded to float32."""
+    qi = np.clip(q, -300, 300).astype(np.int32)
+    half = qi >> 1
+    u = (u.astype(np.float64) * np.ldexp(1.0, half)).astype(F32)
+    return (u.astype(np.float64) * np.ldexp(1.0, qi - half)).astype(F32)
+
+
+EXP_POLY = tuple(F32(c) for c in (0.000198527617612853646278381, 0.00139304355252534151077271,
+                                   0.00833336077630519866943359, 0.0416664853692054748535156,
+                                   0.166666671633720397949219, 0.5))
+
+
+def expf(d: Array) -> Array:
+    """SLEEF's expf_u10 (PyTorch's Vectorized<float>::exp): e^d = 2^q·e^s, s = d − q·ln 2 in two parts, e^s by
+    a degree-7 polynomial in fused multiply-adds."""
+    d = np.asarray(d, dtype=F32)
+    with np.errstate(all="ignore"):
+        q = np.rint(d * F32(1.442695040888963407359924681001892137426645954152985934135449406931))
+        s = fma(q, F32(-0.693145751953125), d)
+        s = fma(q, F32(-1.428606765330187045e-06), s)
+        u = np.full_like(d, EXP_POLY[0])
+        for c in EXP_POLY[1:]:
+            u = fma(u, s, c)
+        u = F32(1) + fma(s * s, u, s)
+        u = _ldexp2(u, np.nan_to_num(q))
+    u = np.where(d < -104, F32(0), u)
+    out: Array = np.where(d > 100, F32(np.inf), u).astype(F32)
+    return out
+
+
+LN2_DF = (F32(0.69314718246459960938), F32(-1.904654323148236017e-09))
+LOG_POLY = (F32(0.3027294874), F32(0.3996108174), F32(0.6666694880))
+
+
+def _df_div(nx: Array, ny: Array, dx: Array, dy: Array) -> tuple[Array, Array]:
+    """SLEEF's double-float division (nx + ny)/(dx + dy), with fused multiply-adds."""
+    t = F32(1) / dx
+    s = nx * t
+    u = fma(t, nx, -s)
+    v = fma(-dy, t, fma(-dx, t, F32(1)))
+    return s, fma(s, v, fma(ny, t, u))
+
+
+def _log_tail(e: Array, xx: Array, xy: Array) -> Array:
+    """e·ln 2 + 2·atanh(x) in double-float arithmetic, x = xx + xy: the common end of SLEEF's logf and log1pf."""
+    sx = LN2_DF[0] * e
+    sy = fma(LN2_DF[1], e, fma(LN2_DF[0], e, -sx))
+    x2 = xx * xx
+    t = np.full_like(xx, LOG_POLY[0])
+    t = fma(t, x2, LOG_POLY[1])
+    t = fma(t, x2, LOG_POLY[2])
+    ax, ay = xx * F32(2), xy * F32(2)
+    s2 = sx + ax
+    s2y = (((sx - s2) + ax) + sy) + ay
+    w = (x2 * xx) * t
+    s3 = s2 + w
+    s3y = ((s2 - s3) + w) + s2y
+    out: Array = (s3 + s3y).astype(F32)
+    return out
+
+
+def _split(d: Array) -> tuple[Array, Array]:
+    """AVX-512's getexp(d·4/3) and getmant(d) in [0.75, 1.5): d = m·2^e (d positive and normal)."""
+    e = np.floor(np.log2((d * F32(1 / 0.75)).astype(np.float64)))
+    e = np.where(np.isinf(e), 128.0, e)  # (d·4/3 beyond the float32 range: getexp's infinity taken as 128)
+    m = np.ldexp(d.astype(np.float64), -np.floor(np.log2(d.astype(np.float64) / 0.75)).astype(np.int32))
+    return e.astype(F32), m.astype(F32)
+
+
+def logf(d: Array) -> Array:
+    """SLEEF's logf_u1 on AVX-512 (PyTorch's Vectorized<float>::log), for positive normal d: log m + e·ln 2,
+    log m = 2·atanh((m − 1)/(m + 1)) in double-float arithmetic."""
+    d = np.asarray(d, dtype=F32)
+    with np.errstate(all="ignore"):
+        e, m = _split(d)
+        one = np.ones_like(m)
+        nx = -one + m
+        ny = (-one - (nx - (nx - (-one)))) + (m - (nx - (-one)))
+        dx = one + m
+        dy = (one - (dx - (dx - one))) + (m - (dx - one))
+        xx, xy = _df_div(nx, ny, dx, dy)
+        out = _log_tail(e, xx, xy)
+    return np.where(d == np.inf, F32(np.inf), out).astype(F32)
+
+
+def log1pf(d: Array) -> Array:
+    """SLEEF's log1pf_u10 on AVX-512 (PyTorch's Vectorized<float>::log1p), for d in [0, 1]."""
+    d = np.asarray(d, dtype=F32)
+    with np.errstate(all="ignore"):
+        e = np.floor(np.log2(((d + F32(1)) * F32(1 / 0.75)).astype(np.float64))).astype(F32)
+        t = np.ldexp(np.ones_like(d), -np.rint(e).astype(np.int32)).astype(F32)
+        m = fma(d, t, t - F32(1))
+        two = np.full_like(m, F32(2))
+        dx = two + m
+        dy = (two - dx) + m
+        xx, xy = _df_div(m, np.zeros_like(m), dx, dy)
+        out = _log_tail(e, xx, xy)
+    return np.where(d == 0, d, out).astype(F32)
+
+
+def row_sum(e: Array, lanes: int = LANES) -> Array:
+    """Each row's sum as vec::map_reduce_all forms it: rows shorter than a register added left to right; longer
+    ones in `lanes` running sums (the tail's lanes added to the first of them), then halved pairwise (lane i with
+    lane i + lanes/2, and so on down)."""
+    rows, cols = e.shape
+    if cols < lanes:
+        first: Array = e[:, 0].copy()
+        for i in range(1, cols):
+            first = first + e[:, i]
+        return first
+    acc = e[:, :lanes].copy()
+    d = lanes
+    while d + lanes <= cols:
+        acc = acc + e[:, d:d + lanes]
+        d += lanes
+    if d < cols:
+        acc[:, :cols - d] += e[:, d:]
+    step = lanes // 2
+    while step:
+        acc = acc + acc[:, np.arange(lanes) ^ step]
+        step //= 2
+    out: Array = acc[:, 0]
+    return out
+
+
+def _ceil_log2(x: int) -> int:
+    return 1 if x <= 2 else (x - 1).bit_length()
+
+
+def _multi_row_sum(v: Array) -> Array:
+    """multi_row_sum: the sums of v[:, i, k] over i (v: rows × size × 4 × lanes), in a cascade of 4 levels of
+    running sums: each level passes its sum up after 2^p additions, p = max(4, ⌈log₂ size⌉ // 4)."""
+    size = v.shape[1]
+    power = max(4, _ceil_log2(size) // 4)
+    step, mask = 1 << power, (1 << power) - 1
+    acc = np.zeros((4,) + v.shape[:1] + v.shape[2:], dtype=F32)
+    i = 0
+    while i + step <= size:
+        for _ in range(step):
+            acc[0] += v[:, i]
+            i += 1
+        for j in range(1, 4):
+            acc[j] += acc[j - 1]
+            acc[j - 1] = 0
+            if i & (mask << (j * power)):
+                break
+    for k in range(i, size):
+        acc[0] += v[:, k]
+    for j in range(1, 4):
+        acc[0] += acc[j]
+    out: Array = acc[0]
+    return out
+
+
+def _ilp_sum(v: Array) -> Array:
+    """row_sum: v (rows × size × lanes) summed over its second axis in 4 interleaved cascades, added in order."""
+    rows, size, lanes = v.shape
+    whole = size // 4
+    part = _multi_row_sum(v[:, :whole * 4].reshape(rows, whole, 4, lanes))
+    for i in range(whole * 4, size):
+        part[:, 0] += v[:, i]
+    for k in range(1, 4):
+        part[:, 0] += part[:, k]
+    out: Array = part[:, 0]
+    return out
+
+
+def torch_sum(x: Array, lanes: int = SUM_LANES) -> Array:
+    """torch.sum over the last axis of a contiguous float32 array (SumKernel's cascade_sum): rows of at least one
+    register in vectors of `lanes`, the leftover elements added one by one, then the lanes in order; shorter rows
+    element by element. (One thread: PyTorch splits a reduction of more than 32768 elements among its threads.)"""
+    rows, n = x.shape
+    if n < lanes:
+        return _ilp_sum(x[:, :, None])[:, 0]
+    vec = n // lanes
+    acc = _ilp_sum(x[:, :vec * lanes].reshape(rows, vec, lanes))
+    total = np.zeros(rows, dtype=F32)
+    for k in range(vec * lanes, n):
+        total += x[:, k]
+    for k in range(lanes):
+        total += acc[:, k]
+    return total
+
+
+def nll_sum(losses: Array, half: Any) -> Any:
+    """nll_loss's sum of per-sample losses, in the dtype itself: 8 levels of partial sums, each passing its sum
+    up after 2^p samples (p = max(4, ⌈log₂ N⌉ // 8)), the first sample's straight to the top; then the levels
+    added from the lowest."""
+    kind = half or F32
+    n = losses.shape[0]
+    power = max(4, _ceil_log2(n) // 8)
+    mask = (1 << power) - 1
+    part = [kind(0)] * 8
+    for b, v in enumerate(losses.astype(kind)):
+        part[0] = part[0] + v
+        for j in range(7):
+            if b & (mask << (j * power)):
+                break
+            part[j + 1], part[j] = part[j + 1] + part[j], kind(0)
+    total = kind(0)
+    for p in part:
+        total = total + p
+    return total
+
+
+Rounder = Callable[[Array], Array]
+Grad = Callable[[float], Array]
+
+
+def rounder(half: Any) -> Rounder:
+    """Rounding to the stored dtype, carried in float32: the identity for float32."""
+    if half is None:
+        return lambda a: np.asarray(a, dtype=F32)
+    return lambda a: np.asarray(a, dtype=F32).astype(half).astype(F32)
+
+
+def upstream_c(n: float, rnd: Rounder) -> Array:
+    """The upstream gradient of a mean over n as a kernel stores it: 1/n in the dtype (1 for a sum)."""
+    return rnd(F32(1) / rnd(np.asarray(n, dtype=F32)))
+
+
+def log_softmax(z: Array, rnd: Rounder) -> Array:
+    """PyTorch's log_softmax over the last axis (_vec_log_softmax_lastdim): s = z − max, the sum of e^s in float32
+    by lanes, its log; for a half dtype the sum and its log are stored in that dtype before s − log Σ is formed
+    (in float32, then rounded)."""
+    s = z - z.max(axis=1, keepdims=True)
+    lse = rnd(logf(rnd(row_sum(expf(s)))))
+    return rnd(s - lse[:, None])
+
+
+def log_softmax_backward(g: Array, out: Array, rnd: Rounder) -> Array:
+    """_log_softmax_backward_data: g − e^out·Σg, the sum by lanes, the product and difference fused (the compiler
+    contracts the kernel's multiply and subtract into one FMA)."""
+    return rnd(fma(-expf(out), row_sum(g)[:, None], g))
+
+
+def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder) -> tuple[Array, Grad, Array, Array]:
+    """F.cross_entropy of logit rows: per-sample losses, the gradient for the mean over n samples (n = 1: the
+    sum, and each sample's own), softmax(z), and the terms torch.sum adds for the reduced value (probability
+    rows; for class indexes nll_loss sums the losses themselves).
+
+    Class indexes go through nll_loss: −log p at the label, gradient −c there. Probability rows are
+    −(log_softmax · y).sum(1), whose autograd gradient is −c·y before log_softmax's backward."""
+    logp = log_softmax(z, rnd)
+    rows = np.arange(z.shape[0])
+    if labels is not None:
+        losses = -logp[rows, labels]
+        terms = losses
+
+        def upstream(n: float) -> Array:
+            g = np.zeros_like(logp)
+            g[rows, labels] = -upstream_c(n, rnd)
+            return g
+    else:
+        terms = rnd(logp * y)
+        losses = -rnd(torch_sum(terms))
+
+        def upstream(n: float) -> Array:
+            return rnd(-upstream_c(n, rnd) * y)
+
+    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd), rnd(expf(logp)), terms
+
+
+def log_sigmoid(z: Array, rnd: Rounder) -> Array:
+    """log σ(z) as PyTorch's CPU kernel forms it: min(z, 0) − log1p(e^−|z|)."""
+    return rnd(np.minimum(z, F32(0)) - log1pf(expf(-np.abs(z))))
+
+
+def sigmoid(z: Array, rnd: Rounder) -> Array:
+    """σ(z) as PyTorch's CPU kernel forms it: 1 / (1 + e^−z)."""
+    with np.errstate(over="ignore"):
+        return rnd(F32(1) / (F32(1) + expf(-z)))
+
+
+def bce_logits(y: Array, z: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array], Array]:
+    """binary_cross_entropy_with_logits: (1 − y)·z − log σ(z); its backward (σ(z) − y)·g, divided by N for the
+    mean (after the product, so the divisor is passed as 1/c)."""
+    losses = rnd(rnd(rnd(F32(1) - y) * z) - log_sigmoid(z, rnd))
+    sz = sigmoid(z, rnd)
+    diff = rnd(sz - y)
+    return losses, lambda n: diff if n == 1 else rnd(diff / F32(n)), sz
+
+
+def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
+    """mse_loss: (p − y)²; its backward norm·(p − y)·g, norm = 2 or 2/N stored in the dtype."""
+    d = rnd(p - y)
+    return rnd(d * d), lambda n: rnd(rnd(np.asarray(2 / n, dtype=F32)) * d)
+
+
+def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
+    """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
+    input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype."""
+    if log_target:
+        ey = rnd(np.exp(y.astype(np.float64)).astype(F32))  # (correctly rounded: MKL's vsExp is not reproduced)
+        losses = rnd(ey * rnd(y - logq))
+        w = ey
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            # xlogy's scalar log is the C library's logf, correctly rounded (as the float64 log rounded to float32)
+            logy = np.log(np.where(y == 0, 1.0, y.astype(np.float64))).astype(F32)
+            xly = np.where(y == 0, F32(0), rnd(y * rnd(logy)))
+        losses = rnd(xly - rnd(y * logq))
+        w = y
+    return losses, lambda n: rnd(-upstream_c(n, rnd) * w)
+
+
+def half_dtype(name: str) -> Any:
+    """The numpy type of a half dtype's name (bfloat16 from ml_dtypes, imported only when asked for)."""
+    if name == "bfloat16":
+        import ml_dtypes
+        return ml_dtypes.bfloat16
+    return np.float16
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are)."""
+    extra = [k for k, v in params.items() if v not in (None, False, 0, 0.0) and k not in ("log_input", "log_target")]
+    if sample_weight:
+        extra.append("sample_weight")
+    if loss in ("ce", "bce") and not from_logits:
+        return f"{loss} on probabilities"
+    if loss == "kl" and not switches.get("log_input"):
+        return "kl on probabilities (PyTorch's kl_div takes log-probabilities: {log_input})"
+    if loss not in ("ce", "bce", "mse", "kl"):
+        return loss
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool]) -> Parts:
+    """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
+    float32), with the gradient and the value of the mean over N formed as the kernels form them."""
+    rnd = rounder(half)
+    y, p = y.astype(F32), p.astype(F32)
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "ce":
+            losses, grad, prob, terms = ce(y, p, labels, rnd)
+            total = nll_sum(terms, half) if labels is not None else -rnd(torch_sum(terms.reshape(1, -1)))[0]
+        else:
+            if loss == "bce":
+                losses, grad, prob = bce_logits(y, p, rnd)
+            elif loss == "mse":
+                losses, grad = mse(y, p, rnd)
+            else:
+                losses, grad = kl_log_input(y, p, switches.get("log_target", False), rnd)
+            total = rnd(torch_sum(losses.reshape(1, -1)))[0]
+    mean = mean_value(total, half, nll=loss == "ce" and labels is not None)
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+
+
+def mean_value(total: Any, half: Any, nll: bool) -> Callable[[float], float]:
+    """The reduced value from the kernel's sum: the sum itself (n = 1), or the sum over n as the kernel divides
+    it: nll_loss by its total weight stored in the dtype, torch.mean and `sum() / N` by N in float32."""
+    kind = half or F32
+
+    def value(n: float) -> float:
+        if n == 1:
+            return float(total)
+        with np.errstate(all="ignore"):
+            return float(kind(total) / kind(n)) if nll else float(kind(F32(total) / F32(n)))
+    return value
