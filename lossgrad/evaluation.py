@@ -226,7 +226,7 @@ def cast_to(setup: Setup, y: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype."""
     if setup.lowp:
-        return lowp.compute(setup.loss.name, y, p, labels, setup.half, setup.switches)
+        return lowp.compute(setup.loss.name, y, p, labels, setup.half, setup.switches, setup.batchmean)
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

@@ -145,6 +145,40 @@ def log1pf(d: Array) -> Array:
     return np.where(d == 0, d, out).astype(F32)
 
 
+# glibc's logf (2.28 and later): log c and 1/c at 16 points c near 1, a cubic for log1p(z/c − 1), in float64
+LOGF_TAB = tuple(tuple(float.fromhex(h) for h in pair) for pair in (
+    ("0x1.661ec79f8f3bep+0", "-0x1.57bf7808caadep-2"), ("0x1.571ed4aaf883dp+0", "-0x1.2bef0a7c06ddbp-2"),
+    ("0x1.49539f0f010bp+0", "-0x1.01eae7f513a67p-2"), ("0x1.3c995b0b80385p+0", "-0x1.b31d8a68224e9p-3"),
+    ("0x1.30d190c8864a5p+0", "-0x1.6574f0ac07758p-3"), ("0x1.25e227b0b8eap+0", "-0x1.1aa2bc79c81p-3"),
+    ("0x1.1bb4a4a1a343fp+0", "-0x1.a4e76ce8c0e5ep-4"), ("0x1.12358f08ae5bap+0", "-0x1.1973c5a611cccp-4"),
+    ("0x1.0953f419900a7p+0", "-0x1.252f438e10c1ep-5"), ("0x1p+0", "0x0p+0"),
+    ("0x1.e608cfd9a47acp-1", "0x1.aa5aa5df25984p-5"), ("0x1.ca4b31f026aap-1", "0x1.c5e53aa362eb4p-4"),
+    ("0x1.b2036576afce6p-1", "0x1.526e57720db08p-3"), ("0x1.9c2d163a1aa2dp-1", "0x1.bc2860d22477p-3"),
+    ("0x1.886e6037841edp-1", "0x1.1058bc8a07ee1p-2"), ("0x1.767dcf5534862p-1", "0x1.4043057b6ee09p-2")))
+LOGF_POLY = tuple(float.fromhex(h) for h in ("-0x1.00ea348b88334p-2", "0x1.5575b0be00b6ap-2", "-0x1.ffffef20a4123p-2"))
+
+
+def libm_logf(x: Array) -> Array:
+    """The C library's logf, as PyTorch's scalar kernels (xlogy) call it: glibc's, for positive finite x;
+    log x = log1p(z/c − 1) + log c + k·ln 2 with x = z·2^k and c the table point nearest z."""
+    x = np.asarray(x, dtype=F32)
+    sub = x < F32(2.0 ** -126)  # (subnormals scaled up by 2^23 first)
+    with np.errstate(over="ignore"):
+        scaled = x * F32(2.0 ** 23)
+    ix = np.where(sub, scaled.view(np.uint32).astype(np.int64) - (23 << 23),
+                  x.view(np.uint32).astype(np.int64))
+    tmp = ix - 0x3F330000
+    i = (tmp >> 19) % 16
+    k = tmp >> 23
+    z = (ix - (tmp & (0x1FF << 23))).astype(np.uint32).view(F32).astype(np.float64)
+    tab = np.array(LOGF_TAB)
+    r = z * tab[i, 0] - 1
+    a = LOGF_POLY
+    y = (a[0] * (r * r) + (a[1] * r + a[2])) * (r * r) + ((tab[i, 1] + k * float.fromhex("0x1.62e42fefa39efp-1")) + r)
+    out: Array = y.astype(F32)
+    return out
+
+
 def row_sum(e: Array, lanes: int = LANES) -> Array:
     """Each row's sum as vec::map_reduce_all forms it: rows shorter than a register added left to right; longer
     ones in `lanes` running sums (the tail's lanes added to the first of them), then halved pairwise (lane i with
@@ -261,9 +295,10 @@ def rounder(half: Any) -> Rounder:
     return lambda a: np.asarray(a, dtype=F32).astype(half).astype(F32)
 
 
-def upstream_c(n: float, rnd: Rounder) -> Array:
-    """The upstream gradient of a mean over n as a kernel stores it: 1/n in the dtype (1 for a sum)."""
-    return rnd(F32(1) / rnd(np.asarray(n, dtype=F32)))
+def upstream_c(n: float, rnd: Rounder, stored: bool = False) -> Array:
+    """The upstream gradient of a mean over n, 1/n in the dtype (1 for a sum): autograd divides by n itself,
+    nll_loss by its total weight, n `stored` in the dtype (a bfloat16 has no 257)."""
+    return rnd(F32(1) / (rnd(np.asarray(n, dtype=F32)) if stored else F32(n)))
 
 
 def log_softmax(z: Array, rnd: Rounder) -> Array:
@@ -296,7 +331,7 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder) -> tuple[Array, G
 
         def upstream(n: float) -> Array:
             g = np.zeros_like(logp)
-            g[rows, labels] = -upstream_c(n, rnd)
+            g[rows, labels] = -upstream_c(n, rnd, stored=True)
             return g
     else:
         terms = rnd(logp * y)
@@ -314,9 +349,14 @@ def log_sigmoid(z: Array, rnd: Rounder) -> Array:
 
 
 def sigmoid(z: Array, rnd: Rounder) -> Array:
-    """σ(z) as PyTorch's CPU kernel forms it: 1 / (1 + e^−z)."""
+    """σ(z) as PyTorch's CPU kernel forms it: 1 / (1 + e^−z), with SLEEF's exp in pairs of registers and the C
+    library's (correctly rounded) for the elements left over at the end (TensorIterator's scalar loop)."""
+    flat = z.reshape(-1)
+    tail = flat.size - flat.size % (2 * LANES)
     with np.errstate(over="ignore"):
-        return rnd(F32(1) / (F32(1) + expf(-z)))
+        e = expf(-flat)
+        e[tail:] = np.exp(-flat[tail:].astype(np.float64)).astype(F32)
+        return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
 
 
 def bce_logits(y: Array, z: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array], Array]:
@@ -343,8 +383,7 @@ def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple
         w = ey
     else:
         with np.errstate(divide="ignore", invalid="ignore"):
-            # xlogy's scalar log is the C library's logf, correctly rounded (as the float64 log rounded to float32)
-            logy = np.log(np.where(y == 0, 1.0, y.astype(np.float64))).astype(F32)
+            logy = libm_logf(np.where(y == 0, F32(1), y))  # (xlogy: x·std::log(y), one element at a time)
             xly = np.where(y == 0, F32(0), rnd(y * rnd(logy)))
         losses = rnd(xly - rnd(y * logq))
         w = y
@@ -374,7 +413,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
-def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool]) -> Parts:
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False) -> Parts:
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
     float32), with the gradient and the value of the mean over N formed as the kernels form them."""
     rnd = rounder(half)
@@ -383,7 +423,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     with np.errstate(all="ignore"):
         if loss == "ce":
             losses, grad, prob, terms = ce(y, p, labels, rnd)
-            total = nll_sum(terms, half) if labels is not None else -rnd(torch_sum(terms.reshape(1, -1)))[0]
+            raw = -torch_sum(terms.reshape(1, -1))[0]
+            total = nll_sum(terms, half) if labels is not None else rnd(raw)
         else:
             if loss == "bce":
                 losses, grad, prob = bce_logits(y, p, rnd)
@@ -391,19 +432,22 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                 losses, grad = mse(y, p, rnd)
             else:
                 losses, grad = kl_log_input(y, p, switches.get("log_target", False), rnd)
-            total = rnd(torch_sum(losses.reshape(1, -1)))[0]
-    mean = mean_value(total, half, nll=loss == "ce" and labels is not None)
+            raw = torch_sum(losses.reshape(1, -1))[0]
+            total = rnd(raw)
+    # torch.mean divides the float sum (one rounding); nll_loss and `sum() / N` divide the stored sum
+    divided = raw if loss in ("bce", "mse") or (loss == "kl" and not batchmean) else total
+    mean = mean_value(total, divided, half, nll=loss == "ce" and labels is not None)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
 
 
-def mean_value(total: Any, half: Any, nll: bool) -> Callable[[float], float]:
-    """The reduced value from the kernel's sum: the sum itself (n = 1), or the sum over n as the kernel divides
-    it: nll_loss by its total weight stored in the dtype, torch.mean and `sum() / N` by N in float32."""
+def mean_value(total: Any, divided: Any, half: Any, nll: bool) -> Callable[[float], float]:
+    """The reduced value from the kernel's sum: the sum as stored (n = 1), or `divided` over n as the kernel
+    divides it: nll_loss by its total weight stored in the dtype, the others by n in float32, rounded once."""
     kind = half or F32
 
     def value(n: float) -> float:
         if n == 1:
             return float(total)
         with np.errstate(all="ignore"):
-            return float(kind(total) / kind(n)) if nll else float(kind(F32(total) / F32(n)))
+            return float(kind(total) / kind(n)) if nll else float(kind(F32(divided) / F32(n)))
     return value
