@@ -179,6 +179,7 @@ class _Writer:
         self.out, self.header = out, header
         self.divisor: int | float | None = None
         self.spool: _Spool | None = None
+        self.divided = False  # the rows come divided by N already (a kernel's own mean: Parts.mean_grad)
         self.stage = _Stage()
 
     def emit(self, table: Any) -> None:
@@ -194,7 +195,7 @@ class _Writer:
         if self.spool is not None:
             self.spool.put(pieces)
         else:
-            self.stage.submit(self.emit, rows_table(pieces, self.divisor or 1))
+            self.stage.submit(self.emit, rows_table(pieces, 1 if self.divided else self.divisor or 1))
 
 
 def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows: Any = None) -> Accumulator:
@@ -211,7 +212,10 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
     def process(chunk: Chunk) -> None:
         if writer.divisor is None and writer.spool is None:
             _decide(setup, writer, rows, k)
-        writer.put(_evaluate_chunk(setup, source, chunk, acc))
+        pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None)
+        if writer.spool is not None and kernel_mean(setup):  # (evaluated again once N is known)
+            pieces = _inputs(source, chunk)
+        writer.put(pieces)
 
     watch, changed = _Watch(source.reader), False
     try:
@@ -250,9 +254,40 @@ def _decide(setup: Setup, writer: _Writer, rows: Any, k: int) -> None:
         writer.spool = _Spool()
     else:
         writer.divisor = n_rows * k
+        writer.divided = kernel_mean(setup)
 
 
-def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumulator) -> Pieces:
+def kernel_mean(setup: Setup) -> bool:
+    """A mean whose 1/N the kernel brings in before it rounds (Parts.mean_grad): its rows cannot be divided by N
+    afterwards."""
+    return setup.reduction is Reduction.MEAN and (setup.lowp or setup.half is not None)
+
+
+def _inputs(source: CsvSource, chunk: Chunk) -> Pieces:
+    """A block's inputs as spool pieces: (targets, predictions), and the weights when there are any."""
+    layout = source.layout
+    pieces = [(chunk.data[:, layout.target], chunk.data[:, layout.pred])]
+    if layout.weight is not None:
+        w = chunk.data[:, [layout.weight]]
+        pieces.append((w, w))
+    return pieces
+
+
+def _spooled_rows(setup: Setup, pieces: Pieces, n: int | float) -> Any:
+    """The rows of spooled inputs, evaluated again with the mean's N now known."""
+    w = pieces[1][0][:, 0] if len(pieces) > 1 else None
+    blocks = evaluate(setup, pieces[0][0], pieces[0][1], w)
+    return rows_table([(b.parts.losses, _grad(b.parts, n)) for b in blocks], 1)
+
+
+def _grad(parts: Any, divisor: int | float | None) -> np.ndarray:
+    """The gradient as written: of the mean over `divisor` when the kernel divides (None: not yet divided)."""
+    grad: np.ndarray = parts.grad if divisor is None or parts.mean_grad is None else parts.mean_grad(divisor)
+    return grad
+
+
+def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumulator,
+                    divisor: int | float | None = None) -> Pieces:
     layout = source.layout
     y = chunk.data[:, layout.target]
     p = chunk.data[:, layout.pred]
@@ -262,7 +297,7 @@ def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumula
     except DomainError as e:
         raise layout.error(e, chunk) from None
     accumulate(setup, acc, blocks)
-    return [(b.parts.losses, b.parts.grad) for b in blocks]
+    return [(b.parts.losses, _grad(b.parts, divisor)) for b in blocks]
 
 
 def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
@@ -271,8 +306,9 @@ def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) ->
     if writer.divisor is not None and writer.divisor != 1 and n != writer.divisor:
         raise Miscounted(acc.rows)
     if writer.spool is not None:
+        rows = (lambda p: _spooled_rows(setup, p, n)) if kernel_mean(setup) else (lambda p: rows_table(p, n))
         for pieces in writer.spool.chunks():
-            compute.submit(lambda p: writer.stage.submit(writer.emit, rows_table(p, n)), pieces)
+            compute.submit(lambda p: writer.stage.submit(writer.emit, rows(p)), pieces)
         compute.drain()
         writer.stage.drain()
 
