@@ -451,3 +451,23 @@ def mean_value(total: Any, divided: Any, half: Any, nll: bool) -> Callable[[floa
         with np.errstate(all="ignore"):
             return float(kind(total) / kind(n)) if nll else float(kind(F32(divided) / F32(n)))
     return value
+
+
+# significand bits (with the implicit one) and the smallest normal exponent of each dtype
+FORMATS = {"float16": (11, -14), "bfloat16": (8, -126), "float32": (24, -126)}
+
+
+def ulp(x: Array, dtype: str) -> Array:
+    """The spacing of `dtype`'s numbers at |x| (the subnormals' spacing below the normal range)."""
+    bits, emin = FORMATS[dtype]
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.abs(np.asarray(x, dtype=np.float64))))
+    out: Array = np.ldexp(1.0, (np.maximum(np.nan_to_num(e, neginf=emin), emin) - (bits - 1)).astype(np.int32))
+    return out
+
+
+def ulps(a: Array, truth: Array, dtype: str) -> Array:
+    """|a − truth| in units of `dtype`'s spacing at the truth: 0.5 at most for a correctly rounded result."""
+    with np.errstate(invalid="ignore"):
+        d: Array = np.abs(np.asarray(a, dtype=np.float64) - truth) / ulp(truth, dtype)
+    return np.where(np.asarray(a) == truth, 0.0, d)
