@@ -89,6 +89,11 @@ def main() -> None:
                 for soft in (False, True):
                     records.append(_ce(rng, dtype, reduction, classes, rows, soft))
             records += _elementwise(rng, dtype, reduction)
+    # z = (1, 0, 0) with label 0 in bfloat16: the row the log-sum's rounding shows on (tests read it by name)
+    z = np.array([[1.0, 0.0, 0.0]])
+    records.append(_record("ce", "bfloat16", "none", np.array([[0.0]]), z,
+                           lambda t: F.cross_entropy(t, torch.tensor([0]), reduction="none"), labels="index",
+                           name="one-zero-zero"))
     meta = {"torch": torch.__version__, "numpy": np.__version__, "python": sys.version.split()[0],
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")

@@ -5,13 +5,17 @@ stated ulp bound where it does not (BOUNDS)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
+import ml_dtypes
 import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import lowp
+from lossgrad import diagnose, lowp
+from lossgrad.inputs import read_arrays
+from lossgrad.losses import LOSSES
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -103,3 +107,34 @@ def test_half_dtypes_refuse_what_is_not_reproduced() -> None:
         lossgrad.evaluate("ce", [0], [1.0, 2.0], from_logits=True, convention="keras", dtype="bfloat16")
     with pytest.raises(lossgrad.OptionError, match="bce on probabilities"):
         lossgrad.evaluate("bce", [1.0], [0.5], convention="torch", dtype="float16")
+
+
+def test_exact_in_a_half_dtype_is_the_truth_rounded_once() -> None:
+    # softmax(1, 0, 0) = (e, 1, 1)/(e + 2); −log of the first is log(e + 2) − 1 = 0.5514447 (by hand), which
+    # bfloat16 (8 significant bits: steps of 2^-8 in [0.5, 1)) holds as 141/256 = 0.55078125
+    r = lossgrad.evaluate("ce", [0], [1.0, 0.0, 0.0], from_logits=True, dtype="bfloat16", reduction="none")
+    assert math.log(math.e + 2) - 1 == pytest.approx(0.5514447, abs=1e-7)
+    assert float(r.losses[0]) == 141 / 256
+    assert list(r.grad.reshape(-1)) == [float(ml_dtypes.bfloat16(v)) for v in
+                                        (1 / (math.e + 2) * math.e - 1, 1 / (math.e + 2), 1 / (math.e + 2))]
+
+
+def test_compare_in_bfloat16_measures_each_convention_in_ulps_of_the_truth() -> None:
+    batch = read_arrays(LOSSES["ce"], [0], [1.0, 0.0, 0.0])
+    comp = diagnose.compare("ce", batch, from_logits=True, reduction="none", dtype="bfloat16")
+    assert list(comp.results) == ["float64", "exact", "torch"]
+    assert set(comp.unsupported) == {"keras", "tf-keras", "optax"}
+    torch_cells = {tuple(d["element"]): d for d in comp.differences if d["convention"] == "torch"}
+    # torch's 0.212890625 against 1/(e + 2) = 0.2119416, in bfloat16's steps of 2^-10 in [1/8, 1/4) (by hand)
+    assert torch_cells[(1,)]["ulps"] == pytest.approx((0.212890625 - 1 / (math.e + 2)) * 2 ** 10)
+    assert "rounding" in torch_cells[(1,)]["why"] and "within 1 ulp" in torch_cells[(1,)]["why"]
+    assert all(d["ulps"] <= 0.5 for d in comp.differences if d["convention"] == "exact")
+
+
+def test_check_in_bfloat16_says_a_difference_is_rounding() -> None:
+    batch = read_arrays(LOSSES["ce"], [0], [1.0, 0.0, 0.0])
+    rec = next(r for r in DATA["records"] if r.get("name") == "one-zero-zero")
+    mine = [float(v) for v in np.array(rec["grad"], dtype=np.float32).reshape(-1)]  # torch's own
+    diag = diagnose.check("ce", batch, mine, [repr(v) for v in mine], from_logits=True, dtype="bfloat16")
+    assert diag.match is not None and diag.match.convention == "torch"
+    assert "rounding, not a formula" in diag.findings[0]
