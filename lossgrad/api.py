@@ -134,8 +134,8 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     """The loss `loss` of predictions `p` against targets `y`, with its gradient.
 
     Options: from_logits, reduction ('mean', 'sum', 'none'), convention ('exact', 'keras', 'tf-keras', 'torch',
-    'optax'), eps, dtype ('float64', 'float32', 'float16', 'bfloat16'), labels ('auto', 'index', 'onehot'), and the loss's own
-    parameters (see lossgrad.LOSSES[loss].params); `sample_weight`: one weight per sample, reduced as the
+    'optax'), eps, dtype ('float64', 'float32', 'float16', 'bfloat16'), labels ('auto', 'index', 'onehot'), and
+    the loss's own parameters (see lossgrad.LOSSES[loss].params); `sample_weight`: one weight per sample, reduced as the
     convention does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
     s = make_setup(loss, sample_weight=sample_weight is not None, **options)
     batch = read_arrays(s.loss, y, p, sample_weight)

@@ -423,8 +423,6 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     with np.errstate(all="ignore"):
         if loss == "ce":
             losses, grad, prob, terms = ce(y, p, labels, rnd)
-            raw = -torch_sum(terms.reshape(1, -1))[0]
-            total = nll_sum(terms, half) if labels is not None else rnd(raw)
         else:
             if loss == "bce":
                 losses, grad, prob = bce_logits(y, p, rnd)
@@ -432,24 +430,32 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                 losses, grad = mse(y, p, rnd)
             else:
                 losses, grad = kl_log_input(y, p, switches.get("log_target", False), rnd)
-            raw = torch_sum(losses.reshape(1, -1))[0]
-            total = rnd(raw)
+            terms = losses
+    nll = loss == "ce" and labels is not None
     # torch.mean divides the float sum (one rounding); nll_loss and `sum() / N` divide the stored sum
-    divided = raw if loss in ("bce", "mse") or (loss == "kl" and not batchmean) else total
-    mean = mean_value(total, divided, half, nll=loss == "ce" and labels is not None)
+    float_sum = loss in ("bce", "mse") or (loss == "kl" and not batchmean)
+    sign = F32(-1) if loss == "ce" and not nll else F32(1)  # (probability rows: −(log p · y).sum())
+    mean = mean_value(lambda: nll_sum(terms, half) if nll else sign * torch_sum(terms.reshape(1, -1))[0], rnd,
+                      half, nll, float_sum)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
 
 
-def mean_value(total: Any, divided: Any, half: Any, nll: bool) -> Callable[[float], float]:
-    """The reduced value from the kernel's sum: the sum as stored (n = 1), or `divided` over n as the kernel
-    divides it: nll_loss by its total weight stored in the dtype, the others by n in float32, rounded once."""
+def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
+               float_sum: bool) -> Callable[[float], float]:
+    """The reduced value from the kernel's sum (formed when asked for: batch mode never asks): the sum as stored
+    (n = 1), or over n as the kernel divides it: nll_loss its stored sum by its total weight stored in the dtype,
+    torch.mean the float sum by n, `sum() / N` the stored sum by n."""
     kind = half or F32
 
     def value(n: float) -> float:
-        if n == 1:
-            return float(total)
         with np.errstate(all="ignore"):
-            return float(kind(total) / kind(n)) if nll else float(kind(F32(divided) / F32(n)))
+            raw = kernel_sum()
+            total = raw if nll else rnd(np.asarray(raw))[()]
+            if n == 1:
+                return float(total)
+            if nll:
+                return float(kind(total) / kind(n))
+            return float(kind(F32(raw if float_sum else total) / F32(n)))
     return value
 
 
