@@ -242,15 +242,16 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
 
 
 def _rounded_once(parts: Parts, half: Any) -> Parts:
-    """The exact parts rounded once to the half dtype (carried in float32); the mean's gradient divided before it
-    is rounded."""
-    unit = parts.grad
+    """The exact parts rounded once to the half dtype (carried in float32); the mean's gradient and value divided
+    before they are rounded."""
+    unit, total = parts.grad, float(np.sum(parts.losses, dtype=np.float64))
 
     def rounded(a: np.ndarray) -> np.ndarray:
         return np.asarray(a).astype(half).astype(np.float32)
 
     parts = _map(parts, ("losses", "grad", "grad_logits", "prob"), rounded)
     parts.mean_grad = lambda n: rounded(unit / n)
+    parts.mean_value = lambda n: float(rounded(np.asarray(total / n)))  # (the sum of the unrounded losses)
     return parts
 
 

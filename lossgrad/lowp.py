@@ -401,7 +401,8 @@ def half_dtype(name: str) -> Any:
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are)."""
-    extra = [k for k, v in params.items() if v not in (None, False, 0, 0.0) and k not in ("log_input", "log_target")]
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in ("log_input", "log_target")]
     if sample_weight:
         extra.append("sample_weight")
     if loss in ("ce", "bce") and not from_logits:

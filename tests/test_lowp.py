@@ -138,3 +138,24 @@ def test_check_in_bfloat16_says_a_difference_is_rounding() -> None:
     diag = diagnose.check("ce", batch, mine, [repr(v) for v in mine], from_logits=True, dtype="bfloat16")
     assert diag.match is not None and diag.match.convention == "torch"
     assert "rounding, not a formula" in diag.findings[0]
+
+
+def test_options_the_kernels_lack_fall_back_in_float32_and_are_refused_in_half() -> None:
+    # class weights (an array) under torch float32: its formulas in float32, as before; in bfloat16: an error
+    r = lossgrad.evaluate("ce", [0], [1.0, 2.0, 3.0], from_logits=True, convention="torch", dtype="float32",
+                          class_weights=[1.0, 2.0, 3.0])
+    assert r.grad.dtype == np.float32
+    with pytest.raises(lossgrad.OptionError, match="class_weights"):
+        lossgrad.evaluate("ce", [0], [1.0, 2.0, 3.0], from_logits=True, convention="torch", dtype="bfloat16",
+                          class_weights=[1.0, 2.0, 3.0])
+    with pytest.raises(lossgrad.OptionError, match="pos_weight"):
+        lossgrad.evaluate("bce", [1.0], [0.3], from_logits=True, convention="torch", dtype="float16",
+                          pos_weight=[2.0])
+
+
+def test_exact_half_value_is_the_weighted_mean_rounded_once() -> None:
+    # bfloat16 holds 5.3 as 5.3125; 2·(5.3125 − 2)²/(1 + 2) = 7.3151042 (by hand), between bfloat16's 7.3125 and
+    # 7.34375 (steps of 2^-5 in [4, 8)): the nearest is 7.3125, where the rounded losses (0 and 22) would give 22/3
+    r = lossgrad.evaluate("mse", [1.0, 2.0], [1.0, 5.3], dtype="bfloat16", sample_weight=[1.0, 2.0])
+    assert list(r.losses) == [0.0, 22.0]
+    assert r.value == 7.3125
