@@ -30,18 +30,32 @@ SUPPORTED = ("ce (from logits; class indexes or probability rows)", "bce (from l
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
-    """a·b + c rounded once to float32, as an FMA instruction gives it. a·b is exact in float64; the sum is rounded
-    to float64 towards an odd last bit when inexact (round to odd), which a second rounding to float32 turns into
-    the correctly rounded result."""
-    a64, b64, c64 = (np.asarray(v, dtype=np.float64) for v in (a, b, c))
-    p = a64 * b64
+    """a·b + c rounded once to float32, as an FMA instruction gives it. a·b is exact in float64, and the float64 sum
+    rounds to the same float32 as the exact one unless it landed on a midpoint between two float32s (or among the
+    subnormals): there the sum is redone rounding to odd (an inexact float64 sum takes the neighbour with an odd
+    last bit), which a second rounding to float32 turns into the correctly rounded result."""
+    p = np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)
+    c64 = np.asarray(c, dtype=np.float64)
     s = p + c64
+    with np.errstate(invalid="ignore"):
+        suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | (np.abs(s) < 2.0 ** -125)
+    if suspect.any():
+        s = np.where(suspect, _sum_to_odd(np.broadcast_to(p, s.shape), np.broadcast_to(c64, s.shape)), s)
+    out: Array = s.astype(F32)
+    return out
+
+
+def _sum_to_odd(p: Array, c: Array) -> Array:
+    """p + c in float64 rounded to odd: the float64 sum when exact, else its neighbour towards the exact sum
+    whichever of the two has an odd last bit."""
+    s = p + c
     bb = s - p
-    err = (p - (s - bb)) + (c64 - bb)
+    err = (p - (s - bb)) + (c - bb)
     even = (s.view(np.int64) & 1) == 0
     with np.errstate(invalid="ignore"):
-        odd = np.where((err != 0) & even & np.isfinite(s), np.nextafter(s, np.where(err > 0, np.inf, -np.inf)), s)
-    return odd.astype(F32)
+        odd: Array = np.where((err != 0) & even & np.isfinite(s), np.nextafter(s, np.where(err > 0, np.inf, -np.inf)),
+                              s)
+    return odd
 
 
 def _ldexp2(u: Array, q: Array) -> Array:
