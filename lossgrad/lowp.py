@@ -324,13 +324,16 @@ def log_softmax(z: Array, rnd: Rounder) -> Array:
     return rnd(s - lse[:, None])
 
 
-def log_softmax_backward(g: Array, out: Array, rnd: Rounder) -> Array:
-    """_log_softmax_backward_data: g − e^out·Σg, the sum by lanes, the product and difference fused (the compiler
-    contracts the kernel's multiply and subtract into one FMA)."""
-    return rnd(fma(-expf(out), row_sum(g)[:, None], g))
+def log_softmax_backward(g: Array, out: Array, rnd: Rounder, fused: bool) -> Array:
+    """_log_softmax_backward_data: g − e^out·Σg, the sum by lanes; the product and difference `fused` where the
+    compiler contracts the kernel's multiply and subtract into one FMA (float32 and float16; not bfloat16's kernel,
+    measured against PyTorch: one element in 85,000 tells the two apart)."""
+    e, total = expf(out), row_sum(g)[:, None]
+    return rnd(fma(-e, total, g) if fused else g - e * total)
 
 
-def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder) -> tuple[Array, Grad, Array, Array]:
+def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
+       fused: bool = True) -> tuple[Array, Grad, Array, Array]:
     """F.cross_entropy of logit rows: per-sample losses, the gradient for the mean over n samples (n = 1: the
     sum, and each sample's own), softmax(z), and the terms torch.sum adds for the reduced value (probability
     rows; for class indexes nll_loss sums the losses themselves).
@@ -354,7 +357,7 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder) -> tuple[Array, G
         def upstream(n: float) -> Array:
             return rnd(-upstream_c(n, rnd) * y)
 
-    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd), rnd(expf(logp)), terms
+    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, fused), rnd(expf(logp)), terms
 
 
 def log_sigmoid(z: Array, rnd: Rounder) -> Array:
@@ -437,7 +440,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     prob = None
     with np.errstate(all="ignore"):
         if loss == "ce":
-            losses, grad, prob, terms = ce(y, p, labels, rnd)
+            losses, grad, prob, terms = ce(y, p, labels, rnd, fused=half is None or half is np.float16)
         else:
             if loss == "bce":
                 losses, grad, prob = bce_logits(y, p, rnd)
