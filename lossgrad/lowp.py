@@ -218,6 +218,33 @@ def row_sum(e: Array, lanes: int = LANES) -> Array:
     return out
 
 
+def reduced_row_sum(x: Array, lanes: int = LANES) -> Array:
+    """Each row's sum as vec::reduce_all forms it for float16 and bfloat16 data: a register of 2·`lanes` halves
+    widened to two float32 registers, each with its own running sums (the tail's lanes added to the first of
+    them), the two added lane by lane and then halved pairwise; rows shorter than the two registers lane by lane,
+    left to right (after folding a second register's worth onto the first)."""
+    rows, cols = x.shape
+    if cols <= lanes:
+        return row_sum(x, cols + 1)
+    if cols < 2 * lanes:
+        first = x[:, :lanes].copy()
+        first[:, :cols - lanes] += x[:, lanes:]
+        return row_sum(first, lanes + 1)
+    acc0, acc1 = x[:, :lanes].copy(), x[:, lanes:2 * lanes].copy()
+    d = 2 * lanes
+    while d + 2 * lanes <= cols:
+        acc0 += x[:, d:d + lanes]
+        acc1 += x[:, d + lanes:d + 2 * lanes]
+        d += 2 * lanes
+    rest = cols - d
+    if rest > lanes:
+        acc0 += x[:, d:d + lanes]
+        acc1[:, :rest - lanes] += x[:, d + lanes:]
+    elif rest:
+        acc0[:, :rest] += x[:, d:]
+    return row_sum(acc0 + acc1, lanes)
+
+
 def _ceil_log2(x: int) -> int:
     return 1 if x <= 2 else (x - 1).bit_length()
 
@@ -315,32 +342,32 @@ def upstream_c(n: float, rnd: Rounder, stored: bool = False) -> Array:
     return rnd(F32(1) / (rnd(np.asarray(n, dtype=F32)) if stored else F32(n)))
 
 
-def log_softmax(z: Array, rnd: Rounder) -> Array:
+def log_softmax(z: Array, rnd: Rounder, half: bool = False) -> Array:
     """PyTorch's log_softmax over the last axis (_vec_log_softmax_lastdim): s = z − max, the sum of e^s in float32
-    by lanes, its log; for a half dtype the sum and its log are stored in that dtype before s − log Σ is formed
-    (in float32, then rounded)."""
+    by lanes, its log; for a `half` dtype the sum (by its widened lanes) and its log are stored in that dtype
+    before s − log Σ is formed (in float32, then rounded)."""
     s = z - z.max(axis=1, keepdims=True)
-    lse = rnd(logf(rnd(row_sum(expf(s)))))
+    e = expf(s)
+    lse = rnd(logf(rnd(reduced_row_sum(e) if half else row_sum(e))))
     return rnd(s - lse[:, None])
 
 
-def log_softmax_backward(g: Array, out: Array, rnd: Rounder, fused: bool) -> Array:
-    """_log_softmax_backward_data: g − e^out·Σg, the sum by lanes; the product and difference `fused` where the
-    compiler contracts the kernel's multiply and subtract into one FMA (float32 and float16; not bfloat16's kernel,
-    measured against PyTorch: one element in 85,000 tells the two apart)."""
-    e, total = expf(out), row_sum(g)[:, None]
-    return rnd(fma(-e, total, g) if fused else g - e * total)
+def log_softmax_backward(g: Array, out: Array, rnd: Rounder, half: bool) -> Array:
+    """_log_softmax_backward_data: g − e^out·Σg, the product and difference fused (the compiler contracts the
+    kernel's multiply and subtract into one FMA); Σg by lanes, as a `half` dtype's kernel widens its registers."""
+    total = reduced_row_sum(g) if half else row_sum(g)
+    return rnd(fma(-expf(out), total[:, None], g))
 
 
 def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
-       fused: bool = True) -> tuple[Array, Grad, Array, Array]:
+       half: bool = False) -> tuple[Array, Grad, Array, Array]:
     """F.cross_entropy of logit rows: per-sample losses, the gradient for the mean over n samples (n = 1: the
     sum, and each sample's own), softmax(z), and the terms torch.sum adds for the reduced value (probability
     rows; for class indexes nll_loss sums the losses themselves).
 
     Class indexes go through nll_loss: −log p at the label, gradient −c there. Probability rows are
     −(log_softmax · y).sum(1), whose autograd gradient is −c·y before log_softmax's backward."""
-    logp = log_softmax(z, rnd)
+    logp = log_softmax(z, rnd, half)
     rows = np.arange(z.shape[0])
     if labels is not None:
         losses = -logp[rows, labels]
@@ -357,7 +384,7 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
         def upstream(n: float) -> Array:
             return rnd(-upstream_c(n, rnd) * y)
 
-    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, fused), rnd(expf(logp)), terms
+    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, half), rnd(expf(logp)), terms
 
 
 def log_sigmoid(z: Array, rnd: Rounder) -> Array:
@@ -440,7 +467,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     prob = None
     with np.errstate(all="ignore"):
         if loss == "ce":
-            losses, grad, prob, terms = ce(y, p, labels, rnd, fused=half is None or half is np.float16)
+            losses, grad, prob, terms = ce(y, p, labels, rnd, half=half is not None)
         else:
             if loss == "bce":
                 losses, grad, prob = bce_logits(y, p, rnd)
