@@ -105,8 +105,13 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
+    if r.value is not None and len(blocks) == 1 and blocks[0].parts.mean_value is not None:
+        r.value = blocks[0].parts.mean_value(divisor)  # (summed in the kernel's order, not lossgrad's)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
-        r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
+        if blocks[0].parts.mean_grad is not None:  # (a kernel that brings 1/N in before it rounds)
+            r.grad = np.concatenate([b.parts.mean_grad(divisor) for b in blocks if b.parts.mean_grad is not None])
+        else:
+            r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
         r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
         r.grads = {k: np.concatenate([(b.parts.extra_grads or {})[k] for b in blocks]) / _divisor(r.grad, divisor)
                    for k in blocks[0].parts.extra_grads or {}}
@@ -134,10 +139,10 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     """The loss `loss` of predictions `p` against targets `y`, with its gradient.
 
     Options: from_logits, reduction ('mean', 'sum', 'none'), convention ('exact', 'keras', 'tf-keras', 'torch',
-    'optax'), eps, dtype ('float64', 'float32'), labels ('auto', 'index', 'onehot'), and the loss's own
-    parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs: gaussian-nll's var=;
-    their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as the convention
-    does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
+    'optax'), eps, dtype ('float64', 'float32', 'float16', 'bfloat16'), labels ('auto', 'index', 'onehot'), and
+    the loss's own parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs:
+    gaussian-nll's var=; their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as
+    the convention does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
     if LOSSES.get(loss) is not None and LOSSES[loss].kind == "sequence":
         if sample_weight is not None:
             raise OptionError("sample_weight", f"applies to batches of samples, not to {loss}'s sequences")

@@ -186,6 +186,7 @@ class _Writer:
         self.out, self.header = out, header
         self.divisor: int | float | None = None
         self.spool: _Spool | None = None
+        self.divided = False  # the rows come divided by N already (a kernel's own mean: Parts.mean_grad)
         self.stage = _Stage()
 
     def emit(self, table: Any) -> None:
@@ -201,7 +202,7 @@ class _Writer:
         if self.spool is not None:
             self.spool.put(pieces, kept)
         else:
-            self.stage.submit(self.emit, rows_table(pieces, self.divisor or 1, kept))
+            self.stage.submit(self.emit, rows_table(pieces, 1 if self.divided else self.divisor or 1, kept))
 
 
 def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows: Any = None) -> Accumulator:
@@ -218,7 +219,10 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
     def process(chunk: Chunk) -> None:
         if writer.divisor is None and writer.spool is None:
             _decide(setup, writer, rows, k)
-        writer.put(_evaluate_chunk(setup, source, chunk, acc), chunk.kept)
+        pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None)
+        if writer.spool is not None and kernel_mean(setup):  # (evaluated again once N is known)
+            pieces = _inputs(source, chunk)
+        writer.put(pieces, chunk.kept)
 
     watch, changed = _Watch(source.reader), False
     try:
@@ -257,9 +261,40 @@ def _decide(setup: Setup, writer: _Writer, rows: Any, k: int) -> None:
         writer.spool = _Spool()
     else:
         writer.divisor = n_rows * k
+        writer.divided = kernel_mean(setup)
 
 
-def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumulator) -> Pieces:
+def kernel_mean(setup: Setup) -> bool:
+    """A mean whose 1/N the kernel brings in before it rounds (Parts.mean_grad): its rows cannot be divided by N
+    afterwards."""
+    return setup.reduction is Reduction.MEAN and (setup.lowp or setup.half is not None)
+
+
+def _inputs(source: CsvSource, chunk: Chunk) -> Pieces:
+    """A block's inputs as spool pieces: (targets, predictions), and the weights when there are any."""
+    layout = source.layout
+    pieces = [(chunk.data[:, layout.target], chunk.data[:, layout.pred])]
+    if layout.weight is not None:
+        w = chunk.data[:, [layout.weight]]
+        pieces.append((w, w))
+    return pieces
+
+
+def _spooled_rows(setup: Setup, pieces: Pieces, n: int | float, kept: Kept | None = None) -> Any:
+    """The rows of spooled inputs, evaluated again with the mean's N now known."""
+    w = pieces[1][0][:, 0] if len(pieces) > 1 else None
+    blocks = evaluate(setup, pieces[0][0], pieces[0][1], w)
+    return rows_table([(b.parts.losses, _grad(b.parts, n)) for b in blocks], 1, kept)
+
+
+def _grad(parts: Any, divisor: int | float | None) -> np.ndarray:
+    """The gradient as written: of the mean over `divisor` when the kernel divides (None: not yet divided)."""
+    grad: np.ndarray = parts.grad if divisor is None or parts.mean_grad is None else parts.mean_grad(divisor)
+    return grad
+
+
+def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumulator,
+                    divisor: int | float | None = None) -> Pieces:
     layout = source.layout
     y = chunk.data[:, layout.target]
     p = chunk.data[:, layout.pred]
@@ -269,12 +304,16 @@ def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumula
     except DomainError as e:
         raise layout.error(e, chunk) from None
     accumulate(setup, acc, blocks)
+    return [(b.parts.losses, _row_grads(setup, b.parts, divisor)) for b in blocks]
+
+
+def _row_grads(setup: Setup, parts: Any, divisor: int | float | None) -> np.ndarray:
+    """A row's gradient columns: the gradient, then the further gradients (gaussian-nll's var), divided alike."""
+    grad = _grad(parts, divisor)
     order = grad_order(setup.loss)
     if not order:
-        return [(b.parts.losses, b.parts.grad) for b in blocks]
-    # the further gradients (gaussian-nll's var) as more columns of each row, divided by the same N
-    return [(b.parts.losses, np.hstack([b.parts.grad, *((b.parts.extra_grads or {})[k].reshape(len(b.parts.grad), -1)
-                                                        for k in order)])) for b in blocks]
+        return grad
+    return np.hstack([grad, *((parts.extra_grads or {})[k].reshape(len(grad), -1) for k in order)])
 
 
 def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
@@ -283,8 +322,11 @@ def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) ->
     if writer.divisor is not None and writer.divisor != 1 and n != writer.divisor:
         raise Miscounted(acc.rows)
     if writer.spool is not None:
+        def rows(p: Pieces, k: Kept | None) -> Any:
+            return _spooled_rows(setup, p, n, k) if kernel_mean(setup) else rows_table(p, n, k)
+
         for pieces, kept in writer.spool.chunks():
-            compute.submit(lambda p, k: writer.stage.submit(writer.emit, rows_table(p, n, k)), pieces, kept)
+            compute.submit(lambda p, k: writer.stage.submit(writer.emit, rows(p, k)), pieces, kept)
         compute.drain()
         writer.stage.drain()
 

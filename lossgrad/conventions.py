@@ -109,6 +109,9 @@ class Convention:
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
     ctc_mean: str = "n"
+    # whose CPU kernels lossgrad.lowp reproduces bit for bit in float32, float16 and bfloat16 ("torch"); None: the
+    # formulas in the dtype, and no half dtypes
+    kernels: str | None = None
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -193,6 +196,7 @@ TORCH = Convention(
     smoothing=frozenset({"ce"}),
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
+    kernels="torch",
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
              "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t",
              "ctc": "ctc_loss's backward divides by the probability 0 of a sequence with no alignment; "

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conventions
+from . import conventions, lowp
 from .api import Micro, Result, micro_batches, run
 from .errors import PARAMETERS, LossgradError, OptionError
 from .inputs import Batch
@@ -146,6 +146,9 @@ class Comparison:
 def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
             params=None, micro=None) -> Comparison:
     """`loss` under every convention that has it."""
+    if dtype in HALF:
+        return compare_low(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
+                           params=params)
     p2, shape = batch.p, batch.shape
     results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
                            params=params)
@@ -168,6 +171,55 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
                       sample_weight=batch.w is not None, **(params or {}))
             comp.micro[name] = micro_batches(s, batch, micro, whole=results[name])
     return comp
+
+
+HALF = ("float16", "bfloat16")
+BAND = 16  # beyond this many ulps of a half dtype a difference is a formula's, not rounding's
+
+
+def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtype, params) -> Comparison:
+    """`loss` in a half dtype under each convention that computes it there, beside the float64 truth (the column
+    `float64`), each gradient element's distance from it said in ulps of the dtype."""
+    have, lack = supported(loss, from_logits, params)
+    kw = dict(from_logits=from_logits, reduction=reduction, labels=labels, sample_weight=batch.w is not None,
+              **(params or {}))
+    half = lowp.half_dtype(dtype)
+    held = replace(batch, y=batch.y.astype(half).astype(np.float64), p=batch.p.astype(half).astype(np.float64))
+    # (the truth of the inputs as the dtype holds them)
+    results = {"float64": run(setup(loss, convention="exact", dtype="float64", **kw), held)}
+    for name in have:
+        try:
+            results[name] = run(setup(loss, convention=name, dtype=dtype, **kw), batch)
+        except OptionError as e:
+            why = f"{name} in {dtype} is not reproduced (exact and torch are)"
+            lack[name] = why if conventions.CONVENTIONS[name].kernels is None else e.what
+    diffs = []
+    for name, res in results.items():
+        if name != "float64":
+            diffs += ulp_differences(name, res, results["float64"], dtype, batch.shape)
+    return Comparison(loss, from_logits, reduction, results, lack, diffs, batch.shape)
+
+
+def ulp_differences(name: str, res: Result, truth: Result, dtype: str, shape) -> list[dict]:
+    """Each gradient element's distance from the float64 truth in ulps of `dtype`, grouped: correctly rounded
+    (at most half an ulp), within k ulp (rounding inside the kernel), or beyond the band (a formula's)."""
+    e = truth.grad
+    u = lowp.ulps(res.grad.reshape(e.shape), e, dtype)
+    found = []
+    for i, j in np.argwhere(u > 0):
+        idx = (int(i), int(j))
+        k = float(u[idx])
+        if k <= 0.5:
+            why = f"correctly rounded to {dtype} (at most half an ulp from the float64 truth)"
+        elif k <= BAND:
+            why = (f"within {int(np.ceil(k))} ulp of {dtype} from the float64 truth: rounding inside {name}'s "
+                   f"{dtype} arithmetic, not a different formula")
+        else:
+            why = f"{k:.3g} ulp of {dtype} from the float64 truth: more than rounding"
+        user_idx = tuple(int(x) for x in np.unravel_index(idx[0] * e.shape[-1] + idx[1], shape))
+        found.append({"convention": name, "element": list(user_idx), "place": places([user_idx], shape), "why": why,
+                      "ulps": k})
+    return found
 
 
 # ---------------------------------------------------------------- check
@@ -294,6 +346,22 @@ def candidates(q: Question, options: dict | None = None, names=None) -> list[Can
     return out
 
 
+def rounding_band(q: Question, match: Candidate) -> str:
+    """How far the user's gradient is from the match and from the float64 truth, in ulps of the half dtype."""
+    half = lowp.half_dtype(q.dtype)
+    held = replace(q.batch, y=q.batch.y.astype(half).astype(np.float64), p=q.batch.p.astype(half).astype(np.float64))
+    batch, logits, params = _path_inputs(replace(q, batch=held), "probs" if match.wrt == "probs" else "direct")
+    truth = run(setup(q.loss, from_logits=logits, reduction=match.reduction, labels=q.labels,
+                      sample_weight=batch.w is not None, **params, **match.options), batch)
+    grad = truth.grad_logits if match.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
+    theirs = lowp.ulps(q.mine, match.grad.reshape(q.mine.shape), q.dtype).max()
+    off = lowp.ulps(q.mine, grad.reshape(q.mine.shape), q.dtype).max()
+    within = "exactly" if theirs == 0 else f"to within {int(np.ceil(theirs))} ulp"
+    return (f"your gradient matches {match.convention} in {q.dtype} {within}; it is {off:.2g} ulp of {q.dtype} from "
+            "the float64 truth at most: " + ("the difference from float64 is rounding, not a formula" if off <= BAND
+                                             else "more than rounding"))
+
+
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
     with np.errstate(invalid="ignore", over="ignore"):
         d = np.abs(mine - theirs.reshape(mine.shape)) / tol
@@ -341,6 +409,10 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
             raise OptionError("my_grad", f"has {mine.size} values but the predictions have {batch.p.size}")
         mine = mine.reshape(batch.p.shape)
         tol = tolerance(my_grad_tokens, mine)
+        if dtype in HALF:  # (a half dtype's numbers are as good as its last place: one ulp either way)
+            tol = np.maximum(tol, lowp.ulp(mine, dtype))
+    if my_loss is not None and dtype in HALF:
+        my_loss = (my_loss[0], max(my_loss[1], float(lowp.ulp(np.array(my_loss[0]), dtype))))
     if micro is not None:
         split_rows(batch.p.shape[0], micro, leading_shape(batch.shape, batch.p.shape[0]))
     q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0)
@@ -364,6 +436,8 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         diag.also = diag.also[:6]
     diag.findings = micro_findings(q, best, cands) + _findings(
         q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
+    if match is not None and mine is not None and dtype in HALF:
+        diag.findings.insert(0, rounding_band(q, match))
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(

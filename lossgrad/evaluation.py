@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from . import lowp
 from .errors import DomainError, InputError, OptionError
 from .losses import Parts
 from .losses.base import first_bad
@@ -101,6 +102,8 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         if setup.conv.sample_weight_mean == "sum-of-weights":
             count_per = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
             counts, count = w, float(np.sum(w, dtype=np.float64)) * count_per
+    if setup.half is not None and not setup.lowp:
+        parts = _rounded_once(parts, setup.half)
     return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]), overflowed, unnormalised, counts,
                  count_per)
 
@@ -229,6 +232,9 @@ def check_pos_weight(setup: Setup, outputs: int) -> None:
 def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Inputs rounded to the dtype; a value too large for it is a domain error."""
     dtype = setup.np_dtype
+    if setup.half is not None:  # (half values are carried in float32 arrays)
+        y, p = cast_to(setup, y, p, dtype)
+        return y.astype(np.float32), p.astype(np.float32)
     if dtype is not np.float64:
         with np.errstate(over="ignore"):
             y, p = y.astype(dtype), p.astype(dtype)
@@ -237,9 +243,20 @@ def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.nda
     return y.astype(dtype, copy=False), p.astype(dtype, copy=False)
 
 
+def cast_to(setup: Setup, y: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Inputs rounded to `dtype`; a value too large for it is a domain error."""
+    with np.errstate(over="ignore"):
+        y, p = y.astype(dtype), p.astype(dtype)
+    for which, a in (("target", y), ("pred", p)):
+        first_bad(which, ~np.isfinite(a.astype(np.float32)), a, f"is too large for {setup.dtype.value}")
+    return y, p
+
+
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None,
             extra: dict[str, np.ndarray] | None = None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype."""
+    if setup.lowp:
+        return lowp.compute(setup.loss.name, y, p, labels, setup.half, setup.switches, setup.batchmean)
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":
@@ -248,9 +265,25 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
         parts = setup.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), setup.from_logits,
                                    setup.conv, labels, **params,
                                    **{k: a.astype(work, copy=False) for k, a in (extra or {}).items()})
+    if setup.half is not None:
+        return parts  # (rounded once, after the weights: evaluate_slice)
     if work is not setup.np_dtype:
         parts = _map(parts, ("losses", "grad", "grad_logits", "prob", "extra_grads"),
                      lambda a: a.astype(setup.np_dtype))
+    return parts
+
+
+def _rounded_once(parts: Parts, half: Any) -> Parts:
+    """The exact parts rounded once to the half dtype (carried in float32); the mean's gradient and value divided
+    before they are rounded."""
+    unit, total = parts.grad, float(np.sum(parts.losses, dtype=np.float64))
+
+    def rounded(a: np.ndarray) -> np.ndarray:
+        return np.asarray(a).astype(half).astype(np.float32)
+
+    parts = _map(parts, ("losses", "grad", "grad_logits", "prob"), rounded)
+    parts.mean_grad = lambda n: rounded(unit / n)
+    parts.mean_value = lambda n: float(rounded(np.asarray(total / n)))  # (the sum of the unrounded losses)
     return parts
 
 

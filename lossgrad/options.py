@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import conventions
+from . import conventions, lowp
 from .conventions import Convention
 from .errors import OptionError
 from .inputs import parse_inline, to_array
@@ -35,6 +35,8 @@ class Labels(str, Enum):
 class Dtype(str, Enum):
     FLOAT64 = "float64"
     FLOAT32 = "float32"
+    FLOAT16 = "float16"
+    BFLOAT16 = "bfloat16"
 
 
 class Format(str, Enum):
@@ -83,8 +85,23 @@ class Setup:
     batchmean: bool = False  # PyTorch's kl_div reduction: the mean over samples, whatever the convention's mean
 
     @property
-    def np_dtype(self) -> type[np.floating[Any]]:
+    def np_dtype(self) -> Any:
+        """The numpy type results are rounded to (float16, or ml_dtypes' bfloat16, for the half dtypes)."""
+        if self.half is not None:
+            return self.half
         return np.float32 if self.dtype is Dtype.FLOAT32 else np.float64
+
+    @property
+    def half(self) -> Any:
+        """The half dtype's numpy type, whose values are carried in float32 arrays; None for float32 and float64."""
+        return lowp.half_dtype(self.dtype.value) if self.dtype in (Dtype.FLOAT16, Dtype.BFLOAT16) else None
+
+    @property
+    def lowp(self) -> bool:
+        """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
+        return (self.dtype is not Dtype.FLOAT64 and self.conv.kernels == "torch"
+                and lowp.unsupported(self.loss.name, self.from_logits, dict(self.params), self.switches,
+                                     self.sample_weight) is None)
 
     @property
     def rows_loss(self) -> bool:
@@ -103,10 +120,10 @@ class Setup:
         return self.rows_loss or (self.conv.last_axis_mean and outputs > 1 and self.loss.last_axis is None)
 
     @property
-    def work_dtype(self) -> type[np.floating[Any]]:
+    def work_dtype(self) -> Any:
         """The dtype the formulas run in: float64 for the exact convention (rounded at the end), float32 where
         the framework casts the loss to float32 whatever its input."""
-        if self.dtype is Dtype.FLOAT32 and self.conv.float32_via_float64:
+        if self.dtype is not Dtype.FLOAT64 and self.conv.float32_via_float64:
             return np.float64
         if self.loss.name in self.conv.floatx_losses:
             return np.float32
@@ -196,6 +213,7 @@ def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Con
 def _check_combinations(s: Setup) -> None:
     """Options that exist but not together, or not in this convention."""
     _check_convention_has(s)
+    _check_half(s)
     p, conv = s.params, s.conv
     if p.get("pos_weight") is not None:
         if not s.from_logits:
@@ -212,6 +230,23 @@ def _check_combinations(s: Setup) -> None:
         raise OptionError("ignore_index", f"{conv.title} has no ignore_index for {s.loss.name}")
     if p.get("label_smoothing") and s.loss.name not in conv.smoothing:
         raise OptionError("label_smoothing", f"{conv.title} has no label smoothing for {s.loss.name}")
+
+
+def _check_half(s: Setup) -> None:
+    """A half dtype: the exact convention (the truth rounded once), or PyTorch's kernels where they are
+    reproduced; anything else would be numbers no framework gives."""
+    if s.half is None or s.conv.float32_via_float64:
+        return
+    name = s.dtype.value
+    if s.conv.kernels != "torch":
+        raise OptionError("dtype", f"{name} is computed by the exact convention (the truth rounded once) and as "
+                          f"PyTorch's CPU kernels do ({{convention}} torch); {s.conv.title} in {name} is not "
+                          "reproduced")
+    why = lowp.unsupported(s.loss.name, s.from_logits, dict(s.params), s.switches, s.sample_weight)
+    if why is not None:
+        raise OptionError("dtype", f"PyTorch's {name} kernels are reproduced for {'; '.join(lowp.SUPPORTED)}, "
+                          f"without weights, smoothing or ignore_index; not for {why}; use {{dtype}} float32 or "
+                          "float64, or {convention} exact")
 
 
 def _check_convention_has(s: Setup) -> None:

@@ -110,7 +110,7 @@ BAD = [
     ("bce", {"convention": "keras", "eps": True}, "eps"),
     ("bce", {"convention": "keras", "eps": 1e-7j}, "eps"),
     ("bce", {"eps": 1e-7}, "eps"),
-    ("bce", {"dtype": "float16"}, "dtype"),
+    ("bce", {"dtype": "float8"}, "dtype"),
     ("bce", {"dtype": None}, "dtype"),
     ("bce", {"dtype": {}}, "dtype"),
     ("ce", {"labels": "idx"}, "labels"),

@@ -30,7 +30,7 @@ def test_completion_script_and_answers():
 
 def test_help_shows_choices():
     out = run("ce", "--help").out
-    for choices in ("[mean|sum|none]", "[exact|keras|tf-keras|torch|optax]", "[float64|float32]",
+    for choices in ("[mean|sum|none]", "[exact|keras|tf-keras|torch|optax]", "[float64|float32|float16|bfloat16]",
                     "[table|json|csv]", "[auto|index|onehot]"):
         assert choices in out
 

@@ -22,7 +22,7 @@ def test_setup_holds_the_checked_choices():
 
 @pytest.mark.parametrize("kw,message", [
     ({"reduction": "avg"}, "reduction: unknown reduction 'avg'; choose one of mean, sum, none"),
-    ({"dtype": "float16x"}, "dtype: unknown dtype 'float16x'; choose one of float64, float32"),
+    ({"dtype": "float16x"}, "dtype: unknown dtype 'float16x'; choose one of float64, float32, float16, bfloat16"),
     ({"from_logits": "no"}, "from_logits: takes True or False, got 'no'"),
     ({"pos_weight": [2.0]}, "pos_weight: applies to bce from logits (from_logits=True), as PyTorch's pos_weight"),
     ({"delta": 1.0}, "delta: applies to huber, not to bce"),

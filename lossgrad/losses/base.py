@@ -32,6 +32,8 @@ class Parts:
     grad: derivative of the *sum* of `losses` with respect to the predictions as given (same shape).
     grad_logits: for losses on probabilities, the derivative with respect to the logits behind them.
     prob: sigmoid/softmax of the logits, when the predictions are logits.
+    mean_grad: the gradient of the mean over N, given N, where a kernel brings 1/N in before it rounds (PyTorch's
+    nll_loss and mse_loss backward): dividing `grad` by N afterwards would round differently. None: grad / N.
     """
 
     losses: Array
@@ -40,6 +42,8 @@ class Parts:
     prob: Array | None = None
     # derivative of the sum of `losses` with respect to each extra input (Loss.inputs), by name, in its shape
     extra_grads: dict[str, Array] | None = None
+    mean_grad: Callable[[float], Array] | None = None
+    mean_value: Callable[[float], float] | None = None  # the reduced value over N (1: the sum), as the kernel sums
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:

@@ -1,0 +1,524 @@
+"""PyTorch's CPU kernels in float32, float16 and bfloat16, reproduced bit for bit.
+
+A float32 result differs from the float64 truth by rounding; to tell a user's number apart from a wrong formula
+lossgrad must round exactly where the framework rounds. PyTorch's vectorised CPU kernels take e^x, log x and
+log(1 + x) from SLEEF (the 1-ulp `u10` functions, with fused multiply-adds), not from the C library, and sum a
+row in lanes of a SIMD register (16 floats with AVX-512, 8 with AVX2) that are then added pairwise: both are
+reproduced here, in numpy, on float32 arrays. Half-precision values are carried in float32 arrays (every float16
+and bfloat16 is a float32) and rounded to the half dtype where the kernel stores one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .losses import Parts
+from .losses._ops import Array
+
+F32 = np.float32
+# the SIMD widths the sums follow under torch.backends.cpu.get_cpu_capability() "AVX512": log_softmax's row sums
+# run in registers of 16 floats, torch.sum (SumKernel) in registers of 8 (AVX2 width) all the same; under "AVX2"
+# both are 8
+LANES = 16
+SUM_LANES = 8
+# the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
+SUPPORTED = ("ce (from logits; class indexes or probability rows)", "bce (from logits)", "mse",
+             "kl (with log-probability predictions)")
+
+
+def fma(a: Any, b: Any, c: Any) -> Array:
+    """a·b + c rounded once to float32, as an FMA instruction gives it. a·b is exact in float64, and the float64 sum
+    rounds to the same float32 as the exact one unless it landed on a midpoint between two float32s (or among the
+    subnormals): there the sum is redone rounding to odd (an inexact float64 sum takes the neighbour with an odd
+    last bit), which a second rounding to float32 turns into the correctly rounded result."""
+    p = np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)
+    c64 = np.asarray(c, dtype=np.float64)
+    s = p + c64
+    with np.errstate(invalid="ignore"):
+        suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | (np.abs(s) < 2.0 ** -125)
+    if suspect.any():
+        s = np.where(suspect, _sum_to_odd(np.broadcast_to(p, s.shape), np.broadcast_to(c64, s.shape)), s)
+    out: Array = s.astype(F32)
+    return out
+
+
+def _sum_to_odd(p: Array, c: Array) -> Array:
+    """p + c in float64 rounded to odd: the float64 sum when exact, else its neighbour towards the exact sum
+    whichever of the two has an odd last bit."""
+    s = p + c
+    bb = s - p
+    err = (p - (s - bb)) + (c - bb)
+    even = (s.view(np.int64) & 1) == 0
+    with np.errstate(invalid="ignore"):
+        odd: Array = np.where((err != 0) & even & np.isfinite(s), np.nextafter(s, np.where(err > 0, np.inf, -np.inf)),
+                              s)
+    return odd
+
+
+def _ldexp2(u: Array, q: Array) -> Array:
+    """u·2^q as SLEEF's vldexp2 forms it: two multiplications by powers of two, each rounded to float32."""
+    qi = np.clip(q, -300, 300).astype(np.int32)
+    half = qi >> 1
+    u = (u.astype(np.float64) * np.ldexp(1.0, half)).astype(F32)
+    return (u.astype(np.float64) * np.ldexp(1.0, qi - half)).astype(F32)
+
+
+EXP_POLY = tuple(F32(c) for c in (0.000198527617612853646278381, 0.00139304355252534151077271,
+                                   0.00833336077630519866943359, 0.0416664853692054748535156,
+                                   0.166666671633720397949219, 0.5))
+
+
+def expf(d: Array) -> Array:
+    """SLEEF's expf_u10 (PyTorch's Vectorized<float>::exp): e^d = 2^q·e^s, s = d − q·ln 2 in two parts, e^s by
+    a degree-7 polynomial in fused multiply-adds."""
+    d = np.asarray(d, dtype=F32)
+    with np.errstate(all="ignore"):
+        q = np.rint(d * F32(1.442695040888963407359924681001892137426645954152985934135449406931))
+        s = fma(q, F32(-0.693145751953125), d)
+        s = fma(q, F32(-1.428606765330187045e-06), s)
+        u = np.full_like(d, EXP_POLY[0])
+        for c in EXP_POLY[1:]:
+            u = fma(u, s, c)
+        u = F32(1) + fma(s * s, u, s)
+        u = _ldexp2(u, np.nan_to_num(q))
+    u = np.where(d < -104, F32(0), u)
+    out: Array = np.where(d > 100, F32(np.inf), u).astype(F32)
+    return out
+
+
+LN2_DF = (F32(0.69314718246459960938), F32(-1.904654323148236017e-09))
+LOG_POLY = (F32(0.3027294874), F32(0.3996108174), F32(0.6666694880))
+
+
+def _df_div(nx: Array, ny: Array, dx: Array, dy: Array) -> tuple[Array, Array]:
+    """SLEEF's double-float division (nx + ny)/(dx + dy), with fused multiply-adds."""
+    t = F32(1) / dx
+    s = nx * t
+    u = fma(t, nx, -s)
+    v = fma(-dy, t, fma(-dx, t, F32(1)))
+    return s, fma(s, v, fma(ny, t, u))
+
+
+def _log_tail(e: Array, xx: Array, xy: Array) -> Array:
+    """e·ln 2 + 2·atanh(x) in double-float arithmetic, x = xx + xy: the common end of SLEEF's logf and log1pf."""
+    sx = LN2_DF[0] * e
+    sy = fma(LN2_DF[1], e, fma(LN2_DF[0], e, -sx))
+    x2 = xx * xx
+    t = np.full_like(xx, LOG_POLY[0])
+    t = fma(t, x2, LOG_POLY[1])
+    t = fma(t, x2, LOG_POLY[2])
+    ax, ay = xx * F32(2), xy * F32(2)
+    s2 = sx + ax
+    s2y = (((sx - s2) + ax) + sy) + ay
+    w = (x2 * xx) * t
+    s3 = s2 + w
+    s3y = ((s2 - s3) + w) + s2y
+    out: Array = (s3 + s3y).astype(F32)
+    return out
+
+
+def _split(d: Array) -> tuple[Array, Array]:
+    """AVX-512's getexp(d·4/3) and getmant(d) in [0.75, 1.5): d = m·2^e (d positive and normal)."""
+    e = np.floor(np.log2((d * F32(1 / 0.75)).astype(np.float64)))
+    e = np.where(np.isinf(e), 128.0, e)  # (d·4/3 beyond the float32 range: getexp's infinity taken as 128)
+    m = np.ldexp(d.astype(np.float64), -np.floor(np.log2(d.astype(np.float64) / 0.75)).astype(np.int32))
+    return e.astype(F32), m.astype(F32)
+
+
+def logf(d: Array) -> Array:
+    """SLEEF's logf_u1 on AVX-512 (PyTorch's Vectorized<float>::log), for positive normal d: log m + e·ln 2,
+    log m = 2·atanh((m − 1)/(m + 1)) in double-float arithmetic."""
+    d = np.asarray(d, dtype=F32)
+    with np.errstate(all="ignore"):
+        e, m = _split(d)
+        one = np.ones_like(m)
+        nx = -one + m
+        ny = (-one - (nx - (nx - (-one)))) + (m - (nx - (-one)))
+        dx = one + m
+        dy = (one - (dx - (dx - one))) + (m - (dx - one))
+        xx, xy = _df_div(nx, ny, dx, dy)
+        out = _log_tail(e, xx, xy)
+    return np.where(d == np.inf, F32(np.inf), out).astype(F32)
+
+
+def log1pf(d: Array) -> Array:
+    """SLEEF's log1pf_u10 on AVX-512 (PyTorch's Vectorized<float>::log1p), for d in [0, 1]."""
+    d = np.asarray(d, dtype=F32)
+    with np.errstate(all="ignore"):
+        e = np.floor(np.log2(((d + F32(1)) * F32(1 / 0.75)).astype(np.float64))).astype(F32)
+        t = np.ldexp(np.ones_like(d), -np.rint(e).astype(np.int32)).astype(F32)
+        m = fma(d, t, t - F32(1))
+        two = np.full_like(m, F32(2))
+        dx = two + m
+        dy = (two - dx) + m
+        xx, xy = _df_div(m, np.zeros_like(m), dx, dy)
+        out = _log_tail(e, xx, xy)
+    return np.where(d == 0, d, out).astype(F32)
+
+
+# glibc's logf (2.28 and later): log c and 1/c at 16 points c near 1, a cubic for log1p(z/c − 1), in float64
+LOGF_TAB = tuple(tuple(float.fromhex(h) for h in pair) for pair in (
+    ("0x1.661ec79f8f3bep+0", "-0x1.57bf7808caadep-2"), ("0x1.571ed4aaf883dp+0", "-0x1.2bef0a7c06ddbp-2"),
+    ("0x1.49539f0f010bp+0", "-0x1.01eae7f513a67p-2"), ("0x1.3c995b0b80385p+0", "-0x1.b31d8a68224e9p-3"),
+    ("0x1.30d190c8864a5p+0", "-0x1.6574f0ac07758p-3"), ("0x1.25e227b0b8eap+0", "-0x1.1aa2bc79c81p-3"),
+    ("0x1.1bb4a4a1a343fp+0", "-0x1.a4e76ce8c0e5ep-4"), ("0x1.12358f08ae5bap+0", "-0x1.1973c5a611cccp-4"),
+    ("0x1.0953f419900a7p+0", "-0x1.252f438e10c1ep-5"), ("0x1p+0", "0x0p+0"),
+    ("0x1.e608cfd9a47acp-1", "0x1.aa5aa5df25984p-5"), ("0x1.ca4b31f026aap-1", "0x1.c5e53aa362eb4p-4"),
+    ("0x1.b2036576afce6p-1", "0x1.526e57720db08p-3"), ("0x1.9c2d163a1aa2dp-1", "0x1.bc2860d22477p-3"),
+    ("0x1.886e6037841edp-1", "0x1.1058bc8a07ee1p-2"), ("0x1.767dcf5534862p-1", "0x1.4043057b6ee09p-2")))
+LOGF_POLY = tuple(float.fromhex(h) for h in ("-0x1.00ea348b88334p-2", "0x1.5575b0be00b6ap-2", "-0x1.ffffef20a4123p-2"))
+
+
+def libm_logf(x: Array) -> Array:
+    """The C library's logf, as PyTorch's scalar kernels (xlogy) call it: glibc's, for positive finite x;
+    log x = log1p(z/c − 1) + log c + k·ln 2 with x = z·2^k and c the table point nearest z."""
+    x = np.asarray(x, dtype=F32)
+    sub = x < F32(2.0 ** -126)  # (subnormals scaled up by 2^23 first)
+    with np.errstate(over="ignore"):
+        scaled = x * F32(2.0 ** 23)
+    ix = np.where(sub, scaled.view(np.uint32).astype(np.int64) - (23 << 23),
+                  x.view(np.uint32).astype(np.int64))
+    tmp = ix - 0x3F330000
+    i = (tmp >> 19) % 16
+    k = tmp >> 23
+    z = (ix - (tmp & (0x1FF << 23))).astype(np.uint32).view(F32).astype(np.float64)
+    tab = np.array(LOGF_TAB)
+    r = z * tab[i, 0] - 1
+    a = LOGF_POLY
+    y = (a[0] * (r * r) + (a[1] * r + a[2])) * (r * r) + ((tab[i, 1] + k * float.fromhex("0x1.62e42fefa39efp-1")) + r)
+    out: Array = y.astype(F32)
+    return out
+
+
+def row_sum(e: Array, lanes: int = LANES) -> Array:
+    """Each row's sum as vec::map_reduce_all forms it: rows shorter than a register added left to right; longer
+    ones in `lanes` running sums (the tail's lanes added to the first of them), then halved pairwise (lane i with
+    lane i + lanes/2, and so on down)."""
+    rows, cols = e.shape
+    if cols < lanes:
+        first: Array = e[:, 0].copy()
+        for i in range(1, cols):
+            first = first + e[:, i]
+        return first
+    acc = e[:, :lanes].copy()
+    d = lanes
+    while d + lanes <= cols:
+        acc = acc + e[:, d:d + lanes]
+        d += lanes
+    if d < cols:
+        acc[:, :cols - d] += e[:, d:]
+    step = lanes // 2
+    while step:
+        acc = acc + acc[:, np.arange(lanes) ^ step]
+        step //= 2
+    out: Array = acc[:, 0]
+    return out
+
+
+def reduced_row_sum(x: Array, lanes: int = LANES) -> Array:
+    """Each row's sum as vec::reduce_all forms it for float16 and bfloat16 data: a register of 2·`lanes` halves
+    widened to two float32 registers, each with its own running sums (the tail's lanes added to the first of
+    them), the two added lane by lane and then halved pairwise; rows shorter than the two registers lane by lane,
+    left to right (after folding a second register's worth onto the first)."""
+    rows, cols = x.shape
+    if cols <= lanes:
+        return row_sum(x, cols + 1)
+    if cols < 2 * lanes:
+        first = x[:, :lanes].copy()
+        first[:, :cols - lanes] += x[:, lanes:]
+        return row_sum(first, lanes + 1)
+    acc0, acc1 = x[:, :lanes].copy(), x[:, lanes:2 * lanes].copy()
+    d = 2 * lanes
+    while d + 2 * lanes <= cols:
+        acc0 += x[:, d:d + lanes]
+        acc1 += x[:, d + lanes:d + 2 * lanes]
+        d += 2 * lanes
+    rest = cols - d
+    if rest > lanes:
+        acc0 += x[:, d:d + lanes]
+        acc1[:, :rest - lanes] += x[:, d + lanes:]
+    elif rest:
+        acc0[:, :rest] += x[:, d:]
+    return row_sum(acc0 + acc1, lanes)
+
+
+def _ceil_log2(x: int) -> int:
+    return 1 if x <= 2 else (x - 1).bit_length()
+
+
+def _multi_row_sum(v: Array) -> Array:
+    """multi_row_sum: the sums of v[:, i, k] over i (v: rows × size × 4 × lanes), in a cascade of 4 levels of
+    running sums: each level passes its sum up after 2^p additions, p = max(4, ⌈log₂ size⌉ // 4)."""
+    size = v.shape[1]
+    power = max(4, _ceil_log2(size) // 4)
+    step, mask = 1 << power, (1 << power) - 1
+    acc = np.zeros((4,) + v.shape[:1] + v.shape[2:], dtype=F32)
+    i = 0
+    while i + step <= size:
+        for _ in range(step):
+            acc[0] += v[:, i]
+            i += 1
+        for j in range(1, 4):
+            acc[j] += acc[j - 1]
+            acc[j - 1] = 0
+            if i & (mask << (j * power)):
+                break
+    for k in range(i, size):
+        acc[0] += v[:, k]
+    for j in range(1, 4):
+        acc[0] += acc[j]
+    out: Array = acc[0]
+    return out
+
+
+def _ilp_sum(v: Array) -> Array:
+    """row_sum: v (rows × size × lanes) summed over its second axis in 4 interleaved cascades, added in order."""
+    rows, size, lanes = v.shape
+    whole = size // 4
+    part = _multi_row_sum(v[:, :whole * 4].reshape(rows, whole, 4, lanes))
+    for i in range(whole * 4, size):
+        part[:, 0] += v[:, i]
+    for k in range(1, 4):
+        part[:, 0] += part[:, k]
+    out: Array = part[:, 0]
+    return out
+
+
+def torch_sum(x: Array, lanes: int = SUM_LANES) -> Array:
+    """torch.sum over the last axis of a contiguous float32 array (SumKernel's cascade_sum): rows of at least one
+    register in vectors of `lanes`, the leftover elements added one by one, then the lanes in order; shorter rows
+    element by element. (One thread: PyTorch splits a reduction of more than 32768 elements among its threads.)"""
+    rows, n = x.shape
+    if n < lanes:
+        return _ilp_sum(x[:, :, None])[:, 0]
+    vec = n // lanes
+    acc = _ilp_sum(x[:, :vec * lanes].reshape(rows, vec, lanes))
+    total = np.zeros(rows, dtype=F32)
+    for k in range(vec * lanes, n):
+        total += x[:, k]
+    for k in range(lanes):
+        total += acc[:, k]
+    return total
+
+
+def nll_sum(losses: Array, half: Any) -> Any:
+    """nll_loss's sum of per-sample losses, in the dtype itself: 8 levels of partial sums, each passing its sum
+    up after 2^p samples (p = max(4, ⌈log₂ N⌉ // 8)), the first sample's straight to the top; then the levels
+    added from the lowest."""
+    kind = half or F32
+    n = losses.shape[0]
+    power = max(4, _ceil_log2(n) // 8)
+    mask = (1 << power) - 1
+    part = [kind(0)] * 8
+    for b, v in enumerate(losses.astype(kind)):
+        part[0] = part[0] + v
+        for j in range(7):
+            if b & (mask << (j * power)):
+                break
+            part[j + 1], part[j] = part[j + 1] + part[j], kind(0)
+    total = kind(0)
+    for p in part:
+        total = total + p
+    return total
+
+
+Rounder = Callable[[Array], Array]
+Grad = Callable[[float], Array]
+
+
+def rounder(half: Any) -> Rounder:
+    """Rounding to the stored dtype, carried in float32: the identity for float32."""
+    if half is None:
+        return lambda a: np.asarray(a, dtype=F32)
+    return lambda a: np.asarray(a, dtype=F32).astype(half).astype(F32)
+
+
+def upstream_c(n: float, rnd: Rounder, stored: bool = False) -> Array:
+    """The upstream gradient of a mean over n, 1/n in the dtype (1 for a sum): autograd divides by n itself,
+    nll_loss by its total weight, n `stored` in the dtype (a bfloat16 has no 257)."""
+    return rnd(F32(1) / (rnd(np.asarray(n, dtype=F32)) if stored else F32(n)))
+
+
+def log_softmax(z: Array, rnd: Rounder, half: bool = False) -> Array:
+    """PyTorch's log_softmax over the last axis (_vec_log_softmax_lastdim): s = z − max, the sum of e^s in float32
+    by lanes, its log; for a `half` dtype the sum (by its widened lanes) and its log are stored in that dtype
+    before s − log Σ is formed (in float32, then rounded)."""
+    s = z - z.max(axis=1, keepdims=True)
+    e = expf(s)
+    lse = rnd(logf(rnd(reduced_row_sum(e) if half else row_sum(e))))
+    return rnd(s - lse[:, None])
+
+
+def log_softmax_backward(g: Array, out: Array, rnd: Rounder, half: bool) -> Array:
+    """_log_softmax_backward_data: g − e^out·Σg, the product and difference fused (the compiler contracts the
+    kernel's multiply and subtract into one FMA); Σg by lanes, as a `half` dtype's kernel widens its registers."""
+    total = reduced_row_sum(g) if half else row_sum(g)
+    return rnd(fma(-expf(out), total[:, None], g))
+
+
+def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
+       half: bool = False) -> tuple[Array, Grad, Array, Array]:
+    """F.cross_entropy of logit rows: per-sample losses, the gradient for the mean over n samples (n = 1: the
+    sum, and each sample's own), softmax(z), and the terms torch.sum adds for the reduced value (probability
+    rows; for class indexes nll_loss sums the losses themselves).
+
+    Class indexes go through nll_loss: −log p at the label, gradient −c there. Probability rows are
+    −(log_softmax · y).sum(1), whose autograd gradient is −c·y before log_softmax's backward."""
+    logp = log_softmax(z, rnd, half)
+    rows = np.arange(z.shape[0])
+    if labels is not None:
+        losses = -logp[rows, labels]
+        terms = losses
+
+        def upstream(n: float) -> Array:
+            g = np.zeros_like(logp)
+            g[rows, labels] = -upstream_c(n, rnd, stored=True)
+            return g
+    else:
+        terms = rnd(logp * y)
+        losses = -rnd(torch_sum(terms))
+
+        def upstream(n: float) -> Array:
+            return rnd(-upstream_c(n, rnd) * y)
+
+    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, half), rnd(expf(logp)), terms
+
+
+def log_sigmoid(z: Array, rnd: Rounder) -> Array:
+    """log σ(z) as PyTorch's CPU kernel forms it: min(z, 0) − log1p(e^−|z|)."""
+    return rnd(np.minimum(z, F32(0)) - log1pf(expf(-np.abs(z))))
+
+
+def sigmoid(z: Array, rnd: Rounder) -> Array:
+    """σ(z) as PyTorch's CPU kernel forms it: 1 / (1 + e^−z), with SLEEF's exp in pairs of registers and the C
+    library's (correctly rounded) for the elements left over at the end (TensorIterator's scalar loop)."""
+    flat = z.reshape(-1)
+    tail = flat.size - flat.size % (2 * LANES)
+    with np.errstate(over="ignore"):
+        e = expf(-flat)
+        e[tail:] = np.exp(-flat[tail:].astype(np.float64)).astype(F32)
+        return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
+
+
+def bce_logits(y: Array, z: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array], Array]:
+    """binary_cross_entropy_with_logits: (1 − y)·z − log σ(z); its backward (σ(z) − y)·g, divided by N for the
+    mean (after the product, so the divisor is passed as 1/c)."""
+    losses = rnd(rnd(rnd(F32(1) - y) * z) - log_sigmoid(z, rnd))
+    sz = sigmoid(z, rnd)
+    diff = rnd(sz - y)
+    return losses, lambda n: diff if n == 1 else rnd(diff / F32(n)), sz
+
+
+def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
+    """mse_loss: (p − y)²; its backward norm·(p − y)·g, norm = 2 or 2/N stored in the dtype."""
+    d = rnd(p - y)
+    return rnd(d * d), lambda n: rnd(rnd(np.asarray(2 / n, dtype=F32)) * d)
+
+
+def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
+    """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
+    input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype."""
+    if log_target:
+        ey = rnd(np.exp(y.astype(np.float64)).astype(F32))  # (correctly rounded: MKL's vsExp is not reproduced)
+        losses = rnd(ey * rnd(y - logq))
+        w = ey
+    else:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            logy = libm_logf(np.where(y == 0, F32(1), y))  # (xlogy: x·std::log(y), one element at a time)
+            xly = np.where(y == 0, F32(0), rnd(y * rnd(logy)))
+        losses = rnd(xly - rnd(y * logq))
+        w = y
+    return losses, lambda n: rnd(-upstream_c(n, rnd) * w)
+
+
+def half_dtype(name: str) -> Any:
+    """The numpy type of a half dtype's name (bfloat16 from ml_dtypes, imported only when asked for)."""
+    if name == "bfloat16":
+        import ml_dtypes
+        return ml_dtypes.bfloat16
+    return np.float16
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are)."""
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in ("log_input", "log_target")]
+    if sample_weight:
+        extra.append("sample_weight")
+    if loss in ("ce", "bce") and not from_logits:
+        return f"{loss} on probabilities"
+    if loss == "kl" and not switches.get("log_input"):
+        return "kl on probabilities (PyTorch's kl_div takes log-probabilities: {log_input})"
+    if loss not in ("ce", "bce", "mse", "kl"):
+        return loss
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False) -> Parts:
+    """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
+    float32), with the gradient and the value of the mean over N formed as the kernels form them."""
+    rnd = rounder(half)
+    y, p = y.astype(F32), p.astype(F32)
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "ce":
+            losses, grad, prob, terms = ce(y, p, labels, rnd, half=half is not None)
+        else:
+            if loss == "bce":
+                losses, grad, prob = bce_logits(y, p, rnd)
+            elif loss == "mse":
+                losses, grad = mse(y, p, rnd)
+            else:
+                losses, grad = kl_log_input(y, p, switches.get("log_target", False), rnd)
+            terms = losses
+    nll = loss == "ce" and labels is not None
+    # torch.mean divides the float sum (one rounding); nll_loss and `sum() / N` divide the stored sum
+    float_sum = loss in ("bce", "mse") or (loss == "kl" and not batchmean)
+    sign = F32(-1) if loss == "ce" and not nll else F32(1)  # (probability rows: −(log p · y).sum())
+    mean = mean_value(lambda: nll_sum(terms, half) if nll else sign * torch_sum(terms.reshape(1, -1))[0], rnd,
+                      half, nll, float_sum)
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+
+
+def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
+               float_sum: bool) -> Callable[[float], float]:
+    """The reduced value from the kernel's sum (formed when asked for: batch mode never asks): the sum as stored
+    (n = 1), or over n as the kernel divides it: nll_loss its stored sum by its total weight stored in the dtype,
+    torch.mean the float sum by n, `sum() / N` the stored sum by n."""
+    kind = half or F32
+
+    def value(n: float) -> float:
+        with np.errstate(all="ignore"):
+            raw = kernel_sum()
+            total = raw if nll else rnd(np.asarray(raw))[()]
+            if n == 1:
+                return float(total)
+            if nll:
+                return float(kind(total) / kind(n))
+            return float(kind(F32(raw if float_sum else total) / F32(n)))
+    return value
+
+
+# significand bits (with the implicit one) and the smallest normal exponent of each dtype
+FORMATS = {"float16": (11, -14), "bfloat16": (8, -126), "float32": (24, -126)}
+
+
+def ulp(x: Array, dtype: str) -> Array:
+    """The spacing of `dtype`'s numbers at |x| (the subnormals' spacing below the normal range)."""
+    bits, emin = FORMATS[dtype]
+    with np.errstate(divide="ignore"):
+        e = np.floor(np.log2(np.abs(np.asarray(x, dtype=np.float64))))
+    out: Array = np.ldexp(1.0, (np.maximum(np.nan_to_num(e, neginf=emin), emin) - (bits - 1)).astype(np.int32))
+    return out
+
+
+def ulps(a: Array, truth: Array, dtype: str) -> Array:
+    """|a − truth| in units of `dtype`'s spacing at the truth: 0.5 at most for a correctly rounded result."""
+    with np.errstate(invalid="ignore"):
+        d: Array = np.abs(np.asarray(a, dtype=np.float64) - truth) / ulp(truth, dtype)
+    return np.where(np.asarray(a) == truth, 0.0, d)
