@@ -95,6 +95,9 @@ class Convention:
     nan_why: dict[str, str] = field(default_factory=dict)
     # a short reason for each (loss, mode) the framework lacks, shown as the error
     lacks: dict[tuple[str, str], str] = field(default_factory=dict)
+    # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
+    # y > 1, else 0)
+    poisson_full: str = "exact"
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -108,6 +111,8 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         "tf.nn.log_poisson_loss is PyTorch's formula: {convention} torch)",
         ("nll", "probs"): f"{who} has no nll loss on log-probabilities (use ce)",
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with {delta} is the same up to a factor)",
+        ("poisson", "full"): f"{who}' poisson has no log y! term (drop {{full}}; PyTorch's poisson_nll_loss(full=True) "
+        "is {convention} torch)",
     }
 
 
@@ -168,6 +173,7 @@ TORCH = Convention(
     smoothing=frozenset({"ce"}),
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
+    poisson_full="stirling",
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
              "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t"},
     lacks={

@@ -160,16 +160,18 @@ def kl(y_row, q_row, log_input=False, log_target=False):
     return mp.fsum(terms), grad
 
 
-def poisson(y: float, p: float, log_input=False):
-    """(loss, gradient): p - y log p and 1 - y/p on rates; e^z - y z and e^z - y on log rates."""
+def poisson(y: float, p: float, log_input=False, full=False):
+    """(loss, gradient): p - y log p and 1 - y/p on rates; e^z - y z and e^z - y on log rates; `full`: plus
+    log Gamma(y + 1) (the gradient is the same)."""
     mp = _mp()
     y, p = mp.mpf(y), mp.mpf(p)
+    term = mp.loggamma(y + 1) if full else mp.mpf(0)
     if log_input:
         e = mp.exp(p)
-        return e - y * p, e - y
+        return e - y * p + term, e - y
     if p == 0:
-        return (mp.mpf(0) if y == 0 else mp.inf), (mp.mpf(1) if y == 0 else -mp.inf)
-    return p - (y * mp.log(p) if y != 0 else 0), mp.fsub(p, y, exact=True) / p
+        return (term if y == 0 else mp.inf), (mp.mpf(1) if y == 0 else -mp.inf)
+    return p - (y * mp.log(p) if y != 0 else 0) + term, mp.fsub(p, y, exact=True) / p
 
 
 def focal(y: float, x: float, from_logits: bool, gamma: float = 2.0, alpha=None):

@@ -352,6 +352,39 @@ def test_property_poisson(y, p, z):
     _assert_ulps(r.grad[0], tg, where=(y, z))
 
 
+FULL_GRID = [(y, p) for y in (0.0, 1.0, 2.0, 3.0, 2.5, 0.5, 1e-30, 1e-10, 9.999, 10.0, 17.0, 1e6, 1e15, 1e300)
+             for p in (1e-300, 1e-8, 0.5, 1.0, 3.0, 2.5, 9.999, 10.0 + 2**-49, 17.0 * (1 + 1e-12), 1e6, 1e6 + 1,
+                       1e15, 1e300)] + [(y, y) for y in (0.7, 3.0, 12.5, 1e6, 1e15)]
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_grid_poisson_full(from_logits):
+    # the sum p − y·log p + log y! cancels to about ½·log(2πy) at p = y, from terms of size y·log y
+    pairs = [(a, math.log(b) if from_logits else b) for a, b in FULL_GRID]
+    if from_logits:
+        pairs += [(a, math.log(a) + d) for a in (3.0, 1e6, 1e15) for d in (0.0, 1e-12, -2**-40)]
+        # y·(z − log y)² near 1 for y near 1e15: log y's own rounding (in long double) would show
+        pairs += [(652878057723859.2, 34.112411856152285), (1e15, math.log(1e15) + 3e-8), (1e15, 34.538776394910684)]
+    y, p = np.array(pairs).T
+    r = lossgrad.poisson(y, p, reduction="none", from_logits=from_logits, full=True)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg = R.poisson(a, b, log_input=from_logits, full=True)
+        _assert_ulps(r.losses[i], tl, where=(a, b))
+        _assert_ulps(r.grad[i], tg, where=(a, b))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=st.one_of(st.integers(0, 40).map(float), st.floats(0, 1e6)), near=st.floats(-1e-6, 1e-6),
+       p=st.floats(1e-300, 1e6))
+def test_property_poisson_full(y, near, p):
+    for q in (p, y * (1 + near) if y > 0 else p):
+        r = lossgrad.poisson([y], [q], reduction="none", full=True)
+        _assert_ulps(r.losses[0], R.poisson(y, q, full=True)[0], where=(y, q))
+        z = math.log(q)
+        r = lossgrad.poisson([y], [z], from_logits=True, reduction="none", full=True)
+        _assert_ulps(r.losses[0], R.poisson(y, z, log_input=True, full=True)[0], where=(y, z))
+
+
 @pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.5, 0.25), (1.0, None), (0.0, 0.75)])
 def test_grid_focal(gamma, alpha):
     pairs = [(y, z) for y in R.LABELS for z in R.LOGITS if abs(z) < 1e10]

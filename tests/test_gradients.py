@@ -19,7 +19,8 @@ def _inputs(loss, kind, rng):
         return (np.log(y) if "target" in kind else y), (np.log(q) if "input" in kind else q)
     if loss == "poisson":
         y = rng.integers(0, 6, size=(5, 3)).astype(float)
-        return y, (rng.normal(size=(5, 3)) if kind == "logits" else rng.gamma(2.0, 1.5, size=(5, 3)) + 0.05)
+        y[0] = [0.5, 1.0, 2.5]  # (--full: non-integer counts, and the edge of PyTorch's y > 1)
+        return y, (rng.normal(size=(5, 3)) if kind.startswith("logits") else rng.gamma(2.0, 1.5, size=(5, 3)) + 0.05)
     if loss == "cosine":
         return rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     if loss == "focal":
@@ -56,19 +57,21 @@ CASES = [
                         ("nll", ["index", "onehot"]), ("bce", ["probs", "logits"]),
                         ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"]),
                         ("kl", ["probs", "log-input", "log-target", "log-input-target"]),
-                        ("poisson", ["probs", "logits"]),
+                        ("poisson", ["probs", "logits", "probs-full", "logits-full"]),
                         ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"])]
     for kind in kinds
     for conv in CONVENTIONS
     if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
     and not any((loss, flag) in CONVENTIONS[conv].lacks for flag in ("log_input", "log_target") if flag[4:] in kind)
     and not (kind == "onehot" and loss in CONVENTIONS[conv].index_targets)  # (soft rows: a mode it lacks)
+    and not (kind.endswith("-full") and (loss, "full") in CONVENTIONS[conv].lacks)
 ]
 
 # the loss's own options each kind stands for
 PARAMS = {("kl", "log-input"): {"log_input": True}, ("kl", "log-target"): {"log_target": True},
           ("kl", "log-input-target"): {"log_input": True, "log_target": True},
-          ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6}}
+          ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6},
+          ("poisson", "probs-full"): {"full": True}, ("poisson", "logits-full"): {"full": True}}
 
 
 def _total(loss, y, p, **kw):
