@@ -177,6 +177,8 @@ def run_lossgrad(family, y, p, dtype):
                 "poisson-log": ("poisson", {"from_logits": True}), "focal-logits": ("focal", {"from_logits": True}),
                 "poisson-full": ("poisson", {"full": True}),
                 "poisson-log-full": ("poisson", {"from_logits": True, "full": True}),
+                "categorical-focal-logits": ("categorical-focal", {"from_logits": True, "labels": "onehot"}),
+                "categorical-focal-probs": ("categorical-focal", {"labels": "onehot"}),
                 "cosine": ("cosine", {}), "smooth-l1-big": ("smooth-l1", {"beta": BETAS["smooth-l1-big"]}),
                 "smooth-l1-small": ("smooth-l1", {"beta": BETAS["smooth-l1-small"]}),
                 "kl-log-target": ("kl", {"log_target": True}),
@@ -300,6 +302,9 @@ def truths(family, y, p):
               "focal-logits": lambda a, b: R.focal(a, b, True, 2.0)}[family]
         out = [fn(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
+    if family.startswith("categorical-focal"):
+        out = [R.categorical_focal(a, b, family.endswith("logits"), 2.0) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
     out = [R.ce_probs(a, b) for a, b in zip(y, p, strict=True)]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
 
@@ -341,9 +346,11 @@ FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": m
             "smooth-l1-small": _smooth_l1_pairs(BETAS["smooth-l1-small"]), "kl-log-target": kl_log_target_rows,
             "bce-probs-smoothed": bce_prob_pairs_smoothed, "bce-logits-smoothed": bce_logit_pairs_smoothed,
             "ce-logits-smoothed": ce_logit_rows_smoothed, "poisson-full": poisson_full_pairs,
-            "poisson-log-full": poisson_log_full_pairs}
+            "poisson-log-full": poisson_log_full_pairs, "categorical-focal-logits": ce_logit_rows,
+            "categorical-focal-probs": ce_prob_rows}
 # one loss per row of several values
-ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed")
+ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed", "categorical-focal-logits",
+        "categorical-focal-probs")
 
 
 def _fmt(w):

@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from .api import (
                       Result,
                       bce,
+                      categorical_focal,
                       ce,
                       cosine,
                       evaluate,
@@ -34,7 +35,8 @@ if TYPE_CHECKING:
 # each name's module, imported on first use: the command line imports the package before it can install its
 # signal handlers, so the package itself imports nothing heavy
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
-                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge"], "api"),
+                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "categorical_focal"],
+                         "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
          **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors")}
 
@@ -72,4 +74,5 @@ __all__ = [
     "poisson",
     "smooth_l1",
     "squared_hinge",
+    "categorical_focal",
 ]

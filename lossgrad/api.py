@@ -169,6 +169,7 @@ kl = _public("kl")
 poisson = _public("poisson")
 focal = _public("focal")
 cosine = _public("cosine")
+categorical_focal = _public("categorical-focal")
 
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
-           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine"]
+           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "categorical_focal"]

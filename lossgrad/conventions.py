@@ -98,6 +98,11 @@ class Convention:
     # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
     # y > 1, else 0)
     poisson_full: str = "exact"
+    # categorical-focal: "exact" (log space, nothing subtracted from 1), "keras" (rows divided by their sum,
+    # clipped to [eps, 1 - eps], 1 - q by subtraction)
+    categorical_focal: str = "exact"
+    # Keras 3 takes a list of class weights α_k as a float32 tensor (one number stays exact)
+    alpha_list_float32: bool = False
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -142,6 +147,8 @@ KERAS = Convention(
              "γ = 0, and for γ < 1 an infinity that meets a 0 in the product rule for p_t"},
     cosine="keras",
     lacks=_keras_lacks("Keras"),
+    categorical_focal="keras",
+    alpha_list_float32=True,
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -153,6 +160,7 @@ TF_KERAS = replace(
     floatx_losses=frozenset({"huber"}),
     cosine="tf-keras",
     lacks=_keras_lacks("tf-keras"),
+    alpha_list_float32=False,
 )
 
 TORCH = Convention(
@@ -184,6 +192,9 @@ TORCH = Convention(
         ("squared-hinge", "probs"): "PyTorch has no squared hinge loss",
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
         "with {from_logits}",
+        ("categorical-focal", "probs"): "PyTorch has no softmax focal loss (torchvision's sigmoid_focal_loss is focal)",
+        ("categorical-focal", "logits"): "PyTorch has no softmax focal loss (torchvision's sigmoid_focal_loss is "
+        "focal)",
     },
 )
 
@@ -217,6 +228,8 @@ OPTAX = Convention(
         "pass logits with {from_logits}",
         ("ce", "probs"): "optax has no cross entropy on probabilities (softmax_cross_entropy takes logits); "
         "pass logits with {from_logits}",
+        ("categorical-focal", "probs"): "optax has no softmax focal loss (its sigmoid_focal_loss is focal)",
+        ("categorical-focal", "logits"): "optax has no softmax focal loss (its sigmoid_focal_loss is focal)",
     },
 )
 

@@ -18,7 +18,7 @@ PARAMETERS = SWITCHES | {
     "loss", "activation", "shell", "target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "labels",
     "reduction",
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
-    "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha",
+    "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "class_alpha",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

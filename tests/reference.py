@@ -256,3 +256,34 @@ def ce_prob_rows():
          [0.9, 0.09, 0.01], [1.0, 0.0, 0.0]]
     ys = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.3, 0.5], [0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3]]
     return [(y, r) for r in p for y in ys]
+
+
+def categorical_focal(y_row, x_row, from_logits: bool, gamma: float = 2.0, alpha=None):
+    """(loss, gradient row) of sum_k alpha_k (1 - q_k)^gamma (-y_k log q_k), q = softmax(x) or x itself."""
+    mp = _mp()
+    y = [mp.mpf(v) for v in y_row]
+    x = [mp.mpf(v) for v in x_row]
+    a = [mp.mpf(1)] * len(x) if alpha is None else [mp.mpf(v) for v in alpha]
+    g = mp.mpf(gamma)
+    if from_logits:
+        top = max(x)
+        e = [mp.exp(v - top) for v in x]
+        total = mp.fsum(e)
+        q = [v / total for v in e]
+        # 1 - q_k as the others' share: no 1 - (1 - 1e-300) at 800 digits
+        m = [mp.fsum(v for i, v in enumerate(e) if i != k) / total for k in range(len(x))]
+        nll = [mp.log(total) - (v - top) for v in x]
+    else:
+        q, m = x, [mp.fsub(1, v, exact=True) for v in x]
+        nll = [-mp.log(v) if v else mp.inf for v in x]
+    w = [ak * yk for ak, yk in zip(a, y, strict=True)]
+    f = [mk ** g if mk else mp.mpf(0 if gamma else 1) for mk in m]
+    ratio = [nk / mk if mk else mp.mpf(1) for nk, mk in zip(nll, m, strict=True)]
+    loss = mp.fsum(wk * fk * nk for wk, fk, nk in zip(w, f, nll, strict=True) if wk)
+    if not from_logits:
+        grad = [(-(wk * fk * (g * rk + 1 / qk)) if qk else -mp.inf) if wk else mp.mpf(0)
+                for wk, fk, rk, qk in zip(w, f, ratio, q, strict=True)]
+        return loss, grad
+    c = [wk * fk * (1 + g * qk * rk) for wk, fk, qk, rk in zip(w, f, q, ratio, strict=True)]
+    grad = [q[j] * mp.fsum(ck for k, ck in enumerate(c) if k != j) - c[j] * m[j] for j in range(len(x))]
+    return loss, grad

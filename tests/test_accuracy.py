@@ -385,6 +385,41 @@ def test_property_poisson_full(y, near, p):
         _assert_ulps(r.losses[0], R.poisson(y, z, log_input=True, full=True)[0], where=(y, z))
 
 
+CF_OPTIONS = [(2.0, None), (0.5, [0.1, 0.2, 0.7]), (0.0, None), (1.0, [0.25])]
+
+
+@pytest.mark.parametrize("gamma,alpha", CF_OPTIONS)
+def test_grid_categorical_focal_logits(gamma, alpha):
+    # the ce grid's rows: spreads past ±745, one class holding all but 1e−300, soft targets at the softmax itself
+    for y, z in R.ce_rows():
+        r = lossgrad.categorical_focal([y], [z], from_logits=True, reduction="none", gamma=gamma, class_alpha=alpha)
+        tl, tg = R.categorical_focal(y, z, True, gamma, None if alpha is None else alpha * (3 // len(alpha)))
+        _assert_row(r, tl, tg, (y, z))
+
+
+@pytest.mark.parametrize("gamma,alpha", CF_OPTIONS)
+def test_grid_categorical_focal_probs(gamma, alpha):
+    for y, p in R.ce_prob_rows():
+        if 0.0 in p and any(t and not q for t, q in zip(y, p, strict=True)):
+            continue  # an infinite loss: the ulp measure has nothing to say
+        r = lossgrad.categorical_focal([y], [p], reduction="none", gamma=gamma, class_alpha=alpha)
+        tl, tg = R.categorical_focal(y, p, False, gamma, None if alpha is None else alpha * (3 // len(alpha)))
+        _assert_row(r, tl, tg, (y, p))
+
+
+@settings(max_examples=60, deadline=None)
+@given(z=st.lists(st.floats(-800, 800), min_size=3, max_size=3), w=st.lists(st.floats(0, 1), min_size=3, max_size=3),
+       gamma=st.sampled_from([0.0, 0.5, 2.0, 3.7]), near=st.booleans())
+def test_property_categorical_focal_logits(z, w, gamma, near):
+    y = [v / sum(w) for v in w] if sum(w) > 0 else [1.0, 0.0, 0.0]
+    if near:  # the targets at the model's own probabilities: the gradient's two terms nearly cancel
+        e = [math.exp(v - max(z)) for v in z]
+        y = [v / sum(e) for v in e]
+    r = lossgrad.categorical_focal([y], [z], from_logits=True, reduction="none", gamma=gamma)
+    tl, tg = R.categorical_focal(y, z, True, gamma)
+    _assert_row(r, tl, tg, (y, z))
+
+
 @pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.5, 0.25), (1.0, None), (0.0, 0.75)])
 def test_grid_focal(gamma, alpha):
     pairs = [(y, z) for y in R.LABELS for z in R.LOGITS if abs(z) < 1e10]

@@ -25,6 +25,8 @@ def _inputs(loss, kind, rng):
         return rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     if loss == "focal":
         return _inputs("bce", "probs" if kind.startswith("probs") else "logits", rng)
+    if loss == "categorical-focal":  # (ce's rows, soft targets)
+        return _inputs("ce", "probs-soft" if kind.startswith("probs") else "logits-soft", rng)
     if loss == "nll":
         z = rng.normal(size=(5, 4))
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -58,7 +60,8 @@ CASES = [
                         ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"]),
                         ("kl", ["probs", "log-input", "log-target", "log-input-target"]),
                         ("poisson", ["probs", "logits", "probs-full", "logits-full"]),
-                        ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"])]
+                        ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"]),
+                        ("categorical-focal", ["probs", "logits", "probs-alpha", "logits-gamma"])]
     for kind in kinds
     for conv in CONVENTIONS
     if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
@@ -71,7 +74,9 @@ CASES = [
 PARAMS = {("kl", "log-input"): {"log_input": True}, ("kl", "log-target"): {"log_target": True},
           ("kl", "log-input-target"): {"log_input": True, "log_target": True},
           ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6},
-          ("poisson", "probs-full"): {"full": True}, ("poisson", "logits-full"): {"full": True}}
+          ("poisson", "probs-full"): {"full": True}, ("poisson", "logits-full"): {"full": True},
+          ("categorical-focal", "probs-alpha"): {"class_alpha": [0.25, 0.5, 1.0, 2.0]},
+          ("categorical-focal", "logits-gamma"): {"gamma": 0.5, "class_alpha": [0.3]}}
 
 
 def _total(loss, y, p, **kw):

@@ -1,4 +1,5 @@
-"""poisson --full: the log y! term as the mathematics has it and as PyTorch approximates it, worked by hand."""
+"""poisson --full (the log y! term as the mathematics has it and as PyTorch approximates it) and categorical-focal
+(Keras' CategoricalFocalCrossentropy), worked by hand."""
 
 import math
 
@@ -58,3 +59,77 @@ def test_full_explains_both_terms():
     r = run("poisson", "-y", "3", "-p", "2", "--full", "--explain", "-c", "torch", "-f", "json")
     assert r.code == 0, r.err
     assert any("Stirling" in line for line in r.json()["formulas"])
+
+
+# ---------------------------------------------------------------- categorical-focal
+
+
+def test_categorical_focal_by_hand():
+    # one-hot row at q = 0.9: α(1 − 0.9)^γ·(−log 0.9); its derivative −α(0.1)^γ(γ(−log 0.9)/0.1 + 1/0.9)
+    y, p = [[0.0, 1.0, 0.0]], [[0.05, 0.9, 0.05]]
+    r = lossgrad.categorical_focal(y, p, gamma=2.0, class_alpha=[0.25])
+    want = 0.25 * 0.1**2 * -math.log(0.9)
+    assert r.value == pytest.approx(want, rel=1e-14)
+    dp = -0.25 * 0.1**2 * (2 * -math.log(0.9) / 0.1 + 1 / 0.9)
+    np.testing.assert_allclose(r.grad, [[0.0, dp, 0.0]], rtol=1e-14, atol=0)
+
+
+def test_categorical_focal_at_gamma_zero_is_cross_entropy():
+    # (1 − q)^0 = 1: the loss is ce's, −Σ y log softmax(z), and so is its gradient softmax·Σy − y
+    rng = np.random.default_rng(7)
+    y, z = rng.dirichlet(np.ones(4), size=5), rng.normal(scale=3, size=(5, 4))
+    a = lossgrad.categorical_focal(y, z, from_logits=True, gamma=0.0)
+    b = lossgrad.ce(y, z, from_logits=True)
+    assert a.value == pytest.approx(b.value, rel=1e-15)
+    np.testing.assert_allclose(a.grad, b.grad, rtol=1e-13, atol=1e-17)
+
+
+def test_categorical_focal_of_a_certain_class_is_zero_with_the_limits():
+    # z = (800, 0): q = 1 − e^−800 for the target, so the loss is e^−800·... far below the floats: 0, and the
+    # other class's gradient q_j·c is e^−800 as well; the target's −c·(1 − q) likewise
+    r = lossgrad.categorical_focal([[1.0, 0.0]], [[800.0, 0.0]], from_logits=True, reduction="none")
+    assert r.losses.tolist() == [0.0] and np.all(np.abs(r.grad) == 0)
+
+
+def test_keras_takes_a_list_of_alphas_in_float32():
+    # Keras 3 turns a list α into a float32 tensor (0.1 → 0.10000000149011612); tf-keras and one number stay exact
+    y, p = [[0.0, 1.0, 0.0]], [[0.2, 0.5, 0.3]]
+    one = lossgrad.categorical_focal(y, p, convention="keras", class_alpha=[1.0]).value
+    k3 = lossgrad.categorical_focal(y, p, convention="keras", class_alpha=[0.1, 0.1, 0.1]).value
+    k2 = lossgrad.categorical_focal(y, p, convention="tf-keras", class_alpha=[0.1, 0.1, 0.1]).value
+    assert k3 == one * float(np.float32(0.1)) and k2 == one * 0.1
+    assert lossgrad.categorical_focal(y, p, convention="keras", class_alpha=[0.1]).value == one * 0.1
+
+
+def test_keras_divides_rows_by_their_sum_and_clips():
+    # by hand: the row (0.2, 0.4, 0.2) is (0.25, 0.5, 0.25) to Keras, a row of 0 and 1 is clipped to [1e−7, 1 − 1e−7]
+    r = lossgrad.categorical_focal([[0.0, 1.0, 0.0]], [[0.2, 0.4, 0.2]], convention="keras", gamma=2.0)
+    assert r.value == pytest.approx(0.5**2 * -math.log(0.5), rel=1e-15)
+    r = lossgrad.categorical_focal([[0.0, 1.0]], [[0.0, 1.0]], convention="keras", gamma=1.0)
+    assert r.value == pytest.approx(1e-7 * -math.log(1 - 1e-7), rel=1e-8)
+
+
+@pytest.mark.parametrize("conv,who", [("torch", "PyTorch"), ("optax", "optax")])
+def test_categorical_focal_is_missing_in_torch_and_optax(conv, who):
+    with pytest.raises(lossgrad.OptionError, match=f"{who} has no softmax focal loss"):
+        lossgrad.categorical_focal([[0.0, 1.0]], [[0.0, 1.0]], from_logits=True, convention=conv)
+    assert_usage_error(run("categorical-focal", "-y", "1", "-p", "0.5,1.0", "--from-logits", "-c", conv),
+                       f"{who} has no softmax focal loss")
+
+
+def test_class_alpha_needs_one_weight_per_class():
+    with pytest.raises(lossgrad.OptionError, match="has 2 weights but the predictions have 3 classes"):
+        lossgrad.categorical_focal([[0.0, 1.0, 0.0]], [[0.2, 0.5, 0.3]], class_alpha=[0.5, 0.5])
+    assert_usage_error(run("categorical-focal", "-y", "0,1,0", "-p", "0.2,0.5,0.3", "--class-alpha", "1,2"),
+                       "--class-alpha", "3 classes")
+
+
+def test_categorical_focal_refuses_probabilities_above_one():
+    assert_usage_error(run("categorical-focal", "-y", "0,1", "-p", "0.5,1.5"), "1.5", "--from-logits")
+
+
+def test_categorical_focal_takes_class_indexes():
+    # index 1 is the one-hot row (0, 1, 0)
+    a = lossgrad.categorical_focal([1], [[0.3, -1.2, 2.0]], from_logits=True)
+    b = lossgrad.categorical_focal([[0.0, 1.0, 0.0]], [[0.3, -1.2, 2.0]], from_logits=True)
+    assert a.value == b.value and a.grad.tolist() == b.grad.tolist()
