@@ -15,6 +15,7 @@ if TYPE_CHECKING:
                       categorical_focal,
                       ce,
                       cosine,
+                      dice,
                       evaluate,
                       focal,
                       hinge,
@@ -27,6 +28,7 @@ if TYPE_CHECKING:
                       poisson,
                       smooth_l1,
                       squared_hinge,
+                      tversky,
     )
     from .conventions import CONVENTIONS
     from .errors import DomainError, InputError, LossgradError, OptionError
@@ -35,7 +37,8 @@ if TYPE_CHECKING:
 # each name's module, imported on first use: the command line imports the package before it can install its
 # signal handlers, so the package itself imports nothing heavy
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
-                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "categorical_focal"],
+                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "categorical_focal",
+                          "dice", "tversky"],
                          "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
          **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors")}
@@ -75,4 +78,6 @@ __all__ = [
     "smooth_l1",
     "squared_hinge",
     "categorical_focal",
+    "dice",
+    "tversky",
 ]

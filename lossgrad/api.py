@@ -170,6 +170,9 @@ poisson = _public("poisson")
 focal = _public("focal")
 cosine = _public("cosine")
 categorical_focal = _public("categorical-focal")
+dice = _public("dice")
+tversky = _public("tversky")
 
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
-           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "categorical_focal"]
+           "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "categorical_focal",
+           "dice", "tversky"]

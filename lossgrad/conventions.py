@@ -103,6 +103,9 @@ class Convention:
     categorical_focal: str = "exact"
     # Keras 3 takes a list of class weights α_k as a float32 tensor (one number stays exact)
     alpha_list_float32: bool = False
+    # dice and tversky: "exact" (the non-negative remainder over the denominator), "keras" (Keras 3: ε in the
+    # denominator only, Tversky's alpha on the false negatives), "monai" (MONAI's DiceLoss and TverskyLoss)
+    segmentation: str = "exact"
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -118,6 +121,9 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         ("smooth-l1", "probs"): "Keras has no smooth L1 loss (huber with {delta} is the same up to a factor)",
         ("poisson", "full"): f"{who}' poisson has no log y! term (drop {{full}}; PyTorch's poisson_nll_loss(full=True) "
         "is {convention} torch)",
+        ("dice", "logits"): f"{who}' dice takes probabilities (drop {{from_logits}})",
+        ("tversky", "logits"): f"{who}' tversky takes probabilities (drop {{from_logits}})",
+        ("dice", "squared"): f"{who}' dice has no squared denominator (MONAI's squared_pred: {{convention}} torch)",
     }
 
 
@@ -149,6 +155,7 @@ KERAS = Convention(
     lacks=_keras_lacks("Keras"),
     categorical_focal="keras",
     alpha_list_float32=True,
+    segmentation="keras",
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -159,7 +166,12 @@ TF_KERAS = replace(
     log_eps=True,
     floatx_losses=frozenset({"huber"}),
     cosine="tf-keras",
-    lacks=_keras_lacks("tf-keras"),
+    lacks=_keras_lacks("tf-keras") | {
+        ("dice", "probs"): "tf-keras has no Dice loss (Keras 3 has: {convention} keras)",
+        ("dice", "logits"): "tf-keras has no Dice loss (Keras 3 has: {convention} keras)",
+        ("tversky", "probs"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
+        ("tversky", "logits"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
+    },
     alpha_list_float32=False,
 )
 
@@ -182,6 +194,7 @@ TORCH = Convention(
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
     poisson_full="stirling",
+    segmentation="monai",
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
              "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t"},
     lacks={
@@ -230,6 +243,10 @@ OPTAX = Convention(
         "pass logits with {from_logits}",
         ("categorical-focal", "probs"): "optax has no softmax focal loss (its sigmoid_focal_loss is focal)",
         ("categorical-focal", "logits"): "optax has no softmax focal loss (its sigmoid_focal_loss is focal)",
+        ("dice", "probs"): "optax has no Dice loss",
+        ("dice", "logits"): "optax has no Dice loss",
+        ("tversky", "probs"): "optax has no Tversky loss",
+        ("tversky", "logits"): "optax has no Tversky loss",
     },
 )
 

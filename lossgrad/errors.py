@@ -11,14 +11,14 @@ import re
 from collections.abc import Callable
 
 # the on/off parameters: a message asks for them switched on
-SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "full"})
+SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "full", "squared"})
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {
     "loss", "activation", "shell", "target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "labels",
     "reduction",
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
-    "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "class_alpha",
+    "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "class_alpha", "smooth",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

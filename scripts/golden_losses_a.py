@@ -1,4 +1,5 @@
-"""Records the frameworks' outputs for poisson's --full term and categorical-focal in tests/golden/.
+"""Records the frameworks' outputs for poisson's --full term, categorical-focal, dice and tversky (Keras 3, and
+PyTorch's as MONAI has them: python3 -m pip install --no-deps monai) in tests/golden/.
 
 Each output file is in the case format tests/test_golden.py reads, with a top-level "loss" naming the loss it
 holds (so that it can sit beside the file scripts/make_golden.py writes for the same loss). Cases run in float64
@@ -115,6 +116,90 @@ def categorical_focal_cases(rng):
     return cases
 
 
+def segmentation_inputs(rng, from_logits):
+    """Masks of 6 pixels: hard and soft targets, an empty target row, a perfect prediction, a row of zeros."""
+    y = (rng.random((8, 6)) < 0.4).astype(float)
+    y[1] = np.round(rng.uniform(0, 1, 6), 3)
+    y[2] = 0.0
+    y[7] = [1.0, 1.0, 1.0, 0.0, 0.0, 0.0]
+    if from_logits:
+        z = rng.normal(scale=3, size=(8, 6))
+        z[3] = [40.0, -40.0, 0.0, 1e-3, -20.0, 20.0]
+        return y, z
+    p = rng.uniform(0, 1, (8, 6))
+    p[3] = y[3]  # perfect
+    p[4] = [0.0, 1.0, 1e-9, 1 - 1e-9, 0.5, 0.0]
+    p[7] = 0.0
+    return y, p
+
+
+def run_keras_segmentation(loss, y, p, reduction, dtype, alpha, beta):
+    import keras
+    import tensorflow as tf
+
+    pv = tf.Variable(p, dtype=getattr(tf, dtype))
+    yt = tf.constant(y, dtype=getattr(tf, dtype))
+    with tf.GradientTape() as tape:
+        # axis=1: one loss per sample (keras' default axis=None takes the whole batch as one set)
+        per = keras.losses.dice(yt, pv, axis=1) if loss == "dice" else \
+            keras.losses.tversky(yt, pv, alpha=alpha, beta=beta, axis=1)
+        total = tf.reduce_sum(per)
+        value = total / tf.cast(tf.size(per), total.dtype) if reduction == "mean" else total
+    grad = tape.gradient(value, pv)
+    return per.numpy().astype(np.float64), (None if reduction == "none" else float(value.numpy())), \
+        grad.numpy().astype(np.float64)
+
+
+def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta):
+    import torch
+    from monai.losses import DiceLoss, TverskyLoss
+
+    t = getattr(torch, dtype)
+    pt = torch.tensor(p, dtype=t, requires_grad=True)
+    yt = torch.tensor(y, dtype=t)
+
+    def fn(red):
+        # (batch, channel, pixels): one channel, each sample's pixels reduced
+        if loss == "dice":
+            f = DiceLoss(sigmoid=from_logits, squared_pred=squared, reduction=red)
+        else:
+            f = TverskyLoss(sigmoid=from_logits, alpha=alpha, beta=beta, reduction=red)
+        return f(pt[:, None, :], yt[:, None, :])
+
+    per = fn("none").reshape(-1)
+    val = fn(reduction) if reduction != "none" else per.sum()
+    val.backward()
+    return per.detach().double().numpy(), (None if reduction == "none" else float(val.item())), \
+        pt.grad.double().numpy()
+
+
+def segmentation_cases(rng, loss):
+    cases = []
+    opts = [{"squared": False}, {"squared": True}] if loss == "dice" else [{"alpha": 0.5, "beta": 0.5},
+                                                                          {"alpha": 0.3, "beta": 0.7}]
+    for from_logits in (False, True):
+        y, p = segmentation_inputs(rng, from_logits)
+        for conv in ("keras", "torch"):
+            if conv == "keras" and from_logits:
+                continue  # (Keras' dice and tversky take probabilities)
+            for dtype in ("float64", "float32"):
+                yy, pp = y.astype(dtype).astype(np.float64), p.astype(dtype).astype(np.float64)
+                for o in opts:
+                    if conv == "keras" and o.get("squared"):
+                        continue
+                    params = {k: v for k, v in o.items() if v is not False} | (
+                        {"dtype": "float32"} if dtype == "float32" else {})
+                    for reduction in REDUCTIONS:
+                        if conv == "keras":
+                            # Keras' alpha weighs Σ(1 − p)y: lossgrad's beta
+                            out = run_keras_segmentation(loss, yy, pp, reduction, dtype, o.get("beta"), o.get("alpha"))
+                        else:
+                            out = run_monai(loss, yy, pp, from_logits, reduction, dtype, o.get("squared", False),
+                                            o.get("alpha"), o.get("beta"))
+                        cases.append(golden_case(conv, from_logits, None, params, reduction, yy, pp, *out))
+    return cases
+
+
 def write(stem, loss, cases, meta):
     path = OUT / f"{stem}.json"
     path.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_losses_a.py", "loss": loss,
@@ -127,6 +212,11 @@ def main():
     meta = versions()
     write("poisson-full", "poisson", poisson_full_cases(rng), meta)
     write("categorical-focal", "categorical-focal", categorical_focal_cases(rng), meta)
+    import monai
+
+    meta = meta | {"monai": monai.__version__}
+    for loss in ("dice", "tversky"):
+        write(loss, loss, segmentation_cases(rng, loss), meta)
 
 
 if __name__ == "__main__":

@@ -287,3 +287,24 @@ def categorical_focal(y_row, x_row, from_logits: bool, gamma: float = 2.0, alpha
     c = [wk * fk * (1 + g * qk * rk) for wk, fk, qk, rk in zip(w, f, q, ratio, strict=True)]
     grad = [q[j] * mp.fsum(ck for k, ck in enumerate(c) if k != j) - c[j] * m[j] for j in range(len(x))]
     return loss, grad
+
+
+def dice(y_row, p_row, squared=False, smooth=0.0):
+    """(loss, gradient row) of 1 - (2 sum p y + s)/(sum p + sum y + s) (squares in the denominator if `squared`)."""
+    mp = _mp()
+    y, p, s = [mp.mpf(v) for v in y_row], [mp.mpf(v) for v in p_row], mp.mpf(smooth)
+    n = 2 * mp.fsum(a * b for a, b in zip(p, y, strict=True)) + s
+    d = mp.fsum([a * a if squared else a for a in p] + [b * b if squared else b for b in y] + [s])
+    return 1 - n / d, [(n * (2 * a if squared else 1) - 2 * b * d) / (d * d) for a, b in zip(p, y, strict=True)]
+
+
+def tversky(y_row, p_row, alpha=0.5, beta=0.5, smooth=0.0):
+    """(loss, gradient row) of 1 - (TP + s)/(TP + alpha FP + beta FN + s)."""
+    mp = _mp()
+    y, p = [mp.mpf(v) for v in y_row], [mp.mpf(v) for v in p_row]
+    a, b, s = mp.mpf(alpha), mp.mpf(beta), mp.mpf(smooth)
+    tp = mp.fsum(u * v for u, v in zip(p, y, strict=True))
+    u = a * mp.fsum(v * (1 - w) for v, w in zip(p, y, strict=True)) + b * mp.fsum((1 - v) * w for v, w in
+                                                                              zip(p, y, strict=True))
+    d = tp + u + s
+    return u / d, [((a * (1 - w) - b * w) * (tp + s) - u * w) / (d * d) for w in y]

@@ -420,6 +420,24 @@ def test_property_categorical_focal_logits(z, w, gamma, near):
     _assert_row(r, tl, tg, (y, z))
 
 
+SEG_ROWS = [([1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]), ([1.0, 1.0, 0.0, 0.0], [0.4, 0.0, 0.0, 0.9]),
+            ([1.0, 0.0, 1.0], [1.0, 0.0, 1.0]), ([1.0, 0.0, 1.0], [1 - 1e-16, 1e-300, 1.0]),
+            ([1.0, 0.0], [1 - 2**-53, 2**-53]), ([0.0, 0.0, 0.0], [1e-300, 0.5, 0.0]), ([1.0, 1.0], [1e-300, 5e-324]),
+            ([0.3, 0.7, 0.5], [0.3, 0.7, 0.5000001]), ([0.25, 0.5, 1.0], [0.1, 0.9, 0.999]),
+            ([1e-300, 1.0, 0.0], [1e-300, 1.0, 1e-20])]
+
+
+@pytest.mark.parametrize("loss,kw", [("dice", {}), ("dice", {"squared": True}), ("dice", {"smooth": 1e-5}),
+                                     ("tversky", {}), ("tversky", {"alpha": 0.3, "beta": 0.7}),
+                                     ("tversky", {"alpha": 0.0, "beta": 1.0, "smooth": 1.0})])
+def test_grid_segmentation(loss, kw):
+    # perfect predictions (the loss 0 from terms of size 1), a row with no positives, tiny and subnormal values
+    for y, p in SEG_ROWS:
+        r = lossgrad.evaluate(loss, [y], [p], reduction="none", **kw)
+        tl, tg = getattr(R, loss)(y, p, **kw)
+        _assert_row(r, tl, tg, (y, p))
+
+
 @pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.5, 0.25), (1.0, None), (0.0, 0.75)])
 def test_grid_focal(gamma, alpha):
     pairs = [(y, z) for y in R.LABELS for z in R.LOGITS if abs(z) < 1e10]

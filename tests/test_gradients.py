@@ -25,6 +25,10 @@ def _inputs(loss, kind, rng):
         return rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     if loss == "focal":
         return _inputs("bce", "probs" if kind.startswith("probs") else "logits", rng)
+    if loss in ("dice", "tversky"):  # masks, hard and soft
+        y = (rng.random((4, 5)) < 0.5).astype(float)
+        y[0] = rng.uniform(0, 1, 5)
+        return y, (rng.uniform(0.05, 0.95, (4, 5)) if kind.startswith("probs") else rng.normal(scale=2, size=(4, 5)))
     if loss == "categorical-focal":  # (ce's rows, soft targets)
         return _inputs("ce", "probs-soft" if kind.startswith("probs") else "logits-soft", rng)
     if loss == "nll":
@@ -61,13 +65,17 @@ CASES = [
                         ("kl", ["probs", "log-input", "log-target", "log-input-target"]),
                         ("poisson", ["probs", "logits", "probs-full", "logits-full"]),
                         ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"]),
-                        ("categorical-focal", ["probs", "logits", "probs-alpha", "logits-gamma"])]
+                        ("categorical-focal", ["probs", "logits", "probs-alpha", "logits-gamma"]),
+                        ("dice", ["probs", "logits", "probs-squared", "logits-smooth"]),
+                        ("tversky", ["probs", "logits", "probs-weights"])]
     for kind in kinds
     for conv in CONVENTIONS
     if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
     and not any((loss, flag) in CONVENTIONS[conv].lacks for flag in ("log_input", "log_target") if flag[4:] in kind)
     and not (kind == "onehot" and loss in CONVENTIONS[conv].index_targets)  # (soft rows: a mode it lacks)
     and not (kind.endswith("-full") and (loss, "full") in CONVENTIONS[conv].lacks)
+    and not (kind.endswith("-squared") and (loss, "squared") in CONVENTIONS[conv].lacks)
+    and not (kind.endswith("-smooth") and CONVENTIONS[conv].segmentation == "keras")
 ]
 
 # the loss's own options each kind stands for
@@ -76,7 +84,9 @@ PARAMS = {("kl", "log-input"): {"log_input": True}, ("kl", "log-target"): {"log_
           ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6},
           ("poisson", "probs-full"): {"full": True}, ("poisson", "logits-full"): {"full": True},
           ("categorical-focal", "probs-alpha"): {"class_alpha": [0.25, 0.5, 1.0, 2.0]},
-          ("categorical-focal", "logits-gamma"): {"gamma": 0.5, "class_alpha": [0.3]}}
+          ("categorical-focal", "logits-gamma"): {"gamma": 0.5, "class_alpha": [0.3]},
+          ("dice", "probs-squared"): {"squared": True}, ("dice", "logits-smooth"): {"smooth": 0.5},
+          ("tversky", "probs-weights"): {"alpha": 0.2, "beta": 0.8}}
 
 
 def _total(loss, y, p, **kw):

@@ -133,3 +133,55 @@ def test_categorical_focal_takes_class_indexes():
     a = lossgrad.categorical_focal([1], [[0.3, -1.2, 2.0]], from_logits=True)
     b = lossgrad.categorical_focal([[0.0, 1.0, 0.0]], [[0.3, -1.2, 2.0]], from_logits=True)
     assert a.value == b.value and a.grad.tolist() == b.grad.tolist()
+
+
+# ---------------------------------------------------------------- dice, tversky
+
+
+def test_dice_by_hand():
+    # y = (1, 1, 0, 0), p = (0, 1, 0, 1): 2·Σpy = 2, Σp + Σy = 4, so 1 − 2/4 = 1/2; ∂/∂p_k = (2 − 2y_k·4)/16
+    r = lossgrad.dice([[1.0, 1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0, 1.0]], reduction="none")
+    assert r.losses.tolist() == [0.5]
+    assert r.grad.tolist() == [[-0.375, -0.375, 0.125, 0.125]]
+    # squared: Σp² + Σy² = 4 as well; ∂/∂p_k = (2·2p_k − 2y_k·4)/16
+    r = lossgrad.dice([[1.0, 1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0, 1.0]], reduction="none", squared=True)
+    assert r.losses.tolist() == [0.5] and r.grad.tolist() == [[-0.5, -0.25, 0.0, 0.25]]
+
+
+def test_tversky_by_hand_and_keras_swaps_alpha_and_beta():
+    # TP = 1, FP = Σp(1 − y) = 1, FN = Σ(1 − p)y = 1: 1 − 1/(1 + 0.3 + 0.7) = 1/2 for any α + β = 1, so take
+    # y = (1, 1, 0), p = (1, 0, 1) with α = 0.25, β = 1: TP = 1, FP = 1, FN = 1 → 1 − 1/2.25
+    y, p = [[1.0, 1.0, 0.0]], [[1.0, 0.0, 1.0]]
+    r = lossgrad.tversky(y, p, alpha=0.25, beta=1.0)
+    assert r.value == pytest.approx(1 - 1 / 2.25, rel=1e-15)
+    # and with FP = 2 (p = (1, 0, 1, 1) against y = (1, 1, 0, 0)): α weighs it, so 1 − 1/(1 + 0.5 + 1)
+    r = lossgrad.tversky([[1.0, 1.0, 0.0, 0.0]], [[1.0, 0.0, 1.0, 1.0]], alpha=0.25, beta=1.0)
+    assert r.value == pytest.approx(1 - 1 / 2.5, rel=1e-15)
+    # Keras' alpha weighs FN: lossgrad's α = 0.25 is Keras' beta, so its value is 1 − 1/(1 + 0.5 + 1 + ε) too
+    k = lossgrad.tversky([[1.0, 1.0, 0.0, 0.0]], [[1.0, 0.0, 1.0, 1.0]], alpha=0.25, beta=1.0, convention="keras")
+    assert k.value == pytest.approx(1 - 1 / (2.5 + 1e-7), rel=1e-15)
+
+
+def test_dice_near_a_perfect_prediction_keeps_its_digits():
+    # p = y except one pixel 2⁻⁵² short: E = 2⁻⁵², D = 4 − 2⁻⁵², loss E/D; 1 − N/D in float64 gives a multiple of
+    # 2⁻⁵³ at best
+    r = lossgrad.dice([[1.0, 0.0, 1.0]], [[1.0, 0.0, 1.0 - 2**-52]])
+    assert r.value == pytest.approx(2**-52 / (4 - 2**-52), rel=1e-15)
+
+
+def test_monai_smooths_numerator_and_denominator():
+    # MONAI's 1e-5 on both sides: an empty target and an empty prediction score 1 − 1e-5/1e-5 = 0
+    r = lossgrad.dice([[0.0, 0.0]], [[0.0, 0.0]], convention="torch")
+    assert r.value == 0.0
+    # exact without --smooth has no answer there, and says so; with it, the same 0
+    with pytest.raises(lossgrad.InputError, match="0/0"):
+        lossgrad.dice([[0.0, 0.0]], [[0.0, 0.0]])
+    assert lossgrad.dice([[0.0, 0.0]], [[0.0, 0.0]], smooth=1e-5).value == 0.0
+
+
+def test_segmentation_options_that_conventions_lack():
+    assert_usage_error(run("dice", "-y", "1,0", "-p", "0.5,0.5", "--squared", "-c", "keras"), "squared_pred")
+    assert_usage_error(run("dice", "-y", "1,0", "-p", "0.5,0.5", "--smooth", "1", "-c", "keras"), "--eps")
+    assert_usage_error(run("tversky", "-y", "1,0", "-p", "0.5,0.5", "-c", "tf-keras"), "Keras 3 has")
+    assert_usage_error(run("dice", "-y", "1,0", "-p", "0.5,0.5", "-c", "optax"), "optax has no Dice loss")
+    assert_usage_error(run("dice", "-y", "1,0", "-p", "0.5,1.5"), "1.5", "--from-logits")
