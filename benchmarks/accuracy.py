@@ -179,6 +179,8 @@ def run_lossgrad(family, y, p, dtype):
                 "poisson-log-full": ("poisson", {"from_logits": True, "full": True}),
                 "categorical-focal-logits": ("categorical-focal", {"from_logits": True, "labels": "onehot"}),
                 "categorical-focal-probs": ("categorical-focal", {"labels": "onehot"}),
+                "dice": ("dice", {}), "dice-squared": ("dice", {"squared": True}),
+                "tversky": ("tversky", {"alpha": 0.3, "beta": 0.7}),
                 "cosine": ("cosine", {}), "smooth-l1-big": ("smooth-l1", {"beta": BETAS["smooth-l1-big"]}),
                 "smooth-l1-small": ("smooth-l1", {"beta": BETAS["smooth-l1-small"]}),
                 "kl-log-target": ("kl", {"log_target": True}),
@@ -302,6 +304,11 @@ def truths(family, y, p):
               "focal-logits": lambda a, b: R.focal(a, b, True, 2.0)}[family]
         out = [fn(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
+    if family.startswith(("dice", "tversky")):
+        fn = {"dice": R.dice, "dice-squared": lambda a, b: R.dice(a, b, squared=True),
+              "tversky": lambda a, b: R.tversky(a, b, 0.3, 0.7)}[family]
+        out = [fn(a, b) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
     if family.startswith("categorical-focal"):
         out = [R.categorical_focal(a, b, family.endswith("logits"), 2.0) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
@@ -326,6 +333,24 @@ def worst(got, truth, inputs, dtype):
     return w, where
 
 
+def mask_rows(rng, n):
+    """Masks of 5 pixels, hard and soft, against predictions of every size, a third of them within 1e−9 of the mask
+    (where the loss is far below its terms)."""
+    # (padded with pixels that are 0 in both, which add nothing)
+    rows = [([1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0, 0.0]),
+            ([1.0, 0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0 - 2**-52, 0.0, 0.0]),
+            ([1.0, 1.0, 0.0, 0.0, 0.0], [1e-300, 5e-324, 0.0, 0.0, 0.0]),
+            ([0.0, 0.0, 0.0, 1.0, 0.0], [1e-300, 0.5, 0.0, 1.0, 0.0])]
+    for _ in range(n):
+        y = (rng.random(5) < 0.5).astype(float) if rng.random() < 0.5 else rng.uniform(0, 1, 5)
+        if not y.any():
+            y[0] = 1.0
+        p = np.clip(y + rng.normal(scale=1e-9, size=5), 0, 1) if rng.random() < 0.3 else \
+            rng.uniform(0, 1, 5) ** rng.uniform(1, 30)
+        rows.append((y.tolist(), p.tolist()))
+    return rows
+
+
 def poisson_full_pairs(rng, n):
     """Counts and rates up to 1e15, half of them at a rate within 1e−6 of the count (where the full loss is
     ½·log(2πy) out of terms of size y·log y)."""
@@ -347,10 +372,11 @@ FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": m
             "bce-probs-smoothed": bce_prob_pairs_smoothed, "bce-logits-smoothed": bce_logit_pairs_smoothed,
             "ce-logits-smoothed": ce_logit_rows_smoothed, "poisson-full": poisson_full_pairs,
             "poisson-log-full": poisson_log_full_pairs, "categorical-focal-logits": ce_logit_rows,
-            "categorical-focal-probs": ce_prob_rows}
+            "categorical-focal-probs": ce_prob_rows, "dice": mask_rows, "dice-squared": mask_rows,
+            "tversky": mask_rows}
 # one loss per row of several values
 ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed", "categorical-focal-logits",
-        "categorical-focal-probs")
+        "categorical-focal-probs", "dice", "dice-squared", "tversky")
 
 
 def _fmt(w):

@@ -66,8 +66,12 @@ def _dice_exact(y: Array, p: Array, squared: bool, s: float) -> tuple[Array, Arr
     if squared:
         e = ((pl - yl) ** 2).sum(axis=1, keepdims=True)
         d = (pl * pl).sum(axis=1, keepdims=True) + (yl * yl).sum(axis=1, keepdims=True) + s
-        # 2(p_k·N − y_k·D) = 2(D·(p_k − y_k) − p_k·E): near p = y both sides of the first form agree to E/D
-        top = 2 * (d * (pl - yl) - pl * e)
+        # 2(p_k·N − y_k·D) = 2(D·(p_k − y_k) − p_k·E): near p = y the first form's terms agree to E/D, where N
+        # is far below D (a small overlap) the second's; each element takes the form that keeps more of its terms
+        a1, b1 = pl * n, yl * d
+        a2, b2 = d * (pl - yl), pl * e
+        first = np.abs(a1 - b1) * (np.abs(a2) + np.abs(b2)) >= np.abs(a2 - b2) * (np.abs(a1) + np.abs(b1))
+        top = 2 * np.where(first, a1 - b1, a2 - b2)
     else:
         e = (pl * (1 - yl) + yl * (1 - pl)).sum(axis=1, keepdims=True)
         d = pl.sum(axis=1, keepdims=True) + yl.sum(axis=1, keepdims=True) + s
