@@ -393,12 +393,13 @@ def write_losses(fmt: str, out: IO[str]) -> None:
     if fmt == "json":
         out.write(json.dumps(rows) + "\n")
         return
+    w = max([15] + [len(row["loss"]) + 2 for row in rows])  # (a name as long as categorical-focal keeps a gap)
     for row in rows:
-        out.write(f"{row['loss']:<15}{row['summary']}\n")
+        out.write(f"{row['loss']:<{w}}{row['summary']}\n")
         if row["options"]:
-            out.write(f"{'':<15}  options: {' '.join(row['options'])}\n")
+            out.write(f"{'':<{w}}  options: {' '.join(row['options'])}\n")
         for mode, convs in row["conventions"].items():
-            out.write(f"{'':<15}  {mode}: {', '.join(convs)}\n")
+            out.write(f"{'':<{w}}  {mode}: {', '.join(convs)}\n")
 
 
 def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:
