@@ -169,7 +169,7 @@ def test_losses_command_lists_support():
     out = json.loads(run("losses", "-f", "json").out)
     by = {r["loss"]: r for r in out}
     assert set(by) == {"mse", "bce", "ce", "mae", "huber", "smooth-l1", "logcosh", "hinge", "squared-hinge", "nll",
-                       "kl", "poisson", "focal", "cosine"}
+                       "kl", "poisson", "focal", "cosine", "categorical-focal", "dice", "tversky"}
     assert by["kl"]["options"] == ["--log-input", "--log-target"]
     assert by["poisson"]["conventions"]["logits"] == ["exact", "torch"]
     assert "optax" not in by["bce"]["conventions"]["probs"] and "optax" in by["bce"]["conventions"]["logits"]
