@@ -441,6 +441,20 @@ def test_grid_segmentation(loss, kw):
         _assert_row(r, tl, tg, (y, p))
 
 
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.sampled_from([0.0, 1.0, 0.5, 1e-300]), min_size=3, max_size=3),
+       p=st.lists(st.floats(0, 1), min_size=3, max_size=3), near=st.floats(-1e-9, 1e-9), squared=st.booleans())
+def test_property_segmentation(y, p, near, squared):
+    if near:  # a hair from the mask: the loss far below its terms
+        p = [min(max(v + near * (i - 1), 0.0), 1.0) for i, v in enumerate(y)]
+    if sum(y) + sum(p) == 0:
+        return  # (0/0: refused, see test_losses_a)
+    for loss, kw in (("dice", {"squared": squared}), ("tversky", {"alpha": 0.3, "beta": 0.7})):
+        r = lossgrad.evaluate(loss, [y], [p], reduction="none", **kw)
+        tl, tg = getattr(R, loss)(y, p, **kw)
+        _assert_row(r, tl, tg, (loss, y, p))
+
+
 @pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.5, 0.25), (1.0, None), (0.0, 0.75)])
 def test_grid_focal(gamma, alpha):
     pairs = [(y, z) for y in R.LABELS for z in R.LOGITS if abs(z) < 1e10]

@@ -42,6 +42,16 @@ def test_torch_full_is_stirling_above_one_and_nothing_below():
     assert 1 / 36 - 1 / 3240 < math.log(6) - stirling < 1 / 36
 
 
+def test_check_finds_pytorchs_full_term():
+    # PyTorch's full=True at y = 3, z = 0.25: e^0.25 − 0.75 + 3 log 3 − 3 + ½ log 6π, worked from the formula; the
+    # gradient e^0.25 − 3 is the same with or without the term, so only the loss tells
+    loss = math.exp(0.25) - 0.75 + 3 * math.log(3) - 3 + 0.5 * math.log(6 * math.pi)
+    r = run("check", "poisson", "--from-logits", "-y", "3", "-p", "0.25", "--my-grad", repr(math.exp(0.25) - 3),
+            "--my-loss", repr(loss), "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["match"]["convention"] == "torch" and r.json()["match"]["options"] == {"full": True}
+
+
 @pytest.mark.parametrize("conv", ["keras", "tf-keras"])
 def test_keras_has_no_full_term(conv):
     with pytest.raises(lossgrad.OptionError, match="has no log y! term"):

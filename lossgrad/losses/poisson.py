@@ -308,6 +308,12 @@ def _poisson_formulas(from_logits: bool, conv: Convention) -> list[str]:
 
 def poisson_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
     out: list[Reason] = []
+    if from_logits and conv.poisson != "exact":
+        # (first: the gradient's own rounding, so that the --full reasons below speak only of the loss)
+        with np.errstate(over="ignore"):
+            ez = np.exp(p2)
+        out.append((np.abs(ez - y2) < 0.5 * np.maximum(ez, y2), lambda i: f"{conv.name} computes e^z − y as it "
+                    "stands, rounding where e^z is close to y"))
     if conv.poisson_full == "stirling":
         # (only the losses differ, and only under --full: the term is p's constant)
         out.append((y2 > 1, lambda i: f"with --full {conv.name} adds Stirling's y·log y − y + ½·log(2πy) for "
