@@ -195,3 +195,18 @@ def test_segmentation_options_that_conventions_lack():
     assert_usage_error(run("tversky", "-y", "1,0", "-p", "0.5,0.5", "-c", "tf-keras"), "Keras 3 has")
     assert_usage_error(run("dice", "-y", "1,0", "-p", "0.5,0.5", "-c", "optax"), "optax has no Dice loss")
     assert_usage_error(run("dice", "-y", "1,0", "-p", "0.5,1.5"), "1.5", "--from-logits")
+
+
+def test_check_finds_monais_squared_pred():
+    # MONAI's DiceLoss(squared_pred=True) as recorded by scripts/golden_losses_a.py: check names --squared
+    import json
+    from pathlib import Path
+
+    cases = json.loads((Path(__file__).parent / "golden" / "dice.json").read_text())["cases"]
+    case = next(c for c in cases if c["convention"] == "torch" and c["params"] == {"squared": True}
+                and c["reduction"] == "mean" and not c["from_logits"])
+    rows = lambda a: ";".join(",".join(repr(float(v)) for v in r) for r in a)  # noqa: E731
+    r = run("check", "dice", "-y", rows(case["target"]), "-p", rows(case["pred"]), "--my-grad", rows(case["grad"]),
+            "--my-loss", repr(case["value"]), "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["match"]["convention"] == "torch" and r.json()["match"]["options"] == {"squared": True}
