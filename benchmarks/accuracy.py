@@ -175,6 +175,12 @@ def run_lossgrad(family, y, p, dtype):
                 "ce-logits": ("ce", {"from_logits": True, "labels": "onehot"}),
                 "ce-probs": ("ce", {"labels": "onehot"}), "kl": ("kl", {}), "poisson": ("poisson", {}),
                 "poisson-log": ("poisson", {"from_logits": True}), "focal-logits": ("focal", {"from_logits": True}),
+                "poisson-full": ("poisson", {"full": True}),
+                "poisson-log-full": ("poisson", {"from_logits": True, "full": True}),
+                "categorical-focal-logits": ("categorical-focal", {"from_logits": True, "labels": "onehot"}),
+                "categorical-focal-probs": ("categorical-focal", {"labels": "onehot"}),
+                "dice": ("dice", {}), "dice-squared": ("dice", {"squared": True}),
+                "tversky": ("tversky", {"alpha": 0.3, "beta": 0.7}),
                 "cosine": ("cosine", {}), "smooth-l1-big": ("smooth-l1", {"beta": BETAS["smooth-l1-big"]}),
                 "smooth-l1-small": ("smooth-l1", {"beta": BETAS["smooth-l1-small"]}),
                 "kl-log-target": ("kl", {"log_target": True}),
@@ -209,8 +215,9 @@ def run_torch(family, y, p):
         per = F.smooth_l1_loss(pt, yt, reduction="none", beta=BETAS[family])
     elif family == "ce-logits-smoothed":
         per = F.cross_entropy(pt, yt, reduction="none", label_smoothing=SMOOTHING)
-    elif family in ("poisson", "poisson-log"):
-        per = F.poisson_nll_loss(pt, yt, log_input=family == "poisson-log", full=False, reduction="none")
+    elif family in ("poisson", "poisson-log", "poisson-full", "poisson-log-full"):
+        per = F.poisson_nll_loss(pt, yt, log_input=family.startswith("poisson-log"), full=family.endswith("full"),
+                                 reduction="none")
     elif family == "cosine":
         per = F.cosine_embedding_loss(pt, yt, torch.ones(pt.shape[0], dtype=torch.float64), reduction="none")
     elif family == "focal-logits":
@@ -289,11 +296,21 @@ def truths(family, y, p):
     if family == "ce-logits":
         out = [R.ce_logits(a, b) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
-    if family in ("kl", "cosine", "poisson", "poisson-log", "focal-logits"):
+    if family in ("kl", "cosine", "poisson", "poisson-log", "focal-logits", "poisson-full", "poisson-log-full"):
         fn = {"kl": R.kl, "cosine": R.cosine, "poisson": R.poisson,
               "poisson-log": lambda a, b: R.poisson(a, b, log_input=True),
+              "poisson-full": lambda a, b: R.poisson(a, b, full=True),
+              "poisson-log-full": lambda a, b: R.poisson(a, b, log_input=True, full=True),
               "focal-logits": lambda a, b: R.focal(a, b, True, 2.0)}[family]
         out = [fn(a, b) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family.startswith(("dice", "tversky")):
+        fn = {"dice": R.dice, "dice-squared": lambda a, b: R.dice(a, b, squared=True),
+              "tversky": lambda a, b: R.tversky(a, b, 0.3, 0.7)}[family]
+        out = [fn(a, b) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family.startswith("categorical-focal"):
+        out = [R.categorical_focal(a, b, family.endswith("logits"), 2.0) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
     out = [R.ce_probs(a, b) for a, b in zip(y, p, strict=True)]
     return [o[0] for o in out], [o[1] for o in out], [o[2] for o in out]
@@ -316,15 +333,50 @@ def worst(got, truth, inputs, dtype):
     return w, where
 
 
+def mask_rows(rng, n):
+    """Masks of 5 pixels, hard and soft, against predictions of every size, a third of them within 1e−9 of the mask
+    (where the loss is far below its terms)."""
+    # (padded with pixels that are 0 in both, which add nothing)
+    rows = [([1.0, 1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0, 0.0]),
+            ([1.0, 0.0, 1.0, 0.0, 0.0], [1.0, 0.0, 1.0 - 2**-52, 0.0, 0.0]),
+            ([1.0, 1.0, 0.0, 0.0, 0.0], [1e-300, 5e-324, 0.0, 0.0, 0.0]),
+            ([0.0, 0.0, 0.0, 1.0, 0.0], [1e-300, 0.5, 0.0, 1.0, 0.0])]
+    for _ in range(n):
+        y = (rng.random(5) < 0.5).astype(float) if rng.random() < 0.5 else rng.uniform(0, 1, 5)
+        if not y.any():
+            y[0] = 1.0
+        p = np.clip(y + rng.normal(scale=1e-9, size=5), 0, 1) if rng.random() < 0.3 else \
+            rng.uniform(0, 1, 5) ** rng.uniform(1, 30)
+        rows.append((y.tolist(), p.tolist()))
+    return rows
+
+
+def poisson_full_pairs(rng, n):
+    """Counts and rates up to 1e15, half of them at a rate within 1e−6 of the count (where the full loss is
+    ½·log(2πy) out of terms of size y·log y)."""
+    y = np.where(rng.random(n) < 0.5, rng.integers(0, 50, n).astype(float), 10.0 ** rng.uniform(-20, 15, n))
+    p = np.where(rng.random(n) < 0.5, y * (1 + rng.normal(scale=1e-6, size=n)), 10.0 ** rng.uniform(-5, 15, n))
+    grid = [(y, y) for y in (0.5, 1.0, 2.0, 9.999, 10.0, 1e6, 1e12, 1e15)]
+    return grid + list(zip(y.tolist(), np.maximum(p, 1e-300).tolist(), strict=True))
+
+
+def poisson_log_full_pairs(rng, n):
+    return [(a, math.log(b)) for a, b in poisson_full_pairs(rng, n)]
+
+
 FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": mse_pairs,
             "ce-logits": ce_logit_rows, "ce-probs": ce_prob_rows, "focal-logits": bce_logit_pairs,
             "poisson": poisson_pairs, "poisson-log": poisson_log_pairs, "kl": kl_rows, "cosine": cosine_rows,
             "smooth-l1-big": _smooth_l1_pairs(BETAS["smooth-l1-big"]),
             "smooth-l1-small": _smooth_l1_pairs(BETAS["smooth-l1-small"]), "kl-log-target": kl_log_target_rows,
             "bce-probs-smoothed": bce_prob_pairs_smoothed, "bce-logits-smoothed": bce_logit_pairs_smoothed,
-            "ce-logits-smoothed": ce_logit_rows_smoothed}
+            "ce-logits-smoothed": ce_logit_rows_smoothed, "poisson-full": poisson_full_pairs,
+            "poisson-log-full": poisson_log_full_pairs, "categorical-focal-logits": ce_logit_rows,
+            "categorical-focal-probs": ce_prob_rows, "dice": mask_rows, "dice-squared": mask_rows,
+            "tversky": mask_rows}
 # one loss per row of several values
-ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed")
+ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed", "categorical-focal-logits",
+        "categorical-focal-probs", "dice", "dice-squared", "tversky")
 
 
 def _fmt(w):

@@ -12,10 +12,12 @@ if TYPE_CHECKING:
     from .api import (
                       Result,
                       bce,
+                      categorical_focal,
                       ce,
                       cosine,
                       cosine_embedding,
                       ctc,
+                      dice,
                       evaluate,
                       focal,
                       gaussian_nll,
@@ -31,6 +33,7 @@ if TYPE_CHECKING:
                       smooth_l1,
                       squared_hinge,
                       triplet,
+                      tversky,
     )
     from .conventions import CONVENTIONS
     from .errors import DomainError, InputError, LossgradError, OptionError
@@ -39,7 +42,8 @@ if TYPE_CHECKING:
 # each name's module, imported on first use: the command line imports the package before it can install its
 # signal handlers, so the package itself imports nothing heavy
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
-                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "ctc"], "api"),
+                          "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "ctc", "categorical_focal",
+                          "dice", "tversky"], "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
          **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors"),
          **dict.fromkeys(["gaussian_nll", "triplet", "margin_ranking", "cosine_embedding"], "api")}
@@ -83,4 +87,7 @@ __all__ = [
     "triplet",
     "margin_ranking",
     "cosine_embedding",
+    "categorical_focal",
+    "dice",
+    "tversky",
 ]

@@ -112,6 +112,17 @@ class Convention:
     # whose CPU kernels lossgrad.lowp reproduces bit for bit in float32, float16 and bfloat16 ("torch"); None: the
     # formulas in the dtype, and no half dtypes
     kernels: str | None = None
+    # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
+    # y > 1, else 0)
+    poisson_full: str = "exact"
+    # categorical-focal: "exact" (log space, nothing subtracted from 1), "keras" (rows divided by their sum,
+    # clipped to [eps, 1 - eps], 1 - q by subtraction)
+    categorical_focal: str = "exact"
+    # Keras 3 takes a list of class weights α_k as a float32 tensor (one number stays exact)
+    alpha_list_float32: bool = False
+    # dice and tversky: "exact" (the non-negative remainder over the denominator), "keras" (Keras 3: ε in the
+    # denominator only, Tversky's alpha on the false negatives), "monai" (MONAI's DiceLoss and TverskyLoss)
+    segmentation: str = "exact"
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -132,6 +143,11 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         "its cosine_similarity)",
         ("ctc", "probs"): f"{who}' ctc takes logits (log_softmax is applied inside); pass logits with {{from_logits}}",
         ("ctc", "zero_infinity"): f"{who} has no zero_infinity for ctc",
+        ("poisson", "full"): f"{who}' poisson has no log y! term (drop {{full}}; PyTorch's poisson_nll_loss(full=True) "
+        "is {convention} torch)",
+        ("dice", "logits"): f"{who}' dice takes probabilities (drop {{from_logits}})",
+        ("tversky", "logits"): f"{who}' tversky takes probabilities (drop {{from_logits}})",
+        ("dice", "squared"): f"{who}' dice has no squared denominator (MONAI's squared_pred: {{convention}} torch)",
     }
 
 
@@ -163,6 +179,9 @@ KERAS = Convention(
     lacks=_keras_lacks("Keras"),
     floatx_losses=frozenset({"ctc"}),  # keras.ops.ctc_loss casts float64 to float32 for tf.nn.ctc_loss
     ctc="tf",
+    categorical_focal="keras",
+    alpha_list_float32=True,
+    segmentation="keras",
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -173,9 +192,15 @@ TF_KERAS = replace(
     log_eps=True,
     floatx_losses=frozenset({"huber"}),
     cosine="tf-keras",
-    lacks={**_keras_lacks("tf-keras"), **dict.fromkeys([("ctc", "probs"), ("ctc", "logits")], "tf-keras' "
+    lacks=_keras_lacks("tf-keras") | dict.fromkeys([("ctc", "probs"), ("ctc", "logits")], "tf-keras' "
            "ctc_batch_cost takes softmax probabilities with the last class as the blank, a form lossgrad does not "
-           "reproduce")},
+           "reproduce") | {
+        ("dice", "probs"): "tf-keras has no Dice loss (Keras 3 has: {convention} keras)",
+        ("dice", "logits"): "tf-keras has no Dice loss (Keras 3 has: {convention} keras)",
+        ("tversky", "probs"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
+        ("tversky", "logits"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
+    },
+    alpha_list_float32=False,
 )
 
 TORCH = Convention(
@@ -197,6 +222,8 @@ TORCH = Convention(
     ignoring=frozenset({"ce", "nll"}),
     index_targets=frozenset({"nll"}),
     kernels="torch",
+    poisson_full="stirling",
+    segmentation="monai",
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
              "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t",
              "ctc": "ctc_loss's backward divides by the probability 0 of a sequence with no alignment; "
@@ -210,6 +237,9 @@ TORCH = Convention(
         ("focal", "probs"): "PyTorch's focal loss (torchvision.ops.sigmoid_focal_loss) takes logits; pass logits "
         "with {from_logits}",
         ("ctc", "logits"): "PyTorch's ctc_loss takes log-probabilities (log_softmax outputs); drop {from_logits}",
+        ("categorical-focal", "probs"): "PyTorch has no softmax focal loss (torchvision's sigmoid_focal_loss is focal)",
+        ("categorical-focal", "logits"): "PyTorch has no softmax focal loss (torchvision's sigmoid_focal_loss is "
+        "focal)",
     },
     pairs="torch",
     pairs_tie=1.0,
@@ -254,6 +284,12 @@ OPTAX = Convention(
         ("ctc", "probs"): "optax's ctc_loss takes logits (log_softmax is applied inside); pass logits with "
         "{from_logits}",
         ("ctc", "zero_infinity"): "optax has no zero_infinity for ctc",
+        ("categorical-focal", "probs"): "optax has no softmax focal loss (its sigmoid_focal_loss is focal)",
+        ("categorical-focal", "logits"): "optax has no softmax focal loss (its sigmoid_focal_loss is focal)",
+        ("dice", "probs"): "optax has no Dice loss",
+        ("dice", "logits"): "optax has no Dice loss",
+        ("tversky", "probs"): "optax has no Tversky loss",
+        ("tversky", "logits"): "optax has no Tversky loss",
     },
     pairs="optax",
     pairs_tie=0.5,

@@ -717,7 +717,7 @@ AFFINE = {"label_smoothing": (0.0, 0.5), "pos_weight": (1.0, 2.0), "alpha": (0.0
 FACTORS = ("class_weights", "sample_weight")
 SEARCHED: dict[str, tuple[float, float, bool] | None] = {"eps": (1e-12, 0.3, True), "gamma": (0.0, 6.0, False),
                                                           "delta": None, "beta": None}
-FLAGS = ("log_input", "log_target", "zero_infinity")
+FLAGS = ("log_input", "log_target", "zero_infinity", "full", "squared")
 
 
 def _unknowns(q: Question) -> list[str]:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 # the on/off parameters: a message asks for them switched on
 SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "full", "swap",
-                      "zero_infinity"})
+                      "zero_infinity", "squared"})
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {
@@ -21,7 +21,7 @@ PARAMETERS = SWITCHES | {
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
-    "blank", "input_lengths", "target_lengths", "time_major", "no_grad",
+    "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

@@ -600,7 +600,7 @@ def write_losses(fmt: str, out: IO[str]) -> None:
     if fmt == "json":
         out.write(json.dumps(rows) + "\n")
         return
-    width = max(15, *(len(row["loss"]) + 1 for row in rows))
+    width = max([15] + [len(row["loss"]) + 2 for row in rows])  # (a name as long as categorical-focal keeps a gap)
     for row in rows:
         out.write(f"{row['loss']:<{width}}{row['summary']}\n")
         if row.get("inputs"):

@@ -160,16 +160,18 @@ def kl(y_row, q_row, log_input=False, log_target=False):
     return mp.fsum(terms), grad
 
 
-def poisson(y: float, p: float, log_input=False):
-    """(loss, gradient): p - y log p and 1 - y/p on rates; e^z - y z and e^z - y on log rates."""
+def poisson(y: float, p: float, log_input=False, full=False):
+    """(loss, gradient): p - y log p and 1 - y/p on rates; e^z - y z and e^z - y on log rates; `full`: plus
+    log Gamma(y + 1) (the gradient is the same)."""
     mp = _mp()
     y, p = mp.mpf(y), mp.mpf(p)
+    term = mp.loggamma(y + 1) if full else mp.mpf(0)
     if log_input:
         e = mp.exp(p)
-        return e - y * p, e - y
+        return e - y * p + term, e - y
     if p == 0:
-        return (mp.mpf(0) if y == 0 else mp.inf), (mp.mpf(1) if y == 0 else -mp.inf)
-    return p - (y * mp.log(p) if y != 0 else 0), mp.fsub(p, y, exact=True) / p
+        return (term if y == 0 else mp.inf), (mp.mpf(1) if y == 0 else -mp.inf)
+    return p - (y * mp.log(p) if y != 0 else 0) + term, mp.fsub(p, y, exact=True) / p
 
 
 def focal(y: float, x: float, from_logits: bool, gamma: float = 2.0, alpha=None):
@@ -254,3 +256,55 @@ def ce_prob_rows():
          [0.9, 0.09, 0.01], [1.0, 0.0, 0.0]]
     ys = [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.2, 0.3, 0.5], [0.9, 0.05, 0.05], [1 / 3, 1 / 3, 1 / 3]]
     return [(y, r) for r in p for y in ys]
+
+
+def categorical_focal(y_row, x_row, from_logits: bool, gamma: float = 2.0, alpha=None):
+    """(loss, gradient row) of sum_k alpha_k (1 - q_k)^gamma (-y_k log q_k), q = softmax(x) or x itself."""
+    mp = _mp()
+    y = [mp.mpf(v) for v in y_row]
+    x = [mp.mpf(v) for v in x_row]
+    a = [mp.mpf(1)] * len(x) if alpha is None else [mp.mpf(v) for v in alpha]
+    g = mp.mpf(gamma)
+    if from_logits:
+        top = max(x)
+        e = [mp.exp(v - top) for v in x]
+        total = mp.fsum(e)
+        q = [v / total for v in e]
+        # 1 - q_k as the others' share: no 1 - (1 - 1e-300) at 800 digits
+        m = [mp.fsum(v for i, v in enumerate(e) if i != k) / total for k in range(len(x))]
+        nll = [mp.log(total) - (v - top) for v in x]
+    else:
+        q, m = x, [mp.fsub(1, v, exact=True) for v in x]
+        nll = [-mp.log(v) if v else mp.inf for v in x]
+    w = [ak * yk for ak, yk in zip(a, y, strict=True)]
+    f = [mk ** g if mk else mp.mpf(0 if gamma else 1) for mk in m]
+    ratio = [nk / mk if mk else mp.mpf(1) for nk, mk in zip(nll, m, strict=True)]
+    loss = mp.fsum(wk * fk * nk for wk, fk, nk in zip(w, f, nll, strict=True) if wk)
+    if not from_logits:
+        grad = [(-(wk * fk * (g * rk + 1 / qk)) if qk else -mp.inf) if wk else mp.mpf(0)
+                for wk, fk, rk, qk in zip(w, f, ratio, q, strict=True)]
+        return loss, grad
+    c = [wk * fk * (1 + g * qk * rk) for wk, fk, qk, rk in zip(w, f, q, ratio, strict=True)]
+    grad = [q[j] * mp.fsum(ck for k, ck in enumerate(c) if k != j) - c[j] * m[j] for j in range(len(x))]
+    return loss, grad
+
+
+def dice(y_row, p_row, squared=False, smooth=0.0):
+    """(loss, gradient row) of 1 - (2 sum p y + s)/(sum p + sum y + s) (squares in the denominator if `squared`)."""
+    mp = _mp()
+    y, p, s = [mp.mpf(v) for v in y_row], [mp.mpf(v) for v in p_row], mp.mpf(smooth)
+    n = 2 * mp.fsum(a * b for a, b in zip(p, y, strict=True)) + s
+    d = mp.fsum([a * a if squared else a for a in p] + [b * b if squared else b for b in y] + [s])
+    return 1 - n / d, [(n * (2 * a if squared else 1) - 2 * b * d) / (d * d) for a, b in zip(p, y, strict=True)]
+
+
+def tversky(y_row, p_row, alpha=0.5, beta=0.5, smooth=0.0):
+    """(loss, gradient row) of 1 - (TP + s)/(TP + alpha FP + beta FN + s)."""
+    mp = _mp()
+    y, p = [mp.mpf(v) for v in y_row], [mp.mpf(v) for v in p_row]
+    a, b, s = mp.mpf(alpha), mp.mpf(beta), mp.mpf(smooth)
+    tp = mp.fsum(u * v for u, v in zip(p, y, strict=True))
+    u = a * mp.fsum(v * (1 - w) for v, w in zip(p, y, strict=True)) + b * mp.fsum((1 - v) * w for v, w in
+                                                                              zip(p, y, strict=True))
+    d = tp + u + s
+    return u / d, [((a * (1 - w) - b * w) * (tp + s) - u * w) / (d * d) for w in y]

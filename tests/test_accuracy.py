@@ -352,6 +352,109 @@ def test_property_poisson(y, p, z):
     _assert_ulps(r.grad[0], tg, where=(y, z))
 
 
+FULL_GRID = [(y, p) for y in (0.0, 1.0, 2.0, 3.0, 2.5, 0.5, 1e-30, 1e-10, 9.999, 10.0, 17.0, 1e6, 1e15, 1e300)
+             for p in (1e-300, 1e-8, 0.5, 1.0, 3.0, 2.5, 9.999, 10.0 + 2**-49, 17.0 * (1 + 1e-12), 1e6, 1e6 + 1,
+                       1e15, 1e300)] + [(y, y) for y in (0.7, 3.0, 12.5, 1e6, 1e15)]
+
+
+@pytest.mark.parametrize("from_logits", [False, True])
+def test_grid_poisson_full(from_logits):
+    # the sum p − y·log p + log y! cancels to about ½·log(2πy) at p = y, from terms of size y·log y
+    pairs = [(a, math.log(b) if from_logits else b) for a, b in FULL_GRID]
+    if from_logits:
+        pairs += [(a, math.log(a) + d) for a in (3.0, 1e6, 1e15) for d in (0.0, 1e-12, -2**-40)]
+        # y·(z − log y)² near 1 for y near 1e15: log y's own rounding (in long double) would show
+        pairs += [(652878057723859.2, 34.112411856152285), (1e15, math.log(1e15) + 3e-8), (1e15, 34.538776394910684)]
+    y, p = np.array(pairs).T
+    r = lossgrad.poisson(y, p, reduction="none", from_logits=from_logits, full=True)
+    for i, (a, b) in enumerate(pairs):
+        tl, tg = R.poisson(a, b, log_input=from_logits, full=True)
+        _assert_ulps(r.losses[i], tl, where=(a, b))
+        _assert_ulps(r.grad[i], tg, where=(a, b))
+
+
+@settings(max_examples=80, deadline=None)
+@given(y=st.one_of(st.integers(0, 40).map(float), st.floats(0, 1e6)), near=st.floats(-1e-6, 1e-6),
+       p=st.floats(1e-300, 1e6))
+def test_property_poisson_full(y, near, p):
+    for q in (p, y * (1 + near) if y > 0 else p):
+        r = lossgrad.poisson([y], [q], reduction="none", full=True)
+        _assert_ulps(r.losses[0], R.poisson(y, q, full=True)[0], where=(y, q))
+        z = math.log(q)
+        r = lossgrad.poisson([y], [z], from_logits=True, reduction="none", full=True)
+        _assert_ulps(r.losses[0], R.poisson(y, z, log_input=True, full=True)[0], where=(y, z))
+
+
+CF_OPTIONS = [(2.0, None), (0.5, [0.1, 0.2, 0.7]), (0.0, None), (1.0, [0.25])]
+
+
+@pytest.mark.parametrize("gamma,alpha", CF_OPTIONS)
+def test_grid_categorical_focal_logits(gamma, alpha):
+    # the ce grid's rows: spreads past ±745, one class holding all but 1e−300, soft targets at the softmax itself
+    for y, z in R.ce_rows():
+        r = lossgrad.categorical_focal([y], [z], from_logits=True, reduction="none", gamma=gamma, class_alpha=alpha)
+        tl, tg = R.categorical_focal(y, z, True, gamma, None if alpha is None else alpha * (3 // len(alpha)))
+        _assert_row(r, tl, tg, (y, z))
+
+
+@pytest.mark.parametrize("gamma,alpha", CF_OPTIONS)
+def test_grid_categorical_focal_probs(gamma, alpha):
+    for y, p in R.ce_prob_rows():
+        if 0.0 in p and any(t and not q for t, q in zip(y, p, strict=True)):
+            continue  # an infinite loss: the ulp measure has nothing to say
+        r = lossgrad.categorical_focal([y], [p], reduction="none", gamma=gamma, class_alpha=alpha)
+        tl, tg = R.categorical_focal(y, p, False, gamma, None if alpha is None else alpha * (3 // len(alpha)))
+        _assert_row(r, tl, tg, (y, p))
+
+
+@settings(max_examples=60, deadline=None)
+@given(z=st.lists(st.floats(-800, 800), min_size=3, max_size=3), w=st.lists(st.floats(0, 1), min_size=3, max_size=3),
+       gamma=st.sampled_from([0.0, 0.5, 2.0, 3.7]), near=st.booleans())
+def test_property_categorical_focal_logits(z, w, gamma, near):
+    y = [v / sum(w) for v in w] if sum(w) > 0 else [1.0, 0.0, 0.0]
+    if near:  # the targets at the model's own probabilities: the gradient's two terms nearly cancel
+        e = [math.exp(v - max(z)) for v in z]
+        y = [v / sum(e) for v in e]
+    r = lossgrad.categorical_focal([y], [z], from_logits=True, reduction="none", gamma=gamma)
+    tl, tg = R.categorical_focal(y, z, True, gamma)
+    _assert_row(r, tl, tg, (y, z))
+
+
+SEG_ROWS = [([1.0, 1.0, 0.0, 0.0], [0.0, 1.0, 0.0, 1.0]), ([1.0, 1.0, 0.0, 0.0], [0.4, 0.0, 0.0, 0.9]),
+            ([1.0, 0.0, 1.0], [1.0, 0.0, 1.0]), ([1.0, 0.0, 1.0], [1 - 1e-16, 1e-300, 1.0]),
+            ([1.0, 0.0], [1 - 2**-53, 2**-53]), ([0.0, 0.0, 0.0], [1e-300, 0.5, 0.0]), ([1.0, 1.0], [1e-300, 5e-324]),
+            ([0.3, 0.7, 0.5], [0.3, 0.7, 0.5000001]), ([0.25, 0.5, 1.0], [0.1, 0.9, 0.999]),
+            ([1e-300, 1.0, 0.0], [1e-300, 1.0, 1e-20]),
+            # a small overlap (2Σpy = 4.7e−41) far below the denominator: squared's p_k·N − y_k·D, not D(p − y) − pE
+            ([0.0, 0.0, 0.0, 1.0, 0.0], [1.3180844044806131e-56, 9.313234282895718e-06, 1.869653681904893e-08,
+                                         2.3494782525442066e-41, 4.298592925673157e-07])]
+
+
+@pytest.mark.parametrize("loss,kw", [("dice", {}), ("dice", {"squared": True}), ("dice", {"smooth": 1e-5}),
+                                     ("tversky", {}), ("tversky", {"alpha": 0.3, "beta": 0.7}),
+                                     ("tversky", {"alpha": 0.0, "beta": 1.0, "smooth": 1.0})])
+def test_grid_segmentation(loss, kw):
+    # perfect predictions (the loss 0 from terms of size 1), a row with no positives, tiny and subnormal values
+    for y, p in SEG_ROWS:
+        r = lossgrad.evaluate(loss, [y], [p], reduction="none", **kw)
+        tl, tg = getattr(R, loss)(y, p, **kw)
+        _assert_row(r, tl, tg, (y, p))
+
+
+@settings(max_examples=60, deadline=None)
+@given(y=st.lists(st.sampled_from([0.0, 1.0, 0.5, 1e-300]), min_size=3, max_size=3),
+       p=st.lists(st.floats(0, 1), min_size=3, max_size=3), near=st.floats(-1e-9, 1e-9), squared=st.booleans())
+def test_property_segmentation(y, p, near, squared):
+    if near:  # a hair from the mask: the loss far below its terms
+        p = [min(max(v + near * (i - 1), 0.0), 1.0) for i, v in enumerate(y)]
+    if sum(y) + sum(p) == 0:
+        return  # (0/0: refused, see test_losses_a)
+    for loss, kw in (("dice", {"squared": squared}), ("tversky", {"alpha": 0.3, "beta": 0.7})):
+        r = lossgrad.evaluate(loss, [y], [p], reduction="none", **kw)
+        tl, tg = getattr(R, loss)(y, p, **kw)
+        _assert_row(r, tl, tg, (loss, y, p))
+
+
 @pytest.mark.parametrize("gamma,alpha", [(2.0, None), (0.5, 0.25), (1.0, None), (0.0, 0.75)])
 def test_grid_focal(gamma, alpha):
     pairs = [(y, z) for y in R.LABELS for z in R.LOGITS if abs(z) < 1e10]

@@ -70,7 +70,7 @@ def test_check_table_output_reads_as_sentences():
     (["check", "bce", "-y", "0,1", "-p", "0.5,0.5", "--my-grad", "1,2,3"], ["--my-grad", "3 values"]),
     (["check", "bce", "-y", "0,1", "-p", "0.5,0.5", "--my-grad", "1,x"], ["--my-grad: value 2"]),
     (["check", "bce", "-y", "0,1", "-p", "0.5,0.5", "--my-grad", "1,1", "-c", "jax"], ["--convention"]),
-    (["compare", "dice", "-y", "0", "-p", "1"], ["unknown loss 'dice'"]),
+    (["compare", "no-such-loss", "-y", "0", "-p", "1"], ["unknown loss 'no-such-loss'"]),
     (["compare", "bce", "-y", "0,1", "-p", "0.5,1.5"], ["--pred: value 2", "outside [0, 1]"]),
     (["compare", "bce", "-y", "0,1", "-p", "0.5,0.5", "-f", "csv"], ["--format", "table or json"]),
 ])

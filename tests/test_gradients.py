@@ -19,11 +19,18 @@ def _inputs(loss, kind, rng):
         return (np.log(y) if "target" in kind else y), (np.log(q) if "input" in kind else q)
     if loss == "poisson":
         y = rng.integers(0, 6, size=(5, 3)).astype(float)
-        return y, (rng.normal(size=(5, 3)) if kind == "logits" else rng.gamma(2.0, 1.5, size=(5, 3)) + 0.05)
+        y[0] = [0.5, 1.0, 2.5]  # (--full: non-integer counts, and the edge of PyTorch's y > 1)
+        return y, (rng.normal(size=(5, 3)) if kind.startswith("logits") else rng.gamma(2.0, 1.5, size=(5, 3)) + 0.05)
     if loss == "cosine":
         return rng.normal(size=(5, 3)), rng.normal(size=(5, 3))
     if loss == "focal":
         return _inputs("bce", "probs" if kind.startswith("probs") else "logits", rng)
+    if loss in ("dice", "tversky"):  # masks, hard and soft
+        y = (rng.random((4, 5)) < 0.5).astype(float)
+        y[0] = rng.uniform(0, 1, 5)
+        return y, (rng.uniform(0.05, 0.95, (4, 5)) if kind.startswith("probs") else rng.normal(scale=2, size=(4, 5)))
+    if loss == "categorical-focal":  # (ce's rows, soft targets)
+        return _inputs("ce", "probs-soft" if kind.startswith("probs") else "logits-soft", rng)
     if loss == "nll":
         z = rng.normal(size=(5, 4))
         logp = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
@@ -56,19 +63,30 @@ CASES = [
                         ("nll", ["index", "onehot"]), ("bce", ["probs", "logits"]),
                         ("ce", ["probs-index", "probs-onehot", "logits-index", "logits-onehot"]),
                         ("kl", ["probs", "log-input", "log-target", "log-input-target"]),
-                        ("poisson", ["probs", "logits"]),
-                        ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"])]
+                        ("poisson", ["probs", "logits", "probs-full", "logits-full"]),
+                        ("cosine", ["values"]), ("focal", ["probs", "logits", "probs-alpha", "logits-gamma"]),
+                        ("categorical-focal", ["probs", "logits", "probs-alpha", "logits-gamma"]),
+                        ("dice", ["probs", "logits", "probs-squared", "logits-smooth"]),
+                        ("tversky", ["probs", "logits", "probs-weights"])]
     for kind in kinds
     for conv in CONVENTIONS
     if (loss, "logits" if "logits" in kind else "probs") not in CONVENTIONS[conv].lacks
     and not any((loss, flag) in CONVENTIONS[conv].lacks for flag in ("log_input", "log_target") if flag[4:] in kind)
     and not (kind == "onehot" and loss in CONVENTIONS[conv].index_targets)  # (soft rows: a mode it lacks)
+    and not (kind.endswith("-full") and (loss, "full") in CONVENTIONS[conv].lacks)
+    and not (kind.endswith("-squared") and (loss, "squared") in CONVENTIONS[conv].lacks)
+    and not (kind.endswith("-smooth") and CONVENTIONS[conv].segmentation == "keras")
 ]
 
 # the loss's own options each kind stands for
 PARAMS = {("kl", "log-input"): {"log_input": True}, ("kl", "log-target"): {"log_target": True},
           ("kl", "log-input-target"): {"log_input": True, "log_target": True},
-          ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6}}
+          ("focal", "probs-alpha"): {"alpha": 0.25}, ("focal", "logits-gamma"): {"gamma": 1.5, "alpha": 0.6},
+          ("poisson", "probs-full"): {"full": True}, ("poisson", "logits-full"): {"full": True},
+          ("categorical-focal", "probs-alpha"): {"class_alpha": [0.25, 0.5, 1.0, 2.0]},
+          ("categorical-focal", "logits-gamma"): {"gamma": 0.5, "class_alpha": [0.3]},
+          ("dice", "probs-squared"): {"squared": True}, ("dice", "logits-smooth"): {"smooth": 0.5},
+          ("tversky", "probs-weights"): {"alpha": 0.2, "beta": 0.8}}
 
 
 def _total(loss, y, p, **kw):

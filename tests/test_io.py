@@ -170,7 +170,8 @@ def test_losses_command_lists_support():
     by = {r["loss"]: r for r in out}
     assert set(by) == {"mse", "bce", "ce", "mae", "huber", "smooth-l1", "logcosh", "hinge", "squared-hinge", "nll",
                        "kl", "poisson", "focal", "cosine"} | {"gaussian-nll", "triplet", "margin-ranking",
-                                                               "cosine-embedding", "ctc"}
+                                                               "cosine-embedding", "ctc"} | {"categorical-focal",
+                                                                                             "dice", "tversky"}
     assert by["gaussian-nll"]["inputs"] == ["--var"] and "inputs" not in by["mse"]
     assert by["kl"]["options"] == ["--log-input", "--log-target"]
     assert by["poisson"]["conventions"]["logits"] == ["exact", "torch"]

@@ -1,9 +1,13 @@
-"""Sigmoid focal loss (Lin et al.): binary cross entropy down-weighted by (1 − p_t)^γ, optionally times α_t.
+"""Focal losses (Lin et al.): the sigmoid one, binary cross entropy down-weighted by (1 − p_t)^γ, optionally times
+α_t; and the softmax one (categorical-focal, Keras' CategoricalFocalCrossentropy), each class's cross entropy term
+−y_k log q_k down-weighted by (1 − q_k)^γ and weighted by α_k.
 
 The cross entropy underneath is each convention's own bce (Keras' clipped one on probabilities, the stable logits
 forms of TF, PyTorch and optax). The exact form never subtracts 1 − p_t from 1: it is (1 − y)·p + y·(1 − p), two
 non-negative terms, from σ(z) and σ(−z); it runs in long double where there is one, and the gradient cells where
-the product rule's two terms cancel (soft labels near the minimum) are recomputed in decimal.
+the product rule's two terms cancel (soft labels near the minimum) are recomputed in decimal. The softmax one's
+exact form takes 1 − q_k as the other classes' share and −log q_k from the log-sum-exp, so nothing is subtracted
+from 1 either; Keras divides each row by its sum, clips it to [ε, 1 − ε] and subtracts.
 """
 
 from __future__ import annotations
@@ -13,8 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import precise
-from ._ops import Array, dec_sigmoid_pair, sigmoid_pair, softplus, xlogy
-from .base import Loss, Param, Parts, Reason, register
+from ..errors import OptionError
+from ._ops import Array, clip_grad, dec_sigmoid_pair, sigmoid_pair, softmax, softplus, xlogy
+from .base import Loss, Param, Parts, Reason, first_bad, register
 from .classification import ZERO_HINT, bce_check, bce_from_logits, bce_on_probs
 
 if TYPE_CHECKING:  # (decimal and fractions are imported where an element needs them: start-up time)
@@ -251,5 +256,223 @@ FOCAL = register(
         params=(GAMMA, ALPHA),
         zero_hint=ZERO_HINT,
         reasons=focal_reasons,
+    )
+)
+
+
+# ---------------------------------------------------------------- categorical (softmax) focal
+
+CLASS_ALPHA = Param("class_alpha", None, "categorical-focal: the class weights α_k, one per class or one for all, "
+                    "comma separated (Keras' alpha, whose own default is 0.25) [default: 1 for every class].",
+                    vector=True)
+
+
+def _class_alpha(alpha: Array | None, classes: int, dtype: Any) -> Array:
+    if alpha is None:
+        return np.ones((1, classes), dtype=dtype)
+    if alpha.size not in (1, classes):
+        raise OptionError("class_alpha", f"has {alpha.size} weights but the predictions have {classes} classes")
+    return np.broadcast_to(alpha.astype(dtype), (classes,))[None, :]
+
+
+def _softmax_pieces(z: Array) -> tuple[Array, Array, Array, Array, Array]:
+    """For rows of logits: q = softmax(z), 1 − q, log(1 − q) and −log q, none of them by subtracting from 1
+    (the max's 1 − q is the others' share, summed), and the max's column mask."""
+    k = np.argmax(z, axis=1)
+    top = np.zeros(z.shape, dtype=bool)
+    top[np.arange(z.shape[0]), k] = True
+    s = z - z[np.arange(z.shape[0]), k][:, None]
+    e = np.exp(s)
+    rest = np.where(top, 0, e).sum(axis=1, keepdims=True)  # Σ of the others' e^s: the max's is exactly 1
+    total = 1 + rest
+    log_total = np.log1p(rest)
+    q = e / total
+    with np.errstate(divide="ignore"):
+        m = np.where(top, rest / total, (total - e) / total)  # (others: q ≤ 1/2, so total − e loses nothing)
+        log_m = np.where(top, np.log(rest) - log_total, np.log1p(-q))
+    return q, m, log_m, log_total - s, top
+
+
+def _focal_terms(w: Array, m: Array, log_m: Array, nll: Array, gamma: float) -> tuple[Array, Array]:
+    """w·(1 − q)^γ and −log q over 1 − q (→ 1 as 1 − q → 0), with the limits where 1 − q is 0."""
+    with np.errstate(divide="ignore", invalid="ignore", under="ignore"):
+        f = np.exp(m.dtype.type(gamma) * log_m) if gamma else np.ones_like(m)
+        ratio = np.where(m == 0, 1, nll / m)
+    return np.where(w == 0, 0, w * f), ratio
+
+
+def _cfocal_exact_logits(y: Array, z: Array, gamma: float, a: Array) -> tuple[Array, Array, Array, Array]:
+    """Loss, gradient, the size of the gradient's two terms, and softmax: ℓ = Σ_k w_k (1 − q_k)^γ (−log q_k),
+    w = α·y; ∂ℓ/∂z_j = q_j·Σ_(k≠j) c_k − c_j·(1 − q_j), c_k = w_k (1 − q_k)^γ (1 + γ q_k (−log q_k)/(1 − q_k))."""
+    q, m, log_m, nll, _ = _softmax_pieces(z)
+    wf, ratio = _focal_terms(a * y, m, log_m, nll, gamma)
+    with np.errstate(invalid="ignore", over="ignore"):
+        losses = np.where(wf == 0, 0, wf * nll).sum(axis=1)
+        c = wf * (1 + z.dtype.type(gamma) * q * ratio)
+        others = _sum_of_others(c)
+        t1, t2 = q * others, c * m
+    return losses, t1 - t2, t1 + t2, q
+
+
+def _sum_of_others(c: Array) -> Array:
+    """Σ_(k≠j) c_k for every j of non-negative rows: Σc − c_j, but for the largest c_j the others summed (Σc − c_j
+    would leave nothing of a 1e−300 beside a 1e−163)."""
+    k = np.argmax(c, axis=1)
+    rows = np.arange(c.shape[0])
+    rest = c.copy()
+    rest[rows, k] = 0
+    others: Array = c.sum(axis=1, keepdims=True) - c  # (the rest: each c_j at most half of the sum)
+    others[rows, k] = rest.sum(axis=1)
+    return others
+
+
+def _cfocal_exact_probs(y: Array, p: Array, gamma: float, a: Array) -> tuple[Array, Array]:
+    """ℓ = Σ_k w_k (1 − p_k)^γ (−log p_k); ∂ℓ/∂p_k = −w_k (1 − p_k)^γ (γ (−log p_k)/(1 − p_k) + 1/p_k): two
+    terms of one sign."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        m = 1 - p  # (exact for p ≥ 1/2)
+        nll = -np.where(p < 0.5, np.log(p), np.log1p(-m))
+        log_m = np.where(p < 0.5, np.log1p(-p), np.log(m))
+        wf, ratio = _focal_terms(a * y, m, log_m, nll, gamma)
+        losses = np.where(wf == 0, 0, wf * nll).sum(axis=1)
+        grad = np.where(wf == 0, 0, -wf * (p.dtype.type(gamma) * ratio + 1 / p))
+    return losses, grad
+
+
+def _dec_cfocal_grad(y_row: list[float], z_row: list[float], j: int, a_row: list[float],
+                     gamma: float) -> tuple[Decimal, Decimal]:
+    """One gradient cell of the exact form, in decimal, and the size of its two terms (for precise._adaptive)."""
+    from decimal import Decimal
+    z = [Decimal(v) for v in z_row]
+    top = max(z)
+    e = [(v - top).exp() for v in z]
+    total = sum(e, Decimal(0))
+    c = []
+    for k, ek in enumerate(e):
+        m = sum((v for i, v in enumerate(e) if i != k), Decimal(0)) / total
+        q, w = ek / total, Decimal(a_row[k]) * Decimal(y_row[k])
+        if not (w and q):  # (a class with no weight, or one whose e^s is below decimal's range: q·(−log q) → 0)
+            c.append(w * m ** Decimal(gamma))
+            continue
+        if q < Decimal("0.5"):
+            nll = -q.ln()
+        else:  # −log(1 − m), by its series where 1 − m would round m away
+            nll = m + m * m / 2 + m ** 3 / 3 + m ** 4 / 4 if m < Decimal("1e-12") else -(1 - m).ln()
+        f = m ** Decimal(gamma) if m else Decimal(0 if gamma else 1)
+        ratio = nll / m if m else Decimal(1)
+        c.append(w * f * (1 + Decimal(gamma) * q * ratio))
+    mj = sum((v for i, v in enumerate(e) if i != j), Decimal(0)) / total
+    t1 = e[j] / total * sum((v for k, v in enumerate(c) if k != j), Decimal(0))
+    return t1 - c[j] * mj, t1 + c[j] * mj
+
+
+def _cfocal_exact(y: Array, p: Array, from_logits: bool, gamma: float, alpha: Array | None) -> Parts:
+    """In long double where there is one; the gradient cells whose two terms cancel (soft targets near the
+    model's own probabilities), in decimal."""
+    LONG = precise._long()
+    work = LONG if LONG is not None else p.dtype
+    a = _class_alpha(alpha, p.shape[1], work)
+    yl, pl = y.astype(work), p.astype(work)
+    if not from_logits:
+        losses, grad = _cfocal_exact_probs(yl, pl, gamma, a)
+        return Parts(losses=losses.astype(p.dtype), grad=grad.astype(p.dtype))
+    losses, grad, scale, q = _cfocal_exact_logits(yl, pl, gamma, a)
+    out = grad.astype(p.dtype)
+    with np.errstate(invalid="ignore"):
+        risky = np.isfinite(grad) & (np.abs(grad) < (precise.LONG_ENOUGH if LONG is not None else precise.RISKY)
+                                     * scale)
+    for i, j in zip(*np.nonzero(risky), strict=True):
+        out[i, j] = float(precise._adaptive(_dec_cfocal_grad, y[i].tolist(), p[i].tolist(), int(j),
+                                            a[0].astype(np.float64).tolist(), gamma))
+    return Parts(losses=losses.astype(p.dtype), grad=out, prob=q.astype(p.dtype))
+
+
+def _cfocal_keras(y: Array, p: Array, from_logits: bool, conv: Convention, gamma: float,
+                  alpha: Array | None) -> Parts:
+    """Keras' categorical_focal_crossentropy (Keras 3 and tf-keras alike): softmax, each row divided by its sum,
+    clipped to [ε, 1 − ε]; Σ_k α_k (1 − o_k)^γ·(−y_k log o_k); differentiated as TensorFlow's autodiff does."""
+    t = p.dtype.type
+    if alpha is not None and alpha.size > 1 and conv.alpha_list_float32:
+        alpha = alpha.astype(np.float32)
+    a = _class_alpha(alpha, p.shape[1], p.dtype)
+    q = softmax(p) if from_logits else p
+    total = q.sum(axis=1, keepdims=True)
+    n = q / total
+    eps = t(conv.eps)
+    o = np.clip(n, eps, 1 - eps)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cce = -y * np.log(o)
+        m = 1 - o
+        f, df = _power_parts(m, gamma, p.dtype, conv.pow0_grad_literal)
+        losses = (f * a * cce).sum(axis=1)
+        g_o = a * (-df * cce + f * (-y / o))
+        g_n = g_o * clip_grad(n, eps, 1 - eps, conv.clip_tie_grad)
+        # n = q / Σq: TensorFlow's RealDiv gradient, g/Σq for q and −g·q/Σq/Σq summed for Σq
+        g_q = g_n / total + (g_n * (-q / total / total)).sum(axis=1, keepdims=True)
+    if not from_logits:
+        return Parts(losses=losses, grad=g_q)
+    grad = (g_q - (g_q * q).sum(axis=1, keepdims=True)) * q  # TensorFlow's SoftmaxGrad
+    return Parts(losses=losses, grad=grad, prob=q)
+
+
+def categorical_focal_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
+                              gamma: float = 2.0, class_alpha: Array | None = None) -> Parts:
+    if conv.categorical_focal == "exact":
+        return _cfocal_exact(y, p, from_logits, gamma, class_alpha)
+    return _cfocal_keras(y, p, from_logits, conv, gamma, class_alpha)
+
+
+def categorical_focal_check(y: Array, p: Array, from_logits: bool) -> None:
+    first_bad("target", y < 0, y, "is negative; categorical-focal targets are class indexes or probability rows")
+    if not from_logits:
+        first_bad("pred", (p < 0) | (p > 1), p, "is outside [0, 1]; categorical-focal predictions are probability "
+                  "rows: pass logits with {from_logits}")
+
+
+def categorical_focal_formulas(from_logits: bool, conv: Convention, gamma: float = 2.0,
+                               class_alpha: Array | None = None) -> list[str]:
+    q = "qᵢₖ = softmax(zᵢ)ₖ" if from_logits else "qᵢₖ = pᵢₖ"
+    a = "α_k = 1" if class_alpha is None else "α_k = " + ", ".join(f"{v:g}" for v in class_alpha)
+    lines = [f"{q}, γ = {gamma:g}, {a}"]
+    if conv.categorical_focal == "keras":
+        lines.append(f"qᵢₖ divided by Σₖ qᵢₖ, then clipped to [ε, 1 − ε], ε = {conv.eps:g}  (as {conv.title} "
+                     "computes it)")
+    lines.append("ℓᵢ = Σₖ α_k·(1 − qᵢₖ)^γ·(−yᵢₖ·log qᵢₖ)")
+    c = "cᵢₖ = α_k·yᵢₖ·(1 − qᵢₖ)^γ·(1 + γ·qᵢₖ·(−log qᵢₖ)/(1 − qᵢₖ))"
+    if from_logits:
+        lines += [c, "∂ℓᵢ/∂zᵢⱼ = qᵢⱼ·Σₖ cᵢₖ − cᵢⱼ"]
+    else:
+        lines.append("∂ℓᵢ/∂pᵢₖ = −α_k·yᵢₖ·(1 − pᵢₖ)^γ·(γ·(−log pᵢₖ)/(1 − pᵢₖ) + 1/pᵢₖ)")
+    return lines
+
+
+def categorical_focal_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                              labels: Array | None) -> list[Reason]:
+    if conv.categorical_focal != "keras":
+        return []
+    eps = conv.eps or 0.0
+    q = p2 if not from_logits else softmax(p2)
+    clipped = (q < eps) | (q > 1 - eps)
+    return [(clipped, lambda i: f"{conv.name} clips the probability {q[i]:.3g} to [{eps:g}, 1 − {eps:g}], where its "
+                                "gradient is 0"),
+            (np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} divides each row by its sum and forms 1 − q by "
+                                                     "subtraction, which loses digits when q is close to 1")]
+
+
+CATEGORICAL_FOCAL = register(
+    Loss(
+        name="categorical-focal",
+        summary="softmax focal loss Σₖ α_k(1 − q_k)^γ·(−y_k log q_k), --gamma and --class-alpha, on probability rows "
+        "or (--from-logits) logits",
+        kind="rows",
+        compute=categorical_focal_compute,
+        check=categorical_focal_check,
+        formulas=categorical_focal_formulas,
+        has_logits=True,
+        link="softmax",
+        reference="keras.losses.CategoricalFocalCrossentropy (Keras 3 and tf-keras)",
+        params=(GAMMA, CLASS_ALPHA),
+        zero_hint=ZERO_HINT,
+        reasons=categorical_focal_reasons,
     )
 )
