@@ -19,7 +19,8 @@ import numpy as np
 
 from . import render, tensor_out
 from .api import accumulate, micro_divisors, micro_needs_mean, micro_summary, summary
-from .errors import DomainError, InputError, OptionError
+from .batch import kernel_mean
+from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate
 from .inputs import parse_inline
 from .options import Setup, setup
@@ -83,14 +84,23 @@ def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> G
     return g
 
 
-def choose_dtype(pred: Tensor, given: str | None) -> tuple[str, list[str]]:
-    """The results' dtype: --dtype when given, else float32 for float32 (and half-precision) predictions; and a
-    note when half precision is computed in float32."""
+def choose_dtype(pred: Tensor, given: str | None) -> str:
+    """The results' dtype: --dtype when given, else the predictions' own (float32, float16, bfloat16), float64
+    for any other."""
     name = pred.dtype.name
-    dtype = given or ("float32" if name in ("float32", *HALF) else "float64")
-    notes = [f"{{pred}} is {name}: computed in {dtype} (half precision is read exactly and computed wider)"] \
-        if name in HALF else []
-    return dtype, notes
+    return given or (name if name in ("float32", *HALF) else "float64")
+
+
+def half_setup(name: str, dtype: str, options: dict[str, Any], notes: list[str] | None) -> Setup:
+    """The setup in `dtype`; half-precision predictions whose convention has no kernels of that dtype are
+    computed in float32 instead, with a note saying why (`notes` None: the dtype was asked for, so no fallback)."""
+    try:
+        return setup(name, dtype=dtype, **options)
+    except OptionError as e:
+        if dtype not in HALF or notes is None:
+            raise
+        notes.append(f"{{pred}} is {dtype}: computed in float32, as {e.message(cli_name)}")
+        return setup(name, dtype="float32", **options)
 
 
 @dataclass
@@ -173,9 +183,10 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     tensor_out.check_output(out_path)
     pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
     weight = None if kw.get("sample_weight") is None else _tensor(kw, "sample_weight")
-    dtype, notes = choose_dtype(pred, given_dtype)
-    options = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels") if k in kw}
-    s = setup(name, sample_weight=weight is not None, dtype=dtype, **options, **params)
+    notes: list[str] = []
+    options: dict[str, Any] = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels") if k in kw}
+    s = half_setup(name, choose_dtype(pred, given_dtype), {"sample_weight": weight is not None, **options, **params},
+                   notes if given_dtype is None else None)
     g = geometry(s, pred, target, weight)
     s = s.with_labels(g.labels)
     inputs = [(f"{t.option} {f}", f) for t in (pred, target, weight) if t is not None for f in t.files
@@ -268,31 +279,54 @@ def _place(t: Tensor | None, row: int, col: int, width: int) -> str:
 
 def _evaluate(s: Setup, r: Run, weight: Tensor | None,
               spools: list[tensor_out.Spool] | None) -> tuple[Any, list[tensor_out.Written]]:
-    """Every block evaluated and accumulated (losses and unscaled gradients into the spools); the Result of the
-    reduction, with the spools as the arrays to write (gradients divided by the mean's N)."""
+    """Every block evaluated and accumulated (losses and gradients into the spools); the Result of the reduction,
+    with the spools as the arrays to write (gradients divided by the mean's N: as they are written, or, for a kernel
+    that divides before it rounds, by the kernel itself)."""
+    known = _kernel_divisor(s, r, weight) if spools else None
     acc = Accumulator()
     per_sample = s.per_sample_for(r.geometry.width)
     parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
+    divided: set[str] = set()
+    every: list[Block] = []  # (the first two: one block alone is summed in the kernel's order)
     for a, blocks, counted in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
+        every += blocks[:2 - len(every)]
         if parts:
             accumulate(s, parts[a // r.cut], blocks)
         losses = np.concatenate([b.parts.losses.reshape(-1) for b in blocks])
         r.groups.add(losses, counted if per_sample else np.repeat(counted, losses.size // counted.size))
         for spool in spools or []:
             for b in blocks:
-                if getattr(b.parts, spool.name) is not None:
+                if spool.name == "grad" and known is not None and b.parts.mean_grad is not None:
+                    spool.add(b.parts.mean_grad(known))
+                    divided.add(spool.name)
+                elif getattr(b.parts, spool.name) is not None:
                     spool.add(getattr(b.parts, spool.name))
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
-    written = [tensor_out.Written(sp, 1 if sp.name == "losses" else divisor) for sp in spools or []
-               if sp.dtype is not None]
+    if result.value is not None and len(every) == 1 and every[0].parts.mean_value is not None:
+        result.value = every[0].parts.mean_value(divisor)  # (as lossgrad.api.run gives it)
+    written = [tensor_out.Written(sp, 1 if sp.name == "losses" or sp.name in divided else divisor)
+               for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)
         leading = tuple(r.pred.shape[:-1]) if len(r.pred.shape) > 2 else None
         r.micro = micro_summary(s, r.cut, [summary(s, p, per_sample) for p in parts], result, leading)
         per_row = micro_divisors(r.micro)
-        written += [tensor_out.Written(w.spool, per_row, w.name + "_micro") for w in written if w.name != "losses"]
+        written += [tensor_out.Written(w.spool, per_row / (divisor if w.name in divided else 1), w.name + "_micro")
+                    for w in written if w.name != "losses"]
     return result, written
+
+
+def _kernel_divisor(s: Setup, r: Run, weight: Tensor | None) -> float | None:
+    """The mean's N ahead of the pass that writes, for a kernel that brings its 1/N in before it rounds (PyTorch's
+    float32 and half kernels, a half dtype's single rounding), so that the gradient is written as it forms it; a
+    first pass over the blocks finds it. None for the others, whose gradient is divided as it is written."""
+    if not kernel_mean(s):
+        return None
+    acc = Accumulator()
+    for _, blocks, _ in _blocks(s, r, weight):
+        accumulate(s, acc, blocks)
+    return acc.finish(s.reduction.value, s.np_dtype)[1]
 
 
 def given_dtype(kw: dict[str, Any]) -> str | None:

@@ -175,7 +175,7 @@ def test_safetensors_written_by_hand(tmp_path, tokens):
 
 
 @pytest.mark.parametrize("half,code", [("float16", "F16"), ("bfloat16", "BF16")])
-def test_half_precision_logits_are_computed_in_float32(tmp_path, half, code):
+def test_half_precision_logits_give_results_in_their_dtype(tmp_path, half, code):
     import ml_dtypes
 
     dtype = np.float16 if half == "float16" else ml_dtypes.bfloat16
@@ -184,13 +184,35 @@ def test_half_precision_logits_are_computed_in_float32(tmp_path, half, code):
     write_safetensors(tmp_path / "h.safetensors", {"logits": zh}, [code])
     np.save(tmp_path / "y.npy", y)
     np.save(tmp_path / "z32.npy", zh.astype(np.float32))  # (exact: every half value is a float32)
-    out = ce_json(tmp_path, "h.safetensors", "y.npy")
-    assert out["dtype"] == "float32" and out["pred"]["dtype"] == half
-    assert any(f"is {half}: computed in float32" in n for n in out["notes"])
-    assert same_run(out, ce_json(tmp_path, "z32.npy", "y.npy"))
+    out = ce_json(tmp_path, "h.safetensors", "y.npy", "-o", "out.npz")
+    want = lossgrad.ce(y, zh.astype(np.float64), from_logits=True, ignore_index=IGNORE, dtype=half)
+    assert out["dtype"] == half and out["pred"]["dtype"] == half and out["value"] == want.value
+    assert np.array_equal(np.load(tmp_path / "out.npz")["grad"], np.asarray(want.grad, dtype=np.float32))
+    # Keras has no half-precision kernels here: float32, and a note saying why
+    keras = ce_json(tmp_path, "h.safetensors", "y.npy", "-c", "keras")
+    assert keras["dtype"] == "float32" and any(f"is {half}: computed in float32" in n for n in keras["notes"])
+    assert same_run(keras, ce_json(tmp_path, "z32.npy", "y.npy", "-c", "keras"))
     wide = ce_json(tmp_path, "h.safetensors", "y.npy", "--dtype", "float64")
     assert wide["dtype"] == "float64" and wide["value"] == lossgrad.ce(
         y, zh.astype(np.float64), from_logits=True, ignore_index=IGNORE).value
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16", "float16"])
+@pytest.mark.parametrize("convention", ["torch", "exact"])
+def test_written_gradient_is_the_kernels_own_mean(tmp_path, dtype, convention):
+    # PyTorch's kernels (and a half dtype's single rounding) bring the mean's 1/N in before they round: the file
+    # holds the gradient as the in-memory path gives it (checked against PyTorch by test_lowp.py), bit for bit
+    z, y = logits_and_labels(np.float32, (3, 40, 7))
+    y = np.where(y == IGNORE, 0, y)
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    r = run("ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "-c", convention, "--dtype", dtype,
+            "-o", "out.npz", "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    want = lossgrad.ce(y.reshape(-1), z.reshape(-1, 7).astype(np.float64), from_logits=True, convention=convention,
+                       dtype=dtype, labels="index")
+    got = np.load(tmp_path / "out.npz")["grad"].reshape(-1, 7)
+    assert np.array_equal(got, np.asarray(want.grad, dtype=np.float32)) and r.json()["value"] == want.value
 
 
 def test_float32_results_unless_dtype_says_otherwise(tmp_path, tokens):
