@@ -21,3 +21,23 @@ def compile_lossgrad(checkout: str | None = None) -> None:
 def lossgrad_from(checkout: str, python: str) -> list[str]:
     """A command running lossgrad from the source tree `checkout` (another version, timed in the same run)."""
     return ["env", f"PYTHONPATH={os.path.abspath(checkout)}", python, "-m", "lossgrad"]
+
+
+def script_files(texts: dict[str, str]) -> dict[str, str]:
+    """Each script text written to a temporary .py file: name -> path."""
+    import tempfile
+
+    paths = {}
+    for name, text in texts.items():
+        with tempfile.NamedTemporaryFile("w", suffix=".py", delete=False) as f:
+            f.write(text)
+        paths[name] = f.name
+    return paths
+
+
+def lossgrad_command(python: str) -> list[str]:
+    """The installed `lossgrad` command, or `python -m lossgrad` where none is on PATH."""
+    import shutil
+
+    exe = shutil.which("lossgrad")
+    return [exe] if exe else [python, "-m", "lossgrad"]

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import subprocess
 import sys
@@ -28,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _installed import compile_lossgrad, lossgrad_from
+from _installed import compile_lossgrad, lossgrad_command, lossgrad_from, script_files
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE / "data"
@@ -126,14 +125,8 @@ def measure(cmd: list[str]) -> tuple[float, float]:
 
 def tools(loss: str, have_torch: bool, baseline: str | None = None):
     py = sys.executable
-    scripts = {}
-    for name, text in (("numpy", NUMPY_SCRIPT), ("pandas+torch", PANDAS_TORCH_SCRIPT), ("polars", POLARS_SCRIPT)):
-        f = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
-        f.write(text)
-        f.close()
-        scripts[name] = f.name
-    lossgrad = shutil.which("lossgrad")
-    lg = [lossgrad] if lossgrad else [py, "-m", "lossgrad"]
+    scripts = script_files({"numpy": NUMPY_SCRIPT, "pandas+torch": PANDAS_TORCH_SCRIPT, "polars": POLARS_SCRIPT})
+    lg = lossgrad_command(py)
     if baseline:  # two versions side by side: each run the same way, from its own source tree
         lg = lossgrad_from(str(Path(__file__).resolve().parent.parent), py)
     out = {

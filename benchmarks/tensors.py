@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import shutil
 import statistics
 import sys
 import tempfile
@@ -32,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from _installed import compile_lossgrad
+from _installed import compile_lossgrad, lossgrad_command, script_files
 from batch import measure
 
 HERE = Path(__file__).resolve().parent
@@ -96,14 +95,8 @@ def make_inputs(case: str, tokens: int, vocab: int, millions: float) -> tuple[Pa
 
 def tools(case: str, have_torch: bool) -> dict:
     py = sys.executable
-    scripts = {}
-    for name, text in (("torch", TORCH_SCRIPT), ("numpy", NUMPY_SCRIPT)):
-        f = tempfile.NamedTemporaryFile("w", suffix=".py", delete=False)
-        f.write(text)
-        f.close()
-        scripts[name] = f.name
-    exe = shutil.which("lossgrad")
-    lg = [exe] if exe else [py, "-m", "lossgrad"]
+    scripts = script_files({"torch": TORCH_SCRIPT, "numpy": NUMPY_SCRIPT})
+    lg = lossgrad_command(py)
     extra = ["--ignore-index", "-100"] if case == "ce" else []
 
     def lossgrad(conv: str):

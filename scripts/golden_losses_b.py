@@ -112,21 +112,28 @@ def triplet_cases(rng, dtype: str) -> list[dict]:
     return out
 
 
+def _pair_torch_cases(fn, x1, x2, y, dtype: str, margins, target, extra, names) -> list[dict]:
+    """A PyTorch loss of a pair and a ±1 label (margin_ranking_loss, cosine_embedding_loss) under each reduction
+    and margin: `target`, `extra` what lossgrad takes as its target and further input, `names` where the
+    gradients of input1 and input2 go."""
+    out = []
+    for reduction in REDUCTIONS:
+        for margin in margins:
+            rec = _torch(lambda input1, input2, target, **k: fn(input1, input2, target, **k),
+                         {"input1": x1, "input2": x2, "target": y}, dtype, reduction, ("input1", "input2"),
+                         margin=margin)
+            out.append(_case("torch", reduction, target, x1.tolist(), extra, {"margin": margin}, rec, names, dtype))
+    return out
+
+
 def ranking_cases(rng, dtype: str) -> list[dict]:
     import torch.nn.functional as F
 
     x1, x2 = rng.normal(size=8).round(3), rng.normal(size=8).round(3)
     y = np.where(rng.random(8) < 0.5, -1.0, 1.0)
     x1[0], x2[0], y[0] = 0.5, 0.25, 1.0  # exactly at the kink for margin 0.25: −(0.5 − 0.25) + 0.25 = 0
-    out = []
-    for reduction in REDUCTIONS:
-        for margin in (0.0, 0.25):
-            rec = _torch(lambda input1, input2, target, **k: F.margin_ranking_loss(input1, input2, target, **k),
-                         {"input1": x1, "input2": x2, "target": y}, dtype, reduction, ("input1", "input2"),
-                         margin=margin)
-            out.append(_case("torch", reduction, y.tolist(), x1.tolist(), {"other": x2.tolist()},
-                             {"margin": margin}, rec, {"input1": "grad", "input2": "other"}, dtype))
-    return out
+    return _pair_torch_cases(F.margin_ranking_loss, x1, x2, y, dtype, (0.0, 0.25), y.tolist(),
+                             {"other": x2.tolist()}, {"input1": "grad", "input2": "other"})
 
 
 def cosine_cases(rng, dtype: str) -> list[dict]:
@@ -135,15 +142,8 @@ def cosine_cases(rng, dtype: str) -> list[dict]:
     x1, x2 = rng.normal(size=(6, 3)).round(3), rng.normal(size=(6, 3)).round(3)
     x2[1] = 2 * x1[1]  # parallel
     label = np.array([1.0, 1.0, -1.0, -1.0, 1.0, -1.0])
-    out = []
-    for reduction in REDUCTIONS:
-        for margin in (0.0, 0.3):
-            rec = _torch(lambda input1, input2, target, **k: F.cosine_embedding_loss(input1, input2, target, **k),
-                         {"input1": x1, "input2": x2, "target": label}, dtype, reduction, ("input1", "input2"),
-                         margin=margin)
-            out.append(_case("torch", reduction, x2.tolist(), x1.tolist(), {"label": label.tolist()},
-                             {"margin": margin}, rec, {"input1": "grad", "input2": "target"}, dtype))
-    return out
+    return _pair_torch_cases(F.cosine_embedding_loss, x1, x2, label, dtype, (0.0, 0.3), x2.tolist(),
+                             {"label": label.tolist()}, {"input1": "grad", "input2": "target"})
 
 
 BUILDERS = {"gaussian-nll": gaussian_cases, "triplet": triplet_cases, "margin-ranking": ranking_cases,
