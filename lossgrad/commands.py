@@ -112,7 +112,7 @@ def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loss(name: str, **kw: Any) -> None:
-    if any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight")):
+    if _tensor_files(kw):
         from . import tensor_run  # (only tensor runs need it)
 
         return tensor_run.run(name, kw, tensor_run.given_dtype(kw), _loss_params(kw))
@@ -169,9 +169,17 @@ def _report_format(kw: dict[str, Any], command: str) -> str:
 
 
 def _batch_for(loss: str, kw: dict[str, Any]) -> Batch:
+    if _tensor_files(kw):
+        from . import tensor_run  # (only tensor runs need it)
+
+        return tensor_run.read_batch(loss, kw, kw.get("labels", "auto"))
     s = setup(loss, from_logits=kw.get("from_logits", False), labels=kw.get("labels", "auto"),
               sample_weight=kw.get("sample_weight") is not None)
     return _read(s, kw)
+
+
+def _tensor_files(kw: dict[str, Any]) -> bool:
+    return any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight"))
 
 
 def compare(loss: str, **kw: Any) -> None:
@@ -203,7 +211,12 @@ def check(loss: str, **kw: Any) -> None:
         choose(Reduction, "reduction", kw["reduction"], "reduction")
     b = _batch_for(loss, kw)
     grad = tokens = None
-    if kw.get("my_grad") is not None:
+    if kw.get("my_grad") is not None and is_tensor_file(kw["my_grad"]):
+        from . import tensor_run
+
+        grad = tensor_run.read_array(kw["my_grad"], "{my_grad}")
+        tokens = [repr(float(v)) for v in grad]  # (a file's numbers: 1e-6 relative)
+    elif kw.get("my_grad") is not None:
         grad = parse_inline(kw["my_grad"], "{my_grad}").reshape(-1)
         tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
     my_loss = None

@@ -22,7 +22,7 @@ from .api import accumulate, micro_divisors, micro_needs_mean, micro_summary, su
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate
-from .inputs import parse_inline
+from .inputs import Batch, parse_inline
 from .options import Setup, setup
 from .reduction import Accumulator, formulas, micro_formulas, split_rows
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
@@ -327,6 +327,37 @@ def _kernel_divisor(s: Setup, r: Run, weight: Tensor | None) -> float | None:
     for _, blocks, _ in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
     return acc.finish(s.reduction.value, s.np_dtype)[1]
+
+
+def read_batch(name: str, kw: dict[str, Any], labels: str) -> Batch:
+    """Tensor files held in memory as one Batch, for compare and check (which hold their whole input): the rows
+    of the 2-D view in float64, the predictions' shape kept (micro-batches split its first axis), and places
+    named as indexes into the files."""
+    pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
+    weight = None if kw.get("sample_weight") is None else _tensor(kw, "sample_weight")
+    s = setup(name, from_logits=kw.get("from_logits", False), labels=labels, sample_weight=weight is not None)
+    g = geometry(s, pred, target, weight)
+    widths = {"pred": (pred, g.width), "target": (target, g.target_width), "sample_weight": (weight, 1)}
+
+    def whole(which: str) -> np.ndarray:
+        t, width = widths[which]
+        assert t is not None
+        return _finite(t, t.rows(0, g.rows, width).astype(np.float64), 0, width)
+
+    def locate(which: str, row: int, col: int) -> str:
+        t, width = widths.get(which, widths["sample_weight"])
+        return _place(t, row, col, width)
+
+    w = None if weight is None else whole("sample_weight").reshape(-1)
+    return Batch(whole("target"), whole("pred"), w, tuple(pred.shape), [str(j) for j in range(g.width)], locate,
+                 pred.spec, g.labels)
+
+
+def read_array(spec: str, option: str) -> np.ndarray:
+    """A whole tensor file (check's --my-grad FILE) as float64."""
+    t = open_tensor(spec, option)
+    a = t.rows(0, t.size, 1).astype(np.float64).reshape(-1)
+    return _finite(t, a.reshape(-1, 1), 0, 1).reshape(-1)
 
 
 def given_dtype(kw: dict[str, Any]) -> str | None:

@@ -499,3 +499,35 @@ def test_micro_batches_of_token_files_split_sequences_not_rows(tmp_path):
     assert j["micro_batches"]["size"] == 6  # two sequences of three tokens
     r = run("ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "--micro-batches", "3", cwd=tmp_path)
     assert_usage_error(r, "--micro-batches: 3 does not split the 4 sequences")
+
+
+def test_check_finds_the_micro_batch_mean_in_token_files(tmp_path):
+    # the PyTorch accumulation loop recorded by scripts/golden_microbatch.py, its gradient saved as a file
+    case = next(c for c in MICRO["cases"] if c["name"].startswith("tokens [B=4, T=6"))
+    b, t = case["leading"]
+    np.save(tmp_path / "z.npy", np.reshape(case["logits"], (b, t, case["classes"])))
+    np.save(tmp_path / "y.npy", np.reshape(case["targets"], (b, t)).astype(np.int64))
+    np.save(tmp_path / "g.npy", np.reshape(case["grad_micro"], (b, t, case["classes"])))
+    r = run("check", "ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "--ignore-index", IGNORE,
+            "--my-grad", "g.npy", "--micro-batches", case["k"], "-c", "torch", "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    j = r.json()
+    assert j["match"]["reduction"] == "micro" and j["match"]["wrt"] == "logits"
+    text = " ".join(j["findings"])
+    assert f"the mean of {case['k']} per-micro-batch means" in text and "counted tokens" in text
+    loss = run("check", "ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "--ignore-index", IGNORE,
+               "--my-loss", repr(case["accumulated"]), "--micro-batches", case["k"], "-f", "json", cwd=tmp_path)
+    assert loss.code == 0 and loss.json()["match"]["reduction"] == "micro"
+
+
+def test_compare_reads_token_files(tmp_path):
+    z, y = logits_and_labels(np.float64, (2, 3, 5))
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    r = run("compare", "ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "--ignore-index", IGNORE,
+            "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    want = lossgrad.ce(y, z, from_logits=True, ignore_index=IGNORE, convention="torch")
+    assert r.json()["conventions"]["torch"]["value"] == want.value
+    bad = run("compare", "ce", "--from-logits", "--pred", "z.npy", "--target", "missing.npy", cwd=tmp_path)
+    assert_usage_error(bad, "missing.npy")
