@@ -14,6 +14,7 @@ if TYPE_CHECKING:
                       bce,
                       categorical_focal,
                       ce,
+                      contrastive,
                       cosine,
                       cosine_embedding,
                       ctc,
@@ -43,7 +44,7 @@ if TYPE_CHECKING:
 # signal handlers, so the package itself imports nothing heavy
 _HOME = {**dict.fromkeys(["Result", "bce", "ce", "cosine", "evaluate", "focal", "hinge", "huber", "kl", "logcosh",
                           "mae", "mse", "nll", "poisson", "smooth_l1", "squared_hinge", "ctc", "categorical_focal",
-                          "dice", "tversky"], "api"),
+                          "dice", "tversky", "contrastive"], "api"),
          "CONVENTIONS": "conventions", "LOSSES": "losses",
          **dict.fromkeys(["DomainError", "InputError", "LossgradError", "OptionError"], "errors"),
          **dict.fromkeys(["gaussian_nll", "triplet", "margin_ranking", "cosine_embedding"], "api")}
@@ -90,4 +91,5 @@ __all__ = [
     "categorical_focal",
     "dice",
     "tversky",
+    "contrastive",
 ]

@@ -197,6 +197,7 @@ cosine_embedding = _public("cosine-embedding")
 categorical_focal = _public("categorical-focal")
 dice = _public("dice")
 tversky = _public("tversky")
+contrastive = _public("contrastive")
 
 # ---------------------------------------------------------------- gradient accumulation
 
@@ -410,5 +411,5 @@ def ctc(y: Any, p: Any, *, input_lengths: Any = None, target_lengths: Any = None
 
 __all__ = ["Result", "evaluate", "run", "mse", "bce", "ce", "mae", "huber", "smooth_l1", "logcosh", "hinge",
            "squared_hinge", "nll", "kl", "poisson", "focal", "cosine", "gaussian_nll", "triplet", "margin_ranking",
-           "cosine_embedding", "ctc", "categorical_focal", "dice", "tversky", "Micro", "micro_batches",
+           "cosine_embedding", "ctc", "categorical_focal", "dice", "tversky", "contrastive", "Micro", "micro_batches",
            "evaluate_micro", "Partial", "partial", "merge", "finish"]

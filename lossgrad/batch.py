@@ -21,7 +21,7 @@ import numpy as np
 
 from . import inputs
 from .api import accumulate
-from .errors import DomainError, EnvironmentFault, InputError
+from .errors import DomainError, EnvironmentFault, InputError, OptionError
 from .evaluation import evaluate
 from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, Kept, count_lines, quick_count_lines
 from .options import Reduction, Setup
@@ -339,6 +339,9 @@ def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accum
     reduction needs, and whether the rows held one loss per sample. A mean's N is counted first where it can be
     (see `_how_to_count`); if blank lines made a quick count wrong, the output (a regular file) is written again
     with the right N."""
+    if setup.loss.whole_batch:
+        raise OptionError("csv", f"{setup.loss.name}'s loss of each row depends on every row, so a CSV batch is not "
+                          "streamed in blocks: give the batch with {pred} and {target}")
     start = _rewind_point(out)
     how = _how_to_count(setup, request, start is not None)
     name = request.path if request.path not in (None, "-") else "<stdin>"

@@ -148,6 +148,9 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         ("dice", "logits"): f"{who}' dice takes probabilities (drop {{from_logits}})",
         ("tversky", "logits"): f"{who}' tversky takes probabilities (drop {{from_logits}})",
         ("dice", "squared"): f"{who}' dice has no squared denominator (MONAI's squared_pred: {{convention}} torch)",
+
+        ("contrastive", "probs"): f"{who} has no contrastive loss: CLIP's recipe is categorical_crossentropy on the "
+        "similarity logits; give those logits to lossgrad ce",
     }
 
 
@@ -240,6 +243,8 @@ TORCH = Convention(
         ("categorical-focal", "probs"): "PyTorch has no softmax focal loss (torchvision's sigmoid_focal_loss is focal)",
         ("categorical-focal", "logits"): "PyTorch has no softmax focal loss (torchvision's sigmoid_focal_loss is "
         "focal)",
+        ("contrastive", "probs"): "PyTorch has no contrastive loss: CLIP's recipe is F.cross_entropy on the "
+        "similarity logits; give those logits to lossgrad ce",
     },
     pairs="torch",
     pairs_tie=1.0,
@@ -290,6 +295,8 @@ OPTAX = Convention(
         ("dice", "logits"): "optax has no Dice loss",
         ("tversky", "probs"): "optax has no Tversky loss",
         ("tversky", "logits"): "optax has no Tversky loss",
+        ("contrastive", "symmetric"): "optax's only contrastive loss is ntxent (drop {symmetric}, give {ntxent})",
+        ("contrastive", "dot"): "optax's ntxent takes cosine similarities (drop {dot})",
     },
     pairs="optax",
     pairs_tie=0.5,

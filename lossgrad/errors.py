@@ -12,7 +12,7 @@ from collections.abc import Callable
 
 # the on/off parameters: a message asks for them switched on
 SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "full", "swap",
-                      "zero_infinity", "squared"})
+                      "zero_infinity", "squared", "dot", "symmetric", "ntxent"})
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {
@@ -22,6 +22,7 @@ PARAMETERS = SWITCHES | {
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
     "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth",
+    "temperature",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

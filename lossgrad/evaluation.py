@@ -50,8 +50,9 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
     samples; a DomainError carries the block's own row and column."""
     n = p.shape[0]
     out = []
-    for start in range(0, max(n, 1), SLICE_ROWS):
-        end = start + SLICE_ROWS
+    size = max(n, 1) if setup.loss.whole_batch else SLICE_ROWS
+    for start in range(0, max(n, 1), size):
+        end = start + size
         try:
             # (no numpy warnings: infinities and NaNs are results, reported as lossgrad's own warning lines)
             with np.errstate(all="ignore"):

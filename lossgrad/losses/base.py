@@ -117,6 +117,8 @@ class Loss:
     inputs: tuple[Input, ...] = ()
     # the loss gives the gradient with respect to its targets too (Parts.extra_grads["target"]: embeddings)
     target_grad: bool = False
+    # each sample's loss depends on every sample (contrastive): the batch is evaluated at once, never streamed
+    whole_batch: bool = False
 
 
 LOSSES: dict[str, Loss] = {}

@@ -1,0 +1,174 @@
+"""The contrastive loss: a batch worked by hand, its gradients against finite differences and mpmath, optax's
+ntxent as recorded in tests/golden/contrastive.json (scripts/golden_contrastive.py), and the CLI's errors."""
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import lossgrad as run
+from reference import _mp, ulps
+
+GOLDEN = json.loads((Path(__file__).resolve().parent / "golden" / "contrastive.json").read_text())
+VARIANTS = [{}, {"symmetric": True}, {"ntxent": True}, {"dot": True}, {"dot": True, "ntxent": True}]
+
+
+def test_two_orthogonal_pairs_by_hand():
+    # a = p = [[1, 0], [0, 1]], τ = 1: s = I, so row 0's softmax over (s₀₀, s₀₁) = (1, 0) gives the negative
+    # q = 1/(1 + e) and ℓ₀ = −log(e/(e + 1)) = log(1 + e⁻¹) = 0.31326168751822286; likewise ℓ₁.
+    # ∂Σℓ/∂s₀₀ = −q, ∂Σℓ/∂s₀₁ = q, so ∂/∂â₀ = −q p̂₀ + q p̂₁ = (−q, q); the normalisation removes the part along
+    # â₀ = (1, 0): (0, q); the mean over 2 halves it: q/2 = 0.13447071068499755. The positives' by symmetry.
+    r = lossgrad.contrastive([[1, 0], [0, 1]], [[1, 0], [0, 1]], temperature=1.0)
+    q = 1 / (1 + math.e)
+    assert np.allclose(r.losses, [math.log1p(math.exp(-1))] * 2, rtol=1e-15, atol=0)
+    assert np.allclose(r.grad, [[0, q / 2], [q / 2, 0]], rtol=1e-15, atol=1e-300)
+    assert np.allclose(r.grads["target"], [[0, q / 2], [q / 2, 0]], rtol=1e-15, atol=1e-300)
+    # symmetric: the backward direction sees sᵀ = s, the same numbers; ntxent over [a; p] = 4 rows, each with its
+    # pair at cosine 1 and two negatives at cosine 0 (the other sample, both copies): ℓ = log(1 + 2e⁻¹)
+    assert np.allclose(lossgrad.contrastive([[1, 0], [0, 1]], [[1, 0], [0, 1]], temperature=1.0,
+                                            symmetric=True).losses, [math.log1p(math.exp(-1))] * 2, rtol=1e-15)
+    assert np.allclose(lossgrad.contrastive([[1, 0], [0, 1]], [[1, 0], [0, 1]], temperature=1.0,
+                                            ntxent=True).losses, [math.log1p(2 * math.exp(-1))] * 2, rtol=1e-15)
+
+
+@pytest.mark.parametrize("kw", VARIANTS)
+def test_gradients_match_finite_differences(kw):
+    rng = np.random.default_rng(7)
+    y, p = rng.normal(size=(4, 3)), rng.normal(size=(4, 3))
+    r = lossgrad.contrastive(y, p, temperature=0.5, reduction="sum", **kw)
+
+    def total(yy, pp):
+        return lossgrad.contrastive(yy, pp, temperature=0.5, reduction="sum", **kw).value
+
+    h = 1e-6
+    for which, grad in (("p", r.grad), ("y", r.grads["target"])):
+        fd = np.zeros_like(grad)
+        for idx in np.ndindex(*grad.shape):
+            step = np.zeros_like(grad)
+            step[idx] = h
+            up = total(y + step, p) if which == "y" else total(y, p + step)
+            down = total(y - step, p) if which == "y" else total(y, p - step)
+            fd[idx] = (up - down) / (2 * h)
+        assert np.allclose(grad, fd, rtol=1e-6, atol=1e-8), which
+
+
+def _mp_contrastive(a_rows, p_rows, tau, variant):
+    """(per-sample losses, gradient of their sum w.r.t. a and p) in mpmath, by the definition with cosines."""
+    mp = _mp()
+    a = [[mp.mpf(v) for v in r] for r in a_rows]
+    p = [[mp.mpf(v) for v in r] for r in p_rows]
+    b = len(a)
+
+    def unit(r):
+        n = mp.sqrt(mp.fsum(v * v for v in r))
+        return [v / n for v in r], n
+
+    ua, na = zip(*map(unit, a), strict=True)
+    up, npos = zip(*map(unit, p), strict=True)
+    e = list(ua) + list(up) if variant == "ntxent" else None
+    rows, cols = (e, e) if e else (list(ua), list(up))
+    s = [[mp.fsum(x * z for x, z in zip(r, c, strict=True)) / tau for c in cols] for r in rows]
+    n = len(rows)
+    pos = [(k + b) % n for k in range(n)] if e else list(range(n))
+    keep = [[j != k for j in range(n)] if e else [True] * n for k in range(n)]
+    losses = [mp.log(mp.fsum(mp.exp(s[k][j]) for j in range(n) if keep[k][j])) - s[k][pos[k]] for k in range(n)]
+    g = [[(mp.exp(s[k][j]) / mp.fsum(mp.exp(s[k][i]) for i in range(n) if keep[k][i]) if keep[k][j] else 0)
+          - (1 if j == pos[k] else 0) for j in range(n)] for k in range(n)]
+    return losses, g, s, rows, cols, ua, up, na, npos
+
+
+ADVERSARIAL = [
+    # nearly parallel anchors and positives (cosines 1 − 1e−9 apart) at a large 1/τ
+    ([[1.0, 1e-5, 0.0], [1.0, 0.0, 1e-5]], [[1.0, 1.1e-5, 0.0], [1.0, 0.0, 0.9e-5]], 0.01),
+    ([[3.0, 4.0], [4.0, 3.0], [-1.0, 2.0]], [[3.0, 4.000001], [4.0, 2.999999], [-1.0, 2.1]], 0.002),
+    ([[0.3, -1.2, 2.5], [1e-3, 2.0, -0.5]], [[0.31, -1.2, 2.5], [1e-3, 2.0, -0.49]], 0.07),
+]
+
+
+@pytest.mark.parametrize("a, p, tau", ADVERSARIAL)
+@pytest.mark.parametrize("variant", ["infonce", "ntxent"])
+def test_exact_within_4_ulp_of_mpmath(a, p, tau, variant):
+    mp = _mp()
+    losses, g, s, rows, cols, ua, up, na, npos = _mp_contrastive(a, p, tau, variant)
+    b = len(a)
+    if variant == "ntxent":
+        want = [(losses[i] + losses[i + b]) / 2 for i in range(b)]
+        gs = [[(g[k][j] + g[j][k]) / (2 * tau) for j in range(2 * b)] for k in range(2 * b)]
+        ge = [[mp.fsum(gs[k][j] * rows[j][d] for j in range(2 * b)) for d in range(len(a[0]))] for k in range(2 * b)]
+        ga, gp = ge[:b], ge[b:]
+    else:
+        want = losses
+        ga = [[mp.fsum(g[i][j] * cols[j][d] / tau for j in range(b)) for d in range(len(a[0]))] for i in range(b)]
+        gp = [[mp.fsum(g[i][j] * rows[i][d] / tau for i in range(b)) for d in range(len(a[0]))] for j in range(b)]
+
+    def back(gr, u, n):
+        dot = mp.fsum(x * z for x, z in zip(gr, u, strict=True))
+        return [(x - z * dot) / n for x, z in zip(gr, u, strict=True)]
+
+    ga = [back(ga[i], ua[i], na[i]) for i in range(b)]
+    gp = [back(gp[i], up[i], npos[i]) for i in range(b)]
+    r = lossgrad.contrastive(p, a, temperature=tau, reduction="sum", ntxent=variant == "ntxent")
+    worst = max(ulps(got, truth) for got, truth in zip(r.losses, want, strict=True))
+    assert worst <= 4
+    for got, truth in ((r.grad, ga), (r.grads["target"], gp)):
+        scale = max(abs(v) for row in truth for v in row)
+        for i in range(b):
+            for d in range(len(a[0])):
+                # a gradient element far below the row's size is held to 4 ulp of that size
+                assert ulps(got[i][d], truth[i][d]) <= 4 or abs(mp.mpf(float(got[i][d])) - truth[i][d]) <= \
+                    4 * float(np.spacing(float(scale)))
+
+
+@pytest.mark.parametrize("case", GOLDEN["cases"], ids=[c["name"] for c in GOLDEN["cases"]])
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+def test_optax_ntxent_golden(case, dtype):
+    want = case[dtype]
+    r = lossgrad.contrastive(case["target"], case["pred"], convention="optax", ntxent=True, dtype=dtype,
+                             temperature=case["temperature"])
+    # optax's own order of operations, in the dtype; the gradient is softmax − one-hot formed in the dtype, where
+    # jax differentiates optax's steps, so it agrees to the dtype's rounding rather than bit for bit
+    vtol, rtol, atol = (2e-15, 1e-12, 1e-16) if dtype == "float64" else (1e-6, 1e-6, 1e-7)
+    assert np.isclose(r.value, want["value"], rtol=vtol, atol=0)
+    assert np.allclose(r.grad, want["grad"], rtol=rtol, atol=atol)
+    assert np.allclose(r.grads["target"], want["grad_target"], rtol=rtol, atol=atol)
+
+
+@pytest.mark.parametrize("args, where, words", [
+    (["--convention", "torch"], "--convention", "F.cross_entropy on the similarity logits"),
+    (["--convention", "keras"], "--convention", "Keras has no contrastive loss"),
+    (["--convention", "optax"], "--convention", "optax's only contrastive loss is ntxent"),
+    (["--convention", "optax", "--symmetric"], "--convention", "drop --symmetric"),
+    (["--ntxent", "--symmetric"], "--ntxent", "two different losses"),
+    (["--pred", "1,0;0,0"], "--pred", "row 1 is all zeros"),
+])
+def test_cli_errors(args, where, words):
+    base = {"--pred": "1,0;0,1", "--target": "1,0;0,1"}
+    rest = []
+    for i, a in enumerate(args):
+        if a in base and i + 1 < len(args):
+            base[a] = args[i + 1]
+        elif i == 0 or args[i - 1] not in base:
+            rest.append(a)
+    r = run("contrastive", "--pred", base["--pred"], "--target", base["--target"], *rest)
+    assert r.code == 2 and r.out == ""
+    assert r.err.startswith(f"error: {where}") and words in r.err and r.err.count("\n") == 1
+
+
+def test_csv_batches_are_refused(tmp_path):
+    f = tmp_path / "b.csv"
+    f.write_text("a,b,c,d\n1,0,1,0\n0,1,0,1\n")
+    r = run("contrastive", "--csv", f, "--pred-cols", "a,b", "--target-cols", "c,d")
+    assert r.code == 2 and r.out == "" and "depends on every row" in r.err
+
+
+def test_whole_batch_in_one_slice(monkeypatch):
+    from lossgrad import evaluation
+
+    rng = np.random.default_rng(3)
+    y, p = rng.normal(size=(5, 2)), rng.normal(size=(5, 2))
+    whole = lossgrad.contrastive(y, p)
+    monkeypatch.setattr(evaluation, "SLICE_ROWS", 2)
+    assert np.array_equal(lossgrad.contrastive(y, p).losses, whole.losses)
