@@ -240,7 +240,8 @@ def _spools(r: Run, path: str, no_grad: bool) -> list[tensor_out.Spool]:
 def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list[Block], np.ndarray]]:
     """(first row, evaluated slices, which samples count) for each block of rows."""
     g = r.geometry
-    step = max(1, BLOCK_BYTES // (8 * g.width))
+    # (a loss coupling every row takes the batch as one block)
+    step = max(1, g.rows if s.loss.whole_batch else BLOCK_BYTES // (8 * g.width))
     ignore = s.params.get("ignore_index")
     wide = np.float64 if s.dtype.value == "float64" else np.float32
     cut = r.cut or g.rows  # (no block straddles two micro-batches)

@@ -172,3 +172,21 @@ def test_whole_batch_in_one_slice(monkeypatch):
     whole = lossgrad.contrastive(y, p)
     monkeypatch.setattr(evaluation, "SLICE_ROWS", 2)
     assert np.array_equal(lossgrad.contrastive(y, p).losses, whole.losses)
+
+
+def test_tensor_files_take_the_batch_as_one_block(tmp_path, monkeypatch, capsys):
+    from lossgrad import cli, tensor_run
+
+    rng = np.random.default_rng(5)
+    y, p = rng.normal(size=(6, 3)), rng.normal(size=(6, 3))
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "p.npy", p)
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * 3 * 2)  # two rows a block, for a loss that could be cut
+    out = tmp_path / "out.npz"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["contrastive", "-p", str(tmp_path / "p.npy"), "-y", str(tmp_path / "y.npy"), "-o", str(out),
+                  "-f", "json"])
+    assert e.value.code == 0
+    whole = lossgrad.contrastive(y, p)
+    assert json.loads(capsys.readouterr().out)["value"] == whole.value
+    assert np.array_equal(np.load(out)["grad"], whole.grad)
