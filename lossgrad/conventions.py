@@ -297,6 +297,7 @@ OPTAX = Convention(
         ("tversky", "logits"): "optax has no Tversky loss",
         ("contrastive", "symmetric"): "optax's only contrastive loss is ntxent (drop {symmetric}, give {ntxent})",
         ("contrastive", "dot"): "optax's ntxent takes cosine similarities (drop {dot})",
+        ("contrastive", "no_ntxent"): "optax's only contrastive loss is ntxent, SimCLR's (give {ntxent})",
     },
     pairs="optax",
     pairs_tie=0.5,

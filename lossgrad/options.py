@@ -250,11 +250,13 @@ def _check_half(s: Setup) -> None:
 
 
 def _check_convention_has(s: Setup) -> None:
-    """The switches that are on (kl's log_input) exist in the convention."""
+    """The switches that are on (kl's log_input) exist in the convention, and those left off ("no_" + name: optax's
+    contrastive loss is ntxent only) too."""
     for param in s.loss.params:
-        if param.flag and s.params.get(param.name):
+        if param.flag:
             try:
-                conventions.require(s.conv, s.loss.name, param.name)
+                on = bool(s.params.get(param.name))
+                conventions.require(s.conv, s.loss.name, param.name if on else "no_" + param.name)
             except conventions.UnsupportedError as e:
                 raise OptionError("convention", str(e)) from None
 

@@ -139,7 +139,7 @@ def test_optax_ntxent_golden(case, dtype):
 @pytest.mark.parametrize("args, where, words", [
     (["--convention", "torch"], "--convention", "F.cross_entropy on the similarity logits"),
     (["--convention", "keras"], "--convention", "Keras has no contrastive loss"),
-    (["--convention", "optax"], "--convention", "optax's only contrastive loss is ntxent"),
+    (["--convention", "optax"], "--convention", "optax's only contrastive loss is ntxent, SimCLR's (give --ntxent)"),
     (["--convention", "optax", "--symmetric"], "--convention", "drop --symmetric"),
     (["--ntxent", "--symmetric"], "--ntxent", "two different losses"),
     (["--pred", "1,0;0,0"], "--pred", "row 1 is all zeros"),

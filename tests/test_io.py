@@ -171,7 +171,8 @@ def test_losses_command_lists_support():
     assert set(by) == {"mse", "bce", "ce", "mae", "huber", "smooth-l1", "logcosh", "hinge", "squared-hinge", "nll",
                        "kl", "poisson", "focal", "cosine"} | {"gaussian-nll", "triplet", "margin-ranking",
                                                                "cosine-embedding", "ctc"} | {"categorical-focal",
-                                                                                             "dice", "tversky"}
+                                                                                             "dice", "tversky"} | {
+                           "contrastive"}
     assert by["gaussian-nll"]["inputs"] == ["--var"] and "inputs" not in by["mse"]
     assert by["kl"]["options"] == ["--log-input", "--log-target"]
     assert by["poisson"]["conventions"]["logits"] == ["exact", "torch"]

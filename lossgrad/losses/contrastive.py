@@ -121,9 +121,7 @@ def contrastive_compute(y: Array, p: Array, from_logits: bool, conv: Convention,
                         ntxent: bool = False) -> Parts:
     variant = _variant(symmetric, ntxent)
     if conv.pairs == "optax":
-        if variant != "ntxent" or dot:
-            raise OptionError("convention", "optax's only contrastive loss is ntxent, on cosine similarities: "
-                              "give {ntxent} without {symmetric} or {dot}")
+        assert variant == "ntxent" and not dot  # (conventions.py: optax lacks the others)
         loss, ga, gp = _contrastive(p, y, temperature, False, variant, float(np.finfo(p.dtype).eps))
         loss = _optax_losses(p, y, temperature)
     else:
