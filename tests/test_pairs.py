@@ -29,13 +29,7 @@ def _assert_ulps(got, truth, where):
 # ---------------------------------------------------------------- exact against mpmath
 
 
-# (y, p, var): ordinary, the loss cancelling (log v ≈ −e²/v), the var gradient cancelling (v ≈ e²), extremes
-GAUSS_GRID = [(0.0, 0.3, 0.7), (1.0, 1.5, 0.5), (0.0, 0.5, 0.36787944117144233 * 0.5), (0.0, 1e-8, 1e-16 * 1.0001),
-              (0.0, 0.1, 0.010000000000000002), (2.0, 2.0 + 2**-30, 1.0000001), (1e200, -1e200, 1e300),
-              (0.0, 3.0, 9.0 * (1 + 2**-40)), (0.5, 0.25, 1e-300), (0.0, 1e-150, 0.9999999999999999)]
-
-
-@pytest.mark.parametrize("y,p,v", GAUSS_GRID)
+@pytest.mark.parametrize("y,p,v", R.GAUSS_GRID)
 def test_gaussian_nll_exact_within_4_ulp(y, p, v):
     r = lossgrad.gaussian_nll([y], [p], var=[v], reduction="sum")
     tl, tg, tv = R.gaussian_nll(y, p, v)
