@@ -167,10 +167,120 @@ def ce_logit_rows_smoothed(rng, n):
     return rows
 
 
+# ---------------------------------------------------------------- losses of more than a target and a prediction
+# Their further inputs ride in the target row: gaussian-nll ([y, var], [p]), triplet ([positive, negative],
+# anchor), margin-ranking ([label, x2], [x1]), cosine-embedding ([x1, label], x2), ctc (ctc.pack's row: C, input
+# length, target length, labels; the frames' logits or log-probabilities flattened, padding past the length).
+
+RANKING_MARGIN = 0.9000000000000001  # the tests' margin: 1 + 2⁻⁵² − 0.1 cancels against it
+COSINE_MARGIN = 0.5
+CTC_T, CTC_C, CTC_L = 12, 4, 4  # frames, classes (blank 0), labels at most
+EXTRA = {"gaussian-nll": "var", "triplet": "negative", "margin-ranking": "other"}
+TARGET_GRAD = ("triplet", "cosine-embedding")  # whose first argument is differentiated too
+
+
+def gaussian_nll_rows(rng, n):
+    """The tests' grid, then points of every size, a third where the variance's gradient cancels (v = (p − y)²) and
+    a third where the loss does (½ log v = −½ e²/v, v < 1)."""
+    rows = [([y, v], [p]) for y, p, v in R.GAUSS_GRID]
+    y = rng.normal(size=n) * 10.0 ** rng.uniform(-3, 3, n)
+    p = y + rng.normal(size=n) * 10.0 ** rng.uniform(-8, 3, n)
+    v = 10.0 ** rng.uniform(-6, 6, n)
+    kind = rng.integers(0, 3, n)
+    v = np.where(kind == 0, np.maximum((p - y) ** 2, 1e-300), v)
+    small = 10.0 ** rng.uniform(-12, -0.01, n)
+    p = np.where(kind == 1, y + rng.choice([-1, 1], n) * np.sqrt(-small * np.log(small)), p)
+    v = np.where(kind == 1, small, v)
+    return rows + [([a, c], [b]) for a, b, c in zip(y.tolist(), p.tolist(), v.tolist(), strict=True)]
+
+
+def triplet_rows(rng, n, d=4):
+    """Anchors, positives and negatives of every size; a third with the negative a hair from the positive (the
+    loss is the margin, nearly), a third with a − pos and a − neg nearly parallel (the anchor's unit vectors
+    cancel), as in tests/test_pairs.py."""
+    rows = []
+    for _ in range(n):
+        s = 10.0 ** rng.uniform(-3, 3)
+        a, pos, neg = rng.normal(size=(3, d)) * s
+        kind = rng.integers(0, 3)
+        if kind == 1:
+            neg = pos + rng.normal(size=d) * 1e-9 * s
+        elif kind == 2:
+            neg = a + (pos - a) * 1.5 + rng.normal(size=d) * 1e-10 * s
+        rows.append((pos.tolist() + neg.tolist(), a.tolist()))
+    return rows
+
+
+def margin_ranking_rows(rng, n):
+    """The tests' cancelling pair (x1 = 1 + 2⁻⁵², x2 = 0.1, for both labels), then pairs of every size, a third
+    with −y(x1 − x2) within 1e−9 of the margin."""
+    rows = [([y, 0.1], [1.0 + 2**-52]) for y in (1.0, -1.0)]
+    for _ in range(n):
+        y = float(rng.choice([-1.0, 1.0]))
+        x1 = rng.normal() * 10.0 ** rng.uniform(-3, 3)
+        x2 = x1 - y * RANKING_MARGIN * (1 + rng.normal() * 1e-9) if rng.random() < 1 / 3 else \
+            rng.normal() * 10.0 ** rng.uniform(-3, 3)
+        rows.append(([y, x2], [x1]))
+    return rows
+
+
+def cosine_embedding_rows(rng, n):
+    """Alike pairs (label 1) as the cosine family's, nearly parallel among them; unlike pairs (−1), half of them
+    at a cosine within 1e−9 of the margin (cos − margin cancels)."""
+    rows = [(y + [1.0], p) for y, p in cosine_rows(rng, n // 2)]
+    for _ in range(n - n // 2):
+        u, w = np.linalg.qr(rng.normal(size=(3, 2)))[0].T
+        c = COSINE_MARGIN * (1 + rng.normal() * 1e-9) if rng.random() < 0.5 else rng.uniform(-1, 1)
+        s = 10.0 ** rng.uniform(-3, 3)
+        p = (c * u + math.sqrt(1 - c * c) * w) * s
+        rows.append(((u * s * rng.uniform(0.1, 10)).tolist() + [-1.0], p.tolist()))
+    return rows
+
+
+def _ctc_logits(rng):
+    """One sequence as the tests' adversarial ones draw it: peaked (×30), very peaked (×300), at the fewest
+    frames its labels need (repeats, or peaked on the path), one label over many frames, or ordinary."""
+    kind = rng.integers(0, 5)
+    labels = rng.integers(1, CTC_C, rng.integers(1, CTC_L + 1))
+    if kind == 2:
+        labels = np.full(3, rng.integers(1, CTC_C))
+    if kind == 3:
+        labels = labels[:1]
+    need = len(labels) + int(np.count_nonzero(labels[1:] == labels[:-1]))
+    t = need if kind == 2 else int(rng.integers(max(need, 1), CTC_T + 1))
+    z = rng.normal(size=(CTC_T, CTC_C)) * (30.0, 300.0, 1.0, 5.0, 10.0 ** rng.uniform(-1, 1))[kind]
+    if kind == 2 and rng.random() < 0.5:  # peaked on the path: each frame's label (or a blank between repeats)
+        path = [x for i, lab in enumerate(labels) for x in ([0, lab] if i and lab == labels[i - 1] else [lab])]
+        z[:len(path)] = 9.0 * np.eye(CTC_C)[path]
+    return labels, t, z
+
+
+def ctc_rows(rng, n):
+    rows = []
+    for _ in range(n):
+        labels, t, z = _ctc_logits(rng)
+        padded = np.zeros(CTC_L)
+        padded[:len(labels)] = labels
+        rows.append(([float(CTC_C), float(t), float(len(labels))] + padded.tolist(), z.reshape(-1).tolist()))
+    return rows
+
+
+def ctc_log_prob_rows(rng, n):
+    """ctc_rows' logits as log-probabilities (log-softmax in float64), the input PyTorch's ctc_loss takes."""
+    rows = []
+    for y, z in ctc_rows(rng, n):
+        z = np.asarray(z).reshape(CTC_T, CTC_C)
+        m = z.max(axis=1, keepdims=True)
+        rows.append((y, (z - m - np.log(np.exp(z - m).sum(axis=1, keepdims=True))).reshape(-1).tolist()))
+    return rows
+
+
 # ---------------------------------------------------------------- implementations: (losses, grad, grad_logits)
 
 
 def run_lossgrad(family, y, p, dtype):
+    if family in MORE:
+        return run_lossgrad_more(family, np.asarray(y), np.asarray(p), dtype)
     loss, kw = {"bce-logits": ("bce", {"from_logits": True}), "bce-probs": ("bce", {}), "mse": ("mse", {}),
                 "ce-logits": ("ce", {"from_logits": True, "labels": "onehot"}),
                 "ce-probs": ("ce", {"labels": "onehot"}), "kl": ("kl", {}), "poisson": ("poisson", {}),
@@ -193,10 +303,62 @@ def run_lossgrad(family, y, p, dtype):
     return r.losses, r.grad, r.grad_logits
 
 
+def run_lossgrad_more(family, y, p, dtype):
+    """(losses, grad, None, the further input's gradient, the target's) of the losses whose rows carry more."""
+    kw = {"reduction": "none", "dtype": dtype}
+    with np.errstate(all="ignore"):
+        if family.startswith("ctc"):
+            r = lossgrad.ctc(y[:, 3:].astype(int), p.reshape(len(p), CTC_T, CTC_C), input_lengths=y[:, 1].astype(int),
+                             target_lengths=y[:, 2].astype(int), from_logits=family == "ctc", **kw)
+            return r.losses, r.grad.reshape(len(p), -1), None
+        if family == "gaussian-nll":
+            r = lossgrad.gaussian_nll(y[:, 0], p[:, 0], var=y[:, 1], **kw)
+        elif family == "triplet":
+            d = p.shape[1]
+            r = lossgrad.triplet(y[:, :d], p, negative=y[:, d:], **kw)
+        elif family == "margin-ranking":
+            r = lossgrad.margin_ranking(y[:, 0], p[:, 0], other=y[:, 1], margin=RANKING_MARGIN, **kw)
+        else:
+            r = lossgrad.cosine_embedding(y[:, :-1], p, label=y[:, -1], margin=COSINE_MARGIN, **kw)
+    extra = r.grads[EXTRA[family]] if family in EXTRA else None
+    return r.losses, r.grad.reshape(len(p), -1), None, extra, r.grads["target"] if family in TARGET_GRAD else None
+
+
+def truths_more(family, y, p):
+    """The mpmath truths of run_lossgrad_more's quantities (tests/reference.py)."""
+    if family.startswith("ctc"):
+        out = []
+        for a, b in zip(y, p, strict=True):
+            t, k = int(a[1]), int(a[2])
+            loss, grad = R.ctc(np.asarray(b).reshape(CTC_T, CTC_C)[:t], [int(v) for v in a[3:3 + k]],
+                               log_probs=family != "ctc")
+            out.append((loss, [g for row in grad for g in row] + [0.0] * (CTC_T - t) * CTC_C))
+        return [o[0] for o in out], [o[1] for o in out], None
+    if family == "gaussian-nll":
+        out = [R.gaussian_nll(a[0], b[0], a[1]) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None, [o[2] for o in out], None
+    if family == "triplet":
+        d = len(p[0])
+        out = [R.triplet(b, a[:d], a[d:]) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None, [o[3] for o in out], [o[2] for o in out]
+    if family == "margin-ranking":
+        out = [R.margin_ranking(a[0], b[0], a[1], RANKING_MARGIN) for a, b in zip(y, p, strict=True)]
+        return [o[0] for o in out], [o[1] for o in out], None, [o[2] for o in out], None
+    out = [R.cosine_embedding(a[:-1], b, a[-1], COSINE_MARGIN) for a, b in zip(y, p, strict=True)]
+    return [o[0] for o in out], [o[1] for o in out], None, None, [o[2] for o in out]
+
+
+def quantities(family):
+    """The names of the truths' entries: loss, grad, grad_logits, then the further input's and the target's."""
+    return ("loss", "grad", "grad_logits", f'grads["{EXTRA.get(family)}"]', 'grads["target"]')
+
+
 def run_torch(family, y, p):
     import torch
     import torch.nn.functional as F
 
+    if family in MORE:
+        return run_torch_more(family, y, p)
     pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
     yt = torch.tensor(y, dtype=torch.float64)
     if family == "bce-logits":
@@ -229,6 +391,39 @@ def run_torch(family, y, p):
         return None
     per.sum().backward()
     return per.detach().numpy(), pt.grad.numpy(), None
+
+
+def run_torch_more(family, y, p):
+    """run_lossgrad_more's quantities from PyTorch's own losses (float64, autograd)."""
+    import torch
+    import torch.nn.functional as F
+
+    y, p = np.asarray(y), np.asarray(p)
+    pt = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+    d = p.shape[1]
+    cols = [torch.tensor(c, dtype=torch.float64, requires_grad=True) for c in
+            {"gaussian-nll": (y[:, :1], y[:, 1:]), "triplet": (y[:, :d], y[:, d:]),
+             "margin-ranking": (y[:, :1], y[:, 1:]), "cosine-embedding": (y[:, :-1], y[:, -1])}.get(family, (y,))]
+    if family.startswith("ctc"):
+        z = pt.reshape(len(p), CTC_T, CTC_C)
+        lp = F.log_softmax(z, dim=-1) if family == "ctc" else z
+        lengths = torch.tensor(y[:, 1:3].astype(int))
+        per = F.ctc_loss(lp.transpose(0, 1), torch.tensor(y[:, 3:].astype(int)), lengths[:, 0], lengths[:, 1],
+                         reduction="none")
+    elif family == "gaussian-nll":
+        per = F.gaussian_nll_loss(pt, cols[0], cols[1], reduction="none")[:, 0]
+    elif family == "triplet":
+        per = F.triplet_margin_loss(pt, cols[0], cols[1], reduction="none")
+    elif family == "margin-ranking":
+        per = F.margin_ranking_loss(pt[:, 0], cols[1][:, 0], cols[0][:, 0], margin=RANKING_MARGIN, reduction="none")
+    else:
+        per = F.cosine_embedding_loss(cols[0], pt, cols[1], margin=COSINE_MARGIN, reduction="none")
+    per.sum().backward()
+    extra = {"gaussian-nll": cols[-1], "triplet": cols[-1], "margin-ranking": cols[-1]}.get(family)
+    target = cols[0] if family in TARGET_GRAD else None
+    return (per.detach().numpy(), pt.grad.numpy().reshape(len(p), -1), None,
+            None if extra is None else extra.grad.numpy().reshape(len(p), -1), None if target is None else
+            target.grad.numpy())
 
 
 def _torchvision_focal():
@@ -269,6 +464,8 @@ def run_optax(family, y, p):
 
 
 def truths(family, y, p):
+    if family in MORE:
+        return truths_more(family, y, p)
     if family in BETAS:
         out = [R.smooth_l1(a, b, BETAS[family]) for a, b in zip(y, p, strict=True)]
         return [o[0] for o in out], [o[1] for o in out], None
@@ -373,10 +570,14 @@ FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": m
             "ce-logits-smoothed": ce_logit_rows_smoothed, "poisson-full": poisson_full_pairs,
             "poisson-log-full": poisson_log_full_pairs, "categorical-focal-logits": ce_logit_rows,
             "categorical-focal-probs": ce_prob_rows, "dice": mask_rows, "dice-squared": mask_rows,
-            "tversky": mask_rows}
+            "tversky": mask_rows, "ctc": ctc_rows, "ctc-log-probs": ctc_log_prob_rows,
+            "gaussian-nll": gaussian_nll_rows, "triplet": triplet_rows, "margin-ranking": margin_ranking_rows,
+            "cosine-embedding": cosine_embedding_rows}
 # one loss per row of several values
 ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed", "categorical-focal-logits",
-        "categorical-focal-probs", "dice", "dice-squared", "tversky")
+        "categorical-focal-probs", "dice", "dice-squared", "tversky", "ctc", "ctc-log-probs", "gaussian-nll", "triplet",
+        "margin-ranking", "cosine-embedding")
+MORE = ("ctc", "ctc-log-probs", "gaussian-nll", "triplet", "margin-ranking", "cosine-embedding")
 
 
 def _fmt(w):
@@ -424,7 +625,7 @@ def main():
         y = [a for a, _ in pairs]
         p = [b for _, b in pairs]
         truth = truths(family, y, p)
-        for q, label in enumerate(("loss", "grad", "grad_logits")):
+        for q, label in enumerate(quantities(family)[:len(truth)]):
             if truth[q] is None:
                 continue
             cells = []
@@ -442,6 +643,8 @@ def main():
                         yy = pp = np.full_like(yy, np.inf)  # β itself is out of float32's range
                     fits = np.isfinite(yy).reshape(len(pairs), -1).all(axis=1) & \
                         np.isfinite(pp).reshape(len(pairs), -1).all(axis=1)
+                    if family == "gaussian-nll":  # (a variance that rounds to 0 is no input)
+                        fits &= yy.reshape(len(pairs), -1)[:, 1] > 0
                     yy, pp = yy[fits], pp[fits]
                     used = [pr for pr, f in zip(pairs, fits, strict=True) if f]
                     tq = truths(family, yy.tolist(), pp.tolist())[q]
@@ -455,7 +658,7 @@ def main():
                 except Exception as e:  # a framework that refuses an input (optax's cosine of a zero vector)
                     out = None
                     print(f"{name} {family}: {type(e).__name__}: {e}", file=sys.stderr)
-                if out is None or out[q] is None:
+                if out is None or len(out) <= q or out[q] is None:
                     cells.append(("—", None))
                     continue
                 w, where = worst(out[q], tq, used, dtype)

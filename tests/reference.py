@@ -209,6 +209,82 @@ def cosine(y_row, p_row):
     return 1 - C / root, [-(A * b - C * a) / (A * root) for a, b in zip(p, y, strict=True)]
 
 
+def gaussian_nll(y: float, p: float, v: float):
+    """(loss, gradient, variance's gradient) of ½(log v + (p − y)²/v): (p − y)/v and (v − (p − y)²)/(2v²)."""
+    mp = _mp()
+    y, p, v = mp.mpf(y), mp.mpf(p), mp.mpf(v)
+    e = p - y
+    return (mp.log(v) + e * e / v) / 2, e / v, (v - e * e) / (2 * v * v)
+
+
+def triplet(a_row, pos_row, neg_row, margin: float = 1.0):
+    """(loss, anchor's, positive's and negative's gradient rows) of max(0, ‖a − pos‖ − ‖a − neg‖ + margin)."""
+    mp = _mp()
+    a, pos, neg = ([mp.mpf(v) for v in r] for r in (a_row, pos_row, neg_row))
+    dp = mp.sqrt(mp.fsum((x - z) ** 2 for x, z in zip(a, pos, strict=True)))
+    dn = mp.sqrt(mp.fsum((x - z) ** 2 for x, z in zip(a, neg, strict=True)))
+    x = dp - dn + mp.mpf(margin)
+    on = 1 if x > 0 else 0
+    gp = [(u - v) / dp * on for u, v in zip(a, pos, strict=True)]
+    gn = [(u - v) / dn * on for u, v in zip(a, neg, strict=True)]
+    return max(x, 0), [u - v for u, v in zip(gp, gn, strict=True)], [-u for u in gp], gn
+
+
+def margin_ranking(y: float, x1: float, x2: float, margin: float = 0.0):
+    """(loss, x1's gradient, x2's gradient) of max(0, −y(x1 − x2) + margin) (away from the kink)."""
+    mp = _mp()
+    x = -mp.mpf(y) * (mp.mpf(x1) - mp.mpf(x2)) + mp.mpf(margin)
+    on = 1 if x > 0 else 0
+    return max(x, 0), -mp.mpf(y) * on, mp.mpf(y) * on
+
+
+def cosine_embedding(y_row, p_row, label: float, margin: float = 0.0):
+    """(loss, gradient row of p, of y): 1 − cos(y, p) for label 1, max(0, cos − margin) for −1."""
+    if label > 0:
+        loss, g_p = cosine(y_row, p_row)
+        return loss, g_p, cosine(p_row, y_row)[1]
+    one_minus, g_p = cosine(y_row, p_row)
+    g_y = cosine(p_row, y_row)[1]
+    on = 1 if 1 - one_minus - margin > 0 else 0
+    return max(1 - one_minus - margin, 0), [-g * on for g in g_p], [-g * on for g in g_y]
+
+
+def ctc(z, labels, blank=0, log_probs=False):
+    """−log p(l|x) and its gradient with respect to the logits, by the α/β recursions in probability space at
+    800 digits (no logarithms until the end); `log_probs`: z are log-probabilities, taken as they are."""
+    mp = _mp()
+    t_max = len(z)
+    y = []
+    for row in z:
+        e = [mp.exp(mp.mpf(float(v))) for v in row]
+        s = 1 if log_probs else mp.fsum(e)
+        y.append([v / s for v in e])
+    ext = [blank]
+    for lab in labels:
+        ext += [lab, blank]
+    n = len(ext)
+    skip = [s >= 2 and ext[s] != blank and ext[s] != ext[s - 2] for s in range(n)]
+    a = [[mp.mpf(0)] * n for _ in range(t_max)]
+    b = [[mp.mpf(0)] * n for _ in range(t_max)]
+    a[0][0], a[0][1] = y[0][ext[0]], y[0][ext[1]]
+    for t in range(1, t_max):
+        for s in range(n):
+            v = a[t - 1][s] + (a[t - 1][s - 1] if s else 0) + (a[t - 1][s - 2] if skip[s] else 0)
+            a[t][s] = v * y[t][ext[s]]
+    b[-1][-1], b[-1][-2] = y[-1][ext[-1]], y[-1][ext[-2]]
+    for t in range(t_max - 2, -1, -1):
+        for s in range(n):
+            v = b[t + 1][s] + (b[t + 1][s + 1] if s + 1 < n else 0) + (
+                b[t + 1][s + 2] if s + 2 < n and skip[s + 2] else 0)
+            b[t][s] = v * y[t][ext[s]]
+    p = a[-1][-1] + a[-1][-2]
+    gamma = [[mp.fsum(a[t][s] * b[t][s] for s in range(n) if ext[s] == k) / (y[t][k] * p)
+              for k in range(len(z[0]))] for t in range(t_max)]
+    if log_probs:  # ∂ℓ/∂(log y) = −γ
+        return -mp.log(p), [[-g for g in row] for row in gamma]
+    return -mp.log(p), [[y[t][k] - gamma[t][k] for k in range(len(z[0]))] for t in range(t_max)]
+
+
 def ulps(got: float, truth, dtype=np.float64) -> float:
     """|got - truth| in units in the last place of truth rounded to `dtype` (0 when both are the same inf)."""
     mp = _mp()
@@ -235,6 +311,11 @@ LOGITS = [0.0, -0.0, 1e-300, -1e-300, 1e-20, -1e-20, 1e-8, -1e-8, 0.5, -0.5, 1.0
 PROBS = [5e-324, 1e-310, 1e-300, 1e-100, 1e-20, 1e-8, 0.1, 0.25, 0.5, 0.6, 0.7310585786300049, 0.9, 1 - 1e-8,
          1 - 2**-52, 1 - 2**-53, 0.0, 1.0]
 LABELS = [0.0, 1.0, 0.5, 0.6, 0.25, 0.75, 0.9, 0.999, 1e-10, 1e-300, 1 - 2**-53, 0.7310585786300049]
+
+# (y, p, var): ordinary, the loss cancelling (log v ≈ −e²/v), the var gradient cancelling (v ≈ e²), extremes
+GAUSS_GRID = [(0.0, 0.3, 0.7), (1.0, 1.5, 0.5), (0.0, 0.5, 0.36787944117144233 * 0.5), (0.0, 1e-8, 1e-16 * 1.0001),
+              (0.0, 0.1, 0.010000000000000002), (2.0, 2.0 + 2**-30, 1.0000001), (1e200, -1e200, 1e300),
+              (0.0, 3.0, 9.0 * (1 + 2**-40)), (0.5, 0.25, 1e-300), (0.0, 1e-150, 0.9999999999999999)]
 
 
 def ce_rows():

@@ -109,44 +109,6 @@ def test_hand_case_finite_differences():
 # ---------------------------------------------------------------- mpmath
 
 
-def _mp_ctc(z, labels, blank=0, log_probs=False):
-    """−log p(l|x) and its gradient with respect to the logits, by the α/β recursions in probability space at
-    800 digits (no logarithms until the end); `log_probs`: z are log-probabilities, taken as they are."""
-    import reference as R
-
-    mp = R._mp()
-    t_max = len(z)
-    y = []
-    for row in z:
-        e = [mp.exp(mp.mpf(float(v))) for v in row]
-        s = 1 if log_probs else mp.fsum(e)
-        y.append([v / s for v in e])
-    ext = [blank]
-    for lab in labels:
-        ext += [lab, blank]
-    n = len(ext)
-    skip = [s >= 2 and ext[s] != blank and ext[s] != ext[s - 2] for s in range(n)]
-    a = [[mp.mpf(0)] * n for _ in range(t_max)]
-    b = [[mp.mpf(0)] * n for _ in range(t_max)]
-    a[0][0], a[0][1] = y[0][ext[0]], y[0][ext[1]]
-    for t in range(1, t_max):
-        for s in range(n):
-            v = a[t - 1][s] + (a[t - 1][s - 1] if s else 0) + (a[t - 1][s - 2] if skip[s] else 0)
-            a[t][s] = v * y[t][ext[s]]
-    b[-1][-1], b[-1][-2] = y[-1][ext[-1]], y[-1][ext[-2]]
-    for t in range(t_max - 2, -1, -1):
-        for s in range(n):
-            v = b[t + 1][s] + (b[t + 1][s + 1] if s + 1 < n else 0) + (
-                b[t + 1][s + 2] if s + 2 < n and skip[s + 2] else 0)
-            b[t][s] = v * y[t][ext[s]]
-    p = a[-1][-1] + a[-1][-2]
-    gamma = [[mp.fsum(a[t][s] * b[t][s] for s in range(n) if ext[s] == k) / (y[t][k] * p)
-              for k in range(len(z[0]))] for t in range(t_max)]
-    if log_probs:  # ∂ℓ/∂(log y) = −γ
-        return -mp.log(p), [[-g for g in row] for row in gamma]
-    return -mp.log(p), [[y[t][k] - gamma[t][k] for k in range(len(z[0]))] for t in range(t_max)]
-
-
 def _adversarial():
     rng = np.random.default_rng(11)
     yield "peaked", 30 * rng.normal(size=(6, 4)), [1, 2, 3]
@@ -162,14 +124,14 @@ def _adversarial():
 def test_exact_within_4_ulp_of_mpmath(name, z, labels):
     import reference as R
 
-    loss, grad = _mp_ctc(z, labels)
+    loss, grad = R.ctc(z, labels)
     r = lossgrad.ctc(labels, z, from_logits=True, reduction="sum")
     assert R.ulps(r.value, loss) <= 4, (r.value, loss)
     worst = max(R.ulps(r.grad[t, k], grad[t][k]) for t in range(len(z)) for k in range(z.shape[1]))
     assert worst <= 4, name
     # on the log-probabilities: the same loss, and −γ = (softmax − γ) − softmax
     lp = z - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True)) - z.max(-1, keepdims=True)
-    lossp, gradp = _mp_ctc(lp, labels, log_probs=True)
+    lossp, gradp = R.ctc(lp, labels, log_probs=True)
     rp = lossgrad.ctc(labels, lp, reduction="sum")
     assert R.ulps(rp.value, lossp) <= 4
     assert max(R.ulps(rp.grad[t, k], gradp[t][k]) for t in range(len(z)) for k in range(z.shape[1])) <= 4
