@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp
+from . import kernels
 from .errors import DomainError, InputError, OptionError
 from .losses import Parts
 from .losses.base import first_bad
@@ -257,7 +257,8 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             extra: dict[str, np.ndarray] | None = None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype."""
     if setup.lowp:
-        return lowp.compute(setup.loss.name, y, p, labels, setup.half, setup.switches, setup.batchmean)
+        return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half, setup.switches,
+                               setup.batchmean, dict(setup.params))
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

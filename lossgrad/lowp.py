@@ -459,7 +459,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-            batchmean: bool = False) -> Parts:
+            batchmean: bool = False, params: dict[str, Any] | None = None) -> Parts:
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
     float32), with the gradient and the value of the mean over N formed as the kernels form them."""
     rnd = rounder(half)

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import conventions, lowp
+from . import conventions, kernels, lowp
 from .conventions import Convention
 from .errors import OptionError
 from .inputs import parse_inline, to_array
@@ -99,9 +99,9 @@ class Setup:
     @property
     def lowp(self) -> bool:
         """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
-        return (self.dtype is not Dtype.FLOAT64 and self.conv.kernels == "torch"
-                and lowp.unsupported(self.loss.name, self.from_logits, dict(self.params), self.switches,
-                                     self.sample_weight) is None)
+        return (self.dtype is not Dtype.FLOAT64 and self.conv.kernels is not None
+                and kernels.unsupported(self.conv.kernels, self.dtype.value, self.loss.name, self.from_logits,
+                                        dict(self.params), self.switches, self.sample_weight) is None)
 
     @property
     def rows_loss(self) -> bool:
@@ -238,15 +238,16 @@ def _check_half(s: Setup) -> None:
     if s.half is None or s.conv.float32_via_float64:
         return
     name = s.dtype.value
-    if s.conv.kernels != "torch":
+    if s.conv.kernels is None:
         raise OptionError("dtype", f"{name} is computed by the exact convention (the truth rounded once) and as "
                           f"PyTorch's CPU kernels do ({{convention}} torch); {s.conv.title} in {name} is not "
                           "reproduced")
-    why = lowp.unsupported(s.loss.name, s.from_logits, dict(s.params), s.switches, s.sample_weight)
+    why = kernels.unsupported(s.conv.kernels, name, s.loss.name, s.from_logits, dict(s.params), s.switches,
+                              s.sample_weight)
     if why is not None:
-        raise OptionError("dtype", f"PyTorch's {name} kernels are reproduced for {'; '.join(lowp.SUPPORTED)}, "
-                          f"without weights, smoothing or ignore_index; not for {why}; use {{dtype}} float32 or "
-                          "float64, or {convention} exact")
+        raise OptionError("dtype", f"{kernels.TITLES[s.conv.kernels]} {name} kernels are reproduced for "
+                          f"{kernels.supported(s.conv.kernels)}, without weights, smoothing or ignore_index; not "
+                          f"for {why}; use {{dtype}} float32 or float64, or {{convention}} exact")
 
 
 def _check_convention_has(s: Setup) -> None:

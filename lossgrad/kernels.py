@@ -1,0 +1,41 @@
+"""Whose CPU kernels are reproduced bit for bit in float32, float16 and bfloat16, by which module.
+
+A convention's `kernels` names a backend; each backend module holds a framework's kernels and says, through
+`unsupported`, which losses and options it covers in which dtype (None: all of this). Everything else about the
+low-precision path (rounding the inputs, reductions, output) is shared.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+from typing import Any
+
+from . import lowp
+from .losses import Parts
+from .losses._ops import Array
+
+# the backend module of each `kernels` name, and whose kernels they are (for messages)
+BACKENDS: dict[str, ModuleType] = {"torch": lowp}
+TITLES = {"torch": "PyTorch's"}
+
+
+def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: dict[str, Any],
+                switches: dict[str, bool], sample_weight: bool) -> str | None:
+    """Why `kernels` are not reproduced for this loss, these options and this dtype (None: they are)."""
+    backend = BACKENDS[kernels]
+    if dtype not in getattr(backend, "DTYPES", ("float32", "float16", "bfloat16")):
+        return f"{dtype}"
+    why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
+    return why
+
+
+def supported(kernels: str) -> str:
+    """What the backend covers, for a message."""
+    return "; ".join(BACKENDS[kernels].SUPPORTED)
+
+
+def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, half: Any,
+            switches: dict[str, bool], batchmean: bool, params: dict[str, Any]) -> Parts:
+    """The loss's parts as the backend's kernels give them (half None: float32)."""
+    parts: Parts = BACKENDS[kernels].compute(loss, y, p, labels, half, switches, batchmean, params=params)
+    return parts
