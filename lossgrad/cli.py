@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
-from typing import Annotated, Any, NamedTuple
+from typing import Annotated, Any
 
 from . import faults
 
@@ -22,6 +22,7 @@ if faults.launched_as_command():  # a signal during the imports below ends the r
 import typer  # noqa: E402
 
 from .errors import LossgradError, OptionError, cli_name  # noqa: E402
+from .flags import CHECK_OPTIONS, INPUTS, LOSS_ARGUMENT, OPTIONS, PLOT_OPTIONS, Opt, Text, option  # noqa: E402
 
 EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPT = 2, 70, 130
 
@@ -29,83 +30,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=N
                   context_settings={"help_option_names": ["-h", "--help"]},
                   help="Loss functions and their gradients: per element, reduced, and as each framework computes them.")
 
-Text = str | None
-
-
-class Opt(NamedTuple):
-    """An option as a parameter: its annotated type (Typer reads the option from it) and its default."""
-
-    annotation: Any
-    default: Any
-
-
-def _option(*decls: str, help: str, kind: Any = Text, default: Any = None, choices: str = "") -> Opt:
-    """An option; `choices` (a|b|c) is shown in --help where Typer would show <str>."""
-    return Opt(Annotated[kind, typer.Option(*decls, help=help, metavar=f"[{choices}]" if choices else None)], default)
-
-
-# every option, declared once; a command takes those its signature names
-OPTIONS: dict[str, Opt] = {
-    "target": _option("-y", "--target", help="Targets: numbers separated by commas or spaces; ';' between rows."),
-    "pred": _option("-p", "--pred", help="Predictions (probabilities, logits with --from-logits, or values), same "
-                    "syntax; or a tensor file: .npy, .npz:KEY, .safetensors:KEY, .parquet:COLUMN, a glob of shards."),
-    "csv": _option("--csv", help="A CSV file, one sample per row; '-' reads stdin (piped stdin is read without it)."),
-    "target_cols": _option("--target-cols", help="CSV target columns: names or 0-based indexes, comma separated, a:b "
-                           "ranges."),
-    "pred_cols": _option("--pred-cols", help="CSV prediction columns, as --target-cols."),
-    "delimiter": _option("--delimiter", help="The CSV field separator: one character, such as ';', '|' or 'tab' "
-                         "[default: tab for .tsv and .tab files and when the first line has tabs and no commas, "
-                         "else ',']."),
-    "keep_cols": _option("--keep-cols", help="CSV columns copied, as their text, in front of each output row (ids): "
-                         "as --target-cols."),
-    "sample_weight": _option("--sample-weight", help="Per-sample weights: with CSV input the column that holds them "
-                             "(a name or 0-based index); inline, one number per sample. Reduced as the convention "
-                             "does: exact divides the weighted sum by the sum of the weights, the frameworks by N."),
-    "from_logits": _option("--from-logits", kind=bool, default=False, help="Predictions are logits: the "
-                           "sigmoid/softmax is part of the loss."),
-    "labels": _option("--labels", kind=str, default="auto", choices="auto|index|onehot",
-                      help="Targets are class indexes (index), rows (onehot), "
-                      "or decided from their shape (auto)."),
-    "reduction": _option("-r", "--reduction", kind=str, default="mean", choices="mean|sum|none",
-                         help="mean, sum or none."),
-    "convention": _option("-c", "--convention", kind=str, default="exact",
-                          choices="exact|keras|tf-keras|torch|optax",
-                          help="Whose numbers: exact, keras, tf-keras, torch or optax."),
-    "eps": _option("--eps", kind=float | None, help="The clipping epsilon of a clipping convention (Keras: 1e-7)."),
-    "dtype": _option("--dtype", kind=str, default="float64", choices="float64|float32|float16|bfloat16",
-                     help="Arithmetic precision (tensor files: float32 predictions give float32)."),
-    "format": _option("-f", "--format", choices="table|json|csv",
-                      help="table, json or csv [default: table on a terminal, else csv]."),
-    "output": _option("-o", "--output", help="Write to this file (atomically) instead of stdout."),
-    "explain": _option("--explain", kind=bool, default=False, help="Print the formulas used before the results."),
-    "micro_batches": _option("--micro-batches", kind=int | None, help="K: also the mean of K equal micro-batches' "
-                             "means, as gradient accumulation computes it, beside the true mean, and its gradient."),
-    "no_grad": _option("--no-grad", kind=bool, default=False, help="Tensor files: write no gradient with -o."),
-}
-INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
-          "format", "output", "delimiter", "micro_batches")
-CHECK_OPTIONS: dict[str, Opt] = {
-    "my_grad": _option("--my-grad", help="Your gradient, one value per prediction (required)."),
-    "my_loss": _option("--my-loss", help="Your loss value, if you have one."),
-    "convention": _option("-c", "--convention", help="The framework to explain your numbers against [default: each "
-                          "one that has the loss]."),
-    "reduction": _option("-r", "--reduction", help="That framework's reduction [default: mean]."),
-}
-PLOT_OPTIONS: dict[str, Opt] = {
-    "target": _option("-y", "--target", kind=float | None, help="The target the curves are drawn for [default: 1]."),
-    "range": _option("--range", help="LO,HI: the predictions' range [default: probabilities 1e-15 to 1 - 1e-15, "
-                     "logits -20,20, values target ± 3]."),
-    "points": _option("--points", kind=int, default=401, help="How many predictions."),
-    "convention": _option("-c", "--convention", help="Conventions to draw, comma separated [default: each one that "
-                          "has the loss]."),
-    "log_x": _option("--log-x/--linear-x", kind=bool | None, help="Predictions log-spaced: log10(p/(1 - p)) for "
-                     "probabilities, log10(p) for rates [default: on for those, off for logits and values]."),
-    "what": _option("--what", kind=str, default="both", help="loss, grad or both (two plots)."),
-    "y_scale": _option("--y-scale", kind=str, default="auto", help="linear, symlog (sign·log10(1 + |v|)) or auto "
-                       "(symlog for curves beyond ±1000)."),
-    "png": _option("--png", help="Also write the picture to this PNG file (needs matplotlib: lossgrad[png])."),
-}
-LOSS_ARGUMENT = Annotated[str, typer.Argument(..., metavar="LOSS", help="The loss: see 'lossgrad losses'.")]
 COMPLETE_VAR = "_LOSSGRAD_COMPLETE"  # set by the shell's completion function (see 'lossgrad completion')
 
 
@@ -125,9 +49,9 @@ def _top(version: Annotated[bool, typer.Option("--version", "-V", is_eager=True,
 
 def _param_option(p: Any) -> Opt:
     if p.flag:
-        return _option(cli_name(p.name), kind=bool, default=False, help=p.help)
+        return option(cli_name(p.name), kind=bool, default=False, help=p.help)
     default = "" if p.default is None else f" [default: {p.default:g}]"
-    return _option(cli_name(p.name), kind=Text if p.vector else float | None, help=p.help + default)
+    return option(cli_name(p.name), kind=Text if p.vector else float | None, help=p.help + default)
 
 
 def _params(losses: Any, inputs: bool = True) -> dict[str, Opt]:
@@ -137,7 +61,7 @@ def _params(losses: Any, inputs: bool = True) -> dict[str, Opt]:
         for p in loss.params:
             out.setdefault(p.name, _param_option(p))
         for i in loss.inputs if inputs else ():
-            out.setdefault(i.name, _option(cli_name(i.name), help=f"{i.help} Numbers as --pred, or CSV columns."))
+            out.setdefault(i.name, option(cli_name(i.name), help=f"{i.help} Numbers as --pred, or CSV columns."))
     return out
 
 
@@ -169,7 +93,7 @@ def _register() -> None:
 
     every_param = _params(LOSSES.values())
     options = {
-        "losses": {"format": _option("-f", "--format", help="table or json [default: table].")},
+        "losses": {"format": option("-f", "--format", help="table or json [default: table].")},
         "compare": {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction")} | every_param,
         "check": {k: OPTIONS[k] for k in INPUTS} | CHECK_OPTIONS | every_param,
         "plot": {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | _params(LOSSES.values(),
