@@ -2,6 +2,7 @@
 plus random samples; the same for PyTorch and optax (float64) when they are installed.
 
     python benchmarks/accuracy.py [--random N] [--seed S]
+    python benchmarks/accuracy.py --half [--rounds N] [--seed S]   (float16 and bfloat16: benchmarks/half.py)
 
 Needs mpmath (the `test` extra). Prints a Markdown table for the README.
 """
@@ -606,7 +607,15 @@ def main():
     ap.add_argument("--random", type=int, default=2000, help="random samples per loss besides the grid")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--only", help="comma-separated losses (families) to measure, e.g. kl,cosine")
+    ap.add_argument("--half", action="store_true", help="float16 and bfloat16 errors of ce, bce, mse and kl instead "
+                    "(benchmarks/half.py), for lossgrad's conventions and the installed frameworks")
+    ap.add_argument("--rounds", type=int, default=2, help="with --half: random draws per loss")
     args = ap.parse_args()
+    if args.half:
+        import half
+
+        half.main(args.rounds, args.seed)
+        return
     rng = np.random.default_rng(args.seed)
     impls = {"lossgrad float64": lambda f, y, p: run_lossgrad(f, y, p, "float64"),
              "lossgrad float32": lambda f, y, p: run_lossgrad(f, y, p, "float32")}
