@@ -11,7 +11,6 @@ below any half ulp). A convention or setting lossgrad refuses (OptionError) is a
 
 from __future__ import annotations
 
-import inspect
 import math
 import platform
 from collections.abc import Callable
@@ -135,24 +134,31 @@ class Errors:
             if a.size != t.size:  # (a per-element loss where the truth has one per row: not comparable)
                 continue
             self.rel[name].append(relative(a, t))
-            self.ulp[name].append(lowp.ulps(a, t, dtype))
+            self.ulp[name].append(in_ulps(a, t, dtype))
 
 
 def relative(a: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """|a − t| / |t|; where the truth is 0 or infinite, 0 for the same value and inf for any other."""
     with np.errstate(all="ignore"):
         r = np.abs(a - t) / np.abs(t)
-    return np.where(a == t, 0.0, r)
+    return np.where(a == t, 0.0, np.where(np.isfinite(t) & (t != 0), r, np.inf))
+
+
+def in_ulps(a: np.ndarray, t: np.ndarray, dtype: str) -> np.ndarray:
+    """|a − t| in ulps of the dtype at t; where the truth is infinite, 0 for the same value and inf for any other."""
+    with np.errstate(all="ignore"):
+        u = lowp.ulps(a, np.where(np.isfinite(t), t, 0.0), dtype)
+    return np.where(np.isfinite(t), u, np.where(a == t, 0.0, np.inf))
 
 
 # ---------------------------------------------------------------- lossgrad
 
 
 def lossgrad_rows() -> list[tuple[str, str, dict[str, Any]]]:
-    """(row name, convention, extra setup options): each convention, and each under autocast where setup has it."""
-    rows = [(f"lossgrad {c}", c, {}) for c in CONVENTIONS]
-    if "autocast" in inspect.signature(setup).parameters:
-        rows += [(f"lossgrad {c}, autocast", c, {"autocast": True}) for c in CONVENTIONS]
-    return rows
+    """(row name, convention, extra setup options): each convention, plain and with setup's autocast=True (an
+    OptionError while lossgrad has no such setting: those rows are then left out of the table)."""
+    return [(f"lossgrad {c}", c, {}) for c in CONVENTIONS] + [(f"lossgrad {c}, autocast", c, {"autocast": True})
+                                                              for c in CONVENTIONS]
 
 
 def lossgrad_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str, convention: str,
@@ -269,8 +275,27 @@ def cells(errors: Errors) -> list[str]:
     return out
 
 
-HEADER = ("| loss | dtype | computed by | value: rel. error | value: ulps | losses: rel. error | losses: ulps "
-          "| gradient: rel. error | gradient: ulps |\n|---|---|---|---|---|---|---|---|---|")
+HEADER = ("| loss | computed by | value: rel. error | value: ulps | losses: rel. error | losses: ulps "
+          "| gradient: rel. error | gradient: ulps |\n|---|---|---|---|---|---|---|---|")
+GROUPS = {"PyTorch": "torch", "Keras": "keras", "optax": "optax"}  # a live row's lossgrad convention
+
+
+def rank(name: str) -> tuple[int, int]:
+    """Each convention's rows together: lossgrad's, the framework's own, lossgrad's under autocast, the framework's
+    other settings."""
+    lossgrad = name.startswith("lossgrad ")
+    conv = name.split()[1].rstrip(",") if lossgrad else GROUPS[name.split()[0]]
+    where = (0 if "," not in name else 2) if lossgrad else (1 if "," not in name else 3)
+    return list(CONVENTIONS).index(conv), where
+
+
+def shown(tables: dict[str, Table]) -> set[str]:
+    """The rows to print: all but lossgrad's autocast rows while no convention takes autocast (a version of
+    lossgrad without it)."""
+    names = {name for t in tables.values() for _, name in t}
+    has_autocast = any(not e.missing for t in tables.values() for (_, name), e in t.items()
+                       if name.startswith("lossgrad") and "autocast" in name)
+    return {n for n in names if has_autocast or not (n.startswith("lossgrad") and "autocast" in n)}
 
 
 def main(rounds: int, seed: int) -> None:
@@ -278,18 +303,17 @@ def main(rounds: int, seed: int) -> None:
 
     from half_frameworks import available
 
-    live = [(f"{name} {_version(name)}", fn, kw) for name, fn, kw in available()]
+    live = available()
+    tables = {case.title: measure(case, rounds, seed, live) for case in CASES}
+    names = sorted(shown(tables), key=rank)
     print(f"Error of float16 and bfloat16 results against the float64 truth for the inputs as the dtype holds them "
-          f"(lossgrad exact in float64), worst / median over {rounds} round(s) (seed {seed}); ulps of the dtype.\n")
-    print(HEADER)
-    for case in CASES:
-        for (dtype, name), errors in measure(case, rounds, seed, live).items():
-            if errors.missing:
-                print(f"{name}, {case.title}, {dtype}: {errors.missing}", file=sys.stderr)
-            print(f"| {case.title} | {dtype} | {name} | " + " | ".join(cells(errors)) + " |", flush=True)
+          f"(lossgrad exact in float64), worst / median over {rounds} round(s) (seed {seed}); ulps of the dtype.")
+    for dtype in DTYPES:
+        print(f"\n{dtype}:\n\n{HEADER}")
+        for title, table in tables.items():
+            for name in names:
+                errors = table.get((dtype, name), Errors(missing="not measured"))
+                if errors.missing:
+                    print(f"{name}, {title}, {dtype}: {errors.missing}", file=sys.stderr)
+                print(f"| {title} | {name} | " + " | ".join(cells(errors)) + " |")
     print(f"\n{versions_line()}")
-
-
-def _version(name: str) -> str:
-    mod = {"PyTorch": "torch", "Keras": "keras", "optax": "optax"}[name.split(",")[0]]
-    return str(__import__(mod).__version__).split("+")[0]

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import os
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from half import Case, Outcome, held
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # (TensorFlow's start-up notes would bury the table's stderr)
 
 
 def _f64(a: Any) -> np.ndarray:
@@ -40,7 +43,7 @@ def torch_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str,
         losses = losses.sum(dim=1)
     value.backward()
     assert z.grad is not None
-    return Outcome(_f64(losses), _f64(z.grad), float(value)), {}
+    return Outcome(_f64(losses), _f64(z.grad), float(value.detach())), {}
 
 
 def keras_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str,
@@ -56,22 +59,28 @@ def keras_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str,
     old = keras.config.dtype_policy()
     keras.config.set_dtype_policy(f"mixed_{dtype}" if mixed else "float32")
     try:
-        loss_dtype = None if mixed else dtype
-        obj = {"ce": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True, dtype=loss_dtype),
-               "bce": lambda: keras.losses.BinaryCrossentropy(from_logits=True, dtype=loss_dtype),
-               "mse": lambda: keras.losses.MeanSquaredError(dtype=loss_dtype),
-               "kl": lambda: keras.losses.KLDivergence(dtype=loss_dtype)}[case.loss]()
+        obj, each = (_keras_loss(case.loss, None if mixed else dtype, r) for r in ("sum_over_batch_size", None))
         z = tf.constant(pred, dtype=dtype)
         t = tf.constant(y.astype(np.int64) if case.loss == "ce" else y, dtype="int64" if case.loss == "ce" else dtype)
         with tf.GradientTape() as tape:
             tape.watch(z)
             value = obj(t, z)
         grad = tape.gradient(value, z)
-        losses = obj.call(t, tf.cast(z, obj.dtype))  # (the per-sample losses before the reduction)
+        losses = each(t, z)
     finally:
         keras.config.set_dtype_policy(old)
     return Outcome(_f64(np.asarray(losses, dtype=np.float32)), _f64(np.asarray(grad, dtype=np.float32)),
                    float(value)), ({"log_input": False, "p": pred} if kl else {})
+
+
+def _keras_loss(loss: str, dtype: str | None, reduction: str | None) -> Any:
+    """The Keras loss object, in `dtype` (None: floatx, float32), with the reduction (None: per-sample losses)."""
+    import keras
+
+    kw = {"dtype": dtype, "reduction": reduction}
+    return {"ce": lambda: keras.losses.SparseCategoricalCrossentropy(from_logits=True, **kw),
+            "bce": lambda: keras.losses.BinaryCrossentropy(from_logits=True, **kw),
+            "mse": lambda: keras.losses.MeanSquaredError(**kw), "kl": lambda: keras.losses.KLDivergence(**kw)}[loss]()
 
 
 def optax_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str,
@@ -103,8 +112,14 @@ def optax_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str,
 
 def available() -> list[tuple[str, Callable[..., tuple[Outcome, dict[str, Any]]], dict[str, Any]]]:
     """The live rows whose framework is installed."""
-    rows = [("PyTorch", "torch", torch_outcome, {}), ("PyTorch, torch.autocast", "torch", torch_outcome,
-                                                       {"autocast": True}),
-            ("Keras", "keras", keras_outcome, {}), ("Keras, mixed policy", "keras", keras_outcome, {"mixed": True}),
-            ("optax", "optax", optax_outcome, {}), ("optax, jit", "optax", optax_outcome, {"jit": True})]
-    return [(name, fn, kw) for name, mod, fn, kw in rows if importlib.util.find_spec(mod) is not None]
+    rows = [("PyTorch", "", "torch", torch_outcome, {}),
+            ("PyTorch", ", torch.autocast", "torch", torch_outcome, {"autocast": True}),
+            ("Keras", ", loss in the dtype", "keras", keras_outcome, {}),
+            ("Keras", ", mixed policy", "keras", keras_outcome, {"mixed": True}),
+            ("optax", "", "optax", optax_outcome, {}), ("optax", ", jit", "optax", optax_outcome, {"jit": True})]
+    return [(f"{name} {_version(mod)}{how}", fn, kw) for name, how, mod, fn, kw in rows
+            if importlib.util.find_spec(mod) is not None]
+
+
+def _version(mod: str) -> str:
+    return str(__import__(mod).__version__).split("+")[0]
