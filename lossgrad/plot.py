@@ -152,7 +152,14 @@ def curves(loss: str, *, target: float | None = None, range: tuple[float, float]
     names, lack = chosen_conventions(loss, from_logits, conventions, params)
     c = Curves(loss, from_logits, y, *grid(lo, hi, points, axis), axis=axis, unsupported=lack)
     for name in names:
-        s = setup(loss, from_logits=from_logits, reduction="none", convention=name, eps=eps, dtype=dtype, **params)
+        try:
+            s = setup(loss, from_logits=from_logits, reduction="none", convention=name, eps=eps, dtype=dtype,
+                      **params)
+        except OptionError as e:
+            if conventions is not None:  # (one asked for by name is an error; a default one is noted)
+                raise
+            c.unsupported[name] = e.what  # (a convention that does not compute this dtype: bfloat16 under keras)
+            continue
         batch = read_arrays(s.loss, np.full(points, y), c.x)
         r = run(s, replace(batch, locate=_locate))
         c.losses[name], c.grads[name] = r.losses.reshape(-1), r.grad.reshape(-1)

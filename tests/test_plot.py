@@ -126,3 +126,26 @@ def test_png_without_matplotlib_says_how_to_install_it(tmp_path):
 ])
 def test_bad_options_give_one_clear_error(args, fragments):
     assert_usage_error(run("plot", *args), *fragments)
+
+
+def test_half_dtype_draws_the_conventions_that_compute_it_and_notes_the_others():
+    c = curves("bce", target=1, from_logits=True, dtype="bfloat16", range=(-2, 2), points=5, log_x=False)
+    assert "exact" in c.grads and set(c.grads) | set(c.unsupported) == set(lossgrad.CONVENTIONS)
+    for name in lossgrad.CONVENTIONS:
+        try:
+            r = lossgrad.bce(np.ones_like(c.x), c.x, from_logits=True, reduction="none", convention=name,
+                             dtype="bfloat16")
+        except lossgrad.OptionError as e:  # refused by the API: noted, not drawn
+            assert name not in c.grads and c.unsupported[name] == e.what
+            continue
+        np.testing.assert_array_equal(c.losses[name], r.losses)
+        np.testing.assert_array_equal(c.grads[name], r.grad)
+    # by hand at z = 0: log 2 = 0.693147… is 177.45 bfloat16 steps of 2⁻⁸ in [0.5, 1), so 177·2⁻⁸ = 0.69140625;
+    # σ(0) − 1 = −0.5 exactly
+    assert c.x[2] == 0.0 and c.losses["exact"][2] == 0.69140625 and c.grads["exact"][2] == -0.5
+    out = run("plot", "bce", "--from-logits", "--dtype", "bfloat16", "--what", "loss", env={"COLUMNS": "100"})
+    assert out.code == 0, out.err
+    for name in c.unsupported:
+        assert f"{name}: not drawn: " in out.out
+    for name in c.unsupported:  # named with -c, a convention that does not compute the dtype is still an error
+        assert_usage_error(run("plot", "bce", "--from-logits", "--dtype", "bfloat16", "-c", name), "--dtype")
