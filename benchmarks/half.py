@@ -174,7 +174,7 @@ def lossgrad_outcome(case: Case, y: np.ndarray, p: np.ndarray, dtype: str, conve
             except OptionError as e:
                 last = e
                 continue
-            pp = p if options.get("log_input", True) else np.exp(p)
+            pp = p if options.get("log_input", True) else held(np.exp(p), dtype)  # (probabilities as held)
             truth = setup(case.loss, convention="exact", dtype="float64", reduction=reduction, **options)
             return _outcome(s, y, pp), _outcome(truth, y, pp)
     assert last is not None
