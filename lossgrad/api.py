@@ -47,6 +47,7 @@ class Result:
     weight_note: str | None = None  # what the mean divides by under sample weights
     # the gradient with respect to each extra input (gaussian-nll's var: grads["var"]), divided by the mean's N
     grads: dict[str, np.ndarray] = field(default_factory=dict)
+    autocast: bool = False  # `dtype` is the predictions' and the gradient's; the loss ran under a mixed policy
 
     def __repr__(self) -> str:
         return (
@@ -89,7 +90,7 @@ def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
     return Result(loss=setup.loss.name, convention=setup.conv.name, from_logits=setup.from_logits,
                   reduction=setup.reduction.value, dtype=setup.dtype.value, n=acc.n, value=value, losses=empty,
                   grad=empty, per_sample=per_sample, warnings=result_warnings(setup, acc),
-                  weight_note=setup.weight_note)
+                  weight_note=setup.weight_note, autocast=setup.autocast)
 
 
 def run(setup: Setup, batch: Batch) -> Result:
@@ -350,7 +351,7 @@ def partial(setup_or_loss: Setup | str, y: Any, p: Any, sample_weight: Any = Non
     except DomainError as e:
         raise batch.error(e) from None
     key = (s.loss.name, s.conv.name, s.from_logits, s.reduction.value, s.dtype.value, s.batchmean,
-           repr(sorted(s.params.items())))
+           repr(sorted(s.params.items())), s.autocast)
     total, n = ExactSum(), ExactSum()
     nans = posinf = neginf = 0
     for b in blocks:
