@@ -45,8 +45,9 @@ def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def cases(rng: np.random.Generator, dtype: str) -> list[dict]:
-    """The inputs: ce with class indexes and with probability rows, bce from logits, mse, kl (log-probability
-    predictions for PyTorch, probabilities for Keras); predictions in the dtype, targets in float32."""
+    """The inputs: ce with class indexes and with probability rows, bce from logits and on probabilities, mse, kl
+    (log-probability predictions for PyTorch, probabilities for Keras); predictions in the dtype, targets in
+    float32."""
     out = []
     z = _rounded(rng.standard_normal((24, 10)) * rng.choice([0.1, 1.0, 5.0, 20.0], (24, 1)), dtype)
     soft = rng.random((24, 10)).astype(np.float32)
@@ -59,6 +60,9 @@ def cases(rng: np.random.Generator, dtype: str) -> list[dict]:
     y[:16] = np.round(y[:16])
     out.append({"loss": "bce", "from_logits": True, "pred": x, "target": y})
     out.append({"loss": "mse", "from_logits": False, "pred": x, "target": y})
+    # (on probabilities: PyTorch's CPU autocast runs binary_cross_entropy in float32; CUDA's refuses it)
+    probs = _rounded(np.clip(rng.random((64, 4)), 1e-3, 1 - 1e-3), dtype)
+    out.append({"loss": "bce", "from_logits": False, "pred": probs, "target": y})
     q = rng.random((16, 10))
     q = q / q.sum(axis=1, keepdims=True)
     t = rng.random((16, 10)).astype(np.float32)
@@ -74,6 +78,8 @@ def torch_loss(case: dict, t: torch.Tensor, reduction: str) -> torch.Tensor:
     if case["loss"] == "ce":
         target = y[:, 0].long() if case["labels"] == "index" else y
         return F.cross_entropy(t, target, reduction=reduction)
+    if case["loss"] == "bce" and not case["from_logits"]:
+        return F.binary_cross_entropy(t, y, reduction=reduction)
     if case["loss"] == "bce":
         return F.binary_cross_entropy_with_logits(t, y, reduction=reduction)
     if case["loss"] == "mse":
@@ -97,7 +103,7 @@ def keras_loss(module, case: dict, reduction: str):
     if case["loss"] == "ce":
         return losses.CategoricalCrossentropy(from_logits=True, reduction=reduction)
     if case["loss"] == "bce":
-        return losses.BinaryCrossentropy(from_logits=True, reduction=reduction)
+        return losses.BinaryCrossentropy(from_logits=case["from_logits"], reduction=reduction)
     if case["loss"] == "mse":
         return losses.MeanSquaredError(reduction=reduction)
     return losses.KLDivergence(reduction=reduction)
