@@ -45,14 +45,18 @@ def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def cases(rng: np.random.Generator, dtype: str) -> list[dict]:
-    """The inputs: ce with class indexes and with probability rows, bce from logits and on probabilities, mse, kl
-    (log-probability predictions for PyTorch, probabilities for Keras); predictions in the dtype, targets in
-    float32."""
+    """The inputs: ce with class indexes (some ignored: -100) and with probability rows, bce from logits and on
+    probabilities, mse, kl (log-probability predictions for PyTorch, probabilities for Keras); predictions in the
+    dtype, targets in float32."""
     out = []
     z = _rounded(rng.standard_normal((24, 10)) * rng.choice([0.1, 1.0, 5.0, 20.0], (24, 1)), dtype)
     soft = rng.random((24, 10)).astype(np.float32)
     out.append({"loss": "ce", "from_logits": True, "labels": "index", "pred": z,
                 "target": rng.integers(0, 10, 24).astype(np.float64)[:, None]})
+    ignored = rng.integers(0, 10, 24).astype(np.float64)[:, None]
+    ignored[::5] = -100
+    out.append({"loss": "ce", "from_logits": True, "labels": "index", "pred": z, "target": ignored,
+                "ignore_index": -100})
     out.append({"loss": "ce", "from_logits": True, "labels": "onehot", "pred": z,
                 "target": soft / soft.sum(axis=1, keepdims=True)})
     x = _rounded(rng.standard_normal((64, 4)) * rng.choice([0.1, 1.0, 5.0, 30.0], (64, 4)), dtype)
@@ -77,7 +81,7 @@ def torch_loss(case: dict, t: torch.Tensor, reduction: str) -> torch.Tensor:
     y = torch.tensor(case["target"], dtype=torch.float32)
     if case["loss"] == "ce":
         target = y[:, 0].long() if case["labels"] == "index" else y
-        return F.cross_entropy(t, target, reduction=reduction)
+        return F.cross_entropy(t, target, reduction=reduction, ignore_index=case.get("ignore_index", -100))
     if case["loss"] == "bce" and not case["from_logits"]:
         return F.binary_cross_entropy(t, y, reduction=reduction)
     if case["loss"] == "bce":
@@ -99,7 +103,8 @@ def run_torch(case: dict, dtype: str, reduction: str) -> dict:
 def keras_loss(module, case: dict, reduction: str):
     losses = module.losses
     if case["loss"] == "ce" and case["labels"] == "index":
-        return losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction)
+        return losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction,
+                                                    ignore_class=case.get("ignore_index"))
     if case["loss"] == "ce":
         return losses.CategoricalCrossentropy(from_logits=True, reduction=reduction)
     if case["loss"] == "bce":
@@ -174,6 +179,7 @@ def main() -> None:
             for reduction in ("mean", "sum"):
                 base = {"loss": case["loss"], "dtype": dtype, "reduction": reduction,
                         "from_logits": case["from_logits"], "labels": case.get("labels"),
+                        "ignore_index": case.get("ignore_index"),
                         "log_input": case.get("log_input"), "target": _short(case["target"]),
                         "pred": _short(case["pred"])}
                 if case["loss"] != "kl" or case["log_input"]:
