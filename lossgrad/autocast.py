@@ -57,8 +57,8 @@ POLICIES: dict[str, str | None] = {
 REFUSED = {
     "exact": "the exact convention is the mathematics (rounded once to the dtype), which no autocast changes; "
              "choose {convention} torch, keras or tf-keras",
-    "optax": "JAX has no autocast: mixed precision there is casting by hand (e.g. jmp's policies), so there is no "
-             "framework policy to reproduce; cast the predictions yourself and use {dtype} float32",
+    "optax": "JAX has no autocast: mixed precision there is casting by hand (jmp's policies, for one), so there is "
+             "no framework policy to reproduce",
 }
 
 
