@@ -97,7 +97,7 @@ def half_setup(name: str, dtype: str, options: dict[str, Any], notes: list[str] 
     try:
         return setup(name, dtype=dtype, **options)
     except OptionError as e:
-        if dtype not in HALF or notes is None:
+        if dtype not in HALF or notes is None or options.get("autocast"):  # (autocast: the half dtype is the point)
             raise
         notes.append(f"{{pred}} is {dtype}: computed in float32, as {e.message(cli_name)}")
         return setup(name, dtype="float32", **options)

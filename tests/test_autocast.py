@@ -176,3 +176,19 @@ def test_check_names_the_policy(cli):
     matched = [j["match"]["convention"]] + [c["convention"] for c in j["also"]]
     assert "torch" in matched and "exact" not in matched
     assert j["findings"][0].startswith(f"your gradient matches {matched[0]} under bfloat16 autocast exactly")
+
+
+def test_tensor_files(cli, tmp_path):
+    # PyTorch's float16 autocast result for the golden ce record, from .npy files of the model's float16 logits
+    rec = next(r for r in RECORDS if r["convention"] == "torch" and r["loss"] == "ce" and r["labels"] == "index"
+               and r["dtype"] == "float16" and r["reduction"] == "mean" and r["ignore_index"] is None)
+    np.save(tmp_path / "z.npy", np.array(rec["pred"], dtype=np.float32).astype(np.float16))
+    np.save(tmp_path / "y.npy", np.array(rec["target"], dtype=np.float64)[:, 0].astype(np.int64))
+    r = cli("ce", "--from-logits", "--pred", tmp_path / "z.npy", "--target", tmp_path / "y.npy", "-c", "torch",
+            "--autocast", "-o", tmp_path / "g.npz", "-f", "json")
+    assert r.code == 0, r.err
+    j = r.json()
+    assert j["autocast"] is True and j["dtype"] == "float16" and j["value"] == float(np.float32(rec["value"]))
+    np.testing.assert_array_equal(np.load(tmp_path / "g.npz")["grad"], _f32(rec["grad"]).astype(np.float32))
+    assert_usage_error(cli("ce", "--from-logits", "--pred", tmp_path / "z.npy", "--target", tmp_path / "y.npy",
+                           "--autocast"), "--autocast", "the exact convention")
