@@ -143,7 +143,9 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     'optax'), eps, dtype ('float64', 'float32', 'float16', 'bfloat16'), labels ('auto', 'index', 'onehot'), and
     the loss's own parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs:
     gaussian-nll's var=; their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as
-    the convention does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
+    the convention does; autocast=True with a half dtype: the predictions are a mixed-precision model's, the loss
+    runs under the convention's policy (lossgrad.autocast). Bad arguments raise OptionError or InputError (both
+    ValueErrors)."""
     if LOSSES.get(loss) is not None and LOSSES[loss].kind == "sequence":
         if sample_weight is not None:
             raise OptionError("sample_weight", f"applies to batches of samples, not to {loss}'s sequences")

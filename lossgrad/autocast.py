@@ -48,8 +48,8 @@ KERAS = "Keras 3 casts y_pred to the loss's float32 (keras/src/losses/loss.py, L
 TF_KERAS = ("tf-keras computes the loss in y_pred's dtype (tf_keras/src/losses.py); the mixed precision guide's "
             "float32 output layer, Activation('linear', dtype='float32'), casts the predictions")
 
-# each convention's policy, in a line (None: no autocast, and why)
-POLICIES: dict[str, str | None] = {
+# each convention's policy, in a line (REFUSED: the conventions without one, and why)
+POLICIES: dict[str, str] = {
     "torch": "torch.autocast('cpu'): the loss op casts its inputs to float32 (aten/src/ATen/autocast_mode.cpp)",
     "keras": KERAS,
     "tf-keras": TF_KERAS,
@@ -83,13 +83,14 @@ def torch_op(loss: str, from_logits: bool) -> str:
 
 
 def note(convention: str, loss: str, from_logits: bool) -> str:
-    """What the policy does with this loss, in a line."""
+    """What the policy does with this loss, in a line (--explain)."""
+    back = "; the gradient is rounded to the predictions' dtype on its way back through the cast"
     if convention == "torch":
         op = torch_op(loss, from_logits)
         extra = (f" (CUDA's autocast raises instead: \"{TORCH_CUDA_BAN.split('. ')[0]}.\")"
                  if op == TORCH_BCE_PROBS else "")
-        return f"torch.autocast('cpu') runs {op} in float32 on the low-precision predictions{extra}"
-    return POLICIES[convention] or ""
+        return f"torch.autocast('cpu') runs {op} in float32 on the low-precision predictions{extra}{back}"
+    return f"{POLICIES[convention]}{back}"
 
 
 def predictions(p: np.ndarray, half: Any) -> np.ndarray:

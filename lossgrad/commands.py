@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import conventions, render
+from . import autocast, conventions, render
 from .api import Result, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
@@ -140,7 +140,8 @@ def run_loss(name: str, **kw: Any) -> None:
 
 
 def _formulas(s: Setup, r: Result) -> list[str]:
-    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note)
+    policy = [f"autocast: {autocast.note(s.conv.name, s.loss.name, s.from_logits)}"] if s.autocast else []
+    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note) + policy
 
 
 def _run_batch(s: Setup, kw: dict[str, Any]) -> None:

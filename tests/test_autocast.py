@@ -192,3 +192,17 @@ def test_tensor_files(cli, tmp_path):
     np.testing.assert_array_equal(np.load(tmp_path / "g.npz")["grad"], _f32(rec["grad"]).astype(np.float32))
     assert_usage_error(cli("ce", "--from-logits", "--pred", tmp_path / "z.npy", "--target", tmp_path / "y.npy",
                            "--autocast"), "--autocast", "the exact convention")
+
+
+def test_explain_names_the_policy():
+    for conv, fragment in (("torch", "runs cross_entropy_loss in float32"), ("keras", "keras/src/losses/loss.py"),
+                           ("tf-keras", "Activation('linear', dtype='float32')")):
+        line = autocast.note(conv, "ce", True)
+        assert fragment in line and line.endswith("on its way back through the cast")
+    assert "unsafe to autocast" in autocast.note("torch", "bce", False)
+    assert "unsafe" not in autocast.note("torch", "bce", True)
+
+
+def test_cli_explain(cli):
+    j = cli("ce", *EXAMPLE, "-c", "torch", "-f", "json", "--explain").json()
+    assert j["formulas"][-1] == "autocast: " + autocast.note("torch", "ce", True)
