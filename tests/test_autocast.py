@@ -206,3 +206,29 @@ def test_explain_names_the_policy():
 def test_cli_explain(cli):
     j = cli("ce", *EXAMPLE, "-c", "torch", "-f", "json", "--explain").json()
     assert j["formulas"][-1] == "autocast: " + autocast.note("torch", "ce", True)
+
+
+@pytest.mark.frameworks
+@pytest.mark.parametrize("dtype", ["bfloat16", "float16"])
+def test_live_torch_autocast(dtype):
+    # fresh inputs, PyTorch itself under torch.autocast("cpu"): bit for bit where lowp's kernels carry the policy
+    pytest.importorskip("torch")
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+    import golden_autocast
+
+    for case in golden_autocast.cases(np.random.default_rng(7), dtype):
+        if case["loss"] == "kl" and not case["log_input"]:
+            continue
+        for reduction in ("mean", "sum"):
+            want = golden_autocast.run_torch(case, dtype, reduction)
+            rec = {"convention": "torch", "dtype": dtype, "reduction": reduction, "loss": case["loss"],
+                   "from_logits": case["from_logits"], "labels": case.get("labels"),
+                   "log_input": case.get("log_input"), "ignore_index": case.get("ignore_index"),
+                   "target": np.asarray(case["target"], dtype=np.float32), "pred": case["pred"]}
+            r = _run(rec)
+            grad = _f32(want["grad"])
+            tol = (0, 0) if _bit_for_bit(rec) else (TOLERANCE["value"], TOLERANCE["grad"])
+            assert lowp.ulps(np.array(r.value), np.array(float(np.float32(want["value"]))), "float32") <= tol[0]
+            assert lowp.ulps(r.grad.reshape(grad.shape), grad, dtype).max() <= tol[1]
