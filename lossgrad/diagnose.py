@@ -134,6 +134,7 @@ class Comparison:
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
                        "grad": r.grad.reshape(self.shape)} | {f"grad_{k}": g for k, g in r.grads.items()}
+                | ({"autocast": True} if r.autocast else {})
                 | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.micro[name].grad.reshape(
                     self.shape)} if name in self.micro else {})
                 for name, r in self.results.items()

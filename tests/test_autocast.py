@@ -154,6 +154,7 @@ def test_cli_errors(cli):
 def test_compare_each_under_its_policy(cli):
     j = cli("compare", "ce", *EXAMPLE, "-f", "json").json()
     assert set(j["conventions"]) == {"float64", "torch", "keras", "tf-keras"}
+    assert [n for n, c in j["conventions"].items() if c.get("autocast")] == ["keras", "tf-keras", "torch"]
     assert "no autocast changes" in j["unsupported"]["exact"] and "JAX" in j["unsupported"]["optax"]
     assert cli("compare", "ce", *EXAMPLE, "-f", "table").code == 0
 
