@@ -47,6 +47,7 @@ class Result:
     weight_note: str | None = None  # what the mean divides by under sample weights
     # the gradient with respect to each extra input (gaussian-nll's var: grads["var"]), divided by the mean's N
     grads: dict[str, np.ndarray] = field(default_factory=dict)
+    autocast: bool = False  # `dtype` is the predictions' and the gradient's; the loss ran under a mixed policy
 
     def __repr__(self) -> str:
         return (
@@ -89,7 +90,7 @@ def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
     return Result(loss=setup.loss.name, convention=setup.conv.name, from_logits=setup.from_logits,
                   reduction=setup.reduction.value, dtype=setup.dtype.value, n=acc.n, value=value, losses=empty,
                   grad=empty, per_sample=per_sample, warnings=result_warnings(setup, acc),
-                  weight_note=setup.weight_note)
+                  weight_note=setup.weight_note, autocast=setup.autocast)
 
 
 def run(setup: Setup, batch: Batch) -> Result:
@@ -142,7 +143,9 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     'optax'), eps, dtype ('float64', 'float32', 'float16', 'bfloat16'), labels ('auto', 'index', 'onehot'), and
     the loss's own parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs:
     gaussian-nll's var=; their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as
-    the convention does. Bad arguments raise OptionError or InputError (both ValueErrors)."""
+    the convention does; autocast=True with a half dtype: the predictions are a mixed-precision model's, the loss
+    runs under the convention's policy (lossgrad.autocast). Bad arguments raise OptionError or InputError (both
+    ValueErrors)."""
     if LOSSES.get(loss) is not None and LOSSES[loss].kind == "sequence":
         if sample_weight is not None:
             raise OptionError("sample_weight", f"applies to batches of samples, not to {loss}'s sequences")
@@ -350,7 +353,7 @@ def partial(setup_or_loss: Setup | str, y: Any, p: Any, sample_weight: Any = Non
     except DomainError as e:
         raise batch.error(e) from None
     key = (s.loss.name, s.conv.name, s.from_logits, s.reduction.value, s.dtype.value, s.batchmean,
-           repr(sorted(s.params.items())))
+           repr(sorted(s.params.items())), s.autocast)
     total, n = ExactSum(), ExactSum()
     nans = posinf = neginf = 0
     for b in blocks:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
-from . import conventions, render
+from . import autocast, conventions, render
 from .api import Result, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .inputs import Batch, CsvRequest, parse_inline, read
@@ -50,7 +50,7 @@ EXAMPLES = {
     "--from-logits the predictions are log-probabilities, as PyTorch's ctc_loss takes them: lossgrad ctc -c torch ...",
 }
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
-SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels")
+SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels", "autocast")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
          "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad")
 
@@ -140,7 +140,8 @@ def run_loss(name: str, **kw: Any) -> None:
 
 
 def _formulas(s: Setup, r: Result) -> list[str]:
-    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note)
+    policy = [f"autocast: {autocast.note(s.conv.name, s.loss.name, s.from_logits)}"] if s.autocast else []
+    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note) + policy
 
 
 def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
@@ -189,7 +190,7 @@ def compare(loss: str, **kw: Any) -> None:
     b = _batch_for(loss, kw)
     comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
                        labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw),
-                       micro=kw.get("micro_batches"))
+                       micro=kw.get("micro_batches"), autocast=kw.get("autocast", False))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_comparison(comp, b.p, b.y, fmt, out)
 
@@ -227,7 +228,7 @@ def check(loss: str, **kw: Any) -> None:
         my_loss = (float(v[0]), float(tolerance([kw["my_loss"].strip()], v)[0]))
     diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
-                     params=_loss_params(kw), micro=kw.get("micro_batches"))
+                     params=_loss_params(kw), micro=kw.get("micro_batches"), autocast=kw.get("autocast", False))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_diagnosis(diag, fmt, out)
     raise typer.Exit(0 if diag.match else 1)

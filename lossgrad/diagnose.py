@@ -134,6 +134,7 @@ class Comparison:
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
                        "grad": r.grad.reshape(self.shape)} | {f"grad_{k}": g for k, g in r.grads.items()}
+                | ({"autocast": True} if r.autocast else {})
                 | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.micro[name].grad.reshape(
                     self.shape)} if name in self.micro else {})
                 for name, r in self.results.items()
@@ -144,11 +145,11 @@ class Comparison:
 
 
 def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            params=None, micro=None) -> Comparison:
-    """`loss` under every convention that has it."""
-    if dtype in HALF:
+            params=None, micro=None, autocast=False) -> Comparison:
+    """`loss` under every convention that has it (`autocast`: each under its mixed-precision policy)."""
+    if dtype in HALF or autocast:
         return compare_low(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params)
+                           params=params, autocast=autocast)
     p2, shape = batch.p, batch.shape
     results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
                            params=params)
@@ -177,27 +178,35 @@ HALF = ("float16", "bfloat16")
 BAND = 16  # beyond this many ulps of a half dtype a difference is a formula's, not rounding's
 
 
-def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtype, params) -> Comparison:
-    """`loss` in a half dtype under each convention that computes it there, beside the float64 truth (the column
-    `float64`), each gradient element's distance from it said in ulps of the dtype."""
+def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtype, params,
+                autocast=False) -> Comparison:
+    """`loss` in a half dtype under each convention that computes it there (`autocast`: under its mixed policy),
+    beside the float64 truth (the column `float64`), each gradient element's distance from it said in ulps of the
+    dtype."""
     have, lack = supported(loss, from_logits, params)
     kw = dict(from_logits=from_logits, reduction=reduction, labels=labels, sample_weight=batch.w is not None,
               **(params or {}))
-    half = lowp.half_dtype(dtype)
-    held = replace(batch, y=batch.y.astype(half).astype(np.float64), p=batch.p.astype(half).astype(np.float64))
-    # (the truth of the inputs as the dtype holds them)
+    held = _held(batch, dtype, autocast)
     results = {"float64": run(setup(loss, convention="exact", dtype="float64", **kw), held)}
     for name in have:
         try:
-            results[name] = run(setup(loss, convention=name, dtype=dtype, **kw), batch)
+            results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast, **kw), batch)
         except OptionError as e:
             why = f"{name} in {dtype} is not reproduced (exact and torch are)"
-            lack[name] = why if conventions.CONVENTIONS[name].kernels is None else e.what
+            lack[name] = why if conventions.CONVENTIONS[name].kernels is None and not autocast else e.what
     diffs = []
     for name, res in results.items():
         if name != "float64":
             diffs += ulp_differences(name, res, results["float64"], dtype, batch.shape)
     return Comparison(loss, from_logits, reduction, results, lack, diffs, batch.shape)
+
+
+def _held(batch: Batch, dtype: str, autocast: bool) -> Batch:
+    """The inputs as the dtype holds them, whose truth the half results are measured against (autocast: the
+    targets are float32 data, only the predictions are the model's half dtype)."""
+    half = lowp.half_dtype(dtype)
+    y = batch.y.astype(np.float32 if autocast else half).astype(np.float64)
+    return replace(batch, y=y, p=batch.p.astype(half).astype(np.float64))
 
 
 def ulp_differences(name: str, res: Result, truth: Result, dtype: str, shape) -> list[dict]:
@@ -276,6 +285,7 @@ class Question:
     targets: np.ndarray = field(default_factory=lambda: np.empty(0))  # as the loss uses them, shaped as p
     label_idx: Any = None  # ce's class indexes, when given so
     micro: int = 0  # --micro-batches K: the mean of K micro-batch means is one more reduction to try
+    autocast: bool = False  # the dtype is the predictions'; each convention under its mixed-precision policy
 
 
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
@@ -320,7 +330,7 @@ def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) 
     try:
         with np.errstate(all="ignore"):
             s = setup(q.loss, from_logits=logits, reduction=reduction.replace("micro", "mean"), convention=name,
-                      dtype=q.dtype,
+                      dtype=q.dtype, autocast=q.autocast,
                       labels=q.labels, sample_weight=batch.w is not None, **params)
             r = run(s, batch)
             m = micro_batches(s, batch, q.micro, whole=r) if reduction == "micro" else None
@@ -348,8 +358,7 @@ def candidates(q: Question, options: dict | None = None, names=None) -> list[Can
 
 def rounding_band(q: Question, match: Candidate) -> str:
     """How far the user's gradient is from the match and from the float64 truth, in ulps of the half dtype."""
-    half = lowp.half_dtype(q.dtype)
-    held = replace(q.batch, y=q.batch.y.astype(half).astype(np.float64), p=q.batch.p.astype(half).astype(np.float64))
+    held = _held(q.batch, q.dtype, q.autocast)
     batch, logits, params = _path_inputs(replace(q, batch=held), "probs" if match.wrt == "probs" else "direct")
     truth = run(setup(q.loss, from_logits=logits, reduction=match.reduction, labels=q.labels,
                       sample_weight=batch.w is not None, **params, **match.options), batch)
@@ -357,7 +366,8 @@ def rounding_band(q: Question, match: Candidate) -> str:
     theirs = lowp.ulps(q.mine, match.grad.reshape(q.mine.shape), q.dtype).max()
     off = lowp.ulps(q.mine, grad.reshape(q.mine.shape), q.dtype).max()
     within = "exactly" if theirs == 0 else f"to within {int(np.ceil(theirs))} ulp"
-    return (f"your gradient matches {match.convention} in {q.dtype} {within}; it is {off:.2g} ulp of {q.dtype} from "
+    under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"
+    return (f"your gradient matches {match.convention} {under} {within}; it is {off:.2g} ulp of {q.dtype} from "
             "the float64 truth at most: " + ("the difference from float64 is rounding, not a formula" if off <= BAND
                                              else "more than rounding"))
 
@@ -400,7 +410,7 @@ def _key(c: Candidate) -> tuple:
 
 
 def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
-          reduction=None, my_loss=None, dtype="float64", params=None, micro=None) -> Diagnosis:
+          reduction=None, my_loss=None, dtype="float64", params=None, micro=None, autocast=False) -> Diagnosis:
     """Which convention, reduction, derivative (and options left out) explain the user's gradient and/or loss."""
     mine = tol = None
     if my_grad is not None:
@@ -411,11 +421,13 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         tol = tolerance(my_grad_tokens, mine)
         if dtype in HALF:  # (a half dtype's numbers are as good as its last place: one ulp either way)
             tol = np.maximum(tol, lowp.ulp(mine, dtype))
-    if my_loss is not None and dtype in HALF:
-        my_loss = (my_loss[0], max(my_loss[1], float(lowp.ulp(np.array(my_loss[0]), dtype))))
+    if my_loss is not None and dtype in HALF:  # (under autocast the loss is float32)
+        my_loss = (my_loss[0], max(my_loss[1], float(lowp.ulp(np.array(my_loss[0]), "float32" if autocast
+                                                                   else dtype))))
     if micro is not None:
         split_rows(batch.p.shape[0], micro, leading_shape(batch.shape, batch.p.shape[0]))
-    q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0)
+    q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0,
+                 autocast=autocast)
     exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
                       sample_weight=batch.w is not None, **q.params), batch)
     q = replace(q, targets=shaped_targets(loss, exact, batch.p.shape), label_idx=exact.labels)

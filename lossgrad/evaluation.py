@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import kernels
+from . import autocast, kernels
 from .errors import DomainError, InputError, OptionError
 from .losses import Parts
 from .losses.base import first_bad
@@ -66,6 +66,12 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
 
 def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,
                    extra: dict[str, np.ndarray] | None = None) -> Block:
+    if setup.autocast:  # float32 on the predictions as the half dtype holds them; the gradient returned in it
+        p = autocast.predictions(p, setup.half)
+        first_bad("pred", ~np.isfinite(p), p, f"is too large for {setup.dtype.value}")
+        block = evaluate_slice(setup.float32, y, p, w, extra)
+        block.parts = autocast.returned(block.parts, setup.half)
+        return block
     w = checked_weights(setup, w, p.shape[0])
     extra = extra_inputs(setup, extra or {}, p.shape)
     labels = ignored = class_w = count_w = None

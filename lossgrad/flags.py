@@ -59,9 +59,12 @@ OPTIONS: dict[str, Opt] = {
     "micro_batches": option("--micro-batches", kind=int | None, help="K: also the mean of K equal micro-batches' "
                              "means, as gradient accumulation computes it, beside the true mean, and its gradient."),
     "no_grad": option("--no-grad", kind=bool, default=False, help="Tensor files: write no gradient with -o."),
+    "autocast": option("--autocast", kind=bool, default=False, help="With --dtype bfloat16 or float16: the "
+                        "predictions are a mixed-precision model's, the loss runs as the framework's policy says "
+                        "(torch.autocast on CPU, Keras' mixed policies), the gradient comes back in the dtype."),
 }
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
-          "format", "output", "delimiter", "micro_batches")
+          "format", "output", "delimiter", "micro_batches", "autocast")
 CHECK_OPTIONS: dict[str, Opt] = {
     "my_grad": option("--my-grad", help="Your gradient, one value per prediction (required)."),
     "my_loss": option("--my-loss", help="Your loss value, if you have one."),

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import conventions, kernels, lowp
+from . import autocast as mixed, conventions, kernels, lowp
 from .conventions import Convention
 from .errors import OptionError
 from .inputs import parse_inline, to_array
@@ -83,13 +83,14 @@ class Setup:
     sample_weight: bool = False  # per-sample weights come with the samples
     params: Mapping[str, Any] = field(default_factory=dict)  # the loss's own numbers, defaults filled in
     batchmean: bool = False  # PyTorch's kl_div reduction: the mean over samples, whatever the convention's mean
+    autocast: bool = False  # the half dtype is the predictions'; the loss runs as the framework's mixed policy says
 
     @property
     def np_dtype(self) -> Any:
         """The numpy type results are rounded to (float16, or ml_dtypes' bfloat16, for the half dtypes)."""
-        if self.half is not None:
+        if self.half is not None and not self.autocast:
             return self.half
-        return np.float32 if self.dtype is Dtype.FLOAT32 else np.float64
+        return np.float64 if self.dtype is Dtype.FLOAT64 else np.float32
 
     @property
     def half(self) -> Any:
@@ -99,9 +100,15 @@ class Setup:
     @property
     def lowp(self) -> bool:
         """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
+        dtype = "float32" if self.autocast else self.dtype.value  # (autocast: the float32 kernels)
         return (self.dtype is not Dtype.FLOAT64 and self.conv.kernels is not None
-                and kernels.unsupported(self.conv.kernels, self.dtype.value, self.loss.name, self.from_logits,
+                and kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits,
                                         dict(self.params), self.switches, self.sample_weight) is None)
+
+    @property
+    def float32(self) -> Setup:
+        """Under autocast, the set-up the loss runs in: the same loss and convention in float32."""
+        return replace(self, dtype=Dtype.FLOAT32, autocast=False)
 
     @property
     def rows_loss(self) -> bool:
@@ -150,7 +157,7 @@ class Setup:
 
 def setup(loss: str, *, from_logits: object = False, reduction: object = "mean", convention: object = "exact",
           eps: object = None, dtype: object = "float64", labels: object = "auto", sample_weight: bool = False,
-          **params: Any) -> Setup:
+          autocast: object = False, **params: Any) -> Setup:
     """Every option checked, as one Setup; an OptionError names the first that cannot be used."""
     the_loss = choose_loss(loss)
     values = loss_params(the_loss, params)
@@ -166,7 +173,7 @@ def setup(loss: str, *, from_logits: object = False, reduction: object = "mean",
     logits = switch("from_logits", from_logits)
     s = Setup(loss=the_loss, conv=_convention(the_loss, logits, convention, eps), from_logits=logits,
               reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values,
-              batchmean=batchmean)
+              batchmean=batchmean, autocast=switch("autocast", autocast))
     _check_combinations(s)
     return s
 
@@ -213,6 +220,7 @@ def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Con
 def _check_combinations(s: Setup) -> None:
     """Options that exist but not together, or not in this convention."""
     _check_convention_has(s)
+    _check_autocast(s)
     _check_half(s)
     p, conv = s.params, s.conv
     if p.get("pos_weight") is not None:
@@ -232,10 +240,22 @@ def _check_combinations(s: Setup) -> None:
         raise OptionError("label_smoothing", f"{conv.title} has no label smoothing for {s.loss.name}")
 
 
+def _check_autocast(s: Setup) -> None:
+    """Autocast: a half dtype (the predictions'), and a convention whose mixed policy covers the loss."""
+    if not s.autocast:
+        return
+    if s.half is None:
+        raise OptionError("autocast", f"needs {{dtype}} float16 or bfloat16, the model's predictions' dtype (got "
+                                      f"{s.dtype.value})")
+    why = mixed.refused(s.conv.name, s.loss.name, s.loss.kind, bool(s.loss.inputs))
+    if why is not None:
+        raise OptionError("autocast", why)
+
+
 def _check_half(s: Setup) -> None:
     """A half dtype: the exact convention (the truth rounded once), or PyTorch's kernels where they are
-    reproduced; anything else would be numbers no framework gives."""
-    if s.half is None or s.conv.float32_via_float64:
+    reproduced; anything else would be numbers no framework gives (autocast: float32, on rounded predictions)."""
+    if s.half is None or s.conv.float32_via_float64 or s.autocast:
         return
     name = s.dtype.value
     if s.conv.kernels is None:

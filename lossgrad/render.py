@@ -80,6 +80,8 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "grad_logits": _jsonable(_shaped(rep, r.grad_logits)),
     } | {f"grad_{k}": _jsonable(_shaped(rep, g) if g.size == r.grad.size else g.reshape(-1))
          for k, g in r.grads.items()}
+    if r.autocast:  # (the dtype is the predictions' and the gradient's; losses and value are float32)
+        obj["autocast"] = True
     if rep.kept:
         obj["kept"] = dict(rep.kept)
     if rep.micro is not None:  # the loop's mean of micro-batch means, and its gradient
@@ -280,7 +282,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
         console.print(line, overflow="fold")
     if explain:
         console.print()
-    console.print(value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]"), overflow="fold")
+    console.print(value_line(r) + dtype_tag(r), overflow="fold")
     if rep.micro is not None:
         console.print(micro_line(rep.micro, r), overflow="fold")
     print_table(console, headers, rows, keys=2 + len(rep.kept))
@@ -320,10 +322,17 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def dtype_tag(r: Result) -> str:
+    """The dtype beside the value, unless float64 ([bfloat16, autocast]: a mixed-precision run)."""
+    if r.dtype == "float64":
+        return ""
+    return f"  [{r.dtype}, autocast]" if r.autocast else f"  [{r.dtype}]"
+
+
 def tensor_summary(run: Any) -> str:
     """A tensor run in a few lines: the reduced value, the inputs' shapes, what was written, notes."""
     r = run.result
-    lines = [value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")]
+    lines = [value_line(r) + dtype_tag(r)]
     lines += [f"{name}: {t.spec} {_shape(t.shape)} {t.dtype.name}" + (f" ({len(t.shards)} shards)"
                                                                        if len(t.shards) > 1 else "")
               for name, t in (("pred", run.pred), ("target", run.target))]
@@ -368,6 +377,8 @@ def _tensor_json(run: Any) -> dict:
            "target": {"source": run.target.spec, "shape": list(run.target.shape), "dtype": run.target.dtype.name},
            "losses_shape": list(run.geometry.losses_shape), "output": run.output,
            "written": {n: {"shape": list(sh), "dtype": dt} for n, sh, dt in run.written}}
+    if r.autocast:
+        obj["autocast"] = True
     if r.weight_note:
         obj["n_is"] = r.weight_note
     if run.micro is not None:
@@ -388,12 +399,13 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
         return
     console = _console(out)
     names = list(comp.results)
-    exact = comp.results["exact"]
+    ref = "exact" if "exact" in comp.results else names[0]  # (autocast: the float64 truth; exact has no policy)
+    exact = comp.results[ref]
     seq = LOSSES[comp.loss].kind == "sequence"
     mode = "from logits" if comp.from_logits else (
         ("on log-probabilities" if seq else "on probabilities") if LOSSES[comp.loss].has_logits else "")
     console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
-                  "each convention (* differs from exact by more than 1e-12 relative)", overflow="fold")
+                  f"each convention (* differs from {ref} by more than 1e-12 relative)", overflow="fold")
     headers = ["row", "frame:class" if seq else "col", "target", "logit" if comp.from_logits else "pred", *names]
 
     def mark(v: float, e: float) -> Cell:
@@ -407,7 +419,7 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
         rows.append(["micro", "", "", "", *[("" if n not in comp.micro else
                                              mark(comp.micro[n].value, comp.micro["exact"].value)) for n in names]])
     grads = {n: r.grad.reshape(p2.shape) for n, r in comp.results.items()}
-    eg = grads["exact"]
+    eg = grads[ref]
     target = None if LOSSES[comp.loss].kind == "sequence" else exact.target.reshape(p2.shape)
     cells = p2.size
     limit = cells if cells <= 60 else 40

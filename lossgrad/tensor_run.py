@@ -97,7 +97,7 @@ def half_setup(name: str, dtype: str, options: dict[str, Any], notes: list[str] 
     try:
         return setup(name, dtype=dtype, **options)
     except OptionError as e:
-        if dtype not in HALF or notes is None:
+        if dtype not in HALF or notes is None or options.get("autocast"):  # (autocast: the half dtype is the point)
             raise
         notes.append(f"{{pred}} is {dtype}: computed in float32, as {e.message(cli_name)}")
         return setup(name, dtype="float32", **options)
@@ -184,7 +184,8 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
     weight = None if kw.get("sample_weight") is None else _tensor(kw, "sample_weight")
     notes: list[str] = []
-    options: dict[str, Any] = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels") if k in kw}
+    options: dict[str, Any] = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels", "autocast")
+                               if k in kw}
     s = half_setup(name, choose_dtype(pred, given_dtype), {"sample_weight": weight is not None, **options, **params},
                    notes if given_dtype is None else None)
     g = geometry(s, pred, target, weight)
