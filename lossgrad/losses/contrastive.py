@@ -157,7 +157,7 @@ def _orthogonal_exact(x: Array, y: Array, dtype: Any) -> Array:
     return result
 
 
-DECIMAL_BUDGET = 200_000  # similarity terms (rows × columns × D) a batch may take in decimal to refine its cells
+DECIMAL_BUDGET = 50_000  # similarity terms (rows × columns × D) a batch may take in decimal (about ¼ s)
 
 
 def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot: bool, variant: str) -> Array:
