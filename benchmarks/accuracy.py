@@ -276,6 +276,54 @@ def ctc_log_prob_rows(rng, n):
     return rows
 
 
+# ---------------------------------------------------------------- a loss of the whole batch
+# contrastive: one "row" is a whole batch of CON_B anchors and positives of CON_D values, ([τ] + the positives
+# flattened, the anchors flattened); its truths are the batch's CON_B losses and both gradients, flattened.
+
+CON_B, CON_D = 4, 3
+CONTRASTIVE = {"contrastive": {}, "contrastive-symmetric": {"symmetric": True},
+               "contrastive-ntxent": {"ntxent": True}}
+
+
+def contrastive_batches(rng, n):
+    """Batches of every size and temperatures from 0.01 to 100; a third with each positive a hair (1e−12 to
+    1e−4) from its anchor's direction, a third with every vector near one direction (anchors 1e−6 to 1e−4 apart,
+    distinct in float32 too; each positive a hair from its anchor; the softmax flat, the gradient a small
+    difference of large terms)."""
+    rows = []
+    for _ in range(n):
+        tau = 10.0 ** rng.uniform(-2, 2)
+        a = rng.normal(size=(CON_B, CON_D)) * 10.0 ** rng.uniform(-3, 3)
+        p = rng.normal(size=(CON_B, CON_D)) * 10.0 ** rng.uniform(-3, 3)
+        kind, hair = rng.integers(0, 3), 10.0 ** rng.uniform(-12, -4)
+        if kind == 1:
+            p = a * rng.uniform(0.1, 10, (CON_B, 1)) + rng.normal(size=a.shape) * hair * np.abs(a).max()
+        elif kind == 2:
+            a = rng.normal(size=CON_D) + rng.normal(size=(CON_B, CON_D)) * 10.0 ** rng.uniform(-6, -4)
+            p = a * rng.uniform(0.1, 10, (CON_B, 1)) + rng.normal(size=a.shape) * hair
+        rows.append(([tau] + p.reshape(-1).tolist(), a.reshape(-1).tolist()))
+    return rows
+
+
+def run_lossgrad_contrastive(family, y, p, dtype):
+    out = []
+    for row, anchors in zip(y, p, strict=True):
+        r = lossgrad.contrastive(row[1:].reshape(CON_B, CON_D), anchors.reshape(CON_B, CON_D), temperature=row[0],
+                                 reduction="none", dtype=dtype, **CONTRASTIVE[family])
+        out.append((r.losses, r.grad.reshape(-1), r.grads["target"].reshape(-1)))
+    return [o[0] for o in out], [o[1] for o in out], None, None, [o[2] for o in out]
+
+
+def truths_contrastive(family, y, p):
+    variant = "ntxent" if family.endswith("ntxent") else "clip" if family.endswith("symmetric") else "infonce"
+    out = []
+    for row, anchors in zip(y, p, strict=True):
+        losses, ga, gp = R.contrastive(np.reshape(anchors, (CON_B, CON_D)).tolist(),
+                                       np.reshape(row[1:], (CON_B, CON_D)).tolist(), row[0], variant)
+        out.append((losses, [v for r in ga for v in r], [v for r in gp for v in r]))
+    return [o[0] for o in out], [o[1] for o in out], None, None, [o[2] for o in out]
+
+
 # ---------------------------------------------------------------- implementations: (losses, grad, grad_logits)
 
 
@@ -306,6 +354,8 @@ def run_lossgrad(family, y, p, dtype):
 
 def run_lossgrad_more(family, y, p, dtype):
     """(losses, grad, None, the further input's gradient, the target's) of the losses whose rows carry more."""
+    if family in CONTRASTIVE:
+        return run_lossgrad_contrastive(family, y, p, dtype)
     kw = {"reduction": "none", "dtype": dtype}
     with np.errstate(all="ignore"):
         if family.startswith("ctc"):
@@ -327,6 +377,8 @@ def run_lossgrad_more(family, y, p, dtype):
 
 def truths_more(family, y, p):
     """The mpmath truths of run_lossgrad_more's quantities (tests/reference.py)."""
+    if family in CONTRASTIVE:
+        return truths_contrastive(family, y, p)
     if family.startswith("ctc"):
         out = []
         for a, b in zip(y, p, strict=True):
@@ -396,6 +448,8 @@ def run_torch(family, y, p):
 
 def run_torch_more(family, y, p):
     """run_lossgrad_more's quantities from PyTorch's own losses (float64, autograd)."""
+    if family in CONTRASTIVE:  # (PyTorch has no contrastive loss)
+        return None
     import torch
     import torch.nn.functional as F
 
@@ -573,12 +627,14 @@ FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": m
             "categorical-focal-probs": ce_prob_rows, "dice": mask_rows, "dice-squared": mask_rows,
             "tversky": mask_rows, "ctc": ctc_rows, "ctc-log-probs": ctc_log_prob_rows,
             "gaussian-nll": gaussian_nll_rows, "triplet": triplet_rows, "margin-ranking": margin_ranking_rows,
-            "cosine-embedding": cosine_embedding_rows}
+            "cosine-embedding": cosine_embedding_rows, "contrastive": contrastive_batches,
+            "contrastive-symmetric": contrastive_batches, "contrastive-ntxent": contrastive_batches}
 # one loss per row of several values
 ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed", "categorical-focal-logits",
         "categorical-focal-probs", "dice", "dice-squared", "tversky", "ctc", "ctc-log-probs", "gaussian-nll", "triplet",
-        "margin-ranking", "cosine-embedding")
-MORE = ("ctc", "ctc-log-probs", "gaussian-nll", "triplet", "margin-ranking", "cosine-embedding")
+        "margin-ranking", "cosine-embedding", *CONTRASTIVE)
+MORE = ("ctc", "ctc-log-probs", "gaussian-nll", "triplet", "margin-ranking", "cosine-embedding",
+        *CONTRASTIVE)
 
 
 def _fmt(w):

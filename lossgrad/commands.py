@@ -180,7 +180,7 @@ def _batch_for(loss: str, kw: dict[str, Any]) -> Batch:
 
 
 def _tensor_files(kw: dict[str, Any]) -> bool:
-    return any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight"))
+    return any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight", *sorted(_input_names())))
 
 
 def compare(loss: str, **kw: Any) -> None:

@@ -335,7 +335,8 @@ def tensor_summary(run: Any) -> str:
     lines = [value_line(r) + dtype_tag(r)]
     lines += [f"{name}: {t.spec} {_shape(t.shape)} {t.dtype.name}" + (f" ({len(t.shards)} shards)"
                                                                        if len(t.shards) > 1 else "")
-              for name, t in (("pred", run.pred), ("target", run.target))]
+              for name, t in (("pred", run.pred), ("target", run.target),
+                              *((k, t) for k, (t, _) in getattr(run, "extras", {}).items()))]
     lines += [f"losses: {_shape(run.geometry.losses_shape)}"] if not run.written else []
     if run.micro is not None:
         lines += micro_line(run.micro, r).splitlines()[:1]
@@ -375,6 +376,8 @@ def _tensor_json(run: Any) -> dict:
            "dtype": r.dtype, "n": r.n, "value": _jsonable(r.value),
            "pred": {"source": run.pred.spec, "shape": list(run.pred.shape), "dtype": run.pred.dtype.name},
            "target": {"source": run.target.spec, "shape": list(run.target.shape), "dtype": run.target.dtype.name},
+           **{k: {"source": t.spec, "shape": list(t.shape), "dtype": t.dtype.name}
+              for k, (t, _) in getattr(run, "extras", {}).items()},
            "losses_shape": list(run.geometry.losses_shape), "output": run.output,
            "written": {n: {"shape": list(sh), "dtype": dt} for n, sh, dt in run.written}}
     if r.autocast:

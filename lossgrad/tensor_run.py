@@ -84,6 +84,26 @@ def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> G
     return g
 
 
+def extras(s: Setup, kw: dict[str, Any], pred: Tensor, g: Geometry) -> dict[str, tuple[Tensor, int]]:
+    """The loss's extra inputs (files, or numbers as {pred} takes them), each with the width of its rows: the
+    predictions' (one value per prediction) or 1 (one per sample, where the input may be)."""
+    out = {}
+    for i in s.loss.inputs:
+        option = "{" + i.name + "}"
+        if kw.get(i.name) is None:
+            raise InputError(option, f"is missing: {s.loss.name} takes {i.help[0].lower()}{i.help[1:]}")
+        t = _tensor(kw, i.name)
+        if t.shape == pred.shape:
+            out[i.name] = (t, g.width)
+        elif i.per_sample and t.size == g.rows and (t.shape == tuple(pred.shape[:-1]) or len(t.shape) <= 1):
+            out[i.name] = (t, 1)
+        else:
+            per = f", or one per sample (shape {list(pred.shape[:-1] or [g.rows])})" if i.per_sample else ""
+            raise InputError(option, f"has shape {list(t.shape)} but {{pred}} has {list(pred.shape)}; give one "
+                                     f"value per prediction{per}")
+    return out
+
+
 def choose_dtype(pred: Tensor, given: str | None) -> str:
     """The results' dtype: --dtype when given, else the predictions' own (float32, float16, bfloat16), float64
     for any other."""
@@ -169,6 +189,7 @@ class Run:
     output: str | None = None
     cut: int = 0  # --micro-batches: the rows of each micro-batch (0: none)
     micro: Any = None  # api.Micro: the micro-batches' means beside the true mean
+    extras: dict[str, tuple[Tensor, int]] = field(default_factory=dict)  # extra input: (tensor, row width)
 
 
 def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str, Any]) -> None:
@@ -192,7 +213,8 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     s = s.with_labels(g.labels)
     inputs = [(f"{t.option} {f}", f) for t in (pred, target, weight) if t is not None for f in t.files
               if f != "inline"]
-    r = Run(None, pred, target, g, Groups.of(g.losses_shape), notes, output=out_path)
+    r = Run(None, pred, target, g, Groups.of(g.losses_shape), notes, output=out_path, extras=extras(s, kw, pred, g))
+    inputs += [(f"{t.option} {f}", f) for t, _ in r.extras.values() for f in t.files if f != "inline"]
     if kw.get("micro_batches") is not None:
         micro_needs_mean(s)
         r.cut = split_rows(g.rows, kw["micro_batches"], tuple(pred.shape[:-1]) if len(pred.shape) > 1 else None)
@@ -220,7 +242,7 @@ def _write(s: Setup, r: Run, weight: Tensor | None, inputs: list[tuple[str, str]
     spools: list[tensor_out.Spool] = []
     try:
         with render.open_output(r.output, binary=True, inputs=inputs) as out:
-            spools = _spools(r, r.output, no_grad)
+            spools = _spools(r, r.output, no_grad, s.loss.target_grad)
             r.result, arrays = _evaluate(s, r, weight, spools)
             names = tensor_out.write(tensor_out.output_format(r.output) or "", arrays, out)
             r.written = [(a.name, a.shape, a.dtype.name) for a in arrays if a.name in names]
@@ -229,12 +251,15 @@ def _write(s: Setup, r: Run, weight: Tensor | None, inputs: list[tuple[str, str]
             spool.close()
 
 
-def _spools(r: Run, path: str, no_grad: bool) -> list[tensor_out.Spool]:
+def _spools(r: Run, path: str, no_grad: bool, target_grad: bool) -> list[tensor_out.Spool]:
     folder = os.path.dirname(os.path.realpath(path))
     spools = [tensor_out.Spool("losses", r.geometry.losses_shape, folder)]
     if not no_grad and tensor_out.output_format(path) != ".npy":
         spools.append(tensor_out.Spool("grad", r.pred.shape, folder))
         spools.append(tensor_out.Spool("grad_logits", r.pred.shape, folder))  # (kept where the loss has one)
+        if target_grad:
+            spools.append(tensor_out.Spool("grad_target", r.target.shape, folder))
+        spools += [tensor_out.Spool(f"grad_{k}", t.shape, folder) for k, (t, _) in r.extras.items()]
     return spools
 
 
@@ -252,11 +277,13 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
         y = _finite(r.target, r.target.rows(a, b, g.target_width).astype(np.float64, copy=False), a,
                     g.target_width)
         w = None if weight is None else _finite(weight, weight.rows(a, b, 1).reshape(-1).astype(np.float64), a, 1)
+        extra = {k: _finite(t, t.rows(a, b, width).astype(np.float64, copy=False), a, width)
+                 for k, (t, width) in r.extras.items()}
         try:
-            blocks = evaluate(s, y, p, w)
+            blocks = evaluate(s, y, p, w, extra)
         except DomainError as e:
-            t = {"target": r.target, "pred": r.pred}.get(e.which, weight)
-            width = g.target_width if e.which == "target" else g.width if e.which == "pred" else 1
+            t, width = ({"target": (r.target, g.target_width), "pred": (r.pred, g.width)} | r.extras).get(
+                e.which, (weight, 1))
             raise InputError(_place(t, a + e.row, e.col, width), f"{e.value!r} {e.reason}") from None
         counted = np.ones(b - a, bool) if ignore is None or g.labels != "index" else y[:, 0] != ignore
         yield a, blocks, counted
@@ -302,8 +329,8 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                 if spool.name == "grad" and known is not None and b.parts.mean_grad is not None:
                     spool.add(b.parts.mean_grad(known))
                     divided.add(spool.name)
-                elif getattr(b.parts, spool.name) is not None:
-                    spool.add(getattr(b.parts, spool.name))
+                elif (part := _part(b.parts, spool.name)) is not None:
+                    spool.add(part)
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
     if result.value is not None and len(every) == 1 and every[0].parts.mean_value is not None:
@@ -317,6 +344,15 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
         written += [tensor_out.Written(w.spool, per_row / (divisor if w.name in divided else 1), w.name + "_micro")
                     for w in written if w.name != "losses"]
     return result, written
+
+
+def _part(parts: Any, name: str) -> np.ndarray | None:
+    """A block's array for the spool `name`: losses, grad, grad_logits, or grad_X, the gradient w.r.t. X."""
+    further = parts.extra_grads or {}
+    if name.startswith("grad_") and name[5:] in further:
+        result: np.ndarray = further[name[5:]]
+        return result
+    return getattr(parts, name, None)
 
 
 def _kernel_divisor(s: Setup, r: Run, weight: Tensor | None) -> float | None:
@@ -339,7 +375,8 @@ def read_batch(name: str, kw: dict[str, Any], labels: str) -> Batch:
     weight = None if kw.get("sample_weight") is None else _tensor(kw, "sample_weight")
     s = setup(name, from_logits=kw.get("from_logits", False), labels=labels, sample_weight=weight is not None)
     g = geometry(s, pred, target, weight)
-    widths = {"pred": (pred, g.width), "target": (target, g.target_width), "sample_weight": (weight, 1)}
+    widths = {"pred": (pred, g.width), "target": (target, g.target_width), "sample_weight": (weight, 1),
+              **extras(s, kw, pred, g)}
 
     def whole(which: str) -> np.ndarray:
         t, width = widths[which]
@@ -352,7 +389,7 @@ def read_batch(name: str, kw: dict[str, Any], labels: str) -> Batch:
 
     w = None if weight is None else whole("sample_weight").reshape(-1)
     return Batch(whole("target"), whole("pred"), w, tuple(pred.shape), [str(j) for j in range(g.width)], locate,
-                 pred.spec, g.labels)
+                 pred.spec, g.labels, extra={i.name: whole(i.name) for i in s.loss.inputs})
 
 
 def read_array(spec: str, option: str) -> np.ndarray:

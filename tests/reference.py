@@ -389,3 +389,46 @@ def tversky(y_row, p_row, alpha=0.5, beta=0.5, smooth=0.0):
                                                                               zip(p, y, strict=True))
     d = tp + u + s
     return u / d, [((a * (1 - w) - b * w) * (tp + s) - u * w) / (d * d) for w in y]
+
+
+def contrastive(a_rows, p_rows, tau: float, variant: str = "infonce", dot: bool = False):
+    """(per-sample losses, gradient rows of their sum w.r.t. the anchors a and the positives p) of InfoNCE
+    ("infonce"), CLIP's symmetric form ("clip") or NT-Xent ("ntxent"), sᵢⱼ = sim(·,·)/τ, cosine unless `dot`."""
+    mp = _mp()
+    a = [[mp.mpf(v) for v in r] for r in a_rows]
+    p = [[mp.mpf(v) for v in r] for r in p_rows]
+    b, t = len(a), mp.mpf(tau)
+    norms = [mp.mpf(1) if dot else mp.sqrt(mp.fsum(v * v for v in r)) for r in a + p]
+    u = [[v / n for v in r] for r, n in zip(a + p, norms, strict=True)]
+    rows, cols = (u, u) if variant == "ntxent" else (u[:b], u[b:])
+    n = len(rows)
+    s = [[mp.fsum(x * z for x, z in zip(r, c, strict=True)) / t for c in cols] for r in rows]
+
+    def softmax_loss(mat, pos, keep):
+        """−log softmax(row k)[pos k] and ∂/∂row k, over the kept entries."""
+        out, grad = [], []
+        for k, row in enumerate(mat):
+            z = mp.fsum(mp.exp(row[j]) for j in range(len(row)) if keep(k, j))
+            out.append(mp.log(z) - row[pos[k]])
+            grad.append([(mp.exp(row[j]) / z if keep(k, j) else 0) - (1 if j == pos[k] else 0)
+                         for j in range(len(row))])
+        return out, grad
+
+    if variant == "ntxent":
+        ell, g = softmax_loss(s, [(k + b) % n for k in range(n)], lambda k, j: k != j)
+        losses = [(ell[i] + ell[i + b]) / 2 for i in range(b)]
+        g = [[(g[k][j] + g[j][k]) / 2 for j in range(n)] for k in range(n)]  # s symmetric: both halves
+        gu = [[mp.fsum(g[k][j] * u[j][d] for j in range(n)) / t for d in range(len(u[0]))] for k in range(n)]
+    else:
+        ell, g = softmax_loss(s, list(range(b)), lambda k, j: True)
+        if variant == "clip":
+            back, gb = softmax_loss([list(c) for c in zip(*s, strict=True)], list(range(b)), lambda k, j: True)
+            ell = [(x + z) / 2 for x, z in zip(ell, back, strict=True)]
+            g = [[(g[i][j] + gb[j][i]) / 2 for j in range(b)] for i in range(b)]
+        losses = ell
+        gu = [[mp.fsum(g[i][j] * u[b + j][d] for j in range(b)) / t for d in range(len(u[0]))] for i in range(b)]
+        gu += [[mp.fsum(g[i][j] * u[i][d] for i in range(b)) / t for d in range(len(u[0]))] for j in range(b)]
+    if not dot:  # through x ↦ x/‖x‖: (g − u(u·g))/‖x‖
+        gu = [[(x - v * mp.fsum(q * w for q, w in zip(gr, ur, strict=True))) / nr for x, v in zip(gr, ur, strict=True)]
+              for gr, ur, nr in zip(gu, u, norms, strict=True)]
+    return losses, gu[:b], gu[b:]

@@ -11,7 +11,8 @@ between it and the positive's similarity); optax's in its dtype, in its own orde
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -21,6 +22,8 @@ from ._ops import Array
 from .base import Loss, Param, Parts, register
 
 if TYPE_CHECKING:
+    from decimal import Decimal
+
     from ..conventions import Convention
 
 
@@ -93,7 +96,153 @@ def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: f
     if not dot:
         assert na is not None and npos is not None
         ga, gp = _unit_back(ga, ua, na), _unit_back(gp, up, npos)
+    if eps == 0:  # the exact form: cancelling cells again (the framework form is the framework's arithmetic)
+        b = a.shape[0]
+        ones = np.ones((b, 1), dtype=a.dtype)
+        nx = np.concatenate([ones, ones] if dot else [na, npos])
+        if variant == "ntxent":
+            x = np.concatenate([a, p])
+            sides = [(x, e, nx, x, e, g + g.T)]
+        else:
+            sides = [(a, ua, nx[:b], p, up, g), (p, up, nx[b:], a, ua, g.T)]
+        refined = [_refine_parallel(grad, *side, t, dot) for grad, side in
+                   zip([np.concatenate([ga, gp])] if variant == "ntxent" else [ga, gp], sides, strict=True)]
+        grad, scale = np.concatenate([r[0] for r in refined]), np.concatenate([r[1] for r in refined])
+        grad = _refine_cells(grad, scale, a, p, tau, dot, variant)
+        ga, gp = grad[:b], grad[b:]
     return loss, ga, gp
+
+
+NEAR = 2.0**-17  # 1 − |cos| below this: sin θ < 2⁻⁸, the part of a partner orthogonal to the row cancels
+
+
+def _refine_parallel(grad: Array, x: Array, u: Array, nx: Array, y: Array, v: Array, m: Array, t: Any,
+                     dot: bool) -> tuple[Array, Array]:
+    """Rows k with a nearly (anti)parallel partner j (one with mₖⱼ ≠ 0): their gradient Σⱼ mₖⱼ wₖⱼ/(τ‖xₖ‖), wₖⱼ =
+    v̂ⱼ − cos(xₖ, yⱼ) ûₖ the partner's unit vector less its part along row k, formed from exact sums for the
+    nearly parallel partners (it is a small difference of large terms there) and in the wide type for the rest.
+    Also the size of each cell's terms, for _refine_cells."""
+    # sizes and the test for nearness in float64 (BLAS); a refined row's cosines again in the wide type
+    am, cos = np.abs(m).astype(np.float64), u.astype(np.float64) @ v.T.astype(np.float64)
+    scale = (am @ np.abs(v).astype(np.float64) / float(t)).astype(grad.dtype)
+    if dot:
+        return grad, scale
+    scale = (scale + (am * np.abs(cos)).sum(axis=1, keepdims=True) * np.abs(u) / t) / nx
+    near = (1 - np.abs(cos) < NEAR) & (m != 0)
+    rows = np.nonzero(near.any(axis=1))[0]
+    grad = grad.copy()
+    for k in rows:
+        w = v - (v @ u[k])[:, None] * u[k]
+        for j in np.nonzero(near[k])[0]:
+            w[j] = _orthogonal_exact(x[k], y[j], grad.dtype)
+        grad[k] = (m[k][:, None] * w).sum(axis=0) / (t * nx[k, 0])
+        scale[k] = (am[k][:, None] * np.abs(w)).sum(axis=0) / (t * nx[k, 0])
+    return grad, scale
+
+
+def _orthogonal_exact(x: Array, y: Array, dtype: Any) -> Array:
+    """ŷ − (x̂·ŷ)x̂ = (‖x‖²y − (x·y)x)/(‖x‖²‖y‖): the numerator exactly (rationals, after scaling both rows by
+    powers of 2 to a largest element near 1), rounded to the wide type once, then divided by the norms."""
+    from fractions import Fraction
+
+    xs = [Fraction(float(c)) for c in np.ldexp(x, -np.frexp(np.abs(x).max())[1])]
+    ys = [Fraction(float(c)) for c in np.ldexp(y, -np.frexp(np.abs(y).max())[1])]
+    aa = sum((c * c for c in xs), Fraction(0))
+    xy = sum((c * d for c, d in zip(xs, ys, strict=True)), Fraction(0))
+    num = [(aa * d - xy * c) / aa for c, d in zip(xs, ys, strict=True)]
+    hi = np.array([float(q) for q in num], dtype=np.float64)
+    lo = np.array([float(q - Fraction(h)) for q, h in zip(num, hi.tolist(), strict=True)], dtype=np.float64)
+    ysl = np.array([float(c) for c in ys], dtype=dtype)
+    result: Array = (hi.astype(dtype) + lo.astype(dtype)) / np.sqrt((ysl * ysl).sum())
+    return result
+
+
+DECIMAL_BUDGET = 50_000  # similarity terms (rows × columns × D) a batch may take in decimal (about ¼ s)
+
+
+def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot: bool, variant: str) -> Array:
+    """Cells of the stacked gradient [anchors; positives] that cancel beyond the wide type's margin (below
+    LONG_ENOUGH of their terms' size), again from the batch in decimal, at growing precision until each stands
+    clear of the rounding; only for batches within DECIMAL_BUDGET (every cell depends on the whole batch)."""
+    from decimal import Decimal, localcontext
+
+    margin = precise.LONG_ENOUGH if precise._long() is not None else precise.RISKY
+    with np.errstate(invalid="ignore"):
+        todo = list(zip(*np.nonzero(np.abs(grad) < margin * scale), strict=True))
+    n = 2 * a.shape[0]
+    if not todo or n * n * a.shape[1] > DECIMAL_BUDGET:
+        return grad
+    grad = grad.copy()
+    rows = ([[float(v) for v in r] for r in a], [[float(v) for v in r] for r in p])
+    for prec in precise.DIGITS:
+        with localcontext() as ctx:
+            ctx.prec = prec
+            cell = _dec_cells(*rows, tau, dot, variant)
+            left = []
+            for k, d in todo:
+                r, sc = cell(int(k), int(d))
+                if r == 0 and sc == 0 or abs(r) > sc * Decimal(10) ** (25 - prec):  # as precise._adaptive
+                    grad[k, d] = float(r)
+                else:
+                    left.append((k, d))
+                    grad[k, d] = float(r)
+            todo = left
+        if not todo:
+            break
+    return grad
+
+
+def _dec_cells(a: list[list[float]], p: list[list[float]], tau: float, dot: bool,
+               variant: str) -> Callable[[int, int], tuple[Decimal, Decimal]]:
+    """cell(k, d) -> (∂Σℓ/∂xₖ_d, the size of its terms) in decimal at the context's precision, xₖ row k of [a; p]:
+    Σⱼ mₖⱼ (ûⱼ − cosₖⱼ ûₖ)_d/(τ‖xₖ‖) (with dot similarities Σⱼ mₖⱼ xⱼ_d/τ), m = ∂Σℓ/∂s between partners."""
+    from decimal import Decimal
+
+    x = [[Decimal(v) for v in r] for r in a + p]
+    b, n, t = len(a), 2 * len(a), Decimal(tau)
+    norms = [Decimal(1) if dot else sum((v * v for v in r), Decimal(0)).sqrt() for r in x]
+    u = [[v / nr for v in r] for r, nr in zip(x, norms, strict=True)]
+    cos = [[sum((q * w for q, w in zip(u[k], u[j], strict=True)), Decimal(0)) for j in range(n)] for k in range(n)]
+    m = _dec_m(cos, b, t, variant)
+
+    def cell(k: int, d: int) -> tuple[Decimal, Decimal]:
+        terms = [(m[k][j] * x[j][d], Decimal(0)) if dot else (m[k][j] * u[j][d], m[k][j] * cos[k][j] * u[k][d])
+                 for j in range(n) if m[k][j]]
+        den = t * norms[k]
+        return (sum((v - w for v, w in terms), Decimal(0)) / den,
+                sum((abs(v) + abs(w) for v, w in terms), Decimal(0)) / den)
+
+    return cell
+
+
+def _dec_m(cos: list[list[Decimal]], b: int, t: Decimal, variant: str) -> list[list[Decimal]]:
+    """∂Σℓ/∂sₖⱼ between the stacked rows [a; p] (symmetric, 0 between rows that are not partners), in decimal."""
+    from decimal import Decimal
+
+    def softmax_grad(s: list[list[Decimal]], pos: list[int], keep: Callable[[int, int], bool]) -> list[list[Decimal]]:
+        out = []
+        for k, row in enumerate(s):
+            e = [(row[j] - row[pos[k]]).exp() if keep(k, j) else Decimal(0) for j in range(len(row))]
+            z = sum(e, Decimal(0))
+            g = [v / z for v in e]
+            g[pos[k]] = -sum((v for j, v in enumerate(g) if j != pos[k]), Decimal(0))  # (no cancellation)
+            out.append(g)
+        return out
+
+    n = 2 * b
+    if variant == "ntxent":
+        g = softmax_grad([[c / t for c in r] for r in cos], [(k + b) % n for k in range(n)], lambda k, j: k != j)
+        return [[(g[k][j] + g[j][k]) / 2 for j in range(n)] for k in range(n)]
+    s = [[cos[i][b + j] / t for j in range(b)] for i in range(b)]
+    g = softmax_grad(s, list(range(b)), lambda k, j: True)
+    if variant == "clip":
+        back = softmax_grad([list(c) for c in zip(*s, strict=True)], list(range(b)), lambda k, j: True)
+        g = [[(g[i][j] + back[j][i]) / 2 for j in range(b)] for i in range(b)]
+    m = [[Decimal(0)] * n for _ in range(n)]
+    for i in range(b):
+        for j in range(b):
+            m[i][b + j] = m[b + j][i] = g[i][j]
+    return m
 
 
 def _optax_losses(a: Array, p: Array, tau: float) -> Array:

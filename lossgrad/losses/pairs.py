@@ -102,7 +102,7 @@ def _gauss_torch(y: Array, p: Array, v: Array, full: bool) -> tuple[Array, Array
     losses = half * (np.log(v) + sq / v)
     if full:
         losses = losses + p.dtype.type(HALF_LOG_2PI)
-    grad = half * (2 * e) / v
+    grad = (half / v) * (2 * e)  # (autograd's order: the upstream ½ through div's 1/v, then pow's 2e)
     gv = half / v + (-half) * (sq / v / v)
     return losses, grad, gv
 
