@@ -11,6 +11,7 @@ and bfloat16 is a float32) and rounded to the half dtype where the kernel stores
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,8 +26,9 @@ F32 = np.float32
 LANES = 16
 SUM_LANES = 8
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
-SUPPORTED = ("ce (from logits; class indexes or probability rows)", "bce (from logits)", "mse",
-             "kl (with log-probability predictions)")
+SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
+             "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
+             "bce (from logits)", "mse", "kl (with log-probability predictions)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -308,12 +310,21 @@ def nll_sum(losses: Array, half: Any) -> Any:
     """nll_loss's sum of per-sample losses, in the dtype itself: 8 levels of partial sums, each passing its sum
     up after 2^p samples (p = max(4, ⌈log₂ N⌉ // 8)), the first sample's straight to the top; then the levels
     added from the lowest."""
+    return nll_cascade(losses, half)
+
+
+def nll_cascade(losses: Array, half: Any, keep: Array | None = None) -> Any:
+    """nll_sum over the samples `keep` marks (ignore_index: a left-out sample skips its turn, and the levels
+    pass nothing up at it), the levels' 2^p still counted over all N samples."""
     kind = half or F32
     n = losses.shape[0]
     power = max(4, _ceil_log2(n) // 8)
     mask = (1 << power) - 1
     part = [kind(0)] * 8
+    kept = np.ones(n, dtype=bool) if keep is None else keep
     for b, v in enumerate(losses.astype(kind)):
+        if not kept[b]:
+            continue
         part[0] = part[0] + v
         for j in range(7):
             if b & (mask << (j * power)):
@@ -387,6 +398,181 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
     return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, half), rnd(expf(logp)), terms
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The options of a loss over class rows as nll_loss and cross_entropy take them: the samples counted
+    (ignore_index leaves the others out), the class weights in the dtype, label smoothing, and the mean's N
+    of this block when the weights make it (a mean over another N divides by that N as the dtype holds it)."""
+
+    rnd: Rounder
+    half: Any
+    keep: Array | None = None
+    weights: Array | None = None
+    smoothing: float = 0.0
+    own_n: float | None = None
+
+    def kept(self, a: Array) -> Array:
+        out: Array = a if self.keep is None else np.where(self.keep, a, F32(0))
+        return out
+
+    def total_weight(self, labels: Array, n: float) -> Any:
+        """nll_loss's total weight: the count of samples kept, or their weights' cascade sum, in the dtype."""
+        kind = self.half or F32
+        if self.weights is None or n != self.own_n:
+            return kind(n)
+        return nll_cascade(self.weights[labels], self.half, self.keep)
+
+    def weight_sum(self, labels: Array, n: float) -> Any:
+        """cross_entropy's smoothing mean divides by the kept samples' weights as torch.sum adds them."""
+        if self.weights is None or n != self.own_n:
+            return self.rnd(np.asarray(n, dtype=F32))
+        picked = self.weights[labels] if self.keep is None else self.weights[labels][self.keep]
+        return self.rnd(torch_sum(picked.reshape(1, -1))[0]) if picked.size else F32(0)
+
+
+def nll_losses(logp: Array, labels: Array, o: Rows) -> Array:
+    """nll_loss's per-sample −w·log p at the label (0 for a sample left out)."""
+    picked = logp[np.arange(logp.shape[0]), labels]
+    return o.kept(-picked if o.weights is None else o.rnd(-picked * o.weights[labels]))
+
+
+def nll_backward(shape: tuple[int, ...], labels: Array, u: Any, n: float, o: Rows) -> Array:
+    """nll_loss's backward for the upstream gradient u (in the dtype): −u, or −u/total weight for the mean over
+    n (stored), times the label's weight, at the label of each sample kept."""
+    kind = o.half or F32
+    g = -(kind(u) if n == 1 else kind(kind(u) / o.total_weight(labels, n)))
+    out = np.zeros(shape, dtype=F32)
+    col = np.full(shape[0], F32(g)) if o.weights is None else o.rnd(o.weights[labels] * F32(g))
+    out[np.arange(shape[0]), labels] = o.kept(col)
+    return out
+
+
+def nll_value(losses: Array, labels: Array, n: float, o: Rows) -> Any:
+    """nll_loss's reduced value: its cascade sum, over the total weight for the mean over n."""
+    kind = o.half or F32
+    total = nll_cascade(losses, o.half, o.keep)
+    return total if n == 1 else kind(total / o.total_weight(labels, n))
+
+
+def _smooth_terms(logp: Array, o: Rows) -> Array:
+    """cross_entropy's −Σₖ wₖ·log pₖ of each sample (torch.sum over the row), 0 for a sample left out."""
+    terms = logp if o.weights is None else o.rnd(logp * o.weights)
+    return o.kept(-o.rnd(torch_sum(terms)))
+
+
+def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Callable[[float], Any]]:
+    """cross_entropy with label smoothing s over class indexes: (1 − s)·nll_loss + s/C·(the smoothing term, its
+    sum over the samples kept divided by their count or weights for the mean), each product and the sum rounded;
+    the gradient at log p, autograd's: the two parts' gradients added in the dtype."""
+    rnd, kind = o.rnd, o.half or F32
+    a, b = F32(1 - o.smoothing), F32(o.smoothing / logp.shape[1])
+    nll = nll_losses(logp, labels, o)
+    smooth = _smooth_terms(logp, o)
+    losses = rnd(rnd(a * nll) + rnd(smooth * b))
+
+    def upstream(n: float) -> Array:
+        g_nll = nll_backward(logp.shape, labels, rnd(a), n, o)
+        gs = rnd(b) if n == 1 else rnd(rnd(b) / o.weight_sum(labels, n))
+        col = o.kept(np.full(logp.shape[0], -gs, dtype=F32))[:, None]
+        g_smooth = col if o.weights is None else rnd(col * o.weights)
+        return rnd(g_nll + g_smooth)
+
+    def value(n: float) -> Any:
+        total = rnd(torch_sum(smooth.reshape(1, -1)))[0] if smooth.size else F32(0)
+        ret = total if n == 1 else rnd(total / o.weight_sum(labels, n))
+        return kind(rnd(rnd(a * F32(nll_value(nll, labels, n, o))) + rnd(ret * b)))
+    return losses, upstream, value
+
+
+def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
+    """F.cross_entropy of logit rows over class indexes with ignore_index, class weights or label smoothing:
+    per-sample losses, the gradient for the mean over n (1: the sum), softmax(z), the reduced value."""
+    logp = log_softmax(z, o.rnd, o.half is not None)
+    if o.smoothing:
+        losses, upstream, value = smoothed_index(logp, labels, o)
+    else:
+        losses = nll_losses(logp, labels, o)
+
+        def upstream(n: float) -> Array:
+            return nll_backward(logp.shape, labels, F32(1), n, o)
+
+        def value(n: float) -> Any:
+            return nll_value(losses, labels, n, o)
+
+    def grad(n: float) -> Array:
+        return log_softmax_backward(upstream(n), logp, o.rnd, o.half is not None)
+    return losses, grad, o.rnd(expf(logp)), value
+
+
+def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
+    """F.cross_entropy of logit rows against probability rows, smoothed (y·(1 − s) + s/C, each step rounded)
+    or class-weighted: −(log p · y · w).sum(1), the mean torch.sum's total over N; the gradient autograd's."""
+    rnd, kind = o.rnd, o.half or F32
+    logp = log_softmax(z, rnd, o.half is not None)
+    # (mul takes its scalar in float32, add rounds it to the dtype first)
+    t = rnd(rnd(y * F32(1 - o.smoothing)) + rnd(F32(o.smoothing / z.shape[1]))) if o.smoothing else y
+    terms = rnd(logp * t)
+    if o.weights is not None:
+        terms = rnd(terms * o.weights)
+    losses = -rnd(torch_sum(terms))
+
+    def grad(n: float) -> Array:
+        g = np.full(z.shape, -upstream_c(n, rnd), dtype=F32)
+        if o.weights is not None:
+            g = rnd(g * o.weights)
+        return log_softmax_backward(rnd(g * t), logp, rnd, o.half is not None)
+
+    def value(n: float) -> Any:
+        total = -rnd(torch_sum(terms.reshape(1, -1)))[0]
+        return total if n == 1 else kind(F32(total) / F32(n))
+    return losses, grad, rnd(expf(logp)), value
+
+
+def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Rows:
+    """The Rows of these parameters: the samples ignore_index leaves out are those whose one-hot row is all
+    zeros; the mean's N under class weights is their sum in float64 over the samples kept, as lossgrad forms it."""
+    rnd = rounder(half)
+    keep = None
+    if labels is not None and params.get("ignore_index") is not None:
+        keep = y[np.arange(y.shape[0]), labels] != 0
+    cw, own = params.get("class_weights"), None
+    weights = None if cw is None else rnd(np.asarray(cw, dtype=np.float64))
+    if cw is not None and labels is not None:
+        counted = np.asarray(cw, dtype=np.float64)[labels]
+        own = float(np.sum((counted if keep is None else np.where(keep, counted, 0)).astype(F32), dtype=np.float64))
+    return Rows(rnd, half, keep, weights, float(params.get("label_smoothing") or 0.0), own)
+
+
+def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Parts:
+    """ce from logits or nll (log-probabilities) as cross_entropy and nll_loss give them, with their options."""
+    o = row_options(y, labels, half, params)
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "nll":
+            assert labels is not None  # (PyTorch's nll_loss takes class indexes: lossgrad gives them)
+            losses = nll_losses(p, labels, o)
+
+            def grad(n: float) -> Array:
+                return nll_backward(p.shape, labels, F32(1), n, o)
+
+            def value(n: float) -> Any:
+                return nll_value(losses, labels, n, o)
+        elif labels is not None:
+            losses, grad, prob, value = ce_index(p, labels, o)
+        else:
+            losses, grad, prob, value = ce_probs(y, p, o)
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
+                 mean_value=quiet(lambda n: float(value(n))))
+
+
+def quiet(f: Callable[[float], Any]) -> Callable[[float], Any]:
+    """f without numpy's warnings: an overflow to infinity or a NaN is a result, which lossgrad reports."""
+    def run(n: float) -> Any:
+        with np.errstate(all="ignore"):
+            return f(n)
+    return run
+
+
 def log_sigmoid(z: Array, rnd: Rounder) -> Array:
     """log σ(z) as PyTorch's CPU kernel forms it: min(z, 0) − log1p(e^−|z|)."""
     return rnd(np.minimum(z, F32(0)) - log1pf(expf(-np.abs(z))))
@@ -442,18 +628,23 @@ def half_dtype(name: str) -> Any:
     return np.float16
 
 
+# the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
+TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
+         "kl": ("log_input", "log_target"), "bce": (), "mse": ()}
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
-             and k not in ("log_input", "log_target")]
+             and k not in TAKES.get(loss, ())]
     if sample_weight:
         extra.append("sample_weight")
     if loss in ("ce", "bce") and not from_logits:
         return f"{loss} on probabilities"
     if loss == "kl" and not switches.get("log_input"):
         return "kl on probabilities (PyTorch's kl_div takes log-probabilities: {log_input})"
-    if loss not in ("ce", "bce", "mse", "kl"):
+    if loss not in TAKES:
         return loss
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
@@ -464,6 +655,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     float32), with the gradient and the value of the mean over N formed as the kernels form them."""
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
+    options = params or {}
+    if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
+        return rows_compute(loss, y, p, labels, half, options)
     prob = None
     with np.errstate(all="ignore"):
         if loss == "ce":
@@ -483,6 +677,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     mean = mean_value(lambda: nll_sum(terms, half) if nll else sign * torch_sum(terms.reshape(1, -1))[0], rnd,
                       half, nll, float_sum)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+
+
+def _row_options_set(params: dict[str, Any]) -> bool:
+    return bool(params.get("label_smoothing")) or params.get("class_weights") is not None
 
 
 def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
