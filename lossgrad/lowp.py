@@ -423,8 +423,11 @@ class Rows:
         return nll_cascade(self.weights[labels], self.half, self.keep)
 
     def weight_sum(self, labels: Array, n: float) -> Any:
-        """cross_entropy's smoothing mean divides by the kept samples' weights as torch.sum adds them."""
-        if self.weights is None or n != self.own_n:
+        """cross_entropy's smoothing mean divides by the count of samples kept (an integer tensor, taken whole
+        in float32) or by their weights as torch.sum adds them."""
+        if self.weights is None:
+            return F32(n)
+        if n != self.own_n:
             return self.rnd(np.asarray(n, dtype=F32))
         picked = self.weights[labels] if self.keep is None else self.weights[labels][self.keep]
         return self.rnd(torch_sum(picked.reshape(1, -1))[0]) if picked.size else F32(0)
