@@ -549,23 +549,29 @@ def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any
 def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Parts:
     """ce from logits or nll (log-probabilities) as cross_entropy and nll_loss give them, with their options."""
     o = row_options(y, labels, half, params)
-    prob = None
     with np.errstate(all="ignore"):
         if loss == "nll":
             assert labels is not None  # (PyTorch's nll_loss takes class indexes: lossgrad gives them)
-            losses = nll_losses(p, labels, o)
-
-            def grad(n: float) -> Array:
-                return nll_backward(p.shape, labels, F32(1), n, o)
-
-            def value(n: float) -> Any:
-                return nll_value(losses, labels, n, o)
+            losses, grad, prob, value = nll_loss(p, labels, o)
         elif labels is not None:
             losses, grad, prob, value = ce_index(p, labels, o)
         else:
             losses, grad, prob, value = ce_probs(y, p, o)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
                  mean_value=quiet(lambda n: float(value(n))))
+
+
+def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, Callable[[float], Any]]:
+    """F.nll_loss of log-probability rows: per-sample losses, the gradient for the mean over n (1: the sum),
+    no softmax, the reduced value."""
+    losses = nll_losses(logp, labels, o)
+
+    def grad(n: float) -> Array:
+        return nll_backward(logp.shape, labels, F32(1), n, o)
+
+    def value(n: float) -> Any:
+        return nll_value(losses, labels, n, o)
+    return losses, grad, None, value
 
 
 def quiet(f: Callable[[float], Any]) -> Callable[[float], Any]:
