@@ -28,7 +28,8 @@ SUM_LANES = 8
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
-             "bce (from logits)", "mse", "kl (with log-probability predictions)")
+             "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse",
+             "kl (with log-probability predictions)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -193,6 +194,58 @@ def libm_logf(x: Array) -> Array:
     y = (a[0] * (r * r) + (a[1] * r + a[2])) * (r * r) + ((tab[i, 1] + k * float.fromhex("0x1.62e42fefa39efp-1")) + r)
     out: Array = y.astype(F32)
     return out
+
+
+# glibc's log1pf (fdlibm's, in float arithmetic): ln 2's two parts and the series in s = f/(2 + f)
+LOG1PF_LN2 = (np.uint32(0x3F317180).view(F32), np.uint32(0x3717F7D1).view(F32))
+LOG1PF_POLY = tuple(np.uint32(h).view(F32) for h in (0x3F2AAAAB, 0x3ECCCCCD, 0x3E924925, 0x3E638E29, 0x3E3A3325,
+                                                     0x3E1CD04F, 0x3E178897))
+
+
+def _log1pf_reduce(x: Array, hx: Array) -> tuple[Array, Array, Array, Array]:
+    """log1pf's argument reduction: 1 + x = 2^k·(1 + f) with f in [√2/2 − 1, √2 − 1), the correction c for
+    the rounding of 1 + x, and hu (0 when f is below 2^−20); k = 0, f = x for x in (−0.2929, 0.41422)."""
+    u = F32(1) + x
+    hu = u.view(np.int32).astype(np.int64)
+    k = (hu >> 23) - 127
+    c = (np.where(k > 0, F32(1) - (u - x), x - (u - F32(1))) / u).astype(F32)
+    big = hx >= 0x5A000000
+    hu, k, c = np.where(big, hx, hu), np.where(big, (hx >> 23) - 127, k), np.where(big, F32(0), c).astype(F32)
+    hu = hu & 0x007FFFFF
+    low = hu < 0x3504F7
+    m = np.where(low, hu | 0x3F800000, hu | 0x3F000000).astype(np.uint32).view(F32)
+    k, hu = np.where(low, k, k + 1), np.where(low, hu, (0x00800000 - hu) >> 2)
+    near = (hx < 0x3ED413D7) & ((hx > 0) | (hx <= -1097468385))  # (0xbe95f61f as a signed word)
+    f = np.where(near, x, m - F32(1)).astype(F32)
+    return f, np.where(near, 0, k), np.where(near, F32(0), c).astype(F32), np.where(near, 1, hu)
+
+
+def libm_log1pf(x: Array) -> Array:
+    """The C library's log1pf, as PyTorch's scalar kernels (binary_cross_entropy) call it: glibc's (before
+    2.40), fdlibm's float code: log1p(x) = k·ln 2 + log(1 + f), log(1 + f) = f − (f²/2 − s·(f²/2 + R(s²)))."""
+    x = np.asarray(x, dtype=F32)
+    hx = x.view(np.int32).astype(np.int64)
+    ax = hx & 0x7FFFFFFF
+    with np.errstate(all="ignore"):
+        f, k, c, hu = _log1pf_reduce(x, hx)
+        kf = k.astype(F32)
+        hfsq = F32(0.5) * f * f
+        r0 = hfsq * (F32(1) - F32(0.66666666666666666) * f)
+        tiny = np.where(k == 0, f - r0, kf * LOG1PF_LN2[0] - ((r0 - (kf * LOG1PF_LN2[1] + c)) - f))
+        zero = np.where(k == 0, F32(0), kf * LOG1PF_LN2[0] + (c + kf * LOG1PF_LN2[1]))
+        s = f / (F32(2) + f)
+        z = s * s
+        r = LOG1PF_POLY[6]
+        for coef in LOG1PF_POLY[5::-1]:
+            r = coef + z * r
+        r = z * r
+        main = np.where(k == 0, f - (hfsq - s * (hfsq + r)),
+                        kf * LOG1PF_LN2[0] - ((hfsq - (s * (hfsq + r) + (kf * LOG1PF_LN2[1] + c))) - f))
+        out = np.where(hu == 0, np.where(f == 0, zero, tiny), main)
+        out = np.where(ax < 0x31000000, np.where(ax < 0x24800000, x, x - x * x * F32(0.5)), out)
+        out = np.where(x == -1, F32(-np.inf), np.where(x < -1, F32(np.nan), out))
+    result: Array = out.astype(F32)
+    return result
 
 
 def row_sum(e: Array, lanes: int = LANES) -> Array:
@@ -607,6 +660,51 @@ def bce_logits(y: Array, z: Array, rnd: Rounder) -> tuple[Array, Callable[[float
     return losses, lambda n: diff if n == 1 else rnd(diff / F32(n)), sz
 
 
+def bce_weighted(y: Array, z: Array, rnd: Rounder, pos_weight: Array | None,
+                 weight: Array | None) -> tuple[Array, Grad, Array]:
+    """binary_cross_entropy_with_logits with pos_weight w⁺ (log σ(z) times 1 + (w⁺ − 1)·y) and weight=
+    (the loss times it); its backward ((w⁺y + 1 − y)·σ(z) − w⁺y)·g, times the weight, over N for the mean."""
+    ls = log_sigmoid(z, rnd)
+    if pos_weight is not None:
+        ls = rnd(ls * rnd(rnd(rnd(pos_weight - F32(1)) * y) + F32(1)))
+    losses = rnd(rnd(rnd(F32(1) - y) * z) - ls)
+    sz = sigmoid(z, rnd)
+    if pos_weight is None:
+        gi = rnd(sz - y)
+    else:
+        t = rnd(pos_weight * y)
+        gi = rnd(rnd(rnd(rnd(t + F32(1)) - y) * sz) - t)
+    if weight is not None:
+        losses, gi = rnd(losses * weight), rnd(gi * weight)
+    return losses, lambda n: gi if n == 1 else rnd(gi / F32(n)), sz
+
+
+def bce_probs(y: Array, p: Array, rnd: Rounder, half: Any, weight: Array | None) -> tuple[Array, Grad, Grad]:
+    """binary_cross_entropy (one element at a time, in the dtype): (y − 1)·max(log1p(−p), −100) −
+    y·max(log p, −100), the C library's logs; its backward g·(p − y)/max((1 − p)·p, ε), ε = 10⁻¹² in the
+    dtype (0 in float16), times the weight, over N for the mean; and sigmoid_backward's g·(1 − p)·p for the
+    logits behind p (of the sum: the mean's is that over N, divided afterwards)."""
+    clamp = F32(-100)
+    with np.errstate(divide="ignore"):
+        logp = np.where(p == 0, F32(-np.inf), libm_logf(np.where(p == 0, F32(1), p)))
+    a = np.maximum(rnd(libm_log1pf(-p)), clamp)
+    b = np.maximum(rnd(logp), clamp)
+    losses = rnd(rnd(rnd(y - F32(1)) * a) - rnd(y * b))
+    eps = rnd(np.asarray(1e-12, dtype=F32))
+    gi = rnd(rnd(p - y) / np.maximum(rnd(rnd(F32(1) - p) * p), eps))
+    if weight is not None:
+        losses, gi = rnd(losses * weight), rnd(gi * weight)
+
+    def grad(n: float) -> Array:
+        return gi if n == 1 else rnd(gi / F32(n))
+
+    def logit_grad(n: float) -> Array:
+        if half is np.float16:  # (float16's sigmoid_backward rounds each step; bfloat16's widens to float32)
+            return rnd(rnd(grad(n) * rnd(F32(1) - p)) * p)
+        return rnd(grad(n) * (F32(1) - p) * p)
+    return losses, grad, logit_grad
+
+
 def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
     """mse_loss: (p − y)²; its backward norm·(p − y)·g, norm = 2 or 2/N stored in the dtype."""
     d = rnd(p - y)
@@ -639,7 +737,8 @@ def half_dtype(name: str) -> Any:
 
 # the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
-         "kl": ("log_input", "log_target"), "bce": (), "mse": ()}
+         "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": ()}
+WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -647,9 +746,9 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in TAKES.get(loss, ())]
-    if sample_weight:
+    if sample_weight and loss not in WEIGHED:
         extra.append("sample_weight")
-    if loss in ("ce", "bce") and not from_logits:
+    if loss == "ce" and not from_logits:
         return f"{loss} on probabilities"
     if loss == "kl" and not switches.get("log_input"):
         return "kl on probabilities (PyTorch's kl_div takes log-probabilities: {log_input})"
@@ -659,33 +758,54 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-            batchmean: bool = False, params: dict[str, Any] | None = None) -> Parts:
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None) -> Parts:
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
-    float32), with the gradient and the value of the mean over N formed as the kernels form them."""
+    float32), with the gradient and the value of the mean over N formed as the kernels form them; `weights`:
+    one per sample, the loss's weight= (bce)."""
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
     options = params or {}
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
         return rows_compute(loss, y, p, labels, half, options)
-    prob = None
-    with np.errstate(all="ignore"):
-        if loss == "ce":
+    if loss == "ce":
+        with np.errstate(all="ignore"):
             losses, grad, prob, terms = ce(y, p, labels, rnd, half=half is not None)
-        else:
-            if loss == "bce":
-                losses, grad, prob = bce_logits(y, p, rnd)
-            elif loss == "mse":
-                losses, grad = mse(y, p, rnd)
-            else:
-                losses, grad = kl_log_input(y, p, switches.get("log_target", False), rnd)
-            terms = losses
-    nll = loss == "ce" and labels is not None
-    # torch.mean divides the float sum (one rounding); nll_loss and `sum() / N` divide the stored sum
-    float_sum = loss in ("bce", "mse") or (loss == "kl" and not batchmean)
-    sign = F32(-1) if loss == "ce" and not nll else F32(1)  # (probability rows: −(log p · y).sum())
-    mean = mean_value(lambda: nll_sum(terms, half) if nll else sign * torch_sum(terms.reshape(1, -1))[0], rnd,
-                      half, nll, float_sum)
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+        # (probability rows: −(log p · y).sum() over N, the stored sum divided)
+        mean = mean_value(lambda: -torch_sum(terms.reshape(1, -1))[0], rnd, half, False, False)
+        return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+    return elementwise_parts(loss, y, p, half, switches, batchmean, options, from_logits, weights)
+
+
+def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[str, bool], batchmean: bool,
+                      options: dict[str, Any], from_logits: bool, weights: Array | None) -> Parts:
+    """An elementwise loss's Parts, the mean over N torch.mean's (kl_div's batchmean: the stored sum over N)."""
+    rnd = rounder(half)
+    w = None if weights is None else rnd(np.asarray(weights, dtype=np.float64))[:, None]
+    with np.errstate(all="ignore"):
+        losses, grad, probs, logit_grad = elementwise(loss, y, p, rnd, half, switches, options, from_logits, w)
+    # torch.mean divides the float sum (one rounding); kl_div's batchmean, `sum() / N`, the stored sum
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, not batchmean)
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=probs, mean_grad=quiet(grad), mean_value=mean,
+                 grad_logits=None if logit_grad is None else quiet(logit_grad)(1))
+
+
+def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches: dict[str, bool],
+                params: dict[str, Any], from_logits: bool,
+                w: Array | None) -> tuple[Array, Grad, Array | None, Grad | None]:
+    """An elementwise loss's kernels: the losses, the gradient for the mean over n (1: the sum), σ(z) for
+    logits, the gradient for the logits behind probabilities."""
+    if loss == "bce" and not from_logits:
+        losses, grad, logit_grad = bce_probs(y, p, rnd, half, w)
+        return losses, grad, None, logit_grad
+    if loss == "bce":
+        pw = params.get("pos_weight")
+        if pw is None and w is None:
+            return (*bce_logits(y, p, rnd), None)
+        return (*bce_weighted(y, p, rnd, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w), None)
+    if loss == "mse":
+        return (*mse(y, p, rnd), None, None)
+    return (*kl_log_input(y, p, switches.get("log_target", False), rnd), None, None)
 
 
 def _row_options_set(params: dict[str, Any]) -> bool:
