@@ -118,9 +118,53 @@ def row_records(rng) -> list[dict]:
     return out
 
 
+def bce_case(rng, dtype: str, reduction: str, kind: str, shape: tuple[int, int]) -> dict:
+    """binary_cross_entropy_with_logits with pos_weight and/or weight= (one per sample), or
+    binary_cross_entropy on probabilities σ(z) (with 0 and 1 among them), with weight= or without; for
+    probabilities the gradient for z through torch.sigmoid too."""
+    n, k = shape
+    z = rounded(rng.standard_normal(shape) * rng.choice([0.1, 1.0, 5.0, 30.0], shape), dtype)
+    y = rng.random(shape)
+    y[: n // 3] = np.round(y[: n // 3])
+    y = rounded(y, dtype)
+    pw = rounded(rng.random(k) * 3 + 0.05, dtype) if "pos_weight" in kind else None
+    w = rounded(rng.random(n) * 2, dtype) if "weight" in kind.replace("pos_weight", "") else None
+    yt, options = torch.tensor(y, dtype=DTYPES[dtype]), {}
+    wt = None if w is None else torch.tensor(w[:, None], dtype=DTYPES[dtype])
+    if w is not None:
+        options["sample_weight"] = [float(v) for v in w]
+    if kind.startswith("probs"):
+        zt = torch.tensor(z, dtype=DTYPES[dtype], requires_grad=True)
+        p = torch.sigmoid(zt)
+        p.data[0, 0], p.data[1, 0] = 0.0, 1.0  # (the clamps at −100 and the gradient's floor)
+        rec = record("bce", dtype, reduction, y, p.detach().to(torch.float64).numpy(),
+                     lambda t: F.binary_cross_entropy(t, yt, weight=wt, reduction=reduction),
+                     {**options, "from_logits": False})
+        if reduction != "mean":  # (the gradient for z of the sum: sigmoid_backward of the one for p)
+            out = F.binary_cross_entropy(p, yt, weight=wt, reduction=reduction)
+            (out.sum() if reduction == "none" else out).backward()
+            rec["grad_logits"] = short(zt.grad.to(torch.float64).numpy(), dtype)
+        return rec
+    if pw is not None:
+        options["pos_weight"] = [float(v) for v in pw]
+    pwt = None if pw is None else torch.tensor(pw, dtype=DTYPES[dtype])
+    return record("bce", dtype, reduction, y, z, lambda t: F.binary_cross_entropy_with_logits(
+        t, yt, weight=wt, pos_weight=pwt, reduction=reduction), options)
+
+
+def bce_records(rng) -> list[dict]:
+    out = []
+    for dtype in DTYPES:
+        for reduction in REDUCTIONS:
+            for kind in ("pos_weight", "weight", "pos_weight+weight", "probs", "probs+weight"):
+                for shape in ((48, 1), (8, 5), (3, 33)):
+                    out.append(bce_case(rng, dtype, reduction, kind, shape))
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(20261202)
-    records = row_records(rng)
+    records = row_records(rng) + bce_records(rng)
     meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     OUT.write_text(json.dumps({"versions": meta, "records": records}, separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")

@@ -57,9 +57,9 @@ def _id(i: int, rec: dict) -> str:
 @pytest.mark.parametrize("rec", DATA["records"], ids=[_id(i, r) for i, r in enumerate(DATA["records"])])
 def test_torch_kernels_bit_for_bit(rec: dict) -> None:
     r = _run(rec)
-    got = {"grad": r.grad, "losses": r.losses, "value": r.value}
-    for what in ("grad", "losses", "value"):
-        if rec[what] is None:
+    got = {"grad": r.grad, "losses": r.losses, "value": r.value, "grad_logits": r.grad_logits}
+    for what in ("grad", "losses", "value", "grad_logits"):
+        if rec.get(what) is None:
             continue
         want = values(rec[what], rec["dtype"])
         have = np.asarray(got[what], dtype=np.float64).reshape(want.shape)
