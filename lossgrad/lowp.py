@@ -28,8 +28,8 @@ SUM_LANES = 8
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
-             "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse",
-             "kl (with log-probability predictions)")
+             "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
+             "huber", "smooth-l1", "kl (with log-probability predictions)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -711,6 +711,71 @@ def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Arra
     return rnd(d * d), lambda n: rnd(rnd(np.asarray(2 / n, dtype=F32)) * d)
 
 
+def mae(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Grad]:
+    """l1_loss, (p − y).abs() under autograd: its gradient sgn(p − y)·g, g = 1 or 1/N as stored in the dtype."""
+    d = rnd(p - y)
+    return np.abs(d), lambda n: rnd(np.sign(d) * upstream_c(n, rnd))
+
+
+def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
+    """The elements cpu_kernel_vec leaves to its scalar loop: those after the last whole register (16 floats
+    or 32 halves to a register)."""
+    size = int(np.prod(shape))
+    width = LANES * (1 if half is None else 2)
+    out: Array = (np.arange(size) >= size - size % width).reshape(shape)
+    return out
+
+
+def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+    """huber_loss: z = |p − y|, z²/2 below δ, δ·(z − δ/2) from δ on, each step rounded (float16: in float32,
+    rounded once); its backward norm·(x or ±δ)·g in registers, the scalar loop's norm·g·δ (δ a double) or
+    norm·x·g, norm = 1 or 1/N stored in the dtype."""
+    d, h = rnd(np.asarray(delta, dtype=F32)), F32(0.5)
+    if half is np.float16:
+        z, df = np.abs(p - y), F32(delta)
+        losses = rnd(np.where(z < df, h * z * z, df * (z - h * df)))
+    else:
+        z = np.abs(rnd(p - y))
+        losses = np.where(z < d, rnd(rnd(h * z) * z), rnd(d * rnd(z - rnd(h * d))))
+    x = rnd(p - y)
+    tail = scalar_tail(x.shape, half)
+
+    def grad(n: float) -> Array:
+        norm = rnd(np.asarray(1 / n, dtype=F32))
+        vec = rnd(norm * np.where(np.abs(x) >= d, rnd(np.where(x > 0, d, -d)), x))
+        x64, nd = x.astype(np.float64), norm.astype(np.float64) * delta
+        scalar = np.where(x64 <= -delta, rnd(-nd), np.where(x64 >= delta, rnd(nd), rnd(norm * x)))
+        return np.where(tail, scalar, vec)
+    return losses, grad
+
+
+def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+    """smooth_l1_loss: z = |p − y|, z²/(2β) below β, z − β/2 from β on (bfloat16: in float32, rounded once;
+    else each step rounded); its backward norm·(x/β or ±1)·g in registers, norm·x·g/β (β a double) in the
+    scalar loop; float16 and bfloat16 work in float32 there."""
+    h, bf = F32(0.5), F32(beta)
+    b = rnd(np.asarray(beta, dtype=F32))
+    if half is None or half is np.float16:
+        z = np.abs(rnd(p - y))
+        losses = np.where(z < b, rnd(rnd(rnd(h * z) * z) / b), rnd(z - rnd(h * b)))
+    else:
+        z = np.abs(p - y)
+        losses = rnd(np.where(z < bf, h * z * z / bf, z - h * bf))
+    tail = scalar_tail(p.shape, half)
+
+    def grad(n: float) -> Array:
+        if half is not None:  # (widened to float32, norm and β unrounded)
+            x, norm = p - y, F32(1 / n)
+            vec = rnd(norm * np.where(np.abs(x) >= bf, np.where(x > 0, F32(1), F32(-1)), x / bf))
+            return np.where(tail, rnd(np.where(x <= -bf, -norm, np.where(x >= bf, norm, norm * x / bf))), vec)
+        x, norm = rnd(p - y), rnd(np.asarray(1 / n, dtype=F32))
+        vec = rnd(norm * np.where(np.abs(x) >= b, np.where(x > 0, F32(1), F32(-1)), rnd(x / b)))
+        x64 = x.astype(np.float64)
+        inner = rnd((norm * x).astype(np.float64) / beta)
+        return np.where(tail, np.where(x64 <= -beta, -norm, np.where(x64 >= beta, norm, inner)), vec)
+    return losses, grad
+
+
 def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
     """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
     input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype."""
@@ -737,7 +802,8 @@ def half_dtype(name: str) -> Any:
 
 # the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
-         "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": ()}
+         "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
+         "smooth-l1": ("beta",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
@@ -805,6 +871,12 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
         return (*bce_weighted(y, p, rnd, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w), None)
     if loss == "mse":
         return (*mse(y, p, rnd), None, None)
+    if loss == "mae" or (loss == "smooth-l1" and not params.get("beta")):
+        return (*mae(y, p, rnd), None, None)
+    if loss == "huber":
+        return (*huber(y, p, float(params.get("delta", 1.0)), rnd, half), None, None)
+    if loss == "smooth-l1":
+        return (*smooth_l1(y, p, float(params["beta"]), rnd, half), None, None)
     return (*kl_log_input(y, p, switches.get("log_target", False), rnd), None, None)
 
 

@@ -162,9 +162,33 @@ def bce_records(rng) -> list[dict]:
     return out
 
 
+REGRESSION = {"mae": lambda t, y, r, a: F.l1_loss(t, y, reduction=r),
+              "huber": lambda t, y, r, a: F.huber_loss(t, y, reduction=r, delta=a),
+              "smooth-l1": lambda t, y, r, a: F.smooth_l1_loss(t, y, reduction=r, beta=a)}
+PARAMETER = {"huber": "delta", "smooth-l1": "beta"}
+
+
+def regression_records(rng) -> list[dict]:
+    """l1_loss, huber_loss and smooth_l1_loss: differences on both sides of δ (β), with 231 elements so that
+    the last few go through the kernels' scalar loop."""
+    out = []
+    for dtype in DTYPES:
+        for reduction in REDUCTIONS:
+            for loss, a in (("mae", None), ("huber", 1.0), ("huber", 0.3), ("smooth-l1", 1.0), ("smooth-l1", 2.7),
+                            ("smooth-l1", 0.0)):
+                for shape in ((48, 1), (7, 33)):
+                    y = rounded(rng.standard_normal(shape) * rng.choice([0.1, 1.0, 5.0], shape), dtype)
+                    p = rounded(y + rng.standard_normal(shape) * rng.choice([0.01, 0.5, 2.0, 10.0], shape), dtype)
+                    yt = torch.tensor(y, dtype=DTYPES[dtype])
+                    options = {} if a is None else {PARAMETER[loss]: a}
+                    out.append(record(loss, dtype, reduction, y, p,
+                                      lambda t, yt=yt, f=REGRESSION[loss], a=a, r=reduction: f(t, yt, r, a), options))
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(20261202)
-    records = row_records(rng) + bce_records(rng)
+    records = row_records(rng) + bce_records(rng) + regression_records(rng)
     meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     OUT.write_text(json.dumps({"versions": meta, "records": records}, separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
