@@ -25,6 +25,9 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     backend = BACKENDS[kernels]
     if dtype not in getattr(backend, "DTYPES", ("float32", "float16", "bfloat16")):
         return f"{dtype}"
+    in_dtype = getattr(backend, "unsupported_dtype", None)  # (a loss reproduced in some dtypes only)
+    if in_dtype is not None and in_dtype(loss, dtype) is not None:
+        return str(in_dtype(loss, dtype))
     why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
 

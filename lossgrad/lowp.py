@@ -29,7 +29,8 @@ SUM_LANES = 8
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
              "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
-             "huber", "smooth-l1", "kl (with log-probability predictions)")
+             "huber", "smooth-l1", "poisson (float16 and bfloat16; log rates or rates, with full)",
+             "kl (with log-probability predictions)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -776,6 +777,40 @@ def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple
     return losses, grad
 
 
+def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tuple[Array, Grad]:
+    """poisson_nll_loss under autograd, each op rounded: e^z − y·z (log rates), or p − y·log(p + ε) with ε =
+    10⁻⁸ as the dtype holds it (0 in float16); full: + y·log y − y + ½·log(2πy) where y > 1. The gradient
+    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype. (e^x and log x of
+    float16 and bfloat16 are SLEEF's in float32, rounded.)"""
+    with np.errstate(divide="ignore"):
+        if log_input:
+            e = rnd(expf(p))
+            losses = rnd(e - rnd(y * p))
+        else:
+            q = rnd(p + rnd(np.asarray(1e-8, dtype=F32)))
+            losses = rnd(p - rnd(y * rnd(np.where(q > 0, logf(np.where(q > 0, q, F32(1))), F32(-np.inf)))))
+        if full:
+            logy = rnd(logf(np.where(y > 1, y, F32(1))))
+            two_pi_y = rnd(logf(rnd(F32(2 * np.pi) * np.where(y > 1, y, F32(1)))))
+            stirling = rnd(rnd(rnd(y * logy) - y) + rnd(F32(0.5) * two_pi_y))
+            losses = rnd(losses + np.where(y > 1, stirling, F32(0)))
+
+    def grad(n: float) -> Array:
+        g = upstream_c(n, rnd)
+        if log_input:
+            return rnd(rnd(g * e) + rnd(-g * y))
+        return rnd(g + rnd(rnd(-g * y) / q))
+    return losses, grad
+
+
+def unsupported_dtype(loss: str, dtype: str) -> str | None:
+    """A loss reproduced in some dtypes only: poisson's e^x and log x of float32 tensors come from MKL's
+    vector library in PyTorch's builds, which is not reproduced."""
+    if loss == "poisson" and dtype == "float32":
+        return "poisson in float32 (its e^x and log x are MKL's; float16 and bfloat16 are reproduced)"
+    return None
+
+
 def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
     """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
     input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype."""
@@ -803,7 +838,7 @@ def half_dtype(name: str) -> Any:
 # the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
          "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
-         "smooth-l1": ("beta",)}
+         "smooth-l1": ("beta",), "poisson": ("full",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
@@ -877,6 +912,8 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
         return (*huber(y, p, float(params.get("delta", 1.0)), rnd, half), None, None)
     if loss == "smooth-l1":
         return (*smooth_l1(y, p, float(params["beta"]), rnd, half), None, None)
+    if loss == "poisson":
+        return (*poisson(y, p, from_logits, bool(params.get("full")), rnd), None, None)
     return (*kl_log_input(y, p, switches.get("log_target", False), rnd), None, None)
 
 

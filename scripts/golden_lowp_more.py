@@ -186,9 +186,29 @@ def regression_records(rng) -> list[dict]:
     return out
 
 
+def poisson_records(rng) -> list[dict]:
+    """poisson_nll_loss in float16 and bfloat16 (float32's e^x and log x are MKL's): log rates or rates (one of
+    them 0), with and without Stirling's term, counts and half counts."""
+    out = []
+    for dtype in ("float16", "bfloat16"):
+        for reduction in REDUCTIONS:
+            for log_input in (True, False):
+                for full in (False, True):
+                    shape = (7, 33)
+                    y = rounded(rng.poisson(3.0, shape) * rng.choice([1.0, 0.5], shape), dtype)
+                    x = rounded(rng.standard_normal(shape) * 2 if log_input else rng.random(shape) * 6, dtype)
+                    if not log_input:
+                        x[0, 0] = 0.0
+                    yt = torch.tensor(y, dtype=DTYPES[dtype])
+                    out.append(record("poisson", dtype, reduction, y, x, lambda t, yt=yt, li=log_input, f=full,
+                                      r=reduction: F.poisson_nll_loss(t, yt, log_input=li, full=f, reduction=r),
+                                      {"from_logits": log_input, "full": full}))
+    return out
+
+
 def main() -> None:
     rng = np.random.default_rng(20261202)
-    records = row_records(rng) + bce_records(rng) + regression_records(rng)
+    records = row_records(rng) + bce_records(rng) + regression_records(rng) + poisson_records(rng)
     meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     OUT.write_text(json.dumps({"versions": meta, "records": records}, separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")

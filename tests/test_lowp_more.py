@@ -129,3 +129,13 @@ def test_csv_batch_with_ignore_index_in_bfloat16_writes_the_kernels_gradient(tmp
 def test_options_beyond_the_kernels_are_refused_in_half_dtypes() -> None:
     with pytest.raises(lossgrad.OptionError, match="sample_weight"):
         lossgrad.evaluate("nll", [0], [-0.5, -1.0], convention="torch", dtype="float16", sample_weight=[2.0])
+
+
+def test_poisson_in_float32_is_not_claimed_bit_for_bit() -> None:
+    # float32 tensors take e^x and log x from MKL's vector library (not reproduced): the float32 formulas, and
+    # the half dtypes' kernels (which widen to SLEEF's float32 functions) are the golden records' subject
+    from lossgrad import kernels, options
+
+    assert kernels.unsupported("torch", "float32", "poisson", True, {"full": False}, {"full": False}, False)
+    assert not options.setup("poisson", from_logits=True, convention="torch", dtype="float32").lowp
+    assert options.setup("poisson", from_logits=True, convention="torch", dtype="bfloat16").lowp
