@@ -169,13 +169,15 @@ PARAMETER = {"huber": "delta", "smooth-l1": "beta"}
 
 
 def regression_records(rng) -> list[dict]:
-    """l1_loss, huber_loss and smooth_l1_loss: differences on both sides of δ (β), with 231 elements so that
-    the last few go through the kernels' scalar loop."""
+    """l1_loss, huber_loss and smooth_l1_loss (float32 only): differences on both sides of δ (β), with 231
+    elements so that the last few go through the kernels' scalar loop."""
     out = []
     for dtype in DTYPES:
         for reduction in REDUCTIONS:
             for loss, a in (("mae", None), ("huber", 1.0), ("huber", 0.3), ("smooth-l1", 1.0), ("smooth-l1", 2.7),
-                            ("smooth-l1", 0.0)):
+                            ("smooth-l1", 0.3), ("smooth-l1", 0.0)):
+                if loss == "smooth-l1" and dtype != "float32":
+                    continue  # (its half-dtype backward is not reproduced)
                 for shape in ((48, 1), (7, 33)):
                     y = rounded(rng.standard_normal(shape) * rng.choice([0.1, 1.0, 5.0], shape), dtype)
                     p = rounded(y + rng.standard_normal(shape) * rng.choice([0.01, 0.5, 2.0, 10.0], shape), dtype)
