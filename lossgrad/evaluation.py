@@ -87,7 +87,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     unnormalised = None
     if setup.loss.name == "ce" and not setup.from_logits:
         unnormalised = unnormalised_rows(p, divided=setup.conv.ce_probs == "keras")
-    parts = compute(setup, y, p, labels, extra)
+    parts = compute(setup, y, p, labels, extra, w)
     parts = per_sample(setup, parts, p.shape[1])
     parts = sequence_mean(setup, parts, y)
     count: float | None = None
@@ -104,7 +104,8 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     if w is not None:
         w = np.where(ignored, 0, w) if ignored is not None else w
         finite = _finite_rows(parts)
-        parts = weigh(parts, w)
+        if not setup.lowp:  # (reproduced kernels weigh inside, where they round)
+            parts = weigh(parts, w)
         overflowed = finite & ~_finite_rows(parts)
         if setup.conv.sample_weight_mean == "sum-of-weights":
             count_per = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
@@ -260,11 +261,12 @@ def cast_to(setup: Setup, y: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.
 
 
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None,
-            extra: dict[str, np.ndarray] | None = None) -> Parts:
-    """The loss's parts in its working dtype, returned in the setup's dtype."""
+            extra: dict[str, np.ndarray] | None = None, w: np.ndarray | None = None) -> Parts:
+    """The loss's parts in its working dtype, returned in the setup's dtype (reproduced kernels: weighted by
+    the sample weights w)."""
     if setup.lowp:
         return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half, setup.switches,
-                               setup.batchmean, dict(setup.params))
+                               setup.batchmean, dict(setup.params), from_logits=setup.from_logits, weights=w)
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

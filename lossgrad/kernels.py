@@ -25,6 +25,9 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     backend = BACKENDS[kernels]
     if dtype not in getattr(backend, "DTYPES", ("float32", "float16", "bfloat16")):
         return f"{dtype}"
+    in_dtype = getattr(backend, "unsupported_dtype", None)  # (a loss reproduced in some dtypes only)
+    if in_dtype is not None and in_dtype(loss, dtype) is not None:
+        return str(in_dtype(loss, dtype))
     why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
 
@@ -35,7 +38,12 @@ def supported(kernels: str) -> str:
 
 
 def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, half: Any,
-            switches: dict[str, bool], batchmean: bool, params: dict[str, Any]) -> Parts:
-    """The loss's parts as the backend's kernels give them (half None: float32)."""
-    parts: Parts = BACKENDS[kernels].compute(loss, y, p, labels, half, switches, batchmean, params=params)
+            switches: dict[str, bool], batchmean: bool, params: dict[str, Any], from_logits: bool = True,
+            weights: Array | None = None) -> Parts:
+    """The loss's parts as the backend's kernels give them (half None: float32); a loss on probabilities and
+    the sample weights are passed on only when there are (a backend that lacks them refuses them first)."""
+    more: dict[str, Any] = {} if from_logits else {"from_logits": False}
+    if weights is not None:
+        more["weights"] = weights
+    parts: Parts = BACKENDS[kernels].compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
     return parts

@@ -11,6 +11,7 @@ and bfloat16 is a float32) and rounded to the half dtype where the kernel stores
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -25,7 +26,10 @@ F32 = np.float32
 LANES = 16
 SUM_LANES = 8
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
-SUPPORTED = ("ce (from logits; class indexes or probability rows)", "bce (from logits)", "mse",
+SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
+             "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
+             "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
+             "huber", "smooth-l1 (float32)", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)")
 
 
@@ -193,6 +197,58 @@ def libm_logf(x: Array) -> Array:
     return out
 
 
+# glibc's log1pf (fdlibm's, in float arithmetic): ln 2's two parts and the series in s = f/(2 + f)
+LOG1PF_LN2 = (np.uint32(0x3F317180).view(F32), np.uint32(0x3717F7D1).view(F32))
+LOG1PF_POLY = tuple(np.uint32(h).view(F32) for h in (0x3F2AAAAB, 0x3ECCCCCD, 0x3E924925, 0x3E638E29, 0x3E3A3325,
+                                                     0x3E1CD04F, 0x3E178897))
+
+
+def _log1pf_reduce(x: Array, hx: Array) -> tuple[Array, Array, Array, Array]:
+    """log1pf's argument reduction: 1 + x = 2^k·(1 + f) with f in [√2/2 − 1, √2 − 1), the correction c for
+    the rounding of 1 + x, and hu (0 when f is below 2^−20); k = 0, f = x for x in (−0.2929, 0.41422)."""
+    u = F32(1) + x
+    hu = u.view(np.int32).astype(np.int64)
+    k = (hu >> 23) - 127
+    c = (np.where(k > 0, F32(1) - (u - x), x - (u - F32(1))) / u).astype(F32)
+    big = hx >= 0x5A000000
+    hu, k, c = np.where(big, hx, hu), np.where(big, (hx >> 23) - 127, k), np.where(big, F32(0), c).astype(F32)
+    hu = hu & 0x007FFFFF
+    low = hu < 0x3504F7
+    m = np.where(low, hu | 0x3F800000, hu | 0x3F000000).astype(np.uint32).view(F32)
+    k, hu = np.where(low, k, k + 1), np.where(low, hu, (0x00800000 - hu) >> 2)
+    near = (hx < 0x3ED413D7) & ((hx > 0) | (hx <= -1097468385))  # (0xbe95f61f as a signed word)
+    f = np.where(near, x, m - F32(1)).astype(F32)
+    return f, np.where(near, 0, k), np.where(near, F32(0), c).astype(F32), np.where(near, 1, hu)
+
+
+def libm_log1pf(x: Array) -> Array:
+    """The C library's log1pf, as PyTorch's scalar kernels (binary_cross_entropy) call it: glibc's (before
+    2.40), fdlibm's float code: log1p(x) = k·ln 2 + log(1 + f), log(1 + f) = f − (f²/2 − s·(f²/2 + R(s²)))."""
+    x = np.asarray(x, dtype=F32)
+    hx = x.view(np.int32).astype(np.int64)
+    ax = hx & 0x7FFFFFFF
+    with np.errstate(all="ignore"):
+        f, k, c, hu = _log1pf_reduce(x, hx)
+        kf = k.astype(F32)
+        hfsq = F32(0.5) * f * f
+        r0 = hfsq * (F32(1) - F32(0.66666666666666666) * f)
+        tiny = np.where(k == 0, f - r0, kf * LOG1PF_LN2[0] - ((r0 - (kf * LOG1PF_LN2[1] + c)) - f))
+        zero = np.where(k == 0, F32(0), kf * LOG1PF_LN2[0] + (c + kf * LOG1PF_LN2[1]))
+        s = f / (F32(2) + f)
+        z = s * s
+        r = LOG1PF_POLY[6]
+        for coef in LOG1PF_POLY[5::-1]:
+            r = coef + z * r
+        r = z * r
+        main = np.where(k == 0, f - (hfsq - s * (hfsq + r)),
+                        kf * LOG1PF_LN2[0] - ((hfsq - (s * (hfsq + r) + (kf * LOG1PF_LN2[1] + c))) - f))
+        out = np.where(hu == 0, np.where(f == 0, zero, tiny), main)
+        out = np.where(ax < 0x31000000, np.where(ax < 0x24800000, x, x - x * x * F32(0.5)), out)
+        out = np.where(x == -1, F32(-np.inf), np.where(x < -1, F32(np.nan), out))
+    result: Array = out.astype(F32)
+    return result
+
+
 def row_sum(e: Array, lanes: int = LANES) -> Array:
     """Each row's sum as vec::map_reduce_all forms it: rows shorter than a register added left to right; longer
     ones in `lanes` running sums (the tail's lanes added to the first of them), then halved pairwise (lane i with
@@ -308,12 +364,21 @@ def nll_sum(losses: Array, half: Any) -> Any:
     """nll_loss's sum of per-sample losses, in the dtype itself: 8 levels of partial sums, each passing its sum
     up after 2^p samples (p = max(4, ⌈log₂ N⌉ // 8)), the first sample's straight to the top; then the levels
     added from the lowest."""
+    return nll_cascade(losses, half)
+
+
+def nll_cascade(losses: Array, half: Any, keep: Array | None = None) -> Any:
+    """nll_sum over the samples `keep` marks (ignore_index: a left-out sample skips its turn, and the levels
+    pass nothing up at it), the levels' 2^p still counted over all N samples."""
     kind = half or F32
     n = losses.shape[0]
     power = max(4, _ceil_log2(n) // 8)
     mask = (1 << power) - 1
     part = [kind(0)] * 8
+    kept = np.ones(n, dtype=bool) if keep is None else keep
     for b, v in enumerate(losses.astype(kind)):
+        if not kept[b]:
+            continue
         part[0] = part[0] + v
         for j in range(7):
             if b & (mask << (j * power)):
@@ -387,6 +452,190 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
     return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, half), rnd(expf(logp)), terms
 
 
+@dataclass(frozen=True)
+class Rows:
+    """The options of a loss over class rows as nll_loss and cross_entropy take them: the samples counted
+    (ignore_index leaves the others out), the class weights in the dtype, label smoothing, and the mean's N
+    of this block when the weights make it (a mean over another N divides by that N as the dtype holds it)."""
+
+    rnd: Rounder
+    half: Any
+    keep: Array | None = None
+    weights: Array | None = None
+    smoothing: float = 0.0
+    own_n: float | None = None
+
+    def kept(self, a: Array) -> Array:
+        out: Array = a if self.keep is None else np.where(self.keep, a, F32(0))
+        return out
+
+    def total_weight(self, labels: Array, n: float) -> Any:
+        """nll_loss's total weight: the count of samples kept, or their weights' cascade sum, in the dtype."""
+        kind = self.half or F32
+        if self.weights is None or n != self.own_n:
+            return kind(n)
+        return nll_cascade(self.weights[labels], self.half, self.keep)
+
+    def weight_sum(self, labels: Array, n: float) -> Any:
+        """cross_entropy's smoothing mean divides by the count of samples kept (an integer tensor, taken whole
+        in float32) or by their weights as torch.sum adds them."""
+        if self.weights is None:
+            return F32(n)
+        if n != self.own_n:
+            return self.rnd(np.asarray(n, dtype=F32))
+        picked = self.weights[labels] if self.keep is None else self.weights[labels][self.keep]
+        return self.rnd(torch_sum(picked.reshape(1, -1))[0]) if picked.size else F32(0)
+
+
+def nll_losses(logp: Array, labels: Array, o: Rows) -> Array:
+    """nll_loss's per-sample −w·log p at the label (0 for a sample left out)."""
+    picked = logp[np.arange(logp.shape[0]), labels]
+    return o.kept(-picked if o.weights is None else o.rnd(-picked * o.weights[labels]))
+
+
+def nll_backward(shape: tuple[int, ...], labels: Array, u: Any, n: float, o: Rows) -> Array:
+    """nll_loss's backward for the upstream gradient u (in the dtype): −u, or −u/total weight for the mean over
+    n (stored), times the label's weight, at the label of each sample kept."""
+    kind = o.half or F32
+    g = -(kind(u) if n == 1 else kind(kind(u) / o.total_weight(labels, n)))
+    out = np.zeros(shape, dtype=F32)
+    col = np.full(shape[0], F32(g)) if o.weights is None else o.rnd(o.weights[labels] * F32(g))
+    out[np.arange(shape[0]), labels] = o.kept(col)
+    return out
+
+
+def nll_value(losses: Array, labels: Array, n: float, o: Rows) -> Any:
+    """nll_loss's reduced value: its cascade sum, over the total weight for the mean over n."""
+    kind = o.half or F32
+    total = nll_cascade(losses, o.half, o.keep)
+    return total if n == 1 else kind(total / o.total_weight(labels, n))
+
+
+def _smooth_terms(logp: Array, o: Rows) -> Array:
+    """cross_entropy's −Σₖ wₖ·log pₖ of each sample (torch.sum over the row), 0 for a sample left out."""
+    terms = logp if o.weights is None else o.rnd(logp * o.weights)
+    return o.kept(-o.rnd(torch_sum(terms)))
+
+
+def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Callable[[float], Any]]:
+    """cross_entropy with label smoothing s over class indexes: (1 − s)·nll_loss + s/C·(the smoothing term, its
+    sum over the samples kept divided by their count or weights for the mean), each product and the sum rounded;
+    the gradient at log p, autograd's: the two parts' gradients added in the dtype."""
+    rnd, kind = o.rnd, o.half or F32
+    a, b = F32(1 - o.smoothing), F32(o.smoothing / logp.shape[1])
+    nll = nll_losses(logp, labels, o)
+    smooth = _smooth_terms(logp, o)
+    losses = rnd(rnd(a * nll) + rnd(smooth * b))
+
+    def upstream(n: float) -> Array:
+        g_nll = nll_backward(logp.shape, labels, rnd(a), n, o)
+        gs = rnd(b) if n == 1 else rnd(rnd(b) / o.weight_sum(labels, n))
+        col = o.kept(np.full(logp.shape[0], -gs, dtype=F32))[:, None]
+        g_smooth = col if o.weights is None else rnd(col * o.weights)
+        return rnd(g_nll + g_smooth)
+
+    def value(n: float) -> Any:
+        total = rnd(torch_sum(smooth.reshape(1, -1)))[0] if smooth.size else F32(0)
+        ret = total if n == 1 else rnd(total / o.weight_sum(labels, n))
+        return kind(rnd(rnd(a * F32(nll_value(nll, labels, n, o))) + rnd(ret * b)))
+    return losses, upstream, value
+
+
+def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
+    """F.cross_entropy of logit rows over class indexes with ignore_index, class weights or label smoothing:
+    per-sample losses, the gradient for the mean over n (1: the sum), softmax(z), the reduced value."""
+    logp = log_softmax(z, o.rnd, o.half is not None)
+    if o.smoothing:
+        losses, upstream, value = smoothed_index(logp, labels, o)
+    else:
+        losses = nll_losses(logp, labels, o)
+
+        def upstream(n: float) -> Array:
+            return nll_backward(logp.shape, labels, F32(1), n, o)
+
+        def value(n: float) -> Any:
+            return nll_value(losses, labels, n, o)
+
+    def grad(n: float) -> Array:
+        return log_softmax_backward(upstream(n), logp, o.rnd, o.half is not None)
+    return losses, grad, o.rnd(expf(logp)), value
+
+
+def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
+    """F.cross_entropy of logit rows against probability rows, smoothed (y·(1 − s) + s/C, each step rounded)
+    or class-weighted: −(log p · y · w).sum(1), the mean torch.sum's total over N; the gradient autograd's."""
+    rnd, kind = o.rnd, o.half or F32
+    logp = log_softmax(z, rnd, o.half is not None)
+    # (mul takes its scalar in float32, add rounds it to the dtype first)
+    t = rnd(rnd(y * F32(1 - o.smoothing)) + rnd(F32(o.smoothing / z.shape[1]))) if o.smoothing else y
+    terms = rnd(logp * t)
+    if o.weights is not None:
+        terms = rnd(terms * o.weights)
+    losses = -rnd(torch_sum(terms))
+
+    def grad(n: float) -> Array:
+        g = np.full(z.shape, -upstream_c(n, rnd), dtype=F32)
+        if o.weights is not None:
+            g = rnd(g * o.weights)
+        return log_softmax_backward(rnd(g * t), logp, rnd, o.half is not None)
+
+    def value(n: float) -> Any:
+        total = -rnd(torch_sum(terms.reshape(1, -1)))[0]
+        return total if n == 1 else kind(F32(total) / F32(n))
+    return losses, grad, rnd(expf(logp)), value
+
+
+def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Rows:
+    """The Rows of these parameters: the samples ignore_index leaves out are those whose one-hot row is all
+    zeros; the mean's N under class weights is their sum in float64 over the samples kept, as lossgrad forms it."""
+    rnd = rounder(half)
+    keep = None
+    if labels is not None and params.get("ignore_index") is not None:
+        keep = y[np.arange(y.shape[0]), labels] != 0
+    cw, own = params.get("class_weights"), None
+    weights = None if cw is None else rnd(np.asarray(cw, dtype=np.float64))
+    if cw is not None and labels is not None:
+        counted = np.asarray(cw, dtype=np.float64)[labels]
+        own = float(np.sum((counted if keep is None else np.where(keep, counted, 0)).astype(F32), dtype=np.float64))
+    return Rows(rnd, half, keep, weights, float(params.get("label_smoothing") or 0.0), own)
+
+
+def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Parts:
+    """ce from logits or nll (log-probabilities) as cross_entropy and nll_loss give them, with their options."""
+    o = row_options(y, labels, half, params)
+    with np.errstate(all="ignore"):
+        if loss == "nll":
+            assert labels is not None  # (PyTorch's nll_loss takes class indexes: lossgrad gives them)
+            losses, grad, prob, value = nll_loss(p, labels, o)
+        elif labels is not None:
+            losses, grad, prob, value = ce_index(p, labels, o)
+        else:
+            losses, grad, prob, value = ce_probs(y, p, o)
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
+                 mean_value=quiet(lambda n: float(value(n))))
+
+
+def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, Callable[[float], Any]]:
+    """F.nll_loss of log-probability rows: per-sample losses, the gradient for the mean over n (1: the sum),
+    no softmax, the reduced value."""
+    losses = nll_losses(logp, labels, o)
+
+    def grad(n: float) -> Array:
+        return nll_backward(logp.shape, labels, F32(1), n, o)
+
+    def value(n: float) -> Any:
+        return nll_value(losses, labels, n, o)
+    return losses, grad, None, value
+
+
+def quiet(f: Callable[[float], Any]) -> Callable[[float], Any]:
+    """f without numpy's warnings: an overflow to infinity or a NaN is a result, which lossgrad reports."""
+    def run(n: float) -> Any:
+        with np.errstate(all="ignore"):
+            return f(n)
+    return run
+
+
 def log_sigmoid(z: Array, rnd: Rounder) -> Array:
     """log σ(z) as PyTorch's CPU kernel forms it: min(z, 0) − log1p(e^−|z|)."""
     return rnd(np.minimum(z, F32(0)) - log1pf(expf(-np.abs(z))))
@@ -412,10 +661,148 @@ def bce_logits(y: Array, z: Array, rnd: Rounder) -> tuple[Array, Callable[[float
     return losses, lambda n: diff if n == 1 else rnd(diff / F32(n)), sz
 
 
+def bce_weighted(y: Array, z: Array, rnd: Rounder, pos_weight: Array | None,
+                 weight: Array | None) -> tuple[Array, Grad, Array]:
+    """binary_cross_entropy_with_logits with pos_weight w⁺ (log σ(z) times 1 + (w⁺ − 1)·y) and weight=
+    (the loss times it); its backward ((w⁺y + 1 − y)·σ(z) − w⁺y)·g, times the weight, over N for the mean."""
+    ls = log_sigmoid(z, rnd)
+    if pos_weight is not None:
+        ls = rnd(ls * rnd(rnd(rnd(pos_weight - F32(1)) * y) + F32(1)))
+    losses = rnd(rnd(rnd(F32(1) - y) * z) - ls)
+    sz = sigmoid(z, rnd)
+    if pos_weight is None:
+        gi = rnd(sz - y)
+    else:
+        t = rnd(pos_weight * y)
+        gi = rnd(rnd(rnd(rnd(t + F32(1)) - y) * sz) - t)
+    if weight is not None:
+        losses, gi = rnd(losses * weight), rnd(gi * weight)
+    return losses, lambda n: gi if n == 1 else rnd(gi / F32(n)), sz
+
+
+def bce_probs(y: Array, p: Array, rnd: Rounder, half: Any, weight: Array | None) -> tuple[Array, Grad, Grad]:
+    """binary_cross_entropy (one element at a time, in the dtype): (y − 1)·max(log1p(−p), −100) −
+    y·max(log p, −100), the C library's logs; its backward g·(p − y)/max((1 − p)·p, ε), ε = 10⁻¹² in the
+    dtype (0 in float16), times the weight, over N for the mean; and sigmoid_backward's g·(1 − p)·p for the
+    logits behind p (of the sum: the mean's is that over N, divided afterwards)."""
+    clamp = F32(-100)
+    with np.errstate(divide="ignore"):
+        logp = np.where(p == 0, F32(-np.inf), libm_logf(np.where(p == 0, F32(1), p)))
+    a = np.maximum(rnd(libm_log1pf(-p)), clamp)
+    b = np.maximum(rnd(logp), clamp)
+    losses = rnd(rnd(rnd(y - F32(1)) * a) - rnd(y * b))
+    eps = rnd(np.asarray(1e-12, dtype=F32))
+    gi = rnd(rnd(p - y) / np.maximum(rnd(rnd(F32(1) - p) * p), eps))
+    if weight is not None:
+        losses, gi = rnd(losses * weight), rnd(gi * weight)
+
+    def grad(n: float) -> Array:
+        return gi if n == 1 else rnd(gi / F32(n))
+
+    def logit_grad(n: float) -> Array:
+        if half is np.float16:  # (float16's sigmoid_backward rounds each step; bfloat16's widens to float32)
+            return rnd(rnd(grad(n) * rnd(F32(1) - p)) * p)
+        return rnd(grad(n) * (F32(1) - p) * p)
+    return losses, grad, logit_grad
+
+
 def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
     """mse_loss: (p − y)²; its backward norm·(p − y)·g, norm = 2 or 2/N stored in the dtype."""
     d = rnd(p - y)
     return rnd(d * d), lambda n: rnd(rnd(np.asarray(2 / n, dtype=F32)) * d)
+
+
+def mae(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Grad]:
+    """l1_loss, (p − y).abs() under autograd: its gradient sgn(p − y)·g, g = 1 or 1/N as stored in the dtype."""
+    d = rnd(p - y)
+    return np.abs(d), lambda n: rnd(np.sign(d) * upstream_c(n, rnd))
+
+
+def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
+    """The elements cpu_kernel_vec leaves to its scalar loop: those after the last whole register (16 floats
+    or 32 halves to a register)."""
+    size = int(np.prod(shape))
+    width = LANES * (1 if half is None else 2)
+    out: Array = (np.arange(size) >= size - size % width).reshape(shape)
+    return out
+
+
+def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+    """huber_loss: z = |p − y|, z²/2 below δ, δ·(z − δ/2) from δ on, each step rounded (float16: in float32,
+    rounded once); its backward norm·(x or ±δ)·g in registers, the scalar loop's norm·g·δ (δ a double) or
+    norm·x·g, norm = 1 or 1/N stored in the dtype."""
+    d, h = rnd(np.asarray(delta, dtype=F32)), F32(0.5)
+    if half is np.float16:
+        z, df = np.abs(p - y), F32(delta)
+        losses = rnd(np.where(z < df, h * z * z, df * (z - h * df)))
+    else:
+        z = np.abs(rnd(p - y))
+        losses = np.where(z < d, rnd(rnd(h * z) * z), rnd(d * rnd(z - rnd(h * d))))
+    x = rnd(p - y)
+    tail = scalar_tail(x.shape, half)
+
+    def grad(n: float) -> Array:
+        norm = rnd(np.asarray(1 / n, dtype=F32))
+        vec = rnd(norm * np.where(np.abs(x) >= d, rnd(np.where(x > 0, d, -d)), x))
+        x64, nd = x.astype(np.float64), norm.astype(np.float64) * delta
+        scalar = np.where(x64 <= -delta, rnd(-nd), np.where(x64 >= delta, rnd(nd), rnd(norm * x)))
+        return np.where(tail, scalar, vec)
+    return losses, grad
+
+
+def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+    """smooth_l1_loss in float32: z = |p − y|, z²/(2β) below β, z − β/2 from β on, each step rounded; its
+    backward norm·(x/β or ±1)·g in registers, norm·x·g/β (β a double) in the scalar loop."""
+    h, b = F32(0.5), F32(beta)
+    z = np.abs(p - y)
+    losses = np.where(z < b, rnd(rnd(rnd(h * z) * z) / b), rnd(z - rnd(h * b)))
+    tail = scalar_tail(p.shape, half)
+
+    def grad(n: float) -> Array:
+        x, norm = p - y, F32(1 / n)
+        vec = norm * np.where(np.abs(x) >= b, np.where(x > 0, F32(1), F32(-1)), x / b)
+        inner = rnd((norm * x).astype(np.float64) / beta)
+        x64 = x.astype(np.float64)
+        return np.where(tail, np.where(x64 <= -beta, -norm, np.where(x64 >= beta, norm, inner)), vec)
+    return losses, grad
+
+
+def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tuple[Array, Grad]:
+    """poisson_nll_loss under autograd, each op rounded: e^z − y·z (log rates), or p − y·log(p + ε) with ε =
+    10⁻⁸ as the dtype holds it (0 in float16); full: + y·log y − y + ½·log(2πy) where y > 1. The gradient
+    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype. (e^x and log x of
+    float16 and bfloat16 are SLEEF's in float32, rounded.)"""
+    with np.errstate(divide="ignore"):
+        if log_input:
+            e = rnd(expf(p))
+            losses = rnd(e - rnd(y * p))
+        else:
+            q = rnd(p + rnd(np.asarray(1e-8, dtype=F32)))
+            losses = rnd(p - rnd(y * rnd(np.where(q > 0, logf(np.where(q > 0, q, F32(1))), F32(-np.inf)))))
+        if full:
+            logy = rnd(logf(np.where(y > 1, y, F32(1))))
+            two_pi_y = rnd(logf(rnd(F32(2 * np.pi) * np.where(y > 1, y, F32(1)))))
+            stirling = rnd(rnd(rnd(y * logy) - y) + rnd(F32(0.5) * two_pi_y))
+            losses = rnd(losses + np.where(y > 1, stirling, F32(0)))
+
+    def grad(n: float) -> Array:
+        g = upstream_c(n, rnd)
+        if log_input:
+            return rnd(rnd(g * e) + rnd(-g * y))
+        return rnd(g + rnd(rnd(-g * y) / q))
+    return losses, grad
+
+
+def unsupported_dtype(loss: str, dtype: str) -> str | None:
+    """A loss reproduced in some dtypes only: poisson's e^x and log x of float32 tensors come from MKL's
+    vector library in PyTorch's builds, which is not reproduced; smooth-l1's half-dtype backward is not fully
+    known."""
+    if loss == "poisson" and dtype == "float32":
+        return "poisson in float32 (its e^x and log x are MKL's; float16 and bfloat16 are reproduced)"
+    if loss == "smooth-l1" and dtype != "float32":
+        return (f"smooth-l1 in {dtype} (its backward's registers and scalar loop round about one gradient element "
+                "in ten thousand otherwise than lossgrad has found; float32 is reproduced)")
+    return None
 
 
 def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
@@ -442,47 +829,90 @@ def half_dtype(name: str) -> Any:
     return np.float16
 
 
+# the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
+TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
+         "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
+         "smooth-l1": ("beta",), "poisson": ("full",)}
+WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
-             and k not in ("log_input", "log_target")]
-    if sample_weight:
+             and k not in TAKES.get(loss, ())]
+    if sample_weight and loss not in WEIGHED:
         extra.append("sample_weight")
-    if loss in ("ce", "bce") and not from_logits:
+    if loss == "ce" and not from_logits:
         return f"{loss} on probabilities"
     if loss == "kl" and not switches.get("log_input"):
         return "kl on probabilities (PyTorch's kl_div takes log-probabilities: {log_input})"
-    if loss not in ("ce", "bce", "mse", "kl"):
+    if loss not in TAKES:
         return loss
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-            batchmean: bool = False, params: dict[str, Any] | None = None) -> Parts:
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None) -> Parts:
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
-    float32), with the gradient and the value of the mean over N formed as the kernels form them."""
+    float32), with the gradient and the value of the mean over N formed as the kernels form them; `weights`:
+    one per sample, the loss's weight= (bce)."""
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
-    prob = None
-    with np.errstate(all="ignore"):
-        if loss == "ce":
+    options = params or {}
+    if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
+        return rows_compute(loss, y, p, labels, half, options)
+    if loss == "ce":
+        with np.errstate(all="ignore"):
             losses, grad, prob, terms = ce(y, p, labels, rnd, half=half is not None)
-        else:
-            if loss == "bce":
-                losses, grad, prob = bce_logits(y, p, rnd)
-            elif loss == "mse":
-                losses, grad = mse(y, p, rnd)
-            else:
-                losses, grad = kl_log_input(y, p, switches.get("log_target", False), rnd)
-            terms = losses
-    nll = loss == "ce" and labels is not None
-    # torch.mean divides the float sum (one rounding); nll_loss and `sum() / N` divide the stored sum
-    float_sum = loss in ("bce", "mse") or (loss == "kl" and not batchmean)
-    sign = F32(-1) if loss == "ce" and not nll else F32(1)  # (probability rows: −(log p · y).sum())
-    mean = mean_value(lambda: nll_sum(terms, half) if nll else sign * torch_sum(terms.reshape(1, -1))[0], rnd,
-                      half, nll, float_sum)
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+        # (probability rows: −(log p · y).sum() over N, the stored sum divided)
+        mean = mean_value(lambda: -torch_sum(terms.reshape(1, -1))[0], rnd, half, False, False)
+        return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+    return elementwise_parts(loss, y, p, half, switches, batchmean, options, from_logits, weights)
+
+
+def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[str, bool], batchmean: bool,
+                      options: dict[str, Any], from_logits: bool, weights: Array | None) -> Parts:
+    """An elementwise loss's Parts, the mean over N torch.mean's (kl_div's batchmean: the stored sum over N)."""
+    rnd = rounder(half)
+    w = None if weights is None else rnd(np.asarray(weights, dtype=np.float64))[:, None]
+    with np.errstate(all="ignore"):
+        losses, grad, probs, logit_grad = elementwise(loss, y, p, rnd, half, switches, options, from_logits, w)
+    # torch.mean divides the float sum (one rounding); kl_div's batchmean, `sum() / N`, the stored sum
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, not batchmean)
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=probs, mean_grad=quiet(grad), mean_value=mean,
+                 grad_logits=None if logit_grad is None else quiet(logit_grad)(1))
+
+
+def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches: dict[str, bool],
+                params: dict[str, Any], from_logits: bool,
+                w: Array | None) -> tuple[Array, Grad, Array | None, Grad | None]:
+    """An elementwise loss's kernels: the losses, the gradient for the mean over n (1: the sum), σ(z) for
+    logits, the gradient for the logits behind probabilities."""
+    if loss == "bce" and not from_logits:
+        losses, grad, logit_grad = bce_probs(y, p, rnd, half, w)
+        return losses, grad, None, logit_grad
+    if loss == "bce":
+        pw = params.get("pos_weight")
+        if pw is None and w is None:
+            return (*bce_logits(y, p, rnd), None)
+        return (*bce_weighted(y, p, rnd, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w), None)
+    if loss == "mse":
+        return (*mse(y, p, rnd), None, None)
+    if loss == "mae" or (loss == "smooth-l1" and not params.get("beta")):
+        return (*mae(y, p, rnd), None, None)
+    if loss == "huber":
+        return (*huber(y, p, float(params.get("delta", 1.0)), rnd, half), None, None)
+    if loss == "smooth-l1":
+        return (*smooth_l1(y, p, float(params["beta"]), rnd, half), None, None)
+    if loss == "poisson":
+        return (*poisson(y, p, from_logits, bool(params.get("full")), rnd), None, None)
+    return (*kl_log_input(y, p, switches.get("log_target", False), rnd), None, None)
+
+
+def _row_options_set(params: dict[str, Any]) -> bool:
+    return bool(params.get("label_smoothing")) or params.get("class_weights") is not None
 
 
 def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,

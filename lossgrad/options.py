@@ -266,7 +266,7 @@ def _check_half(s: Setup) -> None:
                               s.sample_weight)
     if why is not None:
         raise OptionError("dtype", f"{kernels.TITLES[s.conv.kernels]} {name} kernels are reproduced for "
-                          f"{kernels.supported(s.conv.kernels)}, without weights, smoothing or ignore_index; not "
+                          f"{kernels.supported(s.conv.kernels)}, with no other options; not "
                           f"for {why}; use {{dtype}} float32 or float64, or {{convention}} exact")
 
 
