@@ -149,10 +149,11 @@ def lattice(lp: Array, labels: Array, blank: int, rule: str, length: int) -> tup
     return em, cls, skipw, first, end
 
 
-def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: int | None = None
-             ) -> tuple[Array, Array]:
+def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: int | None = None,
+             normalized: bool = False) -> tuple[Array, Array]:
     """One sequence's −log p(l | x) and γ_t(k) = Σ_{s: l'_s = k} α_t(s) β_t(s) / (y_t(k) p): the probability that an
-    alignment emits class k at frame t (0 everywhere when no alignment exists)."""
+    alignment emits class k at frame t (0 everywhere when no alignment exists). `normalized`: each frame's
+    probabilities sum to 1 (log-softmax of logits), so the exact p may be taken as 1 − Q (`_log_p_exact`)."""
     t_max, c = lp.shape
     if rule in ("exact", "torch") and (t_max < needed_frames(labels) or t_max == 0):
         # (no frames and no labels: the one empty alignment, p = 1)
@@ -172,12 +173,76 @@ def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: 
         start[:2] = 0
         log_p = _logsumexp(start + beta[0])
         norm = _logsumexp(post, axis=1)[:, None]
+    elif rule == "exact":
+        log_p = norm = _log_p_exact(lp, alpha, em, cls, skipw, first, end, normalized)
     else:
         log_p = norm = _logsumexp(alpha[-1] + end)
     g = np.full((c, t_max), -np.inf, dtype=lp.dtype)
     on = cls >= 0
     np.logaddexp.at(g, cls[on], (post - norm)[:, on].T)
     return -log_p, np.exp(g.T)
+
+
+def _log_p_exact(lp: Array, alpha: Array, em: Array, ext: Array, skipw: Array, first: Array, end: Array,
+                 normalized: bool) -> Array:
+    """log p(l|x) without rounding p near 1 to 1: log1p(−Q) from probabilities whose frames sum to 1 (Q = 1 − p, the
+    paths that are no alignment, `_log_lost`), e^(Σ_t m_t)·(U + V) from others (`_log_p_relative`)."""
+    if not normalized:
+        return _log_p_relative(lp.max(axis=1), em - lp.max(axis=1)[:, None], skipw, first, end)
+    log_q = _log_lost(lp, alpha, ext, skipw)
+    if log_q < -np.log(lp.dtype.type(2)):
+        return np.asarray(np.log1p(-np.exp(log_q)))
+    return _logsumexp(alpha[-1] + end)
+
+
+def _log_lost(lp: Array, alpha: Array, ext: Array, skipw: Array) -> Array:
+    """log Q, Q = 1 − p(l|x) when each frame's probabilities y_t sum to 1: the probability of the paths that are no
+    alignment of l. Such a path leaves the lattice at a frame t, from a state s it held at t − 1 (or from the start)
+    by a class it cannot move on with, or it ends in a state before the last two:
+
+        Q = Σ_t Σ_s α_{t−1}(s)·Σ_{k ∉ next(s)} y_t(k) + Σ_{s < S−1} α_T(s),  α_0 = 1 before the first state,
+
+    where next(s) = {l'_s, l'_{s+1}, l'_{s+2} if it may be skipped to}. Every term is a probability: nothing cancels,
+    so −log1p(−Q) keeps a loss of 1e−60 where −log p rounds to 0."""
+    t_max, c = lp.shape
+    ok = _next_classes(ext, skipw == 0, c)
+    with np.errstate(divide="ignore"):
+        off = _logsumexp(np.where(ok[None], -np.inf, lp[:, None, :]), axis=2)  # [T, S + 1]
+    before = np.full((t_max, alpha.shape[1] + 1), -np.inf, dtype=lp.dtype)
+    before[0, 0] = 0
+    before[1:, 1:] = alpha[:-1]
+    unfinished = alpha[-1, :max(alpha.shape[1] - 2, 0)]
+    return _logsumexp(np.r_[(before + off).ravel(), unfinished])
+
+
+def _next_classes(ext: Array, skip: Array, c: int) -> Array:
+    """[S + 1, C]: the classes with which a path in each state (row 0: before the first frame) stays on the
+    lattice: its own (stay), the next state's, and the one after if it may be skipped to; from the start, l'_1, l'_2."""
+    s = np.arange(ext.size)
+    ok = np.zeros((ext.size + 1, c), dtype=bool)
+    ok[0, ext[:2]] = True
+    ok[s + 1, ext] = True
+    ok[s[:-1] + 1, ext[1:]] = True
+    two = s[:-2][skip[2:]]
+    ok[two + 1, ext[two + 2]] = True
+    return ok
+
+
+def _log_p_relative(m: Array, r: Array, skipw: Array, first: Array, end: Array) -> Array:
+    """log p(l|x) = Σ_t m_t + log(U + V), m_t = max_k x_tk: relative to a path of each frame's most probable classes
+    (log weight r = x − m = 0 there), U counts the alignments that take such a class at every frame, and V sums the
+    other alignments' Π_t e^(r_t), each below 1. log(U + V) = log U + log1p(V/U) keeps a p within 1e−16 of e^(Σm)
+    (U = 1, V tiny), which the log of the whole sum would round away."""
+    top = r == 0
+    u = np.where(top[0], first, -np.inf)
+    v = np.where(top[0], -np.inf, first + r[0])
+    for t in range(1, r.shape[0]):
+        su, sv = _step(u, skipw), _step(v, skipw)
+        u, v = np.where(top[t], su, -np.inf), np.logaddexp(sv + r[t], np.where(top[t], -np.inf, su + r[t]))
+    with np.errstate(divide="ignore"):
+        log_u, log_v = _logsumexp(u + end), _logsumexp(v + end)
+    rel = log_v if np.isneginf(log_u) else log_u + np.log1p(np.exp(log_v - log_u))
+    return np.asarray(np.sum(m) + rel)
 
 
 def _logsumexp(x: Array, axis: int | None = None) -> Array:
@@ -285,7 +350,7 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     for i in range(pred.shape[0]):
         n = t_len[i]
         labels_i = lab[i] if conv.ctc == "tf" else lab[i, :l_len[i]]  # (TensorFlow's lattice runs to the padding)
-        losses[i], gamma[i, :n] = sequence(lp[i, :n], labels_i, blank, conv.ctc, l_len[i])
+        losses[i], gamma[i, :n] = sequence(lp[i, :n], labels_i, blank, conv.ctc, l_len[i], from_logits)
     if conv.ctc == "torch":
         grad, logits_grad = np.exp(x) - gamma, None
     else:
