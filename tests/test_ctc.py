@@ -118,6 +118,20 @@ def _adversarial():
     yield "minimum T, peaked on the path", on_path, [1, 1, 2]
     yield "long", rng.normal(size=(40, 5)), [1, 2, 2, 3, 4, 1, 1]
     yield "one label, many frames", 5 * rng.normal(size=(30, 3)), [2]
+    # the most probable class of each frame spells the labels: p(l|x) is within e^(−gap) of 1, the loss that small
+    path = np.eye(4)[[1, 1, 0, 3, 2, 2]]
+    yield "aligned, gaps of 40 (loss 1e−17)", 40 * path + rng.normal(size=(6, 4)), [1, 3, 2]
+    yield "aligned, gaps of 150 (loss 1e−65)", 150 * path + 5 * rng.normal(size=(6, 4)), [1, 3, 2]
+    yield "aligned, two labels over many frames", 60 * np.eye(3)[[1] * 5 + [0] * 3 + [2] * 4] + rng.normal(
+        size=(12, 3)), [1, 2]
+    # spanning hundreds, drawn as benchmarks/accuracy.py draws them: p(l|x) within 1e−66 of 1; and a most probable
+    # path that is no alignment, where class 2's softmax and γ at frame 2 agree to 50 digits
+    yield "spanning hundreds, p near 1", np.array([[361.59985579259904, 514.3045822523902, -190.979752952308,
+                                                    -131.91485451086606], [-227.42314380334417, -204.51032093076628,
+                                                                           -76.59010902655538, 164.0589140544749]]), [1, 3]
+    yield "spanning hundreds, softmax = γ to 50 digits", np.array(
+        [[-384.6870388582326, 468.2518896281913, 80.81750099232097, -394.33425977868086],
+         [-161.23848818685775, -316.06032107526494, 300.69891566407733, 186.30982384646364]]), [2]
 
 
 @pytest.mark.parametrize("name,z,labels", list(_adversarial()), ids=[a[0] for a in _adversarial()])
@@ -288,3 +302,22 @@ def test_listed_with_its_conventions():
     row = next(x for x in json.loads(r.out) if x["loss"] == "ctc")
     assert row["conventions"] == {"log-probs": ["exact", "torch"], "logits": ["exact", "keras", "optax"]}
     assert "--blank" in row["options"] and "--zero-infinity" in row["options"]
+
+
+@pytest.mark.parametrize("name,z,labels", [a for a in _adversarial() if "aligned" in a[0] or "near 1" in a[0]],
+                         ids=lambda a: a if isinstance(a, str) else "")
+def test_long_double_loss_near_zero_keeps_its_digits(name, z, labels):
+    """The long double recursions alone (no decimal refinement), where p(l|x) is within 1e−16 of 1: −log1p(−Q) from
+    logits, and Σ_t m_t + log(U + V) from log-probabilities (log-softmax in float64 rounds the top class to 0, so
+    p can exceed 1 and the loss be negative)."""
+    import reference as R
+
+    from lossgrad.losses.ctc import EXACT_DTYPE, sequence
+
+    x = z.astype(EXACT_DTYPE)
+    lp = x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    loss = sequence(lp, np.array(labels), 0, "exact", normalized=True)[0]
+    assert R.ulps(float(loss), R.ctc(z, labels)[0]) <= 4
+    lp64 = z - z.max(-1, keepdims=True) - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    loss = sequence(lp64.astype(EXACT_DTYPE), np.array(labels), 0, "exact")[0]
+    assert R.ulps(float(loss), R.ctc(lp64, labels, log_probs=True)[0]) <= 4

@@ -295,8 +295,9 @@ def _decimal_sequence(x: Array, labels: Array, blank: int, from_logits: bool) ->
             gamma = [[sum((a[t][s] * b[t][s] for s in range(ext.size) if ext[s] == k), Decimal(0)) / (y[t][k] * p)
                       for k in range(c)] for t in range(t_max)]
             diff = [[soft[t][k] - gamma[t][k] for k in range(c)] for t in range(t_max)]
-            clear = all(d == 0 or abs(d) > max(soft[t][k], gamma[t][k]) * Decimal(10) ** (25 - prec)
-                        for t in range(t_max) for k, d in enumerate(diff[t]))
+            near = Decimal(10) ** (25 - prec)  # (a difference this close to its terms' rounding is not yet known)
+            clear = abs(p.ln()) > near and all(abs(d) > max(soft[t][k], gamma[t][k]) * near
+                                               for t in range(t_max) for k, d in enumerate(diff[t]))
             if clear or prec == DIGITS[-1]:
                 grad = diff if from_logits else [[-g for g in row] for row in gamma]
                 return float(-p.ln()), np.array(grad, dtype=np.float64), np.array(diff, dtype=np.float64)
