@@ -126,9 +126,9 @@ def _adversarial():
         size=(12, 3)), [1, 2]
     # spanning hundreds, drawn as benchmarks/accuracy.py draws them: p(l|x) within 1e−66 of 1; and a most probable
     # path that is no alignment, where class 2's softmax and γ at frame 2 agree to 50 digits
-    yield "spanning hundreds, p near 1", np.array([[361.59985579259904, 514.3045822523902, -190.979752952308,
-                                                    -131.91485451086606], [-227.42314380334417, -204.51032093076628,
-                                                                           -76.59010902655538, 164.0589140544749]]), [1, 3]
+    yield "spanning hundreds, p near 1", np.array(
+        [[361.59985579259904, 514.3045822523902, -190.979752952308, -131.91485451086606],
+         [-227.42314380334417, -204.51032093076628, -76.59010902655538, 164.0589140544749]]), [1, 3]
     yield "spanning hundreds, softmax = γ to 50 digits", np.array(
         [[-384.6870388582326, 468.2518896281913, 80.81750099232097, -394.33425977868086],
          [-161.23848818685775, -316.06032107526494, 300.69891566407733, 186.30982384646364]]), [2]
@@ -311,7 +311,6 @@ def test_long_double_loss_near_zero_keeps_its_digits(name, z, labels):
     logits, and Σ_t m_t + log(U + V) from log-probabilities (log-softmax in float64 rounds the top class to 0, so
     p can exceed 1 and the loss be negative)."""
     import reference as R
-
     from lossgrad.losses.ctc import EXACT_DTYPE, sequence
 
     x = z.astype(EXACT_DTYPE)
