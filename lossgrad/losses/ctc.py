@@ -326,14 +326,18 @@ def _decimal_alpha_beta(y: list[list[Decimal]], ext: Array, skip: Array) -> tupl
     return a, b
 
 
-def _risky(lp: Array, soft: Array, gamma: Array) -> bool:
+def _risky(lp: Array, soft: Array, gamma: Array, loss: float, from_logits: bool) -> bool:
     """Whether the long double recursions may leave a gradient element (or the loss) off by more than half an ulp
     of a double: their log-probabilities' rounding, at most the size of the sums of them, grows by the ratio of
-    softmax and γ to their difference where the two nearly agree."""
+    softmax and γ to their difference where the two nearly agree, and, from log-probabilities, by the ratio of
+    the loss's two terms Σ_t m_t and log(U + V) to their sum (`_log_p_relative`)."""
     size = float(np.abs(lp).max(axis=-1).sum() + lp.shape[0])
     err = size * 2.0 ** -63
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.maximum(soft, gamma) / np.abs(soft - gamma)
+        m = 0.0 if from_logits else float(lp.max(axis=-1).sum())
+        terms = np.float64(abs(m) + abs(m + loss)) / abs(loss) if m else 1.0
+    ratio = np.append(ratio.ravel(), terms)
     return bool(err * np.nanmax(np.where(np.isfinite(ratio), ratio, 2.0 ** 60), initial=1.0) > 2.0 ** -54)
 
 
@@ -386,7 +390,8 @@ def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_l
     lp = _log_softmax(x)[0] if from_logits else x
     for i in range(x.shape[0]):
         n, labels_i = t_len[i], lab[i, :l_len[i]]
-        if n == 0 or n < needed_frames(labels_i) or not _risky(lp[i, :n], soft[i, :n], gamma[i, :n]):
+        possible = n > 0 and n >= needed_frames(labels_i)
+        if not possible or not _risky(lp[i, :n], soft[i, :n], gamma[i, :n], float(losses[i]), from_logits):
             continue
         losses[i], grad[i, :n], logits_grad[i, :n] = _decimal_sequence(x[i, :n], labels_i, blank, from_logits)
 
