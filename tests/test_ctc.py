@@ -37,14 +37,17 @@ def test_convention_reproduces_framework(case):
                      target_lengths=case["target_lengths"], from_logits=case["from_logits"],
                      convention=case["convention"], reduction=case["reduction"], dtype=case["dtype"],
                      blank=case["blank"], **kw)
-    f32 = case["dtype"] == "float32" or case["convention"] == "keras"  # (Keras computes ctc in float32)
+    # (Keras computes ctc in float32; tf-keras' CTC op adds log-probabilities by float32's log1pf(expf(·)) in float64)
+    f32 = case["dtype"] == "float32" or case["convention"] in ("keras", "tf-keras")
     # the recursions add T log-probabilities and take exponentials of their sums: each framework rounds those sums
     # at the size of the largest log-probability or of the loss (optax's 1e5 for an impossible alignment), T times
     pred, losses = _num(case["pred"]), _num(case["losses"])
     eps = np.finfo(np.float32 if f32 else np.float64).eps
     atol = 8 * eps * pred.shape[1] * (1 + np.abs(pred).max() + np.abs(losses[np.isfinite(losses)]).max())
     rtol = 8 * eps if f32 else 1e-12
-    _close(r.grad, _num(case["grad"]), rtol, atol, "grad")
+    # tf-keras' gradient is γ's over the probabilities plus its ε: γ's rounding grows by 1/(e^x + ε)
+    scale = 1 / (np.exp(pred) + 1e-7) if case["convention"] == "tf-keras" else 1
+    _close(r.grad, _num(case["grad"]), rtol, atol * scale, "grad")
     want_losses = losses / (np.maximum(case["target_lengths"], 1) if case["convention"] == "torch"
                             and case["reduction"] == "mean" else 1)
     _close(r.losses, want_losses, rtol, atol, "losses")
@@ -237,6 +240,22 @@ def test_compare_shows_each_convention_from_logits():
         assert res["value"] == pytest.approx(math.log(3.2), rel=1e-7 if conv == "keras" else 1e-15), conv
 
 
+def test_compare_names_tf_keras_differences():
+    """tf-keras' ctc_batch_cost takes the probabilities e^x: compare shows it on log-probabilities and says why its
+    numbers differ (its ε, its gradient with respect to the probabilities)."""
+    from conftest import lossgrad as run
+
+    pred = ";".join(",".join(repr(float(v)) for v in row) for row in np.log(HAND_Y))
+    r = run("compare", "ctc", "--target", "1,2", "--pred", pred, "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert set(out["conventions"]) == {"exact", "tf-keras", "torch"}
+    why = " ".join(d["why"] for d in out["differences"] if d["convention"] == "tf-keras")
+    assert "ε = 1e-07" in why and "with respect to the probabilities" in why
+    bad = run("ctc", "--from-logits", "--target", "1,2", "--pred", pred, "-c", "tf-keras")
+    assert bad.code == 2 and "ctc_batch_cost takes softmax probabilities" in bad.err
+
+
 def test_evaluate_by_name_is_ctc():
     rng = np.random.default_rng(8)
     z = rng.normal(size=(2, 5, 4))
@@ -300,7 +319,7 @@ def test_listed_with_its_conventions():
 
     r = run("losses", "-f", "json")
     row = next(x for x in json.loads(r.out) if x["loss"] == "ctc")
-    assert row["conventions"] == {"log-probs": ["exact", "torch"], "logits": ["exact", "keras", "optax"]}
+    assert row["conventions"] == {"log-probs": ["exact", "tf-keras", "torch"], "logits": ["exact", "keras", "optax"]}
     assert "--blank" in row["options"] and "--zero-infinity" in row["options"]
 
 

@@ -155,7 +155,7 @@ def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: 
     alignment emits class k at frame t (0 everywhere when no alignment exists). `normalized`: each frame's
     probabilities sum to 1 (log-softmax of logits), so the exact p may be taken as 1 − Q (`_log_p_exact`)."""
     t_max, c = lp.shape
-    if rule in ("exact", "torch") and (t_max < needed_frames(labels) or t_max == 0):
+    if rule in ("exact", "torch", "tf-keras") and (t_max < needed_frames(labels) or t_max == 0):
         # (no frames and no labels: the one empty alignment, p = 1)
         return np.asarray(np.inf if labels.size else 0, dtype=lp.dtype), np.zeros_like(lp)
     em, cls, skipw, first, end = lattice(lp, labels, blank, rule, labels.size if length is None else length)
@@ -347,6 +347,8 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     sequence's length: 0)."""
     check_blank(y, blank)
     pred, t_len, l_len, lab = unpack(y, p)
+    if conv.ctc == "tf-keras":
+        return _batch_cost(pred, t_len, l_len, lab, blank, float(conv.eps or 0))
     work = EXACT_DTYPE if conv.ctc == "exact" else p.dtype
     x = pred.astype(work)
     lp, soft = _log_softmax(x) if from_logits else (x, _log_softmax(x)[1])
@@ -380,6 +382,23 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     return Parts(losses.astype(out), grad.reshape(p.shape).astype(out),
                  None if logits_grad is None else logits_grad.reshape(p.shape).astype(out),
                  soft.reshape(p.shape).astype(out) if from_logits else None)
+
+
+def _batch_cost(x: Array, t_len: Array, l_len: Array, lab: Array, blank: int, eps: float) -> Parts:
+    """tf-keras' ctc_batch_cost, given the probabilities y = e^x: TensorFlow's CTC op (the exact lattice, in the
+    dtype) on the logits a = log(y + ε), whose softmax is (y + ε)/Σ(y + ε), and the gradient with respect to the
+    probabilities themselves: ∂ℓ/∂y = (softmax(a) − γ)·1/(y + ε), with γ = 0 where no alignment exists (the loss
+    ∞)."""
+    u = np.exp(x) + x.dtype.type(eps)
+    lp, soft = _log_softmax(np.log(u))
+    losses = np.zeros(x.shape[0], dtype=x.dtype)
+    gamma = np.zeros_like(lp)
+    for i in range(x.shape[0]):
+        n = t_len[i]
+        losses[i], gamma[i, :n] = sequence(lp[i, :n], lab[i, :l_len[i]], blank, "tf-keras")
+    frames = (np.arange(x.shape[1])[None, :] < t_len[:, None])[:, :, None]
+    grad = np.where(frames, (soft - gamma) * (1 / u), 0).astype(x.dtype)
+    return Parts(losses, grad.reshape(x.shape[0], -1))
 
 
 def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_logits: bool,
@@ -418,6 +437,12 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
              "γ_t(k) = Σ_{s: l'_s = k} α_t(s)·β_t(s) / (y_t(k)·p(l|x))  (the share of alignments emitting k at t)"]
     if from_logits:
         lines.append("∂ℓ/∂z_tk = softmax(z_t)ₖ − γ_t(k)")
+    elif conv.ctc == "tf-keras":
+        lines[0] = f"l' = (b, l₁, b, l₂, …, l_L, b), blank b = {blank}, S = 2L + 1 states; y_t(k) = " \
+            f"(e^(x_tk) + ε)/Σ_j (e^(x_tj) + ε), ε = {_g(conv.eps or 0)}  (ctc_batch_cost: log(probabilities + ε) " \
+            "as the CTC op's logits)"
+        lines.append("∂ℓ/∂(e^x_tk) as tf-keras returns it, with respect to the probabilities: (y_t(k) − γ_t(k))/"
+                     "(e^(x_tk) + ε); no alignment: ℓ = ∞, γ = 0")
     elif conv.ctc == "torch":
         lines.append("∂ℓ/∂x_tk as PyTorch returns it: e^(x_tk) − γ_t(k) (the gradient with respect to the logits "
                      "behind log_softmax; with respect to x itself it is −γ_t(k))")
@@ -447,6 +472,12 @@ def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, label
         why.append(lambda i: f"{conv.name}'s ctc_loss backward returns e^x − γ (the gradient with respect to the "
                              "logits behind log_softmax), not −γ, the gradient with respect to the log-probability")
     rules: list[Reason] = []
+    if conv.ctc == "tf-keras":
+        why.append(lambda i: f"{conv.name}'s ctc_batch_cost takes the probabilities e^x, adds ε = "
+                             f"{_g(conv.eps or 0)} and takes their log as the CTC op's logits, and returns the "
+                             "gradient with respect to the probabilities, (softmax − γ)/(e^x + ε), where −γ is the "
+                             "gradient with respect to x; it returns each sequence's loss ([B, 1]), which Keras' fit "
+                             "then averages over the batch")
     if conv.ctc in ("tf", "optax") and y2.ndim == 2 and y2.shape[1] >= HEAD:
         dead = np.array([y2[i, 1] < needed_frames(y2[i, HEAD:HEAD + int(y2[i, 2])]) for i in range(y2.shape[0])])
         zero = "−1e5" if conv.ctc == "optax" else "log 1e−307"
