@@ -59,9 +59,19 @@ OPTIONS: dict[str, Opt] = {
     "micro_batches": option("--micro-batches", kind=int | None, help="K: also the mean of K equal micro-batches' "
                              "means, as gradient accumulation computes it, beside the true mean, and its gradient."),
     "no_grad": option("--no-grad", kind=bool, default=False, help="Tensor files: write no gradient with -o."),
+    "input_lengths": option("--input-lengths", help="ctc on tensor files: each sequence's frames, a tensor file or "
+                             "numbers [default: all T]."),
+    "target_lengths": option("--target-lengths", help="ctc on tensor files: each sequence's labels, a tensor file "
+                              "or numbers [default: up to --pad, else the whole row]."),
+    "pad": option("--pad", kind=float | None, help="ctc on tensor files: the value that pads the label rows (each "
+                   "row's labels end at its first)."),
+    "time_major": option("--time-major/--batch-first", kind=bool | None, help="ctc on tensor files: predictions "
+                          "[T, B, C] (PyTorch's) or [B, T, C] [default: the axis of the labels' B rows; T = B: "
+                          "[T, B, C]]."),
 }
+SEQUENCE = ("input_lengths", "target_lengths", "pad", "time_major")  # (sequence losses' commands only)
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
-          "format", "output", "delimiter", "micro_batches")
+          "format", "output", "delimiter", "micro_batches", *SEQUENCE)
 CHECK_OPTIONS: dict[str, Opt] = {
     "my_grad": option("--my-grad", help="Your gradient, one value per prediction (required)."),
     "my_loss": option("--my-loss", help="Your loss value, if you have one."),

@@ -339,3 +339,91 @@ def test_long_double_loss_near_zero_keeps_its_digits(name, z, labels):
     lp64 = z - z.max(-1, keepdims=True) - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
     loss = sequence(lp64.astype(EXACT_DTYPE), np.array(labels), 0, "exact")[0]
     assert R.ulps(float(loss), R.ctc(lp64, labels, log_probs=True)[0]) <= 4
+
+
+# ---------------------------------------------------------------- batches from tensor files
+
+
+def _files(tmp_path, layout="tbc", dtype=np.float64):
+    """A small batch saved as PyTorch lays it out ([T, B, C] log-probabilities, padded labels [B, S], lengths), or
+    batch-first; the golden cases' labels and lengths."""
+    rng = np.random.default_rng(17)
+    z = rng.normal(size=(6, 3, 5))
+    lp = (z - np.log(np.exp(z).sum(-1, keepdims=True))).astype(dtype)
+    np.save(tmp_path / "lp.npy", lp if layout == "tbc" else lp.transpose(1, 0, 2))
+    np.save(tmp_path / "tgt.npy", np.array([[1, 2, 2], [3, 0, 0], [4, 1, 0]]))
+    np.save(tmp_path / "il.npy", np.array([6, 5, 4]))
+    np.save(tmp_path / "tl.npy", np.array([3, 1, 2]))
+    return lp
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_tensor_files_are_the_api_batch(tmp_path, reduction):
+    """`lossgrad ctc --pred lp.npy --target tgt.npy --input-lengths il.npy --target-lengths tl.npy -c torch -o
+    out.npz` writes the losses and the gradient of the value the Python API gives for the same arrays (PyTorch's
+    mean divides by the target lengths)."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path)
+    r = run("ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy", "--target-lengths",
+            "tl.npy", "-c", "torch", "-r", reduction, "-o", "out.npz", cwd=tmp_path)
+    assert r.code == 0, r.err
+    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, convention="torch", reduction=reduction)
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(out["losses"], want.losses)
+    np.testing.assert_array_equal(out["grad"], want.grad)
+    assert out["grad"].shape == lp.shape
+    if reduction != "none":
+        assert f"value={want.value!r}" in r.err
+
+
+def test_tensor_files_batch_first_pad_and_numbers(tmp_path):
+    """[B, T, C] is read from the labels' B; lengths typed as numbers, and the target lengths found from --pad."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path, "btc", np.float32)
+    r = run("ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "6,5,4", "--pad", "0",
+            "-f", "json", "-o", "out.npz", cwd=tmp_path)
+    assert r.code == 0, r.err
+    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp.astype(np.float64).transpose(1, 0, 2),
+                        input_lengths=[6, 5, 4], target_lengths=[3, 1, 2], dtype="float32")
+    out = np.load(tmp_path / "out.npz")
+    assert out["grad"].dtype == np.float32 and out["grad"].shape == (3, 6, 5)
+    np.testing.assert_array_equal(out["grad"], want.grad)
+    assert json.loads(r.out)["value"] == pytest.approx(want.value, rel=1e-7)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--input-lengths", "il_bad.npy"], "error: --input-lengths: il_bad.npy[1]: 9.0 is not an input length"),
+    (["--input-lengths", "6,5"], "error: --input-lengths: has 2 lengths for the 3 sequences"),
+    (["--target", "tgt_bad.npy"], "error: --target: tgt_bad.npy[0, 2]: 7.0 is not a label"),
+    (["--pred", "lp_nan.npy"], "error: --pred: lp_nan.npy[2, 1, 3]: nan is not a finite number"),
+    (["--pred", "lp2d.npy"], "error: --pred: lp2d.npy has shape [3, 4]"),
+    (["--batch-first"], "whose first axis is not the 3 sequences of --target"),
+    (["--target-lengths", "3,1,2.5"], "error: --target-lengths: value 3: 2.5 is not a length"),
+    (["--pad", "0"], "error: --pad: or --target-lengths"),
+])
+def test_tensor_files_errors_name_file_and_index(tmp_path, args, message):
+    from conftest import assert_usage_error, lossgrad as run
+
+    lp = _files(tmp_path)
+    np.save(tmp_path / "il_bad.npy", np.array([6, 9, 4]))
+    np.save(tmp_path / "tgt_bad.npy", np.array([[1, 2, 7], [3, 0, 0], [4, 1, 0]]))
+    lp[2, 1, 3] = np.nan
+    np.save(tmp_path / "lp_nan.npy", lp)
+    np.save(tmp_path / "lp2d.npy", np.zeros((3, 4)))
+    given = dict(zip(args[::2], args[1::2], strict=False))
+    base = {"--pred": "lp.npy", "--target": "tgt.npy", "--target-lengths": "tl.npy"} | given
+    flags = [a for a in args if a == "--batch-first"]
+    r = run("ctc", *[x for kv in base.items() if kv[0] != "--batch-first" for x in kv], *flags, "-o", "o.npz",
+            cwd=tmp_path)
+    assert_usage_error(r, message)
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_sequence_options_need_a_batch_of_files():
+    from conftest import lossgrad as run
+
+    r = run("ctc", "--target", "1,2", "--pred", "0,0,0;0,0,0;0,0,0", "--input-lengths", "3")
+    assert r.code == 2 and "applies to batches of sequences from tensor files" in r.err
