@@ -10,6 +10,7 @@ import re
 import sys
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from . import conventions, render
@@ -242,6 +243,11 @@ def check(loss: str, **kw: Any) -> None:
     elif kw.get("my_grad") is not None:
         grad = parse_inline(kw["my_grad"], "{my_grad}").reshape(-1)
         tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
+    if grad is not None and tokens is not None and _sequence_files(loss, kw):
+        from . import sequence_run
+
+        grad = sequence_run.batch_order(grad, kw)
+        tokens = list(sequence_run.batch_order(np.array(tokens, dtype=object), kw))
     my_loss = None
     if kw.get("my_loss") is not None:
         v = parse_inline(kw["my_loss"], "{my_loss}").reshape(-1)

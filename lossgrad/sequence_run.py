@@ -180,3 +180,14 @@ def _write(r: Run, batch: Batch, kw: dict[str, Any]) -> None:
     finally:
         for spool in spools:
             spool.close()
+
+
+def batch_order(values: np.ndarray, kw: dict[str, Any]) -> np.ndarray:
+    """Values given one per prediction in the predictions' layout (check's --my-grad) in the batch's order,
+    sequence by sequence, as the batch's rows hold them."""
+    pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
+    if len(pred.shape) != 3 or len(target.shape) != 2 or values.size != pred.size:
+        return values  # (the check names the mismatch)
+    if _layout(pred.shape, target.shape[0], kw.get("time_major"), []):
+        return values.reshape(pred.shape).transpose(1, 0, 2).reshape(-1)
+    return values

@@ -427,3 +427,18 @@ def test_sequence_options_need_a_batch_of_files():
 
     r = run("ctc", "--target", "1,2", "--pred", "0,0,0;0,0,0;0,0,0", "--input-lengths", "3")
     assert r.code == 2 and "applies to batches of sequences from tensor files" in r.err
+
+
+def test_check_finds_torch_from_tensor_files(tmp_path):
+    """PyTorch's gradient written by lossgrad itself ([T, B, C], its target-length mean) is recognised by check
+    from the same files."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path)
+    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, convention="torch")
+    np.save(tmp_path / "mine.npy", want.grad)
+    r = run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
+            "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["match"]["convention"] == "torch"
