@@ -4,12 +4,15 @@ alignment of it with the T frames of the predictions.
 A sequence's labels l₁..l_L are interleaved with blanks, l' = (blank, l₁, blank, l₂, ..., l_L, blank), S = 2L + 1
 states. The forward variable α_t(s) is the probability of the alignments of l'₁..l'_s with frames 1..t, the
 backward β_t(s) that of l'_s..l'_S with frames t..T; both include frame t's own probability. They are computed in
-log space (long double for the exact convention), so no alignment's probability underflows.
+log space (long double for the exact convention), so no alignment's probability underflows. Where p(l|x) is within
+1e−16 of 1, exact takes the loss from what stands apart from 1 (`_log_lost`: the paths that are no alignment;
+`_log_p_relative`: the alignments other than the most probable path) rather than rounding log p to 0.
 
 The rest of lossgrad sees a batch of sequences as 2-D arrays, one row per sequence (`pack`): the predictions'
 frames flattened (T·C values, frames past a sequence's length padding), and the target row
 (C, input length, target length, labels...). Predictions are log-probabilities (PyTorch's log_softmax outputs), or
-logits with --from-logits (softmax taken inside, as Keras and optax do).
+logits with --from-logits (softmax taken inside, as Keras and optax do); tf-keras' ctc_batch_cost reads them as the
+probabilities e^x it takes (`_batch_cost`).
 """
 
 from __future__ import annotations
@@ -435,6 +438,11 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
              "β_{t+1}(s+2))·y_t(l'_s)",
              "p(l|x) = α_T(S) + α_T(S−1),  ℓ = −log p(l|x)  (in log space: log α by logsumexp)",
              "γ_t(k) = Σ_{s: l'_s = k} α_t(s)·β_t(s) / (y_t(k)·p(l|x))  (the share of alignments emitting k at t)"]
+    if conv.ctc == "exact":
+        lines.append("near p = 1: ℓ = −log1p(−Q), Q = Σ_t Σ_s α_{t−1}(s)·Σ_{k ∉ next(s)} y_t(k) + Σ_{s < S−1} α_T(s) "
+                     "(the paths that are no alignment)" if from_logits else
+                     "near p = 1: ℓ = −Σ_t m_t − log(U + V), m_t = max_k x_tk, U the alignments through those "
+                     "classes, V = Σ of the others' Π_t e^(x_t − m_t)")
     if from_logits:
         lines.append("∂ℓ/∂z_tk = softmax(z_t)ₖ − γ_t(k)")
     elif conv.ctc == "tf-keras":
