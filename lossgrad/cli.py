@@ -22,7 +22,7 @@ if faults.launched_as_command():  # a signal during the imports below ends the r
 import typer  # noqa: E402
 
 from .errors import LossgradError, OptionError, cli_name  # noqa: E402
-from .flags import CHECK_OPTIONS, INPUTS, LOSS_ARGUMENT, OPTIONS, PLOT_OPTIONS, Opt, Text, option  # noqa: E402
+from .flags import CHECK_OPTIONS, INPUTS, LOSS_ARGUMENT, OPTIONS, PLOT_OPTIONS, SEQUENCE, Opt, Text, option  # noqa: E402
 
 EXIT_USAGE, EXIT_INTERNAL, EXIT_INTERRUPT = 2, 70, 130
 
@@ -82,6 +82,7 @@ def _command(run: Any, name: str, options: dict[str, Opt], argument: Any = None)
 def _loss_options(loss: Any) -> dict[str, Opt]:
     skip = {"from_logits"} if not loss.has_logits else set()
     skip |= {"labels"} if loss.kind != "rows" else set()
+    skip |= set(SEQUENCE) if loss.kind != "sequence" else set()
     return {k: v for k, v in OPTIONS.items() if k not in skip} | _params([loss])
 
 

@@ -10,11 +10,13 @@ import re
 import sys
 from typing import Annotated, Any
 
+import numpy as np
 import typer
 
 from . import autocast, conventions, render
 from .api import Result, micro_batches, run, summary
 from .errors import InputError, OptionError
+from .flags import SEQUENCE
 from .inputs import Batch, CsvRequest, parse_inline, read
 from .losses import LOSSES
 from .options import Format, Reduction, Setup, choose, choose_loss, setup
@@ -52,7 +54,7 @@ EXAMPLES = {
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels", "autocast")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
-         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad")
+         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad", *SEQUENCE)
 
 
 def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
@@ -112,6 +114,10 @@ def _loss_params(kw: dict[str, Any]) -> dict[str, Any]:
 
 
 def run_loss(name: str, **kw: Any) -> None:
+    if _sequence_files(name, kw):
+        from . import sequence_run, tensor_run  # (only tensor runs need them)
+
+        return sequence_run.run(name, kw, tensor_run.given_dtype(kw), _loss_params(kw))
     if _tensor_files(kw):
         from . import tensor_run  # (only tensor runs need it)
 
@@ -170,6 +176,11 @@ def _report_format(kw: dict[str, Any], command: str) -> str:
 
 
 def _batch_for(loss: str, kw: dict[str, Any]) -> Batch:
+    if _sequence_files(loss, kw):
+        from . import sequence_run  # (only tensor runs need it)
+
+        notes: list[str] = []
+        return sequence_run.read(kw, notes)[0]
     if _tensor_files(kw):
         from . import tensor_run  # (only tensor runs need it)
 
@@ -181,6 +192,19 @@ def _batch_for(loss: str, kw: dict[str, Any]) -> Batch:
 
 def _tensor_files(kw: dict[str, Any]) -> bool:
     return any(is_tensor_file(kw.get(k)) for k in ("pred", "target", "sample_weight", *sorted(_input_names())))
+
+
+def _sequence_files(loss: str, kw: dict[str, Any]) -> bool:
+    """Whether a sequence loss reads a batch from tensor files; the options of such a batch are refused
+    elsewhere."""
+    given = [k for k in SEQUENCE if kw.get(k) is not None]
+    sequence = loss in LOSSES and LOSSES[loss].kind == "sequence"
+    if given and not sequence:
+        raise OptionError(given[0], "applies to ctc's batches of sequences, from tensor files")
+    if given and not _tensor_files(kw):
+        raise OptionError(given[0], "applies to batches of sequences from tensor files ({pred} FILE.npy {target} "
+                                    "FILE.npy); one sequence typed inline takes all its frames and labels")
+    return sequence and _tensor_files(kw)
 
 
 def compare(loss: str, **kw: Any) -> None:
@@ -220,6 +244,11 @@ def check(loss: str, **kw: Any) -> None:
     elif kw.get("my_grad") is not None:
         grad = parse_inline(kw["my_grad"], "{my_grad}").reshape(-1)
         tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
+    if grad is not None and tokens is not None and _sequence_files(loss, kw):
+        from . import sequence_run
+
+        grad = sequence_run.batch_order(grad, kw)
+        tokens = list(sequence_run.batch_order(np.array(tokens, dtype=object), kw))
     my_loss = None
     if kw.get("my_loss") is not None:
         v = parse_inline(kw["my_loss"], "{my_loss}").reshape(-1)

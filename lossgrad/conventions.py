@@ -104,7 +104,8 @@ class Convention:
     # JAX's maximum splits it (0.5); exact takes 0
     pairs_tie: float = 0.0
     # ctc: "exact" (long double), or the framework's own, in its dtype: "torch" (its backward returns e^x − γ, the
-    # gradient with respect to the logits behind log_softmax), "tf" (tf.nn.ctc_loss under Keras), "optax"
+    # gradient with respect to the logits behind log_softmax), "tf" (tf.nn.ctc_loss under Keras), "optax",
+    # "tf-keras" (ctc_batch_cost: probabilities e^x, log(e^x + ε) as logits, the gradient with respect to e^x)
     ctc: str = "exact"
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
@@ -195,15 +196,16 @@ TF_KERAS = replace(
     log_eps=True,
     floatx_losses=frozenset({"huber"}),
     cosine="tf-keras",
-    lacks=_keras_lacks("tf-keras") | dict.fromkeys([("ctc", "probs"), ("ctc", "logits")], "tf-keras' "
-           "ctc_batch_cost takes softmax probabilities with the last class as the blank, a form lossgrad does not "
-           "reproduce") | {
+    lacks={k: v for k, v in _keras_lacks("tf-keras").items() if k != ("ctc", "probs")} | {
+        ("ctc", "logits"): "tf-keras' ctc_batch_cost takes softmax probabilities: give their logarithms "
+        "(log-probabilities, without {from_logits})",
         ("dice", "probs"): "tf-keras has no Dice loss (Keras 3 has: {convention} keras)",
         ("dice", "logits"): "tf-keras has no Dice loss (Keras 3 has: {convention} keras)",
         ("tversky", "probs"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
         ("tversky", "logits"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
     },
     alpha_list_float32=False,
+    ctc="tf-keras",  # ctc_batch_cost: the probabilities' log(y + ε) as the logits of the CTC op
 )
 
 TORCH = Convention(

@@ -62,9 +62,19 @@ OPTIONS: dict[str, Opt] = {
     "autocast": option("--autocast", kind=bool, default=False, help="With --dtype bfloat16 or float16: the "
                         "predictions are a mixed-precision model's, the loss runs as the framework's policy says "
                         "(torch.autocast on CPU, Keras' mixed policies), the gradient comes back in the dtype."),
+    "input_lengths": option("--input-lengths", help="ctc on tensor files: each sequence's frames, a tensor file or "
+                             "numbers [default: all T]."),
+    "target_lengths": option("--target-lengths", help="ctc on tensor files: each sequence's labels, a tensor file "
+                              "or numbers [default: up to --pad, else the whole row]."),
+    "pad": option("--pad", kind=float | None, help="ctc on tensor files: the value that pads the label rows (each "
+                   "row's labels end at its first)."),
+    "time_major": option("--time-major/--batch-first", kind=bool | None, help="ctc on tensor files: predictions "
+                          "[T, B, C] (PyTorch's) or [B, T, C] [default: the axis of the labels' B rows; T = B: "
+                          "[T, B, C]]."),
 }
+SEQUENCE = ("input_lengths", "target_lengths", "pad", "time_major")  # (sequence losses' commands only)
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
-          "format", "output", "delimiter", "micro_batches", "autocast")
+          "format", "output", "delimiter", "micro_batches", "autocast", *SEQUENCE)
 CHECK_OPTIONS: dict[str, Opt] = {
     "my_grad": option("--my-grad", help="Your gradient, one value per prediction (required)."),
     "my_loss": option("--my-loss", help="Your loss value, if you have one."),

@@ -5,7 +5,10 @@
 PyTorch's F.ctc_loss on log-probabilities (time-major [T, B, C]), Keras 3's keras.ops.ctc_loss on logits
 ([B, T, C], reduced as keras.losses.CTC reduces: the sum over the batch size) and optax.ctc_loss on logits (with
 paddings), each in float64 and float32, each case's value, per-sequence losses and the gradient of the value with
-respect to the framework's input.
+respect to the framework's input; and tf-keras' tf_keras.backend.ctc_batch_cost on the probabilities e^x of the
+log-probabilities x (its gradient with respect to those probabilities; the classes reordered so that the blank is
+the last, as ctc_batch_cost takes it, and the gradient put back in the case's order), reduced as Keras' fit reduces
+the [B, 1] losses it returns.
 """
 
 from __future__ import annotations
@@ -92,6 +95,25 @@ def optax_case(z, labels, il, tl, blank, reduction, dtype):
             np.asarray(grad))
 
 
+def tfkeras_case(z, labels, il, tl, blank, reduction, dtype):
+    import tensorflow as tf
+    import tf_keras
+
+    x = log_softmax(z).astype(dtype.as_numpy_dtype).astype(np.float64)  # the log-probabilities lossgrad is given
+    c = x.shape[2]
+    order = [k for k in range(c) if k != blank] + [blank]  # ctc_batch_cost's blank is the last class
+    where = np.argsort(order)
+    lab = np.where(np.arange(np.shape(labels)[1])[None, :] < np.array(tl)[:, None], where[np.array(labels)], 0)
+    prob = tf.Variable(tf.exp(tf.constant(x[..., order], dtype=dtype)))
+    with tf.GradientTape() as tape:
+        losses = tf_keras.backend.ctc_batch_cost(tf.constant(lab), prob, tf.constant(np.array(il)[:, None]),
+                                                 tf.constant(np.array(tl)[:, None]))
+        value = {"mean": tf.reduce_mean(losses), "sum": tf.reduce_sum(losses),
+                 "none": tf.reduce_sum(losses)}[reduction]
+    grad = tape.gradient(value, prob).numpy()[..., where]
+    return (x.astype(np.float64), None if reduction == "none" else float(value), losses.numpy()[:, 0], grad)
+
+
 def _json(a):
     if a is None:
         return None
@@ -109,6 +131,10 @@ def _runs(which):
         import tensorflow as tf
 
         return ("keras", keras_case, {"float64": tf.float64, "float32": tf.float32}, True)
+    if which == "tf-keras":
+        import tensorflow as tf
+
+        return ("tf-keras", tfkeras_case, {"float64": tf.float64, "float32": tf.float32}, False)
     return ("optax", optax_case, {"float64": np.float64, "float32": np.float32}, True)
 
 
@@ -123,7 +149,7 @@ def cases(only=None):
         yield {**case, "dtype": dtype, "reduction": reduction, "pred": _json(pred), "value": _json(value),
                "losses": _json(losses), "grad": _json(grad)}
         return
-    runs = [_runs(name) for name in ("torch", "keras", "optax")]
+    runs = [_runs(name) for name in ("torch", "keras", "optax", "tf-keras")]
     for name, z, labels, il, tl, blank in inputs():
         for conv, fn, dtypes, logits in runs:
             for dtype, framework_dtype in dtypes.items():

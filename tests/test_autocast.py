@@ -23,8 +23,8 @@ RECORDS = DATA["records"]
 
 # where the float32 kernels underneath are not reproduced bit for bit (Keras' and tf-keras' float32 arithmetic is
 # numpy's float32 formulas and lossgrad's exactly rounded sum, not TF's kernels and reduction order): the float32
-# value within 2 ulps of float32 (1 seen), the gradient within 1 ulp of the half dtype (a float32 difference of an ulp can land on
-# the other side of a half rounding; 0 seen)
+# value within 2 ulps of float32 (1 seen), the gradient within 1 ulp of the half dtype (a float32 difference of an
+# ulp can land on the other side of a half rounding; 0 seen)
 TOLERANCE = {"value": 2, "grad": 1}
 EXAMPLE = ("-y", "2,0", "-p", "0.3,-1.2,2.0;1.5,0.2,-0.4", "--from-logits", "--dtype", "bfloat16", "--autocast")
 

@@ -37,14 +37,17 @@ def test_convention_reproduces_framework(case):
                      target_lengths=case["target_lengths"], from_logits=case["from_logits"],
                      convention=case["convention"], reduction=case["reduction"], dtype=case["dtype"],
                      blank=case["blank"], **kw)
-    f32 = case["dtype"] == "float32" or case["convention"] == "keras"  # (Keras computes ctc in float32)
+    # (Keras computes ctc in float32; tf-keras' CTC op adds log-probabilities by float32's log1pf(expf(·)) in float64)
+    f32 = case["dtype"] == "float32" or case["convention"] in ("keras", "tf-keras")
     # the recursions add T log-probabilities and take exponentials of their sums: each framework rounds those sums
     # at the size of the largest log-probability or of the loss (optax's 1e5 for an impossible alignment), T times
     pred, losses = _num(case["pred"]), _num(case["losses"])
     eps = np.finfo(np.float32 if f32 else np.float64).eps
     atol = 8 * eps * pred.shape[1] * (1 + np.abs(pred).max() + np.abs(losses[np.isfinite(losses)]).max())
     rtol = 8 * eps if f32 else 1e-12
-    _close(r.grad, _num(case["grad"]), rtol, atol, "grad")
+    # tf-keras' gradient is γ's over the probabilities plus its ε: γ's rounding grows by 1/(e^x + ε)
+    scale = 1 / (np.exp(pred) + 1e-7) if case["convention"] == "tf-keras" else 1
+    _close(r.grad, _num(case["grad"]), rtol, atol * scale, "grad")
     want_losses = losses / (np.maximum(case["target_lengths"], 1) if case["convention"] == "torch"
                             and case["reduction"] == "mean" else 1)
     _close(r.losses, want_losses, rtol, atol, "losses")
@@ -118,6 +121,20 @@ def _adversarial():
     yield "minimum T, peaked on the path", on_path, [1, 1, 2]
     yield "long", rng.normal(size=(40, 5)), [1, 2, 2, 3, 4, 1, 1]
     yield "one label, many frames", 5 * rng.normal(size=(30, 3)), [2]
+    # the most probable class of each frame spells the labels: p(l|x) is within e^(−gap) of 1, the loss that small
+    path = np.eye(4)[[1, 1, 0, 3, 2, 2]]
+    yield "aligned, gaps of 40 (loss 1e−17)", 40 * path + rng.normal(size=(6, 4)), [1, 3, 2]
+    yield "aligned, gaps of 150 (loss 1e−65)", 150 * path + 5 * rng.normal(size=(6, 4)), [1, 3, 2]
+    yield "aligned, two labels over many frames", 60 * np.eye(3)[[1] * 5 + [0] * 3 + [2] * 4] + rng.normal(
+        size=(12, 3)), [1, 2]
+    # spanning hundreds, drawn as benchmarks/accuracy.py draws them: p(l|x) within 1e−66 of 1; and a most probable
+    # path that is no alignment, where class 2's softmax and γ at frame 2 agree to 50 digits
+    yield "spanning hundreds, p near 1", np.array(
+        [[361.59985579259904, 514.3045822523902, -190.979752952308, -131.91485451086606],
+         [-227.42314380334417, -204.51032093076628, -76.59010902655538, 164.0589140544749]]), [1, 3]
+    yield "spanning hundreds, softmax = γ to 50 digits", np.array(
+        [[-384.6870388582326, 468.2518896281913, 80.81750099232097, -394.33425977868086],
+         [-161.23848818685775, -316.06032107526494, 300.69891566407733, 186.30982384646364]]), [2]
 
 
 @pytest.mark.parametrize("name,z,labels", list(_adversarial()), ids=[a[0] for a in _adversarial()])
@@ -223,6 +240,22 @@ def test_compare_shows_each_convention_from_logits():
         assert res["value"] == pytest.approx(math.log(3.2), rel=1e-7 if conv == "keras" else 1e-15), conv
 
 
+def test_compare_names_tf_keras_differences():
+    """tf-keras' ctc_batch_cost takes the probabilities e^x: compare shows it on log-probabilities and says why its
+    numbers differ (its ε, its gradient with respect to the probabilities)."""
+    from conftest import lossgrad as run
+
+    pred = ";".join(",".join(repr(float(v)) for v in row) for row in np.log(HAND_Y))
+    r = run("compare", "ctc", "--target", "1,2", "--pred", pred, "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert set(out["conventions"]) == {"exact", "tf-keras", "torch"}
+    why = " ".join(d["why"] for d in out["differences"] if d["convention"] == "tf-keras")
+    assert "ε = 1e-07" in why and "with respect to the probabilities" in why
+    bad = run("ctc", "--from-logits", "--target", "1,2", "--pred", pred, "-c", "tf-keras")
+    assert bad.code == 2 and "ctc_batch_cost takes softmax probabilities" in bad.err
+
+
 def test_evaluate_by_name_is_ctc():
     rng = np.random.default_rng(8)
     z = rng.normal(size=(2, 5, 4))
@@ -248,7 +281,7 @@ def test_check_solves_zero_infinity():
 
 @pytest.mark.frameworks
 @pytest.mark.parametrize("conv,modules", [("torch", ["torch"]), ("keras", ["tensorflow", "keras"]),
-                                          ("optax", ["jax", "optax"])])
+                                          ("optax", ["jax", "optax"]), ("tf-keras", ["tensorflow", "tf_keras"])])
 def test_live_framework_agrees(conv, modules):
     """scripts/golden_ctc.py's cases run live on fresh inputs, float64 and float32, each reduction."""
     import importlib.util
@@ -262,7 +295,8 @@ def test_live_framework_agrees(conv, modules):
 
     rng = np.random.default_rng()
     case = {"labels": [[2, 2, 1], [3, 0, 0], [1, 3, 0]], "input_lengths": [7, 6, 2], "target_lengths": [3, 1, 2],
-            "blank": 0, "from_logits": conv != "torch", "convention": conv, "zero_infinity": False, "name": "live"}
+            "blank": 0, "from_logits": conv not in ("torch", "tf-keras"), "convention": conv, "zero_infinity": False,
+            "name": "live"}
     z = 4 * rng.normal(size=(3, 7, 4))
     for dtype in ("float64", "float32"):
         for reduction in ("mean", "sum", "none"):
@@ -286,5 +320,126 @@ def test_listed_with_its_conventions():
 
     r = run("losses", "-f", "json")
     row = next(x for x in json.loads(r.out) if x["loss"] == "ctc")
-    assert row["conventions"] == {"log-probs": ["exact", "torch"], "logits": ["exact", "keras", "optax"]}
+    assert row["conventions"] == {"log-probs": ["exact", "tf-keras", "torch"], "logits": ["exact", "keras", "optax"]}
     assert "--blank" in row["options"] and "--zero-infinity" in row["options"]
+
+
+@pytest.mark.parametrize("name,z,labels", [a for a in _adversarial() if "aligned" in a[0] or "near 1" in a[0]],
+                         ids=lambda a: a if isinstance(a, str) else "")
+def test_long_double_loss_near_zero_keeps_its_digits(name, z, labels):
+    """The long double recursions alone (no decimal refinement), where p(l|x) is within 1e−16 of 1: −log1p(−Q) from
+    logits, and Σ_t m_t + log(U + V) from log-probabilities (log-softmax in float64 rounds the top class to 0, so
+    p can exceed 1 and the loss be negative)."""
+    import reference as R
+    from lossgrad.losses.ctc import EXACT_DTYPE, sequence
+
+    x = z.astype(EXACT_DTYPE)
+    lp = x - x.max(-1, keepdims=True) - np.log(np.exp(x - x.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    loss = sequence(lp, np.array(labels), 0, "exact", normalized=True)[0]
+    assert R.ulps(float(loss), R.ctc(z, labels)[0]) <= 4
+    lp64 = z - z.max(-1, keepdims=True) - np.log(np.exp(z - z.max(-1, keepdims=True)).sum(-1, keepdims=True))
+    loss = sequence(lp64.astype(EXACT_DTYPE), np.array(labels), 0, "exact")[0]
+    assert R.ulps(float(loss), R.ctc(lp64, labels, log_probs=True)[0]) <= 4
+
+
+# ---------------------------------------------------------------- batches from tensor files
+
+
+def _files(tmp_path, layout="tbc", dtype=np.float64):
+    """A small batch saved as PyTorch lays it out ([T, B, C] log-probabilities, padded labels [B, S], lengths), or
+    batch-first; the golden cases' labels and lengths."""
+    rng = np.random.default_rng(17)
+    z = rng.normal(size=(6, 3, 5))
+    lp = (z - np.log(np.exp(z).sum(-1, keepdims=True))).astype(dtype)
+    np.save(tmp_path / "lp.npy", lp if layout == "tbc" else lp.transpose(1, 0, 2))
+    np.save(tmp_path / "tgt.npy", np.array([[1, 2, 2], [3, 0, 0], [4, 1, 0]]))
+    np.save(tmp_path / "il.npy", np.array([6, 5, 4]))
+    np.save(tmp_path / "tl.npy", np.array([3, 1, 2]))
+    return lp
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_tensor_files_are_the_api_batch(tmp_path, reduction):
+    """`lossgrad ctc --pred lp.npy --target tgt.npy --input-lengths il.npy --target-lengths tl.npy -c torch -o
+    out.npz` writes the losses and the gradient of the value the Python API gives for the same arrays (PyTorch's
+    mean divides by the target lengths)."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path)
+    r = run("ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy", "--target-lengths",
+            "tl.npy", "-c", "torch", "-r", reduction, "-o", "out.npz", cwd=tmp_path)
+    assert r.code == 0, r.err
+    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, convention="torch", reduction=reduction)
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(out["losses"], want.losses)
+    np.testing.assert_array_equal(out["grad"], want.grad)
+    assert out["grad"].shape == lp.shape
+    if reduction != "none":
+        assert f"value={want.value!r}" in r.err
+
+
+def test_tensor_files_batch_first_pad_and_numbers(tmp_path):
+    """[B, T, C] is read from the labels' B; lengths typed as numbers, and the target lengths found from --pad."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path, "btc", np.float32)
+    r = run("ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "6,5,4", "--pad", "0",
+            "-f", "json", "-o", "out.npz", cwd=tmp_path)
+    assert r.code == 0, r.err
+    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp.astype(np.float64).transpose(1, 0, 2),
+                        input_lengths=[6, 5, 4], target_lengths=[3, 1, 2], dtype="float32")
+    out = np.load(tmp_path / "out.npz")
+    assert out["grad"].dtype == np.float32 and out["grad"].shape == (3, 6, 5)
+    np.testing.assert_array_equal(out["grad"], want.grad)
+    assert json.loads(r.out)["value"] == pytest.approx(want.value, rel=1e-7)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--input-lengths", "il_bad.npy"], "error: --input-lengths: il_bad.npy[1]: 9.0 is not an input length"),
+    (["--input-lengths", "6,5"], "error: --input-lengths: has 2 lengths for the 3 sequences"),
+    (["--target", "tgt_bad.npy"], "error: --target: tgt_bad.npy[0, 2]: 7.0 is not a label"),
+    (["--pred", "lp_nan.npy"], "error: --pred: lp_nan.npy[2, 1, 3]: nan is not a finite number"),
+    (["--pred", "lp2d.npy"], "error: --pred: lp2d.npy has shape [3, 4]"),
+    (["--batch-first"], "whose first axis is not the 3 sequences of --target"),
+    (["--target-lengths", "3,1,2.5"], "error: --target-lengths: value 3: 2.5 is not a length"),
+    (["--pad", "0"], "error: --pad: or --target-lengths"),
+])
+def test_tensor_files_errors_name_file_and_index(tmp_path, args, message):
+    from conftest import assert_usage_error, lossgrad as run
+
+    lp = _files(tmp_path)
+    np.save(tmp_path / "il_bad.npy", np.array([6, 9, 4]))
+    np.save(tmp_path / "tgt_bad.npy", np.array([[1, 2, 7], [3, 0, 0], [4, 1, 0]]))
+    lp[2, 1, 3] = np.nan
+    np.save(tmp_path / "lp_nan.npy", lp)
+    np.save(tmp_path / "lp2d.npy", np.zeros((3, 4)))
+    given = dict(zip(args[::2], args[1::2], strict=False))
+    base = {"--pred": "lp.npy", "--target": "tgt.npy", "--target-lengths": "tl.npy"} | given
+    flags = [a for a in args if a == "--batch-first"]
+    r = run("ctc", *[x for kv in base.items() if kv[0] != "--batch-first" for x in kv], *flags, "-o", "o.npz",
+            cwd=tmp_path)
+    assert_usage_error(r, message)
+    assert not (tmp_path / "o.npz").exists()
+
+
+def test_sequence_options_need_a_batch_of_files():
+    from conftest import lossgrad as run
+
+    r = run("ctc", "--target", "1,2", "--pred", "0,0,0;0,0,0;0,0,0", "--input-lengths", "3")
+    assert r.code == 2 and "applies to batches of sequences from tensor files" in r.err
+
+
+def test_check_finds_torch_from_tensor_files(tmp_path):
+    """PyTorch's gradient written by lossgrad itself ([T, B, C], its target-length mean) is recognised by check
+    from the same files."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path)
+    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, convention="torch")
+    np.save(tmp_path / "mine.npy", want.grad)
+    r = run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
+            "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["match"]["convention"] == "torch"

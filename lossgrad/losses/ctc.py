@@ -4,12 +4,15 @@ alignment of it with the T frames of the predictions.
 A sequence's labels l₁..l_L are interleaved with blanks, l' = (blank, l₁, blank, l₂, ..., l_L, blank), S = 2L + 1
 states. The forward variable α_t(s) is the probability of the alignments of l'₁..l'_s with frames 1..t, the
 backward β_t(s) that of l'_s..l'_S with frames t..T; both include frame t's own probability. They are computed in
-log space (long double for the exact convention), so no alignment's probability underflows.
+log space (long double for the exact convention), so no alignment's probability underflows. Where p(l|x) is within
+1e−16 of 1, exact takes the loss from what stands apart from 1 (`_log_lost`: the paths that are no alignment;
+`_log_p_relative`: the alignments other than the most probable path) rather than rounding log p to 0.
 
 The rest of lossgrad sees a batch of sequences as 2-D arrays, one row per sequence (`pack`): the predictions'
 frames flattened (T·C values, frames past a sequence's length padding), and the target row
 (C, input length, target length, labels...). Predictions are log-probabilities (PyTorch's log_softmax outputs), or
-logits with --from-logits (softmax taken inside, as Keras and optax do).
+logits with --from-logits (softmax taken inside, as Keras and optax do); tf-keras' ctc_batch_cost reads them as the
+probabilities e^x it takes (`_batch_cost`).
 """
 
 from __future__ import annotations
@@ -149,12 +152,13 @@ def lattice(lp: Array, labels: Array, blank: int, rule: str, length: int) -> tup
     return em, cls, skipw, first, end
 
 
-def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: int | None = None
-             ) -> tuple[Array, Array]:
+def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: int | None = None,
+             normalized: bool = False) -> tuple[Array, Array]:
     """One sequence's −log p(l | x) and γ_t(k) = Σ_{s: l'_s = k} α_t(s) β_t(s) / (y_t(k) p): the probability that an
-    alignment emits class k at frame t (0 everywhere when no alignment exists)."""
+    alignment emits class k at frame t (0 everywhere when no alignment exists). `normalized`: each frame's
+    probabilities sum to 1 (log-softmax of logits), so the exact p may be taken as 1 − Q (`_log_p_exact`)."""
     t_max, c = lp.shape
-    if rule in ("exact", "torch") and (t_max < needed_frames(labels) or t_max == 0):
+    if rule in ("exact", "torch", "tf-keras") and (t_max < needed_frames(labels) or t_max == 0):
         # (no frames and no labels: the one empty alignment, p = 1)
         return np.asarray(np.inf if labels.size else 0, dtype=lp.dtype), np.zeros_like(lp)
     em, cls, skipw, first, end = lattice(lp, labels, blank, rule, labels.size if length is None else length)
@@ -172,12 +176,76 @@ def sequence(lp: Array, labels: Array, blank: int, rule: str = "exact", length: 
         start[:2] = 0
         log_p = _logsumexp(start + beta[0])
         norm = _logsumexp(post, axis=1)[:, None]
+    elif rule == "exact":
+        log_p = norm = _log_p_exact(lp, alpha, em, cls, skipw, first, end, normalized)
     else:
         log_p = norm = _logsumexp(alpha[-1] + end)
     g = np.full((c, t_max), -np.inf, dtype=lp.dtype)
     on = cls >= 0
     np.logaddexp.at(g, cls[on], (post - norm)[:, on].T)
     return -log_p, np.exp(g.T)
+
+
+def _log_p_exact(lp: Array, alpha: Array, em: Array, ext: Array, skipw: Array, first: Array, end: Array,
+                 normalized: bool) -> Array:
+    """log p(l|x) without rounding p near 1 to 1: log1p(−Q) from probabilities whose frames sum to 1 (Q = 1 − p, the
+    paths that are no alignment, `_log_lost`), e^(Σ_t m_t)·(U + V) from others (`_log_p_relative`)."""
+    if not normalized:
+        return _log_p_relative(lp.max(axis=1), em - lp.max(axis=1)[:, None], skipw, first, end)
+    log_q = _log_lost(lp, alpha, ext, skipw)
+    if log_q < -np.log(lp.dtype.type(2)):
+        return np.asarray(np.log1p(-np.exp(log_q)))
+    return _logsumexp(alpha[-1] + end)
+
+
+def _log_lost(lp: Array, alpha: Array, ext: Array, skipw: Array) -> Array:
+    """log Q, Q = 1 − p(l|x) when each frame's probabilities y_t sum to 1: the probability of the paths that are no
+    alignment of l. Such a path leaves the lattice at a frame t, from a state s it held at t − 1 (or from the start)
+    by a class it cannot move on with, or it ends in a state before the last two:
+
+        Q = Σ_t Σ_s α_{t−1}(s)·Σ_{k ∉ next(s)} y_t(k) + Σ_{s < S−1} α_T(s),  α_0 = 1 before the first state,
+
+    where next(s) = {l'_s, l'_{s+1}, l'_{s+2} if it may be skipped to}. Every term is a probability: nothing cancels,
+    so −log1p(−Q) keeps a loss of 1e−60 where −log p rounds to 0."""
+    t_max, c = lp.shape
+    ok = _next_classes(ext, skipw == 0, c)
+    with np.errstate(divide="ignore"):
+        off = _logsumexp(np.where(ok[None], -np.inf, lp[:, None, :]), axis=2)  # [T, S + 1]
+    before = np.full((t_max, alpha.shape[1] + 1), -np.inf, dtype=lp.dtype)
+    before[0, 0] = 0
+    before[1:, 1:] = alpha[:-1]
+    unfinished = alpha[-1, :max(alpha.shape[1] - 2, 0)]
+    return _logsumexp(np.r_[(before + off).ravel(), unfinished])
+
+
+def _next_classes(ext: Array, skip: Array, c: int) -> Array:
+    """[S + 1, C]: the classes with which a path in each state (row 0: before the first frame) stays on the
+    lattice: its own (stay), the next state's, and the one after if it may be skipped to; from the start, l'_1, l'_2."""
+    s = np.arange(ext.size)
+    ok = np.zeros((ext.size + 1, c), dtype=bool)
+    ok[0, ext[:2]] = True
+    ok[s + 1, ext] = True
+    ok[s[:-1] + 1, ext[1:]] = True
+    two = s[:-2][skip[2:]]
+    ok[two + 1, ext[two + 2]] = True
+    return ok
+
+
+def _log_p_relative(m: Array, r: Array, skipw: Array, first: Array, end: Array) -> Array:
+    """log p(l|x) = Σ_t m_t + log(U + V), m_t = max_k x_tk: relative to a path of each frame's most probable classes
+    (log weight r = x − m = 0 there), U counts the alignments that take such a class at every frame, and V sums the
+    other alignments' Π_t e^(r_t), each below 1. log(U + V) = log U + log1p(V/U) keeps a p within 1e−16 of e^(Σm)
+    (U = 1, V tiny), which the log of the whole sum would round away."""
+    top = r == 0
+    u = np.where(top[0], first, -np.inf)
+    v = np.where(top[0], -np.inf, first + r[0])
+    for t in range(1, r.shape[0]):
+        su, sv = _step(u, skipw), _step(v, skipw)
+        u, v = np.where(top[t], su, -np.inf), np.logaddexp(sv + r[t], np.where(top[t], -np.inf, su + r[t]))
+    with np.errstate(divide="ignore"):
+        log_u, log_v = _logsumexp(u + end), _logsumexp(v + end)
+    rel = log_v if np.isneginf(log_u) else log_u + np.log1p(np.exp(log_v - log_u))
+    return np.asarray(np.sum(m) + rel)
 
 
 def _logsumexp(x: Array, axis: int | None = None) -> Array:
@@ -230,8 +298,9 @@ def _decimal_sequence(x: Array, labels: Array, blank: int, from_logits: bool) ->
             gamma = [[sum((a[t][s] * b[t][s] for s in range(ext.size) if ext[s] == k), Decimal(0)) / (y[t][k] * p)
                       for k in range(c)] for t in range(t_max)]
             diff = [[soft[t][k] - gamma[t][k] for k in range(c)] for t in range(t_max)]
-            clear = all(d == 0 or abs(d) > max(soft[t][k], gamma[t][k]) * Decimal(10) ** (25 - prec)
-                        for t in range(t_max) for k, d in enumerate(diff[t]))
+            near = Decimal(10) ** (25 - prec)  # (a difference this close to its terms' rounding is not yet known)
+            clear = abs(p.ln()) > near and all(abs(d) > max(soft[t][k], gamma[t][k]) * near
+                                               for t in range(t_max) for k, d in enumerate(diff[t]))
             if clear or prec == DIGITS[-1]:
                 grad = diff if from_logits else [[-g for g in row] for row in gamma]
                 return float(-p.ln()), np.array(grad, dtype=np.float64), np.array(diff, dtype=np.float64)
@@ -260,14 +329,18 @@ def _decimal_alpha_beta(y: list[list[Decimal]], ext: Array, skip: Array) -> tupl
     return a, b
 
 
-def _risky(lp: Array, soft: Array, gamma: Array) -> bool:
+def _risky(lp: Array, soft: Array, gamma: Array, loss: float, from_logits: bool) -> bool:
     """Whether the long double recursions may leave a gradient element (or the loss) off by more than half an ulp
     of a double: their log-probabilities' rounding, at most the size of the sums of them, grows by the ratio of
-    softmax and γ to their difference where the two nearly agree."""
+    softmax and γ to their difference where the two nearly agree, and, from log-probabilities, by the ratio of
+    the loss's two terms Σ_t m_t and log(U + V) to their sum (`_log_p_relative`)."""
     size = float(np.abs(lp).max(axis=-1).sum() + lp.shape[0])
     err = size * 2.0 ** -63
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.maximum(soft, gamma) / np.abs(soft - gamma)
+        m = 0.0 if from_logits else float(lp.max(axis=-1).sum())
+        terms = np.float64(abs(m) + abs(m + loss)) / abs(loss) if m else 1.0
+    ratio = np.append(ratio.ravel(), terms)
     return bool(err * np.nanmax(np.where(np.isfinite(ratio), ratio, 2.0 ** 60), initial=1.0) > 2.0 ** -54)
 
 
@@ -277,6 +350,8 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     sequence's length: 0)."""
     check_blank(y, blank)
     pred, t_len, l_len, lab = unpack(y, p)
+    if conv.ctc == "tf-keras":
+        return _batch_cost(pred, t_len, l_len, lab, blank, float(conv.eps or 0))
     work = EXACT_DTYPE if conv.ctc == "exact" else p.dtype
     x = pred.astype(work)
     lp, soft = _log_softmax(x) if from_logits else (x, _log_softmax(x)[1])
@@ -285,7 +360,7 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     for i in range(pred.shape[0]):
         n = t_len[i]
         labels_i = lab[i] if conv.ctc == "tf" else lab[i, :l_len[i]]  # (TensorFlow's lattice runs to the padding)
-        losses[i], gamma[i, :n] = sequence(lp[i, :n], labels_i, blank, conv.ctc, l_len[i])
+        losses[i], gamma[i, :n] = sequence(lp[i, :n], labels_i, blank, conv.ctc, l_len[i], from_logits)
     if conv.ctc == "torch":
         grad, logits_grad = np.exp(x) - gamma, None
     else:
@@ -312,6 +387,23 @@ def ctc_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
                  soft.reshape(p.shape).astype(out) if from_logits else None)
 
 
+def _batch_cost(x: Array, t_len: Array, l_len: Array, lab: Array, blank: int, eps: float) -> Parts:
+    """tf-keras' ctc_batch_cost, given the probabilities y = e^x: TensorFlow's CTC op (the exact lattice, in the
+    dtype) on the logits a = log(y + ε), whose softmax is (y + ε)/Σ(y + ε), and the gradient with respect to the
+    probabilities themselves: ∂ℓ/∂y = (softmax(a) − γ)·1/(y + ε), with γ = 0 where no alignment exists (the loss
+    ∞)."""
+    u = np.exp(x) + x.dtype.type(eps)
+    lp, soft = _log_softmax(np.log(u))
+    losses = np.zeros(x.shape[0], dtype=x.dtype)
+    gamma = np.zeros_like(lp)
+    for i in range(x.shape[0]):
+        n = t_len[i]
+        losses[i], gamma[i, :n] = sequence(lp[i, :n], lab[i, :l_len[i]], blank, "tf-keras")
+    frames = (np.arange(x.shape[1])[None, :] < t_len[:, None])[:, :, None]
+    grad = np.where(frames, (soft - gamma) * (1 / u), 0).astype(x.dtype)
+    return Parts(losses, grad.reshape(x.shape[0], -1))
+
+
 def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_logits: bool,
             arrays: tuple[Array, ...]) -> None:
     """The sequences whose long double numbers may be off by more than half an ulp, recomputed in decimal (in
@@ -320,7 +412,8 @@ def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_l
     lp = _log_softmax(x)[0] if from_logits else x
     for i in range(x.shape[0]):
         n, labels_i = t_len[i], lab[i, :l_len[i]]
-        if n == 0 or n < needed_frames(labels_i) or not _risky(lp[i, :n], soft[i, :n], gamma[i, :n]):
+        possible = n > 0 and n >= needed_frames(labels_i)
+        if not possible or not _risky(lp[i, :n], soft[i, :n], gamma[i, :n], float(losses[i]), from_logits):
             continue
         losses[i], grad[i, :n], logits_grad[i, :n] = _decimal_sequence(x[i, :n], labels_i, blank, from_logits)
 
@@ -345,8 +438,19 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
              "β_{t+1}(s+2))·y_t(l'_s)",
              "p(l|x) = α_T(S) + α_T(S−1),  ℓ = −log p(l|x)  (in log space: log α by logsumexp)",
              "γ_t(k) = Σ_{s: l'_s = k} α_t(s)·β_t(s) / (y_t(k)·p(l|x))  (the share of alignments emitting k at t)"]
+    if conv.ctc == "exact":
+        lines.append("near p = 1: ℓ = −log1p(−Q), Q = Σ_t Σ_s α_{t−1}(s)·Σ_{k ∉ next(s)} y_t(k) + Σ_{s < S−1} α_T(s) "
+                     "(the paths that are no alignment)" if from_logits else
+                     "near p = 1: ℓ = −Σ_t m_t − log(U + V), m_t = max_k x_tk, U the alignments through those "
+                     "classes, V = Σ of the others' Π_t e^(x_t − m_t)")
     if from_logits:
         lines.append("∂ℓ/∂z_tk = softmax(z_t)ₖ − γ_t(k)")
+    elif conv.ctc == "tf-keras":
+        lines[0] = f"l' = (b, l₁, b, l₂, …, l_L, b), blank b = {blank}, S = 2L + 1 states; y_t(k) = " \
+            f"(e^(x_tk) + ε)/Σ_j (e^(x_tj) + ε), ε = {_g(conv.eps or 0)}  (ctc_batch_cost: log(probabilities + ε) " \
+            "as the CTC op's logits)"
+        lines.append("∂ℓ/∂(e^x_tk) as tf-keras returns it, with respect to the probabilities: (y_t(k) − γ_t(k))/"
+                     "(e^(x_tk) + ε); no alignment: ℓ = ∞, γ = 0")
     elif conv.ctc == "torch":
         lines.append("∂ℓ/∂x_tk as PyTorch returns it: e^(x_tk) − γ_t(k) (the gradient with respect to the logits "
                      "behind log_softmax; with respect to x itself it is −γ_t(k))")
@@ -376,6 +480,12 @@ def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, label
         why.append(lambda i: f"{conv.name}'s ctc_loss backward returns e^x − γ (the gradient with respect to the "
                              "logits behind log_softmax), not −γ, the gradient with respect to the log-probability")
     rules: list[Reason] = []
+    if conv.ctc == "tf-keras":
+        why.append(lambda i: f"{conv.name}'s ctc_batch_cost takes the probabilities e^x, adds ε = "
+                             f"{_g(conv.eps or 0)} and takes their log as the CTC op's logits, and returns the "
+                             "gradient with respect to the probabilities, (softmax − γ)/(e^x + ε), where −γ is the "
+                             "gradient with respect to x; it returns each sequence's loss ([B, 1]), which Keras' fit "
+                             "then averages over the batch")
     if conv.ctc in ("tf", "optax") and y2.ndim == 2 and y2.shape[1] >= HEAD:
         dead = np.array([y2[i, 1] < needed_frames(y2[i, HEAD:HEAD + int(y2[i, 2])]) for i in range(y2.shape[0])])
         zero = "−1e5" if conv.ctc == "optax" else "log 1e−307"
