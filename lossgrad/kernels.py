@@ -24,7 +24,7 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     """Why `kernels` are not reproduced for this loss, these options and this dtype (None: they are)."""
     backend = BACKENDS[kernels]
     if dtype not in getattr(backend, "DTYPES", ("float32", "float16", "bfloat16")):
-        return f"{dtype}"
+        return f"{dtype}{getattr(backend, 'DTYPES_WHY', '')}"
     why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
 

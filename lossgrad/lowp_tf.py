@@ -25,6 +25,10 @@ PACKET = 8  # floats in an AVX register
 LEAF = 1024  # packets in a leaf of the reducer's tree
 TINY = F32(2.0 ** -126)
 DTYPES = ("float32",)
+# why the half dtypes are refused: their kernels round in other places (float16's fused softmax in float32,
+# bfloat16's through Eigen's bfloat16 packets, sums accumulated in float16 or float32), not reproduced here
+DTYPES_WHY = (" (TensorFlow's float16 and bfloat16 kernels are not reproduced: they round in other places than "
+              "float32's)")
 SUPPORTED = ("ce (from logits; class indexes or probability rows)", "mse")
 
 
@@ -259,9 +263,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                 return mul(upstream(n), backprop)
         else:
             losses, grad = mse(y, p)
+            if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
+                losses = losses[:, None]
 
     def value(n: float) -> float:
         with np.errstate(all="ignore"):
-            total = full_sum(losses)
+            total = full_sum(losses.reshape(-1))
             return float(total if n == 1 else div(total, F32(n)))
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value)
