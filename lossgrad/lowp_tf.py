@@ -221,7 +221,7 @@ def softmax_xent(z: Array, y: Array, labels: Array | None) -> tuple[Array, Array
 
 def upstream(n: float) -> F32:
     """The gradient reaching the per-sample losses: 1 for a sum, 1/N (divide_no_nan's gradient) for the mean."""
-    return F32(1) if n == 1 else div(F32(1), F32(n))[()]
+    return F32(1) if n == 1 else F32(div(F32(1), F32(n)))
 
 
 def mse(y: Array, p: Array) -> tuple[Array, Callable[[float], Array]]:
@@ -255,12 +255,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     sample's outputs taken as reduce_mean takes it), the gradient of the sum or of the mean over N, and the
     reduced value (reduce_sum of the losses, divided by N in float32)."""
     y, p = y.astype(F32), p.astype(F32)
+    grad: Callable[[float], Array]
     with np.errstate(all="ignore"):
         if loss == "ce":
             losses, backprop = softmax_xent(p, y, labels)
-
-            def grad(n: float) -> Array:
-                return mul(upstream(n), backprop)
+            grad = lambda n: mul(upstream(n), backprop)  # noqa: E731 (_BroadcastMul of the upstream gradient)
         else:
             losses, grad = mse(y, p)
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
