@@ -109,7 +109,8 @@ class Convention:
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
     ctc_mean: str = "n"
-    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf"); None: the
+    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf", "tf-keras");
+    # None: the
     # formulas in the dtype, and no half dtypes
     kernels: str | None = None
     # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
@@ -205,6 +206,7 @@ TF_KERAS = replace(
         ("tversky", "logits"): "tf-keras has no Tversky loss (Keras 3 has: {convention} keras)",
     },
     alpha_list_float32=False,
+    kernels="tf-keras",
 )
 
 TORCH = Convention(

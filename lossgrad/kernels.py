@@ -10,13 +10,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_tf
+from . import lowp, lowp_tf, lowp_tfk
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
-BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf}
-TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's"}
+BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk}
+TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's"}
 
 
 def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: dict[str, Any],
@@ -24,7 +24,7 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     """Why `kernels` are not reproduced for this loss, these options and this dtype (None: they are)."""
     backend = BACKENDS[kernels]
     if dtype not in getattr(backend, "DTYPES", ("float32", "float16", "bfloat16")):
-        return f"{dtype}{getattr(backend, 'DTYPES_WHY', '')}"
+        return f"{dtype}"
     why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
 

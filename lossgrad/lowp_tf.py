@@ -12,23 +12,20 @@ to zero. All of this is done here in numpy on float32 arrays.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
+from .errors import DomainError
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import libm_logf
+from .lowp import Rounder, libm_logf, rounder
 
 F32 = np.float32
 PACKET = 8  # floats in an AVX register
 LEAF = 1024  # packets in a leaf of the reducer's tree
 TINY = F32(2.0 ** -126)
-DTYPES = ("float32",)
-# why the half dtypes are refused: their kernels round in other places (float16's fused softmax in float32,
-# bfloat16's through Eigen's bfloat16 packets, sums accumulated in float16 or float32), not reproduced here
-DTYPES_WHY = (" (TensorFlow's float16 and bfloat16 kernels are not reproduced: they round in other places than "
-              "float32's)")
 SUPPORTED = ("ce (from logits; class indexes or probability rows)", "mse")
 
 
@@ -130,7 +127,10 @@ def libm_expf(x: Array) -> Array:
     return ftz(out.astype(F32))
 
 
-def elementwise(a: Array, packet: Callable[[Array], Array], scalar: Callable[[Array], Array]) -> Array:
+Unary = Callable[[Array], Array]
+
+
+def elementwise(a: Array, packet: Unary, scalar: Unary) -> Array:
     """A unary kernel over a whole tensor: packets of 8 through the flattened array, the last elements (fewer
     than a packet) one at a time."""
     flat = a.reshape(-1)
@@ -142,95 +142,142 @@ def elementwise(a: Array, packet: Callable[[Array], Array], scalar: Callable[[Ar
     return out.reshape(a.shape)
 
 
-def predux(acc: Array) -> Array:
-    """A packet's lanes added as AVX adds them: the upper half onto the lower, then pairs, then the last two."""
+@dataclass(frozen=True)
+class Kind:
+    """The dtype a kernel stores, carried in float32: its rounding, and the leaf of Eigen's summation tree (in
+    packets: 1024 for float32, 200 for float16, 128 for bfloat16)."""
+
+    rnd: Rounder
+    leaf: int = LEAF
+
+    def add(self, a: Any, b: Any) -> Array:
+        return self.rnd(add(a, b))
+
+    def of(self, f: Unary) -> Unary:
+        """`f` computed in float32 and stored in the dtype (Eigen's half and bfloat16 packets and scalars)."""
+        return lambda a: self.rnd(f(a))
+
+
+FLOAT32 = Kind(rounder(None))
+
+
+def kind_of(half: Any) -> Kind:
+    if half is None:
+        return FLOAT32
+    return Kind(rounder(half), 200 if half is np.float16 else 128)
+
+
+def predux(acc: Array, kind: Kind) -> Array:
+    """A packet's lanes added as AVX adds them (in float32, stored once in the dtype): the upper half onto the
+    lower, then pairs, then the last two."""
     a = acc[:, :4] + acc[:, 4:]
     b = a[:, :2] + a[:, 2:]
-    out: Array = ftz(b[:, 0] + b[:, 1])
-    return out
+    return kind.rnd(ftz(b[:, 0] + b[:, 1]))
 
 
-def row_sums(x: Array, packet: Callable[[Array], Array] | None = None,
-             scalar: Callable[[Array], Array] | None = None) -> Array:
-    """Each row's sum as Eigen's InnerMostDimReducer forms it, each value read through `packet` (whole packets)
-    or `scalar` (the rest) first. A long row's split point is aligned in the flattened tensor, so rows are taken
-    in groups of the same offset modulo a packet."""
+def row_sums(x: Array, packet: Unary | None = None, scalar: Unary | None = None, kind: Kind = FLOAT32) -> Array:
+    """Each row's sum as Eigen's InnerMostDimReducer forms it in `kind`, each value read through `packet` (whole
+    packets) or `scalar` (the rest) first. A long row's split point is aligned in the flattened tensor, so rows
+    are taken in groups of the same offset modulo a packet."""
     rows, n = x.shape
-    if n <= PACKET * LEAF or n % PACKET == 0:
-        return _reduce(x, 0, 0, n, packet or ftz, scalar or ftz)
+    read = (packet or ftz, scalar or ftz)
+    if n <= PACKET * kind.leaf or n % PACKET == 0:
+        return _reduce(x, (0, 0, n), read, kind)
     out = np.empty(rows, dtype=F32)
     offset = (np.arange(rows) * n) % PACKET
     for base in np.unique(offset):
-        out[offset == base] = _reduce(x[offset == base], int(base), 0, n, packet or ftz, scalar or ftz)
+        out[offset == base] = _reduce(x[offset == base], (int(base), 0, n), read, kind)
     return out
 
 
-def _reduce(x: Array, base: int, first: int, num: int, packet: Callable[[Array], Array],
-            scalar: Callable[[Array], Array]) -> Array:
-    """x[:, first:first + num] summed: halves (split at a packet boundary of the flattened tensor) when longer
-    than a leaf of 1024 packets, else four packet accumulators over blocks of 32 values, one accumulator for the
-    whole packets after them, the remainder added one by one, and that sum plus the packet's lanes."""
-    if num > PACKET * LEAF:
+def _reduce(x: Array, span: tuple[int, int, int], read: tuple[Unary, Unary], kind: Kind) -> Array:
+    """x[:, first:first + num] summed (span: the rows' offset in packets, first, num): halves (split at a packet
+    boundary of the flattened tensor) when longer than a leaf, else four packet accumulators over blocks of 32
+    values, one accumulator for the whole packets after them, the remainder added one by one, and that sum plus
+    the packet's lanes."""
+    base, first, num = span
+    if num > PACKET * kind.leaf:
         split = PACKET * -(-(base + first - (-num // 2)) // PACKET) - base
         left = min(split - first, num)
-        total = _reduce(x, base, first, left, packet, scalar)
+        total = _reduce(x, (base, first, left), read, kind)
         if left < num:
-            total = add(total, _reduce(x, base, split, num - left, packet, scalar))
-        return add(F32(0), total)
-    rows = x.shape[0]
-    acc = np.zeros((rows, PACKET), dtype=F32)
+            total = kind.add(total, _reduce(x, (base, split, num - left), read, kind))
+        return kind.add(F32(0), total)
+    packet, scalar = read
+    acc = np.zeros((x.shape[0], PACKET), dtype=F32)
     start = 0
     if num >= 4 * PACKET:
-        four = num // (4 * PACKET) * 4 * PACKET
-        accs = [np.zeros((rows, PACKET), dtype=F32) for _ in range(4)]
-        for j in range(0, four, 4 * PACKET):
-            for q in range(4):
-                at = first + j + q * PACKET
-                accs[q] = add(accs[q], packet(x[:, at:at + PACKET]))
-        acc = add(add(add(accs[0], accs[1]), accs[2]), accs[3])
-        start = four
+        start = num // (4 * PACKET) * 4 * PACKET
+        accs = [acc.copy() for _ in range(4)]
+        for j in range(0, start, PACKET):
+            q = (j // PACKET) % 4
+            accs[q] = kind.add(accs[q], packet(x[:, first + j:first + j + PACKET]))
+        acc = kind.add(kind.add(kind.add(accs[0], accs[1]), accs[2]), accs[3])
     whole = num // PACKET * PACKET
     for j in range(start, whole, PACKET):
-        acc = add(acc, packet(x[:, first + j:first + j + PACKET]))
-    rest = np.zeros(rows, dtype=F32)
+        acc = kind.add(acc, packet(x[:, first + j:first + j + PACKET]))
+    rest = np.zeros(x.shape[0], dtype=F32)
     for j in range(max(start, whole), num):
-        rest = add(rest, scalar(x[:, first + j]))
-    return add(rest, predux(acc))
+        rest = kind.add(rest, scalar(x[:, first + j]))
+    return kind.add(rest, predux(acc, kind))
 
 
-def full_sum(x: Array) -> F32:
-    """tf.reduce_sum over a whole 1-D tensor: the same reducer over all its values."""
-    return F32(row_sums(x.reshape(1, -1))[0])
+def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
+    """tf.reduce_sum over a whole 1-D tensor: the same reducer over all its values (bfloat16 summed in float32,
+    TensorFlow's cast specialisation, and the sum stored once)."""
+    if kind.leaf == 128:
+        return F32(kind.rnd(row_sums(x.reshape(1, -1))))[0]
+    return F32(row_sums(x.reshape(1, -1), kind=kind)[0])
 
 
-def softmax_xent(z: Array, y: Array, labels: Array | None) -> tuple[Array, Array]:
-    """SoftmaxCrossEntropyWithLogits (probability rows) or its sparse twin (class indexes): per-row losses and
-    the kernel's backprop softmax − y. Both take s = z − max and Σe^s by rows (packet e^x over whole packets of
-    the row, glibc's for the rest) and e^s over the flattened tensor; the sparse loss is log Σ − s at the label
-    (glibc's logf, one element at a time), the dense one Σ y·(log Σ − s) by rows, log Σ in packets of rows."""
-    s = sub(z, z.max(axis=1, keepdims=True))
-    total = row_sums(s, pexp, libm_expf)
+def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32) -> tuple[Array, Array]:
+    """SoftmaxCrossEntropyWithLogits (probability rows) or its sparse twin (class indexes), every Eigen operation
+    stored in `kind`: per-row losses and the kernel's backprop softmax − y. Both take s = z − max and Σe^s by
+    rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened tensor; the
+    sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one Σ y·(log Σ − s)
+    by rows, log Σ in packets of rows."""
+    r = kind.rnd
+    s = r(sub(z, z.max(axis=1, keepdims=True)))
+    total = row_sums(s, kind.of(pexp), kind.of(libm_expf), kind)
     if labels is None:
-        log_total = elementwise(total, plog, libm_logf)
-        losses = row_sums(mul(y, sub(log_total[:, None], s)))
+        log_total = elementwise(total, kind.of(plog), kind.of(libm_logf))
+        losses = row_sums(r(mul(y, r(sub(log_total[:, None], s)))), kind=kind)
     else:
-        losses = sub(libm_logf(total), s[np.arange(z.shape[0]), labels])
-    backprop = sub(div(elementwise(s, pexp, libm_expf), total[:, None]), y)
+        losses = r(sub(r(libm_logf(total)), s[np.arange(z.shape[0]), labels]))
+    backprop = r(sub(r(div(elementwise(s, kind.of(pexp), kind.of(libm_expf)), total[:, None])), y))
     return losses, backprop
 
 
-def upstream(n: float) -> F32:
-    """The gradient reaching the per-sample losses: 1 for a sum, 1/N (divide_no_nan's gradient) for the mean."""
-    return F32(1) if n == 1 else F32(div(F32(1), F32(n)))
+def upstream(n: float, kind: Kind = FLOAT32) -> F32:
+    """The gradient reaching the per-sample losses: 1 for a sum, 1/N for the mean (divide_no_nan's gradient, N
+    cast to the dtype: a bfloat16 has no 301)."""
+    return F32(1) if n == 1 else F32(kind.rnd(div(F32(1), kind.rnd(F32(n)))))
 
 
-def mse(y: Array, p: Array) -> tuple[Array, Callable[[float], Array]]:
-    """mean_squared_error: the mean over each sample's outputs of (y − p)² (reduce_mean: the row's sum over k);
-    the gradient −(c/k)·2(y − p) (Mean's gradient divides c by k, Square's multiplies by 2x)."""
-    d = sub(y, p)
+def ce(y: Array, z: Array, labels: Array | None, half: Any) -> tuple[Array, Callable[[float], Array]]:
+    """Keras' cross entropy from logits: tf.nn's wrappers take half logits to float32 before the fused kernel
+    (probability rows: float16 and bfloat16; class indexes: float16 only, bfloat16 runs the kernel in bfloat16),
+    its loss and gradient rounded once on the way back. The gradient is the upstream 1/N times the backprop."""
+    kind = kind_of(half)
+    inner = FLOAT32 if half is np.float16 or labels is None else kind
+    losses, backprop = softmax_xent(z, y, labels, inner)
+    return kind.rnd(losses), lambda n: kind.rnd(mul(upstream(n, kind), backprop))
+
+
+def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[float], Array]]:
+    """mean_squared_error: the mean over each sample's outputs of (y − p)², each difference and square stored in
+    the dtype; Keras 3 takes the mean in float32 (keras.ops.mean), tf-keras in the dtype (reduce_mean: float16
+    sums in float16 and divides by k in float16, bfloat16 in float32). The gradient −G·2(y − p), G the upstream
+    c over k as that mean's gradient divides it."""
+    kind = kind_of(half)
+    d = kind.rnd(sub(y, p))
+    sq = kind.rnd(mul(d, d))
     k = F32(p.shape[1])
-    losses = div(row_sums(mul(d, d)), k)
-    return losses, lambda n: -mul(div(upstream(n), k), mul(d, F32(2)))
+    in_dtype = keras2 and half is np.float16
+    sums = row_sums(sq, kind=kind) if in_dtype else row_sums(sq)
+    losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
+    divisor = kind.rnd(k) if keras2 else k
+    return losses, lambda n: -kind.rnd(mul(kind.rnd(div(upstream(n, kind), divisor)), mul(d, F32(2))))
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -239,34 +286,57 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))]
     if sample_weight:
         extra.append("sample_weight")
-    if loss == "bce":
-        return ("bce (the gradient of TensorFlow's log1p takes Eigen's reciprocal: the processor's rcpps estimate "
-                "and a Newton step, which differ between processors)")
-    if loss == "ce" and not from_logits:
-        return "ce on probabilities"
+    if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
+        return (f"{loss}{'' if from_logits else ' on probabilities'} (TensorFlow's gradient of log and log1p "
+                "multiplies by Eigen's reciprocal, the processor's rcpps estimate refined by a Newton step, whose "
+                "bits differ between processors)")
     if loss not in ("ce", "mse"):
         return loss
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-            batchmean: bool = False, params: dict[str, Any] | None = None) -> Parts:
-    """The loss's parts as TensorFlow's CPU kernels give them in float32: per-sample losses (Keras' mean over a
-    sample's outputs taken as reduce_mean takes it), the gradient of the sum or of the mean over N, and the
-    reduced value (reduce_sum of the losses, divided by N in float32)."""
+            batchmean: bool = False, params: dict[str, Any] | None = None, keras2: bool = False) -> Parts:
+    """The loss's parts as TensorFlow's CPU kernels give them (half None: float32; half dtypes carried in
+    float32): per-sample losses (Keras' mean over a sample's outputs as it takes it), the gradient of the sum or
+    of the mean over N, and the reduced value (reduce_sum of the losses, divided by N in the dtype)."""
+    kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
-    grad: Callable[[float], Array]
+    notes: list[str] = []
     with np.errstate(all="ignore"):
         if loss == "ce":
-            losses, backprop = softmax_xent(p, y, labels)
-            grad = lambda n: mul(upstream(n), backprop)  # noqa: E731 (_BroadcastMul of the upstream gradient)
+            if labels is not None:
+                labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
+                y = np.eye(p.shape[1], dtype=F32)[labels]
+            losses, grad = ce(y, p, labels, half)
         else:
-            losses, grad = mse(y, p)
+            losses, grad = mse(y, p, half, keras2)
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
                 losses = losses[:, None]
 
     def value(n: float) -> float:
         with np.errstate(all="ignore"):
-            total = full_sum(losses.reshape(-1))
-            return float(total if n == 1 else div(total, F32(n)))
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value)
+            total = full_sum(losses.reshape(-1), kind)
+            return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value, warnings=notes)
+
+
+def cast_labels(labels: Array, kind: Kind, classes: int) -> tuple[Array, list[str]]:
+    """Class indexes as Keras 3 has them: cast to the loss's dtype with the predictions (and back to int64), so a
+    half dtype rounds a large index to a neighbouring class (tf-keras passes them on as they are); a warning names
+    the first."""
+    cast = kind.rnd(labels.astype(F32)).astype(np.int64)
+    moved = np.flatnonzero(cast != labels)
+    if not moved.size:
+        return labels, []
+    i = int(moved[0])
+    name = "bfloat16" if kind.leaf == 128 else "float16"
+    beyond = np.flatnonzero(cast >= classes)
+    if beyond.size:
+        j = int(beyond[0])
+        raise DomainError("target", j, 0, float(labels[j]), f"becomes class {cast[j]} in {name} (Keras 3 casts the "
+                          f"targets to the loss's dtype), beyond the last of the {classes} classes: TensorFlow "
+                          "refuses it (InvalidArgumentError)")
+    return cast, [f"{moved.size} class index{'es' if moved.size > 1 else ''} (first {labels[i]} at row {i}) "
+                  f"rounded to another class by Keras' cast of the targets to {name}: {labels[i]} became "
+                  f"{cast[i]}, as the framework computes it"]

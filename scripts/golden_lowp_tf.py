@@ -1,7 +1,8 @@
-"""Record TensorFlow's float32 CPU results under Keras 3 and tf-keras for tests/golden/lowp_tf.json (read by
-tests/test_lowp_tf.py).
+"""Record TensorFlow's float32, float16 and bfloat16 CPU results under Keras 3 and tf-keras for
+tests/golden/lowp_tf.json (read by tests/test_lowp_tf.py).
 
-Each record: a convention, loss, inputs (float32 values) and what the framework's Loss class gives for them: the
+Each record: a convention, dtype, loss, inputs (values of the dtype) and what the framework's Loss class gives
+for them (Keras 3's with dtype= the half dtype, tf-keras' on tensors of it): the
 per-sample losses (reduction "none"), and the value and the GradientTape gradient with respect to the predictions
 under "sum" and "sum_over_batch_size" (lossgrad's mean). Inputs are random and adversarial: rows of 2 to 1000
 classes, logits spread over hundreds, saturated logits whose e^x is flushed to zero, soft labels, rows of more
@@ -31,8 +32,11 @@ def _short(a) -> list:
     return np.vectorize(lambda v: str(np.float32(v)), otypes=[object])(flat).tolist()
 
 
-def _loss(module, loss: str, labels: str | None, reduction: str):
-    kw = {"reduction": reduction}
+DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
+
+
+def _loss(module, loss: str, labels: str | None, reduction: str, dtype: str):
+    kw = {"reduction": reduction} | ({"dtype": dtype} if module.__name__ == "keras" else {})
     if loss == "mse":
         return module.losses.MeanSquaredError(**kw)
     if labels == "index":
@@ -40,20 +44,26 @@ def _loss(module, loss: str, labels: str | None, reduction: str):
     return module.losses.CategoricalCrossentropy(from_logits=True, **kw)
 
 
-def _target(y: np.ndarray, labels: str | None) -> tf.Tensor:
-    return tf.constant(y[:, 0].astype(np.int64)) if labels == "index" else tf.constant(y, dtype=tf.float32)
+def _target(y: np.ndarray, labels: str | None, dtype: str) -> tf.Tensor:
+    # (class indexes as float32 numbers: Keras 3 casts them to the loss's dtype, tf-keras passes them on)
+    return tf.constant(y[:, 0], dtype=tf.float32) if labels == "index" else tf.constant(y, dtype=DTYPES[dtype])
 
 
-def record(conv: str, loss: str, y: np.ndarray, p: np.ndarray, labels: str | None = None, note: str = "") -> dict:
+def record(conv: str, loss: str, y: np.ndarray, p: np.ndarray, labels: str | None = None, note: str = "",
+           dtype: str = "float32") -> dict:
     module = __import__("keras" if conv == "keras" else "tf_keras")
-    per = _loss(module, loss, labels, "none")(_target(y, labels), tf.constant(p, dtype=tf.float32))
-    rec = {"convention": conv, "loss": loss, "labels": labels, "note": note, "target": _short(y), "pred": _short(p),
-           "losses": _short(per.numpy())}
+    if labels != "index":
+        y = tf.cast(tf.constant(y, dtype=DTYPES[dtype]), tf.float32).numpy()
+    p = tf.cast(tf.constant(p, dtype=DTYPES[dtype]), tf.float32).numpy()
+    per = _loss(module, loss, labels, "none", dtype)(_target(y, labels, dtype), tf.constant(p, dtype=DTYPES[dtype]))
+    rec = {"convention": conv, "dtype": dtype, "loss": loss, "labels": labels, "note": note, "target": _short(y),
+           "pred": _short(p), "losses": _short(tf.cast(per, tf.float32).numpy())}
     for name, reduction in REDUCTIONS.items():
-        pv = tf.Variable(p, dtype=tf.float32)
+        pv = tf.Variable(tf.constant(p, dtype=DTYPES[dtype]))
         with tf.GradientTape() as tape:
-            value = _loss(module, loss, labels, reduction)(_target(y, labels), pv)
-        rec[name] = {"value": str(np.float32(value.numpy())), "grad": _short(tape.gradient(value, pv).numpy())}
+            value = _loss(module, loss, labels, reduction, dtype)(_target(y, labels, dtype), pv)
+        rec[name] = {"value": str(np.float32(tf.cast(value, tf.float32).numpy())),
+                     "grad": _short(tf.cast(tape.gradient(value, pv), tf.float32).numpy())}
     return rec
 
 
@@ -74,6 +84,9 @@ def ce_cases(rng) -> list[tuple]:
     out.append(("ce", np.eye(4, dtype=np.float32)[[0, 1, 2, 3]], z, "onehot", "saturated, one-hot rows"))
     z = (np.linspace(-700, 0, 9 * 40) + rng.standard_normal(360)).astype(np.float32).reshape(9, 40)
     out.append(("ce", rng.integers(0, 40, (9, 1)).astype(np.float32), z, "index", "spread of hundreds"))
+    # class indexes a half dtype cannot hold: bfloat16 makes 301 class 300, 513 class 512 and 997 class 996
+    z = _logits(rng, 3, 1000)
+    out.append(("ce", np.array([[301], [513], [997]], np.float32), z, "index", "labels rounded by a half dtype"))
     return out
 
 
@@ -94,7 +107,12 @@ def main() -> None:
     cases = ce_cases(rng) + mse_cases(rng)
     # (the widest inputs under Keras 3 only: tf-keras calls the same kernels, and the file stays small)
     records = [record(conv, loss, y, p, labels, note) for conv in ("keras", "tf-keras")
-               for loss, y, p, labels, note in cases if conv == "keras" or p.size <= 2000]
+               for loss, y, p, labels, note in cases if conv == "keras" or p.size <= 1100]
+    # the half dtypes on the smaller inputs, and on the class indexes they round
+    records += [record(conv, loss, y, p, labels, note, dtype) for dtype in ("float16", "bfloat16")
+                for conv in ("keras", "tf-keras") for loss, y, p, labels, note in cases
+                if (p.size <= 400 or note.startswith("labels")) and np.isfinite(p.astype(np.float16)).all()
+                and np.isfinite(y.astype(np.float16)).all()]  # (inputs float16 holds: lossgrad refuses the others)
     flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
                     for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
     meta = {"versions": versions(), "build": {k: str(v) for k, v in tf.sysconfig.get_build_info().items()},

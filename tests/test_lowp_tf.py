@@ -1,6 +1,6 @@
-"""The keras and tf-keras conventions in float32 against TensorFlow's own CPU results, recorded by
-scripts/golden_lowp_tf.py in tests/golden/lowp_tf.json: bit for bit (losses, reduced values, gradients), and
-live against TensorFlow where it is installed."""
+"""The keras and tf-keras conventions in float32, float16 and bfloat16 against TensorFlow's own CPU results,
+recorded by scripts/golden_lowp_tf.py in tests/golden/lowp_tf.json: bit for bit (losses, reduced values,
+gradients), and live against TensorFlow where it is installed."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ def _f32(values: object) -> np.ndarray:
 
 
 def _run(rec: dict, reduction: str) -> lossgrad.Result:
-    kw: dict = dict(convention=rec["convention"], dtype="float32", reduction=reduction)
+    kw: dict = dict(convention=rec["convention"], dtype=rec["dtype"], reduction=reduction)
     if rec["loss"] == "ce":
         kw.update(from_logits=True, labels=rec["labels"])
     return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
@@ -30,13 +30,13 @@ def _run(rec: dict, reduction: str) -> lossgrad.Result:
 
 
 def _id(i: int, rec: dict) -> str:
-    return f"{i}-{rec['convention']}-{rec['loss']}-{rec['labels']}-{np.shape(rec['pred'])}-{rec['note']}"
+    return (f"{i}-{rec['convention']}-{rec['dtype']}-{rec['loss']}-{rec['labels']}-{np.shape(rec['pred'])}-"
+            f"{rec['note']}")
 
 
 @pytest.mark.parametrize("rec", DATA["cases"], ids=[_id(i, r) for i, r in enumerate(DATA["cases"])])
-def test_float32_is_tensorflows_bit_for_bit(rec: dict) -> None:
+def test_results_are_tensorflows_bit_for_bit(rec: dict) -> None:
     r = _run(rec, "none")
-    assert r.losses.dtype == np.float32
     np.testing.assert_array_equal(r.losses.reshape(-1), _f32(rec["losses"]))  # (one output: (n, 1) elements)
     for reduction in ("sum", "mean"):
         r = _run(rec, reduction)
@@ -48,6 +48,7 @@ def test_float32_is_tensorflows_bit_for_bit(rec: dict) -> None:
 def test_the_golden_file_covers_both_conventions_and_the_adversarial_rows() -> None:
     cases = DATA["cases"]
     assert {r["convention"] for r in cases} == {"keras", "tf-keras"}
+    assert {r["dtype"] for r in cases} == {"float32", "float16", "bfloat16"}
     assert {(r["loss"], r["labels"]) for r in cases} == {("ce", "index"), ("ce", "onehot"), ("mse", None)}
     assert max(np.shape(r["pred"])[1] for r in cases) > 8192  # a row summed by the reducer's tree
     # saturated logits: e^(z − max) flushed to zero, so softmax has exact zeros
@@ -72,14 +73,30 @@ def test_subnormal_results_are_flushed_to_zero() -> None:
     assert lowp_tf.libm_expf(np.array([-100], np.float32))[0] == 0
 
 
-def test_half_dtypes_and_other_losses_are_refused_with_a_reason() -> None:
-    for dtype in ("float16", "bfloat16"):
-        with pytest.raises(lossgrad.OptionError, match="TensorFlow's float16 and bfloat16 kernels are not reproduced"):
-            lossgrad.ce([0], [[1.0, 2.0]], convention="keras", dtype=dtype, from_logits=True, labels="index")
+def test_other_losses_are_refused_with_a_reason() -> None:
+    with pytest.raises(lossgrad.OptionError, match="TensorFlow's bfloat16 kernels are reproduced for .*not for bce"):
+        lossgrad.bce([[1.0]], [[0.5]], convention="keras", dtype="bfloat16", from_logits=True)
     assert "rcpps" in (lowp_tf.unsupported("bce", True, {}, {}, False) or "")
-    assert lowp_tf.unsupported("ce", False, {}, {}, False) == "ce on probabilities"
+    assert "rcpps" in (lowp_tf.unsupported("ce", False, {}, {}, False) or "")
     assert lowp_tf.unsupported("ce", True, {"label_smoothing": 0.1}, {}, False) == "ce with {label_smoothing}"
     assert lowp_tf.unsupported("mse", False, {}, {}, True) == "mse with {sample_weight}"
+
+
+def test_keras_rounds_class_indexes_through_bfloat16_and_says_so() -> None:
+    rec = next(r for r in DATA["cases"] if r["note"].startswith("labels") and r["dtype"] == "bfloat16"
+               and r["convention"] == "keras")
+    r = _run(rec, "mean")
+    assert any("301 at row 0" in w and "became 300" in w for w in r.warnings), r.warnings
+    # tf-keras casts the class indexes to int64 only: the same inputs need no warning there
+    assert not _run({**rec, "convention": "tf-keras"}, "mean").warnings
+
+
+def test_a_class_index_rounded_beyond_the_last_class_is_refused() -> None:
+    # 998 lies halfway between bfloat16's 996 and 1000 (steps of 4 in [512, 1024)) and goes to the even 1000
+    # (by hand): no class of 1000 logits, which TensorFlow's kernel refuses
+    with pytest.raises(lossgrad.InputError, match="becomes class 1000 in bfloat16"):
+        lossgrad.ce([998], np.zeros((1, 1000)), convention="keras", dtype="bfloat16", from_logits=True,
+                    labels="index")
 
 
 def test_unreproduced_float32_falls_back_to_the_formulas() -> None:
@@ -97,6 +114,7 @@ def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
 
     rng = np.random.default_rng()
     for conv in ("keras", "tf-keras"):
-        for loss, y, p, labels, note in golden_lowp_tf.ce_cases(rng)[:8] + golden_lowp_tf.mse_cases(rng)[:4]:
-            rec = golden_lowp_tf.record(conv, loss, y, p, labels, note)
-            test_float32_is_tensorflows_bit_for_bit(rec)
+        for dtype in ("float32", "float16", "bfloat16"):
+            for loss, y, p, labels, note in golden_lowp_tf.ce_cases(rng)[:6] + golden_lowp_tf.mse_cases(rng)[:4]:
+                rec = golden_lowp_tf.record(conv, loss, y, p, labels, note, dtype)
+            test_results_are_tensorflows_bit_for_bit(rec)
