@@ -142,6 +142,27 @@ def elementwise(a: Array, packet: Unary, scalar: Unary) -> Array:
     return out.reshape(a.shape)
 
 
+def tiled(a: Array, packet: Unary, scalar: Unary, target: int) -> Array:
+    """A unary kernel inside an expression Eigen evaluates in blocks (one with a broadcast): blocks of about
+    `target` coefficients, whole rows (or row pieces of `target` when a row is longer), each evaluated as
+    `elementwise` does, so each block ends in its own scalar remainder."""
+    rows, n = a.shape
+    if a.size <= target:
+        return elementwise(a, packet, scalar)
+    width = min(target, n)
+    height = min(-(-target // width), rows)
+    out = np.empty_like(a)
+    for r in range(0, rows, height):
+        for c in range(0, n, width):
+            out[r:r + height, c:c + width] = elementwise(a[r:r + height, c:c + width], packet, scalar)
+    return out
+
+
+# the block size Eigen's cost model gives SoftmaxCrossEntropyWithLogits' float32 backprop expression (e^s / Σ − y,
+# with a broadcast): found by planting values whose packet and scalar e^x differ, and read back from TensorFlow
+XENT_BLOCK = 4507
+
+
 @dataclass(frozen=True)
 class Kind:
     """The dtype a kernel stores, carried in float32: its rounding, and the leaf of Eigen's summation tree (in
@@ -235,7 +256,7 @@ def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32)
     stored in `kind`: per-row losses and the kernel's backprop softmax − y. Both take s = z − max and Σe^s by
     rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened tensor; the
     sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one Σ y·(log Σ − s)
-    by rows, log Σ in packets of rows."""
+    by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks (`tiled`)."""
     r = kind.rnd
     s = r(sub(z, z.max(axis=1, keepdims=True)))
     total = row_sums(s, kind.of(pexp), kind.of(libm_expf), kind)
@@ -244,7 +265,11 @@ def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32)
         losses = row_sums(r(mul(y, r(sub(log_total[:, None], s)))), kind=kind)
     else:
         losses = r(sub(r(libm_logf(total)), s[np.arange(z.shape[0]), labels]))
-    backprop = r(sub(r(div(elementwise(s, kind.of(pexp), kind.of(libm_expf)), total[:, None])), y))
+    if labels is None:
+        e = tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK)
+    else:
+        e = elementwise(s, kind.of(pexp), kind.of(libm_expf))
+    backprop = r(sub(r(div(e, total[:, None])), y))
     return losses, backprop
 
 
