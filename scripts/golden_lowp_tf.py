@@ -20,6 +20,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from make_golden import versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_tf.json"
@@ -72,6 +73,15 @@ def _logits(rng, rows: int, classes: int) -> np.ndarray:
     return (rng.standard_normal((rows, classes)) * scale).astype(np.float32)
 
 
+def _planted() -> np.float32:
+    """A logit in [−3, −0.5] whose e^x Eigen's packet function and glibc's expf round differently (from lossgrad's
+    emulation of both: only where the inputs are placed depends on it, not what is recorded)."""
+    from lossgrad import lowp_tf
+
+    grid = np.linspace(-3, -0.5, 20001).astype(np.float32)
+    return grid[lowp_tf.pexp(grid) != lowp_tf.libm_expf(grid)][0]
+
+
 def ce_cases(rng) -> list[tuple]:
     out = []
     for rows, classes in [(1, 2), (5, 7), (13, 10), (64, 17), (9, 33), (6, 300), (2, 1000), (37, 3), (11, 8)]:
@@ -84,6 +94,12 @@ def ce_cases(rng) -> list[tuple]:
     out.append(("ce", np.eye(4, dtype=np.float32)[[0, 1, 2, 3]], z, "onehot", "saturated, one-hot rows"))
     z = (np.linspace(-700, 0, 9 * 40) + rng.standard_normal(360)).astype(np.float32).reshape(9, 40)
     out.append(("ce", rng.integers(0, 40, (9, 1)).astype(np.float32), z, "index", "spread of hundreds"))
+    # probability rows past the backprop's first block of 4507 coefficients (18 rows of 257), every logit but the
+    # row's first at a value whose packet and scalar e^x differ, so each block's scalar remainder shows
+    v = _planted()
+    z = np.full((19, 257), v, np.float32)
+    z[:, 0] = 0
+    out.append(("ce", np.full((19, 257), 1 / 257, np.float32), z, "onehot", "planted across Eigen's blocks"))
     # class indexes a half dtype cannot hold: bfloat16 makes 301 class 300, 513 class 512 and 997 class 996
     z = _logits(rng, 3, 1000)
     out.append(("ce", np.array([[301], [513], [997]], np.float32), z, "index", "labels rounded by a half dtype"))
