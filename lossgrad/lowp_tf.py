@@ -251,12 +251,12 @@ def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
     return F32(row_sums(x.reshape(1, -1), kind=kind)[0])
 
 
-def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32) -> tuple[Array, Array]:
+def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32) -> tuple[Array, Array, Array]:
     """SoftmaxCrossEntropyWithLogits (probability rows) or its sparse twin (class indexes), every Eigen operation
-    stored in `kind`: per-row losses and the kernel's backprop softmax − y. Both take s = z − max and Σe^s by
-    rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened tensor; the
-    sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one Σ y·(log Σ − s)
-    by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks (`tiled`)."""
+    stored in `kind`: per-row losses, the kernel's backprop softmax − y and its softmax. Both take s = z − max and
+    Σe^s by rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened
+    tensor; the sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one
+    Σ y·(log Σ − s) by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks (`tiled`)."""
     r = kind.rnd
     s = r(sub(z, z.max(axis=1, keepdims=True)))
     total = row_sums(s, kind.of(pexp), kind.of(libm_expf), kind)
@@ -265,12 +265,10 @@ def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32)
         losses = row_sums(r(mul(y, r(sub(log_total[:, None], s)))), kind=kind)
     else:
         losses = r(sub(r(libm_logf(total)), s[np.arange(z.shape[0]), labels]))
-    if labels is None:
-        e = tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK)
-    else:
-        e = elementwise(s, kind.of(pexp), kind.of(libm_expf))
-    backprop = r(sub(r(div(e, total[:, None])), y))
-    return losses, backprop
+    e = (elementwise(s, kind.of(pexp), kind.of(libm_expf)) if labels is not None
+         else tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK))
+    prob = r(div(e, total[:, None]))
+    return losses, r(sub(prob, y)), prob
 
 
 def upstream(n: float, kind: Kind = FLOAT32) -> F32:
@@ -279,14 +277,14 @@ def upstream(n: float, kind: Kind = FLOAT32) -> F32:
     return F32(1) if n == 1 else F32(kind.rnd(div(F32(1), kind.rnd(F32(n)))))
 
 
-def ce(y: Array, z: Array, labels: Array | None, half: Any) -> tuple[Array, Callable[[float], Array]]:
+def ce(y: Array, z: Array, labels: Array | None, half: Any) -> tuple[Array, Callable[[float], Array], Array]:
     """Keras' cross entropy from logits: tf.nn's wrappers take half logits to float32 before the fused kernel
     (probability rows: float16 and bfloat16; class indexes: float16 only, bfloat16 runs the kernel in bfloat16),
     its loss and gradient rounded once on the way back. The gradient is the upstream 1/N times the backprop."""
     kind = kind_of(half)
     inner = FLOAT32 if half is np.float16 or labels is None else kind
-    losses, backprop = softmax_xent(z, y, labels, inner)
-    return kind.rnd(losses), lambda n: kind.rnd(mul(upstream(n, kind), backprop))
+    losses, backprop, prob = softmax_xent(z, y, labels, inner)
+    return kind.rnd(losses), lambda n: kind.rnd(mul(upstream(n, kind), backprop)), kind.rnd(prob)
 
 
 def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[float], Array]]:
@@ -324,16 +322,18 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             batchmean: bool = False, params: dict[str, Any] | None = None, keras2: bool = False) -> Parts:
     """The loss's parts as TensorFlow's CPU kernels give them (half None: float32; half dtypes carried in
     float32): per-sample losses (Keras' mean over a sample's outputs as it takes it), the gradient of the sum or
-    of the mean over N, and the reduced value (reduce_sum of the losses, divided by N in the dtype)."""
+    of the mean over N, the kernel's softmax (ce), and the reduced value (reduce_sum of the losses, divided by N in
+    the dtype)."""
     kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
     notes: list[str] = []
+    prob = None
     with np.errstate(all="ignore"):
         if loss == "ce":
             if labels is not None:
                 labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
                 y = np.eye(p.shape[1], dtype=F32)[labels]
-            losses, grad = ce(y, p, labels, half)
+            losses, grad, prob = ce(y, p, labels, half)
         else:
             losses, grad = mse(y, p, half, keras2)
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
@@ -343,7 +343,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         with np.errstate(all="ignore"):
             total = full_sum(losses.reshape(-1), kind)
             return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value, warnings=notes)
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=notes)
 
 
 def cast_labels(labels: Array, kind: Kind, classes: int) -> tuple[Array, list[str]]:

@@ -118,3 +118,15 @@ def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
             for loss, y, p, labels, note in golden_lowp_tf.ce_cases(rng)[:6] + golden_lowp_tf.mse_cases(rng)[:4]:
                 rec = golden_lowp_tf.record(conv, loss, y, p, labels, note, dtype)
             test_results_are_tensorflows_bit_for_bit(rec)
+
+
+def test_the_softmax_shown_is_the_kernels_own() -> None:
+    # off the label, the sparse kernel's backprop is its softmax itself (softmax − 0), and the gradient of the sum
+    # multiplies it by 1: TensorFlow's recorded gradient there is the softmax lossgrad shows
+    for rec in (r for r in DATA["cases"] if r["labels"] == "index" and r["dtype"] == "float32"):
+        r = _run(rec, "sum")
+        grad = _f32(rec["sum"]["grad"])
+        off = np.ones(grad.shape, dtype=bool)
+        off[np.arange(grad.shape[0]), _f32(rec["target"])[:, 0].astype(int)] = False
+        assert r.prob is not None
+        np.testing.assert_array_equal(r.prob[off], grad[off])
