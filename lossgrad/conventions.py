@@ -109,8 +109,7 @@ class Convention:
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
     ctc_mean: str = "n"
-    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf", "tf-keras");
-    # None: the
+    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf", "tf-keras"); None: the
     # formulas in the dtype, and no half dtypes
     kernels: str | None = None
     # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
