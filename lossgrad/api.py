@@ -106,6 +106,7 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
+    r.warnings += list(dict.fromkeys(w for b in blocks for w in b.parts.warnings))
     if r.value is not None and len(blocks) == 1 and blocks[0].parts.mean_value is not None:
         r.value = blocks[0].parts.mean_value(divisor)  # (summed in the kernel's order, not lossgrad's)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)

@@ -110,7 +110,7 @@ class Convention:
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
     ctc_mean: str = "n"
-    # whose CPU kernels lossgrad.lowp reproduces bit for bit in float32, float16 and bfloat16 ("torch"); None: the
+    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf", "tf-keras"); None: the
     # formulas in the dtype, and no half dtypes
     kernels: str | None = None
     # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
@@ -186,6 +186,7 @@ KERAS = Convention(
     categorical_focal="keras",
     alpha_list_float32=True,
     segmentation="keras",
+    kernels="tf",
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -206,6 +207,7 @@ TF_KERAS = replace(
     },
     alpha_list_float32=False,
     ctc="tf-keras",  # ctc_batch_cost: the probabilities' log(y + ε) as the logits of the CTC op
+    kernels="tf-keras",
 )
 
 TORCH = Convention(

@@ -303,7 +303,8 @@ def per_sample(setup: Setup, parts: Parts, outputs: int) -> Parts:
     if setup.loss.last_axis == "sum" and not setup.keeps_elements:
         if parts.losses.ndim == 2:
             parts.losses = parts.losses.sum(axis=1)
-    elif setup.loss.last_axis is None and setup.conv.last_axis_mean and not setup.rows_loss and outputs > 1:
+    elif (setup.loss.last_axis is None and setup.conv.last_axis_mean and not setup.rows_loss and outputs > 1
+          and not setup.lowp):  # (a kernel backend takes the mean over the outputs itself, as the framework does)
         k = parts.grad.dtype.type(outputs)
         parts.losses = parts.losses.sum(axis=1) / k
         parts = _map(parts, GRADS, lambda a: a / k)

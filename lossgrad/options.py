@@ -260,8 +260,8 @@ def _check_half(s: Setup) -> None:
     name = s.dtype.value
     if s.conv.kernels is None:
         raise OptionError("dtype", f"{name} is computed by the exact convention (the truth rounded once) and as "
-                          f"PyTorch's CPU kernels do ({{convention}} torch); {s.conv.title} in {name} is not "
-                          "reproduced")
+                          f"PyTorch's and TensorFlow's CPU kernels do ({{convention}} torch, keras, tf-keras); "
+                          f"{s.conv.title} in {name} is not reproduced")
     why = kernels.unsupported(s.conv.kernels, name, s.loss.name, s.from_logits, dict(s.params), s.switches,
                               s.sample_weight)
     if why is not None:

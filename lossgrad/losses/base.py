@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, SupportsFloat
 
 import numpy as np
@@ -44,6 +44,7 @@ class Parts:
     extra_grads: dict[str, Array] | None = None
     mean_grad: Callable[[float], Array] | None = None
     mean_value: Callable[[float], float] | None = None  # the reduced value over N (1: the sum), as the kernel sums
+    warnings: list[str] = field(default_factory=list)  # what a kernel did that the user should know of
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:

@@ -1,0 +1,367 @@
+"""TensorFlow's CPU kernels in float32, as Keras 3 and tf-keras call them, reproduced bit for bit.
+
+TensorFlow's element-wise kernels are Eigen tensor expressions. The wheel is built for AVX without FMA, so Eigen
+works in packets of 8 floats and its multiply-adds round twice; e^x and log x of a packet are Eigen's own
+polynomials (`pexp`, `plog`), while the elements left over after the last whole packet go through the C library
+(glibc's expf and logf). A sum along a row is Eigen's InnerMostDimReducer: four packet accumulators over blocks of
+32, one more for the whole packets after them, the rest added one by one, then the packet's lanes added in halves
+(and rows longer than 8192 split in two, recursively, at a packet boundary). TensorFlow flushes subnormal results
+to zero. All of this is done here in numpy on float32 arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .errors import DomainError
+from .losses import Parts
+from .losses._ops import Array
+from .lowp import Rounder, libm_logf, rounder
+
+F32 = np.float32
+PACKET = 8  # floats in an AVX register
+LEAF = 1024  # packets in a leaf of the reducer's tree
+TINY = F32(2.0 ** -126)
+SUPPORTED = ("ce (from logits; class indexes or probability rows)", "mse")
+
+
+def ftz(a: Any) -> Array:
+    """Subnormal results flushed to zero (TensorFlow sets the processor's flush-to-zero mode)."""
+    a = np.asarray(a, dtype=F32)
+    out: Array = np.where(np.abs(a) < TINY, F32(0) * a, a).astype(F32)
+    return out
+
+
+def mul(a: Any, b: Any) -> Array:
+    return ftz(np.multiply(a, b, dtype=F32))
+
+
+def add(a: Any, b: Any) -> Array:
+    return ftz(np.add(a, b, dtype=F32))
+
+
+def sub(a: Any, b: Any) -> Array:
+    return ftz(np.subtract(a, b, dtype=F32))
+
+
+def div(a: Any, b: Any) -> Array:
+    return ftz(np.divide(a, b, dtype=F32))
+
+
+def madd(a: Any, b: Any, c: Any) -> Array:
+    """Eigen's pmadd without FMA: the product rounded, then the sum."""
+    return add(mul(a, b), c)
+
+
+EXP_POLY = tuple(F32(c) for c in (1.37449637986719608306884765625e-3, 4.166965186595916748046875e-2,
+                                   8.36894474923610687255859375e-3, 0.16666518151760101318359375,
+                                   0.49999988079071044921875))
+
+
+def pexp(x: Array) -> Array:
+    """Eigen's pexp_float: e^x = 2^m·e^r, m = ⌊x·log₂e + ½⌋, r = x − m·ln 2 in two parts (Cephes' constants),
+    e^r by a degree-6 polynomial split in even and odd parts; 0 below −104, x clamped at 88.723 above."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        m = np.floor(madd(np.minimum(x, F32(88.723)), F32(1.44269504088896341), F32(0.5)))
+        r = madd(m, F32(-0.693359375), np.minimum(x, F32(88.723)))
+        r = madd(m, F32(2.12194440e-4), r)
+        r2 = mul(r, r)
+        p6, p4, p5, p3, p2 = EXP_POLY
+        even = madd(r2, madd(r2, p6, p4), p2)
+        odd = madd(r2, p5, p3)
+        y = madd(r2, madd(r, odd, even), add(r, F32(1)))
+        out = (y.astype(np.float64) * np.exp2(m.astype(np.float64))).astype(F32)
+    return ftz(np.where(x < F32(-104), F32(0), np.maximum(out, x)))
+
+
+LOG_P = tuple(F32(c) for c in (0.18256296349849254, 1.0000000190281063, 1.0000000190281136))
+LOG_Q = tuple(F32(c) for c in (0.049616247954120038, 0.59923249590823520, 1.4999999999999927, 1.0))
+
+
+def plog(x: Array) -> Array:
+    """Eigen's plog_float (positive finite x): x = m·2^e, m moved into [√½, √2) and less 1, log(1 + m) by a
+    rational function, plus e·ln 2."""
+    x0 = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        frac, ex = np.frexp(x0)
+        frac, e = frac.astype(F32), ex.astype(F32)
+        low = frac < F32(0.707106781186547524)
+        m = add(sub(frac, F32(1)), np.where(low, frac, F32(0)))
+        e = sub(e, np.where(low, F32(1), F32(0)))
+        p = np.full_like(m, LOG_P[0])
+        for c in LOG_P[1:]:
+            p = madd(p, m, c)
+        q = np.full_like(m, LOG_Q[0])
+        for c in LOG_Q[1:]:
+            q = madd(q, m, c)
+        out = madd(e, F32(0.693147180559945309417), div(mul(m, p), q))
+    return np.where(x0 == 0, F32(-np.inf), np.where(x0 == np.inf, x0, out)).astype(F32)
+
+
+# glibc's expf (2.28 and later): 2^(k/32) from a table of 32 doubles, a cubic in r = x·32/ln 2 − k, in float64
+EXPF_N = 32
+EXPF_SHIFT = float.fromhex("0x1.8p+52")
+EXPF_POLY = (float.fromhex("0x1.c6af84b912394p-5") / EXPF_N ** 3, float.fromhex("0x1.ebfce50fac4f3p-3") / EXPF_N ** 2,
+             float.fromhex("0x1.62e42ff0c52d6p-1") / EXPF_N)
+EXPF_TAB = np.array([(np.array(2.0 ** (i / EXPF_N)).view(np.uint64).item() - (i << 52) // EXPF_N) % 2 ** 64
+                     for i in range(EXPF_N)], dtype=np.uint64)
+
+
+def libm_expf(x: Array) -> Array:
+    """The C library's expf, as Eigen's scalar path calls it: glibc's, e^x = 2^(k/32)·2^(r/32)."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        z = float.fromhex("0x1.71547652b82fep+0") * EXPF_N * x.astype(np.float64)
+        kd = z + EXPF_SHIFT
+        ki = kd.view(np.uint64)
+        r = z - (kd - EXPF_SHIFT)
+        s = (EXPF_TAB[(ki % EXPF_N).astype(np.int64)] + (ki << np.uint64(47))).view(np.float64)
+        c0, c1, c2 = EXPF_POLY
+        y = ((c0 * r + c1) * (r * r) + (c2 * r + 1)) * s
+        out = np.where(x > float.fromhex("0x1.62e42ep6"), np.inf, np.where(x < float.fromhex("-0x1.9fe368p6"), 0, y))
+    return ftz(out.astype(F32))
+
+
+Unary = Callable[[Array], Array]
+
+
+def elementwise(a: Array, packet: Unary, scalar: Unary) -> Array:
+    """A unary kernel over a whole tensor: packets of 8 through the flattened array, the last elements (fewer
+    than a packet) one at a time."""
+    flat = a.reshape(-1)
+    cut = flat.size - flat.size % PACKET
+    out = np.empty_like(flat)
+    out[:cut] = packet(flat[:cut])
+    if cut < flat.size:
+        out[cut:] = scalar(flat[cut:])
+    return out.reshape(a.shape)
+
+
+def tiled(a: Array, packet: Unary, scalar: Unary, target: int) -> Array:
+    """A unary kernel inside an expression Eigen evaluates in blocks (one with a broadcast): blocks of about
+    `target` coefficients, whole rows (or row pieces of `target` when a row is longer), each evaluated as
+    `elementwise` does, so each block ends in its own scalar remainder."""
+    rows, n = a.shape
+    if a.size <= target:
+        return elementwise(a, packet, scalar)
+    width = min(target, n)
+    height = min(-(-target // width), rows)
+    out = np.empty_like(a)
+    for r in range(0, rows, height):
+        for c in range(0, n, width):
+            out[r:r + height, c:c + width] = elementwise(a[r:r + height, c:c + width], packet, scalar)
+    return out
+
+
+# the block size Eigen's cost model gives SoftmaxCrossEntropyWithLogits' float32 backprop expression (e^s / Σ − y,
+# with a broadcast): found by planting values whose packet and scalar e^x differ, and read back from TensorFlow
+XENT_BLOCK = 4507
+
+
+@dataclass(frozen=True)
+class Kind:
+    """The dtype a kernel stores, carried in float32: its rounding, and the leaf of Eigen's summation tree (in
+    packets: 1024 for float32, 200 for float16, 128 for bfloat16)."""
+
+    rnd: Rounder
+    leaf: int = LEAF
+
+    def add(self, a: Any, b: Any) -> Array:
+        return self.rnd(add(a, b))
+
+    def of(self, f: Unary) -> Unary:
+        """`f` computed in float32 and stored in the dtype (Eigen's half and bfloat16 packets and scalars)."""
+        return lambda a: self.rnd(f(a))
+
+
+FLOAT32 = Kind(rounder(None))
+
+
+def kind_of(half: Any) -> Kind:
+    if half is None:
+        return FLOAT32
+    return Kind(rounder(half), 200 if half is np.float16 else 128)
+
+
+def predux(acc: Array, kind: Kind) -> Array:
+    """A packet's lanes added as AVX adds them (in float32, stored once in the dtype): the upper half onto the
+    lower, then pairs, then the last two."""
+    a = acc[:, :4] + acc[:, 4:]
+    b = a[:, :2] + a[:, 2:]
+    return kind.rnd(ftz(b[:, 0] + b[:, 1]))
+
+
+def row_sums(x: Array, packet: Unary | None = None, scalar: Unary | None = None, kind: Kind = FLOAT32) -> Array:
+    """Each row's sum as Eigen's InnerMostDimReducer forms it in `kind`, each value read through `packet` (whole
+    packets) or `scalar` (the rest) first. A long row's split point is aligned in the flattened tensor, so rows
+    are taken in groups of the same offset modulo a packet."""
+    rows, n = x.shape
+    read = (packet or ftz, scalar or ftz)
+    if n <= PACKET * kind.leaf or n % PACKET == 0:
+        return _reduce(x, (0, 0, n), read, kind)
+    out = np.empty(rows, dtype=F32)
+    offset = (np.arange(rows) * n) % PACKET
+    for base in np.unique(offset):
+        out[offset == base] = _reduce(x[offset == base], (int(base), 0, n), read, kind)
+    return out
+
+
+def _reduce(x: Array, span: tuple[int, int, int], read: tuple[Unary, Unary], kind: Kind) -> Array:
+    """x[:, first:first + num] summed (span: the rows' offset in packets, first, num): halves (split at a packet
+    boundary of the flattened tensor) when longer than a leaf, else four packet accumulators over blocks of 32
+    values, one accumulator for the whole packets after them, the remainder added one by one, and that sum plus
+    the packet's lanes."""
+    base, first, num = span
+    if num > PACKET * kind.leaf:
+        split = PACKET * -(-(base + first - (-num // 2)) // PACKET) - base
+        left = min(split - first, num)
+        total = _reduce(x, (base, first, left), read, kind)
+        if left < num:
+            total = kind.add(total, _reduce(x, (base, split, num - left), read, kind))
+        return kind.add(F32(0), total)
+    packet, scalar = read
+    acc = np.zeros((x.shape[0], PACKET), dtype=F32)
+    start = 0
+    if num >= 4 * PACKET:
+        start = num // (4 * PACKET) * 4 * PACKET
+        accs = [acc.copy() for _ in range(4)]
+        for j in range(0, start, PACKET):
+            q = (j // PACKET) % 4
+            accs[q] = kind.add(accs[q], packet(x[:, first + j:first + j + PACKET]))
+        acc = kind.add(kind.add(kind.add(accs[0], accs[1]), accs[2]), accs[3])
+    whole = num // PACKET * PACKET
+    for j in range(start, whole, PACKET):
+        acc = kind.add(acc, packet(x[:, first + j:first + j + PACKET]))
+    rest = np.zeros(x.shape[0], dtype=F32)
+    for j in range(max(start, whole), num):
+        rest = kind.add(rest, scalar(x[:, first + j]))
+    return kind.add(rest, predux(acc, kind))
+
+
+def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
+    """tf.reduce_sum over a whole 1-D tensor: the same reducer over all its values (bfloat16 summed in float32,
+    TensorFlow's cast specialisation, and the sum stored once)."""
+    if kind.leaf == 128:
+        return F32(kind.rnd(row_sums(x.reshape(1, -1))))[0]
+    return F32(row_sums(x.reshape(1, -1), kind=kind)[0])
+
+
+def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32) -> tuple[Array, Array, Array]:
+    """SoftmaxCrossEntropyWithLogits (probability rows) or its sparse twin (class indexes), every Eigen operation
+    stored in `kind`: per-row losses, the kernel's backprop softmax − y and its softmax. Both take s = z − max and
+    Σe^s by rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened
+    tensor; the sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one
+    Σ y·(log Σ − s) by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks (`tiled`)."""
+    r = kind.rnd
+    s = r(sub(z, z.max(axis=1, keepdims=True)))
+    total = row_sums(s, kind.of(pexp), kind.of(libm_expf), kind)
+    if labels is None:
+        log_total = elementwise(total, kind.of(plog), kind.of(libm_logf))
+        losses = row_sums(r(mul(y, r(sub(log_total[:, None], s)))), kind=kind)
+    else:
+        losses = r(sub(r(libm_logf(total)), s[np.arange(z.shape[0]), labels]))
+    e = (elementwise(s, kind.of(pexp), kind.of(libm_expf)) if labels is not None
+         else tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK))
+    prob = r(div(e, total[:, None]))
+    return losses, r(sub(prob, y)), prob
+
+
+def upstream(n: float, kind: Kind = FLOAT32) -> F32:
+    """The gradient reaching the per-sample losses: 1 for a sum, 1/N for the mean (divide_no_nan's gradient, N
+    cast to the dtype: a bfloat16 has no 301)."""
+    return F32(1) if n == 1 else F32(kind.rnd(div(F32(1), kind.rnd(F32(n)))))
+
+
+def ce(y: Array, z: Array, labels: Array | None, half: Any) -> tuple[Array, Callable[[float], Array], Array]:
+    """Keras' cross entropy from logits: tf.nn's wrappers take half logits to float32 before the fused kernel
+    (probability rows: float16 and bfloat16; class indexes: float16 only, bfloat16 runs the kernel in bfloat16),
+    its loss and gradient rounded once on the way back. The gradient is the upstream 1/N times the backprop."""
+    kind = kind_of(half)
+    inner = FLOAT32 if half is np.float16 or labels is None else kind
+    losses, backprop, prob = softmax_xent(z, y, labels, inner)
+    return kind.rnd(losses), lambda n: kind.rnd(mul(upstream(n, kind), backprop)), kind.rnd(prob)
+
+
+def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[float], Array]]:
+    """mean_squared_error: the mean over each sample's outputs of (y − p)², each difference and square stored in
+    the dtype; Keras 3 takes the mean in float32 (keras.ops.mean), tf-keras in the dtype (reduce_mean: float16
+    sums in float16 and divides by k in float16, bfloat16 in float32). The gradient −G·2(y − p), G the upstream
+    c over k as that mean's gradient divides it."""
+    kind = kind_of(half)
+    d = kind.rnd(sub(y, p))
+    sq = kind.rnd(mul(d, d))
+    k = F32(p.shape[1])
+    in_dtype = keras2 and half is np.float16
+    sums = row_sums(sq, kind=kind) if in_dtype else row_sums(sq)
+    losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
+    divisor = kind.rnd(k) if keras2 else k
+    return losses, lambda n: -kind.rnd(mul(kind.rnd(div(upstream(n, kind), divisor)), mul(d, F32(2))))
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))]
+    if sample_weight:
+        extra.append("sample_weight")
+    if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
+        return (f"{loss}{'' if from_logits else ' on probabilities'} (TensorFlow's gradient of log and log1p "
+                "multiplies by Eigen's reciprocal, the processor's rcpps estimate refined by a Newton step, whose "
+                "bits differ between processors)")
+    if loss not in ("ce", "mse"):
+        return loss
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, keras2: bool = False) -> Parts:
+    """The loss's parts as TensorFlow's CPU kernels give them (half None: float32; half dtypes carried in
+    float32): per-sample losses (Keras' mean over a sample's outputs as it takes it), the gradient of the sum or
+    of the mean over N, the kernel's softmax (ce), and the reduced value (reduce_sum of the losses, divided by N in
+    the dtype)."""
+    kind = kind_of(half)
+    y, p = y.astype(F32), p.astype(F32)
+    notes: list[str] = []
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "ce":
+            if labels is not None:
+                labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
+                y = np.eye(p.shape[1], dtype=F32)[labels]
+            losses, grad, prob = ce(y, p, labels, half)
+        else:
+            losses, grad = mse(y, p, half, keras2)
+            if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
+                losses = losses[:, None]
+
+    def value(n: float) -> float:
+        with np.errstate(all="ignore"):
+            total = full_sum(losses.reshape(-1), kind)
+            return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=notes)
+
+
+def cast_labels(labels: Array, kind: Kind, classes: int) -> tuple[Array, list[str]]:
+    """Class indexes as Keras 3 has them: cast to the loss's dtype with the predictions (and back to int64), so a
+    half dtype rounds a large index to a neighbouring class (tf-keras passes them on as they are); a warning names
+    the first."""
+    cast = kind.rnd(labels.astype(F32)).astype(np.int64)
+    moved = np.flatnonzero(cast != labels)
+    if not moved.size:
+        return labels, []
+    i = int(moved[0])
+    name = "bfloat16" if kind.leaf == 128 else "float16"
+    beyond = np.flatnonzero(cast >= classes)
+    if beyond.size:
+        j = int(beyond[0])
+        raise DomainError("target", j, 0, float(labels[j]), f"becomes class {cast[j]} in {name} (Keras 3 casts the "
+                          f"targets to the loss's dtype), beyond the last of the {classes} classes: TensorFlow "
+                          "refuses it (InvalidArgumentError)")
+    return cast, [f"{moved.size} class index{'es' if moved.size > 1 else ''} (first {labels[i]} at row {i}) "
+                  f"rounded to another class by Keras' cast of the targets to {name}: {labels[i]} became "
+                  f"{cast[i]}, as the framework computes it"]
