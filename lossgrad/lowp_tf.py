@@ -319,11 +319,13 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-            batchmean: bool = False, params: dict[str, Any] | None = None, keras2: bool = False) -> Parts:
+            batchmean: bool = False, params: dict[str, Any] | None = None, keras2: bool = False,
+            from_logits: bool = True, weights: Array | None = None) -> Parts:
     """The loss's parts as TensorFlow's CPU kernels give them (half None: float32; half dtypes carried in
     float32): per-sample losses (Keras' mean over a sample's outputs as it takes it), the gradient of the sum or
     of the mean over N, the kernel's softmax (ce), and the reduced value (reduce_sum of the losses, divided by N in
-    the dtype)."""
+    the dtype). `from_logits` and `weights` are taken as every backend takes them: `unsupported` has refused
+    probabilities and sample weights before."""
     kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
     notes: list[str] = []
