@@ -1,0 +1,181 @@
+"""JAX's CPU results (XLA) for optax's losses in float32, reproduced bit for bit, with and without `jit`.
+
+XLA's CPU backend does not call the C library for e^x, log x and log(1 + x): it emits its own polynomials (Cephes'
+expf and logf, and a rational function for log1p of small arguments) into the kernel, and LLVM contracts their
+multiply-adds into FMA instructions; every XLA computation runs with subnormals flushed to zero. A row sum is one
+of two kernels: below 4096 elements XLA's own loop, which splits a row of more than 32 into windows of 32 (the
+padding split between the ends) and sums the windows' sums the same way; from 4096 elements YNNPACK, which adds
+16 lanes in a cascade of tiles (4 vectors, 16, 64) and halves the lanes pairwise at the end. All of it is
+reproduced here in numpy on float32 arrays. Without `jit` each operation is compiled on its own (jax.nn's
+log_sigmoid and log_softmax are jitted inside JAX all the same); under `jit` optax's float32 arithmetic fuses
+without changing a rounding, so both give the same float32 numbers except where a fused kernel contracts a
+product into a sum (bce: below).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import OptionError
+from .losses import Parts
+from .losses._ops import Array
+from .lowp import fma
+
+F32 = np.float32
+TINY = F32(np.finfo(np.float32).tiny)
+# the losses whose JAX results are reproduced, as optax computes them
+SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels)",
+             "bce (from logits: sigmoid_binary_cross_entropy)", "mse (squared_error)")
+DTYPES = ("float32",)
+# below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
+YNN_FROM = 4096
+# YNNPACK's cascade is reproduced for rows of up to this many elements
+YNN_ROW = 1024
+
+
+def _f(bits: int) -> F32:
+    return np.uint32(bits).view(F32)
+
+
+def ftz(a: Any) -> Array:
+    """Subnormal results flushed to zero (keeping the sign), as XLA's CPU computations run (FTZ and DAZ)."""
+    a = np.asarray(a, dtype=F32)
+    with np.errstate(invalid="ignore"):
+        out: Array = np.where(np.abs(a) < TINY, a * F32(0), a).astype(F32)
+    return out
+
+
+EXP_POLY = tuple(_f(b) for b in (0x39506967, 0x3AB743CE, 0x3C088908, 0x3D2AA9C1, 0x3E2AAAAA, 0x3F000000))
+
+
+def xla_exp(x: Array) -> Array:
+    """XLA's e^x for float32: x clamped to [-87.8, 88.8], n = ⌊x·log₂e + ½⌋ (clamped to ±127), r = x − n·ln 2 in
+    two FMAs, e^r by a degree-7 polynomial in FMAs, times 2^n built from n's bits (2^−127 is 0)."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        c = np.where(np.isnan(x), x, np.clip(x, F32(-87.8), F32(88.8)))
+        n = np.clip(np.floor(fma(c, _f(0x3FB8AA3B), F32(0.5))), -127, 127)
+        r = fma(-n, _f(0x3F318000), c)
+        r = fma(-n, _f(0xB95E8083), r)
+        p = np.full_like(r, EXP_POLY[0])
+        for k in EXP_POLY[1:]:
+            p = fma(p, r, k)
+        y = fma(p, r * r, r) + F32(1)
+        scale = ((np.nan_to_num(n).astype(np.int32) + 127) << 23).astype(np.uint32).view(F32)
+        return ftz(y * scale)
+
+
+LOG_POLY = tuple(_f(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251A, 0xBDFE5D4F, 0x3E11E9BF, 0xBE2AAE50,
+                                 0x3E4CCEAC, 0xBE7FFFFC, 0x3EAAAAAA))
+
+
+def xla_log(v: Array) -> Array:
+    """XLA's log x for float32 (Cephes' logf): x = m·2^e, m in [√½, √2), log m by a polynomial in three FMA
+    chains joined through x³, e·ln 2 added in two parts; 0 (and subnormals) give −∞, negatives NaN."""
+    v = np.asarray(v, dtype=F32)
+    with np.errstate(all="ignore"):
+        bits = np.where(v > TINY, v, TINY).view(np.uint32)
+        e = ((bits >> 23).astype(np.int32) - 127).astype(F32) + F32(1)
+        m = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(F32)
+        small = m < _f(0x3F3504F3)
+        x = (m - F32(1)) + np.where(small, m, F32(0))
+        e = e - np.where(small, F32(1), F32(0))
+        x2 = x * x
+        x3 = x2 * x
+        a = LOG_POLY
+        y = fma(fma(fma(fma(x, a[0], a[1]), x, a[2]), x3, fma(fma(x, a[3], a[4]), x, a[5])), x3,
+                fma(fma(x, a[6], a[7]), x, a[8]))
+        w = fma(y, x3, e * _f(0xB95E8083))
+        out = fma(e, _f(0x3F318000), fma(F32(-0.5), x2, x) + w)
+        out = np.where(v < TINY, F32(-np.inf), out)
+        out = np.where(v == np.inf, F32(np.inf), out)
+        out = np.where((v < 0) | np.isnan(v), F32(np.nan), out)
+    return ftz(out)
+
+
+LOG1P_DEN = tuple(_f(b) for b in (0x417101AD, 0x42A6185B, 0x435DC32D, 0x439A8CA3, 0x43586D8A, 0x42707982))
+LOG1P_NUM = tuple(_f(b) for b in (0x3EFF40C5, 0x40D284FA, 0x41EF4B9C, 0x4273CC76, 0x426473AD, 0x41A05101))
+
+
+def xla_log1p(x: Array) -> Array:
+    """XLA's log(1 + x) for float32: for |x| < √2 − 1, x − x²/2 + x³·P(x)/Q(x) (degree-6 polynomials in FMAs),
+    else log(1 + x) as xla_log gives it."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        den = np.ones_like(x)
+        for k in LOG1P_DEN:
+            den = fma(den, x, k)
+        num = np.full_like(x, F32(4.527e-05))
+        for k in LOG1P_NUM:
+            num = fma(num, x, k)
+        x2 = ftz(x * x)
+        near = x + fma(F32(-0.5), x2, ftz(ftz(x * x2) * ftz(num / den)))
+        out = np.where(np.abs(x) < _f(0x3ED413CD), near, xla_log(x + F32(1)))
+    return ftz(out)
+
+
+def _in_order(x: Array) -> Array:
+    """Each row's sum, left to right."""
+    acc: Array = x[:, 0].copy()
+    for i in range(1, x.shape[1]):
+        acc = ftz(acc + x[:, i])
+    return acc
+
+
+def _windows(x: Array) -> Array:
+    """XLA's loop: a row of more than 32 in windows of 32 (the padding split, the smaller half first), each
+    summed in order, then their sums the same way."""
+    n = x.shape[1]
+    if n <= 32:
+        return _in_order(x)
+    pad = -n % 32
+    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return _windows(np.stack([_in_order(padded[:, k:k + 32]) for k in range(0, n + pad, 32)], axis=1))
+
+
+def _tiles(chunks: Array, lo: int, hi: int, size: int) -> Array:
+    """YNNPACK's lanes over chunks lo..hi in tiles of `size` chunks (tiles of a quarter of it within), each
+    tile summed on its own and added to the running lanes in order."""
+    acc: Array | None = None
+    for t in range(lo, hi, size):
+        part = chunks[:, t] if size == 1 else _tiles(chunks, t, min(t + size, hi), size // 4)
+        acc = part if acc is None else ftz(acc + part)
+    assert acc is not None
+    return acc
+
+
+def _lanes(x: Array) -> Array:
+    """YNNPACK's row sum: 16 lanes, over tiles of 16 vectors (4 within) while whole ones remain, then tiles of
+    4 vectors; then the lanes halved pairwise (8, 4, 2, 1)."""
+    rows, n = x.shape
+    m = -(-n // 16)
+    padded = np.zeros((rows, m * 16), dtype=F32)
+    padded[:, :n] = x
+    chunks = padded.reshape(rows, m, 16)
+    full = m // 16 * 16
+    acc: Array | None = _tiles(chunks, 0, full, 16) if full else None
+    for t in range(full, m, 4):
+        part = _tiles(chunks, t, min(t + 4, m), 1)
+        acc = part if acc is None else ftz(acc + part)
+    assert acc is not None
+    step = 8
+    while step:
+        acc = ftz(acc[:, :step] + acc[:, step:2 * step])
+        step //= 2
+    out: Array = acc[:, 0]
+    return out
+
+
+def xla_sum(x: Array) -> Array:
+    """jnp.sum over the last axis of a contiguous float32 array, as XLA's CPU backend adds it up."""
+    rows, n = x.shape
+    if rows * n < YNN_FROM or n == 1:
+        return _windows(x) if n else np.zeros(rows, dtype=F32)
+    if n > YNN_ROW:
+        raise OptionError("dtype", f"JAX's sum of {n} float32s from {YNN_FROM} elements on (YNNPACK's) is "
+                          f"reproduced for rows of up to {YNN_ROW}; use {{dtype}} float64 or fewer samples")
+    return _lanes(x)
