@@ -109,8 +109,8 @@ class Convention:
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
     ctc_mean: str = "n"
-    # whose CPU kernels lossgrad.lowp reproduces bit for bit in float32, float16 and bfloat16 ("torch"); None: the
-    # formulas in the dtype, and no half dtypes
+    # whose CPU kernels lossgrad.lowp reproduces bit for bit in float32, float16 and bfloat16 ("torch"; "xla":
+    # JAX's, lossgrad.lowp_xla); None: the formulas in the dtype, and no half dtypes
     kernels: str | None = None
     # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
     # y > 1, else 0)
@@ -302,6 +302,7 @@ OPTAX = Convention(
     pairs="optax",
     pairs_tie=0.5,
     ctc="optax",
+    kernels="xla",
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}

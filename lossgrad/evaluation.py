@@ -257,8 +257,8 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             extra: dict[str, np.ndarray] | None = None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype."""
     if setup.lowp:
-        return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half, setup.switches,
-                               setup.batchmean, dict(setup.params))
+        return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
+                               setup.kernel_switches, setup.batchmean, dict(setup.params))
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

@@ -59,6 +59,8 @@ OPTIONS: dict[str, Opt] = {
     "micro_batches": option("--micro-batches", kind=int | None, help="K: also the mean of K equal micro-batches' "
                              "means, as gradient accumulation computes it, beside the true mean, and its gradient."),
     "no_grad": option("--no-grad", kind=bool, default=False, help="Tensor files: write no gradient with -o."),
+    "jit": option("--jit/--no-jit", kind=bool | None, help="optax in float32/float16/bfloat16: JAX's results "
+                   "under jax.jit, or op by op (they differ where XLA fuses) [default: jit]."),
 }
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
           "format", "output", "delimiter", "micro_batches")

@@ -176,6 +176,140 @@ def xla_sum(x: Array) -> Array:
     if rows * n < YNN_FROM or n == 1:
         return _windows(x) if n else np.zeros(rows, dtype=F32)
     if n > YNN_ROW:
-        raise OptionError("dtype", f"JAX's sum of {n} float32s from {YNN_FROM} elements on (YNNPACK's) is "
-                          f"reproduced for rows of up to {YNN_ROW}; use {{dtype}} float64 or fewer samples")
+        raise OptionError("dtype", f"JAX's sum of {n} float32s in a batch of {YNN_FROM} or more (YNNPACK's) is "
+                          f"reproduced for up to {YNN_ROW} at a time; use {{dtype}} float64, or fewer samples")
     return _lanes(x)
+
+
+Grad = Callable[[float], Array]
+
+
+def upstream(n: float) -> F32:
+    """The gradient of jnp.mean over n (1/n in float32, as JAX divides 1 by n) or of jnp.sum (1)."""
+    return F32(1) if n == 1 else F32(1) / F32(n)
+
+
+def _max_shift(z: Array, finite: bool) -> tuple[Array, Array]:
+    """The row maxima and z less them (logsumexp takes a non-finite maximum as 0; log_softmax does not)."""
+    top = z.max(axis=1)
+    if finite:
+        top = np.where(np.isfinite(top), top, F32(0))
+    return top, ftz(z - top[:, None])
+
+
+def ce_index(z: Array, labels: Array) -> tuple[Array, Grad, Array]:
+    """softmax_cross_entropy_with_integer_labels: logsumexp(z) − z at the label, logsumexp = log Σe^(z − max) +
+    max; jax.grad: (c/Σ)·e^(z − max) everywhere, −c added at the label (c = 1/n), and softmax."""
+    top, shifted = _max_shift(z, finite=True)
+    e = xla_exp(shifted)
+    total = xla_sum(e)
+    rows = np.arange(z.shape[0])
+    losses = ftz(ftz(xla_log(np.abs(total)) + top) - z[rows, labels])
+
+    def grad(n: float) -> Array:
+        c = upstream(n)
+        g = ftz((c / np.abs(total))[:, None] * e)
+        g[rows, labels] = ftz(g[rows, labels] - c)
+        return g
+    return losses, grad, ftz(e / total[:, None])
+
+
+def ce_rows(y: Array, z: Array, jit: bool) -> tuple[Array, Grad, Array]:
+    """softmax_cross_entropy: −Σ y·log_softmax(z) (log_softmax = s − log Σe^s, s = z − max, JIT-compiled by JAX
+    itself); jax.grad through log_softmax's own backward: v + (Σ−v / Σe^s)·e^s, v = −c·y, its product and sum
+    fused into one FMA."""
+    _, shifted = _max_shift(z, finite=False)
+    e = xla_exp(shifted)
+    total = xla_sum(e)
+    logp = ftz(shifted - xla_log(total)[:, None])
+    losses = -xla_sum(ftz(y * logp))
+
+    def grad(n: float) -> Array:
+        v = ftz(y * -upstream(n))
+        return ftz(fma(ftz(xla_sum(-v) / total)[:, None], e, v))
+    return losses, grad, ftz(e / total[:, None])
+
+
+def softplus(m: Array) -> Array:
+    """jax.nn.softplus, logaddexp(m, 0): max(m, 0) + log1p(e^−|m|) (m + 0 where m − 0 is NaN)."""
+    out = ftz(np.maximum(m, F32(0)) + xla_log1p(xla_exp(-np.abs(m))))
+    return np.where(np.isnan(m), m, out)
+
+
+def _sigmoid_via_softplus(m: Array, sp: Array) -> Array:
+    """The derivative softplus saves for its backward: e^(m − softplus(m)) (infinities taken as 0 first)."""
+    return xla_exp(ftz(np.where(m == np.inf, F32(0), m) - np.where(sp == np.inf, F32(0), sp)))
+
+
+def bce_logits(y: Array, z: Array, jit: bool) -> tuple[Array, Grad, Array]:
+    """sigmoid_binary_cross_entropy: −y·log σ(z) − (1 − y)·log σ(−z), log σ(x) = −softplus(−x); jax.grad:
+    (1 − y)·c·σ(z) − y·c·σ(−z), each σ as softplus's backward forms it. Under jit each difference of two
+    products is an FMA and a product (the first product is the one fused)."""
+    sp_neg, sp_pos = softplus(-z), softplus(z)
+    a, one_y = ftz(-y * -sp_neg), ftz(F32(1) - y)
+    losses = ftz(fma(-y, -sp_neg, -ftz(one_y * -sp_pos))) if jit else ftz(a - ftz(one_y * -sp_pos))
+    s_pos, s_neg = _sigmoid_via_softplus(z, sp_pos), _sigmoid_via_softplus(-z, sp_neg)
+
+    def grad(n: float) -> Array:
+        c = upstream(n)
+        pos, neg = ftz(one_y * c), ftz(y * c)
+        return ftz(fma(pos, s_pos, -ftz(neg * s_neg))) if jit else ftz(ftz(pos * s_pos) - ftz(neg * s_neg))
+    return losses, grad, s_pos
+
+
+def mse(y: Array, p: Array) -> tuple[Array, Grad]:
+    """squared_error: (p − y)², squared as x·x; jax.grad: (1/n)·(2·(p − y))."""
+    d = ftz(p - y)
+    return ftz(d * d), lambda n: ftz(upstream(n) * ftz(F32(2) * d))
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))]
+    if sample_weight:
+        extra.append("sample_weight")
+    if loss in ("ce", "bce") and not from_logits:
+        return f"{loss} on probabilities"
+    if loss not in ("ce", "bce", "mse"):
+        return loss
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def _not_reproduced(what: str, instead: str = "use {dtype} float64, or {convention} exact") -> OptionError:
+    return OptionError("dtype", f"JAX's {what} is not reproduced; {instead}")
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None) -> Parts:
+    """The loss's parts as JAX computes them in float32 on CPU, with jit (switches["jit"], the default) or
+    without, the gradient and the mean over N formed as jax.grad and jnp.mean form them."""
+    jit = switches.get("jit", True)
+    y, p = ftz(y), ftz(p)
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "ce" and labels is not None:
+            losses, grad, prob = ce_index(p, labels)
+        elif loss == "ce":
+            if jit:
+                raise _not_reproduced("softmax_cross_entropy of probability rows under jit (XLA fuses the rows' "
+                                      "sums into one sum over the batch)", "give class indexes, or ask for JAX "
+                                      "op by op (--no-jit; jit=False in Python)")
+            losses, grad, prob = ce_rows(y, p, jit)
+        elif loss == "bce":
+            losses, grad, prob = bce_logits(y, p, jit)
+        else:
+            losses, grad = mse(y, p)
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean_value(losses))
+
+
+def mean_value(losses: Array) -> Callable[[float], float]:
+    """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum times 1/n (XLA turns a division by a constant
+    into a product with its reciprocal)."""
+    def value(n: float) -> float:
+        if losses.ndim > 1 and losses.shape[1] > 1:
+            raise _not_reproduced("sum over more than one output per sample (an order of its own)")
+        with np.errstate(all="ignore"):
+            total = xla_sum(losses.reshape(1, -1))[0]
+            return float(total if n == 1 else ftz(total * (F32(1) / F32(n))))
+    return value

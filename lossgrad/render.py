@@ -73,6 +73,7 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "from_logits": r.from_logits,
         "reduction": r.reduction,
         "dtype": r.dtype,
+        **({} if r.jit is None else {"jit": r.jit}),
         "n": r.n,
         "value": _jsonable(r.value),
         "losses": _jsonable(losses),
@@ -280,7 +281,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
         console.print(line, overflow="fold")
     if explain:
         console.print()
-    console.print(value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]"), overflow="fold")
+    console.print(value_line(r) + dtype_note(r), overflow="fold")
     if rep.micro is not None:
         console.print(micro_line(rep.micro, r), overflow="fold")
     print_table(console, headers, rows, keys=2 + len(rep.kept))
@@ -320,10 +321,16 @@ def _shape(shape: tuple[int, ...]) -> str:
     return "[" + ", ".join(map(str, shape)) + "]"
 
 
+def dtype_note(r: Any) -> str:
+    """The dtype after the value, when not float64, and whether JAX's numbers are under jit or op by op."""
+    jit = "" if r.jit is None else (", jit" if r.jit else ", no jit")
+    return "" if r.dtype == "float64" else f"  [{r.dtype}{jit}]"
+
+
 def tensor_summary(run: Any) -> str:
     """A tensor run in a few lines: the reduced value, the inputs' shapes, what was written, notes."""
     r = run.result
-    lines = [value_line(r) + ("" if r.dtype == "float64" else f"  [{r.dtype}]")]
+    lines = [value_line(r) + dtype_note(r)]
     lines += [f"{name}: {t.spec} {_shape(t.shape)} {t.dtype.name}" + (f" ({len(t.shards)} shards)"
                                                                        if len(t.shards) > 1 else "")
               for name, t in (("pred", run.pred), ("target", run.target))]
@@ -363,7 +370,7 @@ def write_tensor_run(run: Any, fmt: str, out: IO[str]) -> None:
 def _tensor_json(run: Any) -> dict:
     r = run.result
     obj = {"loss": r.loss, "convention": r.convention, "from_logits": r.from_logits, "reduction": r.reduction,
-           "dtype": r.dtype, "n": r.n, "value": _jsonable(r.value),
+           "dtype": r.dtype, **({} if r.jit is None else {"jit": r.jit}), "n": r.n, "value": _jsonable(r.value),
            "pred": {"source": run.pred.spec, "shape": list(run.pred.shape), "dtype": run.pred.dtype.name},
            "target": {"source": run.target.spec, "shape": list(run.target.shape), "dtype": run.target.dtype.name},
            "losses_shape": list(run.geometry.losses_shape), "output": run.output,
