@@ -174,11 +174,11 @@ def xla_sum(x: Array) -> Array:
     """jnp.sum over the last axis of a contiguous float32 array, as XLA's CPU backend adds it up."""
     rows, n = x.shape
     if rows * n < YNN_FROM or n == 1:
-        return _windows(x) if n else np.zeros(rows, dtype=F32)
+        return _windows(x) + F32(0) if n else np.zeros(rows, dtype=F32)  # (+ 0: the sum starts from +0)
     if n > YNN_ROW:
         raise OptionError("dtype", f"JAX's sum of {n} float32s in a batch of {YNN_FROM} or more (YNNPACK's) is "
                           f"reproduced for up to {YNN_ROW} at a time; use {{dtype}} float64, or fewer samples")
-    return _lanes(x)
+    return _lanes(x) + F32(0)
 
 
 Grad = Callable[[float], Array]
