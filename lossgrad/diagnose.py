@@ -191,7 +191,7 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
         try:
             results[name] = run(setup(loss, convention=name, dtype=dtype, **kw), batch)
         except OptionError as e:
-            why = f"{name} in {dtype} is not reproduced (exact and torch are)"
+            why = f"{name} in {dtype} is not reproduced (exact, torch and optax are)"
             lack[name] = why if conventions.CONVENTIONS[name].kernels is None else e.what
     diffs = []
     for name, res in results.items():

@@ -1,4 +1,4 @@
-"""JAX's CPU results (XLA) for optax's losses in float32, reproduced bit for bit, with and without `jit`.
+"""JAX's CPU results (XLA) for optax's losses in float32, float16 and bfloat16, bit for bit, with and without jit.
 
 XLA's CPU backend does not call the C library for e^x, log x and log(1 + x): it emits its own polynomials (Cephes'
 expf and logf, and a rational function for log1p of small arguments) into the kernel, and LLVM contracts their
@@ -6,10 +6,12 @@ multiply-adds into FMA instructions; every XLA computation runs with subnormals 
 of two kernels: below 4096 elements XLA's own loop, which splits a row of more than 32 into windows of 32 (the
 padding split between the ends) and sums the windows' sums the same way; from 4096 elements YNNPACK, which adds
 16 lanes in a cascade of tiles (4 vectors, 16, 64) and halves the lanes pairwise at the end. All of it is
-reproduced here in numpy on float32 arrays. Without `jit` each operation is compiled on its own (jax.nn's
-log_sigmoid and log_softmax are jitted inside JAX all the same); under `jit` optax's float32 arithmetic fuses
-without changing a rounding, so both give the same float32 numbers except where a fused kernel contracts a
-product into a sum (bce: below).
+reproduced here in numpy on float32 arrays. Without jit each operation is compiled on its own (jax.nn's
+log_sigmoid and log_softmax are jitted inside JAX all the same). Under jit float32 fuses without changing a
+rounding except where a fused kernel contracts a product into a sum (bce); bfloat16 keeps in float32 what only a
+float32 sum reads (e^(z − max) on its way into logsumexp's sum, the losses on theirs into jnp.mean), where op by
+op each result is stored in bfloat16; float16 is stored after every operation either way. Half values are carried
+in float32 arrays; jnp.sum and jnp.mean add them in float32.
 """
 
 from __future__ import annotations
@@ -27,9 +29,10 @@ from .lowp import fma
 F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
-SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels)",
-             "bce (from logits: sigmoid_binary_cross_entropy)", "mse (squared_error)")
-DTYPES = ("float32",)
+SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
+             "in float32 op by op: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
+             "mse (squared_error)")
+DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
 YNN_FROM = 4096
 # YNNPACK's cascade is reproduced for rows of up to this many elements
@@ -182,6 +185,14 @@ def xla_sum(x: Array) -> Array:
 
 
 Grad = Callable[[float], Array]
+Rounder = Callable[[Any], Array]
+
+
+def rounder(half: Any) -> Rounder:
+    """A result as XLA stores it: subnormals flushed, rounded to the half dtype (carried in float32)."""
+    if half is None:
+        return ftz
+    return lambda a: ftz(a).astype(half).astype(F32)
 
 
 def upstream(n: float) -> F32:
@@ -189,36 +200,39 @@ def upstream(n: float) -> F32:
     return F32(1) if n == 1 else F32(1) / F32(n)
 
 
-def _max_shift(z: Array, finite: bool) -> tuple[Array, Array]:
+def _max_shift(z: Array, finite: bool, r: Rounder) -> tuple[Array, Array]:
     """The row maxima and z less them (logsumexp takes a non-finite maximum as 0; log_softmax does not)."""
     top = z.max(axis=1)
     if finite:
         top = np.where(np.isfinite(top), top, F32(0))
-    return top, ftz(z - top[:, None])
+    return top, r(z - top[:, None])
 
 
-def ce_index(z: Array, labels: Array) -> tuple[Array, Grad, Array]:
+def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder) -> tuple[Array, Array, Grad, Array]:
     """softmax_cross_entropy_with_integer_labels: logsumexp(z) − z at the label, logsumexp = log Σe^(z − max) +
-    max; jax.grad: (c/Σ)·e^(z − max) everywhere, −c added at the label (c = 1/n), and softmax."""
-    top, shifted = _max_shift(z, finite=True)
-    e = xla_exp(shifted)
-    total = xla_sum(e)
+    max (the sum in float32 whatever the dtype, as jnp.sum upcasts); jax.grad: (c/Σ)·e^(z − max) everywhere, −c
+    added at the label (c = 1/n), and softmax. `r` rounds a stored result, `k` one XLA keeps in float32 (under
+    jit in bfloat16: e^(z − max) on its way into the sum, and the losses on theirs into the mean). Returns the
+    losses, the terms the mean adds, the gradient and softmax."""
+    top, shifted = _max_shift(z, True, r)
+    exp = xla_exp(shifted)
+    e, total = r(exp), r(xla_sum(k(exp)))
     rows = np.arange(z.shape[0])
-    losses = ftz(ftz(xla_log(np.abs(total)) + top) - z[rows, labels])
+    raw = ftz(r(r(xla_log(np.abs(total))) + top) - z[rows, labels])
 
     def grad(n: float) -> Array:
-        c = upstream(n)
-        g = ftz((c / np.abs(total))[:, None] * e)
-        g[rows, labels] = ftz(g[rows, labels] - c)
+        c = r(upstream(n))
+        g = r(r(c / np.abs(total))[:, None] * e)
+        g[rows, labels] = r(g[rows, labels] - c)
         return g
-    return losses, grad, ftz(e / total[:, None])
+    return r(raw), k(raw), grad, r(e / total[:, None])
 
 
-def ce_rows(y: Array, z: Array, jit: bool) -> tuple[Array, Grad, Array]:
-    """softmax_cross_entropy: −Σ y·log_softmax(z) (log_softmax = s − log Σe^s, s = z − max, JIT-compiled by JAX
-    itself); jax.grad through log_softmax's own backward: v + (Σ−v / Σe^s)·e^s, v = −c·y, its product and sum
-    fused into one FMA."""
-    _, shifted = _max_shift(z, finite=False)
+def ce_rows(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array]:
+    """softmax_cross_entropy op by op: −Σ y·log_softmax(z) (log_softmax = s − log Σe^s, s = z − max, JIT-compiled
+    by JAX itself); jax.grad through log_softmax's own backward: v + (Σ−v / Σe^s)·e^s, v = −c·y, its product and
+    sum fused into one FMA."""
+    _, shifted = _max_shift(z, False, r)
     e = xla_exp(shifted)
     total = xla_sum(e)
     logp = ftz(shifted - xla_log(total)[:, None])
@@ -230,37 +244,38 @@ def ce_rows(y: Array, z: Array, jit: bool) -> tuple[Array, Grad, Array]:
     return losses, grad, ftz(e / total[:, None])
 
 
-def softplus(m: Array) -> Array:
+def softplus(m: Array, r: Rounder) -> Array:
     """jax.nn.softplus, logaddexp(m, 0): max(m, 0) + log1p(e^−|m|) (m + 0 where m − 0 is NaN)."""
-    out = ftz(np.maximum(m, F32(0)) + xla_log1p(xla_exp(-np.abs(m))))
+    out = r(np.maximum(m, F32(0)) + r(xla_log1p(r(xla_exp(-np.abs(m))))))
     return np.where(np.isnan(m), m, out)
 
 
-def _sigmoid_via_softplus(m: Array, sp: Array) -> Array:
+def _sigmoid_via_softplus(m: Array, sp: Array, r: Rounder) -> Array:
     """The derivative softplus saves for its backward: e^(m − softplus(m)) (infinities taken as 0 first)."""
-    return xla_exp(ftz(np.where(m == np.inf, F32(0), m) - np.where(sp == np.inf, F32(0), sp)))
+    return r(xla_exp(r(np.where(m == np.inf, F32(0), m) - np.where(sp == np.inf, F32(0), sp))))
 
 
-def bce_logits(y: Array, z: Array, jit: bool) -> tuple[Array, Grad, Array]:
+def bce_logits(y: Array, z: Array, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad, Array]:
     """sigmoid_binary_cross_entropy: −y·log σ(z) − (1 − y)·log σ(−z), log σ(x) = −softplus(−x); jax.grad:
-    (1 − y)·c·σ(z) − y·c·σ(−z), each σ as softplus's backward forms it. Under jit each difference of two
-    products is an FMA and a product (the first product is the one fused)."""
-    sp_neg, sp_pos = softplus(-z), softplus(z)
-    a, one_y = ftz(-y * -sp_neg), ftz(F32(1) - y)
-    losses = ftz(fma(-y, -sp_neg, -ftz(one_y * -sp_pos))) if jit else ftz(a - ftz(one_y * -sp_pos))
-    s_pos, s_neg = _sigmoid_via_softplus(z, sp_pos), _sigmoid_via_softplus(-z, sp_neg)
+    (1 − y)·c·σ(z) − y·c·σ(−z), each σ as softplus's backward forms it. `fused` (float32 under jit): each
+    difference of two products is an FMA and a product (the first product is the one fused); in a half dtype
+    each product is stored first. Returns the losses, the terms the mean adds, the gradient and σ(z)."""
+    sp_neg, sp_pos = softplus(-z, r), softplus(z, r)
+    one_y = r(F32(1) - y)
+    raw = fma(-y, -sp_neg, -r(one_y * -sp_pos)) if fused else ftz(r(-y * -sp_neg) - r(one_y * -sp_pos))
+    s_pos, s_neg = _sigmoid_via_softplus(z, sp_pos, r), _sigmoid_via_softplus(-z, sp_neg, r)
 
     def grad(n: float) -> Array:
-        c = upstream(n)
-        pos, neg = ftz(one_y * c), ftz(y * c)
-        return ftz(fma(pos, s_pos, -ftz(neg * s_neg))) if jit else ftz(ftz(pos * s_pos) - ftz(neg * s_neg))
-    return losses, grad, s_pos
+        c = r(upstream(n))
+        pos, neg = r(one_y * c), r(y * c)
+        return r(fma(pos, s_pos, -r(neg * s_neg))) if fused else r(r(pos * s_pos) - r(neg * s_neg))
+    return r(raw), k(raw), grad, s_pos
 
 
-def mse(y: Array, p: Array) -> tuple[Array, Grad]:
-    """squared_error: (p − y)², squared as x·x; jax.grad: (1/n)·(2·(p − y))."""
-    d = ftz(p - y)
-    return ftz(d * d), lambda n: ftz(upstream(n) * ftz(F32(2) * d))
+def mse(y: Array, p: Array, r: Rounder) -> tuple[Array, Grad]:
+    """squared_error: (p − y)², squared as x·x; jax.grad: (1/n)·(2·(p − y)), 1/n stored in the dtype."""
+    d = r(p - y)
+    return r(d * d), lambda n: r(r(upstream(n)) * r(F32(2) * d))
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -282,34 +297,43 @@ def _not_reproduced(what: str, instead: str = "use {dtype} float64, or {conventi
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None) -> Parts:
-    """The loss's parts as JAX computes them in float32 on CPU, with jit (switches["jit"], the default) or
-    without, the gradient and the mean over N formed as jax.grad and jnp.mean form them."""
+    """The loss's parts as JAX computes them on CPU in float32 (half None) or the half dtype (carried in
+    float32), with jit (switches["jit"], the default) or without, the gradient and the mean over N formed as
+    jax.grad and jnp.mean form them."""
     jit = switches.get("jit", True)
-    y, p = ftz(y), ftz(p)
+    r = rounder(half)
+    # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
+    k = ftz if jit and half is not None and half is not np.float16 else r
+    y, p = r(y), r(p)
     prob = None
     with np.errstate(all="ignore"):
         if loss == "ce" and labels is not None:
-            losses, grad, prob = ce_index(p, labels)
+            losses, terms, grad, prob = ce_index(p, labels, r, k)
         elif loss == "ce":
             if jit:
                 raise _not_reproduced("softmax_cross_entropy of probability rows under jit (XLA fuses the rows' "
                                       "sums into one sum over the batch)", "give class indexes, or ask for JAX "
                                       "op by op (--no-jit; jit=False in Python)")
-            losses, grad, prob = ce_rows(y, p, jit)
+            if half is not None:
+                raise _not_reproduced("softmax_cross_entropy of probability rows in float16 and bfloat16",
+                                      "give class indexes, or use {dtype} float32")
+            losses, grad, prob = ce_rows(y, p, r)
+            terms = losses
         elif loss == "bce":
-            losses, grad, prob = bce_logits(y, p, jit)
+            losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
         else:
-            losses, grad = mse(y, p)
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean_value(losses))
+            losses, grad = mse(y, p, r)
+            terms = losses
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean_value(terms, r))
 
 
-def mean_value(losses: Array) -> Callable[[float], float]:
-    """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum times 1/n (XLA turns a division by a constant
-    into a product with its reciprocal)."""
+def mean_value(terms: Array, r: Rounder) -> Callable[[float], float]:
+    """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum in float32 (jnp upcasts a half dtype) times
+    1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype."""
     def value(n: float) -> float:
-        if losses.ndim > 1 and losses.shape[1] > 1:
+        if terms.ndim > 1 and terms.shape[1] > 1:
             raise _not_reproduced("sum over more than one output per sample (an order of its own)")
         with np.errstate(all="ignore"):
-            total = xla_sum(losses.reshape(1, -1))[0]
-            return float(total if n == 1 else ftz(total * (F32(1) / F32(n))))
+            total = xla_sum(terms.reshape(1, -1))[0]
+            return float(r(total if n == 1 else total * (F32(1) / F32(n))))
     return value

@@ -1,5 +1,6 @@
-"""The optax convention in float32 against JAX's own CPU results (under jax.jit and op by op), recorded by
-scripts/golden_lowp_xla.py in tests/golden/lowp_xla.json: bit for bit, losses, reduced value and gradient."""
+"""The optax convention in float32, float16 and bfloat16 against JAX's own CPU results (under jax.jit and op by
+op), recorded by scripts/golden_lowp_xla.py in tests/golden/lowp_xla.json: bit for bit, losses, reduced value and
+gradient."""
 
 from __future__ import annotations
 
@@ -10,15 +11,17 @@ import numpy as np
 import pytest
 
 import lossgrad
+from conftest import assert_usage_error, lossgrad as cli
 from lossgrad import lowp_xla
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla.json"
 DATA = json.loads(GOLDEN.read_text())
 RECORDS = DATA["records"]
-# (loss, labels, jit, what) -> the largest difference in ulps allowed; not listed: 0 (bit for bit). Two gradients
-# of softmax_cross_entropy op by op (one soft-label batch of 16 × 3, summed) come out 2 ulp apart: the order of
-# log_softmax's backward there is not found yet
-BOUNDS = {("ce", "onehot", False, "grad"): 2}
+# (loss, labels, jit, what) -> the largest difference in ulps allowed; not listed: 0 (bit for bit). In batches of
+# 16 rows of 3 classes, softmax_cross_entropy's gradient op by op leaves one element in 48 unfused where every
+# other shape fuses v + (Σ/Σe^s)·e^s into an FMA; v and the product nearly cancel there, so the one rounding of
+# the product shows as several ulp of the difference (measured: up to 8)
+BOUNDS = {("ce", "onehot", False, "grad"): 8}
 
 
 def _f32(values: object) -> np.ndarray:
@@ -69,8 +72,9 @@ def test_jax_cpu_bit_for_bit(rec: dict) -> None:
 
 
 def test_the_golden_file_covers_both_modes_and_every_loss() -> None:
-    seen = {(r["loss"], r["jit"]) for r in RECORDS}
-    assert seen >= {(loss, jit) for loss in ("ce", "bce", "mse") for jit in (True, False)}
+    seen = {(r["loss"], r["dtype"], r["jit"]) for r in RECORDS}
+    assert seen >= {(loss, dtype, jit) for loss in ("ce", "bce", "mse") for jit in (True, False)
+                    for dtype in ("float32", "float16", "bfloat16")}
     assert DATA["versions"]["jax"] and DATA["versions"]["jaxlib"] and DATA["versions"]["optax"]
     assert any(len(r["pred"]) * len(r["pred"][0]) >= lowp_xla.YNN_FROM for r in RECORDS)  # YNNPACK's sums too
 
@@ -111,6 +115,21 @@ def test_what_is_not_reproduced_is_refused() -> None:
         lossgrad.evaluate("ce", [[0.3, 0.7]], [[1.0, 2.0]], from_logits=True, convention="optax", dtype="float32")
     with pytest.raises(lossgrad.OptionError, match="more than one output"):
         lossgrad.evaluate("mse", [[1.0, 2.0]], [[0.5, 0.5]], convention="optax", dtype="float32")
+    with pytest.raises(lossgrad.OptionError, match="float16 and bfloat16"):
+        lossgrad.evaluate("ce", [[0.3, 0.7]], [[1.0, 2.0]], from_logits=True, convention="optax", dtype="bfloat16",
+                          jit=False)
     long = np.zeros((1, 5000))
     with pytest.raises(lossgrad.OptionError, match="YNNPACK"):
         lossgrad.evaluate("ce", [0], long, from_logits=True, convention="optax", dtype="float32")
+
+
+def test_the_switch_on_the_command_line() -> None:
+    # 115 equal logits: log 115 = 4.7449 (by hand), which bfloat16 (steps of 1/32 in [4, 8)) holds as 4.75
+    rec = next(r for r in RECORDS if r.get("name") == "equal-115" and r["dtype"] == "bfloat16" and not r["jit"])
+    logits = ";".join([",".join(["0"] * 115)] * 2)
+    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "bfloat16", "--no-jit", "-y", "0,7", "-p", logits,
+            "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["jit"] is False and out["losses"] == [float(v) for v in rec["losses"]] == [4.75, 4.75]
+    assert_usage_error(cli("mse", "-c", "torch", "--dtype", "float32", "--no-jit", "-y", "1", "-p", "0.5"), "--jit")
