@@ -31,7 +31,7 @@ TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
              "in float32 op by op: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
-             "mse (squared_error)")
+             "mse (squared_error)", "kl op by op (kl_divergence, kl_divergence_with_log_targets)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
 YNN_FROM = 4096
@@ -278,15 +278,33 @@ def mse(y: Array, p: Array, r: Rounder) -> tuple[Array, Grad]:
     return r(d * d), lambda n: r(r(upstream(n)) * r(F32(2) * d))
 
 
+def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder) -> tuple[Array, Grad]:
+    """kl_divergence(log q, y) op by op: Σ y·(log y − log q), log y taken as 0 where y = 0 (log q = p with log
+    probabilities, else log p); kl_divergence_with_log_targets: Σ e^y·(y − log q); jax.grad: −t·c, divided by p
+    through log p (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype."""
+    lq = p if log_input else r(xla_log(p))
+    if log_target:
+        t, d = r(xla_exp(y)), r(y - lq)
+    else:
+        t, d = y, r(np.where(y == 0, F32(0), r(xla_log(y))) - lq)
+    losses = r(xla_sum(r(t * d)))
+
+    def grad(n: float) -> Array:
+        q = r(t * r(upstream(n)))
+        return -q if log_input else r(-q / p)
+    return losses, grad
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
-    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))]
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in ("log_input", "log_target")]
     if sample_weight:
         extra.append("sample_weight")
     if loss in ("ce", "bce") and not from_logits:
         return f"{loss} on probabilities"
-    if loss not in ("ce", "bce", "mse"):
+    if loss not in ("ce", "bce", "mse", "kl"):
         return loss
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
@@ -321,6 +339,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             terms = losses
         elif loss == "bce":
             losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
+        elif loss == "kl":
+            if jit:
+                raise _not_reproduced("kl_divergence under jit (XLA fuses the rows' sums, and their products, into "
+                                      "sums of its own)", "ask for JAX op by op (--no-jit; jit=False in Python)")
+            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r)
+            terms = losses
         else:
             losses, grad = mse(y, p, r)
             terms = losses

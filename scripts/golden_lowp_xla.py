@@ -50,6 +50,12 @@ def _per_example(loss: str, y: np.ndarray, labels: str | None, dtype: str):
         return lambda z: optax.losses.softmax_cross_entropy(z, t)
     if loss == "bce":
         return lambda z: optax.losses.sigmoid_binary_cross_entropy(z, t)
+    if loss in ("kl", "kl-log-input"):
+        log_q = (lambda z: z) if loss == "kl-log-input" else jnp.log
+        return lambda z: optax.losses.kl_divergence(log_q(z), t)
+    if loss in ("kl-log-target", "kl-log-both"):
+        log_q = (lambda z: z) if loss == "kl-log-both" else jnp.log
+        return lambda z: optax.losses.kl_divergence_with_log_targets(log_q(z), t)
     return lambda z: optax.losses.squared_error(z, t)
 
 
@@ -69,11 +75,13 @@ def _record(loss: str, dtype: str, jit: bool, reduction: str, y: np.ndarray, p: 
         both = jax.jit(both)
     z = jnp.asarray(p.astype(_np_dtype(dtype)))
     (value, losses), grad = both(z)
-    out = {"loss": loss, "dtype": dtype, "jit": jit, "reduction": reduction, "labels": labels,
+    out = {"loss": loss.split("-")[0], "dtype": dtype, "jit": jit, "reduction": reduction, "labels": labels,
            "target": _short(y), "pred": _short(p), "losses": _short(np.asarray(losses, dtype=np.float32)),
            "value": None if reduction == "none" else str(np.float32(value)),
            "grad": _short(np.asarray(grad, dtype=np.float32))}
-    return out | ({"name": name} if name else {})
+    flags = {"log_input": loss in ("kl-log-input", "kl-log-both"), "log_target": loss in ("kl-log-target",
+                                                                                         "kl-log-both")}
+    return out | ({"name": name} if name else {}) | (flags if loss.startswith("kl") else {})
 
 
 def _logits(rng, rows: int, classes: int, dtype: str) -> np.ndarray:
@@ -118,6 +126,17 @@ def _elementwise(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
     z = _rounded(np.array([[-1e4], [-90.0], [-17.0], [0.0], [17.0], [90.0], [1e4], [1e-3]]), dtype)
     y = _rounded(np.array([[1.0], [0.5], [0.0], [1.0], [0.25], [1.0], [0.0], [0.5]]), dtype)
     out.append(_record("bce", dtype, jit, reduction, y, z, name="saturated"))
+    if not jit:  # (kl op by op: under jit XLA sums its rows in an order of its own)
+        q = rng.random((16, 10))
+        q /= q.sum(axis=1, keepdims=True)
+        t = rng.random((16, 10))
+        t /= t.sum(axis=1, keepdims=True)
+        t[:, 0] = 0
+        for kind in ("kl", "kl-log-input", "kl-log-target", "kl-log-both"):
+            pred = _rounded(np.log(q) if kind in ("kl-log-input", "kl-log-both") else q, dtype)
+            target = _rounded(np.log(np.where(t == 0, 1e-9, t)) if kind in ("kl-log-target", "kl-log-both") else t,
+                              dtype)
+            out.append(_record(kind, dtype, jit, reduction, target, pred))
     return out
 
 
