@@ -48,6 +48,7 @@ class Result:
     # the gradient with respect to each extra input (gaussian-nll's var: grads["var"]), divided by the mean's N
     grads: dict[str, np.ndarray] = field(default_factory=dict)
     autocast: bool = False  # `dtype` is the predictions' and the gradient's; the loss ran under a mixed policy
+    jit: bool | None = None  # optax in a low-precision dtype: JAX's results under jit (True) or op by op (False)
 
     def __repr__(self) -> str:
         return (
@@ -90,7 +91,7 @@ def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
     return Result(loss=setup.loss.name, convention=setup.conv.name, from_logits=setup.from_logits,
                   reduction=setup.reduction.value, dtype=setup.dtype.value, n=acc.n, value=value, losses=empty,
                   grad=empty, per_sample=per_sample, warnings=result_warnings(setup, acc),
-                  weight_note=setup.weight_note, autocast=setup.autocast)
+                  weight_note=setup.weight_note, autocast=setup.autocast, jit=setup.jit_mode)
 
 
 def run(setup: Setup, batch: Batch) -> Result:

@@ -52,7 +52,7 @@ EXAMPLES = {
     "--from-logits the predictions are log-probabilities, as PyTorch's ctc_loss takes them: lossgrad ctc -c torch ...",
 }
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
-SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels", "autocast")
+SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels", "autocast", "jit")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
          "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad", *SEQUENCE)
 

@@ -110,8 +110,8 @@ class Convention:
     # ctc's mean: "n" (the sum over the batch size), "target-length" (PyTorch: each loss divided by its target
     # length first)
     ctc_mean: str = "n"
-    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf", "tf-keras"); None: the
-    # formulas in the dtype, and no half dtypes
+    # whose CPU kernels are reproduced bit for bit (kernels.BACKENDS: "torch", "tf", "tf-keras", "xla"); None:
+    # the formulas in the dtype, and no half dtypes
     kernels: str | None = None
     # poisson --full's log y! term: "exact" (log Γ(y + 1)), "stirling" (PyTorch: y log y − y + ½ log(2πy) for
     # y > 1, else 0)
@@ -306,6 +306,7 @@ OPTAX = Convention(
     pairs="optax",
     pairs_tie=0.5,
     ctc="optax",
+    kernels="xla",
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}

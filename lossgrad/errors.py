@@ -22,7 +22,7 @@ PARAMETERS = SWITCHES | {
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
     "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth",
-    "temperature", "pad", "batch_first",
+    "temperature", "pad", "batch_first", "jit",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 
@@ -74,6 +74,11 @@ class OptionError(LossgradError):
     def place(self, name: Namer) -> str:
         # (a Python caller is told the parameter's bare name: `from_logits: ...`)
         return name(self.where) if self.where in PARAMETERS and name is not api_name else self.where
+
+
+class NotReproduced(OptionError):
+    """A framework's kernels not reproduced for these inputs (their shape, a fused order): in float32 lossgrad
+    computes the formulas instead, as for any case the kernels do not cover; in a half dtype it is an error."""
 
 
 class InputError(LossgradError):

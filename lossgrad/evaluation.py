@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import autocast, kernels
-from .errors import DomainError, InputError, OptionError
+from .errors import DomainError, InputError, NotReproduced, OptionError
 from .losses import Parts
 from .losses.base import first_bad
 from .losses.classification import unnormalised_rows
@@ -264,9 +264,16 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             extra: dict[str, np.ndarray] | None = None, w: np.ndarray | None = None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype (reproduced kernels: weighted by
     the sample weights w)."""
+    fallback = None
     if setup.lowp:
-        return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half, setup.switches,
-                               setup.batchmean, dict(setup.params), from_logits=setup.from_logits, weights=w)
+        try:
+            return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
+                                   setup.kernel_switches, setup.batchmean, dict(setup.params),
+                                   from_logits=setup.from_logits, weights=w)
+        except NotReproduced as e:
+            if setup.half is not None:
+                raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
+            fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {e.what}"
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":
@@ -275,6 +282,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
         parts = setup.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), setup.from_logits,
                                    setup.conv, labels, **params,
                                    **{k: a.astype(work, copy=False) for k, a in (extra or {}).items()})
+    parts.warnings += [fallback] if fallback else []
     if setup.half is not None:
         return parts  # (rounded once, after the weights: evaluate_slice)
     if work is not setup.np_dtype:

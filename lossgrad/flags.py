@@ -71,6 +71,8 @@ OPTIONS: dict[str, Opt] = {
     "time_major": option("--time-major/--batch-first", kind=bool | None, help="ctc on tensor files: predictions "
                           "[T, B, C] (PyTorch's) or [B, T, C] [default: the axis of the labels' B rows; T = B: "
                           "[T, B, C]]."),
+    "jit": option("--jit/--no-jit", kind=bool | None, help="optax in float32/float16/bfloat16: JAX's results "
+                   "under jax.jit, or op by op (they differ where XLA fuses) [default: jit]."),
 }
 SEQUENCE = ("input_lengths", "target_lengths", "pad", "time_major")  # (sequence losses' commands only)
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",

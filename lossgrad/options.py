@@ -84,6 +84,7 @@ class Setup:
     params: Mapping[str, Any] = field(default_factory=dict)  # the loss's own numbers, defaults filled in
     batchmean: bool = False  # PyTorch's kl_div reduction: the mean over samples, whatever the convention's mean
     autocast: bool = False  # the half dtype is the predictions'; the loss runs as the framework's mixed policy says
+    jit: bool | None = None  # JAX's results under jax.jit (True), op by op (False); None: not said (jit)
 
     @property
     def np_dtype(self) -> Any:
@@ -146,6 +147,17 @@ class Setup:
         return "the weighted sum over N"
 
     @property
+    def jit_mode(self) -> bool | None:
+        """Whether the XLA kernels reproduce JAX under jit (the default) or op by op; None where no XLA kernels
+        run (the switch applies to optax in float32, float16 and bfloat16 only)."""
+        return self.jit is not False if self.conv.kernels == "xla" and self.dtype is not Dtype.FLOAT64 else None
+
+    @property
+    def kernel_switches(self) -> dict[str, bool]:
+        """The switches a kernels backend reads: the loss's own, and jit."""
+        return {**self.switches, "jit": self.jit is not False}
+
+    @property
     def switches(self) -> dict[str, bool]:
         """The loss's on/off parameters (kl's log_input), as its domain check takes them."""
         return {p.name: self.params[p.name] for p in self.loss.params if p.flag}
@@ -157,7 +169,7 @@ class Setup:
 
 def setup(loss: str, *, from_logits: object = False, reduction: object = "mean", convention: object = "exact",
           eps: object = None, dtype: object = "float64", labels: object = "auto", sample_weight: bool = False,
-          autocast: object = False, **params: Any) -> Setup:
+          autocast: object = False, jit: object = None, **params: Any) -> Setup:
     """Every option checked, as one Setup; an OptionError names the first that cannot be used."""
     the_loss = choose_loss(loss)
     values = loss_params(the_loss, params)
@@ -173,7 +185,8 @@ def setup(loss: str, *, from_logits: object = False, reduction: object = "mean",
     logits = switch("from_logits", from_logits)
     s = Setup(loss=the_loss, conv=_convention(the_loss, logits, convention, eps), from_logits=logits,
               reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values,
-              batchmean=batchmean, autocast=switch("autocast", autocast))
+              batchmean=batchmean, autocast=switch("autocast", autocast),
+              jit=None if jit is None else switch("jit", jit))
     _check_combinations(s)
     return s
 
@@ -222,6 +235,9 @@ def _check_combinations(s: Setup) -> None:
     _check_convention_has(s)
     _check_autocast(s)
     _check_half(s)
+    if s.jit is not None and s.jit_mode is None:
+        raise OptionError("jit", "chooses between JAX's results under jax.jit and op by op, for optax ({convention} "
+                          "optax) in float32, float16 or bfloat16; drop it here")
     p, conv = s.params, s.conv
     if p.get("pos_weight") is not None:
         if not s.from_logits:

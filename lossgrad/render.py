@@ -73,6 +73,7 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "from_logits": r.from_logits,
         "reduction": r.reduction,
         "dtype": r.dtype,
+        **({} if r.jit is None else {"jit": r.jit}),
         "n": r.n,
         "value": _jsonable(r.value),
         "losses": _jsonable(losses),
@@ -323,10 +324,12 @@ def _shape(shape: tuple[int, ...]) -> str:
 
 
 def dtype_tag(r: Result) -> str:
-    """The dtype beside the value, unless float64 ([bfloat16, autocast]: a mixed-precision run)."""
+    """The dtype beside the value, unless float64: [bfloat16, autocast] for a mixed-precision run, [float32, jit]
+    or [float32, no jit] for JAX's numbers under jit or op by op."""
     if r.dtype == "float64":
         return ""
-    return f"  [{r.dtype}, autocast]" if r.autocast else f"  [{r.dtype}]"
+    more = (", autocast" if r.autocast else "") + ("" if r.jit is None else (", jit" if r.jit else ", no jit"))
+    return f"  [{r.dtype}{more}]"
 
 
 def tensor_summary(run: Any) -> str:
@@ -373,7 +376,7 @@ def write_tensor_run(run: Any, fmt: str, out: IO[str]) -> None:
 def _tensor_json(run: Any) -> dict:
     r = run.result
     obj = {"loss": r.loss, "convention": r.convention, "from_logits": r.from_logits, "reduction": r.reduction,
-           "dtype": r.dtype, "n": r.n, "value": _jsonable(r.value),
+           "dtype": r.dtype, **({} if r.jit is None else {"jit": r.jit}), "n": r.n, "value": _jsonable(r.value),
            "pred": {"source": run.pred.spec, "shape": list(run.pred.shape), "dtype": run.pred.dtype.name},
            "target": {"source": run.target.spec, "shape": list(run.target.shape), "dtype": run.target.dtype.name},
            **{k: {"source": t.spec, "shape": list(t.shape), "dtype": t.dtype.name}

@@ -205,7 +205,8 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
     weight = None if kw.get("sample_weight") is None else _tensor(kw, "sample_weight")
     notes: list[str] = []
-    options: dict[str, Any] = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels", "autocast")
+    options: dict[str, Any] = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps", "labels",
+                                                  "autocast", "jit")
                                if k in kw}
     s = half_setup(name, choose_dtype(pred, given_dtype), {"sample_weight": weight is not None, **options, **params},
                    notes if given_dtype is None else None)

@@ -1,0 +1,367 @@
+"""JAX's CPU results (XLA) for optax's losses in float32, float16 and bfloat16, bit for bit, with and without jit.
+
+XLA's CPU backend does not call the C library for e^x, log x and log(1 + x): it emits its own polynomials (Cephes'
+expf and logf, and a rational function for log1p of small arguments) into the kernel, and LLVM contracts their
+multiply-adds into FMA instructions; every XLA computation runs with subnormals flushed to zero. A row sum is one
+of two kernels: below 4096 elements XLA's own loop, which splits a row of more than 32 into windows of 32 (the
+padding split between the ends) and sums the windows' sums the same way; from 4096 elements YNNPACK, which adds
+16 lanes in a cascade of tiles (4 vectors, 16, 64) and halves the lanes pairwise at the end. All of it is
+reproduced here in numpy on float32 arrays. Without jit each operation is compiled on its own (jax.nn's
+log_sigmoid and log_softmax are jitted inside JAX all the same). Under jit float32 fuses without changing a
+rounding except where a fused kernel contracts a product into a sum (bce); bfloat16 keeps in float32 what only a
+float32 sum reads (e^(z − max) on its way into logsumexp's sum, the losses on theirs into jnp.mean), where op by
+op each result is stored in bfloat16; float16 is stored after every operation either way. Half values are carried
+in float32 arrays; jnp.sum and jnp.mean add them in float32.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import NotReproduced
+from .losses import Parts
+from .losses._ops import Array
+from .lowp import fma
+
+F32 = np.float32
+TINY = F32(np.finfo(np.float32).tiny)
+# the losses whose JAX results are reproduced, as optax computes them
+SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
+             "in float32 op by op: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
+             "mse (squared_error)", "kl op by op (kl_divergence, kl_divergence_with_log_targets)")
+DTYPES = ("float32", "float16", "bfloat16")
+# below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
+YNN_FROM = 4096
+# YNNPACK's cascade is reproduced for rows of up to this many elements
+YNN_ROW = 1024
+
+
+def _f(bits: int) -> F32:
+    return np.uint32(bits).view(F32)
+
+
+def ftz(a: Any) -> Array:
+    """Subnormal results flushed to zero (keeping the sign), as XLA's CPU computations run (FTZ and DAZ)."""
+    a = np.asarray(a, dtype=F32)
+    with np.errstate(invalid="ignore"):
+        out: Array = np.where(np.abs(a) < TINY, a * F32(0), a).astype(F32)
+    return out
+
+
+EXP_POLY = tuple(_f(b) for b in (0x39506967, 0x3AB743CE, 0x3C088908, 0x3D2AA9C1, 0x3E2AAAAA, 0x3F000000))
+
+
+def xla_exp(x: Array) -> Array:
+    """XLA's e^x for float32: x clamped to [-87.8, 88.8], n = ⌊x·log₂e + ½⌋ (clamped to ±127), r = x − n·ln 2 in
+    two FMAs, e^r by a degree-7 polynomial in FMAs, times 2^n built from n's bits (2^−127 is 0)."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        c = np.where(np.isnan(x), x, np.clip(x, F32(-87.8), F32(88.8)))
+        n = np.clip(np.floor(fma(c, _f(0x3FB8AA3B), F32(0.5))), -127, 127)
+        r = fma(-n, _f(0x3F318000), c)
+        r = fma(-n, _f(0xB95E8083), r)
+        p = np.full_like(r, EXP_POLY[0])
+        for k in EXP_POLY[1:]:
+            p = fma(p, r, k)
+        y = fma(p, r * r, r) + F32(1)
+        scale = ((np.nan_to_num(n).astype(np.int32) + 127) << 23).astype(np.uint32).view(F32)
+        return ftz(y * scale)
+
+
+LOG_POLY = tuple(_f(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251A, 0xBDFE5D4F, 0x3E11E9BF, 0xBE2AAE50,
+                                 0x3E4CCEAC, 0xBE7FFFFC, 0x3EAAAAAA))
+
+
+def xla_log(v: Array) -> Array:
+    """XLA's log x for float32 (Cephes' logf): x = m·2^e, m in [√½, √2), log m by a polynomial in three FMA
+    chains joined through x³, e·ln 2 added in two parts; 0 (and subnormals) give −∞, negatives NaN."""
+    v = np.asarray(v, dtype=F32)
+    with np.errstate(all="ignore"):
+        bits = np.where(v > TINY, v, TINY).view(np.uint32)
+        e = ((bits >> 23).astype(np.int32) - 127).astype(F32) + F32(1)
+        m = ((bits & np.uint32(0x807FFFFF)) | np.uint32(0x3F000000)).view(F32)
+        small = m < _f(0x3F3504F3)
+        x = (m - F32(1)) + np.where(small, m, F32(0))
+        e = e - np.where(small, F32(1), F32(0))
+        x2 = x * x
+        x3 = x2 * x
+        a = LOG_POLY
+        y = fma(fma(fma(fma(x, a[0], a[1]), x, a[2]), x3, fma(fma(x, a[3], a[4]), x, a[5])), x3,
+                fma(fma(x, a[6], a[7]), x, a[8]))
+        w = fma(y, x3, e * _f(0xB95E8083))
+        out = fma(e, _f(0x3F318000), fma(F32(-0.5), x2, x) + w)
+        out = np.where(v < TINY, F32(-np.inf), out)
+        out = np.where(v == np.inf, F32(np.inf), out)
+        out = np.where((v < 0) | np.isnan(v), F32(np.nan), out)
+    return ftz(out)
+
+
+LOG1P_DEN = tuple(_f(b) for b in (0x417101AD, 0x42A6185B, 0x435DC32D, 0x439A8CA3, 0x43586D8A, 0x42707982))
+LOG1P_NUM = tuple(_f(b) for b in (0x3EFF40C5, 0x40D284FA, 0x41EF4B9C, 0x4273CC76, 0x426473AD, 0x41A05101))
+
+
+def xla_log1p(x: Array) -> Array:
+    """XLA's log(1 + x) for float32: for |x| < √2 − 1, x − x²/2 + x³·P(x)/Q(x) (degree-6 polynomials in FMAs),
+    else log(1 + x) as xla_log gives it."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        den = np.ones_like(x)
+        for k in LOG1P_DEN:
+            den = fma(den, x, k)
+        num = np.full_like(x, F32(4.527e-05))
+        for k in LOG1P_NUM:
+            num = fma(num, x, k)
+        x2 = ftz(x * x)
+        near = x + fma(F32(-0.5), x2, ftz(ftz(x * x2) * ftz(num / den)))
+        out = np.where(np.abs(x) < _f(0x3ED413CD), near, xla_log(x + F32(1)))
+    return ftz(out)
+
+
+def _in_order(x: Array) -> Array:
+    """Each row's sum, left to right."""
+    acc: Array = x[:, 0].copy()
+    for i in range(1, x.shape[1]):
+        acc = ftz(acc + x[:, i])
+    return acc
+
+
+def _windows(x: Array) -> Array:
+    """XLA's loop: a row of more than 32 in windows of 32 (the padding split, the smaller half first), each
+    summed in order, then their sums the same way."""
+    n = x.shape[1]
+    if n <= 32:
+        return _in_order(x)
+    pad = -n % 32
+    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return _windows(np.stack([_in_order(padded[:, k:k + 32]) for k in range(0, n + pad, 32)], axis=1))
+
+
+def _tiles(chunks: Array, lo: int, hi: int, size: int) -> Array:
+    """YNNPACK's lanes over chunks lo..hi in tiles of `size` chunks (tiles of a quarter of it within), each
+    tile summed on its own and added to the running lanes in order."""
+    acc: Array | None = None
+    for t in range(lo, hi, size):
+        part = chunks[:, t] if size == 1 else _tiles(chunks, t, min(t + size, hi), size // 4)
+        acc = part if acc is None else ftz(acc + part)
+    assert acc is not None
+    return acc
+
+
+def _lanes(x: Array) -> Array:
+    """YNNPACK's row sum: 16 lanes, over tiles of 16 vectors (4 within) while whole ones remain, then tiles of
+    4 vectors; then the lanes halved pairwise (8, 4, 2, 1)."""
+    rows, n = x.shape
+    m = -(-n // 16)
+    padded = np.zeros((rows, m * 16), dtype=F32)
+    padded[:, :n] = x
+    chunks = padded.reshape(rows, m, 16)
+    full = m // 16 * 16
+    acc: Array | None = _tiles(chunks, 0, full, 16) if full else None
+    for t in range(full, m, 4):
+        part = _tiles(chunks, t, min(t + 4, m), 1)
+        acc = part if acc is None else ftz(acc + part)
+    assert acc is not None
+    step = 8
+    while step:
+        acc = ftz(acc[:, :step] + acc[:, step:2 * step])
+        step //= 2
+    out: Array = acc[:, 0]
+    return out
+
+
+def xla_sum(x: Array) -> Array:
+    """jnp.sum over the last axis of a contiguous float32 array, as XLA's CPU backend adds it up."""
+    rows, n = x.shape
+    if rows * n < YNN_FROM or n == 1:
+        return _windows(x) + F32(0) if n else np.zeros(rows, dtype=F32)  # (+ 0: the sum starts from +0)
+    if n > YNN_ROW:
+        raise NotReproduced("dtype", f"JAX's sum of {n} float32s in a batch of {YNN_FROM} or more (YNNPACK's) is "
+                          f"reproduced for up to {YNN_ROW} at a time; use {{dtype}} float64, or fewer samples")
+    return _lanes(x) + F32(0)
+
+
+Grad = Callable[[float], Array]
+Rounder = Callable[[Any], Array]
+
+
+def rounder(half: Any) -> Rounder:
+    """A result as XLA stores it: subnormals flushed, rounded to the half dtype (carried in float32)."""
+    if half is None:
+        return ftz
+    return lambda a: ftz(a).astype(half).astype(F32)
+
+
+def upstream(n: float) -> F32:
+    """The gradient of jnp.mean over n (1/n in float32, as JAX divides 1 by n) or of jnp.sum (1)."""
+    return F32(1) if n == 1 else F32(1) / F32(n)
+
+
+def _max_shift(z: Array, finite: bool, r: Rounder) -> tuple[Array, Array]:
+    """The row maxima and z less them (logsumexp takes a non-finite maximum as 0; log_softmax does not)."""
+    top = z.max(axis=1)
+    if finite:
+        top = np.where(np.isfinite(top), top, F32(0))
+    return top, r(z - top[:, None])
+
+
+def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder) -> tuple[Array, Array, Grad, Array]:
+    """softmax_cross_entropy_with_integer_labels: logsumexp(z) − z at the label, logsumexp = log Σe^(z − max) +
+    max (the sum in float32 whatever the dtype, as jnp.sum upcasts); jax.grad: (c/Σ)·e^(z − max) everywhere, −c
+    added at the label (c = 1/n), and softmax. `r` rounds a stored result, `k` one XLA keeps in float32 (under
+    jit in bfloat16: e^(z − max) on its way into the sum, and the losses on theirs into the mean). Returns the
+    losses, the terms the mean adds, the gradient and softmax."""
+    top, shifted = _max_shift(z, True, r)
+    exp = xla_exp(shifted)
+    e, total = r(exp), r(xla_sum(k(exp)))
+    rows = np.arange(z.shape[0])
+    raw = ftz(r(r(xla_log(np.abs(total))) + top) - z[rows, labels])
+
+    def grad(n: float) -> Array:
+        c = r(upstream(n))
+        g = r(r(c / np.abs(total))[:, None] * e)
+        g[rows, labels] = r(g[rows, labels] - c)
+        return g
+    return r(raw), k(raw), grad, r(e / total[:, None])
+
+
+def ce_rows(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array]:
+    """softmax_cross_entropy op by op: −Σ y·log_softmax(z) (log_softmax = s − log Σe^s, s = z − max, JIT-compiled
+    by JAX itself); jax.grad through log_softmax's own backward: v + (Σ−v / Σe^s)·e^s, v = −c·y, its product and
+    sum fused into one FMA."""
+    _, shifted = _max_shift(z, False, r)
+    e = xla_exp(shifted)
+    total = xla_sum(e)
+    logp = ftz(shifted - xla_log(total)[:, None])
+    losses = -xla_sum(ftz(y * logp))
+
+    def grad(n: float) -> Array:
+        v = ftz(y * -upstream(n))
+        return ftz(fma(ftz(xla_sum(-v) / total)[:, None], e, v))
+    return losses, grad, ftz(e / total[:, None])
+
+
+def softplus(m: Array, r: Rounder) -> Array:
+    """jax.nn.softplus, logaddexp(m, 0): max(m, 0) + log1p(e^−|m|) (m + 0 where m − 0 is NaN)."""
+    out = r(np.maximum(m, F32(0)) + r(xla_log1p(r(xla_exp(-np.abs(m))))))
+    return np.where(np.isnan(m), m, out)
+
+
+def _sigmoid_via_softplus(m: Array, sp: Array, r: Rounder) -> Array:
+    """The derivative softplus saves for its backward: e^(m − softplus(m)) (infinities taken as 0 first)."""
+    return r(xla_exp(r(np.where(m == np.inf, F32(0), m) - np.where(sp == np.inf, F32(0), sp))))
+
+
+def bce_logits(y: Array, z: Array, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad, Array]:
+    """sigmoid_binary_cross_entropy: −y·log σ(z) − (1 − y)·log σ(−z), log σ(x) = −softplus(−x); jax.grad:
+    (1 − y)·c·σ(z) − y·c·σ(−z), each σ as softplus's backward forms it. `fused` (float32 under jit): each
+    difference of two products is an FMA and a product (the first product is the one fused); in a half dtype
+    each product is stored first. Returns the losses, the terms the mean adds, the gradient and σ(z)."""
+    sp_neg, sp_pos = softplus(-z, r), softplus(z, r)
+    one_y = r(F32(1) - y)
+    raw = fma(-y, -sp_neg, -r(one_y * -sp_pos)) if fused else ftz(r(-y * -sp_neg) - r(one_y * -sp_pos))
+    s_pos, s_neg = _sigmoid_via_softplus(z, sp_pos, r), _sigmoid_via_softplus(-z, sp_neg, r)
+
+    def grad(n: float) -> Array:
+        c = r(upstream(n))
+        pos, neg = r(one_y * c), r(y * c)
+        return r(fma(pos, s_pos, -r(neg * s_neg))) if fused else r(r(pos * s_pos) - r(neg * s_neg))
+    return r(raw), k(raw), grad, s_pos
+
+
+def mse(y: Array, p: Array, r: Rounder) -> tuple[Array, Grad]:
+    """squared_error: (p − y)², squared as x·x; jax.grad: (1/n)·(2·(p − y)), 1/n stored in the dtype."""
+    d = r(p - y)
+    return r(d * d), lambda n: r(r(upstream(n)) * r(F32(2) * d))
+
+
+def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder) -> tuple[Array, Grad]:
+    """kl_divergence(log q, y) op by op: Σ y·(log y − log q), log y taken as 0 where y = 0 (log q = p with log
+    probabilities, else log p); kl_divergence_with_log_targets: Σ e^y·(y − log q); jax.grad: −t·c, divided by p
+    through log p (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype."""
+    lq = p if log_input else r(xla_log(p))
+    if log_target:
+        t, d = r(xla_exp(y)), r(y - lq)
+    else:
+        t, d = y, r(np.where(y == 0, F32(0), r(xla_log(y))) - lq)
+    losses = r(xla_sum(r(t * d)))
+
+    def grad(n: float) -> Array:
+        q = r(t * r(upstream(n)))
+        return -q if log_input else r(-q / p)
+    return losses, grad
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in ("log_input", "log_target")]
+    if sample_weight:
+        extra.append("sample_weight")
+    if loss in ("ce", "bce") and not from_logits:
+        return f"{loss} on probabilities"
+    if loss not in ("ce", "bce", "mse", "kl"):
+        return loss
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def _not_reproduced(what: str, instead: str = "use {dtype} float64, or {convention} exact") -> NotReproduced:
+    return NotReproduced("dtype", f"JAX's {what} is not reproduced; {instead}")
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None) -> Parts:
+    """The loss's parts as JAX computes them on CPU in float32 (half None) or the half dtype (carried in
+    float32), with jit (switches["jit"], the default) or without, the gradient and the mean over N formed as
+    jax.grad and jnp.mean form them. `from_logits` and `weights` are taken as every backend takes them:
+    `unsupported` has refused probabilities and sample weights before."""
+    jit = switches.get("jit", True)
+    r = rounder(half)
+    # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
+    k = ftz if jit and half is not None and half is not np.float16 else r
+    y, p = r(y), r(p)
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "ce" and labels is not None:
+            losses, terms, grad, prob = ce_index(p, labels, r, k)
+        elif loss == "ce":
+            if jit:
+                raise _not_reproduced("softmax_cross_entropy of probability rows under jit (XLA fuses the rows' "
+                                      "sums into one sum over the batch)", "give class indexes, or ask for JAX "
+                                      "op by op (--no-jit; jit=False in Python)")
+            if half is not None:
+                raise _not_reproduced("softmax_cross_entropy of probability rows in float16 and bfloat16",
+                                      "give class indexes, or use {dtype} float32")
+            losses, grad, prob = ce_rows(y, p, r)
+            terms = losses
+        elif loss == "bce":
+            losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
+        elif loss == "kl":
+            if jit:
+                raise _not_reproduced("kl_divergence under jit (XLA fuses the rows' sums, and their products, into "
+                                      "sums of its own)", "ask for JAX op by op (--no-jit; jit=False in Python)")
+            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r)
+            terms = losses
+        else:
+            losses, grad = mse(y, p, r)
+            terms = losses
+    several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as for long sums)
+    value = None if several and half is None else mean_value(terms, r)
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value)
+
+
+def mean_value(terms: Array, r: Rounder) -> Callable[[float], float]:
+    """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum in float32 (jnp upcasts a half dtype) times
+    1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype."""
+    def value(n: float) -> float:
+        if terms.ndim > 1 and terms.shape[1] > 1:
+            raise _not_reproduced("sum over more than one output per sample (an order of its own)")
+        with np.errstate(all="ignore"):
+            total = xla_sum(terms.reshape(1, -1))[0]
+            return float(r(total if n == 1 else total * (F32(1) / F32(n))))
+    return value

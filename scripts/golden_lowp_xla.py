@@ -1,0 +1,163 @@
+"""Record JAX's CPU results for optax's losses in float32 (and the half dtypes lossgrad reproduces) for
+tests/golden/lowp_xla.json (read by tests/test_lowp_xla.py).
+
+Each record: a loss, dtype, jit (jax.jit around the loss and around jax.value_and_grad, or each operation on its
+own), reduction (jnp.mean, jnp.sum; none: the per-example losses and the gradient of their sum) and inputs
+already representable in the dtype, and JAX's per-example losses, reduced value and gradient, every number written
+as the shortest decimal that reads back to the same float32. The CPU's instruction-set flags are recorded: XLA's
+kernels are compiled for the machine they run on (FMA contraction needs FMA; YNNPACK's sums take 16 lanes with
+AVX-512).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla.json"
+DTYPES = ("float32", "float16", "bfloat16")
+
+
+def _np_dtype(dtype: str):
+    import ml_dtypes
+    return {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[dtype]
+
+
+def _rounded(a: np.ndarray, dtype: str) -> np.ndarray:
+    return np.asarray(a, dtype=np.float64).astype(_np_dtype(dtype)).astype(np.float64)
+
+
+def _short(a) -> list:
+    flat = np.asarray(a, dtype=np.float32)
+    return np.vectorize(lambda v: str(np.float32(v)), otypes=[object])(flat).tolist()
+
+
+def _per_example(loss: str, y: np.ndarray, labels: str | None, dtype: str):
+    import jax.numpy as jnp
+    import optax
+
+    kind = _np_dtype(dtype)
+    if loss == "ce" and labels == "index":
+        target = jnp.asarray(y[:, 0].astype(np.int32))
+        return lambda z: optax.losses.softmax_cross_entropy_with_integer_labels(z, target)
+    t = jnp.asarray(y.astype(kind))
+    if loss == "ce":
+        return lambda z: optax.losses.softmax_cross_entropy(z, t)
+    if loss == "bce":
+        return lambda z: optax.losses.sigmoid_binary_cross_entropy(z, t)
+    if loss in ("kl", "kl-log-input"):
+        log_q = (lambda z: z) if loss == "kl-log-input" else jnp.log
+        return lambda z: optax.losses.kl_divergence(log_q(z), t)
+    if loss in ("kl-log-target", "kl-log-both"):
+        log_q = (lambda z: z) if loss == "kl-log-both" else jnp.log
+        return lambda z: optax.losses.kl_divergence_with_log_targets(log_q(z), t)
+    return lambda z: optax.losses.squared_error(z, t)
+
+
+def _record(loss: str, dtype: str, jit: bool, reduction: str, y: np.ndarray, p: np.ndarray,
+            labels: str | None = None, name: str | None = None) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    per = _per_example(loss, y, labels, dtype)
+
+    def reduced(z):
+        losses = per(z)
+        return (jnp.mean(losses) if reduction == "mean" else jnp.sum(losses)), losses
+    # the losses as a training step has them: beside the value and gradient, from the same computation
+    both = jax.value_and_grad(reduced, has_aux=True)
+    if jit:
+        both = jax.jit(both)
+    z = jnp.asarray(p.astype(_np_dtype(dtype)))
+    (value, losses), grad = both(z)
+    out = {"loss": loss.split("-")[0], "dtype": dtype, "jit": jit, "reduction": reduction, "labels": labels,
+           "target": _short(y), "pred": _short(p), "losses": _short(np.asarray(losses, dtype=np.float32)),
+           "value": None if reduction == "none" else str(np.float32(value)),
+           "grad": _short(np.asarray(grad, dtype=np.float32))}
+    flags = {"log_input": loss in ("kl-log-input", "kl-log-both"), "log_target": loss in ("kl-log-target",
+                                                                                         "kl-log-both")}
+    return out | ({"name": name} if name else {}) | (flags if loss.startswith("kl") else {})
+
+
+def _logits(rng, rows: int, classes: int, dtype: str) -> np.ndarray:
+    scale = rng.choice([0.1, 1.0, 5.0, 20.0, 300.0], (rows, 1))
+    return _rounded(rng.standard_normal((rows, classes)) * scale, dtype)
+
+
+def _ce(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
+    out = []
+    # the wide and long batches (YNNPACK's sums from 4096 elements) for the mean only, to keep the file small
+    big = ((1000, 2), *(((10, 500),) if jit else ())) if reduction == "mean" and dtype == "float32" else ()
+    for classes, rows in ((1, 4), (3, 16), (10, 64), (33, 8), (100, 8), *big):
+        z = _logits(rng, rows, classes, dtype)
+        y = rng.integers(0, classes, rows).astype(np.float64)[:, None]
+        out.append(_record("ce", dtype, jit, reduction, y, z, "index"))
+        if not jit and dtype == "float32":
+            soft = rng.random((rows, classes))
+            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)] if rows > 1 else soft[:0]
+            out.append(_record("ce", dtype, jit, reduction, _rounded(soft / soft.sum(1, keepdims=True), dtype), z,
+                               "onehot"))
+    # saturated rows: logits far apart (the losses of the far classes are their whole distance), and equal ones
+    z = _rounded(np.array([[1e4, -1e4, 0.0], [88.0, -88.0, 0.0], [-100.0, -100.0, -100.0], [30.0, 30.5, -30.0]]),
+                 dtype)
+    out.append(_record("ce", dtype, jit, reduction, np.array([[1.0], [1.0], [2.0], [0.0]]), z, "index",
+                       name="saturated"))
+    # 115 equal logits: log 115 = 4.7449 in float32, 4.75 in bfloat16 (steps of 1/32 in [4, 8))
+    out.append(_record("ce", dtype, jit, reduction, np.array([[0.0], [7.0]]), np.zeros((2, 115)), "index",
+                       name="equal-115"))
+    return out
+
+
+def _elementwise(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
+    out = []
+    for n in (256, 1, *((4000,) if reduction == "mean" and dtype == "float32" else ())):
+        z = _rounded(rng.standard_normal(n) * rng.choice([0.1, 1.0, 5.0, 30.0, 200.0], n), dtype)[:, None]
+        y = rng.random(n)
+        y[: n // 4] = np.round(y[: n // 4])
+        y = _rounded(y, dtype)[:, None]
+        out.append(_record("bce", dtype, jit, reduction, y, z))
+        if n < 4000:  # (mse's long sum is bce's: once is enough)
+            out.append(_record("mse", dtype, jit, reduction, y, z))
+    z = _rounded(np.array([[-1e4], [-90.0], [-17.0], [0.0], [17.0], [90.0], [1e4], [1e-3]]), dtype)
+    y = _rounded(np.array([[1.0], [0.5], [0.0], [1.0], [0.25], [1.0], [0.0], [0.5]]), dtype)
+    out.append(_record("bce", dtype, jit, reduction, y, z, name="saturated"))
+    if not jit:  # (kl op by op: under jit XLA sums its rows in an order of its own)
+        q = rng.random((16, 10))
+        q /= q.sum(axis=1, keepdims=True)
+        t = rng.random((16, 10))
+        t /= t.sum(axis=1, keepdims=True)
+        t[:, 0] = 0
+        for kind in ("kl", "kl-log-input", "kl-log-target", "kl-log-both"):
+            pred = _rounded(np.log(q) if kind in ("kl-log-input", "kl-log-both") else q, dtype)
+            target = _rounded(np.log(np.where(t == 0, 1e-9, t)) if kind in ("kl-log-target", "kl-log-both") else t,
+                              dtype)
+            out.append(_record(kind, dtype, jit, reduction, target, pred))
+    return out
+
+
+def main() -> None:
+    import jax
+    import jaxlib
+
+    from make_golden import versions
+
+    rng = np.random.default_rng(20261202)
+    records = []
+    for dtype in DTYPES:
+        for jit in (True, False):
+            for reduction in ("none", "sum", "mean"):
+                records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
+    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
+    print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,146 @@
+"""The optax convention in float32, float16 and bfloat16 against JAX's own CPU results (under jax.jit and op by
+op), recorded by scripts/golden_lowp_xla.py in tests/golden/lowp_xla.json: bit for bit, losses, reduced value and
+gradient."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import assert_usage_error, lossgrad as cli
+from lossgrad import lowp_xla
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla.json"
+DATA = json.loads(GOLDEN.read_text())
+RECORDS = DATA["records"]
+# (loss, labels, jit, what, shape) -> how many elements may differ; not listed: none (bit for bit). In batches of
+# 16 rows of 3 classes, softmax_cross_entropy's gradient op by op leaves up to four of the 48 elements (rows 10 to
+# 13, the last class) out of the FMA that every other shape measured makes of v + (Σ/Σe^s)·e^s; where v and the product
+# nearly cancel, that one rounding shows as many ulp
+ALLOWED = {("ce", "onehot", False, "grad", (16, 3)): 4}
+
+
+def _f32(values: object) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    kw = dict(convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"])
+    if rec["loss"] in ("ce", "bce"):
+        kw["from_logits"] = True
+    if rec["loss"] == "ce":
+        kw["labels"] = rec["labels"]
+    if rec["loss"] == "kl":
+        kw.update(log_input=rec["log_input"], log_target=rec["log_target"])
+    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
+                             _f32(rec["pred"]).astype(np.float64), **kw)
+
+
+def _id(i: int, rec: dict) -> str:
+    shape = np.shape(rec["pred"])
+    kl = "-".join(k for k in ("log_input", "log_target") if rec.get(k))
+    return (f"{i}-{rec['loss']}-{rec.get('labels') or kl}-{rec['dtype']}-{'jit' if rec['jit'] else 'ops'}-"
+            f"{rec['reduction']}-{'x'.join(map(str, shape))}{'-' + rec['name'] if rec.get('name') else ''}")
+
+
+def _same(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    """Bit for bit, NaN for NaN (and −0 apart from +0)."""
+    got, want = np.asarray(got, dtype=np.float32), np.asarray(want, dtype=np.float32)
+    return (got.view(np.int32) == want.view(np.int32)) | (np.isnan(got) & np.isnan(want))
+
+
+@pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
+def test_jax_cpu_bit_for_bit(rec: dict) -> None:
+    r = _run(rec)
+    pairs = [("losses", r.losses, rec["losses"]), ("grad", r.grad, rec["grad"])]
+    if rec["value"] is not None:
+        pairs.append(("value", np.float32(r.value), [rec["value"]]))
+    for what, got, want in pairs:
+        got, want = np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)
+        off = ~_same(got, want)
+        key = (rec["loss"], rec["labels"], rec["jit"], what, np.shape(rec["pred"]))
+        assert off.sum() <= ALLOWED.get(key, 0), what
+
+
+def test_the_golden_file_covers_both_modes_and_every_loss() -> None:
+    seen = {(r["loss"], r["dtype"], r["jit"]) for r in RECORDS}
+    assert seen >= {(loss, dtype, jit) for loss in ("ce", "bce", "mse") for jit in (True, False)
+                    for dtype in ("float32", "float16", "bfloat16")}
+    assert {(r["dtype"], r["log_input"], r["log_target"]) for r in RECORDS if r["loss"] == "kl"} == {
+        (dtype, li, lt) for dtype in ("float32", "float16", "bfloat16") for li in (False, True) for lt in (False, True)}
+    assert DATA["versions"]["jax"] and DATA["versions"]["jaxlib"] and DATA["versions"]["optax"]
+    assert any(len(r["pred"]) * len(r["pred"][0]) >= lowp_xla.YNN_FROM for r in RECORDS)  # YNNPACK's sums too
+
+
+def test_subnormals_are_flushed_as_xlas_cpu_code_runs() -> None:
+    # e^−87.5 ≈ 1.0e−38 is below 2^−126 ≈ 1.18e−38, the smallest normal float32: XLA gives 0; log of a
+    # subnormal reads it as 0: −∞; log 1 = 0 exactly (m = ½ below √½: x = (½ − 1) + ½ = 0, e = 0; by hand)
+    assert lowp_xla.xla_exp(np.array([-87.5], dtype=np.float32))[0] == 0.0
+    assert lowp_xla.xla_log(np.array([1e-39], dtype=np.float32))[0] == -np.inf
+    assert lowp_xla.xla_log(np.array([1.0], dtype=np.float32))[0] == 0.0
+
+
+def test_the_order_of_a_sum_follows_xla() -> None:
+    # 2^24 + 1 rounds (to even) to 2^24, so a 1 added to 2^24 alone is lost and two 1s added together first are
+    # not (by hand). 33 elements: windows of 17 and 16, each summed in order, then the two sums
+    x = np.zeros((1, 33), dtype=np.float32)
+    x[0, 0], x[0, 8], x[0, 24] = 2.0 ** 24, 1.0, 1.0
+    assert lowp_xla.xla_sum(x)[0] == 2.0 ** 24  # (each 1 meets 2^24 alone)
+    x[0, 25] = 1.0
+    assert lowp_xla.xla_sum(x)[0] == 2.0 ** 24 + 2  # (the second window's 1 + 1 = 2 first)
+    # from 4096 elements YNNPACK's 16 lanes: elements 8 and 24 share lane 8 (1 + 1 = 2), which meets lane 0's 2^24
+    wide = np.zeros((125, 33), dtype=np.float32)
+    wide[:, 0], wide[:, 8], wide[:, 24] = 2.0 ** 24, 1.0, 1.0
+    assert (lowp_xla.xla_sum(wide) == 2.0 ** 24 + 2).all()
+
+
+def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
+    with pytest.raises(lossgrad.OptionError, match="jit"):
+        lossgrad.evaluate("mse", [1.0], [0.5], convention="torch", dtype="float32", jit=False)
+    with pytest.raises(lossgrad.OptionError, match="jit"):
+        lossgrad.evaluate("mse", [1.0], [0.5], convention="optax", jit=True)
+    r = lossgrad.evaluate("mse", [1.0], [0.5], convention="optax", dtype="float32", jit=False)
+    assert r.jit is False and r.value == 0.25
+
+
+NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words)
+    ("ce", [[0.3, 0.7]], [[1.0, 2.0]], {"from_logits": True}, "probability rows under jit"),
+    ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None),  # (the value: lossgrad's sum, the losses JAX's)
+    ("kl", [[0.5, 0.5]], [[0.25, 0.75]], {}, "kl_divergence under jit"),
+    ("ce", [0], np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, "YNNPACK"),
+]
+
+
+@pytest.mark.parametrize("loss, y, p, options, why", NOT_REPRODUCED)
+def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(loss, y, p, options, why) -> None:
+    # float32: lossgrad's float32 formulas, said in a warning, within float32 rounding of the float64 result
+    r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", **options)
+    wide = lossgrad.evaluate(loss, y, p, convention="optax", **options)
+    np.testing.assert_allclose(r.grad, wide.grad, rtol=1e-5, atol=1e-9)
+    assert np.isclose(r.value, wide.value, rtol=1e-5)
+    if why is not None:
+        assert any(why in w and "float32 formulas" in w for w in r.warnings)
+        with pytest.raises(lossgrad.OptionError, match=why):
+            lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16", **options)
+
+
+def test_probability_rows_are_refused_in_half_dtypes() -> None:
+    with pytest.raises(lossgrad.OptionError, match="float16 and bfloat16"):
+        lossgrad.evaluate("ce", [[0.3, 0.7]], [[1.0, 2.0]], from_logits=True, convention="optax", dtype="bfloat16",
+                          jit=False)
+
+
+def test_the_switch_on_the_command_line() -> None:
+    # 115 equal logits: log 115 = 4.7449 (by hand), which bfloat16 (steps of 1/32 in [4, 8)) holds as 4.75
+    rec = next(r for r in RECORDS if r.get("name") == "equal-115" and r["dtype"] == "bfloat16" and not r["jit"])
+    logits = ";".join([",".join(["0"] * 115)] * 2)
+    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "bfloat16", "--no-jit", "-y", "0,7", "-p", logits,
+            "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["jit"] is False and out["losses"] == [float(v) for v in rec["losses"]] == [4.75, 4.75]
+    assert_usage_error(cli("mse", "-c", "torch", "--dtype", "float32", "--no-jit", "-y", "1", "-p", "0.5"), "--jit")
