@@ -266,7 +266,8 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
     the sample weights w)."""
     if setup.lowp:
         return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half, setup.switches,
-                               setup.batchmean, dict(setup.params), from_logits=setup.from_logits, weights=w)
+                               setup.batchmean, dict(setup.params), from_logits=setup.from_logits, weights=w,
+                               extra=extra)
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

@@ -44,6 +44,8 @@ class Parts:
     extra_grads: dict[str, Array] | None = None
     mean_grad: Callable[[float], Array] | None = None
     mean_value: Callable[[float], float] | None = None  # the reduced value over N (1: the sum), as the kernel sums
+    # the extra inputs' gradients of the mean over N, where a kernel brings 1/N in before it rounds (as mean_grad)
+    mean_extra_grads: Callable[[float], dict[str, Array]] | None = None
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
