@@ -31,7 +31,8 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
              "huber", "smooth-l1 (float32)", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)",
-             "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)")
+             "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
+             "margin-ranking (with margin)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -835,7 +836,8 @@ def half_dtype(name: str) -> Any:
 # the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
          "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
-         "smooth-l1": ("beta",), "poisson": ("full",), "gaussian-nll": ("full", "var_eps")}
+         "smooth-l1": ("beta",), "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
+         "margin-ranking": ("margin",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
@@ -866,6 +868,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     options = params or {}
     if loss == "gaussian-nll":
         return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options)
+    if loss == "margin-ranking":
+        return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options)
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
         return rows_compute(loss, y, p, labels, half, options)
     if loss == "ce":
@@ -954,6 +958,26 @@ def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[
     return Parts(losses=losses, grad=quiet(lambda n: grads(n)[0])(1), extra_grads={"var": quiet(grads)(1)[1]},
                  mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
                  mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
+
+
+def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dict[str, Any]) -> Parts:
+    """margin_ranking_loss, (−y·(x1 − x2) + margin).clamp_min(0), each op rounded (margin rounded to the dtype as
+    it is added); clamp_min passes the gradient where the unclamped value is at least 0: −y·g for x1 and its
+    negation for x2, g = 1 or 1/N in the dtype (y = ±1: exact)."""
+    rnd = rounder(half)
+    margin = np.asarray(np.float64(options.get("margin") or 0.0).astype(half or F32), dtype=F32)
+    with np.errstate(all="ignore"):
+        x = rnd(rnd(-y * rnd(x1 - x2)) + margin)
+    on = x >= 0
+
+    def grads(n: float) -> tuple[Array, Array]:
+        g1 = rnd(np.where(on, upstream_c(n, rnd), F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
+        return g1, -g1
+    losses = np.maximum(x, F32(0))
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=grads(1)[0], extra_grads={"other": grads(1)[1]},
+                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_extra_grads=quiet(lambda n: {"other": grads(n)[1]}))
 
 
 def _row_options_set(params: dict[str, Any]) -> bool:

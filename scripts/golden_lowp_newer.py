@@ -1,12 +1,13 @@
-"""Record PyTorch's float16 and bfloat16 CPU results of gaussian_nll_loss for tests/golden/lowp_newer.json (read by
-tests/test_lowp_newer.py), and the float32 log x that keeps its float32 off lossgrad's reproduced kernels.
+"""Record PyTorch's CPU results for tests/golden/lowp_newer.json (read by tests/test_lowp_newer.py):
+gaussian_nll_loss in float16 and bfloat16, margin_ranking_loss in the three dtypes, and the float32 log x that
+keeps float32 gaussian-nll off lossgrad's reproduced kernels.
 
 Each record: dtype, reduction, lossgrad's options, inputs already representable in the dtype (a variance per
-prediction or one per sample), and torch's losses (none) or reduced value, with the gradients for the predictions
-and the variances (numbers as the shortest strings that read back to the same value of the dtype). Inputs: random,
-and adversarial ones (variances of 0 and below ε, errors whose square overflows float16, a variance so small the
-quotient overflows, a mean over a count bfloat16 cannot hold). The torch version and the instruction set are
-recorded.
+prediction or one per sample; the second inputs), and torch's losses (none) or reduced value, with the gradients
+for the predictions and for the further input (numbers as the shortest strings that read back to the same value
+of the dtype). Inputs: random, and adversarial ones (variances of 0 and below ε, errors whose square overflows
+float16, a variance so small the quotient overflows; pairs tied at the hinge). The torch version and the
+instruction set are recorded.
 """
 
 from __future__ import annotations
@@ -73,6 +74,37 @@ def gaussian_records(rng) -> list[dict]:
     return out
 
 
+def ranking_record(dtype: str, reduction: str, y: np.ndarray, x1: np.ndarray, x2: np.ndarray, margin: float,
+                   name: str) -> dict:
+    """torch's margin_ranking_loss (x1 the predictions, x2 lossgrad's --other) and the gradients for both."""
+    kind = DTYPES[dtype]
+    at = torch.tensor(x1, dtype=kind, requires_grad=True)
+    bt = torch.tensor(x2, dtype=kind, requires_grad=True)
+    out = F.margin_ranking_loss(at, bt, torch.tensor(y, dtype=kind), margin=margin, reduction=reduction)
+    (out.sum() if reduction == "none" else out).backward()
+    value = out.detach().to(torch.float64).numpy()
+    return {"loss": "margin-ranking", "dtype": dtype, "reduction": reduction, "options": {"margin": margin},
+            "target": short(y, dtype), "pred": short(x1, dtype), "other": short(x2, dtype),
+            "losses": short(value, dtype) if reduction == "none" else None,
+            "value": None if reduction == "none" else short(value, dtype),
+            "grad": short(at.grad.to(torch.float64).numpy(), dtype),
+            "grad_other": short(bt.grad.to(torch.float64).numpy(), dtype), "name": name}
+
+
+def ranking_records(rng) -> list[dict]:
+    """In the three dtypes: pairs apart by nothing (ties at the hinge), a little and a lot, labels ±1."""
+    out = []
+    for dtype in DTYPES:
+        for reduction in REDUCTIONS:
+            for shape in ((48, 1), (7, 33)):
+                for margin in (0.0, 0.1, 1.0):
+                    x1 = rounded(rng.standard_normal(shape) * 3, dtype)
+                    x2 = rounded(x1 + rng.standard_normal(shape) * rng.choice([0.0, 0.01, 1.0], shape), dtype)
+                    y = np.where(rng.random(shape) < 0.5, 1.0, -1.0)
+                    out.append(ranking_record(dtype, reduction, y, x1, x2, margin, "random"))
+    return out
+
+
 def float32_log(rng) -> dict:
     """float32 log x as torch forms it (MKL's vsLn in its builds): inputs where it is neither SLEEF's logf nor
     the correctly rounded log, the reason lossgrad leaves float32 gaussian-nll and poisson on their formulas."""
@@ -86,7 +118,7 @@ def float32_log(rng) -> dict:
 
 def main() -> None:
     rng = np.random.default_rng(20261203)
-    records = gaussian_records(rng)
+    records = gaussian_records(rng) + ranking_records(rng)
     meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
     OUT.write_text(json.dumps({"versions": meta, "records": records, "float32_log": float32_log(rng)},
                               separators=(",", ":")) + "\n")
