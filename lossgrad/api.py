@@ -118,6 +118,9 @@ def run(setup: Setup, batch: Batch) -> Result:
         r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
         r.grads = {k: np.concatenate([(b.parts.extra_grads or {})[k] for b in blocks]) / _divisor(r.grad, divisor)
                    for k in blocks[0].parts.extra_grads or {}}
+        if blocks[0].parts.mean_extra_grads is not None:  # (as mean_grad, for the further inputs)
+            r.grads = {k: np.concatenate([b.parts.mean_extra_grads(divisor)[k] for b in blocks
+                                          if b.parts.mean_extra_grads is not None]) for k in r.grads}
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])
     r.labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])  # type: ignore

@@ -313,7 +313,10 @@ def _row_grads(setup: Setup, parts: Any, divisor: int | float | None) -> np.ndar
     order = grad_order(setup.loss)
     if not order:
         return grad
-    return np.hstack([grad, *((parts.extra_grads or {})[k].reshape(len(grad), -1) for k in order)])
+    further = parts.extra_grads or {}
+    if divisor is not None and parts.mean_extra_grads is not None:  # (the kernel divides them too)
+        further = parts.mean_extra_grads(divisor)
+    return np.hstack([grad, *(further[k].reshape(len(grad), -1) for k in order)])
 
 
 def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:

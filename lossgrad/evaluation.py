@@ -269,7 +269,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
         try:
             return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
                                    setup.kernel_switches, setup.batchmean, dict(setup.params),
-                                   from_logits=setup.from_logits, weights=w)
+                                   from_logits=setup.from_logits, weights=w, extra=extra)
         except NotReproduced as e:
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)

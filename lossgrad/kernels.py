@@ -39,11 +39,14 @@ def supported(kernels: str) -> str:
 
 def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, half: Any,
             switches: dict[str, bool], batchmean: bool, params: dict[str, Any], from_logits: bool = True,
-            weights: Array | None = None) -> Parts:
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The loss's parts as the backend's kernels give them (half None: float32); a loss on probabilities and
-    the sample weights are passed on only when there are (a backend that lacks them refuses them first)."""
+    the sample weights and the loss's further inputs (`extra`) are passed on only when there are (a backend that
+    lacks them refuses them first)."""
     more: dict[str, Any] = {} if from_logits else {"from_logits": False}
     if weights is not None:
         more["weights"] = weights
+    if extra:
+        more["extra"] = extra
     parts: Parts = BACKENDS[kernels].compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
     return parts

@@ -30,7 +30,9 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
              "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
              "huber", "smooth-l1 (float32)", "poisson (float16 and bfloat16; log rates or rates, with full)",
-             "kl (with log-probability predictions)")
+             "kl (with log-probability predictions)",
+             "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
+             "margin-ranking (with margin)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -794,11 +796,13 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tu
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
-    """A loss reproduced in some dtypes only: poisson's e^x and log x of float32 tensors come from MKL's
-    vector library in PyTorch's builds, which is not reproduced; smooth-l1's half-dtype backward is not fully
-    known."""
+    """A loss reproduced in some dtypes only: poisson's e^x and log x, and gaussian-nll's log v, of float32
+    tensors come from MKL's vector library in PyTorch's builds, which is not reproduced; smooth-l1's half-dtype
+    backward is not fully known."""
     if loss == "poisson" and dtype == "float32":
         return "poisson in float32 (its e^x and log x are MKL's; float16 and bfloat16 are reproduced)"
+    if loss == "gaussian-nll" and dtype == "float32":
+        return "gaussian-nll in float32 (its log v is MKL's; float16 and bfloat16 are reproduced)"
     if loss == "smooth-l1" and dtype != "float32":
         return (f"smooth-l1 in {dtype} (its backward's registers and scalar loop round about one gradient element "
                 "in ten thousand otherwise than lossgrad has found; float32 is reproduced)")
@@ -832,7 +836,8 @@ def half_dtype(name: str) -> Any:
 # the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
          "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
-         "smooth-l1": ("beta",), "poisson": ("full",)}
+         "smooth-l1": ("beta",), "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
+         "margin-ranking": ("margin",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
@@ -854,13 +859,17 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
-            weights: Array | None = None) -> Parts:
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
     float32), with the gradient and the value of the mean over N formed as the kernels form them; `weights`:
-    one per sample, the loss's weight= (bce)."""
+    one per sample, the loss's weight= (bce); `extra`: the loss's further inputs (gaussian-nll's var)."""
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
     options = params or {}
+    if loss == "gaussian-nll":
+        return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options)
+    if loss == "margin-ranking":
+        return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options)
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
         return rows_compute(loss, y, p, labels, half, options)
     if loss == "ce":
@@ -909,6 +918,66 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
     if loss == "poisson":
         return (*poisson(y, p, from_logits, bool(params.get("full")), rnd), None, None)
     return (*kl_log_input(y, p, switches.get("log_target", False), rnd), None, None)
+
+
+HALF_LOG_2PI = F32(0.5 * np.log(2 * np.pi))  # (gaussian_nll_loss's full term, a double rounded as it is added)
+
+
+def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
+                 half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+    """gaussian_nll_loss, ½·(log v + (p − y)²/v) with v = max(var, ε) (ε in the dtype; the clamp outside autograd),
+    each op rounded, full's ½·log 2π rounded to the dtype first; its autograd for the mean over n (1: the sum):
+    g = ½ of 1/n in the dtype, grad = (g/v)·2e, grad_var = g/v + (−g)·((e²/v)/v), a variance per sample summed
+    over its outputs (torch.sum) in each path before the two are added."""
+    rnd, kind = rounder(half), half or F32
+    v = np.maximum(var, np.asarray(np.float64(eps).astype(kind), dtype=F32))
+    e = rnd(p - y)
+    q = rnd(rnd(e * e) / v)
+    losses = rnd(F32(0.5) * rnd(rnd(logf(v)) + q))
+    if full:
+        losses = rnd(losses + rnd(HALF_LOG_2PI))
+
+    def grads(n: float) -> tuple[Array, Array]:
+        g = rnd(upstream_c(n, rnd) * F32(0.5))
+        grad = rnd(rnd(g / v) * rnd(F32(2) * e))
+        div = rnd(rnd(-g) * rnd(q / v))
+        if v.shape == p.shape:
+            return grad, rnd(rnd(g / v) + div)
+        per_row = rnd(torch_sum(np.broadcast_to(g, p.shape).astype(F32))[:, None])
+        return grad, rnd(rnd(per_row / v) + rnd(torch_sum(div)[:, None]))
+    return losses, grads
+
+
+def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[str, Any]) -> Parts:
+    """gaussian-nll's Parts: the mean's gradients with the 1/n brought in first, its value torch.mean's."""
+    eps = options.get("var_eps")
+    with np.errstate(all="ignore"):
+        losses, grads = gaussian_nll(y, p, var, bool(options.get("full")), 1e-6 if eps is None else float(eps), half)
+    rnd = rounder(half)
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=quiet(lambda n: grads(n)[0])(1), extra_grads={"var": quiet(grads)(1)[1]},
+                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
+
+
+def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dict[str, Any]) -> Parts:
+    """margin_ranking_loss, (−y·(x1 − x2) + margin).clamp_min(0), each op rounded (margin rounded to the dtype as
+    it is added); clamp_min passes the gradient where the unclamped value is at least 0: −y·g for x1 and its
+    negation for x2, g = 1 or 1/N in the dtype (y = ±1: exact)."""
+    rnd = rounder(half)
+    margin = np.asarray(np.float64(options.get("margin") or 0.0).astype(half or F32), dtype=F32)
+    with np.errstate(all="ignore"):
+        x = rnd(rnd(-y * rnd(x1 - x2)) + margin)
+    on = x >= 0
+
+    def grads(n: float) -> tuple[Array, Array]:
+        g1 = rnd(np.where(on, upstream_c(n, rnd), F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
+        return g1, -g1
+    losses = np.maximum(x, F32(0))
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=grads(1)[0], extra_grads={"other": grads(1)[1]},
+                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_extra_grads=quiet(lambda n: {"other": grads(n)[1]}))
 
 
 def _row_options_set(params: dict[str, Any]) -> bool:

@@ -330,6 +330,10 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                 if spool.name == "grad" and known is not None and b.parts.mean_grad is not None:
                     spool.add(b.parts.mean_grad(known))
                     divided.add(spool.name)
+                elif (known is not None and b.parts.mean_extra_grads is not None
+                      and spool.name[5:] in (b.parts.extra_grads or {})):
+                    spool.add(b.parts.mean_extra_grads(known)[spool.name[5:]])
+                    divided.add(spool.name)
                 elif (part := _part(b.parts, spool.name)) is not None:
                     spool.add(part)
     result = summary(s, acc, per_sample)

@@ -45,6 +45,8 @@ class Parts:
     mean_grad: Callable[[float], Array] | None = None
     mean_value: Callable[[float], float] | None = None  # the reduced value over N (1: the sum), as the kernel sums
     warnings: list[str] = field(default_factory=list)  # what a kernel did that the user should know of
+    # the extra inputs' gradients of the mean over N, where a kernel brings 1/N in before it rounds (as mean_grad)
+    mean_extra_grads: Callable[[float], dict[str, Array]] | None = None
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
