@@ -20,7 +20,7 @@ import numpy as np
 from .errors import DomainError, OptionError, fill
 from .evaluation import Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
-from .losses import LOSSES
+from .losses import LOSSES, Parts
 from .options import Reduction, Setup, setup as make_setup, switch
 from .reduction import Accumulator, ExactSum, leading_shape, micro_warnings, quotient, split_rows, warnings
 
@@ -111,16 +111,14 @@ def run(setup: Setup, batch: Batch) -> Result:
     if r.value is not None and len(blocks) == 1 and blocks[0].parts.mean_value is not None:
         r.value = blocks[0].parts.mean_value(divisor)  # (summed in the kernel's order, not lossgrad's)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
-        if blocks[0].parts.mean_grad is not None:  # (a kernel that brings 1/N in before it rounds)
-            r.grad = np.concatenate([b.parts.mean_grad(divisor) for b in blocks if b.parts.mean_grad is not None])
+        kernel = any(b.parts.mean_grad is not None or b.parts.mean_extra_grads is not None for b in blocks)
+        if kernel:  # (a kernel that brings 1/N in before it rounds)
+            r.grad = np.concatenate([mean_part(b.parts, "grad", divisor) for b in blocks])
         else:
             r.grad = np.concatenate([b.parts.grad for b in blocks]) / _divisor(blocks[0].parts.grad, divisor)
         r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
-        r.grads = {k: np.concatenate([(b.parts.extra_grads or {})[k] for b in blocks]) / _divisor(r.grad, divisor)
+        r.grads = {k: np.concatenate([mean_part(b.parts, "grad_" + k, divisor) for b in blocks])
                    for k in blocks[0].parts.extra_grads or {}}
-        if blocks[0].parts.mean_extra_grads is not None:  # (as mean_grad, for the further inputs)
-            r.grads = {k: np.concatenate([b.parts.mean_extra_grads(divisor)[k] for b in blocks
-                                          if b.parts.mean_extra_grads is not None]) for k in r.grads}
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])
     r.labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])  # type: ignore
@@ -130,6 +128,18 @@ def run(setup: Setup, batch: Batch) -> Result:
 def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
     arrays = [getattr(b.parts, name) for b in blocks]
     return None if arrays[0] is None else np.concatenate(arrays)
+
+
+def mean_part(parts: Parts, name: str, divisor: int | float) -> np.ndarray:
+    """A block's gradient ("grad") or a further input's ("grad_var", ...) of the mean over `divisor`: the kernel's
+    own where it brings 1/N in before it rounds (mean_grad, mean_extra_grads), else divided afterwards (and so a
+    slice the kernels left to the float32 formulas beside slices they computed)."""
+    if name == "grad":
+        return parts.mean_grad(divisor) if parts.mean_grad is not None else parts.grad / _divisor(parts.grad, divisor)
+    if parts.mean_extra_grads is not None:
+        return parts.mean_extra_grads(divisor)[name[5:]]
+    a = (parts.extra_grads or {})[name[5:]]
+    return a / _divisor(a, divisor)
 
 
 def _divisor(a: np.ndarray, divisor: int | float) -> Any:

@@ -20,7 +20,7 @@ from typing import IO, Any
 import numpy as np
 
 from . import inputs
-from .api import accumulate
+from .api import accumulate, mean_part
 from .errors import DomainError, EnvironmentFault, InputError, OptionError
 from .evaluation import evaluate
 from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, Kept, count_lines, quick_count_lines
@@ -289,7 +289,7 @@ def _spooled_rows(setup: Setup, pieces: Pieces, n: int | float, kept: Kept | Non
 
 def _grad(parts: Any, divisor: int | float | None) -> np.ndarray:
     """The gradient as written: of the mean over `divisor` when the kernel divides (None: not yet divided)."""
-    grad: np.ndarray = parts.grad if divisor is None or parts.mean_grad is None else parts.mean_grad(divisor)
+    grad: np.ndarray = parts.grad if divisor is None else mean_part(parts, "grad", divisor)
     return grad
 
 
@@ -313,9 +313,8 @@ def _row_grads(setup: Setup, parts: Any, divisor: int | float | None) -> np.ndar
     order = grad_order(setup.loss)
     if not order:
         return grad
-    further = parts.extra_grads or {}
-    if divisor is not None and parts.mean_extra_grads is not None:  # (the kernel divides them too)
-        further = parts.mean_extra_grads(divisor)
+    further = {k: (parts.extra_grads or {})[k] if divisor is None else mean_part(parts, "grad_" + k, divisor)
+               for k in order}
     return np.hstack([grad, *(further[k].reshape(len(grad), -1) for k in order)])
 
 

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import render, tensor_out
-from .api import accumulate, micro_divisors, micro_needs_mean, micro_summary, summary
+from .api import accumulate, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate
@@ -327,12 +327,8 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
         r.groups.add(losses, counted if per_sample else np.repeat(counted, losses.size // counted.size))
         for spool in spools or []:
             for b in blocks:
-                if spool.name == "grad" and known is not None and b.parts.mean_grad is not None:
-                    spool.add(b.parts.mean_grad(known))
-                    divided.add(spool.name)
-                elif (known is not None and b.parts.mean_extra_grads is not None
-                      and spool.name[5:] in (b.parts.extra_grads or {})):
-                    spool.add(b.parts.mean_extra_grads(known)[spool.name[5:]])
+                if known is not None and (spool.name == "grad" or spool.name[5:] in (b.parts.extra_grads or {})):
+                    spool.add(mean_part(b.parts, spool.name, known))
                     divided.add(spool.name)
                 elif (part := _part(b.parts, spool.name)) is not None:
                     spool.add(part)

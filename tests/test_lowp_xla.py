@@ -144,3 +144,26 @@ def test_the_switch_on_the_command_line() -> None:
     out = json.loads(r.out)
     assert out["jit"] is False and out["losses"] == [float(v) for v in rec["losses"]] == [4.75, 4.75]
     assert_usage_error(cli("mse", "-c", "torch", "--dtype", "float32", "--no-jit", "-y", "1", "-p", "0.5"), "--jit")
+
+
+def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
+    # probability rows under jit are left to the float32 formulas: a tensor run and a CSV batch write the gradient
+    # of the mean that the in-memory run gives (each block divided by N once, not as a kernel's mean)
+    rng = np.random.default_rng(1)
+    y = np.eye(3, dtype=np.float32)[rng.integers(0, 3, 50)]
+    p = rng.normal(size=(50, 3)).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
+    np.save(tmp_path / "p.npy", p)
+    mem = lossgrad.evaluate("ce", y.astype(float), p.astype(float), from_logits=True, convention="optax",
+                            dtype="float32")
+    assert any("float32 formulas" in w for w in mem.warnings)
+    r = cli("ce", "--from-logits", "-c", "optax", "--pred", str(tmp_path / "p.npy"), "--target",
+            str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"), "-f", "json")
+    assert r.code == 0, r.err
+    np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["grad"], mem.grad)
+    csv = "".join(",".join(str(v) for v in [*a, *b]) + "\n" for a, b in zip(y, p, strict=True))
+    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "float32", "--format", "csv", "--target-cols", "0:3",
+            "--pred-cols", "3:6", input=csv)
+    assert r.code == 0, r.err
+    rows = np.array([[float(v) for v in line.split(",")] for line in r.out.splitlines()[1:]])
+    np.testing.assert_array_equal(rows[:, 1:4], mem.grad)
