@@ -21,7 +21,7 @@ import numpy as np
 
 from lossgrad import __version__, api, lowp
 from lossgrad.conventions import CONVENTIONS
-from lossgrad.errors import OptionError
+from lossgrad.errors import LossgradError, OptionError
 from lossgrad.inputs import read_arrays
 from lossgrad.options import setup
 
@@ -231,7 +231,7 @@ def one_round(table: Table, case: Case, y: np.ndarray, p: np.ndarray, dtype: str
         errors = table.setdefault((dtype, name), Errors())
         try:
             errors.add(*lossgrad_outcome(case, y, p, dtype, convention, extra), dtype)
-        except OptionError as e:
+        except LossgradError as e:  # (a refusal: the setting, or an input the framework refuses, as Keras' cast)
             errors.missing = str(e)
     for name, fn, kw in live:
         errors = table.setdefault((dtype, name), Errors())

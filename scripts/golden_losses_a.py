@@ -150,7 +150,7 @@ def run_keras_segmentation(loss, y, p, reduction, dtype, alpha, beta):
         grad.numpy().astype(np.float64)
 
 
-def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta):
+def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, smooth=None):
     import torch
     from monai.losses import DiceLoss, TverskyLoss
 
@@ -158,12 +158,14 @@ def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta):
     pt = torch.tensor(p, dtype=t, requires_grad=True)
     yt = torch.tensor(y, dtype=t)
 
+    kw = {} if smooth is None else {"smooth_nr": smooth, "smooth_dr": smooth}  # (None: MONAI's default, 1e-5)
+
     def fn(red):
         # (batch, channel, pixels): one channel, each sample's pixels reduced
         if loss == "dice":
-            f = DiceLoss(sigmoid=from_logits, squared_pred=squared, reduction=red)
+            f = DiceLoss(sigmoid=from_logits, squared_pred=squared, reduction=red, **kw)
         else:
-            f = TverskyLoss(sigmoid=from_logits, alpha=alpha, beta=beta, reduction=red)
+            f = TverskyLoss(sigmoid=from_logits, alpha=alpha, beta=beta, reduction=red, **kw)
         return f(pt[:, None, :], yt[:, None, :])
 
     per = fn("none").reshape(-1)

@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import golden_losses_a  # noqa: E402
 from golden_losses_a import segmentation_inputs  # noqa: E402
 from make_golden import OUT, REDUCTIONS, golden_case, versions  # noqa: E402
 
@@ -25,28 +26,8 @@ SMOOTHS = (1.0, 1e-3)
 
 
 def run_monai(loss: str, y, p, from_logits: bool, reduction: str, dtype: str, smooth: float, opts: dict):
-    import torch
-    from monai.losses import DiceLoss, TverskyLoss
-
-    t = getattr(torch, dtype)
-    pt = torch.tensor(p, dtype=t, requires_grad=True)
-    yt = torch.tensor(y, dtype=t)
-
-    def fn(red):
-        # (batch, channel, pixels): one channel, each sample's pixels reduced
-        if loss == "dice":
-            f = DiceLoss(sigmoid=from_logits, squared_pred=opts.get("squared", False), reduction=red,
-                         smooth_nr=smooth, smooth_dr=smooth)
-        else:
-            f = TverskyLoss(sigmoid=from_logits, alpha=opts["alpha"], beta=opts["beta"], reduction=red,
-                            smooth_nr=smooth, smooth_dr=smooth)
-        return f(pt[:, None, :], yt[:, None, :])
-
-    per = fn("none").reshape(-1)
-    val = fn(reduction) if reduction != "none" else per.sum()
-    val.backward()
-    return per.detach().double().numpy(), (None if reduction == "none" else float(val.item())), \
-        pt.grad.double().numpy()
+    return golden_losses_a.run_monai(loss, y, p, from_logits, reduction, dtype, opts.get("squared", False),
+                                     opts.get("alpha"), opts.get("beta"), smooth=smooth)
 
 
 def cases(rng) -> list[dict]:

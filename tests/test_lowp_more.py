@@ -57,12 +57,16 @@ def _id(i: int, rec: dict) -> str:
 @pytest.mark.parametrize("rec", DATA["records"], ids=[_id(i, r) for i, r in enumerate(DATA["records"])])
 def test_torch_kernels_bit_for_bit(rec: dict) -> None:
     r = _run(rec)
-    got = {"grad": r.grad, "losses": r.losses, "value": r.value, "grad_logits": r.grad_logits}
-    for what in ("grad", "losses", "value", "grad_logits"):
+    assert_torch_results({"grad": r.grad, "losses": r.losses, "value": r.value, "grad_logits": r.grad_logits}, rec)
+
+
+def assert_torch_results(got: dict, rec: dict) -> None:
+    """Each result the record holds is PyTorch's, bit for bit, and a value of the record's dtype."""
+    for what, result in got.items():
         if rec.get(what) is None:
             continue
         want = values(rec[what], rec["dtype"])
-        have = np.asarray(got[what], dtype=np.float64).reshape(want.shape)
+        have = np.asarray(result, dtype=np.float64).reshape(want.shape)
         finite = np.isfinite(have)
         assert (have[finite] == have[finite].astype(np.float32)).all(), f"{what}: not a {rec['dtype']} value"
         assert ulps(have, want, rec["dtype"]) == 0, f"{what}: {ulps(have, want, rec['dtype'])} ulp from torch"

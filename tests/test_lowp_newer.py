@@ -14,7 +14,7 @@ import pytest
 import lossgrad
 from conftest import lossgrad as run
 from lossgrad import kernels, lowp, options
-from test_lowp_more import ulps, values
+from test_lowp_more import assert_torch_results, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_newer.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -43,15 +43,7 @@ def test_torch_kernels_bit_for_bit(rec: dict) -> None:
     r = _run(rec)
     name = FURTHER[rec["loss"]]
     assert options.setup(rec["loss"], convention="torch", dtype=rec["dtype"]).lowp
-    got = {"grad": r.grad, "losses": r.losses, "value": r.value, f"grad_{name}": r.grads[name]}
-    for what in ("grad", "losses", "value", f"grad_{name}"):
-        if rec.get(what) is None:
-            continue
-        want = values(rec[what], rec["dtype"])
-        have = np.asarray(got[what], dtype=np.float64).reshape(want.shape)
-        finite = np.isfinite(have)
-        assert (have[finite] == have[finite].astype(np.float32)).all(), f"{what}: not a {rec['dtype']} value"
-        assert ulps(have, want, rec["dtype"]) == 0, f"{what}: {ulps(have, want, rec['dtype'])} ulp from torch"
+    assert_torch_results({"grad": r.grad, "losses": r.losses, "value": r.value, f"grad_{name}": r.grads[name]}, rec)
 
 
 def test_golden_records_torch_and_the_instruction_set() -> None:
