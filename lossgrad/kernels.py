@@ -10,13 +10,16 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
 BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla}
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
+# losses whose kernels live in a module of their own beside the backend's (whose `unsupported` still says what
+# they take): that module's compute is called as the backend's would be
+ROUTES: dict[tuple[str, str], ModuleType] = {("torch", "dice"): lowp_seg, ("torch", "tversky"): lowp_seg}
 
 
 def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: dict[str, Any],
@@ -48,5 +51,6 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["weights"] = weights
     if extra:
         more["extra"] = extra
-    parts: Parts = BACKENDS[kernels].compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
+    module = ROUTES.get((kernels, loss), BACKENDS[kernels])
+    parts: Parts = module.compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
     return parts

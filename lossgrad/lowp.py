@@ -32,7 +32,8 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "huber", "smooth-l1 (float32)", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)",
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
-             "margin-ranking (with margin)")
+             "margin-ranking (with margin)", "dice (MONAI's DiceLoss, with squared and smooth)",
+             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -837,7 +838,7 @@ def half_dtype(name: str) -> Any:
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
          "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
          "smooth-l1": ("beta",), "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
-         "margin-ranking": ("margin",)}
+         "margin-ranking": ("margin",), "dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth")}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 

@@ -1,0 +1,186 @@
+"""MONAI's DiceLoss and TverskyLoss (the torch convention's dice and tversky) on PyTorch's CPU kernels, reproduced
+bit for bit in float32, float16 and bfloat16.
+
+MONAI composes them of tensor operations, each of which rounds to the dtype (a half dtype's operation computes in
+float32 and rounds once): a product per pixel, `torch.sum` over each sample's pixels (SumKernel's cascade, in
+float32 for the half dtypes), `torch.linalg.vector_norm` for `squared_pred` (its own sum of squares), then a few
+operations per sample. The gradient is autograd's: each operation's backward formula rounded as it is, and where a
+tensor feeds several operations its gradients added in the order the engine runs their backward nodes (the node
+created last first), which fixes the rounding of tp's gradient, a sum of four terms.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .losses import Parts
+from .losses._ops import Array
+from .lowp import F32, SUM_LANES, Rounder, fma, mean_value, quiet, rounder, sigmoid, torch_sum, upstream_c
+
+MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
+Backward = Callable[[Array], Array]  # the gradient for the inputs, given the upstream gradient of each loss
+
+
+def _scalar_add(s: float, half: Any) -> Array:
+    """A Python number as an addition takes it: the double as float32, and a half dtype's add rounds it to the
+    dtype first (through float32, as c10's conversion goes)."""
+    return rounder(half)(np.asarray(F32(s)))
+
+
+def norm_squares(x: Array, half: Any) -> Array:
+    """Σx² of each row as torch.linalg.vector_norm(x, 2, dim=-1) sums it before its square root: float32 and
+    bfloat16 in 8 float32 lanes (a product, then a sum; a register of 8 floats, or of 16 bfloat16 as two), the
+    lanes added in order, then the rest in order, in fours of unfused products (the compiler's vectorised
+    epilogue) and the last n mod 4 fused (x·x + acc); float16 (the generic reduction) one by one, fused."""
+    rows, n = x.shape
+    step = 2 * SUM_LANES if half is not None and half is not np.float16 else SUM_LANES
+    whole = 0 if half is np.float16 else n - n % step
+    acc = np.zeros((rows, SUM_LANES), dtype=F32)
+    for d in range(0, whole, SUM_LANES):
+        v = x[:, d:d + SUM_LANES]
+        acc = acc + v * v
+    total = acc[:, 0].copy()
+    for j in range(1, SUM_LANES):
+        total = total + acc[:, j]
+    fours = whole if half is np.float16 else n - (n - whole) % 4
+    for d in range(whole, fours):
+        total = total + x[:, d] * x[:, d]
+    for d in range(fours, n):
+        total = fma(x[:, d], x[:, d], total)
+    out: Array = total
+    return out
+
+
+def vector_norm(x: Array, half: Any) -> Array:
+    """torch.linalg.vector_norm(x, 2, dim=-1): the square root of norm_squares in float32, stored in the dtype."""
+    return rounder(half)(np.sqrt(norm_squares(x, half)))
+
+
+def sigmoid_backward(g: Array, q: Array, half: Any) -> Array:
+    """sigmoid_backward's g·(1 − σ)·σ: each step rounded in float16, in float32 and rounded once otherwise."""
+    rnd = rounder(half)
+    if half is np.float16:
+        return rnd(rnd(g * rnd(F32(1) - q)) * q)
+    return rnd(g * (F32(1) - q) * q)
+
+
+def _quotient(num: Array, den: Array, rnd: Rounder) -> tuple[Array, Callable[[Array], tuple[Array, Array]]]:
+    """1 − num/den, and autograd's gradients of num and den for the upstream gradient c: num/den's backward
+    −c/den, and −(−c)·((num/den)/den)."""
+    r = rnd(num / den)
+
+    def backward(c: Array) -> tuple[Array, Array]:
+        dr = -c
+        return rnd(dr / den), rnd(-dr * rnd(r / den))
+    return rnd(F32(1) - r), backward
+
+
+def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: Array,
+                rnd: Rounder) -> tuple[Array, Callable[[Array], tuple[Array, Array, Array]]]:
+    """DiceLoss from tp, fp and fn: fp, fn halved in place, 1 − (2tp + s)/(2(tp + fp + fn) + s); the backward
+    gives the gradients of tp, fp and fn (before the halving), tp's four terms added as the engine runs their
+    nodes: tp + fp's, 2tp's, then fn = Σy − tp's and fp = Σp − tp's."""
+    fp, fn = rnd(fp0 * F32(0.5)), rnd(fn0 * F32(0.5))
+    num = rnd(rnd(F32(2) * tp) + s)
+    den = rnd(rnd(F32(2) * rnd(rnd(tp + fp) + fn)) + s)
+    losses, quotient = _quotient(num, den, rnd)
+
+    def backward(c: Array) -> tuple[Array, Array, Array]:
+        dnum, dden = quotient(c)
+        d3 = rnd(dden * F32(2))
+        dfp, dfn = rnd(d3 * F32(0.5)), rnd(d3 * F32(0.5))
+        dtp = rnd(rnd(rnd(d3 + rnd(dnum * F32(2))) - dfn) - dfp)
+        return dtp, dfp, dfn
+    return losses, backward
+
+
+def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any) -> tuple[Array, Backward]:
+    """DiceLoss(squared_pred=squared) of probabilities q (one channel): its losses, and the backward from the
+    upstream gradient of each loss (a column) to the gradient for q."""
+    rnd = rounder(half)
+    s = _scalar_add(smooth, half)
+    if not squared:
+        tp = rnd(torch_sum(rnd(q * y)))[:, None]
+        losses, terms = _dice_terms(tp, rnd(rnd(torch_sum(q))[:, None] - tp), rnd(rnd(torch_sum(y))[:, None] - tp),
+                                    s, rnd)
+
+        def backward(c: Array) -> Array:
+            dtp, dfp, _ = terms(c)
+            return rnd(dfp + rnd(dtp * y))
+        return losses[:, 0], backward
+    return _dice_squared(y, q, s, half)
+
+
+def _dice_squared(y: Array, q: Array, s: Array, half: Any) -> tuple[Array, Backward]:
+    """compute_tp_fp_fn with ord 2: P, G, D the squared norms of q, y and q − y (vector_norm, then pow 2),
+    tp = (P + G − D)/2, fp = P − tp, fn = G − tp; autograd's backward through pow (g·2·norm) and vector_norm
+    (g·(x/norm), 0 where the norm is 0)."""
+    rnd = rounder(half)
+    diff = rnd(q - y)
+    npred, ndiff = vector_norm(q, half)[:, None], vector_norm(diff, half)[:, None]
+    ntarget = vector_norm(y, half)[:, None]
+    big_p, big_g, big_d = rnd(npred * npred), rnd(ntarget * ntarget), rnd(ndiff * ndiff)
+    tp = rnd(rnd(rnd(big_p + big_g) - big_d) / F32(2))
+    losses, terms = _dice_terms(tp, rnd(big_p - tp), rnd(big_g - tp), s, rnd)
+
+    def through_norm(g: Array, x: Array, norm: Array) -> Array:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            unit = np.where(norm == 0, F32(0), rnd(x / norm))
+        return rnd(rnd(g * rnd(F32(2) * norm)) * unit)
+
+    def backward(c: Array) -> Array:
+        dtp, dfp, _ = terms(c)
+        db = rnd(dtp / F32(2))
+        return rnd(through_norm(-db, diff, ndiff) + through_norm(rnd(dfp + db), q, npred))
+    return losses[:, 0], backward
+
+
+def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: Any) -> tuple[Array, Backward]:
+    """TverskyLoss of probabilities q (one channel): tp = Σqy, fp = Σq(1 − y)·α, fn = Σ(1 − q)y·β,
+    1 − (tp + s)/(tp + fp + fn + s); the backward adds q's three gradients as the engine runs their nodes
+    (fn's, fp's, then tp's)."""
+    rnd = rounder(half)
+    s = _scalar_add(smooth, half)
+    a, b = F32(alpha), F32(beta)
+    omy, omq = rnd(F32(1) - y), rnd(F32(1) - q)
+    tp = rnd(torch_sum(rnd(q * y)))[:, None]
+    fp = rnd(rnd(torch_sum(rnd(q * omy)))[:, None] * a)
+    fn = rnd(rnd(torch_sum(rnd(omq * y)))[:, None] * b)
+    losses, quotient = _quotient(rnd(tp + s), rnd(rnd(rnd(tp + fp) + fn) + s), rnd)
+
+    def backward(c: Array) -> Array:
+        dnum, dden = quotient(c)
+        dtp = rnd(dden + dnum)
+        dfp, dfn = rnd(dden * a), rnd(dden * b)
+        return rnd(rnd(-rnd(dfn * y) + rnd(dfp * omy)) + rnd(dtp * y))
+    return losses[:, 0], backward
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
+    """dice or tversky as MONAI's losses give them on PyTorch's CPU kernels (half None: float32): σ(z) first for
+    logits (torch.sigmoid), the mean's 1/N brought into the gradient by torch.mean's backward before it rounds,
+    its value torch.mean's (the float sum over N, rounded once)."""
+    rnd = rounder(half)
+    options = params or {}
+    smooth = options.get("smooth")
+    s = MONAI_SMOOTH if smooth is None else float(smooth)
+    y, p = y.astype(F32), p.astype(F32)
+    with np.errstate(all="ignore"):
+        q = sigmoid(p, rnd) if from_logits else p
+        if loss == "dice":
+            losses, backward = dice(y, q, bool(options.get("squared")), s, half)
+        else:
+            losses, backward = tversky(y, q, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
+                                       half)
+
+    def grad(n: float) -> Array:
+        g = backward(np.full((y.shape[0], 1), upstream_c(n, rnd), dtype=F32))
+        return sigmoid_backward(g, q, half) if from_logits else g
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
+                 mean_value=mean)
