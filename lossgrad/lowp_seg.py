@@ -21,6 +21,10 @@ from .losses._ops import Array
 from .lowp import F32, SUM_LANES, Rounder, fma, mean_value, quiet, rounder, sigmoid, torch_sum, upstream_c
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
+# a reduction to one number over more than GRAIN elements is split among the intra-op threads (two on the machine
+# the golden file records), each thread's sum stored in the dtype, then those added (TensorIterator's two passes)
+GRAIN = 32768
+THREADS = 2
 Backward = Callable[[Array], Array]  # the gradient for the inputs, given the upstream gradient of each loss
 
 
@@ -30,14 +34,50 @@ def _scalar_add(s: float, half: Any) -> Array:
     return rounder(half)(np.asarray(F32(s)))
 
 
+def sample_sums(x: Array, half: Any) -> Array:
+    """torch.sum(x, dim=-1) of each sample's pixels, stored in the dtype: SumKernel's cascade, and for a single
+    sample of more than GRAIN pixels its two passes: each of parallel_for's chunks summed and stored, then the
+    threads' sums (0 for a thread without a chunk) added in order."""
+    rnd = rounder(half)
+    rows, n = x.shape
+    if rows > 1 or n <= GRAIN:
+        return rnd(torch_sum(x))
+    partial = [rnd(torch_sum(x[:, part])) for part in _chunks(n)]
+    return rnd(torch_sum(np.stack(partial + [np.zeros(rows, dtype=F32)] * (THREADS - len(partial)), axis=1)))
+
+
+def _chunks(n: int) -> list[slice]:
+    """at::parallel_for's chunks of n elements: as many as threads take part (at most one per GRAIN), each
+    ⌈n/chunks⌉ long but the last."""
+    parts = min(THREADS, -(-n // GRAIN))
+    size = -(-n // parts)
+    return [slice(i * size, min(n, (i + 1) * size)) for i in range(parts)]
+
+
+def _fused_squares(x: Array) -> Array:
+    """Σx² of each row one element after another, each x·x + acc fused."""
+    total = np.zeros(x.shape[0], dtype=F32)
+    for d in range(x.shape[1]):
+        total = fma(x[:, d], x[:, d], total)
+    return total
+
+
 def norm_squares(x: Array, half: Any) -> Array:
     """Σx² of each row as torch.linalg.vector_norm(x, 2, dim=-1) sums it before its square root: float32 and
     bfloat16 in 8 float32 lanes (a product, then a sum; a register of 8 floats, or of 16 bfloat16 as two), the
     lanes added in order, then the rest in order, in fours of unfused products (the compiler's vectorised
-    epilogue) and the last n mod 4 fused (x·x + acc); float16 (the generic reduction) one by one, fused."""
+    epilogue) and the last n mod 4 fused (x·x + acc); float16 (the generic reduction) one by one, fused, a single
+    row of more than GRAIN in parallel_for's chunks whose float32 sums are then added."""
     rows, n = x.shape
-    step = 2 * SUM_LANES if half is not None and half is not np.float16 else SUM_LANES
-    whole = 0 if half is np.float16 else n - n % step
+    if half is np.float16:
+        if rows > 1 or n <= GRAIN:
+            return _fused_squares(x)
+        total = np.zeros(rows, dtype=F32)
+        for part in _chunks(n):
+            total = total + _fused_squares(x[:, part])
+        return total
+    step = 2 * SUM_LANES if half is not None else SUM_LANES
+    whole = n - n % step
     acc = np.zeros((rows, SUM_LANES), dtype=F32)
     for d in range(0, whole, SUM_LANES):
         v = x[:, d:d + SUM_LANES]
@@ -45,7 +85,7 @@ def norm_squares(x: Array, half: Any) -> Array:
     total = acc[:, 0].copy()
     for j in range(1, SUM_LANES):
         total = total + acc[:, j]
-    fours = whole if half is np.float16 else n - (n - whole) % 4
+    fours = n - (n - whole) % 4
     for d in range(whole, fours):
         total = total + x[:, d] * x[:, d]
     for d in range(fours, n):
@@ -57,6 +97,15 @@ def norm_squares(x: Array, half: Any) -> Array:
 def vector_norm(x: Array, half: Any) -> Array:
     """torch.linalg.vector_norm(x, 2, dim=-1): the square root of norm_squares in float32, stored in the dtype."""
     return rounder(half)(np.sqrt(norm_squares(x, half)))
+
+
+def chunked_sigmoid(z: Array, rnd: Rounder) -> Array:
+    """torch.sigmoid over all the elements: beyond GRAIN in parallel_for's chunks, each ending in its own scalar
+    remainder."""
+    flat = z.reshape(-1)
+    if flat.size <= GRAIN:
+        return sigmoid(z, rnd)
+    return np.concatenate([sigmoid(flat[part], rnd) for part in _chunks(flat.size)]).reshape(z.shape)
 
 
 def sigmoid_backward(g: Array, q: Array, half: Any) -> Array:
@@ -103,9 +152,9 @@ def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any) -> tuple[A
     rnd = rounder(half)
     s = _scalar_add(smooth, half)
     if not squared:
-        tp = rnd(torch_sum(rnd(q * y)))[:, None]
-        losses, terms = _dice_terms(tp, rnd(rnd(torch_sum(q))[:, None] - tp), rnd(rnd(torch_sum(y))[:, None] - tp),
-                                    s, rnd)
+        tp = sample_sums(rnd(q * y), half)[:, None]
+        fp, fn = rnd(sample_sums(q, half)[:, None] - tp), rnd(sample_sums(y, half)[:, None] - tp)
+        losses, terms = _dice_terms(tp, fp, fn, s, rnd)
 
         def backward(c: Array) -> Array:
             dtp, dfp, _ = terms(c)
@@ -146,9 +195,9 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
     s = _scalar_add(smooth, half)
     a, b = F32(alpha), F32(beta)
     omy, omq = rnd(F32(1) - y), rnd(F32(1) - q)
-    tp = rnd(torch_sum(rnd(q * y)))[:, None]
-    fp = rnd(rnd(torch_sum(rnd(q * omy)))[:, None] * a)
-    fn = rnd(rnd(torch_sum(rnd(omq * y)))[:, None] * b)
+    tp = sample_sums(rnd(q * y), half)[:, None]
+    fp = rnd(sample_sums(rnd(q * omy), half)[:, None] * a)
+    fn = rnd(sample_sums(rnd(omq * y), half)[:, None] * b)
     losses, quotient = _quotient(rnd(tp + s), rnd(rnd(rnd(tp + fp) + fn) + s), rnd)
 
     def backward(c: Array) -> Array:
@@ -171,7 +220,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     s = MONAI_SMOOTH if smooth is None else float(smooth)
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
-        q = sigmoid(p, rnd) if from_logits else p
+        q = chunked_sigmoid(p, rnd) if from_logits else p
         if loss == "dice":
             losses, backward = dice(y, q, bool(options.get("squared")), s, half)
         else:
