@@ -66,8 +66,9 @@ def norm_squares(x: Array, half: Any) -> Array:
     """Σx² of each row as torch.linalg.vector_norm(x, 2, dim=-1) sums it before its square root: float32 and
     bfloat16 in 8 float32 lanes (a product, then a sum; a register of 8 floats, or of 16 bfloat16 as two), the
     lanes added in order, then the rest in order, in fours of unfused products (the compiler's vectorised
-    epilogue) and the last n mod 4 fused (x·x + acc); float16 (the generic reduction) one by one, fused, a single
-    row of more than GRAIN in parallel_for's chunks whose float32 sums are then added."""
+    epilogue) and the last n mod 4 fused (x·x + acc); float16 (the generic reduction) one by one, a single row of
+    more than GRAIN in parallel_for's chunks whose float32 sums are then added. (A half's square is exact in
+    float32, so fused or not matters to float32 alone.)"""
     rows, n = x.shape
     if half is np.float16:
         if rows > 1 or n <= GRAIN:
