@@ -29,7 +29,7 @@ SUM_LANES = 8
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
              "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
-             "huber", "smooth-l1 (float32)", "poisson (float16 and bfloat16; log rates or rates, with full)",
+             "huber", "smooth-l1", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)",
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
              "margin-ranking (with margin)",
@@ -798,15 +798,11 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tu
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
     """A loss reproduced in some dtypes only: poisson's e^x and log x, and gaussian-nll's log v, of float32
-    tensors come from MKL's vector library in PyTorch's builds, which is not reproduced; smooth-l1's half-dtype
-    backward is not fully known."""
+    tensors come from MKL's vector library in PyTorch's builds, which is not reproduced."""
     if loss == "poisson" and dtype == "float32":
         return "poisson in float32 (its e^x and log x are MKL's; float16 and bfloat16 are reproduced)"
     if loss == "gaussian-nll" and dtype == "float32":
         return "gaussian-nll in float32 (its log v is MKL's; float16 and bfloat16 are reproduced)"
-    if loss == "smooth-l1" and dtype != "float32":
-        return (f"smooth-l1 in {dtype} (its backward's registers and scalar loop round about one gradient element "
-                "in ten thousand otherwise than lossgrad has found; float32 is reproduced)")
     return refused(loss, dtype)
 
 

@@ -258,4 +258,35 @@ def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any]) -> Parts:
                  mean_value=mean)
 
 
-lowp.FURTHER["focal"] = focal_parts
+def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Callable[[float], Array]]:
+    """smooth_l1_loss in float16 and bfloat16. The forward: bfloat16's kernel widens both inputs to float32 and
+    rounds once; float16's computes in float16, each op rounded, β rounded to it; z = |p − y|, ½·z·z/β below β,
+    z − ½·β from β on. The backward (both) is lowp.smooth_l1's: x = p − y in float32, unrounded, norm·(x/β or ±1)
+    in registers of 32 halves, norm·x/β in the scalar loop after them (β a double, the quotient rounded to float32
+    and then to the dtype), norm = 1/N as a float; rounded once."""
+    h = F32(0.5)
+    if half is np.float16:
+        b = rnd(np.asarray(beta, dtype=F32))
+        z = rnd(np.abs(p - y))
+        losses = np.where(z < b, rnd(rnd(rnd(h * z) * z) / b), rnd(z - rnd(h * b)))
+    else:
+        b, z = F32(beta), np.abs(p - y)
+        losses = rnd(np.where(z < b, ((h * z) * z) / b, z - h * b))
+    _, grad = lowp.smooth_l1(y, p, beta, rnd, half)
+    return losses, lambda n: rnd(grad(n))
+
+
+def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Parts:
+    """smooth-l1's Parts: float32 (and β = 0, l1_loss) as lowp forms them, float16 and bfloat16 here; the mean's
+    value torch.mean's."""
+    beta = params.get("beta")
+    if half is None or not beta:
+        return lowp.elementwise_parts("smooth-l1", y, p, half, {}, False, params, True, None)
+    rnd = lowp.rounder(half)
+    with np.errstate(all="ignore"):
+        losses, grad = smooth_l1(y, p, float(beta), rnd, half)
+    mean = lowp.mean_value(lambda: lowp.torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad), mean_value=mean)
+
+
+lowp.FURTHER.update({"focal": focal_parts, "smooth-l1": smooth_l1_parts})
