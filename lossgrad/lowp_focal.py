@@ -35,6 +35,7 @@ EXPF_POLY = tuple(float.fromhex(h) / 32 ** k for h, k in (("0x1.c6af84b912394p-5
                                                          ("0x1.62e42ff0c52d6p-1", 1)))
 EXPF_SHIFT = float.fromhex("0x1.8p52")
 INV_LN2_32 = float.fromhex("0x1.71547652b82fep+0") * 32
+EXPF_OVER, EXPF_UNDER = float.fromhex("0x1.62e42ep6"), -float.fromhex("0x1.9fe368p6")  # (∞ above, 0 below)
 
 
 def libm_expf(x: Array) -> Array:
@@ -49,7 +50,7 @@ def libm_expf(x: Array) -> Array:
         s = (EXP2F_TAB[ki % np.uint64(32)] + (ki << np.uint64(47))).view(np.float64)
         c = EXPF_POLY
         y = ((c[0] * r + c[1]) * (r * r) + (c[2] * r + 1)) * s
-        out = np.where(xd > 88.72283935546875, np.inf, np.where(xd < -103.97, 0.0, y)).astype(F32)
+        out = np.where(xd > EXPF_OVER, np.inf, np.where(xd < EXPF_UNDER, 0.0, y)).astype(F32)
     result: Array = out
     return result
 
