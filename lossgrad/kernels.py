@@ -10,12 +10,13 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_focal, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
 BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla}
+FURTHER = (lowp_focal,)  # (modules that enter further kernels into a backend's as they are imported)
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
 # losses whose kernels live in a module of their own beside the backend's (whose `unsupported` still says what
 # they take): that module's compute is called as the backend's would be
@@ -31,8 +32,17 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     in_dtype = getattr(backend, "unsupported_dtype", None)  # (a loss reproduced in some dtypes only)
     if in_dtype is not None and in_dtype(loss, dtype) is not None:
         return str(in_dtype(loss, dtype))
+    in_options = getattr(backend, "unsupported_options", None)  # (options reproduced in some dtypes only)
+    if in_options is not None and in_options(loss, dtype, params) is not None:
+        return str(in_options(loss, dtype, params))
     why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
+
+
+def refused(kernels: str, dtype: str, loss: str) -> str | None:
+    """Why the framework itself refuses this loss in this dtype, in its words (None: it computes it)."""
+    why = getattr(BACKENDS[kernels], "refused", None)
+    return None if why is None else why(loss, dtype)  # type: ignore[no-any-return]
 
 
 def supported(kernels: str) -> str:

@@ -29,11 +29,12 @@ SUM_LANES = 8
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
              "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
-             "huber", "smooth-l1 (float32)", "poisson (float16 and bfloat16; log rates or rates, with full)",
+             "huber", "smooth-l1", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)",
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
              "margin-ranking (with margin)", "dice (MONAI's DiceLoss, with squared and smooth)",
-             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)")
+             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)",
+             "focal (torchvision's, from logits, with gamma and alpha; in float32 not with gamma 0.5 or 1.5)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -798,15 +799,29 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tu
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
     """A loss reproduced in some dtypes only: poisson's e^x and log x, and gaussian-nll's log v, of float32
-    tensors come from MKL's vector library in PyTorch's builds, which is not reproduced; smooth-l1's half-dtype
-    backward is not fully known."""
+    tensors come from MKL's vector library in PyTorch's builds, which is not reproduced."""
     if loss == "poisson" and dtype == "float32":
         return "poisson in float32 (its e^x and log x are MKL's; float16 and bfloat16 are reproduced)"
     if loss == "gaussian-nll" and dtype == "float32":
         return "gaussian-nll in float32 (its log v is MKL's; float16 and bfloat16 are reproduced)"
-    if loss == "smooth-l1" and dtype != "float32":
-        return (f"smooth-l1 in {dtype} (its backward's registers and scalar loop round about one gradient element "
-                "in ten thousand otherwise than lossgrad has found; float32 is reproduced)")
+    return refused(loss, dtype)
+
+
+def refused(loss: str, dtype: str) -> str | None:
+    """Why PyTorch itself refuses this loss in this dtype, in its words (None: it computes it)."""
+    if loss == "ctc" and dtype != "float32":
+        kind = "Half" if dtype == "float16" else "BFloat16"
+        return (f"PyTorch refuses ctc in {dtype}: torch.nn.functional.ctc_loss on the CPU raises NotImplementedError "
+                f"(\"ctc_loss_cpu\" not implemented for '{kind}')")
+    return None
+
+
+def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
+    """Options reproduced in some dtypes only: float32 focal at γ = ½ or 1.5 takes a float32 √ (MKL's in PyTorch's
+    builds, which is not reproduced)."""
+    if loss == "focal" and dtype == "float32" and params.get("gamma") in (0.5, 1.5):
+        return ("focal in float32 with {gamma} 0.5 or 1.5 (its float32 square root is MKL's; float16 and bfloat16 "
+                "are reproduced)")
     return None
 
 
@@ -838,7 +853,11 @@ def half_dtype(name: str) -> Any:
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
          "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
          "smooth-l1": ("beta",), "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
-         "margin-ranking": ("margin",), "dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth")}
+         "margin-ranking": ("margin",), "dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth"),
+         "focal": ("gamma", "alpha")}
+# the losses whose kernels live in further modules (lowp_focal), which enter them here as they are imported
+# (kernels.py imports them): loss -> parts(y, p, half, params)
+FURTHER: dict[str, Callable[..., Parts]] = {}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
@@ -871,6 +890,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options)
     if loss == "margin-ranking":
         return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options)
+    if loss in FURTHER:
+        return FURTHER[loss](y, p, half, options)
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
         return rows_compute(loss, y, p, labels, half, options)
     if loss == "ce":

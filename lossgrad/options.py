@@ -278,6 +278,9 @@ def _check_half(s: Setup) -> None:
         raise OptionError("dtype", f"{name} is computed by the exact convention (the truth rounded once) and as "
                           f"PyTorch's and TensorFlow's CPU kernels do ({{convention}} torch, keras, tf-keras); "
                           f"{s.conv.title} in {name} is not reproduced")
+    refused = kernels.refused(s.conv.kernels, name, s.loss.name)
+    if refused is not None:
+        raise OptionError("dtype", f"{refused}; use {{dtype}} float32 or float64, or {{convention}} exact")
     why = kernels.unsupported(s.conv.kernels, name, s.loss.name, s.from_logits, dict(s.params), s.switches,
                               s.sample_weight)
     if why is not None:

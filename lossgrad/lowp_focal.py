@@ -1,0 +1,293 @@
+"""torchvision's sigmoid_focal_loss as PyTorch's CPU kernels compute it in float32, float16 and bfloat16, op by op.
+
+torchvision forms the loss from plain tensor ops: p = σ(z), bce = binary_cross_entropy_with_logits(z, y),
+p_t = p·y + (1 − p)·(1 − y), bce·(1 − p_t)^γ, times α_t = α·y + (1 − α)·(1 − y). Each op stores its result in the
+dtype (a half op computes in float32 and rounds), and autograd runs each op's backward the same way, so the
+gradient is the chain of those rounded steps, the two paths into p and into z added last. `(1 − p_t)^γ` is
+torch.pow with a scalar exponent, whose kernel picks a formula by γ and by dtype (see `power`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import lowp
+from .losses import Parts
+from .losses._ops import Array
+
+F32 = np.float32
+Rounder = Callable[[Array], Array]
+
+# glibc's expf (2.27 and later), which TensorIterator's scalar loop calls: 2^(k/32) from a table of doubles and a
+# cubic for the rest, in double arithmetic rounded once to float
+EXP2F_TAB = np.array([int(h, 16) for h in (
+    "3ff0000000000000", "3fefd9b0d3158574", "3fefb5586cf9890f", "3fef9301d0125b51", "3fef72b83c7d517b",
+    "3fef54873168b9aa", "3fef387a6e756238", "3fef1e9df51fdee1", "3fef06fe0a31b715", "3feef1a7373aa9cb",
+    "3feedea64c123422", "3feece086061892d", "3feebfdad5362a27", "3feeb42b569d4f82", "3feeab07dd485429",
+    "3feea47eb03a5585", "3feea09e667f3bcd", "3fee9f75e8ec5f74", "3feea11473eb0187", "3feea589994cce13",
+    "3feeace5422aa0db", "3feeb737b0cdc5e5", "3feec49182a3f090", "3feed503b23e255d", "3feee89f995ad3ad",
+    "3feeff76f2fb5e47", "3fef199bdd85529c", "3fef3720dcef9069", "3fef5818dcfba487", "3fef7c97337b9b5f",
+    "3fefa4afa2a490da", "3fefd0765b6e4540")], dtype=np.uint64)
+EXPF_POLY = tuple(float.fromhex(h) / 32 ** k for h, k in (("0x1.c6af84b912394p-5", 3), ("0x1.ebfce50fac4f3p-3", 2),
+                                                         ("0x1.62e42ff0c52d6p-1", 1)))
+EXPF_SHIFT = float.fromhex("0x1.8p52")
+INV_LN2_32 = float.fromhex("0x1.71547652b82fep+0") * 32
+EXPF_OVER, EXPF_UNDER = float.fromhex("0x1.62e42ep6"), -float.fromhex("0x1.9fe368p6")  # (∞ above, 0 below)
+
+
+def libm_expf(x: Array) -> Array:
+    """The C library's expf: e^x = 2^(k/32)·2^(r/32), x·32/ln 2 = k + r, for x within the float range (beyond
+    it: 0 and infinity)."""
+    xd = np.asarray(x, dtype=F32).astype(np.float64)
+    with np.errstate(all="ignore"):
+        z = INV_LN2_32 * np.clip(xd, -150.0, 150.0)
+        kd = z + EXPF_SHIFT
+        ki = kd.view(np.uint64)
+        r = z - (kd - EXPF_SHIFT)
+        s = (EXP2F_TAB[ki % np.uint64(32)] + (ki << np.uint64(47))).view(np.float64)
+        c = EXPF_POLY
+        y = ((c[0] * r + c[1]) * (r * r) + (c[2] * r + 1)) * s
+        out = np.where(xd > EXPF_OVER, np.inf, np.where(xd < EXPF_UNDER, 0.0, y)).astype(F32)
+    result: Array = out
+    return result
+
+
+def sigmoid(z: Array, rnd: Rounder, half: Any) -> Array:
+    """σ(z) as PyTorch's CPU kernel forms it: 1/(1 + e^−z) in float32, SLEEF's e^x in the registers (two at a
+    time: 32 floats or 64 halves), the C library's in the scalar loop after them; rounded to the dtype."""
+    flat = z.reshape(-1)
+    tail = scalar_tail(flat.shape, half)
+    with np.errstate(over="ignore"):
+        e = np.where(tail, libm_expf(-flat), lowp.expf(-flat))
+        return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
+
+
+def _sleef_exponent(e: float, half: Any) -> Any:
+    """The exponent as the pow kernel holds it: a double for float32, the half dtype's own value for halves."""
+    return F32(e) if half is None else F32(np.float64(e).astype(half))
+
+
+def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
+    """The elements cpu_kernel_vec leaves to its scalar loop: those after the last pair of whole registers (32
+    floats or 64 halves a pair)."""
+    size = int(np.prod(shape))
+    width = 2 * lowp.LANES * (1 if half is None else 2)
+    out: Array = (np.arange(size) >= size - size % width).reshape(shape)
+    return out
+
+
+def power(m: Array, e: float, rnd: Rounder, half: Any) -> Array:
+    """torch.pow(m, e) for a scalar e on CPU: 0 fills ones, 1 copies, 2 squares; float32 and bfloat16 take m·m·m at
+    3, √m at ½, 1/√m at −½ (bfloat16's scalar loop rounding √m first) and 1/m at −1; any other e (and every other
+    one in float16) is SLEEF's powf in registers, the C library's pow in the scalar loop."""
+    if e == 0:
+        return np.ones_like(m)
+    if e == 1:
+        return m.copy()
+    if e == 2:
+        return rnd(m * m)
+    if half is not np.float16 and e in (3, 0.5, -0.5, -1):
+        with np.errstate(divide="ignore"):
+            if e == 3:
+                return rnd(rnd(m * m) * m)
+            if e == 0.5:
+                return rnd(np.sqrt(m))
+            if e == -1:
+                return rnd(F32(1) / m)
+            return rnd(F32(1) / np.where(scalar_tail(m.shape, half), rnd(np.sqrt(m)), np.sqrt(m)))
+    return rnd(pow_kernel(m, _sleef_exponent(e, half), e, half))
+
+
+def pow_kernel(m: Array, e: F32, e64: float, half: Any) -> Array:
+    """The general pow kernel: SLEEF's powf_u10 in whole registers, the C library's in the scalar loop (float32:
+    pow of double operands, rounded once; halves: powf of float operands)."""
+    flat = m.reshape(-1)
+    tail = scalar_tail(flat.shape, half)
+    with np.errstate(all="ignore"):
+        out = powf(flat, e)
+        exact = np.power(flat.astype(np.float64), e64 if half is None else float(e)).astype(F32)
+    return np.where(tail, exact, out).reshape(m.shape)
+
+
+DF = tuple[Array, Array]  # a double-float: an unevaluated sum of two float32s, the second the smaller
+
+
+def _add2(x: Any, y: Any) -> DF:
+    s = x + y
+    v = s - x
+    return s, (x - (s - v)) + (y - v)
+
+
+def _df_add(x: DF, y: DF) -> DF:
+    s = x[0] + y[0]
+    return s, (((x[0] - s) + y[0]) + x[1]) + y[1]
+
+
+def _df_add2(x: DF, y: DF) -> DF:
+    s, t = _add2(x[0], y[0])
+    return s, t + (x[1] + y[1])
+
+
+def _df_mul(x: DF, y: DF) -> DF:
+    s = x[0] * y[0]
+    return s, lowp.fma(x[0], y[1], lowp.fma(x[1], y[0], lowp.fma(x[0], y[0], -s)))
+
+
+def _df_scale(x: DF, y: Any) -> DF:
+    s = x[0] * y
+    return s, lowp.fma(x[1], y, lowp.fma(x[0], y, -s))
+
+
+def _poly(x: Array, coefficients: tuple[float, ...]) -> Array:
+    u = np.full_like(x, F32(coefficients[0]))
+    for c in coefficients[1:]:
+        u = lowp.fma(u, x, F32(c))
+    return u
+
+
+def _logkf(d: Array) -> DF:
+    """SLEEF's logkf on AVX-512: log d in double-float arithmetic (d positive and finite)."""
+    e, m = lowp._split(d)
+    one = np.ones_like(m)
+    x = lowp._df_div(*_add2(-one, m), *_add2(one, m))
+    x2 = _df_mul(x, x)
+    t = _poly(x2[0], (0.240320354700088500976562, 0.285112679004669189453125, 0.400007992982864379882812))
+    c = (np.full_like(m, F32(0.66666662693023681640625)), np.full_like(m, F32(3.69183861259614332084311e-09)))
+    s = _df_scale((np.full_like(m, lowp.LN2_DF[0]), np.full_like(m, lowp.LN2_DF[1])), e)
+    s = _df_add(s, (x[0] * F32(2), x[1] * F32(2)))
+    return _df_add(s, _df_mul(_df_mul(x2, x), _df_add2(_df_scale(x2, t), c)))
+
+
+def _expkf(d: DF) -> Array:
+    """SLEEF's expkf: e^d for a double-float d, 2^q·e^s with s = d − q·ln 2 kept in two parts."""
+    q = np.rint((d[0] + d[1]) * F32(1.442695040888963407359924681001892137426645954152985934135449406931))
+    s = d
+    for part in (F32(-0.693145751953125), F32(-1.428606765330187045e-06)):
+        head, tail = _add2(s[0], q * part)
+        s = (head, tail + s[1])
+    head = s[0] + s[1]
+    s = (head, (s[0] - head) + s[1])
+    u = _poly(s[0], (0.00136324646882712841033936, 0.00836596917361021041870117, 0.0416710823774337768554688,
+                     0.166665524244308471679688, 0.499999850988388061523438))
+    t = _df_add(s, _df_scale(_df_mul(s, s), u))
+    one = np.ones_like(u)
+    head = one + t[0]
+    u = head + (((one - head) + t[0]) + t[1])
+    result: Array = np.where(d[0] < -104, F32(0), _ldexp(u, np.clip(np.nan_to_num(q), -300, 300).astype(np.int32)))
+    return result
+
+
+def _ldexp(x: Array, q: Array) -> Array:
+    """SLEEF's vldexp: x·2^q as four multiplications by 2^(16k) and one by the rest, each rounded (a result
+    among the subnormals is rounded more than once)."""
+    sign = q >> 31
+    m = (((sign + q) >> 6) - sign) << 4
+    q = q - (m << 2)
+    m = np.clip(m + 127, 0, 255)
+    u = (m.astype(np.uint32) << 23).view(F32)
+    for _ in range(4):
+        x = x * u
+    out: Array = x * ((q + 127).astype(np.uint32) << 23).view(F32)
+    return out
+
+
+def powf(x: Array, y: F32) -> Array:
+    """SLEEF's powf_u10 for x ≥ 0: e^(y·log x), the log and the product in double-float arithmetic; 0^y is 0
+    (∞ for y < 0), x^0 and 1^y are 1."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        usable = (x > 0) & np.isfinite(x)
+        r = _expkf(_df_scale(_logkf(np.where(usable, x, F32(1))), y))
+        r = np.where(np.isnan(r), F32(np.inf), r)
+        edge = np.where((y < 0) == (x == 0), F32(np.inf), F32(0))
+        r = np.where(usable, r, edge)
+    out: Array = np.where((y == 0) | (x == 1), F32(1), r).astype(F32)
+    return out
+
+
+def focal(y: Array, z: Array, gamma: float, alpha: float | None,
+          half: Any) -> tuple[Array, Callable[[float], Array], Array]:
+    """The losses, the gradient for the mean over n (1: the sum) and σ(z), every op as torch forms it."""
+    rnd = lowp.rounder(half)
+    ce = rnd(rnd(rnd(F32(1) - y) * z) - lowp.log_sigmoid(z, rnd))  # (binary_cross_entropy_with_logits)
+    p = sigmoid(z, rnd, half)
+    c = rnd(F32(1) - y)
+    pt = rnd(rnd(p * y) + rnd(rnd(F32(1) - p) * c))
+    m = rnd(F32(1) - pt)
+    f = power(m, gamma, rnd, half)
+    loss = rnd(ce * f)
+    at = None
+    if alpha is not None:
+        at = rnd(rnd(F32(alpha) * y) + rnd(F32(1 - alpha) * c))
+        loss = rnd(at * loss)
+    diff = rnd(p - y)
+    # d(m^γ)/dm = γ·m^(γ−1): torch's pow_backward raises m to γ − 1 with the same kernel (0 for γ = 0)
+    dpow = None if gamma == 0 else rnd(F32(gamma) * power(m, gamma - 1, rnd, half))
+
+    def grad(n: float) -> Array:
+        g = lowp.upstream_c(n, rnd)
+        if at is not None:
+            g = rnd(g * at)
+        g_ce, g_f = rnd(g * f), rnd(g * ce)
+        g_m = np.zeros_like(m) if dpow is None else rnd(g_f * dpow)
+        g_pt = -g_m
+        g_p = rnd(rnd(g_pt * y) - rnd(g_pt * c))
+        through_p = sigmoid_backward(g_p, p, rnd, half)
+        return rnd(through_p + rnd(diff * g_ce))
+    return loss, grad, p
+
+
+def sigmoid_backward(g: Array, p: Array, rnd: Rounder, half: Any) -> Array:
+    """g·(1 − p)·p: float16 rounds each step, bfloat16 widens to float32 and rounds once."""
+    if half is np.float16:
+        return rnd(rnd(g * rnd(F32(1) - p)) * p)
+    return rnd(g * (F32(1) - p) * p)
+
+
+def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any]) -> Parts:
+    """focal's Parts: the mean's value torch.mean's (the float sum over n, rounded once)."""
+    gamma = 2.0 if params.get("gamma") is None else float(params["gamma"])  # (torchvision's default)
+    alpha = params.get("alpha")
+    with np.errstate(all="ignore"):
+        losses, grad, prob = focal(y, z, gamma, None if alpha is None else float(alpha), half)
+    rnd = lowp.rounder(half)
+    mean = lowp.mean_value(lambda: lowp.torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=lowp.quiet(grad)(1), prob=prob, mean_grad=lowp.quiet(grad),
+                 mean_value=mean)
+
+
+def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Callable[[float], Array]]:
+    """smooth_l1_loss in float16 and bfloat16. The forward: bfloat16's kernel widens both inputs to float32 and
+    rounds once; float16's computes in float16, each op rounded, β rounded to it; z = |p − y|, ½·z·z/β below β,
+    z − ½·β from β on. The backward (both) is lowp.smooth_l1's: x = p − y in float32, unrounded, norm·(x/β or ±1)
+    in registers of 32 halves, norm·x/β in the scalar loop after them (β a double, the quotient rounded to float32
+    and then to the dtype), norm = 1/N as a float; rounded once."""
+    h = F32(0.5)
+    if half is np.float16:
+        b = rnd(np.asarray(beta, dtype=F32))
+        z = rnd(np.abs(p - y))
+        losses = np.where(z < b, rnd(rnd(rnd(h * z) * z) / b), rnd(z - rnd(h * b)))
+    else:
+        b, z = F32(beta), np.abs(p - y)
+        losses = rnd(np.where(z < b, ((h * z) * z) / b, z - h * b))
+    _, grad = lowp.smooth_l1(y, p, beta, rnd, half)
+    return losses, lambda n: rnd(grad(n))
+
+
+def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Parts:
+    """smooth-l1's Parts: float32 (and β = 0, l1_loss) as lowp forms them, float16 and bfloat16 here; the mean's
+    value torch.mean's."""
+    beta = params.get("beta")
+    if half is None or not beta:
+        return lowp.elementwise_parts("smooth-l1", y, p, half, {}, False, params, True, None)
+    rnd = lowp.rounder(half)
+    with np.errstate(all="ignore"):
+        losses, grad = smooth_l1(y, p, float(beta), rnd, half)
+    mean = lowp.mean_value(lambda: lowp.torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad), mean_value=mean)
+
+
+lowp.FURTHER.update({"focal": focal_parts, "smooth-l1": smooth_l1_parts})
