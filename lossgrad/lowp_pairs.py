@@ -208,7 +208,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
-    """cosine_embedding_loss in float32 takes its square root from MKL's vsSqrt (about one float32 root in five
+    """cosine_embedding_loss in float32 takes its square root from MKL's vsSqrt (about one float32 root in six
     an ulp from the correctly rounded one), which is not reproduced; a half dtype's root is correctly rounded."""
     if loss in ("cosine", "cosine-embedding") and dtype == "float32":
         return (f"{loss} in float32 (its square root is MKL's vsSqrt, not correctly rounded; float16 and bfloat16 "

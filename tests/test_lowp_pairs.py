@@ -68,7 +68,7 @@ def test_golden_records_torch_and_the_instruction_set() -> None:
 
 def test_float32_sqrt_is_not_reproduced_so_float32_cosine_stays_on_its_formulas() -> None:
     # torch's float32 square root (MKL's vsSqrt) is not the correctly rounded one on the recorded inputs (about
-    # one in five): float32 cosine-embedding and cosine are not claimed bit for bit
+    # one in six of 20,000): float32 cosine-embedding and cosine are not claimed bit for bit
     rec = DATA["float32_sqrt"]
     x, want = values(rec["x"], "float32"), values(rec["sqrt"], "float32")
     assert len(x) and not np.array_equal(np.sqrt(x), want)
