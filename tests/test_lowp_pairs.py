@@ -14,7 +14,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import kernels, lowp_pairs, options
+from lossgrad import kernels, lowp, lowp_pairs, options
 from test_lowp_more import assert_torch_results, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_pairs.json"
@@ -164,3 +164,31 @@ def test_live_random_triplets_and_cosines(dtype: str) -> None:
         assert np.array_equal(r.value, float(out.detach()), equal_nan=True)  # (float16: a tiny row's ε is 0: 0/0)
         assert np.array_equal(r.grad, leaves[0].grad.to(torch.float64).numpy(), equal_nan=True)
         assert np.array_equal(r.grads["target"], leaves[1].grad.to(torch.float64).numpy(), equal_nan=True)
+
+
+def test_float32_triplet_cases_of_the_losses_golden_file_are_bit_for_bit() -> None:
+    # losses_b_float32.json (scripts/golden_losses_b.py) holds PyTorch's float32 triplet_margin_loss for small
+    # batches: with norm 1 or 2 the kernels give every number of it; norm 3 stays on the formulas
+    cases = json.loads((GOLDEN.parent / "losses_b_float32.json").read_text())["cases"]
+    cases = [c for c in cases if c["loss"] == "triplet" and c["convention"] == "torch"
+             and c["params"]["norm_degree"] in (1.0, 2.0)]
+    assert len(cases) == 9
+    for c in cases:
+        r = lossgrad.evaluate("triplet", np.array(c["target"]), np.array(c["pred"]), convention="torch",
+                              dtype="float32", reduction=c["reduction"], **c["params"],
+                              negative=np.array(c["inputs"]["negative"]))
+        for want, got in ((c["value"], r.value), (c["losses"], r.losses), (c["grad"], r.grad),
+                          (c["grads"]["target"], r.grads["target"]), (c["grads"]["negative"], r.grads["negative"])):
+            if want is not None:
+                assert np.array_equal(np.asarray(want, dtype=np.float32), np.asarray(got, dtype=np.float32))
+
+
+def test_exact_half_dtype_rounds_the_further_inputs_gradients_once() -> None:
+    # the exact convention in bfloat16: the positive's and the negative's gradients of the mean are the float64
+    # truth divided by N and rounded once, as the anchor's are (by hand: ∂/∂pos = −(a − pos)/‖a − pos‖, here
+    # (0.5, 0, 1)/√1.25 over N = 2, i.e. 0.2236068 and 0.4472136, which bfloat16 holds as 0.2236328 and 0.4472656)
+    r = lossgrad.evaluate("triplet", [[1.0, 2.0, 3.0], [1.0, 1.0, 1.0]], [[0.5, 2.0, 2.0], [0.0, 0.0, 0.0]],
+                          negative=[[1.0, 1.0, 1.0], [2.0, 2.0, 2.0]], dtype="bfloat16")
+    assert r.grads["target"][0].tolist() == [0.2236328125, 0.0, 0.447265625]
+    for g in (r.grad, r.grads["target"], r.grads["negative"]):
+        assert np.array_equal(g, g.astype(lowp.half_dtype("bfloat16")).astype(np.float64))
