@@ -1,13 +1,14 @@
 """PyTorch's CPU kernels for the losses of vector pairs, reproduced bit for bit in float32, float16 and bfloat16:
-triplet_margin_loss (pairwise_distance, a 2-norm or 1-norm over each row), cosine_embedding_loss and lossgrad's
+triplet_margin_loss (pairwise_distance, a q-norm over each row, q = 1 to 4), cosine_embedding_loss and lossgrad's
 torch cosine (cosine_embedding_loss with target 1), with their autograd.
 
 The row norms are `at::norm`'s CPU kernel. Its 2-norm of float32 and bfloat16 rows runs the vectorised last-dim
 path that PyTorch's build compiles for AVX2 (norm_stub has no AVX-512 kernel): squares added into 8 float32 lanes
 (bfloat16 rows widened 16 at a time into two registers, added one after the other), the lanes folded left to
 right, then the last n mod 8 (16) elements one by one, of which the compiler vectorises the products of each whole
-group of 4 (rounded before the add) and fuses the rest into multiply-adds. float16 rows, and every 1-norm, take
-the generic reduction: a float32 running sum, element by element. Sums over a row (cosine_embedding_loss's Σxy,
+group of 4 (rounded before the add) and fuses the rest into multiply-adds. float16 rows, and every other norm, take
+the generic reduction: a float32 running sum, element by element (of |u|^q by the C library's powf, glibc's, for
+q = 3 and 4, and its q-th root likewise). Sums over a row (cosine_embedding_loss's Σxy,
 Σx², Σy²) are torch.sum's (lowp.torch_sum). Every intermediate the kernels store is rounded to the dtype.
 """
 
@@ -66,6 +67,68 @@ def sum_squares(x: Array, half: Any) -> Array:
     return _tail(total, x, d)
 
 
+# glibc's powf (2.28 and later; the C library's pow of two floats, as the generic norm reduction calls it): log2 x
+# from a table of 16 points c and a degree-5 polynomial, then 2^(y·log2 x) from a table of 32 and a cubic, in double
+POWF_LOG2_TAB = tuple(tuple(float.fromhex(h) for h in pair) for pair in (
+    ("0x1.661ec79f8f3bep+0", "-0x1.efec65b963019p-2"), ("0x1.571ed4aaf883dp+0", "-0x1.b0b6832d4fca4p-2"),
+    ("0x1.49539f0f010bp+0", "-0x1.7418b0a1fb77bp-2"), ("0x1.3c995b0b80385p+0", "-0x1.39de91a6dcf7bp-2"),
+    ("0x1.30d190c8864a5p+0", "-0x1.01d9bf3f2b631p-2"), ("0x1.25e227b0b8eap+0", "-0x1.97c1d1b3b7afp-3"),
+    ("0x1.1bb4a4a1a343fp+0", "-0x1.2f9e393af3c9fp-3"), ("0x1.12358f08ae5bap+0", "-0x1.960cbbf788d5cp-4"),
+    ("0x1.0953f419900a7p+0", "-0x1.a6f9db6475fcep-5"), ("0x1p+0", "0x0p+0"),
+    ("0x1.e608cfd9a47acp-1", "0x1.338ca9f24f53dp-4"), ("0x1.ca4b31f026aap-1", "0x1.476a9543891bap-3"),
+    ("0x1.b2036576afce6p-1", "0x1.e840b4ac4e4d2p-3"), ("0x1.9c2d163a1aa2dp-1", "0x1.40645f0c6651cp-2"),
+    ("0x1.886e6037841edp-1", "0x1.88e9c2c1b9ff8p-2"), ("0x1.767dcf5534862p-1", "0x1.ce0a44eb17bccp-2")))
+POWF_LOG2_POLY = tuple(float.fromhex(h) for h in ("0x1.27616c9496e0bp-2", "-0x1.71969a075c67ap-2",
+                                                  "0x1.ec70a6ca7baddp-2", "-0x1.7154748bef6c8p-1",
+                                                  "0x1.71547652ab82bp0"))
+EXP2F_TAB = (0x3FF0000000000000, 0x3FEFD9B0D3158574, 0x3FEFB5586CF9890F, 0x3FEF9301D0125B51, 0x3FEF72B83C7D517B,
+             0x3FEF54873168B9AA, 0x3FEF387A6E756238, 0x3FEF1E9DF51FDEE1, 0x3FEF06FE0A31B715, 0x3FEEF1A7373AA9CB,
+             0x3FEEDEA64C123422, 0x3FEECE086061892D, 0x3FEEBFDAD5362A27, 0x3FEEB42B569D4F82, 0x3FEEAB07DD485429,
+             0x3FEEA47EB03A5585, 0x3FEEA09E667F3BCD, 0x3FEE9F75E8EC5F74, 0x3FEEA11473EB0187, 0x3FEEA589994CCE13,
+             0x3FEEACE5422AA0DB, 0x3FEEB737B0CDC5E5, 0x3FEEC49182A3F090, 0x3FEED503B23E255D, 0x3FEEE89F995AD3AD,
+             0x3FEEFF76F2FB5E47, 0x3FEF199BDD85529C, 0x3FEF3720DCEF9069, 0x3FEF5818DCFBA487, 0x3FEF7C97337B9B5F,
+             0x3FEFA4AFA2A490DA, 0x3FEFD0765B6E4540)
+EXP2F_POLY = tuple(float.fromhex(h) for h in ("0x1.c6af84b912394p-5", "0x1.ebfce50fac4f3p-3", "0x1.62e42ff0c52d6p-1"))
+EXP2F_SHIFT = float.fromhex("0x1.8p+52") / 32  # (adding it rounds y·log2 x to a multiple of 1/32)
+POWF_OVERFLOW = float.fromhex("0x1.fffffffd1d571p+6")
+
+
+def _log2_inline(x: Array) -> Array:
+    """powf's log2 x for positive finite x (subnormals scaled by 2^23 first), in double."""
+    ix = x.view(np.uint32).astype(np.int64)
+    with np.errstate(over="ignore"):
+        scaled = (x * F32(2.0 ** 23)).view(np.uint32).astype(np.int64) - (23 << 23)
+    ix = np.where(x < F32(2.0 ** -126), scaled, ix)
+    tmp = ix - 0x3F330000
+    top = (tmp >> 23) << 23
+    tab = np.array(POWF_LOG2_TAB)[(tmp >> 19) % 16]
+    z = (ix - top).astype(np.uint32).view(F32).astype(np.float64)
+    r = z * tab[..., 0] - 1
+    a = POWF_LOG2_POLY
+    r2 = r * r
+    q = (a[2] * r + a[3]) * r2 + (a[4] * r + ((tab[..., 1]) + (top >> 23)))
+    out: Array = (a[0] * r + a[1]) * (r2 * r2) + q
+    return out
+
+
+def powf(x: Array, y: Any) -> Array:
+    """glibc's powf(x, y) for x ≥ 0 finite and a float y > 0: 2^(y·log2 x) rounded once to float32."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        ylogx = float(F32(y)) * _log2_inline(np.where(x > 0, x, F32(1)))
+        kd = ylogx + EXP2F_SHIFT
+        ki = kd.view(np.uint64)
+        r = ylogx - (kd - EXP2F_SHIFT)
+        s = (np.array(EXP2F_TAB, dtype=np.uint64)[(ki % np.uint64(32)).astype(np.int64)]
+             + (ki << np.uint64(47))).view(np.float64)
+        c = EXP2F_POLY
+        out = (((c[0] * r + c[1]) * (r * r) + (c[2] * r + 1)) * s).astype(F32)
+    out = np.where(ylogx > POWF_OVERFLOW, F32(np.inf), np.where(ylogx <= -150.0, F32(0), out))
+    result: Array = np.where(x == 0, F32(0), out).astype(F32)
+    return result
+
+
+
 def _sum_abs(x: Array) -> Array:
     """Σ |x| of each row: the generic reduction's float32 running sum."""
     total = np.zeros(x.shape[0], dtype=F32)
@@ -79,16 +142,45 @@ def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array,
     row (q = 1 or 2)."""
     rnd = rounder(half)
     u = rnd(rnd(x1 - x2) + scalar(DIST_EPS, half))
-    d = _sum_abs(u) if q == 1 else np.sqrt(sum_squares(u, half)).astype(F32)
+    if q == 1:
+        d = _sum_abs(u)
+    elif q == 2:
+        d = np.sqrt(sum_squares(u, half)).astype(F32)
+    elif u.shape[1] == 1:
+        d = np.abs(u[:, 0])  # (a norm over one element is its absolute value, no powf taken)
+    else:
+        total = np.zeros(u.shape[0], dtype=F32)
+        for k in range(u.shape[1]):  # (NormOps: Σ powf(|u|, q) in float32, then powf(Σ, 1/q) with 1/q a float)
+            total = (total + powf(np.abs(u[:, k]), q)).astype(F32)
+        d = powf(total, F32(1) / F32(q))
     return u, rnd(d)
 
 
-def norm_backward(g: Array, u: Array, d: Array, q: float, rnd: Callable[[Array], Array]) -> Array:
+def pow_scalar(x: Array, e: float, half: Any) -> Array:
+    """Tensor.pow(e) for the exponents norm_backward takes with q = 3 or 4: 1 (a copy), 2 (x·x) and 3 (x·x·x,
+    each product rounded). float16's pow is SLEEF's, not special-cased, but gives x² and x³ of every float16 as the
+    float32 products rounded once (checked over all float16 values)."""
+    rnd = rounder(half)
+    if e == 1:
+        return x
+    if e == 2:
+        return rnd(x * x)
+    if half is not None and np.dtype(half) == np.float16:
+        return rnd((x * x).astype(F32) * x)
+    return rnd(rnd(x * x) * x)
+
+
+def norm_backward(g: Array, u: Array, d: Array, q: float, half: Any) -> Array:
     """norm_backward for the upstream gradient g of each row's norm d: sgn(u)·g for q = 1, g·(u/d) (0 where
-    d = 0) for q = 2."""
+    d = 0) for q = 2, (u·|u|^(q−2))·(g/d^(q−1)) (the second factor 0 where d = 0) for q = 3 and 4."""
+    rnd = rounder(half)
     if q == 1:
         return rnd(np.sign(u) * g[:, None])
     with np.errstate(all="ignore"):
+        if q != 2:
+            scaled = rnd(u * pow_scalar(np.abs(u), q - 2, half))
+            scale = np.where(d == 0, F32(0), rnd(g / pow_scalar(d, q - 1, half)))
+            return rnd(scaled * scale[:, None])
         r = np.where(d[:, None] == 0, F32(0), rnd(u / d[:, None]))
     return rnd(g[:, None] * r)
 
@@ -114,12 +206,12 @@ def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap
 
     def grads(n: float) -> tuple[Array, Array, Array]:
         h = np.where(x >= 0, upstream_c(n, rnd), F32(0)).astype(F32)
-        gp = norm_backward(h, up, dp, q, rnd)
+        gp = norm_backward(h, up, dp, q, half)
         if not swap:
-            gn = norm_backward(-h, un, dn, q, rnd)
+            gn = norm_backward(-h, un, dn, q, half)
             return rnd(gp + gn), -gp, -gn
         hn, hs = _min_backward(-h, dn, ds, rnd)
-        gn, gs = norm_backward(hn, un, dn, q, rnd), norm_backward(hs, us, ds, q, rnd)
+        gn, gs = norm_backward(hn, un, dn, q, half), norm_backward(hs, us, ds, q, half)
         return rnd(gp + gn), rnd(-gp + gs), rnd(-gn - gs)
     return np.maximum(x, F32(0)), grads
 
@@ -187,23 +279,25 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
                  mean_extra_grads=None if label is None else quiet(lambda n: {"target": grads(n)[1]}))
 
 
+NORMS = (1.0, 2.0, 3.0, 4.0)  # pairwise_distance's norms reproduced
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each
 # takes, and what it covers (for messages)
 TAKES = {"triplet": ("margin", "norm_degree", "swap"), "cosine-embedding": ("margin",), "cosine": ()}
-SUPPORTED = ("triplet (norm_degree 1 or 2, with margin and swap)",
+SUPPORTED = ("triplet (norm_degree 1, 2, 3 or 4, with margin and swap)",
              "cosine-embedding and cosine (float16 and bfloat16; with margin)")
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are): sample weights
-    (PyTorch's functions take none), and pairwise_distance's norms other than 1 and 2 (their |u|^q is the C
-    library's powf and its backward SLEEF's pow, which are not reproduced)."""
+    (PyTorch's functions take none), and pairwise_distance's norms other than 1 to 4 (their backward takes
+    |u|^(q−2) and d^(q−1) from SLEEF's pow, or a float32 square root from MKL, which are not reproduced)."""
     if sample_weight:
         return f"{loss} with {{sample_weight}}"
     q = params.get("norm_degree")
-    if loss == "triplet" and q is not None and float(q) not in (1.0, 2.0):
-        return f"triplet with {{norm_degree}} {float(q):g} (its |u|^q is powf's; 1 and 2 are reproduced)"
+    if loss == "triplet" and q is not None and float(q) not in NORMS:
+        return (f"triplet with {{norm_degree}} {float(q):g} (its backward's powers are SLEEF's pow or MKL's square "
+                "root; 1, 2, 3 and 4 are reproduced)")
     return None
 
 

@@ -1,5 +1,5 @@
 """Record PyTorch's CPU results for tests/golden/lowp_pairs.json (read by tests/test_lowp_pairs.py):
-triplet_margin_loss in float32, float16 and bfloat16 (p = 1 and 2, with and without swap), cosine_embedding_loss
+triplet_margin_loss in float32, float16 and bfloat16 (p = 1 to 4, with and without swap), cosine_embedding_loss
 and lossgrad's torch cosine (cosine_embedding_loss with target 1) in float16 and bfloat16, and the float32 square
 roots that keep float32 cosine-embedding off lossgrad's reproduced kernels.
 
@@ -29,6 +29,7 @@ F = torch.nn.functional
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_pairs.json"
 HALVES = ("float16", "bfloat16")
 SHAPES = ((5, 3), (11, 7), (4, 33), (2, 100), (6, 16), (3, 21))
+POWER_SHAPES = ((5, 3), (7, 1), (4, 33))  # (norms 3 and 4: one element is its absolute value, no powf taken)
 
 
 def _grads(tensors: dict[str, torch.Tensor], dtype: str) -> dict:
@@ -72,9 +73,9 @@ def triplet_records(rng) -> list[dict]:
     out = []
     for dtype in DTYPES:
         for reduction in REDUCTIONS:
-            for q in (1.0, 2.0):
+            for q in (1.0, 2.0, 3.0, 4.0):
                 for swap in (False, True):
-                    for i, shape in enumerate(SHAPES):
+                    for i, shape in enumerate(SHAPES if q <= 2 else POWER_SHAPES):
                         name = "adversarial" if i % 3 == 0 else "random"
                         a, pos, neg = triplet_inputs(rng, dtype, shape, name)
                         margin = float(rng.choice([0.1, 1.0, 5.0]))
