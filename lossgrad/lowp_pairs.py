@@ -23,7 +23,7 @@ from .losses import Parts
 from .losses._ops import Array
 from .lowp import F32, fma, mean_value, quiet, rounder, torch_sum, upstream_c
 
-DIST_EPS = 1e-6  # pairwise_distance's eps, a double taken as a float32 scalar
+DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
 COS_EPS = 1e-12  # cosine_embedding_loss's EPSILON, likewise
 VEC = 8  # the float32 lanes of the norm kernel (AVX2's, whatever the capability: norm_stub has no AVX-512 kernel)
 GROUP = 4  # the products of the scalar tail the compiler vectorises, rounded before each add
@@ -128,7 +128,6 @@ def powf(x: Array, y: Any) -> Array:
     return result
 
 
-
 def _sum_abs(x: Array) -> Array:
     """Σ |x| of each row: the generic reduction's float32 running sum."""
     total = np.zeros(x.shape[0], dtype=F32)
@@ -139,7 +138,7 @@ def _sum_abs(x: Array) -> Array:
 
 def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array, Array]:
     """pairwise_distance: u = x1 − x2 + ε (each op rounded, ε rounded to the dtype first), and its q-norm per
-    row (q = 1 or 2)."""
+    row (q = 1 to 4)."""
     rnd = rounder(half)
     u = rnd(rnd(x1 - x2) + scalar(DIST_EPS, half))
     if q == 1:
