@@ -299,8 +299,11 @@ def _rounded_once(parts: Parts, half: Any) -> Parts:
     def rounded(a: np.ndarray) -> np.ndarray:
         return np.asarray(a).astype(half).astype(np.float32)
 
-    parts = _map(parts, ("losses", "grad", "grad_logits", "prob"), rounded)
+    extra = dict(parts.extra_grads or {})
+    parts = _map(parts, ("losses", "grad", "grad_logits", "prob", "extra_grads"), rounded)
     parts.mean_grad = lambda n: rounded(unit / n)
+    if extra:  # (a further input's gradient likewise: divided, then rounded once)
+        parts.mean_extra_grads = lambda n: {k: rounded(v / n) for k, v in extra.items()}
     parts.mean_value = lambda n: float(rounded(np.asarray(total / n)))  # (the sum of the unrounded losses)
     return parts
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_focal, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
 from .losses import Parts
 from .losses._ops import Array
 
@@ -21,21 +21,30 @@ TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's"
 # losses whose kernels live in a module of their own beside the backend's (whose `unsupported` still says what
 # they take): that module's compute is called as the backend's would be
 ROUTES: dict[tuple[str, str], ModuleType] = {("torch", "dice"): lowp_seg, ("torch", "tversky"): lowp_seg}
+# a backend's losses whose kernels live in modules of their own (each with the backend's interface and TAKES, the
+# losses it covers): they take those losses before the backend's main module (which they import, so it cannot
+# import them)
+MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs,)}
+
+
+def backend(kernels: str, loss: str) -> ModuleType:
+    """The module that holds `kernels`' reproduction of `loss`."""
+    return next((m for m in MORE.get(kernels, ()) if loss in m.TAKES), BACKENDS[kernels])
 
 
 def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: dict[str, Any],
                 switches: dict[str, bool], sample_weight: bool) -> str | None:
     """Why `kernels` are not reproduced for this loss, these options and this dtype (None: they are)."""
-    backend = BACKENDS[kernels]
-    if dtype not in getattr(backend, "DTYPES", ("float32", "float16", "bfloat16")):
+    module = backend(kernels, loss)
+    if dtype not in getattr(module, "DTYPES", ("float32", "float16", "bfloat16")):
         return f"{dtype}"
-    in_dtype = getattr(backend, "unsupported_dtype", None)  # (a loss reproduced in some dtypes only)
+    in_dtype = getattr(module, "unsupported_dtype", None)  # (a loss reproduced in some dtypes only)
     if in_dtype is not None and in_dtype(loss, dtype) is not None:
         return str(in_dtype(loss, dtype))
-    in_options = getattr(backend, "unsupported_options", None)  # (options reproduced in some dtypes only)
+    in_options = getattr(module, "unsupported_options", None)  # (options reproduced in some dtypes only)
     if in_options is not None and in_options(loss, dtype, params) is not None:
         return str(in_options(loss, dtype, params))
-    why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
+    why: str | None = module.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
 
 
@@ -47,7 +56,7 @@ def refused(kernels: str, dtype: str, loss: str) -> str | None:
 
 def supported(kernels: str) -> str:
     """What the backend covers, for a message."""
-    return "; ".join(BACKENDS[kernels].SUPPORTED)
+    return "; ".join([*BACKENDS[kernels].SUPPORTED, *(s for m in MORE.get(kernels, ()) for s in m.SUPPORTED)])
 
 
 def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, half: Any,
@@ -61,6 +70,6 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["weights"] = weights
     if extra:
         more["extra"] = extra
-    module = ROUTES.get((kernels, loss), BACKENDS[kernels])
+    module = ROUTES.get((kernels, loss)) or backend(kernels, loss)
     parts: Parts = module.compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
     return parts

@@ -1,0 +1,321 @@
+"""PyTorch's CPU kernels for the losses of vector pairs, reproduced bit for bit in float32, float16 and bfloat16:
+triplet_margin_loss (pairwise_distance, a q-norm over each row, q = 1 to 4), cosine_embedding_loss and lossgrad's
+torch cosine (cosine_embedding_loss with target 1), with their autograd.
+
+The row norms are `at::norm`'s CPU kernel. Its 2-norm of float32 and bfloat16 rows runs the vectorised last-dim
+path that PyTorch's build compiles for AVX2 (norm_stub has no AVX-512 kernel): squares added into 8 float32 lanes
+(bfloat16 rows widened 16 at a time into two registers, added one after the other), the lanes folded left to
+right, then the last n mod 8 (16) elements one by one, of which the compiler vectorises the products of each whole
+group of 4 (rounded before the add) and fuses the rest into multiply-adds. float16 rows, and every other norm, take
+the generic reduction: a float32 running sum, element by element (of |u|^q by the C library's powf, glibc's, for
+q = 3 and 4, and its q-th root likewise). Sums over a row (cosine_embedding_loss's Σxy,
+Σx², Σy²) are torch.sum's (lowp.torch_sum). Every intermediate the kernels store is rounded to the dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .losses import Parts
+from .losses._ops import Array
+from .lowp import F32, fma, mean_value, quiet, rounder, torch_sum, upstream_c
+
+DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
+COS_EPS = 1e-12  # cosine_embedding_loss's EPSILON, likewise
+VEC = 8  # the float32 lanes of the norm kernel (AVX2's, whatever the capability: norm_stub has no AVX-512 kernel)
+GROUP = 4  # the products of the scalar tail the compiler vectorises, rounded before each add
+
+
+def scalar(c: float, half: Any) -> Any:
+    """A Python number as a tensor op of the dtype takes it: rounded to the dtype (then added in float32)."""
+    return F32(np.float64(c).astype(half or F32))
+
+
+def _tail(acc: Array, x: Array, start: int) -> Array:
+    """The scalar tail of the norm kernel: buffer[0] += x·x over x[:, start:], the products of each whole group of
+    GROUP rounded before the add, the last ones fused."""
+    rest = x.shape[1] - start
+    split = start + rest // GROUP * GROUP
+    for k in range(start, x.shape[1]):
+        v = x[:, k]
+        acc = (acc + v * v).astype(F32) if k < split else fma(v, v, acc)
+    return acc
+
+
+def sum_squares(x: Array, half: Any) -> Array:
+    """Σ x² of each row as at::norm's 2-norm kernel adds it in float32 (see the module's note)."""
+    rows, n = x.shape
+    if half is not None and np.dtype(half) == np.float16:
+        total = np.zeros(rows, dtype=F32)
+        for k in range(n):
+            total = (total + x[:, k] * x[:, k]).astype(F32)  # (a square of a float16 is exact in float32)
+        return total
+    width = VEC if half is None else 2 * VEC
+    acc = np.zeros((rows, VEC), dtype=F32)
+    d = 0
+    while d + width <= n:
+        for part in range(0, width, VEC):
+            v = x[:, d + part:d + part + VEC]
+            acc = (acc + v * v).astype(F32)
+        d += width
+    total = acc[:, 0].copy()
+    for j in range(1, VEC):
+        total = (total + acc[:, j]).astype(F32)
+    return _tail(total, x, d)
+
+
+# glibc's powf (2.28 and later; the C library's pow of two floats, as the generic norm reduction calls it): log2 x
+# from a table of 16 points c and a degree-5 polynomial, then 2^(y·log2 x) from a table of 32 and a cubic, in double
+POWF_LOG2_TAB = tuple(tuple(float.fromhex(h) for h in pair) for pair in (
+    ("0x1.661ec79f8f3bep+0", "-0x1.efec65b963019p-2"), ("0x1.571ed4aaf883dp+0", "-0x1.b0b6832d4fca4p-2"),
+    ("0x1.49539f0f010bp+0", "-0x1.7418b0a1fb77bp-2"), ("0x1.3c995b0b80385p+0", "-0x1.39de91a6dcf7bp-2"),
+    ("0x1.30d190c8864a5p+0", "-0x1.01d9bf3f2b631p-2"), ("0x1.25e227b0b8eap+0", "-0x1.97c1d1b3b7afp-3"),
+    ("0x1.1bb4a4a1a343fp+0", "-0x1.2f9e393af3c9fp-3"), ("0x1.12358f08ae5bap+0", "-0x1.960cbbf788d5cp-4"),
+    ("0x1.0953f419900a7p+0", "-0x1.a6f9db6475fcep-5"), ("0x1p+0", "0x0p+0"),
+    ("0x1.e608cfd9a47acp-1", "0x1.338ca9f24f53dp-4"), ("0x1.ca4b31f026aap-1", "0x1.476a9543891bap-3"),
+    ("0x1.b2036576afce6p-1", "0x1.e840b4ac4e4d2p-3"), ("0x1.9c2d163a1aa2dp-1", "0x1.40645f0c6651cp-2"),
+    ("0x1.886e6037841edp-1", "0x1.88e9c2c1b9ff8p-2"), ("0x1.767dcf5534862p-1", "0x1.ce0a44eb17bccp-2")))
+POWF_LOG2_POLY = tuple(float.fromhex(h) for h in ("0x1.27616c9496e0bp-2", "-0x1.71969a075c67ap-2",
+                                                  "0x1.ec70a6ca7baddp-2", "-0x1.7154748bef6c8p-1",
+                                                  "0x1.71547652ab82bp0"))
+EXP2F_TAB = (0x3FF0000000000000, 0x3FEFD9B0D3158574, 0x3FEFB5586CF9890F, 0x3FEF9301D0125B51, 0x3FEF72B83C7D517B,
+             0x3FEF54873168B9AA, 0x3FEF387A6E756238, 0x3FEF1E9DF51FDEE1, 0x3FEF06FE0A31B715, 0x3FEEF1A7373AA9CB,
+             0x3FEEDEA64C123422, 0x3FEECE086061892D, 0x3FEEBFDAD5362A27, 0x3FEEB42B569D4F82, 0x3FEEAB07DD485429,
+             0x3FEEA47EB03A5585, 0x3FEEA09E667F3BCD, 0x3FEE9F75E8EC5F74, 0x3FEEA11473EB0187, 0x3FEEA589994CCE13,
+             0x3FEEACE5422AA0DB, 0x3FEEB737B0CDC5E5, 0x3FEEC49182A3F090, 0x3FEED503B23E255D, 0x3FEEE89F995AD3AD,
+             0x3FEEFF76F2FB5E47, 0x3FEF199BDD85529C, 0x3FEF3720DCEF9069, 0x3FEF5818DCFBA487, 0x3FEF7C97337B9B5F,
+             0x3FEFA4AFA2A490DA, 0x3FEFD0765B6E4540)
+EXP2F_POLY = tuple(float.fromhex(h) for h in ("0x1.c6af84b912394p-5", "0x1.ebfce50fac4f3p-3", "0x1.62e42ff0c52d6p-1"))
+EXP2F_SHIFT = float.fromhex("0x1.8p+52") / 32  # (adding it rounds y·log2 x to a multiple of 1/32)
+POWF_OVERFLOW = float.fromhex("0x1.fffffffd1d571p+6")
+
+
+def _log2_inline(x: Array) -> Array:
+    """powf's log2 x for positive finite x (subnormals scaled by 2^23 first), in double."""
+    ix = x.view(np.uint32).astype(np.int64)
+    with np.errstate(over="ignore"):
+        scaled = (x * F32(2.0 ** 23)).view(np.uint32).astype(np.int64) - (23 << 23)
+    ix = np.where(x < F32(2.0 ** -126), scaled, ix)
+    tmp = ix - 0x3F330000
+    top = (tmp >> 23) << 23
+    tab = np.array(POWF_LOG2_TAB)[(tmp >> 19) % 16]
+    z = (ix - top).astype(np.uint32).view(F32).astype(np.float64)
+    r = z * tab[..., 0] - 1
+    a = POWF_LOG2_POLY
+    r2 = r * r
+    q = (a[2] * r + a[3]) * r2 + (a[4] * r + ((tab[..., 1]) + (top >> 23)))
+    out: Array = (a[0] * r + a[1]) * (r2 * r2) + q
+    return out
+
+
+def powf(x: Array, y: Any) -> Array:
+    """glibc's powf(x, y) for x ≥ 0 finite and a float y > 0: 2^(y·log2 x) rounded once to float32."""
+    x = np.asarray(x, dtype=F32)
+    with np.errstate(all="ignore"):
+        ylogx = float(F32(y)) * _log2_inline(np.where(x > 0, x, F32(1)))
+        kd = ylogx + EXP2F_SHIFT
+        ki = kd.view(np.uint64)
+        r = ylogx - (kd - EXP2F_SHIFT)
+        s = (np.array(EXP2F_TAB, dtype=np.uint64)[(ki % np.uint64(32)).astype(np.int64)]
+             + (ki << np.uint64(47))).view(np.float64)
+        c = EXP2F_POLY
+        out = (((c[0] * r + c[1]) * (r * r) + (c[2] * r + 1)) * s).astype(F32)
+    out = np.where(ylogx > POWF_OVERFLOW, F32(np.inf), np.where(ylogx <= -150.0, F32(0), out))
+    result: Array = np.where(x == 0, F32(0), out).astype(F32)
+    return result
+
+
+def _sum_abs(x: Array) -> Array:
+    """Σ |x| of each row: the generic reduction's float32 running sum."""
+    total = np.zeros(x.shape[0], dtype=F32)
+    for k in range(x.shape[1]):
+        total = (total + np.abs(x[:, k])).astype(F32)
+    return total
+
+
+def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array, Array]:
+    """pairwise_distance: u = x1 − x2 + ε (each op rounded, ε rounded to the dtype first), and its q-norm per
+    row (q = 1 to 4)."""
+    rnd = rounder(half)
+    u = rnd(rnd(x1 - x2) + scalar(DIST_EPS, half))
+    if q == 1:
+        d = _sum_abs(u)
+    elif q == 2:
+        d = np.sqrt(sum_squares(u, half)).astype(F32)
+    elif u.shape[1] == 1:
+        d = np.abs(u[:, 0])  # (a norm over one element is its absolute value, no powf taken)
+    else:
+        total = np.zeros(u.shape[0], dtype=F32)
+        for k in range(u.shape[1]):  # (NormOps: Σ powf(|u|, q) in float32, then powf(Σ, 1/q) with 1/q a float)
+            total = (total + powf(np.abs(u[:, k]), q)).astype(F32)
+        d = powf(total, F32(1) / F32(q))
+    return u, rnd(d)
+
+
+def pow_scalar(x: Array, e: float, half: Any) -> Array:
+    """Tensor.pow(e) for the exponents norm_backward takes with q = 3 or 4: 1 (a copy), 2 (x·x) and 3 (x·x·x,
+    each product rounded). float16's pow is SLEEF's, not special-cased, but gives x² and x³ of every float16 as the
+    float32 products rounded once (checked over all float16 values)."""
+    rnd = rounder(half)
+    if e == 1:
+        return x
+    if e == 2:
+        return rnd(x * x)
+    if half is not None and np.dtype(half) == np.float16:
+        return rnd((x * x).astype(F32) * x)
+    return rnd(rnd(x * x) * x)
+
+
+def norm_backward(g: Array, u: Array, d: Array, q: float, half: Any) -> Array:
+    """norm_backward for the upstream gradient g of each row's norm d: sgn(u)·g for q = 1, g·(u/d) (0 where
+    d = 0) for q = 2, (u·|u|^(q−2))·(g/d^(q−1)) (the second factor 0 where d = 0) for q = 3 and 4."""
+    rnd = rounder(half)
+    if q == 1:
+        return rnd(np.sign(u) * g[:, None])
+    with np.errstate(all="ignore"):
+        if q != 2:
+            scaled = rnd(u * pow_scalar(np.abs(u), q - 2, half))
+            scale = np.where(d == 0, F32(0), rnd(g / pow_scalar(d, q - 1, half)))
+            return rnd(scaled * scale[:, None])
+        r = np.where(d[:, None] == 0, F32(0), rnd(u / d[:, None]))
+    return rnd(g[:, None] * r)
+
+
+def _min_backward(h: Array, a: Array, b: Array, rnd: Callable[[Array], Array]) -> tuple[Array, Array]:
+    """at::min(a, b)'s backward: h to the smaller, h/2 to each at a tie."""
+    share = np.where(a == b, rnd(h / F32(2)), h)
+    return np.where(a > b, F32(0), share).astype(F32), np.where(a < b, F32(0), share).astype(F32)
+
+
+def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap: bool,
+            half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array, Array]]]:
+    """triplet_margin_loss: max(margin + d(a, pos) − d(a, neg), 0) with d pairwise_distance (with swap,
+    min(d(a, neg), d(pos, neg))), each op rounded, the margin rounded to the dtype; the gradients for the anchor,
+    the positive and the negative of the mean over n (1: the sum), autograd's: clamp_min passes g where
+    the unclamped value is at least 0, each distance's norm_backward, the two paths into an input added."""
+    rnd = rounder(half)
+    up, dp = pairwise_distance(anchor, pos, q, half)
+    un, dn = pairwise_distance(anchor, neg, q, half)
+    us, ds = pairwise_distance(pos, neg, q, half) if swap else (un, dn)
+    dneg = np.minimum(dn, ds) if swap else dn
+    x = rnd(rnd(scalar(margin, half) + dp) - dneg)
+
+    def grads(n: float) -> tuple[Array, Array, Array]:
+        h = np.where(x >= 0, upstream_c(n, rnd), F32(0)).astype(F32)
+        gp = norm_backward(h, up, dp, q, half)
+        if not swap:
+            gn = norm_backward(-h, un, dn, q, half)
+            return rnd(gp + gn), -gp, -gn
+        hn, hs = _min_backward(-h, dn, ds, rnd)
+        gn, gs = norm_backward(hn, un, dn, q, half), norm_backward(hs, us, ds, q, half)
+        return rnd(gp + gn), rnd(-gp + gs), rnd(-gn - gs)
+    return np.maximum(x, F32(0)), grads
+
+
+def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[str, Any]) -> Parts:
+    """triplet's Parts: p the anchor, y the positive; the mean's gradients with 1/n brought in first, its value
+    torch.mean's."""
+    q = float(options.get("norm_degree", 2.0))
+    margin = float(options.get("margin", 1.0))
+    with np.errstate(all="ignore"):
+        losses, grads = triplet(p, y, negative, q, margin, bool(options.get("swap")), half)
+    rnd = rounder(half)
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    return Parts(losses=losses, grad=quiet(grads)(1)[0],
+                 extra_grads={"target": quiet(grads)(1)[1], "negative": quiet(grads)(1)[2]},
+                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_extra_grads=quiet(lambda n: {"target": grads(n)[1], "negative": grads(n)[2]}))
+
+
+def _row_sum(x: Array, half: Any) -> Array:
+    """torch.sum over each row, stored in the dtype."""
+    return rounder(half)(torch_sum(x))
+
+
+def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
+                     half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+    """cosine_embedding_loss: cos = Σx1x2 / sqrt((Σx1² + ε)(Σx2² + ε)), 1 − cos for label 1, (cos − margin)
+    clamped at 0 for −1, each op rounded (ε and the margin rounded to the dtype); the gradients for x1 and x2 of
+    the mean over n (1: the sum), autograd's through div, sqrt, the product of the two norms and the three
+    products: x's gradient 2·(g₁·x) (its square's two paths) plus g·(the other vector)."""
+    rnd = rounder(half)
+    prod = _row_sum(rnd(x1 * x2), half)
+    m1 = rnd(_row_sum(rnd(x1 * x1), half) + scalar(COS_EPS, half))
+    m2 = rnd(_row_sum(rnd(x2 * x2), half) + scalar(COS_EPS, half))
+    denom = rnd(np.sqrt(rnd(m1 * m2)))
+    cos = rnd(prod / denom)
+    below = rnd(cos - scalar(margin, half))
+    alike, unlike = label == 1, label == -1
+    losses = rnd(np.where(alike, rnd(F32(1) - cos), F32(0)) + np.where(unlike, np.maximum(below, F32(0)), F32(0)))
+
+    def grads(n: float) -> tuple[Array, Array]:
+        g = upstream_c(n, rnd)
+        g_cos = (-np.where(alike, g, F32(0)) + np.where(unlike & (below >= 0), g, F32(0))).astype(F32)
+        g_prod = rnd(g_cos / denom)
+        g_den = rnd(-g_cos * rnd(rnd(prod / denom) / denom))
+        g_mm = rnd(g_den / (F32(2) * denom))
+        g_m1, g_m2 = rnd(g_mm * m2), rnd(g_mm * m1)
+        t1 = rnd(g_m1[:, None] * x1)
+        t2 = rnd(g_m2[:, None] * x2)
+        return rnd((t1 + t1) + rnd(g_prod[:, None] * x2)), rnd((t2 + t2) + rnd(g_prod[:, None] * x1))
+    return losses, grads
+
+
+def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: dict[str, Any]) -> Parts:
+    """cosine-embedding's Parts (x1 the predictions, x2 the targets: the gradient for both), or with no labels
+    lossgrad's torch cosine, cosine_embedding_loss(pred, target, 1) (the gradient for the predictions)."""
+    labels = np.ones(p.shape[0], dtype=F32) if label is None else np.asarray(label, dtype=F32).reshape(-1)
+    with np.errstate(all="ignore"):
+        losses, grads = cosine_embedding(p, y, labels, float(options.get("margin") or 0.0), half)
+    rnd = rounder(half)
+    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    extra = None if label is None else {"target": quiet(grads)(1)[1]}
+    return Parts(losses=losses, grad=quiet(grads)(1)[0], extra_grads=extra, mean_grad=quiet(lambda n: grads(n)[0]),
+                 mean_value=mean,
+                 mean_extra_grads=None if label is None else quiet(lambda n: {"target": grads(n)[1]}))
+
+
+NORMS = (1.0, 2.0, 3.0, 4.0)  # pairwise_distance's norms reproduced
+# the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each
+# takes, and what it covers (for messages)
+TAKES = {"triplet": ("margin", "norm_degree", "swap"), "cosine-embedding": ("margin",), "cosine": ()}
+SUPPORTED = ("triplet (norm_degree 1, 2, 3 or 4, with margin and swap)",
+             "cosine-embedding and cosine (float16 and bfloat16; with margin)")
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are): sample weights
+    (PyTorch's functions take none), and pairwise_distance's norms other than 1 to 4 (their backward takes
+    |u|^(q−2) and d^(q−1) from SLEEF's pow, or a float32 square root from MKL, which are not reproduced)."""
+    if sample_weight:
+        return f"{loss} with {{sample_weight}}"
+    q = params.get("norm_degree")
+    if loss == "triplet" and q is not None and float(q) not in NORMS:
+        return (f"triplet with {{norm_degree}} {float(q):g} (its backward's powers are SLEEF's pow or MKL's square "
+                "root; 1, 2, 3 and 4 are reproduced)")
+    return None
+
+
+def unsupported_dtype(loss: str, dtype: str) -> str | None:
+    """cosine_embedding_loss in float32 takes its square root from MKL's vsSqrt (about one float32 root in six
+    an ulp from the correctly rounded one), which is not reproduced; a half dtype's root is correctly rounded."""
+    if loss in ("cosine", "cosine-embedding") and dtype == "float32":
+        return (f"{loss} in float32 (its square root is MKL's vsSqrt, not correctly rounded; float16 and bfloat16 "
+                "are reproduced)")
+    return None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = False,
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
+    """The Parts of triplet (`extra`: negative), cosine-embedding (`extra`: label) or cosine, as PyTorch's CPU
+    kernels give them in float32 (half None) or the half dtype (carried in float32)."""
+    y, p = y.astype(F32), p.astype(F32)
+    more = extra or {}
+    if loss == "triplet":
+        return triplet_parts(y, p, np.asarray(more["negative"], dtype=F32), half, params or {})
+    return cosine_parts(y, p, more.get("label"), half, params or {})
