@@ -83,6 +83,14 @@ CHECK_OPTIONS: dict[str, Opt] = {
     "convention": option("-c", "--convention", help="The framework to explain your numbers against [default: each "
                           "one that has the loss]."),
     "reduction": option("-r", "--reduction", help="That framework's reduction [default: mean]."),
+    "my_grad_target": option("--my-grad-target", help="Your gradient with respect to the targets, where they are "
+                              "embeddings (triplet's positives, cosine-embedding's and contrastive's second vectors), "
+                              "as --my-grad."),
+    "my_grad_var": option("--my-grad-var", help="Your gradient with respect to --var (gaussian-nll), as --my-grad."),
+    "my_grad_negative": option("--my-grad-negative", help="Your gradient with respect to --negative (triplet), as "
+                                "--my-grad."),
+    "my_grad_other": option("--my-grad-other", help="Your gradient with respect to --other (margin-ranking), as "
+                             "--my-grad."),
 }
 PLOT_OPTIONS: dict[str, Opt] = {
     "target": option("-y", "--target", kind=float | None, help="The target the curves are drawn for [default: 1]."),
