@@ -630,7 +630,9 @@ def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool
     said = _reduction_factor(part, ref, pool)
     if said:  # (the same convention at the other reduction is yours, to the last digit)
         return lines + said
-    ratio, said = _common_factor(part, theirs, ref, best, q.dtype)
+    exact = next((c for c in pool if c.convention == "exact" and c.reduction == ref.reduction
+                  and c.wrt == ref.wrt and c.options == ref.options), None)
+    ratio, said = _common_factor(part, theirs, ref, best, q.dtype, part.theirs(exact) if exact else None)
     lines += said + (_per_length_grad(q, ref, pool) if not part.name else [])
     lines += _elements(q, part, theirs, ref, ratio, pool)
     if not lines:
@@ -653,21 +655,12 @@ def _reduction_factor(part: Part, ref: Candidate, pool: list[Candidate]) -> list
             f"{_n(twin.n)} as a mean does"]
 
 
-def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str = "float64"
-                   ) -> tuple[float, list[str]]:
-    """A factor common to the elements both sides give as nonzero (the N of a mean, a reversed sign), said; in a
-    half dtype each ratio may be off by the ulp either side holds its number to."""
-    mine, tol, what = part.mine, part.tol, part.what
-    name = ref.convention
-    both = (theirs != 0) & (mine != 0) & np.isfinite(theirs)
-    if not both.any():
-        return 1.0, []
-    r = mine[both] / theirs[both]
-    med = float(np.median(r))
-    slack = tol[both] / np.abs(theirs[both])
-    if dtype in HALF:
-        slack = slack + abs(med) * lowp.ulp(theirs[both], dtype) / np.abs(theirs[both])
-    if not np.all(np.abs(r - med) <= 1e-3 * abs(med) + slack) or abs(med - 1) <= 1e-6:
+def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str = "float64",
+                   exact=None) -> tuple[float, list[str]]:
+    """A factor common to the elements both sides give as nonzero (the N of a mean, a reversed sign), said."""
+    what, name = part.what, ref.convention
+    med = _factor(part, theirs, ref, best, dtype, exact)
+    if med is None:
         return 1.0, []
     lines, n, sign = [], ref.n, 1.0 if med > 0 else -1.0
     if ref.reduction == "mean" and abs(abs(med) - n) <= 1e-3 * n:
@@ -685,6 +678,41 @@ def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: s
     if ratio < 0:
         lines.append(f"sign reversed: {what} has the opposite sign (descent direction instead of gradient?)")
     return ratio, lines
+
+
+def _factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str, exact) -> float | None:
+    """The factor between the user's elements and `ref`'s: their median ratio where it holds of every element both
+    give as nonzero, or the N of a mean where each element is `ref`'s or the exact value times it (a clip or a
+    clamp of `ref`'s, which the elements after it explain); in a half dtype each ratio may be off by the ulp
+    either side holds its number to."""
+    mine, tol = part.mine, part.tol
+    both = (theirs != 0) & (mine != 0) & np.isfinite(theirs)
+    if not both.any():
+        return None
+    r = mine[both] / theirs[both]
+    med = float(np.median(r))
+    sign = 1.0 if med > 0 else -1.0
+    guesses = [med] + ([sign * float(ref.n)] if ref.reduction == "mean" else []) + (
+        [sign / float(best.n)] if ref.reduction != "mean" and best.reduction == "mean" else [])
+    def near(f: float) -> np.ndarray:
+        slack = tol[both] / np.abs(theirs[both])
+        if dtype in HALF:
+            slack = slack + abs(f) * lowp.ulp(theirs[both], dtype) / np.abs(theirs[both])
+        return np.abs(r - f) <= 1e-3 * abs(f) + slack
+
+    if near(1.0).all():
+        return None  # (no factor: the same numbers, to the digits given or the dtype's rounding)
+    for i, f in enumerate(guesses):
+        agree = near(f)
+        if agree.all():
+            return f
+        if i > 0 and exact is not None:  # (a mean's N, not any ratio that happens to be the median)
+            with np.errstate(invalid="ignore", over="ignore"):
+                e = f * exact[both]
+                agree |= np.abs(mine[both] - e) <= 1e-3 * np.abs(e) + tol[both]
+            if agree.all():
+                return f
+    return None
 
 
 def _elements(q: Question, part: Part, theirs: np.ndarray, ref: Candidate, ratio: float,

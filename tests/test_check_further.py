@@ -86,6 +86,21 @@ def test_the_exact_variance_gradient_against_torchs_clamp():
     assert len(lines) == 4
 
 
+def test_a_mean_s_factor_shows_through_a_clamp():
+    # the same hand-worked sums against torch's mean over N = 3: elements 1 and 2 are 3× torch's, element 0 is 3×
+    # the exact mean's, which torch's clamp moves
+    out = lossgrad("check", "gaussian-nll", "-y", "0,0,0", "-p", "0.5,1,2", "--var", "1e-8,0.5,4", "--my-grad",
+                   "5e7,2,0.5", "--my-grad-var", "-1.24999995e15,-1,0", "-c", "torch", "-f", "table")
+    lines = out.out.splitlines()
+    clamp = "torch clamps each variance at ε = 1e-06 (the exact convention takes it as given)"
+    assert lines[1:] == [
+        "against torch (mean over N=3):",
+        "  your gradient is 3.000× torch's (mean over N=3): you left out the 1/N of the mean",
+        f"  element 0: {clamp}, and forms ½(log v + e²/v) in its own order",
+        "  your gradient with respect to --var is 3.000× torch's (mean over N=3): you left out the 1/N of the mean",
+        f"  --var element 0: {clamp}, and forms ½(log v + e²/v) in its own order"]
+
+
 def test_triplet_positive_and_negative_gradients_tell_torch_from_optax():
     # PyTorch's (golden) gradients for the positives and negatives: PyTorch's ε in each difference shows
     c = _case("triplet", convention="torch", reduction="mean", params={"margin": 1.0, "norm_degree": 2.0})
