@@ -78,7 +78,8 @@ SEQUENCE = ("input_lengths", "target_lengths", "pad", "time_major")  # (sequence
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
           "format", "output", "delimiter", "micro_batches", "autocast", *SEQUENCE)
 CHECK_OPTIONS: dict[str, Opt] = {
-    "my_grad": option("--my-grad", help="Your gradient, one value per prediction (required)."),
+    "my_grad": option("--my-grad", help="Your gradient, one value per prediction, or a tensor file (it, --my-loss "
+                      "or a --my-grad-* is required)."),
     "my_loss": option("--my-loss", help="Your loss value, if you have one."),
     "convention": option("-c", "--convention", help="The framework to explain your numbers against [default: each "
                           "one that has the loss]."),
