@@ -627,7 +627,7 @@ def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool
         lines.append(f"these look like gradients with respect to {wrt_text(q.loss, best.wrt)}"
                      + (" (σ(z) − y)" if q.loss == "bce" and best.wrt == "logits" else "")
                      + f", not to {wrt_text(q.loss, ref.wrt if ref.wrt != best.wrt else given)}")
-    said = _reduction_factor(part, ref, pool)
+    said = _reduction_factor(q, part, ref, pool)
     if said:  # (the same convention at the other reduction is yours, to the last digit)
         return lines + said
     exact = next((c for c in pool if c.convention == "exact" and c.reduction == ref.reduction
@@ -640,9 +640,12 @@ def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool
     return lines
 
 
-def _reduction_factor(part: Part, ref: Candidate, pool: list[Candidate]) -> list[str]:
+def _reduction_factor(q: Question, part: Part, ref: Candidate, pool: list[Candidate]) -> list[str]:
     """The 1/N a mean has and a sum has not, said where `ref`'s convention at the other reduction gives the
-    user's numbers (in a half dtype, to its rounding, where the elements' ratios scatter)."""
+    user's numbers (in a half dtype, to its rounding, where the elements' ratios scatter). (Not for a sequence
+    loss, whose framework's mean may divide by the target lengths too: the factor said there is its own.)"""
+    if LOSSES[q.loss].kind == "sequence":
+        return []
     other = {"mean": ("sum",), "sum": ("mean",), "none": ("mean",)}.get(ref.reduction, ())
     twin = next((c for c in pool if c.convention == ref.convention and c.reduction in other and c.wrt == ref.wrt
                  and c.options == ref.options and _matches(part, c)), None)
