@@ -62,6 +62,7 @@ def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
         if b.unnormalised is not None:
             acc.unnormalised.add(b.unnormalised, acc.rows)
         acc.add(b.parts.losses, b.parts.grad.shape[0], b.count, b.parts.grad, b.overflowed)
+        acc.notes.update(dict.fromkeys(b.parts.warnings))  # (a block streamed or held: each warning once)
 
 
 def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
@@ -90,7 +91,7 @@ def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
     empty = np.empty(0)
     return Result(loss=setup.loss.name, convention=setup.conv.name, from_logits=setup.from_logits,
                   reduction=setup.reduction.value, dtype=setup.dtype.value, n=acc.n, value=value, losses=empty,
-                  grad=empty, per_sample=per_sample, warnings=result_warnings(setup, acc),
+                  grad=empty, per_sample=per_sample, warnings=result_warnings(setup, acc) + list(acc.notes),
                   weight_note=setup.weight_note, autocast=setup.autocast, jit=setup.jit_mode)
 
 
@@ -107,7 +108,6 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    r.warnings += list(dict.fromkeys(w for b in blocks for w in b.parts.warnings))
     if r.value is not None and len(blocks) == 1 and blocks[0].parts.mean_value is not None:
         r.value = blocks[0].parts.mean_value(divisor)  # (summed in the kernel's order, not lossgrad's)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)

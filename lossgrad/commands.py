@@ -54,7 +54,8 @@ EXAMPLES = {
 # the options every loss command passes on to the set-up, the rest being the loss's own parameters
 SETUP = ("from_logits", "reduction", "convention", "eps", "dtype", "labels", "autocast", "jit")
 INPUT = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "format", "output", "explain",
-         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad", *SEQUENCE)
+         "my_grad", "my_loss", "delimiter", "keep_cols", "micro_batches", "no_grad", *SEQUENCE,
+         "my_grad_target", "my_grad_var", "my_grad_negative", "my_grad_other")
 
 
 def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
@@ -222,7 +223,8 @@ def compare(loss: str, **kw: Any) -> None:
 def check(loss: str, **kw: Any) -> None:
     from .diagnose import check as check_all, tolerance
 
-    if kw.get("my_grad") is None and kw.get("my_loss") is None:
+    further = {k[len("my_grad_"):]: v for k, v in kw.items() if k.startswith("my_grad_") and v is not None}
+    if kw.get("my_grad") is None and kw.get("my_loss") is None and not further:
         raise OptionError("my_grad", "or {my_loss} is required: give your gradient (one value per prediction), "
                                      "your loss value, or both")
     fmt = _report_format(kw, "check")
@@ -235,15 +237,7 @@ def check(loss: str, **kw: Any) -> None:
     if kw.get("reduction") is not None:
         choose(Reduction, "reduction", kw["reduction"], "reduction")
     b = _batch_for(loss, kw)
-    grad = tokens = None
-    if kw.get("my_grad") is not None and is_tensor_file(kw["my_grad"]):
-        from . import tensor_run
-
-        grad = tensor_run.read_array(kw["my_grad"], "{my_grad}")
-        tokens = [repr(float(v)) for v in grad]  # (a file's numbers: 1e-6 relative)
-    elif kw.get("my_grad") is not None:
-        grad = parse_inline(kw["my_grad"], "{my_grad}").reshape(-1)
-        tokens = [t for t in re.split(r"[,;\s]+", kw["my_grad"].strip()) if t]
+    grad, tokens = _my_grad(kw.get("my_grad"), "my_grad")
     if grad is not None and tokens is not None and _sequence_files(loss, kw):
         from . import sequence_run
 
@@ -257,10 +251,24 @@ def check(loss: str, **kw: Any) -> None:
         my_loss = (float(v[0]), float(tolerance([kw["my_loss"].strip()], v)[0]))
     diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
-                     params=_loss_params(kw), micro=kw.get("micro_batches"), autocast=kw.get("autocast", False))
+                     params=_loss_params(kw), micro=kw.get("micro_batches"), autocast=kw.get("autocast", False),
+                     my_grads={k: _my_grad(v, f"my_grad_{k}") for k, v in further.items()})
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_diagnosis(diag, fmt, out)
     raise typer.Exit(0 if diag.match else 1)
+
+
+def _my_grad(text: str | None, name: str) -> tuple[Any, Any]:
+    """A gradient the user gave, as numbers typed (with the tokens, whose digits set the tolerance) or a tensor
+    file (1e-6 relative)."""
+    if text is None:
+        return None, None
+    if is_tensor_file(text):
+        from . import tensor_run
+
+        grad = tensor_run.read_array(text, "{" + name + "}")
+        return grad, [repr(float(v)) for v in grad]
+    return parse_inline(text, "{" + name + "}").reshape(-1), [t for t in re.split(r"[,;\s]+", text.strip()) if t]
 
 
 # ---------------------------------------------------------------- losses and jacobian

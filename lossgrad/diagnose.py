@@ -21,7 +21,7 @@ from .losses._ops import sigmoid, softmax
 from .losses.base import _g
 from .options import setup
 from .reduction import leading_shape, split_rows
-from .render import distinct, places, wrt_text
+from .render import distinct, grad_order, places, wrt_text
 
 REL = 1e-12  # cells closer than this to the exact convention are "the same"
 
@@ -205,7 +205,9 @@ def _held(batch: Batch, dtype: str, autocast: bool) -> Batch:
     targets are float32 data, only the predictions are the model's half dtype)."""
     half = lowp.half_dtype(dtype)
     y = batch.y.astype(np.float32 if autocast else half).astype(np.float64)
-    return replace(batch, y=y, p=batch.p.astype(half).astype(np.float64))
+    # (the further inputs, var or the negatives, reach the loss in the dtype as the predictions do)
+    extra = {k: a.astype(np.float32 if autocast else half).astype(np.float64) for k, a in batch.extra.items()}
+    return replace(batch, y=y, p=batch.p.astype(half).astype(np.float64), extra=extra)
 
 
 def ulp_differences(name: str, res: Result, truth: Result, dtype: str, shape) -> list[dict]:
@@ -254,6 +256,7 @@ class Candidate:
     residual: float = np.inf  # worst difference (gradient elements, loss) in units of its tolerance
     flipped: float = np.inf  # the same with the sign of the user's gradient reversed
     micro: Micro | None = None  # reduction "micro": the mean of the micro-batch means (--micro-batches)
+    grads: dict = field(default_factory=dict)  # the gradients with respect to the loss's further inputs
 
 
 @dataclass
@@ -266,6 +269,8 @@ class Diagnosis:
     given: str = "grad"  # what the user gave: "grad", "loss" or "both"
     findings: list = field(default_factory=list)
     also: list = field(default_factory=list)
+    extra: tuple = ()  # the further inputs whose gradient the user gave (var, target, ...)
+    pred: bool = True  # the user gave the predictions' gradient (--my-grad)
 
 
 @dataclass(frozen=True)
@@ -285,6 +290,42 @@ class Question:
     label_idx: Any = None  # ce's class indexes, when given so
     micro: int = 0  # --micro-batches K: the mean of K micro-batch means is one more reduction to try
     autocast: bool = False  # the dtype is the predictions'; each convention under its mixed-precision policy
+    extra: dict = field(default_factory=dict)  # the user's gradients for further inputs: name -> (values, tolerances)
+
+
+@dataclass(frozen=True)
+class Part:
+    """One gradient the user gave: the predictions' (name "") or a further input's ("var", "target", ...)."""
+
+    name: str
+    mine: np.ndarray
+    tol: np.ndarray
+
+    @property
+    def what(self) -> str:
+        return "your gradient" + (f" with respect to {{{self.name}}}" if self.name else "")
+
+    def theirs(self, c: Candidate) -> np.ndarray | None:
+        """`c`'s gradient shaped as the user's (None where `c` has none for this input)."""
+        g = c.grad if not self.name else c.grads.get(self.name)
+        return None if g is None or g.size != self.mine.size else g.reshape(self.mine.shape)
+
+    def place(self, idxs: list) -> str:
+        return (f"{{{self.name}}} " if self.name else "") + places(idxs, self.mine.shape)
+
+    def pred_index(self, idx: tuple, shape: tuple) -> tuple | None:
+        """The prediction an element of this gradient belongs to (a variance per sample: its row's first)."""
+        if not self.name:
+            return idx
+        flat = int(np.ravel_multi_index(idx, self.mine.shape))
+        if self.mine.size == int(np.prod(shape)):
+            return tuple(int(k) for k in np.unravel_index(flat, shape))
+        return (flat, 0) if self.mine.size == shape[0] else None
+
+
+def _parts(q: Question) -> list[Part]:
+    main = [Part("", q.mine, q.tol)] if q.mine is not None else []
+    return main + [Part(name, mine, tol) for name, (mine, tol) in q.extra.items()]
 
 
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
@@ -336,7 +377,8 @@ def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) 
     except LossgradError:
         return []
     make = lambda wrt, g: _score(q, Candidate(name, reduction, wrt, g, r.value if m is None else m.value,  # noqa
-                                              r.n, r.losses, dict(options), micro=m))
+                                              r.n, r.losses, dict(options), micro=m,
+                                              grads=r.grads if m is None else {}))
     grad, grad_logits = (r.grad, r.grad_logits) if m is None else (m.grad, m.grad_logits)
     if path == "probs":
         return [make("probs", grad)]
@@ -355,20 +397,28 @@ def candidates(q: Question, options: dict | None = None, names=None) -> list[Can
     return out
 
 
-def rounding_band(q: Question, match: Candidate) -> str:
-    """How far the user's gradient is from the match and from the float64 truth, in ulps of the half dtype."""
+def rounding_band(q: Question, match: Candidate) -> list[str]:
+    """How far each gradient the user gave is from the match and from the float64 truth, in ulps of the half
+    dtype."""
     held = _held(q.batch, q.dtype, q.autocast)
     batch, logits, params = _path_inputs(replace(q, batch=held), "probs" if match.wrt == "probs" else "direct")
     truth = run(setup(q.loss, from_logits=logits, reduction=match.reduction, labels=q.labels,
                       sample_weight=batch.w is not None, **params, **match.options), batch)
     grad = truth.grad_logits if match.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
-    theirs = lowp.ulps(q.mine, match.grad.reshape(q.mine.shape), q.dtype).max()
-    off = lowp.ulps(q.mine, grad.reshape(q.mine.shape), q.dtype).max()
-    within = "exactly" if theirs == 0 else f"to within {int(np.ceil(theirs))} ulp"
+    whole = replace(match, grad=grad, grads=truth.grads)
     under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"
-    return (f"your gradient matches {match.convention} {under} {within}; it is {off:.2g} ulp of {q.dtype} from "
-            "the float64 truth at most: " + ("the difference from float64 is rounding, not a formula" if off <= BAND
-                                             else "more than rounding"))
+    lines = []
+    for part in _parts(q):
+        theirs, exact = part.theirs(match), part.theirs(whole)
+        if theirs is None or exact is None:
+            continue
+        near = lowp.ulps(part.mine, theirs, q.dtype).max()
+        off = lowp.ulps(part.mine, exact, q.dtype).max()
+        within = "exactly" if near == 0 else f"to within {int(np.ceil(near))} ulp"
+        lines.append(f"{part.what} matches {match.convention} {under} {within}; it is {off:.2g} ulp of {q.dtype} "
+                     "from the float64 truth at most: " + ("the difference from float64 is rounding, not a formula"
+                                                           if off <= BAND else "more than rounding"))
+    return lines
 
 
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
@@ -387,12 +437,13 @@ def _loss_residual(q: Question, value: float | None) -> float:
 
 
 def _score(q: Question, c: Candidate) -> Candidate:
-    by_loss = _loss_residual(q, c.value)
-    if q.mine is None:
-        c.residual = c.flipped = by_loss
-    else:
-        c.residual = max(_residual(q.mine, c.grad, q.tol), by_loss)
-        c.flipped = max(_residual(-q.mine, c.grad, q.tol), by_loss)
+    """The worst of the loss's and each gradient's residual (a gradient `c` lacks: none fits), and the same with
+    the signs of the user's gradients reversed."""
+    c.residual = c.flipped = _loss_residual(q, c.value)
+    for part in _parts(q):
+        theirs = part.theirs(c)
+        c.residual = max(c.residual, np.inf if theirs is None else _residual(part.mine, theirs, part.tol))
+        c.flipped = max(c.flipped, np.inf if theirs is None else _residual(-part.mine, theirs, part.tol))
     return c
 
 
@@ -409,8 +460,13 @@ def _key(c: Candidate) -> tuple:
 
 
 def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
-          reduction=None, my_loss=None, dtype="float64", params=None, micro=None, autocast=False) -> Diagnosis:
-    """Which convention, reduction, derivative (and options left out) explain the user's gradient and/or loss."""
+          reduction=None, my_loss=None, dtype="float64", params=None, micro=None, autocast=False,
+          my_grads=None) -> Diagnosis:
+    """Which convention, reduction, derivative (and options left out) explain the user's gradient and/or loss;
+    `my_grads`: the user's gradients with respect to the loss's further inputs, name -> (values, tokens typed)."""
+    for name in my_grads or {}:
+        if name not in grad_order(LOSSES[loss]):
+            raise _no_such_gradient(loss, name)
     mine = tol = None
     if my_grad is not None:
         mine = np.asarray(my_grad, dtype=np.float64)
@@ -429,15 +485,17 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
                  autocast=autocast)
     exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
                       sample_weight=batch.w is not None, **q.params), batch)
-    q = replace(q, targets=shaped_targets(loss, exact, batch.p.shape), label_idx=exact.labels)
+    q = replace(q, targets=shaped_targets(loss, exact, batch.p.shape), label_idx=exact.labels,
+                extra=_further(exact, my_grads or {}, dtype, batch.p.shape))
     cands = sorted(candidates(q), key=_rank)
     if cands[0].residual > 1:
         cands = sorted(cands + solve(q), key=_rank)
     match = cands[0] if cands[0].residual <= 1 else None
     # nothing fits as given: the nearest, allowing for a reversed sign (said in the findings)
     best = match or min(cands, key=lambda c: (min(c.residual, c.flipped), ORDER.index(c.convention)))
-    given = "both" if mine is not None and my_loss is not None else ("grad" if mine is not None else "loss")
-    diag = Diagnosis(loss, from_logits, batch.shape, match, best, given)
+    grads = mine is not None or bool(q.extra)
+    given = "both" if grads and my_loss is not None else ("grad" if grads else "loss")
+    diag = Diagnosis(loss, from_logits, batch.shape, match, best, given, extra=tuple(q.extra), pred=mine is not None)
     if match:
         seen = {_key(match)}
         for c in cands[1:]:
@@ -447,14 +505,46 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         diag.also = diag.also[:6]
     diag.findings = micro_findings(q, best, cands) + _findings(
         q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
-    if match is not None and mine is not None and dtype in HALF:
-        diag.findings.insert(0, rounding_band(q, match))
+    if match is not None and grads and dtype in HALF:
+        diag.findings[:0] = rounding_band(q, match)
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
             f"if these probabilities came straight out of Keras' {act} (a tensor, not a copy), Keras silently used "
             f"the logits behind them: run the check again on the logits with {{from_logits}}")
     return diag
+
+
+def _no_such_gradient(loss: str, name: str) -> OptionError:
+    """A gradient given for an input the loss has no gradient for: what the loss takes and gives instead."""
+    spec = LOSSES[loss]
+    lacks = ("gives no gradient with respect to its targets" if name == "target"
+             else f"takes no {{{name}}}" if name in PARAMETERS else f"takes no input {name!r}")
+    inputs = ["{target}", "{pred}"] + ["{" + i.name + "}" for i in spec.inputs]
+    gives = ["{pred} ({my_grad})"] + [f"{{{k}}} ({{my_grad_{k}}})" for k in grad_order(spec)]
+    return OptionError(f"my_grad_{name}", f"{loss} {lacks}: its inputs are "
+                       f"{_and(inputs)}, and it gives the gradient{'s' if len(gives) > 1 else ''} with respect to "
+                       f"{_and(gives)}")
+
+
+def _and(words: list[str]) -> str:
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " and " + words[-1]
+
+
+def _further(exact: Result, given: dict, dtype: str, shape: tuple) -> dict:
+    """The user's gradients for the further inputs, each shaped as the loss's own gradient for that input (the
+    predictions' shape, or one value per sample), with its tolerance."""
+    out = {}
+    for name, (values, tokens) in given.items():
+        mine = np.asarray(values, dtype=np.float64).reshape(-1)
+        want = exact.grads[name].size
+        if mine.size != want:
+            raise OptionError(f"my_grad_{name}", f"has {mine.size} values but {{{name}}} has {want}: one gradient "
+                                                 f"value per value of {{{name}}}")
+        mine = mine.reshape(shape if want == int(np.prod(shape)) else (want, 1))
+        tol = tolerance(tokens, mine)
+        out[name] = (mine, np.maximum(tol, lowp.ulp(mine, dtype)) if dtype in HALF else tol)
+    return out
 
 
 def _findings(q: Question, best: Candidate, cands: list[Candidate], against, reduction: str) -> list[str]:
@@ -507,87 +597,167 @@ def _n(n) -> str:
 
 
 def _explain_against(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
-    """Plain sentences for how the user's numbers depart from `ref`'s."""
-    if q.mine is None:
+    """Plain sentences for how the user's numbers depart from `ref`'s: each gradient given in turn."""
+    parts = _parts(q)
+    if not parts:
         return _explain_loss(q, ref, best, pool)
-    mine, tol = q.mine, q.tol
-    theirs = ref.grad.reshape(mine.shape)
-    if _residual(mine, theirs, tol) <= 1:
-        return [f"{_head(ref)} your gradient matches {ref.convention}'s"]
-    lines = []
-    given = "logits" if q.from_logits else "pred"
-    if best.wrt != ref.wrt or best.wrt != given:
-        lines.append(f"these look like gradients with respect to {wrt_text(q.loss, best.wrt)}"
-                     + (" (σ(z) − y)" if q.loss == "bce" and best.wrt == "logits" else "")
-                     + f", not to {wrt_text(q.loss, ref.wrt if ref.wrt != best.wrt else given)}")
-    ratio, said = _common_factor(mine, theirs, tol, ref, best)
-    lines += said + _per_length_grad(q, ref, pool)
-    lines += _elements(q, ref, ratio, pool)
-    if not lines:
-        lines.append(f"your gradient is {ref.convention}'s up to the digits given")
+    if all(_matches(part, ref) for part in parts):
+        said = parts[0].what + " matches" if len(parts) == 1 else "your gradients match"
+        return [f"{_head(ref)} {said} {ref.convention}'s"]
+    lines = [line for part in parts for line in _explain_part(q, part, ref, best, pool)]
     return [_head(ref)] + ["  " + s for s in lines]
 
 
-def _common_factor(mine, theirs, tol, ref: Candidate, best: Candidate) -> tuple[float, list[str]]:
+def _matches(part: Part, c: Candidate) -> bool:
+    theirs = part.theirs(c)
+    return theirs is not None and _residual(part.mine, theirs, part.tol) <= 1
+
+
+def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
+    """How one of the user's gradients departs from `ref`'s: the derivative taken, a common factor, each
+    element left over."""
+    theirs = part.theirs(ref)
+    if theirs is None:
+        return [f"{part.what}: {ref.convention} gives none to compare with here"]
+    if _residual(part.mine, theirs, part.tol) <= 1:
+        return [f"{part.what} matches {ref.convention}'s"]
+    lines = []
+    given = "logits" if q.from_logits else "pred"
+    if not part.name and (best.wrt != ref.wrt or best.wrt != given):
+        lines.append(f"these look like gradients with respect to {wrt_text(q.loss, best.wrt)}"
+                     + (" (σ(z) − y)" if q.loss == "bce" and best.wrt == "logits" else "")
+                     + f", not to {wrt_text(q.loss, ref.wrt if ref.wrt != best.wrt else given)}")
+    said = _reduction_factor(q, part, ref, pool)
+    if said:  # (the same convention at the other reduction is yours, to the last digit)
+        return lines + said
+    exact = next((c for c in pool if c.convention == "exact" and c.reduction == ref.reduction
+                  and c.wrt == ref.wrt and c.options == ref.options), None)
+    ratio, said = _common_factor(part, theirs, ref, best, q.dtype, part.theirs(exact) if exact else None)
+    lines += said + (_per_length_grad(q, ref, pool) if not part.name else [])
+    lines += _elements(q, part, theirs, ref, ratio, pool)
+    if not lines:
+        lines.append(f"{part.what} is {ref.convention}'s up to the digits given")
+    return lines
+
+
+def _reduction_factor(q: Question, part: Part, ref: Candidate, pool: list[Candidate]) -> list[str]:
+    """The 1/N a mean has and a sum has not, said where `ref`'s convention at the other reduction gives the
+    user's numbers (in a half dtype, to its rounding, where the elements' ratios scatter). (Not for a sequence
+    loss, whose framework's mean may divide by the target lengths too: the factor said there is its own.)"""
+    if LOSSES[q.loss].kind == "sequence":
+        return []
+    other = {"mean": ("sum",), "sum": ("mean",), "none": ("mean",)}.get(ref.reduction, ())
+    twin = next((c for c in pool if c.convention == ref.convention and c.reduction in other and c.wrt == ref.wrt
+                 and c.options == ref.options and _matches(part, c)), None)
+    if twin is None:
+        return []
+    if ref.reduction == "mean":
+        return [f"{part.what} is {ref.n:.3f}× {ref.convention}'s (mean over N={_n(ref.n)}): you left out the 1/N of "
+                "the mean"]
+    return [f"{part.what} is 1/{_n(twin.n)} of {ref.convention}'s ({ref.reduction}): you divided by N = "
+            f"{_n(twin.n)} as a mean does"]
+
+
+def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str = "float64",
+                   exact=None) -> tuple[float, list[str]]:
     """A factor common to the elements both sides give as nonzero (the N of a mean, a reversed sign), said."""
-    name = ref.convention
-    both = (theirs != 0) & (mine != 0) & np.isfinite(theirs)
-    if not both.any():
-        return 1.0, []
-    r = mine[both] / theirs[both]
-    med = float(np.median(r))
-    if not np.all(np.abs(r - med) <= 1e-3 * abs(med) + tol[both] / np.abs(theirs[both])) or abs(med - 1) <= 1e-6:
+    what, name = part.what, ref.convention
+    med = _factor(part, theirs, ref, best, dtype, exact)
+    if med is None:
         return 1.0, []
     lines, n, sign = [], ref.n, 1.0 if med > 0 else -1.0
     if ref.reduction == "mean" and abs(abs(med) - n) <= 1e-3 * n:
         ratio = sign * n  # the factor is N itself; what is left over is for the elements to explain
-        lines.append(f"your gradient is {n:.3f}× {name}'s (mean over N={_n(n)}): you left out the 1/N of the mean")
+        lines.append(f"{what} is {n:.3f}× {name}'s (mean over N={_n(n)}): you left out the 1/N of the mean")
     elif ref.reduction != "mean" and best.reduction == "mean" and abs(abs(med) * best.n - 1) < 1e-3:
         ratio = sign / best.n
-        lines.append(f"your gradient is 1/{_n(best.n)} of {name}'s ({ref.reduction}): you divided by N = "
+        lines.append(f"{what} is 1/{_n(best.n)} of {name}'s ({ref.reduction}): you divided by N = "
                      f"{_n(best.n)} as a mean does")
     elif abs(abs(med) - 1) > 1e-3:
         ratio = med
-        lines.append(f"your gradient is {abs(med):.4g}× {name}'s")
+        lines.append(f"{what} is {abs(med):.4g}× {name}'s")
     else:
         ratio = sign
     if ratio < 0:
-        lines.append("sign reversed: your gradient has the opposite sign (descent direction instead of gradient?)")
+        lines.append(f"sign reversed: {what} has the opposite sign (descent direction instead of gradient?)")
     return ratio, lines
 
 
-def _elements(q: Question, ref: Candidate, ratio: float, pool: list[Candidate]) -> list[str]:
+def _factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str, exact) -> float | None:
+    """The factor between the user's elements and `ref`'s: their median ratio where it holds of every element both
+    give as nonzero, or the N of a mean where each element is `ref`'s or the exact value times it (a clip or a
+    clamp of `ref`'s, which the elements after it explain); in a half dtype each ratio may be off by the ulp
+    either side holds its number to."""
+    mine, tol = part.mine, part.tol
+    both = (theirs != 0) & (mine != 0) & np.isfinite(theirs)
+    if not both.any():
+        return None
+    r = mine[both] / theirs[both]
+    med = float(np.median(r))
+    sign = 1.0 if med > 0 else -1.0
+    guesses = [med] + ([sign * float(ref.n)] if ref.reduction == "mean" else []) + (
+        [sign / float(best.n)] if ref.reduction != "mean" and best.reduction == "mean" else [])
+    def near(f: float) -> np.ndarray:
+        slack = tol[both] / np.abs(theirs[both])
+        if dtype in HALF:
+            slack = slack + abs(f) * lowp.ulp(theirs[both], dtype) / np.abs(theirs[both])
+        return np.abs(r - f) <= 1e-3 * abs(f) + slack
+
+    if near(1.0).all():
+        return None  # (no factor: the same numbers, to the digits given or the dtype's rounding)
+    for i, f in enumerate(guesses):
+        agree = near(f)
+        if agree.all():
+            return f
+        if i > 0 and exact is not None:  # (a mean's N, not any ratio that happens to be the median)
+            with np.errstate(invalid="ignore", over="ignore"):
+                e = f * exact[both]
+                agree |= np.abs(mine[both] - e) <= 1e-3 * np.abs(e) + tol[both]
+            if agree.all():
+                return f
+    return None
+
+
+def _elements(q: Question, part: Part, theirs: np.ndarray, ref: Candidate, ratio: float,
+              pool: list[Candidate]) -> list[str]:
     """Element by element, what is left once the common factor is taken out, with the reason that is true of it."""
-    mine, tol = q.mine, q.tol
-    scaled = ref.grad.reshape(mine.shape) * ratio
+    mine, tol = part.mine, part.tol
+    scaled = theirs * ratio
     with np.errstate(invalid="ignore"):
         off = ~(np.abs(mine - scaled) <= tol)
     peers = [c for c in pool if c.reduction == ref.reduction and c.wrt == ref.wrt and c.options == ref.options
              and c.convention != ref.convention]
     grouped: dict[str, list] = {}
     for idx in map(tuple, np.argwhere(off)[:12]):
-        grouped.setdefault(_why(q, idx, ref, ratio, peers), []).append(idx)
-    lines = [f"{places(idxs, mine.shape)}: {why}" for why, idxs in grouped.items()]
+        grouped.setdefault(_why(q, part, scaled[idx], idx, ref, ratio, peers), []).append(idx)
+    lines = [f"{part.place(idxs)}: {why}" for why, idxs in grouped.items()]
     if off.sum() > 12:
         lines.append(f"… and {int(off.sum()) - 12} more elements differ")
     return lines
 
 
-def _why(q: Question, idx: tuple, ref: Candidate, ratio: float, peers: list[Candidate]) -> str:
-    """Why the user's element differs from `ref`'s: a reason only where the numbers bear it out."""
-    m, t = q.mine[idx], ref.grad.reshape(q.mine.shape)[idx] * ratio
+def _why(q: Question, part: Part, t: float, idx: tuple, ref: Candidate, ratio: float, peers: list[Candidate]
+         ) -> str:
+    """Why the user's element differs from `ref`'s (`t`, scaled by the common factor): a reason only where the
+    numbers bear it out."""
+    m = part.mine[idx]
     exact = next((c for c in peers if c.convention == "exact"), None)
     if ref.convention == "exact":
         exact = ref
-    e = exact.grad.reshape(q.mine.shape)[idx] * ratio if exact is not None else None
-    if e is not None and abs(m - e) <= q.tol[idx]:
+    exact_grad = part.theirs(exact) if exact is not None else None
+    e = exact_grad[idx] * ratio if exact_grad is not None else None
+    at = part.pred_index(idx, q.batch.p.shape)  # (whose reasons: the prediction's this element goes with)
+    if e is not None and abs(m - e) <= part.tol[idx]:
         # yours is the mathematics: what departs is the framework
-        why = _true_reason(q, ref, idx, t, e, ratio)
+        why = _true_reason(q, ref, at, t, e, ratio) if at is not None else None
         return why or f"yours is the exact value {float(m)!r}; {ref.convention}'s is {distinct(m, t)[1]}"
     for c in peers:
-        v = c.grad.reshape(q.mine.shape)[idx] * ratio
-        if c.convention != "exact" and abs(m - v) <= q.tol[idx]:
-            why = _true_reason(q, c, idx, v, e, ratio) if e is not None else None
+        theirs = part.theirs(c)
+        if theirs is None:
+            continue
+        v = theirs[idx] * ratio
+        if c.convention != "exact" and abs(m - v) <= part.tol[idx]:
+            why = _true_reason(q, c, at, v, e, ratio) if e is not None and at is not None else None
             return f"yours is {c.convention}'s value here, not {ref.convention}'s" + (f": {why}" if why else "")
     a, b = repr(float(m)), distinct(m, t)[1]
     scale = "" if ratio == 1 else f" (×{_n(ratio) if abs(ratio) == ref.n else f'{ratio:.4g}'})"

@@ -23,6 +23,7 @@ PARAMETERS = SWITCHES | {
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
     "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth",
     "temperature", "pad", "batch_first", "jit",
+    "my_grad_target", "my_grad_var", "my_grad_negative", "my_grad_other",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
 

@@ -78,11 +78,20 @@ SEQUENCE = ("input_lengths", "target_lengths", "pad", "time_major")  # (sequence
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",
           "format", "output", "delimiter", "micro_batches", "autocast", *SEQUENCE)
 CHECK_OPTIONS: dict[str, Opt] = {
-    "my_grad": option("--my-grad", help="Your gradient, one value per prediction (required)."),
+    "my_grad": option("--my-grad", help="Your gradient, one value per prediction, or a tensor file (it, --my-loss "
+                      "or a --my-grad-* is required)."),
     "my_loss": option("--my-loss", help="Your loss value, if you have one."),
     "convention": option("-c", "--convention", help="The framework to explain your numbers against [default: each "
                           "one that has the loss]."),
     "reduction": option("-r", "--reduction", help="That framework's reduction [default: mean]."),
+    "my_grad_target": option("--my-grad-target", help="Your gradient with respect to the targets, where they are "
+                              "embeddings (triplet's positives, cosine-embedding's and contrastive's second vectors), "
+                              "as --my-grad."),
+    "my_grad_var": option("--my-grad-var", help="Your gradient with respect to --var (gaussian-nll), as --my-grad."),
+    "my_grad_negative": option("--my-grad-negative", help="Your gradient with respect to --negative (triplet), as "
+                                "--my-grad."),
+    "my_grad_other": option("--my-grad-other", help="Your gradient with respect to --other (margin-ranking), as "
+                             "--my-grad."),
 }
 PLOT_OPTIONS: dict[str, Opt] = {
     "target": option("-y", "--target", kind=float | None, help="The target the curves are drawn for [default: 1]."),

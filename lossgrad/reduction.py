@@ -77,6 +77,7 @@ class Accumulator:
         self.nans, self.infinite, self.nan_grads = Found(), Found(), Found()
         self.overflowed = Found()  # weighted losses or gradients beyond the float range
         self.unnormalised = Found()  # ce probability rows that do not sum to 1
+        self.notes: dict[str, None] = {}  # the kernels' warnings (Parts.warnings), each once, as first seen
 
     def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
             overflowed: np.ndarray | None = None) -> None:
@@ -107,6 +108,7 @@ class Accumulator:
         self.nan_grads.merge(other.nan_grads, self.rows)
         self.overflowed.merge(other.overflowed, self.rows)
         self.unnormalised.merge(other.unnormalised, self.rows)
+        self.notes.update(other.notes)
         self.rows += other.rows
 
     def finish(self, reduction: str, dtype: type[np.floating]) -> tuple[float | None, int | float]:

@@ -521,9 +521,10 @@ def _options_words(options: dict) -> str:
     return " with " + " and ".join(said) + " (you did not pass " + ", ".join(cli_name(k) for k in options) + ")"
 
 
-def describe(c: Any, loss: str = "", given: str = "grad") -> str:
+def describe(c: Any, loss: str = "", given: str = "grad", extra: tuple = (), pred: bool = True) -> str:
     """A check candidate (convention, reduction, what the gradient is taken with respect to, options solved for)
-    in words; for a loss alone, what the loss is computed on instead of a derivative."""
+    in words; for a loss alone, what the loss is computed on instead of a derivative. `extra`: the further inputs
+    whose gradients were given too (`pred`: beside the predictions')."""
     title = conventions.CONVENTIONS[c.convention].title
     n = f"{c.n:g}" if isinstance(c.n, float) else str(c.n)
     opts = _options_words(c.options) if c.options else ""
@@ -534,8 +535,10 @@ def describe(c: Any, loss: str = "", given: str = "grad") -> str:
     red = {"mean": f"mean over N={n}", "micro": _micro_words(c, n),
            "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
            "none": "reduction none (each element's own derivative)"}
-    wrt = wrt_text(loss, c.wrt) if loss else WRT[c.wrt]
-    return f"{title}, {red[c.reduction]}, with respect to {wrt}{opts}"
+    wrt = [wrt_text(loss, c.wrt) if loss else WRT[c.wrt]] if pred else []
+    wrt += [cli_text("{" + k + "}") for k in extra]
+    return f"{title}, {red[c.reduction]}, with respect to {', '.join(wrt[:-1]) + ' and ' if len(wrt) > 1 else ''}" \
+           f"{wrt[-1]}{opts}"
 
 
 def _micro_words(c: Any, n: str) -> str:
@@ -576,7 +579,9 @@ def write_diagnosis(diag, fmt: str, out) -> None:
     if fmt == "json":
         near = _candidate_json(c, diag.from_logits) | {
             "residual": _jsonable(float(c.residual)), "value": _jsonable(c.value),
-            "grad": _jsonable(c.grad.reshape(diag.shape))}
+            "grad": _jsonable(c.grad.reshape(diag.shape))} | {
+            f"grad_{k}": _jsonable(g.reshape(diag.shape) if g.size == c.grad.size else g.reshape(-1))
+            for k, g in getattr(c, "grads", {}).items()}
         obj = {
             "match": None if diag.match is None else _candidate_json(c, diag.from_logits),
             "nearest": near,
@@ -587,12 +592,14 @@ def write_diagnosis(diag, fmt: str, out) -> None:
         return
     what = "your loss matches" if diag.given == "loss" else "your numbers match"
     if diag.match:
-        out.write(f"{what}: {describe(c, diag.loss, diag.given)}\n")
+        out.write(f"{what}: {describe(c, diag.loss, diag.given, diag.extra, diag.pred)}\n")
         if diag.also:
             out.write("  (also within the digits given: "  # (a loss alone names no derivative: said once)
-                      + "; ".join(dict.fromkeys(_also_words(a, diag.given) for a in diag.also)) + ")\n")
+                      + "; ".join(dict.fromkeys(_also_words(a, diag.given if diag.pred else "loss")
+                                                for a in diag.also)) + ")\n")
     else:
-        out.write(f"no convention explains your numbers; the nearest is {describe(c, diag.loss, diag.given)}\n")
+        out.write("no convention explains your numbers; the nearest is "
+                  f"{describe(c, diag.loss, diag.given, diag.extra, diag.pred)}\n")
     for f in diag.findings:
         out.write(cli_text(f) + "\n")
 

@@ -1,0 +1,74 @@
+"""Batch mode (CSV streamed block by block) says what the kernels warn of, each warning once, as the run held in
+memory says it: Keras 3's cast of class indexes to bfloat16, optax's fall-back to lossgrad's float32 formulas."""
+
+import io
+
+import numpy as np
+
+from conftest import lossgrad
+from lossgrad import api, batch, inputs
+from lossgrad.options import setup
+
+# optax's kl_divergence under jit in float32 is not reproduced: lossgrad's float32 formulas, with a warning
+KL = ["kl", "-c", "optax", "--dtype", "float32"]
+KL_ROWS = [((0.5, 0.5), (0.4, 0.6)), ((0.2, 0.8), (0.3, 0.7)), ((0.9, 0.1), (0.6, 0.4))]
+
+
+def _warnings(err):
+    return [line for line in err.splitlines() if line.startswith("warning: ")]
+
+
+def _kl_csv(rows):
+    return "y0,y1,p0,p1\n" + "".join(f"{a!r},{b!r},{c!r},{d!r}\n" for (a, b), (c, d) in rows)
+
+
+def test_a_kernel_fallback_is_warned_of_in_batch_mode_as_in_memory(tmp_path):
+    path = tmp_path / "kl.csv"
+    path.write_text(_kl_csv(KL_ROWS))
+    streamed = lossgrad(*KL, "--csv", path, "--target-cols", "y0,y1", "--pred-cols", "p0,p1", "-f", "csv")
+    held = lossgrad(*KL, "-y", ";".join(f"{a!r},{b!r}" for (a, b), _ in KL_ROWS),
+                    "-p", ";".join(f"{c!r},{d!r}" for _, (c, d) in KL_ROWS), "-f", "csv")
+    assert streamed.code == held.code == 0, streamed.err
+    assert streamed.out.splitlines()[1:] == held.out.splitlines()[1:]  # (the rows; the headers name columns)
+    warned = _warnings(streamed.err)
+    assert len(warned) == 1 and "computed by lossgrad's float32 formulas, not bit for bit" in warned[0]
+    assert streamed.err == held.err  # the warning, then the value line, as the run in memory writes them
+    piped = lossgrad(*KL, "--target-cols", "y0,y1", "--pred-cols", "p0,p1", "-f", "csv", input=path.read_text())
+    assert piped.err == held.err  # (stdin: the rows wait in a spool until N is known; warned of alike)
+
+
+def test_each_distinct_warning_once_over_many_blocks():
+    # 600 rows in blocks of 256 bytes (about 8 rows each): every block falls back and says so; said once
+    text = _kl_csv(KL_ROWS * 200).encode()
+    reader = inputs.CsvReader(io.BytesIO(text), "kl.csv", block_bytes=256)
+    s = setup("kl", convention="optax", dtype="float32")
+    chunks = reader.chunks()
+    first = next(chunks)
+    layout = inputs.choose_layout(reader, first, "rows", "auto", "y0,y1", "p0,p1")
+
+    def chain():
+        yield first
+        yield from chunks
+
+    acc = batch.stream(s, inputs.CsvSource(reader, chain(), layout), io.BytesIO(), b"loss\n", None)
+    assert acc.rows == 600
+    notes = [w for w in api.summary(s, acc, True).warnings if "float32 formulas" in w]
+    assert len(notes) == 1
+
+
+def test_keras_bfloat16_index_cast_is_warned_of_in_batch_mode(tmp_path):
+    # class 257 needs 9 significant bits; bfloat16 keeps 8, and rounds 257 (halfway) to even: 256 (by hand)
+    classes = 260
+    z = np.linspace(-1, 1, classes)
+    header = "y," + ",".join(f"z{i}" for i in range(classes)) + "\n"
+    labels = (257, 3, 255, 257)
+    path = tmp_path / "k.csv"
+    path.write_text(header + "".join(f"{y}," + ",".join(map(repr, z.tolist())) + "\n" for y in labels))
+    args = ["ce", "-c", "keras", "--dtype", "bfloat16", "--from-logits"]
+    streamed = lossgrad(*args, "--csv", path, "--target-cols", "y", "--pred-cols", f"1:{classes + 1}", "-f", "csv")
+    held = lossgrad(*args, "-y", ",".join(map(str, labels)), "-p",
+                    ";".join(",".join(map(repr, z.tolist())) for _ in labels), "-f", "csv")
+    assert streamed.code == held.code == 0, streamed.err
+    assert _warnings(streamed.err) == _warnings(held.err) == [
+        "warning: 2 class indexes (first 257 at row 0) rounded to another class by Keras' cast of the targets to "
+        "bfloat16: 257 became 256, as the framework computes it"]
