@@ -10,21 +10,19 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
+import numpy as np
+
 from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
 BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla}
-FURTHER = (lowp_focal,)  # (modules that enter further kernels into a backend's as they are imported)
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
-# losses whose kernels live in a module of their own beside the backend's (whose `unsupported` still says what
-# they take): that module's compute is called as the backend's would be
-ROUTES: dict[tuple[str, str], ModuleType] = {("torch", "dice"): lowp_seg, ("torch", "tversky"): lowp_seg}
-# a backend's losses whose kernels live in modules of their own (each with the backend's interface and TAKES, the
-# losses it covers): they take those losses before the backend's main module (which they import, so it cannot
-# import them)
-MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs,)}
+# a backend's losses whose kernels live in modules of their own (each with the backend's `compute` and TAKES, the
+# losses it covers and the parameters each takes; `unsupported` and SUPPORTED where it has more to say): they take
+# those losses before the backend's main module (which they import, so it cannot import them)
+MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs, lowp_seg, lowp_focal)}
 
 
 def backend(kernels: str, loss: str) -> ModuleType:
@@ -44,8 +42,19 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     in_options = getattr(module, "unsupported_options", None)  # (options reproduced in some dtypes only)
     if in_options is not None and in_options(loss, dtype, params) is not None:
         return str(in_options(loss, dtype, params))
+    if not hasattr(module, "unsupported"):
+        return _beyond(module.TAKES[loss], loss, params, sample_weight)
     why: str | None = module.unsupported(loss, from_logits, params, switches, sample_weight)
     return why
+
+
+def _beyond(takes: tuple[str, ...], loss: str, params: dict[str, Any], sample_weight: bool) -> str | None:
+    """The options set beyond those a loss's kernels take, as a refusal (None: none are)."""
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in takes]
+    if sample_weight:
+        extra.append("sample_weight")
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
 def refused(kernels: str, dtype: str, loss: str) -> str | None:
@@ -56,7 +65,8 @@ def refused(kernels: str, dtype: str, loss: str) -> str | None:
 
 def supported(kernels: str) -> str:
     """What the backend covers, for a message."""
-    return "; ".join([*BACKENDS[kernels].SUPPORTED, *(s for m in MORE.get(kernels, ()) for s in m.SUPPORTED)])
+    more = (s for m in MORE.get(kernels, ()) for s in getattr(m, "SUPPORTED", ()))
+    return "; ".join([*BACKENDS[kernels].SUPPORTED, *more])
 
 
 def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, half: Any,
@@ -70,6 +80,5 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["weights"] = weights
     if extra:
         more["extra"] = extra
-    module = ROUTES.get((kernels, loss)) or backend(kernels, loss)
-    parts: Parts = module.compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
+    parts: Parts = backend(kernels, loss).compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
     return parts

@@ -29,12 +29,10 @@ SUM_LANES = 8
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
              "bce (from logits, with pos_weight; or on probabilities; either with sample weights)", "mse", "mae",
-             "huber", "smooth-l1", "poisson (float16 and bfloat16; log rates or rates, with full)",
+             "huber", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)",
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
-             "margin-ranking (with margin)", "dice (MONAI's DiceLoss, with squared and smooth)",
-             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)",
-             "focal (torchvision's, from logits, with gamma and alpha; in float32 not with gamma 0.5 or 1.5)")
+             "margin-ranking (with margin)")
 
 
 def fma(a: Any, b: Any, c: Any) -> Array:
@@ -816,15 +814,6 @@ def refused(loss: str, dtype: str) -> str | None:
     return None
 
 
-def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
-    """Options reproduced in some dtypes only: float32 focal at γ = ½ or 1.5 takes a float32 √ (MKL's in PyTorch's
-    builds, which is not reproduced)."""
-    if loss == "focal" and dtype == "float32" and params.get("gamma") in (0.5, 1.5):
-        return ("focal in float32 with {gamma} 0.5 or 1.5 (its float32 square root is MKL's; float16 and bfloat16 "
-                "are reproduced)")
-    return None
-
-
 def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
     """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
     input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype."""
@@ -852,12 +841,8 @@ def half_dtype(name: str) -> Any:
 # the parameters each loss's reproduced kernels take (beyond these, the loss is refused in half dtypes)
 TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ignore_index", "class_weights"),
          "kl": ("log_input", "log_target"), "bce": ("pos_weight",), "mse": (), "mae": (), "huber": ("delta",),
-         "smooth-l1": ("beta",), "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
-         "margin-ranking": ("margin",), "dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth"),
-         "focal": ("gamma", "alpha")}
-# the losses whose kernels live in further modules (lowp_focal), which enter them here as they are imported
-# (kernels.py imports them): loss -> parts(y, p, half, params)
-FURTHER: dict[str, Callable[..., Parts]] = {}
+         "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
+         "margin-ranking": ("margin",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 
 
@@ -890,8 +875,6 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options)
     if loss == "margin-ranking":
         return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options)
-    if loss in FURTHER:
-        return FURTHER[loss](y, p, half, options)
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
         return rows_compute(loss, y, p, labels, half, options)
     if loss == "ce":

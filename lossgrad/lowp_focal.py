@@ -290,4 +290,26 @@ def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Pa
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad), mean_value=mean)
 
 
-lowp.FURTHER.update({"focal": focal_parts, "smooth-l1": smooth_l1_parts})
+# the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
+TAKES = {"focal": ("gamma", "alpha"), "smooth-l1": ("beta",)}
+SUPPORTED = ("smooth-l1",
+             "focal (torchvision's, from logits, with gamma and alpha; in float32 not with gamma 0.5 or 1.5)")
+
+
+def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
+    """Options reproduced in some dtypes only: float32 focal at γ = ½ or 1.5 takes a float32 √ (MKL's in PyTorch's
+    builds, which is not reproduced)."""
+    if loss == "focal" and dtype == "float32" and params.get("gamma") in (0.5, 1.5):
+        return ("focal in float32 with {gamma} 0.5 or 1.5 (its float32 square root is MKL's; float16 and bfloat16 "
+                "are reproduced)")
+    return None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
+    """focal (from logits) or smooth-l1 as PyTorch's CPU kernels give them in float32 (half None) or the half dtype
+    (carried in float32)."""
+    y, p = y.astype(F32), p.astype(F32)
+    parts = focal_parts if loss == "focal" else smooth_l1_parts
+    return parts(y, p, half, params or {})

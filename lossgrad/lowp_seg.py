@@ -209,6 +209,12 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
     return losses[:, 0], backward
 
 
+# the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
+TAKES = {"dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth")}
+SUPPORTED = ("dice (MONAI's DiceLoss, with squared and smooth)",
+             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)")
+
+
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
