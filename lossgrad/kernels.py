@@ -10,7 +10,7 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_tf, lowp_tf_elem, lowp_tfk, lowp_xla  # noqa: F401 (lowp_tf_elem: registers with lowp_tf)
 from .losses import Parts
 from .losses._ops import Array
 

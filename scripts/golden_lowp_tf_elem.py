@@ -1,0 +1,143 @@
+"""Record TensorFlow's float32, float16 and bfloat16 CPU results under Keras 3 and tf-keras for Keras' element-wise
+losses (mae, huber, logcosh, hinge, squared-hinge) and its cosine similarity, for tests/golden/lowp_tf_elem.json
+(read by tests/test_lowp_tf_elem.py).
+
+Each record: a convention, dtype, loss, delta (huber), inputs (values of the dtype) and what the framework's Loss
+class gives for them (Keras 3's with dtype= the dtype, tf-keras' on tensors of it): the per-sample losses
+(reduction "none"), and the value and the GradientTape gradient with respect to the predictions under "sum" and
+"sum_over_batch_size" (lossgrad's mean). Inputs are random and adversarial: shapes whose sizes are not multiples
+of a packet of 8 (the scalar remainder), rows of more than 8192 outputs (the reducer's tree), errors at δ and
+around softplus' cut-offs, hinge ties (1 − y·p = 0), zero vectors for cosine. `python scripts/golden_lowp_tf_elem.py
+--rounds R` compares R rounds of fresh random inputs with lossgrad instead and prints the counts.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from make_golden import versions  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_tf_elem.json"
+REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size"}
+DTYPES = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}
+CLASSES = {"mae": "MeanAbsoluteError", "huber": "Huber", "logcosh": "LogCosh", "hinge": "Hinge",
+           "squared-hinge": "SquaredHinge", "cosine": "CosineSimilarity"}
+LOSSES = tuple(CLASSES)
+
+
+def _short(a) -> list:
+    """Numbers as the shortest decimal strings that read back to the same float32 (every value here is one)."""
+    flat = np.asarray(a, dtype=np.float32)
+    return np.vectorize(lambda v: str(np.float32(v)), otypes=[object])(flat).tolist()
+
+
+def _loss(module, loss: str, reduction: str, dtype: str, delta: float | None):
+    kw = {"reduction": reduction} | ({"dtype": dtype} if module.__name__ == "keras" else {})
+    kw |= {"delta": delta} if loss == "huber" else {}
+    return getattr(module.losses, CLASSES[loss])(**kw)
+
+
+def in_dtype(a: np.ndarray, dtype: str) -> np.ndarray:
+    return tf.cast(tf.constant(a, dtype=DTYPES[dtype]), tf.float32).numpy()
+
+
+def record(conv: str, loss: str, y: np.ndarray, p: np.ndarray, note: str = "", dtype: str = "float32",
+           delta: float | None = None) -> dict:
+    module = __import__("keras" if conv == "keras" else "tf_keras")
+    y, p = in_dtype(y, dtype), in_dtype(p, dtype)
+    per = _loss(module, loss, "none", dtype, delta)(tf.constant(y, DTYPES[dtype]), tf.constant(p, DTYPES[dtype]))
+    rec = {"convention": conv, "dtype": dtype, "loss": loss, "delta": delta, "note": note, "target": _short(y),
+           "pred": _short(p), "losses": _short(tf.cast(per, tf.float32).numpy())}
+    for name, reduction in REDUCTIONS.items():
+        pv = tf.Variable(tf.constant(p, dtype=DTYPES[dtype]))
+        with tf.GradientTape() as tape:
+            value = _loss(module, loss, reduction, dtype, delta)(tf.constant(y, DTYPES[dtype]), pv)
+        rec[name] = {"value": str(np.float32(tf.cast(value, tf.float32).numpy())),
+                     "grad": _short(tf.cast(tape.gradient(value, pv), tf.float32).numpy())}
+    return rec
+
+
+SHAPES = [(1, 1), (7, 5), (13, 1), (3, 3), (50, 9), (3, 40), (1, 33), (16, 64), (9, 8), (11, 3)]
+
+
+def random_cases(rng, loss: str, shapes=SHAPES) -> list[tuple]:
+    """(loss, y, p, note, delta) on each shape: differences scaled from 1e−3 to 100 per row."""
+    out = []
+    for rows, cols in shapes:
+        scale = rng.choice([1e-3, 0.1, 1.0, 5.0, 100.0], (rows, 1))
+        if loss in ("hinge", "squared-hinge"):
+            y = rng.choice([-1.0, 1.0] if rng.random() < 0.5 else [0.0, 1.0], (rows, cols))
+            p = rng.standard_normal((rows, cols)) * scale
+        else:
+            y = rng.standard_normal((rows, cols)) * scale
+            p = y + rng.standard_normal((rows, cols)) * scale
+        delta = float(rng.choice([0.3, 1.0, 2.7])) if loss == "huber" else None
+        out.append((loss, y.astype(np.float32), p.astype(np.float32), "random", delta))
+    return out
+
+
+def adversarial_cases(rng) -> list[tuple]:
+    out = []
+    # errors exactly at δ and either side of it (the branch, the tie going to the quadratic side)
+    e = np.array([[-1.0, -0.999, 1.0, 1.001, 0.0, 2.7, -2.7, 3.0, 0.3]], np.float32)
+    for delta in (1.0, 2.7, 0.3):
+        out.append(("huber", np.zeros_like(e), e, "errors at delta", delta))
+    out.append(("mae", np.zeros_like(e), e, "zero errors", None))
+    # logcosh around softplus' cut-offs (−2x near ±13.94, ±7.0 and ±2.84) and far out, 20 values per row
+    x = np.concatenate([np.linspace(-8, 8, 41), [-7.0, 6.97, 3.5, -3.5, 1.42, -1.42, 50.0, -50.0, 0.0, 1e-4]])
+    out.append(("logcosh", np.zeros((1, x.size), np.float32), x.astype(np.float32)[None, :], "softplus' cut-offs",
+                None))
+    out.append(("logcosh", np.zeros((3, 17), np.float32), x[:51].astype(np.float32).reshape(3, 17),
+                "cut-offs, scalar remainder", None))
+    # hinge ties: 1 − y·p = 0 exactly (Maximum passes the gradient there)
+    y = np.array([[1, -1, 1, -1, 1, 1, -1, -1, 1]], np.float32)
+    p = np.array([[1, -1, 0.5, 2, -3, 1, -1, 0, 1]], np.float32)
+    out += [("hinge", y, p, "ties at the hinge", None), ("squared-hinge", y, p, "ties at the hinge", None)]
+    out += [("hinge", (y > 0).astype(np.float32), p, "0/1 labels", None)]
+    # cosine: zero vectors (Keras 3's cap 1/ε, tf-keras' floor 1e−12), a tiny one, parallel and opposite rows
+    y = np.array([[0, 0, 0], [1, 2, 3], [1e-8, 0, 0], [1, 1, 1], [3, 0, 4]], np.float32)
+    p = np.array([[1, 2, 3], [0, 0, 0], [1, 1, 1], [-2, -2, -2], [3, 0, 4]], np.float32)
+    out.append(("cosine", y, p, "zero and parallel vectors", None))
+    # rows of more than 8192 outputs: the reducer's tree
+    for loss in LOSSES:
+        y = rng.standard_normal((1, 8197)).astype(np.float32)
+        y = np.sign(y) if loss in ("hinge", "squared-hinge") else y
+        out.append((loss, y, rng.standard_normal((1, 8197)).astype(np.float32), "a row of 8197", 1.0 if loss ==
+                    "huber" else None))
+    return out
+
+
+def all_cases(rng) -> list[tuple]:
+    return [c for loss in LOSSES for c in random_cases(rng, loss)] + adversarial_cases(rng)
+
+
+def meta() -> dict:
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
+    model = next((line.split(":")[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "")
+    return {"versions": versions(), "build": {k: str(v) for k, v in tf.sysconfig.get_build_info().items()},
+            "compile_flags": tf.sysconfig.get_compile_flags(), "cpu_flags": flags, "cpu": model,
+            "intra_op_threads": tf.config.threading.get_intra_op_parallelism_threads()}
+
+
+def main() -> None:
+    rng = np.random.default_rng(20261202)
+    cases = all_cases(rng)
+    records = [record(conv, loss, y, p, note, dtype, delta) for dtype in DTYPES for conv in ("keras", "tf-keras")
+               for loss, y, p, note, delta in cases
+               if dtype == "float32" or (p.size <= 1100 and np.isfinite(p.astype(np.float16)).all()
+                                         and np.isfinite(y.astype(np.float16)).all())]
+    OUT.write_text(json.dumps({"meta": meta(), "cases": records}, indent=None) + "\n")
+    print(f"{len(records)} records -> {OUT} ({OUT.stat().st_size} bytes)")
+
+
+if __name__ == "__main__":
+    main()
