@@ -11,7 +11,9 @@ reduction over the batch are lowp_tf's.
 
 from __future__ import annotations
 
+import base64
 import sys
+import zlib
 from collections.abc import Callable
 from typing import Any
 
@@ -156,24 +158,62 @@ def scalar_tail(shape: tuple[int, ...]) -> Array:
     return (np.arange(size) >= size - size % lowp_tf.PACKET).reshape(shape)
 
 
+# this processor's `rsqrtps` (AMD EPYC, as recorded by scripts/golden_lowp_tf_elem.py): per exponent parity and
+# top 12 mantissa bits, the estimate in steps of 2^−12 from 1/√x rounded to 12 bits (zlib, base64; each byte 8 + step)
+RSQRTPS = ("eNq1WVu24yAM+xTe/4bvnBkIlvyAdG7Tpgm1LRtiQJCBf8eYBw7l9eeNPtwx+MjtE/1g35dR43k9H8++t2ky3JV11/8PFvkSfb2+"
+           "PcSe/bD/GQ+SeoleIt8+nNTm74J3NV9G7nZAoO7Lgif+sEIxbha2Z31uQa8k8i2ijHQtYNSyy9W+X66HO9+XFW/eu3jNtQBi/Zx9"
+           "qj99Tbl5OR5PeKC2kR5W6Ls7chr7+0hR+3LeNxJ/Pp75XbUt7bemBD0N+f9antkPxQ9+kLaGEX5i73AS/1dXisOmNwtRrBgpm0AF"
+           "UBTm8aSOou/7Y8Rv8II82Af8J5KNR4NrloDmGmfFsMHdZfiLltnNdbnEczezKfcN8DdMaZN94wY58Fi3PtwS9njSTHX6iBlc4aVy"
+           "VKOCsX/Uo4jgXdnshrhQ++Sw4vOFw9XCms/FGBxaw+R59/oI+XGB18vzp8NS7hxB0eFRvLlxiRHAnvxF6KkjwcNxArTO3/+VR17m"
+           "gcANazrIuBaaVedxRvPLsoHG4yd4RWZr077X9/F5EgrPLveEqzSQ5OMg9zW8kFdz/72+nfSLePfzV1YhfCFjxl3I5uP6c7X1swlT"
+           "Slm4PLIq/EJZ/VFz3C7GhFP52HddzbhBJI3IX4Vb43T2HE9C72gN1DJ3edLPenp9qTA7lP/6tCiYeMnsocYNk0fC94hzqhwxIQo6"
+           "7r0zB4dwcUnstqz2WPyN2a6y2yzvxL7UB2TIgD4Bw1onI3LPjCI77pnMHjXFLrh2wb3LctNnddo9cefhdhvImWQNTuyS5ZalI9mj"
+           "4gLOf+0v4CPi9+U71mrf4bM4fHr8e/3Aj6slEWlYzB5iHiYPtGSPVugj9d/a77yFpvRQaptmv/q74olFb+x6XlzKDl04g8mc5cCg"
+           "wWzbC38bxPAq/YDPYxaTmWQUDfKTPTPecn650i/w4X6UYWklLHlWyQbR/a7dt693O+ToSJmbYiMZUyIL2WIVQsJ0JFnz6Aaf7DDW"
+           "+hl+eAgtnm4XfiBP/YMW9pX8Ld5rfTBbvbM/+ffsNWCXvnD1WseK5V2I9VW5xTt3Fo6f647tNOfwR+ys7QJ+j/eBPeKuvtTnlX54"
+           "4eRfiZzx3BucarlS+nsvj/jRv5sRTeMPL8DoFZK8nRqd7uxfiW6tX+MXc6U7jf2d7RMMfftWY+H8Ktcuztrfpf/fPX8Arjf8Ow==")
+
+
+def _estimates() -> Array:
+    """The estimate of each bucket, for x in [1, 4)."""
+    steps = np.frombuffer(zlib.decompress(base64.b64decode(RSQRTPS)), np.uint8).astype(np.int64) - 8
+    near = np.stack([rsqrt_rounded(0), rsqrt_rounded(1)])
+    return ((near + steps.reshape(2, 4096)) << 11).astype(np.uint32).view(F32)
+
+
+def rsqrt_rounded(parity: int) -> Array:
+    """1/√x at the bottom of each bucket of x in [2^parity, 2^(parity + 1)), rounded to 12 bits: its float bits
+    over 2^11."""
+    x = (1 + np.arange(4096) / 4096) * 2.0 ** parity
+    return (((1 / np.sqrt(x)).astype(F32).view(np.uint32).astype(np.int64) + 1024) >> 11)
+
+
 def rsqrt_estimate(x: Array) -> Array:
-    """The processor's `rsqrtps` estimate of 1/√x, about 12 bits: modelled as 1/√x rounded to 12 bits."""
+    """The processor's `rsqrtps` estimate of 1/√x: a table over the exponent's parity and the top 12 bits of the
+    mantissa, scaled by the rest of the exponent; ∞ for 0 and subnormals, 0 for ∞."""
+    bits = x.view(np.uint32).astype(np.int64)
+    e = ((bits >> 23) & 255) - 127
+    table = ESTIMATES[e & 1, (bits >> 11) & 4095]
     with np.errstate(all="ignore"):
-        exact = 1 / np.sqrt(x.astype(np.float64))
-        m, e = np.frexp(exact)
-        return np.where(np.isfinite(exact) & (exact > 0), np.ldexp(np.round(m * 4096) / 4096, e), exact).astype(F32)
+        out = np.ldexp(table, -((e - (e & 1)) // 2)).astype(F32)
+    return np.where(x < lowp_tf.TINY, F32(np.inf), np.where(np.isinf(x), F32(0), out)).astype(F32)
+
+
+def newton(x: Array, est: Array) -> Array:
+    """Eigen's one Newton step for 1/√x without FMA, i + (−½·i)·((x·i)·i − 1); the estimate where that is NaN."""
+    with np.errstate(all="ignore"):
+        h = add(mul(mul(x, est), est), F32(-1))
+        out = add(mul(mul(est, F32(-0.5)), h), est)
+    return np.where(np.isnan(out), est, out).astype(F32)
 
 
 def rsqrt(x: Array, kind: Kind) -> Array:
-    """tf.math.rsqrt: 1/sqrtf(x) element by element for the scalar remainder; over whole packets Eigen's prsqrt,
-    the estimate refined by one Newton step without FMA, i + (−½·i)·((x·i)·i − 1), the estimate itself where
-    that is NaN (x 0 or infinite); in float, stored in the dtype."""
+    """tf.math.rsqrt: 1/sqrt(x) element by element for the scalar remainder (in the dtype: its square root
+    stored before the division); over whole packets Eigen's float prsqrt, the estimate refined by one Newton step
+    without FMA, i + (−½·i)·((x·i)·i − 1), the estimate itself where that is NaN (x 0 or infinite), stored once."""
     with np.errstate(all="ignore"):
-        scalar = div(F32(1), np.sqrt(x, dtype=F32))
-        est = rsqrt_estimate(x)
-        h = add(mul(mul(x, est), est), F32(-1))
-        newton = add(mul(mul(est, F32(-0.5)), h), est)
-        packet = np.where(np.isnan(newton), est, newton)
+        scalar = div(F32(1), kind.rnd(np.sqrt(x, dtype=F32)))
+        packet = newton(x, rsqrt_estimate(x))
     return kind.rnd(np.where(scalar_tail(x.shape), scalar, packet))
 
 
@@ -269,6 +309,8 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
             return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value)
 
+
+ESTIMATES = _estimates()
 
 # the keras and tf-keras backends (lowp_tf, lowp_tfk) take these losses from here
 lowp_tf.SUPPORTED.extend(SUPPORTED)

@@ -141,3 +141,36 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+def rsqrt_estimates() -> np.ndarray:
+    """The processor's `rsqrtps` estimates, read back from TensorFlow's float32 rsqrt (whole packets): for each of
+    the 2 × 4096 buckets (exponent parity, top 12 mantissa bits: the estimate depends on nothing else) the one
+    12-bit estimate, among the 1/√x rounded to 12 bits and its neighbours, whose Newton step as lossgrad emulates
+    it gives TensorFlow's result at every probe in the bucket; as steps of 2^−12 from that rounding."""
+    from lossgrad import lowp_tf_elem
+
+    rng = np.random.default_rng(4096)
+    top = np.arange(4096)
+    steps = np.arange(-3, 4)
+    fits = np.ones((2, 4096, steps.size), dtype=bool)
+
+    def probe(parity: int, buckets: np.ndarray, low: np.ndarray) -> None:
+        x = (((127 + parity) << 23) | (buckets << 11) | low).astype(np.uint32).view(np.float32)
+        got = tf.math.rsqrt(tf.constant(x)).numpy()
+        near = lowp_tf_elem.rsqrt_rounded(parity)[buckets]
+        for j, d in enumerate(steps):
+            est = ((near + d) << 11).astype(np.uint32).view(np.float32)
+            fits[parity, buckets, j] &= lowp_tf_elem.newton(x, est) == got
+
+    for parity in (0, 1):
+        for low in [0, 2047, *rng.integers(0, 2048, 30)]:
+            probe(parity, top, np.full(4096, low))
+        # the buckets left undecided: every x in them (8 at a time, so that all go through packets)
+        left = top[fits[parity].sum(axis=1) > 1]
+        if left.size:
+            probe(parity, np.repeat(left, 2048), np.tile(np.arange(2048), left.size))
+    assert (fits.sum(axis=2) >= 1).all(), "no estimate reproduces TensorFlow's rsqrt in some bucket"
+    # (estimates whose Newton steps agree at every x of the bucket are the same to TensorFlow: the nearest is kept)
+    fits &= np.abs(steps) == np.where(fits, np.abs(steps), 9).min(axis=2, keepdims=True)
+    return steps[fits.argmax(axis=2)]
