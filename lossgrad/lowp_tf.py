@@ -308,7 +308,7 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
-    takes = getattr(MORE.get(loss), "TAKES", {}).get(loss, ())
+    takes = getattr(MORE.get(loss), "TAKES", {}).get(loss, ("eps",))  # (ce from logits and mse clip nothing)
     extra = [k for k, v in params.items()
              if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k in takes)]
     if sample_weight:

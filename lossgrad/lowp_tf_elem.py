@@ -26,7 +26,7 @@ from .lowp import libm_log1pf
 from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, full_sum, kind_of, mul, row_sums, sub, upstream
 
 LOSSES = ("mae", "huber", "logcosh", "hinge", "squared-hinge", "cosine")
-TAKES = {"huber": ("delta",)}  # (the options each loss's kernels take)
+TAKES = {"huber": ("delta",), "cosine": ("eps",)}  # (the options each loss's kernels take; eps: Keras 3's 1/ε cap)
 SUPPORTED = ("mae", "huber (with --delta)", "logcosh", "hinge", "squared-hinge", "cosine")
 Grad = Callable[[Array], Array]  # the upstream gradient of each element (before the mean) -> the predictions'
 
@@ -222,17 +222,17 @@ def rsum(v: Array, kind: Kind) -> Array:
     return kind.rnd(row_sums(v)) if kind.leaf == 128 else row_sums(v, kind=kind)
 
 
-def normalize(x: Array, kind: Kind, keras2: bool) -> tuple[Array, Array, Array]:
-    """x·rsqrt(Σx²) capped at 1/ε = 1e7 (Keras 3's normalize) or x·rsqrt(max(Σx², 1e−12)) (tf.linalg's
-    l2_normalize), the constants in the dtype (float16: 1e7 is infinite, 1e−12 is 0): x̂, the norm's inverse i
-    and where the cap or the floor passes the gradient on (Minimum's x ≤ c, Maximum's x ≥ c)."""
+def normalize(x: Array, kind: Kind, keras2: bool, eps: float = 1e-7) -> tuple[Array, Array, Array]:
+    """x·rsqrt(Σx²) capped at 1/ε (Keras 3's normalize, ε its backend epsilon) or x·rsqrt(max(Σx², 1e−12))
+    (tf.linalg's l2_normalize), the constants in the dtype (float16: 1e7 is infinite, 1e−12 is 0): x̂, the norm's
+    inverse i and where the cap or the floor passes the gradient on (Minimum's x ≤ c, Maximum's x ≥ c)."""
     r = kind.rnd
     ss = rsum(r(mul(x, x)), kind)[:, None]
     if keras2:
         floor = r(F32(1e-12))
         inv, through = rsqrt(np.maximum(ss, floor), kind), ss >= floor
     else:
-        cap = r(np.float64(1e7).astype(F32))
+        cap = r(np.float64(1 / eps).astype(F32))
         raw = rsqrt(ss, kind)
         inv, through = np.minimum(raw, cap), raw <= cap
     return r(mul(x, inv)), inv, through
@@ -247,12 +247,12 @@ def rsqrt_grad(i: Array, g: Array, kind: Kind) -> Array:
     return np.where(g == 0, F32(0), np.where(scalar_tail(i.shape), scalar, packet))
 
 
-def cosine(y: Array, p: Array, kind: Kind, keras2: bool) -> tuple[Array, Callable[[Array], Array]]:
+def cosine(y: Array, p: Array, kind: Kind, keras2: bool, eps: float) -> tuple[Array, Callable[[Array], Array]]:
     """−Σ ŷ·p̂ over each sample's outputs (a loss per sample, no mean); the gradient of −G·Σ ŷ·p̂: through p̂ = p·i,
     (−G·ŷ)·i directly and, through i, RsqrtGrad of Σ(−G·ŷ)·p into Square's (·)(p·2), the two added."""
     r = kind.rnd
-    yh = normalize(y, kind, keras2)[0]
-    ph, inv, through = normalize(p, kind, keras2)
+    yh = normalize(y, kind, keras2, eps)[0]
+    ph, inv, through = normalize(p, kind, keras2, eps)
     losses = -rsum(r(mul(yh, ph)), kind)
 
     def grad(g: Array) -> Array:
@@ -291,7 +291,7 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
     k = F32(p.shape[1])
     with np.errstate(all="ignore"):
         if loss == "cosine":
-            losses, back = cosine(y, p, kind, keras2)
+            losses, back = cosine(y, p, kind, keras2, params.get("eps") or 1e-7)
             grad = lambda n: out(back(np.full(p.shape[0], upstream(n, kind), F32)))  # noqa: E731
         else:
             elems, back = elementwise_loss(loss, y, p, kind, keras2, delta_of(params))

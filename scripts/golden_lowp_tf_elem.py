@@ -52,8 +52,21 @@ def in_dtype(a: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def record(conv: str, loss: str, y: np.ndarray, p: np.ndarray, note: str = "", dtype: str = "float32",
-           delta: float | None = None) -> dict:
+           delta: float | None = None, eps: float | None = None) -> dict:
+    """The framework's results; `eps`: Keras 3's backend epsilon for the run (lossgrad's --eps)."""
     module = __import__("keras" if conv == "keras" else "tf_keras")
+    if eps is None:
+        return _record(module, conv, loss, y, p, note, dtype, delta)
+    set_epsilon = module.config.set_epsilon if conv == "keras" else module.backend.set_epsilon
+    set_epsilon(eps)
+    try:
+        return _record(module, conv, loss, y, p, note, dtype, delta) | {"eps": eps}
+    finally:
+        set_epsilon(1e-7)
+
+
+def _record(module, conv: str, loss: str, y: np.ndarray, p: np.ndarray, note: str, dtype: str,
+            delta: float | None) -> dict:
     y, p = in_dtype(y, dtype), in_dtype(p, dtype)
     per = _loss(module, loss, "none", dtype, delta)(tf.constant(y, DTYPES[dtype]), tf.constant(p, DTYPES[dtype]))
     rec = {"convention": conv, "dtype": dtype, "loss": loss, "delta": delta, "note": note, "target": _short(y),
@@ -140,6 +153,10 @@ def main() -> None:
     records = [record(conv, loss, y, p, note, dtype, delta) for dtype in DTYPES for conv in ("keras", "tf-keras")
                for (loss, y, p, note, delta), small in zip(cases, fits, strict=True)
                if small or (conv, dtype) == ("keras", "float32")]
+    # Keras 3's cosine caps 1/‖x‖ at 1/ε, its backend epsilon (--eps): rows whose norms are beyond it at ε = 0.1
+    y = (rng.standard_normal((20, 3)) * rng.choice([1e-3, 0.05, 1], (20, 1))).astype(np.float32)
+    p = (rng.standard_normal((20, 3)) * rng.choice([1e-3, 0.05, 1], (20, 1))).astype(np.float32)
+    records += [record("keras", "cosine", y, p, "epsilon 0.1", dtype, eps=0.1) for dtype in DTYPES]
     steps = rsqrt_estimates().reshape(-1) + 8
     table = base64.b64encode(zlib.compress(bytes(steps.astype(np.uint8)), 9)).decode()
     OUT.write_text(json.dumps({"meta": meta(), "rsqrtps": table, "cases": records}, indent=None) + "\n")
