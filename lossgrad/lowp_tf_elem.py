@@ -3,8 +3,9 @@ cosine similarity, as Keras 3 and tf-keras call them, in float32, float16 and bf
 
 Each TensorFlow op is one Eigen expression, its result stored in the dtype (half and bfloat16 operations run in
 float and round once); softplus and its gradient take e^x and log(1 + x) from Eigen's packet functions over whole
-packets of 8 and from glibc's expf and log1pf for the elements left over; rsqrt is Eigen's packet `prsqrt` (the
-processor's `rsqrtps` estimate and one Newton step) over whole packets and 1/sqrt(x) for the rest. Gradients are
+packets of 8 and from glibc's expf and log1pf for the elements left over, its gradient g·sigmoid(x) from Eigen's
+logistic; rsqrt is Eigen's packet `prsqrt` (the processor's `rsqrtps` estimate, from a table recorded on this
+machine, and one Newton step) over whole packets and 1/sqrt(x) for the rest. Gradients are
 GradientTape's: each op's registered gradient, in the op's dtype. The mean over a sample's outputs and the
 reduction over the batch are lowp_tf's.
 """
@@ -222,17 +223,16 @@ def rsum(v: Array, kind: Kind) -> Array:
     return kind.rnd(row_sums(v)) if kind.leaf == 128 else row_sums(v, kind=kind)
 
 
-def normalize(x: Array, kind: Kind, keras2: bool, eps: float = 1e-7) -> tuple[Array, Array, Array]:
-    """x·rsqrt(Σx²) capped at 1/ε (Keras 3's normalize, ε its backend epsilon) or x·rsqrt(max(Σx², 1e−12))
-    (tf.linalg's l2_normalize), the constants in the dtype (float16: 1e7 is infinite, 1e−12 is 0): x̂, the norm's
-    inverse i and where the cap or the floor passes the gradient on (Minimum's x ≤ c, Maximum's x ≥ c)."""
+def normalize(x: Array, kind: Kind, keras2: bool, cap: F32) -> tuple[Array, Array, Array]:
+    """x·rsqrt(Σx²) capped at `cap`, 1/ε in the dtype (Keras 3's normalize, ε its backend epsilon), or
+    x·rsqrt(max(Σx², 1e−12)) (tf.linalg's l2_normalize; 1e−12 is 0 in float16): x̂, the norm's inverse i and where
+    the cap or the floor passes the gradient on (Minimum's x ≤ c, Maximum's x ≥ c)."""
     r = kind.rnd
     ss = rsum(r(mul(x, x)), kind)[:, None]
     if keras2:
         floor = r(F32(1e-12))
         inv, through = rsqrt(np.maximum(ss, floor), kind), ss >= floor
     else:
-        cap = r(np.float64(1 / eps).astype(F32))
         raw = rsqrt(ss, kind)
         inv, through = np.minimum(raw, cap), raw <= cap
     return r(mul(x, inv)), inv, through
@@ -247,12 +247,12 @@ def rsqrt_grad(i: Array, g: Array, kind: Kind) -> Array:
     return np.where(g == 0, F32(0), np.where(scalar_tail(i.shape), scalar, packet))
 
 
-def cosine(y: Array, p: Array, kind: Kind, keras2: bool, eps: float) -> tuple[Array, Callable[[Array], Array]]:
+def cosine(y: Array, p: Array, kind: Kind, keras2: bool, cap: F32) -> tuple[Array, Callable[[Array], Array]]:
     """−Σ ŷ·p̂ over each sample's outputs (a loss per sample, no mean); the gradient of −G·Σ ŷ·p̂: through p̂ = p·i,
     (−G·ŷ)·i directly and, through i, RsqrtGrad of Σ(−G·ŷ)·p into Square's (·)(p·2), the two added."""
     r = kind.rnd
-    yh = normalize(y, kind, keras2, eps)[0]
-    ph, inv, through = normalize(p, kind, keras2, eps)
+    yh = normalize(y, kind, keras2, cap)[0]
+    ph, inv, through = normalize(p, kind, keras2, cap)
     losses = -rsum(r(mul(yh, ph)), kind)
 
     def grad(g: Array) -> Array:
@@ -262,6 +262,12 @@ def cosine(y: Array, p: Array, kind: Kind, keras2: bool, eps: float) -> tuple[Ar
         dss = rsqrt_grad(inv, ginv, kind)
         return r(add(direct, r(mul(dss, r(mul(p, F32(2)))))))
     return losses, grad
+
+
+def in_dtype_of(value: float, half: Any) -> F32:
+    """A Python number as the dtype holds it (rounded once, as a tensor made of it), carried in float32."""
+    with np.errstate(over="ignore"):
+        return F32(np.float64(value).astype(half or F32))
 
 
 def delta_of(params: dict[str, Any]) -> float:
@@ -291,10 +297,11 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
     k = F32(p.shape[1])
     with np.errstate(all="ignore"):
         if loss == "cosine":
-            losses, back = cosine(y, p, kind, keras2, params.get("eps") or 1e-7)
+            losses, back = cosine(y, p, kind, keras2, in_dtype_of(1 / (params.get("eps") or 1e-7), half))
             grad = lambda n: out(back(np.full(p.shape[0], upstream(n, kind), F32)))  # noqa: E731
         else:
-            elems, back = elementwise_loss(loss, y, p, kind, keras2, delta_of(params))
+            delta = delta_of(params) if keras2 else in_dtype_of(delta_of(params), half)  # (tf-keras: float32's)
+            elems, back = elementwise_loss(loss, y, p, kind, keras2, float(delta))
             in_dtype = keras2 and kind.leaf == 200
             sums = row_sums(elems, kind=kind) if in_dtype else row_sums(elems)
             losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
