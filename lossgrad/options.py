@@ -154,7 +154,7 @@ class Setup:
 
     @property
     def kernel_params(self) -> dict[str, Any]:
-        """The parameters a kernels backend reads: the loss's own, and an epsilon given with {eps}."""
+        """The parameters a kernels backend reads: the loss's own, and the epsilon --eps gives the convention."""
         given = self.conv.eps != conventions.get(self.conv.name).eps
         return {**self.params, **({"eps": self.conv.eps} if given else {})}
 
