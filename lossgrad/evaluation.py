@@ -268,7 +268,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
     if setup.lowp:
         try:
             return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
-                                   setup.kernel_switches, setup.batchmean, dict(setup.params),
+                                   setup.kernel_switches, setup.batchmean, setup.kernel_params,
                                    from_logits=setup.from_logits, weights=w, extra=extra)
         except NotReproduced as e:
             if setup.half is not None:

@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf, lowp_tf_elem, lowp_tfk, lowp_xla  # noqa: F401 (lowp_tf_elem: registers with lowp_tf)
 from .losses import Parts
 from .losses._ops import Array
 

@@ -104,7 +104,7 @@ class Setup:
         dtype = "float32" if self.autocast else self.dtype.value  # (autocast: the float32 kernels)
         return (self.dtype is not Dtype.FLOAT64 and self.conv.kernels is not None
                 and kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits,
-                                        dict(self.params), self.switches, self.sample_weight) is None)
+                                        self.kernel_params, self.switches, self.sample_weight) is None)
 
     @property
     def float32(self) -> Setup:
@@ -151,6 +151,12 @@ class Setup:
         """Whether the XLA kernels reproduce JAX under jit (the default) or op by op; None where no XLA kernels
         run (the switch applies to optax in float32, float16 and bfloat16 only)."""
         return self.jit is not False if self.conv.kernels == "xla" and self.dtype is not Dtype.FLOAT64 else None
+
+    @property
+    def kernel_params(self) -> dict[str, Any]:
+        """The parameters a kernels backend reads: the loss's own, and the epsilon --eps gives the convention."""
+        given = self.conv.eps != conventions.get(self.conv.name).eps
+        return {**self.params, **({"eps": self.conv.eps} if given else {})}
 
     @property
     def kernel_switches(self) -> dict[str, bool]:
@@ -281,7 +287,7 @@ def _check_half(s: Setup) -> None:
     refused = kernels.refused(s.conv.kernels, name, s.loss.name)
     if refused is not None:
         raise OptionError("dtype", f"{refused}; use {{dtype}} float32 or float64, or {{convention}} exact")
-    why = kernels.unsupported(s.conv.kernels, name, s.loss.name, s.from_logits, dict(s.params), s.switches,
+    why = kernels.unsupported(s.conv.kernels, name, s.loss.name, s.from_logits, s.kernel_params, s.switches,
                               s.sample_weight)
     if why is not None:
         raise OptionError("dtype", f"{kernels.TITLES[s.conv.kernels]} {name} kernels are reproduced for "
