@@ -10,12 +10,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_tf_log, lowp_tfk, lowp_xla
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
-BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla}
+BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf_log, "tf-keras": lowp_tfk, "xla": lowp_xla}
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
 
 
@@ -29,7 +29,8 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     if in_dtype is not None and in_dtype(loss, dtype) is not None:
         return str(in_dtype(loss, dtype))
     why: str | None = backend.unsupported(loss, from_logits, params, switches, sample_weight)
-    return why
+    in_mode = getattr(backend, "unsupported_in", None)  # (a loss reproduced in some dtypes only, by its mode)
+    return why if why is not None or in_mode is None else in_mode(dtype, loss, from_logits)
 
 
 def supported(kernels: str) -> str:
