@@ -26,6 +26,7 @@ from .losses._ops import Array
 from .lowp import libm_log1pf
 from .lowp_tf import (
     F32,
+    PACKET,
     TINY,
     Kind,
     add,
@@ -43,7 +44,7 @@ from .lowp_tf import (
 )
 
 EPS = 1e-7  # keras.backend.epsilon()
-LOSSES = ("bce", "kl", "ce", "poisson")
+TAKES = {"focal": ("gamma", "alpha")}  # the options each loss's kernels take
 SUPPORTED = (*lowp_tf.SUPPORTED, "in float16 and bfloat16: bce (on probabilities and from logits), kl, ce on "
              "probability rows, poisson")
 WHY_FLOAT32 = ("in float32 (TensorFlow's gradient of log and log1p multiplies by Eigen's reciprocal, the "
@@ -52,7 +53,7 @@ WHY_FLOAT32 = ("in float32 (TensorFlow's gradient of log and log1p multiplies by
 
 def covers(loss: str, from_logits: bool) -> bool:
     """The losses this module reproduces: their gradients go through log or log1p."""
-    return loss in ("bce", "kl", "poisson") or (loss == "ce" and not from_logits)
+    return loss in ("bce", "kl", "poisson", "focal") or (loss == "ce" and not from_logits)
 
 
 def recip(x: Array, kind: Kind) -> Array:
@@ -202,13 +203,63 @@ def poisson(y: Array, p: Array, kind: Kind) -> tuple[Array, Callable[[Array], Ar
     return e, lambda c: r(add(c, r(mul(r(mul(-c, y)), recip(a, kind)))))
 
 
+def sigmoid(z: Array, kind: Kind) -> Array:
+    """tf.sigmoid in a half dtype: Eigen's logistic e/(1 + e), e = e^z (packet exp, glibc's for the rest), each
+    step rounded; 1 where e is ∞."""
+    r = kind.rnd
+    e = elementwise(z, kind.of(pexp), kind.of(libm_expf))
+    return np.where(e == np.inf, F32(1), r(div(e, r(add(F32(1), e))))).astype(F32)
+
+
+def sigmoid_grad(s: Array, d: Array, kind: Kind) -> Array:
+    """SigmoidGrad: d·(s·(1 − s)) over whole packets, (d·s)·(1 − s) for the rest, each product rounded."""
+    r = kind.rnd
+    q = r(sub(F32(1), s))
+    tail = np.arange(s.size).reshape(s.shape) >= s.size - s.size % PACKET
+    return np.where(tail, r(mul(r(mul(d, s)), q)), r(mul(d, r(mul(s, q))))).astype(F32)
+
+
+def power(x: Array, g: F32, kind: Kind) -> Array:
+    """tf.pow in a half dtype: glibc's powf element by element (Eigen has no half packet pow), rounded; powf is
+    taken as x^g rounded to float32."""
+    return kind.rnd(np.power(x.astype(np.float64), np.float64(g)).astype(F32))
+
+
+def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma: float,
+          alpha: float | None) -> tuple[Array, Callable[[Array], Array]]:
+    """binary_focal_crossentropy: (1 − p_t)^γ·bce (times α_t with class balancing), p_t = y·s + (1 − y)·(1 − s),
+    s = σ(z) from logits, whose bce is sigmoid_cross_entropy_with_logits of z (Keras 3 finds the logits behind s).
+    The gradient: pow's (g·γ)·x^(γ−1); on probabilities the bce's and p_t's two paths into p added, from logits
+    the bce's gradient for z plus σ's gradient of p_t's paths."""
+    r = kind.rnd
+    s = sigmoid(p, kind) if from_logits else p
+    w = r(sub(F32(1), y))
+    b, bgrad = bce_logits(y, p, kind) if from_logits else bce_probs(y, s, kind, keras2)
+    m = r(sub(F32(1), r(add(r(mul(y, s)), r(mul(w, r(sub(F32(1), s))))))))
+    g = const(gamma, kind)
+    ff = power(m, g, kind)
+    wt = None if alpha is None else r(add(r(mul(y, const(alpha, kind))), r(mul(w, const(1 - alpha, kind)))))
+    fb = r(mul(ff, b)) if wt is None else r(mul(wt, r(mul(ff, b))))
+
+    def grad(c: Array) -> Array:
+        c = c if wt is None else r(mul(c, wt))
+        dm = r(mul(r(mul(r(mul(c, b)), g)), power(m, F32(r(sub(g, F32(1)))), kind)))
+        d1, d2 = r(mul(-dm, y)), r(mul(-dm, w))
+        db = r(mul(c, ff))
+        if from_logits:  # (the logits' bce gradient, then σ's for the paths through s)
+            return r(add(bgrad(db), sigmoid_grad(s, r(sub(d1, d2)), kind)))
+        return r(sub(r(add(bgrad(db), d1)), d2))
+    return fb, grad
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are, in the
     half dtypes for the losses here)."""
     if not covers(loss, from_logits):
         return lowp_tf.unsupported(loss, from_logits, params, switches, sample_weight)
-    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))]
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in TAKES.get(loss, ())]
     if sample_weight:
         extra.append("sample_weight")
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
@@ -232,7 +283,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return sparse_probs(y, p, labels, kind, half, keras2)
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
-        losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits)
+        losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits, params or {})
 
     def value(n: float) -> float:
         with np.errstate(all="ignore"):
@@ -245,14 +296,16 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=value)
 
 
-def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool,
-             from_logits: bool) -> tuple[Array, Callable[[Array], Array], Callable[[Any], Array]]:
+def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool, from_logits: bool,
+             params: dict[str, Any]) -> tuple[Array, Callable[[Array], Array], Callable[[Any], Array]]:
     """The per-sample losses, the gradient given each element's upstream, and that upstream given the losses'
     (Keras' mean over a sample's outputs divides it; a sum over the row passes it on)."""
     if loss in ("kl", "ce"):
         losses, inner = kl(y, p, kind) if loss == "kl" else ce_probs(y, p, kind, keras2)
         return losses, inner, lambda c: np.asarray(c, dtype=F32)
+    gamma, alpha = params.get("gamma", 2.0), params.get("alpha")
     e, inner = (poisson(y, p, kind) if loss == "poisson" else
+                focal(y, p, kind, keras2, from_logits, gamma, alpha) if loss == "focal" else
                 bce_logits(y, p, kind) if from_logits else bce_probs(y, p, kind, keras2))
     losses, down = sample_mean(e, kind, half, keras2)
     if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)

@@ -26,33 +26,38 @@ from make_golden import versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_tf_log.json"
 CLASSES = {"bce": "BinaryCrossentropy", "kl": "KLDivergence", "ce": "CategoricalCrossentropy",
-           "poisson": "Poisson"}
+           "poisson": "Poisson", "focal": "BinaryFocalCrossentropy"}
 
 
-def _loss(module, loss: str, from_logits: bool, reduction: str, dtype: str, labels: str | None = None):
+def _loss(module, loss: str, from_logits: bool, reduction: str, dtype: str, labels: str | None = None,
+          params: dict | None = None):
     kw = {"reduction": reduction} | ({"dtype": dtype} if module.__name__ == "keras" else {})
-    if loss in ("bce", "ce"):
+    if loss in ("bce", "ce", "focal"):
         kw["from_logits"] = from_logits
+    if loss == "focal":
+        gamma, alpha = (params or {}).get("gamma", 2.0), (params or {}).get("alpha")
+        kw |= {"gamma": gamma, "apply_class_balancing": alpha is not None, "alpha": 0.25 if alpha is None else alpha}
     name = "SparseCategoricalCrossentropy" if labels == "index" else CLASSES[loss]
     return getattr(module.losses, name)(**kw)
 
 
 def record(conv: str, loss: str, y: np.ndarray, p: np.ndarray, note: str = "", dtype: str = "float32",
-           from_logits: bool = False, labels: str | None = None) -> dict:
+           from_logits: bool = False, labels: str | None = None, params: dict | None = None) -> dict:
     module = __import__("keras" if conv == "keras" else "tf_keras")
     if labels is None:
         y = tf.cast(tf.constant(y, dtype=DTYPES[dtype]), tf.float32).numpy()
     p = tf.cast(tf.constant(p, dtype=DTYPES[dtype]), tf.float32).numpy()
     # (class indexes as float32 numbers: Keras 3 casts them to the loss's dtype, tf-keras passes them on)
     yt = tf.constant(y[:, 0], dtype=tf.float32) if labels else tf.constant(y, dtype=DTYPES[dtype])
-    per = _loss(module, loss, from_logits, "none", dtype, labels)(yt, tf.constant(p, dtype=DTYPES[dtype]))
+    per = _loss(module, loss, from_logits, "none", dtype, labels, params)(yt, tf.constant(p, dtype=DTYPES[dtype]))
     rec = {"convention": conv, "dtype": dtype, "loss": loss, "from_logits": from_logits, "labels": labels,
+           "params": params or {},
            "note": note,
            "target": _short(y), "pred": _short(p), "losses": _short(tf.cast(per, tf.float32).numpy())}
     for name, reduction in REDUCTIONS.items():
         pv = tf.Variable(tf.constant(p, dtype=DTYPES[dtype]))
         with tf.GradientTape() as tape:
-            value = _loss(module, loss, from_logits, reduction, dtype, labels)(yt, pv)
+            value = _loss(module, loss, from_logits, reduction, dtype, labels, params)(yt, pv)
         rec[name] = {"value": str(np.float32(tf.cast(value, tf.float32).numpy())),
                      "grad": _short(tf.cast(tape.gradient(value, pv), tf.float32).numpy())}
     return rec
@@ -92,6 +97,13 @@ def cases(rng) -> list[tuple]:
             out.append(("ce", rng.integers(0, shape[1], (shape[0], 1)).astype(np.float32),
                         rng.dirichlet(np.full(shape[1], 0.3), shape[0]).astype(np.float32), False,
                         "class indexes", "index"))
+    for shape, gamma, alpha in [((7, 5), 2.0, None), ((13, 1), 2.0, 0.25), ((9, 17), 0.0, None), ((5, 12), 1.5, 0.7),
+                                ((16, 64), 3.0, None)]:
+        y = (rng.random(shape) < 0.5).astype(np.float32)
+        z = (rng.standard_normal(shape) * 4).astype(np.float32)
+        params = {"gamma": gamma, "alpha": alpha}
+        out.append(("focal", y, _probs(rng, shape), False, f"gamma {gamma}, alpha {alpha}", None, params))
+        out.append(("focal", y, z, True, f"logits, gamma {gamma}, alpha {alpha}", None, params))
     edges = np.array([[0, 1e-8, 1e-7, 1.2e-7, 0.5, 1 - 1e-7, 1 - 6e-8, 1]], np.float32)
     for loss in ("bce", "kl", "ce"):
         out.append((loss, np.array([[1, 0, 1, 0, 1, 1, 0, 1]], np.float32), edges, False, "at and beyond the clip"))
