@@ -44,16 +44,20 @@ from .lowp_tf import (
 )
 
 EPS = 1e-7  # keras.backend.epsilon()
-TAKES = {"focal": ("gamma", "alpha")}  # the options each loss's kernels take
+# the options each loss's kernels take
+TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha")}
 SUPPORTED = (*lowp_tf.SUPPORTED, "in float16 and bfloat16: bce (on probabilities and from logits), kl, ce on "
-             "probability rows, poisson")
+             "probabilities (rows or class indexes), poisson, focal (probabilities and logits, gamma, alpha), "
+             "categorical-focal (probabilities; logits in float16 only; gamma, one class_alpha)")
+WHY_SOFTMAX = ("in bfloat16 (TensorFlow's x86 builds hand a bfloat16 softmax to oneDNN, whose kernels are compiled "
+               "for the processor at run time)")
 WHY_FLOAT32 = ("in float32 (TensorFlow's gradient of log and log1p multiplies by Eigen's reciprocal, the "
                "processor's rcpps estimate refined by a Newton step, whose bits differ between processors)")
 
 
 def covers(loss: str, from_logits: bool) -> bool:
     """The losses this module reproduces: their gradients go through log or log1p."""
-    return loss in ("bce", "kl", "poisson", "focal") or (loss == "ce" and not from_logits)
+    return loss in ("bce", "kl", "poisson", "focal", "categorical-focal") or (loss == "ce" and not from_logits)
 
 
 def recip(x: Array, kind: Kind) -> Array:
@@ -252,6 +256,40 @@ def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma
     return fb, grad
 
 
+def softmax(z: Array, kind: Kind) -> Array:
+    """tf.nn.softmax in a half dtype (Eigen's SoftmaxEigenImpl): e = e^(z − max) stored in the dtype, each row's
+    sum in the dtype, its reciprocal (1/x rounded), and e times it."""
+    r = kind.rnd
+    e = elementwise(r(sub(z, z.max(axis=1, keepdims=True))), kind.of(pexp), kind.of(libm_expf))
+    return r(mul(e, recip(row_sums(e, kind=kind), kind)[:, None]))
+
+
+def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma: float,
+                      alpha: float) -> tuple[Array, Callable[[Array], Array]]:
+    """categorical_focal_crossentropy: Σ α(1 − o)^γ·(−y·log o) by rows, o the rows (softmax of the logits)
+    divided by their reduce_sum and clipped to [ε, 1 − ε] (tf-keras: 1 − ε in the dtype). The gradient: pow's
+    and the log's paths into o added, the clip, RealDiv's two paths (as ce_probs), then SoftmaxGrad
+    (d − Σ d·q)·q."""
+    r = kind.rnd
+    lo = const(EPS, kind)
+    hi = F32(r(sub(F32(1), lo))[()]) if keras2 else const(1 - EPS, kind)
+    q = softmax(p, kind) if from_logits else p
+    s = rsum(q, kind)[:, None]
+    o, passes = clip(r(div(q, s)), lo, hi)
+    cce = r(mul(-y, log(o, kind)))
+    m, g, a = r(sub(F32(1), o)), const(gamma, kind), const(alpha, kind)
+    wf = r(mul(power(m, g, kind), a))
+    losses = rsum(r(mul(wf, cce)), kind)
+
+    def grad(c: Array) -> Array:
+        dm = r(mul(r(mul(r(mul(r(mul(c, cce)), a)), g)), power(m, F32(r(sub(g, F32(1)))), kind)))
+        do = r(sub(r(mul(r(mul(r(mul(c, wf)), -y)), recip(o, kind))), dm))
+        do = np.where(passes, do, F32(0)).astype(F32)
+        dq = r(add(r(div(do, s)), rsum(r(mul(do, r(div(r(div(-q, s)), s)))), kind)[:, None]))
+        return r(mul(r(sub(dq, rsum(r(mul(dq, q)), kind)[:, None])), q)) if from_logits else dq
+    return losses, grad
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are, in the
@@ -262,12 +300,16 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
              and k not in TAKES.get(loss, ())]
     if sample_weight:
         extra.append("sample_weight")
+    if np.size(params.get("class_alpha")) > 1:  # (Keras 3 takes a list as float32, the loss with it)
+        extra.append("class_alpha")
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
 def unsupported_in(dtype: str, loss: str, from_logits: bool) -> str | None:
     """float32 is not reproduced for the losses here (the formulas run instead): its reciprocal is the
-    processor's."""
+    processor's; nor is a bfloat16 softmax, which TensorFlow hands to oneDNN."""
+    if dtype == "bfloat16" and loss == "categorical-focal" and from_logits:
+        return f"{loss} from logits {WHY_SOFTMAX}"
     return f"{loss} {WHY_FLOAT32}" if dtype == "float32" and covers(loss, from_logits) else None
 
 
@@ -300,10 +342,13 @@ def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool,
              params: dict[str, Any]) -> tuple[Array, Callable[[Array], Array], Callable[[Any], Array]]:
     """The per-sample losses, the gradient given each element's upstream, and that upstream given the losses'
     (Keras' mean over a sample's outputs divides it; a sum over the row passes it on)."""
-    if loss in ("kl", "ce"):
-        losses, inner = kl(y, p, kind) if loss == "kl" else ce_probs(y, p, kind, keras2)
-        return losses, inner, lambda c: np.asarray(c, dtype=F32)
     gamma, alpha = params.get("gamma", 2.0), params.get("alpha")
+    if loss in ("kl", "ce", "categorical-focal"):
+        a = params.get("class_alpha")
+        losses, inner = (kl(y, p, kind) if loss == "kl" else ce_probs(y, p, kind, keras2) if loss == "ce" else
+                         categorical_focal(y, p, kind, keras2, from_logits, gamma,
+                                           1.0 if a is None else float(np.ravel(a)[0])))
+        return losses, inner, lambda c: np.asarray(c, dtype=F32)
     e, inner = (poisson(y, p, kind) if loss == "poisson" else
                 focal(y, p, kind, keras2, from_logits, gamma, alpha) if loss == "focal" else
                 bce_logits(y, p, kind) if from_logits else bce_probs(y, p, kind, keras2))

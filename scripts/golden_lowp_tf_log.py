@@ -26,17 +26,21 @@ from make_golden import versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_tf_log.json"
 CLASSES = {"bce": "BinaryCrossentropy", "kl": "KLDivergence", "ce": "CategoricalCrossentropy",
-           "poisson": "Poisson", "focal": "BinaryFocalCrossentropy"}
+           "poisson": "Poisson", "focal": "BinaryFocalCrossentropy",
+           "categorical-focal": "CategoricalFocalCrossentropy"}
 
 
 def _loss(module, loss: str, from_logits: bool, reduction: str, dtype: str, labels: str | None = None,
           params: dict | None = None):
     kw = {"reduction": reduction} | ({"dtype": dtype} if module.__name__ == "keras" else {})
-    if loss in ("bce", "ce", "focal"):
+    if loss in ("bce", "ce", "focal", "categorical-focal"):
         kw["from_logits"] = from_logits
     if loss == "focal":
         gamma, alpha = (params or {}).get("gamma", 2.0), (params or {}).get("alpha")
         kw |= {"gamma": gamma, "apply_class_balancing": alpha is not None, "alpha": 0.25 if alpha is None else alpha}
+    if loss == "categorical-focal":
+        alpha = (params or {}).get("class_alpha")
+        kw |= {"gamma": (params or {}).get("gamma", 2.0), "alpha": 1.0 if alpha is None else alpha[0]}
     name = "SparseCategoricalCrossentropy" if labels == "index" else CLASSES[loss]
     return getattr(module.losses, name)(**kw)
 
@@ -104,6 +108,14 @@ def cases(rng) -> list[tuple]:
         params = {"gamma": gamma, "alpha": alpha}
         out.append(("focal", y, _probs(rng, shape), False, f"gamma {gamma}, alpha {alpha}", None, params))
         out.append(("focal", y, z, True, f"logits, gamma {gamma}, alpha {alpha}", None, params))
+    for shape, gamma, alpha in [((7, 5), 2.0, None), ((13, 3), 1.5, [0.25]), ((9, 17), 0.0, None),
+                                ((6, 40), 3.0, [2.0]), ((3, 300), 2.0, None)]:
+        rows = rng.dirichlet(np.full(shape[1], 0.5), shape[0]).astype(np.float32)
+        params = {"gamma": gamma, "class_alpha": alpha}
+        out.append(("categorical-focal", rows, _probs(rng, shape), False, f"gamma {gamma}, alpha {alpha}", None,
+                    params))
+        z = (rng.standard_normal(shape) * rng.choice([0.3, 3.0, 30.0], (shape[0], 1))).astype(np.float32)
+        out.append(("categorical-focal", rows, z, True, f"logits, gamma {gamma}, alpha {alpha}", None, params))
     edges = np.array([[0, 1e-8, 1e-7, 1.2e-7, 0.5, 1 - 1e-7, 1 - 6e-8, 1]], np.float32)
     for loss in ("bce", "kl", "ce"):
         out.append((loss, np.array([[1, 0, 1, 0, 1, 1, 0, 1]], np.float32), edges, False, "at and beyond the clip"))
