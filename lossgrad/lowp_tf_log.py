@@ -300,7 +300,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
              and k not in TAKES.get(loss, ())]
     if sample_weight:
         extra.append("sample_weight")
-    if np.size(params.get("class_alpha")) > 1:  # (Keras 3 takes a list as float32, the loss with it)
+    if np.size(params.get("class_alpha", 0)) > 1:  # (Keras 3 takes a list as float32, the loss with it)
         extra.append("class_alpha")
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
