@@ -127,6 +127,12 @@ def cases(rng) -> list[tuple]:
                 np.array([[0, 0, 1e-7, 1e-8, 1e4, 3]], np.float32), False, "rates at 0 and below ε"))
     out.append(("kl", np.array([[0, 0.5, 0.5, 0, 1e-9, 1]], np.float32),
                 np.array([[0.5, 0, 0.5, 1e-9, 0.5, 1]], np.float32), False, "zeros both sides"))
+    # the float16 values whose reciprocal lies nearest a midpoint of float16, 2^e·(2 − 2^−10), as p and as 1 − p
+    near = np.array([2.0 ** e * (2 - 2.0 ** -10) for e in range(-14, 0)], np.float32)
+    p = np.concatenate([near, 1 - near[near < 0.5]])[None, :]
+    for loss in ("bce", "poisson", "focal"):
+        out.append((loss, (rng.random(p.shape) < 0.5).astype(np.float32), p, False, "reciprocals near a midpoint",
+                    None, {"gamma": 2.0, "alpha": None} if loss == "focal" else None))
     p = _probs(rng, (1, 8200))
     out.append(("bce", (rng.random((1, 8200)) < 0.5).astype(np.float32), p, False, "a row for the reducer's tree"))
     return out
