@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 
 from . import lowp_tf
+from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import libm_log1pf
@@ -44,6 +45,7 @@ from .lowp_tf import (
 )
 
 EPS = 1e-7  # keras.backend.epsilon()
+HUGE = F32(2.0 ** 100)
 # the options each loss's kernels take
 TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha")}
 SUPPORTED = (*lowp_tf.SUPPORTED, "in float16 and bfloat16: bce (on probabilities and from logits), kl, ce on "
@@ -61,10 +63,16 @@ def covers(loss: str, from_logits: bool) -> bool:
 
 
 def recip(x: Array, kind: Kind) -> Array:
-    """Eigen's reciprocal in the dtype: 1/x in float32, rounded (a bfloat16 subnormal read as 0 gives ±∞)."""
+    """Eigen's reciprocal in the dtype: 1/x in float32, rounded (a bfloat16 subnormal read as 0 gives ±∞). Beyond
+    2^100 (bfloat16 only) the Newton step's correction is subnormal and flushed, leaving `rcpps` itself."""
     out = kind.rnd(div(F32(1), x))
     if kind.leaf == 128:
         out = np.where((np.abs(x) < TINY) & (x != 0), np.copysign(F32(np.inf), x), out).astype(F32)
+        huge = np.flatnonzero(np.isfinite(x) & (np.abs(x) >= HUGE))
+        if huge.size:
+            raise NotReproduced("dtype", f"TensorFlow's bfloat16 reciprocal of {float(x.flat[huge[0]]):g} (beyond "
+                                "2^100 its Newton step is flushed to zero, leaving the processor's own rcpps "
+                                "estimate) is not reproduced; use {dtype} float32 or float64")
     return out
 
 

@@ -121,6 +121,11 @@ def test_refused_with_the_reason() -> None:
     with pytest.raises(lossgrad.OptionError, match="not for categorical-focal with class_alpha"):
         lossgrad.evaluate("categorical-focal", [[1.0, 0.0]], [[0.3, 0.7]], convention="tf-keras",
                           dtype="float16", class_alpha=[0.2, 0.8])
+    # beyond 2^100 a bfloat16 reciprocal's Newton correction is flushed to zero: rcpps itself, the processor's
+    with pytest.raises(lossgrad.OptionError, match="reciprocal of 1.*e\\+30 .*not reproduced"):
+        lossgrad.evaluate("poisson", [[1.0, 2.0]], [[2.0 ** 100, 3.0]], convention="keras", dtype="bfloat16")
+    assert np.isfinite(lossgrad.evaluate("poisson", [[1.0, 2.0]], [[2.0 ** 99, 3.0]], convention="keras",
+                                         dtype="bfloat16").value)
     with pytest.raises(lossgrad.OptionError, match="not for kl with sample_weight"):
         lossgrad.evaluate("kl", [[0.5, 0.5]], [[0.3, 0.7]], convention="keras", dtype="float16",
                           sample_weight=[2.0])
