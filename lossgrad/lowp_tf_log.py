@@ -33,6 +33,7 @@ from .lowp_tf import (
     add,
     div,
     elementwise,
+    ftz,
     full_sum,
     kind_of,
     libm_expf,
@@ -233,8 +234,8 @@ def sigmoid_grad(s: Array, d: Array, kind: Kind) -> Array:
 
 def power(x: Array, g: F32, kind: Kind) -> Array:
     """tf.pow in a half dtype: glibc's powf element by element (Eigen has no half packet pow), rounded; powf is
-    taken as x^g rounded to float32."""
-    return kind.rnd(np.power(x.astype(np.float64), np.float64(g)).astype(F32))
+    taken as x^g rounded to float32 (a subnormal flushed to zero)."""
+    return kind.rnd(ftz(np.power(x.astype(np.float64), np.float64(g)).astype(F32)))
 
 
 def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma: float,

@@ -133,6 +133,13 @@ def cases(rng) -> list[tuple]:
     for loss in ("bce", "poisson", "focal"):
         out.append((loss, (rng.random(p.shape) < 0.5).astype(np.float32), p, False, "reciprocals near a midpoint",
                     None, {"gamma": 2.0, "alpha": None} if loss == "focal" else None))
+    # (1 − p_t)^γ below float32's normal range: powf's result flushed to zero
+    p = np.array([[1 - 1e-3, 0.9999, 1e-4, 1e-3, 0.99, 0.01, 0.999, 0.0001, 1 - 6e-8]], np.float32)
+    y = np.array([[1, 1, 0, 0, 1, 0, 1, 0, 1]], np.float32)
+    for gamma in (13.0, 40.0):
+        out.append(("focal", y, p, False, f"a factor flushed, gamma {gamma}", None, {"gamma": gamma, "alpha": None}))
+        out.append(("focal", y, np.log(p / (1 - p)), True, f"logits, a factor flushed, gamma {gamma}", None,
+                    {"gamma": gamma, "alpha": None}))
     p = _probs(rng, (1, 8200))
     out.append(("bce", (rng.random((1, 8200)) < 0.5).astype(np.float32), p, False, "a row for the reducer's tree"))
     return out
