@@ -1,5 +1,6 @@
 """TensorFlow's CPU kernels for the Keras losses whose gradients go through log and log1p (bce on probabilities and
-from logits, kl, ce on probability rows, poisson), in float16 and bfloat16, as Keras 3 and tf-keras call them.
+from logits, kl, ce on probabilities, poisson, focal, categorical-focal), in float16 and bfloat16, as Keras 3 and
+tf-keras call them; the `tf` backend, every other loss passed on to lossgrad.lowp_tf.
 
 TensorFlow differentiates log x as g·(1/x) and log(1 + x) as g·(1/(1 + x)), with Eigen's reciprocal: in float32
 the processor's `rcpps` estimate refined by one Newton step (x + x·(1 − a·x), each operation rounded), whose last
@@ -7,12 +8,12 @@ bits are the processor's own, so float32 stays on the formulas. Half and bfloat1
 that reciprocal and round it to the dtype (the elements after the last whole packet divide 1 by x in float32):
 within Eigen's 2 float32 ulps, a reciprocal of a bfloat16 value never lies so near a midpoint of bfloat16 that the
 rounding could tell the estimate from 1/x, and of a float16 value only for the 28 magnitudes 2^e·(2 − 2^−10),
-which every x86 reciprocal measured rounds as 1/x does. So in the half dtypes 1/x in float32, rounded, is the
-kernel's, except that a bfloat16 subnormal reads as 0 (the reciprocal's flush of denormal inputs): 1/x = ±∞.
-Every other operation is Eigen's, each rounded to the dtype (lossgrad.lowp_tf's packet log and exp, glibc's for
-the scalar remainder, its row sums and Keras' means).
+which the reciprocal measured here rounds as 1/x does. So in the half dtypes 1/x in float32, rounded, is the
+kernel's, except that a bfloat16 subnormal reads as 0 (the reciprocal's flush of denormal inputs): 1/x = ±∞, and
+beyond 2^100 the Newton step's correction is flushed (refused). Every other operation is Eigen's, each rounded to
+the dtype (lossgrad.lowp_tf's packet log and exp, glibc's for the scalar remainder, its row sums and Keras' means);
+pow is glibc's powf element by element, Eigen having no half packet pow.
 """
-
 from __future__ import annotations
 
 from collections.abc import Callable
