@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf, lowp_tf_elem, lowp_tfk, lowp_xla  # noqa: F401 (lowp_tf_elem: registers with lowp_tf)
+from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_log, lowp_tfk, lowp_xla
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
-BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla}
+BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf_log, "tf-keras": lowp_tfk, "xla": lowp_xla}
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
 # a backend's losses whose kernels live in modules of their own (each with the backend's `compute` and TAKES, the
 # losses it covers and the parameters each takes; `unsupported` and SUPPORTED where it has more to say): they take
@@ -45,7 +45,8 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     if not hasattr(module, "unsupported"):
         return _beyond(module.TAKES[loss], loss, params, sample_weight)
     why: str | None = module.unsupported(loss, from_logits, params, switches, sample_weight)
-    return why
+    in_mode = getattr(module, "unsupported_in", None)  # (a loss reproduced in some dtypes only, by its mode)
+    return why if why is not None or in_mode is None else in_mode(dtype, loss, from_logits)
 
 
 def _beyond(takes: tuple[str, ...], loss: str, params: dict[str, Any], sample_weight: bool) -> str | None:

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from functools import partial
 
-from . import lowp_tf
+from . import lowp_tf_log
 
-SUPPORTED = lowp_tf.SUPPORTED
-unsupported = lowp_tf.unsupported
-compute = partial(lowp_tf.compute, keras2=True)
+SUPPORTED = lowp_tf_log.SUPPORTED
+unsupported = lowp_tf_log.unsupported
+unsupported_in = lowp_tf_log.unsupported_in
+compute = partial(lowp_tf_log.compute, keras2=True)

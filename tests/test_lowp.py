@@ -104,7 +104,8 @@ def test_sleef_log_is_within_an_ulp_of_the_truth(x: float) -> None:
 
 def test_half_dtypes_refuse_what_is_not_reproduced() -> None:
     with pytest.raises(lossgrad.OptionError, match="TensorFlow's bfloat16 kernels are reproduced for .*; not for bce"):
-        lossgrad.evaluate("bce", [1.0], [0.5], from_logits=True, convention="keras", dtype="bfloat16")
+        lossgrad.evaluate("bce", [1.0], [0.5], from_logits=True, convention="keras", dtype="bfloat16",
+                          label_smoothing=0.1)
     with pytest.raises(lossgrad.OptionError, match="kernels are reproduced for .*; not for hinge"):
         lossgrad.evaluate("hinge", [1.0], [0.5], convention="keras", dtype="bfloat16", sample_weight=[2.0])
     with pytest.raises(lossgrad.OptionError, match="not for mse with sample_weight"):
