@@ -359,14 +359,20 @@ def _path_inputs(q: Question, path: str) -> tuple[Batch, bool, dict]:
     return replace(q.batch, p=probs), False, {k: v for k, v in q.params.items() if k != "pos_weight"}
 
 
-def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) -> list[Candidate]:
-    """`name`'s candidates on `path` with `options` added; none where it lacks the loss, mode or option."""
-    batch, logits, params = _path_inputs(q, path)
+def _with_options(q: Question, batch: Batch, logits: bool, params: dict, options: dict) -> tuple[Batch, bool, dict]:
+    """The inputs and parameters of a candidate that adds `options` (a weight per sample among them goes into the
+    batch)."""
     vectors = {p.name for p in LOSSES[q.loss].params if p.vector}
     params = {**params, **{k: np.atleast_1d(v) if k in vectors else v for k, v in options.items()}}
     w = params.pop("sample_weight", None)
     if w is not None:
         batch = replace(batch, w=np.asarray(w, dtype=np.float64))
+    return batch, logits, params
+
+
+def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) -> list[Candidate]:
+    """`name`'s candidates on `path` with `options` added; none where it lacks the loss, mode or option."""
+    batch, logits, params = _with_options(q, *_path_inputs(q, path), options)
     try:
         with np.errstate(all="ignore"):
             s = setup(q.loss, from_logits=logits, reduction=reduction.replace("micro", "mean"), convention=name,
@@ -401,9 +407,10 @@ def rounding_band(q: Question, match: Candidate) -> list[str]:
     """How far each gradient the user gave is from the match and from the float64 truth, in ulps of the half
     dtype."""
     held = _held(q.batch, q.dtype, q.autocast)
-    batch, logits, params = _path_inputs(replace(q, batch=held), "probs" if match.wrt == "probs" else "direct")
+    path = "probs" if match.wrt == "probs" else "direct"
+    batch, logits, params = _with_options(q, *_path_inputs(replace(q, batch=held), path), match.options)
     truth = run(setup(q.loss, from_logits=logits, reduction=match.reduction, labels=q.labels,
-                      sample_weight=batch.w is not None, **params, **match.options), batch)
+                      sample_weight=batch.w is not None, **params), batch)
     grad = truth.grad_logits if match.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
     whole = replace(match, grad=grad, grads=truth.grads)
     under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"

@@ -178,3 +178,15 @@ def test_compare_lists_a_convention_without_the_option_as_unavailable():
     assert "optax" not in j["conventions"] and {"exact", "torch", "keras"} <= set(j["conventions"])
     assert j["unsupported"]["optax"] == "--ignore-index: optax (JAX) has no ignore_index for ce"
     assert j["conventions"]["torch"]["n"] == 2  # the ignored sample is left out of the mean
+
+
+def test_a_half_dtype_match_that_needs_a_sample_weight_gets_its_rounding_band():
+    # kl summed over the outputs, by hand: d/dq Σ y·log(y/q) = −y/q = (−0.4, −1.6) at y = (0.2, 0.8), q = ½; the
+    # numbers given are half of that, which a weight of ½ on the one sample explains (the float16 band of the match
+    # is then measured with that weight in the batch)
+    r = lossgrad("check", "kl", "--dtype", "float16", "-y", "0.2,0.8", "-p", "0.5,0.5", "--my-grad=-0.2,-0.8",
+                 "-f", "json")
+    assert r.code == 0
+    j = r.json()
+    assert j["match"]["options"] == {"sample_weight": [0.5]}
+    assert any("matches exact in float16" in f and "rounding, not a formula" in f for f in j["findings"])
