@@ -305,6 +305,15 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
     return losses, lambda n: -kind.rnd(mul(kind.rnd(div(upstream(n, kind), divisor)), mul(d, F32(2))))
 
 
+# losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are
+NOT_YET = {
+    "ctc": "ctc (TensorFlow's dense ctc_loss, the forward-backward recursion of log-sum-exps that Keras 3 and "
+           "tf-keras call, runs op by op in the dtype; that recursion is not reproduced)",
+    "dice": "dice (Keras' Dice: its sums over a sample's outputs and its quotient in the dtype are not reproduced)",
+    "tversky": "tversky (Keras' Tversky: its sums over a sample's outputs and its quotient in the dtype are not "
+               "reproduced)"}
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
@@ -318,7 +327,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
                 "multiplies by Eigen's reciprocal, the processor's rcpps estimate refined by a Newton step, whose "
                 "bits differ between processors)")
     if loss not in ("ce", "mse", *MORE):
-        return loss
+        return NOT_YET.get(loss, loss)
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
