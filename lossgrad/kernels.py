@@ -10,12 +10,12 @@ from __future__ import annotations
 from types import ModuleType
 from typing import Any
 
-from . import lowp, lowp_tf, lowp_tfk, lowp_xla
+from . import lowp, lowp_tf, lowp_tfk, lowp_xla_more
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
-BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla}
+BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf, "tf-keras": lowp_tfk, "xla": lowp_xla_more}
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
 
 
