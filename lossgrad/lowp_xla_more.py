@@ -10,11 +10,15 @@ This module is the "xla" backend: the losses of lowp_xla are passed on to it.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
 from . import lowp_xla
+from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import fma
@@ -31,12 +35,15 @@ from .lowp_xla import (
     xla_exp,
     xla_log,
     xla_log1p,
+    xla_sum,
 )
 
 # the losses reproduced here beside lowp_xla's, and the options each takes
-TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha")}
+TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha"),
+                                     "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
-             "focal (from logits: sigmoid_focal_loss)")
+             "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
+             "triplet op by op, and in float16 under jit (triplet_margin_loss, norm_degree 2)")
 DTYPES = lowp_xla.DTYPES
 
 
@@ -154,6 +161,109 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: 
     return r(raw), k(raw), grad, v_pos
 
 
+def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
+    """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
+    stored in the dtype."""
+    return r(xla_sum(k(x)))
+
+
+def _in_order(x: Array, r: Rounder) -> Array:
+    acc: Array = x[:, 0].copy()
+    for i in range(1, x.shape[1]):
+        acc = r(acc + x[:, i])
+    return acc
+
+
+def _rows_in_dtype(x: Array, r: Rounder) -> Array:
+    """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
+    every addition rounded to it, in XLA's windows of 32 (lowp_xla's order, whatever the size: no YNNPACK here)."""
+    n = x.shape[1]
+    if n <= 32:
+        return _in_order(x, r)
+    pad = -n % 32
+    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return _rows_in_dtype(np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1), r)
+
+
+def _over(a: Array, b: Array, r: Rounder, exact: bool) -> Array:
+    """a / b for a column b spread along a's rows: XLA multiplies by the reciprocal 1/b, rounded to the dtype, instead
+    (`exact`, bfloat16: the quotient rounded once; one column: the division itself)."""
+    return r(a / b) if a.shape[1] == 1 or exact else r(a * r(F32(1) / b))
+
+
+def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Grad]:
+    """cosine_distance (epsilon 0) op by op: 1 − Σ (p/‖p‖)(y/‖y‖), ‖x‖ = sqrt(max(0, Σx²)), the sums in float32;
+    jax.grad: −c·ŷ/‖p‖ + 2p·(½/‖p‖)·w·(−Σ −c·ŷ·‖p‖^−2·p), w the clip's share (½ where Σp² = 0), ŷ = y/‖y‖, its
+    row sum in the dtype."""
+    sp = _rows(r(p * p), r, r)[:, None]
+    norm_p = r(np.sqrt(np.maximum(F32(0), sp)))
+    norm_y = r(np.sqrt(np.maximum(F32(0), _rows(r(y * y), r, r)[:, None])))
+    yu = _over(y, norm_y, r, bf16)
+    raw = ftz(F32(1) - _rows(r(_over(p, norm_p, r, bf16) * yu), r, r))
+    w = _tie(sp, np.maximum(F32(0), sp), 0)
+
+    def grad(n: float) -> Array:
+        bq = r(-r(upstream(n)) * yu)
+        inv2 = r(F32(1) / r(norm_p * norm_p))
+        s = -_rows_in_dtype(r(r(bq * inv2) * p), r)[:, None]
+        by = r(r(s * r(F32(0.5) / norm_p)) * w)
+        return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
+    return r(raw), raw, grad
+
+
+
+def _libm() -> Any:
+    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded)."""
+    try:
+        lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    except OSError:
+        return None
+    lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    return lib
+
+
+LIBM = _libm()
+
+
+def powf(x: Array, e: float) -> Array:
+    """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
+    if LIBM is None:
+        raise NotReproduced("dtype", "JAX's x^y is the C library's powf, which could not be loaded here; use {dtype} "
+                            "float64, or {convention} exact")
+    each = np.frompyfunc(lambda v: LIBM.powf(v, e), 1, 1)
+    return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
+
+
+def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, jit: bool,
+            fused: bool) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+    """triplet_margin_loss (norm_degree 2, eps 1e-6): d(u, v) = (Σ(u − v)² + ε)^½, max(d(a, pos) − d(a, neg) +
+    margin, 0); jax.grad through ½·(Σ + ε)^−½·2(u − v), the maximum's share (½ at 0) first. x^½ is powf op by op
+    and a square root under jit (XLA's rewrite); x^−½ is powf either way. `fused` (float32 under jit): the anchor's
+    two terms contracted into a fused multiply-add. Returns the losses, the terms the mean adds, and the gradients
+    (anchor, positive, negative)."""
+    eps = r(F32(1e-6))
+
+    def dist(v: Array) -> tuple[Array, Array, Array]:
+        d = r(a - v)
+        h = r(_rows(r(d * d), r, r) + eps)
+        root = r(np.sqrt(h)) if jit else r(powf(h, 0.5))
+        return d, root, r(F32(0.5) * r(powf(h, -0.5)))
+    dp, root_p, half_p = dist(pos)
+    dn, root_n, half_n = dist(neg)
+    m = r(r(root_p - root_n) + r(F32(margin)))
+    raw = np.maximum(m, F32(0))
+    w = _tie(m, raw, 0)
+
+    def grads(n: float) -> list[Array]:
+        bl = r(r(upstream(n)) * w)
+        bp = r(r(-bl * half_n)[:, None] * r(F32(2) * dn))
+        bt = r(r(bl * half_p)[:, None] * r(F32(2) * dp))
+        anchor = _fma(r(bl * half_p)[:, None], r(F32(2) * dp), bp) if fused else r(bp + bt)
+        return [anchor, -bt, -bp]
+    return r(raw), raw, grads
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
@@ -165,6 +275,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
         extra.append("sample_weight")
     if loss == "focal" and not from_logits:
         return "focal on probabilities"
+    if loss == "triplet" and float(params.get("norm_degree", 2.0)) != 2:
+        return "triplet with {norm_degree} other than 2"
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
@@ -177,6 +289,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         more = {"extra": extra} if extra else {}
         return lowp_xla.compute(loss, y, p, labels, half, switches, batchmean, params, from_logits, weights, **more)
     params = params or {}
+    if loss == "triplet":
+        return triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=F32), half, switches.get("jit", True),
+                             float(params.get("margin", 1.0)))
     jit = switches.get("jit", True)
     r = rounder(half)
     k = ftz if jit and half is not None and half is not np.float16 else r  # (as lowp_xla.compute)
@@ -190,6 +305,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, terms, grad = hinge(np.where(y == 0, F32(-1), y), p, r, k)  # (0/1 labels read as −1/1)
         elif loss == "logcosh":
             losses, terms, grad = log_cosh(y, p, r, k, fused)
+        elif loss == "cosine":
+            if jit:
+                raise NotReproduced("dtype", "JAX's cosine_distance under jit is not reproduced (XLA folds the "
+                                    "targets' norms and reorders the products inside its fused row sums); ask for "
+                                    "JAX op by op (--no-jit; jit=False in Python)")
+            losses, terms, grad = cosine(y, p, r, half is not None and half is not np.float16)
         else:
             alpha = params.get("alpha")
             losses, terms, grad, prob = focal(y, p, float(params.get("gamma", 2.0)), None if alpha is None
@@ -197,3 +318,25 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as lowp_xla's)
     value = None if several and half is None else mean_value(terms, r)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value)
+
+
+
+def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float) -> Parts:
+    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'. Under jit XLA sums
+    rows of 9 to 15 squares in float32 in an order of its own and keeps bfloat16 in float32 between fused steps:
+    float16 only is reproduced there."""
+    if jit and half is not np.float16:
+        raise NotReproduced("dtype", "JAX's triplet_margin_loss under jit is reproduced in float16 only (XLA's "
+                            "fused row sums take an order of their own); ask for JAX op by op (--no-jit; jit=False "
+                            "in Python)")
+    r = rounder(half)
+    with np.errstate(all="ignore"):
+        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, jit, False)
+
+    def quiet(n: float) -> list[Array]:
+        with np.errstate(all="ignore"):
+            return grads(n)
+    g = quiet(1)
+    return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
+                 mean_grad=lambda n: quiet(n)[0], mean_value=mean_value(terms, r),
+                 mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))
