@@ -25,7 +25,16 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_mo
 # each loss's options as recorded (lossgrad's names), the first the defaults
 OPTIONS = {"huber": ({"delta": 1.0}, {"delta": 0.7}), "hinge": ({},), "logcosh": ({},),
            "focal": ({"gamma": 2.0, "alpha": None}, {"gamma": 2.0, "alpha": 0.25}, {"gamma": 1.5, "alpha": 0.3},
-                     {"gamma": 0.0, "alpha": None})}
+                     {"gamma": 0.0, "alpha": None}), "cosine": ({},),
+           "triplet": ({"margin": 1.0}, {"margin": 0.3})}
+
+
+def modes(loss: str, dtype: str) -> tuple[bool, ...]:
+    """jit (True) and op by op (False) where lossgrad reproduces them (cosine op by op; triplet op by op, and under
+    jit in float16)."""
+    if loss == "cosine" or (loss == "triplet" and dtype != "float16"):
+        return (False,)
+    return (True, False)
 
 
 def per_example(loss: str, options: dict, y, extra: dict):
@@ -43,34 +52,51 @@ def per_example(loss: str, options: dict, y, extra: dict):
         return lambda z: losses.sigmoid_focal_loss(z, y, alpha=options["alpha"], gamma=options["gamma"])
     if loss == "cosine":
         return lambda z: losses.cosine_distance(z, y)
-    raise ValueError(loss)
+    # triplet: the anchors are the predictions, the positives the targets (its norm_degree is optax's default 2)
+    return lambda z, pos, neg: losses.triplet_margin_loss(z, pos, neg, margin=options["margin"])
 
 
 def record(loss: str, options: dict, dtype: str, jit: bool, reduction: str, y: np.ndarray, p: np.ndarray,
-           name: str | None = None) -> dict:
+           name: str | None = None, negative: np.ndarray | None = None) -> dict:
     import jax
     import jax.numpy as jnp
 
     kind = _np_dtype(dtype)
     per = per_example(loss, options, jnp.asarray(y.astype(kind)), {})
+    args = (p,) if negative is None else (p, y, negative)  # (triplet: the gradients of all three inputs)
 
-    def reduced(z):
-        out = per(z)
+    def reduced(*inputs):
+        out = per(*inputs)
         return (jnp.mean(out) if reduction == "mean" else jnp.sum(out)), out
-    both = jax.value_and_grad(reduced, has_aux=True)
+    both = jax.value_and_grad(reduced, argnums=tuple(range(len(args))), has_aux=True)
     if jit:
         both = jax.jit(both)
-    (value, losses), grad = both(jnp.asarray(p.astype(kind)))
+    (value, losses), grads = both(*(jnp.asarray(a.astype(kind)) for a in args))
     out = {"loss": loss, "options": options, "dtype": dtype, "jit": jit, "reduction": reduction,
            "target": _short(y), "pred": _short(p), "losses": _short(np.asarray(losses, dtype=np.float32)),
            "value": None if reduction == "none" else str(np.float32(value)),
-           "grad": _short(np.asarray(grad, dtype=np.float32))}
+           "grad": _short(np.asarray(grads[0], dtype=np.float32))}
+    if negative is not None:
+        pairs = zip(("target", "negative"), grads[1:], strict=True)
+        out |= {"negative": _short(negative), "grads": {k: _short(np.asarray(g, dtype=np.float32)) for k, g in pairs}}
     return out | ({"name": name} if name else {})
 
 
 def _errors(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     y = rng.standard_normal(n) * rng.choice([0.1, 1.0, 3.0, 50.0], n)
     return y, y + rng.standard_normal(n) * rng.choice([0.01, 0.5, 1.0, 2.0, 100.0], n)
+
+
+def triplets(rng, dtype: str, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]]:
+    """(positives, anchors, negatives): random rows of 1 to 40 features, and equal rows (a distance of √ε)."""
+    cols = int(rng.choice([1, 3, 10, 12, 33, 40]))
+    a = rng.standard_normal((n, cols)) * rng.choice([0.1, 1.0, 10.0], (n, 1))
+    pos, neg = (a + rng.standard_normal((n, cols)) * rng.choice([1e-3, 0.5, 2.0], (n, 1)) for _ in range(2))
+    ta = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [5.0, -4.0, 0.5]])
+    tp = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0], [5.0, -4.0, 0.5]])
+    tn = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0], [1.0, 1.0, 2.0], [-5.0, 4.0, 0.5]])
+    return [tuple(_rounded(x, dtype) for x in (pos, a, neg)) + (None,),
+            tuple(_rounded(x, dtype) for x in (tp, ta, tn)) + ("adversarial",)]
 
 
 def inputs(rng, loss: str, dtype: str, n: int) -> list[tuple[np.ndarray, np.ndarray, str | None]]:
@@ -82,6 +108,15 @@ def inputs(rng, loss: str, dtype: str, n: int) -> list[tuple[np.ndarray, np.ndar
     elif loss == "hinge":
         y, p = rng.choice([-1.0, 1.0], n), rng.standard_normal(n) * rng.choice([0.5, 2.0, 100.0], n)
         ty, tp = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]), np.array([1.0, -1.0, 0.0, 0.0, -1.0, 1e4])
+    elif loss == "cosine":  # rows of 1 to 40 outputs, nearly parallel, opposite and zero vectors
+        cols = int(rng.choice([1, 3, 10, 33, 40]))
+        y = rng.standard_normal((n, cols))
+        p = y * rng.choice([1.0, -1.0, 0.5], (n, 1)) + rng.standard_normal((n, cols)) * rng.choice([1e-3, 0.3, 3.0],
+                                                                                                   (n, 1))
+        ty = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [3.0, -4.0, 0.0]])
+        tp = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 0.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [3.0, -4.0, 1e-3]])
+        return [(_rounded(y, dtype), _rounded(p, dtype), None), (_rounded(ty, dtype), _rounded(tp, dtype),
+                                                                 "adversarial")]
     else:  # focal: logits, hard and soft labels
         p = rng.standard_normal(n) * rng.choice([0.1, 1.0, 3.0, 10.0, 40.0], n)
         y = rng.random(n)
@@ -97,9 +132,15 @@ def records(rng) -> list[dict]:
     for loss, choices in OPTIONS.items():
         for options in choices:
             for dtype in DTYPES:
-                for jit in (True, False):
+                for jit in modes(loss, dtype):
                     for reduction in ("none", "sum", "mean"):
-                        for y, p, name in inputs(rng, loss, dtype, 200 if reduction == "mean" else 60):
+                        n = (200 if reduction == "mean" else 60) if loss not in ("cosine", "triplet") else (
+                            120 if reduction == "mean" else 12)  # (rows of up to 40: 4800 elements at most)
+                        if loss == "triplet":
+                            out += [record(loss, options, dtype, jit, reduction, y, p, name, neg)
+                                    for y, p, neg, name in triplets(rng, dtype, n)]
+                            continue
+                        for y, p, name in inputs(rng, loss, dtype, n):
                             out.append(record(loss, options, dtype, jit, reduction, y, p, name))
     return out
 

@@ -64,6 +64,11 @@ def test_the_golden_file_covers_every_loss_dtype_and_mode() -> None:
     assert seen >= {(loss, dtype, jit) for loss in ("huber", "hinge", "logcosh", "focal")
                     for dtype in ("float32", "float16", "bfloat16") for jit in (True, False)}
     assert {r["options"]["alpha"] is None for r in RECORDS if r["loss"] == "focal"} == {True, False}
+    assert {(r["dtype"], r["jit"]) for r in RECORDS if r["loss"] == "cosine"} == {
+        (dtype, False) for dtype in ("float32", "float16", "bfloat16")}
+    assert {(r["dtype"], r["jit"]) for r in RECORDS if r["loss"] == "triplet"} == {
+        ("float32", False), ("float16", False), ("bfloat16", False), ("float16", True)}
+    assert all(set(r["grads"]) == {"target", "negative"} for r in RECORDS if r["loss"] == "triplet")
     assert DATA["versions"]["jax"] and DATA["versions"]["optax"] and DATA["versions"]["jaxlib"]
 
 
@@ -98,6 +103,14 @@ def test_what_the_kernels_do_not_take_is_refused_in_half_dtypes() -> None:
     with pytest.raises(lossgrad.OptionError, match="logcosh with sample_weight"):
         lossgrad.evaluate("logcosh", [1.0, 2.0], [0.5, 0.5], sample_weight=[1.0, 2.0], convention="optax",
                           dtype="bfloat16")
+    # cosine under jit: refused in half dtypes with the reason, float32 falls back to lossgrad's formulas
+    y, p = [[1.0, 2.0, 3.0]], [[3.0, 2.0, 1.0]]
+    with pytest.raises(lossgrad.OptionError, match="cosine_distance under jit"):
+        lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float16")
+    r = lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float32")
+    assert any("cosine_distance under jit" in w and "float32 formulas" in w for w in r.warnings)
+    # 1 − 10/14 = 2/7 (by hand), within float32 rounding
+    assert abs(r.value - 2 / 7) < 1e-6
 
 
 @pytest.mark.frameworks
@@ -110,8 +123,11 @@ def test_random_rounds_against_live_jax() -> None:
     rng = np.random.default_rng()
     for loss, choices in golden.OPTIONS.items():
         for dtype in ("float32", "float16", "bfloat16"):
-            for jit in (True, False):
+            for jit in golden.modes(loss, dtype):
                 options = choices[rng.integers(len(choices))]
-                for y, p, name in golden.inputs(rng, loss, dtype, int(rng.integers(1, 400))):
-                    rec = golden.record(loss, options, dtype, jit, "mean", y, p, name)
+                n = int(rng.integers(1, 400))
+                cases = (golden.triplets(rng, dtype, n) if loss == "triplet"
+                         else [(y, p, None, name) for y, p, name in golden.inputs(rng, loss, dtype, n)])
+                for y, p, neg, name in cases:
+                    rec = golden.record(loss, options, dtype, jit, "mean", y, p, name, neg)
                     assert not any(compare(rec, _run(rec)).values()), (loss, options, dtype, jit, name)
