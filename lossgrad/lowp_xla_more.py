@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -213,25 +214,28 @@ def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Gr
 
 
 
+@functools.cache
 def _libm() -> Any:
-    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded)."""
+    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded); loaded on first use,
+    so that lossgrad starts without it."""
     try:
-        lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+        lib = ctypes.CDLL("libm.so.6")
     except OSError:
-        return None
+        name = ctypes.util.find_library("m")
+        if name is None:
+            return None
+        lib = ctypes.CDLL(name)
     lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
     return lib
 
 
-LIBM = _libm()
-
-
 def powf(x: Array, e: float) -> Array:
     """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
-    if LIBM is None:
+    lib = _libm()
+    if lib is None:
         raise NotReproduced("dtype", "JAX's x^y is the C library's powf, which could not be loaded here; use {dtype} "
                             "float64, or {convention} exact")
-    each = np.frompyfunc(lambda v: LIBM.powf(v, e), 1, 1)
+    each = np.frompyfunc(lambda v: lib.powf(v, e), 1, 1)
     return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
 
 
