@@ -44,7 +44,7 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
-             "triplet op by op, and in float16 under jit (triplet_margin_loss, norm_degree 2)")
+             "triplet op by op, and under jit in float16 and bfloat16 (triplet_margin_loss, norm_degree 2)")
 DTYPES = lowp_xla.DTYPES
 
 
@@ -207,7 +207,8 @@ def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Gr
     def grad(n: float) -> Array:
         bq = r(-r(upstream(n)) * yu)
         inv2 = r(F32(1) / r(norm_p * norm_p))
-        s = -_rows_in_dtype(r(r(bq * inv2) * p), r)[:, None]
+        terms = r(r(bq * inv2) * p)  # (float32: XLA's sum, YNNPACK's from 4096 elements)
+        s = -(xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
         by = r(r(s * r(F32(0.5) / norm_p)) * w)
         return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
     return r(raw), raw, grad
@@ -239,18 +240,18 @@ def powf(x: Array, e: float) -> Array:
     return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
 
 
-def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, jit: bool,
-            fused: bool) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Rounder,
+            jit: bool) -> tuple[Array, Array, Callable[[float], list[Array]]]:
     """triplet_margin_loss (norm_degree 2, eps 1e-6): d(u, v) = (Σ(u − v)² + ε)^½, max(d(a, pos) − d(a, neg) +
     margin, 0); jax.grad through ½·(Σ + ε)^−½·2(u − v), the maximum's share (½ at 0) first. x^½ is powf op by op
-    and a square root under jit (XLA's rewrite); x^−½ is powf either way. `fused` (float32 under jit): the anchor's
-    two terms contracted into a fused multiply-add. Returns the losses, the terms the mean adds, and the gradients
-    (anchor, positive, negative)."""
+    and a square root under jit (XLA's rewrite); x^−½ is powf either way; the squares kept as `k` keeps them on
+    their way into the float32 sum. Returns the losses, the terms the mean adds, and the gradients (anchor,
+    positive, negative)."""
     eps = r(F32(1e-6))
 
     def dist(v: Array) -> tuple[Array, Array, Array]:
         d = r(a - v)
-        h = r(_rows(r(d * d), r, r) + eps)
+        h = r(_rows(d * d, r, k) + eps)
         root = r(np.sqrt(h)) if jit else r(powf(h, 0.5))
         return d, root, r(F32(0.5) * r(powf(h, -0.5)))
     dp, root_p, half_p = dist(pos)
@@ -263,8 +264,7 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, jit: bo
         bl = r(r(upstream(n)) * w)
         bp = r(r(-bl * half_n)[:, None] * r(F32(2) * dn))
         bt = r(r(bl * half_p)[:, None] * r(F32(2) * dp))
-        anchor = _fma(r(bl * half_p)[:, None], r(F32(2) * dp), bp) if fused else r(bp + bt)
-        return [anchor, -bt, -bp]
+        return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
 
 
@@ -320,22 +320,26 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, terms, grad, prob = focal(y, p, float(params.get("gamma", 2.0)), None if alpha is None
                                               else float(alpha), r, k, jit and k is r, fused)
     several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as lowp_xla's)
-    value = None if several and half is None else mean_value(terms, r)
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value)
+    # under jit in float32 XLA adds log_cosh's 22 to 32 losses in 8 lanes of its own (measured), not reproduced
+    lanes = loss == "logcosh" and fused and 22 <= terms.size <= 32
+    value = None if (several or lanes) and half is None else mean_value(terms, r)
+    warnings = ["the reduced value is lossgrad's float32 sum: XLA adds 22 to 32 log_cosh losses under jit in "
+                "lanes of its own, not reproduced"] if lanes else []
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings)
 
 
 
 def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float) -> Parts:
-    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'. Under jit XLA sums
-    rows of 9 to 15 squares in float32 in an order of its own and keeps bfloat16 in float32 between fused steps:
-    float16 only is reproduced there."""
-    if jit and half is not np.float16:
-        raise NotReproduced("dtype", "JAX's triplet_margin_loss under jit is reproduced in float16 only (XLA's "
-                            "fused row sums take an order of their own); ask for JAX op by op (--no-jit; jit=False "
-                            "in Python)")
+    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'. Under jit in float32
+    XLA sums the squares of a row in a fused reduction of an order of its own: not reproduced there."""
+    if jit and half is None:
+        raise NotReproduced("dtype", "JAX's float32 triplet_margin_loss under jit is not reproduced (XLA's fused row "
+                            "sums of the squares take an order of their own); ask for JAX op by op (--no-jit; "
+                            "jit=False in Python)")
     r = rounder(half)
+    k = ftz if jit and half is not np.float16 else r  # (as lowp_xla.compute)
     with np.errstate(all="ignore"):
-        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, jit, False)
+        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit)
 
     def quiet(n: float) -> list[Array]:
         with np.errstate(all="ignore"):

@@ -31,8 +31,8 @@ OPTIONS = {"huber": ({"delta": 1.0}, {"delta": 0.7}), "hinge": ({},), "logcosh":
 
 def modes(loss: str, dtype: str) -> tuple[bool, ...]:
     """jit (True) and op by op (False) where lossgrad reproduces them (cosine op by op; triplet op by op, and under
-    jit in float16)."""
-    if loss == "cosine" or (loss == "triplet" and dtype != "float16"):
+    jit in float16 and bfloat16)."""
+    if loss == "cosine" or (loss == "triplet" and dtype == "float32"):
         return (False,)
     return (True, False)
 

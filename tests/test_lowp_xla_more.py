@@ -49,8 +49,8 @@ def compare(rec: dict, r: lossgrad.Result) -> dict[str, int]:
     """How many elements of each result differ from the record's."""
     pairs = {"losses": (r.losses, rec["losses"]), "grad": (r.grad, rec["grad"])}
     pairs |= {"grad_" + k: (r.grads[k], rec["grads"][k]) for k in rec.get("grads", {})}
-    if rec["value"] is not None:
-        pairs["value"] = (np.float32(r.value), [rec["value"]])
+    if rec["value"] is not None and not any("lossgrad's float32 sum" in w for w in r.warnings):
+        pairs["value"] = (np.float32(r.value), [rec["value"]])  # (not where lossgrad says it sums on its own)
     return {what: _differing(got, want) for what, (got, want) in pairs.items()}
 
 
@@ -67,7 +67,7 @@ def test_the_golden_file_covers_every_loss_dtype_and_mode() -> None:
     assert {(r["dtype"], r["jit"]) for r in RECORDS if r["loss"] == "cosine"} == {
         (dtype, False) for dtype in ("float32", "float16", "bfloat16")}
     assert {(r["dtype"], r["jit"]) for r in RECORDS if r["loss"] == "triplet"} == {
-        ("float32", False), ("float16", False), ("bfloat16", False), ("float16", True)}
+        ("float32", False), ("float16", False), ("bfloat16", False), ("float16", True), ("bfloat16", True)}
     assert all(set(r["grads"]) == {"target", "negative"} for r in RECORDS if r["loss"] == "triplet")
     assert DATA["versions"]["jax"] and DATA["versions"]["optax"] and DATA["versions"]["jaxlib"]
 
@@ -131,3 +131,14 @@ def test_random_rounds_against_live_jax() -> None:
                 for y, p, neg, name in cases:
                     rec = golden.record(loss, options, dtype, jit, "mean", y, p, name, neg)
                     assert not any(compare(rec, _run(rec)).values()), (loss, options, dtype, jit, name)
+
+
+def test_log_cosh_sums_of_22_to_32_under_jit_in_float32_are_lossgrads_own() -> None:
+    # XLA adds them in 8 lanes of its own there: the value is lossgrad's float32 sum, said in a warning, within
+    # float32 rounding of the float64 mean
+    rng = np.random.default_rng(5)
+    y, p = rng.normal(size=25), rng.normal(size=25)
+    r = lossgrad.evaluate("logcosh", y, p, convention="optax", dtype="float32")
+    assert any("22 to 32 log_cosh losses" in w for w in r.warnings)
+    assert abs(r.value - lossgrad.evaluate("logcosh", y, p, convention="optax").value) < 1e-6
+    assert not lossgrad.evaluate("logcosh", y, p, convention="optax", dtype="float32", jit=False).warnings
