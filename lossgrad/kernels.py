@@ -12,12 +12,12 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_log, lowp_tfk, lowp_xla
+from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_log, lowp_tfk, lowp_xla_more
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
-BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf_log, "tf-keras": lowp_tfk, "xla": lowp_xla}
+BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf_log, "tf-keras": lowp_tfk, "xla": lowp_xla_more}
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
 # a backend's losses whose kernels live in modules of their own (each with the backend's `compute` and TAKES, the
 # losses it covers and the parameters each takes; `unsupported` and SUPPORTED where it has more to say): they take

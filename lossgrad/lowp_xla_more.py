@@ -1,0 +1,350 @@
+"""JAX's CPU results (XLA) for more of optax's losses: huber_loss, hinge_loss, log_cosh, sigmoid_focal_loss,
+cosine_distance and triplet_margin_loss, in float32, float16 and bfloat16, with and without jit.
+
+Each follows the operations JAX traces for the loss and for jax.grad of its mean, in their order, rounding each
+result as lowp_xla's rounders do (a half dtype carried in float32; `k` keeps in float32 what XLA keeps under jit),
+with lowp_xla's e^x, log x, log(1 + x) and sums.
+
+This module is the "xla" backend: the losses of lowp_xla are passed on to it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import lowp_xla
+from .errors import NotReproduced
+from .losses import Parts
+from .losses._ops import Array
+from .lowp import fma
+from .lowp_xla import (
+    F32,
+    Grad,
+    Rounder,
+    _sigmoid_via_softplus,
+    ftz,
+    mean_value,
+    rounder,
+    softplus,
+    upstream,
+    xla_exp,
+    xla_log,
+    xla_log1p,
+    xla_sum,
+)
+
+# the losses reproduced here beside lowp_xla's, and the options each takes
+TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha"),
+                                     "cosine": (), "triplet": ("margin", "norm_degree")}
+SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
+             "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
+             "triplet op by op, and under jit in float16 and bfloat16 (triplet_margin_loss, norm_degree 2)")
+DTYPES = lowp_xla.DTYPES
+
+
+def _fma(a: Any, b: Any, c: Any) -> Array:
+    """An FMA as XLA's code runs it: a subnormal result flushed to zero."""
+    return ftz(fma(a, b, c))
+
+
+def _tie(x: Array, z: Array, other: Any) -> Array:
+    """JAX's share of a max or min's gradient for the operand x of result z: 1 where x is the result alone, ½
+    where both operands are, 0 elsewhere."""
+    return np.where(x == z, np.where(F32(other) == z, F32(0.5), F32(1)), F32(0)).astype(F32)
+
+
+def huber(y: Array, p: Array, delta: float, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad]:
+    """huber_loss: e = p − y, q = min(|e|, δ), ½·q² + δ·(|e| − q); jax.grad: (c·½·2q − δc)·w + δc, w the min's
+    share of |e| (½ at |e| = δ), the sign of e (+ at 0) last. `fused` (float32 under jit): XLA contracts
+    ½c·2q − δc into a fused multiply-add."""
+    d = r(F32(delta))
+    e = r(p - y)
+    a = np.abs(e)
+    q = np.minimum(a, d)
+    lin = r(a - q)
+    sq = r(q * q)
+    half = r(F32(0.5) * sq)
+    raw = ftz(half + r(d * lin))
+    w = _tie(a, q, d)
+
+    def grad(n: float) -> Array:
+        c = r(upstream(n))
+        dc, hc = r(d * c), r(F32(0.5) * c)
+        inner = _fma(hc, r(F32(2) * q), -dc) if fused else r(r(hc * r(F32(2) * q)) - dc)
+        g = r(dc + r(inner * w))
+        pos = e >= 0  # (the sign's two selections added: where e < 0 a zero gradient is +0)
+        return ftz(np.where(pos, g, F32(0)) + -np.where(pos, F32(0), g))
+    return r(raw), k(raw), grad
+
+
+def hinge(y: Array, p: Array, r: Rounder, k: Rounder) -> tuple[Array, Array, Grad]:
+    """hinge_loss: max(0, 1 − p·y); jax.grad: −(c·w)·y, w the maximum's share of 1 − p·y (½ at 0)."""
+    m = r(F32(1) - r(p * y))
+    raw = np.maximum(F32(0), m)
+    w = _tie(m, raw, 0)
+
+    def grad(n: float) -> Array:
+        return r(-r(r(upstream(n)) * w) * y)
+    return r(raw), k(raw), grad
+
+
+def log_cosh(y: Array, p: Array, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad]:
+    """log_cosh: logaddexp(e, −e) − log 2 (log 2 in float32, then in the dtype), e = p − y, logaddexp(a, b) =
+    max(a, b) + log1p(e^−|a − b|); jax.grad: c·e^(e − L) − c·e^(−e − L), L = logaddexp (infinities taken as 0)."""
+    e = r(p - y)
+    big = np.maximum(e, -e)
+    lae = r(big + r(xla_log1p(r(xla_exp(-np.abs(r(e - -e)))))))
+    raw = ftz(lae - r(xla_log(np.array([2], dtype=F32))))
+
+    def share(x: Array) -> Array:
+        return r(xla_exp(r(np.where(x == np.inf, F32(0), x) - np.where(lae == np.inf, F32(0), lae))))
+
+    def grad(n: float) -> Array:
+        c = r(upstream(n))
+        if fused:
+            return _fma(c, share(e), -r(c * share(-e)))
+        return r(r(c * share(e)) - r(c * share(-e)))
+    return r(raw), k(raw), grad
+
+
+def _signed_sum(t: Array, x: Array) -> Array:
+    """The gradient through |t| (as jax differentiates abs by t's sign, the two selections added)."""
+    pos = t >= 0
+    return ftz(np.where(pos, x, F32(0)) + -np.where(pos, F32(0), x))
+
+
+def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: Rounder, fold: bool,
+          fused: bool) -> tuple[Array, Array, Grad, Array]:
+    """sigmoid_focal_loss: bce·e^(γ·L), L = log((1 − y)·σ(z) + y·σ(−z)) as logsumexp of the log-sigmoids with
+    weights 1 − y and y (a term of weight 0 left out, the shift by the larger), times α·y + (1 − α)(1 − y);
+    jax.grad back through the exponential, the logsumexp and each log-sigmoid in JAX's order. `fold` (jit in
+    float32 and float16, with α): XLA folds the constants −y·α_t·c into one before the product with e^(γL)."""
+    sp_neg, sp_pos = softplus(-z, r), softplus(z, r)
+    log_p, log_q = -sp_neg, -sp_pos
+    v_neg, v_pos = _sigmoid_via_softplus(-z, sp_neg, r), _sigmoid_via_softplus(z, sp_pos, r)
+    one_y = r(F32(1) - y)
+    bce = _fma(-y, log_p, -r(one_y * log_q)) if fused else ftz(r(-y * log_p) - r(one_y * log_q))
+    bce = r(bce)
+    a0, a1 = np.where(one_y != 0, log_p, -np.inf), np.where(y != 0, log_q, -np.inf)
+    top = np.maximum(a0, a1)
+    top = np.where(np.isfinite(top), top, F32(0))
+    e0, e1 = r(xla_exp(r(a0 - top))), r(xla_exp(r(a1 - top)))
+    t = _fma(e1, y, e0 * one_y) if fused else r(ftz(k(e0 * one_y) + k(e1 * y)))
+    lse = r(r(xla_log(np.abs(t))) + top)
+    g = r(F32(gamma))
+    weight = r(xla_exp(r(g * lse)))
+    raw = ftz(bce * weight)
+    at = None if alpha is None else r(r(r(F32(alpha)) * y) + r(r(F32(1 - alpha)) * one_y))
+    if at is not None:
+        raw = ftz(at * r(raw))
+
+    def grad(n: float) -> Array:
+        c = r(upstream(n))
+        if at is not None:
+            c = r(at * c)
+        es = r(c * weight)
+        ex = _signed_sum(t, r(r(g * r(r(bce * c) * weight)) / np.abs(t)))
+        fi = np.where(one_y != 0, r(r(ex * one_y) * e0), F32(0))
+        fj = np.where(y != 0, r(r(ex * y) * e1), F32(0))
+        fp, fq = r(one_y * -es), r(-y * es)
+        if fold and at is not None:
+            fq = r(weight * r(-y * c))
+        if fused:  # (the products on the log-sigmoids' way back contracted into the sums)
+            return _fma(fq, v_neg, _fma(-fp, v_pos, _fma(fi, v_neg, -(fj * v_pos))))
+        fn = r(-r(fj * v_pos) + r(fi * v_neg))
+        return r(r(fn - r(fp * v_pos)) + r(fq * v_neg))
+    return r(raw), k(raw), grad, v_pos
+
+
+def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
+    """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
+    stored in the dtype."""
+    return r(xla_sum(k(x)))
+
+
+def _in_order(x: Array, r: Rounder) -> Array:
+    acc: Array = x[:, 0].copy()
+    for i in range(1, x.shape[1]):
+        acc = r(acc + x[:, i])
+    return acc
+
+
+def _rows_in_dtype(x: Array, r: Rounder) -> Array:
+    """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
+    every addition rounded to it, in XLA's windows of 32 (lowp_xla's order, whatever the size: no YNNPACK here)."""
+    n = x.shape[1]
+    if n <= 32:
+        return _in_order(x, r)
+    pad = -n % 32
+    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return _rows_in_dtype(np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1), r)
+
+
+def _over(a: Array, b: Array, r: Rounder, exact: bool) -> Array:
+    """a / b for a column b spread along a's rows: XLA multiplies by the reciprocal 1/b, rounded to the dtype, instead
+    (`exact`, bfloat16: the quotient rounded once; one column: the division itself)."""
+    return r(a / b) if a.shape[1] == 1 or exact else r(a * r(F32(1) / b))
+
+
+def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Grad]:
+    """cosine_distance (epsilon 0) op by op: 1 − Σ (p/‖p‖)(y/‖y‖), ‖x‖ = sqrt(max(0, Σx²)), the sums in float32;
+    jax.grad: −c·ŷ/‖p‖ + 2p·(½/‖p‖)·w·(−Σ −c·ŷ·‖p‖^−2·p), w the clip's share (½ where Σp² = 0), ŷ = y/‖y‖, its
+    row sum in the dtype."""
+    sp = _rows(r(p * p), r, r)[:, None]
+    norm_p = r(np.sqrt(np.maximum(F32(0), sp)))
+    norm_y = r(np.sqrt(np.maximum(F32(0), _rows(r(y * y), r, r)[:, None])))
+    yu = _over(y, norm_y, r, bf16)
+    raw = ftz(F32(1) - _rows(r(_over(p, norm_p, r, bf16) * yu), r, r))
+    w = _tie(sp, np.maximum(F32(0), sp), 0)
+
+    def grad(n: float) -> Array:
+        bq = r(-r(upstream(n)) * yu)
+        inv2 = r(F32(1) / r(norm_p * norm_p))
+        terms = r(r(bq * inv2) * p)  # (float32: XLA's sum, YNNPACK's from 4096 elements)
+        s = -(xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
+        by = r(r(s * r(F32(0.5) / norm_p)) * w)
+        return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
+    return r(raw), raw, grad
+
+
+
+@functools.cache
+def _libm() -> Any:
+    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded); loaded on first use,
+    so that lossgrad starts without it."""
+    try:
+        lib = ctypes.CDLL("libm.so.6")
+    except OSError:
+        name = ctypes.util.find_library("m")
+        if name is None:
+            return None
+        lib = ctypes.CDLL(name)
+    lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    return lib
+
+
+def powf(x: Array, e: float) -> Array:
+    """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
+    lib = _libm()
+    if lib is None:
+        raise NotReproduced("dtype", "JAX's x^y is the C library's powf, which could not be loaded here; use {dtype} "
+                            "float64, or {convention} exact")
+    each = np.frompyfunc(lambda v: lib.powf(v, e), 1, 1)
+    return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
+
+
+def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Rounder,
+            jit: bool) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+    """triplet_margin_loss (norm_degree 2, eps 1e-6): d(u, v) = (Σ(u − v)² + ε)^½, max(d(a, pos) − d(a, neg) +
+    margin, 0); jax.grad through ½·(Σ + ε)^−½·2(u − v), the maximum's share (½ at 0) first. x^½ is powf op by op
+    and a square root under jit (XLA's rewrite); x^−½ is powf either way; the squares kept as `k` keeps them on
+    their way into the float32 sum. Returns the losses, the terms the mean adds, and the gradients (anchor,
+    positive, negative)."""
+    eps = r(F32(1e-6))
+
+    def dist(v: Array) -> tuple[Array, Array, Array]:
+        d = r(a - v)
+        h = r(_rows(d * d, r, k) + eps)
+        root = r(np.sqrt(h)) if jit else r(powf(h, 0.5))
+        return d, root, r(F32(0.5) * r(powf(h, -0.5)))
+    dp, root_p, half_p = dist(pos)
+    dn, root_n, half_n = dist(neg)
+    m = r(r(root_p - root_n) + r(F32(margin)))
+    raw = np.maximum(m, F32(0))
+    w = _tie(m, raw, 0)
+
+    def grads(n: float) -> list[Array]:
+        bl = r(r(upstream(n)) * w)
+        bp = r(r(-bl * half_n)[:, None] * r(F32(2) * dn))
+        bt = r(r(bl * half_p)[:, None] * r(F32(2) * dp))
+        return [r(bp + bt), -bt, -bp]
+    return r(raw), raw, grads
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
+    if loss not in TAKES:
+        return lowp_xla.unsupported(loss, from_logits, params, switches, sample_weight)
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in TAKES[loss]]
+    if sample_weight:
+        extra.append("sample_weight")
+    if loss == "focal" and not from_logits:
+        return "focal on probabilities"
+    if loss == "triplet" and float(params.get("norm_degree", 2.0)) != 2:
+        return "triplet with {norm_degree} other than 2"
+    return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
+    """The loss's parts as JAX computes them on CPU (lowp_xla.compute, whose conventions these follow: jit by
+    default, the gradient and the mean over N as jax.grad and jnp.mean form them)."""
+    if loss not in TAKES:
+        more = {"extra": extra} if extra else {}
+        return lowp_xla.compute(loss, y, p, labels, half, switches, batchmean, params, from_logits, weights, **more)
+    params = params or {}
+    if loss == "triplet":
+        return triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=F32), half, switches.get("jit", True),
+                             float(params.get("margin", 1.0)))
+    jit = switches.get("jit", True)
+    r = rounder(half)
+    k = ftz if jit and half is not None and half is not np.float16 else r  # (as lowp_xla.compute)
+    fused = jit and half is None
+    y, p = r(y), r(p)
+    prob = None
+    with np.errstate(all="ignore"):
+        if loss == "huber":
+            losses, terms, grad = huber(y, p, float(params.get("delta", 1.0)), r, k, fused)
+        elif loss == "hinge":
+            losses, terms, grad = hinge(np.where(y == 0, F32(-1), y), p, r, k)  # (0/1 labels read as −1/1)
+        elif loss == "logcosh":
+            losses, terms, grad = log_cosh(y, p, r, k, fused)
+        elif loss == "cosine":
+            if jit:
+                raise NotReproduced("dtype", "JAX's cosine_distance under jit is not reproduced (XLA folds the "
+                                    "targets' norms and reorders the products inside its fused row sums); ask for "
+                                    "JAX op by op (--no-jit; jit=False in Python)")
+            losses, terms, grad = cosine(y, p, r, half is not None and half is not np.float16)
+        else:
+            alpha = params.get("alpha")
+            losses, terms, grad, prob = focal(y, p, float(params.get("gamma", 2.0)), None if alpha is None
+                                              else float(alpha), r, k, jit and k is r, fused)
+    several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as lowp_xla's)
+    # under jit in float32 XLA adds log_cosh's 22 to 32 losses in 8 lanes of its own (measured), not reproduced
+    lanes = loss == "logcosh" and fused and 22 <= terms.size <= 32
+    value = None if (several or lanes) and half is None else mean_value(terms, r)
+    warnings = ["the reduced value is lossgrad's float32 sum: XLA adds 22 to 32 log_cosh losses under jit in "
+                "lanes of its own, not reproduced"] if lanes else []
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings)
+
+
+
+def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float) -> Parts:
+    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'. Under jit in float32
+    XLA sums the squares of a row in a fused reduction of an order of its own: not reproduced there."""
+    if jit and half is None:
+        raise NotReproduced("dtype", "JAX's float32 triplet_margin_loss under jit is not reproduced (XLA's fused row "
+                            "sums of the squares take an order of their own); ask for JAX op by op (--no-jit; "
+                            "jit=False in Python)")
+    r = rounder(half)
+    k = ftz if jit and half is not np.float16 else r  # (as lowp_xla.compute)
+    with np.errstate(all="ignore"):
+        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit)
+
+    def quiet(n: float) -> list[Array]:
+        with np.errstate(all="ignore"):
+            return grads(n)
+    g = quiet(1)
+    return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
+                 mean_grad=lambda n: quiet(n)[0], mean_value=mean_value(terms, r),
+                 mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

@@ -1,0 +1,163 @@
+"""Record JAX's CPU results for more of optax's losses (huber_loss, hinge_loss, log_cosh, sigmoid_focal_loss,
+cosine_distance, triplet_margin_loss) in float32, float16 and bfloat16 for tests/golden/lowp_xla_more.json (read by
+tests/test_lowp_xla_more.py).
+
+Each record is taken as scripts/golden_lowp_xla.py takes its own: a loss and its options, dtype, jit (jax.jit
+around jax.value_and_grad, or each operation on its own), reduction (jnp.mean, jnp.sum; none: the per-example losses
+and the gradient of their sum), inputs already representable in the dtype (the targets, and triplet's negatives,
+closed over as the loss's constants), and JAX's per-example losses, reduced value and gradient (triplet: also with
+respect to the positives and the negatives), as the shortest decimals that read back to the same float32.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from golden_lowp_xla import DTYPES, _np_dtype, _rounded, _short  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_more.json"
+# each loss's options as recorded (lossgrad's names), the first the defaults
+OPTIONS = {"huber": ({"delta": 1.0}, {"delta": 0.7}), "hinge": ({},), "logcosh": ({},),
+           "focal": ({"gamma": 2.0, "alpha": None}, {"gamma": 2.0, "alpha": 0.25}, {"gamma": 1.5, "alpha": 0.3},
+                     {"gamma": 0.0, "alpha": None}), "cosine": ({},),
+           "triplet": ({"margin": 1.0}, {"margin": 0.3})}
+
+
+def modes(loss: str, dtype: str) -> tuple[bool, ...]:
+    """jit (True) and op by op (False) where lossgrad reproduces them (cosine op by op; triplet op by op, and under
+    jit in float16 and bfloat16)."""
+    if loss == "cosine" or (loss == "triplet" and dtype == "float32"):
+        return (False,)
+    return (True, False)
+
+
+def per_example(loss: str, options: dict, y, extra: dict):
+    """optax's per-example losses of the predictions, the targets (and extra inputs) fixed."""
+    import optax
+
+    losses = optax.losses
+    if loss == "huber":
+        return lambda z: losses.huber_loss(z, y, delta=options["delta"])
+    if loss == "hinge":
+        return lambda z: losses.hinge_loss(z, y)
+    if loss == "logcosh":
+        return lambda z: losses.log_cosh(z, y)
+    if loss == "focal":
+        return lambda z: losses.sigmoid_focal_loss(z, y, alpha=options["alpha"], gamma=options["gamma"])
+    if loss == "cosine":
+        return lambda z: losses.cosine_distance(z, y)
+    # triplet: the anchors are the predictions, the positives the targets (its norm_degree is optax's default 2)
+    return lambda z, pos, neg: losses.triplet_margin_loss(z, pos, neg, margin=options["margin"])
+
+
+def record(loss: str, options: dict, dtype: str, jit: bool, reduction: str, y: np.ndarray, p: np.ndarray,
+           name: str | None = None, negative: np.ndarray | None = None) -> dict:
+    import jax
+    import jax.numpy as jnp
+
+    kind = _np_dtype(dtype)
+    per = per_example(loss, options, jnp.asarray(y.astype(kind)), {})
+    args = (p,) if negative is None else (p, y, negative)  # (triplet: the gradients of all three inputs)
+
+    def reduced(*inputs):
+        out = per(*inputs)
+        return (jnp.mean(out) if reduction == "mean" else jnp.sum(out)), out
+    both = jax.value_and_grad(reduced, argnums=tuple(range(len(args))), has_aux=True)
+    if jit:
+        both = jax.jit(both)
+    (value, losses), grads = both(*(jnp.asarray(a.astype(kind)) for a in args))
+    out = {"loss": loss, "options": options, "dtype": dtype, "jit": jit, "reduction": reduction,
+           "target": _short(y), "pred": _short(p), "losses": _short(np.asarray(losses, dtype=np.float32)),
+           "value": None if reduction == "none" else str(np.float32(value)),
+           "grad": _short(np.asarray(grads[0], dtype=np.float32))}
+    if negative is not None:
+        pairs = zip(("target", "negative"), grads[1:], strict=True)
+        out |= {"negative": _short(negative), "grads": {k: _short(np.asarray(g, dtype=np.float32)) for k, g in pairs}}
+    return out | ({"name": name} if name else {})
+
+
+def _errors(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
+    y = rng.standard_normal(n) * rng.choice([0.1, 1.0, 3.0, 50.0], n)
+    return y, y + rng.standard_normal(n) * rng.choice([0.01, 0.5, 1.0, 2.0, 100.0], n)
+
+
+def triplets(rng, dtype: str, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]]:
+    """(positives, anchors, negatives): random rows of 1 to 40 features, and equal rows (a distance of √ε)."""
+    cols = int(rng.choice([1, 3, 10, 12, 33, 40]))
+    a = rng.standard_normal((n, cols)) * rng.choice([0.1, 1.0, 10.0], (n, 1))
+    pos, neg = (a + rng.standard_normal((n, cols)) * rng.choice([1e-3, 0.5, 2.0], (n, 1)) for _ in range(2))
+    ta = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [5.0, -4.0, 0.5]])
+    tp = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 2.0], [5.0, -4.0, 0.5]])
+    tn = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0], [1.0, 1.0, 2.0], [-5.0, 4.0, 0.5]])
+    return [tuple(_rounded(x, dtype) for x in (pos, a, neg)) + (None,),
+            tuple(_rounded(x, dtype) for x in (tp, ta, tn)) + ("adversarial",)]
+
+
+def inputs(rng, loss: str, dtype: str, n: int) -> list[tuple[np.ndarray, np.ndarray, str | None]]:
+    """Random inputs of n samples (one output each), and the loss's adversarial ones (its kinks, saturations)."""
+    if loss in ("huber", "logcosh"):
+        y, p = _errors(rng, n)
+        ty = np.array([0.0, 1.0, 1.0, -2.0, 3.0, 0.0, 5.0, 1e4, -7.0, 0.25])
+        tp = ty + np.array([0.0, 1.0, -1.0, 0.7, -0.7, 1e4, -90.0, -1e4, 1e-3, 2.0])
+    elif loss == "hinge":
+        y, p = rng.choice([-1.0, 1.0], n), rng.standard_normal(n) * rng.choice([0.5, 2.0, 100.0], n)
+        ty, tp = np.array([1.0, -1.0, 1.0, -1.0, 1.0, -1.0]), np.array([1.0, -1.0, 0.0, 0.0, -1.0, 1e4])
+    elif loss == "cosine":  # rows of 1 to 40 outputs, nearly parallel, opposite and zero vectors
+        cols = int(rng.choice([1, 3, 10, 33, 40]))
+        y = rng.standard_normal((n, cols))
+        p = y * rng.choice([1.0, -1.0, 0.5], (n, 1)) + rng.standard_normal((n, cols)) * rng.choice([1e-3, 0.3, 3.0],
+                                                                                                   (n, 1))
+        ty = np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [3.0, -4.0, 0.0]])
+        tp = np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 0.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [3.0, -4.0, 1e-3]])
+        return [(_rounded(y, dtype), _rounded(p, dtype), None), (_rounded(ty, dtype), _rounded(tp, dtype),
+                                                                 "adversarial")]
+    else:  # focal: logits, hard and soft labels
+        p = rng.standard_normal(n) * rng.choice([0.1, 1.0, 3.0, 10.0, 40.0], n)
+        y = rng.random(n)
+        y[: n // 2] = np.round(y[: n // 2])
+        ty = np.array([1.0, 0.0, 1.0, 0.0, 0.5, 1.0, 0.0, 0.25])
+        tp = np.array([0.0, 20.0, -20.0, 100.0, -100.0, 1e-3, -1e4, 17.0])
+    return [(_rounded(y, dtype)[:, None], _rounded(p, dtype)[:, None], None),
+            (_rounded(ty, dtype)[:, None], _rounded(tp, dtype)[:, None], "adversarial")]
+
+
+def records(rng) -> list[dict]:
+    out = []
+    for loss, choices in OPTIONS.items():
+        for options in choices:
+            for dtype in DTYPES:
+                for jit in modes(loss, dtype):
+                    for reduction in ("none", "sum", "mean"):
+                        n = (200 if reduction == "mean" else 60) if loss not in ("cosine", "triplet") else (
+                            120 if reduction == "mean" else 12)  # (rows of up to 40: 4800 elements at most)
+                        if loss == "triplet":
+                            out += [record(loss, options, dtype, jit, reduction, y, p, name, neg)
+                                    for y, p, neg, name in triplets(rng, dtype, n)]
+                            continue
+                        for y, p, name in inputs(rng, loss, dtype, n):
+                            out.append(record(loss, options, dtype, jit, reduction, y, p, name))
+    return out
+
+
+def main() -> None:
+    import jax
+    import jaxlib
+
+    from make_golden import versions
+
+    recs = records(np.random.default_rng(20261203))
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
+    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
+    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()

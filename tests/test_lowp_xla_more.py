@@ -1,0 +1,144 @@
+"""optax's huber_loss, hinge_loss, log_cosh, sigmoid_focal_loss, cosine_distance and triplet_margin_loss under the
+optax convention in float32, float16 and bfloat16 against JAX's own CPU results (under jax.jit and op by op),
+recorded by scripts/golden_lowp_xla_more.py in tests/golden/lowp_xla_more.json: bit for bit, losses, reduced value
+and gradient."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import lossgrad as cli
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_more.json"
+DATA = json.loads(GOLDEN.read_text())
+RECORDS = DATA["records"]
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _f32(values: object) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    options = {k: v for k, v in rec["options"].items() if v is not None}
+    extra = {k: _f32(rec[k]).astype(np.float64) for k in ("negative",) if k in rec}
+    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64), _f32(rec["pred"]).astype(np.float64),
+                             convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"],
+                             **({"from_logits": True} if rec["loss"] == "focal" else {}), **options, **extra)
+
+
+def _id(i: int, rec: dict) -> str:
+    options = ",".join(f"{k}={v}" for k, v in rec["options"].items() if v is not None)
+    return (f"{i}-{rec['loss']}-{options}-{rec['dtype']}-{'jit' if rec['jit'] else 'ops'}-{rec['reduction']}-"
+            f"{'x'.join(map(str, np.shape(rec['pred'])))}{'-' + rec['name'] if rec.get('name') else ''}")
+
+
+def _differing(got: object, want: object) -> int:
+    """Elements not equal bit for bit (NaN for NaN, −0 apart from +0)."""
+    a, b = np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)
+    return int((~((a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b)))).sum())
+
+
+def compare(rec: dict, r: lossgrad.Result) -> dict[str, int]:
+    """How many elements of each result differ from the record's."""
+    pairs = {"losses": (r.losses, rec["losses"]), "grad": (r.grad, rec["grad"])}
+    pairs |= {"grad_" + k: (r.grads[k], rec["grads"][k]) for k in rec.get("grads", {})}
+    if rec["value"] is not None and not any("lossgrad's float32 sum" in w for w in r.warnings):
+        pairs["value"] = (np.float32(r.value), [rec["value"]])  # (not where lossgrad says it sums on its own)
+    return {what: _differing(got, want) for what, (got, want) in pairs.items()}
+
+
+@pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
+def test_jax_cpu_bit_for_bit(rec: dict) -> None:
+    assert not any(compare(rec, _run(rec)).values())
+
+
+def test_the_golden_file_covers_every_loss_dtype_and_mode() -> None:
+    seen = {(r["loss"], r["dtype"], r["jit"]) for r in RECORDS}
+    assert seen >= {(loss, dtype, jit) for loss in ("huber", "hinge", "logcosh", "focal")
+                    for dtype in ("float32", "float16", "bfloat16") for jit in (True, False)}
+    assert {r["options"]["alpha"] is None for r in RECORDS if r["loss"] == "focal"} == {True, False}
+    assert {(r["dtype"], r["jit"]) for r in RECORDS if r["loss"] == "cosine"} == {
+        (dtype, False) for dtype in ("float32", "float16", "bfloat16")}
+    assert {(r["dtype"], r["jit"]) for r in RECORDS if r["loss"] == "triplet"} == {
+        ("float32", False), ("float16", False), ("bfloat16", False), ("float16", True), ("bfloat16", True)}
+    assert all(set(r["grads"]) == {"target", "negative"} for r in RECORDS if r["loss"] == "triplet")
+    assert DATA["versions"]["jax"] and DATA["versions"]["optax"] and DATA["versions"]["jaxlib"]
+
+
+def test_the_kinks_split_the_gradient_as_jax_does() -> None:
+    # hinge at 1 − y·p = 0 and huber at |e| = δ: jax.grad of a maximum or minimum of two equal operands gives each
+    # half (by hand: ∂/∂p max(0, 1 − p) at p = 1 is −½; huber's δ·sign(e)·½ + e·½ at e = δ = 1 is 1, its mean 1/2)
+    r = lossgrad.evaluate("hinge", [1.0], [1.0], convention="optax", dtype="bfloat16", reduction="sum")
+    assert r.grad.tolist() == [-0.5]
+    r = lossgrad.evaluate("huber", [0.0, 0.0], [1.0, 0.0], convention="optax", dtype="float16", delta=1.0)
+    assert r.grad.tolist() == [0.5, 0.0]
+
+
+def test_the_command_line_and_a_csv_batch_give_the_records_numbers() -> None:
+    rec = next(r for r in RECORDS if r["loss"] == "focal" and r["dtype"] == "bfloat16" and not r["jit"]
+               and r["reduction"] == "mean" and r["options"]["alpha"] is not None)
+    y, p = _f32(rec["target"]).ravel(), _f32(rec["pred"]).ravel()
+    flags = ["focal", "--from-logits", "-c", "optax", "--dtype", "bfloat16", "--no-jit", "--gamma",
+             str(rec["options"]["gamma"]), "--alpha", str(rec["options"]["alpha"])]
+    r = cli(*flags, "-y", ",".join(map(str, y)), "-p", ",".join(map(str, p)), "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert _differing(out["losses"], rec["losses"]) == 0 and _differing(out["grad"], rec["grad"]) == 0
+    assert np.float32(out["value"]) == np.float32(rec["value"])
+    csv = "".join(f"{a!r},{b!r}\n" for a, b in zip(y.tolist(), p.tolist(), strict=True))
+    r = cli(*flags, "--format", "csv", input=csv)
+    assert r.code == 0, r.err
+    rows = np.array([[float(v) for v in line.split(",")] for line in r.out.splitlines()[1:]])
+    assert _differing(rows[:, 0], rec["losses"]) == 0 and _differing(rows[:, 1], rec["grad"]) == 0
+
+
+def test_what_the_kernels_do_not_take_is_refused_in_half_dtypes() -> None:
+    with pytest.raises(lossgrad.OptionError, match="logcosh with sample_weight"):
+        lossgrad.evaluate("logcosh", [1.0, 2.0], [0.5, 0.5], sample_weight=[1.0, 2.0], convention="optax",
+                          dtype="bfloat16")
+    # cosine under jit: refused in half dtypes with the reason, float32 falls back to lossgrad's formulas
+    y, p = [[1.0, 2.0, 3.0]], [[3.0, 2.0, 1.0]]
+    with pytest.raises(lossgrad.OptionError, match="cosine_distance under jit"):
+        lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float16")
+    r = lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float32")
+    assert any("cosine_distance under jit" in w and "float32 formulas" in w for w in r.warnings)
+    # 1 − 10/14 = 2/7 (by hand), within float32 rounding
+    assert abs(r.value - 2 / 7) < 1e-6
+
+
+@pytest.mark.frameworks
+def test_random_rounds_against_live_jax() -> None:
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    sys.path.insert(0, str(SCRIPTS))
+    import golden_lowp_xla_more as golden
+
+    rng = np.random.default_rng()
+    for loss, choices in golden.OPTIONS.items():
+        for dtype in ("float32", "float16", "bfloat16"):
+            for jit in golden.modes(loss, dtype):
+                options = choices[rng.integers(len(choices))]
+                n = int(rng.integers(1, 400))
+                cases = (golden.triplets(rng, dtype, n) if loss == "triplet"
+                         else [(y, p, None, name) for y, p, name in golden.inputs(rng, loss, dtype, n)])
+                for y, p, neg, name in cases:
+                    rec = golden.record(loss, options, dtype, jit, "mean", y, p, name, neg)
+                    assert not any(compare(rec, _run(rec)).values()), (loss, options, dtype, jit, name)
+
+
+def test_log_cosh_sums_of_22_to_32_under_jit_in_float32_are_lossgrads_own() -> None:
+    # XLA adds them in 8 lanes of its own there: the value is lossgrad's float32 sum, said in a warning, within
+    # float32 rounding of the float64 mean
+    rng = np.random.default_rng(5)
+    y, p = rng.normal(size=25), rng.normal(size=25)
+    r = lossgrad.evaluate("logcosh", y, p, convention="optax", dtype="float32")
+    assert any("22 to 32 log_cosh losses" in w for w in r.warnings)
+    assert abs(r.value - lossgrad.evaluate("logcosh", y, p, convention="optax").value) < 1e-6
+    assert not lossgrad.evaluate("logcosh", y, p, convention="optax", dtype="float32", jit=False).warnings
