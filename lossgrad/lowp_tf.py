@@ -356,12 +356,18 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, grad = mse(y, p, half, keras2)
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
                 losses = losses[:, None]
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=reduced_value(losses, kind),
+                 warnings=notes)
 
+
+def reduced_value(losses: Array, kind: Any) -> Callable[[float], float]:
+    """The reduced value as Keras forms it from the per-sample losses: their reduce_sum (n = 1), or that sum
+    divided by N held in the dtype."""
     def value(n: float) -> float:
         with np.errstate(all="ignore"):
             total = full_sum(losses.reshape(-1), kind)
             return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=notes)
+    return value
 
 
 def cast_labels(labels: Array, kind: Kind, classes: int) -> tuple[Array, list[str]]:

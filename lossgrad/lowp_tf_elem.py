@@ -24,7 +24,7 @@ from . import lowp_tf
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import libm_log1pf
-from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, full_sum, kind_of, mul, row_sums, sub, upstream
+from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, kind_of, mul, row_sums, sub, upstream
 
 LOSSES = ("mae", "huber", "logcosh", "hinge", "squared-hinge", "cosine")
 TAKES = {"huber": ("delta",), "cosine": ("eps",)}  # (the options each loss's kernels take; eps: Keras 3's 1/ε cap)
@@ -309,12 +309,7 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
             grad = lambda n: out(back(np.full(p.shape, kind.rnd(div(upstream(n, kind), divisor)), F32)))  # noqa: E731
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
                 losses = losses[:, None]
-
-    def value(n: float) -> float:
-        with np.errstate(all="ignore"):
-            total = full_sum(losses.reshape(-1), kind)
-            return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value)
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=lowp_tf.reduced_value(losses, kind))
 
 
 ESTIMATES = _estimates()

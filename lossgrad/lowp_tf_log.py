@@ -35,7 +35,6 @@ from .lowp_tf import (
     div,
     elementwise,
     ftz,
-    full_sum,
     kind_of,
     libm_expf,
     mul,
@@ -337,15 +336,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     with np.errstate(all="ignore"):
         losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits, params or {})
 
-    def value(n: float) -> float:
-        with np.errstate(all="ignore"):
-            total = full_sum(losses.reshape(-1), kind)
-            return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
-
     def mean_grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             return inner(np.full(p.shape, down(upstream(n, kind)), dtype=F32))
-    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=value)
+    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=lowp_tf.reduced_value(losses, kind))
 
 
 def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool, from_logits: bool,

@@ -17,7 +17,7 @@ import pytest
 import lossgrad
 from conftest import assert_usage_error, lossgrad as run
 from lossgrad import kernels, lowp, lowp_focal, options
-from test_lowp_more import assert_torch_results, values
+from test_lowp_more import assert_torch_results, record_ids, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_focal.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -31,13 +31,8 @@ def _run(rec: dict) -> lossgrad.Result:
                              reduction=rec["reduction"], **rec["options"], **more)
 
 
-def _id(i: int, rec: dict) -> str:
-    opts = "-".join(f"{k}{v}" for k, v in rec["options"].items())
-    shape = "x".join(map(str, np.shape(rec["pred"])))
-    return f"{rec['loss']}-{rec['dtype']}-{rec['reduction']}-{opts}-{shape}-{rec['name']}-{i}"
 
-
-@pytest.mark.parametrize("rec", DATA["records"], ids=[_id(i, r) for i, r in enumerate(DATA["records"])])
+@pytest.mark.parametrize("rec", DATA["records"], ids=record_ids(DATA["records"]))
 def test_torch_kernels_bit_for_bit(rec: dict) -> None:
     more = {"from_logits": True} if rec["loss"] == "focal" else {}
     assert options.setup(rec["loss"], convention="torch", dtype=rec["dtype"], **rec["options"], **more).lowp

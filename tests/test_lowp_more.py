@@ -60,6 +60,15 @@ def test_torch_kernels_bit_for_bit(rec: dict) -> None:
     assert_torch_results({"grad": r.grad, "losses": r.losses, "value": r.value, "grad_logits": r.grad_logits}, rec)
 
 
+def record_ids(records: list[dict]) -> list[str]:
+    """A test id per golden record: loss, dtype, reduction, options, shape, name and index."""
+    def one(i: int, rec: dict) -> str:
+        opts = "-".join(f"{k}{v}" for k, v in rec["options"].items())
+        shape = "x".join(map(str, np.shape(rec["pred"])))
+        return f"{rec['loss']}-{rec['dtype']}-{rec['reduction']}-{opts}-{shape}-{rec['name']}-{i}"
+    return [one(i, r) for i, r in enumerate(records)]
+
+
 def assert_torch_results(got: dict, rec: dict) -> None:
     """Each result the record holds is PyTorch's, bit for bit, and a value of the record's dtype."""
     for what, result in got.items():
