@@ -308,10 +308,7 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
 # losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are
 NOT_YET = {
     "ctc": "ctc (TensorFlow's dense ctc_loss, the forward-backward recursion of log-sum-exps that Keras 3 and "
-           "tf-keras call, runs op by op in the dtype; that recursion is not reproduced)",
-    "dice": "dice (Keras' Dice: its sums over a sample's outputs and its quotient in the dtype are not reproduced)",
-    "tversky": "tversky (Keras' Tversky: its sums over a sample's outputs and its quotient in the dtype are not "
-               "reproduced)"}
+           "tf-keras call, runs op by op in the dtype; that recursion is not reproduced)"}
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],

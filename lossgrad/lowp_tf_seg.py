@@ -1,0 +1,106 @@
+"""TensorFlow's CPU kernels for Keras 3's Dice and Tversky losses (keras.losses.Dice, keras.losses.Tversky, one loss
+per sample over its outputs) in float32, float16 and bfloat16.
+
+Every Keras op is one TensorFlow kernel whose result is stored in the dtype: the products y·p, 1 − p and p·(1 − y),
+reduce_sum over a sample's outputs (lowp_tf's reducer: float16 accumulating in float16, bfloat16 in float32 and
+stored once), the Python constants 2, α, β and ε converted to the dtype, the denominator added left to right, the
+quotient (RealDiv) and 1 − it. The gradient is GradientTape's: RealDiv's g/y for the numerator and
+g·((−x/y)/y) for the denominator, Mul's g·other factor, Sum's broadcast, each rounded in the dtype, and a
+prediction's contributions added by AddN in the dtype. The reduction over the batch is lowp_tf's.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from . import lowp_tf
+from .errors import OptionError
+from .losses import Parts
+from .losses._ops import Array
+from .lowp_tf import F32, Kind, add, div, kind_of, mul, sub, upstream
+from .lowp_tf_elem import rsum
+
+LOSSES = ("dice", "tversky")
+TAKES = {"dice": ("eps", "smooth"), "tversky": ("alpha", "beta", "eps", "smooth")}  # (smooth: refused by compute)
+SUPPORTED = ("dice", "tversky (with --alpha, --beta)")
+EPS = 1e-7  # keras.backend.epsilon()
+Grad = Callable[[Array], Array]  # the upstream gradient of each sample's loss -> the predictions'
+
+
+def const(v: float, kind: Kind) -> F32:
+    """A Python number converted to the dtype (Keras' 2, α, β and ε)."""
+    with np.errstate(all="ignore"):
+        return F32(kind.rnd(np.asarray(v, dtype=np.float64).astype(F32)))
+
+
+def quotient(x: Array, d: Array, kind: Kind) -> tuple[Array, Callable[[Array], tuple[Array, Array]]]:
+    """1 − x/d and, for an upstream g of it, RealDiv's gradients (−g)/d to x and (−g)·((−x/d)/d) to d."""
+    r = kind.rnd
+    losses = r(sub(F32(1), r(div(x, d))))
+
+    def back(g: Array) -> tuple[Array, Array]:
+        return r(div(-g, d)), r(mul(-g, r(div(r(div(-x, d)), d))))
+    return losses, back
+
+
+def dice(y: Array, p: Array, kind: Kind, eps: float) -> tuple[Array, Grad]:
+    """1 − 2·Σyp/((Σy + Σp) + ε); the gradient y·(2·gx) through the intersection plus gd through Σp."""
+    r = kind.rnd
+    two = const(2.0, kind)
+    x = r(mul(two, rsum(r(mul(y, p)), kind)))
+    d = r(add(r(add(rsum(y, kind), rsum(p, kind))), const(eps, kind)))
+    losses, back = quotient(x, d, kind)
+
+    def grad(g: Array) -> Array:
+        gx, gd = back(g)
+        gi = r(mul(two, gx))[:, None]
+        return r(add(r(mul(y, gi)), gd[:, None]))
+    return losses, grad
+
+
+def tversky(y: Array, p: Array, kind: Kind, a: float, b: float, eps: float) -> tuple[Array, Grad]:
+    """Keras' 1 − TP/(((TP + FP·a) + FN·b) + ε), FP = Σ(1 − p)·y, FN = Σp·(1 − y) (Keras' alpha a weighs FP so
+    named); the gradient of TP from the numerator and the denominator added, then each element's three parts."""
+    r = kind.rnd
+    ca, cb = const(a, kind), const(b, kind)
+    one_p, one_y = r(sub(F32(1), p)), r(sub(F32(1), y))
+    tp, fp, fn = rsum(r(mul(y, p)), kind), rsum(r(mul(one_p, y)), kind), rsum(r(mul(p, one_y)), kind)
+    d = r(add(r(add(r(add(tp, r(mul(fp, ca)))), r(mul(fn, cb)))), const(eps, kind)))
+    losses, back = quotient(tp, d, kind)
+
+    def grad(g: Array) -> Array:
+        gx, gd = back(g)
+        gtp = r(add(gx, gd))[:, None]
+        gfp, gfn = r(mul(gd, ca))[:, None], r(mul(gd, cb))[:, None]
+        # AddN's order, as the tape collects them: the intersection's, FN's, then FP's (through 1 − p)
+        return r(add(r(add(r(mul(y, gtp)), r(mul(gfn, one_y)))), -r(mul(gfp, y))))
+    return losses, grad
+
+
+def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict[str, Any]) -> Parts:
+    """The per-sample losses, the gradient of their sum and of their mean over N (the upstream 1/N as
+    divide_no_nan's gradient gives it), and the reduced value."""
+    if params.get("smooth") is not None:
+        raise OptionError("smooth", "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
+    kind = kind_of(half)
+    y, p = y.astype(F32), p.astype(F32)
+    eps = params.get("eps") or EPS
+    with np.errstate(all="ignore"):
+        if loss == "dice":
+            losses, back = dice(y, p, kind, eps)
+        else:  # (Keras' alpha weighs Σ(1 − p)y, lossgrad's beta: swapped)
+            losses, back = tversky(y, p, kind, params.get("beta", 0.5), params.get("alpha", 0.5), eps)
+
+    def grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            return back(np.full(p.shape[0], upstream(n, kind), F32))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=lowp_tf.reduced_value(losses, kind))
+
+
+# the keras backend (lowp_tf) takes these losses from here
+lowp_tf.SUPPORTED.extend(SUPPORTED)
+lowp_tf.MORE.update(dict.fromkeys(LOSSES, sys.modules[__name__]))
