@@ -113,7 +113,7 @@ def main() -> None:
         for loss in LOSSES:  # Keras' backend epsilon set to 0.01 (lossgrad's --eps)
             _, y, p, _, a, b = random_cases(rng, loss, [(4, 6)])[0]
             cases.append(record(loss, y, p, "eps 0.01", dtype, a, b, eps=0.01))
-    OUT.write_text(json.dumps({"versions": versions() | {"cpu": _cpu()}, "cases": cases}, indent=None) + "\n")
+    OUT.write_text(json.dumps({"versions": versions() | {"cpu": _cpu()}, "records": cases}, indent=None) + "\n")
     print(f"{len(cases)} records -> {OUT}")
 
 

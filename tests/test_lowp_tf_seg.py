@@ -54,13 +54,13 @@ def _id(i: int, rec: dict) -> str:
     return f"{i}-{rec['dtype']}-{rec['loss']}-{np.shape(rec['pred'])}-{rec['note']}"
 
 
-@pytest.mark.parametrize("rec", DATA["cases"], ids=[_id(i, r) for i, r in enumerate(DATA["cases"])])
+@pytest.mark.parametrize("rec", DATA["records"], ids=[_id(i, r) for i, r in enumerate(DATA["records"])])
 def test_results_are_tensorflows_bit_for_bit(rec: dict) -> None:
     check(rec)
 
 
 def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() -> None:
-    cases = DATA["cases"]
+    cases = DATA["records"]
     assert {(r["loss"], r["dtype"]) for r in cases} == {(loss, d) for loss in lowp_tf_seg.LOSSES
                                                          for d in ("float32", "float16", "bfloat16")}
     assert max(np.shape(r["pred"])[1] for r in cases) > 8192  # a row summed by the reducer's tree
@@ -85,7 +85,7 @@ def test_dice_and_tversky_are_no_longer_refused_in_half_dtypes() -> None:
 
 
 def _rec(loss: str, dtype: str) -> dict:
-    return next(r for r in DATA["cases"] if (r["loss"], r["dtype"]) == (loss, dtype) and r["note"] == "random"
+    return next(r for r in DATA["records"] if (r["loss"], r["dtype"]) == (loss, dtype) and r["note"] == "random"
                 and np.shape(r["pred"]) == (7, 5))
 
 

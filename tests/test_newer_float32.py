@@ -29,6 +29,10 @@ BIT_FOR_BIT = [
     ("triplet", "optax", ("none", "sum", "mean"), "losses", "all"),
     ("dice", "keras", ("none", "sum", "mean"), "losses", "all"),
     ("tversky", "keras", ("none", "sum", "mean"), "losses", "all"),
+    ("dice", "keras", ("sum", "mean"), "value", "all"),
+    ("tversky", "keras", ("sum", "mean"), "value", "all"),
+    ("dice", "keras", ("none", "sum", "mean"), "grad", "all"),
+    ("tversky", "keras", ("none", "sum", "mean"), "grad", "all"),
 ]
 
 
