@@ -40,6 +40,11 @@ def table(encoded: str) -> Array:
     return ((rcp_rounded() + steps) << 11).astype(np.uint32).view(F32)
 
 
+def encode(steps: Array) -> str:
+    """A table's encoding as in RCPPS, from each bucket's steps of 2^−12 from 1/x at its middle rounded."""
+    return base64.b64encode(zlib.compress(bytes((np.asarray(steps) + 8).astype(np.uint8)), 9)).decode()
+
+
 def rcp_estimate(x: Array, estimates: Array | None = None) -> Array:
     """The processor's `rcpps` estimate of 1/x: the table over the top 12 bits of the mantissa, scaled by the
     exponent and signed; ±∞ for ±0 and subnormals (read as 0), ±0 for ±∞ and where the estimate is subnormal."""
