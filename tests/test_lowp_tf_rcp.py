@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import lossgrad
+from conftest import lossgrad as run
 from lossgrad import lowp_tf_log, lowp_tf_rcp
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -96,6 +97,36 @@ def test_focal_losses_stay_on_the_formulas_in_float32() -> None:
     assert lowp_tf_log.unsupported_in("float32", "bce", False) is None
     r = lossgrad.bce([[1.0, 0.0]], [[0.3, 0.9]], convention="keras", dtype="float32")
     assert r.grad.dtype == np.float32 and not r.warnings
+
+
+def _record(loss: str, shape: tuple[int, int], convention: str) -> dict:
+    return next(r for r in FLOAT32 if r["loss"] == loss and not r["from_logits"] and not r["labels"]
+                and np.shape(r["pred"]) == shape and r["convention"] == convention)
+
+
+def test_csv_batch_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
+    rec = _record("kl", (7, 5), "tf-keras")
+    y, p = _f32(rec["target"]), _f32(rec["pred"])
+    head = ",".join([f"t{i}" for i in range(5)] + [f"p{i}" for i in range(5)])
+    (tmp_path / "b.csv").write_text(head + "\n" + "".join(",".join(repr(float(a)) for a in row) + "\n"
+                                                          for row in np.hstack([y, p])))
+    r = run("kl", "--csv", "b.csv", "--target-cols", "0:5", "--pred-cols", "5:10", "-c", "tf-keras", "--dtype",
+            "float32", "-r", "mean", "-f", "csv", cwd=tmp_path)
+    assert r.code == 0, r.err
+    rows = np.loadtxt(r.out.splitlines()[1:], delimiter=",")
+    assert _same(rows[:, -5:].astype(np.float32), _f32(rec["mean"]["grad"]))
+
+
+def test_tensor_files_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
+    rec = _record("poisson", (9, 17), "keras")
+    for k in ("target", "pred"):
+        np.save(tmp_path / f"{k}.npy", _f32(rec[k]))
+    r = run("poisson", "--target", "target.npy", "--pred", "pred.npy", "-c", "keras", "--dtype", "float32", "-r",
+            "mean", "-o", "out.npz", "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    out = np.load(tmp_path / "out.npz")
+    assert np.array_equal(out["grad"].astype(np.float32), _f32(rec["mean"]["grad"]))
+    assert np.float32(r.json()["value"]) == np.float32(rec["mean"]["value"])
 
 
 @pytest.mark.frameworks
