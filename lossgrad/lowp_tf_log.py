@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_elem, lowp_tf_seg  # noqa: F401 (their kernels enter lowp_tf's before SUPPORTED is read)
+from . import lowp_tf, lowp_tf_elem, lowp_tf_rcp, lowp_tf_seg  # noqa: F401 (their kernels enter lowp_tf's before SUPPORTED is read)
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -54,8 +54,10 @@ SUPPORTED = (*lowp_tf.SUPPORTED, "in float16 and bfloat16: bce (on probabilities
              "categorical-focal (probabilities; logits in float16 only; gamma, one class_alpha)")
 WHY_SOFTMAX = ("in bfloat16 (TensorFlow's x86 builds hand a bfloat16 softmax to oneDNN, whose kernels are compiled "
                "for the processor at run time)")
-WHY_FLOAT32 = ("in float32 (TensorFlow's gradient of log and log1p multiplies by Eigen's reciprocal, the "
-               "processor's rcpps estimate refined by a Newton step, whose bits differ between processors)")
+WHY_FLOAT32 = ("in float32 (TensorFlow's float32 pow, sigmoid and softmax are Eigen's float kernels, not the half "
+               "ones reproduced here)")
+# float32 losses left to the formulas (bce, kl, ce and poisson take this processor's rcpps: lossgrad.lowp_tf_rcp)
+FLOAT32_FORMULAS = ("focal", "categorical-focal")
 
 
 def covers(loss: str, from_logits: bool) -> bool:
@@ -64,8 +66,11 @@ def covers(loss: str, from_logits: bool) -> bool:
 
 
 def recip(x: Array, kind: Kind) -> Array:
-    """Eigen's reciprocal in the dtype: 1/x in float32, rounded (a bfloat16 subnormal read as 0 gives ±∞). Beyond
-    2^100 (bfloat16 only) the Newton step's correction is subnormal and flushed, leaving `rcpps` itself."""
+    """Eigen's reciprocal in the dtype: in float32 `rcpps` refined by a Newton step (lossgrad.lowp_tf_rcp); in the
+    half dtypes 1/x in float32, rounded (a bfloat16 subnormal read as 0 gives ±∞). Beyond 2^100 (bfloat16 only)
+    the Newton step's correction is subnormal and flushed, leaving `rcpps` itself."""
+    if kind is lowp_tf.FLOAT32:
+        return lowp_tf_rcp.reciprocal(x)
     out = kind.rnd(div(F32(1), x))
     if kind.leaf == 128:
         out = np.where((np.abs(x) < TINY) & (x != 0), np.copysign(F32(np.inf), x), out).astype(F32)
@@ -319,7 +324,7 @@ def unsupported_in(dtype: str, loss: str, from_logits: bool) -> str | None:
     processor's; nor is a bfloat16 softmax, which TensorFlow hands to oneDNN."""
     if dtype == "bfloat16" and loss == "categorical-focal" and from_logits:
         return f"{loss} from logits {WHY_SOFTMAX}"
-    return f"{loss} {WHY_FLOAT32}" if dtype == "float32" and covers(loss, from_logits) else None
+    return f"{loss} {WHY_FLOAT32}" if dtype == "float32" and loss in FLOAT32_FORMULAS else None
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
