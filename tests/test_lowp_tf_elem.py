@@ -17,13 +17,10 @@ import pytest
 import lossgrad
 from conftest import lossgrad as run
 from lossgrad import lowp_tf, lowp_tf_elem
+from tf_records import check_record, f32, same
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_tf_elem.json"
 DATA = json.loads(GOLDEN.read_text())
-
-
-def _f32(values: object) -> np.ndarray:
-    return np.array(values, dtype=np.float32)
 
 
 def _kw(rec: dict) -> dict:
@@ -32,22 +29,12 @@ def _kw(rec: dict) -> dict:
 
 
 def _run(rec: dict, reduction: str) -> lossgrad.Result:
-    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
-                             _f32(rec["pred"]).astype(np.float64), reduction=reduction, **_kw(rec))
-
-
-def _same(got: object, want: object) -> bool:
-    a, b = np.asarray(got, np.float32), np.asarray(want, np.float32)
-    return bool(((a == b) | (np.isnan(a) & np.isnan(b))).all())
+    return lossgrad.evaluate(rec["loss"], f32(rec["target"]).astype(np.float64),
+                             f32(rec["pred"]).astype(np.float64), reduction=reduction, **_kw(rec))
 
 
 def check(rec: dict) -> None:
-    r = _run(rec, "none")
-    assert _same(r.losses.reshape(-1), _f32(rec["losses"]).reshape(-1)), "losses"
-    for reduction in ("sum", "mean"):
-        r = _run(rec, reduction)
-        assert _same(r.value, rec[reduction]["value"]), (reduction, r.value, rec[reduction]["value"])
-        assert _same(r.grad, _f32(rec[reduction]["grad"])), reduction
+    check_record(rec, _run)
 
 
 def _id(i: int, rec: dict) -> str:
@@ -68,17 +55,17 @@ def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() ->
     # the hinge's ties 1 − y·p = 0 (y = p = 1 first): TensorFlow's Maximum passes the gradient there, −y times
     # the 1/9 of Keras' mean over the 9 outputs, not 0
     tie = next(r for r in cases if r["note"] == "ties at the hinge" and r["loss"] == "hinge")
-    assert _f32(tie["sum"]["grad"])[0, 0] == -(np.float32(1) / np.float32(9))
+    assert f32(tie["sum"]["grad"])[0, 0] == -(np.float32(1) / np.float32(9))
     # Keras 3's cap 1/ε on a zero vector's inverse norm is infinite in float16: 0·∞ makes its loss NaN
     zero = next(r for r in cases if r["note"].startswith("zero and") and r["convention"] == "keras"
                 and r["dtype"] == "float16")
-    assert np.isnan(_f32(zero["losses"])[0])
+    assert np.isnan(f32(zero["losses"])[0])
     check(zero)
     # --eps is Keras 3's backend epsilon: at 0.1 its cap 1/ε = 10 binds on the short rows, and the records differ
     # from what the default ε gives
     capped = [r for r in cases if "eps" in r]
     assert {r["dtype"] for r in capped} == {"float32", "float16", "bfloat16"}
-    assert not _same(_run({k: v for k, v in capped[0].items() if k != "eps"}, "sum").grad, capped[0]["sum"]["grad"])
+    assert not same(_run({k: v for k, v in capped[0].items() if k != "eps"}, "sum").grad, capped[0]["sum"]["grad"])
 
 
 def test_the_rsqrtps_estimates_are_those_read_back_from_tensorflow() -> None:
@@ -116,7 +103,7 @@ def _rec(loss: str, dtype: str, conv: str = "keras") -> dict:
 def test_a_csv_batch_gives_the_same_bits(tmp_path: Path, loss: str) -> None:
     # a CSV batch's rows under the mean (each row's gradient carrying 1/N) are TensorFlow's recorded gradients
     rec = _rec(loss, "bfloat16", "tf-keras")
-    y, p = _f32(rec["target"]), _f32(rec["pred"])
+    y, p = f32(rec["target"]), f32(rec["pred"])
     head = ",".join([f"t{i}" for i in range(5)] + [f"p{i}" for i in range(5)])
     (tmp_path / "b.csv").write_text(head + "\n" + "".join(",".join(repr(float(a)) for a in row) + "\n"
                                                           for row in np.hstack([y, p])))
@@ -125,18 +112,18 @@ def test_a_csv_batch_gives_the_same_bits(tmp_path: Path, loss: str) -> None:
             "bfloat16", "-r", "mean", "-f", "csv", *delta, cwd=tmp_path)
     assert r.code == 0, r.err
     rows = np.loadtxt(r.out.splitlines()[1:], delimiter=",")
-    assert np.array_equal(rows[:, 0], _f32(rec["losses"])) and np.array_equal(rows[:, 1:], _f32(rec["mean"]["grad"]))
+    assert np.array_equal(rows[:, 0], f32(rec["losses"])) and np.array_equal(rows[:, 1:], f32(rec["mean"]["grad"]))
 
 
 def test_tensor_files_give_the_same_bits(tmp_path: Path) -> None:
     rec = _rec("mae", "float16")
     for k in ("target", "pred"):
-        np.save(tmp_path / f"{k}.npy", _f32(rec[k]).astype(np.float16))
+        np.save(tmp_path / f"{k}.npy", f32(rec[k]).astype(np.float16))
     r = run("mae", "--target", "target.npy", "--pred", "pred.npy", "-c", "keras", "--dtype", "float16", "-r", "mean",
             "-o", "out.npz", "-f", "json", cwd=tmp_path)
     assert r.code == 0, r.err
     out = np.load(tmp_path / "out.npz")
-    assert np.array_equal(out["grad"].astype(np.float32), _f32(rec["mean"]["grad"]))
+    assert np.array_equal(out["grad"].astype(np.float32), f32(rec["mean"]["grad"]))
     assert float(r.json()["value"]) == float(rec["mean"]["value"])
 
 
@@ -145,10 +132,10 @@ def test_half_results_are_not_the_truth_rounded_once() -> None:
     # convention's (the float64 truth rounded once), so agreeing with the file is not agreeing with the truth
     differs = 0
     for rec in (r for r in DATA["cases"] if r["dtype"] == "bfloat16" and r["loss"] == "logcosh"):
-        exact = lossgrad.evaluate("logcosh", _f32(rec["target"]).astype(np.float64),
-                                  _f32(rec["pred"]).astype(np.float64), convention="exact", dtype="bfloat16",
+        exact = lossgrad.evaluate("logcosh", f32(rec["target"]).astype(np.float64),
+                                  f32(rec["pred"]).astype(np.float64), convention="exact", dtype="bfloat16",
                                   reduction="sum")
-        differs += int((exact.grad != _f32(rec["sum"]["grad"])).sum())
+        differs += int((exact.grad != f32(rec["sum"]["grad"])).sum())
     assert differs > 0
 
 

@@ -14,8 +14,8 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import lossgrad as run
 from lossgrad import lowp_tf_log
+from tf_records import csv_mean_grad, tensor_mean_grad
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_tf_log.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -132,27 +132,12 @@ def _record(loss: str, dtype: str, shape: tuple[int, int], from_logits: bool = F
 
 def test_csv_batch_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
     rec = _record("bce", "bfloat16", (7, 5))
-    y, p = _f32(rec["target"]), _f32(rec["pred"])
-    head = ",".join([f"t{i}" for i in range(5)] + [f"p{i}" for i in range(5)])
-    (tmp_path / "b.csv").write_text(head + "\n" + "".join(",".join(repr(float(a)) for a in row) + "\n"
-                                                          for row in np.hstack([y, p])))
-    r = run("bce", "--csv", "b.csv", "--target-cols", "0:5", "--pred-cols", "5:10", "-c", "keras", "--dtype",
-            "bfloat16", "-r", "mean", "-f", "csv", cwd=tmp_path)
-    assert r.code == 0, r.err
-    rows = np.loadtxt(r.out.splitlines()[1:], delimiter=",")
-    assert _same(rows[:, -5:].astype(np.float32), _f32(rec["mean"]["grad"]))
+    csv_mean_grad(tmp_path, rec, "keras")
 
 
 def test_tensor_files_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
     rec = _record("poisson", "float16", (50, 9))
-    for k in ("target", "pred"):
-        np.save(tmp_path / f"{k}.npy", _f32(rec[k]).astype(np.float16))
-    r = run("poisson", "--target", "target.npy", "--pred", "pred.npy", "-c", "keras", "--dtype", "float16", "-r",
-            "mean", "-o", "out.npz", "-f", "json", cwd=tmp_path)
-    assert r.code == 0, r.err
-    out = np.load(tmp_path / "out.npz")
-    assert np.array_equal(out["grad"].astype(np.float32), _f32(rec["mean"]["grad"]))
-    assert np.float32(r.json()["value"]) == np.float32(rec["mean"]["value"])
+    tensor_mean_grad(tmp_path, rec, "keras", np.float16)
 
 
 @pytest.mark.frameworks

@@ -13,8 +13,8 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import lossgrad as run
 from lossgrad import lowp_tf_log, lowp_tf_rcp
+from tf_records import csv_mean_grad, tensor_mean_grad
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
 DATA = json.loads((GOLDEN / "lowp_tf_rcp.json").read_text())
@@ -106,27 +106,12 @@ def _record(loss: str, shape: tuple[int, int], convention: str) -> dict:
 
 def test_csv_batch_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
     rec = _record("kl", (7, 5), "tf-keras")
-    y, p = _f32(rec["target"]), _f32(rec["pred"])
-    head = ",".join([f"t{i}" for i in range(5)] + [f"p{i}" for i in range(5)])
-    (tmp_path / "b.csv").write_text(head + "\n" + "".join(",".join(repr(float(a)) for a in row) + "\n"
-                                                          for row in np.hstack([y, p])))
-    r = run("kl", "--csv", "b.csv", "--target-cols", "0:5", "--pred-cols", "5:10", "-c", "tf-keras", "--dtype",
-            "float32", "-r", "mean", "-f", "csv", cwd=tmp_path)
-    assert r.code == 0, r.err
-    rows = np.loadtxt(r.out.splitlines()[1:], delimiter=",")
-    assert _same(rows[:, -5:].astype(np.float32), _f32(rec["mean"]["grad"]))
+    csv_mean_grad(tmp_path, rec, "tf-keras")
 
 
 def test_tensor_files_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
     rec = _record("poisson", (9, 17), "keras")
-    for k in ("target", "pred"):
-        np.save(tmp_path / f"{k}.npy", _f32(rec[k]))
-    r = run("poisson", "--target", "target.npy", "--pred", "pred.npy", "-c", "keras", "--dtype", "float32", "-r",
-            "mean", "-o", "out.npz", "-f", "json", cwd=tmp_path)
-    assert r.code == 0, r.err
-    out = np.load(tmp_path / "out.npz")
-    assert np.array_equal(out["grad"].astype(np.float32), _f32(rec["mean"]["grad"]))
-    assert np.float32(r.json()["value"]) == np.float32(rec["mean"]["value"])
+    tensor_mean_grad(tmp_path, rec, "keras", np.float32)
 
 
 @pytest.mark.frameworks

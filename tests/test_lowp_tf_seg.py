@@ -16,13 +16,10 @@ import lossgrad
 from conftest import lossgrad as run
 from lossgrad import lowp_tf, lowp_tf_seg
 from lossgrad.losses import segmentation
+from tf_records import check_record, f32, same
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_tf_seg.json"
 DATA = json.loads(GOLDEN.read_text())
-
-
-def _f32(values: object) -> np.ndarray:
-    return np.array(values, dtype=np.float32)
 
 
 def _kw(rec: dict) -> dict:
@@ -32,22 +29,12 @@ def _kw(rec: dict) -> dict:
 
 
 def _run(rec: dict, reduction: str) -> lossgrad.Result:
-    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
-                             _f32(rec["pred"]).astype(np.float64), reduction=reduction, **_kw(rec))
-
-
-def _same(got: object, want: object) -> bool:
-    a, b = np.asarray(got, np.float32), np.asarray(want, np.float32)
-    return bool(((a == b) | (np.isnan(a) & np.isnan(b))).all())
+    return lossgrad.evaluate(rec["loss"], f32(rec["target"]).astype(np.float64),
+                             f32(rec["pred"]).astype(np.float64), reduction=reduction, **_kw(rec))
 
 
 def check(rec: dict) -> None:
-    r = _run(rec, "none")
-    assert _same(r.losses.reshape(-1), _f32(rec["losses"]).reshape(-1)), "losses"
-    for reduction in ("sum", "mean"):
-        r = _run(rec, reduction)
-        assert _same(r.value, rec[reduction]["value"]), (reduction, r.value, rec[reduction]["value"])
-        assert _same(r.grad, _f32(rec[reduction]["grad"])), reduction
+    check_record(rec, _run)
 
 
 def _id(i: int, rec: dict) -> str:
@@ -67,13 +54,13 @@ def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() ->
     assert {r["dtype"] for r in cases if r["eps"] is not None} == {"float32", "float16", "bfloat16"}
     # an all-zero row is 1 − 0/ε = 1 (by hand) in every dtype
     zero = [r for r in cases if r["note"].startswith("all zero")]
-    assert zero and all(_f32(r["losses"])[0] == 1 for r in zero)
+    assert zero and all(f32(r["losses"])[0] == 1 for r in zero)
     # the float32 formulas (numpy's sums, the gradient in one expression) differ from TensorFlow's losses and
     # gradients somewhere: the kernels are what make these agree
     rec = next(r for r in cases if r["dtype"] == "float32" and r["loss"] == "tversky" and r["note"] == "random"
                and np.shape(r["pred"]) == (16, 24))
-    formulas = segmentation._tversky_keras(_f32(rec["target"]), _f32(rec["pred"]), rec["beta"], rec["alpha"], 1e-7)
-    assert not _same(formulas[0], rec["losses"]) and not _same(formulas[1], rec["sum"]["grad"])
+    formulas = segmentation._tversky_keras(f32(rec["target"]), f32(rec["pred"]), rec["beta"], rec["alpha"], 1e-7)
+    assert not same(formulas[0], rec["losses"]) and not same(formulas[1], rec["sum"]["grad"])
 
 
 def test_dice_and_tversky_are_no_longer_refused_in_half_dtypes() -> None:
@@ -93,7 +80,7 @@ def _rec(loss: str, dtype: str) -> dict:
 def test_a_csv_batch_gives_the_same_bits(tmp_path: Path, loss: str, dtype: str) -> None:
     # a CSV batch's rows under the mean (each row's gradient carrying 1/N) are TensorFlow's recorded gradients
     rec = _rec(loss, dtype)
-    y, p = _f32(rec["target"]), _f32(rec["pred"])
+    y, p = f32(rec["target"]), f32(rec["pred"])
     head = ",".join([f"t{i}" for i in range(5)] + [f"p{i}" for i in range(5)])
     (tmp_path / "b.csv").write_text(head + "\n" + "".join(",".join(repr(float(a)) for a in row) + "\n"
                                                           for row in np.hstack([y, p])))
@@ -102,7 +89,7 @@ def test_a_csv_batch_gives_the_same_bits(tmp_path: Path, loss: str, dtype: str) 
             dtype, "-r", "mean", "-f", "csv", *ab, cwd=tmp_path)
     assert r.code == 0, r.err
     rows = np.loadtxt(r.out.splitlines()[1:], delimiter=",")
-    assert np.array_equal(rows[:, 0], _f32(rec["losses"])) and np.array_equal(rows[:, 1:], _f32(rec["mean"]["grad"]))
+    assert np.array_equal(rows[:, 0], f32(rec["losses"])) and np.array_equal(rows[:, 1:], f32(rec["mean"]["grad"]))
 
 
 @pytest.mark.frameworks
