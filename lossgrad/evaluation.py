@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import autocast, kernels
+from . import autocast
 from .errors import DomainError, InputError, NotReproduced, OptionError
 from .losses import Parts
 from .losses.base import first_bad
@@ -266,6 +266,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
     the sample weights w)."""
     fallback = None
     if setup.lowp:
+        from . import kernels  # (the backends load only where a low-precision kernel runs)
         try:
             return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
                                    setup.kernel_switches, setup.batchmean, setup.kernel_params,

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import autocast as mixed, conventions, kernels, lowp
+from . import autocast as mixed, conventions, lowp
 from .conventions import Convention
 from .errors import OptionError
 from .inputs import parse_inline, to_array
@@ -102,9 +102,11 @@ class Setup:
     def lowp(self) -> bool:
         """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
         dtype = "float32" if self.autocast else self.dtype.value  # (autocast: the float32 kernels)
-        return (self.dtype is not Dtype.FLOAT64 and self.conv.kernels is not None
-                and kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits,
-                                        self.kernel_params, self.switches, self.sample_weight) is None)
+        if self.dtype is Dtype.FLOAT64 or self.conv.kernels is None:
+            return False
+        from . import kernels  # (the backends load only where a low-precision kernel may run)
+        return kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits, self.kernel_params,
+                                   self.switches, self.sample_weight) is None
 
     @property
     def float32(self) -> Setup:
@@ -284,6 +286,7 @@ def _check_half(s: Setup) -> None:
         raise OptionError("dtype", f"{name} is computed by the exact convention (the truth rounded once) and as "
                           f"PyTorch's and TensorFlow's CPU kernels do ({{convention}} torch, keras, tf-keras); "
                           f"{s.conv.title} in {name} is not reproduced")
+    from . import kernels  # (the backends load only where a low-precision kernel may run)
     refused = kernels.refused(s.conv.kernels, name, s.loss.name)
     if refused is not None:
         raise OptionError("dtype", f"{refused}; use {{dtype}} float32 or float64, or {{convention}} exact")
