@@ -30,7 +30,7 @@ from .lowp_focal import libm_expf
 
 TAKES = {"ctc": ("blank", "zero_infinity")}
 SUPPORTED = ("ctc (log-probabilities, with blank and zero_infinity; float32 and float64)",)
-DTYPES = ("float32", "float64")
+DTYPES = ("float32", "float64")  # (the half dtypes PyTorch itself refuses: lowp.refused)
 Elementwise = Callable[[Array], Array]
 # torch.sum's registers under the "AVX512" capability: 8 floats (the AVX2 width), so 4 doubles
 SUM_LANES = {np.float32: 8, np.float64: 4}
