@@ -273,7 +273,7 @@ def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma
         db = r(mul(c, ff))
         if from_logits:  # (the logits' bce gradient, then σ's for the paths through s)
             return r(add(bgrad(db), sigmoid_grad(s, r(sub(d1, d2)), kind)))
-        return r(sub(r(add(bgrad(db), d1)), d2))
+        return r(add(bgrad(db), r(sub(d1, d2))))
     return fb, grad
 
 
