@@ -81,9 +81,9 @@ def recip(x: Array, kind: Kind) -> Array:
 
 def log(x: Array, kind: Kind) -> Array:
     """tf.math.log: Eigen's packet log over whole packets, glibc's logf for the rest, stored in the dtype (log 0
-    = −∞, log ∞ = ∞, either way)."""
+    = −∞, log ∞ = ∞, log NaN = NaN, either way)."""
     out = elementwise(x, kind.of(plog), kind.of(lowp_tf.libm_logf))
-    return np.where(x == 0, F32(-np.inf), np.where(x == np.inf, x, out)).astype(F32)
+    return np.where(x == 0, F32(-np.inf), np.where((x == np.inf) | np.isnan(x), x, out)).astype(F32)
 
 
 def plog1p(x: Array) -> Array:

@@ -1,6 +1,7 @@
 """Record TensorFlow's float32 CPU results for Keras' focal losses under Keras 3 and tf-keras (binary focal on
 probabilities and from logits, categorical focal on probability rows and from logits), and categorical focal from
-logits in bfloat16, for tests/golden/lowp_tf_focal32.json (read by tests/test_lowp_tf_focal32.py).
+logits in bfloat16 (and, in float16 and bfloat16, binary focal of soft targets and single classes), for
+tests/golden/lowp_tf_focal32.json (read by tests/test_lowp_tf_focal32.py).
 
 Each record is golden_lowp_tf_log's: the per-sample losses, and the value and GradientTape gradient under "sum"
 and "sum_over_batch_size". Inputs are random and adversarial: probabilities at 0 and 1, at and beyond Keras' clip
@@ -92,6 +93,8 @@ def categorical_cases(rng) -> list[tuple]:
     p = np.repeat(EDGES[None, :], 2, axis=0)
     out.append(("categorical-focal", np.eye(EDGES.size, dtype=np.float32)[[0, 4]], p, False, "probability edges",
                 None, {"gamma": 0.5, "class_alpha": [0.25]}))
+    out.append(("categorical-focal", np.ones((4, 1), np.float32), np.array([[0], [1e-30], [0.5], [1]], np.float32),
+                False, "a single class, at 0 (0/0)", None, {"gamma": 0.0, "class_alpha": None}))
     return out
 
 
@@ -116,6 +119,10 @@ def main() -> None:
         if loss == "categorical-focal" and logits:  # (oneDNN's bfloat16 softmax)
             for conv in ("keras", "tf-keras"):
                 records.append(record(conv, loss, y, p, note, "bfloat16", logits, labels, params))
+        # (the half dtypes where soft targets reach p by two paths, and a single class at 0: 0/0)
+        if (loss == "focal" and not logits and params["alpha"] is not None or "single" in note) and p.size <= 200:
+            for dtype in ("float16", "bfloat16"):
+                records.append(record("keras", loss, y, p, note, dtype, logits, labels, params))
     for loss, y, p, logits, note, labels, params in wide_cases(rng):
         records.append(record("keras", loss, y, p, note, "float32", logits, labels, params))
     cpu = Path("/proc/cpuinfo").read_text().splitlines()
