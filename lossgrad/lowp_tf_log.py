@@ -54,7 +54,7 @@ TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alph
 SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits)", "kl",
              "ce on probabilities (rows or class indexes)", "poisson",
              "focal (probabilities and logits, gamma, alpha)",
-             "categorical-focal (probabilities and logits; gamma, one class_alpha)")
+             "categorical-focal (probabilities and logits; gamma, class_alpha: one, or one per class in float32)")
 
 
 def covers(loss: str, from_logits: bool) -> bool:
@@ -289,8 +289,9 @@ def softmax(z: Array, kind: Kind) -> Array:
 
 
 def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma: float,
-                      alpha: float) -> tuple[Array, Callable[[Array], Array]]:
-    """categorical_focal_crossentropy: Σ α(1 − o)^γ·(−y·log o) by rows, o the rows (softmax of the logits)
+                      alpha: float | Array) -> tuple[Array, Callable[[Array], Array]]:
+    """categorical_focal_crossentropy: Σ α(1 − o)^γ·(−y·log o) by rows (α one number, or in float32 one per class,
+    Keras' float32 tensor broadcast along the rows), o the rows (softmax of the logits)
     divided by their reduce_sum and clipped to [ε, 1 − ε] (tf-keras: 1 − ε in the dtype). The gradient: pow's
     and the log's paths into o added, the clip, RealDiv's two paths (as ce_probs), then SoftmaxGrad
     (d − Σ d·q)·q."""
@@ -301,7 +302,8 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
     s = rsum(q, kind)[:, None]
     o, passes = clip(r(div(q, s)), lo, hi)
     cce = r(mul(-y, log(o, kind)))
-    m, g, a = r(sub(F32(1), o)), const(gamma, kind), const(alpha, kind)
+    m, g = r(sub(F32(1), o)), const(gamma, kind)
+    a = const(float(alpha), kind) if np.ndim(alpha) == 0 else np.asarray(alpha, dtype=np.float64).astype(F32)
     wf = r(mul(power(m, g, kind), a))
     losses = rsum(r(mul(wf, cce)), kind)
 
@@ -323,9 +325,15 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
              and k not in TAKES.get(loss, ())]
     if sample_weight:
         extra.append("sample_weight")
-    if np.size(params.get("class_alpha", 0)) > 1:  # (Keras 3 takes a list as float32, the loss with it)
-        extra.append("class_alpha")
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
+    """Options reproduced in float32 only: a class_alpha per class, which Keras 3 takes as a float32 tensor (the
+    half dtypes' loss then promoted with it)."""
+    if loss == "categorical-focal" and dtype != "float32" and np.size(params.get("class_alpha", 0)) > 1:
+        return f"{loss} with {{class_alpha}} per class in {dtype}"
+    return None
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
@@ -359,7 +367,8 @@ def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool,
         a = params.get("class_alpha")
         losses, inner = (kl(y, p, kind) if loss == "kl" else ce_probs(y, p, kind, keras2) if loss == "ce" else
                          categorical_focal(y, p, kind, keras2, from_logits, gamma,
-                                           1.0 if a is None else float(np.ravel(a)[0])))
+                                           1.0 if a is None else float(np.ravel(a)[0]) if np.size(a) == 1 else
+                                           np.ravel(a)))
         return losses, inner, lambda c: np.asarray(c, dtype=F32)
     e, inner = (poisson(y, p, kind) if loss == "poisson" else
                 focal(y, p, kind, keras2, from_logits, gamma, alpha) if loss == "focal" else

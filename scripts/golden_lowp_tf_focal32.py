@@ -3,14 +3,15 @@ probabilities and from logits, categorical focal on probability rows and from lo
 logits in bfloat16 (and, in float16 and bfloat16, binary focal of soft targets and single classes), for
 tests/golden/lowp_tf_focal32.json (read by tests/test_lowp_tf_focal32.py).
 
-Each record is golden_lowp_tf_log's: the per-sample losses, and the value and GradientTape gradient under "sum"
-and "sum_over_batch_size". Inputs are random and adversarial: probabilities at 0 and 1, at and beyond Keras' clip
-[ε, 1 − ε] and near it; logits large in magnitude both ways, at the float logistic's cap 16.6355324 and its floor
-−104, at 0; γ = 0, ½, 1, 2, 2.5 (and a drawn one), α unset and set; rows of 1 to 1000 outputs around the packets of
-8 (Eigen) and the registers of 16 (oneDNN's softmax), a row of 8200 (the reducer's tree), and a batch of more than
-32768 elements (the thread pool's blocks). The TensorFlow build, oneDNN's version and the processor's flags are
-recorded: float32 pow and sigmoid are Eigen's float kernels (AVX without FMA), the softmax oneDNN's, whose code is
-generated for the processor at run time (AVX-512 here), and the reciprocal of log's gradient the processor's rcpps.
+Each record is golden_lowp_tf_log's: the per-sample losses, and the value and GradientTape gradient under "sum" and
+"sum_over_batch_size". Inputs are random and adversarial: probabilities at 0 and 1, at and beyond Keras' clip [ε, 1
+− ε] and near it; logits large in magnitude both ways, at the float logistic's cap 16.6355324 and its floor −104, at
+0; γ = 0, ½, 1, 2, 2.5 (and a drawn one), α unset and set (categorical: one, or one per class); rows of 1 to 1000
+outputs around the packets of 8 (Eigen) and the registers of 16 (oneDNN's softmax), rows of 8200 (the reducer's
+tree), and a batch of more than 32768 elements (the thread pool's blocks). The TensorFlow build, oneDNN's version
+and the processor's flags are recorded: float32 pow and sigmoid are Eigen's float kernels (AVX without FMA), the
+softmax oneDNN's, whose code is generated for the processor at run time (AVX-512 here), and the reciprocal of log's
+gradient the processor's rcpps.
 """
 
 from __future__ import annotations
@@ -77,7 +78,7 @@ def categorical_cases(rng) -> list[tuple]:
               (3, 300), (2, 1000)]
     for i, shape in enumerate(shapes):
         gamma = GAMMAS[i % len(GAMMAS)]
-        alpha = (None, [0.25], [2.0])[i % 3]
+        alpha = (None, [0.25], [2.0], None)[i % 4] if i < 9 else np.float32(rng.uniform(0.05, 2, shape[1])).tolist()
         params = {"gamma": gamma, "class_alpha": alpha}
         rows = rng.dirichlet(np.full(shape[1], 0.5), shape[0]).astype(np.float32)
         onehot = np.eye(shape[1], dtype=np.float32)[rng.integers(0, shape[1], shape[0])]
@@ -116,7 +117,7 @@ def main() -> None:
         for loss, y, p, logits, note, labels, params in narrow:
             records.append(record(conv, loss, y, p, note, "float32", logits, labels, params))
     for loss, y, p, logits, note, labels, params in narrow:
-        if loss == "categorical-focal" and logits:  # (oneDNN's bfloat16 softmax)
+        if loss == "categorical-focal" and logits and len(params["class_alpha"] or ()) <= 1:  # (oneDNN's softmax)
             for conv in ("keras", "tf-keras"):
                 records.append(record(conv, loss, y, p, note, "bfloat16", logits, labels, params))
         # (the half dtypes where soft targets reach p by two paths, and a single class at 0: 0/0)
