@@ -245,7 +245,9 @@ def _reduce(x: Array, span: tuple[int, int, int], read: tuple[Unary, Unary], kin
 
 def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
     """tf.reduce_sum over a whole 1-D tensor: the same reducer over all its values (bfloat16 summed in float32,
-    TensorFlow's cast specialisation, and the sum stored once)."""
+    TensorFlow's cast specialisation, and the sum stored once); one value is copied (−0 kept)."""
+    if x.size == 1:
+        return F32(x.reshape(-1)[0])
     if kind.leaf == 128:
         return F32(kind.rnd(row_sums(x.reshape(1, -1))))[0]
     return F32(row_sums(x.reshape(1, -1), kind=kind)[0])

@@ -1,19 +1,20 @@
 """TensorFlow's CPU kernels for the Keras losses whose gradients go through log and log1p (bce on probabilities and
-from logits, kl, ce on probabilities, poisson, focal, categorical-focal), in float16 and bfloat16, as Keras 3 and
-tf-keras call them (tf-keras' with `keras2`: its mean over a sample's outputs in the loss's dtype); the main module
-of the `tf` and `tf-keras` backends, every other loss passed on to lossgrad.lowp_tf.
+from logits, kl, ce on probabilities, poisson, focal, categorical-focal), in float32, float16 and bfloat16, as
+Keras 3 and tf-keras call them (tf-keras' with `keras2`: its mean over a sample's outputs in the loss's dtype); the
+main module of the `tf` and `tf-keras` backends, every other loss passed on to lossgrad.lowp_tf.
 
 TensorFlow differentiates log x as g·(1/x) and log(1 + x) as g·(1/(1 + x)), with Eigen's reciprocal: in float32
 the processor's `rcpps` estimate refined by one Newton step (x + x·(1 − a·x), each operation rounded), whose last
-bits are the processor's own, so float32 stays on the formulas. Half and bfloat16 packets widen to float32, take
-that reciprocal and round it to the dtype (the elements after the last whole packet divide 1 by x in float32):
+bits are the processor's own (lossgrad.lowp_tf_rcp carries this one's). Half and bfloat16 packets widen to float32,
+take that reciprocal and round it to the dtype (the elements after the last whole packet divide 1 by x in float32):
 within Eigen's 2 float32 ulps, a reciprocal of a bfloat16 value never lies so near a midpoint of bfloat16 that the
 rounding could tell the estimate from 1/x, and of a float16 value only for the 28 magnitudes 2^e·(2 − 2^−10),
 which the reciprocal measured here rounds as 1/x does. So in the half dtypes 1/x in float32, rounded, is the
 kernel's, except that a bfloat16 subnormal reads as 0 (the reciprocal's flush of denormal inputs): 1/x = ±∞, and
 beyond 2^100 the Newton step's correction is flushed (refused). Every other operation is Eigen's, each rounded to
 the dtype (lossgrad.lowp_tf's packet log and exp, glibc's for the scalar remainder, its row sums and Keras' means);
-pow is glibc's powf element by element, Eigen having no half packet pow.
+in the half dtypes pow is glibc's powf element by element, Eigen having no half packet pow. float32's pow and
+sigmoid are Eigen's float kernels, and the float32 and bfloat16 softmax oneDNN's (lossgrad.lowp_tf_focal32).
 """
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_rcp
+from . import lowp_tf, lowp_tf_focal32, lowp_tf_rcp
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -52,14 +53,8 @@ HUGE = F32(2.0 ** 100)
 TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha")}
 SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits)", "kl",
              "ce on probabilities (rows or class indexes)", "poisson",
-             "focal (probabilities and logits, gamma, alpha; in float16 and bfloat16)",
-             "categorical-focal (probabilities, and logits in float16; gamma, one class_alpha; in float16, bfloat16)")
-WHY_SOFTMAX = ("in bfloat16 (TensorFlow's x86 builds hand a bfloat16 softmax to oneDNN, whose kernels are compiled "
-               "for the processor at run time)")
-WHY_FLOAT32 = ("in float32 (TensorFlow's float32 pow, sigmoid and softmax are Eigen's float kernels, not the half "
-               "ones reproduced here)")
-# float32 losses left to the formulas (bce, kl, ce and poisson take this processor's rcpps: lossgrad.lowp_tf_rcp)
-FLOAT32_FORMULAS = ("focal", "categorical-focal")
+             "focal (probabilities and logits, gamma, alpha)",
+             "categorical-focal (probabilities and logits; gamma, class_alpha: one, or one per class in float32)")
 
 
 def covers(loss: str, from_logits: bool) -> bool:
@@ -86,9 +81,9 @@ def recip(x: Array, kind: Kind) -> Array:
 
 def log(x: Array, kind: Kind) -> Array:
     """tf.math.log: Eigen's packet log over whole packets, glibc's logf for the rest, stored in the dtype (log 0
-    = −∞, log ∞ = ∞, either way)."""
+    = −∞, log ∞ = ∞, log NaN = NaN, either way)."""
     out = elementwise(x, kind.of(plog), kind.of(lowp_tf.libm_logf))
-    return np.where(x == 0, F32(-np.inf), np.where(x == np.inf, x, out)).astype(F32)
+    return np.where(x == 0, F32(-np.inf), np.where((x == np.inf) | np.isnan(x), x, out)).astype(F32)
 
 
 def plog1p(x: Array) -> Array:
@@ -109,13 +104,18 @@ def sample_mean(x: Array, kind: Kind, half: Any, keras2: bool) -> tuple[Array, C
     k = F32(x.shape[1])
     in_dtype = keras2 and half is np.float16
     sums = row_sums(x, kind=kind) if in_dtype else row_sums(x)
+    if x.shape[1] == 1:  # (TensorFlow's reduction over an axis of one is a copy: −0 stays −0)
+        sums = x[:, 0]
     losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
     divisor = kind.rnd(k) if keras2 else k
     return losses, lambda c: kind.rnd(div(c, divisor))
 
 
 def rsum(x: Array, kind: Kind) -> Array:
-    """tf.reduce_sum along the rows in the dtype (bfloat16 summed in float32 and stored once)."""
+    """tf.reduce_sum along the rows in the dtype (bfloat16 summed in float32 and stored once; a row of one
+    copied, −0 kept)."""
+    if x.shape[1] == 1:
+        return x[:, 0].copy()
     return kind.rnd(row_sums(x)) if kind.leaf == 128 else row_sums(x, kind=kind)
 
 
@@ -225,7 +225,9 @@ def poisson(y: Array, p: Array, kind: Kind) -> tuple[Array, Callable[[Array], Ar
 
 def sigmoid(z: Array, kind: Kind) -> Array:
     """tf.sigmoid in a half dtype: Eigen's logistic e/(1 + e), e = e^z (packet exp, glibc's for the rest), each
-    step rounded; 1 where e is ∞."""
+    step rounded; 1 where e is ∞ (float32: Eigen's float logistic, lossgrad.lowp_tf_focal32)."""
+    if kind is lowp_tf.FLOAT32:
+        return lowp_tf_focal32.sigmoid(z)
     r = kind.rnd
     e = elementwise(z, kind.of(pexp), kind.of(libm_expf))
     return np.where(e == np.inf, F32(1), r(div(e, r(add(F32(1), e))))).astype(F32)
@@ -241,7 +243,10 @@ def sigmoid_grad(s: Array, d: Array, kind: Kind) -> Array:
 
 def power(x: Array, g: F32, kind: Kind) -> Array:
     """tf.pow in a half dtype: glibc's powf element by element (Eigen has no half packet pow), rounded; powf is
-    taken as x^g rounded to float32 (a subnormal flushed to zero)."""
+    taken as x^g rounded to float32 (a subnormal flushed to zero). float32: Eigen's packet pow, then powf
+    (lossgrad.lowp_tf_focal32)."""
+    if kind is lowp_tf.FLOAT32:
+        return lowp_tf_focal32.power(x, g)
     return kind.rnd(ftz(np.power(x.astype(np.float64), np.float64(g)).astype(F32)))
 
 
@@ -268,21 +273,25 @@ def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma
         db = r(mul(c, ff))
         if from_logits:  # (the logits' bce gradient, then σ's for the paths through s)
             return r(add(bgrad(db), sigmoid_grad(s, r(sub(d1, d2)), kind)))
-        return r(sub(r(add(bgrad(db), d1)), d2))
+        return r(add(bgrad(db), r(sub(d1, d2))))
     return fb, grad
 
 
 def softmax(z: Array, kind: Kind) -> Array:
     """tf.nn.softmax in a half dtype (Eigen's SoftmaxEigenImpl): e = e^(z − max) stored in the dtype, each row's
-    sum in the dtype, its reciprocal (1/x rounded), and e times it."""
+    sum in the dtype, its reciprocal (1/x rounded), and e times it. float32 and bfloat16: oneDNN's, in float32
+    (lowp_tf_focal32), rounded to the dtype."""
+    if kind is lowp_tf.FLOAT32 or kind.leaf == 128:  # (float32 and bfloat16: oneDNN's, rounded once)
+        return kind.rnd(lowp_tf_focal32.dnnl_softmax(z))
     r = kind.rnd
     e = elementwise(r(sub(z, z.max(axis=1, keepdims=True))), kind.of(pexp), kind.of(libm_expf))
     return r(mul(e, recip(row_sums(e, kind=kind), kind)[:, None]))
 
 
 def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma: float,
-                      alpha: float) -> tuple[Array, Callable[[Array], Array]]:
-    """categorical_focal_crossentropy: Σ α(1 − o)^γ·(−y·log o) by rows, o the rows (softmax of the logits)
+                      alpha: float | Array) -> tuple[Array, Callable[[Array], Array]]:
+    """categorical_focal_crossentropy: Σ α(1 − o)^γ·(−y·log o) by rows (α one number, or in float32 one per class,
+    Keras' float32 tensor broadcast along the rows), o the rows (softmax of the logits)
     divided by their reduce_sum and clipped to [ε, 1 − ε] (tf-keras: 1 − ε in the dtype). The gradient: pow's
     and the log's paths into o added, the clip, RealDiv's two paths (as ce_probs), then SoftmaxGrad
     (d − Σ d·q)·q."""
@@ -293,7 +302,8 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
     s = rsum(q, kind)[:, None]
     o, passes = clip(r(div(q, s)), lo, hi)
     cce = r(mul(-y, log(o, kind)))
-    m, g, a = r(sub(F32(1), o)), const(gamma, kind), const(alpha, kind)
+    m, g = r(sub(F32(1), o)), const(gamma, kind)
+    a = const(float(alpha), kind) if np.ndim(alpha) == 0 else np.asarray(alpha, dtype=np.float64).astype(F32)
     wf = r(mul(power(m, g, kind), a))
     losses = rsum(r(mul(wf, cce)), kind)
 
@@ -308,25 +318,22 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
-    """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are, in the
-    half dtypes for the losses here)."""
+    """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
     if not covers(loss, from_logits):
         return lowp_tf.unsupported(loss, from_logits, params, switches, sample_weight)
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in TAKES.get(loss, ())]
     if sample_weight:
         extra.append("sample_weight")
-    if np.size(params.get("class_alpha", 0)) > 1:  # (Keras 3 takes a list as float32, the loss with it)
-        extra.append("class_alpha")
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
-def unsupported_in(dtype: str, loss: str, from_logits: bool) -> str | None:
-    """float32 is not reproduced for the losses here (the formulas run instead): its reciprocal is the
-    processor's; nor is a bfloat16 softmax, which TensorFlow hands to oneDNN."""
-    if dtype == "bfloat16" and loss == "categorical-focal" and from_logits:
-        return f"{loss} from logits {WHY_SOFTMAX}"
-    return f"{loss} {WHY_FLOAT32}" if dtype == "float32" and loss in FLOAT32_FORMULAS else None
+def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
+    """Options reproduced in float32 only: a class_alpha per class, which Keras 3 takes as a float32 tensor (the
+    half dtypes' loss then promoted with it)."""
+    if loss == "categorical-focal" and dtype != "float32" and np.size(params.get("class_alpha", 0)) > 1:
+        return f"{loss} with {{class_alpha}} per class in {dtype}"
+    return None
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
@@ -337,8 +344,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     if not covers(loss, from_logits):
         return lowp_tf.compute(loss, y, p, labels, half, switches, batchmean, params, keras2, from_logits, weights)
     kind = kind_of(half)
-    if labels is not None:
+    if labels is not None and loss == "ce":
         return sparse_probs(y, p, labels, kind, half, keras2)
+    if labels is not None:  # (categorical-focal's class indexes: the one-hot rows Keras takes)
+        y = np.eye(p.shape[1], dtype=F32)[labels]
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
         losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits, params or {})
@@ -358,7 +367,8 @@ def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool,
         a = params.get("class_alpha")
         losses, inner = (kl(y, p, kind) if loss == "kl" else ce_probs(y, p, kind, keras2) if loss == "ce" else
                          categorical_focal(y, p, kind, keras2, from_logits, gamma,
-                                           1.0 if a is None else float(np.ravel(a)[0])))
+                                           1.0 if a is None else float(np.ravel(a)[0]) if np.size(a) == 1 else
+                                           np.ravel(a)))
         return losses, inner, lambda c: np.asarray(c, dtype=F32)
     e, inner = (poisson(y, p, kind) if loss == "poisson" else
                 focal(y, p, kind, keras2, from_logits, gamma, alpha) if loss == "focal" else

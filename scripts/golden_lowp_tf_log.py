@@ -40,7 +40,8 @@ def _loss(module, loss: str, from_logits: bool, reduction: str, dtype: str, labe
         kw |= {"gamma": gamma, "apply_class_balancing": alpha is not None, "alpha": 0.25 if alpha is None else alpha}
     if loss == "categorical-focal":
         alpha = (params or {}).get("class_alpha")
-        kw |= {"gamma": (params or {}).get("gamma", 2.0), "alpha": 1.0 if alpha is None else alpha[0]}
+        kw |= {"gamma": (params or {}).get("gamma", 2.0),
+               "alpha": 1.0 if alpha is None else alpha[0] if len(alpha) == 1 else alpha}
     name = "SparseCategoricalCrossentropy" if labels == "index" else CLASSES[loss]
     return getattr(module.losses, name)(**kw)
 

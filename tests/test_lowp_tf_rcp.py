@@ -19,7 +19,8 @@ from tf_records import csv_mean_grad, tensor_mean_grad
 GOLDEN = Path(__file__).resolve().parent / "golden"
 DATA = json.loads((GOLDEN / "lowp_tf_rcp.json").read_text())
 LOG = json.loads((GOLDEN / "lowp_tf_log.json").read_text())
-FLOAT32 = [r for r in LOG["cases"] if r["dtype"] == "float32" and r["loss"] not in lowp_tf_log.FLOAT32_FORMULAS]
+FOCAL = ("focal", "categorical-focal")  # (their float32 pow, sigmoid and softmax: tests/test_lowp_tf_focal32.py)
+FLOAT32 = [r for r in LOG["cases"] if r["dtype"] == "float32" and r["loss"] not in FOCAL]
 
 
 def _f32(values: object) -> np.ndarray:
@@ -92,9 +93,9 @@ def test_another_processors_table_changes_gradients_only(monkeypatch: pytest.Mon
     assert moved > 0
 
 
-def test_focal_losses_stay_on_the_formulas_in_float32() -> None:
-    assert "pow" in (lowp_tf_log.unsupported_in("float32", "focal", False) or "")
-    assert lowp_tf_log.unsupported_in("float32", "bce", False) is None
+def test_the_float32_kernels_cover_the_losses_through_log() -> None:
+    for loss in ("bce", "kl", "poisson", *FOCAL):
+        assert lowp_tf_log.unsupported(loss, False, {}, {}, False) is None
     r = lossgrad.bce([[1.0, 0.0]], [[0.3, 0.9]], convention="keras", dtype="float32")
     assert r.grad.dtype == np.float32 and not r.warnings
 
@@ -128,6 +129,6 @@ def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
     assert np.array_equal(lowp_tf_rcp.reciprocal(x).view(np.uint32), got.view(np.uint32))
     for conv in ("keras", "tf-keras"):
         for loss, y, p, logits, note, *more in golden_lowp_tf_log.cases(rng):
-            if loss not in lowp_tf_log.FLOAT32_FORMULAS and p.size <= 2000:
+            if loss not in FOCAL and p.size <= 2000:
                 test_float32_losses_through_log_are_tensorflows_bit_for_bit(
                     golden_lowp_tf_log.record(conv, loss, y, p, note, "float32", logits, *more))
