@@ -153,7 +153,7 @@ def main() -> None:
         for conv in ("keras", "tf-keras"):
             for loss, y, p, logits, note, *more in cases(rng):
                 if dtype == "bfloat16" and loss == "categorical-focal" and logits:
-                    continue  # (oneDNN's softmax: lossgrad refuses it)
+                    continue  # (oneDNN's bfloat16 softmax: recorded by scripts/golden_lowp_tf_focal32.py)
                 # (wider inputs under Keras 3 in one dtype each, and the reducer's tree in bfloat16: the file
                 # stays small, and tf-keras calls the same kernels)
                 wide = conv == "keras" and (p.size <= 1100 and dtype == "float16" or p.size > 8192 and
