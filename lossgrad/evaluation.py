@@ -241,7 +241,8 @@ def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.nda
     """Inputs rounded to the dtype; a value too large for it is a domain error."""
     dtype = setup.np_dtype
     if setup.half is not None:  # (half values are carried in float32 arrays)
-        y, p = cast_to(setup, y, p, dtype)
+        held, p = cast_to(setup, y, p, dtype)
+        y = y if setup.loss.kind == "sequence" else held  # (a sequence's lengths and labels are counts, not values)
         return y.astype(np.float32), p.astype(np.float32)
     if dtype is not np.float64:
         with np.errstate(over="ignore"):

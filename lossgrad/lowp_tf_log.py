@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_elem, lowp_tf_rcp, lowp_tf_seg  # noqa: F401 (their kernels enter lowp_tf's before SUPPORTED is read)
+from . import lowp_tf, lowp_tf_ctc, lowp_tf_elem, lowp_tf_rcp, lowp_tf_seg  # noqa: F401 (their kernels enter lowp_tf's before SUPPORTED is read)
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
