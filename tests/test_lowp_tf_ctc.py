@@ -14,7 +14,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import kernels, lowp_tf, lowp_tfk
+from lossgrad import conventions, kernels, lowp_tf, lowp_tfk
 from lossgrad.losses import ctc
 from tf_records import check_record, f32, same
 
@@ -52,13 +52,24 @@ def test_the_golden_file_covers_every_dtype_and_the_adversarial_inputs() -> None
     assert 500 < f32(rec["losses"])[3] < np.inf and ctc.needed_frames(np.array([1, 1, 2])) > 2
     # the float32 formulas (numpy's log-sum-exps) differ from TensorFlow's losses or gradients somewhere: the
     # kernels are what make these agree
-    formulas = [lossgrad.ctc(np.array(r["labels"]), f32(r["pred"]), input_lengths=r["input_lengths"],
-                             target_lengths=r["target_lengths"], from_logits=True, convention="keras",
-                             dtype="float64", blank=r["blank"], reduction="sum")
-                for r in cases if r["dtype"] == "float32" and r["note"] == "random"]
     wanted = [r for r in cases if r["dtype"] == "float32" and r["note"] == "random"]
-    assert not all(same(f.losses, w["losses"]) and same(f.grad, w["sum"]["grad"])
+    formulas = [ctc.ctc_compute(*_packed(r), True, conventions.KERAS, blank=r["blank"]) for r in wanted]
+    assert not all(same(f.losses, w["losses"]) and same(f.grad.reshape(-1), f32(w["sum"]["grad"]).reshape(-1))
                    for f, w in zip(formulas, wanted, strict=True))
+
+
+def _packed(rec: dict) -> tuple[np.ndarray, np.ndarray]:
+    y, p = ctc.pack(np.array(rec["labels"]), f32(rec["pred"]), np.array(rec["input_lengths"]),
+                    np.array(rec["target_lengths"]))
+    return y, p.astype(np.float32)
+
+
+def test_float64_is_the_float32_result_as_keras_casts() -> None:
+    # keras.ops.ctc_loss casts float64 logits to float32: the losses and gradients are the float32 ones, widened
+    rec = _rec("float32", "batch 7")
+    r = _run(rec | {"dtype": "float64"}, "mean")
+    assert r.grad.dtype == np.float64 and np.array_equal(r.grad, f32(rec["mean"]["grad"]).astype(np.float64))
+    assert same(_run(rec | {"dtype": "float64"}, "none").losses, f32(rec["losses"]))
 
 
 def test_ctc_is_no_longer_refused_under_keras_in_half_dtypes() -> None:
