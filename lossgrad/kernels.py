@@ -12,17 +12,21 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_log, lowp_tfk, lowp_xla_more
+from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_ctc, lowp_tf_elem, lowp_tf_log, lowp_tf_seg, lowp_xla_more
 from .losses import Parts
 from .losses._ops import Array
 
 # the backend module of each `kernels` name, and whose kernels they are (for messages)
-BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf_log, "tf-keras": lowp_tfk, "xla": lowp_xla_more}
+BACKENDS: dict[str, ModuleType] = {"torch": lowp, "tf": lowp_tf_log, "tf-keras": lowp_tf_log, "xla": lowp_xla_more}
 TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's", "xla": "XLA's"}
 # a backend's losses whose kernels live in modules of their own (each with the backend's `compute` and TAKES, the
 # losses it covers and the parameters each takes; `unsupported` and SUPPORTED where it has more to say): they take
 # those losses before the backend's main module (which they import, so it cannot import them)
-MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs, lowp_seg, lowp_focal)}
+MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs, lowp_seg, lowp_focal),
+                                          "tf": (lowp_tf_elem, lowp_tf_seg, lowp_tf_ctc), "tf-keras": (lowp_tf_elem,)}
+# what every module of a backend is told beside the loss's inputs: tf-keras runs TensorFlow's kernels as Keras 2
+# calls them (its mean over a sample's outputs in the loss's dtype, where Keras 3 averages half dtypes in float32)
+KEYWORDS: dict[str, dict[str, Any]] = {"tf-keras": {"keras2": True}}
 
 
 def backend(kernels: str, loss: str) -> ModuleType:
@@ -81,5 +85,6 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["weights"] = weights
     if extra:
         more["extra"] = extra
+    more.update(KEYWORDS.get(kernels, {}))
     parts: Parts = backend(kernels, loss).compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
     return parts

@@ -26,9 +26,7 @@ F32 = np.float32
 PACKET = 8  # floats in an AVX register
 LEAF = 1024  # packets in a leaf of the reducer's tree
 TINY = F32(2.0 ** -126)
-SUPPORTED = ["ce (from logits; class indexes or probability rows)", "mse"]
-# further losses' kernels by name, from the modules that build on this one (each registers itself on import)
-MORE: dict[str, Any] = {}
+SUPPORTED = ("ce (from logits; class indexes or probability rows)", "mse")
 
 
 def ftz(a: Any) -> Array:
@@ -306,22 +304,23 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
 
 
 # losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are
-NOT_YET: dict[str, str] = {}
+NOT_YET = {
+    "ctc": "ctc under tf-keras (ctc_batch_cost calls TensorFlow's C++ CTCLoss op, whose recursion is not "
+           "reproduced)"}
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
-    takes = getattr(MORE.get(loss), "TAKES", {}).get(loss, ("eps",))  # (ce from logits and mse clip nothing)
-    extra = [k for k, v in params.items()
-             if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k in takes)]
+    extra = [k for k, v in params.items()  # (ce from logits and mse clip nothing: eps changes neither)
+             if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps")]
     if sample_weight:
         extra.append("sample_weight")
     if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
         return (f"{loss}{'' if from_logits else ' on probabilities'} (TensorFlow's gradient of log and log1p "
                 "multiplies by Eigen's reciprocal, the processor's rcpps estimate refined by a Newton step, whose "
                 "bits differ between processors)")
-    if loss not in ("ce", "mse", *MORE):
+    if loss not in ("ce", "mse"):
         return NOT_YET.get(loss, loss)
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
@@ -334,9 +333,6 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     of the mean over N, the kernel's softmax (ce), and the reduced value (reduce_sum of the losses, divided by N in
     the dtype). `from_logits` and `weights` are taken as every backend takes them: `unsupported` has refused
     probabilities and sample weights before."""
-    if loss in MORE:
-        parts: Parts = MORE[loss].compute(loss, y, p, half, keras2, params or {})
-        return parts
     kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
     notes: list[str] = []

@@ -18,7 +18,6 @@ dtype); the gradient is the upstream times the float32 gradient, cast to the dty
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
 import numpy as np
@@ -30,7 +29,8 @@ from .losses.ctc import check_blank, unpack
 from .lowp import libm_logf
 from .lowp_tf import F32, PACKET, Kind, add, elementwise, kind_of, libm_expf, mul, pexp, plog, row_sums, sub, upstream
 
-LOSSES = ("ctc",)
+# the loss whose kernels this module reproduces (kernels.MORE hands it here before lowp_tf_log) and the options it
+# takes
 TAKES = {"ctc": ("blank",)}
 SUPPORTED = ("ctc (from logits; --blank)",)
 # TensorFlow's stand-in for log 0 at the lattice's ends: log(1e−307) in float64, cast to float32
@@ -199,12 +199,15 @@ def keras_labels(lab: Array, used: Array, kind: Kind) -> tuple[Array, list[str]]
                   f"became {cast[i, j]}, as the framework computes it"]
 
 
-def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict[str, Any]) -> Parts:
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True) -> Parts:
     """The per-sequence losses (float32, stored in the dtype as Keras' wrapper converts them), the gradient of
     their sum and of their mean over N (the upstream 1/N in the dtype, times the float32 gradient, cast to the
-    dtype), the softmax, and the reduced value (lowp_tf's)."""
+    dtype), the softmax, and the reduced value (lowp_tf's). `labels`, `switches`, `batchmean` and `from_logits` are
+    taken as every backend takes them: ctc's labels and lengths are in the packed target rows, and Keras' ctc takes
+    logits."""
     kind = kind_of(half)
-    blank = int(params.get("blank") or 0)
+    blank = int((params or {}).get("blank") or 0)
     check_blank(y, blank)
     pred, frames, lengths, lab = unpack(y, p)
     labels, notes = keras_labels(lab, np.arange(lab.shape[1])[None, :] < lengths[:, None], kind)
@@ -218,7 +221,3 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
     return Parts(losses=stored, grad=mean_grad(1), prob=kind.rnd(soft).reshape(p.shape), mean_grad=mean_grad,
                  mean_value=lowp_tf.reduced_value(stored, kind), warnings=notes)
 
-
-# the keras backend (lowp_tf) takes this loss from here
-lowp_tf.SUPPORTED.extend(SUPPORTED)
-lowp_tf.MORE.update(dict.fromkeys(LOSSES, sys.modules[__name__]))

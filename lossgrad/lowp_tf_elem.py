@@ -13,7 +13,6 @@ reduction over the batch are lowp_tf's.
 from __future__ import annotations
 
 import base64
-import sys
 import zlib
 from collections.abc import Callable
 from typing import Any
@@ -26,8 +25,10 @@ from .losses._ops import Array
 from .lowp import libm_log1pf
 from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, kind_of, mul, row_sums, sub, upstream
 
-LOSSES = ("mae", "huber", "logcosh", "hinge", "squared-hinge", "cosine")
-TAKES = {"huber": ("delta",), "cosine": ("eps",)}  # (the options each loss's kernels take; eps: Keras 3's 1/ε cap)
+# the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
+# each takes (eps: Keras 3's 1/ε cap of cosine)
+TAKES: dict[str, tuple[str, ...]] = {"mae": (), "huber": ("delta",), "logcosh": (), "hinge": (), "squared-hinge": (),
+                                     "cosine": ("eps",)}
 SUPPORTED = ("mae", "huber (with --delta)", "logcosh", "hinge", "squared-hinge", "cosine")
 Grad = Callable[[Array], Array]  # the upstream gradient of each element (before the mean) -> the predictions'
 
@@ -285,12 +286,14 @@ def elementwise_loss(loss: str, y: Array, p: Array, kind: Kind, keras2: bool, de
     return hinge(y, p, kind, loss == "squared-hinge")
 
 
-def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict[str, Any]) -> Parts:
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = False,
+            keras2: bool = False) -> Parts:
     """The loss's parts as TensorFlow's kernels give them: per-sample losses (Keras' mean over a sample's outputs:
     in float32 under Keras 3, in the dtype under tf-keras; cosine sums), the gradient of the sum and of the mean
     over N, and the reduced value (lowp_tf's reduce_sum, divided by N in the dtype). tf-keras' huber casts to
     float32 first: its losses and value are float32's, its gradient rounded once to the dtype on the way back."""
-    kind, out = kind_of(half), kind_of(half).rnd
+    kind, out, params = kind_of(half), kind_of(half).rnd, params or {}
     if keras2 and loss == "huber":
         kind = FLOAT32
     y, p = y.astype(F32), p.astype(F32)
@@ -313,7 +316,3 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
 
 
 ESTIMATES = _estimates()
-
-# the keras and tf-keras backends (lowp_tf, lowp_tfk) take these losses from here
-lowp_tf.SUPPORTED.extend(SUPPORTED)
-lowp_tf.MORE.update(dict.fromkeys(LOSSES, sys.modules[__name__]))

@@ -1,6 +1,7 @@
 """TensorFlow's CPU kernels for the Keras losses whose gradients go through log and log1p (bce on probabilities and
 from logits, kl, ce on probabilities, poisson, focal, categorical-focal), in float16 and bfloat16, as Keras 3 and
-tf-keras call them; the `tf` backend, every other loss passed on to lossgrad.lowp_tf.
+tf-keras call them (tf-keras' with `keras2`: its mean over a sample's outputs in the loss's dtype); the main module
+of the `tf` and `tf-keras` backends, every other loss passed on to lossgrad.lowp_tf.
 
 TensorFlow differentiates log x as g·(1/x) and log(1 + x) as g·(1/(1 + x)), with Eigen's reciprocal: in float32
 the processor's `rcpps` estimate refined by one Newton step (x + x·(1 − a·x), each operation rounded), whose last
@@ -21,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_ctc, lowp_tf_elem, lowp_tf_rcp, lowp_tf_seg  # noqa: F401 (their kernels enter lowp_tf's before SUPPORTED is read)
+from . import lowp_tf, lowp_tf_rcp
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -49,9 +50,10 @@ EPS = 1e-7  # keras.backend.epsilon()
 HUGE = F32(2.0 ** 100)
 # the options each loss's kernels take
 TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha")}
-SUPPORTED = (*lowp_tf.SUPPORTED, "in float16 and bfloat16: bce (on probabilities and from logits), kl, ce on "
-             "probabilities (rows or class indexes), poisson, focal (probabilities and logits, gamma, alpha), "
-             "categorical-focal (probabilities; logits in float16 only; gamma, one class_alpha)")
+SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits)", "kl",
+             "ce on probabilities (rows or class indexes)", "poisson",
+             "focal (probabilities and logits, gamma, alpha; in float16 and bfloat16)",
+             "categorical-focal (probabilities, and logits in float16; gamma, one class_alpha; in float16, bfloat16)")
 WHY_SOFTMAX = ("in bfloat16 (TensorFlow's x86 builds hand a bfloat16 softmax to oneDNN, whose kernels are compiled "
                "for the processor at run time)")
 WHY_FLOAT32 = ("in float32 (TensorFlow's float32 pow, sigmoid and softmax are Eigen's float kernels, not the half "

@@ -11,7 +11,6 @@ prediction's contributions added by AddN in the dtype. The reduction over the ba
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -24,7 +23,8 @@ from .losses._ops import Array
 from .lowp_tf import F32, Kind, add, div, kind_of, mul, sub, upstream
 from .lowp_tf_elem import rsum
 
-LOSSES = ("dice", "tversky")
+# the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
+# each takes
 TAKES = {"dice": ("eps", "smooth"), "tversky": ("alpha", "beta", "eps", "smooth")}  # (smooth: refused by compute)
 SUPPORTED = ("dice", "tversky (with --alpha, --beta)")
 EPS = 1e-7  # keras.backend.epsilon()
@@ -81,9 +81,12 @@ def tversky(y: Array, p: Array, kind: Kind, a: float, b: float, eps: float) -> t
     return losses, grad
 
 
-def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict[str, Any]) -> Parts:
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = False,
+            keras2: bool = False) -> Parts:
     """The per-sample losses, the gradient of their sum and of their mean over N (the upstream 1/N as
     divide_no_nan's gradient gives it), and the reduced value."""
+    params = params or {}
     if params.get("smooth") is not None:
         raise OptionError("smooth", "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
     kind = kind_of(half)
@@ -99,8 +102,3 @@ def compute(loss: str, y: Array, p: Array, half: Any, keras2: bool, params: dict
         with np.errstate(all="ignore"):
             return back(np.full(p.shape[0], upstream(n, kind), F32))
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=lowp_tf.reduced_value(losses, kind))
-
-
-# the keras backend (lowp_tf) takes these losses from here
-lowp_tf.SUPPORTED.extend(SUPPORTED)
-lowp_tf.MORE.update(dict.fromkeys(LOSSES, sys.modules[__name__]))

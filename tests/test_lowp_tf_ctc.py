@@ -14,7 +14,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import conventions, kernels, lowp_tf, lowp_tfk
+from lossgrad import conventions, kernels
 from lossgrad.losses import ctc
 from tf_records import check_record, f32, same
 
@@ -73,10 +73,11 @@ def test_float64_is_the_float32_result_as_keras_casts() -> None:
 
 
 def test_ctc_is_no_longer_refused_under_keras_in_half_dtypes() -> None:
-    assert lowp_tf.unsupported("ctc", True, {"blank": 3}, {}, False) is None
-    assert "zero_infinity" in str(lowp_tf.unsupported("ctc", True, {"zero_infinity": True}, {}, False))
-    assert kernels.unsupported("tf", "bfloat16", "ctc", True, {}, {}, False) is None
-    assert "CTCLoss" in str(lowp_tfk.unsupported("ctc", False, {}, {}, False))
+    assert kernels.unsupported("tf", "bfloat16", "ctc", True, {"blank": 3}, {}, False) is None
+    assert "zero_infinity" in str(kernels.unsupported("tf", "float16", "ctc", True, {"zero_infinity": True}, {},
+                                                      False))
+    assert "sample_weight" in str(kernels.unsupported("tf", "float32", "ctc", True, {}, {}, True))
+    assert "CTCLoss" in str(kernels.unsupported("tf-keras", "bfloat16", "ctc", False, {}, {}, False))
 
 
 def _rec(dtype: str, note: str) -> dict:

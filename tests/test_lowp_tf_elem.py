@@ -16,7 +16,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import lowp_tf, lowp_tf_elem
+from lossgrad import kernels, lowp_tf, lowp_tf_elem
 from tf_records import check_record, f32, same
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_tf_elem.json"
@@ -49,7 +49,7 @@ def test_results_are_tensorflows_bit_for_bit(rec: dict) -> None:
 def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() -> None:
     cases = DATA["cases"]
     combos = {(r["loss"], r["convention"], r["dtype"]) for r in cases}
-    assert combos == {(loss, c, d) for loss in lowp_tf_elem.LOSSES for c in ("keras", "tf-keras")
+    assert combos == {(loss, c, d) for loss in lowp_tf_elem.TAKES for c in ("keras", "tf-keras")
                       for d in ("float32", "float16", "bfloat16")}
     assert max(np.shape(r["pred"])[1] for r in cases) > 8192  # a row summed by the reducer's tree
     # the hinge's ties 1 − y·p = 0 (y = p = 1 first): TensorFlow's Maximum passes the gradient there, −y times
@@ -88,8 +88,8 @@ def test_softplus_cut_offs_are_eigens_per_dtype() -> None:
 
 
 def test_options_the_kernels_do_not_take_are_refused() -> None:
-    assert lowp_tf.unsupported("huber", False, {"delta": 2.5}, {}, False) is None
-    assert lowp_tf.unsupported("mae", False, {}, {}, True) == "mae with {sample_weight}"
+    assert kernels.unsupported("tf", "bfloat16", "huber", False, {"delta": 2.5}, {}, False) is None
+    assert kernels.unsupported("tf", "bfloat16", "mae", False, {}, {}, True) == "mae with {sample_weight}"
     with pytest.raises(lossgrad.OptionError, match="not for mae with"):
         lossgrad.mae([[1.0]], [[0.5]], convention="keras", dtype="bfloat16", sample_weight=[2.0])
 
@@ -147,7 +147,7 @@ def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
 
     rng = np.random.default_rng()
     shapes = [(int(rng.integers(1, 30)), int(rng.integers(1, 40))) for _ in range(3)]
-    for loss in lowp_tf_elem.LOSSES:
+    for loss in lowp_tf_elem.TAKES:
         for _, y, p, note, delta in golden_lowp_tf_elem.random_cases(rng, loss, shapes):
             for conv in ("keras", "tf-keras"):
                 for dtype in ("float32", "float16", "bfloat16"):

@@ -14,7 +14,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import lowp_tf, lowp_tf_seg
+from lossgrad import kernels, lowp_tf_seg
 from lossgrad.losses import segmentation
 from tf_records import check_record, f32, same
 
@@ -48,7 +48,7 @@ def test_results_are_tensorflows_bit_for_bit(rec: dict) -> None:
 
 def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() -> None:
     cases = DATA["records"]
-    assert {(r["loss"], r["dtype"]) for r in cases} == {(loss, d) for loss in lowp_tf_seg.LOSSES
+    assert {(r["loss"], r["dtype"]) for r in cases} == {(loss, d) for loss in lowp_tf_seg.TAKES
                                                          for d in ("float32", "float16", "bfloat16")}
     assert max(np.shape(r["pred"])[1] for r in cases) > 8192  # a row summed by the reducer's tree
     assert {r["dtype"] for r in cases if r["eps"] is not None} == {"float32", "float16", "bfloat16"}
@@ -64,9 +64,9 @@ def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() ->
 
 
 def test_dice_and_tversky_are_no_longer_refused_in_half_dtypes() -> None:
-    assert lowp_tf.unsupported("dice", False, {}, {}, False) is None
-    assert lowp_tf.unsupported("tversky", False, {"alpha": 0.3, "beta": 0.7}, {}, False) is None
-    assert lowp_tf.unsupported("dice", False, {}, {}, True) == "dice with {sample_weight}"
+    assert kernels.unsupported("tf", "bfloat16", "dice", False, {}, {}, False) is None
+    assert kernels.unsupported("tf", "bfloat16", "tversky", False, {"alpha": 0.3, "beta": 0.7}, {}, False) is None
+    assert kernels.unsupported("tf", "bfloat16", "dice", False, {}, {}, True) == "dice with {sample_weight}"
     with pytest.raises(lossgrad.OptionError, match="denominator only"):
         lossgrad.dice([[1.0, 0.0]], [[0.5, 0.5]], convention="keras", dtype="bfloat16", smooth=0.1)
 
@@ -101,7 +101,7 @@ def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
 
     rng = np.random.default_rng()
     shapes = [(int(rng.integers(1, 30)), int(rng.integers(1, 300))) for _ in range(3)]
-    for loss in lowp_tf_seg.LOSSES:
+    for loss in lowp_tf_seg.TAKES:
         for _, y, p, note, a, b in golden_lowp_tf_seg.random_cases(rng, loss, shapes):
             for dtype in ("float32", "float16", "bfloat16"):
                 check(golden_lowp_tf_seg.record(loss, y, p, note, dtype, a, b))
