@@ -18,21 +18,38 @@ dtype); the gradient is the upstream times the float32 gradient, cast to the dty
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import lowp_tf
+from . import lowp_tf, lowp_tf_rcp
+from .errors import InputError, NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .losses.ctc import check_blank, unpack
-from .lowp import libm_logf
-from .lowp_tf import F32, PACKET, Kind, add, elementwise, kind_of, libm_expf, mul, pexp, plog, row_sums, sub, upstream
+from .lowp import libm_log1pf, libm_logf
+from .lowp_tf import (
+    F32,
+    PACKET,
+    Kind,
+    add,
+    elementwise,
+    kind_of,
+    libm_expf,
+    mul,
+    pexp,
+    plog,
+    row_sums,
+    sub,
+    upstream,
+)
 
 # the loss whose kernels this module reproduces (kernels.MORE hands it here before lowp_tf_log) and the options it
 # takes
-TAKES = {"ctc": ("blank",)}
-SUPPORTED = ("ctc (from logits; --blank)",)
+TAKES = {"ctc": ("blank", "eps")}  # (eps: tf-keras' ε inside log(y + ε); Keras 3's ctc has none)
+SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: in float32, --blank, --eps)",)
+EPS = 1e-7  # tf_keras.backend.epsilon()
 # TensorFlow's stand-in for log 0 at the lattice's ends: log(1e−307) in float64, cast to float32
 LOG_0 = F32(np.log(np.float64(1e-307)))
 NEG_INF = F32(-np.inf)
@@ -200,7 +217,8 @@ def keras_labels(lab: Array, used: Array, kind: Kind) -> tuple[Array, list[str]]
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True) -> Parts:
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            keras2: bool = False) -> Parts:
     """The per-sequence losses (float32, stored in the dtype as Keras' wrapper converts them), the gradient of
     their sum and of their mean over N (the upstream 1/N in the dtype, times the float32 gradient, cast to the
     dtype), the softmax, and the reduced value (lowp_tf's). `labels`, `switches`, `batchmean` and `from_logits` are
@@ -209,6 +227,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     kind = kind_of(half)
     blank = int((params or {}).get("blank") or 0)
     check_blank(y, blank)
+    if keras2:
+        return batch_cost_parts(y, p, half, blank, float((params or {}).get("eps") or EPS))
     pred, frames, lengths, lab = unpack(y, p)
     labels, notes = keras_labels(lab, np.arange(lab.shape[1])[None, :] < lengths[:, None], kind)
     with np.errstate(all="ignore"):
@@ -221,3 +241,172 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     return Parts(losses=stored, grad=mean_grad(1), prob=kind.rnd(soft).reshape(p.shape), mean_grad=mean_grad,
                  mean_value=lowp_tf.reduced_value(stored, kind), warnings=notes)
 
+
+
+# ---------------------------------------------------------------- tf-keras' ctc_batch_cost: the C++ CTCLoss op
+
+
+def lse(a: Array, b: Array) -> Array:
+    """ctc::LogSumExp in float32: the other where one is −∞, else the larger + log1pf(expf(smaller − larger))."""
+    hi, lo = np.maximum(a, b), np.minimum(a, b)
+    with np.errstate(all="ignore"):
+        out = add(hi, libm_log1pf(libm_expf(sub(lo, hi))))
+    return np.where(a == NEG_INF, b, np.where(b == NEG_INF, a, out)).astype(F32)
+
+
+def redux_sum(e: Array) -> Array:
+    """Eigen's dense redux of each row (an aligned vector): two packet accumulators over pairs of packets, the
+    odd last packet, the lanes added (lowp_tf's predux), then the elements after the last packet one by one."""
+    n = e.shape[1]
+    whole = n // PACKET * PACKET
+    if not whole:
+        total = e[:, 0]
+        for j in range(1, n):
+            total = add(total, e[:, j])
+        return total
+    acc0 = e[:, :PACKET]
+    if whole > PACKET:
+        acc1 = e[:, PACKET:2 * PACKET]
+        pairs = whole // (2 * PACKET) * 2 * PACKET
+        for j in range(2 * PACKET, pairs, 2 * PACKET):
+            acc0, acc1 = add(acc0, e[:, j:j + PACKET]), add(acc1, e[:, j + PACKET:j + 2 * PACKET])
+        acc0 = add(acc0, acc1)
+        if whole > pairs:
+            acc0 = add(acc0, e[:, pairs:pairs + PACKET])
+    total = lowp_tf.predux(acc0, lowp_tf.FLOAT32)
+    for j in range(whole, n):
+        total = add(total, e[:, j])
+    return total
+
+
+def op_softmax(a: Array) -> Array:
+    """The op's softmax of each (frame, sequence) row of its inputs [T, B, C]: e^(a − max) by Eigen's packet
+    polynomial for every element (the elements after the last whole packet too, as read back from TensorFlow),
+    divided by the row's redux sum."""
+    rows = a.reshape(-1, a.shape[-1])
+    e = pexp(sub(rows, rows.max(axis=1, keepdims=True)))
+    return lowp_tf.div(e, redux_sum(e)[:, None]).reshape(a.shape)
+
+
+def alphas(ly: Array, primes: Array, ends: tuple[Array, Array]) -> Array:
+    """log α [B, U, T] as CalculateForwardVariables forms it: from a state, the one before, and two before (to a
+    label other than the one two before), each added by LogSumExp, + log y; −∞ outside the states the frames
+    left can still finish from (U − 2(T − t) ≤ u < 2(t + 1))."""
+    b, u_max, t_max = ly.shape
+    u_len, t_len = ends
+    alpha = np.full((b, u_max, t_max), NEG_INF, dtype=F32)
+    alpha[:, :2, 0] = ly[:, :2, 0]
+    u = np.arange(u_max)[None, :]
+    blank = primes[:, :1]
+    skip = np.zeros_like(primes, dtype=bool)
+    skip[:, 2:] = (primes[:, 2:] != blank) & (primes[:, 2:] != primes[:, :-2])
+    for t in range(1, t_max):
+        prev = alpha[:, :, t - 1]
+        acc = lse(prev, np.pad(prev[:, :-1], ((0, 0), (1, 0)), constant_values=NEG_INF))
+        acc = np.where(skip, lse(acc, np.pad(prev[:, :-2], ((0, 0), (2, 0)), constant_values=NEG_INF)), acc)
+        live = (u >= u_len[:, None] - 2 * (t_len[:, None] - t)) & (u < np.minimum(u_len[:, None], 2 * (t + 1)))
+        alpha[:, :, t] = np.where(live & (t < t_len[:, None]), add(ly[:, :, t], acc), NEG_INF)
+    return alpha
+
+
+def betas(ly: Array, primes: Array, ends: tuple[Array, Array]) -> Array:
+    """log β [B, U, T] as CalculateBackwardVariables forms it: 0 in the last two states at the last frame, then
+    LogSumExp of β + log y of the next frame over the same state, the next and the one after that (from a label
+    other than it)."""
+    b, u_max, t_max = ly.shape
+    u_len, t_len = ends
+    beta = np.full((b, u_max, t_max), NEG_INF, dtype=F32)
+    rows = np.arange(b)
+    beta[rows, u_len - 2, t_len - 1] = 0
+    beta[rows, u_len - 1, t_len - 1] = 0
+    u = np.arange(u_max)[None, :]
+    blank = primes[:, :1]
+    skip = np.zeros_like(primes, dtype=bool)
+    skip[:, :-2] = (primes[:, :-2] != blank) & (primes[:, :-2] != primes[:, 2:])
+    for t in range(t_max - 2, -1, -1):
+        nxt = add(beta[:, :, t + 1], ly[:, :, t + 1])
+        acc = lse(np.full_like(nxt, NEG_INF), nxt)
+        acc = np.where(u + 1 < u_len[:, None], lse(acc, np.pad(nxt[:, 1:], ((0, 0), (0, 1)),
+                                                               constant_values=NEG_INF)), acc)
+        acc = np.where(skip & (u + 2 < u_len[:, None]),
+                       lse(acc, np.pad(nxt[:, 2:], ((0, 0), (0, 2)), constant_values=NEG_INF)), acc)
+        live = (u >= u_len[:, None] - 2 * (t_len[:, None] - t)) & (u < np.minimum(u_len[:, None], 2 * (t + 1)))
+        beta[:, :, t] = np.where(live & (t < t_len[:, None] - 1), acc, beta[:, :, t])
+    return beta
+
+
+def ctc_op(a: Array, labels: Array, lengths: Array, frames: Array) -> tuple[Array, Array]:
+    """The CTCLoss op on its inputs a [T, B, C] (the blank last) and each sequence's labels: the losses −log p and
+    the op's gradient [T, B, C] (y − e^(log Σ αβ over a class's states − log p); y itself where p = 0; 0 past a
+    sequence's frames)."""
+    t_max, b, c = a.shape
+    y = op_softmax(a)
+    u_len = 2 * lengths + 1
+    primes = np.full((b, int(u_len.max())), c - 1, dtype=np.int64)
+    for i in range(b):
+        primes[i, 1:u_len[i]:2] = labels[i, :lengths[i]]
+    yb = np.transpose(y, (1, 2, 0))  # [B, C, T]
+    with np.errstate(divide="ignore"):  # (the op's log y, glibc's logf one element at a time; log 0 = −∞)
+        ly = np.where(yb == 0, NEG_INF, libm_logf(np.where(yb == 0, F32(1), yb))).astype(F32)
+    ly = np.take_along_axis(ly, np.broadcast_to(primes[:, :, None], (b, primes.shape[1], t_max)), axis=1)
+    ends = (u_len, frames)
+    alpha, beta = alphas(ly, primes, ends), betas(ly, primes, ends)
+    both = add(alpha, beta)
+    log_p = np.full(b, NEG_INF, dtype=F32)
+    for u in range(primes.shape[1]):
+        log_p = np.where(u < u_len, lse(log_p, both[:, u, 0]), log_p)
+    sums = np.full((b, c, t_max), NEG_INF, dtype=F32)
+    rows = np.arange(b)
+    for u in range(primes.shape[1]):
+        here = (u < u_len)[:, None]
+        sums[rows, primes[:, u]] = np.where(here, lse(sums[rows, primes[:, u]], both[:, u]), sums[rows, primes[:, u]])
+    with np.errstate(all="ignore"):
+        dy = sub(yb, libm_expf(sub(sums, log_p[:, None, None])))
+    dy = np.where(np.isneginf(log_p)[:, None, None], yb, dy)
+    dy = np.where(np.arange(t_max)[None, None, :] < frames[:, None, None], dy, F32(0))
+    return -log_p, np.transpose(dy, (2, 0, 1)).astype(F32)
+
+
+def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: int,
+               eps: float) -> tuple[Array, Callable[[float], Array]]:
+    """tf-keras' ctc_batch_cost of the probabilities y = e^x ([B, T, C], TensorFlow's Exp): the classes put in
+    order with the blank last, a = log(y transposed + ε) (Add and Log over [T, B, C]), the CTCLoss op's losses,
+    and for an upstream 1 or 1/N the gradient with respect to y: the upstream times the op's gradient, times
+    Eigen's reciprocal of y + ε (Log's gradient), back in the classes' order."""
+    b, t_max, c = x.shape
+    for i in range(b):  # (the op refuses these, as TensorFlow raises them)
+        if lengths[i] == 0:
+            raise InputError("{target}", f"TensorFlow's CTCLoss op refuses it: Labels length is zero in batch {i}")
+        if lengths[i] > frames[i]:
+            raise InputError("{target}", "TensorFlow's CTCLoss op refuses it: Not enough time for target transition "
+                             f"sequence (required: {lengths[i]}, available: {frames[i]}){i}")
+    order = np.r_[np.arange(blank), np.arange(blank + 1, c), blank]
+    where = np.argsort(order)
+    y = exp(x)[:, :, order]
+    shifted = add(np.transpose(y, (1, 0, 2)), F32(eps))
+    losses, dy = ctc_op(log(shifted), where[labels], lengths, frames)
+    recip = lowp_tf_rcp.reciprocal(shifted)
+
+    def grad(n: float) -> Array:
+        g = mul(mul(upstream(n), dy), recip)
+        return np.transpose(g, (1, 0, 2))[:, :, where]
+    return losses, grad
+
+
+def batch_cost_parts(y: Array, p: Array, half: Any, blank: int, eps: float) -> Parts:
+    """tf-keras' ctc_batch_cost on the probabilities e^x of the log-probabilities x given: the losses it returns,
+    the gradient with respect to those probabilities of their sum and of their mean (Keras' fit: reduce_mean, its
+    gradient 1/N), and the reduced value (lowp_tf's sum, divided by N)."""
+    if half is not None:
+        name = "float16" if half is np.float16 else "bfloat16"
+        raise NotReproduced("dtype", f"tf-keras' ctc_batch_cost in {name} (log(y + ε) in {name}, then TensorFlow's "
+                            "CTCLoss op in float32) is not reproduced; use {dtype} float32")
+    pred, frames, lengths, lab = unpack(y, p)
+    with np.errstate(all="ignore"):
+        losses, grad = batch_cost(pred.astype(F32), lab, lengths, frames, blank, eps)
+
+    def mean_grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            return grad(n).reshape(p.shape)
+    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad,
+                 mean_value=lowp_tf.reduced_value(losses, lowp_tf.FLOAT32))

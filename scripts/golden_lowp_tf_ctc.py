@@ -13,6 +13,10 @@ are random and adversarial: batch sizes of 1 to 16 and 301 (sizes of the flatten
 of 8), up to 100 frames, label rows up to 24 long (16 and more take Eigen's four accumulators along the label axis),
 repeated labels, padded labels, sequences with no alignment (too few frames), empty label sequences, logits of
 scale 0.01 to 3000, a blank other than 0.
+
+And tf-keras' tf_keras.backend.ctc_batch_cost in float32 (convention "tf-keras"; `tfkeras_record`): the probabilities
+e^x of log-probabilities x, the blank moved last as it takes it, TensorFlow's C++ CTCLoss op; its losses and the
+gradient with respect to the probabilities of their reduce_sum and reduce_mean.
 """
 
 from __future__ import annotations
@@ -62,7 +66,8 @@ def record(z: np.ndarray, labels: np.ndarray, il, tl, blank: int = 0, note: str 
     il, tl = np.asarray(il, np.int32), np.asarray(tl, np.int32)
     lab = tf.constant(np.asarray(labels), t)
     per = _loss(None, dtype, il, tl, blank)(lab, tf.constant(z, t))
-    rec = {"dtype": dtype, "blank": blank, "note": note, "pred": _short(z), "labels": np.asarray(labels).tolist(),
+    rec = {"dtype": dtype, "convention": "keras", "blank": blank, "note": note, "pred": _short(z),
+           "labels": np.asarray(labels).tolist(),
            "input_lengths": il.tolist(), "target_lengths": tl.tolist(),
            "losses": _short(tf.cast(per, tf.float32).numpy())}
     for name, reduction in REDUCTIONS.items():
@@ -121,11 +126,65 @@ def adversarial_cases(rng) -> list[tuple]:
     return out
 
 
+def tfkeras_record(x: np.ndarray, labels: np.ndarray, il, tl, blank: int = 0, note: str = "") -> dict:
+    """tf-keras' ctc_batch_cost in float32 on the probabilities y = e^x of log-probabilities x [B, T, C] (TensorFlow's
+    Exp, in the case's class order; then the classes put in order with the blank last, as it takes them): the [B, 1]
+    losses, and the value and the gradient with respect to y (back in the case's order) of their reduce_sum and
+    reduce_mean (Keras' fit)."""
+    import tf_keras
+
+    c = x.shape[2]
+    order = [k for k in range(c) if k != blank] + [blank]
+    where = np.argsort(order)
+    il, tl = np.asarray(il, np.int32), np.asarray(tl, np.int32)
+    lab = np.where(np.arange(np.shape(labels)[1])[None, :] < tl[:, None], where[np.asarray(labels)], 0)
+    y = tf.exp(tf.constant(x, tf.float32)).numpy()[..., order]
+    rec = {"dtype": "float32", "convention": "tf-keras", "blank": blank, "note": note, "pred": _short(x),
+           "labels": np.asarray(labels).tolist(), "input_lengths": il.tolist(), "target_lengths": tl.tolist()}
+    for name, reduce in (("sum", tf.reduce_sum), ("mean", tf.reduce_mean)):
+        yv = tf.Variable(tf.constant(y))
+        with tf.GradientTape() as tape:
+            losses = tf_keras.backend.ctc_batch_cost(tf.constant(lab), yv, tf.constant(il[:, None]),
+                                                     tf.constant(tl[:, None]))
+            value = reduce(losses)
+        rec["losses"] = _short(losses.numpy()[:, 0])
+        rec[name] = {"value": str(np.float32(value.numpy())),
+                     "grad": _short(tape.gradient(value, yv).numpy()[..., where])}
+    return rec
+
+
+def tfkeras_cases(rng, rounds: int) -> list[tuple]:
+    """(log-probabilities, labels, input lengths, target lengths, blank, note): every sequence with 1 to T labels
+    (the op refuses none or more), the blank anywhere, some with repeats needing more frames than they have."""
+    out = []
+    for _ in range(rounds):
+        b, t, c, n = int(rng.integers(1, 13)), int(rng.integers(2, 60)), int(rng.integers(2, 24)), \
+            int(rng.integers(1, 15))
+        z, lab, il, tl, blank, note = random_case(rng, b, t, c, n, float(rng.choice([0.1, 1, 5, 30])),
+                                                  int(rng.integers(0, c)) if rng.random() < 0.5 else c - 1)
+        tl = np.minimum(np.maximum(tl, 1), t)
+        lab = np.where(lab == blank, (blank + 1) % c, lab)  # (padding included: the op reads only the lengths)
+        il = np.maximum(il, tl)
+        out.append((_log_softmax(z), lab, il.tolist(), tl.tolist(), blank, note))
+    z = np.log(np.array([[[0.25, 0.5, 0.25], [0.5, 0.25, 0.25], [0.25, 0.25, 0.5]]]))
+    out.append((z.astype(np.float32), np.array([[1, 2]]), [3], [2], 0, "hand"))
+    z = rng.normal(size=(4, 7, 3))
+    out.append((_log_softmax(z), np.array([[1, 1, 1], [2, 2, 1], [1, 2, 1], [1, 1, 2]]), [5, 3, 3, 3], [3, 2, 3, 3],
+                0, "repeats, minimum and no alignment"))
+    return out
+
+
+def _log_softmax(z: np.ndarray) -> np.ndarray:
+    s = z - z.max(axis=-1, keepdims=True)
+    return (s - np.log(np.exp(s).sum(axis=-1, keepdims=True))).astype(np.float32)
+
+
 def main() -> None:
     rng = np.random.default_rng(20261203)
     cases = [*adversarial_cases(rng), *random_cases(rng, 8)]
     records = [record(z, lab, il, tl, blank, note, dtype) for dtype in DTYPES
                for z, lab, il, tl, blank, note in cases]
+    records += [tfkeras_record(*case) for case in tfkeras_cases(rng, 8)]
     OUT.write_text(json.dumps({"versions": versions() | {"cpu": _cpu()}, "records": records}, indent=None) + "\n")
     print(f"{len(records)} records -> {OUT}")
 
