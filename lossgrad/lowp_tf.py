@@ -304,9 +304,7 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
 
 
 # losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are
-NOT_YET = {
-    "ctc": "ctc under tf-keras (ctc_batch_cost calls TensorFlow's C++ CTCLoss op, whose recursion is not "
-           "reproduced)"}
+NOT_YET: dict[str, str] = {}
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
