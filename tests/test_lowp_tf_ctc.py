@@ -75,6 +75,15 @@ def test_float64_is_the_float32_result_as_keras_casts() -> None:
     assert same(_run(rec | {"dtype": "float64"}, "none").losses, f32(rec["losses"]))
 
 
+def test_bfloat16_moves_labels_above_256_as_keras_converts_them() -> None:
+    # 257 is no bfloat16 (its neighbours 256 and 258, ties to even: 256); the recorded results are those of the
+    # moved labels, and a warning says so
+    rec = _rec("bfloat16", "300 classes")
+    r = _run(rec, "sum")
+    assert any("257 became 256" in w for w in r.warnings) and same(r.grad, f32(rec["sum"]["grad"]))
+    assert not _run(_rec("float32", "300 classes"), "sum").warnings
+
+
 def test_ctc_is_no_longer_refused_under_keras_in_half_dtypes() -> None:
     assert kernels.unsupported("tf", "bfloat16", "ctc", True, {"blank": 3}, {}, False) is None
     assert "zero_infinity" in str(kernels.unsupported("tf", "float16", "ctc", True, {"zero_infinity": True}, {},
