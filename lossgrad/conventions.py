@@ -124,6 +124,8 @@ class Convention:
     # dice and tversky: "exact" (the non-negative remainder over the denominator), "keras" (Keras 3: ε in the
     # denominator only, Tversky's alpha on the false negatives), "monai" (MONAI's DiceLoss and TverskyLoss)
     segmentation: str = "exact"
+    # the losses whose `kernels` are reproduced in float64 too (elsewhere float64 is the formulas in float64)
+    kernels_float64: frozenset[str] = frozenset()
 
 
 EXACT = Convention(name="exact", title="exact mathematics", float32_via_float64=True,
@@ -254,6 +256,7 @@ TORCH = Convention(
     pairs_tie=1.0,
     ctc="torch",
     ctc_mean="target-length",
+    kernels_float64=frozenset({"ctc"}),
 )
 
 OPTAX = Convention(

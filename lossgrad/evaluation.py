@@ -342,6 +342,8 @@ def sequence_mean(setup: Setup, parts: Parts, y: np.ndarray) -> Parts:
     d = mean_divisors(setup.conv, y)
     if d is None:
         return parts
+    if parts.divided is not None:
+        return parts.divided(d)
     d = d.astype(parts.losses.dtype)
     parts.losses = parts.losses / d
     return _map(parts, GRADS, lambda a: a / d[:, None])

@@ -313,7 +313,7 @@ def _multi_row_sum(v: Array) -> Array:
     size = v.shape[1]
     power = max(4, _ceil_log2(size) // 4)
     step, mask = 1 << power, (1 << power) - 1
-    acc = np.zeros((4,) + v.shape[:1] + v.shape[2:], dtype=F32)
+    acc = np.zeros((4,) + v.shape[:1] + v.shape[2:], dtype=v.dtype)
     i = 0
     while i + step <= size:
         for _ in range(step):
@@ -346,15 +346,16 @@ def _ilp_sum(v: Array) -> Array:
 
 
 def torch_sum(x: Array, lanes: int = SUM_LANES) -> Array:
-    """torch.sum over the last axis of a contiguous float32 array (SumKernel's cascade_sum): rows of at least one
-    register in vectors of `lanes`, the leftover elements added one by one, then the lanes in order; shorter rows
-    element by element. (One thread: PyTorch splits a reduction of more than 32768 elements among its threads.)"""
+    """torch.sum over the last axis of a contiguous float32 (or float64) array (SumKernel's cascade_sum): rows of
+    at least one register in vectors of `lanes`, the leftover elements added one by one, then the lanes in order;
+    shorter rows element by element. (One thread: PyTorch splits a reduction of more than 32768 elements among its
+    threads.)"""
     rows, n = x.shape
     if n < lanes:
         return _ilp_sum(x[:, :, None])[:, 0]
     vec = n // lanes
     acc = _ilp_sum(x[:, :vec * lanes].reshape(rows, vec, lanes))
-    total = np.zeros(rows, dtype=F32)
+    total = np.zeros(rows, dtype=x.dtype)
     for k in range(vec * lanes, n):
         total += x[:, k]
     for k in range(lanes):

@@ -102,7 +102,9 @@ class Setup:
     def lowp(self) -> bool:
         """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
         dtype = "float32" if self.autocast or self.float32_kernels else self.dtype.value  # (the float32 kernels)
-        if (self.dtype is Dtype.FLOAT64 and not self.float32_kernels) or self.conv.kernels is None:
+        float64 = (self.dtype is Dtype.FLOAT64 and self.loss.name not in self.conv.kernels_float64
+                   and not self.float32_kernels)
+        if self.conv.kernels is None or float64:
             return False
         from . import kernels  # (the backends load only where a low-precision kernel may run)
         return kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits, self.kernel_params,

@@ -47,6 +47,9 @@ class Parts:
     warnings: list[str] = field(default_factory=list)  # what a kernel did that the user should know of
     # the extra inputs' gradients of the mean over N, where a kernel brings 1/N in before it rounds (as mean_grad)
     mean_extra_grads: Callable[[float], dict[str, Array]] | None = None
+    # the parts with each sample's loss divided by its own divisor first, as a kernel divides them before its mean
+    # (PyTorch's ctc: by the target lengths); None: divided here
+    divided: Callable[[Array], Parts] | None = None
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
