@@ -9,7 +9,7 @@ then leave out ignored samples and apply the weights.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -114,6 +114,15 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         parts = _rounded_once(parts, setup.half)
     return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]), overflowed, unnormalised, counts,
                  count_per)
+
+
+def widened(parts: Parts) -> Parts:
+    """float32 kernels' parts as the framework casts them back to float64: the reduced value is then taken in
+    float64 (lossgrad's own sum), the gradient of the mean the kernel's."""
+    own = parts.mean_grad
+    return replace(parts, losses=parts.losses.astype(np.float64), grad=parts.grad.astype(np.float64),
+                   prob=None if parts.prob is None else parts.prob.astype(np.float64), mean_value=None,
+                   mean_grad=None if own is None else (lambda n: own(n).astype(np.float64)))
 
 
 def _finite_rows(parts: Parts) -> np.ndarray:
@@ -241,7 +250,8 @@ def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.nda
     """Inputs rounded to the dtype; a value too large for it is a domain error."""
     dtype = setup.np_dtype
     if setup.half is not None:  # (half values are carried in float32 arrays)
-        y, p = cast_to(setup, y, p, dtype)
+        held, p = cast_to(setup, y, p, dtype)
+        y = y if setup.loss.kind == "sequence" else held  # (a sequence's lengths and labels are counts, not values)
         return y.astype(np.float32), p.astype(np.float32)
     if dtype is not np.float64:
         with np.errstate(over="ignore"):
@@ -268,9 +278,10 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
     if setup.lowp:
         from . import kernels  # (the backends load only where a low-precision kernel runs)
         try:
-            return kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
-                                   setup.kernel_switches, setup.batchmean, setup.kernel_params,
-                                   from_logits=setup.from_logits, weights=w, extra=extra)
+            parts = kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
+                                    setup.kernel_switches, setup.batchmean, setup.kernel_params,
+                                    from_logits=setup.from_logits, weights=w, extra=extra)
+            return widened(parts) if setup.float32_kernels else parts
         except NotReproduced as e:
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)

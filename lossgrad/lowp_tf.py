@@ -306,9 +306,7 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
 
 
 # losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are
-NOT_YET = {
-    "ctc": "ctc (TensorFlow's dense ctc_loss, the forward-backward recursion of log-sum-exps that Keras 3 and "
-           "tf-keras call, runs op by op in the dtype; that recursion is not reproduced)"}
+NOT_YET: dict[str, str] = {}
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],

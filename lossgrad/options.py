@@ -101,13 +101,20 @@ class Setup:
     @property
     def lowp(self) -> bool:
         """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
-        dtype = "float32" if self.autocast else self.dtype.value  # (autocast: the float32 kernels)
-        float64 = self.dtype is Dtype.FLOAT64 and self.loss.name not in self.conv.kernels_float64
+        dtype = "float32" if self.autocast or self.float32_kernels else self.dtype.value  # (the float32 kernels)
+        float64 = (self.dtype is Dtype.FLOAT64 and self.loss.name not in self.conv.kernels_float64
+                   and not self.float32_kernels)
         if self.conv.kernels is None or float64:
             return False
         from . import kernels  # (the backends load only where a low-precision kernel may run)
         return kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits, self.kernel_params,
                                    self.switches, self.sample_weight) is None
+
+    @property
+    def float32_kernels(self) -> bool:
+        """float64 inputs of a sequence loss the framework computes in float32 (Keras' ctc): its float32 kernels."""
+        return (self.dtype is Dtype.FLOAT64 and self.loss.kind == "sequence"
+                and self.loss.name in self.conv.floatx_losses)
 
     @property
     def float32(self) -> Setup:
