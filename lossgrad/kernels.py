@@ -12,8 +12,17 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_elem, lowp_tf_log, lowp_tf_seg, lowp_xla_more
-from . import lowp_xla_ntxent
+from . import (
+    lowp,
+    lowp_focal,
+    lowp_pairs,
+    lowp_seg,
+    lowp_tf_elem,
+    lowp_tf_log,
+    lowp_tf_seg,
+    lowp_xla_more,
+    lowp_xla_ntxent,
+)
 from .losses import Parts
 from .losses._ops import Array
 

@@ -111,7 +111,7 @@ class Ntxent:
 
     def grads(self, count: float) -> Array:
         """jax.grad of value(count) with respect to e."""
-        r, e, n = self.r, self.e, self.e.shape[0]
+        r, n = self.r, self.e.shape[0]
         rows = np.arange(n)
         c = r(F32(1) / r(F32(count)))
         et = r(c / self.denom)
