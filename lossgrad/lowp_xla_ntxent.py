@@ -45,6 +45,17 @@ def _tiles(rows: Array, lo: int, hi: int, sizes: tuple[int, ...]) -> Array:
     return acc
 
 
+def _run(n: int, columns: int) -> int:
+    """The rows of `columns` that YNNPACK adds in one run (SLAB elements at most)."""
+    return max(1, SLAB // columns)
+
+
+def fits(n: int, d: int) -> bool:
+    """Whether the float32 partner sums of n rows of d features are reproduced: XLA's windows, or YNNPACK's in one
+    or two runs (the order of three or more is not known)."""
+    return n * n * d < YNN_FROM or all(-(-n // _run(n, c)) <= 2 for c in (n * d, d))
+
+
 def partner_sum(x: Array, axis: int, r: Rounder) -> Array:
     """jax.grad's sum of x [N, N, D] over axis 0 or 1 (the transpose of a broadcast), in the dtype: [N, D]."""
     n, _, d = x.shape
@@ -55,10 +66,7 @@ def partner_sum(x: Array, axis: int, r: Rounder) -> Array:
         return xla_sum(rows).reshape(n, d)
     if x.size < YNN_FROM:
         return _windows(rows).reshape(n, d)
-    step = max(1, SLAB // (n * d if axis == 0 else d))
-    if -(-n // step) > 2:
-        raise NotReproduced("dtype", f"JAX's float32 sum of {n} rows of {n * d} in YNNPACK's runs of {step} is "
-                            "not reproduced beyond two runs; use {dtype} float64, or fewer or shorter rows")
+    step = _run(n, d if axis else n * d)
     acc = _tiles(rows, 0, min(step, n), (16, 4))
     if step < n:
         acc = ftz(acc + _tiles(rows, step, n, (16, 4)))
@@ -97,7 +105,8 @@ class Ntxent:
         self.ds = np.where(self.diffs, r(xla_exp(r(xcs - top[:, None]))), F32(0)).astype(F32)
         shifted = r(xcs[rows, self.pos] - top)
         self.numer = r(xla_exp(shifted))
-        self.denom = r(r(xla_sum(self.ds)) + self.numer)
+        self.total = r(xla_sum(self.ds))
+        self.denom = r(self.total + self.numer)
         self.log_softmax = r(shifted - r(xla_log(self.denom)))
 
     def divide(self, x: Array) -> Array:
@@ -115,7 +124,9 @@ class Ntxent:
         rows = np.arange(n)
         c = r(F32(1) / r(F32(count)))
         et = r(c / self.denom)
-        g = np.where(self.diffs, r(et[:, None] * self.ds), F32(0)).astype(F32)
+        # the row's sum of the quotients: the others are −0/Σ, NaN where every negative's e^x underflowed to 0
+        row = ftz(et + F32(-0.0) / self.total)
+        g = np.where(self.diffs, r(row[:, None] * self.ds), F32(0)).astype(F32)
         g[rows, self.pos] = r(-c + r(et * self.numer))
         g = r(g / self.t) if self.bf16 else r(g * r(F32(1) / self.t))  # (here τ is a constant: 1/τ's product)
         u = self.u
@@ -156,7 +167,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                             "sums and their transposes into kernels of its own); ask for JAX op by op (--no-jit; "
                             "jit=False in Python)")
     kind = "float32" if half is None else np.dtype(half).name
-    b = p.shape[0]
+    b, d = p.shape
+    if half is None and not fits(2 * b, d):
+        raise NotReproduced("dtype", f"JAX's float32 ntxent of {b} pairs of {d} features is not reproduced (its "
+                            "gradient sums the partner rows in YNNPACK's runs, more than two of them here, in an "
+                            "order not known); use {dtype} float64, or fewer pairs or features")
     with np.errstate(all="ignore"):
         nt = Ntxent(p, y, float((params or {}).get("temperature", 0.07)), half, ULP_EPS[kind])
 
