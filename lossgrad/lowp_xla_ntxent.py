@@ -5,11 +5,13 @@ optax forms the cosine matrix by broadcasting, not by a matrix product: (e[None]
 the features, each squared norm clipped at the dtype's ε; then /τ, the shift by the row maximum, e^x, the masked row
 sums, log and the sum over the matrix, negated and divided by its count 2B. Each operation is compiled on its own:
 every result is stored in the dtype, jnp.sum adds a half dtype in float32, and XLA turns a division by a column or
-a constant into a product with its reciprocal (rounded to the dtype), except in bfloat16, where the quotient rounds
-once. jax.grad's backward pass runs the transposes of the same operations; its sums over the partner rows (the
-transposes of the broadcasts) add in the dtype itself: float16 and bfloat16 in XLA's windows of 32, every addition
-rounded; float32 in XLA's windows below 4096 elements and in YNNPACK's tiles of 16 rows (each of 4 rows, in order)
-from 4096, a slab of more than 32768 elements split into runs of 32768 // columns rows added one after the other.
+a constant (the backward pass's τ) into a product with its reciprocal (rounded to the dtype), except in bfloat16,
+where the quotient rounds once; the forward pass's τ is an operand of jax.grad's trace: the quotient. jax.grad's
+backward pass runs the transposes of the same operations; its sums over the partner rows (the transposes of the
+broadcasts) add in the dtype itself: float16 and bfloat16 in XLA's windows of 32, every addition rounded; float32
+in XLA's windows below 4096 elements and in YNNPACK's tiles of 16 rows (each of 4 rows, in order) from 4096, a slab
+of more than 32768 elements split into runs of 32768 // columns rows added one after the other (two runs at most
+are reproduced). Under jit XLA fuses all of it into kernels of its own order: not reproduced.
 """
 
 from __future__ import annotations
@@ -186,7 +188,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         g1 = both(1)
         losses = nt.losses()
     # XLA hands a sum over 4096 or more elements to YNNPACK, whose order over the whole matrix is not reproduced: in
-    # float32 the reduced value is then lossgrad's (a half dtype rounds the float32 sum, measured alike)
+    # float32 the reduced value is then lossgrad's; a half dtype takes XLA's windows there (rounding the float32 sum
+    # to the dtype hid the order in every batch measured)
     whole = 4 * b * b >= YNN_FROM and half is None
     warnings = ["the reduced value is lossgrad's float32 sum: XLA adds optax's matrix of 4096 or more terms in "
                 "YNNPACK's order, not reproduced"] if whole else []
