@@ -1,0 +1,198 @@
+"""JAX's CPU results (XLA) for optax's ntxent in float32, float16 and bfloat16, bit for bit, op by op.
+
+lossgrad's contrastive --ntxent hands optax the 2B rows e = [anchors; positives] with labels [0..B−1, 0..B−1].
+optax forms the cosine matrix by broadcasting, not by a matrix product: (e[None]/‖e‖ · e[:, None]/‖e‖) summed over
+the features, each squared norm clipped at the dtype's ε; then /τ, the shift by the row maximum, e^x, the masked row
+sums, log and the sum over the matrix, negated and divided by its count 2B. Each operation is compiled on its own:
+every result is stored in the dtype, jnp.sum adds a half dtype in float32, and XLA turns a division by a column or
+a constant (the backward pass's τ) into a product with its reciprocal (rounded to the dtype), except in bfloat16,
+where the quotient rounds once; the forward pass's τ is an operand of jax.grad's trace: the quotient. jax.grad's
+backward pass runs the transposes of the same operations; its sums over the partner rows (the transposes of the
+broadcasts) add in the dtype itself: float16 and bfloat16 in XLA's windows of 32, every addition rounded; float32
+in XLA's windows below 4096 elements and in YNNPACK's tiles of 16 rows (each of 4 rows, in order) from 4096, a slab
+of more than 32768 elements split into runs of 32768 // columns rows added one after the other (two runs at most
+are reproduced). Under jit XLA fuses all of it into kernels of its own order: not reproduced.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import NotReproduced
+from .losses import Parts
+from .losses._ops import Array
+from .lowp_xla import F32, YNN_FROM, Rounder, _in_order, _lanes, _windows, ftz, rounder, xla_exp, xla_log, xla_sum
+from .lowp_xla_more import _over, _rows_in_dtype
+
+# the losses reproduced here, and the options each takes
+TAKES: dict[str, tuple[str, ...]] = {"contrastive": ("temperature", "ntxent")}
+SUPPORTED = ("contrastive --ntxent op by op (ntxent)",)
+DTYPES = ("float32", "float16", "bfloat16")
+SLAB = 32768  # YNNPACK's share of a reduction over a non-contiguous axis: this many elements at a time
+ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2.0**-7)}
+
+
+def _tiles(rows: Array, lo: int, hi: int, sizes: tuple[int, ...]) -> Array:
+    """Columns lo..hi of `rows` added as YNNPACK adds the rows of a reduction over a non-contiguous axis: tiles of
+    sizes[0] (the last one short), each the sum of its tiles of sizes[1], ..., the innermost in order."""
+    if not sizes:
+        return _in_order(rows[:, lo:hi])
+    acc: Array | None = None
+    for t in range(lo, hi, sizes[0]):
+        part = _tiles(rows, t, min(t + sizes[0], hi), sizes[1:])
+        acc = part if acc is None else ftz(acc + part)
+    assert acc is not None
+    return acc
+
+
+def _run(n: int, columns: int) -> int:
+    """The rows of `columns` that YNNPACK adds in one run (SLAB elements at most)."""
+    return max(1, SLAB // columns)
+
+
+def fits(n: int, d: int) -> bool:
+    """Whether the float32 partner sums of n rows of d features are reproduced: XLA's windows, or YNNPACK's in one
+    or two runs (the order of three or more is not known)."""
+    return n * n * d < YNN_FROM or all(-(-n // _run(n, c)) <= 2 for c in (n * d, d))
+
+
+def partner_sum(x: Array, axis: int, r: Rounder) -> Array:
+    """jax.grad's sum of x [N, N, D] over axis 0 or 1 (the transpose of a broadcast), in the dtype: [N, D]."""
+    n, _, d = x.shape
+    rows = np.moveaxis(x, axis, 2).reshape(n * d, n)
+    if r is not ftz:
+        return _rows_in_dtype(rows, r).reshape(n, d)
+    if axis == 1 and d == 1:  # (a contiguous row sum)
+        return xla_sum(rows).reshape(n, d)
+    if x.size < YNN_FROM:
+        return _windows(rows).reshape(n, d)
+    step = _run(n, d if axis else n * d)
+    acc = _tiles(rows, 0, min(step, n), (16, 4))
+    if step < n:
+        acc = ftz(acc + _tiles(rows, step, n, (16, 4)))
+    return acc.reshape(n, d)
+
+
+def _matrix_sum(v: Array) -> F32:
+    """jnp.sum of the N×N matrix whose row k holds v[k] alone (float32): the row sums, then XLA's windows over
+    them (4 × 4 and 8 × 8 in YNNPACK's lanes)."""
+    n = v.shape[0]
+    row = v[None, :]
+    return F32((_lanes(row) if n in (4, 8) else _windows(row))[0] + F32(0))
+
+
+class Ntxent:
+    """optax.ntxent(e, labels, τ) and jax.grad of it, as XLA computes them op by op, for e = [a; p] (N = 2B rows)."""
+
+    def __init__(self, a: Array, p: Array, tau: float, half: Any, eps: F32) -> None:
+        r = self.r = rounder(half)
+        self.bf16 = half is not None and half is not np.float16
+        e = self.e = r(np.concatenate([a, p]).astype(F32))
+        n, d = e.shape
+        self.pos = (np.arange(n) + n // 2) % n
+        self.n2 = r(xla_sum(r(e * e)))
+        self.clipped = np.maximum(eps, self.n2)
+        self.share = np.where(self.n2 >= eps, np.where(self.n2 == eps, F32(0.5), F32(1)), F32(0)).astype(F32)
+        self.norm = r(np.sqrt(self.clipped))
+        u = self.u = _over(e, self.norm[:, None], r, self.bf16)
+        cs = r(xla_sum(r(u[None, :, :] * u[:, None, :]).reshape(n * n, d))).reshape(n, n)
+        self.t = r(F32(tau))
+        xcs = self.divide(cs)
+        rows = np.arange(n)
+        self.diffs = np.ones((n, n), dtype=bool)
+        self.diffs[rows, rows] = self.diffs[rows, self.pos] = False
+        top = np.maximum(np.where(self.diffs, xcs, -np.inf).max(axis=1), xcs[rows, self.pos]).astype(F32)
+        self.ds = np.where(self.diffs, r(xla_exp(r(xcs - top[:, None]))), F32(0)).astype(F32)
+        shifted = r(xcs[rows, self.pos] - top)
+        self.numer = r(xla_exp(shifted))
+        self.total = r(xla_sum(self.ds))
+        self.denom = r(self.total + self.numer)
+        self.log_softmax = r(shifted - r(xla_log(self.denom)))
+
+    def divide(self, x: Array) -> Array:
+        """x / τ, τ in the dtype (jax.grad's trace hands XLA τ as an operand: the quotient itself)."""
+        return self.r(x / self.t)
+
+    def value(self, count: float) -> float:
+        """−Σ log_softmax / count, the sum in float32 and stored, then divided in the dtype."""
+        total = self.r(_matrix_sum(self.log_softmax))
+        return float(self.r(-total / self.r(F32(count))))
+
+    def grads(self, count: float) -> Array:
+        """jax.grad of value(count) with respect to e."""
+        r, n = self.r, self.e.shape[0]
+        rows = np.arange(n)
+        c = r(F32(1) / r(F32(count)))
+        et = r(c / self.denom)
+        # the row's sum of the quotients: the others are −0/Σ, NaN where every negative's e^x underflowed to 0
+        row = ftz(et + F32(-0.0) / self.total)
+        g = np.where(self.diffs, r(row[:, None] * self.ds), F32(0)).astype(F32)
+        g[rows, self.pos] = r(-c + r(et * self.numer))
+        g = r(g / self.t) if self.bf16 else r(g * r(F32(1) / self.t))  # (here τ is a constant: 1/τ's product)
+        u = self.u
+        g_b = partner_sum(r(u[None, :, :] * g[:, :, None]), 1, r)  # ∂/∂(e[:, None]/‖e‖), over the partners j
+        g_a = partner_sum(r(g[:, :, None] * u[:, None, :]), 0, r)  # ∂/∂(e[None]/‖e‖), over the partners i
+        return r(self.through_norm(g_b) + self.through_norm(g_a))
+
+    def through_norm(self, g: Array) -> Array:
+        """The gradient through x/‖x‖, ‖x‖ = sqrt(max(ε, Σx²)): g/‖x‖ + 2x·w·(½/‖x‖)·(−Σ g·‖x‖^−2·x)."""
+        r, e, norm = self.r, self.e, self.norm[:, None]
+        terms = r(r(g * r(F32(1) / r(norm * norm))) * e)
+        s = (xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
+        back = r(r(-s * r(F32(0.5) / norm)) * self.share[:, None])
+        return r(_over(g, norm, r, self.bf16) + r(back * r(F32(2) * e)))
+
+    def losses(self) -> Array:
+        """Each sample's loss: the mean of its two rows' −log_softmax, ½(ℓᵢ + ℓᵢ₊B), in the dtype."""
+        b = self.e.shape[0] // 2
+        rows = -self.log_softmax
+        return self.r(self.r(rows[:b] + rows[b:]) * F32(0.5))
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why JAX's results for these options are not reproduced (None: they are)."""
+    if sample_weight:
+        return "contrastive with {sample_weight}"
+    return None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
+    """contrastive --ntxent's parts as JAX computes them op by op: the predictions the anchors, the targets their
+    positives; the mean over the B samples is optax's mean over the 2B rows (the sum: its total halved)."""
+    if switches.get("jit", True):
+        raise NotReproduced("dtype", "JAX's ntxent under jit is not reproduced (XLA fuses the cosine matrix, its row "
+                            "sums and their transposes into kernels of its own); ask for JAX op by op (--no-jit; "
+                            "jit=False in Python)")
+    kind = "float32" if half is None else np.dtype(half).name
+    b, d = p.shape
+    if half is None and not fits(2 * b, d):
+        raise NotReproduced("dtype", f"JAX's float32 ntxent of {b} pairs of {d} features is not reproduced (its "
+                            "gradient sums the partner rows in YNNPACK's runs, more than two of them here, in an "
+                            "order not known); use {dtype} float64, or fewer pairs or features")
+    with np.errstate(all="ignore"):
+        nt = Ntxent(p, y, float((params or {}).get("temperature", 0.07)), half, ULP_EPS[kind])
+
+        def both(n: float) -> list[Array]:
+            with np.errstate(all="ignore"):
+                g = nt.grads(2 * n)
+            return [g[:b], g[b:]]
+
+        def value(n: float) -> float:
+            with np.errstate(all="ignore"):
+                return nt.value(2 * n)
+        g1 = both(1)
+        losses = nt.losses()
+    # XLA hands a sum over 4096 or more elements to YNNPACK, whose order over the whole matrix is not reproduced: in
+    # float32 the reduced value is then lossgrad's; a half dtype takes XLA's windows there (rounding the float32 sum
+    # to the dtype hid the order in every batch measured)
+    whole = 4 * b * b >= YNN_FROM and half is None
+    warnings = ["the reduced value is lossgrad's float32 sum: XLA adds optax's matrix of 4096 or more terms in "
+                "YNNPACK's order, not reproduced"] if whole else []
+    return Parts(losses=losses, grad=g1[0], extra_grads={"target": g1[1]}, mean_grad=lambda n: both(n)[0],
+                 mean_value=None if whole else value, mean_extra_grads=lambda n: {"target": both(n)[1]},
+                 warnings=warnings)

@@ -1,0 +1,136 @@
+"""Record JAX's CPU results for optax's ntxent in float32, float16 and bfloat16, op by op and under jax.jit, for
+tests/golden/lowp_xla_ntxent.json (read by tests/test_lowp_xla_ntxent.py).
+
+Each record: the anchors a (lossgrad's --pred) and positives p (--target), already representable in the dtype; τ;
+jit (jax.jit around jax.value_and_grad, or each operation on its own); optax.ntxent([a; p], [0..B−1, 0..B−1], τ)
+and jax.grad of it with respect to a and p; and the per-sample losses lossgrad reports, ½(ℓᵢ + ℓᵢ₊B) with
+ℓ = −log_softm at each row's positive, taken as optax's own lines form log_softm, in the same trace (the value and
+gradient are optax's function itself; under jit none, as a further output changes what XLA fuses). Numbers are
+the shortest decimals that read back to the same float32.
+
+    python3 scripts/golden_lowp_xla_ntxent.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from golden_lowp_xla import DTYPES, _np_dtype, _rounded, _short  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_ntxent.json"
+TEMPERATURES = (0.07, 0.5, 1.0)
+
+
+def _pair_losses(e, labels, tau):
+    """½(ℓᵢ + ℓᵢ₊B), ℓ = −log_softm at the positives, by optax.ntxent's own lines (optax 0.2.8)."""
+    import jax.numpy as jnp
+    from jax import lax
+    from optax.losses import _regression
+
+    xcs = _regression.cosine_similarity(e[None, :, :], e[:, None, :], epsilon=jnp.finfo(e.dtype).eps) / tau
+    labels1, labels2 = jnp.expand_dims(labels, axis=1), jnp.expand_dims(labels, axis=0)
+    matches = labels1 == labels2
+    diffs = matches ^ 1
+    matches = jnp.bool_(matches - jnp.eye(matches.shape[0]))
+    xcs_diffs = jnp.where(diffs == 1, xcs, -jnp.inf)
+    xcs_matches = jnp.where(matches == 1, xcs, -jnp.inf)
+    xcs_max = jnp.max(jnp.concatenate((xcs_diffs, xcs_matches), axis=-1), axis=1, keepdims=True)
+    numer = xcs_matches - lax.stop_gradient(xcs_max)
+    denom = jnp.sum(jnp.exp(xcs_diffs - lax.stop_gradient(xcs_max)), axis=1, keepdims=True) + jnp.exp(numer)
+    log_softm = numer - jnp.log(denom)
+    n = e.shape[0]
+    rows = -log_softm[jnp.arange(n), (jnp.arange(n) + n // 2) % n]
+    return (rows[: n // 2] + rows[n // 2:]) / 2
+
+
+def record(a: np.ndarray, p: np.ndarray, tau: float, dtype: str, jit: bool, name: str | None = None) -> dict:
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    kind = _np_dtype(dtype)
+    b = a.shape[0]
+    labels = jnp.concatenate([jnp.arange(b), jnp.arange(b)])
+
+    def loss(x, y):
+        e = jnp.concatenate([x, y])
+        return optax.ntxent(e, labels, temperature=tau), (None if jit else _pair_losses(e, labels, tau))
+    step = jax.value_and_grad(loss, argnums=(0, 1), has_aux=True)
+    if jit:  # (the loss alone: a further output would change what XLA fuses)
+        step = jax.jit(step)
+    (value, losses), (ga, gp) = step(jnp.asarray(a.astype(kind)), jnp.asarray(p.astype(kind)))
+    out = {"dtype": dtype, "jit": jit, "temperature": tau, "pred": _short(a), "target": _short(p),
+           "value": str(np.float32(value)), "losses": None if jit else _short(np.asarray(losses, dtype=np.float32)),
+           "grad": _short(np.asarray(ga, dtype=np.float32)), "grad_target": _short(np.asarray(gp, dtype=np.float32))}
+    return out | ({"name": name} if name else {})
+
+
+def adversarial(dtype: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
+    """Rows lossgrad's kernels must get right at their edges: equal, near-parallel and opposite pairs, norms at and
+    below the ε clip (the dtype's ε: √ε and smaller), one feature, rows of 17 and 33 features."""
+    eps = float(np.finfo(_np_dtype(dtype)).eps)
+    out = [(np.array([[1.0, 2.0, 3.0], [1.0, 0.0, 0.0]]), np.array([[1.0, 2.0, 3.0], [-1.0, 0.0, 0.0]]),
+            "equal-opposite"),
+           (np.array([[1.0, 1e-3], [0.0, 1.0], [3.0, 3.01]]), np.array([[1.0, 0.0], [1e-3, 1.0], [3.0, 3.0]]),
+            "near-parallel"),
+           (np.array([[np.sqrt(eps), 0.0], [0.1 * np.sqrt(eps), 0.0], [1.0, 1.0]]),
+            np.array([[0.0, np.sqrt(eps)], [0.3, -0.2], [0.0, 0.5 * np.sqrt(eps)]]), "at-eps-clip"),
+           (np.array([[2.0], [-1.0], [0.5]]), np.array([[1.0], [3.0], [-0.25]]), "one-feature")]
+    rng = np.random.default_rng(7)
+    for d in (17, 33):
+        a = rng.standard_normal((5, d))
+        out.append((a, a + 1e-3 * rng.standard_normal((5, d)), f"near-parallel-{d}"))
+    return [(_rounded(a, dtype), _rounded(p, dtype), name) for a, p, name in out]
+
+
+def randoms(rng, dtype: str, jit: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Batches of 2 to 70 pairs (odd ones among them) of 1 to 100 features, scaled from 0.01 to 30, positives near
+    or opposite their anchors. In float32 op by op, shapes whose gradient lossgrad does not reproduce (YNNPACK's sums
+    in more than two runs) are left out."""
+    from lossgrad.lowp_xla_ntxent import fits
+
+    out = []
+    for b, d in ((2, 1), (2, 3), (3, 5), (5, 16), (7, 13), (8, 8), (11, 33), (16, 7), (17, 31), (23, 2), (31, 64),
+                 (32, 4), (33, 9), (40, 3), (50, 2), (64, 1), (70, 5)):
+        if dtype == "float32" and not jit and not fits(2 * b, d):
+            continue
+        a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
+        p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
+        out.append((_rounded(a, dtype), _rounded(p, dtype)))
+    return out
+
+
+def records(rng) -> list[dict]:
+    out = []
+    for dtype in DTYPES:
+        for jit in (False, True):
+            for k, (a, p) in enumerate(randoms(rng, dtype, jit)):
+                out.append(record(a, p, TEMPERATURES[k % 3], dtype, jit))
+            for a, p, name in adversarial(dtype):
+                out += [record(a, p, tau, dtype, jit, name) for tau in TEMPERATURES]
+    return out
+
+
+def main() -> None:
+    import jax
+    import jaxlib
+
+    from make_golden import versions
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    recs = records(np.random.default_rng(20261202))
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
+    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
+    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()

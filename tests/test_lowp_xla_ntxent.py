@@ -1,0 +1,135 @@
+"""optax's ntxent (contrastive --ntxent under the optax convention) in float32, float16 and bfloat16 against JAX's
+own CPU results, recorded by scripts/golden_lowp_xla_ntxent.py in tests/golden/lowp_xla_ntxent.json: op by op bit for
+bit (the value, the per-sample losses, the gradients of the anchors and of the positives); under jit refused in the
+half dtypes and computed by lossgrad's float32 formulas in float32, as XLA's fused kernels are not reproduced."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import lossgrad as cli
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_ntxent.json"
+DATA = json.loads(GOLDEN.read_text())
+RECORDS = DATA["records"]
+OPS = [r for r in RECORDS if not r["jit"]]
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _f32(values: object) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    return lossgrad.contrastive(_f32(rec["target"]).astype(np.float64), _f32(rec["pred"]).astype(np.float64),
+                                ntxent=True, temperature=rec["temperature"], convention="optax", dtype=rec["dtype"],
+                                jit=rec["jit"])
+
+
+def _id(i: int, rec: dict) -> str:
+    return (f"{i}-{rec['dtype']}-{'jit' if rec['jit'] else 'ops'}-t{rec['temperature']}-"
+            f"{'x'.join(map(str, np.shape(rec['pred'])))}{'-' + rec['name'] if rec.get('name') else ''}")
+
+
+def _differing(got: object, want: object) -> int:
+    """Elements not equal bit for bit (NaN for NaN, −0 apart from +0)."""
+    a, b = np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)
+    return int((~((a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b)))).sum())
+
+
+def compare(rec: dict, r: lossgrad.Result) -> dict[str, int]:
+    """How many elements of each result differ from the record's (the value where lossgrad gives JAX's)."""
+    pairs = {"grad": (r.grad, rec["grad"]), "grad_target": (r.grads["target"], rec["grad_target"])}
+    if rec["losses"] is not None:
+        pairs["losses"] = (r.losses, rec["losses"])
+    if not any("lossgrad's float32 sum" in w for w in r.warnings):
+        pairs["value"] = (np.float32(r.value), [rec["value"]])
+    return {what: _differing(got, want) for what, (got, want) in pairs.items()}
+
+
+@pytest.mark.parametrize("rec", OPS, ids=[_id(i, r) for i, r in enumerate(OPS)])
+def test_jax_op_by_op_bit_for_bit(rec: dict) -> None:
+    assert not any(compare(rec, _run(rec)).values())
+
+
+def test_the_golden_file_covers_every_dtype_mode_and_edge() -> None:
+    assert {(r["dtype"], r["jit"]) for r in RECORDS} == {(d, j) for d in ("float32", "float16", "bfloat16")
+                                                        for j in (True, False)}
+    assert {r["temperature"] for r in RECORDS} == {0.07, 0.5, 1.0}
+    pairs = {len(r["pred"]) for r in OPS}
+    assert min(pairs) == 2 and max(pairs) >= 64 and any(b % 2 for b in pairs)
+    assert {r.get("name") for r in OPS} >= {"equal-opposite", "near-parallel", "at-eps-clip", "one-feature"}
+    assert DATA["versions"]["jax"] and DATA["versions"]["optax"] and DATA["versions"]["jaxlib"]
+
+
+def test_under_jit_half_dtypes_are_refused_and_float32_takes_the_formulas() -> None:
+    rec = next(r for r in RECORDS if r["jit"] and r["dtype"] == "float32" and r.get("name") == "near-parallel")
+    with pytest.raises(lossgrad.OptionError, match="ntxent under jit"):
+        _run(rec | {"dtype": "bfloat16"})
+    r = _run(rec)
+    assert any("ntxent under jit" in w and "float32 formulas" in w for w in r.warnings)
+    # the formulas in float32, not JAX's fused kernels: within 2⁻¹⁸ of the recorded float32 value
+    assert abs(r.value - float(rec["value"])) <= 2**-18 * abs(float(rec["value"]))
+
+
+def test_a_large_float32_batch_says_its_value_is_lossgrads_own() -> None:
+    # 32 pairs or more: XLA adds optax's 64 × 64 matrix in YNNPACK's order, not reproduced; the gradients are JAX's
+    rec = next(r for r in OPS if r["dtype"] == "float32" and len(r["pred"]) >= 32)
+    r = _run(rec)
+    assert any("lossgrad's float32 sum" in w for w in r.warnings)
+    assert abs(r.value - float(rec["value"])) <= 2**-20 * abs(float(rec["value"]))
+    assert compare(rec, r) == {"grad": 0, "grad_target": 0, "losses": 0}
+
+
+def test_float32_batches_beyond_two_ynnpack_runs_fall_back_with_the_reason() -> None:
+    rng = np.random.default_rng(2)
+    y, p = rng.normal(size=(40, 30)), rng.normal(size=(40, 30))
+    r = lossgrad.contrastive(y, p, ntxent=True, convention="optax", dtype="float32", jit=False)
+    assert any("more than two of them" in w for w in r.warnings)
+    assert not lossgrad.contrastive(y, p, ntxent=True, convention="optax", dtype="bfloat16", jit=False).warnings
+
+
+def test_the_command_line_and_tensor_files_give_the_records_numbers(tmp_path: Path) -> None:
+    rec = next(r for r in OPS if r["dtype"] == "bfloat16" and r.get("name") == "near-parallel"
+               and r["temperature"] == 0.07)
+    a, p = _f32(rec["pred"]), _f32(rec["target"])
+    flags = ["contrastive", "--ntxent", "-c", "optax", "--dtype", "bfloat16", "--no-jit", "--temperature", "0.07"]
+    text = [";".join(",".join(map(repr, row.tolist())) for row in x) for x in (a, p)]
+    r = cli(*flags, "-p", text[0], "-y", text[1], "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert np.float32(out["value"]) == np.float32(rec["value"])
+    assert not any(_differing(out[k], rec[k]) for k in ("losses", "grad", "grad_target"))
+    np.save(tmp_path / "a.npy", a.astype(np.float64))
+    np.save(tmp_path / "p.npy", p.astype(np.float64))
+    r = cli(*flags, "-p", tmp_path / "a.npy", "-y", tmp_path / "p.npy", "-o", tmp_path / "out.npz", "-f", "json")
+    assert r.code == 0, r.err
+    saved = np.load(tmp_path / "out.npz")
+    assert not any(_differing(saved[k], rec[k]) for k in ("losses", "grad", "grad_target"))
+
+
+@pytest.mark.frameworks
+def test_random_rounds_against_live_jax() -> None:
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    sys.path.insert(0, str(SCRIPTS))
+    import golden_lowp_xla_ntxent as golden
+    from lossgrad.lowp_xla_ntxent import fits
+
+    rng = np.random.default_rng()
+    for dtype in ("float32", "float16", "bfloat16"):
+        for _ in range(3):
+            b, d = int(rng.integers(2, 40)), int(rng.integers(1, 40))
+            if dtype == "float32" and not fits(2 * b, d):
+                continue
+            a = golden._rounded(rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0]), dtype)
+            p = golden._rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]),
+                                dtype)
+            rec = golden.record(a, p, float(rng.choice(golden.TEMPERATURES)), dtype, False)
+            assert not any(compare(rec, _run(rec)).values()), (dtype, b, d)
