@@ -215,9 +215,18 @@ def compare(loss: str, **kw: Any) -> None:
     b = _batch_for(loss, kw)
     comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
                        labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw),
-                       micro=kw.get("micro_batches"), autocast=kw.get("autocast", False))
+                       micro=kw.get("micro_batches"), autocast=kw.get("autocast", False), jit=_compare_jit(kw))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_comparison(comp, b.p, b.y, fmt, out)
+
+
+def _compare_jit(kw: dict[str, Any]) -> bool | None:
+    """optax's results under jax.jit or op by op, where its XLA kernels run (float32, float16, bfloat16)."""
+    if kw.get("jit") is not None and kw["dtype"] == "float64":
+        raise OptionError("jit", "chooses between JAX's results under jax.jit and op by op, for optax in float32, "
+                                 "float16 or bfloat16: give {dtype} float32, float16 or bfloat16, or drop it")
+    jit = kw.get("jit")
+    return None if jit is None else bool(jit)
 
 
 def check(loss: str, **kw: Any) -> None:

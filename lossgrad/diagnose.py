@@ -46,14 +46,20 @@ def supported(loss: str, from_logits: bool, params=None, **setup_kw) -> tuple[li
 
 
 def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="float64", names=None,
-                 params=None) -> dict[str, Result]:
+                 params=None, jit=None) -> dict[str, Result]:
     have, _ = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
     out = {}
     for name in names or have:
         s = setup(loss, from_logits=from_logits, convention=name, **_setup_kw(batch, reduction, labels, dtype),
-                  **(params or {}))
+                  **_jit(name, dtype, jit), **(params or {}))
         out[name] = run(s, batch)
     return out
+
+
+def _jit(name: str, dtype: str, jit: bool | None) -> dict:
+    """JAX's results under jit or op by op, for the one convention whose kernels are XLA's (in float64 none are)."""
+    xla = conventions.CONVENTIONS[name].kernels == "xla" and dtype != "float64"
+    return {"jit": jit} if jit is not None and xla else {}
 
 
 def _setup_kw(batch: Batch, reduction: str, labels: str, dtype: str) -> dict:
@@ -145,14 +151,15 @@ class Comparison:
 
 
 def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", labels="auto", dtype="float64",
-            params=None, micro=None, autocast=False) -> Comparison:
-    """`loss` under every convention that has it (`autocast`: each under its mixed-precision policy)."""
+            params=None, micro=None, autocast=False, jit=None) -> Comparison:
+    """`loss` under every convention that has it (`autocast`: each under its mixed-precision policy; `jit`: optax's
+    under jax.jit or op by op)."""
     if dtype in HALF or autocast:
         return compare_low(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params, autocast=autocast)
+                           params=params, autocast=autocast, jit=jit)
     p2, shape = batch.p, batch.shape
     results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params)
+                           params=params, jit=jit)
     _, lack = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
     exact = results["exact"]
     diffs = []
@@ -169,7 +176,7 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
     if micro is not None:
         for name in results:
             s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
-                      sample_weight=batch.w is not None, **(params or {}))
+                      sample_weight=batch.w is not None, **_jit(name, dtype, jit), **(params or {}))
             comp.micro[name] = micro_batches(s, batch, micro, whole=results[name])
     return comp
 
@@ -179,7 +186,7 @@ BAND = 16  # beyond this many ulps of a half dtype a difference is a formula's, 
 
 
 def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtype, params,
-                autocast=False) -> Comparison:
+                autocast=False, jit=None) -> Comparison:
     """`loss` in a half dtype under each convention that computes it there (`autocast`: under its mixed policy),
     beside the float64 truth (the column `float64`), each gradient element's distance from it said in ulps of the
     dtype."""
@@ -190,7 +197,8 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
     results = {"float64": run(setup(loss, convention="exact", dtype="float64", **kw), held)}
     for name in have:
         try:
-            results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast, **kw), batch)
+            results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast, **_jit(name, dtype, jit),
+                                      **kw), batch)
         except OptionError as e:
             lack[name] = e.what
     diffs = []

@@ -1,0 +1,47 @@
+"""`compare --jit/--no-jit`: optax's column is JAX's numbers under jax.jit or op by op, as `-c optax` gives them on
+their own (whose kernels the golden tests hold to JAX's); elsewhere the switch is refused."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import assert_usage_error
+from conftest import lossgrad as run
+
+NTXENT = ["contrastive", "--ntxent", "-y", "1,0;0,1;1,1", "-p", "0.9,0.1;0.2,0.8;1,0.5"]
+MSE = ["mse", "-y", "1,2,3", "-p", "0.5,2.5,2"]
+
+
+def _compare(*args: str) -> dict:
+    r = run("compare", *args, "-f", "json")
+    assert r.code == 0, r.err
+    return json.loads(r.out)
+
+
+def _alone(*args: str) -> dict:
+    r = run(*args, "-c", "optax", "-f", "json")
+    assert r.code == 0, r.err
+    return json.loads(r.out)
+
+
+def test_no_jit_brings_optax_into_a_half_precision_comparison() -> None:
+    under_jit = _compare(*NTXENT, "--dtype", "bfloat16")
+    assert "optax" not in under_jit["conventions"] and "jit" in under_jit["unsupported"]["optax"]
+    op_by_op = _compare(*NTXENT, "--dtype", "bfloat16", "--no-jit")
+    alone = _alone(*NTXENT, "--dtype", "bfloat16", "--no-jit")
+    optax = op_by_op["conventions"]["optax"]
+    for key in ("value", "losses", "grad", "grad_target"):
+        assert optax[key] == alone[key], key
+
+
+def test_the_switch_reaches_optax_in_float32_and_only_optax() -> None:
+    for jit in ("--jit", "--no-jit"):
+        comp = _compare(*MSE, "--dtype", "float32", jit)
+        alone = _alone(*MSE, "--dtype", "float32", jit)
+        assert comp["conventions"]["optax"]["grad"] == alone["grad"]
+        assert comp["conventions"]["optax"]["value"] == alone["value"]
+        assert {"torch", "keras"} <= comp["conventions"].keys()  # (the others take no such switch, and run)
+
+
+def test_the_switch_is_refused_in_float64() -> None:
+    assert_usage_error(run("compare", *MSE, "--no-jit"), "--jit", "float32")
