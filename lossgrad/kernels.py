@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_log, lowp_tfk, lowp_xla_more
+from . import lowp, lowp_focal, lowp_pairs, lowp_seg, lowp_tf_log, lowp_tfk, lowp_xla_ctc, lowp_xla_more
 from .losses import Parts
 from .losses._ops import Array
 
@@ -22,7 +22,7 @@ TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's"
 # a backend's losses whose kernels live in modules of their own (each with the backend's `compute` and TAKES, the
 # losses it covers and the parameters each takes; `unsupported` and SUPPORTED where it has more to say): they take
 # those losses before the backend's main module (which they import, so it cannot import them)
-MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs, lowp_seg, lowp_focal)}
+MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs, lowp_seg, lowp_focal), "xla": (lowp_xla_ctc,)}
 
 
 def backend(kernels: str, loss: str) -> ModuleType:

@@ -297,8 +297,6 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder) -> tup
 
 # losses optax computes in every dtype whose XLA kernels lossgrad does not reproduce, and what they are
 NOT_YET = {
-    "ctc": "ctc (optax's ctc_loss, a lax.scan of log-sum-exps over the frames, compiled by XLA in the dtype; that "
-           "recursion is not reproduced)",
     "contrastive": "contrastive (optax's ntxent: its cosine similarities, their exponentials and the masked row "
                    "sums as XLA compiles them are not reproduced)"}
 
