@@ -74,7 +74,8 @@ def _log_softmax_grad(ct: Array, e: Array, total: Array, r: Rounder, half: bool)
     return r(ct + r(q * e))
 
 
-def _step(phi: Array, emit: Array, lpe: Array, lpb: Array, pad: Array, rep: Array) -> tuple[Array, ...]:
+def _step(phi: Array, emit: Array, lpe: Array, lpb: Array, pad: Array, rep: Array
+          ) -> tuple[Array, Array, tuple[Array, ...]]:
     """One frame of optax's loop body: the label states' ε-transition into the blank states, the moves into each
     label state and the blank states' self-loops, then the padded frames keep the previous α; with the shares of
     each logaddexp's operands (kept for the backward)."""
@@ -143,7 +144,7 @@ def scan(lp: Array, labels: Array, frames: Array, lengths: Array, blank: int, r:
     phi = np.full((b, n + 1), EPS, dtype=F32)
     phi[:, 0] = 0
     emit = np.full((b, n), EPS, dtype=F32)
-    saved = []
+    saved: list[tuple[Array, ...]] = []
     for t in range(t_max):
         phi, emit, res = _step(phi, emit, lpe[:, t], lpb[:, t], pads[:, t:t + 1], rep)
         saved.append(res)
