@@ -22,6 +22,7 @@ from . import (
     lowp_tf_elem,
     lowp_tf_log,
     lowp_tf_seg,
+    lowp_xla_ctc,
     lowp_xla_more,
     lowp_xla_ntxent,
 )
@@ -36,7 +37,8 @@ TITLES = {"torch": "PyTorch's", "tf": "TensorFlow's", "tf-keras": "TensorFlow's"
 # those losses before the backend's main module (which they import, so it cannot import them)
 MORE: dict[str, tuple[ModuleType, ...]] = {"torch": (lowp_pairs, lowp_seg, lowp_focal, lowp_ctc),
                                           "tf": (lowp_tf_elem, lowp_tf_seg, lowp_tf_ctc),
-                                          "tf-keras": (lowp_tf_elem, lowp_tf_ctc), "xla": (lowp_xla_ntxent,)}
+                                          "tf-keras": (lowp_tf_elem, lowp_tf_ctc),
+                                          "xla": (lowp_xla_ntxent, lowp_xla_ctc)}
 # what every module of a backend is told beside the loss's inputs: tf-keras runs TensorFlow's kernels as Keras 2
 # calls them (its mean over a sample's outputs in the loss's dtype, where Keras 3 averages half dtypes in float32)
 KEYWORDS: dict[str, dict[str, Any]] = {"tf-keras": {"keras2": True}}

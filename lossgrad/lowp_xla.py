@@ -296,9 +296,7 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder) -> tup
 
 
 # losses optax computes in every dtype whose XLA kernels lossgrad does not reproduce, and what they are
-NOT_YET = {
-    "ctc": "ctc (optax's ctc_loss, a lax.scan of log-sum-exps over the frames, compiled by XLA in the dtype; that "
-           "recursion is not reproduced)"}
+NOT_YET: dict[str, str] = {}
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],

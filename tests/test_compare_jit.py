@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import assert_usage_error
-from conftest import lossgrad as run
+from conftest import assert_usage_error, lossgrad as run
 
 NTXENT = ["contrastive", "--ntxent", "-y", "1,0;0,1;1,1", "-p", "0.9,0.1;0.2,0.8;1,0.5"]
 MSE = ["mse", "-y", "1,2,3", "-p", "0.5,2.5,2"]

@@ -1,0 +1,238 @@
+"""JAX's CPU results (XLA) for optax's ctc_loss on logits in float32, float16 and bfloat16, bit for bit, with and
+without jit.
+
+optax.ctc_loss takes log_softmax of the logits in their dtype, picks each label's and the blank's log-probability
+(an einsum with a float32 one_hot, so the labels' come out in float32), and runs a lax.scan over the frames of
+log-sum-exp updates of two float32 arrays of log α (the blank states φ and the label states, initialised with
+jnp.ones, so float32 whatever the logits' dtype), with −1e5 standing in for log 0. The losses are float32 in every
+dtype. jax.grad runs the scan backwards: logaddexp's custom_jvp gives each operand its share e^(x − out), the
+shares are added as JAX's transpose accumulates them, and the cotangent of the logits goes back through the einsum
+(float32, then stored in the dtype) and log_softmax's backward in the dtype. The scan's body is one compiled XLA
+loop whether or not the whole is under jit; here it runs once over all sequences and states at a time, with
+lowp_xla's e^x and log(1 + x).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from .errors import NotReproduced
+from .losses import Parts
+from .losses._ops import Array
+from .losses.ctc import unpack
+from .lowp import fma
+from .lowp_xla import F32, Rounder, ftz, mean_value, rounder, upstream, xla_exp, xla_log, xla_log1p, xla_sum
+
+EPS = F32(-1e5)  # optax's log_epsilon
+
+
+def _fma(a: Any, b: Any, c: Any) -> Array:
+    return ftz(fma(a, b, c))
+
+
+def _add(a: Any, b: Any) -> Array:
+    return ftz(np.asarray(a, dtype=F32) + np.asarray(b, dtype=F32))
+
+
+def _mul(a: Any, b: Any) -> Array:
+    return ftz(np.asarray(a, dtype=F32) * np.asarray(b, dtype=F32))
+
+
+def _finite(x: Array) -> Array:
+    """logaddexp's jvp takes +∞ as 0."""
+    return np.where(x == np.inf, F32(0), x)
+
+
+def logaddexp(x1: Array, x2: Array) -> tuple[Array, Array, Array]:
+    """jnp.logaddexp in float32: max + log1p(e^−|x1 − x2|) (x1 + x2 where the difference is NaN); and each
+    operand's share of its derivative, e^(x − out)."""
+    delta = _add(x1, -x2)
+    out = np.where(np.isnan(delta), _add(x1, x2),
+                   _add(np.maximum(x1, x2), xla_log1p(xla_exp(-np.abs(delta)))))
+    o = _finite(out)
+    return out, xla_exp(_add(_finite(x1), -o)), xla_exp(_add(_finite(x2), -o))
+
+
+def log_softmax(x: Array, r: Rounder, k: Rounder) -> tuple[Array, Array, Array]:
+    """jax.nn.log_softmax over the last axis in the dtype: s = x − max, log Σe^s (the sum in float32, then stored),
+    s − log Σ; returns it, e^s and Σe^s (both kept for the backward)."""
+    b, t, c = x.shape
+    s = r(x - x.max(axis=2, keepdims=True))
+    e = r(xla_exp(s))
+    total = r(xla_sum(k(xla_exp(s)).reshape(b * t, c)).reshape(b, t, 1))
+    return r(s - r(xla_log(total))), e, total
+
+
+def _log_softmax_grad(ct: Array, e: Array, total: Array, r: Rounder, half: bool) -> Array:
+    """log_softmax's backward: ct + (Σ−ct / Σe^s)·e^s (float32: the product and sum in one FMA)."""
+    b, t, c = ct.shape
+    q = r(r(xla_sum((-ct).reshape(b * t, c))).reshape(b, t, 1) / total)
+    if not half:
+        return _fma(q, e, ct)
+    return r(ct + r(q * e))
+
+
+def _step(phi: Array, emit: Array, lpe: Array, lpb: Array, pad: Array, rep: Array
+          ) -> tuple[Array, Array, tuple[Array, ...]]:
+    """One frame of optax's loop body: the label states' ε-transition into the blank states, the moves into each
+    label state and the blank states' self-loops, then the padded frames keep the previous α; with the shares of
+    each logaddexp's operands (kept for the backward)."""
+    moved, e11, e12 = logaddexp(phi[:, 1:], _add(emit, _mul(EPS, rep)))
+    phi1 = np.concatenate([phi[:, :1], moved], axis=1)
+    nxt, eu, ev = logaddexp(_add(phi1[:, :-1], lpe), _add(emit, lpe))
+    stay = _add(phi1, lpb)
+    skip, ep, ew = logaddexp(stay[:, 1:], _add(_add(emit, lpb), _mul(EPS, _add(F32(1), -rep))))
+    nphi = np.concatenate([stay[:, :1], skip], axis=1)
+    keep = F32(1) - pad
+    new_emit = _add(_mul(pad, emit), _mul(keep, nxt))
+    new_phi = _add(_mul(pad, phi), _mul(keep, nphi))
+    return new_phi, new_emit, (e11, e12, eu, ev, ep, ew)
+
+
+def _dot_rows(a: Array, b: Array) -> Array:
+    """Σ a·b along each row, in order, each product fused into the running sum (XLA's fused reduction)."""
+    acc = np.zeros(a.shape[0], dtype=F32)
+    for i in range(a.shape[1]):
+        acc = _fma(a[:, i], b[:, i], acc)
+    return acc
+
+
+def _step_back(g_phi: Array, g_emit: Array, res: tuple[Array, ...], pad: Array, r: Rounder
+               ) -> tuple[Array, Array, Array, Array]:
+    """The transpose of one frame, as JAX's backward pass of the loop body accumulates the cotangents: those of the
+    previous α (blank and label states), of the labels' log-probabilities and of the blank's."""
+    e11, e12, eu, ev, ep, ew = res
+    keep = F32(1) - pad
+    es, et, eu_, ev_ = _mul(keep, g_phi), _mul(pad, g_phi), _mul(keep, g_emit), _mul(pad, g_emit)
+    ex = es[:, 1:]
+    ey = _mul(ex, ew)
+    fc = np.concatenate([_add(F32(0), es[:, :1]), _add(_mul(ex, ep), F32(0))], axis=1)
+    ff = _add(ev_, ey)
+    # the blank's cotangent: its two sums (the first with its products fused in), each stored in the dtype
+    fi = r(_add(r(_dot_rows(ex, ew)), r(xla_sum(fc))))
+    fk = _mul(eu_, eu)
+    fl = _fma(eu_, ev, ff)
+    fm = _fma(eu_, ev, fk)
+    fo = fc.copy()
+    fo[:, :-1] = _add(fc[:, :-1], fk)
+    fo[:, -1:] = _add(fc[:, -1:], F32(0))
+    fq = fo[:, 1:]
+    fs = _fma(fq, e12, fl)
+    fv = np.concatenate([_add(et[:, :1], F32(0)), _add(et[:, 1:], _mul(fq, e11))], axis=1)
+    fx = fv.copy()
+    fx[:, :1] = _add(fv[:, :1], fo[:, :1])
+    fx[:, 1:] = _add(fv[:, 1:], F32(0))
+    return fx, fs, fm, fi
+
+
+def scan(lp: Array, labels: Array, frames: Array, lengths: Array, blank: int, r: Rounder
+         ) -> tuple[Array, Any]:
+    """optax's ctc_loss_with_forward_probs on log-probabilities lp [B, T, C] (in the dtype): the per-sequence losses
+    (float32), and a function of the cotangent c of each loss (jax.grad: 1/n or 1) giving the cotangents of lp, in
+    float32 for the labels' (`dot`) and in the dtype for the blank's."""
+    b, t_max, _ = lp.shape
+    n = labels.shape[1]
+    valid = (labels >= 0) & (labels < lp.shape[2])  # (one_hot of a padding value outside the classes: 0)
+    picked = np.broadcast_to(np.where(valid, labels, 0)[:, None, :], (b, t_max, n))
+    lpe = np.where(valid[:, None, :], np.take_along_axis(lp, picked, axis=2), F32(0))
+    lpb = lp[:, :, blank:blank + 1]
+    pads = (np.arange(t_max)[None, :] >= frames[:, None]).astype(F32)
+    rep = np.zeros((b, n), dtype=F32)
+    rep[:, :-1] = labels[:, :-1] == labels[:, 1:]
+    phi = np.full((b, n + 1), EPS, dtype=F32)
+    phi[:, 0] = 0
+    emit = np.full((b, n), EPS, dtype=F32)
+    saved: list[tuple[Array, ...]] = []
+    for t in range(t_max):
+        phi, emit, res = _step(phi, emit, lpe[:, t], lpb[:, t], pads[:, t:t + 1], rep)
+        saved.append(res)
+    moved, e_phi, e_emit = logaddexp(phi[:, 1:], emit)
+    last = np.concatenate([phi[:, :1], moved], axis=1)
+    rows = np.arange(b)
+    losses = -last[rows, lengths]
+
+    def grad(c: F32) -> tuple[Array, Array]:
+        ct = np.zeros((b, n + 1), dtype=F32)
+        ct[:, :] = -F32(0)
+        ct[rows, lengths] = -c
+        g_emit0 = _mul(ct[:, 1:], e_emit)
+        g_phi = np.concatenate([_add(F32(0), ct[:, :1]), _add(_mul(ct[:, 1:], e_phi), F32(0))], axis=1)
+        g_emit = _add(F32(0), g_emit0)
+        g_phi = _add(F32(0), g_phi)
+        ct_e = np.zeros((b, t_max, n), dtype=F32)
+        ct_b = np.zeros((b, t_max), dtype=F32)
+        for t in range(t_max - 1, -1, -1):
+            if t < t_max - 1:
+                g_phi, g_emit = _add(g_phi, F32(0)), _add(g_emit, F32(0))
+            g_phi, g_emit, ct_e[:, t], ct_b[:, t] = _step_back(g_phi, g_emit, saved[t], pads[:, t:t + 1], r)
+        return ct_e, ct_b
+    return losses, grad
+
+
+def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int, half: Any, jit: bool
+              ) -> tuple[Array, Any]:
+    """The losses (float32) and a function of the cotangent c giving the gradient with respect to the logits x
+    [B, T, C] (values of the dtype, carried in float32)."""
+    r = rounder(half)
+    # log_softmax runs jitted inside JAX either way: in bfloat16 e^s reaches its float32 sum unrounded
+    k = ftz if half is not None and half is not np.float16 else r
+    lp, e, total = log_softmax(x, r, k)
+    losses, back = scan(lp, labels, frames, lengths, blank, r)
+    onehot = labels[:, :, None] == np.arange(x.shape[2])[None, None, :]
+
+    def grad(c: F32) -> Array:
+        ct_e, ct_b = back(c)
+        dot = np.zeros(x.shape, dtype=F32)
+        for i in range(labels.shape[1]):
+            dot = _add(dot, np.where(onehot[:, None, i, :], ct_e[:, :, i:i + 1], F32(0) * ct_e[:, :, i:i + 1]))
+        blank_ct = np.zeros(x.shape, dtype=F32)
+        blank_ct[:, :, blank] = ct_b
+        ct = r(_add(r(dot), blank_ct))
+        return _log_softmax_grad(ct, e, total, r, half is not None)
+    return losses, grad
+
+
+# the loss reproduced here, and the options it takes
+TAKES: dict[str, tuple[str, ...]] = {"ctc": ("blank",)}
+SUPPORTED = ("ctc (from logits: ctc_loss)",)
+# from this many logits JAX hands log_softmax's e^x and its sum to YNNPACK, whose e^x is not reproduced
+YNN_FROM = 4096
+
+
+def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
+                sample_weight: bool) -> str | None:
+    """Why JAX's results for ctc with these options are not reproduced (None: they are)."""
+    if not from_logits:
+        return "ctc on log-probabilities"
+    extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
+             and k not in TAKES["ctc"]]
+    if sample_weight:
+        extra.append("sample_weight")
+    return f"ctc with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
+            weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
+    """ctc's parts as JAX computes optax.ctc_loss on CPU: the float32 losses, the gradient with respect to the
+    logits (in the dtype) of their sum, or of jnp.mean over n (1/n as JAX forms it), and jnp.mean and jnp.sum of
+    the float32 losses."""
+    pred, frames, lengths, lab = unpack(y, p)
+    if lab.shape[1] == 0:
+        raise NotReproduced("dtype", "optax's ctc_loss of label rows with no columns is not reproduced; give at "
+                            "least one label column (padding), or use {dtype} float64")
+    x = rounder(half)(np.ascontiguousarray(pred, dtype=F32))
+    with np.errstate(all="ignore"):
+        losses, grad = ctc_parts(x, lab, frames, lengths, int((params or {}).get("blank", 0)), half,
+                                 switches.get("jit", True))
+
+    def mean_grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            return grad(upstream(n)).reshape(p.shape)
+    warnings = [] if x.size < YNN_FROM else [
+        f"JAX hands log_softmax's e^x over {x.size} logits (4096 or more) to YNNPACK, whose e^x is not reproduced: "
+        "a logit's gradient, and rarely a loss, may differ from JAX's in its last bits"]
+    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=mean_value(losses, ftz),
+                 warnings=warnings)

@@ -1,0 +1,99 @@
+"""Record JAX's CPU results for optax.ctc_loss on logits in float32, float16 and bfloat16 for
+tests/golden/lowp_xla_ctc.json (read by tests/test_lowp_xla_ctc.py).
+
+Each record: logits [B, T, C] already representable in the dtype, padded labels [B, L] (the padding value kept, as
+optax reads it), each sequence's frames and labels (as optax's paddings: 1 from a sequence's length on, in the
+logits' dtype), the blank, jit (jax.jit around jax.value_and_grad, or each operation on its own), the reduction
+(jnp.mean, jnp.sum; none: the losses and the gradient of their sum), and JAX's per-sequence losses, reduced value
+and gradient with respect to the logits, as the shortest decimals that read back to the same float32. Cases: random
+batches whose sizes leave lane remainders, repeated labels, padded labels, sequences with no alignment, large
+logits, up to 100 frames (all under 4096 logits: from there JAX's log_softmax takes YNNPACK's e^x).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from golden_lowp_xla import DTYPES, _np_dtype, _rounded, _short  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_ctc.json"
+
+
+def record(name, x, labels, il, tl, blank, dtype, jit, reduction):
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    kind = _np_dtype(dtype)
+    t, n = x.shape[1], labels.shape[1]
+    logit_pad = jnp.asarray((np.arange(t)[None, :] >= np.asarray(il)[:, None]).astype(np.float32).astype(kind))
+    label_pad = jnp.asarray((np.arange(n)[None, :] >= np.asarray(tl)[:, None]).astype(np.float32).astype(kind))
+
+    def reduced(z):
+        losses = optax.ctc_loss(z, logit_pad, jnp.asarray(labels), label_pad, blank_id=blank)
+        return (jnp.mean(losses) if reduction == "mean" else jnp.sum(losses)), losses
+    both = jax.value_and_grad(reduced, has_aux=True)
+    if jit:
+        both = jax.jit(both)
+    (value, losses), grad = both(jnp.asarray(x.astype(kind)))
+    return {"name": name, "dtype": dtype, "jit": jit, "reduction": reduction, "pred": _short(x),
+            "labels": np.asarray(labels).tolist(), "input_lengths": list(map(int, il)),
+            "target_lengths": list(map(int, tl)), "blank": blank,
+            "losses": _short(np.asarray(losses, dtype=np.float32)),
+            "value": None if reduction == "none" else str(np.float32(value)),
+            "grad": _short(np.asarray(grad, dtype=np.float32))}
+
+
+def cases(rng):
+    """(name, logits [B, T, C], padded labels [B, L], input lengths, target lengths, blank)."""
+    def batch(b, t, c, n, scale=1.0, low=1):
+        x = rng.standard_normal((b, t, c)) * scale
+        labels = rng.integers(low, c, (b, n))
+        return x, labels, rng.integers(max(1, t // 2), t + 1, b), rng.integers(0, n + 1, b)
+    yield ("random", *batch(3, 6, 5, 3), 0)
+    yield ("lanes", *batch(5, 13, 7, 4), 0)
+    yield ("repeats", *batch(4, 20, 3, 5), 0)
+    yield ("large", *batch(3, 9, 6, 3, scale=40.0), 0)
+    x, labels, il, tl = batch(2, 100, 5, 12)
+    yield ("long", x, labels, il, tl, 0)
+    x = rng.standard_normal((3, 4, 4))
+    yield ("impossible", x, np.array([[1, 1, 1], [2, 3, 2], [1, 2, 0]]), [4, 2, 4], [3, 3, 2], 0)
+    x = rng.standard_normal((2, 7, 5))
+    yield ("padded", x, np.array([[2, 2, 4, 4], [3, 1, 3, 3]]), [7, 6], [2, 3], 0)
+    x = rng.standard_normal((2, 8, 4))
+    yield ("blank-last", x, np.array([[0, 1, 2], [2, 2, 1]]), [8, 7], [3, 2], 3)
+
+
+def records(rng):
+    out = []
+    for name, x, labels, il, tl, blank in cases(rng):
+        for dtype in DTYPES:
+            xd = _rounded(x, dtype)
+            for jit in (True, False):
+                for reduction in ("none", "sum", "mean"):
+                    out.append(record(name, xd, labels, il, tl, blank, dtype, jit, reduction))
+    return out
+
+
+def main() -> None:
+    import jax
+    import jaxlib
+
+    from make_golden import versions
+
+    recs = records(np.random.default_rng(20261202))
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
+    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
+    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
