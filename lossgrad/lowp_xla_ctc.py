@@ -234,5 +234,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     warnings = [] if x.size < YNN_FROM else [
         f"JAX hands log_softmax's e^x over {x.size} logits (4096 or more) to YNNPACK, whose e^x is not reproduced: "
         "a logit's gradient, and rarely a loss, may differ from JAX's in its last bits"]
+    if pred.shape[1] == 1:  # (the scan over one frame)
+        warnings.append("XLA compiles optax's scan over a single frame without its loop, fused otherwise, which is "
+                        "not reproduced: the numbers may differ from JAX's in their last bits")
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=mean_value(losses, ftz),
                  warnings=warnings)

@@ -102,3 +102,30 @@ def test_random_batches_against_live_jax() -> None:
         # a random draw has given a loss apart from JAX's (not yet analysed): the losses within 2 ulp here
         assert ulps(r.losses, rec["losses"], "float32") <= 2, (name, dtype, rec["jit"])
         check({**rec, "losses": np.asarray(r.losses, dtype=np.float32).tolist()}, r)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_tensor_files_give_the_records_numbers(tmp_path: Path, dtype: str) -> None:
+    # [B, T, C] logits, padded labels and both lengths as .npy files: the mean's value, the losses and the gradient
+    # written to -o are those of the record, as in memory
+    rec = next(r for r in RECORDS if r["name"] == "padded" and r["dtype"] == dtype and not r["jit"]
+               and r["reduction"] == "mean")
+    np.save(tmp_path / "z.npy", _f32(rec["pred"]))
+    np.save(tmp_path / "tgt.npy", np.array(rec["labels"]))
+    np.save(tmp_path / "il.npy", np.array(rec["input_lengths"]))
+    np.save(tmp_path / "tl.npy", np.array(rec["target_lengths"]))
+    r = cli("ctc", "--from-logits", "--pred", "z.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
+            "--target-lengths", "tl.npy", "-c", "optax", "--dtype", dtype, "--no-jit", "--blank", rec["blank"],
+            "-o", "out.npz", "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    out = np.load(tmp_path / "out.npz")
+    assert not _differing(out["losses"], rec["losses"]).any()
+    assert not _differing(np.float32(json.loads(r.out)["value"]), [rec["value"]]).any()
+    assert ulps(out["grad"], rec["grad"], dtype) <= ULP
+
+
+def test_a_single_frame_is_computed_with_a_warning() -> None:
+    # XLA compiles a scan of one step without its loop: lossgrad's numbers stand, said to be possibly off
+    r = lossgrad.ctc([[1]], np.array([[[0.0, 0.69, 0.0]]]), from_logits=True, convention="optax", dtype="float32")
+    assert np.isfinite(r.losses).all()
+    assert any("single frame" in w for w in r.warnings)
