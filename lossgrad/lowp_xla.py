@@ -199,7 +199,7 @@ def xla_sum2d(x: Array) -> F32:
     if rows % 2 and rows <= SCALAR_ROWS and n <= 32:
         return F32(_in_order(x.reshape(1, -1))[0] + F32(0))
     raise _not_reproduced(f"sum of a {rows}×{n} array (LLVM's loop vectorizer splits it into lanes of a width "
-                          "its cost model picks; in order only for odd N up to 15 with K up to 32)")
+                          "its cost model picks; reproduced for one row or column, or odd N up to 15 with K up to 32)")
 
 
 def fused_squares_sum(d: Array) -> F32:
@@ -220,7 +220,7 @@ def fused_mse_value(d: Array, r: Callable[[Any], Array]) -> Callable[[float], fl
             return None
         raise _not_reproduced(why)
     if not sums_2d(d):
-        return None if r is ftz else mean_value(d, r)  # (the refusal with its reason)
+        return None if r is ftz else mean_value(d, r, True)  # (the refusal with its reason)
     total = fused_squares_sum(d) if n <= 32 else xla_sum2d(ftz(d * d))
     return lambda m: float(r(total if m == 1 else total * (F32(1) / F32(m))))
 
@@ -399,18 +399,23 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         else:
             losses, grad = mse(y, p, r)
             terms = losses
-    value = None if half is None and not sums_2d(terms) else mean_value(terms, r)
+    known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
+    several = terms.ndim > 1 and terms.shape[1] > 1
+    value = None if half is None and several and not (known and sums_2d(terms)) else mean_value(terms, r, known)
     if loss == "mse" and jit and half is not np.float16 and terms.ndim > 1 and terms.shape[1] > 1:
         value = fused_mse_value(r(p - y), r)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value)
 
 
-def mean_value(terms: Array, r: Rounder) -> Callable[[float], float]:
+def mean_value(terms: Array, r: Rounder, sum2d: bool = False) -> Callable[[float], float]:
     """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum in float32 (jnp upcasts a half dtype) times
     1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype."""
     def value(n: float) -> float:
+        several = terms.ndim > 1 and terms.shape[1] > 1
+        if several and not sum2d:  # (measured for mse and bce only)
+            raise _not_reproduced("sum over more than one output per sample (an order of its own)")
         with np.errstate(all="ignore"):
-            total = xla_sum2d(terms) if terms.ndim > 1 else xla_sum(terms.reshape(1, -1))[0]
+            total = xla_sum2d(terms) if several else xla_sum(terms.reshape(1, -1))[0]
             return float(r(total if n == 1 else total * (F32(1) / F32(n))))
     return value
 
