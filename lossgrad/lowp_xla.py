@@ -184,6 +184,47 @@ def xla_sum(x: Array) -> Array:
     return _lanes(x) + F32(0)
 
 
+# an [N, K] array's sum is XLA's loop, scalar and in order, for odd N up to this (and K up to 32)
+SCALAR_ROWS = 15
+
+
+def xla_sum2d(x: Array) -> F32:
+    """jnp.sum of a whole [N, K] float32 array, where XLA's CPU backend adds it in an order known here. XLA marks
+    the loop's additions reassociable and LLVM's loop vectorizer splits the rows into lanes of a width its cost
+    model picks from N and K; it leaves them in row-major order for a single row or column, and for odd N up to
+    15 with K up to 32."""
+    rows, n = x.shape
+    if rows == 1 or n == 1:
+        return F32(xla_sum(x.reshape(1, -1))[0])
+    if rows % 2 and rows <= SCALAR_ROWS and n <= 32:
+        return F32(_in_order(x.reshape(1, -1))[0] + F32(0))
+    raise _not_reproduced(f"sum of a {rows}×{n} array (LLVM's loop vectorizer splits it into lanes of a width "
+                          "its cost model picks; reproduced for one row or column, or odd N up to 15 with K up to 32)")
+
+
+def fused_squares_sum(d: Array) -> F32:
+    """The sum of d² that jit fuses into a loop of at most 32 × 32: in order, each square contracted into the
+    running sum as a multiply-add."""
+    acc = np.zeros(1, dtype=F32)
+    for v in d.reshape(-1, 1):
+        acc = ftz(fma(v, v, acc))
+    return F32(acc[0] + F32(0))
+
+
+def fused_mse_value(d: Array, r: Callable[[Any], Array]) -> Callable[[float], float] | None:
+    """jnp.mean (or jnp.sum, n = 1) of squared_error over [N, K] under jit, where it is reproduced."""
+    rows, n = d.shape
+    if rows == 1 and n <= 32:
+        why = "squared_error's sum over a single row of up to 32 under jit (fused, in an order not pinned down)"
+        if r is ftz:
+            return None
+        raise _not_reproduced(why)
+    if not sums_2d(d):
+        return None if r is ftz else mean_value(d, r, True)  # (the refusal with its reason)
+    total = fused_squares_sum(d) if n <= 32 else xla_sum2d(ftz(d * d))
+    return lambda m: float(r(total if m == 1 else total * (F32(1) / F32(m))))
+
+
 Grad = Callable[[float], Array]
 Rounder = Callable[[Any], Array]
 
@@ -354,18 +395,28 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         else:
             losses, grad = mse(y, p, r)
             terms = losses
-    several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as for long sums)
-    value = None if several and half is None else mean_value(terms, r)
+    known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
+    several = terms.ndim > 1 and terms.shape[1] > 1
+    value = None if half is None and several and not (known and sums_2d(terms)) else mean_value(terms, r, known)
+    if loss == "mse" and jit and half is not np.float16 and terms.ndim > 1 and terms.shape[1] > 1:
+        value = fused_mse_value(r(p - y), r)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value)
 
 
-def mean_value(terms: Array, r: Rounder) -> Callable[[float], float]:
+def mean_value(terms: Array, r: Rounder, sum2d: bool = False) -> Callable[[float], float]:
     """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum in float32 (jnp upcasts a half dtype) times
     1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype."""
     def value(n: float) -> float:
-        if terms.ndim > 1 and terms.shape[1] > 1:
+        several = terms.ndim > 1 and terms.shape[1] > 1
+        if several and not sum2d:  # (measured for mse and bce only)
             raise _not_reproduced("sum over more than one output per sample (an order of its own)")
         with np.errstate(all="ignore"):
-            total = xla_sum(terms.reshape(1, -1))[0]
+            total = xla_sum2d(terms) if several else xla_sum(terms.reshape(1, -1))[0]
             return float(r(total if n == 1 else total * (F32(1) / F32(n))))
     return value
+
+
+def sums_2d(terms: Array) -> bool:
+    """Whether XLA's sum of these losses is reproduced (float32 otherwise takes lossgrad's own sum of them)."""
+    rows, n = terms.reshape(terms.shape[0], -1).shape
+    return rows == 1 or n == 1 or (rows % 2 == 1 and rows <= SCALAR_ROWS and n <= 32)
