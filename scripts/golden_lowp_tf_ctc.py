@@ -35,7 +35,7 @@ import tensorflow as tf  # noqa: E402
 from keras.src.losses.losses import LossFunctionWrapper  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_golden import versions  # noqa: E402
+from make_golden import cpu_model, versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_tf_ctc.json"
 REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size"}
@@ -188,16 +188,8 @@ def main() -> None:
     records = [record(z, lab, il, tl, blank, note, dtype) for dtype in DTYPES
                for z, lab, il, tl, blank, note in cases]
     records += [tfkeras_record(*case) for case in tfkeras_cases(rng, 8)]
-    OUT.write_text(json.dumps({"versions": versions() | {"cpu": _cpu()}, "records": records}, indent=None) + "\n")
+    OUT.write_text(json.dumps({"versions": versions() | {"cpu": cpu_model()}, "records": records}, indent=None) + "\n")
     print(f"{len(records)} records -> {OUT}")
-
-
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -21,7 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_golden import versions  # noqa: E402
+from make_golden import cpu_model, versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_tf_seg.json"
 REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size"}
@@ -113,16 +113,8 @@ def main() -> None:
         for loss in LOSSES:  # Keras' backend epsilon set to 0.01 (lossgrad's --eps)
             _, y, p, _, a, b = random_cases(rng, loss, [(4, 6)])[0]
             cases.append(record(loss, y, p, "eps 0.01", dtype, a, b, eps=0.01))
-    OUT.write_text(json.dumps({"versions": versions() | {"cpu": _cpu()}, "records": cases}, indent=None) + "\n")
+    OUT.write_text(json.dumps({"versions": versions() | {"cpu": cpu_model()}, "records": cases}, indent=None) + "\n")
     print(f"{len(cases)} records -> {OUT}")
-
-
-def _cpu() -> str:
-    try:
-        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                    if line.startswith("model name"))
-    except (OSError, StopIteration):
-        return "unknown"
 
 
 if __name__ == "__main__":

@@ -106,6 +106,16 @@ def versions():
             "numpy": np.__version__, "python": sys.version.split()[0]}
 
 
+def cpu_model() -> str:
+    """The processor's name, as /proc/cpuinfo gives it ("unknown" elsewhere): the golden files of kernels whose last
+    bits depend on it record it."""
+    try:
+        return next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                    if line.startswith("model name"))
+    except (OSError, StopIteration):
+        return "unknown"
+
+
 def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     """Keras 3 (`keras`) or Keras 2 (`tf_keras`) functional loss on float64 tensors, reduced as its Loss class
     does (sum_over_batch_size: sum / number of samples), differentiated with GradientTape."""
