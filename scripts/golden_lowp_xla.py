@@ -141,10 +141,7 @@ def _elementwise(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
 
 
 def main() -> None:
-    import jax
-    import jaxlib
-
-    from make_golden import versions
+    from make_golden import jax_versions
 
     rng = np.random.default_rng(20261202)
     records = []
@@ -152,9 +149,7 @@ def main() -> None:
         for jit in (True, False):
             for reduction in ("none", "sum", "mean"):
                 records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
-    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
-    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
 

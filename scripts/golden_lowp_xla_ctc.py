@@ -82,15 +82,10 @@ def records(rng):
 
 
 def main() -> None:
-    import jax
-    import jaxlib
-
-    from make_golden import versions
+    from make_golden import jax_versions
 
     recs = records(np.random.default_rng(20261202))
-    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
-    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

@@ -23,10 +23,7 @@ SHAPES = ((1, 4), (1, 100), (3, 5), (5, 3), (7, 9), (9, 32), (11, 17), (13, 2), 
 
 
 def main() -> None:
-    import jax
-    import jaxlib
-
-    from make_golden import versions
+    from make_golden import jax_versions
 
     rng = np.random.default_rng(20261203)
     records = []
@@ -39,9 +36,7 @@ def main() -> None:
                     y = _rounded(rng.random((rows, cols)), dtype)
                     records.append(_record("bce", dtype, jit, reduction, y, z))
                     records.append(_record("mse", dtype, jit, reduction, _rounded(y * 4, dtype), z))
-    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
-                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
-    meta = versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+    meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
 

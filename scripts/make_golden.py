@@ -116,6 +116,17 @@ def cpu_model() -> str:
         return "unknown"
 
 
+def jax_versions() -> dict:
+    """versions(), with jaxlib's, JAX's devices and the processor's vector extensions, which XLA's CPU code is
+    compiled for."""
+    import jax
+    import jaxlib
+
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "sse4"))})
+    return versions() | {"jaxlib": jaxlib.__version__, "jax_devices": str(jax.devices()), "cpu_flags": flags}
+
+
 def run_keras(module, loss, y, p, from_logits, labels, reduction, param=None, smoothing=0.0):
     """Keras 3 (`keras`) or Keras 2 (`tf_keras`) functional loss on float64 tensors, reduced as its Loss class
     does (sum_over_batch_size: sum / number of samples), differentiated with GradientTape."""
