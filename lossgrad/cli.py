@@ -12,6 +12,7 @@ from __future__ import annotations
 import inspect
 import os
 import sys
+import warnings
 from typing import Annotated, Any
 
 from . import faults
@@ -149,7 +150,11 @@ def _run(args: list[str], debug: bool) -> int:
     try:
         _register()
         command, prog, rest = _click_command(args)
-        rv = command.main(args=rest, prog_name=prog, standalone_mode=False)
+        with warnings.catch_warnings():
+            # numpy's floating-point warnings (overflow in a cast to float16, 0/0) are results here, which the
+            # output states itself (∞ and NaN, with their warnings and hints), not lines of their own
+            warnings.simplefilter("ignore", RuntimeWarning)
+            rv = command.main(args=rest, prog_name=prog, standalone_mode=False)
         return rv if isinstance(rv, int) else 0
     except LossgradError as e:
         return _error(e.message(cli_name))

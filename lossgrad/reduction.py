@@ -116,11 +116,12 @@ class Accumulator:
         gradient."""
         if reduction == "none":
             return None, 1
-        if reduction == "sum":
-            return float(dtype(self.total.value)), 1
-        if self.n == 0:  # every sample weighs 0 or is left out: 0/0, as the frameworks give it (a NaN divisor
-            return math.nan, math.nan  # makes every gradient NaN too, without a division by zero)
-        return float(dtype(self.total.value / self.n)), self.n
+        if self.n == 0 and reduction != "sum":  # every sample weighs 0 or is left out: 0/0, as the frameworks give
+            return math.nan, math.nan  # it (a NaN divisor makes every gradient NaN too, without a division by 0)
+        with np.errstate(over="ignore"):  # (beyond the dtype's range the value is ±∞, a result like any other)
+            if reduction == "sum":
+                return float(dtype(self.total.value)), 1
+            return float(dtype(self.total.value / self.n)), self.n
 
 
 def describe(reduction: str, n: int | float, per_sample: bool, weight_note: str | None) -> str:

@@ -39,3 +39,12 @@ def test_which_n_in_words():
     assert describe("sum", 3, True, None) == "sum over 3 samples"
     assert describe("mean", 2.5, False, "the sum of the sample weights") == \
         "mean over N=2.5 (the sum of the sample weights)"
+
+
+def test_a_reduced_value_beyond_the_dtype_is_infinite_without_a_numpy_warning() -> None:
+    # (300² + 300² = 180,000 > float16's largest, 65,504: the sum is +∞ in float16, said as a result, nothing else)
+    from conftest import lossgrad as run
+
+    r = run("mse", "--dtype", "float16", "-r", "sum", "-y", "0,0", "-p", "300,300", "-f", "json")
+    assert r.code == 0 and "RuntimeWarning" not in r.err, r.err
+    assert r.json()["value"] in ("Infinity", float("inf"), "inf")
