@@ -63,3 +63,29 @@ try:
     settings.load_profile("explore" if os.environ.get("LOSSGRAD_EXPLORE") else "lossgrad")
 except ImportError:  # hypothesis is in the test extra
     pass
+
+
+@pytest.fixture
+def live_rng(request):
+    """The random inputs of a live comparison with a framework: the same on every run (a seed from the test's name),
+    so CI and a developer see the same thing; fresh under LOSSGRAD_EXPLORE=1, or any LOSSGRAD_SEED=N, to look for new
+    disagreements. The seed is printed, so a failure names the inputs that gave it."""
+    import secrets
+    import zlib
+
+    import numpy as np
+
+    seed = os.environ.get("LOSSGRAD_SEED")
+    if seed is None:
+        seed = secrets.randbits(32) if os.environ.get("LOSSGRAD_EXPLORE") else zlib.crc32(request.node.nodeid.encode())
+    print(f"live inputs: LOSSGRAD_SEED={seed}")
+    return np.random.default_rng(int(seed))
+
+
+@pytest.fixture
+def jax_x32():
+    """JAX as a user has it by default (jax_enable_x64 off) for a live comparison in float32 or lower: the float64
+    golden scripts turn x64 on for the whole process, and under it XLA compiles optax's float32 ctc differently."""
+    jax = pytest.importorskip("jax")
+    with jax.enable_x64(False):
+        yield

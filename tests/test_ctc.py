@@ -287,7 +287,7 @@ def test_check_solves_zero_infinity():
 @pytest.mark.frameworks
 @pytest.mark.parametrize("conv,modules", [("torch", ["torch"]), ("keras", ["tensorflow", "keras"]),
                                           ("optax", ["jax", "optax"]), ("tf-keras", ["tensorflow", "tf_keras"])])
-def test_live_framework_agrees(conv, modules):
+def test_live_framework_agrees(conv, modules, live_rng):
     """scripts/golden_ctc.py's cases run live on fresh inputs, float64 and float32, each reduction."""
     import importlib.util
     import sys
@@ -298,7 +298,7 @@ def test_live_framework_agrees(conv, modules):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_ctc
 
-    rng = np.random.default_rng()
+    rng = live_rng
     case = {"labels": [[2, 2, 1], [3, 0, 0], [1, 3, 0]], "input_lengths": [7, 6, 2], "target_lengths": [3, 1, 2],
             "blank": 0, "from_logits": conv not in ("torch", "tf-keras"), "convention": conv, "zero_infinity": False,
             "name": "live"}

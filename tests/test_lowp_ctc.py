@@ -156,10 +156,10 @@ def test_c_library_float_functions(fn: str) -> None:
 
 
 @pytest.mark.frameworks
-def test_torch_ctc_live_random() -> None:
+def test_torch_ctc_live_random(live_rng: np.random.Generator) -> None:
     """Fresh random batches (lengths, blank, repeats, zero_infinity, impossible sequences) against torch."""
     torch = pytest.importorskip("torch")
-    rng = np.random.default_rng()
+    rng = live_rng
     for _ in range(12):
         b, t, c, lmax = (int(v) for v in (rng.integers(1, 10), rng.integers(1, 40), rng.integers(2, 9),
                                           rng.integers(0, 9)))

@@ -135,14 +135,14 @@ def test_glibc_expf_and_sleef_powf_on_hand_worked_points() -> None:
 
 
 @pytest.mark.frameworks
-def test_live_torch_matches_on_fresh_random_inputs() -> None:
+def test_live_torch_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("torch")
     if importlib.util.find_spec("torchvision") is None:  # (read from its source file: its ops need not load)
         pytest.skip("torchvision is not installed")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_focal
 
-    rng = np.random.default_rng()
+    rng = live_rng
     records = golden_lowp_focal.focal_records(rng)[::5] + golden_lowp_focal.smooth_records(rng)[::7]
     for rec in records:
         test_torch_kernels_bit_for_bit(rec)

@@ -133,10 +133,10 @@ def test_tensor_files_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
 
 @pytest.mark.frameworks
 @pytest.mark.parametrize("dtype", ["float32", "float16", "bfloat16"])
-def test_live_random_triplets_and_cosines(dtype: str) -> None:
+def test_live_random_triplets_and_cosines(dtype: str, live_rng: np.random.Generator) -> None:
     torch = pytest.importorskip("torch")
     kind = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    rng = np.random.default_rng()
+    rng = live_rng
     for _ in range(6):
         shape = (int(rng.integers(1, 30)), int(rng.integers(1, 70)))
         ts = [torch.tensor(rng.standard_normal(shape) * rng.choice([0.01, 1.0, 30.0])).to(kind) for _ in range(3)]

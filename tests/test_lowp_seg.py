@@ -131,13 +131,13 @@ def test_tensor_files_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
 
 
 @pytest.mark.frameworks
-def test_live_monai_matches_on_fresh_random_inputs() -> None:
+def test_live_monai_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("torch")
     pytest.importorskip("monai")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_seg
 
-    rng = np.random.default_rng()
+    rng = live_rng
     for dtype in ("float32", "float16", "bfloat16"):
         for loss, choices in golden_lowp_seg.OPTIONS.items():
             shape = (int(rng.integers(1, 12)), int(rng.integers(1, 70)))

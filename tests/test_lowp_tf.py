@@ -106,13 +106,13 @@ def test_unreproduced_float32_falls_back_to_the_formulas() -> None:
 
 
 @pytest.mark.frameworks
-def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
+def test_live_tensorflow_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("tensorflow")
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_tf
 
-    rng = np.random.default_rng()
+    rng = live_rng
     for conv in ("keras", "tf-keras"):
         for dtype in ("float32", "float16", "bfloat16"):
             for loss, y, p, labels, note in golden_lowp_tf.ce_cases(rng)[:6] + golden_lowp_tf.mse_cases(rng)[:4]:

@@ -140,12 +140,12 @@ def test_half_results_are_not_the_truth_rounded_once() -> None:
 
 
 @pytest.mark.frameworks
-def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
+def test_live_tensorflow_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("tensorflow")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_tf_elem
 
-    rng = np.random.default_rng()
+    rng = live_rng
     shapes = [(int(rng.integers(1, 30)), int(rng.integers(1, 40))) for _ in range(3)]
     for loss in lowp_tf_elem.TAKES:
         for _, y, p, note, delta in golden_lowp_tf_elem.random_cases(rng, loss, shapes):

@@ -163,14 +163,14 @@ def test_the_pow_kernel_keeps_cs_special_values() -> None:
 
 
 @pytest.mark.frameworks
-def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
+def test_live_tensorflow_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("tensorflow")
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_tf_focal32 as golden
     from golden_lowp_tf_log import record
 
-    rng = np.random.default_rng()
+    rng = live_rng
     picked = golden.focal_cases(rng) + golden.categorical_cases(rng)
     for i, (loss, y, p, logits, note, labels, params) in enumerate(picked):
         conv = ("keras", "tf-keras")[i % 2]

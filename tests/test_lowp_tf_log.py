@@ -138,13 +138,13 @@ def test_tensor_files_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:
 
 
 @pytest.mark.frameworks
-def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
+def test_live_tensorflow_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("tensorflow")
     import sys
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_tf_log
 
-    rng = np.random.default_rng()
+    rng = live_rng
     picked = golden_lowp_tf_log.cases(rng)
     for conv in ("keras", "tf-keras"):
         for dtype in ("float16", "bfloat16"):

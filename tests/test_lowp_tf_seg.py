@@ -93,13 +93,13 @@ def test_a_csv_batch_gives_the_same_bits(tmp_path: Path, loss: str, dtype: str) 
 
 
 @pytest.mark.frameworks
-def test_live_tensorflow_matches_on_fresh_random_inputs() -> None:
+def test_live_tensorflow_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
     pytest.importorskip("tensorflow")
     pytest.importorskip("keras")
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
     import golden_lowp_tf_seg
 
-    rng = np.random.default_rng()
+    rng = live_rng
     shapes = [(int(rng.integers(1, 30)), int(rng.integers(1, 300))) for _ in range(3)]
     for loss in lowp_tf_seg.TAKES:
         for _, y, p, note, a, b in golden_lowp_tf_seg.random_cases(rng, loss, shapes):

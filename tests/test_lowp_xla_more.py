@@ -114,13 +114,13 @@ def test_what_the_kernels_do_not_take_is_refused_in_half_dtypes() -> None:
 
 
 @pytest.mark.frameworks
-def test_random_rounds_against_live_jax() -> None:
+def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
     pytest.importorskip("jax")
     pytest.importorskip("optax")
     sys.path.insert(0, str(SCRIPTS))
     import golden_lowp_xla_more as golden
 
-    rng = np.random.default_rng()
+    rng = live_rng
     for loss, choices in golden.OPTIONS.items():
         for dtype in ("float32", "float16", "bfloat16"):
             for jit in golden.modes(loss, dtype):
