@@ -97,7 +97,7 @@ def _register() -> None:
     options = {
         "losses": {"format": option("-f", "--format", help="table or json [default: table].")},
         "compare": {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction", "jit")} | every_param,
-        "check": {k: OPTIONS[k] for k in INPUTS} | CHECK_OPTIONS | every_param,
+        "check": {k: OPTIONS[k] for k in (*INPUTS, "jit")} | CHECK_OPTIONS | every_param,
         "plot": {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | _params(LOSSES.values(),
                                                                                                    False),
     }

@@ -299,6 +299,7 @@ class Question:
     micro: int = 0  # --micro-batches K: the mean of K micro-batch means is one more reduction to try
     autocast: bool = False  # the dtype is the predictions'; each convention under its mixed-precision policy
     extra: dict = field(default_factory=dict)  # the user's gradients for further inputs: name -> (values, tolerances)
+    jit: bool | None = None  # optax's numbers under jax.jit (True) or op by op (False); None: its default
 
 
 @dataclass(frozen=True)
@@ -384,7 +385,7 @@ def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) 
     try:
         with np.errstate(all="ignore"):
             s = setup(q.loss, from_logits=logits, reduction=reduction.replace("micro", "mean"), convention=name,
-                      dtype=q.dtype, autocast=q.autocast,
+                      dtype=q.dtype, autocast=q.autocast, **_jit(name, q.dtype, q.jit),
                       labels=q.labels, sample_weight=batch.w is not None, **params)
             r = run(s, batch)
             m = micro_batches(s, batch, q.micro, whole=r) if reduction == "micro" else None
@@ -422,6 +423,8 @@ def rounding_band(q: Question, match: Candidate) -> list[str]:
     grad = truth.grad_logits if match.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
     whole = replace(match, grad=grad, grads=truth.grads)
     under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"
+    if _jit(match.convention, q.dtype, True):  # (JAX's numbers depend on the mode: say which)
+        under += " op by op" if q.jit is False else " under jax.jit"
     lines = []
     for part in _parts(q):
         theirs, exact = part.theirs(match), part.theirs(whole)
@@ -476,9 +479,10 @@ def _key(c: Candidate) -> tuple:
 
 def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, labels="auto", against=None,
           reduction=None, my_loss=None, dtype="float64", params=None, micro=None, autocast=False,
-          my_grads=None) -> Diagnosis:
+          my_grads=None, jit=None) -> Diagnosis:
     """Which convention, reduction, derivative (and options left out) explain the user's gradient and/or loss;
-    `my_grads`: the user's gradients with respect to the loss's further inputs, name -> (values, tokens typed)."""
+    `my_grads`: the user's gradients with respect to the loss's further inputs, name -> (values, tokens typed);
+    `jit`: optax's numbers under jax.jit or op by op."""
     for name in my_grads or {}:
         if name not in grad_order(LOSSES[loss]):
             raise _no_such_gradient(loss, name)
@@ -497,7 +501,7 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
     if micro is not None:
         split_rows(batch.p.shape[0], micro, leading_shape(batch.shape, batch.p.shape[0]))
     q = Question(loss, batch, mine, tol, my_loss, from_logits, labels, dtype, dict(params or {}), micro=micro or 0,
-                 autocast=autocast)
+                 autocast=autocast, jit=jit)
     exact = run(setup(loss, from_logits=from_logits, reduction="none", labels=labels,
                       sample_weight=batch.w is not None, **q.params), batch)
     q = replace(q, targets=shaped_targets(loss, exact, batch.p.shape), label_idx=exact.labels,
@@ -522,12 +526,31 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
     if match is not None and grads and dtype in HALF:
         diag.findings[:0] = rounding_band(q, match)
+    diag.findings += _left_out(q)
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
             f"if these probabilities came straight out of Keras' {act} (a tensor, not a copy), Keras silently used "
             f"the logits behind them: run the check again on the logits with {{from_logits}}")
     return diag
+
+
+def _left_out(q: Question) -> list[str]:
+    """The conventions that have the loss but do not compute it in the dtype asked (in a half dtype, or optax in the
+    jit mode asked), which check could not weigh, each with its reason."""
+    if q.dtype == "float64":
+        return []
+    out = []
+    for name in supported(q.loss, q.from_logits, q.params)[0]:
+        try:
+            with np.errstate(all="ignore"):
+                run(setup(q.loss, from_logits=q.from_logits, convention=name, dtype=q.dtype, autocast=q.autocast,
+                          labels=q.labels, sample_weight=q.batch.w is not None, **_jit(name, q.dtype, q.jit),
+                          **q.params), q.batch)
+        except LossgradError as e:
+            why = "{" + e.where + "}: " + e.what if e.where in PARAMETERS else e.message()
+            out.append(f"{name} was not weighed: {why}")
+    return out
 
 
 def _no_such_gradient(loss: str, name: str) -> OptionError:

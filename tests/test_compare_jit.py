@@ -44,3 +44,32 @@ def test_the_switch_reaches_optax_in_float32_and_only_optax() -> None:
 
 def test_the_switch_is_refused_in_float64() -> None:
     assert_usage_error(run("compare", *MSE, "--no-jit"), "--jit", "float32")
+
+
+def _optax_grad(*args: str) -> str:
+    grad = _alone(*args)["grad"]
+    return ",".join(repr(float(v)) for row in grad for v in (row if isinstance(row, list) else [row]))
+
+
+def test_check_weighs_optax_in_the_mode_asked() -> None:
+    # ntxent in bfloat16: JAX's numbers op by op are reproduced, under jit they are not; a gradient taken from optax op
+    # by op matches optax exactly with --no-jit, and without it check says why optax was left out
+    grad = _optax_grad(*NTXENT, "--dtype", "bfloat16", "--no-jit")
+    r = run("check", *NTXENT, "--dtype", "bfloat16", "--no-jit", "--my-grad", grad, "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["match"]["convention"] == "optax"
+    assert any("matches optax in bfloat16 op by op exactly" in f for f in out["findings"]), out["findings"]
+    assert not any("was not weighed" in f for f in out["findings"])
+    out = json.loads(run("check", *NTXENT, "--dtype", "bfloat16", "--my-grad", grad, "-f", "json").out)
+    assert (out["match"] or {}).get("convention") != "optax"
+    assert out["findings"][-1].startswith("optax was not weighed: --dtype: JAX's ntxent under jit is not reproduced")
+    assert "--no-jit" in out["findings"][-1]
+
+
+def test_check_json_gives_the_mode_and_refuses_it_in_float64() -> None:
+    grad = _optax_grad(*MSE, "--dtype", "float32", "--no-jit")
+    r = run("check", *MSE, "--dtype", "float32", "--no-jit", "--my-grad", grad, "-c", "optax", "-f", "json")
+    assert r.code == 0, r.err
+    assert json.loads(r.out)["match"]["convention"] in {"exact", "optax", "torch", "keras", "tf-keras"}
+    assert_usage_error(run("check", *MSE, "--jit", "--my-grad", grad), "--jit", "float32")

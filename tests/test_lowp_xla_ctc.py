@@ -19,8 +19,10 @@ from conftest import lossgrad as cli
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_ctc.json"
 RECORDS = json.loads(GOLDEN.read_text())["records"]
 # the most ulp of the dtype a gradient element may stand from JAX's, and the share of elements that may differ
-# (measured over the records: see README "Bit for bit")
+# (measured over the records: see README "Bit for bit"); on fresh random batches (320 measured) a float32 gradient
+# has stood 4 ulp apart, a half one 2
 ULP, SHARE = 2, 0.15
+LIVE_ULP = {"float32": 4, "float16": 2, "bfloat16": 2}
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
@@ -55,9 +57,9 @@ def ulps(got: object, want: object, dtype: str) -> float:
 
 def check(rec: dict, r: lossgrad.Result, live: bool = False) -> None:
     """The losses bit for bit; the value bit for bit op by op (within 1 ulp under jit, where XLA fuses the mean's
-    sum, and on fresh random batches, where one op-by-op value has come out an ulp apart); the gradient within ULP
-    of the dtype at its largest element, and over the records at most SHARE of its elements apart (a small random
-    batch may have a larger share: the bound it must keep is the ulp's)."""
+    sum, and on fresh random batches: 2 of 320 measured an ulp apart); the gradient within ULP (LIVE_ULP) of the
+    dtype at its largest element, and over the records at most SHARE of its elements apart (a small random batch
+    may have a larger share: the bound it must keep is the ulp's)."""
     assert not _differing(r.losses, rec["losses"]).any()
     if rec["value"] is not None:
         if rec["jit"] or live:
@@ -67,7 +69,7 @@ def check(rec: dict, r: lossgrad.Result, live: bool = False) -> None:
     grad = np.asarray(r.grad).reshape(np.shape(rec["grad"]))
     if not live:
         assert _differing(grad, rec["grad"]).mean() <= SHARE
-    assert ulps(grad, rec["grad"], rec["dtype"]) <= ULP
+    assert ulps(grad, rec["grad"], rec["dtype"]) <= (LIVE_ULP[rec["dtype"]] if live else ULP)
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
@@ -102,9 +104,7 @@ def test_random_batches_against_live_jax(live_rng: np.random.Generator, jax_x32:
         rec = golden.record(name, golden._rounded(x, dtype), labels, il, tl, blank, dtype, bool(rng.integers(2)),
                             "mean")
         r = _run(rec)
-        # a random draw has given a loss apart from JAX's (not yet analysed): the losses within 2 ulp here
-        assert ulps(r.losses, rec["losses"], "float32") <= 2, (name, dtype, rec["jit"])
-        check({**rec, "losses": np.asarray(r.losses, dtype=np.float32).tolist()}, r, live=True)
+        check(rec, r, live=True)
 
 
 @pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
