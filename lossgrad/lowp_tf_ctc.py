@@ -23,8 +23,8 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_rcp
-from .errors import InputError, NotReproduced
+from . import lowp_tf, lowp_tf_log
+from .errors import InputError
 from .losses import Parts
 from .losses._ops import Array
 from .losses.ctc import check_blank, unpack
@@ -48,7 +48,7 @@ from .lowp_tf import (
 # the loss whose kernels this module reproduces (kernels.MORE hands it here before lowp_tf_log) and the options it
 # takes
 TAKES = {"ctc": ("blank", "eps")}  # (eps: tf-keras' ε inside log(y + ε); Keras 3's ctc has none)
-SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: in float32, --blank, --eps)",)
+SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: --blank, --eps)",)
 EPS = 1e-7  # tf_keras.backend.epsilon()
 # TensorFlow's stand-in for log 0 at the lattice's ends: log(1e−307) in float64, cast to float32
 LOG_0 = F32(np.log(np.float64(1e-307)))
@@ -228,7 +228,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     blank = int((params or {}).get("blank") or 0)
     check_blank(y, blank)
     if keras2:
-        return batch_cost_parts(y, p, half, blank, float((params or {}).get("eps") or EPS))
+        return batch_cost_parts(y, p, kind, blank, float((params or {}).get("eps") or EPS))
     pred, frames, lengths, lab = unpack(y, p)
     labels, notes = keras_labels(lab, np.arange(lab.shape[1])[None, :] < lengths[:, None], kind)
     with np.errstate(all="ignore"):
@@ -367,12 +367,14 @@ def ctc_op(a: Array, labels: Array, lengths: Array, frames: Array) -> tuple[Arra
     return -log_p, np.transpose(dy, (2, 0, 1)).astype(F32)
 
 
-def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: int,
-               eps: float) -> tuple[Array, Callable[[float], Array]]:
-    """tf-keras' ctc_batch_cost of the probabilities y = e^x ([B, T, C], TensorFlow's Exp): the classes put in
-    order with the blank last, a = log(y transposed + ε) (Add and Log over [T, B, C]), the CTCLoss op's losses,
-    and for an upstream 1 or 1/N the gradient with respect to y: the upstream times the op's gradient, times
-    Eigen's reciprocal of y + ε (Log's gradient), back in the classes' order."""
+def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: int, eps: float,
+               kind: Kind = lowp_tf.FLOAT32) -> tuple[Array, Callable[[float], Array]]:
+    """tf-keras' ctc_batch_cost of the probabilities y = e^x ([B, T, C], TensorFlow's Exp in the dtype): the
+    classes put in order with the blank last, a = log(y transposed + ε) (Add and Log over [T, B, C], in the dtype),
+    the CTCLoss op's losses (in float32: tf.nn.ctc_loss casts float16 and bfloat16 inputs to float32, and its
+    losses back), and for an upstream 1 or 1/N (in the dtype) the gradient with respect to y: the upstream times
+    the op's gradient in float32, cast to the dtype, times Eigen's reciprocal of y + ε in the dtype (Log's
+    gradient), back in the classes' order."""
     b, t_max, c = x.shape
     for i in range(b):  # (the op refuses these, as TensorFlow raises them)
         if lengths[i] == 0:
@@ -382,31 +384,29 @@ def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: in
                              f"sequence (required: {lengths[i]}, available: {frames[i]}){i}")
     order = np.r_[np.arange(blank), np.arange(blank + 1, c), blank]
     where = np.argsort(order)
-    y = exp(x)[:, :, order]
-    shifted = add(np.transpose(y, (1, 0, 2)), F32(eps))
-    losses, dy = ctc_op(log(shifted), where[labels], lengths, frames)
-    recip = lowp_tf_rcp.reciprocal(shifted)
+    y = elementwise(np.ascontiguousarray(x, dtype=F32), kind.of(pexp), kind.of(libm_expf))[:, :, order]
+    shifted = kind.add(np.ascontiguousarray(np.transpose(y, (1, 0, 2))), kind.rnd(F32(eps)))
+    losses, dy = ctc_op(lowp_tf_log.log(shifted, kind), where[labels], lengths, frames)
+    recip = lowp_tf_log.recip(shifted, kind)
 
     def grad(n: float) -> Array:
-        g = mul(mul(upstream(n), dy), recip)
+        g = kind.rnd(mul(kind.rnd(mul(upstream(n, kind), dy)), recip))
         return np.transpose(g, (1, 0, 2))[:, :, where]
-    return losses, grad
+    return kind.rnd(losses), grad
 
 
-def batch_cost_parts(y: Array, p: Array, half: Any, blank: int, eps: float) -> Parts:
-    """tf-keras' ctc_batch_cost on the probabilities e^x of the log-probabilities x given: the losses it returns,
-    the gradient with respect to those probabilities of their sum and of their mean (Keras' fit: reduce_mean, its
-    gradient 1/N), and the reduced value (lowp_tf's sum, divided by N)."""
-    if half is not None:
-        name = "float16" if half is np.float16 else "bfloat16"
-        raise NotReproduced("dtype", f"tf-keras' ctc_batch_cost in {name} (log(y + ε) in {name}, then TensorFlow's "
-                            "CTCLoss op in float32) is not reproduced; use {dtype} float32")
+def batch_cost_parts(y: Array, p: Array, kind: Kind, blank: int, eps: float) -> Parts:
+    """tf-keras' ctc_batch_cost on the probabilities e^x of the log-probabilities x given: the losses it returns
+    (in the dtype), the gradient with respect to those probabilities of their sum and of their mean (Keras' fit:
+    reduce_mean, its gradient 1/N in the dtype), and the reduced value (lowp_tf's sum, divided by N)."""
     pred, frames, lengths, lab = unpack(y, p)
     with np.errstate(all="ignore"):
-        losses, grad = batch_cost(pred.astype(F32), lab, lengths, frames, blank, eps)
+        losses, grad = batch_cost(pred.astype(F32), lab, lengths, frames, blank, eps, kind)
 
     def mean_grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             return grad(n).reshape(p.shape)
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad,
-                 mean_value=lowp_tf.reduced_value(losses, lowp_tf.FLOAT32))
+                 mean_value=lowp_tf.reduced_value(losses, kind))
+
+

@@ -2,6 +2,7 @@
 (read by tests/test_lowp_tf_ctc.py).
 
     python3 scripts/golden_lowp_tf_ctc.py
+    python3 scripts/golden_lowp_tf_ctc.py --measure 40 7   # tf-keras' ctc live against lossgrad, 40 random rounds
 
 Each record: dtype, blank, note, the logits [B, T, C] (values of the dtype), the padded labels [B, L], the input and
 target lengths, and what Keras gives for them: keras.ops.ctc_loss(labels, logits, target_lengths, input_lengths,
@@ -14,9 +15,10 @@ of 8), up to 100 frames, label rows up to 24 long (16 and more take Eigen's four
 repeated labels, padded labels, sequences with no alignment (too few frames), empty label sequences, logits of
 scale 0.01 to 3000, a blank other than 0.
 
-And tf-keras' tf_keras.backend.ctc_batch_cost in float32 (convention "tf-keras"; `tfkeras_record`): the probabilities
-e^x of log-probabilities x, the blank moved last as it takes it, TensorFlow's C++ CTCLoss op; its losses and the
-gradient with respect to the probabilities of their reduce_sum and reduce_mean.
+And tf-keras' tf_keras.backend.ctc_batch_cost in float32, float16 and bfloat16 (convention "tf-keras";
+`tfkeras_record`): the probabilities e^x of log-probabilities x (Exp in the dtype), the blank moved last as it takes
+it, log(y + ε) in the dtype, TensorFlow's C++ CTCLoss op (tf.nn.ctc_loss casts half inputs to float32 and the losses
+back); its losses and the gradient with respect to the probabilities of their sum and mean as fit reduces them.
 """
 
 from __future__ import annotations
@@ -129,27 +131,30 @@ def adversarial_cases(rng) -> list[tuple]:
     return out
 
 
-def tfkeras_record(x: np.ndarray, labels: np.ndarray, il, tl, blank: int = 0, note: str = "") -> dict:
-    """tf-keras' ctc_batch_cost in float32 on the probabilities y = e^x of log-probabilities x [B, T, C] (TensorFlow's
-    Exp, in the case's class order; then the classes put in order with the blank last, as it takes them): the [B, 1]
-    losses, and the value and the gradient with respect to y (back in the case's order) of their reduce_sum and
-    reduce_mean (Keras' fit)."""
+def tfkeras_record(x: np.ndarray, labels: np.ndarray, il, tl, blank: int = 0, note: str = "",
+                   dtype: str = "float32") -> dict:
+    """tf-keras' ctc_batch_cost in `dtype` on the probabilities y = e^x of log-probabilities x [B, T, C] (x rounded
+    to the dtype, TensorFlow's Exp in it, in the case's class order; then the classes put in order with the blank
+    last, as it takes them): the [B, 1] losses, and the value and the gradient with respect to y (back in the case's
+    order) of their sum and mean as Keras' fit reduces them (compute_weighted_loss: reduce_sum, then divided by N
+    in the dtype, divide_no_nan)."""
     import tf_keras
+    from tf_keras.src.utils import losses_utils
 
     c = x.shape[2]
     order = [k for k in range(c) if k != blank] + [blank]
     where = np.argsort(order)
     il, tl = np.asarray(il, np.int32), np.asarray(tl, np.int32)
     lab = np.where(np.arange(np.shape(labels)[1])[None, :] < tl[:, None], where[np.asarray(labels)], 0)
-    y = tf.exp(tf.constant(x, tf.float32)).numpy()[..., order]
-    rec = {"dtype": "float32", "convention": "tf-keras", "blank": blank, "note": note, "pred": _short(x),
+    y = tf.gather(tf.exp(tf.constant(x, DTYPES[dtype])), order, axis=2)
+    rec = {"dtype": dtype, "convention": "tf-keras", "blank": blank, "note": note, "pred": _short(in_dtype(x, dtype)),
            "labels": np.asarray(labels).tolist(), "input_lengths": il.tolist(), "target_lengths": tl.tolist()}
-    for name, reduce in (("sum", tf.reduce_sum), ("mean", tf.reduce_mean)):
-        yv = tf.Variable(tf.constant(y))
+    for name, how in (("sum", "sum"), ("mean", "sum_over_batch_size")):
+        yv = tf.Variable(y)
         with tf.GradientTape() as tape:
             losses = tf_keras.backend.ctc_batch_cost(tf.constant(lab), yv, tf.constant(il[:, None]),
                                                      tf.constant(tl[:, None]))
-            value = reduce(losses)
+            value = losses_utils.compute_weighted_loss(losses, reduction=how)
         rec["losses"] = _short(losses.numpy()[:, 0])
         rec[name] = {"value": str(np.float32(value.numpy())),
                      "grad": _short(tape.gradient(value, yv).numpy()[..., where])}
@@ -182,12 +187,40 @@ def _log_softmax(z: np.ndarray) -> np.ndarray:
     return (s - np.log(np.exp(s).sum(axis=-1, keepdims=True))).astype(np.float32)
 
 
+def measure(rounds: int, seed: int) -> None:
+    """tf-keras' ctc_batch_cost live against lossgrad on `rounds` random cases (and the two fixed ones) per dtype:
+    gradient elements of the sum and the mean, losses and reduced values, and how many differ in their bits."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    import lossgrad
+
+    cases = tfkeras_cases(np.random.default_rng(seed), rounds)
+    for dtype in DTYPES:
+        counts = np.zeros(4, dtype=np.int64)  # gradient elements, losses, values, differing
+        for case in cases:
+            rec = tfkeras_record(*case, dtype)
+            for name in ("sum", "mean"):
+                r = lossgrad.ctc(np.array(rec["labels"]), np.array(rec["pred"], np.float32).astype(np.float64),
+                                 input_lengths=rec["input_lengths"], target_lengths=rec["target_lengths"],
+                                 convention="tf-keras", dtype=dtype, reduction=name, blank=rec["blank"])
+                got, want = np.asarray(r.grad, np.float32).reshape(-1), np.array(rec[name]["grad"], np.float32)
+                differ = np.sum(~((got == want.reshape(-1)) | (np.isnan(got) & np.isnan(want.reshape(-1)))))
+                counts += (got.size, 0, 1, differ + (np.float32(r.value) != np.float32(rec[name]["value"])))
+            losses = np.asarray(r.losses, np.float32)
+            counts += (0, losses.size, 0, np.sum(losses != np.array(rec["losses"], np.float32)))
+        print(f"{dtype}: gradient elements {counts[0]:,}, losses {counts[1]:,}, values {counts[2]}, "
+              f"differing {counts[3]}")
+
+
 def main() -> None:
+    if "--measure" in sys.argv:  # python3 scripts/golden_lowp_tf_ctc.py --measure ROUNDS SEED
+        i = sys.argv.index("--measure")
+        measure(int(sys.argv[i + 1]), int(sys.argv[i + 2]))
+        return
     rng = np.random.default_rng(20261203)
     cases = [*adversarial_cases(rng), *random_cases(rng, 8)]
     records = [record(z, lab, il, tl, blank, note, dtype) for dtype in DTYPES
                for z, lab, il, tl, blank, note in cases]
-    records += [tfkeras_record(*case) for case in tfkeras_cases(rng, 8)]
+    records += [tfkeras_record(*case, dtype) for case in tfkeras_cases(rng, 8) for dtype in DTYPES]
     OUT.write_text(json.dumps({"versions": versions() | {"cpu": cpu_model()}, "records": records}, indent=None) + "\n")
     print(f"{len(records)} records -> {OUT}")
 
