@@ -89,3 +89,9 @@ def jax_x32():
     jax = pytest.importorskip("jax")
     with jax.enable_x64(False):
         yield
+
+
+def live_rounds(ci: int, explore: int) -> int:
+    """How many random rounds a live comparison runs: a few on every run (CI's time is bounded), more under
+    LOSSGRAD_EXPLORE=1."""
+    return explore if os.environ.get("LOSSGRAD_EXPLORE") else ci

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import lossgrad as cli
+from conftest import live_rounds, lossgrad as cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_ntxent.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -124,7 +124,7 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
 
     rng = live_rng
     for dtype in ("float32", "float16", "bfloat16"):
-        for _ in range(3):
+        for _ in range(live_rounds(1, 3)):
             b, d = int(rng.integers(2, 40)), int(rng.integers(1, 40))
             if dtype == "float32" and not fits(2 * b, d):
                 continue
