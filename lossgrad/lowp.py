@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import mkl
 from .losses import Parts
 from .losses._ops import Array
 
@@ -770,21 +771,39 @@ def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple
     return losses, grad
 
 
-def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tuple[Array, Grad]:
+def torch_exp(x: Array, half: Any) -> Array:
+    """torch.exp of a tensor: MKL's vmsExp in float32 (lossgrad.mkl), SLEEF's expf for a half dtype's float32."""
+    return mkl.exp(x) if half is None else expf(x)
+
+
+def torch_log(x: Array, half: Any) -> Array:
+    """torch.log of a tensor of positive normal numbers: MKL's vmsLn in float32, SLEEF's logf for a half dtype's
+    float32."""
+    return mkl.log(x) if half is None else logf(x)
+
+
+def torch_sqrt(x: Array, half: Any) -> Array:
+    """torch.sqrt (and x ** 0.5) of a tensor: MKL's vmsSqrt in float32, correctly rounded for a half dtype's
+    float32."""
+    return mkl.sqrt(x) if half is None else np.sqrt(x)
+
+
+def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
     """poisson_nll_loss under autograd, each op rounded: e^z − y·z (log rates), or p − y·log(p + ε) with ε =
     10⁻⁸ as the dtype holds it (0 in float16); full: + y·log y − y + ½·log(2πy) where y > 1. The gradient
-    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype. (e^x and log x of
-    float16 and bfloat16 are SLEEF's in float32, rounded.)"""
+    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype. (e^x and log x of float32
+    are MKL's; of float16 and bfloat16 SLEEF's in float32, rounded.)"""
     with np.errstate(divide="ignore"):
         if log_input:
-            e = rnd(expf(p))
+            e = rnd(torch_exp(p, half))
             losses = rnd(e - rnd(y * p))
         else:
             q = rnd(p + rnd(np.asarray(1e-8, dtype=F32)))
-            losses = rnd(p - rnd(y * rnd(np.where(q > 0, logf(np.where(q > 0, q, F32(1))), F32(-np.inf)))))
+            losses = rnd(p - rnd(y * rnd(np.where(q > 0, torch_log(np.where(q > 0, q, F32(1)), half),
+                                                  F32(-np.inf)))))
         if full:
-            logy = rnd(logf(np.where(y > 1, y, F32(1))))
-            two_pi_y = rnd(logf(rnd(F32(2 * np.pi) * np.where(y > 1, y, F32(1)))))
+            logy = rnd(torch_log(np.where(y > 1, y, F32(1)), half))
+            two_pi_y = rnd(torch_log(rnd(F32(2 * np.pi) * np.where(y > 1, y, F32(1))), half))
             stirling = rnd(rnd(rnd(y * logy) - y) + rnd(F32(0.5) * two_pi_y))
             losses = rnd(losses + np.where(y > 1, stirling, F32(0)))
 
@@ -798,11 +817,10 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder) -> tu
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
     """A loss reproduced in some dtypes only: poisson's e^x and log x, and gaussian-nll's log v, of float32
-    tensors come from MKL's vector library in PyTorch's builds, which is not reproduced."""
-    if loss == "poisson" and dtype == "float32":
-        return "poisson in float32 (its e^x and log x are MKL's; float16 and bfloat16 are reproduced)"
-    if loss == "gaussian-nll" and dtype == "float32":
-        return "gaussian-nll in float32 (its log v is MKL's; float16 and bfloat16 are reproduced)"
+    tensors come from MKL's vector library in PyTorch's builds, reproduced where MKL is installed."""
+    if loss in ("poisson", "gaussian-nll") and dtype == "float32" and not mkl.available():
+        what = "e^x and log x are" if loss == "poisson" else "log v is"
+        return f"{loss} in float32 (its {what} MKL's: {mkl.INSTALL}; float16 and bfloat16 are reproduced)"
     return refused(loss, dtype)
 
 
@@ -815,11 +833,14 @@ def refused(loss: str, dtype: str) -> str | None:
     return None
 
 
-def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
+def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder,
+                 half: Any) -> tuple[Array, Callable[[float], Array]]:
     """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
-    input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype."""
+    input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype. e^y of float32 is MKL's where it is installed
+    (correctly rounded where not: an ulp away now and then); of a half dtype correctly rounded, then rounded."""
     if log_target:
-        ey = rnd(np.exp(y.astype(np.float64)).astype(F32))  # (correctly rounded: MKL's vsExp is not reproduced)
+        exact = half is not None or not mkl.available()
+        ey = rnd(np.exp(y.astype(np.float64)).astype(F32) if exact else mkl.exp(y))
         losses = rnd(ey * rnd(y - logq))
         w = ey
     else:
@@ -922,8 +943,8 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
     if loss == "smooth-l1":
         return (*smooth_l1(y, p, float(params["beta"]), rnd, half), None, None)
     if loss == "poisson":
-        return (*poisson(y, p, from_logits, bool(params.get("full")), rnd), None, None)
-    return (*kl_log_input(y, p, switches.get("log_target", False), rnd), None, None)
+        return (*poisson(y, p, from_logits, bool(params.get("full")), rnd, half), None, None)
+    return (*kl_log_input(y, p, switches.get("log_target", False), rnd, half), None, None)
 
 
 HALF_LOG_2PI = F32(0.5 * np.log(2 * np.pi))  # (gaussian_nll_loss's full term, a double rounded as it is added)
@@ -939,7 +960,7 @@ def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
     v = np.maximum(var, np.asarray(np.float64(eps).astype(kind), dtype=F32))
     e = rnd(p - y)
     q = rnd(rnd(e * e) / v)
-    losses = rnd(F32(0.5) * rnd(rnd(logf(v)) + q))
+    losses = rnd(F32(0.5) * rnd(rnd(torch_log(v, half)) + q))
     if full:
         losses = rnd(losses + rnd(HALF_LOG_2PI))
 

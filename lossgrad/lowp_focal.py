@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp
+from . import lowp, mkl
 from .losses import Parts
 from .losses._ops import Array
 
@@ -93,8 +93,8 @@ def power(m: Array, e: float, rnd: Rounder, half: Any) -> Array:
         with np.errstate(divide="ignore"):
             if e == 3:
                 return rnd(rnd(m * m) * m)
-            if e == 0.5:
-                return rnd(np.sqrt(m))
+            if e == 0.5:  # (float32: MKL's vmsSqrt, as PyTorch sends x ** 0.5 to its square root)
+                return rnd(lowp.torch_sqrt(m, half))
             if e == -1:
                 return rnd(F32(1) / m)
             return rnd(F32(1) / np.where(scalar_tail(m.shape, half), rnd(np.sqrt(m)), np.sqrt(m)))
@@ -298,10 +298,10 @@ SUPPORTED = ("smooth-l1",
 
 def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
     """Options reproduced in some dtypes only: float32 focal at γ = ½ or 1.5 takes a float32 √ (MKL's in PyTorch's
-    builds, which is not reproduced)."""
-    if loss == "focal" and dtype == "float32" and params.get("gamma") in (0.5, 1.5):
-        return ("focal in float32 with {gamma} 0.5 or 1.5 (its float32 square root is MKL's; float16 and bfloat16 "
-                "are reproduced)")
+    builds, reproduced where MKL is installed)."""
+    if loss == "focal" and dtype == "float32" and params.get("gamma") in (0.5, 1.5) and not mkl.available():
+        return (f"focal in float32 with {{gamma}} 0.5 or 1.5 (its float32 square root is MKL's: {mkl.INSTALL}; "
+                "float16 and bfloat16 are reproduced)")
     return None
 
 

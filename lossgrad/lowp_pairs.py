@@ -19,9 +19,10 @@ from typing import Any
 
 import numpy as np
 
+from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, fma, mean_value, quiet, rounder, torch_sum, upstream_c
+from .lowp import F32, fma, mean_value, quiet, rounder, torch_sqrt, torch_sum, upstream_c
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
 COS_EPS = 1e-12  # cosine_embedding_loss's EPSILON, likewise
@@ -245,7 +246,7 @@ def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
     prod = _row_sum(rnd(x1 * x2), half)
     m1 = rnd(_row_sum(rnd(x1 * x1), half) + scalar(COS_EPS, half))
     m2 = rnd(_row_sum(rnd(x2 * x2), half) + scalar(COS_EPS, half))
-    denom = rnd(np.sqrt(rnd(m1 * m2)))
+    denom = rnd(torch_sqrt(rnd(m1 * m2), half))
     cos = rnd(prod / denom)
     below = rnd(cos - scalar(margin, half))
     alike, unlike = label == 1, label == -1
@@ -302,10 +303,11 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
     """cosine_embedding_loss in float32 takes its square root from MKL's vsSqrt (about one float32 root in six
-    an ulp from the correctly rounded one), which is not reproduced; a half dtype's root is correctly rounded."""
-    if loss in ("cosine", "cosine-embedding") and dtype == "float32":
-        return (f"{loss} in float32 (its square root is MKL's vsSqrt, not correctly rounded; float16 and bfloat16 "
-                "are reproduced)")
+    an ulp from the correctly rounded one), reproduced where MKL is installed; a half dtype's root is correctly
+    rounded."""
+    if loss in ("cosine", "cosine-embedding") and dtype == "float32" and not mkl.available():
+        return (f"{loss} in float32 (its square root is MKL's vsSqrt, not correctly rounded: {mkl.INSTALL}; "
+                "float16 and bfloat16 are reproduced)")
     return None
 
 

@@ -57,13 +57,15 @@ def focal_inputs(rng, dtype: str, shape: tuple[int, int], soft: bool, name: str)
     return rounded(y, dtype), rounded(z, dtype)
 
 
-def focal_records(rng) -> list[dict]:
+def focal_records(rng, mkl: bool = False) -> list[dict]:
+    """Every dtype, γ, reduction and kind of input, but float32 at γ = ½ and 1.5, whose √ is MKL's (see
+    float32_sqrt); `mkl`: those only, marked "mkl" (lossgrad reproduces them where MKL is installed)."""
     focal = torchvision_focal()
     out, i = [], 0
-    for dtype in DTYPES:
-        for gamma in GAMMAS:
-            if dtype == "float32" and gamma in (0.5, 1.5):
-                continue  # (float32's √ is MKL's: see float32_sqrt)
+    for dtype in ("float32",) if mkl else DTYPES:
+        for gamma in (0.5, 1.5) if mkl else GAMMAS:
+            if not mkl and dtype == "float32" and gamma in (0.5, 1.5):
+                continue
             for reduction in REDUCTIONS:
                 for name in ("random", "saturated"):
                     # (cycling through the shapes, α and the labels: hard or soft in turn on random logits)
@@ -74,7 +76,8 @@ def focal_records(rng) -> list[dict]:
 
                     def run(pt, yt, alpha=alpha, gamma=gamma, reduction=reduction):
                         return focal(pt, yt, alpha=-1 if alpha is None else alpha, gamma=gamma, reduction=reduction)
-                    out.append(record("focal", dtype, reduction, y, z, run, options, name))
+                    out.append(record("focal", dtype, reduction, y, z, run, options, name) | ({"mkl": True} if mkl
+                                                                                            else {}))
     return out
 
 
@@ -107,8 +110,8 @@ def smooth_records(rng) -> list[dict]:
 
 
 def float32_sqrt(rng) -> dict:
-    """float32 √x as torch forms it (MKL's in its builds): inputs where it is not the correctly rounded root,
-    the reason float32 focal with γ = ½ or 1.5 stays on its formulas."""
+    """float32 √x as torch forms it (MKL's in its builds): inputs where it is not the correctly rounded root, the
+    reason float32 focal with γ = ½ or 1.5 needs MKL (lossgrad.mkl) to be reproduced."""
     x = rng.random(20000).astype(np.float32)
     got = torch.sqrt(torch.from_numpy(x)).numpy()
     exact = np.sqrt(x)
@@ -136,7 +139,9 @@ def main() -> None:
     records = focal_records(rng) + smooth_records(rng)
     meta = {**versions(), "torchvision": torchvision_version(),
             "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    OUT.write_text(json.dumps({"versions": meta, "records": records, "float32_sqrt": float32_sqrt(rng),
+    sqrt = float32_sqrt(rng)
+    records += focal_records(np.random.default_rng(20261205), mkl=True)
+    OUT.write_text(json.dumps({"versions": meta, "records": records, "float32_sqrt": sqrt,
                                "ctc": ctc_refusal()}, separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
 

@@ -16,7 +16,7 @@ import pytest
 
 import lossgrad
 from conftest import assert_usage_error, lossgrad as run
-from lossgrad import kernels, lowp, lowp_focal, options
+from lossgrad import kernels, lowp, lowp_focal, mkl, options
 from test_lowp_more import assert_torch_results, record_ids, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_focal.json"
@@ -34,6 +34,8 @@ def _run(rec: dict) -> lossgrad.Result:
 
 @pytest.mark.parametrize("rec", DATA["records"], ids=record_ids(DATA["records"]))
 def test_torch_kernels_bit_for_bit(rec: dict) -> None:
+    if rec.get("mkl") and not mkl.available():
+        pytest.skip("float32 focal at γ = ½ or 1.5 takes MKL's √: the mkl extra is not installed")
     more = {"from_logits": True} if rec["loss"] == "focal" else {}
     assert options.setup(rec["loss"], convention="torch", dtype=rec["dtype"], **rec["options"], **more).lowp
     r = _run(rec)
@@ -54,18 +56,22 @@ def test_golden_records_torch_and_the_instruction_set() -> None:
     assert {np.size(r["pred"]) % 64 for r in focal} >= {39, 58, 55, 48}
 
 
-def test_float32_square_root_is_not_reproduced_so_gamma_half_stays_on_its_formulas() -> None:
-    # torch's float32 √x (MKL's) is not the correctly rounded root on the recorded inputs: float32 focal with
-    # γ = ½ (its forward) or 1.5 (its backward's m^½) is not claimed bit for bit; the half dtypes take SLEEF's
-    # powf (float16) or √ in float32 rounded to bfloat16, which are
+def test_float32_square_root_is_mkls() -> None:
+    # torch's float32 √x (MKL's vmsSqrt) is not the correctly rounded root on the recorded inputs: float32 focal with
+    # γ = ½ (its forward) or 1.5 (its backward's m^½) is reproduced with MKL's own √ where the mkl extra is
+    # installed, and stays on its formulas where it is not; the half dtypes take SLEEF's powf (float16) or √ in
+    # float32 rounded to bfloat16
     rec = DATA["float32_sqrt"]
     x, want = values(rec["x"], "float32"), values(rec["sqrt"], "float32")
     assert len(x) and rec["differ_from_rounded"] > 0 and not np.array_equal(np.sqrt(x), want)
     for gamma in (0.5, 1.5):
         setup = options.setup("focal", convention="torch", dtype="float32", from_logits=True, gamma=gamma)
-        assert not setup.lowp
+        assert setup.lowp == mkl.available()
         assert options.setup("focal", convention="torch", dtype="bfloat16", from_logits=True, gamma=gamma).lowp
     assert options.setup("focal", convention="torch", dtype="float32", from_logits=True, gamma=2.5).lowp
+    assert any(r.get("mkl") for r in DATA["records"])
+    if mkl.available():
+        assert np.array_equal(mkl.sqrt(x), want)
 
 
 def test_ctc_in_half_dtypes_is_refused_with_pytorchs_own_reason() -> None:

@@ -13,7 +13,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import kernels, lowp, options
+from lossgrad import kernels, lowp, mkl, options
 from test_lowp_more import assert_torch_results, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_newer.json"
@@ -60,16 +60,20 @@ def test_golden_records_torch_and_the_instruction_set() -> None:
     assert ties
 
 
-def test_float32_log_is_not_reproduced_so_float32_stays_on_its_formulas() -> None:
-    # torch's float32 log x (MKL's vsLn) is neither SLEEF's logf nor the correctly rounded log on the recorded
-    # inputs: float32 gaussian-nll and poisson are not claimed bit for bit
+def test_float32_log_is_mkls() -> None:
+    # torch's float32 log x (MKL's vmsLn) is neither SLEEF's logf nor the correctly rounded log on the recorded
+    # inputs: float32 gaussian-nll and poisson are reproduced with MKL's own log where the mkl extra is installed,
+    # and stay on their formulas where it is not
     rec = DATA["float32_log"]
     x, want = values(rec["x"], "float32"), values(rec["log"], "float32")
     assert len(x) and not np.array_equal(lowp.logf(x), want) and not np.array_equal(lowp.libm_logf(x), want)
     assert not np.array_equal(np.log(x.astype(np.float64)).astype(np.float32), want)
-    assert kernels.unsupported("torch", "float32", "gaussian-nll", True, {"full": False}, {"full": False}, False)
-    assert not options.setup("gaussian-nll", convention="torch", dtype="float32").lowp
+    assert bool(kernels.unsupported("torch", "float32", "gaussian-nll", True, {"full": False}, {"full": False},
+                                    False)) != mkl.available()
+    assert options.setup("gaussian-nll", convention="torch", dtype="float32").lowp == mkl.available()
     assert options.setup("gaussian-nll", convention="torch", dtype="bfloat16").lowp
+    if mkl.available():
+        assert np.array_equal(mkl.log(x), want)
 
 
 def test_sample_weights_stay_refused_in_half_dtypes() -> None:

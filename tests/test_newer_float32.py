@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import lossgrad
+from lossgrad import mkl
 from test_golden import _num, assert_close
 
 GOLDEN = Path(__file__).resolve().parent / "golden"
@@ -34,6 +35,12 @@ BIT_FOR_BIT = [
     ("dice", "keras", ("none", "sum", "mean"), "grad", "all"),
     ("tversky", "keras", ("none", "sum", "mean"), "grad", "all"),
 ]
+# and with MKL's vector math (the mkl extra: lossgrad.mkl), PyTorch's float32 log and √ themselves
+WITH_MKL = [
+    ("gaussian-nll", "torch", ("none", "sum", "mean"), quantity, "all") for quantity in
+    ("losses", "value", "grad", "grad_var")] + [
+    ("poisson", "torch", ("none", "sum", "mean"), quantity, "all") for quantity in ("losses", "value", "grad")] + [
+    ("cosine-embedding", "torch", ("none", "sum", "mean"), "grad", "all")]
 
 
 def _float32_cases():
@@ -62,9 +69,12 @@ def _wanted(case, name):
     return case.get(name)
 
 
-@pytest.mark.parametrize("loss, conv, reductions, name, which", BIT_FOR_BIT,
-                         ids=[f"{r[0]}-{r[1]}-{r[3]}-{r[4][:5]}" for r in BIT_FOR_BIT])
+@pytest.mark.parametrize("loss, conv, reductions, name, which", BIT_FOR_BIT + WITH_MKL,
+                         ids=[f"{r[0]}-{r[1]}-{r[3]}-{r[4][:5]}{'-mkl' if r in WITH_MKL else ''}"
+                              for r in BIT_FOR_BIT + WITH_MKL])
 def test_bit_for_bit(loss, conv, reductions, name, which):
+    if (loss, conv, reductions, name, which) in WITH_MKL and not mkl.available():
+        pytest.skip("PyTorch's float32 log and √ are MKL's: the mkl extra is not installed")
     seen = 0
     for case_loss, case in _float32_cases():
         if case_loss != loss or case["convention"] != conv or case["reduction"] not in reductions:
