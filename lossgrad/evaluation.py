@@ -286,6 +286,8 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
             fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {e.what}"
+    elif setup.dtype.value == "float32" and "lossgrad[mkl]" in (setup.kernels_lacking or ""):
+        fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {setup.kernels_lacking}"
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

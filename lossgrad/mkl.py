@@ -27,7 +27,7 @@ import numpy as np
 MODE = 0x2 | 0x140000 | 0x100
 CHUNK = 2**31 - 1  # (VML counts elements in a 32-bit int)
 NAMES = ("libmkl_rt.so.2", "libmkl_rt.so", "libmkl_rt.2.dylib", "mkl_rt.2.dll")
-INSTALL = "pip install 'lossgrad[mkl]' (Intel's MKL, as PyTorch's builds link it)"
+INSTALL = "pip install 'lossgrad[mkl]' for PyTorch's bits"
 
 
 def _candidates() -> list[str]:

@@ -101,14 +101,19 @@ class Setup:
     @property
     def lowp(self) -> bool:
         """The convention's own CPU kernels are reproduced bit for bit in this dtype (lossgrad.lowp)."""
-        dtype = "float32" if self.autocast or self.float32_kernels else self.dtype.value  # (the float32 kernels)
         float64 = (self.dtype is Dtype.FLOAT64 and self.loss.name not in self.conv.kernels_float64
                    and not self.float32_kernels)
-        if self.conv.kernels is None or float64:
-            return False
+        return self.conv.kernels is not None and not float64 and self.kernels_lacking is None
+
+    @property
+    def kernels_lacking(self) -> str | None:
+        """Why the convention's kernels are not reproduced in this dtype (None: they are, or it has none)."""
+        if self.conv.kernels is None:
+            return None
+        dtype = "float32" if self.autocast or self.float32_kernels else self.dtype.value  # (the float32 kernels)
         from . import kernels  # (the backends load only where a low-precision kernel may run)
         return kernels.unsupported(self.conv.kernels, dtype, self.loss.name, self.from_logits, self.kernel_params,
-                                   self.switches, self.sample_weight) is None
+                                   self.switches, self.sample_weight)
 
     @property
     def float32_kernels(self) -> bool:

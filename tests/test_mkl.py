@@ -100,3 +100,12 @@ def test_live_torch_float32_through_mkl(live_rng: np.random.Generator) -> None:
         r = lossgrad.evaluate("cosine-embedding", b, a, label=label, convention="torch", dtype="float32",
                               margin=0.1, reduction="sum")
         assert _differing(r.grad, at.grad.numpy()) == 0 and _differing([r.value], [want.item()]) == 0
+
+
+def test_without_mkl_a_float32_run_says_it_is_the_formulas() -> None:
+    r = cli(*POISSON[:-2], env={"LOSSGRAD_MKL": "0"})
+    assert r.code == 0, r.err
+    assert ("warning: computed by lossgrad's float32 formulas, not bit for bit: poisson in float32 (its e^x and log "
+            "x are MKL's: pip install 'lossgrad[mkl]' for PyTorch's bits") in r.err
+    if mkl.available():
+        assert "warning" not in cli(*POISSON[:-2]).err
