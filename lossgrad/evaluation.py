@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from . import autocast, mkl
+from . import autocast
 from .errors import DomainError, InputError, NotReproduced, OptionError
 from .losses import Parts
 from .losses.base import first_bad
@@ -286,8 +286,10 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
             fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {e.what}"
-    elif setup.dtype.value == "float32" and mkl.INSTALL in (setup.kernels_lacking or ""):  # (MKL would give them)
-        fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {setup.kernels_lacking}"
+    elif setup.dtype.value == "float32" and setup.conv.kernels is not None:
+        from .mkl import INSTALL  # (the kernels lack only MKL's e^x, log x or √x: say so, and how to get them)
+        fallback = None if INSTALL not in (setup.kernels_lacking or "") else (
+            f"computed by lossgrad's float32 formulas, not bit for bit: {setup.kernels_lacking}")
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

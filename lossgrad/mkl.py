@@ -14,7 +14,6 @@ Loaded on first use only: importing this module costs nothing.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 import sys
 from functools import cache
@@ -35,6 +34,8 @@ def _candidates() -> list[str]:
     places = [os.environ.get("LOSSGRAD_MKL", "")]
     for prefix in dict.fromkeys((sys.prefix, sys.base_prefix, sys.exec_prefix)):
         places += [str(Path(prefix) / "lib" / name) for name in NAMES]
+    import ctypes.util  # (only when the library is first looked for)
+
     found = ctypes.util.find_library("mkl_rt")
     return [p for p in [*places, found or ""] if p]
 
