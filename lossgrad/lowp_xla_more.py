@@ -242,8 +242,10 @@ def powf(x: Array, e: float) -> Array:
 
 
 # rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
-# a time, else 8 (LLVM's cost model, measured for every batch below 4096 elements; 7 and 8 features: always 4)
+# a time, else 8 (LLVM's cost model, measured below 4096 elements; 7 and 8 features: always 4); the loop over
+# stored differences (UNPAIRED) vectorizes rows of 5 to 8 features only
 FOUR_BELOW = {2: 3, 3: 7, 4: 8, 5: 5, 6: 5, 7: 4096, 8: 4096}
+UNPAIRED = {5: 4, 6: 4, 7: 4096, 8: 4096}
 
 
 def _fma_chain(d: Array) -> Array:
@@ -255,13 +257,15 @@ def _fma_chain(d: Array) -> Array:
     return acc
 
 
-def _vector_rows(rows: int, n: int) -> int:
+def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
     """How many leading rows (of 2 to 8 features) LLVM's loop vectorizer takes 4 or 8 at a time; the rest run the
     scalar loop. Below 16 rows only a batch of 4 or 8 is vectorized (no scalar rest for so short a loop)."""
+    if n not in four_below:
+        return 0
     if rows < 16:
         return rows if rows in (4, 8) else 0
     groups, over = divmod(rows, 8)
-    return rows // 4 * 4 if over >= 4 and groups < FOUR_BELOW[n] else groups * 8
+    return rows // 4 * 4 if over >= 4 and groups < four_below[n] else groups * 8
 
 
 def fused_squares(d: Array, paired: bool) -> Array:
@@ -269,19 +273,19 @@ def fused_squares(d: Array, paired: bool) -> Array:
     features a loop of its own, whose rows LLVM vectorizes (the squares added in order) or leaves to the scalar
     loop (each square contracted into the running sum, _fma_chain); more features, the squares stored and summed
     as jnp.sum adds them (XLA's windows of 32, or YNNPACK's lanes from 4096 elements). `paired`: the subtraction
-    fused into the loop too (jnp.mean over 2 rows or more); otherwise XLA stores the differences first, and the
-    loop over them vectorizes rows of 5 to 8 features in patterns not pinned down here."""
+    fused into the loop too (jnp.mean over 2 rows or more); otherwise XLA stores the differences first, and its
+    loop over them vectorizes otherwise (UNPAIRED; a pair of rows of 5 to 8 features as one vector: its first 4
+    squares added in order and a fifth contracted, 6 to 8 all added in order)."""
     rows, n = d.shape
     if n > 32 or rows * n >= YNN_FROM:
         return xla_sum(ftz(d * d))
-    if not paired and 5 <= n <= 8:
-        raise NotReproduced("dtype", "JAX's float32 triplet_margin_loss under jit with 5 to 8 features and a sum "
-                            "(or no reduction) is not reproduced (LLVM vectorizes XLA's row sums of the squares in "
-                            "patterns of its own); ask for the mean, or JAX op by op (--no-jit; jit=False in Python)")
+    if not paired and rows == 2 and 5 <= n <= 8:
+        first = 4 if n == 5 else n
+        acc = _in_order(ftz(d[:, :first] * d[:, :first]), ftz)
+        return acc if first == n else _fma(d[:, 4], d[:, 4], acc)
     out = _fma_chain(d)
-    if paired and n <= 8:
-        v = _vector_rows(rows, n)
-        out[:v] = _in_order(ftz(d[:v] * d[:v]), ftz)
+    v = _vector_rows(rows, n, FOUR_BELOW if paired else UNPAIRED)
+    out[:v] = _in_order(ftz(d[:v] * d[:v]), ftz)
     return out
 
 

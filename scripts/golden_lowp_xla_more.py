@@ -154,12 +154,14 @@ def records(rng) -> list[dict]:
 
 # float32 triplet under jit (recorded after the rest, from a generator of its own): batches of N rows of D features
 # that take each of XLA's row sums of the squares (one feature; 2 to 8, whose rows LLVM vectorizes 4 or 8 at a time
-# or leaves to the scalar loop; 9 to 32; windows of 32; YNNPACK's lanes from 4096 elements), and the reductions
-# lossgrad reproduces there (the sum and none only outside 5 to 8 features)
+# or leaves to the scalar loop; 9 to 32; windows of 32; YNNPACK's lanes from 4096 elements, a part-filled last
+# vector among them), in the three reductions (the sum and none store the differences before their row sums)
 JIT_TRIPLETS = ((1, 3, ("mean", "sum", "none")), (12, 1, ("mean", "sum")), (21, 2, ("mean", "sum", "none")),
-                (30, 3, ("mean", "sum")), (61, 4, ("mean", "none")), (45, 5, ("mean",)), (37, 6, ("mean",)),
-                (100, 7, ("mean",)), (14, 8, ("mean",)), (17, 10, ("mean", "sum")), (9, 32, ("mean", "none")),
-                (5, 33, ("mean", "sum")), (104, 40, ("sum",)), (260, 16, ("mean",)), (520, 8, ("mean",)))
+                (30, 3, ("mean", "sum")), (61, 4, ("mean", "none")), (45, 5, ("mean", "sum")),
+                (37, 6, ("mean", "none")), (100, 7, ("mean", "sum")), (14, 8, ("mean", "sum")), (29, 5, ("sum",)),
+                (2, 5, ("sum", "none")), (2, 7, ("sum",)), (17, 10, ("mean", "sum")), (9, 32, ("mean", "none")),
+                (5, 33, ("mean", "sum")), (104, 40, ("sum",)), (260, 16, ("mean",)), (520, 8, ("mean",)),
+                (17, 241, ("mean",)))
 
 
 def jit_triplet_records(rng) -> list[dict]:

@@ -138,17 +138,19 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
                     assert not any(compare(rec, _run(rec)).values()), (loss, options, dtype, jit, name)
 
 
-def test_float32_triplet_sums_under_jit_with_5_to_8_features_fall_back_with_the_reason() -> None:
-    # (XLA stores the differences first there and LLVM vectorizes the rows in patterns not pinned down): lossgrad's
-    # float32 formulas, said in a warning; by hand d(a, p) = √(9 + 16 + 1e-6) ≈ 5, d(a, n) = √1e-6 = 0.001, the
-    # loss 5 − 0.001 + 1 = 5.999 (within float32 rounding)
-    a, p = [[3.0, 4.0, 0.0, 0.0, 0.0]], [[0.0, 0.0, 0.0, 0.0, 0.0]]
-    for reduction in ("sum", "none"):
-        r = lossgrad.evaluate("triplet", p, a, negative=a, convention="optax", dtype="float32", reduction=reduction)
-        assert any("5 to 8 features" in w and "float32 formulas" in w for w in r.warnings)
-        assert abs(float(r.losses[0]) - 5.999) < 1e-5
-    r = lossgrad.evaluate("triplet", p * 2, a * 2, negative=a * 2, convention="optax", dtype="float32")
-    assert not r.warnings and abs(float(r.value) - 5.999) < 1e-5  # (the mean over 2 rows: reproduced)
+def test_float32_triplet_rows_of_more_than_1024_features_under_jit_fall_back_with_the_reason() -> None:
+    # (YNNPACK's tiles for such rows, in a batch of 4096 elements or more, are not reproduced): lossgrad's float32
+    # formulas, said in a warning; by hand d(a, p) = √(9 + 16 + 1e-6) ≈ 5, d(a, n) = √1e-6 = 0.001, each loss
+    # 5 − 0.001 + 1 = 5.999 (within float32 rounding)
+    a = np.zeros((4, 1025))
+    a[:, :2] = [3.0, 4.0]
+    r = lossgrad.evaluate("triplet", np.zeros_like(a), a, negative=a, convention="optax", dtype="float32")
+    assert any("YNNPACK" in w and "float32 formulas" in w for w in r.warnings)
+    assert np.abs(r.losses - 5.999).max() < 1e-5
+    for rows, cols in ((1, 1025), (4, 1024)):  # (below 4096 elements, or rows of up to 1024: reproduced)
+        r = lossgrad.evaluate("triplet", np.zeros((rows, cols)), a[:rows, :cols], negative=a[:rows, :cols],
+                              convention="optax", dtype="float32")
+        assert not r.warnings and np.abs(r.losses - 5.999).max() < 1e-5
 
 
 def test_log_cosh_sums_of_22_to_32_under_jit_in_float32_are_lossgrads_own() -> None:
