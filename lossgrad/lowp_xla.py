@@ -159,7 +159,7 @@ def _lanes(x: Array) -> Array:
     padded = np.zeros((rows, m * 16), dtype=F32)
     padded[:, :n] = x
     chunks = padded.reshape(rows, m, 16)
-    full = m // 16 * 16
+    full = n // 16 // 16 * 16  # (whole tiles of whole vectors: a part-filled last vector goes with the tail)
     acc: Array | None = _tiles(chunks, 0, full, 16) if full else None
     for t in range(full, m, 4):
         part = _tiles(chunks, t, min(t + 4, m), 1)

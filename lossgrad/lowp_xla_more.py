@@ -25,6 +25,7 @@ from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import (
     F32,
+    YNN_FROM,
     Grad,
     Rounder,
     _sigmoid_via_softplus,
@@ -44,7 +45,7 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
-             "triplet op by op, and under jit in float16 and bfloat16 (triplet_margin_loss, norm_degree 2)")
+             "triplet op by op and under jit (triplet_margin_loss, norm_degree 2)")
 DTYPES = lowp_xla.DTYPES
 
 
@@ -240,18 +241,70 @@ def powf(x: Array, e: float) -> Array:
     return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
 
 
-def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Rounder,
-            jit: bool) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+# rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
+# a time, else 8 (LLVM's cost model, measured below 4096 elements; 7 and 8 features: always 4); the loop over
+# stored differences (UNPAIRED) vectorizes rows of 5 to 8 features only
+FOUR_BELOW = {2: 3, 3: 7, 4: 8, 5: 5, 6: 5, 7: 4096, 8: 4096}
+UNPAIRED = {5: 4, 6: 4, 7: 4096, 8: 4096}
+
+
+def _fma_chain(d: Array) -> Array:
+    """Σd² along each row as XLA's scalar loop adds it: d₀·d₀ + d₁² in one FMA, then each square contracted into the
+    running sum."""
+    acc = _fma(d[:, 0], d[:, 0], ftz(d[:, 1] * d[:, 1]))
+    for i in range(2, d.shape[1]):
+        acc = _fma(d[:, i], d[:, i], acc)
+    return acc
+
+
+def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
+    """How many leading rows (of 2 to 8 features) LLVM's loop vectorizer takes 4 or 8 at a time; the rest run the
+    scalar loop. Below 16 rows only a batch of 4 or 8 is vectorized (no scalar rest for so short a loop)."""
+    if n not in four_below:
+        return 0
+    if rows < 16:
+        return rows if rows in (4, 8) else 0
+    groups, over = divmod(rows, 8)
+    return rows // 4 * 4 if over >= 4 and groups < four_below[n] else groups * 8
+
+
+def fused_squares(d: Array, paired: bool) -> Array:
+    """Σd² along each row as XLA computes it under jit in float32, the squares fused into the reduction: up to 32
+    features a loop of its own, whose rows LLVM vectorizes (the squares added in order) or leaves to the scalar
+    loop (each square contracted into the running sum, _fma_chain); more features, the squares stored and summed
+    as jnp.sum adds them (XLA's windows of 32, or YNNPACK's lanes from 4096 elements). `paired`: the subtraction
+    fused into the loop too (jnp.mean over 2 rows or more); otherwise XLA stores the differences first, and its
+    loop over them vectorizes otherwise (UNPAIRED; a pair of rows of 5 to 8 features as one vector: its first 4
+    squares added in order and a fifth contracted, 6 to 8 all added in order)."""
+    rows, n = d.shape
+    if n > 32 or rows * n >= YNN_FROM:
+        return xla_sum(ftz(d * d))
+    if not paired and rows == 2 and 5 <= n <= 8:
+        first = 4 if n == 5 else n
+        acc = _in_order(ftz(d[:, :first] * d[:, :first]), ftz)
+        return acc if first == n else _fma(d[:, 4], d[:, 4], acc)
+    out = _fma_chain(d)
+    v = _vector_rows(rows, n, FOUR_BELOW if paired else UNPAIRED)
+    out[:v] = _in_order(ftz(d[:v] * d[:v]), ftz)
+    return out
+
+
+def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Rounder, jit: bool,
+            fused: bool = False, paired: bool = False) -> tuple[Array, Array, Callable[[float], list[Array]]]:
     """triplet_margin_loss (norm_degree 2, eps 1e-6): d(u, v) = (Σ(u − v)² + ε)^½, max(d(a, pos) − d(a, neg) +
     margin, 0); jax.grad through ½·(Σ + ε)^−½·2(u − v), the maximum's share (½ at 0) first. x^½ is powf op by op
     and a square root under jit (XLA's rewrite); x^−½ is powf either way; the squares kept as `k` keeps them on
-    their way into the float32 sum. Returns the losses, the terms the mean adds, and the gradients (anchor,
-    positive, negative)."""
+    their way into the float32 sum. `fused` (float32 under jit): the squares fused into XLA's row sum (one
+    feature: d·d + ε in one FMA; `paired` as fused_squares takes it), and the gradients as _fused_grads forms
+    them. Returns the losses, the terms the mean adds, and the gradients (anchor, positive, negative)."""
     eps = r(F32(1e-6))
 
     def dist(v: Array) -> tuple[Array, Array, Array]:
         d = r(a - v)
-        h = r(_rows(d * d, r, k) + eps)
+        if not fused:
+            h = r(_rows(d * d, r, k) + eps)
+        else:
+            h = _fma(d[:, 0], d[:, 0], eps) if d.shape[1] == 1 else ftz(fused_squares(d, paired) + eps)
         root = r(np.sqrt(h)) if jit else r(powf(h, 0.5))
         return d, root, r(F32(0.5) * r(powf(h, -0.5)))
     dp, root_p, half_p = dist(pos)
@@ -262,10 +315,24 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Roun
 
     def grads(n: float) -> list[Array]:
         bl = r(r(upstream(n)) * w)
-        bp = r(r(-bl * half_n)[:, None] * r(F32(2) * dn))
-        bt = r(r(bl * half_p)[:, None] * r(F32(2) * dp))
+        cn, cp = r(-bl * half_n)[:, None], r(bl * half_p)[:, None]
+        if fused:
+            return _fused_grads(cn, cp, dn, dp)
+        bp, bt = r(cn * r(F32(2) * dn)), r(cp * r(F32(2) * dp))
         return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
+
+
+def _fused_grads(cn: Array, cp: Array, dn: Array, dp: Array) -> list[Array]:
+    """triplet's gradients (anchor, positive, negative) under jit in float32 from each row's factors c and the
+    differences d: XLA doubles c before its product with d (one feature: d, the row being a bitcast away), and
+    contracts the anchor's sum of the two products into an FMA, the negative's product fused (one feature: the
+    positive's)."""
+    one = dn.shape[1] == 1
+    sn, sp = (cn, cp) if one else (ftz(F32(2) * cn), ftz(F32(2) * cp))
+    un, up = (ftz(F32(2) * dn), ftz(F32(2) * dp)) if one else (dn, dp)
+    bp, bt = ftz(sn * un), ftz(sp * up)
+    return [_fma(sp, up, bp) if one else _fma(sn, un, bt), -bt, -bp]
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -295,7 +362,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     params = params or {}
     if loss == "triplet":
         return triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=F32), half, switches.get("jit", True),
-                             float(params.get("margin", 1.0)))
+                             float(params.get("margin", 1.0)), switches.get("mean", True))
     jit = switches.get("jit", True)
     r = rounder(half)
     k = ftz if jit and half is not None and half is not np.float16 else r  # (as lowp_xla.compute)
@@ -329,17 +396,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 
 
-def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float) -> Parts:
-    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'. Under jit in float32
-    XLA sums the squares of a row in a fused reduction of an order of its own: not reproduced there."""
-    if jit and half is None:
-        raise NotReproduced("dtype", "JAX's float32 triplet_margin_loss under jit is not reproduced (XLA's fused row "
-                            "sums of the squares take an order of their own); ask for JAX op by op (--no-jit; "
-                            "jit=False in Python)")
+def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True) -> Parts:
+    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'."""
     r = rounder(half)
     k = ftz if jit and half is not np.float16 else r  # (as lowp_xla.compute)
     with np.errstate(all="ignore"):
-        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit)
+        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
+                                       mean and a.shape[0] > 1)
 
     def quiet(n: float) -> list[Array]:
         with np.errstate(all="ignore"):

@@ -175,8 +175,8 @@ class Setup:
 
     @property
     def kernel_switches(self) -> dict[str, bool]:
-        """The switches a kernels backend reads: the loss's own, and jit."""
-        return {**self.switches, "jit": self.jit is not False}
+        """The switches a kernels backend reads: the loss's own, jit, and whether the reduction is the mean."""
+        return {**self.switches, "jit": self.jit is not False, "mean": self.reduction is Reduction.MEAN}
 
     @property
     def switches(self) -> dict[str, bool]:

@@ -30,11 +30,16 @@ OPTIONS = {"huber": ({"delta": 1.0}, {"delta": 0.7}), "hinge": ({},), "logcosh":
 
 
 def modes(loss: str, dtype: str) -> tuple[bool, ...]:
-    """jit (True) and op by op (False) where lossgrad reproduces them (cosine op by op; triplet op by op, and under
-    jit in float16 and bfloat16)."""
+    """jit (True) and op by op (False) as the first records take them (cosine op by op; triplet op by op, and under
+    jit in float16 and bfloat16; float32 triplet under jit: jit_triplet_records)."""
     if loss == "cosine" or (loss == "triplet" and dtype == "float32"):
         return (False,)
     return (True, False)
+
+
+def reproduced_modes(loss: str, dtype: str) -> tuple[bool, ...]:
+    """jit and op by op where lossgrad reproduces them (modes, and float32 triplet under jit)."""
+    return (True, False) if loss == "triplet" else modes(loss, dtype)
 
 
 def per_example(loss: str, options: dict, y, extra: dict):
@@ -87,9 +92,11 @@ def _errors(rng, n: int) -> tuple[np.ndarray, np.ndarray]:
     return y, y + rng.standard_normal(n) * rng.choice([0.01, 0.5, 1.0, 2.0, 100.0], n)
 
 
-def triplets(rng, dtype: str, n: int) -> list[tuple[np.ndarray, np.ndarray, np.ndarray, str | None]]:
-    """(positives, anchors, negatives): random rows of 1 to 40 features, and equal rows (a distance of √ε)."""
-    cols = int(rng.choice([1, 3, 10, 12, 33, 40]))
+def triplets(rng, dtype: str, n: int, cols: int | None = None) -> list[tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                          str | None]]:
+    """(positives, anchors, negatives): random rows of 1 to 40 features (or `cols`), and equal rows (a distance of
+    √ε)."""
+    cols = int(rng.choice([1, 3, 10, 12, 33, 40])) if cols is None else cols
     a = rng.standard_normal((n, cols)) * rng.choice([0.1, 1.0, 10.0], (n, 1))
     pos, neg = (a + rng.standard_normal((n, cols)) * rng.choice([1e-3, 0.5, 2.0], (n, 1)) for _ in range(2))
     ta = np.array([[1.0, 2.0, 3.0], [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], [5.0, -4.0, 0.5]])
@@ -145,10 +152,32 @@ def records(rng) -> list[dict]:
     return out
 
 
+# float32 triplet under jit (recorded after the rest, from a generator of its own): batches of N rows of D features
+# that take each of XLA's row sums of the squares (one feature; 2 to 8, whose rows LLVM vectorizes 4 or 8 at a time
+# or leaves to the scalar loop; 9 to 32; windows of 32; YNNPACK's lanes from 4096 elements, a part-filled last
+# vector among them), in the three reductions (the sum and none store the differences before their row sums)
+JIT_TRIPLETS = ((1, 3, ("mean", "sum", "none")), (12, 1, ("mean", "sum")), (21, 2, ("mean", "sum", "none")),
+                (30, 3, ("mean", "sum")), (61, 4, ("mean", "none")), (45, 5, ("mean", "sum")),
+                (37, 6, ("mean", "none")), (100, 7, ("mean", "sum")), (14, 8, ("mean", "sum")), (29, 5, ("sum",)),
+                (2, 5, ("sum", "none")), (2, 7, ("sum",)), (17, 10, ("mean", "sum")), (9, 32, ("mean", "none")),
+                (5, 33, ("mean", "sum")), (104, 40, ("sum",)), (260, 16, ("mean",)), (520, 8, ("mean",)),
+                (17, 241, ("mean",)))
+
+
+def jit_triplet_records(rng) -> list[dict]:
+    out = []
+    for n, cols, reductions in JIT_TRIPLETS:
+        for options in OPTIONS["triplet"]:
+            for reduction in reductions:
+                out += [record("triplet", options, "float32", True, reduction, y, p, name, neg)
+                        for y, p, neg, name in triplets(rng, "float32", n, cols)]
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
-    recs = records(np.random.default_rng(20261203))
+    recs = records(np.random.default_rng(20261203)) + jit_triplet_records(np.random.default_rng(20261204))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
