@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 
-from . import autocast as mixed, conventions, lowp
+from . import autocast as mixed, conventions
 from .conventions import Convention
 from .errors import OptionError
 from .inputs import parse_inline, to_array
@@ -96,7 +96,10 @@ class Setup:
     @property
     def half(self) -> Any:
         """The half dtype's numpy type, whose values are carried in float32 arrays; None for float32 and float64."""
-        return lowp.half_dtype(self.dtype.value) if self.dtype in (Dtype.FLOAT16, Dtype.BFLOAT16) else None
+        if self.dtype not in (Dtype.FLOAT16, Dtype.BFLOAT16):
+            return None
+        from . import lowp  # (the kernels' module loads only for a low-precision run)
+        return lowp.half_dtype(self.dtype.value)
 
     @property
     def lowp(self) -> bool:
