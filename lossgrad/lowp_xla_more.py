@@ -44,7 +44,8 @@ from .lowp_xla import (
 TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha"),
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
-             "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
+             "focal (from logits: sigmoid_focal_loss)",
+             "cosine op by op, and under jit in float32 (cosine_distance)",
              "triplet op by op and under jit (triplet_margin_loss, norm_degree 2)")
 DTYPES = lowp_xla.DTYPES
 
@@ -376,11 +377,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, terms, grad = hinge(np.where(y == 0, F32(-1), y), p, r, k)  # (0/1 labels read as −1/1)
         elif loss == "logcosh":
             losses, terms, grad = log_cosh(y, p, r, k, fused)
+        elif loss == "cosine" and fused:
+            return cosine_jit(y, p, switches.get("mean", True))
         elif loss == "cosine":
             if jit:
-                raise NotReproduced("dtype", "JAX's cosine_distance under jit is not reproduced (XLA folds the "
-                                    "targets' norms and reorders the products inside its fused row sums); ask for "
-                                    "JAX op by op (--no-jit; jit=False in Python)")
+                raise NotReproduced("dtype", "JAX's cosine_distance under jit is reproduced in float32 only (XLA "
+                                    "keeps its fused row sums and products in float32); use {dtype} float32, or "
+                                    "ask for JAX op by op (--no-jit; jit=False in Python)")
             losses, terms, grad = cosine(y, p, r, half is not None and half is not np.float16)
         else:
             alpha = params.get("alpha")
@@ -394,6 +397,14 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                 "lanes of its own, not reproduced"] if lanes else []
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings)
 
+
+
+def cosine_jit(y: Array, p: Array, mean: bool) -> Parts:
+    """cosine_distance under jit in float32 (lowp_xla_cos): jnp.sum's gradient checked only where it is asked for."""
+    from . import lowp_xla_cos
+
+    losses, grad = lowp_xla_cos.cosine(y, p)
+    return Parts(losses=losses, grad=grad(1, not mean), mean_grad=grad, mean_value=mean_value(losses, ftz))
 
 
 def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True) -> Parts:

@@ -106,14 +106,19 @@ def test_what_the_kernels_do_not_take_is_refused_in_half_dtypes() -> None:
     with pytest.raises(lossgrad.OptionError, match="logcosh with sample_weight"):
         lossgrad.evaluate("logcosh", [1.0, 2.0], [0.5, 0.5], sample_weight=[1.0, 2.0], convention="optax",
                           dtype="bfloat16")
-    # cosine under jit: refused in half dtypes with the reason, float32 falls back to lossgrad's formulas
+    # cosine under jit: refused in half dtypes with the reason; float32 is JAX's (lowp_xla_cos), without a warning
     y, p = [[1.0, 2.0, 3.0]], [[3.0, 2.0, 1.0]]
-    with pytest.raises(lossgrad.OptionError, match="cosine_distance under jit"):
+    with pytest.raises(lossgrad.OptionError, match="cosine_distance under jit is reproduced in float32 only"):
         lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float16")
     r = lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float32")
-    assert any("cosine_distance under jit" in w and "float32 formulas" in w for w in r.warnings)
+    assert not r.warnings
     # 1 − 10/14 = 2/7 (by hand), within float32 rounding
     assert abs(r.value - 2 / 7) < 1e-6
+    # but jnp.sum's gradient for rows of 3 to 6 features in 8 rows or more: lossgrad's float32 formulas, said so
+    r = lossgrad.evaluate("cosine", [[1.0, 2.0, 3.0]] * 8, [[3.0, 2.0, 1.0]] * 8, convention="optax",
+                          dtype="float32", reduction="sum")
+    assert any("jnp.sum of cosine_distance under jit" in w and "float32 formulas" in w for w in r.warnings)
+    assert abs(r.value - 16 / 7) < 1e-5
 
 
 @pytest.mark.frameworks

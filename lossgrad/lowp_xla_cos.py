@@ -1,0 +1,161 @@
+"""JAX's cosine_distance (optax, epsilon 0) under jax.jit in float32 on CPU, bit for bit: the losses, jnp.mean or
+jnp.sum of them, and jax.grad of either with respect to the predictions.
+
+What XLA does with `jax.jit(jax.value_and_grad(...))` of cosine_distance(pred, target), the targets closed over
+as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR and their machine code):
+
+- The targets' side is folded at compile time by XLA's HLO evaluator, which keeps no subnormal flushing: ŷ =
+  y · rsqrt(max(0, Σy²)), the squares in float32, rsqrt as 1/√ in float32 (two correctly rounded steps), the
+  product in float32. The evaluator adds a reduce in float64 and rounds the sum once; a row of more than 32
+  features in a batch below 4096 elements is first split into XLA's windows of 32 (the padding split between
+  the ends), each window added in float32 in order, their sums then in float64.
+- The predictions' side runs compiled (subnormals flushed): Σp² fused into its row loop (lowp_xla_more's
+  fused_squares: each square contracted into the running sum, rows of 5 to 8 vectorized as measured for
+  triplet), ‖p‖ = √max(0, Σp²), its reciprocal, ½/‖p‖ and 1/max(0, Σp²) (XLA rewrites ‖p‖·‖p‖ into the clipped
+  sum itself); the dot product Σ(p·(1/‖p‖))·ŷ and the gradient's Σ(ŷ·(−c/max(0, Σp²)))·p each a chain of FMAs
+  from +0 in feature order (rows vectorized lane by lane, the order unchanged). Rows of more than 32 features,
+  or batches of 4096 elements or more, store the products and add them as jnp.sum does (lowp_xla.xla_sum).
+- The gradient: fma(k, p, ŷ·(−c/‖p‖)), k = ((−S)·½/‖p‖)·w·2, S the sum above, w the clip's share (½ where
+  Σp² = 0), c the upstream 1/n (jnp.mean) or 1 (jnp.sum).
+- One feature: no row sums at all; ŷ = y·(1/√y²) folded, the loss fma(−p/‖p‖, ŷ, 1) with a true division,
+  the gradient fma(k′, 2p, −cŷ/‖p‖), k′ = −(((−cŷ)·(1/max(0, p²)))·p)·½/‖p‖·w.
+
+Not reproduced (measured): jnp.sum's gradient (reduction sum or none) for rows of 3 to 6 features in batches of 8
+rows or more, where LLVM vectorizes the gradient's loop over the rows and contracts the other product of some
+columns into the FMA.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+
+from .errors import NotReproduced
+from .losses._ops import Array
+from .lowp import fma
+from .lowp_xla import F32, YNN_FROM, ftz, upstream, xla_sum
+
+
+class Grad(Protocol):
+    """The gradient of jnp.mean over m (m = 1: of jnp.sum); `check`: refuse where it is not reproduced."""
+
+    def __call__(self, m: float, check: bool = True) -> Array: ...
+
+
+# jnp.sum's gradient is not reproduced for rows of these many features from this many rows on
+SUM_GRAD_COLS, SUM_GRAD_ROWS = range(3, 7), 8
+
+
+def _fma(a: Array, b: Array, c: Array) -> Array:
+    return ftz(fma(a, b, c))
+
+
+def _windows_then_f64(x: Array) -> Array:
+    """The HLO evaluator's row sum of x after XLA split it into windows of 32: each window added in float32 in order
+    from 0, the windows' sums (windows again while more than 32) added in float64 and rounded once."""
+    n = x.shape[1]
+    if n <= 32:
+        out: Array = x.astype(np.float64).sum(axis=1).astype(F32)
+        return out
+    pad = -n % 32
+    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    sums = []
+    for k in range(0, n + pad, 32):
+        acc = np.zeros(x.shape[0], dtype=F32)
+        for i in range(k, k + 32):
+            acc = (acc + padded[:, i]).astype(F32)
+        sums.append(acc)
+    return _windows_then_f64(np.stack(sums, axis=1))
+
+
+def target_units(y: Array) -> Array:
+    """ŷ = y·rsqrt(max(0, Σy²)) as XLA folds it at compile time (no flushing of subnormals): the squares in
+    float32, their sum in float64 rounded once (in windows of 32 first, for rows of more than 32 features in a
+    batch below 4096 elements), rsqrt as 1/√ in float32, times y."""
+    rows, n = y.shape
+    sq = (y * y).astype(F32)
+    s = _windows_then_f64(sq) if 32 < n and rows * n < YNN_FROM else sq.astype(np.float64).sum(axis=1).astype(F32)
+    with np.errstate(all="ignore"):
+        out: Array = (y * (F32(1) / np.sqrt(np.maximum(F32(0), s)))[:, None]).astype(F32)
+    return out
+
+
+def fma_dot(a: Array, b: Array) -> Array:
+    """Σa·b along each row as XLA's fused row loop adds it: a chain of FMAs from +0, in feature order."""
+    acc = np.zeros(a.shape[0], dtype=F32)
+    for i in range(a.shape[1]):
+        acc = _fma(a[:, i], b[:, i], acc)
+    return acc
+
+
+def _stored(a: Array, b: Array) -> Array:
+    """Σa·b with the products stored first and added as jnp.sum adds them (rows of more than 32 features, or
+    batches of 4096 elements or more)."""
+    return xla_sum(ftz(a * b))
+
+
+def _share(s: Array, clipped: Array) -> Array:
+    """The clip's share of the gradient: 1 where Σp² ≥ 0 is its own maximum with 0, ½ at 0 (a tie), 0 else."""
+    return np.where(s == clipped, np.where(clipped == 0, F32(0.5), F32(1)), F32(0)).astype(F32)
+
+
+def cosine_rows(y: Array, p: Array) -> tuple[Array, Grad]:
+    """The losses and the gradient (of jnp.mean over n, or of jnp.sum for n = 1) for rows of 2 features or more."""
+    from .lowp_xla_more import fused_squares
+
+    rows, n = p.shape
+    stored = n > 32 or rows * n >= YNN_FROM
+    yu = target_units(y)
+    s = xla_sum(ftz(p * p)) if stored else ftz(fused_squares(p, False) + F32(0))
+    clipped = np.maximum(F32(0), s)
+    norm = ftz(np.sqrt(clipped))
+    rn, half, inv = ftz(F32(1) / norm), ftz(F32(0.5) / norm), ftz(F32(1) / clipped)
+    w = _share(s, clipped)
+    pn = ftz(p * rn[:, None])
+    losses = ftz(F32(1) - (_stored(pn, yu) if stored else fma_dot(pn, yu)))
+
+    def grad(m: float, check: bool = True) -> Array:
+        c = upstream(m)
+        if check and m == 1 and n in SUM_GRAD_COLS and rows >= SUM_GRAD_ROWS:
+            raise NotReproduced("dtype", f"JAX's gradient of jnp.sum of cosine_distance under jit for rows of {n} "
+                                f"features in batches of {SUM_GRAD_ROWS} or more is not reproduced (LLVM "
+                                "vectorizes its loop over the rows and contracts other products into its "
+                                "FMAs); use reduction mean, or ask for JAX op by op (--no-jit; jit=False in "
+                                "Python)")
+        t = ftz(yu * ftz(inv * -c)[:, None])
+        total = _stored(t, p) if stored else fma_dot(t, p)
+        k = ftz(ftz(ftz(-total * half) * w) * F32(2))
+        return _fma(k[:, None], p, ftz(yu * ftz(rn * -c)[:, None]))
+    return losses, grad
+
+
+def cosine_column(y: Array, p: Array) -> tuple[Array, Grad]:
+    """The losses and the gradient for rows of one feature (no row sums: XLA drops them)."""
+    y, p = y[:, 0], p[:, 0]
+    with np.errstate(all="ignore"):
+        yu = (y * (F32(1) / np.sqrt(np.maximum(F32(0), (y * y).astype(F32))))).astype(F32)
+    sq = ftz(p * p)
+    clipped = np.maximum(F32(0), sq)
+    norm = np.sqrt(clipped)
+    losses = _fma(-ftz(p / norm), yu, F32(1))
+    w = _share(sq, clipped)
+
+    def grad(m: float, check: bool = True) -> Array:
+        yc = (yu * -upstream(m)).astype(F32)  # (folded with ŷ)
+        k = ftz(ftz(-ftz(ftz(yc * ftz(F32(1) / clipped)) * p) * ftz(F32(0.5) / norm)) * w)
+        return _fma(k, ftz(F32(2) * p), ftz(yc / norm))[:, None]
+    return losses, grad
+
+
+def cosine(y: Array, p: Array) -> tuple[Array, Grad]:
+    """optax's cosine_distance under jit in float32: the losses and the gradient as a function of n (1/n the
+    upstream of jnp.mean, n = 1 that of jnp.sum) and of whether to refuse where it is not reproduced."""
+    with np.errstate(all="ignore"):
+        losses, grad = (cosine_column if p.shape[1] == 1 else cosine_rows)(y, p)
+
+    def quiet(m: float, check: bool = True) -> Array:
+        with np.errstate(all="ignore"):
+            return grad(m, check)
+    return losses, quiet
