@@ -1,0 +1,77 @@
+"""Record JAX's CPU results for optax's cosine_distance under jax.jit in float32 for tests/golden/lowp_xla_cos.json
+(read by tests/test_lowp_xla_cos.py).
+
+Each record is taken as scripts/golden_lowp_xla_more.py takes its own (its `record`: jax.jit around
+jax.value_and_grad of jnp.mean or jnp.sum of the losses, the targets closed over as constants; none: the losses and
+the gradient of their sum), on batches of N rows of D features that take each of XLA's ways (one feature; 2 to 32,
+the row sums fused, rows of 5 to 8 vectorized; more than 32, the products stored and added in windows of 32;
+4096 elements or more, YNNPACK's lanes), with rows nearly parallel, opposite, orthogonal, zero, and of norms
+near the clip at 0 (squares that flush to zero, or overflow).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from golden_lowp_xla import _rounded  # noqa: E402
+from golden_lowp_xla_more import record  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_cos.json"
+# (N, D, reductions): jnp.sum's gradient (sum, none) is not reproduced for D of 3 to 6 from N = 8 on
+SHAPES = ((1, 1, ("mean", "sum")), (7, 1, ("mean", "none")), (300, 1, ("mean", "sum")), (1, 2, ("mean", "sum")),
+          (9, 2, ("mean", "none")), (120, 2, ("mean", "sum")), (1, 3, ("mean", "sum")), (7, 3, ("sum", "none")),
+          (40, 3, ("mean",)), (6, 4, ("mean", "sum")), (33, 4, ("mean",)), (5, 5, ("mean", "none")),
+          (64, 5, ("mean",)), (7, 6, ("sum",)), (20, 6, ("mean",)), (8, 7, ("mean", "sum")),
+          (45, 7, ("mean", "none")), (16, 8, ("mean", "sum")), (21, 8, ("none",)), (12, 9, ("mean", "sum")),
+          (30, 16, ("mean", "none")), (3, 17, ("mean", "sum")), (11, 31, ("mean",)), (2, 32, ("mean", "sum")),
+          (50, 32, ("sum",)), (129, 32, ("mean",)), (3, 33, ("mean", "none")), (8, 40, ("mean", "sum")),
+          (13, 64, ("mean",)), (17, 100, ("mean", "sum")), (4, 257, ("mean", "none")), (8, 257, ("mean",)),
+          (2, 1000, ("mean", "sum")), (5, 1000, ("mean",)))
+
+
+def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions: the predictions the targets times 1, −1 or ½ plus noise of 10⁻³ to 3 (nearly
+    parallel to well apart); from 8 rows on, special rows: equal, opposite, orthogonal (two features), a zero
+    target, a zero prediction, predictions whose squares flush to zero (10⁻²⁰) or overflow (10²⁰), and small ones
+    near the clip (10⁻¹⁸)."""
+    y = rng.standard_normal((n, d)) * rng.choice([0.01, 1.0, 100.0], (n, 1))
+    p = y * rng.choice([1.0, -1.0, 0.5], (n, 1)) + rng.standard_normal((n, d)) * rng.choice([1e-3, 0.3, 3.0],
+                                                                                            (n, 1)) * np.abs(y)
+    if n >= 8:
+        p[0], p[1] = y[0], -y[1]
+        if d >= 2:
+            p[2] = 0.0
+            p[2, 0], p[2, 1] = -y[2, 1], y[2, 0]
+            y[2, 2:] = 0.0
+        y[3] = 0.0
+        p[4] = 0.0
+        p[5] *= 1e-20 / np.abs(p[5]).max()
+        p[6] *= 1e20 / np.abs(p[6]).max()
+        p[7] *= 1e-18 / np.abs(p[7]).max()
+    return _rounded(y, "float32"), _rounded(p, "float32")
+
+
+def records(rng) -> list[dict]:
+    out = []
+    for n, d, reductions in SHAPES:
+        y, p = rows(rng, n, d)
+        out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    return out
+
+
+def main() -> None:
+    from make_golden import jax_versions
+
+    recs = records(np.random.default_rng(20261205))
+    OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
+    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
