@@ -20,9 +20,9 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
 - One feature: no row sums at all; ŷ = y·(1/√y²) folded, the loss fma(−p/‖p‖, ŷ, 1) with a true division,
   the gradient fma(k′, 2p, −cŷ/‖p‖), k′ = −(((−cŷ)·(1/max(0, p²)))·p)·½/‖p‖·w.
 
-Not reproduced (measured): jnp.sum's gradient (reduction sum or none) for rows of 3 to 6 features in batches of 8
-rows or more, where LLVM vectorizes the gradient's loop over the rows and contracts the other product of some
-columns into the FMA.
+- jnp.sum's gradient (c = 1, folded away) for rows of 3 to 6 features: where LLVM's loop vectorizer takes the
+  rows 8 at a time, the first 2 (3 features) or 4 columns contract the other product: fma(−1/‖p‖, ŷ, k·p)
+  (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
 """
 
 from __future__ import annotations
@@ -31,20 +31,20 @@ from typing import Protocol
 
 import numpy as np
 
-from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import F32, YNN_FROM, ftz, upstream, xla_sum
 
 
 class Grad(Protocol):
-    """The gradient of jnp.mean over m (m = 1: of jnp.sum); `check`: refuse where it is not reproduced."""
+    """The gradient of jnp.mean over m (m = 1: of jnp.sum)."""
 
-    def __call__(self, m: float, check: bool = True) -> Array: ...
+    def __call__(self, m: float) -> Array: ...
 
 
-# jnp.sum's gradient is not reproduced for rows of these many features from this many rows on
-SUM_GRAD_COLS, SUM_GRAD_ROWS = range(3, 7), 8
+# jnp.sum's gradient for rows of 3 to 6 features: from 16 rows, LLVM vectorizes the rows 8 at a time, except
+# that a batch with 4 to 7 rows over groups of 8 goes 4 at a time below this many groups (measured up to 70 rows)
+SUM_GROUPS = {3: 6, 4: 7, 5: 3, 6: 3}
 
 
 def _fma(a: Array, b: Array, c: Array) -> Array:
@@ -116,19 +116,26 @@ def cosine_rows(y: Array, p: Array) -> tuple[Array, Grad]:
     pn = ftz(p * rn[:, None])
     losses = ftz(F32(1) - (_stored(pn, yu) if stored else fma_dot(pn, yu)))
 
-    def grad(m: float, check: bool = True) -> Array:
+    def grad(m: float) -> Array:
         c = upstream(m)
-        if check and m == 1 and n in SUM_GRAD_COLS and rows >= SUM_GRAD_ROWS:
-            raise NotReproduced("dtype", f"JAX's gradient of jnp.sum of cosine_distance under jit for rows of {n} "
-                                f"features in batches of {SUM_GRAD_ROWS} or more is not reproduced (LLVM "
-                                "vectorizes its loop over the rows and contracts other products into its "
-                                "FMAs); use reduction mean, or ask for JAX op by op (--no-jit; jit=False in "
-                                "Python)")
         t = ftz(yu * ftz(inv * -c)[:, None])
         total = _stored(t, p) if stored else fma_dot(t, p)
-        k = ftz(ftz(ftz(-total * half) * w) * F32(2))
-        return _fma(k[:, None], p, ftz(yu * ftz(rn * -c)[:, None]))
+        k = ftz(ftz(ftz(-total * half) * w) * F32(2))[:, None]
+        a = ftz(rn * -c)[:, None]
+        g = _fma(k, p, ftz(yu * a))
+        v, cols = (by_eights(rows, n), min(4, n // 2 * 2)) if m == 1 else (0, 0)
+        g[:v, :cols] = _fma(a[:v], yu[:v, :cols], ftz(k[:v] * p[:v, :cols]))
+        return g
     return losses, grad
+
+
+def by_eights(rows: int, n: int) -> int:
+    """How many leading rows LLVM's loop vectorizer takes 8 at a time in jnp.sum's gradient, for rows of 3 to 6
+    features (SUM_GROUPS; 8 rows: all of them, 9 to 15: none)."""
+    if n not in SUM_GROUPS or rows < 8 or 8 < rows < 16:
+        return 0
+    groups, over = divmod(rows, 8)
+    return 0 if over >= 4 and groups < SUM_GROUPS[n] else groups * 8
 
 
 def cosine_column(y: Array, p: Array) -> tuple[Array, Grad]:
@@ -142,7 +149,7 @@ def cosine_column(y: Array, p: Array) -> tuple[Array, Grad]:
     losses = _fma(-ftz(p / norm), yu, F32(1))
     w = _share(sq, clipped)
 
-    def grad(m: float, check: bool = True) -> Array:
+    def grad(m: float) -> Array:
         yc = (yu * -upstream(m)).astype(F32)  # (folded with ŷ)
         k = ftz(ftz(-ftz(ftz(yc * ftz(F32(1) / clipped)) * p) * ftz(F32(0.5) / norm)) * w)
         return _fma(k, ftz(F32(2) * p), ftz(yc / norm))[:, None]
@@ -151,11 +158,11 @@ def cosine_column(y: Array, p: Array) -> tuple[Array, Grad]:
 
 def cosine(y: Array, p: Array) -> tuple[Array, Grad]:
     """optax's cosine_distance under jit in float32: the losses and the gradient as a function of n (1/n the
-    upstream of jnp.mean, n = 1 that of jnp.sum) and of whether to refuse where it is not reproduced."""
+    upstream of jnp.mean, n = 1 that of jnp.sum)."""
     with np.errstate(all="ignore"):
         losses, grad = (cosine_column if p.shape[1] == 1 else cosine_rows)(y, p)
 
-    def quiet(m: float, check: bool = True) -> Array:
+    def quiet(m: float) -> Array:
         with np.errstate(all="ignore"):
-            return grad(m, check)
+            return grad(m)
     return losses, quiet

@@ -378,7 +378,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         elif loss == "logcosh":
             losses, terms, grad = log_cosh(y, p, r, k, fused)
         elif loss == "cosine" and fused:
-            return cosine_jit(y, p, switches.get("mean", True))
+            return cosine_jit(y, p)
         elif loss == "cosine":
             if jit:
                 raise NotReproduced("dtype", "JAX's cosine_distance under jit is reproduced in float32 only (XLA "
@@ -399,12 +399,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 
 
-def cosine_jit(y: Array, p: Array, mean: bool) -> Parts:
-    """cosine_distance under jit in float32 (lowp_xla_cos): jnp.sum's gradient checked only where it is asked for."""
+def cosine_jit(y: Array, p: Array) -> Parts:
+    """cosine_distance under jit in float32 (lowp_xla_cos)."""
     from . import lowp_xla_cos
 
     losses, grad = lowp_xla_cos.cosine(y, p)
-    return Parts(losses=losses, grad=grad(1, not mean), mean_grad=grad, mean_value=mean_value(losses, ftz))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
 
 
 def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True) -> Parts:

@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-import lossgrad
 from conftest import live_rounds
-from test_lowp_xla_more import _differing, _run, compare
+from lossgrad import lowp_xla_cos
+from test_lowp_xla_more import _run, compare
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_cos.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -46,17 +46,13 @@ def test_the_golden_file_covers_each_of_xlas_ways() -> None:
     assert DATA["versions"]["jax"] and DATA["versions"]["optax"] and DATA["versions"]["cpu_flags"]
 
 
-def test_jnp_sums_gradient_for_rows_of_3_to_6_features_falls_back_from_8_rows() -> None:
-    # (not reproduced there: LLVM vectorizes the gradient's loop over the rows and contracts other products):
-    # lossgrad's float32 formulas, said in a warning; the losses and the mean's gradient stay JAX's (the mean
-    # record of 40 rows of 3 features)
-    rec = next(r for r in RECORDS if r["name"] == "40x3" and r["reduction"] == "mean")
-    y, p = (np.array(rec[k], dtype=np.float32).astype(np.float64) for k in ("target", "pred"))
-    r = lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float32", reduction="sum")
-    assert any("jnp.sum of cosine_distance under jit for rows of 3 features" in w for w in r.warnings)
-    r = lossgrad.evaluate("cosine", y, p, convention="optax", dtype="float32", reduction="mean")
-    assert not any("float32 formulas" in w for w in r.warnings)
-    assert _differing(r.losses, rec["losses"]) == 0 and _differing(r.grad, rec["grad"]) == 0
+def test_jnp_sums_gradient_takes_each_of_llvms_ways_for_rows_of_3_to_6_features() -> None:
+    # rows 8 at a time (the first columns contract the other product), 4 at a time and in the scalar loop
+    ways = {(d, lowp_xla_cos.by_eights(n, d) > 0, 16 <= n and n % 8 >= 4) for n, d in
+            (np.shape(r["pred"]) for r in RECORDS if r["reduction"] != "mean") if 3 <= d <= 6}
+    assert {(d, True) for d in range(3, 7)} <= {(d, eights) for d, eights, _ in ways}
+    assert any(not eights and fours for _, eights, fours in ways)
+    assert any(not eights and not fours for _, eights, fours in ways)
 
 
 @pytest.mark.frameworks
@@ -72,8 +68,6 @@ def test_fresh_batches_against_live_jax(live_rng: np.random.Generator, jax_x32: 
         d = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 33, 40, 64, 100, 257]))
         n = int(rng.integers(1, min(300, 6000 // d) + 1))
         reduction = str(rng.choice(["mean", "sum", "none"]))
-        if reduction != "mean" and 3 <= d <= 6 and n >= 8:
-            reduction = "mean"  # (jnp.sum's gradient falls back there)
         y, p = golden.rows(rng, n, d)
         rec = record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}")
         assert not any(compare(rec, _run(rec)).values()), (n, d, reduction)
