@@ -38,8 +38,9 @@ def modes(loss: str, dtype: str) -> tuple[bool, ...]:
 
 
 def reproduced_modes(loss: str, dtype: str) -> tuple[bool, ...]:
-    """jit and op by op where lossgrad reproduces them (modes, and float32 triplet under jit)."""
-    return (True, False) if loss == "triplet" else modes(loss, dtype)
+    """jit and op by op where lossgrad reproduces them (modes, float32 triplet under jit, and float32 cosine under
+    jit: its records are scripts/golden_lowp_xla_cos.py's)."""
+    return (True, False) if loss == "triplet" or (loss, dtype) == ("cosine", "float32") else modes(loss, dtype)
 
 
 def per_example(loss: str, options: dict, y, extra: dict):
