@@ -19,10 +19,13 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   Σp² = 0), c the upstream 1/n (jnp.mean) or 1 (jnp.sum).
 - One feature: no row sums at all; ŷ = y·(1/√y²) folded, the loss fma(−p/‖p‖, ŷ, 1) with a true division,
   the gradient fma(k′, 2p, −cŷ/‖p‖), k′ = −(((−cŷ)·(1/max(0, p²)))·p)·½/‖p‖·w.
-
 - jnp.sum's gradient (c = 1, folded away) for rows of 3 to 6 features: where LLVM's loop vectorizer takes the
   rows 8 at a time, the first 2 (3 features) or 4 columns contract the other product: fma(−1/‖p‖, ŷ, k·p)
   (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
+
+Not reproduced (lossgrad's float32 formulas, with a warning): rows of more than 1024 features in a batch of 4096
+elements or more, and batches of 4096 rows or more (YNNPACK's sums of more than 1024 at a time). float16 and
+bfloat16 under jit are refused (XLA rounds most fused steps to the dtype there, its backward row sum too).
 """
 
 from __future__ import annotations

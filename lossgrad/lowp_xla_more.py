@@ -404,6 +404,7 @@ def cosine_jit(y: Array, p: Array) -> Parts:
     from . import lowp_xla_cos
 
     losses, grad = lowp_xla_cos.cosine(y, p)
+    xla_sum(losses.reshape(1, -1))  # (the sum of 4096 losses or more, YNNPACK's, refused here: falls back whole)
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
 
 

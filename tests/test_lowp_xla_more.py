@@ -122,6 +122,10 @@ def test_what_the_kernels_do_not_take_is_refused_in_half_dtypes() -> None:
     assert any("YNNPACK" in w and "float32 formulas" in w for w in r.warnings)
     assert np.abs(r.losses - 0.04).max() < 1e-6
     assert not lossgrad.evaluate("cosine", a[:3], b[:3], convention="optax", dtype="float32").warnings
+    # and batches of 4096 rows or more (the losses' sum is YNNPACK's, over more than 1024): by hand 1 − 0 = 1
+    r = lossgrad.evaluate("cosine", np.eye(2)[np.arange(4096) % 2], np.eye(2)[1 - np.arange(4096) % 2],
+                          convention="optax", dtype="float32")
+    assert any("YNNPACK" in w and "float32 formulas" in w for w in r.warnings) and r.value == 1
 
 
 @pytest.mark.frameworks
