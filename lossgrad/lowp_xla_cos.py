@@ -30,10 +30,11 @@ bfloat16 under jit are refused (XLA rounds most fused steps to the dtype there, 
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import F32, YNN_FROM, ftz, upstream, xla_sum
@@ -169,3 +170,50 @@ def cosine(y: Array, p: Array) -> tuple[Array, Grad]:
         with np.errstate(all="ignore"):
             return grad(m)
     return losses, quiet
+
+
+def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
+    """cosine_distance under jit in bfloat16 (values carried in float32), for rows of 2 features or more in batches
+    below 4096 elements. XLA rounds most steps to bfloat16 there (measured from its HLO and results):
+    ŷ = y/√s folded at compile time with a true division, s the bfloat16 squares added in float64 and rounded
+    once, each step rounded to bfloat16, and ŷ·(−c) folded with −c in bfloat16; Σp² in float32 then rounded
+    (up to 32 features always the scalar loop's FMA chain: a square below float32's normals kept inside an FMA);
+    1/‖p‖ kept in float32 for its two products (p·(1/‖p‖) rounded, then times ŷ into a float32 sum of the row);
+    1/(‖p‖·‖p‖) and ½/‖p‖ rounded; the gradient's row sum of (ŷ(−c)·1/‖p‖²)·p added in bfloat16 (XLA's windows
+    of 32) from +0; the gradient (ŷ(−c))/‖p‖ + k·2p, each product rounded. Returns the losses, the float32 terms
+    jnp.mean adds (1 − the rounded dot product) and the gradient."""
+    from .lowp_xla import rounder
+    from .lowp_xla_more import _fma_chain, _rows_in_dtype
+
+    rows, n = p.shape
+    if n == 1 or rows * n >= YNN_FROM:
+        raise NotReproduced("dtype", "JAX's cosine_distance under jit in bfloat16 is reproduced for rows of 2 "
+                            f"features or more in batches below {YNN_FROM} elements; use {{dtype}} float32, or "
+                            "ask for JAX op by op (--no-jit; jit=False in Python)")
+    r = rounder(bfloat16())
+    with np.errstate(all="ignore"):
+        s_y = np.maximum(F32(0), r(r(y * y).astype(np.float64).sum(axis=1)))
+        yu = r(y / r(np.sqrt(s_y))[:, None])
+        s = r((_fma_chain(p) if n <= 32 else xla_sum(ftz(p * p))) + F32(0))
+        clipped = np.maximum(F32(0), s)
+        norm = r(np.sqrt(clipped))
+        rn = ftz(F32(1) / norm)[:, None]
+        inv2, half = r(F32(1) / r(norm * norm))[:, None], r(F32(0.5) / norm)
+        dot = r(xla_sum(ftz(r(p * rn) * yu)))
+        terms = ftz(F32(1) - dot)
+    w = _share(s, clipped)
+
+    def grad(m: float) -> Array:
+        with np.errstate(all="ignore"):
+            yc = r(yu * r(-upstream(m)))
+            total = _rows_in_dtype(r(r(yc * inv2) * p), r) + F32(0)  # (from +0, the reduce's start)
+            k = r(r(r(-total) * half) * w)[:, None]
+            return r(r(yc * rn) + r(k * r(F32(2) * p)))
+    return r(terms), terms, grad
+
+
+def bfloat16() -> Any:
+    """ml_dtypes' bfloat16 (loaded where it runs)."""
+    import ml_dtypes
+
+    return ml_dtypes.bfloat16

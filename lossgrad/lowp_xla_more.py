@@ -45,7 +45,7 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)",
-             "cosine op by op, and under jit in float32 (cosine_distance)",
+             "cosine op by op, and under jit in float32 and bfloat16 (cosine_distance)",
              "triplet op by op and under jit (triplet_margin_loss, norm_degree 2)")
 DTYPES = lowp_xla.DTYPES
 
@@ -379,11 +379,15 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, terms, grad = log_cosh(y, p, r, k, fused)
         elif loss == "cosine" and fused:
             return cosine_jit(y, p)
+        elif loss == "cosine" and jit and k is ftz:  # (bfloat16)
+            from .lowp_xla_cos import cosine_bf16
+
+            losses, terms, grad = cosine_bf16(y, p)
         elif loss == "cosine":
             if jit:
-                raise NotReproduced("dtype", "JAX's cosine_distance under jit is reproduced in float32 only (XLA "
-                                    "keeps its fused row sums and products in float32); use {dtype} float32, or "
-                                    "ask for JAX op by op (--no-jit; jit=False in Python)")
+                raise NotReproduced("dtype", "JAX's cosine_distance under jit is reproduced in float32 and bfloat16 "
+                                    "only (float16's kernels not measured); use {dtype} float32, or ask for JAX "
+                                    "op by op (--no-jit; jit=False in Python)")
             losses, terms, grad = cosine(y, p, r, half is not None and half is not np.float16)
         else:
             alpha = params.get("alpha")

@@ -1,12 +1,13 @@
-"""Record JAX's CPU results for optax's cosine_distance under jax.jit in float32 for tests/golden/lowp_xla_cos.json
-(read by tests/test_lowp_xla_cos.py).
+"""Record JAX's CPU results for optax's cosine_distance under jax.jit in float32 and bfloat16 for
+tests/golden/lowp_xla_cos.json (read by tests/test_lowp_xla_cos.py).
 
 Each record is taken as scripts/golden_lowp_xla_more.py takes its own (its `record`: jax.jit around
 jax.value_and_grad of jnp.mean or jnp.sum of the losses, the targets closed over as constants; none: the losses and
 the gradient of their sum), on batches of N rows of D features that take each of XLA's ways (one feature; 2 to 32,
 the row sums fused, rows of 5 to 8 vectorized; more than 32, the products stored and added in windows of 32;
 4096 elements or more, YNNPACK's lanes), with rows nearly parallel, opposite, orthogonal, zero, and of norms
-near the clip at 0 (squares that flush to zero, or overflow).
+near the clip at 0 (squares that flush to zero, or overflow). bfloat16 (BF16_SHAPES): rows of 2 features or more in
+batches below 4096 elements, where lossgrad reproduces it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from golden_lowp_xla_more import record  # noqa: E402
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_cos.json"
 # (N, D, reductions); jnp.sum's gradient (sum, none) for D of 3 to 6: rows 8 at a time (8, 16, 40, 64, 60), 4 at
 # a time (20, 52) and scalar (7, 12)
-SHAPES = ((1, 1, ("mean", "sum")), (7, 1, ("mean", "none")), (300, 1, ("mean", "sum")), (1, 2, ("mean", "sum")),
+SHAPES = ((1, 1, ("mean", "sum")), (7, 1, ("mean", "none")), (100, 1, ("mean", "sum")), (1, 2, ("mean", "sum")),
           (9, 2, ("mean", "none")), (120, 2, ("mean", "sum")), (1, 3, ("mean", "sum")), (7, 3, ("sum", "none")),
           (8, 3, ("sum",)), (40, 3, ("mean", "sum")), (6, 4, ("mean", "sum")), (33, 4, ("mean", "none")),
           (52, 4, ("sum",)), (5, 5, ("mean", "none")), (12, 5, ("sum",)), (20, 5, ("none",)),
@@ -34,8 +35,14 @@ SHAPES = ((1, 1, ("mean", "sum")), (7, 1, ("mean", "none")), (300, 1, ("mean", "
           (45, 7, ("mean", "none")), (16, 8, ("mean", "sum")), (21, 8, ("none",)), (12, 9, ("mean", "sum")),
           (30, 16, ("mean", "none")), (3, 17, ("mean", "sum")), (11, 31, ("mean",)), (2, 32, ("mean", "sum")),
           (50, 32, ("sum",)), (129, 32, ("mean",)), (3, 33, ("mean", "none")), (8, 40, ("mean", "sum")),
-          (13, 64, ("mean",)), (17, 100, ("mean", "sum")), (4, 257, ("mean", "none")), (8, 257, ("mean",)),
-          (2, 1000, ("mean", "sum")), (5, 1000, ("mean",)))
+          (13, 64, ("mean",)), (17, 100, ("mean",)), (4, 257, ("mean", "none")),
+          (2, 1000, ("sum",)), (5, 1000, ("mean",)))
+
+
+BF16_SHAPES = ((1, 2, ("mean", "sum")), (9, 3, ("mean", "none")), (16, 4, ("sum",)), (40, 5, ("mean",)),
+               (64, 6, ("none",)), (17, 7, ("mean", "sum")), (30, 8, ("mean",)), (30, 9, ("sum",)),
+               (50, 17, ("mean",)), (20, 32, ("mean", "sum")), (9, 33, ("mean", "none")), (12, 40, ("sum",)),
+               (5, 100, ("mean",)), (4, 257, ("mean",)), (1, 1000, ("mean", "sum")), (300, 2, ("mean", "none")))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,9 +69,10 @@ def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
 
 def records(rng) -> list[dict]:
     out = []
-    for n, d, reductions in SHAPES:
-        y, p = rows(rng, n, d)
-        out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    for dtype, shapes in (("float32", SHAPES), ("bfloat16", BF16_SHAPES)):
+        for n, d, reductions in shapes:
+            y, p = (_rounded(a, dtype) for a in rows(rng, n, d))
+            out += [record("cosine", {}, dtype, True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
     return out
 
 
