@@ -1,5 +1,5 @@
-"""JAX's cosine_distance (optax, epsilon 0) under jax.jit in float32 on CPU, bit for bit: the losses, jnp.mean or
-jnp.sum of them, and jax.grad of either with respect to the predictions.
+"""JAX's cosine_distance (optax, epsilon 0) under jax.jit in float32 (and bfloat16: cosine_bf16) on CPU, bit for
+bit: the losses, jnp.mean or jnp.sum of them, and jax.grad of either with respect to the predictions.
 
 What XLA does with `jax.jit(jax.value_and_grad(...))` of cosine_distance(pred, target), the targets closed over
 as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR and their machine code):
@@ -24,8 +24,8 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
 
 Not reproduced (lossgrad's float32 formulas, with a warning): rows of more than 1024 features in a batch of 4096
-elements or more, and batches of 4096 rows or more (YNNPACK's sums of more than 1024 at a time). float16 and
-bfloat16 under jit are refused (XLA rounds most fused steps to the dtype there, its backward row sum too).
+elements or more, and batches of 4096 rows or more (YNNPACK's sums of more than 1024 at a time). In bfloat16,
+one feature and batches of 4096 elements or more are refused; float16 under jit is refused (not measured).
 """
 
 from __future__ import annotations
