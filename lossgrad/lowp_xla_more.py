@@ -45,7 +45,7 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
-             "triplet op by op and under jit (triplet_margin_loss, norm_degree 2)")
+             "triplet op by op and under jit (triplet_margin_loss; norm_degree other than 2 in float32)")
 DTYPES = lowp_xla.DTYPES
 
 
@@ -346,8 +346,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
         extra.append("sample_weight")
     if loss == "focal" and not from_logits:
         return "focal on probabilities"
-    if loss == "triplet" and float(params.get("norm_degree", 2.0)) != 2:
-        return "triplet with {norm_degree} other than 2"
+    if loss == "triplet" and float(params.get("norm_degree", 2.0)) <= 0:
+        return "triplet with {norm_degree} of 0 or less"
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
@@ -362,7 +362,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     params = params or {}
     if loss == "triplet":
         return triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=F32), half, switches.get("jit", True),
-                             float(params.get("margin", 1.0)), switches.get("mean", True))
+                             float(params.get("margin", 1.0)), switches.get("mean", True),
+                             float(params.get("norm_degree", 2.0)))
     jit = switches.get("jit", True)
     r = rounder(half)
     k = ftz if jit and half is not None and half is not np.float16 else r  # (as lowp_xla.compute)
@@ -396,13 +397,22 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 
 
-def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True) -> Parts:
-    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'."""
+def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True,
+                  norm_degree: float = 2.0) -> Parts:
+    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives' (a norm_degree
+    other than 2: lowp_xla_pow's)."""
     r = rounder(half)
     k = ftz if jit and half is not np.float16 else r  # (as lowp_xla.compute)
     with np.errstate(all="ignore"):
-        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
-                                       mean and a.shape[0] > 1)
+        if norm_degree != 2:
+            from . import lowp_xla_pow
+
+            lowp_xla_pow.check(norm_degree, a.shape, half, jit)
+            losses, terms, grads = lowp_xla_pow.triplet(r(a), r(pos), r(neg), norm_degree, margin, r, k, jit,
+                                                        jit and half is None, mean and a.shape[0] > 1)
+        else:
+            losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
+                                           mean and a.shape[0] > 1)
 
     def quiet(n: float) -> list[Array]:
         with np.errstate(all="ignore"):

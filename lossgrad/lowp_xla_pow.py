@@ -1,0 +1,171 @@
+"""optax's triplet_margin_loss with a norm_degree q other than 2, as JAX computes it on CPU (XLA) in float32.
+
+optax measures d(u, v) = (Σ (u − v)^q + ε)^(1/q), ε = 1e-6, with jnp.power and no |·|. JAX traces jnp.power(x, q)
+as lax.integer_pow for a Python int q (optax's default 2; what lossgrad reproduces for an integral --norm-degree):
+repeated products by binary exponentiation, (x·x)·x for q = 3, (x·x)·(x·x) for 4; and as lax.pow for any other q
+and for the root's 1/q (a float32 constant). XLA's CPU backend emits lax.pow as LLVM's llvm.pow.f32, which it
+neither vectorizes nor approximates: every element is a call of the C library's scalar powf (the object code's one
+relocation, R_X86_64_64 powf; no libmvec _ZGV…_powf, no SLEEF, no polynomial of XLA's own), op by op and under
+jit, in the forward and in jax.grad. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: its simplifier folds
+x^1 to x and x^0 to 1 (q = 1's root and its slope), but leaves x^½ a powf where x may be negative (q = 1.5's slope).
+
+jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in float32, x^(q−1) a powf;
+integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again by products, g itself for 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from .errors import NotReproduced
+from .losses._ops import Array
+from .lowp_xla import F32, YNN_FROM, Rounder, ftz, upstream, xla_sum
+from .lowp_xla_more import FOUR_BELOW, UNPAIRED, _fma, _rows, _tie, _vector_rows, powf
+
+
+def integral(q: float) -> bool:
+    """Whether lossgrad takes --norm-degree q as optax's integer_pow (a Python int, as optax's default 2)."""
+    return float(q).is_integer() and q > 0
+
+
+def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
+    """Raise NotReproduced where JAX's results are not reproduced here: half dtypes (not measured); under jit in
+    float32, q = 3 on rows of 2 to 8 features below YNN_FROM elements (LLVM's loop vectorizer takes some rows of the
+    fused row sum 4 or 8 at a time, the last product left unfused, by a cost model not measured for cubes), an
+    integral q of 4 or more (XLA's fused products differ from those modelled here on some rows), and q below 1
+    (1/q > 1: XLA rewrites the root's power, not modelled)."""
+    if half is not None:
+        raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 is reproduced in "
+                            "float32 only; use {dtype} float32 or float64, or {convention} exact")
+    rows, n = shape
+    if not jit:
+        return
+    why = ("rows of 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the cubes by a cost model not "
+           "measured for them)" if q == 3 and 2 <= n <= 8 and rows * n < YNN_FROM else
+           "an integral degree of 4 or more (XLA's fused products not modelled)" if integral(q) and q >= 4 else
+           "a degree below 1 (XLA rewrites the root's power 1/q, not modelled)" if q < 1 else None)
+    if why:
+        raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced "
+                            f"for {why}; ask for JAX op by op (--no-jit; jit=False in Python)")
+
+
+def int_pow(x: Array, n: int, r: Rounder) -> Array:
+    """lax.integer_pow(x, n), n ≥ 1, as JAX lowers it: binary exponentiation, each product rounded (n = 3: (x·x)·x,
+    XLA's multiply of the square by x)."""
+    acc: Array | None = None
+    while n > 0:
+        if n & 1:
+            acc = x if acc is None else r(acc * x)
+        n >>= 1
+        if n > 0:
+            x = r(x * x)
+    assert acc is not None
+    return acc
+
+
+def power(x: Array, q: float, r: Rounder) -> Array:
+    """jnp.power(x, q): integer_pow for an integral q, else lax.pow (glibc's powf, NaN for a negative x)."""
+    return int_pow(x, int(q), r) if integral(q) else r(powf(x, q))
+
+
+def slope(x: Array, q: float, r: Rounder) -> Array | None:
+    """jax.grad's factor q·x^(q−1) of jnp.power(x, q), None for q = 1 (integer_pow passes g on)."""
+    if integral(q):
+        n = int(q)
+        return None if n == 1 else r(F32(2) * x) if n == 2 else r(F32(n) * int_pow(x, n - 1, r))
+    e = F32(q)
+    return r(e * r(powf(x, float(F32(e - F32(1))))))
+
+
+def root_slope(h: Array, q: float, r: Rounder) -> Array:
+    """jax.grad's factor (1/q)·h^(1/q − 1) of the root lax.pow(h, 1/q): 1/q and 1/q − 1 rounded to float32 (1 for
+    q = 1: h^0, which XLA folds and glibc's powf gives for any h)."""
+    e = F32(1 / q)
+    return r(e * r(powf(h, float(F32(e - F32(1))))))
+
+
+def _fused_sum(d: Array, q: float, paired: bool = False) -> Array:
+    """Σ d^q along each row as XLA's fused row loop adds it under jit in float32 (up to 32 features, fewer than
+    YNN_FROM elements): in order from +0, q = 3 and 4 contracting the last product into the running sum
+    (fma(d, d², acc), fma(d², d², acc)); other q add each power as it is."""
+    n = int(q) if integral(q) else 0
+    if n in (3, 4):
+        sq = ftz(d * d)
+        lhs = d if n == 3 else sq
+        acc = np.zeros(d.shape[0], dtype=F32)
+        for i in range(d.shape[1]):
+            acc = _fma(lhs[:, i], sq[:, i], acc)
+        v = _vector_rows(d.shape[0], d.shape[1], FOUR_BELOW if paired else UNPAIRED)
+        t = ftz(lhs[:v] * sq[:v])
+        acc[:v] = np.zeros(v, dtype=F32)
+        for i in range(d.shape[1]):
+            acc[:v] = ftz(acc[:v] + t[:, i])
+        return acc
+    t = power(d, q, ftz)
+    acc = np.zeros(d.shape[0], dtype=F32)
+    for i in range(d.shape[1]):
+        acc = ftz(acc + t[:, i])
+    return acc
+
+
+def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounder, k: Rounder, jit: bool,
+            fused: bool = False, paired: bool = False) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+    """triplet_margin_loss with norm_degree q: d(u, v) = (Σ (u − v)^q + ε)^(1/q), max(d(a, pos) − d(a, neg) +
+    margin, 0); jax.grad through the root's slope and the power's (slope, root_slope), the maximum's share (½ at
+    0) first. `fused` (float32 under jit): the powers summed in XLA's fused row loop (_fused_sum) and each
+    gradient's row factor taken times q before its product with the slope's power (XLA's reassociation).
+    Returns the losses, the terms the mean adds, and the gradients (anchor, positive, negative)."""
+    eps = r(F32(1e-6))
+    e = F32(1 / q)
+
+    def dist(v: Array) -> tuple[Array, Array, Array]:
+        d = r(a - v)
+        if fused and d.shape[1] == 1 and integral(q) and int(q) in (3, 4):
+            sq = ftz(d * d)
+            h = _fma(d if q == 3 else sq, sq, eps)[:, 0]
+            return d, r(powf(h, float(e))), root_slope(h, q, r)
+        if fused and d.shape[1] <= 32 and d.size < YNN_FROM:
+            s = _fused_sum(d, q, paired)
+        else:
+            s = _rows(power(d, q, r), r, k) if not fused else xla_sum(power(d, q, ftz))
+        h = r(s + eps)
+        root = h if q == 1 else r(powf(h, float(e)))
+        return d, root, root_slope(h, q, r)
+    dp, root_p, jp = dist(pos)
+    dn, root_n, jn = dist(neg)
+    m = r(r(root_p - root_n) + r(F32(margin)))
+    raw = np.maximum(m, F32(0))
+    w = _tie(m, raw, 0)
+
+    def grads(n: float) -> list[Array]:
+        bl = r(r(upstream(n)) * w)
+        cn, cp = r(-bl * jn)[:, None], r(bl * jp)[:, None]
+        if fused and q != 1 and dn.shape[1] == 1:
+            sn, sp = slope(dn, q, ftz), slope(dp, q, ftz)
+            bp, bt = ftz(cn * sn), ftz(cp * sp)
+            return [_fma(cp, sp, bp), -bt, -bp]
+        if fused and q != 1:
+            (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
+            bp, bt = ftz(un * kn), ftz(up * kp)
+            return [_fma(un, kn, bt), -bt, -bp]
+        bp, bt = _through(cn, dn, q, r, fused), _through(cp, dp, q, r, fused)
+        return [r(bp + bt), -bt, -bp]
+    return r(raw), raw, grads
+
+
+def _through(c: Array, d: Array, q: float, r: Rounder, fused: bool) -> Array:
+    """A row's cotangent c taken through jnp.power(d, q) to d: c·(q·d^(q−1)) op by op."""
+    if q == 1:
+        return np.broadcast_to(c, d.shape).astype(F32)
+    s = slope(d, q, r)
+    assert s is not None
+    return r(c * s)
+
+
+def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
+    """The two factors whose product is the gradient with respect to d under jit in float32: XLA reassociates
+    c·(q·d^(q−1)) into d^(q−1)·(c·q)."""
+    part = int_pow(d, int(q) - 1, ftz) if integral(q) else ftz(powf(d, float(F32(F32(q) - F32(1)))))
+    return part, ftz(c * F32(q))
