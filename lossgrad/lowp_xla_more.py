@@ -418,6 +418,11 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
         with np.errstate(all="ignore"):
             return grads(n)
     g = quiet(1)
+    # under jit in float32 with norm_degree 1, XLA fuses the losses into their sum and LLVM adds them in vector
+    # lanes of its own (measured), not reproduced
+    lanes = norm_degree == 1 and jit and half is None
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
-                 mean_grad=lambda n: quiet(n)[0], mean_value=mean_value(terms, r),
+                 warnings=["the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree 1 "
+                           "under jit in vector lanes of its own, not reproduced"] if lanes else [],
+                 mean_grad=lambda n: quiet(n)[0], mean_value=None if lanes else mean_value(terms, r),
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

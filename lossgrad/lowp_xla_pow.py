@@ -70,13 +70,23 @@ def power(x: Array, q: float, r: Rounder) -> Array:
     return int_pow(x, int(q), r) if integral(q) else r(powf(x, q))
 
 
-def slope(x: Array, q: float, r: Rounder) -> Array | None:
-    """jax.grad's factor q·x^(q−1) of jnp.power(x, q), None for q = 1 (integer_pow passes g on)."""
+def jit_powf(x: Array, e: float) -> Array:
+    """x^e as XLA's jitted code computes it for a constant e: glibc's powf, except that LLVM's library-call
+    simplifier turns pow(x, ½) into |√x| (−∞ giving +∞), a correctly rounded square root (seen in the optimized IR;
+    op by op the exponent is an operand and stays powf's)."""
+    if e == 0.5:
+        return ftz(np.where(x == -np.inf, F32(np.inf), np.abs(np.sqrt(x))))
+    return ftz(powf(x, e))
+
+
+def slope(x: Array, q: float, r: Rounder, jit: bool = False) -> Array | None:
+    """jax.grad's factor q·x^(q−1) of jnp.power(x, q), None for q = 1 (integer_pow passes g on); `jit`: x^(q−1)
+    as jit_powf takes it."""
     if integral(q):
         n = int(q)
         return None if n == 1 else r(F32(2) * x) if n == 2 else r(F32(n) * int_pow(x, n - 1, r))
     e = F32(q)
-    return r(e * r(powf(x, float(F32(e - F32(1))))))
+    return r(e * r((jit_powf if jit else powf)(x, float(F32(e - F32(1))))))
 
 
 def root_slope(h: Array, q: float, r: Rounder) -> Array:
@@ -143,7 +153,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         bl = r(r(upstream(n)) * w)
         cn, cp = r(-bl * jn)[:, None], r(bl * jp)[:, None]
         if fused and q != 1 and dn.shape[1] == 1:
-            sn, sp = slope(dn, q, ftz), slope(dp, q, ftz)
+            sn, sp = slope(dn, q, ftz, True), slope(dp, q, ftz, True)
             bp, bt = ftz(cn * sn), ftz(cp * sp)
             return [_fma(cp, sp, bp), -bt, -bp]
         if fused and q != 1:
@@ -166,6 +176,6 @@ def _through(c: Array, d: Array, q: float, r: Rounder, fused: bool) -> Array:
 
 def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
     """The two factors whose product is the gradient with respect to d under jit in float32: XLA reassociates
-    c·(q·d^(q−1)) into d^(q−1)·(c·q)."""
-    part = int_pow(d, int(q) - 1, ftz) if integral(q) else ftz(powf(d, float(F32(F32(q) - F32(1)))))
+    c·(q·d^(q−1)) into d^(q−1)·(c·q) (d^½ for q = 1.5 a square root, jit_powf)."""
+    part = int_pow(d, int(q) - 1, ftz) if integral(q) else jit_powf(d, float(F32(F32(q) - F32(1))))
     return part, ftz(c * F32(q))
