@@ -15,14 +15,42 @@ integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again 
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
+import functools
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
 from .errors import NotReproduced
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, ftz, upstream, xla_sum
-from .lowp_xla_more import FOUR_BELOW, UNPAIRED, _fma, _rows, _tie, _vector_rows, powf
+from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _rows, _tie, ftz, upstream, xla_sum
+
+
+@functools.cache
+def _libm() -> Any:
+    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded); loaded on first use,
+    so that lossgrad starts without it."""
+    try:
+        lib = ctypes.CDLL("libm.so.6")
+    except OSError:
+        name = ctypes.util.find_library("m")
+        if name is None:
+            return None
+        lib = ctypes.CDLL(name)
+    lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    return lib
+
+
+def powf(x: Array, e: float) -> Array:
+    """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
+    lib = _libm()
+    if lib is None:
+        raise NotReproduced("dtype", "JAX's x^y is the C library's powf, which could not be loaded here; use {dtype} "
+                            "float64, or {convention} exact")
+    each = np.frompyfunc(lambda v: lib.powf(v, e), 1, 1)
+    return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
 
 
 def integral(q: float) -> bool:
@@ -96,7 +124,7 @@ def root_slope(h: Array, q: float, r: Rounder) -> Array:
     return r(e * r(powf(h, float(F32(e - F32(1))))))
 
 
-def _fused_sum(d: Array, q: float, paired: bool = False) -> Array:
+def _fused_sum(d: Array, q: float) -> Array:
     """Σ d^q along each row as XLA's fused row loop adds it under jit in float32 (up to 32 features, fewer than
     YNN_FROM elements): in order from +0, q = 3 and 4 contracting the last product into the running sum
     (fma(d, d², acc), fma(d², d², acc)); other q add each power as it is."""
@@ -107,11 +135,6 @@ def _fused_sum(d: Array, q: float, paired: bool = False) -> Array:
         acc = np.zeros(d.shape[0], dtype=F32)
         for i in range(d.shape[1]):
             acc = _fma(lhs[:, i], sq[:, i], acc)
-        v = _vector_rows(d.shape[0], d.shape[1], FOUR_BELOW if paired else UNPAIRED)
-        t = ftz(lhs[:v] * sq[:v])
-        acc[:v] = np.zeros(v, dtype=F32)
-        for i in range(d.shape[1]):
-            acc[:v] = ftz(acc[:v] + t[:, i])
         return acc
     t = power(d, q, ftz)
     acc = np.zeros(d.shape[0], dtype=F32)
@@ -121,7 +144,7 @@ def _fused_sum(d: Array, q: float, paired: bool = False) -> Array:
 
 
 def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounder, k: Rounder, jit: bool,
-            fused: bool = False, paired: bool = False) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+            fused: bool = False) -> tuple[Array, Array, Callable[[float], list[Array]]]:
     """triplet_margin_loss with norm_degree q: d(u, v) = (Σ (u − v)^q + ε)^(1/q), max(d(a, pos) − d(a, neg) +
     margin, 0); jax.grad through the root's slope and the power's (slope, root_slope), the maximum's share (½ at
     0) first. `fused` (float32 under jit): the powers summed in XLA's fused row loop (_fused_sum) and each
@@ -137,7 +160,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
             h = _fma(d if q == 3 else sq, sq, eps)[:, 0]
             return d, r(powf(h, float(e))), root_slope(h, q, r)
         if fused and d.shape[1] <= 32 and d.size < YNN_FROM:
-            s = _fused_sum(d, q, paired)
+            s = _fused_sum(d, q)
         else:
             s = _rows(power(d, q, r), r, k) if not fused else xla_sum(power(d, q, ftz))
         h = r(s + eps)
