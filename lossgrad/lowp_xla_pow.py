@@ -60,19 +60,18 @@ def integral(q: float) -> bool:
 
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here: half dtypes (not measured); under jit in
-    float32, q = 3 on rows of 2 to 8 features below YNN_FROM elements (LLVM's loop vectorizer takes some rows of the
-    fused row sum 4 or 8 at a time, the last product left unfused, by a cost model not measured for cubes), an
-    integral q of 4 or more (XLA's fused products differ from those modelled here on some rows), and q below 1
-    (1/q > 1: XLA rewrites the root's power, not modelled)."""
+    float32, q = 3 or 4 on rows of 2 to 8 features below YNN_FROM elements (LLVM's loop vectorizer takes some rows
+    of the fused row sum 4 or 8 at a time by a cost model not measured for these powers), an integral q of 5 or more
+    (its fused products not measured), and q below 1 (1/q > 1: XLA rewrites the root's power, not modelled)."""
     if half is not None:
         raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 is reproduced in "
                             "float32 only; use {dtype} float32 or float64, or {convention} exact")
     rows, n = shape
     if not jit:
         return
-    why = ("rows of 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the cubes by a cost model not "
-           "measured for them)" if q == 3 and 2 <= n <= 8 and rows * n < YNN_FROM else
-           "an integral degree of 4 or more (XLA's fused products not modelled)" if integral(q) and q >= 4 else
+    why = ("rows of 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the powers by a cost model not "
+           "measured for them)" if q in (3, 4) and 2 <= n <= 8 and rows * n < YNN_FROM else
+           "an integral degree of 5 or more (XLA's fused products not measured)" if integral(q) and q >= 5 else
            "a degree below 1 (XLA rewrites the root's power 1/q, not modelled)" if q < 1 else None)
     if why:
         raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced "
@@ -126,15 +125,19 @@ def root_slope(h: Array, q: float, r: Rounder) -> Array:
 
 def _fused_sum(d: Array, q: float) -> Array:
     """Σ d^q along each row as XLA's fused row loop adds it under jit in float32 (up to 32 features, fewer than
-    YNN_FROM elements): in order from +0, q = 3 and 4 contracting the last product into the running sum
-    (fma(d, d², acc), fma(d², d², acc)); other q add each power as it is."""
-    n = int(q) if integral(q) else 0
-    if n in (3, 4):
+    YNN_FROM elements; the scalar loop, as the object code runs it): q = 3 from +0, each cube's last product
+    contracted into the running sum, fma(d, d², acc); q = 4 as the squares' loop for 2, d₀²·d₀² + d₁⁴ in one FMA,
+    then fma(d², d², acc); other q adding each power as it is, in order from +0."""
+    if q in (3, 4):
         sq = ftz(d * d)
-        lhs = d if n == 3 else sq
+        if q == 4:
+            acc = _fma(sq[:, 0], sq[:, 0], ftz(sq[:, 1] * sq[:, 1]))
+            for i in range(2, d.shape[1]):
+                acc = _fma(sq[:, i], sq[:, i], acc)
+            return acc
         acc = np.zeros(d.shape[0], dtype=F32)
         for i in range(d.shape[1]):
-            acc = _fma(lhs[:, i], sq[:, i], acc)
+            acc = _fma(d[:, i], sq[:, i], acc)
         return acc
     t = power(d, q, ftz)
     acc = np.zeros(d.shape[0], dtype=F32)

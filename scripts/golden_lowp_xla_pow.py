@@ -30,7 +30,7 @@ MARGINS = (1.0, 0.3)
 def jit_reproduced(q: float, rows: int, cols: int) -> bool:
     """Whether lossgrad reproduces this degree and shape under jit (as lossgrad.lowp_xla_pow.check)."""
     if q.is_integer():
-        return q == 1 or (q == 3 and not (2 <= cols <= 8 and rows * cols < 4096))
+        return q == 1 or (q in (3, 4) and not (2 <= cols <= 8 and rows * cols < 4096))
     return q >= 1
 
 
