@@ -1,15 +1,18 @@
-"""optax's triplet_margin_loss with a norm_degree q other than 2, as JAX computes it on CPU (XLA) in float32.
+"""optax's triplet_margin_loss with a norm_degree q other than 2, as JAX computes it on CPU (XLA): float32 op by op
+and under jit, float16 and bfloat16 op by op.
 
 optax measures d(u, v) = (Σ (u − v)^q + ε)^(1/q), ε = 1e-6, with jnp.power and no |·|. JAX traces jnp.power(x, q)
 as lax.integer_pow for a Python int q (optax's default 2; what lossgrad reproduces for an integral --norm-degree):
 repeated products by binary exponentiation, (x·x)·x for q = 3, (x·x)·(x·x) for 4; and as lax.pow for any other q
-and for the root's 1/q (a float32 constant). XLA's CPU backend emits lax.pow as LLVM's llvm.pow.f32, which it
-neither vectorizes nor approximates: every element is a call of the C library's scalar powf (the object code's one
-relocation, R_X86_64_64 powf; no libmvec _ZGV…_powf, no SLEEF, no polynomial of XLA's own), op by op and under
-jit, in the forward and in jax.grad. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: its simplifier folds
-x^1 to x and x^0 to 1 (q = 1's root and its slope), but leaves x^½ a powf where x may be negative (q = 1.5's slope).
+and for the root's 1/q (a weakly typed constant, rounded to the dtype). XLA's CPU backend emits lax.pow as LLVM's
+llvm.pow, which no vector library takes: every element is a call of the C library's scalar powf (the object code's
+one relocation, R_X86_64_64 powf, even where LLVM vectorizes the loop around it; no libmvec _ZGV…_powf, no SLEEF,
+no polynomial of XLA's own), op by op and under jit, in the forward and in jax.grad; a half dtype's power is powf
+of its float32 value. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: under jit XLA folds x^1 to x and x^0 to
+1 (q = 1's root and its slope), and LLVM's library-call simplifier turns a constant x^½ into |√x| (q = 1.5's
+slope; jit_powf); op by op the exponent is an operand and every power is powf.
 
-jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in float32, x^(q−1) a powf;
+jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
 integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again by products, g itself for 1).
 """
 
@@ -59,13 +62,15 @@ def integral(q: float) -> bool:
 
 
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
-    """Raise NotReproduced where JAX's results are not reproduced here: half dtypes (not measured); under jit in
-    float32, q = 3 or 4 on rows of 2 to 8 features below YNN_FROM elements (LLVM's loop vectorizer takes some rows
-    of the fused row sum 4 or 8 at a time by a cost model not measured for these powers), an integral q of 5 or more
-    (its fused products not measured), and q below 1 (1/q > 1: XLA rewrites the root's power, not modelled)."""
-    if half is not None:
-        raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 is reproduced in "
-                            "float32 only; use {dtype} float32 or float64, or {convention} exact")
+    """Raise NotReproduced where JAX's results are not reproduced here: half dtypes under jit (XLA's fusions in
+    them not measured); under jit in float32, q = 3 or 4 on rows of 2 to 8 features below YNN_FROM elements (LLVM's
+    loop vectorizer takes some rows of the fused row sum 4 or 8 at a time by a cost model not measured for these
+    powers), an integral q of 5 or more (its fused products not measured), and q below 1 (1/q > 1: XLA rewrites
+    the root's power, not modelled)."""
+    if half is not None and jit:
+        raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 under jit is "
+                            "reproduced in float32 only (in {dtype} op by op: --no-jit; jit=False in Python); use "
+                            "{dtype} float32 or float64, or {convention} exact")
     rows, n = shape
     if not jit:
         return
@@ -112,15 +117,15 @@ def slope(x: Array, q: float, r: Rounder, jit: bool = False) -> Array | None:
     if integral(q):
         n = int(q)
         return None if n == 1 else r(F32(2) * x) if n == 2 else r(F32(n) * int_pow(x, n - 1, r))
-    e = F32(q)
-    return r(e * r((jit_powf if jit else powf)(x, float(F32(e - F32(1))))))
+    e = F32(r(F32(q)))
+    return r(e * r((jit_powf if jit else powf)(x, float(r(e - F32(1))))))
 
 
 def root_slope(h: Array, q: float, r: Rounder) -> Array:
-    """jax.grad's factor (1/q)·h^(1/q − 1) of the root lax.pow(h, 1/q): 1/q and 1/q − 1 rounded to float32 (1 for
-    q = 1: h^0, which XLA folds and glibc's powf gives for any h)."""
-    e = F32(1 / q)
-    return r(e * r(powf(h, float(F32(e - F32(1))))))
+    """jax.grad's factor (1/q)·h^(1/q − 1) of the root lax.pow(h, 1/q): 1/q (a weakly typed constant) and 1/q − 1
+    rounded to the dtype (1 for q = 1: h^0, which XLA folds and glibc's powf gives for any h)."""
+    e = F32(r(F32(1 / q)))
+    return r(e * r(powf(h, float(r(e - F32(1))))))
 
 
 def _fused_sum(d: Array, q: float) -> Array:
@@ -154,7 +159,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
     gradient's row factor taken times q before its product with the slope's power (XLA's reassociation).
     Returns the losses, the terms the mean adds, and the gradients (anchor, positive, negative)."""
     eps = r(F32(1e-6))
-    e = F32(1 / q)
+    e = F32(r(F32(1 / q)))
 
     def dist(v: Array) -> tuple[Array, Array, Array]:
         d = r(a - v)

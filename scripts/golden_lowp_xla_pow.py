@@ -1,5 +1,5 @@
-"""Record JAX's CPU results for optax's triplet_margin_loss with a norm_degree other than 2 in float32 for
-tests/golden/lowp_xla_pow.json (read by tests/test_lowp_xla_pow.py).
+"""Record JAX's CPU results for optax's triplet_margin_loss with a norm_degree other than 2 (float32 op by op and
+under jit, float16 and bfloat16 op by op) for tests/golden/lowp_xla_pow.json (read by tests/test_lowp_xla_pow.py).
 
 Each record is taken as scripts/golden_lowp_xla_more.py takes its own: the anchors are the predictions, the
 positives the targets and the negatives an extra input; jit (jax.jit around jax.value_and_grad) or op by op;
@@ -20,7 +20,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from golden_lowp_xla import _short  # noqa: E402
+from golden_lowp_xla import _np_dtype, _rounded, _short  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_pow.json"
 DEGREES = (1.0, 1.5, 3.0, 4.0, 2.5)
@@ -35,7 +35,7 @@ def jit_reproduced(q: float, rows: int, cols: int) -> bool:
 
 
 def record(q: float, margin: float, jit: bool, reduction: str, y: np.ndarray, p: np.ndarray, neg: np.ndarray,
-           name: str | None = None) -> dict:
+           name: str | None = None, dtype: str = "float32") -> dict:
     import jax
     import jax.numpy as jnp
     import optax
@@ -48,8 +48,9 @@ def record(q: float, margin: float, jit: bool, reduction: str, y: np.ndarray, p:
     both = jax.value_and_grad(reduced, argnums=(0, 1, 2), has_aux=True)
     if jit:
         both = jax.jit(both)
-    (value, losses), grads = both(*(jnp.asarray(x.astype(np.float32)) for x in (p, y, neg)))
-    out = {"loss": "triplet", "options": {"margin": margin, "norm_degree": q}, "dtype": "float32", "jit": jit,
+    y, p, neg = (_rounded(x, dtype) for x in (y, p, neg))  # (inputs representable in the dtype)
+    (value, losses), grads = both(*(jnp.asarray(x.astype(_np_dtype(dtype))) for x in (p, y, neg)))
+    out = {"loss": "triplet", "options": {"margin": margin, "norm_degree": q}, "dtype": dtype, "jit": jit,
            "reduction": reduction, "target": _short(y), "pred": _short(p), "negative": _short(neg),
            "losses": _short(np.asarray(losses, dtype=np.float32)),
            "value": None if reduction == "none" else str(np.float32(value)),
@@ -82,7 +83,7 @@ def triplets(rng, q: float, rows: int, cols: int) -> list[tuple[np.ndarray, np.n
 
 # (rows, features): one feature, 2 to 8 (XLA's vectorized row loops), 9 to 32, more (XLA's windows of 32),
 # YNNPACK's sums from 4096 elements
-# YNNPACK's shape for one degree only (the file's size)
+# YNNPACK's shape for one degree under jit only (the file's size)
 SHAPES = ((1, 1), (12, 1), (7, 2), (21, 3), (30, 5), (14, 8), (17, 10), (9, 32), (5, 33), (4, 100), (256, 16))
 YNN_DEGREES = (1.5,)
 
@@ -92,7 +93,8 @@ def records(rng) -> list[dict]:
     for q in DEGREES:
         for jit in (False, True):
             for i, (rows, cols) in enumerate(SHAPES):
-                if (jit and not jit_reproduced(q, rows, cols)) or (rows * cols >= 4096 and q not in YNN_DEGREES):
+                if (jit and not jit_reproduced(q, rows, cols)) or (rows * cols >= 4096 and (q not in YNN_DEGREES
+                                                                                              or not jit)):
                     continue
                 reduction = ("mean", "sum", "none")[i % 3]
                 margin = MARGINS[i % 2]
@@ -103,10 +105,25 @@ def records(rng) -> list[dict]:
     return out
 
 
+# float16 and bfloat16 op by op: these shapes, random rows and (every other shape) the adversarial ones
+HALF_SHAPES = ((1, 1), (12, 1), (7, 3), (11, 5), (9, 12), (3, 33))
+
+
+def half_records(rng) -> list[dict]:
+    out = []
+    for dtype in ("float16", "bfloat16"):
+        for q in DEGREES:
+            for i, (rows, cols) in enumerate(HALF_SHAPES):
+                reduction, margin = ("mean", "sum", "none")[i % 3], MARGINS[i % 2]
+                for y, p, neg, name in triplets(rng, q, rows, cols)[:1 if i % 2 else 3]:
+                    out.append(record(q, margin, False, reduction, y, p, neg, name, dtype))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
-    recs = records(np.random.default_rng(20261205))
+    recs = records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 
