@@ -45,7 +45,7 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)", "cosine op by op (cosine_distance)",
-             "triplet op by op and under jit (triplet_margin_loss; norm_degree other than 2 in float32)")
+             "triplet op by op and under jit (triplet_margin_loss; other norm_degrees: under jit in float32 only)")
 DTYPES = lowp_xla.DTYPES
 
 
