@@ -420,3 +420,20 @@ def sums_2d(terms: Array) -> bool:
     """Whether XLA's sum of these losses is reproduced (float32 otherwise takes lossgrad's own sum of them)."""
     rows, n = terms.reshape(terms.shape[0], -1).shape
     return rows == 1 or n == 1 or (rows % 2 == 1 and rows <= SCALAR_ROWS and n <= 32)
+
+
+def _fma(a: Any, b: Any, c: Any) -> Array:
+    """An FMA as XLA's code runs it: a subnormal result flushed to zero."""
+    return ftz(fma(a, b, c))
+
+
+def _tie(x: Array, z: Array, other: Any) -> Array:
+    """JAX's share of a max or min's gradient for the operand x of result z: 1 where x is the result alone, ½
+    where both operands are, 0 elsewhere."""
+    return np.where(x == z, np.where(F32(other) == z, F32(0.5), F32(1)), F32(0)).astype(F32)
+
+
+def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
+    """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
+    stored in the dtype."""
+    return r(xla_sum(k(x)))

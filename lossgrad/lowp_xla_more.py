@@ -10,25 +10,24 @@ This module is the "xla" backend: the losses of lowp_xla are passed on to it.
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 
-from . import lowp_xla
+from . import lowp_xla, lowp_xla_pow
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import fma
 from .lowp_xla import (
     F32,
     YNN_FROM,
     Grad,
     Rounder,
+    _fma,
+    _rows,
     _sigmoid_via_softplus,
+    _tie,
     ftz,
     mean_value,
     rounder,
@@ -39,6 +38,7 @@ from .lowp_xla import (
     xla_log1p,
     xla_sum,
 )
+from .lowp_xla_pow import powf
 
 # the losses reproduced here beside lowp_xla's, and the options each takes
 TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha"),
@@ -46,19 +46,8 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)",
              "cosine op by op, and under jit in float32 and bfloat16 (cosine_distance)",
-             "triplet op by op and under jit (triplet_margin_loss, norm_degree 2)")
+             "triplet op by op and under jit (triplet_margin_loss; other norm_degrees: under jit in float32 only)")
 DTYPES = lowp_xla.DTYPES
-
-
-def _fma(a: Any, b: Any, c: Any) -> Array:
-    """An FMA as XLA's code runs it: a subnormal result flushed to zero."""
-    return ftz(fma(a, b, c))
-
-
-def _tie(x: Array, z: Array, other: Any) -> Array:
-    """JAX's share of a max or min's gradient for the operand x of result z: 1 where x is the result alone, ½
-    where both operands are, 0 elsewhere."""
-    return np.where(x == z, np.where(F32(other) == z, F32(0.5), F32(1)), F32(0)).astype(F32)
 
 
 def huber(y: Array, p: Array, delta: float, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad]:
@@ -164,12 +153,6 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: 
     return r(raw), k(raw), grad, v_pos
 
 
-def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
-    """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
-    stored in the dtype."""
-    return r(xla_sum(k(x)))
-
-
 def _in_order(x: Array, r: Rounder) -> Array:
     acc: Array = x[:, 0].copy()
     for i in range(1, x.shape[1]):
@@ -215,31 +198,6 @@ def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Gr
         return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
     return r(raw), raw, grad
 
-
-
-@functools.cache
-def _libm() -> Any:
-    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded); loaded on first use,
-    so that lossgrad starts without it."""
-    try:
-        lib = ctypes.CDLL("libm.so.6")
-    except OSError:
-        name = ctypes.util.find_library("m")
-        if name is None:
-            return None
-        lib = ctypes.CDLL(name)
-    lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
-    return lib
-
-
-def powf(x: Array, e: float) -> Array:
-    """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
-    lib = _libm()
-    if lib is None:
-        raise NotReproduced("dtype", "JAX's x^y is the C library's powf, which could not be loaded here; use {dtype} "
-                            "float64, or {convention} exact")
-    each = np.frompyfunc(lambda v: lib.powf(v, e), 1, 1)
-    return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
 
 
 # rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
@@ -347,8 +305,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
         extra.append("sample_weight")
     if loss == "focal" and not from_logits:
         return "focal on probabilities"
-    if loss == "triplet" and float(params.get("norm_degree", 2.0)) != 2:
-        return "triplet with {norm_degree} other than 2"
+    if loss == "triplet" and float(params.get("norm_degree", 2.0)) <= 0:
+        return "triplet with {norm_degree} of 0 or less"
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
@@ -363,7 +321,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     params = params or {}
     if loss == "triplet":
         return triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=F32), half, switches.get("jit", True),
-                             float(params.get("margin", 1.0)), switches.get("mean", True))
+                             float(params.get("margin", 1.0)), switches.get("mean", True),
+                             float(params.get("norm_degree", 2.0)))
     jit = switches.get("jit", True)
     r = rounder(half)
     k = ftz if jit and half is not None and half is not np.float16 else r  # (as lowp_xla.compute)
@@ -412,18 +371,30 @@ def cosine_jit(y: Array, p: Array) -> Parts:
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
 
 
-def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True) -> Parts:
-    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives'."""
+def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True,
+                  norm_degree: float = 2.0) -> Parts:
+    """triplet's parts: the anchor's gradient, the positives' (the targets) and the negatives' (a norm_degree
+    other than 2: lowp_xla_pow's)."""
     r = rounder(half)
     k = ftz if jit and half is not np.float16 else r  # (as lowp_xla.compute)
     with np.errstate(all="ignore"):
-        losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
-                                       mean and a.shape[0] > 1)
+        if norm_degree != 2:
+            lowp_xla_pow.check(norm_degree, a.shape, half, jit)
+            losses, terms, grads = lowp_xla_pow.triplet(r(a), r(pos), r(neg), norm_degree, margin, r, k, jit,
+                                                        jit and half is None)
+        else:
+            losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
+                                           mean and a.shape[0] > 1)
 
     def quiet(n: float) -> list[Array]:
         with np.errstate(all="ignore"):
             return grads(n)
     g = quiet(1)
+    # under jit in float32 with norm_degree 1, XLA fuses the losses into their sum and LLVM adds them in vector
+    # lanes of its own (measured), not reproduced
+    lanes = norm_degree == 1 and jit and half is None
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
-                 mean_grad=lambda n: quiet(n)[0], mean_value=mean_value(terms, r),
+                 warnings=["the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree 1 "
+                           "under jit in vector lanes of its own, not reproduced"] if lanes else [],
+                 mean_grad=lambda n: quiet(n)[0], mean_value=None if lanes else mean_value(terms, r),
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

@@ -1,0 +1,134 @@
+"""optax's triplet_margin_loss with a norm_degree other than 2 under the optax convention (float32 op by op and under
+jax.jit, float16 and bfloat16 op by op) against JAX's own CPU results, recorded by scripts/golden_lowp_xla_pow.py in
+tests/golden/lowp_xla_pow.json: bit for bit, losses, reduced value and the three gradients."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import live_rounds, lossgrad as cli
+from lossgrad import lowp_xla_pow
+from lossgrad.lowp_xla import ftz
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_pow.json"
+DATA = json.loads(GOLDEN.read_text())
+RECORDS = DATA["records"]
+SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+
+
+def _f32(values: object) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def _differing(got: object, want: object) -> int:
+    """Elements not equal bit for bit (NaN for NaN, −0 apart from +0)."""
+    a, b = np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)
+    return int((~((a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b)))).sum())
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    return lossgrad.evaluate("triplet", _f32(rec["target"]).astype(np.float64), _f32(rec["pred"]).astype(np.float64),
+                             convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"],
+                             negative=_f32(rec["negative"]).astype(np.float64), **rec["options"])
+
+
+def compare(rec: dict, r: lossgrad.Result) -> dict[str, int]:
+    """How many elements of each result differ from the record's."""
+    pairs = {"losses": (r.losses, rec["losses"]), "grad": (r.grad, rec["grad"])}
+    pairs |= {"grad_" + k: (r.grads[k], rec["grads"][k]) for k in rec["grads"]}
+    if rec["value"] is not None and not any("lossgrad's float32 sum" in w for w in r.warnings):
+        pairs["value"] = (np.float32(r.value), [rec["value"]])  # (not where lossgrad says it sums on its own)
+    return {what: _differing(got, want) for what, (got, want) in pairs.items()}
+
+
+def _id(i: int, rec: dict) -> str:
+    return (f"{i}-{rec['dtype']}-q={rec['options']['norm_degree']:g}-m={rec['options']['margin']:g}-"
+            f"{'jit' if rec['jit'] else 'ops'}-{rec['reduction']}-{'x'.join(map(str, np.shape(rec['pred'])))}-"
+            f"{rec['name']}")
+
+
+@pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
+def test_jax_cpu_bit_for_bit(rec: dict) -> None:
+    r = _run(rec)
+    assert not any("not bit for bit" in w for w in r.warnings), r.warnings
+    assert not any(compare(rec, r).values())
+
+
+def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
+    seen = {(r["options"]["norm_degree"], r["dtype"], r["jit"]) for r in RECORDS}
+    degrees = (1.0, 1.5, 2.5, 3.0, 4.0)
+    assert seen == ({(q, "float32", jit) for q in degrees for jit in (False, True)}
+                    | {(q, dtype, False) for q in degrees for dtype in ("float16", "bfloat16")})
+    assert {r["reduction"] for r in RECORDS} == {"mean", "sum", "none"}
+    cols = {np.shape(r["pred"])[1] for r in RECORDS}
+    assert cols >= {1, 2, 8, 32, 33, 100} and max(np.size(r["pred"]) for r in RECORDS) >= 4096
+    # NaN where optax's power of a negative difference is (no |·| in optax), and zero differences
+    assert any(np.isnan(_f32(r["losses"])).any() for r in RECORDS if r["options"]["norm_degree"] == 1.5)
+    assert any(r["name"].startswith("adversarial") for r in RECORDS if r["jit"])
+    assert DATA["versions"]["jax"] and DATA["versions"]["optax"] and DATA["versions"]["cpu_flags"]
+
+
+def test_integer_pow_is_products_and_the_root_glibcs_powf() -> None:
+    # by hand: (x·x)·x and (x·x)·(x·x) for 3 and 4 as jax's binary exponentiation; the root's slope for q = 1 is 1
+    x = _f32([1.1, -2.3, 3.0e-20])
+    assert _differing(lowp_xla_pow.int_pow(x, 3, ftz), ftz(ftz(x * x) * x)) == 0
+    assert _differing(lowp_xla_pow.int_pow(x, 4, ftz), ftz(ftz(x * x) * ftz(x * x))) == 0
+    assert lowp_xla_pow.root_slope(_f32([5.0, 0.0]), 1.0, ftz).tolist() == [1.0, 1.0]
+    # (5·5·5 + 0)^(1/3) hits 5 within one float32 step; a negative base is NaN for a fractional power
+    assert abs(float(lowp_xla_pow.power(_f32([125.0]), 1 / 3, ftz)[0]) - 5) < 1e-6
+    with np.errstate(invalid="ignore"):
+        assert np.isnan(lowp_xla_pow.power(_f32([-1.0]), 1.5, ftz)[0])
+
+
+def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
+    a, y, n = [[1.0, 2.0, 3.0]], [[0.5, 2.0, 1.0]], [[3.0, 0.0, 1.0]]
+    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=5.0)
+    assert any("norm_degree 5 under jit" in w and "float32 formulas" in w for w in r.warnings)
+    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=3.0)
+    assert any("rows of 2 to 8 features" in w for w in r.warnings)
+    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=4.0,
+                          jit=False)
+    assert not any("not bit for bit" in w for w in r.warnings)
+    with pytest.raises(lossgrad.OptionError, match="under jit is reproduced in float32 only"):
+        lossgrad.evaluate("triplet", y, a, convention="optax", dtype="bfloat16", negative=n, norm_degree=1.5)
+    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="bfloat16", negative=n, norm_degree=1.5,
+                          jit=False)
+    assert not any("float32 formulas" in w or "not bit for bit" in w for w in r.warnings)
+
+
+def test_the_command_line_gives_the_records_numbers() -> None:
+    rec = next(r for r in RECORDS if r["options"]["norm_degree"] == 1.5 and r["jit"] and r["reduction"] == "sum"
+               and np.isfinite(np.float32(r["value"])))
+    rows = lambda k: ";".join(",".join(map(str, row)) for row in _f32(rec[k]).tolist())  # noqa: E731
+    r = cli("triplet", "-c", "optax", "--dtype", "float32", "--reduction", "sum", "--norm-degree", "1.5",
+            "--margin", str(rec["options"]["margin"]), "-y", rows("target"), "-p", rows("pred"),
+            "--negative", rows("negative"), "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert _differing(out["losses"], rec["losses"]) == 0 and _differing(out["grad"], rec["grad"]) == 0
+    assert np.float32(out["value"]) == np.float32(rec["value"])
+
+
+@pytest.mark.frameworks
+def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
+    pytest.importorskip("jax")
+    pytest.importorskip("optax")
+    sys.path.insert(0, str(SCRIPTS))
+    import golden_lowp_xla_pow as golden
+
+    rng = live_rng
+    for _ in range(live_rounds(1, 8)):
+        for q in golden.DEGREES:
+            rows, cols = int(rng.integers(1, 60)), int(rng.choice([1, 3, 9, 17, 32, 40]))
+            dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))  # (half dtypes: op by op)
+            jit = dtype == "float32" and bool(rng.integers(2)) and golden.jit_reproduced(q, rows, cols)
+            reduction = str(rng.choice(["mean", "sum", "none"]))
+            y, p, neg, name = golden.triplets(rng, q, rows, cols)[int(rng.integers(2))]
+            rec = golden.record(q, float(rng.choice(golden.MARGINS)), jit, reduction, y, p, neg, name, dtype)
+            assert not any(compare(rec, _run(rec)).values()), (q, dtype, jit, reduction, rows, cols)
