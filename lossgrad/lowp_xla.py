@@ -184,22 +184,92 @@ def xla_sum(x: Array) -> Array:
     return _lanes(x) + F32(0)
 
 
-# an [N, K] array's sum is XLA's loop, scalar and in order, for odd N up to this (and K up to 32)
-SCALAR_ROWS = 15
+def row_lanes(n: int, k: int) -> int:
+    """How many lanes LLVM's loop vectorizer splits the rows of an [n, k] block (n, k ≤ 32) of XLA's reduce loop
+    into (0: none, the loop runs in order), as its cost model picks them: measured for every n and k up to 32
+    (scripts/golden_lowp_xla_sum2d.py --lanes). Only rows of 2 to 8 are split, 2, 4, 8 or 16 and more of them."""
+    if not 2 <= k <= 8 or not (n in (2, 4, 8) or n >= 16):
+        return 0
+    if n in (2, 4):
+        return n
+    if k >= 7:
+        return 4
+    if k == 2:
+        return 4 if 20 <= n <= 23 else 8
+    return 4 if n % 8 >= 4 else 8
+
+
+def _from(start: F32, x: Array) -> F32:
+    """start + x₀ + x₁ + … left to right in float32, each sum flushed to zero when subnormal."""
+    partial = np.add.accumulate(np.concatenate([[start], x.reshape(-1)]).astype(F32), dtype=F32)
+    if np.any((partial != 0) & (np.abs(partial) < TINY)):  # (rare: take the flushes step by step)
+        acc = F32(start)
+        for v in x.reshape(-1):
+            acc = F32(ftz(acc + v))
+        return acc
+    return F32(partial[-1])
+
+
+def _halved(lanes: Array) -> F32:
+    """A vector's lanes added as x86 reduces them: the upper half onto the lower, until one is left."""
+    while lanes.size > 1:
+        half = lanes.size // 2
+        lanes = ftz(lanes[:half] + lanes[half:])
+    return F32(lanes[0])
+
+
+def _block(x: Array) -> F32:
+    """XLA's sum of an [n, k] block (n, k ≤ 32): w lanes (row_lanes) each add their rows (row i in lane i mod w),
+    lane 0 starting from the reduction's +0 and the others from −0; the lanes halved; then the last n mod w rows
+    in order. No lanes: the whole block in order from +0."""
+    n, k = x.shape
+    w = row_lanes(n, k)
+    if not w:
+        return _from(F32(0), x)
+    lanes = np.full(w, F32(-0.0), dtype=F32)
+    lanes[0] = F32(0)
+    whole = n // w * w
+    for i in range(0, whole, w):
+        for c in range(k):
+            lanes = ftz(lanes + x[i:i + w, c])
+    return _from(_halved(lanes), x[whole:])
+
+
+def _window(win: Array, inside: Array, pad: tuple[int, int]) -> F32:
+    """One window of 32 of XLA's reduce-window: a block when no window is padded; where the padding is a single
+    row (or column) LLVM splits the loop at the 32nd, which it checks apart: 31 rows as a block, then the 32nd
+    (31 columns of every row, then each row's 32nd); elsewhere the window's elements in order."""
+    if pad == (0, 0):
+        return _block(win)
+    if pad == (1, 0):
+        return _from(_block(win[:31]), win[31:][inside[31:]])
+    if pad[1] == 1:
+        return _from(_from(F32(0), win[:, :31][inside[:, :31]]), win[:, 31:][inside[:, 31:]])
+    return _from(F32(0), win[inside])
 
 
 def xla_sum2d(x: Array) -> F32:
-    """jnp.sum of a whole [N, K] float32 array, where XLA's CPU backend adds it in an order known here. XLA marks
-    the loop's additions reassociable and LLVM's loop vectorizer splits the rows into lanes of a width its cost
-    model picks from N and K; it leaves them in row-major order for a single row or column, and for odd N up to
-    15 with K up to 32."""
+    """jnp.sum of a whole [N, K] float32 array of fewer than 4096 elements as XLA's CPU backend adds it. XLA
+    splits an axis of more than 32 into windows of 32 (the padding split, the smaller half first) and sums the
+    windows' sums the same way; each window, or the whole array where both axes are 32 or less, is a loop whose
+    additions XLA marks reassociable, and LLVM's loop vectorizer splits its rows into lanes (_block, _window)."""
     rows, n = x.shape
-    if rows == 1 or n == 1:
-        return F32(xla_sum(x.reshape(1, -1))[0])
-    if rows % 2 and rows <= SCALAR_ROWS and n <= 32:
-        return F32(_in_order(x.reshape(1, -1))[0] + F32(0))
-    raise _not_reproduced(f"sum of a {rows}×{n} array (LLVM's loop vectorizer splits it into lanes of a width "
-                          "its cost model picks; reproduced for one row or column, or odd N up to 15 with K up to 32)")
+    if rows * n >= YNN_FROM:
+        if rows == 1 or n == 1:
+            return F32(xla_sum(x.reshape(1, -1))[0])
+        raise _not_reproduced(f"sum of a {rows}×{n} array (4096 elements or more: YNNPACK's order, not known)")
+    if rows <= 32 and n <= 32:
+        return _block(x)
+    pad = (-rows % 32 if rows > 32 else 0, -n % 32 if n > 32 else 0)
+    size = (32 if rows > 32 else rows, 32 if n > 32 else n)
+    padded = np.zeros((rows + pad[0], n + pad[1]), dtype=F32)
+    inside = np.zeros(padded.shape, dtype=bool)
+    at = (slice(pad[0] // 2, pad[0] // 2 + rows), slice(pad[1] // 2, pad[1] // 2 + n))
+    padded[at], inside[at] = x, True
+    sums = np.array([[_window(padded[a:a + size[0], b:b + size[1]], inside[a:a + size[0], b:b + size[1]], pad)
+                      for b in range(0, padded.shape[1], size[1])] for a in range(0, padded.shape[0], size[0])],
+                    dtype=F32)
+    return xla_sum2d(sums)
 
 
 def fused_squares_sum(d: Array) -> F32:
@@ -211,6 +281,16 @@ def fused_squares_sum(d: Array) -> F32:
     return F32(acc[0] + F32(0))
 
 
+def fused_lanes(n: int, k: int) -> int:
+    """How many lanes LLVM splits the rows of squared_error's fused sum over [n, k] (n, k ≤ 32) into under jit
+    (0: none), measured as row_lanes: every row length but 1, for 2, 4, 8 or 16 and more rows. There the squares and
+    their sum are vector multiplies and adds that the code generator contracts in an order not pinned down, so
+    float32 takes lossgrad's own sum (rounding to float16 or bfloat16 hid the order in every batch measured)."""
+    if k == 1 or not (n in (2, 4, 8) or n >= 16):
+        return 0
+    return n if n in (2, 4) else 4 if k <= 8 and (20 <= n <= 23 or (28 <= n <= 31 and k >= 3)) else 8
+
+
 def fused_mse_value(d: Array, r: Callable[[Any], Array]) -> Callable[[float], float] | None:
     """jnp.mean (or jnp.sum, n = 1) of squared_error over [N, K] under jit, where it is reproduced."""
     rows, n = d.shape
@@ -219,9 +299,10 @@ def fused_mse_value(d: Array, r: Callable[[Any], Array]) -> Callable[[float], fl
         if r is ftz:
             return None
         raise _not_reproduced(why)
-    if not sums_2d(d):
+    fused = rows <= 32 and n <= 32  # (larger arrays: the squares stored, then XLA's windows)
+    if not sums_2d(d) or (fused and r is ftz and fused_lanes(rows, n)):
         return None if r is ftz else mean_value(d, r, True)  # (the refusal with its reason)
-    total = fused_squares_sum(d) if n <= 32 else xla_sum2d(ftz(d * d))
+    total = fused_squares_sum(d) if fused else xla_sum2d(ftz(d * d))
     return lambda m: float(r(total if m == 1 else total * (F32(1) / F32(m))))
 
 
@@ -398,9 +479,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
     several = terms.ndim > 1 and terms.shape[1] > 1
     value = None if half is None and several and not (known and sums_2d(terms)) else mean_value(terms, r, known)
-    if loss == "mse" and jit and half is not np.float16 and terms.ndim > 1 and terms.shape[1] > 1:
+    # (None: only in float32, for more than one output per sample)
+    if loss == "mse" and jit and half is not np.float16 and several:
         value = fused_mse_value(r(p - y), r)
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value)
+    own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
+           "elements; squared_error's vectorized fused sum under jit) is not reproduced"] if value is None else []
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own)
 
 
 def mean_value(terms: Array, r: Rounder, sum2d: bool = False) -> Callable[[float], float]:
@@ -419,7 +503,7 @@ def mean_value(terms: Array, r: Rounder, sum2d: bool = False) -> Callable[[float
 def sums_2d(terms: Array) -> bool:
     """Whether XLA's sum of these losses is reproduced (float32 otherwise takes lossgrad's own sum of them)."""
     rows, n = terms.reshape(terms.shape[0], -1).shape
-    return rows == 1 or n == 1 or (rows % 2 == 1 and rows <= SCALAR_ROWS and n <= 32)
+    return rows == 1 or n == 1 or rows * n < YNN_FROM
 
 
 def _fma(a: Any, b: Any, c: Any) -> Array:

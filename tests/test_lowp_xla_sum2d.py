@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 import lossgrad
+from conftest import live_rounds
 from lossgrad import lowp_xla
 from lossgrad.errors import LossgradError
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_sum2d.json"
-RECORDS = json.loads(GOLDEN.read_text())["records"]
+DATA = json.loads(GOLDEN.read_text())
+RECORDS, SUMS = DATA["records"], DATA["sums"]
 
 
 def _run(rec: dict) -> lossgrad.Result:
@@ -36,14 +38,18 @@ def _covered(rec: dict) -> bool:
     rows, cols = np.shape(rec["pred"])
     # under jit squared_error's fused sum over one row of up to 32 keeps an order not pinned down
     single_row = rec["loss"] == "mse" and rec["jit"] and rec["dtype"] != "float16" and rows == 1 and cols <= 32
-    return lowp_xla.sums_2d(np.zeros((rows, cols), dtype=np.float32)) and not single_row
+    # in float32 its vectorized fused sum (2, 4, 8 or 16 and more rows of up to 32) is lossgrad's own too
+    lanes = rec["loss"] == "mse" and rec["jit"] and rec["dtype"] == "float32" and rows <= 32 and cols <= 32 and \
+        lowp_xla.fused_lanes(rows, cols) > 0
+    return lowp_xla.sums_2d(np.zeros((rows, cols), dtype=np.float32)) and not single_row and not lanes
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
 def test_reduced_value_bit_for_bit(rec: dict) -> None:
     if not _covered(rec):
         if rec["dtype"] == "float32":  # lossgrad's own float32 sum instead, with its warning
-            assert _run(rec).value is not None
+            r = _run(rec)
+            assert r.value is not None and any("lossgrad's float32 sum" in w for w in r.warnings)
         else:
             with pytest.raises(LossgradError, match="is not reproduced"):
                 _run(rec)
@@ -56,6 +62,27 @@ def test_reduced_value_bit_for_bit(rec: dict) -> None:
 def test_golden_covers_both_sides() -> None:
     covered = [_covered(r) for r in RECORDS]
     assert any(covered) and not all(covered)
+    # each of XLA's orders: in order, lanes of 2, 4 and 8 rows (with a tail), windows with and without padding
+    widths = {lowp_xla.row_lanes(*np.shape(r["pred"])) for r in RECORDS if max(np.shape(r["pred"])) <= 32}
+    assert widths == {0, 2, 4, 8}
+    assert {(64, 6), (100, 3)} <= {np.shape(r["pred"]) for r in RECORDS if _covered(r)}
+
+
+@pytest.mark.parametrize("rec", SUMS, ids=["x".join(map(str, r["shape"])) for r in SUMS])
+def test_whole_array_sum_bit_for_bit(rec: dict) -> None:
+    x = np.array(rec["x"], dtype=np.float32).reshape(rec["shape"])
+    if x.size >= lowp_xla.YNN_FROM:
+        with pytest.raises(LossgradError, match="YNNPACK"):
+            lowp_xla.xla_sum2d(x)
+        return
+    assert lowp_xla.xla_sum2d(x).view(np.int32) == np.float32(rec["value"]).view(np.int32)
+
+
+def test_sums_cover_each_split() -> None:
+    shapes = {tuple(r["shape"]) for r in SUMS}
+    assert any(n % 32 == 31 and n > 32 and k <= 32 for n, k in shapes)  # the row loop split at a padding of one
+    assert any(k % 32 == 31 and k > 32 for n, k in shapes)  # the column loop's
+    assert any(n * k >= 32 * 33 and n > 32 * 32 for n, k in shapes)  # two levels of windows
 
 
 @pytest.mark.frameworks
@@ -69,8 +96,9 @@ def test_live_random(dtype: str, jit: bool, live_rng: np.random.Generator, jax_x
     from golden_lowp_xla import _record, _rounded
 
     rng = live_rng
-    for _ in range(6):
-        rows, cols = int(rng.choice([1, 3, 5, 7, 9, 11, 13, 15])), int(rng.integers(2, 33))
+    for _ in range(live_rounds(4, 40)):
+        cols = int(rng.integers(2, 80))
+        rows = int(rng.integers(1, min(4095 // cols, 300) + 1))
         z = _rounded(rng.standard_normal((rows, cols)) * rng.choice([0.1, 1.0, 30.0], (rows, cols)), dtype)
         y = _rounded(rng.random((rows, cols)), dtype)
         for loss in ("mse", "bce"):
