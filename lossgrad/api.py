@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DomainError, OptionError, fill
+from .errors import DomainError, NotReproduced, OptionError, fill
 from .evaluation import Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
 from .losses import LOSSES, Parts
@@ -108,8 +108,8 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    if r.value is not None and len(blocks) == 1 and blocks[0].parts.mean_value is not None:
-        r.value = blocks[0].parts.mean_value(divisor)  # (summed in the kernel's order, not lossgrad's)
+    if r.value is not None and len(blocks) == 1:
+        r.value = kernel_value(setup, blocks[0].parts, divisor, r)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
         kernel = any(b.parts.mean_grad is not None or b.parts.mean_extra_grads is not None for b in blocks)
         if kernel:  # (a kernel that brings 1/N in before it rounds)
@@ -128,6 +128,21 @@ def run(setup: Setup, batch: Batch) -> Result:
 def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
     arrays = [getattr(b.parts, name) for b in blocks]
     return None if arrays[0] is None else np.concatenate(arrays)
+
+
+def kernel_value(setup: Setup, parts: Parts, divisor: int | float, r: Result) -> float | None:
+    """The reduced value as the kernel sums it, in its order, not lossgrad's (r.value: lossgrad's, where the kernel
+    gives none); where the kernel's sum is not reproduced for this shape, lossgrad's in float32 with a warning
+    that says why, and an error in a half dtype."""
+    if parts.mean_value is None:
+        return r.value
+    try:
+        return parts.mean_value(divisor)
+    except NotReproduced as e:
+        if setup.half is not None:
+            raise
+        r.warnings.append(f"the reduced value is lossgrad's float32 sum: {e.what.split('; use ')[0]}")
+        return r.value
 
 
 def mean_part(parts: Parts, name: str, divisor: int | float) -> np.ndarray:
