@@ -220,7 +220,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
     """The parts under jax.jit (float32 only; lowp_xla_ntxent_jit, which reads this module's partner_sum)."""
-    from .lowp_xla_ntxent_jit import MAX_PAIRS, Fused, unsupported_shape
+    from .lowp_xla_ntxent_jit import Fused, unsupported_shape, value_known
 
     b, d = p.shape
     if half is not None:
@@ -240,9 +240,9 @@ def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
         with np.errstate(all="ignore"):
             return nt.value(2 * n)
     g1 = both(1)
-    known = 2 * b <= 2 * MAX_PAIRS  # (from 16 rows LLVM vectorizes jnp.sum of the N × N matrix in lanes of its own)
+    known = value_known(2 * b)  # (from 16 rows LLVM vectorizes jnp.sum of the N × N matrix in lanes of its own)
     warnings = [] if known else ["the reduced value is lossgrad's float32 sum: under jit XLA adds optax's matrix of "
-                                 "16 rows or more in lanes of LLVM's loop vectorizer, not reproduced"]
+                                 f"{2 * b} rows in lanes of LLVM's loop vectorizer, not reproduced"]
     return Parts(losses=losses, grad=g1[0], extra_grads={"target": g1[1]}, mean_grad=lambda n: both(n)[0],
                  mean_value=value if known else None, mean_extra_grads=lambda n: {"target": both(n)[1]},
                  warnings=warnings)

@@ -87,15 +87,29 @@ def stored(n: int, d: int) -> bool:
     return n * n * d >= YNN_FROM or d >= STORED_FROM
 
 
+# jnp.sum of the N × N matrix under jit: the rows whose columns LLVM spreads over lanes (a lane per column modulo
+# the width, each lane adding its columns' rows in order, column block by block), by N; other N up to 14, and 32 (a
+# row's lanes reduced into the running sum, whose one non-zero term per row makes it the sum in row order), add the
+# rows in order; the rest is not known
+COLUMN_LANES = {4: 4, 8: 8, 16: 8}
+ROW_ORDER = (*range(2, 15, 2), 32)
+
+
+def value_known(n: int) -> bool:
+    """Whether jnp.sum's order over optax's N × N matrix under jit is reproduced."""
+    return n in COLUMN_LANES or n in ROW_ORDER
+
+
 def value_sum(lsm: Array, pos: Array) -> F32:
-    """jnp.sum of the N × N matrix holding log_softm at (i, pos[i]) and 0 elsewhere, fused under jit: row by row in
-    order, except N = 4 and 8, which LLVM vectorizes over the columns (a lane per column, the rows added in order)
-    and then halves pairwise (4: (L₀ + L₂) + (L₁ + L₃)). Measured up to N = 14."""
+    """jnp.sum of the N × N matrix holding log_softm at (i, pos[i]) and 0 elsewhere, fused under jit: in row order,
+    or in COLUMN_LANES' lanes (column c in lane c mod width, its rows in order, block after block of columns), the
+    lanes then halved pairwise (4: (L₀ + L₂) + (L₁ + L₃))."""
     n = lsm.shape[0]
     m = np.zeros((n, n), dtype=F32)
     m[np.arange(n), pos] = lsm
-    if n in (4, 8):
-        lanes = _in_order(m.T)
+    if n in COLUMN_LANES:
+        width = COLUMN_LANES[n]
+        lanes = _in_order(m.reshape(n, n // width, width).transpose(2, 1, 0).reshape(width, -1))
         while lanes.shape[0] > 1:
             h = lanes.shape[0] // 2
             lanes = ftz(lanes[:h] + lanes[h:])
