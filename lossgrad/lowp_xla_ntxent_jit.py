@@ -11,15 +11,16 @@ summed in XLA's fused loop (lowp_xla_more.fused_squares; stored and jnp.sum's or
 jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA,
 G·eˣ − 1/N with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed)
 times eˣ. Its sums over the partner rows are FMA chains in the order of the rows (below 4096 products), and the
-norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e. The final sum of the two halves'
-gradients contracts one product of each: the anchors' half g·(1/‖e‖) + m·e as an FMA on m·e, the partners' half
-on g·(1/‖e‖) (one feature: on m·2e), m = ((−s·½/‖e‖)·w)·2, w the clip's share.
+norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e. The sum of the two terms g·(1/‖e‖) + m·e
+(m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one product of each: through e[None]/‖e‖ (g summed over the
+rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over the partners j) on g·(1/‖e‖); one feature: on m·2e.
 
 Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100 features, and from 8
 pairs where YNNPACK sums the products (N²·D ≥ 4096) with 9 features or more. Elsewhere LLVM vectorizes XLA's loops
 over 16 rows or more (the partner sums' first 8 rows as a vector reduced pairwise, the gradients' last rows in
 vectors whose FMAs it contracts column by column) in orders not pinned down here, and jnp.sum of the N × N matrix
-from 16 rows in lanes of its loop vectorizer: there the reduced value is lossgrad's.
+from 16 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows): elsewhere the reduced value is
+lossgrad's.
 """
 
 from __future__ import annotations
@@ -179,7 +180,7 @@ class Fused:
         return ftz(s * self.invt)
 
     def partner_sums(self, s: Array) -> tuple[Array, Array]:
-        """Σᵢ sᵢⱼ·uᵢ (the anchors' side, over the rows i) and Σⱼ sᵢⱼ·uⱼ (over the partners j): FMA chains in row
+        """Σᵢ sᵢⱼ·uᵢ (through e[None]/‖e‖, over the rows i) and Σⱼ sᵢⱼ·uⱼ (over the partners j): FMA chains in row
         order, or the stored products in jnp.sum's order (YNNPACK's tiles)."""
         u = self.u
         n, d = u.shape
