@@ -24,56 +24,18 @@ import numpy as np
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, _in_order, _lanes, _windows, ftz, rounder, xla_exp, xla_log, xla_sum
+from .lowp_xla import F32, YNN_FROM, _lanes, _windows, ftz, rounder, xla_exp, xla_log, xla_sum
 from .lowp_xla_more import _over, _rows_in_dtype
+from .lowp_xla_ntxent_jit import Fused, unsupported_shape, value_known
+from .lowp_xla_partner import fits, partner_sum
+
+__all__ = ["fits", "partner_sum"]  # (read by the tests and the golden script from here)
 
 # the losses reproduced here, and the options each takes
 TAKES: dict[str, tuple[str, ...]] = {"contrastive": ("temperature", "ntxent")}
 SUPPORTED = ("contrastive --ntxent op by op (ntxent)",)
 DTYPES = ("float32", "float16", "bfloat16")
-SLAB = 32768  # YNNPACK's share of a reduction over a non-contiguous axis: this many elements at a time
 ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2.0**-7)}
-
-
-def _tiles(rows: Array, lo: int, hi: int, sizes: tuple[int, ...]) -> Array:
-    """Columns lo..hi of `rows` added as YNNPACK adds the rows of a reduction over a non-contiguous axis: tiles of
-    sizes[0] (the last one short), each the sum of its tiles of sizes[1], ..., the innermost in order."""
-    if not sizes:
-        return _in_order(rows[:, lo:hi])
-    acc: Array | None = None
-    for t in range(lo, hi, sizes[0]):
-        part = _tiles(rows, t, min(t + sizes[0], hi), sizes[1:])
-        acc = part if acc is None else ftz(acc + part)
-    assert acc is not None
-    return acc
-
-
-def _run(n: int, columns: int) -> int:
-    """The rows of `columns` that YNNPACK adds in one run (SLAB elements at most)."""
-    return max(1, SLAB // columns)
-
-
-def fits(n: int, d: int) -> bool:
-    """Whether the float32 partner sums of n rows of d features are reproduced: XLA's windows, or YNNPACK's in one
-    or two runs (the order of three or more is not known)."""
-    return n * n * d < YNN_FROM or all(-(-n // _run(n, c)) <= 2 for c in (n * d, d))
-
-
-def partner_sum(x: Array, axis: int, r: Rounder) -> Array:
-    """jax.grad's sum of x [N, N, D] over axis 0 or 1 (the transpose of a broadcast), in the dtype: [N, D]."""
-    n, _, d = x.shape
-    rows = np.moveaxis(x, axis, 2).reshape(n * d, n)
-    if r is not ftz:
-        return _rows_in_dtype(rows, r).reshape(n, d)
-    if axis == 1 and d == 1:  # (a contiguous row sum)
-        return xla_sum(rows).reshape(n, d)
-    if x.size < YNN_FROM:
-        return _windows(rows).reshape(n, d)
-    step = _run(n, d if axis else n * d)
-    acc = _tiles(rows, 0, min(step, n), (16, 4))
-    if step < n:
-        acc = ftz(acc + _tiles(rows, step, n, (16, 4)))
-    return acc.reshape(n, d)
 
 
 def _matrix_sum(v: Array) -> F32:
@@ -219,9 +181,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 
 def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
-    """The parts under jax.jit (float32 only; lowp_xla_ntxent_jit, which reads this module's partner_sum)."""
-    from .lowp_xla_ntxent_jit import Fused, unsupported_shape, value_known
-
+    """The parts under jax.jit (float32: lowp_xla_ntxent_jit; float16: FusedHalf)."""
     b, d = p.shape
     if half is not None:
         return _jit_half(y, p, tau, half)

@@ -33,7 +33,7 @@ from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import F32, YNN_FROM, _in_order, ftz, xla_exp, xla_log, xla_sum
 from .lowp_xla_more import fused_squares
-from .lowp_xla_ntxent import fits, partner_sum
+from .lowp_xla_partner import fits, partner_sum
 
 MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
 VECTOR_ROWS_BELOW = 9  # from 16 rows, fewer features than this: LLVM vectorizes the final loop over the rows
