@@ -106,6 +106,20 @@ def randoms(rng, dtype: str, jit: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+# float32 under jit: batches where lossgrad reproduces XLA's fused kernels beyond the shapes above (8 rows: jnp.sum
+# of the matrix in 8 lanes; 8 pairs or more with 9 features or more, YNNPACK summing the products; over 32 features)
+JIT_SHAPES = ((4, 6), (4, 9), (6, 40), (7, 100), (8, 16), (12, 12), (25, 13), (36, 10))
+
+
+def jit_randoms(rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    for b, d in JIT_SHAPES:
+        a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
+        p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
+        out.append((_rounded(a, "float32"), _rounded(p, "float32")))
+    return out
+
+
 def records(rng) -> list[dict]:
     out = []
     for dtype in DTYPES:
@@ -114,6 +128,8 @@ def records(rng) -> list[dict]:
                 out.append(record(a, p, TEMPERATURES[k % 3], dtype, jit))
             for a, p, name in adversarial(dtype):
                 out += [record(a, p, tau, dtype, jit, name) for tau in TEMPERATURES]
+    for k, (a, p) in enumerate(jit_randoms(np.random.default_rng(20261203))):  # (after the rest: their draws kept)
+        out.append(record(a, p, TEMPERATURES[k % 3], "float32", True))
     return out
 
 

@@ -52,8 +52,8 @@ def _optax_grad(*args: str) -> str:
 
 
 def test_check_weighs_optax_in_the_mode_asked() -> None:
-    # ntxent in bfloat16: JAX's numbers op by op are reproduced, under jit they are not; a gradient taken from optax op
-    # by op matches optax exactly with --no-jit, and without it check says why optax was left out
+    # ntxent in bfloat16: JAX's numbers op by op are reproduced, under jit they are not (in float32 only); a gradient
+    # taken from optax op by op matches optax exactly with --no-jit, and without it check says why optax was left out
     grad = _optax_grad(*NTXENT, "--dtype", "bfloat16", "--no-jit")
     r = run("check", *NTXENT, "--dtype", "bfloat16", "--no-jit", "--my-grad", grad, "-f", "json")
     assert r.code == 0, r.err
@@ -63,7 +63,8 @@ def test_check_weighs_optax_in_the_mode_asked() -> None:
     assert not any("was not weighed" in f for f in out["findings"])
     out = json.loads(run("check", *NTXENT, "--dtype", "bfloat16", "--my-grad", grad, "-f", "json").out)
     assert (out["match"] or {}).get("convention") != "optax"
-    assert out["findings"][-1].startswith("optax was not weighed: --dtype: JAX's ntxent under jit is not reproduced")
+    assert out["findings"][-1].startswith("optax was not weighed: --dtype: JAX's bfloat16 ntxent under jit is not "
+                                          "reproduced")
     assert "--no-jit" in out["findings"][-1]
 
 

@@ -1,0 +1,209 @@
+"""JAX's CPU results (XLA) for optax's ntxent under jax.jit in float32, bit for bit, where XLA's order is known.
+
+Under jit τ is a constant: XLA multiplies by 1/τ (rounded to float32) instead of dividing. The cosine matrix is no
+dot: XLA fuses e/‖e‖ (a product with the reciprocal 1/‖e‖; one feature: the quotient), their product and the sum
+over the features into one loop, and LLVM contracts each product into the running sum (an FMA chain from the first
+product). Where the N × N × D products reach 4096 (or the rows more than 32 features) the products are stored and
+summed as jnp.sum adds them instead: XLA's windows, or YNNPACK's lanes (and, for the sums over the partner rows in
+the backward pass, YNNPACK's tiles of 16 rows in runs of 32768 elements, as op by op). The squared norms are
+summed in XLA's fused loop (lowp_xla_more.fused_squares; stored and jnp.sum's order beyond 32 features), clipped at
+ε, and every quotient by a row's norm is a product with 1/‖e‖, 1/max(ε, Σe²) or ½/‖e‖ computed once per row.
+jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA,
+G·eˣ − 1/N with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed)
+times eˣ. Its sums over the partner rows are FMA chains in the order of the rows (below 4096 products), and the
+norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e. The sum of the two terms g·(1/‖e‖) + m·e
+(m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one product of each: through e[None]/‖e‖ (g summed over the
+rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over the partners j) on g·(1/‖e‖); one feature: on m·2e.
+
+Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100 features, and from 8
+pairs where YNNPACK sums the products (N²·D ≥ 4096) with 9 features or more. Elsewhere LLVM vectorizes XLA's loops
+over 16 rows or more (the partner sums' first 8 rows as a vector reduced pairwise, the gradients' last rows in
+vectors whose FMAs it contracts column by column) in orders not pinned down here, and jnp.sum of the N × N matrix
+from 16 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows): elsewhere the reduced value is
+lossgrad's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .losses._ops import Array
+from .lowp import fma
+from .lowp_xla import F32, YNN_FROM, _in_order, ftz, xla_exp, xla_log, xla_sum
+from .lowp_xla_more import fused_squares
+from .lowp_xla_partner import fits, partner_sum
+
+MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
+VECTOR_ROWS_BELOW = 9  # from 16 rows, fewer features than this: LLVM vectorizes the final loop over the rows
+STORED_FROM = 33  # from this many features XLA stores the products and sums them as jnp.sum does
+
+
+def _fma(a: object, b: object, c: object) -> Array:
+    return ftz(fma(a, b, c))
+
+
+def unsupported_shape(pairs: int, features: int) -> str | None:
+    """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is). From 16 rows (8 pairs) only
+    the batches whose N × N × D products reach 4096 (YNNPACK's sums) with 9 features or more are: below, LLVM
+    vectorizes XLA's fused partner sums (the first 8 partner rows reduced pairwise); with 8 features or fewer, the
+    gradients' final loop over the rows, contracting its FMAs column by column."""
+    n, d = 2 * pairs, features
+    what = f"JAX's float32 ntxent under jit of {pairs} pairs of {features} features is not reproduced"
+    if not fits(n, d):
+        return (f"{what} (its gradient sums the partner rows in YNNPACK's runs, more than two of them here, in an "
+                "order not known)")
+    if pairs <= MAX_PAIRS:
+        return None
+    if n * n * d < YNN_FROM:
+        return (f"{what} (below 4096 products XLA fuses the sums over the partner rows, and from 16 rows LLVM "
+                "vectorizes them, the first 8 rows reduced pairwise: reproduced up to 7 pairs)")
+    if d < VECTOR_ROWS_BELOW:
+        return (f"{what} (from 16 rows with up to 8 features LLVM vectorizes the gradients' final loop over the rows "
+                "and contracts its FMAs column by column, in an order not pinned down: reproduced up to 7 pairs, "
+                "or from 9 features)")
+    return None
+
+
+def chain(x: Array, y: Array) -> Array:
+    """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
+    contracted into the running sum (an FMA)."""
+    acc = ftz(x[..., 0] * y[..., 0])
+    for k in range(1, x.shape[-1]):
+        acc = _fma(x[..., k], y[..., k], acc)
+    return acc
+
+
+def squared_norms(e: Array) -> Array:
+    """Σe² along each row under jit: one feature its square; up to 32 XLA's fused loop (fused_squares, the loop over
+    stored rows); more, the squares stored and added as jnp.sum adds them."""
+    if e.shape[1] == 1:
+        return ftz(e[:, 0] * e[:, 0])
+    return fused_squares(e, False) if e.shape[1] < STORED_FROM else xla_sum(ftz(e * e))
+
+
+def stored(n: int, d: int) -> bool:
+    """Whether XLA stores the N × N × D products before summing them (jnp.sum's order) rather than fusing them."""
+    return n * n * d >= YNN_FROM or d >= STORED_FROM
+
+
+# jnp.sum of the N × N matrix under jit: the rows whose columns LLVM spreads over lanes (a lane per column modulo
+# the width, each lane adding its columns' rows in order, column block by block), by N; other N up to 14, and 32 (a
+# row's lanes reduced into the running sum, whose one non-zero term per row makes it the sum in row order), add the
+# rows in order; the rest is not known
+COLUMN_LANES = {4: 4, 8: 8, 16: 8}
+ROW_ORDER = (*range(2, 15, 2), 32)
+
+
+def value_known(n: int) -> bool:
+    """Whether jnp.sum's order over optax's N × N matrix under jit is reproduced."""
+    return n in COLUMN_LANES or n in ROW_ORDER
+
+
+def value_sum(lsm: Array, pos: Array) -> F32:
+    """jnp.sum of the N × N matrix holding log_softm at (i, pos[i]) and 0 elsewhere, fused under jit: in row order,
+    or in COLUMN_LANES' lanes (column c in lane c mod width, its rows in order, block after block of columns), the
+    lanes then halved pairwise (4: (L₀ + L₂) + (L₁ + L₃))."""
+    n = lsm.shape[0]
+    m = np.zeros((n, n), dtype=F32)
+    m[np.arange(n), pos] = lsm
+    if n in COLUMN_LANES:
+        width = COLUMN_LANES[n]
+        lanes = _in_order(m.reshape(n, n // width, width).transpose(2, 1, 0).reshape(width, -1))
+        while lanes.shape[0] > 1:
+            h = lanes.shape[0] // 2
+            lanes = ftz(lanes[:h] + lanes[h:])
+        return F32(lanes[0])
+    return F32(_in_order(m.reshape(1, -1))[0] + F32(0))
+
+
+@dataclass
+class Fused:
+    """optax.ntxent([a; p], [0..B−1, 0..B−1], τ) and jax.grad of it under jax.jit in float32 (N = 2B rows)."""
+
+    a: Array
+    p: Array
+    tau: float
+
+    def __post_init__(self) -> None:
+        e = self.e = np.concatenate([self.a, self.p]).astype(F32)
+        n, d = e.shape
+        rows = self.rows = np.arange(n)
+        self.pos = (rows + n // 2) % n
+        eps = F32(2.0**-23)
+        n2 = squared_norms(e)
+        clipped = np.maximum(eps, n2)
+        self.norm = np.sqrt(clipped).astype(F32)
+        self.inv = ftz(F32(1) / self.norm)
+        self.w2 = ftz(F32(1) / clipped)  # (the backward pass's ‖e‖^−2: one division by the clipped sum)
+        self.half = ftz(F32(0.5) / self.norm)
+        self.share = (np.where(n2 == clipped, F32(1), F32(0)) / np.where(clipped == eps, F32(2), F32(1))).astype(F32)
+        u = self.u = ftz(e / self.norm[:, None]) if d == 1 else ftz(e * self.inv[:, None])
+        if stored(n, d):
+            cs = xla_sum(ftz(u[None, :, :] * u[:, None, :]).reshape(n * n, d)).reshape(n, n)
+        else:
+            cs = chain(u[:, None, :], u[None, :, :])
+        self.invt = F32(1) / F32(self.tau)
+        xcs = ftz(cs * self.invt)
+        self.diffs = np.ones((n, n), dtype=bool)
+        self.diffs[rows, rows] = self.diffs[rows, self.pos] = False
+        top = np.maximum(np.where(self.diffs, xcs, -np.inf).max(axis=1), xcs[rows, self.pos]).astype(F32)
+        self.ds = np.where(self.diffs, xla_exp(ftz(xcs - top[:, None])), F32(0)).astype(F32)
+        shifted = ftz(xcs[rows, self.pos] - top)
+        self.numer = xla_exp(shifted)
+        self.total = xla_sum(self.ds)
+        self.denom = ftz(self.total + self.numer)
+        self.log_softmax = ftz(shifted - xla_log(self.denom))
+
+    def value(self, count: float) -> float:
+        """−Σ log_softm / count (a division by the count converted to float32)."""
+        return float(F32(-value_sum(self.log_softmax, self.pos) / F32(count)))
+
+    def losses(self) -> Array:
+        """Each sample's loss, ½(ℓᵢ + ℓᵢ₊B), ℓ = −log_softm of the fused kernels (lossgrad's: JAX under jit returns the
+        mean only)."""
+        b = self.e.shape[0] // 2
+        rows = -self.log_softmax
+        return ftz(ftz(rows[:b] + rows[b:]) * F32(0.5))
+
+    def scores(self, count: float) -> Array:
+        """jax.grad's gradient with respect to the cosine matrix: at the positive G·eˣ − c as one FMA, elsewhere the
+        row's Σ G times eˣ, then times 1/τ; c = 1/count, G = c/Σ at the positive and −0/Σ elsewhere."""
+        n, rows, pos = self.e.shape[0], self.rows, self.pos
+        c = F32(1) / F32(count)
+        g = np.broadcast_to(F32(-0.0) / self.total[:, None], (n, n)).astype(F32)
+        g[rows, pos] = ftz(c / self.denom)
+        row = xla_sum(g)
+        s = np.where(self.diffs, ftz(row[:, None] * self.ds), F32(0)).astype(F32)
+        s[rows, pos] = _fma(g[rows, pos], self.numer, -c)
+        return ftz(s * self.invt)
+
+    def partner_sums(self, s: Array) -> tuple[Array, Array]:
+        """Σᵢ sᵢⱼ·uᵢ (through e[None]/‖e‖, over the rows i) and Σⱼ sᵢⱼ·uⱼ (over the partners j): FMA chains in row
+        order, or the stored products in jnp.sum's order (YNNPACK's tiles)."""
+        u = self.u
+        n, d = u.shape
+        if n * n * d >= YNN_FROM:
+            return (partner_sum(ftz(s[:, :, None] * u[:, None, :]), 0, ftz),
+                    partner_sum(ftz(u[None, :, :] * s[:, :, None]), 1, ftz))
+        return chain(s.T[:, None, :], u.T[None, :, :]), chain(s[:, None, :], u.T[None, :, :])
+
+    def through_norm(self, g: Array, on_scale: bool) -> Array:
+        """g through e/‖e‖: g·(1/‖e‖) + m·e, m = ((−s·½/‖e‖)·w)·2, s = Σ (g·‖e‖^−2)·e (an FMA chain over the features,
+        or jnp.sum's order of the stored products beyond 32); `on_scale`: the FMA on g·(1/‖e‖), else on m·e."""
+        e, d = self.e, self.e.shape[1]
+        t = ftz(g * self.w2[:, None])
+        if d == 1:
+            m = ftz(ftz(-ftz(t * e)[:, 0] * self.half) * self.share)[:, None]
+            return _fma(m, ftz(F32(2) * e), ftz(g / self.norm[:, None]))
+        s = xla_sum(ftz(t * e)) if d >= STORED_FROM else chain(t, e)
+        m = ftz(ftz(ftz(-s * self.half) * self.share) * F32(2))[:, None]
+        return _fma(g, self.inv[:, None], ftz(e * m)) if on_scale else _fma(e, m, ftz(g * self.inv[:, None]))
+
+    def grads(self, count: float) -> list[Array]:
+        """jax.grad of value(count) with respect to the anchors and the positives."""
+        b = self.e.shape[0] // 2
+        g_a, g_b = self.partner_sums(self.scores(count))
+        g = ftz(self.through_norm(g_a, False) + self.through_norm(g_b, True))
+        return [g[:b], g[b:]]
