@@ -158,26 +158,33 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                             "order not known); use {dtype} float64, or fewer pairs or features")
     with np.errstate(all="ignore"):
         nt = Ntxent(p, y, tau, half, ULP_EPS[kind])
-
-        def both(n: float) -> list[Array]:
-            with np.errstate(all="ignore"):
-                g = nt.grads(2 * n)
-            return [g[:b], g[b:]]
-
-        def value(n: float) -> float:
-            with np.errstate(all="ignore"):
-                return nt.value(2 * n)
-        g1 = both(1)
-        losses = nt.losses()
     # XLA hands a sum over 4096 or more elements to YNNPACK, whose order over the whole matrix is not reproduced: in
     # float32 the reduced value is then lossgrad's; a half dtype takes XLA's windows there (rounding the float32 sum
     # to the dtype hid the order in every batch measured)
     whole = 4 * b * b >= YNN_FROM and half is None
     warnings = ["the reduced value is lossgrad's float32 sum: XLA adds optax's matrix of 4096 or more terms in "
                 "YNNPACK's order, not reproduced"] if whole else []
+    return _parts(nt, b, not whole, warnings)
+
+
+def _parts(nt: Any, b: int, known: bool, warnings: list[str] | None = None) -> Parts:
+    """ntxent's parts from a model of it (losses(), and grads(m) and value(m) over the 2B rows, the mean's m = 2n):
+    the anchors' gradient the predictions', the positives' the target's; the value where its sum is known."""
+    with np.errstate(all="ignore"):
+        losses = nt.losses()
+
+    def both(n: float) -> list[Array]:
+        with np.errstate(all="ignore"):
+            g = nt.grads(2 * n)
+        return [g[:b], g[b:]]
+
+    def value(n: float) -> float:
+        with np.errstate(all="ignore"):
+            return float(nt.value(2 * n))
+    g1 = both(1)
     return Parts(losses=losses, grad=g1[0], extra_grads={"target": g1[1]}, mean_grad=lambda n: both(n)[0],
-                 mean_value=None if whole else value, mean_extra_grads=lambda n: {"target": both(n)[1]},
-                 warnings=warnings)
+                 mean_value=value if known else None, mean_extra_grads=lambda n: {"target": both(n)[1]},
+                 warnings=warnings or [])
 
 
 def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
@@ -190,22 +197,10 @@ def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
         raise NotReproduced("dtype", why + "; ask for JAX op by op (--no-jit; jit=False in Python)")
     with np.errstate(all="ignore"):
         nt = Fused(ftz(p.astype(F32)), ftz(y.astype(F32)), tau)
-        losses = nt.losses()
-
-    def both(n: float) -> list[Array]:
-        with np.errstate(all="ignore"):
-            return nt.grads(2 * n)
-
-    def value(n: float) -> float:
-        with np.errstate(all="ignore"):
-            return nt.value(2 * n)
-    g1 = both(1)
     known = value_known(2 * b)  # (from 16 rows LLVM vectorizes jnp.sum of the N × N matrix in lanes of its own)
     warnings = [] if known else ["the reduced value is lossgrad's float32 sum: under jit XLA adds optax's matrix of "
                                  f"{2 * b} rows in lanes of LLVM's loop vectorizer, not reproduced"]
-    return Parts(losses=losses, grad=g1[0], extra_grads={"target": g1[1]}, mean_grad=lambda n: both(n)[0],
-                 mean_value=value if known else None, mean_extra_grads=lambda n: {"target": both(n)[1]},
-                 warnings=warnings)
+    return _parts(nt, b, known, warnings)
 
 
 def _jit_half(y: Array, p: Array, tau: float, half: Any) -> Parts:
@@ -223,16 +218,4 @@ def _jit_half(y: Array, p: Array, tau: float, half: Any) -> Parts:
                             "Python)")
     with np.errstate(all="ignore"):
         nt = FusedHalf(p, y, tau, half, ULP_EPS["float16"])
-        losses = nt.losses()
-
-    def both(n: float) -> list[Array]:
-        with np.errstate(all="ignore"):
-            g = nt.grads(2 * n)
-        return [g[:b], g[b:]]
-
-    def value(n: float) -> float:
-        with np.errstate(all="ignore"):
-            return nt.value(2 * n)
-    g1 = both(1)
-    return Parts(losses=losses, grad=g1[0], extra_grads={"target": g1[1]}, mean_grad=lambda n: both(n)[0],
-                 mean_value=value, mean_extra_grads=lambda n: {"target": both(n)[1]})
+    return _parts(nt, b, True)

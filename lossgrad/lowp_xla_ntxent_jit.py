@@ -201,9 +201,8 @@ class Fused:
         m = ftz(ftz(ftz(-s * self.half) * self.share) * F32(2))[:, None]
         return _fma(g, self.inv[:, None], ftz(e * m)) if on_scale else _fma(e, m, ftz(g * self.inv[:, None]))
 
-    def grads(self, count: float) -> list[Array]:
-        """jax.grad of value(count) with respect to the anchors and the positives."""
-        b = self.e.shape[0] // 2
+    def grads(self, count: float) -> Array:
+        """jax.grad of value(count) with respect to e (the anchors, then the positives)."""
         g_a, g_b = self.partner_sums(self.scores(count))
-        g = ftz(self.through_norm(g_a, False) + self.through_norm(g_b, True))
-        return [g[:b], g[b:]]
+        out: Array = ftz(self.through_norm(g_a, False) + self.through_norm(g_b, True))
+        return out
