@@ -9,7 +9,7 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   product in float32. The evaluator adds a reduce in float64 and rounds the sum once; a row of more than 32
   features in a batch below 4096 elements is first split into XLA's windows of 32 (the padding split between
   the ends), each window added in float32 in order, their sums then in float64.
-- The predictions' side runs compiled (subnormals flushed): Σp² fused into its row loop (lowp_xla_more's
+- The predictions' side runs compiled (subnormals flushed): Σp² fused into its row loop (lowp_xla_rows'
   fused_squares: each square contracted into the running sum, rows of 5 to 8 vectorized as measured for
   triplet), ‖p‖ = √max(0, Σp²), its reciprocal, ½/‖p‖ and 1/max(0, Σp²) (XLA rewrites ‖p‖·‖p‖ into the clipped
   sum itself); the dot product Σ(p·(1/‖p‖))·ŷ and the gradient's Σ(ŷ·(−c/max(0, Σp²)))·p each a chain of FMAs
@@ -38,6 +38,7 @@ from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import F32, YNN_FROM, ftz, upstream, xla_sum
+from .lowp_xla_rows import _fma_chain, _rows_in_dtype, fused_squares
 
 
 class Grad(Protocol):
@@ -107,7 +108,6 @@ def _share(s: Array, clipped: Array) -> Array:
 
 def cosine_rows(y: Array, p: Array) -> tuple[Array, Grad]:
     """The losses and the gradient (of jnp.mean over n, or of jnp.sum for n = 1) for rows of 2 features or more."""
-    from .lowp_xla_more import fused_squares
 
     rows, n = p.shape
     stored = n > 32 or rows * n >= YNN_FROM
@@ -183,7 +183,6 @@ def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
     of 32) from +0; the gradient (ŷ(−c))/‖p‖ + k·2p, each product rounded. Returns the losses, the float32 terms
     jnp.mean adds (1 − the rounded dot product) and the gradient."""
     from .lowp_xla import rounder
-    from .lowp_xla_more import _fma_chain, _rows_in_dtype
 
     rows, n = p.shape
     if n == 1 or rows * n >= YNN_FROM:

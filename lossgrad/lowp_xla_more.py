@@ -21,7 +21,6 @@ from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
-    YNN_FROM,
     Grad,
     Rounder,
     _fma,
@@ -39,6 +38,7 @@ from .lowp_xla import (
     xla_sum,
 )
 from .lowp_xla_pow import powf
+from .lowp_xla_rows import _rows_in_dtype, fused_squares
 
 # the losses reproduced here beside lowp_xla's, and the options each takes
 TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha"),
@@ -153,25 +153,6 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: 
     return r(raw), k(raw), grad, v_pos
 
 
-def _in_order(x: Array, r: Rounder) -> Array:
-    acc: Array = x[:, 0].copy()
-    for i in range(1, x.shape[1]):
-        acc = r(acc + x[:, i])
-    return acc
-
-
-def _rows_in_dtype(x: Array, r: Rounder) -> Array:
-    """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
-    every addition rounded to it, in XLA's windows of 32 (lowp_xla's order, whatever the size: no YNNPACK here)."""
-    n = x.shape[1]
-    if n <= 32:
-        return _in_order(x, r)
-    pad = -n % 32
-    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
-    padded[:, pad // 2:pad // 2 + n] = x
-    return _rows_in_dtype(np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1), r)
-
-
 def _over(a: Array, b: Array, r: Rounder, exact: bool) -> Array:
     """a / b for a column b spread along a's rows: XLA multiplies by the reciprocal 1/b, rounded to the dtype, instead
     (`exact`, bfloat16: the quotient rounded once; one column: the division itself)."""
@@ -198,54 +179,6 @@ def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Gr
         return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
     return r(raw), raw, grad
 
-
-
-# rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
-# a time, else 8 (LLVM's cost model, measured below 4096 elements; 7 and 8 features: always 4); the loop over
-# stored differences (UNPAIRED) vectorizes rows of 5 to 8 features only
-FOUR_BELOW = {2: 3, 3: 7, 4: 8, 5: 5, 6: 5, 7: 4096, 8: 4096}
-UNPAIRED = {5: 4, 6: 4, 7: 4096, 8: 4096}
-
-
-def _fma_chain(d: Array) -> Array:
-    """Σd² along each row as XLA's scalar loop adds it: d₀·d₀ + d₁² in one FMA, then each square contracted into the
-    running sum."""
-    acc = _fma(d[:, 0], d[:, 0], ftz(d[:, 1] * d[:, 1]))
-    for i in range(2, d.shape[1]):
-        acc = _fma(d[:, i], d[:, i], acc)
-    return acc
-
-
-def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
-    """How many leading rows (of 2 to 8 features) LLVM's loop vectorizer takes 4 or 8 at a time; the rest run the
-    scalar loop. Below 16 rows only a batch of 4 or 8 is vectorized (no scalar rest for so short a loop)."""
-    if n not in four_below:
-        return 0
-    if rows < 16:
-        return rows if rows in (4, 8) else 0
-    groups, over = divmod(rows, 8)
-    return rows // 4 * 4 if over >= 4 and groups < four_below[n] else groups * 8
-
-
-def fused_squares(d: Array, paired: bool) -> Array:
-    """Σd² along each row as XLA computes it under jit in float32, the squares fused into the reduction: up to 32
-    features a loop of its own, whose rows LLVM vectorizes (the squares added in order) or leaves to the scalar
-    loop (each square contracted into the running sum, _fma_chain); more features, the squares stored and summed
-    as jnp.sum adds them (XLA's windows of 32, or YNNPACK's lanes from 4096 elements). `paired`: the subtraction
-    fused into the loop too (jnp.mean over 2 rows or more); otherwise XLA stores the differences first, and its
-    loop over them vectorizes otherwise (UNPAIRED; a pair of rows of 5 to 8 features as one vector: its first 4
-    squares added in order and a fifth contracted, 6 to 8 all added in order)."""
-    rows, n = d.shape
-    if n > 32 or rows * n >= YNN_FROM:
-        return xla_sum(ftz(d * d))
-    if not paired and rows == 2 and 5 <= n <= 8:
-        first = 4 if n == 5 else n
-        acc = _in_order(ftz(d[:, :first] * d[:, :first]), ftz)
-        return acc if first == n else _fma(d[:, 4], d[:, 4], acc)
-    out = _fma_chain(d)
-    v = _vector_rows(rows, n, FOUR_BELOW if paired else UNPAIRED)
-    out[:v] = _in_order(ftz(d[:v] * d[:v]), ftz)
-    return out
 
 
 def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Rounder, jit: bool,

@@ -6,7 +6,7 @@ over the features into one loop, and LLVM contracts each product into the runnin
 product). Where the N × N × D products reach 4096 (or the rows more than 32 features) the products are stored and
 summed as jnp.sum adds them instead: XLA's windows, or YNNPACK's lanes (and, for the sums over the partner rows in
 the backward pass, YNNPACK's tiles of 16 rows in runs of 32768 elements, as op by op). The squared norms are
-summed in XLA's fused loop (lowp_xla_more.fused_squares; stored and jnp.sum's order beyond 32 features), clipped at
+summed in XLA's fused loop (lowp_xla_rows.fused_squares; stored and jnp.sum's order beyond 32 features), clipped at
 ε, and every quotient by a row's norm is a product with 1/‖e‖, 1/max(ε, Σe²) or ½/‖e‖ computed once per row.
 jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA,
 G·eˣ − 1/N with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed)
@@ -32,8 +32,8 @@ import numpy as np
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import F32, YNN_FROM, _in_order, ftz, xla_exp, xla_log, xla_sum
-from .lowp_xla_more import fused_squares
 from .lowp_xla_partner import fits, partner_sum
+from .lowp_xla_rows import fused_squares
 
 MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
 VECTOR_ROWS_BELOW = 9  # from 16 rows, fewer features than this: LLVM vectorizes the final loop over the rows
