@@ -517,6 +517,21 @@ def _tie(x: Array, z: Array, other: Any) -> Array:
     return np.where(x == z, np.where(F32(other) == z, F32(0.5), F32(1)), F32(0)).astype(F32)
 
 
+def margin_hinge(root_p: Array, root_n: Array, slope_p: Array, slope_n: Array, margin: float,
+                 r: Rounder) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+    """triplet's max(0, ‖a − y‖ − ‖a − n‖ + m), and for the mean over n what jax.grad sends back through it to
+    each row of differences: −c·w times the negative's slope of its norm, c·w the positive's (w the max's share,
+    ½ at 0), as columns."""
+    m = r(r(root_p - root_n) + r(F32(margin)))
+    raw = np.maximum(m, F32(0))
+    w = _tie(m, raw, 0)
+
+    def back(n: float) -> tuple[Array, Array]:
+        bl = r(r(upstream(n)) * w)
+        return r(-bl * slope_n)[:, None], r(bl * slope_p)[:, None]
+    return raw, back
+
+
 def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
     """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
     stored in the dtype."""

@@ -28,6 +28,7 @@ from .lowp_xla import (
     _sigmoid_via_softplus,
     _tie,
     ftz,
+    margin_hinge,
     mean_value,
     rounder,
     softplus,
@@ -201,13 +202,10 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Roun
         return d, root, r(F32(0.5) * r(powf(h, -0.5)))
     dp, root_p, half_p = dist(pos)
     dn, root_n, half_n = dist(neg)
-    m = r(r(root_p - root_n) + r(F32(margin)))
-    raw = np.maximum(m, F32(0))
-    w = _tie(m, raw, 0)
+    raw, back = margin_hinge(root_p, root_n, half_p, half_n, margin, r)
 
     def grads(n: float) -> list[Array]:
-        bl = r(r(upstream(n)) * w)
-        cn, cp = r(-bl * half_n)[:, None], r(bl * half_p)[:, None]
+        cn, cp = back(n)
         if fused:
             return _fused_grads(cn, cp, dn, dp)
         bp, bt = r(cn * r(F32(2) * dn)), r(cp * r(F32(2) * dp))

@@ -28,7 +28,7 @@ import numpy as np
 
 from .errors import NotReproduced
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _rows, _tie, ftz, upstream, xla_sum
+from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _rows, ftz, margin_hinge, xla_sum
 
 
 @functools.cache
@@ -176,13 +176,10 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         return d, root, root_slope(h, q, r)
     dp, root_p, jp = dist(pos)
     dn, root_n, jn = dist(neg)
-    m = r(r(root_p - root_n) + r(F32(margin)))
-    raw = np.maximum(m, F32(0))
-    w = _tie(m, raw, 0)
+    raw, back = margin_hinge(root_p, root_n, jp, jn, margin, r)
 
     def grads(n: float) -> list[Array]:
-        bl = r(r(upstream(n)) * w)
-        cn, cp = r(-bl * jn)[:, None], r(bl * jp)[:, None]
+        cn, cp = back(n)
         if fused and q != 1 and dn.shape[1] == 1:
             sn, sp = slope(dn, q, ftz, True), slope(dp, q, ftz, True)
             bp, bt = ftz(cn * sn), ftz(cp * sp)

@@ -95,3 +95,15 @@ def live_rounds(ci: int, explore: int) -> int:
     """How many random rounds a live comparison runs: a few on every run (CI's time is bounded), more under
     LOSSGRAD_EXPLORE=1."""
     return explore if os.environ.get("LOSSGRAD_EXPLORE") else ci
+
+
+def golden_script(name: str, *frameworks: str):
+    """A golden script of scripts/ as a module, for a live comparison: skipped unless its frameworks are installed."""
+    import importlib
+
+    for framework in frameworks:
+        pytest.importorskip(framework)
+    scripts = str(Path(__file__).resolve().parent.parent / "scripts")
+    if scripts not in sys.path:
+        sys.path.insert(0, scripts)
+    return importlib.import_module(name)

@@ -5,31 +5,20 @@ tests/golden/lowp_xla_pow.json: bit for bit, losses, reduced value and the three
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lossgrad
-from conftest import live_rounds, lossgrad as cli
+from conftest import golden_script, live_rounds, lossgrad as cli
 from lossgrad import lowp_xla_pow
 from lossgrad.lowp_xla import ftz
+from test_lowp_xla_more import _differing, _f32
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_pow.json"
 DATA = json.loads(GOLDEN.read_text())
 RECORDS = DATA["records"]
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
-
-
-def _f32(values: object) -> np.ndarray:
-    return np.array(values, dtype=np.float32)
-
-
-def _differing(got: object, want: object) -> int:
-    """Elements not equal bit for bit (NaN for NaN, −0 apart from +0)."""
-    a, b = np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)
-    return int((~((a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b)))).sum())
 
 
 def _run(rec: dict) -> lossgrad.Result:
@@ -117,11 +106,7 @@ def test_the_command_line_gives_the_records_numbers() -> None:
 
 @pytest.mark.frameworks
 def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
-    pytest.importorskip("jax")
-    pytest.importorskip("optax")
-    sys.path.insert(0, str(SCRIPTS))
-    import golden_lowp_xla_pow as golden
-
+    golden = golden_script("golden_lowp_xla_pow", "jax", "optax")
     rng = live_rng
     for _ in range(live_rounds(1, 8)):
         for q in golden.DEGREES:
