@@ -6,21 +6,19 @@ gradient, and against live JAX on fresh batches."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lossgrad
-from conftest import live_rounds
+from conftest import golden_script, live_rounds
 from lossgrad import lowp_xla_cos
 from test_lowp_xla_more import _run, compare
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_cos.json"
 DATA = json.loads(GOLDEN.read_text())
 RECORDS = DATA["records"]
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def _id(i: int, rec: dict) -> str:
@@ -61,10 +59,7 @@ def test_jnp_sums_gradient_takes_each_of_llvms_ways_for_rows_of_3_to_6_features(
 
 @pytest.mark.frameworks
 def test_fresh_batches_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
-    pytest.importorskip("jax")
-    pytest.importorskip("optax")
-    sys.path.insert(0, str(SCRIPTS))
-    import golden_lowp_xla_cos as golden
+    golden = golden_script("golden_lowp_xla_cos", "jax", "optax")
     from golden_lowp_xla import _rounded
     from golden_lowp_xla_more import record
 

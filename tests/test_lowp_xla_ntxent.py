@@ -8,14 +8,13 @@ dtypes."""
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lossgrad
-from conftest import live_rounds, lossgrad as cli
+from conftest import golden_script, live_rounds, lossgrad as cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_ntxent.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -23,7 +22,6 @@ RECORDS = DATA["records"]
 OPS = [r for r in RECORDS if not r["jit"]]
 JIT = [r for r in RECORDS if r["jit"]]
 JIT32 = [r for r in JIT if r["dtype"] == "float32"]
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
 def _f32(values: object) -> np.ndarray:
@@ -167,10 +165,7 @@ def test_the_command_line_and_tensor_files_give_the_records_numbers(tmp_path: Pa
 
 @pytest.mark.frameworks
 def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
-    pytest.importorskip("jax")
-    pytest.importorskip("optax")
-    sys.path.insert(0, str(SCRIPTS))
-    import golden_lowp_xla_ntxent as golden
+    golden = golden_script("golden_lowp_xla_ntxent", "jax", "optax")
     from lossgrad.lowp_xla_ntxent import fits
 
     rng = live_rng
@@ -188,10 +183,7 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
 
 @pytest.mark.frameworks
 def test_random_rounds_under_jit_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
-    pytest.importorskip("jax")
-    pytest.importorskip("optax")
-    sys.path.insert(0, str(SCRIPTS))
-    import golden_lowp_xla_ntxent as golden
+    golden = golden_script("golden_lowp_xla_ntxent", "jax", "optax")
     from lossgrad.lowp_xla_ntxent import HALF_JIT_GAP
     from lossgrad.lowp_xla_ntxent_jit import MAX_PAIRS, unsupported_shape
 
