@@ -30,7 +30,7 @@ F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
-             "in float32 op by op: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
+             "op by op: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
              "mse (squared_error)", "kl op by op (kl_divergence, kl_divergence_with_log_targets)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
@@ -120,11 +120,11 @@ def xla_log1p(x: Array) -> Array:
     return ftz(out)
 
 
-def _in_order(x: Array) -> Array:
-    """Each row's sum, left to right."""
+def _in_order(x: Array, r: Callable[[Any], Array] = ftz) -> Array:
+    """Each row's sum, left to right (each addition stored by `r`)."""
     acc: Array = x[:, 0].copy()
     for i in range(1, x.shape[1]):
-        acc = ftz(acc + x[:, i])
+        acc = r(acc + x[:, i])
     return acc
 
 
@@ -138,6 +138,36 @@ def _windows(x: Array) -> Array:
     padded = np.zeros((x.shape[0], n + pad), dtype=F32)
     padded[:, pad // 2:pad // 2 + n] = x
     return _windows(np.stack([_in_order(padded[:, k:k + 32]) for k in range(0, n + pad, 32)], axis=1))
+
+
+def _rows_in_dtype(x: Array, r: Callable[[Any], Array]) -> Array:
+    """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
+    every addition rounded to it, in XLA's windows of 32 (_windows' order, whatever the size: no YNNPACK here)."""
+    n = x.shape[1]
+    if n <= 32:
+        return _in_order(x, r)
+    pad = -n % 32
+    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return _rows_in_dtype(np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1), r)
+
+
+def folded_sum(x: Array, store: Callable[[Any], Array] | None = None) -> Array:
+    """A row sum of constants as XLA folds it at compile time with its HLO evaluator (no flushing of subnormals): in
+    float64, rounded once. A row of more than 32 is first split into XLA's windows of 32 (the padding split between
+    the ends), each window added in order with every addition stored in the half dtype (`store`; None: float32),
+    and the windows' sums folded the same way. In float32 a batch of 4096 elements or more is folded whole (XLA
+    leaves that reduce to YNNPACK and does not split it)."""
+    rows, n = x.shape
+    f32 = store is None
+    stored = (lambda a: np.asarray(a, dtype=F32)) if store is None else store
+    if n <= 32 or (f32 and rows * n >= YNN_FROM):
+        return stored(x.astype(np.float64).sum(axis=1).astype(F32))
+    pad = -n % 32
+    padded = np.zeros((rows, n + pad), dtype=F32)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return folded_sum(np.stack([_in_order(padded[:, i:i + 32], stored) for i in range(0, n + pad, 32)], axis=1),
+                      store)
 
 
 def _tiles(chunks: Array, lo: int, hi: int, size: int) -> Array:
@@ -350,20 +380,35 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder) -> tuple[Array, Ar
     return r(raw), k(raw), grad, r(e / total[:, None])
 
 
-def ce_rows(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array]:
-    """softmax_cross_entropy op by op: −Σ y·log_softmax(z) (log_softmax = s − log Σe^s, s = z − max, JIT-compiled
-    by JAX itself); jax.grad through log_softmax's own backward: v + (Σ−v / Σe^s)·e^s, v = −c·y, its product and
-    sum fused into one FMA."""
+def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad, Array]:
+    """softmax_cross_entropy: −Σ y·log_softmax(z), the products added in float32 whatever the dtype. log_softmax:
+    s − log Σe^s, s = z − max, the sum in float32 of e^s (float16 stores e^s first; bfloat16 sums XLA's float32
+    exponentials), the sum and its log each stored. jax.grad through log_softmax's backward: v + (Σ−v / Σe^s)·e^s,
+    v = −c·y; in float32 op by op the product and sum fused into one FMA. In a half dtype each product and sum is
+    stored, and Σ−v is a reduce_sum in the dtype itself: op by op at run time; under jit (the targets closed over
+    as constants) XLA folds v and Σ−v at compile time (float16: folded_sum; bfloat16's additions each stored in
+    bfloat16 still), and bfloat16 keeps the products y·log_softmax in float32 on their way into the sum."""
     _, shifted = _max_shift(z, False, r)
-    e = xla_exp(shifted)
-    total = xla_sum(e)
-    logp = ftz(shifted - xla_log(total)[:, None])
-    losses = -xla_sum(ftz(y * logp))
+    exp = xla_exp(shifted)
+    e = r(exp)
+    total = r(xla_sum(e if half is np.float16 else exp))
+    logp = r(shifted - r(xla_log(total))[:, None])
+    fused = jit and half is not None and half is not np.float16  # (bfloat16 under jit: the products in float32,
+    # summed in XLA's fused loop)
+    products = ftz(y * logp) if fused else r(y * logp)
+    if fused and products.size >= YNN_FROM:
+        raise _not_reproduced("softmax_cross_entropy of probability rows under jit in bfloat16 over 4096 logits or "
+                              "more (the order of XLA's fused row sums there is not known)", "ask for JAX op by op "
+                              "(--no-jit; jit=False in Python), or use {dtype} float16")
+    losses = -r(_windows(products) + F32(0) if fused else xla_sum(products))
 
     def grad(n: float) -> Array:
-        v = ftz(y * -upstream(n))
-        return ftz(fma(ftz(xla_sum(-v) / total)[:, None], e, v))
-    return losses, grad, ftz(e / total[:, None])
+        v = r(y * -r(upstream(n)))
+        if half is None:
+            return ftz(fma(ftz(xla_sum(-v) / total)[:, None], e, v))
+        s = folded_sum(-v, r) if jit and half is np.float16 else _rows_in_dtype(-v, r)
+        return r(v + r(r(s / total)[:, None] * e))
+    return losses, grad, r(e / total[:, None])
 
 
 def softplus(m: Array, r: Rounder) -> Array:
@@ -451,20 +496,18 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
     k = ftz if jit and half is not None and half is not np.float16 else r
     y, p = r(y), r(p)
-    prob = None
+    prob, negated = None, False
     with np.errstate(all="ignore"):
         if loss == "ce" and labels is not None:
             losses, terms, grad, prob = ce_index(p, labels, r, k)
         elif loss == "ce":
-            if jit:
-                raise _not_reproduced("softmax_cross_entropy of probability rows under jit (XLA fuses the rows' "
-                                      "sums into one sum over the batch)", "give class indexes, or ask for JAX "
-                                      "op by op (--no-jit; jit=False in Python)")
-            if half is not None:
-                raise _not_reproduced("softmax_cross_entropy of probability rows in float16 and bfloat16",
-                                      "give class indexes, or use {dtype} float32")
-            losses, grad, prob = ce_rows(y, p, r)
+            if jit and half is None:
+                raise _not_reproduced("softmax_cross_entropy of probability rows under jit in float32 (XLA fuses "
+                                      "the rows' sums of products into multiply-adds of its own)", "give class "
+                                      "indexes, or ask for JAX op by op (--no-jit; jit=False in Python)")
+            losses, grad, prob = ce_rows(y, p, r, half, jit)
             terms = losses
+            negated = jit and half is not np.float16  # (bfloat16 under jit: −Σ of the rows' sums)
         elif loss == "bce":
             losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
         elif loss == "kl":
@@ -478,7 +521,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             terms = losses
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
     several = terms.ndim > 1 and terms.shape[1] > 1
-    value = None if half is None and several and not (known and sums_2d(terms)) else mean_value(terms, r, known)
+    own_sum = half is None and several and not (known and sums_2d(terms))
+    value = None if own_sum else mean_value(terms, r, known, negated)
     # (None: only in float32, for more than one output per sample)
     if loss == "mse" and jit and half is not np.float16 and several:
         value = fused_mse_value(r(p - y), r)
@@ -487,15 +531,19 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own)
 
 
-def mean_value(terms: Array, r: Rounder, sum2d: bool = False) -> Callable[[float], float]:
+def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = False) -> Callable[[float], float]:
     """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum in float32 (jnp upcasts a half dtype) times
-    1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype."""
+    1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype. `negated`:
+    the losses are −x, and XLA sums the x and negates the total (−0 where every loss is 0)."""
     def value(n: float) -> float:
         several = terms.ndim > 1 and terms.shape[1] > 1
         if several and not sum2d:  # (measured for mse and bce only)
             raise _not_reproduced("sum over more than one output per sample (an order of its own)")
         with np.errstate(all="ignore"):
-            total = xla_sum2d(terms) if several else xla_sum(terms.reshape(1, -1))[0]
+            if negated:
+                total = -xla_sum(-terms.reshape(1, -1))[0]
+            else:
+                total = xla_sum2d(terms) if several else xla_sum(terms.reshape(1, -1))[0]
             return float(r(total if n == 1 else total * (F32(1) / F32(n))))
     return value
 

@@ -37,8 +37,8 @@ import numpy as np
 from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, ftz, upstream, xla_sum
-from .lowp_xla_rows import _fma_chain, _rows_in_dtype, fused_squares
+from .lowp_xla import F32, YNN_FROM, _rows_in_dtype, folded_sum, ftz, upstream, xla_sum
+from .lowp_xla_rows import _fma_chain, fused_squares
 
 
 class Grad(Protocol):
@@ -56,32 +56,13 @@ def _fma(a: Array, b: Array, c: Array) -> Array:
     return ftz(fma(a, b, c))
 
 
-def _windows_then_f64(x: Array) -> Array:
-    """The HLO evaluator's row sum of x after XLA split it into windows of 32: each window added in float32 in order
-    from 0, the windows' sums (windows again while more than 32) added in float64 and rounded once."""
-    n = x.shape[1]
-    if n <= 32:
-        out: Array = x.astype(np.float64).sum(axis=1).astype(F32)
-        return out
-    pad = -n % 32
-    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
-    padded[:, pad // 2:pad // 2 + n] = x
-    sums = []
-    for k in range(0, n + pad, 32):
-        acc = np.zeros(x.shape[0], dtype=F32)
-        for i in range(k, k + 32):
-            acc = (acc + padded[:, i]).astype(F32)
-        sums.append(acc)
-    return _windows_then_f64(np.stack(sums, axis=1))
-
-
 def target_units(y: Array) -> Array:
     """ŷ = y·rsqrt(max(0, Σy²)) as XLA folds it at compile time (no flushing of subnormals): the squares in
     float32, their sum in float64 rounded once (in windows of 32 first, for rows of more than 32 features in a
     batch below 4096 elements), rsqrt as 1/√ in float32, times y."""
     rows, n = y.shape
     sq = (y * y).astype(F32)
-    s = _windows_then_f64(sq) if 32 < n and rows * n < YNN_FROM else sq.astype(np.float64).sum(axis=1).astype(F32)
+    s = folded_sum(sq)
     with np.errstate(all="ignore"):
         out: Array = (y * (F32(1) / np.sqrt(np.maximum(F32(0), s)))[:, None]).astype(F32)
     return out

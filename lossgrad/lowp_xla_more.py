@@ -25,6 +25,7 @@ from .lowp_xla import (
     Rounder,
     _fma,
     _rows,
+    _rows_in_dtype,
     _sigmoid_via_softplus,
     _tie,
     ftz,
@@ -39,7 +40,7 @@ from .lowp_xla import (
     xla_sum,
 )
 from .lowp_xla_pow import powf
-from .lowp_xla_rows import _rows_in_dtype, fused_squares
+from .lowp_xla_rows import fused_squares
 
 # the losses reproduced here beside lowp_xla's, and the options each takes
 TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh": (), "focal": ("gamma", "alpha"),

@@ -24,11 +24,10 @@ import numpy as np
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, _lanes, _windows, ftz, rounder, xla_exp, xla_log, xla_sum
+from .lowp_xla import F32, YNN_FROM, _lanes, _rows_in_dtype, _windows, ftz, rounder, xla_exp, xla_log, xla_sum
 from .lowp_xla_more import _over
 from .lowp_xla_ntxent_jit import Fused, unsupported_shape, value_known
 from .lowp_xla_partner import fits, partner_sum
-from .lowp_xla_rows import _rows_in_dtype
 
 __all__ = ["fits", "partner_sum"]  # (read by the tests and the golden script from here)
 

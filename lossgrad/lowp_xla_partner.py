@@ -8,8 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .losses._ops import Array
-from .lowp_xla import YNN_FROM, Rounder, _in_order, _windows, ftz, xla_sum
-from .lowp_xla_rows import _rows_in_dtype
+from .lowp_xla import YNN_FROM, Rounder, _in_order, _rows_in_dtype, _windows, ftz, xla_sum
 
 SLAB = 32768  # YNNPACK's share of a reduction over a non-contiguous axis: this many elements at a time
 

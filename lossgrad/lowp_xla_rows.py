@@ -1,34 +1,11 @@
-"""XLA's row sums that more than one of optax's losses share: jax.grad's backward row sums in a half dtype (every
-addition rounded to it, in XLA's windows of 32), and the fused row sums of squares under jit in float32 (XLA's
-scalar loop of multiply-adds, and the rows LLVM's loop vectorizer takes 4 or 8 at a time, as measured)."""
+"""XLA's row sums that more than one of optax's losses share: the fused row sums of squares under jit in float32
+(XLA's scalar loop of multiply-adds, and the rows LLVM's loop vectorizer takes 4 or 8 at a time, as measured).
+jax.grad's backward row sums in a half dtype are lowp_xla._rows_in_dtype."""
 
 from __future__ import annotations
 
-import numpy as np
-
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, _fma, ftz, xla_sum
-
-
-def _in_order(x: Array, r: Rounder) -> Array:
-    acc: Array = x[:, 0].copy()
-    for i in range(1, x.shape[1]):
-        acc = r(acc + x[:, i])
-    return acc
-
-
-def _rows_in_dtype(x: Array, r: Rounder) -> Array:
-    """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
-    every addition rounded to it, in XLA's windows of 32 (lowp_xla's order, whatever the size: no YNNPACK here)."""
-    n = x.shape[1]
-    if n <= 32:
-        return _in_order(x, r)
-    pad = -n % 32
-    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
-    padded[:, pad // 2:pad // 2 + n] = x
-    return _rows_in_dtype(np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1), r)
-
-
+from .lowp_xla import YNN_FROM, _fma, _in_order, ftz, xla_sum
 
 # rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
 # a time, else 8 (LLVM's cost model, measured below 4096 elements; 7 and 8 features: always 4); the loop over

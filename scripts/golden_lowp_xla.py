@@ -113,6 +113,23 @@ def _ce(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
     return out
 
 
+def _ce_rows_half(rng, jit: bool) -> list[dict]:
+    """softmax_cross_entropy of probability rows in float16 and bfloat16, op by op or under jit: soft and one-hot
+    rows, rows of more than 32 classes (the backward's row sums in windows of 32) and a batch of 4096 logits or
+    more (not bfloat16 under jit, which lossgrad refuses there)."""
+    out = []
+    for dtype in ("float16", "bfloat16"):
+        big = ((64, 70),) if not (jit and dtype == "bfloat16") else ()
+        for reduction in ("none", "sum", "mean"):
+            for rows, classes in ((1, 2), (4, 3), (16, 10), (8, 33), (5, 100), *(big if reduction == "mean" else ())):
+                z = _logits(rng, rows, classes, dtype)
+                soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+                soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
+                out.append(_record("ce", dtype, jit, reduction, _rounded(soft / soft.sum(1, keepdims=True), dtype),
+                                   z, "onehot"))
+    return out
+
+
 def _elementwise(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
     out = []
     for n in (256, 1, *((4000,) if reduction == "mean" and dtype == "float32" else ())):
@@ -149,6 +166,8 @@ def main() -> None:
         for jit in (True, False):
             for reduction in ("none", "sum", "mean"):
                 records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
+    rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
+    records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
