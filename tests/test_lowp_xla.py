@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import assert_usage_error, lossgrad as cli
+from conftest import assert_usage_error, golden_script, live_rounds, lossgrad as cli
 from lossgrad import lowp_xla
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla.json"
@@ -142,6 +142,22 @@ def test_probability_rows_in_half_dtypes_in_both_modes() -> None:
         r = lossgrad.evaluate("ce", [[0.5, 0.5]], [[0.0, 0.0]], from_logits=True, convention="optax",
                               dtype="bfloat16", jit=jit)
         assert r.losses.tolist() == [0.69140625] and r.grad.tolist() == [[0.0, 0.0]] and not r.warnings
+
+
+@pytest.mark.frameworks
+def test_fresh_probability_rows_in_half_dtypes_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
+    golden = golden_script("golden_lowp_xla", "jax", "optax", "ml_dtypes")
+    rng = live_rng
+    for i in range(live_rounds(8, 200)):
+        dtype, jit = ("float16", "bfloat16")[i % 2], bool(i // 2 % 2)
+        rows = int(rng.integers(1, 60))
+        classes = int(rng.integers(1, min(300, (4095 if jit and dtype == "bfloat16" else 9000) // rows) + 1))
+        y = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+        y[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
+        y = golden._rounded(y / y.sum(1, keepdims=True), dtype)
+        z = golden._logits(rng, rows, classes, dtype)
+        rec = golden._record("ce", dtype, jit, str(rng.choice(["mean", "sum", "none"])), y, z, "onehot")
+        test_jax_cpu_bit_for_bit(rec)
 
 
 def test_probability_rows_under_jit_fall_back_in_float32_and_refuse_a_long_bfloat16_batch() -> None:
