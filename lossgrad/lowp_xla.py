@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from . import libm
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -206,7 +207,9 @@ def _lanes(x: Array) -> Array:
 def xla_sum(x: Array) -> Array:
     """jnp.sum over the last axis of a contiguous float32 array, as XLA's CPU backend adds it up."""
     rows, n = x.shape
-    if rows * n < YNN_FROM or n == 1:
+    if n == 1:  # (XLA drops a reduce over one element: −0 stays −0)
+        return x[:, 0].copy()
+    if rows * n < YNN_FROM:
         return _windows(x) + F32(0) if n else np.zeros(rows, dtype=F32)  # (+ 0: the sum starts from +0)
     if n > YNN_ROW:
         raise NotReproduced("dtype", f"JAX's sum of {n} float32s in a batch of {YNN_FROM} or more (YNNPACK's) is "
@@ -393,14 +396,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array
     e = r(exp)
     total = r(xla_sum(e if half is np.float16 else exp))
     logp = r(shifted - r(xla_log(total))[:, None])
-    fused = jit and half is not None and half is not np.float16  # (bfloat16 under jit: the products in float32,
-    # summed in XLA's fused loop)
-    products = ftz(y * logp) if fused else r(y * logp)
-    if fused and products.size >= YNN_FROM:
-        raise _not_reproduced("softmax_cross_entropy of probability rows under jit in bfloat16 over 4096 logits or "
-                              "more (the order of XLA's fused row sums there is not known)", "ask for JAX op by op "
-                              "(--no-jit; jit=False in Python), or use {dtype} float16")
-    losses = -r(_windows(products) + F32(0) if fused else xla_sum(products))
+    fused = jit and half is not None and half is not np.float16
+    losses = -r(_products_rows(y, logp, r, fused, "softmax_cross_entropy of probability rows"))
 
     def grad(n: float) -> Array:
         v = r(y * -r(upstream(n)))
@@ -445,21 +442,37 @@ def mse(y: Array, p: Array, r: Rounder) -> tuple[Array, Grad]:
     return r(d * d), lambda n: r(r(upstream(n)) * r(F32(2) * d))
 
 
-def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder) -> tuple[Array, Grad]:
-    """kl_divergence(log q, y) op by op: Σ y·(log y − log q), log y taken as 0 where y = 0 (log q = p with log
-    probabilities, else log p); kl_divergence_with_log_targets: Σ e^y·(y − log q); jax.grad: −t·c, divided by p
-    through log p (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype."""
+def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad]:
+    """kl_divergence(log q, y): Σ y·(log y − log q), log y taken as 0 where y = 0 (log q = p with log probabilities,
+    else log p); kl_divergence_with_log_targets: Σ e^y·(y − log q); jax.grad: −t·c, divided by p through log p
+    (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype. Under jit (a half dtype; the
+    targets closed over as constants) XLA folds log y or e^y at compile time with the C library's logf or expf
+    (its HLO evaluator's), and bfloat16 keeps the products t·(log y − log q) in float32 into its fused row sums."""
     lq = p if log_input else r(xla_log(p))
+    log_y, exp_y = (libm.logf, libm.expf) if jit else (xla_log, xla_exp)
     if log_target:
-        t, d = r(xla_exp(y)), r(y - lq)
+        t, d = r(exp_y(y)), r(y - lq)
     else:
-        t, d = y, r(np.where(y == 0, F32(0), r(xla_log(y))) - lq)
-    losses = r(xla_sum(r(t * d)))
+        t, d = y, r(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
+    losses = r(_products_rows(t, d, r, jit and half is not np.float16, "kl_divergence"))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
         return -q if log_input else r(-q / p)
     return losses, grad
+
+
+def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, what: str) -> Array:
+    """Σ a·b along each row as XLA adds it: each product stored in the dtype, then jnp.sum's float32 sum; `fused`
+    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32
+    (from 4096 elements that loop's order is not known: refused)."""
+    if not fused:
+        return xla_sum(r(a * b))
+    if a.size >= YNN_FROM:
+        raise _not_reproduced(f"{what} under jit in bfloat16 over 4096 elements or more (the order of XLA's fused row "
+                              "sums there is not known)", "ask for JAX op by op (--no-jit; jit=False in Python), or "
+                              "use {dtype} float16")
+    return _windows(ftz(a * b)) + F32(0)
 
 
 # losses optax computes in every dtype whose XLA kernels lossgrad does not reproduce, and what they are
@@ -511,10 +524,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         elif loss == "bce":
             losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
         elif loss == "kl":
-            if jit:
-                raise _not_reproduced("kl_divergence under jit (XLA fuses the rows' sums, and their products, into "
-                                      "sums of its own)", "ask for JAX op by op (--no-jit; jit=False in Python)")
-            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r)
+            if jit and half is None:
+                raise _not_reproduced("kl_divergence under jit in float32 (XLA fuses the rows' sums of products into "
+                                      "multiply-adds of its own)", "ask for JAX op by op (--no-jit; jit=False in "
+                                      "Python)")
+            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit)
             terms = losses
         else:
             losses, grad = mse(y, p, r)

@@ -18,42 +18,19 @@ integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again 
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
-import functools
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
+from . import libm
 from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _rows, ftz, margin_hinge, xla_sum
 
 
-@functools.cache
-def _libm() -> Any:
-    """The C library, whose powf XLA's CPU code calls for x^y (None where it cannot be loaded); loaded on first use,
-    so that lossgrad starts without it."""
-    try:
-        lib = ctypes.CDLL("libm.so.6")
-    except OSError:
-        name = ctypes.util.find_library("m")
-        if name is None:
-            return None
-        lib = ctypes.CDLL(name)
-    lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
-    return lib
-
-
 def powf(x: Array, e: float) -> Array:
     """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
-    lib = _libm()
-    if lib is None:
-        raise NotReproduced("dtype", "JAX's x^y is the C library's powf, which could not be loaded here; use {dtype} "
-                            "float64, or {convention} exact")
-    each = np.frompyfunc(lambda v: lib.powf(v, e), 1, 1)
-    return ftz(np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32))
+    return ftz(libm.powf(x, e))
 
 
 def integral(q: float) -> bool:

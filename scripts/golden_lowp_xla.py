@@ -143,17 +143,36 @@ def _elementwise(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
     z = _rounded(np.array([[-1e4], [-90.0], [-17.0], [0.0], [17.0], [90.0], [1e4], [1e-3]]), dtype)
     y = _rounded(np.array([[1.0], [0.5], [0.0], [1.0], [0.25], [1.0], [0.0], [0.5]]), dtype)
     out.append(_record("bce", dtype, jit, reduction, y, z, name="saturated"))
-    if not jit:  # (kl op by op: under jit XLA sums its rows in an order of its own)
-        q = rng.random((16, 10))
-        q /= q.sum(axis=1, keepdims=True)
-        t = rng.random((16, 10))
-        t /= t.sum(axis=1, keepdims=True)
-        t[:, 0] = 0
-        for kind in ("kl", "kl-log-input", "kl-log-target", "kl-log-both"):
-            pred = _rounded(np.log(q) if kind in ("kl-log-input", "kl-log-both") else q, dtype)
-            target = _rounded(np.log(np.where(t == 0, 1e-9, t)) if kind in ("kl-log-target", "kl-log-both") else t,
-                              dtype)
-            out.append(_record(kind, dtype, jit, reduction, target, pred))
+    if not jit:  # (kl op by op; under jit in the half dtypes: _kl_half_jit)
+        out += _kl(rng, dtype, jit, reduction, 16, 10)
+    return out
+
+
+def _kl(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int) -> list[dict]:
+    """kl's four forms over rows of probabilities, the first class's target 0."""
+    out = []
+    q = rng.random((rows, classes))
+    q /= q.sum(axis=1, keepdims=True)
+    t = rng.random((rows, classes))
+    t /= t.sum(axis=1, keepdims=True)
+    t[:, 0] = 0 if classes > 1 else t[:, 0]
+    for kind in ("kl", "kl-log-input", "kl-log-target", "kl-log-both"):
+        pred = _rounded(np.log(q) if kind in ("kl-log-input", "kl-log-both") else q, dtype)
+        target = _rounded(np.log(np.where(t == 0, 1e-9, t)) if kind in ("kl-log-target", "kl-log-both") else t,
+                          dtype)
+        out.append(_record(kind, dtype, jit, reduction, target, pred))
+    return out
+
+
+def _kl_half_jit(rng) -> list[dict]:
+    """kl under jit in float16 and bfloat16 (float32's fused sums are not reproduced): rows of 1, 10 and 40
+    classes, and for float16 a batch of 4096 elements or more (bfloat16 is refused there)."""
+    out = []
+    for dtype in ("float16", "bfloat16"):
+        for reduction in ("none", "sum", "mean"):
+            big = ((64, 70),) if dtype == "float16" and reduction == "mean" else ()
+            for rows, classes in ((5, 1), (16, 10), (3, 40), *big):
+                out += _kl(rng, dtype, True, reduction, rows, classes)
     return out
 
 
@@ -167,7 +186,7 @@ def main() -> None:
             for reduction in ("none", "sum", "mean"):
                 records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
-    records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True)
+    records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

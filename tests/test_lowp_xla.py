@@ -107,16 +107,16 @@ def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
     assert r.jit is False and r.value == 0.25
 
 
-NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words)
-    ("ce", [[0.3, 0.7]], [[1.0, 2.0]], {"from_logits": True}, None),  # (float32 only: half dtypes are reproduced)
-    ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None),  # (the value: lossgrad's sum, the losses JAX's)
-    ("kl", [[0.5, 0.5]], [[0.25, 0.75]], {}, "kl_divergence under jit"),
-    ("ce", [0], np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, "YNNPACK"),
+NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words, whether bfloat16 is refused too)
+    ("ce", [[0.3, 0.7]], [[1.0, 2.0]], {"from_logits": True}, "probability rows under jit in float32", False),
+    ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None, True),  # (the value: lossgrad's sum, the losses JAX's)
+    ("kl", [[0.5, 0.5]], [[0.25, 0.75]], {}, "kl_divergence under jit in float32", False),
+    ("ce", [0], np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, "YNNPACK", True),
 ]
 
 
-@pytest.mark.parametrize("loss, y, p, options, why", NOT_REPRODUCED)
-def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(loss, y, p, options, why) -> None:
+@pytest.mark.parametrize("loss, y, p, options, why, half", NOT_REPRODUCED)
+def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(loss, y, p, options, why, half) -> None:
     # float32: lossgrad's float32 formulas, said in a warning, within float32 rounding of the float64 result
     r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", **options)
     wide = lossgrad.evaluate(loss, y, p, convention="optax", **options)
@@ -124,8 +124,11 @@ def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(los
     assert np.isclose(r.value, wide.value, rtol=1e-5)
     if why is not None:
         assert any(why in w and "float32 formulas" in w for w in r.warnings)
+    if half:
         with pytest.raises(lossgrad.OptionError, match=why):
             lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16", **options)
+    else:
+        assert lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16", **options).grad.shape == np.shape(p)
 
 
 def test_probability_rows_in_half_dtypes_in_both_modes() -> None:
@@ -160,14 +163,25 @@ def test_fresh_probability_rows_in_half_dtypes_against_live_jax(live_rng: np.ran
         test_jax_cpu_bit_for_bit(rec)
 
 
-def test_probability_rows_under_jit_fall_back_in_float32_and_refuse_a_long_bfloat16_batch() -> None:
-    y, p = [[0.3, 0.7]], [[1.0, 2.0]]
-    r = lossgrad.evaluate("ce", y, p, from_logits=True, convention="optax", dtype="float32")
-    assert any("probability rows under jit in float32" in w and "float32 formulas" in w for w in r.warnings)
-    # bfloat16 under jit from 4096 logits on: XLA's fused row sums take an order not measured; op by op they do not
+@pytest.mark.frameworks
+def test_fresh_kl_in_half_dtypes_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
+    golden = golden_script("golden_lowp_xla", "jax", "optax", "ml_dtypes")
+    rng = live_rng
+    for i in range(live_rounds(2, 50)):  # (each round: the four forms)
+        dtype, jit = ("float16", "bfloat16")[i % 2], bool(i // 2 % 2)
+        rows = int(rng.integers(1, 60))
+        classes = int(rng.integers(1, min(120, (4095 if jit and dtype == "bfloat16" else 9000) // rows) + 1))
+        for rec in golden._kl(rng, dtype, jit, str(rng.choice(["mean", "sum", "none"])), rows, classes):
+            test_jax_cpu_bit_for_bit(rec)
+
+
+def test_a_long_bfloat16_batch_under_jit_is_refused_for_probability_rows_and_kl() -> None:
+    # bfloat16 under jit from 4096 elements on: XLA's fused row sums take an order not measured; op by op they do not
     wide_y, wide_p = np.full((64, 64), 1 / 64), np.zeros((64, 64))
-    with pytest.raises(lossgrad.OptionError, match="4096 logits or more"):
+    with pytest.raises(lossgrad.OptionError, match="4096 elements or more"):
         lossgrad.evaluate("ce", wide_y, wide_p, from_logits=True, convention="optax", dtype="bfloat16")
+    with pytest.raises(lossgrad.OptionError, match="kl_divergence under jit in bfloat16 over 4096 elements"):
+        lossgrad.evaluate("kl", wide_y, wide_y, convention="optax", dtype="bfloat16")
     ops = lossgrad.evaluate("ce", wide_y, wide_p, from_logits=True, convention="optax", dtype="bfloat16", jit=False)
     # (by hand: log 64 = 4.158883 is 4.15625 in bfloat16, steps of 1/32 in [4, 8))
     assert set(ops.losses.tolist()) == {4.15625}

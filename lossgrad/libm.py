@@ -1,0 +1,60 @@
+"""The C library's float functions (glibc's, through ctypes), where JAX's CPU results take them: XLA's compiled code
+calls powf for x^y, and its HLO evaluator, folding constants at compile time, takes log and e^x from logf and expf.
+Loaded on first use, so that lossgrad starts without it."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .errors import NotReproduced
+from .losses._ops import Array
+
+F32 = np.float32
+
+
+@functools.cache
+def _libm() -> Any:
+    """The C library (None where it cannot be loaded)."""
+    try:
+        lib = ctypes.CDLL("libm.so.6")
+    except OSError:
+        name = ctypes.util.find_library("m")
+        if name is None:
+            return None
+        lib = ctypes.CDLL(name)
+    lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
+    for unary in (lib.logf, lib.expf):
+        unary.restype, unary.argtypes = ctypes.c_float, [ctypes.c_float]
+    return lib
+
+
+def _each(name: str, f: Callable[[Any, float], float], x: Array) -> Array:
+    """f(lib, v) for every element of x, as float32 (no flushing of subnormals: the caller's to do)."""
+    lib = _libm()
+    if lib is None:
+        raise NotReproduced("dtype", f"JAX's results here take the C library's {name}, which could not be loaded; use "
+                            "{dtype} float64, or {convention} exact")
+    each = np.frompyfunc(lambda v: f(lib, v), 1, 1)
+    out: Array = np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32)
+    return out
+
+
+def powf(x: Array, e: float) -> Array:
+    """x^e by the C library's powf, one element at a time."""
+    return _each("powf", lambda lib, v: lib.powf(v, e), x)
+
+
+def logf(x: Array) -> Array:
+    """log x by the C library's logf, one element at a time."""
+    return _each("logf", lambda lib, v: lib.logf(v), x)
+
+
+def expf(x: Array) -> Array:
+    """e^x by the C library's expf, one element at a time."""
+    return _each("expf", lambda lib, v: lib.expf(v), x)
