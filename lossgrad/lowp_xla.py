@@ -31,7 +31,7 @@ F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
-             "(float32 op by op): softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
+             "softmax_cross_entropy, in float32 op by op only)", "bce (from logits: sigmoid_binary_cross_entropy)",
              "mse (squared_error)", "kl (kl_divergence, kl_divergence_with_log_targets; float32 op by op)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
