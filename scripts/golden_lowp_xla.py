@@ -130,6 +130,19 @@ def _ce_rows_half(rng, jit: bool) -> list[dict]:
     return out
 
 
+def _ce_index_small(rng) -> list[dict]:
+    """Class indexes op by op over fewer than 16 rows and logits: there XLA hands a rest of 3, 5, 6 or 7 elements
+    of e^x and log to the C library's expf and logf (every dtype; each rows × classes size of that kind)."""
+    out = []
+    for dtype in DTYPES:
+        for rows, classes in ((3, 1), (5, 1), (6, 2), (7, 2), (11, 1), (13, 1), (14, 1), (15, 1), (3, 5), (7, 2)):
+            for _ in range(3):
+                z = _logits(rng, rows, classes, dtype)
+                y = rng.integers(0, classes, rows).astype(np.float64)[:, None]
+                out.append(_record("ce", dtype, False, str(rng.choice(["none", "sum", "mean"])), y, z, "index"))
+    return out
+
+
 def _elementwise(rng, dtype: str, jit: bool, reduction: str) -> list[dict]:
     out = []
     for n in (256, 1, *((4000,) if reduction == "mean" and dtype == "float32" else ())):
@@ -187,6 +200,7 @@ def main() -> None:
                 records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
     records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
+    records += _ce_index_small(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
