@@ -31,7 +31,7 @@ F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
-             "softmax_cross_entropy, in float32 op by op only)", "bce (from logits: sigmoid_binary_cross_entropy)",
+             ": softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
              "mse (squared_error)", "kl (kl_divergence, kl_divergence_with_log_targets; float32 op by op)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
@@ -400,29 +400,75 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool) -> tupl
     return r(raw), k(raw), grad, r(e / total[:, None])
 
 
-def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad, Array]:
+def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
+            jit: bool) -> tuple[Array, Grad, Array, Callable[[float], float] | None]:
     """softmax_cross_entropy: −Σ y·log_softmax(z), the products added in float32 whatever the dtype. log_softmax:
     s − log Σe^s, s = z − max, the sum in float32 of e^s (float16 stores e^s first; bfloat16 sums XLA's float32
     exponentials), the sum and its log each stored. jax.grad through log_softmax's backward: v + (Σ−v / Σe^s)·e^s,
-    v = −c·y; in float32 op by op the product and sum fused into one FMA. In a half dtype each product and sum is
-    stored, and Σ−v is a reduce_sum in the dtype itself: op by op at run time; under jit (the targets closed over
-    as constants) XLA folds v and Σ−v at compile time (float16: folded_sum; bfloat16's additions each stored in
-    bfloat16 still), and bfloat16 keeps the products y·log_softmax in float32 on their way into the sum."""
+    v = −c·y; in float32 the product and sum fused into one FMA (but for the last of 3 classes). In a half dtype
+    each product and sum is stored, and Σ−v is a reduce_sum in the dtype itself: op by op at run time; under jit
+    (the targets closed over as constants) XLA folds v and Σ−v at compile time (float16: folded_sum; bfloat16's
+    additions each stored in bfloat16 still), and bfloat16 keeps the products y·log_softmax in float32 on their
+    way into the sum. Under jit in float32 the log of the row sums is an operation of its own (own_op) and the
+    products are fused into the row sums and the value (_fma_rows, _fma_value)."""
     _, shifted = _max_shift(z, False, r)
     exp = xla_exp(shifted)
     e = r(exp)
     total = r(xla_sum(e if half is np.float16 else exp))
-    logp = r(shifted - r(xla_log(total))[:, None])
+    f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
+    logp = r(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
     fused = jit and half is not None and half is not np.float16
-    losses = -r(_products_rows(y, logp, r, fused, "softmax_cross_entropy of probability rows"))
+    if f32_jit:
+        losses = -_fma_rows(logp, y)
+    else:
+        losses = -r(_products_rows(y, logp, r, fused, "softmax_cross_entropy of probability rows"))
 
     def grad(n: float) -> Array:
         v = r(y * -r(upstream(n)))
         if half is None:
-            return ftz(fma(ftz(xla_sum(-v) / total)[:, None], e, v))
+            d = ftz((folded_sum(-v) if jit else xla_sum(-v)) / total)[:, None]
+            g = ftz(fma(d, e, v))
+            if z.shape[1] == 3:  # (rows of 3 classes: the last one's product stored first, measured for 1 to 12)
+                g[:, 2] = ftz(ftz(d[:, 0] * e[:, 2]) + v[:, 2])
+            return g
         s = folded_sum(-v, r) if jit and half is np.float16 else _rows_in_dtype(-v, r)
         return r(v + r(r(s / total)[:, None] * e))
-    return losses, grad, r(e / total[:, None])
+    return losses, grad, r(e / total[:, None]), (_fma_value(logp, y) if f32_jit else None)
+
+
+def _fma_rows(a: Array, b: Array) -> Array:
+    """Σ a·b along each row as XLA fuses it under jit in float32: up to 32 rows of up to 32, each product contracted
+    into the running sum from +0 in order (whether or not LLVM vectorizes the rows); larger, the products stored
+    and added as jnp.sum adds them."""
+    rows, n = a.shape
+    if rows > 32 or n > 32:
+        return xla_sum(ftz(a * b))
+    acc = np.zeros(rows, dtype=F32)
+    for i in range(n):
+        acc = ftz(fma(a[:, i], b[:, i], acc))
+    return acc
+
+
+def _fma_value(a: Array, b: Array) -> Callable[[float], float] | None:
+    """jnp.mean (n; jnp.sum: 1) of −Σ a·b over the whole array as XLA fuses it under jit in float32: up to 32 × 32,
+    where LLVM leaves the loop scalar, each product contracted into one running sum in row-major order, negated
+    and times 1/n. None (lossgrad's own sum) where it vectorizes it (rows of 2 to 12 in 4 rows, 2 to 27 in 8, 2 to
+    25 in 16 to 32: measured from the kernels' LLVM IR) or for larger arrays (not measured)."""
+    rows, n = a.shape
+    if rows == 1:
+        return lambda m: float(_fma_rows(a, b)[0] * -1)
+    lanes = 2 <= n and (n <= 12 if rows == 4 else n <= 27 if rows == 8 else rows >= 16 and n <= 25)
+    if rows > 32 or n > 32:
+        if rows * n >= YNN_FROM:
+            return None
+        acc = xla_sum2d(ftz(a * b))
+        return lambda m: float(ftz(-acc if m == 1 else -acc * (F32(1) / F32(m))))
+    if lanes:
+        return None
+    acc = F32(0)
+    for u, v in zip(a.reshape(-1), b.reshape(-1), strict=True):
+        acc = F32(ftz(fma(u, v, acc)))
+    return lambda m: float(ftz(-acc if m == 1 else -acc * (F32(1) / F32(m))))
 
 
 def softplus(m: Array, r: Rounder) -> Array:
@@ -526,16 +572,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
     k = ftz if jit and half is not None and half is not np.float16 else r
     y, p = r(y), r(p)
-    prob, negated = None, False
+    prob, negated, fused_value = None, False, None
     with np.errstate(all="ignore"):
         if loss == "ce" and labels is not None:
             losses, terms, grad, prob = ce_index(p, labels, r, k, jit)
         elif loss == "ce":
-            if jit and half is None:
-                raise _not_reproduced("softmax_cross_entropy of probability rows under jit in float32 (XLA fuses "
-                                      "the rows' sums of products into multiply-adds of its own)", "give class "
-                                      "indexes, or ask for JAX op by op (--no-jit; jit=False in Python)")
-            losses, grad, prob = ce_rows(y, p, r, half, jit)
+            losses, grad, prob, fused_value = ce_rows(y, p, r, half, jit)
             terms = losses
             negated = jit and half is not np.float16  # (bfloat16 under jit: −Σ of the rows' sums)
         elif loss == "bce":
@@ -557,8 +599,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     # (None: only in float32, for more than one output per sample)
     if loss == "mse" and jit and half is not np.float16 and several:
         value = fused_mse_value(r(p - y), r)
+    if loss == "ce" and labels is None and jit and half is None:
+        value = fused_value
     own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
-           "elements; squared_error's vectorized fused sum under jit) is not reproduced"] if value is None else []
+           "elements; a vectorized fused sum under jit) is not reproduced"] if value is None else []
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own)
 
 

@@ -130,6 +130,22 @@ def _ce_rows_half(rng, jit: bool) -> list[dict]:
     return out
 
 
+def _ce_rows_f32_jit(rng) -> list[dict]:
+    """softmax_cross_entropy of probability rows under jit in float32: rows fused into multiply-adds up to 32 × 32
+    (the value's loop left scalar or vectorized by LLVM), larger batches' products stored, and a row count of 3,
+    5, 6 or 7, whose log XLA hands to the C library."""
+    out = []
+    for rows, classes in ((1, 3), (3, 5), (5, 9), (4, 5), (4, 20), (8, 3), (16, 7), (20, 30), (32, 32), (7, 33),
+                          (40, 3), (50, 50), (64, 70)):
+        for reduction in ("none", "sum", "mean"):
+            z = _logits(rng, rows, classes, "float32")
+            soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
+            out.append(_record("ce", "float32", True, reduction, _rounded(soft / soft.sum(1, keepdims=True),
+                                                                          "float32"), z, "onehot"))
+    return out
+
+
 def _ce_index_small(rng) -> list[dict]:
     """Class indexes op by op over fewer than 16 rows and logits: there XLA hands a rest of 3, 5, 6 or 7 elements
     of e^x and log to the C library's expf and logf (every dtype; each rows × classes size of that kind)."""
@@ -200,7 +216,7 @@ def main() -> None:
                 records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
     records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
-    records += _ce_index_small(rows_rng)
+    records += _ce_index_small(rows_rng) + _ce_rows_f32_jit(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
