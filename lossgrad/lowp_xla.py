@@ -30,7 +30,7 @@ from .lowp import fma
 F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
-SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows "
+SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows"
              ": softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
              "mse (squared_error)", "kl (kl_divergence, kl_divergence_with_log_targets; float32 op by op)")
 DTYPES = ("float32", "float16", "bfloat16")
