@@ -144,28 +144,25 @@ def _in_order(x: Array, r: Callable[[Any], Array] = ftz) -> Array:
     return acc
 
 
-def _windows(x: Array) -> Array:
-    """XLA's loop: a row of more than 32 in windows of 32 (the padding split, the smaller half first), each
-    summed in order, then their sums the same way."""
+def _window_sums(x: Array, r: Callable[[Any], Array] = ftz) -> Array:
+    """The rows split into XLA's windows of 32 (the padding split between the ends, the smaller half first), each
+    window summed in order (each addition stored by `r`): one column per window."""
     n = x.shape[1]
-    if n <= 32:
-        return _in_order(x)
     pad = -n % 32
     padded = np.zeros((x.shape[0], n + pad), dtype=F32)
     padded[:, pad // 2:pad // 2 + n] = x
-    return _windows(np.stack([_in_order(padded[:, k:k + 32]) for k in range(0, n + pad, 32)], axis=1))
+    return np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1)
+
+
+def _windows(x: Array) -> Array:
+    """XLA's loop: a row of more than 32 in windows of 32, each summed in order, then their sums the same way."""
+    return _in_order(x) if x.shape[1] <= 32 else _windows(_window_sums(x))
 
 
 def _rows_in_dtype(x: Array, r: Callable[[Any], Array]) -> Array:
     """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
     every addition rounded to it, in XLA's windows of 32 (_windows' order, whatever the size: no YNNPACK here)."""
-    n = x.shape[1]
-    if n <= 32:
-        return _in_order(x, r)
-    pad = -n % 32
-    padded = np.zeros((x.shape[0], n + pad), dtype=F32)
-    padded[:, pad // 2:pad // 2 + n] = x
-    return _rows_in_dtype(np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1), r)
+    return _in_order(x, r) if x.shape[1] <= 32 else _rows_in_dtype(_window_sums(x, r), r)
 
 
 def folded_sum(x: Array, store: Callable[[Any], Array] | None = None) -> Array:
@@ -175,15 +172,10 @@ def folded_sum(x: Array, store: Callable[[Any], Array] | None = None) -> Array:
     and the windows' sums folded the same way. In float32 a batch of 4096 elements or more is folded whole (XLA
     leaves that reduce to YNNPACK and does not split it)."""
     rows, n = x.shape
-    f32 = store is None
     stored = (lambda a: np.asarray(a, dtype=F32)) if store is None else store
-    if n <= 32 or (f32 and rows * n >= YNN_FROM):
+    if n <= 32 or (store is None and rows * n >= YNN_FROM):
         return stored(x.astype(np.float64).sum(axis=1).astype(F32))
-    pad = -n % 32
-    padded = np.zeros((rows, n + pad), dtype=F32)
-    padded[:, pad // 2:pad // 2 + n] = x
-    return folded_sum(np.stack([_in_order(padded[:, i:i + 32], stored) for i in range(0, n + pad, 32)], axis=1),
-                      store)
+    return folded_sum(_window_sums(x, stored), store)
 
 
 def _tiles(chunks: Array, lo: int, hi: int, size: int) -> Array:
