@@ -294,8 +294,10 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":
         params = {**params, "class_weights": None}  # sample weights (class_weights above), not the loss's own
+    # (contiguous rows: numpy's sums take another order over a strided view, and a CSV block's columns are one)
+    y, p = np.ascontiguousarray(y, dtype=work), np.ascontiguousarray(p, dtype=work)
     with np.errstate(over="ignore", under="ignore"):
-        parts = setup.loss.compute(y.astype(work, copy=False), p.astype(work, copy=False), setup.from_logits,
+        parts = setup.loss.compute(y, p, setup.from_logits,
                                    setup.conv, labels, **params,
                                    **{k: a.astype(work, copy=False) for k, a in (extra or {}).items()})
     parts.warnings += [fallback] if fallback else []

@@ -32,7 +32,7 @@ TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows"
              ": softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
-             "mse (squared_error)", "kl (kl_divergence, kl_divergence_with_log_targets; float32 op by op)")
+             "mse (squared_error)", "kl (kl_divergence, kl_divergence_with_log_targets)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
 YNN_FROM = 4096
@@ -575,10 +575,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         elif loss == "bce":
             losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
         elif loss == "kl":
-            if jit and half is None:
-                raise _not_reproduced("kl_divergence under jit in float32 (XLA fuses the rows' sums of products into "
-                                      "multiply-adds of its own)", "ask for JAX op by op (--no-jit; jit=False in "
-                                      "Python)")
+            assert not (jit and half is None), "lowp_xla_kl's (lowp_xla_more.compute hands it there)"
             losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit)
             terms = losses
         else:

@@ -39,6 +39,7 @@ from .lowp_xla import (
     xla_log1p,
     xla_sum,
 )
+from .lowp_xla_kl import kl_parts
 from .lowp_xla_pow import powf
 from .lowp_xla_rows import fused_squares
 
@@ -247,6 +248,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The loss's parts as JAX computes them on CPU (lowp_xla.compute, whose conventions these follow: jit by
     default, the gradient and the mean over N as jax.grad and jnp.mean form them)."""
+    if loss == "kl" and switches.get("jit", True) and half is None:
+        return kl_parts(y, p, switches.get("log_input", False), switches.get("log_target", False))
     if loss not in TAKES:
         more = {"extra": extra} if extra else {}
         return lowp_xla.compute(loss, y, p, labels, half, switches, batchmean, params, from_logits, weights, **more)

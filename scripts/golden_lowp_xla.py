@@ -194,7 +194,7 @@ def _kl(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int) -> 
 
 
 def _kl_half_jit(rng) -> list[dict]:
-    """kl under jit in float16 and bfloat16 (float32's fused sums are not reproduced): rows of 1, 10 and 40
+    """kl under jit in float16 and bfloat16 (float32: _kl_f32_jit): rows of 1, 10 and 40
     classes, and for float16 a batch of 4096 elements or more (bfloat16 is refused there)."""
     out = []
     for dtype in ("float16", "bfloat16"):
@@ -202,6 +202,21 @@ def _kl_half_jit(rng) -> list[dict]:
             big = ((64, 70),) if dtype == "float16" and reduction == "mean" else ()
             for rows, classes in ((5, 1), (16, 10), (3, 40), *big):
                 out += _kl(rng, dtype, True, reduction, rows, classes)
+    return out
+
+
+# kl under jit in float32: one chain of multiply-adds, rows LLVM vectorizes (4 or 8 rows, the leading multiples of 4
+# from 16, of 5 to 8 classes), the value's lanes (2, 4 or 8, and 2 for 18 or 19 rows of 7 or 8), past 32 rows or
+# classes (stored products in XLA's windows), from 4096 elements (YNNPACK's row sums; the value lossgrad's own)
+KL_F32_SHAPES = ((1, 1), (5, 1), (2, 6), (4, 3), (4, 7), (8, 2), (8, 7), (16, 10), (17, 5), (18, 7), (19, 8),
+                 (20, 3), (21, 6), (28, 2), (32, 32), (3, 40), (33, 8), (10, 50), (64, 70))
+
+
+def _kl_f32_jit(rng) -> list[dict]:
+    """kl's four forms under jit in float32, each shape of KL_F32_SHAPES with one reduction in turn."""
+    out = []
+    for i, (rows, classes) in enumerate(KL_F32_SHAPES):
+        out += _kl(rng, "float32", True, ("none", "sum", "mean")[i % 3], rows, classes)
     return out
 
 
@@ -216,7 +231,7 @@ def main() -> None:
                 records += _ce(rng, dtype, jit, reduction) + _elementwise(rng, dtype, jit, reduction)
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
     records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
-    records += _ce_index_small(rows_rng) + _ce_rows_f32_jit(rows_rng)
+    records += _ce_index_small(rows_rng) + _ce_rows_f32_jit(rows_rng) + _kl_f32_jit(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

@@ -1,0 +1,122 @@
+"""optax's kl_divergence and kl_divergence_with_log_targets under jax.jit in float32 on CPU, bit for bit: the
+losses, jnp.mean or jnp.sum of them, and jax.grad of either with respect to the predictions.
+
+What XLA makes of `jax.jit(jax.value_and_grad(...))` with the targets closed over as constants (read from its
+optimized HLO and the fused kernels' LLVM IR, and measured against JAX for every shape up to 40 × 40):
+
+- The targets' side is folded when XLA compiles: log y by the C library's logf (glibc's), e^y in float64 and
+  rounded once to float32. log q (the predictions' log; none with log-probabilities) is a kernel of its own.
+- Each row's loss Σ t·(c − log q) (t = y or e^y, c = log y, 0 where y = 0, or y) is one fused loop: a chain of
+  multiply-adds from +0 in class order, but for rows of 5 to 8 classes that LLVM vectorizes (VECTOR_ROWS: 4 or
+  8 rows, and from 16 rows the leading multiple of 4), where each product is stored and added in order. More
+  than 32 rows or 32 classes: the products stored and added as jnp.sum adds them.
+- The reduced value is another fused loop over the whole array: up to 32 × 32 one chain of multiply-adds in
+  row-major order, except where LLVM splits the rows into lanes (lowp_xla.row_lanes, but not 2 rows, and 2
+  lanes for 18 or 19 rows of 7 or 8 classes): row i in lane i mod w (its products contracted for up to 4
+  classes, stored and added otherwise), the lanes halved, the rows left over contracted into the sum in order.
+  Beyond 32 × 32 the products stored and added as jnp.sum adds a whole array (lowp_xla.xla_sum2d); from 4096
+  elements not known (None: lossgrad's own sum). jnp.mean multiplies by 1/n.
+- jax.grad: −(t·c) folded into one constant (c the upstream 1/n, or 1), divided by q (a true division), or that
+  constant itself with log-probabilities.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import libm
+from .losses import Parts
+from .losses._ops import Array
+from .lowp_xla import F32, YNN_FROM, _fma, _halved, _in_order, ftz, row_lanes, upstream, xla_log, xla_sum, xla_sum2d
+from .lowp_xla_rows import _vector_rows
+
+# rows of 5 to 8 classes whose fused row sums LLVM vectorizes: the rule lowp_xla_rows measured for triplet's
+# squares, with 4 rows at a time wherever a batch has 4 or more rows over its groups of 8
+VECTOR_ROWS = {n: YNN_FROM for n in range(5, 9)}
+# the value's lanes where they are not lowp_xla.row_lanes' (rows, classes): lanes
+VALUE_LANES = {(2, n): 0 for n in range(2, 9)} | {(r, n): 2 for r in (18, 19) for n in (7, 8)}
+
+
+def folded_log(y: Array) -> Array:
+    """log y as XLA folds it when it compiles, in float32: glibc's logf."""
+    return np.asarray(libm.logf(np.asarray(y, dtype=F32)), dtype=F32)
+
+
+def folded_exp(y: Array) -> Array:
+    """e^y as XLA folds it when it compiles, in float32: in float64, rounded once."""
+    return np.exp(np.asarray(y, dtype=np.float64)).astype(F32)
+
+
+def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
+             ) -> tuple[Array, Callable[[float], Array], Callable[[float], float] | None]:
+    """The losses, the gradient of jnp.mean over n (n = 1: jnp.sum) and its value (None where XLA's order is not
+    known) of kl_divergence(log q, y) = Σ y·(log y − log q), or of kl_divergence_with_log_targets = Σ e^y·(y − log
+    q), log q = p with log-probabilities, else log p."""
+    with np.errstate(all="ignore"):
+        lq = p if log_input else xla_log(p)
+        if log_target:
+            t, c = folded_exp(y), y
+        else:
+            t, c = y, np.where(y == 0, F32(0), folded_log(np.where(y == 0, F32(1), y))).astype(F32)
+        d = ftz(c - lq)
+    total = fused_value(t, d)
+
+    def grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            k = (t * upstream(n)).astype(F32)
+            return ftz(-k) if log_input else ftz(-k / p)
+
+    def value(n: float) -> float:
+        assert total is not None
+        return float(total if n == 1 else ftz(total * (F32(1) / F32(n))))
+    return fused_rows(t, d), grad, (value if total is not None else None)
+
+
+def kl_parts(y: Array, p: Array, log_input: bool, log_target: bool) -> Parts:
+    """kl_jit32's results as the parts lowp_xla.compute returns (the value lossgrad's own sum, said in a warning,
+    where XLA's order is not known)."""
+    losses, grad, value = kl_jit32(np.asarray(y, dtype=F32), np.asarray(p, dtype=F32), log_input, log_target)
+    own = [] if value is not None else ["the reduced value is lossgrad's float32 sum: XLA's order for this shape "
+                                        "(YNNPACK's from 4096 elements) is not reproduced"]
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value, warnings=own)
+
+
+def fused_rows(t: Array, d: Array) -> Array:
+    """Σ t·d along each row as XLA's fused loop adds it (the module's docstring)."""
+    rows, n = t.shape
+    with np.errstate(all="ignore"):
+        products = ftz(t * d)
+        if rows > 32 or n > 32 or n == 1:
+            return xla_sum(products)
+        out = np.zeros(rows, dtype=F32)
+        for i in range(n):
+            out = _fma(t[:, i], d[:, i], out)
+        v = _vector_rows(rows, n, VECTOR_ROWS)
+        out[:v] = _in_order(products[:v]) + F32(0)
+    return out
+
+
+def fused_value(t: Array, d: Array) -> F32 | None:
+    """Σ t·d over the whole array as XLA's fused loop adds it (the module's docstring); None from 4096 elements."""
+    rows, n = t.shape
+    if rows * n >= YNN_FROM:
+        return None
+    with np.errstate(all="ignore"):
+        products = ftz(t * d)
+        if rows > 32 or n > 32:
+            return F32(xla_sum2d(products))
+        w = VALUE_LANES.get((rows, n), row_lanes(rows, n))
+        whole = rows // w * w if w else 0
+        acc = F32(0)
+        if w:
+            lanes = np.full(w, F32(-0.0), dtype=F32)
+            lanes[0] = F32(0)
+            for i in range(0, whole, w):
+                for j in range(n):
+                    lanes = _fma(t[i:i + w, j], d[i:i + w, j], lanes) if n <= 4 else ftz(lanes + products[i:i + w, j])
+            acc = _halved(lanes)
+        for a, b in zip(t[whole:].reshape(-1), d[whole:].reshape(-1), strict=True):
+            acc = F32(_fma(a, b, acc))
+    return acc
