@@ -16,6 +16,7 @@ import numpy as np
 
 from . import autocast
 from .errors import DomainError, InputError, NotReproduced, OptionError
+from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS
 from .losses import Parts
 from .losses.base import first_bad
 from .losses.classification import unnormalised_rows
@@ -51,8 +52,7 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
     n = p.shape[0]
     out = []
     size = max(n, 1) if setup.loss.whole_batch else SLICE_ROWS
-    for start in range(0, max(n, 1), size):
-        end = start + size
+    for start, end in spans(n, size, least_rows(p.shape[1] if p.ndim > 1 else 1)):
         try:
             # (no numpy warnings: infinities and NaNs are results, reported as lossgrad's own warning lines)
             with np.errstate(all="ignore"):
@@ -62,6 +62,20 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
             e.row += start
             raise
     return out
+
+
+def least_rows(width: int) -> int:
+    """The fewest rows a slice of a longer batch may have, for rows of `width` values (SHORT_BATCH_ROWS)."""
+    return max(SHORT_BATCH_ROWS, -(-SHORT_BATCH_ELEMENTS // max(width, 1)))
+
+
+def spans(total: int, step: int, least: int) -> list[tuple[int, int]]:
+    """[start, end) of the rows 0..total in steps of `step`, a last span of fewer than `least` rows joined to the
+    one before it (at least one span, empty when total is 0)."""
+    starts = list(range(0, max(total, 1), step))
+    if len(starts) > 1 and total - starts[-1] < least:
+        starts.pop()
+    return [(a, b) for a, b in zip(starts, [*starts[1:], max(total, 1)], strict=True)]
 
 
 def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,

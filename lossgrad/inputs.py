@@ -143,6 +143,10 @@ def parse_inline(text: str, option: str) -> np.ndarray:
 BLOCK_BYTES = 2 << 20
 BLOCK_BYTES_MAX = 8 << 20
 BLOCK_ROWS = 200_000
+# a framework's kernels may sum a row otherwise in a short batch (XLA: 32 rows or fewer, or fewer than 4096
+# elements): a short last block or slice of a longer batch goes with the one before it (CsvReader._next_read,
+# evaluation.spans), so that each row is computed as in the batch
+SHORT_BATCH_ROWS, SHORT_BATCH_ELEMENTS = 33, 4096
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
 # the widest input read: a longer line, or more fields, is refused before it is held whole (memory stays bounded)
 MAX_LINE_BYTES = BLOCK_BYTES_MAX
@@ -408,11 +412,20 @@ class CsvReader:
             yield self._buf
         self._buf = b""
         while not self._eof:
-            more = self._read(self.block_bytes)
+            more = self._read(self._next_read())
             if not more:
                 self._eof = True
                 return
             yield more
+
+    def _next_read(self) -> int:
+        """block_bytes, or for a file of known size all that is left where the read after would be a short last
+        block (less than a quarter of block_bytes): a framework sums the rows of a short batch otherwise
+        (SHORT_BATCH_ROWS), and a long file's last rows are computed as the framework computes them in the whole
+        batch. (A pipe's last block may be short: its end is not known before it comes.)"""
+        n = self.block_bytes
+        left = None if self.size is None else self.size - self.bytes_read
+        return max(n, left) if left is not None and left - n < n // 4 else n
 
     def blocks(self) -> Iterator[tuple[bytes, LineNo]]:
         """(block of whole lines, the line number it starts at or a function counting it), about block_bytes

@@ -21,7 +21,7 @@ from . import render, tensor_out
 from .api import accumulate, kernel_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
-from .evaluation import Block, evaluate
+from .evaluation import Block, evaluate, least_rows, spans
 from .inputs import Batch, parse_inline
 from .options import Setup, setup
 from .reduction import Accumulator, formulas, micro_formulas, split_rows
@@ -272,8 +272,9 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
     ignore = s.params.get("ignore_index")
     wide = np.float64 if s.dtype.value == "float64" else np.float32
     cut = r.cut or g.rows  # (no block straddles two micro-batches)
-    for a, b in ((a, min(a + step, start + cut)) for start in range(0, g.rows, cut)
-                 for a in range(start, start + cut, step)):
+    least = least_rows(g.width)  # (a short last block joins the one before it: its rows summed as the batch's)
+    for a, b in ((start + a, start + b) for start in range(0, g.rows, cut)
+                 for a, b in spans(min(cut, g.rows - start), step, least)):
         p = _finite(r.pred, r.pred.rows(a, b, g.width).astype(wide, copy=False), a, g.width)
         y = _finite(r.target, r.target.rows(a, b, g.target_width).astype(np.float64, copy=False), a,
                     g.target_width)
