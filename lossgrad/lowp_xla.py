@@ -442,25 +442,54 @@ def _fma_rows(a: Array, b: Array) -> Array:
 
 
 def _fma_value(a: Array, b: Array) -> Callable[[float], float] | None:
-    """jnp.mean (n; jnp.sum: 1) of −Σ a·b over the whole array as XLA fuses it under jit in float32: up to 32 × 32,
-    where LLVM leaves the loop scalar, each product contracted into one running sum in row-major order, negated
-    and times 1/n. None (lossgrad's own sum) where it vectorizes it (rows of 2 to 12 in 4 rows, 2 to 27 in 8, 2 to
-    25 in 16 to 32: measured from the kernels' LLVM IR) or for larger arrays (not measured)."""
+    """jnp.mean (n; jnp.sum: 1) of −Σ a·b over the whole array as XLA fuses it under jit in float32: up to 32 × 32
+    one loop (lane_products over ce_value_lanes' lanes), negated and times 1/n; larger, below 4096 elements, the
+    products stored and added as jnp.sum adds an array; from 4096 None (lossgrad's own sum: not measured)."""
     rows, n = a.shape
     if rows == 1:
         return lambda m: float(_fma_rows(a, b)[0] * -1)
-    lanes = 2 <= n and (n <= 12 if rows == 4 else n <= 27 if rows == 8 else rows >= 16 and n <= 25)
     if rows > 32 or n > 32:
         if rows * n >= YNN_FROM:
             return None
         acc = xla_sum2d(ftz(a * b))
-        return lambda m: float(ftz(-acc if m == 1 else -acc * (F32(1) / F32(m))))
-    if lanes:
-        return None
-    acc = F32(0)
-    for u, v in zip(a.reshape(-1), b.reshape(-1), strict=True):
-        acc = F32(ftz(fma(u, v, acc)))
+    else:
+        acc = lane_products(a, b, ce_value_lanes(rows, n), True)
     return lambda m: float(ftz(-acc if m == 1 else -acc * (F32(1) / F32(m))))
+
+
+def ce_value_lanes(rows: int, n: int) -> int:
+    """How many lanes LLVM's loop vectorizer splits the rows of softmax_cross_entropy's fused value loop into (0:
+    none): for 2 to 8 classes as row_lanes (but not 2 rows), 4 rows of up to 12 classes, 8 rows of up to 27 and
+    16 to 32 rows of up to 25 (8 lanes). Measured against JAX for every shape of 4, 8 and 16 to 32 rows of 2 to 27
+    classes (and read from the kernels' LLVM IR up to 32 × 32)."""
+    if rows == 2 or n < 2:
+        return 0
+    if n <= 8:
+        return row_lanes(rows, n)
+    if rows == 4:
+        return 4 if n <= 12 else 0
+    return 8 if (rows == 8 and n <= 27) or (16 <= rows <= 32 and n <= 25) else 0
+
+
+def lane_products(a: Array, b: Array, w: int, contract: bool) -> F32:
+    """Σ a·b over a whole block (up to 32 × 32) as a fused loop LLVM splits into w lanes: row i in lane i mod w,
+    lane 0 from +0 and the others from −0, each product contracted into its lane (`contract`) or stored and added;
+    the lanes halved; then the rows left over, each product contracted into the total in order. w = 0: the whole
+    block one chain of multiply-adds in row-major order."""
+    rows, n = a.shape
+    whole = rows // w * w if w else 0
+    acc = F32(0)
+    if whole:
+        lanes = np.full(w, F32(-0.0), dtype=F32)
+        lanes[0] = F32(0)
+        for i in range(0, whole, w):
+            for j in range(n):
+                x, y = a[i:i + w, j], b[i:i + w, j]
+                lanes = _fma(x, y, lanes) if contract else ftz(lanes + ftz(x * y))
+        acc = _halved(lanes)
+    for x, y in zip(a[whole:].reshape(-1), b[whole:].reshape(-1), strict=True):
+        acc = F32(_fma(x, y, acc))
+    return acc
 
 
 def softplus(m: Array, r: Rounder) -> Array:

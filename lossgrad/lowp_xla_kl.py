@@ -29,7 +29,19 @@ import numpy as np
 from . import libm
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, _fma, _halved, _in_order, ftz, row_lanes, upstream, xla_log, xla_sum, xla_sum2d
+from .lowp_xla import (
+    F32,
+    YNN_FROM,
+    _fma,
+    _in_order,
+    ftz,
+    lane_products,
+    row_lanes,
+    upstream,
+    xla_log,
+    xla_sum,
+    xla_sum2d,
+)
 from .lowp_xla_rows import _vector_rows
 
 # rows of 5 to 8 classes whose fused row sums LLVM vectorizes: the rule lowp_xla_rows measured for triplet's
@@ -107,16 +119,4 @@ def fused_value(t: Array, d: Array) -> F32 | None:
         products = ftz(t * d)
         if rows > 32 or n > 32:
             return F32(xla_sum2d(products))
-        w = VALUE_LANES.get((rows, n), row_lanes(rows, n))
-        whole = rows // w * w if w else 0
-        acc = F32(0)
-        if w:
-            lanes = np.full(w, F32(-0.0), dtype=F32)
-            lanes[0] = F32(0)
-            for i in range(0, whole, w):
-                for j in range(n):
-                    lanes = _fma(t[i:i + w, j], d[i:i + w, j], lanes) if n <= 4 else ftz(lanes + products[i:i + w, j])
-            acc = _halved(lanes)
-        for a, b in zip(t[whole:].reshape(-1), d[whole:].reshape(-1), strict=True):
-            acc = F32(_fma(a, b, acc))
-    return acc
+        return lane_products(t, d, VALUE_LANES.get((rows, n), row_lanes(rows, n)), n <= 4)

@@ -220,6 +220,21 @@ def _kl_f32_jit(rng) -> list[dict]:
     return out
 
 
+def _ce_value_lanes(rng) -> list[dict]:
+    """The value of probability rows under jit in float32 where LLVM splits the rows into lanes: 4 rows of 9 to 12
+    classes (4 lanes), 8 lanes beyond 8 classes (8 rows, 16 to 32 rows), 4 for 20 to 23 rows of 2 to 8, a
+    scalar rest of rows."""
+    out = []
+    for rows, classes in ((4, 10), (8, 20), (24, 12), (21, 6), (19, 8), (30, 25)):
+        for reduction in ("sum", "mean"):
+            z = _logits(rng, rows, classes, "float32")
+            soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
+            out.append(_record("ce", "float32", True, reduction, _rounded(soft / soft.sum(1, keepdims=True),
+                                                                          "float32"), z, "onehot"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -232,6 +247,7 @@ def main() -> None:
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
     records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
     records += _ce_index_small(rows_rng) + _ce_rows_f32_jit(rows_rng) + _kl_f32_jit(rows_rng)
+    records += _ce_value_lanes(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
