@@ -25,7 +25,8 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
 
 Not reproduced (lossgrad's float32 formulas, with a warning): rows of more than 1024 features in a batch of 4096
 elements or more, and batches of 4096 rows or more (YNNPACK's sums of more than 1024 at a time). In bfloat16,
-one feature and batches of 4096 elements or more are refused; float16 under jit is refused (not measured).
+one feature and batches of 4096 elements or more are refused. float16 (cosine_f16) rounds every step, as op by op
+but for the folded targets and the regrouped gradient; one feature is refused.
 """
 
 from __future__ import annotations
@@ -190,6 +191,40 @@ def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
             k = r(r(r(-total) * half) * w)[:, None]
             return r(r(yc * rn) + r(k * r(F32(2) * p)))
     return r(terms), terms, grad
+
+
+def cosine_f16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
+    """cosine_distance under jit in float16, read from XLA's optimized HLO: every step rounded to float16 as op by
+    op (the sums of squares and the dot product in float32, then rounded), but ŷ = y·(1/‖y‖) folded when XLA
+    compiles (Σy² added in float64 and rounded once: folded_sum), 1/max(0, Σp²) from the clipped sum itself (XLA's
+    rewrite of ‖p‖·‖p‖), and the gradient's products regrouped around the constant −c: the row sum S of
+    (ŷ·((1/max(0, Σp²))·(−c)))·p added in float16 from +0 (each addition rounded, XLA's windows of 32), the gradient
+    ŷ·((1/‖p‖)·(−c)) + p·((((−S)·½/‖p‖)·w)·2). Returns the losses, the terms jnp.mean adds (the losses) and the
+    gradient."""
+    from .lowp_xla import _rows, rounder
+
+    if p.shape[1] == 1:
+        raise NotReproduced("dtype", "JAX's cosine_distance under jit in float16 is reproduced for rows of 2 features "
+                            "or more (XLA drops the row sums of one); use {dtype} float32, or ask for JAX op by op "
+                            "(--no-jit; jit=False in Python)")
+    r = rounder(np.float16)
+    with np.errstate(all="ignore"):
+        norm_y = r(np.sqrt(np.maximum(F32(0), r(folded_sum(r(y * y))))))[:, None]
+        yu = r(y * r(F32(1) / norm_y))
+        s = _rows(r(p * p), r, r)[:, None]
+        clipped = np.maximum(F32(0), s)
+        norm = r(np.sqrt(clipped))
+        rn, half, inv2 = r(F32(1) / norm), r(F32(0.5) / norm), r(F32(1) / clipped)
+        losses = r(F32(1) - _rows(r(r(p * rn) * yu), r, r))
+    w = _share(s, clipped)
+
+    def grad(m: float) -> Array:
+        with np.errstate(all="ignore"):
+            c = r(-upstream(m))
+            total = (_rows_in_dtype(r(r(yu * r(inv2 * c)) * p), r) + F32(0))[:, None]  # (from +0)
+            k = r(r(r(r(-total) * half) * w) * F32(2))
+            return r(r(yu * r(rn * c)) + r(p * k))
+    return losses, losses, grad
 
 
 def bfloat16() -> Any:

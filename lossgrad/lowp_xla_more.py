@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from . import lowp_xla, lowp_xla_pow
-from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
@@ -48,7 +47,7 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
                                      "cosine": (), "triplet": ("margin", "norm_degree")}
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)",
-             "cosine op by op, and under jit in float32 and bfloat16 (cosine_distance)",
+             "cosine op by op, and under jit (cosine_distance; float16 and bfloat16 from 2 features)",
              "triplet op by op and under jit (triplet_margin_loss; other norm_degrees: under jit in float32 only)")
 DTYPES = lowp_xla.DTYPES
 
@@ -277,11 +276,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             from .lowp_xla_cos import cosine_bf16
 
             losses, terms, grad = cosine_bf16(y, p)
+        elif loss == "cosine" and jit:  # (float16)
+            from .lowp_xla_cos import cosine_f16
+
+            losses, terms, grad = cosine_f16(y, p)
         elif loss == "cosine":
-            if jit:
-                raise NotReproduced("dtype", "JAX's cosine_distance under jit is reproduced in float32 and bfloat16 "
-                                    "only (float16's kernels not measured); use {dtype} float32, or ask for JAX "
-                                    "op by op (--no-jit; jit=False in Python)")
             losses, terms, grad = cosine(y, p, r, half is not None and half is not np.float16)
         else:
             alpha = params.get("alpha")

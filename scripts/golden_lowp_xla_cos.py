@@ -1,4 +1,4 @@
-"""Record JAX's CPU results for optax's cosine_distance under jax.jit in float32 and bfloat16 for
+"""Record JAX's CPU results for optax's cosine_distance under jax.jit in float32, bfloat16 and float16 for
 tests/golden/lowp_xla_cos.json (read by tests/test_lowp_xla_cos.py).
 
 Each record is taken as scripts/golden_lowp_xla_more.py takes its own (its `record`: jax.jit around
@@ -43,6 +43,10 @@ BF16_SHAPES = ((1, 2, ("mean", "sum")), (9, 3, ("mean", "none")), (16, 4, ("sum"
                (64, 6, ("none",)), (17, 7, ("mean", "sum")), (30, 8, ("mean",)), (30, 9, ("sum",)),
                (50, 17, ("mean",)), (20, 32, ("mean", "sum")), (9, 33, ("mean", "none")), (12, 40, ("sum",)),
                (5, 100, ("mean",)), (4, 257, ("mean",)), (1, 1000, ("mean", "sum")), (300, 2, ("mean", "none")))
+# float16 (rows of 2 features or more): rows 8 at a time, in float16 lanes, and a scalar rest
+F16_SHAPES = ((1, 2, ("mean", "sum")), (7, 3, ("mean", "none")), (8, 4, ("sum",)), (25, 28, ("sum", "mean")),
+              (40, 5, ("none",)), (33, 8, ("mean",)), (12, 40, ("sum",)), (5, 100, ("mean", "none")),
+              (100, 50, ("mean",)), (2, 1000, ("sum",)))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,12 +71,28 @@ def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     return _rounded(y, "float32"), _rounded(p, "float32")
 
 
+def rows16(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """rows() within float16's range: the overflowing row scaled to 300 (its squares overflow float16 alone), the
+    flushing and near-clip rows to 10⁻⁴ and 10⁻³ (subnormal squares), the targets to at most 300."""
+    y, p = rows(rng, n, d)
+    if np.abs(y).max() > 300:
+        y = y * (300 / np.abs(y).max())
+    if n >= 8:
+        for i, top in ((5, 1e-4), (6, 300.0), (7, 1e-3)):
+            p[i] = p[i] * (top / np.abs(p[i]).max()) if np.abs(p[i]).max() else p[i]
+    p = np.clip(p, -6e4, 6e4)
+    return _rounded(y, "float16"), _rounded(p, "float16")
+
+
 def records(rng) -> list[dict]:
     out = []
     for dtype, shapes in (("float32", SHAPES), ("bfloat16", BF16_SHAPES)):
         for n, d, reductions in shapes:
             y, p = (_rounded(a, dtype) for a in rows(rng, n, d))
             out += [record("cosine", {}, dtype, True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    for n, d, reductions in F16_SHAPES:
+        y, p = rows16(rng, n, d)
+        out += [record("cosine", {}, "float16", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
     return out
 
 

@@ -1,7 +1,6 @@
-"""optax's cosine_distance under jax.jit in float32 and bfloat16 (lossgrad.lowp_xla_cos) against JAX's own CPU results
-recorded
-by scripts/golden_lowp_xla_cos.py in tests/golden/lowp_xla_cos.json, bit for bit: losses, reduced value and
-gradient, and against live JAX on fresh batches."""
+"""optax's cosine_distance under jax.jit in float32, bfloat16 and float16 (lossgrad.lowp_xla_cos) against JAX's own
+CPU results recorded by scripts/golden_lowp_xla_cos.py in tests/golden/lowp_xla_cos.json, bit for bit: losses,
+reduced value and gradient, and against live JAX on fresh batches."""
 
 from __future__ import annotations
 
@@ -34,7 +33,7 @@ def test_jax_cpu_bit_for_bit_under_jit(rec: dict) -> None:
 
 def test_the_golden_file_covers_each_of_xlas_ways() -> None:
     assert {(r["dtype"], r["jit"], r["loss"]) for r in RECORDS} == {
-        (dtype, True, "cosine") for dtype in ("float32", "bfloat16")}
+        (dtype, True, "cosine") for dtype in ("float32", "bfloat16", "float16")}
     shapes = {np.shape(r["pred"]) for r in RECORDS if r["dtype"] == "float32"}
     features = {d for _, d in shapes}
     # one feature, fused row sums (2 to 32; 5 to 8 vectorized), windows of 32, YNNPACK's lanes from 4096 elements
@@ -64,25 +63,34 @@ def test_fresh_batches_against_live_jax(live_rng: np.random.Generator, jax_x32: 
     from golden_lowp_xla_more import record
 
     rng = live_rng
-    for i in range(live_rounds(10, 80)):
-        dtype = ("float32", "bfloat16")[i % 2]  # (bfloat16: rows of 2 features or more, below 4096 elements)
-        d = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 33, 40, 64, 100, 257][dtype == "bfloat16":]))
-        n = int(rng.integers(1, min(300, (6000 if dtype == "float32" else 4095) // d) + 1))
+    for i in range(live_rounds(12, 120)):
+        # (bfloat16: rows of 2 features or more, below 4096 elements; float16: rows of 2 features or more)
+        dtype = ("float32", "bfloat16", "float16")[i % 3]
+        d = int(rng.choice([1, 2, 3, 4, 5, 6, 7, 8, 12, 16, 24, 32, 33, 40, 64, 100, 257][dtype != "float32":]))
+        n = int(rng.integers(1, min(300, (4095 if dtype == "bfloat16" else 6000) // d) + 1))
         reduction = str(rng.choice(["mean", "sum", "none"]))
-        y, p = (_rounded(a, dtype) for a in golden.rows(rng, n, d))
+        if dtype == "float16":
+            y, p = golden.rows16(rng, n, d)
+        else:
+            y, p = (_rounded(a, dtype) for a in golden.rows(rng, n, d))
         rec = record("cosine", {}, dtype, True, reduction, y, p, f"{n}x{d}")
         assert not any(compare(rec, _run(rec)).values()), (dtype, n, d, reduction)
 
 
-def test_bfloat16_under_jit_is_refused_where_it_is_not_reproduced() -> None:
-    # one feature, and batches of 4096 elements or more (not measured): refused with the reason; float16 too
+def test_half_dtypes_under_jit_are_refused_where_they_are_not_reproduced() -> None:
+    # bfloat16: one feature, and batches of 4096 elements or more (not measured), refused with the reason
     for y, p in (([[1.0], [2.0]], [[1.0], [-1.0]]), (np.ones((4096, 1)), np.ones((4096, 1))),
                  (np.ones((2048, 2)), np.ones((2048, 2)))):
         with pytest.raises(lossgrad.OptionError, match="cosine_distance under jit in bfloat16 is reproduced for rows"):
             lossgrad.evaluate("cosine", y, p, convention="optax", dtype="bfloat16")
-    with pytest.raises(lossgrad.OptionError, match="float16's kernels not measured"):
-        lossgrad.evaluate("cosine", [[1.0, 2.0]], [[2.0, 1.0]], convention="optax", dtype="float16")
+    # float16: one feature (XLA drops its row sums)
+    with pytest.raises(lossgrad.OptionError, match="cosine_distance under jit in float16 is reproduced for rows"):
+        lossgrad.evaluate("cosine", [[1.0], [2.0]], [[1.0], [-1.0]], convention="optax", dtype="float16")
     # by hand: ŷ = (3, 4)/5 in bfloat16 (3/5 → 0.6015625), p/‖p‖ = (1, 0): 1 − 0.6015625 = 0.3984375 (the nearest
     # bfloat16 to 0.4 would be 0.400390625)
     r = lossgrad.evaluate("cosine", [[3.0, 4.0]], [[1.0, 0.0]], convention="optax", dtype="bfloat16")
     assert r.losses.tolist() == [0.3984375]
+    # float16, by hand: 1/5 → 0.199951171875, 3 times that 0.599853515625, halfway between 0.599609375 and
+    # 0.60009765625 (steps of 2^−11): to even, 0.599609375; 1 − 0.599609375 = 0.400390625
+    r = lossgrad.evaluate("cosine", [[3.0, 4.0]], [[1.0, 0.0]], convention="optax", dtype="float16")
+    assert r.losses.tolist() == [0.400390625]
