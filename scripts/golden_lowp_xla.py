@@ -134,10 +134,16 @@ def _ce_rows_f32_jit(rng) -> list[dict]:
     """softmax_cross_entropy of probability rows under jit in float32: rows fused into multiply-adds up to 32 × 32
     (the value's loop left scalar or vectorized by LLVM), larger batches' products stored, and a row count of 3,
     5, 6 or 7, whose log XLA hands to the C library."""
+    shapes = ((1, 3), (3, 5), (5, 9), (4, 5), (4, 20), (8, 3), (16, 7), (20, 30), (32, 32), (7, 33), (40, 3),
+              (50, 50), (64, 70))
+    return _soft_rows_f32_jit(rng, shapes, ("none", "sum", "mean"))
+
+
+def _soft_rows_f32_jit(rng, shapes, reductions) -> list[dict]:
+    """Probability rows (the first half one-hot) under jit in float32, each shape with each reduction."""
     out = []
-    for rows, classes in ((1, 3), (3, 5), (5, 9), (4, 5), (4, 20), (8, 3), (16, 7), (20, 30), (32, 32), (7, 33),
-                          (40, 3), (50, 50), (64, 70)):
-        for reduction in ("none", "sum", "mean"):
+    for rows, classes in shapes:
+        for reduction in reductions:
             z = _logits(rng, rows, classes, "float32")
             soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
             soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
@@ -224,15 +230,7 @@ def _ce_value_lanes(rng) -> list[dict]:
     """The value of probability rows under jit in float32 where LLVM splits the rows into lanes: 4 rows of 9 to 12
     classes (4 lanes), 8 lanes beyond 8 classes (8 rows, 16 to 32 rows), 4 for 20 to 23 rows of 2 to 8, a
     scalar rest of rows."""
-    out = []
-    for rows, classes in ((4, 10), (8, 20), (24, 12), (21, 6), (19, 8), (30, 25)):
-        for reduction in ("sum", "mean"):
-            z = _logits(rng, rows, classes, "float32")
-            soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
-            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
-            out.append(_record("ce", "float32", True, reduction, _rounded(soft / soft.sum(1, keepdims=True),
-                                                                          "float32"), z, "onehot"))
-    return out
+    return _soft_rows_f32_jit(rng, ((4, 10), (8, 20), (24, 12), (21, 6), (19, 8), (30, 25)), ("sum", "mean"))
 
 
 def main() -> None:
