@@ -532,13 +532,17 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype. Under jit (a half dtype; the
     targets closed over as constants) XLA folds log y or e^y at compile time with the C library's logf or expf
     (its HLO evaluator's), and bfloat16 keeps the products t·(log y − log q) in float32 into its fused row sums."""
-    lq = p if log_input else r(xla_log(p))
+    fused = jit and half is not np.float16
+    # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log q and the difference
+    # in float32)
+    keep = ftz if fused and y.size >= YNN_FROM else r
+    lq = p if log_input else keep(xla_log(p))
     log_y, exp_y = (libm.logf, libm.expf) if jit else (xla_log, xla_exp)
     if log_target:
-        t, d = r(exp_y(y)), r(y - lq)
+        t, d = r(exp_y(y)), keep(y - lq)
     else:
-        t, d = y, r(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
-    losses = r(_products_rows(t, d, r, jit and half is not np.float16, "kl_divergence"))
+        t, d = y, keep(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
+    losses = r(_products_rows(t, d, r, fused, "kl_divergence"))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
@@ -552,6 +556,8 @@ def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, what: str) -> Ar
     (from 4096 elements that loop's order is not known: refused)."""
     if not fused:
         return xla_sum(r(a * b))
+    if a.size >= YNN_FROM and what == "kl_divergence":  # (the float32 products in YNNPACK's sum)
+        return xla_sum(ftz(a * b)) + F32(0)
     if a.size >= YNN_FROM:
         raise _not_reproduced(f"{what} under jit in bfloat16 over 4096 elements or more (the order of XLA's fused row "
                               "sums there is not known)", "ask for JAX op by op (--no-jit; jit=False in Python), or "

@@ -233,6 +233,14 @@ def _ce_value_lanes(rng) -> list[dict]:
     return _soft_rows_f32_jit(rng, ((4, 10), (8, 20), (24, 12), (21, 6), (19, 8), (30, 25)), ("sum", "mean"))
 
 
+def _kl_bf16_jit_long(rng) -> list[dict]:
+    """kl's four forms under jit in bfloat16 from 4096 elements, where YNNPACK sums the float32 products."""
+    out = []
+    for i, (rows, classes) in enumerate(((64, 70), (50, 100), (9, 600))):
+        out += _kl(rng, "bfloat16", True, ("none", "sum", "mean")[i], rows, classes)
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -245,7 +253,7 @@ def main() -> None:
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
     records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
     records += _ce_index_small(rows_rng) + _ce_rows_f32_jit(rows_rng) + _kl_f32_jit(rows_rng)
-    records += _ce_value_lanes(rows_rng)
+    records += _ce_value_lanes(rows_rng) + _kl_bf16_jit_long(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

@@ -21,6 +21,16 @@ RECORDS = DATA["records"]
 ALLOWED: dict[tuple, int] = {}
 
 
+# kl under jit in bfloat16 from 4096 elements: XLA's log q in the loop feeding YNNPACK's sums is not always the
+# kernel's own: a loss may be an ulp of bfloat16 apart where log y − log q nearly cancels (1 of 79,052 measured).
+# One such loss is allowed per this many
+LONG_KL_BF16 = 4096
+
+
+def _kl_bf16_long(rec: dict) -> bool:
+    return rec["loss"] == "kl" and rec["dtype"] == "bfloat16" and rec["jit"] and np.size(rec["pred"]) >= 4096
+
+
 def _f32(values: object) -> np.ndarray:
     return np.array(values, dtype=np.float32)
 
@@ -59,6 +69,10 @@ def test_jax_cpu_bit_for_bit(rec: dict) -> None:
     for what, got, want in pairs:
         got, want = np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)
         off = ~_same(got, want)
+        if what == "losses" and _kl_bf16_long(rec):  # (see LONG_KL_BF16)
+            assert np.all(np.abs(got[off] - want[off]) <= np.abs(want[off]) * 2.0 ** -7), what  # (an ulp at most)
+            assert off.sum() <= max(1, off.size // LONG_KL_BF16), what
+            continue
         key = (rec["loss"], rec["labels"], rec["jit"], what, np.shape(rec["pred"]))
         assert off.sum() <= ALLOWED.get(key, 0), what
 
@@ -166,7 +180,7 @@ def test_fresh_kl_in_half_dtypes_against_live_jax(live_rng: np.random.Generator,
     for i in range(live_rounds(2, 50)):  # (each round: the four forms)
         dtype, jit = ("float16", "bfloat16")[i % 2], bool(i // 2 % 2)
         rows = int(rng.integers(1, 60))
-        classes = int(rng.integers(1, min(120, (4095 if jit and dtype == "bfloat16" else 9000) // rows) + 1))
+        classes = int(rng.integers(1, min(120, 9000 // rows) + 1))
         for rec in golden._kl(rng, dtype, jit, str(rng.choice(["mean", "sum", "none"])), rows, classes):
             test_jax_cpu_bit_for_bit(rec)
 
@@ -184,13 +198,14 @@ def test_fresh_kl_in_float32_under_jit_against_live_jax(live_rng: np.random.Gene
             test_jax_cpu_bit_for_bit(rec)
 
 
-def test_a_long_bfloat16_batch_under_jit_is_refused_for_probability_rows_and_kl() -> None:
-    # bfloat16 under jit from 4096 elements on: XLA's fused row sums take an order not measured; op by op they do not
+def test_a_long_bfloat16_batch_under_jit_is_refused_for_probability_rows() -> None:
+    # bfloat16 under jit from 4096 elements on: XLA's fused row sums of probability rows take an order not measured;
+    # op by op they do not (kl's are YNNPACK's sums of its float32 products: the golden records above)
     wide_y, wide_p = np.full((64, 64), 1 / 64), np.zeros((64, 64))
     with pytest.raises(lossgrad.OptionError, match="4096 elements or more"):
         lossgrad.evaluate("ce", wide_y, wide_p, from_logits=True, convention="optax", dtype="bfloat16")
-    with pytest.raises(lossgrad.OptionError, match="kl_divergence under jit in bfloat16 over 4096 elements"):
-        lossgrad.evaluate("kl", wide_y, wide_y, convention="optax", dtype="bfloat16")
+    assert any(r["loss"] == "kl" and r["dtype"] == "bfloat16" and r["jit"] and np.size(r["pred"]) >= 4096
+               for r in RECORDS)
     ops = lossgrad.evaluate("ce", wide_y, wide_p, from_logits=True, convention="optax", dtype="bfloat16", jit=False)
     # (by hand: log 64 = 4.158883 is 4.15625 in bfloat16, steps of 1/32 in [4, 8))
     assert set(ops.losses.tolist()) == {4.15625}
