@@ -542,7 +542,7 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
         t, d = r(exp_y(y)), keep(y - lq)
     else:
         t, d = y, keep(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
-    losses = r(_products_rows(t, d, r, fused, "kl_divergence"))
+    losses = r(_products_rows(t, d, r, fused, "kl_divergence", long_known=True))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
@@ -550,13 +550,13 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     return losses, grad
 
 
-def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, what: str) -> Array:
+def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, what: str, long_known: bool = False) -> Array:
     """Σ a·b along each row as XLA adds it: each product stored in the dtype, then jnp.sum's float32 sum; `fused`
-    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32
-    (from 4096 elements that loop's order is not known: refused)."""
+    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32;
+    from 4096 elements YNNPACK's sum of them where that is measured (`long_known`: kl), else refused."""
     if not fused:
         return xla_sum(r(a * b))
-    if a.size >= YNN_FROM and what == "kl_divergence":  # (the float32 products in YNNPACK's sum)
+    if a.size >= YNN_FROM and long_known:
         return xla_sum(ftz(a * b)) + F32(0)
     if a.size >= YNN_FROM:
         raise _not_reproduced(f"{what} under jit in bfloat16 over 4096 elements or more (the order of XLA's fused row "
