@@ -665,11 +665,11 @@ def _tie(x: Array, z: Array, other: Any) -> Array:
 
 
 def margin_hinge(root_p: Array, root_n: Array, slope_p: Array, slope_n: Array, margin: float,
-                 r: Rounder) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+                 r: Rounder, diff: Array | None = None) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
     """triplet's max(0, ‖a − y‖ − ‖a − n‖ + m), and for the mean over n what jax.grad sends back through it to
     each row of differences: −c·w times the negative's slope of its norm, c·w the positive's (w the max's share,
-    ½ at 0), as columns."""
-    m = r(r(root_p - root_n) + r(F32(margin)))
+    ½ at 0), as columns. `diff`: ‖a − y‖ − ‖a − n‖ where the caller forms it otherwise."""
+    m = r(r(root_p - root_n if diff is None else diff) + r(F32(margin)))
     raw = np.maximum(m, F32(0))
     w = _tie(m, raw, 0)
 

@@ -9,8 +9,12 @@ llvm.pow, which no vector library takes: every element is a call of the C librar
 one relocation, R_X86_64_64 powf, even where LLVM vectorizes the loop around it; no libmvec _ZGV…_powf, no SLEEF,
 no polynomial of XLA's own), op by op and under jit, in the forward and in jax.grad; a half dtype's power is powf
 of its float32 value. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: under jit XLA folds x^1 to x and x^0 to
-1 (q = 1's root and its slope), and LLVM's library-call simplifier turns a constant x^½ into |√x| (q = 1.5's
-slope; jit_powf); op by op the exponent is an operand and every power is powf.
+1 (q = 1's root and its slope), writes x^2 and x^3 as products (the root of q = ½ and ⅓, whose last product LLVM
+contracts into the difference of the two distances), and LLVM's library-call simplifier turns a constant x^½ into
+|√x| (q = 1.5's slope, q = ½'s power; jit_powf); op by op the exponent is an operand and every power is powf.
+Under jit the row sum of an integral q's powers contracts each power's last product into the running sum, but
+where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model measured for each q up to 8:
+POWER_ROWS).
 
 jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
 integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again by products, g itself for 1).
@@ -25,7 +29,19 @@ import numpy as np
 from . import libm
 from .errors import NotReproduced
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _rows, ftz, margin_hinge, xla_sum
+from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _in_order, _rows, ftz, margin_hinge, xla_sum
+from .lowp_xla_rows import _vector_rows
+
+# integral q: rows of 2 to 8 features whose fused row sum of q-th powers LLVM's loop vectorizer takes 4 rows at a
+# time below this many groups of 8 (a batch with 4 to 7 rows over its groups of 8), 8 at a time from there; its
+# cost model, measured below YNN_FROM elements for each q (python3 scripts/golden_lowp_xla_pow.py --vector-rows)
+_NEVER = YNN_FROM
+POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
+              4: {2: 3, 3: 6, 4: 7, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
+              5: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 40, 8: 46},
+              6: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
+              7: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
+              8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60}}
 
 
 def powf(x: Array, e: float) -> Array:
@@ -40,49 +56,70 @@ def integral(q: float) -> bool:
 
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here: half dtypes under jit (XLA's fusions in
-    them not measured); under jit in float32, q = 3 or 4 on rows of 2 to 8 features below YNN_FROM elements (LLVM's
-    loop vectorizer takes some rows of the fused row sum 4 or 8 at a time by a cost model not measured for these
-    powers), an integral q of 5 or more (its fused products not measured), and q below 1 (1/q > 1: XLA rewrites
-    the root's power, not modelled)."""
+    them not measured), and under jit in float32 an integral q past POWER_ROWS's on rows of 2 to 8 features that
+    LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q only)."""
     if half is not None and jit:
         raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 under jit is "
                             "reproduced in float32 only (in {dtype} op by op: --no-jit; jit=False in Python); use "
                             "{dtype} float32 or float64, or {convention} exact")
     rows, n = shape
-    if not jit:
-        return
-    why = ("rows of 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the powers by a cost model not "
-           "measured for them)" if q in (3, 4) and 2 <= n <= 8 and rows * n < YNN_FROM else
-           "an integral degree of 5 or more (XLA's fused products not measured)" if integral(q) and q >= 5 else
-           "a degree below 1 (XLA rewrites the root's power 1/q, not modelled)" if q < 1 else None)
-    if why:
+    if jit and integral(q) and q > max(POWER_ROWS) and 2 <= n <= 8 and rows * n < YNN_FROM and (
+            rows in (4, 8) or rows >= 16):
         raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced "
-                            f"for {why}; ask for JAX op by op (--no-jit; jit=False in Python)")
+                            f"for rows of 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
+                            f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); ask for JAX op "
+                            "by op (--no-jit; jit=False in Python)")
 
 
 def int_pow(x: Array, n: int, r: Rounder) -> Array:
     """lax.integer_pow(x, n), n ≥ 1, as JAX lowers it: binary exponentiation, each product rounded (n = 3: (x·x)·x,
     XLA's multiply of the square by x)."""
+    if n == 1:
+        return x
+    u, v = last_factors(x, n, r)
+    return r(u * v)
+
+
+def last_factors(x: Array, n: int, r: Rounder) -> tuple[Array, Array]:
+    """The two factors of lax.integer_pow(x, n)'s last product, n ≥ 2 (the one LLVM contracts into a following
+    addition): binary exponentiation, x squared at each bit and multiplied into the result at each set bit; x³ is
+    x·x², x⁴ x²·x², x⁵ x·x⁴, x⁶ x²·x⁴."""
     acc: Array | None = None
+    last = (x, x)
     while n > 0:
         if n & 1:
+            if acc is not None:
+                last = (acc, x)
             acc = x if acc is None else r(acc * x)
         n >>= 1
         if n > 0:
+            last = (x, x)
             x = r(x * x)
-    assert acc is not None
-    return acc
+    return last
 
 
 def power(x: Array, q: float, r: Rounder) -> Array:
-    """jnp.power(x, q): integer_pow for an integral q, else lax.pow (glibc's powf, NaN for a negative x)."""
-    return int_pow(x, int(q), r) if integral(q) else r(powf(x, q))
+    """jnp.power(x, q): integer_pow for an integral q, else lax.pow (glibc's powf, NaN for a negative x) of q
+    rounded to the dtype (a weakly typed constant: ⅓ is 0.33325195 in float16)."""
+    return int_pow(x, int(q), r) if integral(q) else r(powf(x, float(r(F32(q)))))
+
+
+def jit_power(x: Array, q: float) -> Array:
+    """jnp.power(x, q) under jit in float32: integer_pow for an integral q, else jit_powf."""
+    return int_pow(x, int(q), ftz) if integral(q) else jit_powf(x, q)
 
 
 def jit_powf(x: Array, e: float) -> Array:
-    """x^e as XLA's jitted code computes it for a constant e: glibc's powf, except that LLVM's library-call
-    simplifier turns pow(x, ½) into |√x| (−∞ giving +∞), a correctly rounded square root (seen in the optimized IR;
-    op by op the exponent is an operand and stays powf's)."""
+    """x^e as XLA's jitted code computes it for a constant e: glibc's powf, except that XLA's algebraic simplifier
+    folds x^0 to 1, x^1 to x, x^2 to x·x and x^3 to x·(x·x), and LLVM's library-call simplifier turns pow(x, ½)
+    into |√x| (−∞ giving +∞), a correctly rounded square root (seen in the optimized HLO and IR; op by op the
+    exponent is an operand and stays powf's)."""
+    if e == 0:
+        return np.ones_like(x)
+    if e == 1:
+        return x
+    if e in (2, 3):
+        return ftz(x * (x if e == 2 else ftz(x * x)))
     if e == 0.5:
         return ftz(np.where(x == -np.inf, F32(np.inf), np.abs(np.sqrt(x))))
     return ftz(powf(x, e))
@@ -98,33 +135,45 @@ def slope(x: Array, q: float, r: Rounder, jit: bool = False) -> Array | None:
     return r(e * r((jit_powf if jit else powf)(x, float(r(e - F32(1))))))
 
 
-def root_slope(h: Array, q: float, r: Rounder) -> Array:
+def root_slope(h: Array, q: float, r: Rounder, jit: bool = False) -> Array:
     """jax.grad's factor (1/q)·h^(1/q − 1) of the root lax.pow(h, 1/q): 1/q (a weakly typed constant) and 1/q − 1
-    rounded to the dtype (1 for q = 1: h^0, which XLA folds and glibc's powf gives for any h)."""
+    rounded to the dtype (1 for q = 1: h^0, which XLA folds and glibc's powf gives for any h); `jit`: h^(1/q − 1)
+    as jit_powf takes it."""
     e = F32(r(F32(1 / q)))
-    return r(e * r(powf(h, float(r(e - F32(1))))))
+    return r(e * r((jit_powf if jit else powf)(h, float(r(e - F32(1))))))
 
 
 def _fused_sum(d: Array, q: float) -> Array:
     """Σ d^q along each row as XLA's fused row loop adds it under jit in float32 (up to 32 features, fewer than
-    YNN_FROM elements; the scalar loop, as the object code runs it): q = 3 from +0, each cube's last product
-    contracted into the running sum, fma(d, d², acc); q = 4 as the squares' loop for 2, d₀²·d₀² + d₁⁴ in one FMA,
-    then fma(d², d², acc); other q adding each power as it is, in order from +0."""
-    if q in (3, 4):
-        sq = ftz(d * d)
-        if q == 4:
-            acc = _fma(sq[:, 0], sq[:, 0], ftz(sq[:, 1] * sq[:, 1]))
-            for i in range(2, d.shape[1]):
-                acc = _fma(sq[:, i], sq[:, i], acc)
-            return acc
-        acc = np.zeros(d.shape[0], dtype=F32)
-        for i in range(d.shape[1]):
-            acc = _fma(d[:, i], sq[:, i], acc)
-        return acc
-    t = power(d, q, ftz)
+    YNN_FROM elements): an integral q ≥ 3 as the scalar loop adds it (_contracted), but for the rows LLVM's loop
+    vectorizer takes 4 or 8 at a time (POWER_ROWS), whose powers are stored and added in order; other q adding
+    each power as it is, in order from +0."""
+    if integral(q) and q >= 3:
+        u, v = last_factors(d, int(q), ftz)
+        out = _contracted(u, v, int(q) % 2 == 0)
+        rows, n = d.shape
+        w = _vector_rows(rows, n, POWER_ROWS.get(int(q), {}))
+        out[:w] = _in_order(ftz(u[:w] * v[:w]), ftz)
+        return out
+    t = jit_powf(d, q)
     acc = np.zeros(d.shape[0], dtype=F32)
     for i in range(d.shape[1]):
         acc = ftz(acc + t[:, i])
+    return acc
+
+
+def _contracted(u: Array, v: Array, even: bool) -> Array:
+    """Σ u·v along each row as XLA's scalar loop adds the powers u·v (last_factors): each product contracted into
+    the running sum, from +0 for an odd q and, for an even q (a power LLVM knows is not −0, so the +0 goes), from
+    fma(u₀, v₀, u₁·v₁), as the squares' loop for q = 2."""
+    if not even:
+        acc = np.zeros(u.shape[0], dtype=F32)
+        for i in range(u.shape[1]):
+            acc = _fma(u[:, i], v[:, i], acc)
+        return acc
+    acc = _fma(u[:, 0], v[:, 0], ftz(u[:, 1] * v[:, 1]))
+    for i in range(2, u.shape[1]):
+        acc = _fma(u[:, i], v[:, i], acc)
     return acc
 
 
@@ -138,22 +187,20 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
     eps = r(F32(1e-6))
     e = F32(r(F32(1 / q)))
 
-    def dist(v: Array) -> tuple[Array, Array, Array]:
+    def dist(v: Array) -> tuple[Array, Array, Array, Array]:
         d = r(a - v)
-        if fused and d.shape[1] == 1 and integral(q) and int(q) in (3, 4):
-            sq = ftz(d * d)
-            h = _fma(d if q == 3 else sq, sq, eps)[:, 0]
-            return d, r(powf(h, float(e))), root_slope(h, q, r)
-        if fused and d.shape[1] <= 32 and d.size < YNN_FROM:
-            s = _fused_sum(d, q)
+        if fused and d.shape[1] == 1 and integral(q) and q >= 3:
+            h = _fma(*last_factors(d, int(q), ftz), eps)[:, 0]
+        elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
+            h = r(_fused_sum(d, q) + eps)
         else:
-            s = _rows(power(d, q, r), r, k) if not fused else xla_sum(power(d, q, ftz))
-        h = r(s + eps)
-        root = h if q == 1 else r(powf(h, float(e)))
-        return d, root, root_slope(h, q, r)
-    dp, root_p, jp = dist(pos)
-    dn, root_n, jn = dist(neg)
-    raw, back = margin_hinge(root_p, root_n, jp, jn, margin, r)
+            h = r((_rows(power(d, q, r), r, k) if not fused else xla_sum(jit_power(d, q))) + eps)
+        root = (jit_powf if fused else powf)(h, float(e))
+        return d, h, r(root), root_slope(h, q, r, fused)
+    dp, hp, root_p, jp = dist(pos)
+    dn, hn, root_n, jn = dist(neg)
+    diff = _root_difference(hp, root_n, e) if fused else None
+    raw, back = margin_hinge(root_p, root_n, jp, jn, margin, r, diff)
 
     def grads(n: float) -> list[Array]:
         cn, cp = back(n)
@@ -168,6 +215,15 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         bp, bt = _through(cn, dn, q, r, fused), _through(cp, dp, q, r, fused)
         return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
+
+
+def _root_difference(h_p: Array, root_n: Array, e: F32) -> Array | None:
+    """d(a, pos) − d(a, neg) under jit in float32 where XLA's algebraic simplifier writes the root h^e as products
+    (e = 2: h·h, e = 3: h·(h·h); q = ½ and ⅓) and LLVM contracts the positive's last product into the
+    subtraction: fma(h_p, h_p or h_p², −d(a, neg)); None for any other e (a powf, nothing to contract)."""
+    if e not in (2, 3):
+        return None
+    return _fma(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n)
 
 
 def _through(c: Array, d: Array, q: float, r: Rounder, fused: bool) -> Array:

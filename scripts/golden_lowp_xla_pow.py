@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+import lossgrad
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from golden_lowp_xla import _np_dtype, _rounded, _short  # noqa: E402
@@ -28,10 +30,15 @@ MARGINS = (1.0, 0.3)
 
 
 def jit_reproduced(q: float, rows: int, cols: int) -> bool:
-    """Whether lossgrad reproduces this degree and shape under jit (as lossgrad.lowp_xla_pow.check)."""
-    if q.is_integer():
-        return q == 1 or (q in (3, 4) and not (2 <= cols <= 8 and rows * cols < 4096))
-    return q >= 1
+    """Whether lossgrad reproduces this degree and shape under jit in float32 (lossgrad.lowp_xla_pow.check)."""
+    from lossgrad.errors import NotReproduced
+    from lossgrad.lowp_xla_pow import check
+
+    try:
+        check(q, (rows, cols), None, True)
+    except NotReproduced:
+        return False
+    return True
 
 
 def record(q: float, margin: float, jit: bool, reduction: str, y: np.ndarray, p: np.ndarray, neg: np.ndarray,
@@ -120,10 +127,84 @@ def half_records(rng) -> list[dict]:
     return out
 
 
+# degrees beyond DEGREES (integral ones past 4, and below 1, where XLA writes the root 1/q = 2 or 3 as products),
+# float32 op by op and under jit, and float16 and bfloat16 op by op; with MORE_SHAPES, rows of 2 to 8 features
+# that LLVM vectorizes 4 or 8 rows at a time
+MORE_DEGREES = (5.0, 6.0, 0.5, 1 / 3, 0.75)
+HALF_MORE = (5.0, 0.5, 1 / 3)  # (⅓ is not a float16 or bfloat16 number: the exponent rounds to the dtype)
+MORE_SHAPES = ((1, 1), (4, 3), (8, 5), (9, 4), (20, 2), (36, 6), (60, 4), (17, 10), (5, 33))
+
+
+def more_records(rng) -> list[dict]:
+    out = []
+    for i, (rows, cols) in enumerate(MORE_SHAPES):
+        reduction, margin = ("mean", "sum", "none")[i % 3], MARGINS[i % 2]
+        for q in (3.0, 4.0) + MORE_DEGREES:
+            for jit in (False, True):
+                if (q in DEGREES and not jit) or (jit and not jit_reproduced(q, rows, cols)):
+                    continue
+                for y, p, neg, name in triplets(rng, q, rows, cols)[:2 if i % 2 else 3]:
+                    out.append(record(q, margin, jit, reduction, y, p, neg, name))
+    for dtype in ("float16", "bfloat16"):
+        for q in HALF_MORE:
+            y, p, neg, name = triplets(rng, q, 9, 5)[0]
+            out.append(record(q, 0.3, False, "mean", y, p, neg, name, dtype))
+    return out
+
+
+def _vector_width(q: float, rows: int, n: int, rng) -> str:
+    """Whether JAX's jitted triplet with integral degree q over rows × n takes the rows past the last group of 8
+    4 at a time with the rest ("4") or leaves them to the scalar loop ("8"), as lossgrad computes either: from a
+    batch whose two readings differ (none found in 20 tries: "-")."""
+    from lossgrad import lowp_xla_pow
+
+    def run(rec: dict, four: bool) -> tuple[np.ndarray, ...]:
+        lowp_xla_pow.POWER_ROWS[int(q)] = {n: rows if four else 0}
+        r = lossgrad.evaluate("triplet", *(np.asarray(rec[k], dtype=np.float32).astype(np.float64)
+                                           for k in ("target", "pred")), convention="optax", dtype="float32",
+                              reduction="none", negative=np.asarray(rec["negative"], dtype=np.float32), margin=1.0,
+                              norm_degree=q)
+        return r.losses, r.grad, r.grads["target"], r.grads["negative"]
+    for _ in range(20):
+        y, p, neg, _name = triplets(rng, q, rows, n)[0]
+        batch = {"target": y, "pred": p, "negative": neg}
+        four, eight = run(batch, True), run(batch, False)
+        if any(not np.array_equal(u, v, equal_nan=True) for u, v in zip(four, eight, strict=True)):
+            break
+    else:
+        return "-"
+    rec = record(q, 1.0, True, "none", y, p, neg)
+    want = [np.asarray(rec["losses"], dtype=np.float32), np.asarray(rec["grad"], dtype=np.float32),
+            *(np.asarray(rec["grads"][k], dtype=np.float32) for k in ("target", "negative"))]
+    same = [all(np.array_equal(u, v, equal_nan=True) for u, v in zip(got, want, strict=True))
+            for got in (four, eight)]
+    return {(True, False): "4", (False, True): "8"}.get(tuple(same), "neither")
+
+
+def vector_rows(degrees: range = range(3, 9)) -> None:
+    """Print, for each integral degree and row length of 2 to 8, the groups of 8 rows from which LLVM's loop
+    vectorizer takes a batch with 4 rows over 8 rows at a time (lossgrad.lowp_xla_pow.POWER_ROWS), measured over
+    every count of groups below 4096 elements; "never" where it stays at 4."""
+    rng = np.random.default_rng(5)
+    for q in degrees:
+        row = {}
+        for n in range(2, 9):
+            widths = {g: _vector_width(float(q), 8 * g + 4, n, rng) for g in range(2, (4095 // n - 4) // 8 + 1)}
+            eights = [g for g, w in widths.items() if w == "8"]
+            odd = [g for g, w in widths.items() if w == "neither" or (w == "4" and eights and g > eights[0])]
+            row[n] = (eights[0] if eights else "never") if not odd else f"not one threshold: {odd}"
+        print(q, row, flush=True)
+
+
 def main() -> None:
     from make_golden import jax_versions
 
-    recs = records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
+    if sys.argv[1:] == ["--vector-rows"]:
+        vector_rows()
+        return
+
+    recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
+            + more_records(np.random.default_rng(20261203)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

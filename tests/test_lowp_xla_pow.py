@@ -51,9 +51,15 @@ def test_jax_cpu_bit_for_bit(rec: dict) -> None:
 
 def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
     seen = {(r["options"]["norm_degree"], r["dtype"], r["jit"]) for r in RECORDS}
-    degrees = (1.0, 1.5, 2.5, 3.0, 4.0)
-    assert seen == ({(q, "float32", jit) for q in degrees for jit in (False, True)}
-                    | {(q, dtype, False) for q in degrees for dtype in ("float16", "bfloat16")})
+    degrees, more = (1.0, 1.5, 2.5, 3.0, 4.0), (5.0, 6.0, 0.5, 1 / 3, 0.75)
+    assert seen == ({(q, "float32", jit) for q in degrees + more for jit in (False, True)}
+                    | {(q, dtype, False) for q in degrees + (5.0, 0.5, 1 / 3) for dtype in ("float16", "bfloat16")})
+    # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
+    vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
+                  and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
+    assert vectorized >= {3.0, 4.0, 5.0, 6.0}
+    assert any(np.shape(r["pred"])[0] % 8 >= 4 and np.shape(r["pred"])[0] > 32 and np.shape(r["pred"])[1] <= 8
+               for r in RECORDS if r["jit"])
     assert {r["reduction"] for r in RECORDS} == {"mean", "sum", "none"}
     cols = {np.shape(r["pred"])[1] for r in RECORDS}
     assert cols >= {1, 2, 8, 32, 33, 100} and max(np.size(r["pred"]) for r in RECORDS) >= 4096
@@ -68,6 +74,17 @@ def test_integer_pow_is_products_and_the_root_glibcs_powf() -> None:
     x = _f32([1.1, -2.3, 3.0e-20])
     assert _differing(lowp_xla_pow.int_pow(x, 3, ftz), ftz(ftz(x * x) * x)) == 0
     assert _differing(lowp_xla_pow.int_pow(x, 4, ftz), ftz(ftz(x * x) * ftz(x * x))) == 0
+    # binary exponentiation's last product, the one XLA's loop contracts into its sum: x·x⁴ for 5, x²·x⁴ for 6
+    sq = ftz(x * x)
+    fourth = ftz(sq * sq)
+    for n, (u, v) in {3: (x, sq), 4: (sq, sq), 5: (x, fourth), 6: (sq, fourth)}.items():
+        got = lowp_xla_pow.last_factors(x, n, ftz)
+        assert _differing(got[0], u) == 0 and _differing(got[1], v) == 0, n
+    # under jit XLA writes h^2 and h^3 as products, h^1 as h; LLVM writes h^½ as a square root
+    h = _f32([1.7, 0.3, 2.0])
+    assert _differing(lowp_xla_pow.jit_powf(h, 3.0), ftz(h * ftz(h * h))) == 0
+    assert _differing(lowp_xla_pow.jit_powf(h, 1.0), h) == 0
+    assert _differing(lowp_xla_pow.jit_powf(h, 0.5), np.sqrt(h)) == 0
     assert lowp_xla_pow.root_slope(_f32([5.0, 0.0]), 1.0, ftz).tolist() == [1.0, 1.0]
     # (5·5·5 + 0)^(1/3) hits 5 within one float32 step; a negative base is NaN for a fractional power
     assert abs(float(lowp_xla_pow.power(_f32([125.0]), 1 / 3, ftz)[0]) - 5) < 1e-6
@@ -77,10 +94,14 @@ def test_integer_pow_is_products_and_the_root_glibcs_powf() -> None:
 
 def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
     a, y, n = [[1.0, 2.0, 3.0]], [[0.5, 2.0, 1.0]], [[3.0, 0.0, 1.0]]
-    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=5.0)
-    assert any("norm_degree 5 under jit" in w and "float32 formulas" in w for w in r.warnings)
-    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=3.0)
-    assert any("rows of 2 to 8 features" in w for w in r.warnings)
+    for q in (3.0, 5.0, 11.0, 0.5, 1 / 3):  # (one row: the scalar loop, whatever the degree)
+        r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=q)
+        assert not any("float32 formulas" in w or "not bit for bit" in w for w in r.warnings), (q, r.warnings)
+    past = max(lowp_xla_pow.POWER_ROWS) + 1
+    r = lossgrad.evaluate("triplet", y * 4, a * 4, convention="optax", dtype="float32", negative=n * 4,
+                          norm_degree=float(past))
+    assert any(f"norm_degree {past} under jit" in w and "rows of 2 to 8 features" in w and "float32 formulas" in w
+               for w in r.warnings), r.warnings
     r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=4.0,
                           jit=False)
     assert not any("not bit for bit" in w for w in r.warnings)
@@ -109,7 +130,7 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
     golden = golden_script("golden_lowp_xla_pow", "jax", "optax")
     rng = live_rng
     for _ in range(live_rounds(1, 8)):
-        for q in golden.DEGREES:
+        for q in golden.DEGREES + golden.MORE_DEGREES:
             rows, cols = int(rng.integers(1, 60)), int(rng.choice([1, 3, 9, 17, 32, 40]))
             dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))  # (half dtypes: op by op)
             jit = dtype == "float32" and bool(rng.integers(2)) and golden.jit_reproduced(q, rows, cols)
