@@ -25,8 +25,9 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
 
 Not reproduced (lossgrad's float32 formulas, with a warning): rows of more than 1024 features in a batch of 4096
 elements or more, and batches of 4096 rows or more (YNNPACK's sums of more than 1024 at a time). In bfloat16,
-one feature and batches of 4096 elements or more are refused. float16 (cosine_f16) rounds every step, as op by op
-but for the folded targets and the regrouped gradient; one feature is refused.
+batches of 4096 elements or more are refused. float16 (cosine_f16) rounds every step, as op by op but for the
+folded targets and the regrouped gradient; one feature (_column_f16, _column_bf16) rounds every step in both half
+dtypes, its targets folded as XLA folds them.
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ import numpy as np
 from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, _rows_in_dtype, folded_sum, ftz, upstream, xla_sum
+from .lowp_xla import F32, YNN_FROM, Rounder, _rows_in_dtype, folded_sum, ftz, upstream, xla_sum
 from .lowp_xla_rows import _fma_chain, fused_squares
 
 
@@ -167,11 +168,13 @@ def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
     from .lowp_xla import rounder
 
     rows, n = p.shape
-    if n == 1 or rows * n >= YNN_FROM:
-        raise NotReproduced("dtype", "JAX's cosine_distance under jit in bfloat16 is reproduced for rows of 2 "
-                            f"features or more in batches below {YNN_FROM} elements; use {{dtype}} float32, or "
-                            "ask for JAX op by op (--no-jit; jit=False in Python)")
+    if rows * n >= YNN_FROM:
+        raise NotReproduced("dtype", "JAX's cosine_distance under jit in bfloat16 is reproduced in batches below "
+                            f"{YNN_FROM} elements; use {{dtype}} float32, or ask for JAX op by op (--no-jit; "
+                            "jit=False in Python)")
     r = rounder(bfloat16())
+    if n == 1:
+        return _column_bf16(y, p, r)
     with np.errstate(all="ignore"):
         s_y = np.maximum(F32(0), r(r(y * y).astype(np.float64).sum(axis=1)))
         yu = r(y / r(np.sqrt(s_y))[:, None])
@@ -193,6 +196,28 @@ def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
     return r(terms), terms, grad
 
 
+def _column_bf16(y: Array, p: Array, r: Rounder) -> tuple[Array, Array, Grad]:
+    """cosine_bf16 for rows of one feature, where XLA drops the row sums: every step rounded to bfloat16 (read from
+    the optimized HLO), ŷ = y/√(y²) and K = ŷ·(−c) folded, the loss 1 − (p/‖p‖)·ŷ (jnp.mean's terms 1 − the
+    rounded product, in float32), and the gradient K/‖p‖ + (((−((K·1/(‖p‖·‖p‖))·p))·½/‖p‖)·w)·2p."""
+    with np.errstate(all="ignore"):
+        yu = r(y / r(np.sqrt(np.maximum(F32(0), r(y * y)))))
+        sq = r(p * p)
+        clipped = np.maximum(F32(0), sq)
+        norm = r(np.sqrt(clipped))
+        dot = r(r(p / norm) * yu)[:, 0]
+        terms = ftz(F32(1) - dot)
+    w = _share(sq, clipped)
+
+    def grad(m: float) -> Array:
+        with np.errstate(all="ignore"):
+            k = r(yu * r(-upstream(m)))
+            inv2 = r(F32(1) / r(norm * norm))
+            t = r(r(-r(r(k * inv2) * p) * r(F32(0.5) / norm)) * w)
+            return r(r(k / norm) + r(t * r(p * F32(2))))
+    return r(terms), terms, grad
+
+
 def cosine_f16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
     """cosine_distance under jit in float16, read from XLA's optimized HLO: every step rounded to float16 as op by
     op (the sums of squares and the dot product in float32, then rounded), but ŷ = y·(1/‖y‖) folded when XLA
@@ -203,11 +228,9 @@ def cosine_f16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
     gradient."""
     from .lowp_xla import _rows, rounder
 
-    if p.shape[1] == 1:
-        raise NotReproduced("dtype", "JAX's cosine_distance under jit in float16 is reproduced for rows of 2 features "
-                            "or more (XLA drops the row sums of one); use {dtype} float32, or ask for JAX op by op "
-                            "(--no-jit; jit=False in Python)")
     r = rounder(np.float16)
+    if p.shape[1] == 1:
+        return _column_f16(y, p, r)
     with np.errstate(all="ignore"):
         norm_y = r(np.sqrt(np.maximum(F32(0), r(folded_sum(r(y * y))))))[:, None]
         yu = r(y * r(F32(1) / norm_y))
@@ -224,6 +247,27 @@ def cosine_f16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
             total = (_rows_in_dtype(r(r(yu * r(inv2 * c)) * p), r) + F32(0))[:, None]  # (from +0)
             k = r(r(r(r(-total) * half) * w) * F32(2))
             return r(r(yu * r(rn * c)) + r(p * k))
+    return losses, losses, grad
+
+
+def _column_f16(y: Array, p: Array, r: Rounder) -> tuple[Array, Array, Grad]:
+    """cosine_f16 for rows of one feature, where XLA drops the row sums (and the broadcasts between them): ŷ =
+    y·rsqrt(max(0, y²)) folded when XLA compiles (1/√ one step: XLA's rewrite, with no broadcast left between the
+    two), the loss 1 − (p/‖p‖)·ŷ, and the gradient K/‖p‖ + (((−(K·(1/max(0, p²)))·p)·½/‖p‖)·w)·2p with K = ŷ·(−c)
+    folded too; every other step rounded to float16."""
+    with np.errstate(all="ignore"):
+        yu = r(y * r(F32(1) / np.sqrt(np.maximum(F32(0), r(y * y)))))
+        sq = r(p * p)
+        clipped = np.maximum(F32(0), sq)
+        norm = r(np.sqrt(clipped))
+        losses = r(F32(1) - r(r(p / norm) * yu))[:, 0]
+    w = _share(sq, clipped)
+
+    def grad(m: float) -> Array:
+        with np.errstate(all="ignore"):
+            k = r(yu * r(-upstream(m)))
+            t = r(r(-r(r(k * r(F32(1) / clipped)) * p) * r(F32(0.5) / norm)) * w)
+            return r(r(k / norm) + r(t * r(p * F32(2))))
     return losses, losses, grad
 
 

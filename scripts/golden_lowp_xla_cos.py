@@ -42,11 +42,13 @@ SHAPES = ((1, 1, ("mean", "sum")), (7, 1, ("mean", "none")), (100, 1, ("mean", "
 BF16_SHAPES = ((1, 2, ("mean", "sum")), (9, 3, ("mean", "none")), (16, 4, ("sum",)), (40, 5, ("mean",)),
                (64, 6, ("none",)), (17, 7, ("mean", "sum")), (30, 8, ("mean",)), (30, 9, ("sum",)),
                (50, 17, ("mean",)), (20, 32, ("mean", "sum")), (9, 33, ("mean", "none")), (12, 40, ("sum",)),
-               (5, 100, ("mean",)), (4, 257, ("mean",)), (1, 1000, ("mean", "sum")), (300, 2, ("mean", "none")))
-# float16 (rows of 2 features or more): rows 8 at a time, in float16 lanes, and a scalar rest
+               (5, 100, ("mean",)), (4, 257, ("mean",)), (1, 1000, ("mean", "sum")), (300, 2, ("mean", "none")),
+               (1, 1, ("mean", "sum")), (9, 1, ("mean", "none")), (300, 1, ("sum", "none")))
+# float16: rows 8 at a time, in float16 lanes, and a scalar rest; rows of one feature (no row sums)
 F16_SHAPES = ((1, 2, ("mean", "sum")), (7, 3, ("mean", "none")), (8, 4, ("sum",)), (25, 28, ("sum", "mean")),
               (40, 5, ("none",)), (33, 8, ("mean",)), (12, 40, ("sum",)), (5, 100, ("mean", "none")),
-              (100, 50, ("mean",)), (2, 1000, ("sum",)))
+              (100, 50, ("mean",)), (2, 1000, ("sum",)), (1, 1, ("mean", "sum")), (9, 1, ("mean", "none")),
+              (257, 1, ("sum", "none")))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:

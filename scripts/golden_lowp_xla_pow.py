@@ -192,7 +192,9 @@ def vector_rows(degrees: range = range(3, 9)) -> None:
             widths = {g: _vector_width(float(q), 8 * g + 4, n, rng) for g in range(2, (4095 // n - 4) // 8 + 1)}
             eights = [g for g, w in widths.items() if w == "8"]
             odd = [g for g, w in widths.items() if w == "neither" or (w == "4" and eights and g > eights[0])]
-            row[n] = (eights[0] if eights else "never") if not odd else f"not one threshold: {odd}"
+            open_ = [g for g, w in widths.items() if w == "-" and (not eights or g < eights[0])]
+            row[n] = ((eights[0] if eights else "never") if not odd else f"not one threshold: {odd}",
+                      *([f"undetermined below it: {open_}"] if open_ else []))
         print(q, row, flush=True)
 
 
