@@ -938,7 +938,12 @@ def leading_2d(loss: Loss, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np
 
 
 def _count(a: np.ndarray) -> str:
-    return f"{a.size} values" if a.ndim == 1 else f"{a.shape[0]} rows of {a.shape[1]}"
+    """An array's size as an error message names it: values, rows of a number, or its shape."""
+    if a.ndim <= 1:
+        return f"{a.size} value" + ("s" if a.size != 1 else "")
+    if a.ndim == 2:
+        return f"{a.shape[0]} row{'s' if a.shape[0] != 1 else ''} of {a.shape[1]}"
+    return f"shape {list(a.shape)}"
 
 
 def _check_shapes(loss: Loss, y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: np.ndarray,

@@ -13,7 +13,7 @@ of its float32 value. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: under
 contracts into the difference of the two distances), and LLVM's library-call simplifier turns a constant x^½ into
 |√x| (q = 1.5's slope, q = ½'s power; jit_powf); op by op the exponent is an operand and every power is powf.
 Under jit the row sum of an integral q's powers contracts each power's last product into the running sum, but
-where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model measured for each q up to 8:
+where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model measured for each q up to 10:
 POWER_ROWS).
 
 jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
@@ -41,7 +41,12 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
               5: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 40, 8: 46},
               6: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
               7: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
-              8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60}}
+              8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
+              9: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
+              10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19}}
+# integral q whose fused row sum LLVM vectorizes along the row itself (lanes of features, its own order, not
+# reproduced) from this many features up to 32 (measured)
+ALONG_ROW_FROM = {7: 30, 9: 30, 10: 30}
 
 
 def powf(x: Array, e: float) -> Array:
@@ -56,19 +61,24 @@ def integral(q: float) -> bool:
 
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here: half dtypes under jit (XLA's fusions in
-    them not measured), and under jit in float32 an integral q past POWER_ROWS's on rows of 2 to 8 features that
-    LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q only)."""
+    them not measured), and under jit in float32 below YNN_FROM elements for an integral q: past POWER_ROWS's, rows
+    of 2 to 8 features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q
+    only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes."""
     if half is not None and jit:
         raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 under jit is "
                             "reproduced in float32 only (in {dtype} op by op: --no-jit; jit=False in Python); use "
                             "{dtype} float32 or float64, or {convention} exact")
     rows, n = shape
-    if jit and integral(q) and q > max(POWER_ROWS) and 2 <= n <= 8 and rows * n < YNN_FROM and (
-            rows in (4, 8) or rows >= 16):
-        raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced "
-                            f"for rows of 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
-                            f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); ask for JAX op "
-                            "by op (--no-jit; jit=False in Python)")
+    if not (jit and integral(q) and q >= 3 and rows * n < YNN_FROM and n <= 32):
+        return
+    what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
+    how = "ask for JAX op by op (--no-jit; jit=False in Python)"
+    if q > max(POWER_ROWS) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
+        raise NotReproduced("dtype", f"{what} 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
+                            f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); {how}")
+    if n >= ALONG_ROW_FROM.get(int(q), 9 if q > max(POWER_ROWS) else 33):
+        raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
+                            f"the row, in an order of its own); {how}")
 
 
 def int_pow(x: Array, n: int, r: Rounder) -> Array:

@@ -130,7 +130,7 @@ def half_records(rng) -> list[dict]:
 # degrees beyond DEGREES (integral ones past 4, and below 1, where XLA writes the root 1/q = 2 or 3 as products),
 # float32 op by op and under jit, and float16 and bfloat16 op by op; with MORE_SHAPES, rows of 2 to 8 features
 # that LLVM vectorizes 4 or 8 rows at a time
-MORE_DEGREES = (5.0, 6.0, 0.5, 1 / 3, 0.75)
+MORE_DEGREES = (5.0, 6.0, 10.0, 0.5, 1 / 3, 0.75)
 HALF_MORE = (5.0, 0.5, 1 / 3)  # (⅓ is not a float16 or bfloat16 number: the exponent rounds to the dtype)
 MORE_SHAPES = ((1, 1), (4, 3), (8, 5), (9, 4), (20, 2), (36, 6), (60, 4), (17, 10), (5, 33))
 
@@ -181,7 +181,7 @@ def _vector_width(q: float, rows: int, n: int, rng) -> str:
     return {(True, False): "4", (False, True): "8"}.get(tuple(same), "neither")
 
 
-def vector_rows(degrees: range = range(3, 9)) -> None:
+def vector_rows(degrees: range = range(3, 11)) -> None:
     """Print, for each integral degree and row length of 2 to 8, the groups of 8 rows from which LLVM's loop
     vectorizer takes a batch with 4 rows over 8 rows at a time (lossgrad.lowp_xla_pow.POWER_ROWS), measured over
     every count of groups below 4096 elements; "never" where it stays at 4."""

@@ -51,13 +51,13 @@ def test_jax_cpu_bit_for_bit(rec: dict) -> None:
 
 def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
     seen = {(r["options"]["norm_degree"], r["dtype"], r["jit"]) for r in RECORDS}
-    degrees, more = (1.0, 1.5, 2.5, 3.0, 4.0), (5.0, 6.0, 0.5, 1 / 3, 0.75)
+    degrees, more = (1.0, 1.5, 2.5, 3.0, 4.0), (5.0, 6.0, 10.0, 0.5, 1 / 3, 0.75)
     assert seen == ({(q, "float32", jit) for q in degrees + more for jit in (False, True)}
                     | {(q, dtype, False) for q in degrees + (5.0, 0.5, 1 / 3) for dtype in ("float16", "bfloat16")})
     # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
     vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
                   and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
-    assert vectorized >= {3.0, 4.0, 5.0, 6.0}
+    assert vectorized >= {3.0, 4.0, 5.0, 6.0, 10.0}
     assert any(np.shape(r["pred"])[0] % 8 >= 4 and np.shape(r["pred"])[0] > 32 and np.shape(r["pred"])[1] <= 8
                for r in RECORDS if r["jit"])
     assert {r["reduction"] for r in RECORDS} == {"mean", "sum", "none"}
@@ -102,6 +102,16 @@ def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> No
                           norm_degree=float(past))
     assert any(f"norm_degree {past} under jit" in w and "rows of 2 to 8 features" in w and "float32 formulas" in w
                for w in r.warnings), r.warnings
+    # rows of 30 to 32 features under q = 7, 9 and 10 (LLVM vectorizes a row's own sum), and 9 to 32 past the table
+    rng = np.random.default_rng(5)
+    ys, anchors, negs = (rng.standard_normal((3, 32)) for _ in range(3))
+    for q, d in ((7.0, 30), (10.0, 32), (float(past), 9)):
+        r = lossgrad.evaluate("triplet", ys[:, :d], anchors[:, :d], convention="optax", dtype="float32",
+                              negative=negs[:, :d], norm_degree=q)
+        assert any(f"{d} features" in w and "along the row" in w and "float32 formulas" in w for w in r.warnings), q
+    r = lossgrad.evaluate("triplet", ys[:, :29], anchors[:, :29], convention="optax", dtype="float32",
+                          negative=negs[:, :29], norm_degree=10.0)
+    assert not any("float32 formulas" in w for w in r.warnings), r.warnings
     r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=4.0,
                           jit=False)
     assert not any("not bit for bit" in w for w in r.warnings)

@@ -327,3 +327,8 @@ def test_api_names_the_input_in_errors():
         lossgrad.gaussian_nll([1.0, 2.0], [1.0, 2.0], var=[1.0, np.nan])
     with pytest.raises(lossgrad.InputError, match="negative: is missing"):
         lossgrad.triplet([[1.0, 2.0]], [[1.0, 2.0]])
+    # a scalar or a 3-D array where rows are due: said in words, not a traceback
+    with pytest.raises(lossgrad.InputError, match=r"negative: has 1 value but p has 1 row of 2"):
+        lossgrad.triplet([[1.0, 2.0]], [[0.0, 1.0]], negative=9.0)
+    with pytest.raises(lossgrad.InputError, match=r"negative: has shape \[1, 1, 2\] but p has 1 row of 2"):
+        lossgrad.triplet([[1.0, 2.0]], [[0.0, 1.0]], negative=[[[1.0, 2.0]]])
