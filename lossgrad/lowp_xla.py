@@ -392,6 +392,23 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool) -> tupl
     return r(raw), k(raw), grad, r(e / total[:, None])
 
 
+def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
+    """How many leading rows (of 2 to 8 features) LLVM's loop vectorizer takes 4 or 8 at a time; the rest run the
+    scalar loop. Below 16 rows only a batch of 4 or 8 is vectorized (no scalar rest for so short a loop)."""
+    if n not in four_below:
+        return 0
+    if rows < 16:
+        return rows if rows in (4, 8) else 0
+    groups, over = divmod(rows, 8)
+    return rows // 4 * 4 if over >= 4 and groups < four_below[n] else groups * 8
+
+
+# rows of 3 classes under jit in float32: the gradient's loop takes the rows as _vector_rows does, a batch with 4
+# to 7 rows over its groups of 8 4 at a time below this many groups (measured); the vector lanes form the last
+# class's d·e + v from the stored product, the scalar loop as one FMA
+THREE_CLASS_ROWS = {3: 9}
+
+
 def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
             jit: bool) -> tuple[Array, Grad, Array, Callable[[float], float] | None]:
     """softmax_cross_entropy: −Σ y·log_softmax(z), the products added in float32 whatever the dtype. log_softmax:
@@ -408,20 +425,23 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     e = r(exp)
     total = r(xla_sum(e if half is np.float16 else exp))
     f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
-    logp = r(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
     fused = jit and half is not None and half is not np.float16
+    # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log_softmax in float32)
+    keep = ftz if fused and y.size >= YNN_FROM else r
+    logp = keep(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
     if f32_jit:
         losses = -_fma_rows(logp, y)
     else:
-        losses = -r(_products_rows(y, logp, r, fused, "softmax_cross_entropy of probability rows"))
+        losses = -r(_products_rows(y, logp, r, fused))
 
     def grad(n: float) -> Array:
         v = r(y * -r(upstream(n)))
         if half is None:
             d = ftz((folded_sum(-v) if jit else xla_sum(-v)) / total)[:, None]
             g = ftz(fma(d, e, v))
-            if z.shape[1] == 3:  # (rows of 3 classes: the last one's product stored first, measured for 1 to 12)
-                g[:, 2] = ftz(ftz(d[:, 0] * e[:, 2]) + v[:, 2])
+            if z.shape[1] == 3:  # (the rows LLVM vectorizes store the last class's product first)
+                w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)
+                g[:w, 2] = ftz(ftz(d[:w, 0] * e[:w, 2]) + v[:w, 2])
             return g
         s = folded_sum(-v, r) if jit and half is np.float16 else _rows_in_dtype(-v, r)
         return r(v + r(r(s / total)[:, None] * e))
@@ -542,7 +562,7 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
         t, d = r(exp_y(y)), keep(y - lq)
     else:
         t, d = y, keep(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
-    losses = r(_products_rows(t, d, r, fused, "kl_divergence", long_known=True))
+    losses = r(_products_rows(t, d, r, fused))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
@@ -550,18 +570,14 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     return losses, grad
 
 
-def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, what: str, long_known: bool = False) -> Array:
+def _products_rows(a: Array, b: Array, r: Rounder, fused: bool) -> Array:
     """Σ a·b along each row as XLA adds it: each product stored in the dtype, then jnp.sum's float32 sum; `fused`
-    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32;
-    from 4096 elements YNNPACK's sum of them where that is measured (`long_known`: kl), else refused."""
+    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32,
+    and from 4096 elements by YNNPACK, as jnp.sum adds float32s (kl's and probability rows' ce, measured)."""
     if not fused:
         return xla_sum(r(a * b))
-    if a.size >= YNN_FROM and long_known:
-        return xla_sum(ftz(a * b)) + F32(0)
     if a.size >= YNN_FROM:
-        raise _not_reproduced(f"{what} under jit in bfloat16 over 4096 elements or more (the order of XLA's fused row "
-                              "sums there is not known)", "ask for JAX op by op (--no-jit; jit=False in Python), or "
-                              "use {dtype} float16")
+        return xla_sum(ftz(a * b)) + F32(0)
     return _windows(ftz(a * b)) + F32(0)
 
 

@@ -5,7 +5,7 @@ jax.grad's backward row sums in a half dtype are lowp_xla._rows_in_dtype."""
 from __future__ import annotations
 
 from .losses._ops import Array
-from .lowp_xla import YNN_FROM, _fma, _in_order, ftz, xla_sum
+from .lowp_xla import YNN_FROM, _fma, _in_order, _vector_rows, ftz, xla_sum
 
 # rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
 # a time, else 8 (LLVM's cost model, measured below 4096 elements; 7 and 8 features: always 4); the loop over
@@ -21,17 +21,6 @@ def _fma_chain(d: Array) -> Array:
     for i in range(2, d.shape[1]):
         acc = _fma(d[:, i], d[:, i], acc)
     return acc
-
-
-def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
-    """How many leading rows (of 2 to 8 features) LLVM's loop vectorizer takes 4 or 8 at a time; the rest run the
-    scalar loop. Below 16 rows only a batch of 4 or 8 is vectorized (no scalar rest for so short a loop)."""
-    if n not in four_below:
-        return 0
-    if rows < 16:
-        return rows if rows in (4, 8) else 0
-    groups, over = divmod(rows, 8)
-    return rows // 4 * 4 if over >= 4 and groups < four_below[n] else groups * 8
 
 
 def fused_squares(d: Array, paired: bool) -> Array:

@@ -241,6 +241,33 @@ def _kl_bf16_jit_long(rng) -> list[dict]:
     return out
 
 
+def _ce_rows_bf16_jit_long(rng) -> list[dict]:
+    """softmax_cross_entropy of probability rows under jit in bfloat16 from 4096 logits, where YNNPACK sums the
+    float32 products of the targets and log_softmax (kept in float32 by the loop that feeds it)."""
+    out = []
+    for i, (rows, classes) in enumerate(((64, 70), (9, 600), (300, 20))):
+        for reduction in (("none", "sum", "mean")[i], "mean"):
+            z = _logits(rng, rows, classes, "bfloat16")
+            soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
+            out.append(_record("ce", "bfloat16", True, reduction, _rounded(soft / soft.sum(1, keepdims=True),
+                                                                           "bfloat16"), z, "onehot"))
+    return out
+
+
+def _ce_three_classes(rng) -> list[dict]:
+    """Probability rows of 3 classes under jit in float32 (soft targets throughout, which set the last class's
+    gradient apart): the rows LLVM vectorizes, 4 or 8 at a time, and the scalar rest (lossgrad.lowp_xla's
+    THREE_CLASS_ROWS)."""
+    out = []
+    for rows, reduction in ((3, "sum"), (8, "mean"), (19, "none"), (76, "sum"), (101, "mean")):
+        z = _logits(rng, rows, 3, "float32")
+        soft = rng.random((rows, 3))
+        out.append(_record("ce", "float32", True, reduction, _rounded(soft / soft.sum(1, keepdims=True), "float32"),
+                           z, "onehot"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -253,7 +280,8 @@ def main() -> None:
     rows_rng = np.random.default_rng(20261203)  # (a generator of their own: the records before stay as they were)
     records += _ce_rows_half(rows_rng, False) + _ce_rows_half(rows_rng, True) + _kl_half_jit(rows_rng)
     records += _ce_index_small(rows_rng) + _ce_rows_f32_jit(rows_rng) + _kl_f32_jit(rows_rng)
-    records += _ce_value_lanes(rows_rng) + _kl_bf16_jit_long(rows_rng)
+    records += _ce_value_lanes(rows_rng) + _kl_bf16_jit_long(rows_rng) + _ce_rows_bf16_jit_long(rows_rng)
+    records += _ce_three_classes(rows_rng)
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
