@@ -208,7 +208,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         root = (jit_powf if fused else powf)(h, float(e))
         return d, h, r(root), root_slope(h, q, r, fused)
     dp, hp, root_p, jp = dist(pos)
-    dn, hn, root_n, jn = dist(neg)
+    dn, _, root_n, jn = dist(neg)
     diff = _root_difference(hp, root_n, e) if fused else None
     raw, back = margin_hinge(root_p, root_n, jp, jn, margin, r, diff)
 
