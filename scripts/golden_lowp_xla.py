@@ -122,11 +122,7 @@ def _ce_rows_half(rng, jit: bool) -> list[dict]:
         big = ((64, 70),) if not (jit and dtype == "bfloat16") else ()
         for reduction in ("none", "sum", "mean"):
             for rows, classes in ((1, 2), (4, 3), (16, 10), (8, 33), (5, 100), *(big if reduction == "mean" else ())):
-                z = _logits(rng, rows, classes, dtype)
-                soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
-                soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
-                out.append(_record("ce", dtype, jit, reduction, _rounded(soft / soft.sum(1, keepdims=True), dtype),
-                                   z, "onehot"))
+                out.append(_soft_record(rng, dtype, jit, reduction, rows, classes))
     return out
 
 
@@ -139,17 +135,18 @@ def _ce_rows_f32_jit(rng) -> list[dict]:
     return _soft_rows_f32_jit(rng, shapes, ("none", "sum", "mean"))
 
 
+def _soft_record(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int) -> dict:
+    """A record of probability rows (the first half one-hot, the rest soft, sharpened one time in two) and logits."""
+    z = _logits(rng, rows, classes, dtype)
+    soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+    soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
+    return _record("ce", dtype, jit, reduction, _rounded(soft / soft.sum(1, keepdims=True), dtype), z, "onehot")
+
+
 def _soft_rows_f32_jit(rng, shapes, reductions) -> list[dict]:
     """Probability rows (the first half one-hot) under jit in float32, each shape with each reduction."""
-    out = []
-    for rows, classes in shapes:
-        for reduction in reductions:
-            z = _logits(rng, rows, classes, "float32")
-            soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
-            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
-            out.append(_record("ce", "float32", True, reduction, _rounded(soft / soft.sum(1, keepdims=True),
-                                                                          "float32"), z, "onehot"))
-    return out
+    return [_soft_record(rng, "float32", True, reduction, rows, classes)
+            for rows, classes in shapes for reduction in reductions]
 
 
 def _ce_index_small(rng) -> list[dict]:
@@ -247,11 +244,7 @@ def _ce_rows_bf16_jit_long(rng) -> list[dict]:
     out = []
     for i, (rows, classes) in enumerate(((64, 70), (9, 600), (300, 20))):
         for reduction in (("none", "sum", "mean")[i], "mean"):
-            z = _logits(rng, rows, classes, "bfloat16")
-            soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
-            soft[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
-            out.append(_record("ce", "bfloat16", True, reduction, _rounded(soft / soft.sum(1, keepdims=True),
-                                                                           "bfloat16"), z, "onehot"))
+            out.append(_soft_record(rng, "bfloat16", True, reduction, rows, classes))
     return out
 
 
