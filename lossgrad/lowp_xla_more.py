@@ -319,7 +319,7 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
         if norm_degree != 2:
             lowp_xla_pow.check(norm_degree, a.shape, half, jit)
             losses, terms, grads = lowp_xla_pow.triplet(r(a), r(pos), r(neg), norm_degree, margin, r, k, jit,
-                                                        jit and half is None)
+                                                        jit and half is None, jit and half is np.float16)
         else:
             losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
                                            mean and a.shape[0] > 1)
@@ -329,10 +329,13 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
             return grads(n)
     g = quiet(1)
     # under jit in float32 with norm_degree 1, XLA fuses the losses into their sum and LLVM adds them in vector
-    # lanes of its own (measured), not reproduced
-    lanes = norm_degree == 1 and jit and half is None
+    # lanes of its own (measured), not reproduced; with a root written as products (q = ½, ⅓) the sum's own copy
+    # of the losses contracts them otherwise, now and then (measured)
+    products = norm_degree > 0 and float(np.float32(1 / norm_degree)) in (2.0, 3.0)
+    lanes = (norm_degree == 1 or products) and jit and half is None
+    why = "in vector lanes of its own" if norm_degree == 1 else "from losses its fused sum forms its own way"
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
-                 warnings=["the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree 1 "
-                           "under jit in vector lanes of its own, not reproduced"] if lanes else [],
+                 warnings=[f"the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree "
+                           f"{norm_degree:g} under jit {why}, not reproduced"] if lanes else [],
                  mean_grad=lambda n: quiet(n)[0], mean_value=None if lanes else mean_value(terms, r),
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

@@ -44,9 +44,9 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
               8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
               9: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
               10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19}}
-# integral q whose fused row sum LLVM vectorizes along the row itself (lanes of features, its own order, not
-# reproduced) from this many features up to 32 (measured)
-ALONG_ROW_FROM = {7: 30, 9: 30, 10: 30}
+# q whose fused row sum LLVM vectorizes along the row itself (lanes of features, its own order, not reproduced)
+# from this many features up to 32 (measured; ½'s powers are square roots, which vectorize)
+ALONG_ROW_FROM = {7: 30, 9: 30, 10: 30, 0.5: 28}
 
 
 def powf(x: Array, e: float) -> Array:
@@ -60,23 +60,19 @@ def integral(q: float) -> bool:
 
 
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
-    """Raise NotReproduced where JAX's results are not reproduced here: half dtypes under jit (XLA's fusions in
-    them not measured), and under jit in float32 below YNN_FROM elements for an integral q: past POWER_ROWS's, rows
+    """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
+    half dtypes held to the same rules): for an integral q past POWER_ROWS's, rows
     of 2 to 8 features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q
     only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes."""
-    if half is not None and jit:
-        raise NotReproduced("dtype", "JAX's triplet_margin_loss with a norm_degree other than 2 under jit is "
-                            "reproduced in float32 only (in {dtype} op by op: --no-jit; jit=False in Python); use "
-                            "{dtype} float32 or float64, or {convention} exact")
     rows, n = shape
-    if not (jit and integral(q) and q >= 3 and rows * n < YNN_FROM and n <= 32):
+    if not (jit and ((integral(q) and q >= 3) or q in ALONG_ROW_FROM) and rows * n < YNN_FROM and n <= 32):
         return
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
     if q > max(POWER_ROWS) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
         raise NotReproduced("dtype", f"{what} 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
                             f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); {how}")
-    if n >= ALONG_ROW_FROM.get(int(q), 9 if q > max(POWER_ROWS) else 33):
+    if n >= ALONG_ROW_FROM.get(q, 9 if q > max(POWER_ROWS) else 33):
         raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
                             f"the row, in an order of its own); {how}")
 
@@ -108,10 +104,17 @@ def last_factors(x: Array, n: int, r: Rounder) -> tuple[Array, Array]:
     return last
 
 
-def power(x: Array, q: float, r: Rounder) -> Array:
+def power(x: Array, q: float, r: Rounder, last: Rounder | None = None) -> Array:
     """jnp.power(x, q): integer_pow for an integral q, else lax.pow (glibc's powf, NaN for a negative x) of q
-    rounded to the dtype (a weakly typed constant: ⅓ is 0.33325195 in float16)."""
-    return int_pow(x, int(q), r) if integral(q) else r(powf(x, float(r(F32(q)))))
+    rounded to the dtype (a weakly typed constant: ⅓ is 0.33325195 in float16); `last`: how the last product or
+    the power is kept (bfloat16 under jit keeps what feeds a float32 sum in float32), else as `r`."""
+    last = last or r
+    if not integral(q):
+        return last(powf(x, float(r(F32(q)))))
+    if q == 1:
+        return x
+    u, v = last_factors(x, int(q), r)
+    return last(u * v)
 
 
 def jit_power(x: Array, q: float) -> Array:
@@ -119,17 +122,17 @@ def jit_power(x: Array, q: float) -> Array:
     return int_pow(x, int(q), ftz) if integral(q) else jit_powf(x, q)
 
 
-def jit_powf(x: Array, e: float) -> Array:
+def jit_powf(x: Array, e: float, r: Rounder = ftz) -> Array:
     """x^e as XLA's jitted code computes it for a constant e: glibc's powf, except that XLA's algebraic simplifier
     folds x^0 to 1, x^1 to x, x^2 to x·x and x^3 to x·(x·x), and LLVM's library-call simplifier turns pow(x, ½)
     into |√x| (−∞ giving +∞), a correctly rounded square root (seen in the optimized HLO and IR; op by op the
-    exponent is an operand and stays powf's)."""
+    exponent is an operand and stays powf's). `r`: how the products are rounded (a half dtype's, under jit)."""
     if e == 0:
         return np.ones_like(x)
     if e == 1:
         return x
     if e in (2, 3):
-        return ftz(x * (x if e == 2 else ftz(x * x)))
+        return r(x * (x if e == 2 else r(x * x)))
     if e == 0.5:
         return ftz(np.where(x == -np.inf, F32(np.inf), np.abs(np.sqrt(x))))
     return ftz(powf(x, e))
@@ -145,12 +148,13 @@ def slope(x: Array, q: float, r: Rounder, jit: bool = False) -> Array | None:
     return r(e * r((jit_powf if jit else powf)(x, float(r(e - F32(1))))))
 
 
-def root_slope(h: Array, q: float, r: Rounder, jit: bool = False) -> Array:
+def root_slope(h: Array, q: float, r: Rounder, jit: bool = False, k: Rounder = ftz) -> Array:
     """jax.grad's factor (1/q)·h^(1/q − 1) of the root lax.pow(h, 1/q): 1/q (a weakly typed constant) and 1/q − 1
     rounded to the dtype (1 for q = 1: h^0, which XLA folds and glibc's powf gives for any h); `jit`: h^(1/q − 1)
     as jit_powf takes it."""
     e = F32(r(F32(1 / q)))
-    return r(e * r((jit_powf if jit else powf)(h, float(r(e - F32(1))))))
+    power_ = jit_powf(h, float(r(e - F32(1))), k) if jit else powf(h, float(r(e - F32(1))))
+    return r(e * r(power_))
 
 
 def _fused_sum(d: Array, q: float) -> Array:
@@ -188,7 +192,7 @@ def _contracted(u: Array, v: Array, even: bool) -> Array:
 
 
 def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounder, k: Rounder, jit: bool,
-            fused: bool = False) -> tuple[Array, Array, Callable[[float], list[Array]]]:
+            fused: bool = False, regroup: bool = False) -> tuple[Array, Array, Callable[[float], list[Array]]]:
     """triplet_margin_loss with norm_degree q: d(u, v) = (Σ (u − v)^q + ε)^(1/q), max(d(a, pos) − d(a, neg) +
     margin, 0); jax.grad through the root's slope and the power's (slope, root_slope), the maximum's share (½ at
     0) first. `fused` (float32 under jit): the powers summed in XLA's fused row loop (_fused_sum) and each
@@ -198,15 +202,15 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
     e = F32(r(F32(1 / q)))
 
     def dist(v: Array) -> tuple[Array, Array, Array, Array]:
-        d = r(a - v)
+        d = (k if q == 1 else r)(a - v)  # (for q = 1 the differences feed the sum alone: kept as `k`)
         if fused and d.shape[1] == 1 and integral(q) and q >= 3:
             h = _fma(*last_factors(d, int(q), ftz), eps)[:, 0]
         elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
             h = r(_fused_sum(d, q) + eps)
         else:
-            h = r((_rows(power(d, q, r), r, k) if not fused else xla_sum(jit_power(d, q))) + eps)
-        root = (jit_powf if fused else powf)(h, float(e))
-        return d, h, r(root), root_slope(h, q, r, fused)
+            h = r((_rows(power(d, q, r, k), r, k) if not fused else xla_sum(jit_power(d, q))) + eps)
+        root = jit_powf(h, float(e), k) if jit else powf(h, float(e))
+        return d, h, r(root), root_slope(h, q, r, jit, k)
     dp, hp, root_p, jp = dist(pos)
     dn, _, root_n, jn = dist(neg)
     diff = _root_difference(hp, root_n, e) if fused else None
@@ -222,7 +226,11 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
             (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
             bp, bt = ftz(un * kn), ftz(up * kp)
             return [_fma(un, kn, bt), -bt, -bp]
-        bp, bt = _through(cn, dn, q, r, fused), _through(cp, dp, q, r, fused)
+        if regroup and q != 1 and dn.shape[1] > 1:
+            (un, kn), (up, kp) = _factors(cn, dn, q, r), _factors(cp, dp, q, r)
+            bp, bt = r(un * kn), r(up * kp)
+        else:
+            bp, bt = _through(cn, dn, q, r, jit), _through(cp, dp, q, r, jit)
         return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
 
@@ -236,17 +244,18 @@ def _root_difference(h_p: Array, root_n: Array, e: F32) -> Array | None:
     return _fma(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n)
 
 
-def _through(c: Array, d: Array, q: float, r: Rounder, fused: bool) -> Array:
+def _through(c: Array, d: Array, q: float, r: Rounder, jit: bool) -> Array:
     """A row's cotangent c taken through jnp.power(d, q) to d: c·(q·d^(q−1)) op by op."""
     if q == 1:
         return np.broadcast_to(c, d.shape).astype(F32)
-    s = slope(d, q, r)
+    s = slope(d, q, r, jit)
     assert s is not None
     return r(c * s)
 
 
-def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
-    """The two factors whose product is the gradient with respect to d under jit in float32: XLA reassociates
-    c·(q·d^(q−1)) into d^(q−1)·(c·q) (d^½ for q = 1.5 a square root, jit_powf)."""
-    part = int_pow(d, int(q) - 1, ftz) if integral(q) else jit_powf(d, float(F32(F32(q) - F32(1))))
-    return part, ftz(c * F32(q))
+def _factors(c: Array, d: Array, q: float, r: Rounder = ftz) -> tuple[Array, Array]:
+    """The two factors whose product is the gradient with respect to d under jit in float32 (and float16, each
+    rounded by `r`): XLA reassociates c·(q·d^(q−1)) into d^(q−1)·(c·q) (d^½ for q = 1.5 a square root,
+    jit_powf)."""
+    part = int_pow(d, int(q) - 1, r) if integral(q) else r(jit_powf(d, float(r(r(F32(q)) - F32(1)))))
+    return part, r(c * r(F32(q)))

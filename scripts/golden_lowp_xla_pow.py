@@ -149,6 +149,22 @@ def more_records(rng) -> list[dict]:
         for q in HALF_MORE:
             y, p, neg, name = triplets(rng, q, 9, 5)[0]
             out.append(record(q, 0.3, False, "mean", y, p, neg, name, dtype))
+    return out + half_jit_records(rng)
+
+
+# float16 and bfloat16 under jit: these degrees and shapes (one feature, a few, XLA's windows beyond 32)
+HALF_JIT_DEGREES = (1.0, 1.5, 3.0, 4.0, 5.0, 0.5, 1 / 3)
+HALF_JIT_SHAPES = ((1, 1), (9, 1), (7, 3), (20, 6), (9, 12), (3, 33))
+
+
+def half_jit_records(rng) -> list[dict]:
+    out = []
+    for dtype in ("float16", "bfloat16"):
+        for q in HALF_JIT_DEGREES:
+            for i, (rows, cols) in enumerate(HALF_JIT_SHAPES):
+                reduction, margin = ("mean", "sum", "none")[i % 3], MARGINS[i % 2]
+                y, p, neg, name = triplets(rng, q, rows, cols)[i % 2]
+                out.append(record(q, margin, True, reduction, y, p, neg, name, dtype))
     return out
 
 
