@@ -77,13 +77,13 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
                             f"the row, in an order of its own); {how}")
 
 
-def int_pow(x: Array, n: int, r: Rounder) -> Array:
+def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None) -> Array:
     """lax.integer_pow(x, n), n ≥ 1, as JAX lowers it: binary exponentiation, each product rounded (n = 3: (x·x)·x,
-    XLA's multiply of the square by x)."""
+    XLA's multiply of the square by x); `last`: how the last product is kept, else as `r`."""
     if n == 1:
         return x
     u, v = last_factors(x, n, r)
-    return r(u * v)
+    return (last or r)(u * v)
 
 
 def last_factors(x: Array, n: int, r: Rounder) -> tuple[Array, Array]:
@@ -108,13 +108,9 @@ def power(x: Array, q: float, r: Rounder, last: Rounder | None = None) -> Array:
     """jnp.power(x, q): integer_pow for an integral q, else lax.pow (glibc's powf, NaN for a negative x) of q
     rounded to the dtype (a weakly typed constant: ⅓ is 0.33325195 in float16); `last`: how the last product or
     the power is kept (bfloat16 under jit keeps what feeds a float32 sum in float32), else as `r`."""
-    last = last or r
-    if not integral(q):
-        return last(powf(x, float(r(F32(q)))))
-    if q == 1:
-        return x
-    u, v = last_factors(x, int(q), r)
-    return last(u * v)
+    if integral(q):
+        return int_pow(x, int(q), r, last)
+    return (last or r)(powf(x, float(r(F32(q)))))
 
 
 def jit_power(x: Array, q: float) -> Array:
