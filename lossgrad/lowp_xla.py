@@ -161,8 +161,11 @@ def _windows(x: Array) -> Array:
 
 def _rows_in_dtype(x: Array, r: Callable[[Any], Array]) -> Array:
     """A row sum that jax.grad's backward pass forms (the transpose of a broadcast): reduce_sum in the dtype itself,
-    every addition rounded to it, in XLA's windows of 32 (_windows' order, whatever the size: no YNNPACK here)."""
-    return _in_order(x, r) if x.shape[1] <= 32 else _rows_in_dtype(_window_sums(x, r), r)
+    every addition rounded to it, in XLA's windows of 32 (_windows' order, whatever the size: no YNNPACK here),
+    from +0 (a row of −0s sums to +0; XLA drops a reduce over one element, where −0 stays −0)."""
+    if x.shape[1] == 1:
+        return x[:, 0].copy()
+    return (_in_order(x, r) if x.shape[1] <= 32 else _rows_in_dtype(_window_sums(x, r), r)) + F32(0)
 
 
 def folded_sum(x: Array, store: Callable[[Any], Array] | None = None) -> Array:

@@ -109,6 +109,18 @@ def test_the_order_of_a_sum_follows_xla() -> None:
     assert (lowp_xla.xla_sum(wide) == 2.0 ** 24 + 2).all()
 
 
+def test_a_backward_sum_in_a_half_dtype_starts_from_plus_zero() -> None:
+    # XLA's reduce starts from its init value +0, and IEEE gives +0 + (−0) = +0: a row of −0s sums to +0, in a window
+    # of 32 and beyond it; a reduce over one element is dropped, so its −0 stays −0 (by hand)
+    r = lowp_xla.rounder(np.float16)
+    for n in (2, 19, 40):
+        out = lowp_xla._rows_in_dtype(np.full((1, n), -0.0, dtype=np.float32), r)
+        assert out[0] == 0 and not np.signbit(out[0]), n
+    assert np.signbit(lowp_xla._rows_in_dtype(np.full((1, 1), -0.0, dtype=np.float32), r)[0])
+    # a nonzero sum is unchanged: −2⁻²⁴ (float16's smallest subnormal) twice is −2⁻²³
+    assert lowp_xla._rows_in_dtype(np.full((1, 2), -(2.0**-24), dtype=np.float32), r)[0] == -(2.0**-23)
+
+
 def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
     with pytest.raises(lossgrad.OptionError, match="jit"):
         lossgrad.evaluate("mse", [1.0], [0.5], convention="torch", dtype="float32", jit=False)
