@@ -12,7 +12,8 @@ broadcasts) add in the dtype itself: float16 and bfloat16 in XLA's windows of 32
 in XLA's windows below 4096 elements and in YNNPACK's tiles of 16 rows (each of 4 rows, in order) from 4096, a slab
 of more than 32768 elements split into runs of 32768 // columns rows added one after the other (two runs at most
 are reproduced). Under jit XLA fuses all of it into kernels of its own: float32 in lowp_xla_ntxent_jit, float16
-here (FusedHalf: the op-by-op roundings with two changes), bfloat16 not reproduced.
+here (FusedHalf: the op-by-op roundings with two changes), bfloat16 too (FusedBf16: float32 kept inside the fused
+kernels).
 """
 
 from __future__ import annotations
@@ -24,9 +25,21 @@ import numpy as np
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, _lanes, _rows_in_dtype, _windows, ftz, rounder, xla_exp, xla_log, xla_sum
+from .lowp_xla import (
+    F32,
+    YNN_FROM,
+    _in_order,
+    _lanes,
+    _rows_in_dtype,
+    _windows,
+    ftz,
+    rounder,
+    xla_exp,
+    xla_log,
+    xla_sum,
+)
 from .lowp_xla_more import _over
-from .lowp_xla_ntxent_jit import Fused, unsupported_shape, value_known
+from .lowp_xla_ntxent_jit import Fused, squared_norms, stored, unsupported_shape, value_known, value_sum
 from .lowp_xla_partner import fits, partner_sum
 
 __all__ = ["fits", "partner_sum"]  # (read by the tests and the golden script from here)
@@ -55,28 +68,51 @@ class Ntxent:
         e = self.e = r(np.concatenate([a, p]).astype(F32))
         n, d = e.shape
         self.pos = (np.arange(n) + n // 2) % n
-        self.n2 = r(xla_sum(r(e * e)))
+        self.n2 = self.squared_norms(e)
         self.clipped = np.maximum(eps, self.n2)
         self.share = np.where(self.n2 >= eps, np.where(self.n2 == eps, F32(0.5), F32(1)), F32(0)).astype(F32)
         self.norm = r(np.sqrt(self.clipped))
-        u = self.u = _over(e, self.norm[:, None], r, self.bf16)
-        cs = r(xla_sum(r(u[None, :, :] * u[:, None, :]).reshape(n * n, d))).reshape(n, n)
+        u = self.u = self.over_norm(e)
         self.t = r(F32(tau))
-        xcs = self.divide(cs)
+        xcs = self.scaled_cosines(u)
         rows = np.arange(n)
         self.diffs = np.ones((n, n), dtype=bool)
         self.diffs[rows, rows] = self.diffs[rows, self.pos] = False
         top = np.maximum(np.where(self.diffs, xcs, -np.inf).max(axis=1), xcs[rows, self.pos]).astype(F32)
-        self.ds = np.where(self.diffs, r(xla_exp(r(xcs - top[:, None]))), F32(0)).astype(F32)
+        exps = np.where(self.diffs, xla_exp(r(xcs - top[:, None])), F32(0)).astype(F32)
+        self.ds = r(exps)
         shifted = r(xcs[rows, self.pos] - top)
         self.numer = r(xla_exp(shifted))
-        self.total = r(xla_sum(self.ds))
+        self.total = self.exp_total(exps)
         self.denom = r(self.total + self.numer)
         self.log_softmax = r(shifted - r(xla_log(self.denom)))
+
+    def squared_norms(self, e: Array) -> Array:
+        """Σe² along each row: the squares stored in the dtype, their sum in float32 (jnp.sum's), stored."""
+        return self.r(xla_sum(self.r(e * e)))
+
+    def over_norm(self, x: Array) -> Array:
+        """x/‖e‖ row by row: a product with 1/‖e‖ rounded to the dtype (bfloat16, or one feature: the quotient)."""
+        return _over(x, self.norm[:, None], self.r, self.bf16)
+
+    def scaled_cosines(self, u: Array) -> Array:
+        """The cosine matrix over τ: Σ uᵢ·uⱼ over the features (each product stored, the sum jnp.sum's in float32,
+        stored), divided by τ."""
+        n, d = u.shape
+        return self.divide(self.r(xla_sum(self.r(u[None, :, :] * u[:, None, :]).reshape(n * n, d))).reshape(n, n))
 
     def divide(self, x: Array) -> Array:
         """x / τ, τ in the dtype (jax.grad's trace hands XLA τ as an operand: the quotient itself)."""
         return self.r(x / self.t)
+
+    def exp_total(self, exps: Array) -> Array:
+        """Each row's sum of the negatives' e^x: the stored exponentials added in float32 (jnp.sum's order)."""
+        return self.r(xla_sum(self.ds))
+
+    def backward_tau(self, g: Array) -> Array:
+        """g/τ in the backward pass, where τ is a constant: a product with 1/τ rounded to the dtype (bfloat16: the
+        quotient rounded once)."""
+        return self.r(g / self.t) if self.bf16 else self.r(g * self.r(F32(1) / self.t))
 
     def value(self, count: float) -> float:
         """−Σ log_softmax / count, the sum in float32 and stored, then divided in the dtype."""
@@ -93,7 +129,7 @@ class Ntxent:
         row = ftz(et + F32(-0.0) / self.total)
         g = np.where(self.diffs, r(row[:, None] * self.ds), F32(0)).astype(F32)
         g[rows, self.pos] = r(-c + r(et * self.numer))
-        g = r(g / self.t) if self.bf16 else r(g * r(F32(1) / self.t))  # (here τ is a constant: 1/τ's product)
+        g = self.backward_tau(g)
         u = self.u
         g_b = partner_sum(r(u[None, :, :] * g[:, :, None]), 1, r)  # ∂/∂(e[:, None]/‖e‖), over the partners j
         g_a = partner_sum(r(g[:, :, None] * u[:, None, :]), 0, r)  # ∂/∂(e[None]/‖e‖), over the partners i
@@ -105,7 +141,7 @@ class Ntxent:
         terms = r(r(g * r(F32(1) / r(norm * norm))) * e)
         s = (xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
         back = r(r(-s * r(F32(0.5) / norm)) * self.share[:, None])
-        return r(_over(g, norm, r, self.bf16) + r(back * r(F32(2) * e)))
+        return r(self.over_norm(g) + r(back * r(F32(2) * e)))
 
     def losses(self) -> Array:
         """Each sample's loss: the mean of its two rows' −log_softmax, ½(ℓᵢ + ℓᵢ₊B), in the dtype."""
@@ -128,7 +164,49 @@ class FusedHalf(Ntxent):
         terms = r(r(g * r(F32(1) / self.clipped)[:, None]) * e)
         s = _rows_in_dtype(terms, r)[:, None]
         back = r(r(-s * r(F32(0.5) / norm)) * self.share[:, None])
-        return r(_over(g, norm, r, self.bf16) + r(back * r(F32(2) * e)))
+        return r(self.over_norm(g) + r(back * r(F32(2) * e)))
+
+
+class FusedBf16(Ntxent):
+    """bfloat16 under jax.jit: XLA's fused kernels keep float32 where op by op each result is stored. The squares
+    and the cosines' products (exact in float32: bfloat16 carries 8 bits) are summed in float32 as the float32 kernels
+    sum them (lowp_xla_ntxent_jit's orders) and stored; 1/‖e‖ stays float32, so x/‖e‖ is x·(1/‖e‖) rounded once to
+    bfloat16; τ is a constant, its reciprocal 1/τ a float32; the negatives' e^x reach their row sum unrounded. From
+    64 rows (an N × N matrix of 4096 elements or more) YNNPACK fuses the cosines' sum with the product by 1/τ and
+    skips the rounding between them. Everything else rounds as op by op: the backward pass's sums over the partner
+    rows and the features add in bfloat16, every addition rounded, in XLA's windows of 32."""
+
+    def squared_norms(self, e: Array) -> Array:
+        return self.r(squared_norms(e))
+
+    def over_norm(self, x: Array) -> Array:
+        if x.shape[1] == 1:
+            return self.r(x / self.norm[:, None])
+        return self.r(x * ftz(F32(1) / self.norm)[:, None])
+
+    def scaled_cosines(self, u: Array) -> Array:
+        n, d = u.shape
+        products = ftz(u[None, :, :] * u[:, None, :]).reshape(n * n, d)
+        if d == 1:
+            return self.r(self.r(products[:, 0].reshape(n, n)) * self.invt)
+        sums = (xla_sum(products) if stored(n, d) else _in_order(products) + F32(0)).reshape(n, n)
+        return self.r((sums if n * n >= YNN_FROM else self.r(sums)) * self.invt)
+
+    @property
+    def invt(self) -> F32:
+        return F32(F32(1) / self.t)
+
+    def exp_total(self, exps: Array) -> Array:
+        return self.r(xla_sum(exps))
+
+    def backward_tau(self, g: Array) -> Array:
+        return self.r(g * self.invt)
+
+    def value(self, count: float) -> float:
+        """−Σ log_softmax / count: the float32 sum in the order of the float32 kernels (value_sum), stored, then
+        divided in the dtype."""
+        total = self.r(value_sum(self.log_softmax, self.pos))
+        return float(self.r(-total / self.r(F32(count))))
 
 
 HALF_JIT_GAP = range(8, 17)  # the float16 batches (pairs) under jit whose partner sums LLVM vectorizes
@@ -204,18 +282,14 @@ def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
 
 
 def _jit_half(y: Array, p: Array, tau: float, half: Any) -> Parts:
-    """float16's parts under jax.jit (FusedHalf); bfloat16 is refused."""
+    """A half dtype's parts under jax.jit (float16: FusedHalf, bfloat16: FusedBf16)."""
     b, d = p.shape
-    if half is not np.float16:
-        raise NotReproduced("dtype", f"JAX's {np.dtype(half).name} ntxent under jit is not reproduced (XLA keeps "
-                            "float32 inside its fused kernels where op by op each result is stored in the dtype; "
-                            "reproduced in float32, and in float16 outside 8 to 16 pairs); ask for JAX op by op "
-                            "(--no-jit; jit=False in Python)")
-    if b in HALF_JIT_GAP:
+    if b in HALF_JIT_GAP and half is np.float16:
         raise NotReproduced("dtype", f"JAX's float16 ntxent under jit of {b} pairs is not reproduced (from 16 to 32 "
                             "rows LLVM vectorizes XLA's fused sums over the partner rows in an order not pinned down: "
                             "reproduced up to 7 pairs and from 17); ask for JAX op by op (--no-jit; jit=False in "
                             "Python)")
+    model = FusedHalf if half is np.float16 else FusedBf16
     with np.errstate(all="ignore"):
-        nt = FusedHalf(p, y, tau, half, ULP_EPS["float16"])
+        nt = model(p, y, tau, half, ULP_EPS[np.dtype(half).name])
     return _parts(nt, b, True)

@@ -120,6 +120,13 @@ def jit_randoms(rng) -> list[tuple[np.ndarray, np.ndarray]]:
     return out
 
 
+def equal_rows(dtype: str) -> tuple[np.ndarray, np.ndarray]:
+    """22 pairs of 19 features, each positive equal to its anchor, of magnitude 30: in float16 the gradients
+    underflow, and a row whose every term of a backward sum is −0 sums to +0 (XLA's reduce starts from +0)."""
+    a = _rounded(np.random.default_rng(6).standard_normal((22, 19)) * 30, dtype)
+    return a, a.copy()
+
+
 def records(rng) -> list[dict]:
     out = []
     for dtype in DTYPES:
@@ -130,6 +137,9 @@ def records(rng) -> list[dict]:
                 out += [record(a, p, tau, dtype, jit, name) for tau in TEMPERATURES]
     for k, (a, p) in enumerate(jit_randoms(np.random.default_rng(20261203))):  # (after the rest: their draws kept)
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", True))
+    for dtype in ("float16", "bfloat16"):
+        for jit in (False, True):
+            out.append(record(*equal_rows(dtype), 0.07, dtype, jit, "equal-rows-underflow"))
     return out
 
 
