@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from .errors import DomainError, NotReproduced, OptionError, fill
-from .evaluation import Block, evaluate as evaluate_block
+from .evaluation import SLICE_ROWS, Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
 from .losses import LOSSES, Parts
 from .options import Reduction, Setup, setup as make_setup, switch
@@ -110,6 +110,9 @@ def run(setup: Setup, batch: Batch) -> Result:
     r.losses = np.concatenate([b.parts.losses for b in blocks])
     if r.value is not None and len(blocks) == 1:
         r.value = kernel_value(setup, blocks[0].parts, divisor, r)
+    elif r.value is not None and blocks[0].parts.mean_value is not None:
+        r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
+                          "evaluated in slices, and the kernel's sum over the whole batch is not reproduced")
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
         kernel = any(b.parts.mean_grad is not None or b.parts.mean_extra_grads is not None for b in blocks)
         if kernel:  # (a kernel that brings 1/N in before it rounds)

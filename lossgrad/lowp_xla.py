@@ -5,7 +5,9 @@ expf and logf, and a rational function for log1p of small arguments) into the ke
 multiply-adds into FMA instructions; every XLA computation runs with subnormals flushed to zero. A row sum is one
 of two kernels: below 4096 elements XLA's own loop, which splits a row of more than 32 into windows of 32 (the
 padding split between the ends) and sums the windows' sums the same way; from 4096 elements YNNPACK, which adds
-16 lanes in a cascade of tiles (4 vectors, 16, 64) and halves the lanes pairwise at the end. All of it is
+16 lanes in a tree of accumulators (groups of 4 vectors, 16, and Kahan's compensated step every 1024 elements),
+splits the long rows of a batch of fewer than 4 rows into runs of 32768, and halves the lanes pairwise at the
+end (ynnpack/kernels/reduce/sum.h, measured). All of it is
 reproduced here in numpy on float32 arrays. Without jit each operation is compiled on its own (jax.nn's
 log_sigmoid and log_softmax are jitted inside JAX all the same). Under jit float32 fuses without changing a
 rounding except where a fused kernel contracts a product into a sum (bce); bfloat16 keeps in float32 what only a
@@ -36,8 +38,19 @@ SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
 YNN_FROM = 4096
-# YNNPACK's cascade is reproduced for rows of up to this many elements
-YNN_ROW = 1024
+# YNNPACK's row sum (sum_float_k1): 16 lanes; groups of 4 vectors added in order into a level-0 accumulator, which
+# joins level 1 every 16 vectors (or every group, past the whole 16s); level 1 joins level 2 by Kahan's compensated
+# addition every 1024 elements, and once more at the end
+LANES = 16
+KAHAN_EVERY = 1024
+# with fewer than SPLIT_BELOW rows, YNNPACK splits a row of more than SLAB elements into runs of SLAB, each summed on
+# its own, and sums the runs' results as a row (measured on a 2-core x86-64 machine: with more rows it runs rows
+# in parallel instead)
+SLAB = 32768
+SPLIT_BELOW = 4
+# the fused kernels around YNNPACK's sums that are reproduced for rows of up to this many elements only (bfloat16's
+# probability rows under jit, kl's float32 rows under jit: measured to differ beyond)
+LONG_ROW = 1024
 
 
 def _f(bits: int) -> F32:
@@ -181,37 +194,89 @@ def folded_sum(x: Array, store: Callable[[Any], Array] | None = None) -> Array:
     return folded_sum(_window_sums(x, stored), store)
 
 
-def _tiles(chunks: Array, lo: int, hi: int, size: int) -> Array:
-    """YNNPACK's lanes over chunks lo..hi in tiles of `size` chunks (tiles of a quarter of it within), each
-    tile summed on its own and added to the running lanes in order."""
-    acc: Array | None = None
-    for t in range(lo, hi, size):
-        part = chunks[:, t] if size == 1 else _tiles(chunks, t, min(t + size, hi), size // 4)
-        acc = part if acc is None else ftz(acc + part)
-    assert acc is not None
-    return acc
+def _kahan(a: Array, acc: Array, error: Array) -> tuple[Array, Array]:
+    """acc + a by Kahan's compensated addition, as YNNPACK's kahan_sum: y = a − error, t = acc + y, the new error
+    (t − acc) − y (0 where it is not finite); returns t and the error."""
+    y = ftz(a - error)
+    t = ftz(acc + y)
+    e = ftz(ftz(t - acc) - y)
+    return t, np.where(np.isfinite(e), e, F32(0)).astype(F32)
+
+
+class _Tree:
+    """YNNPACK's three levels of accumulators over one row's 16 lanes, fed groups of up to 4 vectors."""
+
+    def __init__(self, rows: int) -> None:
+        zero = np.zeros((rows, LANES), dtype=F32)
+        self.levels = [zero, zero, zero]
+        self.error = zero
+
+    def add(self, vectors: Array) -> None:
+        """A group of vectors [rows, k ≤ 4, 16], added in order from 0, onto level 0."""
+        local = np.zeros_like(self.levels[0])
+        for k in range(vectors.shape[1]):
+            local = ftz(local + vectors[:, k])
+        self.levels[0] = ftz(self.levels[0] + local)
+
+    def flush(self, kahan: bool) -> None:
+        """Level 0 onto level 1; `kahan`: level 1 onto level 2, compensated."""
+        zero = np.zeros_like(self.levels[0])
+        self.levels[1], self.levels[0] = ftz(self.levels[1] + self.levels[0]), zero
+        if kahan:
+            self.levels[2], self.error = _kahan(self.levels[1], self.levels[2], self.error)
+            self.levels[1] = zero
+
+
+def _row_lanes(x: Array) -> Array:
+    """One run of YNNPACK's sum_float_k1 over each row: the 16 lanes (element i in lane i mod 16) of level 2."""
+    rows, n = x.shape
+    vectors = np.zeros((rows, -(-n // LANES) * LANES), dtype=F32)
+    vectors[:, :n] = x
+    vectors = vectors.reshape(rows, -1, LANES)
+    tree, done = _Tree(rows), 0
+    while n - done >= 16 * LANES:  # 16 vectors: four groups, then level 0 joins level 1
+        for g in range(4):
+            tree.add(vectors[:, done // LANES + 4 * g:done // LANES + 4 * g + 4])
+        done += 16 * LANES
+        tree.flush(done % KAHAN_EVERY == 0)
+    while n - done >= 4 * LANES:  # then a group at a time
+        tree.add(vectors[:, done // LANES:done // LANES + 4])
+        done += 4 * LANES
+        tree.flush(done % KAHAN_EVERY == 0)
+    if done < n:  # the rest: a group of fewer vectors, the last maybe part-filled
+        tree.add(vectors[:, done // LANES:])
+    tree.flush(True)
+    return tree.levels[2]
 
 
 def _lanes(x: Array) -> Array:
-    """YNNPACK's row sum: 16 lanes, over tiles of 16 vectors (4 within) while whole ones remain, then tiles of
-    4 vectors; then the lanes halved pairwise (8, 4, 2, 1)."""
-    rows, n = x.shape
-    m = -(-n // 16)
-    padded = np.zeros((rows, m * 16), dtype=F32)
-    padded[:, :n] = x
-    chunks = padded.reshape(rows, m, 16)
-    full = n // 16 // 16 * 16  # (whole tiles of whole vectors: a part-filled last vector goes with the tail)
-    acc: Array | None = _tiles(chunks, 0, full, 16) if full else None
-    for t in range(full, m, 4):
-        part = _tiles(chunks, t, min(t + 4, m), 1)
-        acc = part if acc is None else ftz(acc + part)
-    assert acc is not None
-    step = 8
+    """YNNPACK's row sum: _row_lanes, then the lanes halved pairwise (8, 4, 2, 1)."""
+    acc = _row_lanes(x)
+    step = LANES // 2
     while step:
         acc = ftz(acc[:, :step] + acc[:, step:2 * step])
         step //= 2
     out: Array = acc[:, 0]
     return out
+
+
+def _ynn_sum(x: Array) -> Array:
+    """jnp.sum of each row by YNNPACK: one run per row, or, in a batch of fewer than SPLIT_BELOW rows, runs of SLAB
+    elements whose sums are then summed as a row."""
+    rows, n = x.shape
+    if rows >= SPLIT_BELOW or n <= SLAB:
+        return _lanes(x)
+    runs = np.stack([_lanes(x[:, lo:lo + SLAB]) for lo in range(0, n, SLAB)], axis=1)
+    return _lanes(runs)
+
+
+def long_rows(what: str, n: int, size: int) -> None:
+    """Refuse (NotReproduced) what XLA computes in a fused kernel over rows of more than LONG_ROW elements in a batch
+    of YNN_FROM or more: there the fused loop feeding YNNPACK was measured to differ."""
+    if n > LONG_ROW and size >= YNN_FROM:
+        raise NotReproduced("dtype", f"JAX's {what} over rows of {n} in a batch of {YNN_FROM} elements or more is "
+                            f"not reproduced (its fused loop feeding YNNPACK's sums was measured to differ beyond "
+                            f"{LONG_ROW}); use {{dtype}} float64, or fewer classes")
 
 
 def xla_sum(x: Array) -> Array:
@@ -221,10 +286,7 @@ def xla_sum(x: Array) -> Array:
         return x[:, 0].copy()
     if rows * n < YNN_FROM:
         return _windows(x) + F32(0) if n else np.zeros(rows, dtype=F32)  # (+ 0: the sum starts from +0)
-    if n > YNN_ROW:
-        raise NotReproduced("dtype", f"JAX's sum of {n} float32s in a batch of {YNN_FROM} or more (YNNPACK's) is "
-                          f"reproduced for up to {YNN_ROW} at a time; use {{dtype}} float64, or fewer samples")
-    return _lanes(x) + F32(0)
+    return _ynn_sum(x) + F32(0)
 
 
 def row_lanes(n: int, k: int) -> int:
@@ -431,6 +493,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     fused = jit and half is not None and half is not np.float16
     # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log_softmax in float32)
     keep = ftz if fused and y.size >= YNN_FROM else r
+    if fused:
+        long_rows("bfloat16 softmax_cross_entropy under jit", z.shape[1], z.size)
     logp = keep(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
     if f32_jit:
         losses = -_fma_rows(logp, y)

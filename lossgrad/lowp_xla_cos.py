@@ -23,8 +23,9 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   rows 8 at a time, the first 2 (3 features) or 4 columns contract the other product: fma(−1/‖p‖, ŷ, k·p)
   (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
 
-Not reproduced (lossgrad's float32 formulas, with a warning): rows of more than 1024 features in a batch of 4096
-elements or more, and batches of 4096 rows or more (YNNPACK's sums of more than 1024 at a time). In bfloat16,
+Not reproduced (lossgrad's float32 formulas, with a warning: lowp_xla_more.cosine_jit): rows of more than 32768
+features in a batch of 4096 elements or more, and batches of 4096 rows or more (the gradient measured to differ
+there). In bfloat16,
 batches of 4096 elements or more are refused. float16 (cosine_f16) rounds every step, as op by op but for the
 folded targets and the regrouped gradient; one feature (_column_f16, _column_bf16) rounds every step in both half
 dtypes, its targets folded as XLA folds them.

@@ -36,6 +36,7 @@ from .lowp_xla import (
     _in_order,
     ftz,
     lane_products,
+    long_rows,
     row_lanes,
     upstream,
     xla_log,
@@ -98,6 +99,7 @@ def kl_parts(y: Array, p: Array, log_input: bool, log_target: bool) -> Parts:
 def fused_rows(t: Array, d: Array) -> Array:
     """Σ t·d along each row as XLA's fused loop adds it (the module's docstring)."""
     rows, n = t.shape
+    long_rows("float32 kl under jit", n, t.size)
     with np.errstate(all="ignore"):
         products = ftz(t * d)
         if rows > 32 or n > 32 or n == 1:

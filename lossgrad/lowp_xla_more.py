@@ -16,10 +16,13 @@ from typing import Any
 import numpy as np
 
 from . import lowp_xla, lowp_xla_pow
+from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
+    SLAB,
+    YNN_FROM,
     Grad,
     Rounder,
     _fma,
@@ -292,6 +295,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     value = None if (several or lanes) and half is None else mean_value(terms, r)
     warnings = ["the reduced value is lossgrad's float32 sum: XLA adds 22 to 32 log_cosh losses under jit in "
                 "lanes of its own, not reproduced"] if lanes else []
+    if several and half is None:
+        warnings.append("the reduced value is lossgrad's float32 sum: XLA's order over more than one output per "
+                        "sample is not reproduced")
     if loss == "focal" and fused and y.size == 9:  # (measured: 9 elements only, of 1 to 40)
         warnings.append("the 9th gradient element may be up to 4 ulp from JAX's: under jit in float32 XLA computes "
                         "a batch of 9 as a vector of 8 and a scalar rest, whose focal gradient rounds otherwise "
@@ -304,8 +310,13 @@ def cosine_jit(y: Array, p: Array) -> Parts:
     """cosine_distance under jit in float32 (lowp_xla_cos)."""
     from . import lowp_xla_cos
 
+    rows, n = p.shape
+    if rows >= YNN_FROM or (n > SLAB and p.size >= YNN_FROM):
+        raise NotReproduced("dtype", f"JAX's cosine_distance under jit in float32 of {rows} rows of {n} features is "
+                            f"reproduced for fewer than {YNN_FROM} rows of up to {SLAB} features (its gradient was "
+                            "measured to differ beyond); use {dtype} float64, or ask for JAX op by op (--no-jit; "
+                            "jit=False in Python)")
     losses, grad = lowp_xla_cos.cosine(y, p)
-    xla_sum(losses.reshape(1, -1))  # (the sum of 4096 losses or more, YNNPACK's, refused here: falls back whole)
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
 
 

@@ -132,7 +132,12 @@ def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
 
 NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words, whether bfloat16 is refused too)
     ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None, True),  # (the value: lossgrad's sum, the losses JAX's)
-    ("ce", [0], np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, "YNNPACK", True),
+    # float32 kl under jit over rows of more than 1024 in a batch of 4096 or more (the fused loop feeding YNNPACK,
+    # measured to differ beyond); bfloat16's kl there is reproduced
+    ("kl", np.full((1, 5000), 2e-4), np.linspace(1, 3, 5000)[None, :] / 10000, {}, "float32 kl under jit", False),
+    # bfloat16 probability rows under jit over rows of more than 1024 in a batch of 4096 or more: refused; float32's
+    # gradient is JAX's, its value lossgrad's
+    ("ce", np.full((1, 5000), 2e-4), np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, None, True),
 ]
 
 
@@ -146,7 +151,7 @@ def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(los
     if why is not None:
         assert any(why in w and "float32 formulas" in w for w in r.warnings)
     if half:
-        with pytest.raises(lossgrad.OptionError, match=why):
+        with pytest.raises(lossgrad.OptionError, match=why or "is not reproduced"):
             lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16", **options)
     else:
         assert lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16", **options).grad.shape == np.shape(p)
@@ -237,24 +242,25 @@ def test_the_switch_on_the_command_line() -> None:
 
 
 def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
-    # rows of more than 1024 logits in a batch of 4096 or more (YNNPACK's longer sums) are left to the float32
-    # formulas: a tensor run and a CSV batch write the gradient of the mean that the in-memory run gives (each
-    # block divided by N once, not as a kernel's mean)
+    # kl under jit over rows of more than 1024 in a batch of 4096 or more is left to the float32 formulas: a tensor
+    # run and a CSV batch write the gradient of the mean that the in-memory run gives (each block divided by N once,
+    # not as a kernel's mean)
     rng = np.random.default_rng(1)
-    labels = np.array([1, 5, 7, 1099, 0], dtype=np.int64)
-    p = rng.standard_normal((5, 1100)).astype(np.float32)
-    np.save(tmp_path / "y.npy", labels)
+    y, p = rng.random((5, 1100)) + 0.01, rng.random((5, 1100)) + 0.01
+    y, p = (y / y.sum(1, keepdims=True)).astype(np.float32), (p / p.sum(1, keepdims=True)).astype(np.float32)
+    np.save(tmp_path / "y.npy", y)
     np.save(tmp_path / "p.npy", p)
-    mem = lossgrad.evaluate("ce", labels[:, None], p.astype(float), from_logits=True, convention="optax",
-                            dtype="float32")
+    mem = lossgrad.evaluate("kl", y.astype(float), p.astype(float), convention="optax", dtype="float32")
     assert any("float32 formulas" in w for w in mem.warnings)
-    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "float32", "--pred", str(tmp_path / "p.npy"),
+    r = cli("kl", "-c", "optax", "--dtype", "float32", "--pred", str(tmp_path / "p.npy"),
             "--target", str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"), "-f", "json")
     assert r.code == 0, r.err
     np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["grad"], mem.grad)
-    csv = "".join(",".join([str(y), *map(str, row)]) + "\n" for y, row in zip(labels, p, strict=True))
-    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "float32", "--format", "csv", "--target-cols", "0",
-            "--pred-cols", "1:1101", input=csv)
+    csv = "".join(",".join(map(repr, [*a.tolist(), *b.tolist()])) + "\n" for a, b in zip(y, p, strict=True))
+    r = cli("kl", "-c", "optax", "--dtype", "float32", "--format", "csv", "--target-cols", "0:1100",
+            "--pred-cols", "1100:2200", input=csv)
     assert r.code == 0, r.err
     rows = np.array([[float(v) for v in line.split(",")] for line in r.out.splitlines()[1:]])
-    np.testing.assert_array_equal(rows[:, 1:], mem.grad)
+    np.testing.assert_array_equal(rows[:, -1100:], mem.grad)
+
+

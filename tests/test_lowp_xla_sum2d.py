@@ -108,17 +108,16 @@ def test_live_random(dtype: str, jit: bool, live_rng: np.random.Generator, jax_x
 
 
 @pytest.mark.parametrize("loss", ["mse", "hinge", "huber"])
-def test_a_long_batchs_value_is_lossgrads_own_in_float32_and_refused_in_bfloat16(loss: str, cli) -> None:
-    # 5000 losses: XLA hands their sum to YNNPACK, whose order over more than 1024 is not reproduced
+def test_a_long_batchs_value_is_ynnpacks_in_float32_and_bfloat16(loss: str, cli) -> None:
+    # 5000 losses: XLA hands their sum to YNNPACK, whose order (Kahan levels included) lossgrad follows
+    # (test_ynn_sums.py holds it to JAX's recorded sums): no warning, within float32 rounding of the float64 mean
     rng = np.random.default_rng(5)
     y, p = np.where(rng.random(5000) < 0.5, -1.0, 1.0), rng.standard_normal(5000)
     r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32")
     own = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", reduction="none").losses
     assert r.value == pytest.approx(float(np.mean(own.astype(np.float64))), rel=1e-6)
-    assert any("lossgrad's float32 sum" in w and "YNNPACK" in w for w in r.warnings)
-    assert not any("; use" in w for w in r.warnings)
-    with pytest.raises(LossgradError, match="YNNPACK"):
-        lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16")
-    text = ",".join(map(str, y)), ",".join(map(str, p))
-    out = cli(loss, "-c", "optax", "--dtype", "float32", "-y", text[0], "-p", text[1], "--format", "json")
-    assert out.code == 0 and "lossgrad's float32 sum" in out.err
+    assert not r.warnings
+    assert not lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16").warnings
+    csv = "".join(f"{float(a)!r},{float(b)!r}\n" for a, b in zip(y, p, strict=True))
+    out = cli(loss, "-c", "optax", "--dtype", "float32", "--format", "csv", input=csv)
+    assert out.code == 0 and "lossgrad's float32 sum" not in out.err

@@ -1,0 +1,69 @@
+"""XLA's float32 row sums from 4096 elements, which it hands to YNNPACK, against JAX's own results recorded by
+scripts/golden_ynn_sums.py in tests/golden/ynn_sums.json: bit for bit, rows of 513 to 1,000,000 elements; and
+YNNPACK's Kahan step worked by hand."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import golden_script, live_rounds
+from lossgrad import lowp_xla
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "ynn_sums.json"
+DATA = json.loads(GOLDEN.read_text())
+
+
+def _sums(shape: tuple[int, ...]) -> np.ndarray:
+    x = golden_script("golden_ynn_sums").values(shape)
+    return lowp_xla.xla_sum(x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(1, -1))
+
+
+@pytest.mark.parametrize("rec", DATA["records"], ids=["x".join(map(str, r["shape"])) for r in DATA["records"]])
+def test_jax_sums_bit_for_bit(rec: dict) -> None:
+    got, want = _sums(tuple(rec["shape"])), np.array(rec["sums"], dtype=np.float32)
+    assert (got.view(np.int32) == want.view(np.int32)).all()
+
+
+def test_the_records_reach_every_part_of_the_sum() -> None:
+    shapes = [tuple(r["shape"]) for r in DATA["records"]]
+    n = [s[-1] for s in shapes]
+    assert min(n) < 1024 < max(n)  # (one Kahan step, and several)
+    assert any(k % 16 for k in n) and any(k % 1024 == 0 for k in n)  # (a part-filled vector; a last Kahan step)
+    assert any(len(s) == 2 and s[0] < 4 and s[1] > 32768 for s in shapes)  # (runs of 32768)
+    assert any(len(s) == 2 and s[0] >= 4 and s[1] > 32768 for s in shapes)  # (one run per row)
+    assert DATA["versions"]["jaxlib"]
+
+
+def test_the_kahan_step_by_hand() -> None:
+    # a in the first 1024 elements, b in the next, both in lane 4: level 2 takes a, then a + b by Kahan's step,
+    # t = RN(a + b), e = (t − a) − b, and at the end RN(t − e). With a = 0.330571, b = 1.8522509 (float32):
+    # t = 2.182822, e = 1.1920929e−07 (one ulp of 1: t − a is not exact, |a| < |b|), so the sum is one ulp below
+    # the correctly rounded a + b (JAX gives the same, measured)
+    a, b = np.float32(0.330571), np.float32(1.8522509)
+    t = np.float32(a + b)
+    e = np.float32(np.float32(t - a) - b)
+    assert t == np.float32(2.182822) and e == np.float32(1.1920929e-07)
+    x = np.zeros((2, 2048), dtype=np.float32)
+    x[:, 4], x[:, 1028] = a, b
+    assert (lowp_xla.xla_sum(x) == np.float32(t - e)).all() and np.float32(t - e) == np.nextafter(t, np.float32(0))
+
+
+@pytest.mark.frameworks
+def test_fresh_sums_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
+    import jax
+    import jax.numpy as jnp
+
+    total = jax.jit(lambda a: jnp.sum(a, axis=-1))
+    rng = live_rng
+    for _ in range(live_rounds(4, 40)):
+        n = int(rng.choice([rng.integers(2, 1025), rng.integers(1025, 40000), rng.integers(40000, 200000)]))
+        rows = int(rng.choice([1, 2, 3, 4, 5, 8]))
+        rows = max(rows, -(-4096 // n))
+        x = (rng.standard_normal((rows, n)) * 2.0 ** rng.integers(-12, 12, size=(rows, n))).astype(np.float32)
+        want = np.asarray(total(x))
+        got = lowp_xla.xla_sum(x)
+        assert (got.view(np.int32) == want.view(np.int32)).all(), (rows, n)
