@@ -45,7 +45,7 @@ LANES = 16
 KAHAN_EVERY = 1024
 # with fewer than SPLIT_BELOW rows, YNNPACK splits a row of more than SLAB elements into runs of SLAB, each summed on
 # its own, and sums the runs' results as a row (measured on a 2-core x86-64 machine: with more rows it runs rows
-# in parallel instead)
+# in parallel instead); a reduction over a non-contiguous axis takes SLAB elements at a time too (lowp_xla_partner)
 SLAB = 32768
 SPLIT_BELOW = 4
 # the fused kernels around YNNPACK's sums that are reproduced for rows of up to this many elements only (bfloat16's

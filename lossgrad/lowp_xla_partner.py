@@ -8,9 +8,7 @@ from __future__ import annotations
 import numpy as np
 
 from .losses._ops import Array
-from .lowp_xla import YNN_FROM, Rounder, _in_order, _rows_in_dtype, _windows, ftz, xla_sum
-
-SLAB = 32768  # YNNPACK's share of a reduction over a non-contiguous axis: this many elements at a time
+from .lowp_xla import SLAB, YNN_FROM, Rounder, _in_order, _rows_in_dtype, _windows, ftz, xla_sum
 
 
 def _tiles(rows: Array, lo: int, hi: int, sizes: tuple[int, ...]) -> Array:
