@@ -116,15 +116,21 @@ def records(rng) -> list[dict]:
 HALF_SHAPES = ((1, 1), (12, 1), (7, 3), (11, 5), (9, 12), (3, 33))
 
 
-def half_records(rng) -> list[dict]:
+def _half(rng, degrees, shapes, jit: bool, pick) -> list[dict]:
+    """float16 and bfloat16 records of each degree and shape: the triplets `pick(i, triplets)` keeps of the i-th
+    shape, its reduction and margin taken in turn."""
     out = []
     for dtype in ("float16", "bfloat16"):
-        for q in DEGREES:
-            for i, (rows, cols) in enumerate(HALF_SHAPES):
+        for q in degrees:
+            for i, (rows, cols) in enumerate(shapes):
                 reduction, margin = ("mean", "sum", "none")[i % 3], MARGINS[i % 2]
-                for y, p, neg, name in triplets(rng, q, rows, cols)[:1 if i % 2 else 3]:
-                    out.append(record(q, margin, False, reduction, y, p, neg, name, dtype))
+                for y, p, neg, name in pick(i, triplets(rng, q, rows, cols)):
+                    out.append(record(q, margin, jit, reduction, y, p, neg, name, dtype))
     return out
+
+
+def half_records(rng) -> list[dict]:
+    return _half(rng, DEGREES, HALF_SHAPES, False, lambda i, drawn: drawn[:1 if i % 2 else 3])
 
 
 # degrees beyond DEGREES (integral ones past 4, and below 1, where XLA writes the root 1/q = 2 or 3 as products),
@@ -158,14 +164,7 @@ HALF_JIT_SHAPES = ((1, 1), (9, 1), (7, 3), (20, 6), (9, 12), (3, 33))
 
 
 def half_jit_records(rng) -> list[dict]:
-    out = []
-    for dtype in ("float16", "bfloat16"):
-        for q in HALF_JIT_DEGREES:
-            for i, (rows, cols) in enumerate(HALF_JIT_SHAPES):
-                reduction, margin = ("mean", "sum", "none")[i % 3], MARGINS[i % 2]
-                y, p, neg, name = triplets(rng, q, rows, cols)[i % 2]
-                out.append(record(q, margin, True, reduction, y, p, neg, name, dtype))
-    return out
+    return _half(rng, HALF_JIT_DEGREES, HALF_JIT_SHAPES, True, lambda i, drawn: drawn[i % 2:i % 2 + 1])
 
 
 def _vector_width(q: float, rows: int, n: int, rng) -> str:
