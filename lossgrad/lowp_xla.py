@@ -204,15 +204,16 @@ def _kahan(a: Array, acc: Array, error: Array) -> tuple[Array, Array]:
 
 
 class _Tree:
-    """YNNPACK's three levels of accumulators over one row's 16 lanes, fed groups of up to 4 vectors."""
+    """YNNPACK's three levels of accumulators, each of `shape` (a row's 16 lanes, or the columns of a reduction
+    over a non-contiguous axis), fed groups of up to 4 vectors."""
 
-    def __init__(self, rows: int) -> None:
-        zero = np.zeros((rows, LANES), dtype=F32)
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        zero = np.zeros(shape, dtype=F32)
         self.levels = [zero, zero, zero]
         self.error = zero
 
     def add(self, vectors: Array) -> None:
-        """A group of vectors [rows, k ≤ 4, 16], added in order from 0, onto level 0."""
+        """A group of vectors [rows, k ≤ 4, ...], added in order from 0, onto level 0."""
         local = np.zeros_like(self.levels[0])
         for k in range(vectors.shape[1]):
             local = ftz(local + vectors[:, k])
@@ -233,7 +234,7 @@ def _row_lanes(x: Array) -> Array:
     vectors = np.zeros((rows, -(-n // LANES) * LANES), dtype=F32)
     vectors[:, :n] = x
     vectors = vectors.reshape(rows, -1, LANES)
-    tree, done = _Tree(rows), 0
+    tree, done = _Tree((rows, LANES)), 0
     while n - done >= 16 * LANES:  # 16 vectors: four groups, then level 0 joins level 1
         for g in range(4):
             tree.add(vectors[:, done // LANES + 4 * g:done // LANES + 4 * g + 4])
@@ -353,6 +354,15 @@ def _window(win: Array, inside: Array, pad: tuple[int, int]) -> F32:
     return _from(F32(0), win[inside])
 
 
+def _slab_rows(x: Array) -> F32:
+    """jnp.sum of a whole [R, K] array of 4096 elements or more, K ≤ SLAB, as YNNPACK adds it: runs of SLAB // K
+    whole rows, each summed as one contiguous row (_lanes), the runs' sums then summed as a row."""
+    rows, n = x.shape
+    step = SLAB // n
+    runs = np.array([[_lanes(x[lo:lo + step].reshape(1, -1))[0] for lo in range(0, rows, step)]], dtype=F32)
+    return F32((runs[:, 0] if runs.shape[1] == 1 else _lanes(runs))[0] + F32(0))
+
+
 def xla_sum2d(x: Array) -> F32:
     """jnp.sum of a whole [N, K] float32 array of fewer than 4096 elements as XLA's CPU backend adds it. XLA
     splits an axis of more than 32 into windows of 32 (the padding split, the smaller half first) and sums the
@@ -362,7 +372,9 @@ def xla_sum2d(x: Array) -> F32:
     if rows * n >= YNN_FROM:
         if rows == 1 or n == 1:
             return F32(xla_sum(x.reshape(1, -1))[0])
-        raise _not_reproduced(f"sum of a {rows}×{n} array (4096 elements or more: YNNPACK's order, not known)")
+        if n > SLAB:
+            raise _not_reproduced(f"sum of a {rows}×{n} array (rows of more than {SLAB}: YNNPACK's order, not known)")
+        return _slab_rows(x)
     if rows <= 32 and n <= 32:
         return _block(x)
     pad = (-rows % 32 if rows > 32 else 0, -n % 32 if n > 32 else 0)
@@ -579,6 +591,26 @@ def lane_products(a: Array, b: Array, w: int, contract: bool) -> F32:
     return acc
 
 
+DOT_LANES = 4
+
+
+def dot_lanes(a: Array, b: Array) -> Array:
+    """Σ a·b over the last axis as XLA's YNNPACK fusion of a product with a broadcast factor computes it from 4096
+    elements: the first 4⌊K/4⌋ elements k in lane k mod 4, each lane a chain of multiply-adds from +0, the lanes
+    then added in adjacent pairs, (L₀ + L₁) + (L₂ + L₃); the last K mod 4 products rounded and added in order from
+    +0, their sum added last (measured for rows of 5 to 5000 elements: rows of 2 or 3 differ)."""
+    k = a.shape[-1]
+    whole = k // DOT_LANES * DOT_LANES
+    lanes = np.zeros((*a.shape[:-1], DOT_LANES), dtype=F32)
+    for j in range(whole):
+        lanes[..., j % DOT_LANES] = _fma(a[..., j], b[..., j], lanes[..., j % DOT_LANES])
+    tail = np.zeros(a.shape[:-1], dtype=F32)
+    for j in range(whole, k):
+        tail = ftz(tail + ftz(a[..., j] * b[..., j]))
+    out: Array = ftz(ftz(ftz(lanes[..., 0] + lanes[..., 1]) + ftz(lanes[..., 2] + lanes[..., 3])) + tail)
+    return out
+
+
 def softplus(m: Array, r: Rounder) -> Array:
     """jax.nn.softplus, logaddexp(m, 0): max(m, 0) + log1p(e^−|m|) (m + 0 where m − 0 is NaN)."""
     out = r(np.maximum(m, F32(0)) + r(xla_log1p(r(xla_exp(-np.abs(m))))))
@@ -733,7 +765,7 @@ def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = Fa
 def sums_2d(terms: Array) -> bool:
     """Whether XLA's sum of these losses is reproduced (float32 otherwise takes lossgrad's own sum of them)."""
     rows, n = terms.reshape(terms.shape[0], -1).shape
-    return rows == 1 or n == 1 or rows * n < YNN_FROM
+    return rows == 1 or n == 1 or rows * n < YNN_FROM or n <= SLAB
 
 
 def _fma(a: Any, b: Any, c: Any) -> Array:

@@ -23,7 +23,19 @@ from .losses import Parts
 from .losses._ops import Array
 from .losses.ctc import unpack
 from .lowp import fma
-from .lowp_xla import F32, Rounder, ftz, mean_value, rounder, upstream, xla_exp, xla_log, xla_log1p, xla_sum
+from .lowp_xla import (
+    F32,
+    Rounder,
+    dot_lanes,
+    ftz,
+    mean_value,
+    rounder,
+    upstream,
+    xla_exp,
+    xla_log,
+    xla_log1p,
+    xla_sum,
+)
 
 EPS = F32(-1e5)  # optax's log_epsilon
 
@@ -190,17 +202,16 @@ def _in_order(terms: list[Array], shape: tuple[int, ...]) -> Array:
 def _label_dot(ct_e: Array, onehot: Array) -> Array:
     """The einsum's transpose, Σ over the label states of ct_e times one_hot, as YNNPACK's dot adds it: in order
     with its one-lane kernel; with its four-lane kernel (picked, as measured, for 2 to 16 classes from 8 frames and
-    up to 24 classes from 64) state i in lane i mod 4 over the whole fours, the lanes added pairwise, then the
-    remaining states in order added to that."""
+    up to 24 classes from 64) as lowp_xla.dot_lanes adds (state i in lane i mod 4 over the whole fours, the lanes
+    added pairwise, then the remaining states' sum added to that)."""
     b, t, k = ct_e.shape
     c = onehot.shape[2]
-    terms = [np.where(onehot[:, None, i, :], ct_e[:, :, i:i + 1], F32(0) * ct_e[:, :, i:i + 1]) for i in range(k)]
     if k < 4 or not (2 <= c <= 16 and t >= 8 or 2 <= c <= 24 and t >= 64):
+        terms = [np.where(onehot[:, None, i, :], ct_e[:, :, i:i + 1], F32(0) * ct_e[:, :, i:i + 1]) for i in range(k)]
         return _in_order(terms, (b, t, c))
-    whole = k // 4 * 4
-    lanes = [_in_order(terms[j:whole:4], (b, t, c)) for j in range(4)]
-    out = _add(_add(lanes[0], lanes[1]), _add(lanes[2], lanes[3]))
-    return _add(out, _in_order(terms[whole:], (b, t, c))) if whole < k else out
+    states = np.broadcast_to(ct_e[:, :, None, :], (b, t, c, k))
+    picks = np.broadcast_to(onehot.transpose(0, 2, 1)[:, None].astype(F32), (b, t, c, k))
+    return dot_lanes(states, picks)
 
 
 def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int, half: Any, jit: bool

@@ -1,42 +1,73 @@
 """jax.grad's sums over the partner rows of optax's ntxent in float32 (the transposes of its broadcasts), shared by
-op by op (lowp_xla_ntxent) and jit (lowp_xla_ntxent_jit): XLA's windows below 4096 elements, YNNPACK's tiles of 16
-rows (each of 4 rows, in order) from 4096, in runs of 32768 // columns rows (two runs at most reproduced); a half
-dtype adds in itself, in XLA's windows of 32."""
+op by op (lowp_xla_ntxent) and jit (lowp_xla_ntxent_jit). Below 4096 elements XLA's windows. From 4096 YNNPACK's
+reduction over a non-contiguous axis, sum_float_kn: groups of 4 rows added in order from 0, a tree of accumulators
+joined every 16 rows, Kahan's compensated step every 256. The sum over the rows i runs in slices of 32768 // (N·D)
+rows, whose results are summed the same way (where a row holds more than 32768 elements, the rows are added in
+order from 0). The sum over the partners j is one run op by op, and under jit (the products computed inside
+YNNPACK's fusion) slices of 32768 // D rows. A half dtype adds in itself, in XLA's windows of 32.
+(ynnpack/kernels/reduce/sum.h and ynnpack/subgraph/reduce.cc; the slices measured on a 2-core x86-64 machine.)"""
 
 from __future__ import annotations
 
 import numpy as np
 
 from .losses._ops import Array
-from .lowp_xla import SLAB, YNN_FROM, Rounder, _in_order, _rows_in_dtype, _windows, ftz, xla_sum
+from .lowp_xla import F32, SLAB, YNN_FROM, Rounder, _in_order, _rows_in_dtype, _Tree, _windows, ftz, xla_sum
+
+GROUP = 4  # rows added in order from 0 before they join the tree
+JOIN_EVERY = 16  # rows after which level 0 joins level 1
+KAHAN_EVERY = 256  # rows after which level 1 joins level 2 by Kahan's compensated addition
 
 
-def _tiles(rows: Array, lo: int, hi: int, sizes: tuple[int, ...]) -> Array:
-    """Columns lo..hi of `rows` added as YNNPACK adds the rows of a reduction over a non-contiguous axis: tiles of
-    sizes[0] (the last one short), each the sum of its tiles of sizes[1], ..., the innermost in order."""
-    if not sizes:
-        return _in_order(rows[:, lo:hi])
-    acc: Array | None = None
-    for t in range(lo, hi, sizes[0]):
-        part = _tiles(rows, t, min(t + sizes[0], hi), sizes[1:])
-        acc = part if acc is None else ftz(acc + part)
-    assert acc is not None
-    return acc
+def _kn(rows: Array) -> Array:
+    """Σ over the last axis of `rows` [C, K] as YNNPACK's sum_float_kn adds K rows of C columns from 0: up to 4 rows
+    in order, more through the tree of accumulators, the last level compensated."""
+    cols, k = rows.shape
+    if k <= GROUP:
+        return ftz(F32(0) + _in_order(rows))
+    tree, done = _Tree((cols,)), 0
+    while k - done >= GROUP:
+        tree.add(rows[:, done:done + GROUP])
+        done += GROUP
+        if done % JOIN_EVERY == 0:
+            tree.flush(done % KAHAN_EVERY == 0)
+    if done < k:
+        tree.add(rows[:, done:])
+    tree.flush(True)
+    return ftz(F32(0) + tree.levels[2])
 
 
-def _run(n: int, columns: int) -> int:
-    """The rows of `columns` that YNNPACK adds in one run (SLAB elements at most)."""
-    return max(1, SLAB // columns)
+def _runs(rows: Array, step: int) -> Array:
+    """The rows summed in runs of `step` by _kn, the runs' results summed by _kn in turn."""
+    parts = [_kn(rows[:, lo:lo + step]) for lo in range(0, rows.shape[1], step)]
+    return parts[0] if len(parts) == 1 else _kn(np.stack(parts, axis=1))
+
+
+def column_sums(x: Array) -> Array:
+    """jnp.sum over axis 0 of a stored float32 [R, C] array of 4096 elements or more, as YNNPACK adds it: slices of
+    32768 // C rows, each summed by _kn, the slices' sums summed by _kn in turn; where C > 32768 the rows in order
+    from 0."""
+    rows, cols = x.shape
+    if cols > SLAB:
+        return ftz(F32(0) + _in_order(x.T))
+    return _runs(x.T, SLAB // cols)
+
+
+# why a float32 batch beyond fits() is not reproduced
+TOO_WIDE = (f"its gradient sums the partner rows in YNNPACK's runs, whose order for rows of more than {SLAB} features "
+            "was not measured")
 
 
 def fits(n: int, d: int) -> bool:
-    """Whether the float32 partner sums of n rows of d features are reproduced: XLA's windows, or YNNPACK's in one
-    or two runs (the order of three or more is not known)."""
-    return n * n * d < YNN_FROM or all(-(-n // _run(n, c)) <= 2 for c in (n * d, d))
+    """Whether the float32 partner sums of n rows of d features are reproduced (measured for rows of up to SLAB
+    features)."""
+    return d <= SLAB
 
 
-def partner_sum(x: Array, axis: int, r: Rounder) -> Array:
-    """jax.grad's sum of x [N, N, D] over axis 0 or 1 (the transpose of a broadcast), in the dtype: [N, D]."""
+def partner_sum(x: Array, axis: int, r: Rounder, fused: bool = False) -> Array:
+    """jax.grad's sum of x [N, N, D] over axis 0 or 1 (the transpose of a broadcast), in the dtype: [N, D].
+    `fused` (under jit, the products computed inside YNNPACK's fusion): the sum over the partners j in runs of
+    32768 // D rows too."""
     n, _, d = x.shape
     rows = np.moveaxis(x, axis, 2).reshape(n * d, n)
     if r is not ftz:
@@ -45,8 +76,6 @@ def partner_sum(x: Array, axis: int, r: Rounder) -> Array:
         return xla_sum(rows).reshape(n, d)
     if x.size < YNN_FROM:
         return _windows(rows).reshape(n, d)
-    step = _run(n, d if axis else n * d)
-    acc = _tiles(rows, 0, min(step, n), (16, 4))
-    if step < n:
-        acc = ftz(acc + _tiles(rows, step, n, (16, 4)))
-    return acc.reshape(n, d)
+    if axis == 1:
+        return (_runs(rows, max(1, SLAB // d)) if fused else _kn(rows)).reshape(n, d)
+    return column_sums(x.reshape(n, n * d)).reshape(n, d)

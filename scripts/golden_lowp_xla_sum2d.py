@@ -6,7 +6,7 @@ The records' shapes take each of XLA's orders for the whole-array sum (in order,
 with and without a tail, windows of 32 rows with and without padding); records are written as
 scripts/golden_lowp_xla.py writes them. "sums" holds jax.jit(jnp.sum) of random float32 arrays of further shapes
 below 4096 elements (each order's edge: the row and column loops split at a padding of one, two levels of windows)
-and one beyond (YNNPACK's, refused).
+and one beyond (YNNPACK's).
 
 `--lanes` measures instead how many lanes LLVM's loop vectorizer gives the rows of each [N, K] block up to 32 × 32,
 reading the vector width of each compiled kernel's reduction from XLA's dump of its LLVM IR, for jnp.sum and for

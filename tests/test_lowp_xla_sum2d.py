@@ -71,11 +71,14 @@ def test_golden_covers_both_sides() -> None:
 @pytest.mark.parametrize("rec", SUMS, ids=["x".join(map(str, r["shape"])) for r in SUMS])
 def test_whole_array_sum_bit_for_bit(rec: dict) -> None:
     x = np.array(rec["x"], dtype=np.float32).reshape(rec["shape"])
-    if x.size >= lowp_xla.YNN_FROM:
-        with pytest.raises(LossgradError, match="YNNPACK"):
-            lowp_xla.xla_sum2d(x)
-        return
     assert lowp_xla.xla_sum2d(x).view(np.int32) == np.float32(rec["value"]).view(np.int32)
+
+
+def test_a_whole_sum_of_rows_beyond_ynnpacks_slice_is_refused() -> None:
+    # from 4096 elements YNNPACK sums whole rows in slices of 32768 elements (tests/test_ynn_sums.py); rows of more
+    # than 32768 were not measured
+    with pytest.raises(LossgradError, match="YNNPACK"):
+        lowp_xla.xla_sum2d(np.ones((2, 32769), dtype=np.float32))
 
 
 def test_sums_cover_each_split() -> None:
@@ -98,7 +101,7 @@ def test_live_random(dtype: str, jit: bool, live_rng: np.random.Generator, jax_x
     rng = live_rng
     for _ in range(live_rounds(4, 40)):
         cols = int(rng.integers(2, 80))
-        rows = int(rng.integers(1, min(4095 // cols, 300) + 1))
+        rows = int(rng.integers(1, min(12000 // cols, 300) + 1))  # (from 4096 elements YNNPACK's whole-array sum)
         z = _rounded(rng.standard_normal((rows, cols)) * rng.choice([0.1, 1.0, 30.0], (rows, cols)), dtype)
         y = _rounded(rng.random((rows, cols)), dtype)
         for loss in ("mse", "bce"):

@@ -1,9 +1,11 @@
 """XLA's float32 row sums from 4096 elements, which it hands to YNNPACK, against JAX's own results recorded by
-scripts/golden_ynn_sums.py in tests/golden/ynn_sums.json: bit for bit, rows of 513 to 1,000,000 elements; and
-YNNPACK's Kahan step worked by hand."""
+scripts/golden_ynn_sums.py in tests/golden/ynn_sums.json: bit for bit, rows of 513 to 1,000,000 elements, and
+YNNPACK's other sums (whole arrays, columns, the partner sums of a broadcast, a product with a broadcast factor);
+and YNNPACK's Kahan step worked by hand."""
 
 from __future__ import annotations
 
+import base64
 import json
 from pathlib import Path
 
@@ -11,10 +13,12 @@ import numpy as np
 import pytest
 
 from conftest import golden_script, live_rounds
-from lossgrad import lowp_xla
+from lossgrad import lowp_xla, lowp_xla_partner
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "ynn_sums.json"
 DATA = json.loads(GOLDEN.read_text())
+ROWS = [r for r in DATA["records"] if "kind" not in r]
+KINDS = [r for r in DATA["records"] if "kind" in r]
 
 
 def _sums(shape: tuple[int, ...]) -> np.ndarray:
@@ -22,20 +26,53 @@ def _sums(shape: tuple[int, ...]) -> np.ndarray:
     return lowp_xla.xla_sum(x.reshape(-1, x.shape[-1]) if x.ndim > 1 else x.reshape(1, -1))
 
 
-@pytest.mark.parametrize("rec", DATA["records"], ids=["x".join(map(str, r["shape"])) for r in DATA["records"]])
+@pytest.mark.parametrize("rec", ROWS, ids=["x".join(map(str, r["shape"])) for r in ROWS])
 def test_jax_sums_bit_for_bit(rec: dict) -> None:
     got, want = _sums(tuple(rec["shape"])), np.array(rec["sums"], dtype=np.float32)
     assert (got.view(np.int32) == want.view(np.int32)).all()
 
 
 def test_the_records_reach_every_part_of_the_sum() -> None:
-    shapes = [tuple(r["shape"]) for r in DATA["records"]]
+    shapes = [tuple(r["shape"]) for r in ROWS]
     n = [s[-1] for s in shapes]
     assert min(n) < 1024 < max(n)  # (one Kahan step, and several)
     assert any(k % 16 for k in n) and any(k % 1024 == 0 for k in n)  # (a part-filled vector; a last Kahan step)
     assert any(len(s) == 2 and s[0] < 4 and s[1] > 32768 for s in shapes)  # (runs of 32768)
     assert any(len(s) == 2 and s[0] >= 4 and s[1] > 32768 for s in shapes)  # (one run per row)
     assert DATA["versions"]["jaxlib"]
+
+
+def _model(kind: str, arrays: list[np.ndarray]) -> np.ndarray:
+    """lossgrad's model of each kind of YNNPACK sum (scripts/golden_ynn_sums.py's KINDS)."""
+    if kind == "whole":
+        return np.array([lowp_xla.xla_sum2d(arrays[0])])
+    if kind == "columns":
+        return lowp_xla_partner.column_sums(arrays[0])
+    if kind == "partners":
+        return lowp_xla_partner.partner_sum(arrays[0], 1, lowp_xla.ftz)
+    if kind == "fused-partners":
+        return lowp_xla_partner.partner_sum(lowp_xla.ftz(arrays[0] * arrays[1]), 1, lowp_xla.ftz, fused=True)
+    g, w, e = arrays
+    return lowp_xla.dot_lanes(lowp_xla.ftz(g * w[:, None]), e)
+
+
+@pytest.mark.parametrize("rec", KINDS, ids=[f"{r['kind']}-{'x'.join(map(str, r['shape']))}" for r in KINDS])
+def test_ynnpacks_other_sums_bit_for_bit(rec: dict) -> None:
+    script = golden_script("golden_ynn_sums")
+    got = _model(rec["kind"], script.inputs(rec["kind"], tuple(rec["shape"]))).reshape(-1)
+    want = np.frombuffer(base64.b64decode(rec["bits"]), dtype="<f4")
+    assert got.shape == want.shape and (got.view(np.int32) == want.view(np.int32)).all()
+
+
+def test_the_other_kinds_reach_each_part() -> None:
+    shapes = {(r["kind"], tuple(r["shape"])) for r in KINDS}
+    assert any(k == "whole" and s[0] * s[1] > 32768 for k, s in shapes)  # (several slices of rows)
+    columns = [s for k, s in shapes if k == "columns"]
+    assert any(r >= 512 and r * c <= 32768 for r, c in columns)  # (one slice, Kahan's step twice)
+    assert any(32768 // c < r for r, c in columns) and any(c > 32768 for r, c in columns)
+    assert any(k == "partners" and s[0] > 256 for k, s in shapes)
+    assert any(k == "fused-partners" and s[0] * s[2] > 32768 for k, s in shapes)
+    assert any(k == "dot" and s[1] % 4 for k, s in shapes) and any(k == "dot" and s[1] % 4 == 0 for k, s in shapes)
 
 
 def test_the_kahan_step_by_hand() -> None:
