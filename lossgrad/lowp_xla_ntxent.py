@@ -1,17 +1,17 @@
 """JAX's CPU results (XLA) for optax's ntxent in float32, float16 and bfloat16, bit for bit, op by op.
 
-lossgrad's contrastive --ntxent hands optax the 2B rows e = [anchors; positives] with labels [0..B−1, 0..B−1].
-optax forms the cosine matrix by broadcasting, not by a matrix product: (e[None]/‖e‖ · e[:, None]/‖e‖) summed over
-the features, each squared norm clipped at the dtype's ε; then /τ, the shift by the row maximum, e^x, the masked row
+lossgrad's contrastive --ntxent hands optax the 2B rows e = [anchors; positives] with labels [0..B−1, 0..B−1]. optax
+forms the cosine matrix by broadcasting, not by a matrix product: (e[None]/‖e‖ · e[:, None]/‖e‖) summed over the
+features, each squared norm clipped at the dtype's ε; then /τ, the shift by the row maximum, e^x, the masked row
 sums, log and the sum over the matrix, negated and divided by its count 2B. Each operation is compiled on its own:
-every result is stored in the dtype, jnp.sum adds a half dtype in float32, and XLA turns a division by a column or
-a constant (the backward pass's τ) into a product with its reciprocal (rounded to the dtype), except in bfloat16,
+every result is stored in the dtype, jnp.sum adds a half dtype in float32, and XLA turns a division by a column or a
+constant (the backward pass's τ) into a product with its reciprocal (rounded to the dtype), except in bfloat16,
 where the quotient rounds once; the forward pass's τ is an operand of jax.grad's trace: the quotient. jax.grad's
 backward pass runs the transposes of the same operations; its sums over the partner rows (the transposes of the
-broadcasts) add in the dtype itself: float16 and bfloat16 in XLA's windows of 32, every addition rounded; float32
-in XLA's windows below 4096 elements and in YNNPACK's tiles of 16 rows (each of 4 rows, in order) from 4096, a slab
-of more than 32768 elements split into runs of 32768 // columns rows added one after the other (two runs at most
-are reproduced). Under jit XLA fuses all of it into kernels of its own: float32 in lowp_xla_ntxent_jit, float16
+broadcasts) add in the dtype itself: float16 and bfloat16 in XLA's windows of 32, every addition rounded; float32 in
+XLA's windows below 4096 elements and in YNNPACK's from 4096 (lowp_xla_partner: its tree of accumulators, the sum
+over the rows in slices of 32768 elements). The value's sum over the N × N matrix is YNNPACK's from 4096 elements
+(lowp_xla.xla_sum2d). Under jit XLA fuses all of it into kernels of its own: float32 in lowp_xla_ntxent_jit, float16
 here (FusedHalf: the op-by-op roundings with two changes), bfloat16 too (FusedBf16: float32 kept inside the fused
 kernels).
 """
@@ -37,10 +37,19 @@ from .lowp_xla import (
     xla_exp,
     xla_log,
     xla_sum,
+    xla_sum2d,
 )
 from .lowp_xla_more import _over
-from .lowp_xla_ntxent_jit import Fused, squared_norms, stored, unsupported_shape, value_known, value_sum
-from .lowp_xla_partner import fits, partner_sum
+from .lowp_xla_ntxent_jit import (
+    Fused,
+    _at_positives,
+    squared_norms,
+    stored,
+    unsupported_shape,
+    value_known,
+    value_sum,
+)
+from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 
 __all__ = ["fits", "partner_sum"]  # (read by the tests and the golden script from here)
 
@@ -52,9 +61,12 @@ ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2
 
 
 def _matrix_sum(v: Array) -> F32:
-    """jnp.sum of the N×N matrix whose row k holds v[k] alone (float32): the row sums, then XLA's windows over
-    them (4 × 4 and 8 × 8 in YNNPACK's lanes)."""
+    """jnp.sum of the N×N matrix whose row k holds v[k] alone, at its positive (float32): below 4096 elements the
+    row sums, then XLA's windows over them (4 × 4 and 8 × 8 in YNNPACK's lanes); from 4096 YNNPACK's sum of the
+    whole matrix (xla_sum2d)."""
     n = v.shape[0]
+    if n * n >= YNN_FROM:
+        return xla_sum2d(_at_positives(v))
     row = v[None, :]
     return F32((_lanes(row) if n in (4, 8) else _windows(row))[0] + F32(0))
 
@@ -205,7 +217,7 @@ class FusedBf16(Ntxent):
     def value(self, count: float) -> float:
         """−Σ log_softmax / count: the float32 sum in the order of the float32 kernels (value_sum), stored, then
         divided in the dtype."""
-        total = self.r(value_sum(self.log_softmax, self.pos))
+        total = self.r(value_sum(self.log_softmax))
         return float(self.r(-total / self.r(F32(count))))
 
 
@@ -231,18 +243,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return _jit_parts(y, p, tau, half)
     kind = "float32" if half is None else np.dtype(half).name
     if half is None and not fits(2 * b, d):
-        raise NotReproduced("dtype", f"JAX's float32 ntxent of {b} pairs of {d} features is not reproduced (its "
-                            "gradient sums the partner rows in YNNPACK's runs, more than two of them here, in an "
-                            "order not known); use {dtype} float64, or fewer pairs or features")
+        raise NotReproduced("dtype", f"JAX's float32 ntxent of {b} pairs of {d} features is not reproduced (" +
+                            TOO_WIDE + "); use {dtype} float64, or fewer features")
     with np.errstate(all="ignore"):
         nt = Ntxent(p, y, tau, half, ULP_EPS[kind])
-    # XLA hands a sum over 4096 or more elements to YNNPACK, whose order over the whole matrix is not reproduced: in
-    # float32 the reduced value is then lossgrad's; a half dtype takes XLA's windows there (rounding the float32 sum
-    # to the dtype hid the order in every batch measured)
-    whole = 4 * b * b >= YNN_FROM and half is None
-    warnings = ["the reduced value is lossgrad's float32 sum: XLA adds optax's matrix of 4096 or more terms in "
-                "YNNPACK's order, not reproduced"] if whole else []
-    return _parts(nt, b, not whole, warnings)
+    return _parts(nt, b, True)
 
 
 def _parts(nt: Any, b: int, known: bool, warnings: list[str] | None = None) -> Parts:

@@ -5,22 +5,24 @@ dot: XLA fuses e/‖e‖ (a product with the reciprocal 1/‖e‖; one feature: 
 over the features into one loop, and LLVM contracts each product into the running sum (an FMA chain from the first
 product). Where the N × N × D products reach 4096 (or the rows more than 32 features) the products are stored and
 summed as jnp.sum adds them instead: XLA's windows, or YNNPACK's lanes (and, for the sums over the partner rows in
-the backward pass, YNNPACK's tiles of 16 rows in runs of 32768 elements, as op by op). The squared norms are
-summed in XLA's fused loop (lowp_xla_rows.fused_squares; stored and jnp.sum's order beyond 32 features), clipped at
-ε, and every quotient by a row's norm is a product with 1/‖e‖, 1/max(ε, Σe²) or ½/‖e‖ computed once per row.
+the backward pass, YNNPACK's tree in slices of rows: lowp_xla_partner). The squared norms are summed in XLA's fused
+loop (lowp_xla_rows.fused_squares; beyond 32 features, or from N·D = 4096, stored and summed in jnp.sum's order),
+clipped at ε, and every quotient by a row's norm is a product with 1/‖e‖, 1/max(ε, Σe²) or ½/‖e‖ computed once per
+row.
 jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA,
 G·eˣ − 1/N with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed)
 times eˣ. Its sums over the partner rows are FMA chains in the order of the rows (below 4096 products), and the
-norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e. The sum of the two terms g·(1/‖e‖) + m·e
+norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e (from N·D = 4096 YNNPACK's fusion of it, in
+4 lanes: lowp_xla.dot_lanes). The sum of the two terms g·(1/‖e‖) + m·e
 (m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one product of each: through e[None]/‖e‖ (g summed over the
 rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over the partners j) on g·(1/‖e‖); one feature: on m·2e.
 
 Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100 features, and from 8
-pairs where YNNPACK sums the products (N²·D ≥ 4096) with 9 features or more. Elsewhere LLVM vectorizes XLA's loops
-over 16 rows or more (the partner sums' first 8 rows as a vector reduced pairwise, the gradients' last rows in
-vectors whose FMAs it contracts column by column) in orders not pinned down here, and jnp.sum of the N × N matrix
-from 16 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows): elsewhere the reduced value is
-lossgrad's.
+pairs where YNNPACK sums the products (N²·D ≥ 4096) with 9 features or more, up to 256 pairs and 2049 features.
+Elsewhere LLVM vectorizes XLA's loops over 16 rows or more (the partner sums' first 8 rows as a vector reduced
+pairwise, the gradients' last rows in vectors whose FMAs it contracts column by column) in orders not pinned down
+here, and jnp.sum of the N × N matrix from 16 to 62 rows in lanes of its loop vectorizer (reproduced for 16 and 32
+rows; from 64 rows, 4096 elements, YNNPACK's): elsewhere the reduced value is lossgrad's.
 """
 
 from __future__ import annotations
@@ -31,8 +33,8 @@ import numpy as np
 
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, _in_order, ftz, xla_exp, xla_log, xla_sum
-from .lowp_xla_partner import fits, partner_sum
+from .lowp_xla import F32, YNN_FROM, _in_order, dot_lanes, ftz, xla_exp, xla_log, xla_sum, xla_sum2d
+from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 from .lowp_xla_rows import fused_squares
 
 MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
@@ -52,8 +54,7 @@ def unsupported_shape(pairs: int, features: int) -> str | None:
     n, d = 2 * pairs, features
     what = f"JAX's float32 ntxent under jit of {pairs} pairs of {features} features is not reproduced"
     if not fits(n, d):
-        return (f"{what} (its gradient sums the partner rows in YNNPACK's runs, more than two of them here, in an "
-                "order not known)")
+        return f"{what} ({TOO_WIDE})"
     if pairs <= MAX_PAIRS:
         return None
     if n * n * d < YNN_FROM:
@@ -80,7 +81,13 @@ def squared_norms(e: Array) -> Array:
     stored rows); more, the squares stored and added as jnp.sum adds them."""
     if e.shape[1] == 1:
         return ftz(e[:, 0] * e[:, 0])
-    return fused_squares(e, False) if e.shape[1] < STORED_FROM else xla_sum(ftz(e * e))
+    return xla_sum(ftz(e * e)) if stored_rows(e) else fused_squares(e, False)
+
+
+def stored_rows(e: Array) -> bool:
+    """Whether XLA stores the products along the rows of e [N, D] and sums them as jnp.sum does (more than 32
+    features, or N·D of 4096 or more: YNNPACK's row sums) rather than fusing them into its own loop."""
+    return e.shape[1] >= STORED_FROM or e.size >= YNN_FROM
 
 
 def stored(n: int, d: int) -> bool:
@@ -91,23 +98,33 @@ def stored(n: int, d: int) -> bool:
 # jnp.sum of the N × N matrix under jit: the rows whose columns LLVM spreads over lanes (a lane per column modulo
 # the width, each lane adding its columns' rows in order, column block by block), by N; other N up to 14, and 32 (a
 # row's lanes reduced into the running sum, whose one non-zero term per row makes it the sum in row order), add the
-# rows in order; the rest is not known
+# rows in order; from 64 rows (4096 elements) YNNPACK sums it (xla_sum2d); the rest is not known
 COLUMN_LANES = {4: 4, 8: 8, 16: 8}
 ROW_ORDER = (*range(2, 15, 2), 32)
 
 
 def value_known(n: int) -> bool:
     """Whether jnp.sum's order over optax's N × N matrix under jit is reproduced."""
-    return n in COLUMN_LANES or n in ROW_ORDER
+    return n in COLUMN_LANES or n in ROW_ORDER or n * n >= YNN_FROM
 
 
-def value_sum(lsm: Array, pos: Array) -> F32:
-    """jnp.sum of the N × N matrix holding log_softm at (i, pos[i]) and 0 elsewhere, fused under jit: in row order,
-    or in COLUMN_LANES' lanes (column c in lane c mod width, its rows in order, block after block of columns), the
-    lanes then halved pairwise (4: (L₀ + L₂) + (L₁ + L₃))."""
-    n = lsm.shape[0]
+def _at_positives(v: Array) -> Array:
+    """The N × N matrix holding v[i] at (i, i + N/2 mod N), each row's positive, and 0 elsewhere."""
+    n = v.shape[0]
     m = np.zeros((n, n), dtype=F32)
-    m[np.arange(n), pos] = lsm
+    m[np.arange(n), (np.arange(n) + n // 2) % n] = v
+    return m
+
+
+def value_sum(lsm: Array) -> F32:
+    """jnp.sum of the N × N matrix holding log_softm at each row's positive and 0 elsewhere, fused under jit: in row
+    order, or in COLUMN_LANES' lanes (column c in lane c mod width, its rows in order, block after block of
+    columns), the lanes then halved pairwise (4: (L₀ + L₂) + (L₁ + L₃)); from 4096 elements YNNPACK's sum of the
+    whole matrix (xla_sum2d)."""
+    n = lsm.shape[0]
+    m = _at_positives(lsm)
+    if n * n >= YNN_FROM:
+        return xla_sum2d(m)
     if n in COLUMN_LANES:
         width = COLUMN_LANES[n]
         lanes = _in_order(m.reshape(n, n // width, width).transpose(2, 1, 0).reshape(width, -1))
@@ -158,7 +175,7 @@ class Fused:
 
     def value(self, count: float) -> float:
         """−Σ log_softm / count (a division by the count converted to float32)."""
-        return float(F32(-value_sum(self.log_softmax, self.pos) / F32(count)))
+        return float(F32(-value_sum(self.log_softmax) / F32(count)))
 
     def losses(self) -> Array:
         """Each sample's loss, ½(ℓᵢ + ℓᵢ₊B), ℓ = −log_softm of the fused kernels (lossgrad's: JAX under jit returns the
@@ -185,8 +202,8 @@ class Fused:
         u = self.u
         n, d = u.shape
         if n * n * d >= YNN_FROM:
-            return (partner_sum(ftz(s[:, :, None] * u[:, None, :]), 0, ftz),
-                    partner_sum(ftz(u[None, :, :] * s[:, :, None]), 1, ftz))
+            return (partner_sum(ftz(s[:, :, None] * u[:, None, :]), 0, ftz, fused=True),
+                    partner_sum(ftz(u[None, :, :] * s[:, :, None]), 1, ftz, fused=True))
         return chain(s.T[:, None, :], u.T[None, :, :]), chain(s[:, None, :], u.T[None, :, :])
 
     def through_norm(self, g: Array, on_scale: bool) -> Array:
@@ -197,7 +214,10 @@ class Fused:
         if d == 1:
             m = ftz(ftz(-ftz(t * e)[:, 0] * self.half) * self.share)[:, None]
             return _fma(m, ftz(F32(2) * e), ftz(g / self.norm[:, None]))
-        s = xla_sum(ftz(t * e)) if d >= STORED_FROM else chain(t, e)
+        if e.size >= YNN_FROM:
+            s = dot_lanes(t, e)
+        else:
+            s = xla_sum(ftz(t * e)) if d >= STORED_FROM else chain(t, e)
         m = ftz(ftz(ftz(-s * self.half) * self.share) * F32(2))[:, None]
         return _fma(g, self.inv[:, None], ftz(e * m)) if on_scale else _fma(e, m, ftz(g * self.inv[:, None]))
 

@@ -91,15 +91,10 @@ def adversarial(dtype: str) -> list[tuple[np.ndarray, np.ndarray, str]]:
 
 def randoms(rng, dtype: str, jit: bool) -> list[tuple[np.ndarray, np.ndarray]]:
     """Batches of 2 to 70 pairs (odd ones among them) of 1 to 100 features, scaled from 0.01 to 30, positives near
-    or opposite their anchors. In float32 op by op, shapes whose gradient lossgrad does not reproduce (YNNPACK's sums
-    in more than two runs) are left out."""
-    from lossgrad.lowp_xla_ntxent import fits
-
+    or opposite their anchors."""
     out = []
     for b, d in ((2, 1), (2, 3), (3, 5), (5, 16), (7, 13), (8, 8), (11, 33), (16, 7), (17, 31), (23, 2), (31, 64),
                  (32, 4), (33, 9), (40, 3), (50, 2), (64, 1), (70, 5)):
-        if dtype == "float32" and not jit and not fits(2 * b, d):
-            continue
         a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
         p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
         out.append((_rounded(a, dtype), _rounded(p, dtype)))
@@ -117,6 +112,23 @@ def jit_randoms(rng) -> list[tuple[np.ndarray, np.ndarray]]:
         a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
         p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
         out.append((_rounded(a, "float32"), _rounded(p, "float32")))
+    return out
+
+
+# float32 batches whose sums YNNPACK takes in several slices or fuses with their products: the sums over the rows in
+# slices of 32768 // (N·D) rows (40 × 30), YNNPACK's squared norms, the norm's backward sum in 4 lanes and the
+# N × N matrix's sum (64 × 32; 33 × 70, whose 70 features leave 2 past the lanes), that sum in slices of rows
+# (100 × 16: N² > 32768), and under jit the sum over the partners in slices of 32768 // D rows (8 × 2049)
+LARGE = ((40, 30, False), (64, 32, False), (100, 16, False), (64, 32, True), (33, 70, True), (100, 16, True),
+         (8, 2049, True))
+
+
+def large_randoms(rng) -> list[tuple[np.ndarray, np.ndarray, bool]]:
+    out = []
+    for b, d, jit in LARGE:
+        a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
+        p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
+        out.append((_rounded(a, "float32"), _rounded(p, "float32"), jit))
     return out
 
 
@@ -140,6 +152,8 @@ def records(rng) -> list[dict]:
     for dtype in ("float16", "bfloat16"):
         for jit in (False, True):
             out.append(record(*equal_rows(dtype), 0.07, dtype, jit, "equal-rows-underflow"))
+    for k, (a, p, jit) in enumerate(large_randoms(np.random.default_rng(20261204))):
+        out.append(record(a, p, TEMPERATURES[k % 3], "float32", jit, "large"))
     return out
 
 
