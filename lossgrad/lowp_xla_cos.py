@@ -17,6 +17,9 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   or batches of 4096 elements or more, store the products and add them as jnp.sum does (lowp_xla.xla_sum).
 - The gradient: fma(k, p, ŷ·(−c/‖p‖)), k = ((−S)·½/‖p‖)·w·2, S the sum above, w the clip's share (½ where
   Σp² = 0), c the upstream 1/n (jnp.mean) or 1 (jnp.sum).
+- From 4096 rows YNNPACK fuses the whole gradient (one kernel of its own: each product rounded, then the sum),
+  so no multiply-add: ŷ·(−c/‖p‖) + k·p, the sum S as jnp.sum adds the stored products, and −S taken as 0 − S (a
+  zero S, as a row whose squares overflow gives, turns +0 either way; measured with every sign of the row).
 - One feature: no row sums at all; ŷ = y·(1/√y²) folded, the loss fma(−p/‖p‖, ŷ, 1) with a true division,
   the gradient fma(k′, 2p, −cŷ/‖p‖), k′ = −(((−cŷ)·(1/max(0, p²)))·p)·½/‖p‖·w.
 - jnp.sum's gradient (c = 1, folded away) for rows of 3 to 6 features: where LLVM's loop vectorizer takes the
@@ -24,8 +27,7 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
 
 Not reproduced (lossgrad's float32 formulas, with a warning: lowp_xla_more.cosine_jit): rows of more than 32768
-features in a batch of 4096 elements or more, and batches of 4096 rows or more (the gradient measured to differ
-there). In bfloat16,
+features in a batch of 4096 elements or more (the gradient measured to differ there). In bfloat16,
 batches of 4096 elements or more are refused. float16 (cosine_f16) rounds every step, as op by op but for the
 folded targets and the regrouped gradient; one feature (_column_f16, _column_bf16) rounds every step in both half
 dtypes, its targets folded as XLA folds them.
@@ -108,8 +110,11 @@ def cosine_rows(y: Array, p: Array) -> tuple[Array, Grad]:
         c = upstream(m)
         t = ftz(yu * ftz(inv * -c)[:, None])
         total = _stored(t, p) if stored else fma_dot(t, p)
-        k = ftz(ftz(ftz(-total * half) * w) * F32(2))[:, None]
+        fused = rows >= YNN_FROM  # (YNNPACK's fusion of the whole gradient: its negation is 0 − S, so −(±0) = +0)
+        k = ftz(ftz(ftz(ftz(F32(0) - total if fused else -total) * half) * w) * F32(2))[:, None]
         a = ftz(rn * -c)[:, None]
+        if fused:  # (each product rounded, then the sum: no multiply-add)
+            return ftz(ftz(yu * a) + ftz(k * p))
         g = _fma(k, p, ftz(yu * a))
         v, cols = (by_eights(rows, n), min(4, n // 2 * 2)) if m == 1 else (0, 0)
         g[:v, :cols] = _fma(a[:v], yu[:v, :cols], ftz(k[:v] * p[:v, :cols]))

@@ -311,11 +311,11 @@ def cosine_jit(y: Array, p: Array) -> Parts:
     from . import lowp_xla_cos
 
     rows, n = p.shape
-    if rows >= YNN_FROM or (n > SLAB and p.size >= YNN_FROM):
+    if n > SLAB and p.size >= YNN_FROM:
         raise NotReproduced("dtype", f"JAX's cosine_distance under jit in float32 of {rows} rows of {n} features is "
-                            f"reproduced for fewer than {YNN_FROM} rows of up to {SLAB} features (its gradient was "
-                            "measured to differ beyond); use {dtype} float64, or ask for JAX op by op (--no-jit; "
-                            "jit=False in Python)")
+                            f"reproduced for rows of up to {SLAB} features in a batch of {YNN_FROM} elements or more "
+                            "(its gradient was measured to differ beyond); use {dtype} float64, or ask for JAX op by "
+                            "op (--no-jit; jit=False in Python)")
     losses, grad = lowp_xla_cos.cosine(y, p)
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
 

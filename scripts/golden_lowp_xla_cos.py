@@ -4,10 +4,10 @@ tests/golden/lowp_xla_cos.json (read by tests/test_lowp_xla_cos.py).
 Each record is taken as scripts/golden_lowp_xla_more.py takes its own (its `record`: jax.jit around
 jax.value_and_grad of jnp.mean or jnp.sum of the losses, the targets closed over as constants; none: the losses and
 the gradient of their sum), on batches of N rows of D features that take each of XLA's ways (one feature; 2 to 32,
-the row sums fused, rows of 5 to 8 vectorized; more than 32, the products stored and added in windows of 32;
-4096 elements or more, YNNPACK's lanes), with rows nearly parallel, opposite, orthogonal, zero, and of norms
-near the clip at 0 (squares that flush to zero, or overflow). bfloat16 (BF16_SHAPES): rows of 2 features or more in
-batches below 4096 elements, where lossgrad reproduces it.
+the row sums fused, rows of 5 to 8 vectorized; more than 32, the products stored and added in windows of 32; 4096
+elements or more, YNNPACK's lanes; 4096 rows or more, YNNPACK's fusion of the whole gradient), with rows nearly
+parallel, opposite, orthogonal, zero, and of norms near the clip at 0 (squares that flush to zero, or overflow).
+bfloat16 (BF16_SHAPES): rows of 2 features or more in batches below 4096 elements, where lossgrad reproduces it.
 """
 
 from __future__ import annotations
@@ -49,6 +49,11 @@ F16_SHAPES = ((1, 2, ("mean", "sum")), (7, 3, ("mean", "none")), (8, 4, ("sum",)
               (40, 5, ("none",)), (33, 8, ("mean",)), (12, 40, ("sum",)), (5, 100, ("mean", "none")),
               (100, 50, ("mean",)), (2, 1000, ("sum",)), (1, 1, ("mean", "sum")), (9, 1, ("mean", "none")),
               (257, 1, ("sum", "none")))
+
+
+# float32 batches of 4096 rows or more, where YNNPACK fuses the whole gradient (recorded after the rest, from a
+# generator of their own)
+LONG_SHAPES = ((4100, 3, ("mean", "none")), (4096, 1, ("sum",)))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,6 +100,10 @@ def records(rng) -> list[dict]:
     for n, d, reductions in F16_SHAPES:
         y, p = rows16(rng, n, d)
         out += [record("cosine", {}, "float16", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    long = np.random.default_rng(20261206)
+    for n, d, reductions in LONG_SHAPES:
+        y, p = rows(long, n, d)
+        out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
     return out
 
 

@@ -41,6 +41,8 @@ def test_the_golden_file_covers_each_of_xlas_ways() -> None:
     # and rows of one feature (no row sums) in each half dtype
     assert {r["dtype"] for r in RECORDS if np.shape(r["pred"])[1] == 1} == {"float32", "bfloat16", "float16"}
     assert any(n * d >= 4096 and d <= 32 for n, d in shapes) and any(n * d >= 4096 and d > 32 for n, d in shapes)
+    # 4096 rows or more (YNNPACK's fusion of the whole gradient), with the overflowing row whose −S is 0 − 0
+    assert any(n >= 4096 and d > 1 for n, d in shapes) and any(n >= 4096 and d == 1 for n, d in shapes)
     assert {r["reduction"] for r in RECORDS} == {"mean", "sum", "none"}
     # zero rows (NaN), and squares flushed to zero or overflowing (inf, NaN) among the records
     losses = np.concatenate([np.array(r["losses"], dtype=np.float32) for r in RECORDS])
