@@ -530,8 +530,10 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
 def _fma_rows(a: Array, b: Array) -> Array:
     """Σ a·b along each row as XLA fuses it under jit in float32: up to 32 rows of up to 32, each product contracted
     into the running sum from +0 in order (whether or not LLVM vectorizes the rows); larger, the products stored
-    and added as jnp.sum adds them."""
+    and added as jnp.sum adds them; a single row of 4096 or more YNNPACK's dot (dot_row)."""
     rows, n = a.shape
+    if rows == 1 and n >= YNN_FROM:
+        return np.array([dot_row(a, b)], dtype=F32)
     if rows > 32 or n > 32:
         return xla_sum(ftz(a * b))
     acc = np.zeros(rows, dtype=F32)
@@ -542,13 +544,14 @@ def _fma_rows(a: Array, b: Array) -> Array:
 
 def _fma_value(a: Array, b: Array) -> Callable[[float], float] | None:
     """jnp.mean (n; jnp.sum: 1) of −Σ a·b over the whole array as XLA fuses it under jit in float32: up to 32 × 32
-    one loop (lane_products over ce_value_lanes' lanes), negated and times 1/n; larger, below 4096 elements, the
-    products stored and added as jnp.sum adds an array; from 4096 None (lossgrad's own sum: not measured)."""
+    one loop (lane_products over ce_value_lanes' lanes), negated and times 1/n; larger, the products stored and
+    added as jnp.sum adds an array (from 4096 elements YNNPACK's slices of whole rows; None, lossgrad's own sum,
+    for rows of more than SLAB there: not measured)."""
     rows, n = a.shape
     if rows == 1:
         return lambda m: float(_fma_rows(a, b)[0] * -1)
     if rows > 32 or n > 32:
-        if rows * n >= YNN_FROM:
+        if rows * n >= YNN_FROM and n > SLAB:
             return None
         acc = xla_sum2d(ftz(a * b))
     else:
@@ -609,6 +612,21 @@ def dot_lanes(a: Array, b: Array) -> Array:
         tail = ftz(tail + ftz(a[..., j] * b[..., j]))
     out: Array = ftz(ftz(ftz(lanes[..., 0] + lanes[..., 1]) + ftz(lanes[..., 2] + lanes[..., 3])) + tail)
     return out
+
+
+DOT_BLOCK = 8192
+
+
+def dot_row(a: Array, b: Array) -> F32:
+    """Σ a·b over a single row [1, K] of 4096 elements or more, as YNNPACK's fusion of the products with their sum
+    adds it: the first 4⌊K/4⌋ in blocks of 8192, each as dot_lanes adds it, the blocks' sums added in order from
+    +0, then the last K mod 4 products' own sum (measured for rows of 4,097 to 70,001)."""
+    whole = a.shape[-1] // DOT_LANES * DOT_LANES
+    cuts = [*range(0, whole, DOT_BLOCK), whole, a.shape[-1]]
+    acc = F32(0)
+    for lo, hi in zip(cuts, cuts[1:], strict=False):
+        acc = F32(ftz(acc + dot_lanes(a[:, lo:hi], b[:, lo:hi])[0]))
+    return acc
 
 
 def softplus(m: Array, r: Rounder) -> Array:
