@@ -234,6 +234,15 @@ def _kl_f32_jit_long(rng) -> list[dict]:
     return out
 
 
+def _single_rows_f32_jit(rng) -> list[dict]:
+    """A single row of 4096 logits or more under jit in float32, which YNNPACK sums as a dot of its own (blocks of
+    8192, 4 lanes, the last K mod 4 apart): probability rows, and kl with log-probabilities (the forms lossgrad
+    reproduces there)."""
+    out = [_soft_record(rng, "float32", True, reduction, 1, classes)
+           for classes, reduction in ((5003, "mean"), (17002, "none"))]
+    return out + [r for r in _kl(rng, "float32", True, "sum", 1, 9001) if r["log_input"]]
+
+
 def _ce_value_lanes(rng) -> list[dict]:
     """The value of probability rows under jit in float32 where LLVM splits the rows into lanes: 4 rows of 9 to 12
     classes (4 lanes), 8 lanes beyond 8 classes (8 rows, 16 to 32 rows), 4 for 20 to 23 rows of 2 to 8, a
@@ -287,6 +296,7 @@ def main() -> None:
     records += _ce_value_lanes(rows_rng) + _kl_bf16_jit_long(rows_rng) + _ce_rows_bf16_jit_long(rows_rng)
     records += _ce_three_classes(rows_rng)
     records += _kl_f32_jit_long(np.random.default_rng(20261207))  # (after the rest: their draws kept)
+    records += _single_rows_f32_jit(np.random.default_rng(20261208))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
