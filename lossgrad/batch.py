@@ -23,7 +23,17 @@ from . import inputs
 from .api import accumulate, mean_part
 from .errors import DomainError, EnvironmentFault, InputError, OptionError
 from .evaluation import evaluate
-from .inputs import FAST_BYTES, Chunk, CsvReader, CsvRequest, CsvSource, Kept, count_lines, quick_count_lines
+from .inputs import (
+    FAST_BYTES,
+    Chunk,
+    CsvReader,
+    CsvRequest,
+    CsvSource,
+    Kept,
+    Layout,
+    count_lines,
+    quick_count_lines,
+)
 from .options import Reduction, Setup
 from .reduction import Accumulator
 from .render import Progress, csv_header, extra_header, grad_order, rows_table, write_table
@@ -233,7 +243,7 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
         compute.drain()
         writer.stage.drain()
         watch.check()
-        _finish(setup, acc, writer, compute)
+        _finish(setup, source.layout, acc, writer, compute)
         writer.write_header()
     except (InputError, Miscounted):
         # a bad row, or rows miscounted, in a file that changed: the change is what went wrong, and no more rows
@@ -271,20 +281,21 @@ def kernel_mean(setup: Setup) -> bool:
 
 
 def _inputs(source: CsvSource, chunk: Chunk) -> Pieces:
-    """A block's inputs as spool pieces: (targets, predictions), and the weights when there are any."""
+    """A block's inputs as spool pieces: (targets, predictions), the weights when there are any, then each of the
+    loss's further inputs (triplet's negatives, ...) in the layout's order."""
     layout = source.layout
     pieces = [(chunk.data[:, layout.target], chunk.data[:, layout.pred])]
-    if layout.weight is not None:
-        w = chunk.data[:, [layout.weight]]
-        pieces.append((w, w))
-    return pieces
+    further = [chunk.data[:, [layout.weight]]] if layout.weight is not None else []
+    further += [chunk.data[:, cols] for cols in layout.extra.values()]
+    return pieces + [(a, a) for a in further]
 
 
-def _spooled_rows(setup: Setup, pieces: Pieces, n: int | float, kept: Kept | None = None) -> Any:
-    """The rows of spooled inputs, evaluated again with the mean's N now known."""
-    w = pieces[1][0][:, 0] if len(pieces) > 1 else None
-    blocks = evaluate(setup, pieces[0][0], pieces[0][1], w)
-    return rows_table([(b.parts.losses, _grad(b.parts, n)) for b in blocks], 1, kept)
+def _spooled_rows(setup: Setup, layout: Layout, pieces: Pieces, n: int | float, kept: Kept | None = None) -> Any:
+    """The rows of spooled inputs (as _inputs put them), evaluated again with the mean's N now known."""
+    (y, p), further = pieces[0], [a for a, _ in pieces[1:]]
+    w = further.pop(0)[:, 0] if layout.weight is not None else None
+    blocks = evaluate(setup, y, p, w, dict(zip(layout.extra, further, strict=True)))
+    return rows_table([(b.parts.losses, _row_grads(setup, b.parts, n)) for b in blocks], 1, kept)
 
 
 def _grad(parts: Any, divisor: int | float | None) -> np.ndarray:
@@ -318,14 +329,14 @@ def _row_grads(setup: Setup, parts: Any, divisor: int | float | None) -> np.ndar
     return np.hstack([grad, *(further[k].reshape(len(grad), -1) for k in order)])
 
 
-def _finish(setup: Setup, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
+def _finish(setup: Setup, layout: Layout, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
     """Check the N the rows were divided by, or write the spooled rows divided by the N now known."""
     _, n = acc.finish(setup.reduction.value, setup.np_dtype)
     if writer.divisor is not None and writer.divisor != 1 and n != writer.divisor:
         raise Miscounted(acc.rows)
     if writer.spool is not None:
         def rows(p: Pieces, k: Kept | None) -> Any:
-            return _spooled_rows(setup, p, n, k) if kernel_mean(setup) else rows_table(p, n, k)
+            return _spooled_rows(setup, layout, p, n, k) if kernel_mean(setup) else rows_table(p, n, k)
 
         for pieces, kept in writer.spool.chunks():
             compute.submit(lambda p, k: writer.stage.submit(writer.emit, rows(p, k)), pieces, kept)

@@ -142,6 +142,28 @@ def test_cli_batch_mean_from_file_and_stdin_agree(tmp_path, data):
     assert a.code == b.code == 0 and a.out == b.out and a.err == b.err
 
 
+@pytest.mark.parametrize("args, width", [  # (width: the columns written, the further gradients' among them)
+    (["triplet", "-c", "optax", "--dtype", "float32", "--negative", "4:6"], 1 + 2 + 2 + 2),
+    (["gaussian-nll", "-c", "torch", "--dtype", "bfloat16", "--var", "4:6"], 2 + 2 + 2),  # (a loss per element)
+    (["bce", "-c", "torch", "--dtype", "bfloat16", "--sample-weight", "6"], 2 + 2),
+])
+def test_cli_further_inputs_from_stdin_as_from_a_file(tmp_path, args, width):
+    # a framework's mean in a low dtype re-evaluates stdin's rows once N is known (they wait in a spool): the further
+    # input's columns (and the weights) wait with them, and the further gradient's columns come out divided alike
+    rng = np.random.default_rng(4)
+    text = "a,b,c,d,e,f,w\n" + "".join(",".join(map(repr, [*(rng.random(6) * 0.4 + 0.3).tolist(), 2.0])) + "\n"
+                                       for _ in range(5))
+    path = tmp_path / "b.csv"
+    path.write_text(text)
+    cols = ["--target-cols", "0:2", "--pred-cols", "2:4", "-f", "csv"]
+    a = run(*args, *cols, "--csv", path)
+    b = run(*args, *cols, input=text)
+    assert a.code == b.code == 0, b.err
+    assert a.out == b.out and a.err == b.err
+    header = b.out.splitlines()[0].split(",")
+    assert len(header) == width and all(len(line.split(",")) == width for line in b.out.splitlines())
+
+
 def test_cli_mean_error_leaves_no_output(tmp_path):
     text = "target,logit\n" + "".join(f"{i % 2},{i / 3}\n" for i in range(3000)) + "1,x\n"
     r = run("bce", "--from-logits", "-f", "csv", input=text)
