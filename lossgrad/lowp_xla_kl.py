@@ -12,7 +12,7 @@ optimized HLO and the fused kernels' LLVM IR, and measured against JAX for every
   than 32 rows or 32 classes: the products stored and added as jnp.sum adds them (YNNPACK's row sums from 4096
   elements, rows of any length, measured on 160 batches of 2 to 11 rows of 1,025 to 20,000 classes); a single row
   of 4096 classes or more YNNPACK fuses with its products into a dot (lowp_xla.dot_row), with log q inside it
-  where q are probabilities: that form is not reproduced there (refused; an ulp away now and then).
+  where q are probabilities: YNNPACK's own log there (lowp_ynn.ynn_log), not XLA's.
 - The reduced value is another fused loop over the whole array: up to 32 × 32 one chain of multiply-adds in
   row-major order, except where LLVM splits the rows into lanes (lowp_xla.row_lanes, but not 2 rows, and 2
   lanes for 18 or 19 rows of 7 or 8 classes): row i in lane i mod w (its products contracted for up to 4
@@ -31,7 +31,6 @@ from collections.abc import Callable
 import numpy as np
 
 from . import libm
-from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
@@ -50,6 +49,7 @@ from .lowp_xla import (
     xla_sum2d,
 )
 from .lowp_xla_rows import _vector_rows
+from .lowp_ynn import ynn_log
 
 # rows of 5 to 8 classes whose fused row sums LLVM vectorizes: the rule lowp_xla_rows measured for triplet's
 # squares, with 4 rows at a time wherever a batch has 4 or more rows over its groups of 8
@@ -73,12 +73,9 @@ def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
     """The losses, the gradient of jnp.mean over n (n = 1: jnp.sum) and its value (None where XLA's order is not
     known) of kl_divergence(log q, y) = Σ y·(log y − log q), or of kl_divergence_with_log_targets = Σ e^y·(y − log
     q), log q = p with log-probabilities, else log p."""
-    if not log_input and p.shape[0] == 1 and p.shape[1] >= YNN_FROM:
-        raise NotReproduced("dtype", f"JAX's float32 kl under jit of a single row of {p.shape[1]} classes is not "
-                            "reproduced (YNNPACK fuses log q into its dot there, an ulp away now and then); use "
-                            "{dtype} float64, --log-input, or two rows or more")
+    one_dot = p.shape[0] == 1 and p.shape[1] >= YNN_FROM  # (YNNPACK's dot, log q fused into it)
     with np.errstate(all="ignore"):
-        lq = p if log_input else xla_log(p)
+        lq = p if log_input else ynn_log(p) if one_dot else xla_log(p)
         if log_target:
             t, c = folded_exp(y), y
         else:
@@ -89,7 +86,7 @@ def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
     def grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             k = (t * upstream(n)).astype(F32)
-            return ftz(-k) if log_input else ftz(-k / p)
+            return ftz(-k) if log_input else ftz(-k / ftz(p))  # (a subnormal q read as 0: DAZ)
 
     def value(n: float) -> float:
         assert total is not None

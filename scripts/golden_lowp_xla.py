@@ -236,11 +236,27 @@ def _kl_f32_jit_long(rng) -> list[dict]:
 
 def _single_rows_f32_jit(rng) -> list[dict]:
     """A single row of 4096 logits or more under jit in float32, which YNNPACK sums as a dot of its own (blocks of
-    8192, 4 lanes, the last K mod 4 apart): probability rows, and kl with log-probabilities (the forms lossgrad
-    reproduces there)."""
+    8192, 4 lanes, the last K mod 4 apart): probability rows, and kl's four forms (with probabilities q, YNNPACK's
+    own log q inside the dot)."""
     out = [_soft_record(rng, "float32", True, reduction, 1, classes)
            for classes, reduction in ((5003, "mean"), (17002, "none"))]
-    return out + [r for r in _kl(rng, "float32", True, "sum", 1, 9001) if r["log_input"]]
+    return out + _kl(rng, "float32", True, "sum", 1, 9001)
+
+
+def _kl_subnormal_q(rng) -> list[dict]:
+    """kl under jit in float32 with subnormal predicted probabilities (XLA reads them as 0: the gradient −t/q is
+    −∞ there), in a small batch and a single row of YNNPACK's dot."""
+    out = []
+    for rows, classes in ((3, 5), (1, 4500)):
+        q = rng.random((rows, classes))
+        q /= q.sum(axis=1, keepdims=True)
+        q[:, 1], q[0, 2] = 3e-39, 1e-45
+        t = rng.random((rows, classes))
+        t /= t.sum(axis=1, keepdims=True)
+        for kind in ("kl", "kl-log-target"):
+            target = _rounded(np.log(t) if kind == "kl-log-target" else t, "float32")
+            out.append(_record(kind, "float32", True, "mean", target, _rounded(q, "float32")))
+    return out
 
 
 def _ce_value_lanes(rng) -> list[dict]:
@@ -297,6 +313,7 @@ def main() -> None:
     records += _ce_three_classes(rows_rng)
     records += _kl_f32_jit_long(np.random.default_rng(20261207))  # (after the rest: their draws kept)
     records += _single_rows_f32_jit(np.random.default_rng(20261208))
+    records += _kl_subnormal_q(np.random.default_rng(20261209))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

@@ -9,12 +9,13 @@ from conftest import lossgrad
 from lossgrad import api, batch, inputs
 from lossgrad.options import setup
 
-# optax's kl under jit in float32 over a single row of 4096 classes or more (YNNPACK fuses its products into a dot
-# of its own, measured to differ) is not reproduced: lossgrad's float32 formulas, with a warning
-KL = ["kl", "-c", "optax", "--dtype", "float32"]
-WIDTH = 4100
-PROBS = np.linspace(1, 2, WIDTH) / np.linspace(1, 2, WIDTH).sum()
-SHIFTS = (3, 1099, 0, 512, 7)
+# optax's triplet_margin_loss with norm_degree 7 under jit in float32 over rows of 30 features (LLVM vectorizes the
+# fused sum of a row's powers along the row) is not reproduced: lossgrad's float32 formulas, with a warning
+TRIPLET = ["triplet", "-c", "optax", "--dtype", "float32", "--norm-degree", "7"]
+WIDTH = 30
+BASE = np.linspace(1, 2, WIDTH)
+SHIFTS = (3, 11, 0, 29, 7)
+COLS = ["--target-cols", f"0:{WIDTH}", "--pred-cols", f"{WIDTH}:{2 * WIDTH}", "--negative", f"{2 * WIDTH}:{3 * WIDTH}"]
 
 
 def _warnings(err):
@@ -22,40 +23,48 @@ def _warnings(err):
 
 
 def _rows(shifts):
-    """Each row: the targets (the probabilities rolled by its shift), then the predictions."""
-    return [[*np.roll(PROBS, k).tolist(), *PROBS.tolist()] for k in shifts]
+    """Each row: the positive (BASE rolled by its shift), the anchor, then the negative; the anchor above both
+    (optax raises the differences themselves to the 7th power: a negative one's root is NaN)."""
+    return [[*(np.roll(BASE, k) + 0.25).tolist(), *(BASE + 3).tolist(), *(BASE[::-1] / 2).tolist()] for k in shifts]
 
 
-def _kl_csv(shifts):
-    return (",".join([*(f"t{i}" for i in range(WIDTH)), *(f"q{i}" for i in range(WIDTH))]) + "\n"
-            + "".join(",".join(map(repr, row)) + "\n" for row in _rows(shifts)))
+def _csv(shifts):
+    names = [f"{part}{i}" for part in "ypn" for i in range(WIDTH)]
+    return ",".join(names) + "\n" + "".join(",".join(map(repr, row)) + "\n" for row in _rows(shifts))
+
+
+def _held(shifts):
+    """The same rows given on the command line, held in memory."""
+    rows = _rows(shifts)
+
+    def part(k):
+        return ";".join(",".join(map(repr, r[k * WIDTH:(k + 1) * WIDTH])) for r in rows)
+    return lossgrad(*TRIPLET, "-y", part(0), "-p", part(1), "--negative", part(2), "-f", "csv")
 
 
 def test_a_kernel_fallback_is_warned_of_in_batch_mode_as_in_memory(tmp_path):
-    path = tmp_path / "kl.csv"
-    path.write_text(_kl_csv(SHIFTS[:1]))
-    cols = ["--target-cols", f"0:{WIDTH}", "--pred-cols", f"{WIDTH}:{2 * WIDTH}"]
-    streamed = lossgrad(*KL, "--csv", path, *cols, "-f", "csv")
-    rows = _rows(SHIFTS[:1])
-    held = lossgrad(*KL, "-y", ";".join(",".join(map(repr, r[:WIDTH])) for r in rows),
-                    "-p", ";".join(",".join(map(repr, r[WIDTH:])) for r in rows), "-f", "csv")
+    path = tmp_path / "triplet.csv"
+    path.write_text(_csv(SHIFTS[:1]))
+    streamed = lossgrad(*TRIPLET, "--csv", path, *COLS, "-f", "csv")
+    held = _held(SHIFTS[:1])
     assert streamed.code == held.code == 0, streamed.err
     assert streamed.out.splitlines()[1:] == held.out.splitlines()[1:]  # (the rows; the headers name columns)
     warned = _warnings(streamed.err)
     assert len(warned) == 1 and "computed by lossgrad's float32 formulas, not bit for bit" in warned[0]
     assert streamed.err == held.err  # the warning, then the value line, as the run in memory writes them
-    piped = lossgrad(*KL, *cols, "-f", "csv", input=path.read_text())
+    piped = lossgrad(*TRIPLET, *COLS, "-f", "csv", input=path.read_text())
     assert piped.err == held.err  # (stdin: the rows wait in a spool until N is known; warned of alike)
 
 
 def test_each_distinct_warning_once_over_many_blocks():
-    # 10 rows in blocks of one row (4100 classes each): every block falls back and says so; said once
-    text = _kl_csv(SHIFTS * 2).encode()
-    reader = inputs.CsvReader(io.BytesIO(text), "kl.csv", block_bytes=len(text) // 10)
-    s = setup("kl", convention="optax", dtype="float32")
+    # 10 rows in blocks of one row: every block falls back and says so; said once
+    text = _csv(SHIFTS * 2).encode()
+    reader = inputs.CsvReader(io.BytesIO(text), "triplet.csv", block_bytes=len(text) // 10)
+    s = setup("triplet", convention="optax", dtype="float32", norm_degree=7.0)
     chunks = reader.chunks()
     first = next(chunks)
     layout = inputs.choose_layout(reader, first, "rows", "auto", f"0:{WIDTH}", f"{WIDTH}:{2 * WIDTH}")
+    layout.extra["negative"] = list(range(2 * WIDTH, 3 * WIDTH))
 
     def chain():
         yield first
@@ -65,6 +74,8 @@ def test_each_distinct_warning_once_over_many_blocks():
     assert acc.rows == 10
     notes = [w for w in api.summary(s, acc, True).warnings if "float32 formulas" in w]
     assert len(notes) == 1
+    held = _held(SHIFTS * 2)
+    assert _warnings(held.err) == [f"warning: {notes[0]}"]
 
 
 def test_keras_bfloat16_index_cast_is_warned_of_in_batch_mode(tmp_path):

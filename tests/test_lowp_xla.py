@@ -132,9 +132,10 @@ def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
 
 NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words, whether bfloat16 is refused too)
     ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None, True),  # (the value: lossgrad's sum, the losses JAX's)
-    # float32 kl under jit over a single row of 4096 classes or more (YNNPACK's fused dot, measured to differ);
-    # bfloat16's kl there is reproduced
-    ("kl", np.full((1, 5000), 2e-4), np.linspace(1, 3, 5000)[None, :] / 10000, {}, "float32 kl under jit", False),
+    # triplet with norm_degree 7 under jit over rows of 30 features (LLVM vectorizes the row's sum of powers along
+    # the row); the anchor above the positive and the negative (optax takes the differences' 7th power, no |·|)
+    ("triplet", np.linspace(1, 2, 60).reshape(2, 30), np.linspace(4, 5, 60).reshape(2, 30),
+     {"negative": np.linspace(0.5, 1, 60).reshape(2, 30), "norm_degree": 7}, "norm_degree 7 under jit", True),
     # bfloat16 probability rows under jit over rows of more than 1024 in a batch of 4096 or more: refused; float32's
     # gradient is JAX's, its value lossgrad's
     ("ce", np.full((1, 5000), 2e-4), np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, None, True),
@@ -215,6 +216,24 @@ def test_fresh_kl_in_float32_under_jit_against_live_jax(live_rng: np.random.Gene
             test_jax_cpu_bit_for_bit(rec)
 
 
+@pytest.mark.frameworks
+def test_fresh_single_rows_in_float32_under_jit_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
+    # a single row of 4096 classes or more: YNNPACK's dot (with its own log q inside for kl on probabilities), q
+    # spread over many binades in some rounds (raised to the 8th power), and a probability row of ce
+    golden = golden_script("golden_lowp_xla", "jax", "optax", "ml_dtypes")
+    rng = live_rng
+    for _ in range(live_rounds(1, 20)):
+        classes = int(rng.integers(4096, 40000))
+        q = rng.random((1, classes)) ** rng.choice([1.0, 8.0])
+        t = rng.random((1, classes))
+        q, t = golden._rounded(q / q.sum(), "float32"), golden._rounded(t / t.sum(), "float32")
+        reduction = str(rng.choice(["mean", "sum", "none"]))
+        test_jax_cpu_bit_for_bit(golden._record("kl", "float32", True, reduction, t, q))
+        test_jax_cpu_bit_for_bit(golden._record("kl-log-target", "float32", True, reduction,
+                                                golden._rounded(np.log(t), "float32"), q))
+        test_jax_cpu_bit_for_bit(golden._soft_record(rng, "float32", True, reduction, 1, classes))
+
+
 def test_a_long_bfloat16_batch_under_jit_sums_probability_rows_as_ynnpack() -> None:
     # bfloat16 under jit from 4096 elements on: YNNPACK adds the float32 products of the targets and log_softmax,
     # which the loop feeding it keeps in float32 (the golden records above, for kl and ce)
@@ -242,25 +261,31 @@ def test_the_switch_on_the_command_line() -> None:
 
 
 def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
-    # kl under jit over a single row of 4096 classes or more is left to the float32 formulas: a tensor run and a CSV
-    # batch write the gradient of the mean that the in-memory run gives (each block divided by N once, not as a
-    # kernel's mean)
+    # triplet with norm_degree 7 under jit over rows of 30 features is left to the float32 formulas: a tensor run and
+    # a CSV batch write the gradients of the mean that the in-memory run gives (each block divided by N once, not
+    # as a kernel's mean)
     rng = np.random.default_rng(1)
-    y, p = rng.random((1, 4100)) + 0.01, rng.random((1, 4100)) + 0.01
-    y, p = (y / y.sum(1, keepdims=True)).astype(np.float32), (p / p.sum(1, keepdims=True)).astype(np.float32)
-    np.save(tmp_path / "y.npy", y)
-    np.save(tmp_path / "p.npy", p)
-    mem = lossgrad.evaluate("kl", y.astype(float), p.astype(float), convention="optax", dtype="float32")
+    y, p, n = (rng.random((5, 30)) + 1).astype(np.float32), (rng.random((5, 30)) + 3).astype(np.float32), \
+        rng.random((5, 30)).astype(np.float32)
+    for name, a in (("y", y), ("p", p), ("n", n)):
+        np.save(tmp_path / f"{name}.npy", a)
+    args = ["triplet", "-c", "optax", "--dtype", "float32", "--norm-degree", "7"]
+    mem = lossgrad.evaluate("triplet", y.astype(float), p.astype(float), convention="optax", dtype="float32",
+                            negative=n.astype(float), norm_degree=7)
     assert any("float32 formulas" in w for w in mem.warnings)
-    r = cli("kl", "-c", "optax", "--dtype", "float32", "--pred", str(tmp_path / "p.npy"),
-            "--target", str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"), "-f", "json")
+    r = cli(*args, "--pred", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "--negative", tmp_path / "n.npy",
+            "-o", tmp_path / "out.npz", "-f", "json")
     assert r.code == 0, r.err
-    np.testing.assert_array_equal(np.load(tmp_path / "out.npz")["grad"], mem.grad)
-    csv = "".join(",".join(map(repr, [*a.tolist(), *b.tolist()])) + "\n" for a, b in zip(y, p, strict=True))
-    r = cli("kl", "-c", "optax", "--dtype", "float32", "--format", "csv", "--target-cols", "0:4100",
-            "--pred-cols", "4100:8200", input=csv)
+    out = np.load(tmp_path / "out.npz")
+    np.testing.assert_array_equal(out["grad"], mem.grad)
+    np.testing.assert_array_equal(out["grad_negative"], mem.grads["negative"])
+    csv = "".join(",".join(map(repr, [*a.tolist(), *b.tolist(), *c.tolist()])) + "\n"
+                  for a, b, c in zip(y, p, n, strict=True))
+    r = cli(*args, "--format", "csv", "--target-cols", "0:30", "--pred-cols", "30:60", "--negative", "60:90",
+            input=csv)
     assert r.code == 0, r.err
     rows = np.array([[float(v) for v in line.split(",")] for line in r.out.splitlines()[1:]])
-    np.testing.assert_array_equal(rows[:, -4100:], mem.grad)
+    np.testing.assert_array_equal(rows[:, 1:31], mem.grad)
+    np.testing.assert_array_equal(rows[:, -30:], mem.grads["negative"])
 
 
