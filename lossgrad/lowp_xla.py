@@ -48,9 +48,6 @@ KAHAN_EVERY = 1024
 # in parallel instead); a reduction over a non-contiguous axis takes SLAB elements at a time too (lowp_xla_partner)
 SLAB = 32768
 SPLIT_BELOW = 4
-# the fused kernels around YNNPACK's sums that are reproduced for rows of up to this many elements only (bfloat16's
-# probability rows under jit, kl's float32 rows under jit: measured to differ beyond)
-LONG_ROW = 1024
 
 
 def _f(bits: int) -> F32:
@@ -182,16 +179,23 @@ def _rows_in_dtype(x: Array, r: Callable[[Any], Array]) -> Array:
 
 
 def folded_sum(x: Array, store: Callable[[Any], Array] | None = None) -> Array:
-    """A row sum of constants as XLA folds it at compile time with its HLO evaluator (no flushing of subnormals): in
-    float64, rounded once. A row of more than 32 is first split into XLA's windows of 32 (the padding split between
-    the ends), each window added in order with every addition stored in the half dtype (`store`; None: float32),
-    and the windows' sums folded the same way. In float32 a batch of 4096 elements or more is folded whole (XLA
-    leaves that reduce to YNNPACK and does not split it)."""
+    """A row sum of constants as XLA folds it at compile time with its HLO evaluator (no flushing of subnormals): a
+    row of more than 32 is split once into XLA's windows of 32 (the padding split between the ends), each window
+    added in order with every addition stored in the half dtype (`store`; None: float32); then the row (or its
+    windows' sums) in float64, rounded once. In float32 a batch of 4096 elements or more is folded whole (XLA leaves
+    that reduce to YNNPACK and does not split it). (XLA's tree rewriter splits a reduce once before the folding runs:
+    a row of more than 1024 leaves more than 32 windows' sums to one reduce.)"""
     rows, n = x.shape
     stored = (lambda a: np.asarray(a, dtype=F32)) if store is None else store
-    if n <= 32 or (store is None and rows * n >= YNN_FROM):
-        return stored(x.astype(np.float64).sum(axis=1).astype(F32))
-    return folded_sum(_window_sums(x, stored), store)
+    if n > 32 and not (store is None and rows * n >= YNN_FROM):
+        x = _window_sums(x, stored)
+    return stored(x.astype(np.float64).sum(axis=1).astype(F32))
+
+
+def folded_sum_stored(x: Array, r: Callable[[Any], Array]) -> Array:
+    """A row sum of bfloat16 constants as XLA folds it: its reducer stores each addition in bfloat16 (no float64 fast
+    path), so the windows of 32 (as folded_sum splits them) and then their sums are each added in order from +0."""
+    return _in_order(_window_sums(x, r) if x.shape[1] > 32 else x, r) + F32(0)
 
 
 def _kahan(a: Array, acc: Array, error: Array) -> tuple[Array, Array]:
@@ -269,15 +273,6 @@ def _ynn_sum(x: Array) -> Array:
         return _lanes(x)
     runs = np.stack([_lanes(x[:, lo:lo + SLAB]) for lo in range(0, n, SLAB)], axis=1)
     return _lanes(runs)
-
-
-def long_rows(what: str, n: int, size: int) -> None:
-    """Refuse (NotReproduced) what XLA computes in a fused kernel over rows of more than LONG_ROW elements in a batch
-    of YNN_FROM or more: there the fused loop feeding YNNPACK was measured to differ."""
-    if n > LONG_ROW and size >= YNN_FROM:
-        raise NotReproduced("dtype", f"JAX's {what} over rows of {n} in a batch of {YNN_FROM} elements or more is "
-                            f"not reproduced (its fused loop feeding YNNPACK's sums was measured to differ beyond "
-                            f"{LONG_ROW}); use {{dtype}} float64, or fewer classes")
 
 
 def xla_sum(x: Array) -> Array:
@@ -505,8 +500,6 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     fused = jit and half is not None and half is not np.float16
     # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log_softmax in float32)
     keep = ftz if fused and y.size >= YNN_FROM else r
-    if fused:
-        long_rows("bfloat16 softmax_cross_entropy under jit", z.shape[1], z.size)
     logp = keep(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
     if f32_jit:
         losses = -_fma_rows(logp, y)
@@ -522,7 +515,7 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
                 w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)
                 g[:w, 2] = ftz(ftz(d[:w, 0] * e[:w, 2]) + v[:w, 2])
             return g
-        s = folded_sum(-v, r) if jit and half is np.float16 else _rows_in_dtype(-v, r)
+        s = (folded_sum(-v, r) if half is np.float16 else folded_sum_stored(-v, r)) if jit else _rows_in_dtype(-v, r)
         return r(v + r(r(s / total)[:, None] * e))
     return losses, grad, r(e / total[:, None]), (_fma_value(logp, y) if f32_jit else None)
 

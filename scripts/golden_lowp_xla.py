@@ -259,6 +259,15 @@ def _kl_subnormal_q(rng) -> list[dict]:
     return out
 
 
+def _long_folded_rows(rng) -> list[dict]:
+    """Probability rows of more than 1024 classes under jit: XLA folds the targets' row sums at compile time in
+    windows of 32 and then all the windows' sums at once (float32 and float16: in float64, rounded once; bfloat16:
+    in order, each addition stored), in the three dtypes; bfloat16 from 4096 logits too."""
+    shapes = (("float32", 1, 2670, "mean"), ("float32", 2, 1500, "sum"), ("float16", 3, 1884, "mean"),
+              ("bfloat16", 4, 1025, "mean"), ("bfloat16", 3, 2000, "sum"), ("bfloat16", 2, 5000, "none"))
+    return [_soft_record(rng, dtype, True, reduction, rows, classes) for dtype, rows, classes, reduction in shapes]
+
+
 def _ce_value_lanes(rng) -> list[dict]:
     """The value of probability rows under jit in float32 where LLVM splits the rows into lanes: 4 rows of 9 to 12
     classes (4 lanes), 8 lanes beyond 8 classes (8 rows, 16 to 32 rows), 4 for 20 to 23 rows of 2 to 8, a
@@ -314,6 +323,7 @@ def main() -> None:
     records += _kl_f32_jit_long(np.random.default_rng(20261207))  # (after the rest: their draws kept)
     records += _single_rows_f32_jit(np.random.default_rng(20261208))
     records += _kl_subnormal_q(np.random.default_rng(20261209))
+    records += _long_folded_rows(np.random.default_rng(20261211))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

@@ -54,6 +54,9 @@ F16_SHAPES = ((1, 2, ("mean", "sum")), (7, 3, ("mean", "none")), (8, 4, ("sum",)
 # float32 batches of 4096 rows or more, where YNNPACK fuses the whole gradient (recorded after the rest, from a
 # generator of their own)
 LONG_SHAPES = ((4100, 3, ("mean", "none")), (4096, 1, ("sum",)))
+# float32 rows of more than 1024 features in fewer than 4096 elements: XLA folds Σy² at compile time in windows of 32
+# and then all the windows' sums at once (a generator of their own, after the rest)
+WIDE_SHAPES = ((1, 2670, ("mean",)), (2, 1564, ("sum", "none")), (3, 1300, ("mean",)))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -103,6 +106,10 @@ def records(rng) -> list[dict]:
     long = np.random.default_rng(20261206)
     for n, d, reductions in LONG_SHAPES:
         y, p = rows(long, n, d)
+        out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    wide = np.random.default_rng(20261210)
+    for n, d, reductions in WIDE_SHAPES:
+        y, p = rows(wide, n, d)
         out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
     return out
 

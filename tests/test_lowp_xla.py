@@ -136,9 +136,6 @@ NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words, whether 
     # the row); the anchor above the positive and the negative (optax takes the differences' 7th power, no |·|)
     ("triplet", np.linspace(1, 2, 60).reshape(2, 30), np.linspace(4, 5, 60).reshape(2, 30),
      {"negative": np.linspace(0.5, 1, 60).reshape(2, 30), "norm_degree": 7}, "norm_degree 7 under jit", True),
-    # bfloat16 probability rows under jit over rows of more than 1024 in a batch of 4096 or more: refused; float32's
-    # gradient is JAX's, its value lossgrad's
-    ("ce", np.full((1, 5000), 2e-4), np.linspace(-3, 3, 5000)[None, :], {"from_logits": True}, None, True),
 ]
 
 
@@ -183,6 +180,8 @@ def test_fresh_probability_rows_against_live_jax(live_rng: np.random.Generator, 
         jit = dtype == "float32" or bool(i // 3 % 2)  # (float32 op by op: the first golden records)
         rows = int(rng.integers(1, 60))
         classes = int(rng.integers(1, min(300, 9000 // rows) + 1))
+        if i % 4 == 3:  # (beyond 1024 classes XLA folds the rows' sums in one go after windows of 32)
+            rows, classes = int(rng.integers(1, 5)), int(rng.integers(1025, 6000))
         y = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
         y[: rows // 2] = np.eye(classes)[rng.integers(0, classes, rows // 2)]
         y = golden._rounded(y / y.sum(1, keepdims=True), dtype)
