@@ -29,7 +29,7 @@ import numpy as np
 from . import libm
 from .errors import NotReproduced
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _in_order, _rows, ftz, margin_hinge, xla_sum
+from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _in_order, _rows, dot_row, ftz, margin_hinge, xla_sum
 from .lowp_xla_rows import _vector_rows
 
 # integral q: rows of 2 to 8 features whose fused row sum of q-th powers LLVM's loop vectorizer takes 4 rows at a
@@ -63,12 +63,16 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
     half dtypes held to the same rules): for an integral q past POWER_ROWS's, rows
     of 2 to 8 features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q
-    only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes."""
+    only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes; and a single row
+    of YNN_FROM features or more with q a power of 2 from 16 (measured to differ)."""
     rows, n = shape
-    if not (jit and ((integral(q) and q >= 3) or q in ALONG_ROW_FROM) and rows * n < YNN_FROM and n <= 32):
-        return
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
+    if jit and rows == 1 and n >= YNN_FROM and integral(q) and q >= 16 and not int(q) & (int(q) - 1):
+        raise NotReproduced("dtype", f"{what} {n} features in a batch of one (a power of 2 from 16: the anchor's "
+                            f"gradient was measured an ulp apart in some elements); {how}, or give two rows or more")
+    if not (jit and ((integral(q) and q >= 3) or q in ALONG_ROW_FROM) and rows * n < YNN_FROM and n <= 32):
+        return
     if q > max(POWER_ROWS) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
         raise NotReproduced("dtype", f"{what} 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
                             f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); {how}")
@@ -201,6 +205,10 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         d = (k if q == 1 else r)(a - v)  # (for q = 1 the differences feed the sum alone: kept as `k`)
         if fused and d.shape[1] == 1 and integral(q) and q >= 3:
             h = _fma(*last_factors(d, int(q), ftz), eps)[:, 0]
+        elif fused and d.shape[0] == 1 and d.size >= YNN_FROM and integral(q) and int(q) & (int(q) - 1):
+            # (a single row: YNNPACK fuses the power's last product with the sum into its dot, where that product
+            # has two factors; a power of 2's last product is a square, summed as it is)
+            h = r(np.array([dot_row(*last_factors(d, int(q), ftz))], dtype=F32) + eps)
         elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
             h = r(_fused_sum(d, q) + eps)
         else:

@@ -213,6 +213,17 @@ def vector_rows(degrees: range = range(3, 11)) -> None:
         print(q, row, flush=True)
 
 
+def single_rows(rng) -> list[dict]:
+    """A single row of 4096 features or more under jit in float32: YNNPACK fuses the power's last product (q = 3,
+    5, 6: two factors) with the row's sum into its dot (lowp_xla.dot_row); q = 4's last product is a square, summed
+    as it is."""
+    out = []
+    for q, cols, reduction in ((3.0, 4500, "sum"), (6.0, 5000, "mean"), (5.0, 4100, "none"), (4.0, 4200, "sum")):
+        y, p, neg, name = triplets(rng, q, 1, cols)[0]
+        out.append(record(q, 1.0, True, reduction, y, p, neg, f"single row, {name}"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -221,7 +232,7 @@ def main() -> None:
         return
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
-            + more_records(np.random.default_rng(20261203)))
+            + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 
