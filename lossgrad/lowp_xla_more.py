@@ -182,7 +182,7 @@ def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Gr
         s = -(xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
         by = r(r(s * r(F32(0.5) / norm_p)) * w)
         return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
-    return r(raw), raw, grad
+    return r(raw), r(raw), grad  # (op by op the mean adds the losses as stored)
 
 
 

@@ -175,10 +175,25 @@ def jit_triplet_records(rng) -> list[dict]:
     return out
 
 
+def cosine_apart_records() -> list[dict]:
+    """cosine op by op in float16 and bfloat16 over rows far from parallel (independent targets and predictions:
+    losses near 1, which 1 − Σ rounds to the dtype), summed and averaged: jnp.sum adds the losses as stored. The
+    generators' seeds are draws where that sum rounds apart from the sum of the unrounded losses (found by trying
+    seeds 0 to 59; about one in ten)."""
+    out = []
+    for dtype, seeds in (("float16", (13, 14, 0)), ("bfloat16", (1, 17, 0))):
+        for seed, reduction in zip(seeds, ("sum", "sum", "mean"), strict=True):
+            rng = np.random.default_rng(seed)
+            y, p = (_rounded(rng.standard_normal((6, 40)), dtype) for _ in range(2))
+            out.append(record("cosine", {}, dtype, False, reduction, y, p, "apart"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     recs = records(np.random.default_rng(20261203)) + jit_triplet_records(np.random.default_rng(20261204))
+    recs += cosine_apart_records()
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
