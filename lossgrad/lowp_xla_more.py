@@ -22,7 +22,7 @@ from .losses._ops import Array
 from .lowp_xla import (
     F32,
     SLAB,
-    YNN_FROM,
+    SPLIT_BELOW,
     Grad,
     Rounder,
     _fma,
@@ -311,9 +311,9 @@ def cosine_jit(y: Array, p: Array) -> Parts:
     from . import lowp_xla_cos
 
     rows, n = p.shape
-    if n > SLAB and p.size >= YNN_FROM:
+    if n > SLAB and rows >= SPLIT_BELOW:
         raise NotReproduced("dtype", f"JAX's cosine_distance under jit in float32 of {rows} rows of {n} features is "
-                            f"reproduced for rows of up to {SLAB} features in a batch of {YNN_FROM} elements or more "
+                            f"reproduced for rows of up to {SLAB} features in a batch of {SPLIT_BELOW} rows or more "
                             "(its gradient was measured to differ beyond); use {dtype} float64, or ask for JAX op by "
                             "op (--no-jit; jit=False in Python)")
     losses, grad = lowp_xla_cos.cosine(y, p)

@@ -57,6 +57,9 @@ LONG_SHAPES = ((4100, 3, ("mean", "none")), (4096, 1, ("sum",)))
 # float32 rows of more than 1024 features in fewer than 4096 elements: XLA folds Σy² at compile time in windows of 32
 # and then all the windows' sums at once (a generator of their own, after the rest)
 WIDE_SHAPES = ((1, 2670, ("mean",)), (2, 1564, ("sum", "none")), (3, 1300, ("mean",)))
+# float32, a single row of 4096 features or more (YNNPACK's dot of the products with their sum), and rows of more
+# than 32,768 in a batch of fewer than 4 rows (a generator of their own, after the rest)
+SINGLE_SHAPES = ((1, 4500, ("mean",)), (1, 9000, ("none",)), (1, 33000, ("sum",)), (2, 33000, ("mean",)))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -107,10 +110,11 @@ def records(rng) -> list[dict]:
     for n, d, reductions in LONG_SHAPES:
         y, p = rows(long, n, d)
         out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
-    wide = np.random.default_rng(20261210)
-    for n, d, reductions in WIDE_SHAPES:
-        y, p = rows(wide, n, d)
-        out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    for seed, shapes in ((20261210, WIDE_SHAPES), (20261214, SINGLE_SHAPES)):
+        more = np.random.default_rng(seed)
+        for n, d, reductions in shapes:
+            y, p = rows(more, n, d)
+            out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
     return out
 
 
