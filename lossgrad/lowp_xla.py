@@ -265,14 +265,23 @@ def _lanes(x: Array) -> Array:
     return out
 
 
-def _ynn_sum(x: Array) -> Array:
-    """jnp.sum of each row by YNNPACK: one run per row, or, in a batch of fewer than SPLIT_BELOW rows, runs of SLAB
-    elements whose sums are then summed as a row."""
+def _ynn_sum(x: Array, split: bool = False) -> Array:
+    """jnp.sum of each row by YNNPACK: one run per row, or, in a batch of fewer than SPLIT_BELOW rows (`split`: in
+    any batch), runs of SLAB elements whose sums are then summed as a row."""
     rows, n = x.shape
-    if rows >= SPLIT_BELOW or n <= SLAB:
+    if (rows >= SPLIT_BELOW and not split) or n <= SLAB:
         return _lanes(x)
     runs = np.stack([_lanes(x[:, lo:lo + SLAB]) for lo in range(0, n, SLAB)], axis=1)
     return _lanes(runs)
+
+
+def product_sum(a: Array, b: Array) -> Array:
+    """Σ a·b along each row where XLA hands the products and their sum to YNNPACK (4096 elements or more): a
+    single row is its dot (dot_row); rows of more than SLAB are split into runs of SLAB in a batch of any size
+    (a product of two factors, measured for cosine; a plain sum splits them in fewer than SPLIT_BELOW rows only)."""
+    if a.shape[0] == 1:
+        return np.array([dot_row(a, b)], dtype=F32)
+    return _ynn_sum(ftz(a * b), split=True) + F32(0)
 
 
 def xla_sum(x: Array) -> Array:

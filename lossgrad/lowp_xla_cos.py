@@ -42,7 +42,7 @@ import numpy as np
 from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, Rounder, _rows_in_dtype, dot_row, folded_sum, ftz, upstream, xla_sum
+from .lowp_xla import F32, YNN_FROM, Rounder, _rows_in_dtype, folded_sum, ftz, product_sum, upstream, xla_sum
 from .lowp_xla_rows import _fma_chain, fused_squares
 
 
@@ -82,10 +82,10 @@ def fma_dot(a: Array, b: Array) -> Array:
 
 
 def _stored(a: Array, b: Array) -> Array:
-    """Σa·b with the products stored first and added as jnp.sum adds them (rows of more than 32 features, or
-    batches of 4096 elements or more); a single row of 4096 or more YNNPACK's dot (dot_row)."""
-    if a.shape[0] == 1 and a.size >= YNN_FROM:
-        return np.array([dot_row(a, b)], dtype=F32)
+    """Σa·b with the products stored first and added as jnp.sum adds them (rows of more than 32 features), from
+    4096 elements YNNPACK's product_sum."""
+    if a.size >= YNN_FROM:
+        return product_sum(a, b)
     return xla_sum(ftz(a * b))
 
 

@@ -16,13 +16,10 @@ from typing import Any
 import numpy as np
 
 from . import lowp_xla, lowp_xla_pow
-from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
-    SLAB,
-    SPLIT_BELOW,
     Grad,
     Rounder,
     _fma,
@@ -305,17 +302,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings)
 
 
-
 def cosine_jit(y: Array, p: Array) -> Parts:
     """cosine_distance under jit in float32 (lowp_xla_cos)."""
     from . import lowp_xla_cos
 
-    rows, n = p.shape
-    if n > SLAB and rows >= SPLIT_BELOW:
-        raise NotReproduced("dtype", f"JAX's cosine_distance under jit in float32 of {rows} rows of {n} features is "
-                            f"reproduced for rows of up to {SLAB} features in a batch of {SPLIT_BELOW} rows or more "
-                            "(its gradient was measured to differ beyond); use {dtype} float64, or ask for JAX op by "
-                            "op (--no-jit; jit=False in Python)")
     losses, grad = lowp_xla_cos.cosine(y, p)
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
 

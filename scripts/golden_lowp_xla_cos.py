@@ -58,8 +58,9 @@ LONG_SHAPES = ((4100, 3, ("mean", "none")), (4096, 1, ("sum",)))
 # and then all the windows' sums at once (a generator of their own, after the rest)
 WIDE_SHAPES = ((1, 2670, ("mean",)), (2, 1564, ("sum", "none")), (3, 1300, ("mean",)))
 # float32, a single row of 4096 features or more (YNNPACK's dot of the products with their sum), and rows of more
-# than 32,768 in a batch of fewer than 4 rows (a generator of their own, after the rest)
-SINGLE_SHAPES = ((1, 4500, ("mean",)), (1, 9000, ("none",)), (1, 33000, ("sum",)), (2, 33000, ("mean",)))
+# than 32,768 (the products' sums in runs of 32,768, in a batch of any size) (a generator of their own, after the rest)
+SINGLE_SHAPES = ((1, 4500, ("mean",)), (1, 9000, ("none",)), (1, 33000, ("sum",)), (2, 33000, ("mean",)),
+                 (4, 32790, ("sum",)))
 
 
 def rows(rng, n: int, d: int) -> tuple[np.ndarray, np.ndarray]:
