@@ -29,7 +29,18 @@ import numpy as np
 from . import libm
 from .errors import NotReproduced
 from .losses._ops import Array
-from .lowp_xla import F32, YNN_FROM, Rounder, _fma, _in_order, _rows, dot_row, ftz, margin_hinge, xla_sum
+from .lowp_xla import (
+    F32,
+    YNN_FROM,
+    Rounder,
+    _fma,
+    _in_order,
+    _rows,
+    ftz,
+    margin_hinge,
+    product_sum,
+    xla_sum,
+)
 from .lowp_xla_rows import _vector_rows
 
 # integral q: rows of 2 to 8 features whose fused row sum of q-th powers LLVM's loop vectorizer takes 4 rows at a
@@ -205,10 +216,10 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         d = (k if q == 1 else r)(a - v)  # (for q = 1 the differences feed the sum alone: kept as `k`)
         if fused and d.shape[1] == 1 and integral(q) and q >= 3:
             h = _fma(*last_factors(d, int(q), ftz), eps)[:, 0]
-        elif fused and d.shape[0] == 1 and d.size >= YNN_FROM and integral(q) and int(q) & (int(q) - 1):
-            # (a single row: YNNPACK fuses the power's last product with the sum into its dot, where that product
-            # has two factors; a power of 2's last product is a square, summed as it is)
-            h = r(np.array([dot_row(*last_factors(d, int(q), ftz))], dtype=F32) + eps)
+        elif fused and d.size >= YNN_FROM and integral(q) and int(q) & (int(q) - 1):
+            # (YNNPACK takes the power's last product in with the sum where that product has two factors: a single
+            # row's dot, runs of 32768 in any batch; a power of 2's last product is a square, summed as it is)
+            h = r(product_sum(*last_factors(d, int(q), ftz)) + eps)
         elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
             h = r(_fused_sum(d, q) + eps)
         else:
