@@ -535,7 +535,7 @@ def _fma_rows(a: Array, b: Array) -> Array:
     and added as jnp.sum adds them; a single row of 4096 or more YNNPACK's dot (dot_row)."""
     rows, n = a.shape
     if rows == 1 and n >= YNN_FROM:
-        return np.array([dot_row(a, b)], dtype=F32)
+        return product_sum(a, b)
     if rows > 32 or n > 32:
         return xla_sum(ftz(a * b))
     acc = np.zeros(rows, dtype=F32)

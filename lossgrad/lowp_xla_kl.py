@@ -42,6 +42,7 @@ from .lowp_xla import (
     dot_row,
     ftz,
     lane_products,
+    product_sum,
     row_lanes,
     upstream,
     xla_log,
@@ -108,7 +109,7 @@ def fused_rows(t: Array, d: Array) -> Array:
     rows, n = t.shape
     with np.errstate(all="ignore"):
         if rows == 1 and n >= YNN_FROM:
-            return np.array([dot_row(t, d)], dtype=F32)
+            return product_sum(t, d)
         products = ftz(t * d)
         if rows > 32 or n > 32 or n == 1:
             return xla_sum(products)
