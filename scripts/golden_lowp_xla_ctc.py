@@ -7,7 +7,8 @@ logits' dtype), the blank, jit (jax.jit around jax.value_and_grad, or each opera
 (jnp.mean, jnp.sum; none: the losses and the gradient of their sum), and JAX's per-sequence losses, reduced value
 and gradient with respect to the logits, as the shortest decimals that read back to the same float32. Cases: random
 batches whose sizes leave lane remainders, repeated labels, padded labels, sequences with no alignment, large
-logits, up to 100 frames (all under 4096 logits: from there JAX's log_softmax takes YNNPACK's e^x).
+logits, up to 100 frames (all under 4096 logits: from there JAX's log_softmax takes YNNPACK's e^x); and, in float32,
+batches of 4 to 108 sequences of 3 to 8 label columns, where LLVM vectorises the backward loop across the sequences.
 """
 
 from __future__ import annotations
@@ -70,6 +71,28 @@ def cases(rng):
     yield ("blank-last", x, np.array([[0, 1, 2], [2, 2, 1]]), [8, 7], [3, 2], 3)
 
 
+# (sequences, label columns) whose backward loop LLVM vectorises across the sequences (lossgrad's
+# lowp_xla_ctc.vectorised_block), and neighbours it leaves alone
+WIDE = ((4, 6), (4, 8), (8, 7), (8, 8), (12, 8), (16, 3), (16, 4), (16, 5), (16, 7), (17, 8), (20, 5), (21, 5),
+        (24, 4), (36, 5), (36, 6), (40, 7), (52, 4), (68, 3), (92, 6), (108, 6))
+
+
+def wide_cases(rng, shapes=WIDE):
+    """Batches of the shapes above: random logits, labels and lengths, a few frames and classes."""
+    for b, n in shapes:
+        t, c = int(rng.integers(4, 9)), int(rng.integers(n + 1, n + 6))
+        x = rng.standard_normal((b, t, c)) * rng.choice([1.0, 4.0])
+        labels = rng.integers(1, c, (b, n))
+        yield f"wide-{b}x{n}", x, labels, rng.integers(max(1, t // 2), t + 1, b), rng.integers(0, n + 1, b), 0
+
+
+def wide_records(rng):
+    """float32, where the vectorised block's roundings show: both modes, the mean and the losses' sum."""
+    return [record(name, _rounded(x, "float32"), labels, il, tl, blank, "float32", jit, reduction)
+            for name, x, labels, il, tl, blank in wide_cases(rng) for jit in (True, False)
+            for reduction in ("none", "mean")]
+
+
 def records(rng):
     out = []
     for name, x, labels, il, tl, blank in cases(rng):
@@ -84,7 +107,7 @@ def records(rng):
 def main() -> None:
     from make_golden import jax_versions
 
-    recs = records(np.random.default_rng(20261202))
+    recs = records(np.random.default_rng(20261202)) + wide_records(np.random.default_rng(20261203))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")

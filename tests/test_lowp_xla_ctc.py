@@ -1,8 +1,10 @@
 """optax's ctc_loss on logits under the optax convention in float32, float16 and bfloat16 against JAX's own CPU
 results (under jax.jit and op by op), recorded by scripts/golden_lowp_xla_ctc.py in tests/golden/lowp_xla_ctc.json:
-the losses and the reduced value bit for bit; the gradient bit for bit but for the elements README's "Bit for bit"
-names (a few within a few ulp of the dtype, where XLA's fused transpose of the scan adds in an order not
-reproduced)."""
+the losses bit for bit, the reduced value bit for bit op by op and within an ulp under jit (where XLA fuses the
+mean's sum), the gradient bit for bit in float16 and bfloat16 and in float32 but for the elements README's "Bit for
+bit" names (YNNPACK's kernel for the labels' dot, in order or in four lanes, is not pinned down for every shape).
+The records include batches whose backward loop LLVM vectorises across the sequences (lowp_xla_ctc.vectorised_block),
+bit for bit but one element."""
 
 from __future__ import annotations
 
@@ -18,10 +20,9 @@ from conftest import lossgrad as cli
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_ctc.json"
 RECORDS = json.loads(GOLDEN.read_text())["records"]
-# float32: the most ulp a gradient element may stand from JAX's at the gradient's largest element, and the share of
-# elements that may differ (measured over the records: see README "Bit for bit"); on fresh random batches (40
-# seeds of the live test measured) a float32 gradient has stood 4 ulp apart. float16 and bfloat16: bit for bit
-ULP, SHARE, LIVE_ULP = 2, 0.08, 4  # (the records: 18 of 240 in one batch, 4 sequences of 5 labels)
+# float32: the most ulp a gradient element may stand from JAX's at the gradient's largest element, over the records
+# (one element of the 224 records, in a batch of 108 sequences) and on fresh random batches (live)
+ULP, LIVE_ULP = 1, 4
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 
 
@@ -57,8 +58,7 @@ def ulps(got: object, want: object, dtype: str) -> float:
 def check(rec: dict, r: lossgrad.Result, live: bool = False) -> None:
     """The losses bit for bit; the value bit for bit op by op (within 1 ulp under jit, where XLA fuses the mean's
     sum, and on fresh random batches: 2 of 320 measured an ulp apart); the gradient bit for bit in float16 and
-    bfloat16, and in float32 within ULP (LIVE_ULP) at its largest element, over the records at most SHARE of its
-    elements apart (a small random batch may have a larger share: the bound it must keep is the ulp's)."""
+    bfloat16, and in float32 within ULP (LIVE_ULP) at its largest element."""
     assert not _differing(r.losses, rec["losses"]).any()
     if rec["value"] is not None:
         if rec["jit"] or live:
@@ -69,9 +69,17 @@ def check(rec: dict, r: lossgrad.Result, live: bool = False) -> None:
     if rec["dtype"] != "float32":
         assert not _differing(grad, rec["grad"]).any()
         return
-    if not live:
-        assert _differing(grad, rec["grad"]).mean() <= SHARE
     assert ulps(grad, rec["grad"], "float32") <= (LIVE_ULP if live else ULP)
+
+
+def test_float32_records_differ_only_where_the_readme_says() -> None:
+    # of the float32 records' gradient elements, only the one README names differs (the labels' dot of a batch of
+    # 108 sequences, 7 frames and 8 classes, in four lanes where lossgrad adds in order); before the backward loop's
+    # vectorised block was reproduced, 1,828 differed, in 62 records
+    apart = {_id(i, rec): int(_differing(_run(rec).grad, rec["grad"]).sum())
+             for i, rec in enumerate(RECORDS) if rec["dtype"] == "float32"}
+    assert {k: v for k, v in apart.items() if v} == {"223-wide-108x6-float32-ops-mean": 1,
+                                                     "221-wide-108x6-float32-jit-mean": 1}
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
@@ -101,7 +109,9 @@ def test_random_batches_against_live_jax(live_rng: np.random.Generator, jax_x32:
     import golden_lowp_xla_ctc as golden
 
     rng = live_rng
-    for name, x, labels, il, tl, blank in golden.cases(rng):
+    # the records' shapes, and one batch of 4 to 64 sequences of 3 to 8 label columns (vectorised or not)
+    wide = golden.wide_cases(rng, [(4 * int(rng.integers(1, 17)), int(rng.integers(3, 9)))])
+    for name, x, labels, il, tl, blank in [*golden.cases(rng), *wide]:
         dtype = ("float32", "float16", "bfloat16")[rng.integers(3)]
         rec = golden.record(name, golden._rounded(x, dtype), labels, il, tl, blank, dtype, bool(rng.integers(2)),
                             "mean")
@@ -126,7 +136,7 @@ def test_tensor_files_give_the_records_numbers(tmp_path: Path, dtype: str) -> No
     out = np.load(tmp_path / "out.npz")
     assert not _differing(out["losses"], rec["losses"]).any()
     assert not _differing(np.float32(json.loads(r.out)["value"]), [rec["value"]]).any()
-    assert ulps(out["grad"], rec["grad"], dtype) <= ULP
+    assert not _differing(out["grad"], rec["grad"]).any()
 
 
 def test_a_single_frame_is_computed_with_a_warning() -> None:
