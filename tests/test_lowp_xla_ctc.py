@@ -109,8 +109,8 @@ def test_random_batches_against_live_jax(live_rng: np.random.Generator, jax_x32:
     import golden_lowp_xla_ctc as golden
 
     rng = live_rng
-    # the records' shapes, and one batch of 4 to 64 sequences of 3 to 8 label columns (vectorised or not)
-    wide = golden.wide_cases(rng, [(4 * int(rng.integers(1, 17)), int(rng.integers(3, 9)))])
+    # the records' shapes, and one batch of 1 to 64 sequences of 3 to 8 label columns (vectorised or not)
+    wide = golden.wide_cases(rng, [(int(rng.integers(1, 65)), int(rng.integers(3, 9)))])
     for name, x, labels, il, tl, blank in [*golden.cases(rng), *wide]:
         dtype = ("float32", "float16", "bfloat16")[rng.integers(3)]
         rec = golden.record(name, golden._rounded(x, dtype), labels, il, tl, blank, dtype, bool(rng.integers(2)),
