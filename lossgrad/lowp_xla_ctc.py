@@ -114,6 +114,8 @@ def _step(phi: Array, emit: Array, lpe: Array, lpb: Array, pad: Array, rep: Arra
 # the least number of whole eights of sequences from which LLVM's cost model vectorises a loop of 3 to 6 label
 # columns 8 sequences at a time when 4 to 7 sequences would be left over (below it: 4 at a time)
 EIGHTS_FROM = {3: 8, 4: 6, 5: 4, 6: 13}
+# (sequences at a time, label columns): how many leading label states the vector code keeps apart
+KEPT_APART = {(8, 3): 2, (8, 4): 4, (4, 5): 4, (4, 6): 4, (4, 7): 4, (4, 8): 8}
 
 
 def vectorised_block(b: int, n: int) -> tuple[int, int]:
@@ -134,10 +136,8 @@ def vectorised_block(b: int, n: int) -> tuple[int, int]:
         return {(4, 5): (4, 4), (4, 6): (4, 4), (4, 7): (4, 4), (4, 8): (4, 8), (8, 7): (8, 4), (8, 8): (8, 8)
                 }.get((b, n), (0, 0))
     w = 4 if n >= 7 or (b % 8 >= 4 and b // 8 < EIGHTS_FROM[n]) else 8
-    covered = w * (b // w if n == 8 else (b - 1) // w)
-    if w == 8:
-        return (covered, 2 if n == 3 else 4) if n <= 4 else (0, 0)
-    return (covered, 4 if n < 8 else 8) if n >= 5 else (0, 0)
+    states = KEPT_APART.get((w, n), 0)
+    return (w * (b // w if n == 8 else (b - 1) // w), states) if states else (0, 0)
 
 
 def _dot_rows(a: Array, b: Array) -> Array:
