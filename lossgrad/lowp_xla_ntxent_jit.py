@@ -16,13 +16,15 @@ norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e (from
 4 lanes: lowp_xla.dot_lanes). The sum of the two terms g·(1/‖e‖) + m·e
 (m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one product of each: through e[None]/‖e‖ (g summed over the
 rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over the partners j) on g·(1/‖e‖); one feature: on m·2e.
+Where LLVM vectorizes that final loop 8 rows at a time (vector_block), its vector code fuses g·(1/‖e‖) through both
+broadcasts in the first columns.
 
 Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100 features, and from 8
-pairs where YNNPACK sums the products (N²·D ≥ 4096) with 9 features or more, up to 256 pairs and 2049 features.
+pairs where YNNPACK sums the products (N²·D ≥ 4096) with 2 features or more, up to 1003 pairs and 2049 features.
 Elsewhere LLVM vectorizes XLA's loops over 16 rows or more (the partner sums' first 8 rows as a vector reduced
-pairwise, the gradients' last rows in vectors whose FMAs it contracts column by column) in orders not pinned down
-here, and jnp.sum of the N × N matrix from 16 to 62 rows in lanes of its loop vectorizer (reproduced for 16 and 32
-rows; from 64 rows, 4096 elements, YNNPACK's): elsewhere the reduced value is lossgrad's.
+pairwise; with one feature the final loop, whose terms cancel to rounding) in orders not pinned down here, and
+jnp.sum of the N × N matrix from 16 to 62 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows; from
+64 rows, 4096 elements, YNNPACK's): elsewhere the reduced value is lossgrad's.
 """
 
 from __future__ import annotations
@@ -38,9 +40,19 @@ from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 from .lowp_xla_rows import fused_squares
 
 MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
-VECTOR_ROWS_BELOW = 9  # from 16 rows, fewer features than this: LLVM vectorizes the final loop over the rows
 STORED_FROM = 33  # from this many features XLA stores the products and sums them as jnp.sum does
 
+# The gradient's final loops over the rows, one for the anchors' B rows and one for the positives' (g·(1/‖e‖) + m·e
+# through each of the two broadcasts, then their sum), as LLVM vectorizes them: 8 rows at a time, where its vector
+# code fuses the product g·(1/‖e‖) of both terms in the first SCALE_FUSED columns (the scalar code fuses m·e through
+# e[None]/‖e‖). With 4 to 7 rows left over a loop goes 4 rows at a time instead, which fuses as the scalar code
+# does, unless the rows make EIGHTS_FROM eights or more (anchors', positives'). Where B is a power of two, the
+# positives' loop with 4 or 8 features gathers its rows, leaves the last 8 to the scalar code and fuses GATHERED
+# columns. 2 and 9 or more features fuse as the scalar code does throughout. Measured with jax 0.10.2 on AVX-512:
+# scripts/measure_ntxent_block.py.
+SCALE_FUSED = {3: 2, 4: 4, 5: 4, 6: 4, 7: 6}
+EIGHTS_FROM = {3: (5, 5), 4: (5, 5), 5: (3, 3), 6: (3, 3), 7: (17, 15)}
+GATHERED = {4: 4, 8: 8}
 
 def _fma(a: object, b: object, c: object) -> Array:
     return ftz(fma(a, b, c))
@@ -48,11 +60,12 @@ def _fma(a: object, b: object, c: object) -> Array:
 
 def unsupported_shape(pairs: int, features: int) -> str | None:
     """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is). From 16 rows (8 pairs) only
-    the batches whose N × N × D products reach 4096 (YNNPACK's sums) with 9 features or more are: below, LLVM
-    vectorizes XLA's fused partner sums (the first 8 partner rows reduced pairwise); with 8 features or fewer, the
-    gradients' final loop over the rows, contracting its FMAs column by column."""
+    the batches whose N × N × D products reach 4096 (YNNPACK's sums) with 2 features or more are: below, LLVM
+    vectorizes XLA's fused partner sums (the first 8 partner rows reduced pairwise); with one feature, the
+    gradient's final loop over the rows."""
     n, d = 2 * pairs, features
-    what = f"JAX's float32 ntxent under jit of {pairs} pairs of {features} features is not reproduced"
+    what = (f"JAX's float32 ntxent under jit of {pairs} pairs of {features} feature{'s' if features != 1 else ''} "
+            "is not reproduced")
     if not fits(n, d):
         return f"{what} ({TOO_WIDE})"
     if pairs <= MAX_PAIRS:
@@ -60,12 +73,21 @@ def unsupported_shape(pairs: int, features: int) -> str | None:
     if n * n * d < YNN_FROM:
         return (f"{what} (below 4096 products XLA fuses the sums over the partner rows, and from 16 rows LLVM "
                 "vectorizes them, the first 8 rows reduced pairwise: reproduced up to 7 pairs)")
-    if d < VECTOR_ROWS_BELOW:
-        return (f"{what} (from 16 rows with up to 8 features LLVM vectorizes the gradients' final loop over the rows "
-                "and contracts its FMAs column by column, in an order not pinned down: reproduced up to 7 pairs, "
-                "or from 9 features)")
+    if d == 1:
+        return (f"{what} (from 16 rows of one feature LLVM vectorizes the gradient's final loop, whose terms cancel "
+                "to rounding, in an order not pinned down: reproduced up to 7 pairs)")
     return None
 
+
+def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
+    """The leading rows and columns of one half's final loop (the anchors', or the positives') that LLVM's vector
+    code computes with both products g·(1/‖e‖) fused."""
+    eights, left = divmod(pairs, 8)
+    if positives and features in GATHERED and pairs >= 8 and pairs & (pairs - 1) == 0:
+        return (8 if pairs == 8 else pairs - 8), GATHERED[features]
+    if features not in SCALE_FUSED or (left >= 4 and eights < EIGHTS_FROM[features][positives]):
+        return 0, 0
+    return 8 * eights, SCALE_FUSED[features]
 
 def chain(x: Array, y: Array) -> Array:
     """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
@@ -224,5 +246,11 @@ class Fused:
     def grads(self, count: float) -> Array:
         """jax.grad of value(count) with respect to e (the anchors, then the positives)."""
         g_a, g_b = self.partner_sums(self.scores(count))
-        out: Array = ftz(self.through_norm(g_a, False) + self.through_norm(g_b, True))
+        n, d = self.e.shape
+        on_scale = np.zeros((n, d), dtype=bool)
+        for start, positives in ((0, False), (n // 2, True)):
+            rows, cols = vector_block(n // 2, d, positives)
+            on_scale[start:start + rows, :cols] = True
+        through_rows = np.where(on_scale, self.through_norm(g_a, True), self.through_norm(g_a, False))
+        out: Array = ftz(through_rows + self.through_norm(g_b, True))
         return out

@@ -132,6 +132,24 @@ def large_randoms(rng) -> list[tuple[np.ndarray, np.ndarray, bool]]:
     return out
 
 
+# float32 under jit, few features (2 to 8) where YNNPACK sums the products: the gradient's two final loops (the
+# anchors' rows, the positives') as LLVM vectorizes them (lossgrad.lowp_xla_ntxent_jit.vector_block): 8 rows at a
+# time with 0 to 3 left over (32 × 5), or 4 to 7 from EIGHTS_FROM eights (44 × 3, 29 × 5, 27 × 6, 136 × 7) and
+# below it 4 at a time (36 × 3, 36 × 4, 20 × 7), the anchors' and positives' thresholds apart (124 × 7), the
+# positives' gathered rows where B is a power of two (32 × 4, 64 × 8), none vectorized (48 × 8, 40 × 2)
+BLOCK = ((44, 3), (36, 3), (32, 4), (36, 4), (29, 5), (32, 5), (27, 6), (20, 7), (124, 7), (136, 7), (64, 8),
+         (48, 8), (40, 2))
+
+
+def block_randoms(rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    out = []
+    for b, d in BLOCK:
+        a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
+        p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
+        out.append((_rounded(a, "float32"), _rounded(p, "float32")))
+    return out
+
+
 def equal_rows(dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """22 pairs of 19 features, each positive equal to its anchor, of magnitude 30: in float16 the gradients
     underflow, and a row whose every term of a backward sum is −0 sums to +0 (XLA's reduce starts from +0)."""
@@ -154,6 +172,8 @@ def records(rng) -> list[dict]:
             out.append(record(*equal_rows(dtype), 0.07, dtype, jit, "equal-rows-underflow"))
     for k, (a, p, jit) in enumerate(large_randoms(np.random.default_rng(20261204))):
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", jit, "large"))
+    for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261205))):
+        out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "vector-block"))
     return out
 
 
