@@ -11,7 +11,8 @@ clipped at ε, and every quotient by a row's norm is a product with 1/‖e‖, 1
 row.
 jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA,
 G·eˣ − 1/N with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed)
-times eˣ. Its sums over the partner rows are FMA chains in the order of the rows (below 4096 products), and the
+times eˣ. Its sums over the partner rows (below 4096 products) are FMA chains in the order of the rows up to 14
+rows, LLVM's vectors from 16 to 32 (NARROW, WIDE) and XLA's windows of the stored products from 34; and the
 norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e (from N·D = 4096 YNNPACK's fusion of it, in
 4 lanes: lowp_xla.dot_lanes). The sum of the two terms g·(1/‖e‖) + m·e
 (m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one product of each: through e[None]/‖e‖ (g summed over the
@@ -20,11 +21,10 @@ Where LLVM vectorizes that final loop 8 rows at a time (vector_block), its vecto
 broadcasts in the first columns.
 
 Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100 features, and from 8
-pairs where YNNPACK sums the products (N²·D ≥ 4096) with 2 features or more, up to 1003 pairs and 2049 features.
-Elsewhere LLVM vectorizes XLA's loops over 16 rows or more (the partner sums' first 8 rows as a vector reduced
-pairwise; with one feature the final loop, whose terms cancel to rounding) in orders not pinned down here, and
-jnp.sum of the N × N matrix from 16 to 62 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows; from
-64 rows, 4096 elements, YNNPACK's): elsewhere the reduced value is lossgrad's.
+pairs with 2 features or more, up to 1003 pairs and 2049 features. With one feature from 16 rows LLVM vectorizes the
+final loop, whose terms cancel to rounding, in an order not pinned down here; and jnp.sum of the N × N matrix from
+16 to 62 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows; from 64 rows, 4096 elements,
+YNNPACK's): elsewhere the reduced value is lossgrad's.
 """
 
 from __future__ import annotations
@@ -42,27 +42,41 @@ from .lowp_xla_rows import fused_squares
 MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
 STORED_FROM = 33  # from this many features XLA stores the products and sums them as jnp.sum does
 
+# The sums over the partner rows from 16 to 32 rows below 4096 products, as LLVM vectorizes XLA's fused loop over the
+# N rows: blocks of `lanes` rows whose multiply-adds run lane by lane, block after block in the order given (the
+# first block's products rounded, its first lane plus +0), the lanes then halved pairwise, the rows left chained on
+# in order; with `epilogue` lanes, the next rows as one more vector whose first lane starts from the sum so far, then
+# halved. With up to 8 features the loop loads interleaved rows and goes as NARROW says; from 9 as WIDE says (at 20
+# rows the sum over the rows i; the one over the partners j as NARROW). From 34 rows XLA stores the products and
+# sums them in its windows. Measured with jax 0.10.2 on AVX-512 (scripts/measure_ntxent_block.py).
+Plan = tuple[int, tuple[int, ...], int]  # lanes, the blocks' order, the epilogue's lanes
+NARROW: dict[int, Plan] = {16: (8, (0,), 0), 18: (8, (0, 1), 0), 20: (4, (0, 2, 3, 1), 0), 22: (4, (0, 2, 3, 1), 0),
+                          24: (8, (0, 1), 0), **{n: (8, (0, 1, 2), 0) for n in range(26, 33, 2)}}
+WIDE: dict[int, Plan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (8, (0, 1), 4)}
+STORED_ROWS_FROM = 34
+
 # The gradient's final loops over the rows, one for the anchors' B rows and one for the positives' (g·(1/‖e‖) + m·e
 # through each of the two broadcasts, then their sum), as LLVM vectorizes them: 8 rows at a time, where its vector
 # code fuses the product g·(1/‖e‖) of both terms in the first SCALE_FUSED columns (the scalar code fuses m·e through
 # e[None]/‖e‖). With 4 to 7 rows left over a loop goes 4 rows at a time instead, which fuses as the scalar code
 # does, unless the rows make EIGHTS_FROM eights or more (anchors', positives'). Where B is a power of two, the
-# positives' loop with 4 or 8 features gathers its rows, leaves the last 8 to the scalar code and fuses GATHERED
-# columns. 2 and 9 or more features fuse as the scalar code does throughout. Measured with jax 0.10.2 on AVX-512:
+# positives' loop with 4 or 8 features gathers its rows (from 16 pairs leaving the last 8 to the scalar code) and
+# fuses GATHERED columns. With one eight and rows left over (9 to 15 pairs) neither loop is vectorized; 2 and 9 or
+# more features fuse as the scalar code does throughout. Measured with jax 0.10.2 on AVX-512:
 # scripts/measure_ntxent_block.py.
 SCALE_FUSED = {3: 2, 4: 4, 5: 4, 6: 4, 7: 6}
 EIGHTS_FROM = {3: (5, 5), 4: (5, 5), 5: (3, 3), 6: (3, 3), 7: (17, 15)}
 GATHERED = {4: 4, 8: 8}
+
 
 def _fma(a: object, b: object, c: object) -> Array:
     return ftz(fma(a, b, c))
 
 
 def unsupported_shape(pairs: int, features: int) -> str | None:
-    """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is). From 16 rows (8 pairs) only
-    the batches whose N × N × D products reach 4096 (YNNPACK's sums) with 2 features or more are: below, LLVM
-    vectorizes XLA's fused partner sums (the first 8 partner rows reduced pairwise); with one feature, the
-    gradient's final loop over the rows."""
+    """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is): from 16 rows (8 pairs) of one
+    feature, LLVM vectorizes the gradient's final loop over the rows in an order not pinned down; rows beyond the
+    measured slices of YNNPACK."""
     n, d = 2 * pairs, features
     what = (f"JAX's float32 ntxent under jit of {pairs} pairs of {features} feature{'s' if features != 1 else ''} "
             "is not reproduced")
@@ -70,9 +84,6 @@ def unsupported_shape(pairs: int, features: int) -> str | None:
         return f"{what} ({TOO_WIDE})"
     if pairs <= MAX_PAIRS:
         return None
-    if n * n * d < YNN_FROM:
-        return (f"{what} (below 4096 products XLA fuses the sums over the partner rows, and from 16 rows LLVM "
-                "vectorizes them, the first 8 rows reduced pairwise: reproduced up to 7 pairs)")
     if d == 1:
         return (f"{what} (from 16 rows of one feature LLVM vectorizes the gradient's final loop, whose terms cancel "
                 "to rounding, in an order not pinned down: reproduced up to 7 pairs)")
@@ -83,11 +94,43 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
     """The leading rows and columns of one half's final loop (the anchors', or the positives') that LLVM's vector
     code computes with both products g·(1/‖e‖) fused."""
     eights, left = divmod(pairs, 8)
+    if eights == 1 and left:
+        return 0, 0
     if positives and features in GATHERED and pairs >= 8 and pairs & (pairs - 1) == 0:
         return (8 if pairs == 8 else pairs - 8), GATHERED[features]
     if features not in SCALE_FUSED or (left >= 4 and eights < EIGHTS_FROM[features][positives]):
         return 0, 0
     return 8 * eights, SCALE_FUSED[features]
+
+def halve(lanes: Array) -> Array:
+    """The lanes of the last axis (a power of two) added pairwise, as x86 reduces a vector: the upper half to the
+    lower, until one is left."""
+    while lanes.shape[-1] > 1:
+        h = lanes.shape[-1] // 2
+        lanes = ftz(lanes[..., :h] + lanes[..., h:])
+    return lanes[..., 0]
+
+
+def vector_sum(x: Array, y: Array, plan: Plan) -> Array:
+    """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it (NARROW, WIDE): blocks of `lanes`, the
+    epilogue's vector, then the rest in order."""
+    lanes, order, epilogue = plan
+
+    def block(i: int) -> tuple[Array, Array]:
+        return x[..., i * lanes:(i + 1) * lanes], y[..., i * lanes:(i + 1) * lanes]
+    acc = ftz(block(order[0])[0] * block(order[0])[1])
+    acc[..., 0] = ftz(acc[..., 0] + F32(0))
+    for i in order[1:]:
+        acc = _fma(*block(i), acc)
+    total, done = halve(acc), len(order) * lanes
+    if epilogue:
+        last = ftz(x[..., done:done + epilogue] * y[..., done:done + epilogue])
+        last[..., 0] = _fma(x[..., done], y[..., done], total)
+        total, done = halve(last), done + epilogue
+    for k in range(done, x.shape[-1]):
+        total = _fma(x[..., k], y[..., k], total)
+    return total
+
 
 def chain(x: Array, y: Array) -> Array:
     """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
@@ -150,10 +193,7 @@ def value_sum(lsm: Array) -> F32:
     if n in COLUMN_LANES:
         width = COLUMN_LANES[n]
         lanes = _in_order(m.reshape(n, n // width, width).transpose(2, 1, 0).reshape(width, -1))
-        while lanes.shape[0] > 1:
-            h = lanes.shape[0] // 2
-            lanes = ftz(lanes[:h] + lanes[h:])
-        return F32(lanes[0])
+        return F32(halve(lanes))
     return F32(_in_order(m.reshape(1, -1))[0] + F32(0))
 
 
@@ -223,10 +263,14 @@ class Fused:
         order, or the stored products in jnp.sum's order (YNNPACK's tiles)."""
         u = self.u
         n, d = u.shape
-        if n * n * d >= YNN_FROM:
+        if n * n * d >= YNN_FROM or n >= STORED_ROWS_FROM:
             return (partner_sum(ftz(s[:, :, None] * u[:, None, :]), 0, ftz, fused=True),
                     partner_sum(ftz(u[None, :, :] * s[:, :, None]), 1, ftz, fused=True))
-        return chain(s.T[:, None, :], u.T[None, :, :]), chain(s[:, None, :], u.T[None, :, :])
+        over_i, over_j = (s.T[:, None, :], u.T[None, :, :]), (s[:, None, :], u.T[None, :, :])
+        if n not in NARROW:
+            return chain(*over_i), chain(*over_j)
+        plans = NARROW if d <= 8 else WIDE
+        return vector_sum(*over_i, plans[n]), vector_sum(*over_j, (NARROW if n == 20 else plans)[n])
 
     def through_norm(self, g: Array, on_scale: bool) -> Array:
         """g through e/‖e‖: g·(1/‖e‖) + m·e, m = ((−s·½/‖e‖)·w)·2, s = Σ (g·‖e‖^−2)·e (an FMA chain over the features,

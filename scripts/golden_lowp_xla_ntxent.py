@@ -141,13 +141,20 @@ BLOCK = ((44, 3), (36, 3), (32, 4), (36, 4), (29, 5), (32, 5), (27, 6), (20, 7),
          (48, 8), (40, 2))
 
 
-def block_randoms(rng) -> list[tuple[np.ndarray, np.ndarray]]:
+def block_randoms(rng, shapes: tuple[tuple[int, int], ...] = BLOCK) -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
-    for b, d in BLOCK:
+    for b, d in shapes:
         a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
         p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
         out.append((_rounded(a, "float32"), _rounded(p, "float32")))
     return out
+
+
+# float32 under jit, 8 to 22 pairs below 4096 products: the sums over the partner rows as LLVM vectorizes XLA's fused
+# loop (lossgrad.lowp_xla_ntxent_jit.NARROW, WIDE: each plan from 16 to 32 rows, with up to 8 features and from 9),
+# and from 34 rows stored and summed in XLA's windows
+PARTNER = ((8, 3), (8, 12), (9, 5), (9, 10), (10, 6), (10, 9), (11, 4), (12, 7), (13, 2), (15, 4), (16, 3), (17, 3),
+           (22, 2))
 
 
 def equal_rows(dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -174,6 +181,8 @@ def records(rng) -> list[dict]:
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", jit, "large"))
     for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261205))):
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "vector-block"))
+    for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261206), PARTNER)):
+        out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "partner-vectors"))
     return out
 
 

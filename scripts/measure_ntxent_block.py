@@ -1,11 +1,13 @@
-"""Measure lossgrad's rule for the blocks of the gradient's two final loops (the anchors' rows, the positives') that
-LLVM vectorizes in JAX's float32 ntxent under jit (lossgrad.lowp_xla_ntxent_jit.vector_block) against JAX's own
-gradients, shape by shape.
+"""Measure lossgrad's rules for how LLVM vectorizes XLA's fused loops in JAX's float32 ntxent under jit against JAX's
+own gradients, shape by shape: the blocks of the gradient's two final loops (the anchors' rows, the positives':
+lossgrad.lowp_xla_ntxent_jit.vector_block) and, below 4096 products, the sums over the partner rows (NARROW and
+WIDE from 16 to 32 rows, XLA's windows from 34).
 
-For each batch of b pairs and d features (where YNNPACK sums the N × N × d products, so only the final loops are in
-question): random anchors, and positives near them. Prints, per shape, the rule's blocks (anchors', positives'),
-how many gradient elements differ from JAX's with them (0 is the claim) and without them (0 where nothing is
-vectorized, or where the vector code fuses as the scalar code does). Needs jax and optax.
+For each batch of b pairs and d features: random anchors, and positives near them. Prints, per shape, the final
+loops' blocks (anchors', positives'), how many gradient elements differ from JAX's with the rules (0 is the claim)
+and without them, as the scalar code would add (0 where nothing is vectorized, or where the vector code rounds as
+the scalar code does on these inputs). Shapes lossgrad refuses (one feature from 8 pairs) are skipped. Needs jax
+and optax.
 
     python3 scripts/measure_ntxent_block.py 8-72 2-9      # pairs, features (ranges or lists: 64,128)
 """
@@ -29,7 +31,7 @@ def _numbers(spec: str) -> list[int]:
 
 
 def differing(b: int, d: int, seed: int = 0) -> tuple[int, int]:
-    """Gradient elements apart from JAX's, with lossgrad's blocks and with none."""
+    """Gradient elements apart from JAX's, with lossgrad's rules and without them."""
     import jax
 
     import lossgrad.lowp_xla_ntxent_jit as ntxent
@@ -45,14 +47,14 @@ def differing(b: int, d: int, seed: int = 0) -> tuple[int, int]:
     def apart() -> int:
         got = ntxent.Fused(a, p, 0.5).grads(2 * b)
         return int((got.view(np.int32) != want.view(np.int32)).sum())
-    rule = ntxent.vector_block
-    with_blocks = apart()
-    ntxent.vector_block = lambda *_: (0, 0)
+    rules = ntxent.vector_block, ntxent.NARROW, ntxent.STORED_ROWS_FROM
+    with_rules = apart()
+    ntxent.vector_block, ntxent.NARROW, ntxent.STORED_ROWS_FROM = (lambda *_: (0, 0)), {}, 2**31
     try:
         without = apart()
     finally:
-        ntxent.vector_block = rule
-    return with_blocks, without
+        ntxent.vector_block, ntxent.NARROW, ntxent.STORED_ROWS_FROM = rules
+    return with_rules, without
 
 
 def main() -> None:
@@ -68,8 +70,8 @@ def main() -> None:
             measured += 1
             wrong += with_blocks > 0
             print(f"{b:4d} pairs {d:3d} features  blocks {vector_block(b, d, False)} {vector_block(b, d, True)}  "
-                  f"apart: {with_blocks} with them, {without} without", flush=True)
-    print(f"{measured} shapes measured; {wrong} where the rule does not give JAX's gradient")
+                  f"apart: {with_blocks} with the rules, {without} without", flush=True)
+    print(f"{measured} shapes measured; {wrong} where the rules do not give JAX's gradient")
 
 
 if __name__ == "__main__":

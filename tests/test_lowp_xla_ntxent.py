@@ -1,8 +1,8 @@
 """optax's ntxent (contrastive --ntxent under the optax convention) in float32, float16 and bfloat16 against JAX's
 own CPU results, recorded by scripts/golden_lowp_xla_ntxent.py in tests/golden/lowp_xla_ntxent.json: op by op bit for
 bit (the value, the per-sample losses, the gradients of the anchors and of the positives); under jit in float32 bit
-for bit where XLA's fused kernels are reproduced (up to 7 pairs; from 8 pairs with 2 features or more where YNNPACK
-sums the products), elsewhere computed by lossgrad's float32 formulas with a warning; under jit in bfloat16 bit for
+for bit where XLA's fused kernels are reproduced (up to 7 pairs; from 8 pairs with 2 features or more), elsewhere
+computed by lossgrad's float32 formulas with a warning; under jit in bfloat16 bit for
 bit, and in float16 but for 8 to 16 pairs (refused there)."""
 
 from __future__ import annotations
@@ -95,20 +95,20 @@ def test_jax_under_jit_bit_for_bit(rec: dict) -> None:
 
 def test_what_is_left_under_jit() -> None:
     # float32: reproduced bit for bit (values where known: up to 14 rows, 16, 32, and from 64), or lossgrad's float32
-    # formulas with a warning (16 rows or more of one feature, or below 4096 products); float16: reproduced but for 8
-    # to 16 pairs, refused there; bfloat16: reproduced
+    # formulas with a warning (16 rows or more of one feature); float16: reproduced but for 8 to 16 pairs, refused
+    # there; bfloat16: reproduced
     left = [r for r in JIT32 if not _fused(r)]
-    assert sorted({tuple(np.shape(r["pred"])) for r in left}) == [(8, 8), (64, 1)]
+    assert sorted({tuple(np.shape(r["pred"])) for r in left}) == [(64, 1)]
     # (records, gradient elements, values: float32's where jnp.sum's order is known, the half dtypes' all)
     from lossgrad.lowp_xla_ntxent_jit import value_known
 
     counts = {dtype: (len(recs), sum(2 * np.size(r["pred"]) for r in recs),
                       sum(dtype != "float32" or value_known(2 * len(r["pred"])) for r in recs))
               for dtype in ("float32", "float16", "bfloat16") for recs in [[r for r in FUSED if r["dtype"] == dtype]]}
-    assert counts == {"float32": (58, 66512, 49), "float16": (33, 10082, 33), "bfloat16": (36, 11160, 36)}
+    assert counts == {"float32": (72, 68164, 53), "float16": (33, 10082, 33), "bfloat16": (36, 11160, 36)}
     runs = [(r, _run(r)) for r in left]
     assert all(any("ntxent under jit" in w and "float32 formulas" in w for w in res.warnings) for _, res in runs)
-    assert sum(sum(compare(r, res).values()) for r, res in runs) == 245
+    assert sum(sum(compare(r, res).values()) for r, res in runs) == 128
     refused = [r for r in JIT if r["dtype"] != "float32" and not _fused(r)]
     assert sorted({(r["dtype"], len(r["pred"])) for r in refused}) == [("float16", 8), ("float16", 11), ("float16", 16)]
     for rec in refused:
@@ -132,6 +132,25 @@ def test_the_final_loops_vector_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
     apart = [compare(r, _run(r)) for r in block]
     assert (sum(a["grad"] + a["grad_target"] > 0 for a in apart), sum(a["grad"] + a["grad_target"] for a in apart)) \
         == (8, 1788)
+
+
+def test_the_partner_sums_vectors_and_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records named partner-vectors (8 to 22 pairs below 4096 products): JAX's gradients bit for bit with the
+    # sums over the partner rows as LLVM vectorizes them from 16 to 32 rows (NARROW, WIDE) and as XLA's windows add
+    # the stored products from 34; summed in row order instead, as the scalar code would, all 13 differ, in 1,046
+    # elements
+    import lossgrad.lowp_xla_ntxent_jit as jit
+
+    recs = [r for r in JIT32 if r.get("name") == "partner-vectors"]
+    rows = {2 * len(r["pred"]) for r in recs}
+    assert len(recs) == 13 and rows == set(jit.NARROW) - {28} | {34, 44} and all(_fused(r) for r in recs)
+    assert {(2 * len(r["pred"]), len(r["pred"][0]) > 8) for r in recs} >= {(n, True) for n in jit.WIDE}
+    assert not any(any(compare(r, _run(r)).values()) for r in recs)
+    monkeypatch.setattr(jit, "NARROW", {})
+    monkeypatch.setattr(jit, "STORED_ROWS_FROM", 2**31)
+    apart = [compare(r, _run(r)) for r in recs]
+    assert (sum(a["grad"] + a["grad_target"] > 0 for a in apart), sum(a["grad"] + a["grad_target"] for a in apart)) \
+        == (13, 1046)
 
 
 def test_under_jit_the_fallback_says_why() -> None:
@@ -212,8 +231,8 @@ def test_random_rounds_under_jit_against_live_jax(live_rng: np.random.Generator,
     rng = live_rng
     for k in range(live_rounds(8, 40)):
         # float32 every other round a batch of up to 7 pairs, else one of 8 to 39 pairs (every other such round up to
-        # 159) of 2 to 39 features (YNNPACK's sums where the products reach 4096, the final loops' vector blocks; the
-        # rest falls back with its reason); float16 every fourth
+        # 159) of 1 to 39 features (LLVM's vectors, XLA's windows or YNNPACK's sums for the partner rows, the final
+        # loops' vector blocks; one feature falls back with its reason); float16 every fourth
         # round, up to 7 pairs or 17 to 39; bfloat16 every fourth, 2 to 69 pairs (from 32, YNNPACK's N × N kernels)
         dtype = {2: "float16", 3: "bfloat16"}.get(k % 4, "float32")
         if dtype == "float16":
@@ -224,7 +243,7 @@ def test_random_rounds_under_jit_against_live_jax(live_rng: np.random.Generator,
         elif k % 2 == 0:
             b, d = int(rng.integers(2, MAX_PAIRS + 1)), int(rng.integers(1, 40))
         else:
-            b, d = int(rng.integers(MAX_PAIRS + 1, 40 if k % 4 == 1 else 160)), int(rng.integers(2, 40))
+            b, d = int(rng.integers(MAX_PAIRS + 1, 40 if k % 4 == 1 else 160)), int(rng.integers(1, 40))
         a = golden._rounded(rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0]), dtype)
         p = golden._rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]), dtype)
         rec = golden.record(a, p, float(rng.choice(golden.TEMPERATURES)), dtype, True)
