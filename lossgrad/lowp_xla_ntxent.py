@@ -28,6 +28,7 @@ from .losses._ops import Array
 from .lowp_xla import (
     F32,
     YNN_FROM,
+    Rounder,
     _in_order,
     _lanes,
     _rows_in_dtype,
@@ -43,6 +44,7 @@ from .lowp_xla_more import _over
 from .lowp_xla_ntxent_jit import (
     Fused,
     _at_positives,
+    halve,
     squared_norms,
     stored,
     unsupported_shape,
@@ -143,9 +145,13 @@ class Ntxent:
         g[rows, self.pos] = r(-c + r(et * self.numer))
         g = self.backward_tau(g)
         u = self.u
-        g_b = partner_sum(r(u[None, :, :] * g[:, :, None]), 1, r)  # ∂/∂(e[:, None]/‖e‖), over the partners j
-        g_a = partner_sum(r(g[:, :, None] * u[:, None, :]), 0, r)  # ∂/∂(e[None]/‖e‖), over the partners i
+        g_b = self.partner_sum(r(u[None, :, :] * g[:, :, None]), 1)  # ∂/∂(e[:, None]/‖e‖), over the partners j
+        g_a = self.partner_sum(r(g[:, :, None] * u[:, None, :]), 0)  # ∂/∂(e[None]/‖e‖), over the partners i
         return r(self.through_norm(g_b) + self.through_norm(g_a))
+
+    def partner_sum(self, x: Array, axis: int) -> Array:
+        """jax.grad's sum of the products x [N, N, D] over the rows (axis 0) or the partners (axis 1)."""
+        return partner_sum(x, axis, self.r)
 
     def through_norm(self, g: Array) -> Array:
         """The gradient through x/‖x‖, ‖x‖ = sqrt(max(ε, Σx²)): g/‖x‖ + 2x·w·(½/‖x‖)·(−Σ g·‖x‖^−2·x)."""
@@ -162,11 +168,60 @@ class Ntxent:
         return self.r(self.r(rows[:b] + rows[b:]) * F32(0.5))
 
 
+# float16 under jit from 16 to 32 rows: XLA's fused sums over the partner rows as LLVM vectorizes them, each product
+# stored in float16 and every addition rounded to it (no multiply-adds). Per row count: the lanes; the blocks of rows
+# that each accumulator adds in order (the accumulators then added, the last first), the first block's first lane
+# from +0; the lanes halved pairwise; the epilogue's lanes (the next rows as one more vector, its first lane added to
+# the sum so far, halved); the rows left added in order. HALF_NARROW with up to 8 features, HALF_WIDE from 9 (where
+# given). Measured with jax 0.10.2 on AVX-512 (tests/test_lowp_xla_ntxent.py, live).
+HalfPlan = tuple[int, tuple[tuple[int, ...], ...], int]
+HALF_NARROW: dict[int, HalfPlan] = {16: (8, ((0,),), 0), 18: (8, ((0, 1),), 0), 20: (4, ((0, 2), (1, 3)), 0),
+                                    22: (4, ((0, 2), (1, 3)), 0), 24: (8, ((0, 1),), 0),
+                                    **{n: (8, ((0, 1, 2),), 0) for n in range(26, 33, 2)}}
+HALF_WIDE: dict[int, HalfPlan] = {16: (8, ((0, 1),), 0), 18: (8, ((0, 1),), 2), 24: (8, ((0, 1, 2),), 0),
+                                  32: (8, ((0, 2), (1, 3)), 0)}
+
+
+def half_vector_sum(rows: Array, plan: HalfPlan, r: Rounder) -> Array:
+    """Σ over the last axis of the stored products `rows`, as LLVM's vectorized loop adds them in the dtype (plan:
+    HALF_NARROW, HALF_WIDE)."""
+    lanes, accumulators, epilogue = plan
+
+    def block(i: int) -> Array:
+        return rows[..., i * lanes:(i + 1) * lanes]
+    first = block(0).copy()
+    first[..., 0] = r(first[..., 0] + F32(0))
+    sums = []
+    for blocks in accumulators:
+        acc = first if blocks[0] == 0 else block(blocks[0])
+        for i in blocks[1:]:
+            acc = r(acc + block(i))
+        sums.append(acc)
+    acc = sums[-1]
+    for other in reversed(sums[:-1]):
+        acc = r(acc + other)
+    total, done = halve(acc, r), lanes * sum(map(len, accumulators))
+    if epilogue:
+        last = rows[..., done:done + epilogue].copy()
+        last[..., 0] = r(total + last[..., 0])
+        total, done = halve(last, r), done + epilogue
+    for k in range(done, rows.shape[-1]):
+        total = r(total + rows[..., k])
+    return total
+
+
 class FusedHalf(Ntxent):
     """float16 under jax.jit: the same operations, each result stored in float16 as op by op, except that τ is a
-    constant (the forward pass multiplies by 1/τ, rounded to float16, as the backward pass does) and the norm's
-    backward pass takes ‖e‖^−2 as 1/max(ε, Σe²) itself. Measured for up to 7 pairs and from 17 (N > 32 rows, the
-    partner sums in XLA's windows of 32); from 16 to 32 rows LLVM vectorizes the fused partner sums otherwise."""
+    constant (the forward pass multiplies by 1/τ, rounded to float16, as the backward pass does), the norm's
+    backward pass takes ‖e‖^−2 as 1/max(ε, Σe²) itself, and from 16 to 32 rows LLVM vectorizes the fused partner
+    sums (half_vector_sum; with one feature in an order not pinned down, refused)."""
+
+    def partner_sum(self, x: Array, axis: int) -> Array:
+        n, _, d = x.shape
+        if n not in HALF_NARROW:
+            return partner_sum(x, axis, self.r)
+        plan = HALF_WIDE.get(n, HALF_NARROW[n]) if d > 8 else HALF_NARROW[n]
+        return half_vector_sum(np.moveaxis(x, axis, 2).reshape(n * d, n), plan, self.r).reshape(n, d)
 
     def divide(self, x: Array) -> Array:
         return self.r(x * self.r(F32(1) / self.t))
@@ -221,7 +276,6 @@ class FusedBf16(Ntxent):
         return float(self.r(-total / self.r(F32(count))))
 
 
-HALF_JIT_GAP = range(8, 17)  # the float16 batches (pairs) under jit whose partner sums LLVM vectorizes
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -289,11 +343,11 @@ def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
 def _jit_half(y: Array, p: Array, tau: float, half: Any) -> Parts:
     """A half dtype's parts under jax.jit (float16: FusedHalf, bfloat16: FusedBf16)."""
     b, d = p.shape
-    if b in HALF_JIT_GAP and half is np.float16:
-        raise NotReproduced("dtype", f"JAX's float16 ntxent under jit of {b} pairs is not reproduced (from 16 to 32 "
-                            "rows LLVM vectorizes XLA's fused sums over the partner rows in an order not pinned down: "
-                            "reproduced up to 7 pairs and from 17); ask for JAX op by op (--no-jit; jit=False in "
-                            "Python)")
+    if half is np.float16 and d == 1 and 2 * b in HALF_NARROW:
+        raise NotReproduced("dtype", f"JAX's float16 ntxent under jit of {b} pairs of one feature is not reproduced "
+                            "(from 16 to 32 rows LLVM vectorizes XLA's fused sums over the partner rows of one feature "
+                            "in an order not pinned down: reproduced up to 7 pairs, from 17, and with 2 features or "
+                            "more); ask for JAX op by op (--no-jit; jit=False in Python)")
     model = FusedHalf if half is np.float16 else FusedBf16
     with np.errstate(all="ignore"):
         nt = model(p, y, tau, half, ULP_EPS[np.dtype(half).name])

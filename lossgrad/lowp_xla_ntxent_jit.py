@@ -35,7 +35,7 @@ import numpy as np
 
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, _in_order, dot_lanes, ftz, xla_exp, xla_log, xla_sum, xla_sum2d
+from .lowp_xla import F32, YNN_FROM, Rounder, _in_order, dot_lanes, ftz, xla_exp, xla_log, xla_sum, xla_sum2d
 from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 from .lowp_xla_rows import fused_squares
 
@@ -102,12 +102,12 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
         return 0, 0
     return 8 * eights, SCALE_FUSED[features]
 
-def halve(lanes: Array) -> Array:
+def halve(lanes: Array, r: Rounder = ftz) -> Array:
     """The lanes of the last axis (a power of two) added pairwise, as x86 reduces a vector: the upper half to the
-    lower, until one is left."""
+    lower, each sum rounded by r (float32's by default), until one is left."""
     while lanes.shape[-1] > 1:
         h = lanes.shape[-1] // 2
-        lanes = ftz(lanes[..., :h] + lanes[..., h:])
+        lanes = r(lanes[..., :h] + lanes[..., h:])
     return lanes[..., 0]
 
 

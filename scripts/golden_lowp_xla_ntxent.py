@@ -141,12 +141,13 @@ BLOCK = ((44, 3), (36, 3), (32, 4), (36, 4), (29, 5), (32, 5), (27, 6), (20, 7),
          (48, 8), (40, 2))
 
 
-def block_randoms(rng, shapes: tuple[tuple[int, int], ...] = BLOCK) -> list[tuple[np.ndarray, np.ndarray]]:
+def block_randoms(rng, shapes: tuple[tuple[int, int], ...] = BLOCK,
+                  dtype: str = "float32") -> list[tuple[np.ndarray, np.ndarray]]:
     out = []
     for b, d in shapes:
         a = rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0])
         p = a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 0.3, 3.0])
-        out.append((_rounded(a, "float32"), _rounded(p, "float32")))
+        out.append((_rounded(a, dtype), _rounded(p, dtype)))
     return out
 
 
@@ -155,6 +156,12 @@ def block_randoms(rng, shapes: tuple[tuple[int, int], ...] = BLOCK) -> list[tupl
 # and from 34 rows stored and summed in XLA's windows
 PARTNER = ((8, 3), (8, 12), (9, 5), (9, 10), (10, 6), (10, 9), (11, 4), (12, 7), (13, 2), (15, 4), (16, 3), (17, 3),
            (22, 2))
+
+
+# float16 under jit, 8 to 16 pairs: the partner sums as LLVM vectorizes them in float16
+# (lossgrad.lowp_xla_ntxent.HALF_NARROW, HALF_WIDE: each plan, with up to 8 features and from 9)
+HALF_PARTNER = ((8, 3), (8, 12), (9, 5), (9, 10), (10, 6), (10, 9), (11, 4), (12, 7), (12, 9), (13, 2), (15, 11),
+                (16, 3), (16, 10))
 
 
 def equal_rows(dtype: str) -> tuple[np.ndarray, np.ndarray]:
@@ -183,6 +190,8 @@ def records(rng) -> list[dict]:
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "vector-block"))
     for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261206), PARTNER)):
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "partner-vectors"))
+    for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261207), HALF_PARTNER, "float16")):
+        out.append(record(a, p, TEMPERATURES[k % 3], "float16", True, "half-partner-vectors"))
     return out
 
 

@@ -9,8 +9,8 @@ from conftest import assert_usage_error, lossgrad as run
 
 NTXENT = ["contrastive", "--ntxent", "-y", "1,0;0,1;1,1", "-p", "0.9,0.1;0.2,0.8;1,0.5"]
 # 8 pairs: in float16 under jit LLVM vectorizes XLA's partner sums, not reproduced (op by op they are)
-GAP = ["contrastive", "--ntxent", "-y", ";".join(f"{k},{8 - k}" for k in range(8)),
-       "-p", ";".join(f"{k + 0.5},{k % 3}" for k in range(8)), "--dtype", "float16"]
+GAP = ["contrastive", "--ntxent", "-y", ";".join(f"{k - 3.5}" for k in range(8)),
+       "-p", ";".join(f"{k % 3 - 0.75}" for k in range(8)), "--dtype", "float16"]
 MSE = ["mse", "-y", "1,2,3", "-p", "0.5,2.5,2"]
 
 
@@ -63,8 +63,9 @@ def _optax_grad(*args: str) -> str:
 
 
 def test_check_weighs_optax_in_the_mode_asked() -> None:
-    # ntxent of 8 pairs in float16: JAX's numbers op by op are reproduced, under jit they are not; a gradient taken
-    # from optax op by op matches optax exactly with --no-jit, and without it check says why optax was left out
+    # ntxent of 8 pairs of one feature in float16: JAX's numbers op by op are reproduced, under jit they are not; a
+    # gradient taken from optax op by op matches optax exactly with --no-jit, and without it check says why optax was
+    # left out
     grad = _optax_grad(*GAP, "--no-jit")
     r = run("check", *GAP, "--no-jit", "--my-grad", grad, "-f", "json")
     assert r.code == 0, r.err
@@ -75,7 +76,7 @@ def test_check_weighs_optax_in_the_mode_asked() -> None:
     out = json.loads(run("check", *GAP, "--my-grad", grad, "-f", "json").out)
     assert (out["match"] or {}).get("convention") != "optax"
     assert out["findings"][-1].startswith("optax was not weighed: --dtype: JAX's float16 ntxent under jit of 8 pairs "
-                                          "is not reproduced")
+                                          "of one feature is not reproduced")
     assert "--no-jit" in out["findings"][-1]
 
 
