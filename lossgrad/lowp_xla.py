@@ -431,6 +431,15 @@ Grad = Callable[[float], Array]
 Rounder = Callable[[Any], Array]
 
 
+def halve(lanes: Array, r: Rounder = ftz) -> Array:
+    """The lanes of the last axis (a power of two) added pairwise, as x86 reduces a vector: the upper half to the
+    lower, each sum rounded by r (float32's by default), until one is left."""
+    while lanes.shape[-1] > 1:
+        h = lanes.shape[-1] // 2
+        lanes = r(lanes[..., :h] + lanes[..., h:])
+    return lanes[..., 0]
+
+
 def rounder(half: Any) -> Rounder:
     """A result as XLA stores it: subnormals flushed, rounded to the half dtype (carried in float32)."""
     if half is None:

@@ -34,6 +34,7 @@ from .lowp_xla import (
     _rows_in_dtype,
     _windows,
     ftz,
+    halve,
     rounder,
     xla_exp,
     xla_log,
@@ -44,7 +45,6 @@ from .lowp_xla_more import _over
 from .lowp_xla_ntxent_jit import (
     Fused,
     _at_positives,
-    halve,
     squared_norms,
     stored,
     unsupported_shape,

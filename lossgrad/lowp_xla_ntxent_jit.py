@@ -35,7 +35,7 @@ import numpy as np
 
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, Rounder, _in_order, dot_lanes, ftz, xla_exp, xla_log, xla_sum, xla_sum2d
+from .lowp_xla import F32, YNN_FROM, _in_order, dot_lanes, ftz, halve, xla_exp, xla_log, xla_sum, xla_sum2d
 from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 from .lowp_xla_rows import fused_squares
 
@@ -101,15 +101,6 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
     if features not in SCALE_FUSED or (left >= 4 and eights < EIGHTS_FROM[features][positives]):
         return 0, 0
     return 8 * eights, SCALE_FUSED[features]
-
-def halve(lanes: Array, r: Rounder = ftz) -> Array:
-    """The lanes of the last axis (a power of two) added pairwise, as x86 reduces a vector: the upper half to the
-    lower, each sum rounded by r (float32's by default), until one is left."""
-    while lanes.shape[-1] > 1:
-        h = lanes.shape[-1] // 2
-        lanes = r(lanes[..., :h] + lanes[..., h:])
-    return lanes[..., 0]
-
 
 def vector_sum(x: Array, y: Array, plan: Plan) -> Array:
     """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it (NARROW, WIDE): blocks of `lanes`, the

@@ -37,6 +37,7 @@ from .lowp_xla import (
     _in_order,
     _rows,
     ftz,
+    halve,
     margin_hinge,
     product_sum,
     xla_sum,
@@ -55,9 +56,10 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
               8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
               9: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
               10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19}}
-# q whose fused row sum LLVM vectorizes along the row itself (lanes of features, its own order, not reproduced)
-# from this many features up to 32 (measured; ½'s powers are square roots, which vectorize)
+# q whose fused row sum LLVM vectorizes along the row itself, from this many features up to 32 (½'s powers are
+# square roots, which vectorize): along_row_sum (measured); a single row of these q goes its own way there
 ALONG_ROW_FROM = {7: 30, 9: 30, 10: 30, 0.5: 28}
+SINGLE_ROW_APART = (10, 0.5)
 
 
 def powf(x: Array, e: float) -> Array:
@@ -74,8 +76,9 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
     half dtypes held to the same rules): for an integral q past POWER_ROWS's, rows
     of 2 to 8 features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q
-    only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes; and a single row
-    of YNN_FROM features or more with q a power of 2 from 16 (measured to differ)."""
+    only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes, in the half
+    dtypes and, for SINGLE_ROW_APART's q, in a batch of one; and a single row of YNN_FROM features or more with q a
+    power of 2 from 16 (measured to differ)."""
     rows, n = shape
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
@@ -87,7 +90,14 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     if q > max(POWER_ROWS) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
         raise NotReproduced("dtype", f"{what} 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
                             f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); {how}")
-    if n >= ALONG_ROW_FROM.get(q, 9 if q > max(POWER_ROWS) else 33):
+    if q in ALONG_ROW_FROM and n >= ALONG_ROW_FROM[q] and half is not None:
+        raise NotReproduced("dtype", f"{what} {n} features in a half dtype (LLVM vectorizes XLA's fused sum "
+                            f"of a row's powers along the row, measured in float32 only); {how}")
+    if q in SINGLE_ROW_APART and n >= ALONG_ROW_FROM[q] and rows == 1:
+        raise NotReproduced("dtype", f"{what} {n} features in a batch of one (LLVM vectorizes XLA's fused sum of the "
+                            f"row's powers along the row, in an order of its own there); {how}, or give two rows or "
+                            "more")
+    if q > max(POWER_ROWS) and n >= 9:
         raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
                             f"the row, in an order of its own); {how}")
 
@@ -173,6 +183,8 @@ def _fused_sum(d: Array, q: float) -> Array:
     YNN_FROM elements): an integral q ≥ 3 as the scalar loop adds it (_contracted), but for the rows LLVM's loop
     vectorizer takes 4 or 8 at a time (POWER_ROWS), whose powers are stored and added in order; other q adding
     each power as it is, in order from +0."""
+    if q in ALONG_ROW_FROM and d.shape[1] >= ALONG_ROW_FROM[q]:
+        return along_row_sum(d, q)
     if integral(q) and q >= 3:
         u, v = last_factors(d, int(q), ftz)
         out = _contracted(u, v, int(q) % 2 == 0)
@@ -185,6 +197,34 @@ def _fused_sum(d: Array, q: float) -> Array:
     for i in range(d.shape[1]):
         acc = ftz(acc + t[:, i])
     return acc
+
+
+def along_row_sum(d: Array, q: float) -> Array:
+    """Σ d^q along each row of 28 to 32 features as LLVM vectorizes XLA's fused loop along the row (ALONG_ROW_FROM):
+    lanes of features, block after block (an integral q's last products contracted into them: 4 lanes in the order
+    0, 2, 4, 3, 1, 5 for 30 and 31 features, its two accumulators reassociated; 8 lanes in order for 32; ½'s roots
+    added in 8 lanes), the first lane from +0, the lanes halved pairwise, then the features left in order."""
+    rows, n = d.shape
+    if integral(q):
+        u, v = last_factors(d, int(q), ftz)
+        lanes, order = (8, (0, 1, 2, 3)) if n == 32 else (4, (0, 2, 4, 3, 1, 5))
+        acc = np.full((rows, lanes), F32(-0.0))
+        acc[:, 0] = F32(0)
+        for b in order:
+            acc = _fma(u[:, b * lanes:(b + 1) * lanes], v[:, b * lanes:(b + 1) * lanes], acc)
+        total = halve(acc)
+        for k in range(lanes * len(order), n):
+            total = _fma(u[:, k], v[:, k], total)
+        return total
+    t = jit_powf(d, q)
+    acc = t[:, :8].copy()
+    acc[:, 0] = ftz(acc[:, 0] + F32(0))
+    for b in range(1, n // 8):
+        acc = ftz(acc + t[:, b * 8:(b + 1) * 8])
+    total = halve(acc)
+    for k in range(n // 8 * 8, n):
+        total = ftz(total + t[:, k])
+    return total
 
 
 def _contracted(u: Array, v: Array, even: bool) -> Array:

@@ -29,13 +29,13 @@ DEGREES = (1.0, 1.5, 3.0, 4.0, 2.5)
 MARGINS = (1.0, 0.3)
 
 
-def jit_reproduced(q: float, rows: int, cols: int) -> bool:
-    """Whether lossgrad reproduces this degree and shape under jit in float32 (lossgrad.lowp_xla_pow.check)."""
+def jit_reproduced(q: float, rows: int, cols: int, dtype: str = "float32") -> bool:
+    """Whether lossgrad reproduces this degree and shape under jit in the dtype (lossgrad.lowp_xla_pow.check)."""
     from lossgrad.errors import NotReproduced
     from lossgrad.lowp_xla_pow import check
 
     try:
-        check(q, (rows, cols), None, True)
+        check(q, (rows, cols), None if dtype == "float32" else _np_dtype(dtype), True)
     except NotReproduced:
         return False
     return True
@@ -224,6 +224,19 @@ def single_rows(rng) -> list[dict]:
     return out
 
 
+def along_rows(rng) -> list[dict]:
+    """Rows of 28 to 32 features whose fused sum of powers LLVM vectorizes along the row under jit in float32
+    (lossgrad.lowp_xla_pow.along_row_sum): q = 7, 9 and 10 on 30 to 32 features (4 lanes in its reassociated order,
+    then the rest; 8 lanes), ½ on 28 to 32 (8 lanes), in batches of 3 and 17 rows."""
+    out = []
+    for k, (q, cols) in enumerate(((7.0, 30), (7.0, 32), (9.0, 31), (10.0, 30), (10.0, 31), (10.0, 32), (0.5, 28),
+                                   (0.5, 30), (0.5, 32))):
+        rows = (3, 17)[k % 2]
+        for y, p, neg, name in triplets(rng, q, rows, cols)[:2]:
+            out.append(record(q, 1.0, True, ("mean", "none")[k % 2], y, p, neg, f"along the row, {name}"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -232,7 +245,8 @@ def main() -> None:
         return
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
-            + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212)))
+            + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212))
+            + along_rows(np.random.default_rng(20261213)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

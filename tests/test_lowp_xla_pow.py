@@ -55,7 +55,8 @@ def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
     assert seen == ({(q, "float32", jit) for q in degrees + more for jit in (False, True)}
                     | {(q, dtype, False) for q in degrees + (5.0, 0.5, 1 / 3) for dtype in ("float16", "bfloat16")}
                     | {(q, dtype, True) for q in (1.0, 1.5, 3.0, 4.0, 5.0, 0.5, 1 / 3)
-                       for dtype in ("float16", "bfloat16")})
+                       for dtype in ("float16", "bfloat16")}
+                    | {(q, "float32", True) for q in (7.0, 9.0)})  # (the rows summed along the row)
     # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
     vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
                   and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
@@ -94,6 +95,19 @@ def test_integer_pow_is_products_and_the_root_glibcs_powf() -> None:
         assert np.isnan(lowp_xla_pow.power(_f32([-1.0]), 1.5, ftz)[0])
 
 
+def test_rows_summed_along_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records named "along the row" (q = 7, 9, 10 on 30 to 32 features, ½ on 28 to 32): JAX's bit for bit with
+    # LLVM's lanes along the row (above, in test_jax_cpu_bit_for_bit); added as the scalar loop adds them instead,
+    # 12 of the 18 differ, in 2,184 elements
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("along the row")]
+    assert len(recs) == 18 and {r["options"]["norm_degree"] for r in recs} == {7.0, 9.0, 10.0, 0.5}
+    assert {np.shape(r["pred"])[1] for r in recs} == {28, 30, 31, 32}
+    monkeypatch.setattr(lowp_xla_pow, "ALONG_ROW_FROM", {})
+    monkeypatch.setattr(lowp_xla_pow, "SINGLE_ROW_APART", ())
+    apart = [sum(compare(r, _run(r)).values()) for r in recs]
+    assert (sum(a > 0 for a in apart), sum(apart)) == (12, 2184)
+
+
 def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
     a, y, n = [[1.0, 2.0, 3.0]], [[0.5, 2.0, 1.0]], [[3.0, 0.0, 1.0]]
     for q in (3.0, 5.0, 11.0, 0.5, 1 / 3):  # (one row: the scalar loop, whatever the degree)
@@ -104,13 +118,19 @@ def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> No
                           norm_degree=float(past))
     assert any(f"norm_degree {past} under jit" in w and "rows of 2 to 8 features" in w and "float32 formulas" in w
                for w in r.warnings), r.warnings
-    # rows of 30 to 32 features under q = 7, 9 and 10 (LLVM vectorizes a row's own sum), and 9 to 32 past the table
+    # rows of 9 to 32 features past the table, and a single row of 28 to 32 features under q = 10 and ½ (LLVM
+    # vectorizes a row's own sum: reproduced for q = 7, 9, 10 and ½ in batches of two rows or more, and 7 and 9 alone)
     rng = np.random.default_rng(5)
-    ys, anchors, negs = (rng.standard_normal((3, 32)) for _ in range(3))
-    for q, d in ((7.0, 30), (10.0, 32), (float(past), 9)):
-        r = lossgrad.evaluate("triplet", ys[:, :d], anchors[:, :d], convention="optax", dtype="float32",
-                              negative=negs[:, :d], norm_degree=q)
+    ys, anchors, negs = (np.abs(rng.standard_normal((3, 32))) for _ in range(3))
+    for q, d, rows in ((float(past), 9, 3), (10.0, 32, 1), (0.5, 28, 1)):
+        r = lossgrad.evaluate("triplet", ys[:rows, :d] - 3, anchors[:rows, :d], convention="optax", dtype="float32",
+                              negative=negs[:rows, :d] - 3, norm_degree=q)
         assert any(f"{d} features" in w and "along the row" in w and "float32 formulas" in w for w in r.warnings), q
+        assert (rows == 1) == any("batch of one" in w for w in r.warnings)
+    for q, d, rows in ((7.0, 30, 1), (10.0, 32, 3), (0.5, 28, 2)):
+        r = lossgrad.evaluate("triplet", ys[:rows, :d] - 3, anchors[:rows, :d], convention="optax", dtype="float32",
+                              negative=negs[:rows, :d] - 3, norm_degree=q)
+        assert not any("float32 formulas" in w for w in r.warnings), (q, r.warnings)
     r = lossgrad.evaluate("triplet", ys[:, :29], anchors[:, :29], convention="optax", dtype="float32",
                           negative=negs[:, :29], norm_degree=10.0)
     assert not any("float32 formulas" in w for w in r.warnings), r.warnings
@@ -142,11 +162,11 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
     rng = live_rng
     for _ in range(live_rounds(1, 8)):
         for q in golden.DEGREES + golden.MORE_DEGREES:
-            rows, cols = int(rng.integers(1, 60)), int(rng.choice([1, 3, 9, 17, 32, 40]))
+            rows, cols = int(rng.integers(1, 60)), int(rng.choice([1, 3, 9, 17, 28, 30, 31, 32, 40]))
             if rng.integers(6) == 0:  # (a single long row: under jit YNNPACK's dot takes the last product in)
                 rows, cols = 1, int(rng.integers(4096, 9000))
             dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))
-            jit = bool(rng.integers(2)) and golden.jit_reproduced(q, rows, cols)
+            jit = bool(rng.integers(2)) and golden.jit_reproduced(q, rows, cols, dtype)
             reduction = str(rng.choice(["mean", "sum", "none"]))
             y, p, neg, name = golden.triplets(rng, q, rows, cols)[int(rng.integers(2))]
             rec = golden.record(q, float(rng.choice(golden.MARGINS)), jit, reduction, y, p, neg, name, dtype)
