@@ -13,6 +13,7 @@ where the vector code happens to round as the scalar code on these inputs). Need
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
-def _numbers(spec: str) -> list[int]:
+def numbers(spec: str) -> list[int]:
+    """The integers of a command-line spec: ranges and lists, as 1-40 or 4,8,16."""
     out: list[int] = []
     for part in spec.split(","):
         lo, _, hi = part.partition("-")
@@ -58,18 +60,25 @@ def differing(b: int, n: int, seed: int = 0) -> tuple[int, int]:
     return with_block, without
 
 
+def sweep(shapes: Iterable[tuple[int, int]], differing: Callable[[int, int], tuple[int, int]],
+          label: Callable[[int, int], str]) -> None:
+    """Print, shape by shape, label(shape) and how many gradient elements are apart from JAX's with lossgrad's rule
+    and without it (differing), then how many shapes the rule misses."""
+    wrong = measured = 0
+    for shape in shapes:
+        with_rule, without = differing(*shape)
+        measured += 1
+        wrong += with_rule > 0
+        print(f"{label(*shape)}  apart: {with_rule} with the rule, {without} without", flush=True)
+    print(f"{measured} shapes measured; {wrong} where the rule does not give JAX's gradient")
+
+
 def main() -> None:
     from lossgrad.lowp_xla_ctc import vectorised_block
 
-    sequences, columns = (_numbers(a) for a in sys.argv[1:3])
-    wrong = 0
-    for b in sequences:
-        for n in columns:
-            with_block, without = differing(b, n)
-            wrong += with_block > 0
-            print(f"{b:4d} sequences {n:3d} columns  block {vectorised_block(b, n)}  apart: {with_block} with it, "
-                  f"{without} without", flush=True)
-    print(f"{wrong} shapes where the rule does not give JAX's gradient")
+    sequences, columns = (numbers(a) for a in sys.argv[1:3])
+    sweep(((b, n) for b in sequences for n in columns), differing,
+          lambda b, n: f"{b:4d} sequences {n:3d} columns  block {vectorised_block(b, n)}")
 
 
 if __name__ == "__main__":

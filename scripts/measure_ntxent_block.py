@@ -21,13 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _numbers(spec: str) -> list[int]:
-    out: list[int] = []
-    for part in spec.split(","):
-        lo, _, hi = part.partition("-")
-        out.extend(range(int(lo), int(hi or lo) + 1))
-    return out
+from measure_ctc_block import numbers, sweep  # noqa: E402
 
 
 def differing(b: int, d: int, seed: int = 0) -> tuple[int, int]:
@@ -60,18 +54,9 @@ def differing(b: int, d: int, seed: int = 0) -> tuple[int, int]:
 def main() -> None:
     from lossgrad.lowp_xla_ntxent_jit import unsupported_shape, vector_block
 
-    pairs, features = (_numbers(a) for a in sys.argv[1:3])
-    wrong = measured = 0
-    for b in pairs:
-        for d in features:
-            if unsupported_shape(b, d):
-                continue
-            with_blocks, without = differing(b, d)
-            measured += 1
-            wrong += with_blocks > 0
-            print(f"{b:4d} pairs {d:3d} features  blocks {vector_block(b, d, False)} {vector_block(b, d, True)}  "
-                  f"apart: {with_blocks} with the rules, {without} without", flush=True)
-    print(f"{measured} shapes measured; {wrong} where the rules do not give JAX's gradient")
+    pairs, features = (numbers(a) for a in sys.argv[1:3])
+    sweep(((b, d) for b in pairs for d in features if not unsupported_shape(b, d)), differing,
+          lambda b, d: f"{b:4d} pairs {d:3d} features  blocks {vector_block(b, d, False)} {vector_block(b, d, True)}")
 
 
 if __name__ == "__main__":
