@@ -102,6 +102,7 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
         return 0, 0
     return 8 * eights, SCALE_FUSED[features]
 
+
 def vector_sum(x: Array, y: Array, plan: Plan) -> Array:
     """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it (NARROW, WIDE): blocks of `lanes`, the
     epilogue's vector, then the rest in order."""
