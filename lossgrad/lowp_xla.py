@@ -320,14 +320,6 @@ def _from(start: F32, x: Array) -> F32:
     return F32(partial[-1])
 
 
-def _halved(lanes: Array) -> F32:
-    """A vector's lanes added as x86 reduces them: the upper half onto the lower, until one is left."""
-    while lanes.size > 1:
-        half = lanes.size // 2
-        lanes = ftz(lanes[:half] + lanes[half:])
-    return F32(lanes[0])
-
-
 def _block(x: Array) -> F32:
     """XLA's sum of an [n, k] block (n, k ≤ 32): w lanes (row_lanes) each add their rows (row i in lane i mod w),
     lane 0 starting from the reduction's +0 and the others from −0; the lanes halved; then the last n mod w rows
@@ -342,7 +334,7 @@ def _block(x: Array) -> F32:
     for i in range(0, whole, w):
         for c in range(k):
             lanes = ftz(lanes + x[i:i + w, c])
-    return _from(_halved(lanes), x[whole:])
+    return _from(F32(halve(lanes)), x[whole:])
 
 
 def _window(win: Array, inside: Array, pad: tuple[int, int]) -> F32:
@@ -438,6 +430,64 @@ def halve(lanes: Array, r: Rounder = ftz) -> Array:
         h = lanes.shape[-1] // 2
         lanes = r(lanes[..., :h] + lanes[..., h:])
     return lanes[..., 0]
+
+
+# LLVM's vectorized sums: (lanes, the blocks' order, the epilogue's lanes); (lanes, each accumulator's blocks in
+# order, the epilogue's lanes)
+LanePlan = tuple[int, tuple[int, ...], int]
+AccumulatorPlan = tuple[int, tuple[tuple[int, ...], ...], int]
+
+
+def vector_fma_sum(x: Array, y: Array, plan: LanePlan) -> Array:
+    """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it, each product contracted: blocks of `lanes`
+    elements multiply-added lane by lane in the plan's order (the first block's products rounded, its first lane plus
+    +0), the lanes halved, then the epilogue's vector (its first lane starting from the sum so far), halved, then
+    the rest chained on in order."""
+    lanes, order, epilogue = plan
+
+    def block(i: int) -> tuple[Array, Array]:
+        return x[..., i * lanes:(i + 1) * lanes], y[..., i * lanes:(i + 1) * lanes]
+    acc = ftz(block(order[0])[0] * block(order[0])[1])
+    acc[..., 0] = ftz(acc[..., 0] + F32(0))
+    for i in order[1:]:
+        acc = _fma(*block(i), acc)
+    total, done = halve(acc), len(order) * lanes
+    if epilogue:
+        last = ftz(x[..., done:done + epilogue] * y[..., done:done + epilogue])
+        last[..., 0] = _fma(x[..., done], y[..., done], total)
+        total, done = halve(last), done + epilogue
+    for k in range(done, x.shape[-1]):
+        total = _fma(x[..., k], y[..., k], total)
+    return total
+
+
+def vector_add_sum(rows: Array, plan: AccumulatorPlan, r: Rounder) -> Array:
+    """Σ over the last axis of stored terms as LLVM's vectorized loop adds them, each sum rounded by r: blocks of
+    `lanes` that each accumulator adds in order (the first block's first lane plus +0), the accumulators added, the
+    last first, the lanes halved, the epilogue's vector as vector_fma_sum's, then the rest in order."""
+    lanes, accumulators, epilogue = plan
+
+    def block(i: int) -> Array:
+        return rows[..., i * lanes:(i + 1) * lanes]
+    first = block(0).copy()
+    first[..., 0] = r(first[..., 0] + F32(0))
+    sums = []
+    for blocks in accumulators:
+        acc = first if blocks[0] == 0 else block(blocks[0])
+        for i in blocks[1:]:
+            acc = r(acc + block(i))
+        sums.append(acc)
+    acc = sums[-1]
+    for other in reversed(sums[:-1]):
+        acc = r(acc + other)
+    total, done = halve(acc, r), lanes * sum(map(len, accumulators))
+    if epilogue:
+        last = rows[..., done:done + epilogue].copy()
+        last[..., 0] = r(total + last[..., 0])
+        total, done = halve(last, r), done + epilogue
+    for k in range(done, rows.shape[-1]):
+        total = r(total + rows[..., k])
+    return total
 
 
 def rounder(half: Any) -> Rounder:
@@ -599,7 +649,7 @@ def lane_products(a: Array, b: Array, w: int, contract: bool) -> F32:
             for j in range(n):
                 x, y = a[i:i + w, j], b[i:i + w, j]
                 lanes = _fma(x, y, lanes) if contract else ftz(lanes + ftz(x * y))
-        acc = _halved(lanes)
+        acc = F32(halve(lanes))
     for x, y in zip(a[whole:].reshape(-1), b[whole:].reshape(-1), strict=True):
         acc = F32(_fma(x, y, acc))
     return acc

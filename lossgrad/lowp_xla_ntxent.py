@@ -28,14 +28,14 @@ from .losses._ops import Array
 from .lowp_xla import (
     F32,
     YNN_FROM,
-    Rounder,
+    AccumulatorPlan,
     _in_order,
     _lanes,
     _rows_in_dtype,
     _windows,
     ftz,
-    halve,
     rounder,
+    vector_add_sum,
     xla_exp,
     xla_log,
     xla_sum,
@@ -169,59 +169,29 @@ class Ntxent:
 
 
 # float16 under jit from 16 to 32 rows: XLA's fused sums over the partner rows as LLVM vectorizes them, each product
-# stored in float16 and every addition rounded to it (no multiply-adds). Per row count: the lanes; the blocks of rows
-# that each accumulator adds in order (the accumulators then added, the last first), the first block's first lane
-# from +0; the lanes halved pairwise; the epilogue's lanes (the next rows as one more vector, its first lane added to
-# the sum so far, halved); the rows left added in order. HALF_NARROW with up to 8 features, HALF_WIDE from 9 (where
-# given). Measured with jax 0.10.2 on AVX-512 (tests/test_lowp_xla_ntxent.py, live).
-HalfPlan = tuple[int, tuple[tuple[int, ...], ...], int]
-HALF_NARROW: dict[int, HalfPlan] = {16: (8, ((0,),), 0), 18: (8, ((0, 1),), 0), 20: (4, ((0, 2), (1, 3)), 0),
+# stored in float16 and every addition rounded to it, no multiply-adds (lowp_xla.vector_add_sum: each accumulator's
+# blocks of rows, the accumulators added, the lanes halved, an epilogue's vector, the rows left). HALF_NARROW with up
+# to 8 features, HALF_WIDE from 9 (where given). Measured with jax 0.10.2 on AVX-512 (tests/test_lowp_xla_ntxent.py,
+# live).
+HALF_NARROW: dict[int, AccumulatorPlan] = {16: (8, ((0,),), 0), 18: (8, ((0, 1),), 0), 20: (4, ((0, 2), (1, 3)), 0),
                                     22: (4, ((0, 2), (1, 3)), 0), 24: (8, ((0, 1),), 0),
                                     **{n: (8, ((0, 1, 2),), 0) for n in range(26, 33, 2)}}
-HALF_WIDE: dict[int, HalfPlan] = {16: (8, ((0, 1),), 0), 18: (8, ((0, 1),), 2), 24: (8, ((0, 1, 2),), 0),
+HALF_WIDE: dict[int, AccumulatorPlan] = {16: (8, ((0, 1),), 0), 18: (8, ((0, 1),), 2), 24: (8, ((0, 1, 2),), 0),
                                   32: (8, ((0, 2), (1, 3)), 0)}
-
-
-def half_vector_sum(rows: Array, plan: HalfPlan, r: Rounder) -> Array:
-    """Σ over the last axis of the stored products `rows`, as LLVM's vectorized loop adds them in the dtype (plan:
-    HALF_NARROW, HALF_WIDE)."""
-    lanes, accumulators, epilogue = plan
-
-    def block(i: int) -> Array:
-        return rows[..., i * lanes:(i + 1) * lanes]
-    first = block(0).copy()
-    first[..., 0] = r(first[..., 0] + F32(0))
-    sums = []
-    for blocks in accumulators:
-        acc = first if blocks[0] == 0 else block(blocks[0])
-        for i in blocks[1:]:
-            acc = r(acc + block(i))
-        sums.append(acc)
-    acc = sums[-1]
-    for other in reversed(sums[:-1]):
-        acc = r(acc + other)
-    total, done = halve(acc, r), lanes * sum(map(len, accumulators))
-    if epilogue:
-        last = rows[..., done:done + epilogue].copy()
-        last[..., 0] = r(total + last[..., 0])
-        total, done = halve(last, r), done + epilogue
-    for k in range(done, rows.shape[-1]):
-        total = r(total + rows[..., k])
-    return total
 
 
 class FusedHalf(Ntxent):
     """float16 under jax.jit: the same operations, each result stored in float16 as op by op, except that τ is a
     constant (the forward pass multiplies by 1/τ, rounded to float16, as the backward pass does), the norm's
     backward pass takes ‖e‖^−2 as 1/max(ε, Σe²) itself, and from 16 to 32 rows LLVM vectorizes the fused partner
-    sums (half_vector_sum; with one feature in an order not pinned down, refused)."""
+    sums (vector_add_sum; with one feature in an order not pinned down, refused)."""
 
     def partner_sum(self, x: Array, axis: int) -> Array:
         n, _, d = x.shape
         if n not in HALF_NARROW:
             return partner_sum(x, axis, self.r)
         plan = HALF_WIDE.get(n, HALF_NARROW[n]) if d > 8 else HALF_NARROW[n]
-        return half_vector_sum(np.moveaxis(x, axis, 2).reshape(n * d, n), plan, self.r).reshape(n, d)
+        return vector_add_sum(np.moveaxis(x, axis, 2).reshape(n * d, n), plan, self.r).reshape(n, d)
 
     def divide(self, x: Array) -> Array:
         return self.r(x * self.r(F32(1) / self.t))

@@ -35,7 +35,20 @@ import numpy as np
 
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, _in_order, dot_lanes, ftz, halve, xla_exp, xla_log, xla_sum, xla_sum2d
+from .lowp_xla import (
+    F32,
+    YNN_FROM,
+    LanePlan,
+    _in_order,
+    dot_lanes,
+    ftz,
+    halve,
+    vector_fma_sum,
+    xla_exp,
+    xla_log,
+    xla_sum,
+    xla_sum2d,
+)
 from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 from .lowp_xla_rows import fused_squares
 
@@ -43,16 +56,14 @@ MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B 
 STORED_FROM = 33  # from this many features XLA stores the products and sums them as jnp.sum does
 
 # The sums over the partner rows from 16 to 32 rows below 4096 products, as LLVM vectorizes XLA's fused loop over the
-# N rows: blocks of `lanes` rows whose multiply-adds run lane by lane, block after block in the order given (the
-# first block's products rounded, its first lane plus +0), the lanes then halved pairwise, the rows left chained on
-# in order; with `epilogue` lanes, the next rows as one more vector whose first lane starts from the sum so far, then
-# halved. With up to 8 features the loop loads interleaved rows and goes as NARROW says; from 9 as WIDE says (at 20
-# rows the sum over the rows i; the one over the partners j as NARROW). From 34 rows XLA stores the products and
-# sums them in its windows. Measured with jax 0.10.2 on AVX-512 (scripts/measure_ntxent_block.py).
-Plan = tuple[int, tuple[int, ...], int]  # lanes, the blocks' order, the epilogue's lanes
-NARROW: dict[int, Plan] = {16: (8, (0,), 0), 18: (8, (0, 1), 0), 20: (4, (0, 2, 3, 1), 0), 22: (4, (0, 2, 3, 1), 0),
+# N rows (lowp_xla.vector_fma_sum: blocks of rows multiply-added lane by lane in the plan's order, the lanes halved,
+# an epilogue's vector, the rows left chained on). With up to 8 features the loop loads interleaved rows and goes as
+# NARROW says; from 9 as WIDE says (at 20 rows the sum over the rows i; the one over the partners j as NARROW). From
+# 34 rows XLA stores the products and sums them in its windows. Measured with jax 0.10.2 on AVX-512
+# (scripts/measure_ntxent_block.py).
+NARROW: dict[int, LanePlan] = {16: (8, (0,), 0), 18: (8, (0, 1), 0), 20: (4, (0, 2, 3, 1), 0), 22: (4, (0, 2, 3, 1), 0),
                           24: (8, (0, 1), 0), **{n: (8, (0, 1, 2), 0) for n in range(26, 33, 2)}}
-WIDE: dict[int, Plan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (8, (0, 1), 4)}
+WIDE: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (8, (0, 1), 4)}
 STORED_ROWS_FROM = 34
 
 # The gradient's final loops over the rows, one for the anchors' B rows and one for the positives' (g·(1/‖e‖) + m·e
@@ -101,27 +112,6 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
     if features not in SCALE_FUSED or (left >= 4 and eights < EIGHTS_FROM[features][positives]):
         return 0, 0
     return 8 * eights, SCALE_FUSED[features]
-
-
-def vector_sum(x: Array, y: Array, plan: Plan) -> Array:
-    """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it (NARROW, WIDE): blocks of `lanes`, the
-    epilogue's vector, then the rest in order."""
-    lanes, order, epilogue = plan
-
-    def block(i: int) -> tuple[Array, Array]:
-        return x[..., i * lanes:(i + 1) * lanes], y[..., i * lanes:(i + 1) * lanes]
-    acc = ftz(block(order[0])[0] * block(order[0])[1])
-    acc[..., 0] = ftz(acc[..., 0] + F32(0))
-    for i in order[1:]:
-        acc = _fma(*block(i), acc)
-    total, done = halve(acc), len(order) * lanes
-    if epilogue:
-        last = ftz(x[..., done:done + epilogue] * y[..., done:done + epilogue])
-        last[..., 0] = _fma(x[..., done], y[..., done], total)
-        total, done = halve(last), done + epilogue
-    for k in range(done, x.shape[-1]):
-        total = _fma(x[..., k], y[..., k], total)
-    return total
 
 
 def chain(x: Array, y: Array) -> Array:
@@ -262,7 +252,7 @@ class Fused:
         if n not in NARROW:
             return chain(*over_i), chain(*over_j)
         plans = NARROW if d <= 8 else WIDE
-        return vector_sum(*over_i, plans[n]), vector_sum(*over_j, (NARROW if n == 20 else plans)[n])
+        return vector_fma_sum(*over_i, plans[n]), vector_fma_sum(*over_j, (NARROW if n == 20 else plans)[n])
 
     def through_norm(self, g: Array, on_scale: bool) -> Array:
         """g through e/‖e‖: g·(1/‖e‖) + m·e, m = ((−s·½/‖e‖)·w)·2, s = Σ (g·‖e‖^−2)·e (an FMA chain over the features,

@@ -37,9 +37,10 @@ from .lowp_xla import (
     _in_order,
     _rows,
     ftz,
-    halve,
     margin_hinge,
     product_sum,
+    vector_add_sum,
+    vector_fma_sum,
     xla_sum,
 )
 from .lowp_xla_rows import _vector_rows
@@ -204,27 +205,11 @@ def along_row_sum(d: Array, q: float) -> Array:
     lanes of features, block after block (an integral q's last products contracted into them: 4 lanes in the order
     0, 2, 4, 3, 1, 5 for 30 and 31 features, its two accumulators reassociated; 8 lanes in order for 32; ½'s roots
     added in 8 lanes), the first lane from +0, the lanes halved pairwise, then the features left in order."""
-    rows, n = d.shape
+    n = d.shape[1]
     if integral(q):
         u, v = last_factors(d, int(q), ftz)
-        lanes, order = (8, (0, 1, 2, 3)) if n == 32 else (4, (0, 2, 4, 3, 1, 5))
-        acc = np.full((rows, lanes), F32(-0.0))
-        acc[:, 0] = F32(0)
-        for b in order:
-            acc = _fma(u[:, b * lanes:(b + 1) * lanes], v[:, b * lanes:(b + 1) * lanes], acc)
-        total = halve(acc)
-        for k in range(lanes * len(order), n):
-            total = _fma(u[:, k], v[:, k], total)
-        return total
-    t = jit_powf(d, q)
-    acc = t[:, :8].copy()
-    acc[:, 0] = ftz(acc[:, 0] + F32(0))
-    for b in range(1, n // 8):
-        acc = ftz(acc + t[:, b * 8:(b + 1) * 8])
-    total = halve(acc)
-    for k in range(n // 8 * 8, n):
-        total = ftz(total + t[:, k])
-    return total
+        return vector_fma_sum(u, v, (8, (0, 1, 2, 3), 0) if n == 32 else (4, (0, 2, 4, 3, 1, 5), 0))
+    return vector_add_sum(jit_powf(d, q), (8, (tuple(range(n // 8)),), 0), ftz)
 
 
 def _contracted(u: Array, v: Array, even: bool) -> Array:
