@@ -182,13 +182,14 @@ def open_tensor(spec: str, option: str) -> Tensor:
         raise InputError(option, f"{path}: no file matches")
     shards = [_open_one(p, key, option) for p in paths]
     names = [p if key is None else f"{p}:{key}" for p in paths]
+    for name, s in zip(names, shards, strict=True):
+        if not s.shape:
+            raise InputError(option, f"{name} holds a scalar (shape []); give an array (np.atleast_1d makes one)")
     for name, s in zip(names[1:], shards[1:], strict=True):
         if s.shape[1:] != shards[0].shape[1:] or s.dtype.kind != shards[0].dtype.kind:
             raise InputError(option, f"shard {name} has shape {list(s.shape)} ({s.dtype}) but {names[0]} has "
                                      f"{list(shards[0].shape)} ({shards[0].dtype}); shards must agree beyond the "
                                      "first axis")
-    if any(len(s.shape) == 0 for s in shards) and len(shards) > 1:
-        raise InputError(option, "shards of single numbers cannot be joined; give arrays")
     return Tensor(spec, shards, names, option)
 
 

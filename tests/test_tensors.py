@@ -310,6 +310,21 @@ def test_columns_that_are_not_there(tmp_path):
                        "p.parquet has no column 'z'; its columns: logit, label")
 
 
+@pytest.mark.parametrize("option", ["--pred", "--target", "--sample-weight", "--var"])
+def test_a_scalar_file_is_refused_for_every_input(tmp_path, option):
+    np.save(tmp_path / "s.npy", np.float64(0.5))
+    np.savez(tmp_path / "s.npz", s=np.float64(0.5))
+    write_safetensors(tmp_path / "s.safetensors", {"s": np.array(0.5)}, ["F64"])
+    np.save(tmp_path / "v.npy", np.array([0.5, 1.0]))
+    for scalar in ("s.npy", "s.npz:s", "s.safetensors"):
+        inputs = {"--pred": "v.npy", "--target": "v.npy", "--var": "v.npy", option: scalar}
+        args = [a for k, v in inputs.items() for a in (k, v)]
+        if option == "--sample-weight":
+            args += [option, scalar]
+        assert_usage_error(run("gaussian-nll", *args, cwd=tmp_path),
+                           f"{option}: {scalar} holds a scalar (shape []); give an array")
+
+
 def test_shapes_that_do_not_match(tmp_path, tokens):
     z, y, _ = tokens
     np.save(tmp_path / "yt.npy", y.T)
