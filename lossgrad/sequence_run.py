@@ -28,7 +28,9 @@ OPTIONS = ("input_lengths", "target_lengths", "time_major", "pad")  # the option
 def _whole(t: Tensor) -> np.ndarray:
     """A tensor read whole, in its own shape, as float64."""
     width = t.shape[-1] if t.shape else 1
-    return t.rows(0, t.size // max(width, 1), width).astype(np.float64).reshape(t.shape)
+    if t.size == 0:
+        return np.zeros(t.shape)
+    return t.rows(0, t.size // width, width).astype(np.float64).reshape(t.shape)
 
 
 def _layout(shape: tuple[int, ...], b: int, given: bool | None, notes: list[str]) -> bool:
@@ -93,6 +95,11 @@ def read(kw: dict[str, Any], notes: list[str]) -> tuple[Batch, Tensor, Tensor]:
         raise InputError("{sample_weight}", "applies to batches of samples; a sequence loss counts its sequences "
                                             "alike")
     pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
+    for t in (pred, target):
+        if 0 in t.shape:
+            hint = " (labels of no length: one column and {target_lengths} 0)" if t is target else ""
+            raise InputError(t.option, f"{t.spec} is empty (shape {list(t.shape)}); give an array with no empty "
+                                       f"axis{hint}")
     p, labels = _whole(pred), _whole(target)
     if labels.ndim != 2:
         raise InputError("{target}", f"{target.spec} has shape {list(labels.shape)}; give padded labels [B, S], one "

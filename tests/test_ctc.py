@@ -409,6 +409,12 @@ def test_tensor_files_batch_first_pad_and_numbers(tmp_path):
     (["--batch-first"], "whose first axis is not the 3 sequences of --target"),
     (["--target-lengths", "3,1,2.5"], "error: --target-lengths: value 3: 2.5 is not a length"),
     (["--pad", "0"], "error: --pad: or --target-lengths"),
+    (["--target", "tgt_none.npy"], "error: --target: tgt_none.npy is empty (shape [0, 3]); give an array"),
+    (["--target", "tgt_short.npy"], "error: --target: tgt_short.npy is empty (shape [3, 0]); give an array"),
+    (["--pred", "lp_t0.npy"], "error: --pred: lp_t0.npy is empty (shape [0, 3, 5]); give an array"),
+    (["--pred", "lp_c0.npy"], "error: --pred: lp_c0.npy is empty (shape [6, 3, 0]); give an array"),
+    (["--pred", "lp_b0.npy"], "error: --pred: lp_b0.npy is empty (shape [6, 0, 5]); give an array"),
+    (["--input-lengths", "none.npy"], "error: --input-lengths: none.npy has 0 lengths for the 3 sequences"),
 ])
 def test_tensor_files_errors_name_file_and_index(tmp_path, args, message):
     from conftest import assert_usage_error, lossgrad as run
@@ -419,6 +425,9 @@ def test_tensor_files_errors_name_file_and_index(tmp_path, args, message):
     lp[2, 1, 3] = np.nan
     np.save(tmp_path / "lp_nan.npy", lp)
     np.save(tmp_path / "lp2d.npy", np.zeros((3, 4)))
+    for name, shape in [("tgt_none", (0, 3)), ("tgt_short", (3, 0)), ("lp_t0", (0, 3, 5)), ("lp_c0", (6, 3, 0)),
+                        ("lp_b0", (6, 0, 5)), ("none", (0,))]:
+        np.save(tmp_path / f"{name}.npy", np.zeros(shape, dtype=np.int64 if "lp" not in name else np.float64))
     given = dict(zip(args[::2], args[1::2], strict=False))
     base = {"--pred": "lp.npy", "--target": "tgt.npy", "--target-lengths": "tl.npy"} | given
     flags = [a for a in args if a == "--batch-first"]
