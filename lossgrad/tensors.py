@@ -117,6 +117,9 @@ class ColumnShard:
         if s.null_count():
             row = start + int(s.is_null().arg_max() or 0)
             raise InputError(self.where, f"row {row} is empty (null); every sample needs a value")
+        if not self._numbers(s.dtype):
+            raise InputError(self.where, f"is a column of {s.dtype}; give a numeric column (or a list of numbers "
+                                         "per row)")
         if isinstance(s.dtype, pl.List):
             lengths = s.list.len()
             want = int(lengths[0]) if self.width is None else self.width
@@ -125,11 +128,31 @@ class ColumnShard:
                 raise InputError(self.where, f"row {start + row} holds {int(lengths[row])} values but the first "
                                              f"holds {want}; every row needs the same number")
             self.width = want
+            self._no_null_inside(s.explode() if want else s.clear(), (len(s), want), start)
             return np.asarray(s.explode().to_numpy().reshape(len(s), want))
-        if not (s.dtype.is_numeric() or isinstance(s.dtype, pl.Array)):
-            raise InputError(self.where, f"is a column of {s.dtype}; give a numeric column (or a list of numbers "
-                                         "per row)")
+        if isinstance(s.dtype, pl.Array):
+            flat = s
+            while isinstance(flat.dtype, pl.Array):
+                flat = flat.explode()
+            self._no_null_inside(flat, (len(s), *s.dtype.shape), start)
         return np.asarray(s.to_numpy())
+
+    def _numbers(self, dtype: Any) -> bool:
+        """Whether a column holds numbers: numeric, a list of numbers per row, or fixed-size arrays of them."""
+        pl = self.pl
+        if isinstance(dtype, pl.List):
+            dtype = dtype.inner
+        else:
+            while isinstance(dtype, pl.Array):
+                dtype = dtype.inner
+        return bool(dtype.is_numeric())
+
+    def _no_null_inside(self, flat: Any, shape: tuple[int, ...], start: int) -> None:
+        """A null among a list's or an array's values (read as NaN otherwise) is an error at its index."""
+        if flat.null_count():
+            at = np.unravel_index(int(flat.is_null().arg_max() or 0), shape)
+            index = ", ".join(map(str, (start + int(at[0]), *map(int, at[1:]))))
+            raise InputError(f"{self.where}[{index}]", "is null (a missing value); every value must be a number")
 
     def rows(self, start: int, stop: int, width: int) -> NDArray[Any]:
         per_row = math.prod(self.shape[1:])

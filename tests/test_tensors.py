@@ -325,6 +325,21 @@ def test_a_scalar_file_is_refused_for_every_input(tmp_path, option):
                            f"{option}: {scalar} holds a scalar (shape []); give an array")
 
 
+def test_columns_of_lists_of_lists_or_text_and_nulls_inside_lists(tmp_path):
+    import polars as pl
+
+    pl.DataFrame({"nested": [[[0.5, 0.1]], [[0.2, 0.3]]], "words": [["a", "b"], ["c", "d"]],
+                  "gap": [[0.5, 0.1], [0.2, None]], "y": [0, 1],
+                  "fixed": pl.Series([[0.5, 0.1], [None, 0.3]], dtype=pl.Array(pl.Float64, 2))}
+                 ).write_parquet(tmp_path / "f.parquet")
+    for column, kind in [("nested", "List(List(Float64))"), ("words", "List(String)")]:
+        assert_usage_error(run("ce", "--from-logits", "-p", f"f.parquet:{column}", "-y", "f.parquet:y", cwd=tmp_path),
+                           f"--pred: f.parquet:{column}: is a column of {kind}; give a numeric column")
+    for column, at in [("gap", "[1, 1]"), ("fixed", "[1, 0]")]:
+        assert_usage_error(run("ce", "--from-logits", "-p", f"f.parquet:{column}", "-y", "f.parquet:y", cwd=tmp_path),
+                           f"--pred: f.parquet:{column}{at}: is null (a missing value)")
+
+
 def test_shapes_that_do_not_match(tmp_path, tokens):
     z, y, _ = tokens
     np.save(tmp_path / "yt.npy", y.T)
