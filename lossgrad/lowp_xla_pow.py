@@ -32,6 +32,7 @@ from .losses._ops import Array
 from .lowp_xla import (
     F32,
     YNN_FROM,
+    LanePlan,
     Rounder,
     _fma,
     _in_order,
@@ -57,11 +58,15 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
               8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
               9: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
               10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19}}
-# q whose fused row sum LLVM vectorizes along the row itself, from this many features up to 32 (½'s powers are
-# square roots, which vectorize): along_row_sum (measured); a single row of these q goes its own way there
-ALONG_ROW_FROM = {7: 30, 9: 30, 10: 30, 0.5: 28}
-SINGLE_ROW_APART = (10, 0.5)
-
+# an integral q's power takes products(q) products, by which LLVM's cost model decides whether to vectorize XLA's
+# fused sum of a row's powers along the row itself (up to 32 features): from this many features in a batch of two
+# rows or more, and in a batch of one (python3 scripts/golden_lowp_xla_pow.py --along-row: measured for q = 3 to 24
+# and 31; 4 products from 30 in a batch, never alone; 6 from 25 and from 28); more products than these, unmeasured
+ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28)}
+# the lanes and order of those sums, from this many features (along_row_sum)
+ROW_PLANS: dict[int, LanePlan] = {25: (8, (0, 1, 2), 0), 28: (4, (0, 2, 4, 3, 1, 5), 0), 32: (8, (0, 1, 2, 3), 0)}
+# q = ½'s roots vectorize along the row from this many features in a batch of two or more (alone: an order of its own)
+ROOTS_ALONG_FROM = 28
 
 def powf(x: Array, e: float) -> Array:
     """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
@@ -73,34 +78,52 @@ def integral(q: float) -> bool:
     return float(q).is_integer() and q > 0
 
 
+def products(q: int) -> int:
+    """The products lax.integer_pow(x, q) takes: a squaring for each bit after the first, and a product into the
+    result for each set bit after the first (3 for x⁵ = x·(x²)², 6 for x¹⁵)."""
+    return q.bit_length() - 1 + q.bit_count() - 1
+
+
+def along_row(q: float, rows: int, n: int) -> bool:
+    """Whether LLVM vectorizes XLA's fused sum of each row's powers along the row (under jit in float32, n ≤ 32):
+    ALONG_ROW_FROM for an integral q, ROOTS_ALONG_FROM for ½."""
+    if q == 0.5:
+        return n >= ROOTS_ALONG_FROM
+    if not (integral(q) and q >= 3):
+        return False
+    batch, alone = ALONG_ROW_FROM.get(products(int(q)), (33, 33))
+    return n >= (alone if rows == 1 else batch)
+
+
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
-    half dtypes held to the same rules): for an integral q past POWER_ROWS's, rows
-    of 2 to 8 features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those q
-    only) and rows of 9 to 32; rows from ALONG_ROW_FROM's features, whose own sums LLVM vectorizes, in the half
-    dtypes and, for SINGLE_ROW_APART's q, in a batch of one; and a single row of YNN_FROM features or more with q a
-    power of 2 from 16 (measured to differ)."""
+    half dtypes held to the same rules): for an integral q past POWER_ROWS's, rows of 2 to 8 features that LLVM's
+    loop vectorizer may take 4 or 8 at a time (its cost model measured for those q only); for a q whose power takes
+    more products than ALONG_ROW_FROM's, rows of 9 to 32; rows summed along the row (along_row) in the half dtypes;
+    a single row of ROOTS_ALONG_FROM features or more for q = ½; and a single row of YNN_FROM features or more with
+    q a power of 2 from 16 (measured to differ)."""
     rows, n = shape
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
     if jit and rows == 1 and n >= YNN_FROM and integral(q) and q >= 16 and not int(q) & (int(q) - 1):
         raise NotReproduced("dtype", f"{what} {n} features in a batch of one (a power of 2 from 16: the anchor's "
                             f"gradient was measured an ulp apart in some elements); {how}, or give two rows or more")
-    if not (jit and ((integral(q) and q >= 3) or q in ALONG_ROW_FROM) and rows * n < YNN_FROM and n <= 32):
+    if not (jit and ((integral(q) and q >= 3) or q == 0.5) and rows * n < YNN_FROM and n <= 32):
         return
     if q > max(POWER_ROWS) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
         raise NotReproduced("dtype", f"{what} 2 to 8 features (LLVM vectorizes some rows of XLA's fused sum of the "
                             f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}); {how}")
-    if q in ALONG_ROW_FROM and n >= ALONG_ROW_FROM[q] and half is not None:
+    if integral(q) and products(int(q)) > max(ALONG_ROW_FROM) and n >= 9:
+        raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
+                            f"the row by a cost model measured for powers of up to {max(ALONG_ROW_FROM)} products, "
+                            f"and x^{q:g} takes {products(int(q))}); {how}")
+    if along_row(q, 2, n) and half is not None:  # (as a batch would: a single row's sum measured in float32 only)
         raise NotReproduced("dtype", f"{what} {n} features in a half dtype (LLVM vectorizes XLA's fused sum "
                             f"of a row's powers along the row, measured in float32 only); {how}")
-    if q in SINGLE_ROW_APART and n >= ALONG_ROW_FROM[q] and rows == 1:
+    if q == 0.5 and n >= ROOTS_ALONG_FROM and rows == 1:
         raise NotReproduced("dtype", f"{what} {n} features in a batch of one (LLVM vectorizes XLA's fused sum of the "
                             f"row's powers along the row, in an order of its own there); {how}, or give two rows or "
                             "more")
-    if q > max(POWER_ROWS) and n >= 9:
-        raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
-                            f"the row, in an order of its own); {how}")
 
 
 def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None) -> Array:
@@ -184,7 +207,7 @@ def _fused_sum(d: Array, q: float) -> Array:
     YNN_FROM elements): an integral q ≥ 3 as the scalar loop adds it (_contracted), but for the rows LLVM's loop
     vectorizer takes 4 or 8 at a time (POWER_ROWS), whose powers are stored and added in order; other q adding
     each power as it is, in order from +0."""
-    if q in ALONG_ROW_FROM and d.shape[1] >= ALONG_ROW_FROM[q]:
+    if along_row(q, *d.shape):
         return along_row_sum(d, q)
     if integral(q) and q >= 3:
         u, v = last_factors(d, int(q), ftz)
@@ -201,14 +224,15 @@ def _fused_sum(d: Array, q: float) -> Array:
 
 
 def along_row_sum(d: Array, q: float) -> Array:
-    """Σ d^q along each row of 28 to 32 features as LLVM vectorizes XLA's fused loop along the row (ALONG_ROW_FROM):
-    lanes of features, block after block (an integral q's last products contracted into them: 4 lanes in the order
-    0, 2, 4, 3, 1, 5 for 30 and 31 features, its two accumulators reassociated; 8 lanes in order for 32; ½'s roots
-    added in 8 lanes), the first lane from +0, the lanes halved pairwise, then the features left in order."""
+    """Σ d^q along each row of 25 to 32 features as LLVM vectorizes XLA's fused loop along the row (along_row): lanes
+    of features, block after block (an integral q's last products contracted into them: ROW_PLANS, 8 lanes for 25
+    to 27 and for 32 features, in order; 4 lanes for 28 to 31, whose blocks its two accumulators take in turn and
+    the backend reassociates into the order 0, 2, 4, 3, 1, 5; ½'s roots added in 8 lanes), the first lane from +0,
+    the lanes halved pairwise, then the features left in order."""
     n = d.shape[1]
     if integral(q):
         u, v = last_factors(d, int(q), ftz)
-        return vector_fma_sum(u, v, (8, (0, 1, 2, 3), 0) if n == 32 else (4, (0, 2, 4, 3, 1, 5), 0))
+        return vector_fma_sum(u, v, ROW_PLANS[max(k for k in ROW_PLANS if k <= n)])
     return vector_add_sum(jit_powf(d, q), (8, (tuple(range(n // 8)),), 0), ftz)
 
 

@@ -170,7 +170,7 @@ def half_jit_records(rng) -> list[dict]:
 def _vector_width(q: float, rows: int, n: int, rng) -> str:
     """Whether JAX's jitted triplet with integral degree q over rows × n takes the rows past the last group of 8
     4 at a time with the rest ("4") or leaves them to the scalar loop ("8"), as lossgrad computes either: from a
-    batch whose two readings differ (none found in 20 tries: "-")."""
+    batch of alike differences (similar) whose two readings differ (none found in 20 tries: "-")."""
     from lossgrad import lowp_xla_pow
 
     def run(rec: dict, four: bool) -> tuple[np.ndarray, ...]:
@@ -181,7 +181,7 @@ def _vector_width(q: float, rows: int, n: int, rng) -> str:
                               norm_degree=q)
         return r.losses, r.grad, r.grads["target"], r.grads["negative"]
     for _ in range(20):
-        y, p, neg, _name = triplets(rng, q, rows, n)[0]
+        y, p, neg, _name = similar(rng, rows, n)
         batch = {"target": y, "pred": p, "negative": neg}
         four, eight = run(batch, True), run(batch, False)
         if any(not np.array_equal(u, v, equal_nan=True) for u, v in zip(four, eight, strict=True)):
@@ -237,16 +237,109 @@ def along_rows(rng) -> list[dict]:
     return out
 
 
+def similar(rng, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(positives, anchors, negatives) in float32 whose differences are all alike (0.8 to 1.25 below the anchor):
+    every power of about the same size, so that the order in which XLA's code adds a row's powers shows in the
+    rounding (random rows, whose largest power dominates the sum, hide it in a single row)."""
+    a = rng.standard_normal((rows, cols))
+    pos, neg = a - rng.uniform(0.8, 1.2, (rows, cols)), a - rng.uniform(0.8, 1.25, (rows, cols))
+    return pos.astype(np.float32), a.astype(np.float32), neg.astype(np.float32), "alike differences"
+
+
+# integral degrees past 10 (and single rows of 7, 9 and 10) whose row sums LLVM vectorizes by the products their
+# powers take (lossgrad.lowp_xla_pow.ALONG_ROW_FROM, ROW_PLANS; (q, rows, features)), with alike differences
+PRODUCT_SHAPES = ((7, 1, 30), (9, 1, 32), (10, 1, 31), (11, 1, 30), (13, 1, 29), (15, 1, 28), (15, 1, 26),
+                  (11, 5, 28), (12, 3, 30), (13, 17, 31), (14, 2, 32), (15, 9, 25), (15, 3, 27), (16, 4, 31),
+                  (17, 6, 28), (19, 7, 26), (20, 3, 31), (22, 4, 20), (24, 2, 32), (12, 40, 12), (16, 1, 32))
+
+
+def product_records(rng) -> list[dict]:
+    """Integral degrees past 10 under jit in float32: PRODUCT_SHAPES (random rows and alike differences), and rows of
+    2 to 8 features that LLVM vectorizes 4 or 8 rows at a time by POWER_ROWS for 11 to 16, a group of 8 either side
+    of each threshold."""
+    from lossgrad.lowp_xla_pow import POWER_ROWS
+
+    out = []
+    for k, (q, rows, cols) in enumerate(PRODUCT_SHAPES):
+        reduction = ("mean", "sum", "none")[k % 3]
+        for y, p, neg, name in (similar(rng, rows, cols), triplets(rng, float(q), rows, cols)[0]):
+            out.append(record(float(q), MARGINS[k % 2], True, reduction, y, p, neg, f"products, {name}"))
+    for k, q in enumerate(range(11, 17)):
+        for n in (2 + k % 3, 7 + k % 2):
+            groups = min(POWER_ROWS[q][n], (4095 // n - 4) // 8)
+            for rows in {8 * (groups - 1) + 4, 8 * groups + 4}:
+                y, p, neg, name = similar(rng, rows, n)
+                out.append(record(float(q), 1.0, True, ("mean", "none")[k % 2], y, p, neg, f"products, {name}"))
+    return out
+
+
+def _row_sum_fit(q: float, rows: int, n: int, rng) -> str:
+    """Which way of adding a row's powers gives JAX's jitted results over rows × n for an integral q (four draws of
+    alike differences): "scalar" (the scalar loop) or the lanes of one of lossgrad.lowp_xla_pow.ROW_PLANS's plans
+    ("8x3": 8 lanes, 3 blocks), "neither", or "any" where the draws tell none apart."""
+    from lossgrad import lowp_xla_pow as pow_
+
+    kept = pow_.ALONG_ROW_FROM, pow_.ROW_PLANS
+    m = pow_.products(int(q))
+    ways = {"scalar": ({m: (33, 33)}, kept[1])} | {f"{plan[0]}x{len(plan[1])}": ({m: (n, n)}, {n: plan})
+                                                   for k, plan in kept[1].items() if k <= n}
+    draws = [similar(rng, rows, n) for _ in range(4)]
+    recs = [record(q, 1.0, True, "none", y, p, neg) for y, p, neg, _ in draws]
+    fits = []
+    for name, (along, plans) in ways.items():
+        pow_.ALONG_ROW_FROM, pow_.ROW_PLANS = along, plans
+        try:
+            if all(_matches(rec) for rec in recs):
+                fits.append(name)
+        finally:
+            pow_.ALONG_ROW_FROM, pow_.ROW_PLANS = kept
+    return fits[0] if len(fits) == 1 else "neither" if not fits else "any"
+
+
+def _matches(rec: dict) -> bool:
+    r = lossgrad.evaluate("triplet", *(np.asarray(rec[k], dtype=np.float32).astype(np.float64)
+                                       for k in ("target", "pred")), convention="optax", dtype="float32",
+                          reduction="none", negative=np.asarray(rec["negative"], dtype=np.float32), margin=1.0,
+                          norm_degree=rec["options"]["norm_degree"])
+    pairs = [(r.losses, rec["losses"]), (r.grad, rec["grad"])] + [(r.grads[k], rec["grads"][k])
+                                                                   for k in ("target", "negative")]
+    return all(np.array_equal(np.float32(got).ravel(), np.asarray(want, dtype=np.float32).ravel(), equal_nan=True)
+               for got, want in pairs)
+
+
+def along_row(degrees=(3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 23, 24, 31)) -> None:
+    """Print, for each integral degree (and the products its power takes) and row length of 9 to 32, how JAX's
+    jitted code adds a row's powers, in a batch of 60 rows and in a batch of one (lossgrad.lowp_xla_pow's
+    ALONG_ROW_FROM and ROW_PLANS), as runs of row lengths."""
+    from lossgrad.lowp_xla_pow import products
+
+    rng = np.random.default_rng(7)
+    for q in degrees:
+        for rows in (60, 1):
+            runs: list[list] = []
+            for n in range(9, 33):
+                fit = _row_sum_fit(float(q), min(rows, 4095 // n), n, rng)
+                if runs and runs[-1][2] == fit:
+                    runs[-1][1] = n
+                else:
+                    runs.append([n, n, fit])
+            print(q, products(q), "alone" if rows == 1 else "batch",
+                  ", ".join(f"{a}-{b}: {fit}" if a < b else f"{a}: {fit}" for a, b, fit in runs), flush=True)
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     if sys.argv[1:] == ["--vector-rows"]:
         vector_rows()
         return
+    if sys.argv[1:] == ["--along-row"]:
+        along_row()
+        return
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
             + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212))
-            + along_rows(np.random.default_rng(20261213)))
+            + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 
