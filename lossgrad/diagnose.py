@@ -40,20 +40,32 @@ def supported(loss: str, from_logits: bool, params=None, **setup_kw) -> tuple[li
             except OptionError as e:
                 if name == "exact":
                     raise
-                reason = "{" + e.where + "}: " + e.what if e.where in PARAMETERS else e.message()
+                reason = _refusal(e)
         (lack.__setitem__(name, reason) if reason else have.append(name))
     return have, lack
 
 
-def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="float64", names=None,
-                 params=None, jit=None) -> dict[str, Result]:
-    have, _ = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
+def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="float64",
+                 params=None, jit=None) -> tuple[dict[str, Result], dict[str, str]]:
+    """Each convention's result, and the reason of each that lacks the loss, or refuses an option for these
+    inputs (Keras' label smoothing of class indexes): the exact convention's refusal is the error."""
+    have, lack = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
     out = {}
-    for name in names or have:
-        s = setup(loss, from_logits=from_logits, convention=name, **_setup_kw(batch, reduction, labels, dtype),
-                  **_jit(name, dtype, jit), **(params or {}))
-        out[name] = run(s, batch)
-    return out
+    for name in have:
+        try:
+            s = setup(loss, from_logits=from_logits, convention=name, **_setup_kw(batch, reduction, labels, dtype),
+                      **_jit(name, dtype, jit), **(params or {}))
+            out[name] = run(s, batch)
+        except OptionError as e:
+            if name == "exact":
+                raise
+            lack[name] = _refusal(e)
+    return out, lack
+
+
+def _refusal(e: LossgradError) -> str:
+    """A convention's reason for refusing, naming the option it refuses."""
+    return "{" + e.where + "}: " + e.what if e.where in PARAMETERS else e.message()
 
 
 def _jit(name: str, dtype: str, jit: bool | None) -> dict:
@@ -158,9 +170,8 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
         return compare_low(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
                            params=params, autocast=autocast, jit=jit)
     p2, shape = batch.p, batch.shape
-    results = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels, dtype=dtype,
-                           params=params, jit=jit)
-    _, lack = supported(loss, from_logits, params, **_setup_kw(batch, reduction, labels, dtype))
+    results, lack = evaluate_all(loss, batch, from_logits=from_logits, reduction=reduction, labels=labels,
+                                 dtype=dtype, params=params, jit=jit)
     exact = results["exact"]
     diffs = []
     for name, res in results.items():
@@ -200,7 +211,7 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
             results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast, **_jit(name, dtype, jit),
                                       **kw), batch)
         except OptionError as e:
-            lack[name] = e.what
+            lack[name] = _refusal(e)
     diffs = []
     for name, res in results.items():
         if name != "float64":
@@ -526,7 +537,7 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
     if match is not None and grads and dtype in HALF:
         diag.findings[:0] = rounding_band(q, match)
-    diag.findings += _left_out(q)
+    diag.findings += _left_out(q, cands)
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
         diag.findings.append(
@@ -535,22 +546,23 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
     return diag
 
 
-def _left_out(q: Question) -> list[str]:
-    """The conventions that have the loss but do not compute it in the dtype asked (in a half dtype, or optax in the
-    jit mode asked), which check could not weigh, each with its reason (under --autocast, the conventions with no
-    mixed-precision policy are left out by design, and not listed)."""
-    if q.dtype == "float64" or q.autocast:
+def _left_out(q: Question, cands: list[Candidate]) -> list[str]:
+    """The conventions that have the loss but gave no candidate: they refuse an option for these inputs (Keras'
+    label smoothing of class indexes), or do not compute the loss in the dtype asked (in a half dtype, or optax in
+    the jit mode asked); each with its reason (under --autocast, the conventions with no mixed-precision policy
+    are left out by design, and not listed)."""
+    if q.autocast:
         return []
+    weighed = {c.convention for c in cands}
     out = []
-    for name in (n for n in supported(q.loss, q.from_logits, q.params)[0] if n != "exact"):
+    for name in (n for n in supported(q.loss, q.from_logits, q.params)[0] if n not in weighed | {"exact"}):
         try:
             with np.errstate(all="ignore"):
                 run(setup(q.loss, from_logits=q.from_logits, convention=name, dtype=q.dtype, autocast=q.autocast,
                           labels=q.labels, sample_weight=q.batch.w is not None, **_jit(name, q.dtype, q.jit),
                           **q.params), q.batch)
         except LossgradError as e:
-            why = "{" + e.where + "}: " + e.what if e.where in PARAMETERS else e.message()
-            out.append(f"{name} was not weighed: {why}")
+            out.append(f"{name} was not weighed: {_refusal(e)}")
     return out
 
 

@@ -2,6 +2,7 @@
 TF's gradient [0, -0.40012383, 4.97895166, 0.25000067] (tf-keras, mean) against a hand-derived
 [1.00000001, -1.60049558, 19.91584631, 1.00000276]."""
 
+import numpy as np
 import pytest
 
 from conftest import assert_usage_error, lossgrad
@@ -112,6 +113,25 @@ def test_compare_table():
     r = lossgrad("compare", "bce", "-y", "0,1,0,0", "-p", P, "-f", "table")
     assert "why they differ:" in r.out and "optax: not available" in r.out
     assert "0*" in r.out  # the clipped cell is marked
+
+
+def test_a_convention_refusing_an_option_for_these_inputs_is_not_available_the_others_shown():
+    # Keras has no label smoothing of class indexes; exact, torch and optax have, so compare shows them, and check
+    # names the two it could not weigh. Worked by hand: row 0 smoothed (s = 0.1, C = 3) is (1/30, 1/30, 28/30),
+    # and with logits 0, 0, 0 the gradient is softmax - y = (1/3 - 1/30, 1/3 - 1/30, 1/3 - 28/30) over N = 1.
+    args = ("ce", "--from-logits", "-y", "2", "-p", "0,0,0", "--label-smoothing", "0.1")
+    r = lossgrad("compare", *args, "-f", "json")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert set(out["conventions"]) == {"exact", "torch", "optax"}
+    assert set(out["unsupported"]) == {"keras", "tf-keras"}
+    assert "--label-smoothing" in out["unsupported"]["keras"]
+    for name in ("exact", "torch", "optax"):
+        assert np.ravel(out["conventions"][name]["grad"]) == pytest.approx([0.3, 0.3, -0.6], rel=1e-12)
+    table = lossgrad("compare", *args, "-f", "table")
+    assert table.code == 0 and "keras: not available: --label-smoothing" in table.out
+    check = lossgrad("check", *args, "--my-grad", "0.3,0.3,-0.6", "-f", "table")
+    assert check.code == 0 and "keras was not weighed: --label-smoothing" in check.out
 
 
 def test_eps_overrides_the_clip():
