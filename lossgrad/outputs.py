@@ -31,6 +31,7 @@ def open_output(path: str | None, binary: bool = False, inputs: Inputs = ()) -> 
             yield out
         return
     assert path is not None
+    refuse_empty(path)
     real = os.path.realpath(path)  # a symlink to a file: its target is what gets replaced
     try:
         st: os.stat_result | None = os.stat(real)
@@ -40,14 +41,31 @@ def open_output(path: str | None, binary: bool = False, inputs: Inputs = ()) -> 
         raise OptionError("output", f"{path}: {e.strerror}") from None
     if st is not None and stat.S_ISDIR(st.st_mode):
         raise OptionError("output", f"{path} is a folder; give a file name")
-    folder = os.path.dirname(real)
-    if not os.path.isdir(folder):
-        raise OptionError("output", f"folder {os.path.dirname(os.path.abspath(path))} does not exist")
+    if not os.path.isdir(os.path.dirname(real)):
+        raise OptionError("output", _no_folder(path, real))
     if st is not None:
         _refuse_an_input(st, inputs, path)
     opener = _replace if st is None or stat.S_ISREG(st.st_mode) else _through
     with opener(path, real, st, binary) as out:
         yield out
+
+
+def refuse_empty(path: str | None) -> None:
+    """An -o of no name (`-o ""`, an unset variable) is an error of its own, not a folder or a format."""
+    if path == "":
+        raise OptionError("output", "is empty; give a file name (or - for stdout)")
+
+
+def _no_folder(path: str, real: str) -> str:
+    """Why `path` (resolved: `real`) cannot be created: the first folder on the way that is missing, or a file
+    where a folder should be; through a symlink, the link's target is named."""
+    folder = os.path.dirname(real)
+    while not os.path.exists(os.path.dirname(folder)):
+        folder = os.path.dirname(folder)
+    link = f"{path} is a link to {os.readlink(path)}, but " if os.path.islink(path) else f"{path}: "
+    if os.path.exists(folder):
+        return f"{link}{folder} is not a folder; give a path inside a folder"
+    return f"{link}folder {folder} does not exist; create it (mkdir -p {os.path.dirname(real)}) or write elsewhere"
 
 
 def _refuse_an_input(st: os.stat_result, inputs: Inputs, shown: str) -> None:

@@ -19,6 +19,7 @@ from typing import IO, Any
 
 import numpy as np
 
+from . import outputs
 from .errors import OptionError
 
 FORMATS = (".npz", ".npy", ".safetensors", ".parquet")
@@ -36,6 +37,7 @@ def output_format(path: str | None) -> str | None:
 
 def check_output(path: str | None) -> None:
     """Tensor inputs write tensor files (or print a summary): an -o of another kind is refused before any work."""
+    outputs.refuse_empty(path)
     if path in (None, "-"):
         return
     if output_format(path) is None:

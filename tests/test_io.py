@@ -2,6 +2,7 @@
 
 import json
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -123,6 +124,21 @@ def test_output_file_is_written_atomically(tmp_path):
 
 def test_output_folder_must_exist(tmp_path):
     assert_usage_error(run("mse", "-y", "1", "-p", "2", "-o", tmp_path / "no" / "x.csv"), "--output", "does not exist")
+    # the missing folder is the first one on the way, and through a symlink the one its target needs
+    assert_usage_error(run("mse", "-y", "1", "-p", "2", "-o", tmp_path / "a" / "b" / "x.csv"),
+                       f"folder {tmp_path.resolve() / 'a'} does not exist")
+    (tmp_path / "dangling").symlink_to(Path("nowhere") / "x.csv")
+    assert_usage_error(run("mse", "-y", "1", "-p", "2", "-o", "dangling", cwd=tmp_path),
+                       "--output: dangling is a link to nowhere/x.csv",
+                       f"folder {tmp_path.resolve() / 'nowhere'} does not exist")
+    assert not (tmp_path / "nowhere").exists()
+
+
+@pytest.mark.parametrize("pred", ["2", "p.npy"])
+def test_an_empty_output_name_says_so(tmp_path, pred):
+    np.save(tmp_path / "p.npy", np.array([2.0]))
+    assert_usage_error(run("mse", "-y", "1", "-p", pred, "-o", "", cwd=tmp_path),
+                       "error: --output: is empty; give a file name")
 
 
 def test_table_shows_header_and_rows():
