@@ -697,7 +697,15 @@ def count_lines(path: str, block_bytes: int = 16 << 20) -> int | None:
 
 
 def parse_cols(spec: str, option: str, header: list[str] | None, ncols: int) -> list[int]:
-    """'a,b', '0,3', '2:5', '4:' -> column indexes (0-based, ranges half-open)."""
+    """'a,b', '0,3', '2:5', '4:' -> column indexes (0-based, ranges half-open), each at most once."""
+    out = _cols(spec, option, header, ncols)
+    twice = next((i for i in out if out.count(i) > 1), None)
+    if twice is not None:
+        raise InputError(option, f"names column {column_names(header, [twice])[0]!r} twice; name each column once")
+    return out
+
+
+def _cols(spec: str, option: str, header: list[str] | None, ncols: int) -> list[int]:
     out: list[int] = []
     for item in (s.strip() for s in spec.split(",")):
         if not item:
@@ -718,7 +726,12 @@ def parse_cols(spec: str, option: str, header: list[str] | None, ncols: int) -> 
                 raise InputError(option, f"column {i} does not exist; there are {ncols} (0 to {ncols - 1})")
             out.append(i)
         elif header and item in header:
-            out.append(header.index(item))
+            same = [i for i, h in enumerate(header) if h == item]
+            if len(same) > 1:
+                alike = f"{', '.join(map(str, same[:-1]))} and {same[-1]}"
+                raise InputError(option, f"column name {item!r} is ambiguous: the header names columns {alike} "
+                                         "alike; pick one by its 0-based index")
+            out.append(same[0])
         else:
             have = f"columns: {', '.join(header)}" if header else "the input has no header, so use 0-based indexes"
             raise InputError(option, f"no column named {item!r} ({have})")
@@ -1143,9 +1156,6 @@ class CsvRequest:
             return parse_cols(spec, option, reader.header, reader.ncols) if spec else []
 
         keep = [] if self.keep_cols is None else parse_cols(self.keep_cols, "{keep_cols}", reader.header, reader.ncols)
-        twice = [i for i in keep if keep.count(i) > 1]
-        if twice:
-            raise InputError("{keep_cols}", f"names column {column_names(reader.header, twice[:1])[0]!r} twice")
         named = set(cols(self.target_cols, "{target_cols}") + cols(self.pred_cols, "{pred_cols}")
                     + cols(self.weight_col, "{sample_weight}"))
         for name, spec in self.extra_cols:

@@ -274,6 +274,25 @@ def test_bad_keep_cols(spec, fragment):
                        fragment)
 
 
+@pytest.mark.parametrize("args,fragment", [
+    (["--target-cols", "0,0", "--pred-cols", "1,1"], "--target-cols: names column 't' twice"),
+    (["--target-cols", "0", "--pred-cols", "1,p"], "--pred-cols: names column 'p' twice"),
+    (["--target-cols", "t", "--pred-cols", "0:2,1"], "--pred-cols: names column 'p' twice"),
+    (["--sample-weight", "w,w"], "--sample-weight: names column 'w' twice"),
+])
+def test_a_column_named_twice_is_refused_by_every_option(args, fragment):
+    assert_usage_error(run("bce", "--from-logits", "-f", "csv", *args, input="t,p,w\n1,0.5,1\n"), fragment)
+
+
+def test_a_name_the_header_gives_two_columns_is_ambiguous():
+    text = "a,a,p\n1,0,0.5\n"
+    for option in ("--target-cols", "--keep-cols"):
+        assert_usage_error(run("bce", "--from-logits", "-f", "csv", option, "a", "--pred-cols", "2", input=text),
+                           f"{option}: column name 'a' is ambiguous", "columns 0 and 1", "0-based index")
+    r = run("bce", "--from-logits", "-f", "csv", "--target-cols", "1", "--pred-cols", "p", input=text)
+    assert r.code == 0 and r.out.startswith("loss,grad\n"), r.err  # (picked by index, the name is not needed)
+
+
 def test_keeping_every_column_leaves_none_for_the_loss():
     assert_usage_error(run("mse", "-f", "csv", "--keep-cols", "0:3", input="id,y,p\na,1,2\n"), "--keep-cols:",
                        "leaves no columns")
