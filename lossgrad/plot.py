@@ -107,9 +107,15 @@ def choose_axis(kind: str, lo: float, hi: float, log_x: bool | None) -> str:
     return "logit" if kind == "probs" else "log"
 
 
+DRAWN = 1e150  # the largest magnitude uniplot's linear axes label (they square the span: 1e308 would overflow)
+
+
 def grid(lo: float, hi: float, n: int, axis: str) -> tuple[np.ndarray, np.ndarray]:
     """n predictions from lo to hi evenly spaced on the drawn axis, and their places on it."""
     if axis == "linear":
+        if max(-lo, hi) > DRAWN:
+            raise OptionError("--range", f"{lo:g},{hi:g} is beyond what a linear axis draws (±{DRAWN:g}: its labels "
+                                         f"square the span); give a range within it, such as -{DRAWN:g},{DRAWN:g}")
         x = np.linspace(lo, hi, n)
         return x, x
     if axis == "log":
@@ -193,7 +199,17 @@ def panels(c: Curves, what: str, scale: str) -> list[tuple[str, dict[str, np.nda
         raise OptionError("--what", f"unknown choice {what!r}; choose loss, grad or both")
     chosen = [("loss", c.losses), ("grad", c.grads)] if what == "both" else [
         (what, c.losses if what == "loss" else c.grads)]
-    return [(q, v, y_scale(list(v.values()), scale)) for q, v in chosen]
+    out = [(q, v, y_scale(list(v.values()), scale)) for q, v in chosen]
+    for quantity, v, yscale in out:
+        drawn = [a[np.isfinite(a)] for a in (_drawn(a, yscale) for a in v.values())]
+        if v and not any(a.size for a in drawn):
+            raise OptionError("--range", f"{c.x[0]:g},{c.x[-1]:g}: the {quantity} is infinite or NaN at every point "
+                                         "(it overflows there); give a narrower range")
+        top = max((float(np.abs(a).max()) for a in drawn if a.size), default=0.0)
+        if top > DRAWN:
+            raise OptionError("--y-scale", f"the {quantity} reaches {top:.3g} on this range, beyond what a linear "
+                                           f"axis draws (±{DRAWN:g}); use --y-scale symlog or a narrower --range")
+    return out
 
 
 def caption(c: Curves, quantity: str) -> str:

@@ -123,9 +123,18 @@ def test_png_without_matplotlib_says_how_to_install_it(tmp_path):
     (["bce", "--target", "2"], ["--target", "2.0"]),
     (["ce"], ["loss of a whole row"]),
     (["softmax"], ["LOSS: unknown loss 'softmax'"]),
+    # a linear axis labels up to ±1e150; mse's loss (p - 1)² passes 1e150 beyond |p| ≈ 1e75
+    (["mse", "--range", "-1e308,1e308", "--linear-x"], ["--range", "-1e+308,1e+308 is beyond", "-1e+150,1e+150"]),
+    (["bce", "--from-logits", "--range", "-1e200,0"], ["--range", "is beyond what a linear axis draws"]),
+    (["mse", "--range", "-1e76,1e76", "--y-scale", "linear"], ["--y-scale", "the loss reaches 1e+152", "symlog"]),
 ])
 def test_bad_options_give_one_clear_error(args, fragments):
     assert_usage_error(run("plot", *args), *fragments)
+
+
+def test_a_range_as_wide_as_a_linear_axis_draws(tmp_path):
+    r = run("plot", "mse", "--range", "-1e150,1e150")
+    assert r.code == 0 and "exact" in r.out, r.err
 
 
 def test_half_dtype_draws_the_conventions_that_compute_it_and_notes_the_others():
