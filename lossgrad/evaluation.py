@@ -81,8 +81,9 @@ def spans(total: int, step: int, least: int) -> list[tuple[int, int]]:
 def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,
                    extra: dict[str, np.ndarray] | None = None) -> Block:
     if setup.autocast:  # float32 on the predictions as the half dtype holds them; the gradient returned in it
-        p = autocast.predictions(p, setup.half)
-        first_bad("pred", ~np.isfinite(p), p, f"is too large for {setup.dtype.value}")
+        held = autocast.predictions(p, setup.half)
+        too_large(setup, "pred", p, held)
+        p = held
         block = evaluate_slice(setup.float32, y, p, w, extra)
         block.parts = autocast.returned(block.parts, setup.half)
         return block
@@ -250,7 +251,7 @@ def extra_inputs(setup: Setup, extra: dict[str, np.ndarray], shape: tuple[int, .
                                               f"prediction{per}")
         with np.errstate(over="ignore"):
             out[i.name] = a.astype(setup.np_dtype)
-        first_bad(i.name, ~np.isfinite(out[i.name]), out[i.name], f"is too large for {setup.dtype.value}")
+        too_large(setup, i.name, a, out[i.name])
     return out
 
 
@@ -268,20 +269,31 @@ def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.nda
         y = y if setup.loss.kind == "sequence" else held  # (a sequence's lengths and labels are counts, not values)
         return y.astype(np.float32), p.astype(np.float32)
     if dtype is not np.float64:
-        with np.errstate(over="ignore"):
-            y, p = y.astype(dtype), p.astype(dtype)
-        for which, a in (("target", y), ("pred", p)):
-            first_bad(which, ~np.isfinite(a), a, f"is too large for {setup.dtype.value}")
+        return cast_to(setup, y, p, dtype)
     return y.astype(dtype, copy=False), p.astype(dtype, copy=False)
 
 
 def cast_to(setup: Setup, y: np.ndarray, p: np.ndarray, dtype: Any) -> tuple[np.ndarray, np.ndarray]:
     """Inputs rounded to `dtype`; a value too large for it is a domain error."""
     with np.errstate(over="ignore"):
-        y, p = y.astype(dtype), p.astype(dtype)
-    for which, a in (("target", y), ("pred", p)):
-        first_bad(which, ~np.isfinite(a.astype(np.float32)), a, f"is too large for {setup.dtype.value}")
-    return y, p
+        held_y, held_p = y.astype(dtype), p.astype(dtype)
+    too_large(setup, "target", y, held_y)
+    too_large(setup, "pred", p, held_p)
+    return held_y, held_p
+
+
+def too_large(setup: Setup, which: str, given: np.ndarray, held: np.ndarray) -> None:
+    """A value the dtype holds as ±inf (the given values are finite) is a domain error that shows the value as
+    given and the dtype's largest finite number."""
+    name = setup.dtype.value
+    if name == "bfloat16":
+        import ml_dtypes
+
+        largest = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
+    else:
+        largest = float(np.finfo(np.dtype(name)).max)
+    first_bad(which, ~np.isfinite(held.astype(np.float32)), given,
+              f"is too large for {name}, whose largest finite number is {largest:.8g}")
 
 
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None,

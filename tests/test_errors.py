@@ -44,6 +44,16 @@ CASES = [
     (["bce", "--csv", DATA / "missing.csv"], ["--csv", "no such file"]),
     (["bce", "--csv", DATA], ["--csv", "is a folder"]),
     (["bce", "--csv", DATA / "crlf.csv", "--pred-cols", "q"], ["--pred-cols", "no column named 'q'", "y, p"]),
+    # a value beyond the dtype's largest, shown as given: float16's is (2 − 2⁻¹⁰)·2¹⁵ = 65504, bfloat16's
+    # (2 − 2⁻⁷)·2¹²⁷ ≈ 3.3895314e+38, float32's (2 − 2⁻²³)·2¹²⁷ ≈ 3.4028235e+38
+    (["mse", "-y", "1,2", "-p", "70000,1", "--dtype", "float16"],
+     ["--pred: value 1: 70000.0 is too large for float16", "largest finite number is 65504"]),
+    (["mse", "-y", "3.4e38,2", "-p", "1,1", "--dtype", "bfloat16"],
+     ["--target: value 1: 3.4e+38 is too large for bfloat16", "3.3895314e+38"]),
+    (["gaussian-nll", "-y", "1", "-p", "1", "--var", "1e39", "--dtype", "float32"],
+     ["--var: value 1: 1e+39 is too large for float32", "3.4028235e+38"]),
+    (["mse", "-c", "torch", "--autocast", "--dtype", "float16", "-y", "1,2", "-p", "1,1e5"],
+     ["--pred: value 2: 100000.0 is too large for float16", "65504"]),
 ]
 
 
