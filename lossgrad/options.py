@@ -249,6 +249,8 @@ def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Con
     if conv.eps is None:
         clipping = [c.name for c in conventions.CONVENTIONS.values() if c.eps is not None]
         raise OptionError("eps", f"the {conv.name} convention does not clip; {{eps}} applies to {', '.join(clipping)}")
+    if isinstance(eps, (int, float)) and not isinstance(eps, bool) and not np.isfinite(eps):
+        raise OptionError("eps", f"must be a finite number, got {eps!r}")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 0.5):
         raise OptionError("eps", f"must be in (0, 0.5), got {eps!r}")
     return conventions.with_eps(conv, float(eps))
@@ -348,11 +350,13 @@ def param_value(param: Param, value: Any) -> Any:
     if param.vector:
         return _per_class(name, value)
     number = _number(name, value)
+    if not np.isfinite(number):
+        raise OptionError(name, f"must be a finite number, got {number!r}")
     if param.integer:
-        if not np.isfinite(number) or number != int(number):
+        if number != int(number):
             raise OptionError(name, f"must be a whole number (a class index), got {value!r}")
         return int(number)
-    if not np.isfinite(number) or number < 0 or (param.positive and number == 0):
+    if number < 0 or (param.positive and number == 0):
         raise OptionError(name, f"must be {'positive' if param.positive else 'zero or more'}, got {number!r}")
     if name in ("label_smoothing", "alpha") and number > 1:
         raise OptionError(name, f"must be in [0, 1], got {number!r}")

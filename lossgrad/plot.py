@@ -153,6 +153,8 @@ def curves(loss: str, *, target: float | None = None, range: tuple[float, float]
     if not 2 <= points <= 100_000:
         raise OptionError("--points", f"{points} is out of range; give 2 to 100000")
     y = 1.0 if target is None else target
+    if not np.isfinite(y):
+        raise OptionError("--target", f"must be a finite number, got {y!r}")
     lo, hi = range or default_range(the_loss, from_logits, y)
     axis = choose_axis(domain(the_loss, from_logits), lo, hi, log_x)
     names, lack = chosen_conventions(loss, from_logits, conventions, params)

@@ -83,6 +83,8 @@ def _target_lengths(kw: dict[str, Any], labels: np.ndarray) -> tuple[np.ndarray,
         raise OptionError("pad", "or {target_lengths}: give one way to know where each row's labels end")
     if given is not None:
         return given, spec
+    if pad is not None and not np.isfinite(pad):
+        raise OptionError("pad", f"must be a finite number (the labels' padding value), got {pad!r}")
     if pad is None:
         return np.full(labels.shape[0], float(labels.shape[1])), ""
     is_pad = labels == pad

@@ -437,6 +437,15 @@ def test_tensor_files_errors_name_file_and_index(tmp_path, args, message):
     assert not (tmp_path / "o.npz").exists()
 
 
+@pytest.mark.parametrize("pad", ["nan", "inf"])
+def test_a_pad_value_that_no_label_can_equal_is_refused(tmp_path, pad):
+    from conftest import assert_usage_error, lossgrad as run
+
+    _files(tmp_path)
+    assert_usage_error(run("ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--pad", pad, cwd=tmp_path),
+                       "error: --pad: must be a finite number")
+
+
 def test_sequence_options_need_a_batch_of_files():
     from conftest import lossgrad as run
 

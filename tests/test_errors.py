@@ -1,9 +1,14 @@
 """Every bad input of the contract's list, through the real CLI: exit 2, one `error:` line saying what and where,
 nothing on stdout, no traceback."""
 
+import math
+
 import pytest
 
 from conftest import DATA, assert_usage_error, lossgrad
+from lossgrad.errors import OptionError
+from lossgrad.losses import LOSSES
+from lossgrad.options import setup
 
 CASES = [
     # (args, fragments the error line must contain)
@@ -131,6 +136,28 @@ def test_no_input_on_a_terminal_says_how_to_give_some(monkeypatch, capsys):
 ])
 def test_loss_parameters_and_missing_losses(args, fragments):
     assert_usage_error(lossgrad(*args), *fragments)
+
+
+NUMBERS = [(loss.name, p.name) for loss in LOSSES.values() for p in loss.params if not p.flag and not p.vector]
+
+
+@pytest.mark.parametrize("loss,name", NUMBERS, ids=[f"{a}-{b}" for a, b in NUMBERS])
+def test_every_number_option_of_every_loss_must_be_finite_before_its_range(loss, name):
+    for bad in (math.inf, -math.inf, math.nan):
+        with pytest.raises(OptionError) as e:
+            setup(loss, **{name: bad})
+        assert e.value.where == name and e.value.what == f"must be a finite number, got {bad!r}"
+
+
+@pytest.mark.parametrize("args,option", [
+    (["huber", "-y", "1", "-p", "2", "--delta", "inf"], "--delta"),
+    (["smooth-l1", "-y", "1", "-p", "2", "--beta", "inf"], "--beta"),
+    (["triplet", "-y", "1", "-p", "2", "--negative", "1", "--margin", "nan"], "--margin"),
+    (["bce", "-c", "keras", "-y", "1", "-p", "0.5", "--eps", "nan"], "--eps"),
+    (["plot", "mse", "--target", "inf"], "--target"),
+])
+def test_a_number_option_that_is_not_finite_says_so(args, option):
+    assert_usage_error(lossgrad(*args), f"error: {option}: must be a finite number, got ")
 
 
 @pytest.mark.parametrize("args,fragments", [
