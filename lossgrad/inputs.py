@@ -291,6 +291,9 @@ def _first_line(buf: bytes, read_more: Callable[[], bytes], name: str) -> _First
             text = buf[pos:end].decode("utf-8").strip()
         except UnicodeDecodeError:
             raise InputError(_where(name, line), "is not UTF-8 text") from None
+        if "\r" in text:  # (a CR at the line's end is CRLF's, stripped; inside it, the line ends of old Macs)
+            raise InputError(_where(name, line), "has lines that end in a bare carriage return (\\r) and not in "
+                                                 "\\n or \\r\\n; convert them first: tr '\\r' '\\n' < FILE")
         if text:
             return _FirstLine(buf, eof, text, line, pos, end)
         if nl < 0:

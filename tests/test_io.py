@@ -89,6 +89,15 @@ def test_csv_without_header_crlf_and_blank_lines():
     assert a == b and a["n"] == 2
 
 
+@pytest.mark.parametrize("text", ["t,p\r1,0.5\r0,1\r", "1,0.5\r0,1\r", "\n1,0.5\r0,1"])
+def test_lines_ending_in_a_bare_carriage_return_say_how_to_convert(tmp_path, text):
+    (tmp_path / "cr.csv").write_bytes(text.encode())
+    line = text.count("\n", 0, text.index("\r")) + 1
+    for where, r in [("<stdin>", run("bce", "--from-logits", input=text)),
+                     ("cr.csv", run("bce", "--from-logits", "--csv", "cr.csv", cwd=tmp_path))]:
+        assert_usage_error(r, f"{where}:{line}: has lines that end in a bare carriage return", "tr '\\r' '\\n'")
+
+
 def test_ce_layouts_index_and_onehot():
     idx = run("ce", "--from-logits", "-f", "json", input="2,0.3,-1.2,2.0\n0,1.5,0.2,-0.4\n").json()
     onehot = run("ce", "--from-logits", "-f", "json", input="0,0,1,0.3,-1.2,2.0\n1,0,0,1.5,0.2,-0.4\n").json()
