@@ -168,8 +168,9 @@ def label_layout(setup: Setup, target_cols: int, classes: int) -> Labels:
             raise InputError("{labels}", f"index labels need one target column, got {target_cols}")
         return Labels.INDEX
     if target_cols != classes:
-        raise InputError("target", f"one-hot/probability targets need one column per class ({classes}), got "
-                                   f"{target_cols}")
+        hint = "; class indexes, one per sample, are read with {labels} index" if target_cols == 1 else ""
+        raise InputError("{target}", f"one-hot/probability targets need one column per class ({classes}), got "
+                                     f"{target_cols}{hint}")
     return Labels.ONEHOT
 
 

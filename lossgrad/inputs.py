@@ -78,8 +78,24 @@ def _hint(text: str) -> str:
     return ""
 
 
-def _number(token: str, where: Callable[[], str]) -> float:
-    """One value: blanks around it, and double quotes around the number, are allowed."""
+def _placement_hint(text: str, sep: str | None, option: str | None) -> str:
+    """Why a value made of numbers is one value: the '=' of a short option (-p=-1) before an inline `option`'s
+    value, or CSV fields separated by another delimiter than `sep`."""
+    if option is not None:
+        v = text[1:].strip()
+        if text.startswith("=") and _NUMBER.fullmatch(v):
+            return f" (an option's value follows a blank, or '=' after its long name: {option} {v} or {option}={v})"
+        return ""
+    for d in ";|:\t":
+        parts = text.split(d)
+        if d != sep and len(parts) > 1 and all(_NUMBER.fullmatch(_unquoted(p.strip())) for p in parts):
+            return f" (are the fields separated by {d!r}? give --delimiter {'tab' if d == chr(9) else repr(d)})"
+    return ""
+
+
+def _number(token: str, where: Callable[[], str], sep: str | None = None, option: str | None = None) -> float:
+    """One value: blanks around it, and double quotes around the number, are allowed; `sep`: the CSV delimiter,
+    or `option`: the option of an inline value (for the hint of a value that is not a number)."""
     text = token.strip()
     inner = _unquoted(text)
     if _NUMBER.fullmatch(inner):
@@ -89,7 +105,7 @@ def _number(token: str, where: Callable[[], str]) -> float:
         raise InputError(where(), not_finite(text))
     if _NON_FINITE.fullmatch(inner):
         raise InputError(where(), not_finite(text))
-    raise InputError(where(), f"{text!r} is not a number{_hint(inner)}")
+    raise InputError(where(), f"{text!r} is not a number{_hint(inner) or _placement_hint(text, sep, option)}")
 
 
 def _numberish(field: str) -> bool:
@@ -121,7 +137,7 @@ def parse_inline(text: str, option: str) -> np.ndarray:
             )
             if tok == "":
                 raise InputError(place(), "is empty (two separators in a row?)")
-            row.append(_number(tok, place))
+            row.append(_number(tok, place, option=option))
         rows.append(row)
     if matrix:
         widths = {len(r) for r in rows}
@@ -608,7 +624,7 @@ class _BlockParser:
                 elif not f.strip():
                     raise InputError(place(), "empty field; every field must be a number")
                 else:
-                    row.append(_number(f, place))
+                    row.append(_number(f, place, self.sep))
             out.append(row)
             kept.append([fields[j] for j in self.keep])
         data = np.array(out, dtype=np.float64).reshape(len(out), self.ncols)

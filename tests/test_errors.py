@@ -49,6 +49,10 @@ CASES = [
     (["bce", "--csv", DATA / "missing.csv"], ["--csv", "no such file"]),
     (["bce", "--csv", DATA], ["--csv", "is a folder"]),
     (["bce", "--csv", DATA / "crlf.csv", "--pred-cols", "q"], ["--pred-cols", "no column named 'q'", "y, p"]),
+    (["mse", "-y", "1", "-p=-1"], ["--pred: value 1: '=-1' is not a number", "--pred -1 or --pred=-1"]),
+    (["mse", "-y=0.5,2", "-p", "1,2"], ["--target: value 1: '=0.5' is not a number", "--target=0.5"]),
+    (["ce", "--from-logits", "--labels", "onehot", "-y", "2,0", "-p", "0.3,-1.2,2.0;1.5,0.2,-0.4"],
+     ["--target: one-hot/probability targets need one column per class (3), got 1", "--labels index"]),
     # a value beyond the dtype's largest, shown as given: float16's is (2 − 2⁻¹⁰)·2¹⁵ = 65504, bfloat16's
     # (2 − 2⁻⁷)·2¹²⁷ ≈ 3.3895314e+38, float32's (2 − 2⁻²³)·2¹²⁷ ≈ 3.4028235e+38
     (["mse", "-y", "1,2", "-p", "70000,1", "--dtype", "float16"],
@@ -70,6 +74,14 @@ def test_bad_input_is_one_error_line(args, fragments):
 def test_bad_value_in_piped_csv_names_stdin_line_and_column():
     r = lossgrad("bce", input="y,p\n0,0.5\n1,1.5\n")
     assert_usage_error(r, "<stdin>:3:3", "1.5", "outside [0, 1]")
+
+
+@pytest.mark.parametrize("sep", [";", "|", ":"])
+def test_csv_of_another_delimiter_says_which_to_give(sep):
+    for text in (f"t{sep}p\n1{sep}0.5\n", f"1{sep}0.5\n0{sep}1\n"):  # (the first line is read as a header)
+        field = text.splitlines()[1]
+        assert_usage_error(lossgrad("bce", "--from-logits", input=text), "<stdin>:2:1:", f"{field!r} is not a number",
+                           f"are the fields separated by {sep!r}? give --delimiter {sep!r}")
 
 
 def test_bad_label_in_csv_names_its_column():
