@@ -13,8 +13,8 @@ of its float32 value. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: under
 contracts into the difference of the two distances), and LLVM's library-call simplifier turns a constant x^½ into
 |√x| (q = 1.5's slope, q = ½'s power; jit_powf); op by op the exponent is an operand and every power is powf.
 Under jit the row sum of an integral q's powers contracts each power's last product into the running sum, but
-where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model measured for each q up to 10:
-POWER_ROWS).
+where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model measured for each q up to 16:
+POWER_ROWS) or a row itself (25 to 32 features, by the products its powers take: ALONG_ROW_FROM).
 
 jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
 integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again by products, g itself for 1).
@@ -57,7 +57,13 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
               7: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
               8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
               9: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
-              10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19}}
+              10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19},
+              11: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
+              12: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19},
+              13: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
+              14: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
+              15: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 9, 8: 10},
+              16: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19}}
 # an integral q's power takes products(q) products, by which LLVM's cost model decides whether to vectorize XLA's
 # fused sum of a row's powers along the row itself (up to 32 features): from this many features in a batch of two
 # rows or more, and in a batch of one (python3 scripts/golden_lowp_xla_pow.py --along-row: measured for q = 3 to 24

@@ -196,7 +196,7 @@ def _vector_width(q: float, rows: int, n: int, rng) -> str:
     return {(True, False): "4", (False, True): "8"}.get(tuple(same), "neither")
 
 
-def vector_rows(degrees: range = range(3, 11)) -> None:
+def vector_rows(degrees: range = range(3, 17)) -> None:
     """Print, for each integral degree and row length of 2 to 8, the groups of 8 rows from which LLVM's loop
     vectorizer takes a batch with 4 rows over 8 rows at a time (lossgrad.lowp_xla_pow.POWER_ROWS), measured over
     every count of groups below 4096 elements; "never" where it stays at 4."""
