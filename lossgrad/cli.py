@@ -150,6 +150,7 @@ def _run(args: list[str], debug: bool) -> int:
     try:
         _register()
         command, prog, rest = _click_command(args)
+        _given_once(command, rest)
         with warnings.catch_warnings():
             # numpy's floating-point warnings (overflow in a cast to float16, 0/0) are results here, which the
             # output states itself (∞ and NaN, with their warnings and hints), not lines of their own
@@ -201,6 +202,29 @@ def _click_command(args: list[str]) -> tuple[Any, str, list[str]]:
                 one.registered_callback = None
                 return typer.main.get_command(one), f"lossgrad {args[0]}", args[1:]
     return typer.main.get_command(app), "lossgrad", args
+
+
+def _given_once(command: Any, args: list[str]) -> None:
+    """An option that takes one value given twice is an error (click would keep the last without a word); a
+    value is read as click reads it: after '=' or attached to a short option, else the next argument."""
+    takes = {o: p for p in getattr(command, "params", ()) if p.param_type_name == "option"
+             and not (p.is_flag or p.multiple or p.count) for o in p.opts}
+    first: dict[str, str] = {}
+    i = 0
+    while i < len(args) and args[i] != "--":
+        arg = args[i]
+        name = arg.partition("=")[0] if arg.startswith("--") else arg[:2]
+        p = takes.get(name) if arg.startswith("-") else None
+        i += 1
+        if p is None:
+            continue
+        attached = arg[len(name):].removeprefix("=") if arg.startswith("--") else arg[2:]
+        if arg == name and i < len(args):
+            attached, i = args[i], i + 1
+        if p.name in first:
+            raise OptionError("", f"{'/'.join(sorted(p.opts, key=len))} is given twice ({first[p.name]!r}, then "
+                                  f"{attached!r}); it takes one value: give it once")
+        first[p.name] = attached
 
 
 def _error(message: str) -> int:

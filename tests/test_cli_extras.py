@@ -1,5 +1,6 @@
 """The command line's own conveniences: --version, shell completion, and --help showing each option's choices."""
 
+import math
 import os
 import subprocess
 import sys
@@ -100,3 +101,19 @@ def test_csv_typed_at_a_terminal_ends_at_one_ctrl_d():
     assert done, "a second Ctrl-D was needed: " + text
     # bce from logits, y = 1, z = 0.5: log(1 + e^−0.5) = 0.4740769841801067 (by hand; the mean of one sample)
     assert "Ctrl-D on an empty line ends it" in text and "\"value\": 0.4740769841801067" in text
+
+
+def test_an_option_of_one_value_given_twice_is_refused():
+    ce = ["ce", "--from-logits", "-p", "0.3,-1.2,2.0;1.5,0.2,-0.4", "-y", "2,0"]
+    for args, said in [
+        (["--ignore-index", "0", "--ignore-index", "2"], "--ignore-index is given twice ('0', then '2')"),
+        (["-r", "sum", "--reduction=mean"], "-r/--reduction is given twice ('sum', then 'mean')"),
+        (["-fjson", "-f", "csv"], "-f/--format is given twice ('json', then 'csv')"),
+    ]:
+        assert_usage_error(run(*ce, *args), f"error: {said}; it takes one value: give it once")
+    assert_usage_error(run("compare", "mse", "-y", "1", "-p", "1", "--pred", "2"), "-p/--pred is given twice")
+    # switches may repeat, and a value that starts with '-' is the option's value
+    r = run("bce", "--from-logits", "--from-logits", "-y", "1", "-p", "0", "-f", "csv")
+    assert r.code == 0 and r.out == f"loss,grad\n{math.log(2)!r},-0.5\n", r.err  # log 2 and σ(0) − 1
+    r = run("mse", "-y", "1", "-p", "-1", "-f", "csv")
+    assert r.code == 0 and r.out == "loss,grad\n4.0,-4.0\n", r.err  # (p − y)² and 2(p − y)
