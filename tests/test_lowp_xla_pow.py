@@ -56,7 +56,8 @@ def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
                     | {(q, dtype, False) for q in degrees + (5.0, 0.5, 1 / 3) for dtype in ("float16", "bfloat16")}
                     | {(q, dtype, True) for q in (1.0, 1.5, 3.0, 4.0, 5.0, 0.5, 1 / 3)
                        for dtype in ("float16", "bfloat16")}
-                    | {(q, "float32", True) for q in (7.0, 9.0)})  # (the rows summed along the row)
+                    | {(q, "float32", True) for q in (7.0, 9.0)}  # (the rows summed along the row)
+                    | {(float(q), "float32", True) for q in (11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 24)})
     # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
     vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
                   and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
@@ -106,6 +107,31 @@ def test_rows_summed_along_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(lowp_xla_pow, "ROOTS_ALONG_FROM", 33)
     apart = [sum(compare(r, _run(r)).values()) for r in recs]
     assert (sum(a > 0 for a in apart), sum(apart)) == (12, 2184)
+
+
+def _apart(recs: list[dict], monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> tuple[int, int]:
+    """How many of the records, and how many elements, differ from JAX's with lowp_xla_pow's `name` set to value."""
+    with monkeypatch.context() as m:
+        m.setattr(lowp_xla_pow, name, value)
+        apart = [sum(compare(r, _run(r)).values()) for r in recs]
+    return sum(a > 0 for a in apart), sum(apart)
+
+
+def test_powers_summed_by_the_products_they_take(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records named "products" (q = 7 to 24 alone and in batches; 11 to 16 on rows of 2 to 8 features either
+    # side of POWER_ROWS's numbers) are JAX's bit for bit (test_jax_cpu_bit_for_bit); each rule is needed:
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("products")]
+    assert len(recs) == 66 and lowp_xla_pow.products(15) == 6 and lowp_xla_pow.products(16) == 4
+    alone = [r for r in recs if np.shape(r["pred"])[0] == 1]
+    as_batches = {m: (b, b) for m, (b, _) in lowp_xla_pow.ALONG_ROW_FROM.items()}
+    assert _apart(alone, monkeypatch, "ALONG_ROW_FROM", as_batches) == (7, 416)  # (a single row as a batch's)
+    wide = [r for r in recs if np.shape(r["pred"])[1] >= 9 and np.shape(r["pred"])[0] > 1]
+    scalar = {m: (33, 33) for m in lowp_xla_pow.ALONG_ROW_FROM}
+    assert _apart(wide, monkeypatch, "ALONG_ROW_FROM", scalar) == (19, 2804)  # (batches in the scalar loop)
+    narrow = [r for r in recs if np.shape(r["pred"])[1] <= 8]
+    for fixed, apart in ((4096, (8, 160)), (0, (9, 100))):  # (the rows 4 at a time, or 8, whatever the number)
+        table = {q: {n: fixed for n in range(2, 9)} if q > 10 else v for q, v in lowp_xla_pow.POWER_ROWS.items()}
+        assert _apart(narrow, monkeypatch, "POWER_ROWS", table) == apart
 
 
 def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
@@ -163,14 +189,15 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
     golden = golden_script("golden_lowp_xla_pow", "jax", "optax")
     rng = live_rng
     for _ in range(live_rounds(1, 8)):
-        for q in golden.DEGREES + golden.MORE_DEGREES:
-            rows, cols = int(rng.integers(1, 60)), int(rng.choice([1, 3, 9, 17, 28, 30, 31, 32, 40]))
+        for q in golden.DEGREES + golden.MORE_DEGREES + (7.0, 11.0, 15.0):
+            rows, cols = int(rng.integers(1, 60)), int(rng.choice([1, 3, 7, 9, 17, 25, 28, 30, 31, 32, 40]))
             if rng.integers(6) == 0:  # (a single long row: under jit YNNPACK's dot takes the last product in)
                 rows, cols = 1, int(rng.integers(4096, 9000))
             dtype = str(rng.choice(["float32", "float32", "float16", "bfloat16"]))
             jit = bool(rng.integers(2)) and golden.jit_reproduced(q, rows, cols, dtype)
             reduction = str(rng.choice(["mean", "sum", "none"]))
-            y, p, neg, name = golden.triplets(rng, q, rows, cols)[int(rng.integers(2))]
+            drawn = golden.triplets(rng, q, rows, cols)[:2] + [golden.similar(rng, rows, cols)]
+            y, p, neg, name = drawn[int(rng.integers(3))]
             rec = golden.record(q, float(rng.choice(golden.MARGINS)), jit, reduction, y, p, neg, name, dtype)
             assert not any(compare(rec, _run(rec)).values()), (q, dtype, jit, reduction, rows, cols)
 
