@@ -223,8 +223,9 @@ def compare(loss: str, **kw: Any) -> None:
 def _jit_switch(kw: dict[str, Any]) -> bool | None:
     """optax's results under jax.jit or op by op, where its XLA kernels run (float32, float16, bfloat16)."""
     if kw.get("jit") is not None and kw["dtype"] == "float64":
-        raise OptionError("jit", "chooses between JAX's results under jax.jit and op by op, for optax in float32, "
-                                 "float16 or bfloat16: give {dtype} float32, float16 or bfloat16, or drop it")
+        raise OptionError("jit" if kw["jit"] else "no_jit", "chooses between JAX's results under jax.jit and op by "
+                          "op, for optax in float32, float16 or bfloat16: give {dtype} float32, float16 or bfloat16, "
+                          "or drop it")
     jit = kw.get("jit")
     return None if jit is None else bool(jit)
 

@@ -14,7 +14,7 @@ import numpy as np
 
 from . import conventions, lowp
 from .api import Micro, Result, micro_batches, run
-from .errors import PARAMETERS, LossgradError, OptionError
+from .errors import PARAMETERS, LossgradError, OptionError, counted
 from .inputs import Batch
 from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
@@ -501,7 +501,8 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
     if my_grad is not None:
         mine = np.asarray(my_grad, dtype=np.float64)
         if mine.size != batch.p.size:
-            raise OptionError("my_grad", f"has {mine.size} values but the predictions have {batch.p.size}")
+            raise OptionError("my_grad", f"has {counted(mine.size, 'value')} but the predictions have "
+                                          f"{batch.p.size}")
         mine = mine.reshape(batch.p.shape)
         tol = tolerance(my_grad_tokens, mine)
         if dtype in HALF:  # (a half dtype's numbers are as good as its last place: one ulp either way)
@@ -590,8 +591,8 @@ def _further(exact: Result, given: dict, dtype: str, shape: tuple) -> dict:
         mine = np.asarray(values, dtype=np.float64).reshape(-1)
         want = exact.grads[name].size
         if mine.size != want:
-            raise OptionError(f"my_grad_{name}", f"has {mine.size} values but {{{name}}} has {want}: one gradient "
-                                                 f"value per value of {{{name}}}")
+            raise OptionError(f"my_grad_{name}", f"has {counted(mine.size, 'value')} but {{{name}}} has {want}: one "
+                                                 f"gradient value per value of {{{name}}}")
         mine = mine.reshape(shape if want == int(np.prod(shape)) else (want, 1))
         tol = tolerance(tokens, mine)
         out[name] = (mine, np.maximum(tol, lowp.ulp(mine, dtype)) if dtype in HALF else tol)

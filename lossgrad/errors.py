@@ -22,7 +22,7 @@ PARAMETERS = SWITCHES | {
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
     "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth",
-    "temperature", "pad", "batch_first", "jit",
+    "temperature", "pad", "batch_first", "jit", "no_jit",
     "my_grad_target", "my_grad_var", "my_grad_negative", "my_grad_other",
 }
 _NAME = re.compile(r"\{([a-z][a-z0-9_]*)\}")
@@ -51,6 +51,11 @@ def cli_name(name: str) -> str:
 def fill(text: str, name: Namer = api_name) -> str:
     """`text` with each `{parameter}` written by `name`."""
     return _NAME.sub(lambda m: name(m.group(1)) if m.group(1) in PARAMETERS else m.group(0), text)
+
+
+def counted(n: int, noun: str, plural: str | None = None) -> str:
+    """'1 value', '2 values': a count and its noun, in the plural unless it is one."""
+    return f"{n} {noun if n == 1 else plural or noun + 's'}"
 
 
 class LossgradError(ValueError):

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from . import autocast
-from .errors import DomainError, InputError, NotReproduced, OptionError
+from .errors import DomainError, InputError, NotReproduced, OptionError, counted
 from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS
 from .losses import Parts
 from .losses.base import first_bad
@@ -154,7 +154,8 @@ def checked_weights(setup: Setup, w: np.ndarray | None, samples: int) -> np.ndar
         raise OptionError("sample_weight", "no weights came with the samples")
     w = np.asarray(w, dtype=np.float64).reshape(-1)
     if w.size != samples:
-        raise InputError("{sample_weight}", f"has {w.size} weights but there are {samples} samples; give one per "
+        raise InputError("{sample_weight}", f"has {counted(w.size, 'weight')} but there are "
+                                            f"{counted(samples, 'sample')}; give one per "
                                             "sample")
     first_bad("weight", ~(np.isfinite(w) & (w >= 0))[:, None], w[:, None],
               "is not a sample weight: weights are finite and at least 0")
@@ -231,7 +232,8 @@ def class_weights(setup: Setup, y: np.ndarray, labels: np.ndarray | None,
     if w is None:
         return None, None
     if w.size != classes:
-        raise OptionError("class_weights", f"has {w.size} weights but the predictions have {classes} classes")
+        raise OptionError("class_weights", f"has {counted(w.size, 'weight')} but the predictions have "
+                                            f"{counted(classes, 'class', 'classes')}")
     if setup.conv.class_weights == "n":
         cls = labels if labels is not None else np.argmax(y, axis=1)
         return w.astype(np.float32).astype(np.float64)[cls], None
@@ -259,7 +261,8 @@ def extra_inputs(setup: Setup, extra: dict[str, np.ndarray], shape: tuple[int, .
 def check_pos_weight(setup: Setup, outputs: int) -> None:
     pw = setup.params.get("pos_weight")
     if pw is not None and pw.size not in (1, outputs):
-        raise OptionError("pos_weight", f"has {pw.size} weights; give one, or one per output column ({outputs})")
+        raise OptionError("pos_weight", f"has {counted(pw.size, 'weight')}; give one, or one per output column "
+                                        f"({outputs})")
 
 
 def cast(setup: Setup, y: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DomainError, InputError, OptionError
+from .errors import DomainError, InputError, OptionError, counted
 from .losses import Loss
 from .losses.base import Input
 from .losses.ctc import HEAD, pack
@@ -145,7 +145,7 @@ def parse_inline(text: str, option: str) -> np.ndarray:
             bad = next(i for i, r in enumerate(rows) if len(r) != len(rows[0]))
             raise InputError(
                 f"{option}: row {bad + 1}",
-                f"has {len(rows[bad])} values but row 1 has {len(rows[0])}; every row needs the same number",
+                f"has {counted(len(rows[bad]), 'value')} but row 1 has {len(rows[0])}; every row needs the same number",
             )
         return np.array(rows, dtype=np.float64)
     return np.array(rows[0], dtype=np.float64)
@@ -985,8 +985,9 @@ def _check_shapes(loss: Loss, y: np.ndarray, p: np.ndarray, y2: np.ndarray, p2: 
         raise InputError(names[0], f"has {_count(y)} but {names[1]} has {_count(p)}; they must match, one target "
                                    "per prediction")
     if loss.kind == "rows" and y.ndim == 1 and p.ndim == 2 and y.size != p.shape[0]:
-        raise InputError(names[0], f"has {y.size} class labels but {names[1]} has {p.shape[0]} rows; give one "
-                                   "label per row (or ';' rows of one-hot targets)")
+        raise InputError(names[0], f"has {counted(y.size, 'class label')} but {names[1]} has "
+                                   f"{counted(p.shape[0], 'row')}; give one label per row (or ';' rows of one-hot "
+                                   "targets)")
     if loss.kind == "rows" and y2.shape[0] != p2.shape[0]:
         raise InputError(names[0], f"has {y2.shape[0]} rows but {names[1]} has {p2.shape[0]}; give one target row "
                                    "(or one label) per sample")
@@ -1085,7 +1086,8 @@ def read_arrays(loss: Loss, y: object, p: object, w: object = None, extra: dict[
 
 def _weights(w: np.ndarray, samples: int, name: str) -> np.ndarray:
     if w.size != samples:
-        raise InputError(name, f"has {w.size} weights but there are {samples} samples; give one per sample")
+        raise InputError(name, f"has {counted(w.size, 'weight')} but there are {counted(samples, 'sample')}; "
+                               "give one per sample")
     return w
 
 

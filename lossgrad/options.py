@@ -6,6 +6,7 @@ caller, `--from-logits` on the command line.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from enum import Enum
@@ -249,7 +250,7 @@ def _convention(loss: Loss, from_logits: bool, name: object, eps: object) -> Con
     if conv.eps is None:
         clipping = [c.name for c in conventions.CONVENTIONS.values() if c.eps is not None]
         raise OptionError("eps", f"the {conv.name} convention does not clip; {{eps}} applies to {', '.join(clipping)}")
-    if isinstance(eps, (int, float)) and not isinstance(eps, bool) and not np.isfinite(eps):
+    if isinstance(eps, float) and not math.isfinite(eps):
         raise OptionError("eps", f"must be a finite number, got {eps!r}")
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not (0 < eps < 0.5):
         raise OptionError("eps", f"must be in (0, 0.5), got {eps!r}")
@@ -262,8 +263,8 @@ def _check_combinations(s: Setup) -> None:
     _check_autocast(s)
     _check_half(s)
     if s.jit is not None and s.jit_mode is None:
-        raise OptionError("jit", "chooses between JAX's results under jax.jit and op by op, for optax ({convention} "
-                          "optax) in float32, float16 or bfloat16; drop it here")
+        raise OptionError("jit" if s.jit else "no_jit", "chooses between JAX's results under jax.jit and op by op, "
+                          "for optax ({convention} optax) in float32, float16 or bfloat16; drop it here")
     p, conv = s.params, s.conv
     if p.get("pos_weight") is not None:
         if not s.from_logits:

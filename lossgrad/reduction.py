@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from .errors import OptionError
+from .errors import OptionError, counted
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -270,13 +270,14 @@ def split_rows(rows: int, k: int, leading: tuple[int, ...] | None = None) -> int
     if math.prod(shape) != rows:
         raise OptionError("micro_batches", f"the leading shape {list(shape)} holds {math.prod(shape)} rows, not "
                                            f"the {rows} given")
-    what = "samples" if len(shape) == 1 else f"sequences (the first axis of the leading shape {list(shape)})"
+    what = counted(first, "sample") if len(shape) == 1 else \
+        f"{counted(first, 'sequence')} (the first axis of the leading shape {list(shape)})"
     if first % k:
-        fits = [d for d in range(2, first + 1) if first % d == 0][:6]
-        hint = f"choose one that divides {first} ({', '.join(map(str, fits))})" if fits else \
-            "one sample cannot be split"
-        split = f"is more micro-batches than the {first} {what}" if k > first else \
-            f"does not split the {first} {what} into equal micro-batches ({first} = {k}·{first // k} + {first % k})"
+        fits = [str(d) for d in range(1, first + 1) if first % d == 0]
+        shown = ", ".join(fits[:6]) + ", ..." if len(fits) > 6 else f"{', '.join(fits[:-1])} or {fits[-1]}"
+        hint = f"choose a number that divides {first}: {shown}" if first > 1 else "one sample cannot be split"
+        split = f"is more micro-batches than the {what}" if k > first else \
+            f"does not split the {what} into equal micro-batches ({first} = {k}·{first // k} + {first % k})"
         raise OptionError("micro_batches", f"{k} {split}; {hint}")
     return rows // k
 

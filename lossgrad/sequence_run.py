@@ -16,7 +16,7 @@ import numpy as np
 
 from . import render, tensor_out
 from .api import run as run_batch
-from .errors import InputError, OptionError
+from .errors import InputError, OptionError, counted
 from .inputs import Batch, parse_inline, sequences
 from .losses.ctc import HEAD
 from .tensor_run import Geometry, Groups, Run, _tensor, choose_dtype, half_setup
@@ -62,8 +62,8 @@ def _lengths(kw: dict[str, Any], name: str, b: int) -> tuple[np.ndarray | None, 
     else:
         a, spec = parse_inline(text, option).reshape(-1), ""
     if a.size != b:
-        raise InputError(option, f"{spec + ' ' if spec else ''}has {a.size} lengths for the {b} sequences of "
-                                 "{target}; give one per sequence")
+        raise InputError(option, f"{spec + ' ' if spec else ''}has {counted(a.size, 'length')} for the "
+                                 f"{counted(b, 'sequence')} of {{target}}; give one per sequence")
     bad = ~(np.isfinite(a) & (a == np.floor(a)) & (a >= 0))
     if bad.any():
         i = int(np.argmax(bad))

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from . import render, tensor_out
+from . import errors, render, tensor_out
 from .api import accumulate, kernel_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
@@ -75,9 +75,10 @@ def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> G
                                      "one target per prediction")
     rows = pred.size // width
     if weight is not None and weight.size != rows:
-        raise InputError("{sample_weight}", f"has {weight.size} weights (shape {list(weight.shape)}) but there are "
-                                            f"{rows} samples (shape {list(shape[:-1] if width > 1 else shape)}); "
-                                            "give one per sample")
+        leading = list(shape[:-1] if width > 1 else shape)
+        raise InputError("{sample_weight}", f"has {errors.counted(weight.size, 'weight')} (shape "
+                                            f"{list(weight.shape)}) but there are {errors.counted(rows, 'sample')} "
+                                            f"(shape {leading}); give one per sample")
     g = Geometry(rows, width, 1 if labels == "index" else width, labels)
     per_sample = s.with_labels(labels).per_sample_for(width)
     g.losses_shape = (shape[:-1] if len(shape) > 1 else (1,)) if per_sample else shape

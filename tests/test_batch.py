@@ -235,7 +235,7 @@ def test_sample_weight_inline_and_in_compare():
 
 
 @pytest.mark.parametrize("args,input,fragments", [
-    (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1"], None, ["--sample-weight", "1 weights", "2 samples"]),
+    (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1"], None, ["--sample-weight", "1 weight but", "2 samples"]),
     (["mse", "-y", "0,0", "-p", "1,2", "--sample-weight", "1,-3"], None, ["--sample-weight: value 2", "-3.0"]),
     (["bce", "--from-logits", "--sample-weight", "w", "-f", "csv"], "y,p,w\n0,1,1\n1,2,-1\n",
      ["<stdin>:3:5", "sample weight"]),

@@ -208,6 +208,6 @@ def test_a_misshapen_gradient_is_one_error_line():
                        "--my-grad-var: has 4 values but --var has 2")
     assert_usage_error(lossgrad("check", "triplet", "-y", "1,0", "-p", "0,0", "--negative", "0,0.5",
                                 "--my-grad-negative", "1"),
-                       "--my-grad-negative: has 1 values but --negative has 2")
+                       "--my-grad-negative: has 1 value but --negative has 2")
     assert_usage_error(lossgrad("check", "triplet", "-y", "1,0", "-p", "0,0", "--negative", "0,0.5",
                                 "--my-grad-negative", "1,x"), "--my-grad-negative")

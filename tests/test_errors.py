@@ -13,7 +13,7 @@ from lossgrad.options import setup
 CASES = [
     # (args, fragments the error line must contain)
     (["bce", "-y", "0,1,0", "-p", "0.1,0.2"], ["--target", "3 values", "2 values"]),
-    (["mse", "-y", "1,2;3,4", "-p", "1,2;3"], ["--pred: row 2", "has 1 values"]),
+    (["mse", "-y", "1,2;3,4", "-p", "1,2;3"], ["--pred: row 2", "has 1 value but row 1 has 2"]),
     (["mse", "-y", "1,x", "-p", "1,2"], ["--target: value 2", "'x' is not a number"]),
     (["mse", "-y", "1,,2", "-p", "1,2,3"], ["--target: value 2", "empty"]),
     (["mse", "-y", "", "-p", "1"], ["--target", "is empty"]),
@@ -49,6 +49,11 @@ CASES = [
     (["bce", "--csv", DATA / "missing.csv"], ["--csv", "no such file"]),
     (["bce", "--csv", DATA], ["--csv", "is a folder"]),
     (["bce", "--csv", DATA / "crlf.csv", "--pred-cols", "q"], ["--pred-cols", "no column named 'q'", "y, p"]),
+    (["mse", "-y", "1,2", "-p", "1,2", "--sample-weight", "1"], ["--sample-weight: has 1 weight but there are 2"]),
+    (["ce", "--from-logits", "-y", "0", "-p", "1,2;3,4"], ["--target: has 1 class label but --pred has 2 rows"]),
+    (["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4", "--class-weights", "1"],
+     ["--class-weights: has 1 weight but the predictions have 2 classes"]),
+    (["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4", "--no-jit"], ["error: --no-jit: chooses between"]),
     (["mse", "-y", "1", "-p=-1"], ["--pred: value 1: '=-1' is not a number", "--pred -1 or --pred=-1"]),
     (["mse", "-y=0.5,2", "-p", "1,2"], ["--target: value 1: '=0.5' is not a number", "--target=0.5"]),
     (["ce", "--from-logits", "--labels", "onehot", "-y", "2,0", "-p", "0.3,-1.2,2.0;1.5,0.2,-0.4"],

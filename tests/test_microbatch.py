@@ -144,12 +144,17 @@ def test_bce_on_probabilities_gives_the_logits_gradient_too():
 def test_errors_say_the_sizes_and_why():
     assert_usage_error(run_cli("mse", "-y", "0,0,0,0,0", "-p", "1,2,3,4,5", "--micro-batches", "2"),
                        "--micro-batches: 2 does not split the 5 samples into equal micro-batches (5 = 2·2 + 1); "
-                       "choose one that divides 5 (5)")
+                       "choose a number that divides 5: 1 or 5")
     assert_usage_error(run_cli("mse", "-y", "0,0,0,0", "-p", "1,2,3,4", "--micro-batches", "2", "-r", "sum"),
                        "--micro-batches: compares means, and --reduction is sum")
     assert_usage_error(run_cli("mse", "-y", "0,0", "-p", "1,2", "--micro-batches", "0"), "at least 1")
     assert_usage_error(run_cli("mse", "-y", "0,0", "-p", "1,2", "--micro-batches", "3"),
-                       "--micro-batches: 3 is more micro-batches than the 2 samples; choose one that divides 2 (2)")
+                       "--micro-batches: 3 is more micro-batches than the 2 samples; choose a number that divides 2: "
+                       "1 or 2")
+    assert_usage_error(run_cli("mse", "-y", "0,0,0,0,0,0", "-p", "1,2,3,4,5,6", "--micro-batches", "4"),
+                       "choose a number that divides 6: 1, 2, 3 or 6")
+    assert_usage_error(run_cli("mse", "-y", "0", "-p", "1", "--micro-batches", "2"),
+                       "--micro-batches: 2 is more micro-batches than the 1 sample; one sample cannot be split")
     assert_usage_error(run_cli("check", "mse", "-y", "0,0,0", "-p", "1,2,3", "--my-loss", "1",
                                "--micro-batches", "2"), "does not split the 3 samples")
     with pytest.raises(OptionError, match="first axis of the leading shape"):

@@ -319,8 +319,6 @@ def test_a_scalar_file_is_refused_for_every_input(tmp_path, option):
     for scalar in ("s.npy", "s.npz:s", "s.safetensors"):
         inputs = {"--pred": "v.npy", "--target": "v.npy", "--var": "v.npy", option: scalar}
         args = [a for k, v in inputs.items() for a in (k, v)]
-        if option == "--sample-weight":
-            args += [option, scalar]
         assert_usage_error(run("gaussian-nll", *args, cwd=tmp_path),
                            f"{option}: {scalar} holds a scalar (shape []); give an array")
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import precise
-from ..errors import OptionError
+from ..errors import OptionError, counted
 from ._ops import Array, clip_grad, dec_sigmoid_pair, sigmoid_pair, softmax, softplus, xlogy
 from .base import Loss, Param, Parts, Reason, first_bad, register
 from .classification import ZERO_HINT, bce_check, bce_from_logits, bce_on_probs
@@ -271,7 +271,8 @@ def _class_alpha(alpha: Array | None, classes: int, dtype: Any) -> Array:
     if alpha is None:
         return np.ones((1, classes), dtype=dtype)
     if alpha.size not in (1, classes):
-        raise OptionError("class_alpha", f"has {alpha.size} weights but the predictions have {classes} classes")
+        raise OptionError("class_alpha", f"has {counted(alpha.size, 'weight')} but the predictions have "
+                                          f"{counted(classes, 'class', 'classes')}")
     return np.broadcast_to(alpha.astype(dtype), (classes,))[None, :]
 
 
