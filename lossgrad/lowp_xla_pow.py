@@ -71,8 +71,8 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
 ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28)}
 # the lanes and order of those sums, from this many features (along_row_sum)
 ROW_PLANS: dict[int, LanePlan] = {25: (8, (0, 1, 2), 0), 28: (4, (0, 2, 4, 3, 1, 5), 0), 32: (8, (0, 1, 2, 3), 0)}
-# q = ½'s roots vectorize along the row from this many features in a batch of two or more (alone: an order of its own)
-ROOTS_ALONG_FROM = 28
+# q = ½'s roots vectorize along the row from this many features, in a batch of two rows or more and alone
+ROOTS_ALONG_FROM = (28, 30)
 
 def powf(x: Array, e: float) -> Array:
     """x^e as XLA's CPU code computes a power it does not rewrite: the C library's powf, one element at a time."""
@@ -93,11 +93,9 @@ def products(q: int) -> int:
 def along_row(q: float, rows: int, n: int) -> bool:
     """Whether LLVM vectorizes XLA's fused sum of each row's powers along the row (under jit in float32, n ≤ 32):
     ALONG_ROW_FROM for an integral q, ROOTS_ALONG_FROM for ½."""
-    if q == 0.5:
-        return n >= ROOTS_ALONG_FROM
-    if not (integral(q) and q >= 3):
+    if not (q == 0.5 or (integral(q) and q >= 3)):
         return False
-    batch, alone = ALONG_ROW_FROM.get(products(int(q)), (33, 33))
+    batch, alone = ROOTS_ALONG_FROM if q == 0.5 else ALONG_ROW_FROM.get(products(int(q)), (33, 33))
     return n >= (alone if rows == 1 else batch)
 
 
@@ -106,8 +104,7 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     half dtypes held to the same rules): for an integral q past POWER_ROWS's, rows of 2 to 8 features that LLVM's
     loop vectorizer may take 4 or 8 at a time (its cost model measured for those q only); for a q whose power takes
     more products than ALONG_ROW_FROM's, rows of 9 to 32; rows summed along the row (along_row) in the half dtypes;
-    a single row of ROOTS_ALONG_FROM features or more for q = ½; and a single row of YNN_FROM features or more with
-    q a power of 2 from 16 (measured to differ)."""
+    and a single row of YNN_FROM features or more with q a power of 2 from 16 (measured to differ)."""
     rows, n = shape
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
@@ -126,10 +123,6 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     if along_row(q, 2, n) and half is not None:  # (as a batch would: a single row's sum measured in float32 only)
         raise NotReproduced("dtype", f"{what} {n} features in a half dtype (LLVM vectorizes XLA's fused sum "
                             f"of a row's powers along the row, measured in float32 only); {how}")
-    if q == 0.5 and n >= ROOTS_ALONG_FROM and rows == 1:
-        raise NotReproduced("dtype", f"{what} {n} features in a batch of one (LLVM vectorizes XLA's fused sum of the "
-                            f"row's powers along the row, in an order of its own there); {how}, or give two rows or "
-                            "more")
 
 
 def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None) -> Array:

@@ -273,6 +273,20 @@ def product_records(rng) -> list[dict]:
     return out
 
 
+def single_root_rows(rng) -> list[dict]:
+    """A single row of 27 to 32 features under jit in float32 with q = ½: its roots added in the scalar loop below
+    30 features, along the row in 8 lanes from there (lossgrad.lowp_xla_pow.ROOTS_ALONG_FROM); positive differences
+    of 0.01 to 10, whose roots' sum shows its order more often than alike ones, four draws of each length."""
+    out = []
+    for k, cols in enumerate((27, 28, 29, 30, 31, 32)):
+        for _ in range(4):
+            a = (rng.standard_normal((1, cols)) + 10).astype(np.float32)
+            y, neg = ((a - rng.uniform(0.01, 10, (1, cols))).astype(np.float32) for _ in range(2))
+            out.append(record(0.5, 1.0, True, ("none", "mean", "sum")[k % 3], y, a, neg,
+                              "single root row, differences of 0.01 to 10"))
+    return out
+
+
 def _row_sum_fit(q: float, rows: int, n: int, rng) -> str:
     """Which way of adding a row's powers gives JAX's jitted results over rows × n for an integral q (four draws of
     alike differences): "scalar" (the scalar loop) or the lanes of one of lossgrad.lowp_xla_pow.ROW_PLANS's plans
@@ -339,7 +353,8 @@ def main() -> None:
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
             + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212))
-            + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215)))
+            + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215))
+            + single_root_rows(np.random.default_rng(20261216)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

@@ -104,7 +104,7 @@ def test_rows_summed_along_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
     assert len(recs) == 18 and {r["options"]["norm_degree"] for r in recs} == {7.0, 9.0, 10.0, 0.5}
     assert {np.shape(r["pred"])[1] for r in recs} == {28, 30, 31, 32}
     monkeypatch.setattr(lowp_xla_pow, "ALONG_ROW_FROM", {m: (33, 33) for m in lowp_xla_pow.ALONG_ROW_FROM})
-    monkeypatch.setattr(lowp_xla_pow, "ROOTS_ALONG_FROM", 33)
+    monkeypatch.setattr(lowp_xla_pow, "ROOTS_ALONG_FROM", (33, 33))
     apart = [sum(compare(r, _run(r)).values()) for r in recs]
     assert (sum(a > 0 for a in apart), sum(apart)) == (12, 2184)
 
@@ -134,6 +134,15 @@ def test_powers_summed_by_the_products_they_take(monkeypatch: pytest.MonkeyPatch
         assert _apart(narrow, monkeypatch, "POWER_ROWS", table) == apart
 
 
+def test_a_single_row_of_roots(monkeypatch: pytest.MonkeyPatch) -> None:
+    # q = ½ on a single row of 27 to 32 features: the scalar loop below 30, 8 lanes along the row from there (the
+    # records "single root row", JAX's bit for bit above); summed as a batch's from 28, or never along the row alone
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("single root row")]
+    assert len(recs) == 24
+    assert _apart(recs, monkeypatch, "ROOTS_ALONG_FROM", (28, 28)) == (2, 149)
+    assert _apart(recs, monkeypatch, "ROOTS_ALONG_FROM", (28, 33)) == (6, 377)
+
+
 def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
     a, y, n = [[1.0, 2.0, 3.0]], [[0.5, 2.0, 1.0]], [[3.0, 0.0, 1.0]]
     for q in (3.0, 5.0, 11.0, 0.5, 1 / 3):  # (one row: the scalar loop, whatever the degree)
@@ -144,18 +153,16 @@ def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> No
                           norm_degree=float(past))
     assert any(f"norm_degree {past} under jit" in w and "rows of 2 to 8 features" in w and "float32 formulas" in w
                for w in r.warnings), r.warnings
-    # rows of 9 to 32 features whose powers take more products than measured (x^23: 7), and a single row of 28 to
-    # 32 features under q = ½ (LLVM vectorizes a row's own sum: reproduced for up to 6 products, and for ½ in
-    # batches of two rows or more)
+    # rows of 9 to 32 features whose powers take more products than measured (x^23: 7; LLVM vectorizes a row's own
+    # sum by a cost model measured for up to 6 products)
     rng = np.random.default_rng(5)
     ys, anchors, negs = (np.abs(rng.standard_normal((3, 32))) for _ in range(3))
-    for q, d, rows in ((23.0, 9, 3), (0.5, 28, 1)):
-        r = lossgrad.evaluate("triplet", ys[:rows, :d] - 3, anchors[:rows, :d], convention="optax", dtype="float32",
-                              negative=negs[:rows, :d] - 3, norm_degree=q)
-        assert any(f"{d} features" in w and "along the row" in w and "float32 formulas" in w for w in r.warnings), q
-        assert (rows == 1) == any("batch of one" in w for w in r.warnings)
+    r = lossgrad.evaluate("triplet", ys[:, :9] - 3, anchors[:, :9], convention="optax", dtype="float32",
+                          negative=negs[:, :9] - 3, norm_degree=23.0)
+    assert any("9 features" in w and "along the row" in w and "takes 7" in w.replace("\n", " ")
+               and "float32 formulas" in w for w in r.warnings), r.warnings
     for q, d, rows in ((7.0, 30, 1), (10.0, 32, 3), (10.0, 32, 1), (11.0, 30, 1), (15.0, 26, 3), (20.0, 9, 3),
-                       (0.5, 28, 2)):
+                       (0.5, 28, 2), (0.5, 28, 1), (0.5, 31, 1)):
         r = lossgrad.evaluate("triplet", ys[:rows, :d] - 3, anchors[:rows, :d], convention="optax", dtype="float32",
                               negative=negs[:rows, :d] - 3, norm_degree=q)
         assert not any("float32 formulas" in w for w in r.warnings), (q, r.warnings)
