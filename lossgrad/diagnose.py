@@ -211,7 +211,7 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
             results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast, **_jit(name, dtype, jit),
                                       **kw), batch)
         except OptionError as e:
-            lack[name] = _refusal(e)
+            lack[name] = e.what
     diffs = []
     for name, res in results.items():
         if name != "float64":

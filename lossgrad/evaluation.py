@@ -296,7 +296,8 @@ def too_large(setup: Setup, which: str, given: np.ndarray, held: np.ndarray) -> 
         largest = float(ml_dtypes.finfo(ml_dtypes.bfloat16).max)
     else:
         largest = float(np.finfo(np.dtype(name)).max)
-    first_bad(which, ~np.isfinite(held.astype(np.float32)), given,
+    finite = np.isfinite(held if held.dtype.kind == "f" else held.astype(np.float32))  # (bfloat16 through float32)
+    first_bad(which, ~finite, given,
               f"is too large for {name}, whose largest finite number is {largest:.8g}")
 
 
