@@ -329,14 +329,17 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
         with np.errstate(all="ignore"):
             return grads(n)
     g = quiet(1)
-    # under jit in float32 with norm_degree 1, XLA fuses the losses into their sum and LLVM adds them in vector
-    # lanes of its own (measured), not reproduced; with a root written as products (q = ½, ⅓) the sum's own copy
-    # of the losses contracts them otherwise, now and then (measured)
+    # under jit in float32 XLA fuses the losses into their sum: with norm_degree 1 LLVM adds some batches in
+    # vector lanes (lowp_xla_pow.fused_value); with a root written as products (q = ½, ⅓) the sum's own copy of the
+    # losses contracts them otherwise, now and then (measured), not reproduced
+    fused = jit and half is None and norm_degree == 1
+    value = lowp_xla_pow.fused_value(terms, a.shape[1]) if fused else mean_value(terms, r)
     products = norm_degree > 0 and float(np.float32(1 / norm_degree)) in (2.0, 3.0)
-    lanes = (norm_degree == 1 or products) and jit and half is None
+    if products and jit and half is None:
+        value = None
     why = "in vector lanes of its own" if norm_degree == 1 else "from losses its fused sum forms its own way"
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
                  warnings=[f"the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree "
-                           f"{norm_degree:g} under jit {why}, not reproduced"] if lanes else [],
-                 mean_grad=lambda n: quiet(n)[0], mean_value=None if lanes else mean_value(terms, r),
+                           f"{norm_degree:g} under jit {why}, not reproduced"] if value is None else [],
+                 mean_grad=lambda n: quiet(n)[0], mean_value=value,
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

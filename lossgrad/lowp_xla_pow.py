@@ -235,6 +235,29 @@ def along_row_sum(d: Array, q: float) -> Array:
     return vector_add_sum(jit_powf(d, q), (8, (tuple(range(n // 8)),), 0), ftz)
 
 
+# q = 1 under jit in float32: XLA fuses the losses into their sum, whose loop over the rows LLVM vectorizes for
+# batches of these many rows (rows of one feature; of more), 8 lanes block after block (measured: python3
+# scripts/golden_lowp_xla_pow.py --loss-lanes); other batches XLA's windows add; 23 rows of one feature go their own way
+LOSS_LANES = {1: range(24, 33), 2: range(30, 33)}
+LOSSES_APART = (23, 1)
+
+
+def fused_value(terms: Array, n: int) -> Callable[[float], float] | None:
+    """jnp.sum (over 1) or jnp.mean (over N) of q = 1's losses under jit in float32, rows of n features: XLA's fused
+    sum of the losses (LOSS_LANES), times 1/N; None where it is not reproduced (LOSSES_APART)."""
+    rows = terms.shape[0]
+    if (rows, n) == LOSSES_APART:
+        return None
+
+    def value(count: float) -> float:
+        if rows in LOSS_LANES[min(n, 2)]:
+            total = vector_add_sum(terms.reshape(1, -1), (8, (tuple(range(rows // 8)),), 0), ftz)[0]
+        else:
+            total = xla_sum(terms.reshape(1, -1))[0]
+        return float(ftz(total if count == 1 else total * (F32(1) / F32(count))))
+    return value
+
+
 def _contracted(u: Array, v: Array, even: bool) -> Array:
     """Σ u·v along each row as XLA's scalar loop adds the powers u·v (last_factors): each product contracted into
     the running sum, from +0 for an odd q and, for an even q (a power LLVM knows is not −0, so the +0 goes), from

@@ -287,6 +287,17 @@ def single_root_rows(rng) -> list[dict]:
     return out
 
 
+def loss_lane_records(rng) -> list[dict]:
+    """q = 1 under jit in float32, jnp.sum and jnp.mean: batches whose fused sum of the losses LLVM adds in 8 lanes
+    (lossgrad.lowp_xla_pow.LOSS_LANES: 24 to 32 rows of one feature, 30 to 32 of more) and either side of them."""
+    out = []
+    for k, (rows, cols) in enumerate(((24, 1), (27, 1), (29, 1), (32, 1), (22, 1), (33, 1), (29, 2), (30, 2),
+                                      (31, 5), (32, 12), (30, 40), (31, 200), (33, 3))):
+        for y, p, neg, name in triplets(rng, 1.0, rows, cols)[:2]:
+            out.append(record(1.0, MARGINS[k % 2], True, ("sum", "mean")[k % 2], y, p, neg, f"fused losses, {name}"))
+    return out
+
+
 def _row_sum_fit(q: float, rows: int, n: int, rng) -> str:
     """Which way of adding a row's powers gives JAX's jitted results over rows × n for an integral q (four draws of
     alike differences): "scalar" (the scalar loop) or the lanes of one of lossgrad.lowp_xla_pow.ROW_PLANS's plans
@@ -341,11 +352,40 @@ def along_row(degrees=(3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20,
                   ", ".join(f"{a}-{b}: {fit}" if a < b else f"{a}: {fit}" for a, b, fit in runs), flush=True)
 
 
+def loss_lanes(features=(1, 2, 5, 33), batches=(*range(2, 41), 64, 100, 1000, 5000)) -> None:
+    """Print, for q = 1 under jit in float32 and each row length, the batch sizes whose reduced value (jnp.sum and
+    jnp.mean in turn, four draws each) lossgrad does not give as JAX does, and those it leaves to its own sum
+    (lossgrad.lowp_xla_pow.LOSS_LANES, LOSSES_APART)."""
+    rng = np.random.default_rng(9)
+    for n in features:
+        apart, own = [], []
+        for rows in batches:
+            if rows * n > 40_000:
+                continue
+            for k in range(4):
+                y, p, neg, name = triplets(rng, 1.0, rows, n)[k % 2]
+                rec = record(1.0, 1.0, True, ("sum", "mean")[k % 2], y, p, neg, name)
+                r = lossgrad.evaluate("triplet", np.float32(rec["target"]).astype(np.float64),
+                                      np.float32(rec["pred"]).astype(np.float64), convention="optax",
+                                      dtype="float32", reduction=rec["reduction"],
+                                      negative=np.float32(rec["negative"]), margin=1.0, norm_degree=1.0)
+                if any("lossgrad's float32 sum" in w for w in r.warnings):
+                    own.append(rows)
+                    break
+                if np.float32(r.value) != np.float32(rec["value"]):
+                    apart.append(rows)
+                    break
+        print(f"{n} features: apart {apart or 'none'}; lossgrad's own sum {own or 'none'}", flush=True)
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     if sys.argv[1:] == ["--vector-rows"]:
         vector_rows()
+        return
+    if sys.argv[1:] == ["--loss-lanes"]:
+        loss_lanes()
         return
     if sys.argv[1:] == ["--along-row"]:
         along_row()
@@ -354,7 +394,7 @@ def main() -> None:
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
             + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212))
             + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215))
-            + single_root_rows(np.random.default_rng(20261216)))
+            + single_root_rows(np.random.default_rng(20261216)) + loss_lane_records(np.random.default_rng(20261217)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 
