@@ -132,19 +132,20 @@ def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
 
 NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words, whether bfloat16 is refused too)
     ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None, True),  # (the value: lossgrad's sum, the losses JAX's)
-    # triplet with norm_degree 11 under jit over rows of 30 features (LLVM vectorizes the row's sum of powers along
-    # the row); the anchor above the positive and the negative (optax takes the differences' 11th power, no |·|)
+    # triplet with norm_degree 23 under jit over rows of 30 features (LLVM vectorizes the row's sum of powers along
+    # the row); the anchor above the positive and the negative (optax takes the differences' 23rd power, no |·|)
     ("triplet", np.linspace(1, 2, 60).reshape(2, 30), np.linspace(4, 5, 60).reshape(2, 30),
-     {"negative": np.linspace(0.5, 1, 60).reshape(2, 30), "norm_degree": 11}, "norm_degree 11 under jit", True),
+     {"negative": np.linspace(0.5, 1, 60).reshape(2, 30), "norm_degree": 23}, "norm_degree 23 under jit", True),
 ]
 
 
 @pytest.mark.parametrize("loss, y, p, options, why, half", NOT_REPRODUCED)
 def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(loss, y, p, options, why, half) -> None:
-    # float32: lossgrad's float32 formulas, said in a warning, within float32 rounding of the float64 result
+    # float32: lossgrad's float32 formulas, said in a warning, within float32 rounding of the float64 result (each
+    # element to 1e−5 of the largest: a 23rd power's small elements lose more of their own digits)
     r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", **options)
     wide = lossgrad.evaluate(loss, y, p, convention="optax", **options)
-    np.testing.assert_allclose(r.grad, wide.grad, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(r.grad, wide.grad, rtol=1e-5, atol=1e-5 * np.abs(wide.grad).max())
     assert np.isclose(r.value, wide.value, rtol=1e-5)
     if why is not None:
         assert any(why in w and "float32 formulas" in w for w in r.warnings)
@@ -260,7 +261,7 @@ def test_the_switch_on_the_command_line() -> None:
 
 
 def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
-    # triplet with norm_degree 11 under jit over rows of 30 features is left to the float32 formulas: a tensor run and
+    # triplet with norm_degree 23 under jit over rows of 30 features is left to the float32 formulas: a tensor run and
     # a CSV batch write the gradients of the mean that the in-memory run gives (each block divided by N once, not
     # as a kernel's mean)
     rng = np.random.default_rng(1)
@@ -268,9 +269,9 @@ def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
         rng.random((5, 30)).astype(np.float32)
     for name, a in (("y", y), ("p", p), ("n", n)):
         np.save(tmp_path / f"{name}.npy", a)
-    args = ["triplet", "-c", "optax", "--dtype", "float32", "--norm-degree", "11"]
+    args = ["triplet", "-c", "optax", "--dtype", "float32", "--norm-degree", "23"]
     mem = lossgrad.evaluate("triplet", y.astype(float), p.astype(float), convention="optax", dtype="float32",
-                            negative=n.astype(float), norm_degree=11)
+                            negative=n.astype(float), norm_degree=23)
     assert any("float32 formulas" in w for w in mem.warnings)
     r = cli(*args, "--pred", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "--negative", tmp_path / "n.npy",
             "-o", tmp_path / "out.npz", "-f", "json")
