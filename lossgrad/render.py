@@ -626,14 +626,22 @@ def write_losses(fmt: str, out: IO[str]) -> None:
         out.write(json.dumps(rows) + "\n")
         return
     width = max([15] + [len(row["loss"]) + 2 for row in rows])  # (a name as long as categorical-focal keeps a gap)
+    columns = _width(out)
     for row in rows:
-        out.write(f"{row['loss']:<{width}}{row['summary']}\n")
-        if row.get("inputs"):
-            out.write(f"{'':<{width}}  inputs: {' '.join(row['inputs'])}\n")
-        if row["options"]:
-            out.write(f"{'':<{width}}  options: {' '.join(row['options'])}\n")
-        for mode, convs in row["conventions"].items():
-            out.write(f"{'':<{width}}  {mode}: {', '.join(convs)}\n")
+        out.write(_hanging(f"{row['loss']:<{width}}", row["summary"], width, columns))
+        lines = ([("inputs", " ".join(row["inputs"]))] if row.get("inputs") else []) + (
+            [("options", " ".join(row["options"]))] if row["options"] else []) + [
+            (mode, ", ".join(convs)) for mode, convs in row["conventions"].items()]
+        for label, text in lines:
+            out.write(_hanging(f"{'':<{width}}  {label}: ", text, width + 4, columns))
+
+
+def _hanging(head: str, text: str, indent: int, columns: int) -> str:
+    """`head` then `text`, wrapped at word boundaries to `columns` with later lines indented by `indent`."""
+    import textwrap
+
+    return textwrap.fill(text, width=max(columns, indent + 20), initial_indent=head, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False) + "\n"
 
 
 def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:

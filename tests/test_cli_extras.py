@@ -117,3 +117,15 @@ def test_an_option_of_one_value_given_twice_is_refused():
     assert r.code == 0 and r.out == f"loss,grad\n{math.log(2)!r},-0.5\n", r.err  # log 2 and σ(0) − 1
     r = run("mse", "-y", "1", "-p", "-1", "-f", "csv")
     assert r.code == 0 and r.out == "loss,grad\n4.0,-4.0\n", r.err  # (p − y)² and 2(p − y)
+
+
+def test_the_list_of_losses_fits_the_terminal() -> None:
+    # at 80 columns every line fits, wrapped at word boundaries under a hanging indent: the same words as a wide
+    # terminal's listing, none cut
+    narrow, wide = (run("losses", env={"COLUMNS": str(c)}) for c in (80, 200))
+    assert narrow.code == wide.code == 0
+    assert max(len(line) for line in narrow.out.splitlines()) <= 80
+    assert max(len(line) for line in wide.out.splitlines()) > 80  # (some summaries are longer than 80)
+    assert narrow.out.split() == wide.out.split()
+    names = [line.split()[0] for line in wide.out.splitlines() if not line.startswith(" ")]
+    assert [line.split()[0] for line in narrow.out.splitlines() if not line.startswith(" ")] == names
