@@ -591,17 +591,34 @@ def write_diagnosis(diag, fmt: str, out) -> None:
         out.write(json.dumps(obj) + "\n")
         return
     what = "your loss matches" if diag.given == "loss" else "your numbers match"
+    lines = []
     if diag.match:
-        out.write(f"{what}: {describe(c, diag.loss, diag.given, diag.extra, diag.pred)}\n")
+        lines.append(f"{what}: {describe(c, diag.loss, diag.given, diag.extra, diag.pred)}")
         if diag.also:
-            out.write("  (also within the digits given: "  # (a loss alone names no derivative: said once)
-                      + "; ".join(dict.fromkeys(_also_words(a, diag.given if diag.pred else "loss")
-                                                for a in diag.also)) + ")\n")
+            lines.append("  (also within the digits given: "  # (a loss alone names no derivative: said once)
+                         + "; ".join(dict.fromkeys(_also_words(a, diag.given if diag.pred else "loss")
+                                                   for a in diag.also)) + ")")
     else:
-        out.write("no convention explains your numbers; the nearest is "
-                  f"{describe(c, diag.loss, diag.given, diag.extra, diag.pred)}\n")
-    for f in diag.findings:
-        out.write(cli_text(f) + "\n")
+        lines.append("no convention explains your numbers; the nearest is "
+                     f"{describe(c, diag.loss, diag.given, diag.extra, diag.pred)}")
+    lines += [cli_text(f) for f in diag.findings]
+    columns = _width(out) if _sized(out) else None
+    for line in lines:
+        out.write("\n".join(_wrap(part, columns) for part in line.split("\n")) + "\n")
+
+
+def _sized(out: IO[str]) -> bool:
+    """Whether `out` has a width to wrap prose to: a terminal, or $COLUMNS given."""
+    return (hasattr(out, "isatty") and out.isatty()) or os.environ.get("COLUMNS", "").strip().isdigit()
+
+
+def _wrap(line: str, columns: int | None) -> str:
+    """A line of prose wrapped at word boundaries to `columns` (None: as it is), later lines indented two more than
+    its own indent."""
+    indent = len(line) - len(line.lstrip(" "))
+    if columns is None or len(line) <= columns:
+        return line
+    return _hanging(" " * indent, line.strip(), indent + 2, columns).rstrip("\n")
 
 
 def _also_words(a: Any, given: str) -> str:

@@ -129,3 +129,13 @@ def test_the_list_of_losses_fits_the_terminal() -> None:
     assert narrow.out.split() == wide.out.split()
     names = [line.split()[0] for line in wide.out.splitlines() if not line.startswith(" ")]
     assert [line.split()[0] for line in narrow.out.splitlines() if not line.startswith(" ")] == names
+
+
+def test_checks_prose_fits_the_terminal() -> None:
+    # check's findings at 80 columns: wrapped at word boundaries, each line's continuation indented, no word cut
+    args = ("check", "ce", "-y", "0,2", "-p", "0.2,0.3,0.5;0.1,0.1,0.8", "--my-grad=-2.5,0,0;0,0,-0.625", "-f", "table")
+    narrow, wide = (run(*args, env={"COLUMNS": str(c)}) for c in (80, 300))
+    assert narrow.code == wide.code == 0
+    assert max(len(line) for line in narrow.out.splitlines()) <= 80 < max(len(line) for line in wide.out.splitlines())
+    assert narrow.out.split() == wide.out.split()
+    assert run(*args).out == wide.out  # (piped without COLUMNS: one line each, as before)
