@@ -329,17 +329,13 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
         with np.errstate(all="ignore"):
             return grads(n)
     g = quiet(1)
-    # under jit in float32 XLA fuses the losses into their sum: with norm_degree 1 LLVM adds some batches in
-    # vector lanes (lowp_xla_pow.fused_value); with a root written as products (q = ½, ⅓) the sum's own copy of the
-    # losses contracts them otherwise, now and then (measured), not reproduced
-    fused = jit and half is None and norm_degree == 1
-    value = lowp_xla_pow.fused_value(terms, a.shape[1]) if fused else mean_value(terms, r)
-    products = norm_degree > 0 and float(np.float32(1 / norm_degree)) in (2.0, 3.0)
-    if products and jit and half is None:
-        value = None
-    why = "in vector lanes of its own" if norm_degree == 1 else "from losses its fused sum forms its own way"
+    # under jit in float32 XLA fuses the losses into their sum where the root is h or products (q = 1, ½, ⅓), and
+    # LLVM adds some batches in vector lanes (lowp_xla_pow.fused_value)
+    fused = jit and half is None and norm_degree > 0 and float(np.float32(1 / norm_degree)) in (1.0, 2.0, 3.0)
+    value = lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused else mean_value(terms, r)
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
                  warnings=[f"the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree "
-                           f"{norm_degree:g} under jit {why}, not reproduced"] if value is None else [],
+                           f"{norm_degree:g} under jit in vector lanes of its own for a batch of {a.shape[0]} "
+                           "rows, not reproduced"] if value is None else [],
                  mean_grad=lambda n: quiet(n)[0], mean_value=value,
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

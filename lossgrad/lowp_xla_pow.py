@@ -235,22 +235,27 @@ def along_row_sum(d: Array, q: float) -> Array:
     return vector_add_sum(jit_powf(d, q), (8, (tuple(range(n // 8)),), 0), ftz)
 
 
-# q = 1 under jit in float32: XLA fuses the losses into their sum, whose loop over the rows LLVM vectorizes for
-# batches of these many rows (rows of one feature; of more), 8 lanes block after block (measured: python3
-# scripts/golden_lowp_xla_pow.py --loss-lanes); other batches XLA's windows add; 23 rows of one feature go their own way
-LOSS_LANES = {1: range(24, 33), 2: range(30, 33)}
-LOSSES_APART = (23, 1)
+# q = 1, ½ and ⅓ under jit in float32 (roots h^(1/q) that XLA writes as h, h·h and h·(h·h)): XLA fuses the losses
+# into their sum, whose loop over the rows LLVM vectorizes for batches of these many rows (rows of one feature; of
+# more), 8 lanes block after block; XLA's windows add other batches (measured: python3
+# scripts/golden_lowp_xla_pow.py --loss-lanes); keyed by 1/q
+LOSS_LANES = {1.0: (range(24, 33), range(30, 33)), 2.0: (range(25, 33), range(25, 33)),
+              3.0: (range(24, 33), range(24, 33))}
+# batches that go their own way (rows, features)
+LOSSES_APART = {1.0: (range(23, 24), range(1, 2)), 3.0: (range(22, 24), range(1, YNN_FROM))}
 
 
-def fused_value(terms: Array, n: int) -> Callable[[float], float] | None:
-    """jnp.sum (over 1) or jnp.mean (over N) of q = 1's losses under jit in float32, rows of n features: XLA's fused
-    sum of the losses (LOSS_LANES), times 1/N; None where it is not reproduced (LOSSES_APART)."""
-    rows = terms.shape[0]
-    if (rows, n) == LOSSES_APART:
+def fused_value(terms: Array, n: int, q: float) -> Callable[[float], float] | None:
+    """jnp.sum (over 1) or jnp.mean (over N) of the losses under jit in float32 for q = 1, ½ or ⅓, rows of n
+    features: XLA's fused sum of the losses (LOSS_LANES), times 1/N; None where it is not reproduced
+    (LOSSES_APART)."""
+    rows, e = terms.shape[0], float(F32(1 / q))
+    apart = LOSSES_APART.get(e)
+    if apart is not None and rows in apart[0] and n in apart[1]:
         return None
 
     def value(count: float) -> float:
-        if rows in LOSS_LANES[min(n, 2)]:
+        if rows in LOSS_LANES[e][min(n, 2) - 1]:
             total = vector_add_sum(terms.reshape(1, -1), (8, (tuple(range(rows // 8)),), 0), ftz)[0]
         else:
             total = xla_sum(terms.reshape(1, -1))[0]

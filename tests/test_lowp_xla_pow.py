@@ -99,14 +99,14 @@ def test_integer_pow_is_products_and_the_root_glibcs_powf() -> None:
 def test_rows_summed_along_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
     # the records named "along the row" (q = 7, 9, 10 on 30 to 32 features, ½ on 28 to 32): JAX's bit for bit with
     # LLVM's lanes along the row (above, in test_jax_cpu_bit_for_bit); added as the scalar loop adds them instead,
-    # 12 of the 18 differ, in 2,184 elements
+    # 12 of the 18 differ, in 2,186 elements (and values)
     recs = [r for r in RECORDS if (r.get("name") or "").startswith("along the row")]
     assert len(recs) == 18 and {r["options"]["norm_degree"] for r in recs} == {7.0, 9.0, 10.0, 0.5}
     assert {np.shape(r["pred"])[1] for r in recs} == {28, 30, 31, 32}
     monkeypatch.setattr(lowp_xla_pow, "ALONG_ROW_FROM", {m: (33, 33) for m in lowp_xla_pow.ALONG_ROW_FROM})
     monkeypatch.setattr(lowp_xla_pow, "ROOTS_ALONG_FROM", (33, 33))
     apart = [sum(compare(r, _run(r)).values()) for r in recs]
-    assert (sum(a > 0 for a in apart), sum(apart)) == (12, 2184)
+    assert (sum(a > 0 for a in apart), sum(apart)) == (12, 2186)
 
 
 def _apart(recs: list[dict], monkeypatch: pytest.MonkeyPatch, name: str, value: object) -> tuple[int, int]:
@@ -139,21 +139,25 @@ def test_a_single_row_of_roots(monkeypatch: pytest.MonkeyPatch) -> None:
     # records "single root row", JAX's bit for bit above); summed as a batch's from 28, or never along the row alone
     recs = [r for r in RECORDS if (r.get("name") or "").startswith("single root row")]
     assert len(recs) == 24
-    assert _apart(recs, monkeypatch, "ROOTS_ALONG_FROM", (28, 28)) == (2, 149)
-    assert _apart(recs, monkeypatch, "ROOTS_ALONG_FROM", (28, 33)) == (6, 377)
+    assert _apart(recs, monkeypatch, "ROOTS_ALONG_FROM", (28, 28)) == (2, 151)
+    assert _apart(recs, monkeypatch, "ROOTS_ALONG_FROM", (28, 33)) == (6, 382)
 
 
-def test_the_fused_sum_of_q_1s_losses(monkeypatch: pytest.MonkeyPatch) -> None:
-    # q = 1 under jit: XLA fuses the losses into their sum, which LLVM adds in 8 lanes for 24 to 32 rows of one
-    # feature and 30 to 32 of more (the records "fused losses", their values JAX's above); added in XLA's windows
-    # instead, 9 of the 26 values differ
-    recs = [r for r in RECORDS if (r.get("name") or "").startswith("fused losses")]
-    assert len(recs) == 26 and all(r["value"] is not None for r in recs)
-    assert not any(any("lossgrad's float32 sum" in w for w in _run(r).warnings) for r in recs)
-    assert _apart(recs, monkeypatch, "LOSS_LANES", {1: range(0), 2: range(0)}) == (9, 9)
-    y, a, n = np.zeros((23, 1)), np.ones((23, 1)), np.full((23, 1), 2.0)  # (23 rows of one: their own way)
-    r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=1.0)
-    assert any("lossgrad's float32 sum" in w for w in r.warnings)
+def test_the_fused_sum_of_the_losses(monkeypatch: pytest.MonkeyPatch) -> None:
+    # q = 1, ½ and ⅓ under jit: XLA fuses the losses into their sum, which LLVM adds in 8 lanes for some batches
+    # (the records "fused losses" and "fused roots", their values JAX's above); added in XLA's windows instead, 9 of
+    # the 26 values of q = 1 differ and 7 of the 24 of ½ and ⅓
+    no_lanes = {e: (range(0), range(0)) for e in lowp_xla_pow.LOSS_LANES}
+    for name, count, apart in (("fused losses", 26, (9, 9)), ("fused roots", 24, (7, 7))):
+        recs = [r for r in RECORDS if (r.get("name") or "").startswith(name)]
+        assert len(recs) == count and all(r["value"] is not None for r in recs)
+        assert not any(any("lossgrad's float32 sum" in w for w in _run(r).warnings) for r in recs)
+        assert _apart(recs, monkeypatch, "LOSS_LANES", no_lanes) == apart
+    # (23 rows of one feature under q = 1, and 22 or 23 rows under ⅓, go their own way: lossgrad's sum, said)
+    for q, rows in ((1.0, 23), (1 / 3, 22), (1 / 3, 23)):
+        y, a, n = np.zeros((rows, 1)), np.ones((rows, 1)), np.full((rows, 1), 2.0)
+        r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=q)
+        assert any("lossgrad's float32 sum" in w and f"batch of {rows} rows" in w for w in r.warnings), q
 
 
 def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
