@@ -196,7 +196,7 @@ def _vector_width(q: float, rows: int, n: int, rng) -> str:
     return {(True, False): "4", (False, True): "8"}.get(tuple(same), "neither")
 
 
-def vector_rows(degrees: range = range(3, 17)) -> None:
+def vector_rows(degrees: range = range(3, 25)) -> None:
     """Print, for each integral degree and row length of 2 to 8, the groups of 8 rows from which LLVM's loop
     vectorizer takes a batch with 4 rows over 8 rows at a time (lossgrad.lowp_xla_pow.POWER_ROWS), measured over
     every count of groups below 4096 elements; "never" where it stays at 4."""
@@ -264,8 +264,8 @@ def product_records(rng) -> list[dict]:
         reduction = ("mean", "sum", "none")[k % 3]
         for y, p, neg, name in (similar(rng, rows, cols), triplets(rng, float(q), rows, cols)[0]):
             out.append(record(float(q), MARGINS[k % 2], True, reduction, y, p, neg, f"products, {name}"))
-    for k, q in enumerate(range(11, 17)):
-        for n in (2 + k % 3, 7 + k % 2):
+    for k, q in enumerate(range(11, 25)):
+        for n in (2 + k % 3, 7 + k % 2) if q != 23 else (5,):
             groups = min(POWER_ROWS[q][n], (4095 // n - 4) // 8)
             for rows in {8 * (groups - 1) + 4, 8 * groups + 4}:
                 y, p, neg, name = similar(rng, rows, n)
