@@ -167,32 +167,45 @@ def half_jit_records(rng) -> list[dict]:
     return _half(rng, HALF_JIT_DEGREES, HALF_JIT_SHAPES, True, lambda i, drawn: drawn[i % 2:i % 2 + 1])
 
 
+def ours(y, p, neg, q: float, reduction: str = "none") -> lossgrad.Result:
+    """lossgrad's optax triplet under jit in float32 (margin 1) on these float32 numbers."""
+    def wide(x) -> np.ndarray:
+        return np.asarray(x, dtype=np.float32).astype(np.float64)
+    return lossgrad.evaluate("triplet", wide(y), wide(p), convention="optax", dtype="float32", reduction=reduction,
+                             negative=wide(neg), margin=1.0, norm_degree=q)
+
+
+def _results(r: lossgrad.Result) -> list[np.ndarray]:
+    return [np.float32(a).ravel() for a in (r.losses, r.grad, r.grads["target"], r.grads["negative"])]
+
+
+def _recorded(rec: dict) -> list[np.ndarray]:
+    return [np.asarray(a, dtype=np.float32).ravel() for a in (rec["losses"], rec["grad"], rec["grads"]["target"],
+                                                              rec["grads"]["negative"])]
+
+
+def _same(got: list[np.ndarray], want: list[np.ndarray]) -> bool:
+    return all(np.array_equal(u, v, equal_nan=True) for u, v in zip(got, want, strict=True))
+
+
 def _vector_width(q: float, rows: int, n: int, rng) -> str:
     """Whether JAX's jitted triplet with integral degree q over rows × n takes the rows past the last group of 8
     4 at a time with the rest ("4") or leaves them to the scalar loop ("8"), as lossgrad computes either: from a
     batch of alike differences (similar) whose two readings differ (none found in 20 tries: "-")."""
     from lossgrad import lowp_xla_pow
 
-    def run(rec: dict, four: bool) -> tuple[np.ndarray, ...]:
+    def run(y: np.ndarray, p: np.ndarray, neg: np.ndarray, four: bool) -> list[np.ndarray]:
         lowp_xla_pow.POWER_ROWS[int(q)] = {n: rows if four else 0}
-        r = lossgrad.evaluate("triplet", *(np.asarray(rec[k], dtype=np.float32).astype(np.float64)
-                                           for k in ("target", "pred")), convention="optax", dtype="float32",
-                              reduction="none", negative=np.asarray(rec["negative"], dtype=np.float32), margin=1.0,
-                              norm_degree=q)
-        return r.losses, r.grad, r.grads["target"], r.grads["negative"]
+        return _results(ours(y, p, neg, q))
     for _ in range(20):
         y, p, neg, _name = similar(rng, rows, n)
-        batch = {"target": y, "pred": p, "negative": neg}
-        four, eight = run(batch, True), run(batch, False)
-        if any(not np.array_equal(u, v, equal_nan=True) for u, v in zip(four, eight, strict=True)):
+        four, eight = run(y, p, neg, True), run(y, p, neg, False)
+        if not _same(four, eight):
             break
     else:
         return "-"
-    rec = record(q, 1.0, True, "none", y, p, neg)
-    want = [np.asarray(rec["losses"], dtype=np.float32), np.asarray(rec["grad"], dtype=np.float32),
-            *(np.asarray(rec["grads"][k], dtype=np.float32) for k in ("target", "negative"))]
-    same = [all(np.array_equal(u, v, equal_nan=True) for u, v in zip(got, want, strict=True))
-            for got in (four, eight)]
+    want = _recorded(record(q, 1.0, True, "none", y, p, neg))
+    same = [_same(got, want) for got in (four, eight)]
     return {(True, False): "4", (False, True): "8"}.get(tuple(same), "neither")
 
 
@@ -336,14 +349,8 @@ def _row_sum_fit(q: float, rows: int, n: int, rng) -> str:
 
 
 def _matches(rec: dict) -> bool:
-    r = lossgrad.evaluate("triplet", *(np.asarray(rec[k], dtype=np.float32).astype(np.float64)
-                                       for k in ("target", "pred")), convention="optax", dtype="float32",
-                          reduction="none", negative=np.asarray(rec["negative"], dtype=np.float32), margin=1.0,
-                          norm_degree=rec["options"]["norm_degree"])
-    pairs = [(r.losses, rec["losses"]), (r.grad, rec["grad"])] + [(r.grads[k], rec["grads"][k])
-                                                                   for k in ("target", "negative")]
-    return all(np.array_equal(np.float32(got).ravel(), np.asarray(want, dtype=np.float32).ravel(), equal_nan=True)
-               for got, want in pairs)
+    return _same(_results(ours(rec["target"], rec["pred"], rec["negative"], rec["options"]["norm_degree"])),
+                 _recorded(rec))
 
 
 def along_row(degrees=(3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 23, 24, 31)) -> None:
@@ -380,10 +387,7 @@ def loss_lanes(degrees=(1.0, 0.5, 1 / 3), features=(1, 2, 5, 33), batches=(*rang
             for k in range(4):
                 y, p, neg, name = triplets(rng, q, rows, n)[k % 2]
                 rec = record(q, 1.0, True, ("sum", "mean")[k % 2], y, p, neg, name)
-                r = lossgrad.evaluate("triplet", np.float32(rec["target"]).astype(np.float64),
-                                      np.float32(rec["pred"]).astype(np.float64), convention="optax",
-                                      dtype="float32", reduction=rec["reduction"],
-                                      negative=np.float32(rec["negative"]), margin=1.0, norm_degree=q)
+                r = ours(rec["target"], rec["pred"], rec["negative"], q, rec["reduction"])
                 if any("lossgrad's float32 sum" in w for w in r.warnings):
                     own.append(rows)
                     break
