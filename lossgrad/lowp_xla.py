@@ -678,18 +678,28 @@ def dot_lanes(a: Array, b: Array) -> Array:
 DOT_BLOCK = 8192
 
 
+def dot_rows(a: Array, b: Array) -> Array:
+    """Σ a·b along each row [R, K] as YNNPACK's fusion of the products with their sum adds it: the first 4⌊K/4⌋ in
+    blocks of 8192, each as dot_lanes adds it, the blocks' sums added in order from +0, then the last K mod 4
+    products' own sum (a single row measured for 4,097 to 70,001 elements; rows, for ntxent's partner sums of one
+    feature, up to 8,200)."""
+    rows, k = a.shape
+    whole = k // DOT_LANES * DOT_LANES
+    blocks = -(-whole // DOT_BLOCK)
+    x, y = np.zeros((2, rows, blocks * DOT_BLOCK), dtype=F32)  # (the last block padded with zeros: its lanes unchanged)
+    x[:, :whole], y[:, :whole] = a[:, :whole], b[:, :whole]
+    parts = dot_lanes(x.reshape(rows, blocks, DOT_BLOCK), y.reshape(rows, blocks, DOT_BLOCK))
+    acc = np.zeros(rows, dtype=F32)
+    for block in range(blocks):
+        acc = ftz(acc + parts[:, block])
+    out: Array = ftz(acc + dot_lanes(a[:, whole:], b[:, whole:]))
+    return out
+
+
 def dot_row(a: Array, b: Array) -> F32:
     """Σ a·b over a single row [1, K] of 4096 elements or more, as YNNPACK's fusion of the products with their sum
-    adds it: the first 4⌊K/4⌋ in blocks of 8192, each as dot_lanes adds it, the blocks' sums added in order from
-    +0, then the last K mod 4 products' own sum (measured for rows of 4,097 to 70,001)."""
-    whole = a.shape[-1] // DOT_LANES * DOT_LANES
-    blocks = -(-whole // DOT_BLOCK)
-    x, y = np.zeros((2, blocks * DOT_BLOCK), dtype=F32)  # (the last block padded with zeros: its lanes unchanged)
-    x[:whole], y[:whole] = a[0, :whole], b[0, :whole]
-    acc = F32(0)
-    for block in dot_lanes(x.reshape(blocks, DOT_BLOCK), y.reshape(blocks, DOT_BLOCK)):
-        acc = F32(ftz(acc + block))
-    return F32(ftz(acc + dot_lanes(a[:, whole:], b[:, whole:])[0]))
+    adds it (dot_rows)."""
+    return F32(dot_rows(a, b)[0])
 
 
 def softplus(m: Array, r: Rounder) -> Array:

@@ -48,7 +48,6 @@ from .lowp_xla_ntxent_jit import (
     squared_norms,
     stored,
     unsupported_shape,
-    value_known,
     value_sum,
 )
 from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
@@ -178,19 +177,31 @@ HALF_NARROW: dict[int, AccumulatorPlan] = {16: (8, ((0,),), 0), 18: (8, ((0, 1),
                                     **{n: (8, ((0, 1, 2),), 0) for n in range(26, 33, 2)}}
 HALF_WIDE: dict[int, AccumulatorPlan] = {16: (8, ((0, 1),), 0), 18: (8, ((0, 1),), 2), 24: (8, ((0, 1, 2),), 0),
                                   32: (8, ((0, 2), (1, 3)), 0)}
+# With one feature, for the sum over the rows i and the one over the partners j: 8 lanes over the whole blocks of 8
+# rows, but at 20 and 22 rows 4 lanes, over the rows i with a vector epilogue of 4 and over the partners j in two
+# accumulators; at 18 an epilogue of 2; at 32 the partners' blocks in two accumulators. Read from XLA's dump of the
+# LLVM IR (XLA_FLAGS=--xla_dump_to) and measured with jax 0.10.2 on AVX-512.
+_HALF_20: tuple[AccumulatorPlan, AccumulatorPlan] = ((4, ((0, 1, 2, 3),), 4), (4, ((0, 2), (1, 3)), 0))
+HALF_ONE_FEATURE: dict[int, tuple[AccumulatorPlan, AccumulatorPlan]] = {
+    16: ((8, ((0, 1),), 0),) * 2, 18: ((8, ((0, 1),), 2),) * 2, 20: _HALF_20, 22: _HALF_20,
+    **{n: ((8, ((0, 1, 2),), 0),) * 2 for n in range(24, 31, 2)},
+    32: ((8, ((0, 1, 2, 3),), 0), (8, ((0, 2), (1, 3)), 0))}
 
 
 class FusedHalf(Ntxent):
     """float16 under jax.jit: the same operations, each result stored in float16 as op by op, except that τ is a
     constant (the forward pass multiplies by 1/τ, rounded to float16, as the backward pass does), the norm's
     backward pass takes ‖e‖^−2 as 1/max(ε, Σe²) itself, and from 16 to 32 rows LLVM vectorizes the fused partner
-    sums (vector_add_sum; with one feature in an order not pinned down, refused)."""
+    sums (vector_add_sum; HALF_ONE_FEATURE's plans for rows of one feature)."""
 
     def partner_sum(self, x: Array, axis: int) -> Array:
         n, _, d = x.shape
         if n not in HALF_NARROW:
             return partner_sum(x, axis, self.r)
-        plan = HALF_WIDE.get(n, HALF_NARROW[n]) if d > 8 else HALF_NARROW[n]
+        if d == 1:
+            plan = HALF_ONE_FEATURE[n][axis]
+        else:
+            plan = HALF_WIDE.get(n, HALF_NARROW[n]) if d > 8 else HALF_NARROW[n]
         return vector_add_sum(np.moveaxis(x, axis, 2).reshape(n * d, n), plan, self.r).reshape(n, d)
 
     def divide(self, x: Array) -> Array:
@@ -271,12 +282,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                             TOO_WIDE + "); use {dtype} float64, or fewer features")
     with np.errstate(all="ignore"):
         nt = Ntxent(p, y, tau, half, ULP_EPS[kind])
-    return _parts(nt, b, True)
+    return _parts(nt, b)
 
 
-def _parts(nt: Any, b: int, known: bool, warnings: list[str] | None = None) -> Parts:
+def _parts(nt: Any, b: int) -> Parts:
     """ntxent's parts from a model of it (losses(), and grads(m) and value(m) over the 2B rows, the mean's m = 2n):
-    the anchors' gradient the predictions', the positives' the target's; the value where its sum is known."""
+    the anchors' gradient the predictions', the positives' the target's."""
     with np.errstate(all="ignore"):
         losses = nt.losses()
 
@@ -290,8 +301,7 @@ def _parts(nt: Any, b: int, known: bool, warnings: list[str] | None = None) -> P
             return float(nt.value(2 * n))
     g1 = both(1)
     return Parts(losses=losses, grad=g1[0], extra_grads={"target": g1[1]}, mean_grad=lambda n: both(n)[0],
-                 mean_value=value if known else None, mean_extra_grads=lambda n: {"target": both(n)[1]},
-                 warnings=warnings or [])
+                 mean_value=value, mean_extra_grads=lambda n: {"target": both(n)[1]})
 
 
 def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
@@ -304,21 +314,13 @@ def _jit_parts(y: Array, p: Array, tau: float, half: Any) -> Parts:
         raise NotReproduced("dtype", why + "; ask for JAX op by op (--no-jit; jit=False in Python)")
     with np.errstate(all="ignore"):
         nt = Fused(ftz(p.astype(F32)), ftz(y.astype(F32)), tau)
-    known = value_known(2 * b)  # (from 16 rows LLVM vectorizes jnp.sum of the N × N matrix in lanes of its own)
-    warnings = [] if known else ["the reduced value is lossgrad's float32 sum: under jit XLA adds optax's matrix of "
-                                 f"{2 * b} rows in lanes of LLVM's loop vectorizer, not reproduced"]
-    return _parts(nt, b, known, warnings)
+    return _parts(nt, b)
 
 
 def _jit_half(y: Array, p: Array, tau: float, half: Any) -> Parts:
     """A half dtype's parts under jax.jit (float16: FusedHalf, bfloat16: FusedBf16)."""
     b, d = p.shape
-    if half is np.float16 and d == 1 and 2 * b in HALF_NARROW:
-        raise NotReproduced("dtype", f"JAX's float16 ntxent under jit of {b} pairs of one feature is not reproduced "
-                            "(from 16 to 32 rows LLVM vectorizes XLA's fused sums over the partner rows of one feature "
-                            "in an order not pinned down: reproduced up to 7 pairs, from 17, and with 2 features or "
-                            "more); ask for JAX op by op (--no-jit; jit=False in Python)")
     model = FusedHalf if half is np.float16 else FusedBf16
     with np.errstate(all="ignore"):
         nt = model(p, y, tau, half, ULP_EPS[np.dtype(half).name])
-    return _parts(nt, b, True)
+    return _parts(nt, b)

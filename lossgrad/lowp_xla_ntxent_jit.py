@@ -9,22 +9,20 @@ the backward pass, YNNPACK's tree in slices of rows: lowp_xla_partner). The squa
 loop (lowp_xla_rows.fused_squares; beyond 32 features, or from N·D = 4096, stored and summed in jnp.sum's order),
 clipped at ε, and every quotient by a row's norm is a product with 1/‖e‖, 1/max(ε, Σe²) or ½/‖e‖ computed once per
 row.
-jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA,
-G·eˣ − 1/N with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed)
-times eˣ. Its sums over the partner rows (below 4096 products) are FMA chains in the order of the rows up to 14
-rows, LLVM's vectors from 16 to 32 (NARROW, WIDE) and XLA's windows of the stored products from 34; and the
-norm's backward pass a chain over the features of (g·1/max(ε, Σe²))·e (from N·D = 4096 YNNPACK's fusion of it, in
-4 lanes: lowp_xla.dot_lanes). The sum of the two terms g·(1/‖e‖) + m·e
-(m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one product of each: through e[None]/‖e‖ (g summed over the
-rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over the partners j) on g·(1/‖e‖); one feature: on m·2e.
-Where LLVM vectorizes that final loop 8 rows at a time (vector_block), its vector code fuses g·(1/‖e‖) through both
-broadcasts in the first columns.
-
-Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100 features, and from 8
-pairs with 2 features or more, up to 1003 pairs and 2049 features. With one feature from 16 rows LLVM vectorizes the
-final loop, whose terms cancel to rounding, in an order not pinned down here; and jnp.sum of the N × N matrix from
-16 to 62 rows in lanes of its loop vectorizer (reproduced for 16 and 32 rows; from 64 rows, 4096 elements,
-YNNPACK's): elsewhere the reduced value is lossgrad's.
+jax.grad's backward pass forms optax's masked softmax gradient in one expression: at the positive an FMA, G·eˣ − 1/N
+with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed) times eˣ. Its sums
+over the partner rows (below 4096 products) are FMA chains in the order of the rows up to 14 rows, LLVM's vectors from
+16 to 32 (NARROW, WIDE, ONE_FEATURE) and XLA's windows of the stored products from 34; and the norm's backward pass a
+chain over the features of (g·1/max(ε, Σe²))·e (from N·D = 4096 YNNPACK's fusion of it, in 4 lanes:
+lowp_xla.dot_lanes). The sum of the two terms g·(1/‖e‖) + m·e (m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one
+product of each: through e[None]/‖e‖ (g summed over the rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over
+the partners j) on g·(1/‖e‖); one feature: on m·2e. Where LLVM vectorizes that final loop 8 rows at a time
+(vector_block), its vector code fuses g·(1/‖e‖) through both broadcasts in the first columns. With one feature the
+sums over the partner rows of 4096 products or more are YNNPACK's dot of each row of the scores with u
+(lowp_xla.dot_rows: 4 lanes, blocks of 8192). Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14
+rows) of 1 to 100 features, from 8 pairs with 2 features or more up to 1003 pairs and 2049 features, and with one
+feature up to 4100 pairs. The value, jnp.sum of the N × N matrix, goes in row order, LLVM's lanes, XLA's windows or
+YNNPACK's (value_sum).
 """
 
 from __future__ import annotations
@@ -41,6 +39,7 @@ from .lowp_xla import (
     LanePlan,
     _in_order,
     dot_lanes,
+    dot_rows,
     ftz,
     halve,
     vector_fma_sum,
@@ -52,7 +51,6 @@ from .lowp_xla import (
 from .lowp_xla_partner import TOO_WIDE, fits, partner_sum
 from .lowp_xla_rows import fused_squares
 
-MAX_PAIRS = 7  # the batches whose fused loops LLVM leaves in row order (N = 2B rows up to 14)
 STORED_FROM = 33  # from this many features XLA stores the products and sums them as jnp.sum does
 
 # The sums over the partner rows from 16 to 32 rows below 4096 products, as LLVM vectorizes XLA's fused loop over the
@@ -64,6 +62,12 @@ STORED_FROM = 33  # from this many features XLA stores the products and sums the
 NARROW: dict[int, LanePlan] = {16: (8, (0,), 0), 18: (8, (0, 1), 0), 20: (4, (0, 2, 3, 1), 0), 22: (4, (0, 2, 3, 1), 0),
                           24: (8, (0, 1), 0), **{n: (8, (0, 1, 2), 0) for n in range(26, 33, 2)}}
 WIDE: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (8, (0, 1), 4)}
+# With one feature the loop reads the rows' contiguous terms, both sums alike: 8 lanes over every whole block of 8
+# rows, but 4 lanes (and a vector epilogue of 4) at 20 and 22 rows; an epilogue of 2 at 18; the rest chained on. Read
+# from XLA's dump of the LLVM IR (XLA_FLAGS=--xla_dump_to) and measured with jax 0.10.2 on AVX-512.
+ONE_FEATURE: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (4, (0, 1, 2, 3), 4),
+                                    22: (4, (0, 1, 2, 3), 4), **{n: (8, (0, 1, 2), 0) for n in range(24, 31, 2)},
+                                    32: (8, (0, 1, 2, 3), 0)}
 STORED_ROWS_FROM = 34
 
 # The gradient's final loops over the rows, one for the anchors' B rows and one for the positives' (g·(1/‖e‖) + m·e
@@ -85,20 +89,12 @@ def _fma(a: object, b: object, c: object) -> Array:
 
 
 def unsupported_shape(pairs: int, features: int) -> str | None:
-    """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is): from 16 rows (8 pairs) of one
-    feature, LLVM vectorizes the gradient's final loop over the rows in an order not pinned down; rows beyond the
-    measured slices of YNNPACK."""
-    n, d = 2 * pairs, features
-    what = (f"JAX's float32 ntxent under jit of {pairs} pairs of {features} feature{'s' if features != 1 else ''} "
-            "is not reproduced")
-    if not fits(n, d):
-        return f"{what} ({TOO_WIDE})"
-    if pairs <= MAX_PAIRS:
+    """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is): rows beyond the measured
+    slices of YNNPACK."""
+    if fits(2 * pairs, features):
         return None
-    if d == 1:
-        return (f"{what} (from 16 rows of one feature LLVM vectorizes the gradient's final loop, whose terms cancel "
-                "to rounding, in an order not pinned down: reproduced up to 7 pairs)")
-    return None
+    return (f"JAX's float32 ntxent under jit of {pairs} pairs of {features} feature{'s' if features != 1 else ''} "
+            f"is not reproduced ({TOO_WIDE})")
 
 
 def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
@@ -142,17 +138,12 @@ def stored(n: int, d: int) -> bool:
     return n * n * d >= YNN_FROM or d >= STORED_FROM
 
 
-# jnp.sum of the N × N matrix under jit: the rows whose columns LLVM spreads over lanes (a lane per column modulo
-# the width, each lane adding its columns' rows in order, column block by block), by N; other N up to 14, and 32 (a
-# row's lanes reduced into the running sum, whose one non-zero term per row makes it the sum in row order), add the
-# rows in order; from 64 rows (4096 elements) YNNPACK sums it (xla_sum2d); the rest is not known
+# jnp.sum of the N × N matrix under jit, by N: the rows whose columns LLVM spreads over lanes (a lane per column
+# modulo the width, each lane adding its columns' rows in order, column block by block); the other N up to 32 add the
+# rows in order (a row's lanes are reduced into a running scalar sum, whose one non-zero term per row makes it the sum
+# in row order: read from XLA's dump of the LLVM IR for 18 to 32 rows); from 34 XLA's windows of 32 × 32, and from
+# 64 rows (4096 elements) YNNPACK's sum (both xla_sum2d)
 COLUMN_LANES = {4: 4, 8: 8, 16: 8}
-ROW_ORDER = (*range(2, 15, 2), 32)
-
-
-def value_known(n: int) -> bool:
-    """Whether jnp.sum's order over optax's N × N matrix under jit is reproduced."""
-    return n in COLUMN_LANES or n in ROW_ORDER or n * n >= YNN_FROM
 
 
 def _at_positives(v: Array) -> Array:
@@ -166,11 +157,11 @@ def _at_positives(v: Array) -> Array:
 def value_sum(lsm: Array) -> F32:
     """jnp.sum of the N × N matrix holding log_softm at each row's positive and 0 elsewhere, fused under jit: in row
     order, or in COLUMN_LANES' lanes (column c in lane c mod width, its rows in order, block after block of
-    columns), the lanes then halved pairwise (4: (L₀ + L₂) + (L₁ + L₃)); from 4096 elements YNNPACK's sum of the
-    whole matrix (xla_sum2d)."""
+    columns), the lanes then halved pairwise (4: (L₀ + L₂) + (L₁ + L₃)); from 34 rows XLA's windows of 32 × 32,
+    from 4096 elements YNNPACK's sum of the whole matrix (xla_sum2d)."""
     n = lsm.shape[0]
     m = _at_positives(lsm)
-    if n * n >= YNN_FROM:
+    if n > 32:
         return xla_sum2d(m)
     if n in COLUMN_LANES:
         width = COLUMN_LANES[n]
@@ -242,15 +233,21 @@ class Fused:
 
     def partner_sums(self, s: Array) -> tuple[Array, Array]:
         """Σᵢ sᵢⱼ·uᵢ (through e[None]/‖e‖, over the rows i) and Σⱼ sᵢⱼ·uⱼ (over the partners j): FMA chains in row
-        order, or the stored products in jnp.sum's order (YNNPACK's tiles)."""
+        order, LLVM's vectors from 16 to 32 rows, or the stored products in jnp.sum's order (YNNPACK's tiles); with
+        one feature from 4096 products YNNPACK's dot of each row of s with u (dot_rows)."""
         u = self.u
         n, d = u.shape
+        if d == 1 and n * n >= YNN_FROM:
+            column = np.broadcast_to(u[:, 0], (n, n))
+            return dot_rows(np.ascontiguousarray(s.T), column)[:, None], dot_rows(s, column)[:, None]
         if n * n * d >= YNN_FROM or n >= STORED_ROWS_FROM:
             return (partner_sum(ftz(s[:, :, None] * u[:, None, :]), 0, ftz, fused=True),
                     partner_sum(ftz(u[None, :, :] * s[:, :, None]), 1, ftz, fused=True))
         over_i, over_j = (s.T[:, None, :], u.T[None, :, :]), (s[:, None, :], u.T[None, :, :])
         if n not in NARROW:
             return chain(*over_i), chain(*over_j)
+        if d == 1:
+            return vector_fma_sum(*over_i, ONE_FEATURE[n]), vector_fma_sum(*over_j, ONE_FEATURE[n])
         plans = NARROW if d <= 8 else WIDE
         return vector_fma_sum(*over_i, plans[n]), vector_fma_sum(*over_j, (NARROW if n == 20 else plans)[n])
 

@@ -9,6 +9,7 @@ gradient are optax's function itself; under jit none, as a further output change
 the shortest decimals that read back to the same float32.
 
     python3 scripts/golden_lowp_xla_ntxent.py
+    python3 scripts/golden_lowp_xla_ntxent.py --one-feature 4096 4100   # lossgrad against JAX, nothing written
 """
 
 from __future__ import annotations
@@ -164,6 +165,13 @@ HALF_PARTNER = ((8, 3), (8, 12), (9, 5), (9, 10), (10, 6), (10, 9), (11, 4), (12
                 (16, 3), (16, 10))
 
 
+# under jit, one feature: the partner sums as LLVM vectorizes them from 16 to 32 rows
+# (lossgrad.lowp_xla_ntxent_jit.ONE_FEATURE; in float16 lossgrad.lowp_xla_ntxent.HALF_ONE_FEATURE), XLA's windows
+# from 34 rows, and in float32 from 64 rows (4096 products) YNNPACK's dot of each row of the scores (lowp_xla.dot_rows)
+ONE_FEATURE = tuple((b, 1) for b in (*range(8, 18), 31, 32, 33, 100, 1000))
+HALF_ONE_FEATURE = tuple((b, 1) for b in range(8, 18))
+
+
 def equal_rows(dtype: str) -> tuple[np.ndarray, np.ndarray]:
     """22 pairs of 19 features, each positive equal to its anchor, of magnitude 30: in float16 the gradients
     underflow, and a row whose every term of a backward sum is −0 sums to +0 (XLA's reduce starts from +0)."""
@@ -192,13 +200,39 @@ def records(rng) -> list[dict]:
         out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "partner-vectors"))
     for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261207), HALF_PARTNER, "float16")):
         out.append(record(a, p, TEMPERATURES[k % 3], "float16", True, "half-partner-vectors"))
+    for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261208), ONE_FEATURE)):
+        out.append(record(a, p, TEMPERATURES[k % 3], "float32", True, "one-feature-rows"))
+    for k, (a, p) in enumerate(block_randoms(np.random.default_rng(20261209), HALF_ONE_FEATURE, "float16")):
+        out.append(record(a, p, TEMPERATURES[k % 3], "float16", True, "half-one-feature-rows"))
     return out
+
+
+def check_one_feature(pairs: list[int]) -> None:
+    """Record float32 batches of these many pairs of one feature under jit (two each, standard normal) and print how
+    many gradient elements lossgrad gives apart from JAX's: the rows beyond the golden file's (8,192 products per dot
+    block: 4097 pairs and more)."""
+    import lossgrad
+
+    rng = np.random.default_rng(20261210)
+    for b in pairs:
+        apart = 0
+        for k in range(2):
+            a, p = (_rounded(rng.standard_normal((b, 1)), "float32") for _ in range(2))
+            rec = record(a, p, TEMPERATURES[k], "float32", True)
+            r = lossgrad.contrastive(p.astype(np.float64), a.astype(np.float64), ntxent=True,
+                                     temperature=TEMPERATURES[k], convention="optax", dtype="float32", jit=True)
+            for got, want in ((r.grad, rec["grad"]), (r.grads["target"], rec["grad_target"])):
+                apart += int((np.asarray(got, np.float32) != np.array(want, np.float32)).sum())
+        print(f"{b} pairs of one feature: {apart} of {4 * b} gradient elements apart from JAX's")
 
 
 def main() -> None:
     from make_golden import jax_versions
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    if "--one-feature" in sys.argv:
+        check_one_feature([int(b) for b in sys.argv[sys.argv.index("--one-feature") + 1:]])
+        return
     recs = records(np.random.default_rng(20261202))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
