@@ -27,10 +27,9 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
   (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
 
 Not reproduced (lossgrad's float32 formulas, with a warning: lowp_xla_more.cosine_jit): rows of more than 32768
-features in a batch of 4096 elements or more (the gradient measured to differ there). In bfloat16,
-batches of 4096 elements or more are refused. float16 (cosine_f16) rounds every step, as op by op but for the
-folded targets and the regrouped gradient; one feature (_column_f16, _column_bf16) rounds every step in both half
-dtypes, its targets folded as XLA folds them.
+features in a batch of 4096 elements or more (the gradient measured to differ there). float16 (cosine_f16) rounds
+every step, as op by op but for the folded targets and the regrouped gradient; one feature (_column_f16,
+_column_bf16) rounds every step in both half dtypes, its targets folded as XLA folds them.
 """
 
 from __future__ import annotations
@@ -39,7 +38,6 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import F32, YNN_FROM, Rounder, _rows_in_dtype, folded_sum, ftz, product_sum, upstream, xla_sum
@@ -164,36 +162,38 @@ def cosine(y: Array, p: Array) -> tuple[Array, Grad]:
 
 
 def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
-    """cosine_distance under jit in bfloat16 (values carried in float32), for rows of 2 features or more in batches
-    below 4096 elements. XLA rounds most steps to bfloat16 there (measured from its HLO and results):
-    ŷ = y/√s folded at compile time with a true division, s the bfloat16 squares added in float64 and rounded
-    once, each step rounded to bfloat16, and ŷ·(−c) folded with −c in bfloat16; Σp² in float32 then rounded
-    (up to 32 features always the scalar loop's FMA chain: a square below float32's normals kept inside an FMA);
-    1/‖p‖ kept in float32 for its two products (p·(1/‖p‖) rounded, then times ŷ into a float32 sum of the row);
-    1/(‖p‖·‖p‖) and ½/‖p‖ rounded; the gradient's row sum of (ŷ(−c)·1/‖p‖²)·p added in bfloat16 (XLA's windows
-    of 32) from +0; the gradient (ŷ(−c))/‖p‖ + k·2p, each product rounded. Returns the losses, the float32 terms
-    jnp.mean adds (1 − the rounded dot product) and the gradient."""
+    """cosine_distance under jit in bfloat16 (values carried in float32), for rows of 2 features or more. XLA rounds
+    most steps to bfloat16 there (measured from its HLO and results): ŷ = y/√s folded at compile time with a true
+    division, s the bfloat16 squares added in float64 and rounded once, each step rounded to bfloat16, and ŷ·(−c)
+    folded with −c in bfloat16; Σp² in float32 then rounded (up to 32 features in a batch below 4096 elements the
+    scalar loop's FMA chain: a square below float32's normals kept inside an FMA); 1/‖p‖ kept in float32 for its two
+    products (p·(1/‖p‖) rounded, then times ŷ into a float32 sum of the row); 1/(‖p‖·‖p‖) and ½/‖p‖ rounded; the
+    gradient's row sum of (ŷ(−c)·1/‖p‖²)·p added in bfloat16 (XLA's windows of 32) from +0; the gradient
+    (ŷ(−c))/‖p‖ + k·2p, each product rounded. From 4096 elements YNNPACK computes the sums in fusions of its own
+    that drop the bfloat16 roundings inside them: Σp² is the stored squares' jnp.sum, p·(1/‖p‖) stays float32 in
+    the dot product (lowp_xla.product_sum), and from 4096 rows, where the fusion takes 1 − dot and Σp² to their
+    end, the dot stays float32 in the loss and the clip's share compares the float32 Σp² with its clipped bfloat16
+    (so equal, and the norm's term of the gradient kept, only where Σp² is a bfloat16 number). Returns the losses,
+    the float32 terms jnp.mean adds (1 − the dot product) and the gradient."""
     from .lowp_xla import rounder
 
     rows, n = p.shape
-    if rows * n >= YNN_FROM:
-        raise NotReproduced("dtype", "JAX's cosine_distance under jit in bfloat16 is reproduced in batches below "
-                            f"{YNN_FROM} elements; use {{dtype}} float32, or ask for JAX op by op (--no-jit; "
-                            "jit=False in Python)")
     r = rounder(bfloat16())
     if n == 1:
         return _column_bf16(y, p, r)
+    ynn, whole = rows * n >= YNN_FROM, rows >= YNN_FROM  # (YNNPACK's fusions; from 4096 rows the loss's whole sum)
     with np.errstate(all="ignore"):
         s_y = np.maximum(F32(0), r(r(y * y).astype(np.float64).sum(axis=1)))
         yu = r(y / r(np.sqrt(s_y))[:, None])
-        s = r((_fma_chain(p) if n <= 32 else xla_sum(ftz(p * p))) + F32(0))
+        squares = (xla_sum(ftz(p * p)) if n > 32 or ynn else _fma_chain(p)) + F32(0)
+        s = r(squares)
         clipped = np.maximum(F32(0), s)
         norm = r(np.sqrt(clipped))
         rn = ftz(F32(1) / norm)[:, None]
         inv2, half = r(F32(1) / r(norm * norm))[:, None], r(F32(0.5) / norm)
-        dot = r(xla_sum(ftz(r(p * rn) * yu)))
-        terms = ftz(F32(1) - dot)
-    w = _share(s, clipped)
+        dot = _stored(ftz(p * rn), yu) if ynn else xla_sum(ftz(r(p * rn) * yu))
+        terms = ftz(F32(1) - (dot if whole else r(dot)))
+    w = _share(squares if whole else s, clipped)
 
     def grad(m: float) -> Array:
         with np.errstate(all="ignore"):

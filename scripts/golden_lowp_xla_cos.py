@@ -7,7 +7,8 @@ the gradient of their sum), on batches of N rows of D features that take each of
 the row sums fused, rows of 5 to 8 vectorized; more than 32, the products stored and added in windows of 32; 4096
 elements or more, YNNPACK's lanes; 4096 rows or more, YNNPACK's fusion of the whole gradient), with rows nearly
 parallel, opposite, orthogonal, zero, and of norms near the clip at 0 (squares that flush to zero, or overflow).
-bfloat16 (BF16_SHAPES): rows of 2 features or more in batches below 4096 elements, where lossgrad reproduces it.
+bfloat16 (BF16_SHAPES): batches below 4096 elements; BF16_YNN: from 4096 elements, where YNNPACK's fusions drop the
+bfloat16 roundings inside them (and from 4096 rows take the loss and Σp² to their end in float32).
 """
 
 from __future__ import annotations
@@ -57,6 +58,10 @@ LONG_SHAPES = ((4100, 3, ("mean", "none")), (4096, 1, ("sum",)))
 # float32 rows of more than 1024 features in fewer than 4096 elements: XLA folds Σy² at compile time in windows of 32
 # and then all the windows' sums at once (a generator of their own, after the rest)
 WIDE_SHAPES = ((1, 2670, ("mean",)), (2, 1564, ("sum", "none")), (3, 1300, ("mean",)))
+# bfloat16 from 4096 elements (YNNPACK's fusions; from 4096 rows the whole loss and Σp² in one; one feature: no sums)
+# (a generator of their own, after the rest)
+BF16_YNN = ((64, 64, ("mean", "none")), (128, 40, ("sum",)), (4095, 2, ("mean",)), (4096, 2, ("mean", "sum")),
+            (5000, 3, ("none",)), (1, 5000, ("mean",)), (4096, 1, ("sum",)))
 # float32, a single row of 4096 features or more (YNNPACK's dot of the products with their sum), and rows of more
 # than 32,768 (the products' sums in runs of 32,768, in a batch of any size) (a generator of their own, after the rest)
 SINGLE_SHAPES = ((1, 4500, ("mean",)), (1, 9000, ("none",)), (1, 33000, ("sum",)), (2, 33000, ("mean",)),
@@ -116,6 +121,10 @@ def records(rng) -> list[dict]:
         for n, d, reductions in shapes:
             y, p = rows(more, n, d)
             out += [record("cosine", {}, "float32", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    more = np.random.default_rng(20261215)
+    for n, d, reductions in BF16_YNN:
+        y, p = (_rounded(a, "bfloat16") for a in rows(more, n, d))
+        out += [record("cosine", {}, "bfloat16", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
     return out
 
 
