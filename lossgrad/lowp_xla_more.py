@@ -334,8 +334,5 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
     fused = jit and half is None and norm_degree > 0 and float(np.float32(1 / norm_degree)) in (1.0, 2.0, 3.0)
     value = lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused else mean_value(terms, r)
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
-                 warnings=[f"the reduced value is lossgrad's float32 sum: XLA adds triplet's losses with norm_degree "
-                           f"{norm_degree:g} under jit in vector lanes of its own for a batch of {a.shape[0]} "
-                           "rows, not reproduced"] if value is None else [],
                  mean_grad=lambda n: quiet(n)[0], mean_value=value,
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

@@ -111,9 +111,9 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
     half dtypes held to the same rules): for an integral q and row length not in POWER_ROWS, rows of 2 to 8
     features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those only); for a
-    q whose power takes more products than ALONG_ROW_FROM's, rows of 9 to 32; rows summed along the row
-    (along_row) in the half dtypes; and a single row of YNN_FROM features or more with q a power of 2 from 16
-    (measured to differ)."""
+    q whose power takes more products than ALONG_ROW_FROM's, rows of 9 to 32; and a single row of YNN_FROM
+    features or more with q a power of 2 from 16 (measured to differ). (The half dtypes' rows that float32 sums along
+    the row, 25 to 32 features, go in row order: measured, scripts/golden_lowp_xla_pow.py --half-along-row.)"""
     rows, n = shape
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
@@ -130,9 +130,6 @@ def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
         raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
                             f"the row by a cost model measured for powers of up to {max(ALONG_ROW_FROM)} products, "
                             f"and x^{q:g} takes {products(int(q))}); {how}")
-    if along_row(q, 2, n) and half is not None:  # (as a batch would: a single row's sum measured in float32 only)
-        raise NotReproduced("dtype", f"{what} {n} features in a half dtype (LLVM vectorizes XLA's fused sum "
-                            f"of a row's powers along the row, measured in float32 only); {how}")
 
 
 def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None) -> Array:
@@ -251,21 +248,37 @@ def along_row_sum(d: Array, q: float) -> Array:
 # scripts/golden_lowp_xla_pow.py --loss-lanes); keyed by 1/q
 LOSS_LANES = {1.0: (range(24, 33), range(30, 33)), 2.0: (range(25, 33), range(25, 33)),
               3.0: (range(24, 33), range(24, 33))}
-# batches that go their own way (rows, features)
-LOSSES_APART = {1.0: (range(23, 24), range(1, 2)), 3.0: (range(22, 24), range(1, YNN_FROM))}
+# batches (rows, features) whose sum LLVM takes 4 lanes at a time over the first 16 losses, then 2 at a time
+# (paired_sum; read from XLA's dump of the LLVM IR)
+LOSSES_PAIRED = {1.0: (range(23, 24), range(1, 2)), 3.0: (range(22, 24), range(1, YNN_FROM))}
 
 
-def fused_value(terms: Array, n: int, q: float) -> Callable[[float], float] | None:
+def paired_sum(terms: Array) -> F32:
+    """Σ of 17 to 23 losses as LLVM vectorizes XLA's fused sum for LOSSES_PAIRED: the first 16 in 4 lanes block after
+    block, the lanes halved; that sum in the first of 2 lanes that add the next losses 2 at a time, the 2 lanes
+    added; the last one on its own."""
+    total = vector_add_sum(terms[None, :16], (4, ((0, 1, 2, 3),), 0), ftz)
+    pairs = len(terms[16:]) // 2
+    lanes = terms[16:18].copy()
+    lanes[0] = ftz(total[0] + lanes[0])
+    for k in range(1, pairs):
+        lanes = ftz(lanes + terms[16 + 2 * k:18 + 2 * k])
+    out = ftz(lanes[0] + lanes[1])
+    for rest in terms[16 + 2 * pairs:]:
+        out = ftz(out + rest)
+    return F32(out)
+
+
+def fused_value(terms: Array, n: int, q: float) -> Callable[[float], float]:
     """jnp.sum (over 1) or jnp.mean (over N) of the losses under jit in float32 for q = 1, ½ or ⅓, rows of n
-    features: XLA's fused sum of the losses (LOSS_LANES), times 1/N; None where it is not reproduced
-    (LOSSES_APART)."""
+    features: XLA's fused sum of the losses (LOSS_LANES, LOSSES_PAIRED, else XLA's windows), times 1/N."""
     rows, e = terms.shape[0], float(F32(1 / q))
-    apart = LOSSES_APART.get(e)
-    if apart is not None and rows in apart[0] and n in apart[1]:
-        return None
+    paired = LOSSES_PAIRED.get(e)
 
     def value(count: float) -> float:
-        if rows in LOSS_LANES[e][min(n, 2) - 1]:
+        if paired is not None and rows in paired[0] and n in paired[1]:
+            total = paired_sum(terms)
+        elif rows in LOSS_LANES[e][min(n, 2) - 1]:
             total = vector_add_sum(terms.reshape(1, -1), (8, (tuple(range(rows // 8)),), 0), ftz)[0]
         else:
             total = xla_sum(terms.reshape(1, -1))[0]

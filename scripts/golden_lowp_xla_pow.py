@@ -325,6 +325,72 @@ def root_lane_records(rng) -> list[dict]:
     return out
 
 
+def paired_lane_records(rng) -> list[dict]:
+    """q = 1 and ⅓ under jit in float32, jnp.sum and jnp.mean: the batches whose fused sum of the losses LLVM adds 4
+    lanes, then 2, at a time (lossgrad.lowp_xla_pow.LOSSES_PAIRED: 23 rows of one feature under q = 1, 22 and 23
+    rows under ⅓); four draws each, random and alike rows."""
+    out = []
+    for k, (q, rows, cols) in enumerate(((1.0, 23, 1), (1 / 3, 22, 1), (1 / 3, 22, 5), (1 / 3, 23, 2),
+                                         (1 / 3, 23, 33))):
+        for draw in range(4):
+            y, p, neg, name = triplets(rng, q, rows, cols)[0] if draw % 2 else similar(rng, rows, cols)
+            out.append(record(q, MARGINS[k % 2], True, ("sum", "mean")[draw % 2], y, p, neg, f"paired losses, {name}"))
+    return out
+
+
+def half_along_rows(rng) -> list[dict]:
+    """float16 and bfloat16 under jit: rows of 25 to 32 features that float32 sums along the row (along_row), which
+    the half dtypes add in row order; alike differences."""
+    out = []
+    for k, (q, rows, n, dtype) in enumerate(((7.0, 16, 30, "float16"), (12.0, 8, 32, "float16"),
+                                             (0.5, 16, 29, "float16"), (7.0, 16, 30, "bfloat16"),
+                                             (0.5, 5, 28, "bfloat16"), (16.0, 3, 31, "bfloat16"))):
+        for draw in range(2):
+            pos, a, neg, name = similar(rng, rows, n)
+            pos, a, neg = (_rounded(x, dtype) for x in (pos, a, neg))
+            out.append(record(q, MARGINS[k % 2], True, ("none", "mean")[draw], pos, a, neg,
+                              f"half along the row, {name}", dtype))
+    return out
+
+
+def half_along_row(draws: int = 40) -> None:
+    """Print, for the half dtypes under jit on rows that float32 sums along the row, how many of `draws` batches of
+    alike differences lossgrad (the powers added in row order) gives apart from JAX, and in how many batches float32's
+    order along the row would have given other numbers, and how many of those JAX's are (as lossgrad's)."""
+    from lossgrad import lowp_xla, lowp_xla_pow as pow_
+
+    def along(d: np.ndarray, q: float, r) -> np.ndarray:  # (float32's order, the products rounded to the dtype)
+        n = d.shape[1]
+        if pow_.integral(q):
+            u, v = pow_.last_factors(d, int(q), r)
+            return lowp_xla.vector_fma_sum(u, v, pow_.ROW_PLANS[max(k for k in pow_.ROW_PLANS if k <= n)])
+        return lowp_xla.vector_add_sum(pow_.power(d, q, r, r), (8, (tuple(range(n // 8)),), 0), lowp_xla.ftz)
+
+    rng = np.random.default_rng(11)
+    for q, rows, n, dtype in ((7.0, 16, 30, "float16"), (12.0, 8, 32, "float16"), (0.5, 16, 29, "float16"),
+                              (7.0, 16, 30, "bfloat16"), (0.5, 16, 28, "bfloat16"), (9.0, 5, 31, "bfloat16")):
+        apart = told = ours_won = 0
+        for _ in range(draws):
+            pos, a, neg, _ = similar(rng, rows, n)
+            pos, a, neg = (_rounded(x, dtype) for x in (pos, a, neg))
+            rec = record(q, 1.0, True, "none", pos, a, neg, dtype=dtype)
+            mine = _results(lossgrad.evaluate("triplet", pos.astype(np.float64), a.astype(np.float64),
+                                              convention="optax", dtype=dtype, reduction="none",
+                                              negative=neg.astype(np.float64), norm_degree=q))
+            apart += not _same(mine, _recorded(rec))
+            r = lowp_xla.rounder(_np_dtype(dtype))
+            k = lowp_xla.ftz if dtype == "bfloat16" else r  # (bfloat16 keeps what feeds a float32 sum in float32)
+            eps = r(np.float32(1e-6))
+            rows_of = [r(np.float32(a) - np.float32(v)) for v in (pos, neg)]
+            sums = [r(lowp_xla._rows(pow_.power(d, q, r, k), r, k) + eps) for d in rows_of]
+            other = [r(along(d, q, r) + eps) for d in rows_of]
+            if any(not np.array_equal(u, v) for u, v in zip(sums, other, strict=True)):
+                told += 1
+                ours_won += _same(mine, _recorded(rec))
+        print(f"q = {q:g}, {rows} × {n}, {dtype}: {apart} of {draws} apart; float32's order would give other sums in "
+              f"{told}, where JAX's are lossgrad's in {ours_won}", flush=True)
+
+
 def _row_sum_fit(q: float, rows: int, n: int, rng) -> str:
     """Which way of adding a row's powers gives JAX's jitted results over rows × n for an integral q (four draws of
     alike differences): "scalar" (the scalar loop) or the lanes of one of lossgrad.lowp_xla_pow.ROW_PLANS's plans
@@ -377,7 +443,7 @@ def loss_lanes(degrees=(1.0, 0.5, 1 / 3), features=(1, 2, 5, 33), batches=(*rang
                ) -> None:
     """Print, for q = 1, ½ and ⅓ under jit in float32 and each row length, the batch sizes whose reduced value
     (jnp.sum and jnp.mean in turn, four draws each) lossgrad does not give as JAX does, and those it leaves to its
-    own sum (lossgrad.lowp_xla_pow.LOSS_LANES, LOSSES_APART)."""
+    own sum (lossgrad.lowp_xla_pow.LOSS_LANES, LOSSES_PAIRED)."""
     rng = np.random.default_rng(9)
     for q, n in ((q, n) for q in degrees for n in features):
         apart, own = [], []
@@ -410,12 +476,16 @@ def main() -> None:
     if sys.argv[1:] == ["--along-row"]:
         along_row()
         return
+    if sys.argv[1:] == ["--half-along-row"]:
+        half_along_row()
+        return
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
             + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212))
             + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215))
             + single_root_rows(np.random.default_rng(20261216)) + loss_lane_records(np.random.default_rng(20261217))
-            + root_lane_records(np.random.default_rng(20261218)))
+            + root_lane_records(np.random.default_rng(20261218)) + paired_lane_records(np.random.default_rng(20261219))
+            + half_along_rows(np.random.default_rng(20261220)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 
