@@ -441,8 +441,9 @@ AccumulatorPlan = tuple[int, tuple[tuple[int, ...], ...], int]
 def vector_fma_sum(x: Array, y: Array, plan: LanePlan) -> Array:
     """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it, each product contracted: blocks of `lanes`
     elements multiply-added lane by lane in the plan's order (the first block's products rounded, its first lane plus
-    +0), the lanes halved, then the epilogue's vector (its first lane starting from the sum so far), halved, then
-    the rest chained on in order."""
+    +0), the lanes halved, then the epilogue loop's vectors of `epilogue` lanes as many as fit (the first one's first
+    lane starting from the sum so far, each further one multiply-added lane by lane), halved, then the rest chained
+    on in order."""
     lanes, order, epilogue = plan
 
     def block(i: int) -> tuple[Array, Array]:
@@ -452,10 +453,14 @@ def vector_fma_sum(x: Array, y: Array, plan: LanePlan) -> Array:
     for i in order[1:]:
         acc = _fma(*block(i), acc)
     total, done = halve(acc), len(order) * lanes
-    if epilogue:
+    if epilogue and done + epilogue <= x.shape[-1]:
         last = ftz(x[..., done:done + epilogue] * y[..., done:done + epilogue])
         last[..., 0] = _fma(x[..., done], y[..., done], total)
-        total, done = halve(last), done + epilogue
+        done += epilogue
+        while done + epilogue <= x.shape[-1]:
+            last = _fma(x[..., done:done + epilogue], y[..., done:done + epilogue], last)
+            done += epilogue
+        total = halve(last)
     for k in range(done, x.shape[-1]):
         total = _fma(x[..., k], y[..., k], total)
     return total

@@ -75,10 +75,14 @@ POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
 # an integral q's power takes products(q) products, by which LLVM's cost model decides whether to vectorize XLA's
 # fused sum of a row's powers along the row itself (up to 32 features): from this many features in a batch of two
 # rows or more, and in a batch of one (python3 scripts/golden_lowp_xla_pow.py --along-row: measured for q = 3 to 24
-# and 31; 4 products from 30 in a batch, never alone; 6 from 25 and from 28); more products than these, unmeasured
-ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28)}
-# the lanes and order of those sums, from this many features (along_row_sum)
-ROW_PLANS: dict[int, LanePlan] = {25: (8, (0, 1, 2), 0), 28: (4, (0, 2, 4, 3, 1, 5), 0), 32: (8, (0, 1, 2, 3), 0)}
+# and 31; 4 products from 30 in a batch, never alone; 6 from 25 and from 28; 7 to 10 products read from XLA's dump of
+# the LLVM IR for q = 23, 31, 47 and 63); more products than these, unmeasured
+ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28), 7: (23, 25), 8: (22, 23), 9: (20, 22), 10: (19, 20)}
+# the lanes and order of those sums, from this many features (along_row_sum; the epilogue's vectors repeated as many
+# times as they fit: 22 and 23 features take three of 2 lanes)
+ROW_PLANS: dict[int, LanePlan] = {19: (8, (0, 1), 2), 20: (4, (0, 1, 2, 3), 4), 22: (4, (0, 1, 2, 3), 2),
+                                  24: (8, (0, 1, 2), 0), 25: (8, (0, 1, 2), 0), 28: (4, (0, 2, 4, 3, 1, 5), 0),
+                                  32: (8, (0, 1, 2, 3), 0)}
 # q = ½'s roots vectorize along the row from this many features, in a batch of two rows or more and alone
 ROOTS_ALONG_FROM = (28, 30)
 
@@ -230,11 +234,11 @@ def _fused_sum(d: Array, q: float) -> Array:
 
 
 def along_row_sum(d: Array, q: float) -> Array:
-    """Σ d^q along each row of 25 to 32 features as LLVM vectorizes XLA's fused loop along the row (along_row): lanes
-    of features, block after block (an integral q's last products contracted into them: ROW_PLANS, 8 lanes for 25
+    """Σ d^q along each row of 19 to 32 features as LLVM vectorizes XLA's fused loop along the row (along_row): lanes
+    of features, block after block (an integral q's last products contracted into them: ROW_PLANS, 8 lanes for 24
     to 27 and for 32 features, in order; 4 lanes for 28 to 31, whose blocks its two accumulators take in turn and
-    the backend reassociates into the order 0, 2, 4, 3, 1, 5; ½'s roots added in 8 lanes), the first lane from +0,
-    the lanes halved pairwise, then the features left in order."""
+    the backend reassociates into the order 0, 2, 4, 3, 1, 5; below 24 an epilogue's vectors after the first 16;
+    ½'s roots added in 8 lanes), the first lane from +0, the lanes halved pairwise, then the features left in order."""
     n = d.shape[1]
     if integral(q):
         u, v = last_factors(d, int(q), ftz)

@@ -286,6 +286,25 @@ def product_records(rng) -> list[dict]:
     return out
 
 
+# powers of 7 to 10 products on rows that float32 sums along the row (lossgrad.lowp_xla_pow.ALONG_ROW_FROM, from 19
+# features; ROW_PLANS below 24: an epilogue's vectors after the first 16 features), in a batch and alone, either side
+# of each threshold: (q, rows, features)
+MORE_PRODUCT_SHAPES = ((23, 3, 22), (23, 3, 23), (23, 3, 24), (23, 1, 24), (23, 1, 25), (27, 5, 23), (31, 3, 21),
+                       (31, 3, 22), (31, 1, 23), (47, 3, 19), (47, 3, 20), (47, 1, 21), (47, 1, 22), (63, 3, 18),
+                       (63, 3, 19), (63, 1, 20), (63, 3, 32), (47, 2, 28))
+
+
+def more_product_records(rng) -> list[dict]:
+    """MORE_PRODUCT_SHAPES under jit in float32, two draws of alike differences each."""
+    out = []
+    for k, (q, rows, cols) in enumerate(MORE_PRODUCT_SHAPES):
+        for draw in range(2):
+            y, p, neg, name = similar(rng, rows, cols)
+            out.append(record(float(q), MARGINS[k % 2], True, ("mean", "none")[draw], y, p, neg,
+                              f"more products, {name}"))
+    return out
+
+
 def single_root_rows(rng) -> list[dict]:
     """A single row of 27 to 32 features under jit in float32 with q = ½: its roots added in the scalar loop below
     30 features, along the row in 8 lanes from there (lossgrad.lowp_xla_pow.ROOTS_ALONG_FROM); positive differences
@@ -394,13 +413,15 @@ def half_along_row(draws: int = 40) -> None:
 def _row_sum_fit(q: float, rows: int, n: int, rng) -> str:
     """Which way of adding a row's powers gives JAX's jitted results over rows × n for an integral q (four draws of
     alike differences): "scalar" (the scalar loop) or the lanes of one of lossgrad.lowp_xla_pow.ROW_PLANS's plans
-    ("8x3": 8 lanes, 3 blocks), "neither", or "any" where the draws tell none apart."""
+    ("8x3": 8 lanes, 3 blocks; "4x4+2": and an epilogue of 2 lanes), "neither", or "any" where the draws tell none
+    apart."""
     from lossgrad import lowp_xla_pow as pow_
 
     kept = pow_.ALONG_ROW_FROM, pow_.ROW_PLANS
     m = pow_.products(int(q))
-    ways = {"scalar": ({m: (33, 33)}, kept[1])} | {f"{plan[0]}x{len(plan[1])}": ({m: (n, n)}, {n: plan})
-                                                   for k, plan in kept[1].items() if k <= n}
+    ways = {"scalar": ({m: (33, 33)}, kept[1])} | {
+        f"{plan[0]}x{len(plan[1])}" + (f"+{plan[2]}" if plan[2] else ""): ({m: (n, n)}, {n: plan})
+        for k, plan in kept[1].items() if k <= n}
     draws = [similar(rng, rows, n) for _ in range(4)]
     recs = [record(q, 1.0, True, "none", y, p, neg) for y, p, neg, _ in draws]
     fits = []
@@ -419,7 +440,7 @@ def _matches(rec: dict) -> bool:
                  _recorded(rec))
 
 
-def along_row(degrees=(3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 23, 24, 31)) -> None:
+def along_row(degrees=(3, 4, 5, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 19, 20, 22, 23, 24, 27, 31, 47, 63)) -> None:
     """Print, for each integral degree (and the products its power takes) and row length of 9 to 32, how JAX's
     jitted code adds a row's powers, in a batch of 60 rows and in a batch of one (lossgrad.lowp_xla_pow's
     ALONG_ROW_FROM and ROW_PLANS), as runs of row lengths."""
@@ -485,7 +506,7 @@ def main() -> None:
             + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215))
             + single_root_rows(np.random.default_rng(20261216)) + loss_lane_records(np.random.default_rng(20261217))
             + root_lane_records(np.random.default_rng(20261218)) + paired_lane_records(np.random.default_rng(20261219))
-            + half_along_rows(np.random.default_rng(20261220)))
+            + half_along_rows(np.random.default_rng(20261220)) + more_product_records(np.random.default_rng(20261221)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

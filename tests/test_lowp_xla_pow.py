@@ -59,7 +59,7 @@ def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
                     | {(q, "float32", True) for q in (7.0, 9.0)}  # (the rows summed along the row)
                     | {(7.0, "float16", True), (12.0, "float16", True), (7.0, "bfloat16", True),
                        (16.0, "bfloat16", True)}  # (rows float32 sums along the row, in row order)
-                    | {(float(q), "float32", True) for q in range(11, 25)})
+                    | {(float(q), "float32", True) for q in (*range(11, 25), 27, 31, 47, 63)})
     # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
     vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
                   and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
@@ -136,6 +136,19 @@ def test_powers_summed_by_the_products_they_take(monkeypatch: pytest.MonkeyPatch
         assert _apart(narrow, monkeypatch, "POWER_ROWS", table) == apart
 
 
+def test_powers_of_7_to_10_products_along_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records named "more products" (q = 23 to 63 on 18 to 32 features, in batches and alone, either side of
+    # ALONG_ROW_FROM's thresholds) are JAX's bit for bit (test_jax_cpu_bit_for_bit); in the scalar loop instead,
+    # 22 of the 36 differ (1,781 elements); below 24 features without the epilogue's vectors, 11 (627)
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("more products")]
+    assert len(recs) == 36 and {lowp_xla_pow.products(int(r["options"]["norm_degree"])) for r in recs} == {7, 8, 9, 10}
+    scalar = {**lowp_xla_pow.ALONG_ROW_FROM, **{m: (33, 33) for m in (7, 8, 9, 10)}}
+    assert _apart(recs, monkeypatch, "ALONG_ROW_FROM", scalar) == (22, 1781)
+    plans = {k: (lanes, order, 0) if k < 24 else (lanes, order, e)
+             for k, (lanes, order, e) in lowp_xla_pow.ROW_PLANS.items()}
+    assert _apart(recs, monkeypatch, "ROW_PLANS", plans) == (11, 627)
+
+
 def test_a_single_row_of_roots(monkeypatch: pytest.MonkeyPatch) -> None:
     # q = ½ on a single row of 27 to 32 features: the scalar loop below 30, 8 lanes along the row from there (the
     # records "single root row", JAX's bit for bit above); summed as a batch's from 28, or never along the row alone
@@ -177,16 +190,17 @@ def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> No
     r = lossgrad.evaluate("triplet", seven, seven + 1, convention="optax", dtype="float32", negative=seven - 0.5,
                           norm_degree=23.0)
     assert any("rows of 7 features" in w and "float32 formulas" in w for w in r.warnings), r.warnings
-    # rows of 9 to 32 features whose powers take more products than measured (x^23: 7; LLVM vectorizes a row's own
-    # sum by a cost model measured for up to 6 products)
+    # rows of 9 to 32 features whose powers take more products than measured (x^95: 11; LLVM vectorizes a row's own
+    # sum by a cost model measured for up to 10 products)
     rng = np.random.default_rng(5)
     ys, anchors, negs = (np.abs(rng.standard_normal((3, 32))) for _ in range(3))
-    r = lossgrad.evaluate("triplet", ys[:, :9] - 3, anchors[:, :9], convention="optax", dtype="float32",
-                          negative=negs[:, :9] - 3, norm_degree=23.0)
-    assert any("9 features" in w and "along the row" in w and "takes 7" in w.replace("\n", " ")
+    r = lossgrad.evaluate("triplet", (ys[:, :9] - 3) / 8, anchors[:, :9] / 8, convention="optax", dtype="float32",
+                          negative=(negs[:, :9] - 3) / 8, norm_degree=95.0)
+    assert any("9 features" in w and "along the row" in w and "takes 11" in w.replace("\n", " ")
                and "float32 formulas" in w for w in r.warnings), r.warnings
     for q, d, rows in ((7.0, 30, 1), (10.0, 32, 3), (10.0, 32, 1), (11.0, 30, 1), (15.0, 26, 3), (20.0, 9, 3),
-                       (0.5, 28, 2), (0.5, 28, 1), (0.5, 31, 1)):
+                       (23.0, 9, 3), (23.0, 23, 3), (31.0, 22, 1), (63.0, 19, 3), (0.5, 28, 2), (0.5, 28, 1),
+                       (0.5, 31, 1)):
         r = lossgrad.evaluate("triplet", ys[:rows, :d] - 3, anchors[:rows, :d], convention="optax", dtype="float32",
                               negative=negs[:rows, :d] - 3, norm_degree=q)
         assert not any("float32 formulas" in w for w in r.warnings), (q, r.warnings)
