@@ -111,19 +111,28 @@ def along_row(q: float, rows: int, n: int) -> bool:
     return n >= (alone if rows == 1 else batch)
 
 
+# a single row of YNN_FROM features or more under jit: the anchor's gradient is reproduced for an integral q below
+# this (from 15 LLVM's choice of the product it contracts varies with q and the row's length: q = 15, 19, 20, 23, 24
+# and 32 on odd lengths contract the positive's, 12 to 14 and 17 the negative's; 15 on even lengths the negative's)
+SINGLE_ROW_BELOW = 15
+
+
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
     """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
     half dtypes held to the same rules): for an integral q and row length not in POWER_ROWS, rows of 2 to 8
     features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those only); for a
     q whose power takes more products than ALONG_ROW_FROM's, rows of 9 to 32; and a single row of YNN_FROM
-    features or more with q a power of 2 from 16 (measured to differ). (The half dtypes' rows that float32 sums along
-    the row, 25 to 32 features, go in row order: measured, scripts/golden_lowp_xla_pow.py --half-along-row.)"""
+    features or more with an integral q from SINGLE_ROW_BELOW (measured to differ). (The half dtypes' rows that
+    float32 sums along the row, 25 to 32 features, go in row order: measured, scripts/golden_lowp_xla_pow.py
+    --half-along-row.)"""
     rows, n = shape
     what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
     how = "ask for JAX op by op (--no-jit; jit=False in Python)"
-    if jit and rows == 1 and n >= YNN_FROM and integral(q) and q >= 16 and not int(q) & (int(q) - 1):
-        raise NotReproduced("dtype", f"{what} {n} features in a batch of one (a power of 2 from 16: the anchor's "
-                            f"gradient was measured an ulp apart in some elements); {how}, or give two rows or more")
+    if jit and rows == 1 and n >= YNN_FROM and integral(q) and q >= SINGLE_ROW_BELOW:
+        raise NotReproduced("dtype", f"{what} {n} features in a batch of one (from q = {SINGLE_ROW_BELOW} LLVM "
+                            "contracts one or the other of the anchor's two products into its multiply-add, by the "
+                            "degree and the row's length: measured an ulp apart in some elements); "
+                            f"{how}, or give two rows or more")
     if not (jit and ((integral(q) and q >= 3) or q == 0.5) and rows * n < YNN_FROM and n <= 32):
         return
     if integral(q) and n not in POWER_ROWS.get(int(q), {}) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
