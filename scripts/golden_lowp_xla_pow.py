@@ -488,17 +488,10 @@ def loss_lanes(degrees=(1.0, 0.5, 1 / 3), features=(1, 2, 5, 33), batches=(*rang
 def main() -> None:
     from make_golden import jax_versions
 
-    if sys.argv[1:] == ["--vector-rows"]:
-        vector_rows()
-        return
-    if sys.argv[1:] == ["--loss-lanes"]:
-        loss_lanes()
-        return
-    if sys.argv[1:] == ["--along-row"]:
-        along_row()
-        return
-    if sys.argv[1:] == ["--half-along-row"]:
-        half_along_row()
+    measurements = {"--vector-rows": vector_rows, "--loss-lanes": loss_lanes, "--along-row": along_row,
+                    "--half-along-row": half_along_row}
+    if len(sys.argv) == 2 and sys.argv[1] in measurements:
+        measurements[sys.argv[1]]()
         return
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
