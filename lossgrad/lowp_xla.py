@@ -469,7 +469,7 @@ def vector_fma_sum(x: Array, y: Array, plan: LanePlan) -> Array:
 def vector_add_sum(rows: Array, plan: AccumulatorPlan, r: Rounder) -> Array:
     """Σ over the last axis of stored terms as LLVM's vectorized loop adds them, each sum rounded by r: blocks of
     `lanes` that each accumulator adds in order (the first block's first lane plus +0), the accumulators added, the
-    last first, the lanes halved, the epilogue's vector as vector_fma_sum's, then the rest in order."""
+    last first, the lanes halved, the epilogue loop's vectors as vector_fma_sum's, then the rest in order."""
     lanes, accumulators, epilogue = plan
 
     def block(i: int) -> Array:
@@ -486,10 +486,14 @@ def vector_add_sum(rows: Array, plan: AccumulatorPlan, r: Rounder) -> Array:
     for other in reversed(sums[:-1]):
         acc = r(acc + other)
     total, done = halve(acc, r), lanes * sum(map(len, accumulators))
-    if epilogue:
+    if epilogue and done + epilogue <= rows.shape[-1]:
         last = rows[..., done:done + epilogue].copy()
         last[..., 0] = r(total + last[..., 0])
-        total, done = halve(last, r), done + epilogue
+        done += epilogue
+        while done + epilogue <= rows.shape[-1]:
+            last = r(last + rows[..., done:done + epilogue])
+            done += epilogue
+        total = halve(last, r)
     for k in range(done, rows.shape[-1]):
         total = r(total + rows[..., k])
     return total

@@ -262,24 +262,8 @@ def along_row_sum(d: Array, q: float) -> Array:
 LOSS_LANES = {1.0: (range(24, 33), range(30, 33)), 2.0: (range(25, 33), range(25, 33)),
               3.0: (range(24, 33), range(24, 33))}
 # batches (rows, features) whose sum LLVM takes 4 lanes at a time over the first 16 losses, then 2 at a time
-# (paired_sum; read from XLA's dump of the LLVM IR)
+# (vector_add_sum's epilogue of 2 lanes repeated; read from XLA's dump of the LLVM IR)
 LOSSES_PAIRED = {1.0: (range(23, 24), range(1, 2)), 3.0: (range(22, 24), range(1, YNN_FROM))}
-
-
-def paired_sum(terms: Array) -> F32:
-    """Σ of 17 to 23 losses as LLVM vectorizes XLA's fused sum for LOSSES_PAIRED: the first 16 in 4 lanes block after
-    block, the lanes halved; that sum in the first of 2 lanes that add the next losses 2 at a time, the 2 lanes
-    added; the last one on its own."""
-    total = vector_add_sum(terms[None, :16], (4, ((0, 1, 2, 3),), 0), ftz)
-    pairs = len(terms[16:]) // 2
-    lanes = terms[16:18].copy()
-    lanes[0] = ftz(total[0] + lanes[0])
-    for k in range(1, pairs):
-        lanes = ftz(lanes + terms[16 + 2 * k:18 + 2 * k])
-    out = ftz(lanes[0] + lanes[1])
-    for rest in terms[16 + 2 * pairs:]:
-        out = ftz(out + rest)
-    return F32(out)
 
 
 def fused_value(terms: Array, n: int, q: float) -> Callable[[float], float]:
@@ -290,7 +274,7 @@ def fused_value(terms: Array, n: int, q: float) -> Callable[[float], float]:
 
     def value(count: float) -> float:
         if paired is not None and rows in paired[0] and n in paired[1]:
-            total = paired_sum(terms)
+            total = vector_add_sum(terms.reshape(1, -1), (4, ((0, 1, 2, 3),), 2), ftz)[0]
         elif rows in LOSS_LANES[e][min(n, 2) - 1]:
             total = vector_add_sum(terms.reshape(1, -1), (8, (tuple(range(rows // 8)),), 0), ftz)[0]
         else:
