@@ -18,6 +18,7 @@ in float32 arrays; jnp.sum and jnp.mean add them in float32.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -48,6 +49,11 @@ KAHAN_EVERY = 1024
 # in parallel instead); a reduction over a non-contiguous axis takes SLAB elements at a time too (lowp_xla_partner)
 SLAB = 32768
 SPLIT_BELOW = 4
+# XLA splits a fused kernel into tasks, one per thread of its pool at most (ParallelTaskAssignment's cost model,
+# xla/service/cpu/parallel_task_assignment.cc): a kernel with more flops than bytes costs flops + 10 × bytes, a task
+# per 100,000 of it; one with no more flops than bytes a task per 256 KiB it reads and writes. The threads are the
+# cores: the 2 of the machine the golden files record (another machine may split a kernel otherwise)
+XLA_THREADS = 2
 
 
 def _f(bits: int) -> F32:
@@ -539,6 +545,16 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool) -> tupl
         g[rows, labels] = r(g[rows, labels] - c)
         return g
     return r(raw), k(raw), grad, r(e / total[:, None])
+
+
+def xla_tasks(flops: int, bytes_: int) -> int:
+    """The tasks among which XLA splits a fused kernel of these flops and bytes read and written (XLA_THREADS).
+    The outermost dimension of the kernel's shape with at least that many indexes is split evenly, the last task
+    taking the rest (ShapePartitionAssigner); where the parts differ in size, each task's loop is guarded and LLVM
+    leaves it scalar."""
+    if flops <= bytes_:
+        return min(XLA_THREADS, math.ceil(math.sqrt(XLA_THREADS)), max(1, bytes_ // (256 << 10)))
+    return min(XLA_THREADS, max(1, (flops + 10 * bytes_) // 100_000))
 
 
 def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:

@@ -43,46 +43,53 @@ from .lowp_xla import (
     vector_add_sum,
     vector_fma_sum,
     xla_sum,
+    xla_tasks,
 )
 from .lowp_xla_rows import _vector_rows
 
 # integral q: rows of 2 to 8 features whose fused row sum of q-th powers LLVM's loop vectorizer takes 4 rows at a
 # time below this many groups of 8 (a batch with 4 to 7 rows over its groups of 8), 8 at a time from there; its
-# cost model, measured below YNN_FROM elements for each q (python3 scripts/golden_lowp_xla_pow.py --vector-rows)
+# cost model, by the products the power takes and the parity of q (an odd q's last product is by x itself), read
+# from XLA's dump of the LLVM IR below YNN_FROM elements (python3 scripts/golden_lowp_xla_pow.py --rows-read: two
+# degrees or more of each key, q = 3 to 40, 45, 47, 48, 63, 64, 114, 145, 160, 201, 247, 281, 336, 362, 777, 1028
+# and 8192, none apart from its key's numbers; q = 3 to 24 measured on results before, --vector-rows)
 _NEVER = YNN_FROM
-POWER_ROWS = {3: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
-              4: {2: 3, 3: 6, 4: 7, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
-              5: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 40, 8: 46},
-              6: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
-              7: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
-              8: {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
-              9: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 17, 8: 18},
-              10: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19},
-              11: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
-              12: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19},
-              13: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
-              14: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
-              15: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 9, 8: 10},
-              16: {2: 3, 3: 5, 4: 6, 5: 4, 6: 4, 7: 18, 8: 19},
-              17: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
-              18: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
-              19: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 9, 8: 10},
-              20: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12},
-              21: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 9, 8: 10},
-              22: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 10, 8: 10},
-              23: {2: 3, 3: 5, 4: 5, 5: 4},  # (6 to 8 features: neither 4 nor 8 rows at a time, not one number)
-              24: {2: 3, 3: 5, 4: 5, 5: 4, 6: 4, 7: 12, 8: 12}}
+_FEW = {2: 3, 3: 5, 4: 5, 5: 4, 6: 4}
+POWER_ROWS: dict[tuple[int, int], dict[int, int]] = {
+    (2, 1): {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
+    (2, 0): {2: 3, 3: 6, 4: 7, 5: 4, 6: 4, 7: _NEVER, 8: _NEVER},
+    (3, 1): {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 40, 8: 46},
+    (3, 0): {2: 3, 3: 6, 4: 6, 5: 4, 6: 4, 7: 52, 8: 60},
+    (4, 1): {**_FEW, 7: 17, 8: 18}, (4, 0): {**_FEW, 4: 6, 7: 18, 8: 19},
+    (5, 1): {**_FEW, 7: 12, 8: 12}, (5, 0): {**_FEW, 7: 12, 8: 12},
+    (6, 1): {**_FEW, 7: 9, 8: 10}, (6, 0): {**_FEW, 7: 10, 8: 10},
+    (7, 1): {**_FEW, 7: 8, 8: 8}, (7, 0): {**_FEW, 7: 8, 8: 8},
+    (8, 1): {**_FEW, 7: 7, 8: 7}, (8, 0): {**_FEW, 7: 7, 8: 7},
+    (9, 1): {**_FEW, 3: 4, 7: 7, 8: 7}, (9, 0): {**_FEW, 7: 7, 8: 7},
+    (10, 1): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6}, (10, 0): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6},
+    (11, 1): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6}, (11, 0): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6},
+    (12, 1): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6}, (12, 0): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6},
+    (13, 1): {**_FEW, 3: 4, 4: 4, 7: 5, 8: 6}, (13, 0): {**_FEW, 3: 4, 4: 4, 7: 6, 8: 6}}
+
+
+def power_rows(q: int) -> dict[int, int]:
+    """POWER_ROWS' numbers for an integral q (none past the products measured)."""
+    return POWER_ROWS.get((products(q), q % 2), {})
+
+
 # an integral q's power takes products(q) products, by which LLVM's cost model decides whether to vectorize XLA's
 # fused sum of a row's powers along the row itself (up to 32 features): from this many features in a batch of two
 # rows or more, and in a batch of one (python3 scripts/golden_lowp_xla_pow.py --along-row: measured for q = 3 to 24
-# and 31; 4 products from 30 in a batch, never alone; 6 from 25 and from 28; 7 to 10 products read from XLA's dump of
-# the LLVM IR for q = 23, 31, 47 and 63); more products than these, unmeasured
-ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28), 7: (23, 25), 8: (22, 23), 9: (20, 22), 10: (19, 20)}
+# and 31; 4 products from 30 in a batch, never alone; 6 from 25 and from 28; 7 to 13 products read from XLA's dump
+# of the LLVM IR, python3 scripts/golden_lowp_xla_pow.py --lanes-read, for two degrees or more of each count; the
+# degrees check lets through take no more)
+ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28), 7: (23, 25), 8: (22, 23), 9: (20, 22), 10: (19, 20),
+                  11: (18, 19), 12: (17, 18), 13: (16, 17)}
 # the lanes and order of those sums, from this many features (along_row_sum; the epilogue's vectors repeated as many
 # times as they fit: 22 and 23 features take three of 2 lanes)
-ROW_PLANS: dict[int, LanePlan] = {19: (8, (0, 1), 2), 20: (4, (0, 1, 2, 3), 4), 22: (4, (0, 1, 2, 3), 2),
-                                  24: (8, (0, 1, 2), 0), 25: (8, (0, 1, 2), 0), 28: (4, (0, 2, 4, 3, 1, 5), 0),
-                                  32: (8, (0, 1, 2, 3), 0)}
+ROW_PLANS: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (4, (0, 1, 2, 3), 4),
+                                  22: (4, (0, 1, 2, 3), 2), 24: (8, (0, 1, 2), 0), 25: (8, (0, 1, 2), 0),
+                                  28: (4, (0, 2, 4, 3, 1, 5), 0), 32: (8, (0, 1, 2, 3), 0)}
 # q = ½'s roots vectorize along the row from this many features, in a batch of two rows or more and alone
 ROOTS_ALONG_FROM = (28, 30)
 
@@ -111,38 +118,37 @@ def along_row(q: float, rows: int, n: int) -> bool:
     return n >= (alone if rows == 1 else batch)
 
 
-# a single row of YNN_FROM features or more under jit: the anchor's gradient is reproduced for an integral q below
-# this (from 15 LLVM's choice of the product it contracts varies with q and the row's length: q = 15, 19, 20, 23, 24
-# and 32 on odd lengths contract the positive's, 12 to 14 and 17 the negative's; 15 on even lengths the negative's)
-SINGLE_ROW_BELOW = 15
+# under jit, the gradient kernel's scalar code (the columns a row's vector loop leaves, and the guarded loop of
+# scalar_gradient) contracts the positive's product into the anchor's multiply-add from this many products in
+# d^(q−1), and the negative's below (measured on 40 rows of 9 features: q = 3 to 39, 47 to 256, 385 to 4097; the
+# smallest such q is 192); where that code runs in a batch is not reproduced
+GRADIENT_PRODUCTS_BELOW = 13
+# the largest integral q reproduced under jit (random batches of every shape measured to 405; from 406, q = 406,
+# 441, 469, 482 and 515 gave some gradients apart, and from 562 some losses)
+MAX_JIT_DEGREE = 255
+# and in float16 and bfloat16 (random batches and single rows measured to 24; q = 31 to 202 gave some apart)
+HALF_JIT_DEGREE = 24
 
 
 def check(q: float, shape: tuple[int, ...], half: object, jit: bool) -> None:
-    """Raise NotReproduced where JAX's results are not reproduced here, under jit below YNN_FROM elements (the
-    half dtypes held to the same rules): for an integral q and row length not in POWER_ROWS, rows of 2 to 8
-    features that LLVM's loop vectorizer may take 4 or 8 at a time (its cost model measured for those only); for a
-    q whose power takes more products than ALONG_ROW_FROM's, rows of 9 to 32; and a single row of YNN_FROM
-    features or more with an integral q from SINGLE_ROW_BELOW (measured to differ). (The half dtypes' rows that
-    float32 sums along the row, 25 to 32 features, go in row order: measured, scripts/golden_lowp_xla_pow.py
-    --half-along-row.)"""
-    rows, n = shape
-    what = f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced for rows of"
-    how = "ask for JAX op by op (--no-jit; jit=False in Python)"
-    if jit and rows == 1 and n >= YNN_FROM and integral(q) and q >= SINGLE_ROW_BELOW:
-        raise NotReproduced("dtype", f"{what} {n} features in a batch of one (from q = {SINGLE_ROW_BELOW} LLVM "
-                            "contracts one or the other of the anchor's two products into its multiply-add, by the "
-                            "degree and the row's length: measured an ulp apart in some elements); "
-                            f"{how}, or give two rows or more")
-    if not (jit and ((integral(q) and q >= 3) or q == 0.5) and rows * n < YNN_FROM and n <= 32):
+    """Raise NotReproduced where JAX's results are not reproduced here: under jit (any dtype), an integral q whose
+    d^(q−1) takes GRADIENT_PRODUCTS_BELOW products or more, or above MAX_JIT_DEGREE (HALF_JIT_DEGREE in float16 and
+    bfloat16; POWER_ROWS and ALONG_ROW_FROM cover every other)."""
+    if not (jit and integral(q) and q >= 3):
         return
-    if integral(q) and n not in POWER_ROWS.get(int(q), {}) and 2 <= n <= 8 and (rows in (4, 8) or rows >= 16):
-        raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes some rows of XLA's fused sum of the "
-                            f"powers by a cost model measured for degrees up to {max(POWER_ROWS)}, and for 23 on "
-                            f"up to 5 features); {how}")
-    if integral(q) and products(int(q)) > max(ALONG_ROW_FROM) and n >= 9:
-        raise NotReproduced("dtype", f"{what} {n} features (LLVM vectorizes XLA's fused sum of a row's powers along "
-                            f"the row by a cost model measured for powers of up to {max(ALONG_ROW_FROM)} products, "
-                            f"and x^{q:g} takes {products(int(q))}); {how}")
+    how = "ask for JAX op by op (--no-jit; jit=False in Python)"
+    if products(int(q) - 1) >= GRADIENT_PRODUCTS_BELOW:
+        raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced "
+                            f"(the gradient's d^{int(q) - 1:d} takes {products(int(q) - 1)} products, and from "
+                            f"{GRADIENT_PRODUCTS_BELOW} LLVM's scalar code contracts the other side's product into "
+                            f"the anchor's multiply-add, in elements not modelled here); {how}")
+    if half is not None and q > HALF_JIT_DEGREE:
+        raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit in float16 and "
+                            f"bfloat16 is not reproduced (measured up to {HALF_JIT_DEGREE}; some of 31 to 202 "
+                            f"differ); {how}")
+    if q > MAX_JIT_DEGREE:
+        raise NotReproduced("dtype", f"JAX's triplet_margin_loss with norm_degree {q:g} under jit is not reproduced "
+                            f"(measured up to {MAX_JIT_DEGREE}; from 406 some gradients differ); {how}")
 
 
 def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None) -> Array:
@@ -231,15 +237,34 @@ def _fused_sum(d: Array, q: float) -> Array:
     if integral(q) and q >= 3:
         u, v = last_factors(d, int(q), ftz)
         out = _contracted(u, v, int(q) % 2 == 0)
-        rows, n = d.shape
-        w = _vector_rows(rows, n, POWER_ROWS.get(int(q), {}))
-        out[:w] = _in_order(ftz(u[:w] * v[:w]), ftz)
+        vector = vector_power_rows(int(q), *d.shape)
+        out[vector] = _in_order(ftz(u[vector] * v[vector]), ftz)
         return out
     t = jit_powf(d, q)
     acc = np.zeros(d.shape[0], dtype=F32)
     for i in range(d.shape[1]):
         acc = ftz(acc + t[:, i])
     return acc
+
+
+def row_sum_tasks(q: int, rows: int, n: int) -> int:
+    """The tasks among which XLA splits its fused row sum of q-th powers (lowp_xla.xla_tasks): per element a
+    difference, the power's products and an addition (one fewer a row); two rows of n read and a sum written."""
+    return xla_tasks(rows * (n * (products(q) + 2) - 1), 4 * rows * (2 * n + 1))
+
+
+def vector_power_rows(q: int, rows: int, n: int) -> Array:
+    """Which rows of 2 to 8 features LLVM's loop vectorizer takes 4 or 8 at a time in XLA's fused row sum of an
+    integral q's powers (POWER_ROWS, _vector_rows): in each task's equal part of the rows, or in none where the
+    parts differ in size (a guarded loop, left scalar)."""
+    tasks = row_sum_tasks(q, rows, n)
+    vector = np.zeros(rows, dtype=bool)
+    if rows % tasks == 0:
+        part = rows // tasks
+        w = _vector_rows(part, n, power_rows(q))
+        for start in range(0, rows, part):
+            vector[start:start + w] = True
+    return vector
 
 
 def along_row_sum(d: Array, q: float) -> Array:
@@ -336,7 +361,8 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         if fused and q != 1:
             (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
             bp, bt = ftz(un * kn), ftz(up * kp)
-            return [_fma(un, kn, bt), -bt, -bp]
+            anchor = _fma(up, kp, bp) if scalar_gradient(q, dn.shape) else _fma(un, kn, bt)
+            return [anchor, -bt, -bp]
         if regroup and q != 1 and dn.shape[1] > 1:
             (un, kn), (up, kp) = _factors(cn, dn, q, r), _factors(cp, dp, q, r)
             bp, bt = r(un * kn), r(up * kp)
@@ -344,6 +370,20 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
             bp, bt = _through(cn, dn, q, r, jit), _through(cp, dp, q, r, jit)
         return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
+
+
+def scalar_gradient(q: float, shape: tuple[int, ...]) -> bool:
+    """Whether XLA's kernel of the anchor's gradient under jit in float32 (an integral q) is a guarded scalar loop,
+    whose multiply-add LLVM forms from the positive's product (a vectorized one from the negative's): a single row
+    split among tasks along the row into parts of unequal size (lowp_xla.xla_tasks). Per element the kernel reads
+    the anchor and both rows (from YNN_FROM, for an odd q, the two differences stored instead), forms each side's
+    difference, power d^(q−1) and product with the row's factor, and adds the two; 7 flops and 3 factors a row."""
+    rows, n = shape
+    if rows != 1 or not integral(q) or q < 3:
+        return False
+    stored = n >= YNN_FROM and int(q) % 2 == 1
+    flops = n * (2 * (products(int(q) - 1) + 1) + (1 if stored else 3)) + 7
+    return n % xla_tasks(flops, 4 * n * (3 if stored else 4) + 12) != 0
 
 
 def _root_difference(h_p: Array, root_n: Array, e: F32) -> Array | None:

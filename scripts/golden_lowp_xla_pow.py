@@ -13,7 +13,9 @@ lax.integer_pow), any other as a float (lax.pow). Under jit only the degrees and
 from __future__ import annotations
 
 import json
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -195,7 +197,7 @@ def _vector_width(q: float, rows: int, n: int, rng) -> str:
     from lossgrad import lowp_xla_pow
 
     def run(y: np.ndarray, p: np.ndarray, neg: np.ndarray, four: bool) -> list[np.ndarray]:
-        lowp_xla_pow.POWER_ROWS[int(q)] = {n: rows if four else 0}
+        lowp_xla_pow.POWER_ROWS[lowp_xla_pow.products(int(q)), int(q) % 2] = {n: rows if four else 0}
         return _results(ours(y, p, neg, q))
     for _ in range(20):
         y, p, neg, _name = similar(rng, rows, n)
@@ -270,7 +272,7 @@ def product_records(rng) -> list[dict]:
     """Integral degrees past 10 under jit in float32: PRODUCT_SHAPES (random rows and alike differences), and rows of
     2 to 8 features that LLVM vectorizes 4 or 8 rows at a time by POWER_ROWS for 11 to 16, a group of 8 either side
     of each threshold."""
-    from lossgrad.lowp_xla_pow import POWER_ROWS
+    from lossgrad.lowp_xla_pow import power_rows
 
     out = []
     for k, (q, rows, cols) in enumerate(PRODUCT_SHAPES):
@@ -279,7 +281,7 @@ def product_records(rng) -> list[dict]:
             out.append(record(float(q), MARGINS[k % 2], True, reduction, y, p, neg, f"products, {name}"))
     for k, q in enumerate(range(11, 25)):
         for n in (2 + k % 3, 7 + k % 2) if q != 23 else (5,):
-            groups = min(POWER_ROWS[q][n], (4095 // n - 4) // 8)
+            groups = min(power_rows(q)[n], (4095 // n - 4) // 8)
             for rows in {8 * (groups - 1) + 4, 8 * groups + 4}:
                 y, p, neg, name = similar(rng, rows, n)
                 out.append(record(float(q), 1.0, True, ("mean", "none")[k % 2], y, p, neg, f"products, {name}"))
@@ -485,6 +487,110 @@ def loss_lanes(degrees=(1.0, 0.5, 1 / 3), features=(1, 2, 5, 33), batches=(*rang
         print(f"q = {q:.4g}, {n} features: apart {apart or 'none'}; lossgrad's own sum {own or 'none'}", flush=True)
 
 
+def _kernels(q: int, rows: int, n: int) -> list[str]:
+    """The optimized LLVM IR of each row-sum kernel XLA compiles for JAX's jitted triplet (the mean's value and
+    gradients, integral degree q, rows × n in float32), read from its dump (XLA_FLAGS=--xla_dump_to, set in
+    _dumping before jax is imported)."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
+    shutil.rmtree(DUMP, ignore_errors=True)
+    DUMP.mkdir(parents=True)
+
+    def reduced(a, pos, neg):
+        return jnp.mean(optax.losses.triplet_margin_loss(a, pos, neg, norm_degree=q, margin=1.0))
+    shape = jax.ShapeDtypeStruct((rows, n), jnp.float32)
+    jax.jit(jax.value_and_grad(reduced, argnums=(0, 1, 2))).lower(shape, shape, shape).compile()
+    return [f.read_text() for f in DUMP.glob("*reduce*kernel_module.ir-with-opt.ll") if "window" not in f.name]
+
+
+def _rows_at_a_time(q: int, rows: int, n: int) -> int:
+    """How many rows at a time the vector loop of XLA's fused row sum of powers takes (1: the scalar loop alone):
+    the width of the vector it stores, whose loads are n times as wide."""
+    import re
+
+    widths = [int(w) for text in _kernels(q, rows, n) for w in re.findall(r"store <(\d+) x float>", text)
+              if f"load <{int(w) * n} x float>" in text]
+    return max(widths, default=1)
+
+
+def rows_read(degrees: list[int]) -> None:
+    """Print, for each integral degree and row length of 2 to 8, the groups of 8 rows from which XLA's fused row sum
+    takes a batch of 8g + 4 rows 8 at a time rather than 4 (lossgrad.lowp_xla_pow.POWER_ROWS), read from the IR
+    over the batches XLA does not split between threads (row_sum_tasks), beside the table's number."""
+    from lossgrad.lowp_xla_pow import power_rows, products, row_sum_tasks
+
+    for q in degrees:
+        row = {}
+        for n in range(2, 9):
+            groups = [g for g in range(2, (4095 // n - 4) // 8 + 1) if row_sum_tasks(q, 8 * g + 4, n) == 1]
+            eight = next((g for g in groups if _rows_at_a_time(q, 8 * g + 4, n) == 8), "never")
+            row[n] = (eight, power_rows(q).get(n, "-"))
+        print(q, products(q), "odd" if q % 2 else "even", row, flush=True)
+
+
+def lanes_read(degrees: list[int]) -> None:
+    """Print, for each integral degree, the row lengths of 9 to 32 whose fused sum XLA's code vectorizes along the
+    row (the lanes of its vector reductions, read from the IR), in a batch of 3 rows and alone (ALONG_ROW_FROM)."""
+    import re
+
+    from lossgrad.lowp_xla_pow import products
+
+    for q in degrees:
+        for rows in (3, 1):
+            lanes = {n: sorted({int(w) for text in _kernels(q, rows, n)
+                                for w in re.findall(r"vector\.reduce\.fadd\.v(\d+)f32", text)}) for n in range(9, 33)}
+            print(q, products(q), "alone" if rows == 1 else "batch",
+                  " ".join(f"{n}:{','.join(map(str, w)) or '-'}" for n, w in lanes.items()), flush=True)
+
+
+def _dumping() -> None:
+    """Have XLA dump what it compiles into DUMP (before jax is imported)."""
+    import os
+
+    os.environ["XLA_FLAGS"] = f"--xla_dump_to={DUMP}"
+
+
+DUMP = Path(tempfile.gettempdir()) / "lossgrad-xla-dump"
+
+
+def split_records(rng) -> list[dict]:
+    """Under jit in float32, kernels XLA splits between its two threads (lossgrad.lowp_xla.xla_tasks): single rows
+    whose anchor-gradient kernel is split along the row, evenly or not (scalar_gradient; "split row"), and batches
+    whose fused row sum of powers is split by rows, evenly or not ("split rows"); alike differences."""
+    out = []
+    for q, n in ((23, 1131), (23, 1130), (16, 2001), (16, 2002), (15, 4097), (15, 4098), (31, 1201), (17, 4097)):
+        y, p, neg, name = similar(rng, 1, n)
+        out.append(record(float(q), 1.0, True, "none", y, p, neg, f"split row, {name}"))
+    for q, rows, n in ((23, 404, 6), (23, 405, 6), (23, 300, 8), (23, 301, 8), (31, 600, 4), (31, 601, 4),
+                       (47, 900, 3), (47, 901, 3)):
+        y, p, neg, name = similar(rng, rows, n)
+        out.append(record(float(q), 1.0, True, ("mean", "none")[rows % 2], y, p, neg, f"split rows, {name}"))
+    return out
+
+
+# degrees past 24 under jit in float32, by the products and parity that key POWER_ROWS and the products of
+# ALONG_ROW_FROM (11 to 13 from 16 features): (q, rows, features)
+MANY_PRODUCT_SHAPES = ((25, 16, 5), (33, 36, 7), (47, 20, 3), (63, 100, 8), (95, 40, 9), (127, 3, 17), (127, 1, 18),
+                       (160, 52, 7), (191, 3, 16), (200, 1, 1500), (250, 8, 4), (145, 28, 3), (114, 44, 8),
+                       (201, 60, 7))
+
+
+def many_product_records(rng) -> list[dict]:
+    """MANY_PRODUCT_SHAPES under jit in float32, alike differences and differences near 1 (whose q-th powers stay
+    finite)."""
+    out = []
+    for k, (q, rows, cols) in enumerate(MANY_PRODUCT_SHAPES):
+        y, p, neg, name = similar(rng, rows, cols)
+        out.append(record(float(q), 1.0, True, ("mean", "none")[k % 2], y, p, neg, f"many products, {name}"))
+        a = rng.standard_normal((rows, cols))
+        pos, neg = (a - 1 - rng.uniform(-1.5, 1.5, (rows, cols)) / q for _ in range(2))
+        out.append(record(float(q), 1.0, True, ("none", "sum")[k % 2], pos.astype(np.float32), a.astype(np.float32),
+                          neg.astype(np.float32), "many products, near 1"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -493,13 +599,19 @@ def main() -> None:
     if len(sys.argv) == 2 and sys.argv[1] in measurements:
         measurements[sys.argv[1]]()
         return
+    readings = {"--rows-read": rows_read, "--lanes-read": lanes_read}
+    if len(sys.argv) > 2 and sys.argv[1] in readings:
+        _dumping()
+        readings[sys.argv[1]]([int(q) for q in sys.argv[2:]])
+        return
 
     recs = (records(np.random.default_rng(20261205)) + half_records(np.random.default_rng(20261206))
             + more_records(np.random.default_rng(20261203)) + single_rows(np.random.default_rng(20261212))
             + along_rows(np.random.default_rng(20261213)) + product_records(np.random.default_rng(20261215))
             + single_root_rows(np.random.default_rng(20261216)) + loss_lane_records(np.random.default_rng(20261217))
             + root_lane_records(np.random.default_rng(20261218)) + paired_lane_records(np.random.default_rng(20261219))
-            + half_along_rows(np.random.default_rng(20261220)) + more_product_records(np.random.default_rng(20261221)))
+            + half_along_rows(np.random.default_rng(20261220)) + more_product_records(np.random.default_rng(20261221))
+            + split_records(np.random.default_rng(20261222)) + many_product_records(np.random.default_rng(20261223)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 
