@@ -13,8 +13,11 @@ of its float32 value. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: under
 contracts into the difference of the two distances), and LLVM's library-call simplifier turns a constant x^½ into
 |√x| (q = 1.5's slope, q = ½'s power; jit_powf); op by op the exponent is an operand and every power is powf.
 Under jit the row sum of an integral q's powers contracts each power's last product into the running sum, but
-where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model measured for each q up to 24:
-POWER_ROWS) or a row itself (25 to 32 features, by the products its powers take: ALONG_ROW_FROM).
+where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model that goes by the products the power
+takes and q's parity: POWER_ROWS, in each part of the rows where XLA splits the kernel between its threads) or a
+row itself (16 to 32 features, by the products its powers take: ALONG_ROW_FROM). The anchor's gradient is one
+multiply-add of the two sides' products, formed from the negative's, but in a single row whose kernel XLA splits
+unevenly (scalar_gradient).
 
 jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
 integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again by products, g itself for 1).
@@ -230,7 +233,7 @@ def root_slope(h: Array, q: float, r: Rounder, jit: bool = False, k: Rounder = f
 def _fused_sum(d: Array, q: float) -> Array:
     """Σ d^q along each row as XLA's fused row loop adds it under jit in float32 (up to 32 features, fewer than
     YNN_FROM elements): an integral q ≥ 3 as the scalar loop adds it (_contracted), but for the rows LLVM's loop
-    vectorizer takes 4 or 8 at a time (POWER_ROWS), whose powers are stored and added in order; other q adding
+    vectorizer takes 4 or 8 at a time (vector_power_rows), whose powers are stored and added in order; other q adding
     each power as it is, in order from +0."""
     if along_row(q, *d.shape):
         return along_row_sum(d, q)
