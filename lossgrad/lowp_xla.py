@@ -547,14 +547,14 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool) -> tupl
     return r(raw), k(raw), grad, r(e / total[:, None])
 
 
-def xla_tasks(flops: int, bytes_: int) -> int:
-    """The tasks among which XLA splits a fused kernel of these flops and bytes read and written (XLA_THREADS).
-    The outermost dimension of the kernel's shape with at least that many indexes is split evenly, the last task
-    taking the rest (ShapePartitionAssigner); where the parts differ in size, each task's loop is guarded and LLVM
-    leaves it scalar."""
+def xla_tasks(flops: int, bytes_: int, threads: int = XLA_THREADS) -> int:
+    """The tasks among which XLA splits a fused kernel of these flops and bytes read and written, on a machine of
+    this many threads. The outermost dimension of the kernel's shape with at least that many indexes is split
+    evenly, the last task taking the rest (ShapePartitionAssigner); where the parts differ in size, each task's
+    loop is guarded and LLVM leaves it scalar."""
     if flops <= bytes_:
-        return min(XLA_THREADS, math.ceil(math.sqrt(XLA_THREADS)), max(1, bytes_ // (256 << 10)))
-    return min(XLA_THREADS, max(1, (flops + 10 * bytes_) // 100_000))
+        return min(threads, math.ceil(math.sqrt(threads)), max(1, bytes_ // (256 << 10)))
+    return min(threads, max(1, (flops + 10 * bytes_) // 100_000))
 
 
 def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:

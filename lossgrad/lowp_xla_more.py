@@ -333,6 +333,8 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
     # LLVM adds some batches in vector lanes (lowp_xla_pow.fused_value)
     fused = jit and half is None and norm_degree > 0 and float(np.float32(1 / norm_degree)) in (1.0, 2.0, 3.0)
     value = lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused else mean_value(terms, r)
+    note = lowp_xla_pow.more_threads(norm_degree, a.shape) if jit and half is None else None
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
+                 warnings=[note] if note else [],
                  mean_grad=lambda n: quiet(n)[0], mean_value=value,
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

@@ -34,6 +34,7 @@ from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
+    XLA_THREADS,
     YNN_FROM,
     LanePlan,
     Rounder,
@@ -250,10 +251,37 @@ def _fused_sum(d: Array, q: float) -> Array:
     return acc
 
 
-def row_sum_tasks(q: int, rows: int, n: int) -> int:
+def row_sum_tasks(q: int, rows: int, n: int, threads: int = XLA_THREADS) -> int:
     """The tasks among which XLA splits its fused row sum of q-th powers (lowp_xla.xla_tasks): per element a
     difference, the power's products and an addition (one fewer a row); two rows of n read and a sum written."""
-    return xla_tasks(rows * (n * (products(q) + 2) - 1), 4 * rows * (2 * n + 1))
+    return xla_tasks(rows * (n * (products(q) + 2) - 1), 4 * rows * (2 * n + 1), threads)
+
+
+def gradient_tasks(q: int, n: int, threads: int = XLA_THREADS) -> int:
+    """The tasks among which XLA splits the kernel of a single row's anchor gradient (scalar_gradient): per
+    element it reads the anchor and both rows (from YNN_FROM, for an odd q, the two differences stored instead),
+    forms each side's difference, power d^(q−1) and product with the row's factor, and adds the two; 7 flops and 3
+    factors a row."""
+    stored = n >= YNN_FROM and q % 2 == 1
+    flops = n * (2 * (products(q - 1) + 1) + (1 if stored else 3)) + 7
+    return xla_tasks(flops, 4 * n * (3 if stored else 4) + 12, threads)
+
+
+def more_threads(q: float, shape: tuple[int, ...]) -> str | None:
+    """A note where JAX on a machine of more threads than XLA_THREADS splits a kernel whose split shows in the
+    results (the row sum over 2 to 8 features, a single row's gradient) into more parts (None elsewhere)."""
+    rows, n = shape
+    if not (integral(q) and q >= 3) or rows * n >= YNN_FROM and rows > 1:
+        return None
+    q_ = int(q)
+    tasks = gradient_tasks(q_, n, 64) if rows == 1 else row_sum_tasks(q_, rows, n, 64) if 2 <= n <= 8 else 1
+    if rows == 1 and all((n % t != 0) == (n % XLA_THREADS != 0) for t in range(XLA_THREADS + 1, tasks + 1)):
+        return None  # (a single row's split shows only in whether its parts are equal)
+    if tasks <= XLA_THREADS:
+        return None
+    return (f"JAX under jit splits this triplet_margin_loss kernel (norm_degree {q:g}, {rows} x {n}) among as many "
+            f"as {tasks} threads on a machine of that many cores; lossgrad follows {XLA_THREADS}, as the golden files "
+            "were recorded, and on more cores JAX's results may differ in the last bit")
 
 
 def vector_power_rows(q: int, rows: int, n: int) -> Array:
@@ -378,15 +406,9 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
 def scalar_gradient(q: float, shape: tuple[int, ...]) -> bool:
     """Whether XLA's kernel of the anchor's gradient under jit in float32 (an integral q) is a guarded scalar loop,
     whose multiply-add LLVM forms from the positive's product (a vectorized one from the negative's): a single row
-    split among tasks along the row into parts of unequal size (lowp_xla.xla_tasks). Per element the kernel reads
-    the anchor and both rows (from YNN_FROM, for an odd q, the two differences stored instead), forms each side's
-    difference, power d^(q−1) and product with the row's factor, and adds the two; 7 flops and 3 factors a row."""
+    split among tasks along the row into parts of unequal size (gradient_tasks)."""
     rows, n = shape
-    if rows != 1 or not integral(q) or q < 3:
-        return False
-    stored = n >= YNN_FROM and int(q) % 2 == 1
-    flops = n * (2 * (products(int(q) - 1) + 1) + (1 if stored else 3)) + 7
-    return n % xla_tasks(flops, 4 * n * (3 if stored else 4) + 12) != 0
+    return rows == 1 and integral(q) and q >= 3 and n % gradient_tasks(int(q), n) != 0
 
 
 def _root_difference(h_p: Array, root_n: Array, e: F32) -> Array | None:

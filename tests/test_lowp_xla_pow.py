@@ -248,4 +248,19 @@ def test_a_single_row_split_unevenly_is_a_scalar_loop() -> None:
     recs = [r for r in RECORDS if (r.get("name") or "").startswith("split rows,")]
     assert len(recs) == 8 and {lowp_xla_pow.row_sum_tasks(int(r["options"]["norm_degree"]), *np.shape(r["pred"]))
                                for r in recs} == {2}
-    assert _apart(recs, pytest.MonkeyPatch(), "row_sum_tasks", lambda q, rows, n: 1) == (8, 5460)
+    assert _apart(recs, pytest.MonkeyPatch(), "row_sum_tasks", lambda q, rows, n, threads=2: 1) == (8, 5460)
+
+
+def test_a_split_that_more_cores_would_change_is_warned_of() -> None:
+    # lossgrad follows XLA's 2 threads; a machine of more cores splits a costly kernel in more parts: where that
+    # shows (a single row whose parts would be equal on one count and not on the other; a row sum over 2 to 8
+    # features split in more parts), a warning says so
+    note = lowp_xla_pow.more_threads
+    assert note(23.0, (1, 3001)) is None and note(23.0, (1, 3000)) is None  # (prime: uneven at any count; even)
+    assert "among as many as 5 threads" in (note(23.0, (1, 3003)) or "")  # (3003 = 3 · 7 · 11 · 13)
+    assert note(23.0, (300, 8)) is None and "as many as 3" in (note(23.0, (500, 8)) or "")
+    assert note(5.0, (1, 3001)) is None and note(23.0, (20, 30)) is None and note(2.5, (500, 8)) is None
+    near = np.linspace(1.0, 1.1, 3003).reshape(1, -1)
+    r = lossgrad.evaluate("triplet", near * 0, near, convention="optax", dtype="float32", negative=near - 1.02,
+                          norm_degree=23.0, reduction="none")
+    assert sum("lossgrad follows 2" in w for w in r.warnings) == 1 and r.jit
