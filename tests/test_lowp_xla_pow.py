@@ -179,21 +179,26 @@ def test_the_fused_sum_of_the_losses(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_what_is_not_reproduced_falls_back_or_is_refused_with_the_reason() -> None:
     a, y, n = [[1.0, 2.0, 3.0]], [[0.5, 2.0, 1.0]], [[3.0, 0.0, 1.0]]
-    for q in (3.0, 5.0, 11.0, 0.5, 1 / 3, 95.0, 250.0):  # (reproduced under jit)
+    for q in (3.0, 5.0, 11.0, 0.5, 1 / 3, 95.0, 250.0, 300.0, 4097.0):  # (reproduced under jit)
         r = lossgrad.evaluate("triplet", y, a, convention="optax", dtype="float32", negative=n, norm_degree=q)
         assert not any("float32 formulas" in w or "not bit for bit" in w for w in r.warnings), (q, r.warnings)
-    # d^191 takes 13 products: from there the gradient's scalar code contracts the other product; past 255,
-    # unmeasured; in float16 and bfloat16 past 24
+    # d^191 takes 13 products: from there the gradient's scalar code contracts the other product (4097 is the
+    # largest q whose d^(q−1) takes fewer); in bfloat16, a single long row past 24
     near = np.array([[1.0, 1.01, 0.99]])
-    for q, why in ((192.0, "d^191 takes 13 products"), (300.0, "measured up to 255")):
+    for q, why in ((192.0, "d^191 takes 13 products"), (4098.0, "d^4097 takes 13 products")):
         r = lossgrad.evaluate("triplet", [[0.0, 0.0, 0.0]], near, convention="optax", dtype="float32",
                               negative=near - 1.005, norm_degree=q)
         assert any(f"norm_degree {q:g} under jit" in w and why in w.replace("\n", " ") and "float32 formulas" in w
                    for w in r.warnings), r.warnings
+    long = np.linspace(1.0, 1.1, 4100).reshape(1, -1)
     for dtype in ("float16", "bfloat16"):
-        with pytest.raises(lossgrad.OptionError, match="measured up to 24"):
-            lossgrad.evaluate("triplet", y, a, convention="optax", dtype=dtype, negative=n, norm_degree=25.0)
-        assert lossgrad.evaluate("triplet", y, a, convention="optax", dtype=dtype, negative=n, norm_degree=24.0).jit
+        with pytest.raises(lossgrad.OptionError, match="single row of 4100 features"):
+            lossgrad.evaluate("triplet", long * 0, long, convention="optax", dtype=dtype, negative=long - 1.02,
+                              norm_degree=15.0)
+        assert lossgrad.evaluate("triplet", long * 0, long, convention="optax", dtype=dtype, negative=long - 1.02,
+                                 norm_degree=14.0).jit
+        assert lossgrad.evaluate("triplet", long[:, :4000] * 0, long[:, :4000], convention="optax", dtype=dtype,
+                                 negative=long[:, :4000] - 1.02, norm_degree=25.0).jit
 
 def test_the_command_line_gives_the_records_numbers() -> None:
     rec = next(r for r in RECORDS if r["options"]["norm_degree"] == 1.5 and r["jit"] and r["reduction"] == "sum"
