@@ -124,7 +124,7 @@ def along_row(q: float, rows: int, n: int) -> bool:
 
 # under jit, the gradient kernel's scalar code (the columns a row's vector loop leaves, and the guarded loop of
 # scalar_gradient) contracts the positive's product into the anchor's multiply-add from this many products in
-# d^(q−1), and the negative's below (measured on 40 rows of 9 features: q = 3 to 39, 47 to 256, 385 to 4097; the
+# d^(q−1), and the negative's below (measured on 40 rows of 9 features: q = 3 to 39 and 29 more to 4097; the
 # smallest such q is 192); where that code runs in a batch is not reproduced
 GRADIENT_PRODUCTS_BELOW = 13
 # float16 and bfloat16 under jit: a single row of YNN_FROM features or more is reproduced for an integral q below
@@ -295,7 +295,7 @@ def vector_power_rows(q: int, rows: int, n: int) -> Array:
 
 
 def along_row_sum(d: Array, q: float) -> Array:
-    """Σ d^q along each row of 19 to 32 features as LLVM vectorizes XLA's fused loop along the row (along_row): lanes
+    """Σ d^q along each row of 16 to 32 features as LLVM vectorizes XLA's fused loop along the row (along_row): lanes
     of features, block after block (an integral q's last products contracted into them: ROW_PLANS, 8 lanes for 24
     to 27 and for 32 features, in order; 4 lanes for 28 to 31, whose blocks its two accumulators take in turn and
     the backend reassociates into the order 0, 2, 4, 3, 1, 5; below 24 an epilogue's vectors after the first 16;
