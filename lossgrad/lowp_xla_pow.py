@@ -267,10 +267,11 @@ def more_threads(q: float, shape: tuple[int, ...]) -> str | None:
     """A note where JAX on a machine of more threads than XLA_THREADS splits a kernel whose split shows in the
     results (the row sum over 2 to 8 features, a single row's gradient) into more parts (None elsewhere)."""
     rows, n = shape
-    if not (integral(q) and q >= 3) or rows * n >= YNN_FROM and rows > 1:
+    if not (integral(q) and q >= 3) or (rows > 1 and rows * n >= YNN_FROM):
         return None
     q_ = int(q)
-    tasks = gradient_tasks(q_, n, 64) if rows == 1 else row_sum_tasks(q_, rows, n, 64) if 2 <= n <= 8 else 1
+    many = 64  # (more threads than any of these kernels' costs can use)
+    tasks = gradient_tasks(q_, n, many) if rows == 1 else row_sum_tasks(q_, rows, n, many) if 2 <= n <= 8 else 1
     if rows == 1 and all((n % t != 0) == (n % XLA_THREADS != 0) for t in range(XLA_THREADS + 1, tasks + 1)):
         return None  # (a single row's split shows only in whether its parts are equal)
     if tasks <= XLA_THREADS:
