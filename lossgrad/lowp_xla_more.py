@@ -318,7 +318,7 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
     k = ftz if jit and half is not np.float16 else r  # (as lowp_xla.compute)
     with np.errstate(all="ignore"):
         if norm_degree != 2:
-            lowp_xla_pow.check(norm_degree, a.shape, half, jit)
+            lowp_xla_pow.check(norm_degree, jit)
             losses, terms, grads = lowp_xla_pow.triplet(r(a), r(pos), r(neg), norm_degree, margin, r, k, jit,
                                                         jit and half is None, jit and half is np.float16)
         else:

@@ -133,18 +133,18 @@ def test_the_jit_switch_is_for_optax_in_low_precision_only() -> None:
 ANCHORS = np.linspace(4, 5, 60).reshape(2, 30)
 NOT_REPRODUCED = [  # (loss, target, pred, options, the reason's words, whether bfloat16 is refused too)
     ("mse", [[1.0, 2.0]], [[0.5, 0.5]], {}, None, True),  # (the value: lossgrad's sum, the losses JAX's)
-    # triplet with norm_degree 192 under jit (d^191 takes 13 products); the anchor 0.9 to 1.1 above the positive
-    # and the negative (optax takes the differences' 192nd power, no |·|)
+    # triplet with norm_degree 255 under jit (x^255 takes 14 products); the anchor 0.9 to 1.1 above the positive
+    # and the negative (optax takes the differences' 255th power, no |·|)
     ("triplet", ANCHORS - np.linspace(0.9, 1.1, 60).reshape(2, 30), ANCHORS,
-     {"negative": ANCHORS - np.linspace(1.05, 0.95, 60).reshape(2, 30), "norm_degree": 192},
-     "norm_degree 192 under jit", True),
+     {"negative": ANCHORS - np.linspace(1.05, 0.95, 60).reshape(2, 30), "norm_degree": 255},
+     "norm_degree 255 under jit", True),
 ]
 
 
 @pytest.mark.parametrize("loss, y, p, options, why, half", NOT_REPRODUCED)
 def test_what_is_not_reproduced_falls_back_in_float32_and_is_refused_in_half(loss, y, p, options, why, half) -> None:
     # float32: lossgrad's float32 formulas, said in a warning, within float32 rounding of the float64 result (each
-    # element to 1e−5 of the largest: a 192nd power's small elements lose more of their own digits)
+    # element to 1e−5 of the largest: a 255th power's small elements lose more of their own digits)
     r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", **options)
     wide = lossgrad.evaluate(loss, y, p, convention="optax", **options)
     np.testing.assert_allclose(r.grad, wide.grad, rtol=1e-5, atol=1e-5 * np.abs(wide.grad).max())
@@ -263,17 +263,17 @@ def test_the_switch_on_the_command_line() -> None:
 
 
 def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
-    # triplet with norm_degree 192 under jit over 16 rows of 3 features is left to the float32 formulas: a tensor
+    # triplet with norm_degree 255 under jit over 16 rows of 3 features is left to the float32 formulas: a tensor
     # run and a CSV batch write the gradients of the mean that the in-memory run gives (each block divided by N once,
-    # not as a kernel's mean); the differences 0.9 to 1.1, whose 192nd powers stay finite
+    # not as a kernel's mean); the differences 0.9 to 1.1, whose 255th powers stay finite
     rng = np.random.default_rng(1)
     p = (rng.random((16, 3)) + 3).astype(np.float32)
     y, n = ((p - 0.9 - rng.random((16, 3)) / 5).astype(np.float32) for _ in range(2))
     for name, a in (("y", y), ("p", p), ("n", n)):
         np.save(tmp_path / f"{name}.npy", a)
-    args = ["triplet", "-c", "optax", "--dtype", "float32", "--norm-degree", "192"]
+    args = ["triplet", "-c", "optax", "--dtype", "float32", "--norm-degree", "255"]
     mem = lossgrad.evaluate("triplet", y.astype(float), p.astype(float), convention="optax", dtype="float32",
-                            negative=n.astype(float), norm_degree=192)
+                            negative=n.astype(float), norm_degree=255)
     assert any("float32 formulas" in w for w in mem.warnings)
     r = cli(*args, "--pred", tmp_path / "p.npy", "--target", tmp_path / "y.npy", "--negative", tmp_path / "n.npy",
             "-o", tmp_path / "out.npz", "-f", "json")
