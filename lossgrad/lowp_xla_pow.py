@@ -376,10 +376,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         elif fused:
             h = r(xla_sum(jit_power(d, q)) + eps)
         else:
-            # (from YNN_FROM elements in rows of two features or more, XLA hands the row sum to YNNPACK with the
-            # power's products into its result, and YNNPACK drops their rounding to bfloat16: kept as `k`)
-            into = k if d.size >= YNN_FROM and d.shape[1] > 1 else None
-            h = r(_rows(power(d, q, r, k, into), r, k) + eps)
+            h = r(_rows(power(d, q, r, k, ynn_into(d.shape, k)), r, k) + eps)
         root = jit_powf(h, float(e), k) if jit else powf(h, float(e))
         return d, h, r(root), root_slope(h, q, r, jit, k)
     dp, hp, root_p, jp = dist(pos)
@@ -405,6 +402,15 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
             bp, bt = _through(cn, dn, q, r, jit), _through(cp, dp, q, r, jit)
         return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
+
+
+def ynn_into(shape: tuple[int, ...], k: Rounder) -> Rounder | None:
+    """How the products into an integral power's result are kept in a half dtype's row sum (None: rounded to the
+    dtype): from YNN_FROM elements in rows of two features or more XLA hands the sum to YNNPACK with those
+    products, and YNNPACK drops their rounding to bfloat16 (XLA's converts are in its fusion), kept as `k`
+    (float32 in bfloat16 under jit; float16, whose `k` is its own rounding, keeps it)."""
+    rows, n = shape
+    return k if rows * n >= YNN_FROM and n > 1 else None
 
 
 def contracts_positive(q: float, shape: tuple[int, ...]) -> Array:

@@ -6,7 +6,7 @@ positives the targets and the negatives an extra input; jit (jax.jit around jax.
 reduction (jnp.mean, jnp.sum; none: the per-example losses and the gradient of their sum); JAX's per-example
 losses, reduced value and the gradients with respect to all three, as the shortest decimals that read back to the
 same float32. An integral degree is passed to optax as a Python int (as its default 2: jnp.power takes it as
-lax.integer_pow), any other as a float (lax.pow). Under jit only the degrees and row lengths lossgrad reproduces
+lax.integer_pow), any other as a float (lax.pow). Under jit only the degrees lossgrad reproduces
 (lossgrad.lowp_xla_pow.check) are recorded.
 """
 
@@ -578,6 +578,43 @@ def many_product_records(rng) -> list[dict]:
     return out
 
 
+def near_one(rng, q: float, rows: int, cols: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, str]:
+    """(positives, anchors, negatives) in float32 whose differences lie within 1.5/q of 1: a high q's powers stay
+    finite and its rounding shows."""
+    a = rng.standard_normal((rows, cols))
+    pos, neg = (a - 1 - rng.uniform(-1.5, 1.5, (rows, cols)) / q for _ in range(2))
+    return pos.astype(np.float32), a.astype(np.float32), neg.astype(np.float32), "near 1"
+
+
+# under jit: bfloat16 and float16 from 4096 elements, where YNNPACK's row sum keeps the products into each power's
+# result in float32 in bfloat16 ((q, rows, features); single rows too, which were refused from q = 15); float32
+# batches of 9 features (and 10, the control) whose ninth feature's gradient contracts the positive's product where
+# d^(q−1) takes 13 products or more; and high degrees on other shapes in all three dtypes
+HALF_YNN_SHAPES = ((7, 100, 50), (11, 82, 50), (15, 2048, 2), (31, 456, 9), (13, 41, 100), (23, 1, 5001),
+                   (39, 1, 5001), (61, 1, 4100))
+NINTH_SHAPES = ((192, 40, 9), (224, 7, 9), (256, 40, 9), (4096, 25, 9), (512, 600, 9), (192, 40, 10))
+HIGH_SHAPES = ((192, 3, 17), (256, 20, 5), (512, 1, 30), (1024, 5, 12), (2048, 12, 3), (4096, 2, 16), (384, 9, 1))
+
+
+def high_degree_records(rng) -> list[dict]:
+    out = []
+    for k, (q, rows, cols) in enumerate(HALF_YNN_SHAPES):
+        for dtype in ("bfloat16", "float16"):
+            pos, a, neg, name = near_one(rng, q, rows, cols)
+            pos, a, neg = (_rounded(x, dtype) for x in (pos, a, neg))
+            out.append(record(float(q), 1.0, True, ("mean", "none")[k % 2], pos, a, neg, f"half ynn, {name}", dtype))
+    for k, (q, rows, cols) in enumerate(NINTH_SHAPES):
+        pos, a, neg, name = near_one(rng, q, rows, cols)
+        out.append(record(float(q), 1.0, True, ("mean", "none")[k % 2], pos, a, neg, f"ninth feature, {name}"))
+    for k, (q, rows, cols) in enumerate(HIGH_SHAPES):
+        for dtype in ("float32", "bfloat16", "float16"):
+            pos, a, neg, name = near_one(rng, q, rows, cols)
+            pos, a, neg = (_rounded(x, dtype) for x in (pos, a, neg))
+            out.append(record(float(q), 1.0, True, ("mean", "sum", "none")[k % 3], pos, a, neg,
+                              f"high degree, {name}", dtype))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -598,7 +635,8 @@ def main() -> None:
             + single_root_rows(np.random.default_rng(20261216)) + loss_lane_records(np.random.default_rng(20261217))
             + root_lane_records(np.random.default_rng(20261218)) + paired_lane_records(np.random.default_rng(20261219))
             + half_along_rows(np.random.default_rng(20261220)) + more_product_records(np.random.default_rng(20261221))
-            + split_records(np.random.default_rng(20261222)) + many_product_records(np.random.default_rng(20261223)))
+            + split_records(np.random.default_rng(20261222)) + many_product_records(np.random.default_rng(20261223))
+            + high_degree_records(np.random.default_rng(20261224)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

@@ -60,7 +60,11 @@ def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
                     | {(7.0, "float16", True), (12.0, "float16", True), (7.0, "bfloat16", True),
                        (16.0, "bfloat16", True)}  # (rows float32 sums along the row, in row order)
                     | {(float(q), "float32", True) for q in (*range(11, 26), 27, 31, 33, 47, 63, 95, 114, 127, 145,
-                                                            160, 191, 200, 201, 250)})
+                                                            160, 191, 200, 201, 250, 224)}
+                    | {(float(q), dtype, True) for q in (11, 13, 15, 23, 31, 39, 61)
+                       for dtype in ("float16", "bfloat16")}  # (YNNPACK's sums in the half dtypes)
+                    | {(float(q), dtype, True) for q in (192, 256, 384, 512, 1024, 2048, 4096)
+                       for dtype in ("float32", "float16", "bfloat16")})  # (d^(q−1) of 13 products or more)
     # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
     vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
                   and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
@@ -259,6 +263,30 @@ def test_a_single_row_split_unevenly_is_a_scalar_loop() -> None:
     assert len(recs) == 8 and {lowp_xla_pow.row_sum_tasks(int(r["options"]["norm_degree"]), *np.shape(r["pred"]))
                                for r in recs} == {2}
     assert _apart(recs, pytest.MonkeyPatch(), "row_sum_tasks", lambda q, rows, n, threads=2: 1) == (8, 5460)
+
+
+def test_high_degrees_and_the_half_dtypes_ynnpack_sums(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "half ynn": float16 and bfloat16 under jit from 4096 elements (batches, and single rows, which
+    # were refused from q = 15), JAX's bit for bit above; with the products into each power's result rounded to
+    # bfloat16 as XLA's fusion says (YNNPACK drops that rounding), bfloat16's differ, float16's (which keeps it) not
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("half ynn,")]
+    assert len(recs) == 16 and {r["dtype"] for r in recs} == {"float16", "bfloat16"}
+    assert all(np.size(r["pred"]) >= 4096 for r in recs)
+    half = [r for r in recs if r["dtype"] == "float16"]
+    assert _apart(half, monkeypatch, "ynn_into", lambda shape, k: None) == (0, 0)
+    bf16 = [r for r in recs if r["dtype"] == "bfloat16"]
+    assert _apart(bf16, monkeypatch, "ynn_into", lambda shape, k: None) == (6, 15635)
+    # the records "ninth feature": float32 batches of 9 features where d^(q−1) takes 13 products or more (q = 192 to
+    # 4096), whose ninth column's gradient LLVM's scalar remainder forms from the positive's product; with the
+    # negative's throughout, the five of 9 features differ, the control of 10 features not
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("ninth feature,")]
+    assert len(recs) == 6 and all(lowp_xla_pow.products(int(r["options"]["norm_degree"]) - 1) >= 13 for r in recs)
+    negatives = lambda q, shape: np.full(shape, lowp_xla_pow.scalar_gradient(q, shape))  # noqa: E731
+    assert _apart(recs, monkeypatch, "contracts_positive", negatives)[0] == 5
+    # the records "high degree" (q = 192 to 4096, whose d^(q−1) takes 13 to 22 products), in all three dtypes
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("high degree,")]
+    assert len(recs) == 21 and {r["dtype"] for r in recs} == {"float32", "float16", "bfloat16"}
+    assert all(lowp_xla_pow.products(int(r["options"]["norm_degree"]) - 1) >= 13 for r in recs)
 
 
 def test_a_split_that_more_cores_would_change_is_warned_of() -> None:
