@@ -896,13 +896,16 @@ def _tie(x: Array, z: Array, other: Any) -> Array:
 
 
 def margin_hinge(root_p: Array, root_n: Array, slope_p: Array, slope_n: Array, margin: float,
-                 r: Rounder, diff: Array | None = None) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+                 r: Rounder, diff: Array | None = None,
+                 kept: Rounder | None = None) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
     """triplet's max(0, ‖a − y‖ − ‖a − n‖ + m), and for the mean over n what jax.grad sends back through it to
     each row of differences: −c·w times the negative's slope of its norm, c·w the positive's (w the max's share,
-    ½ at 0), as columns. `diff`: ‖a − y‖ − ‖a − n‖ where the caller forms it otherwise."""
-    m = r(r(root_p - root_n if diff is None else diff) + r(F32(margin)))
+    ½ at 0, from comparing the operand with the maximum stored in the dtype), as columns. `diff`: ‖a − y‖ − ‖a − n‖
+    where the caller forms it otherwise; `kept`: how that difference and the sum with m are kept (ynn_kept), else
+    as `r`."""
+    m = (kept or r)((kept or r)(root_p - root_n if diff is None else diff) + r(F32(margin)))
     raw = np.maximum(m, F32(0))
-    w = _tie(m, raw, 0)
+    w = _tie(m, r(raw), 0)
 
     def back(n: float) -> tuple[Array, Array]:
         bl = r(r(upstream(n)) * w)
@@ -914,3 +917,12 @@ def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
     """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
     stored in the dtype."""
     return r(xla_sum(k(x)))
+
+
+def ynn_kept(shape: tuple[int, ...], r: Rounder, k: Rounder) -> Rounder:
+    """How a half dtype's row sum of distances under jit, and the ε then added to each row's (triplet), are kept:
+    from YNN_FROM rows of two features or more XLA fuses that addition over the rows into YNNPACK's sum, and YNNPACK
+    drops the roundings to bfloat16 between them (XLA's converts are in its fusion), as `k` keeps them (float32 in
+    bfloat16; float16, whose `k` is its own rounding, keeps them); else rounded by `r`."""
+    rows, n = shape
+    return k if rows >= YNN_FROM and n > 1 else r

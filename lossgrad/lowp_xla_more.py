@@ -37,6 +37,7 @@ from .lowp_xla import (
     xla_log,
     xla_log1p,
     xla_sum,
+    ynn_kept,
 )
 from .lowp_xla_kl import kl_parts
 from .lowp_xla_pow import powf
@@ -196,7 +197,8 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Roun
     def dist(v: Array) -> tuple[Array, Array, Array]:
         d = r(a - v)
         if not fused:
-            h = r(_rows(d * d, r, k) + eps)
+            kept = ynn_kept(d.shape, r, k)
+            h = kept(_rows(d * d, kept, k) + eps)
         else:
             h = _fma(d[:, 0], d[:, 0], eps) if d.shape[1] == 1 else ftz(fused_squares(d, paired) + eps)
         root = r(np.sqrt(h)) if jit else r(powf(h, 0.5))

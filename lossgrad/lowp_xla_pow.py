@@ -49,6 +49,7 @@ from .lowp_xla import (
     vector_fma_sum,
     xla_sum,
     xla_tasks,
+    ynn_kept,
 )
 from .lowp_xla_rows import _vector_rows
 
@@ -365,6 +366,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
 
     def dist(v: Array) -> tuple[Array, Array, Array, Array]:
         d = (k if q == 1 else r)(a - v)  # (for q = 1 the differences feed the sum alone: kept as `k`)
+        kept = ynn_kept(d.shape, r, k)
         if fused and d.shape[1] == 1 and integral(q) and q >= 3:
             h = _fma(*last_factors(d, int(q), ftz), eps)[:, 0]
         elif fused and d.size >= YNN_FROM and integral(q) and int(q) & (int(q) - 1):
@@ -374,15 +376,18 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
             h = r(_fused_sum(d, q) + eps)
         elif fused:
-            h = r(xla_sum(jit_power(d, q)) + eps)
+            # (YNNPACK takes the powers in with its sum, a constant ½ as any other: powf, not LLVM's √)
+            ynn = d.size >= YNN_FROM and d.shape[1] > 1
+            h = r(xla_sum(powf(d, q) if q == 0.5 and ynn else jit_power(d, q)) + eps)
         else:
-            h = r(_rows(power(d, q, r, k, ynn_into(d.shape, k)), r, k) + eps)
+            h = kept(_rows(power(d, q, r, k, ynn_into(d.shape, k)), kept, k) + eps)
         root = jit_powf(h, float(e), k) if jit else powf(h, float(e))
-        return d, h, r(root), root_slope(h, q, r, jit, k)
+        # (q = 1: the root is h itself, and YNNPACK's fusion goes on to the hinge's difference and margin)
+        return d, h, (kept if q == 1 else r)(root), root_slope(h, q, r, jit, k)
     dp, hp, root_p, jp = dist(pos)
     dn, _, root_n, jn = dist(neg)
     diff = _root_difference(hp, root_n, e) if fused else None
-    raw, back = margin_hinge(root_p, root_n, jp, jn, margin, r, diff)
+    raw, back = margin_hinge(root_p, root_n, jp, jn, margin, r, diff, ynn_kept(dn.shape, r, k) if q == 1 else r)
 
     def grads(n: float) -> list[Array]:
         cn, cp = back(n)
