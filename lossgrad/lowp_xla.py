@@ -585,12 +585,19 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     additions each stored in bfloat16 still), and bfloat16 keeps the products y·log_softmax in float32 on their
     way into the sum. Under jit in float32 the log of the row sums is an operation of its own (own_op) and the
     products are fused into the row sums and the value (_fma_rows, _fma_value)."""
+    f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
+    fused = jit and half is not None and half is not np.float16
+    if ynn_probability_rows(z.shape, fused):
+        return _ce_rows_ynn(y, z, r)
+    if z.shape[0] >= YNN_FROM and z.shape[1] > 1 and not jit and half is not None and half is not np.float16:
+        # (measured: 4,096 to 5,000 rows of 2 to 10 classes, hundreds of elements apart; 4,095 rows none)
+        raise _not_reproduced("softmax_cross_entropy of probability rows op by op over 4096 rows or more in "
+                              "bfloat16 (YNNPACK's kernels over the rows, not modelled)",
+                              "use {dtype} float64, or ask for JAX under jit")
     _, shifted = _max_shift(z, False, r)
     exp = xla_exp(shifted)
     e = r(exp)
     total = r(xla_sum(e if half is np.float16 else exp))
-    f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
-    fused = jit and half is not None and half is not np.float16
     # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log_softmax in float32)
     keep = ftz if fused and y.size >= YNN_FROM else r
     logp = keep(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
@@ -603,6 +610,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
         v = r(y * -r(upstream(n)))
         if half is None:
             d = ftz((folded_sum(-v) if jit else xla_sum(-v)) / total)[:, None]
+            if ynn_gradient_rows(z.shape, jit):
+                return ftz(ftz(d * e) + v)
             g = ftz(fma(d, e, v))
             if z.shape[1] == 3:  # (the rows LLVM vectorizes store the last class's product first)
                 w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)
@@ -611,6 +620,42 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
         s = (folded_sum(-v, r) if half is np.float16 else folded_sum_stored(-v, r)) if jit else _rows_in_dtype(-v, r)
         return r(v + r(r(s / total)[:, None] * e))
     return losses, grad, r(e / total[:, None]), (_fma_value(logp, y) if f32_jit else None)
+
+
+def ynn_probability_rows(shape: tuple[int, ...], fused: bool) -> bool:
+    """Whether XLA hands probability rows' ce to YNNPACK's fusions over the rows (_ce_rows_ynn): under jit in
+    bfloat16 (`fused`), from YNN_FROM rows of two classes or more (measured: 4,095 rows are XLA's loops)."""
+    rows, classes = shape
+    return fused and rows >= YNN_FROM and classes > 1
+
+
+def ynn_gradient_rows(shape: tuple[int, ...], jit: bool) -> bool:
+    """Whether float32 probability rows' gradient d·e^s + v is YNNPACK's product and sum rather than XLA's FMA: op
+    by op, from YNN_FROM rows (measured: 4,096 to 5,000 rows of 2 to 10 classes; 4,095 rows the FMA)."""
+    return not jit and shape[0] >= YNN_FROM
+
+
+def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Callable[[float], float]]:
+    """ce_rows under jit in bfloat16 over YNN_FROM rows or more of two classes or more: XLA hands z − max, the row
+    sums of e^s, their log and the products' row sums to YNNPACK's fusions, which drop bfloat16's roundings between
+    their steps: s, Σe^s (XLA's float32 exponentials), log Σ (YNNPACK's own log) and the rows' sums all float32, the
+    losses stored in bfloat16 and the mean summing the float32 rows. The gradient is ce_rows' with Σe^s unrounded."""
+    from .lowp_ynn import ynn_log
+
+    shifted = ftz(z - z.max(axis=1)[:, None])
+    exp = xla_exp(shifted)
+    e = r(exp)
+    total = xla_sum(exp)
+    rows = xla_sum(ftz(ftz(shifted - ynn_log(total)[:, None]) * y))
+
+    def grad(n: float) -> Array:
+        v = r(y * -r(upstream(n)))
+        return r(v + r(r(folded_sum_stored(-v, r) / total)[:, None] * e))
+
+    def value(n: float) -> float:
+        total_ = xla_sum(rows.reshape(1, -1))[0]
+        return float(r(-total_ if n == 1 else -total_ * (F32(1) / F32(n))))
+    return r(-rows), grad, r(e / total[:, None]), value
 
 
 def _fma_rows(a: Array, b: Array) -> Array:
@@ -768,6 +813,12 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     targets closed over as constants) XLA folds log y or e^y at compile time with the C library's logf or expf
     (its HLO evaluator's), and bfloat16 keeps the products t·(log y − log q) in float32 into its fused row sums."""
     fused = jit and half is not np.float16
+    if log_target and not jit and half is not None and half is not np.float16 and y.size >= YNN_FROM \
+            and min(y.shape) > 1:
+        # (measured: 1,400 × 3 to 5,000 × 3 and 4,200 × 10, some losses apart; 1,000 × 3, a single row, one class
+        # none)
+        raise _not_reproduced("kl_divergence_with_log_targets op by op in bfloat16 from 4096 elements (YNNPACK's "
+                              "kernels, not modelled)", "use {dtype} float64, or ask for JAX under jit")
     # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log q and the difference
     # in float32)
     keep = ftz if fused and y.size >= YNN_FROM else r
@@ -854,7 +905,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     # (None: only in float32, for more than one output per sample)
     if loss == "mse" and jit and half is not np.float16 and several:
         value = fused_mse_value(r(p - y), r)
-    if loss == "ce" and labels is None and jit and half is None:
+    if loss == "ce" and labels is None and jit and (half is None or fused_value is not None):
         value = fused_value
     own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
            "elements; a vectorized fused sum under jit) is not reproduced"] if value is None else []

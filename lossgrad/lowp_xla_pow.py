@@ -195,6 +195,15 @@ def jit_power(x: Array, q: float) -> Array:
     return int_pow(x, int(q), ftz) if integral(q) else jit_powf(x, q)
 
 
+def ynn_powers(d: Array, q: float) -> Array:
+    """The powers d^q of XLA's row sum under jit in float32 beyond its fused loop (jit_power); but from YNN_FROM
+    elements in rows of two features or more YNNPACK takes the powers in with its sum, and computes a constant ½
+    as any other exponent, with powf, not as LLVM's √ (measured: a few elements of each batch apart)."""
+    if q == 0.5 and d.size >= YNN_FROM and d.shape[1] > 1:
+        return powf(d, q)
+    return jit_power(d, q)
+
+
 def jit_powf(x: Array, e: float, r: Rounder = ftz) -> Array:
     """x^e as XLA's jitted code computes it for a constant e: glibc's powf, except that XLA's algebraic simplifier
     folds x^0 to 1, x^1 to x, x^2 to x·x and x^3 to x·(x·x), and LLVM's library-call simplifier turns pow(x, ½)
@@ -376,9 +385,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
             h = r(_fused_sum(d, q) + eps)
         elif fused:
-            # (YNNPACK takes the powers in with its sum, a constant ½ as any other: powf, not LLVM's √)
-            ynn = d.size >= YNN_FROM and d.shape[1] > 1
-            h = r(xla_sum(powf(d, q) if q == 0.5 and ynn else jit_power(d, q)) + eps)
+            h = r(xla_sum(ynn_powers(d, q)) + eps)
         else:
             h = kept(_rows(power(d, q, r, k, ynn_into(d.shape, k)), kept, k) + eps)
         root = jit_powf(h, float(e), k) if jit else powf(h, float(e))

@@ -306,6 +306,17 @@ def _ce_three_classes(rng) -> list[dict]:
     return out
 
 
+def _ce_rows_ynn_rows(rng) -> list[dict]:
+    """Probability rows from 4096 rows ("ynn rows"): under jit in bfloat16, where XLA hands z − max, the sums of
+    e^(z − max), their log and the products' row sums to YNNPACK's fusions (which drop bfloat16's roundings), and
+    op by op in float32, where YNNPACK forms the gradient's product and sum apart."""
+    out = []
+    for rows, classes, reduction in ((4096, 2, "mean"), (5000, 3, "none"), (4100, 5, "sum")):
+        out.append(_soft_record(rng, "bfloat16", True, reduction, rows, classes) | {"name": "ynn rows"})
+    out.append(_soft_record(rng, "float32", False, "mean", 4096, 3) | {"name": "ynn rows"})
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -324,6 +335,7 @@ def main() -> None:
     records += _single_rows_f32_jit(np.random.default_rng(20261208))
     records += _kl_subnormal_q(np.random.default_rng(20261209))
     records += _long_folded_rows(np.random.default_rng(20261211))
+    records += _ce_rows_ynn_rows(np.random.default_rng(20261227))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

@@ -189,11 +189,24 @@ def cosine_apart_records() -> list[dict]:
     return out
 
 
+# triplet under jit from 4096 rows in bfloat16 (YNNPACK's row sums take in the addition of eps and drop bfloat16's
+# roundings between them) and float16 (which keeps them): (rows, features, dtype)
+YNN_TRIPLETS = ((4096, 2, "bfloat16"), (4500, 3, "bfloat16"), (4096, 2, "float16"))
+
+
+def ynn_triplet_records(rng) -> list[dict]:
+    out = []
+    for n, cols, dtype in YNN_TRIPLETS:
+        y, p, neg, name = triplets(rng, dtype, n, cols)[0]
+        out.append(record("triplet", OPTIONS["triplet"][0], dtype, True, "mean", y, p, "ynn rows", neg))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     recs = records(np.random.default_rng(20261203)) + jit_triplet_records(np.random.default_rng(20261204))
-    recs += cosine_apart_records()
+    recs += cosine_apart_records() + ynn_triplet_records(np.random.default_rng(20261225))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")

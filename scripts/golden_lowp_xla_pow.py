@@ -615,6 +615,22 @@ def high_degree_records(rng) -> list[dict]:
     return out
 
 
+# under jit from 4096 rows in bfloat16 (YNNPACK's row sums take in the addition of eps, and for q = 1 the hinge's
+# difference and margin, and drop bfloat16's roundings between them; float16 keeps them), and float32's q = ½ from
+# 4096 elements (YNNPACK's powf, not LLVM's √): (q, rows, features, dtype)
+YNN_ROW_SHAPES = ((3, 4096, 2, "bfloat16"), (1, 4096, 2, "bfloat16"), (3, 4096, 2, "float16"),
+                  (0.5, 2048, 2, "float32"))
+
+
+def ynn_row_records(rng) -> list[dict]:
+    out = []
+    for q, rows, cols, dtype in YNN_ROW_SHAPES:
+        pos, a, neg, name = similar(rng, rows, cols)
+        pos, a, neg = (_rounded(x, dtype) for x in (pos, a, neg))
+        out.append(record(float(q), 1.0, True, "mean", pos, a, neg, f"ynn rows, {name}", dtype))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -636,7 +652,7 @@ def main() -> None:
             + root_lane_records(np.random.default_rng(20261218)) + paired_lane_records(np.random.default_rng(20261219))
             + half_along_rows(np.random.default_rng(20261220)) + more_product_records(np.random.default_rng(20261221))
             + split_records(np.random.default_rng(20261222)) + many_product_records(np.random.default_rng(20261223))
-            + high_degree_records(np.random.default_rng(20261224)))
+            + high_degree_records(np.random.default_rng(20261224)) + ynn_row_records(np.random.default_rng(20261226)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

@@ -290,3 +290,38 @@ def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
     np.testing.assert_array_equal(rows[:, -3:], mem.grads["negative"])
 
 
+
+
+def test_batches_that_ynnpack_computes_apart_are_refused_not_passed_off() -> None:
+    # probability rows' ce op by op in bfloat16 from 4096 rows and kl with log targets op by op in bfloat16 from 4096
+    # elements go through YNNPACK's kernels, which lossgrad does not model: measured hundreds of elements apart from
+    # JAX, now refused; under jit (the records "ynn rows" for ce) and in float32 op by op they are JAX's
+    y, z = np.full((4096, 2), 0.5), np.tile([0.0, 1.0], (4096, 1))
+    with pytest.raises(lossgrad.OptionError, match="op by op over 4096 rows"):
+        lossgrad.ce(y, z, convention="optax", dtype="bfloat16", from_logits=True, jit=False)
+    assert not lossgrad.ce(y[1:], z[1:], convention="optax", dtype="bfloat16", from_logits=True, jit=False).warnings
+    assert not lossgrad.ce(y, z, convention="optax", dtype="bfloat16", from_logits=True).warnings
+    assert not lossgrad.ce(y, z, convention="optax", dtype="float32", from_logits=True, jit=False).warnings
+    t, q = np.full((1400, 3), -1.0986), np.full((1400, 3), 1 / 3)
+    with pytest.raises(lossgrad.OptionError, match="kl_divergence_with_log_targets op by op in bfloat16"):
+        lossgrad.kl(t, q, convention="optax", dtype="bfloat16", log_target=True, jit=False)
+    short = lossgrad.kl(t[:1000], q[:1000], convention="optax", dtype="bfloat16", log_target=True, jit=False)
+    assert short.jit is False
+    assert lossgrad.kl(t, q, convention="optax", dtype="bfloat16", log_target=True).jit
+
+
+def test_probability_rows_of_4096_or_more_in_bfloat16_as_ynnpack_fuses_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "ynn rows" (JAX's bit for bit above): under jit in bfloat16 from 4096 rows XLA hands z − max, the
+    # sums of e^(z − max), their log (YNNPACK's own) and the products' row sums to YNNPACK, which keeps them all in
+    # float32; computed as the smaller batches are instead, all three records differ
+    recs = [r for r in RECORDS if r.get("name") == "ynn rows"]
+    assert len(recs) == 4 and all(np.shape(r["pred"])[0] >= 4096 for r in recs)
+
+    def apart(name: str, value: object, dtype: str) -> list[int]:
+        with monkeypatch.context() as m:
+            m.setattr(lowp_xla, name, value)
+            return [int((~_same(_run(r).grad.reshape(-1), _f32(r["grad"]).reshape(-1))).sum()) for r in recs
+                    if r["dtype"] == dtype]
+    assert all(apart("ynn_probability_rows", lambda shape, fused: False, "bfloat16"))
+    # op by op in float32 (the fourth): YNNPACK's product and sum; as XLA's FMA instead, the gradient differs
+    assert all(apart("ynn_gradient_rows", lambda shape, jit: False, "float32"))

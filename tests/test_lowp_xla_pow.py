@@ -289,6 +289,20 @@ def test_high_degrees_and_the_half_dtypes_ynnpack_sums(monkeypatch: pytest.Monke
     assert all(lowp_xla_pow.products(int(r["options"]["norm_degree"]) - 1) >= 13 for r in recs)
 
 
+def test_batches_of_4096_rows_as_ynnpack_sums_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "ynn rows" (JAX's bit for bit above): in bfloat16 from 4096 rows YNNPACK's row sums take in the
+    # addition of eps (for q = 1 the hinge's difference and margin too) and drop bfloat16's roundings between them;
+    # rounded there instead, the two bfloat16 records differ, the float16 one not
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("ynn rows,")]
+    assert len(recs) == 4
+    half = [r for r in recs if r["dtype"] != "float32"]
+    assert _apart(half, monkeypatch, "ynn_kept", lambda shape, r, k: r)[0] == 2
+    assert _apart([r for r in half if r["dtype"] == "float16"], monkeypatch, "ynn_kept", lambda shape, r, k: r)[0] == 0
+    # float32, q = ½ from 4096 elements: YNNPACK's powf inside its sum; with LLVM's √ instead, the record differs
+    f32 = [r for r in recs if r["dtype"] == "float32"]
+    assert _apart(f32, monkeypatch, "ynn_powers", lowp_xla_pow.jit_power)[0] == 1
+
+
 def test_a_split_that_more_cores_would_change_is_warned_of() -> None:
     # lossgrad follows XLA's 2 threads; a machine of more cores splits a costly kernel in more parts: where that
     # shows (a single row whose parts would be equal on one count and not on the other; a row sum over 2 to 8
