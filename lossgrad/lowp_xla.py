@@ -29,6 +29,7 @@ from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import fma
+from .lowp_ynn import ynn_log
 
 F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
@@ -640,8 +641,6 @@ def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Ca
     sums of e^s, their log and the products' row sums to YNNPACK's fusions, which drop bfloat16's roundings between
     their steps: s, Σe^s (XLA's float32 exponentials), log Σ (YNNPACK's own log) and the rows' sums all float32, the
     losses stored in bfloat16 and the mean summing the float32 rows. The gradient is ce_rows' with Σe^s unrounded."""
-    from .lowp_ynn import ynn_log
-
     shifted = ftz(z - z.max(axis=1)[:, None])
     exp = xla_exp(shifted)
     e = r(exp)

@@ -10,7 +10,8 @@ import numpy as np
 
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, ftz
+
+F32 = np.float32
 
 LN2 = F32(0.693147180559945309)
 SQRT2 = F32(1.41421356237309504880)
@@ -25,6 +26,11 @@ def _poly3(c: tuple[F32, F32, F32], r: Array, r2: Array) -> Array:
     return fma(r, c[1], fma(r2, c[0], c[2]))
 
 
+def _flushed(x: Array) -> Array:
+    """x with subnormals read as 0, keeping the sign (YNNPACK runs with XLA's FTZ and DAZ: lowp_xla.ftz)."""
+    return np.where(np.abs(x) < np.finfo(F32).tiny, x * F32(0), x).astype(F32)
+
+
 def _exponent(x: Array) -> Array:
     """⌊log₂ x⌋ as a float (AVX-512's getexp): −∞ at 0, +∞ at +∞, NaN for a negative x or NaN."""
     e = (((x.view(np.uint32) >> 23) & 0xFF).astype(np.int32) - 127).astype(F32)
@@ -35,7 +41,7 @@ def _exponent(x: Array) -> Array:
 def ynn_log(x: Array) -> Array:
     """YNNPACK's log x in float32: x = 2^e·m (subnormals read as 0), m in [1, 2) halved (and e raised) above √2,
     r = m − 1, log m = r + r²·P(r)/Q(r) (one division, multiply-adds), then e·ln 2 added in one more."""
-    x = ftz(np.asarray(x, dtype=F32))
+    x = _flushed(np.asarray(x, dtype=F32))
     with np.errstate(all="ignore"):
         e = _exponent(x)
         m = ((x.view(np.uint32) & np.uint32(0x7FFFFF)) | np.uint32(0x3F800000)).view(F32)
