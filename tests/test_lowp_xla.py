@@ -293,9 +293,10 @@ def test_float32_fallback_writes_the_in_memory_gradient(tmp_path: Path) -> None:
 
 
 def test_batches_that_ynnpack_computes_apart_are_refused_not_passed_off() -> None:
-    # probability rows' ce op by op in bfloat16 from 4096 rows and kl with log targets op by op in bfloat16 from 4096
-    # elements go through YNNPACK's kernels, which lossgrad does not model: measured hundreds of elements apart from
-    # JAX, now refused; under jit (the records "ynn rows" for ce) and in float32 op by op they are JAX's
+    # probability rows' ce op by op in bfloat16 from 4096 rows, and kl with log targets op by op in bfloat16 over
+    # rows of 3 to 32 classes from 4096 elements, go through YNNPACK's kernels, which lossgrad does not model:
+    # measured apart from JAX, now refused; under jit (the records "ynn rows" for ce) and in float32 op by op they
+    # are JAX's
     y, z = np.full((4096, 2), 0.5), np.tile([0.0, 1.0], (4096, 1))
     with pytest.raises(lossgrad.OptionError, match="op by op over 4096 rows"):
         lossgrad.ce(y, z, convention="optax", dtype="bfloat16", from_logits=True, jit=False)
@@ -307,6 +308,8 @@ def test_batches_that_ynnpack_computes_apart_are_refused_not_passed_off() -> Non
         lossgrad.kl(t, q, convention="optax", dtype="bfloat16", log_target=True, jit=False)
     short = lossgrad.kl(t[:1000], q[:1000], convention="optax", dtype="bfloat16", log_target=True, jit=False)
     assert short.jit is False
+    wide = np.full((60, 100), -np.log(100.0))  # (rows of more than 32 classes: JAX's, the live test's shapes)
+    assert not lossgrad.kl(wide, np.exp(wide), convention="optax", dtype="bfloat16", log_target=True, jit=False).jit
     assert lossgrad.kl(t, q, convention="optax", dtype="bfloat16", log_target=True).jit
 
 
