@@ -585,7 +585,9 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     (the targets closed over as constants) XLA folds v and Σ−v at compile time (float16: folded_sum; bfloat16's
     additions each stored in bfloat16 still), and bfloat16 keeps the products y·log_softmax in float32 on their
     way into the sum. Under jit in float32 the log of the row sums is an operation of its own (own_op) and the
-    products are fused into the row sums and the value (_fma_rows, _fma_value)."""
+    products are fused into the row sums and the value (_fma_rows, _fma_value). From YNN_FROM rows YNNPACK takes
+    over: under jit in bfloat16 its fusions (_ce_rows_ynn), op by op in float32 the gradient's product and sum
+    (ynn_gradient_rows); op by op in bfloat16 that is not reproduced."""
     f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
     fused = jit and half is not None and half is not np.float16
     if ynn_probability_rows(z.shape, fused):
