@@ -445,6 +445,14 @@ LanePlan = tuple[int, tuple[int, ...], int]
 AccumulatorPlan = tuple[int, tuple[tuple[int, ...], ...], int]
 
 
+# the lanes and order of XLA's fused row sums that LLVM vectorizes along rows of 16 to 32 (triplet's powers,
+# lowp_xla_pow.along_row_sum; kl's and probability rows' products in bfloat16, ALONG_ROW_CLASSES), from this many
+# features (the epilogue's vectors repeated as many times as they fit: 22 and 23 features take three of 2 lanes)
+ROW_PLANS: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (4, (0, 1, 2, 3), 4),
+                                  22: (4, (0, 1, 2, 3), 2), 24: (8, (0, 1, 2), 0), 25: (8, (0, 1, 2), 0),
+                                  28: (4, (0, 2, 4, 3, 1, 5), 0), 32: (8, (0, 1, 2, 3), 0)}
+
+
 def vector_fma_sum(x: Array, y: Array, plan: LanePlan) -> Array:
     """Σₖ xₖ·yₖ over the last axis as LLVM's vectorized loop adds it, each product contracted: blocks of `lanes`
     elements multiply-added lane by lane in the plan's order (the first block's products rounded, its first lane plus
@@ -830,7 +838,7 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
         t, d = r(exp_y(y)), keep(y - lq)
     else:
         t, d = y, keep(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
-    losses = r(_products_rows(t, d, r, fused))
+    losses = r(_products_rows(t, d, r, fused, ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"]))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
@@ -838,14 +846,27 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     return losses, grad
 
 
-def _products_rows(a: Array, b: Array, r: Rounder, fused: bool) -> Array:
+# under jit in bfloat16, XLA's fused loop of kl's products LLVM vectorizes along the row from this many classes
+# (up to 32, below 4096 elements), in a batch of two rows or more and alone, of probabilities and of
+# log-probabilities (read from XLA's dump of the LLVM IR, the lanes of each vector reduction; their order
+# ROW_PLANS', checked on rows whose sums in class order and in those lanes round apart: the products are exact,
+# so contracted or not alike). Probability rows' ce does so from 20 classes in a batch, in an order not pinned down
+# from 24 (lossgrad adds in class order there).
+ALONG_ROW_CLASSES = {"kl": (16, 16), "kl-log-input": (19, 20)}
+
+
+def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int, int] = (33, 33)) -> Array:
     """Σ a·b along each row as XLA adds it: each product stored in the dtype, then jnp.sum's float32 sum; `fused`
-    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32,
-    and from 4096 elements by YNNPACK, as jnp.sum adds float32s (kl's and probability rows' ce, measured)."""
+    (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32
+    (along each row in ROW_PLANS' lanes from `along`'s classes, in a batch and alone), and from 4096 elements by
+    YNNPACK, as jnp.sum adds float32s (kl's and probability rows' ce, measured)."""
     if not fused:
         return xla_sum(r(a * b))
     if a.size >= YNN_FROM:
         return xla_sum(ftz(a * b)) + F32(0)
+    rows, n = a.shape
+    if n <= 32 and n >= (along[1] if rows == 1 else along[0]):
+        return vector_fma_sum(a, b, ROW_PLANS[max(k for k in ROW_PLANS if k <= n)]) + F32(0)
     return _windows(ftz(a * b)) + F32(0)
 
 

@@ -35,9 +35,9 @@ from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
+    ROW_PLANS,
     XLA_THREADS,
     YNN_FROM,
-    LanePlan,
     Rounder,
     _fma,
     _in_order,
@@ -94,11 +94,6 @@ ALONG_ROW_FROM = {4: (30, 33), 5: (28, 30), 6: (25, 28), 7: (23, 25), 8: (22, 23
 # features in a batch at 14 products, from 11 at 23, from 9 at 32, from 7 at 42; rows of 9 to 15 features in an
 # order not pinned down): such powers are not reproduced under jit
 MEASURED_PRODUCTS = 13
-# the lanes and order of those sums, from this many features (along_row_sum; the epilogue's vectors repeated as many
-# times as they fit: 22 and 23 features take three of 2 lanes)
-ROW_PLANS: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: (4, (0, 1, 2, 3), 4),
-                                  22: (4, (0, 1, 2, 3), 2), 24: (8, (0, 1, 2), 0), 25: (8, (0, 1, 2), 0),
-                                  28: (4, (0, 2, 4, 3, 1, 5), 0), 32: (8, (0, 1, 2, 3), 0)}
 # q = ½'s roots vectorize along the row from this many features, in a batch of two rows or more and alone
 ROOTS_ALONG_FROM = (28, 30)
 

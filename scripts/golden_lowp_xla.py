@@ -317,6 +317,66 @@ def _ce_rows_ynn_rows(rng) -> list[dict]:
     return out
 
 
+def _along_row_apart(rng, kind: str, classes: int, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+    """Rows of kl in bfloat16 (the form `kind`) whose sums of products in class order and in the lanes LLVM
+    vectorizes them into (lossgrad.lowp_xla.ROW_PLANS) round to different bfloat16 numbers: lossgrad's emulation
+    only places the inputs, what is recorded is JAX's. Random rows, sharpened one time in two, kept where they
+    differ (a few in ten thousand)."""
+    import ml_dtypes
+
+    import lossgrad
+    from lossgrad import lowp_xla
+
+    log_input, log_target = kind in ("kl-log-input", "kl-log-both"), kind in ("kl-log-target", "kl-log-both")
+    seen: dict = {}
+    own = lowp_xla._products_rows
+
+    def capture(a, b, r, fused, along=(33, 33)):
+        seen["ab"] = a, b
+        return own(a, b, r, fused, along)
+
+    def bf16(x):
+        return np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
+    rows = 4095 // classes
+    ys, ps = [], []
+    while sum(len(y) for y in ys) < wanted:
+        q = rng.random((rows, classes))
+        q /= q.sum(axis=1, keepdims=True)
+        t = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+        t /= t.sum(axis=1, keepdims=True)
+        t[:, 0] = 0
+        pred = _rounded(np.log(q) if log_input else q, "bfloat16")
+        target = _rounded(np.log(np.where(t == 0, 1e-9, t)) if log_target else t, "bfloat16")
+        lowp_xla._products_rows = capture
+        try:
+            lossgrad.evaluate("kl", target, pred, convention="optax", dtype="bfloat16", reduction="none",
+                              log_input=log_input, log_target=log_target)
+        finally:
+            lowp_xla._products_rows = own
+        a, b = seen["ab"]
+        plan = lowp_xla.ROW_PLANS[max(k for k in lowp_xla.ROW_PLANS if k <= classes)]
+        apart = bf16(lowp_xla._windows(lowp_xla.ftz(a * b))) != bf16(lowp_xla.vector_fma_sum(a, b, plan))
+        ys.append(target[apart])
+        ps.append(pred[apart])
+    return np.concatenate(ys)[:wanted], np.concatenate(ps)[:wanted]
+
+
+# kl under jit in bfloat16 whose row sums LLVM vectorizes along the row (lossgrad.lowp_xla.ALONG_ROW_CLASSES):
+# (form, classes, rows; a batch, or one row alone)
+ALONG_ROW_KL = (("kl-log-target", 16, 4), ("kl-log-target", 22, 3), ("kl-log-both", 19, 3), ("kl", 24, 2),
+                ("kl-log-both", 28, 2), ("kl-log-target", 32, 3), ("kl-log-both", 19, 1), ("kl-log-both", 20, 1),
+                ("kl-log-target", 17, 1))
+
+
+def _kl_bf16_along_rows(rng) -> list[dict]:
+    """ALONG_ROW_KL's records ("along the row"): rows whose sums in class order and in LLVM's lanes round apart."""
+    out = []
+    for kind, classes, rows in ALONG_ROW_KL:
+        y, p = _along_row_apart(rng, kind, classes, rows)
+        out.append(_record(kind, "bfloat16", True, "none", y, p, name="along the row"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -336,6 +396,7 @@ def main() -> None:
     records += _kl_subnormal_q(np.random.default_rng(20261209))
     records += _long_folded_rows(np.random.default_rng(20261211))
     records += _ce_rows_ynn_rows(np.random.default_rng(20261227))
+    records += _kl_bf16_along_rows(np.random.default_rng(20261228))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

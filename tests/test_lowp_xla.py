@@ -328,3 +328,17 @@ def test_probability_rows_of_4096_or_more_in_bfloat16_as_ynnpack_fuses_them(monk
     assert all(apart("ynn_probability_rows", lambda shape, fused: False, "bfloat16"))
     # op by op in float32 (the fourth): YNNPACK's product and sum; as XLA's FMA instead, the gradient differs
     assert all(apart("ynn_gradient_rows", lambda shape, jit: False, "float32"))
+
+
+def test_kl_rows_that_llvm_sums_along_the_row_in_bfloat16(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "along the row" (JAX's bit for bit above): kl under jit in bfloat16 over rows of 16 to 32 classes
+    # (of log-probabilities from 19 in a batch, 20 alone), chosen where the sums in class order and in LLVM's lanes
+    # round apart; added in class order instead, all differ but the single row of 19 log-probabilities, which JAX
+    # too adds in class order
+    recs = [r for r in RECORDS if r.get("name") == "along the row"]
+    assert len(recs) == 9 and {r["dtype"] for r in recs} == {"bfloat16"}
+    with monkeypatch.context() as m:
+        m.setattr(lowp_xla, "ALONG_ROW_CLASSES", {"kl": (33, 33), "kl-log-input": (33, 33)})
+        apart = {(r.get("log_input"), r.get("log_target"), np.shape(r["pred"])):
+                 int((~_same(_run(r).losses.reshape(-1), _f32(r["losses"]).reshape(-1))).sum()) for r in recs}
+    assert [shape for shape, n in apart.items() if not n] == [(True, True, (1, 19))], apart
