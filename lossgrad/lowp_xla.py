@@ -45,6 +45,10 @@ YNN_FROM = 4096
 # addition every 1024 elements, and once more at the end
 LANES = 16
 KAHAN_EVERY = 1024
+# its bfloat16 kernel (sum_k1_bf16_fp32: VDPBF16PS with AVX512-BF16, shifts and masks with AVX-512 alike) reads 32
+# elements a vector into the same 16 lanes, lane i adding element 2i + 1 and then 2i (the vector's odd element of
+# each pair first; subnormals read as 0), and joins level 2 every 2048 elements
+PAIRED = 2
 # with fewer than SPLIT_BELOW rows, YNNPACK splits a row of more than SLAB elements into runs of SLAB, each summed on
 # its own, and sums the runs' results as a row (measured on a 2-core x86-64 machine: with more rows it runs rows
 # in parallel instead); a reduction over a non-contiguous axis takes SLAB elements at a time too (lowp_xla_partner)
@@ -239,31 +243,37 @@ class _Tree:
             self.levels[1] = zero
 
 
-def _row_lanes(x: Array) -> Array:
-    """One run of YNNPACK's sum_float_k1 over each row: the 16 lanes (element i in lane i mod 16) of level 2."""
+def _row_lanes(x: Array, bf16: bool = False) -> Array:
+    """One run of YNNPACK's sum_float_k1 over each row: the 16 lanes (element i in lane i mod 16) of level 2;
+    `bf16`: its bfloat16 kernel, each vector of 32 elements fed as its odd elements and then its even ones (PAIRED)."""
     rows, n = x.shape
-    vectors = np.zeros((rows, -(-n // LANES) * LANES), dtype=F32)
-    vectors[:, :n] = x
+    per = PAIRED if bf16 else 1  # (elements a lane takes from each vector)
+    width = LANES * per
+    vectors = np.zeros((rows, -(-n // width) * width), dtype=F32)
+    vectors[:, :n] = ftz(x) if bf16 else x
+    if bf16:  # (the halves as vectors of 16 of their own: odd elements, then even, in the order the lanes add them)
+        vectors = vectors.reshape(rows, -1, LANES, PAIRED)[..., ::-1].transpose(0, 1, 3, 2)
     vectors = vectors.reshape(rows, -1, LANES)
     tree, done = _Tree((rows, LANES)), 0
-    while n - done >= 16 * LANES:  # 16 vectors: four groups, then level 0 joins level 1
+    group = 4 * per  # (vectors of 16 to a group of 4 of the kernel's)
+    while n - done >= 4 * group * LANES:  # four groups, then level 0 joins level 1
         for g in range(4):
-            tree.add(vectors[:, done // LANES + 4 * g:done // LANES + 4 * g + 4])
-        done += 16 * LANES
-        tree.flush(done % KAHAN_EVERY == 0)
-    while n - done >= 4 * LANES:  # then a group at a time
-        tree.add(vectors[:, done // LANES:done // LANES + 4])
-        done += 4 * LANES
-        tree.flush(done % KAHAN_EVERY == 0)
+            tree.add(vectors[:, done // LANES + group * g:done // LANES + group * (g + 1)])
+        done += 4 * group * LANES
+        tree.flush(done % (KAHAN_EVERY * per) == 0)
+    while n - done >= group * LANES:  # then a group at a time
+        tree.add(vectors[:, done // LANES:done // LANES + group])
+        done += group * LANES
+        tree.flush(done % (KAHAN_EVERY * per) == 0)
     if done < n:  # the rest: a group of fewer vectors, the last maybe part-filled
         tree.add(vectors[:, done // LANES:])
     tree.flush(True)
     return tree.levels[2]
 
 
-def _lanes(x: Array) -> Array:
+def _lanes(x: Array, bf16: bool = False) -> Array:
     """YNNPACK's row sum: _row_lanes, then the lanes halved pairwise (8, 4, 2, 1)."""
-    acc = _row_lanes(x)
+    acc = _row_lanes(x, bf16)
     step = LANES // 2
     while step:
         acc = ftz(acc[:, :step] + acc[:, step:2 * step])
@@ -272,13 +282,13 @@ def _lanes(x: Array) -> Array:
     return out
 
 
-def _ynn_sum(x: Array, split: bool = False) -> Array:
+def _ynn_sum(x: Array, split: bool = False, bf16: bool = False) -> Array:
     """jnp.sum of each row by YNNPACK: one run per row, or, in a batch of fewer than SPLIT_BELOW rows (`split`: in
-    any batch), runs of SLAB elements whose sums are then summed as a row."""
+    any batch), runs of SLAB elements whose sums are then summed as a row (float32s: the runs' sums are)."""
     rows, n = x.shape
     if (rows >= SPLIT_BELOW and not split) or n <= SLAB:
-        return _lanes(x)
-    runs = np.stack([_lanes(x[:, lo:lo + SLAB]) for lo in range(0, n, SLAB)], axis=1)
+        return _lanes(x, bf16)
+    runs = np.stack([_lanes(x[:, lo:lo + SLAB], bf16) for lo in range(0, n, SLAB)], axis=1)
     return _lanes(runs)
 
 
@@ -291,14 +301,15 @@ def product_sum(a: Array, b: Array) -> Array:
     return _ynn_sum(ftz(a * b), split=True) + F32(0)
 
 
-def xla_sum(x: Array) -> Array:
-    """jnp.sum over the last axis of a contiguous float32 array, as XLA's CPU backend adds it up."""
+def xla_sum(x: Array, bf16: bool = False) -> Array:
+    """jnp.sum over the last axis of a contiguous float32 array, as XLA's CPU backend adds it up; `bf16`: the sum
+    reads the values stored in bfloat16 (jnp.sum of a bfloat16 array), which YNNPACK adds in pairs (PAIRED)."""
     rows, n = x.shape
     if n == 1:  # (XLA drops a reduce over one element: −0 stays −0)
         return x[:, 0].copy()
     if rows * n < YNN_FROM:
         return _windows(x) + F32(0) if n else np.zeros(rows, dtype=F32)  # (+ 0: the sum starts from +0)
-    return _ynn_sum(x) + F32(0)
+    return _ynn_sum(x, bf16=bf16) + F32(0)
 
 
 def row_lanes(n: int, k: int) -> int:
@@ -357,27 +368,29 @@ def _window(win: Array, inside: Array, pad: tuple[int, int]) -> F32:
     return _from(F32(0), win[inside])
 
 
-def _slab_rows(x: Array) -> F32:
+def _slab_rows(x: Array, bf16: bool = False) -> F32:
     """jnp.sum of a whole [R, K] array of 4096 elements or more, K ≤ SLAB, as YNNPACK adds it: runs of SLAB // K
-    whole rows, each summed as one contiguous row (_lanes), the runs' sums then summed as a row."""
+    whole rows, each summed as one contiguous row (_lanes; `bf16`, in its pairs), the runs' sums then summed as a
+    row."""
     rows, n = x.shape
     step = SLAB // n
-    runs = np.array([[_lanes(x[lo:lo + step].reshape(1, -1))[0] for lo in range(0, rows, step)]], dtype=F32)
+    runs = np.array([[_lanes(x[lo:lo + step].reshape(1, -1), bf16)[0] for lo in range(0, rows, step)]], dtype=F32)
     return F32((runs[:, 0] if runs.shape[1] == 1 else _lanes(runs))[0] + F32(0))
 
 
-def xla_sum2d(x: Array) -> F32:
+def xla_sum2d(x: Array, bf16: bool = False) -> F32:
     """jnp.sum of a whole [N, K] float32 array of fewer than 4096 elements as XLA's CPU backend adds it. XLA
     splits an axis of more than 32 into windows of 32 (the padding split, the smaller half first) and sums the
     windows' sums the same way; each window, or the whole array where both axes are 32 or less, is a loop whose
-    additions XLA marks reassociable, and LLVM's loop vectorizer splits its rows into lanes (_block, _window)."""
+    additions XLA marks reassociable, and LLVM's loop vectorizer splits its rows into lanes (_block, _window).
+    From 4096 elements YNNPACK's (`bf16`: it reads bfloat16s, xla_sum's)."""
     rows, n = x.shape
     if rows * n >= YNN_FROM:
         if rows == 1 or n == 1:
-            return F32(xla_sum(x.reshape(1, -1))[0])
+            return F32(xla_sum(x.reshape(1, -1), bf16)[0])
         if n > SLAB:
             raise _not_reproduced(f"sum of a {rows}×{n} array (rows of more than {SLAB}: YNNPACK's order, not known)")
-        return _slab_rows(x)
+        return _slab_rows(x, bf16)
     if rows <= 32 and n <= 32:
         return _block(x)
     pad = (-rows % 32 if rows > 32 else 0, -n % 32 if n > 32 else 0)

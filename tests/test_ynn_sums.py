@@ -52,6 +52,9 @@ def _model(kind: str, arrays: list[np.ndarray]) -> np.ndarray:
         return lowp_xla_partner.partner_sum(arrays[0], 1, lowp_xla.ftz)
     if kind == "fused-partners":
         return lowp_xla_partner.partner_sum(lowp_xla.ftz(arrays[0] * arrays[1]), 1, lowp_xla.ftz, fused=True)
+    if kind == "bfloat16":
+        x = arrays[0]
+        return lowp_xla.xla_sum(x.reshape(-1, x.shape[-1]), bf16=True)
     g, w, e = arrays
     return lowp_xla.dot_lanes(lowp_xla.ftz(g * w[:, None]), e)
 
@@ -73,6 +76,8 @@ def test_the_other_kinds_reach_each_part() -> None:
     assert any(k == "partners" and s[0] > 256 for k, s in shapes)
     assert any(k == "fused-partners" and s[0] * s[2] > 32768 for k, s in shapes)
     assert any(k == "dot" and s[1] % 4 for k, s in shapes) and any(k == "dot" and s[1] % 4 == 0 for k, s in shapes)
+    pairs = [s[-1] for k, s in shapes if k == "bfloat16"]  # (a part-filled vector; Kahan's step every 2048; runs)
+    assert any(n % 32 for n in pairs) and min(pairs) < 2048 < max(pairs) and max(pairs) > 32768
 
 
 def test_the_kahan_step_by_hand() -> None:
@@ -87,6 +92,28 @@ def test_the_kahan_step_by_hand() -> None:
     x = np.zeros((2, 2048), dtype=np.float32)
     x[:, 4], x[:, 1028] = a, b
     assert (lowp_xla.xla_sum(x) == np.float32(t - e)).all() and np.float32(t - e) == np.nextafter(t, np.float32(0))
+
+
+def test_the_bfloat16_records_are_not_float32s_order() -> None:
+    # summed as float32's kernel adds them, one element a lane, the bfloat16 records differ: their pairs are seen
+    script = golden_script("golden_ynn_sums")
+    apart = 0
+    for rec in (r for r in KINDS if r["kind"] == "bfloat16"):
+        x = script.inputs("bfloat16", tuple(rec["shape"]))[0]
+        want = np.frombuffer(base64.b64decode(rec["bits"]), dtype="<f4")
+        apart += int((lowp_xla.xla_sum(x.reshape(-1, x.shape[-1])).view(np.int32) != want.view(np.int32)).any())
+    assert apart >= 12
+
+
+def test_bfloat16_rows_are_added_in_pairs_by_hand() -> None:
+    # YNNPACK's bfloat16 kernel takes 32 elements a vector into 16 lanes, lane i adding element 2i + 1 and then 2i,
+    # the lanes then halved pairwise: a row (x₀, x₁, x₂) sums as (x₁ + x₀) + x₂, where float32's kernel, one element
+    # a lane, adds (x₀ + x₂) + x₁. With x = (2⁻²³, 2, 2⁻²³), each 2⁻²³ half an ulp of 2: in pairs 2 + 2⁻²³ is a tie
+    # that rounds to even, 2, and so does the second addition, 2; in float32's order 2⁻²³ + 2⁻²³ = 2⁻²² is exact,
+    # and 2 + 2⁻²² is 2 and one ulp
+    x = np.array([[2.0**-23, 2.0, 2.0**-23]] * 4096, dtype=np.float32)  # (4096 rows: YNNPACK's)
+    assert (lowp_xla.xla_sum(x, bf16=True) == np.float32(2)).all()
+    assert (lowp_xla.xla_sum(x) == np.float32(2 + 2.0**-22)).all()
 
 
 @pytest.mark.frameworks
