@@ -527,11 +527,30 @@ def vector_add_sum(rows: Array, plan: AccumulatorPlan, r: Rounder) -> Array:
     return total
 
 
+def paired(half: Any) -> bool:
+    """Whether a sum of values stored in this dtype reads bfloat16s (xla_sum's `bf16`)."""
+    return half is not None and half is not np.float16
+
+
+class Stored:
+    """A result as XLA stores it in a half dtype: subnormals flushed, rounded to the dtype (carried in float32)."""
+
+    def __init__(self, half: Any) -> None:
+        self.half = half
+
+    def __call__(self, a: Any) -> Array:
+        out: Array = ftz(a).astype(self.half).astype(F32)
+        return out
+
+
 def rounder(half: Any) -> Rounder:
-    """A result as XLA stores it: subnormals flushed, rounded to the half dtype (carried in float32)."""
-    if half is None:
-        return ftz
-    return lambda a: ftz(a).astype(half).astype(F32)
+    """A result as XLA stores it: subnormals flushed (float32), or Stored in the half dtype."""
+    return ftz if half is None else Stored(half)
+
+
+def reads_bf16(k: Rounder) -> bool:
+    """Whether values kept as `k` keeps them are bfloat16s in memory (a sum of them: xla_sum's `bf16`)."""
+    return isinstance(k, Stored) and paired(k.half)
 
 
 def upstream(n: float) -> F32:
@@ -608,17 +627,14 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     way into the sum. Under jit in float32 the log of the row sums is an operation of its own (own_op) and the
     products are fused into the row sums and the value (_fma_rows, _fma_value). From YNN_FROM rows YNNPACK takes
     over: under jit in bfloat16 its fusions (_ce_rows_ynn), op by op in float32 the gradient's product and sum
-    (ynn_gradient_rows); op by op in bfloat16 that is not reproduced."""
+    (ynn_gradient_rows), op by op in bfloat16 z − max (ynn_shift_rows), and the row sums of bfloat16 products
+    YNNPACK's pairs (xla_sum's `bf16`)."""
     f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
     fused = jit and half is not None and half is not np.float16
     if ynn_probability_rows(z.shape, fused):
         return _ce_rows_ynn(y, z, r)
-    if z.shape[0] >= YNN_FROM and z.shape[1] > 1 and not jit and half is not None and half is not np.float16:
-        # (measured: 4,096 to 5,000 rows of 2 to 10 classes, hundreds of elements apart; 4,095 rows none)
-        raise _not_reproduced("softmax_cross_entropy of probability rows op by op over 4096 rows or more in "
-                              "bfloat16 (YNNPACK's kernels over the rows, not modelled)",
-                              "use {dtype} float64, or ask for JAX under jit")
-    _, shifted = _max_shift(z, False, r)
+    # (op by op in bfloat16 from YNN_FROM rows, log_softmax's jit hands z − max to YNNPACK, which keeps it in float32)
+    _, shifted = _max_shift(z, False, ftz if ynn_shift_rows(z.shape, half, jit) else r)
     exp = xla_exp(shifted)
     e = r(exp)
     total = r(xla_sum(e if half is np.float16 else exp))
@@ -628,7 +644,7 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     if f32_jit:
         losses = -_fma_rows(logp, y)
     else:
-        losses = -r(_products_rows(y, logp, r, fused))
+        losses = -r(_products_rows(y, logp, r, fused, bf16=paired(half)))
 
     def grad(n: float) -> Array:
         v = r(y * -r(upstream(n)))
@@ -644,6 +660,15 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
         s = (folded_sum(-v, r) if half is np.float16 else folded_sum_stored(-v, r)) if jit else _rows_in_dtype(-v, r)
         return r(v + r(r(s / total)[:, None] * e))
     return losses, grad, r(e / total[:, None]), (_fma_value(logp, y) if f32_jit else None)
+
+
+def ynn_shift_rows(shape: tuple[int, ...], half: Any, jit: bool) -> bool:
+    """Whether log_softmax, jitted on its own inside an op-by-op step in bfloat16, keeps z − max in float32: from
+    YNN_FROM rows of two classes or more XLA hands the max and the difference to YNNPACK, which drops their rounding
+    (the exponentials, their sum, its log and the rest are XLA's kernels and stored as before; measured: 4,096 to
+    5,000 rows of 2 to 40 classes, 4,095 rows stored)."""
+    rows, classes = shape
+    return not jit and paired(half) and rows >= YNN_FROM and classes > 1
 
 
 def ynn_probability_rows(shape: tuple[int, ...], fused: bool) -> bool:
@@ -835,23 +860,18 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     targets closed over as constants) XLA folds log y or e^y at compile time with the C library's logf or expf
     (its HLO evaluator's), and bfloat16 keeps the products t·(log y − log q) in float32 into its fused row sums."""
     fused = jit and half is not np.float16
-    if log_target and not jit and half is not None and half is not np.float16 and y.size >= YNN_FROM \
-            and 3 <= y.shape[1] <= 32:
-        # (measured: 400 × 14 to 5,000 × 3, 1 to 17 losses apart in each; 2 classes to 5,000 rows, 40 to 120
-        # classes, and fewer than 4096 elements none)
-        raise _not_reproduced("kl_divergence_with_log_targets op by op in bfloat16 over rows of 3 to 32 classes "
-                              "from 4096 elements (YNNPACK's kernels, not modelled)",
-                              "use {dtype} float64, or ask for JAX under jit")
-    # (bfloat16 under jit from 4096 elements: the loop that feeds YNNPACK's row sums keeps log q and the difference
-    # in float32)
-    keep = ftz if fused and y.size >= YNN_FROM else r
-    lq = p if log_input else keep(xla_log(p))
+    # (bfloat16 under jit from 4096 elements: XLA hands log q, the difference and the row sums to YNNPACK, which
+    # keeps them in float32 and takes log q with its own log)
+    ynn = fused and y.size >= YNN_FROM
+    keep = ftz if ynn else r
+    lq = p if log_input else keep((ynn_log if ynn else xla_log)(p))
     log_y, exp_y = (libm.logf, libm.expf) if jit else (xla_log, xla_exp)
     if log_target:
         t, d = r(exp_y(y)), keep(y - lq)
     else:
         t, d = y, keep(np.where(y == 0, F32(0), r(log_y(np.where(y == 0, F32(1), y)))) - lq)
-    losses = r(_products_rows(t, d, r, fused, ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"]))
+    losses = r(_products_rows(t, d, r, fused, ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"],
+                              paired(half)))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
@@ -868,13 +888,15 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
 ALONG_ROW_CLASSES = {"kl": (16, 16), "kl-log-input": (19, 20)}
 
 
-def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int, int] = (33, 33)) -> Array:
-    """Σ a·b along each row as XLA adds it: each product stored in the dtype, then jnp.sum's float32 sum; `fused`
+def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int, int] = (33, 33),
+                   bf16: bool = False) -> Array:
+    """Σ a·b along each row as XLA adds it: each product stored in the dtype, then jnp.sum's float32 sum (of
+    bfloat16s, `bf16`, from 4096 elements YNNPACK's pairs); `fused`
     (bfloat16 under jit): the products kept in float32 and added in XLA's fused loop, in order in windows of 32
     (along each row in ROW_PLANS' lanes from `along`'s classes, in a batch and alone), and from 4096 elements by
     YNNPACK, as jnp.sum adds float32s (kl's and probability rows' ce, measured)."""
     if not fused:
-        return xla_sum(r(a * b))
+        return xla_sum(r(a * b), bf16)
     if a.size >= YNN_FROM:
         return xla_sum(ftz(a * b)) + F32(0)
     rows, n = a.shape
@@ -937,9 +959,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
     several = terms.ndim > 1 and terms.shape[1] > 1
     own_sum = half is None and several and not (known and sums_2d(terms))
-    value = None if own_sum else mean_value(terms, r, known, negated)
+    value = None if own_sum else mean_value(terms, r, known, negated, stored(r, k, terms, losses))
     # (None: only in float32, for more than one output per sample)
-    if loss == "mse" and jit and half is not np.float16 and several:
+    # (under jit in bfloat16 the mean reads the squares in float32, one output per sample too)
+    if loss == "mse" and jit and half is not np.float16 and (several or (half is not None and terms.size > 1)):
         value = fused_mse_value(r(p - y), r)
     if loss == "ce" and labels is None and jit and (half is None or fused_value is not None):
         value = fused_value
@@ -948,19 +971,27 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own)
 
 
-def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = False) -> Callable[[float], float]:
+def stored(r: Rounder, k: Rounder, terms: Array, losses: Array) -> bool:
+    """Whether the mean reads bfloat16s (mean_value's `bf16`): the losses as stored, or terms stored as they are op by
+    op (under jit XLA keeps the terms it does not store in float32)."""
+    return reads_bf16(r) and (terms is losses or k is r)
+
+
+def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = False,
+               bf16: bool = False) -> Callable[[float], float]:
     """jnp.sum of the losses (n = 1), or jnp.mean over n: the sum in float32 (jnp upcasts a half dtype) times
     1/n (XLA turns a division by a constant into a product with its reciprocal), stored in the dtype. `negated`:
-    the losses are −x, and XLA sums the x and negates the total (−0 where every loss is 0)."""
+    the losses are −x, and XLA sums the x and negates the total (−0 where every loss is 0); `bf16`: the sum reads
+    them stored in bfloat16 (xla_sum's)."""
     def value(n: float) -> float:
         several = terms.ndim > 1 and terms.shape[1] > 1
         if several and not sum2d:  # (measured for mse and bce only)
             raise _not_reproduced("sum over more than one output per sample (an order of its own)")
         with np.errstate(all="ignore"):
             if negated:
-                total = -xla_sum(-terms.reshape(1, -1))[0]
+                total = -xla_sum(-terms.reshape(1, -1), bf16)[0]
             else:
-                total = xla_sum2d(terms) if several else xla_sum(terms.reshape(1, -1))[0]
+                total = xla_sum2d(terms, bf16) if several else xla_sum(terms.reshape(1, -1), bf16)[0]
             return float(r(total if n == 1 else total * (F32(1) / F32(n))))
     return value
 
@@ -1003,7 +1034,7 @@ def margin_hinge(root_p: Array, root_n: Array, slope_p: Array, slope_n: Array, m
 def _rows(x: Array, r: Rounder, k: Rounder) -> Array:
     """jnp.sum along each row: in float32 whatever the dtype (what the sum reads kept as `k` keeps it), XLA's order,
     stored in the dtype."""
-    return r(xla_sum(k(x)))
+    return r(xla_sum(k(x), reads_bf16(k)))
 
 
 def ynn_kept(shape: tuple[int, ...], r: Rounder, k: Rounder) -> Rounder:

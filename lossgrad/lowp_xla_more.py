@@ -32,6 +32,7 @@ from .lowp_xla import (
     mean_value,
     rounder,
     softplus,
+    stored,
     upstream,
     xla_exp,
     xla_log,
@@ -291,7 +292,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as lowp_xla's)
     # under jit in float32 XLA adds log_cosh's 22 to 32 losses in 8 lanes of its own (measured), not reproduced
     lanes = loss == "logcosh" and fused and 22 <= terms.size <= 32
-    value = None if (several or lanes) and half is None else mean_value(terms, r)
+    value = None if (several or lanes) and half is None else mean_value(terms, r, bf16=stored(r, k, terms, losses))
     warnings = ["the reduced value is lossgrad's float32 sum: XLA adds 22 to 32 log_cosh losses under jit in "
                 "lanes of its own, not reproduced"] if lanes else []
     if several and half is None:
@@ -334,7 +335,8 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
     # under jit in float32 XLA fuses the losses into their sum where the root is h or products (q = 1, ½, ⅓), and
     # LLVM adds some batches in vector lanes (lowp_xla_pow.fused_value)
     fused = jit and half is None and norm_degree > 0 and float(np.float32(1 / norm_degree)) in (1.0, 2.0, 3.0)
-    value = lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused else mean_value(terms, r)
+    value = (lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused
+             else mean_value(terms, r, bf16=stored(r, k, terms, losses)))
     note = lowp_xla_pow.more_threads(norm_degree, a.shape) if jit and half is None else None
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
                  warnings=[note] if note else [],

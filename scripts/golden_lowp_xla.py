@@ -11,6 +11,7 @@ AVX-512).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -331,9 +332,9 @@ def _along_row_apart(rng, kind: str, classes: int, wanted: int) -> tuple[np.ndar
     seen: dict = {}
     own = lowp_xla._products_rows
 
-    def capture(a, b, r, fused, along=(33, 33)):
+    def capture(a, b, r, fused, along=(33, 33), bf16=False):
         seen["ab"] = a, b
-        return own(a, b, r, fused, along)
+        return own(a, b, r, fused, along, bf16)
 
     def bf16(x):
         return np.asarray(x, np.float32).astype(ml_dtypes.bfloat16).astype(np.float32)
@@ -377,6 +378,186 @@ def _kl_bf16_along_rows(rng) -> list[dict]:
     return out
 
 
+@contextlib.contextmanager
+def float32_order():
+    """lossgrad with its sums of bfloat16 values taken in float32's order (one element a lane: the pairs of
+    YNNPACK's bfloat16 kernel undone), the rule before them: only to place inputs where the two differ."""
+    from lossgrad import lowp_xla
+
+    own = lowp_xla._row_lanes
+    lowp_xla._row_lanes = lambda x, bf16=False: own(x)
+    try:
+        yield
+    finally:
+        lowp_xla._row_lanes = own
+
+
+def _apart(rng, draw, run, old) -> tuple:
+    """Inputs drawn until lossgrad's results for them (`run`) change under `old` (a context with a rule undone):
+    lossgrad's emulation only places the inputs, what is recorded is JAX's."""
+    for _ in range(400):
+        inputs = draw(rng)
+        new = run(*inputs)
+        with old():
+            before = run(*inputs)
+        if any(not np.array_equal(a, b, equal_nan=True) for a, b in zip(new, before, strict=True)):
+            return inputs
+    raise RuntimeError("no inputs found apart")
+
+
+def _optax(loss: str, jit: bool, reduction: str, **options):
+    """lossgrad's optax results in bfloat16 (losses, gradient, value) as a function of (targets, predictions)."""
+    import lossgrad
+
+    def run(y, p):
+        res = lossgrad.evaluate(loss, y, p, convention="optax", dtype="bfloat16", jit=jit, reduction=reduction,
+                                **options)
+        return res.losses, res.grad, np.array([np.nan if res.value is None else res.value])
+    return run
+
+
+def _grid(rng, shape, step: float = 1 / 8) -> np.ndarray:
+    """Values on a grid of `step` in [−3, 3], one in ten a tiny one: their sums in bfloat16 often lie on a tie,
+    where the order of the additions shows."""
+    v = rng.integers(-int(3 / step), int(3 / step) + 1, shape) * step
+    return _rounded(np.where(rng.random(shape) < 0.1, v * 1e-6 + 1e-7, v), "bfloat16")
+
+
+def _kl_inputs(rng, kind: str, rows: int, classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """_kl's draw of one form: probability rows (log-probabilities with `--log-input`), targets with a first class
+    of 0 (log 10⁻⁹ with `--log-target`)."""
+    q = rng.random((rows, classes))
+    q /= q.sum(axis=1, keepdims=True)
+    t = rng.random((rows, classes))
+    t /= t.sum(axis=1, keepdims=True)
+    t[:, 0] = 0
+    pred = _rounded(np.log(q) if kind in ("kl-log-input", "kl-log-both") else q, "bfloat16")
+    target = _rounded(np.log(np.where(t == 0, 1e-9, t)) if kind in ("kl-log-target", "kl-log-both") else t,
+                      "bfloat16")
+    return target, pred
+
+
+def _kl_options(kind: str) -> dict:
+    return {"log_input": kind in ("kl-log-input", "kl-log-both"),
+            "log_target": kind in ("kl-log-target", "kl-log-both")}
+
+
+def _bf16_pairs(rng) -> list[dict]:
+    """Op by op in bfloat16, jnp.sum of a bfloat16 array from 4096 elements is YNNPACK's bfloat16 kernel, which adds
+    each vector's elements in pairs ("bf16 pairs"): kl's rows with log targets, probability rows' products, and the
+    mean of stored losses; inputs placed where float32's order differs."""
+    out = []
+    # (with log targets: e^y of log 10⁻⁹ is a tiny product beside the row's others, which often lie on a tie; kl of
+    # probabilities takes the same sums, whose random rows round apart too seldom to be drawn)
+    for kind in ("kl-log-target", "kl-log-both"):
+        for rows, classes in ((1400, 3), (400, 14)):
+            y, p = _apart(rng, lambda g, k=kind, r=rows, c=classes: _kl_inputs(g, k, r, c),
+                          _optax("kl", False, "mean", **_kl_options(kind)), float32_order)
+            out.append(_record(kind, "bfloat16", False, "mean", y, p, name="bf16 pairs"))
+
+    def soft(g, rows: int, classes: int):
+        t = g.integers(0, 5, (rows, classes)) + 1e-7 * (g.random((rows, classes)) < 0.3)  # (tiny products)
+        return _rounded(t / np.maximum(t.sum(1, keepdims=True), 1e-3), "bfloat16"), _grid(g, (rows, classes))
+    y, p = _apart(rng, lambda g: soft(g, 4200, 3), _optax("ce", False, "sum", from_logits=True, labels="onehot"),
+                  float32_order)
+    out.append(_record("ce", "bfloat16", False, "sum", y, p, "onehot", name="bf16 pairs"))
+    out.append(_record("mse", "bfloat16", False, "mean", np.zeros((4096, 1)), _mean_on_a_tie(), name="bf16 pairs"))
+    return out
+
+
+def _mean_on_a_tie() -> np.ndarray:
+    """Predictions (targets 0) whose 4096 squared errors sum to 1 + 2⁻⁸, a tie between two bfloat16 numbers, in
+    YNNPACK's pairs, and past it in float32's order: 1 and 2⁻⁸ in elements 0 and 1, 2⁻²⁴ (half an ulp of 1) in
+    elements 32, 33, 64, 65, 96 and 97. In pairs all share lane 0, where each 2⁻²⁴ meets 1 + 2⁻⁸ and rounds away (a
+    tie, to even); one element a lane, the three odd ones join 2⁻⁸ in lane 1 exactly, and 1 + 2⁻⁸ + 3·2⁻²⁴ rounds
+    up. The mean 2⁻¹² or (1 + 2⁻⁷)·2⁻¹²."""
+    p = np.zeros((4096, 1))
+    p[[0, 1], 0] = 1.0, 2.0**-4
+    p[[32, 33, 64, 65, 96, 97], 0] = 2.0**-12
+    return p
+
+
+@contextlib.contextmanager
+def rounded_shift():
+    """ce_rows with z − max rounded to bfloat16 op by op at every size (ynn_shift_rows undone)."""
+    from lossgrad import lowp_xla
+
+    own = lowp_xla.ynn_shift_rows
+    lowp_xla.ynn_shift_rows = lambda shape, half, jit: False
+    try:
+        yield
+    finally:
+        lowp_xla.ynn_shift_rows = own
+
+
+def _ce_rows_ops_ynn(rng) -> list[dict]:
+    """Probability rows op by op in bfloat16 from 4096 rows ("ynn shift"): log_softmax, jitted on its own, hands
+    z − max to YNNPACK, which keeps it in float32; 4,095 rows, XLA's own loop, store it."""
+    out = []
+    for rows, classes, reduction in ((4096, 2, "mean"), (4100, 3, "sum"), (4500, 10, "none"), (4095, 3, "mean")):
+        out.append(_soft_record(rng, "bfloat16", False, reduction, rows, classes) | {"name": "ynn shift"})
+    return out
+
+
+@contextlib.contextmanager
+def xla_log_q():
+    """kl under jit in bfloat16 with log q by XLA's log at every size (YNNPACK's own log undone)."""
+    from lossgrad import lowp_xla
+
+    own = lowp_xla.ynn_log
+    lowp_xla.ynn_log = lowp_xla.xla_log
+    try:
+        yield
+    finally:
+        lowp_xla.ynn_log = own
+
+
+def _kl_jit_ynn_log(rng) -> list[dict]:
+    """kl under jit in bfloat16 from 4096 elements ("ynn log"): YNNPACK takes log q with its own log. Targets equal
+    to the predictions but for their first class, where log y − log q cancels and the two logs' last bits show."""
+    def draw(g, kind: str, rows: int, classes: int):
+        t = g.integers(0, 5, (rows, classes)).astype(float)
+        t[:, 0] += 1e-3
+        t /= t.sum(axis=1, keepdims=True)
+        q = _rounded(t, "bfloat16")
+        q[q == 0] = 2.0**-10
+        t = _rounded(t, "bfloat16")
+        t[:, 0] = 0
+        y = _rounded(np.log(np.where(t == 0, 1e-9, t)) if kind == "kl-log-target" else t, "bfloat16")
+        return y, q
+    out = []
+    for kind, rows, classes in (("kl", 400, 14), ("kl-log-target", 2000, 7), ("kl", 300, 40)):
+        y, p = _apart(rng, lambda g, k=kind, r=rows, c=classes: draw(g, k, r, c),
+                      _optax("kl", True, "mean", **_kl_options(kind)), xla_log_q)
+        out.append(_record(kind, "bfloat16", True, "mean", y, p, name="ynn log"))
+    return out
+
+
+@contextlib.contextmanager
+def stored_squares():
+    """mse under jit in bfloat16 with the mean of one output per sample over the stored squares (the rule before)."""
+    from lossgrad import lowp_xla
+
+    own = lowp_xla.fused_mse_value
+    lowp_xla.fused_mse_value = lambda d, r: lowp_xla.mean_value(r(d * d), r, True)
+    try:
+        yield
+    finally:
+        lowp_xla.fused_mse_value = own
+
+
+def _mse_jit_columns(rng) -> list[dict]:
+    """mse under jit in bfloat16 with one output per sample ("float32 squares"): the mean reads the squares in
+    float32, as for more outputs (lowp_xla.fused_mse_value)."""
+    out = []
+    for rows, reduction in ((5, "sum"), (50, "mean"), (4100, "mean")):
+        y, p = _apart(rng, lambda g, n=rows: (_rounded(g.standard_normal((n, 1)), "bfloat16"),
+                                              _rounded(g.standard_normal((n, 1)) * 2, "bfloat16")),
+                      _optax("mse", True, reduction), stored_squares)
+        out.append(_record("mse", "bfloat16", True, reduction, y, p, name="float32 squares"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -397,6 +578,8 @@ def main() -> None:
     records += _long_folded_rows(np.random.default_rng(20261211))
     records += _ce_rows_ynn_rows(np.random.default_rng(20261227))
     records += _kl_bf16_along_rows(np.random.default_rng(20261228))
+    records += _bf16_pairs(np.random.default_rng(20261229)) + _ce_rows_ops_ynn(np.random.default_rng(20261230))
+    records += _kl_jit_ynn_log(np.random.default_rng(20261231)) + _mse_jit_columns(np.random.default_rng(20261232))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

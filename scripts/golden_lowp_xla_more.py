@@ -202,11 +202,38 @@ def ynn_triplet_records(rng) -> list[dict]:
     return out
 
 
+def pairs_records(rng) -> list[dict]:
+    """Op by op in bfloat16 ("bf16 pairs"): cosine's and triplet's row sums of stored products, and the mean of stored
+    losses, are YNNPACK's bfloat16 kernel from 4096 elements, which adds in pairs; inputs on a grid, placed where
+    float32's order differs (golden_lowp_xla._apart)."""
+    import lossgrad
+    from golden_lowp_xla import _apart, _grid, float32_order
+
+    def cosine(y, p):
+        res = lossgrad.evaluate("cosine", y, p, convention="optax", dtype="bfloat16", jit=False, reduction="mean")
+        return res.losses, res.grad, np.array([res.value])
+    out = []
+    y, p = _apart(rng, lambda g: (_grid(g, (6000, 3)), _grid(g, (6000, 3))), cosine, float32_order)
+    out.append(record("cosine", {}, "bfloat16", False, "mean", y, p, "bf16 pairs"))
+    out.append(record("triplet", OPTIONS["triplet"][0], "bfloat16", False, "mean", np.zeros((820, 5)),
+                      _anchors_on_a_tie(820), "bf16 pairs", _grid(rng, (820, 5))))
+    return out
+
+
+def _anchors_on_a_tie(rows: int) -> np.ndarray:
+    """Anchors (positives 0) whose squared distances (2⁻¹⁸, 64, 2⁻¹⁸, ¼, 0) sum, in YNNPACK's pairs
+    ((x₁ + x₀) + x₄) + (x₃ + x₂), to 64¼, a tie between two bfloat16 numbers (each 2⁻¹⁸, half an ulp of 64, meets
+    64 or ¼ on its own and rounds away); in float32's order ((x₀ + x₄) + x₂) + (x₁ + x₃) the two join first, and
+    64¼ + 2⁻¹⁷ rounds up (the distances, and the gradient, follow)."""
+    return np.tile([2.0**-9, 8.0, 2.0**-9, 0.5, 0.0], (rows, 1))
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     recs = records(np.random.default_rng(20261203)) + jit_triplet_records(np.random.default_rng(20261204))
     recs += cosine_apart_records() + ynn_triplet_records(np.random.default_rng(20261225))
+    recs += pairs_records(np.random.default_rng(20261233))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")

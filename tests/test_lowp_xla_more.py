@@ -14,7 +14,7 @@ import pytest
 
 import lossgrad
 from conftest import live_rounds, lossgrad as cli
-from lossgrad import lowp_xla_more
+from lossgrad import lowp_xla, lowp_xla_more
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_more.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -175,6 +175,18 @@ def test_bfloat16_triplets_of_4096_rows_keep_ynnpacks_float32(monkeypatch: pytes
         m.setattr(lowp_xla_more, "ynn_kept", lambda shape, r, k: r)
         apart = {r["dtype"] + str(np.shape(r["pred"])): sum(compare(r, _run(r)).values()) for r in recs}
     assert [bool(v) for v in apart.values()] == [True, True, False], apart
+
+
+def test_bfloat16_row_sums_op_by_op_are_ynnpacks_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "bf16 pairs" (JAX's bit for bit above): op by op in bfloat16, cosine's and triplet's row sums of
+    # stored products from 4096 elements are YNNPACK's bfloat16 kernel, which adds each vector's elements in pairs;
+    # summed in float32's order (one element a lane) both differ (triplet: anchors whose sum lies on a tie in pairs)
+    recs = [r for r in RECORDS if r.get("name") == "bf16 pairs"]
+    assert [r["loss"] for r in recs] == ["cosine", "triplet"] and all(not r["jit"] for r in recs)
+    own = lowp_xla._row_lanes
+    with monkeypatch.context() as m:
+        m.setattr(lowp_xla, "_row_lanes", lambda x, bf16=False: own(x))
+        assert all(sum(compare(r, _run(r)).values()) for r in recs)
 
 
 def test_log_cosh_sums_of_22_to_32_under_jit_in_float32_are_lossgrads_own() -> None:
