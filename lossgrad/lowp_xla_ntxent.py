@@ -61,13 +61,13 @@ DTYPES = ("float32", "float16", "bfloat16")
 ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2.0**-7)}
 
 
-def _matrix_sum(v: Array) -> F32:
+def _matrix_sum(v: Array, bf16: bool = False) -> F32:
     """jnp.sum of the N×N matrix whose row k holds v[k] alone, at its positive (float32): below 4096 elements the
     row sums, then XLA's windows over them (4 × 4 and 8 × 8 in YNNPACK's lanes); from 4096 YNNPACK's sum of the
-    whole matrix (xla_sum2d)."""
+    whole matrix (xla_sum2d; `bf16`: of a matrix stored in bfloat16, in its pairs)."""
     n = v.shape[0]
     if n * n >= YNN_FROM:
-        return xla_sum2d(_at_positives(v))
+        return xla_sum2d(_at_positives(v), bf16)
     row = v[None, :]
     return F32((_lanes(row) if n in (4, 8) else _windows(row))[0] + F32(0))
 
@@ -101,8 +101,9 @@ class Ntxent:
         self.log_softmax = r(shifted - r(xla_log(self.denom)))
 
     def squared_norms(self, e: Array) -> Array:
-        """Σe² along each row: the squares stored in the dtype, their sum in float32 (jnp.sum's), stored."""
-        return self.r(xla_sum(self.r(e * e)))
+        """Σe² along each row: the squares stored in the dtype, their sum in float32 (jnp.sum's: of bfloat16s, from
+        4096 elements in YNNPACK's pairs), stored."""
+        return self.r(xla_sum(self.r(e * e), self.bf16))
 
     def over_norm(self, x: Array) -> Array:
         """x/‖e‖ row by row: a product with 1/‖e‖ rounded to the dtype (bfloat16, or one feature: the quotient)."""
@@ -112,7 +113,8 @@ class Ntxent:
         """The cosine matrix over τ: Σ uᵢ·uⱼ over the features (each product stored, the sum jnp.sum's in float32,
         stored), divided by τ."""
         n, d = u.shape
-        return self.divide(self.r(xla_sum(self.r(u[None, :, :] * u[:, None, :]).reshape(n * n, d))).reshape(n, n))
+        products = self.r(u[None, :, :] * u[:, None, :]).reshape(n * n, d)
+        return self.divide(self.r(xla_sum(products, self.bf16)).reshape(n, n))
 
     def divide(self, x: Array) -> Array:
         """x / τ, τ in the dtype (jax.grad's trace hands XLA τ as an operand: the quotient itself)."""
@@ -120,7 +122,7 @@ class Ntxent:
 
     def exp_total(self, exps: Array) -> Array:
         """Each row's sum of the negatives' e^x: the stored exponentials added in float32 (jnp.sum's order)."""
-        return self.r(xla_sum(self.ds))
+        return self.r(xla_sum(self.ds, self.bf16))
 
     def backward_tau(self, g: Array) -> Array:
         """g/τ in the backward pass, where τ is a constant: a product with 1/τ rounded to the dtype (bfloat16: the
@@ -129,7 +131,7 @@ class Ntxent:
 
     def value(self, count: float) -> float:
         """−Σ log_softmax / count, the sum in float32 and stored, then divided in the dtype."""
-        total = self.r(_matrix_sum(self.log_softmax))
+        total = self.r(_matrix_sum(self.log_softmax, self.bf16))
         return float(self.r(-total / self.r(F32(count))))
 
     def grads(self, count: float) -> Array:

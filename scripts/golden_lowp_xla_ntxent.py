@@ -207,6 +207,23 @@ def records(rng) -> list[dict]:
     return out
 
 
+def pairs_records(rng) -> list[dict]:
+    """Op by op in bfloat16 ("bf16 pairs"): the squared norms, the cosines' sums over the features, the rows' sums
+    of e^x and the value's sum over the matrix read bfloat16s, from 4096 elements YNNPACK's pairs. Inputs on a grid,
+    placed where float32's order differs (golden_lowp_xla._apart)."""
+    import lossgrad
+    from golden_lowp_xla import _apart, _grid, float32_order
+
+    def run(a, p):
+        r = lossgrad.contrastive(p, a, ntxent=True, temperature=0.5, convention="optax", dtype="bfloat16", jit=False)
+        return r.losses, r.grad, r.grads["target"], np.array([r.value])
+    out = []
+    for b, d in ((70, 3), (100, 41)):
+        a, p = _apart(rng, lambda g, b=b, d=d: (_grid(g, (b, d)), _grid(g, (b, d))), run, float32_order)
+        out.append(record(a, p, 0.5, "bfloat16", False, "bf16 pairs"))
+    return out
+
+
 def check_one_feature(pairs: list[int]) -> None:
     """Record float32 batches of these many pairs of one feature under jit (two each, standard normal) and print how
     many gradient elements lossgrad gives apart from JAX's: the rows beyond the golden file's (8,192 products per dot
@@ -233,7 +250,7 @@ def main() -> None:
     if "--one-feature" in sys.argv:
         check_one_feature([int(b) for b in sys.argv[sys.argv.index("--one-feature") + 1:]])
         return
-    recs = records(np.random.default_rng(20261202))
+    recs = records(np.random.default_rng(20261202)) + pairs_records(np.random.default_rng(20261211))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")

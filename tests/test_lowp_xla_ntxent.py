@@ -72,6 +72,16 @@ def test_jax_op_by_op_bit_for_bit(rec: dict) -> None:
     assert not any(compare(rec, _run(rec)).values())
 
 
+def test_bfloat16_sums_op_by_op_are_ynnpacks_pairs(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "bf16 pairs" (JAX's bit for bit above): op by op in bfloat16 the sums of stored values from 4096
+    # elements are YNNPACK's bfloat16 kernel, in pairs; summed in float32's order (one element a lane), both differ
+    recs = [r for r in OPS if r.get("name") == "bf16 pairs"]
+    assert len(recs) == 2 and {r["dtype"] for r in recs} == {"bfloat16"}
+    own = xla._row_lanes
+    monkeypatch.setattr(xla, "_row_lanes", lambda x, bf16=False: own(x))
+    assert all(sum(compare(r, _run(r)).values()) for r in recs)
+
+
 def test_the_golden_file_covers_every_dtype_mode_and_edge() -> None:
     assert {(r["dtype"], r["jit"]) for r in RECORDS} == {(d, j) for d in ("float32", "float16", "bfloat16")
                                                         for j in (True, False)}
