@@ -25,10 +25,12 @@ from .losses.ctc import unpack
 from .lowp import fma
 from .lowp_xla import (
     F32,
+    YNN_FROM,
     Rounder,
     dot_lanes,
     ftz,
     mean_value,
+    paired,
     rounder,
     upstream,
     xla_exp,
@@ -36,6 +38,7 @@ from .lowp_xla import (
     xla_log1p,
     xla_sum,
 )
+from .lowp_ynn import ynn_log
 
 EPS = F32(-1e5)  # optax's log_epsilon
 
@@ -67,13 +70,27 @@ def logaddexp(x1: Array, x2: Array) -> tuple[Array, Array, Array]:
     return out, xla_exp(_add(_finite(x1), -o)), xla_exp(_add(_finite(x2), -o))
 
 
-def log_softmax(x: Array, r: Rounder, k: Rounder) -> tuple[Array, Array, Array]:
+def ynn_frames(shape: tuple[int, ...], half: Any, jit: bool) -> str | None:
+    """Where YNNPACK takes log_softmax's work over the frames' rows (log_softmax's `ynn`): in bfloat16 from 4096
+    rows of frames (B·T), under jit or op by op; None where XLA's own loops do (measured: 700 × 6 to 300 × 14, both
+    modes, hundreds of losses apart before)."""
+    b, t = shape[0], shape[1]
+    return ("jit" if jit else "ops") if paired(half) and b * t >= YNN_FROM else None
+
+
+def log_softmax(x: Array, r: Rounder, k: Rounder, ynn: str | None = None) -> tuple[Array, Array, Array]:
     """jax.nn.log_softmax over the last axis in the dtype: s = x − max, log Σe^s (the sum in float32, then stored),
-    s − log Σ; returns it, e^s and Σe^s (both kept for the backward)."""
+    s − log Σ; returns it, e^s and Σe^s (both kept for the backward). `ynn` (bfloat16 from 4096 rows of frames,
+    lowp_xla.ynn_shift_rows' measure): YNNPACK keeps s in float32, and under jit ("jit") Σe^s too, whose log is then
+    its own (as probability rows' ce under jit: lowp_xla._ce_rows_ynn); op by op ("ops") Σe^s is stored."""
     b, t, c = x.shape
-    s = r(x - x.max(axis=2, keepdims=True))
+    shifted = ftz(x - x.max(axis=2, keepdims=True))
+    s = r(shifted) if ynn is None else shifted
     e = r(xla_exp(s))
-    total = r(xla_sum(k(xla_exp(s)).reshape(b * t, c)).reshape(b, t, 1))
+    total = xla_sum(k(xla_exp(s)).reshape(b * t, c)).reshape(b, t, 1)
+    if ynn == "jit":
+        return r(s - r(ynn_log(total))), e, total
+    total = r(total)
     return r(s - r(xla_log(total))), e, total
 
 
@@ -255,7 +272,7 @@ def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int
     r = rounder(half)
     # log_softmax runs jitted inside JAX either way: in bfloat16 e^s reaches its float32 sum unrounded
     k = ftz if half is not None and half is not np.float16 else r
-    lp, e, total = log_softmax(x, r, k)
+    lp, e, total = log_softmax(x, r, k, ynn_frames(x.shape, half, jit))
     losses, back = scan(lp, labels, frames, lengths, blank, r)
     onehot = labels[:, :, None] == np.arange(x.shape[2])[None, None, :]
 
@@ -312,5 +329,28 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     if pred.shape[1] == 1:  # (the scan over one frame)
         warnings.append("XLA compiles optax's scan over a single frame without its loop, fused otherwise, which is "
                         "not reproduced: the numbers may differ from JAX's in their last bits")
-    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=mean_value(losses, ftz),
+    jit = switches.get("jit", True)
+    terms = final_states(losses, lengths, lab.shape[1]) if jit else losses
+    if jit and losses.shape[0] <= 32 and lab.shape[1] + 1 >= FUSED_COLUMNS:
+        warnings.append(FUSED_VALUE)
+    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=mean_value(terms, ftz, jit),
                  warnings=warnings)
+
+
+# under jit, a batch of up to 32 sequences whose final states' matrix [B, L + 1] has this many columns or more is
+# summed in an order of the fused loop's own (measured: 14 of 28 values of 17 to 32 sequences, 1 of 39 of 2 to 16,
+# an ulp of float32 apart in xla_sum2d's order; fewer columns, and more sequences, none of 233)
+FUSED_COLUMNS = 7
+FUSED_VALUE = ("under jit the reduced value of up to 32 sequences of 6 label columns or more may differ from JAX's in "
+               "its last bit (float32): XLA's order for that fused sum is not pinned down; the losses are JAX's")
+
+
+def final_states(losses: Array, lengths: Array, columns: int) -> Array:
+    """The losses as jnp.mean (or jnp.sum) reads them under jit: XLA fuses the reduce with optax's pick of each
+    sequence's last state, one-hot at its target length, into a sum over the [B, L + 1] matrix that holds each
+    loss there and 0 elsewhere (xla_sum2d's order; negated, alike). Measured: 2 to 700 sequences in the three dtypes
+    but where FUSED_VALUE says (before, their sum in order, and the values of 4 to 64 sequences an ulp apart now and
+    then)."""
+    m = np.zeros((losses.shape[0], columns + 1), dtype=F32)
+    m[np.arange(losses.shape[0]), lengths] = losses
+    return m

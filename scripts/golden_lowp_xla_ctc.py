@@ -7,12 +7,14 @@ logits' dtype), the blank, jit (jax.jit around jax.value_and_grad, or each opera
 (jnp.mean, jnp.sum; none: the losses and the gradient of their sum), and JAX's per-sequence losses, reduced value
 and gradient with respect to the logits, as the shortest decimals that read back to the same float32. Cases: random
 batches whose sizes leave lane remainders, repeated labels, padded labels, sequences with no alignment, large
-logits, up to 100 frames (all under 4096 logits: from there JAX's log_softmax takes YNNPACK's e^x); and, in float32,
-batches of 4 to 108 sequences of 3 to 8 label columns, where LLVM vectorises the backward loop across the sequences.
+logits, up to 100 frames; in float32, batches of 4 to 108 sequences of 3 to 8 label columns, where LLVM vectorises
+the backward loop across the sequences; values under jit that XLA fuses with the pick of each sequence's last
+state; and bfloat16 batches from 4096 rows of frames, where YNNPACK takes log_softmax's work.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from pathlib import Path
@@ -104,10 +106,63 @@ def records(rng):
     return out
 
 
+def final_state_records(rng):
+    """Under jit ("final states"): XLA fuses the mean with optax's pick of each sequence's last state, a sum over
+    the [B, L + 1] matrix holding each loss at its target length (lossgrad.lowp_xla_ctc.final_states). Batches
+    placed where the losses' sum in order differs (golden_lowp_xla._apart)."""
+    import lossgrad
+    from golden_lowp_xla import _apart
+    from lossgrad import lowp_xla_ctc
+
+    @contextlib.contextmanager
+    def in_order():
+        own = lowp_xla_ctc.final_states
+        lowp_xla_ctc.final_states = lambda losses, lengths, columns: losses
+        try:
+            yield
+        finally:
+            lowp_xla_ctc.final_states = own
+
+    def draw(g, b: int, dtype: str):
+        t, c, n = int(g.integers(5, 20)), int(g.integers(4, 12)), int(g.integers(2, 6))
+        x = _rounded(g.standard_normal((b, t, c)) * 2, dtype)
+        return x, g.integers(1, c, (b, n)), g.integers(max(1, t // 2), t + 1, b), g.integers(0, n + 1, b)
+
+    def value(dtype: str):
+        def run(x, labels, il, tl):
+            r = lossgrad.ctc(labels, x.astype(np.float64), input_lengths=list(il), target_lengths=list(tl),
+                             from_logits=True, convention="optax", dtype=dtype, reduction="mean", jit=True)
+            return (np.array([r.value]),)
+        return run
+    out = []
+    for dtype, b in (("float32", 8), ("bfloat16", 16), ("float16", 32)):
+        x, labels, il, tl = _apart(rng, lambda g, b=b, d=dtype: draw(g, b, d), value(dtype), in_order)
+        out.append(record("final states", x, labels, il, tl, 0, dtype, True, "mean"))
+    return out
+
+
+# bfloat16 batches (B, T, C, L, jit, reduction) from 4096 rows of frames B·T, where YNNPACK keeps log_softmax's
+# z − max in float32 (and under jit Σe^s, its log YNNPACK's), and of 4,095 rows, XLA's own loops
+YNN_FRAMES = ((819, 5, 6, 2, False, "mean"), (1024, 4, 6, 2, False, "sum"), (700, 6, 5, 2, False, "none"),
+              (819, 5, 6, 2, True, "mean"), (420, 10, 10, 4, True, "sum"), (300, 14, 8, 3, True, "none"))
+
+
+def ynn_records(rng):
+    """YNN_FRAMES' records ("ynn frames")."""
+    out = []
+    for b, t, c, n, jit, reduction in YNN_FRAMES:
+        x = _rounded(rng.standard_normal((b, t, c)) * 2, "bfloat16")
+        labels = rng.integers(1, c, (b, n))
+        il, tl = rng.integers(max(1, t // 2), t + 1, b), rng.integers(0, n + 1, b)
+        out.append(record("ynn frames", x, labels, il, tl, 0, "bfloat16", jit, reduction))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     recs = records(np.random.default_rng(20261202)) + wide_records(np.random.default_rng(20261203))
+    recs += final_state_records(np.random.default_rng(20261204)) + ynn_records(np.random.default_rng(20261205))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
