@@ -379,17 +379,23 @@ def _kl_bf16_along_rows(rng) -> list[dict]:
 
 
 @contextlib.contextmanager
+def undone(module, name: str, value):
+    """lossgrad with `module.name` set to `value` (one of its rules undone), restored after."""
+    own = getattr(module, name)
+    setattr(module, name, value)
+    try:
+        yield
+    finally:
+        setattr(module, name, own)
+
+
 def float32_order():
     """lossgrad with its sums of bfloat16 values taken in float32's order (one element a lane: the pairs of
     YNNPACK's bfloat16 kernel undone), the rule before them: only to place inputs where the two differ."""
     from lossgrad import lowp_xla
 
     own = lowp_xla._row_lanes
-    lowp_xla._row_lanes = lambda x, bf16=False: own(x)
-    try:
-        yield
-    finally:
-        lowp_xla._row_lanes = own
+    return undone(lowp_xla, "_row_lanes", lambda x, bf16=False: own(x))
 
 
 def _apart(rng, draw, run, old) -> tuple:
@@ -477,19 +483,6 @@ def _mean_on_a_tie() -> np.ndarray:
     return p
 
 
-@contextlib.contextmanager
-def rounded_shift():
-    """ce_rows with z − max rounded to bfloat16 op by op at every size (ynn_shift_rows undone)."""
-    from lossgrad import lowp_xla
-
-    own = lowp_xla.ynn_shift_rows
-    lowp_xla.ynn_shift_rows = lambda shape, half, jit: False
-    try:
-        yield
-    finally:
-        lowp_xla.ynn_shift_rows = own
-
-
 def _ce_rows_ops_ynn(rng) -> list[dict]:
     """Probability rows op by op in bfloat16 from 4096 rows ("ynn shift"): log_softmax, jitted on its own, hands
     z − max to YNNPACK, which keeps it in float32; 4,095 rows, XLA's own loop, store it."""
@@ -499,17 +492,11 @@ def _ce_rows_ops_ynn(rng) -> list[dict]:
     return out
 
 
-@contextlib.contextmanager
 def xla_log_q():
     """kl under jit in bfloat16 with log q by XLA's log at every size (YNNPACK's own log undone)."""
     from lossgrad import lowp_xla
 
-    own = lowp_xla.ynn_log
-    lowp_xla.ynn_log = lowp_xla.xla_log
-    try:
-        yield
-    finally:
-        lowp_xla.ynn_log = own
+    return undone(lowp_xla, "ynn_log", lowp_xla.xla_log)
 
 
 def _kl_jit_ynn_log(rng) -> list[dict]:
@@ -533,17 +520,11 @@ def _kl_jit_ynn_log(rng) -> list[dict]:
     return out
 
 
-@contextlib.contextmanager
 def stored_squares():
     """mse under jit in bfloat16 with the mean of one output per sample over the stored squares (the rule before)."""
     from lossgrad import lowp_xla
 
-    own = lowp_xla.fused_mse_value
-    lowp_xla.fused_mse_value = lambda d, r: lowp_xla.mean_value(r(d * d), r, True)
-    try:
-        yield
-    finally:
-        lowp_xla.fused_mse_value = own
+    return undone(lowp_xla, "fused_mse_value", lambda d, r: lowp_xla.mean_value(r(d * d), r, True))
 
 
 def _mse_jit_columns(rng) -> list[dict]:

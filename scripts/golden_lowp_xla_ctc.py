@@ -14,7 +14,6 @@ state; and bfloat16 batches from 4096 rows of frames, where YNNPACK takes log_so
 
 from __future__ import annotations
 
-import contextlib
 import json
 import sys
 from pathlib import Path
@@ -111,17 +110,11 @@ def final_state_records(rng):
     the [B, L + 1] matrix holding each loss at its target length (lossgrad.lowp_xla_ctc.final_states). Batches
     placed where the losses' sum in order differs (golden_lowp_xla._apart)."""
     import lossgrad
-    from golden_lowp_xla import _apart
+    from golden_lowp_xla import _apart, undone
     from lossgrad import lowp_xla_ctc
 
-    @contextlib.contextmanager
     def in_order():
-        own = lowp_xla_ctc.final_states
-        lowp_xla_ctc.final_states = lambda losses, lengths, columns: losses
-        try:
-            yield
-        finally:
-            lowp_xla_ctc.final_states = own
+        return undone(lowp_xla_ctc, "final_states", lambda losses, lengths, columns: losses)
 
     def draw(g, b: int, dtype: str):
         t, c, n = int(g.integers(5, 20)), int(g.integers(4, 12)), int(g.integers(2, 6))
