@@ -80,24 +80,26 @@ def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
 
 
 def power(m: Array, e: float, rnd: Rounder, half: Any) -> Array:
-    """torch.pow(m, e) for a scalar e on CPU: 0 fills ones, 1 copies, 2 squares; float32 and bfloat16 take m·m·m at
-    3, √m at ½, 1/√m at −½ (bfloat16's scalar loop rounding √m first) and 1/m at −1; any other e (and every other
-    one in float16) is SLEEF's powf in registers, the C library's pow in the scalar loop."""
+    """torch.pow(m, e) for a scalar e on CPU: 0 fills ones, 1 copies; float32 and bfloat16 take √m at ½, 1/√m at
+    −½ (bfloat16's scalar loop rounding √m first) and 1/m at −1, then, with the exponent as the kernel holds it
+    (bfloat16's rounded: 2.005 is 2), m·m at 2, m·m·m at 3 and 1/(m·m) at −2, each product rounded; any other e
+    (and every other one in float16, where 2 gives m·m all the same) is SLEEF's powf in registers, the C library's
+    pow in the scalar loop."""
     if e == 0:
         return np.ones_like(m)
     if e == 1:
         return m.copy()
-    if e == 2:
-        return rnd(m * m)
-    if half is not np.float16 and e in (3, 0.5, -0.5, -1):
-        with np.errstate(divide="ignore"):
-            if e == 3:
-                return rnd(rnd(m * m) * m)
+    held = float(_sleef_exponent(e, half)) if half is not None else e
+    with np.errstate(divide="ignore"):
+        if half is not np.float16 and e in (0.5, -0.5, -1):
             if e == 0.5:  # (float32: MKL's vmsSqrt, as PyTorch sends x ** 0.5 to its square root)
                 return rnd(lowp.torch_sqrt(m, half))
             if e == -1:
                 return rnd(F32(1) / m)
             return rnd(F32(1) / np.where(scalar_tail(m.shape, half), rnd(np.sqrt(m)), np.sqrt(m)))
+        if held == 2 or (half is not np.float16 and held in (3, -2)):
+            square = rnd(m * m)
+            return square if held == 2 else rnd(square * m) if held == 3 else rnd(F32(1) / square)
     return rnd(pow_kernel(m, _sleef_exponent(e, half), e, half))
 
 

@@ -1,5 +1,5 @@
 """PyTorch's CPU kernels for the losses of vector pairs, reproduced bit for bit in float32, float16 and bfloat16:
-triplet_margin_loss (pairwise_distance, a q-norm over each row, q = 1 to 4), cosine_embedding_loss and lossgrad's
+triplet_margin_loss (pairwise_distance, a q-norm over each row, any q > 0), cosine_embedding_loss and lossgrad's
 torch cosine (cosine_embedding_loss with target 1), with their autograd.
 
 The row norms are `at::norm`'s CPU kernel. Its 2-norm of float32 and bfloat16 rows runs the vectorised last-dim
@@ -8,7 +8,8 @@ path that PyTorch's build compiles for AVX2 (norm_stub has no AVX-512 kernel): s
 right, then the last n mod 8 (16) elements one by one, of which the compiler vectorises the products of each whole
 group of 4 (rounded before the add) and fuses the rest into multiply-adds. float16 rows, and every other norm, take
 the generic reduction: a float32 running sum, element by element (of |u|^q by the C library's powf, glibc's, for
-q = 3 and 4, and its q-th root likewise). Sums over a row (cosine_embedding_loss's Σxy,
+q other than 1 and 2, and its q-th root likewise). The backward's powers |u|^(q−1), |u|^(q−2) and d^(q−1) are
+torch.pow's (lowp_focal.power: SLEEF's powf in registers). Sums over a row (cosine_embedding_loss's Σxy,
 Σx², Σy²) are torch.sum's (lowp.torch_sum). Every intermediate the kernels store is rounded to the dtype.
 """
 
@@ -23,6 +24,7 @@ from . import mkl
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import F32, fma, mean_value, quiet, rounder, torch_sqrt, torch_sum, upstream_c
+from .lowp_focal import power
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
 COS_EPS = 1e-12  # cosine_embedding_loss's EPSILON, likewise
@@ -113,10 +115,11 @@ def _log2_inline(x: Array) -> Array:
 
 
 def powf(x: Array, y: Any) -> Array:
-    """glibc's powf(x, y) for x ≥ 0 finite and a float y > 0: 2^(y·log2 x) rounded once to float32."""
+    """glibc's powf(x, y) for x ≥ 0 and a float y > 0: 2^(y·log2 x) rounded once to float32 (0 at 0, ∞ at ∞,
+    NaN at NaN)."""
     x = np.asarray(x, dtype=F32)
     with np.errstate(all="ignore"):
-        ylogx = float(F32(y)) * _log2_inline(np.where(x > 0, x, F32(1)))
+        ylogx = float(F32(y)) * _log2_inline(np.where((x > 0) & np.isfinite(x), x, F32(1)))
         kd = ylogx + EXP2F_SHIFT
         ki = kd.view(np.uint64)
         r = ylogx - (kd - EXP2F_SHIFT)
@@ -125,7 +128,7 @@ def powf(x: Array, y: Any) -> Array:
         c = EXP2F_POLY
         out = (((c[0] * r + c[1]) * (r * r) + (c[2] * r + 1)) * s).astype(F32)
     out = np.where(ylogx > POWF_OVERFLOW, F32(np.inf), np.where(ylogx <= -150.0, F32(0), out))
-    result: Array = np.where(x == 0, F32(0), out).astype(F32)
+    result: Array = np.where((x == 0) | ~np.isfinite(x), x, out).astype(F32)
     return result
 
 
@@ -139,7 +142,7 @@ def _sum_abs(x: Array) -> Array:
 
 def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array, Array]:
     """pairwise_distance: u = x1 − x2 + ε (each op rounded, ε rounded to the dtype first), and its q-norm per
-    row (q = 1 to 4)."""
+    row."""
     rnd = rounder(half)
     u = rnd(rnd(x1 - x2) + scalar(DIST_EPS, half))
     if q == 1:
@@ -156,33 +159,26 @@ def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array,
     return u, rnd(d)
 
 
-def pow_scalar(x: Array, e: float, half: Any) -> Array:
-    """Tensor.pow(e) for the exponents norm_backward takes with q = 3 or 4: 1 (a copy), 2 (x·x) and 3 (x·x·x,
-    each product rounded). float16's pow is SLEEF's, not special-cased, but gives x² and x³ of every float16 as the
-    float32 products rounded once (checked over all float16 values)."""
-    rnd = rounder(half)
-    if e == 1:
-        return x
-    if e == 2:
-        return rnd(x * x)
-    if half is not None and np.dtype(half) == np.float16:
-        return rnd((x * x).astype(F32) * x)
-    return rnd(rnd(x * x) * x)
-
-
 def norm_backward(g: Array, u: Array, d: Array, q: float, half: Any) -> Array:
-    """norm_backward for the upstream gradient g of each row's norm d: sgn(u)·g for q = 1, g·(u/d) (0 where
-    d = 0) for q = 2, (u·|u|^(q−2))·(g/d^(q−1)) (the second factor 0 where d = 0) for q = 3 and 4."""
+    """norm_backward for the upstream gradient g of each row's norm d, by q's branch: sgn(u)·g for q = 1;
+    g·(u/d) for q = 2; (sgn(u)·|u|^(q−1), 0 where u = 0)·g·d^(1−q) below 1; sgn(u)·|u|^(q−1) between 1 and 2, and
+    u·|u|^(q−2) above 2, times g/d^(q−1) (0 where d = 0). Each product rounded, each power torch.pow's."""
     rnd = rounder(half)
     if q == 1:
         return rnd(np.sign(u) * g[:, None])
     with np.errstate(all="ignore"):
-        if q != 2:
-            scaled = rnd(u * pow_scalar(np.abs(u), q - 2, half))
-            scale = np.where(d == 0, F32(0), rnd(g / pow_scalar(d, q - 1, half)))
-            return rnd(scaled * scale[:, None])
-        r = np.where(d[:, None] == 0, F32(0), rnd(u / d[:, None]))
-    return rnd(g[:, None] * r)
+        if q == 2:
+            r = np.where(d[:, None] == 0, F32(0), rnd(u / d[:, None]))
+            return rnd(g[:, None] * r)
+        if q < 1:
+            scaled = rnd(np.sign(u) * np.where(u == 0, F32(0), power(np.abs(u), q - 1, rnd, half)))
+            return rnd(rnd(scaled * g[:, None]) * power(d, 1 - q, rnd, half)[:, None])
+        if q < 2:
+            scaled = rnd(np.sign(u) * power(np.abs(u), q - 1, rnd, half))
+        else:
+            scaled = rnd(u * power(np.abs(u), q - 2, rnd, half))
+        scale = np.where(d == 0, F32(0), rnd(g / power(d, q - 1, rnd, half)))
+    return rnd(scaled * scale[:, None])
 
 
 def _min_backward(h: Array, a: Array, b: Array, rnd: Callable[[Array], Array]) -> tuple[Array, Array]:
@@ -279,26 +275,19 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
                  mean_extra_grads=None if label is None else quiet(lambda n: {"target": grads(n)[1]}))
 
 
-NORMS = (1.0, 2.0, 3.0, 4.0)  # pairwise_distance's norms reproduced
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each
 # takes, and what it covers (for messages)
 TAKES = {"triplet": ("margin", "norm_degree", "swap"), "cosine-embedding": ("margin",), "cosine": ()}
-SUPPORTED = ("triplet (norm_degree 1, 2, 3 or 4, with margin and swap)",
+SUPPORTED = ("triplet (with norm_degree, margin and swap; in float32 not with norm_degree 0.5, 1.5 or 2.5)",
              "cosine-embedding and cosine (float16 and bfloat16; with margin)")
+ROOT_NORMS = (0.5, 1.5, 2.5)  # the norms whose backward takes a float32 power ½ (x ** 0.5 is torch.sqrt: MKL's)
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are): sample weights
-    (PyTorch's functions take none), and pairwise_distance's norms other than 1 to 4 (their backward takes
-    |u|^(q−2) and d^(q−1) from SLEEF's pow, or a float32 square root from MKL, which are not reproduced)."""
-    if sample_weight:
-        return f"{loss} with {{sample_weight}}"
-    q = params.get("norm_degree")
-    if loss == "triplet" and q is not None and float(q) not in NORMS:
-        return (f"triplet with {{norm_degree}} {float(q):g} (its backward's powers are SLEEF's pow or MKL's square "
-                "root; 1, 2, 3 and 4 are reproduced)")
-    return None
+    (PyTorch's functions take none)."""
+    return f"{loss} with {{sample_weight}}" if sample_weight else None
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -308,6 +297,17 @@ def unsupported_dtype(loss: str, dtype: str) -> str | None:
     if loss in ("cosine", "cosine-embedding") and dtype == "float32" and not mkl.available():
         return (f"{loss} in float32 (its square root is MKL's vsSqrt, not correctly rounded: {mkl.INSTALL}; "
                 "float16 and bfloat16 are reproduced)")
+    return None
+
+
+def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
+    """Options reproduced in some dtypes only: float32 triplet with a norm whose backward takes |u|^½ or d^½
+    (q = ½, 1.5, 2.5: torch.sqrt, MKL's in PyTorch's builds, reproduced where MKL is installed)."""
+    q = params.get("norm_degree")
+    if loss == "triplet" and dtype == "float32" and q is not None and float(q) in ROOT_NORMS \
+            and not mkl.available():
+        return (f"triplet in float32 with {{norm_degree}} {float(q):g} (its backward's float32 square root is MKL's: "
+                f"{mkl.INSTALL}; float16 and bfloat16 are reproduced)")
     return None
 
 

@@ -10,6 +10,11 @@ that read back to the same value of the dtype). Inputs: random rows of 1 to 100 
 kernel's 8 float32 lanes and 16 bfloat16 ones, so that every scalar tail length shows), and adversarial ones (an
 anchor equal to its positive, a positive equal to its negative: ties in swap's minimum; a row of zeros; parallel
 and opposite vectors). The torch version and the instruction set are recorded.
+
+Appended (own random stream, the records before unchanged): triplet with other norm degrees (below 1, between 1
+and 2, above 2, and bfloat16 degrees whose q − 1 and q − 2 the pow kernel rounds to 2 and 3), rows with a
+difference of exactly 0 and batches of 70 rows (whose norms' powers fill SLEEF's registers); and torch.pow of each
+dtype at the exponents its kernel treats apart and others ("pow": lossgrad.lowp_focal.power).
 """
 
 from __future__ import annotations
@@ -140,12 +145,52 @@ def float32_sqrt(rng) -> dict:
             "of": int(x.size)}
 
 
+NORM_DEGREES = (0.3, 0.5, 1.25, 1.5, 2.5, 2.75, 3.5, 5.0, 7.0, 10.0, 3.004, 4.005)
+NORM_SHAPES = ((5, 3), (7, 1), (4, 33), (3, 70), (70, 3))
+EXPONENTS = (0.0, 1.0, 2.0, 3.0, -2.0, -1.0, 0.5, -0.5, 2.004, 3.005, -2.005, -1.002, 0.5001, -0.5001, 1.001,
+             0.7, -0.3, 2.5, 7.3, 1.5)
+
+
+def norm_records(rng) -> list[dict]:
+    """triplet_margin_loss with the other norm degrees; "zero difference": an anchor element equal to the
+    positive's less ε (u = 0 exactly, which q < 1's backward masks)."""
+    out = []
+    for dtype in DTYPES:
+        for q in NORM_DEGREES:
+            for swap in (False, True):
+                for name in ("adversarial", "zero difference", "random"):
+                    shape = NORM_SHAPES[int(rng.integers(len(NORM_SHAPES)))]
+                    a, pos, neg = triplet_inputs(rng, dtype, shape, name)
+                    if name == "zero difference":
+                        a[-1, 0] = 0.0
+                        pos[-1, 0] = float(rounded(np.array([1e-6]), dtype)[0])
+                    options = {"margin": float(rng.choice([0.1, 1.0, 5.0])), "norm_degree": q, "swap": swap}
+                    reduction = REDUCTIONS[int(rng.integers(len(REDUCTIONS)))]
+                    out.append(triplet_record(dtype, reduction, a, pos, neg, options, name))
+    return out
+
+
+def pow_records(rng) -> list[dict]:
+    """torch.pow(x, e) of a tensor of 100 elements (two registers of halves and a tail of 36; three of float32s
+    and a tail of 4): 0, 1, e^−6 to e^6."""
+    out = []
+    for dtype in DTYPES:
+        x = rounded(np.concatenate([[0.0, 1.0], np.exp(rng.uniform(-6, 6, 98))]), dtype)
+        for e in EXPONENTS:
+            got = torch.tensor(x, dtype=DTYPES[dtype]).pow(e).to(torch.float64).numpy()
+            out.append({"dtype": dtype, "exponent": e, "x": short(x, dtype), "pow": short(got, dtype)})
+    return out
+
+
 def main() -> None:
     torch.set_num_threads(1)
     rng = np.random.default_rng(20261202)
     records = triplet_records(rng) + cosine_records(rng)
+    sqrt = float32_sqrt(rng)
+    more = np.random.default_rng(20261204)
+    records += norm_records(more)
     meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability()}
-    OUT.write_text(json.dumps({"versions": meta, "records": records, "float32_sqrt": float32_sqrt(rng)},
+    OUT.write_text(json.dumps({"versions": meta, "records": records, "float32_sqrt": sqrt, "pow": pow_records(more)},
                               separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
 

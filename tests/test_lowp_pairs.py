@@ -14,12 +14,17 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import kernels, lowp, lowp_pairs, mkl, options
+from lossgrad import kernels, lowp, lowp_focal, lowp_pairs, mkl, options
 from test_lowp_more import assert_torch_results, record_ids, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_pairs.json"
 DATA = json.loads(GOLDEN.read_text())
 FURTHER = {"triplet": ("target", "negative"), "cosine-embedding": ("target",), "cosine": ()}  # (differentiated)
+
+
+def _half(dtype: str) -> object:
+    """The numpy type lossgrad's kernels carry a dtype in (None: float32)."""
+    return None if dtype == "float32" else lowp.half_dtype(dtype)
 
 
 def _inputs(rec: dict) -> dict[str, np.ndarray]:
@@ -79,18 +84,60 @@ def test_float32_sqrt_is_mkls_so_float32_cosine_needs_mkl() -> None:
         assert np.array_equal(mkl.sqrt(x), want)
 
 
-def test_other_norms_and_sample_weights_are_refused_in_half_dtypes() -> None:
-    # norms other than 1 to 4 take SLEEF's pow (or MKL's float32 square root) in their backward
-    with pytest.raises(lossgrad.OptionError, match="norm_degree"):
-        lossgrad.evaluate("triplet", [[1.0, 2.0]], [[0.0, 1.0]], negative=[[1.0, 1.0]], convention="torch",
-                          dtype="bfloat16", norm_degree=2.5)
+def test_every_norm_degree_is_reproduced_and_sample_weights_are_refused() -> None:
+    # pairwise_distance of any q > 0 runs PyTorch's kernels in every dtype; in float32 the norms whose backward
+    # takes x ** 0.5 (torch.sqrt, MKL's: |u|^½ for 2.5, |u|^½ and d^½ for 1.5, d^½ for ½) need the mkl extra
+    for q in (0.3, 0.5, 1.5, 2.5, 2.75, 7.0):
+        for dtype in ("float16", "bfloat16"):
+            assert options.setup("triplet", convention="torch", dtype=dtype, norm_degree=q).lowp
+        root = q in lowp_pairs.ROOT_NORMS
+        assert options.setup("triplet", convention="torch", dtype="float32", norm_degree=q).lowp == \
+            (mkl.available() or not root)
+        assert bool(kernels.unsupported("torch", "float32", "triplet", False, {"norm_degree": q}, {}, False)) == \
+            (root and not mkl.available())
     with pytest.raises(lossgrad.OptionError, match="sample_weight"):
         lossgrad.evaluate("triplet", [[1.0, 2.0]], [[0.0, 1.0]], negative=[[1.0, 1.0]], convention="torch",
                           dtype="float16", sample_weight=[2.0])
-    # in float32 another norm falls back to the formulas (within a few ulp, not bit for bit)
-    assert lowp_pairs.unsupported("triplet", False, {"norm_degree": 2.5}, {}, False)
-    assert not options.setup("triplet", convention="torch", dtype="float32", norm_degree=1.5).lowp
-    assert options.setup("triplet", convention="torch", dtype="float16", norm_degree=4.0).lowp
+
+
+def test_other_norm_records_cover_each_branch_of_norm_backward() -> None:
+    # norm_backward's three branches (q < 1, 1 < q < 2, q > 2), rows with a difference of exactly 0 (masked
+    # where q < 1, 0^(q−1) being ∞), batches of 64 rows or more (d^(q−1) in SLEEF's registers), and bfloat16
+    # degrees whose q − 1 or q − 2 the pow kernel holds as 3 or 2 (4.005: products, not SLEEF's pow)
+    recs = [r for r in DATA["records"] if r["loss"] == "triplet" and r["options"]["norm_degree"] not in (1, 2, 3, 4)]
+    degrees = {r["options"]["norm_degree"] for r in recs}
+    assert min(degrees) < 1 and any(1 < q < 2 for q in degrees) and {3.004, 4.005, 7.0} <= degrees
+    for r in (r for r in recs if r["name"] == "zero difference"):
+        u = values(r["pred"], r["dtype"])[-1, 0] - values(r["target"], r["dtype"])[-1, 0]
+        half = _half(r["dtype"])
+        assert lowp.rounder(half)(lowp.rounder(half)(u) + lowp_pairs.scalar(lowp_pairs.DIST_EPS, half)) == 0
+    assert any(np.shape(r["pred"])[0] >= 64 for r in recs)
+    assert {(r["dtype"], r["options"]["norm_degree"]) for r in recs} >= {("bfloat16", 4.005), ("bfloat16", 0.3)}
+
+
+@pytest.mark.parametrize("rec", DATA["pow"], ids=[f"{r['dtype']}-{r['exponent']}" for r in DATA["pow"]])
+def test_torch_pow_of_a_scalar_exponent_bit_for_bit(rec: dict) -> None:
+    # torch.pow(x, e), the powers of norm_backward (and of focal): its kernel's own cases (0, 1, ±½, −1 by the
+    # exponent given; 2, 3, −2 by the exponent as bfloat16 holds it, so 3.005 is 3 there), SLEEF's powf in its
+    # registers and the C library's pow in the tail of 36 (halves) or 4 (float32) elements
+    half = _half(rec["dtype"])
+    x, want = values(rec["x"], rec["dtype"]), values(rec["pow"], rec["dtype"])
+    with np.errstate(all="ignore"):
+        got = lowp_focal.power(x, rec["exponent"], lowp.rounder(half), half)
+    assert np.array_equal(got.astype(np.float32), want.astype(np.float32), equal_nan=True)
+
+
+def test_bfloat16_pow_takes_its_special_cases_by_the_rounded_exponent() -> None:
+    # undoing the rule (SLEEF's pow of 3.0 rounded once, for 3.005 and −2.005) puts recorded bfloat16 powers
+    # apart; for −0.5001 (held as −0.5) torch takes SLEEF's pow, not the reciprocal square root of −0.5
+    by = {(r["dtype"], r["exponent"]): r for r in DATA["pow"]}
+    bf16 = lowp.half_dtype("bfloat16")
+    for e in (3.005, -2.005, -0.5001, -0.5):
+        rec = by["bfloat16", e]
+        x, want = values(rec["x"], "bfloat16"), values(rec["pow"], "bfloat16")
+        with np.errstate(all="ignore"):
+            plain = lowp.rounder(bf16)(lowp_focal.pow_kernel(x, lowp_focal._sleef_exponent(e, bf16), e, bf16))
+        assert np.array_equal(plain, want) == (e == -0.5001)
 
 
 def _pick(loss: str, dtype: str, shape: tuple[int, int]) -> dict:
@@ -145,7 +192,10 @@ def test_live_random_triplets_and_cosines(dtype: str, live_rng: np.random.Genera
         shape = (int(rng.integers(1, 30)), int(rng.integers(1, 70)))
         ts = [torch.tensor(rng.standard_normal(shape) * rng.choice([0.01, 1.0, 30.0])).to(kind) for _ in range(3)]
         a, pos, neg = (t.to(torch.float64).numpy() for t in ts)
-        q, swap = float(rng.choice([1.0, 2.0, 3.0, 4.0])), bool(rng.random() < 0.5)
+        q = float(rng.choice([1.0, 2.0, 3.0, 4.0, 0.5, 1.5, 2.5, round(float(rng.uniform(0.1, 12)), 3)]))
+        if dtype == "float32" and q in lowp_pairs.ROOT_NORMS and not mkl.available():
+            q = 3.0  # (float32's x ** 0.5 is MKL's)
+        swap = bool(rng.random() < 0.5)
         leaves = [t.clone().requires_grad_() for t in ts]
         out = torch.nn.functional.triplet_margin_loss(*leaves, margin=0.5, p=q, swap=swap)
         out.backward()
