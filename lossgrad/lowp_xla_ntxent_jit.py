@@ -13,16 +13,16 @@ jax.grad's backward pass forms optax's masked softmax gradient in one expression
 with G = (1/N)/(Σ + eˣ); elsewhere the row's Σ G (−0/Σ each: NaN where every negative underflowed) times eˣ. Its sums
 over the partner rows (below 4096 products) are FMA chains in the order of the rows up to 14 rows, LLVM's vectors from
 16 to 32 (NARROW, WIDE, ONE_FEATURE) and XLA's windows of the stored products from 34; and the norm's backward pass a
-chain over the features of (g·1/max(ε, Σe²))·e (from N·D = 4096 YNNPACK's fusion of it, in 4 lanes:
-lowp_xla.dot_lanes). The sum of the two terms g·(1/‖e‖) + m·e (m = ((−s·½/‖e‖)·w)·2, w the clip's share) contracts one
-product of each: through e[None]/‖e‖ (g summed over the rows i) the FMA is on m·e, through e[:, None]/‖e‖ (summed over
-the partners j) on g·(1/‖e‖); one feature: on m·2e. Where LLVM vectorizes that final loop 8 rows at a time
-(vector_block), its vector code fuses g·(1/‖e‖) through both broadcasts in the first columns. With one feature the
-sums over the partner rows of 4096 products or more are YNNPACK's dot of each row of the scores with u
-(lowp_xla.dot_rows: 4 lanes, blocks of 8192). Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14
-rows) of 1 to 100 features, from 8 pairs with 2 features or more up to 1003 pairs and 2049 features, and with one
-feature up to 4100 pairs. The value, jnp.sum of the N × N matrix, goes in row order, LLVM's lanes, XLA's windows or
-YNNPACK's (value_sum).
+chain over the features of (g·1/max(ε, Σe²))·e (from N·D = 4096 YNNPACK's fusion of it, in 4 lanes and blocks of 8192
+features: lowp_xla.dot_rows). The sum of the two terms g·(1/‖e‖) + m·e (m = ((−s·½/‖e‖)·w)·2, w the clip's share)
+contracts one product of each: through e[None]/‖e‖ (g summed over the rows i) the FMA is on m·e, through e[:, None]/‖e‖
+(summed over the partners j) on g·(1/‖e‖); one feature: on m·2e. Where LLVM vectorizes that final loop 8 rows at a time
+(vector_block), its vector code fuses g·(1/‖e‖) through both broadcasts in the first columns. With one feature the sums
+over the partner rows of 4096 products or more are YNNPACK's dot of each row of the scores with u (lowp_xla.dot_rows: 4
+lanes, blocks of 8192). Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100
+features, from 8 pairs with 2 features or more up to 1003 pairs and 2049 features, 2 to 12 pairs of 4,097 to 32,768
+features, and with one feature up to 4100 pairs. The value, jnp.sum of the N × N matrix, goes in row order, LLVM's
+lanes, XLA's windows or YNNPACK's (value_sum).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ from .lowp_xla import (
     YNN_FROM,
     LanePlan,
     _in_order,
-    dot_lanes,
     dot_rows,
     ftz,
     halve,
@@ -253,14 +252,15 @@ class Fused:
 
     def through_norm(self, g: Array, on_scale: bool) -> Array:
         """g through e/‖e‖: g·(1/‖e‖) + m·e, m = ((−s·½/‖e‖)·w)·2, s = Σ (g·‖e‖^−2)·e (an FMA chain over the features,
-        or jnp.sum's order of the stored products beyond 32); `on_scale`: the FMA on g·(1/‖e‖), else on m·e."""
+        or jnp.sum's order of the stored products beyond 32; from N·D = 4096 YNNPACK's dot, dot_rows); `on_scale`:
+        the FMA on g·(1/‖e‖), else on m·e."""
         e, d = self.e, self.e.shape[1]
         t = ftz(g * self.w2[:, None])
         if d == 1:
             m = ftz(ftz(-ftz(t * e)[:, 0] * self.half) * self.share)[:, None]
             return _fma(m, ftz(F32(2) * e), ftz(g / self.norm[:, None]))
         if e.size >= YNN_FROM:
-            s = dot_lanes(t, e)
+            s = dot_rows(t, e)
         else:
             s = xla_sum(ftz(t * e)) if d >= STORED_FROM else chain(t, e)
         m = ftz(ftz(ftz(-s * self.half) * self.share) * F32(2))[:, None]

@@ -53,14 +53,14 @@ def column_sums(x: Array) -> Array:
     return _runs(x.T, SLAB // cols)
 
 
-# why a float32 batch beyond fits() is not reproduced
-TOO_WIDE = (f"its gradient sums the partner rows in YNNPACK's runs, whose order for rows of more than {SLAB} features "
-            "was not measured")
+# why a float32 batch beyond fits() is not reproduced under jit
+TOO_WIDE = (f"for rows of more than {SLAB} features XLA's fused kernels add the partner rows in an order lossgrad has "
+            "not pinned down (measured apart)")
 
 
 def fits(n: int, d: int) -> bool:
-    """Whether the float32 partner sums of n rows of d features are reproduced (measured for rows of up to SLAB
-    features)."""
+    """Whether the float32 partner sums of n rows of d features under jit are reproduced (rows of up to SLAB
+    features; op by op every width is)."""
     return d <= SLAB
 
 

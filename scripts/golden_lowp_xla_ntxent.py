@@ -10,6 +10,11 @@ the shortest decimals that read back to the same float32.
 
     python3 scripts/golden_lowp_xla_ntxent.py
     python3 scripts/golden_lowp_xla_ntxent.py --one-feature 4096 4100   # lossgrad against JAX, nothing written
+    python3 scripts/golden_lowp_xla_ntxent.py --wide    # tests/golden/lowp_xla_ntxent_wide.json
+
+--wide records float32 batches of wide rows (WIDE: under jit from 8,193 features, where YNNPACK's dot over a row
+runs in blocks of 8192, and op by op beyond 32,768) by digest: the inputs come from wide_inputs(seed), and the record
+holds the SHA-256 of the float32 inputs and of each gradient, the value and the losses.
 """
 
 from __future__ import annotations
@@ -243,12 +248,52 @@ def check_one_feature(pairs: list[int]) -> None:
         print(f"{b} pairs of one feature: {apart} of {4 * b} gradient elements apart from JAX's")
 
 
+WIDE_OUT = OUT.with_name("lowp_xla_ntxent_wide.json")
+# (pairs, features, jit, name): under jit rows of 8,193 to 32,768 features (YNNPACK's dot blocks; rows of more are
+# refused under jit), op by op rows of more than 32,768 (and 9 pairs: 18 rows, past a join of YNNPACK's tree)
+WIDE = ((2, 10000, True, "dot blocks"), (6, 20000, True, "dot blocks"), (2, 33000, False, "wide rows"),
+        (9, 34000, False, "wide rows"), (3, 70001, False, "wide rows"))
+
+
+def wide_inputs(seed: int, b: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors (scale 1) and positives near them (noise 0.5), float32 values."""
+    rng = np.random.default_rng(seed)
+    a = _rounded(rng.standard_normal((b, d)), "float32")
+    return a, _rounded(a + rng.standard_normal((b, d)) * 0.5, "float32")
+
+
+def digest(x) -> str:
+    """SHA-256 of an array's float32 bytes, in C order."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(x, dtype=np.float32)).tobytes()).hexdigest()
+
+
+def wide_records() -> list[dict]:
+    out = []
+    for k, (b, d, jit, name) in enumerate(WIDE):
+        seed = 20261204 + k
+        a, p = wide_inputs(seed, b, d)
+        rec = record(a, p, TEMPERATURES[k % 3], "float32", jit, name)
+        out.append({"pairs": b, "features": d, "jit": jit, "name": name, "seed": seed,
+                    "temperature": TEMPERATURES[k % 3], "inputs": digest(np.concatenate([a, p])),
+                    "value": rec["value"], "losses": rec["losses"],
+                    "grad": digest(np.array(rec["grad"], dtype=np.float32)),
+                    "grad_target": digest(np.array(rec["grad_target"], dtype=np.float32))})
+        print(f"{b} pairs of {d} features, jit={jit}: recorded", flush=True)
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     if "--one-feature" in sys.argv:
         check_one_feature([int(b) for b in sys.argv[sys.argv.index("--one-feature") + 1:]])
+        return
+    if "--wide" in sys.argv:
+        WIDE_OUT.write_text(json.dumps({"versions": jax_versions(), "records": wide_records()}) + "\n")
+        print(f"{WIDE_OUT}: {WIDE_OUT.stat().st_size} bytes")
         return
     recs = records(np.random.default_rng(20261202)) + pairs_records(np.random.default_rng(20261211))
     meta = jax_versions()

@@ -2,7 +2,8 @@
 own CPU results, recorded by scripts/golden_lowp_xla_ntxent.py in tests/golden/lowp_xla_ntxent.json: op by op bit for
 bit (the value, the per-sample losses, the gradients of the anchors and of the positives); under jit in float32 bit
 for bit (rows of up to 32768 features; beyond, lossgrad's float32 formulas with a warning); under jit in bfloat16 bit
-for bit, and in float16 bit for bit (from 8 to 16 pairs with the partner sums as LLVM vectorizes them)."""
+for bit, and in float16 bit for bit (from 8 to 16 pairs with the partner sums as LLVM vectorizes them). Batches of
+wide rows in float32 (tests/golden/lowp_xla_ntxent_wide.json) are held by digest."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ import pytest
 
 import lossgrad
 from conftest import golden_script, live_rounds, lossgrad as cli
-from lossgrad import lowp_xla as xla
+from lossgrad import lowp_xla as xla, lowp_xla_ntxent_jit
 from lossgrad.lowp_xla_ntxent_jit import unsupported_shape as jit_unsupported
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_ntxent.json"
@@ -220,13 +221,56 @@ def test_large_float32_batches_take_ynnpacks_slices() -> None:
         assert not r.warnings and not any(compare(rec, r).values()), np.shape(rec["pred"])
 
 
-def test_float32_rows_beyond_ynnpacks_slice_fall_back_with_the_reason() -> None:
+def test_float32_rows_beyond_ynnpacks_slice_fall_back_with_the_reason_under_jit_only() -> None:
     rng = np.random.default_rng(2)
     y, p = rng.normal(size=(2, 32769)), rng.normal(size=(2, 32769))
-    for jit in (False, True):
-        r = lossgrad.contrastive(y, p, ntxent=True, convention="optax", dtype="float32", jit=jit)
-        assert any("more than 32768 features" in w for w in r.warnings)
-    assert not lossgrad.contrastive(y, p, ntxent=True, convention="optax", dtype="bfloat16", jit=False).warnings
+    r = lossgrad.contrastive(y, p, ntxent=True, convention="optax", dtype="float32", jit=True)
+    assert any("more than 32768 features" in w for w in r.warnings)
+    for dtype in ("float32", "bfloat16"):
+        assert not lossgrad.contrastive(y, p, ntxent=True, convention="optax", dtype=dtype, jit=False).warnings
+
+
+WIDE = json.loads((GOLDEN.parent / "lowp_xla_ntxent_wide.json").read_text())
+
+
+def _digest(x: object) -> str:
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(x, dtype=np.float32)).tobytes()).hexdigest()
+
+
+def _wide(rec: dict) -> tuple[lossgrad.Result, dict[str, str]]:
+    """lossgrad on a wide record's inputs (regenerated from its seed, checked by their digest), and the digests of
+    its gradients."""
+    golden = golden_script("golden_lowp_xla_ntxent")
+    a, p = golden.wide_inputs(rec["seed"], rec["pairs"], rec["features"])
+    assert _digest(np.concatenate([a, p])) == rec["inputs"]
+    r = lossgrad.contrastive(p, a, ntxent=True, temperature=rec["temperature"], convention="optax",
+                             dtype="float32", jit=rec["jit"])
+    return r, {"grad": _digest(r.grad), "grad_target": _digest(r.grads["target"])}
+
+
+@pytest.mark.parametrize("rec", WIDE["records"], ids=[f"{r['pairs']}x{r['features']}-{r['jit']}"
+                                                      for r in WIDE["records"]])
+def test_wide_float32_rows_bit_for_bit(rec: dict) -> None:
+    # under jit rows of 8,193 to 32,768 features, whose norm's backward YNNPACK adds in dot blocks of 8192; op by
+    # op rows of more than 32,768 (18 rows: past a join of YNNPACK's tree over the partner rows)
+    r, digests = _wide(rec)
+    assert not r.warnings
+    assert np.float32(r.value) == np.float32(rec["value"])
+    if rec["losses"] is not None:
+        assert np.array_equal(np.asarray(r.losses, dtype=np.float32), _f32(rec["losses"]))
+    assert digests == {k: rec[k] for k in ("grad", "grad_target")}
+
+
+def test_wide_rows_under_jit_take_ynnpacks_dot_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the norm's backward as one dot of 4 lanes over the whole row (no blocks of 8192) puts both records apart
+    jit = [r for r in WIDE["records"] if r["jit"]]
+    assert {r["features"] for r in jit} >= {10000, 20000}
+    monkeypatch.setattr(lowp_xla_ntxent_jit, "dot_rows", xla.dot_lanes)
+    for rec in jit:
+        _, digests = _wide(rec)
+        assert digests["grad"] != rec["grad"] and digests["grad_target"] != rec["grad_target"]
 
 
 def test_the_command_line_and_tensor_files_give_the_records_numbers(tmp_path: Path) -> None:
@@ -251,14 +295,10 @@ def test_the_command_line_and_tensor_files_give_the_records_numbers(tmp_path: Pa
 @pytest.mark.frameworks
 def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
     golden = golden_script("golden_lowp_xla_ntxent", "jax", "optax")
-    from lossgrad.lowp_xla_ntxent import fits
-
     rng = live_rng
     for dtype in ("float32", "float16", "bfloat16"):
         for _ in range(live_rounds(1, 3)):
             b, d = int(rng.integers(2, 40)), int(rng.integers(1, 40))
-            if dtype == "float32" and not fits(2 * b, d):
-                continue
             a = golden._rounded(rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0]), dtype)
             p = golden._rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]),
                                 dtype)
