@@ -368,6 +368,19 @@ def _window(win: Array, inside: Array, pad: tuple[int, int]) -> F32:
     return _from(F32(0), win[inside])
 
 
+def _wide_runs(x: Array, bf16: bool = False) -> F32:
+    """jnp.sum of a whole [R, K] array, K > SLAB, as YNNPACK adds it in fewer than SPLIT_BELOW rows: each row in runs
+    of SLAB, each run summed as a row (_lanes), all the runs' sums, row after row, then summed as one row (its tiles
+    of SLAB elements, ynnpack/subgraph/slinky.cc's make_split_factors, reduced in part and then whole; measured on
+    120 arrays of 2 or 3 rows of 32,769 to 200,000 columns, a third of them bfloat16s). From SPLIT_BELOW rows the
+    order depends on the size: whole rows' sums summed as a row fit 4 to 17 rows of 40,000, not 4 of 60 larger
+    arrays, nor all from 18 rows."""
+    rows, n = x.shape
+    runs = np.array([[_lanes(x[i:i + 1, lo:lo + SLAB], bf16)[0] for i in range(rows) for lo in range(0, n, SLAB)]],
+                    dtype=F32)
+    return F32(_lanes(runs)[0] + F32(0))
+
+
 def _slab_rows(x: Array, bf16: bool = False) -> F32:
     """jnp.sum of a whole [R, K] array of 4096 elements or more, K ≤ SLAB, as YNNPACK adds it: runs of SLAB // K
     whole rows, each summed as one contiguous row (_lanes; `bf16`, in its pairs), the runs' sums then summed as a
@@ -383,13 +396,17 @@ def xla_sum2d(x: Array, bf16: bool = False) -> F32:
     splits an axis of more than 32 into windows of 32 (the padding split, the smaller half first) and sums the
     windows' sums the same way; each window, or the whole array where both axes are 32 or less, is a loop whose
     additions XLA marks reassociable, and LLVM's loop vectorizer splits its rows into lanes (_block, _window).
-    From 4096 elements YNNPACK's (`bf16`: it reads bfloat16s, xla_sum's)."""
+    From 4096 elements YNNPACK's (`bf16`: it reads bfloat16s, xla_sum's); rows of more than SLAB in fewer than
+    SPLIT_BELOW rows in runs (_wide_runs)."""
     rows, n = x.shape
     if rows * n >= YNN_FROM:
         if rows == 1 or n == 1:
             return F32(xla_sum(x.reshape(1, -1), bf16)[0])
         if n > SLAB:
-            raise _not_reproduced(f"sum of a {rows}×{n} array (rows of more than {SLAB}: YNNPACK's order, not known)")
+            if not wide_known(rows, n):
+                raise _not_reproduced(f"sum of a {rows}×{n} array (from {SPLIT_BELOW} rows of more than {SLAB}, "
+                                      "YNNPACK's order depends on the size and is not pinned down)")
+            return _wide_runs(x, bf16)
         return _slab_rows(x, bf16)
     if rows <= 32 and n <= 32:
         return _block(x)
@@ -724,12 +741,12 @@ def _fma_value(a: Array, b: Array) -> Callable[[float], float] | None:
     """jnp.mean (n; jnp.sum: 1) of −Σ a·b over the whole array as XLA fuses it under jit in float32: up to 32 × 32
     one loop (lane_products over ce_value_lanes' lanes), negated and times 1/n; larger, the products stored and
     added as jnp.sum adds an array (from 4096 elements YNNPACK's slices of whole rows; None, lossgrad's own sum,
-    for rows of more than SLAB there: not measured)."""
+    for rows of more than SLAB there in SPLIT_BELOW rows or more: xla_sum2d)."""
     rows, n = a.shape
     if rows == 1:
         return lambda m: float(_fma_rows(a, b)[0] * -1)
     if rows > 32 or n > 32:
-        if rows * n >= YNN_FROM and n > SLAB:
+        if rows * n >= YNN_FROM and not wide_known(rows, n):
             return None
         acc = xla_sum2d(ftz(a * b))
     else:
@@ -999,7 +1016,13 @@ def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = Fa
 def sums_2d(terms: Array) -> bool:
     """Whether XLA's sum of these losses is reproduced (float32 otherwise takes lossgrad's own sum of them)."""
     rows, n = terms.reshape(terms.shape[0], -1).shape
-    return rows == 1 or n == 1 or rows * n < YNN_FROM or n <= SLAB
+    return rows == 1 or n == 1 or rows * n < YNN_FROM or wide_known(rows, n)
+
+
+def wide_known(rows: int, n: int) -> bool:
+    """Whether YNNPACK's order for jnp.sum of a whole [rows, n] array is reproduced: rows of up to SLAB, or fewer
+    than SPLIT_BELOW of them (_wide_runs)."""
+    return n <= SLAB or rows < SPLIT_BELOW
 
 
 def _fma(a: Any, b: Any, c: Any) -> Array:

@@ -35,7 +35,6 @@ from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
-    SLAB,
     YNN_FROM,
     _fma,
     _in_order,
@@ -45,6 +44,7 @@ from .lowp_xla import (
     product_sum,
     row_lanes,
     upstream,
+    wide_known,
     xla_log,
     xla_sum,
     xla_sum2d,
@@ -122,13 +122,13 @@ def fused_rows(t: Array, d: Array) -> Array:
 
 
 def fused_value(t: Array, d: Array) -> F32 | None:
-    """Σ t·d over the whole array as XLA's fused loop adds it (the module's docstring); None where a row holds more
-    than SLAB elements in a batch of 4096 or more."""
+    """Σ t·d over the whole array as XLA's fused loop adds it (the module's docstring); None where YNNPACK's order is
+    not reproduced (lowp_xla.wide_known)."""
     rows, n = t.shape
     if rows == 1 and n >= YNN_FROM:
         with np.errstate(all="ignore"):
             return dot_row(t, d)
-    if rows * n >= YNN_FROM and n > SLAB:
+    if rows * n >= YNN_FROM and not wide_known(rows, n):
         return None
     with np.errstate(all="ignore"):
         products = ftz(t * d)

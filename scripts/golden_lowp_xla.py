@@ -7,6 +7,11 @@ already representable in the dtype, and JAX's per-example losses, reduced value 
 as the shortest decimal that reads back to the same float32. The CPU's instruction-set flags are recorded: XLA's
 kernels are compiled for the machine they run on (FMA contraction needs FMA; YNNPACK's sums take 16 lanes with
 AVX-512).
+
+    python3 scripts/golden_lowp_xla.py            # tests/golden/lowp_xla.json
+    python3 scripts/golden_lowp_xla.py --wide     # tests/golden/lowp_xla_wide.json: reduced values over 2 or 3
+                                                  # rows of more than 32,768 outputs (WIDE), inputs by seed, the
+                                                  # rest by SHA-256 digest
 """
 
 from __future__ import annotations
@@ -539,8 +544,60 @@ def _mse_jit_columns(rng) -> list[dict]:
     return out
 
 
+WIDE_OUT = OUT.with_name("lowp_xla_wide.json")
+# (loss, dtype, jit, reduction, rows, outputs): reduced values over 2 or 3 rows of more than 32,768 outputs, whose sum
+# YNNPACK takes in runs of 32,768 (lowp_xla._wide_runs)
+WIDE = (("mse", "float32", False, "mean", 2, 40000), ("mse", "bfloat16", True, "sum", 3, 33000),
+        ("mse", "float32", True, "mean", 3, 70001), ("bce", "float16", False, "mean", 2, 50000),
+        ("bce", "float32", True, "sum", 3, 40000), ("ce", "float32", True, "mean", 3, 40000),
+        ("kl", "float32", True, "mean", 2, 35000), ("kl-log-input", "float32", True, "sum", 3, 33333))
+
+
+def digest(x) -> str:
+    """SHA-256 of an array's float32 bytes, in C order."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(np.asarray(x, dtype=np.float32)).tobytes()).hexdigest()
+
+
+def wide_inputs(seed: int, loss: str, dtype: str, rows: int, outputs: int) -> tuple[np.ndarray, np.ndarray]:
+    """Targets and predictions in the dtype: mse normal ones, bce probabilities and logits, ce probability rows
+    and logits, kl probability rows (log q for kl-log-input)."""
+    rng = np.random.default_rng(seed)
+    shape = (rows, outputs)
+    if loss in ("ce", "kl", "kl-log-input"):
+        t, q = rng.random(shape), rng.random(shape)
+        t, q = t / t.sum(axis=1, keepdims=True), q / q.sum(axis=1, keepdims=True)
+        pred = np.log(q) if loss == "kl-log-input" else q if loss != "ce" else rng.standard_normal(shape) * 3
+        return _rounded(t, dtype), _rounded(pred, dtype)
+    y = rng.random(shape) if loss == "bce" else rng.standard_normal(shape)
+    return _rounded(y, dtype), _rounded(rng.standard_normal(shape) * 2, dtype)
+
+
+def wide_records() -> list[dict]:
+    """JAX's reduced value of each WIDE batch (digests of the inputs, losses and gradient beside it)."""
+    out = []
+    for k, (loss, dtype, jit, reduction, rows, outputs) in enumerate(WIDE):
+        seed = 20261204 + k
+        y, p = wide_inputs(seed, loss, dtype, rows, outputs)
+        rec = _record(loss, dtype, jit, reduction, y, p, "onehot" if loss == "ce" else None)
+        out.append({"loss": loss, "dtype": dtype, "jit": jit, "reduction": reduction, "rows": rows,
+                    "outputs": outputs, "seed": seed, "inputs": digest(np.concatenate([y, p])),
+                    "value": rec["value"], "losses": digest(_f32s(rec["losses"])), "grad": digest(_f32s(rec["grad"]))})
+    return out
+
+
+def _f32s(values: list) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
 def main() -> None:
     from make_golden import jax_versions
+
+    if "--wide" in sys.argv:
+        WIDE_OUT.write_text(json.dumps({"versions": jax_versions(), "records": wide_records()}) + "\n")
+        print(f"{WIDE_OUT}: {WIDE_OUT.stat().st_size} bytes")
+        return
 
     rng = np.random.default_rng(20261202)
     records = []

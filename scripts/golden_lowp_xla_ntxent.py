@@ -27,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from golden_lowp_xla import DTYPES, _np_dtype, _rounded, _short  # noqa: E402
+from golden_lowp_xla import DTYPES, _np_dtype, _rounded, _short, digest  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_ntxent.json"
 TEMPERATURES = (0.07, 0.5, 1.0)
@@ -260,13 +260,6 @@ def wide_inputs(seed: int, b: int, d: int) -> tuple[np.ndarray, np.ndarray]:
     rng = np.random.default_rng(seed)
     a = _rounded(rng.standard_normal((b, d)), "float32")
     return a, _rounded(a + rng.standard_normal((b, d)) * 0.5, "float32")
-
-
-def digest(x) -> str:
-    """SHA-256 of an array's float32 bytes, in C order."""
-    import hashlib
-
-    return hashlib.sha256(np.ascontiguousarray(np.asarray(x, dtype=np.float32)).tobytes()).hexdigest()
 
 
 def wide_records() -> list[dict]:

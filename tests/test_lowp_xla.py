@@ -386,3 +386,45 @@ def test_kl_rows_that_llvm_sums_along_the_row_in_bfloat16(monkeypatch: pytest.Mo
         apart = {(r.get("log_input"), r.get("log_target"), np.shape(r["pred"])):
                  int((~_same(_run(r).losses.reshape(-1), _f32(r["losses"]).reshape(-1))).sum()) for r in recs}
     assert [shape for shape, n in apart.items() if not n] == [(True, True, (1, 19))], apart
+
+
+WIDE = json.loads((GOLDEN.parent / "lowp_xla_wide.json").read_text())
+
+
+def _wide(rec: dict) -> tuple[lossgrad.Result, dict[str, str]]:
+    """lossgrad on a wide record's inputs (regenerated from its seed, checked by their digest), and the digests of
+    its losses and gradient."""
+    golden = golden_script("golden_lowp_xla")
+    y, p = golden.wide_inputs(rec["seed"], rec["loss"], rec["dtype"], rec["rows"], rec["outputs"])
+    assert golden.digest(np.concatenate([y, p])) == rec["inputs"]
+    loss = rec["loss"].split("-")[0]
+    kw = {"from_logits": True} if loss in ("ce", "bce") else {"log_input": rec["loss"] == "kl-log-input"} \
+        if loss == "kl" else {}
+    r = lossgrad.evaluate(loss, y, p, convention="optax", dtype=rec["dtype"], reduction=rec["reduction"],
+                          jit=rec["jit"], **kw)
+    return r, {"losses": golden.digest(r.losses), "grad": golden.digest(r.grad)}
+
+
+@pytest.mark.parametrize("rec", WIDE["records"], ids=[f"{r['loss']}-{r['dtype']}-{'jit' if r['jit'] else 'ops'}-"
+                                                      f"{r['rows']}x{r['outputs']}" for r in WIDE["records"]])
+def test_reduced_values_over_rows_of_more_than_32768_outputs(rec: dict) -> None:
+    # 2 or 3 rows: YNNPACK's runs of 32,768 of each row, all the runs' sums then summed as a row (before: lossgrad's
+    # own sum, with a warning); the losses and gradient as before
+    r, digests = _wide(rec)
+    assert not r.warnings
+    assert np.float32(r.value) == np.float32(rec["value"])
+    assert digests == {k: rec[k] for k in ("losses", "grad")}
+
+
+def test_wide_values_undone_and_four_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    # summing each row's runs first (as xla_sum does a row) puts recorded values apart; from 4 rows the order is not
+    # pinned down, and lossgrad says it sums on its own
+    golden = golden_script("golden_lowp_xla")
+    monkeypatch.setattr(lowp_xla, "_wide_runs", lambda x, bf16=False: lowp_xla._lanes(
+        lowp_xla._ynn_sum(x, split=True, bf16=bf16).reshape(1, -1))[0] + np.float32(0))
+    apart = sum(np.float32(_wide(rec)[0].value) != np.float32(rec["value"]) for rec in WIDE["records"])
+    assert apart >= 1
+    monkeypatch.undo()
+    y, p = golden.wide_inputs(1, "mse", "float32", 4, 33000)
+    r = lossgrad.evaluate("mse", y, p, convention="optax", dtype="float32", jit=False)
+    assert any("lossgrad's float32 sum" in w for w in r.warnings)
