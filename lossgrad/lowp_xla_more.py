@@ -33,6 +33,7 @@ from .lowp_xla import (
     rounder,
     softplus,
     stored,
+    sums_2d,
     upstream,
     xla_exp,
     xla_log,
@@ -289,20 +290,32 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             alpha = params.get("alpha")
             losses, terms, grad, prob = focal(y, p, float(params.get("gamma", 2.0)), None if alpha is None
                                               else float(alpha), r, k, jit and k is r, fused)
-    several = terms.ndim > 1 and terms.shape[1] > 1  # (float32: lossgrad's sum of them, as lowp_xla's)
-    # under jit in float32 XLA adds log_cosh's 22 to 32 losses in 8 lanes of its own (measured), not reproduced
-    lanes = loss == "logcosh" and fused and 22 <= terms.size <= 32
-    value = None if (several or lanes) and half is None else mean_value(terms, r, bf16=stored(r, k, terms, losses))
-    warnings = ["the reduced value is lossgrad's float32 sum: XLA adds 22 to 32 log_cosh losses under jit in "
-                "lanes of its own, not reproduced"] if lanes else []
-    if several and half is None:
-        warnings.append("the reduced value is lossgrad's float32 sum: XLA's order over more than one output per "
-                        "sample is not reproduced")
+    value, warnings = _reduced(loss, terms, r, half, fused, stored(r, k, terms, losses))
     if loss == "focal" and fused and y.size == 9:  # (measured: 9 elements only, of 1 to 40)
         warnings.append("the 9th gradient element may be up to 4 ulp from JAX's: under jit in float32 XLA computes "
                         "a batch of 9 as a vector of 8 and a scalar rest, whose focal gradient rounds otherwise "
                         "(not pinned down)")
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings)
+
+
+def _reduced(loss: str, terms: Array, r: Rounder, half: Any, fused: bool,
+             bf16: bool) -> tuple[Callable[[float], float] | None, list[str]]:
+    """The reduced value (None: lossgrad's float32 sum) and the warnings that say where it is lossgrad's. More than
+    one output per sample: the losses' sum over the array as jnp.sum adds it (xla_sum2d, as mse's), but for float32
+    under jit over up to 32 × 32, where XLA fuses the losses into its loop; under jit in float32 XLA adds log_cosh's
+    22 to 32 losses in 8 lanes of its own (measured), not reproduced."""
+    several = terms.ndim > 1 and terms.shape[1] > 1
+    block = fused and terms.shape[0] <= 32 and terms.shape[-1] <= 32
+    summed = not several or (sums_2d(terms) and not block)
+    lanes = loss == "logcosh" and fused and 22 <= terms.size <= 32
+    value = None if (not summed or lanes) and half is None else mean_value(terms, r, sum2d=summed, bf16=bf16)
+    warnings = ["the reduced value is lossgrad's float32 sum: XLA adds 22 to 32 log_cosh losses under jit in "
+                "lanes of its own, not reproduced"] if lanes else []
+    if not summed and half is None:
+        warnings.append("the reduced value is lossgrad's float32 sum: XLA's order over more than one output per "
+                        "sample is not reproduced " + ("under jit in float32 up to 32 × 32, where XLA fuses the "
+                                                       "losses into its own loop" if block else "for this shape"))
+    return value, warnings
 
 
 def cosine_jit(y: Array, p: Array) -> Parts:

@@ -228,12 +228,37 @@ def _anchors_on_a_tie(rows: int) -> np.ndarray:
     return np.tile([2.0**-9, 8.0, 2.0**-9, 0.5, 0.0], (rows, 1))
 
 
+# losses of several outputs per sample (jnp.mean over [N, K]): op by op and in the half dtypes under jit from small
+# blocks on, float32 under jit beyond 32 × 32 (its fused loop within is lossgrad's own sum) and in YNNPACK's slices
+SEVERAL = {False: ((6, 5), (40, 7)), True: ((6, 5), (40, 7))}
+SEVERAL_F32_JIT = ((40, 7), (5, 50))
+
+
+def several_records(rng) -> list[dict]:
+    """Each elementwise loss over [N, K], named "several outputs": the random inputs of `inputs`, reshaped."""
+    out = []
+    for loss in ("huber", "hinge", "logcosh", "focal"):
+        options = OPTIONS[loss][-1]
+        for dtype in DTYPES:
+            for jit in (False, True):
+                for k, (rows, cols) in enumerate(SEVERAL_F32_JIT if jit and dtype == "float32" else SEVERAL[jit]):
+                    y, p, _ = inputs(rng, loss, dtype, rows * cols)[0]
+                    reduction = ("mean", "sum")[k % 2]
+                    out.append(record(loss, options, dtype, jit, reduction, y.reshape(rows, cols),
+                                      p.reshape(rows, cols), "several outputs"))
+    y, p, _ = inputs(rng, "huber", "float32", 70 * 60)[0]
+    out.append(record("huber", OPTIONS["huber"][0], "float32", True, "mean", y.reshape(70, 60), p.reshape(70, 60),
+                      "several outputs"))
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
 
     recs = records(np.random.default_rng(20261203)) + jit_triplet_records(np.random.default_rng(20261204))
     recs += cosine_apart_records() + ynn_triplet_records(np.random.default_rng(20261225))
     recs += pairs_records(np.random.default_rng(20261233))
+    recs += several_records(np.random.default_rng(20261234))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")

@@ -211,3 +211,24 @@ def test_focal_says_where_its_float32_jit_gradient_is_not_pinned_down() -> None:
                                                              **kw).warnings)
     assert not any("9th" in w for w in lossgrad.evaluate("focal", y[:8], p[:8], from_logits=True,
                                                          convention="optax", dtype="float32").warnings)
+
+
+def test_several_outputs_per_sample_take_jnp_sums_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # [N, K] losses: the value is jnp.sum's of the losses over the whole array (lowp_xla.xla_sum2d) op by op, and
+    # under jit but for float32 within 32 × 32 (where lossgrad says it sums on its own); before, float32 gave
+    # lossgrad's own sum with a warning and the half dtypes were refused
+    several = [r for r in RECORDS if r.get("name") == "several outputs"]
+    assert {(r["loss"], r["dtype"], r["jit"]) for r in several} == {
+        (loss, dtype, jit) for loss in ("huber", "hinge", "logcosh", "focal")
+        for dtype in ("float32", "float16", "bfloat16") for jit in (False, True)}
+    for rec in several:
+        r = _run(rec)
+        assert not r.warnings and np.float32(r.value) == np.float32(rec["value"]), _id(0, rec)
+    # the sum correctly rounded instead puts float32 values apart
+    monkeypatch.setattr(lowp_xla, "xla_sum2d", lambda x, bf16=False: np.float32(np.sum(x, dtype=np.float64)))
+    f32 = [r for r in several if r["dtype"] == "float32"]
+    assert sum(np.float32(_run(r).value) != np.float32(r["value"]) for r in f32) >= 1
+    monkeypatch.undo()
+    y = np.arange(12.0).reshape(3, 4)
+    r = lossgrad.evaluate("huber", y, y + 0.5, convention="optax", dtype="float32", jit=True)
+    assert any("up to 32 × 32" in w for w in r.warnings)
