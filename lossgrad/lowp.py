@@ -25,6 +25,10 @@ F32 = np.float32
 # run in registers of 16 floats, torch.sum (SumKernel) in registers of 8 (AVX2 width) all the same; under "AVX2"
 # both are 8
 LANES = 16
+# TensorIterator splits an operation over more than GRAIN elements among the intra-op threads (at::parallel_for):
+# THREADS, the cores of the machine the golden files record
+GRAIN = 32768
+THREADS = 2
 SUM_LANES = 8
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
@@ -722,13 +726,31 @@ def mae(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Grad]:
     return np.abs(d), lambda n: rnd(np.sign(d) * upstream_c(n, rnd))
 
 
+def chunks(n: int) -> list[slice]:
+    """at::parallel_for's chunks of n elements: as many as threads take part (at most one per GRAIN), each
+    ⌈n/chunks⌉ long but the last."""
+    parts = min(THREADS, -(-n // GRAIN))
+    size = -(-n // parts)
+    return [slice(i * size, min(n, (i + 1) * size)) for i in range(parts)]
+
+
+def tails(shape: tuple[int, ...], width: int) -> Array:
+    """The elements a vectorized loop leaves to its scalar loop, whole vectors being `width` elements: those after
+    the last whole vector of each of parallel_for's chunks (TensorIterator splits more than GRAIN elements among the
+    threads, each running the loop on its own part)."""
+    size = int(np.prod(shape))
+    at, out = np.arange(size), np.zeros(size, dtype=bool)
+    for part in chunks(size):
+        end = part.stop - (part.stop - part.start) % width
+        out |= (at >= end) & (at < part.stop)
+    result: Array = out.reshape(shape)
+    return result
+
+
 def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
     """The elements cpu_kernel_vec leaves to its scalar loop: those after the last whole register (16 floats
-    or 32 halves to a register)."""
-    size = int(np.prod(shape))
-    width = LANES * (1 if half is None else 2)
-    out: Array = (np.arange(size) >= size - size % width).reshape(shape)
-    return out
+    or 32 halves to a register) of each thread's part."""
+    return tails(shape, LANES * (1 if half is None else 2))
 
 
 def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:

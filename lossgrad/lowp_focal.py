@@ -72,11 +72,8 @@ def _sleef_exponent(e: float, half: Any) -> Any:
 
 def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
     """The elements cpu_kernel_vec leaves to its scalar loop: those after the last pair of whole registers (32
-    floats or 64 halves a pair)."""
-    size = int(np.prod(shape))
-    width = 2 * lowp.LANES * (1 if half is None else 2)
-    out: Array = (np.arange(size) >= size - size % width).reshape(shape)
-    return out
+    floats or 64 halves a pair) of each thread's part (lowp.tails)."""
+    return lowp.tails(shape, 2 * lowp.LANES * (1 if half is None else 2))
 
 
 def power(m: Array, e: float, rnd: Rounder, half: Any) -> Array:

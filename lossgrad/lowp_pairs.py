@@ -23,7 +23,7 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, fma, mean_value, quiet, rounder, torch_sqrt, torch_sum, upstream_c
+from .lowp import F32, chunks, fma, mean_value, quiet, rounder, torch_sqrt, torch_sum, upstream_c
 from .lowp_focal import power
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
@@ -48,14 +48,26 @@ def _tail(acc: Array, x: Array, start: int) -> Array:
     return acc
 
 
+def running_sum(terms: Array) -> Array:
+    """Σ of each row's terms as the generic reduction adds them (binary_kernel_reduce): a float32 running sum,
+    element by element; a single row of more than GRAIN elements split among the threads (parallel_for's chunks),
+    each chunk's running sum from 0, the threads' sums then added to 0 in order."""
+    rows, n = terms.shape
+    parts = chunks(n) if rows == 1 else [slice(0, n)]
+    total = np.zeros(rows, dtype=F32)
+    for part in parts:
+        acc = np.zeros(rows, dtype=F32)
+        for k in range(part.start, part.stop):
+            acc = (acc + terms[:, k]).astype(F32)
+        total = (total + acc).astype(F32)
+    return total
+
+
 def sum_squares(x: Array, half: Any) -> Array:
     """Σ x² of each row as at::norm's 2-norm kernel adds it in float32 (see the module's note)."""
     rows, n = x.shape
     if half is not None and np.dtype(half) == np.float16:
-        total = np.zeros(rows, dtype=F32)
-        for k in range(n):
-            total = (total + x[:, k] * x[:, k]).astype(F32)  # (a square of a float16 is exact in float32)
-        return total
+        return running_sum((x * x).astype(F32))  # (a square of a float16 is exact in float32)
     width = VEC if half is None else 2 * VEC
     acc = np.zeros((rows, VEC), dtype=F32)
     d = 0
@@ -132,29 +144,19 @@ def powf(x: Array, y: Any) -> Array:
     return result
 
 
-def _sum_abs(x: Array) -> Array:
-    """Σ |x| of each row: the generic reduction's float32 running sum."""
-    total = np.zeros(x.shape[0], dtype=F32)
-    for k in range(x.shape[1]):
-        total = (total + np.abs(x[:, k])).astype(F32)
-    return total
-
-
 def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array, Array]:
     """pairwise_distance: u = x1 − x2 + ε (each op rounded, ε rounded to the dtype first), and its q-norm per
     row."""
     rnd = rounder(half)
     u = rnd(rnd(x1 - x2) + scalar(DIST_EPS, half))
     if q == 1:
-        d = _sum_abs(u)
+        d = running_sum(np.abs(u))
     elif q == 2:
         d = np.sqrt(sum_squares(u, half)).astype(F32)
     elif u.shape[1] == 1:
         d = np.abs(u[:, 0])  # (a norm over one element is its absolute value, no powf taken)
     else:
-        total = np.zeros(u.shape[0], dtype=F32)
-        for k in range(u.shape[1]):  # (NormOps: Σ powf(|u|, q) in float32, then powf(Σ, 1/q) with 1/q a float)
-            total = (total + powf(np.abs(u[:, k]), q)).astype(F32)
+        total = running_sum(powf(np.abs(u), q))  # (NormOps: Σ powf(|u|, q) in float32, then powf(Σ, 1/q), 1/q a float)
         d = powf(total, F32(1) / F32(q))
     return u, rnd(d)
 

@@ -18,13 +18,25 @@ import numpy as np
 
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, SUM_LANES, Rounder, fma, mean_value, quiet, rounder, sigmoid, torch_sum, upstream_c
+from .lowp import (
+    F32,
+    GRAIN,
+    SUM_LANES,
+    THREADS,
+    Rounder,
+    chunks,
+    fma,
+    mean_value,
+    quiet,
+    rounder,
+    sigmoid,
+    torch_sum,
+    upstream_c,
+)
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
-# a reduction to one number over more than GRAIN elements is split among the intra-op threads (two on the machine
-# the golden file records), each thread's sum stored in the dtype, then those added (TensorIterator's two passes)
-GRAIN = 32768
-THREADS = 2
+# a reduction to one number over more than GRAIN elements is split among the intra-op threads (lowp.chunks), each
+# thread's sum stored in the dtype, then those added (TensorIterator's two passes)
 Backward = Callable[[Array], Array]  # the gradient for the inputs, given the upstream gradient of each loss
 
 
@@ -42,16 +54,8 @@ def sample_sums(x: Array, half: Any) -> Array:
     rows, n = x.shape
     if rows > 1 or n <= GRAIN:
         return rnd(torch_sum(x))
-    partial = [rnd(torch_sum(x[:, part])) for part in _chunks(n)]
+    partial = [rnd(torch_sum(x[:, part])) for part in chunks(n)]
     return rnd(torch_sum(np.stack(partial + [np.zeros(rows, dtype=F32)] * (THREADS - len(partial)), axis=1)))
-
-
-def _chunks(n: int) -> list[slice]:
-    """at::parallel_for's chunks of n elements: as many as threads take part (at most one per GRAIN), each
-    ⌈n/chunks⌉ long but the last."""
-    parts = min(THREADS, -(-n // GRAIN))
-    size = -(-n // parts)
-    return [slice(i * size, min(n, (i + 1) * size)) for i in range(parts)]
 
 
 def _fused_squares(x: Array) -> Array:
@@ -74,7 +78,7 @@ def norm_squares(x: Array, half: Any) -> Array:
         if rows > 1 or n <= GRAIN:
             return _fused_squares(x)
         total = np.zeros(rows, dtype=F32)
-        for part in _chunks(n):
+        for part in chunks(n):
             total = total + _fused_squares(x[:, part])
         return total
     step = 2 * SUM_LANES if half is not None else SUM_LANES
@@ -106,7 +110,7 @@ def chunked_sigmoid(z: Array, rnd: Rounder) -> Array:
     flat = z.reshape(-1)
     if flat.size <= GRAIN:
         return sigmoid(z, rnd)
-    return np.concatenate([sigmoid(flat[part], rnd) for part in _chunks(flat.size)]).reshape(z.shape)
+    return np.concatenate([sigmoid(flat[part], rnd) for part in chunks(flat.size)]).reshape(z.shape)
 
 
 def sigmoid_backward(g: Array, q: Array, half: Any) -> Array:
