@@ -925,7 +925,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         with np.errstate(all="ignore"):
             losses, grad, prob, terms = ce(y, p, labels, rnd, half=half is not None)
         # (probability rows: −(log p · y).sum() over N, the stored sum divided)
-        mean = mean_value(lambda: -torch_sum(terms.reshape(1, -1))[0], rnd, half, False, False)
+        mean = losses_value(terms, rnd, half, False, negated=True)
         return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
     return elementwise_parts(loss, y, p, half, switches, batchmean, options, from_logits, weights)
 
@@ -938,7 +938,7 @@ def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[s
     with np.errstate(all="ignore"):
         losses, grad, probs, logit_grad = elementwise(loss, y, p, rnd, half, switches, options, from_logits, w)
     # torch.mean divides the float sum (one rounding); kl_div's batchmean, `sum() / N`, the stored sum
-    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, not batchmean)
+    mean = losses_value(losses, rnd, half, not batchmean)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=probs, mean_grad=quiet(grad), mean_value=mean,
                  grad_logits=None if logit_grad is None else quiet(logit_grad)(1))
 
@@ -1003,7 +1003,7 @@ def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[
     with np.errstate(all="ignore"):
         losses, grads = gaussian_nll(y, p, var, bool(options.get("full")), 1e-6 if eps is None else float(eps), half)
     rnd = rounder(half)
-    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=quiet(lambda n: grads(n)[0])(1), extra_grads={"var": quiet(grads)(1)[1]},
                  mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
                  mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
@@ -1023,7 +1023,7 @@ def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dic
         g1 = rnd(np.where(on, upstream_c(n, rnd), F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
         return g1, -g1
     losses = np.maximum(x, F32(0))
-    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=grads(1)[0], extra_grads={"other": grads(1)[1]},
                  mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
                  mean_extra_grads=quiet(lambda n: {"other": grads(n)[1]}))
@@ -1049,6 +1049,30 @@ def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool
             if nll:
                 return float(kind(total) / kind(n))
             return float(kind(F32(raw if float_sum else total) / F32(n)))
+    return value
+
+
+def total_sum(x: Array, rnd: Rounder | None = None) -> Any:
+    """torch.sum of all the elements of x (SumKernel over one row): more than GRAIN elements in TensorIterator's two
+    passes, each thread's part summed (stored through `rnd`, as torch.sum stores it in a half dtype; torch.mean's
+    sum keeps float32) and the THREADS parts' sums (0 for a thread without a part) then summed."""
+    flat = x.reshape(1, -1)
+    if flat.size <= GRAIN:
+        return torch_sum(flat)[0]
+    parts = [torch_sum(flat[:, part])[0] for part in chunks(flat.size)]
+    parts = [rnd(np.asarray(v))[()] if rnd else v for v in parts] + [F32(0)] * (THREADS - len(parts))
+    return torch_sum(np.array([parts], dtype=F32))[0]
+
+
+def losses_value(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,
+                 negated: bool = False) -> Callable[[float], float]:
+    """mean_value of torch's sum over all the terms (negated: of −terms): reduction sum stores the threads' parts in
+    the dtype; torch.mean (`float_sum`) keeps them in float32, `sum() / N` stores them."""
+    sign = F32(-1) if negated else F32(1)
+
+    def value(n: float) -> float:
+        stored = n == 1 or not float_sum
+        return mean_value(lambda: sign * total_sum(terms, rnd if stored else None), rnd, half, False, float_sum)(n)
     return value
 
 

@@ -253,7 +253,7 @@ def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any]) -> Parts:
     with np.errstate(all="ignore"):
         losses, grad, prob = focal(y, z, gamma, None if alpha is None else float(alpha), half)
     rnd = lowp.rounder(half)
-    mean = lowp.mean_value(lambda: lowp.torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    mean = lowp.losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), prob=prob, mean_grad=lowp.quiet(grad),
                  mean_value=mean)
 
@@ -285,7 +285,7 @@ def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Pa
     rnd = lowp.rounder(half)
     with np.errstate(all="ignore"):
         losses, grad = smooth_l1(y, p, float(beta), rnd, half)
-    mean = lowp.mean_value(lambda: lowp.torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    mean = lowp.losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad), mean_value=mean)
 
 

@@ -22,15 +22,15 @@ from .lowp import (
     F32,
     GRAIN,
     SUM_LANES,
-    THREADS,
     Rounder,
     chunks,
     fma,
-    mean_value,
+    losses_value,
     quiet,
     rounder,
     sigmoid,
     torch_sum,
+    total_sum,
     upstream_c,
 )
 
@@ -51,11 +51,7 @@ def sample_sums(x: Array, half: Any) -> Array:
     sample of more than GRAIN pixels its two passes: each of parallel_for's chunks summed and stored, then the
     threads' sums (0 for a thread without a chunk) added in order."""
     rnd = rounder(half)
-    rows, n = x.shape
-    if rows > 1 or n <= GRAIN:
-        return rnd(torch_sum(x))
-    partial = [rnd(torch_sum(x[:, part])) for part in chunks(n)]
-    return rnd(torch_sum(np.stack(partial + [np.zeros(rows, dtype=F32)] * (THREADS - len(partial)), axis=1)))
+    return rnd(torch_sum(x)) if x.shape[0] > 1 else rnd(np.array([total_sum(x, rnd)], dtype=F32))
 
 
 def _fused_squares(x: Array) -> Array:
@@ -241,6 +237,6 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     def grad(n: float) -> Array:
         g = backward(np.full((y.shape[0], 1), upstream_c(n, rnd), dtype=F32))
         return sigmoid_backward(g, q, half) if from_logits else g
-    mean = mean_value(lambda: torch_sum(losses.reshape(1, -1))[0], rnd, half, False, True)
+    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
                  mean_value=mean)

@@ -15,7 +15,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import kernels, lowp_seg, options
+from lossgrad import kernels, lowp, options
 from test_lowp_more import assert_torch_results, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_seg.json"
@@ -64,7 +64,7 @@ def test_monai_on_torch_kernels_bit_for_bit(rec: dict) -> None:
 def test_golden_records_torch_monai_and_the_machine() -> None:
     meta = DATA["versions"]
     assert meta["torch"].startswith("2.13.0") and meta["monai"] == "1.6.1"
-    assert meta["cpu_capability"] == "AVX512" and meta["threads"] == lowp_seg.THREADS
+    assert meta["cpu_capability"] == "AVX512" and meta["threads"] == lowp.THREADS
     recs = DATA["records"]
     # every dtype, loss, option and reduction is held, with 0/0 rows (no smoothing) where MONAI gives NaN
     assert {(r["dtype"], r["loss"], r["reduction"]) for r in recs} >= {
@@ -74,7 +74,7 @@ def test_golden_records_torch_monai_and_the_machine() -> None:
     nan = [r for r in recs if r["reduction"] == "none" and np.isnan(values(r["losses"], r["dtype"])).any()]
     assert nan and all(r["options"].get("smooth") == 0.0 for r in nan)
     # single samples beyond 32,768 pixels, which PyTorch splits among its threads
-    assert {r["dtype"] for r in recs if array(r["pred"], r["dtype"]).shape[1] > lowp_seg.GRAIN} == {
+    assert {r["dtype"] for r in recs if array(r["pred"], r["dtype"]).shape[1] > lowp.GRAIN} == {
         "float32", "float16", "bfloat16"}
 
 
