@@ -39,6 +39,7 @@ from .lowp_xla import (
     xla_log,
     xla_log1p,
     xla_sum,
+    xla_tasks,
     ynn_kept,
 )
 from .lowp_xla_kl import kl_parts
@@ -221,13 +222,22 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Roun
 def _fused_grads(cn: Array, cp: Array, dn: Array, dp: Array) -> list[Array]:
     """triplet's gradients (anchor, positive, negative) under jit in float32 from each row's factors c and the
     differences d: XLA doubles c before its product with d (one feature: d, the row being a bitcast away), and
-    contracts the anchor's sum of the two products into an FMA, the negative's product fused (one feature: the
-    positive's)."""
+    contracts the anchor's sum of the two products into an FMA, the negative's product fused (one feature, and a
+    single row that XLA splits into unequal tasks, split_row: the positive's)."""
     one = dn.shape[1] == 1
     sn, sp = (cn, cp) if one else (ftz(F32(2) * cn), ftz(F32(2) * cp))
     un, up = (ftz(F32(2) * dn), ftz(F32(2) * dp)) if one else (dn, dp)
     bp, bt = ftz(sn * un), ftz(sp * up)
-    return [_fma(sp, up, bp) if one else _fma(sn, un, bt), -bt, -bp]
+    return [_fma(sp, up, bp) if one or split_row(dn.shape) else _fma(sn, un, bt), -bt, -bp]
+
+
+def split_row(shape: tuple[int, ...]) -> bool:
+    """Whether XLA splits a single row's anchor-gradient kernel into tasks of unequal size (lowp_xla.xla_tasks:
+    3 flops and 12 bytes an element, its two factors 8 bytes more), where each task's loop is guarded and left to
+    scalar code, which contracts the positive's product instead (measured: single rows of an odd count of features
+    from 43,691, none below)."""
+    rows, n = shape
+    return rows == 1 and n % xla_tasks(3 * n, 12 * n + 8) != 0
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],

@@ -7,6 +7,11 @@ around jax.value_and_grad, or each operation on its own), reduction (jnp.mean, j
 and the gradient of their sum), inputs already representable in the dtype (the targets, and triplet's negatives,
 closed over as the loss's constants), and JAX's per-example losses, reduced value and gradient (triplet: also with
 respect to the positives and the negatives), as the shortest decimals that read back to the same float32.
+
+    python3 scripts/golden_lowp_xla_more.py           # tests/golden/lowp_xla_more.json
+    python3 scripts/golden_lowp_xla_more.py --wide    # tests/golden/lowp_xla_more_wide.json: float32 triplet under
+                                                      # jit over single rows of 43,689 to 100,001 features (inputs
+                                                      # by seed, the value, gradients by SHA-256 digest)
 """
 
 from __future__ import annotations
@@ -252,8 +257,41 @@ def several_records(rng) -> list[dict]:
     return out
 
 
+WIDE_OUT = OUT.with_name("lowp_xla_more_wide.json")
+# float32 triplet under jit over a single row: XLA splits the anchor gradient's kernel into 2 tasks from 43,691
+# features, unequal for an odd count (lowp_xla_more.split_row)
+WIDE_ROWS = (43689, 43690, 43691, 100001)
+
+
+def wide_inputs(seed: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A positive, an anchor and a negative of one row of n features, float32 values (the positive and the negative
+    equally far from the anchor: the loss above 0)."""
+    rng = np.random.default_rng(seed)
+    a = rng.standard_normal((1, n))
+    pos, neg = a + rng.standard_normal((1, n)), a + rng.standard_normal((1, n))
+    return tuple(_rounded(x, "float32") for x in (pos, a, neg))
+
+
+def wide_records() -> list[dict]:
+    from golden_lowp_xla import digest
+
+    out = []
+    for k, n in enumerate(WIDE_ROWS):
+        y, p, neg = wide_inputs(20261204 + k, n)
+        rec = record("triplet", {"margin": 1.0}, "float32", True, "mean", y, p, None, neg)
+        out.append({"features": n, "seed": 20261204 + k, "inputs": digest(np.concatenate([y, p, neg])),
+                    "value": rec["value"], "grad": digest(np.array(rec["grad"], dtype=np.float32)),
+                    **{f"grad_{g}": digest(np.array(v, dtype=np.float32)) for g, v in rec["grads"].items()}})
+    return out
+
+
 def main() -> None:
     from make_golden import jax_versions
+
+    if "--wide" in sys.argv:
+        WIDE_OUT.write_text(json.dumps({"versions": jax_versions(), "records": wide_records()}) + "\n")
+        print(f"{WIDE_OUT}: {WIDE_OUT.stat().st_size} bytes")
+        return
 
     recs = records(np.random.default_rng(20261203)) + jit_triplet_records(np.random.default_rng(20261204))
     recs += cosine_apart_records() + ynn_triplet_records(np.random.default_rng(20261225))

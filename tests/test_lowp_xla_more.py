@@ -232,3 +232,33 @@ def test_several_outputs_per_sample_take_jnp_sums_order(monkeypatch: pytest.Monk
     y = np.arange(12.0).reshape(3, 4)
     r = lossgrad.evaluate("huber", y, y + 0.5, convention="optax", dtype="float32", jit=True)
     assert any("up to 32 × 32" in w for w in r.warnings)
+
+
+WIDE = json.loads((GOLDEN.parent / "lowp_xla_more_wide.json").read_text())
+
+
+def _wide(rec: dict) -> tuple[lossgrad.Result, dict[str, str]]:
+    """lossgrad on a wide record's single row (rebuilt from its seed, checked by its digest), and its gradients'
+    digests."""
+    sys.path.insert(0, str(SCRIPTS))
+    import golden_lowp_xla
+    import golden_lowp_xla_more
+
+    y, p, neg = golden_lowp_xla_more.wide_inputs(rec["seed"], rec["features"])
+    assert golden_lowp_xla.digest(np.concatenate([y, p, neg])) == rec["inputs"]
+    r = lossgrad.evaluate("triplet", y, p, negative=neg, convention="optax", dtype="float32", jit=True, margin=1.0)
+    grads = {"grad": r.grad, "grad_target": r.grads["target"], "grad_negative": r.grads["negative"]}
+    return r, {k: golden_lowp_xla.digest(v) for k, v in grads.items()}
+
+
+def test_a_single_wide_row_split_into_unequal_tasks(monkeypatch: pytest.MonkeyPatch) -> None:
+    # float32 triplet under jit over one row: from 43,691 features XLA splits the anchor gradient's kernel into 2
+    # tasks, and for an odd count the unequal tasks' scalar code contracts the positive's product, not the negative's
+    assert [r["features"] for r in WIDE["records"]] == [43689, 43690, 43691, 100001]
+    for rec in WIDE["records"]:
+        r, digests = _wide(rec)
+        assert np.float32(r.value) == np.float32(rec["value"]) and not r.warnings
+        assert digests == {k: rec[k] for k in digests}
+    monkeypatch.setattr(lowp_xla_more, "split_row", lambda shape: False)
+    apart = [rec["features"] for rec in WIDE["records"] if _wide(rec)[1]["grad"] != rec["grad"]]
+    assert apart == [43691, 100001]
