@@ -97,6 +97,16 @@ def live_rounds(ci: int, explore: int) -> int:
     return explore if os.environ.get("LOSSGRAD_EXPLORE") else ci
 
 
+def assert_recorded(result, digests: dict, rec: dict) -> None:
+    """A result held to a golden record kept by digest: no warning, the record's value (a float32 or half value, so
+    compared as float32) and each digest of its arrays."""
+    import numpy as np
+
+    assert not result.warnings, result.warnings
+    assert np.float32(result.value) == np.float32(rec["value"])
+    assert digests == {k: rec[k] for k in digests}
+
+
 def golden_script(name: str, *frameworks: str):
     """A golden script of scripts/ as a module, for a live comparison: skipped unless its frameworks are installed."""
     import importlib

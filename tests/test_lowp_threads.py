@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import golden_script
+from conftest import assert_recorded, golden_script
 from lossgrad import lowp
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_threads.json"
@@ -37,10 +37,7 @@ def _run(rec: dict) -> tuple[lossgrad.Result, dict[str, str]]:
 @pytest.mark.parametrize("rec", DATA["records"], ids=[f"{r['loss']}-{r['dtype']}-{r['reduction']}-"
                                                       f"{'x'.join(map(str, r['shape']))}" for r in DATA["records"]])
 def test_work_split_among_threads_bit_for_bit(rec: dict) -> None:
-    r, digests = _run(rec)
-    assert not r.warnings
-    assert np.float64(r.value) == np.float64(rec["value"])
-    assert digests == {k: rec[k] for k in digests}
+    assert_recorded(*_run(rec), rec)
 
 
 def test_the_threads_recorded_are_lossgrads_and_one_thread_differs(monkeypatch: pytest.MonkeyPatch) -> None:

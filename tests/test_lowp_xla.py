@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import assert_usage_error, golden_script, live_rounds, lossgrad as cli
+from conftest import assert_recorded, assert_usage_error, golden_script, live_rounds, lossgrad as cli
 from lossgrad import lowp_xla
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla.json"
@@ -410,10 +410,7 @@ def _wide(rec: dict) -> tuple[lossgrad.Result, dict[str, str]]:
 def test_reduced_values_over_rows_of_more_than_32768_outputs(rec: dict) -> None:
     # 2 or 3 rows: YNNPACK's runs of 32,768 of each row, all the runs' sums then summed as a row (before: lossgrad's
     # own sum, with a warning); the losses and gradient as before
-    r, digests = _wide(rec)
-    assert not r.warnings
-    assert np.float32(r.value) == np.float32(rec["value"])
-    assert digests == {k: rec[k] for k in ("losses", "grad")}
+    assert_recorded(*_wide(rec), rec)
 
 
 def test_wide_values_undone_and_four_rows(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import live_rounds, lossgrad as cli
+from conftest import assert_recorded, live_rounds, lossgrad as cli
 from lossgrad import lowp_xla, lowp_xla_more
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla_more.json"
@@ -256,9 +256,7 @@ def test_a_single_wide_row_split_into_unequal_tasks(monkeypatch: pytest.MonkeyPa
     # tasks, and for an odd count the unequal tasks' scalar code contracts the positive's product, not the negative's
     assert [r["features"] for r in WIDE["records"]] == [43689, 43690, 43691, 100001]
     for rec in WIDE["records"]:
-        r, digests = _wide(rec)
-        assert np.float32(r.value) == np.float32(rec["value"]) and not r.warnings
-        assert digests == {k: rec[k] for k in digests}
+        assert_recorded(*_wide(rec), rec)
     monkeypatch.setattr(lowp_xla_more, "split_row", lambda shape: False)
     apart = [rec["features"] for rec in WIDE["records"] if _wide(rec)[1]["grad"] != rec["grad"]]
     assert apart == [43691, 100001]

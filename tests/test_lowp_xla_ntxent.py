@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import golden_script, live_rounds, lossgrad as cli
+from conftest import assert_recorded, golden_script, live_rounds, lossgrad as cli
 from lossgrad import lowp_xla as xla, lowp_xla_ntxent_jit
 from lossgrad.lowp_xla_ntxent_jit import unsupported_shape as jit_unsupported
 
@@ -256,11 +256,9 @@ def test_wide_float32_rows_bit_for_bit(rec: dict) -> None:
     # under jit rows of 8,193 to 32,768 features, whose norm's backward YNNPACK adds in dot blocks of 8192; op by
     # op rows of more than 32,768 (18 rows: past a join of YNNPACK's tree over the partner rows)
     r, digests = _wide(rec)
-    assert not r.warnings
-    assert np.float32(r.value) == np.float32(rec["value"])
+    assert_recorded(r, digests, rec)
     if rec["losses"] is not None:
         assert np.array_equal(np.asarray(r.losses, dtype=np.float32), _f32(rec["losses"]))
-    assert digests == {k: rec[k] for k in ("grad", "grad_target")}
 
 
 def test_wide_rows_under_jit_take_ynnpacks_dot_blocks(monkeypatch: pytest.MonkeyPatch) -> None:
