@@ -23,7 +23,7 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, chunks, fma, losses_value, quiet, rounder, torch_sqrt, torch_sum, upstream_c
+from .lowp import F32, chunks, fma, losses_value, quiet, rounder, torch_sqrt, torch_sum, total_sum, upstream_c
 from .lowp_focal import power
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
@@ -230,8 +230,10 @@ def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[
 
 
 def _row_sum(x: Array, half: Any) -> Array:
-    """torch.sum over each row, stored in the dtype."""
-    return rounder(half)(torch_sum(x))
+    """torch.sum over each row, stored in the dtype (a single row of more than GRAIN elements in the threads' two
+    passes, lowp.total_sum)."""
+    rnd = rounder(half)
+    return rnd(torch_sum(x)) if x.shape[0] > 1 else rnd(np.array([total_sum(x, rnd)], dtype=F32))
 
 
 def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,

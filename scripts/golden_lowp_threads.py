@@ -5,8 +5,9 @@ at::parallel_for in parts, one per thread (two on the machine recorded).
 Each record: a loss, dtype, reduction and shape, the seed its inputs come from (inputs(): pure numpy, so the test
 rebuilds them) with the SHA-256 of the inputs as the dtype holds them, torch's reduced value, and the SHA-256 of its
 gradient(s) in float32. Cases: mae and mse reduced over [1, 40,000] to [3, 33,000] (torch.sum's and torch.mean's two
-passes), and triplet over a single row of 70,000 features with norms 3 and 7 (the norm's reduction in parts, and
-the backward's powers each part ending in its own scalar loop). The torch version, the instruction set and the
+passes), triplet over a single row of 70,000 features with norms 3 and 7 (the norm's reduction in parts, and
+the backward's powers each part ending in its own scalar loop), and cosine_embedding_loss over a single row of
+40,000 (its row sums in two passes; float32, MKL's square root). The torch version, the instruction set and the
 threads are recorded.
 
     python3 scripts/golden_lowp_threads.py
@@ -28,7 +29,8 @@ OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_thread
 CASES = (("mae", "float32", "mean", (1, 100000)), ("mae", "float32", "sum", (2, 70000)),
          ("mse", "float32", "mean", (3, 33000)), ("mae", "bfloat16", "sum", (1, 40000)),
          ("mae", "float16", "mean", (2, 50001)), ("mse", "bfloat16", "mean", (1, 65537)),
-         ("triplet", "float32", "sum", (1, 70000)), ("triplet", "bfloat16", "mean", (1, 70000)))
+         ("triplet", "float32", "sum", (1, 70000)), ("triplet", "bfloat16", "mean", (1, 70000)),
+         ("cosine-embedding", "float32", "sum", (1, 40000)))
 
 
 def inputs(seed: int, loss: str, shape: tuple[int, int]) -> list[np.ndarray]:
@@ -55,14 +57,16 @@ def record(k: int, loss: str, dtype: str, reduction: str, shape: tuple[int, int]
     ts = [torch.tensor(x).to(kind) for x in inputs(20261204 + k, loss, shape)]
     leaves = [t.clone().requires_grad_() for t in ts]
     f = torch.nn.functional
-    if loss == "triplet":
+    if loss == "cosine-embedding":
+        out = f.cosine_embedding_loss(leaves[1], leaves[0], torch.ones(shape[0], dtype=kind), reduction=reduction)
+    elif loss == "triplet":
         out = f.triplet_margin_loss(leaves[1], leaves[0], leaves[2], margin=1.0, p=3.0 if dtype == "float32" else 7.0,
                                     reduction=reduction)
     else:
         out = (f.l1_loss if loss == "mae" else f.mse_loss)(leaves[1], leaves[0], reduction=reduction)
     out.backward()
-    grads = {"grad": leaves[1].grad} | ({"grad_target": leaves[0].grad, "grad_negative": leaves[2].grad}
-                                        if loss == "triplet" else {})
+    grads = {"grad": leaves[1].grad} | ({"grad_target": leaves[0].grad} if loss in ("triplet", "cosine-embedding")
+                                        else {}) | ({"grad_negative": leaves[2].grad} if loss == "triplet" else {})
     return {"loss": loss, "dtype": dtype, "reduction": reduction, "shape": list(shape), "seed": 20261204 + k,
             "norm_degree": (3.0 if dtype == "float32" else 7.0) if loss == "triplet" else None,
             "inputs": digest(np.concatenate([t.float().numpy() for t in ts])), "value": str(out.float().item()),
