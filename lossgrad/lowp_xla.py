@@ -661,7 +661,7 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
     if f32_jit:
         losses = -_fma_rows(logp, y)
     else:
-        losses = -r(_products_rows(y, logp, r, fused, bf16=paired(half)))
+        losses = -r(_products_rows(y, logp, r, fused, ALONG_ROW_CLASSES["ce"], paired(half)))
 
     def grad(n: float) -> Array:
         v = r(y * -r(upstream(n)))
@@ -900,9 +900,9 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
 # (up to 32, below 4096 elements), in a batch of two rows or more and alone, of probabilities and of
 # log-probabilities (read from XLA's dump of the LLVM IR, the lanes of each vector reduction; their order
 # ROW_PLANS', checked on rows whose sums in class order and in those lanes round apart: the products are exact,
-# so contracted or not alike). Probability rows' ce does so from 20 classes in a batch, in an order not pinned down
-# from 24 (lossgrad adds in class order there).
-ALONG_ROW_CLASSES = {"kl": (16, 16), "kl-log-input": (19, 20)}
+# so contracted or not alike), and probability rows' ce from 20 classes in a batch and 22 alone (the lanes and
+# their order read from the machine code XLA compiles, where LLVM's x86 back end has reassociated the IR's).
+ALONG_ROW_CLASSES = {"kl": (16, 16), "kl-log-input": (19, 20), "ce": (20, 22)}
 
 
 def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int, int] = (33, 33),

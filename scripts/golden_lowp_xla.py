@@ -383,6 +383,48 @@ def _kl_bf16_along_rows(rng) -> list[dict]:
     return out
 
 
+# probability rows' ce under jit in bfloat16 whose row sums LLVM vectorizes along the row from 20 classes in a
+# batch and from 22 alone (lossgrad.lowp_xla.ALONG_ROW_CLASSES["ce"]): (classes, rows, reduction); the last two
+# rows alone, of 21 classes (which JAX adds in class order) and of 22
+ALONG_ROW_CE = ((20, 3, "none"), (23, 2, "none"), (24, 3, "none"), (25, 3, "mean"), (28, 3, "none"),
+                (31, 2, "none"), (32, 2, "sum"), (21, 1, "none"), (22, 1, "none"))
+
+
+def _ce_along_row_apart(rng, classes: int, wanted: int) -> tuple[np.ndarray, np.ndarray]:
+    """Probability rows of ce in bfloat16 whose losses in class order and in LLVM's lanes round apart (about one
+    row in 30,000): drawn 100,000 at a time with targets spread over 16 binades, each row's loss computed by
+    lossgrad as in a batch with YNNPACK's threshold lifted (a row's loss is its own), kept where the two rules
+    differ. lossgrad's emulation only places the inputs; what is recorded is JAX's."""
+    import lossgrad
+    from lossgrad import lowp_xla
+
+    def losses(y, z):
+        return lossgrad.ce(y, z, from_logits=True, convention="optax", dtype="bfloat16", reduction="none",
+                           jit=True).losses
+    class_order = {**lowp_xla.ALONG_ROW_CLASSES, "ce": (33, 33)}
+    ys, zs = [], []
+    while sum(len(y) for y in ys) < wanted:
+        z = _logits(rng, 100_000, classes, "bfloat16")
+        t = 2.0 ** -rng.uniform(0, 16, z.shape)
+        y = _rounded(t / t.sum(axis=1, keepdims=True), "bfloat16")
+        with undone(lowp_xla, "YNN_FROM", 10**12):
+            new = losses(y, z)
+            with undone(lowp_xla, "ALONG_ROW_CLASSES", class_order):
+                apart = new != losses(y, z)
+        ys.append(y[apart])
+        zs.append(z[apart])
+    return np.concatenate(ys)[:wanted], np.concatenate(zs)[:wanted]
+
+
+def _ce_bf16_along_rows(rng) -> list[dict]:
+    """ALONG_ROW_CE's records ("ce along the row")."""
+    out = []
+    for classes, rows, reduction in ALONG_ROW_CE:
+        y, z = _ce_along_row_apart(rng, classes, max(rows, 2))
+        out.append(_record("ce", "bfloat16", True, reduction, y[:rows], z[:rows], "onehot", name="ce along the row"))
+    return out
+
+
 @contextlib.contextmanager
 def undone(module, name: str, value):
     """lossgrad with `module.name` set to `value` (one of its rules undone), restored after."""
@@ -618,6 +660,7 @@ def main() -> None:
     records += _kl_bf16_along_rows(np.random.default_rng(20261228))
     records += _bf16_pairs(np.random.default_rng(20261229)) + _ce_rows_ops_ynn(np.random.default_rng(20261230))
     records += _kl_jit_ynn_log(np.random.default_rng(20261231)) + _mse_jit_columns(np.random.default_rng(20261232))
+    records += _ce_bf16_along_rows(np.random.default_rng(20261233))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
