@@ -25,8 +25,7 @@ import numpy as np
 from .losses import Parts
 from .losses._ops import Array
 from .losses.ctc import check_blank, unpack
-from .lowp import F32, libm_logf, torch_sum
-from .lowp_focal import libm_expf
+from .lowp import F32, libm_expf, libm_logf, torch_sum
 
 TAKES = {"ctc": ("blank", "zero_infinity")}
 SUPPORTED = ("ctc (log-probabilities, with blank and zero_infinity; float32 and float64)",)

@@ -21,47 +21,13 @@ from .losses._ops import Array
 F32 = np.float32
 Rounder = Callable[[Array], Array]
 
-# glibc's expf (2.27 and later), which TensorIterator's scalar loop calls: 2^(k/32) from a table of doubles and a
-# cubic for the rest, in double arithmetic rounded once to float
-EXP2F_TAB = np.array([int(h, 16) for h in (
-    "3ff0000000000000", "3fefd9b0d3158574", "3fefb5586cf9890f", "3fef9301d0125b51", "3fef72b83c7d517b",
-    "3fef54873168b9aa", "3fef387a6e756238", "3fef1e9df51fdee1", "3fef06fe0a31b715", "3feef1a7373aa9cb",
-    "3feedea64c123422", "3feece086061892d", "3feebfdad5362a27", "3feeb42b569d4f82", "3feeab07dd485429",
-    "3feea47eb03a5585", "3feea09e667f3bcd", "3fee9f75e8ec5f74", "3feea11473eb0187", "3feea589994cce13",
-    "3feeace5422aa0db", "3feeb737b0cdc5e5", "3feec49182a3f090", "3feed503b23e255d", "3feee89f995ad3ad",
-    "3feeff76f2fb5e47", "3fef199bdd85529c", "3fef3720dcef9069", "3fef5818dcfba487", "3fef7c97337b9b5f",
-    "3fefa4afa2a490da", "3fefd0765b6e4540")], dtype=np.uint64)
-EXPF_POLY = tuple(float.fromhex(h) / 32 ** k for h, k in (("0x1.c6af84b912394p-5", 3), ("0x1.ebfce50fac4f3p-3", 2),
-                                                         ("0x1.62e42ff0c52d6p-1", 1)))
-EXPF_SHIFT = float.fromhex("0x1.8p52")
-INV_LN2_32 = float.fromhex("0x1.71547652b82fep+0") * 32
-EXPF_OVER, EXPF_UNDER = float.fromhex("0x1.62e42ep6"), -float.fromhex("0x1.9fe368p6")  # (∞ above, 0 below)
-
-
-def libm_expf(x: Array) -> Array:
-    """The C library's expf: e^x = 2^(k/32)·2^(r/32), x·32/ln 2 = k + r, for x within the float range (beyond
-    it: 0 and infinity)."""
-    xd = np.asarray(x, dtype=F32).astype(np.float64)
-    with np.errstate(all="ignore"):
-        z = INV_LN2_32 * np.clip(xd, -150.0, 150.0)
-        kd = z + EXPF_SHIFT
-        ki = kd.view(np.uint64)
-        r = z - (kd - EXPF_SHIFT)
-        s = (EXP2F_TAB[ki % np.uint64(32)] + (ki << np.uint64(47))).view(np.float64)
-        c = EXPF_POLY
-        y = ((c[0] * r + c[1]) * (r * r) + (c[2] * r + 1)) * s
-        out = np.where(xd > EXPF_OVER, np.inf, np.where(xd < EXPF_UNDER, 0.0, y)).astype(F32)
-    result: Array = out
-    return result
-
-
 def sigmoid(z: Array, rnd: Rounder, half: Any) -> Array:
     """σ(z) as PyTorch's CPU kernel forms it: 1/(1 + e^−z) in float32, SLEEF's e^x in the registers (two at a
     time: 32 floats or 64 halves), the C library's in the scalar loop after them; rounded to the dtype."""
     flat = z.reshape(-1)
     tail = scalar_tail(flat.shape, half)
     with np.errstate(over="ignore"):
-        e = np.where(tail, libm_expf(-flat), lowp.expf(-flat))
+        e = np.where(tail, lowp.libm_expf(-flat), lowp.expf(-flat))
         return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
 
 

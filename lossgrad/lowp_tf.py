@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from . import lowp
 from .errors import DomainError
 from .losses import Parts
 from .losses._ops import Array
@@ -103,28 +104,9 @@ def plog(x: Array) -> Array:
     return np.where(x0 == 0, F32(-np.inf), np.where(x0 == np.inf, x0, out)).astype(F32)
 
 
-# glibc's expf (2.28 and later): 2^(k/32) from a table of 32 doubles, a cubic in r = x·32/ln 2 − k, in float64
-EXPF_N = 32
-EXPF_SHIFT = float.fromhex("0x1.8p+52")
-EXPF_POLY = (float.fromhex("0x1.c6af84b912394p-5") / EXPF_N ** 3, float.fromhex("0x1.ebfce50fac4f3p-3") / EXPF_N ** 2,
-             float.fromhex("0x1.62e42ff0c52d6p-1") / EXPF_N)
-EXPF_TAB = np.array([(np.array(2.0 ** (i / EXPF_N)).view(np.uint64).item() - (i << 52) // EXPF_N) % 2 ** 64
-                     for i in range(EXPF_N)], dtype=np.uint64)
-
-
 def libm_expf(x: Array) -> Array:
-    """The C library's expf, as Eigen's scalar path calls it: glibc's, e^x = 2^(k/32)·2^(r/32)."""
-    x = np.asarray(x, dtype=F32)
-    with np.errstate(all="ignore"):
-        z = float.fromhex("0x1.71547652b82fep+0") * EXPF_N * x.astype(np.float64)
-        kd = z + EXPF_SHIFT
-        ki = kd.view(np.uint64)
-        r = z - (kd - EXPF_SHIFT)
-        s = (EXPF_TAB[(ki % EXPF_N).astype(np.int64)] + (ki << np.uint64(47))).view(np.float64)
-        c0, c1, c2 = EXPF_POLY
-        y = ((c0 * r + c1) * (r * r) + (c2 * r + 1)) * s
-        out = np.where(x > float.fromhex("0x1.62e42ep6"), np.inf, np.where(x < float.fromhex("-0x1.9fe368p6"), 0, y))
-    return ftz(out.astype(F32))
+    """The C library's expf, as Eigen's scalar path calls it (glibc's: lowp.libm_expf), subnormals flushed."""
+    return ftz(lowp.libm_expf(x))
 
 
 Unary = Callable[[Array], Array]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import platform
 import sys
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import pytest
 
 import lossgrad
 from conftest import assert_usage_error, lossgrad as run
-from lossgrad import kernels, lowp, lowp_focal, mkl, options
+from lossgrad import kernels, libm, lowp, lowp_focal, mkl, options
 from test_lowp_more import assert_torch_results, record_ids, values
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_focal.json"
@@ -134,11 +135,26 @@ def test_smooth_l1_half_dtypes_are_reproduced_now() -> None:
 def test_glibc_expf_and_sleef_powf_on_hand_worked_points() -> None:
     # e^0 = 1, e^(ln 2) rounds to 2, x^1 = x, 0^γ = 0, 1^γ = 1, 4^½ = 2, 2^3 = 8 (by hand); all exact in float32
     f32 = np.float32
-    assert np.array_equal(lowp_focal.libm_expf(np.array([0.0, np.log(2)], dtype=f32)), np.array([1, 2], dtype=f32))
+    assert np.array_equal(lowp.libm_expf(np.array([0.0, np.log(2)], dtype=f32)), np.array([1, 2], dtype=f32))
     x = np.array([0.0, 1.0, 4.0, 2.0, 0.75], dtype=f32)
     assert np.array_equal(lowp_focal.powf(x, f32(0.5))[:3], np.array([0, 1, 2], dtype=f32))
     assert lowp_focal.powf(x, f32(3.0))[3] == 8 and lowp_focal.powf(x, f32(1.0))[4] == f32(0.75)
 
+
+
+def test_glibc_expf_as_the_c_library_computes_it_where_it_is_not_correctly_rounded() -> None:
+    # lowp.libm_expf against this machine's C library (glibc's expf through ctypes) on random floats: the same
+    # bits, including e^3.7404397, which glibc rounds to 42.116505 where the correctly rounded value is 42.1165;
+    # torch.sigmoid's scalar loop (lowp.sigmoid, the elements after the last 32) takes its e^−z from there
+    if libm._libm() is None or platform.libc_ver()[0] != "glibc":
+        pytest.skip("not the GNU C library")
+    f32 = np.float32
+    x = np.concatenate([np.random.default_rng(5).uniform(-104, 89, 20_000), [3.7404397, -3.7404397]]).astype(f32)
+    assert np.array_equal(lowp.libm_expf(x), libm.expf(x))
+    assert lowp.libm_expf(np.array([3.7404397], dtype=f32))[0] != f32(np.exp(np.float64(f32(3.7404397))))
+    z = np.full(33, -3.7404397, dtype=f32)  # (32 in the registers, the last in the scalar loop)
+    tail = f32(1) / (f32(1) + libm.expf(-z[-1:])[0])
+    assert lowp.sigmoid(z, lambda a: a)[-1] == tail != lowp.sigmoid(z, lambda a: a)[0]
 
 @pytest.mark.frameworks
 def test_live_torch_matches_on_fresh_random_inputs(live_rng: np.random.Generator) -> None:
