@@ -275,7 +275,8 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
     """mean_squared_error: the mean over each sample's outputs of (y − p)², each difference and square stored in
     the dtype; Keras 3 takes the mean in float32 (keras.ops.mean), tf-keras in the dtype (reduce_mean: float16
     sums in float16 and divides by k in float16, bfloat16 in float32). The gradient −G·2(y − p), G the upstream
-    c over k as that mean's gradient divides it."""
+    c over k as that mean's gradient divides it; tf-keras's squared_difference(p, y) has it as 2G·(p − y), +0
+    where p = y."""
     kind = kind_of(half)
     d = kind.rnd(sub(y, p))
     sq = kind.rnd(mul(d, d))
@@ -284,7 +285,13 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
     sums = row_sums(sq, kind=kind) if in_dtype else row_sums(sq)
     losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
     divisor = kind.rnd(k) if keras2 else k
-    return losses, lambda n: -kind.rnd(mul(kind.rnd(div(upstream(n, kind), divisor)), mul(d, F32(2))))
+
+    def grad(n: float) -> Array:
+        g = kind.rnd(div(upstream(n, kind), divisor))
+        if keras2:
+            return kind.rnd(mul(mul(g, F32(2)), kind.rnd(sub(p, y))))
+        return -kind.rnd(mul(g, mul(d, F32(2))))
+    return losses, grad
 
 
 # losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are

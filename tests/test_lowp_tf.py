@@ -130,3 +130,14 @@ def test_the_softmax_shown_is_the_kernels_own() -> None:
         off[np.arange(grad.shape[0]), _f32(rec["target"])[:, 0].astype(int)] = False
         assert r.prob is not None
         np.testing.assert_array_equal(r.prob[off], grad[off])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_mse_gradient_where_the_prediction_is_the_target_has_each_frameworks_sign(dtype: str) -> None:
+    # tf-keras differentiates tf.math.squared_difference(p, y): TensorFlow's gradient 2g·(p − y) is +0 at p = y;
+    # Keras 3 differentiates ops.square(y − p) and then the subtraction, −(2g·(y − p)), −0 there (by hand: the
+    # other element, p − y = 1 over N = 2, is 1 in both)
+    for convention, negative in (("tf-keras", False), ("keras", True)):
+        grad = lossgrad.mse([[1.5, 2.0]], [[1.5, 3.0]], convention=convention, dtype=dtype).grad
+        assert np.asarray(grad, dtype=np.float64).tolist() == [[0.0, 1.0]]
+        assert bool(np.signbit(np.asarray(grad, dtype=np.float64)[0, 0])) is negative

@@ -24,8 +24,9 @@ def mse_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels:
     """Squared error (p - y)^2; every framework computes the same thing (Keras averages the last axis first,
     which for rectangular input is the same mean)."""
     d = p - y
-    # keep the factor 2 that some texts drop: d/dp (p - y)^2 = 2 (p - y)
-    return Parts(losses=d * d, grad=2 * d)
+    # keep the factor 2 that some texts drop: d/dp (p - y)^2 = 2 (p - y); Keras 3 differentiates (y − p)², its
+    # gradient −2 (y − p) is −0 where p = y
+    return Parts(losses=d * d, grad=-2 * (y - p) if conv.name == "keras" else 2 * d)
 
 
 def mse_formulas(from_logits: bool, conv: Convention) -> list[str]:
