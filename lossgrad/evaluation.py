@@ -301,6 +301,15 @@ def too_large(setup: Setup, which: str, given: np.ndarray, held: np.ndarray) -> 
               f"is too large for {name}, whose largest finite number is {largest:.8g}")
 
 
+def lacking(setup: Setup) -> str:
+    """Why the convention's float32 kernels are not reproduced here, as a warning says it."""
+    from . import kernels
+    from .mkl import INSTALL  # (the kernels lack only MKL's e^x, log x or √x: that says how to get them)
+
+    why = setup.kernels_lacking or ""
+    return why if INSTALL in why else f"{kernels.TITLES[setup.conv.kernels or '']} kernels are not reproduced for {why}"
+
+
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None,
             extra: dict[str, np.ndarray] | None = None, w: np.ndarray | None = None) -> Parts:
     """The loss's parts in its working dtype, returned in the setup's dtype (reproduced kernels: weighted by
@@ -317,10 +326,8 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
             fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {e.what}"
-    elif setup.dtype.value == "float32" and setup.conv.kernels is not None:
-        from .mkl import INSTALL  # (the kernels lack only MKL's e^x, log x or √x: say so, and how to get them)
-        fallback = None if INSTALL not in (setup.kernels_lacking or "") else (
-            f"computed by lossgrad's float32 formulas, not bit for bit: {setup.kernels_lacking}")
+    elif setup.dtype.value == "float32" and setup.kernels_lacking is not None:
+        fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {lacking(setup)}"
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":
