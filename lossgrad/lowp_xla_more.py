@@ -20,6 +20,7 @@ from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
     F32,
+    YNN_FROM,
     Grad,
     Rounder,
     _fma,
@@ -116,6 +117,14 @@ def _signed_sum(t: Array, x: Array) -> Array:
     return ftz(np.where(pos, x, F32(0)) + -np.where(pos, F32(0), x))
 
 
+def ynn_weighted_sum(shape: tuple[int, ...]) -> bool:
+    """Whether XLA hands the weighted sum of logsumexp's two terms in sigmoid_focal_loss, (1 − y)·e₀ + y·e₁, to
+    YNNPACK, which rounds both products before it adds them (no multiply-add): from YNN_FROM elements of the
+    stacked [..., 2] operand, in an array with no axis of length 1 (measured under jit in float32: 1,023 × 2 and
+    any N × 1 are XLA's multiply-add, 1,024 × 2 and 683 × 3 YNNPACK's; the threshold alike for 3 to 300 columns)."""
+    return 2 * int(np.prod(shape)) >= YNN_FROM and 1 not in shape
+
+
 def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: Rounder, fold: bool,
           fused: bool) -> tuple[Array, Array, Grad, Array]:
     """sigmoid_focal_loss: bce·e^(γ·L), L = log((1 − y)·σ(z) + y·σ(−z)) as logsumexp of the log-sigmoids with
@@ -132,7 +141,7 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: 
     top = np.maximum(a0, a1)
     top = np.where(np.isfinite(top), top, F32(0))
     e0, e1 = r(xla_exp(r(a0 - top))), r(xla_exp(r(a1 - top)))
-    t = _fma(e1, y, e0 * one_y) if fused else r(ftz(k(e0 * one_y) + k(e1 * y)))
+    t = _fma(e1, y, e0 * one_y) if fused and not ynn_weighted_sum(y.shape) else r(ftz(k(e0 * one_y) + k(e1 * y)))
     lse = r(r(xla_log(np.abs(t))) + top)
     g = r(F32(gamma))
     weight = r(xla_exp(r(g * lse)))

@@ -257,6 +257,23 @@ def several_records(rng) -> list[dict]:
     return out
 
 
+# focal under jit in float32 from 2048 elements of two columns or more, where XLA hands logsumexp's weighted sum to
+# YNNPACK (lowp_xla_more.ynn_weighted_sum): (rows, columns, options, reduction); 1,023 × 2 the last below
+YNN_WEIGHTED = ((1023, 2, {"gamma": 2.0, "alpha": None}, "mean"), (1024, 2, {"gamma": 2.0, "alpha": None}, "sum"),
+                (683, 3, {"gamma": 2.0, "alpha": None}, "none"), (7, 300, {"gamma": 1.5, "alpha": 0.3}, "mean"),
+                (40, 60, {"gamma": 2.0, "alpha": 0.25}, "sum"))
+
+
+def ynn_weighted_records(rng) -> list[dict]:
+    """YNN_WEIGHTED's records ("ynn weighted sum"): soft labels, logits of spread 3."""
+    out = []
+    for rows, cols, options, reduction in YNN_WEIGHTED:
+        y = _rounded(rng.random((rows, cols)), "float32")
+        z = _rounded(rng.standard_normal((rows, cols)) * 3, "float32")
+        out.append(record("focal", options, "float32", True, reduction, y, z, "ynn weighted sum"))
+    return out
+
+
 WIDE_OUT = OUT.with_name("lowp_xla_more_wide.json")
 # float32 triplet under jit over a single row: XLA splits the anchor gradient's kernel into 2 tasks from 43,691
 # features, unequal for an odd count (lowp_xla_more.split_row)
@@ -297,6 +314,7 @@ def main() -> None:
     recs += cosine_apart_records() + ynn_triplet_records(np.random.default_rng(20261225))
     recs += pairs_records(np.random.default_rng(20261233))
     recs += several_records(np.random.default_rng(20261234))
+    recs += ynn_weighted_records(np.random.default_rng(20261235))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")

@@ -234,6 +234,18 @@ def test_several_outputs_per_sample_take_jnp_sums_order(monkeypatch: pytest.Monk
     assert any("up to 32 × 32" in w for w in r.warnings)
 
 
+
+def test_focal_from_2048_elements_takes_ynnpacks_weighted_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "ynn weighted sum" (JAX's bit for bit above): under jit in float32, from 2048 elements of two
+    # columns or more XLA hands (1 − y)·e₀ + y·e₁ inside the logsumexp to YNNPACK, which rounds both products; taken
+    # as the multiply-add XLA's own loop makes of it, every record of 2048 elements or more differs, 1,023 × 2 not
+    recs = [r for r in RECORDS if r.get("name") == "ynn weighted sum"]
+    assert [np.shape(r["pred"]) for r in recs] == [(1023, 2), (1024, 2), (683, 3), (7, 300), (40, 60)]
+    assert not lowp_xla_more.ynn_weighted_sum((4096, 1)) and lowp_xla_more.ynn_weighted_sum((2, 1024))
+    monkeypatch.setattr(lowp_xla_more, "ynn_weighted_sum", lambda shape: False)
+    apart = [sum(compare(r, _run(r)).values()) for r in recs]
+    assert [bool(n) for n in apart] == [False, True, True, True, True], apart
+
 WIDE = json.loads((GOLDEN.parent / "lowp_xla_more_wide.json").read_text())
 
 
