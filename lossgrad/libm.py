@@ -1,6 +1,6 @@
 """The C library's float functions (glibc's, through ctypes), where JAX's CPU results take them: XLA's compiled code
-calls powf for x^y, and its HLO evaluator, folding constants at compile time, takes log and e^x from logf and expf.
-Loaded on first use, so that lossgrad starts without it."""
+calls powf for x^y, and logf for the few elements of a short vector LLVM cannot widen (lowp_xla.own_op). Loaded on
+first use, so that lossgrad starts without it."""
 
 from __future__ import annotations
 
@@ -29,8 +29,8 @@ def _libm() -> Any:
             return None
         lib = ctypes.CDLL(name)
     lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
-    for unary in (lib.logf, lib.expf):
-        unary.restype, unary.argtypes = ctypes.c_float, [ctypes.c_float]
+    lib.expf.restype, lib.expf.argtypes = ctypes.c_float, [ctypes.c_float]
+    lib.logf.restype, lib.logf.argtypes = ctypes.c_float, [ctypes.c_float]
     return lib
 
 
@@ -55,6 +55,7 @@ def logf(x: Array) -> Array:
     return _each("logf", lambda lib, v: lib.logf(v), x)
 
 
+
 def expf(x: Array) -> Array:
-    """e^x by the C library's expf, one element at a time."""
+    """e^x by the C library's expf, one element at a time (lowp.libm_expf's reference)."""
     return _each("expf", lambda lib, v: lib.expf(v), x)

@@ -30,7 +30,6 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import libm
 from .losses import Parts
 from .losses._ops import Array
 from .lowp_xla import (
@@ -39,6 +38,8 @@ from .lowp_xla import (
     _fma,
     _in_order,
     dot_row,
+    folded_exp,
+    folded_log,
     ftz,
     lane_products,
     product_sum,
@@ -59,16 +60,6 @@ VECTOR_ROWS = {n: YNN_FROM for n in range(5, 9)}
 VALUE_LANES = {(2, n): 0 for n in range(2, 9)} | {(r, n): 2 for r in (18, 19) for n in (7, 8)}
 
 
-def folded_log(y: Array) -> Array:
-    """log y as XLA folds it when it compiles, in float32: glibc's logf."""
-    return np.asarray(libm.logf(np.asarray(y, dtype=F32)), dtype=F32)
-
-
-def folded_exp(y: Array) -> Array:
-    """e^y as XLA folds it when it compiles, in float32: in float64, rounded once."""
-    return np.exp(np.asarray(y, dtype=np.float64)).astype(F32)
-
-
 def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
              ) -> tuple[Array, Callable[[float], Array], Callable[[float], float] | None]:
     """The losses, the gradient of jnp.mean over n (n = 1: jnp.sum) and its value (None where XLA's order is not
@@ -80,7 +71,7 @@ def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
         if log_target:
             t, c = folded_exp(y), y
         else:
-            t, c = y, np.where(y == 0, F32(0), folded_log(np.where(y == 0, F32(1), y))).astype(F32)
+            t, c = y, np.where(y == 0, F32(0), folded_log(y)).astype(F32)
         d = ftz(c - lq)
     total = fused_value(t, d)
 

@@ -425,6 +425,28 @@ def _ce_bf16_along_rows(rng) -> list[dict]:
     return out
 
 
+def _kl_folded_log(rng) -> list[dict]:
+    """kl under jit with targets whose log XLA folds at compile time (lossgrad.lowp_xla.folded_log), "folded log":
+    float32 targets below 0.1 drawn where glibc's logf and the correctly rounded log differ, without a 0 (the
+    folded log correctly rounded) and with a 0 in each row (glibc's), and float16's 0.00534, whose log rounded
+    through float32 is an ulp from the log rounded once."""
+    from lossgrad import libm
+
+    pool = (rng.random(400_000) * 0.1).astype(np.float32)
+    pool = pool[libm.logf(pool) != np.log(pool.astype(np.float64)).astype(np.float32)]
+    out = []
+    for zeros, reduction in ((False, "none"), (True, "none"), (False, "mean")):
+        t = rng.choice(pool, (6, 5)).astype(np.float64)
+        if zeros:
+            t[:, 0] = 0.0
+        # predictions near the targets: log t − log q cancels, and log t's last bit shows in each loss
+        q = _rounded(t * (1 + 0.01 * rng.standard_normal(t.shape)) + 1e-3 * (t == 0), "float32")
+        out.append(_record("kl", "float32", True, reduction, t, q, name="folded log"))
+    t, q = _rounded(np.array([[0.00534, 0.99466]]), "float16"), _rounded(np.array([[0.01, 0.99]]), "float16")
+    out.append(_record("kl", "float16", True, "mean", t, q, name="folded log"))
+    return out
+
+
 @contextlib.contextmanager
 def undone(module, name: str, value):
     """lossgrad with `module.name` set to `value` (one of its rules undone), restored after."""
@@ -661,6 +683,7 @@ def main() -> None:
     records += _bf16_pairs(np.random.default_rng(20261229)) + _ce_rows_ops_ynn(np.random.default_rng(20261230))
     records += _kl_jit_ynn_log(np.random.default_rng(20261231)) + _mse_jit_columns(np.random.default_rng(20261232))
     records += _ce_bf16_along_rows(np.random.default_rng(20261233))
+    records += _kl_folded_log(np.random.default_rng(20261234))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

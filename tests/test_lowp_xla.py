@@ -12,7 +12,7 @@ import pytest
 
 import lossgrad
 from conftest import assert_recorded, assert_usage_error, golden_script, live_rounds, lossgrad as cli
-from lossgrad import lowp_xla
+from lossgrad import libm, lowp_xla, lowp_xla_kl
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -400,6 +400,30 @@ def test_probability_rows_that_llvm_sums_along_the_row_in_bfloat16(monkeypatch: 
         m.setattr(lowp_xla, "ALONG_ROW_CLASSES", {**lowp_xla.ALONG_ROW_CLASSES, "ce": (33, 33)})
         apart = [int((~_same(_run(r).losses.reshape(-1), _f32(r["losses"]).reshape(-1))).sum()) for r in recs]
     assert apart == [0 if np.shape(r["pred"]) == (1, 21) else len(r["pred"]) for r in recs], apart
+
+
+def test_kl_targets_log_as_xla_folds_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "folded log" (JAX's bit for bit above): under jit XLA folds log y of the constant targets, the
+    # log rounded once where every target is positive, glibc's logf where one is 0; each rule undone (glibc's
+    # always, or the rounded log always), the records it governs differ (of the first kind, the mean's losses
+    # happen to round alike)
+    recs = [r for r in RECORDS if r.get("name") == "folded log"]
+    assert [(r["dtype"], 0.0 in np.array(r["target"], dtype=np.float32)) for r in recs] == [
+        ("float32", False), ("float32", True), ("float32", False), ("float16", False)]
+
+    def apart(fold: object) -> list[bool]:
+        with monkeypatch.context() as m:
+            m.setattr(lowp_xla, "folded_log", fold)
+            m.setattr(lowp_xla_kl, "folded_log", fold)
+            return [bool((~_same(_run(r).losses.reshape(-1), _f32(r["losses"]).reshape(-1))).sum()) for r in recs]
+
+    def glibc(x: np.ndarray, half: object = None) -> np.ndarray:
+        return libm.logf(np.asarray(x, dtype=np.float32)).astype(half or np.float32).astype(np.float32)
+
+    def rounded(x: np.ndarray, half: object = None) -> np.ndarray:
+        return np.log(np.asarray(x, dtype=np.float64)).astype(half or np.float32).astype(np.float32)
+    assert apart(glibc)[:2] == [True, False] and apart(glibc)[3]  # (the mean's losses round alike either way)
+    assert apart(rounded) == [False, True, False, False]
 
 WIDE = json.loads((GOLDEN.parent / "lowp_xla_wide.json").read_text())
 
