@@ -1005,6 +1005,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     # (under jit in bfloat16 the mean reads the squares in float32, one output per sample too)
     if loss == "mse" and jit and half is not np.float16 and (several or (half is not None and terms.size > 1)):
         value = fused_mse_value(r(p - y), r)
+    if loss == "mse" and jit and half is None and not several and 1 < terms.size <= 32:
+        value = None  # (a column of up to 32 squares, fused as a single row's: in an order not pinned down)
     if loss == "ce" and labels is None and jit and (half is None or fused_value is not None):
         value = fused_value
     own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
