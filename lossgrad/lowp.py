@@ -140,8 +140,8 @@ def _split(d: Array) -> tuple[Array, Array]:
 
 
 def logf(d: Array) -> Array:
-    """SLEEF's logf_u1 on AVX-512 (PyTorch's Vectorized<float>::log), for positive normal d: log m + e·ln 2,
-    log m = 2·atanh((m − 1)/(m + 1)) in double-float arithmetic."""
+    """SLEEF's logf_u1 on AVX-512 (PyTorch's Vectorized<float>::log): log m + e·ln 2, log m = 2·atanh((m − 1)/(m +
+    1)) in double-float arithmetic; as SLEEF's special cases, ∞ at ∞, NaN below 0 and at NaN, −∞ at 0."""
     d = np.asarray(d, dtype=F32)
     with np.errstate(all="ignore"):
         e, m = _split(d)
@@ -152,7 +152,8 @@ def logf(d: Array) -> Array:
         dy = (one - (dx - (dx - one))) + (m - (dx - one))
         xx, xy = _df_div(nx, ny, dx, dy)
         out = _log_tail(e, xx, xy)
-    return np.where(d == np.inf, F32(np.inf), out).astype(F32)
+    out = np.where(d == np.inf, F32(np.inf), np.where((d < 0) | np.isnan(d), F32(np.nan), out))
+    return np.where(d == 0, F32(-np.inf), out).astype(F32)
 
 
 def log1pf(d: Array) -> Array:

@@ -161,3 +161,18 @@ def test_exact_half_value_is_the_weighted_mean_rounded_once() -> None:
     r = lossgrad.evaluate("mse", [1.0, 2.0], [1.0, 5.3], dtype="bfloat16", sample_weight=[1.0, 2.0])
     assert list(r.losses) == [0.0, 22.0]
     assert r.value == 7.3125
+
+
+def test_sleef_log_takes_its_special_cases() -> None:
+    # SLEEF's logf_u1 returns −∞ at ±0, NaN below 0 and at NaN, ∞ at ∞ (its own selects, not the polynomial's)
+    x = np.array([0.0, -0.0, -1.0, np.nan, np.inf, 1.0], dtype=np.float32)
+    out = lowp.logf(x)
+    assert out[:2].tolist() == [-np.inf, -np.inf] and np.isnan(out[2:4]).all() and out[4:].tolist() == [np.inf, 0.0]
+
+
+def test_gaussian_nll_in_float16_with_an_epsilon_below_its_range_gives_nan() -> None:
+    # by hand: ε = 10⁻⁸ rounds to 0 in float16, so a variance of 0 stays 0 and the loss is ½·(log 0 + 0.25/0) =
+    # ½·(−∞ + ∞), NaN (PyTorch's clamp takes ε as the tensor's dtype holds it); the second sample, v = 2, is finite
+    r = lossgrad.gaussian_nll([0.0, 1.0], [0.5, 1.5], var=[0.0, 2.0], var_eps=1e-8, convention="torch",
+                              dtype="float16", reduction="none")
+    assert math.isnan(float(r.losses.reshape(-1)[0])) and math.isfinite(float(r.losses.reshape(-1)[1]))
