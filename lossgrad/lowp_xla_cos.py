@@ -4,11 +4,12 @@ bit: the losses, jnp.mean or jnp.sum of them, and jax.grad of either with respec
 What XLA does with `jax.jit(jax.value_and_grad(...))` of cosine_distance(pred, target), the targets closed over
 as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR and their machine code):
 
-- The targets' side is folded at compile time by XLA's HLO evaluator, which keeps no subnormal flushing: ŷ =
-  y · rsqrt(max(0, Σy²)), the squares in float32, rsqrt as 1/√ in float32 (two correctly rounded steps), the
-  product in float32. The evaluator adds a reduce in float64 and rounds the sum once; a row of more than 32
-  features in a batch below 4096 elements is first split into XLA's windows of 32 (the padding split between
-  the ends), each window added in float32 in order, their sums then in float64.
+- The targets' side is folded at compile time by XLA's HLO evaluator, which keeps subnormal results but the
+  squares': ŷ = y · rsqrt(max(0, Σy²)), the squares in float32 (those below its normals flushed to 0), rsqrt as
+  1/√ in float32 (two correctly rounded steps), the product in float32. The evaluator adds a reduce in float64
+  and rounds the sum once; a row of more than 32 features in a batch below 4096 elements is first split into
+  XLA's windows of 32 (the padding split between the ends), each window added in float32 in order, their sums
+  then in float64.
 - The predictions' side runs compiled (subnormals flushed): Σp² fused into its row loop (lowp_xla_rows'
   fused_squares: each square contracted into the running sum, rows of 5 to 8 vectorized as measured for
   triplet), ‖p‖ = √max(0, Σp²), its reciprocal, ½/‖p‖ and 1/max(0, Σp²) (XLA rewrites ‖p‖·‖p‖ into the clipped
@@ -60,11 +61,12 @@ def _fma(a: Array, b: Array, c: Array) -> Array:
 
 
 def target_units(y: Array) -> Array:
-    """ŷ = y·rsqrt(max(0, Σy²)) as XLA folds it at compile time (no flushing of subnormals): the squares in
-    float32, their sum in float64 rounded once (in windows of 32 first, for rows of more than 32 features in a
-    batch below 4096 elements), rsqrt as 1/√ in float32, times y."""
+    """ŷ = y·rsqrt(max(0, Σy²)) as XLA folds it at compile time: the squares in float32, those below its normals
+    flushed to 0 (a row of them alone has a norm of 0: a loss of −∞ and NaN gradients, as JAX's), their sum in
+    float64 rounded once (in windows of 32 first, for rows of more than 32 features in a batch below 4096
+    elements), rsqrt as 1/√ in float32, times y."""
     rows, n = y.shape
-    sq = (y * y).astype(F32)
+    sq = ftz((y * y).astype(F32))
     s = folded_sum(sq)
     with np.errstate(all="ignore"):
         out: Array = (y * (F32(1) / np.sqrt(np.maximum(F32(0), s)))[:, None]).astype(F32)

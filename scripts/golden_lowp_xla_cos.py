@@ -125,6 +125,11 @@ def records(rng) -> list[dict]:
     for n, d, reductions in BF16_YNN:
         y, p = (_rounded(a, "bfloat16") for a in rows(more, n, d))
         out += [record("cosine", {}, "bfloat16", True, reduction, y, p, f"{n}x{d}") for reduction in reductions]
+    # targets whose squares are below float32's normals, which the fold flushes: a row of normal and subnormal
+    # squares (its norm without them), and rows of subnormal squares only (a norm of 0: NaN and −∞)
+    y = _rounded(np.array([[2e-19, 3e-20, 5e-20], [1e-20, 2e-20, 3e-20], [3e-20, 3e-20, 3e-20]]), "float32")
+    p = _rounded(np.array([[0.5, -1.0, 2.0], [1.0, 2.0, 3.5], [-0.3, 0.2, 0.1]]), "float32")
+    out += [record("cosine", {}, "float32", True, "none", y, p, "subnormal squares")]
     return out
 
 

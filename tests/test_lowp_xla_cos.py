@@ -112,3 +112,15 @@ def test_half_dtypes_by_hand() -> None:
     # 0.60009765625 (steps of 2^−11): to even, 0.599609375; 1 − 0.599609375 = 0.400390625
     r = lossgrad.evaluate("cosine", [[3.0, 4.0]], [[1.0, 0.0]], convention="optax", dtype="float16")
     assert r.losses.tolist() == [0.400390625]
+
+
+def test_targets_squares_below_the_normals_are_flushed_by_the_fold(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the record "subnormal squares" (JAX's bit for bit above): a target row of normal and subnormal squares has the
+    # norm of its normal ones alone, and rows of subnormal squares only a norm of 0, so a loss of −∞ (and NaN where
+    # ŷ·p is ∞ − ∞) and NaN gradients; with the squares kept, every row differs
+    rec = next(r for r in RECORDS if r.get("name") == "subnormal squares")
+    losses = np.array(rec["losses"], dtype=np.float32)
+    assert np.isfinite(losses[0]) and losses[1] == -np.inf and np.isnan(losses[2])
+    monkeypatch.setattr(lowp_xla_cos, "ftz", lambda x: np.asarray(x, dtype=np.float32))  # (no flushing at all)
+    got = np.asarray(_run(rec).losses, dtype=np.float32).reshape(-1)
+    assert all(not np.array_equal(got[i:i + 1], losses[i:i + 1], equal_nan=True) for i in range(3)), got
