@@ -272,3 +272,19 @@ def test_a_single_wide_row_split_into_unequal_tasks(monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(lowp_xla_more, "split_row", lambda shape: False)
     apart = [rec["features"] for rec in WIDE["records"] if _wide(rec)[1]["grad"] != rec["grad"]]
     assert apart == [43691, 100001]
+
+
+def test_targets_of_one_value_under_jit_carry_a_warning() -> None:
+    # XLA folds a constant of one value throughout (a splat) into its kernels and orders their work otherwise: a
+    # warning says the numbers may differ; targets of two values, one sample, and op by op take none
+    same, two = np.full((8, 1), 0.0), np.array([[0.0]] * 7 + [[1.0]])
+    z = np.linspace(-3.0, 3.0, 8)[:, None]
+    for dtype in ("float32", "float16"):
+        focal = [lossgrad.focal(y, z, from_logits=True, convention="optax", dtype=dtype, jit=jit)
+                 for y, jit in ((same, True), (two, True), (same, False))]
+        assert [any("one value throughout" in w for w in r.warnings) for r in focal] == [True, False, False]
+    rows = lossgrad.ce(np.full((2, 4), 0.25), np.array([[1.0, 2.0, 0.5, -1.0], [0.0, 0.3, 0.2, 0.1]]),
+                       from_logits=True, convention="optax", dtype="float32", jit=True)
+    assert any("one value throughout" in w for w in rows.warnings)
+    one = lossgrad.cosine([[0.5, 0.5]], [[0.2, 0.9]], convention="optax", dtype="float32", jit=True)
+    assert any("one value throughout" in w for w in one.warnings)
