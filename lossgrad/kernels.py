@@ -22,7 +22,6 @@ from . import (
     lowp_tf_elem,
     lowp_tf_log,
     lowp_tf_seg,
-    lowp_xla,
     lowp_xla_ctc,
     lowp_xla_more,
     lowp_xla_ntxent,
@@ -103,20 +102,5 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["extra"] = extra
     more.update(KEYWORDS.get(kernels, {}))
     parts: Parts = backend(kernels, loss).compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
-    if kernels == "xla" and splat(loss, y, labels, switches) and (loss == "cosine" or not lowp_xla.paired(half)):
-        parts.warnings.append(SPLAT)
     return parts
 
-
-# under jit XLA folds a target that holds one value throughout (a splat constant) into the kernels of these
-# losses, and orders their work otherwise (measured apart, by 1 to hundreds of ulp: probability rows of 1/K,
-# focal's labels all 0, cosine's and kl's targets of one value, in float32 and float16; cosine in bfloat16 too)
-SPLAT_LOSSES = ("ce", "kl", "focal", "cosine")
-SPLAT = ("under jit XLA folds targets that hold one value throughout into its kernels, in an order lossgrad does "
-         "not reproduce: the numbers may differ from JAX's in their last bits")
-
-
-def splat(loss: str, y: Array, labels: Array | None, switches: dict[str, bool]) -> bool:
-    """Whether JAX's kernels here take targets of one value as a splat constant (under jit, more than one)."""
-    return (switches.get("jit", True) and loss in SPLAT_LOSSES and labels is None and y.size > 1
-            and bool(np.all(y == y.flat[0])))

@@ -31,6 +31,7 @@ from .lowp_xla import (
     ftz,
     margin_hinge,
     mean_value,
+    paired,
     rounder,
     softplus,
     stored,
@@ -265,11 +266,36 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
+# under jit XLA folds a target that holds one value throughout (a splat constant) into the kernels of these
+# losses, and orders their work otherwise (measured apart, by 1 to hundreds of ulp: probability rows of 1/K,
+# focal's labels all 0, cosine's and kl's targets of one value, in float32 and float16; cosine in bfloat16 too)
+SPLAT_LOSSES = ("ce", "kl", "focal", "cosine")
+SPLAT = ("under jit XLA folds targets that hold one value throughout into its kernels, in an order lossgrad does "
+         "not reproduce: the numbers may differ from JAX's in their last bits")
+
+
+def splat(loss: str, y: Array, labels: Array | None, half: Any, switches: dict[str, bool]) -> bool:
+    """Whether JAX's kernels here take targets of one value as a splat constant (under jit, more than one)."""
+    return (switches.get("jit", True) and loss in SPLAT_LOSSES and labels is None and y.size > 1
+            and (loss == "cosine" or not paired(half)) and bool(np.all(y == y.flat[0])))
+
+
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The loss's parts as JAX computes them on CPU (lowp_xla.compute, whose conventions these follow: jit by
-    default, the gradient and the mean over N as jax.grad and jnp.mean form them)."""
+    default, the gradient and the mean over N as jax.grad and jnp.mean form them), with a warning where the
+    targets are a splat constant."""
+    parts = _compute(loss, y, p, labels, half, switches, batchmean, params, from_logits, weights, extra)
+    if splat(loss, y, labels, half, switches):
+        parts.warnings.append(SPLAT)
+    return parts
+
+
+def _compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+             batchmean: bool, params: dict[str, Any] | None, from_logits: bool, weights: Array | None,
+             extra: dict[str, Array] | None) -> Parts:
+    """compute's parts, before its warning."""
     if loss == "kl" and switches.get("jit", True) and half is None:
         return kl_parts(y, p, switches.get("log_input", False), switches.get("log_target", False))
     if loss not in TAKES:
