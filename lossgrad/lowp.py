@@ -30,6 +30,8 @@ LANES = 16
 GRAIN = 32768
 THREADS = 2
 SUM_LANES = 8
+# torch.sum of float16 or bfloat16 loads a register of HALF_LOAD of them (256 bits: the AVX2 kernel again)
+HALF_LOAD = 16
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
 SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights and label smoothing, or probability "
              "rows with class weights and label smoothing)", "nll (with ignore_index and class weights)",
@@ -394,13 +396,43 @@ def torch_sum(x: Array, lanes: int = SUM_LANES) -> Array:
     if n < lanes:
         return _ilp_sum(x[:, :, None])[:, 0]
     vec = n // lanes
-    acc = _ilp_sum(x[:, :vec * lanes].reshape(rows, vec, lanes))
-    total = np.zeros(rows, dtype=x.dtype)
-    for k in range(vec * lanes, n):
-        total += x[:, k]
-    for k in range(lanes):
-        total += acc[:, k]
+    return _lanes_total(x[:, vec * lanes:], _ilp_sum(x[:, :vec * lanes].reshape(rows, vec, lanes)))
+
+
+def half_sum(x: Array) -> Array:
+    """torch.sum over the last axis of a contiguous float16 or bfloat16 tensor (x its values in float32), in
+    float32 before the store rounds it: a row of at least HALF_LOAD elements is loaded HALF_LOAD at a time, each
+    load's first and second halves added into SUM_LANES float32 lanes (InnerSumCastLoadPolicy), which are summed
+    as torch_sum's lanes are, then the leftover elements one by one and the lanes in order; a shorter row
+    element by element."""
+    rows, n = x.shape
+    if n < HALF_LOAD:
+        return _ilp_sum(x[:, :, None])[:, 0]
+    vec = n // HALF_LOAD
+    loads = x[:, :vec * HALF_LOAD].reshape(rows, vec, 2, SUM_LANES)
+    return _lanes_total(x[:, vec * HALF_LOAD:], _ilp_sum(loads[:, :, 0] + loads[:, :, 1]))
+
+
+def _lanes_total(rest: Array, lanes: Array) -> Array:
+    """vectorized_inner_sum's final sum, from 0: the elements after the last whole register, then the lanes."""
+    total = np.zeros(rest.shape[0], dtype=lanes.dtype)
+    for k in range(rest.shape[1]):
+        total += rest[:, k]
+    for k in range(lanes.shape[1]):
+        total += lanes[:, k]
     return total
+
+
+def kernel_sum(x: Array, half: Any = None) -> Array:
+    """torch.sum over the last axis of x, a tensor of the `half` dtype (None: float32), before the store."""
+    return half_sum(x) if half else torch_sum(x)
+
+
+def row_sums(x: Array, half: Any) -> Array:
+    """torch.sum(x, dim=-1) stored in the dtype: each row by SumKernel's cascade, a single row of more than GRAIN
+    elements in the threads' two passes (total_sum)."""
+    rnd = rounder(half)
+    return rnd(kernel_sum(x, half)) if x.shape[0] > 1 else rnd(np.array([total_sum(x, half)], dtype=F32))
 
 
 def nll_sum(losses: Array, half: Any) -> Any:
@@ -487,7 +519,7 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
             return g
     else:
         terms = rnd(logp * y)
-        losses = -rnd(torch_sum(terms))
+        losses = -rnd(kernel_sum(terms, half))
 
         def upstream(n: float) -> Array:
             return rnd(-upstream_c(n, rnd) * y)
@@ -527,7 +559,7 @@ class Rows:
         if n != self.own_n:
             return self.rnd(np.asarray(n, dtype=F32))
         picked = self.weights[labels] if self.keep is None else self.weights[labels][self.keep]
-        return self.rnd(torch_sum(picked.reshape(1, -1))[0]) if picked.size else F32(0)
+        return self.rnd(np.asarray(total_sum(picked, self.half)))[()] if picked.size else F32(0)
 
 
 def nll_losses(logp: Array, labels: Array, o: Rows) -> Array:
@@ -557,7 +589,7 @@ def nll_value(losses: Array, labels: Array, n: float, o: Rows) -> Any:
 def _smooth_terms(logp: Array, o: Rows) -> Array:
     """cross_entropy's −Σₖ wₖ·log pₖ of each sample (torch.sum over the row), 0 for a sample left out."""
     terms = logp if o.weights is None else o.rnd(logp * o.weights)
-    return o.kept(-o.rnd(torch_sum(terms)))
+    return o.kept(-o.rnd(kernel_sum(terms, o.half)))
 
 
 def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Callable[[float], Any]]:
@@ -578,7 +610,7 @@ def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Ca
         return rnd(g_nll + g_smooth)
 
     def value(n: float) -> Any:
-        total = rnd(torch_sum(smooth.reshape(1, -1)))[0] if smooth.size else F32(0)
+        total = rnd(np.asarray(total_sum(smooth, o.half)))[()] if smooth.size else F32(0)
         ret = total if n == 1 else rnd(total / o.weight_sum(labels, n))
         return kind(rnd(rnd(a * F32(nll_value(nll, labels, n, o))) + rnd(ret * b)))
     return losses, upstream, value
@@ -614,7 +646,7 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[
     terms = rnd(logp * t)
     if o.weights is not None:
         terms = rnd(terms * o.weights)
-    losses = -rnd(torch_sum(terms))
+    losses = -rnd(kernel_sum(terms, o.half))
 
     def grad(n: float) -> Array:
         g = np.full(z.shape, -upstream_c(n, rnd), dtype=F32)
@@ -623,7 +655,7 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[
         return log_softmax_backward(rnd(g * t), logp, rnd, o.half is not None)
 
     def value(n: float) -> Any:
-        total = -rnd(torch_sum(terms.reshape(1, -1)))[0]
+        total = -rnd(np.asarray(total_sum(terms, o.half)))[()]
         return total if n == 1 else kind(F32(total) / F32(n))
     return losses, grad, rnd(expf(logp)), value
 
@@ -1028,8 +1060,8 @@ def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
         div = rnd(rnd(-g) * rnd(q / v))
         if v.shape == p.shape:
             return grad, rnd(rnd(g / v) + div)
-        per_row = rnd(torch_sum(np.broadcast_to(g, p.shape).astype(F32))[:, None])
-        return grad, rnd(rnd(per_row / v) + rnd(torch_sum(div)[:, None]))
+        per_row = rnd(kernel_sum(np.broadcast_to(g, p.shape).astype(F32), half)[:, None])
+        return grad, rnd(rnd(per_row / v) + rnd(kernel_sum(div, half)[:, None]))
     return losses, grads
 
 
@@ -1088,27 +1120,28 @@ def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool
     return value
 
 
-def total_sum(x: Array, rnd: Rounder | None = None) -> Any:
-    """torch.sum of all the elements of x (SumKernel over one row): more than GRAIN elements in TensorIterator's two
-    passes, each thread's part summed (stored through `rnd`, as torch.sum stores it in a half dtype; torch.mean's
-    sum keeps float32) and the THREADS parts' sums (0 for a thread without a part) then summed."""
+def total_sum(x: Array, half: Any = None) -> Any:
+    """torch.sum of all the elements of x, a tensor of the `half` dtype (None: float32, as torch.mean's sum of a half
+    tensor also is), by SumKernel over one row: more than GRAIN elements in TensorIterator's two passes, each
+    thread's part summed and stored in the dtype, and the THREADS parts' sums (0 for a thread without a part)
+    then summed."""
     flat = x.reshape(1, -1)
     if flat.size <= GRAIN:
-        return torch_sum(flat)[0]
-    parts = [torch_sum(flat[:, part])[0] for part in chunks(flat.size)]
-    parts = [rnd(np.asarray(v))[()] if rnd else v for v in parts] + [F32(0)] * (THREADS - len(parts))
-    return torch_sum(np.array([parts], dtype=F32))[0]
+        return kernel_sum(flat, half)[0]
+    rnd = rounder(half)
+    parts = [rnd(kernel_sum(flat[:, part], half))[0] for part in chunks(flat.size)]
+    return kernel_sum(np.array([parts + [F32(0)] * (THREADS - len(parts))], dtype=F32), half)[0]
 
 
 def losses_value(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,
                  negated: bool = False) -> Callable[[float], float]:
-    """mean_value of torch's sum over all the terms (negated: of −terms): reduction sum stores the threads' parts in
-    the dtype; torch.mean (`float_sum`) keeps them in float32, `sum() / N` stores them."""
+    """mean_value of torch's sum over all the terms (negated: of −terms): reduction sum, and `sum() / N`, sum the
+    tensor in its dtype; torch.mean (`float_sum`) sums it cast to float32."""
     sign = F32(-1) if negated else F32(1)
 
     def value(n: float) -> float:
         stored = n == 1 or not float_sum
-        return mean_value(lambda: sign * total_sum(terms, rnd if stored else None), rnd, half, False, float_sum)(n)
+        return mean_value(lambda: sign * total_sum(terms, half if stored else None), rnd, half, False, float_sum)(n)
     return value
 
 

@@ -10,7 +10,7 @@ group of 4 (rounded before the add) and fuses the rest into multiply-adds. float
 the generic reduction: a float32 running sum, element by element (of |u|^q by the C library's powf, glibc's, for
 q other than 1 and 2, and its q-th root likewise). The backward's powers |u|^(q−1), |u|^(q−2) and d^(q−1) are
 torch.pow's (lowp_focal.power: SLEEF's powf in registers). Sums over a row (cosine_embedding_loss's Σxy,
-Σx², Σy²) are torch.sum's (lowp.torch_sum). Every intermediate the kernels store is rounded to the dtype.
+Σx², Σy²) are torch.sum's (lowp.row_sums). Every intermediate the kernels store is rounded to the dtype.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, chunks, fma, losses_value, quiet, rounder, torch_sqrt, torch_sum, total_sum, upstream_c
+from .lowp import F32, chunks, fma, losses_value, quiet, rounder, row_sums, torch_sqrt, upstream_c
 from .lowp_focal import power
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
@@ -229,13 +229,6 @@ def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[
                  mean_extra_grads=quiet(lambda n: {"target": grads(n)[1], "negative": grads(n)[2]}))
 
 
-def _row_sum(x: Array, half: Any) -> Array:
-    """torch.sum over each row, stored in the dtype (a single row of more than GRAIN elements in the threads' two
-    passes, lowp.total_sum)."""
-    rnd = rounder(half)
-    return rnd(torch_sum(x)) if x.shape[0] > 1 else rnd(np.array([total_sum(x, rnd)], dtype=F32))
-
-
 def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
                      half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
     """cosine_embedding_loss: cos = Σx1x2 / sqrt((Σx1² + ε)(Σx2² + ε)), 1 − cos for label 1, (cos − margin)
@@ -243,9 +236,9 @@ def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
     the mean over n (1: the sum), autograd's through div, sqrt, the product of the two norms and the three
     products: x's gradient 2·(g₁·x) (its square's two paths) plus g·(the other vector)."""
     rnd = rounder(half)
-    prod = _row_sum(rnd(x1 * x2), half)
-    m1 = rnd(_row_sum(rnd(x1 * x1), half) + scalar(COS_EPS, half))
-    m2 = rnd(_row_sum(rnd(x2 * x2), half) + scalar(COS_EPS, half))
+    prod = row_sums(rnd(x1 * x2), half)
+    m1 = rnd(row_sums(rnd(x1 * x1), half) + scalar(COS_EPS, half))
+    m2 = rnd(row_sums(rnd(x2 * x2), half) + scalar(COS_EPS, half))
     denom = rnd(torch_sqrt(rnd(m1 * m2), half))
     cos = rnd(prod / denom)
     below = rnd(cos - scalar(margin, half))

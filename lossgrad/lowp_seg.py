@@ -28,9 +28,8 @@ from .lowp import (
     losses_value,
     quiet,
     rounder,
+    row_sums,
     sigmoid,
-    torch_sum,
-    total_sum,
     upstream_c,
 )
 
@@ -44,14 +43,6 @@ def _scalar_add(s: float, half: Any) -> Array:
     """A Python number as an addition takes it: the double as float32, and a half dtype's add rounds it to the
     dtype first (through float32, as c10's conversion goes)."""
     return rounder(half)(np.asarray(F32(s)))
-
-
-def sample_sums(x: Array, half: Any) -> Array:
-    """torch.sum(x, dim=-1) of each sample's pixels, stored in the dtype: SumKernel's cascade, and for a single
-    sample of more than GRAIN pixels its two passes: each of parallel_for's chunks summed and stored, then the
-    threads' sums (0 for a thread without a chunk) added in order."""
-    rnd = rounder(half)
-    return rnd(torch_sum(x)) if x.shape[0] > 1 else rnd(np.array([total_sum(x, rnd)], dtype=F32))
 
 
 def _fused_squares(x: Array) -> Array:
@@ -153,8 +144,8 @@ def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any) -> tuple[A
     rnd = rounder(half)
     s = _scalar_add(smooth, half)
     if not squared:
-        tp = sample_sums(rnd(q * y), half)[:, None]
-        fp, fn = rnd(sample_sums(q, half)[:, None] - tp), rnd(sample_sums(y, half)[:, None] - tp)
+        tp = row_sums(rnd(q * y), half)[:, None]
+        fp, fn = rnd(row_sums(q, half)[:, None] - tp), rnd(row_sums(y, half)[:, None] - tp)
         losses, terms = _dice_terms(tp, fp, fn, s, rnd)
 
         def backward(c: Array) -> Array:
@@ -196,9 +187,9 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
     s = _scalar_add(smooth, half)
     a, b = F32(alpha), F32(beta)
     omy, omq = rnd(F32(1) - y), rnd(F32(1) - q)
-    tp = sample_sums(rnd(q * y), half)[:, None]
-    fp = rnd(sample_sums(rnd(q * omy), half)[:, None] * a)
-    fn = rnd(sample_sums(rnd(omq * y), half)[:, None] * b)
+    tp = row_sums(rnd(q * y), half)[:, None]
+    fp = rnd(row_sums(rnd(q * omy), half)[:, None] * a)
+    fn = rnd(row_sums(rnd(omq * y), half)[:, None] * b)
     losses, quotient = _quotient(rnd(tp + s), rnd(rnd(rnd(tp + fp) + fn) + s), rnd)
 
     def backward(c: Array) -> Array:
