@@ -716,28 +716,27 @@ def log_sigmoid(z: Array, rnd: Rounder) -> Array:
     return rnd(np.minimum(z, F32(0)) - log1pf(expf(-np.abs(z))))
 
 
-def sigmoid(z: Array, rnd: Rounder) -> Array:
-    """σ(z) as PyTorch's CPU kernel forms it: 1 / (1 + e^−z), with SLEEF's exp in pairs of registers and the C
-    library's (glibc's expf, not always correctly rounded) for the elements left over at the end (TensorIterator's
-    scalar loop)."""
-    flat = z.reshape(-1)
-    tail = flat.size - flat.size % (2 * LANES)
+def sigmoid(z: Array, rnd: Rounder, half: Any = None) -> Array:
+    """σ(z) as PyTorch's CPU kernel forms it: 1/(1 + e^−z) in float32, SLEEF's e^x in the registers (two at a time:
+    32 floats or 64 halves), the C library's (glibc's expf, not always correctly rounded) in the scalar loop after
+    them at the end of each thread's part; rounded to the dtype."""
+    flat, tail = z.reshape(-1), tails(z.shape, 2 * LANES * (1 if half is None else 2)).reshape(-1)
     with np.errstate(over="ignore"):
         e = expf(-flat)
-        e[tail:] = libm_expf(-flat[tail:])
+        e[tail] = libm_expf(-flat[tail])
         return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
 
 
-def bce_logits(y: Array, z: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array], Array]:
+def bce_logits(y: Array, z: Array, rnd: Rounder, half: Any) -> tuple[Array, Callable[[float], Array], Array]:
     """binary_cross_entropy_with_logits: (1 − y)·z − log σ(z); its backward (σ(z) − y)·g, divided by N for the
     mean (after the product, so the divisor is passed as 1/c)."""
     losses = rnd(rnd(rnd(F32(1) - y) * z) - log_sigmoid(z, rnd))
-    sz = sigmoid(z, rnd)
+    sz = sigmoid(z, rnd, half)
     diff = rnd(sz - y)
     return losses, lambda n: diff if n == 1 else rnd(diff / F32(n)), sz
 
 
-def bce_weighted(y: Array, z: Array, rnd: Rounder, pos_weight: Array | None,
+def bce_weighted(y: Array, z: Array, rnd: Rounder, half: Any, pos_weight: Array | None,
                  weight: Array | None) -> tuple[Array, Grad, Array]:
     """binary_cross_entropy_with_logits with pos_weight w⁺ (log σ(z) times 1 + (w⁺ − 1)·y) and weight=
     (the loss times it); its backward ((w⁺y + 1 − y)·σ(z) − w⁺y)·g, times the weight, over N for the mean."""
@@ -745,7 +744,7 @@ def bce_weighted(y: Array, z: Array, rnd: Rounder, pos_weight: Array | None,
     if pos_weight is not None:
         ls = rnd(ls * rnd(rnd(rnd(pos_weight - F32(1)) * y) + F32(1)))
     losses = rnd(rnd(rnd(F32(1) - y) * z) - ls)
-    sz = sigmoid(z, rnd)
+    sz = sigmoid(z, rnd, half)
     if pos_weight is None:
         gi = rnd(sz - y)
     else:
@@ -1022,8 +1021,9 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
     if loss == "bce":
         pw = params.get("pos_weight")
         if pw is None and w is None:
-            return (*bce_logits(y, p, rnd), None)
-        return (*bce_weighted(y, p, rnd, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w), None)
+            return (*bce_logits(y, p, rnd, half), None)
+        return (*bce_weighted(y, p, rnd, half, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w),
+                None)
     if loss == "mse":
         return (*mse(y, p, rnd), None, None)
     if loss == "mae" or (loss == "smooth-l1" and not params.get("beta")):

@@ -21,16 +21,6 @@ from .losses._ops import Array
 F32 = np.float32
 Rounder = Callable[[Array], Array]
 
-def sigmoid(z: Array, rnd: Rounder, half: Any) -> Array:
-    """σ(z) as PyTorch's CPU kernel forms it: 1/(1 + e^−z) in float32, SLEEF's e^x in the registers (two at a
-    time: 32 floats or 64 halves), the C library's in the scalar loop after them; rounded to the dtype."""
-    flat = z.reshape(-1)
-    tail = scalar_tail(flat.shape, half)
-    with np.errstate(over="ignore"):
-        e = np.where(tail, lowp.libm_expf(-flat), lowp.expf(-flat))
-        return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
-
-
 def _sleef_exponent(e: float, half: Any) -> Any:
     """The exponent as the pow kernel holds it: a double for float32, the half dtype's own value for halves."""
     return F32(e) if half is None else F32(np.float64(e).astype(half))
@@ -178,7 +168,7 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None,
     """The losses, the gradient for the mean over n (1: the sum) and σ(z), every op as torch forms it."""
     rnd = lowp.rounder(half)
     ce = rnd(rnd(rnd(F32(1) - y) * z) - lowp.log_sigmoid(z, rnd))  # (binary_cross_entropy_with_logits)
-    p = sigmoid(z, rnd, half)
+    p = lowp.sigmoid(z, rnd, half)
     c = rnd(F32(1) - y)
     pt = rnd(rnd(p * y) + rnd(rnd(F32(1) - p) * c))
     m = rnd(F32(1) - pt)

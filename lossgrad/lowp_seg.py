@@ -91,15 +91,6 @@ def vector_norm(x: Array, half: Any) -> Array:
     return rounder(half)(np.sqrt(norm_squares(x, half)))
 
 
-def chunked_sigmoid(z: Array, rnd: Rounder) -> Array:
-    """torch.sigmoid over all the elements: beyond GRAIN in parallel_for's chunks, each ending in its own scalar
-    remainder."""
-    flat = z.reshape(-1)
-    if flat.size <= GRAIN:
-        return sigmoid(z, rnd)
-    return np.concatenate([sigmoid(flat[part], rnd) for part in chunks(flat.size)]).reshape(z.shape)
-
-
 def sigmoid_backward(g: Array, q: Array, half: Any) -> Array:
     """sigmoid_backward's g·(1 − σ)·σ: each step rounded in float16, in float32 and rounded once otherwise."""
     rnd = rounder(half)
@@ -218,7 +209,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     s = MONAI_SMOOTH if smooth is None else float(smooth)
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
-        q = chunked_sigmoid(p, rnd) if from_logits else p
+        q = sigmoid(p, rnd, half) if from_logits else p
         if loss == "dice":
             losses, backward = dice(y, q, bool(options.get("squared")), s, half)
         else:

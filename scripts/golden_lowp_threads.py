@@ -7,8 +7,9 @@ rebuilds them) with the SHA-256 of the inputs as the dtype holds them, torch's r
 gradient(s) in float32. Cases: mae and mse reduced over [1, 40,000] to [3, 33,000] (torch.sum's and torch.mean's two
 passes), triplet over a single row of 70,000 features with norms 3 and 7 (the norm's reduction in parts, and
 the backward's powers each part ending in its own scalar loop), and cosine_embedding_loss over a single row of
-40,000 (its row sums in two passes; float32, MKL's square root). The torch version, the instruction set and the
-threads are recorded.
+40,000 (its row sums in two passes; float32, MKL's square root), and binary_cross_entropy_with_logits in float32 over
+50,000 to 100,000 elements (σ(z)'s scalar loop at the end of each part). The torch version, the instruction set
+and the threads are recorded.
 
     python3 scripts/golden_lowp_threads.py
 """
@@ -30,7 +31,9 @@ CASES = (("mae", "float32", "mean", (1, 100000)), ("mae", "float32", "sum", (2, 
          ("mse", "float32", "mean", (3, 33000)), ("mae", "bfloat16", "sum", (1, 40000)),
          ("mae", "float16", "mean", (2, 50001)), ("mse", "bfloat16", "mean", (1, 65537)),
          ("triplet", "float32", "sum", (1, 70000)), ("triplet", "bfloat16", "mean", (1, 70000)),
-         ("cosine-embedding", "float32", "sum", (1, 40000)))
+         ("cosine-embedding", "float32", "sum", (1, 40000)),
+         ("bce", "float32", "mean", (4, 25000)), ("bce", "float32", "sum", (1, 70001)),
+         ("bce", "float32", "sum", (3, 33333)), ("bce", "float32", "mean", (2, 50000)))
 
 
 def inputs(seed: int, loss: str, shape: tuple[int, int]) -> list[np.ndarray]:
@@ -40,6 +43,8 @@ def inputs(seed: int, loss: str, shape: tuple[int, int]) -> list[np.ndarray]:
     if loss == "triplet":  # (the positive as far as the negative: d(a, pos) near d(a, neg), the loss above 0)
         a = rng.standard_normal(shape)
         out = [a + rng.standard_normal(shape), a, a + rng.standard_normal(shape)]
+    elif loss == "bce":  # (targets in [0, 1], logits)
+        out = [rng.random(shape), rng.standard_normal(shape) * 4]
     else:
         out = [rng.standard_normal(shape), rng.standard_normal(shape) * 2]
     return [x.astype(np.float32).astype(np.float64) for x in out]
@@ -62,6 +67,8 @@ def record(k: int, loss: str, dtype: str, reduction: str, shape: tuple[int, int]
     elif loss == "triplet":
         out = f.triplet_margin_loss(leaves[1], leaves[0], leaves[2], margin=1.0, p=3.0 if dtype == "float32" else 7.0,
                                     reduction=reduction)
+    elif loss == "bce":
+        out = f.binary_cross_entropy_with_logits(leaves[1], leaves[0], reduction=reduction)
     else:
         out = (f.l1_loss if loss == "mae" else f.mse_loss)(leaves[1], leaves[0], reduction=reduction)
     out.backward()

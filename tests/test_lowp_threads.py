@@ -3,7 +3,8 @@ in parts: lowp.chunks), recorded by scripts/golden_lowp_threads.py in tests/gold
 values of mae and mse over [1, 40,000] to [3, 33,000] (torch.sum's two passes: each thread's part summed, stored in
 the dtype for a sum and kept in float32 for a mean, then the parts summed), and triplet over a single row of 70,000
 features (its norm's reduction in parts, the backward's powers each part ending in its own scalar loop), and
-cosine-embedding over a single row of 40,000 (its row sums in two passes; float32 with the mkl extra)."""
+cosine-embedding over a single row of 40,000 (its row sums in two passes; float32 with the mkl extra), and bce from
+logits over 50,000 to 100,000 elements (σ(z)'s scalar loop at the end of each thread's part)."""
 
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ def _run(rec: dict) -> tuple[lossgrad.Result, dict[str, str]]:
     arrays = [x.astype(kind).astype(np.float64) for x in golden.inputs(rec["seed"], rec["loss"], tuple(rec["shape"]))]
     assert golden.digest(np.concatenate(arrays)) == rec["inputs"]
     more = {"negative": arrays[2], "norm_degree": rec["norm_degree"]} if rec["loss"] == "triplet" else {
-        "label": np.ones((arrays[0].shape[0], 1))} if rec["loss"] == "cosine-embedding" else {}
+        "label": np.ones((arrays[0].shape[0], 1))} if rec["loss"] == "cosine-embedding" else {
+        "from_logits": True} if rec["loss"] == "bce" else {}
     r = lossgrad.evaluate(rec["loss"], arrays[0], arrays[1], convention="torch", dtype=rec["dtype"],
                           reduction=rec["reduction"], **more)
     grads = {"grad": r.grad} | {f"grad_{k}": v for k, v in r.grads.items()}
