@@ -240,12 +240,14 @@ def normalize(x: Array, kind: Kind, keras2: bool, cap: F32) -> tuple[Array, Arra
 
 
 def rsqrt_grad(i: Array, g: Array, kind: Kind) -> Array:
-    """RsqrtGrad(i, g) = −½·g·i³: (−½·(g·i))·(i·i) one at a time, (−½·(i·i))·(i·g) in packets; 0 where g is."""
+    """RsqrtGrad(i, g) = −½·g·i³: one at a time (−½·(g·i))·(i·i), +0 where g is 0; in packets (−½·(i·i))·(i·g),
+    each product by mul_no_nan (+0 where its second factor is ±0: where g is, and where i·g underflows)."""
     r = kind.rnd
     half = F32(-0.5)
-    scalar = r(mul(r(mul(half, r(mul(g, i)))), r(mul(i, i))))
-    packet = r(mul(r(mul(half, r(mul(i, i)))), r(mul(i, g))))
-    return np.where(g == 0, F32(0), np.where(scalar_tail(i.shape), scalar, packet))
+    scalar = np.where(g == 0, F32(0), r(mul(r(mul(half, r(mul(g, i)))), r(mul(i, i)))))
+    t = np.where(g == 0, F32(0), r(mul(i, g)))
+    packet = np.where(t == 0, F32(0), r(mul(r(mul(half, r(mul(i, i)))), t)))
+    return np.where(scalar_tail(i.shape), scalar, packet)
 
 
 def cosine(y: Array, p: Array, kind: Kind, keras2: bool, cap: F32) -> tuple[Array, Callable[[Array], Array]]:

@@ -7,7 +7,8 @@ class gives for them (Keras 3's with dtype= the dtype, tf-keras' on tensors of i
 (reduction "none"), and the value and the GradientTape gradient with respect to the predictions under "sum" and
 "sum_over_batch_size" (lossgrad's mean). Inputs are random and adversarial: shapes whose sizes are not multiples
 of a packet of 8 (the scalar remainder), rows of more than 8192 outputs (the reducer's tree), errors at δ and
-around softplus' cut-offs, hinge ties (1 − y·p = 0), zero vectors for cosine. The file also
+around softplus' cut-offs, hinge ties (1 − y·p = 0), zero vectors for cosine; and (appended) float16 cosine
+batches whose gradient elements underflow, where the zeros' signs are RsqrtGrad's (`underflow_rows`). The file also
 keeps the processor's `rsqrtps` estimates as read back from TensorFlow's rsqrt (`rsqrt_estimates`), in the encoding
 of lossgrad.lowp_tf_elem.RSQRTPS.
 """
@@ -157,10 +158,32 @@ def main() -> None:
     y = (rng.standard_normal((20, 3)) * rng.choice([1e-3, 0.05, 1], (20, 1))).astype(np.float32)
     p = (rng.standard_normal((20, 3)) * rng.choice([1e-3, 0.05, 1], (20, 1))).astype(np.float32)
     records += [record("keras", "cosine", y, p, "epsilon 0.1", dtype, eps=0.1) for dtype in DTYPES]
+    records += [record(conv, "cosine", y, p, "underflow signs", "float16") for conv in ("keras", "tf-keras")
+                for y, p in underflow_rows(np.random.default_rng(20261205))]
     steps = rsqrt_estimates().reshape(-1) + 8
     table = base64.b64encode(zlib.compress(bytes(steps.astype(np.uint8)), 9)).decode()
     OUT.write_text(json.dumps({"meta": meta(), "rsqrtps": table, "cases": records}, indent=None) + "\n")
     print(f"{len(records)} records -> {OUT} ({OUT.stat().st_size} bytes)")
+
+
+def underflow_rows(rng) -> list[tuple[np.ndarray, np.ndarray]]:
+    """float16 batches for cosine whose gradient elements underflow, so that their zeros' signs show: a row of
+    8 (RsqrtGrad's packets) and of 9 (its scalar loop) where i·Σp·ŷ underflows, and nearly orthogonal rows (the
+    target's large part where the prediction holds only tiny values, and the other way round), ±0 among them."""
+    row_y, row_p = [1.0, 0.0, 2.0 ** -20], [-(2.0 ** -21), 4.0, -(2.0 ** -20)]
+    out = [(np.array([row_y] * b), np.array([row_p] * b)) for b in (8, 9)]
+    for b, k in ((8, 3), (12, 5), (17, 2), (24, 7)):
+        y, p = (rng.choice([-1, 1], (b, k)) * np.exp2(rng.uniform(-24, -10, (b, k))) for _ in range(2))
+        for row in range(b):
+            big = rng.permutation(k)[:int(rng.integers(1, k))] if k > 1 else np.array([0])
+            y[row, big] = rng.standard_normal(len(big)) * 2.0 ** rng.integers(-3, 4)
+            rest = np.setdiff1d(np.arange(k), big)
+            p[row, rest] = rng.standard_normal(len(rest)) * 2.0 ** rng.integers(-3, 4)
+            y[row, rng.random(k) < 0.1], p[row, rng.random(k) < 0.1] = -0.0, 0.0
+        y[:, 0] = np.where((y != 0).any(axis=1), y[:, 0], 1.0)
+        p[:, 0] = np.where((p != 0).any(axis=1), p[:, 0], 1.0)
+        out.append((y, p))
+    return out
 
 
 def rsqrt_estimates() -> np.ndarray:

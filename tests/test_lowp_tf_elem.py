@@ -46,6 +46,24 @@ def test_results_are_tensorflows_bit_for_bit(rec: dict) -> None:
     check(rec)
 
 
+SIGNS = [r for r in DATA["cases"] if r["note"] == "underflow signs"]
+
+
+@pytest.mark.parametrize("rec", SIGNS, ids=[f"{r['convention']}-{np.shape(r['pred'])}" for r in SIGNS])
+def test_underflowing_gradients_keep_tensorflows_signs_of_zero(rec: dict) -> None:
+    # RsqrtGrad's packets multiply by mul_no_nan, +0 where i·g underflows: the sign of every zero is TensorFlow's
+    for reduction in ("sum", "mean"):
+        got, want = _run(rec, reduction).grad.reshape(-1), f32(rec[reduction]["grad"]).reshape(-1)
+        number = ~np.isnan(want)  # (a NaN's sign bit is no result)
+        assert same(got, want) and np.array_equal(np.signbit(got[number]), np.signbit(want[number])), reduction
+
+
+def test_the_sign_records_hold_zeros_of_both_signs() -> None:
+    grads = np.concatenate([f32(r["mean"]["grad"]).reshape(-1) for r in SIGNS])
+    zeros = grads[grads == 0]
+    assert len(SIGNS) >= 8 and np.signbit(zeros).any() and not np.signbit(zeros).all()
+
+
 def test_the_golden_file_covers_every_loss_dtype_and_the_adversarial_inputs() -> None:
     cases = DATA["cases"]
     combos = {(r["loss"], r["convention"], r["dtype"]) for r in cases}
