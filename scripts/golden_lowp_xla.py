@@ -447,6 +447,25 @@ def _kl_folded_log(rng) -> list[dict]:
     return out
 
 
+def _kl_subnormal_targets(rng) -> list[dict]:
+    """kl under jit in float32 with subnormal targets (e^y subnormal with log targets), "subnormal targets": the
+    gradient's −t·c is folded into a constant that keeps them (with log-probabilities it is the gradient), while
+    the fused loops and the division by q read them as 0 (DAZ)."""
+    out = []
+    for i, kind in enumerate(("kl", "kl-log-input", "kl-log-target", "kl-log-both") * 2):
+        t = rng.dirichlet(np.ones(5), 3)
+        if kind in ("kl-log-target", "kl-log-both"):
+            t = np.log(t)
+            t[0, 1], t[1, 3], t[2, 0] = -88.5, -95.0, -103.0
+        else:
+            t[0, 1], t[1, 3], t[2, 0] = 3e-39, 1e-45, 1e-40
+        q = rng.dirichlet(np.ones(5), 3)
+        pred = _rounded(np.log(q) if kind in ("kl-log-input", "kl-log-both") else q, "float32")
+        out.append(_record(kind, "float32", True, ("sum", "mean", "none")[i % 3], _rounded(t, "float32"), pred,
+                           name="subnormal targets"))
+    return out
+
+
 @contextlib.contextmanager
 def undone(module, name: str, value):
     """lossgrad with `module.name` set to `value` (one of its rules undone), restored after."""
@@ -684,6 +703,7 @@ def main() -> None:
     records += _kl_jit_ynn_log(np.random.default_rng(20261231)) + _mse_jit_columns(np.random.default_rng(20261232))
     records += _ce_bf16_along_rows(np.random.default_rng(20261233))
     records += _kl_folded_log(np.random.default_rng(20261234))
+    records += _kl_subnormal_targets(np.random.default_rng(20261235))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

@@ -425,6 +425,16 @@ def test_kl_targets_log_as_xla_folds_it(monkeypatch: pytest.MonkeyPatch) -> None
     assert apart(glibc)[:2] == [True, False] and apart(glibc)[3]  # (the mean's losses round alike either way)
     assert apart(rounded) == [False, True, False, False]
 
+def test_subnormal_targets_stay_in_the_folded_gradient_alone() -> None:
+    # the records "subnormal targets" (JAX's bit for bit above): the gradient's −t·c is a folded constant that keeps
+    # a subnormal t, the gradient itself with log-probabilities; the division by q and the losses' loops read it as 0
+    recs = [r for r in RECORDS if r.get("name") == "subnormal targets"]
+    assert len(recs) == 8 and all(r["dtype"] == "float32" and r["jit"] for r in recs)
+    for rec in recs:
+        g = np.abs(_f32(rec["grad"]))
+        assert bool(((g > 0) & (g < np.finfo(np.float32).tiny)).any()) == rec["log_input"]
+
+
 WIDE = json.loads((GOLDEN.parent / "lowp_xla_wide.json").read_text())
 
 
