@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -35,6 +35,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_lowp_more import DTYPES, rounded, short  # noqa: E402
 from golden_lowp_seg import packed  # noqa: E402
+from golden_lowp_xla import undone  # noqa: E402
 from make_golden import versions  # noqa: E402
 
 F = torch.nn.functional
@@ -91,17 +92,7 @@ def float32_order() -> contextlib.AbstractContextManager:
     inputs where the two orders differ."""
     from lossgrad import lowp
 
-    return _undone(lowp, "kernel_sum", lambda x, half=None: lowp.torch_sum(x))
-
-
-@contextlib.contextmanager
-def _undone(module, name: str, value) -> Iterator[None]:
-    own = getattr(module, name)
-    setattr(module, name, value)
-    try:
-        yield
-    finally:
-        setattr(module, name, own)
+    return undone(lowp, "kernel_sum", lambda x, half=None: lowp.torch_sum(x))
 
 
 def _same(a, b) -> bool:
@@ -285,7 +276,7 @@ def large_ce_record(rng, shape: tuple[int, int], reduction: str, options: dict) 
 
     for _ in range(50):
         y, z = draw(rng)
-        with _undone(lowp, "GRAIN", 10 ** 12):
+        with undone(lowp, "GRAIN", 10 ** 12):
             one_pass = run(y, z)
         if not _same(run(y, z), one_pass):
             break
