@@ -67,8 +67,20 @@ def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
 
 def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
     hint = setup.loss.zero_hint if not setup.from_logits or setup.loss.kind == "sequence" else ""
-    return _normalising(setup, acc) + warnings(acc, setup.conv.title, hint, setup.conv.nan_why.get(setup.loss.name, ""),
-                                                setup.reduction.value)
+    why = setup.conv.nan_why.get(setup.loss.name, "")
+    return _normalising(setup, acc) + _weights_total(setup, acc) + warnings(acc, setup.conv.title, hint, why,
+                                                                             setup.reduction.value)
+
+
+def _weights_total(setup: Setup, acc: Accumulator) -> list[str]:
+    """One line when PyTorch's mean over class weights spans more than one slice: its kernels divide by their own sum
+    of the weights, which lossgrad forms over a single slice only."""
+    indexes = setup.loss.name == "nll" or setup.labels.value == "index"
+    if not (setup.lowp and setup.conv.name == "torch" and indexes and setup.reduction is Reduction.MEAN
+            and setup.params.get("class_weights") is not None and acc.blocks > 1):
+        return []
+    return [f"the mean's gradient divides by lossgrad's sum of the class weights: a batch of more than {SLICE_ROWS} "
+            "samples is evaluated in slices, and PyTorch's own sum of them, in its order, can differ in the last bit"]
 
 
 def _normalising(setup: Setup, acc: Accumulator) -> list[str]:

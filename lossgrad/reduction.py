@@ -78,6 +78,7 @@ class Accumulator:
         self.overflowed = Found()  # weighted losses or gradients beyond the float range
         self.unnormalised = Found()  # ce probability rows that do not sum to 1
         self.notes: dict[str, None] = {}  # the kernels' warnings (Parts.warnings), each once, as first seen
+        self.blocks = 0
 
     def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
             overflowed: np.ndarray | None = None) -> None:
@@ -85,6 +86,7 @@ class Accumulator:
         some were left out or weighted); `overflowed`: the samples whose weight took a finite loss or gradient
         beyond the float range (their infinities are the weight's, not the loss's)."""
         self.n += losses.size if count is None else count
+        self.blocks += 1
         with np.errstate(over="ignore", invalid="ignore"):
             self.total.add(losses)
         infinite = np.isinf(losses)
