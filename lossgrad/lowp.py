@@ -500,7 +500,7 @@ def log_softmax_backward(g: Array, out: Array, rnd: Rounder, half: bool) -> Arra
 
 
 def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
-       half: bool = False) -> tuple[Array, Grad, Array, Array]:
+       half: Any = None) -> tuple[Array, Grad, Array, Array]:
     """F.cross_entropy of logit rows: per-sample losses, the gradient for the mean over n samples (n = 1: the
     sum, and each sample's own), softmax(z), and the terms torch.sum adds for the reduced value (probability
     rows; for class indexes nll_loss sums the losses themselves).
@@ -519,7 +519,7 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
             return g
     else:
         terms = rnd(logp * y)
-        losses = -rnd(kernel_sum(terms, half))
+        losses = -row_sums(terms, half)
 
         def upstream(n: float) -> Array:
             return rnd(-upstream_c(n, rnd) * y)
@@ -589,7 +589,7 @@ def nll_value(losses: Array, labels: Array, n: float, o: Rows) -> Any:
 def _smooth_terms(logp: Array, o: Rows) -> Array:
     """cross_entropy's −Σₖ wₖ·log pₖ of each sample (torch.sum over the row), 0 for a sample left out."""
     terms = logp if o.weights is None else o.rnd(logp * o.weights)
-    return o.kept(-o.rnd(kernel_sum(terms, o.half)))
+    return o.kept(-row_sums(terms, o.half))
 
 
 def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Callable[[float], Any]]:
@@ -646,7 +646,7 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[
     terms = rnd(logp * t)
     if o.weights is not None:
         terms = rnd(terms * o.weights)
-    losses = -rnd(kernel_sum(terms, o.half))
+    losses = -row_sums(terms, o.half)
 
     def grad(n: float) -> Array:
         g = np.full(z.shape, -upstream_c(n, rnd), dtype=F32)
@@ -990,7 +990,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return rows_compute(loss, y, p, labels, half, options)
     if loss == "ce":
         with np.errstate(all="ignore"):
-            losses, grad, prob, terms = ce(y, p, labels, rnd, half=half is not None)
+            losses, grad, prob, terms = ce(y, p, labels, rnd, half=half)
         # (probability rows: −(log p · y).sum() over N, the stored sum divided)
         mean = losses_value(terms, rnd, half, False, negated=True)
         return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
@@ -1060,8 +1060,8 @@ def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
         div = rnd(rnd(-g) * rnd(q / v))
         if v.shape == p.shape:
             return grad, rnd(rnd(g / v) + div)
-        per_row = rnd(kernel_sum(np.broadcast_to(g, p.shape).astype(F32), half)[:, None])
-        return grad, rnd(rnd(per_row / v) + rnd(kernel_sum(div, half)[:, None]))
+        per_row = row_sums(np.broadcast_to(g, p.shape).astype(F32), half)[:, None]
+        return grad, rnd(rnd(per_row / v) + row_sums(div, half)[:, None])
     return losses, grads
 
 

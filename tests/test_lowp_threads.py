@@ -69,3 +69,24 @@ def test_a_class_weighted_mean_over_slices_says_whose_sum_divides() -> None:
         plain = lossgrad.evaluate("ce", labels, z, from_logits=True, labels="index", convention="torch",
                                   dtype="float32")
         assert not any("sum of the class weights" in w for w in plain.warnings)
+
+
+@pytest.mark.frameworks
+def test_a_single_row_of_more_than_grain_is_summed_in_the_threads_two_passes() -> None:
+    # ce against one probability row and gaussian-nll with one variance for a single sample: their row sums over
+    # more than 32,768 elements are torch.sum's two passes, as PyTorch's (live) gives them
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(lowp.THREADS)
+    f = torch.nn.functional
+    rng = np.random.default_rng(11)
+    for _ in range(4):
+        z, y = rng.standard_normal((1, 33000)).astype(np.float32), rng.random((1, 33000)).astype(np.float32)
+        want = f.cross_entropy(torch.tensor(z), torch.tensor(y), reduction="none").numpy()
+        r = lossgrad.evaluate("ce", y.astype(np.float64), z.astype(np.float64), from_logits=True, labels="onehot",
+                              convention="torch", dtype="float32", reduction="none")
+        assert np.array_equal(r.losses.astype(np.float32).reshape(-1), want)
+        p, v = torch.tensor(z, requires_grad=False), torch.ones((1, 1), requires_grad=True)
+        f.gaussian_nll_loss(p, torch.tensor(y), v, reduction="sum").backward()
+        g = lossgrad.evaluate("gaussian-nll", y.astype(np.float64), z.astype(np.float64), var=np.ones((1, 1)),
+                              convention="torch", dtype="float32", reduction="sum")
+        assert g.grads["var"].reshape(-1)[0] == v.grad.numpy().reshape(-1)[0]
