@@ -1101,7 +1101,7 @@ def _row_options_set(params: dict[str, Any]) -> bool:
     return bool(params.get("label_smoothing")) or params.get("class_weights") is not None
 
 
-def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
+def mean_value(summed: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
                float_sum: bool) -> Callable[[float], float]:
     """The reduced value from the kernel's sum (formed when asked for: batch mode never asks): the sum as stored
     (n = 1), or over n as the kernel divides it: nll_loss its stored sum by its total weight stored in the dtype,
@@ -1110,7 +1110,7 @@ def mean_value(kernel_sum: Callable[[], Any], rnd: Rounder, half: Any, nll: bool
 
     def value(n: float) -> float:
         with np.errstate(all="ignore"):
-            raw = kernel_sum()
+            raw = summed()
             total = raw if nll else rnd(np.asarray(raw))[()]
             if n == 1:
                 return float(total)
