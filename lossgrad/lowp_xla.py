@@ -897,27 +897,35 @@ def mse(y: Array, p: Array, r: Rounder) -> tuple[Array, Grad]:
 def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad]:
     """kl_divergence(log q, y): Σ y·(log y − log q), log y taken as 0 where y = 0 (log q = p with log probabilities,
     else log p); kl_divergence_with_log_targets: Σ e^y·(y − log q); jax.grad: −t·c, divided by p through log p
-    (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype. Under jit (a half dtype; the
-    targets closed over as constants) XLA folds log y or e^y at compile time (folded_log, folded_exp), and
-    bfloat16 keeps the products t·(log y − log q) in float32 into its fused row sums."""
-    fused = jit and half is not np.float16
-    # (bfloat16 under jit from 4096 elements: XLA hands log q, the difference and the row sums to YNNPACK, which
-    # keeps them in float32 and takes log q with its own log)
-    ynn = fused and y.size >= YNN_FROM
-    keep = ftz if ynn else r
-    lq = p if log_input else keep((ynn_log if ynn else xla_log)(p))
-    if log_target:
-        t, d = r(folded_exp(y, half) if jit else xla_exp(y)), keep(y - lq)
+    (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype (float16 under jit along the
+    rows HALF_ALONG_ROW names, bfloat16 under jit in its fused row sums: _products_rows)."""
+    t, d = kl_products(y, p, log_input, log_target, r, half, jit)
+    if jit and half is np.float16 and not log_input and _half_along_row(t.shape):
+        losses = r(vector_add_sum(r(t * d), HALF_ALONG_ROW[t.shape[1]], ftz) + F32(0))
     else:
-        log_y = folded_log(y, half) if jit else xla_log(np.where(y == 0, F32(1), y))
-        t, d = y, keep(np.where(y == 0, F32(0), r(log_y)) - lq)
-    losses = r(_products_rows(t, d, r, fused, ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"],
-                              paired(half)))
+        losses = r(_products_rows(t, d, r, jit and half is not np.float16,
+                                  ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"], paired(half)))
 
     def grad(n: float) -> Array:
         q = r(t * r(upstream(n)))
         return -q if log_input else r(-q / p)
     return losses, grad
+
+
+def kl_products(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: Any,
+                jit: bool) -> tuple[Array, Array]:
+    """kl's t and d = log y − log q (y − log q with log targets), whose products the rows sum. Under jit (a half
+    dtype; the targets closed over as constants) XLA folds log y or e^y at compile time (folded_log, folded_exp),
+    and bfloat16 keeps the products in float32 into its fused row sums."""
+    # (bfloat16 under jit from 4096 elements: XLA hands log q, the difference and the row sums to YNNPACK, which
+    # keeps them in float32 and takes log q with its own log)
+    ynn = jit and half is not np.float16 and y.size >= YNN_FROM
+    keep = ftz if ynn else r
+    lq = p if log_input else keep((ynn_log if ynn else xla_log)(p))
+    if log_target:
+        return r(folded_exp(y, half) if jit else xla_exp(y)), keep(y - lq)
+    log_y = folded_log(y, half) if jit else xla_log(np.where(y == 0, F32(1), y))
+    return y, keep(np.where(y == 0, F32(0), r(log_y)) - lq)
 
 
 # under jit in bfloat16, XLA's fused loop of kl's products LLVM vectorizes along the row from this many classes
@@ -927,6 +935,19 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
 # so contracted or not alike), and probability rows' ce from 20 classes in a batch and 22 alone (the lanes and
 # their order read from the machine code XLA compiles, where LLVM's x86 back end has reassociated the IR's).
 ALONG_ROW_CLASSES = {"kl": (16, 16), "kl-log-input": (19, 20), "ce": (20, 22)}
+
+
+# float16 under jit, kl against probabilities (log q in the fused loop; both target forms), a batch of two rows or
+# more below 4096 elements: LLVM vectorizes the row sums of the products, each stored in float16 and widened, along
+# rows of these many classes: 30 and 31 in 8 lanes (classes 0-7, 8-15, 16-23 added, the lanes halved, then the rest
+# in order), 32 in 16 lanes (two blocks). Every other count, a single row and log-probabilities keep class order
+# (XLA's scalar loop, or rows vectorized across the batch). Read from the object code XLA compiles.
+HALF_ALONG_ROW: dict[int, AccumulatorPlan] = {30: (8, ((0, 1, 2),), 0), 31: (8, ((0, 1, 2),), 0),
+                                              32: (16, ((0, 1),), 0)}
+
+
+def _half_along_row(shape: tuple[int, ...]) -> bool:
+    return len(shape) == 2 and shape[0] >= 2 and shape[1] in HALF_ALONG_ROW and shape[0] * shape[1] < YNN_FROM
 
 
 def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int, int] = (33, 33),

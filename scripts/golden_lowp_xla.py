@@ -17,6 +17,7 @@ AVX-512).
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -466,6 +467,60 @@ def _kl_subnormal_targets(rng) -> list[dict]:
     return out
 
 
+def _kl_half_along_row(rng) -> list[dict]:
+    """float16 kl on probabilities under jit, batches of rows of 30, 31 and 32 classes (lowp_xla.HALF_ALONG_ROW),
+    "half along the row", and two rows alone, which XLA adds in class order: each row placed where lossgrad's loss
+    in LLVM's lanes and in class order round apart (_half_row_apart); what is recorded is JAX's."""
+    out = []
+    for i, (kind, n) in enumerate(itertools.product(("kl", "kl-log-target"), (30, 31, 32))):
+        zero = kind == "kl-log-target" or i % 2 == 0  # (log targets: e^y of a 0's log 10⁻⁹ makes sums inexact)
+        rows = [_half_row_apart(rng, kind, n, zero) for _ in range(4)]
+        y, p = np.array([r[0] for r in rows]), np.array([r[1] for r in rows])
+        out.append(_record(kind, "float16", True, ("none", "sum", "mean")[i % 3], y, p, name="half along the row"))
+    for kind, n in (("kl", 30), ("kl-log-target", 32)):
+        y, p = _half_row_apart(rng, kind, n, True)
+        out.append(_record(kind, "float16", True, "none", y[None], p[None], name="half along the row"))
+    return out
+
+
+def _half_row_apart(rng, kind: str, n: int, zero: bool) -> tuple[np.ndarray, np.ndarray]:
+    """One row of n classes whose float16 kl under jit in a small batch changes when lossgrad adds it in class
+    order (1 random row in 12,000 to 100,000 is): rows with targets over many binades (tiny products, whose float32
+    sums are inexact) and a first target of 0 if `zero`; in one whose float32 sums in LLVM's lanes and in class
+    order differ, one class's prediction tried at every float16 probability (lossgrad's products,
+    lowp_xla.kl_products), one value that puts the two apart in float16 taken."""
+    from lossgrad import lowp_xla
+
+    r16, log_target = lowp_xla.rounder(np.float16), kind == "kl-log-target"
+    plan = lowp_xla.HALF_ALONG_ROW[n]
+    halves = np.arange(1, 0x3C01, dtype=np.uint16).view(np.float16).astype(np.float32)  # (every float16 in (0, 1])
+
+    def sums(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The products' sums in LLVM's lanes and in class order (XLA's windows of a batch below 4096 elements)."""
+        terms = r16(a * b)
+        return lowp_xla.vector_add_sum(terms, plan, lowp_xla.ftz), lowp_xla._windows(terms)
+
+    for _ in range(2000):
+        t = rng.random(n) ** rng.choice([6.0, 8.0, 12.0])
+        t /= t.sum()
+        t[0] = 0 if zero else t[0]
+        q = rng.random(n) ** rng.choice([1.0, 2.0])
+        y = _rounded(np.log(np.where(t == 0, 1e-9, t)) if log_target else t, "float16").astype(np.float32)
+        p = _rounded(q / q.sum(), "float16").astype(np.float32)
+        lanes, in_order = sums(*lowp_xla.kl_products(y[None], p[None], False, log_target, r16, np.float16, True))
+        if lanes[0] == in_order[0]:
+            continue
+        for j in rng.permutation(np.arange(1, n))[:4]:
+            ps = np.repeat(p[None], len(halves), axis=0)
+            ps[:, j] = halves
+            lanes, in_order = sums(*lowp_xla.kl_products(np.repeat(y[None], len(halves), axis=0), ps, False,
+                                                         log_target, r16, np.float16, True))
+            apart = np.nonzero(np.isfinite(lanes) & (r16(lanes) != r16(in_order)))[0]
+            if len(apart):
+                return y.astype(np.float64), ps[rng.choice(apart)].astype(np.float64)
+    raise RuntimeError("no row found apart")
+
+
 @contextlib.contextmanager
 def undone(module, name: str, value):
     """lossgrad with `module.name` set to `value` (one of its rules undone), restored after."""
@@ -704,6 +759,7 @@ def main() -> None:
     records += _ce_bf16_along_rows(np.random.default_rng(20261233))
     records += _kl_folded_log(np.random.default_rng(20261234))
     records += _kl_subnormal_targets(np.random.default_rng(20261235))
+    records += _kl_half_along_row(np.random.default_rng(20261236))
     meta = jax_versions()
     OUT.write_text(json.dumps({"versions": meta, "records": records}) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")

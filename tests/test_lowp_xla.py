@@ -402,6 +402,19 @@ def test_probability_rows_that_llvm_sums_along_the_row_in_bfloat16(monkeypatch: 
     assert apart == [0 if np.shape(r["pred"]) == (1, 21) else len(r["pred"]) for r in recs], apart
 
 
+def test_float16_kl_rows_that_llvm_sums_along_the_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "half along the row" (JAX's bit for bit above): float16 kl on probabilities under jit, batches of
+    # rows of 30 to 32 classes, each row placed where its products' sum in LLVM's lanes and in class order round
+    # apart; added in class order instead, every row of a batch differs, and the two rows alone, which XLA adds in
+    # class order, do not
+    recs = [r for r in RECORDS if r.get("name") == "half along the row"]
+    assert len(recs) == 8 and {r["dtype"] for r in recs} == {"float16"} and not any(r["log_input"] for r in recs)
+    with monkeypatch.context() as m:
+        m.setattr(lowp_xla, "HALF_ALONG_ROW", {})
+        apart = [int((~_same(_run(r).losses, _f32(r["losses"]))).sum()) for r in recs]
+    assert apart == [len(r["pred"]) if len(r["pred"]) > 1 else 0 for r in recs], apart
+
+
 def test_kl_targets_log_as_xla_folds_it(monkeypatch: pytest.MonkeyPatch) -> None:
     # the records "folded log" (JAX's bit for bit above): under jit XLA folds log y of the constant targets, the
     # log rounded once where every target is positive, glibc's logf where one is 0; each rule undone (glibc's
