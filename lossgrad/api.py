@@ -73,14 +73,16 @@ def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
 
 
 def _weights_total(setup: Setup, acc: Accumulator) -> list[str]:
-    """One line when PyTorch's mean over class weights spans more than one slice: its kernels divide by their own sum
-    of the weights, which lossgrad forms over a single slice only."""
+    """One line when PyTorch's mean over class weights is streamed in several blocks of rows: its kernels divide by
+    their sums of the weights over the whole batch, which lossgrad forms over each block alone."""
     indexes = setup.loss.name == "nll" or setup.labels.value == "index"
     if not (setup.lowp and setup.conv.name == "torch" and indexes and setup.reduction is Reduction.MEAN
-            and setup.params.get("class_weights") is not None and acc.blocks > 1):
+            and setup.params.get("class_weights") is not None and acc.pieces > 1):
         return []
-    return [f"the mean's gradient divides by lossgrad's sum of the class weights: a batch of more than {SLICE_ROWS} "
-            "samples is evaluated in slices, and PyTorch's own sum of them, in its order, can differ in the last bit"]
+    return ["the mean's gradient divides by lossgrad's sum of the class weights: a stream of several blocks of rows "
+            "is evaluated block by block, and PyTorch's own sums over the whole batch, in its order, can differ in "
+            "the last bit, more in gradient elements where the loss's two parts nearly cancel (label smoothing); "
+            "give the batch as a tensor file for PyTorch's"]
 
 
 def _normalising(setup: Setup, acc: Accumulator) -> list[str]:

@@ -315,6 +315,7 @@ def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumula
     except DomainError as e:
         raise layout.error(e, chunk) from None
     accumulate(setup, acc, blocks)
+    acc.pieces += 1
     return [(b.parts.losses, _row_grads(setup, b.parts, divisor)) for b in blocks]
 
 

@@ -52,7 +52,9 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
     n = p.shape[0]
     out = []
     size = max(n, 1) if setup.loss.whole_batch else SLICE_ROWS
-    for start, end in spans(n, size, least_rows(p.shape[1] if p.ndim > 1 else 1)):
+    bounds = spans(n, size, least_rows(p.shape[1] if p.ndim > 1 else 1))
+    setup = with_batch_totals(setup, y, p.shape[1], bounds) if len(bounds) > 1 else setup
+    for start, end in bounds:
         try:
             # (no numpy warnings: infinities and NaNs are results, reported as lossgrad's own warning lines)
             with np.errstate(all="ignore"):
@@ -62,6 +64,27 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
             e.row += start
             raise
     return out
+
+
+def with_batch_totals(setup: Setup, y: np.ndarray, classes: int, bounds: list[tuple[int, int]]) -> Setup:
+    """The set-up of a batch taken in these slices, with what its kernels sum over the whole batch (PyTorch's
+    class-weighted mean divides by the weights of all its samples): kernels.batch_totals of its class indexes. A
+    set-up that has them (a tensor file's block of a batch) keeps them."""
+    if setup.batch or not (setup.lowp and setup.rows_loss and setup.reduction is Reduction.MEAN and setup.conv.kernels
+            and setup.params.get("class_weights") is not None):
+        return setup
+    try:
+        each = [targets(setup, y[start:end], classes) for start, end in bounds]
+    except (DomainError, OptionError):
+        return setup  # (the slices raise it again, at its place)
+    if each[0][1] is None:
+        return setup
+    labels = np.concatenate([labels for _, labels, _ in each])
+    ignored = None if each[0][2] is None else np.concatenate([ignored for _, _, ignored in each])
+    from . import kernels  # (the backends load only where a low-precision kernel runs)
+    half = None if setup.autocast else setup.half  # (autocast: the kernels run in float32)
+    batch = kernels.batch_totals(setup.conv.kernels, setup.loss.name, labels, ignored, half, setup.kernel_params)
+    return replace(setup, batch=batch) if batch else setup
 
 
 def least_rows(width: int) -> int:
@@ -319,7 +342,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
         from . import kernels  # (the backends load only where a low-precision kernel runs)
         try:
             parts = kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
-                                    setup.kernel_switches, setup.batchmean, setup.kernel_params,
+                                    setup.kernel_switches, setup.batchmean, {**setup.kernel_params, **setup.batch},
                                     from_logits=setup.from_logits, weights=w, extra=extra)
             return widened(parts) if setup.float32_kernels else parts
         except NotReproduced as e:

@@ -49,6 +49,14 @@ def backend(kernels: str, loss: str) -> ModuleType:
     return next((m for m in MORE.get(kernels, ()) if loss in m.TAKES), BACKENDS[kernels])
 
 
+def batch_totals(kernels: str, loss: str, labels: Array, ignored: Array | None, half: Any,
+                 params: dict[str, Any]) -> dict[str, Any]:
+    """What `kernels` sum over a whole batch that lossgrad evaluates in slices, as parameters each slice's compute
+    takes ({}: nothing, each slice is computed alone)."""
+    totals = getattr(backend(kernels, loss), "batch_totals", None)
+    return {} if totals is None else dict(totals(loss, labels, ignored, half, params))
+
+
 def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: dict[str, Any],
                 switches: dict[str, bool], sample_weight: bool) -> str | None:
     """Why `kernels` are not reproduced for this loss, these options and this dtype (None: they are)."""

@@ -10,6 +10,7 @@ and bfloat16 is a float32) and rounded to the half dtype where the kernel stores
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -527,39 +528,84 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
     return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, half), rnd(expf(logp)), terms
 
 
+class WeightTotals:
+    """The class weights of the samples a mean counts (a batch's: all its slices', when it is evaluated in slices)
+    and the sums PyTorch's kernels divide that mean by, each formed once, when first asked for."""
+
+    def __init__(self, weights: Array, labels: Array, keep: Array | None, half: Any) -> None:
+        self.picked = np.asarray(weights, dtype=np.float64)[labels]  # (each sample's, as given)
+        self.stored = rounder(half)(np.asarray(weights, dtype=np.float64))[labels]  # (in the dtype)
+        self.keep, self.half = keep, half
+        self._nll: Any = None
+        self._summed: Any = None
+
+    @property
+    def n(self) -> float:
+        """The mean's N as lossgrad forms it: the float32 weights of the samples kept, added in float64."""
+        kept = self.picked if self.keep is None else np.where(self.keep, self.picked, 0)
+        return float(np.sum(kept.astype(F32), dtype=np.float64))
+
+    def nll(self) -> Any:
+        """nll_loss's total weight: the cascade sum of the weights in the dtype."""
+        if self._nll is None:
+            self._nll = nll_cascade(self.stored, self.half, self.keep)
+        return self._nll
+
+    def summed(self) -> Any:
+        """cross_entropy's smoothing divisor: torch.sum of the weights of the samples kept, in the dtype."""
+        if self._summed is None:
+            picked = self.stored if self.keep is None else self.stored[self.keep]
+            self._summed = rounder(self.half)(np.asarray(total_sum(picked, self.half)))[()] if picked.size \
+                else F32(0)
+        return self._summed
+
+    def of(self, n: float) -> bool:
+        """Whether a mean over n is over these samples (n their N, as it reaches the kernels through float64)."""
+        return math.isclose(n, self.n, rel_tol=1e-12)
+
+
+def batch_totals(loss: str, labels: Array, ignored: Array | None, half: Any,
+                 params: dict[str, Any]) -> dict[str, Any]:
+    """What the kernels sum over a whole batch that lossgrad evaluates in slices, as a parameter each slice takes:
+    the class-weighted mean of nll_loss and cross_entropy divides by its samples' weights ({}: nothing)."""
+    if loss not in ("ce", "nll") or params.get("class_weights") is None:
+        return {}
+    keep = None if ignored is None else ~ignored
+    return {"weight_totals": WeightTotals(params["class_weights"], labels, keep, half)}
+
+
 @dataclass(frozen=True)
 class Rows:
     """The options of a loss over class rows as nll_loss and cross_entropy take them: the samples counted
-    (ignore_index leaves the others out), the class weights in the dtype, label smoothing, and the mean's N
-    of this block when the weights make it (a mean over another N divides by that N as the dtype holds it)."""
+    (ignore_index leaves the others out), the class weights in the dtype, label smoothing, and the weights of the
+    samples the mean counts (a mean over another N divides by that N as the dtype holds it)."""
 
     rnd: Rounder
     half: Any
     keep: Array | None = None
     weights: Array | None = None
     smoothing: float = 0.0
-    own_n: float | None = None
+    totals: WeightTotals | None = None
 
     def kept(self, a: Array) -> Array:
         out: Array = a if self.keep is None else np.where(self.keep, a, F32(0))
         return out
 
-    def total_weight(self, labels: Array, n: float) -> Any:
+    def total_weight(self, n: float) -> Any:
         """nll_loss's total weight: the count of samples kept, or their weights' cascade sum, in the dtype."""
         kind = self.half or F32
-        if self.weights is None or n != self.own_n:
+        if self.totals is None or not self.totals.of(n):
             return kind(n)
-        return nll_cascade(self.weights[labels], self.half, self.keep)
+        return self.totals.nll()
 
-    def weight_sum(self, labels: Array, n: float) -> Any:
+    def weight_sum(self, n: float) -> Any:
         """cross_entropy's smoothing mean divides by the count of samples kept (an integer tensor, taken whole
         in float32) or by their weights as torch.sum adds them."""
         if self.weights is None:
             return F32(n)
-        if n != self.own_n:
+        if self.totals is None or not self.totals.of(n):
             return self.rnd(np.asarray(n, dtype=F32))
-        picked = self.weights[labels] if self.keep is None else self.weights[labels][self.keep]
-        return self.rnd(np.asarray(total_sum(picked, self.half)))[()] if picked.size else F32(0)
+        return self.totals.summed()
 
 
 def nll_losses(logp: Array, labels: Array, o: Rows) -> Array:
@@ -572,7 +618,7 @@ def nll_backward(shape: tuple[int, ...], labels: Array, u: Any, n: float, o: Row
     """nll_loss's backward for the upstream gradient u (in the dtype): −u, or −u/total weight for the mean over
     n (stored), times the label's weight, at the label of each sample kept."""
     kind = o.half or F32
-    g = -(kind(u) if n == 1 else kind(kind(u) / o.total_weight(labels, n)))
+    g = -(kind(u) if n == 1 else kind(kind(u) / o.total_weight(n)))
     out = np.zeros(shape, dtype=F32)
     col = np.full(shape[0], F32(g)) if o.weights is None else o.rnd(o.weights[labels] * F32(g))
     out[np.arange(shape[0]), labels] = o.kept(col)
@@ -583,7 +629,7 @@ def nll_value(losses: Array, labels: Array, n: float, o: Rows) -> Any:
     """nll_loss's reduced value: its cascade sum, over the total weight for the mean over n."""
     kind = o.half or F32
     total = nll_cascade(losses, o.half, o.keep)
-    return total if n == 1 else kind(total / o.total_weight(labels, n))
+    return total if n == 1 else kind(total / o.total_weight(n))
 
 
 def _smooth_terms(logp: Array, o: Rows) -> Array:
@@ -604,14 +650,14 @@ def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Ca
 
     def upstream(n: float) -> Array:
         g_nll = nll_backward(logp.shape, labels, rnd(a), n, o)
-        gs = rnd(b) if n == 1 else rnd(rnd(b) / o.weight_sum(labels, n))
+        gs = rnd(b) if n == 1 else rnd(rnd(b) / o.weight_sum(n))
         col = o.kept(np.full(logp.shape[0], -gs, dtype=F32))[:, None]
         g_smooth = col if o.weights is None else rnd(col * o.weights)
         return rnd(g_nll + g_smooth)
 
     def value(n: float) -> Any:
         total = rnd(np.asarray(total_sum(smooth, o.half)))[()] if smooth.size else F32(0)
-        ret = total if n == 1 else rnd(total / o.weight_sum(labels, n))
+        ret = total if n == 1 else rnd(total / o.weight_sum(n))
         return kind(rnd(rnd(a * F32(nll_value(nll, labels, n, o))) + rnd(ret * b)))
     return losses, upstream, value
 
@@ -667,12 +713,11 @@ def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any
     keep = None
     if labels is not None and params.get("ignore_index") is not None:
         keep = y[np.arange(y.shape[0]), labels] != 0
-    cw, own = params.get("class_weights"), None
+    cw, totals = params.get("class_weights"), params.get("weight_totals")
     weights = None if cw is None else rnd(np.asarray(cw, dtype=np.float64))
-    if cw is not None and labels is not None:
-        counted = np.asarray(cw, dtype=np.float64)[labels]
-        own = float(np.sum((counted if keep is None else np.where(keep, counted, 0)).astype(F32), dtype=np.float64))
-    return Rows(rnd, half, keep, weights, float(params.get("label_smoothing") or 0.0), own)
+    if totals is None and cw is not None and labels is not None:
+        totals = WeightTotals(cw, labels, keep, half)
+    return Rows(rnd, half, keep, weights, float(params.get("label_smoothing") or 0.0), totals)
 
 
 def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Parts:

@@ -79,6 +79,7 @@ class Accumulator:
         self.unnormalised = Found()  # ce probability rows that do not sum to 1
         self.notes: dict[str, None] = {}  # the kernels' warnings (Parts.warnings), each once, as first seen
         self.blocks = 0
+        self.pieces = 0  # a stream's blocks of rows, each evaluated alone (its kernels' sums its own)
 
     def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
             overflowed: np.ndarray | None = None) -> None:
@@ -111,6 +112,7 @@ class Accumulator:
         self.overflowed.merge(other.overflowed, self.rows)
         self.unnormalised.merge(other.unnormalised, self.rows)
         self.notes.update(other.notes)
+        self.pieces += other.pieces
         self.rows += other.rows
 
     def finish(self, reduction: str, dtype: type[np.floating]) -> tuple[float | None, int | float]:

@@ -21,7 +21,7 @@ from . import errors, render, tensor_out
 from .api import accumulate, kernel_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
-from .evaluation import Block, evaluate, least_rows, spans
+from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
 from .inputs import Batch, parse_inline
 from .options import Setup, setup
 from .reduction import Accumulator, formulas, micro_formulas, split_rows
@@ -274,8 +274,12 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
     wide = np.float64 if s.dtype.value == "float64" else np.float32
     cut = r.cut or g.rows  # (no block straddles two micro-batches)
     least = least_rows(g.width)  # (a short last block joins the one before it: its rows summed as the batch's)
-    for a, b in ((start + a, start + b) for start in range(0, g.rows, cut)
-                 for a, b in spans(min(cut, g.rows - start), step, least)):
+    bounds = [(start + a, start + b) for start in range(0, g.rows, cut)
+              for a, b in spans(min(cut, g.rows - start), step, least)]
+    if not r.cut and g.labels == "index" and len(bounds) > 1:  # (the kernels' sums over the whole batch)
+        whole = r.target.rows(0, g.rows, g.target_width).astype(np.float64, copy=False)
+        s = with_batch_totals(s, _finite(r.target, whole, 0, g.target_width), g.width, bounds)
+    for a, b in bounds:
         p = _finite(r.pred, r.pred.rows(a, b, g.width).astype(wide, copy=False), a, g.width)
         y = _finite(r.target, r.target.rows(a, b, g.target_width).astype(np.float64, copy=False), a,
                     g.target_width)

@@ -57,20 +57,6 @@ def test_the_threads_recorded_are_lossgrads_and_one_thread_differs(monkeypatch: 
     assert apart >= 2
 
 
-def test_a_class_weighted_mean_over_slices_says_whose_sum_divides() -> None:
-    # nll_loss divides the mean by its own sum of the samples' class weights; lossgrad forms that sum in the kernel's
-    # order within one slice of up to 32,768 samples, and over several it says the divisor is its own
-    rng = np.random.default_rng(3)
-    for rows, said in ((1000, False), (40000, True)):  # (a short last slice joins the one before)
-        z, labels = rng.standard_normal((rows, 3)), rng.integers(0, 3, (rows, 1)).astype(np.float64)
-        r = lossgrad.evaluate("ce", labels, z, from_logits=True, labels="index", convention="torch",
-                              dtype="float32", class_weights=[0.3, 1.7, 0.9])
-        assert any("sum of the class weights" in w for w in r.warnings) == said
-        plain = lossgrad.evaluate("ce", labels, z, from_logits=True, labels="index", convention="torch",
-                                  dtype="float32")
-        assert not any("sum of the class weights" in w for w in plain.warnings)
-
-
 @pytest.mark.frameworks
 def test_a_single_row_of_more_than_grain_is_summed_in_the_threads_two_passes() -> None:
     # ce against one probability row and gaussian-nll with one variance for a single sample: their row sums over
