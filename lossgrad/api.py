@@ -122,11 +122,7 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    if r.value is not None and len(blocks) == 1:
-        r.value = kernel_value(setup, blocks[0].parts, divisor, r)
-    elif r.value is not None and blocks[0].parts.mean_value is not None:
-        r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
-                          "evaluated in slices, and the kernel's sum over the whole batch is not reproduced")
+    r.value = batch_value(setup, blocks, divisor, r)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
         kernel = any(b.parts.mean_grad is not None or b.parts.mean_extra_grads is not None for b in blocks)
         if kernel:  # (a kernel that brings 1/N in before it rounds)
@@ -145,6 +141,20 @@ def run(setup: Setup, batch: Batch) -> Result:
 def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
     arrays = [getattr(b.parts, name) for b in blocks]
     return None if arrays[0] is None else np.concatenate(arrays)
+
+
+def batch_value(setup: Setup, slices: Sequence[Block], divisor: int | float, r: Result) -> float | None:
+    """The reduced value of a batch evaluated in these slices (the first two of them will do): the kernel's, of a
+    single slice (kernel_value); over several, lossgrad's own sum (r.value), with a warning where the kernel sums
+    otherwise."""
+    if r.value is None or not slices:
+        return r.value
+    if len(slices) == 1:
+        return kernel_value(setup, slices[0].parts, divisor, r)
+    if slices[0].parts.mean_value is not None:
+        r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
+                          "evaluated in slices, and the kernel's sum over the whole batch is not reproduced")
+    return r.value
 
 
 def kernel_value(setup: Setup, parts: Parts, divisor: int | float, r: Result) -> float | None:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import errors, render, tensor_out
-from .api import accumulate, kernel_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
+from .api import accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
@@ -340,8 +340,7 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                     spool.add(part)
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
-    if result.value is not None and len(every) == 1:
-        result.value = kernel_value(s, every[0].parts, divisor, result)  # (as lossgrad.api.run gives it)
+    result.value = batch_value(s, every, divisor, result)  # (as lossgrad.api.run gives it)
     written = [tensor_out.Written(sp, 1 if sp.name == "losses" or sp.name in divided else divisor)
                for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)

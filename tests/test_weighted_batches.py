@@ -69,8 +69,8 @@ def test_the_threads_recorded_are_lossgrads_and_each_slice_alone_differs(monkeyp
     assert apart == [rec["placed"] for rec in DATA["records"]] and sum(apart) >= 6, apart
 
 
-def test_a_tensor_file_in_blocks_divides_by_the_whole_batchs_weights(tmp_path: Path,
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_tensor_file_in_blocks_divides_by_the_whole_batchs_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                      capsys: pytest.CaptureFixture[str]) -> None:
     golden = golden_script("golden_weighted_batches")
     rec = DATA["records"][3]  # (bfloat16 with label smoothing)
     labels, z, weights = _inputs(rec)
@@ -85,6 +85,10 @@ def test_a_tensor_file_in_blocks_divides_by_the_whole_batchs_weights(tmp_path: P
                   "-o", str(tmp_path / "out.npz"), "-f", "json"])
     assert e.value.code == 0
     assert golden.digest(np.load(tmp_path / "out.npz")["grad"]) == rec["grad"]
+    # the value: lossgrad's own sum over the slices, said as a batch held in memory says it
+    said = json.loads(capsys.readouterr().out)
+    assert [w for w in _run(rec).warnings if w.startswith(OWN_SUM)] == [w for w in said["warnings"]
+                                                                        if w.startswith(OWN_SUM)] != []
 
 
 def _streamed(text: bytes, block: int) -> list[str]:
