@@ -122,7 +122,9 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    r.value = batch_value(setup, blocks, divisor, r)
+    slices = Slices()
+    slices.add(blocks)
+    r.value = batch_value(setup, slices, divisor, r)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
         kernel = any(b.parts.mean_grad is not None or b.parts.mean_extra_grads is not None for b in blocks)
         if kernel:  # (a kernel that brings 1/N in before it rounds)
@@ -143,15 +145,36 @@ def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
     return None if arrays[0] is None else np.concatenate(arrays)
 
 
-def batch_value(setup: Setup, slices: Sequence[Block], divisor: int | float, r: Result) -> float | None:
-    """The reduced value of a batch evaluated in these slices (the first two of them will do): the kernel's, of a
-    single slice (kernel_value); over several, lossgrad's own sum (r.value), with a warning where the kernel sums
-    otherwise."""
-    if r.value is None or not slices:
+@dataclass
+class Slices:
+    """What a batch's reduced value needs of the slices it was evaluated in: the first one's parts, how many there
+    were, and every slice's value_parts while each has them (None once one has not)."""
+
+    first: Parts | None = None
+    count: int = 0
+    pieces: list[dict[str, np.ndarray]] | None = field(default_factory=list)
+
+    def add(self, blocks: Sequence[Block]) -> None:
+        for b in blocks:
+            self.first = b.parts if self.first is None else self.first
+            self.count += 1
+            if self.pieces is not None:
+                self.pieces = None if b.parts.value_parts is None else [*self.pieces, b.parts.value_parts]
+
+
+def batch_value(setup: Setup, slices: Slices, divisor: int | float, r: Result) -> float | None:
+    """The reduced value of a batch evaluated in these slices: the kernel's, of a single slice (kernel_value), or
+    over several from their pieces joined (Parts.joined_value); else lossgrad's own sum (r.value), with a warning
+    where the kernel sums otherwise."""
+    first = slices.first
+    if r.value is None or first is None:
         return r.value
-    if len(slices) == 1:
-        return kernel_value(setup, slices[0].parts, divisor, r)
-    if slices[0].parts.mean_value is not None:
+    if slices.count == 1:
+        return kernel_value(setup, first, divisor, r)
+    if first.joined_value is not None and slices.pieces:
+        pieces = slices.pieces
+        return first.joined_value({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}, divisor)
+    if first.mean_value is not None:
         r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
                           "evaluated in slices, and the kernel's sum over the whole batch is not reproduced")
     return r.value

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -625,11 +625,28 @@ def nll_backward(shape: tuple[int, ...], labels: Array, u: Any, n: float, o: Row
     return out
 
 
-def nll_value(losses: Array, labels: Array, n: float, o: Rows) -> Any:
+def nll_value(losses: Array, n: float, o: Rows) -> Any:
     """nll_loss's reduced value: its cascade sum, over the total weight for the mean over n."""
     kind = o.half or F32
     total = nll_cascade(losses, o.half, o.keep)
     return total if n == 1 else kind(total / o.total_weight(n))
+
+
+def index_value(pieces: dict[str, Array], n: float, o: Rows, classes: int) -> float:
+    """The reduced value of nll_loss, or of cross_entropy over class indexes, from its samples' pieces (a batch's,
+    joined): their losses −w·log p ("nll", 0 for a sample left out, "keep" marking the others) and, with label
+    smoothing s, their smoothing terms ("smooth"): (1 − s)·nll_loss's value + s/C·(the terms' torch.sum, over
+    their count or weights for the mean), each product and the sum rounded."""
+    if "keep" in pieces:
+        o = replace(o, keep=pieces["keep"].astype(bool))
+    nll = nll_value(pieces["nll"], n, o)
+    if "smooth" not in pieces:
+        return float(nll)
+    rnd, kind, smooth = o.rnd, o.half or F32, pieces["smooth"]
+    a, b = F32(1 - o.smoothing), F32(o.smoothing / classes)
+    total = rnd(np.asarray(total_sum(smooth, o.half)))[()] if smooth.size else F32(0)
+    ret = total if n == 1 else rnd(total / o.weight_sum(n))
+    return float(kind(rnd(rnd(a * F32(nll)) + rnd(ret * b))))
 
 
 def _smooth_terms(logp: Array, o: Rows) -> Array:
@@ -638,11 +655,11 @@ def _smooth_terms(logp: Array, o: Rows) -> Array:
     return o.kept(-row_sums(terms, o.half))
 
 
-def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Callable[[float], Any]]:
+def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, dict[str, Array]]:
     """cross_entropy with label smoothing s over class indexes: (1 − s)·nll_loss + s/C·(the smoothing term, its
     sum over the samples kept divided by their count or weights for the mean), each product and the sum rounded;
-    the gradient at log p, autograd's: the two parts' gradients added in the dtype."""
-    rnd, kind = o.rnd, o.half or F32
+    the gradient at log p, autograd's: the two parts' gradients added in the dtype; the value's pieces."""
+    rnd = o.rnd
     a, b = F32(1 - o.smoothing), F32(o.smoothing / logp.shape[1])
     nll = nll_losses(logp, labels, o)
     smooth = _smooth_terms(logp, o)
@@ -654,32 +671,25 @@ def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Ca
         col = o.kept(np.full(logp.shape[0], -gs, dtype=F32))[:, None]
         g_smooth = col if o.weights is None else rnd(col * o.weights)
         return rnd(g_nll + g_smooth)
-
-    def value(n: float) -> Any:
-        total = rnd(np.asarray(total_sum(smooth, o.half)))[()] if smooth.size else F32(0)
-        ret = total if n == 1 else rnd(total / o.weight_sum(n))
-        return kind(rnd(rnd(a * F32(nll_value(nll, labels, n, o))) + rnd(ret * b)))
-    return losses, upstream, value
+    return losses, upstream, {"nll": nll, "smooth": smooth}
 
 
-def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
+def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str, Array]]:
     """F.cross_entropy of logit rows over class indexes with ignore_index, class weights or label smoothing:
-    per-sample losses, the gradient for the mean over n (1: the sum), softmax(z), the reduced value."""
+    per-sample losses, the gradient for the mean over n (1: the sum), softmax(z), the value's pieces."""
     logp = log_softmax(z, o.rnd, o.half is not None)
     if o.smoothing:
-        losses, upstream, value = smoothed_index(logp, labels, o)
+        losses, upstream, pieces = smoothed_index(logp, labels, o)
     else:
         losses = nll_losses(logp, labels, o)
+        pieces = {"nll": losses}
 
         def upstream(n: float) -> Array:
             return nll_backward(logp.shape, labels, F32(1), n, o)
 
-        def value(n: float) -> Any:
-            return nll_value(losses, labels, n, o)
-
     def grad(n: float) -> Array:
         return log_softmax_backward(upstream(n), logp, o.rnd, o.half is not None)
-    return losses, grad, o.rnd(expf(logp)), value
+    return losses, grad, o.rnd(expf(logp)), pieces
 
 
 def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
@@ -723,29 +733,31 @@ def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any
 def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Parts:
     """ce from logits or nll (log-probabilities) as cross_entropy and nll_loss give them, with their options."""
     o = row_options(y, labels, half, params)
+    prob: Array | None
     with np.errstate(all="ignore"):
-        if loss == "nll":
-            assert labels is not None  # (PyTorch's nll_loss takes class indexes: lossgrad gives them)
-            losses, grad, prob, value = nll_loss(p, labels, o)
-        elif labels is not None:
-            losses, grad, prob, value = ce_index(p, labels, o)
-        else:
+        if labels is None:
             losses, grad, prob, value = ce_probs(y, p, o)
+            return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
+                         mean_value=quiet(lambda n: float(value(n))))
+        losses, grad, prob, pieces = (nll_loss if loss == "nll" else ce_index)(p, labels, o)
+    if o.keep is not None:
+        pieces["keep"] = o.keep.astype(F32)
+
+    def joined(parts: dict[str, Array], n: float) -> float:
+        with np.errstate(all="ignore"):
+            return index_value(parts, n, o, p.shape[1])
     return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
-                 mean_value=quiet(lambda n: float(value(n))))
+                 mean_value=quiet(lambda n: joined(pieces, n)), value_parts=pieces, joined_value=joined)
 
 
-def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, Callable[[float], Any]]:
+def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, dict[str, Array]]:
     """F.nll_loss of log-probability rows: per-sample losses, the gradient for the mean over n (1: the sum),
-    no softmax, the reduced value."""
+    no softmax, the value's pieces."""
     losses = nll_losses(logp, labels, o)
 
     def grad(n: float) -> Array:
         return nll_backward(logp.shape, labels, F32(1), n, o)
-
-    def value(n: float) -> Any:
-        return nll_value(losses, labels, n, o)
-    return losses, grad, None, value
+    return losses, grad, None, {"nll": losses}
 
 
 def quiet(f: Callable[[float], Any]) -> Callable[[float], Any]:

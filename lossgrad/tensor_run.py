@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import errors, render, tensor_out
-from .api import accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
+from .api import Slices, accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
@@ -323,10 +323,10 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     per_sample = s.per_sample_for(r.geometry.width)
     parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
     divided: set[str] = set()
-    every: list[Block] = []  # (the first two: one block alone is summed in the kernel's order)
+    slices = Slices()  # (one slice alone is summed in the kernel's order; several, from their pieces joined)
     for a, blocks, counted in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
-        every += blocks[:2 - len(every)]
+        slices.add(blocks)
         if parts:
             accumulate(s, parts[a // r.cut], blocks)
         losses = np.concatenate([b.parts.losses.reshape(-1) for b in blocks])
@@ -340,7 +340,7 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                     spool.add(part)
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
-    result.value = batch_value(s, every, divisor, result)  # (as lossgrad.api.run gives it)
+    result.value = batch_value(s, slices, divisor, result)  # (as lossgrad.api.run gives it)
     written = [tensor_out.Written(sp, 1 if sp.name == "losses" or sp.name in divided else divisor)
                for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)

@@ -8,12 +8,12 @@ long batch in slices of 32,768 samples; these records hold it to PyTorch's gradi
 
 Each record: the loss, dtype, label smoothing, ignore_index, shape, the seed its inputs come from (inputs(): pure
 numpy, so the test rebuilds them; the first from the case's whose gradient under lossgrad changes with each
-slice's own sums) with the SHA-256 of the inputs as the dtype holds them, the class weights, torch's
-reduced value, and the SHA-256 of its per-sample losses (reduction none) and of its gradient of the mean, in float32.
-Cases: float32, bfloat16 and float16 (the last of 150,000 samples, whose weights add up beyond float16's range: its
-total weight is ∞, its gradient 0), with and without smoothing and ignored samples, and nll_loss on
-log-probabilities. The torch version and threads are
-recorded.
+slice's own sums) with the SHA-256 of the inputs as the dtype holds them, the class weights, torch's reduced value,
+and the SHA-256 of its per-sample losses (reduction none) and of its gradient of the mean, in float32. Cases:
+float32, bfloat16 and float16 (the last of 150,000 samples, whose weights add up beyond float16's range: its total
+weight is ∞, its gradient 0), with and without smoothing and ignored samples, and nll_loss on log-probabilities;
+and 3 batches without class weights, for the value alone, which lossgrad forms from the slices' per-sample pieces
+joined (api.batch_value). The torch version and threads are recorded.
 
     python3 scripts/golden_weighted_batches.py
 """
@@ -38,6 +38,9 @@ CASES = (("ce", "float32", 0.0, False, 70000, 5), ("ce", "float32", 0.1, True, 7
          ("ce", "float16", 0.1, False, 40000, 4), ("ce", "float16", 0.0, False, 100000, 5),
          ("nll", "bfloat16", 0.0, True, 66000, 3), ("ce", "bfloat16", 0.2, True, 100003, 7),
          ("ce", "float16", 0.0, False, 150000, 3))
+# without class weights: the mean's value over slices alone (the count kept as the divisor)
+UNWEIGHTED = (("ce", "bfloat16", 0.0, True, 70000, 50), ("ce", "float16", 0.1, True, 50000, 5),
+              ("ce", "float32", 0.1, False, 70000, 5))
 
 
 def inputs(seed: int, loss: str, rows: int, classes: int, ignored: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -60,15 +63,15 @@ def digest(x) -> str:
 
 
 def lossgrads_grad(loss: str, dtype: str, smoothing: float, labels: np.ndarray, z: np.ndarray,
-                   weights: np.ndarray) -> np.ndarray:
+                   weights: np.ndarray | None) -> np.ndarray:
     """lossgrad's gradient of the mean (it only places the inputs: what is recorded is PyTorch's)."""
     import lossgrad
 
     kind = np.float32 if dtype == "float32" else lossgrad.lowp.half_dtype(dtype)
     options = {"from_logits": True, "label_smoothing": smoothing} if loss == "ce" else {}
     return lossgrad.evaluate(loss, labels[:, None].astype(np.float64), z.astype(kind).astype(np.float64),
-                             convention="torch", dtype=dtype, labels="index", class_weights=weights.tolist(),
-                             ignore_index=IGNORE, **options).grad
+                             convention="torch", dtype=dtype, labels="index", ignore_index=IGNORE,
+                             class_weights=None if weights is None else weights.tolist(), **options).grad
 
 
 def placed_seed(first: int, loss: str, dtype: str, smoothing: float, ignored: bool, rows: int,
@@ -91,13 +94,15 @@ def placed_seed(first: int, loss: str, dtype: str, smoothing: float, ignored: bo
     return first, False
 
 
-def record(k: int, loss: str, dtype: str, smoothing: float, ignored: bool, rows: int, classes: int) -> dict:
+def record(k: int, loss: str, dtype: str, smoothing: float, ignored: bool, rows: int, classes: int,
+           weighted: bool = True) -> dict:
     import torch
 
     kind = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
-    seed, placed = placed_seed(20261205 + 100 * k, loss, dtype, smoothing, ignored, rows, classes)
+    seed, placed = placed_seed(20261205 + 100 * k, loss, dtype, smoothing, ignored, rows, classes) if weighted \
+        else (20261205 + 100 * k, False)
     labels, z, weights = inputs(seed, loss, rows, classes, ignored)
-    target, w = torch.tensor(labels), torch.tensor(weights).to(kind)
+    target, w = torch.tensor(labels), torch.tensor(weights).to(kind) if weighted else None
     held = torch.tensor(z).to(kind)
     f = torch.nn.functional
 
@@ -109,9 +114,9 @@ def record(k: int, loss: str, dtype: str, smoothing: float, ignored: bool, rows:
     leaf = held.clone().requires_grad_()
     value = loss_of(leaf, "mean")
     value.backward()
+    columns = [labels[:, None], held.float().numpy()] + ([] if w is None else [np.tile(w.float().numpy(), (rows, 1))])
     return {"loss": loss, "dtype": dtype, "label_smoothing": smoothing, "ignored": ignored, "shape": [rows, classes],
-            "seed": seed, "placed": placed, "inputs": digest(np.concatenate([labels[:, None], held.float().numpy(),
-                                                           np.tile(w.float().numpy(), (rows, 1))], axis=1)),
+            "seed": seed, "placed": placed, "weighted": weighted, "inputs": digest(np.concatenate(columns, axis=1)),
             "value": str(value.float().item()), "losses": digest(loss_of(held, "none").float().numpy()),
             "grad": digest(leaf.grad.float().numpy())}
 
@@ -120,6 +125,7 @@ def main() -> None:
     import torch
 
     recs = [record(k, *case) for k, case in enumerate(CASES)]
+    recs += [record(len(CASES) + k, *case, weighted=False) for k, case in enumerate(UNWEIGHTED)]
     meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
     OUT.write_text(json.dumps({"versions": meta, "records": recs}, indent=1) + "\n")
     print(f"{OUT}: {len(recs)} records, {meta}")

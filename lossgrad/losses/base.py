@@ -50,6 +50,10 @@ class Parts:
     # the parts with each sample's loss divided by its own divisor first, as a kernel divides them before its mean
     # (PyTorch's ctc: by the target lengths); None: divided here
     divided: Callable[[Array], Parts] | None = None
+    # a value the kernel forms over the whole batch from arrays of one row per sample (value_parts): joined_value
+    # gives it, over N (1: the sum), from every slice's value_parts concatenated in order
+    value_parts: dict[str, Array] | None = None
+    joined_value: Callable[[dict[str, Array], float], float] | None = None
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
