@@ -18,7 +18,11 @@ takes and q's parity: POWER_ROWS, in each part of the rows where XLA splits the 
 row itself (16 to 32 features, by the products its powers take: ALONG_ROW_FROM). The anchor's gradient is one
 multiply-add of the two sides' products, formed from the negative's, but in a single row whose kernel XLA splits
 unevenly and in the ninth of 9 features for a high q (contracts_positive). In bfloat16 from 4096 elements, the
-products into a power's result are kept in float32 (YNNPACK's row sum).
+products into a power's result are kept in float32 (YNNPACK's row sum). In bfloat16 under jit (2 to 32 features,
+below 4096 elements) XLA's row-sum kernel takes the squarings from kernels of their own and forms the products into
+the result, each rounded to bfloat16, and LLVM contracts the last one into the float32 sum as in float32 (an FMA:
+a power beyond float32's range is not rounded to ±inf before it is added, so inf + (−2.61)^95 stays inf where the
+rounded powers give NaN), in lanes along the row that go by the set bits of q (half_plan, half_sum).
 
 jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
 integer_pow: g·(2·x) for 2, g·(q·x^(q−1)) for 3 and more, x^(q−1) again by products, g itself for 1).
@@ -38,7 +42,9 @@ from .lowp_xla import (
     ROW_PLANS,
     XLA_THREADS,
     YNN_FROM,
+    LanePlan,
     Rounder,
+    Stored,
     _fma,
     _in_order,
     _rows,
@@ -234,6 +240,58 @@ def root_slope(h: Array, q: float, r: Rounder, jit: bool = False, k: Rounder = f
     return r(e * r(power_))
 
 
+def half_fused(r: Rounder, jit: bool, q: float, shape: tuple[int, ...]) -> bool:
+    """Whether the row sum of an integral q's powers (q ≥ 3) is XLA's fused loop under jit in bfloat16 (`r` rounds
+    to bfloat16; 2 to 32 features, fewer than YNN_FROM elements): half_sum."""
+    rows, n = shape
+    return (jit and isinstance(r, Stored) and r.half is not np.float16 and integral(q) and q >= 3
+            and 2 <= n <= 32 and rows * n < YNN_FROM)
+
+
+# bfloat16 under jit: XLA computes a power's squarings in kernels of their own and the products into its result
+# (one fewer than the set bits of q, each rounded to bfloat16) in the row sum's kernel, whose loop LLVM vectorizes
+# along the row by the set bits of q (read from XLA's dump of the LLVM IR on jax 0.10.2: the vector.reduce.fadd
+# widths and bin.rdx accumulators of the add_convert_fusion kernel, q = 3 to 17, 19, 20, 21, 23, 24, 27, 31, 32,
+# 47, 63, 64, 95, 127, 128 and 191, 2 to 32 features in a batch of 24 rows and alone; the block orders fitted to
+# JAX's results): in lanes from this many features, in a batch of two rows or more and alone (never for a power of
+# 2, whose rows are added in order)
+HALF_ALONG_FROM = {2: (30, 33), 3: (16, 16), 4: (16, 16), 5: (16, 16), 6: (16, 16), 7: (16, 16)}
+# from this many set bits a row of 8 features is one vector of 8 lanes
+HALF_EIGHT_FROM = 5
+# from this many set bits (in a batch; alone) LLVM interleaves 2 accumulators over rows of 20 to 23 features (4
+# lanes, no epilogue: the rest added in order) and of 32 (8 lanes), which the backend reassociates into the order
+# 0, 2, 3, 1 (fitted to JAX's results)
+HALF_PAIRED_FROM = (6, 7)
+HALF_PAIRED: dict[int, LanePlan] = {20: (4, (0, 2, 3, 1), 0), 32: (8, (0, 2, 3, 1), 0)}
+
+
+def half_plan(q: int, rows: int, n: int) -> LanePlan | None:
+    """The lanes in which XLA's fused loop under jit in bfloat16 adds each row of n features' powers x^q (None: in
+    order): ROW_PLANS from HALF_ALONG_FROM's lengths, as float32's, but HALF_PAIRED's for the costlier kernels,
+    and one vector of 8 for a row of 8 from HALF_EIGHT_FROM set bits."""
+    bits = q.bit_count()
+    if n == 8 and bits >= HALF_EIGHT_FROM:
+        return (8, (0,), 0)
+    batch, alone = HALF_ALONG_FROM.get(min(bits, 7), (33, 33))
+    if n > 32 or n < (alone if rows == 1 else batch):
+        return None
+    if bits >= HALF_PAIRED_FROM[rows == 1] and (20 <= n <= 23 or n == 32):
+        return HALF_PAIRED[20 if n < 32 else 32]
+    return ROW_PLANS[max(k for k in ROW_PLANS if k <= n)]
+
+
+def half_sum(d: Array, q: int, r: Rounder) -> Array:
+    """Σ d^q along each row as XLA's fused loop adds it under jit in bfloat16 (2 to 32 features, fewer than
+    YNN_FROM elements): the products into each power rounded to bfloat16 (`r`), its last product contracted into
+    the float32 sum (an FMA: a product beyond float32's range is not rounded to ±inf on its own, so that +inf plus
+    a power of the other sign stays +inf where the rounded powers would give inf − inf = NaN, and −1.99e38 plus a
+    power of 4.04e38 is 2.05e38, not inf; the product of two bfloat16s is otherwise exact), in LLVM's lanes along
+    the row (half_plan), else in order from +0."""
+    u, v = last_factors(d, q, r)
+    plan = half_plan(q, *d.shape)
+    return _contracted(u, v, False) if plan is None else vector_fma_sum(u, v, plan)
+
+
 def _fused_sum(d: Array, q: float) -> Array:
     """Σ d^q along each row as XLA's fused row loop adds it under jit in float32 (up to 32 features, fewer than
     YNN_FROM elements): an integral q ≥ 3 as the scalar loop adds it (_contracted), but for the rows LLVM's loop
@@ -379,6 +437,8 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
             h = r(product_sum(*last_factors(d, int(q), ftz)) + eps)
         elif fused and d.shape[1] <= 32 and d.size < YNN_FROM:
             h = r(_fused_sum(d, q) + eps)
+        elif half_fused(r, jit, q, d.shape):
+            h = r(r(half_sum(d, int(q), r)) + eps)
         elif fused:
             h = r(xla_sum(ynn_powers(d, q)) + eps)
         else:

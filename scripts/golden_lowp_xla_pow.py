@@ -24,7 +24,7 @@ import lossgrad
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from golden_lowp_xla import _np_dtype, _rounded, _short  # noqa: E402
+from golden_lowp_xla import _apart, _np_dtype, _rounded, _short, undone  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "lowp_xla_pow.json"
 DEGREES = (1.0, 1.5, 3.0, 4.0, 2.5)
@@ -631,6 +631,53 @@ def ynn_row_records(rng) -> list[dict]:
     return out
 
 
+# bfloat16 under jit, an integral q ≥ 3 over 2 to 32 features (lowp_xla_pow.half_sum): (q, rows, features), q's
+# set bits 2 (3), 3 (7), 5 (31, 47), 6 (95) and 7 (127), in a batch and alone, in order and in each kind of lanes
+HALF_FUSED_SHAPES = ((95.0, 24, 28), (95.0, 24, 30), (95.0, 1, 20), (95.0, 3, 32), (3.0, 24, 31), (3.0, 1, 16),
+                     (7.0, 2, 16), (7.0, 1, 24), (31.0, 5, 8), (31.0, 2, 22), (127.0, 1, 32), (47.0, 2, 32))
+
+
+def half_fused_records(rng) -> list[dict]:
+    """"half fused": bfloat16 under jit, where XLA contracts each power's last product into the float32 row sum
+    and adds the rows in lanes by q's set bits; the failing draws of the kind "random, some differences negative",
+    and differences whose powers lie near float32's overflow (_near_overflow), each drawn until lossgrad's result
+    changes with the powers rounded and added in order (lossgrad only places them: JAX's results are recorded)."""
+    from lossgrad import lowp_xla_pow
+
+    out = []
+    for k, (q, rows, n) in enumerate(HALF_FUSED_SHAPES):
+        def draw(rng, q=q, rows=rows, n=n, k=k):
+            if k < 2:
+                return tuple(_rounded(x, "bfloat16") for x in triplets(rng, q, rows, n)[1][:3])
+            return _near_overflow(rng, q, rows, n)
+
+        def run(pos, a, neg, q=q):
+            return _results(lossgrad.evaluate("triplet", *(np.asarray(x, dtype=np.float64) for x in (pos, a)),
+                                              convention="optax", dtype="bfloat16", reduction="none", jit=True,
+                                              negative=np.asarray(neg, dtype=np.float64), margin=1.0,
+                                              norm_degree=q))
+        pos, a, neg = _apart(rng, draw, run, lambda: undone(lowp_xla_pow, "half_fused", lambda *_: False))
+        out.append(record(q, 1.0, True, ("none", "mean", "sum")[k % 3], pos, a, neg,
+                          "half fused, " + ("random, some differences negative" if k < 2 else "near overflow"),
+                          "bfloat16"))
+    return out
+
+
+def _near_overflow(rng, q: float, rows: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Differences whose q-th powers lie near float32's overflow, mixed with zeros and values near 1, signs at
+    random, the anchors 0 (so that the differences are exact), in bfloat16."""
+    big = 1.0e38 ** (1.0 / q)
+
+    def differences() -> np.ndarray:
+        kind = rng.integers(0, 4, (rows, n))
+        above = big * 2.0 ** (rng.uniform(-0.6, 1.2, (rows, n)) * 8 / q)
+        scale = np.select([kind == 0, kind == 1, kind == 2], [0.0, rng.uniform(0.2, 1.2, (rows, n)), above],
+                          big * 2.0 ** (rng.uniform(-3, 0.5, (rows, n)) / q))
+        return _rounded(scale * np.where(rng.random((rows, n)) < 0.5, -1.0, 1.0), "bfloat16")
+    a = np.zeros((rows, n))
+    return _rounded(a - differences(), "bfloat16"), a, _rounded(a - differences(), "bfloat16")
+
+
 def main() -> None:
     from make_golden import jax_versions
 
@@ -652,7 +699,8 @@ def main() -> None:
             + root_lane_records(np.random.default_rng(20261218)) + paired_lane_records(np.random.default_rng(20261219))
             + half_along_rows(np.random.default_rng(20261220)) + more_product_records(np.random.default_rng(20261221))
             + split_records(np.random.default_rng(20261222)) + many_product_records(np.random.default_rng(20261223))
-            + high_degree_records(np.random.default_rng(20261224)) + ynn_row_records(np.random.default_rng(20261226)))
+            + high_degree_records(np.random.default_rng(20261224)) + ynn_row_records(np.random.default_rng(20261226))
+            + half_fused_records(np.random.default_rng(20261237)))
     OUT.write_text(json.dumps({"versions": jax_versions(), "records": recs}) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
 

@@ -64,7 +64,8 @@ def test_the_golden_file_covers_each_degree_mode_reduction_and_shape() -> None:
                     | {(float(q), dtype, True) for q in (11, 13, 15, 23, 31, 39, 61)
                        for dtype in ("float16", "bfloat16")}  # (YNNPACK's sums in the half dtypes)
                     | {(float(q), dtype, True) for q in (192, 256, 384, 512, 1024, 2048, 4096)
-                       for dtype in ("float32", "float16", "bfloat16")})  # (d^(q−1) of 13 products or more)
+                       for dtype in ("float32", "float16", "bfloat16")}  # (d^(q−1) of 13 products or more)
+                    | {(float(q), "bfloat16", True) for q in (95, 127, 47)})  # (the last products contracted)
     # under jit, rows of 2 to 8 features that LLVM vectorizes (4 or 8 rows; 16 or more, with 4 over a group of 8)
     vectorized = {r["options"]["norm_degree"] for r in RECORDS if r["jit"] and 2 <= np.shape(r["pred"])[1] <= 8
                   and (np.shape(r["pred"])[0] in (4, 8) or np.shape(r["pred"])[0] >= 16)}
@@ -316,3 +317,14 @@ def test_a_split_that_more_cores_would_change_is_warned_of() -> None:
     r = lossgrad.evaluate("triplet", near * 0, near, convention="optax", dtype="float32", negative=near - 1.02,
                           norm_degree=23.0, reduction="none")
     assert sum("lossgrad follows 2" in w for w in r.warnings) == 1 and r.jit
+
+
+def test_bfloat16_under_jit_contracts_each_powers_last_product_into_the_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the records "half fused" (JAX's bit for bit above): bfloat16 under jit, q = 3 to 127 over 8 to 32 features,
+    # in a batch and alone, each drawn where lossgrad's result changes with each power rounded to float32 and the
+    # rows added in order: so undone, every one of them differs (NaN where JAX's fused sum keeps ±inf, or inf where
+    # its multiply-add keeps a finite sum)
+    recs = [r for r in RECORDS if (r.get("name") or "").startswith("half fused")]
+    assert len(recs) == 12 and {r["dtype"] for r in recs} == {"bfloat16"} and all(r["jit"] for r in recs)
+    monkeypatch.setattr(lowp_xla_pow, "half_fused", lambda *_: False)
+    assert all(sum(compare(r, _run(r)).values()) for r in recs)
