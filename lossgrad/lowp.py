@@ -533,17 +533,14 @@ class WeightTotals:
     and the sums PyTorch's kernels divide that mean by, each formed once, when first asked for."""
 
     def __init__(self, weights: Array, labels: Array, keep: Array | None, half: Any) -> None:
-        self.picked = np.asarray(weights, dtype=np.float64)[labels]  # (each sample's, as given)
+        picked = np.asarray(weights, dtype=np.float64)[labels]  # (each sample's, as given)
         self.stored = rounder(half)(np.asarray(weights, dtype=np.float64))[labels]  # (in the dtype)
         self.keep, self.half = keep, half
+        # the mean's N as lossgrad forms it: the float32 weights of the samples kept, added in float64 (formed once:
+        # every slice of a long batch asks, through of)
+        self.n = float(np.sum((picked if keep is None else np.where(keep, picked, 0)).astype(F32), dtype=np.float64))
         self._nll: Any = None
         self._summed: Any = None
-
-    @property
-    def n(self) -> float:
-        """The mean's N as lossgrad forms it: the float32 weights of the samples kept, added in float64."""
-        kept = self.picked if self.keep is None else np.where(self.keep, self.picked, 0)
-        return float(np.sum(kept.astype(F32), dtype=np.float64))
 
     def nll(self) -> Any:
         """nll_loss's total weight: the cascade sum of the weights in the dtype."""
