@@ -21,6 +21,7 @@ from .errors import DomainError, NotReproduced, OptionError, fill
 from .evaluation import SLICE_ROWS, Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
 from .losses import LOSSES, Parts
+from .losses.base import Fold
 from .options import Reduction, Setup, setup as make_setup, switch
 from .reduction import Accumulator, ExactSum, leading_shape, micro_warnings, quotient, split_rows, warnings
 
@@ -122,7 +123,7 @@ def run(setup: Setup, batch: Batch) -> Result:
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    slices = Slices()
+    slices = Slices(batch.p.shape[0])
     slices.add(blocks)
     r.value = batch_value(setup, slices, divisor, r)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
@@ -147,33 +148,39 @@ def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
 
 @dataclass
 class Slices:
-    """What a batch's reduced value needs of the slices it was evaluated in: the first one's parts, how many there
-    were, and every slice's value_parts while each has them (None once one has not)."""
+    """What the reduced value of a batch of `rows` samples needs of the slices it was evaluated in: the first one's
+    parts, how many there were, and the fold of every slice's value_parts (Parts.value_fold; None once a slice has
+    none)."""
 
+    rows: int
     first: Parts | None = None
     count: int = 0
-    pieces: list[dict[str, np.ndarray]] | None = field(default_factory=list)
+    fold: Fold | None = None
 
     def add(self, blocks: Sequence[Block]) -> None:
         for b in blocks:
-            self.first = b.parts if self.first is None else self.first
+            parts = b.parts
+            if self.first is None:
+                self.first = parts
+                self.fold = None if parts.value_fold is None else parts.value_fold(self.rows)
             self.count += 1
-            if self.pieces is not None:
-                self.pieces = None if b.parts.value_parts is None else [*self.pieces, b.parts.value_parts]
+            if self.fold is not None and parts.value_parts is not None:
+                self.fold.add(parts.value_parts)
+            else:
+                self.fold = None
 
 
 def batch_value(setup: Setup, slices: Slices, divisor: int | float, r: Result) -> float | None:
     """The reduced value of a batch evaluated in these slices: the kernel's, of a single slice (kernel_value), or
-    over several from their pieces joined (Parts.joined_value); else lossgrad's own sum (r.value), with a warning
-    where the kernel sums otherwise."""
+    over several from their value_parts folded in order (Parts.value_fold); else lossgrad's own sum (r.value), with a
+    warning where the kernel sums otherwise."""
     first = slices.first
     if r.value is None or first is None:
         return r.value
     if slices.count == 1:
         return kernel_value(setup, first, divisor, r)
-    if first.joined_value is not None and slices.pieces:
-        pieces = slices.pieces
-        return first.joined_value({k: np.concatenate([p[k] for p in pieces]) for k in pieces[0]}, divisor)
+    if slices.fold is not None:
+        return slices.fold.value(divisor)
     if first.mean_value is not None:
         r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
                           "evaluated in slices, and the kernel's sum over the whole batch is not reproduced")

@@ -160,6 +160,7 @@ def widened(parts: Parts) -> Parts:
     own = parts.mean_grad
     return replace(parts, losses=parts.losses.astype(np.float64), grad=parts.grad.astype(np.float64),
                    prob=None if parts.prob is None else parts.prob.astype(np.float64), mean_value=None,
+                   value_parts=None, value_fold=None,
                    mean_grad=None if own is None else (lambda n: own(n).astype(np.float64)))
 
 

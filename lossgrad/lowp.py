@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -350,68 +350,120 @@ def _ceil_log2(x: int) -> int:
     return 1 if x <= 2 else (x - 1).bit_length()
 
 
-def _multi_row_sum(v: Array) -> Array:
-    """multi_row_sum: the sums of v[:, i, k] over i (v: rows × size × 4 × lanes), in a cascade of 4 levels of
-    running sums: each level passes its sum up after 2^p additions, p = max(4, ⌈log₂ size⌉ // 4)."""
-    size = v.shape[1]
-    power = max(4, _ceil_log2(size) // 4)
-    step, mask = 1 << power, (1 << power) - 1
-    acc = np.zeros((4,) + v.shape[:1] + v.shape[2:], dtype=v.dtype)
-    i = 0
-    while i + step <= size:
-        for _ in range(step):
-            acc[0] += v[:, i]
-            i += 1
+class Cascade:
+    """multi_row_sum: the sums over `size` groups (each rows × 4 × lanes) that come in order, in pieces of any
+    length, in a cascade of 4 levels of running sums: each level passes its sum up after 2^p additions,
+    p = max(4, ⌈log₂ size⌉ // 4)."""
+
+    def __init__(self, size: int, shape: tuple[int, ...], dtype: Any) -> None:
+        self.power = max(4, _ceil_log2(size) // 4)
+        self.acc = np.zeros((4, *shape), dtype=dtype)
+        self.done = 0  # groups passed up
+        self.pending = np.zeros((shape[0], 0, *shape[1:]), dtype=dtype)
+
+    def add(self, v: Array) -> None:
+        """The next groups (rows × k × 4 × lanes): each whole 2^p of them summed from 0 and passed up."""
+        v = np.concatenate([self.pending, v], axis=1) if self.pending.shape[1] else v
+        step = 1 << self.power
+        blocks = v.shape[1] // step
+        runs = v[:, :blocks * step].reshape(v.shape[0], blocks, step, *v.shape[2:])
+        first = np.zeros_like(runs[:, :, 0])
+        for k in range(step):
+            first = first + runs[:, :, k]
+        for b in range(blocks):
+            self._pass_up(first[:, b])
+        self.pending = v[:, blocks * step:]
+
+    def _pass_up(self, first: Array) -> None:
+        self.done += 1 << self.power
+        mask, acc = (1 << self.power) - 1, self.acc
+        acc[1] += first
+        for j in (1, 2):
+            if self.done & (mask << (j * self.power)):
+                return
+            acc[j + 1] += acc[j]
+            acc[j] = 0
+
+    def close(self) -> Array:
+        """The sum: the groups after the last whole 2^p summed from 0, then the levels' sums added to it."""
+        total: Array = np.zeros_like(self.acc[0])
+        for k in range(self.pending.shape[1]):
+            total += self.pending[:, k]
         for j in range(1, 4):
-            acc[j] += acc[j - 1]
-            acc[j - 1] = 0
-            if i & (mask << (j * power)):
-                break
-    for k in range(i, size):
-        acc[0] += v[:, k]
-    for j in range(1, 4):
-        acc[0] += acc[j]
-    out: Array = acc[0]
-    return out
+            total += self.acc[j]
+        return total
 
 
-def _ilp_sum(v: Array) -> Array:
-    """row_sum: v (rows × size × lanes) summed over its second axis in 4 interleaved cascades, added in order."""
-    rows, size, lanes = v.shape
-    whole = size // 4
-    part = _multi_row_sum(v[:, :whole * 4].reshape(rows, whole, 4, lanes))
-    for i in range(whole * 4, size):
-        part[:, 0] += v[:, i]
-    for k in range(1, 4):
-        part[:, 0] += part[:, k]
-    out: Array = part[:, 0]
-    return out
+class RowSum:
+    """SumKernel's cascade_sum of rows of n elements that come in order, in pieces of any width: vectors of `lanes`
+    (with `loads`, float16 or bfloat16 data loaded HALF_LOAD at a time, the first and second halves of a load added
+    into SUM_LANES float32 lanes: InnerSumCastLoadPolicy), 4 interleaved cascades over them, the vectors after the
+    last 4 added to the first cascade, the 4 added in order; then, from 0, the elements after the last whole vector
+    and the lanes in order. A row shorter than a vector is summed element by element so, with no final sum."""
+
+    def __init__(self, rows: int, n: int, loads: bool = False, lanes: int = SUM_LANES, dtype: Any = F32) -> None:
+        self.unit, self.lanes = (HALF_LOAD, SUM_LANES) if loads else (lanes, lanes)
+        self.bare = n < self.unit
+        if self.bare:
+            self.unit = self.lanes = 1
+        self.vectors = n // self.unit
+        groups = self.vectors // 4
+        self.cascade = Cascade(groups, (rows, 4, self.lanes), dtype)
+        self.grouped = groups * 4 * self.unit  # the elements the cascade takes
+        self.seen = 0
+        self.pending = np.zeros((rows, 0), dtype=dtype)
+        self.tail: list[Array] = []
+
+    def add(self, x: Array) -> None:
+        """The next columns of the rows (rows × k)."""
+        into = max(0, min(x.shape[1], self.grouped - self.seen))
+        self.seen += x.shape[1]
+        if into:
+            v = np.concatenate([self.pending, x[:, :into]], axis=1) if self.pending.shape[1] else x[:, :into]
+            whole = v.shape[1] // (4 * self.unit) * 4 * self.unit
+            self.cascade.add(self._vectors(v[:, :whole]).reshape(v.shape[0], -1, 4, self.lanes))
+            self.pending = v[:, whole:]
+        self.tail.append(x[:, into:])
+
+    def _vectors(self, x: Array) -> Array:
+        """rows × m × lanes: the vectors of x, a load's two halves added."""
+        rows = x.shape[0]
+        if self.unit == self.lanes:
+            return x.reshape(rows, -1, self.lanes)
+        loaded = x.reshape(rows, -1, 2, self.lanes)
+        out: Array = loaded[:, :, 0] + loaded[:, :, 1]
+        return out
+
+    def close(self) -> Array:
+        """Each row's sum."""
+        part = self.cascade.close()
+        tail = np.concatenate(self.tail, axis=1)
+        left = self.vectors * self.unit - self.grouped
+        for v in self._vectors(tail[:, :left]).transpose(1, 0, 2):
+            part[:, 0] += v
+        for k in range(1, 4):
+            part[:, 0] += part[:, k]
+        total: Array = part[:, 0, 0] if self.bare else _lanes_total(tail[:, left:], part[:, 0])
+        return total
 
 
 def torch_sum(x: Array, lanes: int = SUM_LANES) -> Array:
-    """torch.sum over the last axis of a contiguous float32 (or float64) array (SumKernel's cascade_sum): rows of
-    at least one register in vectors of `lanes`, the leftover elements added one by one, then the lanes in order;
-    shorter rows element by element. (One thread: PyTorch splits a reduction of more than 32768 elements among its
-    threads.)"""
+    """torch.sum over the last axis of a contiguous float32 (or float64) array (SumKernel's cascade_sum, RowSum).
+    (One thread: PyTorch splits a reduction of more than 32768 elements among its threads.)"""
     rows, n = x.shape
-    if n < lanes:
-        return _ilp_sum(x[:, :, None])[:, 0]
-    vec = n // lanes
-    return _lanes_total(x[:, vec * lanes:], _ilp_sum(x[:, :vec * lanes].reshape(rows, vec, lanes)))
+    return _summed(RowSum(rows, n, lanes=lanes, dtype=x.dtype), x)
 
 
 def half_sum(x: Array) -> Array:
     """torch.sum over the last axis of a contiguous float16 or bfloat16 tensor (x its values in float32), in
-    float32 before the store rounds it: a row of at least HALF_LOAD elements is loaded HALF_LOAD at a time, each
-    load's first and second halves added into SUM_LANES float32 lanes (InnerSumCastLoadPolicy), which are summed
-    as torch_sum's lanes are, then the leftover elements one by one and the lanes in order; a shorter row
-    element by element."""
+    float32 before the store rounds it (RowSum's loads)."""
     rows, n = x.shape
-    if n < HALF_LOAD:
-        return _ilp_sum(x[:, :, None])[:, 0]
-    vec = n // HALF_LOAD
-    loads = x[:, :vec * HALF_LOAD].reshape(rows, vec, 2, SUM_LANES)
-    return _lanes_total(x[:, vec * HALF_LOAD:], _ilp_sum(loads[:, :, 0] + loads[:, :, 1]))
+    return _summed(RowSum(rows, n, loads=True), x)
+
+
+def _summed(s: RowSum, x: Array) -> Array:
+    s.add(x)
+    return s.close()
 
 
 def _lanes_total(rest: Array, lanes: Array) -> Array:
@@ -424,9 +476,14 @@ def _lanes_total(rest: Array, lanes: Array) -> Array:
     return total
 
 
+def summer(half: Any) -> Callable[[int, int], RowSum]:
+    """The row sum torch.sum runs over rows × n of the `half` dtype (None: float32)."""
+    return lambda rows, n: RowSum(rows, n, loads=half is not None)
+
+
 def kernel_sum(x: Array, half: Any = None) -> Array:
     """torch.sum over the last axis of x, a tensor of the `half` dtype (None: float32), before the store."""
-    return half_sum(x) if half else torch_sum(x)
+    return _summed(summer(half)(*x.shape), x)
 
 
 def row_sums(x: Array, half: Any) -> Array:
@@ -689,7 +746,7 @@ def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, dict
     return losses, grad, o.rnd(expf(logp)), pieces
 
 
-def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[[float], Any]]:
+def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str, Any]]:
     """F.cross_entropy of logit rows against probability rows, smoothed (y·(1 − s) + s/C, each step rounded)
     or class-weighted: −(log p · y · w).sum(1), the mean torch.sum's total over N; the gradient autograd's."""
     rnd, kind = o.rnd, o.half or F32
@@ -707,10 +764,10 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, Callable[
             g = rnd(g * o.weights)
         return log_softmax_backward(rnd(g * t), logp, rnd, o.half is not None)
 
-    def value(n: float) -> Any:
-        total = -rnd(np.asarray(total_sum(terms, o.half)))[()]
-        return total if n == 1 else kind(F32(total) / F32(n))
-    return losses, grad, rnd(expf(logp)), value
+    def value(n: float, total: Callable[[Any], Any]) -> float:
+        stored = -rnd(np.asarray(total(o.half)))[()]
+        return float(stored if n == 1 else kind(F32(stored) / F32(n)))
+    return losses, grad, rnd(expf(logp)), summed(terms, o.half, value)
 
 
 def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Rows:
@@ -733,9 +790,8 @@ def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any,
     prob: Array | None
     with np.errstate(all="ignore"):
         if labels is None:
-            losses, grad, prob, value = ce_probs(y, p, o)
-            return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
-                         mean_value=quiet(lambda n: float(value(n))))
+            losses, grad, prob, fields = ce_probs(y, p, o)
+            return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad), **fields)
         losses, grad, prob, pieces = (nll_loss if loss == "nll" else ce_index)(p, labels, o)
     if o.keep is not None:
         pieces["keep"] = o.keep.astype(F32)
@@ -744,7 +800,22 @@ def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any,
         with np.errstate(all="ignore"):
             return index_value(parts, n, o, p.shape[1])
     return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
-                 mean_value=quiet(lambda n: joined(pieces, n)), value_parts=pieces, joined_value=joined)
+                 mean_value=quiet(lambda n: joined(pieces, n)), value_parts=pieces,
+                 value_fold=lambda rows: Joined(joined))
+
+
+@dataclass
+class Joined:
+    """A batch's value from its samples' pieces (index_value's), every slice's kept and joined in order."""
+
+    of: Callable[[dict[str, Array], float], float]
+    pieces: list[dict[str, Array]] = field(default_factory=list)
+
+    def add(self, parts: dict[str, Array]) -> None:
+        self.pieces.append(parts)
+
+    def value(self, n: float) -> float:
+        return self.of({k: np.concatenate([p[k] for p in self.pieces]) for k in self.pieces[0]}, n)
 
 
 def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, dict[str, Array]]:
@@ -1046,8 +1117,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         with np.errstate(all="ignore"):
             losses, grad, prob, terms = ce(y, p, labels, rnd, half=half)
         # (probability rows: −(log p · y).sum() over N, the stored sum divided)
-        mean = losses_value(terms, rnd, half, False, negated=True)
-        return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=mean)
+        return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad,
+                     **summed_losses(terms, rnd, half, False, negated=True))
     return elementwise_parts(loss, y, p, half, switches, batchmean, options, from_logits, weights)
 
 
@@ -1059,8 +1130,8 @@ def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[s
     with np.errstate(all="ignore"):
         losses, grad, probs, logit_grad = elementwise(loss, y, p, rnd, half, switches, options, from_logits, w)
     # torch.mean divides the float sum (one rounding); kl_div's batchmean, `sum() / N`, the stored sum
-    mean = losses_value(losses, rnd, half, not batchmean)
-    return Parts(losses=losses, grad=quiet(grad)(1), prob=probs, mean_grad=quiet(grad), mean_value=mean,
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=probs, mean_grad=quiet(grad),
+                 **summed_losses(losses, rnd, half, not batchmean),
                  grad_logits=None if logit_grad is None else quiet(logit_grad)(1))
 
 
@@ -1125,9 +1196,8 @@ def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[
     with np.errstate(all="ignore"):
         losses, grads = gaussian_nll(y, p, var, bool(options.get("full")), 1e-6 if eps is None else float(eps), half)
     rnd = rounder(half)
-    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=quiet(lambda n: grads(n)[0])(1), extra_grads={"var": quiet(grads)(1)[1]},
-                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
                  mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
 
 
@@ -1145,9 +1215,8 @@ def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dic
         g1 = rnd(np.where(on, upstream_c(n, rnd), F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
         return g1, -g1
     losses = np.maximum(x, F32(0))
-    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=grads(1)[0], extra_grads={"other": grads(1)[1]},
-                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
                  mean_extra_grads=quiet(lambda n: {"other": grads(n)[1]}))
 
 
@@ -1174,29 +1243,82 @@ def mean_value(summed: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
     return value
 
 
+class TotalSum:
+    """torch.sum of all `size` elements of a tensor of the `half` dtype (None: float32, as torch.mean's sum of a half
+    tensor also is), the elements coming in order, in pieces of any shape: SumKernel over one row, more than GRAIN
+    elements in TensorIterator's two passes, each thread's part summed and stored in the dtype, and the THREADS
+    parts' sums (0 for a thread without a part) then summed."""
+
+    def __init__(self, size: int, half: Any = None) -> None:
+        self.half, self.seen = half, 0
+        self.parts = [(part, summer(half)(1, part.stop - part.start))
+                      for part in (chunks(size) if size > GRAIN else [slice(0, size)])]
+
+    def add(self, x: Array) -> None:
+        flat = np.asarray(x, dtype=F32).reshape(1, -1)
+        for part, s in self.parts:
+            lo, hi = max(part.start, self.seen), min(part.stop, self.seen + flat.shape[1])
+            if lo < hi:
+                s.add(flat[:, lo - self.seen:hi - self.seen])
+        self.seen += flat.shape[1]
+
+    def total(self) -> Any:
+        if len(self.parts) == 1 and self.parts[0][0].stop <= GRAIN:
+            return self.parts[0][1].close()[0]
+        rnd = rounder(self.half)
+        sums = [rnd(s.close())[0] for _, s in self.parts]
+        return kernel_sum(np.array([sums + [F32(0)] * (THREADS - len(sums))], dtype=F32), self.half)[0]
+
+
 def total_sum(x: Array, half: Any = None) -> Any:
-    """torch.sum of all the elements of x, a tensor of the `half` dtype (None: float32, as torch.mean's sum of a half
-    tensor also is), by SumKernel over one row: more than GRAIN elements in TensorIterator's two passes, each
-    thread's part summed and stored in the dtype, and the THREADS parts' sums (0 for a thread without a part)
-    then summed."""
-    flat = x.reshape(1, -1)
-    if flat.size <= GRAIN:
-        return kernel_sum(flat, half)[0]
-    rnd = rounder(half)
-    parts = [rnd(kernel_sum(flat[:, part], half))[0] for part in chunks(flat.size)]
-    return kernel_sum(np.array([parts + [F32(0)] * (THREADS - len(parts))], dtype=F32), half)[0]
+    """torch.sum of all the elements of x (TotalSum)."""
+    s = TotalSum(x.size, half)
+    s.add(x)
+    return s.total()
 
 
-def losses_value(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,
-                 negated: bool = False) -> Callable[[float], float]:
-    """mean_value of torch's sum over all the terms (negated: of −terms): reduction sum, and `sum() / N`, sum the
-    tensor in its dtype; torch.mean (`float_sum`) sums it cast to float32."""
+def terms_value(rnd: Rounder, half: Any, float_sum: bool = True,
+                negated: bool = False) -> Callable[[float, Callable[[Any], Any]], float]:
+    """The value over n (1: the sum) of torch's sum over all the terms (negated: of −terms), total(h) being that
+    sum in dtype h (TotalSum's): reduction sum, and `sum() / N`, sum the tensor in its dtype; torch.mean
+    (`float_sum`) sums it cast to float32."""
     sign = F32(-1) if negated else F32(1)
 
-    def value(n: float) -> float:
+    def value(n: float, total: Callable[[Any], Any]) -> float:
         stored = n == 1 or not float_sum
-        return mean_value(lambda: sign * total_sum(terms, half if stored else None), rnd, half, False, float_sum)(n)
+        return mean_value(lambda: sign * total(half if stored else None), rnd, half, False, float_sum)(n)
     return value
+
+
+def summed(terms: Array, half: Any, of: Callable[[float, Callable[[Any], Any]], float]) -> dict[str, Any]:
+    """Parts' mean_value, value_parts and value_fold for a value `of(n, total)` formed from torch's sum of all the
+    terms (rows of them, one per sample; total(h): the sum in dtype h): over these terms alone, and over a batch's
+    slices' terms as they come (Summed)."""
+    per_row = int(np.prod(terms.shape[1:]))
+    return {"mean_value": quiet(lambda n: of(n, lambda h: total_sum(terms, h))), "value_parts": {"terms": terms},
+            "value_fold": lambda rows: Summed(rows * per_row, half, of)}
+
+
+def summed_losses(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,
+                  negated: bool = False) -> dict[str, Any]:
+    """summed's Parts fields for terms_value: the value torch's sum of the losses (or of −terms) gives."""
+    return summed(terms, half, terms_value(rnd, half, float_sum, negated))
+
+
+class Summed:
+    """A batch's value from torch's sum of all its terms (the slices' value_parts["terms"], `size` of them), summed
+    as they come, in the dtype and in float32 (TotalSum): constant memory over a tensor file of any length."""
+
+    def __init__(self, size: int, half: Any, of: Callable[[float, Callable[[Any], Any]], float]) -> None:
+        self.sums = {h: TotalSum(size, h) for h in (half, None)}
+        self.of = of
+
+    def add(self, parts: dict[str, Array]) -> None:
+        for s in self.sums.values():
+            s.add(parts["terms"])
+
+    def value(self, n: float) -> float:
+        return float(quiet(lambda m: self.of(m, lambda h: self.sums[h].total()))(n))
 
 
 # significand bits (with the implicit one) and the smallest normal exponent of each dtype

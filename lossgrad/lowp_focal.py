@@ -209,9 +209,8 @@ def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any]) -> Parts:
     with np.errstate(all="ignore"):
         losses, grad, prob = focal(y, z, gamma, None if alpha is None else float(alpha), half)
     rnd = lowp.rounder(half)
-    mean = lowp.losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), prob=prob, mean_grad=lowp.quiet(grad),
-                 mean_value=mean)
+                 **lowp.summed_losses(losses, rnd, half))
 
 
 def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Callable[[float], Array]]:
@@ -241,8 +240,8 @@ def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Pa
     rnd = lowp.rounder(half)
     with np.errstate(all="ignore"):
         losses, grad = smooth_l1(y, p, float(beta), rnd, half)
-    mean = lowp.losses_value(losses, rnd, half)
-    return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad), mean_value=mean)
+    return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad),
+                 **lowp.summed_losses(losses, rnd, half))
 
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes

@@ -23,7 +23,7 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, chunks, fma, losses_value, quiet, rounder, row_sums, torch_sqrt, upstream_c
+from .lowp import F32, chunks, fma, quiet, rounder, row_sums, summed_losses, torch_sqrt, upstream_c
 from .lowp_focal import power
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
@@ -222,10 +222,9 @@ def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[
     with np.errstate(all="ignore"):
         losses, grads = triplet(p, y, negative, q, margin, bool(options.get("swap")), half)
     rnd = rounder(half)
-    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=quiet(grads)(1)[0],
                  extra_grads={"target": quiet(grads)(1)[1], "negative": quiet(grads)(1)[2]},
-                 mean_grad=quiet(lambda n: grads(n)[0]), mean_value=mean,
+                 mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
                  mean_extra_grads=quiet(lambda n: {"target": grads(n)[1], "negative": grads(n)[2]}))
 
 
@@ -265,10 +264,9 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
     with np.errstate(all="ignore"):
         losses, grads = cosine_embedding(p, y, labels, float(options.get("margin") or 0.0), half)
     rnd = rounder(half)
-    mean = losses_value(losses, rnd, half)
     extra = None if label is None else {"target": quiet(grads)(1)[1]}
     return Parts(losses=losses, grad=quiet(grads)(1)[0], extra_grads=extra, mean_grad=quiet(lambda n: grads(n)[0]),
-                 mean_value=mean,
+                 **summed_losses(losses, rnd, half),
                  mean_extra_grads=None if label is None else quiet(lambda n: {"target": grads(n)[1]}))
 
 

@@ -25,11 +25,11 @@ from .lowp import (
     Rounder,
     chunks,
     fma,
-    losses_value,
     quiet,
     rounder,
     row_sums,
     sigmoid,
+    summed_losses,
     upstream_c,
 )
 
@@ -219,6 +219,5 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     def grad(n: float) -> Array:
         g = backward(np.full((y.shape[0], 1), upstream_c(n, rnd), dtype=F32))
         return sigmoid_backward(g, q, half) if from_logits else g
-    mean = losses_value(losses, rnd, half)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
-                 mean_value=mean)
+                 **summed_losses(losses, rnd, half))

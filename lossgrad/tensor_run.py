@@ -323,7 +323,7 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     per_sample = s.per_sample_for(r.geometry.width)
     parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
     divided: set[str] = set()
-    slices = Slices()  # (one slice alone is summed in the kernel's order; several, from their pieces joined)
+    slices = Slices(r.geometry.rows)  # (one slice alone is summed in the kernel's order; several, by their fold)
     for a, blocks, counted in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
         slices.add(blocks)

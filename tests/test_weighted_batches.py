@@ -86,7 +86,7 @@ def test_the_value_over_slices_joins_their_pieces(monkeypatch: pytest.MonkeyPatc
 def _without_pieces(self: api.Slices, blocks: list) -> None:
     self.first = blocks[0].parts if self.first is None else self.first
     self.count += len(blocks)
-    self.pieces = None
+    self.fold = None
 
 
 def test_a_tensor_file_in_blocks_divides_by_the_whole_batchs_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, SupportsFloat
+from typing import Any, Protocol, SupportsFloat
 
 import numpy as np
 
@@ -50,10 +50,19 @@ class Parts:
     # the parts with each sample's loss divided by its own divisor first, as a kernel divides them before its mean
     # (PyTorch's ctc: by the target lengths); None: divided here
     divided: Callable[[Array], Parts] | None = None
-    # a value the kernel forms over the whole batch from arrays of one row per sample (value_parts): joined_value
-    # gives it, over N (1: the sum), from every slice's value_parts concatenated in order
+    # a value the kernel forms over the whole batch from arrays of rows, one per sample (value_parts): value_fold,
+    # given the batch's number of samples, takes every slice's value_parts in order and gives it
     value_parts: dict[str, Array] | None = None
-    joined_value: Callable[[dict[str, Array], float], float] | None = None
+    value_fold: Callable[[int], Fold] | None = None
+
+
+class Fold(Protocol):
+    """A batch's reduced value, formed from its slices' value_parts as they come."""
+
+    def add(self, parts: dict[str, Array]) -> None: ...
+
+    def value(self, n: float) -> float:
+        """The value over N = n (1: the sum)."""
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
