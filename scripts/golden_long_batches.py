@@ -1,0 +1,188 @@
+"""Record PyTorch's reduced values over batches of more than 32,768 samples, for tests/golden/long_batches.json (read
+by tests/test_long_batches.py).
+
+torch.mean and torch.sum of a loss tensor run SumKernel over all its elements: more than 32,768 of them split between
+the threads, each thread's half summed in its cascade of partial sums, the halves' sums then added. lossgrad
+evaluates a long batch in slices of 32,768 samples, and takes that sum over all the slices' losses as they come
+(lowp.TotalSum, Parts.value_fold); these records hold it to PyTorch's value over the whole batch, for every loss whose
+PyTorch convention lossgrad reproduces and whose value is such a sum (nll_loss's cascade over class indexes has
+its own records, tests/golden/weighted_batches.json).
+
+Each record: the case (loss, dtype, reduction, rows, outputs per sample), the seed its inputs come from (inputs():
+pure numpy, so the test rebuilds them) with the SHA-256 of the inputs as the dtype holds them, and torch's value in
+float32; `placed` says the seed is the first from the case's whose value under lossgrad changes when lossgrad's own
+sum of the losses stands in for PyTorch's (a half dtype's rounding hides the order more often). The torch version,
+threads and CPU capability are recorded.
+
+    python3 scripts/golden_long_batches.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from make_golden import torchvision_focal, versions  # noqa: E402
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "long_batches.json"
+# (loss, dtype, reduction, rows, outputs per sample); bce-logits and bce-probs are bce from logits and on
+# probabilities, ce-probs ce from logits against probability rows
+CASES = (("mse", "float32", "mean", 70000, 3), ("mse", "bfloat16", "sum", 50000, 2),
+         ("mae", "float32", "sum", 40000, 5), ("mae", "float16", "mean", 66000, 1),
+         ("huber", "float32", "mean", 70001, 3), ("smooth-l1", "float32", "sum", 45000, 2),
+         ("bce-logits", "float32", "mean", 70000, 2), ("bce-logits", "bfloat16", "sum", 40000, 3),
+         ("bce-probs", "float32", "sum", 50000, 2), ("poisson", "float16", "sum", 40000, 2),
+         ("kl", "float32", "sum", 40000, 4), ("ce-probs", "float32", "mean", 40000, 5),
+         ("ce-probs", "bfloat16", "sum", 35000, 4), ("gaussian-nll", "bfloat16", "sum", 40000, 2),
+         ("margin-ranking", "float32", "sum", 70000, 1), ("focal", "float32", "mean", 40000, 3),
+         ("triplet", "float32", "sum", 40000, 3), ("cosine-embedding", "float32", "mean", 40000, 3))
+
+
+def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """Targets, predictions and the loss's further inputs (by lossgrad's names), float32 values."""
+    rng = np.random.default_rng(seed)
+    z = rng.standard_normal((rows, width)) * 2
+    extra: dict[str, np.ndarray] = {}
+    if loss in ("bce-logits", "bce-probs", "focal"):
+        y = (rng.random((rows, width)) < 0.3).astype(np.float64)
+        p = 1 / (1 + np.exp(-z)) if loss == "bce-probs" else z
+    elif loss == "poisson":
+        y, p = rng.poisson(2.0, (rows, width)).astype(np.float64), z
+    elif loss in ("kl", "ce-probs"):
+        y = np.exp(rng.standard_normal((rows, width)))
+        y /= y.sum(axis=1, keepdims=True)
+        p = np.minimum(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), 0) if loss == "kl" else z
+    elif loss == "margin-ranking":
+        y, p = np.where(rng.random((rows, width)) < 0.5, -1.0, 1.0), z
+        extra["other"] = rng.standard_normal((rows, width))
+    elif loss == "cosine-embedding":
+        y, p = rng.standard_normal((rows, width)), z
+        extra["label"] = np.where(rng.random(rows) < 0.5, -1.0, 1.0)
+    else:
+        y, p = rng.standard_normal((rows, width)), z
+        if loss == "gaussian-nll":
+            extra["var"] = np.exp(rng.standard_normal((rows, width)))
+        if loss == "triplet":
+            extra["negative"] = rng.standard_normal((rows, width))
+    return (y.astype(np.float32).astype(np.float64), p.astype(np.float32).astype(np.float64),
+            {k: v.astype(np.float32).astype(np.float64) for k, v in extra.items()})
+
+
+def held(x: np.ndarray, dtype: str) -> np.ndarray:
+    """x as the dtype holds it, in float64 (lossgrad's input)."""
+    import ml_dtypes
+
+    kind = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[dtype]
+    return np.asarray(x).astype(kind).astype(np.float64)
+
+
+def held_inputs(seed: int, case: tuple) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """inputs() with the predictions, the targets and the further inputs rounded to the dtype (the ±1 labels are
+    exact)."""
+    loss, dtype, _, rows, width = case
+    y, p, extra = inputs(seed, loss, rows, width)
+    return held(y, dtype), held(p, dtype), {k: held(v, dtype) for k, v in extra.items()}
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """SHA-256 of the arrays' float32 bytes, in C order, one after another."""
+    h = hashlib.sha256()
+    for a in arrays:
+        h.update(np.ascontiguousarray(np.asarray(a, dtype=np.float32)).tobytes())
+    return h.hexdigest()
+
+
+def lossgrad_call(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> tuple[str, dict]:
+    """lossgrad's loss name and evaluate() options for a case."""
+    loss, dtype, reduction, _, _ = case
+    options: dict[str, Any] = {"convention": "torch", "dtype": dtype, "reduction": reduction, **extra}
+    name = {"bce-logits": "bce", "bce-probs": "bce", "ce-probs": "ce"}.get(loss, loss)
+    options |= {"huber": {"delta": 0.7}, "smooth-l1": {"beta": 0.6}, "poisson": {"from_logits": True, "full": True},
+                "kl": {"log_input": True}, "ce-probs": {"from_logits": True, "labels": "onehot"},
+                "bce-logits": {"from_logits": True}, "margin-ranking": {"margin": 0.2},
+                "focal": {"from_logits": True, "gamma": 2.0, "alpha": 0.25}, "triplet": {"margin": 1.0},
+                "cosine-embedding": {"margin": 0.1}}.get(loss, {})
+    return name, options
+
+
+def lossgrads_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
+    import lossgrad
+
+    name, options = lossgrad_call(case, y, p, extra)
+    return float(lossgrad.evaluate(name, y, p, **options).value)
+
+
+def placed_seed(first: int, case: tuple) -> tuple[int, bool]:
+    """The first seed from `first` whose value under lossgrad changes when lossgrad's own sum stands in for the
+    kernel's (the slices' fold undone), and True; else `first` and False."""
+    from lossgrad import api
+
+    add = api.Slices.add
+
+    def unfolded(self: api.Slices, blocks: list) -> None:
+        add(self, blocks)
+        self.fold = None
+    for seed in range(first, first + 40):
+        y, p, extra = held_inputs(seed, case)
+        folded = lossgrads_value(case, y, p, extra)
+        api.Slices.add = unfolded  # type: ignore[method-assign]
+        try:
+            own = lossgrads_value(case, y, p, extra)
+        finally:
+            api.Slices.add = add  # type: ignore[method-assign]
+        if np.float32(folded) != np.float32(own):
+            return seed, True
+    return first, False
+
+
+def torch_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
+    """PyTorch's reduced value of the case, its inputs in the dtype."""
+    import torch
+
+    loss, dtype, reduction, _, _ = case
+    kind = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
+    f = torch.nn.functional
+    ty, tp = torch.tensor(y).to(kind), torch.tensor(p).to(kind)
+    more = {k: torch.tensor(v).to(kind) for k, v in extra.items()}
+    r = {"reduction": reduction}
+    calls = {
+        "mse": lambda: f.mse_loss(tp, ty, **r), "mae": lambda: f.l1_loss(tp, ty, **r),
+        "huber": lambda: f.huber_loss(tp, ty, delta=0.7, **r),
+        "smooth-l1": lambda: f.smooth_l1_loss(tp, ty, beta=0.6, **r),
+        "bce-logits": lambda: f.binary_cross_entropy_with_logits(tp, ty, **r),
+        "bce-probs": lambda: f.binary_cross_entropy(tp, ty, **r),
+        "poisson": lambda: f.poisson_nll_loss(tp, ty, log_input=True, full=True, **r),
+        "kl": lambda: f.kl_div(tp, ty, **r), "ce-probs": lambda: f.cross_entropy(tp, ty, **r),
+        "gaussian-nll": lambda: f.gaussian_nll_loss(tp, ty, more["var"], **r),
+        "margin-ranking": lambda: f.margin_ranking_loss(tp, more["other"], ty, margin=0.2, **r),
+        "focal": lambda: torchvision_focal()(tp, ty, alpha=0.25, gamma=2.0, **r),
+        "triplet": lambda: f.triplet_margin_loss(tp, ty, more["negative"], margin=1.0, **r),
+        "cosine-embedding": lambda: f.cosine_embedding_loss(tp, ty, more["label"], margin=0.1, **r)}
+    return float(calls[loss]().float().item())
+
+
+def record(k: int, case: tuple) -> dict:
+    seed, placed = placed_seed(20261205 + 100 * k, case)
+    y, p, extra = held_inputs(seed, case)
+    loss, dtype, reduction, rows, width = case
+    return {"loss": loss, "dtype": dtype, "reduction": reduction, "shape": [rows, width], "seed": seed,
+            "placed": placed, "inputs": digest(y, p, *extra.values()), "value": str(torch_value(case, y, p, extra))}
+
+
+def main() -> None:
+    import torch
+
+    recs = [record(k, case) for k, case in enumerate(CASES)]
+    meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    OUT.write_text(json.dumps({"versions": meta, "records": recs}, indent=1) + "\n")
+    print(f"{OUT}: {len(recs)} records, {sum(r['placed'] for r in recs)} placed, {meta}")
+
+
+if __name__ == "__main__":
+    main()

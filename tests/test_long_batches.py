@@ -1,0 +1,122 @@
+"""PyTorch's reduced values over batches of more than 32,768 samples, recorded by scripts/golden_long_batches.py in
+tests/golden/long_batches.json: torch.mean and torch.sum over all of a batch's losses, which lossgrad evaluates in
+slices and sums as they come (lowp.TotalSum, Parts.value_fold), in memory and from tensor files in blocks."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import golden_script, live_rounds
+from lossgrad import api, cli, lowp, tensor_run
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "long_batches.json"
+DATA = json.loads(GOLDEN.read_text())
+
+
+def _case(rec: dict) -> tuple:
+    return rec["loss"], rec["dtype"], rec["reduction"], *rec["shape"]
+
+
+def _inputs(rec: dict) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
+    """The record's inputs rebuilt from its seed, in the dtype, checked by their digest."""
+    golden = golden_script("golden_long_batches")
+    y, p, extra = golden.held_inputs(rec["seed"], _case(rec))
+    assert golden.digest(y, p, *extra.values()) == rec["inputs"]
+    return y, p, extra
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    y, p, extra = _inputs(rec)
+    name, options = golden_script("golden_long_batches").lossgrad_call(_case(rec), y, p, extra)
+    return lossgrad.evaluate(name, y, p, **options)
+
+
+def _same(value: object, recorded: str) -> bool:
+    a, b = np.float32(value), np.float32(recorded)  # type: ignore[arg-type]
+    return bool(a == b or (np.isnan(a) and np.isnan(b)))
+
+
+@pytest.mark.parametrize("rec", DATA["records"], ids=[f"{r['loss']}-{r['dtype']}-{r['reduction']}-"
+                                                      f"{'x'.join(map(str, r['shape']))}" for r in DATA["records"]])
+def test_the_value_over_slices_is_pytorchs_over_the_whole_batch(rec: dict) -> None:
+    r = _run(rec)
+    assert r.warnings == []
+    assert _same(r.value, rec["value"]), (r.value, rec["value"])
+
+
+def _unfolded(self: api.Slices, blocks: list) -> None:
+    self.first = blocks[0].parts if self.first is None else self.first
+    self.count += len(blocks)
+    self.fold = None
+
+
+def test_lossgrads_own_sum_is_apart_where_the_records_were_placed(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert DATA["versions"]["threads"] == lowp.THREADS
+    # with lossgrad's own sum of the losses standing in (and a warning saying so), the placed records are apart
+    monkeypatch.setattr(api.Slices, "add", _unfolded)
+    runs = [_run(rec) for rec in DATA["records"]]
+    assert all(any(w.startswith("the reduced value is lossgrad's own sum") for w in r.warnings) for r in runs)
+    apart = [not _same(r.value, rec["value"]) for r, rec in zip(runs, DATA["records"], strict=True)]
+    assert apart == [rec["placed"] for rec in DATA["records"]] and sum(apart) >= 12, apart
+
+
+def test_a_tensor_file_in_blocks_gives_the_whole_batchs_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str]) -> None:
+    rec = next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"])
+    y, p, _ = _inputs(rec)
+    np.save(tmp_path / "y.npy", y.astype(np.float32))
+    np.save(tmp_path / "p.npy", p.astype(np.float32))
+    # (blocks of 30,000 rows: the batch's 70,001 in three blocks, the last in one slice with the rows before it)
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * rec["shape"][1] * 30000)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["huber", "--delta", "0.7", "-c", "torch", "--dtype", rec["dtype"], "-p", str(tmp_path / "p.npy"),
+                  "-y", str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"), "-f", "json"])
+    assert e.value.code == 0
+    said = json.loads(capsys.readouterr().out)
+    assert "warnings" not in said and _same(said["value"], rec["value"])
+
+
+@pytest.mark.parametrize("half", [None, np.float16])
+@pytest.mark.parametrize("size", [1, 100, 32768, 32769, 70001, 250003])
+def test_torch_sum_taken_in_pieces_is_the_sum_of_the_whole(size: int, half: object) -> None:
+    # TotalSum fed in pieces of any length (a tensor file's blocks) sums as over the array at once: the cascade's
+    # levels and the threads' halves carried across the cuts
+    rng = np.random.default_rng(size)
+    x = (rng.standard_normal(size) * 100).astype(np.float32)
+    x = x if half is None else x.astype(half).astype(np.float32)
+    whole = np.float32(lowp.total_sum(x, half))
+    for cuts in ([], [size // 2], sorted(rng.integers(0, size, 7)), list(range(1000, size, 4097))):
+        s = lowp.TotalSum(size, half)
+        for piece in np.split(x, cuts):
+            s.add(piece)
+        assert np.float32(s.total()).tobytes() == whole.tobytes(), cuts
+
+
+def test_torch_sum_of_a_float32_row_worked_by_hand() -> None:
+    # 2**24 and 34 ones: 4 vectors of 8 lanes in 4 interleaved cascades (one each), then, from 0, the 3 leftover
+    # elements and the 8 lanes. Float32's step at 2**24 is 2, ties to even. Lane 0: 2**24 + 1 + 1 + 1 one at a
+    # time stays 2**24; lanes 1 to 7 hold 4 each. The final sum: 3, + 2**24 = 2**24 + 4 (the even neighbour),
+    # + 7 · 4 = 2**24 + 32 (a sum one by one from the left would be 2**24; the exact sum is 2**24 + 34).
+    x = np.ones((1, 35), dtype=np.float32)
+    x[0, 0] = 2.0 ** 24
+    assert lowp.torch_sum(x)[0] == np.float32(2 ** 24 + 32)
+
+
+def test_fresh_long_batches_against_live_torch(live_rng: np.random.Generator) -> None:
+    # every case's loss on fresh inputs and lengths: lossgrad's value is PyTorch's, without a warning (live)
+    torch = pytest.importorskip("torch")
+    torch.set_num_threads(lowp.THREADS)
+    golden = golden_script("golden_long_batches")
+    rng = live_rng
+    for i in range(live_rounds(4, 40)):
+        loss, dtype, reduction, _, _ = golden.CASES[int(rng.integers(len(golden.CASES)))]
+        case = (loss, dtype, reduction, int(rng.integers(33000, 80000)), int(rng.integers(1, 5)))
+        y, p, extra = golden.held_inputs(int(rng.integers(2 ** 31)), case)
+        name, options = golden.lossgrad_call(case, y, p, extra)
+        r = lossgrad.evaluate(name, y, p, **options)
+        assert r.warnings == [] and _same(r.value, str(golden.torch_value(case, y, p, extra))), (i, case, r.value)
