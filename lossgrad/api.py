@@ -21,9 +21,8 @@ from .errors import DomainError, NotReproduced, OptionError, fill
 from .evaluation import SLICE_ROWS, Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
 from .losses import LOSSES, Parts
-from .losses.base import Fold
 from .options import Reduction, Setup, setup as make_setup, switch
-from .reduction import Accumulator, ExactSum, leading_shape, micro_warnings, quotient, split_rows, warnings
+from .reduction import Accumulator, ExactSum, Slices, leading_shape, micro_warnings, quotient, split_rows, warnings
 
 
 @dataclass
@@ -59,6 +58,8 @@ class Result:
 
 
 def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
+    if acc.slices is not None:
+        acc.slices.add([b.parts for b in blocks])
     for b in blocks:
         if b.unnormalised is not None:
             acc.unnormalised.add(b.unnormalised, acc.rows)
@@ -119,13 +120,12 @@ def run(setup: Setup, batch: Batch) -> Result:
     except DomainError as e:
         raise batch.error(e) from None
     acc = Accumulator()
+    acc.slices = Slices(batch.p.shape[0])
     accumulate(setup, acc, blocks)
     r = summary(setup, acc, setup.per_sample_for(batch.p.shape[1]))
     _, divisor = acc.finish(setup.reduction.value, setup.np_dtype)
     r.losses = np.concatenate([b.parts.losses for b in blocks])
-    slices = Slices(batch.p.shape[0])
-    slices.add(blocks)
-    r.value = batch_value(setup, slices, divisor, r)
+    r.value = batch_value(setup, acc.slices, divisor, r)
     with np.errstate(all="ignore"):  # (an infinite gradient over an infinite N is NaN: a result, warned of)
         kernel = any(b.parts.mean_grad is not None or b.parts.mean_extra_grads is not None for b in blocks)
         if kernel:  # (a kernel that brings 1/N in before it rounds)
@@ -146,30 +146,6 @@ def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:
     return None if arrays[0] is None else np.concatenate(arrays)
 
 
-@dataclass
-class Slices:
-    """What the reduced value of a batch of `rows` samples needs of the slices it was evaluated in: the first one's
-    parts, how many there were, and the fold of every slice's value_parts (Parts.value_fold; None once a slice has
-    none)."""
-
-    rows: int
-    first: Parts | None = None
-    count: int = 0
-    fold: Fold | None = None
-
-    def add(self, blocks: Sequence[Block]) -> None:
-        for b in blocks:
-            parts = b.parts
-            if self.first is None:
-                self.first = parts
-                self.fold = None if parts.value_fold is None else parts.value_fold(self.rows)
-            self.count += 1
-            if self.fold is not None and parts.value_parts is not None:
-                self.fold.add(parts.value_parts)
-            else:
-                self.fold = None
-
-
 def batch_value(setup: Setup, slices: Slices, divisor: int | float, r: Result) -> float | None:
     """The reduced value of a batch evaluated in these slices: the kernel's, of a single slice (kernel_value), or
     over several from their value_parts folded in order (Parts.value_fold); else lossgrad's own sum (r.value), with a
@@ -179,11 +155,12 @@ def batch_value(setup: Setup, slices: Slices, divisor: int | float, r: Result) -
         return r.value
     if slices.count == 1:
         return kernel_value(setup, first, divisor, r)
-    if slices.fold is not None:
-        return slices.fold.value(divisor)
+    if (fold := slices.folded()) is not None:
+        return fold.value(divisor)
     if first.mean_value is not None:
+        unknown = "; a stream's length is not known beforehand: give it as a file" if slices.rows is None else ""
         r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
-                          "evaluated in slices, and the kernel's sum over the whole batch is not reproduced")
+                          f"evaluated in slices, and the kernel's sum over the whole batch is not reproduced{unknown}")
     return r.value
 
 

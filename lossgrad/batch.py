@@ -35,7 +35,7 @@ from .inputs import (
     quick_count_lines,
 )
 from .options import Reduction, Setup
-from .reduction import Accumulator
+from .reduction import Accumulator, Slices
 from .render import Progress, csv_header, extra_header, grad_order, rows_table, write_table
 
 Pieces = list[tuple[np.ndarray, np.ndarray]]
@@ -227,8 +227,9 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
     t0 = time.perf_counter()
 
     def process(chunk: Chunk) -> None:
-        if writer.divisor is None and writer.spool is None:
+        if acc.slices is None:  # (the first block: N, where it is known beforehand, and the count of rows)
             _decide(setup, writer, rows, k)
+            acc.slices = Slices(_resolved(rows))
         pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None)
         if writer.spool is not None and kernel_mean(setup):  # (evaluated again once N is known)
             pieces = _inputs(source, chunk)
@@ -245,6 +246,8 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
         watch.check()
         _finish(setup, source.layout, acc, writer, compute)
         writer.write_header()
+        if acc.slices is not None and not _whole_batch_sums(setup, acc):
+            acc.slices.fold = None
     except (InputError, Miscounted):
         # a bad row, or rows miscounted, in a file that changed: the change is what went wrong, and no more rows
         # are written
@@ -266,12 +269,23 @@ def _decide(setup: Setup, writer: _Writer, rows: Any, k: int) -> None:
     if setup.reduction is not Reduction.MEAN:
         writer.divisor = 1
         return
-    n_rows = rows.result() if hasattr(rows, "result") else rows
+    n_rows = _resolved(rows) if countable(setup) else None
     if n_rows is None:
         writer.spool = _Spool()
     else:
         writer.divisor = n_rows * k
         writer.divided = kernel_mean(setup)
+
+
+def _resolved(rows: Any) -> int | None:
+    """The count of data rows (`rows`: a number, a future of one, or None)."""
+    return rows.result() if hasattr(rows, "result") else rows  # type: ignore[no-any-return]
+
+
+def _whole_batch_sums(setup: Setup, acc: Accumulator) -> bool:
+    """Whether the kernels' sums over the whole batch (the reduced value's) can be formed from the blocks: not for
+    PyTorch's class-weighted mean over several blocks, each of which divides by its own weights (_weights_total)."""
+    return acc.pieces <= 1 or setup.reduction is not Reduction.MEAN or setup.params.get("class_weights") is None
 
 
 def kernel_mean(setup: Setup) -> bool:
@@ -373,17 +387,23 @@ def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accum
         raise changed_error(str(name)) from None
 
 
-def _how_to_count(setup: Setup, request: CsvRequest, rewindable: bool) -> str | None:
-    """None (no N needed beforehand, or spooled), "quick" (line ends alone, checked at the end) or "checked"
-    (a count that checks every line)."""
-    # a mean's N is the row count unless rows are left out or weighted (ignore_index, class_weights, exact's
-    # sample_weight): then only the end knows it
-    countable = setup.params.get("ignore_index") is None and setup.params.get("class_weights") is None and not (
+def countable(setup: Setup) -> bool:
+    """Whether a mean's N is the row count: not where rows are left out or weighted (ignore_index, class_weights,
+    exact's sample_weight), which only the end knows."""
+    return setup.params.get("ignore_index") is None and setup.params.get("class_weights") is None and not (
         setup.sample_weight and setup.conv.sample_weight_mean == "sum-of-weights")
+
+
+def _how_to_count(setup: Setup, request: CsvRequest, rewindable: bool) -> str | None:
+    """None (no count needed beforehand, or spooled), "quick" (line ends alone, checked at the end) or "checked"
+    (a count that checks every line). A mean's N is counted; so are the rows of a file whose kernels sum over the
+    whole batch (Slices: a wrong quick count only leaves the value to lossgrad's sum)."""
     path = request.path
-    if not (setup.reduction is Reduction.MEAN and countable and path not in (None, "-") and os.path.isfile(path)):
+    if path in (None, "-") or not os.path.isfile(path):
         return None
-    return "quick" if rewindable else "checked"
+    if setup.reduction is Reduction.MEAN and countable(setup):
+        return "quick" if rewindable else "checked"
+    return "quick" if setup.lowp and setup.reduction is not Reduction.NONE else None
 
 
 def _rewind_point(out: IO[bytes]) -> int | None:

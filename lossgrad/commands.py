@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from . import autocast, conventions, render
-from .api import Result, micro_batches, run, summary
+from .api import Result, batch_value, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .flags import SEQUENCE
 from .inputs import Batch, CsvRequest, parse_inline, read
@@ -158,6 +158,8 @@ def _run_batch(s: Setup, kw: dict[str, Any]) -> None:
     with render.open_output(kw.get("output"), binary=True, inputs=_inputs(kw)) as out:
         s, acc, per_sample = batch.run(s, _request(kw, s.loss.name), out)
     r = summary(s, acc, per_sample)
+    if acc.slices is not None:  # (the kernel's own value, as a batch held in memory gives it)
+        r.value = batch_value(s, acc.slices, acc.finish(s.reduction.value, s.np_dtype)[1], r)
     render.warn(r.warnings)
     if kw.get("explain"):
         sys.stderr.write("".join(line + "\n" for line in _formulas(s, r)))

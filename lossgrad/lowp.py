@@ -1293,10 +1293,10 @@ def terms_value(rnd: Rounder, half: Any, float_sum: bool = True,
 def summed(terms: Array, half: Any, of: Callable[[float, Callable[[Any], Any]], float]) -> dict[str, Any]:
     """Parts' mean_value, value_parts and value_fold for a value `of(n, total)` formed from torch's sum of all the
     terms (rows of them, one per sample; total(h): the sum in dtype h): over these terms alone, and over a batch's
-    slices' terms as they come (Summed)."""
+    slices' terms as they come (Summed; it needs the batch's rows beforehand, for the threads' halves)."""
     per_row = int(np.prod(terms.shape[1:]))
     return {"mean_value": quiet(lambda n: of(n, lambda h: total_sum(terms, h))), "value_parts": {"terms": terms},
-            "value_fold": lambda rows: Summed(rows * per_row, half, of)}
+            "value_fold": lambda rows: None if rows is None else Summed(rows * per_row, half, of)}
 
 
 def summed_losses(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,

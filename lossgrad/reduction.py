@@ -9,10 +9,17 @@ the block size; two accumulators over consecutive parts of an input merge into t
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from .errors import OptionError, counted
+
+if TYPE_CHECKING:
+    from .losses._ops import Array
+    from .losses.base import Fold, Parts
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -66,9 +73,56 @@ class Found:
             self.first = (row0 + other.first[0], other.first[1])
 
 
+# a stream whose length is not known beforehand holds its slices' value_parts until it ends, up to this many values
+HELD_VALUES = 1 << 23
+
+
+@dataclass
+class Slices:
+    """What the kernel's reduced value of a batch of `rows` samples needs of the slices it is evaluated in: the first
+    one's parts, how many there were, the rows they held, and the fold of every slice's value_parts
+    (Parts.value_fold; None once a slice has none). Where `rows` is not known beforehand (None: a stream) the
+    value_parts are held, up to HELD_VALUES values, and folded once the stream has ended."""
+
+    rows: int | None
+    first: Parts | None = None
+    count: int = 0
+    seen: int = 0
+    fold: Fold | None = None
+    held: list[dict[str, Array]] | None = field(default_factory=list)
+
+    def add(self, slices: Sequence[Parts]) -> None:
+        for parts in slices:
+            if self.first is None:
+                self.first = parts
+                self.fold = None if parts.value_fold is None else parts.value_fold(self.rows)
+            self.count += 1
+            self.seen += parts.grad.shape[0]
+            if parts.value_parts is None:
+                self.fold = self.held = None
+            elif self.fold is not None:
+                self.fold.add(parts.value_parts)
+            elif self.held is not None and self.rows is None:
+                self.held.append(parts.value_parts)
+                if sum(a.size for p in self.held for a in p.values()) > HELD_VALUES:
+                    self.held = None
+
+    def folded(self) -> Fold | None:
+        """The fold over the whole batch, once it has been seen (None where it cannot be formed)."""
+        first = self.first
+        if self.fold is None and self.rows is None and self.held and first is not None and first.value_fold:
+            self.rows = self.seen
+            fold = first.value_fold(self.seen)
+            if fold is not None:
+                for parts in self.held:
+                    fold.add(parts)
+            self.fold, self.held = fold, None
+        return self.fold if self.rows in (None, self.seen) else None
+
+
 class Accumulator:
     """What the reduction needs of the blocks seen so far: the sum of their losses, N, the rows, and the NaN and
-    infinite losses among them."""
+    infinite losses among them; `slices`, where set, what the kernel's own reduced value needs of them."""
 
     def __init__(self) -> None:
         self.total = Total()
@@ -80,6 +134,7 @@ class Accumulator:
         self.notes: dict[str, None] = {}  # the kernels' warnings (Parts.warnings), each once, as first seen
         self.blocks = 0
         self.pieces = 0  # a stream's blocks of rows, each evaluated alone (its kernels' sums its own)
+        self.slices: Slices | None = None
 
     def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
             overflowed: np.ndarray | None = None) -> None:

@@ -18,13 +18,13 @@ from typing import Any
 import numpy as np
 
 from . import errors, render, tensor_out
-from .api import Slices, accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
+from .api import accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
 from .inputs import Batch, parse_inline
 from .options import Setup, setup
-from .reduction import Accumulator, formulas, micro_formulas, split_rows
+from .reduction import Accumulator, Slices, formulas, micro_formulas, split_rows
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 
 BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
@@ -320,13 +320,12 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     that divides before it rounds, by the kernel itself)."""
     known = _kernel_divisor(s, r, weight) if spools else None
     acc = Accumulator()
+    acc.slices = Slices(r.geometry.rows)  # (one slice alone is summed in the kernel's order; several, by their fold)
     per_sample = s.per_sample_for(r.geometry.width)
     parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
     divided: set[str] = set()
-    slices = Slices(r.geometry.rows)  # (one slice alone is summed in the kernel's order; several, by their fold)
     for a, blocks, counted in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
-        slices.add(blocks)
         if parts:
             accumulate(s, parts[a // r.cut], blocks)
         losses = np.concatenate([b.parts.losses.reshape(-1) for b in blocks])
@@ -340,7 +339,7 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                     spool.add(part)
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
-    result.value = batch_value(s, slices, divisor, result)  # (as lossgrad.api.run gives it)
+    result.value = batch_value(s, acc.slices, divisor, result)  # (as lossgrad.api.run gives it)
     written = [tensor_out.Written(sp, 1 if sp.name == "losses" or sp.name in divided else divisor)
                for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)

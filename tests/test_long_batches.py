@@ -5,14 +5,17 @@ slices and sums as they come (lowp.TotalSum, Parts.value_fold), in memory and fr
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import numpy as np
 import pytest
 
 import lossgrad
-from conftest import golden_script, live_rounds
-from lossgrad import api, cli, lowp, tensor_run
+from conftest import golden_script, live_rounds, lossgrad as run
+from lossgrad import api, cli, evaluation, inputs, lowp, reduction, tensor_run
+from lossgrad.options import setup
+from lossgrad.reduction import Accumulator
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "long_batches.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -49,16 +52,10 @@ def test_the_value_over_slices_is_pytorchs_over_the_whole_batch(rec: dict) -> No
     assert _same(r.value, rec["value"]), (r.value, rec["value"])
 
 
-def _unfolded(self: api.Slices, blocks: list) -> None:
-    self.first = blocks[0].parts if self.first is None else self.first
-    self.count += len(blocks)
-    self.fold = None
-
-
 def test_lossgrads_own_sum_is_apart_where_the_records_were_placed(monkeypatch: pytest.MonkeyPatch) -> None:
     assert DATA["versions"]["threads"] == lowp.THREADS
     # with lossgrad's own sum of the losses standing in (and a warning saying so), the placed records are apart
-    monkeypatch.setattr(api.Slices, "add", _unfolded)
+    monkeypatch.setattr(reduction.Slices, "folded", lambda self: None)
     runs = [_run(rec) for rec in DATA["records"]]
     assert all(any(w.startswith("the reduced value is lossgrad's own sum") for w in r.warnings) for r in runs)
     apart = [not _same(r.value, rec["value"]) for r, rec in zip(runs, DATA["records"], strict=True)]
@@ -120,3 +117,58 @@ def test_fresh_long_batches_against_live_torch(live_rng: np.random.Generator) ->
         name, options = golden.lossgrad_call(case, y, p, extra)
         r = lossgrad.evaluate(name, y, p, **options)
         assert r.warnings == [] and _same(r.value, str(golden.torch_value(case, y, p, extra))), (i, case, r.value)
+
+
+def _csv_file(tmp_path: Path, rec: dict) -> Path:
+    y, p, _ = _inputs(rec)
+    path = tmp_path / "batch.csv"
+    width = rec["shape"][1]
+    header = ",".join([f"y{i}" for i in range(width)] + [f"p{i}" for i in range(width)])
+    np.savetxt(path, np.hstack([y, p]), delimiter=",", header=header, comments="", fmt="%.9g")
+    return path
+
+
+def _value(err: str) -> str:
+    found = re.search(r"value=(\S+)", err)
+    assert found is not None, err
+    return found.group(1)
+
+
+HUBER = ["huber", "--delta", "0.7", "-c", "torch", "--dtype", "float32", "-f", "csv"]
+
+
+@pytest.mark.parametrize("source", ["file", "pipe"])
+def test_a_csv_stream_gives_the_whole_batchs_value(tmp_path: Path, source: str) -> None:
+    # batch mode: a file's rows are counted beforehand, a pipe's slices are held until it ends (up to HELD_VALUES)
+    rec = next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"])
+    path = _csv_file(tmp_path, rec)
+    r = run(*HUBER, "-o", tmp_path / "out.csv", *(["--csv", path] if source == "file" else []),
+            input=path.read_text() if source == "pipe" else None)
+    assert r.code == 0 and "warning" not in r.err, r.err
+    assert _same(_value(r.err), rec["value"])
+
+
+def test_a_csv_file_in_many_blocks_gives_the_whole_batchs_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                capsys: pytest.CaptureFixture[str]) -> None:
+    rec = next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"])
+    path = _csv_file(tmp_path, rec)
+    monkeypatch.setattr(inputs, "BLOCK_BYTES", 1 << 16)  # (blocks of about 1,000 rows: 70 of them)
+    monkeypatch.setattr(inputs, "BLOCK_ROWS", 1000)
+    with pytest.raises(SystemExit) as e:
+        cli.main([*HUBER, "--csv", str(path), "-o", str(tmp_path / "out.csv")])
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and _same(_value(err), rec["value"])
+
+
+def test_a_stream_too_long_to_hold_says_whose_sum_its_value_is(monkeypatch: pytest.MonkeyPatch) -> None:
+    # a stream of unknown length holds its slices' losses up to HELD_VALUES; beyond, the value is lossgrad's sum
+    monkeypatch.setattr(reduction, "HELD_VALUES", 100_000)
+    y, p, _ = _inputs(next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"]))
+    s = setup("huber", convention="torch", dtype="float32", delta=0.7)
+    acc = Accumulator()
+    acc.slices = reduction.Slices(None)
+    api.accumulate(s, acc, evaluation.evaluate(s, y, p))
+    r = api.summary(s, acc, False)
+    r.value = api.batch_value(s, acc.slices, acc.finish("mean", np.float32)[1], r)
+    assert any("not known beforehand" in w for w in r.warnings)

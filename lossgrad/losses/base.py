@@ -51,9 +51,10 @@ class Parts:
     # (PyTorch's ctc: by the target lengths); None: divided here
     divided: Callable[[Array], Parts] | None = None
     # a value the kernel forms over the whole batch from arrays of rows, one per sample (value_parts): value_fold,
-    # given the batch's number of samples, takes every slice's value_parts in order and gives it
+    # given the batch's number of samples (None: not known beforehand), takes every slice's value_parts in order
+    # and gives it (None: it cannot without that number)
     value_parts: dict[str, Array] | None = None
-    value_fold: Callable[[int], Fold] | None = None
+    value_fold: Callable[[int | None], Fold | None] | None = None
 
 
 class Fold(Protocol):
