@@ -35,7 +35,7 @@ from .inputs import (
     quick_count_lines,
 )
 from .options import Reduction, Setup
-from .reduction import Accumulator, Slices
+from .reduction import HELD_VALUES, Accumulator, Slices
 from .render import Progress, csv_header, extra_header, grad_order, rows_table, write_table
 
 Pieces = list[tuple[np.ndarray, np.ndarray]]
@@ -229,7 +229,7 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
     def process(chunk: Chunk) -> None:
         if acc.slices is None:  # (the first block: N, where it is known beforehand, and the count of rows)
             _decide(setup, writer, rows, k)
-            acc.slices = Slices(_resolved(rows))
+            acc.slices = Slices(_resolved(rows), HELD_VALUES)
         pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None)
         if writer.spool is not None and kernel_mean(setup):  # (evaluated again once N is known)
             pieces = _inputs(source, chunk)

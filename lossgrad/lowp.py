@@ -810,6 +810,7 @@ class Joined:
 
     of: Callable[[dict[str, Array], float], float]
     pieces: list[dict[str, Array]] = field(default_factory=list)
+    holds: bool = True
 
     def add(self, parts: dict[str, Array]) -> None:
         self.pieces.append(parts)
@@ -1308,6 +1309,8 @@ def summed_losses(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,
 class Summed:
     """A batch's value from torch's sum of all its terms (the slices' value_parts["terms"], `size` of them), summed
     as they come, in the dtype and in float32 (TotalSum): constant memory over a tensor file of any length."""
+
+    holds = False
 
     def __init__(self, size: int, half: Any, of: Callable[[float, Callable[[Any], Any]], float]) -> None:
         self.sums = {h: TotalSum(size, h) for h in (half, None)}

@@ -73,7 +73,8 @@ class Found:
             self.first = (row0 + other.first[0], other.first[1])
 
 
-# a stream whose length is not known beforehand holds its slices' value_parts until it ends, up to this many values
+# a CSV stream holds at most this many values of its slices' value_parts (a pipe's until it ends; nll_loss's
+# per-sample pieces): its memory stays flat
 HELD_VALUES = 1 << 23
 
 
@@ -81,15 +82,18 @@ HELD_VALUES = 1 << 23
 class Slices:
     """What the kernel's reduced value of a batch of `rows` samples needs of the slices it is evaluated in: the first
     one's parts, how many there were, the rows they held, and the fold of every slice's value_parts
-    (Parts.value_fold; None once a slice has none). Where `rows` is not known beforehand (None: a stream) the
-    value_parts are held, up to HELD_VALUES values, and folded once the stream has ended."""
+    (Parts.value_fold; None once a slice has none). Where `rows` is not known beforehand (None: a pipe) the
+    value_parts are held, and folded once the stream has ended. `hold`: the most values held so (or by a fold that
+    keeps its pieces), beyond which the fold is given up; None: no limit (a batch in memory, a tensor file)."""
 
     rows: int | None
+    hold: int | None = None
     first: Parts | None = None
     count: int = 0
     seen: int = 0
     fold: Fold | None = None
     held: list[dict[str, Array]] | None = field(default_factory=list)
+    holding: int = 0
 
     def add(self, slices: Sequence[Parts]) -> None:
         for parts in slices:
@@ -100,12 +104,18 @@ class Slices:
             self.seen += parts.grad.shape[0]
             if parts.value_parts is None:
                 self.fold = self.held = None
-            elif self.fold is not None:
+                continue
+            if self.fold is not None:
                 self.fold.add(parts.value_parts)
             elif self.held is not None and self.rows is None:
                 self.held.append(parts.value_parts)
-                if sum(a.size for p in self.held for a in p.values()) > HELD_VALUES:
-                    self.held = None
+            if self.held is not None or (self.fold is not None and self.fold.holds):
+                self._held(sum(a.size for a in parts.value_parts.values()))
+
+    def _held(self, values: int) -> None:
+        self.holding += values
+        if self.hold is not None and self.holding > self.hold:
+            self.fold = self.held = None
 
     def folded(self) -> Fold | None:
         """The fold over the whole batch, once it has been seen (None where it cannot be formed)."""

@@ -161,14 +161,19 @@ def test_a_csv_file_in_many_blocks_gives_the_whole_batchs_value(tmp_path: Path, 
     assert "warning" not in err and _same(_value(err), rec["value"])
 
 
-def test_a_stream_too_long_to_hold_says_whose_sum_its_value_is(monkeypatch: pytest.MonkeyPatch) -> None:
-    # a stream of unknown length holds its slices' losses up to HELD_VALUES; beyond, the value is lossgrad's sum
-    monkeypatch.setattr(reduction, "HELD_VALUES", 100_000)
-    y, p, _ = _inputs(next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"]))
+@pytest.mark.parametrize("spare", [0, -1])
+def test_a_stream_holds_its_slices_up_to_a_limit(spare: int) -> None:
+    # a stream of unknown length holds its slices' losses until it ends (up to HELD_VALUES): the value is PyTorch's;
+    # beyond what it may hold, lossgrad's sum, with a warning that says why
+    rec = next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"])
+    y, p, _ = _inputs(rec)
     s = setup("huber", convention="torch", dtype="float32", delta=0.7)
     acc = Accumulator()
-    acc.slices = reduction.Slices(None)
+    acc.slices = reduction.Slices(None, y.size + spare)
     api.accumulate(s, acc, evaluation.evaluate(s, y, p))
     r = api.summary(s, acc, False)
     r.value = api.batch_value(s, acc.slices, acc.finish("mean", np.float32)[1], r)
-    assert any("not known beforehand" in w for w in r.warnings)
+    if spare == 0:
+        assert r.warnings == [] and _same(r.value, rec["value"])
+    else:
+        assert any("not known beforehand" in w for w in r.warnings) and not _same(r.value, rec["value"])

@@ -58,7 +58,10 @@ class Parts:
 
 
 class Fold(Protocol):
-    """A batch's reduced value, formed from its slices' value_parts as they come."""
+    """A batch's reduced value, formed from its slices' value_parts as they come; `holds`: whether it keeps them
+    (its memory grows with the batch)."""
+
+    holds: bool
 
     def add(self, parts: dict[str, Array]) -> None: ...
 
