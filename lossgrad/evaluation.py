@@ -9,6 +9,7 @@ then leave out ignored samples and apply the weights.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -18,7 +19,7 @@ from . import autocast
 from .errors import DomainError, InputError, NotReproduced, OptionError, counted
 from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS
 from .losses import Parts
-from .losses.base import first_bad
+from .losses.base import Joined, first_bad
 from .losses.classification import unnormalised_rows
 from .losses.ctc import mean_divisors
 from .options import Labels, Reduction, Setup
@@ -385,6 +386,9 @@ def _rounded_once(parts: Parts, half: Any) -> Parts:
     if extra:  # (a further input's gradient likewise: divided, then rounded once)
         parts.mean_extra_grads = lambda n: {k: rounded(v / n) for k, v in extra.items()}
     parts.mean_value = lambda n: float(rounded(np.asarray(total / n)))  # (the sum of the unrounded losses)
+    # (over a batch's slices: their sums of the unrounded losses, added exactly)
+    parts.value_parts = {"sum": np.array([total])}
+    parts.value_fold = lambda rows: Joined(lambda sums, n: float(rounded(np.asarray(math.fsum(sums["sum"]) / n))))
     return parts
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -20,6 +20,7 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
+from .losses.base import Joined
 
 F32 = np.float32
 # the SIMD widths the sums follow under torch.backends.cpu.get_cpu_capability() "AVX512": log_softmax's row sums
@@ -802,21 +803,6 @@ def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any,
     return Parts(losses=losses, grad=quiet(grad)(1), prob=prob, mean_grad=quiet(grad),
                  mean_value=quiet(lambda n: joined(pieces, n)), value_parts=pieces,
                  value_fold=lambda rows: Joined(joined))
-
-
-@dataclass
-class Joined:
-    """A batch's value from its samples' pieces (index_value's), every slice's kept and joined in order."""
-
-    of: Callable[[dict[str, Array], float], float]
-    pieces: list[dict[str, Array]] = field(default_factory=list)
-    holds: bool = True
-
-    def add(self, parts: dict[str, Array]) -> None:
-        self.pieces.append(parts)
-
-    def value(self, n: float) -> float:
-        return self.of({k: np.concatenate([p[k] for p in self.pieces]) for k in self.pieces[0]}, n)
 
 
 def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, dict[str, Array]]:

@@ -239,7 +239,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         with np.errstate(all="ignore"):
             return kind.rnd(mul(upstream(n, kind), grad)).reshape(p.shape)
     return Parts(losses=stored, grad=mean_grad(1), prob=kind.rnd(soft).reshape(p.shape), mean_grad=mean_grad,
-                 mean_value=lowp_tf.reduced_value(stored, kind), warnings=notes)
+                 **lowp_tf.reduced(stored, kind), warnings=notes)
 
 
 
@@ -407,6 +407,6 @@ def batch_cost_parts(y: Array, p: Array, kind: Kind, blank: int, eps: float) -> 
         with np.errstate(all="ignore"):
             return grad(n).reshape(p.shape)
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad,
-                 mean_value=lowp_tf.reduced_value(losses, kind))
+                 **lowp_tf.reduced(losses, kind))
 
 

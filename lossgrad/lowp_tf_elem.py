@@ -314,7 +314,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             grad = lambda n: out(back(np.full(p.shape, kind.rnd(div(upstream(n, kind), divisor)), F32)))  # noqa: E731
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
                 losses = losses[:, None]
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=lowp_tf.reduced_value(losses, kind))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, **lowp_tf.reduced(losses, kind))
 
 
 ESTIMATES = _estimates()

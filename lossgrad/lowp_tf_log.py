@@ -355,7 +355,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     def mean_grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             return inner(np.full(p.shape, down(upstream(n, kind)), dtype=F32))
-    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=lowp_tf.reduced_value(losses, kind))
+    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, **lowp_tf.reduced(losses, kind))
 
 
 def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool, from_logits: bool,

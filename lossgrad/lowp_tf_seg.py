@@ -101,4 +101,4 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     def grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             return back(np.full(p.shape[0], upstream(n, kind), F32))
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=lowp_tf.reduced_value(losses, kind))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, **lowp_tf.reduced(losses, kind))

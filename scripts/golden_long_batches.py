@@ -1,18 +1,19 @@
-"""Record PyTorch's reduced values over batches of more than 32,768 samples, for tests/golden/long_batches.json (read
-by tests/test_long_batches.py).
+"""Record PyTorch's and TensorFlow's (Keras 3's and tf-keras') reduced values over batches of more than 32,768 samples,
+for tests/golden/long_batches.json (read by tests/test_long_batches.py).
 
 torch.mean and torch.sum of a loss tensor run SumKernel over all its elements: more than 32,768 of them split between
 the threads, each thread's half summed in its cascade of partial sums, the halves' sums then added. lossgrad
 evaluates a long batch in slices of 32,768 samples, and takes that sum over all the slices' losses as they come
 (lowp.TotalSum, Parts.value_fold); these records hold it to PyTorch's value over the whole batch, for every loss whose
 PyTorch convention lossgrad reproduces and whose value is such a sum (nll_loss's cascade over class indexes has
-its own records, tests/golden/weighted_batches.json).
+its own records, tests/golden/weighted_batches.json). Keras reduces the per-sample losses by tf.reduce_sum, whose
+tree of halves depends on the whole batch's length: lossgrad joins the slices' losses first (losses.base.Joined).
 
-Each record: the case (loss, dtype, reduction, rows, outputs per sample), the seed its inputs come from (inputs():
-pure numpy, so the test rebuilds them) with the SHA-256 of the inputs as the dtype holds them, and torch's value in
-float32; `placed` says the seed is the first from the case's whose value under lossgrad changes when lossgrad's own
-sum of the losses stands in for PyTorch's (a half dtype's rounding hides the order more often). The torch version,
-threads and CPU capability are recorded.
+Each record: the case (convention, loss, dtype, reduction, rows, outputs per sample), the seed its inputs come from
+(inputs(): pure numpy, so the test rebuilds them) with the SHA-256 of the inputs as the dtype holds them, and the
+framework's value in float32; `placed` says the seed is the first from the case's whose value under lossgrad changes
+when lossgrad's own sum of the losses stands in for the framework's (a half dtype's rounding hides the order more
+often). The versions, torch's threads and CPU capability, and the processor are recorded.
 
     python3 scripts/golden_long_batches.py
 """
@@ -28,12 +29,12 @@ from typing import Any
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from make_golden import torchvision_focal, versions  # noqa: E402
+from make_golden import cpu_model, torchvision_focal, versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "long_batches.json"
-# (loss, dtype, reduction, rows, outputs per sample); bce-logits and bce-probs are bce from logits and on
+# PyTorch's: (loss, dtype, reduction, rows, outputs per sample); bce-logits and bce-probs are bce from logits and on
 # probabilities, ce-probs ce from logits against probability rows
-CASES = (("mse", "float32", "mean", 70000, 3), ("mse", "bfloat16", "sum", 50000, 2),
+TORCH = (("mse", "float32", "mean", 70000, 3), ("mse", "bfloat16", "sum", 50000, 2),
          ("mae", "float32", "sum", 40000, 5), ("mae", "float16", "mean", 66000, 1),
          ("huber", "float32", "mean", 70001, 3), ("smooth-l1", "float32", "sum", 45000, 2),
          ("bce-logits", "float32", "mean", 70000, 2), ("bce-logits", "bfloat16", "sum", 40000, 3),
@@ -42,6 +43,14 @@ CASES = (("mse", "float32", "mean", 70000, 3), ("mse", "bfloat16", "sum", 50000,
          ("ce-probs", "bfloat16", "sum", 35000, 4), ("gaussian-nll", "bfloat16", "sum", 40000, 2),
          ("margin-ranking", "float32", "sum", 70000, 1), ("focal", "float32", "mean", 40000, 3),
          ("triplet", "float32", "sum", 40000, 3), ("cosine-embedding", "float32", "mean", 40000, 3))
+# Keras 3's and tf-keras' (TensorFlow's reduce_sum of the per-sample losses): ce-index is ce from logits over class
+# indexes, kl-probs kl of probability rows
+KERAS = (("keras", "mse", "float32", "mean", 70000, 3), ("tf-keras", "ce-index", "bfloat16", "mean", 50000, 5),
+         ("keras", "ce-probs", "float16", "mean", 35000, 3), ("tf-keras", "bce-logits", "float32", "mean", 70000, 2),
+         ("keras", "kl-probs", "float32", "sum", 40000, 3), ("keras", "huber", "bfloat16", "mean", 45000, 2),
+         ("tf-keras", "mae", "float32", "sum", 40000, 3), ("keras", "ce-index", "float32", "mean", 100000, 10))
+# (convention, loss, dtype, reduction, rows, outputs per sample)
+CASES = tuple(("torch", *case) for case in TORCH) + KERAS
 
 
 def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -49,15 +58,18 @@ def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.
     rng = np.random.default_rng(seed)
     z = rng.standard_normal((rows, width)) * 2
     extra: dict[str, np.ndarray] = {}
-    if loss in ("bce-logits", "bce-probs", "focal"):
+    if loss == "ce-index":
+        y, p = rng.integers(0, width, (rows, 1)).astype(np.float64), z
+    elif loss in ("bce-logits", "bce-probs", "focal"):
         y = (rng.random((rows, width)) < 0.3).astype(np.float64)
         p = 1 / (1 + np.exp(-z)) if loss == "bce-probs" else z
     elif loss == "poisson":
         y, p = rng.poisson(2.0, (rows, width)).astype(np.float64), z
-    elif loss in ("kl", "ce-probs"):
+    elif loss in ("kl", "kl-probs", "ce-probs"):
         y = np.exp(rng.standard_normal((rows, width)))
         y /= y.sum(axis=1, keepdims=True)
-        p = np.minimum(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), 0) if loss == "kl" else z
+        p = {"kl": np.minimum(z - np.log(np.exp(z).sum(axis=1, keepdims=True)), 0),
+             "kl-probs": np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)}.get(loss, z)
     elif loss == "margin-ranking":
         y, p = np.where(rng.random((rows, width)) < 0.5, -1.0, 1.0), z
         extra["other"] = rng.standard_normal((rows, width))
@@ -83,9 +95,9 @@ def held(x: np.ndarray, dtype: str) -> np.ndarray:
 
 
 def held_inputs(seed: int, case: tuple) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
-    """inputs() with the predictions, the targets and the further inputs rounded to the dtype (the ±1 labels are
-    exact)."""
-    loss, dtype, _, rows, width = case
+    """inputs() with the predictions, the targets and the further inputs rounded to the dtype (class indexes and
+    the ±1 labels are exact)."""
+    _, loss, dtype, _, rows, width = case
     y, p, extra = inputs(seed, loss, rows, width)
     return held(y, dtype), held(p, dtype), {k: held(v, dtype) for k, v in extra.items()}
 
@@ -100,11 +112,13 @@ def digest(*arrays: np.ndarray) -> str:
 
 def lossgrad_call(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> tuple[str, dict]:
     """lossgrad's loss name and evaluate() options for a case."""
-    loss, dtype, reduction, _, _ = case
-    options: dict[str, Any] = {"convention": "torch", "dtype": dtype, "reduction": reduction, **extra}
-    name = {"bce-logits": "bce", "bce-probs": "bce", "ce-probs": "ce"}.get(loss, loss)
+    conv, loss, dtype, reduction, _, _ = case
+    options: dict[str, Any] = {"convention": conv, "dtype": dtype, "reduction": reduction, **extra}
+    name = {"bce-logits": "bce", "bce-probs": "bce", "ce-probs": "ce", "ce-index": "ce",
+            "kl-probs": "kl"}.get(loss, loss)
     options |= {"huber": {"delta": 0.7}, "smooth-l1": {"beta": 0.6}, "poisson": {"from_logits": True, "full": True},
                 "kl": {"log_input": True}, "ce-probs": {"from_logits": True, "labels": "onehot"},
+                "ce-index": {"from_logits": True, "labels": "index"},
                 "bce-logits": {"from_logits": True}, "margin-ranking": {"margin": 0.2},
                 "focal": {"from_logits": True, "gamma": 2.0, "alpha": 0.25}, "triplet": {"margin": 1.0},
                 "cosine-embedding": {"margin": 0.1}}.get(loss, {})
@@ -137,11 +151,37 @@ def placed_seed(first: int, case: tuple) -> tuple[int, bool]:
     return first, False
 
 
+def framework_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
+    """The framework's reduced value of the case, its inputs in the dtype."""
+    return (torch_value if case[0] == "torch" else keras_value)(case, y, p, extra)
+
+
+def keras_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
+    """Keras 3's (on TensorFlow, dtype= the dtype) or tf-keras' (on tensors of the dtype) reduced value of the case;
+    class indexes as float32 numbers (Keras 3 casts them to the loss's dtype)."""
+    import tensorflow as tf
+
+    conv, loss, dtype, reduction, _, _ = case
+    module = __import__("keras" if conv == "keras" else "tf_keras")
+    kind = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}[dtype]
+    kw = {"reduction": {"sum": "sum", "mean": "sum_over_batch_size"}[reduction]} | (
+        {"dtype": dtype} if conv == "keras" else {})
+    losses = module.losses
+    made = {"mse": lambda: losses.MeanSquaredError(**kw), "mae": lambda: losses.MeanAbsoluteError(**kw),
+            "huber": lambda: losses.Huber(delta=0.7, **kw),
+            "ce-index": lambda: losses.SparseCategoricalCrossentropy(from_logits=True, **kw),
+            "ce-probs": lambda: losses.CategoricalCrossentropy(from_logits=True, **kw),
+            "bce-logits": lambda: losses.BinaryCrossentropy(from_logits=True, **kw),
+            "kl-probs": lambda: losses.KLDivergence(**kw)}[loss]()
+    target = tf.constant(y[:, 0], dtype=tf.float32) if loss == "ce-index" else tf.constant(y, dtype=kind)
+    return float(tf.cast(made(target, tf.constant(p, dtype=kind)), tf.float32).numpy())
+
+
 def torch_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
     """PyTorch's reduced value of the case, its inputs in the dtype."""
     import torch
 
-    loss, dtype, reduction, _, _ = case
+    _, loss, dtype, reduction, _, _ = case
     kind = {"float32": torch.float32, "float16": torch.float16, "bfloat16": torch.bfloat16}[dtype]
     f = torch.nn.functional
     ty, tp = torch.tensor(y).to(kind), torch.tensor(p).to(kind)
@@ -166,16 +206,18 @@ def torch_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.n
 def record(k: int, case: tuple) -> dict:
     seed, placed = placed_seed(20261205 + 100 * k, case)
     y, p, extra = held_inputs(seed, case)
-    loss, dtype, reduction, rows, width = case
-    return {"loss": loss, "dtype": dtype, "reduction": reduction, "shape": [rows, width], "seed": seed,
-            "placed": placed, "inputs": digest(y, p, *extra.values()), "value": str(torch_value(case, y, p, extra))}
+    conv, loss, dtype, reduction, rows, width = case
+    return {"convention": conv, "loss": loss, "dtype": dtype, "reduction": reduction, "shape": [rows, width],
+            "seed": seed, "placed": placed, "inputs": digest(y, p, *extra.values()),
+            "value": str(framework_value(case, y, p, extra))}
 
 
 def main() -> None:
     import torch
 
     recs = [record(k, case) for k, case in enumerate(CASES)]
-    meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads()}
+    meta = {**versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
+            "cpu": cpu_model()}
     OUT.write_text(json.dumps({"versions": meta, "records": recs}, indent=1) + "\n")
     print(f"{OUT}: {len(recs)} records, {sum(r['placed'] for r in recs)} placed, {meta}")
 

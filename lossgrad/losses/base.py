@@ -50,9 +50,9 @@ class Parts:
     # the parts with each sample's loss divided by its own divisor first, as a kernel divides them before its mean
     # (PyTorch's ctc: by the target lengths); None: divided here
     divided: Callable[[Array], Parts] | None = None
-    # a value the kernel forms over the whole batch from arrays of rows, one per sample (value_parts): value_fold,
-    # given the batch's number of samples (None: not known beforehand), takes every slice's value_parts in order
-    # and gives it (None: it cannot without that number)
+    # a value the kernel forms over the whole batch from arrays of each slice (value_parts: rows, one per sample,
+    # or the slice's own sums): value_fold, given the batch's number of samples (None: not known beforehand), takes
+    # every slice's value_parts in order and gives it (None: it cannot without that number)
     value_parts: dict[str, Array] | None = None
     value_fold: Callable[[int | None], Fold | None] | None = None
 
@@ -67,6 +67,22 @@ class Fold(Protocol):
 
     def value(self, n: float) -> float:
         """The value over N = n (1: the sum)."""
+
+
+@dataclass
+class Joined:
+    """A batch's value from its slices' value_parts, every slice's kept and joined in order (`of`: the value of
+    the pieces of a batch)."""
+
+    of: Callable[[dict[str, Array], float], float]
+    pieces: list[dict[str, Array]] = field(default_factory=list)
+    holds: bool = True
+
+    def add(self, parts: dict[str, Array]) -> None:
+        self.pieces.append(parts)
+
+    def value(self, n: float) -> float:
+        return self.of({k: np.concatenate([p[k] for p in self.pieces]) for k in self.pieces[0]}, n)
 
 
 def first_bad(which: str, bad: Array, values: Array, what: str) -> None:
