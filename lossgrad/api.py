@@ -156,7 +156,11 @@ def batch_value(setup: Setup, slices: Slices, divisor: int | float, r: Result) -
     if slices.count == 1:
         return kernel_value(setup, first, divisor, r)
     if (fold := slices.folded()) is not None:
-        return fold.value(divisor)
+        try:
+            return fold.value(divisor)
+        except NotReproduced as e:
+            r.warnings.append(f"the reduced value is lossgrad's own sum: {e.what.split('; use ')[0]}")
+            return r.value
     if first.mean_value is not None:
         unknown = "; a stream's length is not known beforehand: give it as a file" if slices.rows is None else ""
         r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "

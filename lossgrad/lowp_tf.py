@@ -21,7 +21,7 @@ from . import lowp
 from .errors import DomainError
 from .losses import Parts
 from .losses._ops import Array
-from .losses.base import Joined
+from .losses.base import joined
 from .lowp import Rounder, libm_logf, rounder
 
 F32 = np.float32
@@ -344,8 +344,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 def reduced(losses: Array, kind: Any) -> dict[str, Any]:
     """Parts' mean_value, value_parts and value_fold of reduced_value: over these losses alone, and over a batch's
     slices' losses joined (reduce_sum over the whole batch: its tree of halves depends on every loss's place)."""
-    return {"mean_value": reduced_value(losses, kind), "value_parts": {"losses": losses},
-            "value_fold": lambda rows: Joined(lambda parts, n: reduced_value(parts["losses"], kind)(n))}
+    return joined({"losses": losses}, lambda parts, n: reduced_value(parts["losses"], kind)(n))
 
 
 def reduced_value(losses: Array, kind: Any) -> Callable[[float], float]:

@@ -28,6 +28,7 @@ from . import libm
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
+from .losses.base import Joined
 from .lowp import fma
 from .lowp_ynn import ynn_log
 
@@ -656,8 +657,12 @@ def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
 THREE_CLASS_ROWS = {3: 9}
 
 
-def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
-            jit: bool) -> tuple[Array, Grad, Array, Callable[[float], float] | None]:
+# a reduced value from arrays of rows, one per sample, and the function that forms it from them (over a slice, or
+# over a batch's slices joined: losses.base.joined)
+Spec = tuple[dict[str, Array], Callable[[dict[str, Array], float], float]]
+
+
+def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad, Array, Spec | None]:
     """softmax_cross_entropy: −Σ y·log_softmax(z), the products added in float32 whatever the dtype. log_softmax:
     s − log Σe^s, s = z − max, the sum in float32 of e^s (float16 stores e^s first; bfloat16 sums XLA's float32
     exponentials), the sum and its log each stored. jax.grad through log_softmax's backward: v + (Σ−v / Σe^s)·e^s,
@@ -700,7 +705,7 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any,
             return g
         s = (folded_sum(-v, r) if half is np.float16 else folded_sum_stored(-v, r)) if jit else _rows_in_dtype(-v, r)
         return r(v + r(r(s / total)[:, None] * e))
-    return losses, grad, r(e / total[:, None]), (_fma_value(logp, y) if f32_jit else None)
+    return losses, grad, r(e / total[:, None]), ({"a": logp, "b": y}, _fma_of) if f32_jit else None
 
 
 def ynn_shift_rows(shape: tuple[int, ...], half: Any, jit: bool) -> bool:
@@ -725,7 +730,7 @@ def ynn_gradient_rows(shape: tuple[int, ...], jit: bool) -> bool:
     return not jit and shape[0] >= YNN_FROM
 
 
-def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Callable[[float], float]]:
+def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Spec]:
     """ce_rows under jit in bfloat16 over YNN_FROM rows or more of two classes or more: XLA hands z − max, the row
     sums of e^s, their log and the products' row sums to YNNPACK's fusions, which drop bfloat16's roundings between
     their steps: s, Σe^s (XLA's float32 exponentials), log Σ (YNNPACK's own log) and the rows' sums all float32, the
@@ -740,10 +745,10 @@ def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Ca
         v = r(y * -r(upstream(n)))
         return r(v + r(r(folded_sum_stored(-v, r) / total)[:, None] * e))
 
-    def value(n: float) -> float:
-        total_ = xla_sum(rows.reshape(1, -1))[0]
+    def value(parts: dict[str, Array], n: float) -> float:
+        total_ = xla_sum(parts["rows"].reshape(1, -1))[0]
         return float(r(-total_ if n == 1 else -total_ * (F32(1) / F32(n))))
-    return r(-rows), grad, r(e / total[:, None]), value
+    return r(-rows), grad, r(e / total[:, None]), ({"rows": rows}, value)
 
 
 def _fma_rows(a: Array, b: Array) -> Array:
@@ -759,6 +764,14 @@ def _fma_rows(a: Array, b: Array) -> Array:
     for i in range(n):
         acc = ftz(fma(a[:, i], b[:, i], acc))
     return acc
+
+
+def _fma_of(parts: dict[str, Array], n: float) -> float:
+    """_fma_value of the parts a and b (refused where it is not reproduced)."""
+    value = _fma_value(parts["a"], parts["b"])
+    if value is None:
+        raise _not_reproduced("sum of the products y·log_softmax over rows of more than 16,384 in 18 or more")
+    return value(n)
 
 
 def _fma_value(a: Array, b: Array) -> Callable[[float], float] | None:
@@ -1001,12 +1014,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
     k = ftz if jit and half is not None and half is not np.float16 else r
     y, p = r(y), r(p)
-    prob, negated, fused_value = None, False, None
+    prob, negated, fused = None, False, None
     with np.errstate(all="ignore"):
         if loss == "ce" and labels is not None:
             losses, terms, grad, prob = ce_index(p, labels, r, k, jit)
         elif loss == "ce":
-            losses, grad, prob, fused_value = ce_rows(y, p, r, half, jit)
+            losses, grad, prob, fused = ce_rows(y, p, r, half, jit)
             terms = losses
             negated = jit and half is not np.float16  # (bfloat16 under jit: −Σ of the rows' sums)
         elif loss == "bce":
@@ -1028,11 +1041,35 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         value = fused_mse_value(r(p - y), r)
     if loss == "mse" and jit and half is None and not several and 1 < terms.size <= 32:
         value = None  # (a column of up to 32 squares, fused as a single row's: in an order not pinned down)
-    if loss == "ce" and labels is None and jit and (half is None or fused_value is not None):
-        value = fused_value
+    whole = {} if value is None else batch_terms(terms, r, known, negated, stored(r, k, terms, losses),
+                                                 r(p - y) if loss == "mse" and jit and half is not np.float16
+                                                 and (several or half) else None)
+    if loss == "ce" and labels is None and jit and (half is None or fused is not None):
+        value, whole = None, {}
+        if fused is not None:  # (float32: the products fused into the sum; bfloat16: YNNPACK's float32 row sums)
+            parts, of = fused
+            value = _fma_value(parts["a"], parts["b"]) if half is None else lambda n: of(parts, n)
+            whole = {"value_parts": parts, "value_fold": lambda rows: Joined(of)}
     own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
            "elements; a vectorized fused sum under jit) is not reproduced"] if value is None else []
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own)
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own, **whole)
+
+
+def batch_terms(terms: Array, r: Rounder, known: bool, negated: bool, bf16: bool,
+                fused: Array | None = None) -> dict[str, Any]:
+    """Parts' value_parts and value_fold for a batch evaluated in slices: jnp.sum's order depends on the whole
+    array's shape, so the slices' terms are joined and summed as one (mean_value; under jit mse's squares from the
+    differences p − y, `fused`, as fused_mse_value sums them)."""
+    def value(parts: dict[str, Array], n: float) -> float:
+        if "fused" in parts:
+            fold = fused_mse_value(parts["fused"], r)
+            if fold is None:
+                raise _not_reproduced("sum of squared errors over this shape under jit")
+            return fold(n)
+        whole = parts["terms"]
+        return mean_value(whole, r, known and sums_2d(whole), negated, bf16)(n)
+    return {"value_parts": {"terms": terms} if fused is None else {"fused": fused},
+            "value_fold": lambda rows: Joined(value)}
 
 
 def stored(r: Rounder, k: Rounder, terms: Array, losses: Array) -> bool:

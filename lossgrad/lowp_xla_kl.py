@@ -27,11 +27,14 @@ optimized HLO and the fused kernels' LLVM IR, and measured against JAX for every
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
+from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
+from .losses.base import Joined
 from .lowp_xla import (
     F32,
     YNN_FROM,
@@ -61,10 +64,10 @@ VALUE_LANES = {(2, n): 0 for n in range(2, 9)} | {(r, n): 2 for r in (18, 19) fo
 
 
 def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
-             ) -> tuple[Array, Callable[[float], Array], Callable[[float], float] | None]:
-    """The losses, the gradient of jnp.mean over n (n = 1: jnp.sum) and its value (None where XLA's order is not
-    known) of kl_divergence(log q, y) = Σ y·(log y − log q), or of kl_divergence_with_log_targets = Σ e^y·(y − log
-    q), log q = p with log-probabilities, else log p."""
+             ) -> tuple[Array, Callable[[float], Array], Callable[[float], float] | None, dict[str, Array]]:
+    """The losses, the gradient of jnp.mean over n (n = 1: jnp.sum), its value (None where XLA's order is not
+    known) and what it is formed from (t and d: joined_value's) of kl_divergence(log q, y) = Σ y·(log y − log q), or
+    of kl_divergence_with_log_targets = Σ e^y·(y − log q), log q = p with log-probabilities, else log p."""
     one_dot = p.shape[0] == 1 and p.shape[1] >= YNN_FROM  # (YNNPACK's dot, log q fused into it)
     with np.errstate(all="ignore"):
         lq = p if log_input else ynn_log(p) if one_dot else xla_log(p)
@@ -74,26 +77,34 @@ def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
             t, c = y, np.where(y == 0, F32(0), folded_log(y)).astype(F32)
         d = ftz(c - lq)
     read = ftz(t)  # (the fused loop reads a subnormal target as 0: DAZ; the gradient's −t·c is folded, kept)
-    total = fused_value(read, d)
+    pieces = {"t": read, "d": d}
 
     def grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             k = (t * upstream(n)).astype(F32)  # (folded with the targets: a subnormal kept)
             return -k if log_input else ftz(ftz(-k) / ftz(p))  # (the division at run time reads one as 0: DAZ)
+    known = fused_value(read, d) is not None
+    return fused_rows(read, d), grad, ((lambda n: joined_value(pieces, n)) if known else None), pieces
 
-    def value(n: float) -> float:
-        assert total is not None
-        return float(total if n == 1 else ftz(total * (F32(1) / F32(n))))
-    return fused_rows(read, d), grad, (value if total is not None else None)
+
+def joined_value(pieces: dict[str, Array], n: float) -> float:
+    """jnp.mean over n (n = 1: jnp.sum) of the losses Σ t·d, from t and d (a batch's, joined from its slices)."""
+    total = fused_value(pieces["t"], pieces["d"])
+    if total is None:
+        raise NotReproduced("dtype", "JAX's sum of kl's products over this shape (YNNPACK's) is not reproduced")
+    return float(total if n == 1 else ftz(total * (F32(1) / F32(n))))
 
 
 def kl_parts(y: Array, p: Array, log_input: bool, log_target: bool) -> Parts:
     """kl_jit32's results as the parts lowp_xla.compute returns (the value lossgrad's own sum, said in a warning,
     where XLA's order is not known)."""
-    losses, grad, value = kl_jit32(np.asarray(y, dtype=F32), np.asarray(p, dtype=F32), log_input, log_target)
+    losses, grad, value, pieces = kl_jit32(np.asarray(y, dtype=F32), np.asarray(p, dtype=F32), log_input,
+                                           log_target)
     own = [] if value is not None else ["the reduced value is lossgrad's float32 sum: XLA's order for this shape "
                                         "(YNNPACK's from 4096 elements) is not reproduced"]
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value, warnings=own)
+    whole: dict[str, Any] = {} if value is None else {"value_parts": pieces,
+                                                       "value_fold": lambda rows: Joined(joined_value)}
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=value, warnings=own, **whole)
 
 
 def fused_rows(t: Array, d: Array) -> Array:

@@ -18,6 +18,7 @@ import numpy as np
 from . import lowp_xla, lowp_xla_pow
 from .losses import Parts
 from .losses._ops import Array
+from .losses.base import Joined
 from .lowp_xla import (
     F32,
     YNN_FROM,
@@ -28,6 +29,7 @@ from .lowp_xla import (
     _rows_in_dtype,
     _sigmoid_via_softplus,
     _tie,
+    batch_terms,
     ftz,
     margin_hinge,
     mean_value,
@@ -340,7 +342,9 @@ def _compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swi
         warnings.append("the 9th gradient element may be up to 4 ulp from JAX's: under jit in float32 XLA computes "
                         "a batch of 9 as a vector of 8 and a scalar rest, whose focal gradient rounds otherwise "
                         "(not pinned down)")
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings)
+    whole = {} if value is None else batch_terms(terms, r, True, False, stored(r, k, terms, losses))
+    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=warnings,
+                 **whole)
 
 
 def _reduced(loss: str, terms: Array, r: Rounder, half: Any, fused: bool,
@@ -368,7 +372,8 @@ def cosine_jit(y: Array, p: Array) -> Parts:
     from . import lowp_xla_cos
 
     losses, grad = lowp_xla_cos.cosine(y, p)
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, mean_value=mean_value(losses, ftz),
+                 **batch_terms(losses, ftz, True, False, False))
 
 
 def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin: float, mean: bool = True,
@@ -393,10 +398,13 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
     # under jit in float32 XLA fuses the losses into their sum where the root is h or products (q = 1, ½, ⅓), and
     # LLVM adds some batches in vector lanes (lowp_xla_pow.fused_value)
     fused = jit and half is None and norm_degree > 0 and float(np.float32(1 / norm_degree)) in (1.0, 2.0, 3.0)
-    value = (lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused
-             else mean_value(terms, r, bf16=stored(r, k, terms, losses)))
+    bf16 = stored(r, k, terms, losses)
+    value = (lowp_xla_pow.fused_value(terms, a.shape[1], norm_degree) if fused else mean_value(terms, r, bf16=bf16))
+    whole = batch_terms(terms, r, False, False, bf16) if not fused else {  # (a batch's terms joined)
+        "value_parts": {"terms": terms}, "value_fold": lambda rows: Joined(
+            lambda parts, n: lowp_xla_pow.fused_value(parts["terms"], a.shape[1], norm_degree)(n))}
     note = lowp_xla_pow.more_threads(norm_degree, a.shape) if jit and half is None else None
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
                  warnings=[note] if note else [],
-                 mean_grad=lambda n: quiet(n)[0], mean_value=value,
+                 mean_grad=lambda n: quiet(n)[0], mean_value=value, **whole,
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

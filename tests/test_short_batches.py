@@ -35,8 +35,8 @@ def test_the_rows_of_a_short_batch_are_summed_otherwise():
     # what the joining is for: the last 2 rows alone (a chain of multiply-adds) against the same rows in the batch
     # of 82 (their products stored and added in XLA's order), optax's kl under jit in float32
     y, p = _batch()
-    whole, _, _ = kl_jit32(y, p, False, False)
-    alone, _, _ = kl_jit32(y[-2:], p[-2:], False, False)
+    whole, _, _, _ = kl_jit32(y, p, False, False)
+    alone, _, _, _ = kl_jit32(y[-2:], p[-2:], False, False)
     assert not np.array_equal(whole[-2:], alone)
 
 

@@ -69,6 +69,12 @@ class Fold(Protocol):
         """The value over N = n (1: the sum)."""
 
 
+def joined(parts: dict[str, Array], of: Callable[[dict[str, Array], float], float]) -> dict[str, Any]:
+    """Parts' mean_value, value_parts and value_fold for a value `of(parts, n)` of arrays of rows, one per sample:
+    over these parts alone, and over a batch's slices' parts joined (Joined)."""
+    return {"mean_value": lambda n: of(parts, n), "value_parts": parts, "value_fold": lambda rows: Joined(of)}
+
+
 @dataclass
 class Joined:
     """A batch's value from its slices' value_parts, every slice's kept and joined in order (`of`: the value of
