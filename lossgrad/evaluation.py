@@ -17,7 +17,7 @@ import numpy as np
 
 from . import autocast
 from .errors import DomainError, InputError, NotReproduced, OptionError, counted
-from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS
+from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS, YNN_ROWS
 from .losses import Parts
 from .losses.base import Joined, first_bad
 from .losses.classification import unnormalised_rows
@@ -89,8 +89,10 @@ def with_batch_totals(setup: Setup, y: np.ndarray, classes: int, bounds: list[tu
 
 
 def least_rows(width: int) -> int:
-    """The fewest rows a slice of a longer batch may have, for rows of `width` values (SHORT_BATCH_ROWS)."""
-    return max(SHORT_BATCH_ROWS, -(-SHORT_BATCH_ELEMENTS // max(width, 1)))
+    """The fewest rows a slice of a longer batch may have, for rows of `width` values: a framework computes a short
+    batch otherwise, by its rows (XLA: 32 or fewer, SHORT_BATCH_ROWS; and it hands 4,096 rows or more of probability
+    rows to YNNPACK's fusions under jit in bfloat16) or by its elements (fewer than SHORT_BATCH_ELEMENTS)."""
+    return max(SHORT_BATCH_ROWS, -(-SHORT_BATCH_ELEMENTS // max(width, 1)), YNN_ROWS)
 
 
 def spans(total: int, step: int, least: int) -> list[tuple[int, int]]:

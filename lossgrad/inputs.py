@@ -163,6 +163,8 @@ BLOCK_ROWS = 200_000
 # elements): a short last block or slice of a longer batch goes with the one before it (CsvReader._next_read,
 # evaluation.spans), so that each row is computed as in the batch
 SHORT_BATCH_ROWS, SHORT_BATCH_ELEMENTS = 33, 4096
+# XLA hands 4,096 rows or more to YNNPACK where a batch of fewer is its own loops' (lowp_xla.ynn_probability_rows)
+YNN_ROWS = 4096
 FAST_BYTES = 1 << 20  # inputs larger than this are parsed by polars (multithreaded), smaller by numpy
 # the widest input read: a longer line, or more fields, is refused before it is held whole (memory stays bounded)
 MAX_LINE_BYTES = BLOCK_BYTES_MAX

@@ -102,8 +102,8 @@ class Slices:
                 self.fold = None if parts.value_fold is None else parts.value_fold(self.rows)
             self.count += 1
             self.seen += parts.grad.shape[0]
-            if parts.value_parts is None:
-                self.fold = self.held = None
+            if parts.value_parts is None or parts.value_parts.keys() != (self.first.value_parts or {}).keys():
+                self.fold = self.held = None  # (none, or a slice formed otherwise than the first: not one sum)
                 continue
             if self.fold is not None:
                 self.fold.add(parts.value_parts)

@@ -1,5 +1,5 @@
-"""Record PyTorch's and TensorFlow's (Keras 3's and tf-keras') reduced values over batches of more than 32,768 samples,
-for tests/golden/long_batches.json (read by tests/test_long_batches.py).
+"""Record PyTorch's, TensorFlow's (Keras 3's and tf-keras') and JAX's (optax's) reduced values over batches of more
+than 32,768 samples, for tests/golden/long_batches.json (read by tests/test_long_batches.py).
 
 torch.mean and torch.sum of a loss tensor run SumKernel over all its elements: more than 32,768 of them split between
 the threads, each thread's half summed in its cascade of partial sums, the halves' sums then added. lossgrad
@@ -7,13 +7,16 @@ evaluates a long batch in slices of 32,768 samples, and takes that sum over all 
 (lowp.TotalSum, Parts.value_fold); these records hold it to PyTorch's value over the whole batch, for every loss whose
 PyTorch convention lossgrad reproduces and whose value is such a sum (nll_loss's cascade over class indexes has
 its own records, tests/golden/weighted_batches.json). Keras reduces the per-sample losses by tf.reduce_sum, whose
-tree of halves depends on the whole batch's length: lossgrad joins the slices' losses first (losses.base.Joined).
+tree of halves depends on the whole batch's length, and optax's jnp.mean or jnp.sum adds the array in YNNPACK's
+slices of whole rows: lossgrad joins the slices' losses (or what XLA's fused sum reads) first (losses.base.Joined).
 
 Each record: the case (convention, loss, dtype, reduction, rows, outputs per sample), the seed its inputs come from
 (inputs(): pure numpy, so the test rebuilds them) with the SHA-256 of the inputs as the dtype holds them, and the
-framework's value in float32; `placed` says the seed is the first from the case's whose value under lossgrad changes
-when lossgrad's own sum of the losses stands in for the framework's (a half dtype's rounding hides the order more
-often). The versions, torch's threads and CPU capability, and the processor are recorded.
+framework's value in float32 (optax's with the SHA-256 of the step's losses and gradient: two batches of a slice of
+32,768 rows and a rest of fewer than 4,096, which XLA computes as one batch's rows); `placed` says the seed is the
+first from the case's whose value under lossgrad changes when lossgrad's own sum of the losses stands in for the
+framework's (a half dtype's rounding hides the order more often). The versions, torch's threads and CPU
+capability, and the processor are recorded.
 
     python3 scripts/golden_long_batches.py
 """
@@ -40,17 +43,25 @@ TORCH = (("mse", "float32", "mean", 70000, 3), ("mse", "bfloat16", "sum", 50000,
          ("bce-logits", "float32", "mean", 70000, 2), ("bce-logits", "bfloat16", "sum", 40000, 3),
          ("bce-probs", "float32", "sum", 50000, 2), ("poisson", "float16", "sum", 40000, 2),
          ("kl", "float32", "sum", 40000, 4), ("ce-probs", "float32", "mean", 40000, 5),
-         ("ce-probs", "bfloat16", "sum", 35000, 4), ("gaussian-nll", "bfloat16", "sum", 40000, 2),
+         ("ce-probs", "bfloat16", "sum", 37000, 4), ("gaussian-nll", "bfloat16", "sum", 40000, 2),
          ("margin-ranking", "float32", "sum", 70000, 1), ("focal", "float32", "mean", 40000, 3),
          ("triplet", "float32", "sum", 40000, 3), ("cosine-embedding", "float32", "mean", 40000, 3))
 # Keras 3's and tf-keras' (TensorFlow's reduce_sum of the per-sample losses): ce-index is ce from logits over class
 # indexes, kl-probs kl of probability rows
 KERAS = (("keras", "mse", "float32", "mean", 70000, 3), ("tf-keras", "ce-index", "bfloat16", "mean", 50000, 5),
-         ("keras", "ce-probs", "float16", "mean", 35000, 3), ("tf-keras", "bce-logits", "float32", "mean", 70000, 2),
+         ("keras", "ce-probs", "float16", "mean", 37000, 3), ("tf-keras", "bce-logits", "float32", "mean", 70000, 2),
          ("keras", "kl-probs", "float32", "sum", 40000, 3), ("keras", "huber", "bfloat16", "mean", 45000, 2),
          ("tf-keras", "mae", "float32", "sum", 40000, 3), ("keras", "ce-index", "float32", "mean", 100000, 10))
+# optax's under jax.jit ("optax") and op by op ("optax-nojit"): jnp.mean or jnp.sum of the per-example losses, whose
+# order depends on the whole array (YNNPACK's slices of whole rows); kl takes log-probabilities
+OPTAX = (("optax", "mse", "float32", "mean", 70000, 3), ("optax-nojit", "mse", "bfloat16", "sum", 50000, 2),
+         ("optax", "ce-index", "bfloat16", "mean", 60000, 5), ("optax", "ce-probs", "float32", "mean", 40000, 4),
+         ("optax", "ce-probs", "bfloat16", "sum", 40000, 3), ("optax-nojit", "bce-logits", "float16", "mean", 45000, 2),
+         ("optax", "kl", "float32", "sum", 40000, 3), ("optax", "huber", "float32", "mean", 50000, 2),
+         ("optax", "triplet", "float32", "sum", 40000, 3), ("optax", "ce-probs", "bfloat16", "mean", 35768, 3),
+         ("optax", "ce-index", "bfloat16", "mean", 36000, 2))
 # (convention, loss, dtype, reduction, rows, outputs per sample)
-CASES = tuple(("torch", *case) for case in TORCH) + KERAS
+CASES = tuple(("torch", *case) for case in TORCH) + KERAS + OPTAX
 
 
 def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -113,7 +124,10 @@ def digest(*arrays: np.ndarray) -> str:
 def lossgrad_call(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> tuple[str, dict]:
     """lossgrad's loss name and evaluate() options for a case."""
     conv, loss, dtype, reduction, _, _ = case
-    options: dict[str, Any] = {"convention": conv, "dtype": dtype, "reduction": reduction, **extra}
+    options: dict[str, Any] = {"convention": "optax" if conv.startswith("optax") else conv, "dtype": dtype,
+                               "reduction": reduction, **extra}
+    if conv.startswith("optax"):
+        options["jit"] = conv == "optax"
     name = {"bce-logits": "bce", "bce-probs": "bce", "ce-probs": "ce", "ce-index": "ce",
             "kl-probs": "kl"}.get(loss, loss)
     options |= {"huber": {"delta": 0.7}, "smooth-l1": {"beta": 0.6}, "poisson": {"from_logits": True, "full": True},
@@ -153,7 +167,43 @@ def placed_seed(first: int, case: tuple) -> tuple[int, bool]:
 
 def framework_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
     """The framework's reduced value of the case, its inputs in the dtype."""
-    return (torch_value if case[0] == "torch" else keras_value)(case, y, p, extra)
+    frameworks = {"torch": torch_value, "optax": optax_value, "optax-nojit": optax_value}
+    return frameworks.get(case[0], keras_value)(case, y, p, extra)
+
+
+def optax_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
+    """optax's per-example losses reduced by jnp.mean or jnp.sum: the value of jax.value_and_grad (has_aux: the losses
+    too) under jax.jit or op by op; class indexes as int32."""
+    import jax
+    import jax.numpy as jnp
+    import ml_dtypes
+    import optax
+
+    conv, loss, dtype, reduction, _, _ = case
+    kind = {"float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[dtype]
+    t = jnp.asarray(y.astype(np.int32)[:, 0] if loss == "ce-index" else y.astype(kind))
+    more = {k: jnp.asarray(v.astype(kind)) for k, v in extra.items()}
+    losses = optax.losses
+    per = {"mse": lambda z: losses.squared_error(z, t),
+           "ce-index": lambda z: losses.softmax_cross_entropy_with_integer_labels(z, t),
+           "ce-probs": lambda z: losses.softmax_cross_entropy(z, t),
+           "bce-logits": lambda z: losses.sigmoid_binary_cross_entropy(z, t),
+           "kl": lambda z: losses.kl_divergence(z, t), "huber": lambda z: losses.huber_loss(z, t, delta=0.7),
+           "triplet": lambda z: losses.triplet_margin_loss(z, t, more["negative"], margin=1.0)}[loss]
+
+    def reduced(z):
+        losses = per(z)
+        return (jnp.mean(losses) if reduction == "mean" else jnp.sum(losses)), losses
+    # (the value as a training step has it, beside its gradient and the per-example losses: jit compiles them
+    # together, as the golden files of lowp_xla record them)
+    step = jax.value_and_grad(reduced, has_aux=True)
+    (value, losses), grad = (jax.jit(step) if conv == "optax" else step)(jnp.asarray(p.astype(kind)))
+    STEP["losses"], STEP["grad"] = np.asarray(losses, dtype=np.float32), np.asarray(grad, dtype=np.float32)
+    return float(np.float32(value))
+
+
+# the per-example losses and the gradient of optax_value's last step
+STEP: dict[str, np.ndarray] = {}
 
 
 def keras_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
@@ -207,9 +257,12 @@ def record(k: int, case: tuple) -> dict:
     seed, placed = placed_seed(20261205 + 100 * k, case)
     y, p, extra = held_inputs(seed, case)
     conv, loss, dtype, reduction, rows, width = case
-    return {"convention": conv, "loss": loss, "dtype": dtype, "reduction": reduction, "shape": [rows, width],
-            "seed": seed, "placed": placed, "inputs": digest(y, p, *extra.values()),
-            "value": str(framework_value(case, y, p, extra))}
+    rec = {"convention": conv, "loss": loss, "dtype": dtype, "reduction": reduction, "shape": [rows, width],
+           "seed": seed, "placed": placed, "inputs": digest(y, p, *extra.values()),
+           "value": str(framework_value(case, y, p, extra))}
+    if conv.startswith("optax"):  # (and the step's losses and gradient, by digest)
+        rec |= {"losses": digest(STEP["losses"]), "grad": digest(STEP["grad"])}
+    return rec
 
 
 def main() -> None:
