@@ -163,8 +163,9 @@ def batch_value(setup: Setup, slices: Slices, divisor: int | float, r: Result) -
             return r.value
     if first.mean_value is not None:
         unknown = "; a stream's length is not known beforehand: give it as a file" if slices.rows is None else ""
-        r.warnings.append(f"the reduced value is lossgrad's own sum: a batch of more than {SLICE_ROWS} samples is "
-                          f"evaluated in slices, and the kernel's sum over the whole batch is not reproduced{unknown}")
+        r.warnings.append(f"the reduced value is lossgrad's own sum: the batch is evaluated in {slices.count} parts "
+                          f"(slices of up to {SLICE_ROWS} samples, or blocks of a file), and the kernel's sum over "
+                          f"the whole batch is not reproduced from them{unknown}")
     return r.value
 
 

@@ -84,7 +84,7 @@ class Slices:
     one's parts, how many there were, the rows they held, and the fold of every slice's value_parts
     (Parts.value_fold; None once a slice has none). Where `rows` is not known beforehand (None: a pipe) the
     value_parts are held, and folded once the stream has ended. `hold`: the most values held so (or by a fold that
-    keeps its pieces), beyond which the fold is given up; None: no limit (a batch in memory, a tensor file)."""
+    keeps its pieces), beyond which the fold is given up; None: no limit (a batch in memory)."""
 
     rows: int | None
     hold: int | None = None

@@ -22,11 +22,14 @@ from .api import accumulate, batch_value, mean_part, micro_divisors, micro_needs
 from .batch import kernel_mean
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
-from .inputs import Batch, parse_inline
+from .inputs import YNN_ROWS, Batch, parse_inline
 from .options import Setup, setup
 from .reduction import Accumulator, Slices, formulas, micro_formulas, split_rows
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 
+# the most values of its slices' value_parts a tensor file's batch holds for its reduced value (Keras' and optax's
+# sums depend on the whole batch; PyTorch's is summed as it comes): beyond, lossgrad's own sum, with a warning
+TENSOR_HELD = 1 << 26
 BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
 SHOWN = 5  # sequences (or samples) shown at each end of the table
 HALF = ("float16", "bfloat16")
@@ -270,6 +273,8 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
     g = r.geometry
     # (a loss coupling every row takes the batch as one block)
     step = max(1, g.rows if s.loss.whole_batch else BLOCK_BYTES // (8 * g.width))
+    if _rows_to_ynnpack(s, g):  # (4,096 rows or more are YNNPACK's fusions in XLA: no block of fewer)
+        step = max(step, YNN_ROWS)
     ignore = s.params.get("ignore_index")
     wide = np.float64 if s.dtype.value == "float64" else np.float32
     cut = r.cut or g.rows  # (no block straddles two micro-batches)
@@ -296,6 +301,13 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
         yield a, blocks, counted
 
 
+def _rows_to_ynnpack(s: Setup, g: Geometry) -> bool:
+    """Whether XLA computes these rows otherwise in a batch of YNN_ROWS rows or more than in fewer, whatever their
+    width: softmax_cross_entropy of probability rows in float16 or bfloat16 (lowp_xla.ynn_probability_rows,
+    ynn_shift_rows). A block of such rows is never shorter (wide rows take blocks beyond BLOCK_BYTES)."""
+    return s.conv.kernels == "xla" and s.half is not None and s.loss.name == "ce" and g.labels != "index"
+
+
 def _finite(t: Tensor | None, a: np.ndarray, row0: int, width: int) -> np.ndarray:
     bad = ~np.isfinite(a)
     if bad.any():
@@ -320,7 +332,8 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     that divides before it rounds, by the kernel itself)."""
     known = _kernel_divisor(s, r, weight) if spools else None
     acc = Accumulator()
-    acc.slices = Slices(r.geometry.rows)  # (one slice alone is summed in the kernel's order; several, by their fold)
+    # (one slice alone is summed in the kernel's order; several by their fold, which may hold TENSOR_HELD values)
+    acc.slices = Slices(r.geometry.rows, TENSOR_HELD)
     per_sample = s.per_sample_for(r.geometry.width)
     parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
     divided: set[str] = set()

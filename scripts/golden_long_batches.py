@@ -13,7 +13,8 @@ slices of whole rows: lossgrad joins the slices' losses (or what XLA's fused sum
 Each record: the case (convention, loss, dtype, reduction, rows, outputs per sample), the seed its inputs come from
 (inputs(): pure numpy, so the test rebuilds them) with the SHA-256 of the inputs as the dtype holds them, and the
 framework's value in float32 (optax's with the SHA-256 of the step's losses and gradient: two batches of a slice of
-32,768 rows and a rest of fewer than 4,096, which XLA computes as one batch's rows); `placed` says the seed is the
+32,768 rows and a rest of fewer than 4,096, which XLA computes as one batch's rows, and 10,000 rows of 300 classes,
+which a tensor file holds in blocks of fewer than 4,096 rows); `placed` says the seed is the
 first from the case's whose value under lossgrad changes when lossgrad's own sum of the losses stands in for the
 framework's (a half dtype's rounding hides the order more often). The versions, torch's threads and CPU
 capability, and the processor are recorded.
@@ -59,7 +60,7 @@ OPTAX = (("optax", "mse", "float32", "mean", 70000, 3), ("optax-nojit", "mse", "
          ("optax", "ce-probs", "bfloat16", "sum", 40000, 3), ("optax-nojit", "bce-logits", "float16", "mean", 45000, 2),
          ("optax", "kl", "float32", "sum", 40000, 3), ("optax", "huber", "float32", "mean", 50000, 2),
          ("optax", "triplet", "float32", "sum", 40000, 3), ("optax", "ce-probs", "bfloat16", "mean", 35768, 3),
-         ("optax", "ce-index", "bfloat16", "mean", 36000, 2))
+         ("optax", "ce-index", "bfloat16", "mean", 36000, 2), ("optax", "ce-probs", "bfloat16", "mean", 10000, 300))
 # (convention, loss, dtype, reduction, rows, outputs per sample)
 CASES = tuple(("torch", *case) for case in TORCH) + KERAS + OPTAX
 

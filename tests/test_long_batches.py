@@ -70,7 +70,7 @@ def test_a_long_batchs_last_slice_has_the_rows_xla_hands_to_ynnpack(monkeypatch:
     # YNNPACK's fusions from 4,096 rows, so a last slice of fewer would be its own loops' (the old rule, by elements)
     golden = golden_script("golden_long_batches")
     monkeypatch.setattr(evaluation, "least_rows", lambda width: max(33, -(-4096 // width)))
-    short = [rec for rec in STEPS if rec["shape"][0] - 32768 < 4096 and rec["loss"] == "ce-probs"]
+    short = [rec for rec in STEPS if 0 < rec["shape"][0] - 32768 < 4096 and rec["loss"] == "ce-probs"]
     assert len(short) == 1
     for rec in short:
         y, p, extra = _inputs(rec)
@@ -231,3 +231,53 @@ def test_exact_in_a_half_dtype_rounds_the_whole_batchs_mean_once() -> None:
     r = lossgrad.evaluate("mse", y, p, convention="exact", dtype="bfloat16")
     want = np.float64(math.fsum(((p - y) ** 2).ravel()) / y.size).astype(ml_dtypes.bfloat16)
     assert r.warnings == [] and r.value == float(want)
+
+
+@pytest.mark.parametrize("held", [None, 1000])
+def test_a_tensor_file_holds_what_a_keras_value_needs_up_to_a_limit(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                    capsys: pytest.CaptureFixture[str],
+                                                                    held: int | None) -> None:
+    # Keras' value over a long batch joins the slices' per-sample losses, in blocks of a tensor file too; beyond
+    # TENSOR_HELD values, lossgrad's own sum, with a warning
+    rec = next(r for r in DATA["records"] if r["convention"] == "keras" and r["loss"] == "mse")
+    y, p, _ = _inputs(rec)
+    np.save(tmp_path / "y.npy", y.astype(np.float32))
+    np.save(tmp_path / "p.npy", p.astype(np.float32))
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * rec["shape"][1] * 30000)
+    if held is not None:
+        monkeypatch.setattr(tensor_run, "TENSOR_HELD", held)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["mse", "-c", "keras", "--dtype", rec["dtype"], "-p", str(tmp_path / "p.npy"),
+                  "-y", str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"), "-f", "json"])
+    assert e.value.code == 0
+    said = json.loads(capsys.readouterr().out)
+    if held is None:
+        assert "warnings" not in said and _same(said["value"], rec["value"])
+    else:
+        assert any("lossgrad's own sum" in w for w in said["warnings"]) and not _same(said["value"], rec["value"])
+
+
+@pytest.mark.parametrize("whole", [True, False])
+def test_a_tensor_file_of_wide_probability_rows_is_read_in_blocks_xla_computes_alike(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], whole: bool) -> None:
+    # optax's ce of probability rows in bfloat16: XLA computes 4,096 rows or more in YNNPACK's fusions, so a tensor
+    # file's blocks of 300 classes (3,495 rows by BLOCK_BYTES) are taken 4,096 rows at least; blocks of fewer rows
+    # (undone: whole False) have every gradient row of the first block apart
+    golden = golden_script("golden_long_batches")
+    rec = next(r for r in STEPS if r["shape"] == [10000, 300])
+    y, p, _ = _inputs(rec)
+    np.save(tmp_path / "y.npy", y.astype(np.float32))
+    np.save(tmp_path / "p.npy", p.astype(np.float32))
+    if not whole:
+        monkeypatch.setattr(tensor_run, "_rows_to_ynnpack", lambda s, g: False)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["ce", "--from-logits", "--labels", "onehot", "-c", "optax", "--dtype", "bfloat16", "-p",
+                  str(tmp_path / "p.npy"), "-y", str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"), "-f",
+                  "json"])
+    assert e.value.code == 0
+    said = json.loads(capsys.readouterr().out)
+    same = golden.digest(np.load(tmp_path / "out.npz")["grad"]) == rec["grad"]
+    if whole:
+        assert same and "warnings" not in said and _same(said["value"], rec["value"])
+    else:  # (the blocks computed otherwise cannot be summed as one: lossgrad's sum, said)
+        assert not same and any("lossgrad's own sum" in w for w in said["warnings"])
