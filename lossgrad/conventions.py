@@ -276,7 +276,9 @@ OPTAX = Convention(
     smoothing=frozenset({"ce"}),
     ignoring=frozenset(),
     class_weights=None,
-    nan_why={"cosine": "cosine_distance divides a zero vector by its norm, 0/0"},
+    nan_why={"cosine": "cosine_distance divides a zero vector by its norm, 0/0",
+             "triplet": "triplet_margin_loss takes jnp.power of the differences without |·|: a fractional "
+             "norm_degree's power of a negative difference, or an odd one's root of a negative sum, is NaN"},
     lacks={
         ("nll", "probs"): "optax has no nll loss on log-probabilities (use ce)",
         ("mae", "probs"): "optax has no absolute-error loss",

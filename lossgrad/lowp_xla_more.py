@@ -404,7 +404,8 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
         "value_parts": {"terms": terms}, "value_fold": lambda rows: Joined(
             lambda parts, n: lowp_xla_pow.fused_value(parts["terms"], a.shape[1], norm_degree)(n))}
     note = lowp_xla_pow.more_threads(norm_degree, a.shape) if jit and half is None else None
+    lone = lowp_xla_pow.lone_program_note(losses, a.shape, norm_degree, r) if jit and half is not np.float16 else None
     return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
-                 warnings=[note] if note else [],
+                 warnings=[w for w in (note, lone) if w],
                  mean_grad=lambda n: quiet(n)[0], mean_value=value, **whole,
                  mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))

@@ -346,6 +346,34 @@ def more_threads(q: float, shape: tuple[int, ...]) -> str | None:
             "were recorded, and on more cores JAX's results may differ in the last bit")
 
 
+# from this many rows XLA under jit (float32 and bfloat16; float16 never, nor op by op) compiles triplet's hinge
+# max(d⁺ − d⁻ + m, 0) into a YNNPACK fusion in a program without the gradient: with the sum in jnp.mean or jnp.sum
+# of the losses alone (any row length), and in the losses alone for rows of two features or more whose root is not
+# h·(h·h) (1/q = 3, left to XLA's loop). YNNPACK's maximum is x86's vmaxps(x, 0), which gives 0 for a NaN x, where
+# XLA's own propagates it. A program with jax.grad (the training step lossgrad reproduces: jax.jit of
+# jax.value_and_grad) keeps the hinge in XLA's loop at any size. (Read from the optimized HLO, the `maximum` in a
+# kind=__ynn_fusion computation, and measured on jax 0.10.2: 4095 and 4096 to 20,000 rows of 1 to 100 features,
+# q = ⅓, ¼, ⅕, ½, 1, 1.5, 2, 2.5, 3, 5.)
+LONE_HINGE_ROWS = YNN_FROM
+
+
+def lone_program_note(losses: Array, shape: tuple[int, ...], q: float, r: Rounder) -> str | None:
+    """A warning where the losses of a batch of `shape` (rows, features) hold NaN (optax's power of a negative
+    difference, an odd q's root of a negative sum, ∞ − ∞) from LONE_HINGE_ROWS rows: the training step, which
+    lossgrad reproduces, keeps them NaN, but a jitted program without the gradient counts them as 0 (the caller asks
+    only under jit, in float32 or bfloat16; `r` rounds to the dtype, in which XLA takes 1/q). No count: a long
+    batch's slices give the same line, shown once."""
+    rows, n = shape
+    if rows < LONE_HINGE_ROWS or not np.isnan(losses).any():
+        return None
+    alone = n > 1 and float(r(F32(1 / q))) != 3  # (the losses' own program: YNNPACK's hinge too)
+    return ("the NaN losses are those of JAX's training step (jax.jit of jax.value_and_grad, whose mean and sum are "
+            "NaN too), which lossgrad reproduces; a jitted program without the gradient compiles the hinge max(·, 0) "
+            f"of {LONE_HINGE_ROWS} rows or more into YNNPACK, whose maximum gives 0 for NaN: there jnp.mean or "
+            "jnp.sum of the losses alone counts those rows as 0" + (", and the losses alone are 0" if alone else "")
+            + " (other results may differ there in last bits)")
+
+
 def vector_power_rows(q: int, rows: int, n: int) -> Array:
     """Which rows of 2 to 8 features LLVM's loop vectorizer takes 4 or 8 at a time in XLA's fused row sum of an
     integral q's powers (POWER_ROWS, _vector_rows): in each task's equal part of the rows, or in none where the

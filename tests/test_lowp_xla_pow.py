@@ -328,3 +328,23 @@ def test_bfloat16_under_jit_contracts_each_powers_last_product_into_the_sum(monk
     assert len(recs) == 12 and {r["dtype"] for r in recs} == {"bfloat16"} and all(r["jit"] for r in recs)
     monkeypatch.setattr(lowp_xla_pow, "half_fused", lambda *_: False)
     assert all(sum(compare(r, _run(r)).values()) for r in recs)
+
+
+def test_nan_losses_from_4096_rows_say_what_a_program_without_the_gradient_gives() -> None:
+    # JAX under jit (jax 0.10.2, measured live): a − pos = −1 makes (−1)^½ NaN in every row. The training step
+    # (jax.jit of jax.value_and_grad, what lossgrad reproduces) keeps them NaN at any size; a jitted program without
+    # the gradient hands the hinge max(·, 0) to YNNPACK from 4096 rows, whose maximum gives 0 for NaN (jnp.mean of
+    # the losses alone: 0; the losses alone: 0 for rows of two features or more, 1/q ≠ 3): a warning says so
+    def run(rows: int, cols: int, q: float, dtype: str = "float32", **kw: object) -> lossgrad.Result:
+        a, pos = np.zeros((rows, cols)), np.ones((rows, cols))
+        return lossgrad.evaluate("triplet", pos, a, negative=-pos, convention="optax", dtype=dtype, norm_degree=q,
+                                 **kw)
+    for rows, cols, q, dtype, alone in ((4096, 2, 0.5, "float32", True), (4096, 3, 1.5, "bfloat16", True),
+                                        (4096, 1, 0.5, "float32", False), (4096, 2, 1 / 3, "float32", False),
+                                        (4095, 2, 0.5, "float32", None), (4096, 2, 0.5, "float16", None)):
+        r = run(rows, cols, q, dtype)
+        assert np.isnan(r.value) and np.all(np.isnan(r.losses)) and np.all(np.isnan(r.grad))  # (the step's, kept)
+        notes = [w for w in r.warnings if "a jitted program without the gradient" in w]
+        assert len(notes) == (alone is not None) and all(("the losses alone are 0" in w) == alone for w in notes)
+        assert any("jnp.power of the differences without |·|" in w for w in r.warnings)
+    assert not any("without the gradient" in w for w in run(4096, 2, 0.5, jit=False).warnings)
