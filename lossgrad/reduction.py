@@ -100,6 +100,8 @@ class Slices:
             if self.first is None:
                 self.first = parts
                 self.fold = None if parts.value_fold is None else parts.value_fold(self.rows)
+                if self.fold is not None or self.rows is not None:
+                    self.held = None  # (held only while a fold waits for a stream's length)
             self.count += 1
             self.seen += parts.grad.shape[0]
             if parts.value_parts is None or parts.value_parts.keys() != (self.first.value_parts or {}).keys():
@@ -107,7 +109,7 @@ class Slices:
                 continue
             if self.fold is not None:
                 self.fold.add(parts.value_parts)
-            elif self.held is not None and self.rows is None:
+            elif self.held is not None:
                 self.held.append(parts.value_parts)
             if self.held is not None or (self.fold is not None and self.fold.holds):
                 self._held(sum(a.size for a in parts.value_parts.values()))
