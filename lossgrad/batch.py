@@ -227,9 +227,10 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
     t0 = time.perf_counter()
 
     def process(chunk: Chunk) -> None:
-        if acc.slices is None:  # (the first block: N, where it is known beforehand, and the count of rows)
+        if writer.divisor is None and writer.spool is None:  # (the first block: N, where known beforehand)
             _decide(setup, writer, rows, k)
-            acc.slices = Slices(_resolved(rows), HELD_VALUES)
+            if setup.reduction is not Reduction.NONE:  # (what the kernel's reduced value needs of the blocks)
+                acc.slices = Slices(_resolved(rows), HELD_VALUES)
         pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None)
         if writer.spool is not None and kernel_mean(setup):  # (evaluated again once N is known)
             pieces = _inputs(source, chunk)
