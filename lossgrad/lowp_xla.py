@@ -1037,13 +1037,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     value = None if own_sum else mean_value(terms, r, known, negated, stored(r, k, terms, losses))
     # (None: only in float32, for more than one output per sample)
     # (under jit in bfloat16 the mean reads the squares in float32, one output per sample too)
-    if loss == "mse" and jit and half is not np.float16 and (several or (half is not None and terms.size > 1)):
+    fused_mse = loss == "mse" and jit and half is not np.float16 and (several or half is not None)
+    if fused_mse and (several or terms.size > 1):
         value = fused_mse_value(r(p - y), r)
     if loss == "mse" and jit and half is None and not several and 1 < terms.size <= 32:
         value = None  # (a column of up to 32 squares, fused as a single row's: in an order not pinned down)
     whole = {} if value is None else batch_terms(terms, r, known, negated, stored(r, k, terms, losses),
-                                                 r(p - y) if loss == "mse" and jit and half is not np.float16
-                                                 and (several or half) else None)
+                                                 r(p - y) if fused_mse else None)
     if loss == "ce" and labels is None and jit and (half is None or fused is not None):
         value, whole = None, {}
         if fused is not None:  # (float32: the products fused into the sum; bfloat16: YNNPACK's float32 row sums)
