@@ -187,25 +187,18 @@ def test_a_csv_stream_gives_the_whole_batchs_value(tmp_path: Path, source: str) 
     assert _same(_value(r.err), rec["value"])
 
 
-def test_a_csv_file_in_many_blocks_gives_the_whole_batchs_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                                capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("patched", ["blocks", "held"])
+def test_a_csv_file_gives_the_whole_batchs_value(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str], patched: str) -> None:
+    # in blocks of about 1,000 rows (70 of them); and with at most 1,000 values held, as PyTorch's sum over a file's
+    # rows (counted beforehand) is taken as they come, holding nothing
     rec = next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"])
     path = _csv_file(tmp_path, rec)
-    monkeypatch.setattr(inputs, "BLOCK_BYTES", 1 << 16)  # (blocks of about 1,000 rows: 70 of them)
-    monkeypatch.setattr(inputs, "BLOCK_ROWS", 1000)
-    with pytest.raises(SystemExit) as e:
-        cli.main([*HUBER, "--csv", str(path), "-o", str(tmp_path / "out.csv")])
-    assert e.value.code == 0
-    err = capsys.readouterr().err
-    assert "warning" not in err and _same(_value(err), rec["value"])
-
-
-def test_a_csv_file_summed_as_it_comes_holds_nothing(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                    capsys: pytest.CaptureFixture[str]) -> None:
-    # PyTorch's sum over a file's rows (counted beforehand) is taken as they come: no limit on what it holds applies
-    rec = next(r for r in DATA["records"] if r["loss"] == "huber" and r["placed"])
-    path = _csv_file(tmp_path, rec)
-    monkeypatch.setattr(batch, "HELD_VALUES", 1000)
+    if patched == "blocks":
+        monkeypatch.setattr(inputs, "BLOCK_BYTES", 1 << 16)
+        monkeypatch.setattr(inputs, "BLOCK_ROWS", 1000)
+    else:
+        monkeypatch.setattr(batch, "HELD_VALUES", 1000)
     with pytest.raises(SystemExit) as e:
         cli.main([*HUBER, "--csv", str(path), "-o", str(tmp_path / "out.csv")])
     assert e.value.code == 0
