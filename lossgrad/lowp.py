@@ -373,7 +373,7 @@ class Cascade:
             first = first + runs[:, :, k]
         for b in range(blocks):
             self._pass_up(first[:, b])
-        self.pending = v[:, blocks * step:]
+        self.pending = v[:, blocks * step:].copy()  # (a copy: a view would keep the whole piece alive)
 
     def _pass_up(self, first: Array) -> None:
         self.done += 1 << self.power
@@ -423,8 +423,9 @@ class RowSum:
             v = np.concatenate([self.pending, x[:, :into]], axis=1) if self.pending.shape[1] else x[:, :into]
             whole = v.shape[1] // (4 * self.unit) * 4 * self.unit
             self.cascade.add(self._vectors(v[:, :whole]).reshape(v.shape[0], -1, 4, self.lanes))
-            self.pending = v[:, whole:]
-        self.tail.append(x[:, into:])
+            self.pending = v[:, whole:].copy()
+        if into < x.shape[1]:  # (copies: views, even empty ones, would keep every piece alive)
+            self.tail.append(x[:, into:].copy())
 
     def _vectors(self, x: Array) -> Array:
         """rows × m × lanes: the vectors of x, a load's two halves added."""
@@ -438,7 +439,7 @@ class RowSum:
     def close(self) -> Array:
         """Each row's sum."""
         part = self.cascade.close()
-        tail = np.concatenate(self.tail, axis=1)
+        tail = np.concatenate(self.tail, axis=1) if self.tail else self.pending[:, :0]
         left = self.vectors * self.unit - self.grouped
         for v in self._vectors(tail[:, :left]).transpose(1, 0, 2):
             part[:, 0] += v
