@@ -10,6 +10,7 @@ and bfloat16 is a float32) and rounded to the half dtype where the kernel stores
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -44,19 +45,39 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "margin-ranking (with margin)")
 
 
+# elements an emulated elementwise kernel takes at a time: its dozens of float64 temporaries (512 KiB each) stay in
+# the core's cache, where over whole arrays each is a trip to memory (expf, logf, log1pf over 4 million floats: about
+# half the time of whole arrays, benchmarks/kernels.py)
+CACHE_BLOCK = 1 << 16
+
+
+def in_blocks(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
+    """The elementwise function f, applied to CACHE_BLOCK elements at a time (the same results: each element's
+    depends on it alone)."""
+    @functools.wraps(f)
+    def blocked(x: Array) -> Array:
+        a = np.asarray(x)
+        if a.size <= CACHE_BLOCK:
+            return f(x)
+        flat = a.reshape(-1)
+        pieces = [f(flat[i:i + CACHE_BLOCK]) for i in range(0, flat.size, CACHE_BLOCK)]
+        return np.concatenate(pieces).reshape(a.shape)
+    return blocked
+
+
 def fma(a: Any, b: Any, c: Any) -> Array:
     """a·b + c rounded once to float32, as an FMA instruction gives it. a·b is exact in float64, and the float64 sum
     rounds to the same float32 as the exact one unless it landed on a midpoint between two float32s (or among the
-    subnormals): there the sum is redone rounding to odd (an inexact float64 sum takes the neighbour with an odd
-    last bit), which a second rounding to float32 turns into the correctly rounded result."""
+    subnormals; a zero is exact): there the sum is redone rounding to odd (an inexact float64 sum takes the
+    neighbour with an odd last bit), which a second rounding to float32 turns into the correctly rounded result."""
     p = np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)
     c64 = np.asarray(c, dtype=np.float64)
-    s = p + c64
+    s = np.asarray(p + c64)
     with np.errstate(invalid="ignore"):
-        suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | (np.abs(s) < 2.0 ** -125)
-    if suspect.any():
-        s = np.where(suspect, _sum_to_odd(np.broadcast_to(p, s.shape), np.broadcast_to(c64, s.shape)), s)
-    out: Array = s.astype(F32)
+        suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | ((np.abs(s) < 2.0 ** -125) & (s != 0))
+    if suspect.any():  # (rare: redone for those elements alone)
+        s[suspect] = _sum_to_odd(np.broadcast_to(p, s.shape)[suspect], np.broadcast_to(c64, s.shape)[suspect])
+    out: Array = s.astype(F32)[()]  # (a scalar for scalars)
     return out
 
 
@@ -86,6 +107,7 @@ EXP_POLY = tuple(F32(c) for c in (0.000198527617612853646278381, 0.0013930435525
                                    0.166666671633720397949219, 0.5))
 
 
+@in_blocks
 def expf(d: Array) -> Array:
     """SLEEF's expf_u10 (PyTorch's Vectorized<float>::exp): e^d = 2^q·e^s, s = d − q·ln 2 in two parts, e^s by
     a degree-7 polynomial in fused multiply-adds."""
@@ -143,6 +165,7 @@ def _split(d: Array) -> tuple[Array, Array]:
     return e.astype(F32), m.astype(F32)
 
 
+@in_blocks
 def logf(d: Array) -> Array:
     """SLEEF's logf_u1 on AVX-512 (PyTorch's Vectorized<float>::log): log m + e·ln 2, log m = 2·atanh((m − 1)/(m +
     1)) in double-float arithmetic; as SLEEF's special cases, ∞ at ∞, NaN below 0 and at NaN, −∞ at 0."""
@@ -160,6 +183,7 @@ def logf(d: Array) -> Array:
     return np.where(d == 0, F32(-np.inf), out).astype(F32)
 
 
+@in_blocks
 def log1pf(d: Array) -> Array:
     """SLEEF's log1pf_u10 on AVX-512 (PyTorch's Vectorized<float>::log1p), for d in [0, 1]."""
     d = np.asarray(d, dtype=F32)
@@ -192,6 +216,7 @@ INV_LN2_32 = float.fromhex("0x1.71547652b82fep+0") * 32
 EXPF_OVER, EXPF_UNDER = float.fromhex("0x1.62e42ep6"), -float.fromhex("0x1.9fe368p6")  # (∞ above, 0 below)
 
 
+@in_blocks
 def libm_expf(x: Array) -> Array:
     """The C library's expf: e^x = 2^(k/32)·2^(r/32), x·32/ln 2 = k + r, for x within the float range (beyond
     it: 0 and infinity)."""
@@ -222,6 +247,7 @@ LOGF_TAB = tuple(tuple(float.fromhex(h) for h in pair) for pair in (
 LOGF_POLY = tuple(float.fromhex(h) for h in ("-0x1.00ea348b88334p-2", "0x1.5575b0be00b6ap-2", "-0x1.ffffef20a4123p-2"))
 
 
+@in_blocks
 def libm_logf(x: Array) -> Array:
     """The C library's logf, as PyTorch's scalar kernels (xlogy) call it: glibc's, for positive finite x;
     log x = log1p(z/c − 1) + log c + k·ln 2 with x = z·2^k and c the table point nearest z."""
@@ -267,6 +293,7 @@ def _log1pf_reduce(x: Array, hx: Array) -> tuple[Array, Array, Array, Array]:
     return f, np.where(near, 0, k), np.where(near, F32(0), c).astype(F32), np.where(near, 1, hu)
 
 
+@in_blocks
 def libm_log1pf(x: Array) -> Array:
     """The C library's log1pf, as PyTorch's scalar kernels (binary_cross_entropy) call it: glibc's (before
     2.40), fdlibm's float code: log1p(x) = k·ln 2 + log(1 + f), log(1 + f) = f − (f²/2 − s·(f²/2 + R(s²)))."""
@@ -552,11 +579,12 @@ def log_softmax(z: Array, rnd: Rounder, half: bool = False) -> Array:
     return rnd(s - lse[:, None])
 
 
-def log_softmax_backward(g: Array, out: Array, rnd: Rounder, half: bool) -> Array:
-    """_log_softmax_backward_data: g − e^out·Σg, the product and difference fused (the compiler contracts the
-    kernel's multiply and subtract into one FMA); Σg by lanes, as a `half` dtype's kernel widens its registers."""
+def log_softmax_backward(g: Array, e: Array, rnd: Rounder, half: bool) -> Array:
+    """_log_softmax_backward_data: g − e^out·Σg (e: e^out, in float32, of the forward's output), the product and
+    difference fused (the compiler contracts the kernel's multiply and subtract into one FMA); Σg by lanes, as a
+    `half` dtype's kernel widens its registers."""
     total = reduced_row_sum(g) if half else row_sum(g)
-    return rnd(fma(-expf(out), total[:, None], g))
+    return rnd(fma(-e, total[:, None], g))
 
 
 def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
@@ -584,7 +612,8 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
         def upstream(n: float) -> Array:
             return rnd(-upstream_c(n, rnd) * y)
 
-    return losses, lambda n: log_softmax_backward(upstream(n), logp, rnd, half), rnd(expf(logp)), terms
+    e = expf(logp)  # (softmax, and the backward's e^out)
+    return losses, lambda n: log_softmax_backward(upstream(n), e, rnd, half), rnd(e), terms
 
 
 class WeightTotals:
@@ -743,9 +772,11 @@ def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, dict
         def upstream(n: float) -> Array:
             return nll_backward(logp.shape, labels, F32(1), n, o)
 
+    e = expf(logp)  # (softmax, and the backward's e^out)
+
     def grad(n: float) -> Array:
-        return log_softmax_backward(upstream(n), logp, o.rnd, o.half is not None)
-    return losses, grad, o.rnd(expf(logp)), pieces
+        return log_softmax_backward(upstream(n), e, o.rnd, o.half is not None)
+    return losses, grad, o.rnd(e), pieces
 
 
 def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str, Any]]:
@@ -759,17 +790,18 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str,
     if o.weights is not None:
         terms = rnd(terms * o.weights)
     losses = -row_sums(terms, o.half)
+    e = expf(logp)  # (softmax, and the backward's e^out)
 
     def grad(n: float) -> Array:
         g = np.full(z.shape, -upstream_c(n, rnd), dtype=F32)
         if o.weights is not None:
             g = rnd(g * o.weights)
-        return log_softmax_backward(rnd(g * t), logp, rnd, o.half is not None)
+        return log_softmax_backward(rnd(g * t), e, rnd, o.half is not None)
 
     def value(n: float, total: Callable[[Any], Any]) -> float:
         stored = -rnd(np.asarray(total(o.half)))[()]
         return float(stored if n == 1 else kind(F32(stored) / F32(n)))
-    return losses, grad, rnd(expf(logp)), summed(terms, o.half, value)
+    return losses, grad, rnd(e), summed(terms, o.half, value)
 
 
 def row_options(y: Array, labels: Array | None, half: Any, params: dict[str, Any]) -> Rows:

@@ -176,3 +176,51 @@ def test_gaussian_nll_in_float16_with_an_epsilon_below_its_range_gives_nan() -> 
     r = lossgrad.gaussian_nll([0.0, 1.0], [0.5, 1.5], var=[0.0, 2.0], var_eps=1e-8, convention="torch",
                               dtype="float16", reduction="none")
     assert math.isnan(float(r.losses.reshape(-1)[0])) and math.isfinite(float(r.losses.reshape(-1)[1]))
+
+
+# ---------------------------------------------------------------- the emulated instructions on large arrays
+
+def _fma_exact(a: float, b: float, c: float) -> np.float32:
+    """a·b + c rounded once to float32 (ties to even), from the exact rational sum."""
+    from fractions import Fraction
+
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    lo = np.float32(float(exact))  # (within an ulp: the neighbours decide)
+    candidates = [np.nextafter(lo, np.float32(-np.inf)), lo, np.nextafter(lo, np.float32(np.inf))]
+    dist = [abs(Fraction(float(x)) - exact) for x in candidates]
+    best = min(dist)
+    ties = [x for x, d in zip(candidates, dist, strict=True) if d == best]
+    return min(ties, key=lambda x: int(np.float32(x).view(np.int32)) & 1)
+
+
+def test_fma_rounds_once_at_the_rare_midpoints_of_a_large_array():
+    # a·b on a float32 midpoint, nudged by a c below float64's resolution there: the float64 sum rounds onto the
+    # midpoint, and a second rounding to float32 would go to even. Among 200,000 plain elements
+    rng = np.random.default_rng(5)
+    n = 200_000
+    a = rng.normal(size=n).astype(np.float32)
+    b = rng.normal(size=n).astype(np.float32)
+    c = rng.normal(size=n).astype(np.float32)
+    at = rng.choice(n, size=40, replace=False)
+    k = 2 * rng.integers(0, 2 ** 9, size=40) + 1  # (odd, below 2¹⁰: a² stays below 2)
+    a[at] = (1 + k * 2.0 ** -12).astype(np.float32)  # (a² = 1 + k·2⁻¹¹ + k²·2⁻²⁴: odd k², a midpoint)
+    b[at] = a[at]
+    c[at] = np.where(np.arange(40) % 2 == 0, 2.0 ** -80, -(2.0 ** -80)).astype(np.float32)
+    got = lowp.fma(a, b, c)
+    some = np.concatenate([at, rng.choice(n, size=300, replace=False)])
+    want = np.array([_fma_exact(float(a[i]), float(b[i]), float(c[i])) for i in some], dtype=np.float32)
+    assert np.array_equal(got[some], want)
+    plain = (a.astype(np.float64) * b + c).astype(np.float32)
+    assert (got[at] != plain[at]).sum() >= 10  # (the midpoints are real: a double rounding is off there)
+
+
+@pytest.mark.parametrize("name", ["expf", "logf", "log1pf", "libm_expf", "libm_logf", "libm_log1pf"])
+def test_kernels_in_cache_blocks_give_the_whole_arrays_results(name):
+    f = getattr(lowp, name)
+    rng = np.random.default_rng(8)
+    x = rng.uniform(-90.0, 80.0, size=(3, lowp.CACHE_BLOCK + 7)).astype(np.float32)
+    if "log" in name:
+        x = np.abs(x) * np.float32(0.01)
+    got, whole = f(x), f.__wrapped__(x)
+    assert got.shape == x.shape and got.dtype == np.float32
+    assert np.array_equal(got.view(np.int32), whole.view(np.int32))
