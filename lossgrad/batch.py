@@ -391,7 +391,12 @@ def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accum
 def countable(setup: Setup) -> bool:
     """Whether a mean's N is the row count: not where rows are left out or weighted (ignore_index, class_weights,
     exact's sample_weight), which only the end knows."""
-    return setup.params.get("ignore_index") is None and setup.params.get("class_weights") is None and not (
+    return setup.params.get("ignore_index") is None and not n_is_weighed(setup)
+
+
+def n_is_weighed(setup: Setup) -> bool:
+    """Whether a mean's N is a sum of weights (class_weights, exact's sample_weight) rather than a count."""
+    return setup.params.get("class_weights") is not None or (
         setup.sample_weight and setup.conv.sample_weight_mean == "sum-of-weights")
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from . import errors, render, tensor_out
 from .api import accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
-from .batch import kernel_mean
+from .batch import kernel_mean, n_is_weighed
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
 from .inputs import YNN_ROWS, Batch, parse_inline
@@ -379,10 +379,32 @@ def _kernel_divisor(s: Setup, r: Run, weight: Tensor | None) -> float | None:
     first pass over the blocks finds it. None for the others, whose gradient is divided as it is written."""
     if not kernel_mean(s):
         return None
+    n = _counted(s, r)
+    return _evaluated_n(s, r, weight) if n is None else n
+
+
+def _evaluated_n(s: Setup, r: Run, weight: Tensor | None) -> int | float:
+    """The mean's N as a first pass over the blocks finds it."""
     acc = Accumulator()
     for _, blocks, _ in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
     return acc.finish(s.reduction.value, s.np_dtype)[1]
+
+
+def _counted(s: Setup, r: Run) -> int | None:
+    """The mean's N where it is a count the files' shapes and labels give without an evaluation: every loss
+    (countable), or the class indexes ignore_index keeps (as the blocks count them; a label that is no class is
+    the evaluation's error). None where weights make N."""
+    ignore, g = s.params.get("ignore_index"), r.geometry
+    if s.loss.whole_batch or n_is_weighed(s):
+        return None
+    if ignore is None:
+        return math.prod(g.losses_shape)
+    if g.labels != "index":
+        return None
+    step = max(1, BLOCK_BYTES // 8)
+    return sum(int(np.count_nonzero(r.target.rows(a, min(a + step, g.rows), g.target_width) != ignore))
+               for a in range(0, g.rows, step))
 
 
 def read_batch(name: str, kw: dict[str, Any], labels: str) -> Batch:

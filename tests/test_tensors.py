@@ -559,3 +559,69 @@ def test_compare_reads_token_files(tmp_path):
     assert r.json()["conventions"]["torch"]["value"] == want.value
     bad = run("compare", "ce", "--from-logits", "--pred", "z.npy", "--target", "missing.npy", cwd=tmp_path)
     assert_usage_error(bad, "missing.npy")
+
+
+# ---------------------------------------------------------------- the mean's N ahead of the writing pass
+
+def _count_cases():
+    """(loss, arguments, {file: array}) of tensor runs whose kernels bring the mean's 1/N in before they round."""
+    rng = np.random.default_rng(23)
+    z, y = logits_and_labels(np.float32, (3, 50, 7))
+    u = rng.uniform(0.05, 0.95, size=(3, 50, 7)).astype(np.float32)
+    sign = np.where(rng.random((3, 50)) < 0.5, -1.0, 1.0)
+    idx = np.where(y == IGNORE, 0, y)
+    rows = np.eye(7)[idx].astype(np.float32)
+    w = rng.uniform(0.5, 2.0, size=(3, 50))
+    return [
+        ("ce", ["--from-logits", "--ignore-index", IGNORE], {"pred": z, "target": y}),
+        ("ce", ["--from-logits"], {"pred": z, "target": idx}),
+        ("ce", ["--from-logits", "--label-smoothing", "0.1", "--ignore-index", IGNORE], {"pred": z, "target": y}),
+        ("ce", ["--from-logits", "--class-weights", "1,2,3,1,1,2,0.5"], {"pred": z, "target": idx}),
+        ("ce", ["--from-logits"], {"pred": z, "target": rows}),
+        ("nll", ["--ignore-index", IGNORE], {"pred": np.log(u), "target": y}),
+        ("bce", ["--from-logits"], {"pred": z, "target": (u > 0.5).astype(np.float32)}),
+        ("bce", [], {"pred": u, "target": (u > 0.5).astype(np.float32), "sample-weight": w}),
+        ("mse", [], {"pred": z, "target": u}),
+        ("huber", ["--delta", "0.5"], {"pred": z, "target": u}),
+        ("kl", ["--log-input"], {"pred": np.log(u), "target": u}),
+        ("poisson", ["--from-logits"], {"pred": z, "target": u}),
+        ("gaussian-nll", [], {"pred": z, "target": u, "var": u}),
+        ("margin-ranking", [], {"pred": z[..., 0], "target": sign, "other": u[..., 0]}),
+        ("triplet", [], {"pred": z, "target": u, "negative": z[::-1].copy()}),
+        ("cosine-embedding", [], {"pred": z, "target": u, "label": sign}),
+        ("focal", ["--from-logits"], {"pred": z, "target": (u > 0.5).astype(np.float32)}),
+    ]
+
+
+@pytest.mark.parametrize("dtype,convention", [("float32", "torch"), ("bfloat16", "torch"), ("float16", "exact"),
+                                              ("float16", "keras"), ("bfloat16", "optax")])
+def test_the_mean_counted_from_the_files_is_the_one_the_blocks_find(tmp_path, monkeypatch, capsys, dtype,
+                                                                   convention):
+    # a kernel that brings 1/N in before it rounds needs N before the gradient is written: counted from the shapes
+    # and the labels where it is a count, found by evaluating the blocks where weights make it (and the same)
+    seen = []
+
+    def spy(s, r, weight):
+        n = divisor(s, r, weight)
+        if n is not None:
+            seen.append((tensor_run._counted(s, r), tensor_run._evaluated_n(s, r, weight)))
+        return n
+    divisor = tensor_run._kernel_divisor
+    monkeypatch.setattr(tensor_run, "_kernel_divisor", spy)
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 7 * 8 * 40)  # (several blocks of rows)
+    ran = 0
+    for loss, args, files in _count_cases():
+        argv = [loss, *map(str, args), "-c", convention, "--dtype", dtype, "-o", str(tmp_path / "out.npz")]
+        for name, a in files.items():
+            np.save(tmp_path / f"{name}.npy", a)
+            argv += [f"--{name}", str(tmp_path / f"{name}.npy")]
+        with pytest.raises(SystemExit) as e:
+            cli.main(argv)
+        out = capsys.readouterr()
+        if e.value.code == 2 and out.err.startswith(("error: --convention", "error: --dtype")):
+            continue  # (a loss or option the convention lacks in this dtype)
+        assert e.value.code == 0, (loss, args, out.err)
+        ran += 1
+    assert ran >= 5
+    assert all(n is None or n == found for n, found in seen), seen
+    assert sum(n is not None for n, _ in seen) >= 5
