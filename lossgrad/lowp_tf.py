@@ -331,7 +331,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         if loss == "ce":
             if labels is not None:
                 labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
-                y = np.eye(p.shape[1], dtype=F32)[labels]
+                y = one_hot(labels, p.shape[1])
             losses, grad, prob = ce(y, p, labels, half)
         else:
             losses, grad = mse(y, p, half, keras2)
@@ -339,6 +339,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                 losses = losses[:, None]
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, **reduced(losses, kind),
                  warnings=notes)
+
+
+def one_hot(labels: Array, classes: int) -> Array:
+    """The float32 one-hot rows of class indexes (Keras' sparse losses as their dense form)."""
+    rows = np.zeros((labels.size, classes), dtype=F32)
+    rows[np.arange(labels.size), labels] = 1
+    return rows
 
 
 def reduced(losses: Array, kind: Any) -> dict[str, Any]:

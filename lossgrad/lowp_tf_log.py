@@ -347,7 +347,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     if labels is not None and loss == "ce":
         return sparse_probs(y, p, labels, kind, half, keras2)
     if labels is not None:  # (categorical-focal's class indexes: the one-hot rows Keras takes)
-        y = np.eye(p.shape[1], dtype=F32)[labels]
+        y = lowp_tf.one_hot(labels, p.shape[1])
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
         losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits, params or {})

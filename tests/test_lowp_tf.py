@@ -141,3 +141,23 @@ def test_mse_gradient_where_the_prediction_is_the_target_has_each_frameworks_sig
         grad = lossgrad.mse([[1.5, 2.0]], [[1.5, 3.0]], convention=convention, dtype=dtype).grad
         assert np.asarray(grad, dtype=np.float64).tolist() == [[0.0, 1.0]]
         assert bool(np.signbit(np.asarray(grad, dtype=np.float64)[0, 0])) is negative
+
+
+@pytest.mark.parametrize("loss", ["ce", "categorical-focal"])
+def test_class_indexes_of_a_large_vocabulary_take_memory_by_their_rows(loss: str) -> None:
+    # the one-hot rows of class indexes are formed row by row: an identity matrix of 40,000 classes to index into
+    # would take 6.4 GB
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    z = rng.normal(size=(2, 40_000))
+    tracemalloc.start()
+    try:
+        r = lossgrad.evaluate(loss, np.array([7.0, 39_999.0]), z, from_logits=True, labels="index",
+                              convention="keras", dtype="float32")
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 64 << 20, peak
+    assert r.grad.shape == z.shape and np.isfinite(r.value)
+    assert np.argmin(r.grad[1]) == 39_999  # (the label's gradient: softmax − 1)
