@@ -153,9 +153,21 @@ class Kind:
 
     rnd: Rounder
     leaf: int = LEAF
+    half: Any = None  # (None: float32, whose rounding is the identity)
 
     def add(self, a: Any, b: Any) -> Array:
         return self.rnd(add(a, b))
+
+    def running(self, first: Array, terms: Array) -> Array:
+        """first + terms[:, 0] + terms[:, 1] + ..., one addition after another, each as `add` forms it."""
+        if self.half is None:  # float32: numpy's accumulate adds one after another, in float32; its sums are the
+            # same unless one is subnormal, which `add` would have flushed to zero
+            sums = np.add.accumulate(np.concatenate([first[:, None], terms], axis=1), axis=1, dtype=F32)
+            if not ((np.abs(sums) < TINY) & (sums != 0)).any():
+                return sums[:, -1]
+        for j in range(terms.shape[1]):
+            first = self.add(first, terms[:, j])
+        return first
 
     def of(self, f: Unary) -> Unary:
         """`f` computed in float32 and stored in the dtype (Eigen's half and bfloat16 packets and scalars)."""
@@ -168,7 +180,7 @@ FLOAT32 = Kind(rounder(None))
 def kind_of(half: Any) -> Kind:
     if half is None:
         return FLOAT32
-    return Kind(rounder(half), 200 if half is np.float16 else 128)
+    return Kind(rounder(half), 200 if half is np.float16 else 128, half)
 
 
 def predux(acc: Array, kind: Kind) -> Array:
@@ -208,19 +220,17 @@ def _reduce(x: Array, span: tuple[int, int, int], read: tuple[Unary, Unary], kin
             total = kind.add(total, _reduce(x, (base, split, num - left), read, kind))
         return kind.add(F32(0), total)
     packet, scalar = read
-    acc = np.zeros((x.shape[0], PACKET), dtype=F32)
+    rows, whole = x.shape[0], num // PACKET * PACKET
+    packets = packet(x[:, first:first + whole]).reshape(rows, whole // PACKET, PACKET)  # (each value read once)
+    acc = np.zeros((rows, PACKET), dtype=F32)
     start = 0
-    if num >= 4 * PACKET:
+    if num >= 4 * PACKET:  # accumulators 0-3 take packets 0-3, 4-7, ... in turn
         start = num // (4 * PACKET) * 4 * PACKET
-        accs = [acc.copy() for _ in range(4)]
-        for j in range(0, start, PACKET):
-            q = (j // PACKET) % 4
-            accs[q] = kind.add(accs[q], packet(x[:, first + j:first + j + PACKET]))
+        turns = packets[:, :start // PACKET].reshape(rows, -1, 4, PACKET)
+        accs = [kind.running(acc, turns[:, :, q]) for q in range(4)]
         acc = kind.add(kind.add(kind.add(accs[0], accs[1]), accs[2]), accs[3])
-    whole = num // PACKET * PACKET
-    for j in range(start, whole, PACKET):
-        acc = kind.add(acc, packet(x[:, first + j:first + j + PACKET]))
-    rest = np.zeros(x.shape[0], dtype=F32)
+    acc = kind.running(acc, packets[:, start // PACKET:])
+    rest = np.zeros(rows, dtype=F32)
     for j in range(max(start, whole), num):
         rest = kind.add(rest, scalar(x[:, first + j]))
     return kind.add(rest, predux(acc, kind))

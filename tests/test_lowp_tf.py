@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import lowp_tf
+from lossgrad import lowp, lowp_tf
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_tf.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -161,3 +161,22 @@ def test_class_indexes_of_a_large_vocabulary_take_memory_by_their_rows(loss: str
     assert peak < 64 << 20, peak
     assert r.grad.shape == z.shape and np.isfinite(r.value)
     assert np.argmin(r.grad[1]) == 39_999  # (the label's gradient: softmax − 1)
+
+
+def test_running_sums_are_the_additions_one_by_one_even_through_a_flushed_subnormal() -> None:
+    rng = np.random.default_rng(6)
+    terms = rng.normal(scale=10.0, size=(5, 700, 8)).astype(np.float32)
+    first = rng.normal(size=(5, 8)).astype(np.float32)
+    # row 3 passes through a subnormal partial sum (1.5e-38 − 1.4e-38), which TensorFlow flushes to zero
+    first[3], terms[3] = 0, 0
+    terms[3, :3] = np.array([1.5e-38, -1.4e-38, 1.2e-38], dtype=np.float32)[:, None]
+
+    def one_by_one(kind: lowp_tf.Kind) -> np.ndarray:
+        acc = first
+        for j in range(terms.shape[1]):
+            acc = kind.add(acc, terms[:, j])
+        return acc
+    for kind in (lowp_tf.FLOAT32, lowp_tf.kind_of(lowp.half_dtype("bfloat16")), lowp_tf.kind_of(np.float16)):
+        assert np.array_equal(kind.running(first, terms).view(np.int32), one_by_one(kind).view(np.int32))
+    unflushed = np.add.accumulate(np.concatenate([first[:, None], terms], axis=1), axis=1, dtype=np.float32)
+    assert (unflushed[3, -1] != one_by_one(lowp_tf.FLOAT32)[3]).all()  # (the flush is felt at the end)
