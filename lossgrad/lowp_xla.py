@@ -183,10 +183,10 @@ def xla_log1p(x: Array) -> Array:
 
 
 def _in_order(x: Array, r: Callable[[Any], Array] = ftz) -> Array:
-    """Each row's sum, left to right (each addition stored by `r`)."""
-    acc: Array = x[:, 0].copy()
-    for i in range(1, x.shape[1]):
-        acc = r(acc + x[:, i])
+    """Each row's sum along the last axis, left to right (each addition stored by `r`)."""
+    acc: Array = x[..., 0].copy()
+    for i in range(1, x.shape[-1]):
+        acc = r(acc + x[..., i])
     return acc
 
 
@@ -197,7 +197,7 @@ def _window_sums(x: Array, r: Callable[[Any], Array] = ftz) -> Array:
     pad = -n % 32
     padded = np.zeros((x.shape[0], n + pad), dtype=F32)
     padded[:, pad // 2:pad // 2 + n] = x
-    return np.stack([_in_order(padded[:, i:i + 32], r) for i in range(0, n + pad, 32)], axis=1)
+    return _in_order(padded.reshape(x.shape[0], -1, 32), r)  # (every window at once)
 
 
 def _windows(x: Array) -> Array:
