@@ -261,6 +261,10 @@ class FusedBf16(Ntxent):
 
 
 
+# the most products of two rows' features ([2B, 2B, d], float32) the reproduced kernels hold, each array 256 MiB
+HELD_PRODUCTS = 1 << 26
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why JAX's results for these options are not reproduced (None: they are)."""
@@ -276,6 +280,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     positives; the mean over the B samples is optax's mean over the 2B rows (the sum: its total halved)."""
     b = p.shape[0]
     tau = float((params or {}).get("temperature", 0.07))
+    products = (2 * b) ** 2 * p.shape[1]
+    if products > HELD_PRODUCTS:
+        raise NotReproduced("dtype", f"JAX's ntxent of {b} pairs of {p.shape[1]} features is reproduced from the "
+                                     f"products of every two rows' features, [2B, 2B, d]: {products:,} values here, "
+                                     f"beyond the {HELD_PRODUCTS:,} lossgrad holds; give fewer pairs or use "
+                                     "--convention exact")
     if switches.get("jit", True):
         return _jit_parts(y, p, tau, half)
     kind = "float32" if half is None else np.dtype(half).name

@@ -336,3 +336,22 @@ def test_random_rounds_under_jit_against_live_jax(live_rng: np.random.Generator,
             assert any(why in w for w in r.warnings), (b, d)
         else:
             assert not any(compare(rec, r).values()), (dtype, b, d)
+
+
+def test_a_batch_whose_pair_products_would_not_fit_is_not_reproduced(monkeypatch):
+    # the kernels' model holds the [2B, 2B, d] products of every two rows: 1,000 pairs of 1,000 features would
+    # take 16 GB a copy. Beyond HELD_PRODUCTS, float32 takes the formulas (with a warning) and a half dtype refuses
+    from lossgrad import errors, lowp_xla_ntxent
+
+    monkeypatch.setattr(lowp_xla_ntxent, "HELD_PRODUCTS", 6 * 6 * 4 - 1)
+    rng = np.random.default_rng(2)
+    y, p = rng.normal(size=(3, 4)), rng.normal(size=(3, 4))
+    for jit in (True, False):
+        r = lossgrad.evaluate("contrastive", y, p, ntxent=True, convention="optax", dtype="float32", jit=jit)
+        exact = lossgrad.evaluate("contrastive", y, p, ntxent=True, convention="exact", dtype="float32")
+        assert any("[2B, 2B, d]: 144 values here" in w for w in r.warnings), r.warnings
+        assert abs(r.value - exact.value) <= 1e-5 * abs(exact.value)
+        with pytest.raises(errors.NotReproduced, match="beyond the 143"):
+            lossgrad.evaluate("contrastive", y, p, ntxent=True, convention="optax", dtype="bfloat16", jit=jit)
+    fits = lossgrad.evaluate("contrastive", y[:2], p[:2], ntxent=True, convention="optax", dtype="float32")
+    assert not any("[2B, 2B, d]" in w for w in fits.warnings)
