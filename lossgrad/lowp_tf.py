@@ -378,18 +378,20 @@ def cast_labels(labels: Array, kind: Kind, classes: int) -> tuple[Array, list[st
     """Class indexes as Keras 3 has them: cast to the loss's dtype with the predictions (and back to int64), so a
     half dtype rounds a large index to a neighbouring class (tf-keras passes them on as they are); a warning names
     the first."""
-    cast = kind.rnd(labels.astype(F32)).astype(np.int64)
+    held = kind.rnd(labels.astype(F32))  # (float16 holds no index from 65,520: they become ∞)
+    name = "bfloat16" if kind.leaf == 128 else "float16"
+    beyond = np.flatnonzero(held >= classes)
+    if beyond.size:
+        j = int(beyond[0])
+        became = (f"class {int(held[j])}", f"beyond the last of the {classes} classes") if np.isfinite(held[j]) \
+            else ("∞", "no class (as an int64, −9223372036854775808)")
+        raise DomainError("target", j, 0, float(labels[j]), f"becomes {became[0]} in {name} (Keras 3 casts the "
+                          f"targets to the loss's dtype), {became[1]}: TensorFlow refuses it (InvalidArgumentError)")
+    cast = held.astype(np.int64)
     moved = np.flatnonzero(cast != labels)
     if not moved.size:
         return labels, []
     i = int(moved[0])
-    name = "bfloat16" if kind.leaf == 128 else "float16"
-    beyond = np.flatnonzero(cast >= classes)
-    if beyond.size:
-        j = int(beyond[0])
-        raise DomainError("target", j, 0, float(labels[j]), f"becomes class {cast[j]} in {name} (Keras 3 casts the "
-                          f"targets to the loss's dtype), beyond the last of the {classes} classes: TensorFlow "
-                          "refuses it (InvalidArgumentError)")
     return cast, [f"{moved.size} class index{'es' if moved.size > 1 else ''} (first {labels[i]} at row {i}) "
                   f"rounded to another class by Keras' cast of the targets to {name}: {labels[i]} became "
                   f"{cast[i]}, as the framework computes it"]

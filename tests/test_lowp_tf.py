@@ -99,6 +99,19 @@ def test_a_class_index_rounded_beyond_the_last_class_is_refused() -> None:
                     labels="index")
 
 
+def test_a_class_index_float16_cannot_hold_is_refused() -> None:
+    # float16's largest is 65,504, and 65,520 and above round to ∞, which TensorFlow casts to the int64
+    # −9223372036854775808 and refuses ("Received a label value of -9223372036854775808 which is outside the valid
+    # range", Keras 3.15.1 and TensorFlow 2.21.0 on CPU, for 65,520 and 70,000 over 100,000 classes; 65,519 rounds to
+    # 65,504 and is a class)
+    z = np.zeros((1, 100_000))
+    for label in (65_520, 70_000):
+        with pytest.raises(lossgrad.InputError, match="becomes ∞ in float16 .* no class"):
+            lossgrad.ce([label], z, convention="keras", dtype="float16", from_logits=True, labels="index")
+    r = lossgrad.ce([65_519], z, convention="keras", dtype="float16", from_logits=True, labels="index")
+    assert any("65519 became 65504" in w for w in r.warnings), r.warnings
+
+
 def test_unreproduced_float32_falls_back_to_the_formulas() -> None:
     # bce from logits under keras in float32 is not reproduced: the float32 formulas, still float32 results
     r = lossgrad.bce([[1.0, 0.0]], [[0.3, -2.0]], convention="keras", dtype="float32", from_logits=True)
