@@ -33,6 +33,7 @@ LANES = 16
 GRAIN = 32768
 THREADS = 2
 SUM_LANES = 8
+WIDE_LANES = 4  # (torch.sum of float64: the same 256-bit registers, of 4 doubles)
 # torch.sum of float16 or bfloat16 loads a register of HALF_LOAD of them (256 bits: the AVX2 kernel again)
 HALF_LOAD = 16
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
@@ -1265,17 +1266,18 @@ def mean_value(summed: Callable[[], Any], rnd: Rounder, half: Any, nll: bool,
 
 class TotalSum:
     """torch.sum of all `size` elements of a tensor of the `half` dtype (None: float32, as torch.mean's sum of a half
-    tensor also is), the elements coming in order, in pieces of any shape: SumKernel over one row, more than GRAIN
-    elements in TensorIterator's two passes, each thread's part summed and stored in the dtype, and the THREADS
-    parts' sums (0 for a thread without a part) then summed."""
+    tensor also is; or of float64, `wide`), the elements coming in order, in pieces of any shape: SumKernel over
+    one row, more than GRAIN elements in TensorIterator's two passes, each thread's part summed and stored in the
+    dtype, and the THREADS parts' sums (0 for a thread without a part) then summed."""
 
-    def __init__(self, size: int, half: Any = None) -> None:
-        self.half, self.seen = half, 0
-        self.parts = [(part, summer(half)(1, part.stop - part.start))
+    def __init__(self, size: int, half: Any = None, wide: bool = False) -> None:
+        self.half, self.seen, self.dtype = half, 0, np.float64 if wide else F32
+        self.row = (lambda rows, n: RowSum(rows, n, lanes=WIDE_LANES, dtype=np.float64)) if wide else summer(half)
+        self.parts = [(part, self.row(1, part.stop - part.start))
                       for part in (chunks(size) if size > GRAIN else [slice(0, size)])]
 
     def add(self, x: Array) -> None:
-        flat = np.asarray(x, dtype=F32).reshape(1, -1)
+        flat = np.asarray(x, dtype=self.dtype).reshape(1, -1)
         for part, s in self.parts:
             lo, hi = max(part.start, self.seen), min(part.stop, self.seen + flat.shape[1])
             if lo < hi:
@@ -1285,14 +1287,14 @@ class TotalSum:
     def total(self) -> Any:
         if len(self.parts) == 1 and self.parts[0][0].stop <= GRAIN:
             return self.parts[0][1].close()[0]
-        rnd = rounder(self.half)
-        sums = [rnd(s.close())[0] for _, s in self.parts]
-        return kernel_sum(np.array([sums + [F32(0)] * (THREADS - len(sums))], dtype=F32), self.half)[0]
+        store = rounder(self.half) if self.dtype is F32 else np.asarray
+        sums = [store(s.close())[0] for _, s in self.parts]
+        return _summed(self.row(1, THREADS), np.array([sums + [0] * (THREADS - len(sums))], dtype=self.dtype))[0]
 
 
-def total_sum(x: Array, half: Any = None) -> Any:
+def total_sum(x: Array, half: Any = None, wide: bool = False) -> Any:
     """torch.sum of all the elements of x (TotalSum)."""
-    s = TotalSum(x.size, half)
+    s = TotalSum(x.size, half, wide)
     s.add(x)
     return s.total()
 
@@ -1310,13 +1312,15 @@ def terms_value(rnd: Rounder, half: Any, float_sum: bool = True,
     return value
 
 
-def summed(terms: Array, half: Any, of: Callable[[float, Callable[[Any], Any]], float]) -> dict[str, Any]:
+def summed(terms: Array, half: Any, of: Callable[[float, Callable[[Any], Any]], float],
+           wide: bool = False) -> dict[str, Any]:
     """Parts' mean_value, value_parts and value_fold for a value `of(n, total)` formed from torch's sum of all the
-    terms (rows of them, one per sample; total(h): the sum in dtype h): over these terms alone, and over a batch's
-    slices' terms as they come (Summed; it needs the batch's rows beforehand, for the threads' halves)."""
+    terms (rows of them, one per sample; total(h): the sum in dtype h, or in float64 for `wide` terms): over these
+    terms alone, and over a batch's slices' terms as they come (Summed; it needs the batch's rows beforehand, for
+    the threads' halves)."""
     per_row = int(np.prod(terms.shape[1:]))
-    return {"mean_value": quiet(lambda n: of(n, lambda h: total_sum(terms, h))), "value_parts": {"terms": terms},
-            "value_fold": lambda rows: None if rows is None else Summed(rows * per_row, half, of)}
+    return {"mean_value": quiet(lambda n: of(n, lambda h: total_sum(terms, h, wide))), "value_parts": {"terms": terms},
+            "value_fold": lambda rows: None if rows is None else Summed(rows * per_row, half, of, wide)}
 
 
 def summed_losses(terms: Array, rnd: Rounder, half: Any, float_sum: bool = True,
@@ -1331,8 +1335,9 @@ class Summed:
 
     holds = False
 
-    def __init__(self, size: int, half: Any, of: Callable[[float, Callable[[Any], Any]], float]) -> None:
-        self.sums = {h: TotalSum(size, h) for h in (half, None)}
+    def __init__(self, size: int, half: Any, of: Callable[[float, Callable[[Any], Any]], float],
+                 wide: bool = False) -> None:
+        self.sums = {h: TotalSum(size, h, wide) for h in (half, None)}
         self.of = of
 
     def add(self, parts: dict[str, Array]) -> None:

@@ -25,14 +25,12 @@ import numpy as np
 from .losses import Parts
 from .losses._ops import Array
 from .losses.ctc import check_blank, unpack
-from .lowp import F32, libm_expf, libm_logf, torch_sum
+from .lowp import F32, libm_expf, libm_logf, summed
 
 TAKES = {"ctc": ("blank", "zero_infinity")}
 SUPPORTED = ("ctc (log-probabilities, with blank and zero_infinity; float32 and float64)",)
 DTYPES = ("float32", "float64")  # (the half dtypes PyTorch itself refuses: lowp.refused)
 Elementwise = Callable[[Array], Array]
-# torch.sum's registers under the "AVX512" capability: 8 floats (the AVX2 width), so 4 doubles
-SUM_LANES = {np.float32: 8, np.float64: 4}
 
 
 def _logf(x: Array) -> Array:
@@ -228,20 +226,18 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     pred, t_len, l_len, lab = unpack(y, p)
     kind = p.dtype.type
     losses, grad = ctc(pred, lab, t_len, l_len, blank, bool(switches.get("zero_infinity")))
-    lanes = SUM_LANES[kind]
 
     def parts(shown: Array, d: Array) -> Parts:
         """The parts when each sequence's loss is shown divided by d (autograd's upstream gradient: 1/d, and for
         the mean over n (1/n)/d, each quotient rounded)."""
-        def value(n: float) -> float:
-            with np.errstate(all="ignore"):
-                total = torch_sum(shown[None, :], lanes)[0]
-                return float(total if n == 1 else total / kind(n))
+        def value(n: float, total: Callable[[Any], Any]) -> float:  # (torch.sum of the batch's shown losses)
+            return float(total(None) if n == 1 else total(None) / kind(n))
 
         def mean_grad(n: float) -> Array:
             with np.errstate(all="ignore"):
                 return grad((kind(1) / kind(n)) / d).reshape(p.shape)
-        return Parts(losses=shown, grad=grad(kind(1) / d).reshape(p.shape), mean_value=value, mean_grad=mean_grad)
+        return Parts(losses=shown, grad=grad(kind(1) / d).reshape(p.shape), mean_grad=mean_grad,
+                     **summed(shown, None, value, wide=kind is np.float64))
 
     out = parts(losses, np.ones(losses.shape, dtype=kind))
 

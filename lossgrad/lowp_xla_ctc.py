@@ -27,6 +27,7 @@ from .lowp_xla import (
     F32,
     YNN_FROM,
     Rounder,
+    batch_terms,
     dot_lanes,
     ftz,
     mean_value,
@@ -334,7 +335,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     if jit and losses.shape[0] <= 32 and lab.shape[1] + 1 >= FUSED_COLUMNS:
         warnings.append(FUSED_VALUE)
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=mean_value(terms, ftz, jit),
-                 warnings=warnings)
+                 warnings=warnings, **batch_terms(terms, ftz, jit, False, False))
 
 
 # under jit, a batch of up to 32 sequences whose final states' matrix [B, L + 1] has this many columns or more is
