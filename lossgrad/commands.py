@@ -305,6 +305,10 @@ def completion(shell: Annotated[str, typer.Argument(..., metavar="SHELL", help="
                      + "\n")
 
 
+# the most values `jacobian` takes: their matrix of 1,048,576 entries, about 25 MB of JSON
+JACOBIAN_MOST = 1024
+
+
 def jacobian(
     activation: Annotated[str, typer.Argument(..., metavar="ACTIVATION", help="softmax, sigmoid, tanh or relu.")],
     x: Annotated[str | None, typer.Option("--x", "-x", help="The input vector: numbers separated by commas or "
@@ -321,6 +325,10 @@ def jacobian(
     v = parse_inline(x, "{x}")
     if v.ndim != 1:
         raise InputError("{x}", "takes one vector (no ';' rows)")
+    if v.size > JACOBIAN_MOST:
+        raise InputError("{x}", f"has {v.size:,} values, whose Jacobian would have {v.size ** 2:,} entries; jacobian "
+                                f"shows it for up to {JACOBIAN_MOST:,} values (a loss's gradient through the "
+                                "activation needs no matrix: give the loss the logits, with --from-logits)")
     fmt = format or ("table" if sys.stdout.isatty() else "json")
     if fmt not in ("table", "json"):
         raise OptionError("format", f"unknown format {fmt!r}; choose table or json")

@@ -61,6 +61,11 @@ def test_table_and_errors():
     assert_usage_error(run("jacobian", "softmax"), "--x", "required")
     assert_usage_error(run("jacobian", "softmax", "--x", "1;2"), "--x", "one vector")
     assert_usage_error(run("jacobian", "softmax", "--x", "1,x"), "--x: value 2")
+    # (a long vector's matrix would take gigabytes: 20,000 values, 400 million entries)
+    assert_usage_error(run("jacobian", "softmax", "--x", ",".join(["0.5"] * 20000)), "--x: has 20,000 values",
+                       "up to 1,024")
+    r = run("jacobian", "softmax", "--x", ",".join(["0.5"] * 1024), "-f", "json")
+    assert r.code == 0 and len(r.json()["jacobian"]) == 1024
 
 
 def test_ce_explain_shows_the_chain_rule():
