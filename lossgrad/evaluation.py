@@ -19,7 +19,7 @@ from . import autocast
 from .errors import DomainError, InputError, NotReproduced, OptionError, counted
 from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS, YNN_ROWS
 from .losses import Parts
-from .losses.base import Joined, first_bad
+from .losses.base import Joined, Place, first_bad
 from .losses.classification import unnormalised_rows
 from .losses.ctc import mean_divisors
 from .options import Labels, Reduction, Setup
@@ -47,19 +47,22 @@ class Block:
 
 
 def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = None,
-             extra: dict[str, np.ndarray] | None = None) -> list[Block]:
+             extra: dict[str, np.ndarray] | None = None, place: Place | None = None) -> list[Block]:
     """A block (2-D arrays, samples x columns; the loss's extra inputs as p) in slices of at most SLICE_ROWS
-    samples; a DomainError carries the block's own row and column."""
+    samples; a DomainError carries the block's own row and column. `place`: where the block lies in the whole
+    batch (None: it is the batch), which each slice's kernels are told of theirs (Setup.batch's "place")."""
     n = p.shape[0]
     out = []
     size = max(n, 1) if setup.loss.whole_batch else SLICE_ROWS
     bounds = spans(n, size, least_rows(p.shape[1] if p.ndim > 1 else 1))
     setup = with_batch_totals(setup, y, p.shape[1], bounds) if len(bounds) > 1 else setup
+    first, rows = place or (0, n)
     for start, end in bounds:
+        at = replace(setup, batch={**setup.batch, "place": (first + start, rows)})
         try:
             # (no numpy warnings: infinities and NaNs are results, reported as lossgrad's own warning lines)
             with np.errstate(all="ignore"):
-                out.append(evaluate_slice(setup, y[start:end], p[start:end], None if w is None else w[start:end],
+                out.append(evaluate_slice(at, y[start:end], p[start:end], None if w is None else w[start:end],
                                           {k: a[start:end] for k, a in (extra or {}).items()}))
         except DomainError as e:
             e.row += start

@@ -21,7 +21,7 @@ from . import lowp
 from .errors import DomainError
 from .losses import Parts
 from .losses._ops import Array
-from .losses.base import joined
+from .losses.base import Place, joined
 from .lowp import Rounder, libm_logf, rounder
 
 F32 = np.float32
@@ -125,20 +125,41 @@ def elementwise(a: Array, packet: Unary, scalar: Unary) -> Array:
     return out.reshape(a.shape)
 
 
-def tiled(a: Array, packet: Unary, scalar: Unary, target: int) -> Array:
+def tiled(a: Array, packet: Unary, scalar: Unary, target: int, place: Place | None = None) -> Array:
     """A unary kernel inside an expression Eigen evaluates in blocks (one with a broadcast): blocks of about
     `target` coefficients, whole rows (or row pieces of `target` when a row is longer), each evaluated as
-    `elementwise` does, so each block ends in its own scalar remainder."""
-    rows, n = a.shape
-    if a.size <= target:
-        return elementwise(a, packet, scalar)
-    width = min(target, n)
-    height = min(-(-target // width), rows)
-    out = np.empty_like(a)
-    for r in range(0, rows, height):
-        for c in range(0, n, width):
-            out[r:r + height, c:c + width] = elementwise(a[r:r + height, c:c + width], packet, scalar)
+    `elementwise` does, so each block ends in its own scalar remainder. The blocks are the whole batch's: counted
+    from its first row and ended at its last, which `place` says these rows lie in (None: they are the batch)."""
+    out = packet(a)  # (each value's e^x is its own: the packets' lanes do not meet)
+    at = remainders(a.shape, target, place)
+    if at.size:
+        out.flat[at] = scalar(a.reshape(-1)[at])
     return out
+
+
+def remainders(shape: tuple[int, int], target: int, place: Place | None) -> Array:
+    """The flat indexes, in these rows, of the elements `tiled`'s blocks leave to the scalar path: the last
+    (size mod 8) of each block of the whole batch. A batch of `target` coefficients or fewer is one block; rows
+    longer than `target` are split in blocks of `target`, every row alike; shorter rows are taken ⌈target / n⌉ to
+    a block, from the batch's first row, the last block ending at its last (a batch of unknown length: beyond
+    these rows)."""
+    rows, n = shape
+    first, total = place or (0, rows)
+    if n > target:
+        pieces = [(start, min(start + target, n)) for start in range(0, n, target)]
+        cols = np.concatenate([np.arange(end - (end - start) % PACKET, end) for start, end in pieces])
+        return (np.arange(rows)[:, None] * n + cols).reshape(-1)
+    if total is not None and total * n <= target:
+        flat = np.arange(total * n - total * n % PACKET, total * n)
+    else:
+        height = -(-target // n)
+        blocks = np.arange(first // height, (first + rows - 1) // height + 1)
+        ends = (blocks + 1) * height if total is None else np.minimum((blocks + 1) * height, total)
+        tails = (ends - blocks * height) * n % PACKET
+        lanes = np.arange(PACKET)
+        flat = ((ends * n - tails)[:, None] + lanes)[lanes < tails[:, None]]
+    flat = flat - first * n
+    return flat[(flat >= 0) & (flat < rows * n)]
 
 
 # the block size Eigen's cost model gives SoftmaxCrossEntropyWithLogits' float32 backprop expression (e^s / Σ − y,
@@ -246,12 +267,14 @@ def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
     return F32(row_sums(x.reshape(1, -1), kind=kind)[0])
 
 
-def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32) -> tuple[Array, Array, Array]:
+def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32,
+                 place: Place | None = None) -> tuple[Array, Array, Array]:
     """SoftmaxCrossEntropyWithLogits (probability rows) or its sparse twin (class indexes), every Eigen operation
     stored in `kind`: per-row losses, the kernel's backprop softmax − y and its softmax. Both take s = z − max and
     Σe^s by rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened
     tensor; the sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one
-    Σ y·(log Σ − s) by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks (`tiled`)."""
+    Σ y·(log Σ − s) by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks of the whole
+    batch (`tiled`: `place`, where these rows lie in it)."""
     r = kind.rnd
     s = r(sub(z, z.max(axis=1, keepdims=True)))
     total = row_sums(s, kind.of(pexp), kind.of(libm_expf), kind)
@@ -261,7 +284,7 @@ def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32)
     else:
         losses = r(sub(r(libm_logf(total)), s[np.arange(z.shape[0]), labels]))
     e = (elementwise(s, kind.of(pexp), kind.of(libm_expf)) if labels is not None
-         else tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK))
+         else tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK, place))
     prob = r(div(e, total[:, None]))
     return losses, r(sub(prob, y)), prob
 
@@ -272,13 +295,15 @@ def upstream(n: float, kind: Kind = FLOAT32) -> F32:
     return F32(1) if n == 1 else F32(kind.rnd(div(F32(1), kind.rnd(F32(n)))))
 
 
-def ce(y: Array, z: Array, labels: Array | None, half: Any) -> tuple[Array, Callable[[float], Array], Array]:
+def ce(y: Array, z: Array, labels: Array | None, half: Any,
+       place: Place | None = None) -> tuple[Array, Callable[[float], Array], Array]:
     """Keras' cross entropy from logits: tf.nn's wrappers take half logits to float32 before the fused kernel
     (probability rows: float16 and bfloat16; class indexes: float16 only, bfloat16 runs the kernel in bfloat16),
-    its loss and gradient rounded once on the way back. The gradient is the upstream 1/N times the backprop."""
+    its loss and gradient rounded once on the way back. The gradient is the upstream 1/N times the backprop
+    (`place`: where these rows lie in the whole batch)."""
     kind = kind_of(half)
     inner = FLOAT32 if half is np.float16 or labels is None else kind
-    losses, backprop, prob = softmax_xent(z, y, labels, inner)
+    losses, backprop, prob = softmax_xent(z, y, labels, inner, place)
     return kind.rnd(losses), lambda n: kind.rnd(mul(upstream(n, kind), backprop)), kind.rnd(prob)
 
 
@@ -332,7 +357,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     float32): per-sample losses (Keras' mean over a sample's outputs as it takes it), the gradient of the sum or
     of the mean over N, the kernel's softmax (ce), and the reduced value (reduce_sum of the losses, divided by N in
     the dtype). `from_logits` and `weights` are taken as every backend takes them: `unsupported` has refused
-    probabilities and sample weights before."""
+    probabilities and sample weights before. `params`' place is where these rows lie in the whole batch (a slice
+    of it, or a file's block: ce's blocks are the batch's)."""
     kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
     notes: list[str] = []
@@ -342,7 +368,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             if labels is not None:
                 labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
                 y = one_hot(labels, p.shape[1])
-            losses, grad, prob = ce(y, p, labels, half)
+            losses, grad, prob = ce(y, p, labels, half, (params or {}).get("place"))
         else:
             losses, grad = mse(y, p, half, keras2)
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)

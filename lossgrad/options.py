@@ -86,7 +86,8 @@ class Setup:
     batchmean: bool = False  # PyTorch's kl_div reduction: the mean over samples, whatever the convention's mean
     autocast: bool = False  # the half dtype is the predictions'; the loss runs as the framework's mixed policy says
     jit: bool | None = None  # JAX's results under jax.jit (True), op by op (False); None: not said (jit)
-    batch: Mapping[str, Any] = field(default_factory=dict)  # what the kernels sum over a batch taken in slices
+    # what the kernels take of the whole batch a slice is part of: their sums over it, and the slice's place in it
+    batch: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def np_dtype(self) -> Any:

@@ -17,6 +17,9 @@ Reason = tuple[Any, ...]
 Reasons = Callable[..., list[Reason]]
 
 SMALL = 1e-3  # a reason tagged with it explains only differences below this relative size
+# where a slice of samples lies in the whole batch: its first row and the batch's rows (None: not known
+# beforehand, a stream's); a kernel that lays its work out over the whole batch reads it (Setup.batch's "place")
+Place = tuple[int, int | None]
 
 
 def _g(x: SupportsFloat) -> str:
