@@ -34,7 +34,8 @@ from .inputs import (
     count_lines,
     quick_count_lines,
 )
-from .options import Reduction, Setup
+from .losses.base import Place
+from .options import Labels, Reduction, Setup
 from .reduction import HELD_VALUES, Accumulator, Slices
 from .render import Progress, csv_header, extra_header, grad_order, rows_table, write_table
 
@@ -197,6 +198,7 @@ class _Writer:
         self.divisor: int | float | None = None
         self.spool: _Spool | None = None
         self.divided = False  # the rows come divided by N already (a kernel's own mean: Parts.mean_grad)
+        self.rows: int | None = None  # the batch's rows, as kernels that compute a row by its place are told them
         self.stage = _Stage()
 
     def emit(self, table: Any) -> None:
@@ -231,8 +233,9 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
             _decide(setup, writer, rows, k)
             if setup.reduction is not Reduction.NONE:  # (what the kernel's reduced value needs of the blocks)
                 acc.slices = Slices(_resolved(rows), HELD_VALUES)
-        pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None)
-        if writer.spool is not None and kernel_mean(setup):  # (evaluated again once N is known)
+        pieces = _evaluate_chunk(setup, source, chunk, acc, writer.divisor if writer.divided else None,
+                                 (acc.rows, writer.rows))
+        if writer.spool is not None and _evaluated_again(setup):  # (evaluated again once N or the rows are known)
             pieces = _inputs(source, chunk)
         writer.put(pieces, chunk.kept)
 
@@ -266,9 +269,13 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
 
 
 def _decide(setup: Setup, writer: _Writer, rows: Any, k: int) -> None:
-    """On the first block: divide as we go (N known) or spool (N known only at the end)."""
+    """On the first block: divide as we go (N known) or spool (N known only at the end); and the batch's rows for
+    kernels that compute a row by its place in the batch (spooled where only the end knows them)."""
+    wanted = placed(setup)
+    writer.rows = _resolved(rows) if wanted else None
     if setup.reduction is not Reduction.MEAN:
         writer.divisor = 1
+        writer.spool = _Spool() if wanted and writer.rows is None else None
         return
     n_rows = _resolved(rows) if countable(setup) else None
     if n_rows is None:
@@ -295,6 +302,23 @@ def kernel_mean(setup: Setup) -> bool:
     return setup.reduction is Reduction.MEAN and (setup.lowp or setup.half is not None)
 
 
+def placed(setup: Setup) -> bool:
+    """Whether the kernels compute a row by where it lies in the whole batch (kernels.placed; probability rows
+    until the layout says class indexes): a stream tells them the batch's rows, counted beforehand, or spools its
+    rows until it has ended."""
+    if not setup.lowp:
+        return False
+    from . import kernels  # (the backends load only where a low-precision kernel runs)
+    return kernels.placed(setup.conv.kernels or "", setup.loss.name, setup.from_logits,
+                          setup.labels is not Labels.INDEX)
+
+
+def _evaluated_again(setup: Setup) -> bool:
+    """Whether spooled rows are evaluated again once the stream has ended (their inputs spooled, not their
+    results): a kernel's mean brings 1/N in before it rounds, or the kernels compute a row by its place."""
+    return kernel_mean(setup) or placed(setup)
+
+
 def _inputs(source: CsvSource, chunk: Chunk) -> Pieces:
     """A block's inputs as spool pieces: (targets, predictions), the weights when there are any, then each of the
     loss's further inputs (triplet's negatives, ...) in the layout's order."""
@@ -305,11 +329,13 @@ def _inputs(source: CsvSource, chunk: Chunk) -> Pieces:
     return pieces + [(a, a) for a in further]
 
 
-def _spooled_rows(setup: Setup, layout: Layout, pieces: Pieces, n: int | float, kept: Kept | None = None) -> Any:
-    """The rows of spooled inputs (as _inputs put them), evaluated again with the mean's N now known."""
+def _spooled_rows(setup: Setup, layout: Layout, pieces: Pieces, n: int | float, kept: Kept | None,
+                  place: Place) -> Any:
+    """The rows of spooled inputs (as _inputs put them), evaluated again with the mean's N and the batch's rows
+    now known (`place`: where they lie in it)."""
     (y, p), further = pieces[0], [a for a, _ in pieces[1:]]
     w = further.pop(0)[:, 0] if layout.weight is not None else None
-    blocks = evaluate(setup, y, p, w, dict(zip(layout.extra, further, strict=True)))
+    blocks = evaluate(setup, y, p, w, dict(zip(layout.extra, further, strict=True)), place)
     return rows_table([(b.parts.losses, _row_grads(setup, b.parts, n)) for b in blocks], 1, kept)
 
 
@@ -320,13 +346,13 @@ def _grad(parts: Any, divisor: int | float | None) -> np.ndarray:
 
 
 def _evaluate_chunk(setup: Setup, source: CsvSource, chunk: Chunk, acc: Accumulator,
-                    divisor: int | float | None = None) -> Pieces:
+                    divisor: int | float | None = None, place: Place | None = None) -> Pieces:
     layout = source.layout
     y = chunk.data[:, layout.target]
     p = chunk.data[:, layout.pred]
     w = None if layout.weight is None else chunk.data[:, layout.weight]
     try:
-        blocks = evaluate(setup, y, p, w, {name: chunk.data[:, cols] for name, cols in layout.extra.items()})
+        blocks = evaluate(setup, y, p, w, {name: chunk.data[:, cols] for name, cols in layout.extra.items()}, place)
     except DomainError as e:
         raise layout.error(e, chunk) from None
     accumulate(setup, acc, blocks)
@@ -346,16 +372,23 @@ def _row_grads(setup: Setup, parts: Any, divisor: int | float | None) -> np.ndar
 
 
 def _finish(setup: Setup, layout: Layout, acc: Accumulator, writer: _Writer, compute: _Stage) -> None:
-    """Check the N the rows were divided by, or write the spooled rows divided by the N now known."""
+    """Check the N the rows were divided by (and the rows the kernels were told), or write the spooled rows divided
+    by the N now known."""
     _, n = acc.finish(setup.reduction.value, setup.np_dtype)
     if writer.divisor is not None and writer.divisor != 1 and n != writer.divisor:
         raise Miscounted(acc.rows)
+    if writer.spool is None and writer.rows not in (None, acc.rows):
+        raise Miscounted(acc.rows)
     if writer.spool is not None:
-        def rows(p: Pieces, k: Kept | None) -> Any:
-            return _spooled_rows(setup, layout, p, n, k) if kernel_mean(setup) else rows_table(p, n, k)
+        again = _evaluated_again(setup)
 
+        def rows(p: Pieces, k: Kept | None, first: int) -> Any:
+            return _spooled_rows(setup, layout, p, n, k, (first, acc.rows)) if again else rows_table(p, n, k)
+
+        first = 0
         for pieces, kept in writer.spool.chunks():
-            compute.submit(lambda p, k: writer.stage.submit(writer.emit, rows(p, k)), pieces, kept)
+            compute.submit(lambda p, k, at: writer.stage.submit(writer.emit, rows(p, k, at)), pieces, kept, first)
+            first += pieces[0][1].shape[0]
         compute.drain()
         writer.stage.drain()
 
@@ -403,11 +436,12 @@ def n_is_weighed(setup: Setup) -> bool:
 def _how_to_count(setup: Setup, request: CsvRequest, rewindable: bool) -> str | None:
     """None (no count needed beforehand, or spooled), "quick" (line ends alone, checked at the end) or "checked"
     (a count that checks every line). A mean's N is counted; so are the rows of a file whose kernels sum over the
-    whole batch (Slices: a wrong quick count only leaves the value to lossgrad's sum)."""
+    whole batch (Slices: a wrong quick count only leaves the value to lossgrad's sum), and, as N, the rows of a file
+    whose kernels compute a row by its place in the batch (placed)."""
     path = request.path
     if path in (None, "-") or not os.path.isfile(path):
         return None
-    if setup.reduction is Reduction.MEAN and countable(setup):
+    if (setup.reduction is Reduction.MEAN and countable(setup)) or placed(setup):
         return "quick" if rewindable else "checked"
     return "quick" if setup.lowp and setup.reduction is not Reduction.NONE else None
 

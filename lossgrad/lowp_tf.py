@@ -330,6 +330,12 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
     return losses, grad
 
 
+def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+    """Whether a row's results depend on where it lies in the whole batch: ce from logits of probability rows, whose
+    backprop's blocks (`tiled`) are the batch's."""
+    return loss == "ce" and from_logits and probability_rows
+
+
 # losses TensorFlow computes in every dtype whose kernels lossgrad does not reproduce, and what they are
 NOT_YET: dict[str, str] = {}
 

@@ -62,6 +62,12 @@ def covers(loss: str, from_logits: bool) -> bool:
     return loss in ("bce", "kl", "poisson", "focal", "categorical-focal") or (loss == "ce" and not from_logits)
 
 
+def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+    """Whether a row's results depend on where it lies in the whole batch (lowp_tf.placed; this module's losses
+    compute each row alone)."""
+    return not covers(loss, from_logits) and lowp_tf.placed(loss, from_logits, probability_rows)
+
+
 def recip(x: Array, kind: Kind) -> Array:
     """Eigen's reciprocal in the dtype: in float32 `rcpps` refined by a Newton step (lossgrad.lowp_tf_rcp); in the
     half dtypes 1/x in float32, rounded (a bfloat16 subnormal read as 0 gives ±∞). Beyond 2^100 (bfloat16 only)

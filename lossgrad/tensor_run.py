@@ -292,7 +292,7 @@ def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list
         extra = {k: _finite(t, t.rows(a, b, width).astype(np.float64, copy=False), a, width)
                  for k, (t, width) in r.extras.items()}
         try:
-            blocks = evaluate(s, y, p, w, extra)
+            blocks = evaluate(s, y, p, w, extra, (a, g.rows))  # (its kernels told where the block lies)
         except DomainError as e:
             t, width = ({"target": (r.target, g.target_width), "pred": (r.pred, g.width)} | r.extras).get(
                 e.which, (weight, 1))
