@@ -31,6 +31,10 @@ from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 # sums depend on the whole batch; PyTorch's is summed as it comes): beyond, lossgrad's own sum, with a warning
 TENSOR_HELD = 1 << 26
 BLOCK_BYTES = 8 << 20  # the float64 work arrays of one block of rows (larger blocks were slower: cache)
+# a block holds a multiple of this many rows: whole packets of 8 values however wide its rows, as the batch's
+# rows from the first hold them, so a kernel that takes the flattened batch in packets (TensorFlow's element-wise
+# kernels) leaves its scalar remainder to the batch's last block, where the batch has it
+ALIGN_ROWS = 8
 SHOWN = 5  # sequences (or samples) shown at each end of the table
 HALF = ("float16", "bfloat16")
 
@@ -271,8 +275,9 @@ def _spools(r: Run, path: str, no_grad: bool, target_grad: bool) -> list[tensor_
 def _blocks(s: Setup, r: Run, weight: Tensor | None) -> Iterator[tuple[int, list[Block], np.ndarray]]:
     """(first row, evaluated slices, which samples count) for each block of rows."""
     g = r.geometry
-    # (a loss coupling every row takes the batch as one block)
-    step = max(1, g.rows if s.loss.whole_batch else BLOCK_BYTES // (8 * g.width))
+    # (a loss coupling every row takes the batch as one block; the others blocks of whole packets, ALIGN_ROWS)
+    step = max(1, g.rows) if s.loss.whole_batch else max(ALIGN_ROWS, BLOCK_BYTES // (8 * g.width) // ALIGN_ROWS
+                                                         * ALIGN_ROWS)
     if _rows_to_ynnpack(s, g):  # (4,096 rows or more are YNNPACK's fusions in XLA: no block of fewer)
         step = max(step, YNN_ROWS)
     ignore = s.params.get("ignore_index")

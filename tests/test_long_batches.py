@@ -267,7 +267,7 @@ def test_a_tensor_file_holds_what_a_keras_value_needs_up_to_a_limit(tmp_path: Pa
 def test_a_tensor_file_of_wide_probability_rows_is_read_in_blocks_xla_computes_alike(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], whole: bool) -> None:
     # optax's ce of probability rows in bfloat16: XLA computes 4,096 rows or more in YNNPACK's fusions, so a tensor
-    # file's blocks of 300 classes (3,495 rows by BLOCK_BYTES) are taken 4,096 rows at least; blocks of fewer rows
+    # file's blocks of 300 classes (3,488 rows by BLOCK_BYTES) are taken 4,096 rows at least; blocks of fewer rows
     # (undone: whole False) have every gradient row of the first block apart
     golden = golden_script("golden_long_batches")
     rec = next(r for r in STEPS if r["shape"] == [10000, 300])
@@ -287,3 +287,34 @@ def test_a_tensor_file_of_wide_probability_rows_is_read_in_blocks_xla_computes_a
         assert same and "warnings" not in said and _same(said["value"], rec["value"])
     else:  # (the blocks computed otherwise cannot be summed as one: lossgrad's sum, said)
         assert not same and any("lossgrad's own sum" in w for w in said["warnings"])
+
+
+def _tensor_run(tmp_path: Path, args: list[str], y: np.ndarray, p: np.ndarray) -> dict[str, np.ndarray]:
+    """lossgrad on tensor files of y and p (float32), its written arrays."""
+    np.save(tmp_path / "y.npy", y.astype(np.float32))
+    np.save(tmp_path / "p.npy", p.astype(np.float32))
+    with pytest.raises(SystemExit) as e:
+        cli.main([*args, "-p", str(tmp_path / "p.npy"), "-y", str(tmp_path / "y.npy"), "-o", str(tmp_path / "out.npz"),
+                  "-f", "json"])
+    assert e.value.code == 0
+    with np.load(tmp_path / "out.npz") as out:
+        return {k: out[k] for k in out.files}
+
+
+@pytest.mark.parametrize("align", [8, 1])
+def test_a_tensor_files_blocks_hold_whole_packets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                  capsys: pytest.CaptureFixture[str], align: int) -> None:
+    # TensorFlow's element-wise kernels take the whole tensor in packets of 8, the scalar remainder at its end: blocks
+    # of about 997 rows of 3 values are cut to 992, whole packets, and the file's losses and gradient are the batch's
+    # in memory; blocks of 997 rows (undone: align 1) end in remainders of their own, and elements are apart
+    rng = np.random.default_rng(3)
+    y = rng.standard_normal((40000, 3)).astype(np.float32).astype(np.float64)
+    p = (rng.standard_normal((40000, 3)) / 4).astype(np.float32).astype(np.float64)
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * 3 * 997)
+    monkeypatch.setattr(tensor_run, "ALIGN_ROWS", align)
+    out = _tensor_run(tmp_path, ["logcosh", "-c", "keras", "--dtype", "float32"], y, p)
+    capsys.readouterr()
+    r = lossgrad.evaluate("logcosh", y, p, convention="keras", dtype="float32")
+    same = [np.array_equal(out[k], np.asarray(getattr(r, k), np.float32).reshape(out[k].shape))
+            for k in ("losses", "grad")]
+    assert same == ([True, True] if align == 8 else [False, False]), same
