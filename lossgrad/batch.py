@@ -3,7 +3,9 @@
 Blocks of input are parsed (polars for large inputs, numpy for small), evaluated, and written out by a second
 thread while the next block is parsed. With reduction `mean` the gradient of each row carries 1/N, and N is known
 only at the end: the unscaled losses and gradients are spooled to a temporary file and written out, divided by N,
-once the input is exhausted; so a bad row anywhere stops the run before anything is written.
+once the input is exhausted; so a bad row anywhere stops the run before anything is written. Kernels that compute a
+row by where it lies in the whole batch (kernels.placed) are told each block's first row and the batch's rows: a
+file's counted beforehand, a pipe's known once it has ended (its inputs spooled until then, as for a mean).
 """
 
 from __future__ import annotations

@@ -14,10 +14,14 @@ Each record: the case (convention, loss, dtype, reduction, rows, outputs per sam
 (inputs(): pure numpy, so the test rebuilds them) with the SHA-256 of the inputs as the dtype holds them, and the
 framework's value in float32 (optax's with the SHA-256 of the step's losses and gradient: two batches of a slice of
 32,768 rows and a rest of fewer than 4,096, which XLA computes as one batch's rows, and 10,000 rows of 300 classes,
-which a tensor file holds in blocks of fewer than 4,096 rows); `placed` says the seed is the
-first from the case's whose value under lossgrad changes when lossgrad's own sum of the losses stands in for the
-framework's (a half dtype's rounding hides the order more often). The versions, torch's threads and CPU
-capability, and the processor are recorded.
+which a tensor file holds in blocks of fewer than 4,096 rows; and Keras' of ce from logits of probability rows,
+whose backprop TensorFlow forms in Eigen's blocks of about 4,507 coefficients counted over the whole batch, each
+block's last elements through glibc's expf); `placed` says the seed is the first from the case's whose value under
+lossgrad changes when lossgrad's own sum of the losses stands in for the framework's (a half dtype's rounding
+hides the order more often), and for Keras' ce records `blocks` says the seed is the first whose gradient under
+lossgrad changes both when its blocks are counted from each slice of 32,768 rows and when the batch's last block
+is not ended at its last row (then `placed` is that seed's). The versions, torch's threads and CPU capability, and
+the processor are recorded.
 
     python3 scripts/golden_long_batches.py
 """
@@ -27,6 +31,8 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -61,8 +67,16 @@ OPTAX = (("optax", "mse", "float32", "mean", 70000, 3), ("optax-nojit", "mse", "
          ("optax", "kl", "float32", "sum", 40000, 3), ("optax", "huber", "float32", "mean", 50000, 2),
          ("optax", "triplet", "float32", "sum", 40000, 3), ("optax", "ce-probs", "bfloat16", "mean", 35768, 3),
          ("optax", "ce-index", "bfloat16", "mean", 36000, 2), ("optax", "ce-probs", "bfloat16", "mean", 10000, 300))
+# Keras 3's and tf-keras' ce from logits of probability rows, whose backprop TensorFlow forms in Eigen's blocks of
+# the whole batch (lowp_tf.tiled): their losses and gradient recorded too
+KERAS_STEPS = (("keras", "ce-probs", "float32", "mean", 40001, 10),
+               ("tf-keras", "ce-probs", "float32", "sum", 70001, 7),
+               ("keras", "ce-probs", "float32", "sum", 50000, 77),
+               ("tf-keras", "ce-probs", "float32", "mean", 100000, 5),
+               ("keras", "ce-probs", "float16", "mean", 40000, 13),
+               ("tf-keras", "ce-probs", "bfloat16", "sum", 40000, 3))
 # (convention, loss, dtype, reduction, rows, outputs per sample)
-CASES = tuple(("torch", *case) for case in TORCH) + KERAS + OPTAX
+CASES = tuple(("torch", *case) for case in TORCH) + KERAS + OPTAX + KERAS_STEPS
 
 
 def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.ndarray, dict[str, np.ndarray]]:
@@ -150,18 +164,67 @@ def lossgrads_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, 
 def placed_seed(first: int, case: tuple) -> tuple[int, bool]:
     """The first seed from `first` whose value under lossgrad changes when lossgrad's own sum stands in for the
     kernel's (the slices' fold undone), and True; else `first` and False."""
+    for seed in range(first, first + 40):
+        if own_sum_apart(seed, case):
+            return seed, True
+    return first, False
+
+
+def own_sum_apart(seed: int, case: tuple) -> bool:
+    """Whether the seed's value under lossgrad changes when lossgrad's own sum stands in for the kernel's."""
     from lossgrad import reduction
 
     folded = reduction.Slices.folded
+    y, p, extra = held_inputs(seed, case)
+    kernels = lossgrads_value(case, y, p, extra)
+    reduction.Slices.folded = lambda self: None  # type: ignore[method-assign]
+    try:
+        own = lossgrads_value(case, y, p, extra)
+    finally:
+        reduction.Slices.folded = folded  # type: ignore[method-assign]
+    return bool(np.float32(kernels) != np.float32(own))
+
+
+@contextmanager
+def blocks_undone(how: str) -> Iterator[None]:
+    """lossgrad with TensorFlow's blocks of ce's backprop laid out otherwise than over the whole batch: counted
+    from each slice's first row, as if the slice were the batch ("slices"), or with the batch's length unknown, its
+    last block not ended at its last row ("end")."""
+    from lossgrad import lowp_tf
+
+    real = lowp_tf.remainders
+
+    def remainders(shape: tuple[int, int], target: int, place: Any) -> np.ndarray:
+        first, _ = place or (0, shape[0])
+        return real(shape, target, None if how == "slices" else (first, None))
+
+    lowp_tf.remainders = remainders
+    try:
+        yield
+    finally:
+        lowp_tf.remainders = real
+
+
+def lossgrads_grad(case: tuple, y: np.ndarray, p: np.ndarray) -> str:
+    """The digest of lossgrad's gradient of the case."""
+    import lossgrad
+
+    name, options = lossgrad_call(case, y, p, {})
+    return digest(lossgrad.evaluate(name, y, p, **options).grad)
+
+
+def blocks_seed(first: int, case: tuple) -> tuple[int, bool]:
+    """The first seed from `first` whose gradient under lossgrad changes both when the blocks are counted from each
+    slice and when the batch's last block is not ended at its last row (blocks_undone), and True; else `first`
+    and False (a half dtype's rounding hides the scalar remainders' e^x nearly always)."""
     for seed in range(first, first + 40):
-        y, p, extra = held_inputs(seed, case)
-        kernels = lossgrads_value(case, y, p, extra)
-        reduction.Slices.folded = lambda self: None  # type: ignore[method-assign]
-        try:
-            own = lossgrads_value(case, y, p, extra)
-        finally:
-            reduction.Slices.folded = folded  # type: ignore[method-assign]
-        if np.float32(kernels) != np.float32(own):
+        y, p, _ = held_inputs(seed, case)
+        whole = lossgrads_grad(case, y, p)
+        apart = []
+        for how in ("slices", "end"):
+            with blocks_undone(how):
+                apart.append(lossgrads_grad(case, y, p) != whole)
+        if all(apart):
             return seed, True
     return first, False
 
@@ -212,11 +275,37 @@ def keras_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.n
     class indexes as float32 numbers (Keras 3 casts them to the loss's dtype)."""
     import tensorflow as tf
 
-    conv, loss, dtype, reduction, _, _ = case
+    made, target, kind = keras_loss(case, y, KERAS_REDUCTIONS[case[3]])
+    return float(tf.cast(made(target, tf.constant(p, dtype=kind)), tf.float32).numpy())
+
+
+KERAS_REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size", "none": "none"}
+
+
+def keras_step(case: tuple, y: np.ndarray, p: np.ndarray) -> dict[str, str]:
+    """The digests of Keras' per-sample losses of the case (reduction none) and of its gradient with respect to the
+    predictions (GradientTape, under the case's reduction)."""
+    import tensorflow as tf
+
+    made, target, kind = keras_loss(case, y, KERAS_REDUCTIONS[case[3]])
+    pv = tf.Variable(tf.constant(p, dtype=kind))
+    with tf.GradientTape() as tape:
+        value = made(target, pv)
+    grad = tf.cast(tape.gradient(value, pv), tf.float32).numpy()
+    each, _, _ = keras_loss(case, y, "none")
+    losses = tf.cast(each(target, tf.constant(p, dtype=kind)), tf.float32).numpy()
+    return {"losses": digest(losses), "grad": digest(grad)}
+
+
+def keras_loss(case: tuple, y: np.ndarray, reduction: str) -> tuple[Any, Any, Any]:
+    """The case's Loss of Keras 3 (dtype= the dtype) or tf-keras under `reduction` (Keras' name), the targets as a
+    tensor, and the predictions' dtype."""
+    import tensorflow as tf
+
+    conv, loss, dtype, _, _, _ = case
     module = __import__("keras" if conv == "keras" else "tf_keras")
     kind = {"float32": tf.float32, "float16": tf.float16, "bfloat16": tf.bfloat16}[dtype]
-    kw = {"reduction": {"sum": "sum", "mean": "sum_over_batch_size"}[reduction]} | (
-        {"dtype": dtype} if conv == "keras" else {})
+    kw = {"reduction": reduction} | ({"dtype": dtype} if conv == "keras" else {})
     losses = module.losses
     made = {"mse": lambda: losses.MeanSquaredError(**kw), "mae": lambda: losses.MeanAbsoluteError(**kw),
             "huber": lambda: losses.Huber(delta=0.7, **kw),
@@ -225,7 +314,7 @@ def keras_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.n
             "bce-logits": lambda: losses.BinaryCrossentropy(from_logits=True, **kw),
             "kl-probs": lambda: losses.KLDivergence(**kw)}[loss]()
     target = tf.constant(y[:, 0], dtype=tf.float32) if loss == "ce-index" else tf.constant(y, dtype=kind)
-    return float(tf.cast(made(target, tf.constant(p, dtype=kind)), tf.float32).numpy())
+    return made, target, kind
 
 
 def torch_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.ndarray]) -> float:
@@ -255,7 +344,11 @@ def torch_value(case: tuple, y: np.ndarray, p: np.ndarray, extra: dict[str, np.n
 
 
 def record(k: int, case: tuple) -> dict:
-    seed, placed = placed_seed(20261205 + 100 * k, case)
+    if case in KERAS_STEPS:  # (a seed whose gradient shows the blocks: is its value placed as well?)
+        seed, blocks = blocks_seed(20261205 + 100 * k, case)
+        placed = own_sum_apart(seed, case)
+    else:
+        seed, placed = placed_seed(20261205 + 100 * k, case)
     y, p, extra = held_inputs(seed, case)
     conv, loss, dtype, reduction, rows, width = case
     rec = {"convention": conv, "loss": loss, "dtype": dtype, "reduction": reduction, "shape": [rows, width],
@@ -263,6 +356,8 @@ def record(k: int, case: tuple) -> dict:
            "value": str(framework_value(case, y, p, extra))}
     if conv.startswith("optax"):  # (and the step's losses and gradient, by digest)
         rec |= {"losses": digest(STEP["losses"]), "grad": digest(STEP["grad"])}
+    if case in KERAS_STEPS:
+        rec |= {"blocks": blocks, **keras_step(case, y, p)}
     return rec
 
 

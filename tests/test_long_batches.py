@@ -1,11 +1,14 @@
 """PyTorch's reduced values over batches of more than 32,768 samples, recorded by scripts/golden_long_batches.py in
 tests/golden/long_batches.json: torch.mean and torch.sum over all of a batch's losses, which lossgrad evaluates in
-slices and sums as they come (lowp.TotalSum, Parts.value_fold), in memory and from tensor files in blocks."""
+slices and sums as they come (lowp.TotalSum, Parts.value_fold), in memory and from tensor files in blocks; Keras'
+and optax's values, and some of their losses and gradients, over such batches."""
 
 from __future__ import annotations
 
+import io
 import json
 import re
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -55,9 +58,10 @@ def test_the_value_over_slices_is_pytorchs_over_the_whole_batch(rec: dict) -> No
 STEPS = [r for r in DATA["records"] if "grad" in r]
 
 
-@pytest.mark.parametrize("rec", STEPS, ids=[f"{r['loss']}-{r['dtype']}-{'x'.join(map(str, r['shape']))}"
-                                            for r in STEPS])
-def test_optaxs_losses_and_gradient_over_a_long_batch(rec: dict) -> None:
+@pytest.mark.parametrize("rec", STEPS, ids=[f"{r['convention']}-{r['loss']}-{r['dtype']}-"
+                                            f"{'x'.join(map(str, r['shape']))}" for r in STEPS])
+def test_the_losses_and_gradient_over_a_long_batch(rec: dict) -> None:
+    # optax's, and Keras' ce from logits of probability rows (TensorFlow's backprop in Eigen's blocks of the batch)
     golden = golden_script("golden_long_batches")
     y, p, extra = _inputs(rec)
     name, options = golden.lossgrad_call(_case(rec), y, p, extra)
@@ -318,3 +322,96 @@ def test_a_tensor_files_blocks_hold_whole_packets(tmp_path: Path, monkeypatch: p
     same = [np.array_equal(out[k], np.asarray(getattr(r, k), np.float32).reshape(out[k].shape))
             for k in ("losses", "grad")]
     assert same == ([True, True] if align == 8 else [False, False]), same
+
+
+KERAS_STEPS = [r for r in STEPS if r["convention"] in ("keras", "tf-keras")]
+
+
+@pytest.mark.parametrize("how", ["slices", "end"])
+def test_kerass_backprop_blocks_are_the_whole_batchs(how: str) -> None:
+    # TensorFlow's backprop of ce over probability rows takes e^s in Eigen's blocks of about 4,507 coefficients,
+    # counted from the batch's first row, the last ending at its last row, each block's last (size mod 8) elements
+    # through glibc's expf: counted from each slice of 32,768 rows instead, or with the last block not ended at the
+    # batch's end (a stream's length unknown), the records whose seed was chosen so are apart (float32; a half
+    # dtype's rounding hides them)
+    golden = golden_script("golden_long_batches")
+    apart = []
+    for rec in KERAS_STEPS:
+        y, p, extra = _inputs(rec)
+        name, options = golden.lossgrad_call(_case(rec), y, p, extra)
+        with golden.blocks_undone(how):
+            apart.append(golden.digest(lossgrad.evaluate(name, y, p, **options).grad) != rec["grad"])
+    assert apart == [rec["blocks"] for rec in KERAS_STEPS] and sum(apart) >= 4, apart
+
+
+def test_fresh_kerass_gradients_of_probability_rows_against_tensorflow(live_rng: np.random.Generator) -> None:
+    # ce from logits of probability rows over fresh batches of 33,000 to 80,000 rows: lossgrad's losses and gradient
+    # are TensorFlow's (live)
+    golden = golden_script("golden_long_batches", "tensorflow")
+    rng = live_rng
+    for i in range(live_rounds(2, 20)):
+        conv, reduction = ("keras", "tf-keras")[int(rng.integers(2))], ("sum", "mean")[int(rng.integers(2))]
+        case = (conv, "ce-probs", "float32", reduction, int(rng.integers(33000, 80000)), int(rng.integers(2, 80)))
+        y, p, extra = golden.held_inputs(int(rng.integers(2 ** 31)), case)
+        name, options = golden.lossgrad_call(case, y, p, extra)
+        r = lossgrad.evaluate(name, y, p, **options)
+        losses = lossgrad.evaluate(name, y, p, **(options | {"reduction": "none"})).losses
+        mine = {"losses": golden.digest(losses), "grad": golden.digest(r.grad)}
+        assert mine == golden.keras_step(case, y, p), (i, case)
+
+def _ce_rec(shape: list[int]) -> dict:
+    return next(r for r in KERAS_STEPS if r["shape"] == shape)
+
+
+CE = ["ce", "--from-logits", "--labels", "onehot"]
+
+
+@pytest.mark.parametrize("shape", [[40001, 10], [70001, 7]])
+@pytest.mark.parametrize("placed", [True, False])
+def test_a_tensor_file_in_blocks_has_kerass_gradient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], shape: list[int],
+                                                     placed: bool) -> None:
+    # a tensor file read in blocks of 1,000 rows: each block's kernels are told where it lies in the batch, and the
+    # written losses and gradient are TensorFlow's (the in-memory batch's: the records'); each block computed as a
+    # batch of its own (placed False), the gradient is apart
+    golden = golden_script("golden_long_batches")
+    rec = _ce_rec(shape)
+    y, p, _ = _inputs(rec)
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * shape[1] * 1003)  # (blocks of 1,000 rows: whole packets)
+    if not placed:
+        whole = tensor_run.evaluate
+        monkeypatch.setattr(tensor_run, "evaluate", lambda s, y, p, w, extra, place: whole(s, y, p, w, extra))
+    out = _tensor_run(tmp_path, [*CE, "-c", rec["convention"], "--dtype", rec["dtype"], "-r", rec["reduction"]], y, p)
+    said = json.loads(capsys.readouterr().out)
+    assert "warnings" not in said and _same(said["value"], rec["value"])
+    assert golden.digest(out["losses"]) == rec["losses"]
+    assert (golden.digest(out["grad"]) == rec["grad"]) == placed
+
+
+@pytest.mark.parametrize("shape", [[40001, 10], [70001, 7]])
+@pytest.mark.parametrize("source", ["file", "pipe"])
+@pytest.mark.parametrize("placed", [True, False])
+def test_a_csv_stream_of_probability_rows_has_kerass_gradient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                              capsys: pytest.CaptureFixture[str], shape: list[int],
+                                                              source: str, placed: bool) -> None:
+    # batch mode in blocks of about 1,000 rows: each block's kernels are told where it lies in the batch and the
+    # batch's rows, a file's counted beforehand, a pipe's known once it has ended (its rows spooled until then);
+    # told only where each block starts (placed False), the batch's last block is not ended at its last row and
+    # the gradient is apart, but for a pipe's mean (spooled for its N, and evaluated again with the rows known)
+    golden = golden_script("golden_long_batches")
+    rec = _ce_rec(shape)
+    path = _csv_file(tmp_path, rec)
+    monkeypatch.setattr(inputs, "BLOCK_BYTES", 1 << 16)
+    monkeypatch.setattr(inputs, "BLOCK_ROWS", 1000)
+    if not placed:
+        monkeypatch.setattr(batch, "placed", lambda s: False)
+    if source == "pipe":
+        monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(path.read_bytes())))
+    with pytest.raises(SystemExit) as e:
+        cli.main([*CE, "-c", rec["convention"], "--dtype", rec["dtype"], "-r", rec["reduction"], "-f", "csv",
+                  "--csv", str(path) if source == "file" else "-", "-o", str(tmp_path / "out.csv")])
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert "warning" not in err and _same(_value(err), rec["value"])
+    rows = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    assert (golden.digest(rows[:, 1:]) == rec["grad"]) == (placed or (source, rec["reduction"]) == ("pipe", "mean"))
