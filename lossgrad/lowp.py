@@ -21,7 +21,7 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .losses.base import Joined
+from .losses.base import Joined, Place
 
 F32 = np.float32
 # the SIMD widths the sums follow under torch.backends.cpu.get_cpu_capability() "AVX512": log_softmax's row sums
@@ -862,35 +862,36 @@ def log_sigmoid(z: Array, rnd: Rounder) -> Array:
     return rnd(np.minimum(z, F32(0)) - log1pf(expf(-np.abs(z))))
 
 
-def sigmoid(z: Array, rnd: Rounder, half: Any = None) -> Array:
+def sigmoid(z: Array, rnd: Rounder, half: Any = None, place: Place | None = None) -> Array:
     """σ(z) as PyTorch's CPU kernel forms it: 1/(1 + e^−z) in float32, SLEEF's e^x in the registers (two at a time:
     32 floats or 64 halves), the C library's (glibc's expf, not always correctly rounded) in the scalar loop after
-    them at the end of each thread's part; rounded to the dtype."""
-    flat, tail = z.reshape(-1), tails(z.shape, 2 * LANES * (1 if half is None else 2)).reshape(-1)
+    them at the end of each thread's part (of the whole batch: `place`, as tails takes it); rounded to the dtype."""
+    flat, tail = z.reshape(-1), tails(z.shape, 2 * LANES * (1 if half is None else 2), place).reshape(-1)
     with np.errstate(over="ignore"):
         e = expf(-flat)
         e[tail] = libm_expf(-flat[tail])
         return rnd(F32(1) / (F32(1) + e)).reshape(z.shape)
 
 
-def bce_logits(y: Array, z: Array, rnd: Rounder, half: Any) -> tuple[Array, Callable[[float], Array], Array]:
+def bce_logits(y: Array, z: Array, rnd: Rounder, half: Any,
+               place: Place | None = None) -> tuple[Array, Callable[[float], Array], Array]:
     """binary_cross_entropy_with_logits: (1 − y)·z − log σ(z); its backward (σ(z) − y)·g, divided by N for the
     mean (after the product, so the divisor is passed as 1/c)."""
     losses = rnd(rnd(rnd(F32(1) - y) * z) - log_sigmoid(z, rnd))
-    sz = sigmoid(z, rnd, half)
+    sz = sigmoid(z, rnd, half, place)
     diff = rnd(sz - y)
     return losses, lambda n: diff if n == 1 else rnd(diff / F32(n)), sz
 
 
 def bce_weighted(y: Array, z: Array, rnd: Rounder, half: Any, pos_weight: Array | None,
-                 weight: Array | None) -> tuple[Array, Grad, Array]:
+                 weight: Array | None, place: Place | None = None) -> tuple[Array, Grad, Array]:
     """binary_cross_entropy_with_logits with pos_weight w⁺ (log σ(z) times 1 + (w⁺ − 1)·y) and weight=
     (the loss times it); its backward ((w⁺y + 1 − y)·σ(z) − w⁺y)·g, times the weight, over N for the mean."""
     ls = log_sigmoid(z, rnd)
     if pos_weight is not None:
         ls = rnd(ls * rnd(rnd(rnd(pos_weight - F32(1)) * y) + F32(1)))
     losses = rnd(rnd(rnd(F32(1) - y) * z) - ls)
-    sz = sigmoid(z, rnd, half)
+    sz = sigmoid(z, rnd, half, place)
     if pos_weight is None:
         gi = rnd(sz - y)
     else:
@@ -947,26 +948,30 @@ def chunks(n: int) -> list[slice]:
     return [slice(i * size, min(n, (i + 1) * size)) for i in range(parts)]
 
 
-def tails(shape: tuple[int, ...], width: int) -> Array:
+def tails(shape: tuple[int, ...], width: int, place: Place | None = None) -> Array:
     """The elements a vectorized loop leaves to its scalar loop, whole vectors being `width` elements: those after
     the last whole vector of each of parallel_for's chunks (TensorIterator splits more than GRAIN elements among the
-    threads, each running the loop on its own part)."""
+    threads, each running the loop on its own part). The chunks are the whole batch's: `place`, where these
+    shape[0] rows lie in it (its first row, and its rows; None: they are the batch)."""
     size = int(np.prod(shape))
-    at, out = np.arange(size), np.zeros(size, dtype=bool)
-    for part in chunks(size):
+    per_row = size // max(shape[0], 1) if shape else 1
+    first, rows = (0, shape[0] if shape else 1) if place is None or place[1] is None else (place[0], place[1])
+    at, out = np.arange(first * per_row, first * per_row + size), np.zeros(size, dtype=bool)
+    for part in chunks(rows * per_row):
         end = part.stop - (part.stop - part.start) % width
         out |= (at >= end) & (at < part.stop)
     result: Array = out.reshape(shape)
     return result
 
 
-def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
+def scalar_tail(shape: tuple[int, ...], half: Any, place: Place | None = None) -> Array:
     """The elements cpu_kernel_vec leaves to its scalar loop: those after the last whole register (16 floats
-    or 32 halves to a register) of each thread's part."""
-    return tails(shape, LANES * (1 if half is None else 2))
+    or 32 halves to a register) of each thread's part (of the whole batch: `place`, as tails takes it)."""
+    return tails(shape, LANES * (1 if half is None else 2), place)
 
 
-def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any,
+          place: Place | None = None) -> tuple[Array, Grad]:
     """huber_loss: z = |p − y|, z²/2 below δ, δ·(z − δ/2) from δ on, each step rounded (float16: in float32,
     rounded once); its backward norm·(x or ±δ)·g in registers, the scalar loop's norm·g·δ (δ a double) or
     norm·x·g, norm = 1 or 1/N stored in the dtype."""
@@ -978,7 +983,7 @@ def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any) -> tuple[Ar
         z = np.abs(rnd(p - y))
         losses = np.where(z < d, rnd(rnd(h * z) * z), rnd(d * rnd(z - rnd(h * d))))
     x = rnd(p - y)
-    tail = scalar_tail(x.shape, half)
+    tail = scalar_tail(x.shape, half, place)
 
     def grad(n: float) -> Array:
         norm = rnd(np.asarray(1 / n, dtype=F32))
@@ -989,13 +994,14 @@ def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any) -> tuple[Ar
     return losses, grad
 
 
-def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any,
+              place: Place | None = None) -> tuple[Array, Grad]:
     """smooth_l1_loss in float32: z = |p − y|, z²/(2β) below β, z − β/2 from β on, each step rounded; its
     backward norm·(x/β or ±1)·g in registers, norm·x·g/β (β a double) in the scalar loop."""
     h, b = F32(0.5), F32(beta)
     z = np.abs(p - y)
     losses = np.where(z < b, rnd(rnd(rnd(h * z) * z) / b), rnd(z - rnd(h * b)))
-    tail = scalar_tail(p.shape, half)
+    tail = scalar_tail(p.shape, half, place)
 
     def grad(n: float) -> Array:
         x, norm = p - y, F32(1 / n)
@@ -1048,6 +1054,12 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half:
             return rnd(rnd(g * e) + rnd(-g * y))
         return rnd(g + rnd(rnd(-g * y) / q))
     return losses, grad
+
+
+def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+    """Whether a row's results depend on where it lies in the whole batch: the scalar loops at the end of each
+    thread's part of the batch (tails: bce from logits' σ, huber's and smooth-l1's backward)."""
+    return (loss == "bce" and from_logits) or loss in ("huber", "smooth-l1")
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -1164,20 +1176,21 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
     if loss == "bce" and not from_logits:
         losses, grad, logit_grad = bce_probs(y, p, rnd, half, w)
         return losses, grad, None, logit_grad
+    place = params.get("place")  # (where these rows lie in the batch: the threads' parts are the batch's)
     if loss == "bce":
         pw = params.get("pos_weight")
         if pw is None and w is None:
-            return (*bce_logits(y, p, rnd, half), None)
-        return (*bce_weighted(y, p, rnd, half, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w),
-                None)
+            return (*bce_logits(y, p, rnd, half, place), None)
+        return (*bce_weighted(y, p, rnd, half, None if pw is None else rnd(np.asarray(pw, dtype=np.float64)), w,
+                              place), None)
     if loss == "mse":
         return (*mse(y, p, rnd), None, None)
     if loss == "mae" or (loss == "smooth-l1" and not params.get("beta")):
         return (*mae(y, p, rnd), None, None)
     if loss == "huber":
-        return (*huber(y, p, float(params.get("delta", 1.0)), rnd, half), None, None)
+        return (*huber(y, p, float(params.get("delta", 1.0)), rnd, half, place), None, None)
     if loss == "smooth-l1":
-        return (*smooth_l1(y, p, float(params["beta"]), rnd, half), None, None)
+        return (*smooth_l1(y, p, float(params["beta"]), rnd, half, place), None, None)
     if loss == "poisson":
         return (*poisson(y, p, from_logits, bool(params.get("full")), rnd, half), None, None)
     return (*kl_log_input(y, p, switches.get("log_target", False), rnd, half), None, None)

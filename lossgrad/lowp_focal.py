@@ -17,6 +17,7 @@ import numpy as np
 from . import lowp, mkl
 from .losses import Parts
 from .losses._ops import Array
+from .losses.base import Place
 
 F32 = np.float32
 Rounder = Callable[[Array], Array]
@@ -26,13 +27,13 @@ def _sleef_exponent(e: float, half: Any) -> Any:
     return F32(e) if half is None else F32(np.float64(e).astype(half))
 
 
-def scalar_tail(shape: tuple[int, ...], half: Any) -> Array:
+def scalar_tail(shape: tuple[int, ...], half: Any, place: Place | None = None) -> Array:
     """The elements cpu_kernel_vec leaves to its scalar loop: those after the last pair of whole registers (32
-    floats or 64 halves a pair) of each thread's part (lowp.tails)."""
-    return lowp.tails(shape, 2 * lowp.LANES * (1 if half is None else 2))
+    floats or 64 halves a pair) of each thread's part of the whole batch (lowp.tails, `place` as it takes it)."""
+    return lowp.tails(shape, 2 * lowp.LANES * (1 if half is None else 2), place)
 
 
-def power(m: Array, e: float, rnd: Rounder, half: Any) -> Array:
+def power(m: Array, e: float, rnd: Rounder, half: Any, place: Place | None = None) -> Array:
     """torch.pow(m, e) for a scalar e on CPU: 0 fills ones, 1 copies; float32 and bfloat16 take √m at ½, 1/√m at
     −½ (bfloat16's scalar loop rounding √m first) and 1/m at −1, then, with the exponent as the kernel holds it
     (bfloat16's rounded: 2.005 is 2), m·m at 2, m·m·m at 3 and 1/(m·m) at −2, each product rounded; any other e
@@ -49,18 +50,18 @@ def power(m: Array, e: float, rnd: Rounder, half: Any) -> Array:
                 return rnd(lowp.torch_sqrt(m, half))
             if e == -1:
                 return rnd(F32(1) / m)
-            return rnd(F32(1) / np.where(scalar_tail(m.shape, half), rnd(np.sqrt(m)), np.sqrt(m)))
+            return rnd(F32(1) / np.where(scalar_tail(m.shape, half, place), rnd(np.sqrt(m)), np.sqrt(m)))
         if held == 2 or (half is not np.float16 and held in (3, -2)):
             square = rnd(m * m)
             return square if held == 2 else rnd(square * m) if held == 3 else rnd(F32(1) / square)
-    return rnd(pow_kernel(m, _sleef_exponent(e, half), e, half))
+    return rnd(pow_kernel(m, _sleef_exponent(e, half), e, half, place))
 
 
-def pow_kernel(m: Array, e: F32, e64: float, half: Any) -> Array:
+def pow_kernel(m: Array, e: F32, e64: float, half: Any, place: Place | None = None) -> Array:
     """The general pow kernel: SLEEF's powf_u10 in whole registers, the C library's in the scalar loop (float32:
     pow of double operands, rounded once; halves: powf of float operands)."""
     flat = m.reshape(-1)
-    tail = scalar_tail(flat.shape, half)
+    tail = scalar_tail(m.shape, half, place).reshape(-1)
     with np.errstate(all="ignore"):
         out = powf(flat, e)
         exact = np.power(flat.astype(np.float64), e64 if half is None else float(e)).astype(F32)
@@ -163,16 +164,16 @@ def powf(x: Array, y: F32) -> Array:
     return out
 
 
-def focal(y: Array, z: Array, gamma: float, alpha: float | None,
-          half: Any) -> tuple[Array, Callable[[float], Array], Array]:
+def focal(y: Array, z: Array, gamma: float, alpha: float | None, half: Any,
+          place: Place | None = None) -> tuple[Array, Callable[[float], Array], Array]:
     """The losses, the gradient for the mean over n (1: the sum) and σ(z), every op as torch forms it."""
     rnd = lowp.rounder(half)
     ce = rnd(rnd(rnd(F32(1) - y) * z) - lowp.log_sigmoid(z, rnd))  # (binary_cross_entropy_with_logits)
-    p = lowp.sigmoid(z, rnd, half)
+    p = lowp.sigmoid(z, rnd, half, place)
     c = rnd(F32(1) - y)
     pt = rnd(rnd(p * y) + rnd(rnd(F32(1) - p) * c))
     m = rnd(F32(1) - pt)
-    f = power(m, gamma, rnd, half)
+    f = power(m, gamma, rnd, half, place)
     loss = rnd(ce * f)
     at = None
     if alpha is not None:
@@ -180,7 +181,7 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None,
         loss = rnd(at * loss)
     diff = rnd(p - y)
     # d(m^γ)/dm = γ·m^(γ−1): torch's pow_backward raises m to γ − 1 with the same kernel (0 for γ = 0)
-    dpow = None if gamma == 0 else rnd(F32(gamma) * power(m, gamma - 1, rnd, half))
+    dpow = None if gamma == 0 else rnd(F32(gamma) * power(m, gamma - 1, rnd, half, place))
 
     def grad(n: float) -> Array:
         g = lowp.upstream_c(n, rnd)
@@ -207,13 +208,14 @@ def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any]) -> Parts:
     gamma = 2.0 if params.get("gamma") is None else float(params["gamma"])  # (torchvision's default)
     alpha = params.get("alpha")
     with np.errstate(all="ignore"):
-        losses, grad, prob = focal(y, z, gamma, None if alpha is None else float(alpha), half)
+        losses, grad, prob = focal(y, z, gamma, None if alpha is None else float(alpha), half, params.get("place"))
     rnd = lowp.rounder(half)
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), prob=prob, mean_grad=lowp.quiet(grad),
                  **lowp.summed_losses(losses, rnd, half))
 
 
-def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple[Array, Callable[[float], Array]]:
+def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any,
+              place: Place | None = None) -> tuple[Array, Callable[[float], Array]]:
     """smooth_l1_loss in float16 and bfloat16. The forward: bfloat16's kernel widens both inputs to float32 and
     rounds once; float16's computes in float16, each op rounded, β rounded to it; z = |p − y|, ½·z·z/β below β,
     z − ½·β from β on. The backward (both) is lowp.smooth_l1's: x = p − y in float32, unrounded, norm·(x/β or ±1)
@@ -227,7 +229,7 @@ def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any) -> tuple
     else:
         b, z = F32(beta), np.abs(p - y)
         losses = rnd(np.where(z < b, ((h * z) * z) / b, z - h * b))
-    _, grad = lowp.smooth_l1(y, p, beta, rnd, half)
+    _, grad = lowp.smooth_l1(y, p, beta, rnd, half, place)
     return losses, lambda n: rnd(grad(n))
 
 
@@ -239,13 +241,19 @@ def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Pa
         return lowp.elementwise_parts("smooth-l1", y, p, half, {}, False, params, True, None)
     rnd = lowp.rounder(half)
     with np.errstate(all="ignore"):
-        losses, grad = smooth_l1(y, p, float(beta), rnd, half)
+        losses, grad = smooth_l1(y, p, float(beta), rnd, half, params.get("place"))
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad),
                  **lowp.summed_losses(losses, rnd, half))
 
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
 TAKES = {"focal": ("gamma", "alpha"), "smooth-l1": ("beta",)}
+
+
+def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+    """Whether a row's results depend on where it lies in the whole batch: the scalar loops at the end of each
+    thread's part of the batch (scalar_tail)."""
+    return True
 SUPPORTED = ("smooth-l1",
              "focal (torchvision's, from logits, with gamma and alpha; in float32 not with gamma 0.5 or 1.5)")
 
