@@ -35,6 +35,7 @@ from .inputs import (
     Layout,
     count_lines,
     quick_count_lines,
+    whole_packets,
 )
 from .losses.base import Place
 from .options import Labels, Reduction, Setup
@@ -242,8 +243,11 @@ def stream(setup: Setup, source: CsvSource, out: IO[bytes], header: bytes, rows:
         writer.put(pieces, chunk.kept)
 
     watch, changed = _Watch(source.reader), False
+    # (TensorFlow's kernels take the whole batch in packets of 8 values: every block a multiple of 8 rows)
+    chunks = whole_packets(source.chunks, PACKET) if setup.lowp and setup.conv.kernels in ("tf", "tf-keras") \
+        else source.chunks
     try:
-        for chunk in source.chunks:
+        for chunk in chunks:
             watch.check()
             compute.submit(process, chunk)
             progress.update(acc.rows, time.perf_counter() - t0)
@@ -296,6 +300,10 @@ def _whole_batch_sums(setup: Setup, acc: Accumulator) -> bool:
     """Whether the kernels' sums over the whole batch (the reduced value's) can be formed from the blocks: not for
     PyTorch's class-weighted mean over several blocks, each of which divides by its own weights (_weights_total)."""
     return acc.pieces <= 1 or setup.reduction is not Reduction.MEAN or setup.params.get("class_weights") is None
+
+
+# the values of a packet of TensorFlow's kernels (Eigen's on AVX)
+PACKET = 8
 
 
 def kernel_mean(setup: Setup) -> bool:

@@ -13,7 +13,7 @@ import os
 import re
 import stat
 import warnings
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from types import ModuleType
 from typing import IO, TYPE_CHECKING, Any
@@ -252,6 +252,49 @@ class Chunk:
     def where(self, row: int, field: int | None = None) -> str:
         lineno, text = self.line(row)
         return f"{self._name}:{lineno}" + ("" if field is None else f":{_char_column(text, field, self._sep)}")
+
+
+class Rows(Chunk):
+    """Rows of one or more chunks taken as one block (`parts`: each chunk with its first row and the row after its
+    last): their numbers, their kept text, and each row's line, its own chunk's."""
+
+    def __init__(self, parts: list[tuple[Chunk, int, int]]) -> None:
+        self.parts = parts
+        self.data = np.concatenate([c.data[a:b] for c, a, b in parts])
+        kept = [c.kept for c, _, _ in parts]
+        self.kept = None if kept[0] is None else [sum((k[i][a:b] for k, (_, a, b) in zip(kept, parts, strict=True)
+                                                       if k is not None), []) for i in range(len(kept[0]))]
+
+    def _of(self, row: int) -> tuple[Chunk, int]:
+        for chunk, a, b in self.parts:
+            if row < b - a:
+                return chunk, a + row
+            row -= b - a
+        raise IndexError(row)
+
+    def line(self, row: int) -> tuple[int, str]:
+        chunk, at = self._of(row)
+        return chunk.line(at)
+
+    def where(self, row: int, field: int | None = None) -> str:
+        chunk, at = self._of(row)
+        return chunk.where(at, field)
+
+
+def whole_packets(chunks: Iterable[Chunk], rows: int) -> Iterator[Chunk]:
+    """The chunks as blocks of a multiple of `rows` rows but the last: the rows after a block's last whole multiple
+    go with the next block (a kernel that takes the whole batch in packets then finds them whole in every block)."""
+    carry: list[tuple[Chunk, int, int]] = []
+    for chunk in chunks:
+        n = chunk.data.shape[0]
+        cut = n - (sum(b - a for _, a, b in carry) + n) % rows
+        if cut <= 0:
+            carry.append((chunk, 0, n))
+            continue
+        yield chunk if not carry and cut == n else Rows([*carry, (chunk, 0, cut)])
+        carry = [(chunk, cut, n)] if cut < n else []
+    if carry:
+        yield Rows(carry)
 
 
 def _resolve(line: LineNo) -> int:

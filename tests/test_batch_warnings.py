@@ -96,3 +96,4 @@ def test_keras_bfloat16_index_cast_is_warned_of_in_batch_mode(tmp_path):
     assert _warnings(streamed.err) == _warnings(held.err) == [
         "warning: 2 class indexes (first 257 at row 0) rounded to another class by Keras' cast of the targets to "
         "bfloat16: 257 became 256, as the framework computes it"]
+
