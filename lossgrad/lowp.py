@@ -14,7 +14,7 @@ import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol, cast
 
 import numpy as np
 
@@ -43,7 +43,9 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "huber", "poisson (float16 and bfloat16; log rates or rates, with full)",
              "kl (with log-probability predictions)",
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
-             "margin-ranking (with margin)")
+             "margin-ranking (with margin)",
+             "sample weights as (loss(reduction='none') * w).mean() or .sum() on ce and nll without options, mse, "
+             "mae, huber, kl and poisson")
 
 
 # elements an emulated elementwise kernel takes at a time: its dozens of float64 temporaries (512 KiB each) stay in
@@ -557,6 +559,14 @@ Rounder = Callable[[Array], Array]
 Grad = Callable[[float], Array]
 
 
+class Backward(Protocol):
+    """A kernel's backward under reduction="none" times an upstream gradient `up` given per sample (the product
+    with sample weights hands it down: MulBackward's c·w), or (up None) its backward for the mean over n (1: the
+    sum)."""
+
+    def __call__(self, n: float, up: Array | None = None) -> Array: ...
+
+
 def rounder(half: Any) -> Rounder:
     """Rounding to the stored dtype, carried in float32: the identity for float32."""
     if half is None:
@@ -589,7 +599,7 @@ def log_softmax_backward(g: Array, e: Array, rnd: Rounder, half: bool) -> Array:
 
 
 def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
-       half: Any = None) -> tuple[Array, Grad, Array, Array]:
+       half: Any = None) -> tuple[Array, Backward, Array, Array]:
     """F.cross_entropy of logit rows: per-sample losses, the gradient for the mean over n samples (n = 1: the
     sum, and each sample's own), softmax(z), and the terms torch.sum adds for the reduced value (probability
     rows; for class indexes nll_loss sums the losses themselves).
@@ -602,19 +612,19 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
         losses = -logp[rows, labels]
         terms = losses
 
-        def upstream(n: float) -> Array:
-            g = np.zeros_like(logp)
-            g[rows, labels] = -upstream_c(n, rnd, stored=True)
-            return g
+        def upstream(n: float, up: Array | None) -> Array:
+            return at_labels(logp.shape, labels, upstream_c(n, rnd, stored=True) if up is None else up)
     else:
         terms = rnd(logp * y)
         losses = -row_sums(terms, half)
 
-        def upstream(n: float) -> Array:
-            return rnd(-upstream_c(n, rnd) * y)
+        def upstream(n: float, up: Array | None) -> Array:
+            return rnd(-(upstream_c(n, rnd) if up is None else up[:, None]) * y)
 
     e = expf(logp)  # (softmax, and the backward's e^out)
-    return losses, lambda n: log_softmax_backward(upstream(n), e, rnd, half), rnd(e), terms
+    def grad(n: float, up: Array | None = None) -> Array:
+        return log_softmax_backward(upstream(n, up), e, rnd, half)
+    return losses, grad, rnd(e), terms
 
 
 class WeightTotals:
@@ -760,9 +770,18 @@ def smoothed_index(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, di
     return losses, upstream, {"nll": nll, "smooth": smooth}
 
 
-def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str, Array]]:
+def at_labels(shape: tuple[int, ...], labels: Array, up: Array) -> Array:
+    """nll_loss's backward under reduction="none" (no class weights, no sample left out) for an upstream gradient
+    per sample: −up at each sample's label."""
+    out = np.zeros(shape, dtype=F32)
+    out[np.arange(shape[0]), labels] = -up
+    return out
+
+
+def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Backward, Array, dict[str, Array]]:
     """F.cross_entropy of logit rows over class indexes with ignore_index, class weights or label smoothing:
-    per-sample losses, the gradient for the mean over n (1: the sum), softmax(z), the value's pieces."""
+    per-sample losses, the gradient for the mean over n (1: the sum) or (none of the options) for an upstream
+    gradient per sample, softmax(z), the value's pieces."""
     logp = log_softmax(z, o.rnd, o.half is not None)
     if o.smoothing:
         losses, upstream, pieces = smoothed_index(logp, labels, o)
@@ -775,8 +794,9 @@ def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Grad, Array, dict
 
     e = expf(logp)  # (softmax, and the backward's e^out)
 
-    def grad(n: float) -> Array:
-        return log_softmax_backward(upstream(n), e, o.rnd, o.half is not None)
+    def grad(n: float, up: Array | None = None) -> Array:
+        g = upstream(n) if up is None else at_labels(logp.shape, labels, up)
+        return log_softmax_backward(g, e, o.rnd, o.half is not None)
     return losses, grad, o.rnd(e), pieces
 
 
@@ -839,13 +859,13 @@ def rows_compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any,
                  value_fold=lambda rows: Joined(joined))
 
 
-def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Grad, None, dict[str, Array]]:
-    """F.nll_loss of log-probability rows: per-sample losses, the gradient for the mean over n (1: the sum),
-    no softmax, the value's pieces."""
+def nll_loss(logp: Array, labels: Array, o: Rows) -> tuple[Array, Backward, None, dict[str, Array]]:
+    """F.nll_loss of log-probability rows: per-sample losses, the gradient for the mean over n (1: the sum) or
+    (no option) for an upstream gradient per sample, no softmax, the value's pieces."""
     losses = nll_losses(logp, labels, o)
 
-    def grad(n: float) -> Array:
-        return nll_backward(logp.shape, labels, F32(1), n, o)
+    def grad(n: float, up: Array | None = None) -> Array:
+        return nll_backward(logp.shape, labels, F32(1), n, o) if up is None else at_labels(logp.shape, labels, up)
     return losses, grad, None, {"nll": losses}
 
 
@@ -928,16 +948,21 @@ def bce_probs(y: Array, p: Array, rnd: Rounder, half: Any, weight: Array | None)
     return losses, grad, logit_grad
 
 
-def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Callable[[float], Array]]:
-    """mse_loss: (p − y)²; its backward norm·(p − y)·g, norm = 2 or 2/N stored in the dtype."""
+def mse(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Backward]:
+    """mse_loss: (p − y)²; its backward norm·(p − y)·g, norm = 2 or 2/N stored in the dtype, g = 1 or `up`."""
     d = rnd(p - y)
-    return rnd(d * d), lambda n: rnd(rnd(np.asarray(2 / n, dtype=F32)) * d)
+
+    def grad(n: float, up: Array | None = None) -> Array:
+        scaled = rnd(rnd(np.asarray(2 / n, dtype=F32)) * d)
+        return scaled if up is None else rnd(scaled * up)
+    return rnd(d * d), grad
 
 
-def mae(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Grad]:
-    """l1_loss, (p − y).abs() under autograd: its gradient sgn(p − y)·g, g = 1 or 1/N as stored in the dtype."""
+def mae(y: Array, p: Array, rnd: Rounder) -> tuple[Array, Backward]:
+    """l1_loss, (p − y).abs() under autograd: its gradient sgn(p − y)·g, g = 1 or 1/N as stored in the dtype, or
+    `up`."""
     d = rnd(p - y)
-    return np.abs(d), lambda n: rnd(np.sign(d) * upstream_c(n, rnd))
+    return np.abs(d), lambda n, up=None: rnd(np.sign(d) * (upstream_c(n, rnd) if up is None else up))
 
 
 def chunks(n: int) -> list[slice]:
@@ -971,10 +996,10 @@ def scalar_tail(shape: tuple[int, ...], half: Any, place: Place | None = None) -
 
 
 def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any,
-          place: Place | None = None) -> tuple[Array, Grad]:
+          place: Place | None = None) -> tuple[Array, Backward]:
     """huber_loss: z = |p − y|, z²/2 below δ, δ·(z − δ/2) from δ on, each step rounded (float16: in float32,
     rounded once); its backward norm·(x or ±δ)·g in registers, the scalar loop's norm·g·δ (δ a double) or
-    norm·x·g, norm = 1 or 1/N stored in the dtype."""
+    norm·x·g, norm = 1 or 1/N stored in the dtype, g = 1 or `up`."""
     d, h = rnd(np.asarray(delta, dtype=F32)), F32(0.5)
     if half is np.float16:
         z, df = np.abs(p - y), F32(delta)
@@ -985,11 +1010,12 @@ def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any,
     x = rnd(p - y)
     tail = scalar_tail(x.shape, half, place)
 
-    def grad(n: float) -> Array:
+    def grad(n: float, up: Array | None = None) -> Array:
         norm = rnd(np.asarray(1 / n, dtype=F32))
-        vec = rnd(norm * np.where(np.abs(x) >= d, rnd(np.where(x > 0, d, -d)), x))
-        x64, nd = x.astype(np.float64), norm.astype(np.float64) * delta
-        scalar = np.where(x64 <= -delta, rnd(-nd), np.where(x64 >= delta, rnd(nd), rnd(norm * x)))
+        g = F32(1) if up is None else up
+        vec = rnd(rnd(norm * np.where(np.abs(x) >= d, rnd(np.where(x > 0, d, -d)), x)) * g)
+        x64, nd = x.astype(np.float64), rnd(norm * g).astype(np.float64) * delta
+        scalar = np.where(x64 <= -delta, rnd(-nd), np.where(x64 >= delta, rnd(nd), rnd(rnd(norm * x) * g)))
         return np.where(tail, scalar, vec)
     return losses, grad
 
@@ -1029,10 +1055,10 @@ def torch_sqrt(x: Array, half: Any) -> Array:
     return mkl.sqrt(x) if half is None else np.sqrt(x)
 
 
-def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half: Any) -> tuple[Array, Grad]:
+def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half: Any) -> tuple[Array, Backward]:
     """poisson_nll_loss under autograd, each op rounded: e^z − y·z (log rates), or p − y·log(p + ε) with ε =
     10⁻⁸ as the dtype holds it (0 in float16); full: + y·log y − y + ½·log(2πy) where y > 1. The gradient
-    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype. (e^x and log x of float32
+    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype, or `up`. (e^x and log x of float32
     are MKL's; of float16 and bfloat16 SLEEF's in float32, rounded.)"""
     with np.errstate(divide="ignore"):
         if log_input:
@@ -1048,8 +1074,8 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half:
             stirling = rnd(rnd(rnd(y * logy) - y) + rnd(F32(0.5) * two_pi_y))
             losses = rnd(losses + np.where(y > 1, stirling, F32(0)))
 
-    def grad(n: float) -> Array:
-        g = upstream_c(n, rnd)
+    def grad(n: float, up: Array | None = None) -> Array:
+        g = upstream_c(n, rnd) if up is None else up
         if log_input:
             return rnd(rnd(g * e) + rnd(-g * y))
         return rnd(g + rnd(rnd(-g * y) / q))
@@ -1081,9 +1107,9 @@ def refused(loss: str, dtype: str) -> str | None:
 
 
 def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder,
-                 half: Any) -> tuple[Array, Callable[[float], Array]]:
+                 half: Any) -> tuple[Array, Backward]:
     """kl_div of log-probabilities: xlogy(y, y) − y·logq, or with log targets e^y·(y − logq); the gradient for the
-    input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype. e^y of float32 is MKL's where it is installed
+    input −y·g (−e^y·g), g = 1 or 1/N as stored in the dtype, or `up`. e^y of float32 is MKL's where it is installed
     (correctly rounded where not: an ulp away now and then); of a half dtype correctly rounded, then rounded."""
     if log_target:
         exact = half is not None or not mkl.available()
@@ -1096,7 +1122,7 @@ def kl_log_input(y: Array, logq: Array, log_target: bool, rnd: Rounder,
             xly = np.where(y == 0, F32(0), rnd(y * rnd(logy)))
         losses = rnd(xly - rnd(y * logq))
         w = y
-    return losses, lambda n: rnd(-upstream_c(n, rnd) * w)
+    return losses, lambda n, up=None: rnd(-(upstream_c(n, rnd) if up is None else up) * w)
 
 
 def half_dtype(name: str) -> Any:
@@ -1113,6 +1139,9 @@ TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ig
          "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
          "margin-ranking": ("margin",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
+# the losses weighed by sample as PyTorch users weigh them, (loss(reduction="none") * w).mean(), without options
+# (ignore_index and class weights change the mean's N; smoothing's backward is not one upstream per sample)
+WEIGHABLE = ("ce", "nll", "mse", "mae", "huber", "poisson", "kl")
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -1121,7 +1150,10 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in TAKES.get(loss, ())]
     if sample_weight and loss not in WEIGHED:
-        extra.append("sample_weight")
+        hinder = [k for k in ("ignore_index", "class_weights", "label_smoothing") if k not in extra and (
+            params.get(k) is not None if k == "ignore_index" else _row_options_set({k: params.get(k)}))]
+        if loss not in WEIGHABLE or hinder:
+            extra += [*hinder, "sample_weight"]
     if loss == "ce" and not from_logits:
         return f"{loss} on probabilities"
     if loss == "kl" and not switches.get("log_input"):
@@ -1144,6 +1176,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options)
     if loss == "margin-ranking":
         return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options)
+    if weights is not None and loss not in WEIGHED:
+        return weighed(loss, y, p, labels, half, switches, batchmean, options, from_logits, weights)
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
         return rows_compute(loss, y, p, labels, half, options)
     if loss == "ce":
@@ -1153,6 +1187,30 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad,
                      **summed_losses(terms, rnd, half, False, negated=True))
     return elementwise_parts(loss, y, p, half, switches, batchmean, options, from_logits, weights)
+
+
+def weighed(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+            batchmean: bool, options: dict[str, Any], from_logits: bool, weights: Array) -> Parts:
+    """(loss(reduction="none") · w).mean(), .sum() (or kl's batchmean, .sum() / N), as PyTorch users weigh a loss
+    by sample: each loss times its sample's weight in the dtype, the product rounded; the gradient the loss's
+    backward under reduction="none" of MulBackward's upstream c·w, c = 1/n as MeanBackward divides (1 for the sum),
+    the product rounded; the value torch.mean's (the stored sum's, over n) of the weighted losses."""
+    rnd = rounder(half)
+    backward: Backward
+    with np.errstate(all="ignore"):
+        if labels is not None:
+            losses, backward, prob, _ = (nll_loss if loss == "nll" else ce_index)(p, labels, row_options(
+                y, labels, half, options))
+        elif loss == "ce":
+            losses, backward, prob, _ = ce(y, p, None, rnd, half)
+        else:
+            losses, grad, prob, _ = elementwise(loss, y, p, rnd, half, switches, options, from_logits, None)
+            backward = cast(Backward, grad)  # (every WEIGHABLE elementwise kernel's backward takes `up`)
+        w = rnd(np.asarray(weights, dtype=np.float64)).reshape(-1, *(1,) * (losses.ndim - 1))
+        weighted = rnd(losses * w)
+    return Parts(losses=weighted, grad=quiet(lambda _: backward(1, w))(1), prob=prob,
+                 mean_grad=quiet(lambda n: backward(1, rnd(upstream_c(n, rnd) * w))),
+                 **summed_losses(weighted, rnd, half, not batchmean))
 
 
 def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[str, bool], batchmean: bool,

@@ -108,8 +108,9 @@ def test_half_dtypes_refuse_what_is_not_reproduced() -> None:
                           label_smoothing=0.1)
     with pytest.raises(lossgrad.OptionError, match="kernels are reproduced for .*; not for hinge"):
         lossgrad.evaluate("hinge", [1.0], [0.5], convention="keras", dtype="bfloat16", sample_weight=[2.0])
-    with pytest.raises(lossgrad.OptionError, match="not for mse with sample_weight"):
-        lossgrad.evaluate("mse", [1.0], [0.5], convention="torch", dtype="float16", sample_weight=[2.0])
+    with pytest.raises(lossgrad.OptionError, match="not for ce with label_smoothing, sample_weight"):
+        lossgrad.evaluate("ce", [0], [1.0, 2.0], from_logits=True, convention="torch", dtype="float16",
+                          sample_weight=[2.0], label_smoothing=0.1)
 
 
 def test_exact_in_a_half_dtype_is_the_truth_rounded_once() -> None:
@@ -145,14 +146,14 @@ def test_check_in_bfloat16_says_a_difference_is_rounding() -> None:
 
 
 def test_options_the_kernels_lack_fall_back_in_float32_and_are_refused_in_half() -> None:
-    # sample weights on ce (no PyTorch kernel takes them) under torch float32: its formulas in float32; in
-    # bfloat16: an error naming them
+    # sample weights on smoothed ce (`.mean()` of the weighted losses is not reproduced with label smoothing)
+    # under torch float32: its formulas in float32, with a warning; in bfloat16: an error naming them
     r = lossgrad.evaluate("ce", [0], [1.0, 2.0, 3.0], from_logits=True, convention="torch", dtype="float32",
-                          sample_weight=[2.0])
-    assert r.grad.dtype == np.float32
+                          sample_weight=[2.0], label_smoothing=0.1)
+    assert r.grad.dtype == np.float32 and any("sample_weight" in w for w in r.warnings)
     with pytest.raises(lossgrad.OptionError, match="sample_weight"):
         lossgrad.evaluate("ce", [0], [1.0, 2.0, 3.0], from_logits=True, convention="torch", dtype="bfloat16",
-                          sample_weight=[2.0])
+                          sample_weight=[2.0], label_smoothing=0.1)
 
 
 def test_exact_half_value_is_the_weighted_mean_rounded_once() -> None:

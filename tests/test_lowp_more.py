@@ -141,7 +141,8 @@ def test_csv_batch_with_ignore_index_in_bfloat16_writes_the_kernels_gradient(tmp
 
 def test_options_beyond_the_kernels_are_refused_in_half_dtypes() -> None:
     with pytest.raises(lossgrad.OptionError, match="sample_weight"):
-        lossgrad.evaluate("nll", [0], [-0.5, -1.0], convention="torch", dtype="float16", sample_weight=[2.0])
+        lossgrad.evaluate("nll", [0], [-0.5, -1.0], convention="torch", dtype="float16", sample_weight=[2.0],
+                          class_weights=[1.0, 2.0])
 
 
 def test_poisson_in_float32_needs_mkl() -> None:

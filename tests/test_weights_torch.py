@@ -1,0 +1,131 @@
+"""Sample weights under the torch convention, as PyTorch users weigh a loss: `(loss(reduction="none") * w).mean()`
+(or `.sum()`), recorded by scripts/golden_weights_torch.py in tests/golden/weights_torch.json: the weighted losses,
+the value and the gradient, bit for bit, in float32, float16 and bfloat16; in memory and from tensor files."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import golden_script, live_rounds
+from lossgrad import cli, lowp, mkl, tensor_run
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "weights_torch.json"
+DATA = json.loads(GOLDEN.read_text())
+SMALL = [r for r in DATA["records"] if "grad" in r]
+LONG = [r for r in DATA["records"] if "grad_digest" in r]
+
+
+def _case(rec: dict) -> tuple:
+    return rec["loss"], rec["dtype"], rec["reduction"], *rec["shape"]
+
+
+def _run(rec: dict) -> tuple[dict, tuple]:
+    golden = golden_script("golden_weights_torch")
+    args = golden.held_inputs(rec["seed"], _case(rec))
+    assert golden.digest(*args) == rec["inputs"]
+    return golden.lossgrads(_case(rec), *args), args
+
+
+def _bits(a: object) -> np.ndarray:
+    """The float32 bits (a zero's sign counts: PyTorch's −0 where a weight is 0)."""
+    return np.asarray(a, dtype=np.float32).view(np.uint32)
+
+
+def _same(ours: dict, theirs: dict) -> bool:
+    return (np.array_equal(_bits(ours["losses"]), _bits(theirs["losses"]))
+            and np.array_equal(_bits(ours["grad"]), _bits(theirs["grad"]))
+            and _same_value(ours["value"], theirs["value"]))
+
+
+def _same_value(ours: float | None, theirs: float | None) -> bool:
+    return theirs is None or np.float32(ours) == np.float32(theirs)
+
+
+@pytest.mark.parametrize("rec", SMALL, ids=[f"{r['loss']}-{r['dtype']}-{r['reduction']}" for r in SMALL])
+def test_weighted_losses_value_and_gradient_are_pytorchs(rec: dict) -> None:
+    out, _ = _run(rec)
+    assert np.array_equal(_bits(out["losses"]).ravel(), _bits(rec["losses"]).ravel())
+    assert np.array_equal(_bits(out["grad"]).ravel(), _bits(rec["grad"]).ravel())
+    assert _same_value(out["value"], rec["value"]), (out["value"], rec["value"])
+
+
+@pytest.mark.parametrize("rec", LONG, ids=[f"{r['loss']}-{r['dtype']}-{'x'.join(map(str, r['shape']))}"
+                                           for r in LONG])
+def test_a_long_batch_evaluated_in_slices_is_pytorchs(rec: dict) -> None:
+    golden = golden_script("golden_weights_torch")
+    out, _ = _run(rec)
+    assert golden.digest(out["losses"]) == rec["losses_digest"]
+    assert golden.digest(out["grad"]) == rec["grad_digest"]
+    assert _same_value(out["value"], rec["value"])
+
+
+def test_the_records_tell_the_kernels_from_the_formulas(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the weighted kernels (lossgrad's float32 formulas, with a warning) many records are apart."""
+    golden = golden_script("golden_weights_torch")
+    monkeypatch.setattr(lowp, "WEIGHABLE", ())
+    apart = 0
+    for rec in (r for r in SMALL if r["dtype"] == "float32"):
+        args = golden.held_inputs(rec["seed"], _case(rec))
+        from lossgrad import api
+
+        r = api.evaluate("ce" if rec["loss"] == "ce-rows" else rec["loss"], *args[:2], sample_weight=args[2],
+                         convention="torch", dtype="float32", reduction=rec["reduction"], **golden.OPTIONS[rec["loss"]])
+        assert any("not bit for bit" in w for w in r.warnings)
+        apart += not np.array_equal(_bits(r.grad).ravel(), _bits(rec["grad"]).ravel())
+    assert apart >= 5, apart
+
+
+def test_options_that_change_the_mean_are_still_refused_in_half_dtypes(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as e:
+        cli.main(["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4", "--sample-weight", "1,2", "-c", "torch",
+                  "--dtype", "bfloat16", "--ignore-index", "1"])
+    assert e.value.code == 2
+    assert "sample" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("loss", ["ce", "huber"])
+def test_a_tensor_file_in_blocks_with_a_weights_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                     capsys: pytest.CaptureFixture[str], loss: str) -> None:
+    rec = next(r for r in LONG if r["loss"] == loss)
+    golden = golden_script("golden_weights_torch")
+    y, p, w = golden.held_inputs(rec["seed"], _case(rec))
+    target = y.argmax(axis=1).astype(np.int64) if loss == "ce" else y.astype(np.float32)
+    files = {"y": target, "p": p.astype(np.float32), "w": w.astype(np.float32)}
+    for name, a in files.items():
+        np.save(tmp_path / f"{name}.npy", a)
+    monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * rec["shape"][1] * 10000)  # (blocks of 10,000 rows)
+    options = [f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')}={v}"
+               for k, v in golden.OPTIONS[loss].items()]
+    with pytest.raises(SystemExit) as e:
+        cli.main([loss, "--pred", str(tmp_path / "p.npy"), "--target", str(tmp_path / "y.npy"), "--sample-weight",
+                  str(tmp_path / "w.npy"), *options, "-c", "torch", "--dtype", rec["dtype"], "-o",
+                  str(tmp_path / "out.npz"), "-f", "json"])
+    captured = capsys.readouterr()
+    assert e.value.code == 0, captured.err
+    out = np.load(tmp_path / "out.npz")
+    assert golden.digest(out["grad"]) == rec["grad_digest"]
+    assert golden.digest(out["losses"]) == rec["losses_digest"]
+    assert np.float32(json.loads(captured.out)["value"]) == np.float32(rec["value"])
+
+
+@pytest.mark.frameworks
+def test_fresh_batches_against_live_pytorch() -> None:
+    golden = golden_script("golden_weights_torch", "torch")
+    rng = np.random.default_rng()
+    apart = []
+    for k in range(live_rounds(24, 400)):
+        loss = list(golden.OPTIONS)[int(rng.integers(len(golden.OPTIONS)))]
+        dtype = golden.DTYPES[int(rng.integers(3))]
+        if loss == "poisson" and dtype == "float32" and not mkl.available():
+            continue
+        case = (loss, dtype, golden.REDUCTIONS[k % 3], int(rng.integers(1, 200)), int(rng.integers(2, 40)))
+        seed = int(rng.integers(2**31))
+        args = golden.held_inputs(seed, case)
+        ours, theirs = golden.lossgrads(case, *args), golden.pytorchs(case, *args)
+        if not _same(ours, theirs):
+            apart.append((case, seed))
+    assert not apart, apart
