@@ -76,8 +76,8 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     in_options = getattr(module, "unsupported_options", None)  # (options reproduced in some dtypes only)
     if in_options is not None and in_options(loss, dtype, params) is not None:
         return str(in_options(loss, dtype, params))
-    if not hasattr(module, "unsupported"):
-        return _beyond(module.TAKES[loss], loss, params, sample_weight)
+    if not hasattr(module, "unsupported"):  # (WEIGHABLE: the losses whose kernels weigh samples)
+        return _beyond(module.TAKES[loss], loss, params, sample_weight and loss not in getattr(module, "WEIGHABLE", ()))
     why: str | None = module.unsupported(loss, from_logits, params, switches, sample_weight)
     in_mode = getattr(module, "unsupported_in", None)  # (a loss reproduced in some dtypes only, by its mode)
     return why if why is not None or in_mode is None else in_mode(dtype, loss, from_logits)

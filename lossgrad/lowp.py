@@ -45,7 +45,7 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
              "margin-ranking (with margin)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on ce and nll without options, mse, "
-             "mae, huber, kl and poisson")
+             "mae, huber, smooth-l1, kl, poisson and focal")
 
 
 # elements an emulated elementwise kernel takes at a time: its dozens of float64 temporaries (512 KiB each) stay in
@@ -1021,20 +1021,21 @@ def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any,
 
 
 def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any,
-              place: Place | None = None) -> tuple[Array, Grad]:
+              place: Place | None = None) -> tuple[Array, Backward]:
     """smooth_l1_loss in float32: z = |p − y|, z²/(2β) below β, z − β/2 from β on, each step rounded; its
-    backward norm·(x/β or ±1)·g in registers, norm·x·g/β (β a double) in the scalar loop."""
+    backward norm·(x/β or ±1)·g in registers, norm·x·g/β (β a double) in the scalar loop, g = 1 or `up`."""
     h, b = F32(0.5), F32(beta)
     z = np.abs(p - y)
     losses = np.where(z < b, rnd(rnd(rnd(h * z) * z) / b), rnd(z - rnd(h * b)))
     tail = scalar_tail(p.shape, half, place)
 
-    def grad(n: float) -> Array:
+    def grad(n: float, up: Array | None = None) -> Array:
         x, norm = p - y, F32(1 / n)
-        vec = norm * np.where(np.abs(x) >= b, np.where(x > 0, F32(1), F32(-1)), x / b)
-        inner = rnd((norm * x).astype(np.float64) / beta)
-        x64 = x.astype(np.float64)
-        return np.where(tail, np.where(x64 <= -beta, -norm, np.where(x64 >= beta, norm, inner)), vec)
+        g = F32(1) if up is None else up
+        vec = (norm * np.where(np.abs(x) >= b, np.where(x > 0, F32(1), F32(-1)), x / b)) * g
+        inner = rnd(((norm * x) * g).astype(np.float64) / beta)
+        x64, ng = x.astype(np.float64), norm * g
+        return np.where(tail, np.where(x64 <= -beta, -ng, np.where(x64 >= beta, ng, inner)), vec)
     return losses, grad
 
 
@@ -1141,7 +1142,7 @@ TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ig
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
 # the losses weighed by sample as PyTorch users weigh them, (loss(reduction="none") * w).mean(), without options
 # (ignore_index and class weights change the mean's N; smoothing's backward is not one upstream per sample)
-WEIGHABLE = ("ce", "nll", "mse", "mae", "huber", "poisson", "kl")
+WEIGHABLE = ("ce", "nll", "mse", "mae", "huber", "smooth-l1", "poisson", "kl", "focal")
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -1206,11 +1207,22 @@ def weighed(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         else:
             losses, grad, prob, _ = elementwise(loss, y, p, rnd, half, switches, options, from_logits, None)
             backward = cast(Backward, grad)  # (every WEIGHABLE elementwise kernel's backward takes `up`)
+    return weighed_parts(losses, backward, prob, weights, half, not batchmean)
+
+
+def weighed_parts(losses: Array, backward: Backward, prob: Array | None, weights: Array, half: Any,
+                  float_sum: bool = True) -> Parts:
+    """The Parts of `losses` (reduction="none") times the weights w in the dtype, (losses · w).mean() or .sum():
+    each product rounded, the gradient `backward` of the upstream c·w (MulBackward's, rounded), c = 1/n as
+    MeanBackward divides (1 for the sum), the value torch.mean's of the products (float_sum; else the stored
+    sum over n)."""
+    rnd = rounder(half)
+    with np.errstate(all="ignore"):
         w = rnd(np.asarray(weights, dtype=np.float64)).reshape(-1, *(1,) * (losses.ndim - 1))
         weighted = rnd(losses * w)
     return Parts(losses=weighted, grad=quiet(lambda _: backward(1, w))(1), prob=prob,
                  mean_grad=quiet(lambda n: backward(1, rnd(upstream_c(n, rnd) * w))),
-                 **summed_losses(weighted, rnd, half, not batchmean))
+                 **summed_losses(weighted, rnd, half, float_sum))
 
 
 def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[str, bool], batchmean: bool,

@@ -165,8 +165,9 @@ def powf(x: Array, y: F32) -> Array:
 
 
 def focal(y: Array, z: Array, gamma: float, alpha: float | None, half: Any,
-          place: Place | None = None) -> tuple[Array, Callable[[float], Array], Array]:
-    """The losses, the gradient for the mean over n (1: the sum) and σ(z), every op as torch forms it."""
+          place: Place | None = None) -> tuple[Array, lowp.Backward, Array]:
+    """The losses, the gradient for the mean over n (1: the sum) or for an upstream gradient `up`, and σ(z),
+    every op as torch forms it."""
     rnd = lowp.rounder(half)
     ce = rnd(rnd(rnd(F32(1) - y) * z) - lowp.log_sigmoid(z, rnd))  # (binary_cross_entropy_with_logits)
     p = lowp.sigmoid(z, rnd, half, place)
@@ -183,8 +184,8 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, half: Any,
     # d(m^γ)/dm = γ·m^(γ−1): torch's pow_backward raises m to γ − 1 with the same kernel (0 for γ = 0)
     dpow = None if gamma == 0 else rnd(F32(gamma) * power(m, gamma - 1, rnd, half, place))
 
-    def grad(n: float) -> Array:
-        g = lowp.upstream_c(n, rnd)
+    def grad(n: float, up: Array | None = None) -> Array:
+        g = lowp.upstream_c(n, rnd) if up is None else up
         if at is not None:
             g = rnd(g * at)
         g_ce, g_f = rnd(g * f), rnd(g * ce)
@@ -203,19 +204,22 @@ def sigmoid_backward(g: Array, p: Array, rnd: Rounder, half: Any) -> Array:
     return rnd(g * (F32(1) - p) * p)
 
 
-def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any]) -> Parts:
-    """focal's Parts: the mean's value torch.mean's (the float sum over n, rounded once)."""
+def focal_parts(y: Array, z: Array, half: Any, params: dict[str, Any], weights: Array | None = None) -> Parts:
+    """focal's Parts: the mean's value torch.mean's (the float sum over n, rounded once); weighed by sample as
+    PyTorch users weigh it (lowp.weighed_parts)."""
     gamma = 2.0 if params.get("gamma") is None else float(params["gamma"])  # (torchvision's default)
     alpha = params.get("alpha")
     with np.errstate(all="ignore"):
         losses, grad, prob = focal(y, z, gamma, None if alpha is None else float(alpha), half, params.get("place"))
+    if weights is not None:
+        return lowp.weighed_parts(losses, grad, prob, weights, half)
     rnd = lowp.rounder(half)
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), prob=prob, mean_grad=lowp.quiet(grad),
                  **lowp.summed_losses(losses, rnd, half))
 
 
 def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any,
-              place: Place | None = None) -> tuple[Array, Callable[[float], Array]]:
+              place: Place | None = None) -> tuple[Array, lowp.Backward]:
     """smooth_l1_loss in float16 and bfloat16. The forward: bfloat16's kernel widens both inputs to float32 and
     rounds once; float16's computes in float16, each op rounded, β rounded to it; z = |p − y|, ½·z·z/β below β,
     z − ½·β from β on. The backward (both) is lowp.smooth_l1's: x = p − y in float32, unrounded, norm·(x/β or ±1)
@@ -230,24 +234,29 @@ def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any,
         b, z = F32(beta), np.abs(p - y)
         losses = rnd(np.where(z < b, ((h * z) * z) / b, z - h * b))
     _, grad = lowp.smooth_l1(y, p, beta, rnd, half, place)
-    return losses, lambda n: rnd(grad(n))
+    return losses, lambda n, up=None: rnd(grad(n, up))
 
 
-def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any]) -> Parts:
+def smooth_l1_parts(y: Array, p: Array, half: Any, params: dict[str, Any], weights: Array | None = None) -> Parts:
     """smooth-l1's Parts: float32 (and β = 0, l1_loss) as lowp forms them, float16 and bfloat16 here; the mean's
-    value torch.mean's."""
+    value torch.mean's; weighed by sample as PyTorch users weigh it (lowp.weighed_parts)."""
     beta = params.get("beta")
     if half is None or not beta:
+        if weights is not None:
+            return lowp.weighed("smooth-l1", y, p, None, half, {}, False, params, True, weights)
         return lowp.elementwise_parts("smooth-l1", y, p, half, {}, False, params, True, None)
     rnd = lowp.rounder(half)
     with np.errstate(all="ignore"):
         losses, grad = smooth_l1(y, p, float(beta), rnd, half, params.get("place"))
+    if weights is not None:
+        return lowp.weighed_parts(losses, grad, None, weights, half)
     return Parts(losses=losses, grad=lowp.quiet(grad)(1), mean_grad=lowp.quiet(grad),
                  **lowp.summed_losses(losses, rnd, half))
 
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
 TAKES = {"focal": ("gamma", "alpha"), "smooth-l1": ("beta",)}
+WEIGHABLE = ("focal", "smooth-l1")  # (sample weights as PyTorch users weigh a loss: lowp.weighed_parts)
 
 
 def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
@@ -274,4 +283,4 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     (carried in float32)."""
     y, p = y.astype(F32), p.astype(F32)
     parts = focal_parts if loss == "focal" else smooth_l1_parts
-    return parts(y, p, half, params or {})
+    return parts(y, p, half, params or {}, weights)

@@ -21,20 +21,21 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_long_batches import digest, held  # noqa: E402
-from make_golden import cpu_model, versions  # noqa: E402
+from make_golden import cpu_model, torchvision_focal, versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "weights_torch.json"
 # each loss's lossgrad options; ce-rows is ce against probability rows, nll takes log-probabilities, kl
 # log-probability predictions and poisson log rates (poisson in float32 needs MKL's e^x: the half dtypes here)
 OPTIONS: dict[str, dict] = {"ce": {"from_logits": True}, "ce-rows": {"from_logits": True}, "nll": {},
                             "mse": {}, "mae": {}, "huber": {"delta": 0.7}, "kl": {"log_input": True},
-                            "poisson": {"from_logits": True}}
+                            "poisson": {"from_logits": True}, "smooth-l1": {"beta": 0.6},
+                            "focal": {"from_logits": True, "alpha": 0.25, "gamma": 2.0}}
 DTYPES = ("float32", "float16", "bfloat16")
 REDUCTIONS = ("mean", "sum", "none")
 SMALL = (7, 5)
 # (loss, dtype, reduction, rows, outputs per sample): batches that lossgrad evaluates in slices of 32,768 samples
 LONG = (("ce", "float32", "mean", 40000, 4), ("ce", "bfloat16", "mean", 40000, 4), ("mse", "float32", "mean", 40000, 2),
-        ("huber", "float16", "mean", 36000, 3))
+        ("huber", "float16", "mean", 36000, 3), ("focal", "float32", "mean", 40001, 3))
 
 
 def cases() -> list[tuple]:
@@ -64,6 +65,8 @@ def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.
         y = rng.dirichlet(np.ones(width), rows)
         if loss == "kl":
             z = np.log(rng.dirichlet(np.ones(width), rows))
+    elif loss == "focal":
+        y = (rng.random((rows, width)) < 0.3) * 1.0
     elif loss == "poisson":
         y, z = rng.poisson(2.0, (rows, width)) * 1.0, rng.normal(size=(rows, width))
     else:
@@ -105,7 +108,9 @@ def pytorchs(case: tuple, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict:
               "mse": lambda: f.mse_loss(tp, ty, reduction="none"), "mae": lambda: f.l1_loss(tp, ty, reduction="none"),
               "huber": lambda: f.huber_loss(tp, ty, reduction="none", delta=0.7),
               "kl": lambda: f.kl_div(tp, ty, reduction="none"),
-              "poisson": lambda: f.poisson_nll_loss(tp, ty, log_input=True, reduction="none")}[loss]()
+              "poisson": lambda: f.poisson_nll_loss(tp, ty, log_input=True, reduction="none"),
+              "smooth-l1": lambda: f.smooth_l1_loss(tp, ty, reduction="none", beta=0.6),
+              "focal": lambda: torchvision_focal()(tp, ty, alpha=0.25, gamma=2.0, reduction="none")}[loss]()
     tw = torch.tensor(w).to(kind)
     weighted = losses * (tw if losses.dim() == 1 else tw[:, None])
     total = weighted.mean() if reduction == "mean" else weighted.sum()

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from conftest import golden_script, live_rounds
-from lossgrad import cli, lowp, mkl, tensor_run
+from lossgrad import cli, lowp, lowp_focal, mkl, tensor_run
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "weights_torch.json"
 DATA = json.loads(GOLDEN.read_text())
@@ -67,6 +67,7 @@ def test_the_records_tell_the_kernels_from_the_formulas(monkeypatch: pytest.Monk
     """Without the weighted kernels (lossgrad's float32 formulas, with a warning) many records are apart."""
     golden = golden_script("golden_weights_torch")
     monkeypatch.setattr(lowp, "WEIGHABLE", ())
+    monkeypatch.setattr(lowp_focal, "WEIGHABLE", ())
     apart = 0
     for rec in (r for r in SMALL if r["dtype"] == "float32"):
         args = golden.held_inputs(rec["seed"], _case(rec))
