@@ -179,10 +179,7 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
             continue
         conv = conventions.CONVENTIONS[name]
         reasons = element_reasons(conv, loss, shaped_targets(loss, exact, p2.shape), p2, from_logits, exact.labels)
-        diffs += differences(name, res, exact, reasons, shape)
-        if res.n != exact.n and reduction == "mean":
-            diffs.append({"convention": name, "element": None,
-                          "why": f"{name}'s mean divides by N = {res.n}, exact's by N = {exact.n}"})
+        diffs += differences(name, res, exact, reasons, shape) + divisors(name, res, exact, reduction)
     comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
     if micro is not None:
         for name in results:
@@ -216,7 +213,16 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
     for name, res in results.items():
         if name != "float64":
             diffs += ulp_differences(name, res, results["float64"], dtype, batch.shape)
+            diffs += divisors(name, res, results["float64"], reduction)
     return Comparison(loss, from_logits, reduction, results, lack, diffs, batch.shape)
+
+
+def divisors(name: str, res: Result, exact: Result, reduction: str) -> list[dict]:
+    """Where a convention's mean divides by another N than exact's (sample weights: N or their sum), that reason."""
+    if res.n == exact.n or reduction != "mean":
+        return []
+    why = f"{name}'s mean divides by N = {res.n}, exact's by N = {exact.n}"
+    return [{"convention": name, "element": None, "why": why}]
 
 
 def _held(batch: Batch, dtype: str, autocast: bool) -> Batch:

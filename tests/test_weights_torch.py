@@ -130,3 +130,16 @@ def test_fresh_batches_against_live_pytorch() -> None:
         if not _same(ours, theirs):
             apart.append((case, seed))
     assert not apart, apart
+
+
+def test_compare_in_bfloat16_says_the_weighted_mean_divides_by_n(capsys: pytest.CaptureFixture[str]) -> None:
+    """PyTorch's `.mean()` of weighted losses divides by N, exact's weighted mean by the weights' sum: compare names
+    that divisor beside the ulps (weights 2 and 0.3: N = 2 against 2.3)."""
+    with pytest.raises(SystemExit) as e:
+        cli.main(["compare", "ce", "--from-logits", "-y", "0,2", "-p", "1,2,3;0.5,-1,2", "--sample-weight", "2,0.3",
+                  "--dtype", "bfloat16", "-f", "json"])
+    assert e.value.code == 0
+    found = json.loads(capsys.readouterr().out)
+    assert found["conventions"]["torch"]["n"] == 2 and found["conventions"]["float64"]["n"] == 2.3
+    assert {"convention": "torch", "element": None,
+            "why": "torch's mean divides by N = 2, exact's by N = 2.3"} in found["differences"]
