@@ -1,5 +1,6 @@
 """The emulated SLEEF kernels of the torch convention (lossgrad.lowp: expf, logf, log1pf, each a few dozen numpy
-operations with fused multiply-adds emulated in float64), over the same float32 array: in cache-sized blocks
+operations with fused multiply-adds emulated in float64), and the fused multiply-add itself (lowp.fma, as
+log_softmax's backward runs it over a whole gradient), over the same float32 arrays: in cache-sized blocks
 (lowp.CACHE_BLOCK elements at a time, as lossgrad runs them), over the whole array at once (the function
 unwrapped), and, for scale, numpy's own float32 functions and PyTorch's (where installed), which are not bit for
 bit what PyTorch's vectorised kernels give. The best of --repeat runs of each.
@@ -31,12 +32,21 @@ def best(f: Callable[[], object], repeat: int) -> float:
     return min(times)
 
 
-def inputs(n: int) -> dict[str, np.ndarray]:
-    """Arguments as the losses pass them: log-softmax shifts z − max (≤ 0), their exponentials, and sums."""
+def inputs(n: int) -> dict[str, tuple[np.ndarray, ...]]:
+    """Arguments as the losses pass them: log-softmax shifts z − max (≤ 0), their exponentials, and sums; fma's
+    −e^out, Σg and g of log_softmax's backward."""
     rng = np.random.default_rng(0)
     shifts = -np.abs(rng.normal(scale=4.0, size=n)).astype(np.float32)
-    return {"expf": shifts, "logf": np.float32(1) + np.exp(shifts) * np.float32(100),
-            "log1pf": np.exp(shifts)}
+    e = np.exp(shifts)
+    return {"expf": (shifts,), "logf": (np.float32(1) + e * np.float32(100),), "log1pf": (e,),
+            "fma": (-e, np.full(n, -0.001, dtype=np.float32), (rng.random(n) < 0.001).astype(np.float32))}
+
+
+# each kernel over the whole array at once, numpy's own function, PyTorch's (by name)
+WHOLE = {"fma": lowp.fma_block}
+PLAIN: dict[str, Callable[..., np.ndarray]] = {"expf": np.exp, "logf": np.log, "log1pf": np.log1p,
+                                               "fma": lambda a, b, c: a * b + c}
+TORCH = {"expf": "exp", "logf": "log", "log1pf": "log1p", "fma": "addcmul"}
 
 
 def main() -> None:
@@ -48,16 +58,17 @@ def main() -> None:
         import torch
     except ImportError:
         torch = None
-    plain = {"expf": np.exp, "logf": np.log, "log1pf": np.log1p}
     rows = []
     for name, x in inputs(args.elements).items():
         f = getattr(lowp, name)
-        assert np.array_equal(f(x).view(np.int32), f.__wrapped__(x).view(np.int32))
-        row = [best(lambda: f(x), args.repeat), best(lambda: f.__wrapped__(x), args.repeat),  # noqa: B023
-               best(lambda: plain[name](x), args.repeat)]  # noqa: B023
+        whole = WHOLE.get(name) or f.__wrapped__
+        assert np.array_equal(f(*x).view(np.int32), whole(*x).view(np.int32))
+        row = [best(lambda: f(*x), args.repeat), best(lambda: whole(*x), args.repeat),  # noqa: B023
+               best(lambda: PLAIN[name](*x), args.repeat)]  # noqa: B023
         if torch is not None:
-            t = torch.from_numpy(x)
-            row.append(best(lambda: getattr(torch, name[:-1])(t), args.repeat))  # noqa: B023
+            t = [torch.from_numpy(a) for a in x]
+            ordered = [t[2], t[0], t[1]] if name == "fma" else t  # (addcmul(c, a, b) = c + a·b)
+            row.append(best(lambda: getattr(torch, TORCH[name])(*ordered), args.repeat))  # noqa: B023
         rows.append((name, row))
     print(f"{args.elements:,} float32 elements; best of {args.repeat}; {platform.machine()}, {os.cpu_count()} cores, "
           f"Python {platform.python_version()}, numpy {np.__version__}"
