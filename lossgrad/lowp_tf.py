@@ -295,25 +295,57 @@ def upstream(n: float, kind: Kind = FLOAT32) -> F32:
     return F32(1) if n == 1 else F32(kind.rnd(div(F32(1), kind.rnd(F32(n)))))
 
 
+def held_weights(weights: Array, kind: Kind, keras2: bool) -> Array:
+    """The sample weights as the loss's dtype holds them: Keras 3 converts the float64 numbers to it (rounded once),
+    tf-keras makes a float64 tensor of them and casts it (Eigen's cast goes through float32: rounded twice). A
+    float32 or bfloat16 subnormal is read as 0 by the multiplications (TensorFlow's denormals-are-zero)."""
+    w = np.asarray(weights, dtype=np.float64)
+    if kind.half is None or keras2:
+        w = w.astype(F32)
+    held = np.asarray(w.astype(kind.half or F32), dtype=F32)
+    return ftz(held) if kind.leaf != 200 else held
+
+
+def upstreams(n: float, kind: Kind, rows: int, w: Array | None = None) -> Array:
+    """The gradient reaching each sample's loss: the reduction's (1, or 1/N), and under sample weights Mul's
+    gradient of `losses * sample_weight`, that times the sample's weight, in the dtype."""
+    u = upstream(n, kind)
+    return np.full(rows, u, dtype=F32) if w is None else kind.rnd(mul(u, w))
+
+
+def weighed(losses: Array, back: Callable[[Array], Array], kind: Kind, w: Array | None, **more: Any) -> Parts:
+    """The Parts of per-sample losses and their backward (each sample's upstream -> the predictions' gradient):
+    under sample weights w (held_weights) Keras' `losses * sample_weight` in the dtype, reduced as unweighted
+    losses are, and the gradient of their sum or mean the backward of each sample's upstream (`upstreams`)."""
+    if w is not None:
+        losses = kind.rnd(mul(losses, w.reshape((-1,) + (1,) * (losses.ndim - 1))))
+
+    def grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            return back(upstreams(n, kind, losses.shape[0], w))
+    return Parts(losses=losses, grad=grad(1), mean_grad=grad, **reduced(losses, kind), **more)
+
+
 def ce(y: Array, z: Array, labels: Array | None, half: Any,
-       place: Place | None = None) -> tuple[Array, Callable[[float], Array], Array]:
+       place: Place | None = None) -> tuple[Array, Callable[[Array], Array], Array]:
     """Keras' cross entropy from logits: tf.nn's wrappers take half logits to float32 before the fused kernel
     (probability rows: float16 and bfloat16; class indexes: float16 only, bfloat16 runs the kernel in bfloat16),
-    its loss and gradient rounded once on the way back. The gradient is the upstream 1/N times the backprop
-    (`place`: where these rows lie in the whole batch)."""
+    its loss and gradient rounded once on the way back. The gradient is each sample's upstream times its row of
+    the backprop (`place`: where these rows lie in the whole batch)."""
     kind = kind_of(half)
     inner = FLOAT32 if half is np.float16 or labels is None else kind
     losses, backprop, prob = softmax_xent(z, y, labels, inner, place)
-    return kind.rnd(losses), lambda n: kind.rnd(mul(upstream(n, kind), backprop)), kind.rnd(prob)
+    return kind.rnd(losses), lambda c: kind.rnd(mul(c[:, None], backprop)), kind.rnd(prob)
 
 
-def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[float], Array]]:
+def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[Array], Array]]:
     """mean_squared_error: the mean over each sample's outputs of (y − p)², each difference and square stored in
     the dtype; Keras 3 takes the mean in float32 (keras.ops.mean), tf-keras in the dtype (reduce_mean: float16
     sums in float16 and divides by k in float16, bfloat16 in float32). The gradient −G·2(y − p), G the upstream
-    c over k as that mean's gradient divides it; tf-keras's squared_difference(p, y) has it as 2G·(p − y), +0
-    where p = y."""
+    c over k as that mean's gradient divides it (c: each sample's upstream); tf-keras's squared_difference(p, y)
+    has it as 2G·(p − y), +0 where p = y (or where both are subnormal)."""
     kind = kind_of(half)
+    y, p = ftz(y), ftz(p)  # (subnormal inputs read as zero: TensorFlow's denormals-are-zero, which signs the zeros)
     d = kind.rnd(sub(y, p))
     sq = kind.rnd(mul(d, d))
     k = F32(p.shape[1])
@@ -322,8 +354,8 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[f
     losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
     divisor = kind.rnd(k) if keras2 else k
 
-    def grad(n: float) -> Array:
-        g = kind.rnd(div(upstream(n, kind), divisor))
+    def grad(c: Array) -> Array:
+        g = kind.rnd(div(c[:, None], divisor))
         if keras2:
             return kind.rnd(mul(mul(g, F32(2)), kind.rnd(sub(p, y))))
         return -kind.rnd(mul(g, mul(d, F32(2))))
@@ -340,12 +372,15 @@ def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
 NOT_YET: dict[str, str] = {}
 
 
+WEIGHED = ("ce", "mse")  # the losses whose kernels are reproduced under sample weights too
+
+
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items()  # (ce from logits and mse clip nothing: eps changes neither)
              if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps")]
-    if sample_weight:
+    if sample_weight and loss not in WEIGHED:
         extra.append("sample_weight")
     if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
         return (f"{loss}{'' if from_logits else ' on probabilities'} (TensorFlow's gradient of log and log1p "
@@ -360,27 +395,26 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             batchmean: bool = False, params: dict[str, Any] | None = None, keras2: bool = False,
             from_logits: bool = True, weights: Array | None = None) -> Parts:
     """The loss's parts as TensorFlow's CPU kernels give them (half None: float32; half dtypes carried in
-    float32): per-sample losses (Keras' mean over a sample's outputs as it takes it), the gradient of the sum or
-    of the mean over N, the kernel's softmax (ce), and the reduced value (reduce_sum of the losses, divided by N in
-    the dtype). `from_logits` and `weights` are taken as every backend takes them: `unsupported` has refused
-    probabilities and sample weights before. `params`' place is where these rows lie in the whole batch (a slice
-    of it, or a file's block: ce's blocks are the batch's)."""
+    float32): per-sample losses (Keras' mean over a sample's outputs as it takes it; under sample weights times
+    them, `weighed`), the gradient of the sum or of the mean over N, the kernel's softmax (ce), and the reduced
+    value (reduce_sum of the losses, divided by N in the dtype). `from_logits` is taken as every backend takes
+    it: `unsupported` has refused probabilities before. `params`' place is where these rows lie in the whole
+    batch (a slice of it, or a file's block: ce's blocks are the batch's)."""
     kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
-    notes: list[str] = []
-    prob = None
+    w = None if weights is None else held_weights(weights, kind, keras2)
     with np.errstate(all="ignore"):
         if loss == "ce":
+            notes: list[str] = []
             if labels is not None:
                 labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
                 y = one_hot(labels, p.shape[1])
-            losses, grad, prob = ce(y, p, labels, half, (params or {}).get("place"))
-        else:
-            losses, grad = mse(y, p, half, keras2)
-            if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
-                losses = losses[:, None]
-    return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, **reduced(losses, kind),
-                 warnings=notes)
+            losses, back, prob = ce(y, p, labels, half, (params or {}).get("place"))
+            return weighed(losses, back, kind, w, prob=prob, warnings=notes)
+        losses, back = mse(y, p, half, keras2)
+        if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
+            losses = losses[:, None]
+        return weighed(losses, back, kind, w)
 
 
 def one_hot(labels: Array, classes: int) -> Array:
