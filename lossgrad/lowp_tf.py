@@ -372,7 +372,7 @@ def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
 NOT_YET: dict[str, str] = {}
 
 
-WEIGHED = ("ce", "mse")  # the losses whose kernels are reproduced under sample weights too
+WEIGHABLE = ("ce", "mse")  # the losses whose kernels are reproduced under sample weights too
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -380,7 +380,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items()  # (ce from logits and mse clip nothing: eps changes neither)
              if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps")]
-    if sample_weight and loss not in WEIGHED:
+    if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")
     if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
         return (f"{loss}{'' if from_logits else ' on probabilities'} (TensorFlow's gradient of log and log1p "

@@ -23,12 +23,13 @@ from . import lowp_tf
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import libm_log1pf
-from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, kind_of, mul, row_sums, sub, upstream
+from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, held_weights, kind_of, mul, row_sums, sub
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
 # each takes (eps: Keras 3's 1/ε cap of cosine)
 TAKES: dict[str, tuple[str, ...]] = {"mae": (), "huber": ("delta",), "logcosh": (), "hinge": (), "squared-hinge": (),
                                      "cosine": ("eps",)}
+WEIGHABLE = tuple(TAKES)  # (reproduced under sample weights too)
 SUPPORTED = ("mae", "huber (with --delta)", "logcosh", "hinge", "squared-hinge", "cosine")
 Grad = Callable[[Array], Array]  # the upstream gradient of each element (before the mean) -> the predictions'
 
@@ -290,11 +291,12 @@ def elementwise_loss(loss: str, y: Array, p: Array, kind: Kind, keras2: bool, de
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = False,
-            keras2: bool = False) -> Parts:
+            keras2: bool = False, weights: Array | None = None) -> Parts:
     """The loss's parts as TensorFlow's kernels give them: per-sample losses (Keras' mean over a sample's outputs:
-    in float32 under Keras 3, in the dtype under tf-keras; cosine sums), the gradient of the sum and of the mean
-    over N, and the reduced value (lowp_tf's reduce_sum, divided by N in the dtype). tf-keras' huber casts to
-    float32 first: its losses and value are float32's, its gradient rounded once to the dtype on the way back."""
+    in float32 under Keras 3, in the dtype under tf-keras; cosine sums; times the sample weights, lowp_tf.weighed),
+    the gradient of the sum and of the mean over N, and the reduced value (lowp_tf's reduce_sum, divided by N in
+    the dtype). tf-keras' huber casts to float32 first: its losses, weights and value are float32's, its gradient
+    rounded once to the dtype on the way back."""
     kind, out, params = kind_of(half), kind_of(half).rnd, params or {}
     if keras2 and loss == "huber":
         kind = FLOAT32
@@ -303,7 +305,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     with np.errstate(all="ignore"):
         if loss == "cosine":
             losses, back = cosine(y, p, kind, keras2, in_dtype_of(1 / (params.get("eps") or 1e-7), half))
-            grad = lambda n: out(back(np.full(p.shape[0], upstream(n, kind), F32)))  # noqa: E731
+            grad = lambda c: out(back(c))  # noqa: E731
         else:
             delta = delta_of(params) if keras2 else in_dtype_of(delta_of(params), half)  # (tf-keras: float32's)
             elems, back = elementwise_loss(loss, y, p, kind, keras2, float(delta))
@@ -311,10 +313,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             sums = row_sums(elems, kind=kind) if in_dtype else row_sums(elems)
             losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
             divisor = kind.rnd(k) if keras2 else k
-            grad = lambda n: out(back(np.full(p.shape, kind.rnd(div(upstream(n, kind), divisor)), F32)))  # noqa: E731
+            grad = lambda c: out(back(np.ascontiguousarray(  # noqa: E731
+                np.broadcast_to(kind.rnd(div(c[:, None], divisor)), p.shape), dtype=F32)))
             if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
                 losses = losses[:, None]
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, **lowp_tf.reduced(losses, kind))
+    return lowp_tf.weighed(losses, grad, kind, None if weights is None else held_weights(weights, kind, keras2))
 
 
 ESTIMATES = _estimates()

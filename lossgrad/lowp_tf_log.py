@@ -37,6 +37,7 @@ from .lowp_tf import (
     div,
     elementwise,
     ftz,
+    held_weights,
     kind_of,
     libm_expf,
     mul,
@@ -44,13 +45,13 @@ from .lowp_tf import (
     plog,
     row_sums,
     sub,
-    upstream,
 )
 
 EPS = 1e-7  # keras.backend.epsilon()
 HUGE = F32(2.0 ** 100)
 # the options each loss's kernels take
 TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha")}
+WEIGHABLE = ("bce", "kl", "poisson", "focal", "categorical-focal", "ce")  # (reproduced under sample weights too)
 SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits)", "kl",
              "ce on probabilities (rows or class indexes)", "poisson",
              "focal (probabilities and logits, gamma, alpha)",
@@ -202,16 +203,17 @@ def ce_probs(y: Array, p: Array, kind: Kind, keras2: bool) -> tuple[Array, Calla
     return losses, grad
 
 
-def sparse_probs(y: Array, p: Array, labels: Array, kind: Kind, half: Any, keras2: bool) -> Parts:
+def sparse_probs(y: Array, p: Array, labels: Array, kind: Kind, half: Any, keras2: bool,
+                 weights: Array | None = None) -> Parts:
     """Keras' sparse_categorical_crossentropy on probabilities: log of p clipped to [ε, 1 − ε] (tf-keras: 1 − ε
-    in the dtype) as the logits of the sparse kernel (lowp_tf's, class indexes cast as Keras casts them), whose
-    gradient comes back through the log's reciprocal and the clip."""
+    in the dtype) as the logits of the sparse kernel (lowp_tf's, class indexes cast as Keras casts them, weighed
+    there), whose gradient comes back through the log's reciprocal and the clip."""
     r = kind.rnd
     lo = const(EPS, kind)
     hi = F32(r(sub(F32(1), lo))[()]) if keras2 else const(1 - EPS, kind)
     with np.errstate(all="ignore"):
         o, passes = clip(p.astype(F32), lo, hi)
-        parts = lowp_tf.compute("ce", y, log(o, kind), labels, half, {}, keras2=keras2)
+        parts = lowp_tf.compute("ce", y, log(o, kind), labels, half, {}, keras2=keras2, weights=weights)
     inner = parts.mean_grad or (lambda n: parts.grad)
 
     def mean_grad(n: float) -> Array:
@@ -329,7 +331,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
         return lowp_tf.unsupported(loss, from_logits, params, switches, sample_weight)
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in TAKES.get(loss, ())]
-    if sample_weight:
+    if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
@@ -351,17 +353,16 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return lowp_tf.compute(loss, y, p, labels, half, switches, batchmean, params, keras2, from_logits, weights)
     kind = kind_of(half)
     if labels is not None and loss == "ce":
-        return sparse_probs(y, p, labels, kind, half, keras2)
+        return sparse_probs(y, p, labels, kind, half, keras2, weights)
     if labels is not None:  # (categorical-focal's class indexes: the one-hot rows Keras takes)
         y = lowp_tf.one_hot(labels, p.shape[1])
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
         losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits, params or {})
 
-    def mean_grad(n: float) -> Array:
-        with np.errstate(all="ignore"):
-            return inner(np.full(p.shape, down(upstream(n, kind)), dtype=F32))
-    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, **lowp_tf.reduced(losses, kind))
+    def back(c: Array) -> Array:  # (each sample's upstream, down to each of its elements)
+        return inner(np.ascontiguousarray(np.broadcast_to(down(c[:, None]), p.shape), dtype=F32))
+    return lowp_tf.weighed(losses, back, kind, None if weights is None else held_weights(weights, kind, keras2))
 
 
 def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool, from_logits: bool,

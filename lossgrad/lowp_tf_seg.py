@@ -20,12 +20,13 @@ from . import lowp_tf
 from .errors import OptionError
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_tf import F32, Kind, add, div, kind_of, mul, sub, upstream
+from .lowp_tf import F32, Kind, add, div, held_weights, kind_of, mul, sub
 from .lowp_tf_elem import rsum
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
 # each takes
 TAKES = {"dice": ("eps", "smooth"), "tversky": ("alpha", "beta", "eps", "smooth")}  # (smooth: refused by compute)
+WEIGHABLE = tuple(TAKES)  # (reproduced under sample weights too)
 SUPPORTED = ("dice", "tversky (with --alpha, --beta)")
 EPS = 1e-7  # keras.backend.epsilon()
 Grad = Callable[[Array], Array]  # the upstream gradient of each sample's loss -> the predictions'
@@ -83,9 +84,9 @@ def tversky(y: Array, p: Array, kind: Kind, a: float, b: float, eps: float) -> t
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = False,
-            keras2: bool = False) -> Parts:
-    """The per-sample losses, the gradient of their sum and of their mean over N (the upstream 1/N as
-    divide_no_nan's gradient gives it), and the reduced value."""
+            keras2: bool = False, weights: Array | None = None) -> Parts:
+    """The per-sample losses (times the sample weights, lowp_tf.weighed), the gradient of their sum and of their
+    mean over N (the upstream 1/N as divide_no_nan's gradient gives it), and the reduced value."""
     params = params or {}
     if params.get("smooth") is not None:
         raise OptionError("smooth", "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
@@ -97,8 +98,4 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, back = dice(y, p, kind, eps)
         else:  # (Keras' alpha weighs Σ(1 − p)y, lossgrad's beta: swapped)
             losses, back = tversky(y, p, kind, params.get("beta", 0.5), params.get("alpha", 0.5), eps)
-
-    def grad(n: float) -> Array:
-        with np.errstate(all="ignore"):
-            return back(np.full(p.shape[0], upstream(n, kind), F32))
-    return Parts(losses=losses, grad=grad(1), mean_grad=grad, **lowp_tf.reduced(losses, kind))
+    return lowp_tf.weighed(losses, back, kind, None if weights is None else held_weights(weights, kind, keras2))
