@@ -10,10 +10,10 @@ what the framework's Loss class gives for them (Keras 3's with dtype= the dtype,
 weighted per-sample losses (reduction "none"), and the value and the GradientTape gradient with respect to the
 predictions under "sum" and "sum_over_batch_size" (lossgrad's mean), every float32 value as its 8 hex digits of
 bits. Inputs are random and adversarial: weights 0, tiny (products flushed to zero, a float32 subnormal weight),
-large (products beyond float16's range), weights whose rounding differs once and twice rounded, random weights
-whose products round, saturated logits whose large loss a weight multiplies. Batches of more than 32,768 samples
-(lossgrad evaluates them in slices) are kept as a seed, the SHA-256 of their inputs and of each result
-(`long_inputs`, pure numpy). The TensorFlow build and the processor's flags are recorded.
+large (products beyond float16's range, weights float16 holds as ∞), weights whose rounding differs once and twice
+rounded, random weights whose products round, saturated logits whose large loss a weight multiplies. Batches of more
+than 32,768 samples (lossgrad evaluates them in slices) are kept as a seed, the SHA-256 of their inputs and of each
+result (`long_inputs`, pure numpy). The TensorFlow build and the processor's flags are recorded.
 
     python3 scripts/golden_weights_tf.py
 """
@@ -269,6 +269,10 @@ def cases(rng: np.random.Generator) -> list[dict]:
                 "note": "squares near overflow times weights"})
     out.append({"loss": "mse", "target": y[2:], "pred": np.zeros_like(y[2:]), "weights": np.array([0.0, 1e-40]),
                 "note": "zero and subnormal weights"})
+    # weights float16 holds as ∞ (65520 by a tie), and below its subnormals
+    beyond = np.array([1e5, 7e4, 65520.0, 65519.0, 1e-8, 3e-8])
+    for loss, labels in (("ce", "index"), ("mse", None), ("bce", None)):
+        out.append(random_case(rng, loss, 6, 4, labels, note="weights beyond float16") | {"weights": beyond})
     return out
 
 
