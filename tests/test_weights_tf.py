@@ -179,3 +179,32 @@ def live_cases(g, rng: np.random.Generator) -> list[dict]:  # type: ignore[no-un
     out += [g.random_case(rng, loss, int(rng.integers(1, 30)), int(rng.integers(1, 12)), from_logits=False)
             for loss in g.SEGMENTATION]
     return out
+
+
+@pytest.mark.parametrize("pick", [("keras", "float32", "index"), ("tf-keras", "bfloat16", "onehot")])
+def test_a_csv_stream_in_blocks_gives_the_weighted_batchs_gradient(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   capsys: pytest.CaptureFixture[str],
+                                                                   pick: tuple[str, str, str]) -> None:
+    """Batch mode over a CSV file read in blocks of 1,000 rows: the weighted mean's gradient rows are the golden
+    ones (the probability rows' backprop blocks counted from the batch's first row)."""
+    from lossgrad import cli, inputs
+
+    rec = next(r for r in LONG if (r["convention"], r["dtype"], r["options"]["labels"]) == pick)
+    y, p, w = _inputs(rec)
+    classes = p.shape[1]
+    targets = y[:, None] if y.ndim == 1 else y
+    names = [f"y{i}" for i in range(targets.shape[1])] + [f"p{i}" for i in range(classes)] + ["w"]
+    path = tmp_path / "batch.csv"
+    np.savetxt(path, np.hstack([targets, p, w[:, None]]), delimiter=",", header=",".join(names), comments="",
+               fmt="%.17g")
+    monkeypatch.setattr(inputs, "BLOCK_BYTES", 1 << 16)
+    monkeypatch.setattr(inputs, "BLOCK_ROWS", 1000)
+    with pytest.raises(SystemExit) as e:
+        cli.main(["ce", "--from-logits", "-c", rec["convention"], "--dtype", rec["dtype"], "-f", "csv", "--csv",
+                  str(path), "--target-cols", ",".join(names[:targets.shape[1]]), "--pred-cols",
+                  ",".join(names[targets.shape[1]:-1]), "--sample-weight", "w", "-o", str(tmp_path / "out.csv")])
+    assert e.value.code == 0, capsys.readouterr().err
+    header = (tmp_path / "out.csv").read_text().split("\n", 1)[0].split(",")
+    rows = np.loadtxt(tmp_path / "out.csv", delimiter=",", skiprows=1)
+    grad = rows[:, [header.index(f"grad_p{i}") for i in range(classes)]].astype(np.float32)
+    assert _script().digest(grad) == rec["mean"]["grad"]
