@@ -68,10 +68,24 @@ def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
 
 
 def result_warnings(setup: Setup, acc: Accumulator) -> list[str]:
-    hint = setup.loss.zero_hint if not setup.from_logits or setup.loss.kind == "sequence" else ""
+    hint = infinite_hint(setup) if not setup.from_logits or setup.loss.kind == "sequence" else ""
     why = setup.conv.nan_why.get(setup.loss.name, "")
     return _normalising(setup, acc) + _weights_total(setup, acc) + warnings(acc, setup.conv.title, hint, why,
                                                                              setup.reduction.value)
+
+
+def infinite_hint(setup: Setup) -> str:
+    """Why a loss on probabilities is infinite: a probability of 0 (or 1) where the target needs the other side;
+    under a clipping convention in a half dtype, its clip's bound 1 − ε being 1 in that dtype (log(1 − p): bce's
+    and focal's)."""
+    eps = setup.conv.eps
+    if eps is None or setup.half is None or setup.loss.name not in ("bce", "focal"):
+        return setup.loss.zero_hint
+    one = float(np.asarray(1 - eps, dtype=np.float32).astype(setup.half))
+    if one < 1:
+        return setup.loss.zero_hint
+    return (f"a probability of exactly 1 for a target below 1: {setup.conv.title} clips to [ε, 1 − ε], but "
+            f"1 − ε is 1 in {setup.dtype.value}, so log(1 − p) is log 0; pass logits with --from-logits")
 
 
 def _weights_total(setup: Setup, acc: Accumulator) -> list[str]:

@@ -28,7 +28,7 @@ F32 = np.float32
 PACKET = 8  # floats in an AVX register
 LEAF = 1024  # packets in a leaf of the reducer's tree
 TINY = F32(2.0 ** -126)
-SUPPORTED = ("ce (from logits; class indexes or probability rows)", "mse")
+SUPPORTED = ("ce (from logits; class indexes, or probability rows with label smoothing)", "mse")
 
 
 def ftz(a: Any) -> Array:
@@ -379,7 +379,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
                 sample_weight: bool) -> str | None:
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items()  # (ce from logits and mse clip nothing: eps changes neither)
-             if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps")]
+             if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps"
+                     or (k, loss) == ("label_smoothing", "ce"))]
     if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")
     if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
@@ -415,6 +416,24 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
             losses = losses[:, None]
         return weighed(losses, back, kind, w)
+
+
+def smoothed(y: Array, s: float, classes: int | None, kind: Kind, keras2: bool) -> Array:
+    """Keras' label smoothing of the targets, in the loss's dtype: y·(1 − s) + s/C over C classes (ce), or
+    + ½·s (bce, `classes` None). Keras 3 takes 1 − s and ½·s as Python floats, each converted to the dtype, and s/C
+    as s converted to it over C cast to it; tf-keras converts s to the dtype first and forms 1 − s, s/C and ½·s
+    there."""
+    def held(x: float) -> Array:
+        return np.asarray(np.asarray(x, dtype=np.float64).astype(kind.half or F32), dtype=F32)
+
+    r = kind.rnd
+    c = None if classes is None else r(F32(classes))
+    if keras2:
+        ls = held(s)
+        a, b = r(sub(F32(1), ls)), r(mul(F32(0.5), ls)) if c is None else r(div(ls, c))
+    else:
+        a, b = held(1.0 - s), held(0.5 * s) if c is None else r(div(held(s), c))
+    return r(add(r(mul(y, a)), b))
 
 
 def one_hot(labels: Array, classes: int) -> Array:

@@ -50,10 +50,11 @@ from .lowp_tf import (
 EPS = 1e-7  # keras.backend.epsilon()
 HUGE = F32(2.0 ** 100)
 # the options each loss's kernels take
-TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha")}
+TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha"), "bce": ("label_smoothing",),
+         "ce": ("label_smoothing",)}
 WEIGHABLE = ("bce", "kl", "poisson", "focal", "categorical-focal", "ce")  # (reproduced under sample weights too)
-SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits)", "kl",
-             "ce on probabilities (rows or class indexes)", "poisson",
+SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits, with label smoothing)", "kl",
+             "ce on probabilities (rows, with label smoothing, or class indexes)", "poisson",
              "focal (probabilities and logits, gamma, alpha)",
              "categorical-focal (probabilities and logits; gamma, class_alpha: one, or one per class in float32)")
 
@@ -349,9 +350,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             from_logits: bool = True, weights: Array | None = None) -> Parts:
     """The loss's parts as TensorFlow's CPU kernels give them (the losses here; the others as lowp_tf computes
     them): per-sample losses, the gradient of the sum or of the mean over N, and the reduced value."""
+    kind = kind_of(half)
+    if (params or {}).get("label_smoothing") and loss in ("ce", "bce"):  # (ce: probability rows)
+        y = lowp_tf.smoothed(y.astype(F32), float((params or {})["label_smoothing"]),
+                             p.shape[1] if loss == "ce" else None, kind, keras2)
     if not covers(loss, from_logits):
         return lowp_tf.compute(loss, y, p, labels, half, switches, batchmean, params, keras2, from_logits, weights)
-    kind = kind_of(half)
     if labels is not None and loss == "ce":
         return sparse_probs(y, p, labels, kind, half, keras2, weights)
     if labels is not None:  # (categorical-focal's class indexes: the one-hot rows Keras takes)

@@ -31,8 +31,8 @@ CASES = [
     (["bce", "-c", "pytorchh", "-y", "1", "-p", "0.5"], ["--convention", "unknown convention 'pytorchh'"]),
     (["bce", "-r", "avg", "-y", "1", "-p", "0.5"], ["--reduction", "mean, sum, none"]),
     (["bce", "--dtype", "float8", "-y", "1", "-p", "0.5"], ["--dtype", "float64, float32, float16, bfloat16"]),
-    (["bce", "-c", "keras", "--dtype", "bfloat16", "--label-smoothing", "0.1", "-y", "1", "-p", "0.5"],
-     ["--dtype", "TensorFlow's bfloat16 kernels are reproduced for", "not for bce with --label-smoothing"]),
+    (["ce", "-c", "keras", "--dtype", "bfloat16", "--from-logits", "--ignore-index", "1", "-y", "0,1", "-p",
+      "1,2;3,4"], ["--dtype", "TensorFlow's bfloat16 kernels are reproduced for", "not for ce with --ignore-index"]),
     (["bce", "-f", "xml", "-y", "1", "-p", "0.5"], ["--format", "table, json, csv"]),
     (["bce", "-y", "1"], ["--pred", "is missing"]),
     (["bce", "--eps", "1e-7", "-y", "1", "-p", "0.5"], ["--eps", "does not clip"]),
@@ -273,3 +273,15 @@ def test_class_weights_divide_by_the_sum_of_weights(tmp_path):
 ])
 def test_pos_weight_errors(args, fragments):
     assert_usage_error(lossgrad(*args), *fragments)
+
+
+def test_an_infinite_keras_loss_in_float16_says_its_clip_bound_is_1(capsys: pytest.CaptureFixture[str]) -> None:
+    """Keras clips p to [ε, 1 − ε]; in float16 1 − 10⁻⁷ is 1, so p = 1 against a target of 0.3 gives log 0."""
+    from lossgrad import cli
+
+    with pytest.raises(SystemExit) as e:
+        cli.main(["bce", "-y", "0.3,0.5", "-p", "1,0.7", "-c", "keras", "--dtype", "float16"])
+    assert e.value.code == 0
+    err = capsys.readouterr().err
+    assert "1 infinite loss (first at row 0, column 0): a probability of exactly 1 for a target below 1" in err
+    assert "1 − ε is 1 in float16" in err and "convention keras" not in err

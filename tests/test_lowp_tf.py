@@ -75,13 +75,14 @@ def test_subnormal_results_are_flushed_to_zero() -> None:
 
 def test_other_losses_are_refused_with_a_reason() -> None:
     with pytest.raises(lossgrad.OptionError, match="kernels are reproduced for .*not for ce with"):
-        lossgrad.evaluate("ce", [[1.0, 0.0]], [[0.5, 0.1]], convention="keras", dtype="bfloat16", from_logits=True,
-                          label_smoothing=0.1, sample_weight=[2.0])
+        lossgrad.evaluate("ce", [0, 1], [[0.5, 0.1], [0.3, 0.2]], convention="keras", dtype="bfloat16",
+                          from_logits=True, ignore_index=1, sample_weight=[2.0, 1.0])
     assert "rcpps" in (lowp_tf.unsupported("bce", True, {}, {}, False) or "")
     assert "rcpps" in (lowp_tf.unsupported("ce", False, {}, {}, False) or "")
-    assert lowp_tf.unsupported("ce", True, {"label_smoothing": 0.1}, {}, False) == "ce with {label_smoothing}"
+    assert lowp_tf.unsupported("ce", True, {"ignore_index": 3}, {}, False) == "ce with {ignore_index}"
     assert lowp_tf.unsupported("mse", False, {}, {}, True) is None  # (sample weights: tests/test_weights_tf.py)
-    assert lowp_tf.unsupported("ce", True, {"label_smoothing": 0.1}, {}, True) == "ce with {label_smoothing}"
+    # (label smoothing: tests/test_smoothing_tf.py)
+    assert lowp_tf.unsupported("ce", True, {"label_smoothing": 0.1}, {}, True) is None
 
 
 def test_keras_rounds_class_indexes_through_bfloat16_and_says_so() -> None:

@@ -129,16 +129,16 @@ def test_without_reproduced_weights_the_records_are_apart(monkeypatch: pytest.Mo
 
 
 def test_kernels_not_reproduced_under_weights_still_refuse_them() -> None:
-    # ctc's kernels take no sample weights here (nor does label smoothing): refused in the half dtypes, lossgrad's
+    # ctc's kernels take no sample weights here (nor does ignore_index): refused in the half dtypes, lossgrad's
     # float32 formulas with a warning in float32
     for dtype in ("float32", "float16", "bfloat16"):
         assert "sample_weight" in str(kernels.unsupported("tf", dtype, "ctc", True, {}, {}, True))
         assert "sample_weight" in str(kernels.unsupported("tf-keras", dtype, "ctc", True, {}, {}, True))
-    with pytest.raises(lossgrad.OptionError, match="not for ce with label_smoothing"):
-        lossgrad.evaluate("ce", [[1.0, 0.0]], [[0.5, 0.1]], convention="keras", dtype="bfloat16", from_logits=True,
-                          label_smoothing=0.1, sample_weight=[2.0])
-    r = lossgrad.evaluate("ce", [[1.0, 0.0]], [[0.5, 0.1]], convention="keras", dtype="float32", from_logits=True,
-                          label_smoothing=0.1, sample_weight=[2.0])
+    with pytest.raises(lossgrad.OptionError, match="not for ce with ignore_index"):
+        lossgrad.evaluate("ce", [0, 1], [[0.5, 0.1], [0.3, 0.2]], convention="keras", dtype="bfloat16",
+                          from_logits=True, ignore_index=1, sample_weight=[2.0, 1.0])
+    r = lossgrad.evaluate("ce", [0, 1], [[0.5, 0.1], [0.3, 0.2]], convention="keras", dtype="float32",
+                          from_logits=True, ignore_index=1, sample_weight=[2.0, 1.0])
     assert any("not bit for bit" in w for w in r.warnings)
     # and where they are reproduced, no warning (the CLI's example)
     r = lossgrad.evaluate("ce", [0, 2], [[1, 2, 3], [0.5, -1, 2]], convention="keras", dtype="float32",
