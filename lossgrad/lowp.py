@@ -1156,8 +1156,9 @@ TAKES = {"ce": ("ignore_index", "class_weights", "label_smoothing"), "nll": ("ig
          "poisson": ("full",), "gaussian-nll": ("full", "var_eps"),
          "margin-ranking": ("margin",)}
 WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=)
-# the losses weighed by sample as PyTorch users weigh them, (loss(reduction="none") * w).mean(), without options
-# (ignore_index and class weights change the mean's N; smoothing's backward is not one upstream per sample)
+# the losses weighed by sample as PyTorch users weigh them, (loss(reduction="none") * w).mean() (with ignore_index
+# .sum() over the samples counted), without class weights (they change the mean's N) or label smoothing (its
+# backward is not one upstream per sample)
 WEIGHABLE = ("ce", "nll", "mse", "mae", "huber", "smooth-l1", "poisson", "kl", "focal")
 
 
@@ -1167,8 +1168,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in TAKES.get(loss, ())]
     if sample_weight and loss not in WEIGHED:
-        hinder = [k for k in ("ignore_index", "class_weights", "label_smoothing") if k not in extra and (
-            params.get(k) is not None if k == "ignore_index" else _row_options_set({k: params.get(k)}))]
+        hinder = [k for k in ("class_weights", "label_smoothing") if k not in extra
+                  and _row_options_set({k: params.get(k)})]
         if loss not in WEIGHABLE or hinder:
             extra += [*hinder, "sample_weight"]
     if loss == "ce" and not from_logits:
@@ -1208,22 +1209,32 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 def weighed(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool, options: dict[str, Any], from_logits: bool, weights: Array) -> Parts:
-    """(loss(reduction="none") · w).mean(), .sum() (or kl's batchmean, .sum() / N), as PyTorch users weigh a loss
-    by sample: each loss times its sample's weight in the dtype, the product rounded; the gradient the loss's
-    backward under reduction="none" of MulBackward's upstream c·w, c = 1/n as MeanBackward divides (1 for the sum),
-    the product rounded; the value torch.mean's (the stored sum's, over n) of the weighted losses."""
+    """(loss(reduction="none") · w).mean(), .sum() (or kl's batchmean, and over class indexes with ignore_index,
+    .sum() / N, N the samples counted), as PyTorch users weigh a loss by sample: each loss times its sample's
+    weight in the dtype, the product rounded; the gradient the loss's backward under reduction="none" of
+    MulBackward's upstream c·w, c = 1/n as MeanBackward (or DivBackward) divides (1 for the sum), the product
+    rounded; the value torch.mean's (the stored sum's, over n) of the weighted losses."""
     rnd = rounder(half)
     backward: Backward
     with np.errstate(all="ignore"):
         if labels is not None:
-            losses, backward, prob, _ = (nll_loss if loss == "nll" else ce_index)(p, labels, row_options(
-                y, labels, half, options))
+            o = row_options(y, labels, half, options)
+            losses, backward, prob, _ = (nll_loss if loss == "nll" else ce_index)(p, labels, o)
+            if o.keep is not None:  # (a sample left out: no gradient, and the mean divides by those counted)
+                backward, batchmean = left_out(backward, o.keep), True
         elif loss == "ce":
             losses, backward, prob, _ = ce(y, p, None, rnd, half)
         else:
             losses, grad, prob, _ = elementwise(loss, y, p, rnd, half, switches, options, from_logits, None)
             backward = cast(Backward, grad)  # (every WEIGHABLE elementwise kernel's backward takes `up`)
     return weighed_parts(losses, backward, prob, weights, half, not batchmean)
+
+
+def left_out(backward: Backward, keep: Array) -> Backward:
+    """`backward` with the rows of the samples ignore_index leaves out 0 (nll_loss writes nothing there)."""
+    def kept(n: float, up: Array | None = None) -> Array:
+        return np.where(keep[:, None], backward(n, up), F32(0))
+    return kept
 
 
 def weighed_parts(losses: Array, backward: Backward, prob: Array | None, weights: Array, half: Any,

@@ -24,18 +24,23 @@ from golden_long_batches import digest, held  # noqa: E402
 from make_golden import cpu_model, torchvision_focal, versions  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "weights_torch.json"
-# each loss's lossgrad options; ce-rows is ce against probability rows, nll takes log-probabilities, kl
+# each loss's lossgrad options; ce-rows is ce against probability rows, nll takes log-probabilities (-ignore:
+# with ignore_index -100 on some samples, the mean `.sum() / (t != -100).sum()`), kl
 # log-probability predictions and poisson log rates (poisson in float32 needs MKL's e^x: the half dtypes here)
 OPTIONS: dict[str, dict] = {"ce": {"from_logits": True}, "ce-rows": {"from_logits": True}, "nll": {},
+                            "ce-ignore": {"from_logits": True, "ignore_index": -100},
+                            "nll-ignore": {"ignore_index": -100},
                             "mse": {}, "mae": {}, "huber": {"delta": 0.7}, "kl": {"log_input": True},
                             "poisson": {"from_logits": True}, "smooth-l1": {"beta": 0.6},
                             "focal": {"from_logits": True, "alpha": 0.25, "gamma": 2.0}}
+NAMES = {"ce-rows": "ce", "ce-ignore": "ce", "nll-ignore": "nll"}  # (lossgrad's name of each case's loss)
 DTYPES = ("float32", "float16", "bfloat16")
 REDUCTIONS = ("mean", "sum", "none")
 SMALL = (7, 5)
 # (loss, dtype, reduction, rows, outputs per sample): batches that lossgrad evaluates in slices of 32,768 samples
 LONG = (("ce", "float32", "mean", 40000, 4), ("ce", "bfloat16", "mean", 40000, 4), ("mse", "float32", "mean", 40000, 2),
-        ("huber", "float16", "mean", 36000, 3), ("focal", "float32", "mean", 40001, 3))
+        ("huber", "float16", "mean", 36000, 3), ("focal", "float32", "mean", 40001, 3),
+        ("ce-ignore", "bfloat16", "mean", 40000, 4))
 
 
 def cases() -> list[tuple]:
@@ -57,9 +62,11 @@ def inputs(seed: int, loss: str, rows: int, width: int) -> tuple[np.ndarray, np.
     """Targets (class indexes as one-hot rows for ce and nll), predictions and sample weights, float64."""
     rng = np.random.default_rng(seed)
     z = rng.normal(size=(rows, width)) * 3
-    if loss in ("ce", "nll"):
+    if loss.startswith(("ce", "nll")) and loss != "ce-rows":
         y = np.eye(width)[rng.integers(0, width, rows)]
-        if loss == "nll":
+        if loss.endswith("-ignore"):  # (the samples left out: rows of zeros here, label -100 for the frameworks)
+            y[rng.random(rows) < 0.3] = 0
+        if loss.startswith("nll"):
             z = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     elif loss in ("ce-rows", "kl"):
         y = rng.dirichlet(np.ones(width), rows)
@@ -84,12 +91,17 @@ def lossgrads(case: tuple, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict:
     import lossgrad
 
     loss, dtype, reduction = case[:3]
-    target = y.argmax(axis=1) if loss in ("ce", "nll") else y  # (class indexes)
-    r = lossgrad.evaluate("ce" if loss == "ce-rows" else loss, target, p, sample_weight=w, convention="torch",
+    target = labels(y) if loss != "ce-rows" and loss.startswith(("ce", "nll")) else y
+    r = lossgrad.evaluate(NAMES.get(loss, loss), target, p, sample_weight=w, convention="torch",
                           dtype=dtype, reduction=reduction, **OPTIONS[loss])
     assert not r.warnings, r.warnings
     return {"value": r.value, "losses": np.asarray(r.losses, dtype=np.float32),
             "grad": np.asarray(r.grad, dtype=np.float32)}
+
+
+def labels(y: np.ndarray) -> np.ndarray:
+    """Class indexes of one-hot rows, -100 for a row of zeros."""
+    return np.where(y.sum(axis=1) > 0, y.argmax(axis=1), -100)
 
 
 def pytorchs(case: tuple, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict:
@@ -101,10 +113,12 @@ def pytorchs(case: tuple, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict:
     kind = getattr(torch, dtype)
     f = torch.nn.functional
     tp, ty = torch.tensor(p).to(kind).requires_grad_(True), torch.tensor(y).to(kind)
-    labels = ty.argmax(dim=1)
-    losses = {"ce": lambda: f.cross_entropy(tp, labels, reduction="none"),
+    t = torch.tensor(labels(y))
+    losses = {"ce": lambda: f.cross_entropy(tp, t, reduction="none"),
+              "ce-ignore": lambda: f.cross_entropy(tp, t, ignore_index=-100, reduction="none"),
+              "nll-ignore": lambda: f.nll_loss(tp, t, ignore_index=-100, reduction="none"),
               "ce-rows": lambda: f.cross_entropy(tp, ty, reduction="none"),
-              "nll": lambda: f.nll_loss(tp, labels, reduction="none"),
+              "nll": lambda: f.nll_loss(tp, t, reduction="none"),
               "mse": lambda: f.mse_loss(tp, ty, reduction="none"), "mae": lambda: f.l1_loss(tp, ty, reduction="none"),
               "huber": lambda: f.huber_loss(tp, ty, reduction="none", delta=0.7),
               "kl": lambda: f.kl_div(tp, ty, reduction="none"),
@@ -113,7 +127,12 @@ def pytorchs(case: tuple, y: np.ndarray, p: np.ndarray, w: np.ndarray) -> dict:
               "focal": lambda: torchvision_focal()(tp, ty, alpha=0.25, gamma=2.0, reduction="none")}[loss]()
     tw = torch.tensor(w).to(kind)
     weighted = losses * (tw if losses.dim() == 1 else tw[:, None])
-    total = weighted.mean() if reduction == "mean" else weighted.sum()
+    if reduction != "mean":
+        total = weighted.sum()
+    elif loss.endswith("-ignore"):  # (the mean over the samples counted)
+        total = weighted.sum() / (t != -100).sum()
+    else:
+        total = weighted.mean()
     total.backward()
     assert tp.grad is not None
     value = None if reduction == "none" else float(total.detach())

@@ -73,7 +73,8 @@ def test_the_records_tell_the_kernels_from_the_formulas(monkeypatch: pytest.Monk
         args = golden.held_inputs(rec["seed"], _case(rec))
         from lossgrad import api
 
-        r = api.evaluate("ce" if rec["loss"] == "ce-rows" else rec["loss"], *args[:2], sample_weight=args[2],
+        target = golden.labels(args[0]) if rec["loss"] in ("ce", "nll", "ce-ignore", "nll-ignore") else args[0]
+        r = api.evaluate(golden.NAMES.get(rec["loss"], rec["loss"]), target, args[1], sample_weight=args[2],
                          convention="torch", dtype="float32", reduction=rec["reduction"], **golden.OPTIONS[rec["loss"]])
         assert any("not bit for bit" in w for w in r.warnings)
         apart += not np.array_equal(_bits(r.grad).ravel(), _bits(rec["grad"]).ravel())
@@ -83,18 +84,18 @@ def test_the_records_tell_the_kernels_from_the_formulas(monkeypatch: pytest.Monk
 def test_options_that_change_the_mean_are_still_refused_in_half_dtypes(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as e:
         cli.main(["ce", "--from-logits", "-y", "0,1", "-p", "1,2;3,4", "--sample-weight", "1,2", "-c", "torch",
-                  "--dtype", "bfloat16", "--ignore-index", "1"])
+                  "--dtype", "bfloat16", "--label-smoothing", "0.1"])
     assert e.value.code == 2
     assert "sample" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize("loss", ["ce", "huber"])
+@pytest.mark.parametrize("loss", ["ce", "huber", "ce-ignore"])
 def test_a_tensor_file_in_blocks_with_a_weights_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                      capsys: pytest.CaptureFixture[str], loss: str) -> None:
     rec = next(r for r in LONG if r["loss"] == loss)
     golden = golden_script("golden_weights_torch")
     y, p, w = golden.held_inputs(rec["seed"], _case(rec))
-    target = y.argmax(axis=1).astype(np.int64) if loss == "ce" else y.astype(np.float32)
+    target = golden.labels(y).astype(np.int64) if loss.startswith("ce") else y.astype(np.float32)
     files = {"y": target, "p": p.astype(np.float32), "w": w.astype(np.float32)}
     for name, a in files.items():
         np.save(tmp_path / f"{name}.npy", a)
@@ -102,8 +103,8 @@ def test_a_tensor_file_in_blocks_with_a_weights_file(tmp_path: Path, monkeypatch
     options = [f"--{k.replace('_', '-')}" if v is True else f"--{k.replace('_', '-')}={v}"
                for k, v in golden.OPTIONS[loss].items()]
     with pytest.raises(SystemExit) as e:
-        cli.main([loss, "--pred", str(tmp_path / "p.npy"), "--target", str(tmp_path / "y.npy"), "--sample-weight",
-                  str(tmp_path / "w.npy"), *options, "-c", "torch", "--dtype", rec["dtype"], "-o",
+        cli.main([golden.NAMES.get(loss, loss), "--pred", str(tmp_path / "p.npy"), "--target", str(tmp_path / "y.npy"),
+                  "--sample-weight", str(tmp_path / "w.npy"), *options, "-c", "torch", "--dtype", rec["dtype"], "-o",
                   str(tmp_path / "out.npz"), "-f", "json"])
     captured = capsys.readouterr()
     assert e.value.code == 0, captured.err
