@@ -35,9 +35,10 @@ from .lowp_ynn import ynn_log
 F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
-SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, or probability rows"
-             ": softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy)",
-             "mse (squared_error)", "kl (kl_divergence, kl_divergence_with_log_targets)")
+SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, with sample weights, or "
+             "probability rows: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy, with sample "
+             "weights)", "mse (squared_error, with sample weights)",
+             "kl (kl_divergence, kl_divergence_with_log_targets)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
 YNN_FROM = 4096
@@ -600,6 +601,32 @@ def upstream(n: float) -> F32:
     return F32(1) if n == 1 else F32(1) / F32(n)
 
 
+def cotangent(n: float, w: Array | None, r: Rounder) -> Array:
+    """What jax.grad of jnp.mean(loss · w) over n (jnp.sum: n = 1) sends back to each loss: c = 1/n stored in the
+    dtype, times the loss's weight w (None: unweighted, c), stored."""
+    c = r(upstream(n))
+    return c if w is None else r(c * w)
+
+
+def weighed(raw: Array, w: Array | None, r: Rounder, k: Rounder) -> tuple[Array, Array]:
+    """The losses as stored (`r`) and as the mean reads them (kept as `k` keeps them), each times its weight w: loss · w
+    (None: unweighted). The loss is stored in the dtype before the product either way: under jit in bfloat16 XLA
+    keeps the product (exact in float32) on its way into the mean and stores it for the losses (measured)."""
+    if w is None:
+        return r(raw), k(raw)
+    return r(r(raw) * w), k(r(raw) * w)
+
+
+def held_weights(weights: Array | None, half: Any, columns: bool) -> Array | None:
+    """The sample weights as JAX holds them: in the dtype (float32, or the half dtype carried in float32), read with
+    subnormals as 0; `columns`: one column, broadcast over a sample's outputs (w[:, None])."""
+    if weights is None:
+        return None
+    with np.errstate(over="ignore"):  # (a weight beyond the dtype's range is infinite there, as JAX holds it)
+        w = ftz(np.asarray(weights, dtype=np.float64).astype(half or F32).astype(F32))
+    return w[:, None] if columns else w
+
+
 def _max_shift(z: Array, finite: bool, r: Rounder) -> tuple[Array, Array]:
     """The row maxima and z less them (logsumexp takes a non-finite maximum as 0; log_softmax does not)."""
     top = z.max(axis=1)
@@ -608,13 +635,14 @@ def _max_shift(z: Array, finite: bool, r: Rounder) -> tuple[Array, Array]:
     return top, r(z - top[:, None])
 
 
-def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool) -> tuple[Array, Array, Grad, Array]:
+def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool,
+             w: Array | None = None) -> tuple[Array, Array, Grad, Array]:
     """softmax_cross_entropy_with_integer_labels: logsumexp(z) − z at the label, logsumexp = log Σe^(z − max) +
     max (the sum in float32 whatever the dtype, as jnp.sum upcasts); jax.grad: (c/Σ)·e^(z − max) everywhere, −c
     added at the label (c = 1/n), and softmax. `r` rounds a stored result, `k` one XLA keeps in float32 (under
     jit in bfloat16: e^(z − max) on its way into the sum, and the losses on theirs into the mean). Op by op the
     log of the row sums is an operation of its own (own_op). Returns the losses, the terms the mean adds, the
-    gradient and softmax."""
+    gradient and softmax. `w`: the samples' weights, each loss times its own (weighed)."""
     top, shifted = _max_shift(z, True, r)
     exp = xla_exp(shifted)
     e, total = r(exp), r(xla_sum(k(exp)))
@@ -623,11 +651,11 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool) -> tupl
     raw = ftz(r(r(log) + top) - z[rows, labels])
 
     def grad(n: float) -> Array:
-        c = r(upstream(n))
+        c = cotangent(n, w, r)
         g = r(r(c / np.abs(total))[:, None] * e)
         g[rows, labels] = r(g[rows, labels] - c)
         return g
-    return r(raw), k(raw), grad, r(e / total[:, None])
+    return (*weighed(raw, w, r, k), grad, r(e / total[:, None]))
 
 
 def xla_tasks(flops: int, bytes_: int, threads: int = XLA_THREADS) -> int:
@@ -884,27 +912,41 @@ def _sigmoid_via_softplus(m: Array, sp: Array, r: Rounder) -> Array:
     return r(xla_exp(r(np.where(m == np.inf, F32(0), m) - np.where(sp == np.inf, F32(0), sp))))
 
 
-def bce_logits(y: Array, z: Array, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad, Array]:
+def bce_logits(y: Array, z: Array, r: Rounder, k: Rounder, fused: bool,
+               w: Array | None = None) -> tuple[Array, Array, Grad, Array]:
     """sigmoid_binary_cross_entropy: −y·log σ(z) − (1 − y)·log σ(−z), log σ(x) = −softplus(−x); jax.grad:
     (1 − y)·c·σ(z) − y·c·σ(−z), each σ as softplus's backward forms it. `fused` (float32 under jit): each
     difference of two products is an FMA and a product (the first product is the one fused); in a half dtype
-    each product is stored first. Returns the losses, the terms the mean adds, the gradient and σ(z)."""
+    each product is stored first; `w`, the weights' column (weighed). Returns the losses, the terms the mean adds,
+    the gradient and σ(z)."""
     sp_neg, sp_pos = softplus(-z, r), softplus(z, r)
     one_y = r(F32(1) - y)
     raw = fma(-y, -sp_neg, -r(one_y * -sp_pos)) if fused else ftz(r(-y * -sp_neg) - r(one_y * -sp_pos))
     s_pos, s_neg = _sigmoid_via_softplus(z, sp_pos, r), _sigmoid_via_softplus(-z, sp_neg, r)
 
     def grad(n: float) -> Array:
-        c = r(upstream(n))
+        c = cotangent(n, w, r)
         pos, neg = r(one_y * c), r(y * c)
         return r(fma(pos, s_pos, -r(neg * s_neg))) if fused else r(r(pos * s_pos) - r(neg * s_neg))
-    return r(raw), k(raw), grad, s_pos
+    return (*weighed(raw, w, r, k), grad, s_pos)
 
 
-def mse(y: Array, p: Array, r: Rounder) -> tuple[Array, Grad]:
-    """squared_error: (p − y)², squared as x·x; jax.grad: (1/n)·(2·(p − y)), 1/n stored in the dtype."""
+def mse(y: Array, p: Array, r: Rounder, k: Rounder, folded: bool,
+        w: Array | None = None) -> tuple[Array, Array, Grad]:
+    """squared_error: (p − y)², squared as x·x; jax.grad: (1/n)·(2·(p − y)), 1/n stored in the dtype. `w`, the
+    weights' column: (p − y)²·w (weighed), and (1/n)·w in the gradient (cotangent). `folded` (under jit in float32
+    and float16): over more than one output per sample, where w is broadcast along the rows, XLA folds the
+    constants' product 2·(1/n)·w first (each product stored) and multiplies p − y by it (measured: float16 apart
+    where (1/n)·w is subnormal, and 2·w overflowing against p − y = 0 gives NaN; bfloat16 keeps w·(2·(p − y)) in
+    float32, 0 there). Returns the losses, the terms the mean adds and the gradient."""
     d = r(p - y)
-    return r(d * d), lambda n: r(r(upstream(n)) * r(F32(2) * d))
+
+    def grad(n: float) -> Array:
+        if w is not None and folded and d.shape[1] > 1:
+            return r(r(r(F32(2) * r(upstream(n))) * w) * d)
+        return r(cotangent(n, w, r) * r(F32(2) * d))
+    losses, terms = weighed(d * d, w, r, k)
+    return losses, losses if w is None else terms, grad
 
 
 def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad]:
@@ -980,6 +1022,8 @@ def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int
     return _windows(ftz(a * b)) + F32(0)
 
 
+# the losses whose JAX results are reproduced under per-sample weights, jnp.mean(loss · w)
+WEIGHED = ("ce", "mse", "bce")
 # losses optax computes in every dtype whose XLA kernels lossgrad does not reproduce, and what they are
 NOT_YET: dict[str, str] = {}
 
@@ -989,7 +1033,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in ("log_input", "log_target")]
-    if sample_weight:
+    if sample_weight and loss not in WEIGHED:
         extra.append("sample_weight")
     if loss in ("ce", "bce") and not from_logits:
         return f"{loss} on probabilities"
@@ -1007,40 +1051,47 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             weights: Array | None = None) -> Parts:
     """The loss's parts as JAX computes them on CPU in float32 (half None) or the half dtype (carried in
     float32), with jit (switches["jit"], the default) or without, the gradient and the mean over N formed as
-    jax.grad and jnp.mean form them. `from_logits` and `weights` are taken as every backend takes them:
-    `unsupported` has refused probabilities and sample weights before."""
+    jax.grad and jnp.mean form them. `from_logits` is taken as every backend takes it (`unsupported` has refused
+    probabilities before); `weights`, one per sample, weigh each sample's losses as jnp.mean(loss · w) does."""
+    if weights is not None and (loss not in WEIGHED or (loss == "ce" and labels is None)):
+        raise _not_reproduced(f"{'softmax_cross_entropy of probability rows' if loss == 'ce' else loss} under sample "
+                              "weights")
     jit = switches.get("jit", True)
     r = rounder(half)
     # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
     k = ftz if jit and half is not None and half is not np.float16 else r
     y, p = r(y), r(p)
+    w = held_weights(weights, half, loss != "ce")
     prob, negated, fused = None, False, None
     with np.errstate(all="ignore"):
         if loss == "ce" and labels is not None:
-            losses, terms, grad, prob = ce_index(p, labels, r, k, jit)
+            losses, terms, grad, prob = ce_index(p, labels, r, k, jit, w)
         elif loss == "ce":
             losses, grad, prob, fused = ce_rows(y, p, r, half, jit)
             terms = losses
             negated = jit and half is not np.float16  # (bfloat16 under jit: −Σ of the rows' sums)
         elif loss == "bce":
-            losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None)
+            losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None, w)
         elif loss == "kl":
             assert not (jit and half is None), "lowp_xla_kl's (lowp_xla_more.compute hands it there)"
             losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit)
             terms = losses
         else:
-            losses, grad = mse(y, p, r)
-            terms = losses
+            losses, terms, grad = mse(y, p, r, k, jit and k is r, w)
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
     several = terms.ndim > 1 and terms.shape[1] > 1
     own_sum = half is None and several and not (known and sums_2d(terms))
+    # (float32 under jit: XLA fuses the weighted losses of a block of up to 32 × 32 into its sum, the products
+    # contracted in an order not pinned down; a column of them it stores first)
+    own_sum = own_sum or (w is not None and jit and half is None and several and terms.shape[0] <= 32
+                          and terms.shape[1] <= 32)
     value = None if own_sum else mean_value(terms, r, known, negated, stored(r, k, terms, losses))
     # (None: only in float32, for more than one output per sample)
     # (under jit in bfloat16 the mean reads the squares in float32, one output per sample too)
-    fused_mse = loss == "mse" and jit and half is not np.float16 and (several or half is not None)
+    fused_mse = loss == "mse" and jit and half is not np.float16 and (several or half is not None) and w is None
     if fused_mse and (several or terms.size > 1):
         value = fused_mse_value(r(p - y), r)
-    if loss == "mse" and jit and half is None and not several and 1 < terms.size <= 32:
+    if loss == "mse" and jit and half is None and not several and 1 < terms.size <= 32 and w is None:
         value = None  # (a column of up to 32 squares, fused as a single row's: in an order not pinned down)
     whole = {} if value is None else batch_terms(terms, r, known, negated, stored(r, k, terms, losses),
                                                  r(p - y) if fused_mse else None)
