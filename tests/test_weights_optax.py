@@ -1,0 +1,167 @@
+"""The optax convention under per-sample weights against JAX's own CPU results, jnp.mean(loss · w) (jnp.sum; the
+weighted losses for reduction none) and jax.grad of it, under jax.jit and op by op, in float32, float16 and
+bfloat16: recorded by scripts/golden_weights_optax.py in tests/golden/weights_optax.json, bit for bit."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import assert_usage_error, golden_script, live_rounds
+from lossgrad import lowp, reduction
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "weights_optax.json"
+DATA = json.loads(GOLDEN.read_text())
+RECORDS, LONG = DATA["records"], DATA["long"]
+# the one place lossgrad gives its own float32 sum of the weighted losses (with a warning): under jit in float32
+# XLA fuses the products of up to 32 × 32 losses of more than one output into its sum, in an order not pinned down
+OWN_SUM = "the reduced value is lossgrad's float32 sum"
+
+
+def _f32(values: object) -> np.ndarray:
+    return np.array(values, dtype=np.float32)
+
+
+def _own_sum(rec: dict) -> bool:
+    rows, width = np.shape(rec["pred"])
+    return rec["dtype"] == "float32" and rec["jit"] and rec["loss"] != "ce" and width > 1 and rows <= 32 and width <= 32
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    kw = dict(convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"])
+    if rec["loss"] in ("ce", "bce"):
+        kw["from_logits"] = True
+    if rec["loss"] == "ce":
+        kw["labels"] = rec["labels"]
+    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
+                             _f32(rec["pred"]).astype(np.float64), sample_weight=_f32(rec["weights"]), **kw)
+
+
+def _same(got: object, want: object) -> np.ndarray:
+    """Bit for bit, NaN for NaN (and −0 apart from +0)."""
+    a, b = np.asarray(got, dtype=np.float32).reshape(-1), np.asarray(want, dtype=np.float32).reshape(-1)
+    return np.asarray((a.view(np.int32) == b.view(np.int32)) | (np.isnan(a) & np.isnan(b)))
+
+
+def _id(i: int, rec: dict) -> str:
+    return (f"{i}-{rec['loss']}-{rec['dtype']}-{'jit' if rec['jit'] else 'ops'}-{rec['reduction']}-"
+            f"{'x'.join(map(str, np.shape(rec['pred'])))}{'-' + rec['name'] if rec.get('name') else ''}")
+
+
+@pytest.mark.parametrize("rec", RECORDS, ids=[_id(i, r) for i, r in enumerate(RECORDS)])
+def test_jax_cpu_bit_for_bit(rec: dict) -> None:
+    r = _run(rec)
+    assert _same(r.losses, rec["losses"]).all(), "losses"
+    assert _same(r.grad, rec["grad"]).all(), "grad"
+    kernels = [w for w in r.warnings if "infinite" not in w and "beyond the float range" not in w
+               and "NaN" not in w]  # (the results' own warnings)
+    if _own_sum(rec):  # (as unweighted: said under reduction none too)
+        assert len(kernels) == 1 and OWN_SUM in kernels[0], r.warnings
+        return
+    assert kernels == []
+    if rec["value"] is not None:
+        assert _same(r.value, rec["value"]).all(), "value"
+
+
+def _long_run(rec: dict) -> tuple[lossgrad.Result, str, str]:
+    golden = golden_script("golden_weights_optax")
+    labels, z, w = golden.long_inputs(rec["seed"], rec["rows"], rec["classes"], rec["dtype"])
+    assert golden.digest(labels, z, w) == rec["inputs"]
+    r = lossgrad.evaluate("ce", labels[:, None], z, sample_weight=w, convention="optax", dtype=rec["dtype"],
+                          reduction=rec["reduction"], jit=rec["jit"], from_logits=True, labels="index")
+    return r, golden.digest(r.losses), golden.digest(r.grad)
+
+
+@pytest.mark.parametrize("rec", LONG, ids=[f"{r['dtype']}-{'jit' if r['jit'] else 'ops'}-{r['reduction']}-"
+                                           f"{r['rows']}x{r['classes']}" for r in LONG])
+def test_batches_beyond_a_slice_bit_for_bit(rec: dict) -> None:
+    # lossgrad evaluates them in slices of 32,768 samples; jnp.mean adds the weighted losses of the whole batch
+    r, losses, grad = _long_run(rec)
+    assert (losses, grad) == (rec["losses"], rec["grad"])
+    assert r.warnings == []
+    assert _same(r.value, rec["value"]).all()
+
+
+def test_the_long_batches_value_is_the_slices_terms_joined(monkeypatch: pytest.MonkeyPatch) -> None:
+    # without the slices' weighted terms joined, lossgrad gives its own sum with a warning, and the values of the
+    # records placed there (float32) part from JAX's
+    monkeypatch.setattr(reduction.Slices, "folded", lambda self: None)
+    runs = [_long_run(rec)[0] for rec in LONG]
+    assert all(any("own sum" in w for w in r.warnings) for r in runs)
+    apart = [not _same(r.value, rec["value"]).all() for r, rec in zip(runs, LONG, strict=True)]
+    assert apart == [rec["placed"] for rec in LONG] and sum(apart) >= 1, apart
+
+
+def test_the_golden_file_covers_every_loss_dtype_mode_and_reduction() -> None:
+    seen = {(r["loss"], r["dtype"], r["jit"], r["reduction"]) for r in RECORDS}
+    assert seen == {(loss, dtype, jit, red) for loss in ("ce", "mse", "bce")
+                    for dtype in ("float32", "float16", "bfloat16") for jit in (True, False)
+                    for red in ("none", "sum", "mean")}
+    assert {r.get("name") for r in RECORDS} >= {"zeros", "overflow", "subnormal", "rounding"}
+    assert all(r["rows"] > 32768 + 4096 for r in LONG)  # (evaluated in two slices or more)
+    assert DATA["versions"]["jax"] and DATA["versions"]["jaxlib"] and DATA["versions"]["optax"]
+
+
+def test_weights_change_the_results() -> None:
+    # (the records are weighed: without the weights most of them part from JAX's)
+    apart = 0
+    for rec in RECORDS[::10]:
+        unweighted = dict(rec, weights=np.ones(len(rec["pred"])).tolist())
+        apart += not _same(_run(unweighted).grad, rec["grad"]).all()
+    assert apart > len(RECORDS[::10]) * 0.9
+
+
+def test_the_cli_takes_sample_weights_under_optax_without_a_fallback(cli) -> None:
+    rec = next(r for r in RECORDS if r["loss"] == "ce" and r["dtype"] == "bfloat16" and r["jit"]
+               and r["reduction"] == "mean" and r.get("name") == "rounding")
+    y = ",".join(str(int(float(v[0]))) for v in rec["target"])
+    p = ";".join(",".join(row) for row in rec["pred"])
+    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "bfloat16", "-y", y, "-p", p, "--sample-weight",
+            ",".join(rec["weights"]), "--format", "json")
+    assert r.code == 0 and "warning" not in r.err, r.err
+    out = r.json()
+    assert _same(out["value"], rec["value"]).all()
+    assert _same(out["grad"], rec["grad"]).all()
+
+
+def test_what_is_not_reproduced_under_weights_falls_back_or_refuses(cli) -> None:
+    # probability rows and kl: lossgrad's float32 formulas with a warning; in a half dtype, refused
+    rows = ("-y", "0.5,0.5;0.2,0.8", "-p", "0.3,0.7;0.5,0.5", "--sample-weight", "2,0.5")
+    r = cli("ce", "--from-logits", "-c", "optax", "--dtype", "float32", *rows)
+    assert r.code == 0 and "lossgrad's float32 formulas, not bit for bit" in r.err
+    assert_usage_error(cli("ce", "--from-logits", "-c", "optax", "--dtype", "float16", *rows), "--dtype:",
+                       "probability rows under sample weights")
+    r = cli("kl", "-c", "optax", "--dtype", "float32", *rows)
+    assert r.code == 0 and "lossgrad's float32 formulas, not bit for bit" in r.err
+    assert_usage_error(cli("kl", "-c", "optax", "--dtype", "bfloat16", *rows), "--dtype:", "kl with --sample-weight")
+    assert_usage_error(cli("huber", "-c", "optax", "--dtype", "bfloat16", *rows), "--dtype:")
+
+
+@pytest.mark.frameworks
+def test_fresh_weighted_batches_against_live_jax(live_rng: np.random.Generator, jax_x32: None) -> None:
+    golden = golden_script("golden_weights_optax", "jax", "optax", "ml_dtypes")
+    rng = live_rng
+    for i in range(live_rounds(18, 600)):
+        loss = ("ce", "mse", "bce")[i % 3]
+        dtype = ("float32", "float16", "bfloat16")[i // 3 % 3]
+        jit, reduction = bool(i // 9 % 2), str(rng.choice(["none", "sum", "mean"]))
+        rows = int(rng.choice([rng.integers(1, 40), rng.integers(40, 700)]))
+        width = int(rng.integers(1, 12)) if loss == "ce" or rng.random() < 0.6 else 1
+        if loss == "ce":
+            rec = golden.ce_index(rng, dtype, jit, reduction, rows, max(width, 1))
+        else:
+            rec = golden.elementwise(rng, loss, dtype, jit, reduction, rows, width)
+        test_jax_cpu_bit_for_bit(rec)
+
+
+def test_the_half_dtypes_hold_the_weights_as_jax_does() -> None:
+    # a weight too small for float16's normal numbers is kept as its subnormal (float32 holds it normal)
+    assert lowp.half_dtype("float16") is np.float16
+    from lossgrad.lowp_xla import held_weights
+
+    w = held_weights(np.array([1e-7, 3e38]), np.float16, True)
+    assert w.shape == (2, 1) and w[0, 0] == np.float32(np.float16(1e-7)) and np.isinf(w[1, 0])
