@@ -690,7 +690,8 @@ THREE_CLASS_ROWS = {3: 9}
 Spec = tuple[dict[str, Array], Callable[[dict[str, Array], float], float]]
 
 
-def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad, Array, Spec | None]:
+def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
+            weights: Array | None = None) -> tuple[Array, Grad, Array, Spec | None]:
     """softmax_cross_entropy: −Σ y·log_softmax(z), the products added in float32 whatever the dtype. log_softmax:
     s − log Σe^s, s = z − max, the sum in float32 of e^s (float16 stores e^s first; bfloat16 sums XLA's float32
     exponentials), the sum and its log each stored. jax.grad through log_softmax's backward: v + (Σ−v / Σe^s)·e^s,
@@ -716,14 +717,22 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array
     keep = ftz if fused and y.size >= YNN_FROM else r
     logp = keep(shifted - r(own_op(total, xla_log, libm.logf) if f32_jit else xla_log(total))[:, None])
     if f32_jit:
-        losses = -_fma_rows(logp, y)
+        losses = -_fma_rows(logp, y, weights is not None)
     else:
         losses = -r(_products_rows(y, logp, r, fused, ALONG_ROW_CLASSES["ce"], paired(half)))
 
+    # Σ−v as XLA forms it, by a row sum from +0: the sum of −v in bfloat16, and under jit over 1 or 2 rows; −Σv
+    # elsewhere (measured on rows of −0s, the cotangent of a weight of 0: +0 and −0)
+    negated_first = paired(half) or (jit and z.shape[0] < 3)
+
+    def minus_sum(v: Array, summed: Callable[[Array], Array]) -> Array:
+        return summed(-v) if negated_first else -summed(v)
+
     def grad(n: float) -> Array:
-        v = r(y * -r(upstream(n)))
+        c = cotangent(n, weights, r)
+        v = r(y * -(c if weights is None else c[:, None]))
         if half is None:
-            d = ftz((folded_sum(-v) if jit else xla_sum(-v)) / total)[:, None]
+            d = ftz(minus_sum(v, lambda a: folded_sum(a) + F32(0) if jit else xla_sum(a)) / total)[:, None]
             if ynn_gradient_rows(z.shape, jit):
                 return ftz(ftz(d * e) + v)
             g = ftz(fma(d, e, v))
@@ -731,7 +740,10 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool) -> tuple[Array
                 w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)
                 g[:w, 2] = ftz(ftz(d[:w, 0] * e[:w, 2]) + v[:w, 2])
             return g
-        s = (folded_sum(-v, r) if half is np.float16 else folded_sum_stored(-v, r)) if jit else _rows_in_dtype(-v, r)
+        if half is np.float16:
+            s = minus_sum(v, lambda a: folded_sum(a, r) + F32(0) if jit else _rows_in_dtype(a, r))
+        else:
+            s = minus_sum(v, lambda a: folded_sum_stored(a, r) if jit else _rows_in_dtype(a, r))
         return r(v + r(r(s / total)[:, None] * e))
     return losses, grad, r(e / total[:, None]), ({"a": logp, "b": y}, _fma_of) if f32_jit else None
 
@@ -779,14 +791,14 @@ def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Sp
     return r(-rows), grad, r(e / total[:, None]), ({"rows": rows}, value)
 
 
-def _fma_rows(a: Array, b: Array) -> Array:
+def _fma_rows(a: Array, b: Array, chained: bool = False) -> Array:
     """Σ a·b along each row as XLA fuses it under jit in float32: up to 32 rows of up to 32, each product contracted
     into the running sum from +0 in order (whether or not LLVM vectorizes the rows); larger, the products stored
     and added as jnp.sum adds them; a single row of 4096 or more YNNPACK's dot (dot_row)."""
     rows, n = a.shape
     if rows == 1 and n >= YNN_FROM:
         return product_sum(a, b)
-    if rows > 32 or n > 32:
+    if (rows > 32 or n > 32) and not (chained and n <= 32 and rows * n < YNN_FROM):
         return xla_sum(ftz(a * b))
     acc = np.zeros(rows, dtype=F32)
     for i in range(n):
@@ -1024,6 +1036,20 @@ def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int
 
 # the losses whose JAX results are reproduced under per-sample weights, jnp.mean(loss · w)
 WEIGHED = ("ce", "mse", "bce")
+
+
+def weighed_rows(shape: tuple[int, ...]) -> bool:
+    """Whether probability rows' ce under sample weights is reproduced for this shape: below YNN_FROM elements (from
+    there YNNPACK's fusions under weights are not pinned down)."""
+    return shape[0] * shape[1] < YNN_FROM
+
+
+# probability rows under jit in float32 and float16: the sign of a zero gradient (a sample of weight 0) follows
+# XLA's folding of the constant targets and weights, measured +0 in some batches and −0 in others
+ZERO_SIGN = ("the gradient of a sample of weight 0 is ±0: under jit XLA folds the targets and the weights in a way "
+             "that decides its sign, which lossgrad does not pin down (its sign may differ from JAX's)")
+
+
 # losses optax computes in every dtype whose XLA kernels lossgrad does not reproduce, and what they are
 NOT_YET: dict[str, str] = {}
 
@@ -1053,8 +1079,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     float32), with jit (switches["jit"], the default) or without, the gradient and the mean over N formed as
     jax.grad and jnp.mean form them. `from_logits` is taken as every backend takes it (`unsupported` has refused
     probabilities before); `weights`, one per sample, weigh each sample's losses as jnp.mean(loss · w) does."""
-    if weights is not None and (loss not in WEIGHED or (loss == "ce" and labels is None)):
-        raise _not_reproduced(f"{'softmax_cross_entropy of probability rows' if loss == 'ce' else loss} under sample "
+    if weights is not None and (loss not in WEIGHED or (loss == "ce" and labels is None
+                                                         and not weighed_rows(p.shape))):
+        raise _not_reproduced(f"{'softmax_cross_entropy of this shape' if loss == 'ce' else loss} under sample "
                               "weights")
     jit = switches.get("jit", True)
     r = rounder(half)
@@ -1067,9 +1094,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         if loss == "ce" and labels is not None:
             losses, terms, grad, prob = ce_index(p, labels, r, k, jit, w)
         elif loss == "ce":
-            losses, grad, prob, fused = ce_rows(y, p, r, half, jit)
+            losses, grad, prob, fused = ce_rows(y, p, r, half, jit, w)
             terms = losses
             negated = jit and half is not np.float16  # (bfloat16 under jit: −Σ of the rows' sums)
+            if w is not None:
+                (losses, terms), negated, fused = weighed(losses, w, r, k), False, None
         elif loss == "bce":
             losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None, w)
         elif loss == "kl":
@@ -1103,6 +1132,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             whole = {"value_parts": parts, "value_fold": lambda rows: Joined(of)}
     own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
            "elements; a vectorized fused sum under jit) is not reproduced"] if value is None else []
+    if loss == "ce" and labels is None and w is not None and jit and not paired(half) and bool(np.any(w == 0)):
+        own.append(ZERO_SIGN)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own, **whole)
 
 
