@@ -94,6 +94,16 @@ def ce_index(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int
     return record("ce", dtype, jit, reduction, y, z, weights(rng, rows, dtype), "index", name)
 
 
+def ce_rows(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int, name: str | None = None) -> dict:
+    """Probability rows (the first half one-hot, the rest soft, sharpened one time in two) against logits."""
+    z = logits(rng, rows, classes, dtype)
+    soft = rng.random((rows, classes)) ** rng.choice([1.0, 8.0])
+    soft[: rows // 2] = 0.0
+    soft[np.arange(rows // 2), rng.integers(0, classes, rows // 2)] = 1.0
+    y = _rounded(soft / soft.sum(1, keepdims=True), dtype)
+    return record("ce", dtype, jit, reduction, y, z, weights(rng, rows, dtype), "onehot", name)
+
+
 def elementwise(rng, loss: str, dtype: str, jit: bool, reduction: str, rows: int, outputs: int,
                 name: str | None = None) -> dict:
     z = _rounded(rng.standard_normal((rows, outputs)) * rng.choice([0.1, 1.0, 5.0, 30.0], (rows, 1)), dtype)
@@ -131,13 +141,15 @@ def long_record(seed: int, case: tuple) -> dict:
 
 
 SHAPES = {"ce": ((1, 3), (4, 1), (7, 5), (16, 10), (33, 4), (8, 40), (300, 7)),
+          "ce-rows": ((1, 3), (2, 4), (3, 3), (5, 4), (16, 10), (8, 40), (40, 3), (64, 60)),
           "mse": ((1, 1), (5, 1), (40, 1), (3, 4), (16, 8), (50, 3)),
           "bce": ((1, 1), (5, 1), (40, 1), (3, 4), (16, 8), (50, 3))}
 
 
 def adversarial(dtype: str, jit: bool, reduction: str) -> list[dict]:
     """Weights of 0 throughout; weights whose products overflow the dtype or fall below its normal numbers (1/n·w
-    subnormal, a subnormal weight itself); weights whose products round (0.1, 1/3)."""
+    subnormal, a subnormal weight itself); weights whose products round (0.1, 1/3). Each loss: ce of class indexes
+    and of probability rows, mse and bce over three outputs and one."""
     huge = {"float32": 3e38, "float16": 6e4, "bfloat16": 3e38}[dtype]
     tiny = {"float32": 1e-37, "float16": 1e-7, "bfloat16": 1e-37}[dtype]
     below = {"float32": 5e-39, "float16": 3e-8, "bfloat16": 5e-39}[dtype]  # (subnormal in the dtype)
@@ -155,10 +167,20 @@ def adversarial(dtype: str, jit: bool, reduction: str) -> list[dict]:
         out.append(record("ce", dtype, jit, reduction, labels, z, w, "index", name))
         out += [record(loss, dtype, jit, reduction, y, z, w, None, name) for loss in ("mse", "bce")]
         out += [record(loss, dtype, jit, reduction, y[:, :1], z[:, :1], w, None, name) for loss in ("mse", "bce")]
+        rows = _rounded(y / y.sum(axis=1, keepdims=True), dtype)
+        out.append(record("ce", dtype, jit, reduction, rows, z, w, "onehot", name))
     return out
 
 
+def nine_outputs(rng) -> list[dict]:
+    """bce over 9 outputs under jit in float32: past LLVM's vector of 8 the 9th output's gradient fuses the other
+    product into its FMA (from 2 rows; weights of 1 among them, as unweighted)."""
+    return [elementwise(rng, "bce", "float32", True, reduction, rows, 9)
+            for rows in (1, 2, 3, 20, 500) for reduction in REDUCTIONS]
+
+
 def records(rng, losses: tuple[str, ...] = ("ce", "mse", "bce")) -> list[dict]:
+    """Each loss ("ce-rows": ce of probability rows) in each dtype, jit mode, reduction and shape of SHAPES'."""
     out = []
     for loss in losses:
         for dtype in DTYPES:
@@ -167,6 +189,8 @@ def records(rng, losses: tuple[str, ...] = ("ce", "mse", "bce")) -> list[dict]:
                     for rows, width in SHAPES[loss]:
                         if loss == "ce":
                             out.append(ce_index(rng, dtype, jit, reduction, rows, width))
+                        elif loss == "ce-rows":
+                            out.append(ce_rows(rng, dtype, jit, reduction, rows, width))
                         else:
                             out.append(elementwise(rng, loss, dtype, jit, reduction, rows, width))
     return out
@@ -176,6 +200,8 @@ def main() -> None:
     from make_golden import cpu_model, jax_versions
 
     recs = records(np.random.default_rng(20261205))
+    recs += records(np.random.default_rng(20261207), ("ce-rows",))  # (after the rest: their draws kept)
+    recs += nine_outputs(np.random.default_rng(20261208))
     recs += [rec for dtype in DTYPES for jit in (True, False) for reduction in REDUCTIONS
              for rec in adversarial(dtype, jit, reduction)]
     long = [long_record(20261206 + 100 * i, case) for i, case in enumerate(LONG)]
