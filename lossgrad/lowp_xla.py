@@ -38,7 +38,7 @@ TINY = F32(np.finfo(np.float32).tiny)
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, with sample weights, or "
              "probability rows: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy, with sample "
              "weights)", "mse (squared_error, with sample weights)",
-             "kl (kl_divergence, kl_divergence_with_log_targets)")
+             "kl (kl_divergence, kl_divergence_with_log_targets; with sample weights but under jit in float32)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
 YNN_FROM = 4096
@@ -966,11 +966,13 @@ def mse(y: Array, p: Array, r: Rounder, k: Rounder, folded: bool,
     return losses, losses if w is None else terms, grad
 
 
-def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: Any, jit: bool) -> tuple[Array, Grad]:
+def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: Any, jit: bool,
+       w: Array | None = None) -> tuple[Array, Grad]:
     """kl_divergence(log q, y): Σ y·(log y − log q), log y taken as 0 where y = 0 (log q = p with log probabilities,
     else log p); kl_divergence_with_log_targets: Σ e^y·(y − log q); jax.grad: −t·c, divided by p through log p
     (t = y or e^y, c = 1/n); the row sums in float32, as jnp.sum adds a half dtype (float16 under jit along the
-    rows HALF_ALONG_ROW names, bfloat16 under jit in its fused row sums: _products_rows)."""
+    rows HALF_ALONG_ROW names, bfloat16 under jit in its fused row sums: _products_rows); `w`, the weights' column,
+    (1/n)·w for c (cotangent): the losses are weighed by the caller."""
     t, d = kl_products(y, p, log_input, log_target, r, half, jit)
     if jit and half is np.float16 and not log_input and _half_along_row(t.shape):
         losses = r(vector_add_sum(r(t * d), HALF_ALONG_ROW[t.shape[1]], ftz) + F32(0))
@@ -979,7 +981,7 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
                                   ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"], paired(half)))
 
     def grad(n: float) -> Array:
-        q = r(t * r(upstream(n)))
+        q = r(t * cotangent(n, w, r))
         return -q if log_input else r(-q / p)
     return losses, grad
 
@@ -1040,7 +1042,7 @@ def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int
 
 
 # the losses whose JAX results are reproduced under per-sample weights, jnp.mean(loss · w)
-WEIGHED = ("ce", "mse", "bce")
+WEIGHED = ("ce", "mse", "bce", "kl")
 
 
 def weighed_rows(shape: tuple[int, ...]) -> bool:
@@ -1108,8 +1110,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None, w)
         elif loss == "kl":
             assert not (jit and half is None), "lowp_xla_kl's (lowp_xla_more.compute hands it there)"
-            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit)
+            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit,
+                              w)
             terms = losses
+            if w is not None:
+                losses, terms = weighed(losses, w[:, 0], r, k)
         else:
             losses, terms, grad = mse(y, p, r, k, jit and k is r, w)
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
