@@ -46,7 +46,7 @@ def weighted(loss: str, dtype: str, jit: bool, reduction: str, y: np.ndarray, p:
     per = _per_example(loss, y, labels, dtype)
     kind = _np_dtype(dtype)
     weights = jnp.asarray(w.astype(kind))
-    if loss not in ("ce",):  # (elementwise: a sample's weight over each of its outputs)
+    if loss not in ("ce",) and not loss.startswith("kl"):  # (elementwise: a sample's weight over its outputs)
         weights = weights[:, None]
 
     def reduced(z):
@@ -92,6 +92,22 @@ def ce_index(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int
     z = logits(rng, rows, classes, dtype)
     y = rng.integers(0, classes, rows).astype(np.float64)[:, None]
     return record("ce", dtype, jit, reduction, y, z, weights(rng, rows, dtype), "index", name)
+
+
+def kl(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int, form: str = "kl") -> dict:
+    """kl's rows of probabilities (its form: "kl", "kl-log-input", "kl-log-target", "kl-log-both"), the first
+    class's target 0."""
+    q = rng.random((rows, classes))
+    q /= q.sum(axis=1, keepdims=True)
+    t = rng.random((rows, classes))
+    t /= t.sum(axis=1, keepdims=True)
+    t[:, 0] = 0 if classes > 1 else t[:, 0]
+    log_q, log_t = np.log(q), np.log(np.where(t == 0, 1e-30, t))
+    p = log_q if form in ("kl-log-input", "kl-log-both") else q
+    y = log_t if form in ("kl-log-target", "kl-log-both") else t
+    rec = record(form, dtype, jit, reduction, _rounded(y, dtype), _rounded(p, dtype), weights(rng, rows, dtype))
+    return rec | {"loss": "kl", "log_input": form in ("kl-log-input", "kl-log-both"),
+                  "log_target": form in ("kl-log-target", "kl-log-both")}
 
 
 def ce_rows(rng, dtype: str, jit: bool, reduction: str, rows: int, classes: int, name: str | None = None) -> dict:
@@ -172,6 +188,14 @@ def adversarial(dtype: str, jit: bool, reduction: str) -> list[dict]:
     return out
 
 
+def kl_records(rng) -> list[dict]:
+    """kl's four forms in each dtype, mode and reduction (but float32 under jit, where lossgrad falls back)."""
+    return [kl(rng, dtype, jit, reduction, rows, classes, form) for dtype in DTYPES for jit in (True, False)
+            if dtype != "float32" or not jit for reduction in REDUCTIONS
+            for form in ("kl", "kl-log-input", "kl-log-target", "kl-log-both")
+            for rows, classes in ((1, 3), (4, 5), (16, 10), (40, 3))]
+
+
 def nine_outputs(rng) -> list[dict]:
     """bce over 9 outputs under jit in float32: past LLVM's vector of 8 the 9th output's gradient fuses the other
     product into its FMA (from 2 rows; weights of 1 among them, as unweighted)."""
@@ -201,7 +225,7 @@ def main() -> None:
 
     recs = records(np.random.default_rng(20261205))
     recs += records(np.random.default_rng(20261207), ("ce-rows",))  # (after the rest: their draws kept)
-    recs += nine_outputs(np.random.default_rng(20261208))
+    recs += nine_outputs(np.random.default_rng(20261208)) + kl_records(np.random.default_rng(20261209))
     recs += [rec for dtype in DTYPES for jit in (True, False) for reduction in REDUCTIONS
              for rec in adversarial(dtype, jit, reduction)]
     long = [long_record(20261206 + 100 * i, case) for i, case in enumerate(LONG)]
