@@ -703,7 +703,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
     products are fused into the row sums and the value (_fma_rows, _fma_value). From YNN_FROM rows YNNPACK takes
     over: under jit in bfloat16 its fusions (_ce_rows_ynn), op by op in float32 the gradient's product and sum
     (ynn_gradient_rows), op by op in bfloat16 z − max (ynn_shift_rows), and the row sums of bfloat16 products
-    YNNPACK's pairs (xla_sum's `bf16`)."""
+    YNNPACK's pairs (xla_sum's `bf16`). `weights`: each row's cotangent (1/n)·w (the losses are weighed by the
+    caller)."""
     f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
     fused = jit and half is not None and half is not np.float16
     if ynn_probability_rows(z.shape, fused):
@@ -794,7 +795,9 @@ def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Sp
 def _fma_rows(a: Array, b: Array, chained: bool = False) -> Array:
     """Σ a·b along each row as XLA fuses it under jit in float32: up to 32 rows of up to 32, each product contracted
     into the running sum from +0 in order (whether or not LLVM vectorizes the rows); larger, the products stored
-    and added as jnp.sum adds them; a single row of 4096 or more YNNPACK's dot (dot_row)."""
+    and added as jnp.sum adds them; a single row of 4096 or more YNNPACK's dot (dot_row). `chained` (the losses
+    weighed, fused with their weights): rows of up to 32 contracted in order beyond 32 rows too, below 4096
+    elements (measured)."""
     rows, n = a.shape
     if rows == 1 and n >= YNN_FROM:
         return product_sum(a, b)
