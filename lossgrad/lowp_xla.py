@@ -1045,7 +1045,7 @@ def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int
 
 
 # the losses whose JAX results are reproduced under per-sample weights, jnp.mean(loss · w)
-WEIGHED = ("ce", "mse", "bce", "kl")
+WEIGHABLE = ("ce", "mse", "bce", "kl")
 
 
 def weighed_rows(shape: tuple[int, ...]) -> bool:
@@ -1069,7 +1069,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in ("log_input", "log_target")]
-    if sample_weight and loss not in WEIGHED:
+    if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")
     if loss in ("ce", "bce") and not from_logits:
         return f"{loss} on probabilities"
@@ -1089,7 +1089,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     float32), with jit (switches["jit"], the default) or without, the gradient and the mean over N formed as
     jax.grad and jnp.mean form them. `from_logits` is taken as every backend takes it (`unsupported` has refused
     probabilities before); `weights`, one per sample, weigh each sample's losses as jnp.mean(loss · w) does."""
-    if weights is not None and (loss not in WEIGHED or (loss == "ce" and labels is None
+    if weights is not None and (loss not in WEIGHABLE or (loss == "ce" and labels is None
                                                          and not weighed_rows(p.shape))):
         raise _not_reproduced(f"{'softmax_cross_entropy of this shape' if loss == 'ce' else loss} under sample "
                               "weights")
