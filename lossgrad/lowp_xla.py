@@ -1099,27 +1099,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     k = ftz if jit and half is not None and half is not np.float16 else r
     y, p = r(y), r(p)
     w = held_weights(weights, half, loss != "ce")
-    prob, negated, fused = None, False, None
     with np.errstate(all="ignore"):
-        if loss == "ce" and labels is not None:
-            losses, terms, grad, prob = ce_index(p, labels, r, k, jit, w)
-        elif loss == "ce":
-            losses, grad, prob, fused = ce_rows(y, p, r, half, jit, w)
-            terms = losses
-            negated = jit and half is not np.float16  # (bfloat16 under jit: −Σ of the rows' sums)
-            if w is not None:
-                (losses, terms), negated, fused = weighed(losses, w, r, k), False, None
-        elif loss == "bce":
-            losses, terms, grad, prob = bce_logits(y, p, r, k, jit and half is None, w)
-        elif loss == "kl":
-            assert not (jit and half is None), "lowp_xla_kl's (lowp_xla_more.compute hands it there)"
-            losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit,
-                              w)
-            terms = losses
-            if w is not None:
-                losses, terms = weighed(losses, w[:, 0], r, k)
-        else:
-            losses, terms, grad = mse(y, p, r, k, jit and k is r, w)
+        losses, terms, grad, prob, negated, fused = _forward(loss, y, p, labels, half, switches, w)
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
     several = terms.ndim > 1 and terms.shape[1] > 1
     own_sum = half is None and several and not (known and sums_2d(terms))
@@ -1148,6 +1129,29 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     if loss == "ce" and labels is None and w is not None and jit and not paired(half) and bool(np.any(w == 0)):
         own.append(ZERO_SIGN)
     return Parts(losses=losses, grad=grad(1), prob=prob, mean_grad=grad, mean_value=value, warnings=own, **whole)
+
+
+def _forward(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
+             w: Array | None) -> tuple[Array, Array, Grad, Array | None, bool, Spec | None]:
+    """compute's losses (weighed by w), the terms the mean adds, the gradient, softmax or σ, whether the mean
+    adds the terms negated, and probability rows' fused sums."""
+    jit = switches.get("jit", True)
+    r = rounder(half)
+    k = ftz if jit and half is not None and half is not np.float16 else r
+    if loss == "ce" and labels is not None:
+        return (*ce_index(p, labels, r, k, jit, w), False, None)
+    if loss == "ce":
+        losses, grad, prob, fused = ce_rows(y, p, r, half, jit, w)
+        if w is not None:
+            return (*weighed(losses, w, r, k), grad, prob, False, None)
+        return losses, losses, grad, prob, jit and half is not np.float16, fused  # (bfloat16 under jit: −Σ rows)
+    if loss == "bce":
+        return (*bce_logits(y, p, r, k, jit and half is None, w), False, None)
+    if loss == "kl":
+        assert not (jit and half is None), "lowp_xla_kl's (lowp_xla_more.compute hands it there)"
+        losses, grad = kl(y, p, switches.get("log_input", False), switches.get("log_target", False), r, half, jit, w)
+        return (*((losses, losses) if w is None else weighed(losses, w[:, 0], r, k)), grad, None, False, None)
+    return (*mse(y, p, r, k, jit and k is r, w), None, False, None)
 
 
 def batch_terms(terms: Array, r: Rounder, known: bool, negated: bool, bf16: bool,

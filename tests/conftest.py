@@ -117,3 +117,22 @@ def golden_script(name: str, *frameworks: str):
     if scripts not in sys.path:
         sys.path.insert(0, scripts)
     return importlib.import_module(name)
+
+
+def optax_run(rec: dict, **more):
+    """A golden record of optax's (tests/golden/lowp_xla*.json, weights_optax.json) evaluated by lossgrad: its loss
+    under the optax convention in its dtype, reduction and jit mode, the targets and predictions as float32 values
+    (`more`: sample_weight and the like)."""
+    import numpy as np
+
+    import lossgrad
+
+    kw = dict(convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"])
+    if rec["loss"] in ("ce", "bce"):
+        kw["from_logits"] = True
+    if rec["loss"] == "ce":
+        kw["labels"] = rec["labels"]
+    if rec["loss"] == "kl":
+        kw.update(log_input=rec["log_input"], log_target=rec["log_target"])
+    return lossgrad.evaluate(rec["loss"], np.array(rec["target"], dtype=np.float32).astype(np.float64),
+                             np.array(rec["pred"], dtype=np.float32).astype(np.float64), **kw, **more)

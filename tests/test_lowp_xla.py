@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import assert_recorded, assert_usage_error, golden_script, live_rounds, lossgrad as cli
+from conftest import assert_recorded, assert_usage_error, golden_script, live_rounds, lossgrad as cli, optax_run
 from lossgrad import libm, lowp_xla, lowp_xla_kl
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "lowp_xla.json"
@@ -27,15 +27,7 @@ def _f32(values: object) -> np.ndarray:
 
 
 def _run(rec: dict) -> lossgrad.Result:
-    kw = dict(convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"])
-    if rec["loss"] in ("ce", "bce"):
-        kw["from_logits"] = True
-    if rec["loss"] == "ce":
-        kw["labels"] = rec["labels"]
-    if rec["loss"] == "kl":
-        kw.update(log_input=rec["log_input"], log_target=rec["log_target"])
-    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
-                             _f32(rec["pred"]).astype(np.float64), **kw)
+    return optax_run(rec)
 
 
 def _id(i: int, rec: dict) -> str:

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import assert_usage_error, golden_script, live_rounds
+from conftest import assert_usage_error, golden_script, live_rounds, optax_run
 from lossgrad import errors, lowp, lowp_xla, reduction
 
 GOLDEN = Path(__file__).resolve().parent / "golden" / "weights_optax.json"
@@ -50,15 +50,7 @@ def _zero_sign(rec: dict) -> bool:
 
 
 def _run(rec: dict) -> lossgrad.Result:
-    kw = dict(convention="optax", dtype=rec["dtype"], reduction=rec["reduction"], jit=rec["jit"])
-    if rec["loss"] in ("ce", "bce"):
-        kw["from_logits"] = True
-    if rec["loss"] == "ce":
-        kw["labels"] = rec["labels"]
-    if rec["loss"] == "kl":
-        kw.update(log_input=rec["log_input"], log_target=rec["log_target"])
-    return lossgrad.evaluate(rec["loss"], _f32(rec["target"]).astype(np.float64),
-                             _f32(rec["pred"]).astype(np.float64), sample_weight=_f32(rec["weights"]), **kw)
+    return optax_run(rec, sample_weight=_f32(rec["weights"]))
 
 
 def _same(got: object, want: object) -> np.ndarray:
