@@ -438,6 +438,10 @@ def rounding_band(q: Question, match: Candidate) -> list[str]:
     truth = run(setup(q.loss, from_logits=logits, reduction=match.reduction, labels=q.labels,
                       sample_weight=batch.w is not None, **params), batch)
     grad = truth.grad_logits if match.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
+    over = ""
+    if match.reduction == "mean" and truth.n != match.n and match.n:  # (the match's mean divides by another N)
+        grad, over = grad * (truth.n / match.n), f" over N = {_n(match.n)} as {match.convention} divides"
+        truth.grads = {k: v * (truth.n / match.n) for k, v in truth.grads.items()}
     whole = replace(match, grad=grad, grads=truth.grads)
     under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"
     if _jit(match.convention, q.dtype, True):  # (JAX's numbers depend on the mode: say which)
@@ -451,8 +455,8 @@ def rounding_band(q: Question, match: Candidate) -> list[str]:
         off = lowp.ulps(part.mine, exact, q.dtype).max()
         within = "exactly" if near == 0 else f"to within {int(np.ceil(near))} ulp"
         lines.append(f"{part.what} matches {match.convention} {under} {within}; it is {off:.2g} ulp of {q.dtype} "
-                     "from the float64 truth at most: " + ("the difference from float64 is rounding, not a formula"
-                                                           if off <= BAND else "more than rounding"))
+                     f"from the float64 truth{over} at most: " + ("the difference from float64 is rounding, not a "
+                                                                  "formula" if off <= BAND else "more than rounding"))
     return lines
 
 

@@ -144,3 +144,17 @@ def test_compare_in_bfloat16_says_the_weighted_mean_divides_by_n(capsys: pytest.
     assert found["conventions"]["torch"]["n"] == 2 and found["conventions"]["float64"]["n"] == 2.3
     assert {"convention": "torch", "element": None,
             "why": "torch's mean divides by N = 2, exact's by N = 2.3"} in found["differences"]
+
+
+def test_check_in_bfloat16_measures_rounding_against_the_truth_over_the_conventions_n(
+        capsys: pytest.CaptureFixture[str]) -> None:
+    """PyTorch's bfloat16 gradient of the weighted mean above (weights 2 and 0.3, `.mean()` over N = 2): 35 ulp
+    from exact's weighted mean, which divides by 2.3, but within rounding of the float64 truth over N = 2."""
+    mine = "-0.91015625,0.2451171875,0.66796875,0.0263671875,0.005828857421875,-0.0322265625"
+    with pytest.raises(SystemExit) as e:
+        cli.main(["check", "ce", "--from-logits", "-y", "0,2", "-p", "1,2,3;0.5,-1,2", "--sample-weight", "2,0.3",
+                  "--dtype", "bfloat16", "--my-grad", mine])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())
+    assert "your gradient matches torch in bfloat16 exactly" in out
+    assert "from the float64 truth over N = 2 as torch divides at most: the difference from float64 is rounding" in out
