@@ -45,7 +45,7 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
              "gaussian-nll (float16 and bfloat16; a variance per prediction or per sample, with full and var_eps)",
              "margin-ranking (with margin)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on ce and nll without options, mse, "
-             "mae, huber, smooth-l1, kl, poisson and focal")
+             "mae, huber, smooth-l1, kl, poisson, focal, gaussian-nll and margin-ranking")
 
 
 # elements an emulated elementwise kernel takes at a time: its dozens of float64 temporaries (512 KiB each) stay in
@@ -1159,7 +1159,8 @@ WEIGHED = ("bce",)  # the losses whose kernels take a weight per sample (weight=
 # the losses weighed by sample as PyTorch users weigh them, (loss(reduction="none") * w).mean() (with ignore_index
 # .sum() over the samples counted), without class weights (they change the mean's N) or label smoothing (its
 # backward is not one upstream per sample)
-WEIGHABLE = ("ce", "nll", "mse", "mae", "huber", "smooth-l1", "poisson", "kl", "focal")
+WEIGHABLE = ("ce", "nll", "mse", "mae", "huber", "smooth-l1", "poisson", "kl", "focal", "gaussian-nll",
+             "margin-ranking")
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -1191,9 +1192,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     y, p = y.astype(F32), p.astype(F32)
     options = params or {}
     if loss == "gaussian-nll":
-        return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options)
+        return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options, weights)
     if loss == "margin-ranking":
-        return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options)
+        return margin_ranking_parts(y, p, np.asarray((extra or {})["other"], dtype=F32), half, options, weights)
     if weights is not None and loss not in WEIGHED:
         return weighed(loss, y, p, labels, half, switches, batchmean, options, from_logits, weights)
     if loss == "nll" or (loss == "ce" and (labels is not None or _row_options_set(options))):
@@ -1228,6 +1229,18 @@ def weighed(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, grad, prob, _ = elementwise(loss, y, p, rnd, half, switches, options, from_logits, None)
             backward = cast(Backward, grad)  # (every WEIGHABLE elementwise kernel's backward takes `up`)
     return weighed_parts(losses, backward, prob, weights, half, not batchmean)
+
+
+def weighed_pair(losses: Array, grads: Callable[..., tuple[Array, Array]], name: str, weights: Array,
+                 half: Any) -> Parts:
+    """weighed_parts for a loss with a further input `name`, whose `grads(n, up)` give the predictions' gradient and
+    that input's: each loss times its weight, (losses · w).mean() or .sum()."""
+    parts = weighed_parts(losses, lambda n, up=None: grads(n, up)[0], None, weights, half)
+    rnd = rounder(half)
+    w = rnd(np.asarray(weights, dtype=np.float64)).reshape(-1, *(1,) * (losses.ndim - 1))
+    parts.extra_grads = {name: quiet(lambda _: grads(1, w)[1])(1)}
+    parts.mean_extra_grads = quiet(lambda n: {name: grads(1, rnd(upstream_c(n, rnd) * w))[1]})
+    return parts
 
 
 def left_out(backward: Backward, keep: Array) -> Backward:
@@ -1297,11 +1310,11 @@ HALF_LOG_2PI = F32(0.5 * np.log(2 * np.pi))  # (gaussian_nll_loss's full term, a
 
 
 def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
-                 half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+                 half: Any) -> tuple[Array, Callable[..., tuple[Array, Array]]]:
     """gaussian_nll_loss, ½·(log v + (p − y)²/v) with v = max(var, ε) (ε in the dtype; the clamp outside autograd),
     each op rounded, full's ½·log 2π rounded to the dtype first; its autograd for the mean over n (1: the sum):
-    g = ½ of 1/n in the dtype, grad = (g/v)·2e, grad_var = g/v + (−g)·((e²/v)/v), a variance per sample summed
-    over its outputs (torch.sum) in each path before the two are added."""
+    g = ½ of 1/n in the dtype (or of an upstream gradient `up`), grad = (g/v)·2e, grad_var = g/v + (−g)·((e²/v)/v),
+    a variance per sample summed over its outputs (torch.sum) in each path before the two are added."""
     rnd, kind = rounder(half), half or F32
     v = np.maximum(var, np.asarray(np.float64(eps).astype(kind), dtype=F32))
     e = rnd(p - y)
@@ -1310,8 +1323,8 @@ def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
     if full:
         losses = rnd(losses + rnd(HALF_LOG_2PI))
 
-    def grads(n: float) -> tuple[Array, Array]:
-        g = rnd(upstream_c(n, rnd) * F32(0.5))
+    def grads(n: float, up: Array | None = None) -> tuple[Array, Array]:
+        g = rnd((upstream_c(n, rnd) if up is None else up) * F32(0.5))
         grad = rnd(rnd(g / v) * rnd(F32(2) * e))
         div = rnd(rnd(-g) * rnd(q / v))
         if v.shape == p.shape:
@@ -1321,31 +1334,40 @@ def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
     return losses, grads
 
 
-def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[str, Any]) -> Parts:
-    """gaussian-nll's Parts: the mean's gradients with the 1/n brought in first, its value torch.mean's."""
+def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[str, Any],
+                       weights: Array | None = None) -> Parts:
+    """gaussian-nll's Parts: the mean's gradients with the 1/n brought in first, its value torch.mean's; weighed
+    by sample as PyTorch users weigh it (weighed_pair)."""
     eps = options.get("var_eps")
     with np.errstate(all="ignore"):
         losses, grads = gaussian_nll(y, p, var, bool(options.get("full")), 1e-6 if eps is None else float(eps), half)
+    if weights is not None:
+        return weighed_pair(losses, grads, "var", weights, half)
     rnd = rounder(half)
     return Parts(losses=losses, grad=quiet(lambda n: grads(n)[0])(1), extra_grads={"var": quiet(grads)(1)[1]},
                  mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
                  mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
 
 
-def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dict[str, Any]) -> Parts:
+def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dict[str, Any],
+                         weights: Array | None = None) -> Parts:
     """margin_ranking_loss, (−y·(x1 − x2) + margin).clamp_min(0), each op rounded (margin rounded to the dtype as
     it is added); clamp_min passes the gradient where the unclamped value is at least 0: −y·g for x1 and its
-    negation for x2, g = 1 or 1/N in the dtype (y = ±1: exact)."""
+    negation for x2, g = 1 or 1/N in the dtype, or an upstream `up` (y = ±1: exact); weighed by sample as PyTorch
+    users weigh it (weighed_pair)."""
     rnd = rounder(half)
     margin = np.asarray(np.float64(options.get("margin") or 0.0).astype(half or F32), dtype=F32)
     with np.errstate(all="ignore"):
         x = rnd(rnd(-y * rnd(x1 - x2)) + margin)
     on = x >= 0
 
-    def grads(n: float) -> tuple[Array, Array]:
-        g1 = rnd(np.where(on, upstream_c(n, rnd), F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
+    def grads(n: float, up: Array | None = None) -> tuple[Array, Array]:
+        g = upstream_c(n, rnd) if up is None else up
+        g1 = rnd(np.where(on, g, F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
         return g1, -g1
     losses = np.maximum(x, F32(0))
+    if weights is not None:
+        return weighed_pair(losses, grads, "other", weights, half)
     return Parts(losses=losses, grad=grads(1)[0], extra_grads={"other": grads(1)[1]},
                  mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
                  mean_extra_grads=quiet(lambda n: {"other": grads(n)[1]}))

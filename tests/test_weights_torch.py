@@ -158,3 +158,20 @@ def test_check_in_bfloat16_measures_rounding_against_the_truth_over_the_conventi
     out = " ".join(capsys.readouterr().out.split())
     assert "your gradient matches torch in bfloat16 exactly" in out
     assert "from the float64 truth over N = 2 as torch divides at most: the difference from float64 is rounding" in out
+
+
+PAIRS = json.loads((Path(__file__).resolve().parent / "golden" / "weights_torch_pairs.json").read_text())["records"]
+
+
+@pytest.mark.parametrize("rec", PAIRS, ids=[f"{r['loss']}-{r['dtype']}-{r['reduction']}-{r['shape'][0]}"
+                                            f"{'-per-sample' if r['per_sample'] else ''}" for r in PAIRS])
+def test_a_loss_with_a_further_input_weighed_is_pytorchs(rec: dict) -> None:
+    """gaussian-nll (the variance's gradient too) and margin-ranking (the other score's)."""
+    golden = golden_script("golden_weights_torch_pairs")
+    case = (rec["loss"], rec["dtype"], rec["reduction"], *rec["shape"], rec["per_sample"])
+    args = golden.inputs(rec["seed"], case)
+    assert golden.digest(*args) == rec["inputs"]
+    out = golden.lossgrads(case, *args)
+    assert [golden.digest(np.asarray(out[k], dtype=np.float32)) for k in ("losses", "grad", "extra")] == \
+        [rec["losses"], rec["grad"], rec["extra"]]
+    assert rec["value"] is None or np.isnan(rec["value"]) or np.float32(out["value"]) == np.float32(rec["value"])
