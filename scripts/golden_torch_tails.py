@@ -22,7 +22,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_long_batches import digest, held  # noqa: E402
-from make_golden import cpu_model, torchvision_focal, versions  # noqa: E402
+from make_golden import torch_meta, torchvision_focal  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "torch_tails.json"
 # (loss, dtype, rows, outputs per sample); bce-pw is bce from logits with a pos_weight per output
@@ -100,11 +100,8 @@ def record(k: int, case: tuple) -> dict:
 
 
 def main() -> None:
-    import torch
-
     recs = [record(k, case) for k, case in enumerate(CASES)]
-    meta = {**versions(), "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu": cpu_model()}
+    meta = torch_meta()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}, indent=1) + "\n")
     print(f"{OUT}: {len(recs)} records, {sum(r['placed'] for r in recs)} placed, {meta}")
 

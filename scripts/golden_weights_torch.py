@@ -21,7 +21,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_long_batches import digest, held  # noqa: E402
-from make_golden import cpu_model, torchvision_focal, versions  # noqa: E402
+from make_golden import torch_meta, torchvision_focal  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "weights_torch.json"
 # each loss's lossgrad options; ce-rows is ce against probability rows, nll takes log-probabilities (-ignore:
@@ -156,11 +156,8 @@ def record(k: int, case: tuple) -> dict:
 
 
 def main() -> None:
-    import torch
-
     recs = [record(k, case) for k, case in enumerate(cases())]
-    meta = {**versions(), "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu": cpu_model()}
+    meta = torch_meta()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}, indent=1) + "\n")
     print(f"{OUT}: {len(recs)} records, {meta}")
 

@@ -18,7 +18,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_long_batches import digest, held  # noqa: E402
-from make_golden import cpu_model, versions  # noqa: E402
+from make_golden import torch_meta  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "weights_torch_pairs.json"
 EXTRA = {"gaussian-nll": "var", "margin-ranking": "other"}
@@ -85,11 +85,8 @@ def record(k: int, case: tuple) -> dict:
 
 
 def main() -> None:
-    import torch
-
     recs = [record(k, case) for k, case in enumerate(CASES)]
-    meta = {**versions(), "threads": torch.get_num_threads(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "cpu": cpu_model()}
+    meta = torch_meta()
     OUT.write_text(json.dumps({"versions": meta, "records": recs}, indent=1) + "\n")
     print(f"{OUT}: {len(recs)} records")
 

@@ -106,6 +106,15 @@ def versions():
             "numpy": np.__version__, "python": sys.version.split()[0]}
 
 
+def torch_meta() -> dict:
+    """versions(), with PyTorch's intra-op threads, its CPU capability and the processor: what a golden file of
+    PyTorch's kernels, whose last bits depend on them, records."""
+    import torch
+
+    return {**versions(), "threads": torch.get_num_threads(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "cpu": cpu_model()}
+
+
 def cpu_model() -> str:
     """The processor's name, as /proc/cpuinfo gives it ("unknown" elsewhere): the golden files of kernels whose last
     bits depend on it record it."""
