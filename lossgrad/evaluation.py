@@ -131,7 +131,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     unnormalised = None
     if setup.loss.name == "ce" and not setup.from_logits:
         unnormalised = unnormalised_rows(p, divided=setup.conv.ce_probs == "keras")
-    parts = compute(setup, y, p, labels, extra, w)
+    parts, weighed = compute(setup, y, p, labels, extra, w)
     parts = per_sample(setup, parts, p.shape[1])
     parts = sequence_mean(setup, parts, y)
     count: float | None = None
@@ -148,7 +148,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     if w is not None:
         w = np.where(ignored, 0, w) if ignored is not None else w
         finite = _finite_rows(parts)
-        if not setup.lowp:  # (reproduced kernels weigh inside, where they round)
+        if not weighed:  # (reproduced kernels weigh inside, where they round)
             parts = weigh(parts, w)
         overflowed = finite & ~_finite_rows(parts)
         if setup.conv.sample_weight_mean == "sum-of-weights":
@@ -341,9 +341,10 @@ def lacking(setup: Setup) -> str:
 
 
 def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | None,
-            extra: dict[str, np.ndarray] | None = None, w: np.ndarray | None = None) -> Parts:
-    """The loss's parts in its working dtype, returned in the setup's dtype (reproduced kernels: weighted by
-    the sample weights w)."""
+            extra: dict[str, np.ndarray] | None = None, w: np.ndarray | None = None) -> tuple[Parts, bool]:
+    """The loss's parts in its working dtype, returned in the setup's dtype, and whether they are weighed by the
+    sample weights w already (by reproduced kernels, where they round; lossgrad's formulas, here where the kernels
+    turned out not to be reproduced too, leave it to the caller)."""
     fallback = None
     if setup.lowp:
         from . import kernels  # (the backends load only where a low-precision kernel runs)
@@ -351,7 +352,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             parts = kernels.compute(setup.conv.kernels or "", setup.loss.name, y, p, labels, setup.half,
                                     setup.kernel_switches, setup.batchmean, {**setup.kernel_params, **setup.batch},
                                     from_logits=setup.from_logits, weights=w, extra=extra)
-            return widened(parts) if setup.float32_kernels else parts
+            return (widened(parts) if setup.float32_kernels else parts), True
         except NotReproduced as e:
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
@@ -370,11 +371,11 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
                                    **{k: a.astype(work, copy=False) for k, a in (extra or {}).items()})
     parts.warnings += [fallback] if fallback else []
     if setup.half is not None:
-        return parts  # (rounded once, after the weights: evaluate_slice)
+        return parts, False  # (rounded once, after the weights: evaluate_slice)
     if work is not setup.np_dtype:
         parts = _map(parts, ("losses", "grad", "grad_logits", "prob", "extra_grads"),
                      lambda a: a.astype(setup.np_dtype))
-    return parts
+    return parts, False
 
 
 def _rounded_once(parts: Parts, half: Any) -> Parts:

@@ -197,3 +197,20 @@ def test_the_half_dtypes_hold_the_weights_as_jax_does() -> None:
 
     w = held_weights(np.array([1e-7, 3e38]), np.float16, True)
     assert w.shape == (2, 1) and w[0, 0] == np.float32(np.float16(1e-7)) and np.isinf(w[1, 0])
+
+
+@pytest.mark.parametrize("loss", ["ce", "kl"])
+def test_a_fallback_from_the_kernels_still_weighs_the_samples(loss: str) -> None:
+    """Where the kernels find at run time that a shape is not reproduced (probability rows of 4,096 elements or
+    more under weights; kl under jit in float32), lossgrad's float32 formulas weigh the samples as float64's do:
+    the value within float32's rounding of the float64 one (before, the weights were dropped)."""
+    rng = np.random.default_rng(5)
+    y, w = rng.dirichlet(np.ones(50), 100), rng.random(100)
+    p = rng.standard_normal((100, 50)) if loss == "ce" else np.log(rng.dirichlet(np.ones(50), 100))
+    options = dict(convention="optax", sample_weight=w,
+                   **({"from_logits": True, "labels": "onehot"} if loss == "ce" else {"log_input": True}))
+    r32 = lossgrad.evaluate(loss, y, p, dtype="float32", **options)
+    r64 = lossgrad.evaluate(loss, y, p, dtype="float64", **options)
+    assert any("lossgrad's float32 formulas, not bit for bit" in m for m in r32.warnings)
+    assert r32.value == pytest.approx(r64.value, rel=1e-5)
+    assert np.allclose(r32.grad, r64.grad, rtol=1e-4, atol=1e-9)
