@@ -36,8 +36,9 @@ F32 = np.float32
 TINY = F32(np.finfo(np.float32).tiny)
 # the losses whose JAX results are reproduced, as optax computes them
 SUPPORTED = ("ce (from logits; class indexes: softmax_cross_entropy_with_integer_labels, with sample weights, or "
-             "probability rows: softmax_cross_entropy)", "bce (from logits: sigmoid_binary_cross_entropy, with sample "
-             "weights)", "mse (squared_error, with sample weights)",
+             "probability rows: softmax_cross_entropy; either with label smoothing: optax.smooth_labels)",
+             "bce (from logits: sigmoid_binary_cross_entropy, with sample weights)",
+             "mse (squared_error, with sample weights)",
              "kl (kl_divergence, kl_divergence_with_log_targets; with sample weights but under jit in float32)")
 DTYPES = ("float32", "float16", "bfloat16")
 # below this many elements XLA sums with its own loop; from it on YNNPACK does (jaxlib 0.10 on x86-64)
@@ -690,8 +691,8 @@ THREE_CLASS_ROWS = {3: 9}
 Spec = tuple[dict[str, Array], Callable[[dict[str, Array], float], float]]
 
 
-def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
-            weights: Array | None = None) -> tuple[Array, Grad, Array, Spec | None]:
+def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool, weights: Array | None = None,
+            traced: bool = False) -> tuple[Array, Grad, Array, Spec | None]:
     """softmax_cross_entropy: −Σ y·log_softmax(z), the products added in float32 whatever the dtype. log_softmax:
     s − log Σe^s, s = z − max, the sum in float32 of e^s (float16 stores e^s first; bfloat16 sums XLA's float32
     exponentials), the sum and its log each stored. jax.grad through log_softmax's backward: v + (Σ−v / Σe^s)·e^s,
@@ -704,7 +705,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
     over: under jit in bfloat16 its fusions (_ce_rows_ynn), op by op in float32 the gradient's product and sum
     (ynn_gradient_rows), op by op in bfloat16 z − max (ynn_shift_rows), and the row sums of bfloat16 products
     YNNPACK's pairs (xla_sum's `bf16`). `weights`: each row's cotangent (1/n)·w (the losses are weighed by the
-    caller)."""
+    caller). `traced`: the targets computed inside the jitted function (one-hot rows of class indexes, smoothed),
+    which XLA cannot fold: Σ−v is then summed at run time, as op by op."""
     f32_jit = jit and half is None  # (the log of the row sums an operation of its own, the products fused)
     fused = jit and half is not None and half is not np.float16
     if ynn_probability_rows(z.shape, fused):
@@ -724,7 +726,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
 
     # Σ−v as XLA forms it, by a row sum from +0: the sum of −v in bfloat16, and under jit over 1 or 2 rows; −Σv
     # elsewhere (measured on rows of −0s, the cotangent of a weight of 0: +0 and −0)
-    negated_first = paired(half) or (jit and z.shape[0] < 3)
+    fold = jit and not traced  # (XLA folds constant targets' v and Σ−v at compile time)
+    negated_first = paired(half) or (fold and z.shape[0] < 3)
 
     def minus_sum(v: Array, summed: Callable[[Array], Array]) -> Array:
         return summed(-v) if negated_first else -summed(v)
@@ -733,7 +736,7 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
         c = cotangent(n, weights, r)
         v = r(y * -(c if weights is None else c[:, None]))
         if half is None:
-            d = ftz(minus_sum(v, lambda a: folded_sum(a) + F32(0) if jit else xla_sum(a)) / total)[:, None]
+            d = ftz(minus_sum(v, lambda a: folded_sum(a) + F32(0) if fold else xla_sum(a)) / total)[:, None]
             if ynn_gradient_rows(z.shape, jit):
                 return ftz(ftz(d * e) + v)
             g = ftz(fma(d, e, v))
@@ -742,9 +745,9 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool,
                 g[:w, 2] = ftz(ftz(d[:w, 0] * e[:w, 2]) + v[:w, 2])
             return g
         if half is np.float16:
-            s = minus_sum(v, lambda a: folded_sum(a, r) + F32(0) if jit else _rows_in_dtype(a, r))
+            s = minus_sum(v, lambda a: folded_sum(a, r) + F32(0) if fold else _rows_in_dtype(a, r))
         else:
-            s = minus_sum(v, lambda a: folded_sum_stored(a, r) if jit else _rows_in_dtype(a, r))
+            s = minus_sum(v, lambda a: folded_sum_stored(a, r) if fold else _rows_in_dtype(a, r))
         return r(v + r(r(s / total)[:, None] * e))
     return losses, grad, r(e / total[:, None]), ({"a": logp, "b": y}, _fma_of) if f32_jit else None
 
@@ -817,12 +820,15 @@ def _fma_of(parts: dict[str, Array], n: float) -> float:
     return value(n)
 
 
-def _fma_value(a: Array, b: Array) -> Callable[[float], float] | None:
+def _fma_value(a: Array, b: Array, traced: bool = False) -> Callable[[float], float] | None:
     """jnp.mean (n; jnp.sum: 1) of −Σ a·b over the whole array as XLA fuses it under jit in float32: up to 32 × 32
     one loop (lane_products over ce_value_lanes' lanes), negated and times 1/n; larger, the products stored and
     added as jnp.sum adds an array (from 4096 elements YNNPACK's slices of whole rows; None, lossgrad's own sum,
-    for rows of more than SLAB there in SPLIT_BELOW rows or more: xla_sum2d)."""
+    for rows of more than SLAB there in SPLIT_BELOW rows or more: xla_sum2d). `traced` (b computed in the loop,
+    ce_rows'): LLVM's lanes over up to 32 × 32 are not pinned down (None)."""
     rows, n = a.shape
+    if traced and rows > 1 and rows <= 32 and n <= 32:
+        return None
     if rows == 1:
         return lambda m: float(_fma_rows(a, b)[0] * -1)
     if rows > 32 or n > 32:
@@ -1068,7 +1074,7 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
                 sample_weight: bool) -> str | None:
     """Why JAX's results for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
-             and k not in ("log_input", "log_target")]
+             and k not in ("log_input", "log_target") and (k, loss) != ("label_smoothing", "ce")]
     if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")
     if loss in ("ce", "bce") and not from_logits:
@@ -1076,6 +1082,37 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     if loss not in ("ce", "bce", "mse", "kl"):
         return NOT_YET.get(loss, loss)
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
+
+
+def smoothed_targets(loss: str, y: Array, labels: Array | None, shape: tuple[int, ...], half: Any,
+                     params: dict[str, Any], weighed_jit: bool) -> tuple[Array, Array | None, bool]:
+    """ce's targets under `label_smoothing` s as an optax user forms them, optax.smooth_labels(rows, s), rows
+    jax.nn.one_hot(labels, C) for class indexes, so probability rows' ce; and whether they are traced (ce_rows):
+    one-hot rows under jit, made in the function from its labels. (Other losses, or s = 0: as given.)"""
+    s = float(params.get("label_smoothing") or 0.0)
+    if loss != "ce" or not s:
+        return y, labels, False
+    if labels is not None and weighed_jit and half is None:
+        raise _not_reproduced("softmax_cross_entropy of smoothed one-hot rows under sample weights under jit")
+    rows = y if labels is None else one_hot(labels, shape[1])
+    return smooth_labels(rounder(half)(rows), s, half), None, labels is not None
+
+
+def one_hot(labels: Array, classes: int) -> Array:
+    """jax.nn.one_hot(labels, classes) in float32."""
+    rows = np.zeros((labels.size, classes), dtype=F32)
+    rows[np.arange(labels.size), labels.reshape(-1).astype(np.intp)] = 1
+    return rows
+
+
+def smooth_labels(y: Array, s: float, half: Any) -> Array:
+    """optax.smooth_labels(y, s) = (1 − s)·y + s/C: 1 − s and s/C are Python floats, which JAX rounds once to the
+    dtype; the product and the sum each stored in it. So under jit too, where XLA folds constant targets an
+    operation at a time, or (one-hot rows made in the function) computes them in the loop: y·(1 − s) is then a
+    select of 1 − s or 0, the same values."""
+    r = rounder(half)
+    keep, spread = (F32(np.asarray(c, dtype=half or F32)) for c in (1.0 - s, s / y.shape[1]))
+    return r(r(keep * y) + spread)
 
 
 def _not_reproduced(what: str, instead: str = "use {dtype} float64, or {convention} exact") -> NotReproduced:
@@ -1088,19 +1125,21 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     """The loss's parts as JAX computes them on CPU in float32 (half None) or the half dtype (carried in
     float32), with jit (switches["jit"], the default) or without, the gradient and the mean over N formed as
     jax.grad and jnp.mean form them. `from_logits` is taken as every backend takes it (`unsupported` has refused
-    probabilities before); `weights`, one per sample, weigh each sample's losses as jnp.mean(loss · w) does."""
+    probabilities before); `weights`, one per sample, weigh each sample's losses as jnp.mean(loss · w) does;
+    ce's `label_smoothing`: the targets optax.smooth_labels gives (smoothed_targets)."""
+    jit = switches.get("jit", True)
+    y, labels, traced = smoothed_targets(loss, y, labels, p.shape, half, params or {}, jit and weights is not None)
     if weights is not None and (loss not in WEIGHABLE or (loss == "ce" and labels is None
                                                          and not weighed_rows(p.shape))):
         raise _not_reproduced(f"{'softmax_cross_entropy of this shape' if loss == 'ce' else loss} under sample "
                               "weights")
-    jit = switches.get("jit", True)
     r = rounder(half)
     # under jit XLA computes bfloat16 arithmetic in float32 and drops the roundings between fused steps
     k = ftz if jit and half is not None and half is not np.float16 else r
     y, p = r(y), r(p)
     w = held_weights(weights, half, loss != "ce")
     with np.errstate(all="ignore"):
-        losses, terms, grad, prob, negated, fused = _forward(loss, y, p, labels, half, switches, w)
+        losses, terms, grad, prob, negated, fused = _forward(loss, y, p, labels, half, switches, w, traced)
     known = loss in ("mse", "bce")  # (float32 elsewhere: lossgrad's sum of the terms, as for long sums)
     several = terms.ndim > 1 and terms.shape[1] > 1
     own_sum = half is None and several and not (known and sums_2d(terms))
@@ -1122,7 +1161,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         value, whole = None, {}
         if fused is not None:  # (float32: the products fused into the sum; bfloat16: YNNPACK's float32 row sums)
             parts, of = fused
-            value = _fma_value(parts["a"], parts["b"]) if half is None else lambda n: of(parts, n)
+            value = _fma_value(parts["a"], parts["b"], traced) if half is None else lambda n: of(parts, n)
             whole = {"value_parts": parts, "value_fold": lambda rows: Joined(of)}
     own = ["the reduced value is lossgrad's float32 sum: XLA's order for this shape (YNNPACK's from 4096 "
            "elements; a vectorized fused sum under jit) is not reproduced"] if value is None else []
@@ -1132,7 +1171,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 
 
 def _forward(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
-             w: Array | None) -> tuple[Array, Array, Grad, Array | None, bool, Spec | None]:
+             w: Array | None, traced: bool = False) -> tuple[Array, Array, Grad, Array | None, bool, Spec | None]:
     """compute's losses (weighed by w), the terms the mean adds, the gradient, softmax or σ, whether the mean
     adds the terms negated, and probability rows' fused sums."""
     jit = switches.get("jit", True)
@@ -1141,7 +1180,7 @@ def _forward(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swi
     if loss == "ce" and labels is not None:
         return (*ce_index(p, labels, r, k, jit, w), False, None)
     if loss == "ce":
-        losses, grad, prob, fused = ce_rows(y, p, r, half, jit, w)
+        losses, grad, prob, fused = ce_rows(y, p, r, half, jit, w, traced)
         if w is not None:
             return (*weighed(losses, w, r, k), grad, prob, False, None)
         return losses, losses, grad, prob, jit and half is not np.float16, fused  # (bfloat16 under jit: −Σ rows)
