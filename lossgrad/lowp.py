@@ -1231,15 +1231,16 @@ def weighed(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     return weighed_parts(losses, backward, prob, weights, half, not batchmean)
 
 
-def weighed_pair(losses: Array, grads: Callable[..., tuple[Array, Array]], name: str, weights: Array,
-                 half: Any) -> Parts:
-    """weighed_parts for a loss with a further input `name`, whose `grads(n, up)` give the predictions' gradient and
-    that input's: each loss times its weight, (losses · w).mean() or .sum()."""
+def weighed_pair(losses: Array, grads: Callable[..., tuple[Array, ...]], name: str | tuple[str, ...],
+                 weights: Array, half: Any) -> Parts:
+    """weighed_parts for a loss with a further input `name` (or several), whose `grads(n, up)` give the predictions'
+    gradient and then each such input's: each loss times its weight, (losses · w).mean() or .sum()."""
+    names = (name,) if isinstance(name, str) else name
     parts = weighed_parts(losses, lambda n, up=None: grads(n, up)[0], None, weights, half)
     rnd = rounder(half)
     w = rnd(np.asarray(weights, dtype=np.float64)).reshape(-1, *(1,) * (losses.ndim - 1))
-    parts.extra_grads = {name: quiet(lambda _: grads(1, w)[1])(1)}
-    parts.mean_extra_grads = quiet(lambda n: {name: grads(1, rnd(upstream_c(n, rnd) * w))[1]})
+    parts.extra_grads = dict(zip(names, quiet(lambda _: grads(1, w)[1:])(1), strict=True))
+    parts.mean_extra_grads = quiet(lambda n: dict(zip(names, grads(1, rnd(upstream_c(n, rnd) * w))[1:], strict=True)))
     return parts
 
 

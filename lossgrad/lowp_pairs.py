@@ -23,7 +23,19 @@ import numpy as np
 from . import mkl
 from .losses import Parts
 from .losses._ops import Array
-from .lowp import F32, chunks, fma, quiet, rounder, row_sums, summed_losses, torch_sqrt, upstream_c
+from .lowp import (
+    F32,
+    chunks,
+    fma,
+    quiet,
+    rounder,
+    row_sums,
+    summed_losses,
+    torch_sqrt,
+    upstream_c,
+    weighed_pair,
+    weighed_parts,
+)
 from .lowp_focal import power
 
 DIST_EPS = 1e-6  # pairwise_distance's eps (a Python number: rounded to the dtype where it is added)
@@ -190,11 +202,12 @@ def _min_backward(h: Array, a: Array, b: Array, rnd: Callable[[Array], Array]) -
 
 
 def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap: bool,
-            half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array, Array]]]:
+            half: Any) -> tuple[Array, Callable[..., tuple[Array, Array, Array]]]:
     """triplet_margin_loss: max(margin + d(a, pos) − d(a, neg), 0) with d pairwise_distance (with swap,
     min(d(a, neg), d(pos, neg))), each op rounded, the margin rounded to the dtype; the gradients for the anchor,
-    the positive and the negative of the mean over n (1: the sum), autograd's: clamp_min passes g where
-    the unclamped value is at least 0, each distance's norm_backward, the two paths into an input added."""
+    the positive and the negative of the mean over n (1: the sum), or of an upstream gradient per sample,
+    autograd's: clamp_min passes g where the unclamped value is at least 0, each distance's norm_backward, the two
+    paths into an input added."""
     rnd = rounder(half)
     up, dp = pairwise_distance(anchor, pos, q, half)
     un, dn = pairwise_distance(anchor, neg, q, half)
@@ -202,8 +215,8 @@ def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap
     dneg = np.minimum(dn, ds) if swap else dn
     x = rnd(rnd(scalar(margin, half) + dp) - dneg)
 
-    def grads(n: float) -> tuple[Array, Array, Array]:
-        h = np.where(x >= 0, upstream_c(n, rnd), F32(0)).astype(F32)
+    def grads(n: float, upstream: Array | None = None) -> tuple[Array, Array, Array]:
+        h = np.where(x >= 0, upstream_c(n, rnd) if upstream is None else upstream, F32(0)).astype(F32)
         gp = norm_backward(h, up, dp, q, half)
         if not swap:
             gn = norm_backward(-h, un, dn, q, half)
@@ -214,13 +227,16 @@ def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap
     return np.maximum(x, F32(0)), grads
 
 
-def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[str, Any]) -> Parts:
+def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[str, Any],
+                  weights: Array | None = None) -> Parts:
     """triplet's Parts: p the anchor, y the positive; the mean's gradients with 1/n brought in first, its value
-    torch.mean's."""
+    torch.mean's; weighed by sample as PyTorch users weigh it (lowp.weighed_pair)."""
     q = float(options.get("norm_degree", 2.0))
     margin = float(options.get("margin", 1.0))
     with np.errstate(all="ignore"):
         losses, grads = triplet(p, y, negative, q, margin, bool(options.get("swap")), half)
+    if weights is not None:
+        return weighed_pair(losses, grads, ("target", "negative"), weights, half)
     rnd = rounder(half)
     return Parts(losses=losses, grad=quiet(grads)(1)[0],
                  extra_grads={"target": quiet(grads)(1)[1], "negative": quiet(grads)(1)[2]},
@@ -229,11 +245,12 @@ def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[
 
 
 def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
-                     half: Any) -> tuple[Array, Callable[[float], tuple[Array, Array]]]:
+                     half: Any) -> tuple[Array, Callable[..., tuple[Array, Array]]]:
     """cosine_embedding_loss: cos = Σx1x2 / sqrt((Σx1² + ε)(Σx2² + ε)), 1 − cos for label 1, (cos − margin)
     clamped at 0 for −1, each op rounded (ε and the margin rounded to the dtype); the gradients for x1 and x2 of
-    the mean over n (1: the sum), autograd's through div, sqrt, the product of the two norms and the three
-    products: x's gradient 2·(g₁·x) (its square's two paths) plus g·(the other vector)."""
+    the mean over n (1: the sum), or of an upstream gradient `up` per sample, autograd's through div, sqrt, the
+    product of the two norms and the three products: x's gradient 2·(g₁·x) (its square's two paths) plus g·(the
+    other vector)."""
     rnd = rounder(half)
     prod = row_sums(rnd(x1 * x2), half)
     m1 = rnd(row_sums(rnd(x1 * x1), half) + scalar(COS_EPS, half))
@@ -244,8 +261,8 @@ def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
     alike, unlike = label == 1, label == -1
     losses = rnd(np.where(alike, rnd(F32(1) - cos), F32(0)) + np.where(unlike, np.maximum(below, F32(0)), F32(0)))
 
-    def grads(n: float) -> tuple[Array, Array]:
-        g = upstream_c(n, rnd)
+    def grads(n: float, up: Array | None = None) -> tuple[Array, Array]:
+        g = upstream_c(n, rnd) if up is None else up
         g_cos = (-np.where(alike, g, F32(0)) + np.where(unlike & (below >= 0), g, F32(0))).astype(F32)
         g_prod = rnd(g_cos / denom)
         g_den = rnd(-g_cos * rnd(rnd(prod / denom) / denom))
@@ -257,12 +274,18 @@ def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
     return losses, grads
 
 
-def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: dict[str, Any]) -> Parts:
+def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: dict[str, Any],
+                 weights: Array | None = None) -> Parts:
     """cosine-embedding's Parts (x1 the predictions, x2 the targets: the gradient for both), or with no labels
-    lossgrad's torch cosine, cosine_embedding_loss(pred, target, 1) (the gradient for the predictions)."""
+    lossgrad's torch cosine, cosine_embedding_loss(pred, target, 1) (the gradient for the predictions); weighed by
+    sample as PyTorch users weigh it (lowp.weighed_pair)."""
     labels = np.ones(p.shape[0], dtype=F32) if label is None else np.asarray(label, dtype=F32).reshape(-1)
     with np.errstate(all="ignore"):
         losses, grads = cosine_embedding(p, y, labels, float(options.get("margin") or 0.0), half)
+    if weights is not None:
+        if label is None:
+            return weighed_parts(losses, lambda n, up=None: grads(n, up)[0], None, weights, half)
+        return weighed_pair(losses, grads, "target", weights, half)
     rnd = rounder(half)
     extra = None if label is None else {"target": quiet(grads)(1)[1]}
     return Parts(losses=losses, grad=quiet(grads)(1)[0], extra_grads=extra, mean_grad=quiet(lambda n: grads(n)[0]),
@@ -274,15 +297,13 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
 # takes, and what it covers (for messages)
 TAKES = {"triplet": ("margin", "norm_degree", "swap"), "cosine-embedding": ("margin",), "cosine": ()}
 SUPPORTED = ("triplet (with norm_degree, margin and swap; in float32 not with norm_degree 0.5, 1.5 or 2.5)",
-             "cosine-embedding and cosine (float16 and bfloat16; with margin)")
+             "cosine-embedding and cosine (float16 and bfloat16; with margin)",
+             "sample weights as (loss(reduction='none') * w).mean() or .sum() on triplet, cosine-embedding and cosine")
 ROOT_NORMS = (0.5, 1.5, 2.5)  # the norms whose backward takes a float32 power ½ (x ** 0.5 is torch.sqrt: MKL's)
-
-
-def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
-                sample_weight: bool) -> str | None:
-    """Why PyTorch's kernels for this loss and these options are not reproduced (None: they are): sample weights
-    (PyTorch's functions take none)."""
-    return f"{loss} with {{sample_weight}}" if sample_weight else None
+# the losses weighed by sample as PyTorch users weigh them (its functions take no weight per sample): each loss of
+# reduction="none" times its weight, then .mean() or .sum(), autograd handing the loss's backward c·w (kernels reads
+# it, and refuses the options beyond TAKES)
+WEIGHABLE = ("triplet", "cosine-embedding", "cosine")
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -314,5 +335,5 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     y, p = y.astype(F32), p.astype(F32)
     more = extra or {}
     if loss == "triplet":
-        return triplet_parts(y, p, np.asarray(more["negative"], dtype=F32), half, params or {})
-    return cosine_parts(y, p, more.get("label"), half, params or {})
+        return triplet_parts(y, p, np.asarray(more["negative"], dtype=F32), half, params or {}, weights)
+    return cosine_parts(y, p, more.get("label"), half, params or {}, weights)

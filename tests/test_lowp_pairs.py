@@ -84,20 +84,20 @@ def test_float32_sqrt_is_mkls_so_float32_cosine_needs_mkl() -> None:
         assert np.array_equal(mkl.sqrt(x), want)
 
 
-def test_every_norm_degree_is_reproduced_and_sample_weights_are_refused() -> None:
+def test_every_norm_degree_is_reproduced_with_or_without_sample_weights() -> None:
     # pairwise_distance of any q > 0 runs PyTorch's kernels in every dtype; in float32 the norms whose backward
-    # takes x ** 0.5 (torch.sqrt, MKL's: |u|^½ for 2.5, |u|^½ and d^½ for 1.5, d^½ for ½) need the mkl extra
+    # takes x ** 0.5 (torch.sqrt, MKL's: |u|^½ for 2.5, |u|^½ and d^½ for 1.5, d^½ for ½) need the mkl extra;
+    # sample weights are reproduced as PyTorch users weigh the losses (tests/test_weights_torch_more.py)
     for q in (0.3, 0.5, 1.5, 2.5, 2.75, 7.0):
         for dtype in ("float16", "bfloat16"):
             assert options.setup("triplet", convention="torch", dtype=dtype, norm_degree=q).lowp
+            assert options.setup("triplet", convention="torch", dtype=dtype, norm_degree=q, sample_weight=True).lowp
         root = q in lowp_pairs.ROOT_NORMS
         assert options.setup("triplet", convention="torch", dtype="float32", norm_degree=q).lowp == \
             (mkl.available() or not root)
-        assert bool(kernels.unsupported("torch", "float32", "triplet", False, {"norm_degree": q}, {}, False)) == \
-            (root and not mkl.available())
-    with pytest.raises(lossgrad.OptionError, match="sample_weight"):
-        lossgrad.evaluate("triplet", [[1.0, 2.0]], [[0.0, 1.0]], negative=[[1.0, 1.0]], convention="torch",
-                          dtype="float16", sample_weight=[2.0])
+        for weighed in (False, True):
+            assert bool(kernels.unsupported("torch", "float32", "triplet", False, {"norm_degree": q}, {},
+                                            weighed)) == (root and not mkl.available())
 
 
 def test_other_norm_records_cover_each_branch_of_norm_backward() -> None:
