@@ -197,19 +197,26 @@ SUPPORTED = ("dice (MONAI's DiceLoss, with squared and smooth)",
              "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)")
 
 
+def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+    """Whether a row's results depend on where it lies in the whole batch: σ(z)'s scalar loop at the end of each
+    thread's part of the batch (lowp.sigmoid)."""
+    return from_logits
+
+
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """dice or tversky as MONAI's losses give them on PyTorch's CPU kernels (half None: float32): σ(z) first for
-    logits (torch.sigmoid), the mean's 1/N brought into the gradient by torch.mean's backward before it rounds,
-    its value torch.mean's (the float sum over N, rounded once)."""
+    logits (torch.sigmoid over the whole batch, params' "place" where these rows lie in it), the mean's 1/N
+    brought into the gradient by torch.mean's backward before it rounds, its value torch.mean's (the float sum over
+    N, rounded once)."""
     rnd = rounder(half)
     options = params or {}
     smooth = options.get("smooth")
     s = MONAI_SMOOTH if smooth is None else float(smooth)
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
-        q = sigmoid(p, rnd, half) if from_logits else p
+        q = sigmoid(p, rnd, half, options.get("place")) if from_logits else p
         if loss == "dice":
             losses, backward = dice(y, q, bool(options.get("squared")), s, half)
         else:

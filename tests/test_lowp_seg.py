@@ -148,3 +148,30 @@ def test_live_monai_matches_on_fresh_random_inputs(live_rng: np.random.Generator
                 opts = choices[int(rng.integers(len(choices)))] | extra
                 test_monai_on_torch_kernels_bit_for_bit(golden_lowp_seg.record(loss, dtype, reduction, y, p, opts,
                                                                                "live"))
+
+
+def _apart_logits() -> np.ndarray:
+    """Logits whose σ differs between SLEEF's e^x (PyTorch's registers) and glibc's (its scalar loop)."""
+    z = np.linspace(-8, 8, 4001, dtype=np.float32)
+    one = np.float32(1)
+    apart = one / (one + lowp.expf(-z)) != one / (one + lowp.libm_expf(-z))
+    return z[apart]
+
+
+@pytest.mark.parametrize("loss", ["dice", "tversky"])
+def test_a_batch_of_logits_in_slices_is_the_whole_batchs(loss: str) -> None:
+    # σ(z) over more than 32,768 elements: each of PyTorch's threads ends its part of the whole batch in a scalar
+    # loop (glibc's e^x); lossgrad evaluates 32,768 samples at a time, each slice told where it lies. 40,031 rows of
+    # 2 pixels: each thread's part 40,031 elements, its last 31 in the scalar loop (a slice alone would end in 30)
+    from lossgrad import lowp_seg
+
+    z = _apart_logits()
+    assert z.size > 31
+    rng = np.random.default_rng(5)
+    p = rng.choice(z, (40031, 2)).astype(np.float64)
+    y = (rng.random((40031, 2)) < 0.5).astype(np.float64)
+    r = lossgrad.evaluate(loss, y, p, from_logits=True, convention="torch", dtype="float32", reduction="sum")
+    whole = lowp_seg.compute(loss, y.astype(np.float32), p.astype(np.float32), None, None, {}, params={},
+                             from_logits=True)
+    assert not r.warnings
+    assert np.array_equal(np.asarray(r.grad, dtype=np.float32), whole.grad)
