@@ -31,6 +31,7 @@ from .lowp import (
     sigmoid,
     summed_losses,
     upstream_c,
+    weighed_parts,
 )
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
@@ -194,7 +195,8 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
 TAKES = {"dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth")}
 SUPPORTED = ("dice (MONAI's DiceLoss, with squared and smooth)",
-             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)")
+             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)",
+             "sample weights as (loss(reduction='none') * w).mean() or .sum() on dice and tversky")
 
 
 def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
@@ -203,13 +205,19 @@ def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
     return from_logits
 
 
+# the losses weighed by sample as their users weigh them: MONAI's reduction="none" gives a loss per sample and
+# channel, (N, C, 1, ...); one weight per sample broadcast over the channels (w.view(-1, 1, ...)), then .mean() or
+# .sum(), whose MulBackward hands the quotient's backward c·w (lossgrad's one channel: a loss per sample)
+WEIGHABLE = ("dice", "tversky")
+
+
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """dice or tversky as MONAI's losses give them on PyTorch's CPU kernels (half None: float32): σ(z) first for
     logits (torch.sigmoid over the whole batch, params' "place" where these rows lie in it), the mean's 1/N
     brought into the gradient by torch.mean's backward before it rounds, its value torch.mean's (the float sum over
-    N, rounded once)."""
+    N, rounded once); weighed by sample (WEIGHABLE), the quotient's backward fed each sample's upstream c·w."""
     rnd = rounder(half)
     options = params or {}
     smooth = options.get("smooth")
@@ -223,8 +231,11 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             losses, backward = tversky(y, q, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
                                        half)
 
-    def grad(n: float) -> Array:
-        g = backward(np.full((y.shape[0], 1), upstream_c(n, rnd), dtype=F32))
+    def grad(n: float, up: Array | None = None) -> Array:
+        c = np.full((y.shape[0], 1), upstream_c(n, rnd), dtype=F32) if up is None else np.reshape(up, (-1, 1))
+        g = backward(c)
         return sigmoid_backward(g, q, half) if from_logits else g
+    if weights is not None:
+        return weighed_parts(losses, grad, q if from_logits else None, weights, half)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
                  **summed_losses(losses, rnd, half))

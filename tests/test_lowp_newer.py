@@ -77,11 +77,13 @@ def test_float32_log_is_mkls() -> None:
 
 
 def test_sample_weights_stay_refused_in_half_dtypes_where_not_reproduced() -> None:
-    # (gaussian-nll's are reproduced now: tests/test_weights_torch.py; dice's are not)
+    # (gaussian-nll's are reproduced now: tests/test_weights_torch.py; ce's with class weights, which change the
+    # mean's N, are not)
     lossgrad.evaluate("gaussian-nll", [[0.0]], [[0.5]], var=[[1.0]], convention="torch", dtype="float16",
                       sample_weight=[2.0])
     with pytest.raises(lossgrad.OptionError, match="sample_weight"):
-        lossgrad.evaluate("dice", [[0.0, 1.0]], [[0.5, 0.2]], convention="torch", dtype="float16", sample_weight=[2.0])
+        lossgrad.evaluate("ce", [0], [[0.5, 1.0]], from_logits=True, class_weights=[1.0, 2.0], convention="torch",
+                          dtype="float16", sample_weight=[2.0])
 
 
 def test_csv_batch_mean_writes_the_kernels_gradients(tmp_path: Path) -> None:

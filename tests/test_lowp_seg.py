@@ -88,14 +88,15 @@ def test_float16_products_of_tiny_probabilities_are_subnormal() -> None:
     assert ((p[2] > 0) & (p[2] < 2.0 ** -14)).all()
 
 
-def test_half_dtypes_are_taken_and_sample_weights_refused() -> None:
+def test_half_dtypes_are_taken_with_or_without_sample_weights() -> None:
+    # (the weighted losses are MONAI's times the weights: tests/test_weights_torch_more.py)
     for dtype in ("float16", "bfloat16"):
-        assert kernels.unsupported("torch", dtype, "dice", False, {"squared": True, "smooth": 1.0}, {}, False) is None
-        assert kernels.unsupported("torch", dtype, "tversky", True, {"alpha": 0.3, "beta": 0.7}, {}, False) is None
+        for weighed in (False, True):
+            assert kernels.unsupported("torch", dtype, "dice", False, {"squared": True, "smooth": 1.0}, {},
+                                       weighed) is None
+            assert kernels.unsupported("torch", dtype, "tversky", True, {"alpha": 0.3, "beta": 0.7}, {},
+                                       weighed) is None
     assert "tversky" in kernels.supported("torch") and "dice" in kernels.supported("torch")
-    with pytest.raises(lossgrad.OptionError, match="sample_weight"):
-        lossgrad.evaluate("dice", [[1.0, 0.0]], [[0.5, 0.5]], convention="torch", dtype="bfloat16",
-                          sample_weight=[2.0])
 
 
 def _record(dtype: str, reduction: str, shape: tuple[int, int], loss: str = "dice") -> dict:
