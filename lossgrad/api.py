@@ -230,9 +230,7 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     runs under the convention's policy (lossgrad.autocast). Bad arguments raise OptionError or InputError (both
     ValueErrors)."""
     if LOSSES.get(loss) is not None and LOSSES[loss].kind == "sequence":
-        if sample_weight is not None:
-            raise OptionError("sample_weight", f"applies to batches of samples, not to {loss}'s sequences")
-        return ctc(y, p, **options)
+        return ctc(y, p, sample_weight=sample_weight, **options)
     names = {i.name for i in LOSSES[loss].inputs} if loss in LOSSES else set()
     extra = {k: options.pop(k) for k in list(options) if k in names}
     s = make_setup(loss, sample_weight=sample_weight is not None, **options)
@@ -477,14 +475,16 @@ def finish(part: Partial) -> float:
 
 def ctc(y: Any, p: Any, *, input_lengths: Any = None, target_lengths: Any = None, time_major: bool = False,
         from_logits: bool = False, reduction: str = "mean", convention: str = "exact", dtype: str = "float64",
-        **kw: Any) -> Result:
+        sample_weight: Any = None, **kw: Any) -> Result:
     """CTC of label sequences `y` given predictions `p` (log-probabilities, or logits with from_logits=True): one
     sequence as labels [L] and predictions [T, C], or a batch as padded labels [B, L], predictions [B, T, C] ([T, B,
     C] with time_major=True, as PyTorch lays them out) and each sequence's input and target lengths (default: all
-    of T and L). Also blank (default 0) and zero_infinity. Returns a Result: one loss per sequence, and grad (and
-    prob, grad_logits) in the predictions' shape."""
-    s = make_setup("ctc", from_logits=from_logits, reduction=reduction, convention=convention, dtype=dtype, **kw)
-    batch = read_sequences(y, p, input_lengths, target_lengths, switch("time_major", time_major))
+    of T and L). Also blank (default 0) and zero_infinity; sample_weight, one weight per sequence, reduced as the
+    convention weighs sequences. Returns a Result: one loss per sequence, and grad (and prob, grad_logits) in the
+    predictions' shape."""
+    s = make_setup("ctc", from_logits=from_logits, reduction=reduction, convention=convention, dtype=dtype,
+                   sample_weight=sample_weight is not None, **kw)
+    batch = read_sequences(y, p, input_lengths, target_lengths, switch("time_major", time_major), sample_weight)
     r = run(s, batch)
     r.warnings = [fill(w) for w in r.warnings]
     packed = batch.shape if len(batch.shape) == 2 else (batch.p.shape[0], -1, batch.shape[-1])  # [B, T, C]

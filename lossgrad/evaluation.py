@@ -183,10 +183,10 @@ def checked_weights(setup: Setup, w: np.ndarray | None, samples: int) -> np.ndar
     if w is None:
         raise OptionError("sample_weight", "no weights came with the samples")
     w = np.asarray(w, dtype=np.float64).reshape(-1)
+    unit = "sequence" if setup.loss.kind == "sequence" else "sample"
     if w.size != samples:
         raise InputError("{sample_weight}", f"has {counted(w.size, 'weight')} but there are "
-                                            f"{counted(samples, 'sample')}; give one per "
-                                            "sample")
+                                            f"{counted(samples, unit)}; give one per {unit}")
     first_bad("weight", ~(np.isfinite(w) & (w >= 0))[:, None], w[:, None],
               "is not a sample weight: weights are finite and at least 0")
     return w

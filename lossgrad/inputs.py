@@ -1129,10 +1129,10 @@ def read_arrays(loss: Loss, y: object, p: object, w: object = None, extra: dict[
     return Batch(y2, p2, weights, pa.shape, [str(i) for i in range(p2.shape[1])], locate, extra=extras)
 
 
-def _weights(w: np.ndarray, samples: int, name: str) -> np.ndarray:
+def _weights(w: np.ndarray, samples: int, name: str, unit: str = "sample") -> np.ndarray:
     if w.size != samples:
-        raise InputError(name, f"has {counted(w.size, 'weight')} but there are {counted(samples, 'sample')}; "
-                               "give one per sample")
+        raise InputError(name, f"has {counted(w.size, 'weight')} but there {'is' if samples == 1 else 'are'} "
+                               f"{counted(samples, unit)}; give one per {unit}")
     return w
 
 
@@ -1311,14 +1311,15 @@ def read_sequence_inline(target: str | None, pred: str | None, weights: str | No
     if target is None or pred is None:
         missing, given = ("{pred}", "{target}") if pred is None else ("{target}", "{pred}")
         raise InputError(missing, f"is missing ({given} was given); give both")
-    if weights is not None:
-        raise InputError("{sample_weight}", "applies to batches of samples; a sequence loss takes one sequence here")
     y, p = parse_inline(target, "{target}"), parse_inline(pred, "{pred}")
     if y.ndim != 1:
         raise InputError("{target}", "takes one label sequence: class indexes separated by commas (no ';' rows)")
     if p.ndim != 2:
         raise InputError("{pred}", "takes one row per frame, one value per class, ';' between frames")
-    return sequences(y[None, :], p[None], np.array([p.shape[0]]), np.array([y.size]), "inline", False)
+    batch = sequences(y[None, :], p[None], np.array([p.shape[0]]), np.array([y.size]), "inline", False)
+    if weights is not None:  # (one weight, the sequence's)
+        batch.w = _weights(parse_inline(weights, "{sample_weight}").reshape(-1), 1, "{sample_weight}", "sequence")
+    return batch
 
 
 def sequences(labels: NDArray[np.float64], pred: NDArray[np.float64], input_lengths: NDArray[np.float64],
@@ -1334,6 +1335,8 @@ def sequences(labels: NDArray[np.float64], pred: NDArray[np.float64], input_leng
             f, k = divmod(col, c)
             return f"{{pred}}: row {f + 1}, value {k + 1}" if typed else (
                 f"{{pred}}[{f}, {row}, {k}]" if time_major else f"{{pred}}[{row}, {f}, {k}]")
+        if which == "weight":
+            return f"{{sample_weight}}: value {row + 1}" if typed else f"{{sample_weight}}[{row}]"
         if col >= HEAD:
             return f"{{target}}: value {col - HEAD + 1}" if typed else f"{{target}}[{row}, {col - HEAD}]"
         return f"{{{('input_lengths', 'target_lengths')[col - 1]}}}[{row}]"
@@ -1353,9 +1356,10 @@ def _lengths(value: object, name: str, count: int, default: int) -> NDArray[np.f
 
 
 def read_sequences(y: object, p: object, input_lengths: object = None, target_lengths: object = None,
-                   time_major: bool = False) -> Batch:
+                   time_major: bool = False, sample_weight: object = None) -> Batch:
     """Array-likes from a Python caller: one sequence (labels [L], predictions [T, C]) or a batch (padded labels
-    [B, L], predictions [B, T, C], or [T, B, C] time-major, and the lengths; default: all of T, all of L)."""
+    [B, L], predictions [B, T, C], or [T, B, C] time-major, and the lengths; default: all of T, all of L); and a
+    weight per sequence."""
     ya, pa = to_array(y, "{target}"), to_array(p, "{pred}")
     if pa.ndim not in (2, 3) or ya.ndim != pa.ndim - 1:
         raise InputError("{pred}", f"one sequence is labels [L] and predictions [T, C], a batch labels [B, L] and "
@@ -1369,6 +1373,9 @@ def read_sequences(y: object, p: object, input_lengths: object = None, target_le
     il = _lengths(input_lengths, "input_lengths", pred.shape[0], pred.shape[1])
     tl = _lengths(target_lengths, "target_lengths", pred.shape[0], lab.shape[1])
     batch = sequences(lab, pred, il, tl, "", time_major)
+    if sample_weight is not None:
+        batch.w = _weights(to_array(sample_weight, "{sample_weight}").reshape(-1), pred.shape[0], "{sample_weight}",
+                           "sequence")
     if single:
         batch.shape = pa.shape
     return batch

@@ -11,7 +11,9 @@ so the steps run here on all sequences and states at once, frame by frame, in th
 
 The reductions are ctc_loss_impl's: sum, torch.sum of the losses; mean, each loss divided by its target length
 (at least 1) in the dtype, then torch.mean (the sum, then divided by B); autograd's g for the mean is (1/B)/length,
-each quotient rounded.
+each quotient rounded. Weighed by sequence, as PyTorch users weigh them, (ctc_loss(reduction="none") * w).mean() or
+.sum(): each loss times its weight in the dtype, torch.mean or torch.sum of the products, and g = (1/B)·w (or w),
+each product rounded (`weighed`).
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ from .losses.ctc import check_blank, unpack
 from .lowp import F32, libm_expf, libm_logf, summed
 
 TAKES = {"ctc": ("blank", "zero_infinity")}
-SUPPORTED = ("ctc (log-probabilities, with blank and zero_infinity; float32 and float64)",)
+WEIGHABLE = ("ctc",)  # (kernels._beyond: reproduced under sample weights too)
+SUPPORTED = ("ctc (log-probabilities, with blank, zero_infinity and sample weights; float32 and float64)",)
 DTYPES = ("float32", "float64")  # (the half dtypes PyTorch itself refuses: lowp.refused)
 Elementwise = Callable[[Array], Array]
 
@@ -226,6 +229,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     pred, t_len, l_len, lab = unpack(y, p)
     kind = p.dtype.type
     losses, grad = ctc(pred, lab, t_len, l_len, blank, bool(switches.get("zero_infinity")))
+    if weights is not None:
+        return weighed(losses, grad, weights, p.shape)
 
     def parts(shown: Array, d: Array) -> Parts:
         """The parts when each sequence's loss is shown divided by d (autograd's upstream gradient: 1/d, and for
@@ -247,3 +252,23 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             return parts(losses / dd, dd)
     out.divided = divided
     return out
+
+
+def weighed(losses: Array, grad: Callable[[Array], Array], weights: Array, shape: tuple[int, ...]) -> Parts:
+    """(ctc_loss(reduction="none") * w).mean() or .sum(), as PyTorch users weigh sequences (reduction="mean"'s
+    division by the target lengths takes no weights): each loss times its weight w in the dtype, the product
+    rounded; the value torch.mean's (torch.sum's) of the products; the gradient ctc_loss's backward of MulBackward's
+    upstream c·w, c = 1/n as MeanBackward divides (1 for the sum), the product rounded."""
+    kind = losses.dtype.type
+    w = np.asarray(weights, dtype=np.float64).astype(kind)
+    with np.errstate(all="ignore"):
+        products = losses * w
+
+    def value(n: float, total: Callable[[Any], Any]) -> float:
+        return float(total(None) if n == 1 else total(None) / kind(n))
+
+    def mean_grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            return grad((kind(1) / kind(n)) * w).reshape(shape)
+    return Parts(losses=products, grad=mean_grad(1), mean_grad=mean_grad,
+                 **summed(products, None, value, wide=kind is np.float64))

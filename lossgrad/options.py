@@ -210,7 +210,12 @@ def setup(loss: str, *, from_logits: object = False, reduction: object = "mean",
     if chosen[2] is not Labels.AUTO and the_loss.kind != "rows":
         raise OptionError("labels", f"applies to ce only, not to {the_loss.name}")
     logits = switch("from_logits", from_logits)
-    s = Setup(loss=the_loss, conv=_convention(the_loss, logits, convention, eps), from_logits=logits,
+    conv = _convention(the_loss, logits, convention, eps)
+    if sample_weight and the_loss.kind == "sequence":
+        # weighed by sequence, a mean is (ctc_loss(reduction="none") * w).mean(), as PyTorch users write it: the
+        # target-length mean of reduction="mean" takes no weights, so it is left out
+        conv = replace(conv, ctc_mean="n")
+    s = Setup(loss=the_loss, conv=conv, from_logits=logits,
               reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values,
               batchmean=batchmean, autocast=switch("autocast", autocast),
               jit=None if jit is None else switch("jit", jit))

@@ -56,19 +56,39 @@ def _lengths(kw: dict[str, Any], name: str, b: int) -> tuple[np.ndarray | None, 
     if text is None:
         return None, ""
     option = "{" + name + "}"
+    a, spec = _per_sequence(text, option, "length", b)
+    bad = ~(np.isfinite(a) & (a == np.floor(a)) & (a >= 0))
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise InputError(_at(option, spec, i), f"{float(a[i])!r} is not a length: a whole number, 0 or more")
+    return a, spec
+
+
+def _per_sequence(text: str, option: str, what: str, b: int) -> tuple[np.ndarray, str]:
+    """One number per sequence from a tensor file or typed, and the file it came from ("": typed)."""
     if is_tensor_file(text):
         t = open_tensor(text, option)
         a, spec = _whole(t).reshape(-1), t.spec
     else:
         a, spec = parse_inline(text, option).reshape(-1), ""
     if a.size != b:
-        raise InputError(option, f"{spec + ' ' if spec else ''}has {counted(a.size, 'length')} for the "
+        raise InputError(option, f"{spec + ' ' if spec else ''}has {counted(a.size, what)} for the "
                                  f"{counted(b, 'sequence')} of {{target}}; give one per sequence")
-    bad = ~(np.isfinite(a) & (a == np.floor(a)) & (a >= 0))
+    return a, spec
+
+
+def _weights(kw: dict[str, Any], b: int) -> np.ndarray | None:
+    """--sample-weight: a weight per sequence, from a tensor file [B] or typed, each finite and at least 0."""
+    text = kw.get("sample_weight")
+    if text is None:
+        return None
+    a, spec = _per_sequence(text, "{sample_weight}", "weight", b)
+    bad = ~(np.isfinite(a) & (a >= 0))
     if bad.any():
         i = int(np.argmax(bad))
-        raise InputError(_at(option, spec, i), f"{float(a[i])!r} is not a length: a whole number, 0 or more")
-    return a, spec
+        raise InputError(_at("{sample_weight}", spec, i), f"{float(a[i])!r} is not a sample weight: weights are "
+                                                         "finite and at least 0")
+    return a
 
 
 def _at(option: str, spec: str, i: int) -> str:
@@ -93,9 +113,6 @@ def _target_lengths(kw: dict[str, Any], labels: np.ndarray) -> tuple[np.ndarray,
 
 def read(kw: dict[str, Any], notes: list[str]) -> tuple[Batch, Tensor, Tensor]:
     """The batch of sequences the tensor files and lengths hold; errors name the file and the index."""
-    if kw.get("sample_weight") is not None:
-        raise InputError("{sample_weight}", "applies to batches of samples; a sequence loss counts its sequences "
-                                            "alike")
     pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
     for t in (pred, target):
         if 0 in t.shape:
@@ -115,6 +132,7 @@ def read(kw: dict[str, Any], notes: list[str]) -> tuple[Batch, Tensor, Tensor]:
     tl, tl_spec = _target_lengths(kw, labels)
     batch = sequences(labels, bt, np.full(bt.shape[0], float(bt.shape[1])) if il is None else il, tl, pred.spec,
                       time_major)
+    batch.w = _weights(kw, labels.shape[0])
     specs = {1: ("{input_lengths}", il_spec), 2: ("{target_lengths}", tl_spec)}
     c = bt.shape[2]
 
@@ -122,6 +140,8 @@ def read(kw: dict[str, Any], notes: list[str]) -> tuple[Batch, Tensor, Tensor]:
         if which == "pred":
             f, k = divmod(col, c)
             return f"{{pred}}: {pred.spec}[{', '.join(map(str, (f, row, k) if time_major else (row, f, k)))}]"
+        if which == "weight":
+            return f"{{sample_weight}}[{row}]"
         if col >= HEAD:
             return f"{{target}}: {target.spec}[{row}, {col - HEAD}]"
         return _at(*specs[col], row)
@@ -142,6 +162,7 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     notes: list[str] = []
     batch, pred, target = read(kw, notes)
     options: dict[str, Any] = {k: kw[k] for k in ("from_logits", "reduction", "convention", "eps") if k in kw}
+    options["sample_weight"] = batch.w is not None
     s = half_setup(name, choose_dtype(pred, given_dtype), {**options, **params},
                    notes if given_dtype is None else None)
     b = batch.p.shape[0]
@@ -176,7 +197,8 @@ def _write(r: Run, batch: Batch, kw: dict[str, Any]) -> None:
                 a = a.reshape(b, -1, c)
                 arrays[name] = a.transpose(1, 0, 2) if batch.shape == (a.shape[1], b, c) else a
     read = [(f"{t.option} {f}", f) for t in (r.pred, r.target) for f in t.files if f != "inline"]
-    read += [(f"{{{k}}} {f}", f) for k in ("input_lengths", "target_lengths") if is_tensor_file(kw.get(k))
+    read += [(f"{{{k}}} {f}", f) for k in ("input_lengths", "target_lengths", "sample_weight")
+             if is_tensor_file(kw.get(k))
              for f in open_tensor(kw[k], "{" + k + "}").files]
     spools = [tensor_out.Spool(name, a.shape, os.path.dirname(os.path.realpath(r.output))) for name, a in
               arrays.items()]
