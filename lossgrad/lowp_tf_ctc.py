@@ -13,7 +13,10 @@ states); the gradient e^(log softmax) − e^(class posteriors), 0 past a sequenc
 max, x − max, Exp over the whole tensor (lowp_tf's packets of 8 and glibc's scalar tail), a row sum (lowp_tf's
 reducer along the last axis, one element after another along a middle one), Log over the whole tensor, + max.
 Keras' loss wrapper then casts the losses to the dtype and reduces them there (lowp_tf's sum, divided by N in the
-dtype); the gradient is the upstream times the float32 gradient, cast to the dtype.
+dtype); the gradient is the upstream times the float32 gradient, cast to the dtype. Under sample weights (what
+model.fit(sample_weight=...) passes to the loss) both Kerases weigh each sequence's loss as any other loss's:
+`losses * sample_weight` in the dtype, reduced as without weights, each sequence's upstream Mul's c·w in the dtype
+(lowp_tf.weighed, lowp_tf.held_weights).
 """
 
 from __future__ import annotations
@@ -42,13 +45,13 @@ from .lowp_tf import (
     plog,
     row_sums,
     sub,
-    upstream,
 )
 
 # the loss whose kernels this module reproduces (kernels.MORE hands it here before lowp_tf_log) and the options it
 # takes
 TAKES = {"ctc": ("blank", "eps")}  # (eps: tf-keras' ε inside log(y + ε); Keras 3's ctc has none)
-SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: --blank, --eps)",)
+WEIGHABLE = ("ctc",)  # (kernels._beyond: reproduced under sample weights too)
+SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: --blank, --eps; sample weights)",)
 EPS = 1e-7  # tf_keras.backend.epsilon()
 # TensorFlow's stand-in for log 0 at the lattice's ends: log(1e−307) in float64, cast to float32
 LOG_0 = F32(np.log(np.float64(1e-307)))
@@ -218,28 +221,29 @@ def keras_labels(lab: Array, used: Array, kind: Kind) -> tuple[Array, list[str]]
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = True,
-            keras2: bool = False) -> Parts:
-    """The per-sequence losses (float32, stored in the dtype as Keras' wrapper converts them), the gradient of
-    their sum and of their mean over N (the upstream 1/N in the dtype, times the float32 gradient, cast to the
-    dtype), the softmax, and the reduced value (lowp_tf's). `labels`, `switches`, `batchmean` and `from_logits` are
-    taken as every backend takes them: ctc's labels and lengths are in the packed target rows, and Keras' ctc takes
-    logits."""
+            keras2: bool = False, weights: Array | None = None) -> Parts:
+    """The per-sequence losses (float32, stored in the dtype as Keras' wrapper converts them; under sample weights
+    times them), the gradient of their sum and of their mean over N (each sequence's upstream, 1/N in the dtype or
+    under weights Mul's c·w, times the float32 gradient, cast to the dtype), the softmax, and the reduced value
+    (lowp_tf's). `labels`, `switches`, `batchmean` and `from_logits` are taken as every backend takes them: ctc's
+    labels and lengths are in the packed target rows, and Keras' ctc takes logits."""
     kind = kind_of(half)
     blank = int((params or {}).get("blank") or 0)
     check_blank(y, blank)
+    w = None if weights is None else lowp_tf.held_weights(weights, kind, keras2)
     if keras2:
-        return batch_cost_parts(y, p, kind, blank, float((params or {}).get("eps") or EPS))
+        return batch_cost_parts(y, p, kind, blank, float((params or {}).get("eps") or EPS), w)
     pred, frames, lengths, lab = unpack(y, p)
     labels, notes = keras_labels(lab, np.arange(lab.shape[1])[None, :] < lengths[:, None], kind)
     with np.errstate(all="ignore"):
         losses, grad, soft = ctc(pred.astype(F32), labels, lengths, frames, blank)
-    stored = kind.rnd(losses)
 
-    def mean_grad(n: float) -> Array:
-        with np.errstate(all="ignore"):
-            return kind.rnd(mul(upstream(n, kind), grad)).reshape(p.shape)
-    return Parts(losses=stored, grad=mean_grad(1), prob=kind.rnd(soft).reshape(p.shape), mean_grad=mean_grad,
-                 **lowp_tf.reduced(stored, kind), warnings=notes)
+    def back(c: Array) -> Array:
+        g = mul(c[:, None, None], grad)
+        # (a blank other than 0: tf.nn.ctc_loss moves it first by concatenating slices of the logits, whose
+        # gradients AddN adds to the other slices' zeros, so a −0, as a weight of 0 gives, comes back +0)
+        return kind.rnd(add(g, F32(0)) if blank else g).reshape(p.shape)
+    return lowp_tf.weighed(kind.rnd(losses), back, kind, w, prob=kind.rnd(soft).reshape(p.shape), warnings=notes)
 
 
 
@@ -368,13 +372,13 @@ def ctc_op(a: Array, labels: Array, lengths: Array, frames: Array) -> tuple[Arra
 
 
 def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: int, eps: float,
-               kind: Kind = lowp_tf.FLOAT32) -> tuple[Array, Callable[[float], Array]]:
+               kind: Kind = lowp_tf.FLOAT32) -> tuple[Array, Callable[[Array], Array]]:
     """tf-keras' ctc_batch_cost of the probabilities y = e^x ([B, T, C], TensorFlow's Exp in the dtype): the
     classes put in order with the blank last, a = log(y transposed + ε) (Add and Log over [T, B, C], in the dtype),
     the CTCLoss op's losses (in float32: tf.nn.ctc_loss casts float16 and bfloat16 inputs to float32, and its
-    losses back), and for an upstream 1 or 1/N (in the dtype) the gradient with respect to y: the upstream times
-    the op's gradient in float32, cast to the dtype, times Eigen's reciprocal of y + ε in the dtype (Log's
-    gradient), back in the classes' order."""
+    losses back), and for each sequence's upstream c [B] (in the dtype: 1 or 1/N, under weights times the weight)
+    the gradient with respect to y: the upstream times the op's gradient in float32, cast to the dtype, times
+    Eigen's reciprocal of y + ε in the dtype (Log's gradient), back in the classes' order."""
     b, t_max, c = x.shape
     for i in range(b):  # (the op refuses these, as TensorFlow raises them)
         if lengths[i] == 0:
@@ -389,24 +393,20 @@ def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: in
     losses, dy = ctc_op(lowp_tf_log.log(shifted, kind), where[labels], lengths, frames)
     recip = lowp_tf_log.recip(shifted, kind)
 
-    def grad(n: float) -> Array:
-        g = kind.rnd(mul(kind.rnd(mul(upstream(n, kind), dy)), recip))
+    def grad(c: Array) -> Array:
+        g = kind.rnd(mul(kind.rnd(mul(c[None, :, None], dy)), recip))
         return np.transpose(g, (1, 0, 2))[:, :, where]
     return kind.rnd(losses), grad
 
 
-def batch_cost_parts(y: Array, p: Array, kind: Kind, blank: int, eps: float) -> Parts:
+def batch_cost_parts(y: Array, p: Array, kind: Kind, blank: int, eps: float, w: Array | None = None) -> Parts:
     """tf-keras' ctc_batch_cost on the probabilities e^x of the log-probabilities x given: the losses it returns
-    (in the dtype), the gradient with respect to those probabilities of their sum and of their mean (Keras' fit:
-    reduce_mean, its gradient 1/N in the dtype), and the reduced value (lowp_tf's sum, divided by N)."""
+    (in the dtype; under sample weights w, held as tf-keras holds them, times them), the gradient with respect to
+    those probabilities of their sum and of their mean (Keras' fit: compute_weighted_loss, its gradient 1/N in the
+    dtype, times each weight), and the reduced value (lowp_tf's sum, divided by N)."""
     pred, frames, lengths, lab = unpack(y, p)
     with np.errstate(all="ignore"):
         losses, grad = batch_cost(pred.astype(F32), lab, lengths, frames, blank, eps, kind)
-
-    def mean_grad(n: float) -> Array:
-        with np.errstate(all="ignore"):
-            return grad(n).reshape(p.shape)
-    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad,
-                 **lowp_tf.reduced(losses, kind))
+    return lowp_tf.weighed(losses, lambda c: grad(c).reshape(p.shape), kind, w)
 
 
