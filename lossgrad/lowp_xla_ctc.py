@@ -28,8 +28,10 @@ from .lowp_xla import (
     YNN_FROM,
     Rounder,
     batch_terms,
+    cotangent,
     dot_lanes,
     ftz,
+    held_weights,
     mean_value,
     paired,
     rounder,
@@ -289,7 +291,7 @@ def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int
 
 # the loss reproduced here, and the options it takes
 TAKES: dict[str, tuple[str, ...]] = {"ctc": ("blank",)}
-SUPPORTED = ("ctc (from logits: ctc_loss)",)
+SUPPORTED = ("ctc (from logits: ctc_loss; sample weights)",)
 # float32's gradient: the labels' dot, whose kernel (in order or four lanes) is not pinned down for every shape
 F32_GRADIENT = ("optax's ctc gradient in float32 may differ from JAX's in the last bits of some elements (the "
                 "kernel YNNPACK picks for the labels' dot, adding in order or in four lanes, is not pinned down for "
@@ -303,8 +305,6 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
         return "ctc on log-probabilities"
     extra = [k for k, v in params.items() if not (v is None or v is False or (np.ndim(v) == 0 and v == 0))
              and k not in TAKES["ctc"]]
-    if sample_weight:
-        extra.append("sample_weight")
     return f"ctc with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
@@ -313,7 +313,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """ctc's parts as JAX computes optax.ctc_loss on CPU: the float32 losses, the gradient with respect to the
     logits (in the dtype) of their sum, or of jnp.mean over n (1/n as JAX forms it), and jnp.mean and jnp.sum of
-    the float32 losses."""
+    the float32 losses. Under sample weights (`weights`, held in the dtype) as JAX users weigh them,
+    jnp.mean(loss · w): each float32 loss times its weight (JAX promotes the weight to float32), the product
+    stored, and each loss's cotangent (1/n)·w in float32."""
     pred, frames, lengths, lab = unpack(y, p)
     if lab.shape[1] == 0:
         raise NotReproduced("dtype", "optax's ctc_loss of label rows with no columns is not reproduced; give at "
@@ -323,9 +325,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         losses, grad = ctc_parts(x, lab, frames, lengths, int((params or {}).get("blank", 0)), half,
                                  switches.get("jit", True))
 
+    w = held_weights(weights, half, False)
+    if w is not None:
+        losses = ftz(losses * w)
+
     def mean_grad(n: float) -> Array:
         with np.errstate(all="ignore"):
-            return grad(upstream(n)).reshape(p.shape)
+            return grad(upstream(n) if w is None else cotangent(n, w, ftz)).reshape(p.shape)
     warnings = [F32_GRADIENT] if half is None else []
     if pred.shape[1] == 1:  # (the scan over one frame)
         warnings.append("XLA compiles optax's scan over a single frame without its loop, fused otherwise, which is "
