@@ -875,10 +875,17 @@ def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candi
     return [_head(ref)] + ["  " + s for s in lines]
 
 
+def _per_length_mean(q: Question, ref: Candidate) -> bool:
+    """Whether `ref`'s mean divides each sequence's loss by its target length (PyTorch's reduction='mean'; weighed by
+    sequence, its users' (loss * w).mean() divides by the batch size)."""
+    conv = conventions.CONVENTIONS[ref.convention]
+    return (LOSSES[q.loss].kind == "sequence" and ref.reduction == "mean" and conv.ctc_mean == "target-length"
+            and q.batch.w is None)
+
+
 def _per_length_grad(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]:
     """The gradient's side of _per_length: the user's is the framework's sum over the batch size."""
-    conv = conventions.CONVENTIONS[ref.convention]
-    if LOSSES[q.loss].kind != "sequence" or ref.reduction != "mean" or conv.ctc_mean != "target-length":
+    if not _per_length_mean(q, ref):
         return []
     total = next((c for c in pool if c.convention == ref.convention and c.reduction == "sum" and c.wrt == ref.wrt),
                  None)
@@ -893,8 +900,7 @@ def _per_length_grad(q: Question, ref: Candidate, pool: list[Candidate]) -> list
 def _per_length(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]:
     """A sequence loss whose framework's mean divides each sequence's loss by its target length first (PyTorch's
     ctc): said when the plain mean of that framework's losses is the user's."""
-    conv = conventions.CONVENTIONS[ref.convention]
-    if LOSSES[q.loss].kind != "sequence" or ref.reduction != "mean" or conv.ctc_mean != "target-length":
+    if not _per_length_mean(q, ref):
         return []
     per = next((c.losses for c in pool if c.convention == ref.convention and c.reduction == "none"
                 and c.wrt == ref.wrt and c.losses is not None), None)
