@@ -19,7 +19,7 @@ from .inputs import Batch
 from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
 from .losses.base import _g
-from .options import setup
+from .options import setup, weighed_convention
 from .reduction import leading_shape, split_rows
 from .render import distinct, grad_order, places, wrt_text
 
@@ -177,7 +177,7 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
     for name, res in results.items():
         if name == "exact":
             continue
-        conv = conventions.CONVENTIONS[name]
+        conv = weighed_convention(conventions.CONVENTIONS[name], LOSSES[loss], batch.w is not None)
         reasons = element_reasons(conv, loss, shaped_targets(loss, exact, p2.shape), p2, from_logits, exact.labels)
         diffs += differences(name, res, exact, reasons, shape) + divisors(name, res, exact, reduction)
     comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
@@ -841,7 +841,7 @@ def _true_reasons(q: Question, c: Candidate, idx: tuple, value: float, base: flo
     path = "probs" if c.wrt == "probs" else "direct"
     batch, logits, _ = _path_inputs(q, path)
     y2 = q.targets
-    conv = conventions.CONVENTIONS[c.convention]
+    conv = weighed_convention(conventions.CONVENTIONS[c.convention], LOSSES[q.loss], q.batch.w is not None)
     rel = abs(value - base) / abs(base) if base and np.isfinite(base) else float("inf")
     per_element = abs(ratio) / (c.n if c.reduction == "mean" else 1)
     for rule in element_reasons(conv, q.loss, y2, batch.p, logits, q.label_idx):
@@ -878,9 +878,8 @@ def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candi
 def _per_length_mean(q: Question, ref: Candidate) -> bool:
     """Whether `ref`'s mean divides each sequence's loss by its target length (PyTorch's reduction='mean'; weighed by
     sequence, its users' (loss * w).mean() divides by the batch size)."""
-    conv = conventions.CONVENTIONS[ref.convention]
-    return (LOSSES[q.loss].kind == "sequence" and ref.reduction == "mean" and conv.ctc_mean == "target-length"
-            and q.batch.w is None)
+    conv = weighed_convention(conventions.CONVENTIONS[ref.convention], LOSSES[q.loss], q.batch.w is not None)
+    return LOSSES[q.loss].kind == "sequence" and ref.reduction == "mean" and conv.ctc_mean == "target-length"
 
 
 def _per_length_grad(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]:

@@ -210,17 +210,20 @@ def setup(loss: str, *, from_logits: object = False, reduction: object = "mean",
     if chosen[2] is not Labels.AUTO and the_loss.kind != "rows":
         raise OptionError("labels", f"applies to ce only, not to {the_loss.name}")
     logits = switch("from_logits", from_logits)
-    conv = _convention(the_loss, logits, convention, eps)
-    if sample_weight and the_loss.kind == "sequence":
-        # weighed by sequence, a mean is (ctc_loss(reduction="none") * w).mean(), as PyTorch users write it: the
-        # target-length mean of reduction="mean" takes no weights, so it is left out
-        conv = replace(conv, ctc_mean="n")
+    conv = weighed_convention(_convention(the_loss, logits, convention, eps), the_loss, sample_weight)
     s = Setup(loss=the_loss, conv=conv, from_logits=logits,
               reduction=chosen[0], dtype=chosen[1], labels=chosen[2], sample_weight=sample_weight, params=values,
               batchmean=batchmean, autocast=switch("autocast", autocast),
               jit=None if jit is None else switch("jit", jit))
     _check_combinations(s)
     return s
+
+
+def weighed_convention(conv: Convention, loss: Loss, sample_weight: bool) -> Convention:
+    """The convention as it reduces `loss` under sample weights or without them: weighed by sequence, a mean is
+    (ctc_loss(reduction="none") * w).mean(), as PyTorch users write it; reduction="mean"'s division by the target
+    lengths takes no weights, so it is left out."""
+    return replace(conv, ctc_mean="n") if sample_weight and loss.kind == "sequence" else conv
 
 
 # what people type for a convention or a reduction, and the name lossgrad gives it

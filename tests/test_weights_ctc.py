@@ -186,6 +186,8 @@ def test_compare_and_check_take_the_weights(cli: Any, tmp_path: Path) -> None:
     c = cli("check", "ctc", *files, "--my-grad", mine, "--my-loss", repr(torch.value), "-f", "json")
     assert c.code == 0, c.err
     assert (c.json()["match"]["convention"], c.json()["match"]["reduction"]) == ("torch", "mean")
+    # (weighed, torch's mean is the plain mean of the weighted losses: no hint of reduction="mean"'s target lengths)
+    assert "target length" not in c.out
 
 
 # ---------------------------------------------------------------- live
