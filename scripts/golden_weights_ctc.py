@@ -222,7 +222,11 @@ def cases() -> list[tuple]:
            for conv, dtypes in DTYPES.items() for dtype in dtypes for reduction in REDUCTIONS
            for jit, blank in (((True, 0), (False, 2)) if conv == "optax" else ((None, 0), (None, 4)))]
     rng = np.random.default_rng(20261206)
-    return out + [random_case(rng) for _ in range(40)]
+    # optax under jit: weighted losses of up to 32 sequences summed one after another (their order shows in the
+    # last bit of some of these values)
+    order = [("optax", dtype, True, reduction, b, 7, 3, n, 0) for b, n in ((8, 1), (17, 4), (20, 2), (24, 3), (31, 1))
+             for dtype, reduction in (("float32", "mean"), ("bfloat16", "sum"))]
+    return out + [random_case(rng) for _ in range(40)] + order
 
 
 def hexed(a: Any) -> list[str] | str | None:

@@ -65,6 +65,18 @@ def test_the_records_hold_every_kind_of_weight() -> None:
                                                       ("tf-keras", "float16", None), ("optax", "bfloat16", False)}
 
 
+def test_weighted_values_under_jit_are_summed_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    # up to 32 weighted sequences under jit: JAX adds the weighted losses one after another; in the order of the
+    # fused final states' sum (unweighted ctc's under jit) some records' values are apart
+    from lossgrad import lowp_xla_ctc
+
+    golden = golden_script("golden_weights_ctc")
+    recs = [r for r in SMALL if r["case"][0] == "optax" and r["case"][2] and r["case"][3] != "none"]
+    monkeypatch.setattr(lowp_xla_ctc, "WEIGHED_IN_ORDER", 0)
+    apart = [not _same_value(golden.lossgrads(tuple(r["case"]), _inputs(r))["value"], r["value"]) for r in recs]
+    assert sum(apart) >= 2, apart
+
+
 @pytest.mark.parametrize("rec", LONG, ids=[_id(r) for r in LONG])
 def test_a_long_batch_evaluated_in_slices_is_the_frameworks(rec: dict) -> None:
     golden = golden_script("golden_weights_ctc")
