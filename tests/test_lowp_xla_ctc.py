@@ -186,3 +186,54 @@ def test_float32_says_its_gradient_may_differ_in_the_last_bits() -> None:
     r = lossgrad.ctc([[1, 2]], x, from_logits=True, convention="optax", dtype="float32")
     assert any("may differ from JAX's in the last bits" in w for w in r.warnings)
     assert not lossgrad.ctc([[1, 2]], x, from_logits=True, convention="optax", dtype="bfloat16").warnings
+
+
+HALF = json.loads((GOLDEN.parent / "ctc_half.json").read_text())["records"]
+
+
+def _half_golden():
+    """scripts/golden_ctc_half.py as a module (its inputs and digests are pure numpy)."""
+    if str(SCRIPTS) not in sys.path:
+        sys.path.insert(0, str(SCRIPTS))
+    import golden_ctc_half
+
+    return golden_ctc_half
+
+
+def _half_run(rec: dict) -> tuple[lossgrad.Result, str]:
+    """A record of tests/golden/ctc_half.json by lossgrad, and its inputs' digest."""
+    golden = _half_golden()
+    d = golden.inputs(rec["seed"], tuple(rec["case"]))
+    res = lossgrad.ctc(d["labels"], d["pred"], input_lengths=d["il"], target_lengths=d["tl"], from_logits=True,
+                       convention="optax", dtype=rec["case"][0], jit=rec["case"][1])
+    return res, golden.digest(*d.values())
+
+
+@pytest.mark.parametrize("rec", HALF, ids=["-".join(map(str, r["case"])) for r in HALF])
+def test_half_dtypes_from_4096_sequences_and_beyond_32_classes(rec: dict) -> None:
+    digest = _half_golden().digest
+    res, inputs = _half_run(rec)
+    assert inputs == rec["inputs"]
+    assert digest(np.asarray(res.losses, np.float64)) == rec["losses"]
+    assert digest(np.asarray(res.grad, np.float64)) == rec["grad"]
+    assert float(res.value).hex() == rec["value"]
+
+
+def test_the_half_records_are_apart_without_either(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before: every gradient of bfloat16 from 4,096 sequences was apart, the blank's two sums stored before their
+    sum; and every one beyond 32 classes, Σ−ct added in order."""
+    digest = _half_golden().digest
+    real = lowp_xla_ctc.scan
+    monkeypatch.setattr(lowp_xla_ctc, "scan", lambda *a, **k: real(*a[:6]))
+    apart = [digest(np.asarray(_half_run(r)[0].grad, np.float64)) != r["grad"] for r in HALF]
+    assert apart == [r["case"][0] == "bfloat16" and r["case"][2] >= 4096 for r in HALF]
+    monkeypatch.undo()
+
+    def in_order(x: np.ndarray, r: object) -> np.ndarray:
+        acc = x[:, 0]
+        for i in range(1, x.shape[1]):
+            acc = r(acc + x[:, i])  # type: ignore[operator]
+        return acc
+    monkeypatch.setattr(lowp_xla_ctc, "_rows_in_dtype", in_order)
+    apart = [digest(np.asarray(_half_run(r)[0].grad, np.float64)) != r["grad"] for r in HALF]
+    assert apart == [r["case"][4] > 32 for r in HALF]

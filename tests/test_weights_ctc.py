@@ -84,10 +84,12 @@ def test_a_long_batch_evaluated_in_slices_is_the_frameworks(rec: dict) -> None:
     out = golden.lossgrads(tuple(rec["case"]), _inputs(rec))
     assert golden.digest(out["losses"]) == rec["losses_digest"]
     assert _same_value(out["value"], rec["value"])
-    # (optax's gradient of a batch beyond a slice is not reproduced, weighed or not: some elements an ulp or two
-    # apart; its losses and value are JAX's)
-    if rec["case"][0] != "optax":
+    # (optax's float32 gradient: the labels' dot, not pinned down for every shape, as lossgrad warns; bfloat16's
+    # from 4,096 sequences is YNNPACK's sums of the blank, tests/test_lowp_xla_ctc.py)
+    if rec["case"][:2] != ["optax", "float32"]:
         assert golden.digest(out["grad"]) == rec["grad_digest"]
+    else:
+        assert any("optax's ctc gradient in float32 may differ" in w for w in out["warnings"])
 
 
 @pytest.mark.parametrize("conv", ["torch", "keras", "tf-keras", "optax"])
