@@ -221,7 +221,11 @@ def rsqrt(x: Array, kind: Kind) -> Array:
 
 
 def rsum(v: Array, kind: Kind) -> Array:
-    """reduce_sum over a sample's outputs in the dtype: float16 accumulates in float16, bfloat16 in float32."""
+    """reduce_sum over a sample's outputs in the dtype: float16 accumulates in float16, bfloat16 in float32 and
+    stores once; a row of one output is copied (TensorFlow drops an axis of one: −0 stays −0, where Eigen's sum
+    would start from +0; a float16 cosine of one output whose p² overflows is ±0 by the signs of y and p)."""
+    if v.shape[1] == 1:
+        return v[:, 0].copy()
     return kind.rnd(row_sums(v)) if kind.leaf == 128 else row_sums(v, kind=kind)
 
 

@@ -46,6 +46,7 @@ from .lowp_tf import (
     row_sums,
     sub,
 )
+from .lowp_tf_elem import rsum
 
 EPS = 1e-7  # keras.backend.epsilon()
 HUGE = F32(2.0 ** 100)
@@ -117,14 +118,6 @@ def sample_mean(x: Array, kind: Kind, half: Any, keras2: bool) -> tuple[Array, C
     losses = kind.rnd(div(sums, kind.rnd(k) if in_dtype else k))
     divisor = kind.rnd(k) if keras2 else k
     return losses, lambda c: kind.rnd(div(c, divisor))
-
-
-def rsum(x: Array, kind: Kind) -> Array:
-    """tf.reduce_sum along the rows in the dtype (bfloat16 summed in float32 and stored once; a row of one
-    copied, −0 kept)."""
-    if x.shape[1] == 1:
-        return x[:, 0].copy()
-    return kind.rnd(row_sums(x)) if kind.leaf == 128 else row_sums(x, kind=kind)
 
 
 def clip(p: Array, lo: F32, hi: F32) -> tuple[Array, Array]:

@@ -171,3 +171,65 @@ def test_live_tensorflow_matches_on_fresh_random_inputs(live_rng: np.random.Gene
                 for dtype in ("float32", "float16", "bfloat16"):
                     if np.isfinite(p.astype(np.float16)).all() and np.isfinite(y.astype(np.float16)).all():
                         check(golden_lowp_tf_elem.record(conv, loss, y, p, note, dtype, delta))
+
+
+ONE = json.loads((GOLDEN.parent / "tf_one_output.json").read_text())["records"]
+
+
+def _one_golden():  # type: ignore[no-untyped-def]
+    """scripts/golden_tf_one_output.py as a module (its inputs and digests are pure numpy)."""
+    from conftest import golden_script
+
+    return golden_script("golden_tf_one_output")
+
+
+def _one_run(rec: dict, reduction: str) -> tuple[lossgrad.Result, str]:
+    """A record of tests/golden/tf_one_output.json by lossgrad, and its inputs' digest."""
+    golden = _one_golden()
+    d = golden.inputs(rec["seed"], tuple(rec["case"]))
+    r = lossgrad.evaluate("cosine", d["y"], d["p"], sample_weight=d["w"] if d["w"].size else None,
+                          convention=rec["case"][0], dtype=rec["case"][1], reduction=reduction)
+    return r, golden.digest(*d.values())
+
+
+def _one_apart(rec: dict) -> list[str]:
+    digest = _one_golden().digest
+    r, inputs = _one_run(rec, "none")
+    assert inputs == rec["inputs"]
+    out = [] if digest(np.asarray(r.losses, np.float64)) == rec["losses"] else ["losses"]
+    for reduction in ("sum", "mean"):
+        r = _one_run(rec, reduction)[0]
+        out += [] if float(np.float32(r.value)).hex() == rec[reduction]["value"] else [f"{reduction} value"]
+        out += [] if digest(np.asarray(r.grad, np.float64)) == rec[reduction]["grad"] else [f"{reduction} grad"]
+    return out
+
+
+@pytest.mark.parametrize("rec", ONE, ids=["-".join(map(str, r["case"])) for r in ONE])
+def test_a_sample_of_one_output_keeps_tensorflows_signed_zeros(rec: dict) -> None:
+    """TensorFlow copies a reduction over an axis of one: a cosine whose p² overflows is ±0 by the signs of y and
+    p, and lossgrad's losses, values and gradients are TensorFlow's bits."""
+    assert _one_apart(rec) == []
+
+
+def test_the_one_output_records_are_apart_when_the_sum_starts_from_zero(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before, lossgrad summed a row of one from +0, so every such loss was −0: each record with a loss of +0 (the
+    18 but the 5 single samples of ±1 or −0) was apart in its losses."""
+    monkeypatch.setattr(lowp_tf_elem, "rsum", lambda v, kind: kind.rnd(lowp_tf.row_sums(v)) if kind.leaf == 128
+                        else lowp_tf.row_sums(v, kind=kind))
+    apart = ["losses" in _one_apart(rec) for rec in ONE]
+    assert apart == [rec["zeros"] > rec["negative_zeros"] for rec in ONE]
+    assert sum(apart) == 13
+
+
+@pytest.mark.frameworks
+def test_live_one_output_cosine_matches_tensorflow(live_rng: np.random.Generator) -> None:
+    from conftest import golden_script
+
+    golden = golden_script("golden_tf_one_output", "tensorflow")
+    digest = golden.digest
+    for case in golden.CASES[::2]:
+        d = golden.inputs(int(live_rng.integers(1 << 30)), case)
+        got = golden.keras_run(case, d)
+        r = lossgrad.evaluate("cosine", d["y"], d["p"], sample_weight=d["w"] if d["w"].size else None,
+                              convention=case[0], dtype=case[1], reduction="none")
+        assert digest(np.asarray(r.losses, np.float64)) == digest(got["losses"]), case
