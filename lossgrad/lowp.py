@@ -68,6 +68,14 @@ def in_blocks(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
     return blocked
 
 
+def one_hot(labels: Array, classes: int) -> Array:
+    """The float32 one-hot rows of class indexes: a sparse loss's dense form (Keras'), or the rows a user smooths
+    (optax's jax.nn.one_hot)."""
+    rows = np.zeros((labels.size, classes), dtype=F32)
+    rows[np.arange(labels.size), np.asarray(labels).reshape(-1).astype(np.intp)] = 1
+    return rows
+
+
 def fma(a: Any, b: Any, c: Any) -> Array:
     """a·b + c rounded once to float32, as an FMA instruction gives it (fma_block's), over about CACHE_BLOCK
     elements at a time, leading rows of the broadcast shape: over whole arrays its float64 temporaries are trips

@@ -22,7 +22,7 @@ from .errors import DomainError
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Place, joined
-from .lowp import Rounder, libm_logf, rounder
+from .lowp import Rounder, libm_logf, one_hot, rounder
 
 F32 = np.float32
 PACKET = 8  # floats in an AVX register
@@ -434,13 +434,6 @@ def smoothed(y: Array, s: float, classes: int | None, kind: Kind, keras2: bool) 
     else:
         a, b = held(1.0 - s), held(0.5 * s) if c is None else r(div(held(s), c))
     return r(add(r(mul(y, a)), b))
-
-
-def one_hot(labels: Array, classes: int) -> Array:
-    """The float32 one-hot rows of class indexes (Keras' sparse losses as their dense form)."""
-    rows = np.zeros((labels.size, classes), dtype=F32)
-    rows[np.arange(labels.size), labels] = 1
-    return rows
 
 
 def reduced(losses: Array, kind: Any) -> dict[str, Any]:

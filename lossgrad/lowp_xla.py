@@ -29,7 +29,7 @@ from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
-from .lowp import fma
+from .lowp import fma, one_hot
 from .lowp_ynn import ynn_log
 
 F32 = np.float32
@@ -1096,13 +1096,6 @@ def smoothed_targets(loss: str, y: Array, labels: Array | None, shape: tuple[int
         raise _not_reproduced("softmax_cross_entropy of smoothed one-hot rows under sample weights under jit")
     rows = y if labels is None else one_hot(labels, shape[1])
     return smooth_labels(rounder(half)(rows), s, half), None, labels is not None
-
-
-def one_hot(labels: Array, classes: int) -> Array:
-    """jax.nn.one_hot(labels, classes) in float32."""
-    rows = np.zeros((labels.size, classes), dtype=F32)
-    rows[np.arange(labels.size), labels.reshape(-1).astype(np.intp)] = 1
-    return rows
 
 
 def smooth_labels(y: Array, s: float, half: Any) -> Array:
