@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from .cpu import using
 from .errors import DomainError, NotReproduced, OptionError, fill
 from .evaluation import SLICE_ROWS, Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
@@ -219,7 +220,7 @@ def _scaled(a: np.ndarray | None, divisor: int | float) -> np.ndarray | None:
     return a if a is None or divisor == 1 else a / _divisor(a, divisor)
 
 
-def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: Any) -> Result:
+def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, cpu: str | None = None, **options: Any) -> Result:
     """The loss `loss` of predictions `p` against targets `y`, with its gradient.
 
     Options: from_logits, reduction ('mean', 'sum', 'none'), convention ('exact', 'keras', 'tf-keras', 'torch',
@@ -227,8 +228,14 @@ def evaluate(loss: str, y: Any, p: Any, sample_weight: Any = None, **options: An
     the loss's own parameters (see lossgrad.LOSSES[loss].params) and extra inputs (LOSSES[loss].inputs:
     gaussian-nll's var=; their gradients are Result.grads[name]); `sample_weight`: one weight per sample, reduced as
     the convention does; autocast=True with a half dtype: the predictions are a mixed-precision model's, the loss
-    runs under the convention's policy (lossgrad.autocast). Bad arguments raise OptionError or InputError (both
-    ValueErrors)."""
+    runs under the convention's policy (lossgrad.autocast); `cpu`: 'avx512' or 'avx2', the processor whose
+    framework kernels are reproduced (default: this machine's, lossgrad.cpu). Bad arguments raise OptionError or
+    InputError (both ValueErrors)."""
+    with using(cpu):
+        return _evaluate(loss, y, p, sample_weight, **options)
+
+
+def _evaluate(loss: str, y: Any, p: Any, sample_weight: Any, **options: Any) -> Result:
     if LOSSES.get(loss) is not None and LOSSES[loss].kind == "sequence":
         return ctc(y, p, sample_weight=sample_weight, **options)
     names = {i.name for i in LOSSES[loss].inputs} if loss in LOSSES else set()
@@ -475,16 +482,22 @@ def finish(part: Partial) -> float:
 
 def ctc(y: Any, p: Any, *, input_lengths: Any = None, target_lengths: Any = None, time_major: bool = False,
         from_logits: bool = False, reduction: str = "mean", convention: str = "exact", dtype: str = "float64",
-        sample_weight: Any = None, **kw: Any) -> Result:
+        sample_weight: Any = None, cpu: str | None = None, **kw: Any) -> Result:
     """CTC of label sequences `y` given predictions `p` (log-probabilities, or logits with from_logits=True): one
     sequence as labels [L] and predictions [T, C], or a batch as padded labels [B, L], predictions [B, T, C] ([T, B,
     C] with time_major=True, as PyTorch lays them out) and each sequence's input and target lengths (default: all
     of T and L). Also blank (default 0) and zero_infinity; sample_weight, one weight per sequence, reduced as the
-    convention weighs sequences. Returns a Result: one loss per sequence, and grad (and prob, grad_logits) in the
-    predictions' shape."""
-    s = make_setup("ctc", from_logits=from_logits, reduction=reduction, convention=convention, dtype=dtype,
-                   sample_weight=sample_weight is not None, **kw)
-    batch = read_sequences(y, p, input_lengths, target_lengths, switch("time_major", time_major), sample_weight)
+    convention weighs sequences; cpu, as evaluate's. Returns a Result: one loss per sequence, and grad (and prob,
+    grad_logits) in the predictions' shape."""
+    with using(cpu):
+        return _ctc(y, p, input_lengths, target_lengths, switch("time_major", time_major), sample_weight,
+                    from_logits=from_logits, reduction=reduction, convention=convention, dtype=dtype, **kw)
+
+
+def _ctc(y: Any, p: Any, input_lengths: Any, target_lengths: Any, time_major: bool, sample_weight: Any,
+         **kw: Any) -> Result:
+    s = make_setup("ctc", sample_weight=sample_weight is not None, **kw)
+    batch = read_sequences(y, p, input_lengths, target_lengths, time_major, sample_weight)
     r = run(s, batch)
     r.warnings = [fill(w) for w in r.warnings]
     packed = batch.shape if len(batch.shape) == 2 else (batch.p.shape[0], -1, batch.shape[-1])  # [B, T, C]

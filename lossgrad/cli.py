@@ -69,7 +69,10 @@ def _params(losses: Any, inputs: bool = True) -> dict[str, Opt]:
 def _command(run: Any, name: str, options: dict[str, Opt], argument: Any = None) -> Any:
     """A command calling `run(**values)`, with the signature Typer reads: `argument` (LOSS), then `options`."""
     def command(**kw: Any) -> Any:
-        return run(**kw)
+        from . import cpu
+
+        with cpu.using(kw.pop("cpu", None)):
+            return run(**kw)
 
     params = [] if argument is None else [inspect.Parameter("loss", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                                             annotation=argument)]
@@ -96,8 +99,8 @@ def _register() -> None:
     every_param = _params(LOSSES.values())
     options = {
         "losses": {"format": option("-f", "--format", help="table or json [default: table].")},
-        "compare": {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction", "jit")} | every_param,
-        "check": {k: OPTIONS[k] for k in (*INPUTS, "jit")} | CHECK_OPTIONS | every_param,
+        "compare": {k: v for k, v in OPTIONS.items() if k in (*INPUTS, "reduction", "jit", "cpu")} | every_param,
+        "check": {k: OPTIONS[k] for k in (*INPUTS, "jit", "cpu")} | CHECK_OPTIONS | every_param,
         "plot": {k: OPTIONS[k] for k in ("from_logits", "eps", "dtype")} | PLOT_OPTIONS | _params(LOSSES.values(),
                                                                                                    False),
     }

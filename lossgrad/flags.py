@@ -71,6 +71,9 @@ OPTIONS: dict[str, Opt] = {
     "time_major": option("--time-major/--batch-first", kind=bool | None, help="ctc on tensor files: predictions "
                           "[T, B, C] (PyTorch's) or [B, T, C] [default: the axis of the labels' B rows; T = B: "
                           "[T, B, C]]."),
+    "cpu": option("--cpu", help="The processor whose framework kernels are reproduced: avx512 or avx2 (their "
+                   "float32 sums split into 16 or 8 lanes) [default: this machine's, or $LOSSGRAD_CPU].",
+                   choices="avx512|avx2"),
     "jit": option("--jit/--no-jit", kind=bool | None, help="optax in float32/float16/bfloat16: JAX's results "
                    "under jax.jit, or op by op (they differ where XLA fuses) [default: jit]."),
 }

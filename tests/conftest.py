@@ -6,6 +6,10 @@ from pathlib import Path
 
 import pytest
 
+# the golden files hold the kernels of a processor with AVX-512 (each records its capability): the tests reproduce
+# that one on any machine, the CLI in subprocesses too; a test of another capability says so (--cpu, cpu=)
+os.environ["LOSSGRAD_CPU"] = "avx512"
+
 ROOT = Path(__file__).resolve().parent.parent
 DATA = Path(__file__).resolve().parent / "data"
 SAMPLES = ROOT / "samples"

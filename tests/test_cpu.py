@@ -1,0 +1,56 @@
+"""The processor whose kernels are reproduced: this machine's by default, --cpu, cpu= or LOSSGRAD_CPU otherwise."""
+
+import numpy as np
+import pytest
+
+from conftest import assert_usage_error
+from lossgrad import api, cpu
+
+
+def test_detected_reads_the_flags_pytorch_asks_for(tmp_path, monkeypatch):
+    info = tmp_path / "cpuinfo"
+    real_open = open
+
+    def fake_open(path, *a, **k):
+        return real_open(info if path == "/proc/cpuinfo" else path, *a, **k)
+
+    for flags, want in (("fpu avx2 fma avx512f avx512dq avx512bw avx512vl", "avx512"),
+                        ("fpu avx2 fma avx512f", "avx2"),  # (AVX-512F alone: PyTorch runs its AVX2 kernels)
+                        ("fpu avx2 fma", "avx2")):
+        info.write_text(f"processor\t: 0\nflags\t\t: {flags}\n")
+        cpu.detected.cache_clear()
+        monkeypatch.setattr("builtins.open", fake_open)
+        try:
+            assert cpu.detected() == want
+        finally:
+            monkeypatch.undo()
+            cpu.detected.cache_clear()
+
+
+def test_chosen_over_environment_over_machine(monkeypatch):
+    monkeypatch.delenv(cpu.ENV, raising=False)
+    assert cpu.selected() == cpu.detected()
+    monkeypatch.setenv(cpu.ENV, "AVX2")
+    assert cpu.selected() == "avx2"
+    with cpu.using("avx512"):
+        assert cpu.selected() == "avx512"
+    assert cpu.selected() == "avx2"
+
+
+def test_unknown_capability_is_an_option_error(cli, monkeypatch):
+    assert_usage_error(cli("mse", "-y", "1", "-p", "2", "--cpu", "sse4"), "--cpu", "avx512 or avx2", "'sse4'")
+    assert_usage_error(cli("mse", "-y", "1", "-p", "2", env={"LOSSGRAD_CPU": "neon"}), "LOSSGRAD_CPU", "'neon'")
+    with pytest.raises(ValueError, match="avx512 or avx2"):
+        api.evaluate("mse", [1.0], [2.0], cpu="avx")
+
+
+def test_the_option_reaches_every_command(cli):
+    for args in (("ce", "--from-logits", "-y", "1", "-p", "1,0,0", "-c", "torch", "--dtype", "float32"),
+                 ("compare", "ce", "--from-logits", "-y", "1", "-p", "1,0,0", "--dtype", "float32"),
+                 ("check", "ce", "--from-logits", "-y", "1", "-p", "1,0,0", "--dtype", "float32", "--my-grad",
+                  "0.576,-0.788,0.212")):
+        for name in cpu.CAPABILITIES:
+            r = cli(*args, "--cpu", name)
+            assert r.code in (0, 1) and "error" not in r.err, (args, name, r.err)
+    assert np.isfinite(api.ce([1], [[1.0, 0.0, 0.0]], from_logits=True, convention="torch", dtype="float32",
+                              cpu="avx2").value)
