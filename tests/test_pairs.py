@@ -332,3 +332,17 @@ def test_api_names_the_input_in_errors():
         lossgrad.triplet([[1.0, 2.0]], [[0.0, 1.0]], negative=9.0)
     with pytest.raises(lossgrad.InputError, match=r"negative: has shape \[1, 1, 2\] but p has 1 row of 2"):
         lossgrad.triplet([[1.0, 2.0]], [[0.0, 1.0]], negative=[[[1.0, 2.0]]])
+
+
+@pytest.mark.parametrize("q", [0.5, 1.0, 1.5, 3.0])
+def test_triplet_exact_takes_the_subgradient_0_where_a_difference_is_0(q):
+    # anchor (0, 0), positive (1, 0), negative (0.5, 0): the second coordinates are equal, so each distance is its
+    # first coordinate's, 1 and 0.5 for any q, and the loss 1 − 0.5 + 1 = 1.5 (by hand). The first coordinate's
+    # derivatives are ±1 (sign of the difference); the second's is 0, where |x|^q has none for q ≤ 1: PyTorch's
+    # norm backward takes 0 there, and so does exact (it raised in its cancellation path before)
+    r = lossgrad.triplet([[1.0, 0.0]], [[0.0, 0.0]], negative=[[0.5, 0.0]], norm_degree=q)
+    assert r.value == pytest.approx(1.5, rel=1e-15)
+    assert r.grad.tolist() == [[0.0, 0.0]]
+    np.testing.assert_allclose(r.grads["target"], [[1.0, 0.0]], rtol=1e-15)
+    np.testing.assert_allclose(r.grads["negative"], [[-1.0, 0.0]], rtol=1e-15)
+    assert run("triplet", "-p", "0,0", "-y", "1,0", "--negative", "0.5,0", "--norm-degree", q).code == 0

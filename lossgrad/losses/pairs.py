@@ -181,7 +181,8 @@ NEGATIVE = Input("negative", "The negatives: one row per sample, as far from the
 
 
 def _norm_grad(x: Array, d: Array, q: float) -> Array:
-    """∂‖x‖_q/∂x = sign(x)|x|^(q−1)/‖x‖^(q−1), taken as 0 where ‖x‖ = 0."""
+    """∂‖x‖_q/∂x = sign(x)|x|^(q−1)/‖x‖^(q−1), taken as 0 where ‖x‖ = 0 and, for q ≤ 1, where x = 0 (|x|^q has
+    no derivative there; 0 is the subgradient PyTorch's norm backward takes)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         if q == 2:
             g = x / d[:, None]
@@ -189,7 +190,7 @@ def _norm_grad(x: Array, d: Array, q: float) -> Array:
             g = np.sign(x)
         else:
             g = np.sign(x) * np.abs(x) ** (q - 1) / (d ** (q - 1))[:, None]
-    return np.where(d[:, None] > 0, g, 0)
+    return np.where((d[:, None] > 0) & (x != 0), g, 0)
 
 
 def _norm(x: Array, q: float) -> Array:
@@ -223,6 +224,8 @@ def _grad_diff_dec(x1: list[float], v1: list[float], x2: list[float], v2: list[f
             return Decimal(0)
         norm = s.sqrt() if q == 2 else (s.ln() / Decimal(q)).exp()
         e = d[j]
+        if e == 0:  # (the subgradient 0, as _norm_grad takes it)
+            return Decimal(0)
         return (e / norm if q == 2 else (1 if e > 0 else -1 if e < 0 else 0) * abs(e) ** Decimal(q - 1)
                 / norm ** Decimal(q - 1))
 
