@@ -429,35 +429,66 @@ def candidates(q: Question, options: dict | None = None, names=None) -> list[Can
     return out
 
 
-def rounding_band(q: Question, match: Candidate) -> list[str]:
-    """How far each gradient the user gave is from the match and from the float64 truth, in ulps of the half
-    dtype."""
-    held = _held(q.batch, q.dtype, q.autocast)
-    path = "probs" if match.wrt == "probs" else "direct"
-    batch, logits, params = _with_options(q, *_path_inputs(replace(q, batch=held), path), match.options)
-    truth = run(setup(q.loss, from_logits=logits, reduction=match.reduction, labels=q.labels,
-                      sample_weight=batch.w is not None, **params), batch)
-    grad = truth.grad_logits if match.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
-    over = ""
-    if match.reduction == "mean" and truth.n != match.n and match.n:  # (the match's mean divides by another N)
-        grad, over = grad * (truth.n / match.n), f" over N = {_n(match.n)} as {match.convention} divides"
-        truth.grads = {k: v * (truth.n / match.n) for k, v in truth.grads.items()}
-    whole = replace(match, grad=grad, grads=truth.grads)
+def rounding_band(q: Question, match: Candidate | None, best: Candidate) -> list[str]:
+    """Whether the user's gradients differ from the float64 truth by rounding or by more, in ulps of the half
+    dtype: within the match's rounding; or, with no match, within a few ulp of the truth (rounding of another
+    order) or beyond any rounding of the dtype (a formula). Options check solved for are said, and how far the
+    numbers are without them."""
+    c = match or best
+    truth, over = _truth_grads(q, c)
     under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"
-    if _jit(match.convention, q.dtype, True):  # (JAX's numbers depend on the mode: say which)
+    if _jit(c.convention, q.dtype, True):  # (JAX's numbers depend on the mode: say which)
         under += " op by op" if q.jit is False else " under jax.jit"
+    given = f"with {_options_text(c.options)[len('your numbers need '):]}, " if c.options else ""
+    plain = _plain(q, c) if c.options else None
     lines = []
     for part in _parts(q):
-        theirs, exact = part.theirs(match), part.theirs(whole)
+        theirs, exact = part.theirs(c), part.theirs(truth)
         if theirs is None or exact is None:
             continue
         near = lowp.ulps(part.mine, theirs, q.dtype).max()
         off = lowp.ulps(part.mine, exact, q.dtype).max()
-        within = "exactly" if near == 0 else f"to within {int(np.ceil(near))} ulp"
-        lines.append(f"{part.what} matches {match.convention} {under} {within}; it is {off:.2g} ulp of {q.dtype} "
-                     f"from the float64 truth{over} at most: " + ("the difference from float64 is rounding, not a "
-                                                                  "formula" if off <= BAND else "more than rounding"))
+        truth_is = f"{off:.2g} ulp of {q.dtype} from the float64 truth{over} at most"
+        if match is None and off > BAND:
+            lines.append(f"{given}{part.what} is {truth_is} ({near:.2g} from {c.convention}'s {under}, the nearest): "
+                         f"larger than any rounding of {q.dtype} could explain, so a formula differs")
+        elif match is None:
+            lines.append(f"{given}{part.what} matches no convention's rounding {under}, but it is {truth_is}: the "
+                         f"difference is rounding done in another order, not a formula")
+        else:
+            within = "exactly" if near == 0 else f"to within {int(np.ceil(near))} ulp"
+            lines.append(f"{given}{part.what} matches {c.convention} {under} {within}; it is {truth_is}: " + (
+                ("beyond that, " if c.options else "") + "the difference from float64 is rounding, not a formula"
+                if off <= BAND else "more than rounding"))
+        mine_plain = None if plain is None else part.theirs(plain)
+        if mine_plain is not None:
+            far = lowp.ulps(part.mine, mine_plain, q.dtype).max()
+            lines.append(f"without {'them' if len(c.options) > 1 else 'it'}, {part.what} is {far:.3g} ulp of "
+                         f"{q.dtype} from {c.convention}'s at most: " + ("larger than any rounding of "
+                         f"{q.dtype} could explain" if far > BAND else "within rounding"))
     return lines
+
+
+def _truth_grads(q: Question, c: Candidate) -> tuple[Candidate, str]:
+    """The float64 truth of `c`'s reduction and options for the inputs as held in the dtype, as a Candidate of
+    `c`'s shape (its mean over c's N), and how that N is said where it is not the truth's."""
+    held = _held(q.batch, q.dtype, q.autocast)
+    path = "probs" if c.wrt == "probs" else "direct"
+    batch, logits, params = _with_options(q, *_path_inputs(replace(q, batch=held), path), c.options)
+    truth = run(setup(q.loss, from_logits=logits, reduction=c.reduction, labels=q.labels,
+                      sample_weight=batch.w is not None, **params), batch)
+    grad = truth.grad_logits if c.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
+    over = ""
+    if c.reduction == "mean" and truth.n != c.n and c.n:  # (c's mean divides by another N)
+        grad, over = grad * (truth.n / c.n), f" over N = {_n(c.n)} as {c.convention} divides"
+        truth.grads = {k: v * (truth.n / c.n) for k, v in truth.grads.items()}
+    return replace(c, grad=grad, grads=truth.grads), over
+
+
+def _plain(q: Question, c: Candidate) -> Candidate | None:
+    """`c` without the options check solved for (None where the convention has them only as options)."""
+    plain = _evaluate(q, "probs" if c.wrt == "probs" and q.from_logits else "direct", c.convention, c.reduction, {})
+    return next((p for p in plain if p.wrt == c.wrt), None)
 
 
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
@@ -546,8 +577,8 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
         diag.also = diag.also[:6]
     diag.findings = micro_findings(q, best, cands) + _findings(
         q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
-    if match is not None and grads and dtype in HALF:
-        diag.findings[:0] = rounding_band(q, match)
+    if grads and dtype in HALF:
+        diag.findings[:0] = rounding_band(q, match, best)
     diag.findings += _left_out(q, cands)
     if match is None and loss in ("bce", "ce") and not from_logits:
         act = "sigmoid" if loss == "bce" else "softmax"
@@ -638,12 +669,10 @@ def _option_value(v) -> str:
 
 
 def _without(q: Question, best: Candidate) -> str:
-    plain = _evaluate(q, "probs" if best.wrt == "probs" and q.from_logits else "direct", best.convention,
-                      best.reduction, {})
-    plain = [c for c in plain if c.wrt == best.wrt]
-    if not plain:
+    plain = _plain(q, best)
+    if plain is None:
         return f"{best.convention} has them only as options"
-    return (f"without it {best.convention}'s numbers are off by up to {plain[0].residual:.3g} times what your "
+    return (f"without it {best.convention}'s numbers are off by up to {plain.residual:.3g} times what your "
             "digits allow")
 
 

@@ -190,3 +190,29 @@ def test_a_half_dtype_match_that_needs_a_sample_weight_gets_its_rounding_band():
     j = r.json()
     assert j["match"]["options"] == {"sample_weight": [0.5]}
     assert any("matches exact in float16" in f and "rounding, not a formula" in f for f in j["findings"])
+    # the weight is said with the band, and how far the numbers are without it: 0.2 against 0.4 (−0.4's float16
+    # ulp is 2^-12, so 0.2 away is 819.2 ulp; by hand), more than any rounding
+    band = next(f for f in j["findings"] if "rounding, not a formula" in f)
+    assert band.startswith("with --sample-weight = 0.5, which you did not pass, your gradient matches exact")
+    assert "without it, your gradient is 819 ulp of float16 from exact's at most: larger than any rounding" in \
+        j["findings"][j["findings"].index(band) + 1]
+
+
+def test_a_half_dtype_gradient_no_convention_rounds_to_is_said_to_be_beyond_rounding():
+    # ce from logits z = (1, 2, 3), label 0, in bfloat16: the truth's gradient at class 2 is softmax(z)₂ =
+    # e²/(1 + e + e²) = 0.66524 (by hand); 0.75 is 0.0848 from it, 21.7 ulp of bfloat16 (2^-8 in [0.5, 1)), more
+    # than the band of 16 any rounding stays within
+    far = lossgrad("check", "ce", "--from-logits", "--dtype", "bfloat16", "-y", "0", "-p", "1,2,3",
+                   "--my-grad=-0.91015625,0.2451171875,0.75", "-f", "json")
+    assert far.code == 1 and far.json()["match"] is None
+    first = far.json()["findings"][0]
+    assert first.startswith("your gradient is 22 ulp of bfloat16 from the float64 truth at most")
+    assert first.endswith("larger than any rounding of bfloat16 could explain, so a formula differs")
+    # 0.65625, three steps of 2^-8 below exact's 0.6640625 at class 2 (the truth rounded once), beyond the ulp
+    # check allows a match: 2.3 ulp of the truth, so rounding, of an order no convention has
+    near = lossgrad("check", "ce", "--from-logits", "--dtype", "bfloat16", "-y", "0", "-p", "1,2,3",
+                    "--my-grad=-0.91015625,0.2451171875,0.65625", "-f", "json")
+    assert near.json()["match"] is None
+    assert near.json()["findings"][0] == ("your gradient matches no convention's rounding in bfloat16, but it is 2.3 "
+                                          "ulp of bfloat16 from the float64 truth at most: the difference is "
+                                          "rounding done in another order, not a formula")
