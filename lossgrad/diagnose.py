@@ -519,9 +519,11 @@ def _score(q: Question, c: Candidate) -> Candidate:
 
 def _rank(c: Candidate):
     # the closest first; among ties, no solved options before some, the plain mathematics before a framework,
-    # the mean before sum and none
+    # the mean before sum and none, the inputs as given before the probabilities behind given logits (whose
+    # residuals differ from theirs only by the last bits of exp and log, which differ between machines)
     magnitude = -1 if c.residual <= 0.1 else (0 if c.residual <= 1 else np.log10(c.residual))
-    return magnitude, len(c.options), ORDER.index(c.convention), (*REDUCTIONS, "micro").index(c.reduction), c.residual
+    return (magnitude, len(c.options), ORDER.index(c.convention), (*REDUCTIONS, "micro").index(c.reduction),
+            c.wrt == "probs", c.residual)
 
 
 def _key(c: Candidate) -> tuple:
