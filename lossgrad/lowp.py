@@ -18,16 +18,19 @@ from typing import Any, Protocol, cast
 
 import numpy as np
 
-from . import mkl
+from . import cpu, mkl
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined, Place
 
 F32 = np.float32
-# the SIMD widths the sums follow under torch.backends.cpu.get_cpu_capability() "AVX512": log_softmax's row sums
-# run in registers of 16 floats, torch.sum (SumKernel) in registers of 8 (AVX2 width) all the same; under "AVX2"
-# both are 8
-LANES = 16
+# the float32 lanes of a vector register, Vectorized<float>::size(), under each capability PyTorch dispatches its
+# kernels to (cpu.selected(); a float16 or bfloat16 register holds twice as many): log_softmax's row sums run in
+# them, and cpu_kernel_vec's loops take two registers at a time before their scalar remainder. Only the kernels
+# registered with ALSO_REGISTER_AVX512_DISPATCH have an AVX-512 build (softmax's, sigmoid's, pow's); DispatchStub
+# gives a processor with AVX-512 the AVX2 build of the others (REGISTER_DISPATCH alone): torch.sum's (SUM_LANES),
+# the norm's, huber's and smooth_l1's backward (scalar_tail) run in AVX2's registers on either
+LANES = {"avx512": 16, "avx2": 8}
 # TensorIterator splits an operation over more than GRAIN elements among the intra-op threads (at::parallel_for):
 # THREADS, the cores of the machine the golden files record
 GRAIN = 32768
@@ -52,6 +55,18 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
 # the core's cache, where over whole arrays each is a trip to memory (expf, logf, log1pf over 4 million floats: about
 # half the time of whole arrays, benchmarks/kernels.py)
 CACHE_BLOCK = 1 << 16
+
+
+def lanes() -> int:
+    """The float32 lanes of a register of the capability whose kernels are reproduced: a kernel reads it once, as
+    it starts on a batch (a gradient formed later uses the value read then)."""
+    return LANES[cpu.selected()]
+
+
+def register(half: Any, capability: str | None = None) -> int:
+    """The elements of a vector register of `capability` (None: the one reproduced, as `lanes`): its float32 lanes,
+    or twice as many of a `half` dtype (None: float32)."""
+    return (lanes() if capability is None else LANES[capability]) * (1 if half is None else 2)
 
 
 def in_blocks(f: Callable[[Array], Array]) -> Callable[[Array], Array]:
@@ -349,7 +364,7 @@ def libm_log1pf(x: Array) -> Array:
     return result
 
 
-def row_sum(e: Array, lanes: int = LANES) -> Array:
+def row_sum(e: Array, lanes: int) -> Array:
     """Each row's sum as vec::map_reduce_all forms it: rows shorter than a register added left to right; longer
     ones in `lanes` running sums (the tail's lanes added to the first of them), then halved pairwise (lane i with
     lane i + lanes/2, and so on down)."""
@@ -374,7 +389,7 @@ def row_sum(e: Array, lanes: int = LANES) -> Array:
     return out
 
 
-def reduced_row_sum(x: Array, lanes: int = LANES) -> Array:
+def reduced_row_sum(x: Array, lanes: int) -> Array:
     """Each row's sum as vec::reduce_all forms it for float16 and bfloat16 data: a register of 2·`lanes` halves
     widened to two float32 registers, each with its own running sums (the tail's lanes added to the first of
     them), the two added lane by lane and then halved pairwise; rows shorter than the two registers lane by lane,
@@ -604,21 +619,21 @@ def upstream_c(n: float, rnd: Rounder, stored: bool = False) -> Array:
     return rnd(F32(1) / (rnd(np.asarray(n, dtype=F32)) if stored else F32(n)))
 
 
-def log_softmax(z: Array, rnd: Rounder, half: bool = False) -> Array:
+def log_softmax(z: Array, rnd: Rounder, half: bool, lanes: int) -> Array:
     """PyTorch's log_softmax over the last axis (_vec_log_softmax_lastdim): s = z − max, the sum of e^s in float32
-    by lanes, its log; for a `half` dtype the sum (by its widened lanes) and its log are stored in that dtype
+    by `lanes`, its log; for a `half` dtype the sum (by its widened lanes) and its log are stored in that dtype
     before s − log Σ is formed (in float32, then rounded)."""
     s = z - z.max(axis=1, keepdims=True)
     e = expf(s)
-    lse = rnd(logf(rnd(reduced_row_sum(e) if half else row_sum(e))))
+    lse = rnd(logf(rnd(reduced_row_sum(e, lanes) if half else row_sum(e, lanes))))
     return rnd(s - lse[:, None])
 
 
-def log_softmax_backward(g: Array, e: Array, rnd: Rounder, half: bool) -> Array:
+def log_softmax_backward(g: Array, e: Array, rnd: Rounder, half: bool, lanes: int) -> Array:
     """_log_softmax_backward_data: g − e^out·Σg (e: e^out, in float32, of the forward's output), the product and
-    difference fused (the compiler contracts the kernel's multiply and subtract into one FMA); Σg by lanes, as a
+    difference fused (the compiler contracts the kernel's multiply and subtract into one FMA); Σg by `lanes`, as a
     `half` dtype's kernel widens its registers."""
-    total = reduced_row_sum(g) if half else row_sum(g)
+    total = reduced_row_sum(g, lanes) if half else row_sum(g, lanes)
     return rnd(fma(-e, total[:, None], g))
 
 
@@ -630,7 +645,8 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
 
     Class indexes go through nll_loss: −log p at the label, gradient −c there. Probability rows are
     −(log_softmax · y).sum(1), whose autograd gradient is −c·y before log_softmax's backward."""
-    logp = log_softmax(z, rnd, half)
+    width = lanes()
+    logp = log_softmax(z, rnd, half is not None, width)
     rows = np.arange(z.shape[0])
     if labels is not None:
         losses = -logp[rows, labels]
@@ -647,7 +663,7 @@ def ce(y: Array, z: Array, labels: Array | None, rnd: Rounder,
 
     e = expf(logp)  # (softmax, and the backward's e^out)
     def grad(n: float, up: Array | None = None) -> Array:
-        return log_softmax_backward(upstream(n, up), e, rnd, half)
+        return log_softmax_backward(upstream(n, up), e, rnd, half is not None, width)
     return losses, grad, rnd(e), terms
 
 
@@ -806,7 +822,8 @@ def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Backward, Array, 
     """F.cross_entropy of logit rows over class indexes with ignore_index, class weights or label smoothing:
     per-sample losses, the gradient for the mean over n (1: the sum) or (none of the options) for an upstream
     gradient per sample, softmax(z), the value's pieces."""
-    logp = log_softmax(z, o.rnd, o.half is not None)
+    width = lanes()
+    logp = log_softmax(z, o.rnd, o.half is not None, width)
     if o.smoothing:
         losses, upstream, pieces = smoothed_index(logp, labels, o)
     else:
@@ -820,7 +837,7 @@ def ce_index(z: Array, labels: Array, o: Rows) -> tuple[Array, Backward, Array, 
 
     def grad(n: float, up: Array | None = None) -> Array:
         g = upstream(n) if up is None else at_labels(logp.shape, labels, up)
-        return log_softmax_backward(g, e, o.rnd, o.half is not None)
+        return log_softmax_backward(g, e, o.rnd, o.half is not None, width)
     return losses, grad, o.rnd(e), pieces
 
 
@@ -828,7 +845,8 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str,
     """F.cross_entropy of logit rows against probability rows, smoothed (y·(1 − s) + s/C, each step rounded)
     or class-weighted: −(log p · y · w).sum(1), the mean torch.sum's total over N; the gradient autograd's."""
     rnd, kind = o.rnd, o.half or F32
-    logp = log_softmax(z, rnd, o.half is not None)
+    width = lanes()
+    logp = log_softmax(z, rnd, o.half is not None, width)
     # (mul takes its scalar in float32, add rounds it to the dtype first)
     t = rnd(rnd(y * F32(1 - o.smoothing)) + rnd(F32(o.smoothing / z.shape[1]))) if o.smoothing else y
     terms = rnd(logp * t)
@@ -841,7 +859,7 @@ def ce_probs(y: Array, z: Array, o: Rows) -> tuple[Array, Grad, Array, dict[str,
         g = np.full(z.shape, -upstream_c(n, rnd), dtype=F32)
         if o.weights is not None:
             g = rnd(g * o.weights)
-        return log_softmax_backward(rnd(g * t), e, rnd, o.half is not None)
+        return log_softmax_backward(rnd(g * t), e, rnd, o.half is not None, width)
 
     def value(n: float, total: Callable[[Any], Any]) -> float:
         stored = -rnd(np.asarray(total(o.half)))[()]
@@ -908,9 +926,10 @@ def log_sigmoid(z: Array, rnd: Rounder) -> Array:
 
 def sigmoid(z: Array, rnd: Rounder, half: Any = None, place: Place | None = None) -> Array:
     """σ(z) as PyTorch's CPU kernel forms it: 1/(1 + e^−z) in float32, SLEEF's e^x in the registers (two at a time:
-    32 floats or 64 halves), the C library's (glibc's expf, not always correctly rounded) in the scalar loop after
-    them at the end of each thread's part (of the whole batch: `place`, as tails takes it); rounded to the dtype."""
-    flat, tail = z.reshape(-1), tails(z.shape, 2 * LANES * (1 if half is None else 2), place).reshape(-1)
+    32 floats or 64 halves with AVX-512, 16 or 32 with AVX2), the C library's (glibc's expf, not always correctly
+    rounded) in the scalar loop after them at the end of each thread's part (of the whole batch: `place`, as tails
+    takes it); rounded to the dtype."""
+    flat, tail = z.reshape(-1), tails(z.shape, 2 * register(half), place).reshape(-1)
     with np.errstate(over="ignore"):
         e = expf(-flat)
         e[tail] = libm_expf(-flat[tail])
@@ -1014,9 +1033,10 @@ def tails(shape: tuple[int, ...], width: int, place: Place | None = None) -> Arr
 
 
 def scalar_tail(shape: tuple[int, ...], half: Any, place: Place | None = None) -> Array:
-    """The elements cpu_kernel_vec leaves to its scalar loop: those after the last whole register (16 floats
-    or 32 halves to a register) of each thread's part (of the whole batch: `place`, as tails takes it)."""
-    return tails(shape, LANES * (1 if half is None else 2), place)
+    """The elements huber's and smooth_l1's backward (cpu_kernel_vec, the AVX2 build on any processor) leave to
+    their scalar loop: those after the last pair of whole AVX2 registers (16 floats or 32 halves) of each thread's
+    part (of the whole batch: `place`, as tails takes it)."""
+    return tails(shape, 2 * register(half, "avx2"), place)
 
 
 def huber(y: Array, p: Array, delta: float, rnd: Rounder, half: Any,

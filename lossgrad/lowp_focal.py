@@ -28,9 +28,10 @@ def _sleef_exponent(e: float, half: Any) -> Any:
 
 
 def scalar_tail(shape: tuple[int, ...], half: Any, place: Place | None = None) -> Array:
-    """The elements cpu_kernel_vec leaves to its scalar loop: those after the last pair of whole registers (32
-    floats or 64 halves a pair) of each thread's part of the whole batch (lowp.tails, `place` as it takes it)."""
-    return lowp.tails(shape, 2 * lowp.LANES * (1 if half is None else 2), place)
+    """The elements cpu_kernel_vec leaves to its scalar loop: those after the last pair of whole registers
+    (lowp.register: 32 floats or 64 halves a pair with AVX-512) of each thread's part of the whole batch
+    (lowp.tails, `place` as it takes it)."""
+    return lowp.tails(shape, 2 * lowp.register(half), place)
 
 
 def power(m: Array, e: float, rnd: Rounder, half: Any, place: Place | None = None) -> Array:

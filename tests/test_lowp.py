@@ -81,7 +81,7 @@ def test_torch_kernels_bit_for_bit(rec: dict) -> None:
 def test_golden_records_the_instruction_set() -> None:
     # the float32 row sums follow the SIMD width of the machine the golden file was made on
     assert DATA["versions"]["cpu_capability"] == "AVX512"
-    assert lowp.LANES == 16
+    assert lowp.lanes() == 16
 
 
 def test_bfloat16_cross_entropy_rounds_the_log_sum_first() -> None:

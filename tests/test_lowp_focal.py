@@ -45,7 +45,7 @@ def test_torch_kernels_bit_for_bit(rec: dict) -> None:
 
 def test_golden_records_torch_and_the_instruction_set() -> None:
     assert DATA["versions"]["torch"].startswith("2.13.0") and DATA["versions"]["torchvision"]
-    assert DATA["versions"]["cpu_capability"] == "AVX512" and lowp.LANES == 16
+    assert DATA["versions"]["cpu_capability"] == "AVX512" and lowp.lanes() == 16
     focal = [r for r in DATA["records"] if r["loss"] == "focal"]
     # every dtype meets every exponent of torch.pow's own cases (γ and γ − 1: 0, ±½, 1, 2, 3) and others
     assert {(r["dtype"], r["options"]["gamma"]) for r in focal} >= {(d, g) for d in ("float16", "bfloat16")

@@ -83,7 +83,7 @@ def assert_torch_results(got: dict, rec: dict) -> None:
 
 def test_golden_records_torch_and_the_instruction_set() -> None:
     assert DATA["versions"]["torch"].startswith("2.13.0")
-    assert DATA["versions"]["cpu_capability"] == "AVX512" and lowp.LANES == 16
+    assert DATA["versions"]["cpu_capability"] == "AVX512" and lowp.lanes() == 16
 
 
 def test_bfloat16_mean_over_259_tokens_divides_by_260() -> None:

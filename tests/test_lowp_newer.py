@@ -48,7 +48,7 @@ def test_torch_kernels_bit_for_bit(rec: dict) -> None:
 
 def test_golden_records_torch_and_the_instruction_set() -> None:
     assert DATA["versions"]["torch"].startswith("2.13.0")
-    assert DATA["versions"]["cpu_capability"] == "AVX512" and lowp.LANES == 16
+    assert DATA["versions"]["cpu_capability"] == "AVX512" and lowp.lanes() == 16
     # the records reach the clamp, an overflowing square and both shapes of the variances
     adversarial = [r for r in DATA["records"] if r["name"] == "adversarial" and r["reduction"] == "none"]
     assert adversarial and any(np.isinf(values(r["losses"], r["dtype"])).any() for r in adversarial)
