@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 # the golden files hold the kernels of a processor with AVX-512 (each records its capability): the tests reproduce
-# that one on any machine, the CLI in subprocesses too; a test of another capability says so (--cpu, cpu=)
+# that one on any machine, the CLI in subprocesses too; a test of another capability says so (--cpu, cpu=), and a
+# comparison with a framework running here reproduces this machine's (live_kernels)
 os.environ["LOSSGRAD_CPU"] = "avx512"
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +41,17 @@ def lossgrad(*args, input=None, cwd=None, env=None):
         timeout=60,
     )
     return Run(proc)
+
+
+@pytest.fixture(autouse=True)
+def live_kernels(request, monkeypatch):
+    """A test against the frameworks running on this machine (marked `frameworks`, or drawing live_rng's inputs)
+    reproduces this machine's kernels, in the API and in the CLI's subprocesses: the pin to the golden files'
+    AVX-512 is lifted for it."""
+    if request.node.get_closest_marker("frameworks") or "live_rng" in request.fixturenames:
+        from lossgrad import cpu
+
+        monkeypatch.setenv("LOSSGRAD_CPU", cpu.detected())
 
 
 @pytest.fixture
