@@ -200,7 +200,8 @@ def _log_tail(e: Array, xx: Array, xy: Array) -> Array:
 
 
 def _split(d: Array) -> tuple[Array, Array]:
-    """AVX-512's getexp(d·4/3) and getmant(d) in [0.75, 1.5): d = m·2^e (d positive and normal)."""
+    """AVX-512's getexp(d·4/3) and getmant(d) in [0.75, 1.5): d = m·2^e (d positive and normal; AVX2's SLEEF forms
+    the same e and m with its integer ilogb and ldexp)."""
     e = np.floor(np.log2((d * F32(1 / 0.75)).astype(np.float64)))
     e = np.where(np.isinf(e), 128.0, e)  # (d·4/3 beyond the float32 range: getexp's infinity taken as 128)
     m = np.ldexp(d.astype(np.float64), -np.floor(np.log2(d.astype(np.float64) / 0.75)).astype(np.int32))
