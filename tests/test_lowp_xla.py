@@ -502,3 +502,26 @@ def test_mse_over_a_single_column_under_jit_in_float32_says_its_value_is_lossgra
     assert any("lossgrad's float32 sum" in w for w in r.warnings)
     assert not lossgrad.mse(y[:1], p[:1], convention="optax", dtype="float32", jit=True).warnings
     assert not lossgrad.mse(y, p, convention="optax", dtype="float32", jit=False).warnings
+
+
+FOLD = json.loads((GOLDEN.parent / "xla_mse_fold.json").read_text())["records"]
+
+
+@pytest.mark.parametrize("rec", FOLD, ids=[_id(i, r) for i, r in enumerate(FOLD)])
+def test_mse_gradient_past_half_the_range_is_jaxs(rec: dict) -> None:
+    # scripts/golden_xla_mse_fold.py: differences p − y past half the dtype's largest value, whose 2·(p − y)
+    # overflows; under jit in float32 and float16 XLA multiplies p − y by the folded constant 2·(1/n) instead
+    r = _run(rec)
+    for got, want in ((r.losses, rec["losses"]), (r.grad, rec["grad"]), (np.float32(r.value), [rec["value"]])):
+        assert _same(np.asarray(got, dtype=np.float32).reshape(-1), _f32(want).reshape(-1)).all()
+
+
+def test_the_fold_records_hold_finite_gradients_where_twice_the_difference_overflows() -> None:
+    # the records that tell the fold apart: under jit a mean over more than one element, float32 or float16
+    for rec in FOLD:
+        d = _f32(rec["pred"]) - _f32(rec["target"])
+        big = np.abs(d) > {"float16": 32768.0}.get(rec["dtype"], 1.75e38)
+        finite = np.isfinite(_f32(rec["grad"]))[big]
+        assert big.any() and rec["value"] == "inf"
+        folded = rec["jit"] and rec["reduction"] == "mean" and rec["dtype"] != "bfloat16"
+        assert finite.all() if folded else not finite.any(), _id(0, rec)
