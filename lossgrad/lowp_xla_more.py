@@ -270,15 +270,17 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
 
 # under jit XLA folds a target that holds one value throughout (a splat constant) into the kernels of these
 # losses, and orders their work otherwise (measured apart, by 1 to hundreds of ulp: probability rows of 1/K,
-# focal's labels all 0, cosine's and kl's targets of one value, in float32 and float16; cosine in bfloat16 too)
+# focal's labels all 0, cosine's and kl's targets of one value, in float32 and float16; cosine in bfloat16 too);
+# focal's target of a single element is one too (measured apart in float32 and float16)
 SPLAT_LOSSES = ("ce", "kl", "focal", "cosine")
 SPLAT = ("under jit XLA folds targets that hold one value throughout into its kernels, in an order lossgrad does "
          "not reproduce: the numbers may differ from JAX's in their last bits")
 
 
 def splat(loss: str, y: Array, labels: Array | None, half: Any, switches: dict[str, bool]) -> bool:
-    """Whether JAX's kernels here take targets of one value as a splat constant (under jit, more than one)."""
-    return (switches.get("jit", True) and loss in SPLAT_LOSSES and labels is None and y.size > 1
+    """Whether JAX's kernels here take targets of one value as a splat constant (under jit, more than one; focal's
+    single element too)."""
+    return (switches.get("jit", True) and loss in SPLAT_LOSSES and labels is None and (y.size > 1 or loss == "focal")
             and (loss == "cosine" or not paired(half)) and bool(np.all(y == y.flat[0])))
 
 

@@ -288,3 +288,15 @@ def test_targets_of_one_value_under_jit_carry_a_warning() -> None:
     assert any("one value throughout" in w for w in rows.warnings)
     one = lossgrad.cosine([[0.5, 0.5]], [[0.2, 0.9]], convention="optax", dtype="float32", jit=True)
     assert any("one value throughout" in w for w in one.warnings)
+
+
+def test_focal_of_a_single_element_under_jit_carries_the_warning() -> None:
+    # scripts/golden_xla_focal_one.py: a target of one element is a splat constant that XLA folds into the kernels;
+    # some of JAX's single-element results there differ from lossgrad's, so every one carries the splat warning
+    one = json.loads((GOLDEN.parent / "xla_focal_one.json").read_text())["records"]
+    results = [_run(rec) for rec in one]
+    assert all(lowp_xla_more.SPLAT in r.warnings for r in results)
+    apart = {rec["dtype"] for rec, r in zip(one, results, strict=True) if any(compare(rec, r).values())}
+    assert apart == {"float32", "float16"}
+    assert not lossgrad.focal([[1.0]], [[0.5]], from_logits=True, convention="optax", dtype="float32",
+                              jit=False).warnings
