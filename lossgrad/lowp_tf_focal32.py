@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import cpu
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_pairs import powf
@@ -189,6 +190,15 @@ DNNL_EXP = {k: np.array(v, dtype=np.uint32).view(F32) for k, v in {
     "lo": 0xC2AEAC50, "hi": 0x42B17218, "log2e": 0x3FB8AA3B, "ln2": 0x3F317218,
     "poly": (0x3C07CFCE, 0x3D2B9D0D, 0x3E2AAD40, 0x3EFFFEE3, 0x3F7FFFFB)}.items()}
 LANES = 16  # floats in an AVX-512 register
+
+
+def onednn() -> bool:
+    """Whether TensorFlow hands tf.nn.softmax to oneDNN on the processor reproduced (cpu.selected()). Its x86 build
+    turns oneDNN on by default only on a processor with AVX512_VNNI, AVX512_BF16, AVX_VNNI or AMX
+    (DefaultOneDnnPolicy, tensorflow/core/util/util.cc): the AVX-512 machine of the golden files has them, the AVX2
+    machine reproduced (an AMD EPYC without AVX-VNNI) none, so there TensorFlow runs Eigen's softmax
+    (lowp_tf_log.eigen_softmax)."""
+    return cpu.selected() == "avx512"
 
 
 def dnnl_exp(x0: Array) -> Array:

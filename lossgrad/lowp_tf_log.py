@@ -27,6 +27,7 @@ from . import lowp_tf, lowp_tf_focal32, lowp_tf_rcp
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
+from .losses.base import Place
 from .lowp import libm_log1pf
 from .lowp_tf import (
     F32,
@@ -67,7 +68,10 @@ def covers(loss: str, from_logits: bool) -> bool:
 
 def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
     """Whether a row's results depend on where it lies in the whole batch (lowp_tf.placed; this module's losses
-    compute each row alone)."""
+    compute each row alone, but for categorical-focal's Eigen softmax, whose blocks and reciprocals are the
+    batch's: eigen_softmax)."""
+    if loss == "categorical-focal":
+        return from_logits and not lowp_tf_focal32.onednn()
     return not covers(loss, from_logits) and lowp_tf.placed(loss, from_logits, probability_rows)
 
 
@@ -279,19 +283,49 @@ def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma
     return fb, grad
 
 
-def softmax(z: Array, kind: Kind) -> Array:
-    """tf.nn.softmax in a half dtype (Eigen's SoftmaxEigenImpl): e = e^(z − max) stored in the dtype, each row's
-    sum in the dtype, its reciprocal (1/x rounded), and e times it. float32 and bfloat16: oneDNN's, in float32
-    (lowp_tf_focal32), rounded to the dtype."""
-    if kind is lowp_tf.FLOAT32 or kind.leaf == 128:  # (float32 and bfloat16: oneDNN's, rounded once)
+# the block size Eigen's cost model gives the float32 softmax's e^(z − max) (an expression with a broadcast, evaluated
+# in blocks: lowp_tf.tiled), read back from TensorFlow 2.21 where the blocks' scalar remainders fall in rows of 7 to
+# 40,000 (scripts/golden_avx2_tf_xla.py)
+SOFTMAX_BLOCK = 6956
+WHOLE = np.iinfo(np.int64).max  # (one block: the batch's last elements are the scalar ones)
+
+
+def softmax(z: Array, kind: Kind, place: Place | None = None) -> Array:
+    """tf.nn.softmax along the rows: oneDNN's where TensorFlow runs it (lowp_tf_focal32.onednn) in float32 and
+    bfloat16, in float32 (lowp_tf_focal32.dnnl_softmax), rounded to the dtype; elsewhere Eigen's (eigen_softmax;
+    float16 always)."""
+    if lowp_tf_focal32.onednn() and (kind is lowp_tf.FLOAT32 or kind.leaf == 128):
         return kind.rnd(lowp_tf_focal32.dnnl_softmax(z))
+    return eigen_softmax(z, kind, place)
+
+
+def eigen_softmax(z: Array, kind: Kind, place: Place | None = None) -> Array:
+    """Eigen's SoftmaxEigenImpl (TensorFlow without oneDNN) in the dtype: e = e^(z − max), Eigen's packet
+    polynomial and the C library's expf for each block's last elements (float32: blocks of SOFTMAX_BLOCK; the half
+    dtypes: the whole batch), stored in the dtype; each row's sum by Eigen's reducer in the dtype; its reciprocal
+    (float32: `rcpps` and a Newton step over whole packets of the batch's rows, 1/x for the rows after them); and
+    e times it. The blocks, the packets of rows and the reducer's split points are the whole batch's: `place`
+    says where these rows lie in it (None: they are the batch)."""
     r = kind.rnd
-    e = elementwise(r(sub(z, z.max(axis=1, keepdims=True))), kind.of(pexp), kind.of(libm_expf))
-    return r(mul(e, recip(row_sums(e, kind=kind), kind)[:, None]))
+    rows, n = z.shape
+    first, total = place or (0, rows)
+    s = r(sub(z, z.max(axis=1, keepdims=True)))
+    e = lowp_tf.tiled(s, kind.of(pexp), kind.of(libm_expf), SOFTMAX_BLOCK if kind is lowp_tf.FLOAT32 else WHOLE,
+                      place)
+    ahead = first % PACKET  # (rows before these, as the flattened tensor's packets see them)
+    sums = row_sums(np.concatenate([np.zeros((ahead, n), dtype=F32), e]), kind=kind)[ahead:]
+    if kind is lowp_tf.FLOAT32:
+        tail = np.arange(first, first + rows) >= (total if total is not None else first + rows) // PACKET * PACKET
+        with np.errstate(all="ignore"):
+            x = ftz(sums)
+            inv = np.where(tail, div(F32(1), x), lowp_tf_rcp.newton(x, lowp_tf_rcp.rcp_estimate(x))).astype(F32)
+    else:
+        inv = recip(sums, kind)
+    return r(mul(e, inv[:, None]))
 
 
 def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma: float,
-                      alpha: float | Array) -> tuple[Array, Callable[[Array], Array]]:
+                      alpha: float | Array, place: Place | None = None) -> tuple[Array, Callable[[Array], Array]]:
     """categorical_focal_crossentropy: Σ α(1 − o)^γ·(−y·log o) by rows (α one number, or in float32 one per class,
     Keras' float32 tensor broadcast along the rows), o the rows (softmax of the logits)
     divided by their reduce_sum and clipped to [ε, 1 − ε] (tf-keras: 1 − ε in the dtype). The gradient: pow's
@@ -300,7 +334,7 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
     r = kind.rnd
     lo = const(EPS, kind)
     hi = F32(r(sub(F32(1), lo))[()]) if keras2 else const(1 - EPS, kind)
-    q = softmax(p, kind) if from_logits else p
+    q = softmax(p, kind, place) if from_logits else p
     s = rsum(q, kind)[:, None]
     o, passes = clip(r(div(q, s)), lo, hi)
     cce = r(mul(-y, log(o, kind)))
@@ -372,7 +406,7 @@ def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool,
         losses, inner = (kl(y, p, kind) if loss == "kl" else ce_probs(y, p, kind, keras2) if loss == "ce" else
                          categorical_focal(y, p, kind, keras2, from_logits, gamma,
                                            1.0 if a is None else float(np.ravel(a)[0]) if np.size(a) == 1 else
-                                           np.ravel(a)))
+                                           np.ravel(a), params.get("place")))
         return losses, inner, lambda c: np.asarray(c, dtype=F32)
     e, inner = (poisson(y, p, kind) if loss == "poisson" else
                 focal(y, p, kind, keras2, from_logits, gamma, alpha) if loss == "focal" else
