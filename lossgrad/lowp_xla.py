@@ -1123,16 +1123,17 @@ def _not_reproduced(what: str, instead: str = "use {dtype} float64, or {conventi
     return NotReproduced("dtype", f"JAX's {what} is not reproduced; {instead}")
 
 
-AVX2_SINGLE_ROW = ("with AVX2 (no AVX-512) XLA's fusion of a single probability row of 4096 classes or more under jit "
-                   "in float32 is not reproduced: its losses and value can differ in the last bits")
+AVX2_SINGLE_ROW = ("with AVX2 (no AVX-512) XLA's fusion of a single row of 4096 or more under jit in float32 (ce's "
+                   "probability rows, kl) is not reproduced: its losses and value can differ in the last bits")
 
 
 def avx2_single_row(loss: str, labels: Array | None, half: Any, jit: bool, shape: tuple[int, ...]) -> bool:
-    """Whether these are ce's probability rows that XLA fuses on an AVX2 processor in a way not pinned down: a single
-    row of YNN_FROM classes or more under jit in float32 (measured: its losses are apart from the one-lane dot of
-    log_softmax and the targets, as from every other order tried; rows of 4,096 to 40,000 classes)."""
-    return (cpu.selected() == "avx2" and loss == "ce" and labels is None and half is None and jit and shape[0] == 1
-            and shape[1] >= YNN_FROM)
+    """Whether XLA fuses this loss on an AVX2 processor in a way not pinned down: ce's probability rows or kl, a
+    single row of YNN_FROM classes or more under jit in float32, where the fusion takes the log inside YNNPACK's
+    dot (measured: rows of 4,096 to 40,000 classes, ce's losses apart from the one-lane dot of log_softmax and the
+    targets, as from every other order tried; kl's and kl with log targets' too)."""
+    return (cpu.selected() == "avx2" and loss in ("ce", "kl") and labels is None and half is None and jit
+            and shape[0] == 1 and shape[1] >= YNN_FROM)
 
 
 def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, switches: dict[str, bool],

@@ -293,6 +293,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     parts = _compute(loss, y, p, labels, half, switches, batchmean, params, from_logits, weights, extra)
     if splat(loss, y, labels, half, switches):
         parts.warnings.append(SPLAT)
+    jit = switches.get("jit", True)
+    if loss == "kl" and lowp_xla.avx2_single_row(loss, labels, half, jit, p.shape):  # (ce's: lowp_xla.compute's)
+        parts.warnings.append(lowp_xla.AVX2_SINGLE_ROW)
     return parts
 
 
