@@ -81,17 +81,6 @@ except ImportError:  # hypothesis is in the test extra
     pass
 
 
-@pytest.fixture(autouse=True)
-def live_cpu(request, monkeypatch):
-    """A comparison with a live framework (marked `frameworks`, or drawing live inputs) reproduces the kernels of
-    this machine's processor, which the framework runs, where the golden files' tests reproduce AVX-512's; the CLI
-    in its subprocesses too."""
-    if request.node.get_closest_marker("frameworks") is not None or "live_rng" in request.fixturenames:
-        from lossgrad import cpu
-
-        monkeypatch.setenv("LOSSGRAD_CPU", cpu.detected())
-
-
 @pytest.fixture
 def live_rng(request):
     """The random inputs of a live comparison with a framework: the same on every run (a seed from the test's name),
