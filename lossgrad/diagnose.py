@@ -78,17 +78,23 @@ def _setup_kw(batch: Batch, reduction: str, labels: str, dtype: str) -> dict:
     return {"reduction": reduction, "dtype": dtype, "labels": labels, "sample_weight": batch.w is not None}
 
 
-def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels) -> list[tuple]:
-    """(mask over the predictions, text(idx)[, largest relative difference it explains]) for each way `conv`'s
-    numbers depart from the exact mathematics: the loss's own, then the per-sample mean over outputs."""
+def element_reasons(conv, loss: str, y2, p2, from_logits: bool, labels, opts: dict | None = None) -> list[tuple]:
+    """(mask over the predictions, text(idx)[, the largest relative difference it explains]) for each way `conv`'s
+    numbers depart from the exact mathematics: the loss's own (given its options and further inputs, `opts`), then
+    the per-sample mean over outputs."""
     spec = LOSSES[loss]
-    rules = spec.reasons(conv, y2, p2, from_logits, labels) if spec.reasons else []
+    rules = spec.reasons(conv, y2, p2, from_logits, labels, **(opts or {})) if spec.reasons else []
     k = p2.shape[1]
     if conv.last_axis_mean and spec.kind == "elementwise" and spec.last_axis is None and k > 1:
         rules.append((np.ones_like(p2, dtype=bool),
                       lambda i: f"{conv.name} averages each sample's {k} outputs before the batch reduction, so its "
-                                f"sum and per-sample losses carry a 1/{k}"))
+                                f"sum and per-sample losses carry a 1/{k}", {"grad": np.inf, "value": np.inf}))
     return rules
+
+
+def reason_options(params: dict | None, batch: Batch) -> dict:
+    """What a loss's reasons are told besides the inputs: its options and its further inputs, by name."""
+    return {**(params or {}), **batch.extra}
 
 
 def shaped_targets(loss: str, r: Result, shape: tuple) -> np.ndarray:
@@ -96,35 +102,116 @@ def shaped_targets(loss: str, r: Result, shape: tuple) -> np.ndarray:
     return r.target if LOSSES[loss].kind == "sequence" else r.target.reshape(shape)
 
 
-def _reason(reasons, idx, rel: float):
-    for rule in reasons:
-        mask, text = rule[0], rule[1]
-        if mask[idx] and (len(rule) < 3 or rel <= _reach(rule[2], idx)):
-            return text(idx)
-    return None
+def _applies(rule, idx, rel: float, what: str) -> bool:
+    """Whether `rule` explains a difference of relative size `rel` at `idx` in the gradient (`what` "grad") or a
+    loss term ("loss")."""
+    if not rule[0][idx]:
+        return False
+    if len(rule) < 3:
+        return True
+    reach = _reach(rule[2], idx, what)
+    return reach is not None and rel <= reach
 
 
-def _reach(bound, idx) -> float:
-    """A reason's size bound at `idx`: one number for every element, or an array of them."""
+def _reason(reasons, idx, rel: float, what: str = "grad"):
+    return next((rule[1](idx) for rule in reasons if _applies(rule, idx, rel, what)), None)
+
+
+def _reach(bound, idx, what: str = "grad") -> float | None:
+    """A reason's size bound at `idx`: one number for every element, or an array of them; or one of those for the
+    gradient and one for the loss terms (a mapping that has no bound for `what`: the reason does not speak of it)."""
+    if isinstance(bound, dict):
+        if what not in bound:
+            return None
+        bound = bound[what]
     return float(bound[idx]) if isinstance(bound, np.ndarray) else bound
 
 
+def _differing(got: np.ndarray, want: np.ndarray) -> np.ndarray:
+    with np.errstate(invalid="ignore"):
+        return ~((got == want) | (np.isfinite(want) & (np.abs(got - want) <= REL * np.abs(want)))
+                 | (np.isnan(got) & np.isnan(want)))
+
+
+def _rel(got: float, want: float) -> float:
+    return abs(got - want) / abs(want) if want and np.isfinite(want) else float("inf")
+
+
 def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[dict]:
-    """Where `res` departs from `exact` (beyond 1e-12 relative), each element with the first reason that applies."""
+    """Where `res` departs from `exact` (beyond 1e-12 relative): each gradient element (the predictions', then each
+    further input's), each loss term and the value, with the first reason that applies, or what is known of it."""
     e = exact.grad
     g: np.ndarray = res.grad.reshape(e.shape)
-    with np.errstate(invalid="ignore"):
-        differ = ~((g == e) | (np.isfinite(e) & (np.abs(g - e) <= REL * np.abs(e))))
     found = []
-    for i, j in np.argwhere(differ):
+    for i, j in np.argwhere(_differing(g, e)):
         idx = (int(i), int(j))
-        rel = abs(g[idx] - e[idx]) / abs(e[idx]) if e[idx] and np.isfinite(e[idx]) else float("inf")
-        why = _reason(reasons, idx, rel)
-        if why is None:
-            why = (f"rounding in {name}'s formulation ({rel:.1e} relative)" if rel < 1e-6
-                   else f"{name} computes it differently ({_g(g[idx])} against {_g(e[idx])})")
         user_idx = tuple(int(k) for k in np.unravel_index(idx[0] * g.shape[-1] + idx[1], shape))
-        found.append({"convention": name, "element": list(user_idx), "place": places([user_idx], shape), "why": why})
+        found.append({"convention": name, "of": "grad", "element": list(user_idx), "place": places([user_idx], shape),
+                      "why": _cell_why(name, reasons, [idx], g[idx], e[idx], "grad")})
+    for k, ek in exact.grads.items():
+        gk = res.grads.get(k)
+        if gk is None or gk.size != ek.size:
+            continue
+        ek2 = ek.reshape(e.shape) if ek.size == e.size else ek.reshape(-1, 1)
+        gk2 = gk.reshape(ek2.shape)
+        for i, j in np.argwhere(_differing(gk2, ek2)):
+            place: tuple[int, ...]
+            if ek2.shape == e.shape:  # (one per prediction: the prediction's reasons, placed as it is)
+                at = [(int(i), int(j))]
+                place = tuple(int(v) for v in np.unravel_index(int(i) * g.shape[-1] + int(j), shape))
+                where = places([place], shape)
+            else:  # (one per sample: its predictions' reasons)
+                at, where = [(int(i), c) for c in range(g.shape[-1])], f"sample {int(i)}"
+                place = (int(i),)
+            found.append({"convention": name, "of": f"grad_{k}", "element": list(place), "place": where,
+                          "why": _cell_why(name, reasons, at, gk2[i, j], ek2[i, j], "grad")})
+    found += _term_differences(name, res, exact, reasons, shape)
+    return found
+
+
+def _cell_why(name: str, reasons, at: list[tuple], got: float, want: float, what: str) -> str:
+    """The first reason true at one of the places `at` that reaches this far; else rounding, or plainly the two
+    numbers."""
+    rel = _rel(got, want)
+    why = next((w for idx in at if (w := _reason(reasons, idx, rel, what)) is not None), None)
+    if why is not None:
+        return why
+    term = "" if what == "grad" else " of the loss term"
+    return (f"rounding in {name}'s formulation{term} ({rel:.1e} relative)" if rel < 1e-6
+            else f"{name} computes it differently ({_g(got)} against {_g(want)})")
+
+
+def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tuple) -> list[dict]:
+    """The loss terms where they differ (per element, or per sample: the elements' reasons in its row), and the
+    value where no term, and no divisor, accounts for it."""
+    p_shape = exact.grad.shape
+    theirs, mine = res.losses.reshape(-1), exact.losses.reshape(-1)
+    per_sample = theirs.size == p_shape[0] and mine.size != theirs.size
+    if per_sample:  # (Keras' mean over each sample's outputs: against the exact terms' row means)
+        mine = mine.reshape(p_shape).mean(axis=1)
+    found: list[dict[str, Any]] = []
+    if theirs.size == mine.size:
+        rows = per_sample or theirs.size != int(np.prod(p_shape))
+        for (t,) in np.argwhere(_differing(theirs, mine)):
+            t = int(t)
+            place: tuple[int, ...]
+            if rows:
+                at, place, where = [(t, c) for c in range(p_shape[1])], (t,), f"sample {t}"
+            else:
+                at = [(t // p_shape[1], t % p_shape[1])]
+                place = tuple(int(v) for v in np.unravel_index(t, shape))
+                where = places([place], shape)
+            found.append({"convention": name, "of": "loss", "element": list(place), "place": where,
+                          "why": _cell_why(name, reasons, at, float(theirs[t]), float(mine[t]), "loss")})
+    if found or res.value is None or exact.value is None or res.n != exact.n:
+        return found
+    if _differing(np.array(res.value), np.array(exact.value)):
+        rel = _rel(res.value, exact.value)
+        whole = [(0, 0)]
+        why = _reason(reasons, whole[0], np.inf, "value") or (
+            f"rounding in {name}'s reduction ({rel:.1e} relative)" if rel < 1e-6
+            else f"{name} reduces the terms differently ({_g(res.value)} against {_g(exact.value)})")
+        found.append({"convention": name, "of": "value", "element": None, "why": why})
     return found
 
 
@@ -178,7 +265,8 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
         if name == "exact":
             continue
         conv = weighed_convention(conventions.CONVENTIONS[name], LOSSES[loss], batch.w is not None)
-        reasons = element_reasons(conv, loss, shaped_targets(loss, exact, p2.shape), p2, from_logits, exact.labels)
+        reasons = element_reasons(conv, loss, shaped_targets(loss, exact, p2.shape), p2, from_logits, exact.labels,
+                                  reason_options(params, batch))
         diffs += differences(name, res, exact, reasons, shape) + divisors(name, res, exact, reduction)
     comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
     if micro is not None:
@@ -222,7 +310,7 @@ def divisors(name: str, res: Result, exact: Result, reduction: str) -> list[dict
     if res.n == exact.n or reduction != "mean":
         return []
     why = f"{name}'s mean divides by N = {res.n}, exact's by N = {exact.n}"
-    return [{"convention": name, "element": None, "why": why}]
+    return [{"convention": name, "of": "value", "element": None, "why": why}]
 
 
 def _held(batch: Batch, dtype: str, autocast: bool) -> Batch:
@@ -694,11 +782,16 @@ def _explain_against(q: Question, ref: Candidate, best: Candidate, pool: list[Ca
     parts = _parts(q)
     if not parts:
         return _explain_loss(q, ref, best, pool)
+    # (the loss, given beside the gradients, is explained as well where it departs)
+    loss = _explain_loss(q, ref, best, pool)[1:] if q.my_loss is not None and ref.value is not None \
+        and _loss_residual(q, ref.value) > 1 else []
     if all(_matches(part, ref) for part in parts):
         said = parts[0].what + " matches" if len(parts) == 1 else "your gradients match"
-        return [f"{_head(ref)} {said} {ref.convention}'s"]
+        if not loss:
+            return [f"{_head(ref)} {said} {ref.convention}'s"]
+        return [_head(ref), f"  {said} {ref.convention}'s; your loss does not:"] + loss
     lines = [line for part in parts for line in _explain_part(q, part, ref, best, pool)]
-    return [_head(ref)] + ["  " + s for s in lines]
+    return [_head(ref)] + ["  " + s for s in lines] + loss
 
 
 def _matches(part: Part, c: Candidate) -> bool:
@@ -864,22 +957,23 @@ def _true_reason(q: Question, c: Candidate, idx: tuple, value: float, exact: flo
     return next(_true_reasons(q, c, idx, value, exact, ratio), None)
 
 
-def _true_reasons(q: Question, c: Candidate, idx: tuple, value: float, base: float, ratio: float) -> Iterator[str]:
+def _true_reasons(q: Question, c: Candidate, idx: tuple, value: float, base: float, ratio: float,
+                  what: str = "grad") -> Iterator[str]:
     """Each of `c`'s reasons at `idx` that can explain how its `value` departs from `base` (the exact value, or
-    another convention's)."""
+    another convention's): of a gradient element (`what` "grad") or a loss term ("loss")."""
     if value == base:
         return
     path = "probs" if c.wrt == "probs" else "direct"
-    batch, logits, _ = _path_inputs(q, path)
+    batch, logits, params = _path_inputs(q, path)
     y2 = q.targets
     conv = weighed_convention(conventions.CONVENTIONS[c.convention], LOSSES[q.loss], q.batch.w is not None)
-    rel = abs(value - base) / abs(base) if base and np.isfinite(base) else float("inf")
+    rel = _rel(value, base)
     per_element = abs(ratio) / (c.n if c.reduction == "mean" else 1)
-    for rule in element_reasons(conv, q.loss, y2, batch.p, logits, q.label_idx):
-        mask, text = rule[0], rule[1]
-        if not mask[idx] or (len(rule) >= 3 and rel > _reach(rule[2], idx)):
+    opts = reason_options({**params, **c.options}, batch)
+    for rule in element_reasons(conv, q.loss, y2, batch.p, logits, q.label_idx, opts):
+        if not _applies(rule, idx, rel, what):
             continue
-        why = text(idx)
+        why = rule[1](idx)
         bound = 16 * np.finfo(np.float32 if q.dtype == "float32" else np.float64).eps
         if "rounding" in why and abs(value - base) > bound * max(abs(base), max(1.0, abs(y2[idx])) * per_element):
             continue
@@ -983,7 +1077,8 @@ def _term_reasons(q: Question, c: Candidate, idx: tuple, term: float, other: flo
     """`c`'s reasons for its term: against the other side's term, or, where none holds there, the exact one."""
     if c.convention == "exact" or term == exact:
         return []
-    return list(_true_reasons(q, c, idx, term, other, 1.0)) or list(_true_reasons(q, c, idx, term, exact, 1.0))
+    return (list(_true_reasons(q, c, idx, term, other, 1.0, "loss"))
+            or list(_true_reasons(q, c, idx, term, exact, 1.0, "loss")))
 
 
 # ---------------------------------------------------------------- check: the options left out

@@ -457,15 +457,51 @@ def _comparison_notes(console: Any, comp: Any) -> None:
         console.print("why they differ:")
         groups: dict = {}
         for d in comp.differences:
-            groups.setdefault((d["convention"], d["why"]), []).append(d)
-        for (conv, why), ds in list(groups.items())[:40]:
-            idxs = [tuple(d["element"]) for d in ds if d["element"] is not None]
-            where = ", " + places(idxs, comp.shape) if idxs else ""
-            console.print(f"  {conv}{where}: {cli_text(why)}")
+            groups.setdefault((d["convention"], d.get("of", "grad"), d["why"]), []).append(d)
+        for (conv, of, why), ds in list(groups.items())[:40]:
+            console.print(f"  {conv}{_where(of, ds, comp.shape)}: {cli_text(why)}")
         if len(groups) > 40:
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
+    elif _any_differs(comp):  # (every cell that differs has a reason: this cannot be, but it must not say "same")
+        console.print("the cells marked * differ from the reference")
     else:
         console.print("every convention gives the same numbers here")
+
+
+def _where(of: str, ds: list, shape: tuple) -> str:
+    """Which cells a group of differences is about: gradient elements, a further input's, loss terms, the value."""
+    if of == "value":
+        return ", value"
+    idxs = [tuple(d["element"]) for d in ds if d["element"] is not None]
+    if not idxs:
+        return ""
+    if all(d["place"].startswith("sample ") for d in ds):
+        said = ("sample " if len(idxs) == 1 else "samples ") + ", ".join(str(i[0]) for i in idxs[:12]) + (
+            " …" if len(idxs) > 12 else "")
+    else:
+        said = places(idxs, shape)
+    return ", " + ("" if of == "grad" else "loss of " if of == "loss" else f"{of} ") + said
+
+
+def _any_differs(comp: Any) -> bool:
+    """Whether any value, loss term or gradient cell of a convention differs from the reference's."""
+    ref = comp.results["exact" if "exact" in comp.results else next(iter(comp.results))]
+
+    def apart(a: Any, b: Any) -> bool:
+        a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+        if a.size != b.size:
+            return False
+        a, b = a.reshape(-1), b.reshape(-1)
+        with np.errstate(invalid="ignore"):
+            same = (a == b) | (np.isfinite(b) & (np.abs(a - b) <= 1e-12 * np.abs(b))) | (np.isnan(a) & np.isnan(b))
+        return not bool(same.all())
+
+    for r in comp.results.values():
+        if (r.value is not None and ref.value is not None and apart(r.value, ref.value)) or apart(r.grad, ref.grad):
+            return True
+        if any(k in r.grads and apart(r.grads[k], g) for k, g in ref.grads.items()):
+            return True
+    return False
 
 
 def _further_gradient(console: Any, comp: Any, name: str, mark: Any) -> None:

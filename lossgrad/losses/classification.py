@@ -264,7 +264,8 @@ def _bce_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return lines
 
 
-def bce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def bce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                labels: Array | None, **opts: Any) -> list[Reason]:
     """Where `conv`'s bce departs from the exact one: its clip, its ε in the logs, its clamps, its σ(z) − y."""
     rules: list[Reason] = []
     if from_logits:
@@ -574,7 +575,8 @@ def _ce_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return lines
 
 
-def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def ce_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+               labels: Array | None, **opts: Any) -> list[Reason]:
     """Where `conv`'s ce departs from the exact one: Keras' row normalisation and clip, TF's fused gradient."""
     rules: list[Reason] = []
     if from_logits and conv.ce_logits == "fused":

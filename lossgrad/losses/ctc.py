@@ -18,7 +18,7 @@ probabilities e^x it takes (`_batch_cost`).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -469,7 +469,8 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
     return lines
 
 
-def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                labels: Array | None, **opts: Any) -> list[Reason]:
     """PyTorch's mean over target lengths, and its gradient with respect to the logits behind log_softmax."""
     why: list[Callable[[tuple[int, ...]], str]] = []
     if conv.ctc_mean == "target-length":

@@ -9,7 +9,7 @@ and where even that is not enough, in decimal.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -179,7 +179,8 @@ def kl_formulas(from_logits: bool, conv: Convention, log_input: bool = False, lo
     return lines
 
 
-def kl_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def kl_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+               labels: Array | None, **opts: Any) -> list[Reason]:
     """Keras' clips of both arguments; PyTorch's kl_div mean over elements rather than samples."""
     rules: list[Reason] = []
     if conv.kl == "keras":
@@ -364,7 +365,8 @@ def cosine_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return lines
 
 
-def cosine_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def cosine_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                   labels: Array | None, **opts: Any) -> list[Reason]:
     if conv.cosine == "exact":
         return []
     how = {"keras": f"normalises with min(1/‖x‖, 1/ε), ε = {conv.eps or 0:g}",

@@ -234,7 +234,8 @@ def focal_check(y: Array, p: Array, from_logits: bool) -> None:
     bce_check(y, p, from_logits)
 
 
-def focal_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def focal_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                  labels: Array | None, **opts: Any) -> list[Reason]:
     if conv.focal_factor != "subtract":
         return []
     return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} forms 1 − p_t as 1 − (y·p + (1 − y)(1 − p)), "
@@ -448,7 +449,7 @@ def categorical_focal_formulas(from_logits: bool, conv: Convention, gamma: float
 
 
 def categorical_focal_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
-                              labels: Array | None) -> list[Reason]:
+                              labels: Array | None, **opts: Any) -> list[Reason]:
     if conv.categorical_focal != "keras":
         return []
     eps = conv.eps or 0.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -45,7 +45,8 @@ def squared_hinge_compute(y: Array, p: Array, from_logits: bool, conv: Conventio
     return Parts(losses=m * m, grad=-2 * y * m)
 
 
-def hinge_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def hinge_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                  labels: Array | None, **opts: Any) -> list[Reason]:
     kink = (1 - _signed(y2) * p2) == 0
     return [(kink, lambda i: f"1 − y·p = 0, the hinge's kink: {conv.name}'s autodiff gives {conv.hinge_tie:g}·(−y) "
                              "there, the exact convention 0 (any value between is a subgradient)")]

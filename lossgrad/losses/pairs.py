@@ -149,7 +149,7 @@ def gaussian_nll_formulas(from_logits: bool, conv: Convention, full: bool = Fals
 
 
 def gaussian_nll_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
-                         labels: Array | None) -> list[Reason]:
+                         labels: Array | None, **opts: Any) -> list[Reason]:
     if conv.pairs != "torch":
         return []
     return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} clamps each variance at ε = {TORCH_VAR_EPS:g} "
@@ -333,7 +333,8 @@ def triplet_formulas(from_logits: bool, conv: Convention, margin: float = 1.0, n
 
 
 def _margin_reasons(what: dict[str, str]) -> Any:
-    def reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+    def reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                labels: Array | None, **opts: Any) -> list[Reason]:
         if conv.pairs == "exact":
             return []
         return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {what[conv.pairs]}")]

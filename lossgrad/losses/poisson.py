@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from functools import lru_cache
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -306,25 +306,37 @@ def _poisson_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return [f"ℓᵢ = pᵢ − yᵢ·log(pᵢ + ε), ε = {eps:g}", "∂ℓᵢ/∂pᵢ = 1 − yᵢ/(pᵢ + ε)"]
 
 
-def poisson_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None) -> list[Reason]:
+def poisson_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
+                    labels: Array | None, **opts: Any) -> list[Reason]:
+    """Where `conv`'s poisson departs from the exact one, each reason bounded by the size of what it does: PyTorch's
+    e^z − y as it stands (the gradient's rounding), its Stirling term for log y! (the loss's, with --full), and
+    the ε inside log(p + ε) (about ε·y/p in the loss term, ε·y/p² in the gradient)."""
     out: list[Reason] = []
+    with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+        ez = np.exp(p2) if from_logits else p2
+        exact = ez - (y2 * p2 if from_logits else xlogy(y2, np.log(p2)))
+        if opts.get("full"):
+            exact = exact + np.vectorize(math.lgamma)(y2 + 1)
     if from_logits and conv.poisson != "exact":
-        # (first: the gradient's own rounding, so that the --full reasons below speak only of the loss)
-        with np.errstate(over="ignore"):
-            ez = np.exp(p2)
         out.append((np.abs(ez - y2) < 0.5 * np.maximum(ez, y2), lambda i: f"{conv.name} computes e^z − y as it "
-                    "stands, rounding where e^z is close to y"))
-    if conv.poisson_full == "stirling":
-        # (only the losses differ, and only under --full: the term is p's constant)
-        out.append((y2 > 1, lambda i: f"with --full {conv.name} adds Stirling's y·log y − y + ½·log(2πy) for "
-                    f"log y!, short of it by about 1/(12y) = {1 / (12 * y2[i]):.3g}"))
-        out.append(((y2 < 1) & (y2 > 0), lambda i: f"with --full {conv.name} adds nothing for y ≤ 1, where "
-                    f"log y! = log Γ(y + 1) is {math.lgamma(1 + y2[i]):.3g}"))
+                    "stands, rounding where e^z is close to y", {"grad": np.inf}))
+    if conv.poisson_full == "stirling" and opts.get("full"):
+        # (only the losses differ: the term is p's constant)
+        out.append((y2 > 1, lambda i: f"{conv.name}'s full=True adds Stirling's y·log y − y + ½·log(2πy) "
+                    f"for log y!, short of it by about 1/(12y) = {1 / (12 * y2[i]):.3g}", {"loss": np.inf}))
+        out.append(((y2 < 1) & (y2 > 0), lambda i: f"{conv.name}'s full=True adds nothing for y ≤ 1, where "
+                    f"log y! = log Γ(y + 1) is {math.lgamma(1 + y2[i]):.3g}", {"loss": np.inf}))
     if from_logits or conv.poisson not in ("keras", "torch"):
         return out
-    eps = conv.eps if conv.poisson == "keras" else 1e-8
+    eps = conv.eps if conv.poisson == "keras" else TORCH_EPS
+    with np.errstate(divide="ignore", invalid="ignore"):
+        # what ε moves, relative to the exact term and derivative (4×: the estimates are first order)
+        term = 4 * y2 * np.log1p(eps / p2) / np.abs(exact)
+        slope = 4 * eps * y2 / (p2 * (p2 + eps)) / np.abs((p2 - y2) / p2)
+    reach = {"loss": np.where(np.isnan(term), np.inf, term), "grad": np.where(np.isnan(slope), np.inf, slope)}
     return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {eps:g} inside log(p + ε), which moves "
-                                                     "the gradient by about ε·y/p²")] + out
+                                                     "the loss term by about ε·y/p and the gradient by about ε·y/p²",
+             reach)] + out
 
 
 POISSON = register(

@@ -9,7 +9,7 @@ non-negative remainder (FP + FN, Σ(p − y)², α·FP + β·FN) over the denomi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -214,7 +214,7 @@ def tversky_formulas(from_logits: bool, conv: Convention, alpha: float = 0.5, be
 
 
 def segmentation_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
-                         labels: Array | None) -> list[Reason]:
+                         labels: Array | None, **opts: Any) -> list[Reason]:
     if conv.segmentation == "keras":
         return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} adds ε = {conv.eps:g} to the denominator "
                                                          "only, and forms 1 − the quotient by subtraction")]
