@@ -373,8 +373,12 @@ def cosine_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
            "tf-keras": "normalises with 1/sqrt(max(‖x‖², 1e−12))",
            "torch": "adds 1e−12 to each squared norm",
            "optax": "forms 1 − cos by a subtraction"}[conv.cosine]
-    return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {how}; for nearly parallel vectors its gradient, "
-                                                     "a difference of nearly equal terms, keeps only a few digits")]
+    rules: list[Reason] = []
+    if conv.cosine in ("keras", "tf-keras"):
+        rules.append((np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} reports −cos, 1 less than 1 − cos (the "
+                                                              "same gradient)", {"loss": np.inf, "value": np.inf}))
+    return rules + [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {how}; for nearly parallel vectors its "
+                     "gradient, a difference of nearly equal terms, keeps only a few digits")]
 
 
 COSINE = register(

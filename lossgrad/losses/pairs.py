@@ -333,12 +333,63 @@ def triplet_formulas(from_logits: bool, conv: Convention, margin: float = 1.0, n
 
 
 def _margin_reasons(what: dict[str, str]) -> Any:
-    def reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
-                labels: Array | None, **opts: Any) -> list[Reason]:
+    def reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None,
+                **opts: Any) -> list[Reason]:
         if conv.pairs == "exact":
             return []
-        return [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {what[conv.pairs]}")]
+        rules = []
+        if opts.get("other") is not None:  # (margin-ranking: the hinge's argument, for its kink)
+            x = -y2 * (p2 - opts["other"]) + (opts.get("margin") or 0.0)
+            rules.append(_kink(conv, x == 0))
+        return rules + [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {what[conv.pairs]}")]
     return reasons
+
+
+def _kink(conv: Convention, at: Array) -> Reason:
+    """The hinge's kink, where a framework's autodiff passes some of the gradient and the exact convention none."""
+    tie = {1.0: "all of the gradient", 0.5: "half of the gradient"}.get(conv.pairs_tie, f"{conv.pairs_tie:g} of it")
+    return (at, lambda i: f"the loss is at the hinge's kink (its argument is exactly 0): {conv.name}'s autodiff "
+                          f"passes {tie} there, the exact convention none (any share is a subgradient)")
+
+
+def triplet_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None,
+                    norm_degree: float = 2.0, margin: float = 1.0, swap: bool = False, negative: Array | None = None,
+                    **opts: Any) -> list[Reason]:
+    """Where PyTorch's and optax's triplet margin loss depart from ‖a − pos‖_q − ‖a − neg‖_q + margin: PyTorch's ε
+    added to each difference (which, where a difference is 0, puts |·| off its kink), optax's powers of the
+    differences without |·| (a signed sum for an odd q, NaN for a fractional one), and the hinge's kink."""
+    if conv.pairs == "exact" or negative is None:
+        return []
+    q, a, pos, neg = 2.0 if norm_degree is None else norm_degree, p2, y2, negative
+    margin = 1.0 if margin is None else margin
+    rows = np.ones_like(p2, dtype=bool)
+    with np.errstate(all="ignore"):
+        x, _ = _triplet_framework(a, pos, neg, q, margin, conv.pairs, swap)
+    rules: list[Reason] = [_kink(conv, np.broadcast_to((x == 0)[:, None], p2.shape))]
+    if conv.pairs == "torch":
+        zero = np.asarray((a == pos) | (a == neg) | ((pos == neg) & swap))
+        slope = "1" if q == 1 else f"ε^{q - 1:g}/‖·‖^{q - 1:g}"
+        exact = "takes the subgradient 0 at 0" if q <= 1 else "has the derivative 0 there"
+        rules.append((zero, lambda i: f"a difference is 0 here: {conv.name} adds ε = {TORCH_DIST_EPS:g} to it "
+                                      f"before its norm, where |·|^{q:g} has the slope {slope}; the exact convention "
+                                      f"{exact}"))
+        rules.append((rows, lambda i: f"{conv.name} adds ε = {TORCH_DIST_EPS:g} to each difference before its norm"))
+        return rules
+    dp, dn = a - pos, a - neg
+    negative_rows = np.asarray(((dp < 0) | (dn < 0)).any(axis=1))
+    if q != int(q):
+        bad = np.broadcast_to(negative_rows[:, None], p2.shape)
+        rules.append((bad, lambda i: f"{conv.name} raises the differences to the power {q:g} without |·| "
+                                     "(jnp.power): a negative difference's fractional power is NaN"))
+    elif int(q) % 2 == 1:
+        sp, sn = (dp ** int(q)).sum(axis=1), (dn ** int(q)).sum(axis=1)
+        signed = np.broadcast_to(negative_rows[:, None], p2.shape)
+        root = "" if q == 1 else ", and the root of a negative sum is NaN"
+        rules.append((signed, lambda i: f"{conv.name} takes (Σ(a − v)^{q:g} + ε)^(1/{q:g}) without |·|: for the odd "
+                                        f"degree {q:g} a signed sum, not a norm (here Σ(a − pos)^{q:g} = "
+                                        f"{_g(sp[i[0]])}, Σ(a − neg)^{q:g} = {_g(sn[i[0]])}){root}"))
+    rules.append((rows, lambda i: f"{conv.name} adds ε = {TORCH_DIST_EPS:g} to the sum of powers under the root"))
+    return rules
 
 
 TRIPLET = register(
@@ -356,8 +407,7 @@ TRIPLET = register(
                 Param("swap", False, "Take d(positive, negative) for the negative's distance where it is smaller "
                       "(PyTorch's swap=True).", flag=True)),
         last_axis="vector",
-        reasons=_margin_reasons({"torch": f"adds ε = {TORCH_DIST_EPS:g} to each difference before its norm",
-                                 "optax": f"adds ε = {TORCH_DIST_EPS:g} to the sum of powers under the root"}),
+        reasons=triplet_reasons,
         inputs=(NEGATIVE,),
         target_grad=True,
     )

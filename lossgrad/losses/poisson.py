@@ -328,7 +328,7 @@ def poisson_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
                     f"log y! = log Γ(y + 1) is {math.lgamma(1 + y2[i]):.3g}", {"loss": np.inf}))
     if from_logits or conv.poisson not in ("keras", "torch"):
         return out
-    eps = conv.eps if conv.poisson == "keras" else TORCH_EPS
+    eps = (conv.eps or 0.0) if conv.poisson == "keras" else TORCH_EPS
     with np.errstate(divide="ignore", invalid="ignore"):
         # what ε moves, relative to the exact term and derivative (4×: the estimates are first order)
         term = 4 * y2 * np.log1p(eps / p2) / np.abs(exact)

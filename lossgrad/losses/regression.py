@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ._ops import Array, scaled_quotient, sigmoid, softplus
-from .base import Loss, Param, Parts, register
+from .base import Loss, Param, Parts, Reason, register
 
 if TYPE_CHECKING:
     from ..conventions import Convention
@@ -229,6 +229,26 @@ def logcosh_formulas(from_logits: bool, conv: Convention) -> list[str]:
     return ["ℓᵢ = log cosh(pᵢ − yᵢ)", "∂ℓᵢ/∂pᵢ = tanh(pᵢ − yᵢ)"]
 
 
+def logcosh_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool, labels: Array | None,
+                    **opts: Any) -> list[Reason]:
+    """Keras' log 2 rounded to float32 (the loss terms only), and the frameworks' forms, which cancel near 0."""
+    rules: list[Reason] = []
+    all_ = np.ones_like(p2, dtype=bool)
+    if conv.logcosh_log2 is not None:
+        shift = conv.logcosh_log2 - _LOG2
+        with np.errstate(divide="ignore"):
+            reach = 4 * abs(shift) / np.abs(np.log(np.cosh(p2 - y2)))
+        rules.append((all_, lambda i: f"{conv.name} subtracts log 2 rounded to float32, {conv.logcosh_log2:.10g}, "
+                                      f"{shift:.2g} above log 2", {"loss": reach}))
+    if conv.logcosh == "keras":
+        rules.append((all_, lambda i: f"{conv.name} forms x + softplus(−2x) − log 2 and its derivative "
+                                      "1 − 2σ(−2x), which cancel for small |x|: rounding"))
+    elif conv.logcosh == "optax":
+        rules.append((all_, lambda i: f"{conv.name} forms |x| + log1p(e^−2|x|) − log 2 and its derivative "
+                                      "(1 − e^−2|x|)/(1 + e^−2|x|), which cancel for small |x|: rounding"))
+    return rules
+
+
 LOGCOSH = register(
     Loss(
         name="logcosh",
@@ -239,5 +259,6 @@ LOGCOSH = register(
         formulas=logcosh_formulas,
         has_logits=False,
         reference="keras.losses.log_cosh, optax.losses.log_cosh",
+        reasons=logcosh_reasons,
     )
 )
