@@ -376,6 +376,7 @@ class Candidate:
     flipped: float = np.inf  # the same with the sign of the user's gradient reversed
     micro: Micro | None = None  # reduction "micro": the mean of the micro-batch means (--micro-batches)
     grads: dict = field(default_factory=dict)  # the gradients with respect to the loss's further inputs
+    via: str = ""  # how the convention was given the user's inputs, where not as they are (in words)
 
 
 @dataclass
@@ -464,16 +465,35 @@ LINKS: dict[str | None, Callable[[np.ndarray], np.ndarray]] = {"sigmoid": sigmoi
 
 
 def _paths(q: Question) -> tuple[str, ...]:
-    """"direct": the predictions as given; "probs": the probabilities (or rates) behind given logits."""
+    """"direct": the predictions as given; "probs": the probabilities (or rates) behind given logits;
+    "log_softmax": a sequence's logits through log_softmax per frame, as PyTorch's ctc_loss users give them."""
     spec = LOSSES[q.loss]
     # (a sequence's softmax is per frame, not per row: its gradient with respect to log-probabilities is its own)
     probs = q.from_logits and spec.has_logits and spec.link in LINKS and spec.kind != "sequence"
+    if q.from_logits and spec.kind == "sequence":
+        return ("direct", "log_softmax")
     return ("direct", "probs") if probs else ("direct",)
+
+
+LOG_SOFTMAX_VIA = "on log_softmax of your logits per frame, as its ctc_loss takes them"
+
+
+def _takes_log_softmax(name: str, loss: str) -> bool:
+    """Whether `name` takes a sequence loss's log-probabilities only, with its gradient with respect to the logits
+    behind them (PyTorch's ctc_loss: e^x − γ): given logits, its users pass log_softmax of them."""
+    return LOSSES[loss].kind == "sequence" and conventions.CONVENTIONS[name].ctc == "torch"
 
 
 def _path_inputs(q: Question, path: str) -> tuple[Batch, bool, dict]:
     if path == "direct":
         return q.batch, q.from_logits, q.params
+    if path == "log_softmax":
+        classes = q.batch.shape[-1]
+        z = q.batch.p.reshape(q.batch.p.shape[0], -1, classes)
+        top = z.max(axis=2, keepdims=True)
+        with np.errstate(all="ignore"):
+            lp = z - top - np.log(np.exp(z - top).sum(axis=2, keepdims=True))
+        return replace(q.batch, p=lp.reshape(q.batch.p.shape)), False, q.params
     with np.errstate(over="ignore"):
         probs = LINKS[LOSSES[q.loss].link](q.batch.p)
     return replace(q.batch, p=probs), False, {k: v for k, v in q.params.items() if k != "pos_weight"}
@@ -492,6 +512,8 @@ def _with_options(q: Question, batch: Batch, logits: bool, params: dict, options
 
 def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) -> list[Candidate]:
     """`name`'s candidates on `path` with `options` added; none where it lacks the loss, mode or option."""
+    if path == "log_softmax" and not _takes_log_softmax(name, q.loss):
+        return []
     batch, logits, params = _with_options(q, *_path_inputs(q, path), options)
     try:
         with np.errstate(all="ignore"):
@@ -508,6 +530,8 @@ def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) 
     grad, grad_logits = (r.grad, r.grad_logits) if m is None else (m.grad, m.grad_logits)
     if path == "probs":
         return [make("probs", grad)]
+    if path == "log_softmax":  # (its e^x − γ is the gradient with respect to the logits given)
+        return [replace(make("logits", grad), via=LOG_SOFTMAX_VIA)]
     out = [make("logits" if logits else "pred", grad)]
     if grad_logits is not None and q.mine is not None:  # (a loss alone cannot tell the two apart)
         out.append(make("logits", grad_logits))
@@ -567,8 +591,7 @@ def _truth_grads(q: Question, c: Candidate) -> tuple[Candidate, str]:
     """The float64 truth of `c`'s reduction and options for the inputs as held in the dtype, as a Candidate of
     `c`'s shape (its mean over c's N), and how that N is said where it is not the truth's."""
     held = _held(q.batch, q.dtype, q.autocast)
-    path = "probs" if c.wrt == "probs" else "direct"
-    batch, logits, params = _with_options(q, *_path_inputs(replace(q, batch=held), path), c.options)
+    batch, logits, params = _with_options(q, *_path_inputs(replace(q, batch=held), _path_of(c)), c.options)
     truth = run(setup(q.loss, from_logits=logits, reduction=c.reduction, labels=q.labels,
                       sample_weight=batch.w is not None, **params), batch)
     grad = truth.grad_logits if c.wrt == "logits" and not logits and truth.grad_logits is not None else truth.grad
@@ -581,8 +604,14 @@ def _truth_grads(q: Question, c: Candidate) -> tuple[Candidate, str]:
 
 def _plain(q: Question, c: Candidate) -> Candidate | None:
     """`c` without the options check solved for (None where the convention has them only as options)."""
-    plain = _evaluate(q, "probs" if c.wrt == "probs" and q.from_logits else "direct", c.convention, c.reduction, {})
+    plain = _evaluate(q, "direct" if c.wrt == "probs" and not q.from_logits else _path_of(c), c.convention,
+                      c.reduction, {})
     return next((p for p in plain if p.wrt == c.wrt), None)
+
+
+def _path_of(c: Candidate) -> str:
+    """The path (_paths) `c` was computed on."""
+    return "probs" if c.wrt == "probs" else "log_softmax" if c.via == LOG_SOFTMAX_VIA else "direct"
 
 
 def _residual(mine: np.ndarray, theirs: np.ndarray, tol: np.ndarray) -> float:
@@ -743,7 +772,9 @@ def _findings(q: Question, best: Candidate, cands: list[Candidate], against, red
         lines.append(f"{_options_text(best.options)}: {_without(q, best)}")
     pool = (candidates(q, best.options) if best.options else []) + cands
     have, _ = supported(q.loss, q.from_logits, q.params)
-    for name in [against] if against else [n for n in have if n != "exact"]:
+    # (and those that have it on other inputs than the user's: PyTorch's ctc on log_softmax of logits)
+    weighed = {c.convention for c in pool}
+    for name in [against] if against else [n for n in ORDER if n != "exact" and (n in have or n in weighed)]:
         mine_here = [c for c in pool if c.convention == name and c.reduction == reduction]
         ref = next((c for c in mine_here if c.wrt == best.wrt), mine_here[0] if mine_here else None)
         if ref is not None:
@@ -776,7 +807,8 @@ def _head(ref: Candidate) -> str:
     over = f" over N={_n(ref.n)}" if ref.reduction == "mean" else ""
     red = ref.reduction if ref.micro is None else f"the mean of {ref.micro.k} micro-batch means"
     opts = f", {_options_text(ref.options)[len('your numbers need '):].split(', which')[0]}" if ref.options else ""
-    return f"against {ref.convention} ({red}{over}{opts}):"
+    via = f", {ref.via}" if ref.via else ""
+    return f"against {ref.convention} ({red}{over}{opts}{via}):"
 
 
 def _n(n) -> str:
@@ -797,7 +829,7 @@ def _explain_against(q: Question, ref: Candidate, best: Candidate, pool: list[Ca
             return [f"{_head(ref)} {said} {ref.convention}'s"]
         return [_head(ref), f"  {said} {ref.convention}'s; your loss does not:"] + loss
     lines = [line for part in parts for line in _explain_part(q, part, ref, best, pool)]
-    return [_head(ref)] + ["  " + s for s in lines] + loss
+    return [_head(ref)] + list(dict.fromkeys(["  " + s for s in lines] + loss))  # (a reason both share: once)
 
 
 def _matches(part: Part, c: Candidate) -> bool:
@@ -825,7 +857,7 @@ def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool
     exact = next((c for c in pool if c.convention == "exact" and c.reduction == ref.reduction
                   and c.wrt == ref.wrt and c.options == ref.options), None)
     ratio, said = _common_factor(part, theirs, ref, best, q.dtype, part.theirs(exact) if exact else None)
-    lines += said + (_per_length_grad(q, ref, pool) if not part.name else [])
+    lines += said + (_per_length_grad(q, ref, pool) + _per_length_yours(q, ref, best) if not part.name else [])
     lines += _elements(q, part, theirs, ref, ratio, pool)
     if not lines:
         lines.append(f"{part.what} is {ref.convention}'s up to the digits given")
@@ -841,7 +873,7 @@ def _reduction_factor(q: Question, part: Part, ref: Candidate, pool: list[Candid
     other = {"mean": ("sum",), "sum": ("mean",), "none": ("mean",)}.get(ref.reduction, ())
     twin = next((c for c in pool if c.convention == ref.convention and c.reduction in other and c.wrt == ref.wrt
                  and c.options == ref.options and _matches(part, c)), None)
-    if twin is None:
+    if twin is None or twin.n == 1 or ref.n == 1:  # (N = 1: the mean is the sum, no factor between them)
         return []
     if ref.reduction == "mean":
         return [f"{part.what} is {ref.n:.3f}× {ref.convention}'s (mean over N={_n(ref.n)}): you left out the 1/N of "
@@ -858,18 +890,18 @@ def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: s
     if med is None:
         return 1.0, []
     lines, n, sign = [], ref.n, 1.0 if med > 0 else -1.0
-    if ref.reduction == "mean" and abs(abs(med) - n) <= 1e-3 * n:
+    if abs(abs(med) - 1) <= 1e-3:  # (a factor of 1 is none, whatever N is: N = 1's mean is its sum)
+        ratio = sign
+    elif ref.reduction == "mean" and abs(abs(med) - n) <= 1e-3 * n:
         ratio = sign * n  # the factor is N itself; what is left over is for the elements to explain
         lines.append(f"{what} is {n:.3f}× {name}'s (mean over N={_n(n)}): you left out the 1/N of the mean")
     elif ref.reduction != "mean" and best.reduction == "mean" and abs(abs(med) * best.n - 1) < 1e-3:
         ratio = sign / best.n
         lines.append(f"{what} is 1/{_n(best.n)} of {name}'s ({ref.reduction}): you divided by N = "
                      f"{_n(best.n)} as a mean does")
-    elif abs(abs(med) - 1) > 1e-3:
+    else:
         ratio = med
         lines.append(f"{what} is {abs(med):.4g}× {name}'s")
-    else:
-        ratio = sign
     if ratio < 0:
         lines.append(f"sign reversed: {what} has the opposite sign (descent direction instead of gradient?)")
     return ratio, lines
@@ -969,8 +1001,7 @@ def _true_reasons(q: Question, c: Candidate, idx: tuple, value: float, base: flo
     another convention's): of a gradient element (`what` "grad") or a loss term ("loss")."""
     if value == base:
         return
-    path = "probs" if c.wrt == "probs" else "direct"
-    batch, logits, params = _path_inputs(q, path)
+    batch, logits, params = _path_inputs(q, _path_of(c))
     y2 = q.targets
     conv = weighed_convention(conventions.CONVENTIONS[c.convention], LOSSES[q.loss], q.batch.w is not None)
     rel = _rel(value, base)
@@ -1000,7 +1031,7 @@ def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candi
             and same.value is not None:
         kind = "a sum, not a mean" if best.reduction == "sum" else f"a mean (÷ N = {_n(best.n)}), not a sum"
         lines.append(f"yours is {kind}: {ref.convention}'s {best.reduction} is {distinct(same.value, my)[0]}")
-    lines += _per_length(q, ref, pool)
+    lines += _per_length(q, ref, pool) + _per_length_yours(q, ref, best)
     if best.residual <= 1 and (best.convention, best.wrt) != (ref.convention, ref.wrt):
         lines += _terms(q, same or ref, best, pool)
     return [_head(ref)] + ["  " + s for s in lines]
@@ -1011,6 +1042,17 @@ def _per_length_mean(q: Question, ref: Candidate) -> bool:
     sequence, its users' (loss * w).mean() divides by the batch size)."""
     conv = weighed_convention(conventions.CONVENTIONS[ref.convention], LOSSES[q.loss], q.batch.w is not None)
     return LOSSES[q.loss].kind == "sequence" and ref.reduction == "mean" and conv.ctc_mean == "target-length"
+
+
+def _per_length_yours(q: Question, ref: Candidate, best: Candidate) -> list[str]:
+    """The converse of _per_length: the user's numbers are the framework's mean that divides each sequence's loss
+    by its target length first (PyTorch's), `ref`'s mean does not."""
+    if best.residual > 1 or not _per_length_mean(q, best) or _per_length_mean(q, ref) or ref.reduction != "mean":
+        return []
+    lengths = ", ".join(_n(int(v)) for v in np.maximum(q.targets[:8, 2], 1)) + (", …" if len(q.targets) > 8 else "")
+    return [f"yours is {best.convention}'s mean, which divides each sequence's loss by its target length ({lengths}) "
+            f"before averaging over the batch (PyTorch's reduction='mean'); {ref.convention}'s mean averages the "
+            "sequences' losses as they are"]
 
 
 def _per_length_grad(q: Question, ref: Candidate, pool: list[Candidate]) -> list[str]:

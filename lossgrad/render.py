@@ -567,14 +567,16 @@ def describe(c: Any, loss: str = "", given: str = "grad", extra: tuple = (), pre
     if given == "loss":
         on = f", on {wrt_text(loss, 'probs')}" if c.wrt == "probs" else ""
         red = {"mean": f"mean over N={n}", "sum": "reduction sum"}
-        return f"{title}, {red.get(c.reduction) or _micro_words(c, n)}{on}{opts}"
+        via = f", {c.via}" if getattr(c, "via", "") else ""
+        return f"{title}, {red.get(c.reduction) or _micro_words(c, n)}{on}{opts}{via}"
     red = {"mean": f"mean over N={n}", "micro": _micro_words(c, n),
            "sum": "reduction sum (no 1/N: each element's own derivative, as reduction none gives too)",
            "none": "reduction none (each element's own derivative)"}
     wrt = [wrt_text(loss, c.wrt) if loss else WRT[c.wrt]] if pred else []
     wrt += [cli_text("{" + k + "}") for k in extra]
+    via = f", {c.via}" if getattr(c, "via", "") else ""
     return f"{title}, {red[c.reduction]}, with respect to {', '.join(wrt[:-1]) + ' and ' if len(wrt) > 1 else ''}" \
-           f"{wrt[-1]}{opts}"
+           f"{wrt[-1]}{opts}{via}"
 
 
 def _micro_words(c: Any, n: str) -> str:
@@ -604,6 +606,8 @@ def places(idxs: list[tuple[int, ...]], shape: tuple[int, ...]) -> str:
 def _candidate_json(c: Any, from_logits: bool) -> dict:
     out = {"convention": c.convention, "reduction": c.reduction, "from_logits": from_logits,
            "wrt": c.wrt, "options": _jsonable_tree(dict(c.options))}
+    if getattr(c, "via", ""):  # (the convention was given the inputs otherwise: PyTorch's ctc, log_softmax)
+        out["via"] = c.via
     if getattr(c, "micro", None) is not None:  # reduction "micro": the micro-batches' means and Ns
         out["micro_batches"] = _jsonable_tree(c.micro.as_dict())
     return out
