@@ -645,8 +645,15 @@ def _rank(c: Candidate):
     # the mean before sum and none, the inputs as given before the probabilities behind given logits (whose
     # residuals differ from theirs only by the last bits of exp and log, which differ between machines)
     magnitude = -1 if c.residual <= 0.1 else (0 if c.residual <= 1 else np.log10(c.residual))
-    return (magnitude, len(c.options), ORDER.index(c.convention), (*REDUCTIONS, "micro").index(c.reduction),
+    return (magnitude, _cost(c.options), ORDER.index(c.convention), (*REDUCTIONS, "micro").index(c.reduction),
             c.wrt == "probs", c.residual)
+
+
+def _cost(options: dict) -> int:
+    """How much a candidate's solved options assume: a definition switch (the switches of one loss together) or a
+    number is one; a weight per class or sample, many numbers fitted to the user's, two."""
+    return (any(k in DEFINITION_KEYS for k in options) + sum(2 if k in FACTORS else 1 for k in options
+                                                               if k not in DEFINITION_KEYS))
 
 
 def _key(c: Candidate) -> tuple:
@@ -700,7 +707,7 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
                 seen.add(_key(c))
                 diag.also.append(c)
         diag.also = diag.also[:6]
-    diag.findings = micro_findings(q, best, cands) + _findings(
+    diag.findings = definition_findings(q, best) + micro_findings(q, best, cands) + _findings(
         q, best, cands, against, reduction or ("micro" if best.reduction == "micro" else "mean"))
     if grads and dtype in HALF:
         diag.findings[:0] = rounding_band(q, match, best)
@@ -769,7 +776,7 @@ def _findings(q: Question, best: Candidate, cands: list[Candidate], against, red
     """Against the framework asked for, else each framework that has the loss: how the user's numbers depart."""
     lines = []
     if best.options:
-        lines.append(f"{_options_text(best.options)}: {_without(q, best)}")
+        lines.append(f"{_options_text(best.options, q.params)}: {_without(q, best)}")
     pool = (candidates(q, best.options) if best.options else []) + cands
     have, _ = supported(q.loss, q.from_logits, q.params)
     # (and those that have it on other inputs than the user's: PyTorch's ctc on log_softmax of logits)
@@ -782,8 +789,12 @@ def _findings(q: Question, best: Candidate, cands: list[Candidate], against, red
     return lines
 
 
-def _options_text(options: dict) -> str:
+def _options_text(options: dict, given: dict | None = None) -> str:
     said = [f"{{{k}}} = {_option_value(v)}" for k, v in options.items()]
+    passed = [k for k in options if (given or {}).get(k) not in (None, False)]
+    if passed:  # (a switch the user gave, the other way)
+        return "your numbers need " + " and ".join(said) + ", where you passed " + " and ".join(
+            f"{{{k}}} = {_option_value((given or {})[k])}" for k in passed)
     return "your numbers need " + " and ".join(said) + ", which you did not pass"
 
 
@@ -799,8 +810,8 @@ def _without(q: Question, best: Candidate) -> str:
     plain = _plain(q, best)
     if plain is None:
         return f"{best.convention} has them only as options"
-    return (f"without it {best.convention}'s numbers are off by up to {plain.residual:.3g} times what your "
-            "digits allow")
+    return (f"without {'them' if len(best.options) > 1 else 'it'} {best.convention}'s numbers are off by up to "
+            f"{plain.residual:.3g} times what your digits allow")
 
 
 def _head(ref: Candidate) -> str:
@@ -1138,8 +1149,26 @@ def _term_reasons(q: Question, c: Candidate, idx: tuple, term: float, other: flo
 AFFINE = {"label_smoothing": (0.0, 0.5), "pos_weight": (1.0, 2.0), "alpha": (0.0, 1.0)}
 FACTORS = ("class_weights", "sample_weight")
 SEARCHED: dict[str, tuple[float, float, bool] | None] = {"eps": (1e-12, 0.3, True), "gamma": (0.0, 6.0, False),
-                                                          "delta": None, "beta": None}
-FLAGS = ("log_input", "log_target", "zero_infinity", "full", "squared")
+                                                          "delta": None, "beta": None,
+                                                          "temperature": (1e-3, 10.0, True)}
+FLAGS = ("log_input", "log_target", "zero_infinity", "full", "squared", "dot")
+# the definitions a loss goes by under one name, each the switches that give it, and what it is in words: tried
+# against the user's numbers before any weight is fitted to them (each with the temperature solved for too, where
+# the user gave none)
+DEFINITIONS: dict[str, dict[str, tuple[dict[str, bool], str]]] = {
+    "contrastive": {
+        "infonce": ({"ntxent": False, "symmetric": False},
+                    "one-directional InfoNCE (van den Oord's; CLIP's image→text half): each anchor's positive picked "
+                    "out of the B targets, its negatives the other B − 1"),
+        "clip": ({"ntxent": False, "symmetric": True},
+                 "CLIP's symmetric loss: the mean of InfoNCE from the anchors to the targets and from the targets "
+                 "back to the anchors"),
+        "ntxent": ({"ntxent": True, "symmetric": False},
+                   "NT-Xent (SimCLR, optax's ntxent): the 2B rows [pred; target], each row's positive its partner "
+                   "view, its negatives the other 2B − 2 rows, each sample's loss the mean of its two rows'"),
+    },
+}
+DEFINITION_KEYS = {k for defs in DEFINITIONS.values() for switches, _ in defs.values() for k in switches}
 
 
 def _unknowns(q: Question) -> list[str]:
@@ -1147,7 +1176,7 @@ def _unknowns(q: Question) -> list[str]:
     names = [p.name for p in LOSSES[q.loss].params] + ["eps"]
     if q.batch.w is None and q.mine is not None:
         names.append("sample_weight")
-    return [n for n in names if q.params.get(n) in (None, False) and n != "ignore_index"]
+    return [n for n in names if q.params.get(n) in (None, False) and n != "ignore_index" and n not in DEFINITION_KEYS]
 
 
 def solve(q: Question) -> list[Candidate]:
@@ -1162,7 +1191,44 @@ def solve(q: Question) -> list[Candidate]:
             for path in _paths(q):
                 for reduction in ("mean", "sum"):
                     found += _solve_one(q, name, conv, path, reduction)
+    return found + _definitions(q)
+
+
+def _given_definition(q: Question) -> str | None:
+    """Which of the loss's definitions the user's switches name (None: the loss has one)."""
+    defs = DEFINITIONS.get(q.loss, {})
+    return next((d for d, (switches, _) in defs.items()
+                 if all(bool(q.params.get(k)) == v for k, v in switches.items())), None)
+
+
+def _definitions(q: Question) -> list[Candidate]:
+    """Candidates under each other definition of the loss (the switches that differ from the user's), and where
+    the user gave no temperature, with it solved for."""
+    found = []
+    mine = _given_definition(q)
+    for name, (switches, _) in DEFINITIONS.get(q.loss, {}).items():
+        if name == mine:
+            continue
+        base = {k: v for k, v in switches.items() if bool(q.params.get(k)) != v}
+        for conv in ORDER:
+            for path in _paths(q):
+                for reduction in ("mean", "sum"):
+                    found += [c for c in _evaluate(q, path, conv, reduction, base) if c.residual <= 1]
+                    if "temperature" in _unknowns(q):
+                        found += [c for wrt, v in _searched(q, "temperature", conv, path, reduction, base)
+                                  if (c := _settle(q, "temperature", v, conv, path, reduction, wrt, base))]
     return found
+
+
+def definition_findings(q: Question, best: Candidate) -> list[str]:
+    """Where the user's numbers are another definition of the loss than the one checked: which, in words."""
+    theirs = _given_definition(q)
+    if theirs is None or not any(k in DEFINITION_KEYS for k in best.options):
+        return []
+    defs = DEFINITIONS[q.loss]
+    yours = next(d for d, (switches, _) in defs.items()
+                 if all(best.options.get(k, bool(q.params.get(k))) == v for k, v in switches.items()))
+    return [f"yours is {defs[yours][1]}; the one checked ({theirs}) is {defs[theirs][1]}"]
 
 
 def _solve_one(q: Question, option: str, conv: str, path: str, reduction: str) -> list[Candidate]:
@@ -1247,8 +1313,10 @@ def _factors(q: Question, option: str, conv: str, path: str, reduction: str) -> 
     return out
 
 
-def _searched(q: Question, option: str, conv: str, path: str, reduction: str) -> list[tuple[str, Any]]:
-    """A grid over the option's range, then a golden-section search around the best point."""
+def _searched(q: Question, option: str, conv: str, path: str, reduction: str,
+              base: dict | None = None) -> list[tuple[str, Any]]:
+    """A grid over the option's range, then a golden-section search around the best point (`base`: further
+    options held fixed)."""
     span: Any = SEARCHED[option]
     if span is None:
         e = np.abs(q.batch.p - q.batch.y) if q.batch.y.shape == q.batch.p.shape else np.abs(q.batch.p)
@@ -1261,7 +1329,7 @@ def _searched(q: Question, option: str, conv: str, path: str, reduction: str) ->
     a, b = (np.log(lo), np.log(hi)) if log else (lo, hi)
 
     def cost(u: float) -> tuple[float, str]:
-        cs = _evaluate(q, path, conv, reduction, {option: to_v(u)})
+        cs = _evaluate(q, path, conv, reduction, {**(base or {}), option: to_v(u)})
         return min(((c.residual, c.wrt) for c in cs), default=(np.inf, ""))
 
     grid = np.linspace(a, b, 33)
@@ -1290,14 +1358,16 @@ def _golden(f: Callable[[float], float], a: float, b: float, steps: int = 40) ->
     return (a + b) / 2
 
 
-def _settle(q: Question, option: str, value, conv: str, path: str, reduction: str, wrt: str) -> Candidate | None:
+def _settle(q: Question, option: str, value, conv: str, path: str, reduction: str, wrt: str,
+            base: dict | None = None) -> Candidate | None:
     """The solved value rounded to the fewest significant digits that still explain the user's numbers (or None
-    when even the full value does not, or it is the value a plain run uses)."""
+    when even the full value does not, or it is the value a plain run uses); `base`: further options held."""
     for digits in (1, 2, 3, 4, 5, 6, 8, 10, 17):
         v = value if isinstance(value, bool) else _round_sig(value, digits)
         if _is_default(q, option, v, conv):
             continue
-        c = next((c for c in _evaluate(q, path, conv, reduction, {option: v}) if c.wrt == wrt), None)
+        c = next((c for c in _evaluate(q, path, conv, reduction, {**(base or {}), option: v}) if c.wrt == wrt),
+                 None)
         if c is not None and c.residual <= 1:
             if isinstance(v, np.ndarray) and np.all(v == v.reshape(-1)[0]) and option == "pos_weight":
                 c.options = {option: float(v.reshape(-1)[0])}

@@ -554,7 +554,12 @@ def _options_words(options: dict) -> str:
     for k, v in options.items():
         shown = ",".join(f"{x:.8g}" for x in np.ravel(v)) if not isinstance(v, bool) else ("on" if v else "off")
         said.append(f"{cli_name(k)} {shown}" if isinstance(v, bool) else f"{k} = {shown}")
-    return " with " + " and ".join(said) + " (you did not pass " + ", ".join(cli_name(k) for k in options) + ")"
+    # (a switch check turned off is one the user passed: off is every switch's default)
+    off = [cli_name(k) for k, v in options.items() if v is False]
+    unsaid = [cli_name(k) for k, v in options.items() if v is not False]
+    notes = ([f"you did not pass {', '.join(unsaid)}"] if unsaid else []) + ([f"you passed {', '.join(off)}"]
+                                                                            if off else [])
+    return " with " + " and ".join(said) + " (" + "; ".join(notes) + ")"
 
 
 def describe(c: Any, loss: str = "", given: str = "grad", extra: tuple = (), pred: bool = True) -> str:
