@@ -19,7 +19,7 @@ from .errors import InputError, OptionError
 from .flags import SEQUENCE
 from .inputs import Batch, CsvRequest, parse_inline, read
 from .losses import LOSSES
-from .options import Format, Reduction, Setup, choose, choose_loss, setup
+from .options import Format, Reduction, Setup, choose, choose_loss, per_length, setup
 from .reduction import formulas, micro_formulas
 from .tensors import is_tensor_file
 
@@ -148,7 +148,9 @@ def run_loss(name: str, **kw: Any) -> None:
 
 def _formulas(s: Setup, r: Result) -> list[str]:
     policy = [f"autocast: {autocast.note(s.conv.name, s.loss.name, s.from_logits)}"] if s.autocast else []
-    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note) + policy
+    return s.loss.formulas(s.from_logits, s.conv, **s.params) + formulas(r.reduction, r.n, r.weight_note,
+                                                                        per_length(s)) + policy
+
 
 
 def _run_batch(s: Setup, kw: dict[str, Any]) -> None:

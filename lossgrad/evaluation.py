@@ -205,6 +205,11 @@ def label_layout(setup: Setup, target_cols: int, classes: int) -> Labels:
     return Labels.ONEHOT
 
 
+def _takes(setup: Setup, option: str) -> bool:
+    """Whether the loss has `option` (an error suggests only options the loss takes)."""
+    return any(p.name == option for p in setup.loss.params)
+
+
 def targets(setup: Setup, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:
     """ce targets as rows of class probabilities, the class indexes when given as such, and the samples left out
     by ignore_index (their rows are zeros, their index 0)."""
@@ -223,7 +228,8 @@ def targets(setup: Setup, y: np.ndarray, classes: int) -> tuple[np.ndarray, np.n
     if bad.any():
         row = int(np.argmax(bad))
         raise DomainError("target", row, 0, float(idx[row]), f"is not a class index: an integer in [0, {classes})"
-                          + ("" if ignore is not None else " ({ignore_index} K leaves the samples of label K out)"))
+                          + ("" if ignore is not None or not _takes(setup, "ignore_index")
+                             else " ({ignore_index} K leaves the samples of label K out)"))
     labels = idx.astype(np.intp)
     onehot = np.zeros((y.shape[0], classes))
     onehot[np.arange(y.shape[0]), labels] = 1

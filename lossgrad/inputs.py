@@ -1302,8 +1302,10 @@ def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | Non
 
 # ---------------------------------------------------------------- sequences (ctc)
 
-SEQUENCE_INPUT = ("a sequence loss reads one sequence inline ({target} its labels, {pred} one ';' row per frame) or "
-                  "batches through the Python API (lossgrad.ctc)")
+SEQUENCE_INPUT = ("a sequence loss reads one sequence inline ({target} its labels, {pred} one ';' row per frame), "
+                  "or a batch from tensor files ({pred} a [T, B, C] or [B, T, C] tensor, {target} the padded "
+                  "label rows, {input_lengths}, {target_lengths}) or through the Python API (lossgrad.ctc); not "
+                  "from CSV")
 
 
 def read_sequence_inline(target: str | None, pred: str | None, weights: str | None) -> Batch:

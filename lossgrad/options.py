@@ -219,6 +219,12 @@ def setup(loss: str, *, from_logits: object = False, reduction: object = "mean",
     return s
 
 
+def per_length(s: Setup) -> str:
+    """The convention, in words, whose mean divides each sequence's loss by its target length (PyTorch's ctc);
+    else empty."""
+    return s.conv.title if s.loss.kind == "sequence" and s.conv.ctc_mean == "target-length" else ""
+
+
 def weighed_convention(conv: Convention, loss: Loss, sample_weight: bool) -> Convention:
     """The convention as it reduces `loss` under sample weights or without them: weighed by sequence, a mean is
     (ctc_loss(reduction="none") * w).mean(), as PyTorch users write it; reduction="mean"'s division by the target

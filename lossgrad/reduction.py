@@ -206,8 +206,12 @@ def describe(reduction: str, n: int | float, per_sample: bool, weight_note: str 
     return f"mean over N={n} {per}" if reduction == "mean" else f"sum over {n} {per}"
 
 
-def formulas(reduction: str, n: int | float, weight_note: str | None) -> list[str]:
-    """The reduction as formulas, for --explain."""
+def formulas(reduction: str, n: int | float, weight_note: str | None, per_length: str = "") -> list[str]:
+    """The reduction as formulas, for --explain; `per_length`: the framework whose mean divides each sequence's
+    loss by its target length first (PyTorch's ctc), in words."""
+    if per_length and reduction == "mean" and not weight_note:
+        return [f"{per_length}'s mean: J = (1/N) Σᵢ ℓᵢ / max(Lᵢ, 1),  ∂J/∂xᵢ = (∂ℓᵢ/∂xᵢ) / (N·max(Lᵢ, 1)),  "
+                f"N = {n}  (each sequence divided by its target length Lᵢ first)"]
     if weight_note and reduction != "none":
         lines = ["ℓᵢ ← wᵢ·ℓᵢ, ∂ℓᵢ/∂xᵢ ← wᵢ·∂ℓᵢ/∂xᵢ  (sample weights; the losses shown are the weighted ones)"]
         if reduction == "sum":

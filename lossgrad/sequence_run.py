@@ -19,6 +19,8 @@ from .api import run as run_batch
 from .errors import InputError, OptionError, counted
 from .inputs import Batch, parse_inline, sequences
 from .losses.ctc import HEAD
+from .options import per_length
+from .reduction import formulas
 from .tensor_run import Geometry, Groups, Run, _tensor, choose_dtype, half_setup
 from .tensors import Tensor, is_tensor_file, open_tensor
 
@@ -175,7 +177,9 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
         _write(r, batch, kw)
     render.warn(r.result.warnings)
     if kw.get("explain"):  # (on stderr: stdout has the summary, or nothing)
-        sys.stderr.write("".join(line + "\n" for line in s.loss.formulas(s.from_logits, s.conv, **s.params)))
+        r_ = r.result
+        sys.stderr.write("".join(line + "\n" for line in s.loss.formulas(s.from_logits, s.conv, **s.params)
+                                 + formulas(r_.reduction, r_.n, r_.weight_note, per_length(s))))
     if fmt == "table" and r.output is not None:
         sys.stderr.write(render.tensor_summary(r))
         return

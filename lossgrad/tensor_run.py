@@ -23,7 +23,7 @@ from .batch import kernel_mean, n_is_weighed
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
 from .inputs import YNN_ROWS, Batch, parse_inline
-from .options import Setup, setup
+from .options import Setup, per_length, setup
 from .reduction import Accumulator, Slices, formulas, micro_formulas, split_rows
 from .tensors import ArrayShard, Tensor, is_tensor_file, open_tensor
 
@@ -236,7 +236,7 @@ def run(name: str, kw: dict[str, Any], given_dtype: str | None, params: dict[str
     if kw.get("explain"):  # (on stderr: stdout has the summary, or nothing)
         res = r.result
         sys.stderr.write("".join(line + "\n" for line in s.loss.formulas(s.from_logits, s.conv, **s.params)
-                                 + formulas(res.reduction, res.n, res.weight_note)
+                                 + formulas(res.reduction, res.n, res.weight_note, per_length(s))
                                  + (micro_formulas(r.micro.k) if r.micro else [])))
     if fmt == "table" and r.output is not None:  # (stdout is free for other things: the summary goes to stderr)
         sys.stderr.write(render.tensor_summary(r))

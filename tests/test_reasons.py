@@ -224,3 +224,35 @@ def test_check_contrastive_names_infonce_checked_as_ntxent():
     assert "the one checked (ntxent) is NT-Xent" in r.out and "InfoNCE" in r.out.split("the one checked")[0]
     assert "--ntxent = off, where you passed --ntxent = on" in r.out
     assert "(you passed --ntxent)" in r.out
+
+
+# ---------------------------------------------------------------- errors and --explain say what applies
+
+
+def test_errors_suggest_only_options_the_loss_has():
+    # ce has --ignore-index; categorical-focal has not, so its error must not suggest it
+    r = lossgrad("ce", "-y", "5", "-p", "0.2,0.8")
+    assert r.code == 2 and "--ignore-index K" in r.err
+    r = lossgrad("categorical-focal", "-y", "5", "-p", "0.2,0.8")
+    assert r.code == 2 and "not a class index" in r.err and "--ignore-index" not in r.err
+
+
+def test_ctc_csv_error_names_tensor_files(tmp_path):
+    r = lossgrad("ctc", "--csv", str(tmp_path / "x.csv"))
+    assert r.code == 2 and "tensor files" in r.err and "--input-lengths" in r.err and "not from CSV" in r.err
+
+
+def test_ctc_explain_shows_the_mean_the_convention_uses():
+    lp = _rows(np.log(HAND_Y))
+
+    def explain(*args):
+        r = lossgrad("ctc", *args, "--target", "1,2", "--pred", lp, "--explain", "-f", "json")
+        assert r.code == 0, r.err
+        return "\n".join(r.json()["formulas"])
+
+    torch = explain("-c", "torch")
+    assert "J = (1/N) Σᵢ ℓᵢ / max(Lᵢ, 1)" in torch and "J = (1/N) Σᵢ ℓᵢ," not in torch
+    summed = explain("-c", "torch", "-r", "sum")
+    assert "max(Lᵢ, 1)" not in summed and "J = Σᵢ ℓᵢ" in summed
+    exact = explain()
+    assert "max(Lᵢ, 1)" not in exact and "J = (1/N) Σᵢ ℓᵢ," in exact

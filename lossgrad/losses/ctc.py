@@ -463,10 +463,7 @@ def ctc_formulas(from_logits: bool, conv: Convention, blank: int = 0, zero_infin
             "for every state but the last two)"
         lines.append(f"{conv.title} stands in {zero} for log 0, so a sequence with no alignment gets a large finite "
                      "loss and gradient")
-    if conv.ctc_mean == "target-length":
-        lines.append(f"{conv.title}'s mean: J = (1/N) Σᵢ ℓᵢ / max(Lᵢ, 1)  (each sequence divided by its target "
-                     "length first)")
-    return lines
+    return lines  # (the reduction, PyTorch's mean over the target lengths among them: reduction.formulas)
 
 
 def ctc_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bool,
