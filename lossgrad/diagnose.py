@@ -110,8 +110,8 @@ def _applies(rule, idx, rel: float, what: str) -> bool:
     loss term ("loss")."""
     if not rule[0][idx]:
         return False
-    if len(rule) < 3:
-        return True
+    if len(rule) < 3:  # (a reason of the elements, not of the whole value: one says so in its bound)
+        return what != "value"
     reach = _reach(rule[2], idx, what)
     return reach is not None and rel <= reach
 
@@ -150,7 +150,7 @@ def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[d
         idx = (int(i), int(j))
         user_idx = tuple(int(k) for k in np.unravel_index(idx[0] * g.shape[-1] + idx[1], shape))
         found.append({"convention": name, "of": "grad", "element": list(user_idx), "place": places([user_idx], shape),
-                      "why": _cell_why(name, reasons, [idx], g[idx], e[idx], "grad")})
+                      "why": _cell_why(name, reasons, [idx], g[idx], e[idx], "grad", res.dtype)})
     for k, ek in exact.grads.items():
         gk = res.grads.get(k)
         if gk is None or gk.size != ek.size:
@@ -167,12 +167,17 @@ def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[d
                 at, where = [(int(i), c) for c in range(g.shape[-1])], f"sample {int(i)}"
                 place = (int(i),)
             found.append({"convention": name, "of": f"grad_{k}", "element": list(place), "place": where,
-                          "why": _cell_why(name, reasons, at, gk2[i, j], ek2[i, j], "grad")})
+                          "why": _cell_why(name, reasons, at, gk2[i, j], ek2[i, j], "grad", res.dtype)})
     found += _term_differences(name, res, exact, reasons, shape)
     return found
 
 
-def _cell_why(name: str, reasons, at: list[tuple], got: float, want: float, what: str) -> str:
+# below this relative size, a difference no reason names is put down to rounding (float32's cancellations reach
+# further)
+ROUNDING = {"float64": 1e-6, "float32": 1e-3}
+
+
+def _cell_why(name: str, reasons, at: list[tuple], got: float, want: float, what: str, dtype: str) -> str:
     """The first reason true at one of the places `at` that reaches this far; else rounding, or plainly the two
     numbers."""
     rel = _rel(got, want)
@@ -180,7 +185,7 @@ def _cell_why(name: str, reasons, at: list[tuple], got: float, want: float, what
     if why is not None:
         return why
     term = "" if what == "grad" else " of the loss term"
-    return (f"rounding in {name}'s formulation{term} ({rel:.1e} relative)" if rel < 1e-6
+    return (f"rounding in {name}'s {dtype} formulation{term} ({rel:.1e} relative)" if rel < ROUNDING.get(dtype, 1e-3)
             else f"{name} computes it differently ({_g(got)} against {_g(want)})")
 
 
@@ -205,7 +210,8 @@ def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tup
                 place = tuple(int(v) for v in np.unravel_index(t, shape))
                 where = places([place], shape)
             found.append({"convention": name, "of": "loss", "element": list(place), "place": where,
-                          "why": _cell_why(name, reasons, at, float(theirs[t]), float(mine[t]), "loss")})
+                          "why": _cell_why(name, reasons, at, float(theirs[t]), float(mine[t]), "loss",
+                                          res.dtype)})
     if res.value is None or exact.value is None or (res.n != exact.n and res.reduction == "mean"):
         return found  # (a mean over another N: divisors says so)
     if _differing(np.array(res.value), np.array(exact.value)):
@@ -214,7 +220,8 @@ def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tup
         rel = _rel(res.value, exact.value)
         why = _reason(reasons, (0, 0), np.inf, "value")
         if why is None and not found:
-            why = (f"rounding in {name}'s reduction ({rel:.1e} relative)" if rel < 1e-6
+            why = (f"rounding in {name}'s {res.dtype} reduction ({rel:.1e} relative)"
+                   if rel < ROUNDING.get(res.dtype, 1e-3)
                    else f"{name} reduces the terms differently ({_g(res.value)} against {_g(exact.value)})")
         if why is not None:
             found.append({"convention": name, "of": "value", "element": None, "why": why})

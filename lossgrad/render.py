@@ -455,11 +455,12 @@ def _comparison_notes(console: Any, comp: Any) -> None:
         console.print(f"{name}: not available: {reason}")
     if comp.differences:
         console.print("why they differ:")
-        groups: dict = {}
+        groups: dict = {}  # (one line per convention and reason, however many kinds of cell it covers)
         for d in comp.differences:
-            groups.setdefault((d["convention"], d.get("of", "grad"), d["why"]), []).append(d)
-        for (conv, of, why), ds in list(groups.items())[:40]:
-            console.print(f"  {conv}{_where(of, ds, comp.shape)}: {cli_text(why)}")
+            groups.setdefault((d["convention"], d["why"]), {}).setdefault(d.get("of", "grad"), []).append(d)
+        for (conv, why), kinds in list(groups.items())[:40]:
+            where = ", ".join(filter(None, (_where(of, ds, comp.shape) for of, ds in kinds.items())))
+            console.print(f"  {conv}{', ' + where if where else ''}: {cli_text(why)}")
         if len(groups) > 40:
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
     elif _any_differs(comp):  # (every cell that differs has a reason: this cannot be, but it must not say "same")
@@ -469,9 +470,9 @@ def _comparison_notes(console: Any, comp: Any) -> None:
 
 
 def _where(of: str, ds: list, shape: tuple) -> str:
-    """Which cells a group of differences is about: gradient elements, a further input's, loss terms, the value."""
+    """Which cells of one kind a reason is about: gradient elements, a further input's, loss terms, the value."""
     if of == "value":
-        return ", value"
+        return "value"
     idxs = [tuple(d["element"]) for d in ds if d["element"] is not None]
     if not idxs:
         return ""
@@ -480,7 +481,7 @@ def _where(of: str, ds: list, shape: tuple) -> str:
             " …" if len(idxs) > 12 else "")
     else:
         said = places(idxs, shape)
-    return ", " + ("" if of == "grad" else "loss of " if of == "loss" else f"{of} ") + said
+    return ("" if of == "grad" else "loss of " if of == "loss" else f"{of} ") + said
 
 
 def _any_differs(comp: Any) -> bool:
