@@ -9,6 +9,14 @@ convention, dtype, reduction, inputs (predictions already representable in the d
 reduced value (float32) and the gradient the low-precision predictions receive, every number a float64 that holds
 the value exactly. `facts` records the policies themselves: the dtype each op returns under autocast, and whether
 binary_cross_entropy on probabilities runs or raises.
+
+`keras_records` (keras_cases) hold every other loss `--autocast` takes under Keras 3 and tf-keras: ce on
+probabilities (rows, with label smoothing, class indexes) and from logits with label smoothing, bce with label
+smoothing, mae, huber (delta 1 and 0.5), logcosh, hinge and squared-hinge (−1/1 and 0/1 labels), poisson, cosine
+(a zero vector too), focal (gamma, alpha; probabilities and logits), categorical-focal (gamma, class_alpha: one, or
+one per class), and Keras 3's dice and tversky (alpha, beta); two shapes each, logits out to ±100 and probabilities
+at and beyond Keras' clip, with `params` lossgrad's options. They were recorded on another processor than the
+first records (`keras_machine`): `python scripts/golden_autocast.py --keras` records them again alone.
 """
 
 from __future__ import annotations
@@ -30,6 +38,10 @@ from make_golden import versions  # noqa: E402
 F = torch.nn.functional
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "autocast.json"
 TORCH = {"float16": torch.float16, "bfloat16": torch.bfloat16}
+KERAS_CLASSES = {"mse": "MeanSquaredError", "mae": "MeanAbsoluteError", "logcosh": "LogCosh", "hinge": "Hinge",
+                 "squared-hinge": "SquaredHinge", "poisson": "Poisson", "kl": "KLDivergence",
+                 "cosine": "CosineSimilarity"}
+KERAS_ONLY = ("dice", "tversky")  # (tf-keras has neither)
 
 
 def _short(a) -> list | str:
@@ -77,6 +89,89 @@ def cases(rng: np.random.Generator, dtype: str) -> list[dict]:
     return out
 
 
+# probabilities at and near Keras' clip [ε, 1 − ε] and at 0 and 1; logits far out either way
+EDGES = np.array([0, 1, 1e-7, 1 - 1e-7, 5e-8, 1e-3, 0.999, 0.5, 1e-30], np.float32)
+LOGIT_EDGES = np.array([0, 16.6355324, -104, 88.7, -88.7, 100, -100, 30, -30, 1e-30], np.float32)
+
+
+def _edged(rng: np.random.Generator, a: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    """`a` with about a tenth of its elements replaced by edge values."""
+    a = a.copy()
+    edge = rng.random(a.shape) < 0.1
+    a[edge] = rng.choice(edges, edge.sum())
+    return a
+
+
+def _probs(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    """Probabilities on a logistic scale (many near 0 and 1), some at the edges."""
+    z = rng.standard_normal(shape) * rng.choice([0.5, 3.0, 12.0], (shape[0], 1))
+    return _edged(rng, 1 / (1 + np.exp(-z)), EDGES)
+
+
+def _logits(rng: np.random.Generator, shape: tuple[int, int]) -> np.ndarray:
+    return _edged(rng, rng.standard_normal(shape) * rng.choice([0.3, 3.0, 12.0, 40.0], (shape[0], 1)), LOGIT_EDGES)
+
+
+def _rows(rng: np.random.Generator, shape: tuple[int, int], concentration: float) -> np.ndarray:
+    """Probability rows (some entries near 0, one near 1 where the concentration is small)."""
+    return rng.dirichlet(np.full(shape[1], concentration), shape[0])
+
+
+def keras_cases(rng: np.random.Generator, dtype: str) -> list[dict]:
+    """Every other loss Keras' and tf-keras' mixed policies run under --autocast (tf-keras has no dice nor tversky),
+    on two shapes each, with the options that change the computation; predictions in the dtype (adversarial:
+    logits of ±100, probabilities at and beyond the clip), targets in float32."""
+    out: list[dict] = []
+
+    def add(loss: str, pred: np.ndarray, target: np.ndarray, from_logits: bool = False, labels: str | None = None,
+            **params: object) -> None:
+        out.append({"loss": loss, "from_logits": from_logits, "labels": labels, "pred": _rounded(pred, dtype),
+                    "target": np.asarray(target, np.float32), "params": params})
+
+    for shape in ((12, 5), (3, 33)):
+        onehot = np.eye(shape[1])[rng.integers(0, shape[1], shape[0])]
+        soft = _rows(rng, shape, 0.5)
+        add("ce", _edged(rng, _rows(rng, shape, 0.3), EDGES), onehot)
+        add("ce", _rows(rng, shape, 0.3), soft, label_smoothing=0.1)
+        add("ce", _rows(rng, shape, 0.3), rng.integers(0, shape[1], (shape[0], 1)), labels="index")
+        add("ce", _logits(rng, shape), soft, from_logits=True, label_smoothing=0.2)
+        add("categorical-focal", _probs(rng, shape), soft, gamma=2.0)
+        add("categorical-focal", _rows(rng, shape, 0.3), onehot, gamma=1.5, class_alpha=[0.25])
+        add("categorical-focal", _logits(rng, shape), soft, from_logits=True, gamma=2.0)
+        add("categorical-focal", _logits(rng, shape), onehot, from_logits=True, gamma=0.5,
+            class_alpha=rng.uniform(0.1, 2, shape[1]).astype(np.float32).tolist())
+    for shape in ((16, 6), (7, 1)):
+        hard = (rng.random(shape) < 0.5).astype(np.float32)
+        soft = rng.random(shape)
+        scale = rng.choice([1e-3, 0.1, 1.0, 5.0, 100.0], (shape[0], 1))
+        y = rng.standard_normal(shape) * scale
+        add("bce", _probs(rng, shape), soft, label_smoothing=0.1)
+        add("bce", _logits(rng, shape), hard, from_logits=True, label_smoothing=0.1)
+        add("mae", y + rng.standard_normal(shape) * scale, y)
+        add("huber", y + rng.standard_normal(shape) * scale, y, delta=1.0)
+        e = np.resize(np.array([-1.0, -0.999, 0.5, 1.001, 0.0, 2.5, -2.5, 3.0, 30.0]), shape)
+        add("huber", y + e * rng.choice([1.0, 0.5], (shape[0], 1)), y, delta=0.5)
+        add("logcosh", y + rng.standard_normal(shape) * scale * 10, y)
+        signs = rng.choice([-1.0, 1.0], shape)
+        add("hinge", rng.standard_normal(shape) * scale, signs)
+        add("hinge", _edged(rng, rng.standard_normal(shape) * 2, np.array([1.0, -1.0, 0.0])), hard)
+        add("squared-hinge", rng.standard_normal(shape) * scale, signs)
+        add("squared-hinge", _edged(rng, rng.standard_normal(shape) * 2, np.array([1.0, -1.0, 0.0])), hard)
+        add("poisson", _edged(rng, rng.exponential(2.0, shape), np.array([0.0, 1e-8, 1e-7, 1e4])),
+            np.floor(rng.exponential(3.0, shape)))
+        add("cosine", rng.standard_normal(shape) * scale, rng.standard_normal(shape))
+        add("focal", _probs(rng, shape), hard, gamma=2.0)
+        add("focal", _probs(rng, shape), soft, gamma=0.5, alpha=0.25)
+        add("focal", _logits(rng, shape), hard, from_logits=True, gamma=2.0, alpha=0.25)
+        add("focal", _logits(rng, shape), soft, from_logits=True, gamma=1.5)
+        add("dice", _probs(rng, shape), hard)
+        add("tversky", _probs(rng, shape), soft, alpha=0.3, beta=0.7)
+    zero = np.zeros((1, 6))  # (cosine of a zero vector: Keras' normalisation floor)
+    add("cosine", np.vstack([zero, rng.standard_normal((2, 6))]), np.vstack([rng.standard_normal((1, 6)), zero,
+                                                                             rng.standard_normal((1, 6))]))
+    return out
+
+
 def torch_loss(case: dict, t: torch.Tensor, reduction: str) -> torch.Tensor:
     y = torch.tensor(case["target"], dtype=torch.float32)
     if case["loss"] == "ce":
@@ -102,16 +197,34 @@ def run_torch(case: dict, dtype: str, reduction: str) -> dict:
 
 def keras_loss(module, case: dict, reduction: str):
     losses = module.losses
+    params = case.get("params") or {}
+    smoothing = {"label_smoothing": params["label_smoothing"]} if params.get("label_smoothing") else {}
     if case["loss"] == "ce" and case["labels"] == "index":
-        return losses.SparseCategoricalCrossentropy(from_logits=True, reduction=reduction,
+        return losses.SparseCategoricalCrossentropy(from_logits=case["from_logits"], reduction=reduction,
                                                     ignore_class=case.get("ignore_index"))
     if case["loss"] == "ce":
-        return losses.CategoricalCrossentropy(from_logits=True, reduction=reduction)
+        return losses.CategoricalCrossentropy(from_logits=case["from_logits"], reduction=reduction, **smoothing)
     if case["loss"] == "bce":
-        return losses.BinaryCrossentropy(from_logits=case["from_logits"], reduction=reduction)
-    if case["loss"] == "mse":
-        return losses.MeanSquaredError(reduction=reduction)
-    return losses.KLDivergence(reduction=reduction)
+        return losses.BinaryCrossentropy(from_logits=case["from_logits"], reduction=reduction, **smoothing)
+    if case["loss"] == "focal":  # (lossgrad's alpha: Keras' alpha with apply_class_balancing)
+        alpha = params.get("alpha")
+        return losses.BinaryFocalCrossentropy(from_logits=case["from_logits"], reduction=reduction,
+                                              gamma=params.get("gamma", 2.0), apply_class_balancing=alpha is not None,
+                                              alpha=0.25 if alpha is None else alpha)
+    if case["loss"] == "categorical-focal":  # (lossgrad's class_alpha unset: Keras' alpha 1)
+        alpha = params.get("class_alpha")
+        return losses.CategoricalFocalCrossentropy(from_logits=case["from_logits"], reduction=reduction,
+                                                   gamma=params.get("gamma", 2.0),
+                                                   alpha=1.0 if alpha is None else alpha[0] if len(alpha) == 1
+                                                   else alpha)
+    if case["loss"] == "huber":
+        return losses.Huber(delta=params.get("delta", 1.0), reduction=reduction)
+    if case["loss"] == "dice":  # (one loss per sample, as lossgrad's: axis 1)
+        return losses.Dice(reduction=reduction, axis=1)
+    if case["loss"] == "tversky":  # (Keras' alpha weighs the false negatives, lossgrad's the false positives)
+        return losses.Tversky(alpha=params.get("beta", 0.5), beta=params.get("alpha", 0.5), reduction=reduction,
+                              axis=1)
+    return getattr(losses, KERAS_CLASSES[case["loss"]])(reduction=reduction)
 
 
 def run_keras(conv: str, case: dict, dtype: str, reduction: str) -> dict:
@@ -171,7 +284,37 @@ def facts() -> dict:
     return out
 
 
+def keras_records() -> list[dict]:
+    """The records of keras_cases under Keras' and tf-keras' policies."""
+    rng = np.random.default_rng(20262)
+    records = []
+    for dtype in ("bfloat16", "float16"):
+        for case in keras_cases(rng, dtype):
+            for reduction in ("mean", "sum"):
+                base = {"loss": case["loss"], "dtype": dtype, "reduction": reduction,
+                        "from_logits": case["from_logits"], "labels": case["labels"], "params": case["params"],
+                        "target": _short(case["target"]), "pred": _short(case["pred"])}
+                for conv in ("keras",) if case["loss"] in KERAS_ONLY else ("keras", "tf-keras"):
+                    records.append({**base, "convention": conv, **run_keras(conv, case, dtype, reduction)})
+    return records
+
+
+def _machine() -> dict:
+    """The versions and the processor the records were made with (lossgrad's name for its vector width, cpu)."""
+    flags = sorted({f for line in Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("flags")
+                    for f in line.split(":")[1].split() if f.startswith(("avx", "fma", "f16c"))})
+    return {"versions": versions(), "cpu": torch.backends.cpu.get_cpu_capability().lower(), "cpu_flags": flags}
+
+
 def main() -> None:
+    """All records; with --keras only keras_records, the rest of the file kept as it was recorded (the PyTorch
+    records and the first Keras ones on a processor with AVX-512)."""
+    if "--keras" in sys.argv[1:]:
+        data = json.loads(OUT.read_text())
+        data |= {"keras_machine": _machine(), "keras_records": keras_records()}
+        OUT.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"wrote {len(data['keras_records'])} Keras records to {OUT}")
+        return
     rng = np.random.default_rng(20260)
     records = []
     for dtype in ("bfloat16", "float16"):
@@ -187,9 +330,11 @@ def main() -> None:
                 if case["loss"] != "kl" or not case["log_input"]:
                     for conv in ("keras", "tf-keras"):
                         records.append({**base, "convention": conv, **run_keras(conv, case, dtype, reduction)})
+    added = keras_records()
     OUT.write_text(json.dumps({"versions": versions(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-                               "facts": facts(), "records": records}, indent=1) + "\n")
-    print(f"wrote {len(records)} records to {OUT}")
+                               "facts": facts(), "records": records, "keras_machine": _machine(),
+                               "keras_records": added}, indent=1) + "\n")
+    print(f"wrote {len(records) + len(added)} records to {OUT}")
 
 
 if __name__ == "__main__":

@@ -20,6 +20,9 @@ from lossgrad.options import setup
 GOLDEN = Path(__file__).resolve().parent / "golden" / "autocast.json"
 DATA = json.loads(GOLDEN.read_text())
 RECORDS = DATA["records"]
+# every other loss Keras' and tf-keras' policies run (their options, two shapes each), recorded on another processor
+KERAS_RECORDS = DATA["keras_records"]
+KERAS_CPU = DATA["keras_machine"]["cpu"]
 
 # where the float32 kernels underneath are not reproduced bit for bit (Keras' and tf-keras' float32 arithmetic is
 # numpy's float32 formulas and lossgrad's exactly rounded sum, not TF's kernels and reduction order): the float32
@@ -35,12 +38,12 @@ def _f32(values: object) -> np.ndarray:
 
 def _run(rec: dict, **extra: object) -> lossgrad.Result:
     kw: dict = dict(convention=rec["convention"], dtype=rec["dtype"], reduction=rec["reduction"], autocast=True,
-                    from_logits=rec["from_logits"], **extra)
+                    from_logits=rec["from_logits"], **rec.get("params", {}), **extra)
     if rec["labels"]:
         kw["labels"] = rec["labels"]
-    if rec["log_input"]:
+    if rec.get("log_input"):
         kw["log_input"] = True
-    if rec["ignore_index"] is not None:
+    if rec.get("ignore_index") is not None:
         kw["ignore_index"] = rec["ignore_index"]
     return lossgrad.evaluate(rec["loss"], _f32(rec["target"]), _f32(rec["pred"]), **kw)
 
@@ -69,6 +72,52 @@ def test_golden(rec):
     else:
         assert lowp.ulps(np.array(r.value), np.array(float(np.float32(rec["value"]))), "float32") <= TOLERANCE["value"]
         assert lowp.ulps(r.grad.reshape(want_grad.shape), want_grad, rec["dtype"]).max() <= TOLERANCE["grad"]
+
+
+def _keras_id(rec: dict) -> str:
+    params = "-".join(f"{k}={v}" for k, v in rec["params"].items() if not isinstance(v, list)) or None
+    return "-".join(str(v) for v in (rec["convention"], rec["dtype"], rec["loss"], rec["labels"], params,
+                                     rec["reduction"], len(rec["pred"]), "logits" if rec["from_logits"] else None)
+                    if v)
+
+
+@pytest.mark.parametrize("rec", KERAS_RECORDS, ids=[_keras_id(r) for r in KERAS_RECORDS])
+def test_golden_keras(rec):
+    # Keras 3's mixed policy and tf-keras' float32 output layer: TensorFlow's float32 kernels on the rounded
+    # predictions, the gradient rounded on its way back, bit for bit (the processor they were recorded on)
+    r = _run(rec, cpu=KERAS_CPU)
+    want_grad = _f32(rec["grad"])
+    assert rec["value_dtype"] == "float32" and rec["grad_dtype"] == rec["dtype"]
+    assert r.value == float(np.float32(rec["value"]))
+    np.testing.assert_array_equal(r.grad.reshape(want_grad.shape), want_grad)
+
+
+def test_golden_keras_covers_every_loss():
+    # every loss --autocast takes under keras and tf-keras, in both half dtypes and both reductions
+    seen = {(r["convention"], r["loss"], r["from_logits"], r["dtype"], r["reduction"])
+            for r in KERAS_RECORDS + RECORDS if r["convention"] != "torch"}
+    for conv in ("keras", "tf-keras"):
+        for name, loss in lossgrad.LOSSES.items():
+            for logits in {False, loss.has_logits}:
+                try:
+                    setup(name, convention=conv, from_logits=logits, dtype="bfloat16", autocast=True)
+                except OptionError:
+                    continue
+                for dtype in ("bfloat16", "float16"):
+                    for reduction in ("mean", "sum"):
+                        assert (conv, name, logits, dtype, reduction) in seen, (conv, name, logits, dtype)
+
+
+def test_golden_keras_not_plain_float32():
+    # the records are the policy's, not the half dtype's own computation nor float32 on unrounded gradients: a
+    # bfloat16 gradient the float32 one would not round to is told apart
+    rec = next(r for r in KERAS_RECORDS if r["loss"] == "focal" and r["from_logits"] and r["dtype"] == "bfloat16")
+    plain = lossgrad.evaluate("focal", _f32(rec["target"]), _f32(rec["pred"]), convention=rec["convention"],
+                              dtype="float32", from_logits=True, reduction=rec["reduction"], **rec["params"],
+                              cpu=KERAS_CPU)
+    want = _f32(rec["grad"]).reshape(plain.grad.shape)
+    assert not np.array_equal(plain.grad, want)
+    np.testing.assert_array_equal(plain.grad.astype(lowp.half_dtype("bfloat16")).astype(np.float32), want)
 
 
 def test_golden_covers_bit_for_bit_torch():
