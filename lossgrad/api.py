@@ -23,7 +23,17 @@ from .evaluation import SLICE_ROWS, Block, evaluate as evaluate_block
 from .inputs import Batch, read_arrays, read_sequences
 from .losses import LOSSES, Parts
 from .options import Reduction, Setup, setup as make_setup, switch
-from .reduction import Accumulator, ExactSum, Slices, leading_shape, micro_warnings, quotient, split_rows, warnings
+from .reduction import (
+    EMPTY_MEAN,
+    Accumulator,
+    ExactSum,
+    Slices,
+    leading_shape,
+    micro_warnings,
+    quotient,
+    split_rows,
+    warnings,
+)
 
 
 @dataclass
@@ -150,10 +160,24 @@ def run(setup: Setup, batch: Batch) -> Result:
         r.grad_logits = _scaled(_joined(blocks, "grad_logits"), divisor)
         r.grads = {k: np.concatenate([mean_part(b.parts, "grad_" + k, divisor) for b in blocks])
                    for k in blocks[0].parts.extra_grads or {}}
+    r.warnings = [_empty_mean(setup, r, w) for w in r.warnings]
     r.prob = _joined(blocks, "prob")
     r.target = np.concatenate([b.target for b in blocks])
     r.labels = None if blocks[0].labels is None else np.concatenate([b.labels for b in blocks])  # type: ignore
     return r
+
+
+def _empty_mean(setup: Setup, r: Result, warning: str) -> str:
+    """The warning of a mean over no sample, told what the kernel made of it where that is not NaN throughout
+    (Keras 3's mask weighs no sample N/0 but 0, divide_no_nan: value and gradient 0; tf-keras' N/0 is ∞, and 0·∞
+    makes the value NaN, while no gradient reaches the left-out samples)."""
+    if not warning.startswith(EMPTY_MEAN) or r.value is None or r.grad is None:
+        return warning
+    grad_nan = bool(np.isnan(r.grad).all())
+    if math.isnan(r.value) and grad_nan:
+        return warning
+    return (f"{EMPTY_MEAN}: {setup.conv.title} gives the value {r.value:g} and a gradient of "
+            f"{'NaN' if grad_nan else '0' if not r.grad.any() else 'these numbers'}")
 
 
 def _joined(blocks: Sequence[Block], name: str) -> np.ndarray | None:

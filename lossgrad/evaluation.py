@@ -72,10 +72,12 @@ def evaluate(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | None = 
 
 def with_batch_totals(setup: Setup, y: np.ndarray, classes: int, bounds: list[tuple[int, int]]) -> Setup:
     """The set-up of a batch taken in these slices, with what its kernels sum over the whole batch (PyTorch's
-    class-weighted mean divides by the weights of all its samples): kernels.batch_totals of its class indexes. A
+    class-weighted mean divides by the weights of all its samples; Keras counts the samples ignore_index keeps,
+    and tf-keras gathers them into one tensor): kernels.batch_totals of its class indexes. A
     set-up that has them (a tensor file's block of a batch) keeps them."""
-    if setup.batch or not (setup.lowp and setup.rows_loss and setup.reduction is Reduction.MEAN and setup.conv.kernels
-            and setup.params.get("class_weights") is not None):
+    weighed = setup.reduction is Reduction.MEAN and setup.params.get("class_weights") is not None
+    if setup.batch or not (setup.lowp and setup.rows_loss and setup.conv.kernels
+                           and (weighed or setup.params.get("ignore_index") is not None)):
         return setup
     try:
         each = [targets(setup, y[start:end], classes) for start, end in bounds]

@@ -28,7 +28,7 @@ F32 = np.float32
 PACKET = 8  # floats in an AVX register
 LEAF = 1024  # packets in a leaf of the reducer's tree
 TINY = F32(2.0 ** -126)
-SUPPORTED = ("ce (from logits; class indexes, or probability rows with label smoothing)", "mse")
+SUPPORTED = ("ce (from logits; class indexes, with ignore_index, or probability rows with label smoothing)", "mse")
 
 
 def ftz(a: Any) -> Array:
@@ -113,11 +113,12 @@ def libm_expf(x: Array) -> Array:
 Unary = Callable[[Array], Array]
 
 
-def elementwise(a: Array, packet: Unary, scalar: Unary) -> Array:
+def elementwise(a: Array, packet: Unary, scalar: Unary, tail: int | None = None) -> Array:
     """A unary kernel over a whole tensor: packets of 8 through the flattened array, the last elements (fewer
-    than a packet) one at a time."""
+    than a packet) one at a time (`tail`: how many of these elements are the whole tensor's last, where they are
+    a piece of it)."""
     flat = a.reshape(-1)
-    cut = flat.size - flat.size % PACKET
+    cut = flat.size - (flat.size % PACKET if tail is None else tail)
     out = np.empty_like(flat)
     out[:cut] = packet(flat[:cut])
     if cut < flat.size:
@@ -268,13 +269,13 @@ def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
 
 
 def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32,
-                 place: Place | None = None) -> tuple[Array, Array, Array]:
+                 place: Place | None = None, tail: int | None = None) -> tuple[Array, Array, Array]:
     """SoftmaxCrossEntropyWithLogits (probability rows) or its sparse twin (class indexes), every Eigen operation
     stored in `kind`: per-row losses, the kernel's backprop softmax − y and its softmax. Both take s = z − max and
     Σe^s by rows (packet e^x over whole packets of the row, glibc's for the rest) and e^s over the flattened
     tensor; the sparse loss is log Σ − s at the label (glibc's logf, one element at a time), the dense one
     Σ y·(log Σ − s) by rows, log Σ in packets of rows; the dense backprop's e^s in Eigen's blocks of the whole
-    batch (`tiled`: `place`, where these rows lie in it)."""
+    batch (`tiled`: `place`, where these rows lie in it; the sparse one's `elementwise`: `tail`)."""
     r = kind.rnd
     s = r(sub(z, z.max(axis=1, keepdims=True)))
     total = row_sums(s, kind.of(pexp), kind.of(libm_expf), kind)
@@ -283,7 +284,7 @@ def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32,
         losses = row_sums(r(mul(y, r(sub(log_total[:, None], s)))), kind=kind)
     else:
         losses = r(sub(r(libm_logf(total)), s[np.arange(z.shape[0]), labels]))
-    e = (elementwise(s, kind.of(pexp), kind.of(libm_expf)) if labels is not None
+    e = (elementwise(s, kind.of(pexp), kind.of(libm_expf), tail) if labels is not None
          else tiled(s, kind.of(pexp), kind.of(libm_expf), XENT_BLOCK, place))
     prob = r(div(e, total[:, None]))
     return losses, r(sub(prob, y)), prob
@@ -326,15 +327,15 @@ def weighed(losses: Array, back: Callable[[Array], Array], kind: Kind, w: Array 
     return Parts(losses=losses, grad=grad(1), mean_grad=grad, **reduced(losses, kind), **more)
 
 
-def ce(y: Array, z: Array, labels: Array | None, half: Any,
-       place: Place | None = None) -> tuple[Array, Callable[[Array], Array], Array]:
+def ce(y: Array, z: Array, labels: Array | None, half: Any, place: Place | None = None,
+       tail: int | None = None) -> tuple[Array, Callable[[Array], Array], Array]:
     """Keras' cross entropy from logits: tf.nn's wrappers take half logits to float32 before the fused kernel
     (probability rows: float16 and bfloat16; class indexes: float16 only, bfloat16 runs the kernel in bfloat16),
     its loss and gradient rounded once on the way back. The gradient is each sample's upstream times its row of
     the backprop (`place`: where these rows lie in the whole batch)."""
     kind = kind_of(half)
     inner = FLOAT32 if half is np.float16 or labels is None else kind
-    losses, backprop, prob = softmax_xent(z, y, labels, inner, place)
+    losses, backprop, prob = softmax_xent(z, y, labels, inner, place, tail)
     return kind.rnd(losses), lambda c: kind.rnd(mul(c[:, None], backprop)), kind.rnd(prob)
 
 
@@ -380,7 +381,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     """Why TensorFlow's kernels for this loss and these options are not reproduced (None: they are)."""
     extra = [k for k, v in params.items()  # (ce from logits and mse clip nothing: eps changes neither)
              if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps"
-                     or (k, loss) == ("label_smoothing", "ce"))]
+                     or (k, loss) == ("label_smoothing", "ce")
+                     or ((k, loss) == ("ignore_index", "ce") and not sample_weight))]  # (ignore_index: unweighed)
     if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")
     if loss in ("bce", "kl") or (loss == "ce" and not from_logits):
@@ -407,15 +409,98 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     with np.errstate(all="ignore"):
         if loss == "ce":
             notes: list[str] = []
+            keep = kept(y, labels, params or {})
             if labels is not None:
                 labels, notes = (labels, []) if keras2 else cast_labels(labels, kind, p.shape[1])
                 y = one_hot(labels, p.shape[1])
+            if labels is not None and keep is not None:
+                return ignoring(y, p, labels, keep, half, keras2, switches.get("mean", True), params or {}, notes)
             losses, back, prob = ce(y, p, labels, half, (params or {}).get("place"))
             return weighed(losses, back, kind, w, prob=prob, warnings=notes)
         losses, back = mse(y, p, half, keras2)
         if p.shape[1] == 1:  # (one output: its losses are the elements, as the formulas give them)
             losses = losses[:, None]
         return weighed(losses, back, kind, w)
+
+
+def kept(y: Array, labels: Array | None, params: dict[str, Any]) -> Array | None:
+    """The samples ignore_index keeps (None: it is not set): those whose one-hot row is not all zeros."""
+    if labels is None or params.get("ignore_index") is None:
+        return None
+    out: Array = y[np.arange(y.shape[0]), labels] != 0
+    return out
+
+
+def ignoring(y: Array, z: Array, labels: Array, keep: Array, half: Any, keras2: bool, mean: bool,
+             params: dict[str, Any], notes: list[str]) -> Parts:
+    """Sparse cross entropy with ignore_class, as Keras 3 and tf-keras leave samples out: the mask of the kept
+    ones becomes the sample weights, and the mean stays over every sample N. Keras 3 zeroes the left-out rows'
+    logits (ops.where) and runs the kernel on every row; tf-keras takes the kept rows (boolean_mask), runs the
+    kernel on them alone and scatters the losses back (scatter_nd). Under the mean each kept sample weighs
+    N/K in the dtype (K the kept samples of the batch, the mean's N as lossgrad counts it, summed by reduce_sum;
+    Keras 3's divide_no_nan weighs nothing when K is 0, tf-keras' N/0 is ∞, and 0·∞ NaN), so the value is
+    reduce_sum(loss · N/K) / N and the gradient reaching a sample's loss (1/N)·(N/K); under the sum the mask
+    itself (1 or 0)."""
+    kind = kind_of(half)
+    r, m = kind.rnd, keep.astype(F32)
+    place = params.get("place")
+    rows = place[1] if place is not None and place[1] is not None else z.shape[0]
+    whole = params.get("kept")  # (the batch's kept samples, where these rows are a slice of it)
+    if keras2:
+        tail = None if whole is None or place is None else _kept_tail(whole, place[0], keep, z.shape[1])
+        losses, back_kept, kept_prob = ce(y[keep], z[keep], labels[keep], half, tail=tail)
+        losses, prob = _scattered(losses, keep), _scattered(kept_prob, keep)
+
+        def back(c: Array) -> Array:
+            return _scattered(back_kept(c[keep]), keep)
+    else:
+        losses, back_all, prob = ce(y, np.where(keep[:, None], z, F32(0)), labels, half, place)
+        losses = np.where(keep, losses, F32(0))
+
+        def back(c: Array) -> Array:
+            return np.where(keep[:, None], back_all(c), F32(0))
+    total = r(F32(rows))
+
+    def weights(mask: Array, n: float) -> Array:
+        """Each sample's weight in a mean whose N counts n kept samples (these rows: reduce_sum's own count)."""
+        if not mean:
+            return mask
+        count = full_sum(whole.astype(F32) if whole is not None else mask, kind) if whole is not None or \
+            n == mask.sum() else r(F32(n))
+        if keras2:
+            return r(mul(mask, r(div(total, count))))
+        return np.where(mask != 0, F32(0) if count == 0 else r(div(total, count)), F32(0)).astype(F32)
+
+    def value(parts: dict[str, Array], n: float) -> float:
+        with np.errstate(all="ignore"):
+            total_sum = full_sum(r(mul(parts["losses"], weights(parts["kept"], n))), kind)
+            return float(r(div(total_sum, total)) if mean else total_sum)
+
+    def grad(n: float) -> Array:
+        with np.errstate(all="ignore"):
+            return back(r(mul(upstream(rows, kind), weights(m, n))) if mean else m)
+    return Parts(losses=losses, grad=back(m), mean_grad=grad, prob=prob, warnings=notes,
+                 **joined({"losses": losses, "kept": m}, value))
+
+
+def batch_totals(loss: str, labels: Array, ignored: Array | None, half: Any, params: dict[str, Any]) -> dict[str, Any]:
+    """What a slice of a batch needs of the whole: the samples ignore_index keeps ({}: none are left out)."""
+    return {} if ignored is None or loss != "ce" else {"kept": ~ignored}
+
+
+def _kept_tail(whole: Array, first: int, keep: Array, classes: int) -> int:
+    """How many of these rows' kept elements are the last (size mod 8) of the batch's kept rows, boolean_mask's
+    tensor, which the sparse kernel's e^x takes one at a time."""
+    before, size = int(whole[:first].sum()) * classes, int(whole.sum()) * classes
+    end = before + int(keep.sum()) * classes
+    return max(0, end - max(size - size % PACKET, before))
+
+
+def _scattered(kept_rows: Array, keep: Array) -> Array:
+    """scatter_nd of the kept rows' results into zeros of every row."""
+    out = np.zeros((keep.size, *kept_rows.shape[1:]), dtype=F32)
+    out[keep] = kept_rows
+    return out
 
 
 def smoothed(y: Array, s: float, classes: int | None, kind: Kind, keras2: bool) -> Array:

@@ -61,6 +61,9 @@ SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits, with la
              "categorical-focal (probabilities and logits; gamma, class_alpha: one, or one per class in float32)")
 
 
+batch_totals = lowp_tf.batch_totals  # (ce from logits with ignore_index: the samples kept)
+
+
 def covers(loss: str, from_logits: bool) -> bool:
     """The losses this module reproduces: their gradients go through log or log1p."""
     return loss in ("bce", "kl", "poisson", "focal", "categorical-focal") or (loss == "ce" and not from_logits)

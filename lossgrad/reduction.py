@@ -227,6 +227,7 @@ def formulas(reduction: str, n: int | float, weight_note: str | None, per_length
     return ["no reduction: each ℓᵢ and its own derivative ∂ℓᵢ/∂xᵢ"]
 
 
+EMPTY_MEAN = "the mean's N is 0 (every sample weighs 0 or is left out)"
 NAN_WHY = "such as 0·log 0 taken as 0·(−∞); the exact convention gives the limit"
 
 
@@ -262,8 +263,8 @@ def weight_warnings(acc: Accumulator, reduction: str) -> list[str]:
                    "gradient is beyond the float range (1.8e308), so it is shown as infinite; scale the weights "
                    "down (a weighted mean does not change)")
     if reduction == "mean" and acc.n == 0:
-        out.append("the mean's N is 0 (every sample weighs 0 or is left out): the mean is 0/0, so the value and "
-                   "the gradient are NaN, as the frameworks give them")
+        out.append(f"{EMPTY_MEAN}: the mean is 0/0, so the value and the gradient are NaN, as the frameworks give "
+                   "them")
     elif reduction == "mean" and math.isinf(acc.n):
         out.append("the sum of the weights is beyond the float range (1.8e308), so the mean divides by infinity; "
                    "scale the weights down (a weighted mean does not change)")

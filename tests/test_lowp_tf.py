@@ -79,7 +79,8 @@ def test_other_losses_are_refused_with_a_reason() -> None:
                           from_logits=True, ignore_index=1, sample_weight=[2.0, 1.0])
     assert "rcpps" in (lowp_tf.unsupported("bce", True, {}, {}, False) or "")
     assert "rcpps" in (lowp_tf.unsupported("ce", False, {}, {}, False) or "")
-    assert lowp_tf.unsupported("ce", True, {"ignore_index": 3}, {}, False) == "ce with {ignore_index}"
+    assert lowp_tf.unsupported("ce", True, {"ignore_index": 3}, {}, True) == "ce with {ignore_index}"
+    assert lowp_tf.unsupported("ce", True, {"ignore_index": 3}, {}, False) is None  # (tests/test_lowp_tf_ignore.py)
     assert lowp_tf.unsupported("mse", False, {}, {}, True) is None  # (sample weights: tests/test_weights_tf.py)
     # (label smoothing: tests/test_smoothing_tf.py)
     assert lowp_tf.unsupported("ce", True, {"label_smoothing": 0.1}, {}, True) is None
