@@ -124,6 +124,8 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     if setup.rows_loss:
         y, labels, ignored = targets(setup, y, p.shape[1])
         class_w, count_w = class_weights(setup, y, labels, p.shape[1])
+        if class_w is not None and setup.lowp and w is None:  # (fit's sample weights: the kernels weigh them)
+            w, class_w = class_w, None
     elif y.shape != p.shape and setup.loss.kind != "sequence":
         raise InputError("target", f"shape {y.shape} does not match the predictions' {p.shape}")
     else:

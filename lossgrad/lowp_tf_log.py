@@ -53,7 +53,7 @@ EPS = 1e-7  # keras.backend.epsilon()
 HUGE = F32(2.0 ** 100)
 # the options each loss's kernels take
 TAKES = {"focal": ("gamma", "alpha"), "categorical-focal": ("gamma", "class_alpha"), "bce": ("label_smoothing",),
-         "ce": ("label_smoothing",)}
+         "ce": ("label_smoothing", "class_weights")}  # (class weights: fit's sample weights)
 WEIGHABLE = ("bce", "kl", "poisson", "focal", "categorical-focal", "ce")  # (reproduced under sample weights too)
 SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits, with label smoothing)", "kl",
              "ce on probabilities (rows, with label smoothing, or class indexes)", "poisson",
