@@ -56,7 +56,7 @@ POLICIES: dict[str, str] = {
 }
 REFUSED = {
     "exact": "the exact convention is the mathematics (rounded once to the dtype), which no autocast changes; "
-             "choose {convention} torch, keras or tf-keras",
+             "choose {convention} torch, keras or tf-keras",  # (options.py names those that take this loss)
     "optax": "JAX has no autocast: mixed precision there is casting by hand (jmp's policies, for one), so there is "
              "no framework policy to reproduce",
 }

@@ -307,8 +307,27 @@ def _check_autocast(s: Setup) -> None:
         raise OptionError("autocast", f"needs {{dtype}} float16 or bfloat16, the model's predictions' dtype (got "
                                       f"{s.dtype.value})")
     why = mixed.refused(s.conv.name, s.loss.name, s.loss.kind, bool(s.loss.inputs))
+    if why is not None and s.conv.name == "exact":
+        why = why.split("; choose")[0] + _policies_taking(s)
     if why is not None:
         raise OptionError("autocast", why)
+
+
+def _policies_taking(s: Setup) -> str:
+    """The conventions whose mixed policy is reproduced for this loss with these options, as a choice (or that
+    none is)."""
+    names = []
+    for name in mixed.POLICIES:
+        try:
+            conv = conventions.get(name)
+            conventions.require(conv, s.loss.name, "logits" if s.from_logits else "probs")
+            _check_combinations(replace(s, conv=conv))
+        except (OptionError, conventions.UnsupportedError):
+            continue
+        names.append(name)
+    if not names:
+        return f"; no framework's mixed policy is reproduced for {s.loss.name} with these options"
+    return "; choose {convention} " + ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
 
 
 def _check_half(s: Setup) -> None:
@@ -324,13 +343,33 @@ def _check_half(s: Setup) -> None:
     from . import kernels  # (the backends load only where a low-precision kernel may run)
     refused = kernels.refused(s.conv.kernels, name, s.loss.name)
     if refused is not None:
-        raise OptionError("dtype", f"{refused}; use {{dtype}} float32 or float64, or {{convention}} exact")
+        raise OptionError("dtype", f"{refused}; {_instead(s)}")
     why = kernels.unsupported(s.conv.kernels, name, s.loss.name, s.from_logits, s.kernel_params, s.switches,
                               s.sample_weight)
     if why is not None:
         raise OptionError("dtype", f"{kernels.TITLES[s.conv.kernels]} {name} kernels are reproduced for "
                           f"{kernels.supported(s.conv.kernels)}, with no other options; not "
-                          f"for {why}; use {{dtype}} float32 or float64, or {{convention}} exact")
+                          f"for {why}; {_instead(s)}")
+
+
+def _instead(s: Setup) -> str:
+    """What to use instead of a half dtype whose kernels are not reproduced here: float32 or float64 where the
+    convention takes these options there, the exact convention where it takes them (not with --eps, which it has
+    no use for). Where neither does, the options are the convention's own refusal in every dtype: that is raised."""
+    def fits(alternative: Setup) -> bool:
+        try:
+            _check_combinations(alternative)
+        except OptionError:
+            return False
+        return True
+
+    dtypes = [d.value for d in (Dtype.FLOAT32, Dtype.FLOAT64) if fits(replace(s, dtype=d))]
+    eps_given = s.conv.eps != conventions.get(s.conv.name).eps
+    exact = not eps_given and fits(replace(s, conv=conventions.get("exact")))
+    if not dtypes:
+        _check_combinations(replace(s, dtype=Dtype.FLOAT32))  # (raises: the options the convention lacks)
+    ways = ([f"{{dtype}} {' or '.join(dtypes)}"] if dtypes else []) + (["{convention} exact"] if exact else [])
+    return f"use {', or '.join(ways)}"
 
 
 def _check_convention_has(s: Setup) -> None:

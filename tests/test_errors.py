@@ -76,6 +76,39 @@ def test_bad_input_is_one_error_line(args, fragments):
     assert_usage_error(lossgrad(*args), *fragments)
 
 
+# a refusal's advice names only what takes the same options: another dtype where the convention takes them there,
+# the exact convention where it takes them; where no dtype does, the convention's own refusal
+ADVICE = [
+    (["bce", "--from-logits", "--pos-weight", "2", "-c", "keras", "--dtype", "bfloat16", "-y", "1,0", "-p", "0.3,0.2"],
+     "error: --pos-weight: Keras 3 (keras 3.x, tf.keras in TF >= 2.16) has no pos_weight for bce", ()),
+    (["ce", "-c", "keras", "--dtype", "bfloat16", "--ignore-index", "1", "-y", "0,1", "-p", "0.4,0.6;0.3,0.7"],
+     "; use --dtype float32 or float64, or --convention exact", ("float32",)),
+    (["ce", "-c", "keras", "--dtype", "bfloat16", "--eps", "0.01", "--ignore-index", "1", "-y", "0,1", "-p",
+      "0.4,0.6;0.3,0.7"], "; use --dtype float32 or float64", ("float32", "--eps 0.01")),
+    (["dice", "-c", "exact", "--dtype", "bfloat16", "--autocast", "-y", "1,0", "-p", "0.3,0.2"],
+     "no autocast changes; choose --convention keras", ("keras",)),
+    (["focal", "-c", "exact", "--dtype", "float16", "--autocast", "-y", "1,0", "-p", "0.3,0.2"],
+     "no autocast changes; choose --convention keras or tf-keras", ("keras", "tf-keras")),
+    (["ctc", "-c", "exact", "--dtype", "bfloat16", "--autocast", "-y", "1", "-p", "0.3,0.2"],
+     "no framework's mixed policy is reproduced for ctc with these options", ()),
+]
+
+
+@pytest.mark.parametrize("args,advice,works", ADVICE, ids=[" ".join(a)[:60] for a, _, _ in ADVICE])
+def test_refusals_advise_only_what_works(args, advice, works):
+    r = lossgrad(*args)
+    assert_usage_error(r, advice)
+    assert r.err.strip().endswith(advice) or r.err.startswith(advice)
+    for way in works:  # (each way the advice names runs)
+        if way.startswith("--eps"):
+            continue
+        swapped = list(args)
+        flag = "--dtype" if way.startswith("float") else "-c"
+        swapped[swapped.index(flag) + 1] = way
+        ok = lossgrad(*swapped)
+        assert ok.code == 0, (swapped, ok.err)
+
+
 def test_bad_value_in_piped_csv_names_stdin_line_and_column():
     r = lossgrad("bce", input="y,p\n0,0.5\n1,1.5\n")
     assert_usage_error(r, "<stdin>:3:3", "1.5", "outside [0, 1]")
