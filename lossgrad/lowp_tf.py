@@ -383,7 +383,8 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     extra = [k for k, v in params.items()  # (ce from logits and mse clip nothing: eps changes neither)
              if not (v is None or v is False or (np.ndim(v) == 0 and v == 0) or k == "eps"
                      or (k, loss) == ("label_smoothing", "ce")
-                     or ((k, loss) == ("ignore_index", "ce") and not sample_weight)  # (ignore_index: unweighed)
+                     or ((k, loss) == ("ignore_index", "ce") and not sample_weight  # (ignore_index: unweighed)
+                         and params.get("class_weights") is None)
                      or ((k, loss) == ("class_weights", "ce") and params.get("ignore_index") is None))]
     if sample_weight and loss not in WEIGHABLE:
         extra.append("sample_weight")

@@ -61,6 +61,6 @@ def test_not_with_ignore_index() -> None:
     # Keras multiplies the ignore_class mask into the sample weights; that product is not reproduced
     for dtype in ("float16", "bfloat16"):
         assert kernels.unsupported("tf", dtype, "ce", True, {"class_weights": np.ones(2)}, {}, False) is None
-        with pytest.raises(lossgrad.OptionError, match="not for ce with class_weights"):
+        with pytest.raises(lossgrad.OptionError, match="not for ce with ignore_index, class_weights"):
             lossgrad.evaluate("ce", [0, 1], [[0.5, 0.1], [0.3, 0.2]], convention="keras", dtype=dtype,
                               from_logits=True, ignore_index=1, class_weights=[1.0, 2.0])
