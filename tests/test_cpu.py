@@ -54,3 +54,14 @@ def test_the_option_reaches_every_command(cli):
             assert r.code in (0, 1) and "error" not in r.err, (args, name, r.err)
     assert np.isfinite(api.ce([1], [[1.0, 0.0, 0.0]], from_logits=True, convention="torch", dtype="float32",
                               cpu="avx2").value)
+
+
+def test_optax_float32_over_several_rows_warns_on_an_avx2_processor():
+    # measured on an AMD EPYC with AVX2: JAX's float32 mean over [16, 10] differs from the order lossgrad reproduces
+    # (AVX-512's) in most batches, op by op and under jit; a single column (a 1-D sum) held in every case measured
+    y, p = np.ones((16, 10), np.float32), np.linspace(-1, 1, 160, dtype=np.float32).reshape(16, 10)
+    warned = {c: api.evaluate("mse", y, p, convention="optax", dtype="float32", jit=False, cpu=c).warnings
+              for c in cpu.CAPABILITIES}
+    assert warned["avx512"] == [] and any("AVX2 only" in w for w in warned["avx2"])
+    column = api.evaluate("mse", y[:, :1], p[:, :1], convention="optax", dtype="float32", jit=False, cpu="avx2")
+    assert column.warnings == []
