@@ -17,6 +17,7 @@ as float.hex (a zero's sign kept); long batches (more than 32,768 sequences, whi
 keep the losses and the gradient by SHA-256. Versions and the processor are recorded.
 
     python3 scripts/golden_weights_ctc.py
+    python3 scripts/golden_weights_ctc.py --only torch,tf-keras   # those conventions' records again, the rest kept
     python3 scripts/golden_weights_ctc.py --sweep 300 [SEED]   # random batches live against lossgrad: how many apart
 """
 
@@ -58,6 +59,15 @@ def kinds(dtype: str) -> Any:
     return {"float64": np.float64, "float32": np.float32, "float16": np.float16, "bfloat16": ml_dtypes.bfloat16}[dtype]
 
 
+def log_softmax(z: np.ndarray) -> np.ndarray:
+    """z − max − log Σ e^(z − max) in long double, rounded to float64: the C library's expl and logl on any x86-64
+    (numpy's float64 exp and log are its AVX-512 code where the processor has it, the C library's elsewhere, so a
+    record's inputs rebuilt from its seed would differ between machines in their last bits)."""
+    s = np.asarray(z, np.longdouble) - z.max(axis=-1, keepdims=True)
+    out: np.ndarray = (s - np.log(np.exp(s).sum(axis=-1, keepdims=True))).astype(np.float64)
+    return out
+
+
 def inputs(seed: int, case: tuple) -> dict[str, np.ndarray]:
     """Logits [B, T, C] (log-probabilities for torch and tf-keras), padded labels [B, L] (no blank; padding 0 past
     each target length, or the blank's neighbour for Keras 3, whose mask_index is the blank), the input and target
@@ -80,8 +90,7 @@ def inputs(seed: int, case: tuple) -> dict[str, np.ndarray]:
     w[some] = rng.choice(PICKS, int(some.sum()))
     if b >= len(EVERY):  # (each kind of weight, in places of the seed's)
         w[rng.permutation(b)[:len(EVERY)]] = EVERY
-    s = z - z.max(axis=-1, keepdims=True)
-    x = s - np.log(np.exp(s).sum(axis=-1, keepdims=True)) if conv in ("torch", "tf-keras") else z
+    x = log_softmax(z) if conv in ("torch", "tf-keras") else z
     return {"pred": x.astype(kinds(dtype)).astype(np.float64), "labels": lab, "il": il, "tl": tl, "w": w}
 
 
@@ -270,8 +279,17 @@ def sweep(rounds: int, seed: int) -> None:
 def main() -> None:
     if len(sys.argv) > 1 and sys.argv[1] == "--sweep":
         return sweep(int(sys.argv[2]), int(sys.argv[3]) if len(sys.argv) > 3 else 0)
-    recs = [record(k, case) for k, case in enumerate(cases() + list(LONG))]
-    OUT.write_text(json.dumps({"versions": meta(), "records": recs}, indent=1) + "\n")
+    every = cases() + list(LONG)
+    if len(sys.argv) > 2 and sys.argv[1] == "--only":  # (those conventions' records again; the others kept)
+        old = json.loads(OUT.read_text())
+        kept = old["records"]
+        assert [r["case"] for r in kept] == [list(c) for c in every]
+        recs = [record(k, case) if case[0] in sys.argv[2].split(",") else kept[k] for k, case in enumerate(every)]
+        versions = {**old["versions"], "records_of " + sys.argv[2]: meta()}  # (where these were made again)
+    else:
+        recs = [record(k, case) for k, case in enumerate(every)]
+        versions = meta()
+    OUT.write_text(json.dumps({"versions": versions, "records": recs}, indent=1) + "\n")
     print(f"{OUT}: {len(recs)} records")
 
 

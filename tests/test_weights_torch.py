@@ -142,7 +142,7 @@ def test_compare_in_bfloat16_says_the_weighted_mean_divides_by_n(capsys: pytest.
     assert e.value.code == 0
     found = json.loads(capsys.readouterr().out)
     assert found["conventions"]["torch"]["n"] == 2 and found["conventions"]["float64"]["n"] == 2.3
-    assert {"convention": "torch", "element": None,
+    assert {"convention": "torch", "of": "value", "element": None,
             "why": "torch's mean divides by N = 2, exact's by N = 2.3"} in found["differences"]
 
 
