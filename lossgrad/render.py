@@ -463,10 +463,22 @@ def _comparison_notes(console: Any, comp: Any) -> None:
             console.print(f"  {conv}{', ' + where if where else ''}: {cli_text(why)}")
         if len(groups) > 40:
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
+        _ulps_line(console, comp)
     elif _any_differs(comp):  # (every cell that differs has a reason: this cannot be, but it must not say "same")
         console.print("the cells marked * differ from the reference")
     else:
         console.print("every convention gives the same numbers here")
+
+
+def _ulps_line(console: Any, comp: Any) -> None:
+    """In a half dtype: each convention's farthest gradient element from the float64 truth, in ulps of the dtype."""
+    measured = [d for d in comp.differences if "ulps" in d]
+    if not measured:
+        return
+    worst = {n: max((d["ulps"] for d in measured if d["convention"] == n), default=0.0)
+             for n in comp.results if n != "float64"}
+    console.print("the gradient's farthest element from the float64 truth, in ulps of the dtype: "
+                  + ", ".join(f"{n} {u:.2g}" for n, u in worst.items()), overflow="fold")
 
 
 def _where(of: str, ds: list, shape: tuple) -> str:

@@ -223,3 +223,14 @@ def test_kernels_in_cache_blocks_give_the_whole_arrays_results(name):
     got, whole = f(x), f.__wrapped__(x)
     assert got.shape == x.shape and got.dtype == np.float32
     assert np.array_equal(got.view(np.int32), whole.view(np.int32))
+
+
+def test_compare_table_ends_with_each_conventions_farthest_element_in_ulps() -> None:
+    from conftest import lossgrad as run
+
+    r = run("compare", "ce", "--from-logits", "--dtype", "bfloat16", "--target", "1", "--pred", "1,0,0", "-f",
+            "table")
+    last = r.out.strip().splitlines()[-1]
+    assert last.startswith("the gradient's farthest element from the float64 truth, in ulps of the dtype: exact ")
+    # torch's 0.212890625 at class 2 against 1/(e + 2) = 0.21194156, in bfloat16's steps of 2^-10 (by hand): 0.97
+    assert "torch 0.97" in last
