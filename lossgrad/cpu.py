@@ -64,7 +64,8 @@ def avx512() -> bool:
 def using(name: object) -> Iterator[None]:
     """The kernels reproduce capability `name` inside (None: as selected() finds it)."""
     token = _chosen.set(checked(name, "cpu") if name is not None else None)
-    selected()  # (a LOSSGRAD_CPU the kernels cannot take is an error before they start)
+    if os.environ.get(ENV):  # (one the kernels cannot take is an error before they start; the machine is read later,
+        checked(os.environ[ENV], ENV)  # and only where kernels run)
     try:
         yield
     finally:
