@@ -105,7 +105,7 @@ def test_sleef_log_is_within_an_ulp_of_the_truth(x: float) -> None:
 def test_half_dtypes_refuse_what_is_not_reproduced() -> None:
     with pytest.raises(lossgrad.OptionError, match="TensorFlow's bfloat16 kernels are reproduced for .*; not for ce"):
         lossgrad.evaluate("ce", [0, 1], [[1.0, 0.5], [0.2, 0.1]], from_logits=True, convention="keras",
-                          dtype="bfloat16", ignore_index=1)
+                          dtype="bfloat16", ignore_index=1, class_weights=[1.0, 2.0])
     with pytest.raises(lossgrad.OptionError, match="not for ce with label_smoothing, sample_weight"):
         lossgrad.evaluate("ce", [0], [1.0, 2.0], from_logits=True, convention="torch", dtype="float16",
                           sample_weight=[2.0], label_smoothing=0.1)
