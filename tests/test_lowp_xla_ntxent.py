@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from conftest import assert_recorded, golden_script, live_rounds, lossgrad as cli
+from conftest import assert_recorded, golden_script, live_rounds, lossgrad as cli, near_where_warned
 from lossgrad import lowp_xla as xla, lowp_xla_ntxent_jit
 from lossgrad.lowp_xla_ntxent_jit import unsupported_shape as jit_unsupported
 
@@ -301,7 +301,11 @@ def test_random_rounds_against_live_jax(live_rng: np.random.Generator, jax_x32: 
             p = golden._rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]),
                                 dtype)
             rec = golden.record(a, p, float(rng.choice(golden.TEMPERATURES)), dtype, False)
-            assert not any(compare(rec, _run(rec)).values()), (dtype, b, d)
+            r = _run(rec)
+            apart = compare(rec, r)
+            if near_where_warned(r, float(rec["value"])):  # (AVX2 only: the value near, the rest bit for bit)
+                apart["value"] = 0
+            assert not any(apart.values()), (dtype, b, d)
 
 
 @pytest.mark.frameworks
