@@ -3,6 +3,7 @@ and tversky with --smooth (tests/golden/newer_float32.json, scripts/golden_newer
 lossgrad reproduces bit for bit across every float32 case the golden files hold (scripts/golden_losses_a.py,
 scripts/golden_losses_b.py). The rest agree as tests/test_golden.py checks them (8 float32 ulp of the terms)."""
 
+import functools
 import json
 from pathlib import Path
 
@@ -43,12 +44,16 @@ WITH_MKL = [
     ("cosine-embedding", "torch", ("none", "sum", "mean"), "grad", "all")]
 
 
-def _float32_cases():
+@functools.cache
+def _float32_cases() -> list:
+    """Every golden file's float32 cases (read once: the files hold 170 MB of JSON)."""
+    found = []
     for path in sorted(GOLDEN.glob("*.json")):
         data = json.loads(path.read_text())
         for case in data.get("cases", ()):
             if isinstance(case, dict) and (case.get("params") or {}).get("dtype", case.get("dtype")) == "float32":
-                yield case.get("loss", data.get("loss", path.stem)), case
+                found.append((case.get("loss", data.get("loss", path.stem)), case))
+    return found
 
 
 def _result(loss, case, dtype=None):
