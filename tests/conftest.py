@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 # the golden files hold the kernels of a processor with AVX-512 (each records its capability): the tests reproduce
-# that one on any machine, the CLI in subprocesses too; a test of another capability says so (--cpu, cpu=), and a
+# that one on any machine, in the command line too; a test of another capability says so (--cpu, cpu=), and a
 # comparison with a framework running here reproduces this machine's (live_kernels)
 os.environ["LOSSGRAD_CPU"] = "avx512"
 
@@ -26,8 +26,21 @@ class Run:
         return json.loads(self.out)
 
 
-def lossgrad(*args, input=None, cwd=None, env=None):
-    """The real CLI in a subprocess (`python -m lossgrad`), as users run it."""
+# what the command line reads from the environment as each command starts: other variables (LOSSGRAD_MKL, say)
+# are read once per process, so a call that sets them runs in a process of its own
+PER_COMMAND_ENV = {"COLUMNS", "LOSSGRAD_CPU", "NO_COLOR", "TERM"}
+
+
+def lossgrad(*args, input=None, cwd=None, env=None, process=False):
+    """The command line as users run it (`lossgrad ARGS`, its stdin fed `input`), with stdin, stdout and stderr
+    as pipes. It runs `cli.main` in this process, since a new interpreter per call would take most of the suite's
+    time; `process=True`, or an environment variable read once per process, runs `python -m lossgrad` instead."""
+    if process or set(env or {}) - PER_COMMAND_ENV:
+        return _in_a_process(args, input, cwd, env)
+    return _in_this_process(args, input, cwd, env)
+
+
+def _in_a_process(args, input, cwd, env):
     e = dict(os.environ)
     e.pop("COLUMNS", None)
     e.update(env or {})
@@ -43,10 +56,66 @@ def lossgrad(*args, input=None, cwd=None, env=None):
     return Run(proc)
 
 
+def _in_this_process(args, input, cwd, env):
+    import io
+    import threading
+    from types import SimpleNamespace
+
+    from lossgrad import cli
+
+    def drain(fd, into):
+        with open(fd, "rb") as f:
+            into.append(f.read())
+
+    def feed(fd, data):
+        with open(fd, "wb") as f:
+            try:
+                f.write(data)
+            except BrokenPipeError:  # (the command stopped reading)
+                pass
+
+    stdin_r, stdin_w = os.pipe()
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    out, err = [], []
+    threads = [threading.Thread(target=feed, args=(stdin_w, (input or "").encode())),
+               threading.Thread(target=drain, args=(out_r, out)), threading.Thread(target=drain, args=(err_r, err))]
+    for t in threads:
+        t.start()
+    saved = sys.stdin, sys.stdout, sys.stderr, dict(os.environ), os.getcwd()
+    sys.stdin = io.TextIOWrapper(open(stdin_r, "rb"), encoding="utf-8")
+    sys.stdout = io.TextIOWrapper(open(out_w, "wb"), encoding="utf-8", line_buffering=False)
+    sys.stderr = io.TextIOWrapper(open(err_w, "wb"), encoding="utf-8", line_buffering=True)
+    os.environ.pop("COLUMNS", None)
+    os.environ.update(env or {})
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        try:
+            cli.main([str(a) for a in args])
+            code = 0
+        except SystemExit as e:
+            code = e.code if isinstance(e.code, int) else 1
+    finally:
+        for stream in (sys.stdin, sys.stdout, sys.stderr):
+            try:
+                stream.close()
+            except OSError:  # (a pipe the command closed itself)
+                pass
+        sys.stdin, sys.stdout, sys.stderr, environ, wd = saved
+        os.environ.clear()
+        os.environ.update(environ)
+        os.chdir(wd)
+        for t in threads:
+            t.join()
+    text = (b"".join(out).decode().replace("\r\n", "\n"), b"".join(err).decode().replace("\r\n", "\n"))
+    return Run(SimpleNamespace(returncode=code, stdout=text[0], stderr=text[1]))
+
+
 @pytest.fixture(autouse=True)
 def live_kernels(request, monkeypatch):
     """A test against the frameworks running on this machine (marked `frameworks`, or drawing live_rng's inputs)
-    reproduces this machine's kernels, in the API and in the CLI's subprocesses: the pin to the golden files'
+    reproduces this machine's kernels, in the API and in the command line: the pin to the golden files'
     AVX-512 is lifted for it."""
     if request.node.get_closest_marker("frameworks") or "live_rng" in request.fixturenames:
         from lossgrad import cpu
