@@ -5,6 +5,7 @@ convention, and the ulp error of a float against them. For tests and benchmarks/
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -19,8 +20,22 @@ def _mp():
     return mpmath
 
 
+def _exp(mp, x):
+    """e^x at the working precision, remembered: the tests ask for the same few exponentials many times, and
+    e^(−10³⁰⁰) takes mpmath a tenth of a second."""
+    return _exp_at(x, mp.mp.prec)
+
+
+@functools.lru_cache(maxsize=1 << 14)
+def _exp_at(x, prec: int):
+    import mpmath
+
+    with mpmath.workprec(prec):
+        return mpmath.exp(x)
+
+
 def _sigmoid(mp, x):
-    return 1 / (1 + mp.exp(-x))
+    return 1 / (1 + _exp(mp, -x))
 
 
 def smoothed(y, s: float, k: int):
@@ -40,7 +55,7 @@ def bce_logits(y: float, z: float):
     y, z = mp.mpf(y), mp.mpf(z)
     one_y = mp.fsub(1, y, exact=True)
     linear = mp.fmul(z, one_y, exact=True) if z >= 0 else mp.fmul(-z, y, exact=True)
-    loss = linear + mp.log1p(mp.exp(-abs(z)))
+    loss = linear + mp.log1p(_exp(mp, -abs(z)))
     # sigma(z) - y = (1 - y) sigma(z) - y sigma(-z): no 1 - tiny that 60 digits would round to 1
     grad = one_y * _sigmoid(mp, z) - y * _sigmoid(mp, -z)
     return loss, grad
@@ -53,7 +68,7 @@ def bce_logits_weighted(y: float, z: float, w: float):
     one_y = mp.fsub(1, y, exact=True)
 
     def softplus(x):
-        return (x if x > 0 else mp.mpf(0)) + mp.log1p(mp.exp(-abs(x)))
+        return (x if x > 0 else mp.mpf(0)) + mp.log1p(_exp(mp, -abs(x)))
 
     return w * y * softplus(-z) + one_y * softplus(z), one_y * _sigmoid(mp, z) - w * y * _sigmoid(mp, -z)
 
@@ -81,11 +96,11 @@ def ce_logits(y_row, z_row):
     z = [mp.mpf(v) for v in z_row]
     k = max(range(len(z)), key=lambda i: z[i])
     s = [mp.fsub(v, z[k], exact=True) for v in z]
-    rest = mp.fsum(mp.exp(v) for i, v in enumerate(s) if i != k)
+    rest = mp.fsum(_exp(mp, v) for i, v in enumerate(s) if i != k)
     lse = mp.log1p(rest)
     loss = -mp.fsum(a * (b - lse) for a, b in zip(y, s, strict=True) if a != 0)
     sy = mp.fsum(y)
-    sm = [mp.exp(b) / (1 + rest) for b in s]
+    sm = [_exp(mp, b) / (1 + rest) for b in s]
     grad = [b * sy - a for a, b in zip(y, sm, strict=True)]
     # the dominant class: softmax_k * sum(y) - y_k without the 1 - tiny that 60 digits would lose
     grad[k] = mp.fsum(a for i, a in enumerate(y) if i != k) - sy * rest / (1 + rest)
@@ -144,7 +159,7 @@ def kl(y_row, q_row, log_input=False, log_target=False):
     mp = _mp()
     y = [mp.mpf(v) for v in y_row]
     q = [mp.mpf(v) for v in q_row]
-    t = [mp.exp(v) for v in y] if log_target else y
+    t = [_exp(mp, v) for v in y] if log_target else y
     terms = []
     for a, tl, b in zip(t, y, q, strict=True):
         if a == 0:
@@ -167,7 +182,7 @@ def poisson(y: float, p: float, log_input=False, full=False):
     y, p = mp.mpf(y), mp.mpf(p)
     term = mp.loggamma(y + 1) if full else mp.mpf(0)
     if log_input:
-        e = mp.exp(p)
+        e = _exp(mp, p)
         return e - y * p + term, e - y
     if p == 0:
         return (term if y == 0 else mp.inf), (mp.mpf(1) if y == 0 else -mp.inf)
@@ -256,7 +271,7 @@ def ctc(z, labels, blank=0, log_probs=False):
     t_max = len(z)
     y = []
     for row in z:
-        e = [mp.exp(mp.mpf(float(v))) for v in row]
+        e = [_exp(mp, mp.mpf(float(v))) for v in row]
         s = 1 if log_probs else mp.fsum(e)
         y.append([v / s for v in e])
     ext = [blank]
@@ -348,7 +363,7 @@ def categorical_focal(y_row, x_row, from_logits: bool, gamma: float = 2.0, alpha
     g = mp.mpf(gamma)
     if from_logits:
         top = max(x)
-        e = [mp.exp(v - top) for v in x]
+        e = [_exp(mp, v - top) for v in x]
         total = mp.fsum(e)
         q = [v / total for v in e]
         # 1 - q_k as the others' share: no 1 - (1 - 1e-300) at 800 digits
@@ -408,9 +423,9 @@ def contrastive(a_rows, p_rows, tau: float, variant: str = "infonce", dot: bool 
         """−log softmax(row k)[pos k] and ∂/∂row k, over the kept entries."""
         out, grad = [], []
         for k, row in enumerate(mat):
-            z = mp.fsum(mp.exp(row[j]) for j in range(len(row)) if keep(k, j))
+            z = mp.fsum(_exp(mp, row[j]) for j in range(len(row)) if keep(k, j))
             out.append(mp.log(z) - row[pos[k]])
-            grad.append([(mp.exp(row[j]) / z if keep(k, j) else 0) - (1 if j == pos[k] else 0)
+            grad.append([(_exp(mp, row[j]) / z if keep(k, j) else 0) - (1 if j == pos[k] else 0)
                          for j in range(len(row))])
         return out, grad
 

@@ -188,10 +188,8 @@ def test_rows_of_one_feature_under_jit(monkeypatch: pytest.MonkeyPatch) -> None:
     f16 = [r for r in JIT if r.get("name") == "half-one-feature-rows"]
     assert {2 * len(r["pred"]) for r in f32} >= set(jit.ONE_FEATURE) - {28, 30} | {34, 64, 2000}
     assert {2 * len(r["pred"]) for r in f16} >= set(ops.HALF_ONE_FEATURE) - {28, 30}
+    # (each is JAX's bit for bit in test_jax_under_jit_bit_for_bit)
     assert all(np.shape(r["pred"])[1] == 1 and _fused(r) for r in f32 + f16)
-    for rec in f32 + f16:
-        r = _run(rec)
-        assert not any("formulas" in w for w in r.warnings) and not any(compare(rec, r).values()), np.shape(rec["pred"])
 
     def apart(recs: list[dict]) -> tuple[int, int]:
         counts = [compare(r, _run(r)) for r in recs]
