@@ -95,8 +95,8 @@ def fma(a: Any, b: Any, c: Any) -> Array:
     """a·b + c rounded once to float32, as an FMA instruction gives it (fma_block's), over about CACHE_BLOCK
     elements at a time, leading rows of the broadcast shape: over whole arrays its float64 temporaries are trips
     to memory (16 million elements: 0.167 s, against 0.051 s in blocks; benchmarks/kernels.py)."""
-    shape = np.broadcast_shapes(np.shape(a), np.shape(b), np.shape(c))
-    size = math.prod(shape)
+    both = np.broadcast(a, b, c)
+    shape, size = both.shape, both.size
     if size <= CACHE_BLOCK:
         return fma_block(a, b, c)
     a, b, c = np.broadcast_arrays(np.asarray(a), np.asarray(b), np.asarray(c))
@@ -112,11 +112,10 @@ def fma_block(a: Any, b: Any, c: Any) -> Array:
     rounds to the same float32 as the exact one unless it landed on a midpoint between two float32s (or among the
     subnormals; a zero is exact): there the sum is redone rounding to odd (an inexact float64 sum takes the
     neighbour with an odd last bit), which a second rounding to float32 turns into the correctly rounded result."""
-    p = np.asarray(a, dtype=np.float64) * np.asarray(b, dtype=np.float64)
+    p = np.multiply(a, b, dtype=np.float64)
     c64 = np.asarray(c, dtype=np.float64)
     s = np.asarray(p + c64)
-    with np.errstate(invalid="ignore"):
-        suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | ((np.abs(s) < 2.0 ** -125) & (s != 0))
+    suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | ((np.abs(s) < 2.0 ** -125) & (s != 0))
     if suspect.any():  # (rare: redone for those elements alone)
         s[suspect] = _sum_to_odd(np.broadcast_to(p, s.shape)[suspect], np.broadcast_to(c64, s.shape)[suspect])
     out: Array = s.astype(F32)[()]  # (a scalar for scalars)

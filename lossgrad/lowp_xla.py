@@ -71,8 +71,7 @@ def _f(bits: int) -> F32:
 def ftz(a: Any) -> Array:
     """Subnormal results flushed to zero (keeping the sign), as XLA's CPU computations run (FTZ and DAZ)."""
     a = np.asarray(a, dtype=F32)
-    with np.errstate(invalid="ignore"):
-        out: Array = np.where(np.abs(a) < TINY, a * F32(0), a).astype(F32)
+    out: Array = np.where(np.abs(a) < TINY, np.copysign(F32(0), a), a).astype(F32, copy=False)
     return out
 
 
