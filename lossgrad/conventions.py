@@ -151,6 +151,7 @@ def _keras_lacks(who: str) -> dict[tuple[str, str], str]:
         ("dice", "logits"): f"{who}' dice takes probabilities (drop {{from_logits}})",
         ("tversky", "logits"): f"{who}' tversky takes probabilities (drop {{from_logits}})",
         ("dice", "squared"): f"{who}' dice has no squared denominator (MONAI's squared_pred: {{convention}} torch)",
+        ("dice", "jaccard"): f"{who} has no Jaccard loss (MONAI's DiceLoss(jaccard=True): {{convention}} torch)",
 
         ("contrastive", "probs"): f"{who} has no contrastive loss: CLIP's recipe is categorical_crossentropy on the "
         "similarity logits; give those logits to lossgrad ce",

@@ -111,12 +111,14 @@ def _quotient(num: Array, den: Array, rnd: Rounder) -> tuple[Array, Callable[[Ar
     return rnd(F32(1) - r), backward
 
 
-def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: Array,
-                rnd: Rounder) -> tuple[Array, Callable[[Array], tuple[Array, Array, Array]]]:
-    """DiceLoss from tp, fp and fn: fp, fn halved in place, 1 − (2tp + s)/(2(tp + fp + fn) + s); the backward
-    gives the gradients of tp, fp and fn (before the halving), tp's four terms added as the engine runs their
-    nodes: tp + fp's, 2tp's, then fn = Σy − tp's and fp = Σp − tp's."""
-    fp, fn = rnd(fp0 * F32(0.5)), rnd(fn0 * F32(0.5))
+def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: Array, rnd: Rounder,
+                jaccard: bool = False) -> tuple[Array, Callable[[Array], tuple[Array, Array, Array]]]:
+    """DiceLoss from tp, fp and fn: fp, fn halved in place (not for jaccard), 1 − (2tp + s)/(2(tp + fp + fn) + s);
+    the backward gives the gradients of tp, fp and fn (before the halving), tp's four terms added as the engine
+    runs their nodes: tp + fp's, 2tp's, then fn = Σy − tp's and fp = Σp − tp's (the halvings' nodes, where there
+    are, come after each sub's, so the order is the same without them)."""
+    half = F32(1) if jaccard else F32(0.5)
+    fp, fn = (fp0, fn0) if jaccard else (rnd(fp0 * half), rnd(fn0 * half))
     num = rnd(rnd(F32(2) * tp) + s)
     den = rnd(rnd(F32(2) * rnd(rnd(tp + fp) + fn)) + s)
     losses, quotient = _quotient(num, den, rnd)
@@ -124,30 +126,31 @@ def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: Array,
     def backward(c: Array) -> tuple[Array, Array, Array]:
         dnum, dden = quotient(c)
         d3 = rnd(dden * F32(2))
-        dfp, dfn = rnd(d3 * F32(0.5)), rnd(d3 * F32(0.5))
+        dfp, dfn = (d3, d3) if jaccard else (rnd(d3 * half), rnd(d3 * half))
         dtp = rnd(rnd(rnd(d3 + rnd(dnum * F32(2))) - dfn) - dfp)
         return dtp, dfp, dfn
     return losses, backward
 
 
-def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any) -> tuple[Array, Backward]:
-    """DiceLoss(squared_pred=squared) of probabilities q (one channel): its losses, and the backward from the
-    upstream gradient of each loss (a column) to the gradient for q."""
+def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any,
+         jaccard: bool = False) -> tuple[Array, Backward]:
+    """DiceLoss(squared_pred=squared, jaccard=jaccard) of probabilities q (one channel): its losses, and the
+    backward from the upstream gradient of each loss (a column) to the gradient for q."""
     rnd = rounder(half)
     s = _scalar_add(smooth, half)
     if not squared:
         tp = row_sums(rnd(q * y), half)[:, None]
         fp, fn = rnd(row_sums(q, half)[:, None] - tp), rnd(row_sums(y, half)[:, None] - tp)
-        losses, terms = _dice_terms(tp, fp, fn, s, rnd)
+        losses, terms = _dice_terms(tp, fp, fn, s, rnd, jaccard)
 
         def backward(c: Array) -> Array:
             dtp, dfp, _ = terms(c)
             return rnd(dfp + rnd(dtp * y))
         return losses[:, 0], backward
-    return _dice_squared(y, q, s, half)
+    return _dice_squared(y, q, s, half, jaccard)
 
 
-def _dice_squared(y: Array, q: Array, s: Array, half: Any) -> tuple[Array, Backward]:
+def _dice_squared(y: Array, q: Array, s: Array, half: Any, jaccard: bool = False) -> tuple[Array, Backward]:
     """compute_tp_fp_fn with ord 2: P, G, D the squared norms of q, y and q − y (vector_norm, then pow 2),
     tp = (P + G − D)/2, fp = P − tp, fn = G − tp; autograd's backward through pow (g·2·norm) and vector_norm
     (g·(x/norm), 0 where the norm is 0)."""
@@ -157,7 +160,7 @@ def _dice_squared(y: Array, q: Array, s: Array, half: Any) -> tuple[Array, Backw
     ntarget = vector_norm(y, half)[:, None]
     big_p, big_g, big_d = rnd(npred * npred), rnd(ntarget * ntarget), rnd(ndiff * ndiff)
     tp = rnd(rnd(rnd(big_p + big_g) - big_d) / F32(2))
-    losses, terms = _dice_terms(tp, rnd(big_p - tp), rnd(big_g - tp), s, rnd)
+    losses, terms = _dice_terms(tp, rnd(big_p - tp), rnd(big_g - tp), s, rnd, jaccard)
 
     def through_norm(g: Array, x: Array, norm: Array) -> Array:
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -193,8 +196,8 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
 
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
-TAKES = {"dice": ("squared", "smooth"), "tversky": ("alpha", "beta", "smooth")}
-SUPPORTED = ("dice (MONAI's DiceLoss, with squared and smooth)",
+TAKES = {"dice": ("squared", "smooth", "jaccard"), "tversky": ("alpha", "beta", "smooth")}
+SUPPORTED = ("dice (MONAI's DiceLoss, with squared, smooth and jaccard)",
              "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on dice and tversky")
 
@@ -226,7 +229,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     with np.errstate(all="ignore"):
         q = sigmoid(p, rnd, half, options.get("place")) if from_logits else p
         if loss == "dice":
-            losses, backward = dice(y, q, bool(options.get("squared")), s, half)
+            losses, backward = dice(y, q, bool(options.get("squared")), s, half, bool(options.get("jaccard")))
         else:
             losses, backward = tversky(y, q, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
                                        half)

@@ -25,6 +25,8 @@ MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr and smooth_dr
 
 SQUARED = Param("squared", False, "dice: the denominator Σp² + Σy² (MONAI's squared_pred=True) instead of Σp + Σy.",
                 flag=True)
+JACCARD = Param("jaccard", False, "dice: the Jaccard (IoU) loss 1 − (2Σpy + s)/(2(Σp + Σy − Σpy) + s), MONAI's "
+                "jaccard=True (with --squared, of Σp² + Σy²).", flag=True)
 SMOOTH = Param("smooth", None, "dice, tversky: s added to the numerator and the denominator (MONAI's smooth_nr = "
                "smooth_dr) [default: the convention's: 0 for exact, 1e-5 for torch (MONAI); Keras adds ε = 1e-7 "
                "to the denominator only, see --eps].", positive=False)
@@ -57,9 +59,10 @@ def _undefined(d: Array, p: Array) -> None:
               "(predictions and targets all 0): the loss is 0/0 there; give {smooth} (MONAI's default is 1e-5)")
 
 
-def _dice_exact(y: Array, p: Array, squared: bool, s: float) -> tuple[Array, Array]:
+def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False) -> tuple[Array, Array]:
     """ℓ = E/D, E = Σ(p(1 − y) + y(1 − p)) (Σ(p − y)² squared), D = Σp + Σy + s (Σp² + Σy² + s): non-negative
-    sums; ∂ℓ/∂p_k = (N·d_k − 2y_k·D)/D², N = D − E, d_k = 1 (2p_k squared)."""
+    sums; ∂ℓ/∂p_k = (N·d_k − 2y_k·D)/D², N = D − E, d_k = 1 (2p_k squared). Jaccard's denominator is
+    J = 2(Σp + Σy − Σpy) + s = D + E, so ℓ = 2E/J and ∂ℓ/∂p_k = 2(N·d_k − 2y_k·D)/J²."""
     work = precise._long() or p.dtype
     yl, pl = y.astype(work), p.astype(work)
     n = 2 * (pl * yl).sum(axis=1, keepdims=True) + s
@@ -77,6 +80,8 @@ def _dice_exact(y: Array, p: Array, squared: bool, s: float) -> tuple[Array, Arr
         d = pl.sum(axis=1, keepdims=True) + yl.sum(axis=1, keepdims=True) + s
         top = n - 2 * yl * d
     _undefined(d, p)
+    if jaccard:
+        e, top, d = 2 * e, 2 * top, d + e
     with np.errstate(divide="ignore", invalid="ignore"):
         return (e / d)[:, 0].astype(p.dtype), (top / (d * d)).astype(p.dtype)
 
@@ -113,9 +118,9 @@ def _tversky_keras(y: Array, p: Array, alpha: float, beta: float, eps: float) ->
     return (1 - tp / den)[:, 0], y * (-1 / den + g) - y * (g * t(alpha)) + (1 - y) * (g * t(beta))
 
 
-def _dice_monai(y: Array, p: Array, squared: bool, s: float) -> tuple[Array, Array]:
+def _dice_monai(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False) -> tuple[Array, Array]:
     """MONAI's DiceLoss (one channel): tp = Σpy, fp = Σp − tp, fn = Σy − tp (squared: from the norms),
-    1 − (2tp + s)/(2(tp + fp/2 + fn/2) + s), differentiated as autodiff does."""
+    1 − (2tp + s)/(2(tp + fp/2 + fn/2) + s) (jaccard: fp and fn not halved), differentiated as autodiff does."""
     t = p.dtype.type
     if squared:
         po, go = np.sqrt((p * p).sum(axis=1, keepdims=True)) ** 2, np.sqrt((y * y).sum(axis=1, keepdims=True)) ** 2
@@ -125,8 +130,11 @@ def _dice_monai(y: Array, p: Array, squared: bool, s: float) -> tuple[Array, Arr
         po, go = p.sum(axis=1, keepdims=True), y.sum(axis=1, keepdims=True)
         tp = (p * y).sum(axis=1, keepdims=True)
         dtp, dden = y, np.ones_like(p)
-    fp, fn = (po - tp) * t(0.5), (go - tp) * t(0.5)
+    half = t(1.0 if jaccard else 0.5)
+    fp, fn = (po - tp) * half, (go - tp) * half
     num, den = 2 * tp + t(s), 2 * (tp + fp + fn) + t(s)
+    if jaccard:  # (d den/dp = 2(d(po + go)/dp − d tp/dp))
+        dden = 2 * (dden - dtp)
     return (1 - num / den)[:, 0], -(2 * dtp) / den + num / den / den * dden
 
 
@@ -142,15 +150,15 @@ def _tversky_monai(y: Array, p: Array, alpha: float, beta: float, s: float) -> t
 
 
 def dice_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
-                 squared: bool = False, smooth: float | None = None) -> Parts:
+                 squared: bool = False, smooth: float | None = None, jaccard: bool = False) -> Parts:
     q, dq, prob = _probs(p, from_logits)
     nr, dr = _smooth(conv, smooth)
     if conv.segmentation == "keras":
         losses, grad = _dice_keras(y, q, dr)
     elif conv.segmentation == "monai":
-        losses, grad = _dice_monai(y, q, squared, nr)
+        losses, grad = _dice_monai(y, q, squared, nr, jaccard)
     else:
-        losses, grad = _dice_exact(y, q, squared, nr)
+        losses, grad = _dice_exact(y, q, squared, nr, jaccard)
     return Parts(losses=losses, grad=grad * dq, prob=prob)
 
 
@@ -182,12 +190,15 @@ def _smooth_line(conv: Convention, smooth: float | None) -> str:
     return f"s = {nr:g}" + ("  (MONAI's smooth_nr = smooth_dr)" if conv.segmentation == "monai" else "")
 
 
-def dice_formulas(from_logits: bool, conv: Convention, squared: bool = False, smooth: float | None = None) -> list[str]:
+def dice_formulas(from_logits: bool, conv: Convention, squared: bool = False, smooth: float | None = None,
+                  jaccard: bool = False) -> list[str]:
     p = "σ(zᵢₖ)" if from_logits else "pᵢₖ"
     den = f"Σₖ {p}² + Σₖ yᵢₖ²" if squared else f"Σₖ {p} + Σₖ yᵢₖ"
     lines = [f"pᵢₖ = {p}" if from_logits else f"{_smooth_line(conv, smooth)}"]
     if from_logits:
         lines.append(_smooth_line(conv, smooth))
+    if jaccard:
+        return lines + _jaccard_formulas(den, squared, from_logits)
     if conv.segmentation == "keras":
         lines.append(f"ℓᵢ = 1 − 2·Σₖ yᵢₖpᵢₖ / ({den} + ε)")
     else:
@@ -196,6 +207,14 @@ def dice_formulas(from_logits: bool, conv: Convention, squared: bool = False, sm
     d = "2pᵢₖ" if squared else "1"
     lines.append(f"∂ℓᵢ/∂pᵢₖ = ((2·Σ yp + s)·{d} − 2yᵢₖ·Dᵢ) / Dᵢ²" + ("·σ(z)σ(−z)" if from_logits else ""))
     return lines
+
+
+def _jaccard_formulas(den: str, squared: bool, from_logits: bool) -> list[str]:
+    rest = "Σₖ (pᵢₖ − yᵢₖ)²" if squared else "Σₖ (pᵢₖ(1 − yᵢₖ) + yᵢₖ(1 − pᵢₖ))"
+    d = "2pᵢₖ" if squared else "1"
+    return [f"Dᵢ = {den} + s, Eᵢ = {rest}, Nᵢ = 2·Σₖ yᵢₖpᵢₖ + s = Dᵢ − Eᵢ",
+            "ℓᵢ = 1 − Nᵢ / Jᵢ, Jᵢ = 2·(union) + s = Dᵢ + Eᵢ; = 2Eᵢ / Jᵢ  (Jaccard: MONAI's jaccard=True)",
+            f"∂ℓᵢ/∂pᵢₖ = 2·(Nᵢ·{d} − 2yᵢₖ·Dᵢ) / Jᵢ²" + ("·σ(z)σ(−z)" if from_logits else "")]
 
 
 def tversky_formulas(from_logits: bool, conv: Convention, alpha: float = 0.5, beta: float = 0.5,
@@ -235,7 +254,7 @@ DICE = register(
         has_logits=True,
         link="sigmoid",
         reference="keras.losses.Dice (Keras 3), monai.losses.DiceLoss",
-        params=(SQUARED, SMOOTH),
+        params=(SQUARED, SMOOTH, JACCARD),
         last_axis="vector",
         reasons=segmentation_reasons,
     )
