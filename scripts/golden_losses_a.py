@@ -150,7 +150,7 @@ def run_keras_segmentation(loss, y, p, reduction, dtype, alpha, beta):
         grad.numpy().astype(np.float64)
 
 
-def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, smooth=None):
+def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, smooth=None, jaccard=False):
     import torch
     from monai.losses import DiceLoss, TverskyLoss
 
@@ -163,7 +163,7 @@ def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, s
     def fn(red):
         # (batch, channel, pixels): one channel, each sample's pixels reduced
         if loss == "dice":
-            f = DiceLoss(sigmoid=from_logits, squared_pred=squared, reduction=red, **kw)
+            f = DiceLoss(sigmoid=from_logits, squared_pred=squared, reduction=red, jaccard=jaccard, **kw)
         else:
             f = TverskyLoss(sigmoid=from_logits, alpha=alpha, beta=beta, reduction=red, **kw)
         return f(pt[:, None, :], yt[:, None, :])

@@ -1,0 +1,139 @@
+"""dice --jaccard: the Jaccard (IoU) loss 1 − (2Σpy + s)/(2(Σp + Σy − Σpy) + s), MONAI's DiceLoss(jaccard=True).
+Exact against mpmath and a case worked by hand; the torch convention against MONAI's own results on PyTorch's CPU
+kernels recorded by scripts/golden_seg_jaccard.py in tests/golden/seg_jaccard.json (bit for bit in float32, float16
+and bfloat16, on the recorded instruction set; float64 within 8 ulp of the terms); Keras refuses it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import assert_usage_error, lossgrad as run
+
+GOLDEN = Path(__file__).resolve().parent / "golden" / "seg_jaccard.json"
+DATA = json.loads(GOLDEN.read_text())
+CPU = {"AVX2": "avx2", "AVX512": "avx512"}[DATA["versions"]["cpu_capability"]]
+
+
+def _f(xs: list) -> np.ndarray:
+    return np.array([float(v) for v in xs], dtype=np.float64)
+
+
+def _run(rec: dict) -> lossgrad.Result:
+    shape = rec["shape"]
+    return lossgrad.dice(_f(rec["target"]).reshape(shape), _f(rec["pred"]).reshape(shape), convention="torch",
+                         dtype=rec["dtype"], reduction=rec["reduction"], cpu=CPU, **rec["options"])
+
+
+def _id(i: int, rec: dict) -> str:
+    opts = "-".join(f"{k}{v}" for k, v in rec["options"].items() if k != "jaccard")
+    return f"{rec['dtype']}-{rec['reduction']}-{opts}-{'x'.join(map(str, rec['shape']))}-{rec['name']}-{i}"
+
+
+def _close(got: object, want: np.ndarray, scale: float) -> bool:
+    got = np.asarray(got, dtype=np.float64).reshape(want.shape)
+    tol = 8 * np.finfo(np.float64).eps * max(scale, np.finfo(np.float64).tiny)
+    return bool(np.all((got == want) | (np.abs(got - want) <= tol)))
+
+
+@pytest.mark.parametrize("rec", DATA["records"], ids=[_id(i, r) for i, r in enumerate(DATA["records"])])
+def test_monai_jaccard(rec: dict) -> None:
+    r = _run(rec)
+    assert not any("differ" in w for w in r.warnings), r.warnings  # (a NaN of MONAI's is said, as a result)
+    want = {"losses": rec["losses"] and _f(rec["losses"]), "grad": _f(rec["grad"]),
+            "value": rec["value"] and _f([rec["value"]])}
+    got = {"losses": r.losses, "grad": r.grad, "value": r.value}
+    for what, w in want.items():
+        if w is None:
+            continue
+        if rec["dtype"] == "float64":  # (within 8 ulp of the largest term: autograd's order aside)
+            assert _close(got[what], w, float(np.max(np.abs(w), initial=1.0))), what
+        else:  # (bit for bit in the dtype, NaN for NaN)
+            a, b = np.float32(np.asarray(got[what], dtype=np.float64)).reshape(-1), np.float32(w).reshape(-1)
+            assert np.array_equal(a.view(np.int32), b.view(np.int32)) or np.array_equal(a, b, equal_nan=True), what
+
+
+def test_the_records_cover_every_dtype_option_and_reduction() -> None:
+    recs = DATA["records"]
+    assert {r["dtype"] for r in recs} == {"float64", "float32", "float16", "bfloat16"}
+    assert {(bool(r["options"].get("squared")), "smooth" in r["options"], bool(r["options"].get("from_logits")))
+            for r in recs} == {(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)}
+    assert {r["reduction"] for r in recs} == {"none", "sum", "mean"}
+    assert all(r["options"]["jaccard"] for r in recs)
+
+
+def test_without_jaccard_the_records_are_dices() -> None:
+    # MONAI's Jaccard differs from its Dice: without the halving of fp and fn every loss but a perfect one is larger
+    rec = next(r for r in DATA["records"] if r["dtype"] == "float32" and r["reduction"] == "none")
+    dice = lossgrad.dice(_f(rec["target"]).reshape(rec["shape"]), _f(rec["pred"]).reshape(rec["shape"]),
+                         convention="torch", dtype="float32", reduction="none", cpu=CPU,
+                         **{k: v for k, v in rec["options"].items() if k != "jaccard"})
+    d, j = np.float32(dice.losses), np.float32(_f(rec["losses"]))
+    assert np.all(d[j > 0] < j[j > 0]) and np.all(d[j == 0] == 0)  # (IoU = Dice/(2 − Dice) ≤ Dice)
+
+
+def test_a_case_worked_by_hand() -> None:
+    # y = (1, 0, 1, ½), p = (0.9, 0.2, 0.6, 0.4): I = Σpy = 1.7, Σp = 2.1, Σy = 2.5, union U = 2.9;
+    # ℓ = 1 − 1.7/2.9 = 12/29; D = Σp + Σy = 4.6, J = 2U = 5.8, ∂ℓ/∂p_k = 2(2I − 2y_k·D)/J²:
+    # (3.4 − 9.2)·2/33.64 = −10/29 for y = 1, 6.8/33.64 = 170/841 for y = 0, −2.4/33.64 = −60/841 for y = ½
+    r = lossgrad.dice([1, 0, 1, 0.5], [0.9, 0.2, 0.6, 0.4], jaccard=True, reduction="none")
+    assert r.losses[0] == pytest.approx(12 / 29, rel=1e-15)
+    np.testing.assert_allclose(np.reshape(r.grad, -1), [-10 / 29, 170 / 841, -10 / 29, -60 / 841], rtol=1e-15)
+
+
+def _truth(mpmath, ps: list, ys: list, squared: bool, s: float):
+    """MONAI's Jaccard loss of one sample at mpmath's precision."""
+    inter = mpmath.fsum(a * b for a, b in zip(ps, ys, strict=True))
+    if squared:
+        total = mpmath.fsum(a * a for a in ps) + mpmath.fsum(b * b for b in ys)
+    else:
+        total = mpmath.fsum(ps) + mpmath.fsum(ys)
+    return 1 - (2 * inter + s) / (2 * (total - inter) + s)
+
+
+def _ulps(got: float, truth) -> float:
+    return abs(got - float(truth)) / np.spacing(abs(float(truth)))
+
+
+def test_exact_against_mpmath() -> None:
+    # masks hard and soft, predictions at three scales (down to 1e-9: the union far below 1), each smoothing
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(5)
+    for squared in (False, True):
+        for s in (0.0, 1e-5, 1.0):
+            y = np.where(rng.random((6, 9)) < 0.5, 1.0, np.round(rng.random((6, 9)), 3))
+            p = rng.random((6, 9)) * rng.choice([1.0, 1e-3, 1e-9], (6, 1))
+            r = lossgrad.dice(y, p, jaccard=True, squared=squared, smooth=s, reduction="none")
+            for i in range(6):
+                ys, ps = [mpmath.mpf(v) for v in y[i]], [mpmath.mpf(v) for v in p[i]]
+                assert _ulps(r.losses[i], _truth(mpmath, ps, ys, squared, s)) <= 4
+                for k in range(9):
+                    g = mpmath.diff(lambda x, k=k, ps=ps, ys=ys, sq=squared, s=s:
+                                    _truth(mpmath, ps[:k] + [x] + ps[k + 1:], ys, sq, s), ps[k])
+                    assert _ulps(r.grad[i, k], g) <= 4, (squared, s, i, k)
+
+
+def test_the_command_line() -> None:
+    r = run("dice", "-y", "1,0,1,0.5", "-p", "0.9,0.2,0.6,0.4", "--jaccard", "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["value"] == pytest.approx(12 / 29, rel=1e-15)
+    explained = run("dice", "-y", "1,0,1,0.5", "-p", "0.9,0.2,0.6,0.4", "--jaccard", "--explain")
+    assert "Jaccard" in explained.out + explained.err
+
+
+def test_keras_refuses_it_and_says_who_has_it() -> None:
+    assert_usage_error(run("dice", "-y", "1,0", "-p", "0.4,0.3", "--jaccard", "-c", "keras"), "Jaccard",
+                       "--convention torch")
+
+
+def test_check_finds_the_jaccard_loss_in_a_users_gradient() -> None:
+    r = run("check", "dice", "-y", "1,0,1,0.5", "-p", "0.9,0.2,0.6,0.4", "-f", "json",
+            "--my-grad=" + ",".join(str(g) for g in (-10 / 29, 170 / 841, -10 / 29, -60 / 841)))
+    assert r.code == 0, r.err
+    assert r.json()["match"]["options"] == {"jaccard": True}
+    assert any("--jaccard" in f for f in r.json()["findings"])
