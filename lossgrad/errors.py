@@ -21,7 +21,7 @@ PARAMETERS = SWITCHES | {
     "convention", "eps", "dtype", "format", "output", "my_grad", "my_loss", "x", "class_weights", "pos_weight",
     "label_smoothing", "ignore_index", "delta", "beta", "gamma", "alpha", "delimiter", "keep_cols",
     "var", "var_eps", "full", "negative", "other", "label", "margin", "norm_degree", "swap", "micro_batches",
-    "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth",
+    "blank", "input_lengths", "target_lengths", "time_major", "no_grad", "class_alpha", "smooth", "smooth_dr",
     "temperature", "pad", "batch_first", "jit", "no_jit", "cpu",
     "my_grad_target", "my_grad_var", "my_grad_negative", "my_grad_other",
 }

@@ -111,16 +111,17 @@ def _quotient(num: Array, den: Array, rnd: Rounder) -> tuple[Array, Callable[[Ar
     return rnd(F32(1) - r), backward
 
 
-def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: Array, rnd: Rounder,
+def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: tuple[Array, Array], rnd: Rounder,
                 jaccard: bool = False) -> tuple[Array, Callable[[Array], tuple[Array, Array, Array]]]:
-    """DiceLoss from tp, fp and fn: fp, fn halved in place (not for jaccard), 1 − (2tp + s)/(2(tp + fp + fn) + s);
+    """DiceLoss from tp, fp and fn: fp, fn halved in place (not for jaccard), 1 − (2tp + s)/(2(tp + fp + fn) + s)
+    (s: smooth_nr, then smooth_dr);
     the backward gives the gradients of tp, fp and fn (before the halving), tp's four terms added as the engine
     runs their nodes: tp + fp's, 2tp's, then fn = Σy − tp's and fp = Σp − tp's (the halvings' nodes, where there
     are, come after each sub's, so the order is the same without them)."""
     half = F32(1) if jaccard else F32(0.5)
     fp, fn = (fp0, fn0) if jaccard else (rnd(fp0 * half), rnd(fn0 * half))
-    num = rnd(rnd(F32(2) * tp) + s)
-    den = rnd(rnd(F32(2) * rnd(rnd(tp + fp) + fn)) + s)
+    num = rnd(rnd(F32(2) * tp) + s[0])
+    den = rnd(rnd(F32(2) * rnd(rnd(tp + fp) + fn)) + s[1])
     losses, quotient = _quotient(num, den, rnd)
 
     def backward(c: Array) -> tuple[Array, Array, Array]:
@@ -132,12 +133,13 @@ def _dice_terms(tp: Array, fp0: Array, fn0: Array, s: Array, rnd: Rounder,
     return losses, backward
 
 
-def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any,
-         jaccard: bool = False) -> tuple[Array, Backward]:
-    """DiceLoss(squared_pred=squared, jaccard=jaccard) of probabilities q (one channel): its losses, and the
-    backward from the upstream gradient of each loss (a column) to the gradient for q."""
+def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any, jaccard: bool = False,
+         smooth_dr: float | None = None) -> tuple[Array, Backward]:
+    """DiceLoss(squared_pred=squared, jaccard=jaccard, smooth_nr=smooth, smooth_dr=smooth_dr or smooth) of
+    probabilities q (one channel): its losses, and the backward from the upstream gradient of each loss (a
+    column) to the gradient for q."""
     rnd = rounder(half)
-    s = _scalar_add(smooth, half)
+    s = _scalar_add(smooth, half), _scalar_add(smooth if smooth_dr is None else smooth_dr, half)
     if not squared:
         tp = row_sums(rnd(q * y), half)[:, None]
         fp, fn = rnd(row_sums(q, half)[:, None] - tp), rnd(row_sums(y, half)[:, None] - tp)
@@ -150,7 +152,8 @@ def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any,
     return _dice_squared(y, q, s, half, jaccard)
 
 
-def _dice_squared(y: Array, q: Array, s: Array, half: Any, jaccard: bool = False) -> tuple[Array, Backward]:
+def _dice_squared(y: Array, q: Array, s: tuple[Array, Array], half: Any,
+                  jaccard: bool = False) -> tuple[Array, Backward]:
     """compute_tp_fp_fn with ord 2: P, G, D the squared norms of q, y and q − y (vector_norm, then pow 2),
     tp = (P + G − D)/2, fp = P − tp, fn = G − tp; autograd's backward through pow (g·2·norm) and vector_norm
     (g·(x/norm), 0 where the norm is 0)."""
@@ -174,18 +177,20 @@ def _dice_squared(y: Array, q: Array, s: Array, half: Any, jaccard: bool = False
     return losses[:, 0], backward
 
 
-def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: Any) -> tuple[Array, Backward]:
+def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: Any,
+            smooth_dr: float | None = None) -> tuple[Array, Backward]:
     """TverskyLoss of probabilities q (one channel): tp = Σqy, fp = Σq(1 − y)·α, fn = Σ(1 − q)y·β,
-    1 − (tp + s)/(tp + fp + fn + s); the backward adds q's three gradients as the engine runs their nodes
+    1 − (tp + s)/(tp + fp + fn + s_dr); the backward adds q's three gradients as the engine runs their nodes
     (fn's, fp's, then tp's)."""
     rnd = rounder(half)
     s = _scalar_add(smooth, half)
+    s_dr = _scalar_add(smooth if smooth_dr is None else smooth_dr, half)
     a, b = F32(alpha), F32(beta)
     omy, omq = rnd(F32(1) - y), rnd(F32(1) - q)
     tp = row_sums(rnd(q * y), half)[:, None]
     fp = rnd(row_sums(rnd(q * omy), half)[:, None] * a)
     fn = rnd(row_sums(rnd(omq * y), half)[:, None] * b)
-    losses, quotient = _quotient(rnd(tp + s), rnd(rnd(rnd(tp + fp) + fn) + s), rnd)
+    losses, quotient = _quotient(rnd(tp + s), rnd(rnd(rnd(tp + fp) + fn) + s_dr), rnd)
 
     def backward(c: Array) -> Array:
         dnum, dden = quotient(c)
@@ -196,9 +201,9 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
 
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
-TAKES = {"dice": ("squared", "smooth", "jaccard"), "tversky": ("alpha", "beta", "smooth")}
-SUPPORTED = ("dice (MONAI's DiceLoss, with squared, smooth and jaccard)",
-             "tversky (MONAI's TverskyLoss, with alpha, beta and smooth)",
+TAKES = {"dice": ("squared", "smooth", "jaccard", "smooth_dr"), "tversky": ("alpha", "beta", "smooth", "smooth_dr")}
+SUPPORTED = ("dice (MONAI's DiceLoss, with squared, smooth, smooth_dr and jaccard)",
+             "tversky (MONAI's TverskyLoss, with alpha, beta, smooth and smooth_dr)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on dice and tversky")
 
 
@@ -225,14 +230,15 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     options = params or {}
     smooth = options.get("smooth")
     s = MONAI_SMOOTH if smooth is None else float(smooth)
+    s_dr = None if options.get("smooth_dr") is None else float(options["smooth_dr"])
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
         q = sigmoid(p, rnd, half, options.get("place")) if from_logits else p
         if loss == "dice":
-            losses, backward = dice(y, q, bool(options.get("squared")), s, half, bool(options.get("jaccard")))
+            losses, backward = dice(y, q, bool(options.get("squared")), s, half, bool(options.get("jaccard")), s_dr)
         else:
             losses, backward = tversky(y, q, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
-                                       half)
+                                       half, s_dr)
 
     def grad(n: float, up: Array | None = None) -> Array:
         c = np.full((y.shape[0], 1), upstream_c(n, rnd), dtype=F32) if up is None else np.reshape(up, (-1, 1))

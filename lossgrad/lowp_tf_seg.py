@@ -25,7 +25,8 @@ from .lowp_tf_elem import rsum
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
 # each takes
-TAKES = {"dice": ("eps", "smooth"), "tversky": ("alpha", "beta", "eps", "smooth")}  # (smooth: refused by compute)
+TAKES = {"dice": ("eps", "smooth", "smooth_dr"),  # (smooth and smooth_dr: refused by compute)
+         "tversky": ("alpha", "beta", "eps", "smooth", "smooth_dr")}
 WEIGHABLE = tuple(TAKES)  # (reproduced under sample weights too)
 SUPPORTED = ("dice", "tversky (with --alpha, --beta)")
 EPS = 1e-7  # keras.backend.epsilon()
@@ -88,8 +89,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     """The per-sample losses (times the sample weights, lowp_tf.weighed), the gradient of their sum and of their
     mean over N (the upstream 1/N as divide_no_nan's gradient gives it), and the reduced value."""
     params = params or {}
-    if params.get("smooth") is not None:
-        raise OptionError("smooth", "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
+    for name in ("smooth", "smooth_dr"):
+        if params.get(name) is not None:
+            raise OptionError(name, "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
     kind = kind_of(half)
     y, p = y.astype(F32), p.astype(F32)
     eps = params.get("eps") or EPS

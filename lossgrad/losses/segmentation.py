@@ -30,19 +30,24 @@ JACCARD = Param("jaccard", False, "dice: the Jaccard (IoU) loss 1 − (2Σpy + s
 SMOOTH = Param("smooth", None, "dice, tversky: s added to the numerator and the denominator (MONAI's smooth_nr = "
                "smooth_dr) [default: the convention's: 0 for exact, 1e-5 for torch (MONAI); Keras adds ε = 1e-7 "
                "to the denominator only, see --eps].", positive=False)
+SMOOTH_DR = Param("smooth_dr", None, "dice, tversky: the s added to the denominator where it differs from the "
+                  "numerator's --smooth (MONAI's smooth_dr apart from smooth_nr) [default: --smooth's].",
+                  positive=False)
 TV_ALPHA = Param("alpha", 0.5, "tversky: the weight α of the false positives Σp(1 − y) (Keras 3's alpha weighs "
                  "the false negatives Σ(1 − p)y: lossgrad swaps them for -c keras).", positive=False)
 TV_BETA = Param("beta", 0.5, "tversky: the weight β of the false negatives Σ(1 − p)y.", positive=False)
 
 
-def _smooth(conv: Convention, smooth: float | None) -> tuple[float, float]:
-    """(s added to the numerator, s added to the denominator) under `conv`."""
+def _smooth(conv: Convention, smooth: float | None, smooth_dr: float | None = None) -> tuple[float, float]:
+    """(s added to the numerator, s added to the denominator) under `conv`: --smooth for both unless --smooth-dr
+    gives the denominator's."""
     if conv.segmentation == "keras":
-        if smooth is not None:
-            raise OptionError("smooth", "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
+        for name, given in (("smooth", smooth), ("smooth_dr", smooth_dr)):
+            if given is not None:
+                raise OptionError(name, "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
         return 0.0, conv.eps or 0.0
     s = smooth if smooth is not None else (MONAI_SMOOTH if conv.segmentation == "monai" else 0.0)
-    return s, s
+    return s, s if smooth_dr is None else smooth_dr
 
 
 def _probs(p: Array, from_logits: bool) -> tuple[Array, Array, Array | None]:
@@ -59,43 +64,56 @@ def _undefined(d: Array, p: Array) -> None:
               "(predictions and targets all 0): the loss is 0/0 there; give {smooth} (MONAI's default is 1e-5)")
 
 
-def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False) -> tuple[Array, Array]:
-    """ℓ = E/D, E = Σ(p(1 − y) + y(1 − p)) (Σ(p − y)² squared), D = Σp + Σy + s (Σp² + Σy² + s): non-negative
-    sums; ∂ℓ/∂p_k = (N·d_k − 2y_k·D)/D², N = D − E, d_k = 1 (2p_k squared). Jaccard's denominator is
-    J = 2(Σp + Σy − Σpy) + s = D + E, so ℓ = 2E/J and ∂ℓ/∂p_k = 2(N·d_k − 2y_k·D)/J²."""
+def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False,
+                s_dr: float | None = None) -> tuple[Array, Array]:
+    """ℓ = E'/D, E' = E + s_dr − s, E = Σ(p(1 − y) + y(1 − p)) (Σ(p − y)² squared), D = Σp + Σy + s_dr
+    (Σp² + Σy² + s_dr): non-negative sums when s_dr = s; ∂ℓ/∂p_k = (N·d_k − 2y_k·D)/D², N = 2Σpy + s = D − E',
+    d_k = 1 (2p_k squared). Jaccard's denominator is J = 2(Σp + Σy − Σpy) + s_dr = D + E, so ℓ = (2E + s_dr − s)/J
+    and ∂ℓ/∂p_k = (2(N·d_k − 2y_k·D) + 2y_k(s_dr − s))/J²."""
     work = precise._long() or p.dtype
     yl, pl = y.astype(work), p.astype(work)
+    dr = s if s_dr is None else s_dr
+    off = yl.dtype.type(dr) - yl.dtype.type(s)  # (s_dr − s in the working precision: exact in long double)
     n = 2 * (pl * yl).sum(axis=1, keepdims=True) + s
     if squared:
         e = ((pl - yl) ** 2).sum(axis=1, keepdims=True)
-        d = (pl * pl).sum(axis=1, keepdims=True) + (yl * yl).sum(axis=1, keepdims=True) + s
+        d = (pl * pl).sum(axis=1, keepdims=True) + (yl * yl).sum(axis=1, keepdims=True) + dr
         # 2(p_k·N − y_k·D) = 2(D·(p_k − y_k) − p_k·E): near p = y the first form's terms agree to E/D, where N
         # is far below D (a small overlap) the second's; each element takes the form that keeps more of its terms
         a1, b1 = pl * n, yl * d
-        a2, b2 = d * (pl - yl), pl * e
+        a2, b2 = d * (pl - yl), pl * (e + off)
         first = np.abs(a1 - b1) * (np.abs(a2) + np.abs(b2)) >= np.abs(a2 - b2) * (np.abs(a1) + np.abs(b1))
         top = 2 * np.where(first, a1 - b1, a2 - b2)
     else:
         e = (pl * (1 - yl) + yl * (1 - pl)).sum(axis=1, keepdims=True)
-        d = pl.sum(axis=1, keepdims=True) + yl.sum(axis=1, keepdims=True) + s
+        d = pl.sum(axis=1, keepdims=True) + yl.sum(axis=1, keepdims=True) + dr
         top = n - 2 * yl * d
     _undefined(d, p)
     if jaccard:
         e, top, d = 2 * e, 2 * top, d + e
+        if dr != s:
+            top = top + 2 * yl * off
+    if dr != s:
+        e = e + off
     with np.errstate(divide="ignore", invalid="ignore"):
         return (e / d)[:, 0].astype(p.dtype), (top / (d * d)).astype(p.dtype)
 
 
-def _tversky_exact(y: Array, p: Array, alpha: float, beta: float, s: float) -> tuple[Array, Array]:
-    """ℓ = U/D, U = α·FP + β·FN, D = TP + U + s; ∂ℓ/∂p_k = (U'_k·(TP + s) − U·y_k)/D², U'_k = α(1 − y_k) − β·y_k."""
+def _tversky_exact(y: Array, p: Array, alpha: float, beta: float, s: float,
+                   s_dr: float | None = None) -> tuple[Array, Array]:
+    """ℓ = U'/D, U = α·FP + β·FN, U' = U + s_dr − s, D = TP + U + s_dr; ∂ℓ/∂p_k = (U'_k·(TP + s) − U'·y_k)/D²,
+    U'_k = α(1 − y_k) − β·y_k."""
     work = precise._long() or p.dtype
     yl, pl = y.astype(work), p.astype(work)
     a, b = yl.dtype.type(alpha), yl.dtype.type(beta)
     tp = (pl * yl).sum(axis=1, keepdims=True)
     u = a * (pl * (1 - yl)).sum(axis=1, keepdims=True) + b * ((1 - pl) * yl).sum(axis=1, keepdims=True)
-    d = tp + u + s
+    dr = s if s_dr is None else s_dr
+    d = tp + u + dr
     du = a * (1 - yl) - b * yl
     _undefined(d, p)
+    if dr != s:  # (s_dr − s in the working precision)
+        u = u + (yl.dtype.type(dr) - yl.dtype.type(s))
     with np.errstate(divide="ignore", invalid="ignore"):
         return (u / d)[:, 0].astype(p.dtype), ((du * (tp + s) - u * yl) / (d * d)).astype(p.dtype)
 
@@ -118,7 +136,8 @@ def _tversky_keras(y: Array, p: Array, alpha: float, beta: float, eps: float) ->
     return (1 - tp / den)[:, 0], y * (-1 / den + g) - y * (g * t(alpha)) + (1 - y) * (g * t(beta))
 
 
-def _dice_monai(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False) -> tuple[Array, Array]:
+def _dice_monai(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False,
+                s_dr: float | None = None) -> tuple[Array, Array]:
     """MONAI's DiceLoss (one channel): tp = Σpy, fp = Σp − tp, fn = Σy − tp (squared: from the norms),
     1 − (2tp + s)/(2(tp + fp/2 + fn/2) + s) (jaccard: fp and fn not halved), differentiated as autodiff does."""
     t = p.dtype.type
@@ -132,47 +151,50 @@ def _dice_monai(y: Array, p: Array, squared: bool, s: float, jaccard: bool = Fal
         dtp, dden = y, np.ones_like(p)
     half = t(1.0 if jaccard else 0.5)
     fp, fn = (po - tp) * half, (go - tp) * half
-    num, den = 2 * tp + t(s), 2 * (tp + fp + fn) + t(s)
+    num, den = 2 * tp + t(s), 2 * (tp + fp + fn) + t(s if s_dr is None else s_dr)
     if jaccard:  # (d den/dp = 2(d(po + go)/dp − d tp/dp))
         dden = 2 * (dden - dtp)
     return (1 - num / den)[:, 0], -(2 * dtp) / den + num / den / den * dden
 
 
-def _tversky_monai(y: Array, p: Array, alpha: float, beta: float, s: float) -> tuple[Array, Array]:
+def _tversky_monai(y: Array, p: Array, alpha: float, beta: float, s: float,
+                   s_dr: float | None = None) -> tuple[Array, Array]:
     """MONAI's TverskyLoss (one channel): 1 − (tp + s)/(tp + α·Σp(1 − y) + β·Σ(1 − p)y + s), and its autodiff."""
     t = p.dtype.type
     tp = (p * y).sum(axis=1, keepdims=True)
     fp = (p * (1 - y)).sum(axis=1, keepdims=True) * t(alpha)
     fn = ((1 - p) * y).sum(axis=1, keepdims=True) * t(beta)
-    num, den = tp + t(s), tp + fp + fn + t(s)
+    num, den = tp + t(s), tp + fp + fn + t(s if s_dr is None else s_dr)
     g = num / den / den
     return (1 - num / den)[:, 0], -y / den + g * (y + t(alpha) * (1 - y) - t(beta) * y)
 
 
 def dice_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
-                 squared: bool = False, smooth: float | None = None, jaccard: bool = False) -> Parts:
+                 squared: bool = False, smooth: float | None = None, jaccard: bool = False,
+                 smooth_dr: float | None = None) -> Parts:
     q, dq, prob = _probs(p, from_logits)
-    nr, dr = _smooth(conv, smooth)
+    nr, dr = _smooth(conv, smooth, smooth_dr)
     if conv.segmentation == "keras":
         losses, grad = _dice_keras(y, q, dr)
     elif conv.segmentation == "monai":
-        losses, grad = _dice_monai(y, q, squared, nr, jaccard)
+        losses, grad = _dice_monai(y, q, squared, nr, jaccard, dr)
     else:
-        losses, grad = _dice_exact(y, q, squared, nr, jaccard)
+        losses, grad = _dice_exact(y, q, squared, nr, jaccard, dr)
     return Parts(losses=losses, grad=grad * dq, prob=prob)
 
 
 def tversky_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
-                    alpha: float = 0.5, beta: float = 0.5, smooth: float | None = None) -> Parts:
+                    alpha: float = 0.5, beta: float = 0.5, smooth: float | None = None,
+                    smooth_dr: float | None = None) -> Parts:
     q, dq, prob = _probs(p, from_logits)
-    nr, dr = _smooth(conv, smooth)
+    nr, dr = _smooth(conv, smooth, smooth_dr)
     if conv.segmentation == "keras":
         # Keras' alpha weighs Σ(1 − p)y and its beta Σp(1 − y): the paper's (and lossgrad's) α and β, swapped
         losses, grad = _tversky_keras(y, q, beta, alpha, dr)
     elif conv.segmentation == "monai":
-        losses, grad = _tversky_monai(y, q, alpha, beta, nr)
+        losses, grad = _tversky_monai(y, q, alpha, beta, nr, dr)
     else:
-        losses, grad = _tversky_exact(y, q, alpha, beta, nr)
+        losses, grad = _tversky_exact(y, q, alpha, beta, nr, dr)
     return Parts(losses=losses, grad=grad * dq, prob=prob)
 
 
@@ -183,20 +205,22 @@ def segmentation_check(y: Array, p: Array, from_logits: bool, **switches: bool) 
                   "with {from_logits}")
 
 
-def _smooth_line(conv: Convention, smooth: float | None) -> str:
-    nr, dr = _smooth(conv, smooth)
+def _smooth_line(conv: Convention, smooth: float | None, smooth_dr: float | None = None) -> str:
+    nr, dr = _smooth(conv, smooth, smooth_dr)
     if conv.segmentation == "keras":
         return f"ε = {dr:g} in the denominator only  (as {conv.title} computes it)"
+    if dr != nr:
+        return f"s = {nr:g} in the numerator; in the denominator s is {dr:g}  (MONAI's smooth_nr and smooth_dr)"
     return f"s = {nr:g}" + ("  (MONAI's smooth_nr = smooth_dr)" if conv.segmentation == "monai" else "")
 
 
 def dice_formulas(from_logits: bool, conv: Convention, squared: bool = False, smooth: float | None = None,
-                  jaccard: bool = False) -> list[str]:
+                  jaccard: bool = False, smooth_dr: float | None = None) -> list[str]:
     p = "σ(zᵢₖ)" if from_logits else "pᵢₖ"
     den = f"Σₖ {p}² + Σₖ yᵢₖ²" if squared else f"Σₖ {p} + Σₖ yᵢₖ"
-    lines = [f"pᵢₖ = {p}" if from_logits else f"{_smooth_line(conv, smooth)}"]
+    lines = [f"pᵢₖ = {p}" if from_logits else f"{_smooth_line(conv, smooth, smooth_dr)}"]
     if from_logits:
-        lines.append(_smooth_line(conv, smooth))
+        lines.append(_smooth_line(conv, smooth, smooth_dr))
     if jaccard:
         return lines + _jaccard_formulas(den, squared, from_logits)
     if conv.segmentation == "keras":
@@ -218,10 +242,10 @@ def _jaccard_formulas(den: str, squared: bool, from_logits: bool) -> list[str]:
 
 
 def tversky_formulas(from_logits: bool, conv: Convention, alpha: float = 0.5, beta: float = 0.5,
-                     smooth: float | None = None) -> list[str]:
+                     smooth: float | None = None, smooth_dr: float | None = None) -> list[str]:
     lines = ["pᵢₖ = σ(zᵢₖ)"] if from_logits else []
     lines.append(f"TP = Σₖ pᵢₖyᵢₖ, FP = Σₖ pᵢₖ(1 − yᵢₖ), FN = Σₖ (1 − pᵢₖ)yᵢₖ, α = {alpha:g}, β = {beta:g}, "
-                 + _smooth_line(conv, smooth))
+                 + _smooth_line(conv, smooth, smooth_dr))
     if conv.segmentation == "keras":
         lines.append(f"ℓᵢ = 1 − TP / (TP + α·FN + β·FP + ε)  (Keras' alpha weighs FN: its alpha = {beta:g}, "
                      f"beta = {alpha:g})")
@@ -254,7 +278,7 @@ DICE = register(
         has_logits=True,
         link="sigmoid",
         reference="keras.losses.Dice (Keras 3), monai.losses.DiceLoss",
-        params=(SQUARED, SMOOTH, JACCARD),
+        params=(SQUARED, SMOOTH, JACCARD, SMOOTH_DR),
         last_axis="vector",
         reasons=segmentation_reasons,
     )
@@ -271,7 +295,7 @@ TVERSKY = register(
         has_logits=True,
         link="sigmoid",
         reference="keras.losses.Tversky (Keras 3), monai.losses.TverskyLoss",
-        params=(TV_ALPHA, TV_BETA, SMOOTH),
+        params=(TV_ALPHA, TV_BETA, SMOOTH, SMOOTH_DR),
         last_axis="vector",
         reasons=segmentation_reasons,
     )
