@@ -150,7 +150,8 @@ def run_keras_segmentation(loss, y, p, reduction, dtype, alpha, beta):
         grad.numpy().astype(np.float64)
 
 
-def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, smooth=None, jaccard=False):
+def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, smooth=None, jaccard=False,
+              smooth_dr=None):
     import torch
     from monai.losses import DiceLoss, TverskyLoss
 
@@ -159,6 +160,8 @@ def run_monai(loss, y, p, from_logits, reduction, dtype, squared, alpha, beta, s
     yt = torch.tensor(y, dtype=t)
 
     kw = {} if smooth is None else {"smooth_nr": smooth, "smooth_dr": smooth}  # (None: MONAI's default, 1e-5)
+    if smooth_dr is not None:
+        kw["smooth_dr"] = smooth_dr
 
     def fn(red):
         # (batch, channel, pixels): one channel, each sample's pixels reduced

@@ -1,15 +1,17 @@
-"""Record MONAI's Jaccard loss, DiceLoss(jaccard=True) (lossgrad's dice --jaccard under the torch convention), on
-PyTorch's CPU kernels in float64, float32, float16 and bfloat16, for tests/golden/seg_jaccard.json (read by
-tests/test_seg_jaccard.py).
+"""Record MONAI's options beyond tests/golden/lowp_seg.json's, on PyTorch's CPU kernels in float64, float32, float16
+and bfloat16, for tests/golden/seg_monai.json (read by tests/test_seg_monai.py): the Jaccard loss,
+DiceLoss(jaccard=True) (lossgrad's dice --jaccard under the torch convention), and smooth_nr apart from smooth_dr
+(--smooth and --smooth-dr) for DiceLoss, with and without jaccard, and TverskyLoss.
 
-Each record: the dtype, reduction, lossgrad's options (squared, smooth, from_logits; jaccard always), inputs already
+Each record: the loss, dtype, reduction, lossgrad's options (squared, jaccard, smooth, smooth_dr, alpha, beta,
+from_logits), inputs already
 representable in the dtype (as float64 reprs), one channel of pixels per sample, and MONAI's losses (reduction none)
 or reduced value with the gradient for the predictions (of the losses' sum for none), as float64 reprs of the
 dtype's values. Inputs: golden_lowp_seg.py's random masks (hard and soft) against probabilities or logits at several
 scales, and its adversarial rows. The versions of torch and MONAI, the instruction set and the threads are recorded
 (σ(z)'s scalar tail depends on the instruction set: the test reproduces the recorded one).
 
-    python3 scripts/golden_seg_jaccard.py
+    python3 scripts/golden_seg_monai.py
 """
 
 from __future__ import annotations
@@ -26,9 +28,13 @@ from golden_losses_a import run_monai  # noqa: E402
 from golden_lowp_seg import SHAPES, inputs  # noqa: E402
 from make_golden import versions  # noqa: E402
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "seg_jaccard.json"
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "seg_monai.json"
 DTYPES = ("float64", "float32", "float16", "bfloat16")
 OPTIONS = ({}, {"squared": True}, {"smooth": 1.0}, {"squared": True, "smooth": 1e-3})
+# smooth_nr apart from smooth_dr (MONAI's default 1e-5 where --smooth is not given)
+APART = ({"smooth": 1.0, "smooth_dr": 0.5}, {"smooth_dr": 0.0}, {"smooth": 0.0, "smooth_dr": 1.0},
+         {"smooth": 1e-3, "smooth_dr": 2.0})
+SHAPES_APART = ((8, 6), (5, 33), (17, 7), (1, 129))
 
 
 def held(a: np.ndarray, dtype: str) -> np.ndarray:
@@ -42,28 +48,49 @@ def reprs(a: object) -> list:
     return [repr(float(v)) for v in np.asarray(a, dtype=np.float64).reshape(-1)]
 
 
-def record(dtype: str, reduction: str, y: np.ndarray, p: np.ndarray, options: dict, name: str) -> dict:
-    per, value, grad = run_monai("dice", y, p, bool(options.get("from_logits")), reduction, dtype,
-                                 bool(options.get("squared")), 0.5, 0.5, smooth=options.get("smooth", 1e-5),
-                                 jaccard=True)
-    return {"dtype": dtype, "reduction": reduction, "options": options | {"jaccard": True}, "name": name,
+def record(loss: str, dtype: str, reduction: str, y: np.ndarray, p: np.ndarray, options: dict, name: str) -> dict:
+    per, value, grad = run_monai(loss, y, p, bool(options.get("from_logits")), reduction, dtype,
+                                 bool(options.get("squared")), options.get("alpha", 0.5), options.get("beta", 0.5),
+                                 smooth=options.get("smooth", 1e-5), jaccard=bool(options.get("jaccard")),
+                                 smooth_dr=options.get("smooth_dr"))
+    return {"loss": loss, "dtype": dtype, "reduction": reduction, "options": options, "name": name,
             "shape": list(p.shape), "target": reprs(y), "pred": reprs(p),
             "losses": reprs(per) if reduction == "none" else None,
             "value": None if value is None else repr(float(value)), "grad": reprs(grad)}
 
 
-def records(rng) -> list[dict]:
+def _inputs(rng, dtype: str, shape: tuple[int, int], from_logits: bool) -> tuple[np.ndarray, np.ndarray, str]:
+    name = "adversarial" if shape == (8, 6) else "random"
+    y, p = inputs(rng, "float32", shape, from_logits, name)
+    return held(y, dtype), held(p, dtype), name
+
+
+def jaccard_records(rng) -> list[dict]:
     out = []
     for dtype in DTYPES:
         for k, shape in enumerate(SHAPES):
             for from_logits in (False, True):
-                name = "adversarial" if shape == (8, 6) else "random"
-                y, p = inputs(rng, "float32", shape, from_logits, name)
-                y, p = held(y, dtype), held(p, dtype)
+                y, p, name = _inputs(rng, dtype, shape, from_logits)
                 for options in (OPTIONS[(k + from_logits) % 4], OPTIONS[(k + from_logits + 2) % 4]):
-                    options = options | ({"from_logits": True} if from_logits else {})
+                    options = options | ({"from_logits": True} if from_logits else {}) | {"jaccard": True}
                     for reduction in ("none", "sum", "mean"):
-                        out.append(record(dtype, reduction, y, p, options, name))
+                        out.append(record("dice", dtype, reduction, y, p, options, name))
+    return out
+
+
+def apart_records(rng) -> list[dict]:
+    """smooth_nr apart from smooth_dr: dice (plain, squared, jaccard) and tversky (two weightings)."""
+    out = []
+    kinds = (("dice", {}), ("dice", {"squared": True}), ("dice", {"jaccard": True}),
+             ("tversky", {"alpha": 0.3, "beta": 0.7}), ("tversky", {"alpha": 1.0, "beta": 0.1}))
+    for dtype in DTYPES:
+        for k, shape in enumerate(SHAPES_APART):
+            from_logits = bool(k % 2)
+            y, p, name = _inputs(rng, dtype, shape, from_logits)
+            for j, (loss, kind) in enumerate(kinds):
+                options = kind | APART[(j + k) % 4] | ({"from_logits": True} if from_logits else {})
+                for reduction in ("none", "mean"):
+                    out.append(record(loss, dtype, reduction, y, p, options, name))
     return out
 
 
@@ -71,10 +98,10 @@ def main() -> None:
     import monai as monai_package
 
     rng = np.random.default_rng(20261205)
-    recs = records(rng)
+    recs = jaccard_records(rng) + apart_records(rng)
     meta = {**versions(), "monai": monai_package.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_seg_jaccard.py", "records": recs},
+    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_seg_monai.py", "records": recs},
                               separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes, {meta}")
 

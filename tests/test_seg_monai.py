@@ -1,7 +1,9 @@
-"""dice --jaccard: the Jaccard (IoU) loss 1 − (2Σpy + s)/(2(Σp + Σy − Σpy) + s), MONAI's DiceLoss(jaccard=True).
-Exact against mpmath and a case worked by hand; the torch convention against MONAI's own results on PyTorch's CPU
-kernels recorded by scripts/golden_seg_jaccard.py in tests/golden/seg_jaccard.json (bit for bit in float32, float16
-and bfloat16, on the recorded instruction set; float64 within 8 ulp of the terms); Keras refuses it."""
+"""MONAI's options beyond tests/test_lowp_seg.py's: dice --jaccard, the Jaccard (IoU) loss
+1 − (2Σpy + s)/(2(Σp + Σy − Σpy) + s) (MONAI's DiceLoss(jaccard=True)), and --smooth-dr, the denominator's smoothing
+apart from the numerator's (MONAI's smooth_dr apart from smooth_nr) for dice and tversky. Exact against mpmath and
+cases worked by hand; the torch convention against MONAI's own results on PyTorch's CPU kernels recorded by
+scripts/golden_seg_monai.py in tests/golden/seg_monai.json (bit for bit in float32, float16 and bfloat16, on the
+recorded instruction set; float64 within 8 ulp of the terms); Keras refuses both."""
 
 from __future__ import annotations
 
@@ -14,7 +16,7 @@ import pytest
 import lossgrad
 from conftest import assert_usage_error, lossgrad as run
 
-GOLDEN = Path(__file__).resolve().parent / "golden" / "seg_jaccard.json"
+GOLDEN = Path(__file__).resolve().parent / "golden" / "seg_monai.json"
 DATA = json.loads(GOLDEN.read_text())
 CPU = {"AVX2": "avx2", "AVX512": "avx512"}[DATA["versions"]["cpu_capability"]]
 
@@ -25,23 +27,26 @@ def _f(xs: list) -> np.ndarray:
 
 def _run(rec: dict) -> lossgrad.Result:
     shape = rec["shape"]
-    return lossgrad.dice(_f(rec["target"]).reshape(shape), _f(rec["pred"]).reshape(shape), convention="torch",
-                         dtype=rec["dtype"], reduction=rec["reduction"], cpu=CPU, **rec["options"])
+    return lossgrad.evaluate(rec["loss"], _f(rec["target"]).reshape(shape), _f(rec["pred"]).reshape(shape),
+                             convention="torch", dtype=rec["dtype"], reduction=rec["reduction"], cpu=CPU,
+                             **rec["options"])
 
 
 def _id(i: int, rec: dict) -> str:
-    opts = "-".join(f"{k}{v}" for k, v in rec["options"].items() if k != "jaccard")
-    return f"{rec['dtype']}-{rec['reduction']}-{opts}-{'x'.join(map(str, rec['shape']))}-{rec['name']}-{i}"
+    opts = "-".join(f"{k}{v}" for k, v in rec["options"].items())
+    shape = "x".join(map(str, rec["shape"]))
+    return f"{rec['loss']}-{rec['dtype']}-{rec['reduction']}-{opts}-{shape}-{rec['name']}-{i}"
 
 
 def _close(got: object, want: np.ndarray, scale: float) -> bool:
     got = np.asarray(got, dtype=np.float64).reshape(want.shape)
     tol = 8 * np.finfo(np.float64).eps * max(scale, np.finfo(np.float64).tiny)
-    return bool(np.all((got == want) | (np.abs(got - want) <= tol)))
+    with np.errstate(invalid="ignore"):  # (∞ − ∞ where both are infinite: equal already)
+        return bool(np.all((got == want) | (np.isnan(got) & np.isnan(want)) | (np.abs(got - want) <= tol)))
 
 
 @pytest.mark.parametrize("rec", DATA["records"], ids=[_id(i, r) for i, r in enumerate(DATA["records"])])
-def test_monai_jaccard(rec: dict) -> None:
+def test_monai_bit_for_bit(rec: dict) -> None:
     r = _run(rec)
     assert not any("differ" in w for w in r.warnings), r.warnings  # (a NaN of MONAI's is said, as a result)
     want = {"losses": rec["losses"] and _f(rec["losses"]), "grad": _f(rec["grad"]),
@@ -51,24 +56,33 @@ def test_monai_jaccard(rec: dict) -> None:
         if w is None:
             continue
         if rec["dtype"] == "float64":  # (within 8 ulp of the largest term: autograd's order aside)
-            assert _close(got[what], w, float(np.max(np.abs(w), initial=1.0))), what
+            assert _close(got[what], w, float(np.nanmax(np.abs(w), initial=1.0))), what
         else:  # (bit for bit in the dtype, NaN for NaN)
             a, b = np.float32(np.asarray(got[what], dtype=np.float64)).reshape(-1), np.float32(w).reshape(-1)
             assert np.array_equal(a.view(np.int32), b.view(np.int32)) or np.array_equal(a, b, equal_nan=True), what
 
 
 def test_the_records_cover_every_dtype_option_and_reduction() -> None:
-    recs = DATA["records"]
-    assert {r["dtype"] for r in recs} == {"float64", "float32", "float16", "bfloat16"}
+    jaccard = [r for r in DATA["records"] if r["options"].get("jaccard") and "smooth_dr" not in r["options"]]
+    apart = [r for r in DATA["records"] if "smooth_dr" in r["options"]]
+    assert len(jaccard) + len(apart) == len(DATA["records"])
+    dtypes = {"float64", "float32", "float16", "bfloat16"}
+    assert {r["dtype"] for r in jaccard} == {r["dtype"] for r in apart} == dtypes
     assert {(bool(r["options"].get("squared")), "smooth" in r["options"], bool(r["options"].get("from_logits")))
-            for r in recs} == {(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)}
-    assert {r["reduction"] for r in recs} == {"none", "sum", "mean"}
-    assert all(r["options"]["jaccard"] for r in recs)
+            for r in jaccard} == {(a, b, c) for a in (False, True) for b in (False, True) for c in (False, True)}
+    assert {r["reduction"] for r in jaccard} == {"none", "sum", "mean"}
+    assert {(r["loss"], bool(r["options"].get("jaccard")), bool(r["options"].get("squared")),
+             bool(r["options"].get("from_logits"))) for r in apart} >= {
+        (loss, False, False, logits) for loss in ("dice", "tversky") for logits in (False, True)} | {
+        ("dice", True, False, False), ("dice", False, True, False)}
+    assert {(r["options"].get("smooth"), r["options"]["smooth_dr"]) for r in apart} == {
+        (1.0, 0.5), (None, 0.0), (0.0, 1.0), (1e-3, 2.0)}
 
 
 def test_without_jaccard_the_records_are_dices() -> None:
     # MONAI's Jaccard differs from its Dice: without the halving of fp and fn every loss but a perfect one is larger
-    rec = next(r for r in DATA["records"] if r["dtype"] == "float32" and r["reduction"] == "none")
+    rec = next(r for r in DATA["records"] if r["dtype"] == "float32" and r["reduction"] == "none"
+               and r["options"].get("jaccard"))
     dice = lossgrad.dice(_f(rec["target"]).reshape(rec["shape"]), _f(rec["pred"]).reshape(rec["shape"]),
                          convention="torch", dtype="float32", reduction="none", cpu=CPU,
                          **{k: v for k, v in rec["options"].items() if k != "jaccard"})
@@ -137,3 +151,56 @@ def test_check_finds_the_jaccard_loss_in_a_users_gradient() -> None:
     assert r.code == 0, r.err
     assert r.json()["match"]["options"] == {"jaccard": True}
     assert any("--jaccard" in f for f in r.json()["findings"])
+
+
+def test_smooth_dr_apart_worked_by_hand() -> None:
+    # dice, y = (1, 0, 1, ½), p = (0.9, 0.2, 0.6, 0.4), s = 1 above and 0.5 below: N = 2·1.7 + 1 = 4.4,
+    # D = 4.6 + 0.5 = 5.1, ℓ = 1 − 4.4/5.1 = 7/51, ∂ℓ/∂p_k = (N − 2y_k·D)/D²: −5.8/26.01 = −580/2601 for y = 1,
+    # 4.4/26.01 = 440/2601 for y = 0, −0.7/26.01 = −70/2601 for y = ½
+    r = lossgrad.dice([1, 0, 1, 0.5], [0.9, 0.2, 0.6, 0.4], smooth=1.0, smooth_dr=0.5, reduction="none")
+    assert r.losses[0] == pytest.approx(7 / 51, rel=1e-15)
+    np.testing.assert_allclose(np.reshape(r.grad, -1), [-580 / 2601, 440 / 2601, -580 / 2601, -70 / 2601],
+                               rtol=1e-15)
+    # tversky (α = β = ½): TP = 1.7, FP = Σp(1 − y) = 0.4, FN = Σ(1 − p)y = 0.8, U = 0.6; s = 0 above and 1 below:
+    # ℓ = 1 − 1.7/(1.7 + 0.6 + 1) = 1.6/3.3 = 16/33
+    t = lossgrad.tversky([1, 0, 1, 0.5], [0.9, 0.2, 0.6, 0.4], smooth=0.0, smooth_dr=1.0, reduction="none")
+    assert t.losses[0] == pytest.approx(16 / 33, rel=1e-15)
+
+
+def _truth_apart(mpmath, loss: str, ps: list, ys: list, nr: float, dr: float, jaccard: bool, squared: bool):
+    """Dice (jaccard or not) or Tversky (α 0.3, β 0.7) with smooth_nr nr and smooth_dr dr, at mpmath's precision."""
+    tp = mpmath.fsum(a * b for a, b in zip(ps, ys, strict=True))
+    if loss == "tversky":
+        fp = mpmath.fsum(a * (1 - b) for a, b in zip(ps, ys, strict=True))
+        fn = mpmath.fsum((1 - a) * b for a, b in zip(ps, ys, strict=True))
+        return 1 - (tp + nr) / (tp + mpmath.mpf("0.3") * fp + mpmath.mpf("0.7") * fn + dr)
+    total = mpmath.fsum(a * a for a in ps) + mpmath.fsum(b * b for b in ys) if squared else mpmath.fsum(ps) + \
+        mpmath.fsum(ys)
+    return 1 - (2 * tp + nr) / ((2 * (total - tp) if jaccard else total) + dr)
+
+
+@pytest.mark.parametrize("loss, jaccard, squared", [("dice", False, False), ("dice", False, True),
+                                                    ("dice", True, False), ("dice", True, True),
+                                                    ("tversky", False, False)])
+def test_smooth_dr_exact_against_mpmath(loss: str, jaccard: bool, squared: bool) -> None:
+    mpmath = pytest.importorskip("mpmath")
+    mpmath.mp.dps = 60
+    rng = np.random.default_rng(6)
+    for nr, dr in ((1.0, 0.5), (0.0, 1.0), (1e-3, 2.0), (2.0, 1e-3)):
+        y = np.where(rng.random((4, 7)) < 0.5, 1.0, np.round(rng.random((4, 7)), 3))
+        p = rng.random((4, 7)) * rng.choice([1.0, 1e-3], (4, 1))
+        opts = {"alpha": 0.3, "beta": 0.7} if loss == "tversky" else {"jaccard": jaccard, "squared": squared}
+        r = lossgrad.evaluate(loss, y, p, smooth=nr, smooth_dr=dr, reduction="none", **opts)
+        for i in range(4):
+            ys, ps = [mpmath.mpf(v) for v in y[i]], [mpmath.mpf(v) for v in p[i]]
+            truth = _truth_apart(mpmath, loss, ps, ys, nr, dr, jaccard, squared)
+            assert _ulps(r.losses[i], truth) <= 4, (nr, dr, i)
+            for k in range(7):
+                g = mpmath.diff(lambda x, k=k, ps=ps, ys=ys, nr=nr, dr=dr: _truth_apart(
+                    mpmath, loss, ps[:k] + [x] + ps[k + 1:], ys, nr, dr, jaccard, squared), ps[k])
+                assert _ulps(r.grad[i, k], g) <= 4, (nr, dr, i, k)
+
+
+def test_keras_refuses_smooth_dr() -> None:
+    assert_usage_error(run("tversky", "-y", "1,0", "-p", "0.4,0.3", "--smooth-dr", "1", "-c", "keras"),
+                       "--smooth-dr", "--eps")
