@@ -106,16 +106,19 @@ def large_records(rng) -> list[dict]:
     return out
 
 
-def main() -> None:
+def save(out: Path, records: list[dict], made_by: str) -> None:
+    """The records with the versions of the frameworks and MONAI, the instruction set and the threads."""
     import monai as monai_package
 
-    rng = np.random.default_rng(20261204)
-    records = small_records(rng) + large_records(rng)
     meta = {**versions(), "monai": monai_package.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_lowp_seg.py", "records": records},
-                              separators=(",", ":")) + "\n")
-    print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
+    out.write_text(json.dumps({"versions": meta, "made_by": made_by, "records": records}, separators=(",", ":")) + "\n")
+    print(f"{out}: {len(records)} records, {out.stat().st_size} bytes, {meta}")
+
+
+def main() -> None:
+    rng = np.random.default_rng(20261204)
+    save(OUT, small_records(rng) + large_records(rng), "scripts/golden_lowp_seg.py")
 
 
 if __name__ == "__main__":

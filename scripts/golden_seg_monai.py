@@ -16,7 +16,6 @@ scales, and its adversarial rows. The versions of torch and MONAI, the instructi
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -25,8 +24,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from golden_losses_a import run_monai  # noqa: E402
-from golden_lowp_seg import SHAPES, inputs  # noqa: E402
-from make_golden import versions  # noqa: E402
+from golden_lowp_seg import SHAPES, inputs, save  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "seg_monai.json"
 DTYPES = ("float64", "float32", "float16", "bfloat16")
@@ -95,15 +93,8 @@ def apart_records(rng) -> list[dict]:
 
 
 def main() -> None:
-    import monai as monai_package
-
     rng = np.random.default_rng(20261205)
-    recs = jaccard_records(rng) + apart_records(rng)
-    meta = {**versions(), "monai": monai_package.__version__, "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_seg_monai.py", "records": recs},
-                              separators=(",", ":")) + "\n")
-    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes, {meta}")
+    save(OUT, jaccard_records(rng) + apart_records(rng), "scripts/golden_seg_monai.py")
 
 
 if __name__ == "__main__":
