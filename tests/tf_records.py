@@ -21,14 +21,16 @@ def same(got: object, want: object) -> bool:
     return bool(np.array_equal(np.asarray(got, np.float32), np.asarray(want, np.float32), equal_nan=True))
 
 
-def check_record(rec: dict, evaluate: Callable[[dict, str], lossgrad.Result]) -> None:
-    """The record's losses (reduction none), and its sum's and mean's values and gradients, bit for bit."""
+def check_record(rec: dict, evaluate: Callable[[dict, str], lossgrad.Result], unsaid: str | None = None) -> None:
+    """The record's losses (reduction none), and its sum's and mean's values and gradients, bit for bit (and no
+    warning of the sum or the mean says `unsaid`)."""
     r = evaluate(rec, "none")
     assert same(r.losses.reshape(-1), f32(rec["losses"]).reshape(-1)), "losses"
     for reduction in ("sum", "mean"):
         r = evaluate(rec, reduction)
         assert same(r.value, rec[reduction]["value"]), (reduction, r.value, rec[reduction]["value"])
         assert same(r.grad, f32(rec[reduction]["grad"])), reduction
+        assert unsaid is None or not any(unsaid in w for w in r.warnings), r.warnings
 
 
 def csv_mean_grad(tmp_path: Path, rec: dict, convention: str) -> None:
