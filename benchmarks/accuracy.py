@@ -282,7 +282,8 @@ def ctc_log_prob_rows(rng, n):
 
 CON_B, CON_D = 4, 3
 CONTRASTIVE = {"contrastive": {}, "contrastive-symmetric": {"symmetric": True},
-               "contrastive-ntxent": {"ntxent": True}}
+               "contrastive-ntxent": {"ntxent": True}, "contrastive-decoupled": {"decoupled": True},
+               "contrastive-ntxent-decoupled": {"ntxent": True, "decoupled": True}}
 
 
 def contrastive_batches(rng, n):
@@ -315,11 +316,13 @@ def run_lossgrad_contrastive(family, y, p, dtype):
 
 
 def truths_contrastive(family, y, p):
-    variant = "ntxent" if family.endswith("ntxent") else "clip" if family.endswith("symmetric") else "infonce"
+    kw = CONTRASTIVE[family]
+    variant = "ntxent" if kw.get("ntxent") else "clip" if kw.get("symmetric") else "infonce"
     out = []
     for row, anchors in zip(y, p, strict=True):
         losses, ga, gp = R.contrastive(np.reshape(anchors, (CON_B, CON_D)).tolist(),
-                                       np.reshape(row[1:], (CON_B, CON_D)).tolist(), row[0], variant)
+                                       np.reshape(row[1:], (CON_B, CON_D)).tolist(), row[0], variant,
+                                       decoupled=kw.get("decoupled", False))
         out.append((losses, [v for r in ga for v in r], [v for r in gp for v in r]))
     return [o[0] for o in out], [o[1] for o in out], None, None, [o[2] for o in out]
 
@@ -628,7 +631,8 @@ FAMILIES = {"bce-logits": bce_logit_pairs, "bce-probs": bce_prob_pairs, "mse": m
             "tversky": mask_rows, "ctc": ctc_rows, "ctc-log-probs": ctc_log_prob_rows,
             "gaussian-nll": gaussian_nll_rows, "triplet": triplet_rows, "margin-ranking": margin_ranking_rows,
             "cosine-embedding": cosine_embedding_rows, "contrastive": contrastive_batches,
-            "contrastive-symmetric": contrastive_batches, "contrastive-ntxent": contrastive_batches}
+            "contrastive-symmetric": contrastive_batches, "contrastive-ntxent": contrastive_batches,
+            "contrastive-decoupled": contrastive_batches, "contrastive-ntxent-decoupled": contrastive_batches}
 # one loss per row of several values
 ROWS = ("ce-logits", "ce-probs", "kl", "cosine", "kl-log-target", "ce-logits-smoothed", "categorical-focal-logits",
         "categorical-focal-probs", "dice", "dice-squared", "tversky", "ctc", "ctc-log-probs", "gaussian-nll", "triplet",

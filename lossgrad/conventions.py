@@ -307,6 +307,8 @@ OPTAX = Convention(
         ("tversky", "logits"): "optax has no Tversky loss",
         ("contrastive", "symmetric"): "optax's only contrastive loss is ntxent (drop {symmetric}, give {ntxent})",
         ("contrastive", "dot"): "optax's ntxent takes cosine similarities (drop {dot})",
+        ("contrastive", "decoupled"): "optax's ntxent keeps each row's positive in its denominator: it has no "
+        "decoupled loss (drop {decoupled})",
         ("contrastive", "no_ntxent"): "optax's only contrastive loss is ntxent, SimCLR's (give {ntxent})",
     },
     pairs="optax",

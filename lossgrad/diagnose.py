@@ -1164,15 +1164,24 @@ FLAGS = ("log_input", "log_target", "zero_infinity", "full", "squared", "dot", "
 # the user gave none)
 DEFINITIONS: dict[str, dict[str, tuple[dict[str, bool], str]]] = {
     "contrastive": {
-        "infonce": ({"ntxent": False, "symmetric": False},
+        "infonce": ({"ntxent": False, "symmetric": False, "decoupled": False},
                     "one-directional InfoNCE (van den Oord's; CLIP's image→text half): each anchor's positive picked "
                     "out of the B targets, its negatives the other B − 1"),
-        "clip": ({"ntxent": False, "symmetric": True},
+        "clip": ({"ntxent": False, "symmetric": True, "decoupled": False},
                  "CLIP's symmetric loss: the mean of InfoNCE from the anchors to the targets and from the targets "
                  "back to the anchors"),
-        "ntxent": ({"ntxent": True, "symmetric": False},
+        "ntxent": ({"ntxent": True, "symmetric": False, "decoupled": False},
                    "NT-Xent (SimCLR, optax's ntxent): the 2B rows [pred; target], each row's positive its partner "
                    "view, its negatives the other 2B − 2 rows, each sample's loss the mean of its two rows'"),
+        "dcl": ({"ntxent": False, "symmetric": False, "decoupled": True},
+                "decoupled InfoNCE (DCL, Yeh et al.): each anchor's positive left out of its own denominator, "
+                "only its B − 1 negatives there (--decoupled)"),
+        "dcl-clip": ({"ntxent": False, "symmetric": True, "decoupled": True},
+                     "CLIP's symmetric loss decoupled (DCL): both directions with the positive left out of its "
+                     "denominator (--symmetric --decoupled)"),
+        "dcl-ntxent": ({"ntxent": True, "symmetric": False, "decoupled": True},
+                       "NT-Xent decoupled (DCL, Yeh et al.'s SimCLR form): each of the 2B rows against its 2B − 2 "
+                       "negatives alone, its positive left out of its denominator (--ntxent --decoupled)"),
     },
 }
 DEFINITION_KEYS = {k for defs in DEFINITIONS.values() for switches, _ in defs.values() for k in switches}

@@ -12,7 +12,8 @@ from collections.abc import Callable
 
 # the on/off parameters: a message asks for them switched on
 SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "full", "swap",
-                      "zero_infinity", "squared", "dot", "symmetric", "ntxent", "jaccard"})
+                      "zero_infinity", "squared", "dot", "symmetric", "ntxent", "jaccard",
+                      "decoupled"})
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {

@@ -406,9 +406,10 @@ def tversky(y_row, p_row, alpha=0.5, beta=0.5, smooth=0.0):
     return u / d, [((a * (1 - w) - b * w) * (tp + s) - u * w) / (d * d) for w in y]
 
 
-def contrastive(a_rows, p_rows, tau: float, variant: str = "infonce", dot: bool = False):
+def contrastive(a_rows, p_rows, tau: float, variant: str = "infonce", dot: bool = False, decoupled: bool = False):
     """(per-sample losses, gradient rows of their sum w.r.t. the anchors a and the positives p) of InfoNCE
-    ("infonce"), CLIP's symmetric form ("clip") or NT-Xent ("ntxent"), sᵢⱼ = sim(·,·)/τ, cosine unless `dot`."""
+    ("infonce"), CLIP's symmetric form ("clip") or NT-Xent ("ntxent"), sᵢⱼ = sim(·,·)/τ, cosine unless `dot`;
+    `decoupled`: each row's positive left out of its own denominator (DCL)."""
     mp = _mp()
     a = [[mp.mpf(v) for v in r] for r in a_rows]
     p = [[mp.mpf(v) for v in r] for r in p_rows]
@@ -419,8 +420,11 @@ def contrastive(a_rows, p_rows, tau: float, variant: str = "infonce", dot: bool 
     n = len(rows)
     s = [[mp.fsum(x * z for x, z in zip(r, c, strict=True)) / t for c in cols] for r in rows]
 
-    def softmax_loss(mat, pos, keep):
+    def softmax_loss(mat, pos, kept):
         """−log softmax(row k)[pos k] and ∂/∂row k, over the kept entries."""
+        def keep(k, j):
+            return kept(k, j) and not (decoupled and j == pos[k])
+
         out, grad = [], []
         for k, row in enumerate(mat):
             z = mp.fsum(_exp(mp, row[j]) for j in range(len(row)) if keep(k, j))

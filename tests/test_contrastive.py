@@ -13,7 +13,9 @@ from conftest import lossgrad as run
 from reference import contrastive, ulps
 
 GOLDEN = json.loads((Path(__file__).resolve().parent / "golden" / "contrastive.json").read_text())
-VARIANTS = [{}, {"symmetric": True}, {"ntxent": True}, {"dot": True}, {"dot": True, "ntxent": True}]
+VARIANTS = [{}, {"symmetric": True}, {"ntxent": True}, {"dot": True}, {"dot": True, "ntxent": True},
+            {"decoupled": True}, {"decoupled": True, "symmetric": True}, {"decoupled": True, "ntxent": True},
+            {"decoupled": True, "dot": True}]
 
 
 def test_two_orthogonal_pairs_by_hand():
@@ -32,6 +34,20 @@ def test_two_orthogonal_pairs_by_hand():
                                             symmetric=True).losses, [math.log1p(math.exp(-1))] * 2, rtol=1e-15)
     assert np.allclose(lossgrad.contrastive([[1, 0], [0, 1]], [[1, 0], [0, 1]], temperature=1.0,
                                             ntxent=True).losses, [math.log1p(2 * math.exp(-1))] * 2, rtol=1e-15)
+
+
+def test_decoupled_by_hand():
+    # DCL on the batch above (a = p = [[1, 0], [0, 1]], τ = 1, s = I): row 0's denominator holds its one negative
+    # alone, exp(s₀₁) = 1, so ℓ₀ = −s₀₀ + log 1 = −1. ∂ℓ₀/∂s₀₀ = −1 and ∂ℓ₀/∂s₀₁ = 1 (the negatives' softmax), so
+    # ∂/∂â₀ = −p̂₀ + p̂₁ = (−1, 1); less its part along â₀ = (1, 0): (0, 1); the mean over 2 halves it. The
+    # positives' by symmetry (p̂₀ sees −1 from s₀₀ and 1 from s₁₀). NT-Xent: each of the 4 rows has its pair at
+    # s = 1 and two negatives at s = 0, ℓ = −1 + log 2, and the gradient is the same.
+    r = lossgrad.contrastive([[1, 0], [0, 1]], [[1, 0], [0, 1]], temperature=1.0, decoupled=True)
+    assert r.losses.tolist() == [-1.0, -1.0] and r.value == -1.0
+    assert r.grad.tolist() == [[0, 0.5], [0.5, 0]] and r.grads["target"].tolist() == [[0, 0.5], [0.5, 0]]
+    nt = lossgrad.contrastive([[1, 0], [0, 1]], [[1, 0], [0, 1]], temperature=1.0, decoupled=True, ntxent=True)
+    assert np.allclose(nt.losses, [math.log(2) - 1] * 2, rtol=1e-15, atol=0)
+    assert np.allclose(nt.grad, [[0, 0.5], [0.5, 0]], rtol=1e-15, atol=1e-300)
 
 
 @pytest.mark.parametrize("kw", VARIANTS)
@@ -74,14 +90,33 @@ def _strict(got, truth):
 
 @pytest.mark.parametrize("a, p, tau", ADVERSARIAL)
 @pytest.mark.parametrize("variant", ["infonce", "clip", "ntxent"])
-def test_exact_within_4_ulp_of_mpmath(a, p, tau, variant):
-    losses, ga, gp = contrastive(a, p, tau, variant)
+@pytest.mark.parametrize("decoupled", [False, True])
+def test_exact_within_4_ulp_of_mpmath(a, p, tau, variant, decoupled):
+    losses, ga, gp = contrastive(a, p, tau, variant, decoupled=decoupled)
     r = lossgrad.contrastive(p, a, temperature=tau, reduction="sum", ntxent=variant == "ntxent",
-                             symmetric=variant == "clip")
+                             symmetric=variant == "clip", decoupled=decoupled)
     assert max(ulps(got, truth) for got, truth in zip(r.losses, losses, strict=True)) <= 4
     # every cell, however far below its row's size (benchmarks/accuracy.py measures the same on random batches)
     assert _strict(r.grad, ga) <= 4
     assert _strict(r.grads["target"], gp) <= 4
+
+
+# the decoupled loss where it cancels: a positive a cosine 1.5e−16 ahead of its one negative; and in dot products, two
+# negatives each log 2 behind the positive (as near as doubles come), so the row's loss is log(1 + a rounding)
+NEAR_ZERO = [
+    ([[1.0, 0.0], [0.0, 1.0]], [[1.0, 1e-8], [1.0, 2e-8]], 0.07, False),
+    ([[1.0, 0.0], [0.0, 1.0], [0.0, -1.0]], [[1.0, 0.0], [1 - math.log(2), 5.0], [1 - math.log(2), -5.0]], 1.0, True),
+]
+
+
+@pytest.mark.parametrize("a, p, tau, dot", NEAR_ZERO)
+@pytest.mark.parametrize("variant", ["infonce", "clip", "ntxent"])
+def test_decoupled_near_zero_within_4_ulp_of_mpmath(a, p, tau, dot, variant):
+    losses, ga, gp = contrastive(a, p, tau, variant, dot=dot, decoupled=True)
+    r = lossgrad.contrastive(p, a, temperature=tau, reduction="sum", ntxent=variant == "ntxent",
+                             symmetric=variant == "clip", decoupled=True, dot=dot)
+    assert max(ulps(got, truth) for got, truth in zip(r.losses, losses, strict=True)) <= 4
+    assert _strict(r.grad, ga) <= 4 and _strict(r.grads["target"], gp) <= 4
 
 
 @pytest.mark.parametrize("case", GOLDEN["cases"], ids=[c["name"] for c in GOLDEN["cases"]])
@@ -104,6 +139,8 @@ def test_optax_ntxent_golden(case, dtype):
     (["--convention", "optax"], "--convention", "optax's only contrastive loss is ntxent, SimCLR's (give --ntxent)"),
     (["--convention", "optax", "--symmetric"], "--convention", "drop --symmetric"),
     (["--ntxent", "--symmetric"], "--ntxent", "two different losses"),
+    (["--convention", "optax", "--ntxent", "--decoupled"], "--convention", "has no decoupled loss (drop --decoupled)"),
+    (["--decoupled", "--pred", "1,0", "--target", "0,1"], "--decoupled", "give at least 2 samples"),
     (["--pred", "1,0;0,0"], "--pred", "row 1 is all zeros"),
 ])
 def test_cli_errors(args, where, words):

@@ -227,6 +227,24 @@ def test_check_contrastive_names_infonce_checked_as_ntxent():
     assert "(you passed --ntxent)" in r.out
 
 
+@pytest.mark.parametrize("given, loss, theirs", [
+    ([], -1.0, "the one checked (infonce) is one-directional InfoNCE"),
+    (["--ntxent"], math.log(2) - 1, "the one checked (ntxent) is NT-Xent"),
+])
+def test_check_contrastive_names_decoupled(given, loss, theirs):
+    # test_contrastive's hand case decoupled: a = p = [[1, 0], [0, 1]], τ = 1, each row's denominator its negatives
+    # alone: ℓ = −1 (NT-Xent: two negatives, −1 + log 2), the gradient (0, ½; ½, 0). A negative loss: no definition
+    # that keeps the positive in the denominator gives one
+    r = lossgrad("check", "contrastive", *given, "--pred", "1,0;0,1", "--target", "1,0;0,1", "--temperature", "1",
+                 "--my-grad", "0,0.5,0.5,0", "--my-loss", repr(loss), "-f", "json")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert out["match"]["options"]["decoupled"] is True and out["nearest"]["residual"] <= 1
+    assert out["findings"][0].startswith("yours is ") and "(DCL" in out["findings"][0].split("; the one")[0]
+    assert theirs in out["findings"][0]
+    assert any("your numbers need --decoupled = on, which you did not pass" in f for f in out["findings"])
+
+
 # ---------------------------------------------------------------- errors and --explain say what applies
 
 

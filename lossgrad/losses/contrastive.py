@@ -4,7 +4,8 @@ rows of the targets), row i's own positive the one to pick out of the batch.
 With sᵢⱼ = sim(aᵢ, pⱼ)/τ (cosine, or the dot product), ℓᵢ = −log softmaxⱼ(sᵢⱼ)[i] (InfoNCE, CLIP's image→text
 half); --symmetric averages it with the positives' own (CLIP); --ntxent is SimCLR's loss over the 2B rows [a; p],
 each row's pair its positive and itself left out of the denominator (optax.ntxent), the two losses of a pair
-averaged so there is still one per sample. Every row's loss depends on the whole batch: the batch is evaluated at
+averaged so there is still one per sample; --decoupled (DCL, Yeh et al.) leaves each row's positive out of its own
+denominator too, so only the negatives are there. Every row's loss depends on the whole batch: the batch is evaluated at
 once. The exact form works in long double, the log-sum-exp through the row's own positive (no cancellation
 between it and the positive's similarity); optax's in its dtype, in its own order of operations.
 """
@@ -39,12 +40,20 @@ def _unit_back(g: Array, u: Array, norm: Array) -> Array:
     return result
 
 
-def _softmax_loss(s: Array, pos: Array) -> tuple[Array, Array]:
+def _softmax_loss(s: Array, pos: Array, decoupled: bool = False) -> tuple[Array, Array]:
     """−log softmax(sᵢ)[posᵢ] per row, as log Σⱼ exp(sᵢⱼ − sᵢ,posᵢ) (a row's −inf terms left out), and
-    ∂/∂s = softmax − onehot(pos), its positive entry −Σ of the others so nothing cancels."""
+    ∂/∂s = softmax − onehot(pos), its positive entry −Σ of the others so nothing cancels. Decoupled: the positive
+    left out of the sum, ℓᵢ = log Σⱼ≠posᵢ exp(sᵢⱼ − sᵢ,posᵢ), and ∂/∂s the negatives' softmax, −1 at the positive."""
     rows = np.arange(s.shape[0])
     d = s - s[rows, pos][:, None]
     d[rows, pos] = -np.inf
+    if decoupled:
+        m = d.max(axis=1)
+        e = np.exp(d - m[:, None])
+        rest = e.sum(axis=1)
+        p = e / rest[:, None]
+        p[rows, pos] = -1
+        return m + np.log(rest), p
     m = np.maximum(d.max(axis=1), 0)
     e = np.exp(d - m[:, None])
     rest = e.sum(axis=1)
@@ -55,16 +64,16 @@ def _softmax_loss(s: Array, pos: Array) -> tuple[Array, Array]:
     return loss, p
 
 
-def _matrix_grads(s: Array, variant: str) -> tuple[Array, Array]:
+def _matrix_grads(s: Array, variant: str, decoupled: bool = False) -> tuple[Array, Array]:
     """Each sample's loss from the similarity matrix, and ∂Σℓ/∂s."""
     b = s.shape[0]
     if variant == "ntxent":
         pos = np.concatenate([np.arange(b // 2, b), np.arange(b // 2)])
-        loss, g = _softmax_loss(s, pos)
+        loss, g = _softmax_loss(s, pos, decoupled)
         return (loss[: b // 2] + loss[b // 2:]) / 2, g / 2
-    loss, g = _softmax_loss(s, np.arange(b))
+    loss, g = _softmax_loss(s, np.arange(b), decoupled)
     if variant == "clip":
-        back, gt = _softmax_loss(s.T.copy(), np.arange(b))
+        back, gt = _softmax_loss(s.T.copy(), np.arange(b), decoupled)
         return (loss + back) / 2, (g + gt.T) / 2
     return loss, g
 
@@ -75,7 +84,8 @@ def _variant(symmetric: bool, ntxent: bool) -> str:
     return "ntxent" if ntxent else "clip" if symmetric else "infonce"
 
 
-def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: float) -> tuple[Array, Array, Array]:
+def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: float,
+                 decoupled: bool = False) -> tuple[Array, Array, Array]:
     """Loss per sample and the gradients with respect to the anchors and the positives, in a's arithmetic."""
     if dot:
         ua, up, na, npos = a, p, None, None
@@ -86,12 +96,13 @@ def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: f
         e = np.concatenate([ua, up])
         s = (e @ e.T) / t
         s[np.diag_indices_from(s)] = -np.inf
-        loss, g = _matrix_grads(s, variant)
+        loss, g = _matrix_grads(s, variant, decoupled)
         g[np.diag_indices_from(g)] = 0
         ge = (g + g.T) @ e / t
         ga, gp = ge[: a.shape[0]], ge[a.shape[0]:]
     else:
-        loss, g = _matrix_grads((ua @ up.T) / t, variant)
+        s = (ua @ up.T) / t
+        loss, g = _matrix_grads(s, variant, decoupled)
         ga, gp = g @ up / t, g.T @ ua / t
     if not dot:
         assert na is not None and npos is not None
@@ -108,8 +119,10 @@ def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: f
         refined = [_refine_parallel(grad, *side, t, dot) for grad, side in
                    zip([np.concatenate([ga, gp])] if variant == "ntxent" else [ga, gp], sides, strict=True)]
         grad, scale = np.concatenate([r[0] for r in refined]), np.concatenate([r[1] for r in refined])
-        grad = _refine_cells(grad, scale, a, p, tau, dot, variant)
+        grad = _refine_cells(grad, scale, a, p, tau, dot, variant, decoupled)
         ga, gp = grad[:b], grad[b:]
+        if decoupled:
+            loss = _refine_losses(loss, np.abs(s[np.isfinite(s)]).max(), a, p, tau, dot, variant)
     return loss, ga, gp
 
 
@@ -160,7 +173,8 @@ def _orthogonal_exact(x: Array, y: Array, dtype: Any) -> Array:
 DECIMAL_BUDGET = 50_000  # similarity terms (rows × columns × D) a batch may take in decimal (about ¼ s)
 
 
-def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot: bool, variant: str) -> Array:
+def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot: bool, variant: str,
+                  decoupled: bool = False) -> Array:
     """Cells of the stacked gradient [anchors; positives] that cancel beyond the wide type's margin (below
     LONG_ENOUGH of their terms' size), again from the batch in decimal, at growing precision until each stands
     clear of the rounding; only for batches within DECIMAL_BUDGET (every cell depends on the whole batch)."""
@@ -177,7 +191,7 @@ def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot
     for prec in precise.DIGITS:
         with localcontext() as ctx:
             ctx.prec = prec
-            cell = _dec_cells(*rows, tau, dot, variant)
+            cell = _dec_cells(*rows, tau, dot, variant, decoupled)
             left = []
             for k, d in todo:
                 r, sc = cell(int(k), int(d))
@@ -192,18 +206,75 @@ def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot
     return grad
 
 
-def _dec_cells(a: list[list[float]], p: list[list[float]], tau: float, dot: bool,
-               variant: str) -> Callable[[int, int], tuple[Decimal, Decimal]]:
+def _refine_losses(loss: Array, scale: Any, a: Array, p: Array, tau: float, dot: bool, variant: str) -> Array:
+    """The decoupled loss is the log of the negatives' sum relative to the positive, a difference of similarities
+    that may cancel to far below them (a positive barely ahead of its one negative): the samples whose loss falls
+    below LONG_ENOUGH of the largest similarity again from the batch in decimal, as _refine_cells does the cells."""
+    from decimal import Decimal, localcontext
+
+    margin = precise.LONG_ENOUGH if precise._long() is not None else precise.RISKY
+    todo = np.nonzero(np.abs(loss) < margin * scale)[0]
+    if not todo.size or (2 * a.shape[0]) ** 2 * a.shape[1] > DECIMAL_BUDGET:
+        return loss
+    loss = loss.copy()
+    rows = ([[float(v) for v in r] for r in a], [[float(v) for v in r] for r in p])
+    for prec in precise.DIGITS:
+        with localcontext() as ctx:
+            ctx.prec = prec
+            exact, size = _dec_losses(*rows, tau, dot, variant)
+            loss[todo] = [float(exact[i]) for i in todo]
+            todo = np.array([i for i in todo if not abs(exact[i]) > size * Decimal(10) ** (25 - prec)], dtype=int)
+        if not todo.size:
+            break
+    return loss
+
+
+def _dec_cos(a: list[list[float]], p: list[list[float]], dot: bool) -> tuple[list[list[Decimal]], list[Decimal],
+                                                                              list[list[Decimal]]]:
+    """The stacked rows x = [a; p], their norms (1 with dot similarities) and the similarities between them, in
+    decimal at the context's precision."""
+    from decimal import Decimal
+
+    x = [[Decimal(v) for v in r] for r in a + p]
+    norms = [Decimal(1) if dot else sum((v * v for v in r), Decimal(0)).sqrt() for r in x]
+    u = [[v / nr for v in r] for r, nr in zip(x, norms, strict=True)]
+    return x, norms, [[sum((q * w for q, w in zip(uk, uj, strict=True)), Decimal(0)) for uj in u] for uk in u]
+
+
+def _dec_losses(a: list[list[float]], p: list[list[float]], tau: float, dot: bool,
+                variant: str) -> tuple[list[Decimal], Decimal]:
+    """Each sample's decoupled loss in decimal, log Σ over a row's negatives of exp(sₖⱼ − sₖ,positive) (NT-Xent and
+    CLIP: the mean of a sample's two rows'), and the largest similarity."""
+    from decimal import Decimal
+
+    b, t = len(a), Decimal(tau)
+    s = [[c / t for c in r] for r in _dec_cos(a, p, dot)[2]]
+    n = 2 * b
+
+    def row(k: int, pos: int, others: list[int]) -> Decimal:
+        return sum(((s[k][j] - s[k][pos]).exp() for j in others), Decimal(0)).ln()
+
+    if variant == "ntxent":
+        ell = [row(k, (k + b) % n, [j for j in range(n) if j not in (k, (k + b) % n)]) for k in range(n)]
+        losses = [(ell[i] + ell[i + b]) / 2 for i in range(b)]
+    else:
+        losses = [row(i, b + i, [b + j for j in range(b) if j != i]) for i in range(b)]
+        if variant == "clip":
+            back = [row(b + i, i, [j for j in range(b) if j != i]) for i in range(b)]
+            losses = [(x + y) / 2 for x, y in zip(losses, back, strict=True)]
+    return losses, max(abs(v) for r in s for v in r)
+
+
+def _dec_cells(a: list[list[float]], p: list[list[float]], tau: float, dot: bool, variant: str,
+               decoupled: bool = False) -> Callable[[int, int], tuple[Decimal, Decimal]]:
     """cell(k, d) -> (∂Σℓ/∂xₖ_d, the size of its terms) in decimal at the context's precision, xₖ row k of [a; p]:
     Σⱼ mₖⱼ (ûⱼ − cosₖⱼ ûₖ)_d/(τ‖xₖ‖) (with dot similarities Σⱼ mₖⱼ xⱼ_d/τ), m = ∂Σℓ/∂s between partners."""
     from decimal import Decimal
 
-    x = [[Decimal(v) for v in r] for r in a + p]
+    x, norms, cos = _dec_cos(a, p, dot)
     b, n, t = len(a), 2 * len(a), Decimal(tau)
-    norms = [Decimal(1) if dot else sum((v * v for v in r), Decimal(0)).sqrt() for r in x]
     u = [[v / nr for v in r] for r, nr in zip(x, norms, strict=True)]
-    cos = [[sum((q * w for q, w in zip(u[k], u[j], strict=True)), Decimal(0)) for j in range(n)] for k in range(n)]
-    m = _dec_m(cos, b, t, variant)
+    m = _dec_m(cos, b, t, variant, decoupled)
 
     def cell(k: int, d: int) -> tuple[Decimal, Decimal]:
         terms = [(m[k][j] * x[j][d], Decimal(0)) if dot else (m[k][j] * u[j][d], m[k][j] * cos[k][j] * u[k][d])
@@ -215,17 +286,20 @@ def _dec_cells(a: list[list[float]], p: list[list[float]], tau: float, dot: bool
     return cell
 
 
-def _dec_m(cos: list[list[Decimal]], b: int, t: Decimal, variant: str) -> list[list[Decimal]]:
+def _dec_m(cos: list[list[Decimal]], b: int, t: Decimal, variant: str,
+           decoupled: bool = False) -> list[list[Decimal]]:
     """∂Σℓ/∂sₖⱼ between the stacked rows [a; p] (symmetric, 0 between rows that are not partners), in decimal."""
     from decimal import Decimal
 
     def softmax_grad(s: list[list[Decimal]], pos: list[int], keep: Callable[[int, int], bool]) -> list[list[Decimal]]:
         out = []
         for k, row in enumerate(s):
-            e = [(row[j] - row[pos[k]]).exp() if keep(k, j) else Decimal(0) for j in range(len(row))]
+            e = [(row[j] - row[pos[k]]).exp() if keep(k, j) and not (decoupled and j == pos[k]) else Decimal(0)
+                 for j in range(len(row))]
             z = sum(e, Decimal(0))
             g = [v / z for v in e]
-            g[pos[k]] = -sum((v for j, v in enumerate(g) if j != pos[k]), Decimal(0))  # (no cancellation)
+            # (no cancellation; decoupled, the negatives' softmax sums to 1)
+            g[pos[k]] = Decimal(-1) if decoupled else -sum((v for j, v in enumerate(g) if j != pos[k]), Decimal(0))
             out.append(g)
         return out
 
@@ -267,7 +341,7 @@ def _optax_losses(a: Array, p: Array, tau: float) -> Array:
 
 def contrastive_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                         temperature: float = 0.07, dot: bool = False, symmetric: bool = False,
-                        ntxent: bool = False) -> Parts:
+                        ntxent: bool = False, decoupled: bool = False) -> Parts:
     variant = _variant(symmetric, ntxent)
     if conv.pairs == "optax":
         assert variant == "ntxent" and not dot  # (conventions.py: optax lacks the others)
@@ -275,16 +349,19 @@ def contrastive_compute(y: Array, p: Array, from_logits: bool, conv: Convention,
         loss = _optax_losses(p, y, temperature)
     else:
         wide = precise._long() or np.float64
-        loss, ga, gp = _contrastive(p.astype(wide), y.astype(wide), temperature, dot, variant, 0.0)
+        loss, ga, gp = _contrastive(p.astype(wide), y.astype(wide), temperature, dot, variant, 0.0, decoupled)
     return Parts(losses=loss.astype(p.dtype), grad=ga.astype(p.dtype),
                  extra_grads={"target": gp.astype(p.dtype)})
 
 
 def contrastive_check(y: Array, p: Array, from_logits: bool, temperature: float = 0.07, dot: bool = False,
-                      symmetric: bool = False, ntxent: bool = False) -> None:
+                      symmetric: bool = False, ntxent: bool = False, decoupled: bool = False) -> None:
     if y.shape != p.shape:
         raise OptionError("target", f"shape {y.shape} does not match the anchors' {p.shape}: row i of the targets "
                           "is row i's positive")
+    if decoupled and p.shape[0] < 2:
+        raise OptionError("decoupled", "leaves a batch of one sample no negatives, and each row's denominator "
+                          "empty (its loss −∞): give at least 2 samples, or drop {decoupled}")
     if not dot:
         for name, x in (("pred", p), ("target", y)):
             zero = np.flatnonzero(~(x != 0).any(axis=1))
@@ -294,21 +371,28 @@ def contrastive_check(y: Array, p: Array, from_logits: bool, temperature: float 
 
 
 def contrastive_formulas(from_logits: bool, conv: Convention, temperature: float = 0.07, dot: bool = False,
-                         symmetric: bool = False, ntxent: bool = False) -> list[str]:
+                         symmetric: bool = False, ntxent: bool = False, decoupled: bool = False) -> list[str]:
     sim = "aᵢ·pⱼ" if dot else "aᵢ·pⱼ/(‖aᵢ‖‖pⱼ‖)"
     if conv.pairs == "optax":
         sim = "aᵢ·pⱼ/(sqrt(max(‖aᵢ‖², ε))·sqrt(max(‖pⱼ‖², ε))), ε = the dtype's machine epsilon"
     lines = [f"sᵢⱼ = {sim}/τ, τ = {temperature:g} (aᵢ: row i of the predictions, pⱼ: row j of the targets)"]
     variant = "ntxent" if ntxent else "clip" if symmetric else "infonce"
     if variant == "ntxent":
-        lines += ["over the 2B rows e = [a; p]: ℓₖ = −log(exp(sₖ,ₖ₊B)/Σⱼ≠ₖ exp(sₖⱼ)) (k + B taken mod 2B)",
-                  "each sample's loss ½(ℓᵢ + ℓᵢ₊B): the mean over B is optax's mean over 2B"]
+        over = "j ≠ k, k + B" if decoupled else "j ≠ k"
+        lines += [f"over the 2B rows e = [a; p]: ℓₖ = −log(exp(sₖ,ₖ₊B)/Σ_({over}) exp(sₖⱼ)) (k + B taken mod 2B)",
+                  "each sample's loss ½(ℓᵢ + ℓᵢ₊B)" + ("" if decoupled else
+                                                        ": the mean over B is optax's mean over 2B")]
     else:
-        lines.append("ℓᵢ = −log(exp(sᵢᵢ)/Σⱼ exp(sᵢⱼ)) = log Σⱼ exp(sᵢⱼ − sᵢᵢ)")
+        over = "j ≠ i" if decoupled else "j"
+        lines.append(f"ℓᵢ = −log(exp(sᵢᵢ)/Σ_({over}) exp(sᵢⱼ)) = log Σ_({over}) exp(sᵢⱼ − sᵢᵢ)")
         if variant == "clip":
-            lines.append("symmetric: ½(ℓᵢ + log Σⱼ exp(sⱼᵢ − sᵢᵢ))")
-    lines.append("∂Σℓ/∂sᵢⱼ = softmax − one-hot; through the normalisation ∂/∂a = (g − â(â·g))/‖a‖"
-                 if not dot else "∂Σℓ/∂sᵢⱼ = softmax − one-hot; ∂/∂aᵢ = Σⱼ ∂Σℓ/∂sᵢⱼ pⱼ/τ")
+            lines.append(f"symmetric: ½(ℓᵢ + log Σ_({over}) exp(sⱼᵢ − sᵢᵢ))")
+    if decoupled:
+        lines.append("decoupled (DCL, Yeh et al.): the positive is not in its own denominator, so ℓ < 0 where the "
+                     "positive outscores the negatives together")
+    grad = ("the negatives' softmax, −1 at the positive" if decoupled else "softmax − one-hot")
+    lines.append(f"∂Σℓ/∂sᵢⱼ = {grad}; through the normalisation ∂/∂a = (g − â(â·g))/‖a‖"
+                 if not dot else f"∂Σℓ/∂sᵢⱼ = {grad}; ∂/∂aᵢ = Σⱼ ∂Σℓ/∂sᵢⱼ pⱼ/τ")
     return lines
 
 
@@ -327,7 +411,9 @@ CONTRASTIVE = register(
                 Param("symmetric", False, "CLIP's symmetric loss: the mean of anchors→positives and back.",
                       flag=True),
                 Param("ntxent", False, "SimCLR's NT-Xent over the 2B rows [pred; target] (optax.ntxent).",
-                      flag=True)),
+                      flag=True),
+                Param("decoupled", False, "DCL's (Yeh et al.'s decoupled contrastive loss): each row's positive "
+                      "left out of its own denominator, only its negatives there.", flag=True)),
         last_axis="vector",
         target_grad=True,
         whole_batch=True,
