@@ -60,6 +60,7 @@ class Result:
     grads: dict[str, np.ndarray] = field(default_factory=dict)
     autocast: bool = False  # `dtype` is the predictions' and the gradient's; the loss ran under a mixed policy
     jit: bool | None = None  # optax in a low-precision dtype: JAX's results under jit (True) or op by op (False)
+    joined: int | None = None  # --over-batch: the batch's outputs, taken together as one sample (its one loss)
 
     def __repr__(self) -> str:
         return (
@@ -139,6 +140,8 @@ def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
 def run(setup: Setup, batch: Batch) -> Result:
     """Evaluate a batch in memory and reduce it: the per-element losses, and gradients divided by the mean's N.
     A value outside the loss's domain is an InputError at the place the batch says it came from."""
+    if setup.params.get("over_batch"):
+        return _over_batch(setup, batch)
     setup = setup.with_labels(batch.labels)
     try:
         blocks = evaluate_block(setup, batch.y, batch.p, batch.w, batch.extra)
@@ -238,6 +241,23 @@ def mean_part(parts: Parts, name: str, divisor: int | float) -> np.ndarray:
 def _divisor(a: np.ndarray, divisor: int | float) -> Any:
     """The mean's N in the gradient's own dtype (float32 results stay float32)."""
     return a.dtype.type(divisor)
+
+
+def _over_batch(setup: Setup, batch: Batch) -> Result:
+    """--over-batch: the batch's samples joined into one, row after row, as Keras' axis=None and MONAI's
+    batch=True take their sums over all of them; its one loss, and the gradients in the batch's own shape."""
+    shape = batch.p.shape
+
+    def locate(which: str, row: int, col: int) -> str:  # (the one row's column col: the batch's row and column)
+        return batch.locate(which, *divmod(col, shape[1]))
+
+    one = replace(batch, y=batch.y.reshape(1, -1), p=batch.p.reshape(1, -1), locate=locate)
+    r = run(replace(setup, params={**setup.params, "over_batch": False}), one)
+    r.grad, r.target = r.grad.reshape(shape), r.target.reshape(batch.y.shape)
+    r.prob = None if r.prob is None else r.prob.reshape(shape)
+    r.grad_logits = None if r.grad_logits is None else r.grad_logits.reshape(shape)
+    r.joined = batch.p.size
+    return r
 
 
 def _scaled(a: np.ndarray | None, divisor: int | float) -> np.ndarray | None:
@@ -383,6 +403,10 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
 
 
 def micro_needs_mean(setup: Setup) -> None:
+    if setup.params.get("over_batch"):
+        raise OptionError("micro_batches", "compares the mean of micro-batch means with the batch's mean of its "
+                                           "samples' losses, and {over_batch} gives the batch one loss: run each "
+                                           "micro-batch on its own")
     if setup.reduction is not Reduction.MEAN:
         raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
                                            "does not depend on how the batch is split, a mean of means does")

@@ -414,6 +414,9 @@ def run(setup: Setup, request: CsvRequest, out: IO[bytes]) -> tuple[Setup, Accum
     if setup.loss.whole_batch:
         raise OptionError("csv", f"{setup.loss.name}'s loss of each row depends on every row, so a CSV batch is not "
                           "streamed in blocks: give the batch with {pred} and {target}")
+    if setup.params.get("over_batch"):
+        raise OptionError("over_batch", "gives the whole batch one loss, so a CSV batch is not streamed in blocks: "
+                                        "give the batch with {pred} and {target} (tensor files, or numbers)")
     start = _rewind_point(out)
     how = _how_to_count(setup, request, start is not None)
     name = request.path if request.path not in (None, "-") else "<stdin>"

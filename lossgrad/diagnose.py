@@ -1158,7 +1158,7 @@ FACTORS = ("class_weights", "sample_weight")
 SEARCHED: dict[str, tuple[float, float, bool] | None] = {"eps": (1e-12, 0.3, True), "gamma": (0.0, 6.0, False),
                                                           "delta": None, "beta": None,
                                                           "temperature": (1e-3, 10.0, True)}
-FLAGS = ("log_input", "log_target", "zero_infinity", "full", "squared", "dot", "jaccard")
+FLAGS = ("log_input", "log_target", "zero_infinity", "full", "squared", "dot", "jaccard", "over_batch")
 # the definitions a loss goes by under one name, each the switches that give it, and what it is in words: tried
 # against the user's numbers before any weight is fitted to them (each with the temperature solved for too, where
 # the user gave none)

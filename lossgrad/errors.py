@@ -13,7 +13,7 @@ from collections.abc import Callable
 # the on/off parameters: a message asks for them switched on
 SWITCHES = frozenset({"from_logits", "log_input", "log_target", "explain", "autocast", "full", "swap",
                       "zero_infinity", "squared", "dot", "symmetric", "ntxent", "jaccard",
-                      "decoupled"})
+                      "decoupled", "over_batch"})
 # every parameter a message may name: only these `{name}`s are templates, so a user's own text in a message (a
 # file called {x}.csv) stays as it is
 PARAMETERS = SWITCHES | {

@@ -201,7 +201,9 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
 
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each takes
-TAKES = {"dice": ("squared", "smooth", "jaccard", "smooth_dr"), "tversky": ("alpha", "beta", "smooth", "smooth_dr")}
+# (over_batch: the batch arrives joined as one row, api._over_batch and tensor_run.geometry)
+TAKES = {"dice": ("squared", "smooth", "jaccard", "smooth_dr", "over_batch"),
+         "tversky": ("alpha", "beta", "smooth", "smooth_dr", "over_batch")}
 SUPPORTED = ("dice (MONAI's DiceLoss, with squared, smooth, smooth_dr and jaccard)",
              "tversky (MONAI's TverskyLoss, with alpha, beta, smooth and smooth_dr)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on dice and tversky")

@@ -25,8 +25,9 @@ from .lowp_tf_elem import rsum
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
 # each takes
-TAKES = {"dice": ("eps", "smooth", "smooth_dr"),  # (smooth and smooth_dr: refused by compute)
-         "tversky": ("alpha", "beta", "eps", "smooth", "smooth_dr")}
+# (over_batch: the batch arrives joined as one row, api._over_batch and tensor_run.geometry)
+TAKES = {"dice": ("eps", "smooth", "smooth_dr", "over_batch"),  # (smooth and smooth_dr: refused by compute)
+         "tversky": ("alpha", "beta", "eps", "smooth", "smooth_dr", "over_batch")}
 WEIGHABLE = tuple(TAKES)  # (reproduced under sample weights too)
 SUPPORTED = ("dice", "tversky (with --alpha, --beta)")
 EPS = 1e-7  # keras.backend.epsilon()

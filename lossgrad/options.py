@@ -288,6 +288,9 @@ def _check_combinations(s: Setup) -> None:
         if not conv.pos_weight:
             raise OptionError("pos_weight", f"{conv.title} has no pos_weight for bce (TF's "
                               "weighted_cross_entropy_with_logits is PyTorch's formula: {convention} torch)")
+    if s.sample_weight and p.get("over_batch"):
+        raise OptionError("over_batch", "gives the whole batch one loss, which a weight per sample cannot weigh; "
+                                        "drop {sample_weight}, or {over_batch} for one loss per sample")
     if s.sample_weight and p.get("class_weights") is not None:
         raise OptionError("sample_weight", "cannot be combined with {class_weights}; fold the class weights "
                                            "into the sample weights")

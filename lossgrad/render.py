@@ -74,6 +74,7 @@ def to_json(rep: Report, formulas: list | None = None) -> str:
         "reduction": r.reduction,
         "dtype": r.dtype,
         **({} if r.jit is None else {"jit": r.jit}),
+        **({} if r.joined is None else {"over_batch": {"outputs": r.joined}}),  # (n: its one loss)
         "n": r.n,
         "value": _jsonable(r.value),
         "losses": _jsonable(losses),
@@ -113,11 +114,13 @@ def csv_field(text: str) -> str:
 
 
 def csv_header(per_sample: bool, pred_names: list, kept_names: list | None = None,
-               micro: bool = False) -> str:
-    """The kept columns' names, the losses', then the gradient's (and with `micro` the mean of micro-batch means'
-    gradient's)."""
+               micro: bool = False, with_losses: bool = True) -> str:
+    """The kept columns' names, the losses' (where the rows hold them), then the gradient's (and with `micro`
+    the mean of micro-batch means' gradient's)."""
     kept = "".join(csv_field(k) + "," for k in kept_names or [])
     grads = ["grad", "grad_micro"] if micro else ["grad"]
+    if not with_losses:
+        return kept + ",".join(f"{g}_{c}" for g in grads for c in pred_names) + "\n"
     if per_sample:
         return kept + ",".join(["loss"] + [f"{g}_{c}" for g in grads for c in pred_names]) + "\n"
     if len(pred_names) == 1:
@@ -174,6 +177,10 @@ def _kept_rows(m: np.ndarray, kept: list) -> str:
 
 
 def value_line(r: Result) -> str:
+    if r.joined is not None:  # (--over-batch: every reduction of one loss is that loss)
+        loss = r.losses[0] if r.value is None else r.value
+        return (f"{r.loss} ({r.convention}, one loss over the whole batch, its {_count(r.joined)} outputs "
+                f"together): value={_num(loss, full=True)}")
     if r.value is None:
         per = "samples" if r.per_sample else "elements"
         return f"{r.loss} ({r.convention}, reduction none, {r.n} {per}): no reduced value"
@@ -229,9 +236,11 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
         extra = {k: r.grads[k].reshape(rep.pred.shape[0], -1) for k in grad_order(LOSSES[r.loss])}
         micro = [] if rep.micro is None else [rep.micro.grad.reshape(rep.pred.shape)]
         kept = [name for name, _ in rep.kept]
-        head = csv_header(r.per_sample, rep.pred_names, kept, bool(micro)).rstrip("\n")
+        # (--over-batch: the batch's one loss is the value, on stderr; each row holds its gradient)
+        losses = r.losses if r.joined is None else np.empty((rep.pred.shape[0], 0))
+        head = csv_header(r.per_sample, rep.pred_names, kept, bool(micro), r.joined is None).rstrip("\n")
         out.write(head + extra_header({k: g.shape[1] for k, g in extra.items()}, rep.pred_names) + "\n")
-        out.write(csv_rows(r.losses, np.hstack([r.grad.reshape(rep.pred.shape), *micro, *extra.values()]),
+        out.write(csv_rows(losses, np.hstack([r.grad.reshape(rep.pred.shape), *micro, *extra.values()]),
                            [text for _, text in rep.kept]))
     else:
         to_table(rep, out, explain)
@@ -250,9 +259,11 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
     if r.prob is not None:
         headers.append("prob")
         columns.append(r.prob.reshape(pred.shape))
-    headers += ["loss", "grad"]
-    losses = r.losses.reshape(pred.shape[0], -1)
-    columns.append(None)  # (the loss: per element, or once per sample)
+    whole = r.joined is not None  # (--over-batch: the batch's one loss is the value line's)
+    headers += ["grad"] if whole else ["loss", "grad"]
+    losses = r.losses.reshape(1 if whole else pred.shape[0], -1)
+    if not whole:
+        columns.append(None)  # (the loss: per element, or once per sample)
     columns.append(r.grad.reshape(pred.shape))
     if r.grad_logits is not None:
         headers.append("grad_logits")
@@ -276,7 +287,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
         if tail and len(rows) == head:
             rows.append(["…", *[""] * (len(headers) - 1)])
         i, j = divmod(flat, pred.shape[1])
-        loss: Cell = ("" if j else float(losses[i, 0])) if r.per_sample else float(losses[i, j])
+        loss: Cell = "" if whole else ("" if j else float(losses[i, 0])) if r.per_sample else float(losses[i, j])
         rows.append([*(text[i] for _, text in rep.kept), str(i), rep.pred_names[j],
                      *(loss if a is None else _at(a, i, j) for a in columns)])
     for line in explain or []:
@@ -410,7 +421,8 @@ def write_comparison(comp, p2: np.ndarray, y2: np.ndarray, fmt: str, out) -> Non
     seq = LOSSES[comp.loss].kind == "sequence"
     mode = "from logits" if comp.from_logits else (
         ("on log-probabilities" if seq else "on probabilities") if LOSSES[comp.loss].has_logits else "")
-    console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, reduction {comp.reduction}: value and gradient under "
+    how = "one loss over the whole batch" if exact.joined is not None else f"reduction {comp.reduction}"
+    console.print(f"{' '.join(filter(None, (comp.loss, mode)))}, {how}: value and gradient under "
                   f"each convention (* differs from {ref} by more than 1e-12 relative)", overflow="fold")
     headers = ["row", "frame:class" if seq else "col", "target", "logit" if comp.from_logits else "pred", *names]
 
@@ -459,7 +471,8 @@ def _comparison_notes(console: Any, comp: Any) -> None:
         for d in comp.differences:
             groups.setdefault((d["convention"], d["why"]), {}).setdefault(d.get("of", "grad"), []).append(d)
         for (conv, why), kinds in list(groups.items())[:40]:
-            where = ", ".join(filter(None, (_where(of, ds, comp.shape) for of, ds in kinds.items())))
+            joined = next(iter(comp.results.values())).joined is not None
+            where = ", ".join(filter(None, (_where(of, ds, comp.shape, joined) for of, ds in kinds.items())))
             console.print(f"  {conv}{', ' + where if where else ''}: {cli_text(why)}")
         if len(groups) > 40:
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
@@ -481,10 +494,13 @@ def _ulps_line(console: Any, comp: Any) -> None:
                   + ", ".join(f"{n} {u:.2g}" for n, u in worst.items()), overflow="fold")
 
 
-def _where(of: str, ds: list, shape: tuple) -> str:
-    """Which cells of one kind a reason is about: gradient elements, a further input's, loss terms, the value."""
+def _where(of: str, ds: list, shape: tuple, joined: bool = False) -> str:
+    """Which cells of one kind a reason is about: gradient elements, a further input's, loss terms, the value
+    (`joined`: --over-batch's one loss is the batch's)."""
     if of == "value":
         return "value"
+    if of == "loss" and joined:
+        return "the batch's loss"
     idxs = [tuple(d["element"]) for d in ds if d["element"] is not None]
     if not idxs:
         return ""

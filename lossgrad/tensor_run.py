@@ -67,6 +67,8 @@ def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> G
         raise InputError("{pred}", f"{pred.spec} is {'empty' if shape else 'a single number'}; give an array")
     row_axis = s.rows_loss or s.loss.last_axis is not None
     width = shape[-1] if row_axis or len(shape) > 1 else 1
+    if s.params.get("over_batch"):  # (one sample of every value: one row, read and evaluated whole)
+        width = pred.size
     labels = None
     if s.rows_loss:
         if tshape == shape[:-1] or (tshape in ((), (1,)) and len(shape) == 1):
@@ -88,7 +90,7 @@ def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> G
                                             f"(shape {leading}); give one per sample")
     g = Geometry(rows, width, 1 if labels == "index" else width, labels)
     per_sample = s.with_labels(labels).per_sample_for(width)
-    g.losses_shape = (shape[:-1] if len(shape) > 1 else (1,)) if per_sample else shape
+    g.losses_shape = (shape[:-1] if len(shape) > 1 and rows > 1 else (1,)) if per_sample else shape
     return g
 
 
@@ -358,6 +360,7 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     result = summary(s, acc, per_sample)
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
     result.value = batch_value(s, acc.slices, divisor, result)  # (as lossgrad.api.run gives it)
+    result.joined = r.pred.size if s.params.get("over_batch") else None
     written = [tensor_out.Written(sp, 1 if sp.name == "losses" or sp.name in divided else divisor)
                for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)

@@ -33,6 +33,9 @@ SMOOTH = Param("smooth", None, "dice, tversky: s added to the numerator and the 
 SMOOTH_DR = Param("smooth_dr", None, "dice, tversky: the s added to the denominator where it differs from the "
                   "numerator's --smooth (MONAI's smooth_dr apart from smooth_nr) [default: --smooth's].",
                   positive=False)
+OVER_BATCH = Param("over_batch", False, "dice, tversky: one loss over the whole batch, its sums over every sample's "
+                   "outputs together (Keras 3's default axis=None, MONAI's batch=True), instead of one loss per "
+                   "sample.", flag=True)
 TV_ALPHA = Param("alpha", 0.5, "tversky: the weight α of the false positives Σp(1 − y) (Keras 3's alpha weighs "
                  "the false negatives Σ(1 − p)y: lossgrad swaps them for -c keras).", positive=False)
 TV_BETA = Param("beta", 0.5, "tversky: the weight β of the false negatives Σ(1 − p)y.", positive=False)
@@ -171,7 +174,7 @@ def _tversky_monai(y: Array, p: Array, alpha: float, beta: float, s: float,
 
 def dice_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                  squared: bool = False, smooth: float | None = None, jaccard: bool = False,
-                 smooth_dr: float | None = None) -> Parts:
+                 smooth_dr: float | None = None, over_batch: bool = False) -> Parts:
     q, dq, prob = _probs(p, from_logits)
     nr, dr = _smooth(conv, smooth, smooth_dr)
     if conv.segmentation == "keras":
@@ -185,7 +188,7 @@ def dice_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels
 
 def tversky_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                     alpha: float = 0.5, beta: float = 0.5, smooth: float | None = None,
-                    smooth_dr: float | None = None) -> Parts:
+                    smooth_dr: float | None = None, over_batch: bool = False) -> Parts:
     q, dq, prob = _probs(p, from_logits)
     nr, dr = _smooth(conv, smooth, smooth_dr)
     if conv.segmentation == "keras":
@@ -214,13 +217,19 @@ def _smooth_line(conv: Convention, smooth: float | None, smooth_dr: float | None
     return f"s = {nr:g}" + ("  (MONAI's smooth_nr = smooth_dr)" if conv.segmentation == "monai" else "")
 
 
+def _over_batch_line(over_batch: bool) -> list[str]:
+    return ["over the batch: i is the whole batch, Σₖ runs over every sample's outputs together (one loss; Keras' "
+            "axis=None, MONAI's batch=True)"] if over_batch else []
+
+
 def dice_formulas(from_logits: bool, conv: Convention, squared: bool = False, smooth: float | None = None,
-                  jaccard: bool = False, smooth_dr: float | None = None) -> list[str]:
+                  jaccard: bool = False, smooth_dr: float | None = None, over_batch: bool = False) -> list[str]:
     p = "σ(zᵢₖ)" if from_logits else "pᵢₖ"
     den = f"Σₖ {p}² + Σₖ yᵢₖ²" if squared else f"Σₖ {p} + Σₖ yᵢₖ"
     lines = [f"pᵢₖ = {p}" if from_logits else f"{_smooth_line(conv, smooth, smooth_dr)}"]
     if from_logits:
         lines.append(_smooth_line(conv, smooth, smooth_dr))
+    lines += _over_batch_line(over_batch)
     if jaccard:
         return lines + _jaccard_formulas(den, squared, from_logits)
     if conv.segmentation == "keras":
@@ -242,10 +251,12 @@ def _jaccard_formulas(den: str, squared: bool, from_logits: bool) -> list[str]:
 
 
 def tversky_formulas(from_logits: bool, conv: Convention, alpha: float = 0.5, beta: float = 0.5,
-                     smooth: float | None = None, smooth_dr: float | None = None) -> list[str]:
+                     smooth: float | None = None, smooth_dr: float | None = None,
+                     over_batch: bool = False) -> list[str]:
     lines = ["pᵢₖ = σ(zᵢₖ)"] if from_logits else []
     lines.append(f"TP = Σₖ pᵢₖyᵢₖ, FP = Σₖ pᵢₖ(1 − yᵢₖ), FN = Σₖ (1 − pᵢₖ)yᵢₖ, α = {alpha:g}, β = {beta:g}, "
                  + _smooth_line(conv, smooth, smooth_dr))
+    lines += _over_batch_line(over_batch)
     if conv.segmentation == "keras":
         lines.append(f"ℓᵢ = 1 − TP / (TP + α·FN + β·FP + ε)  (Keras' alpha weighs FN: its alpha = {beta:g}, "
                      f"beta = {alpha:g})")
@@ -278,7 +289,7 @@ DICE = register(
         has_logits=True,
         link="sigmoid",
         reference="keras.losses.Dice (Keras 3), monai.losses.DiceLoss",
-        params=(SQUARED, SMOOTH, JACCARD, SMOOTH_DR),
+        params=(SQUARED, SMOOTH, JACCARD, SMOOTH_DR, OVER_BATCH),
         last_axis="vector",
         reasons=segmentation_reasons,
     )
@@ -295,7 +306,7 @@ TVERSKY = register(
         has_logits=True,
         link="sigmoid",
         reference="keras.losses.Tversky (Keras 3), monai.losses.TverskyLoss",
-        params=(TV_ALPHA, TV_BETA, SMOOTH, SMOOTH_DR),
+        params=(TV_ALPHA, TV_BETA, SMOOTH, SMOOTH_DR, OVER_BATCH),
         last_axis="vector",
         reasons=segmentation_reasons,
     )
