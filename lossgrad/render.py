@@ -387,7 +387,8 @@ def write_tensor_run(run: Any, fmt: str, out: IO[str]) -> None:
 def _tensor_json(run: Any) -> dict:
     r = run.result
     obj = {"loss": r.loss, "convention": r.convention, "from_logits": r.from_logits, "reduction": r.reduction,
-           "dtype": r.dtype, **({} if r.jit is None else {"jit": r.jit}), "n": r.n, "value": _jsonable(r.value),
+           "dtype": r.dtype, **({} if r.jit is None else {"jit": r.jit}),
+           **({} if r.joined is None else {"over_batch": {"outputs": r.joined}}), "n": r.n, "value": _jsonable(r.value),
            "pred": {"source": run.pred.spec, "shape": list(run.pred.shape), "dtype": run.pred.dtype.name},
            "target": {"source": run.target.spec, "shape": list(run.target.shape), "dtype": run.target.dtype.name},
            **{k: {"source": t.spec, "shape": list(t.shape), "dtype": t.dtype.name}

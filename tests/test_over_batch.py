@@ -141,6 +141,8 @@ def test_tensor_files(tmp_path: Path) -> None:
     r = run("dice", "-y", tmp_path / "y.npy", "-p", tmp_path / "p.npy", "--over-batch", "-c", "keras", "-o", out)
     assert r.code == 0, r.err
     assert "one loss over the whole batch, its 24 outputs together" in r.err
+    summary = run("dice", "-y", tmp_path / "y.npy", "-p", tmp_path / "p.npy", "--over-batch", "-f", "json").json()
+    assert summary["over_batch"] == {"outputs": 24} and summary["losses_shape"] == [1]
     with np.load(out) as d:
         losses, grad = d["losses"], d["grad"]
     whole = lossgrad.dice(y.reshape(1, -1), p.reshape(1, -1), convention="keras", dtype="float32")
