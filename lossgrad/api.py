@@ -140,7 +140,7 @@ def summary(setup: Setup, acc: Accumulator, per_sample: bool) -> Result:
 def run(setup: Setup, batch: Batch) -> Result:
     """Evaluate a batch in memory and reduce it: the per-element losses, and gradients divided by the mean's N.
     A value outside the loss's domain is an InputError at the place the batch says it came from."""
-    if setup.params.get("over_batch"):
+    if setup.params.get("over_batch") and not batch.joined:
         return _over_batch(setup, batch)
     setup = setup.with_labels(batch.labels)
     try:
@@ -251,8 +251,8 @@ def _over_batch(setup: Setup, batch: Batch) -> Result:
     def locate(which: str, row: int, col: int) -> str:  # (the one row's column col: the batch's row and column)
         return batch.locate(which, *divmod(col, shape[1]))
 
-    one = replace(batch, y=batch.y.reshape(1, -1), p=batch.p.reshape(1, -1), locate=locate)
-    r = run(replace(setup, params={**setup.params, "over_batch": False}), one)
+    one = replace(batch, y=batch.y.reshape(1, -1), p=batch.p.reshape(1, -1), locate=locate, joined=True)
+    r = run(setup, one)
     r.grad, r.target = r.grad.reshape(shape), r.target.reshape(batch.y.shape)
     r.prob = None if r.prob is None else r.prob.reshape(shape)
     r.grad_logits = None if r.grad_logits is None else r.grad_logits.reshape(shape)
@@ -295,7 +295,7 @@ def _evaluate(loss: str, y: Any, p: Any, sample_weight: Any, **options: Any) -> 
     result.grads = {k: g.reshape(given[k]) for k, g in result.grads.items()}
     if not result.per_sample:
         result.losses = result.losses.reshape(batch.shape)
-    elif len(batch.shape) > 2:  # one loss per row of the last axis: [B, T, C] -> [B, T]
+    elif len(batch.shape) > 2 and result.joined is None:  # one loss per row of the last axis: [B, T, C] -> [B, T]
         result.losses = result.losses.reshape(batch.shape[:-1])
     return result
 
@@ -402,11 +402,14 @@ def micro_batches(setup: Setup, batch: Batch, k: int, leading: tuple[int, ...] |
     return m
 
 
+# --micro-batches with --over-batch, refused
+MICRO_OVER_BATCH = ("compares the mean of micro-batch means with the batch's mean of its samples' losses, and "
+                    "{over_batch} gives the batch one loss: run each micro-batch on its own")
+
+
 def micro_needs_mean(setup: Setup) -> None:
     if setup.params.get("over_batch"):
-        raise OptionError("micro_batches", "compares the mean of micro-batch means with the batch's mean of its "
-                                           "samples' losses, and {over_batch} gives the batch one loss: run each "
-                                           "micro-batch on its own")
+        raise OptionError("micro_batches", MICRO_OVER_BATCH)
     if setup.reduction is not Reduction.MEAN:
         raise OptionError("micro_batches", f"compares means, and {{reduction}} is {setup.reduction.value}: a sum "
                                            "does not depend on how the batch is split, a mean of means does")

@@ -14,7 +14,7 @@ import numpy as np
 import typer
 
 from . import autocast, conventions, render
-from .api import Result, batch_value, micro_batches, run, summary
+from .api import MICRO_OVER_BATCH, Result, batch_value, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .flags import SEQUENCE
 from .inputs import Batch, CsvRequest, parse_inline, read
@@ -129,7 +129,8 @@ def run_loss(name: str, **kw: Any) -> None:
               **_loss_params(kw))
     fmt = choose(Format, "format", kw.get("format") or render.default_format(kw.get("output")), "format")
     k = kw.get("micro_batches")
-    if fmt is Format.CSV and not _inline(kw) and k is None:  # (micro-batches hold the input in memory)
+    # (micro-batches hold the input in memory, and so does --over-batch: the batch's one loss)
+    if fmt is Format.CSV and not _inline(kw) and k is None and not s.params.get("over_batch"):
         return _run_batch(s, kw)
     b = _read(s, kw)
     r = run(s, b)
@@ -250,6 +251,8 @@ def check(loss: str, **kw: Any) -> None:
             raise OptionError("convention", str(e)) from None
     if kw.get("reduction") is not None:
         choose(Reduction, "reduction", kw["reduction"], "reduction")
+    if kw.get("micro_batches") is not None and kw.get("over_batch"):
+        raise OptionError("micro_batches", MICRO_OVER_BATCH)
     b = _batch_for(loss, kw)
     grad, tokens = _my_grad(kw.get("my_grad"), "my_grad")
     if grad is not None and tokens is not None and _sequence_files(loss, kw):

@@ -855,6 +855,11 @@ def _matches(part: Part, c: Candidate) -> bool:
     return theirs is not None and _residual(part.mine, theirs, part.tol) <= 1
 
 
+def same_options(a: dict, b: dict) -> bool:
+    """Whether two candidates' options are the same (a fitted weight per sample is an array)."""
+    return a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool: list[Candidate]) -> list[str]:
     """How one of the user's gradients departs from `ref`'s: the derivative taken, a common factor, each
     element left over."""
@@ -873,7 +878,7 @@ def _explain_part(q: Question, part: Part, ref: Candidate, best: Candidate, pool
     if said:  # (the same convention at the other reduction is yours, to the last digit)
         return lines + said
     exact = next((c for c in pool if c.convention == "exact" and c.reduction == ref.reduction
-                  and c.wrt == ref.wrt and c.options == ref.options), None)
+                  and c.wrt == ref.wrt and same_options(c.options, ref.options)), None)
     ratio, said = _common_factor(part, theirs, ref, best, q.dtype, part.theirs(exact) if exact else None)
     lines += said + (_per_length_grad(q, ref, pool) + _per_length_yours(q, ref, best) if not part.name else [])
     lines += _elements(q, part, theirs, ref, ratio, pool)
@@ -890,7 +895,7 @@ def _reduction_factor(q: Question, part: Part, ref: Candidate, pool: list[Candid
         return []
     other = {"mean": ("sum",), "sum": ("mean",), "none": ("mean",)}.get(ref.reduction, ())
     twin = next((c for c in pool if c.convention == ref.convention and c.reduction in other and c.wrt == ref.wrt
-                 and c.options == ref.options and _matches(part, c)), None)
+                 and same_options(c.options, ref.options) and _matches(part, c)), None)
     if twin is None or twin.n == 1 or ref.n == 1:  # (N = 1: the mean is the sum, no factor between them)
         return []
     if ref.reduction == "mean":
@@ -967,8 +972,8 @@ def _elements(q: Question, part: Part, theirs: np.ndarray, ref: Candidate, ratio
     scaled = theirs * ratio
     with np.errstate(invalid="ignore"):
         off = ~(np.abs(mine - scaled) <= tol)
-    peers = [c for c in pool if c.reduction == ref.reduction and c.wrt == ref.wrt and c.options == ref.options
-             and c.convention != ref.convention]
+    peers = [c for c in pool if c.reduction == ref.reduction and c.wrt == ref.wrt
+             and same_options(c.options, ref.options) and c.convention != ref.convention]
     grouped: dict[str, list] = {}
     for idx in map(tuple, np.argwhere(off)[:12]):
         grouped.setdefault(_why(q, part, scaled[idx], idx, ref, ratio, peers), []).append(idx)
@@ -1044,7 +1049,7 @@ def _explain_loss(q: Question, ref: Candidate, best: Candidate, pool: list[Candi
     my = q.my_loss[0]
     lines = [f"yours is {my!r}, {ref.convention}'s {distinct(my, ref.value)[1]}"]
     same = next((c for c in pool if c.convention == ref.convention and c.reduction == best.reduction
-                 and c.wrt == ref.wrt and c.options == best.options), None)
+                 and c.wrt == ref.wrt and same_options(c.options, best.options)), None)
     if best.reduction != ref.reduction and "micro" not in (best.reduction, ref.reduction) and same is not None \
             and same.value is not None:
         kind = "a sum, not a mean" if best.reduction == "sum" else f"a mean (÷ N = {_n(best.n)}), not a sum"
@@ -1195,6 +1200,11 @@ def _unknowns(q: Question) -> list[str]:
     return [n for n in names if q.params.get(n) in (None, False) and n != "ignore_index" and n not in DEFINITION_KEYS]
 
 
+def _given_switches(q: Question) -> list[str]:
+    """The loss's switches that change the numbers and that the user turned on."""
+    return [p.name for p in LOSSES[q.loss].params if p.name in FLAGS and q.params.get(p.name) is True]
+
+
 def solve(q: Question) -> list[Candidate]:
     """Candidates that match once an option the user left out is given a value (solved for, then rounded to the
     fewest digits that still match)."""
@@ -1202,7 +1212,7 @@ def solve(q: Question) -> list[Candidate]:
     if q.mine is None or equations < 2:
         return []  # one number fits any one-parameter family: nothing would be learnt
     found = []
-    for name in _unknowns(q):
+    for name in _unknowns(q) + _given_switches(q):
         for conv in ORDER:
             for path in _paths(q):
                 for reduction in ("mean", "sum"):
@@ -1255,7 +1265,8 @@ def _solve_one(q: Question, option: str, conv: str, path: str, reduction: str) -
     elif option in SEARCHED:
         values = _searched(q, option, conv, path, reduction)
     else:
-        values = [(wrt, True) for wrt in ("pred", "logits", "probs")] if option in FLAGS else []
+        on = not q.params.get(option)  # (a switch the user left off tried on; one they gave, off)
+        values = [(wrt, on) for wrt in ("pred", "logits", "probs")] if option in FLAGS else []
     out = []
     for wrt, v in values:
         c = _settle(q, option, v, conv, path, reduction, wrt)
@@ -1400,7 +1411,10 @@ def _round_sig(v, digits: int):
 
 
 def _is_default(q: Question, option: str, v, conv: str) -> bool:
-    """The value a run without the option uses (so it cannot explain what a plain run did not)."""
+    """The value a run without the option uses (so it cannot explain what a plain run did not); for a switch, the
+    value the user's own run has."""
+    if option in FLAGS:
+        return bool(v) == bool(q.params.get(option))
     neutral = {"pos_weight": 1.0, "class_weights": 1.0, "sample_weight": 1.0, "label_smoothing": 0.0,
                "eps": conventions.CONVENTIONS[conv].eps}
     default = neutral.get(option, next((p.default for p in LOSSES[q.loss].params if p.name == option), None))
@@ -1410,7 +1424,7 @@ def _is_default(q: Question, option: str, v, conv: str) -> bool:
 def micro_findings(q: Question, best: Candidate, cands: list[Candidate]) -> list[str]:
     """--micro-batches: whether the user's numbers are the mean of the micro-batch means (gradient accumulation
     that averages each micro-batch) or the true mean over every counted sample, and how far apart the two are."""
-    if not q.micro:
+    if not q.micro or best.options.get("over_batch"):  # (one loss over the batch: no mean to split)
         return []
     m = best.micro or next((c.micro for c in cands if c.micro is not None and c.convention == best.convention
                             and c.wrt == best.wrt), None)

@@ -957,6 +957,7 @@ class Batch:
     labels: str | None = None  # ce: the label layout the input turned out to have
     kept: list[tuple[str, list[str]]] = field(default_factory=list)  # --keep-cols: (name, each row's text)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # the loss's extra inputs, 2-D like p (or n x 1)
+    joined: bool = False  # --over-batch: the batch's samples already joined into one (api._over_batch)
 
     def error(self, e: DomainError) -> InputError:
         return located(e, self.locate(e.which, e.row, e.col))

@@ -47,11 +47,12 @@ def _scalar_add(s: float, half: Any) -> Array:
 
 
 def _fused_squares(x: Array) -> Array:
-    """Σx² of each row one element after another, each x·x + acc fused."""
-    total = np.zeros(x.shape[0], dtype=F32)
-    for d in range(x.shape[1]):
-        total = fma(x[:, d], x[:, d], total)
-    return total
+    """Σx² of each row one element after another, each x·x + acc fused, for float16 values: their squares are exact
+    in float32, so the fused sum is the plain running sum in float32 (np.add.accumulate's, left to right)."""
+    if x.shape[1] == 0:
+        return np.zeros(x.shape[0], dtype=F32)
+    out: Array = np.add.accumulate(x * x, axis=1, dtype=F32)[:, -1]
+    return out
 
 
 def norm_squares(x: Array, half: Any) -> Array:

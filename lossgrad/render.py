@@ -17,7 +17,7 @@ import numpy as np
 
 from . import conventions, outputs
 from .api import Result
-from .errors import OptionError, cli_name, fill
+from .errors import OptionError, cli_name, counted, fill
 from .inputs import _polars
 from .losses import LOSSES
 from .outputs import Inputs
@@ -179,8 +179,8 @@ def _kept_rows(m: np.ndarray, kept: list) -> str:
 def value_line(r: Result) -> str:
     if r.joined is not None:  # (--over-batch: every reduction of one loss is that loss)
         loss = r.losses[0] if r.value is None else r.value
-        return (f"{r.loss} ({r.convention}, one loss over the whole batch, its {_count(r.joined)} outputs "
-                f"together): value={_num(loss, full=True)}")
+        return (f"{r.loss} ({r.convention}, one loss over the whole batch of {counted(r.joined, 'output')}): "
+                f"value={_num(loss, full=True)}")
     if r.value is None:
         per = "samples" if r.per_sample else "elements"
         return f"{r.loss} ({r.convention}, reduction none, {r.n} {per}): no reduced value"
@@ -621,21 +621,23 @@ def _micro_words(c: Any, n: str) -> str:
 
 
 def _place(idx: tuple[int, ...], shape: tuple[int, ...]) -> str:
+    if len(idx) > 2:  # (a tensor of more axes: its index in full)
+        return f"cell ({', '.join(map(str, idx))})"
     if len(shape) == 2 and shape[1] > 1:
         return f"row {idx[0]}, column {idx[1]}"
     return f"element {idx[0]}"
 
 
 def places(idxs: list[tuple[int, ...]], shape: tuple[int, ...]) -> str:
-    """'element 3', 'elements 1, 2, 3', 'row 0, column 2', 'cells (0, 1), (2, 0)'."""
-    flat = not (len(shape) == 2 and shape[1] > 1)
+    """'element 3', 'elements 1, 2, 3', 'row 0, column 2', 'cells (0, 1), (2, 0)', 'cells (0, 1, 2), (1, 0, 3)'."""
+    flat = not (len(shape) == 2 and shape[1] > 1) and all(len(i) <= 2 for i in idxs)
     if len(idxs) == 1:
         return _place(idxs[0], shape)
     shown = idxs[:12]
     tail = " …" if len(idxs) > 12 else ""
     if flat:
         return "elements " + ", ".join(str(i[0]) for i in shown) + tail
-    return "cells " + ", ".join(f"({i[0]}, {i[1]})" for i in shown) + tail
+    return "cells " + ", ".join(f"({', '.join(map(str, i))})" for i in shown) + tail
 
 
 def _candidate_json(c: Any, from_logits: bool) -> dict:

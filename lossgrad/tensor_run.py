@@ -90,7 +90,8 @@ def geometry(s: Setup, pred: Tensor, target: Tensor, weight: Tensor | None) -> G
                                             f"(shape {leading}); give one per sample")
     g = Geometry(rows, width, 1 if labels == "index" else width, labels)
     per_sample = s.with_labels(labels).per_sample_for(width)
-    g.losses_shape = (shape[:-1] if len(shape) > 1 and rows > 1 else (1,)) if per_sample else shape
+    over_batch = bool(s.params.get("over_batch"))  # (its one loss: shape [1])
+    g.losses_shape = (shape[:-1] if len(shape) > 1 and not over_batch else (1,)) if per_sample else shape
     return g
 
 

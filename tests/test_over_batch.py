@@ -115,7 +115,7 @@ def test_the_command_line_table_csv_and_json() -> None:
     args = ("dice", "-y", "1,0;1,1", "-p", "1,0;0,1", "--over-batch")
     table = run(*args, "-f", "table")
     assert table.code == 0, table.err
-    assert "one loss over the whole batch, its 4 outputs together): value=0.2" in table.out
+    assert "one loss over the whole batch of 4 outputs): value=0.2" in table.out
     assert " loss " not in table.out.splitlines()[2]  # (no loss column: the batch has one loss, the value)
     csv = run(*args, "-f", "csv")
     assert csv.out.splitlines()[0] == "grad_0,grad_1" and len(csv.out.splitlines()) == 3
@@ -140,7 +140,7 @@ def test_tensor_files(tmp_path: Path) -> None:
     out = tmp_path / "out.npz"
     r = run("dice", "-y", tmp_path / "y.npy", "-p", tmp_path / "p.npy", "--over-batch", "-c", "keras", "-o", out)
     assert r.code == 0, r.err
-    assert "one loss over the whole batch, its 24 outputs together" in r.err
+    assert "one loss over the whole batch of 24 outputs" in r.err
     summary = run("dice", "-y", tmp_path / "y.npy", "-p", tmp_path / "p.npy", "--over-batch", "-f", "json").json()
     assert summary["over_batch"] == {"outputs": 24} and summary["losses_shape"] == [1]
     with np.load(out) as d:
@@ -184,8 +184,58 @@ def test_combinations_refused(extra: list, where: str, words: str) -> None:
     assert_usage_error(run("dice", "-y", "1,0;1,1", "-p", "0.9,0.2;0.4,0.7", "--over-batch", *extra), where, words)
 
 
-def test_a_csv_batch_is_refused(tmp_path: Path) -> None:
+def test_a_csv_batch_is_read_whole(tmp_path: Path) -> None:
+    # (not streamed in blocks: the batch's one loss needs every row) the gradient row by row, the value on stderr
     f = tmp_path / "b.csv"
-    f.write_text("y0,y1,p0,p1\n1,0,0.9,0.2\n1,1,0.4,0.7\n")
+    f.write_text("y0,y1,p0,p1\n1,0,1,0\n1,1,0,1\n")
     r = run("dice", "--csv", f, "--target-cols", "y0,y1", "--pred-cols", "p0,p1", "--over-batch", "-f", "csv")
-    assert r.code == 2 and r.out == "" and "not streamed in blocks" in r.err
+    assert r.code == 0, r.err
+    assert r.out.splitlines() == ["grad_p0,grad_p1", "-0.24,0.16", "-0.24,-0.24"]
+    assert "value=0.2" in r.err
+
+
+def test_shards_and_arrays_of_more_axes(tmp_path: Path) -> None:
+    # a glob of three shards [2, 4] is the batch [6, 4]; the API's [2, 3, 4] the same 24 values
+    rng = np.random.default_rng(4)
+    y, p = (rng.random((6, 4)) < 0.5).astype(np.float32), rng.random((6, 4)).astype(np.float32)
+    for i in range(3):
+        np.save(tmp_path / f"y_{i}.npy", y[2 * i:2 * i + 2])
+        np.save(tmp_path / f"p_{i}.npy", p[2 * i:2 * i + 2])
+    out = tmp_path / "out.npz"
+    r = run("dice", "-y", str(tmp_path / "y_*.npy"), "-p", str(tmp_path / "p_*.npy"), "--over-batch", "-o", out)
+    assert r.code == 0, r.err
+    whole = lossgrad.dice(y, p, over_batch=True, dtype="float32")
+    with np.load(out) as d:
+        assert d["losses"].tolist() == np.float32(whole.losses).tolist()
+        assert np.array_equal(d["grad"], np.float32(whole.grad))
+    three = lossgrad.dice(y.reshape(2, 3, 4), p.reshape(2, 3, 4), over_batch=True, dtype="float32")
+    assert three.losses.shape == (1,) and three.value == whole.value
+    assert np.array_equal(three.grad.reshape(6, 4), whole.grad)
+
+
+def test_one_loss_per_sample_keeps_the_leading_shape(tmp_path: Path) -> None:
+    # without --over-batch a [1, 1, 4] tensor is one sample whose loss keeps the leading shape [1, 1]
+    np.save(tmp_path / "y.npy", np.array([[[1, 0, 1, 0]]], dtype=np.float32))
+    np.save(tmp_path / "p.npy", np.array([[[0.9, 0.2, 0.7, 0.3]]], dtype=np.float32))
+    out = tmp_path / "out.npz"
+    assert run("dice", "-y", tmp_path / "y.npy", "-p", tmp_path / "p.npy", "-o", out).code == 0
+    with np.load(out) as d:
+        assert d["losses"].shape == (1, 1)
+
+
+def test_an_all_zero_batch_is_said_as_the_batch() -> None:
+    assert_usage_error(run("dice", "-y", "0,0;0,0", "-p", "0,0;0,0", "--over-batch"),
+                       "the whole batch's predictions and targets are all 0 (--over-batch)", "give --smooth")
+
+
+def test_check_tries_it_off_when_given() -> None:
+    # the per-sample gradient of y = [[1, 0], [1, 1]], p = [[1, 0], [0, 1]] (the batch above): row 0 is perfect,
+    # (N − 2y·D)/D² with N = D = 2: −1/2 where y = 1, 1/2 where y = 0; row 1, N = 2, D = 3: −4/9 (y = 1); the
+    # mean over 2 halves them
+    grad = "-0.25,0.25;-0.2222222222222222,-0.2222222222222222"
+    r = run("check", "dice", "-y", "1,0;1,1", "-p", "1,0;0,1", "--over-batch", "--my-grad", grad, "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["match"]["options"] == {"over_batch": False}
+    assert any("--over-batch = off, where you passed --over-batch = on" in f for f in r.json()["findings"])
+    assert_usage_error(run("check", "dice", "-y", "1,0;1,1", "-p", "1,0;0,1", "--over-batch", "--micro-batches",
+                           "2", "--my-grad", grad), "--micro-batches", "run each micro-batch on its own")

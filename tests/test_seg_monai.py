@@ -204,3 +204,14 @@ def test_smooth_dr_exact_against_mpmath(loss: str, jaccard: bool, squared: bool)
 def test_keras_refuses_smooth_dr() -> None:
     assert_usage_error(run("tversky", "-y", "1,0", "-p", "0.4,0.3", "--smooth-dr", "1", "-c", "keras"),
                        "--smooth-dr", "--eps")
+
+
+def test_check_finds_a_plain_dice_gradient_checked_with_jaccard() -> None:
+    # y = [[1, 0], [1, 1]], p = [[0.9, 0.2], [0.3, 0.7]], plain dice: row 0 N = 1.8, D = 2.1, (N − 2y·D)/D² is
+    # −2.4/4.41 (y = 1) and 1.8/4.41 (y = 0); row 1 N = 2, D = 3: −4/9; the mean over 2 halves them. Checked with
+    # --jaccard, check says to drop it (before, the fitted per-sample weights' arrays ended it in a failure)
+    grad = ",".join(repr(v) for v in (-1.2 / 4.41, 0.9 / 4.41, -2 / 9, -2 / 9))
+    r = run("check", "dice", "--jaccard", "-y", "1,0;1,1", "-p", "0.9,0.2;0.3,0.7", "--my-grad", grad, "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["match"]["options"] == {"jaccard": False}
+    assert any("--jaccard = off, where you passed --jaccard = on" in f for f in r.json()["findings"])

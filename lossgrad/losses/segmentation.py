@@ -61,14 +61,16 @@ def _probs(p: Array, from_logits: bool) -> tuple[Array, Array, Array | None]:
     return s, s * sn, s
 
 
-def _undefined(d: Array, p: Array) -> None:
+def _undefined(d: Array, p: Array, over_batch: bool = False) -> None:
     """A row whose denominator is 0 (all zeros, and no smoothing) has the quotient 0/0: no loss to give."""
-    first_bad("pred", np.broadcast_to(d == 0, p.shape), p, "starts a row where the overlap's denominator is 0 "
-              "(predictions and targets all 0): the loss is 0/0 there; give {smooth} (MONAI's default is 1e-5)")
+    where = ("the whole batch's predictions and targets are all 0 ({over_batch}), so the overlap's denominator is 0"
+             if over_batch else "starts a row where the overlap's denominator is 0 (predictions and targets all 0)")
+    first_bad("pred", np.broadcast_to(d == 0, p.shape), p, f"{where}: the loss is 0/0 there; give {{smooth}} "
+              "(MONAI's default is 1e-5)")
 
 
 def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False,
-                s_dr: float | None = None) -> tuple[Array, Array]:
+                s_dr: float | None = None, over_batch: bool = False) -> tuple[Array, Array]:
     """ℓ = E'/D, E' = E + s_dr − s, E = Σ(p(1 − y) + y(1 − p)) (Σ(p − y)² squared), D = Σp + Σy + s_dr
     (Σp² + Σy² + s_dr): non-negative sums when s_dr = s; ∂ℓ/∂p_k = (N·d_k − 2y_k·D)/D², N = 2Σpy + s = D − E',
     d_k = 1 (2p_k squared). Jaccard's denominator is J = 2(Σp + Σy − Σpy) + s_dr = D + E, so ℓ = (2E + s_dr − s)/J
@@ -91,7 +93,7 @@ def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = Fal
         e = (pl * (1 - yl) + yl * (1 - pl)).sum(axis=1, keepdims=True)
         d = pl.sum(axis=1, keepdims=True) + yl.sum(axis=1, keepdims=True) + dr
         top = n - 2 * yl * d
-    _undefined(d, p)
+    _undefined(d, p, over_batch)
     if jaccard:
         e, top, d = 2 * e, 2 * top, d + e
         if dr != s:
@@ -103,7 +105,7 @@ def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = Fal
 
 
 def _tversky_exact(y: Array, p: Array, alpha: float, beta: float, s: float,
-                   s_dr: float | None = None) -> tuple[Array, Array]:
+                   s_dr: float | None = None, over_batch: bool = False) -> tuple[Array, Array]:
     """ℓ = U'/D, U = α·FP + β·FN, U' = U + s_dr − s, D = TP + U + s_dr; ∂ℓ/∂p_k = (U'_k·(TP + s) − U'·y_k)/D²,
     U'_k = α(1 − y_k) − β·y_k."""
     work = precise._long() or p.dtype
@@ -114,7 +116,7 @@ def _tversky_exact(y: Array, p: Array, alpha: float, beta: float, s: float,
     dr = s if s_dr is None else s_dr
     d = tp + u + dr
     du = a * (1 - yl) - b * yl
-    _undefined(d, p)
+    _undefined(d, p, over_batch)
     if dr != s:  # (s_dr − s in the working precision)
         u = u + (yl.dtype.type(dr) - yl.dtype.type(s))
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -182,7 +184,7 @@ def dice_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels
     elif conv.segmentation == "monai":
         losses, grad = _dice_monai(y, q, squared, nr, jaccard, dr)
     else:
-        losses, grad = _dice_exact(y, q, squared, nr, jaccard, dr)
+        losses, grad = _dice_exact(y, q, squared, nr, jaccard, dr, over_batch)
     return Parts(losses=losses, grad=grad * dq, prob=prob)
 
 
@@ -197,7 +199,7 @@ def tversky_compute(y: Array, p: Array, from_logits: bool, conv: Convention, lab
     elif conv.segmentation == "monai":
         losses, grad = _tversky_monai(y, q, alpha, beta, nr, dr)
     else:
-        losses, grad = _tversky_exact(y, q, alpha, beta, nr, dr)
+        losses, grad = _tversky_exact(y, q, alpha, beta, nr, dr, over_batch)
     return Parts(losses=losses, grad=grad * dq, prob=prob)
 
 
@@ -258,7 +260,7 @@ def tversky_formulas(from_logits: bool, conv: Convention, alpha: float = 0.5, be
                  + _smooth_line(conv, smooth, smooth_dr))
     lines += _over_batch_line(over_batch)
     if conv.segmentation == "keras":
-        lines.append(f"ℓᵢ = 1 − TP / (TP + α·FN + β·FP + ε)  (Keras' alpha weighs FN: its alpha = {beta:g}, "
+        lines.append(f"ℓᵢ = 1 − TP / (TP + α·FP + β·FN + ε)  (Keras' own alpha weighs FN: Keras' alpha = {beta:g}, "
                      f"beta = {alpha:g})")
     else:
         lines.append("ℓᵢ = 1 − (TP + s) / Dᵢ = (α·FP + β·FN) / Dᵢ, Dᵢ = TP + α·FP + β·FN + s")
