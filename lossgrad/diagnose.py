@@ -203,7 +203,9 @@ def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tup
         for (t,) in np.argwhere(_differing(theirs, mine)):
             t = int(t)
             place: tuple[int, ...]
-            if rows:
+            if res.joined is not None:  # (--over-batch: the one loss is the batch's, of every cell)
+                at, place, where = list(np.ndindex(*p_shape)), (t,), "the batch's loss"
+            elif rows:
                 at, place, where = [(t, c) for c in range(p_shape[1])], (t,), f"sample {t}"
             else:
                 at = [(t // p_shape[1], t % p_shape[1])]
@@ -248,6 +250,7 @@ class Comparison:
             "loss": self.loss,
             "from_logits": self.from_logits,
             "reduction": self.reduction,
+            **({"over_batch": {"outputs": r0.joined}} if (r0 := next(iter(self.results.values()))).joined else {}),
             "conventions": {
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),

@@ -174,6 +174,9 @@ def test_compare_says_one_loss() -> None:
     assert r.code == 0, r.err
     assert "one loss over the whole batch: value and gradient under each convention" in r.out
     assert "the batch's loss" in r.out
+    js = run("compare", "dice", "-y", "1,0;1,1", "-p", "0.9,0.2;0.4,0.7", "--over-batch", "-f", "json").json()
+    assert js["over_batch"] == {"outputs": 4}
+    assert {d["place"] for d in js["differences"] if d["of"] == "loss"} == {"the batch's loss"}
 
 
 @pytest.mark.parametrize("extra, where, words", [
