@@ -178,16 +178,14 @@ def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot
     """Cells of the stacked gradient [anchors; positives] that cancel beyond the wide type's margin (below
     LONG_ENOUGH of their terms' size), again from the batch in decimal, at growing precision until each stands
     clear of the rounding; only for batches within DECIMAL_BUDGET (every cell depends on the whole batch)."""
-    from decimal import Decimal, localcontext
+    from decimal import localcontext
 
-    margin = precise.LONG_ENOUGH if precise._long() is not None else precise.RISKY
     with np.errstate(invalid="ignore"):
-        todo = list(zip(*np.nonzero(np.abs(grad) < margin * scale), strict=True))
-    n = 2 * a.shape[0]
-    if not todo or n * n * a.shape[1] > DECIMAL_BUDGET:
+        todo = list(zip(*np.nonzero(np.abs(grad) < _margin() * scale), strict=True))
+    rows = _decimal_batch(a, p)
+    if not todo or rows is None:
         return grad
     grad = grad.copy()
-    rows = ([[float(v) for v in r] for r in a], [[float(v) for v in r] for r in p])
     for prec in precise.DIGITS:
         with localcontext() as ctx:
             ctx.prec = prec
@@ -195,7 +193,7 @@ def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot
             left = []
             for k, d in todo:
                 r, sc = cell(int(k), int(d))
-                if r == 0 and sc == 0 or abs(r) > sc * Decimal(10) ** (25 - prec):  # as precise._adaptive
+                if r == 0 and sc == 0 or _clear(r, sc, prec):
                     grad[k, d] = float(r)
                 else:
                     left.append((k, d))
@@ -206,24 +204,42 @@ def _refine_cells(grad: Array, scale: Array, a: Array, p: Array, tau: float, dot
     return grad
 
 
+def _margin() -> float:
+    """Below this fraction of its terms a result may have lost digits to cancellation in the wide type."""
+    return precise.LONG_ENOUGH if precise._long() is not None else precise.RISKY
+
+
+def _decimal_batch(a: Array, p: Array) -> tuple[list[list[float]], list[list[float]]] | None:
+    """The batch's rows as Python floats for the decimal passes (None beyond DECIMAL_BUDGET's similarity terms)."""
+    if (2 * a.shape[0]) ** 2 * a.shape[1] > DECIMAL_BUDGET:
+        return None
+    return [[float(v) for v in r] for r in a], [[float(v) for v in r] for r in p]
+
+
+def _clear(r: Decimal, size: Decimal, prec: int) -> bool:
+    """Whether a decimal result at `prec` digits stands clear of its terms' rounding (as precise._adaptive)."""
+    from decimal import Decimal
+
+    return bool(abs(r) > size * Decimal(10) ** (25 - prec))
+
+
 def _refine_losses(loss: Array, scale: Any, a: Array, p: Array, tau: float, dot: bool, variant: str) -> Array:
     """The decoupled loss is the log of the negatives' sum relative to the positive, a difference of similarities
     that may cancel to far below them (a positive barely ahead of its one negative): the samples whose loss falls
     below LONG_ENOUGH of the largest similarity again from the batch in decimal, as _refine_cells does the cells."""
-    from decimal import Decimal, localcontext
+    from decimal import localcontext
 
-    margin = precise.LONG_ENOUGH if precise._long() is not None else precise.RISKY
-    todo = np.nonzero(np.abs(loss) < margin * scale)[0]
-    if not todo.size or (2 * a.shape[0]) ** 2 * a.shape[1] > DECIMAL_BUDGET:
+    todo = np.nonzero(np.abs(loss) < _margin() * scale)[0]
+    rows = _decimal_batch(a, p)
+    if not todo.size or rows is None:
         return loss
     loss = loss.copy()
-    rows = ([[float(v) for v in r] for r in a], [[float(v) for v in r] for r in p])
     for prec in precise.DIGITS:
         with localcontext() as ctx:
             ctx.prec = prec
             exact, size = _dec_losses(*rows, tau, dot, variant)
             loss[todo] = [float(exact[i]) for i in todo]
-            todo = np.array([i for i in todo if not abs(exact[i]) > size * Decimal(10) ** (25 - prec)], dtype=int)
+            todo = np.array([i for i in todo if not _clear(exact[i], size, prec)], dtype=int)
         if not todo.size:
             break
     return loss
