@@ -74,6 +74,9 @@ def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: 
     in_dtype = getattr(module, "unsupported_dtype", None)  # (a loss reproduced in some dtypes only)
     if in_dtype is not None and in_dtype(loss, dtype) is not None:
         return str(in_dtype(loss, dtype))
+    in_mode = getattr(module, "unsupported_mode", None)  # (a mode, or sample weights, in some dtypes only)
+    if in_mode is not None and in_mode(dtype, loss, from_logits, sample_weight) is not None:
+        return str(in_mode(dtype, loss, from_logits, sample_weight))
     in_options = getattr(module, "unsupported_options", None)  # (options reproduced in some dtypes only)
     if in_options is not None and in_options(loss, dtype, params) is not None:
         return str(in_options(loss, dtype, params))

@@ -1,5 +1,5 @@
 """MONAI's DiceLoss and TverskyLoss (the torch convention's dice and tversky) on PyTorch's CPU kernels, reproduced
-bit for bit in float32, float16 and bfloat16.
+bit for bit in float32, float16 and bfloat16, and in float64 on probabilities without sample weights (WIDE).
 
 MONAI composes them of tensor operations, each of which rounds to the dtype (a half dtype's operation computes in
 float32 and rounds once): a product per pixel, `torch.sum` over each sample's pixels (SumKernel's cascade, in
@@ -22,6 +22,7 @@ from .lowp import (
     F32,
     GRAIN,
     SUM_LANES,
+    WIDE_LANES,
     Rounder,
     chunks,
     fma,
@@ -29,21 +30,49 @@ from .lowp import (
     rounder,
     row_sums,
     sigmoid,
+    summed,
     summed_losses,
+    torch_sum,
+    total_sum,
     upstream_c,
     weighed_parts,
 )
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
+# the `half` these kernels take for float64: PyTorch's double kernels round nothing beyond each operation's double
+# result, its sums run in 4 lanes (lowp.WIDE_LANES) and the norm's too; σ(z) in double is SLEEF's (not reproduced,
+# nor sample weights in float64: lossgrad's float64 formulas take those)
+WIDE = np.float64
+DTYPES = ("float32", "float16", "bfloat16", "float64")
 # a reduction to one number over more than GRAIN elements is split among the intra-op threads (lowp.chunks), each
 # thread's sum stored in the dtype, then those added (TensorIterator's two passes)
 Backward = Callable[[Array], Array]  # the gradient for the inputs, given the upstream gradient of each loss
 
 
+def _rounder(half: Any) -> Rounder:
+    """rounder's, and for float64 (WIDE) none: every operation's result is already its double."""
+    return (lambda a: np.asarray(a, dtype=np.float64)) if half is WIDE else rounder(half)
+
+
+def _number(v: float, half: Any) -> Any:
+    """A Python number as a multiplication takes it: float32, or the double itself in float64."""
+    return np.float64(v) if half is WIDE else F32(v)
+
+
 def _scalar_add(s: float, half: Any) -> Array:
     """A Python number as an addition takes it: the double as float32, and a half dtype's add rounds it to the
-    dtype first (through float32, as c10's conversion goes)."""
-    return rounder(half)(np.asarray(F32(s)))
+    dtype first (through float32, as c10's conversion goes); in float64 the double."""
+    return np.asarray(np.float64(s)) if half is WIDE else rounder(half)(np.asarray(F32(s)))
+
+
+def _sums(x: Array, half: Any) -> Array:
+    """row_sums, and in float64 torch.sum's cascade over 4 lanes (a single row of more than GRAIN elements in the
+    threads' two passes)."""
+    if half is not WIDE:
+        return row_sums(x, half)
+    if x.shape[0] > 1 or x.shape[1] <= GRAIN:
+        return torch_sum(x, WIDE_LANES)
+    return np.array([total_sum(x, wide=True)])
 
 
 def _fused_squares(x: Array) -> Array:
@@ -88,8 +117,33 @@ def norm_squares(x: Array, half: Any) -> Array:
     return out
 
 
+def _wide_norm_squares(x: Array) -> Array:
+    """Σx² of each row of doubles as vector_norm sums it: 4 lanes of unfused products and sums (a 256-bit register,
+    as the float32 kernel's 8), the lanes added in order, then the last n mod 4 fused (x·x + acc, exactly, as
+    the C library's fma: in rationals, for at most 3 columns)."""
+    from fractions import Fraction
+
+    rows, n = x.shape
+    whole = n - n % WIDE_LANES
+    acc = np.zeros((rows, WIDE_LANES))
+    for d in range(0, whole, WIDE_LANES):
+        v = x[:, d:d + WIDE_LANES]
+        acc = acc + v * v
+    total = acc[:, 0].copy()
+    for j in range(1, WIDE_LANES):
+        total = total + acc[:, j]
+    for d in range(whole, n):
+        total = np.array([float(Fraction(float(a)) ** 2 + Fraction(float(t))) if np.isfinite(a) and np.isfinite(t)
+                          else float(a * a + t) for a, t in zip(x[:, d], total, strict=True)])
+    return total
+
+
 def vector_norm(x: Array, half: Any) -> Array:
-    """torch.linalg.vector_norm(x, 2, dim=-1): the square root of norm_squares in float32, stored in the dtype."""
+    """torch.linalg.vector_norm(x, 2, dim=-1): the square root of norm_squares in float32, stored in the dtype (in
+    float64, of _wide_norm_squares)."""
+    if half is WIDE:
+        out: Array = np.sqrt(_wide_norm_squares(x))
+        return out
     return rounder(half)(np.sqrt(norm_squares(x, half)))
 
 
@@ -139,11 +193,11 @@ def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any, jaccard: b
     """DiceLoss(squared_pred=squared, jaccard=jaccard, smooth_nr=smooth, smooth_dr=smooth_dr or smooth) of
     probabilities q (one channel): its losses, and the backward from the upstream gradient of each loss (a
     column) to the gradient for q."""
-    rnd = rounder(half)
+    rnd = _rounder(half)
     s = _scalar_add(smooth, half), _scalar_add(smooth if smooth_dr is None else smooth_dr, half)
     if not squared:
-        tp = row_sums(rnd(q * y), half)[:, None]
-        fp, fn = rnd(row_sums(q, half)[:, None] - tp), rnd(row_sums(y, half)[:, None] - tp)
+        tp = _sums(rnd(q * y), half)[:, None]
+        fp, fn = rnd(_sums(q, half)[:, None] - tp), rnd(_sums(y, half)[:, None] - tp)
         losses, terms = _dice_terms(tp, fp, fn, s, rnd, jaccard)
 
         def backward(c: Array) -> Array:
@@ -158,7 +212,7 @@ def _dice_squared(y: Array, q: Array, s: tuple[Array, Array], half: Any,
     """compute_tp_fp_fn with ord 2: P, G, D the squared norms of q, y and q − y (vector_norm, then pow 2),
     tp = (P + G − D)/2, fp = P − tp, fn = G − tp; autograd's backward through pow (g·2·norm) and vector_norm
     (g·(x/norm), 0 where the norm is 0)."""
-    rnd = rounder(half)
+    rnd = _rounder(half)
     diff = rnd(q - y)
     npred, ndiff = vector_norm(q, half)[:, None], vector_norm(diff, half)[:, None]
     ntarget = vector_norm(y, half)[:, None]
@@ -183,14 +237,14 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
     """TverskyLoss of probabilities q (one channel): tp = Σqy, fp = Σq(1 − y)·α, fn = Σ(1 − q)y·β,
     1 − (tp + s)/(tp + fp + fn + s_dr); the backward adds q's three gradients as the engine runs their nodes
     (fn's, fp's, then tp's)."""
-    rnd = rounder(half)
+    rnd = _rounder(half)
     s = _scalar_add(smooth, half)
     s_dr = _scalar_add(smooth if smooth_dr is None else smooth_dr, half)
-    a, b = F32(alpha), F32(beta)
+    a, b = _number(alpha, half), _number(beta, half)
     omy, omq = rnd(F32(1) - y), rnd(F32(1) - q)
-    tp = row_sums(rnd(q * y), half)[:, None]
-    fp = rnd(row_sums(rnd(q * omy), half)[:, None] * a)
-    fn = rnd(row_sums(rnd(omq * y), half)[:, None] * b)
+    tp = _sums(rnd(q * y), half)[:, None]
+    fp = rnd(_sums(rnd(q * omy), half)[:, None] * a)
+    fn = rnd(_sums(rnd(omq * y), half)[:, None] * b)
     losses, quotient = _quotient(rnd(tp + s), rnd(rnd(rnd(tp + fp) + fn) + s_dr), rnd)
 
     def backward(c: Array) -> Array:
@@ -228,12 +282,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     """dice or tversky as MONAI's losses give them on PyTorch's CPU kernels (half None: float32): σ(z) first for
     logits (torch.sigmoid over the whole batch, params' "place" where these rows lie in it), the mean's 1/N
     brought into the gradient by torch.mean's backward before it rounds, its value torch.mean's (the float sum over
-    N, rounded once); weighed by sample (WEIGHABLE), the quotient's backward fed each sample's upstream c·w."""
+    N, rounded once); weighed by sample (WEIGHABLE), the quotient's backward fed each sample's upstream c·w.
+    float64 inputs (half None) are PyTorch's double kernels (WIDE)."""
+    if half is None and p.dtype == np.float64:
+        return _wide(loss, y, p, params or {})
     rnd = rounder(half)
     options = params or {}
-    smooth = options.get("smooth")
-    s = MONAI_SMOOTH if smooth is None else float(smooth)
-    s_dr = None if options.get("smooth_dr") is None else float(options["smooth_dr"])
+    s, s_dr = _smoothing(options)
     y, p = y.astype(F32), p.astype(F32)
     with np.errstate(all="ignore"):
         q = sigmoid(p, rnd, half, options.get("place")) if from_logits else p
@@ -251,3 +306,39 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return weighed_parts(losses, grad, q if from_logits else None, weights, half)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
                  **summed_losses(losses, rnd, half))
+
+
+def _smoothing(options: dict[str, Any]) -> tuple[float, float | None]:
+    """smooth_nr (MONAI's default where --smooth is not given) and smooth_dr (None: smooth_nr's)."""
+    smooth = options.get("smooth")
+    s = MONAI_SMOOTH if smooth is None else float(smooth)
+    return s, None if options.get("smooth_dr") is None else float(options["smooth_dr"])
+
+
+def _wide(loss: str, y: Array, p: Array, options: dict[str, Any]) -> Parts:
+    """dice or tversky of probabilities in float64: the operations above in double, the mean's upstream 1/N
+    (MeanBackward's), the value torch's float64 sum of the losses (over N for the mean)."""
+    s, s_dr = _smoothing(options)
+    with np.errstate(all="ignore"):
+        if loss == "dice":
+            losses, backward = dice(y, p, bool(options.get("squared")), s, WIDE, bool(options.get("jaccard")), s_dr)
+        else:
+            losses, backward = tversky(y, p, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
+                                       WIDE, s_dr)
+
+    def grad(n: float) -> Array:
+        return backward(np.full((y.shape[0], 1), 1.0 / n))
+
+    def value(n: float, total: Any) -> float:
+        return float(total(None) if n == 1 else total(None) / np.float64(n))
+    return Parts(losses=losses, grad=quiet(grad)(1), mean_grad=quiet(grad), **summed(losses, None, value, wide=True))
+
+
+def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
+    """float64 is reproduced on probabilities without sample weights only (lossgrad's float64 formulas take the
+    rest, as before)."""
+    if dtype != "float64":
+        return None
+    if from_logits:
+        return f"{loss} from logits in float64 (torch.sigmoid's e^x in double is SLEEF's)"
+    return f"{loss} with sample weights in float64" if sample_weight else None
