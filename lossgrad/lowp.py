@@ -37,6 +37,9 @@ GRAIN = 32768
 THREADS = 2
 SUM_LANES = 8
 WIDE_LANES = 4  # (torch.sum of float64: the same 256-bit registers, of 4 doubles)
+# the `half` of the kernels that also reproduce PyTorch's float64 (lowp_seg, lowp_pairs): no rounding beyond each
+# double operation's own, torch.sum's cascade and the norm's lanes over WIDE_LANES doubles
+WIDE = np.float64
 # torch.sum of float16 or bfloat16 loads a register of HALF_LOAD of them (256 bits: the AVX2 kernel again)
 HALF_LOAD = 16
 # the losses (and modes) whose PyTorch kernels are reproduced, by dtype family
@@ -607,9 +610,11 @@ class Backward(Protocol):
 
 
 def rounder(half: Any) -> Rounder:
-    """Rounding to the stored dtype, carried in float32: the identity for float32."""
+    """Rounding to the stored dtype, carried in float32: the identity for float32 (and for WIDE, in float64)."""
     if half is None:
         return lambda a: np.asarray(a, dtype=F32)
+    if half is WIDE:
+        return lambda a: np.asarray(a, dtype=np.float64)
     return lambda a: np.asarray(a, dtype=F32).astype(half).astype(F32)
 
 
@@ -1458,6 +1463,47 @@ def total_sum(x: Array, half: Any = None, wide: bool = False) -> Any:
     s = TotalSum(x.size, half, wide)
     s.add(x)
     return s.total()
+
+
+def wide_row_sums(x: Array) -> Array:
+    """torch.sum(x, dim=-1) of float64 rows: the cascade over WIDE_LANES, a single row of more than GRAIN elements
+    in the threads' two passes."""
+    if x.shape[0] > 1 or x.shape[1] <= GRAIN:
+        return torch_sum(x, WIDE_LANES)
+    return np.array([total_sum(x, wide=True)])
+
+
+def wide_norm_squares(x: Array) -> Array:
+    """Σx² of each row of doubles as the 2-norm kernel sums it (vector_norm, at::norm): WIDE_LANES lanes of unfused
+    products and sums (a 256-bit register, as the float32 kernel's 8), the lanes added in order, then the last
+    n mod 4 fused (x·x + acc, exactly as the C library's fma: in rationals, for at most 3 columns)."""
+    from fractions import Fraction
+
+    rows, n = x.shape
+    whole = n - n % WIDE_LANES
+    acc = np.zeros((rows, WIDE_LANES))
+    for d in range(0, whole, WIDE_LANES):
+        v = x[:, d:d + WIDE_LANES]
+        acc = acc + v * v
+    total: Array = acc[:, 0].copy()
+    for j in range(1, WIDE_LANES):
+        total = total + acc[:, j]
+    for d in range(whole, n):
+        total = np.array([float(Fraction(float(a)) ** 2 + Fraction(float(t))) if np.isfinite(a) and np.isfinite(t)
+                          else float(a * a + t) for a, t in zip(x[:, d], total, strict=True)])
+    return total
+
+
+def wide_upstream(n: float) -> Any:
+    """The upstream gradient of a float64 mean over n, 1/n (MeanBackward's), or 1 for a sum."""
+    return np.float64(1) / np.float64(n)
+
+
+def wide_summed(losses: Array) -> dict[str, Any]:
+    """summed_losses for float64 losses: torch's float64 sum of them, over n for the mean."""
+    def value(n: float, total: Callable[[Any], Any]) -> float:
+        return float(total(None) if n == 1 else total(None) / np.float64(n))
+    return summed(losses, None, value, wide=True)
 
 
 def terms_value(rnd: Rounder, half: Any, float_sum: bool = True,

@@ -1,6 +1,7 @@
 """PyTorch's CPU kernels for the losses of vector pairs, reproduced bit for bit in float32, float16 and bfloat16:
 triplet_margin_loss (pairwise_distance, a q-norm over each row, any q > 0), cosine_embedding_loss and lossgrad's
-torch cosine (cosine_embedding_loss with target 1), with their autograd.
+torch cosine (cosine_embedding_loss with target 1), with their autograd; and triplet in float64 with q = 1 or 2
+(lowp.WIDE: the 2-norm's 4 lanes of doubles, lowp.wide_norm_squares; the 1-norm's running sum in double).
 
 The row norms are `at::norm`'s CPU kernel. Its 2-norm of float32 and bfloat16 rows runs the vectorised last-dim
 path that PyTorch's build compiles for AVX2 (norm_stub has no AVX-512 kernel): squares added into 8 float32 lanes
@@ -25,6 +26,7 @@ from .losses import Parts
 from .losses._ops import Array
 from .lowp import (
     F32,
+    WIDE,
     chunks,
     fma,
     quiet,
@@ -35,6 +37,9 @@ from .lowp import (
     upstream_c,
     weighed_pair,
     weighed_parts,
+    wide_norm_squares,
+    wide_summed,
+    wide_upstream,
 )
 from .lowp_focal import power
 
@@ -45,8 +50,9 @@ GROUP = 4  # the products of the scalar tail the compiler vectorises, rounded be
 
 
 def scalar(c: float, half: Any) -> Any:
-    """A Python number as a tensor op of the dtype takes it: rounded to the dtype (then added in float32)."""
-    return F32(np.float64(c).astype(half or F32))
+    """A Python number as a tensor op of the dtype takes it: rounded to the dtype (then added in float32); in
+    float64 (WIDE) the double itself."""
+    return np.float64(c) if half is WIDE else F32(np.float64(c).astype(half or F32))
 
 
 def _tail(acc: Array, x: Array, start: int) -> Array:
@@ -65,19 +71,22 @@ def running_sum(terms: Array) -> Array:
     element by element; a single row of more than GRAIN elements split among the threads (parallel_for's chunks),
     each chunk's running sum from 0, the threads' sums then added to 0 in order."""
     rows, n = terms.shape
+    kind = np.float64 if terms.dtype == np.float64 else F32  # (float64 terms: the reduction in double)
     parts = chunks(n) if rows == 1 else [slice(0, n)]
-    total = np.zeros(rows, dtype=F32)
+    total = np.zeros(rows, dtype=kind)
     for part in parts:
-        acc = np.zeros(rows, dtype=F32)
+        acc = np.zeros(rows, dtype=kind)
         for k in range(part.start, part.stop):
-            acc = (acc + terms[:, k]).astype(F32)
-        total = (total + acc).astype(F32)
+            acc = (acc + terms[:, k]).astype(kind)
+        total = (total + acc).astype(kind)
     return total
 
 
 def sum_squares(x: Array, half: Any) -> Array:
     """Σ x² of each row as at::norm's 2-norm kernel adds it in float32 (see the module's note)."""
     rows, n = x.shape
+    if half is WIDE:
+        return wide_norm_squares(x)
     if half is not None and np.dtype(half) == np.float16:
         return running_sum((x * x).astype(F32))  # (a square of a float16 is exact in float32)
     width = VEC if half is None else 2 * VEC
@@ -164,7 +173,7 @@ def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array,
     if q == 1:
         d = running_sum(np.abs(u))
     elif q == 2:
-        d = np.sqrt(sum_squares(u, half)).astype(F32)
+        d = np.sqrt(sum_squares(u, half))  # (float32's root, or double's)
     elif u.shape[1] == 1:
         d = np.abs(u[:, 0])  # (a norm over one element is its absolute value, no powf taken)
     else:
@@ -198,7 +207,7 @@ def norm_backward(g: Array, u: Array, d: Array, q: float, half: Any) -> Array:
 def _min_backward(h: Array, a: Array, b: Array, rnd: Callable[[Array], Array]) -> tuple[Array, Array]:
     """at::min(a, b)'s backward: h to the smaller, h/2 to each at a tie."""
     share = np.where(a == b, rnd(h / F32(2)), h)
-    return np.where(a > b, F32(0), share).astype(F32), np.where(a < b, F32(0), share).astype(F32)
+    return np.where(a > b, F32(0), share).astype(h.dtype), np.where(a < b, F32(0), share).astype(h.dtype)
 
 
 def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap: bool,
@@ -216,7 +225,8 @@ def triplet(anchor: Array, pos: Array, neg: Array, q: float, margin: float, swap
     x = rnd(rnd(scalar(margin, half) + dp) - dneg)
 
     def grads(n: float, upstream: Array | None = None) -> tuple[Array, Array, Array]:
-        h = np.where(x >= 0, upstream_c(n, rnd) if upstream is None else upstream, F32(0)).astype(F32)
+        c = (wide_upstream(n) if half is WIDE else upstream_c(n, rnd)) if upstream is None else upstream
+        h = np.where(x >= 0, c, F32(0)).astype(x.dtype)
         gp = norm_backward(h, up, dp, q, half)
         if not swap:
             gn = norm_backward(-h, un, dn, q, half)
@@ -237,10 +247,10 @@ def triplet_parts(y: Array, p: Array, negative: Array, half: Any, options: dict[
         losses, grads = triplet(p, y, negative, q, margin, bool(options.get("swap")), half)
     if weights is not None:
         return weighed_pair(losses, grads, ("target", "negative"), weights, half)
-    rnd = rounder(half)
+    value = wide_summed(losses) if half is WIDE else summed_losses(losses, rounder(half), half)
     return Parts(losses=losses, grad=quiet(grads)(1)[0],
                  extra_grads={"target": quiet(grads)(1)[1], "negative": quiet(grads)(1)[2]},
-                 mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
+                 mean_grad=quiet(lambda n: grads(n)[0]), **value,
                  mean_extra_grads=quiet(lambda n: {"target": grads(n)[1], "negative": grads(n)[2]}))
 
 
@@ -304,6 +314,7 @@ ROOT_NORMS = (0.5, 1.5, 2.5)  # the norms whose backward takes a float32 power �
 # reduction="none" times its weight, then .mean() or .sum(), autograd handing the loss's backward c·w (kernels reads
 # it, and refuses the options beyond TAKES)
 WEIGHABLE = ("triplet", "cosine-embedding", "cosine")
+DTYPES = ("float32", "float16", "bfloat16", "float64")  # (float64: unsupported_mode and unsupported_options say which)
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -316,10 +327,23 @@ def unsupported_dtype(loss: str, dtype: str) -> str | None:
     return None
 
 
+def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
+    """float64: triplet alone, without sample weights (cosine_embedding_loss's square root in double is MKL's
+    vdSqrt, not correctly rounded; lossgrad's float64 formulas take the rest)."""
+    if dtype != "float64":
+        return None
+    if loss != "triplet":
+        return f"{loss} in float64 (its square root in double is MKL's, not correctly rounded)"
+    return "triplet with sample weights in float64" if sample_weight else None
+
+
 def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
     """Options reproduced in some dtypes only: float32 triplet with a norm whose backward takes |u|^½ or d^½
-    (q = ½, 1.5, 2.5: torch.sqrt, MKL's in PyTorch's builds, reproduced where MKL is installed)."""
+    (q = ½, 1.5, 2.5: torch.sqrt, MKL's in PyTorch's builds, reproduced where MKL is installed); float64 triplet
+    with q = 1 or 2 only (the others' powers in double are the C library's and SLEEF's)."""
     q = params.get("norm_degree")
+    if loss == "triplet" and dtype == "float64" and q is not None and float(q) not in (1.0, 2.0):
+        return f"triplet in float64 with {{norm_degree}} {float(q):g} (its powers in double are not reproduced)"
     if loss == "triplet" and dtype == "float32" and q is not None and float(q) in ROOT_NORMS \
             and not mkl.available():
         return (f"triplet in float32 with {{norm_degree}} {float(q):g} (its backward's float32 square root is MKL's: "
@@ -331,9 +355,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             batchmean: bool = False, params: dict[str, Any] | None = None, from_logits: bool = False,
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The Parts of triplet (`extra`: negative), cosine-embedding (`extra`: label) or cosine, as PyTorch's CPU
-    kernels give them in float32 (half None) or the half dtype (carried in float32)."""
-    y, p = y.astype(F32), p.astype(F32)
+    kernels give them in float32 (half None) or the half dtype (carried in float32); triplet's float64 inputs in
+    float64 (WIDE)."""
     more = extra or {}
+    if loss == "triplet" and half is None and p.dtype == np.float64:
+        return triplet_parts(y, p, np.asarray(more["negative"], dtype=np.float64), WIDE, params or {}, weights)
+    y, p = y.astype(F32), p.astype(F32)
     if loss == "triplet":
         return triplet_parts(y, p, np.asarray(more["negative"], dtype=F32), half, params or {}, weights)
     return cosine_parts(y, p, more.get("label"), half, params or {}, weights)

@@ -22,7 +22,7 @@ from .lowp import (
     F32,
     GRAIN,
     SUM_LANES,
-    WIDE_LANES,
+    WIDE,
     Rounder,
     chunks,
     fma,
@@ -30,28 +30,22 @@ from .lowp import (
     rounder,
     row_sums,
     sigmoid,
-    summed,
     summed_losses,
-    torch_sum,
-    total_sum,
     upstream_c,
     weighed_parts,
+    wide_norm_squares,
+    wide_row_sums,
+    wide_summed,
+    wide_upstream,
 )
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
-# the `half` these kernels take for float64: PyTorch's double kernels round nothing beyond each operation's double
-# result, its sums run in 4 lanes (lowp.WIDE_LANES) and the norm's too; σ(z) in double is SLEEF's (not reproduced,
-# nor sample weights in float64: lossgrad's float64 formulas take those)
-WIDE = np.float64
+# float64 is lowp.WIDE: PyTorch's double kernels (σ(z) in double is SLEEF's: not reproduced, nor sample weights in
+# float64, which lossgrad's float64 formulas take)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 # a reduction to one number over more than GRAIN elements is split among the intra-op threads (lowp.chunks), each
 # thread's sum stored in the dtype, then those added (TensorIterator's two passes)
 Backward = Callable[[Array], Array]  # the gradient for the inputs, given the upstream gradient of each loss
-
-
-def _rounder(half: Any) -> Rounder:
-    """rounder's, and for float64 (WIDE) none: every operation's result is already its double."""
-    return (lambda a: np.asarray(a, dtype=np.float64)) if half is WIDE else rounder(half)
 
 
 def _number(v: float, half: Any) -> Any:
@@ -66,13 +60,8 @@ def _scalar_add(s: float, half: Any) -> Array:
 
 
 def _sums(x: Array, half: Any) -> Array:
-    """row_sums, and in float64 torch.sum's cascade over 4 lanes (a single row of more than GRAIN elements in the
-    threads' two passes)."""
-    if half is not WIDE:
-        return row_sums(x, half)
-    if x.shape[0] > 1 or x.shape[1] <= GRAIN:
-        return torch_sum(x, WIDE_LANES)
-    return np.array([total_sum(x, wide=True)])
+    """row_sums, and in float64 (WIDE) wide_row_sums."""
+    return wide_row_sums(x) if half is WIDE else row_sums(x, half)
 
 
 def _fused_squares(x: Array) -> Array:
@@ -117,32 +106,11 @@ def norm_squares(x: Array, half: Any) -> Array:
     return out
 
 
-def _wide_norm_squares(x: Array) -> Array:
-    """Σx² of each row of doubles as vector_norm sums it: 4 lanes of unfused products and sums (a 256-bit register,
-    as the float32 kernel's 8), the lanes added in order, then the last n mod 4 fused (x·x + acc, exactly, as
-    the C library's fma: in rationals, for at most 3 columns)."""
-    from fractions import Fraction
-
-    rows, n = x.shape
-    whole = n - n % WIDE_LANES
-    acc = np.zeros((rows, WIDE_LANES))
-    for d in range(0, whole, WIDE_LANES):
-        v = x[:, d:d + WIDE_LANES]
-        acc = acc + v * v
-    total = acc[:, 0].copy()
-    for j in range(1, WIDE_LANES):
-        total = total + acc[:, j]
-    for d in range(whole, n):
-        total = np.array([float(Fraction(float(a)) ** 2 + Fraction(float(t))) if np.isfinite(a) and np.isfinite(t)
-                          else float(a * a + t) for a, t in zip(x[:, d], total, strict=True)])
-    return total
-
-
 def vector_norm(x: Array, half: Any) -> Array:
     """torch.linalg.vector_norm(x, 2, dim=-1): the square root of norm_squares in float32, stored in the dtype (in
     float64, of _wide_norm_squares)."""
     if half is WIDE:
-        out: Array = np.sqrt(_wide_norm_squares(x))
+        out: Array = np.sqrt(wide_norm_squares(x))
         return out
     return rounder(half)(np.sqrt(norm_squares(x, half)))
 
@@ -193,7 +161,7 @@ def dice(y: Array, q: Array, squared: bool, smooth: float, half: Any, jaccard: b
     """DiceLoss(squared_pred=squared, jaccard=jaccard, smooth_nr=smooth, smooth_dr=smooth_dr or smooth) of
     probabilities q (one channel): its losses, and the backward from the upstream gradient of each loss (a
     column) to the gradient for q."""
-    rnd = _rounder(half)
+    rnd = rounder(half)
     s = _scalar_add(smooth, half), _scalar_add(smooth if smooth_dr is None else smooth_dr, half)
     if not squared:
         tp = _sums(rnd(q * y), half)[:, None]
@@ -212,7 +180,7 @@ def _dice_squared(y: Array, q: Array, s: tuple[Array, Array], half: Any,
     """compute_tp_fp_fn with ord 2: P, G, D the squared norms of q, y and q − y (vector_norm, then pow 2),
     tp = (P + G − D)/2, fp = P − tp, fn = G − tp; autograd's backward through pow (g·2·norm) and vector_norm
     (g·(x/norm), 0 where the norm is 0)."""
-    rnd = _rounder(half)
+    rnd = rounder(half)
     diff = rnd(q - y)
     npred, ndiff = vector_norm(q, half)[:, None], vector_norm(diff, half)[:, None]
     ntarget = vector_norm(y, half)[:, None]
@@ -237,7 +205,7 @@ def tversky(y: Array, q: Array, alpha: float, beta: float, smooth: float, half: 
     """TverskyLoss of probabilities q (one channel): tp = Σqy, fp = Σq(1 − y)·α, fn = Σ(1 − q)y·β,
     1 − (tp + s)/(tp + fp + fn + s_dr); the backward adds q's three gradients as the engine runs their nodes
     (fn's, fp's, then tp's)."""
-    rnd = _rounder(half)
+    rnd = rounder(half)
     s = _scalar_add(smooth, half)
     s_dr = _scalar_add(smooth if smooth_dr is None else smooth_dr, half)
     a, b = _number(alpha, half), _number(beta, half)
@@ -327,11 +295,8 @@ def _wide(loss: str, y: Array, p: Array, options: dict[str, Any]) -> Parts:
                                        WIDE, s_dr)
 
     def grad(n: float) -> Array:
-        return backward(np.full((y.shape[0], 1), 1.0 / n))
-
-    def value(n: float, total: Any) -> float:
-        return float(total(None) if n == 1 else total(None) / np.float64(n))
-    return Parts(losses=losses, grad=quiet(grad)(1), mean_grad=quiet(grad), **summed(losses, None, value, wide=True))
+        return backward(np.full((y.shape[0], 1), wide_upstream(n)))
+    return Parts(losses=losses, grad=quiet(grad)(1), mean_grad=quiet(grad), **wide_summed(losses))
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:

@@ -1,0 +1,105 @@
+"""Record PyTorch's triplet_margin_loss in float64 on the CPU, for tests/golden/triplet64.json (read by
+tests/test_triplet64.py): lossgrad's triplet under the torch convention in float64, with --norm-degree 1 and 2.
+
+Each record: the case (batch, features, p, margin, swap, reduction, kind), the seed its inputs come from (inputs():
+pure numpy draws, sums and products, so the test rebuilds them on any machine) with the SHA-256 of the anchors,
+positives and negatives, and torch's losses (reduction none) or value, and the gradients for the anchor, the
+positive and the negative (of the losses' sum for none), every number as float.hex; gradients of more than 4,096
+elements by SHA-256. Kinds: random rows at scales from 1e-3 to 1e3; a positive 1e-7 from its anchor (distances
+far below the rows); an anchor equal to its positive (a zero difference: ε = 1e-6 alone); ties (the positive the
+negative's mirror image through the anchor: with a margin of 1e-12 the hinge at 0, to rounding); rows of every
+length mod 4 (the 2-norm's lanes of 4 doubles and its fused tail); a batch of 40,000 samples (lossgrad's slices
+of 32,768) and a single sample of 50,001 features (the 1-norm's reduction split among the threads). The versions
+and the processor are recorded.
+
+    python3 scripts/golden_triplet64.py
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "triplet64.json"
+HASHED = 4096
+KINDS = ("random", "near", "equal", "tie")
+SHAPES = ((1, 1), (3, 2), (7, 3), (5, 4), (9, 5), (16, 8), (4, 17), (33, 31), (2, 100), (6, 1000))
+LONG = ((40000, 3), (1, 50001))
+
+
+def inputs(seed: int, shape: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Anchors, positives and negatives for the kind."""
+    rng = np.random.default_rng(seed)
+    scale = 10.0 ** float(rng.choice([-3.0, 0.0, 3.0]))
+    a, pos, neg = (rng.normal(size=shape) * scale for _ in range(3))
+    if kind == "near":
+        pos = a + rng.normal(size=shape) * 1e-7 * scale
+    elif kind == "equal":
+        pos = a.copy()
+    elif kind == "tie":  # (the positive the negative's mirror image through the anchor: as far, to rounding)
+        pos = a + (a - neg)
+    return a, pos, neg
+
+
+def digest(*arrays: np.ndarray) -> str:
+    """SHA-256 of the arrays' float64 bytes, in C order, one after another, every NaN as numpy's."""
+    h = hashlib.sha256()
+    for x in arrays:
+        x = np.asarray(x, dtype=np.float64)
+        h.update(np.ascontiguousarray(np.where(np.isnan(x), np.nan, x)).tobytes())
+    return h.hexdigest()
+
+
+def _kept(g: np.ndarray) -> Any:
+    return {"sha256": digest(g)} if g.size > HASHED else [float(v).hex() for v in g.reshape(-1)]
+
+
+def record(seed: int, shape: tuple[int, int], kind: str, p: float, margin: float, swap: bool,
+           reduction: str) -> dict:
+    import torch
+
+    a, pos, neg = inputs(seed, shape, kind)
+    ta, tp, tn = (torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (a, pos, neg))
+    loss = torch.nn.functional.triplet_margin_loss(ta, tp, tn, margin=margin, p=p, swap=swap, reduction=reduction)
+    (loss.sum() if reduction == "none" else loss).backward()
+    assert ta.grad is not None and tp.grad is not None and tn.grad is not None
+    out = loss.detach().numpy()
+    return {"shape": list(shape), "kind": kind, "p": p, "margin": margin, "swap": swap, "reduction": reduction,
+            "seed": seed, "inputs_sha256": digest(a, pos, neg),
+            "losses": _kept(out) if reduction == "none" else None,
+            "value": None if reduction == "none" else float(out).hex(),
+            "grad": _kept(ta.grad.numpy()), "grad_target": _kept(tp.grad.numpy()),
+            "grad_negative": _kept(tn.grad.numpy())}
+
+
+def main() -> None:
+    import torch
+
+    from make_golden import cpu_model, versions
+
+    rng = np.random.default_rng(20261205)
+    records, seed = [], 20261205
+    cases = [(shape, kind) for shape in SHAPES for kind in KINDS] + [(shape, "random") for shape in LONG]
+    for shape, kind in cases:
+        for p in (1.0, 2.0):
+            for swap in (False, True):
+                margin = float(rng.choice([1.0, 1e-12, 0.3, 5.0]))
+                for reduction in ("none", "sum", "mean"):
+                    records.append(record(seed, shape, kind, p, margin, swap, reduction))
+                seed += 1
+    meta = {**versions(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+            "threads": torch.get_num_threads()}
+    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_triplet64.py", "records": records},
+                              separators=(",", ":")) + "\n")
+    print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
+
+
+if __name__ == "__main__":
+    main()
