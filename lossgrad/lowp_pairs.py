@@ -1,7 +1,8 @@
 """PyTorch's CPU kernels for the losses of vector pairs, reproduced bit for bit in float32, float16 and bfloat16:
 triplet_margin_loss (pairwise_distance, a q-norm over each row, any q > 0), cosine_embedding_loss and lossgrad's
-torch cosine (cosine_embedding_loss with target 1), with their autograd; and triplet in float64 with q = 1 or 2
-(lowp.WIDE: the 2-norm's 4 lanes of doubles, lowp.wide_norm_squares; the 1-norm's running sum in double).
+torch cosine (cosine_embedding_loss with target 1), with their autograd; and in float64 (lowp.WIDE) triplet with
+q = 1 or 2 (the 2-norm's 4 lanes of doubles, lowp.wide_norm_squares; the 1-norm's running sum in double) and, with
+the `mkl` extra, cosine-embedding and cosine (torch.sum over 4 lanes, MKL's vmdSqrt).
 
 The row norms are `at::norm`'s CPU kernel. Its 2-norm of float32 and bfloat16 rows runs the vectorised last-dim
 path that PyTorch's build compiles for AVX2 (norm_stub has no AVX-512 kernel): squares added into 8 float32 lanes
@@ -38,6 +39,7 @@ from .lowp import (
     weighed_pair,
     weighed_parts,
     wide_norm_squares,
+    wide_row_sums,
     wide_summed,
     wide_upstream,
 )
@@ -262,18 +264,20 @@ def cosine_embedding(x1: Array, x2: Array, label: Array, margin: float,
     product of the two norms and the three products: x's gradient 2·(g₁·x) (its square's two paths) plus g·(the
     other vector)."""
     rnd = rounder(half)
-    prod = row_sums(rnd(x1 * x2), half)
-    m1 = rnd(row_sums(rnd(x1 * x1), half) + scalar(COS_EPS, half))
-    m2 = rnd(row_sums(rnd(x2 * x2), half) + scalar(COS_EPS, half))
-    denom = rnd(torch_sqrt(rnd(m1 * m2), half))
+    sums = wide_row_sums if half is WIDE else (lambda x: row_sums(x, half))
+    eps = np.float64(F32(COS_EPS)) if half is WIDE else scalar(COS_EPS, half)  # (a float constant in C++)
+    prod = sums(rnd(x1 * x2))
+    m1 = rnd(sums(rnd(x1 * x1)) + eps)
+    m2 = rnd(sums(rnd(x2 * x2)) + eps)
+    denom = rnd(mkl.sqrt64(rnd(m1 * m2)) if half is WIDE else torch_sqrt(rnd(m1 * m2), half))
     cos = rnd(prod / denom)
     below = rnd(cos - scalar(margin, half))
     alike, unlike = label == 1, label == -1
     losses = rnd(np.where(alike, rnd(F32(1) - cos), F32(0)) + np.where(unlike, np.maximum(below, F32(0)), F32(0)))
 
     def grads(n: float, up: Array | None = None) -> tuple[Array, Array]:
-        g = upstream_c(n, rnd) if up is None else up
-        g_cos = (-np.where(alike, g, F32(0)) + np.where(unlike & (below >= 0), g, F32(0))).astype(F32)
+        g = (wide_upstream(n) if half is WIDE else upstream_c(n, rnd)) if up is None else up
+        g_cos = (-np.where(alike, g, F32(0)) + np.where(unlike & (below >= 0), g, F32(0))).astype(prod.dtype)
         g_prod = rnd(g_cos / denom)
         g_den = rnd(-g_cos * rnd(rnd(prod / denom) / denom))
         g_mm = rnd(g_den / (F32(2) * denom))
@@ -296,10 +300,10 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
         if label is None:
             return weighed_parts(losses, lambda n, up=None: grads(n, up)[0], None, weights, half)
         return weighed_pair(losses, grads, "target", weights, half)
-    rnd = rounder(half)
+    value = wide_summed(losses) if half is WIDE else summed_losses(losses, rounder(half), half)
     extra = None if label is None else {"target": quiet(grads)(1)[1]}
     return Parts(losses=losses, grad=quiet(grads)(1)[0], extra_grads=extra, mean_grad=quiet(lambda n: grads(n)[0]),
-                 **summed_losses(losses, rnd, half),
+                 **value,
                  mean_extra_grads=None if label is None else quiet(lambda n: {"target": grads(n)[1]}))
 
 
@@ -328,13 +332,13 @@ def unsupported_dtype(loss: str, dtype: str) -> str | None:
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
-    """float64: triplet alone, without sample weights (cosine_embedding_loss's square root in double is MKL's
-    vdSqrt, not correctly rounded; lossgrad's float64 formulas take the rest)."""
+    """float64 without sample weights, and cosine_embedding_loss's only with the `mkl` extra (its square root in
+    double is MKL's vmdSqrt, not correctly rounded); lossgrad's float64 formulas take the rest."""
     if dtype != "float64":
         return None
-    if loss != "triplet":
-        return f"{loss} in float64 (its square root in double is MKL's, not correctly rounded)"
-    return "triplet with sample weights in float64" if sample_weight else None
+    if loss != "triplet" and not mkl.available():
+        return f"{loss} in float64 (its square root in double is MKL's vmdSqrt: {mkl.INSTALL})"
+    return f"{loss} with sample weights in float64" if sample_weight else None
 
 
 def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
@@ -358,8 +362,10 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     kernels give them in float32 (half None) or the half dtype (carried in float32); triplet's float64 inputs in
     float64 (WIDE)."""
     more = extra or {}
-    if loss == "triplet" and half is None and p.dtype == np.float64:
-        return triplet_parts(y, p, np.asarray(more["negative"], dtype=np.float64), WIDE, params or {}, weights)
+    if half is None and p.dtype == np.float64:
+        if loss == "triplet":
+            return triplet_parts(y, p, np.asarray(more["negative"], dtype=np.float64), WIDE, params or {}, weights)
+        return cosine_parts(y, p, more.get("label"), WIDE, params or {}, weights)
     y, p = y.astype(F32), p.astype(F32)
     if loss == "triplet":
         return triplet_parts(y, p, np.asarray(more["negative"], dtype=F32), half, params or {}, weights)

@@ -1,18 +1,22 @@
-"""Record PyTorch's triplet_margin_loss in float64 on the CPU, for tests/golden/triplet64.json (read by
-tests/test_triplet64.py): lossgrad's triplet under the torch convention in float64, with --norm-degree 1 and 2.
+"""Record PyTorch's triplet_margin_loss and cosine_embedding_loss in float64 on the CPU, for
+tests/golden/pairs64.json (read by tests/test_pairs64.py): lossgrad's triplet (--norm-degree 1 and 2),
+cosine-embedding and cosine under the torch convention in float64.
 
-Each record: the case (batch, features, p, margin, swap, reduction, kind), the seed its inputs come from (inputs():
-pure numpy draws, sums and products, so the test rebuilds them on any machine) with the SHA-256 of the anchors,
-positives and negatives, and torch's losses (reduction none) or value, and the gradients for the anchor, the
+Each triplet record: the case (batch, features, p, margin, swap, reduction, kind), the seed its inputs come from
+(inputs(): pure numpy draws, sums and products, so the test rebuilds them on any machine) with the SHA-256 of the
+anchors, positives and negatives, and torch's losses (reduction none) or value, and the gradients for the anchor, the
 positive and the negative (of the losses' sum for none), every number as float.hex; gradients of more than 4,096
 elements by SHA-256. Kinds: random rows at scales from 1e-3 to 1e3; a positive 1e-7 from its anchor (distances
 far below the rows); an anchor equal to its positive (a zero difference: ε = 1e-6 alone); ties (the positive the
 negative's mirror image through the anchor: with a margin of 1e-12 the hinge at 0, to rounding); rows of every
 length mod 4 (the 2-norm's lanes of 4 doubles and its fused tail); a batch of 40,000 samples (lossgrad's slices
-of 32,768) and a single sample of 50,001 features (the 1-norm's reduction split among the threads). The versions
-and the processor are recorded.
+of 32,768) and a single sample of 50,001 features (the 1-norm's reduction split among the threads).
+cosine_embedding_loss's records (loss "cosine-embedding", labels ±1 and a margin; "cosine", its target 1 as
+lossgrad's torch cosine) keep x1, x2 (and the labels) the same way, with the gradients for both: random rows,
+nearly parallel rows (x2 = 2·x1 + 1e-9 noise), a zero row, and the long shapes. The versions, the processor and
+whether MKL ran (PyTorch's double √ is its vmdSqrt) are recorded.
 
-    python3 scripts/golden_triplet64.py
+    python3 scripts/golden_pairs64.py
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "triplet64.json"
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "pairs64.json"
 HASHED = 4096
 KINDS = ("random", "near", "equal", "tie")
 SHAPES = ((1, 1), (3, 2), (7, 3), (5, 4), (9, 5), (16, 8), (4, 17), (33, 31), (2, 100), (6, 1000))
@@ -46,6 +50,17 @@ def inputs(seed: int, shape: tuple[int, int], kind: str) -> tuple[np.ndarray, np
     elif kind == "tie":  # (the positive the negative's mirror image through the anchor: as far, to rounding)
         pos = a + (a - neg)
     return a, pos, neg
+
+
+def cosine_inputs(seed: int, shape: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """x1, x2 and labels ±1 for the kind ("random", "parallel", "zero")."""
+    rng = np.random.default_rng(seed)
+    x1, x2 = (rng.normal(size=shape) * 10.0 ** float(rng.choice([-3.0, 0.0, 3.0])) for _ in range(2))
+    if kind == "parallel":
+        x2 = 2 * x1 + rng.normal(size=shape) * 1e-9
+    elif kind == "zero":
+        x1[0] = 0.0
+    return x1, x2, np.where(rng.random(shape[0]) < 0.5, 1.0, -1.0)
 
 
 def digest(*arrays: np.ndarray) -> str:
@@ -71,12 +86,28 @@ def record(seed: int, shape: tuple[int, int], kind: str, p: float, margin: float
     (loss.sum() if reduction == "none" else loss).backward()
     assert ta.grad is not None and tp.grad is not None and tn.grad is not None
     out = loss.detach().numpy()
-    return {"shape": list(shape), "kind": kind, "p": p, "margin": margin, "swap": swap, "reduction": reduction,
-            "seed": seed, "inputs_sha256": digest(a, pos, neg),
+    return {"loss": "triplet", "shape": list(shape), "kind": kind, "p": p, "margin": margin, "swap": swap,
+            "reduction": reduction, "seed": seed, "inputs_sha256": digest(a, pos, neg),
             "losses": _kept(out) if reduction == "none" else None,
             "value": None if reduction == "none" else float(out).hex(),
             "grad": _kept(ta.grad.numpy()), "grad_target": _kept(tp.grad.numpy()),
             "grad_negative": _kept(tn.grad.numpy())}
+
+
+def cosine_record(seed: int, shape: tuple[int, int], kind: str, loss: str, margin: float, reduction: str) -> dict:
+    import torch
+
+    x1, x2, labels = cosine_inputs(seed, shape, kind)
+    target = torch.tensor(labels if loss == "cosine-embedding" else np.ones(shape[0]), dtype=torch.float64)
+    t1, t2 = (torch.tensor(x, dtype=torch.float64, requires_grad=True) for x in (x1, x2))
+    out = torch.nn.functional.cosine_embedding_loss(t1, t2, target, margin=margin, reduction=reduction)
+    (out.sum() if reduction == "none" else out).backward()
+    assert t1.grad is not None and t2.grad is not None
+    value = out.detach().numpy()
+    return {"loss": loss, "shape": list(shape), "kind": kind, "margin": margin, "reduction": reduction, "seed": seed,
+            "inputs_sha256": digest(x1, x2, labels), "losses": _kept(value) if reduction == "none" else None,
+            "value": None if reduction == "none" else float(value).hex(), "grad": _kept(t1.grad.numpy()),
+            "grad_target": _kept(t2.grad.numpy())}
 
 
 def main() -> None:
@@ -94,9 +125,16 @@ def main() -> None:
                 for reduction in ("none", "sum", "mean"):
                     records.append(record(seed, shape, kind, p, margin, swap, reduction))
                 seed += 1
+    cases = [(shape, kind) for shape in SHAPES for kind in ("random", "parallel", "zero")]
+    for shape, kind in cases + [(shape, "random") for shape in LONG]:
+        for loss in ("cosine-embedding", "cosine"):
+            margin = float(rng.choice([0.0, 0.3, 0.9])) if loss == "cosine-embedding" else 0.0
+            for reduction in ("none", "sum", "mean"):
+                records.append(cosine_record(seed, shape, kind, loss, margin, reduction))
+            seed += 1
     meta = {**versions(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_triplet64.py", "records": records},
+            "threads": torch.get_num_threads(), "mkl": torch.backends.mkl.is_available()}
+    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_pairs64.py", "records": records},
                               separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
 

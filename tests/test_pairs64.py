@@ -1,8 +1,9 @@
-"""triplet under the torch convention in float64 with --norm-degree 1 and 2: PyTorch's triplet_margin_loss on its
-double kernels, as recorded by scripts/golden_triplet64.py in tests/golden/triplet64.json, bit for bit (losses or
-value, and the gradients for the anchor, the positive and the negative), in memory and from tensor files; live on
-fresh inputs with PyTorch installed; the norms whose float64 powers are not reproduced stay on lossgrad's formulas,
-silently, as before."""
+"""triplet (--norm-degree 1 and 2), cosine-embedding and cosine under the torch convention in float64: PyTorch's
+triplet_margin_loss and cosine_embedding_loss on its double kernels, as recorded by scripts/golden_pairs64.py in
+tests/golden/pairs64.json, bit for bit (losses or value, and every input's gradient), in memory and from tensor
+files; live on fresh inputs with PyTorch installed. The cosine losses need MKL's double root (the mkl extra, which
+the test extra installs); the norms whose float64 powers are not reproduced stay on lossgrad's formulas, silently,
+as before."""
 
 from __future__ import annotations
 
@@ -15,16 +16,21 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
+from lossgrad import mkl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from golden_triplet64 import digest, inputs  # noqa: E402
+from golden_pairs64 import cosine_inputs, digest, inputs  # noqa: E402
 
-DATA = json.loads((Path(__file__).resolve().parent / "golden" / "triplet64.json").read_text())
+DATA = json.loads((Path(__file__).resolve().parent / "golden" / "pairs64.json").read_text())
+TRIPLET = [r for r in DATA["records"] if r["loss"] == "triplet"]
+COSINE = [r for r in DATA["records"] if r["loss"] != "triplet"]
 GRADS = (("grad", lambda r: r.grad), ("grad_target", lambda r: r.grads["target"]),
          ("grad_negative", lambda r: r.grads["negative"]))
 
 
 def _id(rec: dict) -> str:
+    if rec["loss"] != "triplet":
+        return f"{rec['loss']}-{'x'.join(map(str, rec['shape']))}-{rec['kind']}-m{rec['margin']:g}-{rec['reduction']}"
     return (f"{'x'.join(map(str, rec['shape']))}-{rec['kind']}-p{rec['p']:g}-m{rec['margin']:g}"
             f"{'-swap' if rec['swap'] else ''}-{rec['reduction']}")
 
@@ -43,7 +49,7 @@ def _evaluate(rec: dict) -> lossgrad.Result:
                             swap=rec["swap"], reduction=rec["reduction"])
 
 
-@pytest.mark.parametrize("rec", DATA["records"], ids=[_id(r) for r in DATA["records"]])
+@pytest.mark.parametrize("rec", TRIPLET, ids=[_id(r) for r in TRIPLET])
 def test_torch_float64_bit_for_bit(rec: dict) -> None:
     r = _evaluate(rec)
     if rec["reduction"] == "none":
@@ -54,8 +60,35 @@ def test_torch_float64_bit_for_bit(rec: dict) -> None:
         assert _held(of(r), rec[name]), name
 
 
+@pytest.mark.skipif(not mkl.available(), reason="the mkl extra is not installed (PyTorch's double root is MKL's)")
+@pytest.mark.parametrize("rec", COSINE, ids=[_id(r) for r in COSINE])
+def test_cosine_float64_bit_for_bit(rec: dict) -> None:
+    x1, x2, labels = cosine_inputs(rec["seed"], tuple(rec["shape"]), rec["kind"])
+    assert digest(x1, x2, labels) == rec["inputs_sha256"]
+    if rec["loss"] == "cosine":
+        r = lossgrad.cosine(x2, x1, convention="torch", reduction=rec["reduction"])
+    else:
+        r = lossgrad.evaluate("cosine-embedding", x2, x1, label=labels, convention="torch", margin=rec["margin"],
+                              reduction=rec["reduction"])
+        assert _held(r.grads["target"], rec["grad_target"])
+    if rec["reduction"] == "none":
+        assert _held(r.losses, rec["losses"])
+    else:
+        assert r.value == float.fromhex(rec["value"])
+    assert _held(r.grad, rec["grad"])
+
+
+def test_without_mkl_cosine_stays_on_the_formulas_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(mkl, "available", lambda: False)
+    r = lossgrad.cosine([[1.0, 2.0], [0.5, 0.1]], [[0.9, 2.2], [0.4, 0.3]], convention="torch")
+    assert r.warnings == [] and np.isfinite(r.value)
+
+
 def test_the_records_cover_each_norm_swap_reduction_and_kind() -> None:
-    seen = {(r["p"], r["swap"], r["reduction"], r["kind"]) for r in DATA["records"]}
+    assert {(r["loss"], r["kind"], r["reduction"]) for r in COSINE} == {
+        (loss, k, red) for loss in ("cosine-embedding", "cosine") for k in ("random", "parallel", "zero")
+        for red in ("none", "sum", "mean")}
+    seen = {(r["p"], r["swap"], r["reduction"], r["kind"]) for r in TRIPLET}
     assert seen == {(p, s, red, k) for p in (1.0, 2.0) for s in (False, True) for red in ("none", "sum", "mean")
                     for k in ("random", "near", "equal", "tie")}
     assert {r["shape"][1] % 4 for r in DATA["records"]} == {0, 1, 2, 3}
@@ -63,7 +96,7 @@ def test_the_records_cover_each_norm_swap_reduction_and_kind() -> None:
 
 
 def test_tensor_files(tmp_path: Path) -> None:
-    rec = next(r for r in DATA["records"] if r["shape"] == [16, 8] and r["p"] == 2.0 and r["reduction"] == "mean"
+    rec = next(r for r in TRIPLET if r["shape"] == [16, 8] and r["p"] == 2.0 and r["reduction"] == "mean"
                and r["kind"] == "random")
     a, pos, neg = inputs(rec["seed"], (16, 8), "random")
     for name, x in (("a", a), ("pos", pos), ("neg", neg)):
@@ -97,3 +130,20 @@ def test_live_on_fresh_inputs(live_rng: np.random.Generator) -> None:
         assert r.value == loss.item()
         for got, want in ((r.grad, ta.grad), (r.grads["target"], tp.grad), (r.grads["negative"], tn.grad)):
             assert np.array_equal(got, want.numpy())
+
+
+@pytest.mark.frameworks
+@pytest.mark.skipif(not mkl.available(), reason="the mkl extra is not installed (PyTorch's double root is MKL's)")
+def test_live_cosine_on_fresh_inputs(live_rng: np.random.Generator) -> None:
+    torch = pytest.importorskip("torch")
+    rng = live_rng
+    for _ in range(40):
+        b, d = int(rng.integers(1, 40)), int(rng.integers(1, 70))
+        x1, x2 = (rng.normal(size=(b, d)) * 10.0 ** rng.uniform(-3, 3) for _ in range(2))
+        labels, margin = np.where(rng.random(b) < 0.5, 1.0, -1.0), float(rng.choice([0.0, 0.4]))
+        t1, t2 = (torch.tensor(x, requires_grad=True) for x in (x1, x2))
+        loss = torch.nn.functional.cosine_embedding_loss(t1, t2, torch.tensor(labels), margin=margin)
+        loss.backward()
+        r = lossgrad.evaluate("cosine-embedding", x2, x1, label=labels, convention="torch", margin=margin)
+        assert r.value == loss.item()
+        assert np.array_equal(r.grad, t1.grad.numpy()) and np.array_equal(r.grads["target"], t2.grad.numpy())
