@@ -310,8 +310,10 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each
 # takes, and what it covers (for messages)
 TAKES = {"triplet": ("margin", "norm_degree", "swap"), "cosine-embedding": ("margin",), "cosine": ()}
-SUPPORTED = ("triplet (with norm_degree, margin and swap; in float32 not with norm_degree 0.5, 1.5 or 2.5)",
-             "cosine-embedding and cosine (float16 and bfloat16; with margin)",
+SUPPORTED = ("triplet (with norm_degree, margin and swap; in float32 not with norm_degree 0.5, 1.5 or 2.5, in float64 "
+             "with norm_degree 1 or 2)",
+             "cosine-embedding and cosine (float16 and bfloat16, and float32 and float64 with the mkl extra; with "
+             "margin)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on triplet, cosine-embedding and cosine")
 ROOT_NORMS = (0.5, 1.5, 2.5)  # the norms whose backward takes a float32 power ½ (x ** 0.5 is torch.sqrt: MKL's)
 # the losses weighed by sample as PyTorch users weigh them (its functions take no weight per sample): each loss of

@@ -1,4 +1,5 @@
-"""Intel MKL's vector math (VML), where PyTorch's float32 kernels take e^x, log x and √x from it.
+"""Intel MKL's vector math (VML), where PyTorch's float32 kernels take e^x, log x and √x from it (and its float64
+kernels √x).
 
 PyTorch's CPU builds link MKL and compute exp, log and sqrt of float32 tensors (and x ** 0.5, which goes to the
 square root) with vmsExp, vmsLn and vmsSqrt in mode VML_HA (ATen's cpu/vml.h), which are not correctly rounded:
