@@ -237,7 +237,12 @@ TORCH = Convention(
     nan_why={"focal": "torchvision's (1 − p_t)^γ has the derivative γ·(1 − p_t)^(γ−1), infinite at 1 − p_t = 0 for "
              "γ < 1, and autodiff multiplies it by a 0 in the product rule for p_t",
              "ctc": "ctc_loss's backward divides by the probability 0 of a sequence with no alignment; "
-             "{zero_infinity} gives 0"},
+             "{zero_infinity} gives 0",
+             "dice": "MONAI's quotient is 0/0 where a sample's sums and smoothing are all 0, or its terms overflow "
+             "the dtype (∞/∞, ∞ − ∞)",
+             "tversky": "MONAI's quotient is 0/0 where a sample's sums and smoothing are all 0, or its terms "
+             "overflow the dtype (∞/∞, ∞ − ∞)",
+             "triplet": "a distance overflows the dtype, so the margin term is ∞ − ∞"},
     lacks={
         ("ce", "probs"): "PyTorch has no cross entropy on probabilities (F.cross_entropy takes logits); "
         "pass logits with {from_logits}",

@@ -1489,9 +1489,17 @@ def wide_norm_squares(x: Array) -> Array:
     for j in range(1, WIDE_LANES):
         total = total + acc[:, j]
     for d in range(whole, n):
-        total = np.array([float(Fraction(float(a)) ** 2 + Fraction(float(t))) if np.isfinite(a) and np.isfinite(t)
+        total = np.array([_rounded(Fraction(float(a)) ** 2 + Fraction(float(t))) if np.isfinite(a) and np.isfinite(t)
                           else float(a * a + t) for a, t in zip(x[:, d], total, strict=True)])
     return total
+
+
+def _rounded(q: Any) -> float:
+    """A rational rounded to the nearest double, ±∞ beyond the largest (as an fma's result overflows)."""
+    try:
+        return float(q)
+    except OverflowError:
+        return math.inf if q > 0 else -math.inf
 
 
 def wide_upstream(n: float) -> Any:

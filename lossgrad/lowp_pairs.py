@@ -172,12 +172,12 @@ def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array,
     row."""
     rnd = rounder(half)
     u = rnd(rnd(x1 - x2) + scalar(DIST_EPS, half))
-    if q == 1:
+    if u.shape[1] == 1:
+        d = np.abs(u[:, 0])  # (a norm over one element is its absolute value: no square, no powf taken)
+    elif q == 1:
         d = running_sum(np.abs(u))
     elif q == 2:
         d = np.sqrt(sum_squares(u, half))  # (float32's root, or double's)
-    elif u.shape[1] == 1:
-        d = np.abs(u[:, 0])  # (a norm over one element is its absolute value, no powf taken)
     else:
         total = running_sum(powf(np.abs(u), q))  # (NormOps: Σ powf(|u|, q) in float32, then powf(Σ, 1/q), 1/q a float)
         d = powf(total, F32(1) / F32(q))

@@ -345,8 +345,11 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     per_sample = s.per_sample_for(r.geometry.width)
     parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
     divided: set[str] = set()
+    joined = None  # (--over-batch: the batch's one loss, the value of every reduction)
     for a, blocks, counted in _blocks(s, r, weight):
         accumulate(s, acc, blocks)
+        if s.params.get("over_batch"):
+            joined = float(blocks[0].parts.losses.reshape(-1)[0])
         if parts:
             accumulate(s, parts[a // r.cut], blocks)
         losses = np.concatenate([b.parts.losses.reshape(-1) for b in blocks])
@@ -362,6 +365,8 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     _, divisor = acc.finish(s.reduction.value, s.np_dtype)
     result.value = batch_value(s, acc.slices, divisor, result)  # (as lossgrad.api.run gives it)
     result.joined = r.pred.size if s.params.get("over_batch") else None
+    if joined is not None:  # (its one loss, kept whether or not the losses are written)
+        result.losses = np.array([joined])
     written = [tensor_out.Written(sp, 1 if sp.name == "losses" or sp.name in divided else divisor)
                for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)

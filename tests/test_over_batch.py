@@ -252,3 +252,14 @@ def test_check_tries_it_off_when_given() -> None:
     assert any("--over-batch = off, where you passed --over-batch = on" in f for f in r.json()["findings"])
     assert_usage_error(run("check", "dice", "-y", "1,0;1,1", "-p", "1,0;0,1", "--over-batch", "--micro-batches",
                            "2", "--my-grad", grad), "--micro-batches", "run each micro-batch on its own")
+
+
+def test_reduction_none_to_a_tensor_file(tmp_path: Path) -> None:
+    np.save(tmp_path / "y.npy", np.array([[1.0, 0.0], [1.0, 1.0]]))
+    np.save(tmp_path / "p.npy", np.array([[1.0, 0.0], [0.0, 1.0]]))
+    out = tmp_path / "out.npz"
+    r = run("dice", "-y", tmp_path / "y.npy", "-p", tmp_path / "p.npy", "--over-batch", "-r", "none", "-o", out)
+    assert r.code == 0, r.err
+    assert "one loss over the whole batch of 4 outputs): value=0.2" in r.err
+    with np.load(out) as d:
+        assert d["losses"].tolist() == [pytest.approx(0.2, rel=1e-15)]

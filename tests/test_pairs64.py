@@ -147,3 +147,20 @@ def test_live_cosine_on_fresh_inputs(live_rng: np.random.Generator) -> None:
         r = lossgrad.evaluate("cosine-embedding", x2, x1, label=labels, convention="torch", margin=margin)
         assert r.value == loss.item()
         assert np.array_equal(r.grad, t1.grad.numpy()) and np.array_equal(r.grads["target"], t2.grad.numpy())
+
+
+def test_distances_past_the_float_range_as_pytorch_has_them() -> None:
+    import math
+
+    # one feature: torch's norm over a dimension of 1 is |u|, nothing squared. a = 1e200, positive −1e200,
+    # negative 5e199: d(a, p) = 2e200, d(a, n) = 5e199 (ε = 1e−6 far below their ulp), ℓ = (1 + 2e200) − 5e199;
+    # each gradient is the sign of its difference: anchor 1 − 1 = 0, positive −1, negative 1
+    r = lossgrad.triplet([[-1e200]], [[1e200]], negative=[[5e199]], convention="torch", reduction="sum")
+    assert r.value == (1.0 + 2e200) - 5e199
+    assert (r.grad.tolist(), r.grads["target"].tolist(), r.grads["negative"].tolist()) == ([[0.0]], [[-1.0]], [[1.0]])
+    # two features: a = (1e154, 2e154), positive −a: the squares of u = 2a overflow, d(a, p) = ∞ and ℓ = ∞; the
+    # anchor's gradient is then −(a − n)/d(a, n) alone, n = (5e153, 1e154): −(1, 2)/√5
+    r = lossgrad.triplet([[-1e154, -2e154]], [[1e154, 2e154]], negative=[[5e153, 1e154]], convention="torch",
+                         reduction="sum")
+    assert r.value == math.inf
+    assert np.allclose(r.grad, [[-1 / math.sqrt(5), -2 / math.sqrt(5)]], rtol=1e-15, atol=0)

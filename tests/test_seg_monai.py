@@ -248,3 +248,14 @@ def test_live_float64_on_probabilities(live_rng: np.random.Generator) -> None:
                 assert np.array_equal(r.losses, _f(rec["losses"]), equal_nan=True)
             else:
                 assert r.value == float(rec["value"])
+
+
+@pytest.mark.parametrize("dtype, p", [("float64", 1e-300), ("float32", 1e-30)])
+def test_squared_single_pixel_keeps_its_norm(dtype: str, p: float) -> None:
+    # one pixel, y = 0, --squared, MONAI's s = 1e-5: ‖p‖ over one element is |p| (vector_norm squares nothing), its
+    # square underflows to 0, so ℓ = 1 − s/s = 0. tp = (P + G − D)/2 with D = ‖p − y‖²: ∂ℓ/∂tp = −2/s and
+    # ∂ℓ/∂P = 1/s − 1/s = 0, so ∂ℓ/∂D = 1/s, and D's backward 2‖p‖·p/‖p‖ = 2p gives 2p/s (where a norm taken
+    # as √(p²) = 0 would give 0)
+    r = lossgrad.dice([[0.0]], [[p]], squared=True, convention="torch", reduction="sum", dtype=dtype)
+    assert r.value == 0.0
+    assert r.grad[0, 0] == pytest.approx(2 * p / 1e-5, rel=1e-6 if dtype == "float32" else 1e-14)
