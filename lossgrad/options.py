@@ -417,7 +417,7 @@ def param_value(param: Param, value: Any) -> Any:
         return int(number)
     if number < 0 or (param.positive and number == 0):
         raise OptionError(name, f"must be {'positive' if param.positive else 'zero or more'}, got {number!r}")
-    if name in ("label_smoothing", "alpha") and number > 1:
+    if param.fraction and number > 1:
         raise OptionError(name, f"must be in [0, 1], got {number!r}")
     return number
 

@@ -210,3 +210,12 @@ def test_check_finds_monais_squared_pred():
             "--my-loss", repr(case["value"]), "-f", "json")
     assert r.code == 0, r.err
     assert r.json()["match"]["convention"] == "torch" and r.json()["match"]["options"] == {"squared": True}
+
+
+def test_tversky_weights_above_one():
+    # α weighs the false positives and may exceed 1 (MONAI and Keras take any weight): y = (1, 0), p = (0.3, 0.4),
+    # TP = 0.3, FP = 0.4, FN = 0.7, α = 2, β = ½: ℓ = (0.8 + 0.35)/(0.3 + 0.8 + 0.35) = 23/29
+    r = lossgrad.tversky([[1.0, 0.0]], [[0.3, 0.4]], alpha=2.0, beta=0.5)
+    assert r.value == pytest.approx(23 / 29, rel=1e-15)
+    assert run("tversky", "--alpha", "2", "-y", "1,0", "-p", "0.3,0.4").code == 0
+    assert_usage_error(run("focal", "--alpha", "2", "-y", "1,0", "-p", "0.3,0.4"), "--alpha", "[0, 1]")

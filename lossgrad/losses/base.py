@@ -112,6 +112,7 @@ class Param:
     integer: bool = False  # a class index (any sign), not a size
     vector: bool = False  # numbers separated by commas (one per class), not one number
     flag: bool = False  # an on/off switch (--log-input), not a number
+    fraction: bool = False  # in [0, 1] (focal's α, label smoothing), not any size
 
 
 @dataclass(frozen=True)

@@ -33,7 +33,7 @@ WEIGHTS = Param("class_weights", None, "One weight per class, comma separated: P
                 "samples' weights), Keras' fit(class_weight=...) (each sample weighs its class's, a one-hot or soft "
                 "row its argmax class's; the mean divides by N).", vector=True)
 SMOOTHING = Param("label_smoothing", 0.0, "Label smoothing s: targets become y(1 − s) + s/K (K = 2 for bce, the "
-                  "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False)
+                  "number of classes for ce), as Keras, PyTorch and optax define it.", positive=False, fraction=True)
 
 
 

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 GAMMA = Param("gamma", 2.0, "The focusing exponent γ of (1 − p_t)^γ (0 gives plain bce).", positive=False)
 ALPHA = Param("alpha", None, "Class balance α in [0, 1]: positives weigh α, negatives 1 − α (Keras' "
               "apply_class_balancing; torchvision's alpha, which defaults to 0.25 there) [default: none].",
-              positive=False)
+              positive=False, fraction=True)
 
 
 def _alpha_t(y: Array, alpha: float | None) -> Array | None:
