@@ -415,7 +415,8 @@ def contrastive_formulas(from_logits: bool, conv: Convention, temperature: float
 CONTRASTIVE = register(
     Loss(
         name="contrastive",
-        summary="contrastive InfoNCE loss: each anchor (--pred row) against all positives (--target rows)",
+        summary="contrastive InfoNCE loss: each anchor (--pred row) against all positives (--target rows); "
+                "--symmetric, --ntxent, --decoupled",
         kind="elementwise",
         compute=contrastive_compute,
         check=contrastive_check,

@@ -283,7 +283,8 @@ def segmentation_reasons(conv: Convention, y2: Array, p2: Array, from_logits: bo
 DICE = register(
     Loss(
         name="dice",
-        summary="Dice loss 1 − (2Σpy + s)/(Σp + Σy + s) along each sample's outputs, --squared, --smooth",
+        summary="Dice loss 1 − (2Σpy + s)/(Σp + Σy + s) along each sample's outputs (or --over-batch), --squared, "
+                "--smooth, --jaccard",
         kind="elementwise",
         compute=dice_compute,
         check=segmentation_check,
@@ -300,7 +301,8 @@ DICE = register(
 TVERSKY = register(
     Loss(
         name="tversky",
-        summary="Tversky loss 1 − (TP + s)/(TP + α·FP + β·FN + s) along each sample's outputs, --alpha, --beta",
+        summary="Tversky loss 1 − (TP + s)/(TP + α·FP + β·FN + s) along each sample's outputs (or --over-batch), "
+                "--alpha, --beta",
         kind="elementwise",
         compute=tversky_compute,
         check=segmentation_check,
