@@ -262,7 +262,7 @@ TORCH = Convention(
     pairs_tie=1.0,
     ctc="torch",
     ctc_mean="target-length",
-    kernels_float64=frozenset({"ctc", "dice", "tversky", "triplet", "cosine-embedding", "cosine"}),
+    kernels_float64=frozenset({"ctc", "dice", "tversky", "triplet", "cosine-embedding", "cosine", "gaussian-nll"}),
 )
 
 OPTAX = Convention(

@@ -1094,8 +1094,10 @@ def torch_exp(x: Array, half: Any) -> Array:
 
 
 def torch_log(x: Array, half: Any) -> Array:
-    """torch.log of a tensor of positive normal numbers: MKL's vmsLn in float32, SLEEF's logf for a half dtype's
-    float32."""
+    """torch.log of a tensor of positive normal numbers: MKL's vmsLn in float32 (vmdLn in float64, WIDE), SLEEF's
+    logf for a half dtype's float32."""
+    if half is WIDE:
+        return mkl.log64(x)
     return mkl.log(x) if half is None else logf(x)
 
 
@@ -1136,6 +1138,21 @@ def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
     """Whether a row's results depend on where it lies in the whole batch: the scalar loops at the end of each
     thread's part of the batch (tails: bce from logits' σ, huber's and smooth-l1's backward)."""
     return (loss == "bce" and from_logits) or loss in ("huber", "smooth-l1")
+
+
+# the dtypes these kernels run in (float64 only for the losses conventions.TORCH.kernels_float64 names here:
+# gaussian-nll, unsupported_mode)
+DTYPES = ("float32", "float16", "bfloat16", "float64")
+
+
+def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
+    """float64: gaussian-nll alone, with the `mkl` extra (its log v in double is MKL's vmdLn) and without sample
+    weights; lossgrad's float64 formulas take the rest."""
+    if dtype != "float64":
+        return None
+    if loss != "gaussian-nll" or not mkl.available():
+        return f"{loss} in float64 (its log in double is MKL's vmdLn: {mkl.INSTALL})"
+    return f"{loss} with sample weights in float64" if sample_weight else None
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -1220,10 +1237,14 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
     float32), with the gradient and the value of the mean over N formed as the kernels form them; `weights`:
-    one per sample, the loss's weight= (bce); `extra`: the loss's further inputs (gaussian-nll's var)."""
+    one per sample, the loss's weight= (bce); `extra`: the loss's further inputs (gaussian-nll's var). float64
+    inputs (half None) of gaussian-nll are PyTorch's double kernels (WIDE)."""
+    options = params or {}
+    if loss == "gaussian-nll" and half is None and p.dtype == np.float64:
+        var64 = np.asarray((extra or {})["var"], dtype=np.float64)
+        return gaussian_nll_parts(y, p, var64, WIDE, options, weights)
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
-    options = params or {}
     if loss == "gaussian-nll":
         return gaussian_nll_parts(y, p, np.asarray((extra or {})["var"], dtype=F32), half, options, weights)
     if loss == "margin-ranking":
@@ -1341,6 +1362,7 @@ def elementwise(loss: str, y: Array, p: Array, rnd: Rounder, half: Any, switches
 
 
 HALF_LOG_2PI = F32(0.5 * np.log(2 * np.pi))  # (gaussian_nll_loss's full term, a double rounded as it is added)
+HALF_LOG_2PI_DOUBLE = 0.5 * math.log(2 * math.pi)  # (the same, as float64 adds it)
 
 
 def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
@@ -1350,21 +1372,24 @@ def gaussian_nll(y: Array, p: Array, var: Array, full: bool, eps: float,
     g = ½ of 1/n in the dtype (or of an upstream gradient `up`), grad = (g/v)·2e, grad_var = g/v + (−g)·((e²/v)/v),
     a variance per sample summed over its outputs (torch.sum) in each path before the two are added."""
     rnd, kind = rounder(half), half or F32
-    v = np.maximum(var, np.asarray(np.float64(eps).astype(kind), dtype=F32))
+    carried = np.float64 if half is WIDE else F32  # (the arrays' type: float32 carries the half dtypes)
+    v = np.maximum(var, np.asarray(np.float64(eps).astype(kind), dtype=carried))
     e = rnd(p - y)
     q = rnd(rnd(e * e) / v)
     losses = rnd(F32(0.5) * rnd(rnd(torch_log(v, half)) + q))
     if full:
-        losses = rnd(losses + rnd(HALF_LOG_2PI))
+        losses = rnd(losses + (HALF_LOG_2PI_DOUBLE if half is WIDE else rnd(HALF_LOG_2PI)))
+    sums = wide_row_sums if half is WIDE else (lambda x: row_sums(x, half))
 
     def grads(n: float, up: Array | None = None) -> tuple[Array, Array]:
-        g = rnd((upstream_c(n, rnd) if up is None else up) * F32(0.5))
+        c = (wide_upstream(n) if half is WIDE else upstream_c(n, rnd)) if up is None else up
+        g = rnd(c * F32(0.5))
         grad = rnd(rnd(g / v) * rnd(F32(2) * e))
         div = rnd(rnd(-g) * rnd(q / v))
         if v.shape == p.shape:
             return grad, rnd(rnd(g / v) + div)
-        per_row = row_sums(np.broadcast_to(g, p.shape).astype(F32), half)[:, None]
-        return grad, rnd(rnd(per_row / v) + row_sums(div, half)[:, None])
+        per_row = sums(np.broadcast_to(g, p.shape).astype(carried))[:, None]
+        return grad, rnd(rnd(per_row / v) + sums(div)[:, None])
     return losses, grads
 
 
@@ -1377,9 +1402,9 @@ def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[
         losses, grads = gaussian_nll(y, p, var, bool(options.get("full")), 1e-6 if eps is None else float(eps), half)
     if weights is not None:
         return weighed_pair(losses, grads, "var", weights, half)
-    rnd = rounder(half)
+    value = wide_summed(losses) if half is WIDE else summed_losses(losses, rounder(half), half)
     return Parts(losses=losses, grad=quiet(lambda n: grads(n)[0])(1), extra_grads={"var": quiet(grads)(1)[1]},
-                 mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
+                 mean_grad=quiet(lambda n: grads(n)[0]), **value,
                  mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
 
 
