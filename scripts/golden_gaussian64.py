@@ -15,14 +15,13 @@ and one of 50,001 outputs. The versions, the processor and whether PyTorch has M
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from golden_pairs64 import _kept, digest  # noqa: E402
+from golden_pairs64 import _kept, digest, save  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "gaussian64.json"
 SHAPES = ((1, 1), (3, 2), (7, 3), (5, 4), (9, 5), (16, 8), (4, 17), (2, 100))
@@ -63,10 +62,6 @@ def record(seed: int, shape: tuple[int, int], kind: str, per_sample: bool, full:
 
 
 def main() -> None:
-    import torch
-
-    from make_golden import cpu_model, versions
-
     records, seed = [], 20261206
     for shape, kind in [(s, k) for s in SHAPES for k in KINDS] + [(s, "random") for s in LONG]:
         for per_sample in (False, True):
@@ -74,11 +69,7 @@ def main() -> None:
             for reduction in ("none", "sum", "mean"):
                 records.append(record(seed, shape, kind, per_sample, full, eps, reduction))
             seed += 1
-    meta = {**versions(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
-            "threads": torch.get_num_threads(), "mkl": torch.backends.mkl.is_available()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_gaussian64.py", "records": records},
-                              separators=(",", ":")) + "\n")
-    print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes")
+    save(OUT, records, "scripts/golden_gaussian64.py")
 
 
 if __name__ == "__main__":

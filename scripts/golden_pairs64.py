@@ -111,10 +111,6 @@ def cosine_record(seed: int, shape: tuple[int, int], kind: str, loss: str, margi
 
 
 def main() -> None:
-    import torch
-
-    from make_golden import cpu_model, versions
-
     rng = np.random.default_rng(20261205)
     records, seed = [], 20261205
     cases = [(shape, kind) for shape in SHAPES for kind in KINDS] + [(shape, "random") for shape in LONG]
@@ -132,11 +128,21 @@ def main() -> None:
             for reduction in ("none", "sum", "mean"):
                 records.append(cosine_record(seed, shape, kind, loss, margin, reduction))
             seed += 1
+    save(OUT, records, "scripts/golden_pairs64.py")
+
+
+def save(out: Path, records: list[dict], made_by: str) -> None:
+    """The records with the versions, the processor, PyTorch's instruction set and threads, and whether it has
+    MKL."""
+    import torch
+
+    from make_golden import cpu_model, versions
+
     meta = {**versions(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(), "mkl": torch.backends.mkl.is_available()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_pairs64.py", "records": records},
-                              separators=(",", ":")) + "\n")
-    print(f"{OUT}: {len(records)} records, {OUT.stat().st_size} bytes, {meta}")
+    out.write_text(json.dumps({"versions": meta, "made_by": made_by, "records": records}, separators=(",", ":"))
+                   + "\n")
+    print(f"{out}: {len(records)} records, {out.stat().st_size} bytes, {meta}")
 
 
 if __name__ == "__main__":
