@@ -76,6 +76,14 @@ def _kept(g: np.ndarray) -> Any:
     return {"sha256": digest(g)} if g.size > HASHED else [float(v).hex() for v in g.reshape(-1)]
 
 
+def matches(got: np.ndarray, kept: Any) -> bool:
+    """Whether `got` has the bits an array _kept recorded (its SHA-256 past HASHED elements; NaN for NaN)."""
+    if isinstance(kept, dict):
+        return digest(got) == kept["sha256"]
+    return bool(np.array_equal(np.asarray(got, dtype=np.float64).reshape(-1),
+                               np.array([float.fromhex(v) for v in kept]), equal_nan=True))
+
+
 def record(seed: int, shape: tuple[int, int], kind: str, p: float, margin: float, swap: bool,
            reduction: str) -> dict:
     import torch
