@@ -262,7 +262,8 @@ TORCH = Convention(
     pairs_tie=1.0,
     ctc="torch",
     ctc_mean="target-length",
-    kernels_float64=frozenset({"ctc", "dice", "tversky", "triplet", "cosine-embedding", "cosine", "gaussian-nll"}),
+    kernels_float64=frozenset({"ctc", "dice", "tversky", "triplet", "cosine-embedding", "cosine", "gaussian-nll",
+                                "poisson"}),
 )
 
 OPTAX = Convention(

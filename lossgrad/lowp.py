@@ -1089,7 +1089,10 @@ def smooth_l1(y: Array, p: Array, beta: float, rnd: Rounder, half: Any,
 
 
 def torch_exp(x: Array, half: Any) -> Array:
-    """torch.exp of a tensor: MKL's vmsExp in float32 (lossgrad.mkl), SLEEF's expf for a half dtype's float32."""
+    """torch.exp of a tensor: MKL's vmsExp in float32 (lossgrad.mkl; vmdExp in float64, WIDE), SLEEF's expf for a
+    half dtype's float32."""
+    if half is WIDE:
+        return mkl.exp64(x)
     return mkl.exp(x) if half is None else expf(x)
 
 
@@ -1109,29 +1112,40 @@ def torch_sqrt(x: Array, half: Any) -> Array:
 
 def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half: Any) -> tuple[Array, Backward]:
     """poisson_nll_loss under autograd, each op rounded: e^z − y·z (log rates), or p − y·log(p + ε) with ε =
-    10⁻⁸ as the dtype holds it (0 in float16); full: + y·log y − y + ½·log(2πy) where y > 1. The gradient
-    the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype, or `up`. (e^x and log x of float32
-    are MKL's; of float16 and bfloat16 SLEEF's in float32, rounded.)"""
+    10⁻⁸ as the dtype holds it (0 in float16); full: + y·log y − y + ½·log(2πy) where y > 1 (2π a double, as the
+    dtype holds it). The gradient the two terms' added: g·e^z − g·y, or g − g·y/(p + ε), g = 1 or 1/N in the dtype,
+    or `up`. (e^x and log x of float32 and float64 (WIDE) are MKL's; of float16 and bfloat16 SLEEF's in float32,
+    rounded.)"""
+    kind = np.float64 if half is WIDE else F32  # (the arrays' type: float32 carries the half dtypes)
+    one = kind(1)
     with np.errstate(divide="ignore"):
         if log_input:
             e = rnd(torch_exp(p, half))
             losses = rnd(e - rnd(y * p))
         else:
-            q = rnd(p + rnd(np.asarray(1e-8, dtype=F32)))
-            losses = rnd(p - rnd(y * rnd(np.where(q > 0, torch_log(np.where(q > 0, q, F32(1)), half),
-                                                  F32(-np.inf)))))
+            q = rnd(p + rnd(np.asarray(1e-8, dtype=kind)))
+            losses = rnd(p - rnd(y * rnd(np.where(q > 0, torch_log(np.where(q > 0, q, one), half), kind(-np.inf)))))
         if full:
-            logy = rnd(torch_log(np.where(y > 1, y, F32(1)), half))
-            two_pi_y = rnd(torch_log(rnd(F32(2 * np.pi) * np.where(y > 1, y, F32(1))), half))
-            stirling = rnd(rnd(rnd(y * logy) - y) + rnd(F32(0.5) * two_pi_y))
-            losses = rnd(losses + np.where(y > 1, stirling, F32(0)))
+            counts = np.where(y > 1, y, one)
+            logy = rnd(torch_log(counts, half))
+            two_pi_y = rnd(torch_log(rnd(kind(2 * np.pi) * counts), half))
+            stirling = rnd(rnd(rnd(y * logy) - y) + rnd(kind(0.5) * two_pi_y))
+            losses = rnd(losses + np.where(y > 1, stirling, kind(0)))
 
     def grad(n: float, up: Array | None = None) -> Array:
-        g = upstream_c(n, rnd) if up is None else up
+        g = (wide_upstream(n) if half is WIDE else upstream_c(n, rnd)) if up is None else up
         if log_input:
             return rnd(rnd(g * e) + rnd(-g * y))
         return rnd(g + rnd(rnd(-g * y) / q))
     return losses, grad
+
+
+def poisson_parts64(y: Array, p: Array, log_input: bool, options: dict[str, Any]) -> Parts:
+    """poisson's Parts from PyTorch's double kernels (WIDE): the mean's gradient with the 1/n brought in first, its
+    value torch.mean's."""
+    with np.errstate(all="ignore"):
+        losses, grad = poisson(y, p, log_input, bool(options.get("full")), rounder(WIDE), WIDE)
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=None, mean_grad=quiet(grad), **wide_summed(losses))
 
 
 def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
@@ -1140,18 +1154,22 @@ def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
     return (loss == "bce" and from_logits) or loss in ("huber", "smooth-l1")
 
 
-# the dtypes these kernels run in (float64 only for the losses conventions.TORCH.kernels_float64 names here:
-# gaussian-nll, unsupported_mode)
+# the dtypes these kernels run in (float64 only for the losses conventions.TORCH.kernels_float64 names here,
+# FLOAT64's, with what they take from MKL in double; unsupported_mode)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
+FLOAT64 = {"gaussian-nll": "log v", "poisson": "e^x and log x"}
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
-    """float64: gaussian-nll alone, with the `mkl` extra (its log v in double is MKL's vmdLn) and without sample
-    weights; lossgrad's float64 formulas take the rest."""
+    """float64: gaussian-nll and poisson alone, with the `mkl` extra (log v, e^x and log x in double are MKL's
+    vmdLn and vmdExp) and without sample weights; lossgrad's float64 formulas take the rest."""
     if dtype != "float64":
         return None
-    if loss != "gaussian-nll" or not mkl.available():
-        return f"{loss} in float64 (its log in double is MKL's vmdLn: {mkl.INSTALL})"
+    if loss not in FLOAT64:
+        return f"{loss} in float64"
+    if not mkl.available():
+        return f"{loss} in float64 (its {FLOAT64[loss]} in double {'are' if ' and ' in FLOAT64[loss] else 'is'} "\
+               f"MKL's: {mkl.INSTALL})"
     return f"{loss} with sample weights in float64" if sample_weight else None
 
 
@@ -1238,11 +1256,13 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     """The loss's parts as PyTorch's CPU kernels give them in float32 (half None) or the half dtype (carried in
     float32), with the gradient and the value of the mean over N formed as the kernels form them; `weights`:
     one per sample, the loss's weight= (bce); `extra`: the loss's further inputs (gaussian-nll's var). float64
-    inputs (half None) of gaussian-nll are PyTorch's double kernels (WIDE)."""
+    inputs (half None) of gaussian-nll and poisson are PyTorch's double kernels (WIDE)."""
     options = params or {}
     if loss == "gaussian-nll" and half is None and p.dtype == np.float64:
         var64 = np.asarray((extra or {})["var"], dtype=np.float64)
         return gaussian_nll_parts(y, p, var64, WIDE, options, weights)
+    if loss == "poisson" and half is None and p.dtype == np.float64:
+        return poisson_parts64(y.astype(np.float64), p, from_logits, options)
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
     if loss == "gaussian-nll":

@@ -1,5 +1,5 @@
 """Intel MKL's vector math (VML), where PyTorch's float32 kernels take e^x, log x and √x from it (and its float64
-kernels √x and log x).
+kernels e^x, log x and √x).
 
 PyTorch's CPU builds link MKL and compute exp, log and sqrt of float32 tensors (and x ** 0.5, which goes to the
 square root) with vmsExp, vmsLn and vmsSqrt in mode VML_HA (ATen's cpu/vml.h), which are not correctly rounded:
@@ -58,7 +58,7 @@ def _library() -> Any:
         floats, doubles = ctypes.POINTER(ctypes.c_float), ctypes.POINTER(ctypes.c_double)
         for name in ("vmsExp", "vmsLn", "vmsSqrt"):
             getattr(lib, name).argtypes = [ctypes.c_int, floats, floats, ctypes.c_int64]
-        for name in ("vmdSqrt", "vmdLn"):
+        for name in ("vmdExp", "vmdSqrt", "vmdLn"):
             getattr(lib, name).argtypes = [ctypes.c_int, doubles, doubles, ctypes.c_int64]
         return lib
     return None
@@ -69,7 +69,8 @@ def available() -> bool:
 
 
 def _vml(name: str, x: Any, kind: Any = np.float32) -> np.ndarray:
-    """`name` (vmsExp, vmsLn, vmsSqrt; vmdSqrt of float64) of each element of x as `kind`, in x's shape."""
+    """`name` (vmsExp, vmsLn, vmsSqrt; vmdExp, vmdLn, vmdSqrt of float64) of each element of x as `kind`, in x's
+    shape."""
     lib = _library()
     if lib is None:
         raise RuntimeError(f"MKL is not installed: {INSTALL}")
@@ -95,6 +96,12 @@ def log(x: Any) -> np.ndarray:
 def sqrt(x: Any) -> np.ndarray:
     """torch.sqrt (and x ** 0.5) of a float32 tensor: vmsSqrt."""
     return _vml("vmsSqrt", x)
+
+
+def exp64(x: Any) -> np.ndarray:
+    """torch.exp of a float64 tensor: vmdExp (on 2,000,000 random doubles none apart from PyTorch's; 10,570 apart
+    from numpy's exp)."""
+    return _vml("vmdExp", x, np.float64)
 
 
 def log64(x: Any) -> np.ndarray:

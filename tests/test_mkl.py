@@ -53,6 +53,26 @@ def test_vml_follows_ieee_at_the_edges() -> None:
     assert logs[0] == -np.inf and np.isnan(logs[1]) and logs[2] == np.inf and logs[3] == 0
     assert mkl.sqrt(np.array([[4.0]], dtype=np.float32)).tolist() == [[2.0]]
     assert mkl.exp(np.array([0.0, -np.inf], dtype=np.float32)).tolist() == [1.0, 0.0]
+    # and in double: e^710 overflows to ∞ (e^709.78 is the largest), e^−746 underflows to 0, log 0 = −∞
+    assert mkl.exp64(np.array([0.0, -np.inf, 710.0, -746.0])).tolist() == [1.0, 0.0, np.inf, 0.0]
+    assert mkl.log64(np.array([[0.0, 1.0]])).tolist() == [[-np.inf, 0.0]] and mkl.sqrt64([4.0]).tolist() == [2.0]
+
+
+def test_without_mkl_float64_poisson_names_what_it_takes_from_mkl() -> None:
+    said = _python("from lossgrad import kernels; "
+                   "print(kernels.unsupported('torch', 'float64', 'poisson', False, {}, {}, False))", LOSSGRAD_MKL="0")
+    assert said == ("poisson in float64 (its e^x and log x in double are MKL's: pip install 'lossgrad[mkl]' for "
+                    "PyTorch's bits)")
+
+
+@pytest.mark.frameworks
+@pytest.mark.skipif(not mkl.available(), reason="the mkl extra is not installed")
+def test_live_torch_float64_functions_are_mkls(live_rng: np.random.Generator) -> None:
+    torch = pytest.importorskip("torch")
+    x = live_rng.uniform(-700, 700, 200_000)
+    assert np.array_equal(mkl.exp64(x), torch.exp(torch.tensor(x)).numpy())
+    assert np.array_equal(mkl.log64(np.abs(x)), torch.log(torch.tensor(np.abs(x))).numpy())
+    assert np.array_equal(mkl.sqrt64(np.abs(x)), torch.sqrt(torch.tensor(np.abs(x))).numpy())
 
 
 def _differing(got: object, want: object) -> int:
