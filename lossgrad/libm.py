@@ -1,6 +1,7 @@
 """The C library's float functions (glibc's, through ctypes), where JAX's CPU results take them: XLA's compiled code
-calls powf for x^y, and logf for the few elements of a short vector LLVM cannot widen (lowp_xla.own_op). Loaded on
-first use, so that lossgrad starts without it."""
+calls powf for x^y, and logf for the few elements of a short vector LLVM cannot widen (lowp_xla.own_op); and its
+double exp, where PyTorch's scalar loops call std::exp (lowp.sigmoid in float64). Loaded on first use, so that
+lossgrad starts without it."""
 
 from __future__ import annotations
 
@@ -31,17 +32,22 @@ def _libm() -> Any:
     lib.powf.restype, lib.powf.argtypes = ctypes.c_float, [ctypes.c_float, ctypes.c_float]
     lib.expf.restype, lib.expf.argtypes = ctypes.c_float, [ctypes.c_float]
     lib.logf.restype, lib.logf.argtypes = ctypes.c_float, [ctypes.c_float]
+    lib.exp.restype, lib.exp.argtypes = ctypes.c_double, [ctypes.c_double]
     return lib
 
 
-def _each(name: str, f: Callable[[Any, float], float], x: Array) -> Array:
-    """f(lib, v) for every element of x, as float32 (no flushing of subnormals: the caller's to do)."""
+def available() -> bool:
+    return _libm() is not None
+
+
+def _each(name: str, f: Callable[[Any, float], float], x: Array, kind: Any = F32) -> Array:
+    """f(lib, v) for every element of x, as `kind` (float32: no flushing of subnormals, the caller's to do)."""
     lib = _libm()
     if lib is None:
         raise NotReproduced("dtype", f"JAX's results here take the C library's {name}, which could not be loaded; use "
                             "{dtype} float64, or {convention} exact")
     each = np.frompyfunc(lambda v: f(lib, v), 1, 1)
-    out: Array = np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(F32)
+    out: Array = np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(kind)
     return out
 
 
@@ -59,3 +65,9 @@ def logf(x: Array) -> Array:
 def expf(x: Array) -> Array:
     """e^x by the C library's expf, one element at a time (lowp.libm_expf's reference)."""
     return _each("expf", lambda lib, v: lib.expf(v), x)
+
+
+def exp(x: Array) -> Array:
+    """e^x of doubles by the C library's exp, one element at a time (not always correctly rounded: glibc's is
+    within 0.52 ulp)."""
+    return _each("exp", lambda lib, v: lib.exp(v), x, np.float64)

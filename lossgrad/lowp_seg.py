@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from . import libm
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import (
@@ -40,8 +41,8 @@ from .lowp import (
 )
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
-# float64 is lowp.WIDE: PyTorch's double kernels (σ(z) in double is SLEEF's: not reproduced, nor sample weights in
-# float64, which lossgrad's float64 formulas take)
+# float64 is lowp.WIDE: PyTorch's double kernels (σ(z) in double takes SLEEF's e^x and the C library's; sample weights
+# in float64 are not reproduced, and lossgrad's float64 formulas take them)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 # a reduction to one number over more than GRAIN elements is split among the intra-op threads (lowp.chunks), each
 # thread's sum stored in the dtype, then those added (TensorIterator's two passes)
@@ -255,7 +256,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     N, rounded once); weighed by sample (WEIGHABLE), the quotient's backward fed each sample's upstream c·w.
     float64 inputs (half None) are PyTorch's double kernels (WIDE)."""
     if half is None and p.dtype == np.float64:
-        return _wide(loss, y, p, params or {})
+        return _wide(loss, y, p, params or {}, from_logits)
     rnd = rounder(half)
     options = params or {}
     s, s_dr = _smoothing(options)
@@ -285,27 +286,31 @@ def _smoothing(options: dict[str, Any]) -> tuple[float, float | None]:
     return s, None if options.get("smooth_dr") is None else float(options["smooth_dr"])
 
 
-def _wide(loss: str, y: Array, p: Array, options: dict[str, Any]) -> Parts:
-    """dice or tversky of probabilities in float64: the operations above in double, the mean's upstream 1/N
-    (MeanBackward's), the value torch's float64 sum of the losses (over N for the mean)."""
+def _wide(loss: str, y: Array, p: Array, options: dict[str, Any], from_logits: bool) -> Parts:
+    """dice or tversky in float64: the operations above in double (σ(z) first for logits, lowp.sigmoid64), the
+    mean's upstream 1/N (MeanBackward's), the value torch's float64 sum of the losses (over N for the mean)."""
     s, s_dr = _smoothing(options)
     with np.errstate(all="ignore"):
+        q = sigmoid(p, rounder(WIDE), WIDE, options.get("place")) if from_logits else p
         if loss == "dice":
-            losses, backward = dice(y, p, bool(options.get("squared")), s, WIDE, bool(options.get("jaccard")), s_dr)
+            losses, backward = dice(y, q, bool(options.get("squared")), s, WIDE, bool(options.get("jaccard")), s_dr)
         else:
-            losses, backward = tversky(y, p, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
+            losses, backward = tversky(y, q, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
                                        WIDE, s_dr)
 
     def grad(n: float) -> Array:
-        return backward(np.full((y.shape[0], 1), wide_upstream(n)))
-    return Parts(losses=losses, grad=quiet(grad)(1), mean_grad=quiet(grad), **wide_summed(losses))
+        g = backward(np.full((y.shape[0], 1), wide_upstream(n)))
+        return sigmoid_backward(g, q, WIDE) if from_logits else g
+    return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
+                 **wide_summed(losses))
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
-    """float64 is reproduced on probabilities without sample weights only (lossgrad's float64 formulas take the
-    rest, as before)."""
+    """float64 is reproduced without sample weights only (lossgrad's float64 formulas take them, as before), and
+    from logits where the C library can be loaded (torch.sigmoid's scalar loop calls its exp)."""
     if dtype != "float64":
         return None
-    if from_logits:
-        return f"{loss} from logits in float64 (torch.sigmoid's e^x in double is SLEEF's)"
+    if from_logits and not libm.available():
+        return f"{loss} from logits in float64 (torch.sigmoid's scalar loop calls the C library's exp, which could " \
+               "not be loaded)"
     return f"{loss} with sample weights in float64" if sample_weight else None
