@@ -121,16 +121,28 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["extra"] = extra
     more.update(KEYWORDS.get(kernels, {}))
     parts: Parts = backend(kernels, loss).compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
-    if kernels == "xla" and half is None and np.ndim(p) >= 2 and min(np.shape(p)[:2]) >= 2 and cpu.selected() == "avx2":
+    several = np.ndim(p) >= 2 and min(np.shape(p)[:2]) >= 2
+    if kernels == "xla" and half is None and several and cpu.selected() == "avx2" and avx2_apart(loss, labels,
+                                                                                              switches):
         parts.warnings.append(XLA_AVX2)
     return parts
 
 
-# measured against JAX 0.10.2 on an AMD EPYC with AVX2 (batches of 2 to 64 rows of 2 to 32 columns: mse, bce, huber,
-# cosine, probability rows; many apart, op by op and under jit): LLVM vectorizes XLA's own float32 loops for that
-# processor otherwise than for AVX-512, whose order lossgrad reproduces
+# measured against JAX 0.10.2 on an AMD EPYC with AVX2 (random batches of 2 to 64 rows of 2 to 32 columns, op by op and
+# under jit): with AVX2's lanes for XLA's sums (lowp_xla.avx2_lanes) mse, bce, huber, hinge, logcosh, focal and ce
+# with class indexes are JAX's bit for bit; LLVM vectorizes these loops for that processor otherwise than for AVX-512,
+# whose order lossgrad reproduces for them
 XLA_AVX2 = ("optax in float32 on a processor with AVX2 only (--cpu avx2): XLA's own loops over a batch of several rows "
-            "are vectorized otherwise there than lossgrad reproduces, so the reduced value (and under --jit some "
-            "gradient elements of cosine and of probability rows) may differ from JAX's in the last bits; the "
-            "per-sample losses and the rest are JAX's")
+            "are vectorized otherwise there than lossgrad reproduces for this loss, so the reduced value (and some "
+            "losses or gradient elements) may differ from JAX's in the last bits")
+
+
+def avx2_apart(loss: str, labels: Array | None, switches: dict[str, bool]) -> bool:
+    """Whether optax's float32 results over several rows on an AVX2 processor may differ from lossgrad's: ce's
+    probability rows, kl, cosine and triplet under jit (their fused row sums), ctc and contrastive."""
+    if loss == "ce":
+        return labels is None
+    if loss in ("kl", "cosine", "triplet"):
+        return switches.get("jit", True)
+    return loss in ("ctc", "contrastive")
 

@@ -341,7 +341,10 @@ def xla_sum(x: Array, bf16: bool = False) -> Array:
 def row_lanes(n: int, k: int) -> int:
     """How many lanes LLVM's loop vectorizer splits the rows of an [n, k] block (n, k ≤ 32) of XLA's reduce loop
     into (0: none, the loop runs in order), as its cost model picks them: measured for every n and k up to 32
-    (scripts/golden_lowp_xla_sum2d.py --lanes). Only rows of 2 to 8 are split, 2, 4, 8 or 16 and more of them."""
+    (scripts/golden_lowp_xla_sum2d.py --lanes). Only 2, 4, 8 or 16 and more rows are split; with AVX-512 only rows
+    of 2 to 8, with AVX2 rows of any length but 1 (avx2_lanes)."""
+    if cpu.selected() == "avx2":
+        return avx2_lanes(n, k)
     if not 2 <= k <= 8 or not (n in (2, 4, 8) or n >= 16):
         return 0
     if n in (2, 4):
@@ -351,6 +354,16 @@ def row_lanes(n: int, k: int) -> int:
     if k == 2:
         return 4 if 20 <= n <= 23 else 8
     return 4 if n % 8 >= 4 else 8
+
+
+def avx2_lanes(n: int, k: int) -> int:
+    """row_lanes (and fused_lanes) with AVX2, measured for every n and k up to 32 on an AMD EPYC with jax 0.10.2:
+    2 and 4 rows in as many lanes, 8 and from 16 in 8, but 4 where n mod 8 is 4 or more, save rows of 8."""
+    if k == 1 or not (n in (2, 4, 8) or n >= 16):
+        return 0
+    if n in (2, 4):
+        return n
+    return 4 if n % 8 >= 4 and k != 8 else 8
 
 
 def _from(start: F32, x: Array) -> F32:
@@ -462,6 +475,8 @@ def fused_lanes(n: int, k: int) -> int:
     (0: none), measured as row_lanes: every row length but 1, for 2, 4, 8 or 16 and more rows. There the squares and
     their sum are vector multiplies and adds that the code generator contracts in an order not pinned down, so
     float32 takes lossgrad's own sum (rounding to float16 or bfloat16 hid the order in every batch measured)."""
+    if cpu.selected() == "avx2":
+        return avx2_lanes(n, k)
     if k == 1 or not (n in (2, 4, 8) or n >= 16):
         return 0
     return n if n in (2, 4) else 4 if k <= 8 and (20 <= n <= 23 or (28 <= n <= 31 and k >= 3)) else 8
