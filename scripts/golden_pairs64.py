@@ -84,6 +84,13 @@ def matches(got: np.ndarray, kept: Any) -> bool:
                                np.array([float.fromhex(v) for v in kept]), equal_nan=True))
 
 
+def reduced_matches(result: Any, rec: dict) -> bool:
+    """Whether a run's losses (reduction none) or value have the bits a record kept (NaN for NaN)."""
+    if rec["reduction"] == "none":
+        return matches(result.losses, rec["losses"])
+    return bool(np.array_equal(result.value, float.fromhex(rec["value"]), equal_nan=True))
+
+
 def record(seed: int, shape: tuple[int, int], kind: str, p: float, margin: float, swap: bool,
            reduction: str) -> dict:
     import torch
