@@ -1156,11 +1156,14 @@ def poisson(y: Array, p: Array, log_input: bool, full: bool, rnd: Rounder, half:
     return losses, grad
 
 
-def poisson_parts64(y: Array, p: Array, log_input: bool, options: dict[str, Any]) -> Parts:
+def poisson_parts64(y: Array, p: Array, log_input: bool, options: dict[str, Any],
+                    weights: Array | None = None) -> Parts:
     """poisson's Parts from PyTorch's double kernels (WIDE): the mean's gradient with the 1/n brought in first, its
-    value torch.mean's."""
+    value torch.mean's; weighed by sample as PyTorch users weigh it (weighed_parts)."""
     with np.errstate(all="ignore"):
         losses, grad = poisson(y, p, log_input, bool(options.get("full")), rounder(WIDE), WIDE)
+    if weights is not None:
+        return weighed_parts(losses, grad, None, weights, WIDE)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=None, mean_grad=quiet(grad), **wide_summed(losses))
 
 
@@ -1178,7 +1181,7 @@ FLOAT64 = {"gaussian-nll": "log v", "poisson": "e^x and log x"}
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
     """float64: gaussian-nll and poisson alone, with the `mkl` extra (log v, e^x and log x in double are MKL's
-    vmdLn and vmdExp) and without sample weights; lossgrad's float64 formulas take the rest."""
+    vmdLn and vmdExp); lossgrad's float64 formulas take the rest."""
     if dtype != "float64":
         return None
     if loss not in FLOAT64:
@@ -1186,7 +1189,7 @@ def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bo
     if not mkl.available():
         return f"{loss} in float64 (its {FLOAT64[loss]} in double {'are' if ' and ' in FLOAT64[loss] else 'is'} "\
                f"MKL's: {mkl.INSTALL})"
-    return f"{loss} with sample weights in float64" if sample_weight else None
+    return None
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -1278,7 +1281,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         var64 = np.asarray((extra or {})["var"], dtype=np.float64)
         return gaussian_nll_parts(y, p, var64, WIDE, options, weights)
     if loss == "poisson" and half is None and p.dtype == np.float64:
-        return poisson_parts64(y.astype(np.float64), p, from_logits, options)
+        return poisson_parts64(y.astype(np.float64), p, from_logits, options, weights)
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
     if loss == "gaussian-nll":
@@ -1330,7 +1333,8 @@ def weighed_pair(losses: Array, grads: Callable[..., tuple[Array, ...]], name: s
     rnd = rounder(half)
     w = rnd(np.asarray(weights, dtype=np.float64)).reshape(-1, *(1,) * (losses.ndim - 1))
     parts.extra_grads = dict(zip(names, quiet(lambda _: grads(1, w)[1:])(1), strict=True))
-    parts.mean_extra_grads = quiet(lambda n: dict(zip(names, grads(1, rnd(upstream_c(n, rnd) * w))[1:], strict=True)))
+    parts.mean_extra_grads = quiet(lambda n: dict(zip(names, grads(1, rnd(mean_upstream(n, half) * w))[1:],
+                                                          strict=True)))
     return parts
 
 
@@ -1352,8 +1356,13 @@ def weighed_parts(losses: Array, backward: Backward, prob: Array | None, weights
         w = rnd(np.asarray(weights, dtype=np.float64)).reshape(-1, *(1,) * (losses.ndim - 1))
         weighted = rnd(losses * w)
     return Parts(losses=weighted, grad=quiet(lambda _: backward(1, w))(1), prob=prob,
-                 mean_grad=quiet(lambda n: backward(1, rnd(upstream_c(n, rnd) * w))),
-                 **summed_losses(weighted, rnd, half, float_sum))
+                 mean_grad=quiet(lambda n: backward(1, rnd(mean_upstream(n, half) * w))),
+                 **(wide_summed(weighted) if half is WIDE else summed_losses(weighted, rnd, half, float_sum)))
+
+
+def mean_upstream(n: float, half: Any) -> Any:
+    """MeanBackward's 1/n (1 for the sum) in the dtype: upstream_c, or in float64 (WIDE) wide_upstream."""
+    return wide_upstream(n) if half is WIDE else upstream_c(n, rounder(half))
 
 
 def elementwise_parts(loss: str, y: Array, p: Array, half: Any, switches: dict[str, bool], batchmean: bool,

@@ -334,13 +334,11 @@ def unsupported_dtype(loss: str, dtype: str) -> str | None:
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
-    """float64 without sample weights, and cosine_embedding_loss's only with the `mkl` extra (its square root in
-    double is MKL's vmdSqrt, not correctly rounded); lossgrad's float64 formulas take the rest."""
-    if dtype != "float64":
-        return None
-    if loss != "triplet" and not mkl.available():
+    """float64 cosine_embedding_loss only with the `mkl` extra (its square root in double is MKL's vmdSqrt, not
+    correctly rounded); lossgrad's float64 formulas take the rest."""
+    if dtype == "float64" and loss != "triplet" and not mkl.available():
         return f"{loss} in float64 (its square root in double is MKL's vmdSqrt: {mkl.INSTALL})"
-    return f"{loss} with sample weights in float64" if sample_weight else None
+    return None
 
 
 def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:

@@ -1,5 +1,5 @@
 """MONAI's DiceLoss and TverskyLoss (the torch convention's dice and tversky) on PyTorch's CPU kernels, reproduced
-bit for bit in float32, float16 and bfloat16, and in float64 on probabilities without sample weights (WIDE).
+bit for bit in float32, float16 and bfloat16, and in float64 (WIDE), on probabilities and from logits.
 
 MONAI composes them of tensor operations, each of which rounds to the dtype (a half dtype's operation computes in
 float32 and rounds once): a product per pixel, `torch.sum` over each sample's pixels (SumKernel's cascade, in
@@ -41,8 +41,7 @@ from .lowp import (
 )
 
 MONAI_SMOOTH = 1e-5  # DiceLoss' and TverskyLoss' smooth_nr = smooth_dr
-# float64 is lowp.WIDE: PyTorch's double kernels (σ(z) in double takes SLEEF's e^x and the C library's; sample weights
-# in float64 are not reproduced, and lossgrad's float64 formulas take them)
+# float64 is lowp.WIDE: PyTorch's double kernels (σ(z) in double takes SLEEF's e^x and the C library's)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
 # a reduction to one number over more than GRAIN elements is split among the intra-op threads (lowp.chunks), each
 # thread's sum stored in the dtype, then those added (TensorIterator's two passes)
@@ -256,7 +255,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     N, rounded once); weighed by sample (WEIGHABLE), the quotient's backward fed each sample's upstream c·w.
     float64 inputs (half None) are PyTorch's double kernels (WIDE)."""
     if half is None and p.dtype == np.float64:
-        return _wide(loss, y, p, params or {}, from_logits)
+        return _wide(loss, y, p, params or {}, from_logits, weights)
     rnd = rounder(half)
     options = params or {}
     s, s_dr = _smoothing(options)
@@ -286,9 +285,11 @@ def _smoothing(options: dict[str, Any]) -> tuple[float, float | None]:
     return s, None if options.get("smooth_dr") is None else float(options["smooth_dr"])
 
 
-def _wide(loss: str, y: Array, p: Array, options: dict[str, Any], from_logits: bool) -> Parts:
+def _wide(loss: str, y: Array, p: Array, options: dict[str, Any], from_logits: bool,
+          weights: Array | None) -> Parts:
     """dice or tversky in float64: the operations above in double (σ(z) first for logits, lowp.sigmoid64), the
-    mean's upstream 1/N (MeanBackward's), the value torch's float64 sum of the losses (over N for the mean)."""
+    mean's upstream 1/N (MeanBackward's), the value torch's float64 sum of the losses (over N for the mean);
+    weighed by sample, the quotient's backward fed each sample's c·w in double."""
     s, s_dr = _smoothing(options)
     with np.errstate(all="ignore"):
         q = sigmoid(p, rounder(WIDE), WIDE, options.get("place")) if from_logits else p
@@ -298,19 +299,19 @@ def _wide(loss: str, y: Array, p: Array, options: dict[str, Any], from_logits: b
             losses, backward = tversky(y, q, float(options.get("alpha", 0.5)), float(options.get("beta", 0.5)), s,
                                        WIDE, s_dr)
 
-    def grad(n: float) -> Array:
-        g = backward(np.full((y.shape[0], 1), wide_upstream(n)))
+    def grad(n: float, up: Array | None = None) -> Array:
+        g = backward(np.full((y.shape[0], 1), wide_upstream(n)) if up is None else np.reshape(up, (-1, 1)))
         return sigmoid_backward(g, q, WIDE) if from_logits else g
+    if weights is not None:
+        return weighed_parts(losses, grad, q if from_logits else None, weights, WIDE)
     return Parts(losses=losses, grad=quiet(grad)(1), prob=q if from_logits else None, mean_grad=quiet(grad),
                  **wide_summed(losses))
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
-    """float64 is reproduced without sample weights only (lossgrad's float64 formulas take them, as before), and
-    from logits where the C library can be loaded (torch.sigmoid's scalar loop calls its exp)."""
-    if dtype != "float64":
-        return None
-    if from_logits and not libm.available():
+    """float64 is reproduced from logits only where the C library can be loaded (torch.sigmoid's scalar loop calls
+    its exp)."""
+    if dtype == "float64" and from_logits and not libm.available():
         return f"{loss} from logits in float64 (torch.sigmoid's scalar loop calls the C library's exp, which could " \
                "not be loaded)"
-    return f"{loss} with sample weights in float64" if sample_weight else None
+    return None

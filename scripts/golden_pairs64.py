@@ -146,14 +146,14 @@ def main() -> None:
     save(OUT, records, "scripts/golden_pairs64.py")
 
 
-def save(out: Path, records: list[dict], made_by: str) -> None:
-    """The records with the versions, the processor, PyTorch's instruction set and threads, and whether it has
-    MKL."""
+def save(out: Path, records: list[dict], made_by: str, more: dict[str, str] | None = None) -> None:
+    """The records with the versions (and `more` of them), the processor, PyTorch's instruction set and threads,
+    and whether it has MKL."""
     import torch
 
     from make_golden import cpu_model, versions
 
-    meta = {**versions(), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
+    meta = {**versions(), **(more or {}), "cpu": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
             "threads": torch.get_num_threads(), "mkl": torch.backends.mkl.is_available()}
     out.write_text(json.dumps({"versions": meta, "made_by": made_by, "records": records}, separators=(",", ":"))
                    + "\n")

@@ -1,8 +1,8 @@
 """gaussian-nll under the torch convention in float64: PyTorch's gaussian_nll_loss on its double kernels (its log v
 MKL's vmdLn: the mkl extra, which the test extra installs), as recorded by scripts/golden_gaussian64.py in
 tests/golden/gaussian64.json, bit for bit (losses or value, and the gradients for the predictions and the
-variances); live on fresh inputs with PyTorch installed; without MKL, or with sample weights, float64 stays on
-lossgrad's formulas, silently, as before."""
+variances); live on fresh inputs with PyTorch installed; without MKL, float64 stays on lossgrad's formulas,
+silently, as before (sample weights: tests/test_weights64.py)."""
 
 from __future__ import annotations
 
@@ -47,11 +47,11 @@ def test_the_records_cover_each_kind_layout_and_reduction() -> None:
     assert max(r["shape"][0] for r in DATA["records"]) > 32768 and max(r["shape"][1] for r in DATA["records"]) > 32768
 
 
-def test_without_mkl_or_with_weights_it_stays_on_the_formulas(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_mkl_it_stays_on_the_formulas(monkeypatch: pytest.MonkeyPatch) -> None:
     kw = {"var": [[0.5, 2.0]], "convention": "torch"}
-    assert lossgrad.evaluate("gaussian-nll", [[1.0, 2.0]], [[1.5, 1.0]], sample_weight=[2.0], **kw).warnings == []
     monkeypatch.setattr(mkl, "available", lambda: False)
-    assert lossgrad.evaluate("gaussian-nll", [[1.0, 2.0]], [[1.5, 1.0]], **kw).warnings == []
+    for weights in (None, [2.0]):
+        assert lossgrad.evaluate("gaussian-nll", [[1.0, 2.0]], [[1.5, 1.0]], sample_weight=weights, **kw).warnings == []
 
 
 @pytest.mark.frameworks
