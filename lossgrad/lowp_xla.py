@@ -366,6 +366,15 @@ def avx2_lanes(n: int, k: int) -> int:
     return 4 if n % 8 >= 4 and k != 8 else 8
 
 
+def avx2_stored_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
+    """How many leading rows of a fused row loop LLVM's loop vectorizer takes with AVX2 with their products stored
+    and added in order: rows of the lengths `four_below` holds (whose lanes load whole rows, interleaved), as
+    _vector_rows takes them (a batch of 4 or 8; from 16 rows 8 at a time, or 4 where 4 to 7 rows are over the
+    groups of 8 and there are fewer groups than `four_below` says), but 4 rows of 8 (a vector per column,
+    contracted as the scalar loop contracts them)."""
+    return 0 if (rows, n) == (4, 8) else _vector_rows(rows, n, four_below)
+
+
 def _from(start: F32, x: Array) -> F32:
     """start + x₀ + x₁ + … left to right in float32, each sum flushed to zero when subnormal."""
     partial = np.add.accumulate(np.concatenate([[start], x.reshape(-1)]).astype(F32), dtype=F32)

@@ -26,6 +26,8 @@ as constants (read from its optimized HLO, the fused kernels' optimized LLVM IR 
 - jnp.sum's gradient (c = 1, folded away) for rows of 3 to 6 features: where LLVM's loop vectorizer takes the
   rows 8 at a time, the first 2 (3 features) or 4 columns contract the other product: fma(−1/‖p‖, ŷ, k·p)
   (SUM_GROUPS: when; the rows it leaves to 4 at a time or to the scalar loop, and the other columns, as above).
+  With AVX2 (--cpu avx2) it is the rows taken 4 at a time that contract it, in their first 2 to 8 columns
+  (AVX2_SUM_GROUPS, AVX2_SUM_COLUMNS); the squares' rows as lowp_xla_rows measured for AVX2.
 
 Not reproduced (lossgrad's float32 formulas, with a warning: lowp_xla_more.cosine_jit): rows of more than 32768
 features in a batch of 4096 elements or more (the gradient measured to differ there). float16 (cosine_f16) rounds
@@ -39,9 +41,20 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import cpu
 from .losses._ops import Array
 from .lowp import fma
-from .lowp_xla import F32, YNN_FROM, Rounder, _rows_in_dtype, folded_sum, ftz, product_sum, upstream, xla_sum
+from .lowp_xla import (
+    F32,
+    YNN_FROM,
+    Rounder,
+    _rows_in_dtype,
+    folded_sum,
+    ftz,
+    product_sum,
+    upstream,
+    xla_sum,
+)
 from .lowp_xla_rows import _fma_chain, fused_squares
 
 
@@ -54,6 +67,11 @@ class Grad(Protocol):
 # jnp.sum's gradient for rows of 3 to 6 features: from 16 rows, LLVM vectorizes the rows 8 at a time, except
 # that a batch with 4 to 7 rows over groups of 8 goes 4 at a time below this many groups (measured up to 70 rows)
 SUM_GROUPS = {3: 6, 4: 7, 5: 3, 6: 3}
+# with AVX2 (measured against JAX on an AMD EPYC, up to 70 rows of 12 features): where LLVM takes the rows 4 at a
+# time (a batch of 4; from 16 rows, one with 4 to 7 rows over groups of 8, below this many groups), rows of 3 to 8
+# features contract the other product in their first columns (AVX2_SUM_COLUMNS; 8 at a time: none)
+AVX2_SUM_GROUPS = {3: 5, 4: 6, 5: 4, 6: 7, 7: 5, 8: 0}
+AVX2_SUM_COLUMNS = {3: 2, 4: 4, 5: 4, 6: 4, 7: 6, 8: 8}
 
 
 def _fma(a: Array, b: Array, c: Array) -> Array:
@@ -118,10 +136,22 @@ def cosine_rows(y: Array, p: Array) -> tuple[Array, Grad]:
         if fused:  # (each product rounded, then the sum: no multiply-add)
             return ftz(ftz(yu * a) + ftz(k * p))
         g = _fma(k, p, ftz(yu * a))
-        v, cols = (by_eights(rows, n), min(4, n // 2 * 2)) if m == 1 else (0, 0)
+        v, cols = sum_contracted(rows, n) if m == 1 else (0, 0)
         g[:v, :cols] = _fma(a[:v], yu[:v, :cols], ftz(k[:v] * p[:v, :cols]))
         return g
     return losses, grad
+
+
+def sum_contracted(rows: int, n: int) -> tuple[int, int]:
+    """How many leading rows and columns of jnp.sum's gradient contract the other product: with AVX-512 the rows
+    LLVM takes 8 at a time (by_eights) and the first 2 or 4 columns; with AVX2 the rows it takes 4 at a time
+    (AVX2_SUM_GROUPS) and AVX2_SUM_COLUMNS' columns."""
+    if cpu.selected() != "avx2":
+        return by_eights(rows, n), min(4, n // 2 * 2)
+    groups, over = divmod(rows, 8)
+    if n not in AVX2_SUM_COLUMNS or not (rows == 4 or (rows >= 16 and over >= 4 and groups < AVX2_SUM_GROUPS[n])):
+        return 0, 0
+    return rows // 4 * 4, AVX2_SUM_COLUMNS[n]
 
 
 def by_eights(rows: int, n: int) -> int:

@@ -22,6 +22,9 @@ optimized HLO and the fused kernels' LLVM IR, and measured against JAX for every
   multiplies by 1/n.
 - jax.grad: −(t·c) folded into one constant (c the upstream 1/n, or 1), divided by q (a true division), or that
   constant itself with log-probabilities.
+
+That is AVX-512's code (--cpu avx512). With AVX2 (--cpu avx2) LLVM splits both fused loops into avx2_lanes' lanes
+(AVX2_VALUE_LANES where not), and only rows of 6 and 8 classes add stored products (AVX2_STORED).
 """
 
 from __future__ import annotations
@@ -31,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cpu
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -40,6 +44,8 @@ from .lowp_xla import (
     YNN_FROM,
     _fma,
     _in_order,
+    avx2_lanes,
+    avx2_stored_rows,
     dot_row,
     folded_exp,
     folded_log,
@@ -61,6 +67,12 @@ from .lowp_ynn import ynn_log
 VECTOR_ROWS = {n: YNN_FROM for n in range(5, 9)}
 # the value's lanes where they are not lowp_xla.row_lanes' (rows, classes): lanes
 VALUE_LANES = {(2, n): 0 for n in range(2, 9)} | {(r, n): 2 for r in (18, 19) for n in (7, 8)}
+# with AVX2 (lowp_xla.avx2_lanes), read from XLA's LLVM IR for every block up to 32 × 32: the value's lanes where
+# they are not avx2_lanes', and the row lengths whose vector lanes add stored products (lowp_xla.avx2_stored_rows;
+# the code generator contracts the others' into multiply-adds, as the scalar loop does), measured against JAX
+AVX2_VALUE_LANES = ({(2, n): 0 for n in range(1, 33)} | {(r, 7): 2 for r in (18, 19, 22, 23, 30, 31)}
+                    | {(r, 5): 2 for r in (22, 23)})
+AVX2_STORED = {6: 4, 8: 0}  # (as lowp_xla_rows.AVX2_UNPAIRED: up to 32 rows, where this loop runs, 4 or 8 at a time)
 
 
 def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
@@ -119,9 +131,24 @@ def fused_rows(t: Array, d: Array) -> Array:
         out = np.zeros(rows, dtype=F32)
         for i in range(n):
             out = _fma(t[:, i], d[:, i], out)
-        v = _vector_rows(rows, n, VECTOR_ROWS)
+        v = _stored_rows(rows, n)
         out[:v] = _in_order(products[:v]) + F32(0)
     return out
+
+
+def _stored_rows(rows: int, n: int) -> int:
+    """How many leading rows (up to 32 × 32) LLVM vectorizes with their products stored and added in order."""
+    if cpu.selected() != "avx2":
+        return _vector_rows(rows, n, VECTOR_ROWS)
+    return avx2_stored_rows(rows, n, AVX2_STORED)
+
+
+def _value_lanes(rows: int, n: int) -> tuple[int, bool]:
+    """The value's lanes over a block (up to 32 × 32), and whether each product is contracted into its lane."""
+    if cpu.selected() != "avx2":
+        return VALUE_LANES.get((rows, n), row_lanes(rows, n)), n <= 4
+    lanes = AVX2_VALUE_LANES.get((rows, n), avx2_lanes(rows, n))
+    return lanes, not (lanes and avx2_stored_rows(rows, n, AVX2_STORED))
 
 
 def fused_value(t: Array, d: Array) -> F32 | None:
@@ -137,4 +164,4 @@ def fused_value(t: Array, d: Array) -> F32 | None:
         products = ftz(t * d)
         if rows > 32 or n > 32 or rows * n >= YNN_FROM:
             return F32(xla_sum2d(products))
-        return lane_products(t, d, VALUE_LANES.get((rows, n), row_lanes(rows, n)), n <= 4)
+        return lane_products(t, d, *_value_lanes(rows, n))
