@@ -703,9 +703,10 @@ def _vector_rows(rows: int, n: int, four_below: dict[int, int]) -> int:
     return rows // 4 * 4 if over >= 4 and groups < four_below[n] else groups * 8
 
 
-# rows of 3 classes under jit in float32: the gradient's loop takes the rows as _vector_rows does, a batch with 4
-# to 7 rows over its groups of 8 4 at a time below this many groups (measured); the vector lanes form the last
-# class's d·e + v from the stored product, the scalar loop as one FMA
+# rows of 3 classes in float32: the gradient's loop takes the rows as _vector_rows does, a batch with 4 to 7 rows
+# over its groups of 8 4 at a time below this many groups (measured); the vector lanes form the last class's d·e + v
+# from the stored product, the scalar loop as one FMA (with AVX2 every row as one FMA: measured up to 88 rows, op by
+# op and under jit)
 THREE_CLASS_ROWS = {3: 9}
 
 
@@ -763,8 +764,8 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool, weights: Array
             if ynn_gradient_rows(z.shape, jit):
                 return ftz(ftz(d * e) + v)
             g = ftz(fma(d, e, v))
-            if z.shape[1] == 3:  # (the rows LLVM vectorizes store the last class's product first)
-                w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)
+            if z.shape[1] == 3 and cpu.selected() != "avx2":  # (the rows LLVM vectorizes store the last class's
+                w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)  # product first; with AVX2 they contract it too)
                 g[:w, 2] = ftz(ftz(d[:w, 0] * e[:w, 2]) + v[:w, 2])
             return g
         if half is np.float16:
@@ -867,9 +868,12 @@ def ce_value_lanes(rows: int, n: int) -> int:
     """How many lanes LLVM's loop vectorizer splits the rows of softmax_cross_entropy's fused value loop into (0:
     none): for 2 to 8 classes as row_lanes (but not 2 rows), 4 rows of up to 12 classes, 8 rows of up to 27 and
     16 to 32 rows of up to 25 (8 lanes). Measured against JAX for every shape of 4, 8 and 16 to 32 rows of 2 to 27
-    classes (and read from the kernels' LLVM IR up to 32 × 32)."""
+    classes (and read from the kernels' LLVM IR up to 32 × 32). With AVX2, avx2_lanes' for any length (read from
+    the LLVM IR up to 32 × 32, and measured against JAX: each product contracted, as with AVX-512)."""
     if rows == 2 or n < 2:
         return 0
+    if cpu.selected() == "avx2":
+        return avx2_lanes(rows, n)
     if n <= 8:
         return row_lanes(rows, n)
     if rows == 4:

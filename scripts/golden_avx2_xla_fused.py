@@ -1,19 +1,21 @@
 """Record optax's losses with fused row sums under jax.jit in float32 on a processor with AVX2 only, for
 tests/golden/avx2_xla_fused.json (read by tests/test_avx2_xla_fused.py): kl_divergence and
-kl_divergence_with_log_targets, triplet_margin_loss and cosine_distance, whose row loops LLVM's loop vectorizer
-splits into other lanes, and contracts otherwise, than with AVX-512 (lossgrad.lowp_xla_kl's AVX2 tables,
-lowp_xla_rows.AVX2_PAIRED and AVX2_UNPAIRED, lowp_xla_cos.AVX2_SUM_COLUMNS).
+kl_divergence_with_log_targets, triplet_margin_loss, cosine_distance and softmax_cross_entropy on probability rows,
+whose row loops LLVM's loop vectorizer splits into other lanes, and contracts otherwise, than with AVX-512
+(lossgrad.lowp_xla_kl's AVX2 tables, lowp_xla_rows.AVX2_PAIRED and AVX2_UNPAIRED, lowp_xla_cos.AVX2_SUM_COLUMNS,
+lowp_xla.ce_value_lanes and the 3-class gradient).
 
 It keeps:
-- "lanes": the vector lanes of kl's two fused kernels for each [n, k] block up to 32 × 32, read from XLA's dump of
-  their LLVM IR ("value": the whole array's sum, "rows": each row's loss): the widest `<W x float>` in the kernel,
-  W/k lanes where W interleaves k classes (W a multiple of k, at least 2k), else W;
+- "lanes": the vector lanes of kl's and ce's fused product sums for each [n, k] block up to 32 × 32, read from
+  XLA's dump of their LLVM IR ("value": the whole array's sum, "rows": each row's loss): the widest `<W x float>`
+  in the kernel, W/k lanes where W interleaves k classes (W a multiple of k, at least 2k), else W;
 - "records": kl's four forms (log-probabilities or probabilities, log targets or not), triplet (margin 1, the
-  gradients of the anchors, positives and negatives) and cosine, each with jnp.sum, jnp.mean and the losses alone,
-  as scripts/golden_lowp_xla.py and golden_lowp_xla_more.py record them: the inputs by seed (inputs()), the value
-  as float.hex, the losses and gradients by SHA-256. The shapes are random up to 40 × 40, and for each loss the
-  row lengths whose lanes store their products or squares at every lane count (none, 2, 4 and 8 rows, 4 and 8
-  with rows over).
+  gradients of the anchors, positives and negatives), cosine and ce's probability rows (under jit, and op by op:
+  "ce-ops"), each with jnp.sum, jnp.mean and the losses alone, as scripts/golden_lowp_xla.py and
+  golden_lowp_xla_more.py record them: the inputs by seed (inputs()), the value as float.hex, the losses and
+  gradients by SHA-256. The shapes are random up to 40 × 40, and for each loss the row lengths whose lanes store
+  their products or squares, or contract them otherwise, at every lane count (none, 2, 4 and 8 rows, 4 and 8 with
+  rows over).
 The versions and the processor's flags are recorded; run it on an AVX2 processor without AVX-512.
 
     python3 scripts/golden_avx2_xla_fused.py [--lanes-from AVX2_XLA_FUSED.json]
@@ -37,15 +39,17 @@ import golden_lowp_xla as gx  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "avx2_xla_fused.json"
 FORMS = ("kl", "kl-log-input", "kl-log-target", "kl-log-both")
-LOSSES = (*FORMS, "triplet", "cosine")
+LOSSES = (*FORMS, "triplet", "cosine", "ce", "ce-ops")  # (ce-ops: probability rows op by op)
 LANES = (2, 3, 4, 8, 9, 16, 20, 23, 29, 32)  # (rows: no lanes, 2, 4 and 8, and 4 or 8 with rows over)
 # kl: rows of 6 and 8 classes at each lane count, and the 2-lane blocks; triplet: the lengths whose squares are
 # stored (paired under jnp.mean, unpaired under jnp.sum) and one that contracts them, and more pairs of rows of 6 (an
 # unpaired pair adds its squares in order, which shows in a gradient now and then); cosine: the lengths whose sum's
-# gradient contracts its other product in the first columns, and one beyond
+# gradient contracts its other product in the first columns, and one beyond; ce (probability rows): 3 classes (the
+# last class's gradient), 6 and 8 (kl's stored lengths) and rows beyond AVX-512's value lanes
 STORED = {"kl": tuple((n, k) for k in (6, 8) for n in LANES) + ((18, 7), (22, 5), (31, 7)),
           "triplet": tuple((n, k) for k in (3, 6, 7, 8) for n in LANES) + ((2, 6),) * 6,
-          "cosine": tuple((n, k) for k in (3, 5, 7, 8, 9) for n in LANES)}
+          "cosine": tuple((n, k) for k in (3, 5, 7, 8, 9) for n in LANES),
+          "ce": tuple((n, k) for k in (3, 6, 8, 27, 32) for n in LANES)}
 
 
 def inputs(seed: int, shape: tuple[int, int], loss: str) -> dict[str, np.ndarray]:
@@ -57,6 +61,11 @@ def inputs(seed: int, shape: tuple[int, int], loss: str) -> dict[str, np.ndarray
         a = rng.standard_normal(shape) * rng.choice([0.1, 1.0, 10.0], (shape[0], 1))
         pos, neg = (a + rng.standard_normal(shape) * rng.choice([1e-3, 0.5, 2.0], (shape[0], 1)) for _ in range(2))
         return {"y": pos.astype(np.float32), "p": a.astype(np.float32), "negative": neg.astype(np.float32)}
+    if loss in ("ce", "ce-ops"):
+        z = rng.standard_normal(shape) * rng.choice([0.1, 1.0, 5.0, 20.0], (shape[0], 1))
+        soft = rng.random(shape) ** rng.choice([1.0, 8.0])
+        soft[: shape[0] // 2] = np.eye(shape[1])[rng.integers(0, shape[1], shape[0] // 2)]
+        return {"y": (soft / soft.sum(axis=1, keepdims=True)).astype(np.float32), "p": z.astype(np.float32)}
     if loss == "cosine":
         y = rng.standard_normal(shape)
         p = y * rng.choice([1.0, -1.0, 0.5], (shape[0], 1)) + rng.standard_normal(shape) * rng.choice(
@@ -72,19 +81,21 @@ def inputs(seed: int, shape: tuple[int, int], loss: str) -> dict[str, np.ndarray
     return {"y": target.astype(np.float32), "p": pred.astype(np.float32)}
 
 
-def compile_blocks() -> None:
-    """Compile kl's training step (jnp.sum) for each [n, k] block up to 32 × 32 (under XLA_FLAGS=--xla_dump_to)."""
+def compile_blocks(loss: str) -> None:
+    """Compile kl's or ce's (probability rows) training step (jnp.sum) for each [n, k] block up to 32 × 32 (under
+    XLA_FLAGS=--xla_dump_to)."""
     for n in range(1, 33):
-        for k in range(1, 33):
-            x = inputs(n * 100 + k, (n, k), "kl")
-            gx._record("kl", "float32", True, "sum", x["y"], x["p"])
+        for k in range(1 if loss == "kl" else 2, 33):
+            x = inputs(n * 100 + k, (n, k), loss)
+            gx._record(loss, "float32", True, "sum", x["y"], x["p"], None if loss == "kl" else "onehot")
 
 
-def lanes() -> dict[str, dict[str, int]]:
-    """The lanes of each block's value and rows kernels, from XLA's LLVM IR (the module's docstring)."""
+def lanes(loss: str) -> dict[str, dict[str, int]]:
+    """The lanes of each block's value and rows kernels (the fused product sums: kl's multiply_reduce_fusion, ce's
+    reduce_negate_fusion), from XLA's LLVM IR (the module's docstring)."""
     found: dict[str, dict[str, int]] = {"value": {}, "rows": {}}
     with tempfile.TemporaryDirectory() as dump:
-        subprocess.run([sys.executable, __file__, "--compile"], check=True,
+        subprocess.run([sys.executable, __file__, "--compile", loss], check=True,
                        env={**os.environ, "XLA_FLAGS": f"--xla_dump_to={dump}"})
         for hlo in Path(dump).glob("module_*.cpu_after_optimizations.txt"):
             text = hlo.read_text()
@@ -92,7 +103,8 @@ def lanes() -> dict[str, dict[str, int]]:
             if not shape:
                 continue
             n, k = int(shape[1]), int(shape[2])
-            for fusion in re.finditer(r"%(\S+) = f32\[(\d*)\]\S* fusion\(", text):
+            for fusion in re.finditer(r"%((?:multiply_reduce|reduce_negate)_fusion\S*) = f32\[(\d*)\]\S* fusion\(",
+                                      text):
                 ir = hlo.parent / hlo.name.replace("cpu_after_optimizations.txt",
                                                    f"{fusion[1]}_kernel_module.ir-with-opt.ll")
                 if ir.exists():
@@ -109,7 +121,9 @@ def record(seed: int, shape: tuple[int, int], loss: str, reduction: str) -> dict
     from golden_pairs64 import digest
 
     x = inputs(seed, shape, loss)
-    if loss in FORMS:
+    if loss in ("ce", "ce-ops"):  # (probability rows, under jit and op by op)
+        rec = gx._record("ce", "float32", loss == "ce", reduction, x["y"], x["p"], "onehot")
+    elif loss in FORMS:
         rec = gx._record(loss, "float32", True, reduction, x["y"], x["p"])
     else:
         options = {"margin": 1.0} if loss == "triplet" else {}
@@ -136,22 +150,26 @@ def records(seed: int) -> list[dict]:
             shape = (int(rng.integers(1, 41)), int(rng.integers(1, 41)))
             form = FORMS[i % 4] if loss == "kl" else loss
             out.append(record(seed + len(out), shape, form, ("sum", "mean", "none")[i % 3]))
+    out += [record(seed + len(out), shape, form, red) for shape in STORED["ce"]
+            for form, red in (("ce", "sum"), ("ce-ops", "mean"))]
+    for i in range(60):
+        shape = (int(rng.integers(1, 41)), int(rng.integers(2, 41)))
+        out.append(record(seed + len(out), shape, ("ce", "ce-ops")[i % 2], ("sum", "mean", "none")[i % 3]))
     return out
 
 
 def main() -> None:
     if "--compile" in sys.argv:
-        compile_blocks()
+        compile_blocks(sys.argv[-1])
         return
     from make_golden import jax_versions
 
     meta = jax_versions()
     if "avx512f" in meta["cpu_flags"]:
         sys.exit("run it on a processor with AVX2 only: this one has AVX-512")
-    if "--lanes-from" in sys.argv:  # (the lanes of an earlier run, which take minutes to measure)
-        found = json.loads(Path(sys.argv[-1]).read_text())["lanes"]
-    else:
-        found = lanes()
+    # (--lanes-from: the lanes of an earlier run, which take minutes to measure for each loss)
+    earlier = json.loads(Path(sys.argv[-1]).read_text())["lanes"] if "--lanes-from" in sys.argv else {}
+    found = {loss: earlier[loss] if loss in earlier else lanes(loss) for loss in ("kl", "ce")}
     data = {"versions": meta, "made_by": "scripts/golden_avx2_xla_fused.py", "lanes": found,
             "records": records(20261206)}
     OUT.write_text(json.dumps(data, separators=(",", ":")) + "\n")

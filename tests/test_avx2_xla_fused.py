@@ -1,10 +1,10 @@
-"""optax's losses with fused row sums under jax.jit in float32 on a processor with AVX2 only (cpu="avx2"): kl, triplet
-and cosine, whose row loops LLVM's loop vectorizer splits into other lanes, and contracts otherwise, than with
-AVX-512 (lossgrad.lowp_xla_kl's AVX2 tables, lowp_xla_rows.AVX2_PAIRED and AVX2_UNPAIRED,
-lowp_xla_cos.AVX2_SUM_COLUMNS), against JAX's own results recorded on an AMD EPYC with AVX2 by
-scripts/golden_avx2_xla_fused.py in tests/golden/avx2_xla_fused.json: kl's lanes read from XLA's LLVM IR for every
-block up to 32 × 32, and batches up to 40 × 40 (value, losses and every gradient bit for bit, without
-kernels.XLA_AVX2's warning)."""
+"""optax's losses with fused row sums in float32 on a processor with AVX2 only (cpu="avx2"): kl, triplet and cosine
+under jax.jit, and ce's probability rows under jit and op by op, whose row loops LLVM's loop vectorizer splits into
+other lanes, and contracts otherwise, than with AVX-512 (lossgrad.lowp_xla_kl's AVX2 tables,
+lowp_xla_rows.AVX2_PAIRED and AVX2_UNPAIRED, lowp_xla_cos.AVX2_SUM_COLUMNS, lowp_xla.ce_value_lanes), against JAX's
+own results recorded on an AMD EPYC with AVX2 by scripts/golden_avx2_xla_fused.py in tests/golden/avx2_xla_fused.json:
+kl's and ce's lanes read from XLA's LLVM IR for every block up to 32 × 32, and batches up to 40 × 40 (value, losses
+and every gradient bit for bit, without kernels.XLA_AVX2's warning)."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ DATA = json.loads((Path(__file__).resolve().parent / "golden" / "avx2_xla_fused.
 
 def test_kls_lanes_are_the_ones_measured() -> None:
     with cpu.using("avx2"):
-        value, rows = ({tuple(map(int, nk.split(","))): w for nk, w in DATA["lanes"][kind].items()}
+        value, rows = ({tuple(map(int, nk.split(","))): w for nk, w in DATA["lanes"]["kl"][kind].items()}
                        for kind in ("value", "rows"))
         assert len(value) >= 32 * 32 - 32 and len(rows) >= 32 * 32 - 32  # (every block of two rows or more)
         assert {nk: w for nk, w in value.items() if nk[0] > 1 and w != lowp_xla_kl._value_lanes(*nk)[0]} == {}
@@ -39,18 +39,38 @@ def test_kls_lanes_are_the_ones_measured() -> None:
         assert vectorized - stored == {(4, 8)}
 
 
+def test_ces_lanes_are_the_ones_measured() -> None:
+    """ce's probability rows: the value's lanes avx2_lanes' (none for 2 rows), its rows' loop vectorized alike
+    (each product contracted either way, so the rows' sums are the scalar loop's)."""
+    with cpu.using("avx2"):
+        for kind in ("value", "rows"):
+            measured = {tuple(map(int, nk.split(","))): w for nk, w in DATA["lanes"]["ce"][kind].items()}
+            assert len(measured) >= 31 * 31
+            assert {nk: w for nk, w in measured.items() if nk[0] > 1 and w != lowp_xla.ce_value_lanes(*nk)} == {}
+
+
 def _hashed(a: np.ndarray) -> str:
     return digest(np.float32(a).astype(np.float64))
+
+
+def _call(loss: str, x: dict[str, np.ndarray]) -> tuple[str, dict]:
+    """lossgrad's loss name and options for a record's loss (kl's forms, ce-ops: ce op by op)."""
+    if loss in FORMS:
+        return "kl", {"log_input": loss in FORMS[1::2], "log_target": loss in FORMS[2:], "jit": True}
+    if loss == "triplet":
+        return loss, {"negative": x["negative"], "margin": 1.0, "jit": True}
+    if loss in ("ce", "ce-ops"):
+        return "ce", {"from_logits": True, "jit": loss == "ce"}
+    return loss, {"jit": True}
 
 
 @pytest.mark.parametrize("rec", DATA["records"], ids=[f"{r['loss']}-{'x'.join(map(str, r['shape']))}-"
                                                       f"{r['reduction']}-{r['seed']}" for r in DATA["records"]])
 def test_optax_under_jit_bit_for_bit(rec: dict) -> None:
     x = {k: v.astype(np.float64) for k, v in inputs(rec["seed"], tuple(rec["shape"]), rec["loss"]).items()}
-    options = {"log_input": rec["loss"] in FORMS[1::2], "log_target": rec["loss"] in FORMS[2:]} \
-        if rec["loss"] in FORMS else {"negative": x["negative"], "margin": 1.0} if rec["loss"] == "triplet" else {}
-    r = lossgrad.evaluate("kl" if rec["loss"] in FORMS else rec["loss"], x["y"], x["p"], convention="optax",
-                          dtype="float32", jit=True, reduction=rec["reduction"], cpu="avx2", **options)
+    name, options = _call(rec["loss"], x)
+    r = lossgrad.evaluate(name, x["y"], x["p"], convention="optax", dtype="float32", reduction=rec["reduction"],
+                          cpu="avx2", **options)
     assert kernels.XLA_AVX2 not in r.warnings
     assert _hashed(r.losses) == rec["losses"]
     assert _hashed(r.grad) == rec["grad"]
@@ -72,11 +92,13 @@ def test_the_avx512_tables_stay_for_avx512() -> None:
     AVX2 (its products stored with AVX2 for 8 classes, contracted with AVX-512 for more than 4); cosine's sum
     contracts the other product in 8-row groups there, in 4-row groups with AVX2."""
     with cpu.using("avx512"):
+        assert lowp_xla.ce_value_lanes(16, 27) == 0
         assert lowp_xla_kl._value_lanes(18, 8) == (2, False)
         assert lowp_xla_kl._value_lanes(4, 3) == (4, True)
         assert lowp_xla_cos.sum_contracted(16, 4) == (16, 4)
         assert lowp_xla_cos.sum_contracted(20, 7)[0] == 0
     with cpu.using("avx2"):
+        assert lowp_xla.ce_value_lanes(16, 27) == 8  # (0 with AVX-512: 16 to 32 rows of up to 25 classes only)
         assert lowp_xla_kl._value_lanes(18, 8) == (8, False)
         assert lowp_xla_kl._value_lanes(18, 7) == (2, True)
         assert lowp_xla_kl._value_lanes(2, 5) == (0, True)

@@ -62,12 +62,12 @@ def test_the_records_cover_each_loss_mode_and_reduction() -> None:
 
 
 def test_the_losses_still_apart_carry_the_warning() -> None:
-    # ce's probability rows (op by op and under jit): measured apart from JAX's on AVX2; mse, and cosine under jit
-    # (tests/test_avx2_xla_fused.py), are reproduced there
+    # contrastive (ntxent op by op: a reduced value) measured apart from JAX's on AVX2; mse, and ce's probability
+    # rows and cosine (tests/test_avx2_xla_fused.py), are reproduced there
     y, p = np.eye(3)[[0, 1, 2, 0]], np.linspace(-2, 2, 12).reshape(4, 3)
-    for jit in (False, True):
-        r = lossgrad.evaluate("ce", y, p, convention="optax", dtype="float32", cpu="avx2", from_logits=True, jit=jit)
-        assert kernels.XLA_AVX2 in r.warnings, jit
-    for loss in ("mse", "cosine"):
-        r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", cpu="avx2", jit=True)
-        assert kernels.XLA_AVX2 not in r.warnings, loss
+    r = lossgrad.contrastive(y, p, convention="optax", dtype="float32", cpu="avx2", jit=False, ntxent=True)
+    assert kernels.XLA_AVX2 in r.warnings
+    for loss, kw in (("mse", {}), ("cosine", {}), ("ce", {"from_logits": True})):
+        for jit in (False, True):
+            r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", cpu="avx2", jit=jit, **kw)
+            assert kernels.XLA_AVX2 not in r.warnings, (loss, jit)
