@@ -49,6 +49,7 @@ from .lowp_xla import (
     YNN_FROM,
     Rounder,
     _rows_in_dtype,
+    _vector_rows,
     folded_sum,
     ftz,
     product_sum,
@@ -148,10 +149,8 @@ def sum_contracted(rows: int, n: int) -> tuple[int, int]:
     (AVX2_SUM_GROUPS) and AVX2_SUM_COLUMNS' columns."""
     if cpu.selected() != "avx2":
         return by_eights(rows, n), min(4, n // 2 * 2)
-    groups, over = divmod(rows, 8)
-    if n not in AVX2_SUM_COLUMNS or not (rows == 4 or (rows >= 16 and over >= 4 and groups < AVX2_SUM_GROUPS[n])):
-        return 0, 0
-    return rows // 4 * 4, AVX2_SUM_COLUMNS[n]
+    v = _vector_rows(rows, n, AVX2_SUM_GROUPS)
+    return (v, AVX2_SUM_COLUMNS[n]) if v % 8 else (0, 0)  # (4 at a time: a multiple of 4 but not of 8)
 
 
 def by_eights(rows: int, n: int) -> int:
