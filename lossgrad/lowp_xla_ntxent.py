@@ -30,9 +30,7 @@ from .lowp_xla import (
     YNN_FROM,
     AccumulatorPlan,
     _in_order,
-    _lanes,
     _rows_in_dtype,
-    _windows,
     ftz,
     rounder,
     vector_add_sum,
@@ -62,14 +60,10 @@ ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2
 
 
 def _matrix_sum(v: Array, bf16: bool = False) -> F32:
-    """jnp.sum of the N×N matrix whose row k holds v[k] alone, at its positive (float32): below 4096 elements the
-    row sums, then XLA's windows over them (4 × 4 and 8 × 8 in YNNPACK's lanes); from 4096 YNNPACK's sum of the
-    whole matrix (xla_sum2d; `bf16`: of a matrix stored in bfloat16, in its pairs)."""
-    n = v.shape[0]
-    if n * n >= YNN_FROM:
-        return xla_sum2d(_at_positives(v), bf16)
-    row = v[None, :]
-    return F32((_lanes(row) if n in (4, 8) else _windows(row))[0] + F32(0))
+    """jnp.sum of the N×N matrix whose row k holds v[k] alone, at its positive (float32), as XLA adds a whole 2-D
+    array (xla_sum2d: below 4096 elements its windows and blocks, whose rows LLVM splits into the processor's lanes;
+    from 4096 YNNPACK's, `bf16`: of a matrix stored in bfloat16, in its pairs)."""
+    return xla_sum2d(_at_positives(v), bf16)
 
 
 class Ntxent:
