@@ -1,13 +1,15 @@
 """Measure lossgrad's rule for the block of optax's ctc backward loop that LLVM vectorises across the sequences
 (lossgrad.lowp_xla_ctc.vectorised_block) against JAX's own float32 gradient, shape by shape.
 
-For each batch of b sequences and n label columns: random logits of 16 frames and n + 2 classes, every sequence
+For each batch of b sequences and n label columns: random logits of 16 frames and n + 2 classes (n + 2 + k: the
+optional third argument k), every sequence
 taking all its frames and all its labels, the labels of a sequence distinct (so the labels' dot adds one term per
 class, the same in any order, and only the loop's roundings show). Prints, per shape, the rule's block, how many
 gradient elements differ from JAX's with it (0 is the claim) and without it (0 where nothing is vectorised, or
 where the vector code happens to round as the scalar code on these inputs). Needs jax and optax.
 
     python3 scripts/measure_ctc_block.py 1-72 3-8      # sequences, label columns (ranges or lists: 4,8,16)
+    LOSSGRAD_CPU=avx2 python3 scripts/measure_ctc_block.py 1-72 1-10 5     # AVX2's rule, 5 classes more
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ def numbers(spec: str) -> list[int]:
     return out
 
 
-def differing(b: int, n: int, seed: int = 0) -> tuple[int, int]:
+def differing(b: int, n: int, seed: int = 0, more: int = 0) -> tuple[int, int]:
     """Gradient elements apart from JAX's, with lossgrad's block and with none."""
     import jax
 
@@ -39,7 +41,7 @@ def differing(b: int, n: int, seed: int = 0) -> tuple[int, int]:
     from golden_lowp_xla_ctc import record
 
     rng = np.random.default_rng(seed)
-    t, c = 16, n + 2
+    t, c = 16, n + 2 + more
     x = rng.standard_normal((b, t, c)).astype(np.float32).astype(np.float64)
     labels = np.stack([rng.permutation(np.arange(1, c))[:n] for _ in range(b)])
     with jax.enable_x64(False):
@@ -77,7 +79,8 @@ def main() -> None:
     from lossgrad.lowp_xla_ctc import vectorised_block
 
     sequences, columns = (numbers(a) for a in sys.argv[1:3])
-    sweep(((b, n) for b in sequences for n in columns), differing,
+    more = int(sys.argv[3]) if len(sys.argv) > 3 else 0
+    sweep(((b, n) for b in sequences for n in columns), lambda b, n: differing(b, n, more=more),
           lambda b, n: f"{b:4d} sequences {n:3d} columns  block {vectorised_block(b, n)}")
 
 
