@@ -62,11 +62,15 @@ def test_the_records_cover_each_loss_mode_and_reduction() -> None:
 
 
 def test_the_losses_still_apart_carry_the_warning() -> None:
-    # contrastive (ntxent op by op: a reduced value) measured apart from JAX's on AVX2; mse, and ce's probability
-    # rows and cosine (tests/test_avx2_xla_fused.py), are reproduced there
+    # contrastive under jit (ntxent's fused loops) measured apart from JAX's on AVX2; op by op, and mse, ce's
+    # probability rows, cosine (tests/test_avx2_xla_fused.py) and ctc (tests/test_avx2_xla_seq.py), are reproduced
     y, p = np.eye(3)[[0, 1, 2, 0]], np.linspace(-2, 2, 12).reshape(4, 3)
-    r = lossgrad.contrastive(y, p, convention="optax", dtype="float32", cpu="avx2", jit=False, ntxent=True)
-    assert kernels.XLA_AVX2 in r.warnings
+    for jit in (False, True):
+        r = lossgrad.contrastive(y, p, convention="optax", dtype="float32", cpu="avx2", jit=jit, ntxent=True)
+        assert (kernels.XLA_AVX2 in r.warnings) == jit
+    r = lossgrad.ctc([[1, 2]] * 4, np.linspace(-2, 2, 48).reshape(4, 4, 3), from_logits=True, convention="optax",
+                     dtype="float32", cpu="avx2")
+    assert kernels.XLA_AVX2 not in r.warnings
     for loss, kw in (("mse", {}), ("cosine", {}), ("ce", {"from_logits": True})):
         for jit in (False, True):
             r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", cpu="avx2", jit=jit, **kw)

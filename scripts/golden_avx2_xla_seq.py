@@ -1,0 +1,115 @@
+"""Record optax's ctc_loss and ntxent in float32 on a processor with AVX2 only, for tests/golden/avx2_xla_seq.json
+(read by tests/test_avx2_xla_seq.py):
+- ctc from logits under jit and op by op: batches of the shapes whose backward loop LLVM vectorizes across the
+  sequences 4 at a time with AVX2 (lossgrad.lowp_xla_ctc.AVX2_FOUR, AVX2_KEPT_APART), their neighbours that go 8 at
+  a time or not at all, rows of 3 classes (log_softmax's backward contracts the last class's product with AVX2), and
+  random batches of 1 to 64 sequences of 1 to 10 label columns;
+- ntxent op by op: 2 to 16 pairs (N = 4 to 32 rows, whose jnp.sum of the N × N matrix LLVM splits into AVX2's lanes)
+  of 1 to 30 features.
+Each record keeps its inputs by seed (ctc_inputs, ntxent_inputs), the value as float.hex, the losses and gradients
+by SHA-256. The versions and the processor's flags are recorded; run it on an AVX2 processor without AVX-512.
+
+    python3 scripts/golden_avx2_xla_seq.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "avx2_xla_seq.json"
+# (sequences, label columns): 4 at a time with each count of states kept apart, and the eights on each side of
+# AVX2_FOUR's ranges; a batch of 4 and of 8; rows of 3 classes (one label column)
+CTC_SHAPES = ((4, 3), (4, 4), (4, 5), (4, 6), (4, 7), (4, 8), (8, 7), (8, 8), (12, 4), (16, 4), (20, 3), (21, 4),
+              (22, 5), (23, 6), (28, 6), (31, 6), (36, 5), (39, 3), (44, 3), (44, 4), (44, 5), (45, 6), (52, 6),
+              (55, 4), (60, 6), (68, 3), (5, 1), (17, 1), (40, 1))
+RANDOM_CTC = 24
+NTXENT_PAIRS = tuple(range(2, 17))
+TEMPERATURES = (0.07, 0.5, 1.0)
+
+
+def ctc_inputs(seed: int, b: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Logits [b, T, C] (float32), labels [b, n], input and target lengths: 6 to 16 frames, 3 classes for one label
+    column, else n + 3 to n + 7, labels that may repeat."""
+    from golden_lowp_xla_ctc import _rounded
+
+    rng = np.random.default_rng(seed)
+    t = int(rng.integers(6, 17))
+    c = 3 if n == 1 else int(rng.integers(n + 3, n + 8))
+    x = _rounded(rng.standard_normal((b, t, c)) * rng.choice([1.0, 4.0]), "float32")
+    return x, rng.integers(1, c, (b, n)), rng.integers(t // 2, t + 1, b), rng.integers(0, n + 1, b)
+
+
+def ntxent_inputs(seed: int, b: int, d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Anchors and positives [b, d] (float32) at scales 0.01 to 30, the positives near the anchors or their
+    opposites."""
+    from golden_lowp_xla_ntxent import _rounded
+
+    rng = np.random.default_rng(seed)
+    a = _rounded(rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0]), "float32")
+    p = _rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]), "float32")
+    return a, p
+
+
+def _kept(rec: dict, keys: tuple[str, ...]) -> dict:
+    from golden_pairs64 import digest
+
+    out = {k: None if rec[k] is None else digest(np.array(rec[k], dtype=np.float32)) for k in keys}
+    return out | {"value": None if rec["value"] is None else float(np.float32(rec["value"])).hex()}
+
+
+def ctc_record(seed: int, b: int, n: int, jit: bool, reduction: str) -> dict:
+    import golden_lowp_xla_ctc as g
+
+    x, labels, il, tl = ctc_inputs(seed, b, n)
+    rec = g.record("avx2", x, labels, il, tl, 0, "float32", jit, reduction)
+    return {"loss": "ctc", "seed": seed, "shape": [b, n], "jit": jit, "reduction": reduction,
+            **_kept(rec, ("losses", "grad"))}
+
+
+def ntxent_record(seed: int, b: int, d: int, tau: float) -> dict:
+    import golden_lowp_xla_ntxent as g
+
+    a, p = ntxent_inputs(seed, b, d)
+    rec = g.record(a, p, tau, "float32", False)
+    return {"loss": "contrastive", "seed": seed, "shape": [b, d], "jit": False, "temperature": tau,
+            **_kept(rec, ("losses", "grad", "grad_target"))}
+
+
+def records(seed: int) -> list[dict]:
+    rng = np.random.default_rng(seed)
+    out = []
+    for b, n in CTC_SHAPES:
+        out.append(ctc_record(int(rng.integers(2**31)), b, n, True, "mean"))
+        out.append(ctc_record(int(rng.integers(2**31)), b, n, False, ("none", "sum")[len(out) % 4 == 1]))
+    for i in range(RANDOM_CTC):
+        b, n = int(rng.integers(1, 65)), int(rng.integers(1, 11))
+        out.append(ctc_record(int(rng.integers(2**31)), b, n, i % 2 == 0, ("mean", "sum", "none")[i % 3]))
+    for b in NTXENT_PAIRS:
+        for d in (int(rng.integers(1, 8)), int(rng.integers(8, 31))):
+            out.append(ntxent_record(int(rng.integers(2**31)), b, d, float(rng.choice(TEMPERATURES))))
+    return out
+
+
+def main() -> None:
+    import jax
+
+    from make_golden import jax_versions
+
+    meta = jax_versions()
+    if "avx512f" in meta["cpu_flags"]:
+        sys.exit("run it on a processor with AVX2 only: this one has AVX-512")
+    with jax.enable_x64(False):
+        recs = records(20261206)
+    data = {"versions": meta, "made_by": "scripts/golden_avx2_xla_seq.py", "records": recs}
+    OUT.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+
+
+if __name__ == "__main__":
+    main()
