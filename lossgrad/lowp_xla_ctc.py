@@ -157,7 +157,8 @@ def vectorised_block(b: int, n: int) -> tuple[int, int]:
     end in scalar code, so it covers w·⌊(b − 1)/w⌋ sequences, with 8 columns w·⌊b/w⌋. What it keeps apart: 8 at a
     time, the first 2 states of 3 and the 4 of 4; 4 at a time, the first 4 states of 5 to 7 and the 8 of 8. Below
     16 sequences the loop is unrolled and vectorised as a whole only for 4 (5 to 8 columns) and 8 (7 or 8).
-    Measured against JAX 0.10.2 on 487 shapes, all as this says: 1 to 72 sequences with 3 to 8 columns, 76 to 260
+    With AVX2 LLVM picks otherwise (_avx2_block). Measured against JAX 0.10.2 on AVX-512 on 487 shapes, all as this
+    says: 1 to 72 sequences with 3 to 8 columns, 76 to 260
     with some, and 1, 2 and 9 to 48 columns, where nothing is apart (scripts/measure_ctc_block.py)."""
     if not 3 <= n <= 8:
         return 0, 0
@@ -172,8 +173,9 @@ def vectorised_block(b: int, n: int) -> tuple[int, int]:
 
 
 def _avx2_block(b: int, n: int) -> tuple[int, int]:
-    """vectorised_block with AVX2 (3 to 8 label columns): measured against JAX 0.10.2 on an AMD EPYC on every
-    batch of 1 to 72 sequences and some to 204 (scripts/measure_ctc_block.py)."""
+    """vectorised_block with AVX2 (3 to 8 label columns): measured against JAX 0.10.2 on an AMD EPYC, 477 shapes
+    of 1 to 48 sequences and 1 to 10 columns none apart (scripts/measure_ctc_block.py with 5 classes more), and
+    probes of every block on 44 to 72 sequences and some to 204."""
     if b == 4:
         return 4, AVX2_KEPT_APART[n]
     if b % 8 >= 4 and b // 8 in AVX2_FOUR.get(n, ()):
