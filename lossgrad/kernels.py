@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from . import (
-    cpu,
     lowp,
     lowp_ctc,
     lowp_focal,
@@ -121,23 +120,5 @@ def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, h
         more["extra"] = extra
     more.update(KEYWORDS.get(kernels, {}))
     parts: Parts = backend(kernels, loss).compute(loss, y, p, labels, half, switches, batchmean, params=params, **more)
-    several = np.ndim(p) >= 2 and min(np.shape(p)[:2]) >= 2
-    if (kernels == "xla" and half is None and several and cpu.selected() == "avx2" and loss in AVX2_APART
-            and switches.get("jit", True)):
-        parts.warnings.append(XLA_AVX2)
     return parts
-
-
-# measured against JAX 0.10.2 on an AMD EPYC with AVX2 (random batches of 2 to 64 rows of 2 to 32 columns, op by op and
-# under jit): with AVX2's lanes for XLA's sums (lowp_xla.avx2_lanes) mse, bce, huber, hinge, logcosh, focal and ce
-# with class indexes are JAX's bit for bit, and ce's probability rows, kl, triplet and cosine with their own AVX2
-# tables (lowp_xla.ce_value_lanes, lowp_xla_kl, lowp_xla_rows, lowp_xla_cos), and ctc and ntxent op by op
-# (lowp_xla_ctc's AVX2 rule, xla_sum2d's lanes); under jit LLVM vectorizes ntxent's fused loops for that processor
-# otherwise than for AVX-512, whose order lossgrad reproduces
-XLA_AVX2 = ("optax in float32 on a processor with AVX2 only (--cpu avx2): XLA's own loops over a batch of several rows "
-            "are vectorized otherwise there than lossgrad reproduces for this loss, so the reduced value (and some "
-            "losses or gradient elements) may differ from JAX's in the last bits")
-
-
-AVX2_APART = ("contrastive",)  # (optax's float32 results under jit over several rows that may differ on AVX2)
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from . import cpu
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -43,6 +44,7 @@ from .lowp_xla_more import _over
 from .lowp_xla_ntxent_jit import (
     Fused,
     _at_positives,
+    avx2_blocks,
     squared_norms,
     stored,
     unsupported_shape,
@@ -167,7 +169,7 @@ class Ntxent:
 # stored in float16 and every addition rounded to it, no multiply-adds (lowp_xla.vector_add_sum: each accumulator's
 # blocks of rows, the accumulators added, the lanes halved, an epilogue's vector, the rows left). HALF_NARROW with up
 # to 8 features, HALF_WIDE from 9 (where given). Measured with jax 0.10.2 on AVX-512 (tests/test_lowp_xla_ntxent.py,
-# live).
+# live); with AVX2 lowp_xla_ntxent_jit.avx2_blocks.
 HALF_NARROW: dict[int, AccumulatorPlan] = {16: (8, ((0,),), 0), 18: (8, ((0, 1),), 0), 20: (4, ((0, 2), (1, 3)), 0),
                                     22: (4, ((0, 2), (1, 3)), 0), 24: (8, ((0, 1),), 0),
                                     **{n: (8, ((0, 1, 2),), 0) for n in range(26, 33, 2)}}
@@ -188,13 +190,16 @@ class FusedHalf(Ntxent):
     """float16 under jax.jit: the same operations, each result stored in float16 as op by op, except that τ is a
     constant (the forward pass multiplies by 1/τ, rounded to float16, as the backward pass does), the norm's
     backward pass takes ‖e‖^−2 as 1/max(ε, Σe²) itself, and from 16 to 32 rows LLVM vectorizes the fused partner
-    sums (vector_add_sum; HALF_ONE_FEATURE's plans for rows of one feature)."""
+    sums (vector_add_sum; HALF_ONE_FEATURE's plans for rows of one feature; with AVX2, avx2_blocks' for float16)."""
 
     def partner_sum(self, x: Array, axis: int) -> Array:
         n, _, d = x.shape
         if n not in HALF_NARROW:
             return partner_sum(x, axis, self.r)
-        if d == 1:
+        if cpu.selected() == "avx2":
+            lanes, parts, blocks = avx2_blocks(n, d, axis == 0, "float16")
+            plan = lanes, tuple(tuple(range(k, blocks, parts)) for k in range(parts)), 0
+        elif d == 1:
             plan = HALF_ONE_FEATURE[n][axis]
         else:
             plan = HALF_WIDE.get(n, HALF_NARROW[n]) if d > 8 else HALF_NARROW[n]

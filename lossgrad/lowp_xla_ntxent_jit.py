@@ -22,7 +22,9 @@ over the partner rows of 4096 products or more are YNNPACK's dot of each row of 
 lanes, blocks of 8192). Measured with jax 0.10.2 on AVX-512 for batches of up to 7 pairs (N = 14 rows) of 1 to 100
 features, from 8 pairs with 2 features or more up to 1003 pairs and 2049 features, 2 to 12 pairs of 4,097 to 32,768
 features, and with one feature up to 4100 pairs. The value, jnp.sum of the N × N matrix, goes in row order, LLVM's
-lanes, XLA's windows or YNNPACK's (value_sum).
+lanes, XLA's windows or YNNPACK's (value_sum). With AVX2 only (vectors of 8 floats) LLVM vectorizes the final loops
+(vector_block: AVX2_FOUR, AVX2_SCALE_FUSED) and the sums over 16 to 32 partner rows (avx2_blocks) otherwise; measured
+with jax 0.10.2 on an AMD EPYC with AVX2 from 2 to 72 pairs of 1 to 12 features.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import cpu
 from .losses._ops import Array
 from .lowp import fma
 from .lowp_xla import (
@@ -69,6 +72,20 @@ ONE_FEATURE: dict[int, LanePlan] = {16: (8, (0, 1), 0), 18: (8, (0, 1), 2), 20: 
                                     32: (8, (0, 1, 2, 3), 0)}
 STORED_ROWS_FROM = 34
 
+# With AVX2 (vectors of 8 floats) LLVM goes over the N rows 8 or 4 at a time (AVX2_LANES). With 4, the sum over the
+# rows i goes in two accumulators (blocks 0, 2, 4, … and 1, 3, 5, …), but for the (N, features) of
+# AVX2_ONE_ACCUMULATOR; the sum over the partners j in one, but for AVX2_TWO_OVER_PARTNERS' (float16's only). In
+# float32 the backend joins two accumulators into one chain of multiply-adds: the first's blocks in order, then the
+# second's with its first two swapped (0, 2, 3, 1 at 20 rows; 0, 2, 4, 3, 1, 5 at 28). No epilogue vector: the rows
+# left are chained on, and rows of 2 to 8 features (loaded interleaved, with gaps) leave at least one row to the
+# scalar loop. Read from XLA's dump of the LLVM IR and measured with jax 0.10.2 on an AMD EPYC with AVX2: every N from
+# 16 to 32 and every number of features below 4096 products (float16: 1 to 40 features), by
+# scripts/measure_ntxent_block.py and tests/test_avx2_xla_seq.py's golden records.
+AVX2_LANES = {16: 8, 18: 8, 20: 4, 22: 4, 24: 8, 26: 8, 28: 4, 30: 4, 32: 8}
+AVX2_ONE_ACCUMULATOR = {"float32": {(20, 5)}, "float16": {(n, d) for n in (20, 22, 28, 30) for d in (n // 2, n)}}
+AVX2_TWO_OVER_PARTNERS = {"float32": set(), "float16": {(20, 1), (22, 1), (28, 1), (30, 1), (28, 3), (28, 4), (30, 3),
+                                                        (30, 4)}}
+
 # The gradient's final loops over the rows, one for the anchors' B rows and one for the positives' (g·(1/‖e‖) + m·e
 # through each of the two broadcasts, then their sum), as LLVM vectorizes them: 8 rows at a time, where its vector
 # code fuses the product g·(1/‖e‖) of both terms in the first SCALE_FUSED columns (the scalar code fuses m·e through
@@ -81,6 +98,12 @@ STORED_ROWS_FROM = 34
 SCALE_FUSED = {3: 2, 4: 4, 5: 4, 6: 4, 7: 6}
 EIGHTS_FROM = {3: (5, 5), 4: (5, 5), 5: (3, 3), 6: (3, 3), 7: (17, 15)}
 GATHERED = {4: 4, 8: 8}
+# With AVX2, LLVM's vector code fuses as the scalar code does 8 rows at a time; 4 at a time it fuses g·(1/‖e‖) in the
+# first AVX2_SCALE_FUSED columns, both halves alike. It goes 4 at a time in a batch of 4 pairs, and with 4 to 7 pairs
+# over AVX2_FOUR's eights (by features). Measured with jax 0.10.2 on an AMD EPYC with AVX2: 2 to 57 pairs of 2 to 9
+# features (scripts/measure_ntxent_block.py).
+AVX2_SCALE_FUSED = SCALE_FUSED | {8: 8}
+AVX2_FOUR = {3: range(2, 4), 4: range(2, 5), 5: range(2, 4), 6: range(2, 5), 7: range(2, 4)}
 
 
 def _fma(a: object, b: object, c: object) -> Array:
@@ -100,6 +123,9 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
     """The leading rows and columns of one half's final loop (the anchors', or the positives') that LLVM's vector
     code computes with both products g·(1/‖e‖) fused."""
     eights, left = divmod(pairs, 8)
+    if cpu.selected() == "avx2":
+        four = pairs == 4 or (left >= 4 and eights in AVX2_FOUR.get(features, ()))
+        return (4 * (pairs // 4), AVX2_SCALE_FUSED[features]) if four and features in AVX2_SCALE_FUSED else (0, 0)
     if eights == 1 and left:
         return 0, 0
     if positives and features in GATHERED and pairs >= 8 and pairs & (pairs - 1) == 0:
@@ -107,6 +133,28 @@ def vector_block(pairs: int, features: int, positives: bool) -> tuple[int, int]:
     if features not in SCALE_FUSED or (left >= 4 and eights < EIGHTS_FROM[features][positives]):
         return 0, 0
     return 8 * eights, SCALE_FUSED[features]
+
+
+def avx2_blocks(n: int, d: int, over_rows_i: bool, dtype: str = "float32") -> tuple[int, int, int]:
+    """How LLVM's AVX2 code sums over the N partner rows (16 to 32) of d features: its lanes (AVX2_LANES),
+    accumulators, and blocks, as many as fit the rows (2 to 8 features: the rows but one)."""
+    lanes = AVX2_LANES[n]
+    if lanes == 8:
+        parts = 1
+    elif over_rows_i:
+        parts = 1 if (n, d) in AVX2_ONE_ACCUMULATOR[dtype] else 2
+    else:
+        parts = 2 if (n, d) in AVX2_TWO_OVER_PARTNERS[dtype] else 1
+    rows = n - 1 if 2 <= d <= 8 else n
+    return lanes, parts, rows // (lanes * parts) * parts
+
+
+def avx2_plan(n: int, d: int, over_rows_i: bool) -> LanePlan:
+    """avx2_blocks as one chain of multiply-adds: two accumulators' blocks joined as the backend joins them."""
+    lanes, parts, blocks = avx2_blocks(n, d, over_rows_i)
+    if parts == 1:
+        return lanes, tuple(range(blocks)), 0
+    return lanes, (*range(0, blocks, 2), 3, 1, *range(5, blocks, 2)), 0
 
 
 def chain(x: Array, y: Array) -> Array:
@@ -245,6 +293,8 @@ class Fused:
         over_i, over_j = (s.T[:, None, :], u.T[None, :, :]), (s[:, None, :], u.T[None, :, :])
         if n not in NARROW:
             return chain(*over_i), chain(*over_j)
+        if cpu.selected() == "avx2":
+            return vector_fma_sum(*over_i, avx2_plan(n, d, True)), vector_fma_sum(*over_j, avx2_plan(n, d, False))
         if d == 1:
             return vector_fma_sum(*over_i, ONE_FEATURE[n]), vector_fma_sum(*over_j, ONE_FEATURE[n])
         plans = NARROW if d <= 8 else WIDE

@@ -1,11 +1,15 @@
-"""Record optax's ctc_loss and ntxent in float32 on a processor with AVX2 only, for tests/golden/avx2_xla_seq.json
+"""Record optax's ctc_loss and ntxent on a processor with AVX2 only, for tests/golden/avx2_xla_seq.json
 (read by tests/test_avx2_xla_seq.py):
 - ctc from logits under jit and op by op: batches of the shapes whose backward loop LLVM vectorizes across the
   sequences 4 at a time with AVX2 (lossgrad.lowp_xla_ctc.AVX2_FOUR, AVX2_KEPT_APART), their neighbours that go 8 at
   a time or not at all, rows of 3 classes (log_softmax's backward contracts the last class's product with AVX2), and
   random batches of 1 to 64 sequences of 1 to 10 label columns;
 - ntxent op by op: 2 to 16 pairs (N = 4 to 32 rows, whose jnp.sum of the N × N matrix LLVM splits into AVX2's lanes)
-  of 1 to 30 features.
+  of 1 to 30 features;
+- ntxent under jit: in float32 the shapes whose gradient's final loops LLVM vectorizes 4 rows at a time
+  (lowp_xla_ntxent_jit.AVX2_FOUR, AVX2_SCALE_FUSED) and their neighbours, and in float32 and float16 sums over 16 to
+  32 partner rows with every count of lanes, accumulators and blocks (AVX2_LANES, AVX2_ONE_ACCUMULATOR,
+  AVX2_TWO_OVER_PARTNERS), then random batches of 2 to 40 pairs of 1 to 39 features in the three dtypes.
 Each record keeps its inputs by seed (ctc_inputs, ntxent_inputs), the value as float.hex, the losses and gradients
 by SHA-256. The versions and the processor's flags are recorded; run it on an AVX2 processor without AVX-512.
 
@@ -30,6 +34,15 @@ CTC_SHAPES = ((4, 3), (4, 4), (4, 5), (4, 6), (4, 7), (4, 8), (8, 7), (8, 8), (1
               (55, 4), (60, 6), (68, 3), (5, 1), (17, 1), (40, 1))
 RANDOM_CTC = 24
 NTXENT_PAIRS = tuple(range(2, 17))
+# (pairs, features) under jit: the final loops 4 rows at a time, and beside them; the sums over 16 to 32 partner rows
+NTXENT_BLOCKS = ((4, 3), (4, 4), (4, 5), (4, 6), (4, 7), (4, 8), (4, 2), (4, 9), (8, 5), (12, 4), (20, 3), (21, 4),
+                 (22, 5), (23, 7), (20, 8), (28, 6), (31, 3), (36, 4), (39, 6), (36, 3), (37, 5), (44, 4), (46, 6))
+NTXENT_PARTNERS = ((8, 1), (8, 5), (8, 12), (9, 1), (9, 4), (9, 11), (10, 1), (10, 2), (10, 5), (10, 7), (10, 9),
+                   (10, 10), (11, 1), (11, 3), (11, 8), (12, 1), (12, 6), (13, 2), (13, 6), (14, 1), (14, 2), (14, 4),
+                   (15, 1), (15, 3), (16, 1), (16, 3))
+NTXENT_HALF = ((10, 1), (10, 5), (10, 10), (10, 17), (11, 1), (11, 6), (14, 2), (14, 3), (14, 9), (15, 4), (15, 21),
+               (16, 25), (9, 9), (12, 7))
+RANDOM_NTXENT = 8
 TEMPERATURES = (0.07, 0.5, 1.0)
 
 
@@ -45,14 +58,14 @@ def ctc_inputs(seed: int, b: int, n: int) -> tuple[np.ndarray, np.ndarray, np.nd
     return x, rng.integers(1, c, (b, n)), rng.integers(t // 2, t + 1, b), rng.integers(0, n + 1, b)
 
 
-def ntxent_inputs(seed: int, b: int, d: int) -> tuple[np.ndarray, np.ndarray]:
-    """Anchors and positives [b, d] (float32) at scales 0.01 to 30, the positives near the anchors or their
+def ntxent_inputs(seed: int, b: int, d: int, dtype: str = "float32") -> tuple[np.ndarray, np.ndarray]:
+    """Anchors and positives [b, d] (in the dtype) at scales 0.01 to 30, the positives near the anchors or their
     opposites."""
     from golden_lowp_xla_ntxent import _rounded
 
     rng = np.random.default_rng(seed)
-    a = _rounded(rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0]), "float32")
-    p = _rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]), "float32")
+    a = _rounded(rng.standard_normal((b, d)) * rng.choice([0.01, 1.0, 30.0]), dtype)
+    p = _rounded(a * rng.choice([1.0, -1.0]) + rng.standard_normal((b, d)) * rng.choice([1e-3, 1.0]), dtype)
     return a, p
 
 
@@ -72,12 +85,12 @@ def ctc_record(seed: int, b: int, n: int, jit: bool, reduction: str) -> dict:
             **_kept(rec, ("losses", "grad"))}
 
 
-def ntxent_record(seed: int, b: int, d: int, tau: float) -> dict:
+def ntxent_record(seed: int, b: int, d: int, tau: float, jit: bool = False, dtype: str = "float32") -> dict:
     import golden_lowp_xla_ntxent as g
 
-    a, p = ntxent_inputs(seed, b, d)
-    rec = g.record(a, p, tau, "float32", False)
-    return {"loss": "contrastive", "seed": seed, "shape": [b, d], "jit": False, "temperature": tau,
+    a, p = ntxent_inputs(seed, b, d, dtype)
+    rec = g.record(a, p, tau, dtype, jit)
+    return {"loss": "contrastive", "seed": seed, "shape": [b, d], "jit": jit, "temperature": tau, "dtype": dtype,
             **_kept(rec, ("losses", "grad", "grad_target"))}
 
 
@@ -93,7 +106,17 @@ def records(seed: int) -> list[dict]:
     for b in NTXENT_PAIRS:
         for d in (int(rng.integers(1, 8)), int(rng.integers(8, 31))):
             out.append(ntxent_record(int(rng.integers(2**31)), b, d, float(rng.choice(TEMPERATURES))))
-    return out
+    return out + ntxent_jit_records(rng)
+
+
+def ntxent_jit_records(rng: np.random.Generator) -> list[dict]:
+    """ntxent under jit (drawn after the rest, whose draws stay as they were)."""
+    shapes = [(*shape, "float32") for shape in NTXENT_BLOCKS + NTXENT_PARTNERS]
+    shapes += [(*shape, "float16") for shape in NTXENT_HALF]
+    shapes += [(int(rng.integers(2, 41)), int(rng.integers(1, 40)), dtype)
+               for dtype in ("float32", "float16", "bfloat16") for _ in range(RANDOM_NTXENT)]
+    return [ntxent_record(int(rng.integers(2**31)), b, d, float(rng.choice(TEMPERATURES)), True, dtype)
+            for b, d, dtype in shapes]
 
 
 def main() -> None:

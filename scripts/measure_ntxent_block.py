@@ -1,7 +1,8 @@
 """Measure lossgrad's rules for how LLVM vectorizes XLA's fused loops in JAX's float32 ntxent under jit against JAX's
 own gradients, shape by shape: the blocks of the gradient's two final loops (the anchors' rows, the positives':
 lossgrad.lowp_xla_ntxent_jit.vector_block) and, below 4096 products, the sums over the partner rows (NARROW and
-WIDE from 16 to 32 rows, XLA's windows from 34).
+WIDE from 16 to 32 rows, or with AVX2 avx2_blocks; XLA's windows from 34). It measures the rules of the processor
+lossgrad reproduces (LOSSGRAD_CPU): run it with LOSSGRAD_CPU set to the processor it runs on.
 
 For each batch of b pairs and d features: random anchors, and positives near them. Prints, per shape, the final
 loops' blocks (anchors', positives'), how many gradient elements differ from JAX's with the rules (0 is the claim)
@@ -10,6 +11,7 @@ the scalar code does on these inputs). Shapes lossgrad refuses (one feature from
 and optax.
 
     python3 scripts/measure_ntxent_block.py 8-72 2-9      # pairs, features (ranges or lists: 64,128)
+    LOSSGRAD_CPU=avx2 python3 scripts/measure_ntxent_block.py 2-72 1-12    # on a processor with AVX2 only
 """
 
 from __future__ import annotations

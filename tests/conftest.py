@@ -235,22 +235,6 @@ def optax_run(rec: dict, **more):
                              np.array(rec["pred"], dtype=np.float32).astype(np.float64), **kw, **more)
 
 
-def near_where_warned(result, want) -> bool:
-    """Whether lossgrad warned that optax's float32 value over several rows is not pinned down on this processor
-    (kernels.XLA_AVX2: AVX2 only, where LLVM vectorizes XLA's own loops otherwise); if so, the value is held to
-    within 2**-16 of JAX's, relative (a reordered float32 sum of up to 10**5 terms), for the caller holds the rest bit
-    for bit."""
-    import numpy as np
-
-    from lossgrad.kernels import XLA_AVX2
-
-    if XLA_AVX2 not in result.warnings:
-        return False
-    got, want = np.float64(np.float32(result.value)), np.float64(np.float32(want))
-    assert abs(got - want) <= 2.0 ** -16 * abs(want) or got == want, (got, want)
-    return True
-
-
 def ulps_apart(got, want):
     """How many float32 steps each element of `got` is from `want`'s (0 for NaN and NaN)."""
     import numpy as np

@@ -4,7 +4,7 @@ other lanes, and contracts otherwise, than with AVX-512 (lossgrad.lowp_xla_kl's 
 lowp_xla_rows.AVX2_PAIRED and AVX2_UNPAIRED, lowp_xla_cos.AVX2_SUM_COLUMNS, lowp_xla.ce_value_lanes), against JAX's
 own results recorded on an AMD EPYC with AVX2 by scripts/golden_avx2_xla_fused.py in tests/golden/avx2_xla_fused.json:
 kl's and ce's lanes read from XLA's LLVM IR for every block up to 32 × 32, and batches up to 40 × 40 (value, losses
-and every gradient bit for bit, without kernels.XLA_AVX2's warning)."""
+and every gradient bit for bit, without a warning)."""
 
 from __future__ import annotations
 
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import cpu, kernels, lowp_xla, lowp_xla_cos, lowp_xla_kl
+from lossgrad import cpu, lowp_xla, lowp_xla_cos, lowp_xla_kl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from golden_avx2_xla_fused import FORMS, LOSSES, STORED, inputs  # noqa: E402
@@ -71,7 +71,7 @@ def test_optax_under_jit_bit_for_bit(rec: dict) -> None:
     name, options = _call(rec["loss"], x)
     r = lossgrad.evaluate(name, x["y"], x["p"], convention="optax", dtype="float32", reduction=rec["reduction"],
                           cpu="avx2", **options)
-    assert kernels.XLA_AVX2 not in r.warnings
+    assert not any("AVX2" in w for w in r.warnings)
     assert _hashed(r.losses) == rec["losses"]
     assert _hashed(r.grad) == rec["grad"]
     assert {k: _hashed(r.grads[k]) for k in rec["grads"]} == rec["grads"]

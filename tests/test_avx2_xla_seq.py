@@ -1,10 +1,11 @@
-"""optax's ctc (under jit and op by op) and ntxent (op by op) in float32 on a processor with AVX2 only (cpu="avx2"),
-against JAX's own results recorded on an AMD EPYC with AVX2 by scripts/golden_avx2_xla_seq.py in
-tests/golden/avx2_xla_seq.json: ctc's backward loop, which LLVM vectorizes across the sequences 4 at a time for
-other batches than with AVX-512 and keeps other label states apart (lowp_xla_ctc.AVX2_FOUR, AVX2_KEPT_APART), rows
-of 3 classes, whose log_softmax backward contracts every product with AVX2, and ntxent's value, jnp.sum of the N × N
-matrix, whose rows LLVM splits into AVX2's lanes. Value, losses and every gradient bit for bit, without
-kernels.XLA_AVX2's warning."""
+"""optax's ctc and ntxent, under jit and op by op, on a processor with AVX2 only (cpu="avx2"), against JAX's own
+results recorded on an AMD EPYC with AVX2 by scripts/golden_avx2_xla_seq.py in tests/golden/avx2_xla_seq.json:
+ctc's backward loop, which LLVM vectorizes across the sequences 4 at a time for other batches than with AVX-512 and
+keeps other label states apart (lowp_xla_ctc.AVX2_FOUR, AVX2_KEPT_APART), rows of 3 classes, whose log_softmax
+backward contracts every product with AVX2; ntxent's value op by op, jnp.sum of the N × N matrix, whose rows LLVM
+splits into AVX2's lanes; and ntxent under jit, whose final loops go 4 rows at a time for other batches, and whose
+sums over 16 to 32 partner rows take other lanes and accumulators (lowp_xla_ntxent_jit.AVX2_FOUR, AVX2_SCALE_FUSED,
+avx2_blocks), in float32, float16 and bfloat16. Value, losses and every gradient bit for bit, without a warning."""
 
 from __future__ import annotations
 
@@ -16,10 +17,17 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import cpu, kernels, lowp_xla_ctc
+from lossgrad import cpu, lowp_xla_ctc, lowp_xla_ntxent_jit as ntj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-from golden_avx2_xla_seq import CTC_SHAPES, ctc_inputs, ntxent_inputs  # noqa: E402
+from golden_avx2_xla_seq import (  # noqa: E402
+    CTC_SHAPES,
+    NTXENT_BLOCKS,
+    NTXENT_HALF,
+    NTXENT_PARTNERS,
+    ctc_inputs,
+    ntxent_inputs,
+)
 from golden_pairs64 import digest  # noqa: E402
 
 DATA = json.loads((Path(__file__).resolve().parent / "golden" / "avx2_xla_seq.json").read_text())
@@ -36,10 +44,10 @@ def _run(rec: dict, capability: str = "avx2") -> lossgrad.Result:
         x, labels, il, tl = ctc_inputs(rec["seed"], b, k)
         return lossgrad.ctc(labels, x, input_lengths=il, target_lengths=tl, from_logits=True, convention="optax",
                             dtype="float32", reduction=rec["reduction"], jit=rec["jit"], cpu=capability)
-    a, p = ntxent_inputs(rec["seed"], b, k)
+    a, p = ntxent_inputs(rec["seed"], b, k, rec["dtype"])
     return lossgrad.contrastive(p.astype(np.float64), a.astype(np.float64), ntxent=True,
-                                temperature=rec["temperature"], convention="optax", dtype="float32", jit=False,
-                                cpu=capability)
+                                temperature=rec["temperature"], convention="optax", dtype=rec["dtype"],
+                                jit=rec["jit"], cpu=capability)
 
 
 def apart(rec: dict, r: lossgrad.Result) -> list[str]:
@@ -53,14 +61,15 @@ def apart(rec: dict, r: lossgrad.Result) -> list[str]:
 
 def _id(rec: dict) -> str:
     b, k = rec["shape"]
-    return f"{rec['loss']}-{b}x{k}-{'jit' if rec['jit'] else 'ops'}-{rec.get('reduction', 'mean')}-{rec['seed']}"
+    return (f"{rec['loss']}-{b}x{k}-{rec.get('dtype', 'float32')}-{'jit' if rec['jit'] else 'ops'}-"
+            f"{rec.get('reduction', 'mean')}-{rec['seed']}")
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[_id(r) for r in RECORDS])
 def test_optax_on_avx2_bit_for_bit(rec: dict) -> None:
     r = _run(rec)
     assert apart(rec, r) == []
-    assert kernels.XLA_AVX2 not in r.warnings
+    assert not any("AVX2" in w for w in r.warnings)
 
 
 def test_avx512s_rules_would_miss_them() -> None:
@@ -70,6 +79,13 @@ def test_avx512s_rules_would_miss_them() -> None:
     ctc = {shape for loss, shape in missed if loss == "ctc"}
     assert len(ctc) >= 15 and {(4, 3), (40, 1), (44, 4), (60, 6)} <= ctc
     assert any(loss == "contrastive" and 8 <= shape[0] <= 16 for loss, shape in missed)
+    # under jit: the final loops' 4-row blocks, and the sums over 20, 22, 28 and 30 partner rows (4 lanes), float32
+    # and float16
+    jit = {(rec["dtype"], tuple(rec["shape"])) for rec in RECORDS
+           if rec["loss"] == "contrastive" and rec["jit"] and apart(rec, _run(rec, "avx512"))}
+    assert {("float32", (4, n)) for n in range(3, 9)} <= jit
+    assert {("float32", shape) for shape in ((21, 4), (39, 6), (10, 2), (11, 3), (14, 4), (15, 1))} <= jit
+    assert {("float16", shape) for shape in ((10, 5), (10, 10), (11, 1), (14, 2))} <= jit
 
 
 def test_the_rule_for_each_shape() -> None:
@@ -81,6 +97,24 @@ def test_the_rule_for_each_shape() -> None:
     assert blocks[(44, 3)] == blocks[(44, 5)] == blocks[(60, 6)] == blocks[(16, 4)] == blocks[(8, 8)] == (0, 0)
 
 
+def test_ntxents_rules_for_each_shape() -> None:
+    # the final loops: 4 pairs, or 4 to 7 over 2 or 3 eights (4 and 6 features: to 4 eights), the first columns
+    # fused; 8 at a time, as the scalar code
+    with cpu.using("avx2"):
+        blocks = {shape: ntj.vector_block(*shape, positives) for shape in NTXENT_BLOCKS for positives in (0, 1)}
+        assert blocks[(4, 3)] == (4, 2) and blocks[(4, 7)] == (4, 6) and blocks[(4, 8)] == (4, 8)
+        assert blocks[(21, 4)] == (20, 4) and blocks[(31, 3)] == (28, 2) and blocks[(39, 6)] == (36, 4)
+        assert blocks[(4, 2)] == blocks[(4, 9)] == blocks[(8, 5)] == blocks[(12, 4)] == blocks[(20, 8)] == (0, 0)
+        assert blocks[(36, 3)] == blocks[(37, 5)] == blocks[(44, 4)] == blocks[(46, 6)] == (0, 0)
+    # the sums over the partner rows: two accumulators over the rows i where the lanes are 4, joined into one chain;
+    # rows of 2 to 8 features leave a row to the scalar loop
+    assert ntj.avx2_plan(20, 3, True) == (4, (0, 2, 3, 1), 0) and ntj.avx2_plan(20, 3, False) == (4, (0, 1, 2, 3), 0)
+    assert ntj.avx2_plan(20, 1, False) == ntj.avx2_plan(20, 9, False) == (4, (0, 1, 2, 3, 4), 0)
+    assert ntj.avx2_plan(28, 2, True) == (4, (0, 2, 4, 3, 1, 5), 0) and ntj.avx2_plan(20, 5, True)[1] == (0, 1, 2, 3)
+    assert ntj.avx2_plan(16, 5, True) == (8, (0,), 0) and ntj.avx2_plan(18, 12, False) == (8, (0, 1), 0)
+    assert ntj.avx2_blocks(20, 10, True, "float16") == (4, 1, 5) and ntj.avx2_blocks(28, 3, False, "float16")[1] == 2
+
+
 def test_the_records_cover_both_modes_and_every_kept_count() -> None:
     ctc = [r for r in RECORDS if r["loss"] == "ctc"]
     assert {tuple(r["shape"]) for r in ctc} >= set(CTC_SHAPES)
@@ -89,5 +123,17 @@ def test_the_records_cover_both_modes_and_every_kept_count() -> None:
     with cpu.using("avx2"):
         kept = {lowp_xla_ctc.vectorised_block(*r["shape"])[1] for r in ctc}
     assert kept == {0, *lowp_xla_ctc.AVX2_KEPT_APART.values()}
-    assert {r["shape"][0] for r in RECORDS if r["loss"] == "contrastive"} == set(range(2, 17))
+    ops = [r for r in RECORDS if r["loss"] == "contrastive" and not r["jit"]]
+    assert {r["shape"][0] for r in ops} == set(range(2, 17))
+    jit = {(r["dtype"], tuple(r["shape"])) for r in RECORDS if r["loss"] == "contrastive" and r["jit"]}
+    assert {("float32", s) for s in NTXENT_BLOCKS + NTXENT_PARTNERS} | {("float16", s) for s in NTXENT_HALF} <= jit
+    assert {dtype for dtype, _ in jit} == {"float32", "float16", "bfloat16"}
+    with cpu.using("avx2"):
+        fused = {ntj.vector_block(*shape, False)[1] for dtype, shape in jit if dtype == "float32"}
+    assert fused == {0, *ntj.AVX2_SCALE_FUSED.values()}
+    partners = {2 * b for dtype, (b, d) in jit if dtype == "float32" and not ntj.stored(2 * b, d)}
+    assert set(ntj.AVX2_LANES) <= partners
+    exceptions = {(2 * b, d) for dtype, (b, d) in jit if dtype == "float16"}
+    assert exceptions & ntj.AVX2_ONE_ACCUMULATOR["float16"] and exceptions & ntj.AVX2_TWO_OVER_PARTNERS["float16"]
+    assert ("float32", (10, 5)) in jit
     assert "avx512f" not in DATA["versions"]["cpu_flags"] and "avx2" in DATA["versions"]["cpu_flags"]

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import cpu, kernels, lowp_xla
+from lossgrad import cpu, lowp_xla
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from golden_avx2_xla_sums import inputs, sum_input  # noqa: E402
@@ -47,7 +47,7 @@ def test_optax_float32_bit_for_bit(rec: dict) -> None:
     r = lossgrad.evaluate(rec["loss"], y.astype(np.float64), p.astype(np.float64), convention="optax",
                           dtype="float32", jit=rec["jit"], reduction=rec["reduction"], cpu="avx2",
                           from_logits=rec["loss"] in ("bce", "ce", "focal"), **rec["options"], **more)
-    assert kernels.XLA_AVX2 not in r.warnings
+    assert not any("AVX2" in w for w in r.warnings)
     assert digest(np.float32(r.losses).astype(np.float64)) == rec["losses"]
     assert digest(np.float32(r.grad).astype(np.float64)) == rec["grad"]
     if not any("lossgrad's float32 sum" in w for w in r.warnings):  # (where lossgrad says it sums on its own)
@@ -61,17 +61,17 @@ def test_the_records_cover_each_loss_mode_and_reduction() -> None:
     assert "avx512f" not in DATA["versions"]["cpu_flags"] and "avx2" in DATA["versions"]["cpu_flags"]
 
 
-def test_the_losses_still_apart_carry_the_warning() -> None:
-    # contrastive under jit (ntxent's fused loops) measured apart from JAX's on AVX2; op by op, and mse, ce's
-    # probability rows, cosine (tests/test_avx2_xla_fused.py) and ctc (tests/test_avx2_xla_seq.py), are reproduced
+def test_no_loss_over_several_rows_is_warned_about() -> None:
+    # every optax loss over several rows is reproduced on AVX2: contrastive under jit and op by op and ctc
+    # (tests/test_avx2_xla_seq.py), mse, ce's probability rows and cosine (tests/test_avx2_xla_fused.py)
     y, p = np.eye(3)[[0, 1, 2, 0]], np.linspace(-2, 2, 12).reshape(4, 3)
     for jit in (False, True):
         r = lossgrad.contrastive(y, p, convention="optax", dtype="float32", cpu="avx2", jit=jit, ntxent=True)
-        assert (kernels.XLA_AVX2 in r.warnings) == jit
+        assert r.warnings == [], jit
     r = lossgrad.ctc([[1, 2]] * 4, np.linspace(-2, 2, 48).reshape(4, 4, 3), from_logits=True, convention="optax",
                      dtype="float32", cpu="avx2")
-    assert kernels.XLA_AVX2 not in r.warnings
+    assert not any("AVX2" in w for w in r.warnings)  # (ctc's own warning on YNNPACK's kernel is the processor's)
     for loss, kw in (("mse", {}), ("cosine", {}), ("ce", {"from_logits": True})):
         for jit in (False, True):
             r = lossgrad.evaluate(loss, y, p, convention="optax", dtype="float32", cpu="avx2", jit=jit, **kw)
-            assert kernels.XLA_AVX2 not in r.warnings, (loss, jit)
+            assert not any("AVX2" in w for w in r.warnings), (loss, jit)

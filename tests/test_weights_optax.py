@@ -75,7 +75,7 @@ def test_jax_cpu_bit_for_bit(rec: dict) -> None:
         same[zero] = r.grad[zero] == _f32(rec["grad"])[zero]
         assert ZERO_SIGN in notes
         notes.remove(ZERO_SIGN)
-    assert same.all(), "grad"  # (live on AVX2 too: these losses carry no XLA_AVX2 warning)
+    assert same.all(), "grad"  # (live on AVX2 too)
     if _own_sum(rec):  # (as unweighted: said under reduction none too)
         assert len(notes) == 1 and OWN_SUM in notes[0], r.warnings
         return
