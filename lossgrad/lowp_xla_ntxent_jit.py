@@ -100,8 +100,9 @@ EIGHTS_FROM = {3: (5, 5), 4: (5, 5), 5: (3, 3), 6: (3, 3), 7: (17, 15)}
 GATHERED = {4: 4, 8: 8}
 # With AVX2, LLVM's vector code fuses as the scalar code does 8 rows at a time; 4 at a time it fuses g·(1/‖e‖) in the
 # first AVX2_SCALE_FUSED columns, both halves alike. It goes 4 at a time in a batch of 4 pairs, and with 4 to 7 pairs
-# over AVX2_FOUR's eights (by features). Measured with jax 0.10.2 on an AMD EPYC with AVX2: 2 to 57 pairs of 2 to 9
-# features (scripts/measure_ntxent_block.py).
+# over AVX2_FOUR's eights (by features). Measured with jax 0.10.2 on an AMD EPYC with AVX2: each half's blocks read
+# element by element for 2 to 57 pairs of 2 to 9 features, the rules then on 2 to 72 pairs of 1 to 12
+# (scripts/measure_ntxent_block.py).
 AVX2_SCALE_FUSED = SCALE_FUSED | {8: 8}
 AVX2_FOUR = {3: range(2, 4), 4: range(2, 5), 5: range(2, 4), 6: range(2, 5), 7: range(2, 4)}
 
