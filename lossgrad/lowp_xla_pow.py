@@ -12,16 +12,16 @@ of its float32 value. Measured with XLA_FLAGS=--xla_dump_to on jax 0.10.2: under
 1 (q = 1's root and its slope), writes x^2 and x^3 as products (the root of q = ½ and ⅓, whose last product LLVM
 contracts into the difference of the two distances), and LLVM's library-call simplifier turns a constant x^½ into
 |√x| (q = 1.5's slope, q = ½'s power; jit_powf); op by op the exponent is an operand and every power is powf.
-Under jit the row sum of an integral q's powers contracts each power's last product into the running sum, but
-where LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model that goes by the products the power
-takes and q's parity: POWER_ROWS, in each part of the rows where XLA splits the kernel between its threads) or a
-row itself (16 to 32 features, by the products its powers take: ALONG_ROW_FROM). The anchor's gradient is one
-multiply-add of the two sides' products, formed from the negative's, but in a single row whose kernel XLA splits
-unevenly and in the ninth of 9 features for a high q (contracts_positive). In bfloat16 from 4096 elements, the
-products into a power's result are kept in float32 (YNNPACK's row sum). In bfloat16 under jit (2 to 32 features,
+Under jit the row sum of an integral q's powers contracts each power's last product into the running sum, but where
+LLVM vectorizes the rows (rows of 2 to 8 features, by a cost model that goes by the products the power takes and q's
+parity: POWER_ROWS, with AVX2 only avx2_power_rows, in each part of the rows where XLA splits the kernel between its
+threads) or a row itself (16 to 32 features, by the products its powers take: ALONG_ROW_FROM). The anchor's gradient
+is one multiply-add of the two sides' products, formed from the negative's, but in a single row whose kernel XLA
+splits unevenly and in the ninth of 9 features for a high q (contracts_positive). In bfloat16 from 4096 elements,
+the products into a power's result are kept in float32 (YNNPACK's row sum). In bfloat16 under jit (2 to 32 features,
 below 4096 elements) XLA's row-sum kernel takes the squarings from kernels of their own and forms the products into
-the result, each rounded to bfloat16, and LLVM contracts the last one into the float32 sum as in float32 (an FMA:
-a power beyond float32's range is not rounded to ±inf before it is added, so inf + (−2.61)^95 stays inf where the
+the result, each rounded to bfloat16, and LLVM contracts the last one into the float32 sum as in float32 (an FMA: a
+power beyond float32's range is not rounded to ±inf before it is added, so inf + (−2.61)^95 stays inf where the
 rounded powers give NaN), in lanes along the row that go by the set bits of q (half_plan, half_sum).
 
 jax.grad multiplies the cotangent g by the slopes: q·x^(q−1) (lax.pow: q − 1 formed in the dtype, x^(q−1) a powf;
@@ -34,7 +34,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import libm
+from . import cpu, libm
 from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp_xla import (
@@ -48,6 +48,7 @@ from .lowp_xla import (
     _fma,
     _in_order,
     _rows,
+    avx2_stored_rows,
     ftz,
     margin_hinge,
     product_sum,
@@ -87,6 +88,26 @@ POWER_ROWS: dict[tuple[int, int], dict[int, int]] = {
 def power_rows(q: int) -> dict[int, int]:
     """POWER_ROWS' numbers for an integral q (none past the products measured)."""
     return POWER_ROWS.get((products(q), q % 2), {})
+
+
+# with AVX2 (read from XLA's dump of the LLVM IR on an AMD EPYC, jax 0.10.2: python3 scripts/golden_lowp_xla_pow.py
+# --rows-read on such a processor): LLVM's loop vectorizer never takes rows of 5 or 7 features, whose loads
+# interleave too costly a stride, and takes rows of 8 features 8 at a time from 16 rows (a batch of 4 rows of 8
+# stays scalar, as the squares' loop, avx2_stored_rows); rows of 2, 3, 4 and 6 features go 4 rows at a time in a
+# batch with 4 to 7 rows over fewer groups of 8 than this, by the products the power takes (and for 4 products,
+# q's parity)
+AVX2_FEW = {2: 5, 3: 5, 4: 5, 6: 5, 8: 0}
+AVX2_MORE = {2: 4, 3: 4, 4: 4, 6: 4, 8: 0}
+
+
+def avx2_power_rows(q: int) -> dict[int, int]:
+    """AVX2's thresholds of the fused row sum of x^q (avx2_stored_rows' `four_below`)."""
+    p = products(q)
+    if p <= 3:
+        return AVX2_FEW
+    if p == 4 and q % 2 == 0:
+        return {**AVX2_MORE, 3: 5, 6: 5}
+    return AVX2_MORE
 
 
 # an integral q's power takes products(q) products, by which LLVM's cost model decides whether to vectorize XLA's
@@ -382,7 +403,8 @@ def vector_power_rows(q: int, rows: int, n: int) -> Array:
     vector = np.zeros(rows, dtype=bool)
     if rows % tasks == 0:
         part = rows // tasks
-        w = _vector_rows(part, n, power_rows(q))
+        w = (avx2_stored_rows(part, n, avx2_power_rows(q)) if cpu.selected() == "avx2"
+             else _vector_rows(part, n, power_rows(q)))
         for start in range(0, rows, part):
             vector[start:start + w] = True
     return vector

@@ -504,16 +504,20 @@ def _rows_at_a_time(q: int, rows: int, n: int) -> int:
 
 def rows_read(degrees: list[int]) -> None:
     """Print, for each integral degree and row length of 2 to 8, the groups of 8 rows from which XLA's fused row sum
-    takes a batch of 8g + 4 rows 8 at a time rather than 4 (lossgrad.lowp_xla_pow.POWER_ROWS), read from the IR
-    over the batches XLA does not split between threads (row_sum_tasks), beside the table's number."""
-    from lossgrad.lowp_xla_pow import power_rows, products, row_sum_tasks
+    takes a batch of 8g + 4 rows 8 at a time rather than 4 (lossgrad.lowp_xla_pow.POWER_ROWS; with AVX2 only,
+    AVX2_FEW and AVX2_MORE), read from the IR over the batches XLA does not split between threads (row_sum_tasks),
+    beside the table's number for this processor ("-": not vectorized; 2 for rows of 8 with AVX2, always 8 at a time
+    from 16 rows)."""
+    from lossgrad import cpu
+    from lossgrad.lowp_xla_pow import avx2_power_rows, power_rows, products, row_sum_tasks
 
+    table = avx2_power_rows if cpu.detected() == "avx2" else power_rows
     for q in degrees:
         row = {}
         for n in range(2, 9):
             groups = [g for g in range(2, (4095 // n - 4) // 8 + 1) if row_sum_tasks(q, 8 * g + 4, n) == 1]
             eight = next((g for g in groups if _rows_at_a_time(q, 8 * g + 4, n) == 8), "never")
-            row[n] = (eight, power_rows(q).get(n, "-"))
+            row[n] = (eight, table(q).get(n, "-"))
         print(q, products(q), "odd" if q % 2 else "even", row, flush=True)
 
 
