@@ -44,6 +44,8 @@ def power(m: Array, e: float, rnd: Rounder, half: Any, place: Place | None = Non
         return np.ones_like(m)
     if e == 1:
         return m.copy()
+    if half is lowp.WIDE:
+        return wide_power(m, e, place)
     held = float(_sleef_exponent(e, half)) if half is not None else e
     with np.errstate(divide="ignore"):
         if half is not np.float16 and e in (0.5, -0.5, -1):
@@ -56,6 +58,26 @@ def power(m: Array, e: float, rnd: Rounder, half: Any, place: Place | None = Non
             square = rnd(m * m)
             return square if held == 2 else rnd(square * m) if held == 3 else rnd(F32(1) / square)
     return rnd(pow_kernel(m, _sleef_exponent(e, half), e, half, place))
+
+
+def wide_power(m: Array, e: float, place: Place | None = None) -> Array:
+    """torch.pow(m, e) of doubles for a scalar e other than 0 and 1: √m at ½ (MKL's vmdSqrt), 1/√m at −½, 1/m at −1,
+    m·m at 2, m·m·m at 3 and 1/(m·m) at −2; any other e SLEEF's powd_u10 in registers (a pair of them: 8 doubles
+    with AVX2, 16 with AVX-512), the C library's pow in the scalar loop (lossgrad.sleef64, libm)."""
+    from . import libm, sleef64
+
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if e == 0.5:
+            return mkl.sqrt64(m)
+        if e in (-0.5, -1):
+            return 1.0 / (np.sqrt(m) if e == -0.5 else m)
+        if e in (2, 3, -2):
+            square = m * m
+            return square if e == 2 else square * m if e == 3 else 1.0 / square
+        flat, tail = m.reshape(-1), lowp.tails(m.shape, lowp.register(None), place).reshape(-1)
+        out = sleef64.pow(flat, e)
+        out[tail] = libm.pow(flat[tail], e)
+    return out.reshape(m.shape)
 
 
 def pow_kernel(m: Array, e: F32, e64: float, half: Any, place: Place | None = None) -> Array:

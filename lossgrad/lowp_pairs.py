@@ -1,8 +1,9 @@
 """PyTorch's CPU kernels for the losses of vector pairs, reproduced bit for bit in float32, float16 and bfloat16:
 triplet_margin_loss (pairwise_distance, a q-norm over each row, any q > 0), cosine_embedding_loss and lossgrad's
-torch cosine (cosine_embedding_loss with target 1), with their autograd; and in float64 (lowp.WIDE) triplet with
-q = 1 or 2 (the 2-norm's 4 lanes of doubles, lowp.wide_norm_squares; the 1-norm's running sum in double) and, with
-the `mkl` extra, cosine-embedding and cosine (torch.sum over 4 lanes, MKL's vmdSqrt).
+torch cosine (cosine_embedding_loss with target 1), with their autograd; and in float64 (lowp.WIDE) triplet (the
+2-norm's 4 lanes of doubles, lowp.wide_norm_squares; the 1-norm's running sum in double; any other q's running sum
+of the C library's pow, and the backward's torch.pow of doubles, lowp_focal.wide_power) and, with the `mkl` extra,
+cosine-embedding and cosine (torch.sum over 4 lanes, MKL's vmdSqrt).
 
 The row norms are `at::norm`'s CPU kernel. Its 2-norm of float32 and bfloat16 rows runs the vectorised last-dim
 path that PyTorch's build compiles for AVX2 (norm_stub has no AVX-512 kernel): squares added into 8 float32 lanes
@@ -22,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import mkl
+from . import libm, mkl
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import (
@@ -178,6 +179,8 @@ def pairwise_distance(x1: Array, x2: Array, q: float, half: Any) -> tuple[Array,
         d = running_sum(np.abs(u))
     elif q == 2:
         d = np.sqrt(sum_squares(u, half))  # (float32's root, or double's)
+    elif half is WIDE:  # (NormOps in double: Σ pow(|u|, q), then pow(Σ, 1/q), the C library's)
+        d = libm.pow(running_sum(libm.pow(np.abs(u), q)), 1.0 / q)
     else:
         total = running_sum(powf(np.abs(u), q))  # (NormOps: Σ powf(|u|, q) in float32, then powf(Σ, 1/q), 1/q a float)
         d = powf(total, F32(1) / F32(q))
@@ -310,8 +313,8 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp), the parameters each
 # takes, and what it covers (for messages)
 TAKES = {"triplet": ("margin", "norm_degree", "swap"), "cosine-embedding": ("margin",), "cosine": ()}
-SUPPORTED = ("triplet (with norm_degree, margin and swap; in float32 not with norm_degree 0.5, 1.5 or 2.5, in float64 "
-             "with norm_degree 1 or 2)",
+SUPPORTED = ("triplet (with norm_degree, margin and swap; in float32 and float64 with norm_degree 0.5, 1.5 or 2.5 "
+             "only with the mkl extra)",
              "cosine-embedding and cosine (float16 and bfloat16, and float32 and float64 with the mkl extra; with "
              "margin)",
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on triplet, cosine-embedding and cosine")
@@ -342,15 +345,12 @@ def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bo
 
 
 def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
-    """Options reproduced in some dtypes only: float32 triplet with a norm whose backward takes |u|^½ or d^½
-    (q = ½, 1.5, 2.5: torch.sqrt, MKL's in PyTorch's builds, reproduced where MKL is installed); float64 triplet
-    with q = 1 or 2 only (the others' powers in double are the C library's and SLEEF's)."""
+    """Options reproduced in some dtypes only: float32 and float64 triplet with a norm whose backward takes |u|^½
+    or d^½ (q = ½, 1.5, 2.5: torch.sqrt, MKL's in PyTorch's builds, reproduced where MKL is installed)."""
     q = params.get("norm_degree")
-    if loss == "triplet" and dtype == "float64" and q is not None and float(q) not in (1.0, 2.0):
-        return f"triplet in float64 with {{norm_degree}} {float(q):g} (its powers in double are not reproduced)"
-    if loss == "triplet" and dtype == "float32" and q is not None and float(q) in ROOT_NORMS \
+    if loss == "triplet" and dtype in ("float32", "float64") and q is not None and float(q) in ROOT_NORMS \
             and not mkl.available():
-        return (f"triplet in float32 with {{norm_degree}} {float(q):g} (its backward's float32 square root is MKL's: "
+        return (f"triplet in {dtype} with {{norm_degree}} {float(q):g} (its backward's square root is MKL's: "
                 f"{mkl.INSTALL}; float16 and bfloat16 are reproduced)")
     return None
 

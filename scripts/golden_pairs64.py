@@ -1,6 +1,8 @@
 """Record PyTorch's triplet_margin_loss and cosine_embedding_loss in float64 on the CPU, for
 tests/golden/pairs64.json (read by tests/test_pairs64.py): lossgrad's triplet (--norm-degree 1 and 2),
-cosine-embedding and cosine under the torch convention in float64.
+cosine-embedding and cosine under the torch convention in float64; with --pow, triplet with the other norms
+(POW_NORMS) in tests/golden/pairs64_pow.json, whose powers are the C library's pow and SLEEF's powd by the registers
+of the processor it runs on (recorded: the tests take its capability).
 
 Each triplet record: the case (batch, features, p, margin, swap, reduction, kind), the seed its inputs come from
 (inputs(): pure numpy draws, sums and products, so the test rebuilds them on any machine) with the SHA-256 of the
@@ -17,6 +19,7 @@ nearly parallel rows (x2 = 2·x1 + 1e-9 noise), a zero row, and the long shapes.
 whether MKL ran (PyTorch's double √ is its vmdSqrt) are recorded.
 
     python3 scripts/golden_pairs64.py
+    python3 scripts/golden_pairs64.py --pow    # triplet's other norms (POW_NORMS), tests/golden/pairs64_pow.json
 """
 
 from __future__ import annotations
@@ -36,6 +39,11 @@ HASHED = 4096
 KINDS = ("random", "near", "equal", "tie")
 SHAPES = ((1, 1), (3, 2), (7, 3), (5, 4), (9, 5), (16, 8), (4, 17), (33, 31), (2, 100), (6, 1000))
 LONG = ((40000, 3), (1, 50001))
+# the other norms (--pow, tests/golden/pairs64_pow.json): each power's kind of torch.pow (SLEEF's powd and the C
+# library's pow, √ at ½ and 1/√ at −½, products at 2, 3 and −2) in the forward's Σ|u|^q and the backward's |u|^(q−1),
+# |u|^(q−2) and d^(q−1) or d^(1−q)
+POW_NORMS = (0.5, 1.5, 2.5, 3.0, 4.0, 1 / 3, 0.75, 3.5, 7.0, 1.2)
+POW_OUT = OUT.with_name("pairs64_pow.json")
 
 
 def inputs(seed: int, shape: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -125,7 +133,26 @@ def cosine_record(seed: int, shape: tuple[int, int], kind: str, loss: str, margi
             "grad_target": _kept(t2.grad.numpy())}
 
 
+def pow_records() -> list[dict]:
+    """triplet with POW_NORMS: every shape with the kinds in turn, swap every other one, the three reductions; and
+    the long shapes (a single row split among the threads, each part's scalar loop its own) for two norms."""
+    rng = np.random.default_rng(20261208)
+    records, seed = [], 20261208
+    for i, (p, shape) in enumerate((p, shape) for p in POW_NORMS for shape in SHAPES):
+        margin = float(rng.choice([1.0, 1e-12, 0.3, 5.0]))
+        for reduction in ("none", "sum", "mean"):
+            records.append(record(seed, shape, KINDS[i % 4], p, margin, i % 2 == 1, reduction))
+        seed += 1
+    for p, shape in ((3.5, (1, 50001)), (0.75, (1, 50001)), (3.0, (40000, 3))):
+        records.append(record(seed, shape, "random", p, 1.0, False, "mean"))
+        seed += 1
+    return records
+
+
 def main() -> None:
+    if "--pow" in sys.argv:
+        save(POW_OUT, pow_records(), "scripts/golden_pairs64.py --pow")
+        return
     rng = np.random.default_rng(20261205)
     records, seed = [], 20261205
     cases = [(shape, kind) for shape in SHAPES for kind in KINDS] + [(shape, "random") for shape in LONG]

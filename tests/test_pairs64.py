@@ -1,9 +1,9 @@
-"""triplet (--norm-degree 1 and 2), cosine-embedding and cosine under the torch convention in float64: PyTorch's
+"""triplet (any --norm-degree), cosine-embedding and cosine under the torch convention in float64: PyTorch's
 triplet_margin_loss and cosine_embedding_loss on its double kernels, as recorded by scripts/golden_pairs64.py in
-tests/golden/pairs64.json, bit for bit (losses or value, and every input's gradient), in memory and from tensor
-files; live on fresh inputs with PyTorch installed. The cosine losses need MKL's double root (the mkl extra, which
-the test extra installs); the norms whose float64 powers are not reproduced stay on lossgrad's formulas, silently,
-as before."""
+tests/golden/pairs64.json (norms 1 and 2) and pairs64_pow.json (the other norms, whose powers are the C library's pow
+and SLEEF's powd by the recording processor's registers), bit for bit (losses or value, and every input's gradient),
+in memory and from tensor files; live on fresh inputs with PyTorch installed. The cosine losses, and the norms ½,
+1.5 and 2.5 (a backward power of ½), need MKL's double root (the mkl extra, which the test extra installs)."""
 
 from __future__ import annotations
 
@@ -22,6 +22,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from golden_pairs64 import cosine_inputs, digest, inputs, matches, reduced_matches  # noqa: E402
 
 DATA = json.loads((Path(__file__).resolve().parent / "golden" / "pairs64.json").read_text())
+POW = json.loads((Path(__file__).resolve().parent / "golden" / "pairs64_pow.json").read_text())
+CAPABILITY = POW["versions"]["cpu_capability"].lower()  # (the registers whose pairs SLEEF's powd took)
 TRIPLET = [r for r in DATA["records"] if r["loss"] == "triplet"]
 COSINE = [r for r in DATA["records"] if r["loss"] != "triplet"]
 GRADS = (("grad", lambda r: r.grad), ("grad_target", lambda r: r.grads["target"]),
@@ -35,19 +37,48 @@ def _id(rec: dict) -> str:
             f"{'-swap' if rec['swap'] else ''}-{rec['reduction']}")
 
 
-def _evaluate(rec: dict) -> lossgrad.Result:
+def _evaluate(rec: dict, capability: str | None = None) -> lossgrad.Result:
     a, pos, neg = inputs(rec["seed"], tuple(rec["shape"]), rec["kind"])
     assert digest(a, pos, neg) == rec["inputs_sha256"]  # (the inputs torch was given, rebuilt)
     return lossgrad.triplet(pos, a, negative=neg, convention="torch", norm_degree=rec["p"], margin=rec["margin"],
-                            swap=rec["swap"], reduction=rec["reduction"])
+                            swap=rec["swap"], reduction=rec["reduction"], cpu=capability)
+
+
+def _apart(rec: dict, r: lossgrad.Result) -> list[str]:
+    out = [] if reduced_matches(r, rec) else ["losses" if rec["reduction"] == "none" else "value"]
+    return out + [name for name, of in GRADS if not matches(of(r), rec[name])]
 
 
 @pytest.mark.parametrize("rec", TRIPLET, ids=[_id(r) for r in TRIPLET])
 def test_torch_float64_bit_for_bit(rec: dict) -> None:
-    r = _evaluate(rec)
-    assert reduced_matches(r, rec)
-    for name, of in GRADS:
-        assert matches(of(r), rec[name]), name
+    assert _apart(rec, _evaluate(rec)) == []
+
+
+@pytest.mark.skipif(not mkl.available(), reason="the mkl extra is not installed (PyTorch's double root is MKL's)")
+@pytest.mark.parametrize("rec", POW["records"], ids=[_id(r) for r in POW["records"]])
+def test_other_norms_float64_bit_for_bit(rec: dict) -> None:
+    r = _evaluate(rec, CAPABILITY)
+    assert _apart(rec, r) == [] and r.warnings == []
+
+
+def test_the_other_norms_take_sleefs_powers_and_the_c_librarys() -> None:
+    # with the C library's pow in every element instead of SLEEF's powd in whole registers, or SLEEF's in the
+    # scalar loop too, records are apart (their backward powers; the forward's Σ|u|^q is the C library's alone)
+    from lossgrad import lowp, sleef64
+
+    recs = [r for r in POW["records"] if r["p"] in (3.5, 0.75, 1 / 3, 7.0, 1.2) and r["shape"][0] * r["shape"][1] >= 8]
+    libm_only = pytest.MonkeyPatch()
+    libm_only.setattr(sleef64, "pow", lambda x, y: np.power(x, y))
+    try:
+        assert sum(bool(_apart(r, _evaluate(r, CAPABILITY))) for r in recs) >= len(recs) // 4
+    finally:
+        libm_only.undo()
+    sleef_only = pytest.MonkeyPatch()
+    sleef_only.setattr(lowp, "tails", lambda shape, width, place=None: np.zeros(shape, dtype=bool))
+    try:
+        assert any(_apart(r, _evaluate(r, CAPABILITY)) for r in recs)
+    finally:
+        sleef_only.undo()
 
 
 @pytest.mark.skipif(not mkl.available(), reason="the mkl extra is not installed (PyTorch's double root is MKL's)")
@@ -97,9 +128,28 @@ def test_tensor_files(tmp_path: Path) -> None:
         assert matches(d["grad_negative"], rec["grad_negative"])
 
 
-def test_other_norms_stay_on_the_formulas_without_a_warning() -> None:
-    r = lossgrad.triplet([[1.0, 2.0]], [[0.5, 1.0]], negative=[[0.0, 3.0]], convention="torch", norm_degree=3)
-    assert r.warnings == [] and np.isfinite(r.value)
+def test_without_mkl_a_root_norm_stays_on_the_formulas_silently(monkeypatch: pytest.MonkeyPatch) -> None:
+    # (as cosine does: the float64 formulas are within a few ulp; a norm of ½, 1.5 or 2.5 takes MKL's double √)
+    rec = next(r for r in POW["records"] if r["p"] == 1.5 and r["shape"] == [16, 8] and r["reduction"] == "mean")
+    assert _apart(rec, _evaluate(rec, CAPABILITY)) == []
+    monkeypatch.setattr(mkl, "available", lambda: False)
+    r = _evaluate(rec, CAPABILITY)
+    assert r.warnings == [] and _apart(rec, r) != []
+
+
+@pytest.mark.frameworks
+def test_sleefs_powd_is_torch_pow_live(live_rng: np.random.Generator) -> None:
+    # torch.pow of whole pairs of registers (a multiple of 16 doubles: no scalar loop) at exponents its kernel sends
+    # to SLEEF, over doubles from subnormals to 1e304, with 0, ∞, 1 and the smallest normal
+    torch = pytest.importorskip("torch")
+    from lossgrad import sleef64
+
+    rng = live_rng
+    for y in (1.5, 2.5, 0.75, -0.75, 1 / 3, -2 / 3, 3.5, 4.2, -1.5, 0.3, 7.0, 5.0, -3.0, 2.0000001, 100.5, -0.1):
+        x = np.concatenate([rng.random(4000) * 10, np.exp(rng.uniform(-700, 700, 4000)), rng.random(80) * 1e-310,
+                            [0.0, np.inf, 1.0, 5e-324, 2.2250738585072014e-308]])[:8080]
+        got, want = sleef64.pow(x, y), torch.from_numpy(x).pow(y).numpy()
+        assert np.array_equal(got.view(np.int64), want.view(np.int64)), y
 
 
 @pytest.mark.frameworks
@@ -109,7 +159,8 @@ def test_live_on_fresh_inputs(live_rng: np.random.Generator) -> None:
     for _ in range(40):
         b, d = int(rng.integers(1, 40)), int(rng.integers(1, 70))
         a, pos, neg = (rng.normal(size=(b, d)) * 10.0 ** rng.uniform(-3, 3) for _ in range(3))
-        p, swap, margin = float(rng.choice([1.0, 2.0])), bool(rng.integers(2)), float(rng.choice([1.0, 0.3, 4.0]))
+        p = float(rng.choice([1.0, 2.0, 3.0, 0.75, 3.5, 1.2] + ([1.5, 0.5, 2.5] if mkl.available() else [])))
+        swap, margin = bool(rng.integers(2)), float(rng.choice([1.0, 0.3, 4.0]))
         ta, tp, tn = (torch.tensor(x, requires_grad=True) for x in (a, pos, neg))
         loss = torch.nn.functional.triplet_margin_loss(ta, tp, tn, margin=margin, p=p, swap=swap)
         loss.backward()
