@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cpu
+from . import cpu, ynn_dot
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -101,11 +101,14 @@ def log_softmax(x: Array, r: Rounder, k: Rounder, ynn: str | None = None) -> tup
 
 def _log_softmax_grad(ct: Array, e: Array, total: Array, r: Rounder, half: bool) -> Array:
     """log_softmax's backward: ct + (Σ−ct / Σe^s)·e^s (float32: the product and sum in one FMA, but for the last
-    of 3 classes in the frames LLVM vectorizes with AVX-512, which store the product first; a half dtype: Σ−ct a
-    reduce_sum in the dtype, in XLA's windows of 32 classes beyond 32)."""
+    of 3 classes in the frames LLVM vectorizes with AVX-512, which store the product first, and from YNN_FROM rows
+    of frames, where XLA hands the labels' dot and this backward to one YNNPACK fusion, whose product and sum are
+    two steps; a half dtype: Σ−ct a reduce_sum in the dtype, in XLA's windows of 32 classes beyond 32)."""
     b, t, c = ct.shape
     if not half:
         q = r(r(xla_sum((-ct).reshape(b * t, c))).reshape(b, t, 1) / total)
+        if b * t >= YNN_FROM:
+            return _add(ct, _mul(q, e))
         out = _fma(q, e, ct)
         if c == 3 and (t in (4, 8) or t >= 16) and cpu.selected() != "avx2":  # (AVX2: one FMA, as ce's rows)
             v = t // 4 * 4
@@ -280,18 +283,28 @@ def _in_order(terms: list[Array], shape: tuple[int, ...]) -> Array:
 
 
 def _label_dot(ct_e: Array, onehot: Array) -> Array:
-    """The einsum's transpose, Σ over the label states of ct_e times one_hot, as YNNPACK's dot adds it: in order
-    with its one-lane kernel; with its four-lane kernel (picked, as measured, for 2 to 16 classes from 8 frames and
-    up to 24 classes from 64) as lowp_xla.dot_lanes adds (state i in lane i mod 4 over the whole fours, the lanes
-    added pairwise, then the remaining states' sum added to that)."""
+    """The einsum's transpose, Σ over the label states of ct_e times one_hot (each product exact), as YNNPACK's dot
+    adds it (_label_lanes): in order from +0 with one lane, else as lowp_xla.dot_lanes adds (state i in lane i mod w
+    over the whole w's, the lanes added pairwise, then the remaining states' sum added to that)."""
     b, t, k = ct_e.shape
     c = onehot.shape[2]
-    if k < 4 or not (2 <= c <= 16 and t >= 8 or 2 <= c <= 24 and t >= 64):
+    w = _label_lanes(t, c, k)
+    if w == 1:
         terms = [np.where(onehot[:, None, i, :], ct_e[:, :, i:i + 1], F32(0) * ct_e[:, :, i:i + 1]) for i in range(k)]
         return _in_order(terms, (b, t, c))
     states = np.broadcast_to(ct_e[:, :, None, :], (b, t, c, k))
     picks = np.broadcast_to(onehot.transpose(0, 2, 1)[:, None].astype(F32), (b, t, c, k))
-    return dot_lanes(states, picks)
+    return dot_lanes(states, picks, w)
+
+
+def _label_lanes(t: int, c: int, k: int) -> int:
+    """The lanes of YNNPACK's kernel for the labels' dot, [B, t frames, k states] × [B, k, c classes]. With AVX2, as
+    its kernel choice gives them (lossgrad.ynn_dot: 2 lanes for 17 to 24 classes from 61 frames, say), where XLA
+    hands the dot over (a dot of one row or one column, or under 8 each way, is XLA's own, in order). With AVX-512,
+    as measured: 4 lanes for 2 to 16 classes from 8 frames and up to 24 classes from 64 (4 states or more)."""
+    if cpu.selected() == "avx2":
+        return ynn_dot.lanes("avx2", t, c, k) if min(t, c) > 1 and max(t, c, k) >= 8 else 1
+    return 4 if k >= 4 and (2 <= c <= 16 and t >= 8 or 2 <= c <= 24 and t >= 64) else 1
 
 
 def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int, half: Any, jit: bool
@@ -319,10 +332,11 @@ def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int
 # the loss reproduced here, and the options it takes
 TAKES: dict[str, tuple[str, ...]] = {"ctc": ("blank",)}
 SUPPORTED = ("ctc (from logits: ctc_loss; sample weights)",)
-# float32's gradient: the labels' dot, whose kernel (in order or four lanes) is not pinned down for every shape
-F32_GRADIENT = ("optax's ctc gradient in float32 may differ from JAX's in the last bits of some elements (the "
-                "kernel YNNPACK picks for the labels' dot, adding in order or in four lanes, is not pinned down for "
-                "every shape; measured within an ulp of the gradient's largest element); the losses are JAX's")
+# float32's gradient with AVX-512: the labels' dot, whose kernel (in order or four lanes) is not pinned down for every
+# shape (with AVX2 it is: _label_lanes)
+F32_GRADIENT = ("optax's ctc gradient in float32 may differ from JAX's in the last bits of some elements with AVX-512 "
+                "(the kernel YNNPACK picks for the labels' dot, adding in order or in four lanes, is not pinned down "
+                "for every shape; measured within an ulp of the gradient's largest element); the losses are JAX's")
 
 # bfloat16 from YNN_FROM sequences: YNNPACK's fusions, reproduced but for a few elements of some batches
 BF16_BATCH = ("optax's ctc in bfloat16 over 4,096 sequences or more (YNNPACK's fusions) may differ from JAX's in the "
@@ -364,7 +378,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     def mean_grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             return grad(upstream(n) if w is None else cotangent(n, w, ftz)).reshape(p.shape)
-    warnings = [F32_GRADIENT] if half is None else [BF16_BATCH] if paired(half) and pred.shape[0] >= YNN_FROM else []
+    float32 = [F32_GRADIENT] if cpu.selected() == "avx512" else []
+    warnings = float32 if half is None else [BF16_BATCH] if paired(half) and pred.shape[0] >= YNN_FROM else []
     if pred.shape[1] == 1:  # (the scan over one frame)
         warnings.append("XLA compiles optax's scan over a single frame without its loop, fused otherwise, which is "
                         "not reproduced: the numbers may differ from JAX's in their last bits")

@@ -9,7 +9,10 @@
 - ntxent under jit: in float32 the shapes whose gradient's final loops LLVM vectorizes 4 rows at a time
   (lowp_xla_ntxent_jit.AVX2_FOUR, AVX2_SCALE_FUSED) and their neighbours, and in float32 and float16 sums over 16 to
   32 partner rows with every count of lanes, accumulators and blocks (AVX2_LANES, AVX2_ONE_ACCUMULATOR,
-  AVX2_TWO_OVER_PARTNERS), then random batches of 2 to 40 pairs of 1 to 39 features in the three dtypes.
+  AVX2_TWO_OVER_PARTNERS), then random batches of 2 to 40 pairs of 1 to 39 features in the three dtypes;
+- ctc's labels' dot ("ctc-dot"): the shapes whose YNNPACK kernel adds the label columns in 2 lanes (lossgrad.ynn_dot)
+  and those beside them, labels of two classes, and random batches of 50 to 250 frames; and batches from 4,096
+  rows of frames, whose backward is YNNPACK's fusion (CTC_FRAMES).
 Each record keeps its inputs by seed (ctc_inputs, ntxent_inputs), the value as float.hex, the losses and gradients
 by SHA-256. The versions and the processor's flags are recorded; run it on an AVX2 processor without AVX-512.
 
@@ -44,6 +47,14 @@ NTXENT_HALF = ((10, 1), (10, 5), (10, 10), (10, 17), (11, 1), (11, 6), (14, 2), 
                (16, 25), (9, 9), (12, 7))
 RANDOM_NTXENT = 8
 TEMPERATURES = (0.07, 0.5, 1.0)
+# ctc's labels' dot, [B, T, K] × [B, K, C] (sequences, frames, classes, label columns): YNNPACK's 2-lane kernel
+# (17 to 24 classes from 61 frames, 2 or more label columns but 3) and the shapes beside it that go in order
+CTC_DOT = ((3, 64, 20, 4), (3, 60, 20, 4), (3, 61, 20, 4), (3, 64, 20, 3), (3, 64, 16, 4), (3, 64, 17, 4),
+           (3, 64, 24, 5), (3, 64, 25, 4), (2, 200, 20, 7), (2, 130, 17, 9), (4, 70, 18, 6), (2, 64, 8, 6))
+RANDOM_CTC_DOT = 8
+# float32 from 4,096 rows of frames (B·T), where XLA fuses the labels' dot and log_softmax's backward into YNNPACK's
+# product and sum, and a batch of 4,095 beside them
+CTC_FRAMES = ((410, 10, 7, 2), (409, 10, 7, 2), (41, 100, 3, 2), (52, 80, 12, 3))
 
 
 def ctc_inputs(seed: int, b: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -69,6 +80,17 @@ def ntxent_inputs(seed: int, b: int, d: int, dtype: str = "float32") -> tuple[np
     return a, p
 
 
+def ctc_dot_inputs(seed: int, b: int, t: int, c: int, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray,
+                                                                      np.ndarray]:
+    """Logits [b, t, c] (float32) and labels [b, n] from the classes 1 and 2 (repeated, so that a class's shares of
+    several label columns meet in the dot), input lengths from t/2 to t and target lengths."""
+    from golden_lowp_xla_ctc import _rounded
+
+    rng = np.random.default_rng(seed)
+    x = _rounded(rng.standard_normal((b, t, c)) * rng.choice([1.0, 4.0]), "float32")
+    return x, rng.integers(1, 3, (b, n)), rng.integers(t // 2, t + 1, b), rng.integers(0, n + 1, b)
+
+
 def _kept(rec: dict, keys: tuple[str, ...]) -> dict:
     from golden_pairs64 import digest
 
@@ -82,6 +104,14 @@ def ctc_record(seed: int, b: int, n: int, jit: bool, reduction: str) -> dict:
     x, labels, il, tl = ctc_inputs(seed, b, n)
     rec = g.record("avx2", x, labels, il, tl, 0, "float32", jit, reduction)
     return {"loss": "ctc", "seed": seed, "shape": [b, n], "jit": jit, "reduction": reduction,
+            **_kept(rec, ("losses", "grad"))}
+
+
+def ctc_dot_record(seed: int, b: int, t: int, c: int, n: int, jit: bool, reduction: str) -> dict:
+    import golden_lowp_xla_ctc as g
+
+    rec = g.record("avx2", *ctc_dot_inputs(seed, b, t, c, n), 0, "float32", jit, reduction)
+    return {"loss": "ctc-dot", "seed": seed, "shape": [b, t, c, n], "jit": jit, "reduction": reduction,
             **_kept(rec, ("losses", "grad"))}
 
 
@@ -106,7 +136,18 @@ def records(seed: int) -> list[dict]:
     for b in NTXENT_PAIRS:
         for d in (int(rng.integers(1, 8)), int(rng.integers(8, 31))):
             out.append(ntxent_record(int(rng.integers(2**31)), b, d, float(rng.choice(TEMPERATURES))))
-    return out + ntxent_jit_records(rng)
+    return out + ntxent_jit_records(rng) + ctc_dot_records(rng) + [
+        ctc_dot_record(int(rng.integers(2**31)), *shape, jit, ("sum", "mean")[jit])
+        for shape in CTC_FRAMES for jit in (True, False)]
+
+
+def ctc_dot_records(rng: np.random.Generator) -> list[dict]:
+    """ctc's labels' dot (drawn after the rest): CTC_DOT in both modes, then random batches of up to 250 frames."""
+    shapes = [(*shape, jit) for shape in CTC_DOT for jit in (True, False)]
+    shapes += [(int(rng.integers(1, 6)), int(rng.integers(50, 251)), int(rng.integers(12, 30)),
+                int(rng.integers(2, 11)), i % 2 == 0) for i in range(RANDOM_CTC_DOT)]
+    return [ctc_dot_record(int(rng.integers(2**31)), b, t, c, n, jit, ("mean", "sum", "none")[i % 3])
+            for i, (b, t, c, n, jit) in enumerate(shapes)]
 
 
 def ntxent_jit_records(rng: np.random.Generator) -> list[dict]:

@@ -21,10 +21,13 @@ from lossgrad import cpu, lowp_xla_ctc, lowp_xla_ntxent_jit as ntj
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from golden_avx2_xla_seq import (  # noqa: E402
+    CTC_DOT,
+    CTC_FRAMES,
     CTC_SHAPES,
     NTXENT_BLOCKS,
     NTXENT_HALF,
     NTXENT_PARTNERS,
+    ctc_dot_inputs,
     ctc_inputs,
     ntxent_inputs,
 )
@@ -39,6 +42,10 @@ def _hashed(a: object) -> str:
 
 
 def _run(rec: dict, capability: str = "avx2") -> lossgrad.Result:
+    if rec["loss"] == "ctc-dot":
+        x, labels, il, tl = ctc_dot_inputs(rec["seed"], *rec["shape"])
+        return lossgrad.ctc(labels, x, input_lengths=il, target_lengths=tl, from_logits=True, convention="optax",
+                            dtype="float32", reduction=rec["reduction"], jit=rec["jit"], cpu=capability)
     b, k = rec["shape"]
     if rec["loss"] == "ctc":
         x, labels, il, tl = ctc_inputs(rec["seed"], b, k)
@@ -60,22 +67,50 @@ def apart(rec: dict, r: lossgrad.Result) -> list[str]:
 
 
 def _id(rec: dict) -> str:
-    b, k = rec["shape"]
-    return (f"{rec['loss']}-{b}x{k}-{rec.get('dtype', 'float32')}-{'jit' if rec['jit'] else 'ops'}-"
-            f"{rec.get('reduction', 'mean')}-{rec['seed']}")
+    return (f"{rec['loss']}-{'x'.join(map(str, rec['shape']))}-{rec.get('dtype', 'float32')}-"
+            f"{'jit' if rec['jit'] else 'ops'}-{rec.get('reduction', 'mean')}-{rec['seed']}")
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[_id(r) for r in RECORDS])
 def test_optax_on_avx2_bit_for_bit(rec: dict) -> None:
     r = _run(rec)
     assert apart(rec, r) == []
-    assert not any("AVX2" in w for w in r.warnings)
+    assert not any("AVX2" in w for w in r.warnings) and lowp_xla_ctc.F32_GRADIENT not in r.warnings
+
+
+def test_ctcs_labels_dot_takes_ynnpacks_kernel() -> None:
+    # 2 lanes for 17 to 24 classes from 61 frames (but 3 label columns: YNNPACK reads B as it is); in order
+    # beside them, and for a dot XLA keeps (under 8 each way)
+    with cpu.using("avx2"):
+        lanes = {shape: lowp_xla_ctc._label_lanes(t, c, n) for shape in CTC_DOT for _, t, c, n in [shape]}
+        assert {shape for shape, w in lanes.items() if w == 2} == {
+            (3, 64, 20, 4), (3, 61, 20, 4), (3, 64, 17, 4), (3, 64, 24, 5), (2, 200, 20, 7), (2, 130, 17, 9),
+            (4, 70, 18, 6)}
+        assert set(lanes.values()) == {1, 2} and lowp_xla_ctc._label_lanes(7, 7, 4) == 1
+    # in order where the kernel takes 2 lanes, or AVX-512's 4 lanes, the records of the 2-lane shapes are apart
+    two = [r for r in RECORDS if r["loss"] == "ctc-dot" and lanes.get(tuple(r["shape"])) == 2]
+    with pytest.MonkeyPatch.context() as m:
+        m.setattr(lowp_xla_ctc, "_label_lanes", lambda t, c, k: 1)
+        assert sum(bool(apart(r, _run(r))) for r in two) >= len(two) // 3
+    assert sum(bool(apart(r, _run(r, "avx512"))) for r in two) >= len(two) // 3
+
+
+def test_from_4096_rows_of_frames_the_backward_is_ynnpacks_product_and_sum(monkeypatch: pytest.MonkeyPatch) -> None:
+    # float32: XLA fuses the labels' dot and log_softmax's backward into one YNNPACK fusion, whose ct + q·e is a
+    # product and a sum; with XLA's multiply-add every such record is apart (the batch of 4,095 rows is not)
+    frames = [r for r in RECORDS if r["loss"] == "ctc-dot" and tuple(r["shape"]) in CTC_FRAMES]
+    large = [r for r in frames if r["shape"][0] * r["shape"][1] >= lowp_xla_ctc.YNN_FROM]
+    assert len(large) == 6 and len(frames) == 8 and {r["jit"] for r in large} == {True, False}
+    monkeypatch.setattr(lowp_xla_ctc, "YNN_FROM", 10**9)
+    assert all(apart(r, _run(r)) for r in large)
+    assert not any(apart(r, _run(r)) for r in frames if r not in large)
 
 
 def test_avx512s_rules_would_miss_them() -> None:
     # the same batches with AVX-512's rules: ctc's gradient apart in most of the shapes above (the other vectorized
     # blocks and 3 classes), ntxent's value in some batches of 8 to 16 pairs (AVX-512's lanes there, or none)
-    missed = [(rec["loss"], tuple(rec["shape"])) for rec in RECORDS if apart(rec, _run(rec, "avx512"))]
+    missed = [(rec["loss"], tuple(rec["shape"])) for rec in RECORDS
+              if rec["loss"] != "ctc-dot" and apart(rec, _run(rec, "avx512"))]
     ctc = {shape for loss, shape in missed if loss == "ctc"}
     assert len(ctc) >= 15 and {(4, 3), (40, 1), (44, 4), (60, 6)} <= ctc
     assert any(loss == "contrastive" and 8 <= shape[0] <= 16 for loss, shape in missed)

@@ -59,14 +59,15 @@ def ulps(got: object, want: object, dtype: str) -> float:
 
 def check(rec: dict, r: lossgrad.Result, live: bool = False) -> None:
     """The losses and the value bit for bit (within an ulp where lossgrad says so: lowp_xla_ctc.FUSED_VALUE); the
-    gradient bit for bit in float16 and bfloat16, and in float32 within ULP (LIVE_ULP) at its largest element."""
+    gradient bit for bit in float16 and bfloat16, and in float32 but where lossgrad warns of the labels' dot (with
+    AVX-512) within ULP (LIVE_ULP) at its largest element."""
     assert not _differing(r.losses, rec["losses"]).any()
     if rec["value"] is not None and lowp_xla_ctc.FUSED_VALUE in r.warnings:  # (an ulp of float32 at most)
         assert ulps([r.value], [rec["value"]], "float32") <= 1
     elif rec["value"] is not None:
         assert not _differing(np.float32(r.value), [rec["value"]]).any()
     grad = np.asarray(r.grad).reshape(np.shape(rec["grad"]))
-    if rec["dtype"] != "float32":
+    if rec["dtype"] != "float32" or lowp_xla_ctc.F32_GRADIENT not in r.warnings:
         assert not _differing(grad, rec["grad"]).any()
         return
     assert ulps(grad, rec["grad"], "float32") <= (LIVE_ULP if live else ULP)
@@ -142,14 +143,15 @@ def test_random_batches_against_live_jax(live_rng: np.random.Generator, jax_x32:
 
     rng = live_rng
     # the records' shapes, one batch of 1 to 64 sequences of 3 to 8 label columns (vectorised or not), and one of
-    # 4,000 to 5,000 rows of frames (YNNPACK's from 4096 in bfloat16)
+    # 4,000 to 5,000 rows of frames (YNNPACK's from 4096, in float32 or bfloat16)
     wide = golden.wide_cases(rng, [(int(rng.integers(1, 65)), int(rng.integers(3, 9)))])
     b, t = int(rng.integers(400, 500)), 10
     c, n = int(rng.integers(3, 12)), int(rng.integers(1, 5))
     long = ("long frames", rng.standard_normal((b, t, c)) * 2, rng.integers(1, c, (b, n)),
             rng.integers(t // 2, t + 1, b), rng.integers(0, n + 1, b), 0)
     for name, x, labels, il, tl, blank in [*golden.cases(rng), *wide, long]:
-        dtype = "bfloat16" if name == "long frames" else ("float32", "float16", "bfloat16")[rng.integers(3)]
+        dtypes = ("float32", "bfloat16") if name == "long frames" else ("float32", "float16", "bfloat16")
+        dtype = dtypes[rng.integers(len(dtypes))]
         rec = golden.record(name, golden._rounded(x, dtype), labels, il, tl, blank, dtype, bool(rng.integers(2)),
                             "mean")
         r = _run(rec)
