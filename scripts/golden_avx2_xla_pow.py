@@ -16,7 +16,6 @@ SHA-256. The versions and the processor's flags are recorded; run it on an AVX2 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -71,18 +70,9 @@ def records(seed: int) -> list[dict]:
 
 
 def main() -> None:
-    import jax
+    from golden_avx2_xla_seq import write_avx2
 
-    from make_golden import jax_versions
-
-    meta = jax_versions()
-    if "avx512f" in meta["cpu_flags"]:
-        sys.exit("run it on a processor with AVX2 only: this one has AVX-512")
-    with jax.enable_x64(False):
-        recs = records(20261207)
-    data = {"versions": meta, "made_by": "scripts/golden_avx2_xla_pow.py", "records": recs}
-    OUT.write_text(json.dumps(data, separators=(",", ":")) + "\n")
-    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+    write_avx2(OUT, records, 20261207, "scripts/golden_avx2_xla_pow.py")
 
 
 if __name__ == "__main__":

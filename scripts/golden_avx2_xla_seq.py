@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -160,7 +161,8 @@ def ntxent_jit_records(rng: np.random.Generator) -> list[dict]:
             for b, d, dtype in shapes]
 
 
-def main() -> None:
+def write_avx2(out: Path, records_of: Callable[[int], list[dict]], seed: int, made_by: str) -> None:
+    """Write the records JAX gives on this processor, which must have AVX2 and not AVX-512, with the versions."""
     import jax
 
     from make_golden import jax_versions
@@ -169,10 +171,14 @@ def main() -> None:
     if "avx512f" in meta["cpu_flags"]:
         sys.exit("run it on a processor with AVX2 only: this one has AVX-512")
     with jax.enable_x64(False):
-        recs = records(20261206)
-    data = {"versions": meta, "made_by": "scripts/golden_avx2_xla_seq.py", "records": recs}
-    OUT.write_text(json.dumps(data, separators=(",", ":")) + "\n")
-    print(f"{OUT}: {len(recs)} records, {OUT.stat().st_size} bytes")
+        recs = records_of(seed)
+    data = {"versions": meta, "made_by": made_by, "records": recs}
+    out.write_text(json.dumps(data, separators=(",", ":")) + "\n")
+    print(f"{out}: {len(recs)} records, {out.stat().st_size} bytes")
+
+
+def main() -> None:
+    write_avx2(OUT, records, 20261206, "scripts/golden_avx2_xla_seq.py")
 
 
 if __name__ == "__main__":
