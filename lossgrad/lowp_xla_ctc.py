@@ -298,13 +298,11 @@ def _label_dot(ct_e: Array, onehot: Array) -> Array:
 
 
 def _label_lanes(t: int, c: int, k: int) -> int:
-    """The lanes of YNNPACK's kernel for the labels' dot, [B, t frames, k states] × [B, k, c classes]. With AVX2, as
-    its kernel choice gives them (lossgrad.ynn_dot: 2 lanes for 17 to 24 classes from 61 frames, say), where XLA
-    hands the dot over (a dot of one row or one column, or under 8 each way, is XLA's own, in order). With AVX-512,
-    as measured: 4 lanes for 2 to 16 classes from 8 frames and up to 24 classes from 64 (4 states or more)."""
-    if cpu.selected() == "avx2":
-        return ynn_dot.lanes("avx2", t, c, k) if min(t, c) > 1 and max(t, c, k) >= 8 else 1
-    return 4 if k >= 4 and (2 <= c <= 16 and t >= 8 or 2 <= c <= 24 and t >= 64) else 1
+    """The lanes of YNNPACK's kernel for the labels' dot, [B, t frames, k states] × [B, k, c classes], as its kernel
+    choice gives them (lossgrad.ynn_dot: with AVX2, 2 lanes for 17 to 24 classes from 61 frames; with AVX-512, 4
+    lanes for up to 8 or 16 classes, say), where XLA hands the dot over (a dot of one row or one column, or under 8
+    each way, is XLA's own, in order)."""
+    return ynn_dot.lanes(cpu.selected(), t, c, k) if min(t, c) > 1 and max(t, c, k) >= 8 else 1
 
 
 def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int, half: Any, jit: bool
@@ -332,11 +330,12 @@ def ctc_parts(x: Array, labels: Array, frames: Array, lengths: Array, blank: int
 # the loss reproduced here, and the options it takes
 TAKES: dict[str, tuple[str, ...]] = {"ctc": ("blank",)}
 SUPPORTED = ("ctc (from logits: ctc_loss; sample weights)",)
-# float32's gradient with AVX-512: the labels' dot, whose kernel (in order or four lanes) is not pinned down for every
-# shape (with AVX2 it is: _label_lanes)
+# float32's gradient with AVX-512: the labels' dot, whose kernel choice (_label_lanes) was measured live with AVX2
+# only (with AVX-512 on the records, every element of which it gives)
 F32_GRADIENT = ("optax's ctc gradient in float32 may differ from JAX's in the last bits of some elements with AVX-512 "
-                "(the kernel YNNPACK picks for the labels' dot, adding in order or in four lanes, is not pinned down "
-                "for every shape; measured within an ulp of the gradient's largest element); the losses are JAX's")
+                "(the kernel YNNPACK picks for the labels' dot, adding in order or in 2 or 4 lanes, follows YNNPACK's "
+                "source and was measured live with AVX2 only; with AVX-512, within an ulp of the gradient's largest "
+                "element where it was not); the losses are JAX's")
 
 # bfloat16 from YNN_FROM sequences: YNNPACK's fusions, reproduced but for a few elements of some batches
 BF16_BATCH = ("optax's ctc in bfloat16 over 4,096 sequences or more (YNNPACK's fusions) may differ from JAX's in the "
