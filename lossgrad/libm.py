@@ -1,8 +1,7 @@
 """The C library's float functions (glibc's, through ctypes), where JAX's CPU results take them: XLA's compiled code
 calls powf for x^y, and logf for the few elements of a short vector LLVM cannot widen (lowp_xla.own_op); and its
 double exp and pow, where PyTorch's scalar loops call std::exp and std::pow (lowp.sigmoid, triplet's norms in
-float64). Loaded on first use, so that
-lossgrad starts without it."""
+float64). Loaded on first use, so that lossgrad starts without it."""
 
 from __future__ import annotations
 
