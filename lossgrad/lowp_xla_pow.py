@@ -58,7 +58,7 @@ from .lowp_xla import (
     xla_tasks,
     ynn_kept,
 )
-from .lowp_xla_rows import _vector_rows
+from .lowp_xla_rows import AVX2_PAIRED, _vector_rows
 
 # integral q: rows of 2 to 8 features whose fused row sum of q-th powers LLVM's loop vectorizer takes 4 rows at a
 # time below this many groups of 8 (a batch with 4 to 7 rows over its groups of 8), 8 at a time from there; its
@@ -92,11 +92,11 @@ def power_rows(q: int) -> dict[int, int]:
 
 # with AVX2 (read from XLA's dump of the LLVM IR on an AMD EPYC, jax 0.10.2: python3 scripts/golden_lowp_xla_pow.py
 # --rows-read on such a processor): LLVM's loop vectorizer never takes rows of 5 or 7 features, whose loads
-# interleave too costly a stride, and takes rows of 8 features 8 at a time from 16 rows (a batch of 4 rows of 8
-# stays scalar, as the squares' loop, avx2_stored_rows); rows of 2, 3, 4 and 6 features go 4 rows at a time in a
-# batch with 4 to 7 rows over fewer groups of 8 than this, by the products the power takes (and for 4 products,
-# q's parity)
-AVX2_FEW = {2: 5, 3: 5, 4: 5, 6: 5, 8: 0}
+# interleave too costly a stride, and takes rows of 8 features 8 at a time in a batch of 8 and from 16 rows (a
+# batch of 4 rows of 8 stays scalar, as the squares' loop, avx2_stored_rows); rows of 2, 3, 4 and 6 features go 4
+# rows at a time in a batch with 4 to 7 rows over fewer groups of 8 than this, by the products the power takes (and
+# for 4 products, q's parity): for 2 or 3 products the squares' own thresholds (lowp_xla_rows.AVX2_PAIRED)
+AVX2_FEW = AVX2_PAIRED
 AVX2_MORE = {2: 4, 3: 4, 4: 4, 6: 4, 8: 0}
 
 
