@@ -190,6 +190,7 @@ KERAS = Convention(
     alpha_list_float32=True,
     segmentation="keras",
     kernels="tf",
+    kernels_float64=frozenset({"dice", "tversky"}),  # (TensorFlow's double kernels: lowp_tf_seg)
 )
 
 # Keras 2 is Keras 3 with a few differences of its own

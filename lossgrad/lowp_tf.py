@@ -6,7 +6,8 @@ polynomials (`pexp`, `plog`), while the elements left over after the last whole 
 (glibc's expf and logf). A sum along a row is Eigen's InnerMostDimReducer: four packet accumulators over blocks of
 32, one more for the whole packets after them, the rest added one by one, then the packet's lanes added in halves
 (and rows longer than 8192 split in two, recursively, at a packet boundary). TensorFlow flushes subnormal results
-to zero. All of this is done here in numpy on float32 arrays.
+to zero. All of this is done here in numpy on float32 arrays; the kernels that run in double too (`WIDE`: packets
+of 4 doubles, Keras' dice and tversky) take float64 arrays through the same reducer.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ F32 = np.float32
 PACKET = 8  # floats in an AVX register
 LEAF = 1024  # packets in a leaf of the reducer's tree
 TINY = F32(2.0 ** -126)
+WIDE_PACKET = 4  # doubles in an AVX register
 SUPPORTED = ("ce (from logits; class indexes, with ignore_index, or probability rows with label smoothing; class "
              "weights)", "mse")
 
@@ -171,22 +173,51 @@ XENT_BLOCK = 4507
 
 @dataclass(frozen=True)
 class Kind:
-    """The dtype a kernel stores, carried in float32: its rounding, and the leaf of Eigen's summation tree (in
-    packets: 1024 for float32, 200 for float16, 128 for bfloat16)."""
+    """The dtype a kernel stores, carried in float32 (float64 for double, `WIDE`): its rounding, the leaf of Eigen's
+    summation tree (in packets: 1024 for float32 and double, 200 for float16, 128 for bfloat16) and the values in
+    a packet."""
 
     rnd: Rounder
     leaf: int = LEAF
-    half: Any = None  # (None: float32, whose rounding is the identity)
+    half: Any = None  # (None: float32, whose rounding is the identity, or double)
+    lanes: int = PACKET
+    dtype: Any = F32  # (the arrays' type)
+
+    def ftz(self, a: Any) -> Array:
+        """Subnormal results flushed to zero, in the arrays' type."""
+        if self.dtype is F32:
+            return ftz(a)
+        a = np.asarray(a, dtype=self.dtype)
+        out: Array = np.where(np.abs(a) < np.finfo(self.dtype).tiny, 0 * a, a)
+        return out
+
+    def op(self, f: Callable[..., Any], a: Any, b: Any) -> Array:
+        """One Eigen operation of two operands: computed in the arrays' type, flushed and stored in the dtype."""
+        return self.rnd(self.ftz(f(a, b, dtype=self.dtype)))
 
     def add(self, a: Any, b: Any) -> Array:
-        return self.rnd(add(a, b))
+        return self.op(np.add, a, b)
+
+    def sub(self, a: Any, b: Any) -> Array:
+        return self.op(np.subtract, a, b)
+
+    def mul(self, a: Any, b: Any) -> Array:
+        return self.op(np.multiply, a, b)
+
+    def div(self, a: Any, b: Any) -> Array:
+        return self.op(np.divide, a, b)
+
+    def number(self, v: float) -> Any:
+        """A Python number converted to the dtype (rounded once from the double)."""
+        with np.errstate(all="ignore"):
+            return self.dtype(self.rnd(np.asarray(v, dtype=np.float64).astype(self.dtype)))
 
     def running(self, first: Array, terms: Array) -> Array:
         """first + terms[:, 0] + terms[:, 1] + ..., one addition after another, each as `add` forms it."""
-        if self.half is None:  # float32: numpy's accumulate adds one after another, in float32; its sums are the
-            # same unless one is subnormal, which `add` would have flushed to zero
-            sums = np.add.accumulate(np.concatenate([first[:, None], terms], axis=1), axis=1, dtype=F32)
-            if not ((np.abs(sums) < TINY) & (sums != 0)).any():
+        if self.half is None:  # float32 or double: numpy's accumulate adds one after another in the type; its
+            # sums are the same unless one is subnormal, which `add` would have flushed to zero
+            sums = np.add.accumulate(np.concatenate([first[:, None], terms], axis=1), axis=1, dtype=self.dtype)
+            if not ((np.abs(sums) < np.finfo(self.dtype).tiny) & (sums != 0)).any():
                 return sums[:, -1]
         for j in range(terms.shape[1]):
             first = self.add(first, terms[:, j])
@@ -198,20 +229,24 @@ class Kind:
 
 
 FLOAT32 = Kind(rounder(None))
+WIDE = Kind(rounder(lowp.WIDE), lanes=WIDE_PACKET, dtype=np.float64)  # double's kernels
 
 
 def kind_of(half: Any) -> Kind:
     if half is None:
         return FLOAT32
+    if half is lowp.WIDE:
+        return WIDE
     return Kind(rounder(half), 200 if half is np.float16 else 128, half)
 
 
 def predux(acc: Array, kind: Kind) -> Array:
-    """A packet's lanes added as AVX adds them (in float32, stored once in the dtype): the upper half onto the
-    lower, then pairs, then the last two."""
-    a = acc[:, :4] + acc[:, 4:]
-    b = a[:, :2] + a[:, 2:]
-    return kind.rnd(ftz(b[:, 0] + b[:, 1]))
+    """A packet's lanes added as AVX adds them (in float32 for the half dtypes, stored once in the dtype): the
+    upper half onto the lower, and again, to the last two."""
+    while acc.shape[1] > 1:
+        half = acc.shape[1] // 2
+        acc = acc[:, :half] + acc[:, half:]
+    return kind.rnd(kind.ftz(acc[:, 0]))
 
 
 def row_sums(x: Array, packet: Unary | None = None, scalar: Unary | None = None, kind: Kind = FLOAT32) -> Array:
@@ -219,11 +254,11 @@ def row_sums(x: Array, packet: Unary | None = None, scalar: Unary | None = None,
     packets) or `scalar` (the rest) first. A long row's split point is aligned in the flattened tensor, so rows
     are taken in groups of the same offset modulo a packet."""
     rows, n = x.shape
-    read = (packet or ftz, scalar or ftz)
-    if n <= PACKET * kind.leaf or n % PACKET == 0:
+    read = (packet or kind.ftz, scalar or kind.ftz)
+    if n <= kind.lanes * kind.leaf or n % kind.lanes == 0:
         return _reduce(x, (0, 0, n), read, kind)
-    out = np.empty(rows, dtype=F32)
-    offset = (np.arange(rows) * n) % PACKET
+    out = np.empty(rows, dtype=kind.dtype)
+    offset = (np.arange(rows) * n) % kind.lanes
     for base in np.unique(offset):
         out[offset == base] = _reduce(x[offset == base], (int(base), 0, n), read, kind)
     return out
@@ -231,42 +266,43 @@ def row_sums(x: Array, packet: Unary | None = None, scalar: Unary | None = None,
 
 def _reduce(x: Array, span: tuple[int, int, int], read: tuple[Unary, Unary], kind: Kind) -> Array:
     """x[:, first:first + num] summed (span: the rows' offset in packets, first, num): halves (split at a packet
-    boundary of the flattened tensor) when longer than a leaf, else four packet accumulators over blocks of 32
-    values, one accumulator for the whole packets after them, the remainder added one by one, and that sum plus
+    boundary of the flattened tensor) when longer than a leaf, else four packet accumulators over blocks of four
+    packets, one accumulator for the whole packets after them, the remainder added one by one, and that sum plus
     the packet's lanes."""
     base, first, num = span
-    if num > PACKET * kind.leaf:
-        split = PACKET * -(-(base + first - (-num // 2)) // PACKET) - base
+    lanes = kind.lanes
+    if num > lanes * kind.leaf:
+        split = lanes * -(-(base + first - (-num // 2)) // lanes) - base
         left = min(split - first, num)
         total = _reduce(x, (base, first, left), read, kind)
         if left < num:
             total = kind.add(total, _reduce(x, (base, split, num - left), read, kind))
-        return kind.add(F32(0), total)
+        return kind.add(kind.dtype(0), total)
     packet, scalar = read
-    rows, whole = x.shape[0], num // PACKET * PACKET
-    packets = packet(x[:, first:first + whole]).reshape(rows, whole // PACKET, PACKET)  # (each value read once)
-    acc = np.zeros((rows, PACKET), dtype=F32)
+    rows, whole = x.shape[0], num // lanes * lanes
+    packets = packet(x[:, first:first + whole]).reshape(rows, whole // lanes, lanes)  # (each value read once)
+    acc = np.zeros((rows, lanes), dtype=kind.dtype)
     start = 0
-    if num >= 4 * PACKET:  # accumulators 0-3 take packets 0-3, 4-7, ... in turn
-        start = num // (4 * PACKET) * 4 * PACKET
-        turns = packets[:, :start // PACKET].reshape(rows, -1, 4, PACKET)
+    if num >= 4 * lanes:  # accumulators 0-3 take packets 0-3, 4-7, ... in turn
+        start = num // (4 * lanes) * 4 * lanes
+        turns = packets[:, :start // lanes].reshape(rows, -1, 4, lanes)
         accs = [kind.running(acc, turns[:, :, q]) for q in range(4)]
         acc = kind.add(kind.add(kind.add(accs[0], accs[1]), accs[2]), accs[3])
-    acc = kind.running(acc, packets[:, start // PACKET:])
-    rest = np.zeros(rows, dtype=F32)
+    acc = kind.running(acc, packets[:, start // lanes:])
+    rest = np.zeros(rows, dtype=kind.dtype)
     for j in range(max(start, whole), num):
         rest = kind.add(rest, scalar(x[:, first + j]))
     return kind.add(rest, predux(acc, kind))
 
 
-def full_sum(x: Array, kind: Kind = FLOAT32) -> F32:
+def full_sum(x: Array, kind: Kind = FLOAT32) -> Any:
     """tf.reduce_sum over a whole 1-D tensor: the same reducer over all its values (bfloat16 summed in float32,
     TensorFlow's cast specialisation, and the sum stored once); one value is copied (−0 kept)."""
     if x.size == 1:
-        return F32(x.reshape(-1)[0])
+        return kind.dtype(x.reshape(-1)[0])
     if kind.leaf == 128:
         return F32(kind.rnd(row_sums(x.reshape(1, -1))))[0]
-    return F32(row_sums(x.reshape(1, -1), kind=kind)[0])
+    return kind.dtype(row_sums(x.reshape(1, -1), kind=kind)[0])
 
 
 def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32,
@@ -291,17 +327,20 @@ def softmax_xent(z: Array, y: Array, labels: Array | None, kind: Kind = FLOAT32,
     return losses, r(sub(prob, y)), prob
 
 
-def upstream(n: float, kind: Kind = FLOAT32) -> F32:
+def upstream(n: float, kind: Kind = FLOAT32) -> Any:
     """The gradient reaching the per-sample losses: 1 for a sum, 1/N for the mean (divide_no_nan's gradient, N
     cast to the dtype: a bfloat16 has no 301)."""
-    return F32(1) if n == 1 else F32(kind.rnd(div(F32(1), kind.rnd(F32(n)))))
+    return kind.dtype(1) if n == 1 else kind.dtype(kind.div(kind.dtype(1), kind.number(n)))
 
 
 def held_weights(weights: Array, kind: Kind, keras2: bool) -> Array:
     """The sample weights as the loss's dtype holds them: Keras 3 converts the float64 numbers to it (rounded once),
-    tf-keras makes a float64 tensor of them and casts it (Eigen's cast goes through float32: rounded twice). A
-    float32 or bfloat16 subnormal is read as 0 by the multiplications (TensorFlow's denormals-are-zero)."""
+    tf-keras makes a float64 tensor of them and casts it (Eigen's cast goes through float32: rounded twice); double
+    holds them as they are. A subnormal is read as 0 by the multiplications (TensorFlow's denormals-are-zero), but
+    in float16."""
     w = np.asarray(weights, dtype=np.float64)
+    if kind is WIDE:
+        return kind.ftz(w)
     if kind.half is None or keras2:
         w = w.astype(F32)
     held = np.asarray(w.astype(kind.half or F32), dtype=F32)
@@ -312,7 +351,7 @@ def upstreams(n: float, kind: Kind, rows: int, w: Array | None = None) -> Array:
     """The gradient reaching each sample's loss: the reduction's (1, or 1/N), and under sample weights Mul's
     gradient of `losses * sample_weight`, that times the sample's weight, in the dtype."""
     u = upstream(n, kind)
-    return np.full(rows, u, dtype=F32) if w is None else kind.rnd(mul(u, w))
+    return np.full(rows, u, dtype=kind.dtype) if w is None else kind.mul(u, w)
 
 
 def weighed(losses: Array, back: Callable[[Array], Array], kind: Kind, w: Array | None, **more: Any) -> Parts:
@@ -320,7 +359,7 @@ def weighed(losses: Array, back: Callable[[Array], Array], kind: Kind, w: Array 
     under sample weights w (held_weights) Keras' `losses * sample_weight` in the dtype, reduced as unweighted
     losses are, and the gradient of their sum or mean the backward of each sample's upstream (`upstreams`)."""
     if w is not None:
-        losses = kind.rnd(mul(losses, w.reshape((-1,) + (1,) * (losses.ndim - 1))))
+        losses = kind.mul(losses, w.reshape((-1,) + (1,) * (losses.ndim - 1)))
 
     def grad(n: float) -> Array:
         with np.errstate(all="ignore"):
@@ -536,7 +575,7 @@ def reduced_value(losses: Array, kind: Any) -> Callable[[float], float]:
     def value(n: float) -> float:
         with np.errstate(all="ignore"):
             total = full_sum(losses.reshape(-1), kind)
-            return float(total if n == 1 else kind.rnd(div(total, kind.rnd(F32(n)))))
+            return float(total if n == 1 else kind.div(total, kind.number(n)))
     return value
 
 

@@ -1,5 +1,5 @@
 """TensorFlow's CPU kernels for Keras 3's Dice and Tversky losses (keras.losses.Dice, keras.losses.Tversky, one loss
-per sample over its outputs) in float32, float16 and bfloat16.
+per sample over its outputs) in float32, float16, bfloat16 and float64 (lowp_tf.WIDE: packets of 4 doubles).
 
 Every Keras op is one TensorFlow kernel whose result is stored in the dtype: the products y·p, 1 − p and p·(1 − y),
 reduce_sum over a sample's outputs (lowp_tf's reducer: float16 accumulating in float16, bfloat16 in float32 and
@@ -20,7 +20,7 @@ from . import lowp_tf
 from .errors import OptionError
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_tf import F32, Kind, add, div, held_weights, kind_of, mul, sub
+from .lowp_tf import WIDE, Kind, held_weights, kind_of
 from .lowp_tf_elem import rsum
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
@@ -30,57 +30,52 @@ TAKES = {"dice": ("eps", "smooth", "smooth_dr", "over_batch"),  # (smooth and sm
          "tversky": ("alpha", "beta", "eps", "smooth", "smooth_dr", "over_batch")}
 WEIGHABLE = tuple(TAKES)  # (reproduced under sample weights too)
 SUPPORTED = ("dice", "tversky (with --alpha, --beta)")
+DTYPES = ("float32", "float16", "bfloat16", "float64")  # (float64: conventions.KERAS.kernels_float64)
 EPS = 1e-7  # keras.backend.epsilon()
 Grad = Callable[[Array], Array]  # the upstream gradient of each sample's loss -> the predictions'
 
 
-def const(v: float, kind: Kind) -> F32:
-    """A Python number converted to the dtype (Keras' 2, α, β and ε)."""
-    with np.errstate(all="ignore"):
-        return F32(kind.rnd(np.asarray(v, dtype=np.float64).astype(F32)))
-
-
 def quotient(x: Array, d: Array, kind: Kind) -> tuple[Array, Callable[[Array], tuple[Array, Array]]]:
     """1 − x/d and, for an upstream g of it, RealDiv's gradients (−g)/d to x and (−g)·((−x/d)/d) to d."""
-    r = kind.rnd
-    losses = r(sub(F32(1), r(div(x, d))))
+    k = kind
+    losses = k.sub(k.number(1), k.div(x, d))
 
     def back(g: Array) -> tuple[Array, Array]:
-        return r(div(-g, d)), r(mul(-g, r(div(r(div(-x, d)), d))))
+        return k.div(-g, d), k.mul(-g, k.div(k.div(-x, d), d))
     return losses, back
 
 
 def dice(y: Array, p: Array, kind: Kind, eps: float) -> tuple[Array, Grad]:
     """1 − 2·Σyp/((Σy + Σp) + ε); the gradient y·(2·gx) through the intersection plus gd through Σp."""
-    r = kind.rnd
-    two = const(2.0, kind)
-    x = r(mul(two, rsum(r(mul(y, p)), kind)))
-    d = r(add(r(add(rsum(y, kind), rsum(p, kind))), const(eps, kind)))
-    losses, back = quotient(x, d, kind)
+    k = kind
+    two = k.number(2.0)
+    x = k.mul(two, rsum(k.mul(y, p), k))
+    d = k.add(k.add(rsum(y, k), rsum(p, k)), k.number(eps))
+    losses, back = quotient(x, d, k)
 
     def grad(g: Array) -> Array:
         gx, gd = back(g)
-        gi = r(mul(two, gx))[:, None]
-        return r(add(r(mul(y, gi)), gd[:, None]))
+        gi = k.mul(two, gx)[:, None]
+        return k.add(k.mul(y, gi), gd[:, None])
     return losses, grad
 
 
 def tversky(y: Array, p: Array, kind: Kind, a: float, b: float, eps: float) -> tuple[Array, Grad]:
     """Keras' 1 − TP/(((TP + FP·a) + FN·b) + ε), FP = Σ(1 − p)·y, FN = Σp·(1 − y) (Keras' alpha a weighs FP so
     named); the gradient of TP from the numerator and the denominator added, then each element's three parts."""
-    r = kind.rnd
-    ca, cb = const(a, kind), const(b, kind)
-    one_p, one_y = r(sub(F32(1), p)), r(sub(F32(1), y))
-    tp, fp, fn = rsum(r(mul(y, p)), kind), rsum(r(mul(one_p, y)), kind), rsum(r(mul(p, one_y)), kind)
-    d = r(add(r(add(r(add(tp, r(mul(fp, ca)))), r(mul(fn, cb)))), const(eps, kind)))
-    losses, back = quotient(tp, d, kind)
+    k = kind
+    ca, cb = k.number(a), k.number(b)
+    one_p, one_y = k.sub(k.number(1), p), k.sub(k.number(1), y)
+    tp, fp, fn = rsum(k.mul(y, p), k), rsum(k.mul(one_p, y), k), rsum(k.mul(p, one_y), k)
+    d = k.add(k.add(k.add(tp, k.mul(fp, ca)), k.mul(fn, cb)), k.number(eps))
+    losses, back = quotient(tp, d, k)
 
     def grad(g: Array) -> Array:
         gx, gd = back(g)
-        gtp = r(add(gx, gd))[:, None]
-        gfp, gfn = r(mul(gd, ca))[:, None], r(mul(gd, cb))[:, None]
+        gtp = k.add(gx, gd)[:, None]
+        gfp, gfn = k.mul(gd, ca)[:, None], k.mul(gd, cb)[:, None]
         # AddN's order, as the tape collects them: the intersection's, FN's, then FP's (through 1 − p)
-        return r(add(r(add(r(mul(y, gtp)), r(mul(gfn, one_y)))), -r(mul(gfp, y))))
+        return k.add(k.add(k.mul(y, gtp), k.mul(gfn, one_y)), -k.mul(gfp, y))
     return losses, grad
 
 
@@ -93,8 +88,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     for name in ("smooth", "smooth_dr"):
         if params.get(name) is not None:
             raise OptionError(name, "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
-    kind = kind_of(half)
-    y, p = y.astype(F32), p.astype(F32)
+    kind = WIDE if half is None and p.dtype == np.float64 else kind_of(half)
+    y, p = y.astype(kind.dtype), p.astype(kind.dtype)
     eps = params.get("eps") or EPS
     with np.errstate(all="ignore"):
         if loss == "dice":
