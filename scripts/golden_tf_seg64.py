@@ -13,7 +13,8 @@ Kinds: random doubles (masks or soft targets) on rows of every length modulo a p
 than 4,096 outputs (the reducer's tree); all-zero rows (0/ε), perfect rows and empty targets; subnormal values
 (read as 0 by TensorFlow); a batch of 301; sample weights with a 0 and a subnormal one.
 
-    python3 scripts/golden_tf_seg64.py
+    python3 scripts/golden_tf_seg64.py              # the golden file
+    python3 scripts/golden_tf_seg64.py --measure 200  # the README's float64 row: random rounds against lossgrad
 """
 
 from __future__ import annotations
@@ -108,8 +109,44 @@ def cases() -> list[dict]:
     return out
 
 
+def measure(rounds: int, seed: int = 20261207) -> str:
+    """`rounds` random rounds against lossgrad (the README's float64 row): 1 to 39 rows by 1 to 599 outputs, one in
+    25 of 9,001; sample weights in every third, `axis=None` (--over-batch) in the unweighted rounds t ≡ 1 mod 10."""
+    import lossgrad
+    from golden_pairs64 import matches
+
+    rng = np.random.default_rng(seed)
+    grads = losses = apart = 0
+    for t in range(rounds):
+        loss = LOSSES[t % 2]
+        shape = (int(rng.integers(1, 40)), int(rng.integers(1, 600) if t % 25 else 9001))
+        kind = "weights" if t % 3 == 0 and shape[0] > 1 else "random"
+        a, b = _ab(rng, loss)
+        axis = None if kind == "random" and t % 10 == 1 else 1
+        rec = record(loss, int(rng.integers(2**31)), shape, kind, a, b, axis=axis)
+        y, p, w = inputs(rec["seed"], shape, kind)
+        kw = {"convention": "keras", "over_batch": axis is None} | (
+            {"alpha": a, "beta": b} if loss == "tversky" else {})
+        ok = True
+        if axis is not None:
+            r = lossgrad.evaluate(loss, y, p, reduction="none", sample_weight=w, **kw)
+            ok = matches(r.losses, rec["losses"]) and not r.warnings
+            losses += r.losses.size
+        for name in REDUCTIONS:
+            r = lossgrad.evaluate(loss, y, p, reduction=name, sample_weight=w, **kw)
+            ok = ok and r.value == float.fromhex(rec[name]["value"]) and not r.warnings \
+                and matches(np.reshape(r.grad, shape), rec[name]["grad"])
+            grads += r.grad.size
+        apart += not ok
+    return f"{rounds} rounds: {grads} gradient elements, {losses} losses, {2 * rounds} values; {apart} rounds apart"
+
+
 def main() -> None:
     import json
+
+    if sys.argv[1:2] == ["--measure"]:
+        print(measure(int(sys.argv[2]) if len(sys.argv) > 2 else 200))
+        return
 
     from make_golden import cpu_model, versions
 
