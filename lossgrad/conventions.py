@@ -190,7 +190,7 @@ KERAS = Convention(
     alpha_list_float32=True,
     segmentation="keras",
     kernels="tf",
-    kernels_float64=frozenset({"dice", "tversky"}),  # (TensorFlow's double kernels: lowp_tf_seg)
+    kernels_float64=frozenset({"dice", "tversky", "categorical-focal"}),  # (TensorFlow's double kernels)
 )
 
 # Keras 2 is Keras 3 with a few differences of its own
@@ -212,6 +212,7 @@ TF_KERAS = replace(
     alpha_list_float32=False,
     ctc="tf-keras",  # ctc_batch_cost: the probabilities' log(y + ε) as the logits of the CTC op
     kernels="tf-keras",
+    kernels_float64=frozenset({"categorical-focal"}),
 )
 
 TORCH = Convention(

@@ -1,7 +1,8 @@
 """The C library's float functions (glibc's, through ctypes), where JAX's CPU results take them: XLA's compiled code
 calls powf for x^y, and logf for the few elements of a short vector LLVM cannot widen (lowp_xla.own_op); and its
 double exp and pow, where PyTorch's scalar loops call std::exp and std::pow (lowp.sigmoid, triplet's norms in
-float64). Loaded on first use, so that lossgrad starts without it."""
+float64), and its double log, exp and pow, where Eigen's scalar path in TensorFlow's double kernels calls them
+(eigen64). Loaded on first use, so that lossgrad starts without it."""
 
 from __future__ import annotations
 
@@ -33,6 +34,7 @@ def _libm() -> Any:
     lib.expf.restype, lib.expf.argtypes = ctypes.c_float, [ctypes.c_float]
     lib.logf.restype, lib.logf.argtypes = ctypes.c_float, [ctypes.c_float]
     lib.exp.restype, lib.exp.argtypes = ctypes.c_double, [ctypes.c_double]
+    lib.log.restype, lib.log.argtypes = ctypes.c_double, [ctypes.c_double]
     lib.pow.restype, lib.pow.argtypes = ctypes.c_double, [ctypes.c_double, ctypes.c_double]
     return lib
 
@@ -72,6 +74,11 @@ def exp(x: Array) -> Array:
     """e^x of doubles by the C library's exp, one element at a time (not always correctly rounded: glibc's is
     within 0.52 ulp)."""
     return _each("exp", lambda lib, v: lib.exp(v), x, np.float64)
+
+
+def log(x: Array) -> Array:
+    """log x of doubles by the C library's log, one element at a time."""
+    return _each("log", lambda lib, v: lib.log(v), x, np.float64)
 
 
 def pow(x: Array, e: float) -> Array:

@@ -129,39 +129,40 @@ def elementwise(a: Array, packet: Unary, scalar: Unary, tail: int | None = None)
     return out.reshape(a.shape)
 
 
-def tiled(a: Array, packet: Unary, scalar: Unary, target: int, place: Place | None = None) -> Array:
+def tiled(a: Array, packet: Unary, scalar: Unary, target: int, place: Place | None = None,
+          lanes: int = PACKET) -> Array:
     """A unary kernel inside an expression Eigen evaluates in blocks (one with a broadcast): blocks of about
     `target` coefficients, whole rows (or row pieces of `target` when a row is longer), each evaluated as
     `elementwise` does, so each block ends in its own scalar remainder. The blocks are the whole batch's: counted
     from its first row and ended at its last, which `place` says these rows lie in (None: they are the batch)."""
     out = packet(a)  # (each value's e^x is its own: the packets' lanes do not meet)
-    at = remainders(a.shape, target, place)
+    at = remainders(a.shape, target, place, lanes)
     if at.size:
         out.flat[at] = scalar(a.reshape(-1)[at])
     return out
 
 
-def remainders(shape: tuple[int, int], target: int, place: Place | None) -> Array:
+def remainders(shape: tuple[int, int], target: int, place: Place | None, lanes: int = PACKET) -> Array:
     """The flat indexes, in these rows, of the elements `tiled`'s blocks leave to the scalar path: the last
-    (size mod 8) of each block of the whole batch. A batch of `target` coefficients or fewer is one block; rows
-    longer than `target` are split in blocks of `target`, every row alike; shorter rows are taken ⌈target / n⌉ to
-    a block, from the batch's first row, the last block ending at its last (a batch of unknown length: beyond
-    these rows)."""
+    (size mod `lanes`, 8 floats or 4 doubles) of each block of the whole batch. A batch of `target` coefficients or
+    fewer is one block; rows longer than `target` are split in blocks of `target`, every row alike; shorter rows
+    are taken ⌈target / n⌉ to a block, from the batch's first row, the last block ending at its last (a batch of
+    unknown length: beyond these rows)."""
     rows, n = shape
     first, total = place or (0, rows)
     if n > target:
         pieces = [(start, min(start + target, n)) for start in range(0, n, target)]
-        cols = np.concatenate([np.arange(end - (end - start) % PACKET, end) for start, end in pieces])
+        cols = np.concatenate([np.arange(end - (end - start) % lanes, end) for start, end in pieces])
         return (np.arange(rows)[:, None] * n + cols).reshape(-1)
     if total is not None and total * n <= target:
-        flat = np.arange(total * n - total * n % PACKET, total * n)
+        flat = np.arange(total * n - total * n % lanes, total * n)
     else:
         height = -(-target // n)
         blocks = np.arange(first // height, (first + rows - 1) // height + 1)
         ends = (blocks + 1) * height if total is None else np.minimum((blocks + 1) * height, total)
-        tails = (ends - blocks * height) * n % PACKET
-        lanes = np.arange(PACKET)
-        flat = ((ends * n - tails)[:, None] + lanes)[lanes < tails[:, None]]
+        tails = (ends - blocks * height) * n % lanes
+        lane = np.arange(lanes)
+        flat = ((ends * n - tails)[:, None] + lane)[lane < tails[:, None]]
     flat = flat - first * n
     return flat[(flat >= 0) & (flat < rows * n)]
 

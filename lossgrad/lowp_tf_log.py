@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_focal32, lowp_tf_rcp
+from . import eigen64, libm, lowp_tf, lowp_tf_focal32, lowp_tf_rcp
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -33,6 +33,7 @@ from .lowp_tf import (
     F32,
     PACKET,
     TINY,
+    WIDE,
     Kind,
     add,
     div,
@@ -58,9 +59,11 @@ WEIGHABLE = ("bce", "kl", "poisson", "focal", "categorical-focal", "ce")  # (rep
 SUPPORTED = (*lowp_tf.SUPPORTED, "bce (on probabilities and from logits, with label smoothing)", "kl",
              "ce on probabilities (rows, with label smoothing, or class indexes)", "poisson",
              "focal (probabilities and logits, gamma, alpha)",
-             "categorical-focal (probabilities and logits; gamma, class_alpha: one, or one per class in float32)")
+             "categorical-focal (probabilities and logits; gamma, class_alpha: one, or one per class in float32 and "
+             "float64)")
 
 
+DTYPES = ("float32", "float16", "bfloat16", "float64")  # (float64: unsupported_dtype)
 batch_totals = lowp_tf.batch_totals  # (ce from logits with ignore_index: the samples kept)
 
 
@@ -72,9 +75,9 @@ def covers(loss: str, from_logits: bool) -> bool:
 def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
     """Whether a row's results depend on where it lies in the whole batch (lowp_tf.placed; this module's losses
     compute each row alone, but for categorical-focal's Eigen softmax, whose blocks and reciprocals are the
-    batch's: eigen_softmax)."""
+    batch's: eigen_softmax; in double wherever TensorFlow runs, oneDNN having no double softmax)."""
     if loss == "categorical-focal":
-        return from_logits and not lowp_tf_focal32.onednn()
+        return from_logits
     return not covers(loss, from_logits) and lowp_tf.placed(loss, from_logits, probability_rows)
 
 
@@ -84,6 +87,8 @@ def recip(x: Array, kind: Kind) -> Array:
     the Newton step's correction is subnormal and flushed, leaving `rcpps` itself."""
     if kind is lowp_tf.FLOAT32:
         return lowp_tf_rcp.reciprocal(x)
+    if kind is WIDE:  # (double: Eigen's pdiv, 1/x correctly rounded)
+        return kind.div(1.0, x)
     out = kind.rnd(div(F32(1), x))
     if kind.leaf == 128:
         out = np.where((np.abs(x) < TINY) & (x != 0), np.copysign(F32(np.inf), x), out).astype(F32)
@@ -97,7 +102,9 @@ def recip(x: Array, kind: Kind) -> Array:
 
 def log(x: Array, kind: Kind) -> Array:
     """tf.math.log: Eigen's packet log over whole packets, glibc's logf for the rest, stored in the dtype (log 0
-    = −∞, log ∞ = ∞, log NaN = NaN, either way)."""
+    = −∞, log ∞ = ∞, log NaN = NaN, either way); double's is lossgrad.eigen64's."""
+    if kind is WIDE:
+        return eigen64.log(x)
     out = elementwise(x, kind.of(plog), kind.of(lowp_tf.libm_logf))
     return np.where(x == 0, F32(-np.inf), np.where((x == np.inf) | np.isnan(x), x, out)).astype(F32)
 
@@ -127,7 +134,7 @@ def sample_mean(x: Array, kind: Kind, half: Any, keras2: bool) -> tuple[Array, C
     return losses, lambda c: kind.rnd(div(c, divisor))
 
 
-def clip(p: Array, lo: F32, hi: F32) -> tuple[Array, Array]:
+def clip(p: Array, lo: Any, hi: Any) -> tuple[Array, Array]:
     """tf.clip_by_value (minimum, then maximum) and where its gradient passes (ties pass)."""
     low = np.minimum(p, hi)
     return np.maximum(low, lo), (p <= hi) & (low >= lo)
@@ -250,12 +257,14 @@ def sigmoid_grad(s: Array, d: Array, kind: Kind) -> Array:
     return np.where(tail, r(mul(r(mul(d, s)), q)), r(mul(d, r(mul(s, q))))).astype(F32)
 
 
-def power(x: Array, g: F32, kind: Kind) -> Array:
+def power(x: Array, g: Any, kind: Kind) -> Array:
     """tf.pow in a half dtype: glibc's powf element by element (Eigen has no half packet pow), rounded; powf is
     taken as x^g rounded to float32 (a subnormal flushed to zero). float32: Eigen's packet pow, then powf
     (lossgrad.lowp_tf_focal32)."""
     if kind is lowp_tf.FLOAT32:
         return lowp_tf_focal32.power(x, g)
+    if kind is WIDE:  # (double: Eigen's packet pow, then the C library's pow: lossgrad.eigen64)
+        return eigen64.power(x, float(g))
     return kind.rnd(ftz(np.power(x.astype(np.float64), np.float64(g)).astype(F32)))
 
 
@@ -291,6 +300,9 @@ def focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits: bool, gamma
 # 40,000 (scripts/golden_avx2_tf_xla.py)
 SOFTMAX_BLOCK = 6956
 WHOLE = np.iinfo(np.int64).max  # (one block: the batch's last elements are the scalar ones)
+# the double softmax's blocks (Eigen's cost model for an expression of doubles), read back from TensorFlow 2.21 as
+# SOFTMAX_BLOCK was (tests/test_tf_focal64.py)
+SOFTMAX_BLOCK64 = 2539
 
 
 def softmax(z: Array, kind: Kind, place: Place | None = None) -> Array:
@@ -309,6 +321,8 @@ def eigen_softmax(z: Array, kind: Kind, place: Place | None = None) -> Array:
     (float32: `rcpps` and a Newton step over whole packets of the batch's rows, 1/x for the rows after them); and
     e times it. The blocks, the packets of rows and the reducer's split points are the whole batch's: `place`
     says where these rows lie in it (None: they are the batch)."""
+    if kind is WIDE:
+        return wide_softmax(z, place)
     r = kind.rnd
     rows, n = z.shape
     first, total = place or (0, rows)
@@ -334,25 +348,43 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
     divided by their reduce_sum and clipped to [ε, 1 − ε] (tf-keras: 1 − ε in the dtype). The gradient: pow's
     and the log's paths into o added, the clip, RealDiv's two paths (as ce_probs), then SoftmaxGrad
     (d − Σ d·q)·q."""
-    r = kind.rnd
-    lo = const(EPS, kind)
-    hi = F32(r(sub(F32(1), lo))[()]) if keras2 else const(1 - EPS, kind)
+    k = kind
+    lo = k.number(EPS)
+    hi = k.sub(k.number(1), lo)[()] if keras2 else k.number(1 - EPS)
     q = softmax(p, kind, place) if from_logits else p
     s = rsum(q, kind)[:, None]
-    o, passes = clip(r(div(q, s)), lo, hi)
-    cce = r(mul(-y, log(o, kind)))
-    m, g = r(sub(F32(1), o)), const(gamma, kind)
-    a = const(float(alpha), kind) if np.ndim(alpha) == 0 else np.asarray(alpha, dtype=np.float64).astype(F32)
-    wf = r(mul(power(m, g, kind), a))
-    losses = rsum(r(mul(wf, cce)), kind)
+    o, passes = clip(k.div(q, s), lo, hi)
+    cce = k.mul(-y, log(o, kind))
+    m, g = k.sub(k.number(1), o), k.number(gamma)
+    a = k.number(float(alpha)) if np.ndim(alpha) == 0 else class_alphas(np.asarray(alpha), kind, keras2)
+    wf = k.mul(power(m, g, kind), a)
+    losses = rsum(k.mul(wf, cce), kind)
 
     def grad(c: Array) -> Array:
-        dm = r(mul(r(mul(r(mul(r(mul(c, cce)), a)), g)), power(m, F32(r(sub(g, F32(1)))), kind)))
-        do = r(sub(r(mul(r(mul(r(mul(c, wf)), -y)), recip(o, kind))), dm))
-        do = np.where(passes, do, F32(0)).astype(F32)
-        dq = r(add(r(div(do, s)), rsum(r(mul(do, r(div(r(div(-q, s)), s)))), kind)[:, None]))
-        return r(mul(r(sub(dq, rsum(r(mul(dq, q)), kind)[:, None])), q)) if from_logits else dq
+        dm = k.mul(k.mul(k.mul(k.mul(c, cce), a), g), power(m, k.dtype(k.sub(g, k.number(1))), kind))
+        do = k.sub(k.mul(k.mul(k.mul(c, wf), -y), recip(o, kind)), dm)
+        do = np.where(passes, do, 0).astype(k.dtype)
+        dq = k.add(k.div(do, s), rsum(k.mul(do, k.div(k.div(-q, s), s)), kind)[:, None])
+        return k.mul(k.sub(dq, rsum(k.mul(dq, q), kind)[:, None]), q) if from_logits else dq
     return losses, grad
+
+
+def class_alphas(alpha: Array, kind: Kind, keras2: bool) -> Array:
+    """A class_alpha per class as the loss multiplies by it: Keras 3's float32 tensor (promoted with a double
+    loss), tf-keras' tensor of the loss's dtype (double: the numbers as they are)."""
+    return alpha.astype(np.float64) if kind is WIDE and keras2 else alpha.astype(F32).astype(kind.dtype)
+
+
+def wide_softmax(z: Array, place: Place | None = None) -> Array:
+    """eigen_softmax in double: e^(z − max) by Eigen's packet exp (lossgrad.eigen64) and the C library's exp for
+    each block's last elements (blocks of SOFTMAX_BLOCK64), each row's sum by the reducer in packets of 4, and
+    e times 1/Σ (Eigen's inverse of a double, correctly rounded)."""
+    first = (place or (0, z.shape[0]))[0]
+    s = WIDE.sub(z, z.max(axis=1, keepdims=True))
+    e = lowp_tf.tiled(s, eigen64.pexp, libm.exp, SOFTMAX_BLOCK64, place, WIDE.lanes)
+    ahead = first % WIDE.lanes  # (rows before these, as the flattened tensor's packets see them)
+    sums = row_sums(np.concatenate([np.zeros((ahead, z.shape[1])), e]), kind=WIDE)[ahead:]
+    return WIDE.mul(e, WIDE.div(1.0, sums)[:, None])
 
 
 def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: dict[str, bool],
@@ -367,10 +399,15 @@ def unsupported(loss: str, from_logits: bool, params: dict[str, Any], switches: 
     return f"{loss} with {', '.join('{' + k + '}' for k in extra)}" if extra else None
 
 
+def unsupported_dtype(loss: str, dtype: str) -> str | None:
+    """float64: categorical-focal alone (TensorFlow's double kernels, conventions' kernels_float64)."""
+    return f"{loss} in float64" if dtype == "float64" and loss != "categorical-focal" else None
+
+
 def unsupported_options(loss: str, dtype: str, params: dict[str, Any]) -> str | None:
-    """Options reproduced in float32 only: a class_alpha per class, which Keras 3 takes as a float32 tensor (the
-    half dtypes' loss then promoted with it)."""
-    if loss == "categorical-focal" and dtype != "float32" and np.size(params.get("class_alpha", 0)) > 1:
+    """Options reproduced in float32 and float64 only: a class_alpha per class, which Keras 3 takes as a float32
+    tensor (the half dtypes' loss then promoted with it)."""
+    if loss == "categorical-focal" and dtype in ("float16", "bfloat16") and np.size(params.get("class_alpha", 0)) > 1:
         return f"{loss} with {{class_alpha}} per class in {dtype}"
     return None
 
@@ -380,7 +417,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             from_logits: bool = True, weights: Array | None = None) -> Parts:
     """The loss's parts as TensorFlow's CPU kernels give them (the losses here; the others as lowp_tf computes
     them): per-sample losses, the gradient of the sum or of the mean over N, and the reduced value."""
-    kind = kind_of(half)
+    kind = WIDE if half is None and p.dtype == np.float64 else kind_of(half)  # (double: categorical-focal)
     if (params or {}).get("label_smoothing") and loss in ("ce", "bce"):  # (ce: probability rows)
         y = lowp_tf.smoothed(y.astype(F32), float((params or {})["label_smoothing"]),
                              p.shape[1] if loss == "ce" else None, kind, keras2)
@@ -390,12 +427,12 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return sparse_probs(y, p, labels, kind, half, keras2, weights)
     if labels is not None:  # (categorical-focal's class indexes: the one-hot rows Keras takes)
         y = lowp_tf.one_hot(labels, p.shape[1])
-    y, p = y.astype(F32), p.astype(F32)
+    y, p = y.astype(kind.dtype), p.astype(kind.dtype)
     with np.errstate(all="ignore"):
         losses, inner, down = _forward(loss, y, p, kind, half, keras2, from_logits, params or {})
 
     def back(c: Array) -> Array:  # (each sample's upstream, down to each of its elements)
-        return inner(np.ascontiguousarray(np.broadcast_to(down(c[:, None]), p.shape), dtype=F32))
+        return inner(np.ascontiguousarray(np.broadcast_to(down(c[:, None]), p.shape), dtype=kind.dtype))
     return lowp_tf.weighed(losses, back, kind, None if weights is None else held_weights(weights, kind, keras2))
 
 
@@ -410,7 +447,7 @@ def _forward(loss: str, y: Array, p: Array, kind: Kind, half: Any, keras2: bool,
                          categorical_focal(y, p, kind, keras2, from_logits, gamma,
                                            1.0 if a is None else float(np.ravel(a)[0]) if np.size(a) == 1 else
                                            np.ravel(a), params.get("place")))
-        return losses, inner, lambda c: np.asarray(c, dtype=F32)
+        return losses, inner, lambda c: np.asarray(c, dtype=kind.dtype)
     e, inner = (poisson(y, p, kind) if loss == "poisson" else
                 focal(y, p, kind, keras2, from_logits, gamma, alpha) if loss == "focal" else
                 bce_logits(y, p, kind) if from_logits else bce_probs(y, p, kind, keras2))
