@@ -212,7 +212,7 @@ TF_KERAS = replace(
     alpha_list_float32=False,
     ctc="tf-keras",  # ctc_batch_cost: the probabilities' log(y + ε) as the logits of the CTC op
     kernels="tf-keras",
-    kernels_float64=frozenset({"categorical-focal"}),
+    kernels_float64=frozenset({"categorical-focal", "ctc"}),  # (ctc: the CTCLoss op in double)
 )
 
 TORCH = Convention(

@@ -33,7 +33,7 @@ TWO_LOG2E: Pair = (np.float64(2.88539008177792677), np.float64(4.076600168545496
 
 
 def ftz(a: Array) -> Array:
-    out: Array = np.where(np.abs(a) < TINY, 0 * a, a)
+    out: Array = np.where(np.abs(a) < TINY, np.copysign(0, a), a)
     return out
 
 

@@ -189,7 +189,7 @@ class Kind:
         if self.dtype is F32:
             return ftz(a)
         a = np.asarray(a, dtype=self.dtype)
-        out: Array = np.where(np.abs(a) < np.finfo(self.dtype).tiny, 0 * a, a)
+        out: Array = np.where(np.abs(a) < np.finfo(self.dtype).tiny, np.copysign(0, a), a)
         return out
 
     def op(self, f: Callable[..., Any], a: Any, b: Any) -> Array:

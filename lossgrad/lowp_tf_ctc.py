@@ -22,11 +22,12 @@ model.fit(sample_weight=...) passes to the loss) both Kerases weigh each sequenc
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from . import lowp_tf, lowp_tf_log
+from . import eigen64, libm, lowp_tf, lowp_tf_log
 from .errors import InputError
 from .losses import Parts
 from .losses._ops import Array
@@ -36,6 +37,7 @@ from .lowp_tf import (
     F32,
     PACKET,
     Kind,
+    Unary,
     add,
     elementwise,
     kind_of,
@@ -51,7 +53,9 @@ from .lowp_tf import (
 # takes
 TAKES = {"ctc": ("blank", "eps")}  # (eps: tf-keras' ε inside log(y + ε); Keras 3's ctc has none)
 WEIGHABLE = ("ctc",)  # (kernels._beyond: reproduced under sample weights too)
-SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: --blank, --eps; sample weights)",)
+SUPPORTED = ("ctc (Keras 3: from logits, --blank; tf-keras' ctc_batch_cost: --blank, --eps, in float64 too; sample "
+             "weights)",)
+DTYPES = ("float32", "float16", "bfloat16", "float64")  # (float64: tf-keras' alone, conventions' kernels_float64)
 EPS = 1e-7  # tf_keras.backend.epsilon()
 # TensorFlow's stand-in for log 0 at the lattice's ends: log(1e−307) in float64, cast to float32
 LOG_0 = F32(np.log(np.float64(1e-307)))
@@ -227,7 +231,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     under weights Mul's c·w, times the float32 gradient, cast to the dtype), the softmax, and the reduced value
     (lowp_tf's). `labels`, `switches`, `batchmean` and `from_logits` are taken as every backend takes them: ctc's
     labels and lengths are in the packed target rows, and Keras' ctc takes logits."""
-    kind = kind_of(half)
+    kind = lowp_tf.WIDE if keras2 and half is None and p.dtype == np.float64 else kind_of(half)  # (tf-keras: double)
     blank = int((params or {}).get("blank") or 0)
     check_blank(y, blank)
     w = None if weights is None else lowp_tf.held_weights(weights, kind, keras2)
@@ -250,55 +254,72 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
 # ---------------------------------------------------------------- tf-keras' ctc_batch_cost: the C++ CTCLoss op
 
 
-def lse(a: Array, b: Array) -> Array:
-    """ctc::LogSumExp in float32: the other where one is −∞, else the larger + log1pf(expf(smaller − larger))."""
+@dataclass(frozen=True)
+class OpMath:
+    """The C++ op's arithmetic in its type: the kernels' Kind (each operation rounded, subnormals flushed), the C
+    library's log of y, and the expf and log1pf of LogSumExp and of the gradient's negative term (float functions
+    in double too: the double is converted to a float, and the float result back), and Eigen's packet e^x."""
+
+    kind: Kind
+    exp: Unary
+    log: Unary
+    log1p: Unary
+    pexp: Unary
+
+
+FLOAT = OpMath(lowp_tf.FLOAT32, libm_expf, libm_logf, libm_log1pf, pexp)
+DOUBLE = OpMath(lowp_tf.WIDE, lambda x: libm_expf(np.asarray(x).astype(F32)), libm.log, libm_log1pf, eigen64.pexp)
+
+
+def lse(a: Array, b: Array, m: OpMath = FLOAT) -> Array:
+    """ctc::LogSumExp: the other where one is −∞, else the larger + log1p(exp(smaller − larger))."""
     hi, lo = np.maximum(a, b), np.minimum(a, b)
     with np.errstate(all="ignore"):
-        out = add(hi, libm_log1pf(libm_expf(sub(lo, hi))))
-    return np.where(a == NEG_INF, b, np.where(b == NEG_INF, a, out)).astype(F32)
+        out = m.kind.add(hi, m.log1p(m.exp(m.kind.sub(lo, hi))))
+    return np.where(a == NEG_INF, b, np.where(b == NEG_INF, a, out)).astype(m.kind.dtype)
 
 
-def redux_sum(e: Array) -> Array:
+def redux_sum(e: Array, kind: Kind = lowp_tf.FLOAT32) -> Array:
     """Eigen's dense redux of each row (an aligned vector): two packet accumulators over pairs of packets, the
     odd last packet, the lanes added (lowp_tf's predux), then the elements after the last packet one by one."""
-    n = e.shape[1]
-    whole = n // PACKET * PACKET
+    n, lanes = e.shape[1], kind.lanes
+    whole = n // lanes * lanes
     if not whole:
         total = e[:, 0]
         for j in range(1, n):
-            total = add(total, e[:, j])
+            total = kind.add(total, e[:, j])
         return total
-    acc0 = e[:, :PACKET]
-    if whole > PACKET:
-        acc1 = e[:, PACKET:2 * PACKET]
-        pairs = whole // (2 * PACKET) * 2 * PACKET
-        for j in range(2 * PACKET, pairs, 2 * PACKET):
-            acc0, acc1 = add(acc0, e[:, j:j + PACKET]), add(acc1, e[:, j + PACKET:j + 2 * PACKET])
-        acc0 = add(acc0, acc1)
+    acc0 = e[:, :lanes]
+    if whole > lanes:
+        acc1 = e[:, lanes:2 * lanes]
+        pairs = whole // (2 * lanes) * 2 * lanes
+        for j in range(2 * lanes, pairs, 2 * lanes):
+            acc0, acc1 = kind.add(acc0, e[:, j:j + lanes]), kind.add(acc1, e[:, j + lanes:j + 2 * lanes])
+        acc0 = kind.add(acc0, acc1)
         if whole > pairs:
-            acc0 = add(acc0, e[:, pairs:pairs + PACKET])
-    total = lowp_tf.predux(acc0, lowp_tf.FLOAT32)
+            acc0 = kind.add(acc0, e[:, pairs:pairs + lanes])
+    total = lowp_tf.predux(acc0, kind)
     for j in range(whole, n):
-        total = add(total, e[:, j])
+        total = kind.add(total, e[:, j])
     return total
 
 
-def op_softmax(a: Array) -> Array:
+def op_softmax(a: Array, m: OpMath = FLOAT) -> Array:
     """The op's softmax of each (frame, sequence) row of its inputs [T, B, C]: e^(a − max) by Eigen's packet
     polynomial for every element (the elements after the last whole packet too, as read back from TensorFlow),
     divided by the row's redux sum."""
     rows = a.reshape(-1, a.shape[-1])
-    e = pexp(sub(rows, rows.max(axis=1, keepdims=True)))
-    return lowp_tf.div(e, redux_sum(e)[:, None]).reshape(a.shape)
+    e = m.pexp(m.kind.sub(rows, rows.max(axis=1, keepdims=True)))
+    return m.kind.div(e, redux_sum(e, m.kind)[:, None]).reshape(a.shape)
 
 
-def alphas(ly: Array, primes: Array, ends: tuple[Array, Array]) -> Array:
+def alphas(ly: Array, primes: Array, ends: tuple[Array, Array], m: OpMath = FLOAT) -> Array:
     """log α [B, U, T] as CalculateForwardVariables forms it: from a state, the one before, and two before (to a
     label other than the one two before), each added by LogSumExp, + log y; −∞ outside the states the frames
     left can still finish from (U − 2(T − t) ≤ u < 2(t + 1))."""
     b, u_max, t_max = ly.shape
     u_len, t_len = ends
-    alpha = np.full((b, u_max, t_max), NEG_INF, dtype=F32)
+    alpha = np.full((b, u_max, t_max), NEG_INF, dtype=m.kind.dtype)
     alpha[:, :2, 0] = ly[:, :2, 0]
     u = np.arange(u_max)[None, :]
     blank = primes[:, :1]
@@ -306,20 +327,20 @@ def alphas(ly: Array, primes: Array, ends: tuple[Array, Array]) -> Array:
     skip[:, 2:] = (primes[:, 2:] != blank) & (primes[:, 2:] != primes[:, :-2])
     for t in range(1, t_max):
         prev = alpha[:, :, t - 1]
-        acc = lse(prev, np.pad(prev[:, :-1], ((0, 0), (1, 0)), constant_values=NEG_INF))
-        acc = np.where(skip, lse(acc, np.pad(prev[:, :-2], ((0, 0), (2, 0)), constant_values=NEG_INF)), acc)
+        acc = lse(prev, np.pad(prev[:, :-1], ((0, 0), (1, 0)), constant_values=NEG_INF), m)
+        acc = np.where(skip, lse(acc, np.pad(prev[:, :-2], ((0, 0), (2, 0)), constant_values=NEG_INF), m), acc)
         live = (u >= u_len[:, None] - 2 * (t_len[:, None] - t)) & (u < np.minimum(u_len[:, None], 2 * (t + 1)))
-        alpha[:, :, t] = np.where(live & (t < t_len[:, None]), add(ly[:, :, t], acc), NEG_INF)
+        alpha[:, :, t] = np.where(live & (t < t_len[:, None]), m.kind.add(ly[:, :, t], acc), NEG_INF)
     return alpha
 
 
-def betas(ly: Array, primes: Array, ends: tuple[Array, Array]) -> Array:
+def betas(ly: Array, primes: Array, ends: tuple[Array, Array], m: OpMath = FLOAT) -> Array:
     """log β [B, U, T] as CalculateBackwardVariables forms it: 0 in the last two states at the last frame, then
     LogSumExp of β + log y of the next frame over the same state, the next and the one after that (from a label
     other than it)."""
     b, u_max, t_max = ly.shape
     u_len, t_len = ends
-    beta = np.full((b, u_max, t_max), NEG_INF, dtype=F32)
+    beta = np.full((b, u_max, t_max), NEG_INF, dtype=m.kind.dtype)
     rows = np.arange(b)
     beta[rows, u_len - 2, t_len - 1] = 0
     beta[rows, u_len - 1, t_len - 1] = 0
@@ -328,47 +349,48 @@ def betas(ly: Array, primes: Array, ends: tuple[Array, Array]) -> Array:
     skip = np.zeros_like(primes, dtype=bool)
     skip[:, :-2] = (primes[:, :-2] != blank) & (primes[:, :-2] != primes[:, 2:])
     for t in range(t_max - 2, -1, -1):
-        nxt = add(beta[:, :, t + 1], ly[:, :, t + 1])
-        acc = lse(np.full_like(nxt, NEG_INF), nxt)
+        nxt = m.kind.add(beta[:, :, t + 1], ly[:, :, t + 1])
+        acc = lse(np.full_like(nxt, NEG_INF), nxt, m)
         acc = np.where(u + 1 < u_len[:, None], lse(acc, np.pad(nxt[:, 1:], ((0, 0), (0, 1)),
-                                                               constant_values=NEG_INF)), acc)
+                                                               constant_values=NEG_INF), m), acc)
         acc = np.where(skip & (u + 2 < u_len[:, None]),
-                       lse(acc, np.pad(nxt[:, 2:], ((0, 0), (0, 2)), constant_values=NEG_INF)), acc)
+                       lse(acc, np.pad(nxt[:, 2:], ((0, 0), (0, 2)), constant_values=NEG_INF), m), acc)
         live = (u >= u_len[:, None] - 2 * (t_len[:, None] - t)) & (u < np.minimum(u_len[:, None], 2 * (t + 1)))
         beta[:, :, t] = np.where(live & (t < t_len[:, None] - 1), acc, beta[:, :, t])
     return beta
 
 
-def ctc_op(a: Array, labels: Array, lengths: Array, frames: Array) -> tuple[Array, Array]:
+def ctc_op(a: Array, labels: Array, lengths: Array, frames: Array, m: OpMath = FLOAT) -> tuple[Array, Array]:
     """The CTCLoss op on its inputs a [T, B, C] (the blank last) and each sequence's labels: the losses −log p and
     the op's gradient [T, B, C] (y − e^(log Σ αβ over a class's states − log p); y itself where p = 0; 0 past a
     sequence's frames)."""
     t_max, b, c = a.shape
-    y = op_softmax(a)
+    k = m.kind
+    y = op_softmax(a, m)
     u_len = 2 * lengths + 1
     primes = np.full((b, int(u_len.max())), c - 1, dtype=np.int64)
     for i in range(b):
         primes[i, 1:u_len[i]:2] = labels[i, :lengths[i]]
     yb = np.transpose(y, (1, 2, 0))  # [B, C, T]
-    with np.errstate(divide="ignore"):  # (the op's log y, glibc's logf one element at a time; log 0 = −∞)
-        ly = np.where(yb == 0, NEG_INF, libm_logf(np.where(yb == 0, F32(1), yb))).astype(F32)
+    with np.errstate(divide="ignore"):  # (the op's log y, the C library's one element at a time; log 0 = −∞)
+        ly = np.where(yb == 0, NEG_INF, m.log(np.where(yb == 0, 1, yb))).astype(k.dtype)
     ly = np.take_along_axis(ly, np.broadcast_to(primes[:, :, None], (b, primes.shape[1], t_max)), axis=1)
     ends = (u_len, frames)
-    alpha, beta = alphas(ly, primes, ends), betas(ly, primes, ends)
-    both = add(alpha, beta)
-    log_p = np.full(b, NEG_INF, dtype=F32)
+    both = k.add(alphas(ly, primes, ends, m), betas(ly, primes, ends, m))
+    log_p = np.full(b, NEG_INF, dtype=k.dtype)
     for u in range(primes.shape[1]):
-        log_p = np.where(u < u_len, lse(log_p, both[:, u, 0]), log_p)
-    sums = np.full((b, c, t_max), NEG_INF, dtype=F32)
+        log_p = np.where(u < u_len, lse(log_p, both[:, u, 0], m), log_p)
+    sums = np.full((b, c, t_max), NEG_INF, dtype=k.dtype)
     rows = np.arange(b)
     for u in range(primes.shape[1]):
         here = (u < u_len)[:, None]
-        sums[rows, primes[:, u]] = np.where(here, lse(sums[rows, primes[:, u]], both[:, u]), sums[rows, primes[:, u]])
+        sums[rows, primes[:, u]] = np.where(here, lse(sums[rows, primes[:, u]], both[:, u], m),
+                                            sums[rows, primes[:, u]])
     with np.errstate(all="ignore"):
-        dy = sub(yb, libm_expf(sub(sums, log_p[:, None, None])))
+        dy = k.sub(yb, m.exp(k.sub(sums, log_p[:, None, None])))
     dy = np.where(np.isneginf(log_p)[:, None, None], yb, dy)
-    dy = np.where(np.arange(t_max)[None, None, :] < frames[:, None, None], dy, F32(0))
-    return -log_p, np.transpose(dy, (2, 0, 1)).astype(F32)
+    dy = np.where(np.arange(t_max)[None, None, :] < frames[:, None, None], dy, 0)
+    return -log_p, np.transpose(dy, (2, 0, 1)).astype(k.dtype)
 
 
 def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: int, eps: float,
@@ -376,9 +398,9 @@ def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: in
     """tf-keras' ctc_batch_cost of the probabilities y = e^x ([B, T, C], TensorFlow's Exp in the dtype): the
     classes put in order with the blank last, a = log(y transposed + ε) (Add and Log over [T, B, C], in the dtype),
     the CTCLoss op's losses (in float32: tf.nn.ctc_loss casts float16 and bfloat16 inputs to float32, and its
-    losses back), and for each sequence's upstream c [B] (in the dtype: 1 or 1/N, under weights times the weight)
-    the gradient with respect to y: the upstream times the op's gradient in float32, cast to the dtype, times
-    Eigen's reciprocal of y + ε in the dtype (Log's gradient), back in the classes' order."""
+    losses back; in double for double), and for each sequence's upstream c [B] (in the dtype: 1 or 1/N, under
+    weights times the weight) the gradient with respect to y: the upstream times the op's gradient, cast to the
+    dtype, times Eigen's reciprocal of y + ε in the dtype (Log's gradient), back in the classes' order."""
     b, t_max, c = x.shape
     for i in range(b):  # (the op refuses these, as TensorFlow raises them)
         if lengths[i] == 0:
@@ -388,13 +410,15 @@ def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: in
                              f"sequence (required: {lengths[i]}, available: {frames[i]}){i}")
     order = np.r_[np.arange(blank), np.arange(blank + 1, c), blank]
     where = np.argsort(order)
-    y = elementwise(np.ascontiguousarray(x, dtype=F32), kind.of(pexp), kind.of(libm_expf))[:, :, order]
-    shifted = kind.add(np.ascontiguousarray(np.transpose(y, (1, 0, 2))), kind.rnd(F32(eps)))
-    losses, dy = ctc_op(lowp_tf_log.log(shifted, kind), where[labels], lengths, frames)
+    m = DOUBLE if kind is lowp_tf.WIDE else FLOAT
+    y = (eigen64.elementwise(x, eigen64.pexp, lambda a: eigen64.ftz(libm.exp(a))) if m is DOUBLE else
+         elementwise(np.ascontiguousarray(x, dtype=F32), kind.of(pexp), kind.of(libm_expf)))[:, :, order]
+    shifted = kind.add(np.ascontiguousarray(np.transpose(y, (1, 0, 2))), kind.number(eps))
+    losses, dy = ctc_op(lowp_tf_log.log(shifted, kind), where[labels], lengths, frames, m)
     recip = lowp_tf_log.recip(shifted, kind)
 
     def grad(c: Array) -> Array:
-        g = kind.rnd(mul(kind.rnd(mul(c[None, :, None], dy)), recip))
+        g = kind.mul(kind.mul(c[None, :, None], dy), recip)
         return np.transpose(g, (1, 0, 2))[:, :, where]
     return kind.rnd(losses), grad
 
@@ -406,7 +430,7 @@ def batch_cost_parts(y: Array, p: Array, kind: Kind, blank: int, eps: float, w: 
     dtype, times each weight), and the reduced value (lowp_tf's sum, divided by N)."""
     pred, frames, lengths, lab = unpack(y, p)
     with np.errstate(all="ignore"):
-        losses, grad = batch_cost(pred.astype(F32), lab, lengths, frames, blank, eps, kind)
+        losses, grad = batch_cost(pred.astype(kind.dtype), lab, lengths, frames, blank, eps, kind)
     return lowp_tf.weighed(losses, lambda c: grad(c).reshape(p.shape), kind, w)
 
 

@@ -49,6 +49,8 @@ def test_convention_reproduces_framework(case):
     scale = 1 / (np.exp(pred) + 1e-7) if case["convention"] == "tf-keras" else 1
     want_losses = losses / (np.maximum(case["target_lengths"], 1) if case["convention"] == "torch"
                             and case["reduction"] == "mean" else 1)
+    if case["convention"] == "tf-keras" and case["dtype"] == "float64":  # (the CTCLoss op in double: lowp_tf_ctc)
+        rtol = atol = 0
     if case["convention"] == "torch":  # PyTorch's kernels reproduced (lossgrad.lowp_ctc): exactly its numbers
         rtol = atol = 0
         kind = np.dtype(case["dtype"]).type  # (its mean's division of each loss, one rounding in the dtype)
