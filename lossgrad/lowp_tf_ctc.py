@@ -1,5 +1,5 @@
 """TensorFlow's CPU kernels for Keras 3's ctc (keras.losses.CTC, keras.ops.ctc_loss) in float32, float16 and
-bfloat16.
+bfloat16, and tf-keras' ctc_batch_cost (the C++ CTCLoss op) in those and in float64 (below).
 
 Keras casts the logits to float32 (float16 and bfloat16 too) and calls tf.nn.ctc_loss with dense labels, TensorFlow's
 `ctc_loss_dense`: op by op in float32, time-major. LogSoftmax's kernel (s = z − max; s − log Σe^s, Σe^s by rows with
