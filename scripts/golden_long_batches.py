@@ -194,9 +194,9 @@ def blocks_undone(how: str) -> Iterator[None]:
 
     real = lowp_tf.remainders
 
-    def remainders(shape: tuple[int, int], target: int, place: Any) -> np.ndarray:
+    def remainders(shape: tuple[int, int], target: int, place: Any, lanes: int = lowp_tf.PACKET) -> np.ndarray:
         first, _ = place or (0, shape[0])
-        return real(shape, target, None if how == "slices" else (first, None))
+        return real(shape, target, None if how == "slices" else (first, None), lanes)
 
     lowp_tf.remainders = remainders
     try:
