@@ -359,9 +359,10 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
     a = k.number(float(alpha)) if np.ndim(alpha) == 0 else class_alphas(np.asarray(alpha), kind, keras2)
     wf = k.mul(power(m, g, kind), a)
     losses = rsum(k.mul(wf, cce), kind)
+    slope = power(m, k.dtype(k.sub(g, k.number(1))), kind)  # (pow's gradient's m^(γ − 1), for every upstream)
 
     def grad(c: Array) -> Array:
-        dm = k.mul(k.mul(k.mul(k.mul(c, cce), a), g), power(m, k.dtype(k.sub(g, k.number(1))), kind))
+        dm = k.mul(k.mul(k.mul(k.mul(c, cce), a), g), slope)
         do = k.sub(k.mul(k.mul(k.mul(c, wf), -y), recip(o, kind)), dm)
         do = np.where(passes, do, 0).astype(k.dtype)
         dq = k.add(k.div(do, s), rsum(k.mul(do, k.div(k.div(-q, s), s)), kind)[:, None])
