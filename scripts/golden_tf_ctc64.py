@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+from golden64 import agrees, main, tally  # noqa: E402
 from golden_pairs64 import _kept, digest  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "tf_ctc64.json"
@@ -117,40 +118,19 @@ def unwarned(r) -> bool:  # noqa: ANN001
 
 def measure(rounds: int, seed: int = 20261207) -> str:
     """`rounds` random rounds against lossgrad (the README's float64 row), sample weights in every fourth."""
-    from golden_pairs64 import matches
-
     rng = np.random.default_rng(seed)
     grads = losses = apart = 0
     for t in range(rounds):
         kind = "weights" if t % 4 == 0 else "random"
         rec = record(int(rng.integers(2**31)), kind)
         case = inputs(rec["seed"], kind)
-        r = evaluate(case, "none")
-        ok = matches(np.ravel(r.losses), rec["losses"]) and unwarned(r)
-        losses += r.losses.size
-        for name in ("sum", "mean"):
-            r = evaluate(case, name)
-            ok = ok and r.value == float.fromhex(rec[name]["value"]) and matches(r.grad, rec[name]["grad"]) \
-                and unwarned(r)
-            grads += r.grad.size
-        apart += not ok
-    return f"{rounds} rounds: {grads} gradient elements, {losses} losses, {2 * rounds} values; {apart} rounds apart"
-
-
-def main() -> None:
-    import json
-
-    from make_golden import cpu_model, versions
-
-    if sys.argv[1:2] == ["--measure"]:
-        print(measure(int(sys.argv[2]) if len(sys.argv) > 2 else 200))
-        return
-    avx512 = "avx512f" in Path("/proc/cpuinfo").read_text()  # (TensorFlow's wheel is built for AVX: either gives these)
-    meta = versions() | {"cpu": cpu_model(), "avx512": avx512}
-    recs = cases()
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_tf_ctc64.py", "records": recs}) + "\n")
-    print(f"{len(recs)} records -> {OUT}")
+        none = evaluate(case, "none")
+        reduced = {name: evaluate(case, name) for name in ("sum", "mean")}
+        apart += not agrees(rec, none, reduced, quiet=unwarned)
+        losses += none.losses.size
+        grads += sum(r.grad.size for r in reduced.values())
+    return tally(rounds, grads, losses, apart)
 
 
 if __name__ == "__main__":
-    main()
+    main(OUT, "scripts/golden_tf_ctc64.py", cases, measure)

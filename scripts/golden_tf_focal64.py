@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from golden_pairs64 import _kept, digest  # noqa: E402
+from golden64 import REDUCTIONS, agrees, keras_results, main, tally  # noqa: E402
+from golden_pairs64 import digest  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "tf_focal64.json"
-REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size"}
 GAMMAS = (2.0, 0.0, 0.5, 1.5, 3.0, 2.5)
 
 
@@ -64,21 +64,11 @@ def _loss(conv: str, reduction: str, from_logits: bool, gamma: float, alpha: flo
 
 def record(conv: str, seed: int, shape: tuple[int, int], kind: str, gamma: float = 2.0,
            alpha: float | list = 0.25) -> dict:
-    import tensorflow as tf
-
     y, p, w = inputs(seed, shape, kind)
     logits = kind.endswith("logits")
     rec = {"convention": conv, "from_logits": logits, "gamma": gamma, "class_alpha": alpha, "seed": seed,
            "shape": list(shape), "kind": kind, "inputs_sha256": digest(y, p, *([] if w is None else [w]))}
-    yt, wt = tf.constant(y, tf.float64), None if w is None else tf.constant(w, tf.float64)
-    rec["losses"] = _kept(_loss(conv, None, logits, gamma, alpha)(yt, tf.constant(p, tf.float64),
-                                                                  sample_weight=wt).numpy())
-    for name, reduction in REDUCTIONS.items():
-        pv = tf.Variable(tf.constant(p, tf.float64))
-        with tf.GradientTape() as tape:
-            value = _loss(conv, reduction, logits, gamma, alpha)(yt, pv, sample_weight=wt)
-        rec[name] = {"value": float(value.numpy()).hex(), "grad": _kept(tape.gradient(value, pv).numpy())}
-    return rec
+    return rec | keras_results(lambda r: _loss(conv, r, logits, gamma, alpha), y, p, w)
 
 
 def _alpha(rng: np.random.Generator, n: int) -> float | list:
@@ -106,7 +96,6 @@ def measure(rounds: int, seed: int = 20261207) -> str:
     10 of 1,000 to 3,000 rows (the softmax's blocks); probabilities or logits, γ and α drawn, sample weights in
     every fourth; keras and tf-keras in turn."""
     import lossgrad
-    from golden_pairs64 import matches
 
     rng = np.random.default_rng(seed)
     grads = losses = apart = 0
@@ -118,34 +107,15 @@ def measure(rounds: int, seed: int = 20261207) -> str:
         gamma, alpha = float(rng.choice(GAMMAS)), _alpha(rng, shape[1])
         rec = record(conv, int(rng.integers(2**31)), shape, kind, gamma, alpha)
         y, p, w = inputs(rec["seed"], shape, kind)
-        kw = {"convention": conv, "from_logits": kind.endswith("logits"), "gamma": gamma,
+        kw = {"convention": conv, "from_logits": kind.endswith("logits"), "gamma": gamma, "sample_weight": w,
               "class_alpha": alpha if isinstance(alpha, list) else [alpha]}
-        r = lossgrad.evaluate("categorical-focal", y, p, reduction="none", sample_weight=w, **kw)
-        ok = matches(r.losses, rec["losses"]) and not r.warnings
-        losses += r.losses.size
-        for name in REDUCTIONS:
-            r = lossgrad.evaluate("categorical-focal", y, p, reduction=name, sample_weight=w, **kw)
-            ok = ok and r.value == float.fromhex(rec[name]["value"]) and not r.warnings \
-                and matches(np.reshape(r.grad, shape), rec[name]["grad"])
-            grads += r.grad.size
-        apart += not ok
-    return f"{rounds} rounds: {grads} gradient elements, {losses} losses, {2 * rounds} values; {apart} rounds apart"
-
-
-def main() -> None:
-    import json
-
-    from make_golden import cpu_model, versions
-
-    if sys.argv[1:2] == ["--measure"]:
-        print(measure(int(sys.argv[2]) if len(sys.argv) > 2 else 200))
-        return
-    avx512 = "avx512f" in Path("/proc/cpuinfo").read_text()  # (TensorFlow's wheel is built for AVX: either gives these)
-    meta = versions() | {"cpu": cpu_model(), "avx512": avx512}
-    recs = cases()
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_tf_focal64.py", "records": recs}) + "\n")
-    print(f"{len(recs)} records -> {OUT}")
+        none = lossgrad.evaluate("categorical-focal", y, p, reduction="none", **kw)
+        reduced = {name: lossgrad.evaluate("categorical-focal", y, p, reduction=name, **kw) for name in REDUCTIONS}
+        apart += not agrees(rec, none, reduced, shape)
+        losses += none.losses.size
+        grads += sum(r.grad.size for r in reduced.values())
+    return tally(rounds, grads, losses, apart)
 
 
 if __name__ == "__main__":
-    main()
+    main(OUT, "scripts/golden_tf_focal64.py", cases, measure)

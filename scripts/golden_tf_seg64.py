@@ -25,10 +25,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from golden_pairs64 import _kept, digest  # noqa: E402
+from golden64 import REDUCTIONS, agrees, keras_results, main, tally  # noqa: E402
+from golden_pairs64 import digest  # noqa: E402
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "tf_seg64.json"
-REDUCTIONS = {"sum": "sum", "mean": "sum_over_batch_size"}
 LOSSES = ("dice", "tversky")
 SHAPES = ((1, 1), (7, 5), (13, 1), (3, 40), (20, 9), (1, 33), (16, 24), (2, 333), (5, 4097), (1, 9001), (301, 3))
 ZEROS = np.array([[0, 0, 0, 0, 0], [1, 0, 1, 0, 1], [1, 1, 1, 1, 1], [0, 0, 0, 0, 0], [1, 0, 0, 0, 0]], float)
@@ -64,7 +64,6 @@ def record(loss: str, seed: int, shape: tuple[int, int], kind: str, alpha: float
            eps: float | None = None, axis: int | None = 1) -> dict:
     """The framework's results (`eps`: Keras' backend epsilon for the run, lossgrad's --eps)."""
     import keras
-    import tensorflow as tf
 
     y, p, w = inputs(seed, shape, kind)
     rec = {"loss": loss, "alpha": alpha, "beta": beta, "eps": eps, "axis": axis, "seed": seed,
@@ -72,16 +71,7 @@ def record(loss: str, seed: int, shape: tuple[int, int], kind: str, alpha: float
     if eps is not None:
         keras.config.set_epsilon(eps)
     try:
-        yt, wt = tf.constant(y, tf.float64), None if w is None else tf.constant(w, tf.float64)
-        if axis is not None:
-            rec["losses"] = _kept(_loss(loss, None, alpha, beta, axis)(yt, tf.constant(p, tf.float64),
-                                                                       sample_weight=wt).numpy())
-        for name, reduction in REDUCTIONS.items():
-            pv = tf.Variable(tf.constant(p, tf.float64))
-            with tf.GradientTape() as tape:
-                value = _loss(loss, reduction, alpha, beta, axis)(yt, pv, sample_weight=wt)
-            rec[name] = {"value": float(value.numpy()).hex(), "grad": _kept(tape.gradient(value, pv).numpy())}
-        return rec
+        return rec | keras_results(lambda r: _loss(loss, r, alpha, beta, axis), y, p, w, losses=axis is not None)
     finally:
         keras.config.set_epsilon(1e-7)
 
@@ -113,7 +103,6 @@ def measure(rounds: int, seed: int = 20261207) -> str:
     """`rounds` random rounds against lossgrad (the README's float64 row): 1 to 39 rows by 1 to 599 outputs, one in
     25 of 9,001; sample weights in every third, `axis=None` (--over-batch) in the unweighted rounds t ≡ 1 mod 10."""
     import lossgrad
-    from golden_pairs64 import matches
 
     rng = np.random.default_rng(seed)
     grads = losses = apart = 0
@@ -125,37 +114,15 @@ def measure(rounds: int, seed: int = 20261207) -> str:
         axis = None if kind == "random" and t % 10 == 1 else 1
         rec = record(loss, int(rng.integers(2**31)), shape, kind, a, b, axis=axis)
         y, p, w = inputs(rec["seed"], shape, kind)
-        kw = {"convention": "keras", "over_batch": axis is None} | (
+        kw = {"convention": "keras", "over_batch": axis is None, "sample_weight": w} | (
             {"alpha": a, "beta": b} if loss == "tversky" else {})
-        ok = True
-        if axis is not None:
-            r = lossgrad.evaluate(loss, y, p, reduction="none", sample_weight=w, **kw)
-            ok = matches(r.losses, rec["losses"]) and not r.warnings
-            losses += r.losses.size
-        for name in REDUCTIONS:
-            r = lossgrad.evaluate(loss, y, p, reduction=name, sample_weight=w, **kw)
-            ok = ok and r.value == float.fromhex(rec[name]["value"]) and not r.warnings \
-                and matches(np.reshape(r.grad, shape), rec[name]["grad"])
-            grads += r.grad.size
-        apart += not ok
-    return f"{rounds} rounds: {grads} gradient elements, {losses} losses, {2 * rounds} values; {apart} rounds apart"
-
-
-def main() -> None:
-    import json
-
-    if sys.argv[1:2] == ["--measure"]:
-        print(measure(int(sys.argv[2]) if len(sys.argv) > 2 else 200))
-        return
-
-    from make_golden import cpu_model, versions
-
-    avx512 = "avx512f" in Path("/proc/cpuinfo").read_text()  # (TensorFlow's wheel is built for AVX: either gives these)
-    meta = versions() | {"cpu": cpu_model(), "avx512": avx512}
-    recs = cases()
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_tf_seg64.py", "records": recs}) + "\n")
-    print(f"{len(recs)} records -> {OUT}")
+        none = None if axis is None else lossgrad.evaluate(loss, y, p, reduction="none", **kw)
+        reduced = {name: lossgrad.evaluate(loss, y, p, reduction=name, **kw) for name in REDUCTIONS}
+        apart += not agrees(rec, none, reduced, shape)
+        losses += 0 if none is None else none.losses.size
+        grads += sum(r.grad.size for r in reduced.values())
+    return tally(rounds, grads, losses, apart)
 
 
 if __name__ == "__main__":
-    main()
+    main(OUT, "scripts/golden_tf_seg64.py", cases, measure)

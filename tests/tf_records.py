@@ -58,3 +58,13 @@ def tensor_mean_grad(tmp_path: Path, rec: dict, convention: str, stored: type) -
     out = np.load(tmp_path / "out.npz")
     assert np.array_equal(out["grad"].astype(np.float32), f32(rec["mean"]["grad"]))
     assert np.float32(r.json()["value"]) == np.float32(rec["mean"]["value"])
+
+
+def written_mean_matches(r: object, out: Path, rec: dict) -> None:
+    """A command run with `-r mean -o out -f json` on a float64 record (float.hex numbers, long arrays as SHA-256):
+    it succeeded, and the file's gradient and the value it printed are the record's mean."""
+    from golden_pairs64 import matches  # (scripts/, which the float64 tests put on the path)
+
+    assert r.code == 0, r.err  # type: ignore[attr-defined]
+    assert matches(np.load(out)["grad"], rec["mean"]["grad"])
+    assert r.json()["value"] == float.fromhex(rec["mean"]["value"])  # type: ignore[attr-defined]
