@@ -320,7 +320,7 @@ def placed(setup: Setup) -> bool:
         return False
     from . import kernels  # (the backends load only where a low-precision kernel runs)
     return kernels.placed(setup.conv.kernels or "", setup.loss.name, setup.from_logits,
-                          setup.labels is not Labels.INDEX)
+                          setup.labels is not Labels.INDEX, "float32" if setup.autocast else setup.dtype.value)
 
 
 def _evaluated_again(setup: Setup) -> bool:

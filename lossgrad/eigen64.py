@@ -162,14 +162,27 @@ def ppow_positive(x: Array, y: float) -> Array:
 
 
 def ppow(x: Array, y: float) -> Array:
-    """generic_pow of x ≥ 0 by a double y, with C's special values (0^y: 0, or ∞ for y < 0; x^0 and 1^y: 1; x^1:
-    x; ∞^y: ∞, or 0 for y < 0)."""
+    """generic_pow of x by a double y, with C's special values as Eigen selects them, a subnormal x read as 0
+    (denormals-are-zero): x^1 is x as it is; x^0 and 1^y are 1; ±0^y is 0, or ∞ for y < 0 (−0 for an odd y > 0);
+    a negative x gives −|x|^y for an odd y, |x|^y for an even one, NaN otherwise; ∞^y is ∞, or 0 for y < 0."""
+    if y == 1:
+        return np.array(x, dtype=F64, copy=True)
     with np.errstate(all="ignore"):
-        out = ppow_positive(np.where((x > 0) & np.isfinite(x), x, 1.0), y)
-        out = np.where(x == 0, np.inf if y < 0 else 0.0, out)
-        out = np.where(np.isinf(x), 0.0 if y < 0 else np.inf, out)
-        out = np.where(np.isnan(x), x, out)
-        return x.copy() if y == 1 else np.where((x == 1) | (y == 0), 1.0, out)
+        xd = np.where(np.abs(x) < TINY, np.copysign(0.0, x), x)
+        ax = np.abs(xd)
+        out = ppow_positive(np.where((ax > 0) & np.isfinite(ax), ax, 1.0), y)
+        whole = bool(np.isfinite(y) and np.floor(y) == y)
+        odd = whole and pround(np.float64(y * 0.5)) != y * 0.5
+        out = np.where((xd < 0) & (not whole), np.nan, out)
+        out = np.where(xd == 0, np.inf if y < 0 else 0.0, out)
+        out = np.where(np.signbit(xd) & odd, -out, out)
+        if abs(y) >= 1024 * LN2 / np.finfo(F64).eps:  # (a huge y: 0 or ∞ by |x| against 1)
+            out = np.where(((y < 0) & (xd == 0)) | ((y < 0) != (ax > 1)), np.inf, 0.0)
+            out = np.where(xd == -1, 1.0, out)
+        inf = 0.0 if y < 0 else np.inf
+        out = np.where(np.isinf(xd), np.where((xd < 0) & odd, -inf, inf), out)
+        out = np.where(np.isnan(xd) | np.isnan(y), np.nan, out)
+        return np.where((xd == 1) | (y == 0), 1.0, out)
 
 
 def elementwise(x: Array, packet: object, scalar: object) -> Array:
@@ -186,13 +199,26 @@ def elementwise(x: Array, packet: object, scalar: object) -> Array:
     return out.reshape(np.shape(x))
 
 
-def log(x: Array) -> Array:
-    """tf.math.log of doubles: plog over whole packets, the C library's log for the rest (0: −∞)."""
+def exp(x: Array) -> Array:
+    """The C library's exp, as Eigen's scalar path calls it, its results below the normal range flushed."""
+    return ftz(libm.exp(x))
+
+
+def plog_selected(x: Array) -> Array:
+    """plog with plog_impl_double's selects: −∞ at 0 (a subnormal read as 0), NaN below 0 and at NaN, ∞ at ∞."""
     with np.errstate(all="ignore"):
-        out = elementwise(x, lambda a: plog(np.where(a > 0, a, 1.0)), libm.log)
-    return np.where(x == 0, -np.inf, np.where((x == np.inf) | np.isnan(x), x, out))
+        zero = np.abs(x) < TINY
+        out = plog(np.where((x > 0) & ~zero & np.isfinite(x), x, 1.0))
+        out = np.where(x == np.inf, np.inf, np.where((x < 0) | np.isnan(x), np.nan, out))
+        return np.where(zero, -np.inf, out)
+
+
+def log(x: Array) -> Array:
+    """tf.math.log of doubles: plog over whole packets, the C library's log for the rest."""
+    return elementwise(x, plog_selected, libm.log)
 
 
 def power(x: Array, y: float) -> Array:
-    """tf.pow of doubles by a scalar y: generic_pow over whole packets, the C library's pow for the rest."""
-    return ftz(elementwise(x, lambda a: ppow(a, y), lambda a: libm.pow(a, y)))
+    """tf.pow of doubles by a scalar y: generic_pow over whole packets, the C library's pow for the rest (its
+    results flushed to zero below the normal range, x^1 being x)."""
+    return elementwise(x, lambda a: ppow(a, y), lambda a: a.copy() if y == 1 else ftz(libm.pow(a, y)))

@@ -366,7 +366,7 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
         except NotReproduced as e:
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
-            fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {e.what}"
+            fallback = f"computed by lossgrad's {setup.dtype.value} formulas, not bit for bit: {e.what}"
     elif setup.dtype.value == "float32" and setup.kernels_lacking is not None:
         fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {lacking(setup)}"
     work = setup.work_dtype

@@ -57,11 +57,11 @@ def batch_totals(kernels: str, loss: str, labels: Array, ignored: Array | None, 
     return {} if totals is None else dict(totals(loss, labels, ignored, half, params))
 
 
-def placed(kernels: str, loss: str, from_logits: bool, probability_rows: bool) -> bool:
-    """Whether `kernels` compute a row by where it lies in the whole batch, so that a block of it needs its place in
-    the batch (Setup.batch's "place": its first row and the batch's rows)."""
+def placed(kernels: str, loss: str, from_logits: bool, probability_rows: bool, dtype: str) -> bool:
+    """Whether `kernels` compute a row by where it lies in the whole batch, in the dtype they run in, so that a
+    block of it needs its place in the batch (Setup.batch's "place": its first row and the batch's rows)."""
     of = getattr(backend(kernels, loss), "placed", None)
-    return of is not None and bool(of(loss, from_logits, probability_rows))
+    return of is not None and bool(of(loss, from_logits, probability_rows, dtype))
 
 
 def unsupported(kernels: str, dtype: str, loss: str, from_logits: bool, params: dict[str, Any],

@@ -47,8 +47,8 @@ def _each(name: str, f: Callable[[Any, float], float], x: Array, kind: Any = F32
     """f(lib, v) for every element of x, as `kind` (float32: no flushing of subnormals, the caller's to do)."""
     lib = _libm()
     if lib is None:
-        raise NotReproduced("dtype", f"JAX's results here take the C library's {name}, which could not be loaded; use "
-                            "{dtype} float64, or {convention} exact")
+        raise NotReproduced("dtype", f"the framework's results here take the C library's {name}, which could not be "
+                            "loaded; use {convention} exact for the mathematics")
     each = np.frompyfunc(lambda v: f(lib, v), 1, 1)
     out: Array = np.asarray(each(np.asarray(x, dtype=np.float64)), dtype=np.float64).astype(kind)
     return out

@@ -1167,7 +1167,7 @@ def poisson_parts64(y: Array, p: Array, log_input: bool, options: dict[str, Any]
     return Parts(losses=losses, grad=quiet(grad)(1), prob=None, mean_grad=quiet(grad), **wide_summed(losses))
 
 
-def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+def placed(loss: str, from_logits: bool, probability_rows: bool, dtype: str = "float32") -> bool:
     """Whether a row's results depend on where it lies in the whole batch: the scalar loops at the end of each
     thread's part of the batch (tails: bce from logits' σ, huber's and smooth-l1's backward)."""
     return (loss == "bce" and from_logits) or loss in ("huber", "smooth-l1")

@@ -234,7 +234,7 @@ SUPPORTED = ("dice (MONAI's DiceLoss, with squared, smooth, smooth_dr and jaccar
              "sample weights as (loss(reduction='none') * w).mean() or .sum() on dice and tversky")
 
 
-def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+def placed(loss: str, from_logits: bool, probability_rows: bool, dtype: str = "float32") -> bool:
     """Whether a row's results depend on where it lies in the whole batch: σ(z)'s scalar loop at the end of each
     thread's part of the batch (lowp.sigmoid)."""
     return from_logits

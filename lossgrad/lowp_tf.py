@@ -209,7 +209,8 @@ class Kind:
         return self.op(np.divide, a, b)
 
     def number(self, v: float) -> Any:
-        """A Python number converted to the dtype (rounded once from the double)."""
+        """A Python number converted to the dtype: a double kept, rounded to float32 (and from there to a half
+        dtype)."""
         with np.errstate(all="ignore"):
             return self.dtype(self.rnd(np.asarray(v, dtype=np.float64).astype(self.dtype)))
 
@@ -404,7 +405,7 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[A
     return losses, grad
 
 
-def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+def placed(loss: str, from_logits: bool, probability_rows: bool, dtype: str = "float32") -> bool:
     """Whether a row's results depend on where it lies in the whole batch: ce from logits of probability rows, whose
     backprop's blocks (`tiled`) are the batch's."""
     return loss == "ce" and from_logits and probability_rows

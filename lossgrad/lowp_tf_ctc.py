@@ -411,7 +411,7 @@ def batch_cost(x: Array, labels: Array, lengths: Array, frames: Array, blank: in
     order = np.r_[np.arange(blank), np.arange(blank + 1, c), blank]
     where = np.argsort(order)
     m = DOUBLE if kind is lowp_tf.WIDE else FLOAT
-    y = (eigen64.elementwise(x, eigen64.pexp, lambda a: eigen64.ftz(libm.exp(a))) if m is DOUBLE else
+    y = (eigen64.elementwise(x, eigen64.pexp, eigen64.exp) if m is DOUBLE else
          elementwise(np.ascontiguousarray(x, dtype=F32), kind.of(pexp), kind.of(libm_expf)))[:, :, order]
     shifted = kind.add(np.ascontiguousarray(np.transpose(y, (1, 0, 2))), kind.number(eps))
     losses, dy = ctc_op(lowp_tf_log.log(shifted, kind), where[labels], lengths, frames, m)

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import eigen64, libm, lowp_tf, lowp_tf_focal32, lowp_tf_rcp
+from . import eigen64, lowp_tf, lowp_tf_focal32, lowp_tf_rcp
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -72,12 +72,12 @@ def covers(loss: str, from_logits: bool) -> bool:
     return loss in ("bce", "kl", "poisson", "focal", "categorical-focal") or (loss == "ce" and not from_logits)
 
 
-def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+def placed(loss: str, from_logits: bool, probability_rows: bool, dtype: str = "float32") -> bool:
     """Whether a row's results depend on where it lies in the whole batch (lowp_tf.placed; this module's losses
     compute each row alone, but for categorical-focal's Eigen softmax, whose blocks and reciprocals are the
-    batch's: eigen_softmax; in double wherever TensorFlow runs, oneDNN having no double softmax)."""
+    batch's: eigen_softmax, wherever oneDNN does not take the softmax, which it does in float32 and bfloat16 only)."""
     if loss == "categorical-focal":
-        return from_logits
+        return from_logits and not (lowp_tf_focal32.onednn() and dtype in ("float32", "bfloat16"))
     return not covers(loss, from_logits) and lowp_tf.placed(loss, from_logits, probability_rows)
 
 
@@ -382,7 +382,7 @@ def wide_softmax(z: Array, place: Place | None = None) -> Array:
     e times 1/Σ (Eigen's inverse of a double, correctly rounded)."""
     first = (place or (0, z.shape[0]))[0]
     s = WIDE.sub(z, z.max(axis=1, keepdims=True))
-    e = lowp_tf.tiled(s, eigen64.pexp, libm.exp, SOFTMAX_BLOCK64, place, WIDE.lanes)
+    e = lowp_tf.tiled(s, eigen64.pexp, eigen64.exp, SOFTMAX_BLOCK64, place, WIDE.lanes)
     ahead = first % WIDE.lanes  # (rows before these, as the flattened tensor's packets see them)
     sums = row_sums(np.concatenate([np.zeros((ahead, z.shape[1])), e]), kind=WIDE)[ahead:]
     return WIDE.mul(e, WIDE.div(1.0, sums)[:, None])

@@ -68,7 +68,7 @@ def test_the_double_op_adds_by_float_functions() -> None:
     assert lowp_tf_ctc.lse(a, a, lowp_tf_ctc.DOUBLE)[0] != -1.5 + np.log(2)
 
 
-def test_float64_is_reproduced_under_tf_keras_and_keras_casts_to_float32() -> None:
+def test_float64_is_reproduced_under_tf_keras() -> None:
     assert kernels.unsupported("tf-keras", "float64", "ctc", True, {}, {}, True) is None
 
 

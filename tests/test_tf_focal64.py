@@ -17,7 +17,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import eigen64, kernels, libm
+from lossgrad import eigen64, kernels, libm, lowp_tf_focal32
 from lossgrad.conventions import KERAS
 from lossgrad.losses import focal
 from tf_records import written_mean_matches
@@ -79,7 +79,19 @@ def test_eigens_double_functions_against_values_worked_out_here() -> None:
     x = np.array([0.25, 0.5, 0.0, 1.0, 1024.0, 4.0, 0.0625, 3.0])
     assert eigen64.power(x, 2.0)[:7].tolist() == [0.0625, 0.25, 0.0, 1.0, 1048576.0, 16.0, 0.00390625]
     assert eigen64.power(x, 0.5)[:7].tolist() == [0.5, 0.7071067811865476, 0.0, 1.0, 32.0, 2.0, 0.25]
-    assert eigen64.power(x, 1.0).tolist() == x.tolist()
+
+
+def test_eigens_special_values_with_denormals_read_as_zero() -> None:
+    # C's pow and log at their edges, as generic_pow and plog_impl_double select them, a subnormal read as 0
+    # (TensorFlow's denormals-are-zero) but passed on by x^1
+    x = np.array([-0.25, -0.5, -0.0, np.inf, 1e-310, -1.0, 0.0, 1.0])
+    assert eigen64.power(x, 2.0).tolist() == [0.0625, 0.25, 0.0, np.inf, 0.0, 1.0, 0.0, 1.0]
+    cube = eigen64.power(x, 3.0)
+    assert cube.tolist() == [-0.015625, -0.125, 0.0, np.inf, 0.0, -1.0, 0.0, 1.0] and np.signbit(cube[2])
+    assert np.isnan(eigen64.power(x, 0.5)[:2]).all() and eigen64.power(x, -1.0)[2:5].tolist() == [-np.inf, 0.0, np.inf]
+    assert eigen64.power(x, 1.0)[4] == 1e-310
+    logs = eigen64.log(np.array([0.0, 1e-310, -1.0, np.inf, 1.0, -np.inf, np.nan, 4.0]))
+    assert logs[[0, 1, 3, 4]].tolist() == [-np.inf, -np.inf, np.inf, 0.0] and np.isnan(logs[[2, 5, 6]]).all()
     # the last n mod 4 elements are the C library's: e^x's packet polynomial and glibc's differ on some
     v = -np.linspace(0.5, 5.0, 4001)
     packet, scalar = eigen64.pexp(v), libm.exp(v)
@@ -104,6 +116,25 @@ def test_float64_is_reproduced_for_categorical_focal_alone() -> None:
         is None
     assert kernels.unsupported("tf-keras", "float64", "categorical-focal", False, {}, {}, False) is None
     assert kernels.unsupported("tf", "float64", "bce", False, {}, {}, False) == "bce in float64"
+
+
+def test_without_the_c_library_float64_falls_back_to_the_formulas_and_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the last n mod 4 elements take the C library's log and pow: without it the formulas answer, with a warning
+    monkeypatch.setattr(libm, "_libm", lambda: None)
+    r = lossgrad.evaluate("categorical-focal", [[0.0, 1.0, 0.0]], [[0.2, 0.5, 0.3]], convention="keras")
+    assert len(r.warnings) == 1 and "lossgrad's float64 formulas, not bit for bit" in r.warnings[0]
+    assert "C library's log, which could not be loaded" in r.warnings[0] and "JAX" not in r.warnings[0]
+
+
+def test_the_softmax_takes_its_place_in_the_batch_where_eigen_runs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Eigen's softmax blocks are the batch's (a CSV stream tells each block its place); oneDNN's, which TensorFlow
+    # runs in float32 and bfloat16 on a processor with AVX512_VNNI, compute each row alone; it has no double one
+    monkeypatch.setattr(lowp_tf_focal32, "onednn", lambda: True)
+    assert [kernels.placed("tf", "categorical-focal", True, True, d) for d in ("float64", "float16", "float32",
+                                                                              "bfloat16")] == [True, True, False, False]
+    monkeypatch.setattr(lowp_tf_focal32, "onednn", lambda: False)
+    assert kernels.placed("tf-keras", "categorical-focal", True, True, "float32")
+    assert not kernels.placed("tf", "categorical-focal", False, True, "float64")  # (probabilities: no softmax)
 
 
 def _rec(conv: str, shape: tuple[int, int], kind: str) -> dict:
