@@ -288,15 +288,11 @@ def _decimal_sequence(x: Array, labels: Array, blank: int, from_logits: bool) ->
     for prec in DIGITS:
         with localcontext() as ctx:
             ctx.prec = prec
-            rows = [[Decimal(float(v)) for v in row] for row in x]
-            top = [max(row) for row in rows]
-            e = [[(v - m).exp() for v in row] for row, m in zip(rows, top, strict=True)]
-            soft = [[v / sum(row) for v in row] for row in e]
-            y = soft if from_logits else [[(v).exp() for v in row] for row in rows]
+            soft, y = _decimal_softmax([[Decimal(float(v)) for v in row] for row in x], from_logits)
             a, b = _decimal_alpha_beta(y, ext, skip)
             p = a[-1][-1] + (a[-1][-2] if ext.size > 1 else 0)
-            gamma = [[sum((a[t][s] * b[t][s] for s in range(ext.size) if ext[s] == k), Decimal(0)) / (y[t][k] * p)
-                      for k in range(c)] for t in range(t_max)]
+            gamma = [[share / (y[t][k] * p) for k, share in enumerate(_by_class(a[t], b[t], ext, c))]
+                     for t in range(t_max)]
             diff = [[soft[t][k] - gamma[t][k] for k in range(c)] for t in range(t_max)]
             near = Decimal(10) ** (25 - prec)  # (a difference this close to its terms' rounding is not yet known)
             clear = abs(p.ln()) > near and all(abs(d) > max(soft[t][k], gamma[t][k]) * near
@@ -305,6 +301,34 @@ def _decimal_sequence(x: Array, labels: Array, blank: int, from_logits: bool) ->
                 grad = diff if from_logits else [[-g for g in row] for row in gamma]
                 return float(-p.ln()), np.array(grad, dtype=np.float64), np.array(diff, dtype=np.float64)
     raise AssertionError("unreachable")
+
+
+def _decimal_softmax(rows: list[list[Decimal]], from_logits: bool) -> tuple[list[list[Decimal]], ...]:
+    """Each frame's softmax and the probabilities y: the softmax itself from logits, e^x from log-probabilities
+    (whose softmax is then e^x over its sum, one exponential an element, but for a frame whose e^x all underflow:
+    e^(x − max) over its sum)."""
+    def normalised(e: list[Decimal]) -> list[Decimal]:
+        total = sum(e)
+        return [v / total for v in e]
+
+    def shifted(row: list[Decimal]) -> list[Decimal]:
+        top = max(row)
+        return normalised([(v - top).exp() for v in row])
+    if from_logits:
+        soft = [shifted(row) for row in rows]
+        return soft, soft
+    y = [[v.exp() for v in row] for row in rows]
+    return [normalised(e) if any(e) else shifted(row) for e, row in zip(y, rows, strict=True)], y
+
+
+def _by_class(a: list[Decimal], b: list[Decimal], ext: Array, classes: int) -> list[Decimal]:
+    """Σ α(s)·β(s) over each class's states at one frame, in the states' order."""
+    from decimal import Decimal
+
+    sums = [Decimal(0)] * classes
+    for s, k in enumerate(ext):
+        sums[k] += a[s] * b[s]
+    return sums
 
 
 def _decimal_alpha_beta(y: list[list[Decimal]], ext: Array, skip: Array) -> tuple[list[list[Decimal]], ...]:
