@@ -282,7 +282,7 @@ TAKES = {"focal": ("gamma", "alpha"), "smooth-l1": ("beta",)}
 WEIGHABLE = ("focal", "smooth-l1")  # (sample weights as PyTorch users weigh a loss: lowp.weighed_parts)
 
 
-def placed(loss: str, from_logits: bool, probability_rows: bool) -> bool:
+def placed(loss: str, from_logits: bool, probability_rows: bool, dtype: str = "float32") -> bool:
     """Whether a row's results depend on where it lies in the whole batch: the scalar loops at the end of each
     thread's part of the batch (scalar_tail)."""
     return True

@@ -30,3 +30,13 @@ def test_a_refused_half_dtype_says_why(convention: str, dtype: str) -> None:
         why = kernels.refused(kind, dtype, loss) or kernels.unsupported(kind, dtype, loss, from_logits, {}, {},
                                                                         False)
         assert why is None or why != loss and ("(" in why or "refuses" in why), (convention, loss, why)
+
+
+@pytest.mark.parametrize("convention", sorted(BACKEND))
+def test_every_backend_says_in_each_dtype_whether_a_row_needs_its_place(convention: str) -> None:
+    # (a CSV stream asks each backend, with the dtype the kernels run in, before it reads the batch: a module that
+    # took no dtype failed smooth-l1's stream under torch)
+    for loss, from_logits in _modes(convention):
+        for dtype in ("float32", "float16", "bfloat16", "float64"):
+            for rows in (True, False):
+                assert kernels.placed(BACKEND[convention], loss, from_logits, rows, dtype) in (True, False)
