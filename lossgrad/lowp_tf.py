@@ -234,7 +234,11 @@ FLOAT32 = Kind(rounder(None))
 WIDE = Kind(rounder(lowp.WIDE), lanes=WIDE_PACKET, dtype=np.float64)  # double's kernels
 
 
-def kind_of(half: Any) -> Kind:
+def kind_of(half: Any, p: Array | None = None) -> Kind:
+    """The Kind of a half dtype (None: float32; or double, WIDE, where the predictions `p` given are doubles: the
+    float64 kernels, conventions' kernels_float64)."""
+    if half is None and p is not None and p.dtype == np.float64:
+        return WIDE
     if half is None:
         return FLOAT32
     if half is lowp.WIDE:

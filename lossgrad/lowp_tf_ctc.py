@@ -231,7 +231,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     under weights Mul's c·w, times the float32 gradient, cast to the dtype), the softmax, and the reduced value
     (lowp_tf's). `labels`, `switches`, `batchmean` and `from_logits` are taken as every backend takes them: ctc's
     labels and lengths are in the packed target rows, and Keras' ctc takes logits."""
-    kind = lowp_tf.WIDE if keras2 and half is None and p.dtype == np.float64 else kind_of(half)  # (tf-keras: double)
+    kind = kind_of(half, p if keras2 else None)  # (tf-keras' in double; Keras 3's in float32, as it casts)
     blank = int((params or {}).get("blank") or 0)
     check_blank(y, blank)
     w = None if weights is None else lowp_tf.held_weights(weights, kind, keras2)

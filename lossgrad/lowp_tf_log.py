@@ -418,7 +418,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
             from_logits: bool = True, weights: Array | None = None) -> Parts:
     """The loss's parts as TensorFlow's CPU kernels give them (the losses here; the others as lowp_tf computes
     them): per-sample losses, the gradient of the sum or of the mean over N, and the reduced value."""
-    kind = WIDE if half is None and p.dtype == np.float64 else kind_of(half)  # (double: categorical-focal)
+    kind = kind_of(half, p)  # (double: categorical-focal)
     if (params or {}).get("label_smoothing") and loss in ("ce", "bce"):  # (ce: probability rows)
         y = lowp_tf.smoothed(y.astype(F32), float((params or {})["label_smoothing"]),
                              p.shape[1] if loss == "ce" else None, kind, keras2)

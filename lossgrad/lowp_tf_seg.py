@@ -20,7 +20,7 @@ from . import lowp_tf
 from .errors import OptionError
 from .losses import Parts
 from .losses._ops import Array
-from .lowp_tf import WIDE, Kind, held_weights, kind_of
+from .lowp_tf import Kind, held_weights, kind_of
 from .lowp_tf_elem import rsum
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
@@ -88,7 +88,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     for name in ("smooth", "smooth_dr"):
         if params.get(name) is not None:
             raise OptionError(name, "Keras' dice and tversky add ε to the denominator only: set it with {eps}")
-    kind = WIDE if half is None and p.dtype == np.float64 else kind_of(half)
+    kind = kind_of(half, p)
     y, p = y.astype(kind.dtype), p.astype(kind.dtype)
     eps = params.get("eps") or EPS
     with np.errstate(all="ignore"):
