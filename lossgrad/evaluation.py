@@ -80,13 +80,15 @@ def with_batch_totals(setup: Setup, y: np.ndarray, classes: int, bounds: list[tu
                            and (weighed or setup.params.get("ignore_index") is not None)):
         return setup
     try:
-        each = [targets(setup, y[start:end], classes) for start, end in bounds]
+        # (each slice's class indexes and left-out samples; its rows of class probabilities, as wide as the
+        # vocabulary in float64, are dropped as soon as they are made: a batch of them is gigabytes)
+        each = [targets(setup, y[start:end], classes)[1:] for start, end in bounds]
     except (DomainError, OptionError):
         return setup  # (the slices raise it again, at its place)
-    if each[0][1] is None:
+    if each[0][0] is None:
         return setup
-    labels = np.concatenate([labels for _, labels, _ in each])
-    ignored = None if each[0][2] is None else np.concatenate([ignored for _, _, ignored in each])
+    labels = np.concatenate([labels for labels, _ in each])
+    ignored = None if each[0][1] is None else np.concatenate([ignored for _, ignored in each])
     from . import kernels  # (the backends load only where a low-precision kernel runs)
     half = None if setup.autocast else setup.half  # (autocast: the kernels run in float32)
     batch = kernels.batch_totals(setup.conv.kernels, setup.loss.name, labels, ignored, half, setup.kernel_params)

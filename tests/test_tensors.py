@@ -631,3 +631,38 @@ def test_the_mean_counted_from_the_files_is_the_one_the_blocks_find(tmp_path, mo
     assert ran >= 5
     assert all(n is None or n == found for n, found in seen), seen
     assert sum(n is not None for n, _ in seen) >= 5
+
+
+def test_the_batch_totals_pass_holds_one_blocks_class_rows_at_a_time(tmp_path, monkeypatch):
+    # PyTorch's kernels take the ignore_index count of the whole batch before the first block: that pass reads the
+    # labels block by block, and keeps their class indexes, not each block's float64 rows of class probabilities
+    # (blocks of 512 rows × 2,000 classes: 8 MB each, 66 MB together)
+    import tracemalloc
+
+    rng = np.random.default_rng(4)
+    labels = rng.integers(0, 2000, 4096)
+    labels[::10] = -100
+    np.save(tmp_path / "z.npy", rng.normal(size=(4096, 2000)).astype(np.float32))
+    np.save(tmp_path / "y.npy", labels)
+    seen: list[tuple[int, int]] = []
+    inner = tensor_run.with_batch_totals
+
+    def measured(setup, y, classes, bounds):
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = inner(setup, y, classes, bounds)
+        seen.append((len(bounds), tracemalloc.get_traced_memory()[1] - before))
+        return out
+
+    monkeypatch.setattr(tensor_run, "with_batch_totals", measured)
+    tracemalloc.start()
+    try:
+        cli.main(["ce", "--from-logits", "--pred", str(tmp_path / "z.npy"), "--target", str(tmp_path / "y.npy"),
+                  "--ignore-index", "-100", "-c", "torch", "--dtype", "float32", "-o", str(tmp_path / "o.npz")])
+    except SystemExit as e:
+        assert e.code == 0
+    finally:
+        tracemalloc.stop()
+    (blocks, peak), = seen
+    assert blocks >= 6  # (the short last block joins the one before it)
+    assert peak < 28 << 20  # (the largest block's rows, up to 16 MB, and what the pass keeps; all of them: 66 MB)
