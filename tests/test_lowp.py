@@ -234,3 +234,25 @@ def test_compare_table_ends_with_each_conventions_farthest_element_in_ulps() -> 
     assert last.startswith("the gradient's farthest element from the float64 truth, in ulps of the dtype: exact ")
     # torch's 0.212890625 at class 2 against 1/(e + 2) = 0.21194156, in bfloat16's steps of 2^-10 (by hand): 0.97
     assert "torch 0.97" in last
+
+
+def _ldexp2_two_steps(u: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """SLEEF's vldexp2 as written: u·2^(q>>1), rounded to float32, then times 2^(q − (q>>1)), rounded."""
+    half = q >> 1
+    first = (u.astype(np.float64) * np.ldexp(1.0, half)).astype(np.float32)
+    return (first.astype(np.float64) * np.ldexp(1.0, q - half)).astype(np.float32)
+
+
+def test_ldexp2_is_sleefs_two_roundings_at_every_exponent():
+    # one exact product where the result is a normal float32 or overflows; the two steps where it falls below 2^-126,
+    # which round twice (u just below 1 at q = -127 and under)
+    rng = np.random.default_rng(11)
+    q = np.repeat(np.arange(-300, 301), 400)
+    u = (rng.uniform(0.5, 2.0, q.size) * rng.choice([-1.0, 1.0], q.size)).astype(np.float32)
+    u[::7] = np.nextafter(np.float32(1), np.float32(0))
+    u[::13] = rng.normal(size=u[::13].size).astype(np.float32) * np.float32(1e-30)
+    u[::101] = np.array([0, -0.0, np.inf, -np.inf, np.nan], dtype=np.float32)[np.arange(u[::101].size) % 5]
+    with np.errstate(all="ignore"):
+        got, want = lowp._ldexp2(u, q.astype(np.float32)), _ldexp2_two_steps(u, q.astype(np.int32))
+    assert np.array_equal(got.view(np.int32), want.view(np.int32))
+    assert (want != np.ldexp(u.astype(np.float64), q).astype(np.float32)).sum() > 100  # (two roundings are seen)
