@@ -1,0 +1,154 @@
+"""Measure models of XLA's float64 arithmetic on the CPU (JAX with jax_enable_x64, as optax runs in float64) against
+JAX itself: the ground that optax's float64 losses would be reproduced on. lossgrad's optax convention computes
+float64 with its formulas; these are the parts measured so far, each printed with how many values differ from JAX's
+(0 is the claim where one is made).
+
+- e^x is XLA's own (xla/codegen/intrinsic/exp.cc): Cephes' rational function (Eigen's pexp_double), x clamped to
+  [−708.396…, 709.782…], 0 below, ∞ above, and every multiply-add contracted into one rounding (LLVM's FMA).
+- log and pow are the C library's (glibc), √ correctly rounded; log1p, expm1 and tanh are XLA's own and differ
+  from glibc's in some elements (printed, not modelled).
+- A row sum of fewer than 4096 elements: XLA's windows of 32, each in order (as in float32). From 4096, YNNPACK's
+  sum_float_k1 with 8 double lanes; a batch of rows of more than 64 is split into tiles whose lanes are added before
+  the lanes are halved (tiles of 64 measured on 50 × 100 and 41 × 101; longer rows not pinned down).
+
+    python3 scripts/measure_xla64.py [--n 200000] [--seed 0]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ctypes
+import ctypes.util
+
+import numpy as np
+
+from lossgrad.sleef64 import fma as _fma
+
+EXP_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
+EXP_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1, 2.00000000000000000009e0)
+EXP_HI, EXP_LO = 709.782712893384, -708.3964185322641
+
+
+def fma(a: object, b: object, c: object) -> np.ndarray:
+    shape = np.broadcast(a, b, c).shape
+    a, b, c = (np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy() for v in (a, b, c))
+    return _fma(a, b, c)
+
+
+def xla_exp(x: np.ndarray) -> np.ndarray:
+    """e^x as XLA's float64 intrinsic: 2^n·e^g, n = ⌊x·log₂e + ½⌋, g = x − n·C1 − n·C2, e^g = 1 + 2·P/(Q − P)."""
+    with np.errstate(all="ignore"):
+        c = np.maximum(np.minimum(x, EXP_HI), EXP_LO)
+        n = np.floor(fma(c, 1.4426950408889634073599, 0.5))
+        g = fma(-n, 1.42860682030941723212e-6, fma(-n, 0.693145751953125, c))
+        g2 = g * g
+        p = fma(fma(EXP_P[0], g2, EXP_P[1]), g2, EXP_P[2]) * g
+        q = fma(fma(fma(EXP_Q[0], g2, EXP_Q[1]), g2, EXP_Q[2]), g2, EXP_Q[3])
+        out = np.ldexp(fma(p / (q - p), 2.0, 1.0), np.nan_to_num(n).astype(np.int64))
+        out = np.where(x < EXP_LO, 0.0, np.where(x > EXP_HI, np.inf, out))
+        return np.where(np.isnan(x), x, out)
+
+
+def windows(x: np.ndarray) -> np.ndarray:
+    """A row sum of fewer than 4096 elements: windows of 32 (the padding split, the smaller half first), each in
+    order, then their sums the same way."""
+    if x.shape[1] <= 32:
+        acc = x[:, 0].copy()
+        for i in range(1, x.shape[1]):
+            acc = acc + x[:, i]
+        return acc + 0.0
+    pad = -x.shape[1] % 32
+    padded = np.zeros((x.shape[0], x.shape[1] + pad))
+    padded[:, pad // 2:pad // 2 + x.shape[1]] = x
+    blocks = padded.reshape(x.shape[0], -1, 32)
+    acc = blocks[..., 0].copy()
+    for i in range(1, 32):
+        acc = acc + blocks[..., i]
+    return windows(acc)
+
+
+def ynn_lanes(x: np.ndarray, lanes: int = 8) -> np.ndarray:
+    """The 8 lanes of one run of YNNPACK's sum_float_k1 over each row of at most 64 elements: groups of 4 vectors,
+    each group added in order and then onto the lanes."""
+    rows, n = x.shape
+    vectors = np.zeros((rows, -(-n // lanes) * lanes))
+    vectors[:, :n] = x
+    vectors = vectors.reshape(rows, -1, lanes)
+    acc = np.zeros((rows, lanes))
+    for lo in range(0, vectors.shape[1], 4):
+        local = np.zeros((rows, lanes))
+        for k in range(lo, min(lo + 4, vectors.shape[1])):
+            local = local + vectors[:, k]
+        acc = acc + local
+    return acc
+
+
+def ynn_sum(x: np.ndarray, tile: int = 64) -> np.ndarray:
+    """YNNPACK's float64 row sum over tiles of `tile` elements: the tiles' lanes added, then halved (4, 2, 1)."""
+    acc = np.zeros((x.shape[0], 8))
+    for lo in range(0, x.shape[1], tile):
+        acc = acc + ynn_lanes(x[:, lo:lo + tile])
+    step = 4
+    while step:
+        acc = acc[:, :step] + acc[:, step:2 * step]
+        step //= 2
+    return acc[:, 0]
+
+
+def libm() -> ctypes.CDLL:
+    lib = ctypes.CDLL(ctypes.util.find_library("m") or "libm.so.6")
+    for name in ("exp", "log", "log1p", "expm1", "tanh"):
+        getattr(lib, name).restype, getattr(lib, name).argtypes = ctypes.c_double, [ctypes.c_double]
+    lib.pow.restype, lib.pow.argtypes = ctypes.c_double, [ctypes.c_double, ctypes.c_double]
+    return lib
+
+
+def apart(a: np.ndarray, b: np.ndarray) -> int:
+    return int(np.sum(~((a == b) | (np.isnan(a) & np.isnan(b)))))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--n", type=int, default=200_000)
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    import jax
+
+    jax.config.update("jax_enable_x64", True)
+    import jax.numpy as jnp
+
+    rng = np.random.default_rng(args.seed)
+    n = args.n
+    x = np.concatenate([rng.normal(size=n) * 10, rng.uniform(-745, 710, n), rng.normal(size=n) * 1e-3,
+                        [EXP_LO, np.nextafter(EXP_LO, 0), EXP_HI, np.nextafter(EXP_HI, np.inf), 0.0, -0.0, np.nan,
+                         np.inf, -np.inf, 5e-324]])
+    print(f"jax {jax.__version__}, {x.size} values")
+    lib = libm()
+    glibc = np.array([lib.exp(float(v)) for v in x])
+    for mode, run in (("op by op", lambda f, a: f(a)), ("jit", lambda f, a: jax.jit(f)(a))):
+        got = np.asarray(run(jnp.exp, jnp.asarray(x)))
+        print(f"e^x ({mode}): XLA's intrinsic apart in {apart(got, xla_exp(x))}, glibc's exp in {apart(got, glibc)}")
+    positive = np.abs(rng.normal(size=n // 10)) * np.exp(rng.uniform(-30, 30, n // 10))
+    small = np.abs(rng.normal(size=n // 10))
+    for name, jf, inputs in (("log", jnp.log, positive), ("log1p", jnp.log1p, small), ("expm1", jnp.expm1, small),
+                             ("tanh", jnp.tanh, small)):
+        got = np.asarray(jf(jnp.asarray(inputs)))
+        want = np.array([getattr(lib, name)(float(v)) for v in inputs])
+        print(f"{name}: glibc's apart in {apart(got, want)} of {inputs.size}")
+    base = positive[:5000]
+    power = rng.normal(size=base.size)
+    got = np.asarray(jnp.power(jnp.asarray(base), jnp.asarray(power)))
+    want = np.array([lib.pow(float(a), float(b)) for a, b in zip(base, power, strict=True)])
+    root = np.asarray(jnp.sqrt(jnp.asarray(positive)))
+    print(f"pow: glibc's apart in {apart(got, want)} of {base.size}; √: correctly rounded apart in "
+          f"{apart(root, np.sqrt(positive))}")
+    for rows, cols in ((50, 60), (7, 500), (100, 40), (50, 100), (41, 101), (10, 1000), (5, 2000)):
+        m = rng.normal(size=(rows, cols))
+        got = np.asarray(jnp.sum(jnp.asarray(m), axis=-1))
+        model = windows(m) if m.size < 4096 else ynn_sum(m)
+        print(f"row sums {rows} × {cols}: {'windows of 32' if m.size < 4096 else 'YNNPACK, tiles of 64'} apart in "
+              f"{apart(got, model)} of {rows} rows")
+
+
+if __name__ == "__main__":
+    main()
