@@ -55,12 +55,14 @@ def _sum_to_odd(a: Array, b: Array) -> Array:
 
 
 def fma(a: Array, b: Array, c: Array | float) -> Array:
-    """a·b + c rounded once: a·b = p + e and c + p = h + l exactly, then h + (l + e rounded to odd), rounded. Exact
-    while a·b neither overflows nor has an error term below the normal range (true of every step of exp below)."""
+    """a·b + c rounded once: a·b = p + e and c + p = h + l exactly, then h + (l + e rounded to odd), rounded (a zero
+    signed as the processor signs it). Exact while a·b neither overflows nor has an error term below the normal range
+    (true of every step of exp below)."""
     p, e = _product(a, b)
     h, low = _sum(np.broadcast_to(np.asarray(c, dtype=np.float64), p.shape), p)
     out: Array = h + _sum_to_odd(low, e)
-    return out
+    # an exact 0 takes the processor's sign: −0 where a·b and c are both −0 (or ±0 of the same sign), else +0
+    return np.where(out == 0, p + c, out)
 
 
 def _ldexp2(u: Array, q: Array) -> Array:

@@ -80,6 +80,16 @@ def test_fma_is_rounded_once() -> None:
     assert sleef64.fma(np.array([u]), np.array([u]), -1.0)[0] == 2.0**-29 + 2.0**-60
 
 
+def test_fma_signs_an_exact_zero_as_the_processor_does() -> None:
+    # IEEE 754 in round to nearest: x + y = 0 exactly is −0 only where both are −0; a product below the subnormals
+    # rounds to a zero of its own sign
+    a = np.array([1.0, -1.0, 1.0, 0.0, 2.0, 1e-300, -1e-300])
+    b = np.array([-0.0, -0.0, 0.0, -1.0, 3.0, 1e-300, 1e-300])
+    c = np.array([-0.0, -0.0, -0.0, -0.0, -6.0, -0.0, -0.0])
+    got = sleef64.fma(a, b, c)
+    assert np.all(got == 0) and list(np.signbit(got)) == [True, False, False, True, False, False, True]
+
+
 @pytest.mark.frameworks
 def test_live_on_fresh_inputs(live_rng: np.random.Generator) -> None:
     torch = pytest.importorskip("torch")
