@@ -202,3 +202,14 @@ def test_distances_past_the_float_range_as_pytorch_has_them() -> None:
                          reduction="sum")
     assert r.value == math.inf
     assert np.allclose(r.grad, [[-1 / math.sqrt(5), -2 / math.sqrt(5)]], rtol=1e-15, atol=0)
+
+
+def test_optax_formula_takes_a_fractional_norm_degree_as_it_is() -> None:
+    # by hand, optax's (Σ(a − v)^q + ε)^(1/q) with no |·|: q = ½ on differences of 1 and 4 (anchor 5, positive 4,
+    # negative 1): d(a, pos) = (1 + ε)², d(a, neg) = (2 + ε)², so the loss is max(0, (1 + ε)² − (2 + ε)² + 1) = 0
+    # and for a margin of 4, 4 + (1 + ε)² − (2 + ε)²; the formulas once took q as int(q) = 0
+    eps = 1e-6
+    for margin, want in ((1.0, 0.0), (4.0, 4 + (1 + eps) ** 2 - (2 + eps) ** 2)):
+        r = lossgrad.evaluate("triplet", [[4.0]], [[5.0]], negative=[[1.0]], convention="optax", norm_degree=0.5,
+                              margin=margin, reduction="none")
+        assert r.losses[0] == pytest.approx(want, rel=1e-15, abs=0)

@@ -284,7 +284,7 @@ def _triplet_framework(a: Array, p: Array, n: Array, q: float, margin: float, fo
             d_neg = np.minimum(dn, ds)
             return dp - d_neg + a.dtype.type(margin), [gp - wn * gn, -gp - (1 - wn) * gs, wn * gn + (1 - wn) * gs]
     else:
-        k = int(q)
+        k = int(q) if float(q).is_integer() else q  # (a fractional q is a power of its own, NaN below 0)
         sp, sn = (a - p) ** k, (a - n) ** k
         tp, tn = sp.sum(axis=1) + eps, sn.sum(axis=1) + eps
         inv = a.dtype.type(1 / q)
