@@ -222,7 +222,8 @@ def kernel_value(setup: Setup, parts: Parts, divisor: int | float, r: Result) ->
     except NotReproduced as e:
         if setup.half is not None:
             raise
-        r.warnings.append(f"the reduced value is lossgrad's float32 sum: {e.what.split('; use ')[0]}")
+        own = "own" if setup.dtype.value == "float64" else "float32"
+        r.warnings.append(f"the reduced value is lossgrad's {own} sum: {e.what.split('; use ')[0]}")
         return r.value
 
 

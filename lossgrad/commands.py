@@ -220,17 +220,18 @@ def compare(loss: str, **kw: Any) -> None:
     b = _batch_for(loss, kw)
     comp = compare_all(loss, b, from_logits=kw["from_logits"], reduction=kw["reduction"],
                        labels=b.labels or kw["labels"], dtype=kw["dtype"], params=_loss_params(kw),
-                       micro=kw.get("micro_batches"), autocast=kw.get("autocast", False), jit=_jit_switch(kw))
+                       micro=kw.get("micro_batches"), autocast=kw.get("autocast", False), jit=_jit_switch(kw, loss))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_comparison(comp, b.p, b.y, fmt, out)
 
 
-def _jit_switch(kw: dict[str, Any]) -> bool | None:
-    """optax's results under jax.jit or op by op, where its XLA kernels run (float32, float16, bfloat16)."""
-    if kw.get("jit") is not None and kw["dtype"] == "float64":
+def _jit_switch(kw: dict[str, Any], loss: str) -> bool | None:
+    """optax's results under jax.jit or op by op, where its XLA kernels run (float32, float16, bfloat16; float64 for
+    the losses conventions.jit_applies names)."""
+    if kw.get("jit") is not None and not conventions.jit_applies(conventions.OPTAX, kw["dtype"], loss):
         raise OptionError("jit" if kw["jit"] else "no_jit", "chooses between JAX's results under jax.jit and op by "
-                          "op, for optax in float32, float16 or bfloat16: give {dtype} float32, float16 or bfloat16, "
-                          "or drop it")
+                          "op, for optax in float32, float16 or bfloat16 (and triplet in float64): give {dtype} "
+                          "float32, float16 or bfloat16, or drop it")
     jit = kw.get("jit")
     return None if jit is None else bool(jit)
 
@@ -269,7 +270,7 @@ def check(loss: str, **kw: Any) -> None:
     diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
                      params=_loss_params(kw), micro=kw.get("micro_batches"), autocast=kw.get("autocast", False),
-                     my_grads={k: _my_grad(v, f"my_grad_{k}") for k, v in further.items()}, jit=_jit_switch(kw))
+                     my_grads={k: _my_grad(v, f"my_grad_{k}") for k, v in further.items()}, jit=_jit_switch(kw, loss))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_diagnosis(diag, fmt, out)
     raise typer.Exit(0 if diag.match else 1)

@@ -323,6 +323,7 @@ OPTAX = Convention(
     pairs_tie=0.5,
     ctc="optax",
     kernels="xla",
+    kernels_float64=frozenset({"triplet"}),  # (JAX with jax_enable_x64, op by op and under jit: lowp_xla64)
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}
@@ -339,6 +340,12 @@ def get(name: str) -> Convention:
         raise UnsupportedError(
             f"unknown convention {name!r}; choose one of {', '.join(CONVENTIONS)}"
         ) from None
+
+
+def jit_applies(conv: Convention, dtype: str, loss: str) -> bool:
+    """Whether the convention's numbers differ under jax.jit and op by op (--jit, --no-jit): XLA's kernels, in
+    float32, float16 and bfloat16, and in float64 for the losses they reproduce there."""
+    return conv.kernels == "xla" and (dtype != "float64" or loss in conv.kernels_float64)
 
 
 def require(conv: Convention, loss: str, mode: str) -> None:

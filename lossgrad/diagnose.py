@@ -54,7 +54,7 @@ def evaluate_all(loss, batch: Batch, *, from_logits, reduction, labels, dtype="f
     for name in have:
         try:
             s = setup(loss, from_logits=from_logits, convention=name, **_setup_kw(batch, reduction, labels, dtype),
-                      **_jit(name, dtype, jit), **(params or {}))
+                      **_jit(name, dtype, jit, loss), **(params or {}))
             out[name] = run(s, batch)
         except OptionError as e:
             if name == "exact":
@@ -68,10 +68,10 @@ def _refusal(e: LossgradError) -> str:
     return "{" + e.where + "}: " + e.what if e.where in PARAMETERS else e.message()
 
 
-def _jit(name: str, dtype: str, jit: bool | None) -> dict:
-    """JAX's results under jit or op by op, for the one convention whose kernels are XLA's (in float64 none are)."""
-    xla = conventions.CONVENTIONS[name].kernels == "xla" and dtype != "float64"
-    return {"jit": jit} if jit is not None and xla else {}
+def _jit(name: str, dtype: str, jit: bool | None, loss: str) -> dict:
+    """JAX's results under jit or op by op, for the one convention whose kernels are XLA's (conventions.jit_applies)."""
+    applies = conventions.jit_applies(conventions.CONVENTIONS[name], dtype, loss)
+    return {"jit": jit} if jit is not None and applies else {}
 
 
 def _setup_kw(batch: Batch, reduction: str, labels: str, dtype: str) -> dict:
@@ -288,7 +288,7 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
     if micro is not None:
         for name in results:
             s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
-                      sample_weight=batch.w is not None, **_jit(name, dtype, jit), **(params or {}))
+                      sample_weight=batch.w is not None, **_jit(name, dtype, jit, loss), **(params or {}))
             comp.micro[name] = micro_batches(s, batch, micro, whole=results[name])
     return comp
 
@@ -309,8 +309,8 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
     results = {"float64": run(setup(loss, convention="exact", dtype="float64", **kw), held)}
     for name in have:
         try:
-            results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast, **_jit(name, dtype, jit),
-                                      **kw), batch)
+            results[name] = run(setup(loss, convention=name, dtype=dtype, autocast=autocast,
+                                      **_jit(name, dtype, jit, loss), **kw), batch)
         except OptionError as e:
             lack[name] = e.what
     diffs = []
@@ -528,7 +528,7 @@ def _evaluate(q: Question, path: str, name: str, reduction: str, options: dict) 
     try:
         with np.errstate(all="ignore"):
             s = setup(q.loss, from_logits=logits, reduction=reduction.replace("micro", "mean"), convention=name,
-                      dtype=q.dtype, autocast=q.autocast, **_jit(name, q.dtype, q.jit),
+                      dtype=q.dtype, autocast=q.autocast, **_jit(name, q.dtype, q.jit, q.loss),
                       labels=q.labels, sample_weight=batch.w is not None, **params)
             r = run(s, batch)
             m = micro_batches(s, batch, q.micro, whole=r) if reduction == "micro" else None
@@ -565,7 +565,7 @@ def rounding_band(q: Question, match: Candidate | None, best: Candidate) -> list
     c = match or best
     truth, over = _truth_grads(q, c)
     under = f"under {q.dtype} autocast" if q.autocast else f"in {q.dtype}"
-    if _jit(c.convention, q.dtype, True):  # (JAX's numbers depend on the mode: say which)
+    if _jit(c.convention, q.dtype, True, q.loss):  # (JAX's numbers depend on the mode: say which)
         under += " op by op" if q.jit is False else " under jax.jit"
     given = f"with {_options_text(c.options)[len('your numbers need '):]}, " if c.options else ""
     plain = _plain(q, c) if c.options else None
@@ -743,7 +743,7 @@ def _left_out(q: Question, cands: list[Candidate]) -> list[str]:
         try:
             with np.errstate(all="ignore"):
                 run(setup(q.loss, from_logits=q.from_logits, convention=name, dtype=q.dtype, autocast=q.autocast,
-                          labels=q.labels, sample_weight=q.batch.w is not None, **_jit(name, q.dtype, q.jit),
+                          labels=q.labels, sample_weight=q.batch.w is not None, **_jit(name, q.dtype, q.jit, q.loss),
                           **q.params), q.batch)
         except LossgradError as e:
             out.append(f"{name} was not weighed: {_refusal(e)}")

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from . import lowp_xla, lowp_xla_pow
+from . import lowp_xla, lowp_xla64, lowp_xla_pow
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
@@ -56,8 +56,10 @@ TAKES: dict[str, tuple[str, ...]] = {"huber": ("delta",), "hinge": (), "logcosh"
 SUPPORTED = (*lowp_xla.SUPPORTED, "huber (huber_loss)", "hinge (hinge_loss)", "logcosh (log_cosh)",
              "focal (from logits: sigmoid_focal_loss)",
              "cosine op by op, and under jit (cosine_distance; float16 and bfloat16 from 2 features)",
-             "triplet op by op and under jit (triplet_margin_loss; other norm_degrees: under jit in float32 only)")
-DTYPES = lowp_xla.DTYPES
+             "triplet op by op and under jit (triplet_margin_loss; other norm_degrees: under jit in float32 only; "
+             "float64: lowp_xla64)")
+DTYPES = (*lowp_xla.DTYPES, "float64")  # (float64: triplet alone, conventions.OPTAX.kernels_float64)
+unsupported_dtype = lowp_xla64.unsupported_dtype
 
 
 def huber(y: Array, p: Array, delta: float, r: Rounder, k: Rounder, fused: bool) -> tuple[Array, Array, Grad]:
@@ -311,6 +313,10 @@ def _compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swi
         more = {"extra": extra} if extra else {}
         return lowp_xla.compute(loss, y, p, labels, half, switches, batchmean, params, from_logits, weights, **more)
     params = params or {}
+    if loss == "triplet" and p.dtype == np.float64:
+        return lowp_xla64.triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=np.float64),
+                                        switches.get("jit", True), float(params.get("margin", 1.0)),
+                                        float(params.get("norm_degree", 2.0)))
     if loss == "triplet":
         return triplet_parts(y, p, np.asarray((extra or {})["negative"], dtype=F32), half, switches.get("jit", True),
                              float(params.get("margin", 1.0)), switches.get("mean", True),

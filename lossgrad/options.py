@@ -171,7 +171,8 @@ class Setup:
     def jit_mode(self) -> bool | None:
         """Whether the XLA kernels reproduce JAX under jit (the default) or op by op; None where no XLA kernels
         run (the switch applies to optax in float32, float16 and bfloat16 only)."""
-        return self.jit is not False if self.conv.kernels == "xla" and self.dtype is not Dtype.FLOAT64 else None
+        applies = conventions.jit_applies(self.conv, self.dtype.value, self.loss.name)
+        return self.jit is not False if applies else None
 
     @property
     def kernel_params(self) -> dict[str, Any]:
@@ -280,7 +281,8 @@ def _check_combinations(s: Setup) -> None:
     _check_half(s)
     if s.jit is not None and s.jit_mode is None:
         raise OptionError("jit" if s.jit else "no_jit", "chooses between JAX's results under jax.jit and op by op, "
-                          "for optax ({convention} optax) in float32, float16 or bfloat16; drop it here")
+                          "for optax ({convention} optax) in float32, float16 or bfloat16 (and triplet in float64); "
+                          "drop it here")
     p, conv = s.params, s.conv
     if p.get("pos_weight") is not None:
         if not s.from_logits:

@@ -1,0 +1,226 @@
+"""JAX's CPU results (XLA) for optax's triplet_margin_loss in float64 (JAX with jax_enable_x64), bit for bit, op by
+op and under jit.
+
+In float64 XLA computes every operation in double, each rounded once: the differences, the powers (lax.integer_pow's
+products for an integral norm_degree, the C library's pow for any other), the roots (pow again) and jax.grad's
+products. What sets the bits apart from lossgrad's formulas is the order of each row's sum and, under jit, XLA's
+rewrites:
+
+- A row sum of fewer than 4,096 elements is XLA's loop: windows of 32, each in order. From 4,096, YNNPACK's
+  sum_float_k1 with 8 double lanes (64 bytes), a row of up to 64 in one tile (longer rows of such a batch are split
+  into tiles in an order not pinned down, refused). The mean's sum over the losses is the same sum of one row, and
+  jnp.mean multiplies it by 1/n.
+- Under jit XLA's algebraic simplifier writes a root h^(1/q) of ½ as √h, of 1 as h, of 2 and 3 as products, and
+  takes each gradient's factor q·d^(q−1) times the cotangent c as d^(q−1)·(c·q); LLVM contracts the negative's
+  product into the anchor's sum as a fused multiply-add (measured with AVX2). A row of 32 features or fewer is
+  fused into its sum's loop, which LLVM vectorises in an order not pinned down: refused.
+
+scripts/measure_xla64.py measures the ground (XLA's double e^x, log, pow and sums) against JAX.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from . import libm
+from .errors import NotReproduced
+from .losses import Parts
+from .losses._ops import Array
+from .losses.base import Joined
+from .lowp_xla_pow import int_pow, integral
+from .sleef64 import fma
+
+F64 = np.float64
+EPS = 1e-6  # (optax's eps, a float64 here)
+YNN_FROM = 4096  # elements from which XLA hands a sum to YNNPACK
+YNN_LANES = 8  # doubles in YNNPACK's accumulator (64 bytes, whatever the processor)
+YNN_TILE = 64  # the longest row YNNPACK sums in one tile (in a batch of 4,096 elements or more)
+FUSED_UP_TO = 32  # under jit, rows of this many features or fewer are fused into their sum's loop
+
+
+def _same(x: Array) -> Array:
+    return x
+
+
+def _in_order(x: Array) -> Array:
+    """Each row's sum along the last axis, left to right."""
+    acc: Array = x[..., 0].copy()
+    for i in range(1, x.shape[-1]):
+        acc = acc + x[..., i]
+    return acc
+
+
+def windows(x: Array) -> Array:
+    """XLA's loop: a row of more than 32 in windows of 32 (the padding split, the smaller half first), each summed in
+    order, then their sums the same way."""
+    rows, n = x.shape
+    if n <= 32:
+        return _in_order(x)
+    pad = -n % 32
+    padded = np.zeros((rows, n + pad), dtype=F64)
+    padded[:, pad // 2:pad // 2 + n] = x
+    return windows(_in_order(padded.reshape(rows, -1, 32)))
+
+
+def ynn_row_sum(x: Array) -> Array:
+    """YNNPACK's sum of rows of at most YNN_TILE doubles: 8 lanes (element i in lane i mod 8), fed groups of 4
+    vectors, each group added in order and then onto the lanes; the lanes halved pairwise (4, 2, 1)."""
+    rows, n = x.shape
+    vectors = np.zeros((rows, -(-n // YNN_LANES) * YNN_LANES), dtype=F64)
+    vectors[:, :n] = x
+    vectors = vectors.reshape(rows, -1, YNN_LANES)
+    acc = np.zeros((rows, YNN_LANES), dtype=F64)
+    for lo in range(0, vectors.shape[1], 4):
+        acc = acc + _in_order(np.moveaxis(vectors[:, lo:lo + 4], 1, 2))
+    step = YNN_LANES // 2
+    while step:
+        acc = acc[:, :step] + acc[:, step:2 * step]
+        step //= 2
+    out: Array = acc[:, 0]
+    return out
+
+
+def row_sum(x: Array) -> Array:
+    """jnp.sum along each row of a float64 [rows, n] array, as XLA's CPU backend adds it (from +0; a reduce over one
+    element XLA drops, where −0 stays −0)."""
+    rows, n = x.shape
+    if n == 1:
+        return x[:, 0].copy()
+    if x.size < YNN_FROM:
+        return windows(x) + 0.0
+    if n > YNN_TILE:
+        raise _tiles(rows, n)
+    return ynn_row_sum(x) + 0.0
+
+
+def _tiles(rows: int, n: int) -> NotReproduced:
+    return NotReproduced("dtype", f"JAX's float64 sums of a {rows}×{n} array (from {YNN_FROM} elements, rows of more "
+                         f"than {YNN_TILE}: YNNPACK splits them into tiles in an order not pinned down)")
+
+
+def jit_pow(x: Array, e: float) -> Array:
+    """x^e for a constant e under jit: XLA folds x^0 to 1, x^1 to x, x^2 to x·x and x^3 to x·(x·x), and LLVM turns
+    pow(x, ½) into |√x| (−∞ giving +∞); any other e is the C library's pow."""
+    if e == 0:
+        return np.ones_like(x)
+    if e == 1:
+        return x
+    if e in (2, 3):
+        return x * (x if e == 2 else x * x)
+    if e == 0.5:
+        with np.errstate(invalid="ignore"):
+            return np.where(x == -np.inf, np.inf, np.abs(np.sqrt(x)))
+    return libm.pow(x, e)
+
+
+def _pow(x: Array, e: float, jit: bool) -> Array:
+    return jit_pow(x, e) if jit else libm.pow(x, e)
+
+
+def power(d: Array, q: float, jit: bool) -> Array:
+    """jnp.power(d, q): lax.integer_pow for an integral q (binary exponentiation), else lax.pow."""
+    return int_pow(d, int(q), _same) if integral(q) else _pow(d, q, jit)
+
+
+def check(shape: tuple[int, ...], jit: bool) -> None:
+    """Raise NotReproduced where the order of XLA's float64 work is not pinned down."""
+    rows, n = shape
+    if jit and n <= FUSED_UP_TO:
+        raise NotReproduced("dtype", f"JAX's float64 triplet_margin_loss under jit with rows of {FUSED_UP_TO} features "
+                            "or fewer (XLA fuses the powers into their sum's loop, in an order not pinned down); ask "
+                            "for JAX op by op (--no-jit; jit=False in Python)")
+    if rows * n >= YNN_FROM and n > YNN_TILE:
+        raise _tiles(rows, n)
+
+
+def _hinge(root_p: Array, root_n: Array, diff: Array, margin: float) -> tuple[Array, Array]:
+    """max(d(a, pos) − d(a, neg) + margin, 0) and jax.grad's share of the max (½ where the operand is 0)."""
+    m = diff + margin
+    raw = np.maximum(m, 0.0)
+    return raw, np.where(m == raw, np.where(raw == 0.0, 0.5, 1.0), 0.0)
+
+
+def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
+            jit: bool) -> tuple[Array, Callable[[float], list[Array]]]:
+    """triplet_margin_loss with norm_degree q: d(u, v) = (Σ (u − v)^q + ε)^(1/q), max(d(a, pos) − d(a, neg) +
+    margin, 0); jax.grad through the root's slope (1/q)·h^(1/q − 1) and the power's q·d^(q−1). Returns the losses and
+    the gradients (anchor, positive, negative) for the mean over n (n = 1: the sum)."""
+    check(a.shape, jit)
+    e = 1 / q
+
+    def dist(v: Array) -> tuple[Array, Array, Array, Array]:
+        d = a - v
+        h = row_sum(power(d, q, jit)) + EPS
+        return d, h, _pow(h, e, jit), e * _pow(h, e - 1, jit)
+    dp, hp, root_p, slope_p = dist(pos)
+    dn, _, root_n, slope_n = dist(neg)
+    if jit and e in (2, 3):  # (the positive's last product contracted into the difference)
+        diff = fma(hp, hp if e == 2 else hp * hp, -root_n)
+    else:
+        diff = root_p - root_n
+    raw, share = _hinge(root_p, root_n, diff, margin)
+
+    def grads(n: float) -> list[Array]:
+        c = (1.0 if n == 1 else 1.0 / n) * share
+        cn, cp = (-c * slope_n)[:, None], (c * slope_p)[:, None]
+        if q == 1:
+            bp, bt = np.broadcast_to(cn, dn.shape), np.broadcast_to(cp, dp.shape)
+            return [bp + bt, -bt, -bp]
+        if jit:
+            (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
+            bt = up * kp
+            return [fma(un, kn, bt), -bt, -(un * kn)]
+        bp, bt = cn * _slope(dn, q), cp * _slope(dp, q)
+        return [bp + bt, -bt, -bp]
+    return raw, grads
+
+
+def _slope(d: Array, q: float) -> Array:
+    """jax.grad's factor q·d^(q−1) of jnp.power(d, q) op by op (integer_pow's y·x^(y−1), pow's y·x^(y−1))."""
+    if integral(q):
+        return 2.0 * d if q == 2 else float(q) * int_pow(d, int(q) - 1, _same)
+    return q * libm.pow(d, q - 1)
+
+
+def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
+    """The two factors of the gradient with respect to d under jit: d^(q−1) and c·q (XLA's reassociation)."""
+    part = int_pow(d, int(q) - 1, _same) if integral(q) else jit_pow(d, q - 1)
+    return np.broadcast_to(part, d.shape), np.broadcast_to(c * q, d.shape)
+
+
+def mean_value(losses: Array, jit: bool) -> Callable[[float], float]:
+    """jnp.sum of the losses (n = 1), or jnp.mean over n: their row sum times 1/n."""
+    def value(n: float) -> float:
+        if jit and 2 <= losses.size <= FUSED_UP_TO:
+            raise NotReproduced("dtype", f"JAX's float64 sum of {losses.size} losses under jit (XLA fuses up to "
+                                f"{FUSED_UP_TO} into its sum's loop, which LLVM may split into lanes: not pinned down)")
+        if losses.size >= YNN_FROM:
+            raise NotReproduced("dtype", f"JAX's float64 sum of {losses.size} losses (YNNPACK's order over a single "
+                                f"row of {YNN_FROM} or more is not pinned down)")
+        total = row_sum(losses.reshape(1, -1))[0]
+        return float(total if n == 1 else total * (1.0 / n))
+    return value
+
+
+def triplet_parts(pos: Array, a: Array, neg: Array, jit: bool, margin: float, norm_degree: float) -> Parts:
+    """triplet's parts in float64: the anchor's gradient, the positives' (the targets) and the negatives'."""
+    with np.errstate(all="ignore"):
+        losses, grads = triplet(a, pos, neg, norm_degree, margin, jit)
+        g = grads(1)
+
+    def quiet(n: float) -> list[Array]:
+        with np.errstate(all="ignore"):
+            return grads(n)
+    return Parts(losses=losses, grad=g[0], extra_grads={"target": g[1], "negative": g[2]},
+                 mean_grad=lambda n: quiet(n)[0], mean_value=mean_value(losses, jit),
+                 value_parts={"terms": losses},
+                 value_fold=lambda rows: Joined(lambda parts, n: mean_value(parts["terms"], jit)(n)),
+                 mean_extra_grads=lambda n: dict(zip(("target", "negative"), quiet(n)[1:], strict=True)))
+
+
+def unsupported_dtype(loss: str, dtype: str) -> str | None:
+    """float64: triplet alone (conventions.OPTAX.kernels_float64)."""
+    return "float64" if dtype == "float64" and loss != "triplet" else None
+

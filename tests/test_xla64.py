@@ -1,0 +1,123 @@
+"""triplet under optax in float64 (JAX with jax_enable_x64): XLA's double arithmetic, op by op and under jit
+(lowp_xla64), against the results scripts/golden_xla64.py recorded in tests/golden/xla64.json, bit for bit (losses,
+values, the three gradients), from memory and a tensor file; the shapes whose order is not pinned down say so and
+give lossgrad's formulas; live against JAX where it is installed."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+from conftest import assert_usage_error, lossgrad as run
+from lossgrad import lowp_xla64
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+from golden_pairs64 import digest  # noqa: E402
+from golden_xla64 import agrees, inputs, lossgrad_results  # noqa: E402
+
+DATA = json.loads((Path(__file__).resolve().parent / "golden" / "xla64.json").read_text())
+RECORDS = DATA["records"]
+
+
+def _inputs(rec: dict) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    a, p, n = inputs(rec["seed"], tuple(rec["shape"]), rec["kind"])
+    assert digest(a, p, n) == rec["inputs_sha256"]  # (the inputs optax was given)
+    return a, p, n
+
+
+def _id(rec: dict) -> str:
+    return f"{rec['seed']}-{'jit' if rec['jit'] else 'eager'}-{'x'.join(map(str, rec['shape']))}-q{rec['q']:.3g}" \
+           f"-{rec['kind']}"
+
+
+@pytest.mark.parametrize("rec", [r for r in RECORDS if r["reproduced"] is not False],
+                         ids=[_id(r) for r in RECORDS if r["reproduced"] is not False])
+def test_results_are_jaxs_float64_bit_for_bit(rec: dict) -> None:
+    assert agrees(rec, lossgrad_results(rec, *_inputs(rec)), value=rec["reproduced"] is True)
+
+
+@pytest.mark.parametrize("rec", [r for r in RECORDS if r["reproduced"] is False],
+                         ids=[_id(r) for r in RECORDS if r["reproduced"] is False])
+def test_an_order_not_pinned_down_says_so_and_gives_the_formulas(rec: dict) -> None:
+    a, p, n = _inputs(rec)
+    r = lossgrad_results(rec, a, p, n)["mean"]
+    assert any("computed by lossgrad's float64 formulas, not bit for bit" in w for w in r.warnings)
+    want = float.fromhex(rec["mean"]["value"])  # (optax's formula in float64: within 1e-12 of JAX's numbers)
+    assert np.isclose(r.value, want, rtol=1e-12, atol=0, equal_nan=True)
+    if isinstance(rec["mean"]["grad"], list):
+        jax_grad = np.array([float.fromhex(v) for v in rec["mean"]["grad"]]).reshape(a.shape)
+        assert np.allclose(r.grad, jax_grad, rtol=1e-10, atol=1e-15, equal_nan=True)
+
+
+def test_the_records_cover_both_modes_every_degree_and_the_sums_orders() -> None:
+    for jit in (False, True):
+        mine = [r for r in RECORDS if r["jit"] is jit and r["reproduced"] is not False]
+        assert {r["q"] for r in mine} >= {2.0, 1.0, 3.0, 1.5, 0.5, 4.0, 2.5}
+        assert any(r["shape"][0] * r["shape"][1] >= 4096 for r in mine)  # (YNNPACK's 8 lanes)
+        assert any(r["shape"][1] > 32 and r["shape"][0] * r["shape"][1] < 4096 for r in mine)  # (windows of 32)
+        assert {r["kind"] for r in mine} == {"random", "positive", "equal"}
+    assert any(r["reproduced"] is None for r in RECORDS)  # (under jit, the fused sum of 2 to 32 losses)
+
+
+def test_the_value_under_jit_over_a_few_losses_is_lossgrads_own_sum_and_says_so() -> None:
+    rec = next(r for r in RECORDS if r["reproduced"] is None)
+    r = lossgrad_results(rec, *_inputs(rec))["mean"]
+    said = "the reduced value is lossgrad's own sum: JAX's float64 sum of"
+    assert r.warnings and all(w.startswith(said) for w in r.warnings)
+
+
+def test_row_sums_by_hand() -> None:
+    # windows of 32 in order: 1 + 2^-53 + 2^-53 + ... stays 1 in order, where a pairwise sum would not
+    row = np.array([[1.0] + [2.0 ** -53] * 40])
+    # (padded to 64, the padding split 11 + 12: the first window is 1 and 20 small ones, added to 1 one at a time;
+    # the second holds the other 20, exactly 20·2^-53; then 1 + 20·2^-53)
+    assert lowp_xla64.row_sum(row)[0] == 1.0 + 20 * 2.0 ** -53
+    # YNNPACK's 8 lanes: element i in lane i mod 8, lanes halved (0+4, 1+5, ...): the 1 and −1 meet before 2^-53 does
+    x = np.zeros((64, 64))
+    x[:, 0], x[:, 4], x[:, 1] = 1.0, -1.0, 2.0 ** -53
+    assert np.all(lowp_xla64.row_sum(x) == 2.0 ** -53)
+    assert lowp_xla64.row_sum(np.array([[-0.0], [-0.0]]))[0] == 0 and np.signbit(lowp_xla64.row_sum(
+        np.array([[-0.0]]))[0])  # (a reduce over one element is dropped: −0 stays −0)
+
+
+def test_jit_rewrites_roots_by_hand() -> None:
+    h = np.array([4.0, 2.0, -np.inf, 0.0])
+    assert np.array_equal(lowp_xla64.jit_pow(h, 0.5), [2.0, np.sqrt(2.0), np.inf, 0.0])
+    assert np.array_equal(lowp_xla64.jit_pow(h[:2], 3), [64.0, 8.0])
+    assert np.array_equal(lowp_xla64.jit_pow(h[:2], 1), h[:2])
+
+
+def test_the_command_line_takes_no_jit_in_float64_for_triplet_alone() -> None:
+    args = ["-y", "1,0;0.2,0.3", "-p", "0,0;0.5,0.5", "--negative", "0,0.5;1,1", "-c", "optax"]
+    eager = run("triplet", *args, "--no-jit", "-f", "json")
+    assert eager.code == 0 and '"jit": false' in eager.out and "warning" not in eager.err
+    fused = run("triplet", *args)
+    assert fused.code == 0 and "--no-jit" in fused.err  # (rows of 2 features under jit: the formulas, and why)
+    assert_usage_error(run("mse", "-y", "1", "-p", "0.5", "-c", "optax", "--no-jit"), "error: --no-jit:", "float32")
+
+
+def test_a_tensor_file_in_blocks_gives_the_batchs_results(tmp_path) -> None:
+    rng = np.random.default_rng(9)
+    a, p, n = (rng.normal(size=(3000, 40)) for _ in range(3))
+    for name, x in (("a", a), ("p", p), ("n", n)):
+        np.save(tmp_path / f"{name}.npy", x)
+    done = run("triplet", "--pred", str(tmp_path / "a.npy"), "--target", str(tmp_path / "p.npy"), "--negative",
+               str(tmp_path / "n.npy"), "-c", "optax", "--no-jit", "-o", str(tmp_path / "out.npz"))
+    assert done.code == 0, done.err
+    held = lossgrad.evaluate("triplet", p, a, negative=n, convention="optax", jit=False)
+    out = np.load(tmp_path / "out.npz")
+    assert np.array_equal(out["losses"], held.losses) and np.array_equal(out["grad"], held.grad)
+    assert np.array_equal(out["grad_negative"], held.grads["negative"]) and not held.warnings
+
+
+@pytest.mark.frameworks
+def test_live_against_jax() -> None:
+    pytest.importorskip("optax")
+    from golden_xla64 import measure
+
+    assert measure(12).endswith("; 0 rounds apart")
