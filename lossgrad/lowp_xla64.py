@@ -64,9 +64,9 @@ def windows(x: Array) -> Array:
     return windows(_in_order(padded.reshape(rows, -1, 32)))
 
 
-def ynn_row_sum(x: Array) -> Array:
-    """YNNPACK's sum of rows of at most YNN_TILE doubles: 8 lanes (element i in lane i mod 8), fed groups of 4
-    vectors, each group added in order and then onto the lanes; the lanes halved pairwise (4, 2, 1)."""
+def ynn_lanes(x: Array) -> Array:
+    """The 8 lanes of YNNPACK's sum of rows of at most YNN_TILE doubles (element i in lane i mod 8): groups of 4
+    vectors, each group added in order and then onto the lanes."""
     rows, n = x.shape
     vectors = np.zeros((rows, -(-n // YNN_LANES) * YNN_LANES), dtype=F64)
     vectors[:, :n] = x
@@ -74,11 +74,16 @@ def ynn_row_sum(x: Array) -> Array:
     acc = np.zeros((rows, YNN_LANES), dtype=F64)
     for lo in range(0, vectors.shape[1], 4):
         acc = acc + _in_order(np.moveaxis(vectors[:, lo:lo + 4], 1, 2))
-    step = YNN_LANES // 2
+    return acc
+
+
+def halved(lanes: Array) -> Array:
+    """The lanes added pairwise, the upper half onto the lower (4, 2, 1)."""
+    step = lanes.shape[1] // 2
     while step:
-        acc = acc[:, :step] + acc[:, step:2 * step]
+        lanes = lanes[:, :step] + lanes[:, step:2 * step]
         step //= 2
-    out: Array = acc[:, 0]
+    out: Array = lanes[:, 0]
     return out
 
 
@@ -92,7 +97,7 @@ def row_sum(x: Array) -> Array:
         return windows(x) + 0.0
     if n > YNN_TILE:
         raise _tiles(rows, n)
-    return ynn_row_sum(x) + 0.0
+    return halved(ynn_lanes(x)) + 0.0
 
 
 def _tiles(rows: int, n: int) -> NotReproduced:
