@@ -29,6 +29,8 @@ DEGREES = (2.0, 1.0, 3.0, 1.5, 0.5, 4.0, 2.5, 1 / 3)
 SHAPES = {False: ((1, 1), (1, 7), (3, 5), (7, 33), (20, 64), (5, 100), (100, 50), (70, 64), (2, 1)),
           True: ((4, 33), (10, 40), (37, 64), (1, 50), (100, 41), (70, 64), (40, 70))}
 REFUSED = {True: ((3, 5), (1, 7)), False: ((50, 100),)}
+# (seed, shape, kind, q, margin, jit) found by --measure: under jit YNNPACK's pow(d, ½), where √d is an ulp apart
+FOUND = ((641044671, (225, 64), "positive", 0.5, 0.25, True),)
 
 
 def inputs(seed: int, shape: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -85,11 +87,15 @@ def cases() -> list[dict]:
                                                                                 else "random")
                 margin = (1.0, 0.5, 0.25)[(i + j) % 3]
                 seed += 1
-                a, p, n = inputs(seed, shape, kind)
-                recs.append({"seed": seed, "shape": list(shape), "kind": kind, "q": q, "margin": margin, "jit": jit,
-                             "inputs_sha256": digest(a, p, n), "reproduced": reproduced(shape, jit),
-                             **optax_results(a, p, n, q, margin, jit)})
-    return recs
+                recs.append(record(seed, shape, kind, q, margin, jit))
+    return recs + [record(*found) for found in FOUND]
+
+
+def record(seed: int, shape: tuple[int, int], kind: str, q: float, margin: float, jit: bool) -> dict:
+    a, p, n = inputs(seed, shape, kind)
+    return {"seed": seed, "shape": list(shape), "kind": kind, "q": q, "margin": margin, "jit": jit,
+            "inputs_sha256": digest(a, p, n), "reproduced": reproduced(shape, jit),
+            **optax_results(a, p, n, q, margin, jit)}
 
 
 def lossgrad_results(rec: dict, a: np.ndarray, p: np.ndarray, n: np.ndarray) -> dict[str, Any]:
