@@ -12,8 +12,9 @@ rewrites:
   jnp.mean multiplies it by 1/n.
 - Under jit XLA's algebraic simplifier writes a root h^(1/q) of ½ as √h, of 1 as h, of 2 and 3 as products, and
   takes each gradient's factor q·d^(q−1) times the cotangent c as d^(q−1)·(c·q); LLVM contracts the negative's
-  product into the anchor's sum as a fused multiply-add (measured with AVX2). A row of 32 features or fewer is
-  fused into its sum's loop, which LLVM vectorises in an order not pinned down: refused.
+  product into the anchor's sum as a fused multiply-add (measured with AVX2). From 4,096 elements YNNPACK takes the
+  powers in with its sum, d^½ by pow. A row of 32 features or fewer is fused into its sum's loop, which LLVM
+  vectorises in an order not pinned down: refused.
 
 scripts/measure_xla64.py measures the ground (XLA's double e^x, log, pow and sums) against JAX.
 """
@@ -145,7 +146,7 @@ def check(shape: tuple[int, ...], jit: bool) -> None:
         raise _tiles(rows, n)
 
 
-def _hinge(root_p: Array, root_n: Array, diff: Array, margin: float) -> tuple[Array, Array]:
+def _hinge(diff: Array, margin: float) -> tuple[Array, Array]:
     """max(d(a, pos) − d(a, neg) + margin, 0) and jax.grad's share of the max (½ where the operand is 0)."""
     m = diff + margin
     raw = np.maximum(m, 0.0)
@@ -170,7 +171,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
         diff = fma(hp, hp if e == 2 else hp * hp, -root_n)
     else:
         diff = root_p - root_n
-    raw, share = _hinge(root_p, root_n, diff, margin)
+    raw, share = _hinge(diff, margin)
 
     def grads(n: float) -> list[Array]:
         c = (1.0 if n == 1 else 1.0 / n) * share
