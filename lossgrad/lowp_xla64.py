@@ -39,17 +39,22 @@ YNN_FROM = 4096  # elements from which XLA hands a sum to YNNPACK
 YNN_LANES = 8  # doubles in YNNPACK's accumulator (64 bytes, whatever the processor)
 YNN_TILE = 64  # the longest row YNNPACK sums in one tile (in a batch of 4,096 elements or more)
 FUSED_UP_TO = 32  # under jit, rows of this many features or fewer are fused into their sum's loop
+TINY = np.finfo(F64).tiny
 
 
-def _same(x: Array) -> Array:
-    return x
+def ftz(x: Array | float) -> Array:
+    """XLA's CPU code runs with subnormals flushed (FTZ and DAZ), in float64 too: a subnormal operand reads as, and a
+    subnormal result is stored as, a zero of its sign."""
+    a = np.asarray(x, dtype=F64)
+    out: Array = np.where(np.abs(a) < TINY, np.copysign(0.0, a), a)
+    return out
 
 
 def _in_order(x: Array) -> Array:
     """Each row's sum along the last axis, left to right."""
     acc: Array = x[..., 0].copy()
     for i in range(1, x.shape[-1]):
-        acc = acc + x[..., i]
+        acc = ftz(acc + x[..., i])
     return acc
 
 
@@ -74,7 +79,7 @@ def ynn_lanes(x: Array) -> Array:
     vectors = vectors.reshape(rows, -1, YNN_LANES)
     acc = np.zeros((rows, YNN_LANES), dtype=F64)
     for lo in range(0, vectors.shape[1], 4):
-        acc = acc + _in_order(np.moveaxis(vectors[:, lo:lo + 4], 1, 2))
+        acc = ftz(acc + _in_order(np.moveaxis(vectors[:, lo:lo + 4], 1, 2)))
     return acc
 
 
@@ -82,7 +87,7 @@ def halved(lanes: Array) -> Array:
     """The lanes added pairwise, the upper half onto the lower (4, 2, 1)."""
     step = lanes.shape[1] // 2
     while step:
-        lanes = lanes[:, :step] + lanes[:, step:2 * step]
+        lanes = ftz(lanes[:, :step] + lanes[:, step:2 * step])
         step //= 2
     out: Array = lanes[:, 0]
     return out
@@ -114,15 +119,15 @@ def jit_pow(x: Array, e: float) -> Array:
     if e == 1:
         return x
     if e in (2, 3):
-        return x * (x if e == 2 else x * x)
+        return ftz(x * (x if e == 2 else ftz(x * x)))
     if e == 0.5:
         with np.errstate(invalid="ignore"):
             return np.where(x == -np.inf, np.inf, np.abs(np.sqrt(x)))
-    return libm.pow(x, e)
+    return ftz(libm.pow(x, e))
 
 
 def _pow(x: Array, e: float, jit: bool) -> Array:
-    return jit_pow(x, e) if jit else libm.pow(x, e)
+    return jit_pow(x, e) if jit else ftz(libm.pow(x, e))
 
 
 def power(d: Array, q: float, jit: bool) -> Array:
@@ -130,7 +135,7 @@ def power(d: Array, q: float, jit: bool) -> Array:
     YNN_FROM elements in rows of two or more YNNPACK takes the powers in with its sum, and computes ½ as any other
     exponent, with pow, not as LLVM's √ (measured: a loss apart in one of 200 random batches)."""
     if integral(q):
-        return int_pow(d, int(q), _same)
+        return int_pow(d, int(q), ftz)
     ynn = d.size >= YNN_FROM and d.shape[1] > 1
     return _pow(d, q, jit and not ynn)
 
@@ -148,57 +153,67 @@ def check(shape: tuple[int, ...], jit: bool) -> None:
 
 def _hinge(diff: Array, margin: float) -> tuple[Array, Array]:
     """max(d(a, pos) − d(a, neg) + margin, 0) and jax.grad's share of the max (½ where the operand is 0)."""
-    m = diff + margin
+    m = ftz(diff + margin)
     raw = np.maximum(m, 0.0)
     return raw, np.where(m == raw, np.where(raw == 0.0, 0.5, 1.0), 0.0)
+
+
+def _difference(h_p: Array, root_p: Array, root_n: Array, e: float, contracted: bool) -> Array:
+    """d(a, pos) − d(a, neg); `contracted` (under jit): where XLA writes the root h^e as products (e = 2: h·h, e = 3:
+    h·(h·h)), LLVM contracts the positive's last product into the subtraction."""
+    if contracted and e in (2, 3):
+        return ftz(fma(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n))
+    return ftz(root_p - root_n)
 
 
 def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
             jit: bool) -> tuple[Array, Callable[[float], list[Array]]]:
     """triplet_margin_loss with norm_degree q: d(u, v) = (Σ (u − v)^q + ε)^(1/q), max(d(a, pos) − d(a, neg) +
     margin, 0); jax.grad through the root's slope (1/q)·h^(1/q − 1) and the power's q·d^(q−1). Returns the losses and
-    the gradients (anchor, positive, negative) for the mean over n (n = 1: the sum)."""
+    the gradients (anchor, positive, negative) for the mean over n (n = 1: the sum). Under jit, from YNN_FROM rows,
+    XLA hands the losses' own steps (the roots, their difference) to a YNNPACK fusion, which takes h^½ with pow and
+    contracts nothing; jax.grad's program keeps LLVM's (measured: the losses alone apart)."""
     check(a.shape, jit)
+    a, pos, neg, margin = ftz(a), ftz(pos), ftz(neg), float(ftz(margin))
     e = 1 / q
 
     def dist(v: Array) -> tuple[Array, Array, Array, Array]:
-        d = a - v
-        h = row_sum(power(d, q, jit)) + EPS
-        return d, h, _pow(h, e, jit), e * _pow(h, e - 1, jit)
+        d = ftz(a - v)
+        h = ftz(row_sum(power(d, q, jit)) + EPS)
+        return d, h, _pow(h, e, jit), ftz(e * _pow(h, e - 1, jit))
     dp, hp, root_p, slope_p = dist(pos)
-    dn, _, root_n, slope_n = dist(neg)
-    if jit and e in (2, 3):  # (the positive's last product contracted into the difference)
-        diff = fma(hp, hp if e == 2 else hp * hp, -root_n)
-    else:
-        diff = root_p - root_n
-    raw, share = _hinge(diff, margin)
+    dn, hn, root_n, slope_n = dist(neg)
+    raw, share = _hinge(_difference(hp, root_p, root_n, e, jit), margin)
+    if jit and a.shape[0] >= YNN_FROM:
+        ynn = e != 0.5
+        raw, _ = _hinge(_difference(hp, _pow(hp, e, ynn), _pow(hn, e, ynn), e, False), margin)
 
     def grads(n: float) -> list[Array]:
-        c = (1.0 if n == 1 else 1.0 / n) * share
-        cn, cp = (-c * slope_n)[:, None], (c * slope_p)[:, None]
+        c = ftz((1.0 if n == 1 else 1.0 / n) * share)
+        cn, cp = ftz(-c * slope_n)[:, None], ftz(c * slope_p)[:, None]
         if q == 1:
             bp, bt = np.broadcast_to(cn, dn.shape), np.broadcast_to(cp, dp.shape)
-            return [bp + bt, -bt, -bp]
+            return [ftz(bp + bt), -bt, -bp]
         if jit:
             (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
-            bt = up * kp
-            return [fma(un, kn, bt), -bt, -(un * kn)]
-        bp, bt = cn * _slope(dn, q), cp * _slope(dp, q)
-        return [bp + bt, -bt, -bp]
+            bt = ftz(up * kp)
+            return [ftz(fma(un, kn, bt)), -bt, -ftz(un * kn)]
+        bp, bt = ftz(cn * _slope(dn, q)), ftz(cp * _slope(dp, q))
+        return [ftz(bp + bt), -bt, -bp]
     return raw, grads
 
 
 def _slope(d: Array, q: float) -> Array:
     """jax.grad's factor q·d^(q−1) of jnp.power(d, q) op by op (integer_pow's y·x^(y−1), pow's y·x^(y−1))."""
     if integral(q):
-        return 2.0 * d if q == 2 else float(q) * int_pow(d, int(q) - 1, _same)
-    return q * libm.pow(d, q - 1)
+        return ftz(2.0 * d if q == 2 else float(q) * int_pow(d, int(q) - 1, ftz))
+    return ftz(q * ftz(libm.pow(d, q - 1)))
 
 
 def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
     """The two factors of the gradient with respect to d under jit: d^(q−1) and c·q (XLA's reassociation)."""
-    part = int_pow(d, int(q) - 1, _same) if integral(q) else jit_pow(d, q - 1)
-    return np.broadcast_to(part, d.shape), np.broadcast_to(c * q, d.shape)
+    part = int_pow(d, int(q) - 1, ftz) if integral(q) else jit_pow(d, q - 1)
+    return np.broadcast_to(part, d.shape), np.broadcast_to(ftz(c * q), d.shape)
 
 
 def mean_value(losses: Array, jit: bool) -> Callable[[float], float]:
@@ -211,7 +226,7 @@ def mean_value(losses: Array, jit: bool) -> Callable[[float], float]:
             raise NotReproduced("dtype", f"JAX's float64 sum of {losses.size} losses (YNNPACK's order over a single "
                                 f"row of {YNN_FROM} or more is not pinned down)")
         total = row_sum(losses.reshape(1, -1))[0]
-        return float(total if n == 1 else total * (1.0 / n))
+        return float(total if n == 1 else ftz(total * (1.0 / n)))
     return value
 
 

@@ -60,7 +60,7 @@ def test_the_records_cover_both_modes_every_degree_and_the_sums_orders() -> None
         assert {r["q"] for r in mine} >= {2.0, 1.0, 3.0, 1.5, 0.5, 4.0, 2.5}
         assert any(r["shape"][0] * r["shape"][1] >= 4096 for r in mine)  # (YNNPACK's 8 lanes)
         assert any(r["shape"][1] > 32 and r["shape"][0] * r["shape"][1] < 4096 for r in mine)  # (windows of 32)
-        assert {r["kind"] for r in mine} == {"random", "positive", "equal"}
+        assert {r["kind"] for r in mine} == {"random", "positive", "equal", "tiny", "subnormal"}
     assert any(r["reproduced"] is None for r in RECORDS)  # (under jit, the fused sum of 2 to 32 losses)
 
 
@@ -124,3 +124,14 @@ def test_live_against_jax(live_rng: np.random.Generator) -> None:
         assert measure(12, seed=int(live_rng.integers(1 << 31))).endswith("; 0 rounds apart")
     finally:
         jax.config.update("jax_enable_x64", False)  # (as a user has JAX; measure turns x64 on for the process)
+
+
+def test_micro_batches_say_where_their_mean_is_lossgrads_own_sum() -> None:
+    # 6 samples of 40 features in 3 micro-batches of 2: under jit JAX's mean of each is a fused loop lossgrad does not
+    # reproduce (the whole batch's mean of 6 too)
+    rng = np.random.default_rng(12)
+    a, p, n = (";".join(",".join(f"{v:.6f}" for v in row) for row in rng.normal(size=(6, 40))) for _ in range(3))
+    args = ["-p", a, "-y", p, "--negative", n, "-c", "optax", "--micro-batches", "3", "-f", "json"]
+    fused, eager = run("triplet", *args), run("triplet", *args, "--no-jit")
+    assert fused.code == 0 and "micro-batches 1, 2, 3: the reduced value is lossgrad's own sum" in fused.err
+    assert eager.code == 0 and "own sum" not in eager.err
