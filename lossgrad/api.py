@@ -425,7 +425,18 @@ def micro_summary(setup: Setup, size: int, groups: list[Result], whole: Result,
     dtype = setup.np_dtype
     value = float(dtype(math.fsum(means) / k)) if all(map(math.isfinite, means)) else float(np.sum(means) / k)
     return Micro(k, size, counts, means, value, float(whole.value or 0.0), whole.n, np.empty(0),
-                 micro_warnings(counts), None, leading, whole.per_sample)
+                 micro_warnings(counts) + _group_warnings(groups, whole), None, leading, whole.per_sample)
+
+
+def _group_warnings(groups: list[Result], whole: Result) -> list[str]:
+    """What the micro-batches' own runs warn of beyond the whole batch's (a mean that is lossgrad's own sum in a
+    micro-batch of a few samples), each once, with the micro-batches it applies to."""
+    seen: dict[str, list[int]] = {}
+    for i, r in enumerate(groups, 1):
+        for w in r.warnings:
+            if w not in whole.warnings:
+                seen.setdefault(w, []).append(i)
+    return [f"micro-batch{'es' if len(ix) > 1 else ''} {', '.join(map(str, ix))}: {w}" for w, ix in seen.items()]
 
 
 def micro_divisors(m: Micro) -> np.ndarray:
