@@ -170,7 +170,7 @@ class Setup:
     @property
     def jit_mode(self) -> bool | None:
         """Whether the XLA kernels reproduce JAX under jit (the default) or op by op; None where no XLA kernels
-        run (the switch applies to optax in float32, float16 and bfloat16 only)."""
+        run (conventions.jit_applies: optax in float32, float16 and bfloat16, and its float64 kernels)."""
         applies = conventions.jit_applies(self.conv, self.dtype.value, self.loss.name)
         return self.jit is not False if applies else None
 
