@@ -235,37 +235,38 @@ def folded_sum_stored(x: Array, r: Callable[[Any], Array]) -> Array:
     return _in_order(_window_sums(x, r) if x.shape[1] > 32 else x, r) + F32(0)
 
 
-def _kahan(a: Array, acc: Array, error: Array) -> tuple[Array, Array]:
+def _kahan(a: Array, acc: Array, error: Array, flush: Rounder = ftz) -> tuple[Array, Array]:
     """acc + a by Kahan's compensated addition, as YNNPACK's kahan_sum: y = a − error, t = acc + y, the new error
-    (t − acc) − y (0 where it is not finite); returns t and the error."""
-    y = ftz(a - error)
-    t = ftz(acc + y)
-    e = ftz(ftz(t - acc) - y)
-    return t, np.where(np.isfinite(e), e, F32(0)).astype(F32)
+    (t − acc) − y (0 where it is not finite); returns t and the error. `flush`: the dtype's (float32's ftz)."""
+    y = flush(a - error)
+    t = flush(acc + y)
+    e = flush(flush(t - acc) - y)
+    return t, np.where(np.isfinite(e), e, 0).astype(e.dtype)
 
 
 class _Tree:
     """YNNPACK's three levels of accumulators, each of `shape` (a row's 16 lanes, or the columns of a reduction
     over a non-contiguous axis), fed groups of up to 4 vectors."""
 
-    def __init__(self, shape: tuple[int, ...]) -> None:
-        zero = np.zeros(shape, dtype=F32)
+    def __init__(self, shape: tuple[int, ...], dtype: Any = F32, flush: Rounder = ftz) -> None:
+        zero = np.zeros(shape, dtype=dtype)
         self.levels = [zero, zero, zero]
         self.error = zero
+        self.r = flush  # (float32's ftz; float64's: lowp_xla64's)
 
     def add(self, vectors: Array) -> None:
         """A group of vectors [rows, k ≤ 4, ...], added in order from 0, onto level 0."""
         local = np.zeros_like(self.levels[0])
         for k in range(vectors.shape[1]):
-            local = ftz(local + vectors[:, k])
-        self.levels[0] = ftz(self.levels[0] + local)
+            local = self.r(local + vectors[:, k])
+        self.levels[0] = self.r(self.levels[0] + local)
 
     def flush(self, kahan: bool) -> None:
         """Level 0 onto level 1; `kahan`: level 1 onto level 2, compensated."""
         zero = np.zeros_like(self.levels[0])
-        self.levels[1], self.levels[0] = ftz(self.levels[1] + self.levels[0]), zero
+        self.levels[1], self.levels[0] = self.r(self.levels[1] + self.levels[0]), zero
         if kahan:
-            self.levels[2], self.error = _kahan(self.levels[1], self.levels[2], self.error)
+            self.levels[2], self.error = _kahan(self.levels[1], self.levels[2], self.error, self.r)
             self.levels[1] = zero
 
 

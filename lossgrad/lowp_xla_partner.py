@@ -12,20 +12,22 @@ from __future__ import annotations
 import numpy as np
 
 from .losses._ops import Array
-from .lowp_xla import F32, SLAB, YNN_FROM, Rounder, _in_order, _rows_in_dtype, _Tree, _windows, ftz, xla_sum
+from .lowp_xla import SLAB, YNN_FROM, Rounder, _in_order, _rows_in_dtype, _Tree, _windows, ftz, xla_sum
 
 GROUP = 4  # rows added in order from 0 before they join the tree
 JOIN_EVERY = 16  # rows after which level 0 joins level 1
 KAHAN_EVERY = 256  # rows after which level 1 joins level 2 by Kahan's compensated addition
 
 
-def _kn(rows: Array) -> Array:
+def _kn(rows: Array, r: Rounder = ftz) -> Array:
     """Σ over the last axis of `rows` [C, K] as YNNPACK's sum_float_kn adds K rows of C columns from 0: up to 4 rows
-    in order, more through the tree of accumulators, the last level compensated."""
+    in order, more through the tree of accumulators, the last level compensated. `r`: the dtype's flush (float32's
+    ftz; in float64 the same kernel with lowp_xla64's)."""
     cols, k = rows.shape
+    zero = rows.dtype.type(0)
     if k <= GROUP:
-        return ftz(F32(0) + _in_order(rows))
-    tree, done = _Tree((cols,)), 0
+        return r(zero + _in_order(rows, r))
+    tree, done = _Tree((cols,), rows.dtype, r), 0
     while k - done >= GROUP:
         tree.add(rows[:, done:done + GROUP])
         done += GROUP
@@ -34,23 +36,24 @@ def _kn(rows: Array) -> Array:
     if done < k:
         tree.add(rows[:, done:])
     tree.flush(True)
-    return ftz(F32(0) + tree.levels[2])
+    return r(zero + tree.levels[2])
 
 
-def _runs(rows: Array, step: int) -> Array:
+def _runs(rows: Array, step: int, r: Rounder = ftz) -> Array:
     """The rows summed in runs of `step` by _kn, the runs' results summed by _kn in turn."""
-    parts = [_kn(rows[:, lo:lo + step]) for lo in range(0, rows.shape[1], step)]
-    return parts[0] if len(parts) == 1 else _kn(np.stack(parts, axis=1))
+    parts = [_kn(rows[:, lo:lo + step], r) for lo in range(0, rows.shape[1], step)]
+    return parts[0] if len(parts) == 1 else _kn(np.stack(parts, axis=1), r)
 
 
-def column_sums(x: Array) -> Array:
-    """jnp.sum over axis 0 of a stored float32 [R, C] array of 4096 elements or more, as YNNPACK adds it: slices of
-    32768 // C rows, each summed by _kn, the slices' sums summed by _kn in turn; where C > 32768 the rows in order
-    from 0."""
+def column_sums(x: Array, r: Rounder = ftz) -> Array:
+    """jnp.sum over axis 0 of a stored [R, C] array of 4096 elements or more, as YNNPACK adds it: slices of
+    SLAB·4 bytes of rows (float32: 32768 // C rows, float64: 16384 // C), each summed by _kn, the slices' sums
+    summed by _kn in turn; where a row holds more than a slice, the rows in order from 0. `r`: the dtype's flush."""
     rows, cols = x.shape
-    if cols > SLAB:
-        return ftz(F32(0) + _in_order(x.T))
-    return _runs(x.T, SLAB // cols)
+    slab = SLAB * 4 // x.dtype.itemsize
+    if cols > slab:
+        return r(x.dtype.type(0) + _in_order(x.T, r))
+    return _runs(x.T, slab // cols, r)
 
 
 # why a float32 batch beyond fits() is not reproduced under jit
