@@ -1,5 +1,6 @@
-"""JAX's CPU results (XLA) for optax's triplet_margin_loss in float64 (JAX with jax_enable_x64), bit for bit, op by
-op and under jit.
+"""JAX's CPU results (XLA) in float64 (JAX with jax_enable_x64): the ground (its sums, whole-array sums, jax.grad's
+partner sums, e^x; lowp_xla64_ntxent builds on them) and optax's triplet_margin_loss, bit for bit, op by op and under
+jit.
 
 In float64 XLA computes every operation in double, each rounded once: the differences, the powers (lax.integer_pow's
 products for an integral norm_degree, the C library's pow for any other), the roots (pow again) and jax.grad's
@@ -16,6 +17,10 @@ rewrites:
   powers in with its sum, d^½ by pow. A row of 32 features or fewer is fused into its sum's loop, which LLVM
   vectorises in an order not pinned down: refused.
 
+- A whole array's sum (sum2d) is XLA's loop, whose rows LLVM splits into lanes (measured with AVX2), in windows of
+  32 × 32 beyond; jax.grad's sums over a broadcast's rows (partner_sum) are XLA's windows, and from 4,096 elements
+  YNNPACK's sum_float_kn, as in float32 (lowp_xla_partner) with slices of 128 KiB.
+
 scripts/measure_xla64.py measures the ground (XLA's double e^x, log, pow and sums) against JAX.
 """
 
@@ -25,11 +30,12 @@ from collections.abc import Callable
 
 import numpy as np
 
-from . import libm
+from . import cpu, libm
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
+from .lowp_xla_partner import _kn as kn, column_sums
 from .lowp_xla_pow import int_pow, integral
 from .sleef64 import fma
 
@@ -109,6 +115,124 @@ def row_sum(x: Array) -> Array:
 def _tiles(rows: int, n: int) -> NotReproduced:
     return NotReproduced("dtype", f"JAX's float64 sums of a {rows}×{n} array (from {YNN_FROM} elements, rows of more "
                          f"than {YNN_TILE}: YNNPACK splits them into tiles in an order not pinned down)")
+
+
+EXP_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
+EXP_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1, 2.00000000000000000009e0)
+EXP_HI, EXP_LO = 709.782712893384, -708.3964185322641
+
+
+def exp(x: Array) -> Array:
+    """e^x as XLA's float64 intrinsic computes it (xla/codegen/intrinsic/exp.cc, Cephes' rational function, every
+    multiply-add contracted): x clamped to [EXP_LO, EXP_HI] (0 below, ∞ above), n = ⌊x·log₂e + ½⌋, g = x − n·C₁ −
+    n·C₂, e^g = 1 + 2·P(g²)·g/(Q(g²) − P(g²)·g), times 2^n; flushed (scripts/measure_xla64.py: 0 of 600,010
+    values apart)."""
+    x = np.asarray(x, dtype=F64)
+    with np.errstate(all="ignore"):
+        c = np.maximum(np.minimum(x, EXP_HI), EXP_LO)
+        n = np.floor(_fma(c, 1.4426950408889634073599, 0.5))
+        g = _fma(-n, 1.42860682030941723212e-6, _fma(-n, 0.693145751953125, c))
+        g2 = g * g
+        p = _fma(_fma(EXP_P[0], g2, EXP_P[1]), g2, EXP_P[2]) * g
+        q = _fma(_fma(_fma(EXP_Q[0], g2, EXP_Q[1]), g2, EXP_Q[2]), g2, EXP_Q[3])
+        out = np.ldexp(_fma(p / (q - p), 2.0, 1.0), np.nan_to_num(n).astype(np.int64))
+        out = np.where(x < EXP_LO, 0.0, np.where(x > EXP_HI, np.inf, out))
+    return ftz(np.where(np.isnan(x), x, out))
+
+
+def _fma(a: Array | float, b: Array | float, c: Array | float) -> Array:
+    """fma on arrays and scalars broadcast together."""
+    shape = np.broadcast(a, b, c).shape
+    return fma(*(np.broadcast_to(np.asarray(v, dtype=F64), shape).copy() for v in (a, b, c)))
+
+
+def _from(start: float, x: Array) -> float:
+    """start + x₀ + x₁ + … over x's elements in order, each sum flushed."""
+    acc = F64(start)
+    for v in x.reshape(-1):
+        acc = F64(ftz(acc + v))
+    return float(acc)
+
+
+def block_lanes(n: int, k: int) -> int:
+    """How many lanes LLVM's loop vectorizer splits the rows of an [n, k] block (n, k ≤ 32) of XLA's float64 reduce
+    loop into (0: none, in order), measured with AVX2 for every n and k up to 32 (jax 0.10.2 on an AMD EPYC): rows
+    of one element never; 2 and 4 rows in as many lanes; rows of 8, 12 and from 16 in 4."""
+    if k == 1:
+        return 0
+    if n in (2, 4):
+        return n
+    return 4 if n % 4 == 0 or n >= 16 else 0
+
+
+def _block(x: Array) -> float:
+    """XLA's sum of an [n, k] block (n, k ≤ 32): w lanes each add their rows (row i in lane i mod w), lane 0 from
+    the reduction's +0, the others from −0; the lanes halved; then the last n mod w rows in order."""
+    n, k = x.shape
+    w = block_lanes(n, k)
+    if not w:
+        return _from(0.0, x)
+    lanes = np.full((1, w), -0.0)
+    lanes[0, 0] = 0.0
+    whole = n // w * w
+    for i in range(0, whole, w):
+        for c in range(k):
+            lanes = ftz(lanes + x[i:i + w, c])
+    return _from(float(halved(lanes)[0]), x[whole:])
+
+
+def _window(win: Array, inside: Array, pad: tuple[int, int]) -> float:
+    """One window of 32 of XLA's reduce-window: a block where none is padded; where the padding is one row or one
+    column (and no row), LLVM peels the 32nd: 31 rows (columns) as a block, then the rest; elsewhere in order."""
+    if pad == (0, 0):
+        return _block(win)
+    if pad == (1, 0):
+        return _from(_block(win[:31]), win[31:][inside[31:]])
+    if pad[1] == 1:
+        head = _block(win[:, :31]) if pad[0] == 0 else _from(0.0, win[:, :31][inside[:, :31]])
+        return _from(head, win[:, 31:][inside[:, 31:]])
+    return _from(0.0, win[inside])
+
+
+def sum2d(x: Array) -> float:
+    """jnp.sum of a whole float64 [rows, k] array as XLA's CPU backend adds it, below YNN_FROM elements: an axis of
+    more than 32 in windows of 32 (the padding split, the smaller half first), each window a block (_window), the
+    windows' sums summed the same way. Measured with AVX2 on 700 random shapes up to 128 × 128 (tests/test_xla64_
+    ntxent.py); on AVX-512 LLVM's lanes are not measured, and only an array of at most two non-zero elements, whose
+    sum no order changes, is reproduced."""
+    rows, n = x.shape
+    if x.size >= YNN_FROM:
+        raise NotReproduced("dtype", f"JAX's float64 sum of a whole {rows}×{n} array (YNNPACK's, from {YNN_FROM} "
+                            "elements: its order is not pinned down)")
+    if cpu.selected() != "avx2" and np.count_nonzero(x) > 2:
+        raise NotReproduced("dtype", f"JAX's float64 sum of a whole {rows}×{n} array on an AVX-512 processor "
+                            "(LLVM's lanes are measured with AVX2 only; --cpu avx2 gives an AVX2 machine's)")
+    if rows <= 32 and n <= 32:
+        return _block(x)
+    pad = (-rows % 32 if rows > 32 else 0, -n % 32 if n > 32 else 0)
+    size = (32 if rows > 32 else rows, 32 if n > 32 else n)
+    padded = np.zeros((rows + pad[0], n + pad[1]))
+    inside = np.zeros(padded.shape, dtype=bool)
+    at = (slice(pad[0] // 2, pad[0] // 2 + rows), slice(pad[1] // 2, pad[1] // 2 + n))
+    padded[at], inside[at] = x, True
+    sums = [[_window(padded[a:a + size[0], b:b + size[1]], inside[a:a + size[0], b:b + size[1]], pad)
+             for b in range(0, padded.shape[1], size[1])] for a in range(0, padded.shape[0], size[0])]
+    return sum2d(np.array(sums))
+
+
+def partner_sum(x: Array, axis: int) -> Array:
+    """jax.grad's sum of x [N, N, D] over axis 0 or 1 (the transpose of a broadcast), [N, D]: below YNN_FROM
+    elements XLA's windows; from YNN_FROM YNNPACK's sum_float_kn in double (lowp_xla_partner's tree), the sum over
+    the rows i in slices of 16384 // (N·D) rows. A contiguous row sum (axis 1, one feature) is row_sum's."""
+    n, _, d = x.shape
+    rows = np.moveaxis(x, axis, 2).reshape(n * d, n)
+    if axis == 1 and d == 1:
+        return row_sum(rows).reshape(n, d)
+    if x.size < YNN_FROM:
+        return (windows(rows) + 0.0).reshape(n, d)
+    if axis == 1:
+        return kn(rows, ftz).reshape(n, d)
+    return column_sums(x.reshape(n, n * d), ftz).reshape(n, d)
 
 
 def jit_pow(x: Array, e: float) -> Array:

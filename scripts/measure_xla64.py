@@ -22,32 +22,7 @@ import ctypes.util
 
 import numpy as np
 
-from lossgrad.lowp_xla64 import halved, windows, ynn_lanes
-from lossgrad.sleef64 import fma as _fma
-
-EXP_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
-EXP_Q = (3.00198505138664455042e-6, 2.52448340349684104192e-3, 2.27265548208155028766e-1, 2.00000000000000000009e0)
-EXP_HI, EXP_LO = 709.782712893384, -708.3964185322641
-
-
-def fma(a: object, b: object, c: object) -> np.ndarray:
-    shape = np.broadcast(a, b, c).shape
-    a, b, c = (np.broadcast_to(np.asarray(v, dtype=np.float64), shape).copy() for v in (a, b, c))
-    return _fma(a, b, c)
-
-
-def xla_exp(x: np.ndarray) -> np.ndarray:
-    """e^x as XLA's float64 intrinsic: 2^n·e^g, n = ⌊x·log₂e + ½⌋, g = x − n·C1 − n·C2, e^g = 1 + 2·P/(Q − P)."""
-    with np.errstate(all="ignore"):
-        c = np.maximum(np.minimum(x, EXP_HI), EXP_LO)
-        n = np.floor(fma(c, 1.4426950408889634073599, 0.5))
-        g = fma(-n, 1.42860682030941723212e-6, fma(-n, 0.693145751953125, c))
-        g2 = g * g
-        p = fma(fma(EXP_P[0], g2, EXP_P[1]), g2, EXP_P[2]) * g
-        q = fma(fma(fma(EXP_Q[0], g2, EXP_Q[1]), g2, EXP_Q[2]), g2, EXP_Q[3])
-        out = np.ldexp(fma(p / (q - p), 2.0, 1.0), np.nan_to_num(n).astype(np.int64))
-        out = np.where(x < EXP_LO, 0.0, np.where(x > EXP_HI, np.inf, out))
-        return np.where(np.isnan(x), x, out)
+from lossgrad.lowp_xla64 import EXP_HI, EXP_LO, exp as xla_exp, halved, windows, ynn_lanes
 
 
 def tiled(x: np.ndarray, tile: int = 64) -> np.ndarray:
