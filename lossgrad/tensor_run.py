@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from . import errors, render, tensor_out
-from .api import accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
+from .api import Result, accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean, n_is_weighed
 from .errors import DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
@@ -343,7 +343,7 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
     # (one slice alone is summed in the kernel's order; several by their fold, which may hold TENSOR_HELD values)
     acc.slices = Slices(r.geometry.rows, TENSOR_HELD)
     per_sample = s.per_sample_for(r.geometry.width)
-    parts = [Accumulator() for _ in range(r.geometry.rows // r.cut)] if r.cut else []
+    parts = [_micro_accumulator(r.cut) for _ in range(r.geometry.rows // r.cut)] if r.cut else []
     divided: set[str] = set()
     joined = None  # (--over-batch: the batch's one loss, the value of every reduction)
     for a, blocks, counted in _blocks(s, r, weight):
@@ -371,11 +371,28 @@ def _evaluate(s: Setup, r: Run, weight: Tensor | None,
                for sp in spools or [] if sp.dtype is not None]
     if parts:  # the loop's mean of micro-batch means, and its gradients (each row over k·n of its micro-batch)
         leading = tuple(r.pred.shape[:-1]) if len(r.pred.shape) > 2 else None
-        r.micro = micro_summary(s, r.cut, [summary(s, p, per_sample) for p in parts], result, leading)
+        r.micro = micro_summary(s, r.cut, [_micro_result(s, p, per_sample) for p in parts], result, leading)
         per_row = micro_divisors(r.micro)
         written += [tensor_out.Written(w.spool, per_row / (divisor if w.name in divided else 1), w.name + "_micro")
                     for w in written if w.name != "losses"]
     return result, written
+
+
+def _micro_accumulator(rows: int) -> Accumulator:
+    """A micro-batch's accumulator, which keeps what the kernel's sum over its `rows` samples needs (Slices)."""
+    acc = Accumulator()
+    acc.slices = Slices(rows, TENSOR_HELD)
+    return acc
+
+
+def _micro_result(s: Setup, acc: Accumulator, per_sample: bool) -> Result:
+    """A micro-batch's mean as the kernel sums it (as an in-memory run of it gives it), or lossgrad's own sum with a
+    warning that says why."""
+    result = summary(s, acc, per_sample)
+    _, divisor = acc.finish(s.reduction.value, s.np_dtype)
+    assert acc.slices is not None  # (_micro_accumulator's)
+    result.value = batch_value(s, acc.slices, divisor, result)
+    return result
 
 
 def _part(parts: Any, name: str) -> np.ndarray | None:

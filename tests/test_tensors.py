@@ -533,6 +533,26 @@ def test_micro_batches_of_token_files_split_sequences_not_rows(tmp_path):
     assert_usage_error(r, "--micro-batches: 3 does not split the 4 sequences")
 
 
+@pytest.mark.parametrize("convention", ["optax", "keras"])
+@pytest.mark.parametrize("block_rows", [None, 4])
+def test_micro_batch_means_of_token_files_are_the_kernels_own(tmp_path, monkeypatch, convention, block_rows):
+    # float32: each micro-batch's mean is the kernel's sum (XLA's, TensorFlow's), as an in-memory run of it gives it,
+    # whether a micro-batch is one block of the file or several; lossgrad's own sum is apart in the first one here
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(4, 16, 300)) * 3).astype(np.float32)
+    y = rng.integers(0, 300, size=(4, 16))
+    np.save(tmp_path / "z.npy", z)
+    np.save(tmp_path / "y.npy", y)
+    if block_rows:
+        monkeypatch.setattr(tensor_run, "BLOCK_BYTES", 8 * 300 * block_rows)
+    r = run("ce", "--from-logits", "--pred", "z.npy", "--target", "y.npy", "-c", convention, "--micro-batches", "2",
+            "-f", "json", cwd=tmp_path)
+    assert r.code == 0 and "warning" not in r.err, r.err
+    want = lossgrad.api.evaluate_micro("ce", y.reshape(-1), z.reshape(-1, 300), 2, leading=(4, 16),
+                                       from_logits=True, convention=convention, dtype="float32")
+    assert r.json()["micro_batches"]["means"] == want.means and not want.warnings
+
+
 def test_check_finds_the_micro_batch_mean_in_token_files(tmp_path):
     # the PyTorch accumulation loop recorded by scripts/golden_microbatch.py, its gradient saved as a file
     case = next(c for c in MICRO["cases"] if c["name"].startswith("tokens [B=4, T=6"))
