@@ -323,7 +323,9 @@ OPTAX = Convention(
     pairs_tie=0.5,
     ctc="optax",
     kernels="xla",
-    kernels_float64=frozenset({"triplet"}),  # (JAX with jax_enable_x64, op by op and under jit: lowp_xla64)
+    # (JAX with jax_enable_x64: triplet op by op and under jit, lowp_xla64; contrastive --ntxent op by op,
+    # lowp_xla64_ntxent)
+    kernels_float64=frozenset({"triplet", "contrastive"}),
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}

@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import cpu
+from . import cpu, lowp_xla64_ntxent
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -56,8 +56,8 @@ __all__ = ["fits", "partner_sum"]  # (read by the tests and the golden script fr
 
 # the losses reproduced here, and the options each takes
 TAKES: dict[str, tuple[str, ...]] = {"contrastive": ("temperature", "ntxent")}
-SUPPORTED = ("contrastive --ntxent op by op (ntxent)",)
-DTYPES = ("float32", "float16", "bfloat16")
+SUPPORTED = ("contrastive --ntxent (ntxent; in float64 op by op: lowp_xla64_ntxent)",)
+DTYPES = ("float32", "float16", "bfloat16", "float64")  # (float64: conventions.OPTAX.kernels_float64)
 ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2.0**-7)}
 
 
@@ -285,6 +285,8 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                                      f"products of every two rows' features, [2B, 2B, d]: {products:,} values here, "
                                      f"beyond the {HELD_PRODUCTS:,} lossgrad holds; give fewer pairs or use "
                                      "--convention exact")
+    if p.dtype == np.float64:
+        return _parts(lowp_xla64_ntxent.model(y, p, tau, switches.get("jit", True)), b)
     if switches.get("jit", True):
         return _jit_parts(y, p, tau, half)
     kind = "float32" if half is None else np.dtype(half).name
