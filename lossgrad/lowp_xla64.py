@@ -8,8 +8,8 @@ products. What sets the bits apart from lossgrad's formulas is the order of each
 rewrites:
 
 - A row sum of fewer than 4,096 elements is XLA's loop: windows of 32, each in order. From 4,096, YNNPACK's
-  sum_float_k1 with 8 double lanes (64 bytes), a row of up to 64 in one tile (longer rows of such a batch are split
-  into tiles in an order not pinned down, refused). The mean's sum over the losses is the same sum of one row, and
+  sum_float_k1 with 8 double lanes (64 bytes), a row of up to 64 in one tile, of 65 to 127 in two, whose lanes
+  are added before they are halved (rows of 128 or more go otherwise, not pinned down: refused). The mean's sum over the losses is the same sum of one row, and
   jnp.mean multiplies it by 1/n.
 - Under jit XLA's algebraic simplifier writes a root h^(1/q) of ½ as √h, of 1 as h, of 2 and 3 as products, and
   takes each gradient's factor q·d^(q−1) times the cotangent c as d^(q−1)·(c·q); LLVM contracts the negative's
@@ -44,6 +44,7 @@ EPS = 1e-6  # (optax's eps, a float64 here)
 YNN_FROM = 4096  # elements from which XLA hands a sum to YNNPACK
 YNN_LANES = 8  # doubles in YNNPACK's accumulator (64 bytes, whatever the processor)
 YNN_TILE = 64  # the longest row YNNPACK sums in one tile (in a batch of 4,096 elements or more)
+YNN_TILED_BELOW = 2 * YNN_TILE  # rows shorter than this it sums in two tiles (longer: not pinned down)
 FUSED_UP_TO = 32  # under jit, rows of this many features or fewer are fused into their sum's loop
 TINY = np.finfo(F64).tiny
 
@@ -107,14 +108,17 @@ def row_sum(x: Array) -> Array:
         return x[:, 0].copy()
     if x.size < YNN_FROM:
         return windows(x) + 0.0
-    if n > YNN_TILE:
+    if n >= YNN_TILED_BELOW:
         raise _tiles(rows, n)
-    return halved(ynn_lanes(x)) + 0.0
+    lanes = ynn_lanes(x[:, :YNN_TILE])
+    if n > YNN_TILE:  # (the second tile's lanes added onto the first's before they are halved)
+        lanes = ftz(lanes + ynn_lanes(x[:, YNN_TILE:]))
+    return halved(lanes) + 0.0
 
 
 def _tiles(rows: int, n: int) -> NotReproduced:
-    return NotReproduced("dtype", f"JAX's float64 sums of a {rows}×{n} array (from {YNN_FROM} elements, rows of more "
-                         f"than {YNN_TILE}: YNNPACK splits them into tiles in an order not pinned down)")
+    return NotReproduced("dtype", f"JAX's float64 sums of a {rows}×{n} array (from {YNN_FROM} elements, rows of "
+                         f"{YNN_TILED_BELOW} or more: YNNPACK splits them into tiles in an order not pinned down)")
 
 
 EXP_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
@@ -271,7 +275,7 @@ def check(shape: tuple[int, ...], jit: bool) -> None:
         raise NotReproduced("dtype", f"JAX's float64 triplet_margin_loss under jit with rows of {FUSED_UP_TO} features "
                             "or fewer (XLA fuses the powers into their sum's loop, in an order not pinned down); ask "
                             "for JAX op by op (--no-jit; jit=False in Python)")
-    if rows * n >= YNN_FROM and n > YNN_TILE:
+    if rows * n >= YNN_FROM and n >= YNN_TILED_BELOW:
         raise _tiles(rows, n)
 
 

@@ -26,8 +26,9 @@ from lossgrad.lowp_xla64 import EXP_HI, EXP_LO, exp as xla_exp, halved, windows,
 
 
 def tiled(x: np.ndarray, tile: int = 64) -> np.ndarray:
-    """YNNPACK's float64 row sum over tiles of `tile` elements (lossgrad.lowp_xla64's up to one tile): the tiles'
-    lanes added, then halved. Measured on 50 × 100 and 41 × 101; longer rows not pinned down."""
+    """YNNPACK's float64 row sum over tiles of `tile` elements (lossgrad.lowp_xla64.row_sum's, up to two tiles): the
+    tiles' lanes added, then halved. Rows of 65 to 127 follow it (120 random shapes, and squares of 64 to 126); rows
+    of 128 or more do not."""
     return halved(sum(ynn_lanes(x[:, lo:lo + tile]) for lo in range(0, x.shape[1], tile))) + 0.0
 
 
@@ -78,7 +79,8 @@ def main() -> None:
     root = np.asarray(jnp.sqrt(jnp.asarray(positive)))
     print(f"pow: glibc's apart in {apart(got, want)} of {base.size}; √: correctly rounded apart in "
           f"{apart(root, np.sqrt(positive))}")
-    for rows, cols in ((50, 60), (7, 500), (100, 40), (50, 100), (41, 101), (10, 1000), (5, 2000)):
+    for rows, cols in ((50, 60), (7, 500), (100, 40), (50, 100), (41, 101), (126, 126), (40, 127), (10, 1000),
+                       (5, 2000)):
         m = rng.normal(size=(rows, cols))
         got = np.asarray(jnp.sum(jnp.asarray(m), axis=-1))
         model = windows(m) if m.size < 4096 else tiled(m)

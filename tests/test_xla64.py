@@ -59,6 +59,7 @@ def test_the_records_cover_both_modes_every_degree_and_the_sums_orders() -> None
         mine = [r for r in RECORDS if r["jit"] is jit and r["reproduced"] is not False]
         assert {r["q"] for r in mine} >= {2.0, 1.0, 3.0, 1.5, 0.5, 4.0, 2.5}
         assert any(r["shape"][0] * r["shape"][1] >= 4096 for r in mine)  # (YNNPACK's 8 lanes)
+        assert any(r["shape"][0] * r["shape"][1] >= 4096 and 64 < r["shape"][1] < 128 for r in mine)  # (two tiles)
         assert any(r["shape"][1] > 32 and r["shape"][0] * r["shape"][1] < 4096 for r in mine)  # (windows of 32)
         assert {r["kind"] for r in mine} == {"random", "positive", "equal", "tiny", "subnormal"}
     assert any(r["reproduced"] is None for r in RECORDS)  # (under jit, the fused sum of 2 to 32 losses)
@@ -81,6 +82,11 @@ def test_row_sums_by_hand() -> None:
     x = np.zeros((64, 64))
     x[:, 0], x[:, 4], x[:, 1] = 1.0, -1.0, 2.0 ** -53
     assert np.all(lowp_xla64.row_sum(x) == 2.0 ** -53)
+    # rows of 65 to 127 in two tiles of 64, the second's lanes added onto the first's before the halving: element 64
+    # (lane 0 of the second tile) meets element 0 first, so 1 + 2^-53 + 2^-53 in lane 0 stays 1, then −1 from lane 4
+    x = np.zeros((64, 100))
+    x[:, 0], x[:, 64], x[:, 8], x[:, 4] = 1.0, 2.0 ** -53, 2.0 ** -53, -1.0
+    assert np.all(lowp_xla64.row_sum(x) == 0.0)
     assert lowp_xla64.row_sum(np.array([[-0.0], [-0.0]]))[0] == 0 and np.signbit(lowp_xla64.row_sum(
         np.array([[-0.0]]))[0])  # (a reduce over one element is dropped: −0 stays −0)
 
