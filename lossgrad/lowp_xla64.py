@@ -9,8 +9,8 @@ rewrites:
 
 - A row sum of fewer than 4,096 elements is XLA's loop: windows of 32, each in order. From 4,096, YNNPACK's
   sum_float_k1 with 8 double lanes (64 bytes), a row of up to 64 in one tile, of 65 to 127 in two, whose lanes
-  are added before they are halved (rows of 128 or more go otherwise, not pinned down: refused). The mean's sum over the losses is the same sum of one row, and
-  jnp.mean multiplies it by 1/n.
+  are added before they are halved (rows of 128 or more go otherwise, not pinned down: refused). The mean's sum
+  over the losses is the same sum of one row, and jnp.mean multiplies it by 1/n.
 - Under jit XLA's algebraic simplifier writes a root h^(1/q) of ½ as √h, of 1 as h, of 2 and 3 as products, and
   takes each gradient's factor q·d^(q−1) times the cotangent c as d^(q−1)·(c·q); LLVM contracts the negative's
   product into the anchor's sum as a fused multiply-add (measured with AVX2). From 4,096 elements YNNPACK takes the
