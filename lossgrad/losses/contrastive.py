@@ -28,15 +28,19 @@ if TYPE_CHECKING:
     from ..conventions import Convention
 
 
-def _unit(x: Array, eps: float) -> tuple[Array, Array]:
-    """x/‖x‖ and ‖x‖ per row (the squared norm clipped at eps first, as optax's cosine_similarity does)."""
-    norm = np.sqrt(np.maximum((x * x).sum(axis=1, keepdims=True), x.dtype.type(eps)))
-    return x / norm, norm
+def _unit(x: Array, eps: float) -> tuple[Array, Array, Array]:
+    """x/‖x‖ and ‖x‖ per row (the squared norm clipped at eps first, as optax's cosine_similarity does), and the
+    share w of the norm's slope that passes the clip: 1 above eps, 0 below, ½ at it (jax.grad's max at a tie)."""
+    squared = (x * x).sum(axis=1, keepdims=True)
+    norm = np.sqrt(np.maximum(squared, x.dtype.type(eps)))
+    share = np.where(squared > eps, 1.0, np.where(squared == eps, 0.5, 0.0)).astype(x.dtype)
+    return x / norm, norm, share
 
 
-def _unit_back(g: Array, u: Array, norm: Array) -> Array:
-    """The gradient through x ↦ x/‖x‖: (g − u(u·g))/‖x‖."""
-    result: Array = (g - u * (u * g).sum(axis=1, keepdims=True)) / norm
+def _unit_back(g: Array, u: Array, norm: Array, share: Array) -> Array:
+    """The gradient through x ↦ x/‖x‖ with ‖x‖ = sqrt(max(Σx², eps)): (g − w·u(u·g))/‖x‖, w the clip's share (a
+    clipped norm is a constant: g/‖x‖ alone)."""
+    result: Array = (g - share * u * (u * g).sum(axis=1, keepdims=True)) / norm
     return result
 
 
@@ -90,7 +94,7 @@ def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: f
     if dot:
         ua, up, na, npos = a, p, None, None
     else:
-        (ua, na), (up, npos) = _unit(a, eps), _unit(p, eps)
+        (ua, na, wa), (up, npos, wp) = _unit(a, eps), _unit(p, eps)
     t = a.dtype.type(tau)
     if variant == "ntxent":
         e = np.concatenate([ua, up])
@@ -106,7 +110,7 @@ def _contrastive(a: Array, p: Array, tau: float, dot: bool, variant: str, eps: f
         ga, gp = g @ up / t, g.T @ ua / t
     if not dot:
         assert na is not None and npos is not None
-        ga, gp = _unit_back(ga, ua, na), _unit_back(gp, up, npos)
+        ga, gp = _unit_back(ga, ua, na, wa), _unit_back(gp, up, npos, wp)
     if eps == 0:  # the exact form: cancelling cells again (the framework form is the framework's arithmetic)
         b = a.shape[0]
         ones = np.ones((b, 1), dtype=a.dtype)
