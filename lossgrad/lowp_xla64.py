@@ -201,9 +201,9 @@ def _window(win: Array, inside: Array, pad: tuple[int, int]) -> float:
 def sum2d(x: Array) -> float:
     """jnp.sum of a whole float64 [rows, k] array as XLA's CPU backend adds it, below YNN_FROM elements: an axis of
     more than 32 in windows of 32 (the padding split, the smaller half first), each window a block (_window), the
-    windows' sums summed the same way. Measured with AVX2 on 700 random shapes up to 128 × 128 (tests/test_xla64_
-    ntxent.py); on AVX-512 LLVM's lanes are not measured, and only an array of at most two non-zero elements, whose
-    sum no order changes, is reproduced."""
+    windows' sums summed the same way. Measured with AVX2 on every shape up to 32 × 32 and 700 random shapes up to
+    128 × 128 (scripts/measure_xla64.py --sum2d 700); on AVX-512 LLVM's lanes are not measured, and only an array of
+    at most two non-zero elements, whose sum no order changes, is reproduced."""
     rows, n = x.shape
     if x.size >= YNN_FROM:
         raise NotReproduced("dtype", f"JAX's float64 sum of a whole {rows}×{n} array (YNNPACK's, from {YNN_FROM} "

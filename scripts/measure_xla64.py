@@ -13,7 +13,7 @@ float64 with its formulas; these are the parts measured so far, each printed wit
   sum_float_k1 with 8 double lanes; a batch of rows of 65 to 127 is split into two tiles whose lanes are added
   before the lanes are halved (lossgrad.lowp_xla64.row_sum); rows of 128 or more go otherwise, not pinned down.
 
-    python3 scripts/measure_xla64.py [--n 200000] [--seed 0]
+    python3 scripts/measure_xla64.py [--n 200000] [--seed 0] [--sum2d 700]
 """
 
 from __future__ import annotations
@@ -73,6 +73,8 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--sum2d", type=int, default=0, metavar="SHAPES",
+                    help="also jnp.sum of whole arrays: every shape up to 32 × 32 and SHAPES random larger ones")
     args = ap.parse_args()
     import jax
 
@@ -114,6 +116,28 @@ def main() -> None:
         model = windows(m) if m.size < 4096 else tiled(m)
         print(f"row sums {rows} × {cols}: {'windows of 32' if m.size < 4096 else 'YNNPACK, tiles of 64'} apart in "
               f"{apart(got, model)} of {rows} rows")
+    if args.sum2d:
+        whole_sums(jnp, rng, args.sum2d)
+
+
+def whole_sums(jnp: object, rng: np.random.Generator, shapes: int) -> None:
+    """jnp.sum of a whole array against lowp_xla64.sum2d (with AVX2, this machine's processor): every shape up to
+    32 × 32 (block_lanes' lanes), then `shapes` random shapes up to 128 × 128 below 4,096 elements (windows of 32 ×
+    32), each with values spread over 2^±29 so the order shows."""
+    from lossgrad import cpu
+    from lossgrad.lowp_xla64 import sum2d
+
+    small = [(n, k) for n in range(1, 33) for k in range(1, 33)]
+    large = [(n, k) for n in range(1, 129) for k in range(1, 129) if n * k < 4096 and (n > 32 or k > 32)]
+    picked = [large[i] for i in rng.choice(len(large), size=min(shapes, len(large)), replace=False)]
+    for name, group in (("up to 32 × 32", small), (f"{len(picked)} random shapes", picked)):
+        apart_shapes = []
+        with cpu.using("avx2"):
+            for n, k in group:
+                x = rng.normal(size=(n, k)) * np.exp(rng.uniform(-20, 20, size=(n, k)))
+                if float(jnp.sum(jnp.asarray(x))) != sum2d(x):  # type: ignore[attr-defined]
+                    apart_shapes.append((n, k))
+        print(f"whole-array sums, {name}: {len(apart_shapes)} of {len(group)} shapes apart {apart_shapes[:10]}")
 
 
 if __name__ == "__main__":
