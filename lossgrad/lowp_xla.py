@@ -459,16 +459,23 @@ def xla_sum2d(x: Array, bf16: bool = False) -> F32:
         return _slab_rows(x, bf16)
     if rows <= 32 and n <= 32:
         return _block(x)
+    return xla_sum2d(window_sums2d(x, _window))
+
+
+def window_sums2d(x: Array, window: Callable[[Array, Array, tuple[int, int]], Any]) -> Array:
+    """XLA's reduce-window of a whole 2-D array: an axis of more than 32 split into windows of 32 (the padding split
+    between the ends, the smaller half first), each window summed by `window`(its elements, which are inside the
+    array, the padding): the windows' sums in x's dtype, as an array of their own."""
+    rows, n = x.shape
     pad = (-rows % 32 if rows > 32 else 0, -n % 32 if n > 32 else 0)
     size = (32 if rows > 32 else rows, 32 if n > 32 else n)
-    padded = np.zeros((rows + pad[0], n + pad[1]), dtype=F32)
+    padded = np.zeros((rows + pad[0], n + pad[1]), dtype=x.dtype)
     inside = np.zeros(padded.shape, dtype=bool)
     at = (slice(pad[0] // 2, pad[0] // 2 + rows), slice(pad[1] // 2, pad[1] // 2 + n))
     padded[at], inside[at] = x, True
-    sums = np.array([[_window(padded[a:a + size[0], b:b + size[1]], inside[a:a + size[0], b:b + size[1]], pad)
+    return np.array([[window(padded[a:a + size[0], b:b + size[1]], inside[a:a + size[0], b:b + size[1]], pad)
                       for b in range(0, padded.shape[1], size[1])] for a in range(0, padded.shape[0], size[0])],
-                    dtype=F32)
-    return xla_sum2d(sums)
+                    dtype=x.dtype)
 
 
 def fused_squares_sum(d: Array) -> F32:

@@ -35,6 +35,7 @@ from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
+from .lowp_xla import window_sums2d
 from .lowp_xla_partner import _kn as kn, column_sums
 from .lowp_xla_pow import int_pow, integral
 from .sleef64 import fma
@@ -213,15 +214,7 @@ def sum2d(x: Array) -> float:
                             "(LLVM's lanes are measured with AVX2 only; --cpu avx2 gives an AVX2 machine's)")
     if rows <= 32 and n <= 32:
         return _block(x)
-    pad = (-rows % 32 if rows > 32 else 0, -n % 32 if n > 32 else 0)
-    size = (32 if rows > 32 else rows, 32 if n > 32 else n)
-    padded = np.zeros((rows + pad[0], n + pad[1]))
-    inside = np.zeros(padded.shape, dtype=bool)
-    at = (slice(pad[0] // 2, pad[0] // 2 + rows), slice(pad[1] // 2, pad[1] // 2 + n))
-    padded[at], inside[at] = x, True
-    sums = [[_window(padded[a:a + size[0], b:b + size[1]], inside[a:a + size[0], b:b + size[1]], pad)
-             for b in range(0, padded.shape[1], size[1])] for a in range(0, padded.shape[0], size[0])]
-    return sum2d(np.array(sums))
+    return sum2d(window_sums2d(x, _window))
 
 
 def partner_sum(x: Array, axis: int) -> Array:
