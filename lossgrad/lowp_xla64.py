@@ -27,6 +27,7 @@ scripts/measure_xla64.py measures the ground (XLA's double e^x, log, pow and sum
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -135,18 +136,54 @@ def exp(x: Array) -> Array:
     x = np.asarray(x, dtype=F64)
     with np.errstate(all="ignore"):
         c = np.maximum(np.minimum(x, EXP_HI), EXP_LO)
-        n = np.floor(_fma(c, 1.4426950408889634073599, 0.5))
-        g = _fma(-n, 1.42860682030941723212e-6, _fma(-n, 0.693145751953125, c))
+        n = np.floor(fused(c, 1.4426950408889634073599, 0.5))
+        g = fused(-n, 1.42860682030941723212e-6, fused(-n, 0.693145751953125, c))
         g2 = g * g
-        p = _fma(_fma(EXP_P[0], g2, EXP_P[1]), g2, EXP_P[2]) * g
-        q = _fma(_fma(_fma(EXP_Q[0], g2, EXP_Q[1]), g2, EXP_Q[2]), g2, EXP_Q[3])
-        out = np.ldexp(_fma(p / (q - p), 2.0, 1.0), np.nan_to_num(n).astype(np.int64))
+        p = fused(fused(EXP_P[0], g2, EXP_P[1]), g2, EXP_P[2]) * g
+        q = fused(fused(fused(EXP_Q[0], g2, EXP_Q[1]), g2, EXP_Q[2]), g2, EXP_Q[3])
+        out = np.ldexp(fused(p / (q - p), 2.0, 1.0), np.nan_to_num(n).astype(np.int64))
         out = np.where(x < EXP_LO, 0.0, np.where(x > EXP_HI, np.inf, out))
     return ftz(np.where(np.isnan(x), x, out))
 
 
-def _fma(a: Array | float, b: Array | float, c: Array | float) -> Array:
-    """fma on arrays and scalars broadcast together."""
+# log(1 + x)'s rational function below √2 − 1 (Cephes' log1p, as xla/codegen/math/log1p.cc takes it)
+LOG1P_P = (4.5270000862445199635215e-5, 4.9854102823193375972212e-1, 6.5787325942061044846969e0,
+           2.9911919328553073277375e1, 6.0949667980987787057556e1, 5.7112963590585538103336e1,
+           2.0039553499201281259648e1)
+LOG1P_Q = (1.0, 1.5062909083469192043167e1, 8.3047565967967209469434e1, 2.2176239823732856465394e2,
+           3.0909872225312059774938e2, 2.1642788614495947685003e2, 6.0118660497603843919306e1)
+LOG1P_SMALL = 0.41421356237309504880  # √2 − 1
+
+
+def _horner(x: Array, coefficients: tuple[float, ...]) -> Array:
+    """The polynomial with these coefficients (highest first) at x, each step one multiply-add."""
+    p = np.zeros_like(x)
+    for c in coefficients:
+        p = fused(p, x, c)
+    return p
+
+
+def log1p(x: Array) -> Array:
+    """log(1 + x) as XLA's float64 intrinsic computes it: x + (−½x² + x³·P(x)/Q(x)) where |x| < √2 − 1 (the
+    polynomials' steps and −½x² + … contracted), else the C library's log(x + 1); flushed
+    (scripts/measure_xla64.py: 0 of 15,002 values apart, where the C library's log1p is 2,750 apart)."""
+    x = ftz(x)
+    with np.errstate(all="ignore"):
+        x2 = x * x
+        out = x + fused(-0.5, x2, (x * x2) * (_horner(x, LOG1P_P) / _horner(x, LOG1P_Q)))
+        large = ~(np.abs(x) < LOG1P_SMALL)
+        if large.any():
+            out[large] = libm.log(x[large] + 1.0)
+    return ftz(out)
+
+
+def log(x: Array) -> Array:
+    """log x as XLA computes it in float64: the C library's (scripts/measure_xla64.py), flushed."""
+    return ftz(libm.log(ftz(x)))
+
+
+def fused(a: Any, b: Any, c: Any) -> Array:
+    """a·b + c rounded once (an FMA), on arrays and scalars broadcast together."""
     shape = np.broadcast(a, b, c).shape
     return fma(*(np.broadcast_to(np.asarray(v, dtype=F64), shape).copy() for v in (a, b, c)))
 

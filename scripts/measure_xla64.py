@@ -7,7 +7,8 @@ float64 with its formulas; these are the parts measured so far, each printed wit
   [−708.396…, 709.782…], 0 below, ∞ above, and every multiply-add contracted into one rounding (LLVM's FMA).
 - log and pow are the C library's (glibc), √ correctly rounded.
 - log(1 + x) is XLA's own (xla/codegen/math/log1p.cc): for |x| < √2 − 1 Cephes' rational function, its two
-  polynomials in contracted multiply-adds, x + (−½x² + x³·P(x)/Q(x)); beyond, glibc's log(x + 1) (xla_log1p).
+  polynomials in contracted multiply-adds, x + (−½x² + x³·P(x)/Q(x)); beyond, glibc's log(x + 1)
+  (lossgrad.lowp_xla64.log1p).
 - expm1 and tanh are XLA's own too and differ from glibc's in some elements (printed, not modelled).
 - A row sum of fewer than 4096 elements: XLA's windows of 32, each in order (as in float32). From 4096, YNNPACK's
   sum_float_k1 with 8 double lanes; a batch of rows of 65 to 127 is split into two tiles whose lanes are added
@@ -24,30 +25,7 @@ import ctypes.util
 
 import numpy as np
 
-from lossgrad.lowp_xla64 import EXP_HI, EXP_LO, _fma, exp as xla_exp, halved, windows, ynn_lanes
-
-LOG1P_P = (4.5270000862445199635215e-5, 4.9854102823193375972212e-1, 6.5787325942061044846969e0,
-           2.9911919328553073277375e1, 6.0949667980987787057556e1, 5.7112963590585538103336e1,
-           2.0039553499201281259648e1)
-LOG1P_Q = (1.0, 1.5062909083469192043167e1, 8.3047565967967209469434e1, 2.2176239823732856465394e2,
-           3.0909872225312059774938e2, 2.1642788614495947685003e2, 6.0118660497603843919306e1)
-
-
-def _horner(x: np.ndarray, coefficients: tuple[float, ...]) -> np.ndarray:
-    p = np.zeros_like(x)
-    for c in coefficients:
-        p = _fma(p, x, c)
-    return p
-
-
-def xla_log1p(x: np.ndarray, log: object) -> np.ndarray:
-    """log(1 + x) as XLA's float64 intrinsic: x + (−½x² + x³·P(x)/Q(x)) where |x| < √2 − 1 (the polynomials' steps
-    and −½x² + … contracted), else `log`(x + 1) (the C library's)."""
-    with np.errstate(all="ignore"):
-        x2 = x * x
-        small = x + _fma(-0.5, x2, (x * x2) * (_horner(x, LOG1P_P) / _horner(x, LOG1P_Q)))
-        large = np.array([log(float(v)) for v in x + 1.0])  # type: ignore[operator]
-    return np.where(np.abs(x) < 0.41421356237309504880, small, large)
+from lossgrad.lowp_xla64 import EXP_HI, EXP_LO, exp as xla_exp, halved, log1p as xla_log1p, windows, ynn_lanes
 
 
 def tiled(x: np.ndarray, tile: int = 64) -> np.ndarray:
@@ -96,7 +74,7 @@ def main() -> None:
     small = np.abs(rng.normal(size=n // 10))
     near = np.concatenate([small, rng.uniform(-0.99, 3, n // 10), np.exp(rng.uniform(-40, 5, n // 10)), [0.0, -0.0]])
     got = np.asarray(jnp.log1p(jnp.asarray(near)))
-    print(f"log1p: XLA's intrinsic apart in {apart(got, xla_log1p(near, lib.log))} of {near.size}")
+    print(f"log1p: XLA's intrinsic apart in {apart(got, xla_log1p(near))} of {near.size}")
     for name, jf, inputs in (("log", jnp.log, positive), ("log1p", jnp.log1p, near), ("expm1", jnp.expm1, small),
                              ("tanh", jnp.tanh, small)):
         got = np.asarray(jf(jnp.asarray(inputs)))
