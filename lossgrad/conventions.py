@@ -324,8 +324,8 @@ OPTAX = Convention(
     ctc="optax",
     kernels="xla",
     # (JAX with jax_enable_x64: triplet op by op and under jit, lowp_xla64; contrastive --ntxent op by op,
-    # lowp_xla64_ntxent)
-    kernels_float64=frozenset({"triplet", "contrastive"}),
+    # lowp_xla64_ntxent; ctc both ways, lowp_xla_ctc.float64_parts)
+    kernels_float64=frozenset({"triplet", "contrastive", "ctc"}),
 )
 
 CONVENTIONS: dict[str, Convention] = {c.name: c for c in (EXACT, KERAS, TF_KERAS, TORCH, OPTAX)}
