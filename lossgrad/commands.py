@@ -230,8 +230,8 @@ def _jit_switch(kw: dict[str, Any], loss: str) -> bool | None:
     the losses conventions.jit_applies names)."""
     if kw.get("jit") is not None and not conventions.jit_applies(conventions.OPTAX, kw["dtype"], loss):
         raise OptionError("jit" if kw["jit"] else "no_jit", "chooses between JAX's results under jax.jit and op by "
-                          "op, for optax in float32, float16 or bfloat16 (and triplet and contrastive --ntxent in "
-                          "float64): give {dtype} float32, float16 or bfloat16, or drop it")
+                          "op, for optax in float32, float16 or bfloat16 (and triplet, contrastive --ntxent and ctc "
+                          "in float64): give {dtype} float32, float16 or bfloat16, or drop it")
     jit = kw.get("jit")
     return None if jit is None else bool(jit)
 

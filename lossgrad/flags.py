@@ -74,9 +74,9 @@ OPTIONS: dict[str, Opt] = {
     "cpu": option("--cpu", help="The processor whose framework kernels are reproduced: avx512 or avx2 (their "
                    "float32 sums split into 16 or 8 lanes) [default: this machine's, or $LOSSGRAD_CPU].",
                    choices="avx512|avx2"),
-    "jit": option("--jit/--no-jit", kind=bool | None, help="optax in float32/float16/bfloat16 (and triplet and "
-                   "contrastive --ntxent in float64): JAX's results under jax.jit, or op by op (they differ where XLA "
-                   "fuses) [default: jit]."),
+    "jit": option("--jit/--no-jit", kind=bool | None, help="optax in float32/float16/bfloat16 (and triplet, "
+                   "contrastive --ntxent and ctc in float64): JAX's results under jax.jit, or op by op (they differ "
+                   "where XLA fuses) [default: jit]."),
 }
 SEQUENCE = ("input_lengths", "target_lengths", "pad", "time_major")  # (sequence losses' commands only)
 INPUTS = ("target", "pred", "csv", "target_cols", "pred_cols", "sample_weight", "from_logits", "labels", "dtype",

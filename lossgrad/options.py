@@ -281,8 +281,8 @@ def _check_combinations(s: Setup) -> None:
     _check_half(s)
     if s.jit is not None and s.jit_mode is None:
         raise OptionError("jit" if s.jit else "no_jit", "chooses between JAX's results under jax.jit and op by op, "
-                          "for optax ({convention} optax) in float32, float16 or bfloat16 (and triplet and "
-                          "contrastive --ntxent in float64); drop it here")
+                          "for optax ({convention} optax) in float32, float16 or bfloat16 (and triplet, "
+                          "contrastive --ntxent and ctc in float64); drop it here")
     p, conv = s.params, s.conv
     if p.get("pos_weight") is not None:
         if not s.from_logits:
