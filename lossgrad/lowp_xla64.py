@@ -8,8 +8,9 @@ products. What sets the bits apart from lossgrad's formulas is the order of each
 rewrites:
 
 - A row sum of fewer than 4,096 elements is XLA's loop: windows of 32, each in order. From 4,096, YNNPACK's
-  sum_float_k1 with 8 double lanes (64 bytes), a row of up to 64 in one tile, of 65 to 127 in two, whose lanes
-  are added before they are halved (rows of 128 or more go otherwise, not pinned down: refused). The mean's sum
+  sum_float_k1 with 8 double lanes (64 bytes), a row in blocks of 1,024, each in tiles of 128 (a last tile of 65
+  to 127 in two, of 64 and the rest), whose lanes are added before they are halved (rows of 2,048 or more go
+  otherwise, not pinned down: refused). The mean's sum
   over the losses is the same sum of one row, and jnp.mean multiplies it by 1/n.
 - Under jit XLA's algebraic simplifier writes a root h^(1/q) of ½ as √h, of 1 as h, of 2 and 3 as products, and
   takes each gradient's factor q·d^(q−1) times the cotangent c as d^(q−1)·(c·q); LLVM contracts the negative's
@@ -26,7 +27,9 @@ scripts/measure_xla64.py measures the ground (XLA's double e^x, log, pow and sum
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
+from fractions import Fraction
 from typing import Any
 
 import numpy as np
@@ -45,8 +48,12 @@ F64 = np.float64
 EPS = 1e-6  # (optax's eps, a float64 here)
 YNN_FROM = 4096  # elements from which XLA hands a sum to YNNPACK
 YNN_LANES = 8  # doubles in YNNPACK's accumulator (64 bytes, whatever the processor)
-YNN_TILE = 64  # the longest row YNNPACK sums in one tile (in a batch of 4,096 elements or more)
-YNN_TILED_BELOW = 2 * YNN_TILE  # rows shorter than this it sums in two tiles (longer: not pinned down)
+# YNNPACK's pieces of a row (in a batch of 4,096 elements or more): blocks of YNN_BLOCK, each in tiles of YNN_PIECE,
+# a last tile of more than YNN_TILE in two, the first of YNN_TILE; rows of YNN_LONGEST or more go otherwise
+YNN_TILE = 64
+YNN_PIECE = 128
+YNN_BLOCK = 1024
+YNN_LONGEST = 2048
 FUSED_UP_TO = 32  # under jit, rows of this many features or fewer are fused into their sum's loop
 TINY = np.finfo(F64).tiny
 
@@ -80,7 +87,7 @@ def windows(x: Array) -> Array:
 
 
 def ynn_lanes(x: Array) -> Array:
-    """The 8 lanes of YNNPACK's sum of rows of at most YNN_TILE doubles (element i in lane i mod 8): groups of 4
+    """The 8 lanes of YNNPACK's sum of one tile of each row (element i in lane i mod 8): groups of 4
     vectors, each group added in order and then onto the lanes."""
     rows, n = x.shape
     vectors = np.zeros((rows, -(-n // YNN_LANES) * YNN_LANES), dtype=F64)
@@ -104,23 +111,40 @@ def halved(lanes: Array) -> Array:
 
 def row_sum(x: Array) -> Array:
     """jnp.sum along each row of a float64 [rows, n] array, as XLA's CPU backend adds it (from +0; a reduce over one
-    element XLA drops, where −0 stays −0)."""
+    element XLA drops, where −0 stays −0): below YNN_FROM elements XLA's windows of 32; from YNN_FROM YNNPACK's 8
+    lanes, a row in blocks of YNN_BLOCK, each in tiles (tiles()), the tiles' lanes and then the blocks' added before
+    the lanes are halved (measured up to rows of 2,047: scripts/measure_xla64.py)."""
     rows, n = x.shape
     if n == 1:
         return x[:, 0].copy()
     if x.size < YNN_FROM:
         return windows(x) + 0.0
-    if n >= YNN_TILED_BELOW:
+    if n >= YNN_LONGEST:
         raise _tiles(rows, n)
-    lanes = ynn_lanes(x[:, :YNN_TILE])
-    if n > YNN_TILE:  # (the second tile's lanes added onto the first's before they are halved)
-        lanes = ftz(lanes + ynn_lanes(x[:, YNN_TILE:]))
-    return halved(lanes) + 0.0
+    blocks = [_tiled_lanes(x[:, lo:lo + YNN_BLOCK]) for lo in range(0, n, YNN_BLOCK)]
+    return halved(blocks[0] if len(blocks) == 1 else ftz(blocks[0] + blocks[1])) + 0.0
+
+
+def tiles(n: int) -> list[int]:
+    """The lengths of the tiles YNNPACK sums a block of n ≤ YNN_BLOCK elements of a row in: tiles of YNN_PIECE, and
+    a last tile of more than YNN_TILE in two, the first of YNN_TILE (65 → 64 + 1)."""
+    whole, rest = divmod(n, YNN_PIECE)
+    return [YNN_PIECE] * whole + ([YNN_TILE, rest - YNN_TILE] if rest > YNN_TILE else [rest] if rest else [])
+
+
+def _tiled_lanes(x: Array) -> Array:
+    """The lanes of a block of each row: each tile's lanes (ynn_lanes), added tile after tile."""
+    lanes, lo = None, 0
+    for length in tiles(x.shape[1]):
+        tile = ynn_lanes(x[:, lo:lo + length])
+        lanes, lo = tile if lanes is None else ftz(lanes + tile), lo + length
+    assert lanes is not None
+    return lanes
 
 
 def _tiles(rows: int, n: int) -> NotReproduced:
     return NotReproduced("dtype", f"JAX's float64 sums of a {rows}×{n} array (from {YNN_FROM} elements, rows of "
-                         f"{YNN_TILED_BELOW} or more: YNNPACK splits them into tiles in an order not pinned down)")
+                         f"{YNN_LONGEST} or more: YNNPACK splits them in an order not pinned down)")
 
 
 EXP_P = (1.26177193074810590878e-4, 3.02994407707441961300e-2, 9.99999999999999999910e-1)
@@ -182,10 +206,37 @@ def log(x: Array) -> Array:
     return ftz(libm.log(ftz(x)))
 
 
+# beyond these magnitudes SLEEF's error-free steps (sleef64.fma) are not exact: the split of an operand or of the
+# product overflows, or the product's error term falls below the normal range
+FMA_LARGE, FMA_SMALL = 2.0 ** 990, 2.0 ** -960
+
+
 def fused(a: Any, b: Any, c: Any) -> Array:
-    """a·b + c rounded once (an FMA), on arrays and scalars broadcast together."""
+    """a·b + c rounded once (an FMA), on arrays and scalars broadcast together: SLEEF's error-free steps, and where
+    they are not exact (FMA_LARGE, FMA_SMALL) the exact sum of the rationals, rounded once (_exact_fma)."""
     shape = np.broadcast(a, b, c).shape
-    return fma(*(np.broadcast_to(np.asarray(v, dtype=F64), shape).copy() for v in (a, b, c)))
+    a, b, c = (np.broadcast_to(np.asarray(v, dtype=F64), shape).copy() for v in (a, b, c))
+    with np.errstate(all="ignore"):
+        out: Array = fma(a, b, c)
+        p = np.abs(a * b)
+        edge = np.isfinite(a) & np.isfinite(b) & np.isfinite(c) & (
+            (np.maximum(np.maximum(np.abs(a), np.abs(b)), np.maximum(np.abs(c), p)) >= FMA_LARGE)
+            | ((a != 0) & (b != 0) & (p < FMA_SMALL)) | ((out != 0) & (np.abs(out) < FMA_SMALL)))
+    if edge.any():
+        out[edge] = [_exact_fma(*v) for v in zip(a[edge].tolist(), b[edge].tolist(), c[edge].tolist(), strict=True)]
+    return out
+
+
+def _exact_fma(a: float, b: float, c: float) -> float:
+    """a·b + c of finite doubles, exactly, rounded once to the nearest double (an exact zero signed as the processor
+    signs it: −0 only where a·b and c are zeros of that sign)."""
+    exact = Fraction(a) * Fraction(b) + Fraction(c)
+    if exact == 0:
+        return a * b + c if a * b == 0 and c == 0 else 0.0
+    try:
+        return float(exact)  # (a quotient of integers, correctly rounded)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
 
 
 def _from(start: float, x: Array) -> float:
@@ -305,7 +356,7 @@ def check(shape: tuple[int, ...], jit: bool) -> None:
         raise NotReproduced("dtype", f"JAX's float64 triplet_margin_loss under jit with rows of {FUSED_UP_TO} features "
                             "or fewer (XLA fuses the powers into their sum's loop, in an order not pinned down); ask "
                             "for JAX op by op (--no-jit; jit=False in Python)")
-    if rows * n >= YNN_FROM and n >= YNN_TILED_BELOW:
+    if rows * n >= YNN_FROM and n >= YNN_LONGEST:
         raise _tiles(rows, n)
 
 
@@ -320,7 +371,7 @@ def _difference(h_p: Array, root_p: Array, root_n: Array, e: float, contracted: 
     """d(a, pos) − d(a, neg); `contracted` (under jit): where XLA writes the root h^e as products (e = 2: h·h, e = 3:
     h·(h·h)), LLVM contracts the positive's last product into the subtraction."""
     if contracted and e in (2, 3):
-        return ftz(fma(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n))
+        return ftz(fused(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n))
     return ftz(root_p - root_n)
 
 
@@ -355,7 +406,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
         if jit:
             (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
             bt = ftz(up * kp)
-            return [ftz(fma(un, kn, bt)), -bt, -ftz(un * kn)]
+            return [ftz(fused(un, kn, bt)), -bt, -ftz(un * kn)]
         bp, bt = ftz(cn * _slope(dn, q)), ftz(cp * _slope(dp, q))
         return [ftz(bp + bt), -bt, -bp]
     return raw, grads

@@ -8,7 +8,8 @@ matrix (lowp_xla64.sum2d), divided by its count. jax.grad's backward pass runs t
 constant, a product with 1/τ; the sums over the partner rows are lowp_xla64.partner_sum's.
 
 What is reproduced: op by op (--no-jit), every sum of fewer than 4,096 elements, and from 4,096 the row sums of up
-to 127 (lowp_xla64.row_sum), so up to 63 pairs, of any width while the [2B, 2B, d] products stay under 4,096. The
+to 2,047 (lowp_xla64.row_sum), so up to 1,023 pairs of up to 2,047 features, of any width while the [2B, 2B, d]
+products stay under 4,096. The
 value's sum over the matrix is reproduced below 4,096 elements (up to 31 pairs) with AVX2 (sum2d). Under jit XLA
 fuses the whole step into kernels of its own, not reproduced in float64.
 """

@@ -11,10 +11,11 @@ float64 with its formulas; these are the parts measured so far, each printed wit
   (lossgrad.lowp_xla64.log1p).
 - expm1 and tanh are XLA's own too and differ from glibc's in some elements (printed, not modelled).
 - A row sum of fewer than 4096 elements: XLA's windows of 32, each in order (as in float32). From 4096, YNNPACK's
-  sum_float_k1 with 8 double lanes; a batch of rows of 65 to 127 is split into two tiles whose lanes are added
-  before the lanes are halved (lossgrad.lowp_xla64.row_sum); rows of 128 or more go otherwise, not pinned down.
+  sum_float_k1 with 8 double lanes, a row in blocks of 1,024, each in tiles of 128 (a last tile of 65 to 127 in
+  two, of 64 and the rest), the tiles' lanes added, then the blocks', before the lanes are halved
+  (lossgrad.lowp_xla64.row_sum); rows of 2,048 or more go otherwise, not pinned down.
 
-    python3 scripts/measure_xla64.py [--n 200000] [--seed 0] [--sum2d 700]
+    python3 scripts/measure_xla64.py [--n 200000] [--seed 0] [--rows 300] [--sum2d 700]
 """
 
 from __future__ import annotations
@@ -25,14 +26,7 @@ import ctypes.util
 
 import numpy as np
 
-from lossgrad.lowp_xla64 import EXP_HI, EXP_LO, exp as xla_exp, halved, log1p as xla_log1p, windows, ynn_lanes
-
-
-def tiled(x: np.ndarray, tile: int = 64) -> np.ndarray:
-    """YNNPACK's float64 row sum over tiles of `tile` elements (lossgrad.lowp_xla64.row_sum's, up to two tiles): the
-    tiles' lanes added, then halved. Rows of 65 to 127 follow it (120 random shapes, and squares of 64 to 126); rows
-    of 128 or more do not."""
-    return halved(sum(ynn_lanes(x[:, lo:lo + tile]) for lo in range(0, x.shape[1], tile))) + 0.0
+from lossgrad.lowp_xla64 import EXP_HI, EXP_LO, YNN_LONGEST, exp as xla_exp, log1p as xla_log1p, row_sum
 
 
 def libm() -> ctypes.CDLL:
@@ -51,6 +45,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=200_000)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--rows", type=int, default=0, metavar="SHAPES",
+                    help="also jnp.sum along the rows of SHAPES random arrays of 4,096 elements or more, rows of 65 to "
+                         "2,047")
     ap.add_argument("--sum2d", type=int, default=0, metavar="SHAPES",
                     help="also jnp.sum of whole arrays: every shape up to 32 × 32 and SHAPES random larger ones")
     args = ap.parse_args()
@@ -88,14 +85,31 @@ def main() -> None:
     print(f"pow: glibc's apart in {apart(got, want)} of {base.size}; √: correctly rounded apart in "
           f"{apart(root, np.sqrt(positive))}")
     for rows, cols in ((50, 60), (7, 500), (100, 40), (50, 100), (41, 101), (126, 126), (40, 127), (10, 1000),
-                       (5, 2000)):
-        m = rng.normal(size=(rows, cols))
+                       (5, 2000), (40, 200), (3, 1500), (2, 2047), (40, 2048), (3, 3000)):
+        m = rng.normal(size=(rows, cols)) * np.exp(rng.uniform(-6, 6, size=(rows, cols)))
         got = np.asarray(jnp.sum(jnp.asarray(m), axis=-1))
-        model = windows(m) if m.size < 4096 else tiled(m)
-        print(f"row sums {rows} × {cols}: {'windows of 32' if m.size < 4096 else 'YNNPACK, tiles of 64'} apart in "
-              f"{apart(got, model)} of {rows} rows")
+        if cols >= YNN_LONGEST and m.size >= 4096:
+            print(f"row sums {rows} × {cols}: not pinned down (YNNPACK's)")
+            continue
+        print(f"row sums {rows} × {cols}: {'windows of 32' if m.size < 4096 else 'YNNPACK, tiles'} apart in "
+              f"{apart(got, row_sum(m))} of {rows} rows")
+    if args.rows:
+        long_rows(jnp, rng, args.rows)
     if args.sum2d:
         whole_sums(jnp, rng, args.sum2d)
+
+
+def long_rows(jnp: object, rng: np.random.Generator, shapes: int) -> None:
+    """Row sums of 4,096 elements or more, rows of 65 to 2,047 (YNNPACK's blocks and tiles): how many rows apart."""
+    rows_apart = total = 0
+    for _ in range(shapes):
+        cols = int(rng.integers(65, YNN_LONGEST))
+        rows = max(int(rng.integers(1, 60)), -(-4096 // cols))
+        m = rng.normal(size=(rows, cols)) * np.exp(rng.uniform(-6, 6, size=(rows, cols)))
+        got = np.asarray(jnp.sum(jnp.asarray(m), axis=-1))  # type: ignore[attr-defined]
+        rows_apart, total = rows_apart + apart(got, row_sum(m)), total + rows
+    print(f"row sums of {shapes} random shapes (rows of 65 to 2,047, 4,096 elements or more): {rows_apart} of {total} "
+          "rows apart")
 
 
 def whole_sums(jnp: object, rng: np.random.Generator, shapes: int) -> None:

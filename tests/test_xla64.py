@@ -60,9 +60,11 @@ def test_the_records_cover_both_modes_every_degree_and_the_sums_orders() -> None
         assert {r["q"] for r in mine} >= {2.0, 1.0, 3.0, 1.5, 0.5, 4.0, 2.5}
         assert any(r["shape"][0] * r["shape"][1] >= 4096 for r in mine)  # (YNNPACK's 8 lanes)
         assert any(r["shape"][0] * r["shape"][1] >= 4096 and 64 < r["shape"][1] < 128 for r in mine)  # (two tiles)
+        assert any(r["shape"][0] * r["shape"][1] >= 4096 and r["shape"][1] >= 128 for r in mine)  # (tiles of 128)
         assert any(r["shape"][1] > 32 and r["shape"][0] * r["shape"][1] < 4096 for r in mine)  # (windows of 32)
         assert {r["kind"] for r in mine} == {"random", "positive", "equal", "tiny", "subnormal"}
     assert any(r["reproduced"] is None for r in RECORDS)  # (under jit, the fused sum of 2 to 32 losses)
+    assert any(r["shape"][1] > 1024 and not r["jit"] for r in RECORDS if r["reproduced"])  # (blocks of 1,024)
 
 
 def test_the_value_under_jit_over_a_few_losses_is_lossgrads_own_sum_and_says_so() -> None:
@@ -87,6 +89,19 @@ def test_row_sums_by_hand() -> None:
     x = np.zeros((64, 100))
     x[:, 0], x[:, 64], x[:, 8], x[:, 4] = 1.0, 2.0 ** -53, 2.0 ** -53, -1.0
     assert np.all(lowp_xla64.row_sum(x) == 0.0)
+    # from 128, tiles of 128, each tile's lanes from 0, added tile after tile: elements 128 and 160 (lane 0 of the
+    # second tile) make 2^-52 there before they meet the 1 of element 0, which then stays 1 + 2^-52 (added to the
+    # running lanes one at a time, each 2^-53 would vanish against the 1)
+    assert lowp_xla64.tiles(100) == [64, 36] and lowp_xla64.tiles(200) == [128, 64, 8]
+    x = np.zeros((32, 256))
+    x[:, 0], x[:, 128], x[:, 160], x[:, 4] = 1.0, 2.0 ** -53, 2.0 ** -53, -1.0
+    assert np.all(lowp_xla64.row_sum(x) == 2.0 ** -52)
+    # from 1,025, blocks of 1,024: the second block (tiles of 64 and 12) sums its lanes before they meet the first's
+    x = np.zeros((4, 1100))
+    x[:, 0], x[:, 1024], x[:, 1088], x[:, 4] = 1.0, 2.0 ** -53, 2.0 ** -53, -1.0
+    assert np.all(lowp_xla64.row_sum(x) == 2.0 ** -52)
+    with pytest.raises(lossgrad.errors.NotReproduced, match="2048 or more"):
+        lowp_xla64.row_sum(np.zeros((2, 2048)))
     assert lowp_xla64.row_sum(np.array([[-0.0], [-0.0]]))[0] == 0 and np.signbit(lowp_xla64.row_sum(
         np.array([[-0.0]]))[0])  # (a reduce over one element is dropped: −0 stays −0)
 
@@ -141,3 +156,25 @@ def test_micro_batches_say_where_their_mean_is_lossgrads_own_sum() -> None:
     fused, eager = run("triplet", *args), run("triplet", *args, "--no-jit")
     assert fused.code == 0 and "micro-batches 1, 2, 3: the reduced value is lossgrad's own sum" in fused.err
     assert eager.code == 0 and "own sum" not in eager.err
+
+
+def test_the_multiply_add_is_exact_at_the_edges_of_the_range() -> None:
+    """XLA's float64 multiply-adds are the processor's FMA, a·b + c rounded once. SLEEF's error-free steps give it
+    but where the product's error term falls below the normal range or a split overflows; lowp_xla64.fused redoes
+    those from the exact rationals (float(Fraction) is correctly rounded). Before, gradients of optax's float64 ctc
+    near 2^−1022 were an ulp apart, and weights of 1e308 gave NaN gradients."""
+    from fractions import Fraction
+
+    from lossgrad.sleef64 import fma as sleef_fma
+
+    rng = np.random.default_rng(20261206)
+    a = rng.normal(size=3000) * 2.0 ** rng.integers(-540, -470, 3000)
+    b = rng.normal(size=3000) * 2.0 ** rng.integers(-540, -470, 3000)
+    c = rng.normal(size=3000) * 2.0 ** rng.integers(-1022, -1000, 3000)
+    big = np.array([1e305, 1e308, -1e300]), np.array([0.5, 1.5, 3.0]), np.array([0.0, -1e308, 1.0])
+    for x, y, z in ((a, b, c), big):
+        exact = [float(Fraction(u) * Fraction(v) + Fraction(w)) if abs(Fraction(u) * Fraction(v) + Fraction(w))
+                 < Fraction(2) ** 1024 else float("inf") for u, v, w in zip(x, y, z, strict=True)]
+        assert np.array_equal(lowp_xla64.fused(x, y, z), exact)
+    assert not np.array_equal(sleef_fma(a, b, c), lowp_xla64.fused(a, b, c))  # (SLEEF's alone misses some)
+    assert lowp_xla64.fused(-0.0, 1.0, -0.0) == 0 and np.signbit(lowp_xla64.fused(-0.0, 1.0, -0.0))

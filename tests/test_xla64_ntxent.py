@@ -62,6 +62,7 @@ def test_the_records_cover_the_sums_orders_and_the_edges() -> None:
     assert any(d == 1 for _, d in shapes)  # (x/‖x‖ as a quotient)
     assert any(n * n * d >= 4096 for n, d in shapes)  # (YNNPACK's row sums and its sums over the partner rows)
     assert any(n * n * d >= 4096 and 64 < d < 128 for n, d in shapes) and any(64 < n < 128 for n, _ in shapes)
+    assert any(d >= 1025 for _, d in shapes) and any(n >= 128 for n, _ in shapes)  # (YNNPACK's tiles and blocks)
     assert any(d > 32 and n * n * d < 4096 for n, d in shapes)  # (XLA's windows of 32)
     assert any(32 < n < 64 for n, _ in shapes)  # (the value's matrix in windows of 32 × 32)
     assert {r["kind"] for r in KEPT} >= {"random", "near", "opposite", "scaled", "tiny", "subnormal", "equal",
