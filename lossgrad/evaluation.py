@@ -153,7 +153,7 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
     overflowed = None
     if w is not None:
         w = np.where(ignored, 0, w) if ignored is not None else w
-        finite = _finite_rows(parts)
+        finite = _finite_rows(parts) if parts.finite_unweighted is None else parts.finite_unweighted
         if not weighed:  # (reproduced kernels weigh inside, where they round)
             parts = weigh(parts, w)
         overflowed = finite & ~_finite_rows(parts)

@@ -1281,10 +1281,9 @@ def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = Fa
         if several and not sum2d:  # (measured for mse and bce only)
             raise _not_reproduced("sum over more than one output per sample (an order of its own)")
         with np.errstate(all="ignore"):
-            if negated:
-                total = -xla_sum(-terms.reshape(1, -1), bf16)[0]
-            else:
-                total = xla_sum2d(terms, bf16) if several else xla_sum(terms.reshape(1, -1), bf16)[0]
+            sign = -1 if negated else 1
+            x = sign * terms
+            total = sign * (xla_sum2d(x, bf16) if several else xla_sum(x.reshape(1, -1), bf16)[0])
             return float(r(total if n == 1 else total * (F32(1) / F32(n))))
     return value
 

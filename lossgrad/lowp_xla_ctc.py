@@ -412,6 +412,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
                                  switches.get("jit", True))
 
     w = held_weights(weights, half, False)
+    finite = np.isfinite(losses)
     if w is not None:
         losses = ftz(losses * w)
 
@@ -421,31 +422,31 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     float32 = [F32_GRADIENT] if cpu.selected() == "avx512" else []
     warnings = float32 if half is None else [BF16_BATCH] if paired(half) and pred.shape[0] >= YNN_FROM else []
     if pred.shape[1] == 1:  # (the scan over one frame)
-        warnings.append("XLA compiles optax's scan over a single frame without its loop, fused otherwise, which is "
-                        "not reproduced: the numbers may differ from JAX's in their last bits")
+        warnings.append(SINGLE_FRAME)
     jit = switches.get("jit", True)
     terms = final_states(losses, lengths, lab.shape[1]) if jit else losses
-    value = mean_value(terms, ftz, jit)
+    value = mean_value(terms, ftz, jit, negated=jit)
     if jit and w is not None:  # (the weights keep XLA from fusing the pick into the sum)
         value = in_order(losses) if losses.shape[0] <= WEIGHED_IN_ORDER else value
         warnings += [WEIGHED_VALUE] if losses.shape[0] > WEIGHED_IN_ORDER else []
     elif jit and losses.shape[0] <= 32 and lab.shape[1] + 1 >= FUSED_COLUMNS:
         warnings.append(FUSED_VALUE)
-    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=value,
-                 warnings=warnings, **batch_terms(terms, ftz, jit, False, False))
+    return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=value, warnings=warnings,
+                 finite_unweighted=None if w is None else finite, **batch_terms(terms, ftz, jit, jit, False))
 
 
 def float64_parts(pred: Array, labels: Array, frames: Array, lengths: Array, blank: int, jit: bool,
                   weights: Array | None) -> Parts:
     """ctc's parts as JAX computes optax.ctc_loss in float64 (jax_enable_x64): the float32 model's operations in
-    double (FLOAT64), measured with AVX2 none apart in any shape but those refused (float64_check); the value: the
+    double (FLOAT64), measured with AVX2 none apart in any shape but those whose row sums lowp_xla64.row_sum refuses
+    (classes of 2,048 or more from 4,096 elements: NotReproduced, lossgrad's formulas); the value: the
     losses' row sum op by op, under jit the sum of the final states' matrix (final_states) as XLA sums a whole
     array (lowp_xla64.sum2d). Sample weights: each loss times its weight, and the cotangent (1/n)·w."""
-    float64_check(pred.shape, labels.shape[1], jit)
     x = lowp_xla64.ftz(np.ascontiguousarray(pred, dtype=np.float64))
     with np.errstate(all="ignore"):
         losses, grad = ctc_parts(x, labels, frames, lengths, blank, None, jit, FLOAT64)
     w = None if weights is None else lowp_xla64.ftz(np.asarray(weights, dtype=np.float64))
+    finite = np.isfinite(losses)
     if w is not None:
         losses = lowp_xla64.ftz(losses * w)
 
@@ -454,19 +455,17 @@ def float64_parts(pred: Array, labels: Array, frames: Array, lengths: Array, bla
         with np.errstate(all="ignore"):
             return grad(c if w is None else lowp_xla64.ftz(c * w)).reshape(pred.shape[0], -1)
     terms = final_states(losses, lengths, labels.shape[1]) if jit and w is None else losses
-    warnings = [] if cpu.selected() == "avx2" else [F64_AVX512]
+    warnings = ([] if cpu.selected() == "avx2" else [F64_AVX512]) + ([SINGLE_FRAME] if pred.shape[1] == 1 else [])
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=value64(terms, jit),
-                 warnings=warnings, value_parts={"terms": terms},
+                 warnings=warnings, finite_unweighted=None if w is None else finite, value_parts={"terms": terms},
                  value_fold=lambda rows: Joined(lambda parts, n: value64(parts["terms"], jit)(n)))
 
 
+SINGLE_FRAME = ("XLA compiles optax's scan over a single frame without its loop, fused otherwise, which is not "
+                "reproduced: the numbers may differ from JAX's in their last bits")
 F64_AVX512 = ("optax's ctc in float64 may differ from JAX's in the last bits of some gradient elements on an AVX-512 "
               "processor: the float64 model was measured with AVX2 only (where LLVM vectorises XLA's loops "
               "otherwise); --cpu avx2 gives an AVX2 machine's")
-
-
-def float64_check(shape: tuple[int, ...], columns: int, jit: bool) -> None:
-    """Refuses the shapes whose float64 sums are not pinned down (a NotReproduced: lossgrad's formulas)."""
 
 
 def value64(terms: Array, jit: bool) -> Any:
@@ -476,7 +475,7 @@ def value64(terms: Array, jit: bool) -> Any:
         return lowp_xla64.mean_value(terms, False)
 
     def value(n: float) -> float:
-        total = lowp_xla64.sum2d(terms)
+        total = -lowp_xla64.sum2d(-terms)  # (optax's −log α, negated back: −0 where every loss is 0)
         return float(total if n == 1 else lowp_xla64.ftz(total * (1.0 / n)))
     return value
 
@@ -492,8 +491,8 @@ FUSED_VALUE = ("under jit the reduced value of up to 32 sequences of 6 label col
 # under jit, weighted losses of up to this many sequences are summed one after another (measured: every one of 140
 # random batches of 1 to 32 sequences); beyond, the order is not pinned down (most batches as final_states, some not)
 WEIGHED_IN_ORDER = 32
-WEIGHED_VALUE = ("under jit the reduced value of more than 32 weighted sequences may differ from JAX's in its last bit "
-                 "(float32): XLA's order for that sum is not pinned down; the losses and the gradient are JAX's")
+WEIGHED_VALUE = ("under jit the reduced value of more than 32 weighted sequences may differ from JAX's in its last "
+                 "bits (float32): XLA's order for that sum is not pinned down; the losses and the gradient are JAX's")
 
 
 def in_order(losses: Array) -> Any:
@@ -509,7 +508,8 @@ def in_order(losses: Array) -> Any:
 def final_states(losses: Array, lengths: Array, columns: int) -> Array:
     """The losses as jnp.mean (or jnp.sum) reads them under jit: XLA fuses the reduce with optax's pick of each
     sequence's last state, one-hot at its target length, into a sum over the [B, L + 1] matrix that holds each
-    loss there and 0 elsewhere (xla_sum2d's order; negated, alike). Measured: 2 to 700 sequences in the three dtypes
+    loss there and 0 elsewhere (xla_sum2d's order), each negated (optax's −log α) and the total negated back: −0
+    where every loss is 0 (the sum from +0; measured). Measured: 2 to 700 sequences in the three dtypes
     but where FUSED_VALUE says (before, their sum in order, and the values of 4 to 64 sequences an ulp apart now and
     then)."""
     m = np.zeros((losses.shape[0], columns + 1), dtype=losses.dtype)

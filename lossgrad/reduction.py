@@ -260,7 +260,7 @@ def weight_warnings(acc: Accumulator, reduction: str) -> list[str]:
         row, col = acc.overflowed.first or (0, 0)
         k = acc.overflowed.count
         out.append(f"{k} sample{'s' if k > 1 else ''} (first at row {row}): the weight times a finite loss or "
-                   "gradient is beyond the float range (1.8e308), so it is shown as infinite; scale the weights "
+                   "gradient is beyond the dtype's range, so it is shown as infinite; scale the weights "
                    "down (a weighted mean does not change)")
     if reduction == "mean" and acc.n == 0:
         out.append(f"{EMPTY_MEAN}: the mean is 0/0, so the value and the gradient are NaN, as the frameworks give "

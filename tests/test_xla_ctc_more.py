@@ -60,8 +60,10 @@ def test_the_records_cover_the_shapes_modes_and_edges() -> None:
     shapes = [tuple(r["shape"]) for r in f64]
     assert any(t == 1 for _, t, _, _ in shapes) and any(n > 32 for *_, n in shapes)  # (one frame; stored products)
     assert any(b * t >= 4096 for b, t, _, _ in shapes) and any(64 < c < 128 for _, _, c, _ in shapes)
+    assert any(c > 1024 and b * t * c >= 4096 for b, t, c, _ in shapes)  # (YNNPACK's tiles of 128, blocks of 1,024)
     assert any(b * n >= 4096 for b, _, _, n in shapes) and any(b * t == 4095 for b, t, _, _ in shapes)
-    assert {r["kind"] for r in f64} == {"random", "repeats", "large", "blank-last", "impossible"}
+    assert {r["kind"] for r in f64} == {"random", "repeats", "large", "blank-last", "impossible", "huge", "empty",
+                                        "heavy"}
     assert {(r["jit"], r["weighted"]) for r in f64} == {(False, False), (True, False), (False, True), (True, True)}
     assert any(r["reproduced"] is None for r in f64) and REFUSED
     assert {r["dtype"] for r in KEPT} == {"float64", "float32", "bfloat16", "float16"}

@@ -58,6 +58,9 @@ class Parts:
     # every slice's value_parts in order and gives it (None: it cannot without that number)
     value_parts: dict[str, Array] | None = None
     value_fold: Callable[[int | None], Fold | None] | None = None
+    # per sample, whether its losses were finite before a kernel that weighs inside took its weight (None: the
+    # kernel did not weigh them): an infinite weighted loss there is the weight's overflow, not the loss's
+    finite_unweighted: Array | None = None
 
 
 class Fold(Protocol):
