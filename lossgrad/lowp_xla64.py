@@ -117,6 +117,7 @@ def row_sum(x: Array) -> Array:
     rows, n = x.shape
     if n == 1:
         return x[:, 0].copy()
+    x = ftz(x)  # (a subnormal operand reads as zero: DAZ)
     if x.size < YNN_FROM:
         return windows(x) + 0.0
     if n >= YNN_LONGEST:
@@ -294,6 +295,7 @@ def sum2d(x: Array) -> float:
     128 × 128 (scripts/measure_xla64.py --sum2d 700); on AVX-512 LLVM's lanes are not measured, and only an array of
     at most two non-zero elements, whose sum no order changes, is reproduced."""
     rows, n = x.shape
+    x = ftz(x)  # (a subnormal operand reads as zero: DAZ)
     if x.size >= YNN_FROM:
         raise NotReproduced("dtype", f"JAX's float64 sum of a whole {rows}×{n} array (YNNPACK's, from {YNN_FROM} "
                             "elements: its order is not pinned down)")
@@ -310,7 +312,7 @@ def partner_sum(x: Array, axis: int) -> Array:
     elements XLA's windows; from YNN_FROM YNNPACK's sum_float_kn in double (lowp_xla_partner's tree), the sum over
     the rows i in slices of 16384 // (N·D) rows. A contiguous row sum (axis 1, one feature) is row_sum's."""
     n, _, d = x.shape
-    rows = np.moveaxis(x, axis, 2).reshape(n * d, n)
+    rows = np.moveaxis(ftz(x), axis, 2).reshape(n * d, n)  # (a subnormal operand reads as zero: DAZ)
     if axis == 1 and d == 1:
         return row_sum(rows).reshape(n, d)
     if x.size < YNN_FROM:

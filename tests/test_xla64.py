@@ -102,6 +102,13 @@ def test_row_sums_by_hand() -> None:
     assert np.all(lowp_xla64.row_sum(x) == 2.0 ** -52)
     with pytest.raises(lossgrad.errors.NotReproduced, match="2048 or more"):
         lowp_xla64.row_sum(np.zeros((2, 2048)))
+    # a subnormal operand reads as zero (DAZ), below 4,096 elements and from 4,096: 1e−300 + 1e−310 is 1e−300, and
+    # 3e−308 − 2e−308 is 3e−308 (2e−308 is below the normal range), where the plain sums give 1e−300 + 1e−310 and 1e−308
+    for rows in (2, 64):
+        x = np.zeros((rows, 100))
+        x[:, 0], x[:, 5], x[:, 7], x[:, 9] = 1e-300, 1e-310, 3e-308, -2e-308
+        assert np.all(lowp_xla64.row_sum(x) == 1e-300 + 3e-308)
+    assert lowp_xla64.sum2d(np.array([[3e-308, -2e-308], [0.0, 0.0]])) == 3e-308
     assert lowp_xla64.row_sum(np.array([[-0.0], [-0.0]]))[0] == 0 and np.signbit(lowp_xla64.row_sum(
         np.array([[-0.0]]))[0])  # (a reduce over one element is dropped: −0 stays −0)
 
