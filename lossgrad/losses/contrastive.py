@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import precise
-from ..errors import OptionError
+from ..errors import DomainError, OptionError
 from ._ops import Array
 from .base import Loss, Param, Parts, register
 
@@ -359,6 +359,16 @@ def _optax_losses(a: Array, p: Array, tau: float) -> Array:
     return result
 
 
+def _zero_rows(y: Array, p: Array) -> None:
+    """The cosine of a row of zeros is undefined (optax's ntxent clips the norm, so it has one: its own)."""
+    for name, x in (("pred", p), ("target", y)):
+        zero = np.flatnonzero(~(x != 0).any(axis=1))
+        if zero.size:
+            raise DomainError(name, int(zero[0]), 0, 0.0, "starts a row of zeros: its cosine with anything is "
+                              "undefined (give {dot} for dot-product similarities; optax's ntxent clips the norm: "
+                              "{convention} optax {ntxent})")
+
+
 def contrastive_compute(y: Array, p: Array, from_logits: bool, conv: Convention, labels: Array | None = None,
                         temperature: float = 0.07, dot: bool = False, symmetric: bool = False,
                         ntxent: bool = False, decoupled: bool = False) -> Parts:
@@ -368,6 +378,8 @@ def contrastive_compute(y: Array, p: Array, from_logits: bool, conv: Convention,
         loss, ga, gp = _contrastive(p, y, temperature, False, variant, float(np.finfo(p.dtype).eps))
         loss = _optax_losses(p, y, temperature)
     else:
+        if not dot:
+            _zero_rows(y, p)
         wide = precise._long() or np.float64
         loss, ga, gp = _contrastive(p.astype(wide), y.astype(wide), temperature, dot, variant, 0.0, decoupled)
     return Parts(losses=loss.astype(p.dtype), grad=ga.astype(p.dtype),
@@ -382,12 +394,6 @@ def contrastive_check(y: Array, p: Array, from_logits: bool, temperature: float 
     if decoupled and p.shape[0] < 2:
         raise OptionError("decoupled", "leaves a batch of one sample no negatives, and each row's denominator "
                           "empty (its loss −∞): give at least 2 samples, or drop {decoupled}")
-    if not dot:
-        for name, x in (("pred", p), ("target", y)):
-            zero = np.flatnonzero(~(x != 0).any(axis=1))
-            if zero.size:
-                raise OptionError(name, f"row {zero[0]} is all zeros: its cosine with anything is undefined "
-                                  "(give {dot} for dot-product similarities)")
 
 
 def contrastive_formulas(from_logits: bool, conv: Convention, temperature: float = 0.07, dot: bool = False,
