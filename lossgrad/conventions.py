@@ -323,8 +323,8 @@ OPTAX = Convention(
     pairs_tie=0.5,
     ctc="optax",
     kernels="xla",
-    # (JAX with jax_enable_x64: triplet op by op and under jit, lowp_xla64; contrastive --ntxent op by op,
-    # lowp_xla64_ntxent; ctc both ways, lowp_xla_ctc.float64_parts)
+    # (JAX with jax_enable_x64, op by op and under jit: triplet, lowp_xla64; contrastive --ntxent, lowp_xla64_ntxent;
+    # ctc, lowp_xla_ctc.float64_parts)
     kernels_float64=frozenset({"triplet", "contrastive", "ctc"}),
 )
 

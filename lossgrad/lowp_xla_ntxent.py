@@ -56,7 +56,7 @@ __all__ = ["fits", "partner_sum"]  # (read by the tests and the golden script fr
 
 # the losses reproduced here, and the options each takes
 TAKES: dict[str, tuple[str, ...]] = {"contrastive": ("temperature", "ntxent")}
-SUPPORTED = ("contrastive --ntxent (ntxent; in float64 op by op: lowp_xla64_ntxent)",)
+SUPPORTED = ("contrastive --ntxent (ntxent; in float64 too: lowp_xla64_ntxent)",)
 DTYPES = ("float32", "float16", "bfloat16", "float64")  # (float64: conventions.OPTAX.kernels_float64)
 ULP_EPS = {"float32": F32(2.0**-23), "float16": F32(2.0**-10), "bfloat16": F32(2.0**-7)}
 

@@ -5,7 +5,8 @@ The cosine of a row of zeros is undefined, and lossgrad's exact convention refus
 clips the squared norm at the dtype's ε, so optax has a loss and a gradient there (a zero row's cosines are all 0,
 and its gradient is g/√ε). Each record keeps its inputs by seed and the rows made zero (zero_inputs), and what JAX
 gives: in float32, float16 and bfloat16 op by op and under jax.jit (golden_lowp_xla_ntxent.record, every number as a
-float32 string), and in float64 with jax_enable_x64 (golden_xla64_ntxent.optax_results, every number as float.hex).
+float32 string), and in float64 with jax_enable_x64 op by op and under jit (golden_xla64_ntxent.optax_results,
+every number as float.hex).
 
     python3 scripts/golden_ntxent_zero.py
 """

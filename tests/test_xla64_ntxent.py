@@ -15,7 +15,7 @@ import pytest
 
 import lossgrad
 from conftest import lossgrad as run
-from lossgrad import cpu, lowp_xla64
+from lossgrad import cpu, lowp_xla64, lowp_xla64_ntxent
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 from golden_pairs64 import digest  # noqa: E402
@@ -80,6 +80,35 @@ def test_on_avx512_the_value_is_lossgrads_own_sum_and_says_so_but_the_rest_stays
     assert agrees(one, lossgrad_results(one, *_inputs(one), "avx512"))
 
 
+JIT_KEPT = [r for r in KEPT if r["jit"]]
+
+
+def test_the_jit_records_cover_the_fused_kernels_rules() -> None:
+    shapes = [(2 * r["shape"][0], r["shape"][1]) for r in JIT_KEPT]
+    assert all(d > lowp_xla64_ntxent.FUSED_UP_TO for _, d in shapes)
+    assert any(n * n * d < 4096 for n, d in shapes)  # (the partner sums as FMA chains)
+    assert any(n > 16384 // d for n, d in shapes)  # (the sum over the partners j in slices of 16384 // d rows)
+    assert any(18 <= n <= 32 for n, _ in shapes) and any(n < 18 for n, _ in shapes)  # (the value's two orders)
+    assert any(r["reproduced"] is None for r in JIT_KEPT)  # (a 2B × 2B matrix of 4,096 or more: the value warned)
+
+
+@pytest.mark.parametrize("rule", ["value", "runs", "positive", "norm"])
+def test_without_each_jit_rule_records_are_apart(rule: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    fused = lowp_xla64_ntxent.Fused64
+    if rule == "value":  # (op by op's sum2d from 18 to 32 rows)
+        monkeypatch.setattr(fused, "value", lowp_xla64_ntxent.Ntxent64.value)
+    elif rule == "runs":  # (the sum over the partners j in one run, as op by op)
+        chains = fused.partner_sums
+        monkeypatch.setattr(fused, "partner_sums", lambda self, g: lowp_xla64_ntxent.Ntxent64.partner_sums(self, g)
+                            if g.size * self.e.shape[1] >= 4096 else chains(self, g))
+    elif rule == "positive":  # (G·eˣ − c rounded twice)
+        monkeypatch.setattr(fused, "at_positive", lowp_xla64_ntxent.Ntxent64.at_positive)
+    else:  # (the norm's backward pass as op by op)
+        monkeypatch.setattr(fused, "through_norm", lowp_xla64_ntxent.Ntxent64.through_norm)
+    assert not all(agrees(r, lossgrad_results(r, *_inputs(r), RECORDED_ON), value=r["reproduced"] is True)
+                   for r in JIT_KEPT)
+
+
 def test_sum2d_by_hand() -> None:
     with cpu.using("avx2"):
         # 4 rows of 2 in 4 lanes (row i in lane i mod 4), halved (0+2, 1+3): 1 and −1 meet before 2^-53 does
@@ -108,7 +137,10 @@ def test_the_command_line_is_jaxs_op_by_op_and_says_why_not_under_jit() -> None:
     eager = run("contrastive", *args, "--no-jit", "-f", "json")
     assert eager.code == 0 and '"jit": false' in eager.out and "warning" not in eager.err
     fused = run("contrastive", *args)
-    assert fused.code == 0 and "--no-jit" in fused.err and "under jit" in fused.err
+    assert fused.code == 0 and "--no-jit" in fused.err and "under jit" in fused.err and "32 features" in fused.err
+    wide = [";".join(",".join(str(v) for v in row) for row in np.eye(3, 40) * k) for k in (1, 2)]
+    jit = run("contrastive", "-y", wide[0], "-p", wide[1], "-c", "optax", "--ntxent", "--cpu", "avx2", "-f", "json")
+    assert jit.code == 0 and '"jit": true' in jit.out and "warning" not in jit.err
 
 
 def test_live_against_jax(live_rng: np.random.Generator) -> None:
