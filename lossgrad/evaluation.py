@@ -10,13 +10,14 @@ then leave out ignored samples and apply the weights.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
 from . import autocast
-from .errors import DomainError, InputError, NotReproduced, OptionError, counted
+from .errors import DomainError, InputError, LossgradError, NotReproduced, OptionError, counted
 from .inputs import SHORT_BATCH_ELEMENTS, SHORT_BATCH_ROWS, YNN_ROWS
 from .losses import Parts
 from .losses.base import Joined, Place, first_bad
@@ -151,17 +152,19 @@ def evaluate_slice(setup: Setup, y: np.ndarray, p: np.ndarray, w: np.ndarray | N
         counts = count_w.astype(parts.losses.dtype)
         count = float(np.sum(counts, dtype=np.float64))
     overflowed = None
+    shown = (lambda q: _rounded_once(q, setup.half)) if setup.half is not None and not setup.lowp else None
     if w is not None:
         w = np.where(ignored, 0, w) if ignored is not None else w
-        finite = _finite_rows(parts) if parts.finite_unweighted is None else parts.finite_unweighted
-        if not weighed:  # (reproduced kernels weigh inside, where they round)
-            parts = weigh(parts, w)
-        overflowed = finite & ~_finite_rows(parts)
+        # (reproduced kernels weigh inside, where they round)
+        finite = None if weighed else _finite_rows(parts, setup.half if shown else None)
+        parts = parts if weighed else weigh(parts, w)
+        parts = shown(parts) if shown else parts
+        overflowed = _overflowed(parts, finite, lambda: _finite_rows(compute(setup, y, p, labels, extra)[0]))
         if setup.conv.sample_weight_mean == "sum-of-weights":
             count_per = parts.losses.shape[1] if parts.losses.ndim == 2 else 1
             counts, count = w, float(np.sum(w, dtype=np.float64)) * count_per
-    if setup.half is not None and not setup.lowp:
-        parts = _rounded_once(parts, setup.half)
+    elif shown:
+        parts = shown(parts)
     return Block(parts, y, labels, count, setup.per_sample_for(p.shape[1]), overflowed, unnormalised, counts,
                  count_per)
 
@@ -176,10 +179,33 @@ def widened(parts: Parts) -> Parts:
                    mean_grad=None if own is None else (lambda n: own(n).astype(np.float64)))
 
 
-def _finite_rows(parts: Parts) -> np.ndarray:
-    """Per sample: whether its losses and gradient are all finite."""
+def _overflowed(weighted: Parts, finite: np.ndarray | None, unweighted: Callable[[], np.ndarray]) -> np.ndarray:
+    """The samples whose weight took a finite loss or gradient beyond the dtype's range. `finite`: the samples whose
+    parts were finite before they were weighed, None where the kernels weighed them inside; then the kernel's own
+    finite_unweighted, or (only where a weighted sample is not finite) `unweighted()`, from the parts computed again
+    without weights."""
+    broken = ~_finite_rows(weighted)
+    if not broken.any():
+        return broken
+    if finite is None and weighted.finite_unweighted is not None:
+        finite = weighted.finite_unweighted
+    if finite is None:
+        try:
+            with np.errstate(all="ignore"):
+                finite = unweighted()
+        except LossgradError:  # (kernels that refuse these inputs unweighted: no weight is named)
+            return np.zeros_like(broken)
+    return finite & broken
+
+
+def _finite_rows(parts: Parts, half: Any = None) -> np.ndarray:
+    """Per sample: whether its losses and gradient are all finite (`half`: once rounded to that dtype)."""
     losses = parts.losses if parts.losses.ndim == 2 else parts.losses[:, None]
-    return np.asarray(np.isfinite(losses).all(axis=1) & np.isfinite(parts.grad).all(axis=1))
+    grad = parts.grad
+    if half is not None:
+        with np.errstate(over="ignore"):
+            losses, grad = losses.astype(half), grad.astype(half)
+    return np.asarray(np.isfinite(losses).all(axis=1) & np.isfinite(grad).all(axis=1))
 
 
 def checked_weights(setup: Setup, w: np.ndarray | None, samples: int) -> np.ndarray | None:

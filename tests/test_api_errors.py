@@ -225,6 +225,21 @@ def test_overflowing_weights_say_what_overflowed():
     assert any("the weight times a finite loss or gradient" in w for w in r.warnings), r.warnings
 
 
+@pytest.mark.parametrize("convention", ["exact", "keras", "tf-keras", "torch", "optax"])
+def test_a_weight_beyond_a_half_dtypes_range_is_named(convention):
+    # (200 − 0)² = 40,000 and its gradient 400 are finite in float16 (largest 65,504); times the weight 100 the loss,
+    # 4e6, is not: the weight made it infinite, in the formulas rounded once and in the kernels that weigh inside
+    r = lossgrad.mse([[0.0], [0.0]], [[200.0], [1.0]], dtype="float16", convention=convention,
+                     sample_weight=[100.0, 1.0])
+    assert np.isinf(r.losses[0, 0]) and r.losses[1, 0] == 1
+    assert [w for w in r.warnings if "weight times a finite loss" in w and "row 0" in w], r.warnings
+    assert not any("the loss overflows" in w for w in r.warnings), r.warnings
+    # a loss that is infinite before it is weighed is the loss's: no weight is named
+    r = lossgrad.mse([[0.0], [0.0]], [[300.0], [1.0]], dtype="float16", convention=convention,
+                     sample_weight=[1.0, 1.0])
+    assert not any("weight times" in w for w in r.warnings), r.warnings
+
+
 # ---------------------------------------------------------------- the same on the command line, in memory and streamed
 
 @pytest.mark.parametrize("fmt", ["json", "csv"])
