@@ -60,10 +60,53 @@ TINY = np.finfo(F64).tiny
 
 def ftz(x: Array | float) -> Array:
     """XLA's CPU code runs with subnormals flushed (FTZ and DAZ), in float64 too: a subnormal operand reads as, and a
-    subnormal result is stored as, a zero of its sign."""
+    subnormal result is stored as, a zero of its sign. (A sum or difference below the normal range is exact, so its
+    numpy result decides; a product or quotient is not: mul, div.)"""
     a = np.asarray(x, dtype=F64)
     out: Array = np.where(np.abs(a) < TINY, np.copysign(0.0, a), a)
     return out
+
+
+# the processor rounds a result to 53 bits before it asks whether it is below the normal range (FTZ): an exact
+# result from here up to TINY rounds to TINY, one below it to TINY − 2⁻¹⁰⁷⁵ and is flushed. numpy rounds onto the
+# subnormal grid instead, which takes [TINY − 2⁻¹⁰⁷⁵, TINY − 2⁻¹⁰⁷⁶) up to TINY too.
+FLUSHED_BELOW = Fraction(TINY) - Fraction(1, 2**1076)
+
+
+def _rounded(exact: Fraction) -> float:
+    """An exact nonzero result rounded once as the processor rounds it with FTZ (FLUSHED_BELOW)."""
+    if abs(exact) < FLUSHED_BELOW:
+        return -0.0 if exact < 0 else 0.0
+    try:
+        return float(exact)  # (a quotient of integers, correctly rounded)
+    except OverflowError:
+        return math.inf if exact > 0 else -math.inf
+
+
+def _exact_at_tiny(out: Array, a: Any, b: Any, op: Callable[[Fraction, Fraction], Fraction]) -> Array:
+    """out = ftz(a op b), its elements that numpy gave as ±TINY done again from the exact rationals."""
+    edge = (np.abs(out) == TINY).reshape(-1)
+    if not edge.any():
+        return out
+    flat = np.array(out, dtype=F64).reshape(-1)
+    a, b = (np.broadcast_to(np.asarray(v, dtype=F64), out.shape).reshape(-1) for v in (a, b))
+    flat[edge] = [_rounded(op(Fraction(x), Fraction(y))) for x, y in zip(a[edge].tolist(), b[edge].tolist(),
+                                                                        strict=True)]
+    return flat.reshape(out.shape)
+
+
+def mul(a: Any, b: Any) -> Array:
+    """a·b rounded once and flushed as XLA's CPU code gives it (a product just below the normal range: _rounded)."""
+    with np.errstate(all="ignore"):
+        out = ftz(np.multiply(a, b, dtype=F64))
+    return _exact_at_tiny(out, a, b, lambda x, y: x * y)
+
+
+def div(a: Any, b: Any) -> Array:
+    """a/b rounded once and flushed as XLA's CPU code gives it (a quotient just below the normal range: _rounded)."""
+    with np.errstate(all="ignore"):
+        out = ftz(np.divide(a, b, dtype=F64))
+    return _exact_at_tiny(out, a, b, lambda x, y: x / y)
 
 
 def _in_order(x: Array) -> Array:
@@ -214,7 +257,8 @@ FMA_LARGE, FMA_SMALL = 2.0 ** 990, 2.0 ** -960
 
 def fused(a: Any, b: Any, c: Any) -> Array:
     """a·b + c rounded once (an FMA), on arrays and scalars broadcast together: SLEEF's error-free steps, and where
-    they are not exact (FMA_LARGE, FMA_SMALL) the exact sum of the rationals, rounded once (_exact_fma)."""
+    they are not exact (FMA_LARGE, FMA_SMALL) the exact sum of the rationals, rounded once (_exact_fma); a result
+    below the normal range is flushed as the processor flushes it (_rounded)."""
     shape = np.broadcast(a, b, c).shape
     a, b, c = (np.broadcast_to(np.asarray(v, dtype=F64), shape).copy() for v in (a, b, c))
     with np.errstate(all="ignore"):
@@ -229,15 +273,12 @@ def fused(a: Any, b: Any, c: Any) -> Array:
 
 
 def _exact_fma(a: float, b: float, c: float) -> float:
-    """a·b + c of finite doubles, exactly, rounded once to the nearest double (an exact zero signed as the processor
-    signs it: −0 only where a·b and c are zeros of that sign)."""
+    """a·b + c of finite doubles, exactly, rounded once to the nearest double and flushed (_rounded; an exact zero
+    signed as the processor signs it: −0 only where a·b and c are zeros of that sign)."""
     exact = Fraction(a) * Fraction(b) + Fraction(c)
     if exact == 0:
         return a * b + c if a * b == 0 and c == 0 else 0.0
-    try:
-        return float(exact)  # (a quotient of integers, correctly rounded)
-    except OverflowError:
-        return math.inf if exact > 0 else -math.inf
+    return _rounded(exact)
 
 
 def _from(start: float, x: Array) -> float:
@@ -330,7 +371,7 @@ def jit_pow(x: Array, e: float) -> Array:
     if e == 1:
         return x
     if e in (2, 3):
-        return ftz(x * (x if e == 2 else ftz(x * x)))
+        return mul(x, x if e == 2 else mul(x, x))
     if e == 0.5:
         with np.errstate(invalid="ignore"):
             return np.where(x == -np.inf, np.inf, np.abs(np.sqrt(x)))
@@ -373,7 +414,7 @@ def _difference(h_p: Array, root_p: Array, root_n: Array, e: float, contracted: 
     """d(a, pos) − d(a, neg); `contracted` (under jit): where XLA writes the root h^e as products (e = 2: h·h, e = 3:
     h·(h·h)), LLVM contracts the positive's last product into the subtraction."""
     if contracted and e in (2, 3):
-        return ftz(fused(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n))
+        return ftz(fused(h_p, h_p if e == 2 else mul(h_p, h_p), -root_n))
     return ftz(root_p - root_n)
 
 
@@ -391,7 +432,7 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
     def dist(v: Array) -> tuple[Array, Array, Array, Array]:
         d = ftz(a - v)
         h = ftz(row_sum(power(d, q, jit)) + EPS)
-        return d, h, _pow(h, e, jit), ftz(e * _pow(h, e - 1, jit))
+        return d, h, _pow(h, e, jit), mul(e, _pow(h, e - 1, jit))
     dp, hp, root_p, slope_p = dist(pos)
     dn, hn, root_n, slope_n = dist(neg)
     raw, share = _hinge(_difference(hp, root_p, root_n, e, jit), margin)
@@ -400,16 +441,16 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
         raw, _ = _hinge(_difference(hp, _pow(hp, e, ynn), _pow(hn, e, ynn), e, False), margin)
 
     def grads(n: float) -> list[Array]:
-        c = ftz((1.0 if n == 1 else 1.0 / n) * share)
-        cn, cp = ftz(-c * slope_n)[:, None], ftz(c * slope_p)[:, None]
+        c = mul(1.0 if n == 1 else 1.0 / n, share)
+        cn, cp = mul(-c, slope_n)[:, None], mul(c, slope_p)[:, None]
         if q == 1:
             bp, bt = np.broadcast_to(cn, dn.shape), np.broadcast_to(cp, dp.shape)
             return [ftz(bp + bt), -bt, -bp]
         if jit:
             (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
-            bt = ftz(up * kp)
-            return [ftz(fused(un, kn, bt)), -bt, -ftz(un * kn)]
-        bp, bt = ftz(cn * _slope(dn, q)), ftz(cp * _slope(dp, q))
+            bt = mul(up, kp)
+            return [ftz(fused(un, kn, bt)), -bt, -mul(un, kn)]
+        bp, bt = mul(cn, _slope(dn, q)), mul(cp, _slope(dp, q))
         return [ftz(bp + bt), -bt, -bp]
     return raw, grads
 
@@ -417,14 +458,14 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
 def _slope(d: Array, q: float) -> Array:
     """jax.grad's factor q·d^(q−1) of jnp.power(d, q) op by op (integer_pow's y·x^(y−1), pow's y·x^(y−1))."""
     if integral(q):
-        return ftz(2.0 * d if q == 2 else float(q) * int_pow(d, int(q) - 1, ftz))
-    return ftz(q * ftz(libm.pow(d, q - 1)))
+        return mul(2.0, d) if q == 2 else mul(float(q), int_pow(d, int(q) - 1, ftz))
+    return mul(q, ftz(libm.pow(d, q - 1)))
 
 
 def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
     """The two factors of the gradient with respect to d under jit: d^(q−1) and c·q (XLA's reassociation)."""
     part = int_pow(d, int(q) - 1, ftz) if integral(q) else jit_pow(d, q - 1)
-    return np.broadcast_to(part, d.shape), np.broadcast_to(ftz(c * q), d.shape)
+    return np.broadcast_to(part, d.shape), np.broadcast_to(mul(c, q), d.shape)
 
 
 def mean_value(losses: Array, jit: bool) -> Callable[[float], float]:
@@ -437,7 +478,7 @@ def mean_value(losses: Array, jit: bool) -> Callable[[float], float]:
             raise NotReproduced("dtype", f"JAX's float64 sum of {losses.size} losses (YNNPACK's order over a single "
                                 f"row of {YNN_FROM} or more is not pinned down)")
         total = row_sum(losses.reshape(1, -1))[0]
-        return float(total if n == 1 else ftz(total * (1.0 / n)))
+        return float(total if n == 1 else mul(total, 1.0 / n))
     return value
 
 

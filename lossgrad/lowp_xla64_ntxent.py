@@ -33,7 +33,7 @@ from . import libm
 from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp_xla import SLAB
-from .lowp_xla64 import YNN_FROM, _in_order, exp, ftz, fused, partner_sum, row_sum, sum2d
+from .lowp_xla64 import YNN_FROM, _in_order, div, exp, ftz, fused, mul, partner_sum, row_sum, sum2d
 from .lowp_xla_partner import _runs
 
 EPS = 2.0**-52  # (optax's epsilon, jnp.finfo(float64).eps)
@@ -51,12 +51,12 @@ class Ntxent64:
         n, d = e.shape
         self.tau = tau
         self.pos = (np.arange(n) + n // 2) % n
-        n2 = row_sum(ftz(e * e))
+        n2 = row_sum(mul(e, e))
         self.share = np.where(n2 >= EPS, np.where(n2 == EPS, 0.5, 1.0), 0.0)
         self.clipped = np.maximum(EPS, n2)
         self.norm = ftz(np.sqrt(self.clipped))
         u = self.u = self.over_norm(e)
-        cosines = row_sum(ftz(u[None, :, :] * u[:, None, :]).reshape(n * n, d)).reshape(n, n)
+        cosines = row_sum(mul(u[None, :, :], u[:, None, :]).reshape(n * n, d)).reshape(n, n)
         xcs = self.scaled(cosines)
         rows = np.arange(n)
         self.diffs = np.ones((n, n), dtype=bool)
@@ -71,54 +71,54 @@ class Ntxent64:
 
     def scaled(self, cosines: Array) -> Array:
         """The cosines over τ: the quotient (τ an operand of jax.grad's trace)."""
-        return ftz(cosines / self.tau)
+        return div(cosines, self.tau)
 
     def over_norm(self, x: Array) -> Array:
         """x/‖e‖ row by row: a product with 1/‖e‖ (one feature: the quotient)."""
         norm = self.norm[:, None]
-        return ftz(x / norm) if x.shape[1] == 1 else ftz(x * ftz(1.0 / norm))
+        return div(x, norm) if x.shape[1] == 1 else mul(x, div(1.0, norm))
 
     def value(self, count: float) -> float:
         """−Σ log_softmax / count: the sum over the N × N matrix holding each row's at its positive."""
         n = self.e.shape[0]
         matrix = np.zeros((n, n))
         matrix[np.arange(n), self.pos] = self.log_softmax
-        return float(ftz(-sum2d(matrix) / count))
+        return float(div(-sum2d(matrix), count))
 
     def grads(self, count: float) -> Array:
         """jax.grad of value(count) with respect to e."""
         n = self.e.shape[0]
         rows = np.arange(n)
-        c = ftz(1.0 / count)
-        et = ftz(c / self.denom)
+        c = div(1.0, count)
+        et = div(c, self.denom)
         row = ftz(et + -0.0 / self.total)  # (NaN where every negative's e^x underflowed to 0)
-        g = np.where(self.diffs, ftz(row[:, None] * self.ds), 0.0)
+        g = np.where(self.diffs, mul(row[:, None], self.ds), 0.0)
         g[rows, self.pos] = self.at_positive(et, c)
-        g_a, g_b = self.partner_sums(ftz(g * ftz(1.0 / self.tau)))
+        g_a, g_b = self.partner_sums(mul(g, div(1.0, self.tau)))
         return ftz(self.through_norm(g_a, False) + self.through_norm(g_b, True))
 
     def at_positive(self, et: Array, c: Array) -> Array:
         """The score at each row's positive, G·eˣ − c (G = c/Σ)."""
-        return ftz(-c + ftz(et * self.numer))
+        return ftz(-c + mul(et, self.numer))
 
     def partner_sums(self, g: Array) -> tuple[Array, Array]:
         """Σᵢ gᵢⱼ·uᵢ (∂/∂(e[None]/‖e‖), over the rows i) and Σⱼ gᵢⱼ·uⱼ (∂/∂(e[:, None]/‖e‖), over the partners j)."""
         u = self.u
-        return partner_sum(ftz(g[:, :, None] * u[:, None, :]), 0), partner_sum(ftz(u[None, :, :] * g[:, :, None]), 1)
+        return partner_sum(mul(g[:, :, None], u[:, None, :]), 0), partner_sum(mul(u[None, :, :], g[:, :, None]), 1)
 
     def through_norm(self, g: Array, on_scale: bool) -> Array:
         """The gradient through x/‖x‖, ‖x‖ = √max(ε, Σx²): g/‖x‖ + 2x·w·(½/‖x‖)·(−Σ g·‖x‖⁻²·x) (`on_scale`: which
         broadcast it goes through, for the fused kernels)."""
         e, norm = self.e, self.norm[:, None]
-        s = row_sum(ftz(ftz(g * ftz(1.0 / ftz(norm * norm))) * e))[:, None]
-        back = ftz(ftz(-s * ftz(0.5 / norm)) * self.share[:, None])
-        return ftz(self.over_norm(g) + ftz(back * ftz(2.0 * e)))
+        s = row_sum(mul(mul(g, div(1.0, mul(norm, norm))), e))[:, None]
+        back = mul(mul(-s, div(0.5, norm)), self.share[:, None])
+        return ftz(self.over_norm(g) + mul(back, mul(2.0, e)))
 
     def losses(self) -> Array:
         """Each sample's loss: ½(ℓᵢ + ℓᵢ₊B), ℓ = −log_softmax."""
         b = self.e.shape[0] // 2
         rows = -self.log_softmax
-        return ftz(ftz(rows[:b] + rows[b:]) * 0.5)
+        return mul(ftz(rows[:b] + rows[b:]), 0.5)
 
 
 class Fused64(Ntxent64):
@@ -127,11 +127,11 @@ class Fused64(Ntxent64):
     sum in row order from 18 to 32 rows."""
 
     def scaled(self, cosines: Array) -> Array:
-        return ftz(cosines * (1.0 / self.tau))
+        return mul(cosines, 1.0 / self.tau)
 
     def value(self, count: float) -> float:
         if 18 <= self.e.shape[0] <= 32:  # (LLVM reduces each row's lanes into a running sum: row order)
-            return float(ftz(-(_in_order(self.log_softmax[None, :])[0] + 0.0) / count))
+            return float(div(-(_in_order(self.log_softmax[None, :])[0] + 0.0), count))
         return super().value(count)
 
     def at_positive(self, et: Array, c: Array) -> Array:
@@ -144,23 +144,23 @@ class Fused64(Ntxent64):
         n, d = u.shape
         if n * n * d < YNN_FROM:
             return _chain(g.T[:, None, :], u.T[None, :, :]), _chain(g[:, None, :], u.T[None, :, :])
-        over_j = np.moveaxis(ftz(u[None, :, :] * g[:, :, None]), 1, 2).reshape(n * d, n)
-        return (partner_sum(ftz(g[:, :, None] * u[:, None, :]), 0),
+        over_j = np.moveaxis(mul(u[None, :, :], g[:, :, None]), 1, 2).reshape(n * d, n)
+        return (partner_sum(mul(g[:, :, None], u[:, None, :]), 0),
                 _runs(over_j, max(1, SLAB * 4 // 8 // d), ftz).reshape(n, d))
 
     def through_norm(self, g: Array, on_scale: bool) -> Array:
         """g·(1/‖e‖) + m·e, m = ((−s·½/‖e‖)·w)·2, s = Σ (g·(1/max(ε, Σe²)))·e: the FMA on g·(1/‖e‖) (`on_scale`,
         through e[:, None]/‖e‖), else on m·e."""
-        e, inv = self.e, ftz(1.0 / self.norm)[:, None]
-        s = row_sum(ftz(ftz(g * ftz(1.0 / self.clipped)[:, None]) * e))
-        m = ftz(ftz(ftz(-s * ftz(0.5 / self.norm)) * self.share) * 2.0)[:, None]
-        return ftz(fused(g, inv, ftz(e * m))) if on_scale else ftz(fused(e, m, ftz(g * inv)))
+        e, inv = self.e, div(1.0, self.norm)[:, None]
+        s = row_sum(mul(mul(g, div(1.0, self.clipped)[:, None]), e))
+        m = mul(mul(mul(-s, div(0.5, self.norm)), self.share), 2.0)[:, None]
+        return ftz(fused(g, inv, mul(e, m))) if on_scale else ftz(fused(e, m, mul(g, inv)))
 
 
 def _chain(x: Array, y: Array) -> Array:
     """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
     contracted into the running sum (an FMA)."""
-    acc = ftz(x[..., 0] * y[..., 0])
+    acc = mul(x[..., 0], y[..., 0])
     for k in range(1, x.shape[-1]):
         acc = ftz(fused(x[..., k], y[..., k], acc))
     return acc

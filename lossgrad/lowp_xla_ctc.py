@@ -64,12 +64,13 @@ class Ground:
     log1p: Callable[[Array], Array]
     log: Callable[[Array], Array]
     sum: Callable[[Array], Array]
+    product: Callable[[Array, Array], Array]  # (rounded and flushed)
 
     def add(self, a: Any, b: Any) -> Array:
         return self.flush(np.asarray(a, dtype=self.kind) + np.asarray(b, dtype=self.kind))
 
     def mul(self, a: Any, b: Any) -> Array:
-        return self.flush(np.asarray(a, dtype=self.kind) * np.asarray(b, dtype=self.kind))
+        return self.product(np.asarray(a, dtype=self.kind), np.asarray(b, dtype=self.kind))
 
     def fma(self, a: Any, b: Any, c: Any) -> Array:
         return self.flush(self.fused(a, b, c))
@@ -78,9 +79,9 @@ class Ground:
         return np.zeros(shape, dtype=self.kind)
 
 
-FLOAT32 = Ground(F32, ftz, fma, xla_exp, xla_log1p, xla_log, xla_sum)
+FLOAT32 = Ground(F32, ftz, fma, xla_exp, xla_log1p, xla_log, xla_sum, lambda a, b: ftz(a * b))
 FLOAT64 = Ground(np.float64, lowp_xla64.ftz, lowp_xla64.fused, lowp_xla64.exp, lowp_xla64.log1p, lowp_xla64.log,
-                 lowp_xla64.row_sum)
+                 lowp_xla64.row_sum, lowp_xla64.mul)
 
 
 def _finite(x: Array) -> Array:

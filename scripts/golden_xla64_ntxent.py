@@ -50,11 +50,32 @@ FOUND = ((2001, (4, 5), "tiny", 0.5), (2003, (3, 4), "subnormal", 0.1),
          (2004, (5, 6), "equal", 0.07), (2005, (3, 3), "spread", 0.001))
 
 
+# products whose exact value lies just below the normal range, in [2⁻¹⁰²² − 2⁻¹⁰⁷⁵, 2⁻¹⁰²² − 2⁻¹⁰⁷⁶): the processor
+# flushes them to 0 (it rounds to 53 bits first), where numpy's rounding onto the subnormal grid gives 2⁻¹⁰²²; under
+# jit and op by op
+TIES = ((2006, (2, 40), "tie-cosine", 1e-300), (2007, (2, 40), "tie-gradient", 1 / 6))
+
+
+def _ties(kind: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """"tie-cosine": a cosine term x·y = 2⁻¹⁰²²(1 − 2⁻⁵³), x = 2⁻⁵¹¹ (at τ = 1e−300 it decides the value);
+    "tie-gradient": a positive's element 2⁻¹⁰²¹(1 − 2⁻⁵³), whose gradient's last product is ½ of it."""
+    a, p = np.zeros(shape), np.zeros(shape)
+    a[0, 0], p[0, 2 if kind == "tie-cosine" else 1], a[1, 2 if kind == "tie-gradient" else 3] = 1.0, 1.0, 1.0
+    p[1, 4 if kind == "tie-cosine" else 3] = 1.0
+    if kind == "tie-cosine":
+        a[0, 1], p[0, 1] = 2.0**-511, np.nextafter(2.0**-511, 0)
+    else:
+        p[1, 5] = 2.0**-1021 * (1 - 2.0**-53)
+    return a, p
+
+
 def inputs(seed: int, shape: tuple[int, int], kind: str) -> tuple[np.ndarray, np.ndarray]:
     """Anchors and positives: normal draws; "near": positives 1e−3 from their anchors; "opposite": positives the
     anchors negated, plus noise; "scaled": rows scaled from 1e−3 to 1e3; "tiny": times 1e−9 (squared norms below
     ε = 2⁻⁵², clipped); "subnormal": times 1e−310 (read as zeros); "equal": positives the
     anchors; "spread": near-parallel rows at τ = 0.001, the negatives' e^x far below the positive's."""
+    if kind.startswith("tie-"):
+        return _ties(kind, shape)
     rng = np.random.default_rng(seed)
     a, p = rng.normal(size=shape), rng.normal(size=shape)
     if kind == "near" or kind == "spread":
@@ -117,7 +138,8 @@ def cases() -> list[dict]:
         recs.append(record(3200 + i, shape, KINDS[i % len(KINDS)], TEMPERATURES[i % len(TEMPERATURES)], True))
     for i, (shape, jit, kind) in enumerate(REFUSED):
         recs.append(record(3100 + i, shape, kind, 0.5, jit))
-    return recs + [record(seed, shape, kind, tau, False) for seed, shape, kind, tau in FOUND]
+    recs += [record(seed, shape, kind, tau, False) for seed, shape, kind, tau in FOUND]
+    return recs + [record(seed, shape, kind, tau, jit) for seed, shape, kind, tau in TIES for jit in (False, True)]
 
 
 def lossgrad_results(rec: dict, a: np.ndarray, p: np.ndarray, cpu: str | None = None) -> dict[str, Any]:

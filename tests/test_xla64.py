@@ -6,6 +6,7 @@ give lossgrad's formulas; live against JAX where it is installed."""
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -179,9 +180,31 @@ def test_the_multiply_add_is_exact_at_the_edges_of_the_range() -> None:
     b = rng.normal(size=3000) * 2.0 ** rng.integers(-540, -470, 3000)
     c = rng.normal(size=3000) * 2.0 ** rng.integers(-1022, -1000, 3000)
     big = np.array([1e305, 1e308, -1e300]), np.array([0.5, 1.5, 3.0]), np.array([0.0, -1e308, 1.0])
+    def processor(u: float, v: float, w: float) -> float:
+        # rounded to 53 bits first, and below 2^−1022 then a zero (FTZ); beyond the range infinite
+        exact = Fraction(u) * Fraction(v) + Fraction(w)
+        if abs(exact) < Fraction(2) ** -1022 - Fraction(2) ** -1076:
+            return math.copysign(0.0, exact)
+        return float(exact) if abs(exact) < Fraction(2) ** 1024 else math.copysign(math.inf, exact)
+
     for x, y, z in ((a, b, c), big):
-        exact = [float(Fraction(u) * Fraction(v) + Fraction(w)) if abs(Fraction(u) * Fraction(v) + Fraction(w))
-                 < Fraction(2) ** 1024 else float("inf") for u, v, w in zip(x, y, z, strict=True)]
+        exact = [processor(u, v, w) for u, v, w in zip(x, y, z, strict=True)]
         assert np.array_equal(lowp_xla64.fused(x, y, z), exact)
+        assert np.array_equal(np.signbit(lowp_xla64.fused(x, y, z)), np.signbit(exact))
     assert not np.array_equal(sleef_fma(a, b, c), lowp_xla64.fused(a, b, c))  # (SLEEF's alone misses some)
     assert lowp_xla64.fused(-0.0, 1.0, -0.0) == 0 and np.signbit(lowp_xla64.fused(-0.0, 1.0, -0.0))
+
+
+def test_a_product_just_below_the_normal_range_is_flushed_as_the_processor_flushes_it() -> None:
+    # 2⁻⁵¹¹ · (2⁻⁵¹¹ − 2⁻⁵⁶⁴) = 2⁻¹⁰²²(1 − 2⁻⁵³) exactly: rounded to 53 bits it stays below 2⁻¹⁰²², so the processor
+    # (FTZ) gives 0; numpy rounds it onto the subnormal grid, a tie that goes to 2⁻¹⁰²² (worked by hand)
+    x, y = 2.0**-511, np.nextafter(2.0**-511, 0)
+    tiny = 2.0**-1022
+    assert x * y == tiny  # (numpy's rounding)
+    assert lowp_xla64.mul(x, y) == 0 and np.signbit(lowp_xla64.mul(-x, y))
+    assert lowp_xla64.fused(x, y, 0.0) == 0 and lowp_xla64.fused(x, -y, 0.0) == 0
+    # (1 − 2⁻⁵³)/2¹⁰²² is the same number as a quotient
+    assert (1 - 2.0**-53) / 2.0**1022 == tiny and lowp_xla64.div(1 - 2.0**-53, 2.0**1022) == 0
+    # from 2⁻¹⁰²² − 2⁻¹⁰⁷⁶ up, 53 bits round to 2⁻¹⁰²² itself (a tie goes to the even 2⁻¹⁰²²): kept
+    assert lowp_xla64.mul(np.array([x, 2.0**-511]), np.array([2.0**-511, y])).tolist() == [tiny, 0.0]
+    assert lowp_xla64.mul(2.0**-500, 2.0**-522) == tiny and lowp_xla64.mul(3.0, 2.0) == 6.0
