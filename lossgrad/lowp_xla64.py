@@ -387,7 +387,7 @@ def power(d: Array, q: float, jit: bool) -> Array:
     YNN_FROM elements in rows of two or more YNNPACK takes the powers in with its sum, and computes ½ as any other
     exponent, with pow, not as LLVM's √ (measured: a loss apart in one of 200 random batches)."""
     if integral(q):
-        return int_pow(d, int(q), ftz)
+        return int_pow(d, int(q), ftz, times=mul)
     ynn = d.size >= YNN_FROM and d.shape[1] > 1
     return _pow(d, q, jit and not ynn)
 
@@ -458,13 +458,13 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float,
 def _slope(d: Array, q: float) -> Array:
     """jax.grad's factor q·d^(q−1) of jnp.power(d, q) op by op (integer_pow's y·x^(y−1), pow's y·x^(y−1))."""
     if integral(q):
-        return mul(2.0, d) if q == 2 else mul(float(q), int_pow(d, int(q) - 1, ftz))
+        return mul(2.0, d) if q == 2 else mul(float(q), int_pow(d, int(q) - 1, ftz, times=mul))
     return mul(q, ftz(libm.pow(d, q - 1)))
 
 
 def _factors(c: Array, d: Array, q: float) -> tuple[Array, Array]:
     """The two factors of the gradient with respect to d under jit: d^(q−1) and c·q (XLA's reassociation)."""
-    part = int_pow(d, int(q) - 1, ftz) if integral(q) else jit_pow(d, q - 1)
+    part = int_pow(d, int(q) - 1, ftz, times=mul) if integral(q) else jit_pow(d, q - 1)
     return np.broadcast_to(part, d.shape), np.broadcast_to(mul(c, q), d.shape)
 
 

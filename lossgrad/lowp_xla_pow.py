@@ -173,32 +173,39 @@ def check(q: float, jit: bool) -> None:
                             "JAX op by op (--no-jit; jit=False in Python)")
 
 
-def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None, into: Rounder | None = None) -> Array:
+Times = Callable[[Array, Array], Array]  # a product rounded and flushed in the dtype
+
+
+def int_pow(x: Array, n: int, r: Rounder, last: Rounder | None = None, into: Rounder | None = None,
+            times: Times | None = None) -> Array:
     """lax.integer_pow(x, n), n ≥ 1, as JAX lowers it: binary exponentiation, each product rounded (n = 3: (x·x)·x,
     XLA's multiply of the square by x); `last`: how the last product is kept, `into`: the products into the result
-    before it (last_factors), else as `r`."""
+    before it (last_factors), else as `r`; `times`: each product, rounded (lowp_xla64.mul), instead of r(a·b)."""
     if n == 1:
         return x
-    u, v = last_factors(x, n, r, into)
-    return (last or r)(u * v)
+    u, v = last_factors(x, n, r, into, times)
+    return times(u, v) if times and not last else (last or r)(u * v)
 
 
-def last_factors(x: Array, n: int, r: Rounder, into: Rounder | None = None) -> tuple[Array, Array]:
+def last_factors(x: Array, n: int, r: Rounder, into: Rounder | None = None,
+                 times: Times | None = None) -> tuple[Array, Array]:
     """The two factors of lax.integer_pow(x, n)'s last product, n ≥ 2 (the one LLVM contracts into a following
     addition): binary exponentiation, x squared at each bit and multiplied into the result at each set bit; x³ is
     x·x², x⁴ x²·x², x⁵ x·x⁴, x⁶ x²·x⁴, x⁷ (x·x²)·x⁴. `into`: how the products into the result are kept (x·x² of
-    x⁷), else as `r`."""
+    x⁷), else as `r` (or `times`)."""
+    square: Times = times or (lambda a, b: r(a * b))
+    product: Times = (lambda a, b: into(a * b)) if into else square
     acc: Array | None = None
     last = (x, x)
     while n > 0:
         if n & 1:
             if acc is not None:
                 last = (acc, x)
-            acc = x if acc is None else (into or r)(acc * x)
+            acc = x if acc is None else product(acc, x)
         n >>= 1
         if n > 0:
             last = (x, x)
-            x = r(x * x)
+            x = square(x, x)
     return last
 
 
