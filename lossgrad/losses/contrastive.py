@@ -364,7 +364,8 @@ def _zero_rows(y: Array, p: Array) -> None:
     for name, x in (("pred", p), ("target", y)):
         zero = np.flatnonzero(~(x != 0).any(axis=1))
         if zero.size:
-            raise DomainError(name, int(zero[0]), 0, float(x[zero[0], 0]), "starts a row of zeros: its cosine with anything is "
+            row = int(zero[0])
+            raise DomainError(name, row, 0, float(x[row, 0]), "starts a row of zeros: its cosine with anything is "
                               "undefined (give {dot} for dot-product similarities; optax's ntxent clips the norm: "
                               "{convention} optax {ntxent})")
 
