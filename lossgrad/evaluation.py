@@ -369,8 +369,23 @@ def too_large(setup: Setup, which: str, given: np.ndarray, held: np.ndarray) -> 
               f"is too large for {name}, whose largest finite number is {largest:.8g}")
 
 
+def _kernels_dtype(setup: Setup) -> bool:
+    """Whether the convention's kernels run in this dtype for this loss (float32; float64 where they cover it too:
+    Convention.kernels_float64), so that options they lack leave lossgrad's formulas, with a warning."""
+    dtype = setup.dtype.value
+    return dtype == "float32" or (dtype == "float64" and setup.loss.name in setup.conv.kernels_float64)
+
+
+def _without_mkl(setup: Setup) -> bool:
+    """float64 kernels that lack only MKL's functions: there float64 is lossgrad's formulas without a word, as
+    float64 is the default dtype (the README says how to get them)."""
+    from .mkl import INSTALL
+
+    return setup.dtype.value == "float64" and INSTALL in (setup.kernels_lacking or "")
+
+
 def lacking(setup: Setup) -> str:
-    """Why the convention's float32 kernels are not reproduced here, as a warning says it."""
+    """Why the convention's kernels are not reproduced here, as a warning says it."""
     from . import kernels
     from .mkl import INSTALL  # (the kernels lack only MKL's e^x, log x or √x: that says how to get them)
 
@@ -395,8 +410,8 @@ def compute(setup: Setup, y: np.ndarray, p: np.ndarray, labels: np.ndarray | Non
             if setup.half is not None:
                 raise  # (float32: the formulas below, as where the kernels are not reproduced at all)
             fallback = f"computed by lossgrad's {setup.dtype.value} formulas, not bit for bit: {e.what}"
-    elif setup.dtype.value == "float32" and setup.kernels_lacking is not None:
-        fallback = f"computed by lossgrad's float32 formulas, not bit for bit: {lacking(setup)}"
+    elif _kernels_dtype(setup) and setup.kernels_lacking is not None and not _without_mkl(setup):
+        fallback = f"computed by lossgrad's {setup.dtype.value} formulas, not bit for bit: {lacking(setup)}"
     work = setup.work_dtype
     params = setup.params
     if params.get("class_weights") is not None and setup.conv.class_weights == "n":

@@ -65,12 +65,16 @@ class Ground:
     log: Callable[[Array], Array]
     sum: Callable[[Array], Array]
     product: Callable[[Array, Array], Array]  # (rounded and flushed)
+    quotient: Callable[[Array, Array], Array]
 
     def add(self, a: Any, b: Any) -> Array:
         return self.flush(np.asarray(a, dtype=self.kind) + np.asarray(b, dtype=self.kind))
 
     def mul(self, a: Any, b: Any) -> Array:
         return self.product(np.asarray(a, dtype=self.kind), np.asarray(b, dtype=self.kind))
+
+    def div(self, a: Any, b: Any) -> Array:
+        return self.quotient(np.asarray(a, dtype=self.kind), np.asarray(b, dtype=self.kind))
 
     def fma(self, a: Any, b: Any, c: Any) -> Array:
         return self.flush(self.fused(a, b, c))
@@ -79,9 +83,9 @@ class Ground:
         return np.zeros(shape, dtype=self.kind)
 
 
-FLOAT32 = Ground(F32, ftz, fma, xla_exp, xla_log1p, xla_log, xla_sum, lambda a, b: ftz(a * b))
+FLOAT32 = Ground(F32, ftz, fma, xla_exp, xla_log1p, xla_log, xla_sum, lambda a, b: ftz(a * b), lambda a, b: ftz(a / b))
 FLOAT64 = Ground(np.float64, lowp_xla64.ftz, lowp_xla64.fused, lowp_xla64.exp, lowp_xla64.log1p, lowp_xla64.log,
-                 lowp_xla64.row_sum, lowp_xla64.mul)
+                 lowp_xla64.row_sum, lowp_xla64.mul, lowp_xla64.div)
 
 
 def _finite(x: Array) -> Array:
@@ -131,7 +135,7 @@ def _log_softmax_grad(ct: Array, e: Array, total: Array, r: Rounder, half: bool,
     two steps; a half dtype: Σ−ct a reduce_sum in the dtype, in XLA's windows of 32 classes beyond 32)."""
     b, t, c = ct.shape
     if not half:
-        q = r(r(g.sum((-ct).reshape(b * t, c))).reshape(b, t, 1) / total)
+        q = g.div(r(g.sum((-ct).reshape(b * t, c))).reshape(b, t, 1), total)
         if b * t >= YNN_FROM:
             return g.add(ct, g.mul(q, e))
         out = g.fma(q, e, ct)
@@ -449,12 +453,13 @@ def float64_parts(pred: Array, labels: Array, frames: Array, lengths: Array, bla
     w = None if weights is None else lowp_xla64.ftz(np.asarray(weights, dtype=np.float64))
     finite = np.isfinite(losses)
     if w is not None:
-        losses = lowp_xla64.ftz(losses * w)
+        losses = lowp_xla64.mul(losses, w)
 
     def mean_grad(n: float) -> Array:
         c = 1.0 if n == 1 else 1.0 / n
-        with np.errstate(all="ignore"):
-            return grad(c if w is None else lowp_xla64.ftz(c * w)).reshape(pred.shape[0], -1)
+        with np.errstate(all="ignore"):  # (under jit XLA folds the constants' product on the host: numpy's rounding)
+            cw = None if w is None else lowp_xla64.ftz(c * w) if jit else lowp_xla64.mul(c, w)
+            return grad(c if cw is None else cw).reshape(pred.shape[0], -1)
     terms = final_states(losses, lengths, labels.shape[1]) if jit and w is None else losses
     warnings = ([] if cpu.selected() == "avx2" else [F64_AVX512]) + ([SINGLE_FRAME] if pred.shape[1] == 1 else [])
     return Parts(losses=losses, grad=mean_grad(1), mean_grad=mean_grad, mean_value=value64(terms, jit),
@@ -477,7 +482,7 @@ def value64(terms: Array, jit: bool) -> Any:
 
     def value(n: float) -> float:
         total = -lowp_xla64.sum2d(-terms)  # (optax's −log α, negated back: −0 where every loss is 0)
-        return float(total if n == 1 else lowp_xla64.ftz(total * (1.0 / n)))
+        return float(total if n == 1 else lowp_xla64.mul(total, 1.0 / n))
     return value
 
 

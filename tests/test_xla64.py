@@ -208,3 +208,13 @@ def test_a_product_just_below_the_normal_range_is_flushed_as_the_processor_flush
     # from 2⁻¹⁰²² − 2⁻¹⁰⁷⁶ up, 53 bits round to 2⁻¹⁰²² itself (a tie goes to the even 2⁻¹⁰²²): kept
     assert lowp_xla64.mul(np.array([x, 2.0**-511]), np.array([2.0**-511, y])).tolist() == [tiny, 0.0]
     assert lowp_xla64.mul(2.0**-500, 2.0**-522) == tiny and lowp_xla64.mul(3.0, 2.0) == 6.0
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_sample_weights_are_the_formulas_and_say_so(jit: bool) -> None:
+    # JAX's weighted triplet (loss · w, its sum and gradient) is not modelled in float64: the formulas, with a warning
+    rng = np.random.default_rng(3)
+    a, p, n = (rng.normal(size=(3, 40)) for _ in range(3))
+    r = lossgrad.evaluate("triplet", p, a, reduction="sum", convention="optax", dtype="float64", jit=jit,
+                          negative=n, sample_weight=np.array([0.5, 2.0, 3.0]))
+    assert any("float64 formulas, not bit for bit" in w and "sample_weight" in w for w in r.warnings), r.warnings

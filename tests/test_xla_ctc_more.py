@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import lossgrad
 from conftest import lossgrad as run
 from lossgrad import cpu, lowp_xla64, lowp_xla_ctc
 
@@ -134,3 +135,17 @@ def test_live_against_jax(live_rng: np.random.Generator) -> None:
             assert measure(6, seed=int(live_rng.integers(1 << 31))).endswith("; 0 rounds apart")
     finally:
         jax.config.update("jax_enable_x64", False)  # (as a user has JAX; measure turns x64 on for the process)
+
+
+@pytest.mark.parametrize("jit", [False, True])
+def test_a_weighted_gradient_just_below_the_normal_range_is_flushed_by_hand(jit: bool) -> None:
+    # one frame of two classes, both logits 0, the label class 1, weight w = 2⁻¹⁰²¹ − 2⁻¹⁰⁷⁴: the loss is w·log 2, and
+    # log_softmax's backward ct + (Σ−ct/Σe^s)·e^s has ct = (0, −w) and the quotient w/2 = 2⁻¹⁰²² − 2⁻¹⁰⁷⁵ exactly,
+    # which the processor rounds to 53 bits below 2⁻¹⁰²² and flushes: the gradient is (0, −w), worked by hand
+    # (numpy's rounding took the quotient up to 2⁻¹⁰²², and gave (2⁻¹⁰²², −0))
+    w = float.fromhex("0x1.fffffffffffffp-1022")
+    r = lossgrad.ctc(np.array([[1]]), np.zeros((1, 2, 2)), reduction="sum", input_lengths=[1], target_lengths=[1],
+                     from_logits=True, convention="optax", dtype="float64", jit=jit, sample_weight=np.array([w]),
+                     cpu="avx2")
+    assert [float(v).hex() for v in r.grad.ravel()] == ["0x0.0p+0", (-w).hex(), "0x0.0p+0", "0x0.0p+0"]
+    assert not r.warnings
