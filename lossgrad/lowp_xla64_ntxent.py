@@ -34,6 +34,7 @@ from .errors import NotReproduced
 from .losses._ops import Array
 from .lowp_xla import SLAB
 from .lowp_xla64 import YNN_FROM, _in_order, div, exp, ftz, fused, mul, partner_sum, row_sum, sum2d
+from .lowp_xla_ntxent_jit import chain
 from .lowp_xla_partner import _runs
 
 EPS = 2.0**-52  # (optax's epsilon, jnp.finfo(float64).eps)
@@ -121,6 +122,10 @@ class Ntxent64:
         return mul(ftz(rows[:b] + rows[b:]), 0.5)
 
 
+def _fma(a: Array, b: Array, c: Array) -> Array:
+    return ftz(fused(a, b, c))
+
+
 class Fused64(Ntxent64):
     """Ntxent64 under jax.jit, for rows of more than FUSED_UP_TO features: τ a constant, the positive's score an FMA,
     the partner sums of the fused kernels, the norm's backward pass as float32's fused kernels take it, the value's
@@ -143,7 +148,8 @@ class Fused64(Ntxent64):
         u = self.u
         n, d = u.shape
         if n * n * d < YNN_FROM:
-            return _chain(g.T[:, None, :], u.T[None, :, :]), _chain(g[:, None, :], u.T[None, :, :])
+            return (chain(g.T[:, None, :], u.T[None, :, :], mul, _fma),
+                    chain(g[:, None, :], u.T[None, :, :], mul, _fma))
         over_j = np.moveaxis(mul(u[None, :, :], g[:, :, None]), 1, 2).reshape(n * d, n)
         return (partner_sum(mul(g[:, :, None], u[:, None, :]), 0),
                 _runs(over_j, max(1, SLAB * 4 // 8 // d), ftz).reshape(n, d))
@@ -155,15 +161,6 @@ class Fused64(Ntxent64):
         s = row_sum(mul(mul(g, div(1.0, self.clipped)[:, None]), e))
         m = mul(mul(mul(-s, div(0.5, self.norm)), self.share), 2.0)[:, None]
         return ftz(fused(g, inv, mul(e, m))) if on_scale else ftz(fused(e, m, mul(g, inv)))
-
-
-def _chain(x: Array, y: Array) -> Array:
-    """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
-    contracted into the running sum (an FMA)."""
-    acc = mul(x[..., 0], y[..., 0])
-    for k in range(1, x.shape[-1]):
-        acc = ftz(fused(x[..., k], y[..., k], acc))
-    return acc
 
 
 def model(y: Array, p: Array, tau: float, jit: bool) -> Any:

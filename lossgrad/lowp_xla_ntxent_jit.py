@@ -29,6 +29,7 @@ with jax 0.10.2 on an AMD EPYC with AVX2 from 2 to 72 pairs of 1 to 12 features.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -158,12 +159,14 @@ def avx2_plan(n: int, d: int, over_rows_i: bool) -> LanePlan:
     return lanes, (*range(0, blocks, 2), 3, 1, *range(5, blocks, 2)), 0
 
 
-def chain(x: Array, y: Array) -> Array:
+def chain(x: Array, y: Array, times: Callable[[Array, Array], Array] = lambda a, b: ftz(a * b),
+          fused: Callable[[Array, Array, Array], Array] = _fma) -> Array:
     """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
-    contracted into the running sum (an FMA)."""
-    acc = ftz(x[..., 0] * y[..., 0])
+    contracted into the running sum (an FMA); `times` and `fused`: the dtype's product and FMA, flushed (float32's,
+    or lowp_xla64's)."""
+    acc = times(x[..., 0], y[..., 0])
     for k in range(1, x.shape[-1]):
-        acc = _fma(x[..., k], y[..., k], acc)
+        acc = fused(x[..., k], y[..., k], acc)
     return acc
 
 
