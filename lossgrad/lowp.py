@@ -19,6 +19,7 @@ from typing import Any, Protocol, cast
 import numpy as np
 
 from . import cpu, mkl
+from .flush import flushed_below
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined, Place
@@ -58,6 +59,7 @@ SUPPORTED = ("ce (from logits; class indexes with ignore_index, class weights an
 # the core's cache, where over whole arrays each is a trip to memory (expf, logf, log1pf over 4 million floats: about
 # half the time of whole arrays, benchmarks/kernels.py)
 CACHE_BLOCK = 1 << 16
+FLUSHED_BELOW_32 = float(flushed_below(F32))  # (fma's flush)
 
 
 def lanes() -> int:
@@ -94,23 +96,24 @@ def one_hot(labels: Array, classes: int) -> Array:
     return rows
 
 
-def fma(a: Any, b: Any, c: Any) -> Array:
+def fma(a: Any, b: Any, c: Any, flush: bool = False) -> Array:
     """a·b + c rounded once to float32, as an FMA instruction gives it (fma_block's), over about CACHE_BLOCK
     elements at a time, leading rows of the broadcast shape: over whole arrays its float64 temporaries are trips
-    to memory (16 million elements: 0.167 s, against 0.051 s in blocks; benchmarks/kernels.py)."""
+    to memory (16 million elements: 0.167 s, against 0.051 s in blocks; benchmarks/kernels.py). flush: an exact
+    result that the processor's flush to zero takes to 0 just below the normal range is 0 (lossgrad.flush)."""
     both = np.broadcast(a, b, c)
     shape, size = both.shape, both.size
     if size <= CACHE_BLOCK:
-        return fma_block(a, b, c)
+        return fma_block(a, b, c, flush)
     a, b, c = np.broadcast_arrays(np.asarray(a), np.asarray(b), np.asarray(c))
     step = max(1, CACHE_BLOCK // (size // shape[0]))
     out = np.empty(shape, dtype=F32)
     for i in range(0, shape[0], step):
-        out[i:i + step] = fma_block(a[i:i + step], b[i:i + step], c[i:i + step])
+        out[i:i + step] = fma_block(a[i:i + step], b[i:i + step], c[i:i + step], flush)
     return out
 
 
-def fma_block(a: Any, b: Any, c: Any) -> Array:
+def fma_block(a: Any, b: Any, c: Any, flush: bool = False) -> Array:
     """a·b + c rounded once to float32, as an FMA instruction gives it. a·b is exact in float64, and the float64 sum
     rounds to the same float32 as the exact one unless it landed on a midpoint between two float32s (or among the
     subnormals; a zero is exact): there the sum is redone rounding to odd (an inexact float64 sum takes the
@@ -121,6 +124,8 @@ def fma_block(a: Any, b: Any, c: Any) -> Array:
     suspect = ((s.view(np.int64) & 0x1FFFFFFF) == 0x10000000) | ((np.abs(s) < 2.0 ** -125) & (s != 0))
     if suspect.any():  # (rare: redone for those elements alone)
         s[suspect] = _sum_to_odd(np.broadcast_to(p, s.shape)[suspect], np.broadcast_to(c64, s.shape)[suspect])
+        if flush:  # (rounded to odd, or exact, s is below the bound just where the exact sum is)
+            s[suspect] = np.where(np.abs(s[suspect]) < FLUSHED_BELOW_32, 0.0 * s[suspect], s[suspect])
     out: Array = s.astype(F32)[()]  # (a scalar for scalars)
     return out
 

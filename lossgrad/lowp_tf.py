@@ -12,6 +12,7 @@ of 4 doubles, Keras' dice and tversky) take float64 arrays through the same redu
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,7 @@ import numpy as np
 
 from . import lowp
 from .errors import DomainError
+from .flush import at_tiny, product, quotient
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Place, joined
@@ -42,7 +44,8 @@ def ftz(a: Any) -> Array:
 
 
 def mul(a: Any, b: Any) -> Array:
-    return ftz(np.multiply(a, b, dtype=F32))
+    """a·b, flushed as the processor flushes it (lossgrad.flush)."""
+    return ftz(product(np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)))
 
 
 def add(a: Any, b: Any) -> Array:
@@ -54,7 +57,8 @@ def sub(a: Any, b: Any) -> Array:
 
 
 def div(a: Any, b: Any) -> Array:
-    return ftz(np.divide(a, b, dtype=F32))
+    """a/b, flushed as the processor flushes it (lossgrad.flush)."""
+    return ftz(quotient(np.asarray(a, dtype=F32), np.asarray(b, dtype=F32)))
 
 
 def madd(a: Any, b: Any, c: Any) -> Array:
@@ -193,8 +197,12 @@ class Kind:
         return out
 
     def op(self, f: Callable[..., Any], a: Any, b: Any) -> Array:
-        """One Eigen operation of two operands: computed in the arrays' type, flushed and stored in the dtype."""
-        return self.rnd(self.ftz(f(a, b, dtype=self.dtype)))
+        """One Eigen operation of two operands: computed in the arrays' type, flushed (a product or quotient as the
+        processor flushes it: lossgrad.flush) and stored in the dtype."""
+        exact = operator.mul if f is np.multiply else operator.truediv if f is np.divide else None
+        a, b = np.asarray(a, dtype=self.dtype), np.asarray(b, dtype=self.dtype)
+        out = f(a, b) if exact is None else at_tiny(f(a, b), exact, a, b)
+        return self.rnd(self.ftz(out))
 
     def add(self, a: Any, b: Any) -> Array:
         return self.op(np.add, a, b)

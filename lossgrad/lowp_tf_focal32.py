@@ -169,7 +169,7 @@ def plogistic(x0: Array) -> Array:
         biased = np.clip(m + 127, 0, 255).astype(np.int64)
         e = mul(p, (biased << 23).astype(np.uint32).view(F32))
         e = mul(e, e)
-        out = np.divide(e, add(F32(1), e), dtype=F32)
+        out = div(e, add(F32(1), e))
     return np.where(x0 < F32(-104), F32(0), ftz(out)).astype(F32)
 
 
@@ -177,7 +177,7 @@ def libm_logistic(x: Array) -> Array:
     """The logistic's scalar path: e = expf(min(x, 16.6355324)) (glibc's), e/(1 + e)."""
     e = libm_expf(np.minimum(x, LOGISTIC_HI))
     with np.errstate(all="ignore"):
-        return ftz(np.divide(e, add(F32(1), e), dtype=F32))
+        return div(e, add(F32(1), e))
 
 
 def sigmoid(z: Array) -> Array:

@@ -26,6 +26,7 @@ import numpy as np
 
 from . import cpu, libm
 from .errors import NotReproduced
+from .flush import product, quotient
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
@@ -75,6 +76,26 @@ def ftz(a: Any) -> Array:
     return out
 
 
+Rounder = Callable[[Any], Array]
+
+
+def mul(a: Any, b: Any, r: Rounder = ftz) -> Array:
+    """a·b as XLA's CPU code stores it: rounded once and flushed as the processor flushes it (lossgrad.flush),
+    then r's (float32's flush, a half dtype's store, or float64's flush)."""
+    return r(product(a, b))
+
+
+def div(a: Any, b: Any, r: Rounder = ftz) -> Array:
+    """a/b as XLA's CPU code stores it: rounded once and flushed as the processor flushes it (lossgrad.flush),
+    then r's."""
+    return r(quotient(a, b))
+
+
+def _fma(a: Any, b: Any, c: Any) -> Array:
+    """An FMA as XLA's code runs it: a result below the normal range flushed to zero (lossgrad.flush)."""
+    return ftz(fma(a, b, c, flush=True))
+
+
 EXP_POLY = tuple(_f(b) for b in (0x39506967, 0x3AB743CE, 0x3C088908, 0x3D2AA9C1, 0x3E2AAAAA, 0x3F000000))
 
 
@@ -92,7 +113,7 @@ def xla_exp(x: Array) -> Array:
             p = fma(p, r, k)
         y = fma(p, r * r, r) + F32(1)
         scale = ((np.nan_to_num(n).astype(np.int32) + 127) << 23).astype(np.uint32).view(F32)
-        return ftz(y * scale)
+        return mul(y, scale)
 
 
 LOG_POLY = tuple(_f(b) for b in (0x3D9021BB, 0xBDEBD1B8, 0x3DEF251A, 0xBDFE5D4F, 0x3E11E9BF, 0xBE2AAE50,
@@ -177,8 +198,8 @@ def xla_log1p(x: Array) -> Array:
         num = np.full_like(x, F32(4.527e-05))
         for k in LOG1P_NUM:
             num = fma(num, x, k)
-        x2 = ftz(x * x)
-        near = x + fma(F32(-0.5), x2, ftz(ftz(x * x2) * ftz(num / den)))
+        x2 = mul(x, x)
+        near = x + fma(F32(-0.5), x2, mul(mul(x, x2), div(num, den)))
         out = np.where(np.abs(x) < _f(0x3ED413CD), near, xla_log(x + F32(1)))
     return ftz(out)
 
@@ -325,7 +346,7 @@ def product_sum(a: Array, b: Array) -> Array:
     (a product of two factors, measured for cosine; a plain sum splits them in fewer than SPLIT_BELOW rows only)."""
     if a.shape[0] == 1:
         return np.array([dot_row(a, b)], dtype=F32)
-    return _ynn_sum(ftz(a * b), split=True) + F32(0)
+    return _ynn_sum(mul(a, b), split=True) + F32(0)
 
 
 def xla_sum(x: Array, bf16: bool = False) -> Array:
@@ -483,7 +504,7 @@ def fused_squares_sum(d: Array) -> F32:
     running sum as a multiply-add."""
     acc = np.zeros(1, dtype=F32)
     for v in d.reshape(-1, 1):
-        acc = ftz(fma(v, v, acc))
+        acc = _fma(v, v, acc)
     return F32(acc[0] + F32(0))
 
 
@@ -510,12 +531,11 @@ def fused_mse_value(d: Array, r: Callable[[Any], Array]) -> Callable[[float], fl
     fused = rows <= 32 and n <= 32  # (larger arrays: the squares stored, then XLA's windows)
     if not sums_2d(d) or (fused and r is ftz and fused_lanes(rows, n)):
         return None if r is ftz else mean_value(d, r, True)  # (the refusal with its reason)
-    total = fused_squares_sum(d) if fused else xla_sum2d(ftz(d * d))
+    total = fused_squares_sum(d) if fused else xla_sum2d(mul(d, d))
     return lambda m: float(r(total if m == 1 else total * (F32(1) / F32(m))))
 
 
 Grad = Callable[[float], Array]
-Rounder = Callable[[Any], Array]
 
 
 def halve(lanes: Array, r: Rounder = ftz) -> Array:
@@ -551,13 +571,13 @@ def vector_fma_sum(x: Array, y: Array, plan: LanePlan) -> Array:
 
     def block(i: int) -> tuple[Array, Array]:
         return x[..., i * lanes:(i + 1) * lanes], y[..., i * lanes:(i + 1) * lanes]
-    acc = ftz(block(order[0])[0] * block(order[0])[1])
+    acc = mul(block(order[0])[0], block(order[0])[1])
     acc[..., 0] = ftz(acc[..., 0] + F32(0))
     for i in order[1:]:
         acc = _fma(*block(i), acc)
     total, done = halve(acc), len(order) * lanes
     if epilogue and done + epilogue <= x.shape[-1]:
-        last = ftz(x[..., done:done + epilogue] * y[..., done:done + epilogue])
+        last = mul(x[..., done:done + epilogue], y[..., done:done + epilogue])
         last[..., 0] = _fma(x[..., done], y[..., done], total)
         done += epilogue
         while done + epilogue <= x.shape[-1]:
@@ -637,7 +657,7 @@ def cotangent(n: float, w: Array | None, r: Rounder) -> Array:
     """What jax.grad of jnp.mean(loss · w) over n (jnp.sum: n = 1) sends back to each loss: c = 1/n stored in the
     dtype, times the loss's weight w (None: unweighted, c), stored."""
     c = r(upstream(n))
-    return c if w is None else r(c * w)
+    return c if w is None else mul(c, w, r)
 
 
 def weighed(raw: Array, w: Array | None, r: Rounder, k: Rounder) -> tuple[Array, Array]:
@@ -646,7 +666,7 @@ def weighed(raw: Array, w: Array | None, r: Rounder, k: Rounder) -> tuple[Array,
     keeps the product (exact in float32) on its way into the mean and stores it for the losses (measured)."""
     if w is None:
         return r(raw), k(raw)
-    return r(r(raw) * w), k(r(raw) * w)
+    return mul(r(raw), w, r), mul(r(raw), w, k)
 
 
 def held_weights(weights: Array | None, half: Any, columns: bool) -> Array | None:
@@ -684,10 +704,10 @@ def ce_index(z: Array, labels: Array, r: Rounder, k: Rounder, jit: bool,
 
     def grad(n: float) -> Array:
         c = cotangent(n, w, r)
-        g = r(r(c / np.abs(total))[:, None] * e)
+        g = mul(div(c, np.abs(total), r)[:, None], e, r)
         g[rows, labels] = r(g[rows, labels] - c)
         return g
-    return (*weighed(raw, w, r, k), grad, r(e / total[:, None]))
+    return (*weighed(raw, w, r, k), grad, div(e, total[:, None], r))
 
 
 def xla_tasks(flops: int, bytes_: int, threads: int = XLA_THREADS) -> int:
@@ -766,22 +786,22 @@ def ce_rows(y: Array, z: Array, r: Rounder, half: Any, jit: bool, weights: Array
 
     def grad(n: float) -> Array:
         c = cotangent(n, weights, r)
-        v = r(y * -(c if weights is None else c[:, None]))
+        v = mul(y, -(c if weights is None else c[:, None]), r)
         if half is None:
-            d = ftz(minus_sum(v, lambda a: folded_sum(a) + F32(0) if fold else xla_sum(a)) / total)[:, None]
+            d = div(minus_sum(v, lambda a: folded_sum(a) + F32(0) if fold else xla_sum(a)), total)[:, None]
             if ynn_gradient_rows(z.shape, jit):
-                return ftz(ftz(d * e) + v)
-            g = ftz(fma(d, e, v))
+                return ftz(mul(d, e) + v)
+            g = _fma(d, e, v)
             if z.shape[1] == 3 and cpu.selected() != "avx2":  # (the rows LLVM vectorizes store the last class's
                 w = _vector_rows(z.shape[0], 3, THREE_CLASS_ROWS)  # product first; with AVX2 they contract it too)
-                g[:w, 2] = ftz(ftz(d[:w, 0] * e[:w, 2]) + v[:w, 2])
+                g[:w, 2] = ftz(mul(d[:w, 0], e[:w, 2]) + v[:w, 2])
             return g
         if half is np.float16:
             s = minus_sum(v, lambda a: folded_sum(a, r) + F32(0) if fold else _rows_in_dtype(a, r))
         else:
             s = minus_sum(v, lambda a: folded_sum_stored(a, r) if fold else _rows_in_dtype(a, r))
-        return r(v + r(r(s / total)[:, None] * e))
-    return losses, grad, r(e / total[:, None]), ({"a": logp, "b": y}, _fma_of) if f32_jit else None
+        return r(v + mul(div(s, total, r)[:, None], e, r))
+    return losses, grad, div(e, total[:, None], r), ({"a": logp, "b": y}, _fma_of) if f32_jit else None
 
 
 def ynn_shift_rows(shape: tuple[int, ...], half: Any, jit: bool) -> bool:
@@ -815,16 +835,16 @@ def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Sp
     exp = xla_exp(shifted)
     e = r(exp)
     total = xla_sum(exp)
-    rows = xla_sum(ftz(ftz(shifted - ynn_log(total)[:, None]) * y))
+    rows = xla_sum(mul(ftz(shifted - ynn_log(total)[:, None]), y))
 
     def grad(n: float) -> Array:
-        v = r(y * -r(upstream(n)))
-        return r(v + r(r(folded_sum_stored(-v, r) / total)[:, None] * e))
+        v = mul(y, -r(upstream(n)), r)
+        return r(v + mul(div(folded_sum_stored(-v, r), total, r)[:, None], e, r))
 
     def value(parts: dict[str, Array], n: float) -> float:
         total_ = xla_sum(parts["rows"].reshape(1, -1))[0]
         return float(r(-total_ if n == 1 else -total_ * (F32(1) / F32(n))))
-    return r(-rows), grad, r(e / total[:, None]), ({"rows": rows}, value)
+    return r(-rows), grad, div(e, total[:, None], r), ({"rows": rows}, value)
 
 
 def _fma_rows(a: Array, b: Array, chained: bool = False) -> Array:
@@ -837,10 +857,10 @@ def _fma_rows(a: Array, b: Array, chained: bool = False) -> Array:
     if rows == 1 and n >= YNN_FROM:
         return product_sum(a, b)
     if (rows > 32 or n > 32) and not (chained and n <= 32 and rows * n < YNN_FROM):
-        return xla_sum(ftz(a * b))
+        return xla_sum(mul(a, b))
     acc = np.zeros(rows, dtype=F32)
     for i in range(n):
-        acc = ftz(fma(a[:, i], b[:, i], acc))
+        acc = _fma(a[:, i], b[:, i], acc)
     return acc
 
 
@@ -866,7 +886,7 @@ def _fma_value(a: Array, b: Array, traced: bool = False) -> Callable[[float], fl
     if rows > 32 or n > 32:
         if rows * n >= YNN_FROM and not wide_known(rows, n):
             return None
-        acc = xla_sum2d(ftz(a * b))
+        acc = xla_sum2d(mul(a, b))
     else:
         acc = lane_products(a, b, ce_value_lanes(rows, n), True)
     return lambda m: float(ftz(-acc if m == 1 else -acc * (F32(1) / F32(m))))
@@ -903,7 +923,7 @@ def lane_products(a: Array, b: Array, w: int, contract: bool) -> F32:
         for i in range(0, whole, w):
             for j in range(n):
                 x, y = a[i:i + w, j], b[i:i + w, j]
-                lanes = _fma(x, y, lanes) if contract else ftz(lanes + ftz(x * y))
+                lanes = _fma(x, y, lanes) if contract else ftz(lanes + mul(x, y))
         acc = F32(halve(lanes))
     for x, y in zip(a[whole:].reshape(-1), b[whole:].reshape(-1), strict=True):
         acc = F32(_fma(x, y, acc))
@@ -931,7 +951,7 @@ def dot_lanes(a: Array, b: Array, lanes: int | None = None) -> Array:
         acc = _fma(a[..., j:j + w], b[..., j:j + w], acc)
     tail = np.zeros(a.shape[:-1], dtype=F32)
     for j in range(whole, k):
-        tail = ftz(tail + ftz(a[..., j] * b[..., j]))
+        tail = ftz(tail + mul(a[..., j], b[..., j]))
     while acc.shape[-1] > 1:
         acc = ftz(acc[..., 0::2] + acc[..., 1::2])
     out: Array = ftz(acc[..., 0] + tail)
@@ -985,17 +1005,20 @@ def bce_logits(y: Array, z: Array, r: Rounder, k: Rounder, fused: bool,
     the gradient and σ(z)."""
     sp_neg, sp_pos = softplus(-z, r), softplus(z, r)
     one_y = r(F32(1) - y)
-    raw = fma(-y, -sp_neg, -r(one_y * -sp_pos)) if fused else ftz(r(-y * -sp_neg) - r(one_y * -sp_pos))
+    if fused:
+        raw = fma(-y, -sp_neg, -mul(one_y, -sp_pos, r), flush=True)
+    else:
+        raw = ftz(mul(-y, -sp_neg, r) - mul(one_y, -sp_pos, r))
     s_pos, s_neg = _sigmoid_via_softplus(z, sp_pos, r), _sigmoid_via_softplus(-z, sp_neg, r)
 
     def grad(n: float) -> Array:
         c = cotangent(n, w, r)
-        pos, neg = r(one_y * c), r(y * c)
+        pos, neg = mul(one_y, c, r), mul(y, c, r)
         if not fused:
-            return r(r(pos * s_pos) - r(neg * s_neg))
-        g = r(fma(pos, s_pos, -r(neg * s_neg)))
+            return r(mul(pos, s_pos, r) - mul(neg, s_neg, r))
+        g = r(fma(pos, s_pos, -mul(neg, s_neg, r), flush=True))
         if z.shape[1] == 9 and z.shape[0] > 1:  # (the 9th output, past LLVM's vector of 8, fuses the other product)
-            g[:, 8] = r(fma(-neg[:, 8], s_neg[:, 8], r(pos[:, 8] * s_pos[:, 8])))
+            g[:, 8] = r(fma(-neg[:, 8], s_neg[:, 8], mul(pos[:, 8], s_pos[:, 8], r), flush=True))
         return g
     return (*weighed(raw, w, r, k), grad, s_pos)
 
@@ -1014,9 +1037,9 @@ def mse(y: Array, p: Array, r: Rounder, k: Rounder, folded: bool,
 
     def grad(n: float) -> Array:
         if folded and (w is None or d.shape[1] > 1):
-            twice = r(F32(2) * r(upstream(n)))
-            return r((twice if w is None else r(twice * w)) * d)
-        return r(cotangent(n, w, r) * r(F32(2) * d))
+            twice = mul(F32(2), r(upstream(n)), r)
+            return mul(twice if w is None else mul(twice, w, r), d, r)
+        return mul(cotangent(n, w, r), mul(F32(2), d, r), r)
     losses, terms = weighed(d * d, w, r, k)
     return losses, losses if w is None else terms, grad
 
@@ -1030,14 +1053,14 @@ def kl(y: Array, p: Array, log_input: bool, log_target: bool, r: Rounder, half: 
     (1/n)·w for c (cotangent): the losses are weighed by the caller."""
     t, d = kl_products(y, p, log_input, log_target, r, half, jit)
     if jit and half is np.float16 and not log_input and _half_along_row(t.shape):
-        losses = r(vector_add_sum(r(t * d), HALF_ALONG_ROW[t.shape[1]], ftz) + F32(0))
+        losses = r(vector_add_sum(mul(t, d, r), HALF_ALONG_ROW[t.shape[1]], ftz) + F32(0))
     else:
         losses = r(_products_rows(t, d, r, jit and half is not np.float16,
                                   ALONG_ROW_CLASSES["kl-log-input" if log_input else "kl"], paired(half)))
 
     def grad(n: float) -> Array:
-        q = r(t * cotangent(n, w, r))
-        return -q if log_input else r(-q / p)
+        q = mul(t, cotangent(n, w, r), r)
+        return -q if log_input else div(-q, p, r)
     return losses, grad
 
 
@@ -1087,13 +1110,13 @@ def _products_rows(a: Array, b: Array, r: Rounder, fused: bool, along: tuple[int
     (along each row in ROW_PLANS' lanes from `along`'s classes, in a batch and alone), and from 4096 elements by
     YNNPACK, as jnp.sum adds float32s (kl's and probability rows' ce, measured)."""
     if not fused:
-        return xla_sum(r(a * b), bf16)
+        return xla_sum(mul(a, b, r), bf16)
     if a.size >= YNN_FROM:
-        return xla_sum(ftz(a * b)) + F32(0)
+        return xla_sum(mul(a, b)) + F32(0)
     rows, n = a.shape
     if n <= 32 and n >= (along[1] if rows == 1 else along[0]):
         return vector_fma_sum(a, b, ROW_PLANS[max(k for k in ROW_PLANS if k <= n)]) + F32(0)
-    return _windows(ftz(a * b)) + F32(0)
+    return _windows(mul(a, b)) + F32(0)
 
 
 # the losses whose JAX results are reproduced under per-sample weights, jnp.mean(loss · w)
@@ -1151,7 +1174,7 @@ def smooth_labels(y: Array, s: float, half: Any) -> Array:
     select of 1 − s or 0, the same values."""
     r = rounder(half)
     keep, spread = (F32(np.asarray(c, dtype=half or F32)) for c in (1.0 - s, s / y.shape[1]))
-    return r(r(keep * y) + spread)
+    return r(mul(keep, y, r) + spread)
 
 
 def _not_reproduced(what: str, instead: str = "use {dtype} float64, or {convention} exact") -> NotReproduced:
@@ -1300,11 +1323,6 @@ def wide_known(rows: int, n: int) -> bool:
     return n <= SLAB or rows < SPLIT_BELOW
 
 
-def _fma(a: Any, b: Any, c: Any) -> Array:
-    """An FMA as XLA's code runs it: a subnormal result flushed to zero."""
-    return ftz(fma(a, b, c))
-
-
 def _tie(x: Array, z: Array, other: Any) -> Array:
     """JAX's share of a max or min's gradient for the operand x of result z: 1 where x is the result alone, ½
     where both operands are, 0 elsewhere."""
@@ -1324,8 +1342,8 @@ def margin_hinge(root_p: Array, root_n: Array, slope_p: Array, slope_n: Array, m
     w = _tie(m, r(raw), 0)
 
     def back(n: float) -> tuple[Array, Array]:
-        bl = r(r(upstream(n)) * w)
-        return r(-bl * slope_n)[:, None], r(bl * slope_p)[:, None]
+        bl = mul(r(upstream(n)), w, r)
+        return mul(-bl, slope_n, r)[:, None], mul(bl, slope_p, r)[:, None]
     return raw, back
 
 

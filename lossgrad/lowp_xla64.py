@@ -36,6 +36,7 @@ import numpy as np
 
 from . import cpu, libm
 from .errors import NotReproduced
+from .flush import flushed_below, product, quotient
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
@@ -67,10 +68,8 @@ def ftz(x: Array | float) -> Array:
     return out
 
 
-# the processor rounds a result to 53 bits before it asks whether it is below the normal range (FTZ): an exact
-# result from here up to TINY rounds to TINY, one below it to TINY − 2⁻¹⁰⁷⁵ and is flushed. numpy rounds onto the
-# subnormal grid instead, which takes [TINY − 2⁻¹⁰⁷⁵, TINY − 2⁻¹⁰⁷⁶) up to TINY too.
-FLUSHED_BELOW = Fraction(TINY) - Fraction(1, 2**1076)
+# the least exact result the processor keeps (lossgrad.flush): TINY − 2⁻¹⁰⁷⁶
+FLUSHED_BELOW = flushed_below(F64)
 
 
 def _rounded(exact: Fraction) -> float:
@@ -83,30 +82,16 @@ def _rounded(exact: Fraction) -> float:
         return math.inf if exact > 0 else -math.inf
 
 
-def _exact_at_tiny(out: Array, a: Any, b: Any, op: Callable[[Fraction, Fraction], Fraction]) -> Array:
-    """out = ftz(a op b), its elements that numpy gave as ±TINY done again from the exact rationals."""
-    edge = (np.abs(out) == TINY).reshape(-1)
-    if not edge.any():
-        return out
-    flat = np.array(out, dtype=F64).reshape(-1)
-    a, b = (np.broadcast_to(np.asarray(v, dtype=F64), out.shape).reshape(-1) for v in (a, b))
-    flat[edge] = [_rounded(op(Fraction(x), Fraction(y))) for x, y in zip(a[edge].tolist(), b[edge].tolist(),
-                                                                        strict=True)]
-    return flat.reshape(out.shape)
-
-
 def mul(a: Any, b: Any) -> Array:
-    """a·b rounded once and flushed as XLA's CPU code gives it (a product just below the normal range: _rounded)."""
+    """a·b rounded once and flushed as XLA's CPU code gives it (lossgrad.flush)."""
     with np.errstate(all="ignore"):
-        out = ftz(np.multiply(a, b, dtype=F64))
-    return _exact_at_tiny(out, a, b, lambda x, y: x * y)
+        return ftz(product(np.asarray(a, dtype=F64), np.asarray(b, dtype=F64)))
 
 
 def div(a: Any, b: Any) -> Array:
-    """a/b rounded once and flushed as XLA's CPU code gives it (a quotient just below the normal range: _rounded)."""
+    """a/b rounded once and flushed as XLA's CPU code gives it (lossgrad.flush)."""
     with np.errstate(all="ignore"):
-        out = ftz(np.divide(a, b, dtype=F64))
-    return _exact_at_tiny(out, a, b, lambda x, y: x / y)
+        return ftz(quotient(np.asarray(a, dtype=F64), np.asarray(b, dtype=F64)))
 
 
 def _in_order(x: Array) -> Array:

@@ -43,15 +43,17 @@ import numpy as np
 
 from . import cpu
 from .losses._ops import Array
-from .lowp import fma
 from .lowp_xla import (
     F32,
     YNN_FROM,
     Rounder,
+    _fma,
     _rows_in_dtype,
     _vector_rows,
+    div,
     folded_sum,
     ftz,
+    mul,
     product_sum,
     upstream,
     xla_sum,
@@ -74,9 +76,6 @@ SUM_GROUPS = {3: 6, 4: 7, 5: 3, 6: 3}
 AVX2_SUM_GROUPS = {3: 5, 4: 6, 5: 4, 6: 7, 7: 5, 8: 0}
 AVX2_SUM_COLUMNS = {3: 2, 4: 4, 5: 4, 6: 4, 7: 6, 8: 8}
 
-
-def _fma(a: Array, b: Array, c: Array) -> Array:
-    return ftz(fma(a, b, c))
 
 
 def target_units(y: Array) -> Array:
@@ -105,7 +104,7 @@ def _stored(a: Array, b: Array) -> Array:
     4096 elements YNNPACK's product_sum."""
     if a.size >= YNN_FROM:
         return product_sum(a, b)
-    return xla_sum(ftz(a * b))
+    return xla_sum(mul(a, b))
 
 
 def _share(s: Array, clipped: Array) -> Array:
@@ -119,26 +118,26 @@ def cosine_rows(y: Array, p: Array) -> tuple[Array, Grad]:
     rows, n = p.shape
     stored = n > 32 or rows * n >= YNN_FROM
     yu = target_units(y)
-    s = xla_sum(ftz(p * p)) if stored else ftz(fused_squares(p, False) + F32(0))
+    s = xla_sum(mul(p, p)) if stored else ftz(fused_squares(p, False) + F32(0))
     clipped = np.maximum(F32(0), s)
     norm = ftz(np.sqrt(clipped))
-    rn, half, inv = ftz(F32(1) / norm), ftz(F32(0.5) / norm), ftz(F32(1) / clipped)
+    rn, half, inv = div(F32(1), norm), div(F32(0.5), norm), div(F32(1), clipped)
     w = _share(s, clipped)
-    pn = ftz(p * rn[:, None])
+    pn = mul(p, rn[:, None])
     losses = ftz(F32(1) - (_stored(pn, yu) if stored else fma_dot(pn, yu)))
 
     def grad(m: float) -> Array:
         c = upstream(m)
-        t = ftz(yu * ftz(inv * -c)[:, None])
+        t = mul(yu, mul(inv, -c)[:, None])
         total = _stored(t, p) if stored else fma_dot(t, p)
         fused = rows >= YNN_FROM  # (YNNPACK's fusion of the whole gradient: its negation is 0 − S, so −(±0) = +0)
-        k = ftz(ftz(ftz(ftz(F32(0) - total if fused else -total) * half) * w) * F32(2))[:, None]
-        a = ftz(rn * -c)[:, None]
+        k = mul(mul(mul(ftz(F32(0) - total if fused else -total), half), w), F32(2))[:, None]
+        a = mul(rn, -c)[:, None]
         if fused:  # (each product rounded, then the sum: no multiply-add)
-            return ftz(ftz(yu * a) + ftz(k * p))
-        g = _fma(k, p, ftz(yu * a))
+            return ftz(mul(yu, a) + mul(k, p))
+        g = _fma(k, p, mul(yu, a))
         v, cols = sum_contracted(rows, n) if m == 1 else (0, 0)
-        g[:v, :cols] = _fma(a[:v], yu[:v, :cols], ftz(k[:v] * p[:v, :cols]))
+        g[:v, :cols] = _fma(a[:v], yu[:v, :cols], mul(k[:v], p[:v, :cols]))
         return g
     return losses, grad
 
@@ -167,16 +166,16 @@ def cosine_column(y: Array, p: Array) -> tuple[Array, Grad]:
     y, p = y[:, 0], p[:, 0]
     with np.errstate(all="ignore"):
         yu = (y * (F32(1) / np.sqrt(np.maximum(F32(0), (y * y).astype(F32))))).astype(F32)
-    sq = ftz(p * p)
+    sq = mul(p, p)
     clipped = np.maximum(F32(0), sq)
     norm = np.sqrt(clipped)
-    losses = _fma(-ftz(p / norm), yu, F32(1))
+    losses = _fma(-div(p, norm), yu, F32(1))
     w = _share(sq, clipped)
 
     def grad(m: float) -> Array:
         yc = (yu * -upstream(m)).astype(F32)  # (folded with ŷ)
-        k = ftz(ftz(-ftz(ftz(yc * ftz(F32(1) / clipped)) * p) * ftz(F32(0.5) / norm)) * w)
-        return _fma(k, ftz(F32(2) * p), ftz(yc / norm))[:, None]
+        k = mul(mul(-mul(mul(yc, div(F32(1), clipped)), p), div(F32(0.5), norm)), w)
+        return _fma(k, mul(F32(2), p), div(yc, norm))[:, None]
     return losses, grad
 
 
@@ -214,24 +213,24 @@ def cosine_bf16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
         return _column_bf16(y, p, r)
     ynn, whole = rows * n >= YNN_FROM, rows >= YNN_FROM  # (YNNPACK's fusions; from 4096 rows the loss's whole sum)
     with np.errstate(all="ignore"):
-        s_y = np.maximum(F32(0), r(r(y * y).astype(np.float64).sum(axis=1)))
-        yu = r(y / r(np.sqrt(s_y))[:, None])
-        squares = (xla_sum(ftz(p * p)) if n > 32 or ynn else _fma_chain(p)) + F32(0)
+        s_y = np.maximum(F32(0), r(mul(y, y, r).astype(np.float64).sum(axis=1)))
+        yu = div(y, r(np.sqrt(s_y))[:, None], r)
+        squares = (xla_sum(mul(p, p)) if n > 32 or ynn else _fma_chain(p)) + F32(0)
         s = r(squares)
         clipped = np.maximum(F32(0), s)
         norm = r(np.sqrt(clipped))
-        rn = ftz(F32(1) / norm)[:, None]
-        inv2, half = r(F32(1) / r(norm * norm))[:, None], r(F32(0.5) / norm)
-        dot = _stored(ftz(p * rn), yu) if ynn else xla_sum(ftz(r(p * rn) * yu))
+        rn = div(F32(1), norm)[:, None]
+        inv2, half = div(F32(1), mul(norm, norm, r), r)[:, None], div(F32(0.5), norm, r)
+        dot = _stored(mul(p, rn), yu) if ynn else xla_sum(mul(mul(p, rn, r), yu))
         terms = ftz(F32(1) - (dot if whole else r(dot)))
     w = _share(squares if whole else s, clipped)
 
     def grad(m: float) -> Array:
         with np.errstate(all="ignore"):
-            yc = r(yu * r(-upstream(m)))
-            total = _rows_in_dtype(r(r(yc * inv2) * p), r) + F32(0)  # (from +0, the reduce's start)
-            k = r(r(r(-total) * half) * w)[:, None]
-            return r(r(yc * rn) + r(k * r(F32(2) * p)))
+            yc = mul(yu, r(-upstream(m)), r)
+            total = _rows_in_dtype(mul(mul(yc, inv2, r), p, r), r) + F32(0)  # (from +0, the reduce's start)
+            k = mul(mul(r(-total), half, r), w, r)[:, None]
+            return r(mul(yc, rn, r) + mul(k, mul(F32(2), p, r), r))
     return r(terms), terms, grad
 
 
@@ -240,20 +239,20 @@ def _column_bf16(y: Array, p: Array, r: Rounder) -> tuple[Array, Array, Grad]:
     the optimized HLO), ŷ = y/√(y²) and K = ŷ·(−c) folded, the loss 1 − (p/‖p‖)·ŷ (jnp.mean's terms 1 − the
     rounded product, in float32), and the gradient K/‖p‖ + (((−((K·1/(‖p‖·‖p‖))·p))·½/‖p‖)·w)·2p."""
     with np.errstate(all="ignore"):
-        yu = r(y / r(np.sqrt(np.maximum(F32(0), r(y * y)))))
-        sq = r(p * p)
+        yu = div(y, r(np.sqrt(np.maximum(F32(0), mul(y, y, r)))), r)
+        sq = mul(p, p, r)
         clipped = np.maximum(F32(0), sq)
         norm = r(np.sqrt(clipped))
-        dot = r(r(p / norm) * yu)[:, 0]
+        dot = mul(div(p, norm, r), yu, r)[:, 0]
         terms = ftz(F32(1) - dot)
     w = _share(sq, clipped)
 
     def grad(m: float) -> Array:
         with np.errstate(all="ignore"):
-            k = r(yu * r(-upstream(m)))
-            inv2 = r(F32(1) / r(norm * norm))
-            t = r(r(-r(r(k * inv2) * p) * r(F32(0.5) / norm)) * w)
-            return r(r(k / norm) + r(t * r(p * F32(2))))
+            k = mul(yu, r(-upstream(m)), r)
+            inv2 = div(F32(1), mul(norm, norm, r), r)
+            t = mul(mul(-mul(mul(k, inv2, r), p, r), div(F32(0.5), norm, r), r), w, r)
+            return r(div(k, norm, r) + mul(t, mul(p, F32(2), r), r))
     return r(terms), terms, grad
 
 
@@ -271,21 +270,21 @@ def cosine_f16(y: Array, p: Array) -> tuple[Array, Array, Grad]:
     if p.shape[1] == 1:
         return _column_f16(y, p, r)
     with np.errstate(all="ignore"):
-        norm_y = r(np.sqrt(np.maximum(F32(0), r(folded_sum(r(y * y))))))[:, None]
-        yu = r(y * r(F32(1) / norm_y))
-        s = _rows(r(p * p), r, r)[:, None]
+        norm_y = r(np.sqrt(np.maximum(F32(0), r(folded_sum(mul(y, y, r))))))[:, None]
+        yu = mul(y, div(F32(1), norm_y, r), r)
+        s = _rows(mul(p, p, r), r, r)[:, None]
         clipped = np.maximum(F32(0), s)
         norm = r(np.sqrt(clipped))
-        rn, half, inv2 = r(F32(1) / norm), r(F32(0.5) / norm), r(F32(1) / clipped)
-        losses = r(F32(1) - _rows(r(r(p * rn) * yu), r, r))
+        rn, half, inv2 = div(F32(1), norm, r), div(F32(0.5), norm, r), div(F32(1), clipped, r)
+        losses = r(F32(1) - _rows(mul(mul(p, rn, r), yu, r), r, r))
     w = _share(s, clipped)
 
     def grad(m: float) -> Array:
         with np.errstate(all="ignore"):
             c = r(-upstream(m))
-            total = (_rows_in_dtype(r(r(yu * r(inv2 * c)) * p), r) + F32(0))[:, None]  # (from +0)
-            k = r(r(r(r(-total) * half) * w) * F32(2))
-            return r(r(yu * r(rn * c)) + r(p * k))
+            total = (_rows_in_dtype(mul(mul(yu, mul(inv2, c, r), r), p, r), r) + F32(0))[:, None]  # (from +0)
+            k = mul(mul(mul(r(-total), half, r), w, r), F32(2), r)
+            return r(mul(yu, mul(rn, c, r), r) + mul(p, k, r))
     return losses, losses, grad
 
 
@@ -295,18 +294,18 @@ def _column_f16(y: Array, p: Array, r: Rounder) -> tuple[Array, Array, Grad]:
     two), the loss 1 − (p/‖p‖)·ŷ, and the gradient K/‖p‖ + (((−(K·(1/max(0, p²)))·p)·½/‖p‖)·w)·2p with K = ŷ·(−c)
     folded too; every other step rounded to float16."""
     with np.errstate(all="ignore"):
-        yu = r(y * r(F32(1) / np.sqrt(np.maximum(F32(0), r(y * y)))))
-        sq = r(p * p)
+        yu = mul(y, div(F32(1), np.sqrt(np.maximum(F32(0), mul(y, y, r))), r), r)
+        sq = mul(p, p, r)
         clipped = np.maximum(F32(0), sq)
         norm = r(np.sqrt(clipped))
-        losses = r(F32(1) - r(r(p / norm) * yu))[:, 0]
+        losses = r(F32(1) - mul(div(p, norm, r), yu, r))[:, 0]
     w = _share(sq, clipped)
 
     def grad(m: float) -> Array:
         with np.errstate(all="ignore"):
-            k = r(yu * r(-upstream(m)))
-            t = r(r(-r(r(k * r(F32(1) / clipped)) * p) * r(F32(0.5) / norm)) * w)
-            return r(r(k / norm) + r(t * r(p * F32(2))))
+            k = mul(yu, r(-upstream(m)), r)
+            t = mul(mul(-mul(mul(k, div(F32(1), clipped, r), r), p, r), div(F32(0.5), norm, r), r), w, r)
+            return r(div(k, norm, r) + mul(t, mul(p, F32(2), r), r))
     return losses, losses, grad
 
 

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -35,10 +36,12 @@ from .lowp_xla import (
     _rows_in_dtype,
     batch_terms,
     cotangent,
+    div,
     dot_lanes,
     ftz,
     held_weights,
     mean_value,
+    mul,
     paired,
     rounder,
     upstream,
@@ -83,7 +86,7 @@ class Ground:
         return np.zeros(shape, dtype=self.kind)
 
 
-FLOAT32 = Ground(F32, ftz, fma, xla_exp, xla_log1p, xla_log, xla_sum, lambda a, b: ftz(a * b), lambda a, b: ftz(a / b))
+FLOAT32 = Ground(F32, ftz, partial(fma, flush=True), xla_exp, xla_log1p, xla_log, xla_sum, mul, div)
 FLOAT64 = Ground(np.float64, lowp_xla64.ftz, lowp_xla64.fused, lowp_xla64.exp, lowp_xla64.log1p, lowp_xla64.log,
                  lowp_xla64.row_sum, lowp_xla64.mul, lowp_xla64.div)
 
@@ -144,8 +147,8 @@ def _log_softmax_grad(ct: Array, e: Array, total: Array, r: Rounder, half: bool,
             out[:, :v, 2] = g.add(ct[:, :v, 2], g.mul(q[:, :v, 0], e[:, :v, 2]))
         return out
     acc = _rows_in_dtype(-ct.reshape(b * t, c), r).reshape(b, t, 1)
-    q = r(acc / total)
-    return r(ct + r(q * e))
+    q = div(acc, total, r)
+    return r(ct + mul(q, e, r))
 
 
 def _step(phi: Array, emit: Array, lpe: Array, lpb: Array, pad: Array, rep: Array, g: Ground
@@ -419,7 +422,7 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
     w = held_weights(weights, half, False)
     finite = np.isfinite(losses)
     if w is not None:
-        losses = ftz(losses * w)
+        losses = mul(losses, w)
 
     def mean_grad(n: float) -> Array:
         with np.errstate(all="ignore"):
@@ -458,7 +461,7 @@ def float64_parts(pred: Array, labels: Array, frames: Array, lengths: Array, bla
     def mean_grad(n: float) -> Array:
         c = 1.0 if n == 1 else 1.0 / n
         with np.errstate(all="ignore"):  # (under jit XLA folds the constants' product on the host: numpy's rounding)
-            cw = None if w is None else lowp_xla64.ftz(c * w) if jit else lowp_xla64.mul(c, w)
+            cw = None if w is None else mul(c, w, lowp_xla64.ftz) if jit else lowp_xla64.mul(c, w)
             return grad(c if cw is None else cw).reshape(pred.shape[0], -1)
     terms = final_states(losses, lengths, labels.shape[1]) if jit and w is None else losses
     warnings = ([] if cpu.selected() == "avx2" else [F64_AVX512]) + ([SINGLE_FRAME] if pred.shape[1] == 1 else [])

@@ -46,11 +46,13 @@ from .lowp_xla import (
     _in_order,
     avx2_lanes,
     avx2_stored_rows,
+    div,
     dot_row,
     folded_exp,
     folded_log,
     ftz,
     lane_products,
+    mul,
     product_sum,
     row_lanes,
     upstream,
@@ -94,7 +96,7 @@ def kl_jit32(y: Array, p: Array, log_input: bool, log_target: bool
     def grad(n: float) -> Array:
         with np.errstate(all="ignore"):
             k = (t * upstream(n)).astype(F32)  # (folded with the targets: a subnormal kept)
-            return -k if log_input else ftz(ftz(-k) / ftz(p))  # (the division at run time reads one as 0: DAZ)
+            return -k if log_input else div(ftz(-k), ftz(p))  # (the division at run time reads one as 0: DAZ)
     known = fused_value(read, d) is not None
     return fused_rows(read, d), grad, ((lambda n: joined_value(pieces, n)) if known else None), pieces
 
@@ -104,7 +106,7 @@ def joined_value(pieces: dict[str, Array], n: float) -> float:
     total = fused_value(pieces["t"], pieces["d"])
     if total is None:
         raise NotReproduced("dtype", "JAX's sum of kl's products over this shape (YNNPACK's) is not reproduced")
-    return float(total if n == 1 else ftz(total * (F32(1) / F32(n))))
+    return float(total if n == 1 else mul(total, F32(1) / F32(n)))
 
 
 def kl_parts(y: Array, p: Array, log_input: bool, log_target: bool) -> Parts:
@@ -125,7 +127,7 @@ def fused_rows(t: Array, d: Array) -> Array:
     with np.errstate(all="ignore"):
         if rows == 1 and n >= YNN_FROM:
             return product_sum(t, d)
-        products = ftz(t * d)
+        products = mul(t, d)
         if rows > 32 or n > 32 or n == 1:
             return xla_sum(products)
         out = np.zeros(rows, dtype=F32)
@@ -161,7 +163,7 @@ def fused_value(t: Array, d: Array) -> F32 | None:
     if rows * n >= YNN_FROM and not wide_known(rows, n):
         return None
     with np.errstate(all="ignore"):
-        products = ftz(t * d)
+        products = mul(t, d)
         if rows > 32 or n > 32 or rows * n >= YNN_FROM:
             return F32(xla_sum2d(products))
         return lane_products(t, d, *_value_lanes(rows, n))

@@ -30,9 +30,11 @@ from .lowp_xla import (
     _sigmoid_via_softplus,
     _tie,
     batch_terms,
+    div,
     ftz,
     margin_hinge,
     mean_value,
+    mul,
     paired,
     rounder,
     softplus,
@@ -71,16 +73,16 @@ def huber(y: Array, p: Array, delta: float, r: Rounder, k: Rounder, fused: bool)
     a = np.abs(e)
     q = np.minimum(a, d)
     lin = r(a - q)
-    sq = r(q * q)
-    half = r(F32(0.5) * sq)
-    raw = ftz(half + r(d * lin))
+    sq = mul(q, q, r)
+    half = mul(F32(0.5), sq, r)
+    raw = ftz(half + mul(d, lin, r))
     w = _tie(a, q, d)
 
     def grad(n: float) -> Array:
         c = r(upstream(n))
-        dc, hc = r(d * c), r(F32(0.5) * c)
-        inner = _fma(hc, r(F32(2) * q), -dc) if fused else r(r(hc * r(F32(2) * q)) - dc)
-        g = r(dc + r(inner * w))
+        dc, hc = mul(d, c, r), mul(F32(0.5), c, r)
+        inner = _fma(hc, mul(F32(2), q, r), -dc) if fused else r(mul(hc, mul(F32(2), q, r), r) - dc)
+        g = r(dc + mul(inner, w, r))
         pos = e >= 0  # (the sign's two selections added: where e < 0 a zero gradient is +0)
         return ftz(np.where(pos, g, F32(0)) + -np.where(pos, F32(0), g))
     return r(raw), k(raw), grad
@@ -88,12 +90,12 @@ def huber(y: Array, p: Array, delta: float, r: Rounder, k: Rounder, fused: bool)
 
 def hinge(y: Array, p: Array, r: Rounder, k: Rounder) -> tuple[Array, Array, Grad]:
     """hinge_loss: max(0, 1 − p·y); jax.grad: −(c·w)·y, w the maximum's share of 1 − p·y (½ at 0)."""
-    m = r(F32(1) - r(p * y))
+    m = r(F32(1) - mul(p, y, r))
     raw = np.maximum(F32(0), m)
     w = _tie(m, raw, 0)
 
     def grad(n: float) -> Array:
-        return r(-r(r(upstream(n)) * w) * y)
+        return mul(-mul(r(upstream(n)), w, r), y, r)
     return r(raw), k(raw), grad
 
 
@@ -111,8 +113,8 @@ def log_cosh(y: Array, p: Array, r: Rounder, k: Rounder, fused: bool) -> tuple[A
     def grad(n: float) -> Array:
         c = r(upstream(n))
         if fused:
-            return _fma(c, share(e), -r(c * share(-e)))
-        return r(r(c * share(e)) - r(c * share(-e)))
+            return _fma(c, share(e), -mul(c, share(-e), r))
+        return r(mul(c, share(e), r) - mul(c, share(-e), r))
     return r(raw), k(raw), grad
 
 
@@ -140,63 +142,64 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: 
     log_p, log_q = -sp_neg, -sp_pos
     v_neg, v_pos = _sigmoid_via_softplus(-z, sp_neg, r), _sigmoid_via_softplus(z, sp_pos, r)
     one_y = r(F32(1) - y)
-    bce = _fma(-y, log_p, -r(one_y * log_q)) if fused else ftz(r(-y * log_p) - r(one_y * log_q))
+    bce = _fma(-y, log_p, -mul(one_y, log_q, r)) if fused else ftz(mul(-y, log_p, r) - mul(one_y, log_q, r))
     bce = r(bce)
     a0, a1 = np.where(one_y != 0, log_p, -np.inf), np.where(y != 0, log_q, -np.inf)
     top = np.maximum(a0, a1)
     top = np.where(np.isfinite(top), top, F32(0))
     e0, e1 = r(xla_exp(r(a0 - top))), r(xla_exp(r(a1 - top)))
-    t = _fma(e1, y, e0 * one_y) if fused and not ynn_weighted_sum(y.shape) else r(ftz(k(e0 * one_y) + k(e1 * y)))
+    fma_sum = fused and not ynn_weighted_sum(y.shape)
+    t = _fma(e1, y, e0 * one_y) if fma_sum else r(ftz(mul(e0, one_y, k) + mul(e1, y, k)))
     lse = r(r(xla_log(np.abs(t))) + top)
     g = r(F32(gamma))
-    weight = r(xla_exp(r(g * lse)))
-    raw = ftz(bce * weight)
-    at = None if alpha is None else r(r(r(F32(alpha)) * y) + r(r(F32(1 - alpha)) * one_y))
+    weight = r(xla_exp(mul(g, lse, r)))
+    raw = mul(bce, weight)
+    at = None if alpha is None else r(mul(r(F32(alpha)), y, r) + mul(r(F32(1 - alpha)), one_y, r))
     if at is not None:
-        raw = ftz(at * r(raw))
+        raw = mul(at, r(raw))
 
     def grad(n: float) -> Array:
         c = r(upstream(n))
         if at is not None:
-            c = r(at * c)
-        es = r(c * weight)
-        ex = _signed_sum(t, r(r(g * r(r(bce * c) * weight)) / np.abs(t)))
-        fi = np.where(one_y != 0, r(r(ex * one_y) * e0), F32(0))
-        fj = np.where(y != 0, r(r(ex * y) * e1), F32(0))
-        fp, fq = r(one_y * -es), r(-y * es)
+            c = mul(at, c, r)
+        es = mul(c, weight, r)
+        ex = _signed_sum(t, div(mul(g, mul(mul(bce, c, r), weight, r), r), np.abs(t), r))
+        fi = np.where(one_y != 0, mul(mul(ex, one_y, r), e0, r), F32(0))
+        fj = np.where(y != 0, mul(mul(ex, y, r), e1, r), F32(0))
+        fp, fq = mul(one_y, -es, r), mul(-y, es, r)
         if fold and at is not None:
-            fq = r(weight * r(-y * c))
+            fq = mul(weight, mul(-y, c, r), r)
         if fused:  # (the products on the log-sigmoids' way back contracted into the sums)
             return _fma(fq, v_neg, _fma(-fp, v_pos, _fma(fi, v_neg, -(fj * v_pos))))
-        fn = r(-r(fj * v_pos) + r(fi * v_neg))
-        return r(r(fn - r(fp * v_pos)) + r(fq * v_neg))
+        fn = r(-mul(fj, v_pos, r) + mul(fi, v_neg, r))
+        return r(r(fn - mul(fp, v_pos, r)) + mul(fq, v_neg, r))
     return r(raw), k(raw), grad, v_pos
 
 
 def _over(a: Array, b: Array, r: Rounder, exact: bool) -> Array:
     """a / b for a column b spread along a's rows: XLA multiplies by the reciprocal 1/b, rounded to the dtype, instead
     (`exact`, bfloat16: the quotient rounded once; one column: the division itself)."""
-    return r(a / b) if a.shape[1] == 1 or exact else r(a * r(F32(1) / b))
+    return div(a, b, r) if a.shape[1] == 1 or exact else mul(a, div(F32(1), b, r), r)
 
 
 def cosine(y: Array, p: Array, r: Rounder, bf16: bool) -> tuple[Array, Array, Grad]:
     """cosine_distance (epsilon 0) op by op: 1 − Σ (p/‖p‖)(y/‖y‖), ‖x‖ = sqrt(max(0, Σx²)), the sums in float32;
     jax.grad: −c·ŷ/‖p‖ + 2p·(½/‖p‖)·w·(−Σ −c·ŷ·‖p‖^−2·p), w the clip's share (½ where Σp² = 0), ŷ = y/‖y‖, its
     row sum in the dtype."""
-    sp = _rows(r(p * p), r, r)[:, None]
+    sp = _rows(mul(p, p, r), r, r)[:, None]
     norm_p = r(np.sqrt(np.maximum(F32(0), sp)))
-    norm_y = r(np.sqrt(np.maximum(F32(0), _rows(r(y * y), r, r)[:, None])))
+    norm_y = r(np.sqrt(np.maximum(F32(0), _rows(mul(y, y, r), r, r)[:, None])))
     yu = _over(y, norm_y, r, bf16)
-    raw = ftz(F32(1) - _rows(r(_over(p, norm_p, r, bf16) * yu), r, r))
+    raw = ftz(F32(1) - _rows(mul(_over(p, norm_p, r, bf16), yu, r), r, r))
     w = _tie(sp, np.maximum(F32(0), sp), 0)
 
     def grad(n: float) -> Array:
-        bq = r(-r(upstream(n)) * yu)
-        inv2 = r(F32(1) / r(norm_p * norm_p))
-        terms = r(r(bq * inv2) * p)  # (float32: XLA's sum, YNNPACK's from 4096 elements)
+        bq = mul(-r(upstream(n)), yu, r)
+        inv2 = div(F32(1), mul(norm_p, norm_p, r), r)
+        terms = mul(mul(bq, inv2, r), p, r)  # (float32: XLA's sum, YNNPACK's from 4096 elements)
         s = -(xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
-        by = r(r(s * r(F32(0.5) / norm_p)) * w)
-        return r(_over(bq, norm_p, r, bf16) + r(by * r(F32(2) * p)))
+        by = mul(mul(s, div(F32(0.5), norm_p, r), r), w, r)
+        return r(_over(bq, norm_p, r, bf16) + mul(by, mul(F32(2), p, r), r))
     return r(raw), r(raw), grad  # (op by op the mean adds the losses as stored)
 
 
@@ -219,7 +222,7 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Roun
         else:
             h = _fma(d[:, 0], d[:, 0], eps) if d.shape[1] == 1 else ftz(fused_squares(d, paired) + eps)
         root = r(np.sqrt(h)) if jit else r(powf(h, 0.5))
-        return d, root, r(F32(0.5) * r(powf(h, -0.5)))
+        return d, root, mul(F32(0.5), r(powf(h, -0.5)), r)
     dp, root_p, half_p = dist(pos)
     dn, root_n, half_n = dist(neg)
     raw, back = margin_hinge(root_p, root_n, half_p, half_n, margin, r)
@@ -228,7 +231,7 @@ def triplet(a: Array, pos: Array, neg: Array, margin: float, r: Rounder, k: Roun
         cn, cp = back(n)
         if fused:
             return _fused_grads(cn, cp, dn, dp)
-        bp, bt = r(cn * r(F32(2) * dn)), r(cp * r(F32(2) * dp))
+        bp, bt = mul(cn, mul(F32(2), dn, r), r), mul(cp, mul(F32(2), dp, r), r)
         return [r(bp + bt), -bt, -bp]
     return r(raw), raw, grads
 
@@ -239,9 +242,9 @@ def _fused_grads(cn: Array, cp: Array, dn: Array, dp: Array) -> list[Array]:
     contracts the anchor's sum of the two products into an FMA, the negative's product fused (one feature, and a
     single row that XLA splits into unequal tasks, split_row: the positive's)."""
     one = dn.shape[1] == 1
-    sn, sp = (cn, cp) if one else (ftz(F32(2) * cn), ftz(F32(2) * cp))
-    un, up = (ftz(F32(2) * dn), ftz(F32(2) * dp)) if one else (dn, dp)
-    bp, bt = ftz(sn * un), ftz(sp * up)
+    sn, sp = (cn, cp) if one else (mul(F32(2), cn), mul(F32(2), cp))
+    un, up = (mul(F32(2), dn), mul(F32(2), dp)) if one else (dn, dp)
+    bp, bt = mul(sn, un), mul(sp, up)
     return [_fma(sp, up, bp) if one or split_row(dn.shape) else _fma(sn, un, bt), -bt, -bp]
 
 

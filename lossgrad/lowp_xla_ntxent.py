@@ -32,7 +32,9 @@ from .lowp_xla import (
     AccumulatorPlan,
     _in_order,
     _rows_in_dtype,
+    div,
     ftz,
+    mul,
     rounder,
     vector_add_sum,
     xla_exp,
@@ -99,7 +101,7 @@ class Ntxent:
     def squared_norms(self, e: Array) -> Array:
         """Σe² along each row: the squares stored in the dtype, their sum in float32 (jnp.sum's: of bfloat16s, from
         4096 elements in YNNPACK's pairs), stored."""
-        return self.r(xla_sum(self.r(e * e), self.bf16))
+        return self.r(xla_sum(mul(e, e, self.r), self.bf16))
 
     def over_norm(self, x: Array) -> Array:
         """x/‖e‖ row by row: a product with 1/‖e‖ rounded to the dtype (bfloat16, or one feature: the quotient)."""
@@ -109,12 +111,12 @@ class Ntxent:
         """The cosine matrix over τ: Σ uᵢ·uⱼ over the features (each product stored, the sum jnp.sum's in float32,
         stored), divided by τ."""
         n, d = u.shape
-        products = self.r(u[None, :, :] * u[:, None, :]).reshape(n * n, d)
+        products = mul(u[None, :, :], u[:, None, :], self.r).reshape(n * n, d)
         return self.divide(self.r(xla_sum(products, self.bf16)).reshape(n, n))
 
     def divide(self, x: Array) -> Array:
         """x / τ, τ in the dtype (jax.grad's trace hands XLA τ as an operand: the quotient itself)."""
-        return self.r(x / self.t)
+        return div(x, self.t, self.r)
 
     def exp_total(self, exps: Array) -> Array:
         """Each row's sum of the negatives' e^x: the stored exponentials added in float32 (jnp.sum's order)."""
@@ -123,27 +125,27 @@ class Ntxent:
     def backward_tau(self, g: Array) -> Array:
         """g/τ in the backward pass, where τ is a constant: a product with 1/τ rounded to the dtype (bfloat16: the
         quotient rounded once)."""
-        return self.r(g / self.t) if self.bf16 else self.r(g * self.r(F32(1) / self.t))
+        return div(g, self.t, self.r) if self.bf16 else mul(g, div(F32(1), self.t, self.r), self.r)
 
     def value(self, count: float) -> float:
         """−Σ log_softmax / count, the sum in float32 and stored, then divided in the dtype."""
         total = self.r(_matrix_sum(self.log_softmax, self.bf16))
-        return float(self.r(-total / self.r(F32(count))))
+        return float(div(-total, self.r(F32(count)), self.r))
 
     def grads(self, count: float) -> Array:
         """jax.grad of value(count) with respect to e."""
         r, n = self.r, self.e.shape[0]
         rows = np.arange(n)
-        c = r(F32(1) / r(F32(count)))
-        et = r(c / self.denom)
+        c = div(F32(1), r(F32(count)), r)
+        et = div(c, self.denom, r)
         # the row's sum of the quotients: the others are −0/Σ, NaN where every negative's e^x underflowed to 0
         row = ftz(et + F32(-0.0) / self.total)
-        g = np.where(self.diffs, r(row[:, None] * self.ds), F32(0)).astype(F32)
-        g[rows, self.pos] = r(-c + r(et * self.numer))
+        g = np.where(self.diffs, mul(row[:, None], self.ds, r), F32(0)).astype(F32)
+        g[rows, self.pos] = r(-c + mul(et, self.numer, r))
         g = self.backward_tau(g)
         u = self.u
-        g_b = self.partner_sum(r(u[None, :, :] * g[:, :, None]), 1)  # ∂/∂(e[:, None]/‖e‖), over the partners j
-        g_a = self.partner_sum(r(g[:, :, None] * u[:, None, :]), 0)  # ∂/∂(e[None]/‖e‖), over the partners i
+        g_b = self.partner_sum(mul(u[None, :, :], g[:, :, None], r), 1)  # ∂/∂(e[:, None]/‖e‖), over the partners j
+        g_a = self.partner_sum(mul(g[:, :, None], u[:, None, :], r), 0)  # ∂/∂(e[None]/‖e‖), over the partners i
         return r(self.through_norm(g_b) + self.through_norm(g_a))
 
     def partner_sum(self, x: Array, axis: int) -> Array:
@@ -153,16 +155,16 @@ class Ntxent:
     def through_norm(self, g: Array) -> Array:
         """The gradient through x/‖x‖, ‖x‖ = sqrt(max(ε, Σx²)): g/‖x‖ + 2x·w·(½/‖x‖)·(−Σ g·‖x‖^−2·x)."""
         r, e, norm = self.r, self.e, self.norm[:, None]
-        terms = r(r(g * r(F32(1) / r(norm * norm))) * e)
+        terms = mul(mul(g, div(F32(1), mul(norm, norm, r), r), r), e, r)
         s = (xla_sum(terms) if r is ftz else _rows_in_dtype(terms, r))[:, None]
-        back = r(r(-s * r(F32(0.5) / norm)) * self.share[:, None])
-        return r(self.over_norm(g) + r(back * r(F32(2) * e)))
+        back = mul(mul(-s, div(F32(0.5), norm, r), r), self.share[:, None], r)
+        return r(self.over_norm(g) + mul(back, mul(F32(2), e, r), r))
 
     def losses(self) -> Array:
         """Each sample's loss: the mean of its two rows' −log_softmax, ½(ℓᵢ + ℓᵢ₊B), in the dtype."""
         b = self.e.shape[0] // 2
         rows = -self.log_softmax
-        return self.r(self.r(rows[:b] + rows[b:]) * F32(0.5))
+        return mul(self.r(rows[:b] + rows[b:]), F32(0.5), self.r)
 
 
 # float16 under jit from 16 to 32 rows: XLA's fused sums over the partner rows as LLVM vectorizes them, each product
@@ -206,14 +208,14 @@ class FusedHalf(Ntxent):
         return vector_add_sum(np.moveaxis(x, axis, 2).reshape(n * d, n), plan, self.r).reshape(n, d)
 
     def divide(self, x: Array) -> Array:
-        return self.r(x * self.r(F32(1) / self.t))
+        return mul(x, div(F32(1), self.t, self.r), self.r)
 
     def through_norm(self, g: Array) -> Array:
         r, e, norm = self.r, self.e, self.norm[:, None]
-        terms = r(r(g * r(F32(1) / self.clipped)[:, None]) * e)
+        terms = mul(mul(g, div(F32(1), self.clipped, r)[:, None], r), e, r)
         s = _rows_in_dtype(terms, r)[:, None]
-        back = r(r(-s * r(F32(0.5) / norm)) * self.share[:, None])
-        return r(self.over_norm(g) + r(back * r(F32(2) * e)))
+        back = mul(mul(-s, div(F32(0.5), norm, r), r), self.share[:, None], r)
+        return r(self.over_norm(g) + mul(back, mul(F32(2), e, r), r))
 
 
 class FusedBf16(Ntxent):
@@ -230,16 +232,16 @@ class FusedBf16(Ntxent):
 
     def over_norm(self, x: Array) -> Array:
         if x.shape[1] == 1:
-            return self.r(x / self.norm[:, None])
-        return self.r(x * ftz(F32(1) / self.norm)[:, None])
+            return div(x, self.norm[:, None], self.r)
+        return mul(x, div(F32(1), self.norm)[:, None], self.r)
 
     def scaled_cosines(self, u: Array) -> Array:
         n, d = u.shape
-        products = ftz(u[None, :, :] * u[:, None, :]).reshape(n * n, d)
+        products = mul(u[None, :, :], u[:, None, :]).reshape(n * n, d)
         if d == 1:
-            return self.r(self.r(products[:, 0].reshape(n, n)) * self.invt)
+            return mul(self.r(products[:, 0].reshape(n, n)), self.invt, self.r)
         sums = (xla_sum(products) if stored(n, d) else _in_order(products) + F32(0)).reshape(n, n)
-        return self.r((sums if n * n >= YNN_FROM else self.r(sums)) * self.invt)
+        return mul(sums if n * n >= YNN_FROM else self.r(sums), self.invt, self.r)
 
     @property
     def invt(self) -> F32:
@@ -249,13 +251,13 @@ class FusedBf16(Ntxent):
         return self.r(xla_sum(exps))
 
     def backward_tau(self, g: Array) -> Array:
-        return self.r(g * self.invt)
+        return mul(g, self.invt, self.r)
 
     def value(self, count: float) -> float:
         """−Σ log_softmax / count: the float32 sum in the order of the float32 kernels (value_sum), stored, then
         divided in the dtype."""
         total = self.r(value_sum(self.log_softmax))
-        return float(self.r(-total / self.r(F32(count))))
+        return float(div(-total, self.r(F32(count)), self.r))
 
 
 

@@ -36,15 +36,17 @@ import numpy as np
 
 from . import cpu
 from .losses._ops import Array
-from .lowp import fma
 from .lowp_xla import (
     F32,
     YNN_FROM,
     LanePlan,
+    _fma,
     _in_order,
+    div,
     dot_rows,
     ftz,
     halve,
+    mul,
     vector_fma_sum,
     xla_exp,
     xla_log,
@@ -108,9 +110,6 @@ AVX2_SCALE_FUSED = SCALE_FUSED | {8: 8}
 AVX2_FOUR = {3: range(2, 4), 4: range(2, 5), 5: range(2, 4), 6: range(2, 5), 7: range(2, 4)}
 
 
-def _fma(a: object, b: object, c: object) -> Array:
-    return ftz(fma(a, b, c))
-
 
 def unsupported_shape(pairs: int, features: int) -> str | None:
     """Why JAX's float32 ntxent of this batch under jit is not reproduced (None: it is): rows beyond the measured
@@ -159,7 +158,7 @@ def avx2_plan(n: int, d: int, over_rows_i: bool) -> LanePlan:
     return lanes, (*range(0, blocks, 2), 3, 1, *range(5, blocks, 2)), 0
 
 
-def chain(x: Array, y: Array, times: Callable[[Array, Array], Array] = lambda a, b: ftz(a * b),
+def chain(x: Array, y: Array, times: Callable[[Array, Array], Array] = lambda a, b: mul(a, b),
           fused: Callable[[Array, Array, Array], Array] = _fma) -> Array:
     """Σₖ xₖ·yₖ over the last axis as XLA's fused loop adds it: the first product rounded, each further one
     contracted into the running sum (an FMA); `times` and `fused`: the dtype's product and FMA, flushed (float32's,
@@ -174,8 +173,8 @@ def squared_norms(e: Array) -> Array:
     """Σe² along each row under jit: one feature its square; up to 32 XLA's fused loop (fused_squares, the loop over
     stored rows); more, the squares stored and added as jnp.sum adds them."""
     if e.shape[1] == 1:
-        return ftz(e[:, 0] * e[:, 0])
-    return xla_sum(ftz(e * e)) if stored_rows(e) else fused_squares(e, False)
+        return mul(e[:, 0], e[:, 0])
+    return xla_sum(mul(e, e)) if stored_rows(e) else fused_squares(e, False)
 
 
 def stored_rows(e: Array) -> bool:
@@ -238,17 +237,17 @@ class Fused:
         n2 = squared_norms(e)
         clipped = np.maximum(eps, n2)
         self.norm = np.sqrt(clipped).astype(F32)
-        self.inv = ftz(F32(1) / self.norm)
-        self.w2 = ftz(F32(1) / clipped)  # (the backward pass's ‖e‖^−2: one division by the clipped sum)
-        self.half = ftz(F32(0.5) / self.norm)
+        self.inv = div(F32(1), self.norm)
+        self.w2 = div(F32(1), clipped)  # (the backward pass's ‖e‖^−2: one division by the clipped sum)
+        self.half = div(F32(0.5), self.norm)
         self.share = (np.where(n2 == clipped, F32(1), F32(0)) / np.where(clipped == eps, F32(2), F32(1))).astype(F32)
-        u = self.u = ftz(e / self.norm[:, None]) if d == 1 else ftz(e * self.inv[:, None])
+        u = self.u = div(e, self.norm[:, None]) if d == 1 else mul(e, self.inv[:, None])
         if stored(n, d):
-            cs = xla_sum(ftz(u[None, :, :] * u[:, None, :]).reshape(n * n, d)).reshape(n, n)
+            cs = xla_sum(mul(u[None, :, :], u[:, None, :]).reshape(n * n, d)).reshape(n, n)
         else:
             cs = chain(u[:, None, :], u[None, :, :])
         self.invt = F32(1) / F32(self.tau)
-        xcs = ftz(cs * self.invt)
+        xcs = mul(cs, self.invt)
         self.diffs = np.ones((n, n), dtype=bool)
         self.diffs[rows, rows] = self.diffs[rows, self.pos] = False
         top = np.maximum(np.where(self.diffs, xcs, -np.inf).max(axis=1), xcs[rows, self.pos]).astype(F32)
@@ -268,7 +267,7 @@ class Fused:
         mean only)."""
         b = self.e.shape[0] // 2
         rows = -self.log_softmax
-        return ftz(ftz(rows[:b] + rows[b:]) * F32(0.5))
+        return mul(ftz(rows[:b] + rows[b:]), F32(0.5))
 
     def scores(self, count: float) -> Array:
         """jax.grad's gradient with respect to the cosine matrix: at the positive G·eˣ − c as one FMA, elsewhere the
@@ -276,11 +275,11 @@ class Fused:
         n, rows, pos = self.e.shape[0], self.rows, self.pos
         c = F32(1) / F32(count)
         g = np.broadcast_to(F32(-0.0) / self.total[:, None], (n, n)).astype(F32)
-        g[rows, pos] = ftz(c / self.denom)
+        g[rows, pos] = div(c, self.denom)
         row = xla_sum(g)
-        s = np.where(self.diffs, ftz(row[:, None] * self.ds), F32(0)).astype(F32)
+        s = np.where(self.diffs, mul(row[:, None], self.ds), F32(0)).astype(F32)
         s[rows, pos] = _fma(g[rows, pos], self.numer, -c)
-        return ftz(s * self.invt)
+        return mul(s, self.invt)
 
     def partner_sums(self, s: Array) -> tuple[Array, Array]:
         """Σᵢ sᵢⱼ·uᵢ (through e[None]/‖e‖, over the rows i) and Σⱼ sᵢⱼ·uⱼ (over the partners j): FMA chains in row
@@ -292,8 +291,8 @@ class Fused:
             column = np.broadcast_to(u[:, 0], (n, n))
             return dot_rows(np.ascontiguousarray(s.T), column)[:, None], dot_rows(s, column)[:, None]
         if n * n * d >= YNN_FROM or n >= STORED_ROWS_FROM:
-            return (partner_sum(ftz(s[:, :, None] * u[:, None, :]), 0, ftz, fused=True),
-                    partner_sum(ftz(u[None, :, :] * s[:, :, None]), 1, ftz, fused=True))
+            return (partner_sum(mul(s[:, :, None], u[:, None, :]), 0, ftz, fused=True),
+                    partner_sum(mul(u[None, :, :], s[:, :, None]), 1, ftz, fused=True))
         over_i, over_j = (s.T[:, None, :], u.T[None, :, :]), (s[:, None, :], u.T[None, :, :])
         if n not in NARROW:
             return chain(*over_i), chain(*over_j)
@@ -309,16 +308,16 @@ class Fused:
         or jnp.sum's order of the stored products beyond 32; from N·D = 4096 YNNPACK's dot, dot_rows); `on_scale`:
         the FMA on g·(1/‖e‖), else on m·e."""
         e, d = self.e, self.e.shape[1]
-        t = ftz(g * self.w2[:, None])
+        t = mul(g, self.w2[:, None])
         if d == 1:
-            m = ftz(ftz(-ftz(t * e)[:, 0] * self.half) * self.share)[:, None]
-            return _fma(m, ftz(F32(2) * e), ftz(g / self.norm[:, None]))
+            m = mul(mul(-mul(t, e)[:, 0], self.half), self.share)[:, None]
+            return _fma(m, mul(F32(2), e), div(g, self.norm[:, None]))
         if e.size >= YNN_FROM:
             s = dot_rows(t, e)
         else:
-            s = xla_sum(ftz(t * e)) if d >= STORED_FROM else chain(t, e)
-        m = ftz(ftz(ftz(-s * self.half) * self.share) * F32(2))[:, None]
-        return _fma(g, self.inv[:, None], ftz(e * m)) if on_scale else _fma(e, m, ftz(g * self.inv[:, None]))
+            s = xla_sum(mul(t, e)) if d >= STORED_FROM else chain(t, e)
+        m = mul(mul(mul(-s, self.half), self.share), F32(2))[:, None]
+        return _fma(g, self.inv[:, None], mul(e, m)) if on_scale else _fma(e, m, mul(g, self.inv[:, None]))
 
     def grads(self, count: float) -> Array:
         """jax.grad of value(count) with respect to e (the anchors, then the positives)."""

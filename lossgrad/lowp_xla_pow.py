@@ -51,6 +51,7 @@ from .lowp_xla import (
     avx2_stored_rows,
     ftz,
     margin_hinge,
+    mul,
     product_sum,
     vector_add_sum,
     vector_fma_sum,
@@ -193,7 +194,7 @@ def last_factors(x: Array, n: int, r: Rounder, into: Rounder | None = None,
     addition): binary exponentiation, x squared at each bit and multiplied into the result at each set bit; x³ is
     x·x², x⁴ x²·x², x⁵ x·x⁴, x⁶ x²·x⁴, x⁷ (x·x²)·x⁴. `into`: how the products into the result are kept (x·x² of
     x⁷), else as `r` (or `times`)."""
-    square: Times = times or (lambda a, b: r(a * b))
+    square: Times = times or (lambda a, b: mul(a, b, r))
     product: Times = (lambda a, b: into(a * b)) if into else square
     acc: Array | None = None
     last = (x, x)
@@ -243,7 +244,7 @@ def jit_powf(x: Array, e: float, r: Rounder = ftz) -> Array:
     if e == 1:
         return x
     if e in (2, 3):
-        return r(x * (x if e == 2 else r(x * x)))
+        return mul(x, x if e == 2 else mul(x, x, r), r)
     if e == 0.5:
         return ftz(np.where(x == -np.inf, F32(np.inf), np.abs(np.sqrt(x))))
     return ftz(powf(x, e))
@@ -254,9 +255,9 @@ def slope(x: Array, q: float, r: Rounder, jit: bool = False) -> Array | None:
     as jit_powf takes it."""
     if integral(q):
         n = int(q)
-        return None if n == 1 else r(F32(2) * x) if n == 2 else r(F32(n) * int_pow(x, n - 1, r))
+        return None if n == 1 else mul(F32(2), x, r) if n == 2 else mul(F32(n), int_pow(x, n - 1, r), r)
     e = F32(r(F32(q)))
-    return r(e * r((jit_powf if jit else powf)(x, float(r(e - F32(1))))))
+    return mul(e, r((jit_powf if jit else powf)(x, float(r(e - F32(1))))), r)
 
 
 def root_slope(h: Array, q: float, r: Rounder, jit: bool = False, k: Rounder = ftz) -> Array:
@@ -265,7 +266,7 @@ def root_slope(h: Array, q: float, r: Rounder, jit: bool = False, k: Rounder = f
     as jit_powf takes it."""
     e = F32(r(F32(1 / q)))
     power_ = jit_powf(h, float(r(e - F32(1))), k) if jit else powf(h, float(r(e - F32(1))))
-    return r(e * r(power_))
+    return mul(e, r(power_), r)
 
 
 def half_fused(r: Rounder, jit: bool, q: float, shape: tuple[int, ...]) -> bool:
@@ -331,7 +332,7 @@ def _fused_sum(d: Array, q: float) -> Array:
         u, v = last_factors(d, int(q), ftz)
         out = _contracted(u, v, int(q) % 2 == 0)
         vector = vector_power_rows(int(q), *d.shape)
-        out[vector] = _in_order(ftz(u[vector] * v[vector]), ftz)
+        out[vector] = _in_order(mul(u[vector], v[vector]), ftz)
         return out
     t = jit_powf(d, q)
     acc = np.zeros(d.shape[0], dtype=F32)
@@ -467,7 +468,7 @@ def _contracted(u: Array, v: Array, even: bool) -> Array:
         for i in range(u.shape[1]):
             acc = _fma(u[:, i], v[:, i], acc)
         return acc
-    acc = _fma(u[:, 0], v[:, 0], ftz(u[:, 1] * v[:, 1]))
+    acc = _fma(u[:, 0], v[:, 0], mul(u[:, 1], v[:, 1]))
     for i in range(2, u.shape[1]):
         acc = _fma(u[:, i], v[:, i], acc)
     return acc
@@ -512,16 +513,16 @@ def triplet(a: Array, pos: Array, neg: Array, q: float, margin: float, r: Rounde
         cn, cp = back(n)
         if fused and q != 1 and dn.shape[1] == 1:
             sn, sp = slope(dn, q, ftz, True), slope(dp, q, ftz, True)
-            bp, bt = ftz(cn * sn), ftz(cp * sp)
+            bp, bt = mul(cn, sn), mul(cp, sp)
             return [_fma(cp, sp, bp), -bt, -bp]
         if fused and q != 1:
             (un, kn), (up, kp) = _factors(cn, dn, q), _factors(cp, dp, q)
-            bp, bt = ftz(un * kn), ftz(up * kp)
+            bp, bt = mul(un, kn), mul(up, kp)
             anchor = np.where(contracts_positive(q, dn.shape), _fma(up, kp, bp), _fma(un, kn, bt))
             return [anchor, -bt, -bp]
         if regroup and q != 1 and dn.shape[1] > 1:
             (un, kn), (up, kp) = _factors(cn, dn, q, r), _factors(cp, dp, q, r)
-            bp, bt = r(un * kn), r(up * kp)
+            bp, bt = mul(un, kn, r), mul(up, kp, r)
         else:
             bp, bt = _through(cn, dn, q, r, jit), _through(cp, dp, q, r, jit)
         return [r(bp + bt), -bt, -bp]
@@ -563,7 +564,7 @@ def _root_difference(h_p: Array, root_n: Array, e: F32) -> Array | None:
     subtraction: fma(h_p, h_p or h_p², −d(a, neg)); None for any other e (a powf, nothing to contract)."""
     if e not in (2, 3):
         return None
-    return _fma(h_p, h_p if e == 2 else ftz(h_p * h_p), -root_n)
+    return _fma(h_p, h_p if e == 2 else mul(h_p, h_p), -root_n)
 
 
 def _through(c: Array, d: Array, q: float, r: Rounder, jit: bool) -> Array:
@@ -572,7 +573,7 @@ def _through(c: Array, d: Array, q: float, r: Rounder, jit: bool) -> Array:
         return np.broadcast_to(c, d.shape).astype(F32)
     s = slope(d, q, r, jit)
     assert s is not None
-    return r(c * s)
+    return mul(c, s, r)
 
 
 def _factors(c: Array, d: Array, q: float, r: Rounder = ftz) -> tuple[Array, Array]:
@@ -580,4 +581,4 @@ def _factors(c: Array, d: Array, q: float, r: Rounder = ftz) -> tuple[Array, Arr
     rounded by `r`): XLA reassociates c·(q·d^(q−1)) into d^(q−1)·(c·q) (d^½ for q = 1.5 a square root,
     jit_powf)."""
     part = int_pow(d, int(q) - 1, r) if integral(q) else r(jit_powf(d, float(r(r(F32(q)) - F32(1)))))
-    return part, r(c * r(F32(q)))
+    return part, mul(c, r(F32(q)), r)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from . import cpu
 from .losses._ops import Array
-from .lowp_xla import YNN_FROM, _fma, _in_order, _vector_rows, avx2_stored_rows, ftz, xla_sum
+from .lowp_xla import YNN_FROM, _fma, _in_order, _vector_rows, avx2_stored_rows, ftz, mul, xla_sum
 
 # rows of 2 to 8 features: below this many groups of 8 rows, a batch with 4 to 7 rows over is vectorized 4 rows at
 # a time, else 8 (LLVM's cost model, measured below 4096 elements; 7 and 8 features: always 4); the loop over
@@ -24,7 +24,7 @@ AVX2_UNPAIRED = {6: 4, 8: 0}
 def _fma_chain(d: Array) -> Array:
     """Σd² along each row as XLA's scalar loop adds it: d₀·d₀ + d₁² in one FMA, then each square contracted into the
     running sum."""
-    acc = _fma(d[:, 0], d[:, 0], ftz(d[:, 1] * d[:, 1]))
+    acc = _fma(d[:, 0], d[:, 0], mul(d[:, 1], d[:, 1]))
     for i in range(2, d.shape[1]):
         acc = _fma(d[:, i], d[:, i], acc)
     return acc
@@ -40,16 +40,16 @@ def fused_squares(d: Array, paired: bool) -> Array:
     squares added in order and a fifth contracted, 6 to 8 all added in order)."""
     rows, n = d.shape
     if n > 32 or rows * n >= YNN_FROM:
-        return xla_sum(ftz(d * d))
+        return xla_sum(mul(d, d))
     if cpu.selected() == "avx2":
         return _avx2_squares(d, paired)
     if not paired and rows == 2 and 5 <= n <= 8:
         first = 4 if n == 5 else n
-        acc = _in_order(ftz(d[:, :first] * d[:, :first]), ftz)
+        acc = _in_order(mul(d[:, :first], d[:, :first]), ftz)
         return acc if first == n else _fma(d[:, 4], d[:, 4], acc)
     out = _fma_chain(d)
     v = _vector_rows(rows, n, FOUR_BELOW if paired else UNPAIRED)
-    out[:v] = _in_order(ftz(d[:v] * d[:v]), ftz)
+    out[:v] = _in_order(mul(d[:v], d[:v]), ftz)
     return out
 
 
@@ -60,5 +60,5 @@ def _avx2_squares(d: Array, paired: bool) -> Array:
     rows, n = d.shape
     pair = not paired and (rows, n) == (2, 6)  # (measured: the pair's squares added in order, as one vector)
     v = rows if pair else avx2_stored_rows(rows, n, AVX2_PAIRED if paired else AVX2_UNPAIRED)
-    out[:v] = _in_order(ftz(d[:v] * d[:v]), ftz)
+    out[:v] = _in_order(mul(d[:v], d[:v]), ftz)
     return out
