@@ -532,7 +532,7 @@ def fused_mse_value(d: Array, r: Callable[[Any], Array]) -> Callable[[float], fl
     if not sums_2d(d) or (fused and r is ftz and fused_lanes(rows, n)):
         return None if r is ftz else mean_value(d, r, True)  # (the refusal with its reason)
     total = fused_squares_sum(d) if fused else xla_sum2d(mul(d, d))
-    return lambda m: float(r(total if m == 1 else total * (F32(1) / F32(m))))
+    return lambda m: float(r(total) if m == 1 else mul(total, F32(1) / F32(m), r))
 
 
 Grad = Callable[[float], Array]
@@ -843,7 +843,7 @@ def _ce_rows_ynn(y: Array, z: Array, r: Rounder) -> tuple[Array, Grad, Array, Sp
 
     def value(parts: dict[str, Array], n: float) -> float:
         total_ = xla_sum(parts["rows"].reshape(1, -1))[0]
-        return float(r(-total_ if n == 1 else -total_ * (F32(1) / F32(n))))
+        return float(r(-total_) if n == 1 else mul(-total_, F32(1) / F32(n), r))
     return r(-rows), grad, div(e, total[:, None], r), ({"rows": rows}, value)
 
 
@@ -889,7 +889,7 @@ def _fma_value(a: Array, b: Array, traced: bool = False) -> Callable[[float], fl
         acc = xla_sum2d(mul(a, b))
     else:
         acc = lane_products(a, b, ce_value_lanes(rows, n), True)
-    return lambda m: float(ftz(-acc if m == 1 else -acc * (F32(1) / F32(m))))
+    return lambda m: float(ftz(-acc) if m == 1 else mul(-acc, F32(1) / F32(m)))
 
 
 def ce_value_lanes(rows: int, n: int) -> int:
@@ -1307,7 +1307,7 @@ def mean_value(terms: Array, r: Rounder, sum2d: bool = False, negated: bool = Fa
             sign = -1 if negated else 1
             x = sign * terms
             total = sign * (xla_sum2d(x, bf16) if several else xla_sum(x.reshape(1, -1), bf16)[0])
-            return float(r(total if n == 1 else total * (F32(1) / F32(n))))
+            return float(r(total) if n == 1 else mul(total, F32(1) / F32(n), r))
     return value
 
 

@@ -170,7 +170,7 @@ def focal(y: Array, z: Array, gamma: float, alpha: float | None, r: Rounder, k: 
         if fold and at is not None:
             fq = mul(weight, mul(-y, c, r), r)
         if fused:  # (the products on the log-sigmoids' way back contracted into the sums)
-            return _fma(fq, v_neg, _fma(-fp, v_pos, _fma(fi, v_neg, -(fj * v_pos))))
+            return _fma(fq, v_neg, _fma(-fp, v_pos, _fma(fi, v_neg, -mul(fj, v_pos))))
         fn = r(-mul(fj, v_pos, r) + mul(fi, v_neg, r))
         return r(r(fn - mul(fp, v_pos, r)) + mul(fq, v_neg, r))
     return r(raw), k(raw), grad, v_pos

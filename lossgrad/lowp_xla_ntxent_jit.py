@@ -260,7 +260,7 @@ class Fused:
 
     def value(self, count: float) -> float:
         """−Σ log_softm / count (a division by the count converted to float32)."""
-        return float(F32(-value_sum(self.log_softmax) / F32(count)))
+        return float(div(-value_sum(self.log_softmax), F32(count)))
 
     def losses(self) -> Array:
         """Each sample's loss, ½(ℓᵢ + ℓᵢ₊B), ℓ = −log_softm of the fused kernels (lossgrad's: JAX under jit returns the

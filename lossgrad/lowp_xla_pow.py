@@ -455,7 +455,7 @@ def fused_value(terms: Array, n: int, q: float) -> Callable[[float], float]:
             total = vector_add_sum(terms.reshape(1, -1), (8, (tuple(range(rows // 8)),), 0), ftz)[0]
         else:
             total = xla_sum(terms.reshape(1, -1))[0]
-        return float(ftz(total if count == 1 else total * (F32(1) / F32(count))))
+        return float(ftz(total) if count == 1 else mul(total, F32(1) / F32(count)))
     return value
 
 

@@ -1,6 +1,7 @@
-"""The frameworks' float32 gradients at the edge of their flush to zero (tests/golden/ftz_band.json, written by
-scripts/golden_ftz_band.py with AVX2): optax op by op and under jit, Keras 3 and tf-keras, bit for bit; and without
-lossgrad.flush's rule (numpy's rounding, then a flush) the records whose product is in the band are apart."""
+"""The frameworks' float32 gradients and values at the edge of their flush to zero (tests/golden/ftz_band.json,
+written by scripts/golden_ftz_band.py with AVX2): optax op by op and under jit, Keras 3 and tf-keras, bit for bit;
+and without lossgrad.flush's rule (numpy's rounding, then a flush) the records whose product is in the band are
+apart."""
 
 import json
 from pathlib import Path
@@ -21,11 +22,11 @@ def _bits(values: list[str]) -> list[int]:
 
 
 def _evaluate(rec: dict) -> lossgrad.Result:
-    n = rec["n"]
-    p = np.array([float.fromhex(rec["x"])] + list(range(1, n)), dtype=np.float64)[:, None]
-    jit = {"jit": True} if rec["jit"] else {}
-    return lossgrad.evaluate(rec["loss"], np.zeros((n, 1)), p, convention=rec["convention"], dtype="float32",
-                             reduction="mean", cpu="avx2", **jit, **rec["options"])
+    y, p = (np.array([float.fromhex(v) for v in rec[k]])[:, None] for k in ("target", "pred"))
+    more = {"jit": rec["jit"]} if rec["convention"] == "optax" else {}
+    more |= {"from_logits": True} if rec["loss"] == "focal" else {}
+    return lossgrad.evaluate(rec["loss"], y, p, convention=rec["convention"], dtype="float32",
+                             reduction=rec["reduction"], cpu="avx2", **more, **rec["options"])
 
 
 def _summed_alone(r: lossgrad.Result) -> bool:
@@ -40,7 +41,15 @@ def _same(rec: dict, r: lossgrad.Result) -> bool:
 
 
 def _id(rec: dict) -> str:
-    return f"{rec['convention']}-{'jit' if rec['jit'] else 'ops'}-{rec['loss']}-{rec['n']}-{rec['x']}"
+    return (f"{rec['convention']}-{'jit' if rec['jit'] else 'ops'}-{rec['loss']}-{rec['of']}-{len(rec['pred'])}-"
+            f"{rec['pred'][0]}-{rec['options'].get('gamma', '')}")
+
+
+def _mode(rec: dict) -> tuple:
+    return rec["convention"], rec["jit"], rec["loss"], rec["of"]
+
+
+EDGES = [r for r in RECORDS if r["loss"] != "focal"]  # (in groups of 5 around each edge)
 
 
 @pytest.mark.parametrize("rec", RECORDS, ids=[_id(r) for r in RECORDS])
@@ -56,15 +65,14 @@ def test_each_mode_has_an_edge_in_the_band_that_needs_the_rule(monkeypatch: pyte
 
     monkeypatch.setattr(flush, "at_tiny", numpys)
     monkeypatch.setattr(lowp_tf, "at_tiny", numpys)
-    apart = {(r["convention"], r["jit"], r["loss"]) for r in RECORDS if not _same(r, _evaluate(r))}
-    assert apart == {(r["convention"], r["jit"], r["loss"]) for r in RECORDS}
+    apart = {_mode(r) for r in EDGES if not _same(r, _evaluate(r))}
+    assert apart == {_mode(r) for r in EDGES}
 
 
 def test_the_records_cover_each_mode_and_size() -> None:
-    cases = {(r["convention"], r["jit"], r["loss"], r["n"]) for r in RECORDS}
-    assert len(cases) == len(RECORDS) // 5 == 30
-    assert sum(r["edge"] for r in RECORDS) == 30
+    assert len({(_mode(r), len(r["pred"])) for r in EDGES}) == len(EDGES) // 5 == 6 * 5 + 4 * 5
+    assert sum(r["edge"] for r in EDGES) == 50 and len(RECORDS) == len(EDGES) + 5
     # the edge is flushed by the framework, the next float32 up is not
-    for i in range(0, len(RECORDS), 5):
-        grads = [float.fromhex(r["grad"][0]) for r in RECORDS[i:i + 5]]
-        assert grads[:3] == [0.0] * 3 and all(g > 0 for g in grads[3:])
+    for i in range(0, len(EDGES), 5):
+        got = [float.fromhex(r["grad"][0] if r["of"] == "grad" else r["value"]) for r in EDGES[i:i + 5]]
+        assert got[:3] == [0.0] * 3 and all(g != 0 for g in got[3:])

@@ -1,0 +1,50 @@
+"""optax's ctc where the logits' gap overflows the dtype (tests/golden/ctc_overflow.json, written by
+scripts/golden_ctc_overflow.py): its einsum of the log-probabilities with one-hot rows makes −∞·0 a NaN, so the
+sequence's loss and gradient are NaN whichever class is −∞; lossgrad's pick of each label gives the same, bit for
+bit, and the other sequences' numbers stay as they are."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lossgrad
+
+DATA = json.loads((Path(__file__).parent / "golden" / "ctc_overflow.json").read_text())
+
+
+def _bits(values: list[str], dtype: type) -> list[int]:
+    a = np.array([float.fromhex(v) for v in values], dtype=dtype)
+    return a.view(np.uint32 if dtype is np.float32 else np.uint64).tolist()
+
+
+def _nan_or_bits(values: list[str], dtype: type) -> list:
+    """NaNs as "nan" (their payloads are the processor's), other numbers by their bits."""
+    return ["nan" if v == "nan" else b for v, b in zip(values, _bits(values, dtype), strict=True)]
+
+
+@pytest.mark.parametrize("rec", DATA["records"], ids=[f"{r['name']}-{r['dtype']}-{'jit' if r['jit'] else 'ops'}"
+                                                      for r in DATA["records"]])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_nan_as_optax_gives_it(rec: dict, reduction: str) -> None:
+    kind = np.float32 if rec["dtype"] == "float32" else np.float64
+    x = np.array([float.fromhex(v) for v in rec["logits"]]).reshape(rec["shape"])
+    r = lossgrad.ctc(rec["labels"], x, from_logits=True, convention="optax", dtype=rec["dtype"], jit=rec["jit"],
+                     reduction=reduction, cpu="avx2")
+
+    def mine(a: np.ndarray) -> list[str]:
+        return [float(v).hex() for v in np.asarray(a, dtype=kind).reshape(-1)]
+    assert _nan_or_bits(mine(r.losses), kind) == _nan_or_bits(rec["losses"], kind)
+    assert _nan_or_bits(mine(r.grad), kind) == _nan_or_bits(rec[reduction]["grad"], kind)
+    assert np.isnan(r.value) and rec[reduction]["value"] == "nan"
+    assert any("NaN" in w for w in r.warnings)
+
+
+def test_the_cases_are_nan_because_of_the_einsum() -> None:
+    """Without the overflow the same sequences are finite: the NaN comes from the gap alone."""
+    for rec in DATA["records"][:2]:
+        x = np.array([float.fromhex(v) for v in rec["logits"]]).reshape(rec["shape"])
+        x[np.abs(x) > 1e30] = np.sign(x[np.abs(x) > 1e30]) * 50.0
+        r = lossgrad.ctc(rec["labels"], x, from_logits=True, convention="optax", dtype=rec["dtype"], cpu="avx2")
+        assert np.isfinite(r.losses).all() and np.isfinite(r.grad).all()
