@@ -968,13 +968,14 @@ def dot_rows(a: Array, b: Array) -> Array:
     rows, k = a.shape
     whole = k // w * w
     block = DOT_BLOCK[capability]
-    blocks = -(-whole // block)
-    x, y = np.zeros((2, rows, blocks * block), dtype=F32)  # (the last block padded with zeros: its lanes unchanged)
-    x[:, :whole], y[:, :whole] = a[:, :whole], b[:, :whole]
-    parts = dot_lanes(x.reshape(rows, blocks, block), y.reshape(rows, blocks, block), w)
+    full = whole // block  # (the whole blocks, taken together; then the last, shorter one)
+    parts = [dot_lanes(a[:, :full * block].reshape(rows, full, block), b[:, :full * block].reshape(rows, full, block),
+                       w)] if full else []
+    if whole > full * block:
+        parts.append(dot_lanes(a[:, full * block:whole], b[:, full * block:whole], w)[:, None])
     acc = np.zeros(rows, dtype=F32)
-    for i in range(blocks):
-        acc = ftz(acc + parts[:, i])
+    for part in np.concatenate(parts, axis=1).T if parts else ():
+        acc = ftz(acc + part)
     out: Array = ftz(acc + dot_lanes(a[:, whole:], b[:, whole:], w))
     return out
 

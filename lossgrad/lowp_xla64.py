@@ -27,6 +27,7 @@ scripts/measure_xla64.py measures the ground (XLA's double e^x, log, pow and sum
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from fractions import Fraction
@@ -473,6 +474,7 @@ def triplet_parts(pos: Array, a: Array, neg: Array, jit: bool, margin: float, no
         losses, grads = triplet(a, pos, neg, norm_degree, margin, jit)
         g = grads(1)
 
+    @functools.cache  # (the mean's gradients and the further inputs' come from one computation)
     def quiet(n: float) -> list[Array]:
         with np.errstate(all="ignore"):
             return grads(n)

@@ -10,6 +10,7 @@ This module is the "xla" backend: the losses of lowp_xla are passed on to it.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -407,6 +408,7 @@ def triplet_parts(pos: Array, a: Array, neg: Array, half: Any, jit: bool, margin
             losses, terms, grads = triplet(r(a), r(pos), r(neg), margin, r, k, jit, jit and half is None,
                                            mean and a.shape[0] > 1)
 
+    @functools.cache  # (the mean's gradients and the further inputs' come from one computation)
     def quiet(n: float) -> list[Array]:
         with np.errstate(all="ignore"):
             return grads(n)

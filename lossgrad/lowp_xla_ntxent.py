@@ -18,6 +18,7 @@ kernels).
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
@@ -303,6 +304,7 @@ def _parts(nt: Any, b: int) -> Parts:
     with np.errstate(all="ignore"):
         losses = nt.losses()
 
+    @functools.cache  # (the mean's two gradients come from one computation)
     def both(n: float) -> list[Array]:
         with np.errstate(all="ignore"):
             g = nt.grads(2 * n)
