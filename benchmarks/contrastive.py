@@ -16,19 +16,10 @@ import os
 import platform
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 
 import numpy as np
 
-
-def best(f: Callable[[], object], repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        f()
-        times.append(time.perf_counter() - t)
-    return min(times)
+from kernels import best
 
 
 def batch(pairs: int, features: int) -> tuple[np.ndarray, np.ndarray]:
