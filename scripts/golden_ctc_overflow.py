@@ -1,8 +1,9 @@
 """Record optax.ctc_loss where the logits' gap overflows the dtype: log_softmax's x − max is −∞ for a class, and
 optax's einsum of the log-probabilities with a one-hot row (−∞·0) makes the labels' log-probabilities NaN, and so
 the sequence's loss and gradient, whichever label the row picks. For tests/golden/ctc_overflow.json (read by
-tests/test_ctc_overflow.py): float32 (logits ±3·10³⁸) and float64 (±1.7·10³⁰⁸, jax_enable_x64), op by op and under
-jax.jit, the mean and the sum; every number as float.hex.
+tests/test_ctc_overflow.py): float32 and bfloat16 (logits ±3·10³⁸), float16 (±40,000: a gap of 80,000 is beyond
+its 65,504) and float64 (±1.7·10³⁰⁸, jax_enable_x64), op by op and under jax.jit, the mean and the sum; every
+number as float.hex.
 
     python3 scripts/golden_ctc_overflow.py
 """
@@ -19,7 +20,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "ctc_overflow.json"
-BIG = {"float32": 3e38, "float64": 1.7e308}
+BIG = {"float32": 3e38, "bfloat16": 3e38, "float16": 40000.0, "float64": 1.7e308}
 
 
 def cases(big: float) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -42,7 +43,7 @@ def record(name: str, x: np.ndarray, labels: np.ndarray, dtype: str, jit: bool) 
     import jax.numpy as jnp
     import optax
 
-    kind = np.float32 if dtype == "float32" else np.float64
+    kind = {"float32": np.float32, "float64": np.float64, "float16": np.float16, "bfloat16": jnp.bfloat16}[dtype]
     b, t, _ = x.shape
     logit_pad, label_pad = jnp.zeros((b, t), kind), jnp.zeros(labels.shape, kind)
     out: dict[str, Any] = {"name": name, "dtype": dtype, "jit": jit, "logits": hexes(x.astype(kind)),
@@ -61,7 +62,7 @@ def record(name: str, x: np.ndarray, labels: np.ndarray, dtype: str, jit: bool) 
 def main() -> None:
     from make_golden import cpu_model, jax_versions
 
-    recs = [record(name, x, labels, dtype, jit) for dtype in ("float32", "float64")
+    recs = [record(name, x, labels, dtype, jit) for dtype in ("float32", "float16", "bfloat16", "float64")
             for name, x, labels in cases(BIG[dtype]) for jit in (False, True)]
     data = {"versions": jax_versions() | {"cpu": cpu_model()}, "made_by": "scripts/golden_ctc_overflow.py",
             "records": recs}
