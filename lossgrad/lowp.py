@@ -62,6 +62,22 @@ CACHE_BLOCK = 1 << 16
 FLUSHED_BELOW_32 = float(flushed_below(F32))  # (fma's flush)
 
 
+def log_specials(x: Array, out: Array) -> Array:
+    """out, a log emulated for positive finite x, with the C library's answers elsewhere: NaN for NaN and below 0,
+    −∞ at ±0, +∞ at +∞ (glibc's logf, Eigen's plog and SLEEF's alike)."""
+    out = np.where(x == 0, -np.inf, np.where(x == np.inf, np.inf, out))
+    special: Array = np.where(np.isnan(x) | (x < 0), np.nan, out).astype(out.dtype)
+    return special
+
+
+def log1p_specials(x: Array, out: Array) -> Array:
+    """out, a log(1 + x) emulated for finite x > −1, with the C library's answers elsewhere: NaN for NaN and below
+    −1, −∞ at −1, +∞ at +∞."""
+    out = np.where(x == -1, -np.inf, np.where(x == np.inf, np.inf, out))
+    special: Array = np.where(np.isnan(x) | (x < -1), np.nan, out).astype(out.dtype)
+    return special
+
+
 def lanes() -> int:
     """The float32 lanes of a register of the capability whose kernels are reproduced: a kernel reads it once, as
     it starts on a batch (a gradient formed later uses the value read then)."""
@@ -255,7 +271,7 @@ def log1pf(d: Array) -> Array:
         dy = (two - dx) + m
         xx, xy = _df_div(m, np.zeros_like(m), dx, dy)
         out = _log_tail(e, xx, xy)
-    return np.where(d == 0, d, out).astype(F32)
+    return log1p_specials(d, np.where(d == 0, d, out).astype(F32))
 
 
 # glibc's expf (2.27 and later), which TensorIterator's scalar loop calls: 2^(k/32) from a table of doubles and a
@@ -308,8 +324,8 @@ LOGF_POLY = tuple(float.fromhex(h) for h in ("-0x1.00ea348b88334p-2", "0x1.5575b
 
 @in_blocks
 def libm_logf(x: Array) -> Array:
-    """The C library's logf, as PyTorch's scalar kernels (xlogy) call it: glibc's, for positive finite x;
-    log x = log1p(z/c − 1) + log c + k·ln 2 with x = z·2^k and c the table point nearest z."""
+    """The C library's logf, as PyTorch's scalar kernels (xlogy) call it: glibc's, log x = log1p(z/c − 1) + log c
+    + k·ln 2 with x = z·2^k and c the table point nearest z (NaN, 0, ∞ and negative x: log_specials)."""
     x = np.asarray(x, dtype=F32)
     sub = x < F32(2.0 ** -126)  # (subnormals scaled up by 2^23 first)
     with np.errstate(over="ignore"):
@@ -324,8 +340,7 @@ def libm_logf(x: Array) -> Array:
     r = z * tab[i, 0] - 1
     a = LOGF_POLY
     y = (a[0] * (r * r) + (a[1] * r + a[2])) * (r * r) + ((tab[i, 1] + k * float.fromhex("0x1.62e42fefa39efp-1")) + r)
-    out: Array = y.astype(F32)
-    return out
+    return log_specials(x, y.astype(F32))
 
 
 # glibc's log1pf (fdlibm's, in float arithmetic): ln 2's two parts and the series in s = f/(2 + f)
@@ -376,9 +391,7 @@ def libm_log1pf(x: Array) -> Array:
                         kf * LOG1PF_LN2[0] - ((hfsq - (s * (hfsq + r) + (kf * LOG1PF_LN2[1] + c))) - f))
         out = np.where(hu == 0, np.where(f == 0, zero, tiny), main)
         out = np.where(ax < 0x31000000, np.where(ax < 0x24800000, x, x - x * x * F32(0.5)), out)
-        out = np.where(x == -1, F32(-np.inf), np.where(x < -1, F32(np.nan), out))
-    result: Array = out.astype(F32)
-    return result
+    return log1p_specials(x, out.astype(F32))
 
 
 def row_sum(e: Array, lanes: int) -> Array:

@@ -93,8 +93,8 @@ LOG_Q = tuple(F32(c) for c in (0.049616247954120038, 0.59923249590823520, 1.4999
 
 
 def plog(x: Array) -> Array:
-    """Eigen's plog_float (positive finite x): x = m·2^e, m moved into [√½, √2) and less 1, log(1 + m) by a
-    rational function, plus e·ln 2."""
+    """Eigen's plog_float: x = m·2^e, m moved into [√½, √2) and less 1, log(1 + m) by a rational function, plus
+    e·ln 2 (NaN, 0, ∞ and negative x: lowp.log_specials)."""
     x0 = np.asarray(x, dtype=F32)
     with np.errstate(all="ignore"):
         frac, ex = np.frexp(x0)
@@ -109,7 +109,7 @@ def plog(x: Array) -> Array:
         for c in LOG_Q[1:]:
             q = madd(q, m, c)
         out = madd(e, F32(0.693147180559945309417), div(mul(m, p), q))
-    return np.where(x0 == 0, F32(-np.inf), np.where(x0 == np.inf, x0, out)).astype(F32)
+    return lowp.log_specials(x0, out.astype(F32))
 
 
 def libm_expf(x: Array) -> Array:

@@ -31,7 +31,7 @@ from . import eigen64, libm, lowp_tf, lowp_tf_log
 from .errors import InputError
 from .losses import Parts
 from .losses._ops import Array
-from .losses.ctc import check_blank, unpack
+from .losses.ctc import check_blank, one_hot_nan, unpack
 from .lowp import libm_log1pf, libm_logf
 from .lowp_tf import (
     F32,
@@ -144,7 +144,7 @@ def observed(lp: Array, labels: Array) -> Array:
     n = labels.shape[1]
     inside = (labels >= 0) & (labels < c)
     picked = np.take_along_axis(lp, np.broadcast_to(np.where(inside, labels, 0)[None], (t, b, n)), axis=2)
-    picked = np.where(inside[None], picked, F32(0))
+    picked = one_hot_nan(lp, np.where(inside[None], picked, F32(0)), np.broadcast_to(inside[None], picked.shape))
     return np.concatenate([np.full((t, b, 1), NEG_INF), picked, np.repeat(lp[:, :, :1], n + 1, axis=2)],
                           axis=2).astype(F32)
 

@@ -27,7 +27,7 @@ from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
-from .losses.ctc import unpack
+from .losses.ctc import one_hot_nan, unpack
 from .lowp import fma
 from .lowp_xla import (
     F32,
@@ -274,16 +274,6 @@ def _step_back(g_phi: Array, g_emit: Array, res: tuple[Array, ...], pad: Array, 
     return fx, fs, fm, fi
 
 
-def _einsum_nan(lp: Array, lpe: Array, valid: Array) -> Array:
-    """The labels' log-probabilities as optax's einsum of lp with a one-hot row gives them: Σ_c lp_c·one_hot_c,
-    where a non-finite log-probability of another class (−∞ where the logits' gap overflows the dtype) times 0 is
-    NaN; lpe, each label's picked (0 for a padding label), otherwise."""
-    nonfinite = ~np.isfinite(lp)
-    others = nonfinite.sum(axis=2)[:, :, None] - (valid[:, None, :] & ~np.isfinite(lpe))
-    out: Array = np.where(others > 0, lp.dtype.type(np.nan), lpe)
-    return out
-
-
 def scan(lp: Array, labels: Array, frames: Array, lengths: Array, blank: int, r: Rounder, ynn: bool = False,
          g: Ground = FLOAT32) -> tuple[Array, Any]:
     """optax's ctc_loss_with_forward_probs on log-probabilities lp [B, T, C] (in the dtype): the per-sequence losses
@@ -294,7 +284,7 @@ def scan(lp: Array, labels: Array, frames: Array, lengths: Array, blank: int, r:
     valid = (labels >= 0) & (labels < lp.shape[2])  # (one_hot of a padding value outside the classes: 0)
     picked = np.broadcast_to(np.where(valid, labels, 0)[:, None, :], (b, t_max, n))
     lpe = np.where(valid[:, None, :], np.take_along_axis(lp, picked, axis=2), g.kind(0))
-    lpe = _einsum_nan(lp, lpe, valid)
+    lpe = one_hot_nan(lp, lpe, np.broadcast_to(valid[:, None, :], lpe.shape))
     lpb = lp[:, :, blank:blank + 1]
     pads: Array = (np.arange(t_max)[None, :] >= frames[:, None]).astype(g.kind)
     rep = g.zeros((b, n))

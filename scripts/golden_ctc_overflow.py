@@ -3,7 +3,9 @@ optax's einsum of the log-probabilities with a one-hot row (−∞·0) makes the
 the sequence's loss and gradient, whichever label the row picks. For tests/golden/ctc_overflow.json (read by
 tests/test_ctc_overflow.py): float32 and bfloat16 (logits ±3·10³⁸), float16 (±40,000: a gap of 80,000 is beyond
 its 65,504) and float64 (±1.7·10³⁰⁸, jax_enable_x64), op by op and under jax.jit, the mean and the sum; every
-number as float.hex.
+number as float.hex. And the same batches for Keras 3 (TensorFlow's ctc_loss_dense, whose one-hot product is the
+same −∞·0) and tf-keras (ctc_batch_cost of e^x: the CTCLoss op's softmax of an infinite input is NaN) in float32,
+float16 and bfloat16, as scripts/golden_lowp_tf_ctc.py records them ("tf_records").
 
     python3 scripts/golden_ctc_overflow.py
 """
@@ -59,15 +61,28 @@ def record(name: str, x: np.ndarray, labels: np.ndarray, dtype: str, jit: bool) 
     return out
 
 
+def tf_records() -> list[dict]:
+    import golden_lowp_tf_ctc as gt
+
+    out = []
+    for dtype in ("float32", "float16", "bfloat16"):
+        for name, x, labels in cases(BIG[dtype]):
+            b, t, _ = x.shape
+            frames, lengths = [t] * b, [labels.shape[1]] * b
+            out.append(gt.record(x, labels, frames, lengths, 0, name, dtype))
+            out.append(gt.tfkeras_record(x, labels, frames, lengths, 0, name, dtype))
+    return out
+
+
 def main() -> None:
     from make_golden import cpu_model, jax_versions
 
     recs = [record(name, x, labels, dtype, jit) for dtype in ("float32", "float16", "bfloat16", "float64")
             for name, x, labels in cases(BIG[dtype]) for jit in (False, True)]
     data = {"versions": jax_versions() | {"cpu": cpu_model()}, "made_by": "scripts/golden_ctc_overflow.py",
-            "records": recs}
+            "records": recs, "tf_records": tf_records()}
     OUT.write_text(json.dumps(data, indent=0) + "\n")
-    print(f"{OUT}: {len(recs)} records")
+    print(f"{OUT}: {len(recs)} records, {len(data['tf_records'])} of TensorFlow's")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """optax's ctc where the logits' gap overflows the dtype (tests/golden/ctc_overflow.json, written by
 scripts/golden_ctc_overflow.py): its einsum of the log-probabilities with one-hot rows makes −∞·0 a NaN, so the
 sequence's loss and gradient are NaN whichever class is −∞; lossgrad's pick of each label gives the same, bit for
-bit, and the other sequences' numbers stay as they are."""
+bit, and the other sequences' numbers stay as they are. The same for Keras 3 (TensorFlow's one-hot product) and
+tf-keras (the CTCLoss op's softmax of an infinite input, NaN: glibc's and Eigen's log of NaN and ∞ as the libraries
+give them)."""
 
 import json
 from pathlib import Path
@@ -48,3 +50,28 @@ def test_the_cases_are_nan_because_of_the_einsum() -> None:
         x[np.abs(x) > 1e30] = np.sign(x[np.abs(x) > 1e30]) * 50.0
         r = lossgrad.ctc(rec["labels"], x, from_logits=True, convention="optax", dtype=rec["dtype"], cpu="avx2")
         assert np.isfinite(r.losses).all() and np.isfinite(r.grad).all()
+
+
+TF = DATA["tf_records"]
+
+
+@pytest.mark.parametrize("rec", TF, ids=[f"{r['convention']}-{r['note']}-{r['dtype']}" for r in TF])
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_tensorflow_as_it_gives_it(rec: dict, reduction: str) -> None:
+    x = np.array(rec["pred"], dtype=np.float64)
+    more = {"from_logits": True} if rec["convention"] == "keras" else {}
+    r = lossgrad.ctc(rec["labels"], x, input_lengths=rec["input_lengths"], target_lengths=rec["target_lengths"],
+                     convention=rec["convention"], dtype=rec["dtype"], reduction=reduction, cpu="avx2", **more)
+
+    def shown(a: np.ndarray) -> list[str]:
+        return [str(np.float32(v)) for v in np.asarray(a, dtype=np.float32).reshape(-1)]
+    assert shown(r.losses) == [str(np.float32(v)) for v in np.array(rec["losses"], dtype=np.float32).reshape(-1)]
+    assert shown(r.grad) == [str(np.float32(v)) for v in np.array(rec[reduction]["grad"], dtype=np.float32).reshape(-1)]
+    assert str(np.float32(r.value)) == rec[reduction]["value"]
+
+
+def test_tensorflows_records_hold_nan_where_the_gap_overflows() -> None:
+    nan = {(r["convention"], r["dtype"]) for r in TF if "nan" in r["losses"]}
+    # (Keras 3 computes in float32, so float16's ±40,000 does not overflow there; tf-keras' e^40000 does)
+    assert nan == {("keras", "float32"), ("keras", "bfloat16"), ("tf-keras", "float32"), ("tf-keras", "float16"),
+                   ("tf-keras", "bfloat16")}

@@ -248,6 +248,17 @@ def _log_p_relative(m: Array, r: Array, skipw: Array, first: Array, end: Array) 
     return np.asarray(np.sum(m) + rel)
 
 
+def one_hot_nan(lp: Array, picked: Array, inside: Array) -> Array:
+    """Each label's log-probability as a framework's product with a one-hot row gives it, Σ_c lp_c·one_hot_c
+    (optax's einsum, TensorFlow's ctc_loss_dense): picked, but NaN where the frame has a non-finite
+    log-probability at another class (−∞ where the logits' gap overflows the dtype), whose product with 0 is NaN.
+    lp [..., C]; picked and inside (the labels within the classes, else 0 picked) [..., L]."""
+    nonfinite = ~np.isfinite(lp)
+    others = nonfinite.sum(axis=-1)[..., None] - (inside & ~np.isfinite(picked))
+    out: Array = np.where(others > 0, lp.dtype.type(np.nan), picked)
+    return out
+
+
 def _logsumexp(x: Array, axis: int | None = None) -> Array:
     top = np.max(x, axis=axis, keepdims=True)
     top = np.where(np.isfinite(top), top, 0)
@@ -281,13 +292,13 @@ def _decimal_sequence(x: Array, labels: Array, blank: int, from_logits: bool) ->
     """One sequence's loss, gradient (−γ, or softmax − γ from logits) and softmax − γ, recomputed with the α/β
     recursions in probability space in decimal, at the first precision where every gradient element stands clear
     of the rounding of the terms it came from (for the few sequences where the long double ones cancel)."""
-    from decimal import Decimal, localcontext
+    from decimal import MAX_EMAX, MIN_EMIN, Decimal, localcontext
 
     ext, skip = _extended(labels, blank)
     t_max, c = x.shape
     for prec in DIGITS:
         with localcontext() as ctx:
-            ctx.prec = prec
+            ctx.prec, ctx.Emin, ctx.Emax = prec, MIN_EMIN, MAX_EMAX  # (e^x of a logit gap of 10⁷ is 10^−4342945)
             soft, y = _decimal_softmax([[Decimal(float(v)) for v in row] for row in x], from_logits)
             a, b = _decimal_alpha_beta(y, ext, skip)
             p = a[-1][-1] + (a[-1][-2] if ext.size > 1 else 0)
@@ -432,6 +443,8 @@ def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_l
             arrays: tuple[Array, ...]) -> None:
     """The sequences whose long double numbers may be off by more than half an ulp, recomputed in decimal (in
     place)."""
+    from decimal import DecimalException
+
     losses, grad, logits_grad, soft, gamma = arrays
     lp = _log_softmax(x)[0] if from_logits else x
     for i in range(x.shape[0]):
@@ -439,7 +452,10 @@ def _refine(x: Array, lab: Array, t_len: Array, l_len: Array, blank: int, from_l
         possible = n > 0 and n >= needed_frames(labels_i)
         if not possible or not _risky(lp[i, :n], soft[i, :n], gamma[i, :n], float(losses[i]), from_logits):
             continue
-        losses[i], grad[i, :n], logits_grad[i, :n] = _decimal_sequence(x[i, :n], labels_i, blank, from_logits)
+        try:
+            losses[i], grad[i, :n], logits_grad[i, :n] = _decimal_sequence(x[i, :n], labels_i, blank, from_logits)
+        except DecimalException:  # (beyond even decimal's range, e^x of a gap beyond 10¹⁸: the long double numbers)
+            continue
 
 
 def mean_divisors(conv: Convention, y: Array) -> Array | None:
