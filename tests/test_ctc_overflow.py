@@ -6,6 +6,7 @@ tf-keras (the CTCLoss op's softmax of an infinite input, NaN: glibc's and Eigen'
 give them)."""
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -75,3 +76,38 @@ def test_tensorflows_records_hold_nan_where_the_gap_overflows() -> None:
     # (Keras 3 computes in float32, so float16's ±40,000 does not overflow there; tf-keras' e^40000 does)
     assert nan == {("keras", "float32"), ("keras", "bfloat16"), ("tf-keras", "float32"), ("tf-keras", "float16"),
                    ("tf-keras", "bfloat16")}
+
+
+def test_exact_holds_e_to_the_minus_ten_million() -> None:
+    """Frame 0's logits [0, −10⁷, 0]: softmax (½, 0, ½) (e^−10⁷ is 10^−4342945, below decimal's default range); the
+    only alignment of labels [2, 1] in 2 frames takes ½ and frame 1's softmax of class 1, by hand."""
+    x = np.array([[[0.0, -1e7, 0.0], [0.5, 0.1, -0.2]]])
+    r = lossgrad.ctc([[2, 1]], x, from_logits=True)
+    soft1 = np.exp([0.5, 0.1, -0.2]) / np.exp([0.5, 0.1, -0.2]).sum()
+    assert r.value == pytest.approx(math.log(2) - math.log(soft1[1]), rel=1e-15)
+    assert r.grad[0, 0].tolist() == [0.5, 0.0, -0.5]
+    assert r.grad[0, 1] == pytest.approx(soft1 - [0, 1, 0], rel=1e-14, abs=1e-16)
+
+
+@pytest.mark.parametrize("command", ["ctc", "compare"])
+def test_the_command_line_takes_the_overflow(command: str) -> None:
+    from conftest import lossgrad as run
+
+    r = run(*([command, "ctc"] if command == "compare" else ["ctc"]), "--from-logits", "--target", "2,1", "--pred",
+            "0,-3e38,3e38;0.5,0.1,-0.2", "-f", "json")
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert "conventions" in out if command == "compare" else "value" in json.dumps(out)
+
+
+def test_the_emulated_logs_give_the_libraries_answers_outside_their_domain() -> None:
+    """NaN, ±0, ±∞ and below the domain, as glibc's logf and log1pf, PyTorch's log1p and TensorFlow's log give them
+    (IEEE 754's log: NaN below 0, −∞ at ±0, ∞ at ∞; log1p the same shifted by 1)."""
+    from lossgrad import lowp, lowp_tf
+
+    x = np.array([np.nan, np.inf, -1.0, 0.0, -np.inf, 1.0, -0.0, -2.0], dtype=np.float32)
+    log = ["nan", "inf", "nan", "-inf", "nan", "0.0", "-inf", "nan"]
+    log1p = ["nan", "inf", "-inf", "0.0", "nan", "0.6931472", "-0.0", "nan"]
+    for f, want in ((lowp.libm_logf, log), (lowp_tf.plog, log), (lowp.libm_log1pf, log1p), (lowp.log1pf, log1p)):
+        with np.errstate(all="ignore"):
+            assert [str(v) for v in np.asarray(f(x.copy()), dtype=np.float32)] == want, f.__name__
