@@ -37,9 +37,11 @@ SUPPORTED = ("ce (from logits; class indexes, with ignore_index, or probability 
 
 
 def ftz(a: Any) -> Array:
-    """Subnormal results flushed to zero (TensorFlow sets the processor's flush-to-zero mode)."""
-    a = np.asarray(a, dtype=F32)
-    out: Array = np.where(np.abs(a) < TINY, F32(0) * a, a).astype(F32)
+    """Subnormal results flushed to zero (TensorFlow sets the processor's flush-to-zero mode), in a new array."""
+    out: Array = np.array(a, dtype=F32)
+    small = np.abs(out) < TINY
+    if small.any():  # (rare: only those elements, each a zero of its sign)
+        out[small] *= F32(0)
     return out
 
 

@@ -71,8 +71,10 @@ def _f(bits: int) -> F32:
 
 def ftz(a: Any) -> Array:
     """Subnormal results flushed to zero (keeping the sign), as XLA's CPU computations run (FTZ and DAZ)."""
-    a = np.asarray(a, dtype=F32)
-    out: Array = np.where(np.abs(a) < TINY, np.copysign(F32(0), a), a).astype(F32, copy=False)
+    out: Array = np.array(a, dtype=F32)
+    small = np.abs(out) < TINY
+    if small.any():  # (rare: only those elements, each a zero of its sign)
+        out[small] = np.copysign(F32(0), out[small])
     return out
 
 
