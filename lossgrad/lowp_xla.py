@@ -19,6 +19,7 @@ in float32 arrays; jnp.sum and jnp.mean add them in float32.
 from __future__ import annotations
 
 import math
+import operator
 from collections.abc import Callable
 from typing import Any
 
@@ -26,7 +27,7 @@ import numpy as np
 
 from . import cpu, libm
 from .errors import NotReproduced
-from .flush import product, quotient
+from .flush import at_tiny
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Joined
@@ -84,13 +85,26 @@ Rounder = Callable[[Any], Array]
 def mul(a: Any, b: Any, r: Rounder = ftz) -> Array:
     """a·b as XLA's CPU code stores it: rounded once and flushed as the processor flushes it (lossgrad.flush),
     then r's (float32's flush, a half dtype's store, or float64's flush)."""
-    return r(product(a, b))
+    out = np.multiply(a, b)
+    return _normal(out) if r is ftz and _all_normal(out) else r(at_tiny(out, operator.mul, a, b))
 
 
 def div(a: Any, b: Any, r: Rounder = ftz) -> Array:
     """a/b as XLA's CPU code stores it: rounded once and flushed as the processor flushes it (lossgrad.flush),
     then r's."""
-    return r(quotient(a, b))
+    out = np.divide(a, b)
+    return _normal(out) if r is ftz and _all_normal(out) else r(at_tiny(out, operator.truediv, a, b))
+
+
+def _all_normal(out: Any) -> bool:
+    """Whether a float32 result has nothing at or below the smallest normal number to flush or to redo (the common
+    case: one pass, where the flush and its rule take several)."""
+    return bool(getattr(out, "dtype", None) == F32 and not (np.abs(out) <= TINY).any())
+
+
+def _normal(out: Any) -> Array:
+    kept: Array = np.asarray(out)
+    return kept
 
 
 def _fma(a: Any, b: Any, c: Any) -> Array:

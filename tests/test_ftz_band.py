@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import lossgrad
-from lossgrad import flush, lowp_tf
+from lossgrad import flush, lowp_tf, lowp_xla
 
 DATA = json.loads((Path(__file__).parent / "golden" / "ftz_band.json").read_text())
 RECORDS = DATA["records"]
@@ -65,6 +65,7 @@ def test_each_mode_has_an_edge_in_the_band_that_needs_the_rule(monkeypatch: pyte
 
     monkeypatch.setattr(flush, "at_tiny", numpys)
     monkeypatch.setattr(lowp_tf, "at_tiny", numpys)
+    monkeypatch.setattr(lowp_xla, "at_tiny", numpys)
     apart = {_mode(r) for r in EDGES if not _same(r, _evaluate(r))}
     assert apart == {_mode(r) for r in EDGES}
 
