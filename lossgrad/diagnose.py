@@ -244,6 +244,11 @@ class Comparison:
     shape: tuple
     micro: dict = field(default_factory=dict)  # each convention's Micro (--micro-batches)
 
+    def shaped(self, g: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """A further gradient shaped as the predictions' where it has one element per prediction (else one value
+        per sample: a list), as lossgrad's own JSON shapes it."""
+        return g.reshape(self.shape) if g.size == grad.size else g.reshape(-1)
+
     def as_dict(self) -> dict:
         """The comparison as a tree of plain values and arrays (render writes it as JSON)."""
         return {
@@ -254,7 +259,8 @@ class Comparison:
             "conventions": {
                 name: {"n": r.n, "value": r.value,
                        "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
-                       "grad": r.grad.reshape(self.shape)} | {f"grad_{k}": g for k, g in r.grads.items()}
+                       "grad": r.grad.reshape(self.shape)}
+                | {f"grad_{k}": self.shaped(g, r.grad) for k, g in r.grads.items()}
                 | ({"autocast": True} if r.autocast else {})
                 | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.micro[name].grad.reshape(
                     self.shape)} if name in self.micro else {})

@@ -316,10 +316,25 @@ def test_compare_shows_the_further_gradients():
     # var 1e-8, e = 0.5: exact ½(1/v − e²/v²) at v = 1e-8, torch at its clamp 1e-6 (hand), each over N = 1
     r = run("compare", "gaussian-nll", "-y", "0", "-p", "0.5", "--var", "1e-8", "-f", "json")
     convs = r.json()["conventions"]
-    assert convs["exact"]["grad_var"][0][0] == pytest.approx(0.5 * (1e8 - 0.25e16), rel=1e-12)
-    assert convs["torch"]["grad_var"][0][0] == pytest.approx(0.5 * (1e6 - 0.25e12), rel=1e-12)
+    assert convs["exact"]["grad_var"][0] == pytest.approx(0.5 * (1e8 - 0.25e16), rel=1e-12)
+    assert convs["torch"]["grad_var"][0] == pytest.approx(0.5 * (1e6 - 0.25e12), rel=1e-12)
     r = run("compare", "gaussian-nll", "-y", "0", "-p", "0.5", "--var", "1e-8", "-f", "table")
     assert r.code == 0 and "grad_var under each convention:" in r.out
+
+
+@pytest.mark.parametrize("args", [
+    ["margin-ranking", "-y", "1,-1,1", "-p", "0.75,0.25,0.5", "--other", "0.5,0.25,1"],
+    ["margin-ranking", "-y", "1,-1;1,1", "-p", "0.75,0.25;0.5,1", "--other", "0.5,0.25;1,1"],
+    ["gaussian-nll", "-y", "1,2;3,4", "-p", "0.75,0.25;0.5,1", "--var", "0.5,0.25"],
+    ["gaussian-nll", "-y", "1,2;3,4", "-p", "0.75,0.25;0.5,1", "--var", "0.5,0.25;1,2"]])
+def test_compare_shapes_the_further_gradients_as_each_convention_alone(args):
+    """compare's JSON gives each further gradient the shape the convention's own JSON gives it: the predictions'
+    (a flat list for a flat --pred), or one value per sample."""
+    convs = run("compare", *args, "-f", "json").json()["conventions"]
+    for name, got in convs.items():
+        alone = run(*args, "-c", name, "-f", "json").json()
+        key = next(k for k in alone if k.startswith("grad_") and k != "grad_logits")
+        assert got[key] == alone[key] and np.shape(got["grad"]) == np.shape(alone["grad"])
 
 
 def test_api_names_the_input_in_errors():

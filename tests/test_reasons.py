@@ -58,8 +58,8 @@ def test_compare_triplet_degree_1_names_optax_signed_sum_and_torch_kink():
     out = r.json()
     assert out["conventions"]["exact"]["value"] == 1.5 and out["conventions"]["torch"]["value"] == 1.5
     assert out["conventions"]["optax"]["value"] == 0.5
-    assert out["conventions"]["torch"]["grad_target"][0] == [1.0, -1.0]
-    assert out["conventions"]["exact"]["grad_target"][0] == [1.0, 0.0]
+    assert out["conventions"]["torch"]["grad_target"] == [1.0, -1.0]  # (shaped as the single sample's --pred)
+    assert out["conventions"]["exact"]["grad_target"] == [1.0, 0.0]
     why = {(d["convention"], d["of"]): d["why"] for d in out["differences"]}
     assert "signed sum, not a norm" in why[("optax", "loss")]
     assert "a difference is 0 here" in why[("torch", "grad_target")]
