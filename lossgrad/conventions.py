@@ -265,7 +265,7 @@ TORCH = Convention(
     ctc="torch",
     ctc_mean="target-length",
     kernels_float64=frozenset({"ctc", "dice", "tversky", "triplet", "cosine-embedding", "cosine", "gaussian-nll",
-                                "poisson"}),
+                                "poisson", "margin-ranking"}),
 )
 
 OPTAX = Convention(

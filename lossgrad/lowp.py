@@ -1201,22 +1201,22 @@ def placed(loss: str, from_logits: bool, probability_rows: bool, dtype: str = "f
 
 
 # the dtypes these kernels run in (float64 only for the losses conventions.TORCH.kernels_float64 names here,
-# FLOAT64's, with what they take from MKL in double; unsupported_mode)
+# FLOAT64's, with what they take from MKL in double, if anything; unsupported_mode)
 DTYPES = ("float32", "float16", "bfloat16", "float64")
-FLOAT64 = {"gaussian-nll": "log v", "poisson": "e^x and log x"}
+FLOAT64 = {"gaussian-nll": "log v", "poisson": "e^x and log x", "margin-ranking": None}
 
 
 def unsupported_mode(dtype: str, loss: str, from_logits: bool, sample_weight: bool) -> str | None:
-    """float64: gaussian-nll and poisson alone, with the `mkl` extra (log v, e^x and log x in double are MKL's
-    vmdLn and vmdExp); lossgrad's float64 formulas take the rest."""
+    """float64: margin-ranking, and gaussian-nll and poisson with the `mkl` extra (log v, e^x and log x in double
+    are MKL's vmdLn and vmdExp); lossgrad's float64 formulas take the rest."""
     if dtype != "float64":
         return None
     if loss not in FLOAT64:
         return f"{loss} in float64"
-    if not mkl.available():
-        return f"{loss} in float64 (its {FLOAT64[loss]} in double {'are' if ' and ' in FLOAT64[loss] else 'is'} "\
-               f"MKL's: {mkl.INSTALL})"
-    return None
+    needs = FLOAT64[loss]
+    if needs is None or mkl.available():
+        return None
+    return f"{loss} in float64 (its {needs} in double {'are' if ' and ' in needs else 'is'} MKL's: {mkl.INSTALL})"
 
 
 def unsupported_dtype(loss: str, dtype: str) -> str | None:
@@ -1309,6 +1309,9 @@ def compute(loss: str, y: Array, p: Array, labels: Array | None, half: Any, swit
         return gaussian_nll_parts(y, p, var64, WIDE, options, weights)
     if loss == "poisson" and half is None and p.dtype == np.float64:
         return poisson_parts64(y.astype(np.float64), p, from_logits, options, weights)
+    if loss == "margin-ranking" and half is None and p.dtype == np.float64:
+        other64 = np.asarray((extra or {})["other"], dtype=np.float64)
+        return margin_ranking_parts(y.astype(np.float64), p, other64, WIDE, options, weights)
     rnd = rounder(half)
     y, p = y.astype(F32), p.astype(F32)
     if loss == "gaussian-nll":
@@ -1487,20 +1490,22 @@ def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dic
     negation for x2, g = 1 or 1/N in the dtype, or an upstream `up` (y = ±1: exact); weighed by sample as PyTorch
     users weigh it (weighed_pair)."""
     rnd = rounder(half)
-    margin = np.asarray(np.float64(options.get("margin") or 0.0).astype(half or F32), dtype=F32)
+    carried = np.float64 if half is WIDE else F32  # (the arrays' type: float32 carries the half dtypes)
+    margin = np.asarray(np.float64(options.get("margin") or 0.0).astype(half or F32), dtype=carried)
     with np.errstate(all="ignore"):
         x = rnd(rnd(-y * rnd(x1 - x2)) + margin)
     on = x >= 0
 
     def grads(n: float, up: Array | None = None) -> tuple[Array, Array]:
-        g = upstream_c(n, rnd) if up is None else up
-        g1 = rnd(np.where(on, g, F32(0)) * -y)  # (a signed zero where clamped, as autograd's)
+        g = mean_upstream(n, half) if up is None else up
+        g1 = rnd(np.where(on, g, carried(0)) * -y)  # (a signed zero where clamped, as autograd's)
         return g1, -g1
-    losses = np.maximum(x, F32(0))
+    losses = np.maximum(x, carried(0))
     if weights is not None:
         return weighed_pair(losses, grads, "other", weights, half)
+    value = wide_summed(losses) if half is WIDE else summed_losses(losses, rnd, half)
     return Parts(losses=losses, grad=grads(1)[0], extra_grads={"other": grads(1)[1]},
-                 mean_grad=quiet(lambda n: grads(n)[0]), **summed_losses(losses, rnd, half),
+                 mean_grad=quiet(lambda n: grads(n)[0]), **value,
                  mean_extra_grads=quiet(lambda n: {"other": grads(n)[1]}))
 
 
