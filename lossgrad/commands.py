@@ -17,7 +17,7 @@ from . import autocast, conventions, render
 from .api import MICRO_OVER_BATCH, Result, batch_value, micro_batches, run, summary
 from .errors import InputError, OptionError
 from .flags import SEQUENCE
-from .inputs import Batch, CsvRequest, parse_inline, read
+from .inputs import Batch, CsvRequest, as_rows, parse_inline, read
 from .losses import LOSSES
 from .options import Format, Reduction, Setup, choose, choose_loss, per_length, setup
 from .reduction import formulas, micro_formulas
@@ -256,11 +256,9 @@ def check(loss: str, **kw: Any) -> None:
         raise OptionError("micro_batches", MICRO_OVER_BATCH)
     b = _batch_for(loss, kw)
     grad, tokens = _my_grad(kw.get("my_grad"), "my_grad")
-    if grad is not None and tokens is not None and _sequence_files(loss, kw):
-        from . import sequence_run
-
-        grad = sequence_run.batch_order(grad, kw)
-        tokens = list(sequence_run.batch_order(np.array(tokens, dtype=object), kw))
+    if grad is not None and tokens is not None and b.order is not None and grad.size == b.p.size:
+        grad = as_rows(grad, b.shape, b.order)  # (a [T, B, C] file's gradient, sequence by sequence as the rows)
+        tokens = list(as_rows(np.array(tokens, dtype=object), b.shape, b.order))
     my_loss = None
     if kw.get("my_loss") is not None:
         v = parse_inline(kw["my_loss"], "{my_loss}").reshape(-1)

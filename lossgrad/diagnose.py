@@ -15,7 +15,7 @@ import numpy as np
 from . import conventions, lowp
 from .api import Micro, Result, micro_batches, run
 from .errors import PARAMETERS, LossgradError, OptionError, counted
-from .inputs import Batch
+from .inputs import Batch, as_given, given_index
 from .losses import LOSSES
 from .losses._ops import sigmoid, softmax
 from .losses.base import _g
@@ -140,7 +140,7 @@ def _rel(got: float, want: float) -> float:
     return abs(got - want) / abs(want) if want and np.isfinite(want) else float("inf")
 
 
-def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[dict]:
+def differences(name: str, res: Result, exact: Result, reasons, shape, order=None) -> list[dict]:
     """Where `res` departs from `exact` (beyond 1e-12 relative): each gradient element (the predictions', then each
     further input's), each loss term and the value, with the first reason that applies, or what is known of it."""
     e = exact.grad
@@ -148,7 +148,7 @@ def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[d
     found = []
     for i, j in np.argwhere(_differing(g, e)):
         idx = (int(i), int(j))
-        user_idx = tuple(int(k) for k in np.unravel_index(idx[0] * g.shape[-1] + idx[1], shape))
+        user_idx = given_index(idx[0] * g.shape[-1] + idx[1], shape, order)
         found.append({"convention": name, "of": "grad", "element": list(user_idx), "place": places([user_idx], shape),
                       "why": _cell_why(name, reasons, [idx], g[idx], e[idx], "grad", res.dtype)})
     for k, ek in exact.grads.items():
@@ -161,14 +161,14 @@ def differences(name: str, res: Result, exact: Result, reasons, shape) -> list[d
             place: tuple[int, ...]
             if ek2.shape == e.shape:  # (one per prediction: the prediction's reasons, placed as it is)
                 at = [(int(i), int(j))]
-                place = tuple(int(v) for v in np.unravel_index(int(i) * g.shape[-1] + int(j), shape))
+                place = given_index(int(i) * g.shape[-1] + int(j), shape, order)
                 where = places([place], shape)
             else:  # (one per sample: its predictions' reasons)
                 at, where = [(int(i), c) for c in range(g.shape[-1])], f"sample {int(i)}"
                 place = (int(i),)
             found.append({"convention": name, "of": f"grad_{k}", "element": list(place), "place": where,
                           "why": _cell_why(name, reasons, at, gk2[i, j], ek2[i, j], "grad", res.dtype)})
-    found += _term_differences(name, res, exact, reasons, shape)
+    found += _term_differences(name, res, exact, reasons, shape, order)
     return found
 
 
@@ -189,7 +189,7 @@ def _cell_why(name: str, reasons, at: list[tuple], got: float, want: float, what
             else f"{name} computes it differently ({_g(got)} against {_g(want)})")
 
 
-def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tuple) -> list[dict]:
+def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tuple, order=None) -> list[dict]:
     """The loss terms where they differ (per element, or per sample: the elements' reasons in its row), and the
     value where no term, and no divisor, accounts for it."""
     p_shape = exact.grad.shape
@@ -209,7 +209,7 @@ def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tup
                 at, place, where = [(t, c) for c in range(p_shape[1])], (t,), f"sample {t}"
             else:
                 at = [(t // p_shape[1], t % p_shape[1])]
-                place = tuple(int(v) for v in np.unravel_index(t, shape))
+                place = given_index(t, shape, order)
                 where = places([place], shape)
             found.append({"convention": name, "of": "loss", "element": list(place), "place": where,
                           "why": _cell_why(name, reasons, at, float(theirs[t]), float(mine[t]), "loss",
@@ -243,11 +243,16 @@ class Comparison:
     differences: list
     shape: tuple
     micro: dict = field(default_factory=dict)  # each convention's Micro (--micro-batches)
+    order: tuple | None = None  # the predictions' axes as given, a transpose of the rows' (inputs.as_given)
+
+    def as_given(self, a: np.ndarray) -> np.ndarray:
+        """An array of the rows' layout in the predictions' shape and axes as given."""
+        return as_given(a, self.shape, self.order)
 
     def shaped(self, g: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """A further gradient shaped as the predictions' where it has one element per prediction (else one value
         per sample: a list), as lossgrad's own JSON shapes it."""
-        return g.reshape(self.shape) if g.size == grad.size else g.reshape(-1)
+        return self.as_given(g) if g.size == grad.size else g.reshape(-1)
 
     def as_dict(self) -> dict:
         """The comparison as a tree of plain values and arrays (render writes it as JSON)."""
@@ -258,12 +263,12 @@ class Comparison:
             **({"over_batch": {"outputs": r0.joined}} if (r0 := next(iter(self.results.values()))).joined else {}),
             "conventions": {
                 name: {"n": r.n, "value": r.value,
-                       "losses": r.losses if r.per_sample else r.losses.reshape(self.shape),
-                       "grad": r.grad.reshape(self.shape)}
+                       "losses": r.losses if r.per_sample else self.as_given(r.losses),
+                       "grad": self.as_given(r.grad)}
                 | {f"grad_{k}": self.shaped(g, r.grad) for k, g in r.grads.items()}
                 | ({"autocast": True} if r.autocast else {})
-                | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.micro[name].grad.reshape(
-                    self.shape)} if name in self.micro else {})
+                | ({"micro_batches": self.micro[name].as_dict(), "grad_micro": self.as_given(self.micro[name].grad)}
+                   if name in self.micro else {})
                 for name, r in self.results.items()
             },
             "unsupported": self.unsupported,
@@ -289,8 +294,8 @@ def compare(loss: str, batch: Batch, *, from_logits=False, reduction="mean", lab
         conv = weighed_convention(conventions.CONVENTIONS[name], LOSSES[loss], batch.w is not None)
         reasons = element_reasons(conv, loss, shaped_targets(loss, exact, p2.shape), p2, from_logits, exact.labels,
                                   reason_options(params, batch))
-        diffs += differences(name, res, exact, reasons, shape) + divisors(name, res, exact, reduction)
-    comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape)
+        diffs += differences(name, res, exact, reasons, shape, batch.order) + divisors(name, res, exact, reduction)
+    comp = Comparison(loss, from_logits, reduction, results, lack, diffs, shape, order=batch.order)
     if micro is not None:
         for name in results:
             s = setup(loss, from_logits=from_logits, reduction=reduction, convention=name, dtype=dtype, labels=labels,
@@ -322,9 +327,9 @@ def compare_low(loss: str, batch: Batch, *, from_logits, reduction, labels, dtyp
     diffs = []
     for name, res in results.items():
         if name != "float64":
-            diffs += ulp_differences(name, res, results["float64"], dtype, batch.shape)
+            diffs += ulp_differences(name, res, results["float64"], dtype, batch.shape, batch.order)
             diffs += divisors(name, res, results["float64"], reduction)
-    return Comparison(loss, from_logits, reduction, results, lack, diffs, batch.shape)
+    return Comparison(loss, from_logits, reduction, results, lack, diffs, batch.shape, order=batch.order)
 
 
 def divisors(name: str, res: Result, exact: Result, reduction: str) -> list[dict]:
@@ -345,7 +350,7 @@ def _held(batch: Batch, dtype: str, autocast: bool) -> Batch:
     return replace(batch, y=y, p=batch.p.astype(half).astype(np.float64), extra=extra)
 
 
-def ulp_differences(name: str, res: Result, truth: Result, dtype: str, shape) -> list[dict]:
+def ulp_differences(name: str, res: Result, truth: Result, dtype: str, shape, order=None) -> list[dict]:
     """Each gradient element's distance from the float64 truth in ulps of `dtype`, grouped: correctly rounded
     (at most half an ulp), within k ulp (rounding inside the kernel), or beyond the band (a formula's)."""
     e = truth.grad
@@ -361,7 +366,7 @@ def ulp_differences(name: str, res: Result, truth: Result, dtype: str, shape) ->
                    f"{dtype} arithmetic, not a different formula")
         else:
             why = f"{k:.3g} ulp of {dtype} from the float64 truth: more than rounding"
-        user_idx = tuple(int(x) for x in np.unravel_index(idx[0] * e.shape[-1] + idx[1], shape))
+        user_idx = given_index(idx[0] * e.shape[-1] + idx[1], shape, order)
         found.append({"convention": name, "element": list(user_idx), "place": places([user_idx], shape), "why": why,
                       "ulps": k})
     return found
@@ -407,6 +412,11 @@ class Diagnosis:
     also: list = field(default_factory=list)
     extra: tuple = ()  # the further inputs whose gradient the user gave (var, target, ...)
     pred: bool = True  # the user gave the predictions' gradient (--my-grad)
+    order: tuple | None = None  # the predictions' axes as given, a transpose of the rows' (inputs.as_given)
+
+    def as_given(self, a: np.ndarray) -> np.ndarray:
+        """An array of the rows' layout in the predictions' shape and axes as given."""
+        return as_given(a, self.shape, self.order)
 
 
 @dataclass(frozen=True)
@@ -437,6 +447,8 @@ class Part:
     name: str
     mine: np.ndarray
     tol: np.ndarray
+    given: tuple | None = None  # the predictions' shape as given, and their axes (inputs.as_given): for places
+    order: tuple | None = None
 
     @property
     def what(self) -> str:
@@ -448,7 +460,13 @@ class Part:
         return None if g is None or g.size != self.mine.size else g.reshape(self.mine.shape)
 
     def place(self, idxs: list) -> str:
-        return (f"{{{self.name}}} " if self.name else "") + places(idxs, self.mine.shape)
+        """The elements `idxs` (of mine, a row per sample) where the user sees them: one per prediction, in the
+        predictions' shape and axes as given."""
+        shape = self.mine.shape
+        if self.given is not None and self.mine.size == int(np.prod(self.given)):
+            idxs = [given_index(int(np.ravel_multi_index(i, shape)), self.given, self.order) for i in idxs]
+            shape = self.given
+        return (f"{{{self.name}}} " if self.name else "") + places(idxs, shape)
 
     def pred_index(self, idx: tuple, shape: tuple) -> tuple | None:
         """The prediction an element of this gradient belongs to (a variance per sample: its row's first)."""
@@ -461,8 +479,9 @@ class Part:
 
 
 def _parts(q: Question) -> list[Part]:
-    main = [Part("", q.mine, q.tol)] if q.mine is not None else []
-    return main + [Part(name, mine, tol) for name, (mine, tol) in q.extra.items()]
+    at = {"given": q.batch.shape, "order": q.batch.order}
+    main = [Part("", q.mine, q.tol, **at)] if q.mine is not None else []
+    return main + [Part(name, mine, tol, **at) for name, (mine, tol) in q.extra.items()]
 
 
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
@@ -715,7 +734,8 @@ def check(loss, batch: Batch, my_grad, my_grad_tokens, *, from_logits=False, lab
     best = match or min(cands, key=lambda c: (min(c.residual, c.flipped), ORDER.index(c.convention)))
     grads = mine is not None or bool(q.extra)
     given = "both" if grads and my_loss is not None else ("grad" if grads else "loss")
-    diag = Diagnosis(loss, from_logits, batch.shape, match, best, given, extra=tuple(q.extra), pred=mine is not None)
+    diag = Diagnosis(loss, from_logits, batch.shape, match, best, given, extra=tuple(q.extra), pred=mine is not None,
+                     order=batch.order)
     if match:
         seen = {_key(match)}
         for c in cands[1:]:

@@ -943,6 +943,31 @@ def located(e: DomainError, where: str) -> InputError:
 Locate = Callable[[str, int, int], str]
 
 
+def _natural(shape: tuple[int, ...], order: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The shape whose row-major order is the rows' (p's): the given shape with its axes put back."""
+    return shape if order is None else tuple(shape[i] for i in np.argsort(order))
+
+
+def as_given(a: np.ndarray, shape: tuple[int, ...], order: tuple[int, ...] | None = None) -> np.ndarray:
+    """An array laid out as the batch's rows (p: a row per sample) in the shape and axes the predictions were given
+    in (`order`: those axes as a transpose of the rows' own, a [T, B, C] ctc file's (1, 0, 2))."""
+    shaped = np.asarray(a).reshape(_natural(shape, order))
+    return shaped if order is None else shaped.transpose(order)
+
+
+def as_rows(a: np.ndarray, shape: tuple[int, ...], order: tuple[int, ...] | None = None) -> np.ndarray:
+    """as_given's inverse: values in the predictions' shape and axes as given (check's --my-grad) flat in the order
+    of the batch's rows."""
+    shaped = np.asarray(a).reshape(shape)
+    return (shaped if order is None else shaped.transpose(np.argsort(order))).reshape(-1)
+
+
+def given_index(flat: int, shape: tuple[int, ...], order: tuple[int, ...] | None = None) -> tuple[int, ...]:
+    """Where element `flat` of the batch's rows (p in row-major order) is in the predictions as given."""
+    at = np.unravel_index(int(flat), _natural(shape, order))
+    return tuple(int(at[i]) for i in (range(len(shape)) if order is None else order))
+
+
 @dataclass
 class Batch:
     """Samples held in memory as 2-D arrays (samples x columns), and where each value came from."""
@@ -958,6 +983,7 @@ class Batch:
     kept: list[tuple[str, list[str]]] = field(default_factory=list)  # --keep-cols: (name, each row's text)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # the loss's extra inputs, 2-D like p (or n x 1)
     joined: bool = False  # --over-batch: the batch's samples already joined into one (api._over_batch)
+    order: tuple[int, ...] | None = None  # the given axes as a transpose of the rows' (as_given): [T, B, C] files
 
     def error(self, e: DomainError) -> InputError:
         return located(e, self.locate(e.which, e.row, e.col))
@@ -1346,7 +1372,8 @@ def sequences(labels: NDArray[np.float64], pred: NDArray[np.float64], input_leng
 
     names = [f"{f}:{k}" for f in range(t) for k in range(c)]
     shape = (t, c) if typed else ((t, b, c) if time_major else (b, t, c))
-    return Batch(y2, p2, None, shape, names, locate, source)
+    order = (1, 0, 2) if time_major and not typed else None
+    return Batch(y2, p2, None, shape, names, locate, source, order=order)
 
 
 def _lengths(value: object, name: str, count: int, default: int) -> NDArray[np.float64]:

@@ -656,8 +656,8 @@ def write_diagnosis(diag, fmt: str, out) -> None:
     if fmt == "json":
         near = _candidate_json(c, diag.from_logits) | {
             "residual": _jsonable(float(c.residual)), "value": _jsonable(c.value),
-            "grad": _jsonable(c.grad.reshape(diag.shape))} | {
-            f"grad_{k}": _jsonable(g.reshape(diag.shape) if g.size == c.grad.size else g.reshape(-1))
+            "grad": _jsonable(diag.as_given(c.grad))} | {
+            f"grad_{k}": _jsonable(diag.as_given(g) if g.size == c.grad.size else g.reshape(-1))
             for k, g in getattr(c, "grads", {}).items()}
         obj = {
             "match": None if diag.match is None else _candidate_json(c, diag.from_logits),

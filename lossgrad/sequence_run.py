@@ -17,7 +17,7 @@ import numpy as np
 from . import render, tensor_out
 from .api import run as run_batch
 from .errors import InputError, OptionError, counted
-from .inputs import Batch, parse_inline, sequences
+from .inputs import Batch, as_given, parse_inline, sequences
 from .losses.ctc import HEAD
 from .options import per_length
 from .reduction import formulas
@@ -192,14 +192,12 @@ def _write(r: Run, batch: Batch, kw: dict[str, Any]) -> None:
     predictions' layout, written atomically."""
     assert r.output is not None
     fmt = tensor_out.output_format(r.output) or ""
-    b, c = batch.p.shape[0], batch.shape[-1]
     arrays = {"losses": r.result.losses}
     if not kw.get("no_grad") and fmt != ".npy":
         for name in ("grad", "grad_logits"):
             a = getattr(r.result, name)
             if a is not None:
-                a = a.reshape(b, -1, c)
-                arrays[name] = a.transpose(1, 0, 2) if batch.shape == (a.shape[1], b, c) else a
+                arrays[name] = as_given(a, batch.shape, batch.order)
     read = [(f"{t.option} {f}", f) for t in (r.pred, r.target) for f in t.files if f != "inline"]
     read += [(f"{{{k}}} {f}", f) for k in ("input_lengths", "target_lengths", "sample_weight")
              if is_tensor_file(kw.get(k))
@@ -215,14 +213,3 @@ def _write(r: Run, batch: Batch, kw: dict[str, Any]) -> None:
     finally:
         for spool in spools:
             spool.close()
-
-
-def batch_order(values: np.ndarray, kw: dict[str, Any]) -> np.ndarray:
-    """Values given one per prediction in the predictions' layout (check's --my-grad) in the batch's order,
-    sequence by sequence, as the batch's rows hold them."""
-    pred, target = _tensor(kw, "pred"), _tensor(kw, "target")
-    if len(pred.shape) != 3 or len(target.shape) != 2 or values.size != pred.size:
-        return values  # (the check names the mismatch)
-    if _layout(pred.shape, target.shape[0], kw.get("time_major"), []):
-        return values.reshape(pred.shape).transpose(1, 0, 2).reshape(-1)
-    return values

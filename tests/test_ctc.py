@@ -469,3 +469,30 @@ def test_check_finds_torch_from_tensor_files(tmp_path):
             "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "json", cwd=tmp_path)
     assert r.code == 0, r.err
     assert json.loads(r.out)["match"]["convention"] == "torch"
+
+
+@pytest.mark.parametrize("layout", ["tbc", "btc"])
+def test_compare_and_check_give_cells_in_the_files_layout(tmp_path, layout):
+    """compare's JSON gradients are the arrays -o writes, in the file's own layout, and every reason and finding
+    names a cell (t, b, c) of a [T, B, C] file ((b, t, c) of a [B, T, C] one) that belongs to the sequence it
+    speaks of; before, a [T, B, C] batch's gradients were its [B, T, C] numbers reshaped, and the cells sequence
+    0's reasons named were frames 0 and 1 of every sequence."""
+    from conftest import lossgrad as run
+
+    _files(tmp_path, layout)
+    args = ("--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy", "--target-lengths", "tl.npy")
+    b_axis = 1 if layout == "tbc" else 0
+    r = run("compare", "ctc", *args, "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    for name in ("exact", "torch"):
+        assert run("ctc", *args, "-c", name, "-o", f"{name}.npz", cwd=tmp_path).code == 0
+        np.testing.assert_array_equal(np.array(out["conventions"][name]["grad"]),
+                                      np.load(tmp_path / f"{name}.npz")["grad"])
+    named = [(d["element"], int(d["why"].split("divides sequence ")[1].split("'")[0])) for d in out["differences"]
+             if d["of"] == "grad" and "divides sequence" in d["why"]]
+    assert named and all(element[b_axis] == seq for element, seq in named)
+    assert {seq for _, seq in named} == {0, 1, 2}
+    np.save(tmp_path / "mine.npy", np.load(tmp_path / "torch.npz")["grad"])
+    r = run("check", "ctc", *args, "--my-grad", "mine.npy", "-f", "table", cwd=tmp_path)
+    assert r.code == 0 and "(0, 0, 0), (0, 0, 1)" in r.out and ("(1, 0, 0)" in r.out) == (layout == "tbc"), r.out
