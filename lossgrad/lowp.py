@@ -1483,6 +1483,12 @@ def gaussian_nll_parts(y: Array, p: Array, var: Array, half: Any, options: dict[
                  mean_extra_grads=quiet(lambda n: {"var": grads(n)[1]}))
 
 
+def given_margin(options: dict[str, Any]) -> float:
+    """The margin given (0 where none is: −0 stays −0, as PyTorch adds it)."""
+    margin = options.get("margin")
+    return 0.0 if margin is None else float(margin)
+
+
 def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dict[str, Any],
                          weights: Array | None = None) -> Parts:
     """margin_ranking_loss, (−y·(x1 − x2) + margin).clamp_min(0), each op rounded (margin rounded to the dtype as
@@ -1491,7 +1497,7 @@ def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dic
     users weigh it (weighed_pair)."""
     rnd = rounder(half)
     carried = np.float64 if half is WIDE else F32  # (the arrays' type: float32 carries the half dtypes)
-    margin = np.asarray(np.float64(options.get("margin") or 0.0).astype(half or F32), dtype=carried)
+    margin = np.asarray(np.float64(given_margin(options)).astype(half or F32), dtype=carried)
     with np.errstate(all="ignore"):
         x = rnd(rnd(-y * rnd(x1 - x2)) + margin)
     on = x >= 0
@@ -1500,7 +1506,7 @@ def margin_ranking_parts(y: Array, x1: Array, x2: Array, half: Any, options: dic
         g = mean_upstream(n, half) if up is None else up
         g1 = rnd(np.where(on, g, carried(0)) * -y)  # (a signed zero where clamped, as autograd's)
         return g1, -g1
-    losses = np.maximum(x, carried(0))
+    losses = np.where(x < 0, carried(0), x)  # (clamp_min keeps x where it is not below 0: −0 stays −0)
     if weights is not None:
         return weighed_pair(losses, grads, "other", weights, half)
     value = wide_summed(losses) if half is WIDE else summed_losses(losses, rnd, half)

@@ -31,6 +31,7 @@ from .lowp import (
     WIDE,
     chunks,
     fma,
+    given_margin,
     quiet,
     rounder,
     row_sums,
@@ -298,7 +299,7 @@ def cosine_parts(y: Array, p: Array, label: Array | None, half: Any, options: di
     sample as PyTorch users weigh it (lowp.weighed_pair)."""
     labels = np.ones(p.shape[0], dtype=F32) if label is None else np.asarray(label, dtype=F32).reshape(-1)
     with np.errstate(all="ignore"):
-        losses, grads = cosine_embedding(p, y, labels, float(options.get("margin") or 0.0), half)
+        losses, grads = cosine_embedding(p, y, labels, float(given_margin(options)), half)
     if weights is not None:
         if label is None:
             return weighed_parts(losses, lambda n, up=None: grads(n, up)[0], None, weights, half)

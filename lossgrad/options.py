@@ -417,6 +417,8 @@ def param_value(param: Param, value: Any) -> Any:
         if number != int(number):
             raise OptionError(name, f"must be a whole number (a class index), got {value!r}")
         return int(number)
+    if param.signed:
+        return number
     if number < 0 or (param.positive and number == 0):
         raise OptionError(name, f"must be {'positive' if param.positive else 'zero or more'}, got {number!r}")
     if param.fraction and number > 1:

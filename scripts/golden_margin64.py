@@ -9,7 +9,8 @@ for none), every number as float.hex, so that a zero's sign counts; arrays of mo
 Weighted records are (loss(reduction="none") · w).mean() or .sum(), as PyTorch users weigh it by sample. Kinds:
 random at scales from 1e-3 to 1e3; ties (x1 − x2 = −y·margin exactly: the hinge at 0, where clamp_min passes the
 gradient); clamped (every pair ranked beyond the margin: zeros, signed as autograd signs them); and a batch of 40,000
-pairs and one of 3 × 20,000 (torch.sum's threads). The versions, the processor and the threads are recorded.
+pairs and one of 3 × 20,000 (torch.sum's threads). Margins 0, 0.1 and 1, and −0 and −0.5 (PyTorch takes any sign;
+with −0 a tie's loss is −0, clamp_min keeping it). The versions, the processor and the threads are recorded.
 
     python3 scripts/golden_margin64.py
 """
@@ -29,7 +30,7 @@ HASHED = 256
 SHAPES = ((1, 1), (6, 1), (7, 3), (5, 4), (9, 5), (16, 8), (11, 13), (2, 50))
 LONG = ((40000, 1), (3, 20000))
 KINDS = ("random", "tie", "clamped")
-MARGINS = (0.0, 0.1, 1.0)
+MARGINS = (0.0, 0.1, 1.0, -0.0, -0.5)  # (PyTorch takes a margin of any sign; −0 keeps a tie's −0)
 
 
 def inputs(seed: int, shape: tuple[int, int], kind: str, margin: float,

@@ -56,8 +56,11 @@ def test_torch_float64_bit_for_bit(rec: dict) -> None:
 
 
 def test_the_records_cover_each_kind_margin_weighing_and_reduction() -> None:
-    assert {(r["kind"], r["margin"], r["weighted"], r["reduction"]) for r in DATA["records"]} == {
-        (k, m, w, red) for k in KINDS for m in MARGINS for w in (False, True) for red in ("none", "sum", "mean")}
+    assert {(r["kind"], repr(r["margin"]), r["weighted"], r["reduction"]) for r in DATA["records"]} == {
+        (k, repr(m), w, red) for k in KINDS for m in MARGINS for w in (False, True) for red in ("none", "sum", "mean")}
+    # (a tie under a margin of −0 is a loss of −0: clamp_min keeps it)
+    assert any(v == "-0x0.0p+0" for r in DATA["records"] if repr(r["margin"]) == "-0.0" and r["kind"] == "tie"
+               and isinstance(r["losses"], list) for v in r["losses"])
     assert max(r["shape"][0] for r in DATA["records"]) > 32768 and max(r["shape"][1] for r in DATA["records"]) > 4096
     # (clamped pairs' zero gradients of both signs, and values whose last bit is torch.sum's)
     grads = [float.fromhex(v) for r in DATA["records"] if r["kind"] == "clamped" and isinstance(r["grad"], list)
@@ -72,7 +75,7 @@ def test_numpy_sums_and_the_formulas_zeros_are_apart(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(lowp.mkl, "available", lambda: False)
     apart = {"value": 0, "grad": 0}
     for rec in DATA["records"]:
-        if rec["reduction"] != "none" and not rec["weighted"]:
+        if rec["reduction"] != "none" and not rec["weighted"] and rec["margin"] >= 0:
             r = run(rec)
             apart["value"] += float(r.value).hex() != rec["value"]
             apart["grad"] += not same_bits(r.grad, rec["grad"])
@@ -96,3 +99,26 @@ def test_live_on_fresh_inputs(live_rng: np.random.Generator) -> None:
         assert float(r.value).hex() == float(loss.item()).hex()
         assert same_bits(r.grad, [float(v).hex() for v in t1.grad.numpy().reshape(-1)])
         assert same_bits(r.grads["other"], [float(v).hex() for v in t2.grad.numpy().reshape(-1)])
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32", "float16", "bfloat16"])
+def test_a_margin_of_minus_zero_keeps_a_ties_minus_zero(dtype: str) -> None:
+    """By hand: y = 1, x1 = x2 = 1, margin −0: −1·(1 − 1) = −0, −0 + −0 = −0, and clamp_min(−0, 0) keeps x, which is
+    not below 0; its gradient passes (x ≥ 0): −1 for x1. The pair x1 = 2 is clamped: +0, and a gradient of −0."""
+    r = lossgrad.evaluate("margin-ranking", [1.0, 1.0], [1.0, 2.0], other=[1.0, 1.0], margin=-0.0, convention="torch",
+                          reduction="none", dtype=dtype)
+    assert [float(v).hex() for v in r.losses] == ["-0x0.0p+0", "0x0.0p+0"]
+    assert [float(v).hex() for v in r.grad] == ["-0x1.0000000000000p+0", "-0x0.0p+0"]
+
+
+def test_negative_margins_are_taken_as_pytorch_takes_them() -> None:
+    """By hand: x1 = (0.75, 0.25), x2 = (0.5, 2), y = (1, −1), margin −0.5: −(0.25) − 0.5 < 0 and −(1.75) − 0.5 < 0,
+    both 0; x1 = (0.25, 0.5), x2 = (0.5, 0.25), margin −0.125: 0.25 − 0.125 = 0.125 and 0.25 − 0.125 = 0.125, mean
+    0.125, gradients ∓½ (−y/N)."""
+    for conv in ("exact", "torch"):
+        r = lossgrad.evaluate("margin-ranking", [1.0, -1.0], [0.75, 0.25], other=[0.5, 2.0], margin=-0.5,
+                              convention=conv)
+        assert r.value == 0.0
+        r = lossgrad.evaluate("margin-ranking", [1.0, -1.0], [0.25, 0.5], other=[0.5, 0.25], margin=-0.125,
+                              convention=conv)
+        assert r.value == 0.125 and list(r.grad) == [-0.5, 0.5] and list(r.grads["other"]) == [0.5, -0.5]

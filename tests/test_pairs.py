@@ -361,3 +361,13 @@ def test_triplet_exact_takes_the_subgradient_0_where_a_difference_is_0(q):
     np.testing.assert_allclose(r.grads["target"], [[1.0, 0.0]], rtol=1e-15)
     np.testing.assert_allclose(r.grads["negative"], [[-1.0, 0.0]], rtol=1e-15)
     assert run("triplet", "-p", "0,0", "-y", "1,0", "--negative", "0.5,0", "--norm-degree", q).code == 0
+
+
+@pytest.mark.parametrize("convention", ["exact", "torch"])
+def test_cosine_embedding_takes_a_negative_margin(convention):
+    """PyTorch takes a margin of any sign (its documentation suggests −1 to 1). By hand: cos((3, 4), (1, 0)) = 0.6,
+    label 1: 0.4; cos((4, 3), (0, 1)) = 0.6, label −1, margin −0.5: 0.6 + 0.5 = 1.1; mean 0.75."""
+    r = run("cosine-embedding", "-y", "1,0;0,1", "-p", "3,4;4,3", "--label", "1,-1", "--margin", "-0.5",
+            "-c", convention, "-f", "json")
+    assert r.code == 0, r.err
+    assert r.json()["value"] == pytest.approx(0.75, rel=1e-12)

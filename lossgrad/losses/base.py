@@ -116,6 +116,7 @@ class Param:
     vector: bool = False  # numbers separated by commas (one per class), not one number
     flag: bool = False  # an on/off switch (--log-input), not a number
     fraction: bool = False  # in [0, 1] (focal's α, label smoothing), not any size
+    signed: bool = False  # any finite number, negative too (a margin PyTorch takes below 0), not a size
 
 
 @dataclass(frozen=True)

@@ -339,7 +339,7 @@ def _margin_reasons(what: dict[str, str]) -> Any:
             return []
         rules = []
         if opts.get("other") is not None:  # (margin-ranking: the hinge's argument, for its kink)
-            x = -y2 * (p2 - opts["other"]) + (opts.get("margin") or 0.0)
+            x = -y2 * (p2 - opts["other"]) + (0.0 if opts.get("margin") is None else opts["margin"])
             rules.append(_kink(conv, x == 0))
         return rules + [(np.ones_like(p2, dtype=bool), lambda i: f"{conv.name} {what[conv.pairs]}")]
     return reasons
@@ -465,7 +465,8 @@ MARGIN_RANKING = register(
         formulas=margin_ranking_formulas,
         has_logits=False,
         reference="torch.nn.functional.margin_ranking_loss",
-        params=(Param("margin", 0.0, "How far ahead the higher-ranked member must be.", positive=False),),
+        params=(Param("margin", 0.0, "How far ahead the higher-ranked member must be (any sign).", positive=False,
+                      signed=True),),
         reasons=_margin_reasons({"torch": "forms −y(x1 − x2) + margin with two roundings"}),
         inputs=(OTHER,),
     )
@@ -567,7 +568,8 @@ COSINE_EMBEDDING = register(
         formulas=cosine_embedding_formulas,
         has_logits=False,
         reference="torch.nn.functional.cosine_embedding_loss",
-        params=(Param("margin", 0.0, "The cosine below which unlike pairs cost nothing.", positive=False),),
+        params=(Param("margin", 0.0, "The cosine below which unlike pairs cost nothing (any sign).", positive=False,
+                      signed=True),),
         last_axis="vector",
         reasons=_margin_reasons({"torch": "adds 1e−12 to each squared norm"}),
         inputs=(LABEL,),
