@@ -1238,15 +1238,20 @@ def solve(q: Question) -> list[Candidate]:
     """Candidates that match once an option the user left out is given a value (solved for, then rounded to the
     fewest digits that still match)."""
     equations = (0 if q.mine is None else q.mine.size) + (q.my_loss is not None)
-    if q.mine is None or equations < 2:
-        return []  # one number fits any one-parameter family: nothing would be learnt
+    # (one number fits any one-parameter family, so nothing would be learnt by fitting one to it; but a switch is
+    # no fit: a loss alone, --my-loss, can still say that --full explains it)
+    fitted = q.mine is not None and equations >= 2
+    if not fitted and q.my_loss is None:
+        return []
     found = []
     for name in _unknowns(q) + _given_switches(q):
+        if not fitted and name not in FLAGS:
+            continue
         for conv in ORDER:
             for path in _paths(q):
                 for reduction in ("mean", "sum"):
                     found += _solve_one(q, name, conv, path, reduction)
-    return found + _definitions(q)
+    return found + (_definitions(q) if fitted else [])
 
 
 def _given_definition(q: Question) -> str | None:

@@ -151,6 +151,24 @@ def test_check_poisson_full_blames_stirling_not_eps():
         assert "Stirling" in line and "ε" not in line, line
 
 
+# PyTorch's full=True by hand: Stirling's y·log y − y + ½·log(2πy) where y > 1 in place of log y!
+TORCH_FULL_MEAN = (0.5 + 1 + (3 - 2 * math.log(3) + 2 * math.log(2) - 2 + 0.5 * math.log(4 * math.pi))
+                   + (4 - 5 * math.log(4) + 5 * math.log(5) - 5 + 0.5 * math.log(10 * math.pi))) / 4
+
+
+@pytest.mark.parametrize(("mine", "theirs"), [(HAND_MEAN, "exact"), (TORCH_FULL_MEAN, "torch")])
+def test_check_poisson_tries_full_on_a_loss_alone(mine, theirs):
+    """A mean with log y! (exact's, HAND_MEAN) or PyTorch's full=True (by hand) given as --my-loss alone, without
+    --full: check tries the switch (a switch is no fitted parameter, so one number can confirm it) and says the user
+    left it out; before, it found no convention."""
+    plain = [a for a in POISSON if a != "--full"]
+    r = lossgrad("check", *plain, "--my-loss", repr(mine), "-f", "json")
+    assert r.code == 0, r.err
+    out = r.json()
+    assert out["match"]["convention"] == theirs and out["match"]["options"] == {"full": True}
+    assert any("which you did not pass" in f for f in out["findings"])
+
+
 def test_check_poisson_full_says_the_loss_departs_where_the_gradient_matches():
     # the exact gradient (p − y)/p over N = 4: 0.25, 0, 1/12, −1/16
     r = lossgrad("check", *POISSON, "--my-loss", repr(HAND_MEAN), "--my-grad", "0.25,0,0.0833333333333,-0.0625",
