@@ -938,19 +938,24 @@ def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: s
                    exact=None) -> tuple[float, list[str]]:
     """A factor common to the elements both sides give as nonzero (the N of a mean, a reversed sign), said."""
     what, name = part.what, ref.convention
-    med = _factor(part, theirs, ref, best, dtype, exact)
-    if med is None:
+    found = _factor(part, theirs, ref, best, dtype, exact)
+    if found is None:
         return 1.0, []
+    med, whole = found
     lines, n, sign = [], ref.n, 1.0 if med > 0 else -1.0
     if abs(abs(med) - 1) <= 1e-3:  # (a factor of 1 is none, whatever N is: N = 1's mean is its sum)
         ratio = sign
     elif ref.reduction == "mean" and abs(abs(med) - n) <= 1e-3 * n:
         ratio = sign * n  # the factor is N itself; what is left over is for the elements to explain
-        lines.append(f"{what} is {n:.3f}× {name}'s (mean over N={_n(n)}): you left out the 1/N of the mean")
+        lines.append(f"{what} is {n:.3f}× {name}'s (mean over N={_n(n)}): you left out the 1/N of the mean" if whole
+                     else f"{what} is a sum where {name}'s is a mean over N={_n(n)}: you left out the 1/N of the "
+                     "mean, and beyond that factor the elements below differ")
     elif ref.reduction != "mean" and best.reduction == "mean" and abs(abs(med) * best.n - 1) < 1e-3:
         ratio = sign / best.n
         lines.append(f"{what} is 1/{_n(best.n)} of {name}'s ({ref.reduction}): you divided by N = "
-                     f"{_n(best.n)} as a mean does")
+                     f"{_n(best.n)} as a mean does" if whole else
+                     f"{what} is a mean over N = {_n(best.n)} where {name}'s is a {ref.reduction}: you divided by "
+                     "N as a mean does, and beyond that factor the elements below differ")
     else:
         ratio = med
         lines.append(f"{what} is {abs(med):.4g}× {name}'s")
@@ -959,11 +964,12 @@ def _common_factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: s
     return ratio, lines
 
 
-def _factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str, exact) -> float | None:
+def _factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str, exact) -> tuple[float, bool] | None:
     """The factor between the user's elements and `ref`'s: their median ratio where it holds of every element both
     give as nonzero, or the N of a mean where each element is `ref`'s or the exact value times it (a clip or a
     clamp of `ref`'s, which the elements after it explain); in a half dtype each ratio may be off by the ulp
-    either side holds its number to."""
+    either side holds its number to. With it, whether it holds of most of `ref`'s elements (else mostly of the
+    exact values, where `ref`'s depart)."""
     mine, tol = part.mine, part.tol
     both = (theirs != 0) & (mine != 0) & np.isfinite(theirs)
     if not both.any():
@@ -984,13 +990,14 @@ def _factor(part: Part, theirs, ref: Candidate, best: Candidate, dtype: str, exa
     for i, f in enumerate(guesses):
         agree = near(f)
         if agree.all():
-            return f
+            return f, True
         if i > 0 and exact is not None:  # (a mean's N, not any ratio that happens to be the median)
+            theirs_times = 2 * int(agree.sum()) >= agree.size
             with np.errstate(invalid="ignore", over="ignore"):
                 e = f * exact[both]
                 agree |= np.abs(mine[both] - e) <= 1e-3 * np.abs(e) + tol[both]
             if agree.all():
-                return f
+                return f, theirs_times
     return None
 
 

@@ -496,3 +496,19 @@ def test_compare_and_check_give_cells_in_the_files_layout(tmp_path, layout):
     np.save(tmp_path / "mine.npy", np.load(tmp_path / "torch.npz")["grad"])
     r = run("check", "ctc", *args, "--my-grad", "mine.npy", "-f", "table", cwd=tmp_path)
     assert r.code == 0 and "(0, 0, 0), (0, 0, 1)" in r.out and ("(1, 0, 0)" in r.out) == (layout == "tbc"), r.out
+
+
+def test_check_says_no_ratio_that_the_elements_do_not_hold(tmp_path):
+    """exact's summed gradient (−γ) against torch's and tf-keras's means: the mean's 1/N is one difference, but no
+    element is theirs times 3 (PyTorch divides by the target lengths and returns e^x − γ; tf-keras's is with respect
+    to the probabilities), so check names the 1/N without calling the gradient 3× theirs."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path)
+    mine = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, reduction="sum")
+    np.save(tmp_path / "mine.npy", mine.grad)
+    r = run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
+            "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "table", cwd=tmp_path)
+    assert r.code == 0, r.err
+    assert "3.000×" not in r.out and "is a sum where torch's is a mean over N=3" in r.out, r.out
