@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from . import (
+    flush,
     lowp,
     lowp_ctc,
     lowp_focal,
@@ -107,12 +108,21 @@ def supported(kernels: str) -> str:
     return "; ".join([*BACKENDS[kernels].SUPPORTED, *more])
 
 
+# the backends whose CPU code reads a subnormal input as zero (TensorFlow's: denormals-are-zero; XLA's does too at
+# run time, but under jit it folds what depends on the targets alone at compile time, subnormals kept, and its
+# kernels here model each operation as it runs)
+DAZ = ("tf", "tf-keras")
+
+
 def compute(kernels: str, loss: str, y: Array, p: Array, labels: Array | None, half: Any,
             switches: dict[str, bool], batchmean: bool, params: dict[str, Any], from_logits: bool = True,
             weights: Array | None = None, extra: dict[str, Array] | None = None) -> Parts:
     """The loss's parts as the backend's kernels give them (half None: float32); a loss on probabilities and
     the sample weights and the loss's further inputs (`extra`) are passed on only when there are (a backend that
     lacks them refuses them first)."""
+    if kernels in DAZ:  # (the arrays as the kernels read them; the numbers the loss takes: Kind.number)
+        y, p, weights = flush.daz(y), flush.daz(p), flush.daz(weights)
+        extra = None if extra is None else {k: flush.daz(v) for k, v in extra.items()}
     more: dict[str, Any] = {} if from_logits else {"from_logits": False}
     if weights is not None:
         more["weights"] = weights

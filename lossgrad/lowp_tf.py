@@ -21,7 +21,7 @@ import numpy as np
 
 from . import lowp
 from .errors import DomainError
-from .flush import at_tiny, product, quotient
+from .flush import at_tiny, daz, product, quotient
 from .losses import Parts
 from .losses._ops import Array
 from .losses.base import Place, joined
@@ -220,9 +220,9 @@ class Kind:
 
     def number(self, v: float) -> Any:
         """A Python number converted to the dtype: a double kept, rounded to float32 (and from there to a half
-        dtype)."""
+        dtype); as an operand reads it, 0 where it is subnormal there (denormals-are-zero)."""
         with np.errstate(all="ignore"):
-            return self.dtype(self.rnd(np.asarray(v, dtype=np.float64).astype(self.dtype)))
+            return self.dtype(daz(self.rnd(np.asarray(v, dtype=np.float64).astype(self.dtype))))
 
     def running(self, first: Array, terms: Array) -> Array:
         """first + terms[:, 0] + terms[:, 1] + ..., one addition after another, each as `add` forms it."""

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import eigen64, lowp_tf, lowp_tf_focal32, lowp_tf_rcp
+from . import eigen64, flush, lowp_tf, lowp_tf_focal32, lowp_tf_rcp
 from .errors import NotReproduced
 from .losses import Parts
 from .losses._ops import Array
@@ -117,8 +117,8 @@ def plog1p(x: Array) -> Array:
 
 
 def const(v: float, kind: Kind) -> F32:
-    """A Python number converted to the dtype (Keras' ε and 1 − ε)."""
-    return F32(kind.rnd(np.asarray(v, dtype=np.float64).astype(F32)))
+    """A Python number converted to the dtype (Keras' ε and 1 − ε), as an operand reads it (denormals-are-zero)."""
+    return F32(flush.daz(kind.rnd(np.asarray(v, dtype=np.float64).astype(F32))))
 
 
 def sample_mean(x: Array, kind: Kind, half: Any, keras2: bool) -> tuple[Array, Callable[[Array], Array]]:
@@ -373,7 +373,7 @@ def categorical_focal(y: Array, p: Array, kind: Kind, keras2: bool, from_logits:
 def class_alphas(alpha: Array, kind: Kind, keras2: bool) -> Array:
     """A class_alpha per class as the loss multiplies by it: Keras 3's float32 tensor (promoted with a double
     loss), tf-keras' tensor of the loss's dtype (double: the numbers as they are)."""
-    return alpha.astype(np.float64) if kind is WIDE and keras2 else alpha.astype(F32).astype(kind.dtype)
+    return alpha.astype(np.float64) if kind is WIDE and keras2 else flush.daz(alpha.astype(F32)).astype(kind.dtype)
 
 
 def wide_softmax(z: Array, place: Place | None = None) -> Array:

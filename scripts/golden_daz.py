@@ -1,0 +1,116 @@
+"""Record Keras 3's and tf-keras' results where an input is subnormal, for tests/golden/daz.json (read by
+tests/test_daz.py): TensorFlow's CPU code reads a subnormal operand as zero (denormals-are-zero), so a subnormal
+soft target times a large factor, or a class α subnormal as the float32 tensor Keras 3 makes of it, is 0 there.
+
+Each record: the convention, the loss (dice, tversky: Keras 3's Dice and Tversky with axis=1; categorical-focal:
+Keras 3's and tf-keras' CategoricalFocalCrossentropy), the dtype, the options, the targets and predictions (each
+held exactly in the dtype), and the per-sample losses (reduction none) and, for "sum" and "sum_over_batch_size"
+(lossgrad's mean), the value and the GradientTape gradient with respect to the predictions, every number as
+float.hex. The cases: a subnormal target beside a prediction of 1e-7 (dice's and tversky's gradient y·g with g
+about −2/ε), in float32, bfloat16 and float64; categorical-focal with a class α of 1e-38 (a float32 subnormal) and
+targets of 1e18, with targets of 5e-324 under α of 1e30 and 3e38 in float64, and Keras 3's float32 α tensor of
+[1e-45, 1] in float64.
+
+    python3 scripts/golden_daz.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "daz.json"
+REDUCTIONS = ("sum", "sum_over_batch_size")
+
+
+def held(a: list, dtype: str) -> np.ndarray:
+    """The numbers as the dtype holds them, in float64."""
+    import ml_dtypes
+
+    kind = {"float32": np.float32, "float64": np.float64, "bfloat16": ml_dtypes.bfloat16}[dtype]
+    return np.asarray(a, dtype=np.float64).astype(kind).astype(np.float64)
+
+
+def cases() -> list[tuple[str, str, str, dict, np.ndarray, np.ndarray]]:
+    """(convention, loss, dtype, options, y, p)."""
+    out = []
+    tiny = {"float32": [1e-40, 3e-39, 2e-45], "bfloat16": [1e-39, 5e-40, 9e-41], "float64": [1e-310, 5e-324, 2e-308]}
+    for dtype, subs in tiny.items():
+        for loss, options in (("dice", {}), ("tversky", {}), ("tversky", {"alpha": 0.3, "beta": 0.7})):
+            for sub in subs:
+                out.append(("keras", loss, dtype, options, held([[sub, 0.0]], dtype), held([[1e-7, 0.0]], dtype)))
+                out.append(("keras", loss, dtype, options, held([[sub, 0.5, 0.0], [0.0, sub, 1.0]], dtype),
+                            held([[1e-7, 0.25, 0.0], [3e-7, 2e-7, 0.75]], dtype)))
+    for conv in ("keras", "tf-keras"):
+        for gamma in (1.0, 2.0):
+            out.append((conv, "categorical-focal", "float32", {"gamma": gamma, "class_alpha": [1e-38]},
+                        held([[0.0, 1e18, 0.0]], "float32"), held([[0.25, 0.5, 0.25]], "float32")))
+            out.append((conv, "categorical-focal", "bfloat16", {"gamma": gamma},
+                        held([[1e-39, 1.0, 0.0], [0.0, 0.5, 5e-40]], "bfloat16"),
+                        held([[0.25, 0.5, 0.25], [0.125, 0.75, 0.125]], "bfloat16")))
+            for alpha in ([1e30], [3e38, 1.0]):
+                out.append((conv, "categorical-focal", "float64", {"gamma": gamma, "class_alpha": alpha,
+                                                                   "from_logits": True},
+                            held([[5e-324, 0.0], [0.0, 1.0]], "float64"), held([[0.0, 0.0], [1.0, -1.0]], "float64")))
+    out.append(("keras", "categorical-focal", "float64", {"gamma": 2.0, "class_alpha": [1e-45, 1.0]},
+                held([[1.0, 0.0], [0.5, 0.5]], "float64"), held([[0.25, 0.75], [0.5, 0.5]], "float64")))
+    return out
+
+
+def _loss(conv: str, loss: str, dtype: str, options: dict, reduction: str | None):  # noqa: ANN202
+    import keras
+
+    if loss == "dice":
+        return keras.losses.Dice(reduction=reduction, axis=1, dtype=dtype)
+    if loss == "tversky":  # (lossgrad's --alpha weighs the false negatives, Keras' beta)
+        return keras.losses.Tversky(alpha=options.get("beta", 0.5), beta=options.get("alpha", 0.5),
+                                    reduction=reduction, axis=1, dtype=dtype)
+    alpha = options.get("class_alpha", [1.0])  # (lossgrad's α_k = 1 where none is given; Keras' own default is 0.25)
+    alpha = alpha[0] if len(alpha) == 1 else alpha
+    kw = {"alpha": alpha, "gamma": options["gamma"], "from_logits": bool(options.get("from_logits"))}
+    if conv == "keras":
+        return keras.losses.CategoricalFocalCrossentropy(reduction=reduction, dtype=dtype, **kw)
+    import tf_keras
+
+    return tf_keras.losses.CategoricalFocalCrossentropy(reduction=reduction or "none", **kw)
+
+
+def record(conv: str, loss: str, dtype: str, options: dict, y: np.ndarray, p: np.ndarray) -> dict:
+    import tensorflow as tf
+
+    kind = {"float32": tf.float32, "float64": tf.float64, "bfloat16": tf.bfloat16}[dtype]
+    out = {"convention": conv, "loss": loss, "dtype": dtype, "options": options,
+           "target": [float(v).hex() for v in y.reshape(-1)], "pred": [float(v).hex() for v in p.reshape(-1)],
+           "shape": list(y.shape)}
+    # (the inputs made from numpy arrays of the dtype: tf.cast of a float64 tensor would flush the subnormals first)
+    yt = tf.constant(y.astype(tf.dtypes.as_dtype(kind).as_numpy_dtype))
+    for reduction in (None, *REDUCTIONS):
+        pv = tf.Variable(tf.constant(p.astype(tf.dtypes.as_dtype(kind).as_numpy_dtype)))
+        with tf.GradientTape() as tape:
+            v = _loss(conv, loss, dtype, options, reduction)(yt, pv)
+        if reduction is None:
+            out["losses"] = [float(x).hex() for x in np.asarray(v.numpy(), dtype=np.float64).reshape(-1)]
+            continue
+        g = tape.gradient(v, pv)
+        out[reduction] = {"value": float(np.float64(v.numpy())).hex(),
+                          "grad": [float(x).hex() for x in np.asarray(g.numpy(), dtype=np.float64).reshape(-1)]}
+    return out
+
+
+def main() -> None:
+    from make_golden import cpu_model, versions
+
+    records = [record(*case) for case in cases()]
+    meta = {**versions(), "cpu": cpu_model()}
+    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_daz.py", "records": records},
+                              separators=(",", ":")) + "\n")
+    print(f"{OUT}: {len(records)} records, {meta}")
+
+
+if __name__ == "__main__":
+    main()
