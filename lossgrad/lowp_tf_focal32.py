@@ -123,13 +123,19 @@ def ppow_positive(x: Array, y: F32) -> Array:
     return ldexp(exp2(sub(r, nr)), add(n, nr))
 
 
+# generic_pow's huge_exponent, the least |y| for which (1 + ε)^y overflows: max_exponent·ln 2/ε in float
+HUGE_EXPONENT = F32(128) * F32(np.log(2)) / np.finfo(F32).eps
+
+
 def ppow(x: Array, y: F32) -> Array:
     """Eigen's packet pow of x ≥ 0 by a float y, with C's special values (0^y: 0, or ∞ for y < 0; x^0 and 1^y: 1;
-    x^1: x; ∞^y: ∞, or 0 for y < 0); a subnormal x reads as 0."""
+    x^1: x; ∞^y: ∞, or 0 for y < 0; a huge |y|: 0 or ∞); a subnormal x reads as 0."""
     raw, x = x, ftz(x)  # (a subnormal reads as 0, but x^1 passes x on as it is)
     with np.errstate(all="ignore"):
         out = ppow_positive(np.where((x > 0) & np.isfinite(x), x, F32(1)), y)
         out = np.where(x == 0, F32(np.inf) if y < 0 else F32(0), out)
+        if abs(y) >= HUGE_EXPONENT:  # (a huge y: 0 or ∞ by x against 1, where the double words would overflow)
+            out = np.where(((y < 0) & (x == 0)) | ((y < 0) != (x > 1)), F32(np.inf), F32(0))
         out = np.where(np.isinf(x), F32(0) if y < 0 else F32(np.inf), out)
         out = np.where(np.isnan(x), x, out)
         return (raw if y == 1 else np.where((x == 1) | (y == 0), F32(1), out)).astype(F32)

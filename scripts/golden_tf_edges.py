@@ -1,6 +1,8 @@
-"""Record Keras 3's and tf-keras' results where an input is subnormal, for tests/golden/daz.json (read by
-tests/test_daz.py): TensorFlow's CPU code reads a subnormal operand as zero (denormals-are-zero), so a subnormal
-soft target times a large factor, or a class α subnormal as the float32 tensor Keras 3 makes of it, is 0 there.
+"""Record Keras 3's and tf-keras' results at the edges of the floating-point range, for tests/golden/tf_edges.json
+(read by tests/test_tf_edges.py). Subnormal inputs: TensorFlow's CPU code reads a subnormal operand as zero
+(denormals-are-zero), so a subnormal soft target times a large factor, or a class α subnormal as the float32 tensor
+Keras 3 makes of it, is 0 there. Huge exponents: Eigen's pow gives 0 or ∞ outright for |γ| from max_exponent·ln 2/ε
+(7.4e8 in float32, 3.2e18 in float64), where its double words would overflow.
 
 Each record: the convention, the loss (dice, tversky: Keras 3's Dice and Tversky with axis=1; categorical-focal:
 Keras 3's and tf-keras' CategoricalFocalCrossentropy), the dtype, the options, the targets and predictions (each
@@ -9,9 +11,10 @@ held exactly in the dtype), and the per-sample losses (reduction none) and, for 
 float.hex. The cases: a subnormal target beside a prediction of 1e-7 (dice's and tversky's gradient y·g with g
 about −2/ε), in float32, bfloat16 and float64; categorical-focal with a class α of 1e-38 (a float32 subnormal) and
 targets of 1e18, with targets of 5e-324 under α of 1e30 and 3e38 in float64, and Keras 3's float32 α tensor of
-[1e-45, 1] in float64.
+[1e-45, 1] in float64; categorical-focal and focal with γ from 1e9 to 3e38 (1e19 and 1e300 in float64), on
+probabilities and logits, in rows of 8 classes (whole packets of Eigen's pow) and 3.
 
-    python3 scripts/golden_daz.py
+    python3 scripts/golden_tf_edges.py
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "daz.json"
+OUT = Path(__file__).resolve().parent.parent / "tests" / "golden" / "tf_edges.json"
 REDUCTIONS = ("sum", "sum_over_batch_size")
 
 
@@ -59,6 +62,28 @@ def cases() -> list[tuple[str, str, str, dict, np.ndarray, np.ndarray]]:
                             held([[5e-324, 0.0], [0.0, 1.0]], "float64"), held([[0.0, 0.0], [1.0, -1.0]], "float64")))
     out.append(("keras", "categorical-focal", "float64", {"gamma": 2.0, "class_alpha": [1e-45, 1.0]},
                 held([[1.0, 0.0], [0.5, 0.5]], "float64"), held([[0.25, 0.75], [0.5, 0.5]], "float64")))
+    return out + huge_gammas()
+
+
+def huge_gammas() -> list[tuple[str, str, str, dict, np.ndarray, np.ndarray]]:
+    """γ at and beyond Eigen's huge exponent, on probabilities and logits."""
+    rng = np.random.default_rng(20261207)
+    out = []
+    for dtype, gammas in (("float32", (1e9, 1e30, 3e38)), ("float64", (1e19, 1e300))):
+        for conv in ("keras", "tf-keras"):
+            for gamma in gammas:
+                for classes in (8, 3):
+                    p = rng.dirichlet(np.ones(classes), 2)
+                    y = np.eye(classes)[[0, classes - 1]]
+                    out.append((conv, "categorical-focal", dtype, {"gamma": gamma}, held(y, dtype), held(p, dtype)))
+                    z = rng.standard_normal((2, classes)) * 3
+                    out.append((conv, "categorical-focal", dtype, {"gamma": gamma, "from_logits": True},
+                                held(y, dtype), held(z, dtype)))
+                if dtype == "float64":  # (focal's float64 is lossgrad's formulas: reproduced in float32)
+                    continue
+                out.append((conv, "focal", dtype, {"gamma": gamma, "from_logits": True},
+                            held([[0.0, 1.0, 1.0, 0.0, 0.5, 1.0, 0.0, 0.25, 1.0]], dtype),
+                            held([[-2.0, 3.0, -0.5, 0.25, 1.0, 8.0, -8.0, 0.0, 1e-3]], dtype)))
     return out
 
 
@@ -70,6 +95,11 @@ def _loss(conv: str, loss: str, dtype: str, options: dict, reduction: str | None
     if loss == "tversky":  # (lossgrad's --alpha weighs the false negatives, Keras' beta)
         return keras.losses.Tversky(alpha=options.get("beta", 0.5), beta=options.get("alpha", 0.5),
                                     reduction=reduction, axis=1, dtype=dtype)
+    if loss == "focal":  # (lossgrad's α: none unless given, Keras' apply_class_balancing off)
+        module = keras.losses if conv == "keras" else __import__("tf_keras").losses
+        kw = {"from_logits": True, "gamma": options["gamma"]}
+        return module.BinaryFocalCrossentropy(reduction=reduction or "none", **kw) if conv == "tf-keras" else \
+            module.BinaryFocalCrossentropy(reduction=reduction, dtype=dtype, **kw)
     alpha = options.get("class_alpha", [1.0])  # (lossgrad's α_k = 1 where none is given; Keras' own default is 0.25)
     alpha = alpha[0] if len(alpha) == 1 else alpha
     kw = {"alpha": alpha, "gamma": options["gamma"], "from_logits": bool(options.get("from_logits"))}
@@ -107,7 +137,7 @@ def main() -> None:
 
     records = [record(*case) for case in cases()]
     meta = {**versions(), "cpu": cpu_model()}
-    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_daz.py", "records": records},
+    OUT.write_text(json.dumps({"versions": meta, "made_by": "scripts/golden_tf_edges.py", "records": records},
                               separators=(",", ":")) + "\n")
     print(f"{OUT}: {len(records)} records, {meta}")
 
