@@ -316,10 +316,9 @@ def extra_inputs(setup: Setup, extra: dict[str, np.ndarray], shape: tuple[int, .
         a = extra.get(i.name)
         if a is None:
             raise OptionError(i.name, f"is required: {setup.loss.name} takes {i.help[0].lower()}{i.help[1:]}")
-        if a.shape != shape and not (i.per_sample and a.shape == (shape[0], 1)):
-            per = f" or one per sample ({shape[0]} x 1)" if i.per_sample else ""
-            raise InputError(f"{{{i.name}}}", f"has shape {a.shape} but the predictions {shape}; give one value per "
-                                              f"prediction{per}")
+        if not ((i.per_prediction and a.shape == shape) or (i.per_sample and a.shape == (shape[0], 1))):
+            raise InputError(f"{{{i.name}}}", f"has shape {a.shape} but the predictions {shape}; give "
+                                              f"{i.forms(f'{shape[0]} x 1')}")
         with np.errstate(over="ignore"):
             out[i.name] = a.astype(setup.np_dtype)
         too_large(setup, i.name, a, out[i.name])

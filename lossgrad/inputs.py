@@ -1098,18 +1098,17 @@ def _given(loss: Loss, values: dict[str, Any]) -> list[tuple[Input, Any]]:
 def extra_arrays(loss: Loss, given: dict[str, np.ndarray], p: np.ndarray, p2: np.ndarray) -> dict[str, np.ndarray]:
     """Each extra input as a 2-D array: the predictions' shape, or (an input that may be per sample) one column."""
     out: dict[str, np.ndarray] = {}
-    per_sample = {i.name for i in loss.inputs if i.per_sample}
+    inputs = {i.name: i for i in loss.inputs}
     for name, a in given.items():
-        option = f"{{{name}}}"
+        option, i = f"{{{name}}}", inputs[name]
         if a.size == 0:
             raise InputError(option, "is empty")
-        if a.shape == p.shape or (a.size == p2.size and a.ndim == 1 and p2.shape[1] == 1):
+        if i.per_prediction and (a.shape == p.shape or (a.size == p2.size and a.ndim == 1 and p2.shape[1] == 1)):
             out[name] = a.reshape(p2.shape)
-        elif name in per_sample and a.size == p2.shape[0] and a.ndim <= 2:
+        elif i.per_sample and a.size == p2.shape[0] and a.ndim <= 2:
             out[name] = a.reshape(-1, 1)
         else:
-            per = f", or one per sample ({p2.shape[0]})" if name in per_sample else ""
-            raise InputError(option, f"has {_count(a)} but {{pred}} has {_count(p)}; give one per prediction{per}")
+            raise InputError(option, f"has {_count(a)} but {{pred}} has {_count(p)}; give {i.forms(str(p2.shape[0]))}")
     return out
 
 

@@ -104,14 +104,13 @@ def extras(s: Setup, kw: dict[str, Any], pred: Tensor, g: Geometry) -> dict[str,
         if kw.get(i.name) is None:
             raise InputError(option, f"is missing: {s.loss.name} takes {i.help[0].lower()}{i.help[1:]}")
         t = _tensor(kw, i.name)
-        if t.shape == pred.shape:
+        if i.per_prediction and t.shape == pred.shape:
             out[i.name] = (t, g.width)
         elif i.per_sample and t.size == g.rows and (t.shape == tuple(pred.shape[:-1]) or len(t.shape) <= 1):
             out[i.name] = (t, 1)
         else:
-            per = f", or one per sample (shape {list(pred.shape[:-1] or [g.rows])})" if i.per_sample else ""
-            raise InputError(option, f"has shape {list(t.shape)} but {{pred}} has {list(pred.shape)}; give one "
-                                     f"value per prediction{per}")
+            raise InputError(option, f"has shape {list(t.shape)} but {{pred}} has {list(pred.shape)}; give "
+                                     f"{i.forms('shape ' + str(list(pred.shape[:-1] or [g.rows])))}")
     return out
 
 

@@ -371,3 +371,22 @@ def test_cosine_embedding_takes_a_negative_margin(convention):
             "-c", convention, "-f", "json")
     assert r.code == 0, r.err
     assert r.json()["value"] == pytest.approx(0.75, rel=1e-12)
+
+
+def test_a_label_is_one_per_sample_only(tmp_path):
+    """cosine-embedding's --label is one per pair (sample): one per prediction was taken, and its first column used
+    for every output, silently (labels "1,-1;1,-1" gave both pairs label 1); now it is an error that names the one
+    form it takes, inline, in the API and from a tensor file."""
+    args = ("cosine-embedding", "-y", "1,0;0,1", "-p", "3,4;4,3")
+    for label in ("1,-1;1,-1", "1,-1,1"):
+        r = run(*args, "--label", label)
+        assert r.code == 2 and r.out == "" and r.err.strip().endswith("give one per sample (2)"), r.err
+    with pytest.raises(lossgrad.InputError, match="give one per sample"):
+        lossgrad.cosine_embedding([[1, 0], [0, 1]], [[3, 4], [4, 3]], label=[[1, -1], [1, -1]])
+    np.save(tmp_path / "x1.npy", np.array([[3.0, 4.0], [4.0, 3.0]]))
+    np.save(tmp_path / "x2.npy", np.array([[1.0, 0.0], [0.0, 1.0]]))
+    np.save(tmp_path / "label.npy", np.array([[1.0, -1.0], [1.0, -1.0]]))
+    r = run("cosine-embedding", "-p", "x1.npy", "-y", "x2.npy", "--label", "label.npy", "-o", "out.npz", cwd=tmp_path)
+    assert r.code == 2 and "give one per sample (shape [2])" in r.err and not (tmp_path / "out.npz").exists(), r.err
+    # (by hand: cos((3, 4), (1, 0)) = 0.6, label 1: 0.4; cos((4, 3), (0, 1)) = 0.6, label −1: 0.6; mean 0.5)
+    assert lossgrad.cosine_embedding([[1, 0], [0, 1]], [[3, 4], [4, 3]], label=[1, -1]).value == pytest.approx(0.5)

@@ -124,12 +124,20 @@ class Input:
     """An array a loss takes besides the targets and predictions (gaussian-nll's variances): its option is --NAME,
     numbers as --pred takes them (or, with --csv, columns as --pred-cols); the API takes it as NAME=array.
 
-    per_sample: one value per sample may stand for all of a sample's outputs (a column that broadcasts)."""
+    per_sample: one value per sample may stand for all of a sample's outputs (a column that broadcasts);
+    per_prediction: one value per prediction may be given (a pair's label may not: it is one per sample)."""
 
     name: str
     help: str
     per_sample: bool = False
     differentiated: bool = True  # the loss gives its gradient (a label is not differentiated)
+    per_prediction: bool = True
+
+    def forms(self, per_sample: str) -> str:
+        """The shapes it may take, for a message (`per_sample`: the samples' shape, in words)."""
+        if not self.per_prediction:
+            return f"one per sample ({per_sample})"
+        return "one per prediction" + (f", or one per sample ({per_sample})" if self.per_sample else "")
 
 
 @dataclass(frozen=True)

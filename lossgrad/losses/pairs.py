@@ -476,7 +476,7 @@ MARGIN_RANKING = register(
 # ---------------------------------------------------------------- cosine-embedding
 
 LABEL = Input("label", "The pairs' labels, one per sample: 1 (alike: 1 − cos) or −1 (unlike: max(0, cos − margin)).",
-              per_sample=True, differentiated=False)
+              per_sample=True, differentiated=False, per_prediction=False)
 
 
 def _cos_minus_margin_dec(y: list[float], p: list[float], margin: float) -> tuple[Decimal, Decimal]:
