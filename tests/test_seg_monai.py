@@ -252,3 +252,21 @@ def test_squared_single_pixel_keeps_its_norm(dtype: str, p: float) -> None:
     r = lossgrad.dice([[0.0]], [[p]], squared=True, convention="torch", reduction="sum", dtype=dtype)
     assert r.value == 0.0
     assert r.grad[0, 0] == pytest.approx(2 * p / 1e-5, rel=1e-6 if dtype == "float32" else 1e-14)
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--alpha", "0", "--beta", "0"], "no overlap, TP = Σpy = 0, and --alpha = 0 and --beta = 0 leave out the false "
+                                      "positives and false negatives"),
+    (["--alpha", "0"], "no overlap, TP = Σpy = 0, and --alpha = 0 leaves out the false positives"),
+    ([], None)])
+def test_a_tversky_denominator_of_0_says_why(args: list[str], why: str | None) -> None:
+    """Row 0, p = (0.1, 0) against y = (0, 0): no overlap and no false negatives, so the denominator
+    α·FP + β·FN is 0.1·α, 0 with α = 0; the error says so and names a nonzero α as a remedy (with α and β positive
+    the row has a loss: 0.1α/(0.1α) = 1)."""
+    r = run("tversky", "-y", "0,0;1,1", "-p", "0.1,0;0.5,0.5", *args, "-f", "json")
+    if why is None:
+        assert r.code == 0 and r.json()["losses"][0] == 1.0
+        return
+    assert_usage_error(r, f"error: --pred: row 1, value 1: 0.1 starts a row where the overlap's denominator is 0 "
+                          f"({why})")
+    assert r.err.strip().endswith("or a nonzero --alpha" + (" or --beta" if "--beta" in args else ""))

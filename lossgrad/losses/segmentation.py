@@ -61,12 +61,25 @@ def _probs(p: Array, from_logits: bool) -> tuple[Array, Array, Array | None]:
     return s, s * sn, s
 
 
-def _undefined(d: Array, p: Array, over_batch: bool = False) -> None:
+def _undefined(d: Array, p: Array, over_batch: bool = False, why: str = "predictions and targets all 0",
+               remedy: str = "") -> None:
     """A row whose denominator is 0 (all zeros, and no smoothing) has the quotient 0/0: no loss to give."""
-    where = ("the whole batch's predictions and targets are all 0 ({over_batch}), so the overlap's denominator is 0"
-             if over_batch else "starts a row where the overlap's denominator is 0 (predictions and targets all 0)")
+    where = (f"the whole batch's denominator is 0 ({{over_batch}}: {why})" if over_batch
+             else f"starts a row where the overlap's denominator is 0 ({why})")
     first_bad("pred", np.broadcast_to(d == 0, p.shape), p, f"{where}: the loss is 0/0 there; give {{smooth}} "
-              "(MONAI's default is 1e-5)")
+              f"(MONAI's default is 1e-5){remedy}")
+
+
+def _tversky_why(tp: Array, alpha: float, beta: float) -> tuple[str, str]:
+    """Why a tversky denominator TP + α·FP + β·FN is 0, and what else would give it a value: with α and β both
+    positive only where predictions and targets are all 0; else no overlap, and what a zero α or β leaves out."""
+    if alpha > 0 and beta > 0:
+        return "predictions and targets all 0", ""
+    zero = [name for name, v in (("{alpha}", alpha), ("{beta}", beta)) if v == 0]
+    left = {"{alpha}": "false positives", "{beta}": "false negatives"}
+    return (f"no overlap, TP = Σpy = 0, and {' and '.join(f'{n} = 0' for n in zero)} "
+            f"{'leave' if len(zero) > 1 else 'leaves'} out the {' and '.join(left[n] for n in zero)}",
+            f", or a nonzero {' or '.join(zero)}")
 
 
 def _dice_exact(y: Array, p: Array, squared: bool, s: float, jaccard: bool = False,
@@ -116,7 +129,7 @@ def _tversky_exact(y: Array, p: Array, alpha: float, beta: float, s: float,
     dr = s if s_dr is None else s_dr
     d = tp + u + dr
     du = a * (1 - yl) - b * yl
-    _undefined(d, p, over_batch)
+    _undefined(d, p, over_batch, *_tversky_why(tp, alpha, beta))
     if dr != s:  # (s_dr − s in the working precision)
         u = u + (yl.dtype.type(dr) - yl.dtype.type(s))
     with np.errstate(divide="ignore", invalid="ignore"):
