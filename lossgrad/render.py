@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from typing import IO, Any
@@ -203,7 +204,8 @@ def _console(out: IO[str]) -> Any:
     fall back to 80."""
     from rich.console import Console
 
-    return Console(file=out, highlight=False, markup=False, soft_wrap=False, width=_width(out))
+    # (a height too: with a width alone rich takes 80 columns on a terminal whose TERM is dumb)
+    return Console(file=out, highlight=False, markup=False, soft_wrap=False, width=_width(out), height=25)
 
 
 def _width(out: IO[str]) -> int:
@@ -465,7 +467,7 @@ def _comparison_notes(console: Any, comp: Any) -> None:
                       + "; --format json gives grad_micro", overflow="fold")
     for name, reason in comp.unsupported.items():
         reason = cli_text(reason)
-        console.print(f"{name}: not available: {reason}")
+        console.print(_wrap(f"{name}: not available: {reason}", _width(console.file)), soft_wrap=True)
     if comp.differences:
         console.print("why they differ:")
         groups: dict = {}  # (one line per convention and reason, however many kinds of cell it covers)
@@ -474,7 +476,8 @@ def _comparison_notes(console: Any, comp: Any) -> None:
         for (conv, why), kinds in list(groups.items())[:40]:
             joined = next(iter(comp.results.values())).joined is not None
             where = ", ".join(filter(None, (_where(of, ds, comp.shape, joined) for of, ds in kinds.items())))
-            console.print(f"  {conv}{', ' + where if where else ''}: {cli_text(why)}")
+            line = f"  {conv}{', ' + where if where else ''}: {cli_text(why)}"
+            console.print(_wrap(line, _width(console.file)), soft_wrap=True)  # (later lines indented under the first)
         if len(groups) > 40:
             console.print(f"  … and {len(groups) - 40} more (--format json gives all)")
         _ulps_line(console, comp)
@@ -730,12 +733,18 @@ def write_losses(fmt: str, out: IO[str]) -> None:
             out.write(_hanging(f"{'':<{width}}  {label}: ", text, width + 4, columns))
 
 
+# what a line is not broken inside: a cell's indexes, "(2, 1)", and a short equation, "ε = 1e-06" (textwrap breaks
+# at spaces alone; a no-break space stands in for these while it wraps)
+TOGETHER = re.compile(r"\(\d+(?:, \d+)+\)|\S+ = \S+")
+
+
 def _hanging(head: str, text: str, indent: int, columns: int) -> str:
     """`head` then `text`, wrapped at word boundaries to `columns` with later lines indented by `indent`."""
     import textwrap
 
-    return textwrap.fill(text, width=max(columns, indent + 20), initial_indent=head, subsequent_indent=" " * indent,
-                         break_long_words=False, break_on_hyphens=False) + "\n"
+    held = TOGETHER.sub(lambda m: m.group(0).replace(" ", "\xa0"), text)
+    return textwrap.fill(held, width=max(columns, indent + 20), initial_indent=head, subsequent_indent=" " * indent,
+                         break_long_words=False, break_on_hyphens=False).replace("\xa0", " ") + "\n"
 
 
 def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:

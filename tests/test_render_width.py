@@ -47,3 +47,19 @@ def test_compare_keeps_its_difference_marks_when_narrow():
 def test_columns_zero_is_an_ordinary_terminal():
     r = lossgrad("mse", "-y", "1", "-p", "2", "-f", "table", env={"COLUMNS": "0"})
     assert r.code == 0 and "value=1.0" in r.out and " 2 " in r.out
+
+
+@pytest.mark.parametrize("width", [60, 80, 120])
+def test_compare_s_reasons_hang_under_their_first_line(width):
+    """compare's "why they differ" and "not available" lines wrap at the terminal's width with their later lines
+    indented under the first, never inside a cell's indexes "(2, 1)" or an equation "ε = 1e-06"."""
+    r = lossgrad("compare", "triplet", "-y", "1,0;0,1", "-p", "0,0;1,1", "--negative", "0,0.5;1,0", "-f", "table",
+                 env={"COLUMNS": str(width)})
+    assert r.code == 0, r.err
+    notes = r.out.split("\nkeras: not available", 1)[1].splitlines()
+    assert all(len(line) <= width for line in notes), notes
+    why = notes.index("why they differ:")
+    for line in notes[why + 1:]:
+        assert line.startswith(("  torch, ", "  optax, ", "    ")), line
+    text = " ".join(notes)
+    assert not re.search(r"\(\d+,$|^\s*\d+\)", "\n".join(notes), re.M) and "ε = 1e-06" in text
