@@ -492,7 +492,7 @@ def _stream_once(setup: Setup, request: CsvRequest, out: IO[bytes], how: str | i
         per_sample = setup.per_sample_for(len(source.layout.pred))
         widths = {k: len(source.layout.extra.get(k, source.layout.pred)) for k in grad_order(setup.loss)}
         header = (csv_header(per_sample, source.names, source.kept_names).rstrip("\n")
-                  + extra_header(widths, source.names) + "\n")
+                  + extra_header(widths, source.names, source.input_names) + "\n")
         rows: Any = how if isinstance(how, int) else None
         if counting is not None and lines is not None:
             # the lines up to the header (or before the first data row) are not samples

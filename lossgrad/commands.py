@@ -139,7 +139,8 @@ def run_loss(name: str, **kw: Any) -> None:
     explain = _formulas(s, r) + (micro_formulas(micro.k) if micro else []) if kw.get("explain") else None
     flat = not s.rows_loss and (len(b.shape) == 1 if b.source == "inline" else b.p.shape[1] == 1)
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
-        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra, micro, b.shape),
+        render.write_result(render.Report(r, b.p, b.names, flat, b.source, b.kept, b.extra, micro, b.shape,
+                                          b.input_names),
                             fmt.value, out, explain)
     if fmt is Format.CSV:
         sys.stderr.write(render.value_line(r) + "\n")

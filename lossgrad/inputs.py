@@ -983,6 +983,7 @@ class Batch:
     kept: list[tuple[str, list[str]]] = field(default_factory=list)  # --keep-cols: (name, each row's text)
     extra: dict[str, np.ndarray] = field(default_factory=dict)  # the loss's extra inputs, 2-D like p (or n x 1)
     joined: bool = False  # --over-batch: the batch's samples already joined into one (api._over_batch)
+    input_names: dict[str, list[str]] = field(default_factory=dict)  # CSV: the target's and extra inputs' columns
     order: tuple[int, ...] | None = None  # the given axes as a transpose of the rows' (as_given): [T, B, C] files
 
     def error(self, e: DomainError) -> InputError:
@@ -1202,6 +1203,13 @@ class CsvSource:
         return column_names(self.reader.header, self.layout.pred)
 
     @property
+    def input_names(self) -> dict[str, list[str]]:
+        """The names of the target's columns and of each extra input's (the gradients with respect to them are
+        named after them)."""
+        return {"target": column_names(self.reader.header, self.layout.target)} | {
+            k: column_names(self.reader.header, cols) for k, cols in self.layout.extra.items()}
+
+    @property
     def kept_names(self) -> list[str]:
         """The kept columns' names: the header's, else col<i>."""
         return [self.reader.header[i] if self.reader.header else f"col{i}" for i in self.keep]
@@ -1303,7 +1311,7 @@ def read_csv(source: CsvSource) -> Batch:
             raise InputError(f"{{{name}}}", f"selects {a.shape[1]} columns but {{pred_cols}} {p2.shape[1]}; give "
                                             "one per prediction column (or one per sample)")
     return Batch(data[:, layout.target], p2, w, p2.shape, source.names, locate, source.reader.name, layout.labels,
-                 kept, extra)
+                 kept, extra, input_names=source.input_names)
 
 
 def read(loss: Loss, *, target: str | None, pred: str | None, weights: str | None, csv: CsvRequest,

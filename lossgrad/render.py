@@ -40,6 +40,7 @@ class Report:
     extra: dict = field(default_factory=dict)  # the loss's extra inputs, 2-D (their gradients: result.grads)
     micro: Any = None  # api.Micro: the batch split into micro-batches (--micro-batches)
     shape: tuple = ()  # the predictions' shape as given (a sequence's [T, C]: its gradients take it in JSON)
+    input_names: dict = field(default_factory=dict)  # CSV: the target's and extra inputs' column names
 
 
 def _jsonable(a):
@@ -135,10 +136,13 @@ def grad_order(loss: Any) -> list[str]:
     return (["target"] if loss.target_grad else []) + [i.name for i in loss.inputs if i.differentiated]
 
 
-def extra_header(widths: dict[str, int], pred_names: list) -> str:
-    """CSV header cells for the further gradients (name: how many columns), each column named as the pred's."""
-    return "".join(f",grad_{k}" + (f"_{c}" if w > 1 else "") for k, w in widths.items()
-                   for c in (pred_names if w > 1 else [""]))
+def extra_header(widths: dict[str, int], pred_names: list, names: dict[str, list] | None = None) -> str:
+    """CSV header cells for the further gradients (name: how many columns), each column named as its input's
+    (`names`: a CSV's target and extra columns), else as the prediction's."""
+    def columns(k: str, w: int) -> list:
+        own = (names or {}).get(k)
+        return [""] if w == 1 else own if own is not None and len(own) == w else pred_names
+    return "".join(f",grad_{k}" + (f"_{c}" if w > 1 else "") for k, w in widths.items() for c in columns(k, w))
 
 
 def csv_rows(losses: np.ndarray, grads: np.ndarray, kept: list | None = None) -> str:
@@ -241,7 +245,8 @@ def write_result(rep: Report, fmt: str, out: IO[str], explain: list[str] | None 
         # (--over-batch: the batch's one loss is the value, on stderr; each row holds its gradient)
         losses = r.losses if r.joined is None else np.empty((rep.pred.shape[0], 0))
         head = csv_header(r.per_sample, rep.pred_names, kept, bool(micro), r.joined is None).rstrip("\n")
-        out.write(head + extra_header({k: g.shape[1] for k, g in extra.items()}, rep.pred_names) + "\n")
+        out.write(head + extra_header({k: g.shape[1] for k, g in extra.items()}, rep.pred_names, rep.input_names)
+                  + "\n")
         out.write(csv_rows(losses, np.hstack([r.grad.reshape(rep.pred.shape), *micro, *extra.values()]),
                            [text for _, text in rep.kept]))
     else:

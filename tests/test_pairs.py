@@ -304,8 +304,9 @@ def test_batch_mode_streams_the_further_inputs_and_their_gradients(tmp_path):
     streamed, piped = run(*args, "--csv", f), run(*args, input=f.read_text())
     assert streamed.code == 0 and streamed.out == piped.out
     head, *rows = streamed.out.splitlines()
-    # (each further gradient's columns named after the prediction columns they go with)
-    assert head == "loss,grad_a0,grad_a1,grad_target_a0,grad_target_a1,grad_negative_a0,grad_negative_a1"
+    # (each further gradient's columns named after its own input's columns: the gradient with respect to n0 is
+    # grad_negative_n0)
+    assert head == "loss,grad_a0,grad_a1,grad_target_y0,grad_target_y1,grad_negative_n0,grad_negative_n1"
     got = np.array([[float(v) for v in row.split(",")] for row in rows])
     d = np.loadtxt(f, delimiter=",", skiprows=1)
     r = lossgrad.triplet(d[:, :2], d[:, 2:4], negative=d[:, 4:])
