@@ -95,6 +95,10 @@ class InputError(LossgradError):
         return fill(self.where, name)
 
 
+# what is said of a NaN or an infinity among the inputs, wherever it is read (typed, a CSV, a tensor file)
+NOT_FINITE = "is not a finite number; NaN and infinity are not valid inputs"
+
+
 class DomainError(InputError):
     """An input value outside the loss's domain: which array, where in it (row, column) and what is wrong.
 

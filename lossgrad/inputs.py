@@ -20,7 +20,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 
-from .errors import DomainError, InputError, OptionError, counted
+from .errors import NOT_FINITE, DomainError, InputError, OptionError, counted
 from .losses import Loss
 from .losses.base import Input
 from .losses.ctc import HEAD, pack
@@ -62,7 +62,7 @@ def _unquoted(text: str) -> str:
 
 
 def not_finite(text: str) -> str:
-    return f"{text!r} is not a finite number; NaN and infinity are not valid inputs"
+    return f"{text!r} {NOT_FINITE}"
 
 
 def _hint(text: str) -> str:

@@ -20,7 +20,7 @@ import numpy as np
 from . import errors, render, tensor_out
 from .api import Result, accumulate, batch_value, mean_part, micro_divisors, micro_needs_mean, micro_summary, summary
 from .batch import kernel_mean, n_is_weighed
-from .errors import DomainError, InputError, OptionError, cli_name
+from .errors import NOT_FINITE, DomainError, InputError, OptionError, cli_name
 from .evaluation import Block, evaluate, least_rows, spans, with_batch_totals
 from .inputs import YNN_ROWS, Batch, parse_inline
 from .options import Setup, per_length, setup
@@ -320,8 +320,8 @@ def _finite(t: Tensor | None, a: np.ndarray, row0: int, width: int) -> np.ndarra
     if bad.any():
         row, col = np.argwhere(bad.reshape(a.shape[0], -1))[0]
         assert t is not None
-        raise InputError(_place(t, row0 + int(row), int(col), width), f"is {a.reshape(a.shape[0], -1)[row, col]}: "
-                                                                      "NaN and infinity are not valid inputs")
+        raise InputError(_place(t, row0 + int(row), int(col), width),
+                         f"{float(a.reshape(a.shape[0], -1)[row, col])!r} {NOT_FINITE}")
     return a
 
 

@@ -512,3 +512,20 @@ def test_check_says_no_ratio_that_the_elements_do_not_hold(tmp_path):
             "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "table", cwd=tmp_path)
     assert r.code == 0, r.err
     assert "3.000×" not in r.out and "is a sum where torch's is a mean over N=3" in r.out, r.out
+
+
+def test_a_nan_or_infinity_is_said_one_way_wherever_it_is_read(tmp_path):
+    """The same words for a NaN or an infinity typed, in a sequence batch's file and in a tensor file."""
+    from conftest import assert_usage_error, lossgrad as run
+
+    lp = _files(tmp_path)
+    lp[2, 1, 3] = np.nan
+    np.save(tmp_path / "lp_nan.npy", lp)
+    np.save(tmp_path / "inf.npy", np.array([[0.5, np.inf]]))
+    np.save(tmp_path / "y.npy", np.array([[0.5, 0.5]]))
+    said = "is not a finite number; NaN and infinity are not valid inputs"
+    assert_usage_error(run("ctc", "--pred", "lp_nan.npy", "--target", "tgt.npy", cwd=tmp_path),
+                       f"error: --pred: lp_nan.npy[2, 1, 3]: nan {said}")
+    assert_usage_error(run("mse", "--pred", "inf.npy", "--target", "y.npy", "-o", "o.npz", cwd=tmp_path),
+                       f"error: --pred: inf.npy[0, 1]: inf {said}")
+    assert_usage_error(run("mse", "-y", "1,2", "-p", "1,nan"), f"error: --pred: value 2: 'nan' {said}")

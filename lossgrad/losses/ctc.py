@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import OptionError
+from ..errors import NOT_FINITE, OptionError
 from ..precise import DIGITS
 from ._ops import Array
 from .base import Loss, Param, Parts, Reason, _g, first_bad, register
@@ -65,7 +65,7 @@ def needed_frames(labels: Array) -> int:
 def ctc_check(y: Array, p: Array, from_logits: bool, **_: object) -> None:
     """Lengths within the frames and the labels' row, labels that are class indexes."""
     c, t = int(y[0, 0]), p.shape[1] // max(int(y[0, 0]), 1)
-    first_bad("pred", ~np.isfinite(p), p, "is not a finite number")
+    first_bad("pred", ~np.isfinite(p), p, NOT_FINITE)
     first_bad("target", _at(y, 1, (y[:, 1:2] < 0) | (y[:, 1:2] > t)), y, f"is not an input length: 0 to the {t} frames")
     first_bad("target", _at(y, 2, (y[:, 2:3] < 0) | (y[:, 2:3] > y.shape[1] - HEAD)), y,
               "is not a target length: 0 to the labels given")
