@@ -1153,23 +1153,29 @@ def _terms(q: Question, ref: Candidate, best: Candidate, pool: list[Candidate]) 
     lines = []
     for idx in map(tuple, np.argwhere(differ)[:6]):
         a, b = distinct(mine[idx], theirs[idx])
-        why = _terms_why(q, best, ref, idx, exact) if mine.shape == q.batch.p.shape else ""
-        place = places([idx], mine.shape) if mine.shape == q.batch.p.shape else f"sample {idx[0]}"
+        elementwise = mine.shape == q.batch.p.shape
+        # (a sample's one term: the reasons of its row's cells)
+        at = [idx] if elementwise else [(idx[0], k) for k in range(q.batch.p.shape[1])]
+        why = _terms_why(q, best, ref, idx, exact, at) if elementwise or mine.ndim == 1 else ""
+        place = places([idx], mine.shape) if elementwise else f"sample {idx[0]}"
         lines.append(f"{place}: {best.convention}'s term is {a}, {ref.convention}'s {b}{why}")
     if differ.sum() > 6:
         lines.append(f"… and {int(differ.sum()) - 6} more terms differ")
     return lines
 
 
-def _terms_why(q: Question, best: Candidate, ref: Candidate, idx: tuple, exact: Candidate | None) -> str:
-    """Each side's reason for its term, where the two differ: a reason both sides share (a clip both make)
-    explains nothing between them; the others are measured against the other side's term."""
+def _terms_why(q: Question, best: Candidate, ref: Candidate, idx: tuple, exact: Candidate | None,
+               at: list[tuple]) -> str:
+    """Each side's reason for its term `idx` (whose reasons are those of the cells `at`), where the two differ: a
+    reason both sides share (a clip both make) explains nothing between them; the others are measured against the
+    other side's term."""
     if exact is None or exact.losses is None or best.losses is None or ref.losses is None:
         return ""
     e = exact.losses[idx]
     terms = {best.convention: best.losses[idx], ref.convention: ref.losses[idx]}
-    whys = {c.convention: _term_reasons(q, c, idx, terms[c.convention],
-                                        [terms[o.convention] for o in (best, ref) if o is not c][0], e)
+    whys = {c.convention: list(dict.fromkeys(
+        w for cell in at for w in _term_reasons(q, c, cell, terms[c.convention],
+                                                 [terms[o.convention] for o in (best, ref) if o is not c][0], e)))
             for c in (best, ref)}
     plain = {name: [w.replace(name, "") for w in ws] for name, ws in whys.items()}
     said = {}

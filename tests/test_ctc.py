@@ -529,3 +529,22 @@ def test_a_nan_or_infinity_is_said_one_way_wherever_it_is_read(tmp_path):
     assert_usage_error(run("mse", "--pred", "inf.npy", "--target", "y.npy", "-o", "o.npz", cwd=tmp_path),
                        f"error: --pred: inf.npy[0, 1]: inf {said}")
     assert_usage_error(run("mse", "-y", "1,2", "-p", "1,nan"), f"error: --pred: value 2: 'nan' {said}")
+
+
+def test_check_gives_each_sequences_term_its_reason(tmp_path):
+    """PyTorch's mean given as --my-loss: against tf-keras every sequence's term is apart, and each line says why;
+    sequence 1 (target length 1, so PyTorch's division leaves it) only by tf-keras's ε, which check now names
+    (before, the line gave the two numbers alone)."""
+    from conftest import lossgrad as run
+
+    lp = _files(tmp_path)
+    mine = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, convention="torch")
+    r = run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
+            "--target-lengths", "tl.npy", "--my-loss", repr(mine.value), "-f", "json", cwd=tmp_path)
+    assert r.code == 0, r.err
+    out = json.loads(r.out)
+    assert out["match"]["convention"] == "torch"
+    terms = [f for f in out["findings"] if f.startswith("sample ")]
+    assert len(terms) == 3 and all("(" in t for t in terms), terms
+    assert "ε = 1e-07" in next(t for t in terms if t.startswith("sample 1:"))
