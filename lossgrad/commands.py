@@ -15,13 +15,13 @@ import typer
 
 from . import autocast, conventions, render
 from .api import MICRO_OVER_BATCH, Result, batch_value, micro_batches, run, summary
-from .errors import InputError, OptionError
+from .errors import InputError, OptionError, cli_name
 from .flags import SEQUENCE
 from .inputs import Batch, CsvRequest, as_rows, parse_inline, read
 from .losses import LOSSES
 from .options import Format, Reduction, Setup, choose, choose_loss, per_length, setup
 from .reduction import formulas, micro_formulas
-from .tensors import is_tensor_file
+from .tensors import input_files, is_tensor_file
 
 # the commands besides the losses: (help, example), in the order --help lists them
 HELP = {
@@ -72,16 +72,20 @@ def _request(kw: dict[str, Any], loss: str | None = None) -> CsvRequest:
 
 
 def _inputs(kw: dict[str, Any]) -> list[tuple[str, str | int]]:
-    """The files read, which the output must not be: --csv's, or stdin's when it is read."""
+    """The files read, which the output must not be: every tensor file an option names (compare's and check's,
+    --my-grad's too), --csv's, or stdin's when it is read."""
+    files: list[tuple[str, str | int]] = [(f"{cli_name(k)} {f}", f) for k, v in kw.items()
+                                          if k != "output" and isinstance(v, str) and is_tensor_file(v)
+                                          for f in input_files(v)]
     if _inline(kw):
-        return []
+        return files
     path = kw.get("csv")
     if path not in (None, "-"):
-        return [(f"--csv {path}", path)]
+        return [*files, (f"--csv {path}", path)]
     try:
-        return [("stdin", sys.stdin.fileno())] if not sys.stdin.isatty() else []
+        return [*files, ("stdin", sys.stdin.fileno())] if not sys.stdin.isatty() else files
     except (OSError, ValueError, AttributeError):  # (no stdin to speak of)
-        return []
+        return files
 
 
 def _read(s: Setup, kw: dict[str, Any]) -> Batch:

@@ -59,6 +59,14 @@ def is_tensor_file(spec: str | None) -> bool:
     return path.lower().endswith(EXTS + PICKLED_EXTS)
 
 
+def input_files(spec: str) -> list[str]:
+    """The files a tensor input option names (its glob's matches), without opening them."""
+    import glob
+
+    path, _ = _split(spec.strip())
+    return sorted(glob.glob(path)) if glob.has_magic(path) else [path]
+
+
 class ArrayShard:
     """An array in memory or memory-mapped: rows of its 2-D view are a slice, read when used."""
 

@@ -318,3 +318,21 @@ def test_an_infinite_keras_loss_in_float16_says_its_clip_bound_is_1(capsys: pyte
     err = capsys.readouterr().err
     assert "1 infinite loss (first at row 0, column 0): a probability of exactly 1 for a target below 1" in err
     assert "1 − ε is 1 in float16" in err and "convention keras" not in err
+
+
+def test_compare_and_check_never_write_over_a_tensor_input(tmp_path):
+    """-o names a file that compare or check reads (a tensor input, --my-grad's file): refused, the file kept."""
+    import numpy as np
+
+    from conftest import lossgrad as run
+
+    for name, a in (("a.npy", [[0.0, 0.0]]), ("pos.npy", [[1.0, 0.0]]), ("neg.npy", [[0.0, 0.5]]),
+                    ("g.npy", [[0.0, 0.0]])):
+        np.save(tmp_path / name, np.array(a))
+    before = {f: (tmp_path / f).read_bytes() for f in ("neg.npy", "g.npy")}
+    base = ("triplet", "--pred", "a.npy", "--target", "pos.npy", "--negative", "neg.npy")
+    r = run("compare", *base, "-o", "neg.npy", cwd=tmp_path)
+    assert r.code == 2 and "neg.npy is also the input (--negative neg.npy)" in r.err, r.err
+    r = run("check", *base, "--my-grad", "g.npy", "-o", "g.npy", cwd=tmp_path)
+    assert r.code == 2 and "g.npy is also the input (--my-grad g.npy)" in r.err, r.err
+    assert {f: (tmp_path / f).read_bytes() for f in before} == before
