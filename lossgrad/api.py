@@ -455,15 +455,19 @@ def evaluate_micro(loss: str, y: Any, p: Any, k: int, sample_weight: Any = None,
                    leading: tuple[int, ...] | None = None, **options: Any) -> Micro:
     """`lossgrad.evaluate`'s arrays and options split into k micro-batches (see `micro_batches`); y and p as the
     loss takes them, rows first (flatten a [B, T, V] tensor's logits to B·T rows and pass leading=(B, T))."""
+    names = {i.name for i in LOSSES[loss].inputs} if loss in LOSSES else set()
+    extra = {k: options.pop(k) for k in list(options) if k in names}  # (the loss's further inputs: other=, var=)
     s = make_setup(loss, sample_weight=sample_weight is not None, **options)
-    m = micro_batches(s, read_arrays(s.loss, y, p, sample_weight), k, leading)
+    m = micro_batches(s, read_arrays(s.loss, y, p, sample_weight, extra), k, leading)
     m.warnings = [fill(w) for w in m.warnings]
     return m
 
 
 def _rows(batch: Batch, start: int, end: int) -> Batch:
+    """Rows start to end of the batch, with their weights and the loss's further inputs (margin-ranking's other,
+    gaussian-nll's var, ...)."""
     return replace(batch, y=batch.y[start:end], p=batch.p[start:end], w=None if batch.w is None else
-                   batch.w[start:end])
+                   batch.w[start:end], extra={k: v[start:end] for k, v in batch.extra.items()})
 
 
 # ---------------------------------------------------------------- partial results that merge

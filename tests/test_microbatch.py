@@ -321,3 +321,21 @@ def test_dask_shards_match_one_process_bit_for_bit(tmp_path):
         assert finish(got_ce) == finish(partial("ce", y, z, from_logits=True, ignore_index=-100))
         assert finish(got_bce) == finish(partial("bce", yb, zb, from_logits=True))
         assert got_ce.rows == 1000 and got_ce.n.value == float((y != -100).sum())
+
+
+def test_each_micro_batch_takes_its_own_further_inputs():
+    """By hand, margin-ranking with margin 0.5: y = (1, −1, 1, 1), x1 = (0.75, 0.25, 0.5, 0), x2 = (0.5, 0.25, 1, 2):
+    losses max(0, −y(x1 − x2) + 0.5) = (0.25, 0.5, 1, 2.5), micro-batch means 0.375 and 1.75; cosine-embedding's
+    second pair (cos 0.6, label −1) costs 0.6 in its own micro-batch. Before, every micro-batch took the first one's
+    --other (or --var, --label, --negative): means 0.375 and 0.625."""
+    m = lossgrad.api.evaluate_micro("margin-ranking", [1, -1, 1, 1], [0.75, 0.25, 0.5, 0], 2,
+                                    other=[0.5, 0.25, 1, 2], margin=0.5)
+    assert m.means == [0.375, 1.75] and m.value == 1.0625
+    m = lossgrad.api.evaluate_micro("cosine-embedding", [[1, 0], [0, 1]], [[3, 4], [4, 3]], 2, label=[1, -1])
+    assert m.means == pytest.approx([0.4, 0.6], rel=1e-12)
+    r = run_cli("margin-ranking", "-y", "1,-1,1,1", "-p", "0.75,0.25,0.5,0", "--other", "0.5,0.25,1,2", "--margin",
+                "0.5", "--micro-batches", "2", "-f", "json")
+    assert r.code == 0 and r.json()["micro_batches"]["means"] == [0.375, 1.75]
+    r = run_cli("check", "margin-ranking", "-y", "1,-1,1,1", "-p", "0.75,0.25,0.5,0", "--other", "0.5,0.25,1,2",
+                "--margin", "0.5", "--micro-batches", "2", "--my-loss", "1.0625", "-f", "json")
+    assert r.code == 0 and r.json()["match"] is not None
