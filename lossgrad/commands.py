@@ -260,7 +260,7 @@ def check(loss: str, **kw: Any) -> None:
     if kw.get("micro_batches") is not None and kw.get("over_batch"):
         raise OptionError("micro_batches", MICRO_OVER_BATCH)
     b = _batch_for(loss, kw)
-    grad, tokens = _my_grad(kw.get("my_grad"), "my_grad")
+    grad, tokens = _my_grad(kw.get("my_grad"), "my_grad", kw.get("pred"))
     if grad is not None and tokens is not None and b.order is not None and grad.size == b.p.size:
         grad = as_rows(grad, b.shape, b.order)  # (a [T, B, C] file's gradient, sequence by sequence as the rows)
         tokens = list(as_rows(np.array(tokens, dtype=object), b.shape, b.order))
@@ -273,21 +273,30 @@ def check(loss: str, **kw: Any) -> None:
     diag = check_all(loss, b, grad, tokens, from_logits=kw["from_logits"], labels=b.labels or kw["labels"],
                      against=kw.get("convention"), reduction=kw.get("reduction"), my_loss=my_loss, dtype=kw["dtype"],
                      params=_loss_params(kw), micro=kw.get("micro_batches"), autocast=kw.get("autocast", False),
-                     my_grads={k: _my_grad(v, f"my_grad_{k}") for k, v in further.items()}, jit=_jit_switch(kw, loss))
+                     my_grads={k: _my_grad(v, f"my_grad_{k}", kw.get(k)) for k, v in further.items()},
+                     jit=_jit_switch(kw, loss))
     with render.open_output(kw.get("output"), inputs=_inputs(kw)) as out:
         render.write_diagnosis(diag, fmt, out)
     raise typer.Exit(0 if diag.match else 1)
 
 
-def _my_grad(text: str | None, name: str) -> tuple[Any, Any]:
+def _my_grad(text: str | None, name: str, of: str | None) -> tuple[Any, Any]:
     """A gradient the user gave, as numbers typed (with the tokens, whose digits set the tolerance) or a tensor
-    file (1e-6 relative)."""
+    file (1e-6 relative), in the shape of the tensor file it is the gradient of (`of`: that input's option)."""
     if text is None:
         return None, None
     if is_tensor_file(text):
         from . import tensor_run
 
         grad = tensor_run.read_array(text, "{" + name + "}")
+        if is_tensor_file(of):
+            assert of is not None
+            shape = tensor_run.open_tensor(of, "{" + name + "}").shape
+            if grad.shape != shape:
+                what = "the predictions'" if name == "my_grad" else f"{cli_name(name[len('my_grad_'):])}'s"
+                raise InputError("{" + name + "}", f"{text} has shape {list(grad.shape)}; give it in {what} shape, "
+                                                   f"{list(shape)}: one value per element, as laid out there")
+        grad = grad.reshape(-1)
         return grad, [repr(float(v)) for v in grad]
     return parse_inline(text, "{" + name + "}").reshape(-1), [t for t in re.split(r"[,;\s]+", text.strip()) if t]
 

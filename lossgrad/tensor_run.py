@@ -463,10 +463,12 @@ def read_batch(name: str, kw: dict[str, Any], labels: str) -> Batch:
 
 
 def read_array(spec: str, option: str) -> np.ndarray:
-    """A whole tensor file (check's --my-grad FILE) as float64."""
+    """A whole tensor file (check's --my-grad FILE) as float64, in its own shape."""
     t = open_tensor(spec, option)
+    if t.size == 0:
+        raise InputError(option, f"{spec} is empty (shape {list(t.shape)}); give one value per element")
     a = t.rows(0, t.size, 1).astype(np.float64).reshape(-1)
-    return _finite(t, a.reshape(-1, 1), 0, 1).reshape(-1)
+    return _finite(t, a.reshape(-1, 1), 0, 1).reshape(t.shape)
 
 
 def given_dtype(kw: dict[str, Any]) -> str | None:

@@ -336,3 +336,28 @@ def test_compare_and_check_never_write_over_a_tensor_input(tmp_path):
     r = run("check", *base, "--my-grad", "g.npy", "-o", "g.npy", cwd=tmp_path)
     assert r.code == 2 and "g.npy is also the input (--my-grad g.npy)" in r.err, r.err
     assert {f: (tmp_path / f).read_bytes() for f in before} == before
+
+
+def test_a_my_grad_file_must_be_whole_and_in_its_inputs_shape(tmp_path):
+    """check's --my-grad FILE: an empty one is an error line (it was an internal failure, exit 70), and one of the
+    predictions' size in another shape (a [5, 2, 4] gradient for [2, 5, 4] predictions) is refused, not read
+    flattened; a further input's gradient likewise takes that input's shape."""
+    import numpy as np
+
+    from conftest import assert_usage_error, lossgrad as run
+
+    np.save(tmp_path / "p.npy", np.zeros((2, 5, 4)))
+    np.save(tmp_path / "y.npy", np.zeros((2, 5, 4)))
+    np.save(tmp_path / "empty.npy", np.zeros(0))
+    np.save(tmp_path / "swapped.npy", np.zeros((5, 2, 4)))
+    base = ("check", "mse", "--pred", "p.npy", "--target", "y.npy")
+    assert_usage_error(run(*base, "--my-grad", "empty.npy", cwd=tmp_path),
+                       "error: --my-grad: empty.npy is empty (shape [0])")
+    assert_usage_error(run(*base, "--my-grad", "swapped.npy", cwd=tmp_path),
+                       "error: --my-grad: swapped.npy has shape [5, 2, 4]; give it in the predictions' shape, "
+                       "[2, 5, 4]")
+    np.save(tmp_path / "a.npy", np.zeros((3, 4)))
+    np.save(tmp_path / "flat.npy", np.zeros(12))
+    r = run("check", "triplet", "--pred", "a.npy", "--target", "a.npy", "--negative", "a.npy", "--my-grad-negative",
+            "flat.npy", cwd=tmp_path)
+    assert_usage_error(r, "error: --my-grad-negative: flat.npy has shape [12]; give it in --negative's shape, [3, 4]")
