@@ -485,13 +485,18 @@ def _parts(q: Question) -> list[Part]:
 
 
 def tolerance(tokens: list[str], values: np.ndarray) -> np.ndarray:
-    """Per element: 1e-6 relative, or half a unit in the last digit the user typed, whichever is larger."""
-    tol = []
-    for tok, v in zip(tokens, values.reshape(-1), strict=True):
+    """Per element: 1e-6 relative, or half a unit in the last digit the user typed, whichever is larger. A zero's
+    digits say nothing of its precision (a bare 0 would allow ±0.5): it takes the finest the other numbers are typed
+    to, and where every number is 0 (a backward pass left out) it must be 0."""
+    units = []
+    for tok in tokens:
         mant, _, exp = tok.lower().partition("e")
         digits = len(mant.split(".")[1]) if "." in mant else 0
-        unit = 10.0 ** (-digits + (int(exp) if exp else 0))
-        tol.append(max(1e-6 * abs(v), 0.5 * unit, 1e-300))
+        units.append(10.0 ** (-digits + (int(exp) if exp else 0)))
+    flat = values.reshape(-1)
+    finest = min((u for u, v in zip(units, flat, strict=True) if v != 0), default=0.0)
+    tol = [max(1e-6 * abs(v), 0.5 * (u if v != 0 else min(u, finest)), 1e-300)
+           for u, v in zip(units, flat, strict=True)]
     return np.array(tol).reshape(values.shape)
 
 

@@ -169,9 +169,20 @@ def test_check_poisson_tries_full_on_a_loss_alone(mine, theirs):
     assert any("which you did not pass" in f for f in out["findings"])
 
 
+@pytest.mark.parametrize("typed", ["0,0,0", "0.0,0.0,0.0"])
+def test_check_takes_a_gradient_of_zeros_as_zeros(typed):
+    """A gradient of zeros (a backward pass left out) is no match for margin-ranking's, whose third element is
+    −1/3 (by hand: y = 1, x1 = 0.5, x2 = 1 is inside the margin): a typed 0 says nothing of its precision, and
+    every number here is 0, so each must be 0. Before, a bare 0 allowed ±0.5 and the zeros "matched"."""
+    r = lossgrad("check", "margin-ranking", "-y", "1,-1,1", "-p", "0.75,0.25,0.5", "--other", "0.5,0.25,1",
+                 "--my-grad", typed, "-f", "json")
+    assert r.code == 1 and r.json()["match"] is None, r.out
+
+
 def test_check_poisson_full_says_the_loss_departs_where_the_gradient_matches():
-    # the exact gradient (p − y)/p over N = 4: 0.25, 0, 1/12, −1/16
-    r = lossgrad("check", *POISSON, "--my-loss", repr(HAND_MEAN), "--my-grad", "0.25,0,0.0833333333333,-0.0625",
+    # the exact gradient (p − y)/p over N = 4 to 5 decimals: 0.25, 0, 1/12, −1/16 (PyTorch's, with its ε = 1e-8 in
+    # log(p + ε), is 2.5e-9 at element 1: within the digits given, where a 0 stands for the others' precision)
+    r = lossgrad("check", *POISSON, "--my-loss", repr(HAND_MEAN), "--my-grad", "0.25,0,0.08333,-0.0625",
                  "-c", "torch", "-f", "json")
     assert r.code == 0, r.err
     text = "\n".join(r.json()["findings"])
