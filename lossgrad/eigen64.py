@@ -167,6 +167,7 @@ def ppow(x: Array, y: float) -> Array:
     a negative x gives −|x|^y for an odd y, |x|^y for an even one, NaN otherwise; ∞^y is ∞, or 0 for y < 0."""
     if y == 1:
         return np.array(x, dtype=F64, copy=True)
+    y = 0.0 * y if abs(y) < TINY else y  # (a subnormal exponent reads as 0 too: x^y is 1)
     with np.errstate(all="ignore"):
         xd = np.where(np.abs(x) < TINY, np.copysign(0.0, x), x)
         ax = np.abs(xd)

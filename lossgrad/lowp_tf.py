@@ -415,7 +415,7 @@ def mse(y: Array, p: Array, half: Any, keras2: bool) -> tuple[Array, Callable[[A
         g = kind.rnd(div(c[:, None], divisor))
         if keras2:
             return kind.rnd(mul(mul(g, F32(2)), kind.rnd(sub(p, y))))
-        return -kind.rnd(mul(g, mul(d, F32(2))))
+        return -kind.rnd(mul(g, kind.rnd(mul(d, F32(2)))))  # (Square's gradient: x·2 in the dtype, ∞ beyond it)
     return losses, grad
 
 

@@ -23,7 +23,7 @@ from . import lowp_tf
 from .losses import Parts
 from .losses._ops import Array
 from .lowp import libm_log1pf
-from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, held_weights, kind_of, mul, row_sums, sub
+from .lowp_tf import F32, FLOAT32, Kind, add, div, elementwise, ftz, held_weights, kind_of, mul, row_sums, sub
 
 # the losses whose kernels this module reproduces (kernels.MORE hands them here before lowp_tf_log) and the options
 # each takes (eps: Keras 3's 1/ε cap of cosine)
@@ -49,7 +49,7 @@ def huber(y: Array, p: Array, kind: Kind, delta: float) -> tuple[Array, Grad]:
     """where(|e| ≤ δ, ½·e², δ·|e| − ½·δ²), e = p − y, each product and difference stored (δ and ½·δ² in the
     dtype); the gradient where's two halves: (g·½)·(e·2) through Square, (g·δ)·sign(e) through Abs."""
     r = kind.rnd
-    d, half = r(F32(delta)), F32(0.5)
+    d, half = ftz(r(F32(delta))), F32(0.5)  # (δ as an operand reads it: 0 where subnormal, denormals-are-zero)
     e = r(sub(p, y))
     a = np.abs(e)
     inside = a <= d

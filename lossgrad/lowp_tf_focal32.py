@@ -129,8 +129,10 @@ HUGE_EXPONENT = F32(128) * F32(np.log(2)) / np.finfo(F32).eps
 
 def ppow(x: Array, y: F32) -> Array:
     """Eigen's packet pow of x ≥ 0 by a float y, with C's special values (0^y: 0, or ∞ for y < 0; x^0 and 1^y: 1;
-    x^1: x; ∞^y: ∞, or 0 for y < 0; a huge |y|: 0 or ∞); a subnormal x reads as 0."""
+    x^1: x; ∞^y: ∞, or 0 for y < 0; a huge |y|: 0 or ∞); a subnormal x or y reads as 0 (denormals-are-zero; the
+    C library's powf, for the elements beyond the last whole packet, reads y as it is)."""
     raw, x = x, ftz(x)  # (a subnormal reads as 0, but x^1 passes x on as it is)
+    y = F32(0) * y if abs(y) < np.finfo(F32).tiny else y  # (so does a subnormal exponent: x^y is 1)
     with np.errstate(all="ignore"):
         out = ppow_positive(np.where((x > 0) & np.isfinite(x), x, F32(1)), y)
         out = np.where(x == 0, F32(np.inf) if y < 0 else F32(0), out)

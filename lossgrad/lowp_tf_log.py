@@ -117,8 +117,9 @@ def plog1p(x: Array) -> Array:
 
 
 def const(v: float, kind: Kind) -> F32:
-    """A Python number converted to the dtype (Keras' ε and 1 − ε), as an operand reads it (denormals-are-zero)."""
-    return F32(flush.daz(kind.rnd(np.asarray(v, dtype=np.float64).astype(F32))))
+    """A Python number converted to the dtype (Keras' ε and 1 − ε, focal's γ and α), as it is stored: a packet
+    operation reads a subnormal one as 0 (focal32.ppow), the C library's powf as it is."""
+    return F32(kind.rnd(np.asarray(v, dtype=np.float64).astype(F32)))
 
 
 def sample_mean(x: Array, kind: Kind, half: Any, keras2: bool) -> tuple[Array, Callable[[Array], Array]]:

@@ -12,7 +12,8 @@ float.hex. The cases: a subnormal target beside a prediction of 1e-7 (dice's and
 about −2/ε), in float32, bfloat16 and float64; categorical-focal with a class α of 1e-38 (a float32 subnormal) and
 targets of 1e18, with targets of 5e-324 under α of 1e30 and 3e38 in float64, and Keras 3's float32 α tensor of
 [1e-45, 1] in float64; categorical-focal and focal with γ from 1e9 to 3e38 (1e19 and 1e300 in float64), on
-probabilities and logits, in rows of 8 classes (whole packets of Eigen's pow) and 3.
+probabilities and logits, in rows of 8 classes (whole packets of Eigen's pow) and 3; a subnormal huber δ and focal
+γ (read as 0 by the packets, as it is by the C library's powf), and float16 mse whose Square gradient overflows.
 
     python3 scripts/golden_tf_edges.py
 """
@@ -35,7 +36,7 @@ def held(a: list, dtype: str) -> np.ndarray:
     """The numbers as the dtype holds them, in float64."""
     import ml_dtypes
 
-    kind = {"float32": np.float32, "float64": np.float64, "bfloat16": ml_dtypes.bfloat16}[dtype]
+    kind = {"float32": np.float32, "float64": np.float64, "bfloat16": ml_dtypes.bfloat16, "float16": np.float16}[dtype]
     return np.asarray(a, dtype=np.float64).astype(kind).astype(np.float64)
 
 
@@ -62,7 +63,27 @@ def cases() -> list[tuple[str, str, str, dict, np.ndarray, np.ndarray]]:
                             held([[5e-324, 0.0], [0.0, 1.0]], "float64"), held([[0.0, 0.0], [1.0, -1.0]], "float64")))
     out.append(("keras", "categorical-focal", "float64", {"gamma": 2.0, "class_alpha": [1e-45, 1.0]},
                 held([[1.0, 0.0], [0.5, 0.5]], "float64"), held([[0.25, 0.75], [0.5, 0.5]], "float64")))
-    return out + huge_gammas()
+    return out + huge_gammas() + subnormal_parameters()
+
+
+def subnormal_parameters() -> list[tuple[str, str, str, dict, np.ndarray, np.ndarray]]:
+    """A subnormal δ (huber) or γ (focal), which a packet operation reads as 0 and the C library's powf (focal's
+    elements beyond the last whole packet) as it is; and float16 mse, whose Square gradient x·2 overflows."""
+    out = []
+    for conv in ("keras", "tf-keras"):
+        for delta in (1e-38, 3e-39):
+            out.append((conv, "huber", "float32", {"delta": delta}, held([[0.0, 0.0, 0.0]], "float32"),
+                        held([[1e30, 2.0, 1e-3]], "float32")))
+        for gamma in (3e-39, 1e-45):
+            for classes in (3, 8, 11):  # (a tail element, a whole packet, and both)
+                y = np.zeros((1, classes))
+                y[0, 1] = 1.0
+                p = np.full((1, classes), 0.5)
+                p[0, 0] = 0.0
+                out.append((conv, "focal", "float32", {"gamma": gamma}, held(y, "float32"), held(p, "float32")))
+        out.append((conv, "mse", "float16", {}, held([[65504.0, 0.0], [-40000.0, 1.0]], "float16"),
+                    held([[0.0, 0.0], [0.0, 1.0]], "float16")))
+    return out
 
 
 def huge_gammas() -> list[tuple[str, str, str, dict, np.ndarray, np.ndarray]]:
@@ -95,11 +116,13 @@ def _loss(conv: str, loss: str, dtype: str, options: dict, reduction: str | None
     if loss == "tversky":  # (lossgrad's --alpha weighs the false negatives, Keras' beta)
         return keras.losses.Tversky(alpha=options.get("beta", 0.5), beta=options.get("alpha", 0.5),
                                     reduction=reduction, axis=1, dtype=dtype)
-    if loss == "focal":  # (lossgrad's α: none unless given, Keras' apply_class_balancing off)
-        module = keras.losses if conv == "keras" else __import__("tf_keras").losses
-        kw = {"from_logits": True, "gamma": options["gamma"]}
-        return module.BinaryFocalCrossentropy(reduction=reduction or "none", **kw) if conv == "tf-keras" else \
-            module.BinaryFocalCrossentropy(reduction=reduction, dtype=dtype, **kw)
+    module = keras.losses if conv == "keras" else __import__("tf_keras").losses
+    if loss in ("focal", "huber", "mse"):  # (focal: lossgrad's α none unless given, apply_class_balancing off)
+        cls, kw = {"focal": ("BinaryFocalCrossentropy", {"from_logits": bool(options.get("from_logits")),
+                                                          "gamma": options.get("gamma")}),
+                   "huber": ("Huber", {"delta": options.get("delta")}), "mse": ("MeanSquaredError", {})}[loss]
+        return getattr(module, cls)(reduction=reduction or "none", **kw) if conv == "tf-keras" else \
+            getattr(module, cls)(reduction=reduction, dtype=dtype, **kw)
     alpha = options.get("class_alpha", [1.0])  # (lossgrad's α_k = 1 where none is given; Keras' own default is 0.25)
     alpha = alpha[0] if len(alpha) == 1 else alpha
     kw = {"alpha": alpha, "gamma": options["gamma"], "from_logits": bool(options.get("from_logits"))}
@@ -113,7 +136,7 @@ def _loss(conv: str, loss: str, dtype: str, options: dict, reduction: str | None
 def record(conv: str, loss: str, dtype: str, options: dict, y: np.ndarray, p: np.ndarray) -> dict:
     import tensorflow as tf
 
-    kind = {"float32": tf.float32, "float64": tf.float64, "bfloat16": tf.bfloat16}[dtype]
+    kind = {"float32": tf.float32, "float64": tf.float64, "bfloat16": tf.bfloat16, "float16": tf.float16}[dtype]
     out = {"convention": conv, "loss": loss, "dtype": dtype, "options": options,
            "target": [float(v).hex() for v in y.reshape(-1)], "pred": [float(v).hex() for v in p.reshape(-1)],
            "shape": list(y.shape)}
