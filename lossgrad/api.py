@@ -75,7 +75,7 @@ def accumulate(setup: Setup, acc: Accumulator, blocks: Sequence[Block]) -> None:
     for b in blocks:
         if b.unnormalised is not None:
             acc.unnormalised.add(b.unnormalised, acc.rows)
-        acc.add(b.parts.losses, b.parts.grad.shape[0], b.count, b.parts.grad, b.overflowed)
+        acc.add(b.parts.losses, b.parts.grad.shape[0], b.count, b.parts.grad, b.overflowed, b.parts.extra_grads)
         acc.notes.update(dict.fromkeys(b.parts.warnings))  # (a block streamed or held: each warning once)
 
 

@@ -1108,6 +1108,8 @@ def extra_arrays(loss: Loss, given: dict[str, np.ndarray], p: np.ndarray, p2: np
             out[name] = a.reshape(p2.shape)
         elif i.per_sample and a.size == p2.shape[0] and a.ndim <= 2:
             out[name] = a.reshape(-1, 1)
+        elif not i.per_prediction:  # (one per sample only: the predictions' shape says nothing more)
+            raise InputError(option, f"has {counted(a.size, 'value')}; give {i.forms(str(p2.shape[0]))}")
         else:
             raise InputError(option, f"has {_count(a)} but {{pred}} has {_count(p)}; give {i.forms(str(p2.shape[0]))}")
     return out

@@ -141,6 +141,7 @@ class Accumulator:
         self.n: int | float = 0  # the mean's N: a count, or a sum of weights (float)
         self.rows = 0
         self.nans, self.infinite, self.nan_grads = Found(), Found(), Found()
+        self.nan_further: dict[str, Found] = {}  # NaN elements of each further input's gradient
         self.overflowed = Found()  # weighted losses or gradients beyond the float range
         self.unnormalised = Found()  # ce probability rows that do not sum to 1
         self.notes: dict[str, None] = {}  # the kernels' warnings (Parts.warnings), each once, as first seen
@@ -149,7 +150,7 @@ class Accumulator:
         self.slices: Slices | None = None
 
     def add(self, losses: np.ndarray, rows: int, count: float | None = None, grad: np.ndarray | None = None,
-            overflowed: np.ndarray | None = None) -> None:
+            overflowed: np.ndarray | None = None, further: dict[str, np.ndarray] | None = None) -> None:
         """A block's losses (of `rows` samples) and their gradient; `count` of them count towards N (all, unless
         some were left out or weighted); `overflowed`: the samples whose weight took a finite loss or gradient
         beyond the float range (their infinities are the weight's, not the loss's)."""
@@ -165,6 +166,10 @@ class Accumulator:
         self.infinite.add(infinite, self.rows)
         if grad is not None:
             self.nan_grads.add(np.isnan(grad), self.rows)
+        for name, g in (further or {}).items():  # (the further inputs' gradients: grad_target, grad_var, ...)
+            if g.size and g.size % max(rows, 1) == 0:
+                found = self.nan_further.setdefault(name, Found())
+                found.add(np.isnan(g.reshape(rows, -1)), self.rows)
         self.rows += rows
 
     def merge(self, other: Accumulator) -> None:
@@ -176,6 +181,8 @@ class Accumulator:
         self.nans.merge(other.nans, self.rows)
         self.infinite.merge(other.infinite, self.rows)
         self.nan_grads.merge(other.nan_grads, self.rows)
+        for name, found in other.nan_further.items():
+            self.nan_further.setdefault(name, Found()).merge(found, self.rows)
         self.overflowed.merge(other.overflowed, self.rows)
         self.unnormalised.merge(other.unnormalised, self.rows)
         self.notes.update(other.notes)
@@ -237,12 +244,15 @@ def warnings(acc: Accumulator, title: str, zero_hint: str, nan_why: str = "", re
     0·(−∞)); one for infinite losses (how many, the first, and why; `zero_hint`: why a loss on probabilities is
     infinite; empty: it overflowed)."""
     out = weight_warnings(acc, reduction)
-    if acc.nans.count or acc.nan_grads.count:
-        row, col = acc.nans.first or acc.nan_grads.first or (0, 0)
-        k, g = acc.nans.count, acc.nan_grads.count
+    further = {name: f for name, f in acc.nan_further.items() if f.count}
+    if acc.nans.count or acc.nan_grads.count or further:
+        first = acc.nans.first or acc.nan_grads.first
+        of = "" if first else f" of grad_{next(iter(further))}"
+        row, col = first or next(iter(further.values())).first or (0, 0)
+        k, g = acc.nans.count, acc.nan_grads.count + sum(f.count for f in further.values())
         what = [f"{k} NaN loss{'es' if k > 1 else ''}"] if k else []
         what += [f"{g} NaN gradient element{'s' if g > 1 else ''}"] if g else []
-        out.append(f"{' and '.join(what)} (first at row {row}, column {col}): {title} computes NaN there "
+        out.append(f"{' and '.join(what)} (first at row {row}, column {col}{of}): {title} computes NaN there "
                    f"({nan_why or NAN_WHY})")
     if acc.infinite.count:
         row, col = acc.infinite.first or (0, 0)

@@ -391,3 +391,12 @@ def test_a_label_is_one_per_sample_only(tmp_path):
     assert r.code == 2 and "give one per sample (shape [2])" in r.err and not (tmp_path / "out.npz").exists(), r.err
     # (by hand: cos((3, 4), (1, 0)) = 0.6, label 1: 0.4; cos((4, 3), (0, 1)) = 0.6, label −1: 0.6; mean 0.5)
     assert lossgrad.cosine_embedding([[1, 0], [0, 1]], [[3, 4], [4, 3]], label=[1, -1]).value == pytest.approx(0.5)
+
+
+def test_nan_in_a_further_gradient_is_warned_and_counted():
+    """x2 = (1e-300, 1e-300) against x1 = (1e300, 1e300) under torch: the squared norms overflow and underflow, and
+    the gradient for the targets is NaN (as PyTorch's), while the predictions' is 0; the warning counts the NaN
+    elements of every gradient and says which the first is in. Before, it said nothing."""
+    r = lossgrad.cosine_embedding([[1e-300, 1e-300]], [[1e300, 1e300]], label=[1], convention="torch")
+    assert np.isnan(r.grads["target"]).all() and not np.isnan(r.grad).any()
+    assert [w for w in r.warnings if w.startswith("2 NaN gradient elements (first at row 0, column 0 of grad_target)")]
