@@ -302,6 +302,9 @@ def _check_combinations(s: Setup) -> None:
         raise OptionError("ignore_index", f"{conv.title} has no ignore_index for {s.loss.name}")
     if p.get("label_smoothing") and s.loss.name not in conv.smoothing:
         raise OptionError("label_smoothing", f"{conv.title} has no label smoothing for {s.loss.name}")
+    if s.loss.name == "triplet" and conv.pairs == "torch" and (p.get("margin") is not None and p["margin"] <= 0):
+        raise OptionError("margin", f"PyTorch's triplet_margin_loss refuses a margin of {p['margin']:g} (ValueError: "
+                                    "margin must be greater than 0); optax and the exact convention take it")
 
 
 def _check_autocast(s: Setup) -> None:

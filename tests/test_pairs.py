@@ -400,3 +400,16 @@ def test_nan_in_a_further_gradient_is_warned_and_counted():
     r = lossgrad.cosine_embedding([[1e-300, 1e-300]], [[1e300, 1e300]], label=[1], convention="torch")
     assert np.isnan(r.grads["target"]).all() and not np.isnan(r.grad).any()
     assert [w for w in r.warnings if w.startswith("2 NaN gradient elements (first at row 0, column 0 of grad_target)")]
+
+
+def test_triplet_margins_of_0_or_less_are_refused_under_torch_alone():
+    """PyTorch's triplet_margin_loss raises ValueError for a margin ≤ 0; optax computes it, and so does exact. By
+    hand, a = (0, 0), pos = (1, 0), neg = (0, 0.5), margin −0.25: 1 − 0.5 − 0.25 = 0.25."""
+    from conftest import assert_usage_error
+
+    args = ("triplet", "-y", "1,0", "-p", "0,0", "--negative", "0,0.5", "--margin", "-0.25")
+    assert_usage_error(run(*args, "-c", "torch"), "error: --margin: PyTorch's triplet_margin_loss refuses a margin "
+                                                  "of -0.25 (ValueError: margin must be greater than 0)")
+    r = run(*args, "-f", "json")
+    assert r.code == 0 and r.json()["value"] == 0.25
+    assert "torch" in run("compare", *args, "-f", "json").json()["unsupported"]

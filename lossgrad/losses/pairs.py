@@ -402,7 +402,8 @@ TRIPLET = register(
         formulas=triplet_formulas,
         has_logits=False,
         reference="torch.nn.functional.triplet_margin_loss, optax.losses.triplet_margin_loss",
-        params=(Param("margin", 1.0, "How much nearer the positive than the negative must be."),
+        params=(Param("margin", 1.0, "How much nearer the positive than the negative must be (PyTorch: above 0).",
+                      positive=False, signed=True),
                 Param("norm_degree", 2.0, "The distance's norm: 2 Euclidean, 1 Manhattan (PyTorch's p)."),
                 Param("swap", False, "Take d(positive, negative) for the negative's distance where it is smaller "
                       "(PyTorch's swap=True).", flag=True)),
