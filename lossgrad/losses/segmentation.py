@@ -64,8 +64,10 @@ def _probs(p: Array, from_logits: bool) -> tuple[Array, Array, Array | None]:
 def _undefined(d: Array, p: Array, over_batch: bool = False, why: str = "predictions and targets all 0",
                remedy: str = "") -> None:
     """A row whose denominator is 0 (all zeros, and no smoothing) has the quotient 0/0: no loss to give."""
-    where = (f"the whole batch's denominator is 0 ({{over_batch}}: {why})" if over_batch
-             else f"starts a row where the overlap's denominator is 0 ({why})")
+    all_zero = "predictions and targets all 0"
+    where = (f"starts a row where the overlap's denominator is 0 ({why})" if not over_batch else
+             "the whole batch's predictions and targets are all 0 ({over_batch}), so the overlap's denominator is 0"
+             if why == all_zero else f"the whole batch's overlap's denominator is 0 ({{over_batch}}: {why})")
     first_bad("pred", np.broadcast_to(d == 0, p.shape), p, f"{where}: the loss is 0/0 there; give {{smooth}} "
               f"(MONAI's default is 1e-5){remedy}")
 
