@@ -298,7 +298,7 @@ def to_table(rep: Report, out: IO[str], explain: list[str] | None = None) -> Non
         rows.append([*(text[i] for _, text in rep.kept), str(i), rep.pred_names[j],
                      *(loss if a is None else _at(a, i, j) for a in columns)])
     for line in explain or []:
-        console.print(line, overflow="fold")
+        console.print(_formula(line, _width(out)), soft_wrap=True)
     if explain:
         console.print()
     console.print(value_line(r) + dtype_tag(r), overflow="fold")
@@ -741,6 +741,20 @@ def write_losses(fmt: str, out: IO[str]) -> None:
 # what a line is not broken inside: a cell's indexes, "(2, 1)", and a short equation, "ε = 1e-06" (textwrap breaks
 # at spaces alone; a no-break space stands in for these while it wraps)
 TOGETHER = re.compile(r"\(\d+(?:, \d+)+\)|\S+ = \S+")
+# and in a formula: a subscript or superscript's braces, a short parenthesis, a function and its argument
+FORMULA_TOGETHER = re.compile(r"\{[^{}]*\}|\([^()]{1,24}\)|\b(?:log|exp|log1p|max|min|softmax) \S+")
+
+
+def _formula(line: str, columns: int) -> str:
+    """A formula of --explain wrapped at its spaces to `columns`, later lines indented by 2, never inside a
+    subscript's braces, a short parenthesis or a function's application."""
+    if len(line) <= columns:
+        return line
+    import textwrap
+
+    held = FORMULA_TOGETHER.sub(lambda m: m.group(0).replace(" ", "\xa0"), line)
+    return "\n".join(part.rstrip().replace("\xa0", " ") for part in textwrap.wrap(
+        held, width=max(columns, 22), subsequent_indent="  ", break_long_words=False, break_on_hyphens=False))
 
 
 def _hanging(head: str, text: str, indent: int, columns: int) -> str:

@@ -63,3 +63,17 @@ def test_compare_s_reasons_hang_under_their_first_line(width):
         assert line.startswith(("  torch, ", "  optax, ", "    ")), line
     text = " ".join(notes)
     assert not re.search(r"\(\d+,$|^\s*\d+\)", "\n".join(notes), re.M) and "ε = 1e-06" in text
+
+
+@pytest.mark.parametrize("width", [60, 80])
+def test_explain_s_formulas_wrap_with_their_parts_whole(width):
+    """--explain's formulas wrap at the terminal's width, later lines indented by two, never inside a subscript's
+    braces ("Σ_{s < S−1}") or after a function's name ("log yᵢ"), with no trailing spaces."""
+    for args in (["ctc", "--from-logits", "--target", "1,2", "--pred", "0,0.69,0; 0.69,0,0; 0,0,0.69"],
+                 ["poisson", "--full", "-y", "0,2,5", "-p", "0.5,3,4"]):
+        r = lossgrad(*args, "--explain", "-f", "table", env={"COLUMNS": str(width)})
+        assert r.code == 0, r.err
+        formulas = r.out.split("\n\n")[0].splitlines()
+        assert all(len(line) <= width and line == line.rstrip() for line in formulas), formulas
+        assert not any(line.rstrip().endswith(("log", "Σ_{s")) or line.count("{") != line.count("}")
+                       for line in formulas), formulas
