@@ -243,6 +243,9 @@ def _usage_message(e: Any) -> str:
 
     msg = e.format_message()
     cmd = getattr(e, "ctx", None)
+    further = _another_loss_input(e, cmd)
+    if further:
+        return further
     if "No such command" not in msg:
         return f"{msg} (see '{cmd.command_path} --help')" if cmd is not None and cmd.command_path else msg
     from .losses import LOSSES
@@ -252,6 +255,23 @@ def _usage_message(e: Any) -> str:
         msg = f"no such loss or command {m.group(1)!r}" + (f" (did you mean {m.group(2)!r}?)" if m.group(2) else "")
     others = "compare, check, plot, jacobian, losses, completion"
     return f"{msg}; the losses are {', '.join(LOSSES)}, the other commands {others}"
+
+
+def _another_loss_input(e: Any, cmd: Any) -> str | None:
+    """An option that is another loss's further input (--other given to cosine-embedding), said as such: which
+    losses take it, and which this one takes."""
+    from typer._click import exceptions as click_exc
+
+    from .losses import LOSSES
+
+    name = getattr(e, "option_name", "") if isinstance(e, click_exc.NoSuchOption) else ""
+    loss = LOSSES.get(cmd.command.name) if cmd is not None and cmd.command is not None else None
+    users = [x.name for x in LOSSES.values() if any(f"--{i.name.replace('_', '-')}" == name for i in x.inputs)]
+    if not users or loss is None:
+        return None
+    own = [f"--{i.name.replace('_', '-')}" for i in loss.inputs]
+    takes = f"; {loss.name} takes {', '.join(own)}" if own else f"; {loss.name} takes a target and a prediction only"
+    return f"{name}: applies to {', '.join(users)}, not to {loss.name}{takes}"
 
 
 __all__ = ["OptionError", "app", "main"]

@@ -413,3 +413,15 @@ def test_triplet_margins_of_0_or_less_are_refused_under_torch_alone():
     r = run(*args, "-f", "json")
     assert r.code == 0 and r.json()["value"] == 0.25
     assert "torch" in run("compare", *args, "-f", "json").json()["unsupported"]
+
+
+def test_another_losss_input_is_said_as_such():
+    """--other given to cosine-embedding, or --var to mse: which losses take it, and what this one takes (it was
+    "No such option: --other (Possible options: --help)")."""
+    from conftest import assert_usage_error
+
+    assert_usage_error(run("cosine-embedding", "-y", "1,0;0,1", "-p", "3,4;4,3", "--label", "1,-1", "--other", "1,2"),
+                       "error: --other: applies to margin-ranking, not to cosine-embedding; cosine-embedding takes "
+                       "--label")
+    assert_usage_error(run("mse", "-y", "1", "-p", "2", "--var", "1"),
+                       "error: --var: applies to gaussian-nll, not to mse; mse takes a target and a prediction only")
