@@ -798,7 +798,11 @@ def _cols(spec: str, option: str, header: list[str] | None, ncols: int) -> list[
             out.append(same[0])
         else:
             have = f"columns: {', '.join(header)}" if header else "the input has no header, so use 0-based indexes"
-            raise InputError(option, f"no column named {item!r} ({have})")
+            # (a header read as one column, whose names another separator splits: the file's own delimiter)
+            seps = [sep for sep in (";", "\t", "|", " ") if any(item in h.split(sep) for h in header or [])]
+            hint = f"; the header looks {'tab' if seps[0] == chr(9) else repr(seps[0])}-separated: give --delimiter " \
+                   f"{repr(seps[0]) if seps[0] != chr(9) else 'tab'}" if seps else ""
+            raise InputError(option, f"no column named {item!r} ({have}){hint}")
     return out
 
 

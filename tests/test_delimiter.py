@@ -326,3 +326,12 @@ def test_kept_text_stays_with_its_rows_across_blocks(fast, block, counted):
     batch.stream(s, source, out, render.csv_header(False, source.names, source.kept_names).encode(),
                  20_000 if counted else None)
     _check_rows(out.getvalue().decode(), ids, y, z, "mean")
+
+
+def test_a_header_read_as_one_column_suggests_its_delimiter():
+    """A ';'-separated CSV piped without --delimiter: the header is one column, and the error says which separator
+    would split it into the names asked for."""
+    from conftest import assert_usage_error, lossgrad as run
+
+    r = run("mse", "--csv", "-", "--target-cols", "y0,y1", "--pred-cols", "p0,p1", input="y0;y1;p0;p1\n1;0;0.5;0.5\n")
+    assert_usage_error(r, "no column named 'y0'", "the header looks ';'-separated: give --delimiter ';'")
