@@ -75,13 +75,11 @@ def record(seed: int, shape: tuple[int, int], kind: str, margin: float, reductio
 
 
 def main() -> None:
-    records, seed = [], 20261207
     cases = [(s, k, m) for s in SHAPES for k in KINDS for m in MARGINS] + [(s, "random", 0.1) for s in LONG]
-    for shape, kind, margin in cases:
-        for weighted in (False, True):
-            for reduction in ("none", "sum", "mean"):
-                records.append(record(seed, shape, kind, margin, reduction, weighted))
-            seed += 1
+    drawn = [(case, weighted) for case in cases for weighted in (False, True)]  # (a seed each, from 20261207)
+    records = [record(seed, shape, kind, margin, reduction, weighted)
+               for seed, ((shape, kind, margin), weighted) in enumerate(drawn, start=20261207)
+               for reduction in ("none", "sum", "mean")]
     save(OUT, records, "scripts/golden_margin64.py")
 
 

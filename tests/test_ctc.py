@@ -456,17 +456,23 @@ def test_sequence_options_need_a_batch_of_files():
     assert r.code == 2 and "applies to batches of sequences from tensor files" in r.err
 
 
-def test_check_finds_torch_from_tensor_files(tmp_path):
-    """PyTorch's gradient written by lossgrad itself ([T, B, C], its target-length mean) is recognised by check
-    from the same files."""
+def _check_own_gradient(tmp_path, fmt: str, **options):
+    """check of the _files batch, given lossgrad's own gradient under `options` as --my-grad mine.npy."""
     from conftest import lossgrad as run
 
     lp = _files(tmp_path)
-    want = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
-                        time_major=True, convention="torch")
-    np.save(tmp_path / "mine.npy", want.grad)
-    r = run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
-            "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "json", cwd=tmp_path)
+    mine = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
+                        time_major=True, **options)
+    np.save(tmp_path / "mine.npy", mine.grad)
+    return run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
+               "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", fmt, cwd=tmp_path)
+
+
+def test_check_finds_torch_from_tensor_files(tmp_path):
+    """PyTorch's gradient written by lossgrad itself ([T, B, C], its target-length mean) is recognised by check
+    from the same files."""
+
+    r = _check_own_gradient(tmp_path, "json", convention="torch")
     assert r.code == 0, r.err
     assert json.loads(r.out)["match"]["convention"] == "torch"
 
@@ -502,14 +508,8 @@ def test_check_says_no_ratio_that_the_elements_do_not_hold(tmp_path):
     """exact's summed gradient (−γ) against torch's and tf-keras's means: the mean's 1/N is one difference, but no
     element is theirs times 3 (PyTorch divides by the target lengths and returns e^x − γ; tf-keras's is with respect
     to the probabilities), so check names the 1/N without calling the gradient 3× theirs."""
-    from conftest import lossgrad as run
 
-    lp = _files(tmp_path)
-    mine = lossgrad.ctc(np.load(tmp_path / "tgt.npy"), lp, input_lengths=[6, 5, 4], target_lengths=[3, 1, 2],
-                        time_major=True, reduction="sum")
-    np.save(tmp_path / "mine.npy", mine.grad)
-    r = run("check", "ctc", "--pred", "lp.npy", "--target", "tgt.npy", "--input-lengths", "il.npy",
-            "--target-lengths", "tl.npy", "--my-grad", "mine.npy", "-f", "table", cwd=tmp_path)
+    r = _check_own_gradient(tmp_path, "table", reduction="sum")
     assert r.code == 0, r.err
     assert "3.000×" not in r.out and "is a sum where torch's is a mean over N=3" in r.out, r.out
 
