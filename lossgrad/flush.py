@@ -59,17 +59,14 @@ def quotient(a: Any, b: Any) -> Array:
 
 
 def daz(a: Any) -> Any:
-    """An operand as the processor reads it with denormals-are-zero (DAZ): each subnormal element a zero of its
+    """An array as the processor reads it with denormals-are-zero (DAZ): each subnormal element a zero of its
     sign, in the array's own float type (float32 carries the half dtypes, whose float32 subnormals are bfloat16's;
-    float16's are normal float32 numbers); anything else as it is."""
-    if isinstance(a, bool) or not isinstance(a, (float, np.ndarray, list, tuple)):
+    float16's are normal float32 numbers); None, or an array of no floats, as it is."""
+    if not isinstance(a, np.ndarray) or a.dtype.kind != "f":
         return a
-    x = np.asarray(a)
-    if x.dtype.kind != "f" or x.size == 0:
-        return a
-    small = np.abs(x) < np.finfo(x.dtype).tiny
+    small = np.abs(a) < np.finfo(a.dtype).tiny
     if not small.any():
         return a
-    out = np.array(x)
+    out = np.array(a)
     out[small] *= out.dtype.type(0)  # (a zero of the element's sign)
-    return out if isinstance(a, np.ndarray) else type(a)(out) if np.ndim(out) == 0 else out
+    return out
