@@ -233,8 +233,20 @@ def _term_differences(name: str, res: Result, exact: Result, reasons, shape: tup
 # ---------------------------------------------------------------- compare
 
 
+class InShape:
+    """What holds the predictions' shape and axes as given (`shape`, `order`: inputs.as_given) and shows arrays of
+    the rows' layout in them."""
+
+    shape: tuple
+    order: tuple | None
+
+    def as_given(self, a: np.ndarray) -> np.ndarray:
+        """An array of the rows' layout in the predictions' shape and axes as given."""
+        return as_given(a, self.shape, self.order)
+
+
 @dataclass
-class Comparison:
+class Comparison(InShape):
     loss: str
     from_logits: bool
     reduction: str
@@ -244,10 +256,6 @@ class Comparison:
     shape: tuple
     micro: dict = field(default_factory=dict)  # each convention's Micro (--micro-batches)
     order: tuple | None = None  # the predictions' axes as given, a transpose of the rows' (inputs.as_given)
-
-    def as_given(self, a: np.ndarray) -> np.ndarray:
-        """An array of the rows' layout in the predictions' shape and axes as given."""
-        return as_given(a, self.shape, self.order)
 
     def shaped(self, g: np.ndarray, grad: np.ndarray) -> np.ndarray:
         """A further gradient shaped as the predictions' where it has one element per prediction (else one value
@@ -401,7 +409,7 @@ class Candidate:
 
 
 @dataclass
-class Diagnosis:
+class Diagnosis(InShape):
     loss: str
     from_logits: bool  # the input's own flag
     shape: tuple
@@ -413,10 +421,6 @@ class Diagnosis:
     extra: tuple = ()  # the further inputs whose gradient the user gave (var, target, ...)
     pred: bool = True  # the user gave the predictions' gradient (--my-grad)
     order: tuple | None = None  # the predictions' axes as given, a transpose of the rows' (inputs.as_given)
-
-    def as_given(self, a: np.ndarray) -> np.ndarray:
-        """An array of the rows' layout in the predictions' shape and axes as given."""
-        return as_given(a, self.shape, self.order)
 
 
 @dataclass(frozen=True)
