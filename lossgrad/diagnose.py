@@ -244,6 +244,11 @@ class InShape:
         """An array of the rows' layout in the predictions' shape and axes as given."""
         return as_given(a, self.shape, self.order)
 
+    def shaped(self, g: np.ndarray, grad: np.ndarray) -> np.ndarray:
+        """A further gradient shaped as the predictions' where it has one element per prediction (else one value
+        per sample: a list), as lossgrad's own JSON shapes it."""
+        return self.as_given(g) if g.size == grad.size else g.reshape(-1)
+
 
 @dataclass
 class Comparison(InShape):
@@ -256,11 +261,6 @@ class Comparison(InShape):
     shape: tuple
     micro: dict = field(default_factory=dict)  # each convention's Micro (--micro-batches)
     order: tuple | None = None  # the predictions' axes as given, a transpose of the rows' (inputs.as_given)
-
-    def shaped(self, g: np.ndarray, grad: np.ndarray) -> np.ndarray:
-        """A further gradient shaped as the predictions' where it has one element per prediction (else one value
-        per sample: a list), as lossgrad's own JSON shapes it."""
-        return self.as_given(g) if g.size == grad.size else g.reshape(-1)
 
     def as_dict(self) -> dict:
         """The comparison as a tree of plain values and arrays (render writes it as JSON)."""

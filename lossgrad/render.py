@@ -665,7 +665,7 @@ def write_diagnosis(diag, fmt: str, out) -> None:
         near = _candidate_json(c, diag.from_logits) | {
             "residual": _jsonable(float(c.residual)), "value": _jsonable(c.value),
             "grad": _jsonable(diag.as_given(c.grad))} | {
-            f"grad_{k}": _jsonable(diag.as_given(g) if g.size == c.grad.size else g.reshape(-1))
+            f"grad_{k}": _jsonable(diag.shaped(g, c.grad))
             for k, g in getattr(c, "grads", {}).items()}
         obj = {
             "match": None if diag.match is None else _candidate_json(c, diag.from_logits),
@@ -752,18 +752,23 @@ def _formula(line: str, columns: int) -> str:
         return line
     import textwrap
 
-    held = FORMULA_TOGETHER.sub(lambda m: m.group(0).replace(" ", "\xa0"), line)
     return "\n".join(part.rstrip().replace("\xa0", " ") for part in textwrap.wrap(
-        held, width=max(columns, 22), subsequent_indent="  ", break_long_words=False, break_on_hyphens=False))
+        _held(FORMULA_TOGETHER, line), width=max(columns, 22), subsequent_indent="  ", break_long_words=False,
+        break_on_hyphens=False))
+
+
+def _held(together: re.Pattern[str], text: str) -> str:
+    """`text` with a no-break space in each of `together`'s matches, so that textwrap breaks outside them."""
+    return together.sub(lambda m: m.group(0).replace(" ", "\xa0"), text)
 
 
 def _hanging(head: str, text: str, indent: int, columns: int) -> str:
     """`head` then `text`, wrapped at word boundaries to `columns` with later lines indented by `indent`."""
     import textwrap
 
-    held = TOGETHER.sub(lambda m: m.group(0).replace(" ", "\xa0"), text)
-    return textwrap.fill(held, width=max(columns, indent + 20), initial_indent=head, subsequent_indent=" " * indent,
-                         break_long_words=False, break_on_hyphens=False).replace("\xa0", " ") + "\n"
+    return textwrap.fill(_held(TOGETHER, text), width=max(columns, indent + 20), initial_indent=head,
+                         subsequent_indent=" " * indent, break_long_words=False,
+                         break_on_hyphens=False).replace("\xa0", " ") + "\n"
 
 
 def write_jacobian(act: Any, x: np.ndarray, values: np.ndarray, jac: np.ndarray, fmt: str, out: IO[str]) -> None:
